@@ -1,0 +1,95 @@
+# popgate — build, run and test.
+#
+#   make run     install missing packages, build, start popgate on high ports
+#   make test    install missing packages, build with ASan/UBSan, run unit tests,
+#                fuzz targets (bounded) and integration tests
+#   make SAN=1   build with AddressSanitizer and UndefinedBehaviorSanitizer
+
+CC ?= cc
+SAN ?= 0
+PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih
+
+ifeq ($(SAN),1)
+BUILD := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1
+else
+BUILD := build/release
+SANFLAGS :=
+OPT := -O2
+endif
+
+CPPFLAGS += -D_GNU_SOURCE -Isrc
+CFLAGS += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS += $(SANFLAGS)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+
+# Every source file but the programs' mains forms the library both link.
+PROGRAM_MAINS := src/popgate.c
+LIB_SRC := $(filter-out $(PROGRAM_MAINS),$(shell find src -name '*.c' | sort))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+# The parsers the fuzz targets reach; they must not need the event loop or the store.
+FUZZ_LIB := src/pop3/parse.c src/pipeline/proto.c src/core/util.c src/core/log.c
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps deps-test run test unit fuzz it bench clean format
+
+all: $(BUILD)/popgate
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/popgate: $(BUILD)/src/popgate.o $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-o $@ $^ $(shell pkg-config --cflags --libs libsodium)
+
+deps:
+	@scripts/deps.sh run
+
+deps-test:
+	@scripts/deps.sh test
+
+run: deps
+	$(MAKE) all
+	$(BUILD)/popgate --config popgate.conf.example
+
+unit: $(UNIT_BIN)
+	@scripts/run-unit.sh $(UNIT_BIN)
+
+fuzz: $(FUZZ_BIN)
+	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+it: $(BUILD)/popgate
+	POPGATE_BIN=$(abspath $(BUILD)/popgate) /usr/bin/python3 -m pytest -q tests/it
+
+test: deps-test
+	$(MAKE) SAN=1 all unit
+	$(MAKE) fuzz
+	$(MAKE) SAN=1 it
+
+bench: deps-test
+	$(MAKE) all
+	POPGATE_BIN=$(abspath build/release/popgate) /usr/bin/python3 bench/run.py
+
+format:
+	clang-format -i $(shell find src tests -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

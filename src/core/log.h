@@ -1,0 +1,37 @@
+/*
+ * log.h — the event log: one line per event, with a timestamp, the event's
+ * name, the account and the message id, so that a message's path can be
+ * traced with grep.
+ *
+ * Never pass a password or a message body to these functions; anything that
+ * came from the network must be sanitised by the caller (util_sanitize).
+ */
+#ifndef POPGATE_LOG_H
+#define POPGATE_LOG_H
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Opens PATH for appending (NULL or "-" logs to stderr). 0 or -1 with errno. */
+int log_open(const char *path, enum log_level min_level);
+void log_close(void);
+
+/* Sets the short process role written in each line ("main", "worker"). */
+void log_set_role(const char *role);
+
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Writes one event line:
+ *   2026-11-28T02:14:13.123Z info main[123] event=fetch account=a@h id=0f3a… <detail>
+ * ACCOUNT and MESSAGE_ID may be NULL (written as "-").
+ */
+void log_event(enum log_level level, const char *event, const char *account,
+	       const char *message_id, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+#endif

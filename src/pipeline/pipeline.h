@@ -1,0 +1,77 @@
+/*
+ * pipeline.h — the processing stage: worker processes that read message
+ * bodies (hostile content) and return a verdict; the main process owns every
+ * state change.
+ *
+ * Workers are started by fork + exec of popgate itself ("popgate --worker"),
+ * so a worker — even one respawned after the credential key was loaded —
+ * never holds the key or the database. The main process sends a job over a
+ * socketpair and gets back a typed, versioned verdict (pipeline/proto.h); a
+ * malformed reply is treated as a worker failure, never trusted. A worker that
+ * dies or runs past worker_timeout is killed and replaced, and its job is
+ * reported with WORKER_FAILED so the caller can retry it once and then hold
+ * the message as suspect.
+ */
+#ifndef POPGATE_PIPELINE_H
+#define POPGATE_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "store/spool.h"
+
+struct pipeline;
+
+struct pipeline_job {
+	char id[SPOOL_ID_LEN + 1];
+	char account[512];	 /* the account name, for the trace header and logs */
+	char provider_host[256];
+	int64_t received_at;	 /* seconds */
+};
+
+enum pipeline_outcome {
+	PIPELINE_DELIVER = 1,	 /* to the Delivery Queue, with PREPEND added */
+	PIPELINE_WORKER_FAILED,	 /* the worker died, hung or answered garbage */
+};
+
+struct pipeline_verdict {
+	char id[SPOOL_ID_LEN + 1];
+	enum pipeline_outcome outcome;
+	char *prepend;	 /* header lines (CRLF-terminated) to add; NULL if none */
+	char *reason;	 /* for WORKER_FAILED: why, for the log */
+};
+
+typedef void pipeline_verdict_cb(const struct pipeline_verdict *verdict, void *ctx);
+
+/*
+ * Starts WORKER_COUNT workers (0 = one per core) by exec'ing SELF_EXE with
+ * "--worker" and the data folder and host name. Returns NULL with ERR set.
+ */
+struct pipeline *pipeline_new(struct event_base *base, const char *self_exe,
+			      const char *data_dir, const char *hostname, int worker_count,
+			      int worker_timeout_seconds, pipeline_verdict_cb *callback,
+			      void *ctx, char *err, size_t errlen);
+
+/* Queues JOB; it is sent to the next free worker. A job with an id already
+ * queued or running is ignored (returns 0). 0 or -1. */
+int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job);
+
+/* Jobs queued or running. */
+size_t pipeline_pending(const struct pipeline *pipeline);
+
+/* The workers' process ids (for tests and status), up to MAX; returns count. */
+size_t pipeline_worker_pids(const struct pipeline *pipeline, int *pids, size_t max);
+
+/* Stops the workers and frees *PIPELINE; NULL is fine. */
+void pipeline_free(struct pipeline **pipeline);
+
+/*
+ * The worker's main loop, run by "popgate --worker FD DATA_DIR HOSTNAME":
+ * reads jobs from FD until it closes. Returns the process exit status.
+ */
+int pipeline_worker_main(int fd, const char *data_dir, const char *hostname);
+
+#endif

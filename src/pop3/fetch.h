@@ -1,0 +1,58 @@
+/*
+ * fetch.h — the provider side: popgate as a POP3 client of the user's
+ * provider, to verify a login live and to fetch an account's mail.
+ *
+ * A fetch connects by the host's policy (resolve, refuse private addresses
+ * unless allowed, TLS 1.2+ with SNI and verification, or STLS), logs in,
+ * lists UIDLs, and for each message: RETR into a spool file, fsync, commit the
+ * row with its UIDL, and only then DELE (G3). A UIDL already recorded is
+ * deleted without fetching again. QUIT commits the deletions at the provider.
+ *
+ * SECURITY: the provider is a remote peer; its replies go through
+ * pop3/parse.c, message bytes only to the spool file. The password is
+ * decrypted just before PASS and wiped right after; it is never logged.
+ */
+#ifndef POPGATE_POP3_FETCH_H
+#define POPGATE_POP3_FETCH_H
+
+#include <stdint.h>
+
+struct popgate;
+struct fetcher;
+struct fetch_verify;
+
+enum fetch_verify_result {
+	FETCH_VERIFY_OK,	 /* the provider accepted the login */
+	FETCH_VERIFY_REJECTED,	 /* the provider said -ERR to the password */
+	FETCH_VERIFY_FAILED,	 /* could not ask: policy, DNS, TLS, timeout … */
+};
+
+/* ERROR is a short text for the log and the client (never a password). */
+typedef void fetch_verify_cb(enum fetch_verify_result result, const char *error, void *ctx);
+
+struct fetcher *fetcher_new(struct popgate *pg);
+void fetcher_free(struct fetcher **fetcher);
+
+/*
+ * Checks LOGIN and PASSWORD at HOST live: connect, log in, QUIT. CALLBACK is
+ * called exactly once, later, from the loop — unless cancelled first. The
+ * password is copied and wiped when done.
+ */
+struct fetch_verify *fetch_verify_start(struct fetcher *fetcher, const char *login,
+					const char *host, const char *password,
+					fetch_verify_cb *callback, void *ctx);
+
+/* Stops a verification; its callback will not be called. NULL is fine. */
+void fetch_verify_cancel(struct fetch_verify **verify);
+
+/*
+ * Asks for a fetch of ACCOUNT_ID. If one runs for the account, another
+ * follows it; a fetch that waits for back-off starts when that ends unless
+ * NOW is set (a user's pickup overrides back-off).
+ */
+void fetcher_request(struct fetcher *fetcher, int64_t account_id, int now);
+
+/* Fetches under way (for status and tests). */
+unsigned fetcher_active(const struct fetcher *fetcher);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * popgate.h — the daemon's context: one struct that every module of the main
+ * process is handed, instead of global state.
+ */
+#ifndef POPGATE_POPGATE_H
+#define POPGATE_POPGATE_H
+
+#include <stdint.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "core/config.h"
+#include "core/crypto.h"
+#include "store/db.h"
+
+struct pipeline;
+struct pop3_server;
+struct fetcher;
+struct auth;
+
+struct popgate {
+	struct popgate_config *cfg;
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct store *store;
+	struct crypto_key key;
+	SSL_CTX *server_tls;
+	struct pipeline *pipeline;
+	struct pop3_server *pop3;
+	struct fetcher *fetcher;
+	struct auth *auth;
+};
+
+#endif

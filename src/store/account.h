@@ -1,0 +1,77 @@
+/*
+ * account.h — provider accounts (LOGIN@HOST), their users and addresses, and
+ * the UIDLs popgate has stored from each provider mailbox.
+ *
+ * The password kept for fetching is stored only sealed (crypto_secret_seal);
+ * the login check uses an argon2id hash. This module never sees a plain
+ * password.
+ */
+#ifndef POPGATE_STORE_ACCOUNT_H
+#define POPGATE_STORE_ACCOUNT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/db.h"
+
+struct store_account {
+	int64_t id;
+	char *name;		/* "login@host", as the client typed it, host lowercased */
+	char *login;
+	char *host;
+	int64_t user_id;
+	char *user_name;	/* the owning user's name */
+	char *password_hash;	/* argon2id string */
+	unsigned char *secret;	/* sealed password */
+	size_t secret_len;
+	int64_t last_fetch_at;	/* 0 = never */
+	char *last_error;	/* NULL = none */
+	int fetch_failures;
+	int64_t next_fetch_at;	/* earliest next fetch (back-off), 0 = any time */
+};
+
+void store_account_clear(struct store_account *account);
+
+/* Loads the account NAME. 1 found, 0 not found, -1 error. */
+int store_account_get(struct store *store, const char *name, struct store_account *account);
+int store_account_get_by_id(struct store *store, int64_t id, struct store_account *account);
+
+/*
+ * Creates the account, and its user USER_NAME with primary address
+ * PRIMARY_ADDRESS if the user does not exist (U1, U2), in one transaction.
+ * Fills ACCOUNT->id and ->user_id. 0, or -1 (nothing written).
+ */
+int store_account_create(struct store *store, struct store_account *account,
+			 const char *user_name, const char *primary_address);
+
+/* Replaces hash and sealed password after a successful live login. 0 or -1. */
+int store_account_update_credentials(struct store *store, int64_t account_id,
+				     const char *password_hash, const unsigned char *secret,
+				     size_t secret_len);
+
+/* Records a fetch's outcome: ERROR NULL = success (failures reset). 0 or -1. */
+int store_account_record_fetch(struct store *store, int64_t account_id, const char *error,
+			       int fetch_failures, int64_t next_fetch_at);
+
+/* True if user NAME exists; its owner account name into *account_name_r
+ * (allocated, may be NULL if the user has none). 1/0/-1. */
+int store_user_exists(struct store *store, const char *name, char **account_name_r);
+
+/* The ids of all accounts (for start-up work), *ids_r allocated. 0 or -1. */
+int store_account_list_ids(struct store *store, int64_t **ids_r, size_t *count_r);
+
+/* 1 if UIDL of ACCOUNT_ID is recorded as stored, 0 if not, -1 error. */
+int store_uidl_known(struct store *store, int64_t account_id, const char *uidl);
+
+/* Forgets UIDL (the provider has deleted it). 0 or -1. */
+int store_uidl_forget(struct store *store, int64_t account_id, const char *uidl);
+
+/*
+ * Forgets every UIDL of ACCOUNT_ID that is not in PRESENT (the provider's
+ * current list): those messages are gone from the provider. 0 or -1.
+ */
+int store_uidl_prune(struct store *store, int64_t account_id, char *const *present,
+		     size_t present_count);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * spool.h — message bodies: DATA/spool/ab/<id>, written once and never
+ * changed.
+ *
+ * A body is written to DATA/spool/tmp/<id> while it arrives, then fsync'd,
+ * renamed into its folder and the folder fsync'd — all before its row is
+ * committed. So a crash leaves at worst a file without a row, which start-up
+ * removes (spool_remove_orphans).
+ */
+#ifndef POPGATE_SPOOL_H
+#define POPGATE_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SPOOL_ID_LEN 24 /* 12 random bytes as hex */
+
+/* Makes a new message id (SPOOL_ID_LEN hex digits and a NUL). */
+void spool_new_id(char id[SPOOL_ID_LEN + 1]);
+
+/* True if ID is SPOOL_ID_LEN lowercase hex digits (ids come from the db and
+ * from workers; check before building a path). */
+bool spool_id_valid(const char *id);
+
+/* DATA_DIR/spool/<first two>/<ID>; allocated, caller frees. */
+char *spool_path(const char *data_dir, const char *id);
+
+/* Creates DATA_DIR/spool and DATA_DIR/spool/tmp. 0 or -1 with errno. */
+int spool_init(const char *data_dir);
+
+/* A body being written. */
+struct spool_writer {
+	FILE *file;
+	char *tmp_path;
+	char *final_path;
+	char id[SPOOL_ID_LEN + 1];
+	uint64_t size;
+	bool failed;
+};
+
+/* Starts a new body with a new id. NULL on failure (errno). */
+struct spool_writer *spool_writer_new(const char *data_dir);
+/* Appends bytes; errors are remembered and reported by spool_writer_commit. */
+void spool_writer_write(struct spool_writer *writer, const void *data, size_t len);
+/* fsync, rename into place, fsync the folder. 0 or -1 (the temp file is removed). */
+int spool_writer_commit(struct spool_writer *writer);
+/* Frees the writer; removes the temp file if not committed. NULL is fine. */
+void spool_writer_free(struct spool_writer **writer);
+
+/* Removes the body of ID (after its row is gone). 0 or -1. */
+int spool_remove(const char *data_dir, const char *id);
+
+/*
+ * Removes every temp file and every body for which IS_KNOWN(id, ctx) returns
+ * false. Returns the number removed, or -1.
+ */
+int spool_remove_orphans(const char *data_dir, bool (*is_known)(const char *id, void *ctx),
+			 void *ctx);
+
+#endif
