@@ -93,3 +93,6 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# ---- bench (owned by bench/) ----
+# ---- end bench ----

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 enum provider_tls {
 	PROVIDER_TLS_IMPLICIT, /* POP3S: TLS from the first byte (default, port 995) */
@@ -81,12 +82,24 @@ struct popgate_config {
 void config_defaults(struct popgate_config *cfg);
 
 /*
- * Reads PATH over the defaults and checks it. Returns 0, or -1 with a message
- * that names the file, the line and the problem in ERR.
+ * Reads PATH over the defaults and checks it. CFG holds config_defaults() or is
+ * all zero (then the defaults are filled in first). Relative paths are made
+ * absolute against PATH's folder; empty tls_cert/tls_key become
+ * DATA/tls/cert.pem and DATA/tls/key.pem. Keys a [provider HOST] section leaves
+ * out come from [provider *]. Returns 0, or -1 with a message that names the
+ * file, the line and the problem in ERR ("popgate.conf:12: unknown key 'foo'
+ * in [server]"); either way the caller ends with config_free(CFG).
  */
 int config_load(struct popgate_config *cfg, const char *path, char *err, size_t errlen);
 
+/* Frees everything CFG holds and zeroes it; NULL is fine. */
 void config_free(struct popgate_config *cfg);
+
+/*
+ * Prints every effective key as INI that config_load reads back (for
+ * `config show`). The configuration holds no secret. 0, or -1 on a write error.
+ */
+int config_write_summary(const struct popgate_config *cfg, FILE *out);
 
 /* The policy for HOST: the first [provider] section that matches, else the
  * default. Never NULL. */

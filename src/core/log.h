@@ -15,7 +15,12 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 int log_open(const char *path, enum log_level min_level);
 void log_close(void);
 
-/* Sets the short process role written in each line ("main", "worker"). */
+/* Sets *LEVEL_R from its name ("debug", "info", "warn", "error"). 0, or -1
+ * for an unknown name. */
+int log_level_parse(const char *name, enum log_level *level_r);
+
+/* Sets the short process role written in each line ("main", "worker", "ctl";
+ * at most 15 bytes kept). */
 void log_set_role(const char *role);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -44,11 +44,20 @@ struct pipeline_verdict {
 	char *reason;	 /* for WORKER_FAILED: why, for the log */
 };
 
+/*
+ * Called once for every submitted job: with its verdict, or with
+ * WORKER_FAILED and a reason. VERDICT and what it points to live only during
+ * the call. It is only ever called from the event loop (never from inside
+ * pipeline_submit); it may call pipeline_submit (a retry of the same id is
+ * accepted), but must not call pipeline_free.
+ */
 typedef void pipeline_verdict_cb(const struct pipeline_verdict *verdict, void *ctx);
 
 /*
- * Starts WORKER_COUNT workers (0 = one per core) by exec'ing SELF_EXE with
- * "--worker" and the data folder and host name. Returns NULL with ERR set.
+ * Starts WORKER_COUNT workers (0 = one per core, at most 256) by exec'ing
+ * SELF_EXE with "--worker" and the data folder and host name. A job running
+ * longer than WORKER_TIMEOUT_SECONDS (0 = no limit) has its worker killed.
+ * Returns NULL with ERR set.
  */
 struct pipeline *pipeline_new(struct event_base *base, const char *self_exe,
 			      const char *data_dir, const char *hostname, int worker_count,
@@ -56,7 +65,9 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe,
 			      void *ctx, char *err, size_t errlen);
 
 /* Queues JOB; it is sent to the next free worker. A job with an id already
- * queued or running is ignored (returns 0). 0 or -1. */
+ * queued or running is ignored (returns 0). -1 (logged) for a job that
+ * cannot be sent: a bad id, an empty or unterminated account or host, or
+ * received_at outside 1970-9999. */
 int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job);
 
 /* Jobs queued or running. */
@@ -65,7 +76,8 @@ size_t pipeline_pending(const struct pipeline *pipeline);
 /* The workers' process ids (for tests and status), up to MAX; returns count. */
 size_t pipeline_worker_pids(const struct pipeline *pipeline, int *pids, size_t max);
 
-/* Stops the workers and frees *PIPELINE; NULL is fine. */
+/* Stops the workers (waiting for them briefly) and frees *PIPELINE; NULL is
+ * fine. Jobs still queued or running are dropped without a callback. */
 void pipeline_free(struct pipeline **pipeline);
 
 /*

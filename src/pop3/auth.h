@@ -31,12 +31,17 @@ void auth_free(struct auth **auth);
 
 /*
  * Starts a login of NAME with PASSWORD from CLIENT_ADDRESS (text). CALLBACK is
- * called exactly once — possibly before this returns — unless cancelled.
+ * called exactly once, always later from the loop (after login_fail_delay_ms
+ * for a wrong password), unless the request is cancelled first.
  */
 struct auth_request *auth_login(struct auth *auth, const char *name, const char *password,
 				const char *client_address, auth_done_cb *callback, void *ctx);
 
 /* Cancels a login in progress (the client went away). NULL is fine. */
 void auth_cancel(struct auth_request **request);
+
+/* Drops failure counters and cached logins that have expired (a timer calls
+ * this, so the tables stay bounded by recent activity). */
+void auth_expire(struct auth *auth);
 
 #endif

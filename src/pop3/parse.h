@@ -39,6 +39,10 @@ const char *pop3_verb_name(enum pop3_verb verb);
 
 #define POP3_ARG_MAX 2
 
+/* Longest USER and PASS argument accepted (bytes); a buffer of _MAX + 1 holds one. */
+#define POP3_USER_MAX 255
+#define POP3_PASS_MAX 255
+
 /*
  * A parsed command. ARGS point into the caller's LINE (not NUL-terminated;
  * use ARG_LEN). For USER, PASS and AUTH's initial response the argument is the
@@ -59,7 +63,10 @@ struct pop3_command {
 /*
  * Parses one command LINE of LEN bytes, without its CRLF. Returns 0, or -1
  * with *ERROR_R set to a static text for the -ERR reply ("unknown command",
- * "message number expected", …). The verb is recognised case-insensitively.
+ * "missing argument", "too many arguments", "invalid message number", …).
+ * The verb is recognised case-insensitively. NUL, CR and LF are refused
+ * anywhere, other control characters everywhere but in PASS's argument.
+ * Message numbers are 1..2^31-1, TOP's line count 0..2^31-1.
  */
 int pop3_command_parse(const char *line, size_t len, struct pop3_command *cmd,
 		       const char **error_r);
@@ -114,16 +121,15 @@ size_t pop3_dot_decode(struct pop3_dot_decoder *decoder, const char *in, size_t 
  */
 struct pop3_dot_encoder {
 	bool at_line_start;
-	bool in_body;	     /* past the empty line that ends the header */
-	bool limit_lines;    /* TOP */
+	bool in_body;	  /* past the empty line that ends the header */
+	bool limit_lines; /* TOP */
 	uint32_t body_lines_left;
-	bool stopped;	     /* TOP reached its limit: ignore further input */
+	bool stopped; /* TOP reached its limit: ignore further input */
 	bool last_was_cr;
 	bool header_line_empty; /* private: the current header line has no bytes yet */
 };
 
-void pop3_dot_encoder_init(struct pop3_dot_encoder *encoder, bool limit_lines,
-			   uint32_t body_lines);
+void pop3_dot_encoder_init(struct pop3_dot_encoder *encoder, bool limit_lines, uint32_t body_lines);
 
 /* Encodes IN[0..LEN) through OUT. */
 void pop3_dot_encode(struct pop3_dot_encoder *encoder, const char *in, size_t len,

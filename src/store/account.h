@@ -33,29 +33,38 @@ struct store_account {
 
 void store_account_clear(struct store_account *account);
 
-/* Loads the account NAME. 1 found, 0 not found, -1 error. */
+/* Loads the account NAME (compared without case). *ACCOUNT is overwritten,
+ * not cleared first; clear it after use. 1 found, 0 not found, -1 error. */
 int store_account_get(struct store *store, const char *name, struct store_account *account);
 int store_account_get_by_id(struct store *store, int64_t id, struct store_account *account);
 
 /*
  * Creates the account, and its user USER_NAME with primary address
  * PRIMARY_ADDRESS if the user does not exist (U1, U2), in one transaction.
- * Fills ACCOUNT->id and ->user_id. 0, or -1 (nothing written).
+ * Fills ACCOUNT->id, ->user_id and ->user_name. Uses name, login, host,
+ * password_hash, secret, and the fetch fields (usually zero) of ACCOUNT.
+ * An existing user is reused as it is (PRIMARY_ADDRESS is then unused).
+ * 0, or -1 (nothing written; inside a caller's transaction only this call's
+ * writes are undone).
  */
 int store_account_create(struct store *store, struct store_account *account,
 			 const char *user_name, const char *primary_address);
 
-/* Replaces hash and sealed password after a successful live login. 0 or -1. */
+/* Replaces hash and sealed password after a successful live login. 0 or -1
+ * (also when there is no such account). */
 int store_account_update_credentials(struct store *store, int64_t account_id,
 				     const char *password_hash, const unsigned char *secret,
 				     size_t secret_len);
 
-/* Records a fetch's outcome: ERROR NULL = success (failures reset). 0 or -1. */
+/* Records a fetch's outcome at the current time (last_fetch_at is the time
+ * of the last attempt): ERROR NULL = success (failures reset to 0 whatever
+ * FETCH_FAILURES says). 0 or -1. */
 int store_account_record_fetch(struct store *store, int64_t account_id, const char *error,
 			       int fetch_failures, int64_t next_fetch_at);
 
 /* True if user NAME exists; its owner account name into *account_name_r
- * (allocated, may be NULL if the user has none). 1/0/-1. */
+ * (allocated, may be NULL if the user has none; the first account made if
+ * several). ACCOUNT_NAME_R may be NULL. 1/0/-1. */
 int store_user_exists(struct store *store, const char *name, char **account_name_r);
 
 /* The ids of all accounts (for start-up work), *ids_r allocated. 0 or -1. */
@@ -69,7 +78,8 @@ int store_uidl_forget(struct store *store, int64_t account_id, const char *uidl)
 
 /*
  * Forgets every UIDL of ACCOUNT_ID that is not in PRESENT (the provider's
- * current list): those messages are gone from the provider. 0 or -1.
+ * current list): those messages are gone from the provider. Atomic; O(n log
+ * n) for long lists. 0 or -1.
  */
 int store_uidl_prune(struct store *store, int64_t account_id, char *const *present,
 		     size_t present_count);

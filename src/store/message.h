@@ -42,8 +42,9 @@ void store_message_clear(struct store_message *message);
 /*
  * Inserts a new message in state processing, and records UIDL (may be NULL)
  * as stored for ACCOUNT_ID in the same statement group. The caller holds the
- * transaction (store_begin/commit) so the row and the UIDL commit together.
- * 0 or -1.
+ * transaction (store_begin/commit) so the row and the UIDL commit together;
+ * called outside one, it makes its own. ID must be spool_id_valid. 0 or -1
+ * (neither row written).
  */
 int store_message_insert(struct store *store, const char *id, int64_t account_id,
 			 const char *uidl, int64_t body_size, const char *sha256_hex);
@@ -72,19 +73,22 @@ int store_message_list_all(struct store *store, enum message_state state,
 
 void store_message_list_free(struct store_message **list, size_t count);
 
-/* Fills *MESSAGE for ID. 1 found, 0 not found, -1 error. */
+/* Fills *MESSAGE for ID (overwritten, not cleared first; clear it after use).
+ * 1 found, 0 not found, -1 error. */
 int store_message_get(struct store *store, const char *id, struct store_message *message);
 
-/* True if a row with ID exists (for spool_remove_orphans). */
+/* True if a row with ID exists (for spool_remove_orphans). 1/0/-1. */
 int store_message_exists(struct store *store, const char *id);
 
 /*
  * Deletes rows in state delivered whose state changed before CUTOFF, and their
- * bodies. Returns how many, or -1.
+ * bodies (after the deletion commits). Must be called outside a transaction.
+ * Returns how many, or -1.
  */
 int store_message_expire_delivered(struct store *store, int64_t cutoff);
 
-/* Counts of the account's messages per state into COUNTS[MESSAGE_STATE_COUNT]. */
+/* Counts of the account's messages per state into COUNTS[MESSAGE_STATE_COUNT].
+ * 0 or -1. */
 int store_message_count_by_state(struct store *store, int64_t account_id,
 				 int64_t counts[MESSAGE_STATE_COUNT]);
 

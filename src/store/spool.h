@@ -44,17 +44,21 @@ struct spool_writer {
 struct spool_writer *spool_writer_new(const char *data_dir);
 /* Appends bytes; errors are remembered and reported by spool_writer_commit. */
 void spool_writer_write(struct spool_writer *writer, const void *data, size_t len);
-/* fsync, rename into place, fsync the folder. 0 or -1 (the temp file is removed). */
+/* fsync, rename into place, fsync the folder. 0 or -1 with errno (the temp
+ * file is removed; a write error remembered earlier reports EIO). Once only. */
 int spool_writer_commit(struct spool_writer *writer);
 /* Frees the writer; removes the temp file if not committed. NULL is fine. */
 void spool_writer_free(struct spool_writer **writer);
 
-/* Removes the body of ID (after its row is gone). 0 or -1. */
+/* Removes the body of ID (after its row is gone). 0 (also when it was
+ * already gone) or -1 with errno (EINVAL for an invalid id). */
 int spool_remove(const char *data_dir, const char *id);
 
 /*
  * Removes every temp file and every body for which IS_KNOWN(id, ctx) returns
- * false. Returns the number removed, or -1.
+ * false (and any file in a bucket whose name is not an id of that bucket).
+ * IS_KNOWN should answer true when it cannot tell, so an error never costs a
+ * body. Returns the number removed, or -1.
  */
 int spool_remove_orphans(const char *data_dir, bool (*is_known)(const char *id, void *ctx),
 			 void *ctx);

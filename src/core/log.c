@@ -1,0 +1,192 @@
+/*
+ * log.c — the event log: one line per event, written with a single write(2)
+ * to a file opened for appending (or to stderr).
+ *
+ * Owns: the log file descriptor, the minimum level and the process role.
+ * Must never: write a line with more than one write(2) — the main process and
+ * the workers share the file, and O_APPEND makes each single write land whole,
+ * so lines never interleave; or let a caller's text break the one-line rule
+ * (control bytes become '?').
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+/* Longest line written, newline included; longer details are cut. */
+#define LOG_LINE_MAX 2000
+
+static int log_fd = STDERR_FILENO;
+static enum log_level log_min_level = LOG_INFO;
+static char log_role[16] = "main";
+
+static const char *const log_level_names[] = {
+	[LOG_DEBUG] = "debug",
+	[LOG_INFO] = "info",
+	[LOG_WARN] = "warn",
+	[LOG_ERROR] = "error",
+};
+_Static_assert(sizeof(log_level_names) / sizeof(log_level_names[0]) == LOG_ERROR + 1,
+	       "every log level has a name");
+
+/* Appends to LINE at *LEN what vsnprintf makes of FMT, cut at the line limit
+ * (one byte is always kept free for the newline). */
+static void log_append_v(char *line, size_t *len, const char *fmt, va_list ap)
+{
+	size_t room = LOG_LINE_MAX - 1 - *len;
+	int n;
+
+	if (room == 0)
+		return;
+	/* vsnprintf wants room for its NUL; the newline slot lends that byte. */
+	n = vsnprintf(line + *len, room + 1, fmt, ap);
+	if (n < 0)
+		return;
+	*len += (size_t)n < room ? (size_t)n : room;
+}
+
+static void log_append(char *line, size_t *len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void log_append(char *line, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_append_v(line, len, fmt, ap);
+	va_end(ap);
+}
+
+/* Writes the timestamp, level and role that open every line. */
+static void log_append_prefix(char *line, size_t *len, enum log_level level)
+{
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* getpid() on every line: workers are forked after the log is opened. */
+	log_append(line, len, "%s.%03ldZ %s %s[%ld] ", stamp, ts.tv_nsec / 1000000L,
+		   log_level_names[level], log_role, (long)getpid());
+}
+
+/* Replaces control bytes so one event stays one line, ends the line and
+ * writes it in one go. */
+static void log_write_line(char *line, size_t len)
+{
+	const char *p = line;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if (c < 0x20 || c == 0x7f)
+			line[i] = '?';
+	}
+	line[len++] = '\n';
+	/* One write(2) normally; the loop only continues after a signal or a
+	 * full disk, where a torn line is the lesser evil. Errors are dropped:
+	 * there is nowhere left to report them. */
+	while (len > 0) {
+		ssize_t n = write(log_fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static bool log_level_enabled(enum log_level level)
+{
+	return level >= log_min_level && level <= LOG_ERROR;
+}
+
+int log_open(const char *path, enum log_level min_level)
+{
+	int fd = STDERR_FILENO;
+
+	if (path != NULL && strcmp(path, "-") != 0) {
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+		if (fd < 0)
+			return -1;
+	}
+	/* Reopening (after log rotation, say) replaces the old file. */
+	log_close();
+	log_fd = fd;
+	log_min_level = min_level;
+	return 0;
+}
+
+int log_level_parse(const char *name, enum log_level *level_r)
+{
+	for (size_t i = 0; i < sizeof(log_level_names) / sizeof(log_level_names[0]); i++) {
+		if (strcmp(name, log_level_names[i]) == 0) {
+			*level_r = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void log_close(void)
+{
+	if (log_fd != STDERR_FILENO)
+		close(log_fd);
+	log_fd = STDERR_FILENO;
+}
+
+void log_set_role(const char *role)
+{
+	snprintf(log_role, sizeof(log_role), "%s", role);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	char line[LOG_LINE_MAX];
+	size_t len = 0;
+	va_list ap;
+
+	if (!log_level_enabled(level))
+		return;
+	log_append_prefix(line, &len, level);
+	va_start(ap, fmt);
+	log_append_v(line, &len, fmt, ap);
+	va_end(ap);
+	log_write_line(line, len);
+}
+
+void log_event(enum log_level level, const char *event, const char *account,
+	       const char *message_id, const char *fmt, ...)
+{
+	char line[LOG_LINE_MAX];
+	size_t len = 0;
+	va_list ap;
+
+	if (!log_level_enabled(level))
+		return;
+	log_append_prefix(line, &len, level);
+	log_append(line, &len, "event=%s account=%s id=%s", event, account ? account : "-",
+		   message_id ? message_id : "-");
+	if (fmt != NULL) {
+		size_t before = len;
+
+		log_append(line, &len, " ");
+		va_start(ap, fmt);
+		log_append_v(line, &len, fmt, ap);
+		va_end(ap);
+		/* An empty detail leaves no trailing blank behind. */
+		if (len == before + 1)
+			len = before;
+	}
+	log_write_line(line, len);
+}

@@ -1,0 +1,561 @@
+/*
+ * auth.c — logging a mail client in (P1, P2, G2, U1, U2).
+ *
+ * The account name is split at its last '@' into login and provider host.
+ * An account seen before is checked against its argon2id hash; on a mismatch
+ * the provider is asked live, since the user may have changed the password
+ * there, and on success the stored hash and sealed password are replaced. A
+ * first login is always checked live before anything is stored; success
+ * creates the user and its primary address in the pseudo-domain.
+ *
+ * Failed logins are counted per client address and per account name within
+ * a window; past the limit further attempts are refused without asking
+ * anyone, and each failure is answered only after a delay.
+ *
+ * A repeated login with the password that last succeeded is recognised by a
+ * keyed BLAKE2b digest kept in memory (never the password), so a client that
+ * polls every minute costs one hash, not one argon2id run.
+ *
+ * SECURITY: the name and password come from the client. The password is
+ * copied only into the live check (which wipes it) and hashed; it is never
+ * logged nor put into a message. Names are sanitised before they are logged.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "core/config.h"
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "pop3/auth.h"
+#include "pop3/fetch.h"
+#include "pop3/parse.h"
+#include "popgate.h"
+#include "store/account.h"
+
+#define AUTH_TABLE_BUCKETS 1024
+/* A remembered successful login is trusted this long without argon2id. */
+#define AUTH_CACHE_SECONDS 3600
+#define AUTH_LOGIN_MAX 256
+#define AUTH_HOST_MAX 256
+
+/* One entry of the failure counters or of the login cache. */
+struct auth_entry {
+	char *key;
+	int failures;
+	int64_t window_start;
+	unsigned char digest[32]; /* login cache: crypto_login_digest of the last success */
+	int64_t cached_until;
+	struct auth_entry *next;
+};
+
+struct auth_request {
+	struct auth *auth;
+	char *name;	     /* normalised "login@host" */
+	char *login;
+	char *host;
+	char *password;	     /* wiped when the request ends */
+	char *client_address;
+	bool exists;	     /* the account was found in the store */
+	int64_t account_id;
+	struct fetch_verify *verify;
+	struct event *reply_timer;
+	enum auth_result result;
+	char message[256];
+	auth_done_cb *callback;
+	void *ctx;
+	TAILQ_ENTRY(auth_request) entry;
+};
+
+TAILQ_HEAD(auth_request_list, auth_request);
+
+struct auth {
+	struct popgate *pg;
+	struct auth_entry *failures[AUTH_TABLE_BUCKETS];
+	struct auth_entry *cache[AUTH_TABLE_BUCKETS];
+	struct auth_request_list requests;
+};
+
+static unsigned auth_bucket(const char *key)
+{
+	/* FNV-1a: the keys are not secret and the buckets only spread load. */
+	uint32_t hash = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		hash = (hash ^ *p) * 16777619u;
+	return hash % AUTH_TABLE_BUCKETS;
+}
+
+static struct auth_entry *auth_table_get(struct auth_entry **table, const char *key, bool create)
+{
+	unsigned bucket = auth_bucket(key);
+	struct auth_entry *entry;
+
+	for (entry = table[bucket]; entry != NULL; entry = entry->next) {
+		if (strcmp(entry->key, key) == 0)
+			return entry;
+	}
+	if (!create)
+		return NULL;
+	entry = xcalloc(1, sizeof(*entry));
+	entry->key = xstrdup(key);
+	entry->next = table[bucket];
+	table[bucket] = entry;
+	return entry;
+}
+
+static void auth_table_free(struct auth_entry **table)
+{
+	for (size_t i = 0; i < AUTH_TABLE_BUCKETS; i++) {
+		struct auth_entry *entry = table[i], *next;
+		for (; entry != NULL; entry = next) {
+			next = entry->next;
+			free(entry->key);
+			free(entry);
+		}
+		table[i] = NULL;
+	}
+}
+
+/* Failures of KEY within the current window. */
+static int auth_failures(struct auth *auth, const char *key)
+{
+	struct auth_entry *entry = auth_table_get(auth->failures, key, false);
+
+	if (entry == NULL)
+		return 0;
+	if (util_now() - entry->window_start >= auth->pg->cfg->login_fail_window) {
+		entry->failures = 0;
+		entry->window_start = util_now();
+	}
+	return entry->failures;
+}
+
+static void auth_count_failure(struct auth *auth, const char *key)
+{
+	struct auth_entry *entry = auth_table_get(auth->failures, key, true);
+
+	if (entry->failures == 0 ||
+	    util_now() - entry->window_start >= auth->pg->cfg->login_fail_window) {
+		entry->failures = 0;
+		entry->window_start = util_now();
+	}
+	entry->failures++;
+}
+
+static void auth_clear_failures(struct auth *auth, const char *key)
+{
+	struct auth_entry *entry = auth_table_get(auth->failures, key, false);
+	if (entry != NULL)
+		entry->failures = 0;
+}
+
+static void auth_cache_store(struct auth *auth, const char *name, const char *password)
+{
+	struct auth_entry *entry = auth_table_get(auth->cache, name, true);
+
+	crypto_login_digest(entry->digest, name, password);
+	entry->cached_until = util_now() + AUTH_CACHE_SECONDS;
+}
+
+static bool auth_cache_match(struct auth *auth, const char *name, const char *password)
+{
+	struct auth_entry *entry = auth_table_get(auth->cache, name, false);
+	unsigned char digest[32];
+
+	if (entry == NULL || entry->cached_until < util_now())
+		return false;
+	crypto_login_digest(digest, name, password);
+	return sodium_memcmp(digest, entry->digest, sizeof(digest)) == 0;
+}
+
+static void auth_cache_forget(struct auth *auth, const char *name)
+{
+	struct auth_entry *entry = auth_table_get(auth->cache, name, false);
+	if (entry != NULL)
+		entry->cached_until = 0;
+}
+
+static void auth_request_free(struct auth_request *request)
+{
+	TAILQ_REMOVE(&request->auth->requests, request, entry);
+	fetch_verify_cancel(&request->verify);
+	if (request->reply_timer != NULL)
+		event_free(request->reply_timer);
+	if (request->password != NULL) {
+		sodium_memzero(request->password, strlen(request->password));
+		free(request->password);
+	}
+	free(request->name);
+	free(request->login);
+	free(request->host);
+	free(request->client_address);
+	free(request);
+}
+
+static void auth_reply_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct auth_request *request = ctx;
+	auth_done_cb *callback = request->callback;
+	void *callback_ctx = request->ctx;
+	enum auth_result result = request->result;
+	int64_t account_id = request->account_id;
+	char name[AUTH_LOGIN_MAX + AUTH_HOST_MAX + 2];
+	char message[sizeof(request->message)];
+	(void)fd;
+	(void)what;
+
+	snprintf(name, sizeof(name), "%s", request->name != NULL ? request->name : "");
+	memcpy(message, request->message, sizeof(message));
+	auth_request_free(request);
+	callback(result, account_id, name, message, callback_ctx);
+}
+
+/*
+ * Ends REQUEST with RESULT. The callback runs from the loop — after
+ * login_fail_delay_ms for a failure, so that guessing is slow.
+ */
+static void auth_finish(struct auth_request *request, enum auth_result result, const char *fmt,
+			...) __attribute__((format(printf, 3, 4)));
+static void auth_finish(struct auth_request *request, enum auth_result result, const char *fmt,
+			...)
+{
+	struct auth *auth = request->auth;
+	struct timeval delay = {0, 0};
+	va_list ap;
+
+	request->result = result;
+	va_start(ap, fmt);
+	vsnprintf(request->message, sizeof(request->message), fmt, ap);
+	va_end(ap);
+	if (request->password != NULL) {
+		sodium_memzero(request->password, strlen(request->password));
+		xfree(&request->password);
+	}
+	if (result == AUTH_REJECTED) {
+		int ms = auth->pg->cfg->login_fail_delay_ms;
+		delay.tv_sec = ms / 1000;
+		delay.tv_usec = (ms % 1000) * 1000;
+	}
+	request->reply_timer = evtimer_new(auth->pg->base, auth_reply_cb, request);
+	evtimer_add(request->reply_timer, &delay);
+}
+
+static void auth_fail_credentials(struct auth_request *request)
+{
+	auth_count_failure(request->auth, request->client_address);
+	auth_count_failure(request->auth, request->name);
+	log_event(LOG_WARN, "login_failed", request->name, NULL, "from %s: wrong password",
+		  request->client_address);
+	auth_finish(request, AUTH_REJECTED, "[AUTH] invalid login or password");
+}
+
+static void auth_succeed(struct auth_request *request)
+{
+	auth_clear_failures(request->auth, request->name);
+	auth_cache_store(request->auth, request->name, request->password);
+	log_event(LOG_INFO, "login", request->name, NULL, "from %s", request->client_address);
+	auth_finish(request, AUTH_OK, "logged in");
+}
+
+/*
+ * The user name for a new account (U2): the login with '@' replaced by '+'
+ * when the login is a mail address (unique by itself); otherwise the login
+ * plus '+' and the provider host, so the same login at two providers never
+ * becomes one user. A name already taken gets the host appended, then a number.
+ * Returns an allocated name, or NULL on a store error.
+ */
+static char *auth_user_name_for(struct store *store, const char *login, const char *host)
+{
+	char *base;
+	char *name;
+	int exists;
+
+	if (strchr(login, '@') != NULL) {
+		base = xstrdup(login);
+		for (char *p = base; *p; p++) {
+			if (*p == '@')
+				*p = '+';
+		}
+	} else {
+		base = xasprintf("%s+%s", login, host);
+	}
+	name = xstrdup(base);
+	for (int attempt = 0;; attempt++) {
+		exists = store_user_exists(store, name, NULL);
+		if (exists <= 0)
+			break;
+		free(name);
+		name = attempt == 0 && strchr(login, '@') != NULL
+			       ? xasprintf("%s+%s", base, host)
+			       : xasprintf("%s+%d", base, attempt + 1);
+	}
+	free(base);
+	if (exists < 0) {
+		free(name);
+		return NULL;
+	}
+	return name;
+}
+
+/* A first login was confirmed by the provider: create account and user. */
+static void auth_create_account(struct auth_request *request)
+{
+	struct popgate *pg = request->auth->pg;
+	struct store_account account = {0};
+	char hash[CRYPTO_HASH_MAX];
+	char *user_name = NULL;
+	char *address = NULL;
+
+	if (crypto_password_hash(hash, request->password) < 0 ||
+	    crypto_secret_seal(&pg->key, request->password, &account.secret,
+			       &account.secret_len) < 0) {
+		auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+		return;
+	}
+	user_name = auth_user_name_for(pg->store, request->login, request->host);
+	if (user_name == NULL)
+		goto fail;
+	address = xasprintf("%s@%s", user_name, pg->cfg->pseudo_domain);
+	account.name = request->name;
+	account.login = request->login;
+	account.host = request->host;
+	account.password_hash = hash;
+	if (store_account_create(pg->store, &account, user_name, address) < 0) {
+		/* Another session may have created it a moment ago. */
+		struct store_account existing = {0};
+		if (store_account_get(pg->store, request->name, &existing) != 1) {
+			store_account_clear(&existing);
+			goto fail;
+		}
+		account.id = existing.id;
+		store_account_clear(&existing);
+		store_account_update_credentials(pg->store, account.id, hash, account.secret,
+						 account.secret_len);
+	} else {
+		log_event(LOG_INFO, "user_created", request->name, NULL, "user %s, address %s",
+			  user_name, address);
+	}
+	request->account_id = account.id;
+	free(account.secret);
+	free(user_name);
+	free(address);
+	sodium_memzero(hash, sizeof(hash));
+	auth_succeed(request);
+	return;
+fail:
+	free(account.secret);
+	free(user_name);
+	free(address);
+	sodium_memzero(hash, sizeof(hash));
+	log_event(LOG_ERROR, "error", request->name, NULL, "cannot create the account: %s",
+		  store_errmsg(pg->store));
+	auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+}
+
+/* The password differed from the stored one but the provider took it. */
+static void auth_update_credentials(struct auth_request *request)
+{
+	struct popgate *pg = request->auth->pg;
+	char hash[CRYPTO_HASH_MAX];
+	unsigned char *secret = NULL;
+	size_t secret_len = 0;
+
+	if (crypto_password_hash(hash, request->password) < 0 ||
+	    crypto_secret_seal(&pg->key, request->password, &secret, &secret_len) < 0 ||
+	    store_account_update_credentials(pg->store, request->account_id, hash, secret,
+					     secret_len) < 0) {
+		free(secret);
+		auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+		return;
+	}
+	free(secret);
+	sodium_memzero(hash, sizeof(hash));
+	log_event(LOG_INFO, "credentials_updated", request->name, NULL,
+		  "the provider accepted a new password");
+	auth_succeed(request);
+}
+
+static void auth_verified_cb(enum fetch_verify_result result, const char *error, void *ctx)
+{
+	struct auth_request *request = ctx;
+
+	request->verify = NULL;
+	switch (result) {
+	case FETCH_VERIFY_OK:
+		if (request->exists)
+			auth_update_credentials(request);
+		else
+			auth_create_account(request);
+		return;
+	case FETCH_VERIFY_REJECTED:
+		auth_fail_credentials(request);
+		return;
+	case FETCH_VERIFY_FAILED:
+		log_event(LOG_WARN, "login_failed", request->name, NULL,
+			  "from %s: cannot check at the provider: %s", request->client_address,
+			  error);
+		auth_finish(request, AUTH_UNAVAILABLE,
+			    "[SYS/TEMP] cannot reach your provider %s to check the password; try "
+			    "again later",
+			    request->host);
+		return;
+	}
+}
+
+static void auth_ask_provider(struct auth_request *request)
+{
+	request->verify = fetch_verify_start(request->auth->pg->fetcher, request->login,
+					     request->host, request->password, auth_verified_cb,
+					     request);
+}
+
+struct auth_request *auth_login(struct auth *auth, const char *name, const char *password,
+				const char *client_address, auth_done_cb *callback, void *ctx)
+{
+	struct popgate *pg = auth->pg;
+	struct auth_request *request = xcalloc(1, sizeof(*request));
+	char login[AUTH_LOGIN_MAX];
+	char host[AUTH_HOST_MAX];
+	struct store_account account = {0};
+
+	request->auth = auth;
+	request->callback = callback;
+	request->ctx = ctx;
+	request->password = xstrdup(password);
+	request->client_address = xstrdup(client_address);
+	TAILQ_INSERT_TAIL(&auth->requests, request, entry);
+
+	if (pop3_account_name_split(name, strlen(name), login, sizeof(login), host,
+				    sizeof(host)) < 0) {
+		char shown[80];
+		util_sanitize(shown, sizeof(shown), name, strlen(name));
+		log_event(LOG_WARN, "login_failed", shown, NULL, "from %s: malformed account name",
+			  client_address);
+		auth_finish(request, AUTH_BAD_NAME,
+			    "[AUTH] the user name must be your provider login and its POP3 server: "
+			    "login@pop3.provider.example");
+		return request;
+	}
+	request->login = xstrdup(login);
+	request->host = xstrdup(host);
+	request->name = xasprintf("%s@%s", login, host);
+
+	if (auth_failures(auth, client_address) >= pg->cfg->login_fail_limit ||
+	    auth_failures(auth, request->name) >= pg->cfg->login_fail_limit) {
+		log_event(LOG_WARN, "login_failed", request->name, NULL,
+			  "from %s: throttled after too many failures", client_address);
+		auth_finish(request, AUTH_THROTTLED,
+			    "[SYS/TEMP] too many failed logins; try again later");
+		return request;
+	}
+	if (!config_host_allowed(pg->cfg, host)) {
+		log_event(LOG_WARN, "login_failed", request->name, NULL,
+			  "from %s: provider host not allowed", client_address);
+		auth_finish(request, AUTH_REFUSED,
+			    "[AUTH] provider host %s is not allowed on this gateway", host);
+		return request;
+	}
+
+	int found = store_account_get(pg->store, request->name, &account);
+	if (found < 0) {
+		store_account_clear(&account);
+		auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+		return request;
+	}
+	if (found == 0) {
+		store_account_clear(&account);
+		auth_ask_provider(request); /* G2: a first login is checked live */
+		return request;
+	}
+	request->exists = true;
+	request->account_id = account.id;
+	if (auth_cache_match(auth, request->name, password)) {
+		store_account_clear(&account);
+		auth_succeed(request);
+		return request;
+	}
+	int match = crypto_password_verify(account.password_hash, password);
+	store_account_clear(&account);
+	if (match == 1) {
+		auth_succeed(request);
+		return request;
+	}
+	/* The password may have changed at the provider: ask it. */
+	auth_cache_forget(auth, request->name);
+	auth_ask_provider(request);
+	return request;
+}
+
+void auth_cancel(struct auth_request **request_p)
+{
+	if (*request_p == NULL)
+		return;
+	auth_request_free(*request_p);
+	*request_p = NULL;
+}
+
+/* Removes entries of TABLE for which IS_EXPIRED says so. */
+static void auth_table_expire(struct auth *auth, struct auth_entry **table,
+			      bool (*is_expired)(const struct auth *, const struct auth_entry *))
+{
+	for (size_t i = 0; i < AUTH_TABLE_BUCKETS; i++) {
+		struct auth_entry **link = &table[i];
+		while (*link != NULL) {
+			struct auth_entry *entry = *link;
+			if (is_expired(auth, entry)) {
+				*link = entry->next;
+				free(entry->key);
+				free(entry);
+			} else {
+				link = &entry->next;
+			}
+		}
+	}
+}
+
+static bool auth_failure_expired(const struct auth *auth, const struct auth_entry *entry)
+{
+	return util_now() - entry->window_start >= auth->pg->cfg->login_fail_window;
+}
+
+static bool auth_cache_expired(const struct auth *auth, const struct auth_entry *entry)
+{
+	(void)auth;
+	return entry->cached_until < util_now();
+}
+
+void auth_expire(struct auth *auth)
+{
+	auth_table_expire(auth, auth->failures, auth_failure_expired);
+	auth_table_expire(auth, auth->cache, auth_cache_expired);
+}
+
+struct auth *auth_new(struct popgate *pg)
+{
+	struct auth *auth = xcalloc(1, sizeof(*auth));
+
+	auth->pg = pg;
+	TAILQ_INIT(&auth->requests);
+	return auth;
+}
+
+void auth_free(struct auth **auth_p)
+{
+	struct auth *auth = *auth_p;
+	struct auth_request *request;
+
+	if (auth == NULL)
+		return;
+	while ((request = TAILQ_FIRST(&auth->requests)) != NULL)
+		auth_request_free(request);
+	auth_table_free(auth->failures);
+	auth_table_free(auth->cache);
+	free(auth);
+	*auth_p = NULL;
+}

@@ -1,0 +1,1294 @@
+/*
+ * fetch.c — popgate as a POP3 client of the user's provider: the live login
+ * check (verify) and the fetch of an account's mail, one connection each.
+ *
+ * A connection goes: resolve the host (evdns, never blocking), refuse
+ * loopback/private/link-local addresses unless the host's policy allows them,
+ * connect, TLS (implicit, or STLS; TLS 1.2+, SNI, verified by policy),
+ * greeting, CAPA, USER/PASS. A verify then QUITs. A fetch lists UIDL and LIST
+ * and takes each message in turn:
+ *
+ *   RETR → spool file (fsync, rename) → row + UIDL committed → DELE
+ *
+ * so a message is deleted at the provider only once it is durably stored
+ * (G3). A UIDL that is already recorded as stored is only deleted, never
+ * fetched again: that is the message a crash caught between commit and the
+ * provider's QUIT. The provider applies DELEs only at QUIT; the recorded
+ * UIDLs are forgotten after that QUIT succeeds.
+ *
+ * SECURITY: the provider is a remote peer. Its status and listing lines go
+ * through pop3/parse.c; message bytes go only to the spool file and are
+ * never parsed here. The password is decrypted at the start of a fetch, sent
+ * once, and wiped as soon as the login is answered; it is never logged.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include "core/config.h"
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/tls.h"
+#include "core/util.h"
+#include "pipeline/pipeline.h"
+#include "pop3/fetch.h"
+#include "pop3/parse.h"
+#include "popgate.h"
+#include "store/account.h"
+#include "store/message.h"
+#include "store/spool.h"
+
+/* A status or listing line longer than this is a protocol error. */
+#define PROVIDER_LINE_MAX 8192
+/* Stop reading a provider's listing after this many entries. */
+#define PROVIDER_LIST_MAX 200000
+
+enum provider_state {
+	PROVIDER_RESOLVING,
+	PROVIDER_CONNECTING,
+	PROVIDER_GREETING,
+	PROVIDER_CAPA,
+	PROVIDER_STLS,
+	PROVIDER_TLS_HANDSHAKE,
+	PROVIDER_USER,
+	PROVIDER_PASS,
+	PROVIDER_UIDL,
+	PROVIDER_LIST,
+	PROVIDER_RETR_STATUS,
+	PROVIDER_RETR_BODY,
+	PROVIDER_DELE,
+	PROVIDER_QUIT,
+	PROVIDER_DONE,
+	PROVIDER_STATE_COUNT
+};
+
+static const char *const provider_state_names[] = {
+	[PROVIDER_RESOLVING] = "resolving",
+	[PROVIDER_CONNECTING] = "connecting",
+	[PROVIDER_GREETING] = "greeting",
+	[PROVIDER_CAPA] = "capa",
+	[PROVIDER_STLS] = "stls",
+	[PROVIDER_TLS_HANDSHAKE] = "tls-handshake",
+	[PROVIDER_USER] = "user",
+	[PROVIDER_PASS] = "pass",
+	[PROVIDER_UIDL] = "uidl",
+	[PROVIDER_LIST] = "list",
+	[PROVIDER_RETR_STATUS] = "retr",
+	[PROVIDER_RETR_BODY] = "retr-body",
+	[PROVIDER_DELE] = "dele",
+	[PROVIDER_QUIT] = "quit",
+	[PROVIDER_DONE] = "done",
+};
+_Static_assert(sizeof(provider_state_names) / sizeof(provider_state_names[0]) ==
+		       PROVIDER_STATE_COUNT,
+	       "every provider state has a name");
+
+enum provider_mode { PROVIDER_MODE_VERIFY, PROVIDER_MODE_FETCH };
+
+/* One message in the provider's listing. */
+struct provider_entry {
+	uint32_t number;
+	uint64_t size; /* from LIST; 0 if the provider did not list it */
+	char uidl[POP3_UIDL_MAX + 1];
+	bool deleted; /* DELE answered +OK */
+};
+
+struct fetch_account;
+
+/* One connection to a provider. */
+struct provider_conn {
+	struct fetcher *fetcher;
+	enum provider_mode mode;
+	enum provider_state state;
+	char *login;
+	char *host;
+	char *account_name; /* for the log */
+	char *password;	    /* wiped and freed once the login is answered */
+	const struct provider_policy *policy;
+	SSL_CTX *tls_ctx;
+	struct evdns_getaddrinfo_request *dns_request;
+	struct bufferevent *bev;
+	bool capa_stls;
+	bool capa_user;
+	bool capa_sasl_plain;
+	bool tls_active;
+
+	/* verify */
+	fetch_verify_cb *verify_callback;
+	void *verify_ctx;
+	struct fetch_verify *verify;
+
+	/* fetch */
+	struct fetch_account *account;
+	struct provider_entry *entries;
+	size_t entry_count;
+	size_t entry_capacity;
+	size_t cursor;		 /* entry being worked on */
+	bool in_listing;	 /* the +OK of a multi-line reply was read; lines follow */
+	struct spool_writer *writer;
+	struct pop3_dot_decoder decoder;
+	EVP_MD_CTX *digest;
+	bool oversize;		 /* the body in progress passed the size limit */
+	unsigned stored_count;
+	unsigned deleted_count;
+	unsigned skipped_count;
+	char skip_reason[160];	 /* first reason a message was left at the provider */
+	char error[256];	 /* why the connection failed; "" if it did not */
+};
+
+struct fetch_verify {
+	struct provider_conn *conn;
+};
+
+/* Per-account fetch scheduling. */
+struct fetch_account {
+	int64_t account_id;
+	bool running;
+	bool again;	  /* requested while running: fetch once more after */
+	bool queued;	  /* waiting for a free slot (max_fetches) */
+	bool now;	  /* the queued request ignores back-off */
+	struct event *retry_timer;
+	struct fetcher *fetcher;
+	TAILQ_ENTRY(fetch_account) entry;
+	TAILQ_ENTRY(fetch_account) queue_entry;
+};
+
+TAILQ_HEAD(fetch_account_list, fetch_account);
+
+/* A client TLS context per distinct (CA file, verify) policy, made lazily. */
+struct fetch_tls_ctx {
+	char *ca_file; /* NULL = system store */
+	bool verify;
+	SSL_CTX *ctx;
+	struct fetch_tls_ctx *next;
+};
+
+struct fetcher {
+	struct popgate *pg;
+	struct fetch_account_list accounts;
+	struct fetch_account_list waiting;
+	unsigned active;
+	struct fetch_tls_ctx *tls_contexts;
+};
+
+static void provider_conn_finish(struct provider_conn *conn);
+static void provider_read_cb(struct bufferevent *bev, void *ctx);
+static void provider_event_cb(struct bufferevent *bev, short events, void *ctx);
+static void fetcher_start(struct fetcher *fetcher, struct fetch_account *account);
+static void provider_fetch_next(struct provider_conn *conn);
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void provider_enter_state(struct provider_conn *conn, enum provider_state state)
+{
+	log_debug("provider %s: %s -> %s", conn->host, provider_state_names[conn->state],
+		  provider_state_names[state]);
+	conn->state = state;
+}
+
+static void provider_password_wipe(struct provider_conn *conn)
+{
+	if (conn->password != NULL) {
+		sodium_memzero(conn->password, strlen(conn->password));
+		xfree(&conn->password);
+	}
+}
+
+/* Records the first failure of CONN and ends it. */
+static void provider_fail(struct provider_conn *conn, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void provider_fail(struct provider_conn *conn, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (conn->error[0] == '\0') {
+		va_start(ap, fmt);
+		vsnprintf(conn->error, sizeof(conn->error), fmt, ap);
+		va_end(ap);
+	}
+	provider_conn_finish(conn);
+}
+
+static void provider_send(struct provider_conn *conn, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void provider_send(struct provider_conn *conn, const char *fmt, ...)
+{
+	va_list ap;
+	struct evbuffer *out = bufferevent_get_output(conn->bev);
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* The reply text, sanitised, for a log line or an error. */
+static void provider_reply_text(char *out, size_t outlen, const struct pop3_reply *reply)
+{
+	util_sanitize(out, outlen, reply->text, reply->text_len);
+}
+
+/*
+ * True when ADDR may be connected to without the policy's allow_private:
+ * not loopback, private (RFC 1918, CGNAT, ULA), link-local, unspecified,
+ * multicast or reserved.
+ */
+static bool provider_address_public(const struct sockaddr *addr)
+{
+	if (addr->sa_family == AF_INET) {
+		uint32_t a = ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr);
+		if ((a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127)
+			return false;
+		if ((a >> 20) == (172u << 4 | 1))	/* 172.16.0.0/12 */
+			return false;
+		if ((a >> 16) == (192u << 8 | 168))	/* 192.168.0.0/16 */
+			return false;
+		if ((a >> 16) == (169u << 8 | 254))	/* 169.254.0.0/16 */
+			return false;
+		if ((a >> 22) == (100u << 2 | 1))	/* 100.64.0.0/10 */
+			return false;
+		if ((a >> 28) >= 14)			/* multicast, reserved */
+			return false;
+		return true;
+	}
+	if (addr->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6) || IN6_IS_ADDR_V4COMPAT(a6)) {
+			struct sockaddr_in v4 = {.sin_family = AF_INET};
+			memcpy(&v4.sin_addr, &a6->s6_addr[12], 4);
+			return provider_address_public((const struct sockaddr *)&v4);
+		}
+		if (IN6_IS_ADDR_UNSPECIFIED(a6) || IN6_IS_ADDR_LOOPBACK(a6) ||
+		    IN6_IS_ADDR_LINKLOCAL(a6) || IN6_IS_ADDR_SITELOCAL(a6) ||
+		    IN6_IS_ADDR_MULTICAST(a6))
+			return false;
+		if ((a6->s6_addr[0] & 0xfe) == 0xfc) /* fc00::/7 unique local */
+			return false;
+		return true;
+	}
+	return false;
+}
+
+static SSL_CTX *fetcher_tls_ctx(struct fetcher *fetcher, const struct provider_policy *policy,
+				char *err, size_t errlen)
+{
+	struct fetch_tls_ctx *entry;
+
+	for (entry = fetcher->tls_contexts; entry != NULL; entry = entry->next) {
+		bool same_ca = (entry->ca_file == NULL && policy->ca_file == NULL) ||
+			       (entry->ca_file != NULL && policy->ca_file != NULL &&
+				strcmp(entry->ca_file, policy->ca_file) == 0);
+		if (same_ca && entry->verify == policy->verify)
+			return entry->ctx;
+	}
+	SSL_CTX *ctx = tls_client_ctx_new(policy->ca_file, policy->verify, err, errlen);
+	if (ctx == NULL)
+		return NULL;
+	entry = xcalloc(1, sizeof(*entry));
+	entry->ca_file = policy->ca_file != NULL ? xstrdup(policy->ca_file) : NULL;
+	entry->verify = policy->verify;
+	entry->ctx = ctx;
+	entry->next = fetcher->tls_contexts;
+	fetcher->tls_contexts = entry;
+	return ctx;
+}
+
+/* ---- connecting ------------------------------------------------------- */
+
+static void provider_connect(struct provider_conn *conn, const struct sockaddr *addr,
+			     socklen_t addrlen)
+{
+	struct event_base *base = conn->fetcher->pg->base;
+	int timeout = conn->fetcher->pg->cfg->fetch_timeout;
+	struct timeval tv = {.tv_sec = timeout};
+
+	if (conn->policy->tls == PROVIDER_TLS_IMPLICIT) {
+		SSL *ssl = tls_client_ssl_new(conn->tls_ctx, conn->host, conn->policy->verify);
+		if (ssl == NULL) {
+			provider_fail(conn, "TLS setup failed: %s", tls_last_error());
+			return;
+		}
+		conn->bev = bufferevent_openssl_socket_new(base, -1, ssl,
+							   BUFFEREVENT_SSL_CONNECTING,
+							   BEV_OPT_CLOSE_ON_FREE);
+		conn->tls_active = true;
+	} else {
+		conn->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (conn->bev == NULL) {
+		provider_fail(conn, "cannot create a connection");
+		return;
+	}
+	bufferevent_setcb(conn->bev, provider_read_cb, NULL, provider_event_cb, conn);
+	bufferevent_set_timeouts(conn->bev, &tv, &tv);
+	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+	provider_enter_state(conn, PROVIDER_CONNECTING);
+	if (bufferevent_socket_connect(conn->bev, addr, (int)addrlen) < 0)
+		provider_fail(conn, "connect failed: %s", strerror(errno));
+}
+
+static void provider_resolved_cb(int result, struct evutil_addrinfo *res, void *ctx)
+{
+	struct provider_conn *conn = ctx;
+	struct evutil_addrinfo *ai;
+	bool refused = false;
+
+	conn->dns_request = NULL;
+	if (result != 0) {
+		if (result == EVUTIL_EAI_CANCEL)
+			return; /* the connection was freed while resolving */
+		provider_fail(conn, "cannot resolve %s: %s", conn->host,
+			      evutil_gai_strerror(result));
+		return;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (conn->policy->allow_private || provider_address_public(ai->ai_addr))
+			break;
+		refused = true;
+	}
+	if (ai == NULL) {
+		evutil_freeaddrinfo(res);
+		if (refused)
+			provider_fail(conn,
+				      "%s resolves to a loopback, private or link-local address; "
+				      "the provider policy does not allow it",
+				      conn->host);
+		else
+			provider_fail(conn, "%s has no address", conn->host);
+		return;
+	}
+	struct sockaddr_storage addr;
+	socklen_t addrlen = ai->ai_addrlen;
+	memcpy(&addr, ai->ai_addr, addrlen);
+	evutil_freeaddrinfo(res);
+	provider_connect(conn, (struct sockaddr *)&addr, addrlen);
+}
+
+static void provider_conn_start(struct provider_conn *conn)
+{
+	struct evutil_addrinfo hints = {0};
+	char port[16];
+	char err[256];
+
+	conn->policy = config_policy_for_host(conn->fetcher->pg->cfg, conn->host);
+	if (!config_host_allowed(conn->fetcher->pg->cfg, conn->host)) {
+		provider_fail(conn, "provider host %s is not on the allow-list", conn->host);
+		return;
+	}
+	if (conn->policy->tls != PROVIDER_TLS_NONE) {
+		conn->tls_ctx = fetcher_tls_ctx(conn->fetcher, conn->policy, err, sizeof(err));
+		if (conn->tls_ctx == NULL) {
+			provider_fail(conn, "TLS setup failed: %s", err);
+			return;
+		}
+	}
+	snprintf(port, sizeof(port), "%d", conn->policy->port);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+	provider_enter_state(conn, PROVIDER_RESOLVING);
+	/* The callback may run before this returns (numeric or cached names). */
+	struct evdns_getaddrinfo_request *request = evdns_getaddrinfo(
+		conn->fetcher->pg->dns, conn->host, port, &hints, provider_resolved_cb, conn);
+	if (conn->state == PROVIDER_RESOLVING)
+		conn->dns_request = request;
+}
+
+static struct provider_conn *provider_conn_new(struct fetcher *fetcher, enum provider_mode mode,
+					       const char *login, const char *host,
+					       const char *password)
+{
+	struct provider_conn *conn = xcalloc(1, sizeof(*conn));
+
+	conn->fetcher = fetcher;
+	conn->mode = mode;
+	conn->state = PROVIDER_RESOLVING;
+	conn->login = xstrdup(login);
+	conn->host = xstrdup(host);
+	conn->account_name = xasprintf("%s@%s", login, host);
+	conn->password = xstrdup(password);
+	fetcher->active++;
+	return conn;
+}
+
+static void provider_conn_free(struct provider_conn *conn)
+{
+	if (conn->dns_request != NULL)
+		evdns_getaddrinfo_cancel(conn->dns_request);
+	if (conn->bev != NULL)
+		bufferevent_free(conn->bev);
+	provider_password_wipe(conn);
+	spool_writer_free(&conn->writer);
+	if (conn->digest != NULL)
+		EVP_MD_CTX_free(conn->digest);
+	conn->fetcher->active--;
+	free(conn->entries);
+	free(conn->login);
+	free(conn->host);
+	free(conn->account_name);
+	free(conn);
+}
+
+/* ---- the login ---------------------------------------------------------- */
+
+static void provider_verify_report(struct provider_conn *conn, enum fetch_verify_result result,
+				   const char *error)
+{
+	fetch_verify_cb *callback = conn->verify_callback;
+	void *ctx = conn->verify_ctx;
+
+	conn->verify_callback = NULL;
+	if (conn->verify != NULL) {
+		conn->verify->conn = NULL;
+		conn->verify = NULL;
+	}
+	if (callback != NULL)
+		callback(result, error, ctx);
+}
+
+static void provider_send_login(struct provider_conn *conn)
+{
+	if (!conn->capa_user && conn->capa_sasl_plain) {
+		/* A provider that offers only SASL: AUTH PLAIN with an initial response. */
+		size_t login_len = strlen(conn->login), pass_len = strlen(conn->password);
+		size_t raw_len = 1 + login_len + 1 + pass_len;
+		unsigned char *raw = xmalloc(raw_len);
+		size_t b64_len = sodium_base64_ENCODED_LEN(raw_len, sodium_base64_VARIANT_ORIGINAL);
+		char *b64 = xmalloc(b64_len);
+
+		raw[0] = '\0';
+		memcpy(raw + 1, conn->login, login_len);
+		raw[1 + login_len] = '\0';
+		memcpy(raw + 2 + login_len, conn->password, pass_len);
+		sodium_bin2base64(b64, b64_len, raw, raw_len, sodium_base64_VARIANT_ORIGINAL);
+		provider_send(conn, "AUTH PLAIN %s", b64);
+		sodium_memzero(raw, raw_len);
+		sodium_memzero(b64, b64_len);
+		free(raw);
+		free(b64);
+		provider_password_wipe(conn);
+		provider_enter_state(conn, PROVIDER_PASS);
+		return;
+	}
+	provider_send(conn, "USER %s", conn->login);
+	provider_enter_state(conn, PROVIDER_USER);
+}
+
+/* After CAPA (or STLS): go to TLS if the policy wants it, else log in. */
+static void provider_after_capa(struct provider_conn *conn)
+{
+	if (conn->policy->tls == PROVIDER_TLS_STARTTLS && !conn->tls_active) {
+		if (!conn->capa_stls) {
+			provider_fail(conn, "the provider does not offer STLS, which the policy "
+					    "requires");
+			return;
+		}
+		provider_send(conn, "STLS");
+		provider_enter_state(conn, PROVIDER_STLS);
+		return;
+	}
+	provider_send_login(conn);
+}
+
+static void provider_start_tls(struct provider_conn *conn)
+{
+	SSL *ssl = tls_client_ssl_new(conn->tls_ctx, conn->host, conn->policy->verify);
+	struct bufferevent *tls_bev;
+
+	if (ssl == NULL) {
+		provider_fail(conn, "TLS setup failed: %s", tls_last_error());
+		return;
+	}
+	/* Nothing the provider sent before the handshake may be read as if protected. */
+	evbuffer_drain(bufferevent_get_input(conn->bev),
+		       evbuffer_get_length(bufferevent_get_input(conn->bev)));
+	tls_bev = bufferevent_openssl_filter_new(conn->fetcher->pg->base, conn->bev, ssl,
+						 BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tls_bev == NULL) {
+		SSL_free(ssl);
+		provider_fail(conn, "TLS setup failed");
+		return;
+	}
+	struct timeval tv = {.tv_sec = conn->fetcher->pg->cfg->fetch_timeout};
+	conn->bev = tls_bev;
+	conn->tls_active = true;
+	bufferevent_setcb(conn->bev, provider_read_cb, NULL, provider_event_cb, conn);
+	bufferevent_set_timeouts(conn->bev, &tv, &tv);
+	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+	provider_enter_state(conn, PROVIDER_TLS_HANDSHAKE);
+}
+
+/* The login was accepted: a verify ends here, a fetch lists the mailbox. */
+static void provider_logged_in(struct provider_conn *conn)
+{
+	if (conn->mode == PROVIDER_MODE_VERIFY) {
+		provider_verify_report(conn, FETCH_VERIFY_OK, NULL);
+		provider_send(conn, "QUIT");
+		provider_enter_state(conn, PROVIDER_QUIT);
+		return;
+	}
+	log_event(LOG_INFO, "fetch", conn->account_name, NULL, "logged in at %s", conn->host);
+	provider_send(conn, "UIDL");
+	provider_enter_state(conn, PROVIDER_UIDL);
+}
+
+static void provider_login_refused(struct provider_conn *conn, const struct pop3_reply *reply)
+{
+	char text[160];
+
+	provider_reply_text(text, sizeof(text), reply);
+	/* RFC 3206: only [AUTH] (or no code) means the credentials were wrong;
+	 * [IN-USE] or [SYS/…] is the provider's trouble, not a bad password. */
+	bool credentials = reply->code[0] == '\0' || strcmp(reply->code, "AUTH") == 0;
+	provider_password_wipe(conn);
+	if (conn->mode == PROVIDER_MODE_VERIFY) {
+		provider_verify_report(conn,
+				       credentials ? FETCH_VERIFY_REJECTED : FETCH_VERIFY_FAILED,
+				       credentials ? "the provider refused the login" : text);
+		provider_conn_finish(conn);
+		return;
+	}
+	provider_fail(conn, "login refused by the provider: %s", text);
+}
+
+/* ---- the fetch ---------------------------------------------------------- */
+
+static void provider_body_out(void *ctx, const char *data, size_t len)
+{
+	struct provider_conn *conn = ctx;
+	int64_t limit = conn->fetcher->pg->cfg->max_message_size;
+
+	if (conn->oversize)
+		return;
+	if ((int64_t)(conn->writer->size + len) > limit) {
+		/* Keep reading to the terminator so the connection stays in step,
+		 * but store nothing: the message stays at the provider. */
+		conn->oversize = true;
+		return;
+	}
+	spool_writer_write(conn->writer, data, len);
+	EVP_DigestUpdate(conn->digest, data, len);
+}
+
+static bool provider_uidl_known(struct provider_conn *conn, const char *uidl)
+{
+	int known = store_uidl_known(conn->fetcher->pg->store, conn->account->account_id, uidl);
+	if (known < 0) {
+		provider_fail(conn, "store error: %s", store_errmsg(conn->fetcher->pg->store));
+		return false;
+	}
+	return known == 1;
+}
+
+static void provider_skip(struct provider_conn *conn, struct provider_entry *entry,
+			  const char *reason)
+{
+	conn->skipped_count++;
+	if (conn->skip_reason[0] == '\0')
+		snprintf(conn->skip_reason, sizeof(conn->skip_reason), "message %u: %s",
+			 entry->number, reason);
+	log_event(LOG_WARN, "error", conn->account_name, NULL,
+		  "left message %u (uidl %s) at the provider: %s", entry->number, entry->uidl,
+		  reason);
+}
+
+/* Works on entry CURSOR: delete it if already stored, skip it if too big,
+ * else retrieve it. After the last entry: QUIT. */
+static void provider_fetch_next(struct provider_conn *conn)
+{
+	struct popgate *pg = conn->fetcher->pg;
+
+	while (conn->cursor < conn->entry_count) {
+		struct provider_entry *entry = &conn->entries[conn->cursor];
+		bool known = provider_uidl_known(conn, entry->uidl);
+		if (conn->state == PROVIDER_DONE)
+			return;
+		if (known) {
+			/* Stored before a crash cut the last session short: delete only. */
+			log_event(LOG_INFO, "fetch", conn->account_name, NULL,
+				  "uidl %s already stored; deleting it at the provider",
+				  entry->uidl);
+			provider_send(conn, "DELE %u", entry->number);
+			provider_enter_state(conn, PROVIDER_DELE);
+			return;
+		}
+		if ((int64_t)entry->size > pg->cfg->max_message_size) {
+			char reason[96];
+			snprintf(reason, sizeof(reason), "%llu bytes is over the size limit of %lld",
+				 (unsigned long long)entry->size, pg->cfg->max_message_size);
+			provider_skip(conn, entry, reason);
+			conn->cursor++;
+			continue;
+		}
+		conn->writer = spool_writer_new(pg->store->data_dir);
+		if (conn->writer == NULL) {
+			provider_fail(conn, "cannot create a spool file: %s", strerror(errno));
+			return;
+		}
+		if (conn->digest == NULL)
+			conn->digest = EVP_MD_CTX_new();
+		EVP_DigestInit_ex(conn->digest, EVP_sha256(), NULL);
+		conn->oversize = false;
+		pop3_dot_decoder_init(&conn->decoder);
+		provider_send(conn, "RETR %u", entry->number);
+		provider_enter_state(conn, PROVIDER_RETR_STATUS);
+		return;
+	}
+	provider_send(conn, "QUIT");
+	provider_enter_state(conn, PROVIDER_QUIT);
+}
+
+/*
+ * The body of the current message is complete in its spool file: make it
+ * durable, commit its row and UIDL, and only then ask the provider to delete
+ * it (G3). Hands the message to the pipeline.
+ */
+static void provider_store_message(struct provider_conn *conn)
+{
+	struct popgate *pg = conn->fetcher->pg;
+	struct provider_entry *entry = &conn->entries[conn->cursor];
+	unsigned char hash[EVP_MAX_MD_SIZE];
+	unsigned hash_len = 0;
+	char hash_hex[2 * EVP_MAX_MD_SIZE + 1];
+	char id[SPOOL_ID_LEN + 1];
+
+	if (conn->oversize) {
+		spool_writer_free(&conn->writer);
+		char reason[96];
+		snprintf(reason, sizeof(reason), "over the size limit of %lld bytes",
+			 pg->cfg->max_message_size);
+		provider_skip(conn, entry, reason);
+		conn->cursor++;
+		provider_fetch_next(conn);
+		return;
+	}
+	EVP_DigestFinal_ex(conn->digest, hash, &hash_len);
+	sodium_bin2hex(hash_hex, sizeof(hash_hex), hash, hash_len);
+	int64_t size = (int64_t)conn->writer->size;
+	memcpy(id, conn->writer->id, sizeof(id));
+
+	/* The body is on disk and its folder entry durable before the row exists;
+	 * a crash before the commit leaves an orphan file, removed at start-up. */
+	if (spool_writer_commit(conn->writer) < 0) {
+		spool_writer_free(&conn->writer);
+		provider_fail(conn, "cannot store message %u: %s", entry->number, strerror(errno));
+		return;
+	}
+	spool_writer_free(&conn->writer);
+	if (store_begin(pg->store) < 0 ||
+	    store_message_insert(pg->store, id, conn->account->account_id, entry->uidl, size,
+				 hash_hex) < 0 ||
+	    store_commit(pg->store) < 0) {
+		store_rollback(pg->store);
+		spool_remove(pg->store->data_dir, id);
+		provider_fail(conn, "cannot record message %u: %s", entry->number,
+			      store_errmsg(pg->store));
+		return;
+	}
+	conn->stored_count++;
+	log_event(LOG_INFO, "stored", conn->account_name, id, "uidl %s, %lld bytes",
+		  entry->uidl, (long long)size);
+
+	struct pipeline_job job = {.received_at = util_now()};
+	memcpy(job.id, id, sizeof(job.id));
+	snprintf(job.account, sizeof(job.account), "%s", conn->account_name);
+	snprintf(job.provider_host, sizeof(job.provider_host), "%s", conn->host);
+	if (pipeline_submit(pg->pipeline, &job) < 0)
+		log_event(LOG_ERROR, "error", conn->account_name, id,
+			  "cannot queue for processing; it will be processed at the next start");
+
+	provider_send(conn, "DELE %u", entry->number);
+	provider_enter_state(conn, PROVIDER_DELE);
+}
+
+/* Reads body bytes of the current RETR through the dot decoder. */
+static void provider_read_body(struct provider_conn *conn)
+{
+	struct evbuffer *in = bufferevent_get_input(conn->bev);
+
+	while (!conn->decoder.done && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec vec;
+		if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1)
+			break;
+		size_t used = pop3_dot_decode(&conn->decoder, vec.iov_base, vec.iov_len,
+					      provider_body_out, conn);
+		evbuffer_drain(in, used);
+	}
+	if (conn->decoder.done)
+		provider_store_message(conn);
+}
+
+/* Adds a UIDL listing line to the entries. 0, or -1 after failing CONN. */
+static int provider_add_uidl(struct provider_conn *conn, const char *line, size_t len)
+{
+	struct provider_entry entry = {0};
+
+	if (pop3_parse_uidl_line(line, len, &entry.number, entry.uidl) < 0) {
+		provider_fail(conn, "malformed UIDL line from the provider");
+		return -1;
+	}
+	if (conn->entry_count >= PROVIDER_LIST_MAX) {
+		provider_fail(conn, "the provider lists more than %d messages", PROVIDER_LIST_MAX);
+		return -1;
+	}
+	if (conn->entry_count == conn->entry_capacity) {
+		conn->entry_capacity = conn->entry_capacity ? conn->entry_capacity * 2 : 64;
+		conn->entries = xrealloc(conn->entries,
+					 conn->entry_capacity * sizeof(*conn->entries));
+	}
+	conn->entries[conn->entry_count++] = entry;
+	return 0;
+}
+
+static void provider_add_size(struct provider_conn *conn, const char *line, size_t len)
+{
+	uint32_t number;
+	uint64_t size;
+
+	if (pop3_parse_list_line(line, len, &number, &size) < 0)
+		return; /* sizes are advisory: the size limit is enforced while reading */
+	/* Listings come in message order; look near the same position first. */
+	for (size_t i = 0; i < conn->entry_count; i++) {
+		if (conn->entries[i].number == number) {
+			conn->entries[i].size = size;
+			return;
+		}
+	}
+}
+
+/* The provider confirmed our QUIT: its deletions are done. */
+static void provider_quit_done(struct provider_conn *conn)
+{
+	struct popgate *pg = conn->fetcher->pg;
+
+	if (conn->mode == PROVIDER_MODE_FETCH) {
+		for (size_t i = 0; i < conn->entry_count; i++) {
+			if (conn->entries[i].deleted)
+				store_uidl_forget(pg->store, conn->account->account_id,
+						  conn->entries[i].uidl);
+		}
+		log_event(LOG_INFO, "fetch", conn->account_name, NULL,
+			  "done: %u stored, %u deleted at the provider, %u left there",
+			  conn->stored_count, conn->deleted_count, conn->skipped_count);
+		if (conn->skipped_count > 0 && conn->error[0] == '\0')
+			snprintf(conn->error, sizeof(conn->error), "%u message(s) left at the "
+				 "provider (%s)", conn->skipped_count, conn->skip_reason);
+	}
+	provider_enter_state(conn, PROVIDER_DONE);
+	provider_conn_finish(conn);
+}
+
+/* Handles one status line in the states that expect one. */
+static void provider_handle_status(struct provider_conn *conn, const char *line, size_t len)
+{
+	struct pop3_reply reply;
+	char text[160];
+
+	if (pop3_reply_parse(line, len, &reply) < 0) {
+		provider_fail(conn, "malformed reply from the provider in state %s",
+			      provider_state_names[conn->state]);
+		return;
+	}
+	provider_reply_text(text, sizeof(text), &reply);
+
+	switch (conn->state) {
+	case PROVIDER_GREETING:
+		if (!reply.ok) {
+			provider_fail(conn, "the provider refused the connection: %s", text);
+			return;
+		}
+		provider_send(conn, "CAPA");
+		provider_enter_state(conn, PROVIDER_CAPA);
+		return;
+	case PROVIDER_CAPA:
+		if (!reply.ok) { /* no CAPA: assume USER/PASS */
+			conn->capa_user = true;
+			provider_after_capa(conn);
+			return;
+		}
+		conn->in_listing = true;
+		return;
+	case PROVIDER_STLS:
+		if (!reply.ok) {
+			provider_fail(conn, "the provider refused STLS: %s", text);
+			return;
+		}
+		provider_start_tls(conn);
+		return;
+	case PROVIDER_USER:
+		if (!reply.ok) {
+			provider_login_refused(conn, &reply);
+			return;
+		}
+		provider_send(conn, "PASS %s", conn->password);
+		provider_enter_state(conn, PROVIDER_PASS);
+		return;
+	case PROVIDER_PASS:
+		provider_password_wipe(conn);
+		if (!reply.ok) {
+			provider_login_refused(conn, &reply);
+			return;
+		}
+		provider_logged_in(conn);
+		return;
+	case PROVIDER_UIDL:
+		if (!reply.ok) {
+			provider_fail(conn, "the provider does not support UIDL: %s", text);
+			return;
+		}
+		conn->in_listing = true;
+		return;
+	case PROVIDER_LIST:
+		if (!reply.ok) { /* sizes are advisory */
+			provider_fetch_next(conn);
+			return;
+		}
+		conn->in_listing = true;
+		return;
+	case PROVIDER_RETR_STATUS:
+		if (!reply.ok) {
+			spool_writer_free(&conn->writer);
+			provider_skip(conn, &conn->entries[conn->cursor], text);
+			conn->cursor++;
+			provider_fetch_next(conn);
+			return;
+		}
+		provider_enter_state(conn, PROVIDER_RETR_BODY);
+		provider_read_body(conn);
+		return;
+	case PROVIDER_DELE:
+		if (reply.ok) {
+			conn->entries[conn->cursor].deleted = true;
+			conn->deleted_count++;
+		} else {
+			log_event(LOG_WARN, "error", conn->account_name, NULL,
+				  "the provider refused DELE %u: %s",
+				  conn->entries[conn->cursor].number, text);
+		}
+		conn->cursor++;
+		provider_fetch_next(conn);
+		return;
+	case PROVIDER_QUIT:
+		if (!reply.ok && conn->mode == PROVIDER_MODE_FETCH) {
+			provider_fail(conn, "the provider refused QUIT (deletions not applied): %s",
+				      text);
+			return;
+		}
+		provider_quit_done(conn);
+		return;
+	default:
+		provider_fail(conn, "unexpected reply from the provider in state %s",
+			      provider_state_names[conn->state]);
+		return;
+	}
+}
+
+/* Lines of a multi-line reply (CAPA, UIDL, LIST); the status was seen. */
+static void provider_handle_listing(struct provider_conn *conn, const char *line, size_t len)
+{
+	/* Listing lines are dot-stuffed like any multi-line reply. */
+	if (len > 0 && line[0] == '.' && !pop3_is_terminator(line, len)) {
+		line++;
+		len--;
+	}
+	if (pop3_is_terminator(line, len)) {
+		conn->in_listing = false;
+		switch (conn->state) {
+		case PROVIDER_CAPA:
+			provider_after_capa(conn);
+			return;
+		case PROVIDER_UIDL: {
+			char **present = xcalloc(conn->entry_count + 1, sizeof(char *));
+			for (size_t i = 0; i < conn->entry_count; i++)
+				present[i] = conn->entries[i].uidl;
+			/* UIDLs the provider no longer lists are gone there for good. */
+			store_uidl_prune(conn->fetcher->pg->store, conn->account->account_id,
+					 present, conn->entry_count);
+			free(present);
+			log_event(LOG_INFO, "fetch", conn->account_name, NULL,
+				  "%zu message(s) at the provider", conn->entry_count);
+			if (conn->entry_count == 0) {
+				provider_send(conn, "QUIT");
+				provider_enter_state(conn, PROVIDER_QUIT);
+				return;
+			}
+			provider_send(conn, "LIST");
+			provider_enter_state(conn, PROVIDER_LIST);
+			return;
+		}
+		case PROVIDER_LIST:
+			provider_fetch_next(conn);
+			return;
+		default:
+			return;
+		}
+	}
+	switch (conn->state) {
+	case PROVIDER_CAPA: {
+		char word[16];
+		size_t n = 0;
+		while (n < len && n < sizeof(word) - 1 && line[n] != ' ') {
+			word[n] = line[n];
+			n++;
+		}
+		word[n] = '\0';
+		if (util_strcaseeq(word, "STLS"))
+			conn->capa_stls = true;
+		else if (util_strcaseeq(word, "USER"))
+			conn->capa_user = true;
+		else if (util_strcaseeq(word, "SASL") && len > 5) {
+			for (size_t i = 5; i + 5 <= len; i++) {
+				if ((i == 5 || line[i - 1] == ' ') &&
+				    strncasecmp(line + i, "PLAIN", 5) == 0 &&
+				    (i + 5 == len || line[i + 5] == ' '))
+					conn->capa_sasl_plain = true;
+			}
+		}
+		return;
+	}
+	case PROVIDER_UIDL:
+		provider_add_uidl(conn, line, len);
+		return;
+	case PROVIDER_LIST:
+		provider_add_size(conn, line, len);
+		return;
+	default:
+		return;
+	}
+}
+
+static void provider_read_cb(struct bufferevent *bev, void *ctx)
+{
+	struct provider_conn *conn = ctx;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	/* CONN may be freed by a handler; PROVIDER_DONE is set before that only
+	 * when it is not, so every handler that ends CONN returns right away. */
+	while (conn->state != PROVIDER_DONE) {
+		if (conn->state == PROVIDER_RETR_BODY) {
+			if (evbuffer_get_length(in) == 0)
+				return;
+			struct provider_conn *before = conn;
+			provider_read_body(conn);
+			if (before->state == PROVIDER_RETR_BODY)
+				return; /* wants more bytes */
+			continue;
+		}
+		size_t len;
+		char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+		if (line == NULL) {
+			if (evbuffer_get_length(in) > PROVIDER_LINE_MAX)
+				provider_fail(conn, "the provider sent an over-long line");
+			return;
+		}
+		if (len > PROVIDER_LINE_MAX) {
+			free(line);
+			provider_fail(conn, "the provider sent an over-long line");
+			return;
+		}
+		if (conn->in_listing)
+			provider_handle_listing(conn, line, len);
+		else
+			provider_handle_status(conn, line, len);
+		free(line);
+	}
+}
+
+static void provider_event_cb(struct bufferevent *bev, short events, void *ctx)
+{
+	struct provider_conn *conn = ctx;
+	(void)bev;
+
+	if (events & BEV_EVENT_CONNECTED) {
+		if (conn->state == PROVIDER_TLS_HANDSHAKE) {
+			provider_send_login(conn);
+			return;
+		}
+		provider_enter_state(conn, PROVIDER_GREETING);
+		return;
+	}
+	if (events & BEV_EVENT_TIMEOUT) {
+		provider_fail(conn, "timeout in state %s after %d s of silence",
+			      provider_state_names[conn->state], conn->fetcher->pg->cfg->fetch_timeout);
+		return;
+	}
+	if (events & BEV_EVENT_ERROR) {
+		unsigned long ssl_error = bufferevent_get_openssl_error(conn->bev);
+		if (ssl_error != 0) {
+			char buf[200];
+			ERR_error_string_n(ssl_error, buf, sizeof(buf));
+			provider_fail(conn, "TLS error in state %s: %s",
+				      provider_state_names[conn->state], buf);
+		} else {
+			int err = EVUTIL_SOCKET_ERROR();
+			provider_fail(conn, "connection error in state %s: %s",
+				      provider_state_names[conn->state],
+				      err ? evutil_socket_error_to_string(err) : "closed");
+		}
+		return;
+	}
+	if (events & BEV_EVENT_EOF) {
+		provider_fail(conn, "the provider closed the connection in state %s",
+			      provider_state_names[conn->state]);
+		return;
+	}
+}
+
+/* ---- scheduling and the end of a connection ------------------------------ */
+
+static struct fetch_account *fetcher_account(struct fetcher *fetcher, int64_t account_id)
+{
+	struct fetch_account *account;
+
+	TAILQ_FOREACH(account, &fetcher->accounts, entry)
+	{
+		if (account->account_id == account_id)
+			return account;
+	}
+	return NULL;
+}
+
+static void fetcher_retry_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct fetch_account *account = ctx;
+	(void)fd;
+	(void)what;
+	fetcher_request(account->fetcher, account->account_id, 1);
+}
+
+/* Starts waiting requests while there is room. */
+static void fetcher_run_waiting(struct fetcher *fetcher)
+{
+	struct fetch_account *account;
+
+	while (fetcher->active < (unsigned)fetcher->pg->cfg->max_fetches &&
+	       (account = TAILQ_FIRST(&fetcher->waiting)) != NULL) {
+		TAILQ_REMOVE(&fetcher->waiting, account, queue_entry);
+		account->queued = false;
+		fetcher_start(fetcher, account);
+	}
+}
+
+/* Records the outcome of a fetch and schedules what comes next. */
+static void fetcher_fetch_done(struct provider_conn *conn)
+{
+	struct fetcher *fetcher = conn->fetcher;
+	struct fetch_account *account = conn->account;
+	struct popgate *pg = fetcher->pg;
+	struct store_account row = {0};
+	int failures = 0;
+	int64_t next = 0;
+
+	account->running = false;
+	if (store_account_get_by_id(pg->store, account->account_id, &row) == 1)
+		failures = row.fetch_failures;
+	store_account_clear(&row);
+
+	if (conn->error[0] != '\0') {
+		failures++;
+		int64_t delay = pg->cfg->fetch_retry_min;
+		for (int i = 1; i < failures && delay < pg->cfg->fetch_retry_max; i++)
+			delay *= 2;
+		if (delay > pg->cfg->fetch_retry_max)
+			delay = pg->cfg->fetch_retry_max;
+		next = util_now() + delay;
+		log_event(LOG_WARN, "fetch_error", conn->account_name, NULL,
+			  "%s; retry in %lld s", conn->error, (long long)delay);
+		store_account_record_fetch(pg->store, account->account_id, conn->error, failures,
+					   next);
+		struct timeval tv = {.tv_sec = delay};
+		evtimer_add(account->retry_timer, &tv);
+	} else {
+		store_account_record_fetch(pg->store, account->account_id, NULL, 0, 0);
+		evtimer_del(account->retry_timer);
+	}
+	if (account->again) {
+		account->again = false;
+		fetcher_request(fetcher, account->account_id, 1);
+	}
+}
+
+/* Ends CONN: reports a verify, records a fetch, frees the connection. */
+static void provider_conn_finish(struct provider_conn *conn)
+{
+	struct fetcher *fetcher = conn->fetcher;
+
+	if (conn->state != PROVIDER_DONE)
+		provider_enter_state(conn, PROVIDER_DONE);
+	if (conn->mode == PROVIDER_MODE_VERIFY) {
+		if (conn->verify_callback != NULL)
+			provider_verify_report(conn, FETCH_VERIFY_FAILED,
+					       conn->error[0] ? conn->error : "connection ended");
+		else if (conn->error[0] != '\0')
+			log_debug("provider %s: after the login check: %s", conn->host,
+				  conn->error);
+	} else {
+		fetcher_fetch_done(conn);
+	}
+	/* Freed from a deferred point: we may be inside this bufferevent's callback,
+	 * which libevent allows, but nothing of CONN may be touched afterwards. */
+	provider_conn_free(conn);
+	fetcher_run_waiting(fetcher);
+}
+
+static void fetcher_start(struct fetcher *fetcher, struct fetch_account *account)
+{
+	struct popgate *pg = fetcher->pg;
+	struct store_account row = {0};
+	char *password = NULL;
+
+	if (store_account_get_by_id(pg->store, account->account_id, &row) != 1) {
+		log_event(LOG_ERROR, "fetch_error", NULL, NULL, "account %lld not found",
+			  (long long)account->account_id);
+		store_account_clear(&row);
+		return;
+	}
+	if (crypto_secret_open(&pg->key, row.secret, row.secret_len, &password) < 0) {
+		log_event(LOG_ERROR, "fetch_error", row.name, NULL,
+			  "the stored password cannot be decrypted (wrong key file?); the next "
+			  "login will store it again");
+		store_account_clear(&row);
+		return;
+	}
+	struct provider_conn *conn =
+		provider_conn_new(fetcher, PROVIDER_MODE_FETCH, row.login, row.host, password);
+	crypto_password_free(&password);
+	conn->account = account;
+	account->running = true;
+	store_account_clear(&row);
+	provider_conn_start(conn);
+}
+
+/* ---- public --------------------------------------------------------------- */
+
+struct fetcher *fetcher_new(struct popgate *pg)
+{
+	struct fetcher *fetcher = xcalloc(1, sizeof(*fetcher));
+
+	fetcher->pg = pg;
+	TAILQ_INIT(&fetcher->accounts);
+	TAILQ_INIT(&fetcher->waiting);
+	return fetcher;
+}
+
+void fetcher_free(struct fetcher **fetcher_p)
+{
+	struct fetcher *fetcher = *fetcher_p;
+	struct fetch_account *account;
+	struct fetch_tls_ctx *tls;
+
+	if (fetcher == NULL)
+		return;
+	while ((account = TAILQ_FIRST(&fetcher->accounts)) != NULL) {
+		TAILQ_REMOVE(&fetcher->accounts, account, entry);
+		event_free(account->retry_timer);
+		free(account);
+	}
+	while ((tls = fetcher->tls_contexts) != NULL) {
+		fetcher->tls_contexts = tls->next;
+		SSL_CTX_free(tls->ctx);
+		free(tls->ca_file);
+		free(tls);
+	}
+	free(fetcher);
+	*fetcher_p = NULL;
+}
+
+void fetcher_request(struct fetcher *fetcher, int64_t account_id, int now)
+{
+	struct fetch_account *account = fetcher_account(fetcher, account_id);
+
+	if (account == NULL) {
+		account = xcalloc(1, sizeof(*account));
+		account->account_id = account_id;
+		account->fetcher = fetcher;
+		account->retry_timer = evtimer_new(fetcher->pg->base, fetcher_retry_cb, account);
+		TAILQ_INSERT_TAIL(&fetcher->accounts, account, entry);
+	}
+	if (account->running) {
+		account->again = true;
+		return;
+	}
+	if (account->queued)
+		return;
+	if (!now) {
+		struct store_account row = {0};
+		int64_t wait = 0;
+		if (store_account_get_by_id(fetcher->pg->store, account_id, &row) == 1)
+			wait = row.next_fetch_at - util_now();
+		store_account_clear(&row);
+		if (wait > 0) {
+			struct timeval tv = {.tv_sec = wait};
+			evtimer_add(account->retry_timer, &tv);
+			return;
+		}
+	}
+	evtimer_del(account->retry_timer);
+	if (fetcher->active >= (unsigned)fetcher->pg->cfg->max_fetches) {
+		account->queued = true;
+		TAILQ_INSERT_TAIL(&fetcher->waiting, account, queue_entry);
+		return;
+	}
+	fetcher_start(fetcher, account);
+}
+
+unsigned fetcher_active(const struct fetcher *fetcher)
+{
+	return fetcher->active;
+}
+
+struct fetch_verify *fetch_verify_start(struct fetcher *fetcher, const char *login,
+					const char *host, const char *password,
+					fetch_verify_cb *callback, void *ctx)
+{
+	struct provider_conn *conn =
+		provider_conn_new(fetcher, PROVIDER_MODE_VERIFY, login, host, password);
+	struct fetch_verify *verify = xcalloc(1, sizeof(*verify));
+
+	verify->conn = conn;
+	conn->verify = verify;
+	conn->verify_callback = callback;
+	conn->verify_ctx = ctx;
+	provider_conn_start(conn);
+	/* The start may have failed at once and reported already. */
+	if (verify->conn == NULL) {
+		free(verify);
+		return NULL;
+	}
+	return verify;
+}
+
+void fetch_verify_cancel(struct fetch_verify **verify_p)
+{
+	struct fetch_verify *verify = *verify_p;
+
+	if (verify == NULL)
+		return;
+	if (verify->conn != NULL) {
+		verify->conn->verify_callback = NULL;
+		verify->conn->verify = NULL;
+		provider_password_wipe(verify->conn);
+		if (verify->conn->state != PROVIDER_QUIT)
+			provider_fail(verify->conn, "cancelled");
+	}
+	free(verify);
+	*verify_p = NULL;
+}

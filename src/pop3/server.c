@@ -1,0 +1,993 @@
+/*
+ * server.c — the POP3 server that mail clients talk to: RFC 1939 with CAPA
+ * (RFC 2449), STLS (RFC 2595), AUTH PLAIN (RFC 5034) and implicit TLS on the
+ * POP3S port.
+ *
+ * A session is a state machine (AUTHORIZATION → TRANSACTION → closed), one
+ * per connection, driven by the event loop; it never blocks. A pickup serves
+ * the account's Delivery Queue as it stood at login (P3). At QUIT every
+ * message the client retrieved or deleted moves to `delivered` in one
+ * transaction before +OK is sent, and a fetch is requested for the account
+ * (P4). A session that ends without QUIT changes nothing (RFC 1939), so the
+ * client gets those messages again.
+ *
+ * Limits: one session per maildrop ([IN-USE]), sessions overall and per
+ * client address, line length, bad commands, a login timeout, an idle timeout
+ * and a timeout on output that does not drain.
+ *
+ * SECURITY: everything a client sends is untrusted and goes through
+ * pop3/parse.c; what is echoed or logged is sanitised. Passwords go only to
+ * auth.c and are wiped here after use. Plain-text logins are refused on an
+ * unencrypted connection unless it is from loopback or the config allows it.
+ * Message bodies are read from the spool and written to the client; they are
+ * never parsed here.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "pop3/auth.h"
+#include "pop3/fetch.h"
+#include "pop3/parse.h"
+#include "pop3/server.h"
+#include "popgate.h"
+#include "store/message.h"
+#include "store/spool.h"
+
+/* Output is refilled from the message file while below SEND_LOW_WATER and
+ * up to SEND_HIGH_WATER, so a slow client costs a bounded buffer. */
+#define SEND_LOW_WATER (64 * 1024)
+#define SEND_HIGH_WATER (256 * 1024)
+#define SEND_CHUNK (64 * 1024)
+#define NAME_MAX_LEN 512
+#define PASSWORD_MAX_LEN 512
+
+enum session_state {
+	SESSION_AUTHORIZATION,
+	SESSION_AUTH_PENDING, /* a login is being checked; input waits */
+	SESSION_TRANSACTION,
+	SESSION_CLOSING,      /* the last reply drains, then the session is freed */
+	SESSION_STATE_COUNT
+};
+
+static const char *const session_state_names[] = {
+	[SESSION_AUTHORIZATION] = "authorization",
+	[SESSION_AUTH_PENDING] = "auth-pending",
+	[SESSION_TRANSACTION] = "transaction",
+	[SESSION_CLOSING] = "closing",
+};
+_Static_assert(sizeof(session_state_names) / sizeof(session_state_names[0]) ==
+		       SESSION_STATE_COUNT,
+	       "every session state has a name");
+
+enum message_flag {
+	MESSAGE_FLAG_DELETED = 1 << 0,
+	MESSAGE_FLAG_RETRIEVED = 1 << 1,
+};
+
+struct pop3_session {
+	struct pop3_server *server;
+	struct bufferevent *bev;
+	enum session_state state;
+	bool tls;	     /* the connection is encrypted */
+	bool on_tls_port;
+	bool loopback;	     /* the client is on this host */
+	char peer[INET6_ADDRSTRLEN];
+	char *user_name;     /* from USER, until PASS */
+	bool awaiting_sasl;  /* AUTH PLAIN sent "+ "; the next line is the response */
+	unsigned bad_commands;
+	bool discarding;     /* skipping the rest of an over-long line */
+	struct auth_request *auth;
+
+	int64_t account_id;  /* 0 until logged in */
+	char *account_name;
+	struct store_message *messages;
+	uint8_t *flags;
+	size_t message_count;
+
+	/* A message being sent (RETR or TOP). */
+	int send_fd;
+	size_t send_index;
+	bool send_is_retr;
+	struct pop3_dot_encoder encoder;
+
+	/* Sessions are freed from the loop, never inside their own handlers. */
+	struct event *free_event;
+
+	TAILQ_ENTRY(pop3_session) entry;
+};
+
+TAILQ_HEAD(pop3_session_list, pop3_session);
+
+struct pop3_server {
+	struct popgate *pg;
+	struct evconnlistener *plain_listener;
+	struct evconnlistener *tls_listener;
+	struct pop3_session_list sessions;
+	unsigned session_count;
+	bool shutting_down;
+};
+
+static void session_read_cb(struct bufferevent *bev, void *ctx);
+static void session_write_cb(struct bufferevent *bev, void *ctx);
+static void session_event_cb(struct bufferevent *bev, short events, void *ctx);
+static void session_process_input(struct pop3_session *session);
+
+/* ---- session plumbing ---------------------------------------------------- */
+
+static void session_enter_state(struct pop3_session *session, enum session_state state)
+{
+	log_debug("pop3 %s: %s -> %s", session->peer, session_state_names[session->state],
+		  session_state_names[state]);
+	session->state = state;
+}
+
+static void session_reply(struct pop3_session *session, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void session_reply(struct pop3_session *session, const char *fmt, ...)
+{
+	struct evbuffer *out = bufferevent_get_output(session->bev);
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void session_set_timeouts(struct pop3_session *session)
+{
+	const struct popgate_config *cfg = session->server->pg->cfg;
+	struct timeval read_tv = {
+		.tv_sec = session->account_id ? cfg->idle_timeout : cfg->login_timeout};
+	struct timeval write_tv = {.tv_sec = cfg->command_timeout};
+
+	bufferevent_set_timeouts(session->bev, &read_tv, &write_tv);
+}
+
+static void session_maildrop_free(struct pop3_session *session)
+{
+	store_message_list_free(&session->messages, session->message_count);
+	session->message_count = 0;
+	xfree(&session->flags);
+}
+
+static void session_free(struct pop3_session *session)
+{
+	struct pop3_server *server = session->server;
+	int64_t account_id = session->account_id;
+
+	auth_cancel(&session->auth);
+	if (session->free_event != NULL)
+		event_free(session->free_event);
+	if (session->send_fd >= 0)
+		close(session->send_fd);
+	if (session->bev != NULL)
+		bufferevent_free(session->bev);
+	if (session->user_name != NULL) {
+		sodium_memzero(session->user_name, strlen(session->user_name));
+		free(session->user_name);
+	}
+	session_maildrop_free(session);
+	TAILQ_REMOVE(&server->sessions, session, entry);
+	server->session_count--;
+	if (account_id != 0) {
+		log_event(LOG_INFO, "logout", session->account_name, NULL, "from %s",
+			  session->peer);
+		/* P4: after a pickup, fetch the account's new mail. */
+		if (!server->shutting_down)
+			fetcher_request(server->pg->fetcher, account_id, 1);
+	}
+	free(session->account_name);
+	free(session);
+}
+
+static void session_free_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	(void)fd;
+	(void)what;
+	session_free(ctx);
+}
+
+/*
+ * Frees the session from the loop, right after the current callback: the
+ * handler that decides to end a session is still running on it.
+ */
+static void session_free_later(struct pop3_session *session)
+{
+	static const struct timeval now = {0, 0};
+
+	session_enter_state(session, SESSION_CLOSING);
+	bufferevent_disable(session->bev, EV_READ | EV_WRITE);
+	if (session->free_event == NULL)
+		session->free_event = evtimer_new(session->server->pg->base, session_free_cb, session);
+	evtimer_add(session->free_event, &now);
+}
+
+/* Sends what is queued, then frees the session. */
+static void session_close(struct pop3_session *session)
+{
+	session_enter_state(session, SESSION_CLOSING);
+	bufferevent_disable(session->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(session->bev)) == 0)
+		session_free_later(session);
+}
+
+/* Counts a bad command; past the limit the session ends. True if it ended. */
+static bool session_bad_command(struct pop3_session *session, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static bool session_bad_command(struct pop3_session *session, const char *fmt, ...)
+{
+	struct evbuffer *out = bufferevent_get_output(session->bev);
+	va_list ap;
+
+	evbuffer_add(out, "-ERR ", 5);
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+	if (++session->bad_commands > (unsigned)session->server->pg->cfg->max_bad_commands) {
+		session_reply(session, "-ERR too many bad commands; closing");
+		session_close(session);
+		return true;
+	}
+	return false;
+}
+
+static bool session_plaintext_allowed(const struct pop3_session *session)
+{
+	return session->tls || session->loopback ||
+	       session->server->pg->cfg->allow_plaintext_auth;
+}
+
+/* ---- sending a message --------------------------------------------------- */
+
+static void session_evbuffer_out(void *ctx, const char *data, size_t len)
+{
+	evbuffer_add(ctx, data, len);
+}
+
+static void session_send_done(struct pop3_session *session)
+{
+	struct evbuffer *out = bufferevent_get_output(session->bev);
+
+	pop3_dot_encoder_finish(&session->encoder, session_evbuffer_out, out);
+	close(session->send_fd);
+	session->send_fd = -1;
+	if (session->send_is_retr)
+		session->flags[session->send_index] |= MESSAGE_FLAG_RETRIEVED;
+}
+
+/* Fills the output from the message file up to the high-water mark. */
+static void session_send_fill(struct pop3_session *session)
+{
+	struct evbuffer *out = bufferevent_get_output(session->bev);
+	char chunk[SEND_CHUNK];
+
+	while (session->send_fd >= 0 && evbuffer_get_length(out) < SEND_HIGH_WATER) {
+		ssize_t n = read(session->send_fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			/* Mid-reply there is no way to say -ERR; end the session so the
+			 * client retries and nothing is marked as retrieved. */
+			log_event(LOG_ERROR, "error", session->account_name,
+				  session->messages[session->send_index].id,
+				  "cannot read the message body: %s", strerror(errno));
+			close(session->send_fd);
+			session->send_fd = -1;
+			session_free_later(session);
+			return;
+		}
+		if (n == 0) {
+			session_send_done(session);
+			break;
+		}
+		pop3_dot_encode(&session->encoder, chunk, (size_t)n, session_evbuffer_out, out);
+		if (session->encoder.stopped) {
+			session_send_done(session);
+			break;
+		}
+	}
+	if (session->send_fd < 0)
+		session_process_input(session); /* commands pipelined behind RETR */
+}
+
+static int64_t session_message_size(const struct store_message *message)
+{
+	return message->body_size + (int64_t)strlen(message->prepend);
+}
+
+/* Starts sending message INDEX (RETR, or TOP with BODY_LINES lines). */
+static void session_send_message(struct pop3_session *session, size_t index, bool top,
+				 uint32_t body_lines)
+{
+	const struct store_message *message = &session->messages[index];
+	char *path = spool_path(session->server->pg->store->data_dir, message->id);
+	struct evbuffer *out = bufferevent_get_output(session->bev);
+
+	session->send_fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (session->send_fd < 0) {
+		log_event(LOG_ERROR, "error", session->account_name, message->id,
+			  "cannot open the message body: %s", strerror(errno));
+		session_reply(session, "-ERR [SYS/TEMP] message %zu is unavailable right now",
+			      index + 1);
+		return;
+	}
+	session->send_index = index;
+	session->send_is_retr = !top;
+	if (top)
+		session_reply(session, "+OK top of message follows");
+	else
+		session_reply(session, "+OK %lld octets", (long long)session_message_size(message));
+	pop3_dot_encoder_init(&session->encoder, top, body_lines);
+	pop3_dot_encode(&session->encoder, message->prepend, strlen(message->prepend),
+			session_evbuffer_out, out);
+	session_send_fill(session);
+}
+
+/* ---- login ---------------------------------------------------------------- */
+
+static struct pop3_session *server_maildrop_holder(struct pop3_server *server, int64_t account_id)
+{
+	struct pop3_session *other;
+
+	TAILQ_FOREACH(other, &server->sessions, entry)
+	{
+		if (other->account_id == account_id)
+			return other;
+	}
+	return NULL;
+}
+
+static void session_auth_done(enum auth_result result, int64_t account_id,
+			      const char *account_name, const char *message, void *ctx)
+{
+	struct pop3_session *session = ctx;
+	struct pop3_server *server = session->server;
+
+	session->auth = NULL;
+	session_enter_state(session, SESSION_AUTHORIZATION);
+	if (result != AUTH_OK) {
+		session_reply(session, "-ERR %s", message);
+		goto resume;
+	}
+	if (server_maildrop_holder(server, account_id) != NULL) {
+		log_event(LOG_WARN, "login_failed", account_name, NULL,
+			  "from %s: maildrop in use by another session", session->peer);
+		session_reply(session, "-ERR [IN-USE] another session is using this mailbox");
+		goto resume;
+	}
+	if (store_message_list(server->pg->store, account_id, MESSAGE_DELIVERY,
+			       &session->messages, &session->message_count) < 0) {
+		session_reply(session, "-ERR [SYS/TEMP] cannot open the mailbox; try again later");
+		goto resume;
+	}
+	session->flags = xcalloc(session->message_count + 1, 1);
+	session->account_id = account_id;
+	session->account_name = xstrdup(account_name);
+	session_enter_state(session, SESSION_TRANSACTION);
+	session_set_timeouts(session);
+
+	int64_t total = 0;
+	for (size_t i = 0; i < session->message_count; i++)
+		total += session_message_size(&session->messages[i]);
+	log_event(LOG_INFO, "pickup", account_name, NULL, "from %s: %zu message(s), %lld octets",
+		  session->peer, session->message_count, (long long)total);
+	session_reply(session, "+OK %zu messages (%lld octets)", session->message_count,
+		      (long long)total);
+resume:
+	bufferevent_enable(session->bev, EV_READ);
+	session_process_input(session);
+}
+
+/* Starts checking NAME and PASSWORD; input waits until the answer. */
+static void session_login(struct pop3_session *session, const char *name, const char *password)
+{
+	session_enter_state(session, SESSION_AUTH_PENDING);
+	bufferevent_disable(session->bev, EV_READ);
+	session->auth = auth_login(session->server->pg->auth, name, password, session->peer,
+				   session_auth_done, session);
+}
+
+/* ---- commands -------------------------------------------------------------- */
+
+static void session_capa(struct pop3_session *session)
+{
+	struct evbuffer *out = bufferevent_get_output(session->bev);
+
+	evbuffer_add_printf(out, "+OK capability list follows\r\n");
+	if (session->state == SESSION_AUTHORIZATION) {
+		if (session_plaintext_allowed(session))
+			evbuffer_add_printf(out, "USER\r\nSASL PLAIN\r\n");
+		if (!session->tls && session->server->pg->server_tls != NULL)
+			evbuffer_add_printf(out, "STLS\r\n");
+	}
+	/* EXPIRE 0: messages a client retrieved leave the mailbox at QUIT (P7). */
+	evbuffer_add_printf(out, "TOP\r\nUIDL\r\nPIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+				 "EXPIRE 0\r\nIMPLEMENTATION popgate\r\n.\r\n");
+}
+
+static void session_stls(struct pop3_session *session)
+{
+	struct pop3_server *server = session->server;
+	SSL *ssl;
+	struct bufferevent *tls_bev;
+
+	if (session->tls) {
+		session_bad_command(session, "already using TLS");
+		return;
+	}
+	if (server->pg->server_tls == NULL || (ssl = SSL_new(server->pg->server_tls)) == NULL) {
+		session_reply(session, "-ERR [SYS/TEMP] TLS is not available");
+		return;
+	}
+	session_reply(session, "+OK begin TLS negotiation");
+	/* Anything the client pipelined after STLS was sent in the clear and must
+	 * not be taken as if it came over TLS (the STARTTLS injection attack). */
+	struct evbuffer *in = bufferevent_get_input(session->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	tls_bev = bufferevent_openssl_filter_new(server->pg->base, session->bev, ssl,
+						 BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tls_bev == NULL) {
+		SSL_free(ssl);
+		session_close(session);
+		return;
+	}
+	session->bev = tls_bev;
+	session->tls = true;
+	xfree(&session->user_name);
+	bufferevent_setcb(session->bev, session_read_cb, session_write_cb, session_event_cb,
+			  session);
+	bufferevent_setwatermark(session->bev, EV_WRITE, SEND_LOW_WATER, 0);
+	session_set_timeouts(session);
+	bufferevent_enable(session->bev, EV_READ | EV_WRITE);
+}
+
+static void session_auth(struct pop3_session *session, const struct pop3_command *cmd)
+{
+	if (cmd->arg_count == 0) {
+		session_reply(session, "+OK\r\nPLAIN\r\n.");
+		return;
+	}
+	if (cmd->arg_len[0] != 5 || strncasecmp(cmd->args[0], "PLAIN", 5) != 0) {
+		session_bad_command(session, "unsupported authentication mechanism");
+		return;
+	}
+	if (!session_plaintext_allowed(session)) {
+		session_reply(session, "-ERR [AUTH] plain-text login needs TLS first: use STLS");
+		return;
+	}
+	if (cmd->arg_count == 1) {
+		session->awaiting_sasl = true;
+		session_reply(session, "+ ");
+		return;
+	}
+	char name[NAME_MAX_LEN], password[PASSWORD_MAX_LEN];
+	if (pop3_auth_plain_decode(cmd->args[1], cmd->arg_len[1], name, sizeof(name), password,
+				   sizeof(password)) < 0) {
+		session_bad_command(session, "malformed AUTH PLAIN response");
+		return;
+	}
+	session_login(session, name, password);
+	sodium_memzero(password, sizeof(password));
+}
+
+static void session_sasl_response(struct pop3_session *session, const char *line, size_t len)
+{
+	char name[NAME_MAX_LEN], password[PASSWORD_MAX_LEN];
+
+	session->awaiting_sasl = false;
+	if (len == 1 && line[0] == '*') {
+		session_reply(session, "-ERR authentication cancelled");
+		return;
+	}
+	if (pop3_auth_plain_decode(line, len, name, sizeof(name), password, sizeof(password)) < 0) {
+		session_bad_command(session, "malformed AUTH PLAIN response");
+		return;
+	}
+	session_login(session, name, password);
+	sodium_memzero(password, sizeof(password));
+}
+
+/* The message numbered NUMBER, or NULL after replying -ERR. */
+static const struct store_message *session_message(struct pop3_session *session, uint32_t number)
+{
+	if (number == 0 || number > session->message_count) {
+		session_reply(session, "-ERR no such message, only %zu in the mailbox",
+			      session->message_count);
+		return NULL;
+	}
+	if (session->flags[number - 1] & MESSAGE_FLAG_DELETED) {
+		session_reply(session, "-ERR message %u is deleted", number);
+		return NULL;
+	}
+	return &session->messages[number - 1];
+}
+
+static void session_stat(struct pop3_session *session)
+{
+	size_t count = 0;
+	int64_t total = 0;
+
+	for (size_t i = 0; i < session->message_count; i++) {
+		if (session->flags[i] & MESSAGE_FLAG_DELETED)
+			continue;
+		count++;
+		total += session_message_size(&session->messages[i]);
+	}
+	session_reply(session, "+OK %zu %lld", count, (long long)total);
+}
+
+static void session_list(struct pop3_session *session, const struct pop3_command *cmd, bool uidl)
+{
+	struct evbuffer *out = bufferevent_get_output(session->bev);
+	const struct store_message *message;
+
+	if (cmd->has_number) {
+		message = session_message(session, cmd->numbers[0]);
+		if (message == NULL)
+			return;
+		if (uidl)
+			session_reply(session, "+OK %u %s", cmd->numbers[0], message->id);
+		else
+			session_reply(session, "+OK %u %lld", cmd->numbers[0],
+				      (long long)session_message_size(message));
+		return;
+	}
+	evbuffer_add_printf(out, "+OK\r\n");
+	for (size_t i = 0; i < session->message_count; i++) {
+		if (session->flags[i] & MESSAGE_FLAG_DELETED)
+			continue;
+		if (uidl)
+			evbuffer_add_printf(out, "%zu %s\r\n", i + 1, session->messages[i].id);
+		else
+			evbuffer_add_printf(out, "%zu %lld\r\n", i + 1,
+					    (long long)session_message_size(&session->messages[i]));
+	}
+	evbuffer_add(out, ".\r\n", 3);
+}
+
+/*
+ * QUIT in TRANSACTION (the UPDATE state): every message the client retrieved
+ * or deleted leaves the Delivery Queue, whatever DELE said (P7), in one
+ * transaction committed before +OK.
+ */
+static void session_update(struct pop3_session *session)
+{
+	struct popgate *pg = session->server->pg;
+	size_t moved = 0;
+
+	if (store_begin(pg->store) < 0)
+		goto fail;
+	for (size_t i = 0; i < session->message_count; i++) {
+		if (session->flags[i] == 0)
+			continue;
+		if (store_message_move(pg->store, session->messages[i].id, MESSAGE_DELIVERY,
+				       MESSAGE_DELIVERED, NULL) < 0) {
+			store_rollback(pg->store);
+			goto fail;
+		}
+		moved++;
+	}
+	if (store_commit(pg->store) < 0) {
+		store_rollback(pg->store);
+		goto fail;
+	}
+	for (size_t i = 0; i < session->message_count; i++) {
+		if (session->flags[i] != 0)
+			log_event(LOG_INFO, "delivered", session->account_name,
+				  session->messages[i].id, "to %s", session->peer);
+	}
+	session_reply(session, "+OK %zu message(s) delivered, bye", moved);
+	session_close(session);
+	return;
+fail:
+	log_event(LOG_ERROR, "error", session->account_name, NULL,
+		  "cannot record the pickup: %s", store_errmsg(pg->store));
+	session_reply(session, "-ERR [SYS/TEMP] messages could not be removed; they will be "
+			       "offered again");
+	session_close(session);
+}
+
+static void session_command_authorization(struct pop3_session *session,
+					  const struct pop3_command *cmd)
+{
+	switch (cmd->verb) {
+	case POP3_VERB_CAPA:
+		session_capa(session);
+		return;
+	case POP3_VERB_STLS:
+		session_stls(session);
+		return;
+	case POP3_VERB_AUTH:
+		session_auth(session, cmd);
+		return;
+	case POP3_VERB_USER:
+		if (!session_plaintext_allowed(session)) {
+			session_reply(session,
+				      "-ERR [AUTH] plain-text login needs TLS first: use STLS");
+			return;
+		}
+		free(session->user_name);
+		session->user_name = xstrndup(cmd->args[0], cmd->arg_len[0]);
+		session_reply(session, "+OK send your provider password with PASS");
+		return;
+	case POP3_VERB_PASS: {
+		if (session->user_name == NULL) {
+			session_bad_command(session, "USER first");
+			return;
+		}
+		char *password = xstrndup(cmd->args[0], cmd->arg_len[0]);
+		char *name = session->user_name;
+		session->user_name = NULL;
+		session_login(session, name, password);
+		sodium_memzero(password, strlen(password));
+		free(password);
+		free(name);
+		return;
+	}
+	case POP3_VERB_APOP:
+		session_bad_command(session, "APOP is not supported; use USER and PASS");
+		return;
+	case POP3_VERB_NOOP:
+		session_reply(session, "+OK");
+		return;
+	case POP3_VERB_QUIT:
+		session_reply(session, "+OK bye");
+		session_close(session);
+		return;
+	default:
+		session_bad_command(session, "%s is only valid after login", pop3_verb_name(cmd->verb));
+		return;
+	}
+}
+
+static void session_command_transaction(struct pop3_session *session,
+					const struct pop3_command *cmd)
+{
+	const struct store_message *message;
+
+	switch (cmd->verb) {
+	case POP3_VERB_STAT:
+		session_stat(session);
+		return;
+	case POP3_VERB_LIST:
+		session_list(session, cmd, false);
+		return;
+	case POP3_VERB_UIDL:
+		session_list(session, cmd, true);
+		return;
+	case POP3_VERB_RETR:
+	case POP3_VERB_TOP:
+		message = session_message(session, cmd->numbers[0]);
+		if (message != NULL)
+			session_send_message(session, cmd->numbers[0] - 1,
+					     cmd->verb == POP3_VERB_TOP, cmd->numbers[1]);
+		return;
+	case POP3_VERB_DELE:
+		message = session_message(session, cmd->numbers[0]);
+		if (message == NULL)
+			return;
+		session->flags[cmd->numbers[0] - 1] |= MESSAGE_FLAG_DELETED;
+		session_reply(session, "+OK message %u deleted", cmd->numbers[0]);
+		return;
+	case POP3_VERB_RSET:
+		for (size_t i = 0; i < session->message_count; i++)
+			session->flags[i] &= (uint8_t)~MESSAGE_FLAG_DELETED;
+		session_reply(session, "+OK");
+		return;
+	case POP3_VERB_NOOP:
+		session_reply(session, "+OK");
+		return;
+	case POP3_VERB_CAPA:
+		session_capa(session);
+		return;
+	case POP3_VERB_QUIT:
+		session_update(session);
+		return;
+	default:
+		session_bad_command(session, "%s is not valid after login", pop3_verb_name(cmd->verb));
+		return;
+	}
+}
+
+static void session_handle_line(struct pop3_session *session, const char *line, size_t len)
+{
+	struct pop3_command cmd;
+	const char *error;
+
+	if (session->awaiting_sasl) {
+		session_sasl_response(session, line, len);
+		return;
+	}
+	if (pop3_command_parse(line, len, &cmd, &error) < 0) {
+		session_bad_command(session, "%s", error);
+		return;
+	}
+	if (session->state == SESSION_AUTHORIZATION)
+		session_command_authorization(session, &cmd);
+	else
+		session_command_transaction(session, &cmd);
+}
+
+/* Handles every complete line while the session can take commands. */
+static void session_process_input(struct pop3_session *session)
+{
+	size_t max_line = (size_t)session->server->pg->cfg->max_line;
+
+	while (session->state == SESSION_AUTHORIZATION || session->state == SESSION_TRANSACTION) {
+		if (session->send_fd >= 0)
+			return; /* a message is being sent; the rest waits its turn */
+		struct evbuffer *in = bufferevent_get_input(session->bev);
+		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+		if (session->discarding) {
+			if (eol.pos < 0) {
+				evbuffer_drain(in, evbuffer_get_length(in));
+				return;
+			}
+			evbuffer_drain(in, (size_t)eol.pos + 1);
+			session->discarding = false;
+			if (session_bad_command(session, "line too long (limit %zu bytes)",
+						max_line))
+				return;
+			continue;
+		}
+		if (eol.pos < 0) {
+			if (evbuffer_get_length(in) >= max_line) {
+				session->discarding = true;
+				evbuffer_drain(in, evbuffer_get_length(in));
+			}
+			return;
+		}
+		if ((size_t)eol.pos + 1 > max_line) {
+			evbuffer_drain(in, (size_t)eol.pos + 1);
+			if (session_bad_command(session, "line too long (limit %zu bytes)",
+						max_line))
+				return;
+			continue;
+		}
+		char line[(size_t)eol.pos + 1];
+		size_t len = (size_t)eol.pos;
+		evbuffer_remove(in, line, len + 1);
+		if (len > 0 && line[len - 1] == '\r')
+			len--;
+		line[len] = '\0';
+		struct bufferevent *bev_before = session->bev;
+		session_handle_line(session, line, len);
+		sodium_memzero(line, len); /* it may have held a password */
+		if (session->bev != bev_before)
+			return; /* STLS: the plain-text input is gone */
+	}
+}
+
+/* ---- libevent callbacks --------------------------------------------------- */
+
+static void session_read_cb(struct bufferevent *bev, void *ctx)
+{
+	(void)bev;
+	session_process_input(ctx);
+}
+
+static void session_write_cb(struct bufferevent *bev, void *ctx)
+{
+	struct pop3_session *session = ctx;
+	(void)bev;
+
+	if (session->send_fd >= 0) {
+		session_send_fill(session);
+		return;
+	}
+	if (session->state == SESSION_CLOSING &&
+	    evbuffer_get_length(bufferevent_get_output(session->bev)) == 0)
+		session_free(session);
+}
+
+static void session_event_cb(struct bufferevent *bev, short events, void *ctx)
+{
+	struct pop3_session *session = ctx;
+	(void)bev;
+
+	if (events & BEV_EVENT_TIMEOUT) {
+		if ((events & BEV_EVENT_READING) && session->state != SESSION_CLOSING) {
+			log_event(LOG_INFO, "timeout", session->account_name, NULL,
+				  "%s idle for too long", session->peer);
+			session_reply(session, "-ERR [SYS/TEMP] idle for too long; closing");
+			session_close(session);
+			return;
+		}
+		session_free(session); /* output did not drain: the client is gone */
+		return;
+	}
+	if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (events & BEV_EVENT_ERROR)
+			log_debug("pop3 %s: connection error", session->peer);
+		session_free(session);
+	}
+}
+
+static bool server_address_is_loopback(const struct sockaddr *addr)
+{
+	if (addr->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >> 24) == 127;
+	if (addr->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6))
+			return a6->s6_addr[12] == 127;
+		return IN6_IS_ADDR_LOOPBACK(a6);
+	}
+	return false;
+}
+
+static unsigned server_sessions_from(struct pop3_server *server, const char *peer)
+{
+	struct pop3_session *session;
+	unsigned count = 0;
+
+	TAILQ_FOREACH(session, &server->sessions, entry)
+	{
+		if (strcmp(session->peer, peer) == 0)
+			count++;
+	}
+	return count;
+}
+
+static void server_accept(struct pop3_server *server, evutil_socket_t fd, struct sockaddr *addr,
+			  bool tls)
+{
+	const struct popgate_config *cfg = server->pg->cfg;
+	char peer[INET6_ADDRSTRLEN] = "?";
+	static const char busy[] = "-ERR [SYS/TEMP] too many sessions; try again later\r\n";
+	int one = 1;
+
+	if (addr->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)addr)->sin_addr, peer, sizeof(peer));
+	else if (addr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)addr)->sin6_addr, peer, sizeof(peer));
+
+	if (server->session_count >= (unsigned)cfg->max_sessions ||
+	    server_sessions_from(server, peer) >= (unsigned)cfg->max_sessions_per_ip) {
+		log_event(LOG_WARN, "refused", NULL, NULL, "%s: session limit reached", peer);
+		if (!tls) /* a best effort: the socket is new, its buffer is empty */
+			(void)!send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		evutil_closesocket(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	struct pop3_session *session = xcalloc(1, sizeof(*session));
+	session->server = server;
+	session->send_fd = -1;
+	session->on_tls_port = tls;
+	session->tls = tls;
+	session->loopback = server_address_is_loopback(addr);
+	snprintf(session->peer, sizeof(session->peer), "%s", peer);
+	if (tls) {
+		SSL *ssl = SSL_new(server->pg->server_tls);
+		if (ssl == NULL) {
+			evutil_closesocket(fd);
+			free(session);
+			return;
+		}
+		session->bev = bufferevent_openssl_socket_new(server->pg->base, fd, ssl,
+							      BUFFEREVENT_SSL_ACCEPTING,
+							      BEV_OPT_CLOSE_ON_FREE);
+	} else {
+		session->bev = bufferevent_socket_new(server->pg->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (session->bev == NULL) {
+		evutil_closesocket(fd);
+		free(session);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&server->sessions, session, entry);
+	server->session_count++;
+	bufferevent_setcb(session->bev, session_read_cb, session_write_cb, session_event_cb,
+			  session);
+	bufferevent_setwatermark(session->bev, EV_WRITE, SEND_LOW_WATER, 0);
+	session_set_timeouts(session);
+	bufferevent_enable(session->bev, EV_READ | EV_WRITE);
+	log_debug("pop3 %s: connected%s", peer, tls ? " (TLS)" : "");
+	session_reply(session, "+OK popgate ready");
+}
+
+static void server_accept_plain_cb(struct evconnlistener *listener, evutil_socket_t fd,
+				   struct sockaddr *addr, int addrlen, void *ctx)
+{
+	(void)listener;
+	(void)addrlen;
+	server_accept(ctx, fd, addr, false);
+}
+
+static void server_accept_tls_cb(struct evconnlistener *listener, evutil_socket_t fd,
+				 struct sockaddr *addr, int addrlen, void *ctx)
+{
+	(void)listener;
+	(void)addrlen;
+	server_accept(ctx, fd, addr, true);
+}
+
+static void server_accept_error_cb(struct evconnlistener *listener, void *ctx)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	(void)listener;
+	(void)ctx;
+	/* EMFILE and the like: the listener goes on; the log says why accepts fail. */
+	log_event(LOG_ERROR, "error", NULL, NULL, "accept failed: %s",
+		  evutil_socket_error_to_string(err));
+}
+
+/* ---- public ----------------------------------------------------------------- */
+
+struct pop3_server *pop3_server_new(struct popgate *pg, int plain_fd, int tls_fd, char *err,
+				    size_t errlen)
+{
+	struct pop3_server *server = xcalloc(1, sizeof(*server));
+	const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+
+	server->pg = pg;
+	TAILQ_INIT(&server->sessions);
+	if (plain_fd >= 0) {
+		server->plain_listener = evconnlistener_new(pg->base, server_accept_plain_cb,
+							    server, flags, -1, plain_fd);
+		if (server->plain_listener == NULL)
+			goto fail;
+		evconnlistener_set_error_cb(server->plain_listener, server_accept_error_cb);
+	}
+	if (tls_fd >= 0) {
+		server->tls_listener = evconnlistener_new(pg->base, server_accept_tls_cb, server,
+							  flags, -1, tls_fd);
+		if (server->tls_listener == NULL)
+			goto fail;
+		evconnlistener_set_error_cb(server->tls_listener, server_accept_error_cb);
+	}
+	return server;
+fail:
+	snprintf(err, errlen, "cannot listen: %s", strerror(errno));
+	pop3_server_free(&server);
+	return NULL;
+}
+
+void pop3_server_free(struct pop3_server **server_p)
+{
+	struct pop3_server *server = *server_p;
+	struct pop3_session *session;
+
+	if (server == NULL)
+		return;
+	server->shutting_down = true;
+	while ((session = TAILQ_FIRST(&server->sessions)) != NULL)
+		session_free(session);
+	if (server->plain_listener != NULL)
+		evconnlistener_free(server->plain_listener);
+	if (server->tls_listener != NULL)
+		evconnlistener_free(server->tls_listener);
+	free(server);
+	*server_p = NULL;
+}
+
+unsigned pop3_server_session_count(const struct pop3_server *server)
+{
+	return server->session_count;
+}

@@ -1,0 +1,461 @@
+/*
+ * popgate.c — the daemon: command line, start-up, recovery, the event loop.
+ *
+ * Start-up order matters:
+ *   1. config, log, data folder, TLS certificate (made on first start);
+ *   2. bind the listening ports (as root, if started so), then drop to the
+ *      configured user;
+ *   3. start the workers (fork + exec: they never see what comes next);
+ *   4. load the credential key, open the store, recover: remove orphan spool
+ *      files, resume messages left in processing, fetch every account once;
+ *   5. serve.
+ *
+ * SECURITY: after step 2 the process has no root rights. The credential key
+ * lives only in this process.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <ftw.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <openssl/ssl.h>
+
+#include "core/config.h"
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/tls.h"
+#include "core/util.h"
+#include "pipeline/pipeline.h"
+#include "pop3/auth.h"
+#include "pop3/fetch.h"
+#include "pop3/server.h"
+#include "popgate.h"
+#include "store/account.h"
+#include "store/db.h"
+#include "store/message.h"
+#include "store/spool.h"
+
+#define POPGATE_VERSION "0.1.0"
+/* How often delivered messages past their keep time are removed. */
+#define HOUSEKEEPING_SECONDS 60
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: popgate --config FILE        run the daemon\n"
+		     "       popgate --check-config FILE  check a configuration file\n"
+		     "       popgate --version\n");
+}
+
+static enum log_level parse_log_level(const char *name)
+{
+	if (strcmp(name, "debug") == 0)
+		return LOG_DEBUG;
+	if (strcmp(name, "warn") == 0)
+		return LOG_WARN;
+	if (strcmp(name, "error") == 0)
+		return LOG_ERROR;
+	return LOG_INFO;
+}
+
+/* A listening TCP socket on ADDRESS:PORT, or -1 with a message in ERR. */
+static int listen_on(const char *address, int port, char *err, size_t errlen)
+{
+	struct evutil_addrinfo hints = {0}, *res = NULL;
+	char service[16];
+	int fd = -1, one = 1;
+
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST;
+	snprintf(service, sizeof(service), "%d", port);
+	if (evutil_getaddrinfo(address, service, &hints, &res) != 0 || res == NULL) {
+		snprintf(err, errlen, "bad listen address %s", address);
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+		snprintf(err, errlen, "cannot listen on %s port %d: %s", address, port,
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	evutil_freeaddrinfo(res);
+	return fd;
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	if (lchown(path, chown_uid, chown_gid) < 0)
+		log_warn("cannot hand %s to the service user: %s", path, strerror(errno));
+	return 0;
+}
+
+/*
+ * Started as root: hand the data folder to the configured user and become
+ * that user. "root" as the user keeps root (and says so in the log).
+ */
+static int drop_privileges(const struct popgate_config *cfg, char *err, size_t errlen)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0)
+		return 0;
+	if (strcmp(cfg->run_as_user, "root") == 0) {
+		log_warn("running as root, as [server] user = root says");
+		return 0;
+	}
+	pw = getpwnam(cfg->run_as_user);
+	if (pw == NULL) {
+		snprintf(err, errlen,
+			 "user '%s' does not exist; create it or set [server] user in the config",
+			 cfg->run_as_user);
+		return -1;
+	}
+	chown_uid = pw->pw_uid;
+	chown_gid = pw->pw_gid;
+	nftw(cfg->data_dir, chown_entry, 16, FTW_PHYS);
+	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		snprintf(err, errlen, "cannot become user '%s': %s", cfg->run_as_user,
+			 strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		snprintf(err, errlen, "dropping root rights did not hold");
+		return -1;
+	}
+	if (access(cfg->data_dir, R_OK | W_OK | X_OK) < 0) {
+		snprintf(err, errlen,
+			 "user '%s' cannot reach the data folder %s (%s); is a parent folder "
+			 "closed to it? Move the folder or set [server] user",
+			 cfg->run_as_user, cfg->data_dir, strerror(errno));
+		return -1;
+	}
+	log_info("running as user %s", cfg->run_as_user);
+	return 0;
+}
+
+/* ---- the pipeline's verdicts ------------------------------------------- */
+
+static void on_verdict(const struct pipeline_verdict *verdict, void *ctx)
+{
+	struct popgate *pg = ctx;
+	struct store_message message = {0};
+
+	if (store_message_get(pg->store, verdict->id, &message) != 1) {
+		log_event(LOG_ERROR, "error", NULL, verdict->id, "verdict for an unknown message");
+		store_message_clear(&message);
+		return;
+	}
+	struct store_account account = {0};
+	store_account_get_by_id(pg->store, message.account_id, &account);
+	const char *account_name = account.name != NULL ? account.name : "-";
+
+	if (verdict->outcome == PIPELINE_DELIVER) {
+		int moved = store_message_move(pg->store, verdict->id, MESSAGE_PROCESSING,
+					       MESSAGE_DELIVERY,
+					       verdict->prepend != NULL ? verdict->prepend : "");
+		if (moved == 1)
+			log_event(LOG_INFO, "processed", account_name, verdict->id,
+				  "to the delivery queue");
+		else if (moved < 0)
+			log_event(LOG_ERROR, "error", account_name, verdict->id,
+				  "cannot move to the delivery queue: %s; retried at the next start",
+				  store_errmsg(pg->store));
+		goto done;
+	}
+	/* A worker died or hung on it: retry once, then hold it as suspect. */
+	int attempts = store_message_add_attempt(pg->store, verdict->id);
+	log_event(LOG_WARN, "error", account_name, verdict->id, "processing failed: %s",
+		  verdict->reason != NULL ? verdict->reason : "worker failed");
+	if (attempts >= 2) {
+		store_message_move(pg->store, verdict->id, MESSAGE_PROCESSING, MESSAGE_SUSPECT, NULL);
+		log_event(LOG_ERROR, "suspect", account_name, verdict->id,
+			  "held as suspect after %d failed attempts", attempts);
+	} else if (attempts == 1) {
+		struct pipeline_job job = {.received_at = message.received_at};
+		memcpy(job.id, verdict->id, sizeof(job.id));
+		snprintf(job.account, sizeof(job.account), "%s", account_name);
+		snprintf(job.provider_host, sizeof(job.provider_host), "%s",
+			 account.host != NULL ? account.host : "-");
+		pipeline_submit(pg->pipeline, &job);
+	}
+done:
+	store_account_clear(&account);
+	store_message_clear(&message);
+}
+
+/* ---- recovery and housekeeping ------------------------------------------ */
+
+static bool spool_id_known(const char *id, void *ctx)
+{
+	/* On a store error keep the file: a body is never removed on a guess. */
+	return store_message_exists(ctx, id) != 0;
+}
+
+/* Resumes work a stop or crash interrupted. */
+static int recover(struct popgate *pg)
+{
+	struct store_message *messages = NULL;
+	size_t count = 0;
+	int64_t *account_ids = NULL;
+	size_t account_count = 0;
+
+	int removed = spool_remove_orphans(pg->cfg->data_dir, spool_id_known, pg->store);
+	if (removed < 0)
+		return -1;
+	if (removed > 0)
+		log_info("recovery: removed %d spool file(s) without a row", removed);
+
+	if (store_message_list_all(pg->store, MESSAGE_PROCESSING, &messages, &count) < 0)
+		return -1;
+	for (size_t i = 0; i < count; i++) {
+		struct store_account account = {0};
+		struct pipeline_job job = {.received_at = messages[i].received_at};
+		store_account_get_by_id(pg->store, messages[i].account_id, &account);
+		memcpy(job.id, messages[i].id, sizeof(job.id));
+		snprintf(job.account, sizeof(job.account), "%s", account.name ? account.name : "-");
+		snprintf(job.provider_host, sizeof(job.provider_host), "%s",
+			 account.host ? account.host : "-");
+		pipeline_submit(pg->pipeline, &job);
+		store_account_clear(&account);
+	}
+	if (count > 0)
+		log_info("recovery: %zu message(s) resumed in processing", count);
+	store_message_list_free(&messages, count);
+
+	/* A fetch cut short may have left stored messages at the provider: one
+	 * fetch per account deletes them there (their UIDLs are recorded). */
+	if (store_account_list_ids(pg->store, &account_ids, &account_count) < 0)
+		return -1;
+	for (size_t i = 0; i < account_count; i++)
+		fetcher_request(pg->fetcher, account_ids[i], 0);
+	free(account_ids);
+	return 0;
+}
+
+static void housekeeping_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct popgate *pg = ctx;
+	(void)fd;
+	(void)what;
+
+	int64_t cutoff = util_now() - (int64_t)pg->cfg->delivered_keep_days * 86400;
+	int expired = store_message_expire_delivered(pg->store, cutoff);
+	if (expired > 0)
+		log_info("removed %d delivered message(s) older than %d days", expired,
+			 pg->cfg->delivered_keep_days);
+	auth_expire(pg->auth);
+}
+
+static void signal_stop_cb(evutil_socket_t sig, short what, void *ctx)
+{
+	struct popgate *pg = ctx;
+	(void)what;
+	log_info("signal %d: stopping", (int)sig);
+	event_base_loopexit(pg->base, NULL);
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
+static int run_daemon(struct popgate_config *cfg, const char *self_exe)
+{
+	struct popgate pg = {.cfg = cfg};
+	char err[512];
+	int plain_fd = -1, tls_fd = -1, status = 1;
+	struct event *sigterm = NULL, *sigint = NULL, *housekeeping = NULL;
+
+	if (log_open(cfg->log_file, parse_log_level(cfg->log_level)) < 0) {
+		fprintf(stderr, "popgate: cannot open log %s: %s\n", cfg->log_file, strerror(errno));
+		return 1;
+	}
+	log_set_role("main");
+	signal(SIGPIPE, SIG_IGN);
+	if (crypto_init() < 0 || util_mkdir_p(cfg->data_dir, 0750) < 0 ||
+	    spool_init(cfg->data_dir) < 0) {
+		log_error("cannot prepare the data folder %s: %s", cfg->data_dir, strerror(errno));
+		return 1;
+	}
+	if (tls_ensure_self_signed(cfg->tls_cert, cfg->tls_key, cfg->hostname, err,
+				   sizeof(err)) < 0) {
+		log_error("TLS certificate: %s", err);
+		return 1;
+	}
+	pg.server_tls = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
+	if (pg.server_tls == NULL) {
+		log_error("TLS: %s", err);
+		return 1;
+	}
+	if (cfg->pop3_port > 0 &&
+	    (plain_fd = listen_on(cfg->listen_address, cfg->pop3_port, err, sizeof(err))) < 0)
+		goto fail_log;
+	if (cfg->pop3s_port > 0 &&
+	    (tls_fd = listen_on(cfg->listen_address, cfg->pop3s_port, err, sizeof(err))) < 0)
+		goto fail_log;
+	if (drop_privileges(cfg, err, sizeof(err)) < 0)
+		goto fail_log;
+
+	pg.base = event_base_new();
+	pg.dns = evdns_base_new(pg.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (pg.base == NULL || pg.dns == NULL) {
+		snprintf(err, sizeof(err), "cannot start the event loop or the resolver");
+		goto fail_log;
+	}
+	/* Workers first: they are exec'd before the key is in this process. */
+	pg.pipeline = pipeline_new(pg.base, self_exe, cfg->data_dir, cfg->hostname, cfg->workers,
+				   cfg->worker_timeout, on_verdict, &pg, err, sizeof(err));
+	if (pg.pipeline == NULL)
+		goto fail_log;
+
+	char key_path[PATH_MAX];
+	snprintf(key_path, sizeof(key_path), "%s/secret.key", cfg->data_dir);
+	if (crypto_key_load_or_create(&pg.key, key_path, err, sizeof(err)) < 0)
+		goto fail_log;
+	pg.store = store_open(cfg->data_dir, err, sizeof(err));
+	if (pg.store == NULL)
+		goto fail_log;
+	pg.fetcher = fetcher_new(&pg);
+	pg.auth = auth_new(&pg);
+	if (recover(&pg) < 0) {
+		snprintf(err, sizeof(err), "recovery failed: %s", store_errmsg(pg.store));
+		goto fail_log;
+	}
+	pg.pop3 = pop3_server_new(&pg, plain_fd, tls_fd, err, sizeof(err));
+	if (pg.pop3 == NULL)
+		goto fail_log;
+	plain_fd = tls_fd = -1; /* the listeners own them now */
+
+	sigterm = evsignal_new(pg.base, SIGTERM, signal_stop_cb, &pg);
+	sigint = evsignal_new(pg.base, SIGINT, signal_stop_cb, &pg);
+	housekeeping = event_new(pg.base, -1, EV_PERSIST, housekeeping_cb, &pg);
+	struct timeval every = {.tv_sec = HOUSEKEEPING_SECONDS};
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	event_add(housekeeping, &every);
+	housekeeping_cb(-1, 0, &pg);
+
+	log_info("popgate %s ready: POP3 on %s:%d (STLS), POP3S on %s:%d, data in %s",
+		 POPGATE_VERSION, cfg->listen_address, cfg->pop3_port, cfg->listen_address,
+		 cfg->pop3s_port, cfg->data_dir);
+	event_base_dispatch(pg.base);
+	status = 0;
+	goto cleanup;
+
+fail_log:
+	log_error("%s", err);
+cleanup:
+	if (sigterm != NULL)
+		event_free(sigterm);
+	if (sigint != NULL)
+		event_free(sigint);
+	if (housekeeping != NULL)
+		event_free(housekeeping);
+	pop3_server_free(&pg.pop3);
+	auth_free(&pg.auth);
+	fetcher_free(&pg.fetcher);
+	pipeline_free(&pg.pipeline);
+	store_close(&pg.store);
+	crypto_key_wipe(&pg.key);
+	if (pg.dns != NULL)
+		evdns_base_free(pg.dns, 0);
+	if (pg.base != NULL)
+		event_base_free(pg.base);
+	if (pg.server_tls != NULL)
+		SSL_CTX_free(pg.server_tls);
+	if (plain_fd >= 0)
+		close(plain_fd);
+	if (tls_fd >= 0)
+		close(tls_fd);
+	log_info("stopped");
+	log_close();
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", required_argument, NULL, 'k'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config_path = NULL;
+	bool check_only = false;
+	struct popgate_config cfg;
+	char err[512];
+	int opt;
+
+	/* "popgate --worker FD DATA_DIR HOSTNAME": a pipeline worker (pipeline.c). */
+	if (argc == 5 && strcmp(argv[1], "--worker") == 0)
+		return pipeline_worker_main(atoi(argv[2]), argv[3], argv[4]);
+
+	while ((opt = getopt_long(argc, argv, "c:k:Vh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'k':
+			config_path = optarg;
+			check_only = true;
+			break;
+		case 'V':
+			printf("popgate %s\n", POPGATE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (config_path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	config_defaults(&cfg);
+	if (config_load(&cfg, config_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_free(&cfg);
+		return 1;
+	}
+	if (check_only) {
+		printf("%s: ok\n", config_path);
+		config_free(&cfg);
+		return 0;
+	}
+	char self_exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+	if (n < 0) {
+		fprintf(stderr, "popgate: cannot find its own executable: %s\n", strerror(errno));
+		config_free(&cfg);
+		return 1;
+	}
+	self_exe[n] = '\0';
+	int status = run_daemon(&cfg, self_exe);
+	config_free(&cfg);
+	return status;
+}

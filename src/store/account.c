@@ -1,0 +1,404 @@
+/*
+ * account.c — provider accounts (LOGIN@HOST), the users and addresses made
+ * for them, and the UIDLs popgate has stored from each provider mailbox.
+ *
+ * Owns: the user, address, account and provider_uidl tables.
+ * Must never: see or store a plain password (only the argon2id hash and the
+ * sealed secret pass through here), or leave a user without its primary
+ * address or an account without its user (all are written in one unit).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "store/account.h"
+
+/* The columns store_account_read expects, in its order. */
+#define ACCOUNT_COLUMNS                                                                            \
+	"a.id, a.name, a.login, a.host, a.user_id, u.name, a.password_hash,"                       \
+	" a.password_secret, a.last_fetch_at, a.last_error, a.fetch_failures,"                     \
+	" a.next_fetch_at"
+#define ACCOUNT_FROM " FROM account a JOIN user u ON u.id = a.user_id"
+
+/* A column's text as a new string; NULL stays NULL. */
+static char *store_column_strdup(sqlite3_stmt *stmt, int column)
+{
+	const char *text = (const char *)sqlite3_column_text(stmt, column);
+
+	return text != NULL ? xstrdup(text) : NULL;
+}
+
+/* Fills ACCOUNT from the current row of STMT (ACCOUNT_COLUMNS). */
+static void store_account_read(sqlite3_stmt *stmt, struct store_account *account)
+{
+	const void *secret;
+	int secret_len;
+
+	account->id = sqlite3_column_int64(stmt, 0);
+	account->name = store_column_strdup(stmt, 1);
+	account->login = store_column_strdup(stmt, 2);
+	account->host = store_column_strdup(stmt, 3);
+	account->user_id = sqlite3_column_int64(stmt, 4);
+	account->user_name = store_column_strdup(stmt, 5);
+	account->password_hash = store_column_strdup(stmt, 6);
+	/* column_blob first, then column_bytes: the documented safe order. */
+	secret = sqlite3_column_blob(stmt, 7);
+	secret_len = sqlite3_column_bytes(stmt, 7);
+	account->secret = xmalloc((size_t)secret_len);
+	if (secret_len > 0)
+		memcpy(account->secret, secret, (size_t)secret_len);
+	account->secret_len = (size_t)secret_len;
+	account->last_fetch_at = sqlite3_column_int64(stmt, 8);
+	account->last_error = store_column_strdup(stmt, 9);
+	account->fetch_failures = sqlite3_column_int(stmt, 10);
+	account->next_fetch_at = sqlite3_column_int64(stmt, 11);
+}
+
+/* Runs a one-row account query whose first parameter is already bound. 1/0/-1. */
+static int store_account_fetch_one(struct store *store, sqlite3_stmt *stmt,
+				   struct store_account *account)
+{
+	int rc = sqlite3_step(stmt);
+	int result = -1;
+
+	if (rc == SQLITE_ROW) {
+		store_account_read(stmt, account);
+		result = 1;
+	} else if (rc == SQLITE_DONE) {
+		result = 0;
+	} else {
+		store_log_error(store, "reading an account");
+	}
+	store_stmt_release(stmt);
+	return result;
+}
+
+/* Runs STMT (bound) to completion; 0 or -1 (logged as WHAT). */
+static int store_account_step_done(struct store *store, sqlite3_stmt *stmt, const char *what)
+{
+	int rc = sqlite3_step(stmt);
+
+	if (rc != SQLITE_DONE)
+		store_log_error(store, what);
+	store_stmt_release(stmt);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The id of user NAME, creating it with its primary address. 0 or -1. */
+static int store_user_get_or_create(struct store *store, const char *name,
+				    const char *primary_address, int64_t *user_id_r)
+{
+	static const char select_sql[] = "SELECT id FROM user WHERE name = ?";
+	static const char insert_user_sql[] =
+	    "INSERT INTO user (name, origin, created_at) VALUES (?, 'provider', ?)";
+	static const char insert_address_sql[] =
+	    "INSERT INTO address (address, user_id, is_primary) VALUES (?, ?, 1)";
+	sqlite3_stmt *stmt;
+	int rc;
+
+	stmt = store_stmt_prepare(store, select_sql);
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*user_id_r = sqlite3_column_int64(stmt, 0);
+	else if (rc != SQLITE_DONE)
+		store_log_error(store, "looking up a user");
+	store_stmt_release(stmt);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return -1;
+
+	stmt = store_stmt_prepare(store, insert_user_sql);
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, util_now());
+	if (store_account_step_done(store, stmt, "creating a user") < 0)
+		return -1;
+	*user_id_r = sqlite3_last_insert_rowid(store->db);
+
+	stmt = store_stmt_prepare(store, insert_address_sql);
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, primary_address, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, *user_id_r);
+	return store_account_step_done(store, stmt, "creating a user's primary address");
+}
+
+void store_account_clear(struct store_account *account)
+{
+	free(account->name);
+	free(account->login);
+	free(account->host);
+	free(account->user_name);
+	free(account->password_hash);
+	free(account->secret);
+	free(account->last_error);
+	memset(account, 0, sizeof(*account));
+}
+
+int store_account_get(struct store *store, const char *name, struct store_account *account)
+{
+	static const char sql[] = "SELECT " ACCOUNT_COLUMNS ACCOUNT_FROM " WHERE a.name = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	memset(account, 0, sizeof(*account));
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	return store_account_fetch_one(store, stmt, account);
+}
+
+int store_account_get_by_id(struct store *store, int64_t id, struct store_account *account)
+{
+	static const char sql[] = "SELECT " ACCOUNT_COLUMNS ACCOUNT_FROM " WHERE a.id = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	memset(account, 0, sizeof(*account));
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, id);
+	return store_account_fetch_one(store, stmt, account);
+}
+
+int store_account_create(struct store *store, struct store_account *account, const char *user_name,
+			 const char *primary_address)
+{
+	static const char sql[] =
+	    "INSERT INTO account (name, login, host, user_id, password_hash, password_secret,"
+	    " created_at, last_fetch_at, last_error, fetch_failures, next_fetch_at)"
+	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *stmt;
+	int64_t user_id;
+	int64_t account_id;
+	bool outer;
+
+	if (store_tx_begin(store, &outer) < 0)
+		return -1;
+	if (store_user_get_or_create(store, user_name, primary_address, &user_id) < 0)
+		goto fail;
+	stmt = store_stmt_prepare(store, sql);
+	if (stmt == NULL)
+		goto fail;
+	sqlite3_bind_text(stmt, 1, account->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, account->login, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, account->host, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 4, user_id);
+	sqlite3_bind_text(stmt, 5, account->password_hash, -1, SQLITE_STATIC);
+	/* A NULL secret binds as SQL NULL, which the NOT NULL column refuses. */
+	sqlite3_bind_blob(stmt, 6, account->secret, (int)account->secret_len, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 7, util_now());
+	sqlite3_bind_int64(stmt, 8, account->last_fetch_at);
+	sqlite3_bind_text(stmt, 9, account->last_error, -1, SQLITE_STATIC);
+	sqlite3_bind_int(stmt, 10, account->fetch_failures);
+	sqlite3_bind_int64(stmt, 11, account->next_fetch_at);
+	if (store_account_step_done(store, stmt, "creating an account") < 0)
+		goto fail;
+	account_id = sqlite3_last_insert_rowid(store->db);
+	if (store_tx_commit(store, outer) < 0)
+		return -1;
+	account->id = account_id;
+	account->user_id = user_id;
+	free(account->user_name);
+	account->user_name = xstrdup(user_name);
+	return 0;
+fail:
+	store_tx_rollback(store, outer);
+	return -1;
+}
+
+int store_account_update_credentials(struct store *store, int64_t account_id,
+				     const char *password_hash, const unsigned char *secret,
+				     size_t secret_len)
+{
+	static const char sql[] =
+	    "UPDATE account SET password_hash = ?, password_secret = ? WHERE id = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, password_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(stmt, 2, secret, (int)secret_len, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 3, account_id);
+	if (store_account_step_done(store, stmt, "updating credentials") < 0)
+		return -1;
+	if (sqlite3_changes(store->db) == 0) {
+		log_error("store: updating credentials: no account %lld", (long long)account_id);
+		return -1;
+	}
+	return 0;
+}
+
+int store_account_record_fetch(struct store *store, int64_t account_id, const char *error,
+			       int fetch_failures, int64_t next_fetch_at)
+{
+	static const char sql[] = "UPDATE account SET last_fetch_at = ?, last_error = ?,"
+				  " fetch_failures = ?, next_fetch_at = ? WHERE id = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, util_now());
+	sqlite3_bind_text(stmt, 2, error, -1, SQLITE_STATIC);
+	sqlite3_bind_int(stmt, 3, error == NULL ? 0 : fetch_failures);
+	sqlite3_bind_int64(stmt, 4, next_fetch_at);
+	sqlite3_bind_int64(stmt, 5, account_id);
+	if (store_account_step_done(store, stmt, "recording a fetch") < 0)
+		return -1;
+	if (sqlite3_changes(store->db) == 0) {
+		log_error("store: recording a fetch: no account %lld", (long long)account_id);
+		return -1;
+	}
+	return 0;
+}
+
+int store_user_exists(struct store *store, const char *name, char **account_name_r)
+{
+	static const char sql[] =
+	    "SELECT (SELECT a.name FROM account a WHERE a.user_id = u.id ORDER BY a.id LIMIT 1)"
+	    " FROM user u WHERE u.name = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int result = -1;
+	int rc;
+
+	if (account_name_r != NULL)
+		*account_name_r = NULL;
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		if (account_name_r != NULL)
+			*account_name_r = store_column_strdup(stmt, 0);
+		result = 1;
+	} else if (rc == SQLITE_DONE) {
+		result = 0;
+	} else {
+		store_log_error(store, "looking up a user");
+	}
+	store_stmt_release(stmt);
+	return result;
+}
+
+int store_account_list_ids(struct store *store, int64_t **ids_r, size_t *count_r)
+{
+	static const char sql[] = "SELECT id FROM account ORDER BY id";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int64_t *ids = NULL;
+	size_t count = 0;
+	size_t capacity = 0;
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (count == capacity) {
+			capacity = capacity == 0 ? 16 : capacity * 2;
+			ids = xrealloc(ids, capacity * sizeof(*ids));
+		}
+		ids[count++] = sqlite3_column_int64(stmt, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "listing accounts");
+		store_stmt_release(stmt);
+		free(ids);
+		return -1;
+	}
+	store_stmt_release(stmt);
+	*ids_r = ids;
+	*count_r = count;
+	return 0;
+}
+
+int store_uidl_known(struct store *store, int64_t account_id, const char *uidl)
+{
+	static const char sql[] = "SELECT 1 FROM provider_uidl WHERE account_id = ? AND uidl = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int result = -1;
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, account_id);
+	sqlite3_bind_text(stmt, 2, uidl, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		result = 1;
+	else if (rc == SQLITE_DONE)
+		result = 0;
+	else
+		store_log_error(store, "looking up a UIDL");
+	store_stmt_release(stmt);
+	return result;
+}
+
+int store_uidl_forget(struct store *store, int64_t account_id, const char *uidl)
+{
+	static const char sql[] = "DELETE FROM provider_uidl WHERE account_id = ? AND uidl = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, account_id);
+	sqlite3_bind_text(stmt, 2, uidl, -1, SQLITE_STATIC);
+	return store_account_step_done(store, stmt, "forgetting a UIDL");
+}
+
+int store_uidl_prune(struct store *store, int64_t account_id, char *const *present,
+		     size_t present_count)
+{
+	/*
+	 * The provider's list goes into an in-memory temp table with a primary
+	 * key, so the NOT IN below is an index probe per stored UIDL: lists of
+	 * tens of thousands stay O(n log n).
+	 */
+	static const char create_sql[] =
+	    "CREATE TEMP TABLE IF NOT EXISTS uidl_present (uidl TEXT PRIMARY KEY) WITHOUT ROWID";
+	static const char clear_sql[] = "DELETE FROM temp.uidl_present";
+	static const char insert_sql[] =
+	    "INSERT OR IGNORE INTO temp.uidl_present (uidl) VALUES (?)";
+	static const char prune_sql[] = "DELETE FROM provider_uidl WHERE account_id = ?"
+					" AND uidl NOT IN (SELECT uidl FROM temp.uidl_present)";
+	sqlite3_stmt *stmt;
+	bool outer;
+
+	/* The DDL is not cached: a statement prepared before the table existed
+	 * would be re-prepared anyway, and this runs once per fetch. */
+	if (sqlite3_exec(store->db, create_sql, NULL, NULL, NULL) != SQLITE_OK) {
+		store_log_error(store, "making the UIDL list table");
+		return -1;
+	}
+	if (store_tx_begin(store, &outer) < 0)
+		return -1;
+	stmt = store_stmt_prepare(store, clear_sql);
+	if (stmt == NULL || store_account_step_done(store, stmt, "clearing the UIDL list") < 0)
+		goto fail;
+	for (size_t i = 0; i < present_count; i++) {
+		stmt = store_stmt_prepare(store, insert_sql);
+		if (stmt == NULL)
+			goto fail;
+		sqlite3_bind_text(stmt, 1, present[i], -1, SQLITE_STATIC);
+		if (store_account_step_done(store, stmt, "listing present UIDLs") < 0)
+			goto fail;
+	}
+	stmt = store_stmt_prepare(store, prune_sql);
+	if (stmt == NULL)
+		goto fail;
+	sqlite3_bind_int64(stmt, 1, account_id);
+	if (store_account_step_done(store, stmt, "pruning UIDLs") < 0)
+		goto fail;
+	/* Emptied again so the list does not sit in memory until the next fetch. */
+	stmt = store_stmt_prepare(store, clear_sql);
+	if (stmt == NULL || store_account_step_done(store, stmt, "clearing the UIDL list") < 0)
+		goto fail;
+	return store_tx_commit(store, outer);
+fail:
+	store_tx_rollback(store, outer);
+	return -1;
+}

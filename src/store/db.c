@@ -1,0 +1,393 @@
+/*
+ * db.c — the store's SQLite database: opening DATA/popgate.db, the numbered
+ * schema migrations, transactions and the prepared-statement cache.
+ *
+ * Owns: the SQLite connection and its cached statements.
+ * Must never: change a migration that has shipped (a database that applied it
+ * would never see the change; add a new one instead), or run a migration
+ * outside a transaction (a crash half-way would leave a schema no version
+ * number describes).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "store/db.h"
+
+/* Lets popgatectl work beside the daemon: a writer waits this long for the lock. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+struct store_cached_stmt {
+	const char *sql; /* the caller's pointer, the lookup key */
+	sqlite3_stmt *stmt;
+};
+
+/*
+ * The schema, one step per entry; PRAGMA user_version holds how many have
+ * been applied. Append only.
+ */
+static const char *const store_migrations[] = {
+    /* 1: users, addresses, provider accounts, messages, provider UIDLs. */
+    "CREATE TABLE user ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT UNIQUE NOT NULL,"
+    "  origin TEXT NOT NULL CHECK (origin IN ('provider', 'local')),"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE address ("
+    "  address TEXT PRIMARY KEY COLLATE NOCASE,"
+    "  user_id INTEGER NOT NULL REFERENCES user(id),"
+    "  is_primary INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX address_user ON address(user_id);"
+    "CREATE TABLE account ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT UNIQUE NOT NULL COLLATE NOCASE,"
+    "  login TEXT NOT NULL,"
+    "  host TEXT NOT NULL,"
+    "  user_id INTEGER NOT NULL REFERENCES user(id),"
+    "  password_hash TEXT NOT NULL,"
+    "  password_secret BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_fetch_at INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  fetch_failures INTEGER NOT NULL DEFAULT 0,"
+    "  next_fetch_at INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX account_user ON account(user_id);"
+    "CREATE TABLE message ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT UNIQUE NOT NULL,"
+    "  account_id INTEGER NOT NULL REFERENCES account(id),"
+    "  state TEXT NOT NULL,"
+    "  uidl TEXT,"
+    "  body_size INTEGER NOT NULL,"
+    "  sha256 TEXT,"
+    "  prepend TEXT NOT NULL DEFAULT '',"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  received_at INTEGER NOT NULL,"
+    "  state_changed_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX message_account_state_seq ON message(account_id, state, seq);"
+    "CREATE INDEX message_state_seq ON message(state, seq);"
+    "CREATE TABLE provider_uidl ("
+    "  account_id INTEGER NOT NULL REFERENCES account(id),"
+    "  uidl TEXT NOT NULL,"
+    "  message_id TEXT,"
+    "  stored_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (account_id, uidl)"
+    ");",
+};
+
+#define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
+
+/* Runs one statement that returns no rows, through the statement cache. */
+static int store_exec(struct store *store, const char *sql)
+{
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		store_log_error(store, sql);
+		store_stmt_release(stmt);
+		return -1;
+	}
+	store_stmt_release(stmt);
+	return 0;
+}
+
+/* Reads PRAGMA user_version; -1 on error (ERR set). */
+static int store_read_version(sqlite3 *db, char *err, size_t errlen)
+{
+	sqlite3_stmt *stmt = NULL;
+	int version = -1;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK ||
+	    sqlite3_step(stmt) != SQLITE_ROW) {
+		snprintf(err, errlen, "reading the schema version: %s", sqlite3_errmsg(db));
+		goto done;
+	}
+	version = sqlite3_column_int(stmt, 0);
+done:
+	sqlite3_finalize(stmt);
+	return version;
+}
+
+/* Sets a PRAGMA whose answer must be EXPECT (journal_mode answers with the mode it got). */
+static int store_pragma(sqlite3 *db, const char *sql, const char *expect, char *err, size_t errlen)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto fail;
+	if (expect != NULL) {
+		const char *got =
+		    rc == SQLITE_ROW ? (const char *)sqlite3_column_text(stmt, 0) : NULL;
+
+		if (got == NULL || !util_strcaseeq(got, expect)) {
+			snprintf(err, errlen, "%s: got %s", sql, got != NULL ? got : "nothing");
+			sqlite3_finalize(stmt);
+			return -1;
+		}
+	}
+	sqlite3_finalize(stmt);
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: %s", sql, sqlite3_errmsg(db));
+	sqlite3_finalize(stmt);
+	return -1;
+}
+
+/*
+ * Applies the missing migrations, each in its own BEGIN IMMEDIATE
+ * transaction. The version is read again inside each transaction, so two
+ * processes opening a new database at once cannot both apply a step.
+ */
+static int store_migrate(struct store *store, char *err, size_t errlen)
+{
+	for (;;) {
+		char *set_version;
+		int version;
+
+		if (sqlite3_exec(store->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "starting a migration: %s", store_errmsg(store));
+			return -1;
+		}
+		version = store_read_version(store->db, err, errlen);
+		if (version < 0)
+			goto fail;
+		if (version > STORE_MIGRATION_COUNT) {
+			snprintf(err, errlen,
+				 "the database is at schema version %d, newer than this "
+				 "program's %d",
+				 version, STORE_MIGRATION_COUNT);
+			goto fail;
+		}
+		if (version == STORE_MIGRATION_COUNT)
+			break;
+		if (sqlite3_exec(store->db, store_migrations[version], NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+			snprintf(err, errlen, "migration %d: %s", version + 1, store_errmsg(store));
+			goto fail;
+		}
+		/* user_version lives in the database header, so it commits with the step. */
+		set_version = xasprintf("PRAGMA user_version = %d", version + 1);
+		if (sqlite3_exec(store->db, set_version, NULL, NULL, NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "recording migration %d: %s", version + 1,
+				 store_errmsg(store));
+			free(set_version);
+			goto fail;
+		}
+		free(set_version);
+		if (sqlite3_exec(store->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "committing migration %d: %s", version + 1,
+				 store_errmsg(store));
+			goto fail;
+		}
+		log_info("store: applied schema migration %d", version + 1);
+	}
+	if (sqlite3_exec(store->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "ending the migrations: %s", store_errmsg(store));
+		goto fail;
+	}
+	return 0;
+fail:
+	if (!sqlite3_get_autocommit(store->db))
+		sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+struct store *store_open(const char *data_dir, char *err, size_t errlen)
+{
+	struct store *store = xcalloc(1, sizeof(*store));
+	char *path = xasprintf("%s/popgate.db", data_dir);
+	int fd;
+	int rc;
+
+	store->data_dir = xstrdup(data_dir);
+	/*
+	 * The database holds password hashes and sealed passwords. SQLite would
+	 * create it with the umask's mode; making it first with 0600 fixes that,
+	 * and SQLite gives the -wal and -shm files the database file's mode.
+	 */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	close(fd);
+	rc = sqlite3_open_v2(path, &store->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+			 store->db != NULL ? sqlite3_errmsg(store->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_busy_timeout(store->db, STORE_BUSY_TIMEOUT_MS);
+	/*
+	 * WAL lets readers (popgatectl, the console) run beside the writer;
+	 * synchronous=FULL makes every COMMIT durable, which G3 relies on: a
+	 * message is deleted at the provider only after its row commits.
+	 */
+	if (store_pragma(store->db, "PRAGMA journal_mode = WAL", "wal", err, errlen) < 0 ||
+	    store_pragma(store->db, "PRAGMA synchronous = FULL", NULL, err, errlen) < 0 ||
+	    store_pragma(store->db, "PRAGMA foreign_keys = ON", NULL, err, errlen) < 0 ||
+	    store_pragma(store->db, "PRAGMA temp_store = MEMORY", NULL, err, errlen) < 0)
+		goto fail;
+	if (store_migrate(store, err, errlen) < 0)
+		goto fail;
+	free(path);
+	return store;
+fail:
+	free(path);
+	store_close(&store);
+	return NULL;
+}
+
+void store_close(struct store **store)
+{
+	struct store *s = *store;
+
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->stmt_count; i++)
+		sqlite3_finalize(s->stmts[i].stmt);
+	free(s->stmts);
+	/* Every statement is finalized above, so the close cannot be refused as busy. */
+	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
+		log_error("store: closing the database: %s", sqlite3_errmsg(s->db));
+	free(s->data_dir);
+	free(s);
+	*store = NULL;
+}
+
+int store_schema_version(struct store *store)
+{
+	char err[256];
+	int version = store_read_version(store->db, err, sizeof(err));
+
+	if (version < 0)
+		log_error("store: %s", err);
+	return version;
+}
+
+int store_begin(struct store *store)
+{
+	return store_exec(store, "BEGIN IMMEDIATE");
+}
+
+int store_commit(struct store *store)
+{
+	if (store_exec(store, "COMMIT") == 0)
+		return 0;
+	/* A COMMIT refused (say, busy) leaves the transaction open; end it so
+	 * that -1 means "nothing written" to every caller. */
+	store_rollback(store);
+	return -1;
+}
+
+void store_rollback(struct store *store)
+{
+	/* SQLite may already have rolled back by itself after some errors. */
+	if (sqlite3_get_autocommit(store->db))
+		return;
+	store_exec(store, "ROLLBACK");
+}
+
+const char *store_errmsg(struct store *store)
+{
+	return sqlite3_errmsg(store->db);
+}
+
+void store_log_error(struct store *store, const char *what)
+{
+	log_error("store: %s: %s", what, sqlite3_errmsg(store->db));
+}
+
+sqlite3_stmt *store_stmt_prepare(struct store *store, const char *sql)
+{
+	struct store_cached_stmt *entry = NULL;
+	sqlite3_stmt *stmt = NULL;
+
+	for (size_t i = 0; i < store->stmt_count; i++) {
+		if (store->stmts[i].sql == sql) {
+			entry = &store->stmts[i];
+			break;
+		}
+	}
+	/* The address is the key; the text check catches a caller that passed a
+	 * buffer whose address was reused for different SQL. */
+	if (entry != NULL && strcmp(sqlite3_sql(entry->stmt), sql) == 0) {
+		/* Busy here means two users of one statement at once: a bug. */
+		assert(!sqlite3_stmt_busy(entry->stmt));
+		return entry->stmt;
+	}
+	if (sqlite3_prepare_v3(store->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) !=
+	    SQLITE_OK) {
+		store_log_error(store, sql);
+		return NULL;
+	}
+	if (entry != NULL) {
+		sqlite3_finalize(entry->stmt);
+	} else {
+		store->stmts = xrealloc(store->stmts, (store->stmt_count + 1) * sizeof(*entry));
+		entry = &store->stmts[store->stmt_count++];
+	}
+	entry->sql = sql;
+	entry->stmt = stmt;
+	return stmt;
+}
+
+void store_stmt_release(sqlite3_stmt *stmt)
+{
+	if (stmt == NULL)
+		return;
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+}
+
+int store_tx_begin(struct store *store, bool *outer_r)
+{
+	*outer_r = sqlite3_get_autocommit(store->db) != 0;
+	/* IMMEDIATE takes the write lock now, so a read-then-write unit cannot
+	 * fail half-way for a lock another writer took in between. */
+	return store_exec(store, *outer_r ? "BEGIN IMMEDIATE" : "SAVEPOINT store_tx");
+}
+
+int store_tx_commit(struct store *store, bool outer)
+{
+	if (outer)
+		return store_commit(store);
+	if (store_exec(store, "RELEASE store_tx") == 0)
+		return 0;
+	store_tx_rollback(store, false);
+	return -1;
+}
+
+void store_tx_rollback(struct store *store, bool outer)
+{
+	if (outer) {
+		store_rollback(store);
+		return;
+	}
+	if (sqlite3_get_autocommit(store->db))
+		return;
+	/* ROLLBACK TO undoes the savepoint's writes but keeps it open; RELEASE
+	 * then removes it, leaving the caller's transaction as it was. */
+	if (store_exec(store, "ROLLBACK TO store_tx") == 0)
+		store_exec(store, "RELEASE store_tx");
+}

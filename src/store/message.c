@@ -1,0 +1,418 @@
+/*
+ * message.c — message rows: one per message, whose `state` column is its
+ * queue, and the provider UIDL recorded with each fetched message.
+ *
+ * Owns: the message table, and the provider_uidl rows written with a new
+ * message.
+ * Must never: move a message from a state it is not in (every move names the
+ * state it expects, so a late or repeated event is a no-op), or remove a body
+ * before the deletion of its row is committed (a crash in between would leave
+ * a row without a body, which nothing can repair).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "store/message.h"
+
+static const char *const message_state_names[] = {
+    [MESSAGE_PROCESSING] = "processing",
+    [MESSAGE_DELIVERY] = "delivery",
+    [MESSAGE_DELIVERED] = "delivered",
+    [MESSAGE_SUSPECT] = "suspect",
+};
+_Static_assert(sizeof(message_state_names) / sizeof(message_state_names[0]) == MESSAGE_STATE_COUNT,
+	       "every message state has a name");
+
+/* The columns store_message_read expects, in its order. */
+#define MESSAGE_COLUMNS "id, account_id, state, body_size, prepend, attempts, received_at"
+
+/* Fills MESSAGE from the current row of STMT (MESSAGE_COLUMNS). 0, or -1 for
+ * a row this program cannot represent. */
+static int store_message_read(sqlite3_stmt *stmt, struct store_message *message)
+{
+	const char *id = (const char *)sqlite3_column_text(stmt, 0);
+	const char *state = (const char *)sqlite3_column_text(stmt, 2);
+	const char *prepend = (const char *)sqlite3_column_text(stmt, 4);
+	int parsed = state != NULL ? store_message_state_parse(state) : -1;
+
+	memset(message, 0, sizeof(*message));
+	/* Ids become paths; one that is not ours is refused here, not later. */
+	if (!spool_id_valid(id) || parsed < 0) {
+		log_error("store: a message row has an invalid id or state");
+		return -1;
+	}
+	memcpy(message->id, id, SPOOL_ID_LEN + 1);
+	message->account_id = sqlite3_column_int64(stmt, 1);
+	message->state = (enum message_state)parsed;
+	message->body_size = sqlite3_column_int64(stmt, 3);
+	message->prepend = xstrdup(prepend != NULL ? prepend : "");
+	message->attempts = sqlite3_column_int(stmt, 5);
+	message->received_at = sqlite3_column_int64(stmt, 6);
+	return 0;
+}
+
+/* Steps STMT to the end, collecting each row into *LIST_R. 0 or -1. */
+static int store_message_collect(struct store *store, sqlite3_stmt *stmt,
+				 struct store_message **list_r, size_t *count_r)
+{
+	struct store_message *list = NULL;
+	size_t count = 0;
+	size_t capacity = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (count == capacity) {
+			capacity = capacity == 0 ? 16 : capacity * 2;
+			list = xrealloc(list, capacity * sizeof(*list));
+		}
+		if (store_message_read(stmt, &list[count]) < 0)
+			goto fail;
+		count++;
+	}
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "listing messages");
+		goto fail;
+	}
+	*list_r = list;
+	*count_r = count;
+	return 0;
+fail:
+	store_message_list_free(&list, count);
+	return -1;
+}
+
+/* Inserts the message row and its UIDL; the caller provides atomicity. */
+static int store_message_insert_rows(struct store *store, const char *id, int64_t account_id,
+				     const char *uidl, int64_t body_size, const char *sha256_hex)
+{
+	static const char insert_message[] =
+	    "INSERT INTO message (id, account_id, state, uidl, body_size, sha256,"
+	    " received_at, state_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+	static const char insert_uidl[] =
+	    "INSERT OR REPLACE INTO provider_uidl (account_id, uidl, message_id, stored_at)"
+	    " VALUES (?, ?, ?, ?)";
+	int64_t now = util_now();
+	sqlite3_stmt *stmt;
+	int rc;
+
+	stmt = store_stmt_prepare(store, insert_message);
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, account_id);
+	sqlite3_bind_text(stmt, 3, message_state_names[MESSAGE_PROCESSING], -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 4, uidl, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 5, body_size);
+	sqlite3_bind_text(stmt, 6, sha256_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 7, now);
+	sqlite3_bind_int64(stmt, 8, now);
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_DONE)
+		store_log_error(store, "inserting a message");
+	store_stmt_release(stmt);
+	if (rc != SQLITE_DONE)
+		return -1;
+	if (uidl == NULL)
+		return 0;
+	stmt = store_stmt_prepare(store, insert_uidl);
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, account_id);
+	sqlite3_bind_text(stmt, 2, uidl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 4, now);
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_DONE)
+		store_log_error(store, "recording a provider UIDL");
+	store_stmt_release(stmt);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+const char *store_message_state_name(enum message_state state)
+{
+	assert(state >= 0 && state < MESSAGE_STATE_COUNT);
+	return message_state_names[state];
+}
+
+int store_message_state_parse(const char *name)
+{
+	for (int i = 0; i < MESSAGE_STATE_COUNT; i++) {
+		if (strcmp(name, message_state_names[i]) == 0)
+			return i;
+	}
+	return -1;
+}
+
+void store_message_clear(struct store_message *message)
+{
+	free(message->prepend);
+	memset(message, 0, sizeof(*message));
+}
+
+int store_message_insert(struct store *store, const char *id, int64_t account_id, const char *uidl,
+			 int64_t body_size, const char *sha256_hex)
+{
+	bool outer;
+
+	if (!spool_id_valid(id)) {
+		log_error("store: refusing to insert a message with an invalid id");
+		return -1;
+	}
+	/* The caller normally holds the transaction; if not, the row and its
+	 * UIDL still commit together, or neither does. */
+	if (store_tx_begin(store, &outer) < 0)
+		return -1;
+	if (store_message_insert_rows(store, id, account_id, uidl, body_size, sha256_hex) < 0) {
+		store_tx_rollback(store, outer);
+		return -1;
+	}
+	return store_tx_commit(store, outer);
+}
+
+int store_message_move(struct store *store, const char *id, enum message_state from,
+		       enum message_state to, const char *prepend)
+{
+	static const char sql[] =
+	    "UPDATE message SET state = ?, state_changed_at = ?, prepend = coalesce(?, prepend)"
+	    " WHERE id = ? AND state = ?";
+	sqlite3_stmt *stmt;
+	int rc;
+
+	/*
+	 * One UPDATE that checks FROM and writes TO: SQLite makes a single
+	 * statement atomic by itself when no transaction is open, and inside a
+	 * caller's transaction a failed statement undoes only itself. So this
+	 * works standalone and nested without a transaction of its own.
+	 */
+	stmt = store_stmt_prepare(store, sql);
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, store_message_state_name(to), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, util_now());
+	sqlite3_bind_text(stmt, 3, prepend, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 4, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 5, store_message_state_name(from), -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_DONE)
+		store_log_error(store, "moving a message");
+	store_stmt_release(stmt);
+	if (rc != SQLITE_DONE)
+		return -1;
+	return sqlite3_changes(store->db) > 0 ? 1 : 0;
+}
+
+int store_message_add_attempt(struct store *store, const char *id)
+{
+	static const char sql[] =
+	    "UPDATE message SET attempts = attempts + 1 WHERE id = ? RETURNING attempts";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int attempts = -1;
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		attempts = sqlite3_column_int(stmt, 0);
+		/* RETURNING writes when stepped to the end; stop early and the
+		 * update could be left incomplete. */
+		rc = sqlite3_step(stmt);
+	}
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "counting a worker attempt");
+		attempts = -1;
+	} else if (attempts < 0) {
+		log_error("store: counting a worker attempt: no message %s", id);
+	}
+	store_stmt_release(stmt);
+	return attempts;
+}
+
+int store_message_list(struct store *store, int64_t account_id, enum message_state state,
+		       struct store_message **list_r, size_t *count_r)
+{
+	static const char sql[] = "SELECT " MESSAGE_COLUMNS " FROM message"
+				  " WHERE account_id = ? AND state = ? ORDER BY seq";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, account_id);
+	sqlite3_bind_text(stmt, 2, store_message_state_name(state), -1, SQLITE_STATIC);
+	rc = store_message_collect(store, stmt, list_r, count_r);
+	store_stmt_release(stmt);
+	return rc;
+}
+
+int store_message_list_all(struct store *store, enum message_state state,
+			   struct store_message **list_r, size_t *count_r)
+{
+	static const char sql[] =
+	    "SELECT " MESSAGE_COLUMNS " FROM message WHERE state = ? ORDER BY seq";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, store_message_state_name(state), -1, SQLITE_STATIC);
+	rc = store_message_collect(store, stmt, list_r, count_r);
+	store_stmt_release(stmt);
+	return rc;
+}
+
+void store_message_list_free(struct store_message **list, size_t count)
+{
+	if (*list == NULL)
+		return;
+	for (size_t i = 0; i < count; i++)
+		store_message_clear(&(*list)[i]);
+	xfree(list);
+}
+
+int store_message_get(struct store *store, const char *id, struct store_message *message)
+{
+	static const char sql[] = "SELECT " MESSAGE_COLUMNS " FROM message WHERE id = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int result = -1;
+	int rc;
+
+	memset(message, 0, sizeof(*message));
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		result = store_message_read(stmt, message) < 0 ? -1 : 1;
+	else if (rc == SQLITE_DONE)
+		result = 0;
+	else
+		store_log_error(store, "reading a message");
+	store_stmt_release(stmt);
+	return result;
+}
+
+int store_message_exists(struct store *store, const char *id)
+{
+	static const char sql[] = "SELECT 1 FROM message WHERE id = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int result = -1;
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		result = 1;
+	else if (rc == SQLITE_DONE)
+		result = 0;
+	else
+		store_log_error(store, "looking up a message");
+	store_stmt_release(stmt);
+	return result;
+}
+
+int store_message_expire_delivered(struct store *store, int64_t cutoff)
+{
+	static const char select_sql[] =
+	    "SELECT id FROM message WHERE state = ? AND state_changed_at < ?";
+	static const char delete_sql[] =
+	    "DELETE FROM message WHERE state = ? AND state_changed_at < ?";
+	char(*ids)[SPOOL_ID_LEN + 1] = NULL;
+	size_t count = 0;
+	size_t capacity = 0;
+	sqlite3_stmt *stmt;
+	int rc;
+
+	/* The bodies go only after the deletion commits, which a caller's
+	 * transaction would postpone past this function: a bug to call it so. */
+	assert(sqlite3_get_autocommit(store->db));
+	if (store_begin(store) < 0)
+		return -1;
+	/* Inside one IMMEDIATE transaction the SELECT and the DELETE see the
+	 * same rows: no writer can move a message in between. */
+	stmt = store_stmt_prepare(store, select_sql);
+	if (stmt == NULL)
+		goto fail;
+	sqlite3_bind_text(stmt, 1, message_state_names[MESSAGE_DELIVERED], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, cutoff);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(stmt, 0);
+
+		/* A row whose id is no id has no body this code may touch. */
+		if (!spool_id_valid(id))
+			continue;
+		if (count == capacity) {
+			capacity = capacity == 0 ? 64 : capacity * 2;
+			ids = xrealloc(ids, capacity * sizeof(*ids));
+		}
+		memcpy(ids[count++], id, SPOOL_ID_LEN + 1);
+	}
+	store_stmt_release(stmt);
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "listing expired messages");
+		goto fail;
+	}
+	stmt = store_stmt_prepare(store, delete_sql);
+	if (stmt == NULL)
+		goto fail;
+	sqlite3_bind_text(stmt, 1, message_state_names[MESSAGE_DELIVERED], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, cutoff);
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_DONE)
+		store_log_error(store, "deleting expired messages");
+	store_stmt_release(stmt);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	rc = sqlite3_changes(store->db);
+	if (store_commit(store) < 0)
+		goto fail;
+	/* A body left behind by a failure here has no row any more, so the
+	 * start-up sweep (spool_remove_orphans) removes it. */
+	for (size_t i = 0; i < count; i++) {
+		if (spool_remove(store->data_dir, ids[i]) < 0)
+			log_warn("store: removing the body of %s: %s", ids[i], strerror(errno));
+	}
+	free(ids);
+	return rc;
+fail:
+	/* Harmless after a failed commit, which has rolled back already. */
+	store_rollback(store);
+	free(ids);
+	return -1;
+}
+
+int store_message_count_by_state(struct store *store, int64_t account_id,
+				 int64_t counts[MESSAGE_STATE_COUNT])
+{
+	static const char sql[] =
+	    "SELECT state, count(*) FROM message WHERE account_id = ? GROUP BY state";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int rc;
+
+	for (int i = 0; i < MESSAGE_STATE_COUNT; i++)
+		counts[i] = 0;
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, account_id);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(stmt, 0);
+		int state = name != NULL ? store_message_state_parse(name) : -1;
+
+		/* States added by later modules (quarantine, …) are not counted here. */
+		if (state >= 0)
+			counts[state] = sqlite3_column_int64(stmt, 1);
+	}
+	if (rc != SQLITE_DONE)
+		store_log_error(store, "counting messages");
+	store_stmt_release(stmt);
+	return rc == SQLITE_DONE ? 0 : -1;
+}

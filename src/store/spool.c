@@ -1,0 +1,330 @@
+/*
+ * spool.c — message bodies as files: DATA/spool/<first two hex digits>/<id>,
+ * written once through DATA/spool/tmp and never changed afterwards.
+ *
+ * Owns: the files under DATA/spool.
+ * Must never: build a path from an id it has not checked (ids come from the
+ * database and from worker replies; "../x" must never become a path), rename
+ * a body into place before its bytes are on disk, or touch a body that a row
+ * still names (the caller decides that through is_known).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "store/spool.h"
+
+/* Bodies and their folders are private to popgate's user. */
+#define SPOOL_DIR_MODE 0700
+#define SPOOL_FILE_MODE 0600
+
+static bool spool_is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+/* True for a two-digit folder name such as "0f". */
+static bool spool_bucket_valid(const char *name)
+{
+	return spool_is_hex(name[0]) && spool_is_hex(name[1]) && name[2] == '\0';
+}
+
+static bool spool_is_dot(const char *name)
+{
+	return strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+}
+
+/*
+ * Removes the files of the open folder DIR: with BUCKET NULL all of them (the
+ * temp folder), else those that are not a body of BUCKET known to IS_KNOWN.
+ * Sub-folders are left alone. Returns the number removed, or -1 with errno.
+ */
+static int spool_sweep_dir(DIR *dir, const char *bucket,
+			   bool (*is_known)(const char *id, void *ctx), void *ctx)
+{
+	struct dirent *entry;
+	int removed = 0;
+
+	for (;;) {
+		errno = 0;
+		entry = readdir(dir);
+		if (entry == NULL)
+			break;
+		if (spool_is_dot(entry->d_name))
+			continue;
+		if (bucket != NULL) {
+			/* A body is kept only if its name is an id, it sits in its own
+			 * bucket, and a row names it. */
+			if (spool_id_valid(entry->d_name) &&
+			    strncmp(entry->d_name, bucket, 2) == 0 && is_known(entry->d_name, ctx))
+				continue;
+		}
+		if (unlinkat(dirfd(dir), entry->d_name, 0) < 0) {
+			/* A folder where a file belongs is not ours to remove. */
+			if (errno == EISDIR || errno == ENOENT)
+				continue;
+			return -1;
+		}
+		removed++;
+	}
+	return errno == 0 ? removed : -1;
+}
+
+/* Opens PATH and sweeps it; a missing folder has nothing to remove. */
+static int spool_sweep_path(const char *path, const char *bucket,
+			    bool (*is_known)(const char *id, void *ctx), void *ctx)
+{
+	DIR *dir = opendir(path);
+	int removed;
+	int saved_errno;
+
+	if (dir == NULL)
+		return errno == ENOENT ? 0 : -1;
+	removed = spool_sweep_dir(dir, bucket, is_known, ctx);
+	saved_errno = errno;
+	closedir(dir);
+	errno = saved_errno;
+	if (removed < 0)
+		log_error("spool: cleaning %s: %s", path, strerror(errno));
+	return removed;
+}
+
+void spool_new_id(char id[SPOOL_ID_LEN + 1])
+{
+	util_random_hex(id, SPOOL_ID_LEN / 2);
+}
+
+bool spool_id_valid(const char *id)
+{
+	if (id == NULL)
+		return false;
+	for (size_t i = 0; i < SPOOL_ID_LEN; i++) {
+		/* The NUL of a short id fails this test before anything past it is read. */
+		if (!spool_is_hex(id[i]))
+			return false;
+	}
+	return id[SPOOL_ID_LEN] == '\0';
+}
+
+char *spool_path(const char *data_dir, const char *id)
+{
+	return xasprintf("%s/spool/%.2s/%s", data_dir, id, id);
+}
+
+int spool_init(const char *data_dir)
+{
+	char *tmp = xasprintf("%s/spool/tmp", data_dir);
+	int rc = util_mkdir_p(tmp, SPOOL_DIR_MODE);
+	int saved_errno = errno;
+
+	free(tmp);
+	errno = saved_errno;
+	return rc;
+}
+
+struct spool_writer *spool_writer_new(const char *data_dir)
+{
+	struct spool_writer *writer = xcalloc(1, sizeof(*writer));
+	int saved_errno;
+	int fd;
+
+	spool_new_id(writer->id);
+	writer->tmp_path = xasprintf("%s/spool/tmp/%s", data_dir, writer->id);
+	writer->final_path = spool_path(data_dir, writer->id);
+	/* O_EXCL: a name that exists is a collision or an attack, never ours. */
+	fd = open(writer->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, SPOOL_FILE_MODE);
+	if (fd < 0)
+		goto fail;
+	writer->file = fdopen(fd, "w");
+	if (writer->file == NULL) {
+		saved_errno = errno;
+		close(fd);
+		unlink(writer->tmp_path);
+		errno = saved_errno;
+		goto fail;
+	}
+	return writer;
+fail:
+	saved_errno = errno;
+	free(writer->tmp_path);
+	free(writer->final_path);
+	free(writer);
+	errno = saved_errno;
+	return NULL;
+}
+
+void spool_writer_write(struct spool_writer *writer, const void *data, size_t len)
+{
+	if (writer->failed || writer->file == NULL || len == 0)
+		return;
+	if (fwrite(data, 1, len, writer->file) != len) {
+		writer->failed = true;
+		return;
+	}
+	writer->size += len;
+}
+
+int spool_writer_commit(struct spool_writer *writer)
+{
+	char *bucket = NULL;
+	char *spool_dir = NULL;
+	bool renamed = false;
+	int saved_errno;
+	int rc;
+
+	if (writer->file == NULL || writer->tmp_path == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (writer->failed) {
+		errno = EIO;
+		goto fail;
+	}
+	/* The bytes must be on disk before the final name points at them:
+	 * otherwise a crash could leave a complete-looking, truncated body. */
+	if (fflush(writer->file) != 0 || fsync(fileno(writer->file)) < 0)
+		goto fail;
+	rc = fclose(writer->file);
+	writer->file = NULL;
+	if (rc != 0)
+		goto fail;
+	bucket = xstrndup(writer->final_path, strlen(writer->final_path) - SPOOL_ID_LEN - 1);
+	if (mkdir(bucket, SPOOL_DIR_MODE) == 0) {
+		/* A new bucket is itself an entry of spool/; without this sync the
+		 * folder, and the body in it, could vanish in a crash. */
+		spool_dir = xstrndup(bucket, strlen(bucket) - 3);
+		if (util_fsync_dir(spool_dir) < 0)
+			goto fail;
+	} else if (errno != EEXIST) {
+		goto fail;
+	}
+	if (rename(writer->tmp_path, writer->final_path) < 0)
+		goto fail;
+	renamed = true;
+	/* The rename is durable only once the bucket folder is synced; the row
+	 * that names the body is committed after this returns. */
+	if (util_fsync_dir(bucket) < 0)
+		goto fail;
+	free(spool_dir);
+	free(bucket);
+	xfree(&writer->tmp_path);
+	return 0;
+fail:
+	saved_errno = errno;
+	if (writer->file != NULL) {
+		fclose(writer->file);
+		writer->file = NULL;
+	}
+	/* The caller will not commit a row for a failed body, so no copy of it
+	 * may stay behind under either name. */
+	unlink(renamed ? writer->final_path : writer->tmp_path);
+	xfree(&writer->tmp_path);
+	free(spool_dir);
+	free(bucket);
+	errno = saved_errno;
+	return -1;
+}
+
+void spool_writer_free(struct spool_writer **writer)
+{
+	struct spool_writer *w = *writer;
+
+	if (w == NULL)
+		return;
+	if (w->file != NULL)
+		fclose(w->file);
+	/* tmp_path is cleared by a commit (successful or not), so a path still
+	 * here is an abandoned body. */
+	if (w->tmp_path != NULL)
+		unlink(w->tmp_path);
+	free(w->tmp_path);
+	free(w->final_path);
+	free(w);
+	*writer = NULL;
+}
+
+int spool_remove(const char *data_dir, const char *id)
+{
+	char *path;
+	int rc;
+	int saved_errno;
+
+	if (!spool_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	path = spool_path(data_dir, id);
+	/*
+	 * No folder sync: if the removal is lost in a crash, the body has no row
+	 * any more and spool_remove_orphans deletes it at the next start. A body
+	 * already gone is what the caller wants, so ENOENT is success.
+	 */
+	rc = unlink(path);
+	saved_errno = errno;
+	free(path);
+	if (rc < 0 && saved_errno != ENOENT) {
+		errno = saved_errno;
+		return -1;
+	}
+	return 0;
+}
+
+int spool_remove_orphans(const char *data_dir, bool (*is_known)(const char *id, void *ctx),
+			 void *ctx)
+{
+	char *spool_dir = xasprintf("%s/spool", data_dir);
+	char *tmp_dir = xasprintf("%s/spool/tmp", data_dir);
+	DIR *dir = NULL;
+	struct dirent *entry;
+	int total;
+	int removed;
+	int result = -1;
+
+	/* Every temp file is a body whose commit never finished. */
+	total = spool_sweep_path(tmp_dir, NULL, NULL, NULL);
+	if (total < 0)
+		goto out;
+	dir = opendir(spool_dir);
+	if (dir == NULL) {
+		if (errno == ENOENT)
+			result = total;
+		else
+			log_error("spool: %s: %s", spool_dir, strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		char *bucket;
+
+		errno = 0;
+		entry = readdir(dir);
+		if (entry == NULL)
+			break;
+		/* Only the two-digit buckets hold bodies; anything else is left. */
+		if (!spool_bucket_valid(entry->d_name))
+			continue;
+		bucket = xasprintf("%s/%s", spool_dir, entry->d_name);
+		removed = spool_sweep_path(bucket, entry->d_name, is_known, ctx);
+		free(bucket);
+		if (removed < 0)
+			goto out;
+		total += removed;
+	}
+	if (errno != 0) {
+		log_error("spool: reading %s: %s", spool_dir, strerror(errno));
+		goto out;
+	}
+	result = total;
+out:
+	if (dir != NULL)
+		closedir(dir);
+	free(tmp_dir);
+	free(spool_dir);
+	return result;
+}

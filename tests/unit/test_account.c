@@ -1,0 +1,407 @@
+/*
+ * test_account.c — accounts, their users and addresses, credentials, fetch
+ * records and provider UIDLs, each test in its own temp data folder.
+ */
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "core/util.h"
+#include "store/account.h"
+#include "store/db.h"
+
+struct fixture {
+	char dir[64];
+	struct store *store;
+};
+
+/* A sealed secret is bytes: a NUL inside must survive. */
+static const unsigned char secret_bytes[] = {0x01, 0x00, 0xff, 0x7f, 0x00, 0x42};
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	char err[256] = "";
+
+	strcpy(f->dir, "/tmp/popgate-test-account-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	f->store = store_open(f->dir, err, sizeof(err));
+	assert_non_null(f->store);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	store_close(&f->store);
+	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void exec_sql(struct store *store, const char *sql)
+{
+	char *error = NULL;
+
+	if (sqlite3_exec(store->db, sql, NULL, NULL, &error) != SQLITE_OK)
+		fail_msg("%s: %s", sql, error);
+}
+
+static int64_t query_int(struct store *store, const char *sql)
+{
+	sqlite3_stmt *stmt = NULL;
+	int64_t value;
+
+	assert_int_equal(sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	value = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	return value;
+}
+
+/* Creates LOGIN@HOST for USER_NAME (primary address USER_NAME@pop3proxy.test). */
+static int create_account(struct fixture *f, const char *login, const char *host,
+			  const char *user_name, struct store_account *account)
+{
+	char *address = xasprintf("%s@pop3proxy.test", user_name);
+	int rc;
+
+	memset(account, 0, sizeof(*account));
+	account->name = xasprintf("%s@%s", login, host);
+	account->login = xstrdup(login);
+	account->host = xstrdup(host);
+	account->password_hash = xstrdup("$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA");
+	account->secret = xmalloc(sizeof(secret_bytes));
+	memcpy(account->secret, secret_bytes, sizeof(secret_bytes));
+	account->secret_len = sizeof(secret_bytes);
+	rc = store_account_create(f->store, account, user_name, address);
+	free(address);
+	return rc;
+}
+
+static void test_create_and_get(void **state)
+{
+	struct fixture *f = *state;
+	struct store_account created;
+	struct store_account loaded;
+
+	assert_int_equal(create_account(f, "me@gmx.de", "pop3.gmx.de", "me+gmx.de", &created), 0);
+	assert_true(created.id > 0);
+	assert_true(created.user_id > 0);
+	assert_string_equal(created.user_name, "me+gmx.de");
+
+	/* The name is found whatever its case. */
+	assert_int_equal(store_account_get(f->store, "ME@GMX.DE@pop3.gmx.de", &loaded), 1);
+	assert_int_equal(loaded.id, created.id);
+	assert_string_equal(loaded.name, "me@gmx.de@pop3.gmx.de");
+	assert_string_equal(loaded.login, "me@gmx.de");
+	assert_string_equal(loaded.host, "pop3.gmx.de");
+	assert_int_equal(loaded.user_id, created.user_id);
+	assert_string_equal(loaded.user_name, "me+gmx.de");
+	assert_string_equal(loaded.password_hash, created.password_hash);
+	assert_int_equal(loaded.secret_len, sizeof(secret_bytes));
+	assert_memory_equal(loaded.secret, secret_bytes, sizeof(secret_bytes));
+	assert_int_equal(loaded.last_fetch_at, 0);
+	assert_null(loaded.last_error);
+	assert_int_equal(loaded.fetch_failures, 0);
+	assert_int_equal(loaded.next_fetch_at, 0);
+	store_account_clear(&loaded);
+	assert_null(loaded.name);
+
+	assert_int_equal(store_account_get_by_id(f->store, created.id, &loaded), 1);
+	assert_string_equal(loaded.name, "me@gmx.de@pop3.gmx.de");
+	store_account_clear(&loaded);
+	assert_int_equal(store_account_get_by_id(f->store, created.id + 100, &loaded), 0);
+	assert_int_equal(store_account_get(f->store, "other@pop3.gmx.de", &loaded), 0);
+
+	/* The user and its primary address were made with it. */
+	assert_int_equal(query_int(f->store, "SELECT count(*) FROM user WHERE name = 'me+gmx.de'"
+					     " AND origin = 'provider'"),
+			 1);
+	assert_int_equal(query_int(f->store, "SELECT count(*) FROM address WHERE address ="
+					     " 'ME+GMX.DE@pop3proxy.test' AND is_primary = 1"),
+			 1);
+	store_account_clear(&created);
+}
+
+static void test_second_account_reuses_user(void **state)
+{
+	struct fixture *f = *state;
+	struct store_account first;
+	struct store_account second;
+	int64_t *ids = NULL;
+	size_t count = 0;
+
+	assert_int_equal(create_account(f, "me", "pop.a.example", "shared", &first), 0);
+	assert_int_equal(create_account(f, "me", "pop.b.example", "shared", &second), 0);
+	assert_int_not_equal(first.id, second.id);
+	assert_int_equal(first.user_id, second.user_id);
+	assert_int_equal(query_int(f->store, "SELECT count(*) FROM user"), 1);
+	assert_int_equal(query_int(f->store, "SELECT count(*) FROM address"), 1);
+
+	assert_int_equal(store_account_list_ids(f->store, &ids, &count), 0);
+	assert_int_equal(count, 2);
+	assert_int_equal(ids[0], first.id);
+	assert_int_equal(ids[1], second.id);
+	free(ids);
+	store_account_clear(&first);
+	store_account_clear(&second);
+}
+
+static void test_create_failure_writes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct store_account first;
+	struct store_account again;
+
+	assert_int_equal(create_account(f, "me", "pop.example", "one", &first), 0);
+	/* The account name exists (in another case): the new user must not stay. */
+	assert_int_equal(create_account(f, "ME", "POP.example", "two", &again), -1);
+	assert_int_equal(again.id, 0);
+	assert_int_equal(store_user_exists(f->store, "two", NULL), 0);
+	assert_int_equal(query_int(f->store, "SELECT count(*) FROM address"), 1);
+	assert_true(sqlite3_get_autocommit(f->store->db));
+	store_account_clear(&again);
+
+	/* Inside a caller's transaction, only this call's writes are undone. */
+	assert_int_equal(store_begin(f->store), 0);
+	exec_sql(f->store,
+		 "INSERT INTO user (name, origin, created_at) VALUES ('mine', 'local', 1)");
+	assert_int_equal(create_account(f, "me", "pop.example", "three", &again), -1);
+	assert_false(sqlite3_get_autocommit(f->store->db));
+	assert_int_equal(store_commit(f->store), 0);
+	assert_int_equal(store_user_exists(f->store, "mine", NULL), 1);
+	assert_int_equal(store_user_exists(f->store, "three", NULL), 0);
+	store_account_clear(&again);
+	store_account_clear(&first);
+}
+
+static void test_update_credentials(void **state)
+{
+	struct fixture *f = *state;
+	static const unsigned char new_secret[] = {9, 8, 7, 0, 6, 5, 4, 3, 2, 1};
+	struct store_account account;
+	struct store_account loaded;
+
+	assert_int_equal(create_account(f, "me", "pop.example", "me+pop", &account), 0);
+	assert_int_equal(store_account_update_credentials(f->store, account.id, "$argon2id$new",
+							  new_secret, sizeof(new_secret)),
+			 0);
+	assert_int_equal(store_account_get(f->store, "me@pop.example", &loaded), 1);
+	assert_string_equal(loaded.password_hash, "$argon2id$new");
+	assert_int_equal(loaded.secret_len, sizeof(new_secret));
+	assert_memory_equal(loaded.secret, new_secret, sizeof(new_secret));
+	store_account_clear(&loaded);
+	assert_int_equal(store_account_update_credentials(f->store, account.id + 1, "$argon2id$x",
+							  new_secret, sizeof(new_secret)),
+			 -1);
+	store_account_clear(&account);
+}
+
+static void test_record_fetch(void **state)
+{
+	struct fixture *f = *state;
+	struct store_account account;
+	struct store_account loaded;
+	int64_t before = util_now();
+
+	assert_int_equal(create_account(f, "me", "pop.example", "me+pop", &account), 0);
+	assert_int_equal(
+	    store_account_record_fetch(f->store, account.id, "connection refused", 3, before + 600),
+	    0);
+	assert_int_equal(store_account_get_by_id(f->store, account.id, &loaded), 1);
+	assert_string_equal(loaded.last_error, "connection refused");
+	assert_int_equal(loaded.fetch_failures, 3);
+	assert_int_equal(loaded.next_fetch_at, before + 600);
+	assert_true(loaded.last_fetch_at >= before);
+	store_account_clear(&loaded);
+
+	/* Success clears the error and the failure count. */
+	assert_int_equal(store_account_record_fetch(f->store, account.id, NULL, 3, 0), 0);
+	assert_int_equal(store_account_get_by_id(f->store, account.id, &loaded), 1);
+	assert_null(loaded.last_error);
+	assert_int_equal(loaded.fetch_failures, 0);
+	assert_int_equal(loaded.next_fetch_at, 0);
+	store_account_clear(&loaded);
+
+	assert_int_equal(store_account_record_fetch(f->store, account.id + 5, NULL, 0, 0), -1);
+	store_account_clear(&account);
+}
+
+static void test_user_exists(void **state)
+{
+	struct fixture *f = *state;
+	struct store_account account;
+	char sentinel[] = "stale";
+	char *owner = sentinel;
+
+	/* Not found: the out-parameter is cleared, not left as it was. */
+	assert_int_equal(store_user_exists(f->store, "me+pop", &owner), 0);
+	assert_null(owner);
+	assert_int_equal(create_account(f, "me", "pop.example", "me+pop", &account), 0);
+	assert_int_equal(store_user_exists(f->store, "me+pop", &owner), 1);
+	assert_string_equal(owner, "me@pop.example");
+	free(owner);
+	/* A user made locally has no account. */
+	exec_sql(f->store,
+		 "INSERT INTO user (name, origin, created_at) VALUES ('local', 'local', 1)");
+	assert_int_equal(store_user_exists(f->store, "local", &owner), 1);
+	assert_null(owner);
+	assert_int_equal(store_user_exists(f->store, "local", NULL), 1);
+	store_account_clear(&account);
+}
+
+static void test_uidl_known_and_forget(void **state)
+{
+	struct fixture *f = *state;
+	struct store_account account;
+	char *sql;
+
+	assert_int_equal(create_account(f, "me", "pop.example", "me+pop", &account), 0);
+	sql = xasprintf("INSERT INTO provider_uidl (account_id, uidl, stored_at) VALUES"
+			" (%lld, 'Abc', 1)",
+			(long long)account.id);
+	exec_sql(f->store, sql);
+	free(sql);
+	assert_int_equal(store_uidl_known(f->store, account.id, "Abc"), 1);
+	/* UIDLs are case-sensitive (RFC 1939). */
+	assert_int_equal(store_uidl_known(f->store, account.id, "abc"), 0);
+	assert_int_equal(store_uidl_forget(f->store, account.id, "abc"), 0);
+	assert_int_equal(store_uidl_known(f->store, account.id, "Abc"), 1);
+	assert_int_equal(store_uidl_forget(f->store, account.id, "Abc"), 0);
+	assert_int_equal(store_uidl_known(f->store, account.id, "Abc"), 0);
+	store_account_clear(&account);
+}
+
+static void insert_uidls(struct fixture *f, int64_t account_id, int count)
+{
+	sqlite3_stmt *stmt = NULL;
+
+	exec_sql(f->store, "BEGIN");
+	assert_int_equal(
+	    sqlite3_prepare_v2(f->store->db,
+			       "INSERT INTO provider_uidl (account_id, uidl, stored_at)"
+			       " VALUES (?, printf('u%d', ?), 1)",
+			       -1, &stmt, NULL),
+	    SQLITE_OK);
+	for (int i = 0; i < count; i++) {
+		sqlite3_bind_int64(stmt, 1, account_id);
+		sqlite3_bind_int(stmt, 2, i);
+		assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+		sqlite3_reset(stmt);
+	}
+	sqlite3_finalize(stmt);
+	exec_sql(f->store, "COMMIT");
+}
+
+static int64_t count_uidls(struct fixture *f, int64_t account_id)
+{
+	char *sql = xasprintf("SELECT count(*) FROM provider_uidl WHERE account_id = %lld",
+			      (long long)account_id);
+	int64_t count = query_int(f->store, sql);
+
+	free(sql);
+	return count;
+}
+
+static void test_uidl_prune(void **state)
+{
+	struct fixture *f = *state;
+	struct store_account mine;
+	struct store_account other;
+	char *present[] = {"u1", "u3", "u3", "not-stored"};
+
+	assert_int_equal(create_account(f, "me", "pop.example", "me+pop", &mine), 0);
+	assert_int_equal(create_account(f, "you", "pop.example", "you+pop", &other), 0);
+	insert_uidls(f, mine.id, 5);
+	insert_uidls(f, other.id, 5);
+
+	assert_int_equal(store_uidl_prune(f->store, mine.id, present, 4), 0);
+	assert_int_equal(count_uidls(f, mine.id), 2);
+	assert_int_equal(store_uidl_known(f->store, mine.id, "u1"), 1);
+	assert_int_equal(store_uidl_known(f->store, mine.id, "u3"), 1);
+	assert_int_equal(store_uidl_known(f->store, mine.id, "u0"), 0);
+	assert_int_equal(store_uidl_known(f->store, mine.id, "not-stored"), 0);
+	/* Another mailbox's UIDLs are not touched. */
+	assert_int_equal(count_uidls(f, other.id), 5);
+
+	/* A rolled-back caller transaction keeps them all. */
+	assert_int_equal(store_begin(f->store), 0);
+	assert_int_equal(store_uidl_prune(f->store, other.id, NULL, 0), 0);
+	assert_int_equal(count_uidls(f, other.id), 0);
+	store_rollback(f->store);
+	assert_int_equal(count_uidls(f, other.id), 5);
+
+	/* An empty provider mailbox: everything goes. */
+	assert_int_equal(store_uidl_prune(f->store, other.id, NULL, 0), 0);
+	assert_int_equal(count_uidls(f, other.id), 0);
+	store_account_clear(&mine);
+	store_account_clear(&other);
+}
+
+static void test_uidl_prune_large(void **state)
+{
+	struct fixture *f = *state;
+	struct store_account account;
+	enum { STORED = 20000, PRESENT = 10000 };
+	char **present = xcalloc(PRESENT, sizeof(*present));
+	int64_t start;
+
+	assert_int_equal(create_account(f, "me", "pop.example", "me+pop", &account), 0);
+	insert_uidls(f, account.id, STORED);
+	/* Every second stored UIDL is still at the provider. */
+	for (int i = 0; i < PRESENT; i++)
+		present[i] = xasprintf("u%d", 2 * i);
+	start = util_monotonic_ms();
+	assert_int_equal(store_uidl_prune(f->store, account.id, present, PRESENT), 0);
+	/* Quadratic work on these sizes would take minutes; this takes well under one second. */
+	assert_true(util_monotonic_ms() - start < 3000);
+	assert_int_equal(count_uidls(f, account.id), PRESENT);
+	assert_int_equal(store_uidl_known(f->store, account.id, "u19998"), 1);
+	assert_int_equal(store_uidl_known(f->store, account.id, "u19999"), 0);
+	/* The same list again removes nothing more. */
+	assert_int_equal(store_uidl_prune(f->store, account.id, present, PRESENT), 0);
+	assert_int_equal(count_uidls(f, account.id), PRESENT);
+	for (int i = 0; i < PRESENT; i++)
+		free(present[i]);
+	free(present);
+	store_account_clear(&account);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_create_and_get, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_second_account_reuses_user, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create_failure_writes_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_update_credentials, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_record_fetch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_user_exists, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_uidl_known_and_forget, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_uidl_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_uidl_prune_large, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

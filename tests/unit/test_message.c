@@ -1,0 +1,409 @@
+/*
+ * test_message.c — message rows: the state life cycle, refused moves, list
+ * order, the UIDL recorded with a row (atomically), and expiry of delivered
+ * messages with their bodies, each test in its own temp data folder.
+ */
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "core/util.h"
+#include "store/account.h"
+#include "store/db.h"
+#include "store/message.h"
+#include "store/spool.h"
+
+struct fixture {
+	char dir[64];
+	struct store *store;
+	int64_t account_a;
+	int64_t account_b;
+};
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void exec_sql(struct store *store, const char *sql)
+{
+	char *error = NULL;
+
+	if (sqlite3_exec(store->db, sql, NULL, NULL, &error) != SQLITE_OK)
+		fail_msg("%s: %s", sql, error);
+}
+
+static int64_t query_int(struct store *store, const char *sql)
+{
+	sqlite3_stmt *stmt = NULL;
+	int64_t value;
+
+	assert_int_equal(sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	value = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	return value;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	char err[256] = "";
+
+	strcpy(f->dir, "/tmp/popgate-test-message-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(spool_init(f->dir), 0);
+	f->store = store_open(f->dir, err, sizeof(err));
+	assert_non_null(f->store);
+	/* Accounts made by SQL, so these tests depend on the message code only. */
+	exec_sql(f->store, "INSERT INTO user (id, name, origin, created_at)"
+			   " VALUES (1, 'u', 'provider', 1);"
+			   "INSERT INTO account (id, name, login, host, user_id, password_hash,"
+			   " password_secret, created_at) VALUES"
+			   " (10, 'a@h', 'a', 'h', 1, 'x', x'00', 1),"
+			   " (20, 'b@h', 'b', 'h', 1, 'x', x'00', 1)");
+	f->account_a = 10;
+	f->account_b = 20;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	store_close(&f->store);
+	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* A message id made of one repeated digit, so tests can name them. */
+static const char *make_id(char id[SPOOL_ID_LEN + 1], char digit)
+{
+	memset(id, digit, SPOOL_ID_LEN);
+	id[SPOOL_ID_LEN] = '\0';
+	return id;
+}
+
+static enum message_state state_of(struct store *store, const char *id)
+{
+	struct store_message message;
+	enum message_state state;
+
+	assert_int_equal(store_message_get(store, id, &message), 1);
+	state = message.state;
+	store_message_clear(&message);
+	return state;
+}
+
+static void test_state_names(void **state)
+{
+	(void)state;
+	for (int i = 0; i < MESSAGE_STATE_COUNT; i++)
+		assert_int_equal(store_message_state_parse(store_message_state_name(i)), i);
+	assert_string_equal(store_message_state_name(MESSAGE_PROCESSING), "processing");
+	assert_string_equal(store_message_state_name(MESSAGE_DELIVERY), "delivery");
+	assert_string_equal(store_message_state_name(MESSAGE_DELIVERED), "delivered");
+	assert_string_equal(store_message_state_name(MESSAGE_SUSPECT), "suspect");
+	assert_int_equal(store_message_state_parse("Delivery"), -1);
+	assert_int_equal(store_message_state_parse(""), -1);
+	assert_int_equal(store_message_state_parse("gone"), -1);
+}
+
+static void test_life_cycle(void **state)
+{
+	struct fixture *f = *state;
+	struct store_message message;
+	char id[SPOOL_ID_LEN + 1];
+
+	make_id(id, 'a');
+	assert_int_equal(store_message_insert(f->store, id, f->account_a, NULL, 1234, "ff00"), 0);
+	assert_int_equal(store_message_get(f->store, id, &message), 1);
+	assert_string_equal(message.id, id);
+	assert_int_equal(message.account_id, f->account_a);
+	assert_int_equal(message.state, MESSAGE_PROCESSING);
+	assert_int_equal(message.body_size, 1234);
+	assert_string_equal(message.prepend, "");
+	assert_int_equal(message.attempts, 0);
+	assert_true(message.received_at > 0);
+	store_message_clear(&message);
+	assert_null(message.prepend);
+
+	/* A move from a state the message is not in is refused and changes nothing. */
+	assert_int_equal(store_message_move(f->store, id, MESSAGE_DELIVERY, MESSAGE_DELIVERED, "X"),
+			 0);
+	assert_int_equal(state_of(f->store, id), MESSAGE_PROCESSING);
+
+	assert_int_equal(store_message_move(f->store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY,
+					    "X-Popgate: clean\r\n"),
+			 1);
+	/* The same event again (a late verdict) is a no-op. */
+	assert_int_equal(store_message_move(f->store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY,
+					    "X-Other: 1\r\n"),
+			 0);
+	assert_int_equal(store_message_get(f->store, id, &message), 1);
+	assert_int_equal(message.state, MESSAGE_DELIVERY);
+	assert_string_equal(message.prepend, "X-Popgate: clean\r\n");
+	store_message_clear(&message);
+
+	/* NULL keeps the prepended text. */
+	assert_int_equal(
+	    store_message_move(f->store, id, MESSAGE_DELIVERY, MESSAGE_DELIVERED, NULL), 1);
+	assert_int_equal(store_message_get(f->store, id, &message), 1);
+	assert_int_equal(message.state, MESSAGE_DELIVERED);
+	assert_string_equal(message.prepend, "X-Popgate: clean\r\n");
+	store_message_clear(&message);
+	assert_int_equal(
+	    store_message_move(f->store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY, NULL), 0);
+
+	/* Unknown ids: nothing to move or get. */
+	make_id(id, 'b');
+	assert_int_equal(
+	    store_message_move(f->store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY, NULL), 0);
+	assert_int_equal(store_message_get(f->store, id, &message), 0);
+	assert_int_equal(store_message_exists(f->store, id), 0);
+	assert_int_equal(store_message_exists(f->store, make_id(id, 'a')), 1);
+}
+
+static void test_move_in_caller_transaction(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_LEN + 1];
+
+	make_id(id, 'c');
+	assert_int_equal(store_message_insert(f->store, id, f->account_a, NULL, 1, NULL), 0);
+	assert_int_equal(store_begin(f->store), 0);
+	assert_int_equal(
+	    store_message_move(f->store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY, NULL), 1);
+	/* Within the transaction the move is visible ... */
+	assert_int_equal(state_of(f->store, id), MESSAGE_DELIVERY);
+	store_rollback(f->store);
+	/* ... and the caller's rollback undoes it. */
+	assert_int_equal(state_of(f->store, id), MESSAGE_PROCESSING);
+
+	assert_int_equal(store_begin(f->store), 0);
+	assert_int_equal(
+	    store_message_move(f->store, id, MESSAGE_PROCESSING, MESSAGE_SUSPECT, NULL), 1);
+	assert_int_equal(store_commit(f->store), 0);
+	assert_int_equal(state_of(f->store, id), MESSAGE_SUSPECT);
+}
+
+static void test_insert_refused(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_LEN + 1];
+
+	assert_int_equal(
+	    store_message_insert(f->store, "../../etc/passwd", f->account_a, NULL, 1, NULL), -1);
+	assert_int_equal(
+	    store_message_insert(f->store, "AAAAAAAAAAAAAAAAAAAAAAAA", f->account_a, NULL, 1, NULL),
+	    -1);
+	/* The account must exist (foreign key). */
+	assert_int_equal(store_message_insert(f->store, make_id(id, 'd'), 999, NULL, 1, NULL), -1);
+	assert_int_equal(query_int(f->store, "SELECT count(*) FROM message"), 0);
+}
+
+static void test_add_attempt(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_LEN + 1];
+
+	make_id(id, 'e');
+	assert_int_equal(store_message_insert(f->store, id, f->account_a, NULL, 1, NULL), 0);
+	assert_int_equal(store_message_add_attempt(f->store, id), 1);
+	assert_int_equal(store_message_add_attempt(f->store, id), 2);
+	assert_int_equal(query_int(f->store, "SELECT attempts FROM message"), 2);
+	assert_int_equal(store_message_add_attempt(f->store, make_id(id, 'f')), -1);
+}
+
+static void test_list_order(void **state)
+{
+	struct fixture *f = *state;
+	/* Inserted in an order that neither the ids nor the insertion times sort. */
+	static const char digits[] = "9371";
+	struct store_message *list = NULL;
+	size_t count = 99;
+	char id[SPOOL_ID_LEN + 1];
+	int64_t counts[MESSAGE_STATE_COUNT];
+
+	for (size_t i = 0; i < 4; i++) {
+		int64_t account = i == 2 ? f->account_b : f->account_a;
+
+		assert_int_equal(store_message_insert(f->store, make_id(id, digits[i]), account,
+						      NULL, (int64_t)i, NULL),
+				 0);
+	}
+	/* Moved in reverse order: the list still follows arrival (seq). */
+	assert_int_equal(store_message_move(f->store, make_id(id, '1'), MESSAGE_PROCESSING,
+					    MESSAGE_DELIVERY, NULL),
+			 1);
+	assert_int_equal(store_message_move(f->store, make_id(id, '9'), MESSAGE_PROCESSING,
+					    MESSAGE_DELIVERY, NULL),
+			 1);
+	assert_int_equal(store_message_move(f->store, make_id(id, '7'), MESSAGE_PROCESSING,
+					    MESSAGE_DELIVERY, NULL),
+			 1);
+
+	assert_int_equal(
+	    store_message_list(f->store, f->account_a, MESSAGE_DELIVERY, &list, &count), 0);
+	assert_int_equal(count, 2);
+	assert_string_equal(list[0].id, make_id(id, '9'));
+	assert_string_equal(list[1].id, make_id(id, '1'));
+	assert_int_equal(list[1].body_size, 3);
+	assert_int_equal(list[0].state, MESSAGE_DELIVERY);
+	store_message_list_free(&list, count);
+	assert_null(list);
+
+	assert_int_equal(store_message_list_all(f->store, MESSAGE_DELIVERY, &list, &count), 0);
+	assert_int_equal(count, 3);
+	assert_string_equal(list[0].id, make_id(id, '9'));
+	assert_string_equal(list[1].id, make_id(id, '7'));
+	assert_int_equal(list[1].account_id, f->account_b);
+	assert_string_equal(list[2].id, make_id(id, '1'));
+	store_message_list_free(&list, count);
+
+	assert_int_equal(
+	    store_message_list(f->store, f->account_b, MESSAGE_PROCESSING, &list, &count), 0);
+	assert_int_equal(count, 0);
+	store_message_list_free(&list, count);
+
+	assert_int_equal(store_message_count_by_state(f->store, f->account_a, counts), 0);
+	assert_int_equal(counts[MESSAGE_PROCESSING], 1);
+	assert_int_equal(counts[MESSAGE_DELIVERY], 2);
+	assert_int_equal(counts[MESSAGE_DELIVERED], 0);
+	assert_int_equal(counts[MESSAGE_SUSPECT], 0);
+	/* A state this program does not know yet is left out of the counts. */
+	exec_sql(f->store, "UPDATE message SET state = 'quarantine' WHERE body_size = 3");
+	assert_int_equal(store_message_count_by_state(f->store, f->account_a, counts), 0);
+	assert_int_equal(counts[MESSAGE_DELIVERY], 1);
+}
+
+static void test_insert_records_uidl(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_LEN + 1];
+	struct store_message message;
+
+	assert_int_equal(store_uidl_known(f->store, f->account_a, "uidl-1"), 0);
+	assert_int_equal(store_begin(f->store), 0);
+	assert_int_equal(
+	    store_message_insert(f->store, make_id(id, 'a'), f->account_a, "uidl-1", 10, NULL), 0);
+	assert_int_equal(store_commit(f->store), 0);
+	assert_int_equal(store_uidl_known(f->store, f->account_a, "uidl-1"), 1);
+	/* UIDLs belong to one provider mailbox. */
+	assert_int_equal(store_uidl_known(f->store, f->account_b, "uidl-1"), 0);
+	assert_int_equal(query_int(f->store, "SELECT count(*) FROM provider_uidl WHERE message_id"
+					     " = 'aaaaaaaaaaaaaaaaaaaaaaaa'"),
+			 1);
+
+	/* A rolled-back transaction leaves neither the row nor the UIDL. */
+	assert_int_equal(store_begin(f->store), 0);
+	assert_int_equal(
+	    store_message_insert(f->store, make_id(id, 'b'), f->account_a, "uidl-2", 10, NULL), 0);
+	assert_int_equal(store_uidl_known(f->store, f->account_a, "uidl-2"), 1);
+	store_rollback(f->store);
+	assert_int_equal(store_uidl_known(f->store, f->account_a, "uidl-2"), 0);
+	assert_int_equal(store_message_get(f->store, id, &message), 0);
+
+	/* Standalone and failing (the id exists): the UIDL is not recorded either. */
+	assert_int_equal(
+	    store_message_insert(f->store, make_id(id, 'a'), f->account_a, "uidl-3", 10, NULL), -1);
+	assert_int_equal(store_uidl_known(f->store, f->account_a, "uidl-3"), 0);
+	/* Standalone and succeeding: both are there. */
+	assert_int_equal(
+	    store_message_insert(f->store, make_id(id, 'c'), f->account_a, "uidl-3", 10, NULL), 0);
+	assert_int_equal(store_uidl_known(f->store, f->account_a, "uidl-3"), 1);
+	assert_true(sqlite3_get_autocommit(f->store->db));
+}
+
+/* Writes a body and inserts its row, moved to STATE. */
+static void add_stored(struct fixture *f, enum message_state state, char id[SPOOL_ID_LEN + 1])
+{
+	struct spool_writer *writer = spool_writer_new(f->dir);
+
+	assert_non_null(writer);
+	spool_writer_write(writer, "body\r\n", 6);
+	assert_int_equal(spool_writer_commit(writer), 0);
+	memcpy(id, writer->id, SPOOL_ID_LEN + 1);
+	spool_writer_free(&writer);
+	assert_int_equal(store_message_insert(f->store, id, f->account_a, NULL, 6, NULL), 0);
+	if (state != MESSAGE_PROCESSING)
+		assert_int_equal(store_message_move(f->store, id, MESSAGE_PROCESSING, state, NULL),
+				 1);
+}
+
+static bool exists_file(const char *dir, const char *id)
+{
+	char *path = spool_path(dir, id);
+	struct stat st;
+	bool exists = stat(path, &st) == 0;
+
+	free(path);
+	return exists;
+}
+
+static void test_expire_delivered(void **state)
+{
+	struct fixture *f = *state;
+	char old1[SPOOL_ID_LEN + 1];
+	char old2[SPOOL_ID_LEN + 1];
+	char recent[SPOOL_ID_LEN + 1];
+	char waiting[SPOOL_ID_LEN + 1];
+	char *sql;
+
+	add_stored(f, MESSAGE_DELIVERED, old1);
+	add_stored(f, MESSAGE_DELIVERED, old2);
+	add_stored(f, MESSAGE_DELIVERED, recent);
+	add_stored(f, MESSAGE_DELIVERY, waiting);
+	sql = xasprintf("UPDATE message SET state_changed_at = 100 WHERE id IN ('%s', '%s', '%s')",
+			old1, old2, waiting);
+	exec_sql(f->store, sql);
+	free(sql);
+
+	assert_int_equal(store_message_expire_delivered(f->store, 1000), 2);
+	assert_int_equal(store_message_exists(f->store, old1), 0);
+	assert_int_equal(store_message_exists(f->store, old2), 0);
+	assert_false(exists_file(f->dir, old1));
+	assert_false(exists_file(f->dir, old2));
+	/* Changed after the cutoff, or not delivered yet: kept with their bodies. */
+	assert_int_equal(store_message_exists(f->store, recent), 1);
+	assert_true(exists_file(f->dir, recent));
+	assert_int_equal(store_message_exists(f->store, waiting), 1);
+	assert_true(exists_file(f->dir, waiting));
+
+	assert_int_equal(store_message_expire_delivered(f->store, 1000), 0);
+	assert_int_equal(store_message_expire_delivered(f->store, util_now() + 10), 1);
+	assert_false(exists_file(f->dir, recent));
+	assert_true(sqlite3_get_autocommit(f->store->db));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_state_names),
+	    cmocka_unit_test_setup_teardown(test_life_cycle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_move_in_caller_transaction, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_insert_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_attempt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_insert_records_uidl, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expire_delivered, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

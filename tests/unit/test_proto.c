@@ -1,0 +1,700 @@
+/*
+ * test_proto.c — the frames between the main process and the workers:
+ * round trips, incomplete frames, and rejection of every kind of bad frame.
+ *
+ * Owns: nothing outside this process. Must never: depend on another
+ * module's behaviour beyond the x* allocators.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/util.h"
+#include "pipeline/proto.h"
+
+#define TEST_ID "0123456789abcdef01234567"
+#define TEST_RECEIVED_AT INT64_C(1795832053)
+
+/* One field of a hand-built frame. */
+struct test_field {
+	uint16_t tag;
+	const void *data;
+	size_t len;
+};
+
+static void test_put_u16(unsigned char *p, uint16_t value)
+{
+	p[0] = (unsigned char)(value >> 8);
+	p[1] = (unsigned char)value;
+}
+
+static void test_put_u32(unsigned char *p, uint32_t value)
+{
+	p[0] = (unsigned char)(value >> 24);
+	p[1] = (unsigned char)(value >> 16);
+	p[2] = (unsigned char)(value >> 8);
+	p[3] = (unsigned char)value;
+}
+
+/* Builds a frame of TYPE from FIELDS, bypassing the encoders' checks, so the
+ * decoders can be shown what a hostile worker might send. Caller frees. */
+static unsigned char *test_frame_build(uint16_t type, const struct test_field *fields,
+				       size_t count, size_t *len_r)
+{
+	size_t payload_len = 0;
+	unsigned char *frame;
+	unsigned char *p;
+
+	for (size_t i = 0; i < count; i++)
+		payload_len += 6 + fields[i].len;
+	frame = xmalloc(PROTO_HEADER_LEN + payload_len);
+	test_put_u32(frame, PROTO_MAGIC);
+	test_put_u16(frame + 4, PROTO_VERSION);
+	test_put_u16(frame + 6, type);
+	test_put_u32(frame + 8, (uint32_t)payload_len);
+	p = frame + PROTO_HEADER_LEN;
+	for (size_t i = 0; i < count; i++) {
+		test_put_u16(p, fields[i].tag);
+		test_put_u32(p + 2, (uint32_t)fields[i].len);
+		memcpy(p + 6, fields[i].data, fields[i].len);
+		p += 6 + fields[i].len;
+	}
+	*len_r = PROTO_HEADER_LEN + payload_len;
+	return frame;
+}
+
+static void test_job_fill(struct pipeline_job *job)
+{
+	memset(job, 0, sizeof(*job));
+	strcpy(job->id, TEST_ID);
+	strcpy(job->account, "alice@gmx.de@pop.gmx.net");
+	strcpy(job->provider_host, "pop.gmx.net");
+	job->received_at = TEST_RECEIVED_AT;
+}
+
+static unsigned char *test_job_frame(size_t *len_r)
+{
+	struct pipeline_job job;
+	unsigned char *frame;
+	const char *err = NULL;
+
+	test_job_fill(&job);
+	assert_int_equal(proto_job_encode(&job, &frame, len_r, &err), 0);
+	return frame;
+}
+
+static unsigned char *test_verdict_frame(const char *prepend, size_t *len_r)
+{
+	struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+	unsigned char *frame;
+	const char *err = NULL;
+
+	strcpy(verdict.id, TEST_ID);
+	verdict.prepend = (char *)prepend;
+	assert_int_equal(proto_verdict_encode(&verdict, &frame, len_r, &err), 0);
+	return frame;
+}
+
+/* Decodes a hand-built verdict and expects it refused. */
+static void test_verdict_fields_rejected(const struct test_field *fields, size_t count)
+{
+	struct pipeline_verdict verdict;
+	unsigned char *frame;
+	size_t len;
+	size_t consumed = 99;
+	const char *err = NULL;
+
+	frame = test_frame_build(PROTO_TYPE_VERDICT, fields, count, &len);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), -1);
+	assert_non_null(err);
+	free(frame);
+}
+
+static void test_job_fields_rejected(const struct test_field *fields, size_t count)
+{
+	struct pipeline_job job;
+	unsigned char *frame;
+	size_t len;
+	size_t consumed = 99;
+	const char *err = NULL;
+
+	frame = test_frame_build(PROTO_TYPE_JOB, fields, count, &len);
+	assert_int_equal(proto_job_decode(frame, len, &consumed, &job, &err), -1);
+	assert_non_null(err);
+	free(frame);
+}
+
+static void test_job_round_trip(void **state)
+{
+	struct pipeline_job in;
+	struct pipeline_job out;
+	unsigned char *frame;
+	size_t len;
+	size_t consumed;
+	const char *err = NULL;
+
+	(void)state;
+	test_job_fill(&in);
+	assert_int_equal(proto_job_encode(&in, &frame, &len, &err), 0);
+	assert_int_equal(proto_job_decode(frame, len, &consumed, &out, &err), 0);
+	assert_int_equal(consumed, len);
+	assert_string_equal(out.id, in.id);
+	assert_string_equal(out.account, in.account);
+	assert_string_equal(out.provider_host, in.provider_host);
+	assert_int_equal(out.received_at, TEST_RECEIVED_AT);
+	free(frame);
+
+	/* The extremes of every field survive too. */
+	memset(in.account, 'a', sizeof(in.account) - 1);
+	memset(in.provider_host, 'h', sizeof(in.provider_host) - 1);
+	in.received_at = PROTO_RECEIVED_AT_MAX;
+	assert_int_equal(proto_job_encode(&in, &frame, &len, &err), 0);
+	assert_int_equal(proto_job_decode(frame, len, &consumed, &out, &err), 0);
+	assert_int_equal(consumed, len);
+	assert_int_equal(strlen(out.account), sizeof(out.account) - 1);
+	assert_int_equal(strlen(out.provider_host), sizeof(out.provider_host) - 1);
+	assert_int_equal(out.received_at, PROTO_RECEIVED_AT_MAX);
+	free(frame);
+}
+
+static void test_verdict_round_trip(void **state)
+{
+	static const char prepend[] = "Received: from a by b (popgate) with POP3\r\n"
+				      "\tid 0123 for <x@y>; Sat, 28 Nov 2026 02:14:13 +0000\r\n"
+				      "X-Spam: no\r\n";
+	struct pipeline_verdict verdict;
+	unsigned char *frame;
+	size_t len;
+	size_t consumed;
+	const char *err = NULL;
+
+	(void)state;
+	frame = test_verdict_frame(prepend, &len);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), 0);
+	assert_int_equal(consumed, len);
+	assert_string_equal(verdict.id, TEST_ID);
+	assert_int_equal(verdict.outcome, PIPELINE_DELIVER);
+	assert_string_equal(verdict.prepend, prepend);
+	assert_null(verdict.reason);
+	proto_verdict_clear(&verdict);
+	assert_null(verdict.prepend);
+	free(frame);
+
+	/* Without a prepend, none comes back. */
+	frame = test_verdict_frame(NULL, &len);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), 0);
+	assert_int_equal(consumed, len);
+	assert_null(verdict.prepend);
+	free(frame);
+	proto_verdict_clear(NULL);
+}
+
+/* Every proper prefix of a valid frame, down to nothing, asks for more. */
+static void test_truncations_need_more(void **state)
+{
+	unsigned char *job_frame;
+	unsigned char *verdict_frame;
+	size_t job_len;
+	size_t verdict_len;
+
+	(void)state;
+	job_frame = test_job_frame(&job_len);
+	verdict_frame = test_verdict_frame("X-Test: yes\r\n", &verdict_len);
+	for (size_t cut = 0; cut < job_len; cut++) {
+		struct pipeline_job job;
+		size_t consumed = 99;
+		const char *err = NULL;
+
+		/* A copy of exactly CUT bytes, so ASan sees any read past it. */
+		unsigned char *copy = xmalloc(cut);
+
+		memcpy(copy, job_frame, cut);
+		assert_int_equal(proto_job_decode(copy, cut, &consumed, &job, &err), 0);
+		assert_int_equal(consumed, 0);
+		free(copy);
+	}
+	for (size_t cut = 0; cut < verdict_len; cut++) {
+		struct pipeline_verdict verdict;
+		size_t consumed = 99;
+		const char *err = NULL;
+		unsigned char *copy = xmalloc(cut);
+
+		memcpy(copy, verdict_frame, cut);
+		assert_int_equal(proto_verdict_decode(copy, cut, &consumed, &verdict, &err), 0);
+		assert_int_equal(consumed, 0);
+		free(copy);
+	}
+	free(job_frame);
+	free(verdict_frame);
+}
+
+/* Two frames back to back: the decoder takes exactly the first. */
+static void test_frames_back_to_back(void **state)
+{
+	unsigned char *frame;
+	unsigned char *two;
+	size_t len;
+	size_t consumed;
+	struct pipeline_verdict verdict;
+	const char *err = NULL;
+
+	(void)state;
+	frame = test_verdict_frame("X-A: 1\r\n", &len);
+	two = xmalloc(2 * len);
+	memcpy(two, frame, len);
+	memcpy(two + len, frame, len);
+	assert_int_equal(proto_verdict_decode(two, 2 * len, &consumed, &verdict, &err), 0);
+	assert_int_equal(consumed, len);
+	proto_verdict_clear(&verdict);
+	assert_int_equal(proto_verdict_decode(two + len, len, &consumed, &verdict, &err), 0);
+	assert_int_equal(consumed, len);
+	proto_verdict_clear(&verdict);
+	free(two);
+	free(frame);
+}
+
+/*
+ * Changes each header byte (magic, version, type, length) to each other
+ * value. The corrupt frame is followed by 0xff filler, so a length made
+ * larger cannot pass as "incomplete": the decoder must refuse it.
+ */
+static void test_header_corruption_rejected(void **state)
+{
+	unsigned char *frames[2];
+	size_t lens[2];
+
+	(void)state;
+	frames[0] = test_job_frame(&lens[0]);
+	frames[1] = test_verdict_frame("X-Test: yes\r\n", &lens[1]);
+	for (int which = 0; which < 2; which++) {
+		size_t total = lens[which] + PROTO_FRAME_MAX;
+		unsigned char *buf = xmalloc(total);
+
+		for (size_t pos = 0; pos < PROTO_HEADER_LEN; pos++) {
+			for (int value = 0; value < 256; value++) {
+				size_t consumed = 99;
+				const char *err = NULL;
+				int rc;
+
+				if (value == frames[which][pos])
+					continue;
+				memcpy(buf, frames[which], lens[which]);
+				memset(buf + lens[which], 0xff, PROTO_FRAME_MAX);
+				buf[pos] = (unsigned char)value;
+				if (which == 0) {
+					struct pipeline_job job;
+
+					rc = proto_job_decode(buf, total, &consumed, &job, &err);
+				} else {
+					struct pipeline_verdict verdict;
+
+					rc = proto_verdict_decode(buf, total, &consumed, &verdict,
+								  &err);
+				}
+				if (rc != -1)
+					fail_msg("frame %d byte %zu = %d accepted", which, pos,
+						 value);
+				assert_non_null(err);
+			}
+		}
+		free(buf);
+	}
+	free(frames[0]);
+	free(frames[1]);
+}
+
+/* A bad magic, version or type is refused as soon as it has arrived. */
+static void test_bad_header_rejected_early(void **state)
+{
+	static const unsigned char bad_magic[] = {'+', 'O', 'K'};
+	static const unsigned char bad_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x02};
+	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x01, 0x00, 0x03};
+	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x01,
+						 0x00, 0x02, 0x00, 0x01, 0x00, 0x01};
+	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x01, 0x00};
+	struct pipeline_verdict verdict;
+	size_t consumed;
+	const char *err = NULL;
+
+	(void)state;
+	assert_int_equal(proto_verdict_decode(bad_magic, 1, &consumed, &verdict, &err), -1);
+	assert_string_equal(err, "bad magic");
+	assert_int_equal(proto_verdict_decode(bad_version, sizeof(bad_version), &consumed,
+					      &verdict, &err),
+			 -1);
+	assert_string_equal(err, "unsupported version");
+	assert_int_equal(
+		proto_verdict_decode(bad_type, sizeof(bad_type), &consumed, &verdict, &err), -1);
+	assert_string_equal(err, "unknown frame type");
+	/* 65537 bytes announced: refused without waiting for them. */
+	assert_int_equal(
+		proto_verdict_decode(too_long, sizeof(too_long), &consumed, &verdict, &err), -1);
+	assert_string_equal(err, "payload too long");
+	assert_int_equal(proto_verdict_decode(good_start, sizeof(good_start), &consumed, &verdict,
+					      &err),
+			 0);
+	assert_int_equal(consumed, 0);
+}
+
+/* A job is not a verdict and a verdict is not a job. */
+static void test_type_mismatch_rejected(void **state)
+{
+	unsigned char *frame;
+	size_t len;
+	size_t consumed;
+	struct pipeline_job job;
+	struct pipeline_verdict verdict;
+	const char *err = NULL;
+
+	(void)state;
+	frame = test_job_frame(&len);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), -1);
+	assert_string_equal(err, "unexpected frame type");
+	free(frame);
+	frame = test_verdict_frame(NULL, &len);
+	assert_int_equal(proto_job_decode(frame, len, &consumed, &job, &err), -1);
+	assert_string_equal(err, "unexpected frame type");
+	free(frame);
+}
+
+static void test_bad_ids_rejected(void **state)
+{
+	static const char *const bad_ids[] = {
+		"0123456789ABCDEF01234567", /* upper case */
+		"0123456789abcdef0123456",  /* 23 digits */
+		"0123456789abcdef012345678", /* 25 digits */
+		"0123456789abcdef0123456g", /* not hex */
+		"../../../../etc/passwd000", "",
+	};
+	const unsigned char outcome = PIPELINE_DELIVER;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+		struct test_field fields[] = {
+			{PROTO_VERDICT_OUTCOME, &outcome, 1},
+			{PROTO_VERDICT_ID, bad_ids[i], strlen(bad_ids[i])},
+		};
+
+		test_verdict_fields_rejected(fields, 2);
+	}
+	/* A NUL inside the id is no better. */
+	{
+		struct test_field fields[] = {
+			{PROTO_VERDICT_OUTCOME, &outcome, 1},
+			{PROTO_VERDICT_ID, "0123456789abcdef\0" "1234567", SPOOL_ID_LEN},
+		};
+
+		test_verdict_fields_rejected(fields, 2);
+	}
+}
+
+static void test_bad_outcomes_rejected(void **state)
+{
+	static const unsigned char outcomes[] = {0, PIPELINE_WORKER_FAILED, 3, 0x7f, 0xff};
+	static const unsigned char two[] = {PIPELINE_DELIVER, PIPELINE_DELIVER};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(outcomes); i++) {
+		struct test_field fields[] = {
+			{PROTO_VERDICT_OUTCOME, &outcomes[i], 1},
+			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		};
+
+		test_verdict_fields_rejected(fields, 2);
+	}
+	/* The outcome is one byte, not zero or two. */
+	{
+		struct test_field fields[] = {
+			{PROTO_VERDICT_OUTCOME, two, 0},
+			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		};
+
+		test_verdict_fields_rejected(fields, 2);
+		fields[0].len = 2;
+		test_verdict_fields_rejected(fields, 2);
+	}
+	assert_true(proto_outcome_valid(PIPELINE_DELIVER));
+	assert_false(proto_outcome_valid(PIPELINE_WORKER_FAILED));
+}
+
+static const char *const test_bad_prepends[] = {
+	"",
+	"X-A: b",			    /* no CRLF at all */
+	"X-A: b\n",			    /* LF only */
+	"X-A: b\r",			    /* CR only */
+	"X-A: b\r\n\r\n",		    /* an empty line ends the header block */
+	"\r\n",				    /* nothing but an empty line */
+	"\r\nX-A: b\r\n",		    /* empty line first */
+	" folded first\r\n",		    /* a continuation with nothing before it */
+	"\tfolded first\r\n",		    /* the same with a tab */
+	"X-A b\r\n",			    /* no colon */
+	": b\r\n",			    /* empty field name */
+	"X A: b\r\n",			    /* space in the name */
+	"X-A: b\x01\r\n",		    /* control character */
+	"X-A: b\x7f\r\n",		    /* DEL */
+	"X-A: \xc3\xa9\r\n",		    /* 8-bit */
+	"X-A: b\rc\r\n",		    /* bare CR */
+	"X-A: b\nc\r\n",		    /* bare LF */
+	"X-A: b\r\n \r\n",		    /* whitespace-only continuation */
+	"X-A: b\r\n\t \t\r\n",		    /* the same with tabs */
+	"X-A: b\r\nBody text\r\n",	    /* a line that is not a header */
+	"X-A: b\r\n\r\nBody: forged\r\n", /* header injection into the body */
+};
+
+static void test_bad_prepends_rejected(void **state)
+{
+	const unsigned char outcome = PIPELINE_DELIVER;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(test_bad_prepends) / sizeof(test_bad_prepends[0]); i++) {
+		const char *text = test_bad_prepends[i];
+		struct test_field fields[] = {
+			{PROTO_VERDICT_PREPEND, text, strlen(text)},
+			{PROTO_VERDICT_OUTCOME, &outcome, 1},
+			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		};
+		struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+		unsigned char *frame = NULL;
+		size_t len;
+		const char *err = NULL;
+
+		if (proto_prepend_valid(text, strlen(text), &err))
+			fail_msg("prepend %zu accepted", i);
+		assert_non_null(err);
+		test_verdict_fields_rejected(fields, 3);
+		/* The encoder refuses what the decoder would. */
+		strcpy(verdict.id, TEST_ID);
+		verdict.prepend = (char *)text;
+		assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
+		assert_null(frame);
+	}
+	/* A NUL inside the prepend (the length says there is more). */
+	{
+		static const char with_nul[] = "X-A: b\0c\r\n";
+		const char *err = NULL;
+
+		assert_false(proto_prepend_valid(with_nul, sizeof(with_nul) - 1, &err));
+	}
+}
+
+static void test_prepend_line_limit(void **state)
+{
+	/* "X-A: " and 993 more characters: 998, RFC 5322's limit. */
+	char line[1003];
+	const char *err = NULL;
+
+	(void)state;
+	memcpy(line, "X-A: ", 5);
+	memset(line + 5, 'v', 993);
+	memcpy(line + 998, "\r\n", 3);
+	assert_true(proto_prepend_valid(line, 1000, &err));
+	memset(line + 5, 'v', 994);
+	memcpy(line + 999, "\r\n", 3);
+	assert_false(proto_prepend_valid(line, 1001, &err));
+	assert_string_equal(err, "prepend line too long");
+	/* Folded lines, tabs and every printable character are fine. */
+	assert_true(proto_prepend_valid("A:\r\n\t b\r\n c\r\n", 13, &err));
+	assert_true(proto_prepend_valid("A:!\"#$%&'()*+,-./0123456789:;<=>?@[\\]^_`{|}~\t\r\n",
+					50, &err));
+}
+
+static void test_structure_errors_rejected(void **state)
+{
+	const unsigned char outcome = PIPELINE_DELIVER;
+
+	(void)state;
+	/* A required field missing: the id, the outcome, or both. */
+	{
+		struct test_field fields[] = {{PROTO_VERDICT_OUTCOME, &outcome, 1}};
+
+		test_verdict_fields_rejected(fields, 1);
+		test_verdict_fields_rejected(fields, 0);
+	}
+	{
+		struct test_field fields[] = {{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN}};
+
+		test_verdict_fields_rejected(fields, 1);
+	}
+	/* A field twice. */
+	{
+		struct test_field fields[] = {
+			{PROTO_VERDICT_OUTCOME, &outcome, 1},
+			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		};
+
+		test_verdict_fields_rejected(fields, 3);
+		fields[2].tag = PROTO_VERDICT_OUTCOME;
+		fields[2].data = &outcome;
+		fields[2].len = 1;
+		test_verdict_fields_rejected(fields, 3);
+	}
+	/* Unknown tags: zero, one past the last, a job tag in a verdict. */
+	{
+		struct test_field fields[] = {
+			{PROTO_VERDICT_OUTCOME, &outcome, 1},
+			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+			{0, "x", 1},
+		};
+
+		test_verdict_fields_rejected(fields, 3);
+		fields[2].tag = PROTO_VERDICT_PREPEND + 1;
+		test_verdict_fields_rejected(fields, 3);
+		fields[2].tag = 0xffff;
+		test_verdict_fields_rejected(fields, 3);
+	}
+	/* A field length running past the payload, and a cut field header. */
+	{
+		struct test_field fields[] = {
+			{PROTO_VERDICT_OUTCOME, &outcome, 1},
+			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		};
+		struct pipeline_verdict verdict;
+		unsigned char *frame;
+		size_t len;
+		size_t consumed;
+		const char *err = NULL;
+
+		frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 2, &len);
+		/* The id field's length (after outcome's 7 bytes and its tag) + 1. */
+		test_put_u32(frame + PROTO_HEADER_LEN + 7 + 2, SPOOL_ID_LEN + 1);
+		assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), -1);
+		assert_string_equal(err, "field runs past the payload");
+		free(frame);
+
+		frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 2, &len);
+		/* Payload length 7 + 5: the outcome field, then 5 bytes of a header. */
+		test_put_u32(frame + 8, 12);
+		assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), -1);
+		assert_string_equal(err, "truncated field header");
+		free(frame);
+	}
+}
+
+static void test_bad_job_fields_rejected(void **state)
+{
+	unsigned char when[8] = {0, 0, 0, 0, 0x6b, 0x09, 0x5f, 0xf5};
+	unsigned char negative[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	unsigned char too_late[8] = {0, 0, 0, 0x3b, 0x00, 0x00, 0x00, 0x00};
+	char long_account[512];
+	char long_host[256];
+	struct test_field fields[] = {
+		{PROTO_JOB_ID, TEST_ID, SPOOL_ID_LEN},
+		{PROTO_JOB_ACCOUNT, "a@b", 3},
+		{PROTO_JOB_PROVIDER_HOST, "b", 1},
+		{PROTO_JOB_RECEIVED_AT, when, 8},
+	};
+	struct pipeline_job job;
+	unsigned char *frame;
+	size_t len;
+	size_t consumed;
+	const char *err = NULL;
+
+	(void)state;
+	memset(long_account, 'a', sizeof(long_account));
+	memset(long_host, 'h', sizeof(long_host));
+	/* The fields as given are a valid job; each change below breaks one. */
+	frame = test_frame_build(PROTO_TYPE_JOB, fields, 4, &len);
+	assert_int_equal(proto_job_decode(frame, len, &consumed, &job, &err), 0);
+	assert_int_equal(job.received_at, 0x6b095ff5);
+	free(frame);
+	test_job_fields_rejected(fields, 3); /* no received_at */
+	fields[1].len = 0;		     /* empty account */
+	test_job_fields_rejected(fields, 4);
+	fields[1].data = long_account; /* 512 bytes do not fit with a NUL */
+	fields[1].len = sizeof(long_account);
+	test_job_fields_rejected(fields, 4);
+	fields[1].data = "a\0b"; /* NUL inside */
+	fields[1].len = 3;
+	test_job_fields_rejected(fields, 4);
+	fields[1].data = "a@b";
+	fields[2].data = long_host;
+	fields[2].len = sizeof(long_host);
+	test_job_fields_rejected(fields, 4);
+	fields[2].data = "b";
+	fields[2].len = 1;
+	fields[3].len = 7; /* received_at is exactly 8 bytes */
+	test_job_fields_rejected(fields, 4);
+	fields[3].len = 8;
+	fields[3].data = negative;
+	test_job_fields_rejected(fields, 4);
+	fields[3].data = too_late;
+	test_job_fields_rejected(fields, 4);
+	fields[3].data = when;
+	fields[0].data = "0123456789abcdef0123456Z";
+	test_job_fields_rejected(fields, 4);
+	/* A verdict's tag beyond the job's tags. */
+	fields[0].data = TEST_ID;
+	fields[0].tag = 5;
+	test_job_fields_rejected(fields, 4);
+}
+
+static void test_encoders_refuse_bad_input(void **state)
+{
+	struct pipeline_job job;
+	struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+	unsigned char *frame = NULL;
+	size_t len;
+	const char *err = NULL;
+	char *huge;
+
+	(void)state;
+	test_job_fill(&job);
+	strcpy(job.id, "not-an-id");
+	assert_int_equal(proto_job_encode(&job, &frame, &len, &err), -1);
+	test_job_fill(&job);
+	job.account[0] = '\0';
+	assert_int_equal(proto_job_encode(&job, &frame, &len, &err), -1);
+	test_job_fill(&job);
+	memset(job.provider_host, 'h', sizeof(job.provider_host)); /* no NUL */
+	assert_int_equal(proto_job_encode(&job, &frame, &len, &err), -1);
+	test_job_fill(&job);
+	job.received_at = -1;
+	assert_int_equal(proto_job_encode(&job, &frame, &len, &err), -1);
+	job.received_at = PROTO_RECEIVED_AT_MAX + 1;
+	assert_int_equal(proto_job_encode(&job, &frame, &len, &err), -1);
+	assert_null(frame);
+
+	strcpy(verdict.id, TEST_ID);
+	verdict.outcome = PIPELINE_WORKER_FAILED;
+	assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
+	verdict.outcome = PIPELINE_DELIVER;
+	/* Many valid lines, but more than a frame holds. */
+	huge = xmalloc(PROTO_PAYLOAD_MAX + 100);
+	for (size_t i = 0; i + 10 < PROTO_PAYLOAD_MAX + 100; i += 10)
+		memcpy(huge + i, "X-A: 1234\r\n", 10);
+	huge[(PROTO_PAYLOAD_MAX + 90) / 10 * 10] = '\0';
+	assert_true(proto_prepend_valid(huge, strlen(huge), &err));
+	verdict.prepend = huge;
+	assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
+	assert_string_equal(err, "payload too long");
+	assert_null(frame);
+	free(huge);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_job_round_trip),
+		cmocka_unit_test(test_verdict_round_trip),
+		cmocka_unit_test(test_truncations_need_more),
+		cmocka_unit_test(test_frames_back_to_back),
+		cmocka_unit_test(test_header_corruption_rejected),
+		cmocka_unit_test(test_bad_header_rejected_early),
+		cmocka_unit_test(test_type_mismatch_rejected),
+		cmocka_unit_test(test_bad_ids_rejected),
+		cmocka_unit_test(test_bad_outcomes_rejected),
+		cmocka_unit_test(test_bad_prepends_rejected),
+		cmocka_unit_test(test_prepend_line_limit),
+		cmocka_unit_test(test_structure_errors_rejected),
+		cmocka_unit_test(test_bad_job_fields_rejected),
+		cmocka_unit_test(test_encoders_refuse_bad_input),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

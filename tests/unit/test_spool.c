@@ -1,0 +1,381 @@
+/*
+ * test_spool.c — message bodies on disk: ids, the writer's commit and
+ * abandon paths, removal and the start-up orphan sweep, each test in its own
+ * temp data folder.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/util.h"
+#include "store/spool.h"
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	char *dir = xstrdup("/tmp/popgate-test-spool-XXXXXX");
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(spool_init(dir), 0);
+	*state = dir;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char *dir = *state;
+
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+	return 0;
+}
+
+static bool path_exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+/* Number of entries in DIR_PATH besides . and .. */
+static int count_entries(const char *dir_path)
+{
+	DIR *dir = opendir(dir_path);
+	struct dirent *entry;
+	int count = 0;
+
+	assert_non_null(dir);
+	while ((entry = readdir(dir)) != NULL) {
+		if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
+			count++;
+	}
+	closedir(dir);
+	return count;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *file = fopen(path, "w");
+
+	assert_non_null(file);
+	fputs(text, file);
+	assert_int_equal(fclose(file), 0);
+}
+
+/* Commits a body with TEXT and copies its id into ID. */
+static void commit_body(const char *dir, const char *text, char id[SPOOL_ID_LEN + 1])
+{
+	struct spool_writer *writer = spool_writer_new(dir);
+
+	assert_non_null(writer);
+	spool_writer_write(writer, text, strlen(text));
+	assert_int_equal(spool_writer_commit(writer), 0);
+	memcpy(id, writer->id, SPOOL_ID_LEN + 1);
+	spool_writer_free(&writer);
+}
+
+static void test_id_valid(void **state)
+{
+	char id[SPOOL_ID_LEN + 1];
+	char other[SPOOL_ID_LEN + 1];
+
+	(void)state;
+	assert_true(spool_id_valid("0123456789abcdef01234567"));
+	assert_false(spool_id_valid("../x"));
+	assert_false(spool_id_valid("../../../../../etc/passwd"));
+	assert_false(spool_id_valid("0123456789ABCDEF01234567"));
+	assert_false(spool_id_valid("0123456789abcdef0123456"));
+	assert_false(spool_id_valid("0123456789abcdef012345678"));
+	assert_false(spool_id_valid("0123456789abcdeg01234567"));
+	assert_false(spool_id_valid("0123456789abcdef0123456/"));
+	assert_false(spool_id_valid(""));
+	assert_false(spool_id_valid(NULL));
+
+	spool_new_id(id);
+	spool_new_id(other);
+	assert_true(spool_id_valid(id));
+	assert_true(spool_id_valid(other));
+	assert_string_not_equal(id, other);
+}
+
+static void test_path(void **state)
+{
+	char *path = spool_path("/data", "ab23456789abcdef01234567");
+
+	(void)state;
+	assert_string_equal(path, "/data/spool/ab/ab23456789abcdef01234567");
+	free(path);
+}
+
+static void test_writer_commit_exact_bytes(void **state)
+{
+	const char *dir = *state;
+	/* CRLF, a NUL and high bytes: the body is bytes, not text. */
+	static const unsigned char body[] = "Subject: hi\r\n\r\nline\0with nul \xff\xfe\r\n.\r\n";
+	struct spool_writer *writer = spool_writer_new(dir);
+	char *tmp_dir = xasprintf("%s/spool/tmp", dir);
+	char *path;
+	char *data = NULL;
+	size_t len = 0;
+	struct stat st;
+
+	assert_non_null(writer);
+	assert_true(spool_id_valid(writer->id));
+	/* Fed one byte at a time, then an empty write. */
+	for (size_t i = 0; i < sizeof(body) - 1; i++)
+		spool_writer_write(writer, &body[i], 1);
+	spool_writer_write(writer, body, 0);
+	assert_int_equal(writer->size, sizeof(body) - 1);
+	assert_int_equal(count_entries(tmp_dir), 1);
+	assert_int_equal(spool_writer_commit(writer), 0);
+
+	path = spool_path(dir, writer->id);
+	assert_int_equal(util_read_file(path, &data, &len), 0);
+	assert_int_equal(len, sizeof(body) - 1);
+	assert_memory_equal(data, body, len);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(count_entries(tmp_dir), 0);
+
+	/* A second commit is refused and does not disturb the body. */
+	assert_int_equal(spool_writer_commit(writer), -1);
+	spool_writer_free(&writer);
+	assert_null(writer);
+	assert_true(path_exists(path));
+
+	free(data);
+	free(path);
+	free(tmp_dir);
+}
+
+static void test_writer_large_body(void **state)
+{
+	const char *dir = *state;
+	size_t chunk_len = 65536;
+	unsigned char *chunk = xmalloc(chunk_len);
+	struct spool_writer *writer = spool_writer_new(dir);
+	char *path;
+	char *data = NULL;
+	size_t len = 0;
+
+	for (size_t i = 0; i < chunk_len; i++)
+		chunk[i] = (unsigned char)(i * 7);
+	for (int i = 0; i < 16; i++)
+		spool_writer_write(writer, chunk, chunk_len);
+	assert_int_equal(spool_writer_commit(writer), 0);
+	path = spool_path(dir, writer->id);
+	assert_int_equal(util_read_file(path, &data, &len), 0);
+	assert_int_equal(len, 16 * chunk_len);
+	for (int i = 0; i < 16; i++)
+		assert_memory_equal(data + (size_t)i * chunk_len, chunk, chunk_len);
+	spool_writer_free(&writer);
+	free(data);
+	free(path);
+	free(chunk);
+}
+
+static void test_writer_free_without_commit(void **state)
+{
+	const char *dir = *state;
+	struct spool_writer *writer = spool_writer_new(dir);
+	char *tmp_dir = xasprintf("%s/spool/tmp", dir);
+	char *path;
+
+	assert_non_null(writer);
+	spool_writer_write(writer, "abc", 3);
+	path = spool_path(dir, writer->id);
+	spool_writer_free(&writer);
+	assert_null(writer);
+	spool_writer_free(&writer); /* NULL is fine */
+	assert_false(path_exists(path));
+	assert_int_equal(count_entries(tmp_dir), 0);
+	free(path);
+	free(tmp_dir);
+}
+
+static void test_writer_failed_commit(void **state)
+{
+	const char *dir = *state;
+	struct spool_writer *writer = spool_writer_new(dir);
+	char *tmp_dir = xasprintf("%s/spool/tmp", dir);
+	char *path;
+
+	assert_non_null(writer);
+	spool_writer_write(writer, "abc", 3);
+	/* What a failed fwrite leaves behind: the commit must refuse the body. */
+	writer->failed = true;
+	spool_writer_write(writer, "def", 3);
+	assert_int_equal(writer->size, 3);
+	path = spool_path(dir, writer->id);
+	errno = 0;
+	assert_int_equal(spool_writer_commit(writer), -1);
+	assert_int_equal(errno, EIO);
+	assert_false(path_exists(path));
+	assert_int_equal(count_entries(tmp_dir), 0);
+	spool_writer_free(&writer);
+	free(path);
+	free(tmp_dir);
+}
+
+static void test_writer_without_spool(void **state)
+{
+	const char *dir = *state;
+	char *missing = xasprintf("%s/not-initialised", dir);
+
+	assert_null(spool_writer_new(missing));
+	free(missing);
+}
+
+static void test_remove(void **state)
+{
+	const char *dir = *state;
+	char id[SPOOL_ID_LEN + 1];
+	char *path;
+
+	commit_body(dir, "body", id);
+	path = spool_path(dir, id);
+	assert_true(path_exists(path));
+	assert_int_equal(spool_remove(dir, id), 0);
+	assert_false(path_exists(path));
+	/* Already gone is what the caller wanted. */
+	assert_int_equal(spool_remove(dir, id), 0);
+	errno = 0;
+	assert_int_equal(spool_remove(dir, "../../popgate.db"), -1);
+	assert_int_equal(errno, EINVAL);
+	free(path);
+}
+
+struct known_set {
+	const char *ids[4];
+	int calls;
+};
+
+static bool is_known(const char *id, void *ctx)
+{
+	struct known_set *known = ctx;
+
+	known->calls++;
+	for (size_t i = 0; i < 4 && known->ids[i] != NULL; i++) {
+		if (strcmp(known->ids[i], id) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void test_remove_orphans(void **state)
+{
+	const char *dir = *state;
+	char kept[SPOOL_ID_LEN + 1];
+	char orphan[SPOOL_ID_LEN + 1];
+	char other_kept[SPOOL_ID_LEN + 1];
+	struct known_set known = {{kept, other_kept, NULL}, 0};
+	struct spool_writer *pending;
+	char *kept_path;
+	char *orphan_path;
+	char *other_path;
+	char *bad_name;
+	char *other_bucket;
+	char *wrong_bucket;
+	char *readme;
+	char *subfolder;
+	char *tmp_dir = xasprintf("%s/spool/tmp", dir);
+
+	commit_body(dir, "kept", kept);
+	commit_body(dir, "orphan", orphan);
+	commit_body(dir, "other", other_kept);
+	kept_path = spool_path(dir, kept);
+	orphan_path = spool_path(dir, orphan);
+	other_path = spool_path(dir, other_kept);
+	/* A temp file of a body whose commit never came. */
+	pending = spool_writer_new(dir);
+	assert_non_null(pending);
+	spool_writer_write(pending, "half", 4);
+	assert_int_equal(fflush(pending->file), 0);
+	/* A name that is no id, and a known id in the wrong bucket. */
+	bad_name = xasprintf("%s/spool/%.2s/not-an-id", dir, kept);
+	write_file(bad_name, "x");
+	other_bucket = xasprintf("%s/spool/%s", dir, kept[0] == '0' ? "11" : "00");
+	assert_int_equal(util_mkdir_p(other_bucket, 0700), 0);
+	wrong_bucket = xasprintf("%s/%s", other_bucket, kept);
+	write_file(wrong_bucket, "x");
+	/* Outside the buckets nothing is touched; neither are folders in a bucket. */
+	readme = xasprintf("%s/spool/README", dir);
+	write_file(readme, "x");
+	subfolder = xasprintf("%s/spool/%.2s/sub", dir, kept);
+	assert_int_equal(mkdir(subfolder, 0700), 0);
+
+	assert_int_equal(spool_remove_orphans(dir, is_known, &known), 4);
+	assert_true(known.calls >= 3);
+	assert_true(path_exists(kept_path));
+	assert_true(path_exists(other_path));
+	assert_false(path_exists(orphan_path));
+	assert_false(path_exists(bad_name));
+	assert_false(path_exists(wrong_bucket));
+	assert_int_equal(count_entries(tmp_dir), 0);
+	assert_true(path_exists(readme));
+	assert_true(path_exists(subfolder));
+
+	/* A second sweep finds nothing more. */
+	assert_int_equal(spool_remove_orphans(dir, is_known, &known), 0);
+
+	spool_writer_free(&pending);
+	free(subfolder);
+	free(readme);
+	free(wrong_bucket);
+	free(other_bucket);
+	free(bad_name);
+	free(other_path);
+	free(orphan_path);
+	free(kept_path);
+	free(tmp_dir);
+}
+
+static void test_remove_orphans_empty(void **state)
+{
+	const char *dir = *state;
+	struct known_set known = {{NULL}, 0};
+	char *missing = xasprintf("%s/elsewhere", dir);
+
+	assert_int_equal(spool_remove_orphans(dir, is_known, &known), 0);
+	assert_int_equal(known.calls, 0);
+	/* No spool at all: nothing to remove. */
+	assert_int_equal(spool_remove_orphans(missing, is_known, &known), 0);
+	free(missing);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_id_valid),
+	    cmocka_unit_test(test_path),
+	    cmocka_unit_test_setup_teardown(test_writer_commit_exact_bytes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_writer_large_body, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_writer_free_without_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_writer_failed_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_writer_without_spool, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_remove_orphans, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_remove_orphans_empty, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
