@@ -61,17 +61,6 @@ static void usage(FILE *out)
 		     "       popgate --version\n");
 }
 
-static enum log_level parse_log_level(const char *name)
-{
-	if (strcmp(name, "debug") == 0)
-		return LOG_DEBUG;
-	if (strcmp(name, "warn") == 0)
-		return LOG_WARN;
-	if (strcmp(name, "error") == 0)
-		return LOG_ERROR;
-	return LOG_INFO;
-}
-
 /* A listening TCP socket on ADDRESS:PORT, or -1 with a message in ERR. */
 static int listen_on(const char *address, int port, char *err, size_t errlen)
 {
@@ -287,7 +276,9 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 	int plain_fd = -1, tls_fd = -1, status = 1;
 	struct event *sigterm = NULL, *sigint = NULL, *housekeeping = NULL;
 
-	if (log_open(cfg->log_file, parse_log_level(cfg->log_level)) < 0) {
+	enum log_level level = LOG_INFO;
+	log_level_parse(cfg->log_level, &level); /* config_load checked the name */
+	if (log_open(cfg->log_file, level) < 0) {
 		fprintf(stderr, "popgate: cannot open log %s: %s\n", cfg->log_file, strerror(errno));
 		return 1;
 	}

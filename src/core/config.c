@@ -69,7 +69,8 @@ static const struct config_key config_keys[] = {
 	{"server", "tls_key", CONFIG_OPT_PATH, CONFIG_FIELD(tls_key), 0, 0},
 	{"server", "allow_plaintext_auth", CONFIG_BOOL, CONFIG_FIELD(allow_plaintext_auth), 0, 0},
 	{"server", "max_sessions", CONFIG_INT, CONFIG_FIELD(max_sessions), 1, 1000000},
-	{"server", "max_sessions_per_ip", CONFIG_INT, CONFIG_FIELD(max_sessions_per_ip), 1, 1000000},
+	{"server", "max_sessions_per_ip", CONFIG_INT, CONFIG_FIELD(max_sessions_per_ip), 1,
+	 1000000},
 	{"server", "login_timeout", CONFIG_INT, CONFIG_FIELD(login_timeout), 1, 86400},
 	{"server", "idle_timeout", CONFIG_INT, CONFIG_FIELD(idle_timeout), 1, 86400},
 	{"server", "command_timeout", CONFIG_INT, CONFIG_FIELD(command_timeout), 1, 86400},
@@ -263,7 +264,8 @@ static int config_set_allow(struct config_parse *p, const char *value)
 	for (char *tok = strtok_r(copy, separators, &save); tok != NULL;
 	     tok = strtok_r(NULL, separators, &save)) {
 		if (!config_valid_pattern(tok)) {
-			config_fail(p, "invalid host pattern '%s' in allow", config_quote(quoted, tok));
+			config_fail(p, "invalid host pattern '%s' in allow",
+				    config_quote(quoted, tok));
 			free(copy);
 			return -1;
 		}

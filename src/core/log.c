@@ -175,8 +175,8 @@ void log_event(enum log_level level, const char *event, const char *account,
 	if (!log_level_enabled(level))
 		return;
 	log_append_prefix(line, &len, level);
-	log_append(line, &len, "event=%s account=%s id=%s", event, account ? account : "-",
-		   message_id ? message_id : "-");
+	log_append(line, &len, "event=%s account=%s id=%s", event ? event : "-",
+		   account ? account : "-", message_id ? message_id : "-");
 	if (fmt != NULL) {
 		size_t before = len;
 

@@ -53,7 +53,9 @@
 #define PIPELINE_BACKOFF_MS 1000
 /* How often a killed worker that has not yet exited is looked for. */
 #define PIPELINE_REAP_INTERVAL_MS 100
-/* How long pipeline_free waits after SIGTERM before SIGKILL. */
+/* How long pipeline_free waits for idle workers to exit by themselves, and
+ * then after SIGTERM before SIGKILL. */
+#define PIPELINE_EXIT_WAIT_MS 100
 #define PIPELINE_STOP_WAIT_MS 500
 
 /* A job from pipeline_submit until its verdict is reported. */
@@ -71,14 +73,14 @@ LIST_HEAD(pipeline_bucket, pipeline_entry);
 struct pipeline_worker {
 	struct pipeline *pipeline;
 	size_t index;
-	pid_t pid;		     /* -1 while no process runs in this slot */
-	int fd;			     /* our end of the socket, or -1 */
-	struct event *read_event;    /* on FD, while a process runs */
-	struct event *timeout_event; /* armed while a job runs */
-	struct evbuffer *input;	     /* bytes of a reply read so far */
+	pid_t pid;		      /* -1 while no process runs in this slot */
+	int fd;			      /* our end of the socket, or -1 */
+	struct event *read_event;     /* on FD, while a process runs */
+	struct event *timeout_event;  /* armed while a job runs */
+	struct evbuffer *input;	      /* bytes of a reply read so far */
 	struct pipeline_entry *entry; /* the job it is working on, or NULL */
-	char send_error[128];	     /* set when sending a job failed */
-	int64_t restart_at_ms;	     /* while pid is -1: when to start one */
+	char send_error[128];	      /* set when sending a job failed */
+	int64_t restart_at_ms;	      /* while pid is -1: when to start one */
 };
 
 struct pipeline {
@@ -122,7 +124,8 @@ static struct pipeline_entry *pipeline_entry_find(struct pipeline *pipeline, con
 {
 	struct pipeline_entry *entry;
 
-	LIST_FOREACH (entry, pipeline_bucket_for(pipeline, id), id_link) {
+	LIST_FOREACH(entry, pipeline_bucket_for(pipeline, id), id_link)
+	{
 		if (strcmp(entry->job.id, id) == 0)
 			return entry;
 	}
@@ -144,7 +147,9 @@ static void pipeline_entry_free(struct pipeline_entry **entry)
 	xfree(entry);
 }
 
-/* Logs how a reaped worker ended; a clean exit is routine. */
+/* Logs how a reaped worker ended. A clean exit is routine, and so are
+ * SIGKILL and SIGTERM, which only we send (the failure was logged then); a
+ * crash (SIGSEGV, SIGABRT from a sanitizer) or an error status is not. */
 static void pipeline_log_exit(pid_t pid, int status)
 {
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
@@ -152,6 +157,9 @@ static void pipeline_log_exit(pid_t pid, int status)
 	else if (WIFEXITED(status))
 		log_warn("pipeline: worker %ld exited with status %d", (long)pid,
 			 WEXITSTATUS(status));
+	else if (WIFSIGNALED(status) &&
+		 (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM))
+		log_debug("pipeline: worker %ld ended by signal %d", (long)pid, WTERMSIG(status));
 	else if (WIFSIGNALED(status))
 		log_warn("pipeline: worker %ld ended by signal %d", (long)pid, WTERMSIG(status));
 }
@@ -177,12 +185,28 @@ static void pipeline_reap(struct pipeline *pipeline)
 	}
 }
 
+/* Reaps until no zombie is left or MS have passed; for pipeline_free only,
+ * when blocking the loop briefly is expected. */
+static void pipeline_reap_wait(struct pipeline *pipeline, int64_t ms)
+{
+	int64_t deadline = util_monotonic_ms() + ms;
+
+	for (;;) {
+		struct timespec pause = {.tv_nsec = 5 * 1000 * 1000};
+
+		pipeline_reap(pipeline);
+		if (pipeline->zombie_count == 0 || util_monotonic_ms() >= deadline)
+			return;
+		nanosleep(&pause, NULL);
+	}
+}
+
 static void pipeline_zombie_add(struct pipeline *pipeline, pid_t pid)
 {
 	if (pipeline->zombie_count == pipeline->zombie_cap) {
 		pipeline->zombie_cap = pipeline->zombie_cap ? 2 * pipeline->zombie_cap : 8;
 		pipeline->zombies =
-			xrealloc(pipeline->zombies, pipeline->zombie_cap * sizeof(pid_t));
+		    xrealloc(pipeline->zombies, pipeline->zombie_cap * sizeof(pid_t));
 	}
 	pipeline->zombies[pipeline->zombie_count++] = pid;
 }
@@ -224,7 +248,21 @@ __attribute__((noreturn)) static void pipeline_child_exec(int fd, char *const ar
 {
 	sigset_t none;
 
-	/* The main process may block signals for its loop; a worker starts clean. */
+	/* The main process's handlers (libevent's write to a socket it shares
+	 * with the main process) must not run here if a signal arrives before
+	 * exec: back to the defaults while all signals are still blocked. */
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction action;
+
+		if (sigaction(sig, NULL, &action) < 0 || action.sa_handler == SIG_IGN ||
+		    action.sa_handler == SIG_DFL)
+			continue;
+		action.sa_handler = SIG_DFL;
+		action.sa_flags = 0;
+		sigemptyset(&action.sa_mask);
+		sigaction(sig, &action, NULL);
+	}
+	/* A worker starts with no signal blocked, whatever the loop blocks. */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (fd == PIPELINE_WORKER_FD) {
@@ -245,10 +283,13 @@ static int pipeline_worker_start(struct pipeline_worker *worker, char *err, size
 	struct pipeline *pipeline = worker->pipeline;
 	char worker_flag[] = "--worker";
 	char fd_arg[] = PIPELINE_WORKER_FD_ARG;
-	char *argv[] = {pipeline->self_exe, worker_flag,	  fd_arg,
+	char *argv[] = {pipeline->self_exe, worker_flag,	fd_arg,
 			pipeline->data_dir, pipeline->hostname, NULL};
+	sigset_t all_signals;
+	sigset_t saved_signals;
 	int sv[2] = {-1, -1};
 	pid_t pid = -1;
+	int fork_errno;
 
 	/* CLOEXEC on both ends: other workers started later must not inherit
 	 * this one's socket, or its EOF would never be seen. */
@@ -256,13 +297,19 @@ static int pipeline_worker_start(struct pipeline_worker *worker, char *err, size
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
 		goto fail;
 	}
+	/* Signals stay blocked from fork until the child has reset its
+	 * handlers (see pipeline_child_exec). */
+	sigfillset(&all_signals);
+	sigprocmask(SIG_SETMASK, &all_signals, &saved_signals);
 	pid = fork();
-	if (pid < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		goto fail;
-	}
 	if (pid == 0)
 		pipeline_child_exec(sv[1], argv);
+	fork_errno = errno;
+	sigprocmask(SIG_SETMASK, &saved_signals, NULL);
+	if (pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(fork_errno));
+		goto fail;
+	}
 	close(sv[1]);
 	sv[1] = -1;
 	if (evutil_make_socket_nonblocking(sv[0]) < 0) {
@@ -270,7 +317,7 @@ static int pipeline_worker_start(struct pipeline_worker *worker, char *err, size
 		goto fail;
 	}
 	worker->read_event =
-		event_new(pipeline->base, sv[0], EV_READ | EV_PERSIST, pipeline_on_read, worker);
+	    event_new(pipeline->base, sv[0], EV_READ | EV_PERSIST, pipeline_on_read, worker);
 	if (worker->read_event == NULL || event_add(worker->read_event, NULL) < 0) {
 		snprintf(err, errlen, "cannot watch the worker socket");
 		goto fail;
@@ -382,8 +429,8 @@ static void pipeline_worker_fail(struct pipeline_worker *worker, const char *rea
 	 * submitted from it finds the id free and may go to the new worker. */
 	if (entry != NULL) {
 		struct pipeline_verdict verdict = {
-			.outcome = PIPELINE_WORKER_FAILED,
-			.reason = reason_copy,
+		    .outcome = PIPELINE_WORKER_FAILED,
+		    .reason = reason_copy,
 		};
 
 		memcpy(verdict.id, entry->job.id, sizeof(verdict.id));
@@ -544,10 +591,9 @@ static void pipeline_on_tick(evutil_socket_t fd, short what, void *arg)
 	pipeline_dispatch(pipeline);
 }
 
-struct pipeline *pipeline_new(struct event_base *base, const char *self_exe,
-			      const char *data_dir, const char *hostname, int worker_count,
-			      int worker_timeout_seconds, pipeline_verdict_cb *callback,
-			      void *ctx, char *err, size_t errlen)
+struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, const char *data_dir,
+			      const char *hostname, int worker_count, int worker_timeout_seconds,
+			      pipeline_verdict_cb *callback, void *ctx, char *err, size_t errlen)
 {
 	struct pipeline *pipeline = NULL;
 	char start_err[256];
@@ -569,8 +615,9 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe,
 	if (worker_count == 0) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
-		worker_count = cores < 1 ? 1 : cores > PIPELINE_WORKERS_MAX ? PIPELINE_WORKERS_MAX
-									    : (int)cores;
+		worker_count = PIPELINE_WORKERS_MAX;
+		if (cores < PIPELINE_WORKERS_MAX)
+			worker_count = cores < 1 ? 1 : (int)cores;
 	}
 	pipeline = xcalloc(1, sizeof(*pipeline));
 	pipeline->base = base;
@@ -663,23 +710,17 @@ size_t pipeline_worker_pids(const struct pipeline *pipeline, int *pids, size_t m
 void pipeline_free(struct pipeline **pipeline_r)
 {
 	struct pipeline *pipeline = *pipeline_r;
-	int64_t deadline;
 
 	if (pipeline == NULL)
 		return;
 	/* Closing the socket lets an idle worker exit cleanly; SIGTERM ends a
 	 * busy one; SIGKILL, after a short wait, one that ignores SIGTERM. */
 	for (size_t i = 0; i < pipeline->worker_count; i++)
-		pipeline_worker_stop(&pipeline->workers[i], SIGTERM);
-	deadline = util_monotonic_ms() + PIPELINE_STOP_WAIT_MS;
-	for (;;) {
-		struct timespec pause = {.tv_nsec = 5 * 1000 * 1000};
-
-		pipeline_reap(pipeline);
-		if (pipeline->zombie_count == 0 || util_monotonic_ms() >= deadline)
-			break;
-		nanosleep(&pause, NULL);
-	}
+		pipeline_worker_stop(&pipeline->workers[i], 0);
+	pipeline_reap_wait(pipeline, PIPELINE_EXIT_WAIT_MS);
+	for (size_t i = 0; i < pipeline->zombie_count; i++)
+		kill(pipeline->zombies[i], SIGTERM);
+	pipeline_reap_wait(pipeline, PIPELINE_STOP_WAIT_MS);
 	for (size_t i = 0; i < pipeline->zombie_count; i++) {
 		int status;
 

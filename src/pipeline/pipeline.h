@@ -27,21 +27,21 @@ struct pipeline;
 
 struct pipeline_job {
 	char id[SPOOL_ID_LEN + 1];
-	char account[512];	 /* the account name, for the trace header and logs */
+	char account[512]; /* the account name, for the trace header and logs */
 	char provider_host[256];
-	int64_t received_at;	 /* seconds */
+	int64_t received_at; /* seconds */
 };
 
 enum pipeline_outcome {
-	PIPELINE_DELIVER = 1,	 /* to the Delivery Queue, with PREPEND added */
-	PIPELINE_WORKER_FAILED,	 /* the worker died, hung or answered garbage */
+	PIPELINE_DELIVER = 1,	/* to the Delivery Queue, with PREPEND added */
+	PIPELINE_WORKER_FAILED, /* the worker died, hung or answered garbage */
 };
 
 struct pipeline_verdict {
 	char id[SPOOL_ID_LEN + 1];
 	enum pipeline_outcome outcome;
-	char *prepend;	 /* header lines (CRLF-terminated) to add; NULL if none */
-	char *reason;	 /* for WORKER_FAILED: why, for the log */
+	char *prepend; /* header lines (CRLF-terminated) to add; NULL if none */
+	char *reason;  /* for WORKER_FAILED: why, for the log */
 };
 
 /*
@@ -59,10 +59,9 @@ typedef void pipeline_verdict_cb(const struct pipeline_verdict *verdict, void *c
  * longer than WORKER_TIMEOUT_SECONDS (0 = no limit) has its worker killed.
  * Returns NULL with ERR set.
  */
-struct pipeline *pipeline_new(struct event_base *base, const char *self_exe,
-			      const char *data_dir, const char *hostname, int worker_count,
-			      int worker_timeout_seconds, pipeline_verdict_cb *callback,
-			      void *ctx, char *err, size_t errlen);
+struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, const char *data_dir,
+			      const char *hostname, int worker_count, int worker_timeout_seconds,
+			      pipeline_verdict_cb *callback, void *ctx, char *err, size_t errlen);
 
 /* Queues JOB; it is sent to the next free worker. A job with an id already
  * queued or running is ignored (returns 0). -1 (logged) for a job that

@@ -57,8 +57,7 @@ static unsigned char *proto_put_u32(unsigned char *p, uint32_t value)
 	return p + 4;
 }
 
-static unsigned char *proto_put_field(unsigned char *p, uint16_t tag, const void *data,
-				      size_t len)
+static unsigned char *proto_put_field(unsigned char *p, uint16_t tag, const void *data, size_t len)
 {
 	p = proto_put_u16(p, tag);
 	p = proto_put_u32(p, (uint32_t)len);
@@ -249,8 +248,8 @@ int proto_job_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		*err_r = "bad received_at length";
 		return -1;
 	}
-	received_at = (uint64_t)proto_get_u32(received->data) << 32 |
-		      proto_get_u32(received->data + 4);
+	received_at =
+	    (uint64_t)proto_get_u32(received->data) << 32 | proto_get_u32(received->data + 4);
 	if (received_at > (uint64_t)PROTO_RECEIVED_AT_MAX) {
 		*err_r = "received_at out of range";
 		return -1;
@@ -333,8 +332,8 @@ int proto_job_encode(const struct pipeline_job *job, unsigned char **frame_r, si
 	proto_put_u32(proto_put_u32(received, (uint32_t)((uint64_t)job->received_at >> 32)),
 		      (uint32_t)job->received_at);
 	/* The fields are small and bounded by the struct, far below the limit. */
-	payload_len = 4 * PROTO_FIELD_HEADER_LEN + account_len + host_len + sizeof(received) +
-		      SPOOL_ID_LEN;
+	payload_len =
+	    4 * PROTO_FIELD_HEADER_LEN + account_len + host_len + sizeof(received) + SPOOL_ID_LEN;
 	frame = xmalloc(PROTO_HEADER_LEN + payload_len);
 	p = proto_put_header(frame, PROTO_TYPE_JOB, payload_len);
 	p = proto_put_field(p, PROTO_JOB_ACCOUNT, job->account, account_len);

@@ -97,9 +97,8 @@ static void worker_format_date(char *out, size_t outlen, int64_t when)
 		t = 0;
 		gmtime_r(&t, &tm);
 	}
-	snprintf(out, outlen, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday],
-		 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-		 tm.tm_sec);
+	snprintf(out, outlen, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
+		 months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 /* The trace header (RFC 5322 3.6.7) recording that popgate fetched the
@@ -128,7 +127,7 @@ static int worker_filter_trace(const struct worker_message *message,
 
 /* The chain, in order; later filters are added as new steps. */
 static const struct worker_filter worker_filters[] = {
-	{"trace", worker_filter_trace},
+    {"trace", worker_filter_trace},
 };
 
 /*

@@ -365,8 +365,8 @@ static void test_allow_list(void **state)
 	struct fixture *f = *state;
 
 	assert_true(config_host_allowed(&f->cfg, "anything.example"));
-	assert_int_equal(load_text(f, "[providers]\nallow = pop.gmx.net,*.web.de ,\t mail.Example\n"),
-			 0);
+	assert_int_equal(
+		load_text(f, "[providers]\nallow = pop.gmx.net,*.web.de ,\t mail.Example\n"), 0);
 	assert_int_equal(f->cfg.provider_allow_count, 3);
 	assert_string_equal(f->cfg.provider_allow[1], "*.web.de");
 	assert_true(config_host_allowed(&f->cfg, "pop.gmx.net"));

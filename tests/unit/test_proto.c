@@ -43,8 +43,8 @@ static void test_put_u32(unsigned char *p, uint32_t value)
 
 /* Builds a frame of TYPE from FIELDS, bypassing the encoders' checks, so the
  * decoders can be shown what a hostile worker might send. Caller frees. */
-static unsigned char *test_frame_build(uint16_t type, const struct test_field *fields,
-				       size_t count, size_t *len_r)
+static unsigned char *test_frame_build(uint16_t type, const struct test_field *fields, size_t count,
+				       size_t *len_r)
 {
 	size_t payload_len = 0;
 	unsigned char *frame;
@@ -324,20 +324,18 @@ static void test_bad_header_rejected_early(void **state)
 	(void)state;
 	assert_int_equal(proto_verdict_decode(bad_magic, 1, &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "bad magic");
-	assert_int_equal(proto_verdict_decode(bad_version, sizeof(bad_version), &consumed,
-					      &verdict, &err),
-			 -1);
+	assert_int_equal(
+	    proto_verdict_decode(bad_version, sizeof(bad_version), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "unsupported version");
 	assert_int_equal(
-		proto_verdict_decode(bad_type, sizeof(bad_type), &consumed, &verdict, &err), -1);
+	    proto_verdict_decode(bad_type, sizeof(bad_type), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "unknown frame type");
 	/* 65537 bytes announced: refused without waiting for them. */
 	assert_int_equal(
-		proto_verdict_decode(too_long, sizeof(too_long), &consumed, &verdict, &err), -1);
+	    proto_verdict_decode(too_long, sizeof(too_long), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "payload too long");
-	assert_int_equal(proto_verdict_decode(good_start, sizeof(good_start), &consumed, &verdict,
-					      &err),
-			 0);
+	assert_int_equal(
+	    proto_verdict_decode(good_start, sizeof(good_start), &consumed, &verdict, &err), 0);
 	assert_int_equal(consumed, 0);
 }
 
@@ -365,19 +363,19 @@ static void test_type_mismatch_rejected(void **state)
 static void test_bad_ids_rejected(void **state)
 {
 	static const char *const bad_ids[] = {
-		"0123456789ABCDEF01234567", /* upper case */
-		"0123456789abcdef0123456",  /* 23 digits */
-		"0123456789abcdef012345678", /* 25 digits */
-		"0123456789abcdef0123456g", /* not hex */
-		"../../../../etc/passwd000", "",
+	    "0123456789ABCDEF01234567",	 /* upper case */
+	    "0123456789abcdef0123456",	 /* 23 digits */
+	    "0123456789abcdef012345678", /* 25 digits */
+	    "0123456789abcdef0123456g",	 /* not hex */
+	    "../../../../etc/passwd000", "",
 	};
 	const unsigned char outcome = PIPELINE_DELIVER;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
 		struct test_field fields[] = {
-			{PROTO_VERDICT_OUTCOME, &outcome, 1},
-			{PROTO_VERDICT_ID, bad_ids[i], strlen(bad_ids[i])},
+		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+		    {PROTO_VERDICT_ID, bad_ids[i], strlen(bad_ids[i])},
 		};
 
 		test_verdict_fields_rejected(fields, 2);
@@ -385,8 +383,11 @@ static void test_bad_ids_rejected(void **state)
 	/* A NUL inside the id is no better. */
 	{
 		struct test_field fields[] = {
-			{PROTO_VERDICT_OUTCOME, &outcome, 1},
-			{PROTO_VERDICT_ID, "0123456789abcdef\0" "1234567", SPOOL_ID_LEN},
+		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+		    {PROTO_VERDICT_ID,
+		     "0123456789abcdef\0"
+		     "1234567",
+		     SPOOL_ID_LEN},
 		};
 
 		test_verdict_fields_rejected(fields, 2);
@@ -401,8 +402,8 @@ static void test_bad_outcomes_rejected(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(outcomes); i++) {
 		struct test_field fields[] = {
-			{PROTO_VERDICT_OUTCOME, &outcomes[i], 1},
-			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		    {PROTO_VERDICT_OUTCOME, &outcomes[i], 1},
+		    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
 		};
 
 		test_verdict_fields_rejected(fields, 2);
@@ -410,8 +411,8 @@ static void test_bad_outcomes_rejected(void **state)
 	/* The outcome is one byte, not zero or two. */
 	{
 		struct test_field fields[] = {
-			{PROTO_VERDICT_OUTCOME, two, 0},
-			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		    {PROTO_VERDICT_OUTCOME, two, 0},
+		    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
 		};
 
 		test_verdict_fields_rejected(fields, 2);
@@ -423,27 +424,27 @@ static void test_bad_outcomes_rejected(void **state)
 }
 
 static const char *const test_bad_prepends[] = {
-	"",
-	"X-A: b",			    /* no CRLF at all */
-	"X-A: b\n",			    /* LF only */
-	"X-A: b\r",			    /* CR only */
-	"X-A: b\r\n\r\n",		    /* an empty line ends the header block */
-	"\r\n",				    /* nothing but an empty line */
-	"\r\nX-A: b\r\n",		    /* empty line first */
-	" folded first\r\n",		    /* a continuation with nothing before it */
-	"\tfolded first\r\n",		    /* the same with a tab */
-	"X-A b\r\n",			    /* no colon */
-	": b\r\n",			    /* empty field name */
-	"X A: b\r\n",			    /* space in the name */
-	"X-A: b\x01\r\n",		    /* control character */
-	"X-A: b\x7f\r\n",		    /* DEL */
-	"X-A: \xc3\xa9\r\n",		    /* 8-bit */
-	"X-A: b\rc\r\n",		    /* bare CR */
-	"X-A: b\nc\r\n",		    /* bare LF */
-	"X-A: b\r\n \r\n",		    /* whitespace-only continuation */
-	"X-A: b\r\n\t \t\r\n",		    /* the same with tabs */
-	"X-A: b\r\nBody text\r\n",	    /* a line that is not a header */
-	"X-A: b\r\n\r\nBody: forged\r\n", /* header injection into the body */
+    "",
+    "X-A: b",			      /* no CRLF at all */
+    "X-A: b\n",			      /* LF only */
+    "X-A: b\r",			      /* CR only */
+    "X-A: b\r\n\r\n",		      /* an empty line ends the header block */
+    "\r\n",			      /* nothing but an empty line */
+    "\r\nX-A: b\r\n",		      /* empty line first */
+    " folded first\r\n",	      /* a continuation with nothing before it */
+    "\tfolded first\r\n",	      /* the same with a tab */
+    "X-A b\r\n",		      /* no colon */
+    ": b\r\n",			      /* empty field name */
+    "X A: b\r\n",		      /* space in the name */
+    "X-A: b\x01\r\n",		      /* control character */
+    "X-A: b\x7f\r\n",		      /* DEL */
+    "X-A: \xc3\xa9\r\n",	      /* 8-bit */
+    "X-A: b\rc\r\n",		      /* bare CR */
+    "X-A: b\nc\r\n",		      /* bare LF */
+    "X-A: b\r\n \r\n",		      /* whitespace-only continuation */
+    "X-A: b\r\n\t \t\r\n",	      /* the same with tabs */
+    "X-A: b\r\nBody text\r\n",	      /* a line that is not a header */
+    "X-A: b\r\n\r\nBody: forged\r\n", /* header injection into the body */
 };
 
 static void test_bad_prepends_rejected(void **state)
@@ -454,9 +455,9 @@ static void test_bad_prepends_rejected(void **state)
 	for (size_t i = 0; i < sizeof(test_bad_prepends) / sizeof(test_bad_prepends[0]); i++) {
 		const char *text = test_bad_prepends[i];
 		struct test_field fields[] = {
-			{PROTO_VERDICT_PREPEND, text, strlen(text)},
-			{PROTO_VERDICT_OUTCOME, &outcome, 1},
-			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		    {PROTO_VERDICT_PREPEND, text, strlen(text)},
+		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+		    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
 		};
 		struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
 		unsigned char *frame = NULL;
@@ -472,6 +473,29 @@ static void test_bad_prepends_rejected(void **state)
 		verdict.prepend = (char *)text;
 		assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
 		assert_null(frame);
+	}
+	/* The reasons name the fault. */
+	{
+		static const struct {
+			const char *text;
+			const char *reason;
+		} cases[] = {
+		    {"X-A: b\r\n\r\n", "empty line in prepend"},
+		    {"X-A: b\r\n \r\n", "whitespace-only line in prepend"},
+		    {" X-A: b\r\n", "prepend starts with a continuation line"},
+		    {"X-A: b\rc\r\n", "bare CR in prepend"},
+		    {"X-A: b\nc\r\n", "bad character in prepend"},
+		    {"X-A b\r\n", "prepend line is not a header field"},
+		    {"X-A: b\n", "prepend does not end in CRLF"},
+		};
+
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			const char *err = NULL;
+
+			assert_false(
+			    proto_prepend_valid(cases[i].text, strlen(cases[i].text), &err));
+			assert_string_equal(err, cases[i].reason);
+		}
 	}
 	/* A NUL inside the prepend (the length says there is more). */
 	{
@@ -498,9 +522,14 @@ static void test_prepend_line_limit(void **state)
 	assert_false(proto_prepend_valid(line, 1001, &err));
 	assert_string_equal(err, "prepend line too long");
 	/* Folded lines, tabs and every printable character are fine. */
-	assert_true(proto_prepend_valid("A:\r\n\t b\r\n c\r\n", 13, &err));
-	assert_true(proto_prepend_valid("A:!\"#$%&'()*+,-./0123456789:;<=>?@[\\]^_`{|}~\t\r\n",
-					50, &err));
+	{
+		static const char folded[] = "A:\r\n\t b\r\n c\r\n";
+		static const char printable[] =
+		    "A:!\"#$%&'()*+,-./0123456789:;<=>?@[\\]^_`{|}~ \t\r\n";
+
+		assert_true(proto_prepend_valid(folded, strlen(folded), &err));
+		assert_true(proto_prepend_valid(printable, strlen(printable), &err));
+	}
 }
 
 static void test_structure_errors_rejected(void **state)
@@ -523,9 +552,9 @@ static void test_structure_errors_rejected(void **state)
 	/* A field twice. */
 	{
 		struct test_field fields[] = {
-			{PROTO_VERDICT_OUTCOME, &outcome, 1},
-			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
-			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+		    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
 		};
 
 		test_verdict_fields_rejected(fields, 3);
@@ -537,9 +566,9 @@ static void test_structure_errors_rejected(void **state)
 	/* Unknown tags: zero, one past the last, a job tag in a verdict. */
 	{
 		struct test_field fields[] = {
-			{PROTO_VERDICT_OUTCOME, &outcome, 1},
-			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
-			{0, "x", 1},
+		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+		    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		    {0, "x", 1},
 		};
 
 		test_verdict_fields_rejected(fields, 3);
@@ -551,8 +580,8 @@ static void test_structure_errors_rejected(void **state)
 	/* A field length running past the payload, and a cut field header. */
 	{
 		struct test_field fields[] = {
-			{PROTO_VERDICT_OUTCOME, &outcome, 1},
-			{PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+		    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
 		};
 		struct pipeline_verdict verdict;
 		unsigned char *frame;
@@ -584,10 +613,10 @@ static void test_bad_job_fields_rejected(void **state)
 	char long_account[512];
 	char long_host[256];
 	struct test_field fields[] = {
-		{PROTO_JOB_ID, TEST_ID, SPOOL_ID_LEN},
-		{PROTO_JOB_ACCOUNT, "a@b", 3},
-		{PROTO_JOB_PROVIDER_HOST, "b", 1},
-		{PROTO_JOB_RECEIVED_AT, when, 8},
+	    {PROTO_JOB_ID, TEST_ID, SPOOL_ID_LEN},
+	    {PROTO_JOB_ACCOUNT, "a@b", 3},
+	    {PROTO_JOB_PROVIDER_HOST, "b", 1},
+	    {PROTO_JOB_RECEIVED_AT, when, 8},
 	};
 	struct pipeline_job job;
 	unsigned char *frame;
@@ -667,7 +696,7 @@ static void test_encoders_refuse_bad_input(void **state)
 	/* Many valid lines, but more than a frame holds. */
 	huge = xmalloc(PROTO_PAYLOAD_MAX + 100);
 	for (size_t i = 0; i + 10 < PROTO_PAYLOAD_MAX + 100; i += 10)
-		memcpy(huge + i, "X-A: 1234\r\n", 10);
+		memcpy(huge + i, "X-A: 123\r\n", 10);
 	huge[(PROTO_PAYLOAD_MAX + 90) / 10 * 10] = '\0';
 	assert_true(proto_prepend_valid(huge, strlen(huge), &err));
 	verdict.prepend = huge;
@@ -680,20 +709,20 @@ static void test_encoders_refuse_bad_input(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_job_round_trip),
-		cmocka_unit_test(test_verdict_round_trip),
-		cmocka_unit_test(test_truncations_need_more),
-		cmocka_unit_test(test_frames_back_to_back),
-		cmocka_unit_test(test_header_corruption_rejected),
-		cmocka_unit_test(test_bad_header_rejected_early),
-		cmocka_unit_test(test_type_mismatch_rejected),
-		cmocka_unit_test(test_bad_ids_rejected),
-		cmocka_unit_test(test_bad_outcomes_rejected),
-		cmocka_unit_test(test_bad_prepends_rejected),
-		cmocka_unit_test(test_prepend_line_limit),
-		cmocka_unit_test(test_structure_errors_rejected),
-		cmocka_unit_test(test_bad_job_fields_rejected),
-		cmocka_unit_test(test_encoders_refuse_bad_input),
+	    cmocka_unit_test(test_job_round_trip),
+	    cmocka_unit_test(test_verdict_round_trip),
+	    cmocka_unit_test(test_truncations_need_more),
+	    cmocka_unit_test(test_frames_back_to_back),
+	    cmocka_unit_test(test_header_corruption_rejected),
+	    cmocka_unit_test(test_bad_header_rejected_early),
+	    cmocka_unit_test(test_type_mismatch_rejected),
+	    cmocka_unit_test(test_bad_ids_rejected),
+	    cmocka_unit_test(test_bad_outcomes_rejected),
+	    cmocka_unit_test(test_bad_prepends_rejected),
+	    cmocka_unit_test(test_prepend_line_limit),
+	    cmocka_unit_test(test_structure_errors_rejected),
+	    cmocka_unit_test(test_bad_job_fields_rejected),
+	    cmocka_unit_test(test_encoders_refuse_bad_input),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,294 @@
+/*
+ * test_log.c — log.c: the exact line format, level filtering, the one-line
+ * rule for hostile text, the 2000-byte cap, appending, stderr, and whole
+ * lines when several processes write at once.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+
+struct fixture {
+	char dir[64];
+	char *path;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/popgate-test-log-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	f->path = xasprintf("%s/popgate.log", f->dir);
+	log_set_role("main");
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char *cmd = xasprintf("rm -rf '%s'", f->dir);
+	int rc = system(cmd);
+
+	log_close();
+	free(cmd);
+	free(f->path);
+	free(f);
+	return rc == 0 ? 0 : -1;
+}
+
+/* Not inlined: gcc -O2 would otherwise take the returned buffer for the
+ * local that util_read_file was handed (-Wdangling-pointer, a false alarm). */
+static __attribute__((noinline)) char *read_log(struct fixture *f)
+{
+	char *data;
+	size_t len;
+
+	assert_int_equal(util_read_file(f->path, &data, &len), 0);
+	return data;
+}
+
+/* Asserts that LINE (without its newline) matches the extended regex RE. */
+static void assert_matches(const char *line, const char *re)
+{
+	regex_t rx;
+
+	assert_int_equal(regcomp(&rx, re, REG_EXTENDED | REG_NOSUB), 0);
+	if (regexec(&rx, line, 0, NULL, 0) != 0)
+		fail_msg("line \"%s\"\ndoes not match \"%s\"", line, re);
+	regfree(&rx);
+}
+
+static void test_format(void **state)
+{
+	struct fixture *f = *state;
+	char *data;
+	char *re;
+	char *line;
+	char *save = NULL;
+	struct tm tm;
+	time_t stamp;
+
+	assert_int_equal(log_open(f->path, LOG_INFO), 0);
+	log_set_role("worker");
+	log_event(LOG_INFO, "fetch", "a@h", "0f3a9c", "size=%d", 512);
+	log_event(LOG_ERROR, "store", NULL, NULL, "disk full");
+	log_event(LOG_WARN, "quit", "b@h", NULL, "%s", "");
+	log_msg(LOG_WARN, "plain %s", "text");
+	log_set_role("ctl");
+	log_error("from ctl");
+	log_close();
+
+	data = read_log(f);
+	re = xasprintf("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
+		       "info worker\\[%ld\\] event=fetch account=a@h id=0f3a9c size=512$",
+		       (long)getpid());
+	line = strtok_r(data, "\n", &save);
+	assert_non_null(line);
+	assert_matches(line, re);
+	free(re);
+	/* The timestamp is now, in UTC. */
+	memset(&tm, 0, sizeof(tm));
+	assert_non_null(strptime(line, "%Y-%m-%dT%H:%M:%S", &tm));
+	stamp = timegm(&tm);
+	assert_true(stamp <= time(NULL) && stamp >= time(NULL) - 5);
+
+	line = strtok_r(NULL, "\n", &save);
+	assert_matches(line, "Z error worker\\[[0-9]+\\] event=store account=- id=- disk full$");
+	line = strtok_r(NULL, "\n", &save);
+	/* An empty detail leaves no blank at the end. */
+	assert_matches(line, "Z warn worker\\[[0-9]+\\] event=quit account=b@h id=-$");
+	line = strtok_r(NULL, "\n", &save);
+	assert_matches(line, "^[-0-9T:.]+Z warn worker\\[[0-9]+\\] plain text$");
+	line = strtok_r(NULL, "\n", &save);
+	assert_matches(line, "Z error ctl\\[[0-9]+\\] from ctl$");
+	assert_null(strtok_r(NULL, "\n", &save));
+	free(data);
+}
+
+static void test_levels(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+	enum log_level level;
+	char *data;
+
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(log_level_parse(names[i], &level), 0);
+		assert_int_equal(level, i);
+	}
+	assert_int_equal(log_level_parse("warning", &level), -1);
+	assert_int_equal(log_level_parse("", &level), -1);
+
+	assert_int_equal(log_open(f->path, LOG_WARN), 0);
+	log_debug("d");
+	log_info("i");
+	log_event(LOG_INFO, "e", NULL, NULL, "i");
+	log_warn("w");
+	log_error("e");
+	log_close();
+	data = read_log(f);
+	assert_null(strstr(data, " debug "));
+	assert_null(strstr(data, " info "));
+	assert_non_null(strstr(data, " warn main["));
+	assert_non_null(strstr(data, " error main["));
+
+	/* Debug shows everything. */
+	assert_int_equal(log_open(f->path, LOG_DEBUG), 0);
+	log_debug("now seen");
+	log_close();
+	free(data);
+	data = read_log(f);
+	assert_non_null(strstr(data, " debug main["));
+	assert_non_null(strstr(data, "] now seen\n"));
+	free(data);
+}
+
+static void test_one_line_and_cap(void **state)
+{
+	struct fixture *f = *state;
+	char *big = xmalloc(5001);
+	char *data;
+	char *nl;
+
+	memset(big, 'x', 5000);
+	big[5000] = '\0';
+	assert_int_equal(log_open(f->path, LOG_DEBUG), 0);
+	log_event(LOG_INFO, "bad\ncmd", "a\r\nb", "id\x1b", "USER x\r\nPASS y\x7f");
+	log_info("%s", big);
+	log_close();
+	data = read_log(f);
+	nl = strchr(data, '\n');
+	assert_non_null(nl);
+	*nl = '\0';
+	assert_matches(data, " event=bad\\?cmd account=a\\?\\?b id=id\\? USER x\\?\\?PASS y\\?$");
+	/* Capped at 2000 bytes, the newline included. */
+	assert_int_equal(strlen(nl + 1), 2000);
+	assert_int_equal(nl[2000], '\n');
+	assert_int_equal(nl[1999], 'x');
+	free(data);
+	free(big);
+}
+
+static void test_append_and_reopen(void **state)
+{
+	struct fixture *f = *state;
+	char *missing = xasprintf("%s/no/such.log", f->dir);
+	char *data;
+
+	assert_int_equal(util_write_file_atomic(f->path, "old line\n", 9, 0600), 0);
+	assert_int_equal(log_open(f->path, LOG_INFO), 0);
+	log_info("new line");
+	/* A failed reopen keeps the current file. */
+	errno = 0;
+	assert_int_equal(log_open(missing, LOG_INFO), -1);
+	assert_int_equal(errno, ENOENT);
+	log_info("still here");
+	log_close();
+	data = read_log(f);
+	assert_true(strncmp(data, "old line\n", 9) == 0);
+	assert_non_null(strstr(data, "] new line\n"));
+	assert_non_null(strstr(data, "] still here\n"));
+	free(data);
+	free(missing);
+}
+
+static void test_stderr(void **state)
+{
+	struct fixture *f = *state;
+	int saved = dup(STDERR_FILENO);
+	int fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	char *data;
+
+	assert_true(saved >= 0 && fd >= 0);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	close(fd);
+	assert_int_equal(log_open("-", LOG_INFO), 0);
+	log_info("to stderr");
+	assert_int_equal(log_open(NULL, LOG_INFO), 0);
+	log_info("again");
+	/* Closing never closes standard error itself. */
+	log_close();
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	data = read_log(f);
+	assert_non_null(strstr(data, "] to stderr\n"));
+	assert_non_null(strstr(data, "] again\n"));
+	free(data);
+}
+
+static void test_processes_do_not_interleave(void **state)
+{
+	enum { CHILDREN = 4, LINES = 200 };
+	struct fixture *f = *state;
+	char *data;
+	char *save = NULL;
+	int count = 0;
+	char detail[1801];
+
+	memset(detail, 'y', sizeof(detail) - 1);
+	detail[sizeof(detail) - 1] = '\0';
+	assert_int_equal(log_open(f->path, LOG_INFO), 0);
+	for (int c = 0; c < CHILDREN; c++) {
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			detail[0] = (char)('A' + c);
+			for (int i = 0; i < LINES; i++)
+				log_event(LOG_INFO, "burst", "a@h", NULL, "%s", detail);
+			_exit(0);
+		}
+	}
+	for (int c = 0; c < CHILDREN; c++) {
+		int status;
+
+		assert_true(wait(&status) > 0);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	log_close();
+	data = read_log(f);
+	for (char *line = strtok_r(data, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *at = strstr(line, " event=burst account=a@h id=- ");
+
+		assert_non_null(at);
+		at += strlen(" event=burst account=a@h id=- ");
+		assert_in_range(at[0], 'A', 'A' + CHILDREN - 1);
+		assert_int_equal(strlen(at), sizeof(detail) - 1);
+		assert_int_equal(strspn(at + 1, "y"), sizeof(detail) - 2);
+		count++;
+	}
+	assert_int_equal(count, CHILDREN * LINES);
+	free(data);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_format, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_line_and_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_and_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stderr, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_processes_do_not_interleave, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

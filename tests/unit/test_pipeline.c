@@ -1,0 +1,636 @@
+/*
+ * test_pipeline.c — the processing stage end to end: real worker processes
+ * (this test binary, exec'd with --worker), real spool files, a real event
+ * loop. Covers verdicts, the trace header, duplicates, a worker killed while
+ * it works, a hung worker timed out, malformed replies, a retry submitted
+ * from the callback, and the back-off for workers that die at start.
+ *
+ * Owns: a temp data folder per test (removed at the end) and the worker
+ * processes it starts (all reaped before a test ends).
+ * Must never: wait without a bound — every loop runs under a timer.
+ *
+ * A body that is a FIFO nobody writes to makes a worker block in open(2):
+ * that is the "slow worker" of the kill and timeout tests.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "core/util.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/proto.h"
+#include "store/spool.h"
+
+#define TEST_SELF "/proc/self/exe"
+#define TEST_HOSTNAME "gw.example.org"
+#define TEST_RECEIVED_AT INT64_C(1795832053) /* Sat, 28 Nov 2026 02:14:13 +0000 */
+/* Read by this binary's --worker branch only: makes the worker misbehave. */
+#define TEST_MODE_ENV "POPGATE_TEST_PIPELINE_WORKER"
+#define TEST_MAX_VERDICTS 32
+#define TEST_MAX_PIDS 256
+
+struct test_verdict {
+	char id[SPOOL_ID_LEN + 1];
+	enum pipeline_outcome outcome;
+	char *prepend;
+	char *reason;
+};
+
+struct test_ctx {
+	char dir[64];
+	struct event_base *base;
+	struct pipeline *pipeline;
+	struct test_verdict verdicts[TEST_MAX_VERDICTS];
+	size_t verdict_count;
+	size_t want;	  /* stop the loop once this many verdicts are in */
+	int retries_left; /* resubmit a failed job from the callback */
+	int retry_rc;	  /* what pipeline_submit returned there */
+	bool timed_out;
+};
+
+static void test_on_verdict(const struct pipeline_verdict *verdict, void *arg)
+{
+	struct test_ctx *ctx = arg;
+	struct test_verdict *copy;
+
+	assert_true(ctx->verdict_count < TEST_MAX_VERDICTS);
+	copy = &ctx->verdicts[ctx->verdict_count++];
+	memcpy(copy->id, verdict->id, sizeof(copy->id));
+	copy->outcome = verdict->outcome;
+	copy->prepend = verdict->prepend != NULL ? xstrdup(verdict->prepend) : NULL;
+	copy->reason = verdict->reason != NULL ? xstrdup(verdict->reason) : NULL;
+	if (verdict->outcome == PIPELINE_WORKER_FAILED && ctx->retries_left > 0) {
+		struct pipeline_job job = {.received_at = TEST_RECEIVED_AT};
+
+		ctx->retries_left--;
+		memcpy(job.id, verdict->id, sizeof(job.id));
+		strcpy(job.account, "retry@example.net");
+		strcpy(job.provider_host, "pop.example.net");
+		ctx->retry_rc = pipeline_submit(ctx->pipeline, &job);
+	}
+	if (ctx->want > 0 && ctx->verdict_count >= ctx->want)
+		event_base_loopbreak(ctx->base);
+}
+
+static void test_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct test_ctx *ctx = arg;
+
+	(void)fd;
+	(void)what;
+	ctx->timed_out = true;
+	event_base_loopbreak(ctx->base);
+}
+
+/* Runs the loop until WANT verdicts in all (0: none awaited) or MS passed.
+ * Returns true if the deadline was hit. */
+static bool test_run(struct test_ctx *ctx, size_t want, int ms)
+{
+	struct event *deadline = evtimer_new(ctx->base, test_on_deadline, ctx);
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+	ctx->want = want;
+	ctx->timed_out = false;
+	if (want == 0 || ctx->verdict_count < want) {
+		evtimer_add(deadline, &tv);
+		event_base_dispatch(ctx->base);
+	}
+	event_free(deadline);
+	ctx->want = 0;
+	return ctx->timed_out;
+}
+
+static void test_job_make(struct pipeline_job *job, const char *id, const char *account)
+{
+	memset(job, 0, sizeof(*job));
+	snprintf(job->id, sizeof(job->id), "%s", id);
+	snprintf(job->account, sizeof(job->account), "%s", account);
+	strcpy(job->provider_host, "pop.example.net");
+	job->received_at = TEST_RECEIVED_AT;
+}
+
+/* Makes a fresh id and the folder its body goes in; returns the body path. */
+static char *test_body_path(struct test_ctx *ctx, char id[SPOOL_ID_LEN + 1])
+{
+	char *path;
+	char *dir;
+
+	util_random_hex(id, SPOOL_ID_LEN / 2);
+	path = spool_path(ctx->dir, id);
+	dir = xstrndup(path, (size_t)(strrchr(path, '/') - path));
+	assert_int_equal(util_mkdir_p(dir, 0700), 0);
+	free(dir);
+	return path;
+}
+
+static void test_body_write(struct test_ctx *ctx, char id[SPOOL_ID_LEN + 1])
+{
+	static const char body[] = "From: bob@example.com\r\nSubject: hello\r\n\r\nHi.\r\n";
+	char *path = test_body_path(ctx, id);
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(body, 1, sizeof(body) - 1, f), sizeof(body) - 1);
+	assert_int_equal(fclose(f), 0);
+	free(path);
+}
+
+/* A body nobody will ever write: the worker blocks opening it. */
+static void test_body_fifo(struct test_ctx *ctx, char id[SPOOL_ID_LEN + 1])
+{
+	char *path = test_body_path(ctx, id);
+
+	assert_int_equal(mkfifo(path, 0600), 0);
+	free(path);
+}
+
+static void test_expect_deliver(const struct test_verdict *verdict, const char *id)
+{
+	char *expected =
+	    xasprintf("Received: from pop.example.net by " TEST_HOSTNAME " (popgate) with POP3\r\n"
+		      "\tid %s for <alice@example.net>; Sat, 28 Nov 2026 02:14:13 +0000\r\n",
+		      id);
+
+	assert_string_equal(verdict->id, id);
+	assert_int_equal(verdict->outcome, PIPELINE_DELIVER);
+	assert_non_null(verdict->prepend);
+	assert_string_equal(verdict->prepend, expected);
+	assert_null(verdict->reason);
+	free(expected);
+}
+
+static void test_expect_failed(const struct test_verdict *verdict, const char *id,
+			       const char *reason_part)
+{
+	assert_string_equal(verdict->id, id);
+	assert_int_equal(verdict->outcome, PIPELINE_WORKER_FAILED);
+	assert_null(verdict->prepend);
+	assert_non_null(verdict->reason);
+	if (strstr(verdict->reason, reason_part) == NULL)
+		fail_msg("reason \"%s\" lacks \"%s\"", verdict->reason, reason_part);
+}
+
+static struct pipeline *test_pipeline_new(struct test_ctx *ctx, const char *exe, int workers,
+					  int timeout)
+{
+	char err[256] = "";
+
+	ctx->pipeline = pipeline_new(ctx->base, exe, ctx->dir, TEST_HOSTNAME, workers, timeout,
+				     test_on_verdict, ctx, err, sizeof(err));
+	if (ctx->pipeline == NULL)
+		fail_msg("pipeline_new: %s", err);
+	return ctx->pipeline;
+}
+
+/* The one worker's pid (the tests that use it run a single worker). */
+static pid_t test_worker_pid(struct test_ctx *ctx)
+{
+	int pid = -1;
+
+	assert_int_equal(pipeline_worker_pids(ctx->pipeline, &pid, 1), 1);
+	assert_true(pid > 0);
+	return pid;
+}
+
+/* Every child this test started has been reaped. */
+static void test_expect_no_children(void)
+{
+	errno = 0;
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+}
+
+static int test_remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int test_setup(void **state)
+{
+	struct test_ctx *ctx = xcalloc(1, sizeof(*ctx));
+
+	strcpy(ctx->dir, "/tmp/popgate-test-pipeline-XXXXXX");
+	if (mkdtemp(ctx->dir) == NULL)
+		goto fail;
+	ctx->base = event_base_new();
+	if (ctx->base == NULL)
+		goto fail;
+	*state = ctx;
+	return 0;
+fail:
+	if (ctx->dir[0] != '\0')
+		rmdir(ctx->dir);
+	free(ctx);
+	return -1;
+}
+
+static int test_teardown(void **state)
+{
+	struct test_ctx *ctx = *state;
+
+	pipeline_free(&ctx->pipeline);
+	for (size_t i = 0; i < ctx->verdict_count; i++) {
+		free(ctx->verdicts[i].prepend);
+		free(ctx->verdicts[i].reason);
+	}
+	event_base_free(ctx->base);
+	nftw(ctx->dir, test_remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(ctx);
+	return 0;
+}
+
+/* Five messages through two workers: each gets its own trace header. */
+static void test_deliver(void **state)
+{
+	struct test_ctx *ctx = *state;
+	char ids[5][SPOOL_ID_LEN + 1];
+	int pids[4];
+
+	test_pipeline_new(ctx, TEST_SELF, 2, 10);
+	assert_int_equal(pipeline_worker_pids(ctx->pipeline, pids, 4), 2);
+	for (int i = 0; i < 5; i++) {
+		struct pipeline_job job;
+
+		test_body_write(ctx, ids[i]);
+		test_job_make(&job, ids[i], "alice@example.net");
+		assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	}
+	assert_int_equal(pipeline_pending(ctx->pipeline), 5);
+	assert_false(test_run(ctx, 5, 10000));
+	assert_int_equal(pipeline_pending(ctx->pipeline), 0);
+	for (int i = 0; i < 5; i++) {
+		bool found = false;
+
+		for (size_t v = 0; v < ctx->verdict_count; v++) {
+			if (strcmp(ctx->verdicts[v].id, ids[i]) != 0)
+				continue;
+			assert_false(found);
+			found = true;
+			test_expect_deliver(&ctx->verdicts[v], ids[i]);
+		}
+		assert_true(found);
+	}
+	pipeline_free(&ctx->pipeline);
+	assert_null(ctx->pipeline);
+	test_expect_no_children();
+}
+
+/* What users typed cannot break out of the header's tokens or lines. */
+static void test_trace_header_sanitised(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct pipeline_job job;
+	char id[SPOOL_ID_LEN + 1];
+	char *expected;
+
+	test_pipeline_new(ctx, TEST_SELF, 1, 10);
+	test_body_write(ctx, id);
+	test_job_make(&job, id, "ev<il>; x\r\nBcc: me@\xc3\xa9vil");
+	strcpy(job.provider_host, "pop host;\tby");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_false(test_run(ctx, 1, 10000));
+	assert_int_equal(ctx->verdicts[0].outcome, PIPELINE_DELIVER);
+	expected =
+	    xasprintf("Received: from pop?host??by by " TEST_HOSTNAME " (popgate) with POP3\r\n"
+		      "\tid %s for <ev?il???x??Bcc:?me@??vil>; Sat, 28 Nov 2026 02:14:13 +0000\r\n",
+		      id);
+	assert_string_equal(ctx->verdicts[0].prepend, expected);
+	free(expected);
+}
+
+/* A second submit of an id that is running, or queued, is ignored. */
+static void test_duplicates_ignored(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct pipeline_job job;
+	struct pipeline_job other;
+	char id[SPOOL_ID_LEN + 1];
+	char other_id[SPOOL_ID_LEN + 1];
+
+	test_pipeline_new(ctx, TEST_SELF, 1, 10);
+	test_body_write(ctx, id);
+	test_body_write(ctx, other_id);
+	test_job_make(&job, id, "alice@example.net");
+	test_job_make(&other, other_id, "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);   /* running */
+	assert_int_equal(pipeline_submit(ctx->pipeline, &other), 0); /* queued */
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_int_equal(pipeline_submit(ctx->pipeline, &other), 0);
+	assert_int_equal(pipeline_pending(ctx->pipeline), 2);
+	assert_false(test_run(ctx, 2, 10000));
+	/* Nothing more arrives. */
+	assert_true(test_run(ctx, 0, 300));
+	assert_int_equal(ctx->verdict_count, 2);
+	test_expect_deliver(&ctx->verdicts[0], id);
+	test_expect_deliver(&ctx->verdicts[1], other_id);
+	/* Once reported, the id may be submitted again. */
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_int_equal(pipeline_pending(ctx->pipeline), 1);
+	assert_false(test_run(ctx, 3, 10000));
+	test_expect_deliver(&ctx->verdicts[2], id);
+}
+
+/* A worker killed while it works: its job fails, a new worker takes over. */
+static void test_worker_killed(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct pipeline_job job;
+	char slow_id[SPOOL_ID_LEN + 1];
+	char id[SPOOL_ID_LEN + 1];
+	pid_t first;
+	pid_t second;
+
+	test_pipeline_new(ctx, TEST_SELF, 1, 0);
+	test_body_fifo(ctx, slow_id);
+	test_job_make(&job, slow_id, "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	/* Give the worker time to take the job and block on the FIFO. */
+	assert_true(test_run(ctx, 0, 300));
+	assert_int_equal(ctx->verdict_count, 0);
+	first = test_worker_pid(ctx);
+	assert_int_equal(kill(first, SIGKILL), 0);
+	assert_false(test_run(ctx, 1, 5000));
+	test_expect_failed(&ctx->verdicts[0], slow_id, "worker exited");
+	assert_int_equal(pipeline_pending(ctx->pipeline), 0);
+	second = test_worker_pid(ctx);
+	assert_true(second != first);
+
+	test_body_write(ctx, id);
+	test_job_make(&job, id, "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_false(test_run(ctx, 2, 10000));
+	test_expect_deliver(&ctx->verdicts[1], id);
+	assert_int_equal(test_worker_pid(ctx), second);
+	/* The dead worker has been reaped by the pipeline's timer, not left a
+	 * zombie. */
+	assert_true(test_run(ctx, 0, 300));
+	errno = 0;
+	assert_int_equal(waitpid(first, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	pipeline_free(&ctx->pipeline);
+	test_expect_no_children();
+}
+
+/* A worker that hangs past worker_timeout is killed and its job reported;
+ * the job queued behind it is served by the replacement. */
+static void test_worker_timeout(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct pipeline_job job;
+	char slow_id[SPOOL_ID_LEN + 1];
+	char id[SPOOL_ID_LEN + 1];
+	int64_t start = util_monotonic_ms();
+	pid_t first;
+
+	test_pipeline_new(ctx, TEST_SELF, 1, 1);
+	first = test_worker_pid(ctx);
+	test_body_fifo(ctx, slow_id);
+	test_body_write(ctx, id);
+	test_job_make(&job, slow_id, "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	test_job_make(&job, id, "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_int_equal(pipeline_pending(ctx->pipeline), 2);
+	assert_false(test_run(ctx, 1, 5000));
+	assert_true(util_monotonic_ms() - start >= 900);
+	test_expect_failed(&ctx->verdicts[0], slow_id, "timed out after 1 s");
+	assert_true(test_worker_pid(ctx) != first);
+	assert_false(test_run(ctx, 2, 5000));
+	test_expect_deliver(&ctx->verdicts[1], id);
+	assert_int_equal(pipeline_pending(ctx->pipeline), 0);
+	pipeline_free(&ctx->pipeline);
+	test_expect_no_children();
+}
+
+/* A missing body makes the worker exit; the callback's retry (submitted
+ * from inside the callback) fails the same way, and then the workers serve
+ * the next message normally. */
+static void test_retry_from_callback(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct pipeline_job job;
+	char missing_id[SPOOL_ID_LEN + 1];
+	char id[SPOOL_ID_LEN + 1];
+
+	test_pipeline_new(ctx, TEST_SELF, 1, 10);
+	util_random_hex(missing_id, SPOOL_ID_LEN / 2);
+	test_job_make(&job, missing_id, "alice@example.net");
+	ctx->retries_left = 1;
+	ctx->retry_rc = -2;
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_false(test_run(ctx, 2, 10000));
+	assert_int_equal(ctx->retry_rc, 0);
+	test_expect_failed(&ctx->verdicts[0], missing_id, "worker exited");
+	test_expect_failed(&ctx->verdicts[1], missing_id, "worker exited");
+	assert_true(test_run(ctx, 0, 200));
+	assert_int_equal(ctx->verdict_count, 2);
+	assert_int_equal(pipeline_pending(ctx->pipeline), 0);
+
+	test_body_write(ctx, id);
+	test_job_make(&job, id, "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_false(test_run(ctx, 3, 10000));
+	test_expect_deliver(&ctx->verdicts[2], id);
+}
+
+/* Replies that are not one valid verdict for the job end the worker; the
+ * replacement (started without the misbehaviour) serves the next job. */
+static void test_malformed_replies(void **state)
+{
+	static const struct {
+		const char *mode;
+		const char *reason;
+	} cases[] = {
+	    {"garbage", "malformed reply: bad magic"},
+	    {"wrong-id", "reply for another message"},
+	    {"two-replies", "bytes after the reply"},
+	    {"bad-prepend", "malformed reply: empty line in prepend"},
+	};
+	struct test_ctx *ctx = *state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pipeline_job job;
+		char bad_id[SPOOL_ID_LEN + 1];
+		char id[SPOOL_ID_LEN + 1];
+		size_t before = ctx->verdict_count;
+
+		assert_int_equal(setenv(TEST_MODE_ENV, cases[i].mode, 1), 0);
+		test_pipeline_new(ctx, TEST_SELF, 1, 10);
+		assert_int_equal(unsetenv(TEST_MODE_ENV), 0);
+		test_body_write(ctx, bad_id);
+		test_body_write(ctx, id);
+		test_job_make(&job, bad_id, "alice@example.net");
+		assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+		test_job_make(&job, id, "alice@example.net");
+		assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+		assert_false(test_run(ctx, before + 2, 10000));
+		test_expect_failed(&ctx->verdicts[before], bad_id, cases[i].reason);
+		test_expect_deliver(&ctx->verdicts[before + 1], id);
+		pipeline_free(&ctx->pipeline);
+		test_expect_no_children();
+	}
+}
+
+/* Workers that die at once are restarted a few times, then only after a
+ * pause; jobs sent to them, or queued during the pause, are reported. */
+static void test_backoff(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct pipeline_job job;
+	char id[SPOOL_ID_LEN + 1];
+	int64_t start = util_monotonic_ms();
+	int pid;
+
+	test_pipeline_new(ctx, "/bin/false", 1, 10);
+	test_body_write(ctx, id);
+	test_job_make(&job, id, "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_false(test_run(ctx, 1, 5000));
+	assert_int_equal(ctx->verdicts[0].outcome, PIPELINE_WORKER_FAILED);
+	/* Without the back-off a dead worker is replaced at once, so the slot
+	 * would never be seen empty. */
+	assert_true(test_run(ctx, 0, 300));
+	assert_int_equal(pipeline_worker_pids(ctx->pipeline, &pid, 1), 0);
+	/* A job waits for the pause to end, then fails on the next worker. */
+	test_body_write(ctx, id);
+	test_job_make(&job, id, "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_int_equal(pipeline_pending(ctx->pipeline), 1);
+	assert_false(test_run(ctx, 2, 5000));
+	assert_true(util_monotonic_ms() - start >= 900);
+	test_expect_failed(&ctx->verdicts[1], id, "");
+	assert_int_equal(pipeline_pending(ctx->pipeline), 0);
+	pipeline_free(&ctx->pipeline);
+	test_expect_no_children();
+}
+
+static void test_new_errors(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct pipeline_job job;
+	char err[256] = "";
+	int pids[TEST_MAX_PIDS];
+
+	assert_null(pipeline_new(ctx->base, "/nonexistent/popgate", ctx->dir, TEST_HOSTNAME, 1, 1,
+				 test_on_verdict, ctx, err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/popgate"));
+	err[0] = '\0';
+	assert_null(pipeline_new(ctx->base, TEST_SELF, ctx->dir, TEST_HOSTNAME, -1, 1,
+				 test_on_verdict, ctx, err, sizeof(err)));
+	assert_true(err[0] != '\0');
+	err[0] = '\0';
+	assert_null(pipeline_new(ctx->base, TEST_SELF, ctx->dir, TEST_HOSTNAME, 1, -1,
+				 test_on_verdict, ctx, err, sizeof(err)));
+	assert_true(err[0] != '\0');
+	test_expect_no_children();
+
+	/* Zero workers means one per core. */
+	test_pipeline_new(ctx, TEST_SELF, 0, 1);
+	assert_int_equal(pipeline_worker_pids(ctx->pipeline, pids, TEST_MAX_PIDS),
+			 (size_t)sysconf(_SC_NPROCESSORS_ONLN));
+	/* A job that cannot be encoded is refused, not queued. */
+	test_job_make(&job, "not-an-id", "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), -1);
+	test_job_make(&job, "0123456789abcdef01234567", "");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), -1);
+	assert_int_equal(pipeline_pending(ctx->pipeline), 0);
+	pipeline_free(&ctx->pipeline);
+	pipeline_free(&ctx->pipeline);
+	test_expect_no_children();
+}
+
+/*
+ * The misbehaving worker of test_malformed_replies: reads one job and
+ * answers it wrongly as MODE says, then waits for its socket to close.
+ */
+static int test_bad_worker_main(int fd, const char *mode)
+{
+	unsigned char buf[4096];
+	size_t have = 0;
+	size_t consumed = 0;
+	struct pipeline_job job;
+	struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+	unsigned char *frame = NULL;
+	size_t frame_len = 0;
+	const char *err;
+
+	while (consumed == 0) {
+		ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+
+		if (n <= 0)
+			return 1;
+		have += (size_t)n;
+		if (proto_job_decode(buf, have, &consumed, &job, &err) < 0)
+			return 1;
+	}
+	memcpy(verdict.id, job.id, sizeof(verdict.id));
+	if (strcmp(mode, "garbage") == 0) {
+		frame = (unsigned char *)xstrdup("+OK this is not a frame\r\n");
+		frame_len = strlen((char *)frame);
+	} else if (strcmp(mode, "wrong-id") == 0) {
+		strcpy(verdict.id, "ffffffffffffffffffffffff");
+		proto_verdict_encode(&verdict, &frame, &frame_len, &err);
+	} else if (strcmp(mode, "two-replies") == 0) {
+		proto_verdict_encode(&verdict, &frame, &frame_len, &err);
+		frame = xrealloc(frame, 2 * frame_len);
+		memcpy(frame + frame_len, frame, frame_len);
+		frame_len *= 2;
+	} else {
+		/* The encoder would refuse an empty line, so encode a good
+		 * prepend and blank its second line in the frame (the prepend is
+		 * the first field). */
+		verdict.prepend = (char *)"X-A: b\r\nX:\r\nX: c\r\n";
+		proto_verdict_encode(&verdict, &frame, &frame_len, &err);
+		memcpy(frame + PROTO_HEADER_LEN + 6 + 8, "\r\n", 2);
+	}
+	if (frame == NULL || send(fd, frame, frame_len, MSG_NOSIGNAL) != (ssize_t)frame_len)
+		return 1;
+	free(frame);
+	while (read(fd, buf, sizeof(buf)) > 0)
+		continue;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_deliver, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_trace_header_sanitised, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicates_ignored, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_worker_killed, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_worker_timeout, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_retry_from_callback, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_malformed_replies, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_backoff, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_new_errors, test_setup, test_teardown),
+	};
+
+	/* This binary is its own worker: the pipeline execs /proc/self/exe. */
+	if (argc == 5 && strcmp(argv[1], "--worker") == 0) {
+		const char *mode = getenv(TEST_MODE_ENV);
+		int fd = atoi(argv[2]);
+
+		if (mode != NULL)
+			return test_bad_worker_main(fd, mode);
+		return pipeline_worker_main(fd, argv[3], argv[4]);
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
