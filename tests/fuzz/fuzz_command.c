@@ -98,7 +98,7 @@ static void fuzz_command(const char *line, size_t len)
 		check(cmd.arg_count == 1 && cmd.arg_len[0] > 0 && cmd.arg_len[0] <= POP3_PASS_MAX);
 		break;
 	case POP3_VERB_AUTH:
-		check(cmd.arg_count >= 1);
+		/* A bare AUTH (no mechanism) asks for the mechanism list. */
 		if (cmd.arg_count == 2)
 			fuzz_auth_plain(cmd.args[1], cmd.arg_len[1]);
 		break;
