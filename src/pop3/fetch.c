@@ -50,6 +50,7 @@
 #include "pipeline/pipeline.h"
 #include "pop3/fetch.h"
 #include "pop3/parse.h"
+#include "pop3/policy.h"
 #include "popgate.h"
 #include "store/account.h"
 #include "store/message.h"
@@ -245,47 +246,6 @@ static void provider_reply_text(char *out, size_t outlen, const struct pop3_repl
 	util_sanitize(out, outlen, reply->text, reply->text_len);
 }
 
-/*
- * True when ADDR may be connected to without the policy's allow_private:
- * not loopback, private (RFC 1918, CGNAT, ULA), link-local, unspecified,
- * multicast or reserved.
- */
-static bool provider_address_public(const struct sockaddr *addr)
-{
-	if (addr->sa_family == AF_INET) {
-		uint32_t a = ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr);
-		if ((a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127)
-			return false;
-		if ((a >> 20) == (172u << 4 | 1))	/* 172.16.0.0/12 */
-			return false;
-		if ((a >> 16) == (192u << 8 | 168))	/* 192.168.0.0/16 */
-			return false;
-		if ((a >> 16) == (169u << 8 | 254))	/* 169.254.0.0/16 */
-			return false;
-		if ((a >> 22) == (100u << 2 | 1))	/* 100.64.0.0/10 */
-			return false;
-		if ((a >> 28) >= 14)			/* multicast, reserved */
-			return false;
-		return true;
-	}
-	if (addr->sa_family == AF_INET6) {
-		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)addr)->sin6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(a6) || IN6_IS_ADDR_V4COMPAT(a6)) {
-			struct sockaddr_in v4 = {.sin_family = AF_INET};
-			memcpy(&v4.sin_addr, &a6->s6_addr[12], 4);
-			return provider_address_public((const struct sockaddr *)&v4);
-		}
-		if (IN6_IS_ADDR_UNSPECIFIED(a6) || IN6_IS_ADDR_LOOPBACK(a6) ||
-		    IN6_IS_ADDR_LINKLOCAL(a6) || IN6_IS_ADDR_SITELOCAL(a6) ||
-		    IN6_IS_ADDR_MULTICAST(a6))
-			return false;
-		if ((a6->s6_addr[0] & 0xfe) == 0xfc) /* fc00::/7 unique local */
-			return false;
-		return true;
-	}
-	return false;
-}
-
 static SSL_CTX *fetcher_tls_ctx(struct fetcher *fetcher, const struct provider_policy *policy,
 				char *err, size_t errlen)
 {
@@ -359,7 +319,7 @@ static void provider_resolved_cb(int result, struct evutil_addrinfo *res, void *
 		return;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if (conn->policy->allow_private || provider_address_public(ai->ai_addr))
+		if (conn->policy->allow_private || policy_address_public(ai->ai_addr))
 			break;
 		refused = true;
 	}
