@@ -138,6 +138,11 @@ int log_level_parse(const char *name, enum log_level *level_r)
 	return -1;
 }
 
+int log_get_fd(void)
+{
+	return log_fd;
+}
+
 void log_close(void)
 {
 	if (log_fd != STDERR_FILENO)

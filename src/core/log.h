@@ -15,6 +15,10 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 int log_open(const char *path, enum log_level min_level);
 void log_close(void);
 
+/* The descriptor lines are written to (for a child process to inherit as its
+ * stderr, so that workers log to the same file). */
+int log_get_fd(void);
+
 /* Sets *LEVEL_R from its name ("debug", "info", "warn", "error"). 0, or -1
  * for an unknown name. */
 int log_level_parse(const char *name, enum log_level *level_r);

@@ -240,11 +240,12 @@ static void pipeline_tick_schedule(struct pipeline *pipeline)
 
 /*
  * In the child between fork and exec: only async-signal-safe calls. Puts FD
- * on PIPELINE_WORKER_FD without close-on-exec, closes everything else the
+ * on PIPELINE_WORKER_FD without close-on-exec, LOG_FD on stderr, closes everything else the
  * main process may have left inheritable (listening sockets, the database),
  * and execs the worker.
  */
-__attribute__((noreturn)) static void pipeline_child_exec(int fd, char *const argv[])
+__attribute__((noreturn)) static void pipeline_child_exec(int fd, int log_fd,
+							  char *const argv[])
 {
 	sigset_t none;
 
@@ -272,6 +273,9 @@ __attribute__((noreturn)) static void pipeline_child_exec(int fd, char *const ar
 		/* dup2 leaves the new descriptor without FD_CLOEXEC. */
 		_exit(127);
 	}
+	/* The worker writes its log lines to its stderr: make that the log file. */
+	if (log_fd > STDERR_FILENO && log_fd != PIPELINE_WORKER_FD)
+		dup2(log_fd, STDERR_FILENO);
 	close_range(PIPELINE_WORKER_FD + 1, ~0U, 0);
 	execv(argv[0], argv);
 	_exit(127);
@@ -303,7 +307,7 @@ static int pipeline_worker_start(struct pipeline_worker *worker, char *err, size
 	sigprocmask(SIG_SETMASK, &all_signals, &saved_signals);
 	pid = fork();
 	if (pid == 0)
-		pipeline_child_exec(sv[1], argv);
+		pipeline_child_exec(sv[1], log_get_fd(), argv);
 	fork_errno = errno;
 	sigprocmask(SIG_SETMASK, &saved_signals, NULL);
 	if (pid < 0) {
