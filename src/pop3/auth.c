@@ -343,6 +343,7 @@ static void auth_create_account(struct auth_request *request)
 	}
 	request->account_id = account.id;
 	free(account.secret);
+	free(account.user_name); /* filled in by store_account_create */
 	free(user_name);
 	free(address);
 	sodium_memzero(hash, sizeof(hash));
@@ -350,6 +351,7 @@ static void auth_create_account(struct auth_request *request)
 	return;
 fail:
 	free(account.secret);
+	free(account.user_name);
 	free(user_name);
 	free(address);
 	sodium_memzero(hash, sizeof(hash));

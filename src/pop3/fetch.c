@@ -152,7 +152,13 @@ struct provider_conn {
 	unsigned skipped_count;
 	char skip_reason[160];	 /* first reason a message was left at the provider */
 	char error[256];	 /* why the connection failed; "" if it did not */
+
+	/* A connection is freed from the loop, never inside its own handlers. */
+	struct event *free_event;
+	TAILQ_ENTRY(provider_conn) entry;
 };
+
+TAILQ_HEAD(provider_conn_list, provider_conn);
 
 struct fetch_verify {
 	struct provider_conn *conn;
@@ -186,10 +192,12 @@ struct fetcher {
 	struct fetch_account_list accounts;
 	struct fetch_account_list waiting;
 	unsigned active;
+	struct provider_conn_list conns;
 	struct fetch_tls_ctx *tls_contexts;
 };
 
 static void provider_conn_finish(struct provider_conn *conn);
+static void provider_conn_free_cb(evutil_socket_t fd, short what, void *ctx);
 static void provider_read_cb(struct bufferevent *bev, void *ctx);
 static void provider_event_cb(struct bufferevent *bev, short events, void *ctx);
 static void fetcher_start(struct fetcher *fetcher, struct fetch_account *account);
@@ -310,10 +318,10 @@ static void provider_resolved_cb(int result, struct evutil_addrinfo *res, void *
 	struct evutil_addrinfo *ai;
 	bool refused = false;
 
+	if (result == EVUTIL_EAI_CANCEL)
+		return; /* the connection is being freed; CONN may be gone */
 	conn->dns_request = NULL;
 	if (result != 0) {
-		if (result == EVUTIL_EAI_CANCEL)
-			return; /* the connection was freed while resolving */
 		provider_fail(conn, "cannot resolve %s: %s", conn->host,
 			      evutil_gai_strerror(result));
 		return;
@@ -386,6 +394,7 @@ static struct provider_conn *provider_conn_new(struct fetcher *fetcher, enum pro
 	conn->account_name = xasprintf("%s@%s", login, host);
 	conn->password = xstrdup(password);
 	fetcher->active++;
+	TAILQ_INSERT_TAIL(&fetcher->conns, conn, entry);
 	return conn;
 }
 
@@ -399,6 +408,9 @@ static void provider_conn_free(struct provider_conn *conn)
 	spool_writer_free(&conn->writer);
 	if (conn->digest != NULL)
 		EVP_MD_CTX_free(conn->digest);
+	if (conn->free_event != NULL)
+		event_free(conn->free_event);
+	TAILQ_REMOVE(&conn->fetcher->conns, conn, entry);
 	conn->fetcher->active--;
 	free(conn->entries);
 	free(conn->login);
@@ -416,8 +428,9 @@ static void provider_verify_report(struct provider_conn *conn, enum fetch_verify
 	void *ctx = conn->verify_ctx;
 
 	conn->verify_callback = NULL;
+	/* The caller's handle ends with the report (fetch.h). */
 	if (conn->verify != NULL) {
-		conn->verify->conn = NULL;
+		free(conn->verify);
 		conn->verify = NULL;
 	}
 	if (callback != NULL)
@@ -1089,6 +1102,8 @@ static void fetcher_fetch_done(struct provider_conn *conn)
 /* Ends CONN: reports a verify, records a fetch, frees the connection. */
 static void provider_conn_finish(struct provider_conn *conn)
 {
+	if (conn->free_event != NULL)
+		return; /* ended already */
 	struct fetcher *fetcher = conn->fetcher;
 
 	if (conn->state != PROVIDER_DONE)
@@ -1103,8 +1118,22 @@ static void provider_conn_finish(struct provider_conn *conn)
 	} else {
 		fetcher_fetch_done(conn);
 	}
-	/* Freed from a deferred point: we may be inside this bufferevent's callback,
-	 * which libevent allows, but nothing of CONN may be touched afterwards. */
+	/* The handler that ended CONN may still be running on it: free it from
+	 * the loop. Nothing more is read or written meanwhile. */
+	static const struct timeval now = {0, 0};
+	if (conn->bev != NULL)
+		bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
+	conn->free_event = evtimer_new(fetcher->pg->base, provider_conn_free_cb, conn);
+	evtimer_add(conn->free_event, &now);
+}
+
+static void provider_conn_free_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct provider_conn *conn = ctx;
+	struct fetcher *fetcher = conn->fetcher;
+	(void)fd;
+	(void)what;
+
 	provider_conn_free(conn);
 	fetcher_run_waiting(fetcher);
 }
@@ -1144,6 +1173,7 @@ struct fetcher *fetcher_new(struct popgate *pg)
 	struct fetcher *fetcher = xcalloc(1, sizeof(*fetcher));
 
 	fetcher->pg = pg;
+	TAILQ_INIT(&fetcher->conns);
 	TAILQ_INIT(&fetcher->accounts);
 	TAILQ_INIT(&fetcher->waiting);
 	return fetcher;
@@ -1157,6 +1187,15 @@ void fetcher_free(struct fetcher **fetcher_p)
 
 	if (fetcher == NULL)
 		return;
+	/* At shutdown: connections still open are cut; their messages stay at
+	 * the provider unless stored, and the next start fetches again. */
+	struct provider_conn *conn;
+	while ((conn = TAILQ_FIRST(&fetcher->conns)) != NULL) {
+		conn->verify_callback = NULL;
+		if (conn->verify != NULL)
+			conn->verify->conn = NULL;
+		provider_conn_free(conn);
+	}
 	while ((account = TAILQ_FIRST(&fetcher->accounts)) != NULL) {
 		TAILQ_REMOVE(&fetcher->accounts, account, entry);
 		event_free(account->retry_timer);

@@ -35,8 +35,10 @@ void fetcher_free(struct fetcher **fetcher);
 
 /*
  * Checks LOGIN and PASSWORD at HOST live: connect, log in, QUIT. CALLBACK is
- * called exactly once, later, from the loop — unless cancelled first. The
- * password is copied and wiped when done.
+ * called exactly once unless cancelled first — from the loop, or before this
+ * returns if the check cannot even start (then NULL is returned). The handle
+ * is freed when the callback runs; forget it then. The password is copied and
+ * wiped when done.
  */
 struct fetch_verify *fetch_verify_start(struct fetcher *fetcher, const char *login,
 					const char *host, const char *password,

@@ -113,6 +113,8 @@ struct pop3_session {
 
 	/* Sessions are freed from the loop, never inside their own handlers. */
 	struct event *free_event;
+	bool flushing;		   /* closing: the last reply is still draining */
+	int64_t flush_deadline_ms; /* give up on a client that does not read */
 
 	TAILQ_ENTRY(pop3_session) entry;
 };
@@ -202,26 +204,60 @@ static void session_free(struct pop3_session *session)
 	free(session);
 }
 
+/* True while a reply is still on its way out. Over STLS the TLS filter hands
+ * its bytes to the plain bufferevent below it, which writes them later. */
+static bool session_output_pending(struct pop3_session *session)
+{
+	struct bufferevent *underlying = bufferevent_get_underlying(session->bev);
+
+	if (evbuffer_get_length(bufferevent_get_output(session->bev)) > 0)
+		return true;
+	return underlying != NULL && evbuffer_get_length(bufferevent_get_output(underlying)) > 0;
+}
+
 static void session_free_cb(evutil_socket_t fd, short what, void *ctx)
 {
+	struct pop3_session *session = ctx;
 	(void)fd;
 	(void)what;
-	session_free(ctx);
+
+	if (session->flushing && session_output_pending(session) &&
+	    util_monotonic_ms() < session->flush_deadline_ms) {
+		static const struct timeval recheck = {0, 10 * 1000};
+		evtimer_add(session->free_event, &recheck);
+		return;
+	}
+	session_free(session);
+}
+
+static void session_schedule_free(struct pop3_session *session)
+{
+	static const struct timeval now = {0, 0};
+
+	if (session->free_event == NULL)
+		session->free_event = evtimer_new(session->server->pg->base, session_free_cb, session);
+	evtimer_add(session->free_event, &now);
 }
 
 /*
  * Frees the session from the loop, right after the current callback: the
- * handler that decides to end a session is still running on it.
+ * handler that decides to end a session is still running on it. Pending
+ * output is dropped (the peer is gone or the reply is broken).
  */
 static void session_free_later(struct pop3_session *session)
 {
-	static const struct timeval now = {0, 0};
-
 	session_enter_state(session, SESSION_CLOSING);
+	session->flushing = false;
 	bufferevent_disable(session->bev, EV_READ | EV_WRITE);
-	if (session->free_event == NULL)
-		session->free_event = evtimer_new(session->server->pg->base, session_free_cb, session);
-	evtimer_add(session->free_event, &now);
+	session_schedule_free(session);
+}
+
+/* Frees the session once its output has drained (write callback, or now). */
+static void session_close_when_flushed(struct pop3_session *session)
+{
+	if (evbuffer_get_length(bufferevent_get_output(session->bev)) > 0)
+		return; /* the write callback calls again */
+	session_schedule_free(session);
 }
 
 /* Sends what is queued, then frees the session. */
@@ -229,8 +265,10 @@ static void session_close(struct pop3_session *session)
 {
 	session_enter_state(session, SESSION_CLOSING);
 	bufferevent_disable(session->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(session->bev)) == 0)
-		session_free_later(session);
+	session->flushing = true;
+	session->flush_deadline_ms =
+		util_monotonic_ms() + 1000LL * session->server->pg->cfg->command_timeout;
+	session_close_when_flushed(session);
 }
 
 /* Counts a bad command; past the limit the session ends. True if it ended. */
@@ -799,9 +837,8 @@ static void session_write_cb(struct bufferevent *bev, void *ctx)
 		session_send_fill(session);
 		return;
 	}
-	if (session->state == SESSION_CLOSING &&
-	    evbuffer_get_length(bufferevent_get_output(session->bev)) == 0)
-		session_free(session);
+	if (session->state == SESSION_CLOSING && session->flushing)
+		session_close_when_flushed(session);
 }
 
 static void session_event_cb(struct bufferevent *bev, short events, void *ctx)
