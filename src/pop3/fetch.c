@@ -1267,11 +1267,10 @@ struct fetch_verify *fetch_verify_start(struct fetcher *fetcher, const char *log
 	conn->verify_callback = callback;
 	conn->verify_ctx = ctx;
 	provider_conn_start(conn);
-	/* The start may have failed at once and reported already. */
-	if (verify->conn == NULL) {
-		free(verify);
+	/* The start may have failed at once and reported already, which freed
+	 * VERIFY; CONN itself is only freed from the loop. */
+	if (conn->verify == NULL)
 		return NULL;
-	}
 	return verify;
 }
 
