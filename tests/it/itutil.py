@@ -1,0 +1,184 @@
+"""
+itutil.py — small helpers shared by the integration tests: free loopback ports,
+bounded waits, process-group handling.
+
+Every wait here has a deadline; nothing in the tests may block forever.
+"""
+
+import atexit
+import os
+import signal
+import socket
+import time
+
+LOOPBACK = "127.0.0.1"
+
+# Process groups of the servers the tests started (daemons run in sessions of
+# their own): whatever happens to a test, they are killed at exit.
+_groups = set()
+
+
+def register_group(pgid):
+    _groups.add(pgid)
+
+
+def unregister_group(pgid):
+    _groups.discard(pgid)
+
+
+def kill_registered_groups():
+    """SIGKILLs every server process group still registered."""
+    for pgid in list(_groups):
+        kill_group(pgid)
+    _groups.clear()
+
+
+atexit.register(kill_registered_groups)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05, what=None):
+    """Calls PREDICATE until it returns a true value, which is returned.
+
+    Raises AssertionError naming WHAT (or the predicate) after TIMEOUT seconds;
+    an exception raised by the predicate counts as "not yet" until then.
+    """
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+            last_exc = None
+        except Exception as e:  # noqa: BLE001 - "not yet", reported at the deadline
+            last_exc = e
+        if time.monotonic() >= deadline:
+            name = what or getattr(predicate, "__name__", repr(predicate))
+            extra = f" (last error: {last_exc!r})" if last_exc else ""
+            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {name}{extra}")
+        time.sleep(interval)
+
+
+def port_open(port, host=LOOPBACK):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(port, timeout=10.0, host=LOOPBACK, proc=None, what=None):
+    """Waits until PORT accepts connections; fails early if PROC has exited."""
+
+    def ready():
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        return port_open(port, host)
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what or 'process'} exited with {proc.returncode} "
+                         f"before port {port} opened")
+        if port_open(port, host):
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what or 'port'} {port} not open after {timeout:.1f}s")
+        time.sleep(0.05)
+
+
+def wait_port_closed(port, timeout=10.0, host=LOOPBACK):
+    wait_until(lambda: not port_open(port, host), timeout, what=f"port {port} to close")
+
+
+def group_pids(pgid):
+    """The pids of the live processes in process group PGID (zombies excluded)."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: split after the last ')'.
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) < 3:
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state != b"Z":
+            pids.append(int(name))
+    return pids
+
+
+def children(pid):
+    """The pids of the direct children of PID (all its threads' children)."""
+    kids = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return kids
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids.extend(int(x) for x in f.read().split())
+        except OSError:
+            continue
+    if kids:
+        return sorted(set(kids))
+    # Some kernels (gVisor) lack the children file: fall back to the ppid field.
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) >= 2 and int(fields[1]) == pid and fields[0] != b"Z":
+            kids.append(int(name))
+    return sorted(set(kids))
+
+
+def kill_group(pgid, sig=signal.SIGKILL):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def reap_group(pgid, timeout=5.0):
+    """Waits for every process of group PGID to end; SIGKILLs what is left.
+
+    Returns the pids that had to be killed.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not group_pids(pgid):
+            return []
+        time.sleep(0.05)
+    left = group_pids(pgid)
+    kill_group(pgid)
+    wait_until(lambda: not group_pids(pgid), 5.0, what=f"process group {pgid} to die")
+    return left
+
+
+def tail(path, limit=4000):
+    """The last LIMIT characters of a text file, or '' if it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
