@@ -71,6 +71,9 @@ class ScriptedProvider:
               "stall_retr"    RETR sends +OK and half the message, then nothing
               "cut_retr"      RETR sends +OK and half the message, then closes
               "err_retr"      RETR answers -ERR
+              "cut_quit"      QUIT after login closes the connection without
+                              deleting anything (a crash between popgate's
+                              commit and the provider's UPDATE state)
       fault_uidls = None      the RETR faults hit every message, else only these
       list_sizes = {uidl: n}  LIST (and STAT) announce N octets for UIDL
       on_dele = fn(session, uidl)  called at each DELE before it is answered
@@ -186,6 +189,8 @@ class ScriptedProvider:
             elif verb == "NOOP":
                 send("+OK\r\n")
             elif verb == "QUIT":
+                if self.fault == "cut_quit" and listing is not None:
+                    return   # gone before the UPDATE state: nothing is deleted
                 with self.lock:
                     if listing is not None:
                         box = self.mailboxes[user]

@@ -308,3 +308,32 @@ def test_body_over_limit_whatever_list_says(scripted_gate, corpus):
     assert gate.db_query("SELECT count(*) FROM message") == [(0,)]
     assert gate.pickup(ACCOUNT, PASSWORD) == []
     assert scripted.dele_violations == []
+
+
+def test_stored_message_still_at_provider_is_deleted_not_stored_again(scripted_gate, corpus):
+    """G3: a fetch stores and DELEs, but the provider never reaches its UPDATE
+    state (the connection ends at QUIT). The next fetch sees the same UIDLs,
+    deletes them there and stores nothing twice."""
+    scripted, gate = scripted_gate
+    wires = [scripted.deliver("alice", m) for m in corpus.messages(3, seed=51, max_size=50000)]
+    uidls = scripted.uidls("alice")
+    scripted.fault = "cut_quit"
+    start = len(scripted.logged_in_sessions("alice"))
+    assert gate.pickup(ACCOUNT, PASSWORD) == []
+    gate.wait_states({"delivery": 3}, timeout=30)
+    wait_sessions(scripted, start + 1)
+    assert scripted.uidls("alice") == uidls          # nothing was deleted there
+
+    scripted.fault = None
+    retrieved_before = sum(len(s.retrieved) for s in scripted.logged_in_sessions("alice"))
+    got = served_bodies(gate.pickup(ACCOUNT, PASSWORD))     # its QUIT fetches again
+    assert sorted(got) == sorted(wires)
+    itutil.wait_until(lambda: scripted.count("alice") == 0, 30, what="provider emptied")
+    retrieved_after = sum(len(s.retrieved) for s in scripted.logged_in_sessions("alice"))
+    assert retrieved_after == retrieved_before, "a stored message was fetched again"
+    assert gate.db_query("SELECT count(*) FROM message") == [(3,)]
+    assert_no_duplicates(gate)
+    assert scripted.dele_violations == []
+    # Once the provider has deleted them, their UIDLs are forgotten.
+    itutil.wait_until(lambda: gate.db_query("SELECT count(*) FROM provider_uidl") == [(0,)],
+                      30, what="recorded UIDLs forgotten")
