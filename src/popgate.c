@@ -314,6 +314,11 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 		snprintf(err, sizeof(err), "cannot start the event loop or the resolver");
 		goto fail_log;
 	}
+	/* From here a SIGTERM during start-up is a clean stop once the loop runs. */
+	sigterm = evsignal_new(pg.base, SIGTERM, signal_stop_cb, &pg);
+	sigint = evsignal_new(pg.base, SIGINT, signal_stop_cb, &pg);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
 	/* Workers first: they are exec'd before the key is in this process. */
 	pg.pipeline = pipeline_new(pg.base, self_exe, cfg->data_dir, cfg->hostname, cfg->workers,
 				   cfg->worker_timeout, on_verdict, &pg, err, sizeof(err));
@@ -338,12 +343,8 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 		goto fail_log;
 	plain_fd = tls_fd = -1; /* the listeners own them now */
 
-	sigterm = evsignal_new(pg.base, SIGTERM, signal_stop_cb, &pg);
-	sigint = evsignal_new(pg.base, SIGINT, signal_stop_cb, &pg);
 	housekeeping = event_new(pg.base, -1, EV_PERSIST, housekeeping_cb, &pg);
 	struct timeval every = {.tv_sec = HOUSEKEEPING_SECONDS};
-	evsignal_add(sigterm, NULL);
-	evsignal_add(sigint, NULL);
 	event_add(housekeeping, &every);
 	housekeeping_cb(-1, 0, &pg);
 
