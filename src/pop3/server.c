@@ -100,6 +100,7 @@ struct pop3_session {
 	struct auth_request *auth;
 
 	int64_t account_id;  /* 0 until logged in */
+	bool quit_done;	     /* QUIT committed the pickup */
 	char *account_name;
 	struct store_message *messages;
 	uint8_t *flags;
@@ -193,13 +194,9 @@ static void session_free(struct pop3_session *session)
 	session_maildrop_free(session);
 	TAILQ_REMOVE(&server->sessions, session, entry);
 	server->session_count--;
-	if (account_id != 0) {
-		log_event(LOG_INFO, "logout", session->account_name, NULL, "from %s",
-			  session->peer);
-		/* P4: after a pickup, fetch the account's new mail. */
-		if (!server->shutting_down)
-			fetcher_request(server->pg->fetcher, account_id, 1);
-	}
+	if (account_id != 0)
+		log_event(LOG_INFO, "logout", session->account_name, NULL, "from %s%s",
+			  session->peer, session->quit_done ? "" : " (no QUIT: nothing changed)");
 	free(session->account_name);
 	free(session);
 }
@@ -639,6 +636,9 @@ static void session_update(struct pop3_session *session)
 				  session->messages[i].id, "to %s", session->peer);
 	}
 	session_reply(session, "+OK %zu message(s) delivered, bye", moved);
+	session->quit_done = true;
+	/* P4: the pickup is over; fetch the account's new mail for the next one. */
+	fetcher_request(pg->fetcher, session->account_id, 1);
 	session_close(session);
 	return;
 fail:
@@ -982,19 +982,21 @@ struct pop3_server *pop3_server_new(struct popgate *pg, int plain_fd, int tls_fd
 {
 	struct pop3_server *server = xcalloc(1, sizeof(*server));
 	const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+	/* Backlog 0: the sockets already listen with the daemon's backlog; any
+	 * other value would make libevent call listen() again with a smaller one. */
 
 	server->pg = pg;
 	TAILQ_INIT(&server->sessions);
 	if (plain_fd >= 0) {
 		server->plain_listener = evconnlistener_new(pg->base, server_accept_plain_cb,
-							    server, flags, -1, plain_fd);
+							    server, flags, 0, plain_fd);
 		if (server->plain_listener == NULL)
 			goto fail;
 		evconnlistener_set_error_cb(server->plain_listener, server_accept_error_cb);
 	}
 	if (tls_fd >= 0) {
 		server->tls_listener = evconnlistener_new(pg->base, server_accept_tls_cb, server,
-							  flags, -1, tls_fd);
+							  flags, 0, tls_fd);
 		if (server->tls_listener == NULL)
 			goto fail;
 		evconnlistener_set_error_cb(server->tls_listener, server_accept_error_cb);
