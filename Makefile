@@ -21,8 +21,8 @@ endif
 
 CPPFLAGS += -D_GNU_SOURCE -Isrc
 CFLAGS += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-	-Wmissing-prototypes $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDFLAGS += $(SANFLAGS)
+	-Wmissing-prototypes -pthread $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 # Every source file but the programs' mains forms the library both link.
@@ -95,4 +95,8 @@ clean:
 -include $(shell find build -name '*.d' 2>/dev/null)
 
 # ---- bench (owned by bench/) ----
+# The load generator bench/run.py drives (it runs `make build/release/bench/popload`).
+$(BUILD)/bench/popload: bench/popload.c src/core/util.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 # ---- end bench ----

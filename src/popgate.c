@@ -38,6 +38,7 @@
 #include "core/config.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/offload.h"
 #include "core/tls.h"
 #include "core/util.h"
 #include "pipeline/pipeline.h"
@@ -332,6 +333,10 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 	pg.store = store_open(cfg->data_dir, err, sizeof(err));
 	if (pg.store == NULL)
 		goto fail_log;
+	/* Threads only now: the workers were forked and exec'd before. */
+	pg.offload = offload_new(pg.base, 0, err, sizeof(err));
+	if (pg.offload == NULL)
+		goto fail_log;
 	pg.fetcher = fetcher_new(&pg);
 	pg.auth = auth_new(&pg);
 	if (recover(&pg) < 0) {
@@ -365,6 +370,7 @@ cleanup:
 	if (housekeeping != NULL)
 		event_free(housekeeping);
 	pop3_server_free(&pg.pop3);
+	offload_free(&pg.offload); /* before auth: its jobs point at login requests */
 	auth_free(&pg.auth);
 	fetcher_free(&pg.fetcher);
 	pipeline_free(&pg.pipeline);

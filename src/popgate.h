@@ -19,6 +19,7 @@ struct pipeline;
 struct pop3_server;
 struct fetcher;
 struct auth;
+struct offload;
 
 struct popgate {
 	struct popgate_config *cfg;
@@ -31,6 +32,7 @@ struct popgate {
 	struct pop3_server *pop3;
 	struct fetcher *fetcher;
 	struct auth *auth;
+	struct offload *offload; /* threads for argon2id */
 };
 
 #endif

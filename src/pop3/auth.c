@@ -32,6 +32,7 @@
 #include "core/config.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/offload.h"
 #include "core/util.h"
 #include "pop3/auth.h"
 #include "pop3/fetch.h"
@@ -66,6 +67,17 @@ struct auth_request {
 	int64_t account_id;
 	struct fetch_verify *verify;
 	struct event *reply_timer;
+
+	/* argon2id runs in the offload threads; while a job runs, the request
+	 * must stay alive (a cancel only marks it, and the job's end frees it). */
+	bool job_running;
+	bool cancelled;
+	char *stored_hash;	/* the account's hash, for the verify job */
+	int verify_result;	/* crypto_password_verify's answer */
+	int hash_status;	/* 0 when NEW_HASH and NEW_SECRET were made */
+	char new_hash[CRYPTO_HASH_MAX];
+	unsigned char *new_secret;
+	size_t new_secret_len;
 	enum auth_result result;
 	char message[256];
 	auth_done_cb *callback;
@@ -191,6 +203,12 @@ static void auth_request_free(struct auth_request *request)
 		sodium_memzero(request->password, strlen(request->password));
 		free(request->password);
 	}
+	if (request->stored_hash != NULL) {
+		sodium_memzero(request->stored_hash, strlen(request->stored_hash));
+		free(request->stored_hash);
+	}
+	sodium_memzero(request->new_hash, sizeof(request->new_hash));
+	free(request->new_secret);
 	free(request->name);
 	free(request->login);
 	free(request->host);
@@ -308,16 +326,9 @@ static void auth_create_account(struct auth_request *request)
 {
 	struct popgate *pg = request->auth->pg;
 	struct store_account account = {0};
-	char hash[CRYPTO_HASH_MAX];
 	char *user_name = NULL;
 	char *address = NULL;
 
-	if (crypto_password_hash(hash, request->password) < 0 ||
-	    crypto_secret_seal(&pg->key, request->password, &account.secret,
-			       &account.secret_len) < 0) {
-		auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
-		return;
-	}
 	user_name = auth_user_name_for(pg->store, request->login, request->host);
 	if (user_name == NULL)
 		goto fail;
@@ -325,7 +336,9 @@ static void auth_create_account(struct auth_request *request)
 	account.name = request->name;
 	account.login = request->login;
 	account.host = request->host;
-	account.password_hash = hash;
+	account.password_hash = request->new_hash;
+	account.secret = request->new_secret;
+	account.secret_len = request->new_secret_len;
 	if (store_account_create(pg->store, &account, user_name, address) < 0) {
 		/* Another session may have created it a moment ago. */
 		struct store_account existing = {0};
@@ -335,26 +348,22 @@ static void auth_create_account(struct auth_request *request)
 		}
 		account.id = existing.id;
 		store_account_clear(&existing);
-		store_account_update_credentials(pg->store, account.id, hash, account.secret,
-						 account.secret_len);
+		store_account_update_credentials(pg->store, account.id, request->new_hash,
+						 request->new_secret, request->new_secret_len);
 	} else {
 		log_event(LOG_INFO, "user_created", request->name, NULL, "user %s, address %s",
 			  user_name, address);
 	}
 	request->account_id = account.id;
-	free(account.secret);
 	free(account.user_name); /* filled in by store_account_create */
 	free(user_name);
 	free(address);
-	sodium_memzero(hash, sizeof(hash));
 	auth_succeed(request);
 	return;
 fail:
-	free(account.secret);
 	free(account.user_name);
 	free(user_name);
 	free(address);
-	sodium_memzero(hash, sizeof(hash));
 	log_event(LOG_ERROR, "error", request->name, NULL, "cannot create the account: %s",
 		  store_errmsg(pg->store));
 	auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
@@ -364,23 +373,49 @@ fail:
 static void auth_update_credentials(struct auth_request *request)
 {
 	struct popgate *pg = request->auth->pg;
-	char hash[CRYPTO_HASH_MAX];
-	unsigned char *secret = NULL;
-	size_t secret_len = 0;
 
-	if (crypto_password_hash(hash, request->password) < 0 ||
-	    crypto_secret_seal(&pg->key, request->password, &secret, &secret_len) < 0 ||
-	    store_account_update_credentials(pg->store, request->account_id, hash, secret,
-					     secret_len) < 0) {
-		free(secret);
+	if (store_account_update_credentials(pg->store, request->account_id, request->new_hash,
+					     request->new_secret, request->new_secret_len) < 0) {
 		auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
 		return;
 	}
-	free(secret);
-	sodium_memzero(hash, sizeof(hash));
 	log_event(LOG_INFO, "credentials_updated", request->name, NULL,
 		  "the provider accepted a new password");
 	auth_succeed(request);
+}
+
+/* In an offload thread: the argon2id hash and the sealed copy of the password. */
+static void auth_credentials_work(void *arg)
+{
+	struct auth_request *request = arg;
+
+	request->hash_status = crypto_password_hash(request->new_hash, request->password) == 0 &&
+					       crypto_secret_seal(&request->auth->pg->key,
+								  request->password,
+								  &request->new_secret,
+								  &request->new_secret_len) == 0
+				       ? 0
+				       : -1;
+}
+
+/* In the loop: store what the provider confirmed. */
+static void auth_credentials_done(void *arg)
+{
+	struct auth_request *request = arg;
+
+	request->job_running = false;
+	if (request->cancelled) {
+		auth_request_free(request);
+		return;
+	}
+	if (request->hash_status < 0) {
+		auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+		return;
+	}
+	if (request->exists)
+		auth_update_credentials(request);
+	else
+		auth_create_account(request);
 }
 
 static void auth_verified_cb(enum fetch_verify_result result, const char *error, void *ctx)
@@ -390,10 +425,9 @@ static void auth_verified_cb(enum fetch_verify_result result, const char *error,
 	request->verify = NULL;
 	switch (result) {
 	case FETCH_VERIFY_OK:
-		if (request->exists)
-			auth_update_credentials(request);
-		else
-			auth_create_account(request);
+		request->job_running = true;
+		offload_run(request->auth->pg->offload, auth_credentials_work,
+			    auth_credentials_done, request);
 		return;
 	case FETCH_VERIFY_REJECTED:
 		auth_fail_credentials(request);
@@ -415,6 +449,33 @@ static void auth_ask_provider(struct auth_request *request)
 	request->verify = fetch_verify_start(request->auth->pg->fetcher, request->login,
 					     request->host, request->password, auth_verified_cb,
 					     request);
+}
+
+/* In an offload thread: the stored argon2id hash against the password. */
+static void auth_verify_work(void *arg)
+{
+	struct auth_request *request = arg;
+
+	request->verify_result = crypto_password_verify(request->stored_hash, request->password);
+}
+
+/* In the loop: a match logs in; a mismatch asks the provider (the password
+ * may have changed there). */
+static void auth_verify_done(void *arg)
+{
+	struct auth_request *request = arg;
+
+	request->job_running = false;
+	if (request->cancelled) {
+		auth_request_free(request);
+		return;
+	}
+	if (request->verify_result == 1) {
+		auth_succeed(request);
+		return;
+	}
+	auth_cache_forget(request->auth, request->name);
+	auth_ask_provider(request);
 }
 
 struct auth_request *auth_login(struct auth *auth, const char *name, const char *password,
@@ -482,24 +543,27 @@ struct auth_request *auth_login(struct auth *auth, const char *name, const char 
 		auth_succeed(request);
 		return request;
 	}
-	int match = crypto_password_verify(account.password_hash, password);
+	request->stored_hash = xstrdup(account.password_hash);
 	store_account_clear(&account);
-	if (match == 1) {
-		auth_succeed(request);
-		return request;
-	}
-	/* The password may have changed at the provider: ask it. */
-	auth_cache_forget(auth, request->name);
-	auth_ask_provider(request);
+	request->job_running = true;
+	offload_run(pg->offload, auth_verify_work, auth_verify_done, request);
 	return request;
 }
 
 void auth_cancel(struct auth_request **request_p)
 {
-	if (*request_p == NULL)
+	struct auth_request *request = *request_p;
+
+	if (request == NULL)
 		return;
-	auth_request_free(*request_p);
 	*request_p = NULL;
+	if (request->job_running) {
+		/* A thread is using it: the job's end frees it. */
+		request->cancelled = true;
+		request->callback = NULL;
+		return;
+	}
+	auth_request_free(request);
 }
 
 /* Removes entries of TABLE for which IS_EXPIRED says so. */

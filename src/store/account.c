@@ -61,30 +61,12 @@ static void store_account_read(sqlite3_stmt *stmt, struct store_account *account
 static int store_account_fetch_one(struct store *store, sqlite3_stmt *stmt,
 				   struct store_account *account)
 {
-	int rc = sqlite3_step(stmt);
-	int result = -1;
+	int result = store_stmt_step(store, stmt, "reading an account");
 
-	if (rc == SQLITE_ROW) {
+	if (result == 1)
 		store_account_read(stmt, account);
-		result = 1;
-	} else if (rc == SQLITE_DONE) {
-		result = 0;
-	} else {
-		store_log_error(store, "reading an account");
-	}
 	store_stmt_release(stmt);
 	return result;
-}
-
-/* Runs STMT (bound) to completion; 0 or -1 (logged as WHAT). */
-static int store_account_step_done(struct store *store, sqlite3_stmt *stmt, const char *what)
-{
-	int rc = sqlite3_step(stmt);
-
-	if (rc != SQLITE_DONE)
-		store_log_error(store, what);
-	store_stmt_release(stmt);
-	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* The id of user NAME, creating it with its primary address. 0 or -1. */
@@ -97,29 +79,27 @@ static int store_user_get_or_create(struct store *store, const char *name,
 	static const char insert_address_sql[] =
 	    "INSERT INTO address (address, user_id, is_primary) VALUES (?, ?, 1)";
 	sqlite3_stmt *stmt;
-	int rc;
+	int found;
 
 	stmt = store_stmt_prepare(store, select_sql);
 	if (stmt == NULL)
 		return -1;
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
+	found = store_stmt_step(store, stmt, "looking up a user");
+	if (found == 1)
 		*user_id_r = sqlite3_column_int64(stmt, 0);
-	else if (rc != SQLITE_DONE)
-		store_log_error(store, "looking up a user");
 	store_stmt_release(stmt);
-	if (rc == SQLITE_ROW)
-		return 0;
-	if (rc != SQLITE_DONE)
+	if (found < 0)
 		return -1;
+	if (found == 1)
+		return 0;
 
 	stmt = store_stmt_prepare(store, insert_user_sql);
 	if (stmt == NULL)
 		return -1;
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 2, util_now());
-	if (store_account_step_done(store, stmt, "creating a user") < 0)
+	if (store_stmt_done(store, stmt, "creating a user") < 0)
 		return -1;
 	*user_id_r = sqlite3_last_insert_rowid(store->db);
 
@@ -128,7 +108,7 @@ static int store_user_get_or_create(struct store *store, const char *name,
 		return -1;
 	sqlite3_bind_text(stmt, 1, primary_address, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 2, *user_id_r);
-	return store_account_step_done(store, stmt, "creating a user's primary address");
+	return store_stmt_done(store, stmt, "creating a user's primary address");
 }
 
 void store_account_clear(struct store_account *account)
@@ -198,7 +178,7 @@ int store_account_create(struct store *store, struct store_account *account, con
 	sqlite3_bind_text(stmt, 9, account->last_error, -1, SQLITE_STATIC);
 	sqlite3_bind_int(stmt, 10, account->fetch_failures);
 	sqlite3_bind_int64(stmt, 11, account->next_fetch_at);
-	if (store_account_step_done(store, stmt, "creating an account") < 0)
+	if (store_stmt_done(store, stmt, "creating an account") < 0)
 		goto fail;
 	account_id = sqlite3_last_insert_rowid(store->db);
 	if (store_tx_commit(store, outer) < 0)
@@ -226,7 +206,7 @@ int store_account_update_credentials(struct store *store, int64_t account_id,
 	sqlite3_bind_text(stmt, 1, password_hash, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(stmt, 2, secret, (int)secret_len, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 3, account_id);
-	if (store_account_step_done(store, stmt, "updating credentials") < 0)
+	if (store_stmt_done(store, stmt, "updating credentials") < 0)
 		return -1;
 	if (sqlite3_changes(store->db) == 0) {
 		log_error("store: updating credentials: no account %lld", (long long)account_id);
@@ -249,7 +229,7 @@ int store_account_record_fetch(struct store *store, int64_t account_id, const ch
 	sqlite3_bind_int(stmt, 3, error == NULL ? 0 : fetch_failures);
 	sqlite3_bind_int64(stmt, 4, next_fetch_at);
 	sqlite3_bind_int64(stmt, 5, account_id);
-	if (store_account_step_done(store, stmt, "recording a fetch") < 0)
+	if (store_stmt_done(store, stmt, "recording a fetch") < 0)
 		return -1;
 	if (sqlite3_changes(store->db) == 0) {
 		log_error("store: recording a fetch: no account %lld", (long long)account_id);
@@ -264,24 +244,16 @@ int store_user_exists(struct store *store, const char *name, char **account_name
 	    "SELECT (SELECT a.name FROM account a WHERE a.user_id = u.id ORDER BY a.id LIMIT 1)"
 	    " FROM user u WHERE u.name = ?";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
-	int result = -1;
-	int rc;
+	int result;
 
 	if (account_name_r != NULL)
 		*account_name_r = NULL;
 	if (stmt == NULL)
 		return -1;
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW) {
-		if (account_name_r != NULL)
-			*account_name_r = store_column_strdup(stmt, 0);
-		result = 1;
-	} else if (rc == SQLITE_DONE) {
-		result = 0;
-	} else {
-		store_log_error(store, "looking up a user");
-	}
+	result = store_stmt_step(store, stmt, "looking up a user");
+	if (result == 1 && account_name_r != NULL)
+		*account_name_r = store_column_strdup(stmt, 0);
 	store_stmt_release(stmt);
 	return result;
 }
@@ -320,22 +292,12 @@ int store_uidl_known(struct store *store, int64_t account_id, const char *uidl)
 {
 	static const char sql[] = "SELECT 1 FROM provider_uidl WHERE account_id = ? AND uidl = ?";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
-	int result = -1;
-	int rc;
 
 	if (stmt == NULL)
 		return -1;
 	sqlite3_bind_int64(stmt, 1, account_id);
 	sqlite3_bind_text(stmt, 2, uidl, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		result = 1;
-	else if (rc == SQLITE_DONE)
-		result = 0;
-	else
-		store_log_error(store, "looking up a UIDL");
-	store_stmt_release(stmt);
-	return result;
+	return store_stmt_exists(store, stmt, "looking up a UIDL");
 }
 
 int store_uidl_forget(struct store *store, int64_t account_id, const char *uidl)
@@ -347,7 +309,7 @@ int store_uidl_forget(struct store *store, int64_t account_id, const char *uidl)
 		return -1;
 	sqlite3_bind_int64(stmt, 1, account_id);
 	sqlite3_bind_text(stmt, 2, uidl, -1, SQLITE_STATIC);
-	return store_account_step_done(store, stmt, "forgetting a UIDL");
+	return store_stmt_done(store, stmt, "forgetting a UIDL");
 }
 
 int store_uidl_prune(struct store *store, int64_t account_id, char *const *present,
@@ -377,25 +339,25 @@ int store_uidl_prune(struct store *store, int64_t account_id, char *const *prese
 	if (store_tx_begin(store, &outer) < 0)
 		return -1;
 	stmt = store_stmt_prepare(store, clear_sql);
-	if (stmt == NULL || store_account_step_done(store, stmt, "clearing the UIDL list") < 0)
+	if (stmt == NULL || store_stmt_done(store, stmt, "clearing the UIDL list") < 0)
 		goto fail;
 	for (size_t i = 0; i < present_count; i++) {
 		stmt = store_stmt_prepare(store, insert_sql);
 		if (stmt == NULL)
 			goto fail;
 		sqlite3_bind_text(stmt, 1, present[i], -1, SQLITE_STATIC);
-		if (store_account_step_done(store, stmt, "listing present UIDLs") < 0)
+		if (store_stmt_done(store, stmt, "listing present UIDLs") < 0)
 			goto fail;
 	}
 	stmt = store_stmt_prepare(store, prune_sql);
 	if (stmt == NULL)
 		goto fail;
 	sqlite3_bind_int64(stmt, 1, account_id);
-	if (store_account_step_done(store, stmt, "pruning UIDLs") < 0)
+	if (store_stmt_done(store, stmt, "pruning UIDLs") < 0)
 		goto fail;
 	/* Emptied again so the list does not sit in memory until the next fetch. */
 	stmt = store_stmt_prepare(store, clear_sql);
-	if (stmt == NULL || store_account_step_done(store, stmt, "clearing the UIDL list") < 0)
+	if (stmt == NULL || store_stmt_done(store, stmt, "clearing the UIDL list") < 0)
 		goto fail;
 	return store_tx_commit(store, outer);
 fail:

@@ -93,18 +93,11 @@ static const char *const store_migrations[] = {
 static int store_exec(struct store *store, const char *sql)
 {
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
-	int rc;
 
 	if (stmt == NULL)
 		return -1;
-	rc = sqlite3_step(stmt);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		store_log_error(store, sql);
-		store_stmt_release(stmt);
-		return -1;
-	}
-	store_stmt_release(stmt);
-	return 0;
+	/* Only an error counts: a row, should the statement give one, is not. */
+	return store_stmt_exists(store, stmt, sql) < 0 ? -1 : 0;
 }
 
 /* Reads PRAGMA user_version; -1 on error (ERR set). */
@@ -358,6 +351,36 @@ void store_stmt_release(sqlite3_stmt *stmt)
 		return;
 	sqlite3_reset(stmt);
 	sqlite3_clear_bindings(stmt);
+}
+
+int store_stmt_step(struct store *store, sqlite3_stmt *stmt, const char *what)
+{
+	int rc = sqlite3_step(stmt);
+
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	store_log_error(store, what);
+	return -1;
+}
+
+int store_stmt_exists(struct store *store, sqlite3_stmt *stmt, const char *what)
+{
+	int result = store_stmt_step(store, stmt, what);
+
+	store_stmt_release(stmt);
+	return result;
+}
+
+int store_stmt_done(struct store *store, sqlite3_stmt *stmt, const char *what)
+{
+	int rc = sqlite3_step(stmt);
+
+	if (rc != SQLITE_DONE)
+		store_log_error(store, what);
+	store_stmt_release(stmt);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int store_tx_begin(struct store *store, bool *outer_r)

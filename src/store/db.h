@@ -70,6 +70,20 @@ sqlite3_stmt *store_stmt_prepare(struct store *store, const char *sql);
 void store_stmt_release(sqlite3_stmt *stmt);
 
 /*
+ * Steps STMT (bound) once: 1 for a row, which stays readable until the
+ * caller's store_stmt_release; 0 when there is none; -1 on error (logged as
+ * WHAT). STMT is not released.
+ */
+int store_stmt_step(struct store *store, sqlite3_stmt *stmt, const char *what);
+
+/* store_stmt_step, then store_stmt_release: whether STMT yields a row. 1/0/-1. */
+int store_stmt_exists(struct store *store, sqlite3_stmt *stmt, const char *what);
+
+/* Runs STMT (bound), which must return no rows, then releases it. 0 or -1
+ * (logged as WHAT). */
+int store_stmt_done(struct store *store, sqlite3_stmt *stmt, const char *what);
+
+/*
  * A unit of work that is atomic whether or not the caller already holds a
  * transaction: outside one it is BEGIN IMMEDIATE … COMMIT, inside one a
  * SAVEPOINT, so a failure rolls back only this unit's writes and leaves the

@@ -99,7 +99,6 @@ static int store_message_insert_rows(struct store *store, const char *id, int64_
 	    " VALUES (?, ?, ?, ?)";
 	int64_t now = util_now();
 	sqlite3_stmt *stmt;
-	int rc;
 
 	stmt = store_stmt_prepare(store, insert_message);
 	if (stmt == NULL)
@@ -112,11 +111,7 @@ static int store_message_insert_rows(struct store *store, const char *id, int64_
 	sqlite3_bind_text(stmt, 6, sha256_hex, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 7, now);
 	sqlite3_bind_int64(stmt, 8, now);
-	rc = sqlite3_step(stmt);
-	if (rc != SQLITE_DONE)
-		store_log_error(store, "inserting a message");
-	store_stmt_release(stmt);
-	if (rc != SQLITE_DONE)
+	if (store_stmt_done(store, stmt, "inserting a message") < 0)
 		return -1;
 	if (uidl == NULL)
 		return 0;
@@ -127,11 +122,7 @@ static int store_message_insert_rows(struct store *store, const char *id, int64_
 	sqlite3_bind_text(stmt, 2, uidl, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 3, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 4, now);
-	rc = sqlite3_step(stmt);
-	if (rc != SQLITE_DONE)
-		store_log_error(store, "recording a provider UIDL");
-	store_stmt_release(stmt);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return store_stmt_done(store, stmt, "recording a provider UIDL");
 }
 
 const char *store_message_state_name(enum message_state state)
@@ -182,7 +173,6 @@ int store_message_move(struct store *store, const char *id, enum message_state f
 	    "UPDATE message SET state = ?, state_changed_at = ?, prepend = coalesce(?, prepend)"
 	    " WHERE id = ? AND state = ?";
 	sqlite3_stmt *stmt;
-	int rc;
 
 	/*
 	 * One UPDATE that checks FROM and writes TO: SQLite makes a single
@@ -198,11 +188,7 @@ int store_message_move(struct store *store, const char *id, enum message_state f
 	sqlite3_bind_text(stmt, 3, prepend, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 4, id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 5, store_message_state_name(from), -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc != SQLITE_DONE)
-		store_log_error(store, "moving a message");
-	store_stmt_release(stmt);
-	if (rc != SQLITE_DONE)
+	if (store_stmt_done(store, stmt, "moving a message") < 0)
 		return -1;
 	return sqlite3_changes(store->db) > 0 ? 1 : 0;
 }
@@ -281,20 +267,15 @@ int store_message_get(struct store *store, const char *id, struct store_message 
 {
 	static const char sql[] = "SELECT " MESSAGE_COLUMNS " FROM message WHERE id = ?";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
-	int result = -1;
-	int rc;
+	int result;
 
 	memset(message, 0, sizeof(*message));
 	if (stmt == NULL)
 		return -1;
 	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		result = store_message_read(stmt, message) < 0 ? -1 : 1;
-	else if (rc == SQLITE_DONE)
-		result = 0;
-	else
-		store_log_error(store, "reading a message");
+	result = store_stmt_step(store, stmt, "reading a message");
+	if (result == 1 && store_message_read(stmt, message) < 0)
+		result = -1;
 	store_stmt_release(stmt);
 	return result;
 }
@@ -303,21 +284,11 @@ int store_message_exists(struct store *store, const char *id)
 {
 	static const char sql[] = "SELECT 1 FROM message WHERE id = ?";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
-	int result = -1;
-	int rc;
 
 	if (stmt == NULL)
 		return -1;
 	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		result = 1;
-	else if (rc == SQLITE_DONE)
-		result = 0;
-	else
-		store_log_error(store, "looking up a message");
-	store_stmt_release(stmt);
-	return result;
+	return store_stmt_exists(store, stmt, "looking up a message");
 }
 
 int store_message_expire_delivered(struct store *store, int64_t cutoff)
@@ -366,11 +337,7 @@ int store_message_expire_delivered(struct store *store, int64_t cutoff)
 		goto fail;
 	sqlite3_bind_text(stmt, 1, message_state_names[MESSAGE_DELIVERED], -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 2, cutoff);
-	rc = sqlite3_step(stmt);
-	if (rc != SQLITE_DONE)
-		store_log_error(store, "deleting expired messages");
-	store_stmt_release(stmt);
-	if (rc != SQLITE_DONE)
+	if (store_stmt_done(store, stmt, "deleting expired messages") < 0)
 		goto fail;
 	rc = sqlite3_changes(store->db);
 	if (store_commit(store) < 0)

@@ -2,7 +2,6 @@
  * test_account.c — accounts, their users and addresses, credentials, fetch
  * records and provider UIDLs, each test in its own temp data folder.
  */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -21,67 +20,18 @@
 #include "store/account.h"
 #include "store/db.h"
 
-struct fixture {
-	char dir[64];
-	struct store *store;
-};
+#include "test_support.h"
 
 /* A sealed secret is bytes: a NUL inside must survive. */
 static const unsigned char secret_bytes[] = {0x01, 0x00, 0xff, 0x7f, 0x00, 0x42};
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
-	struct fixture *f = xcalloc(1, sizeof(*f));
-	char err[256] = "";
-
-	strcpy(f->dir, "/tmp/popgate-test-account-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	f->store = store_open(f->dir, err, sizeof(err));
-	assert_non_null(f->store);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	store_close(&f->store);
-	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
-
-static void exec_sql(struct store *store, const char *sql)
-{
-	char *error = NULL;
-
-	if (sqlite3_exec(store->db, sql, NULL, NULL, &error) != SQLITE_OK)
-		fail_msg("%s: %s", sql, error);
-}
-
-static int64_t query_int(struct store *store, const char *sql)
-{
-	sqlite3_stmt *stmt = NULL;
-	int64_t value;
-
-	assert_int_equal(sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	value = sqlite3_column_int64(stmt, 0);
-	sqlite3_finalize(stmt);
-	return value;
+	return test_store_setup(state, "account");
 }
 
 /* Creates LOGIN@HOST for USER_NAME (primary address USER_NAME@pop3proxy.test). */
-static int create_account(struct fixture *f, const char *login, const char *host,
+static int create_account(struct test_store *f, const char *login, const char *host,
 			  const char *user_name, struct store_account *account)
 {
 	char *address = xasprintf("%s@pop3proxy.test", user_name);
@@ -102,7 +52,7 @@ static int create_account(struct fixture *f, const char *login, const char *host
 
 static void test_create_and_get(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	struct store_account created;
 	struct store_account loaded;
 
@@ -136,18 +86,19 @@ static void test_create_and_get(void **state)
 	assert_int_equal(store_account_get(f->store, "other@pop3.gmx.de", &loaded), 0);
 
 	/* The user and its primary address were made with it. */
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM user WHERE name = 'me+gmx.de'"
-					     " AND origin = 'provider'"),
+	assert_int_equal(test_query_int(f->store,
+					"SELECT count(*) FROM user WHERE name = 'me+gmx.de'"
+					" AND origin = 'provider'"),
 			 1);
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM address WHERE address ="
-					     " 'ME+GMX.DE@pop3proxy.test' AND is_primary = 1"),
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM address WHERE address ="
+						  " 'ME+GMX.DE@pop3proxy.test' AND is_primary = 1"),
 			 1);
 	store_account_clear(&created);
 }
 
 static void test_second_account_reuses_user(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	struct store_account first;
 	struct store_account second;
 	int64_t *ids = NULL;
@@ -157,8 +108,8 @@ static void test_second_account_reuses_user(void **state)
 	assert_int_equal(create_account(f, "me", "pop.b.example", "shared", &second), 0);
 	assert_int_not_equal(first.id, second.id);
 	assert_int_equal(first.user_id, second.user_id);
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM user"), 1);
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM address"), 1);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM user"), 1);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM address"), 1);
 
 	assert_int_equal(store_account_list_ids(f->store, &ids, &count), 0);
 	assert_int_equal(count, 2);
@@ -171,7 +122,7 @@ static void test_second_account_reuses_user(void **state)
 
 static void test_create_failure_writes_nothing(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	struct store_account first;
 	struct store_account again;
 
@@ -180,14 +131,14 @@ static void test_create_failure_writes_nothing(void **state)
 	assert_int_equal(create_account(f, "ME", "POP.example", "two", &again), -1);
 	assert_int_equal(again.id, 0);
 	assert_int_equal(store_user_exists(f->store, "two", NULL), 0);
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM address"), 1);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM address"), 1);
 	assert_true(sqlite3_get_autocommit(f->store->db));
 	store_account_clear(&again);
 
 	/* Inside a caller's transaction, only this call's writes are undone. */
 	assert_int_equal(store_begin(f->store), 0);
-	exec_sql(f->store,
-		 "INSERT INTO user (name, origin, created_at) VALUES ('mine', 'local', 1)");
+	test_exec_sql(f->store,
+		      "INSERT INTO user (name, origin, created_at) VALUES ('mine', 'local', 1)");
 	assert_int_equal(create_account(f, "me", "pop.example", "three", &again), -1);
 	assert_false(sqlite3_get_autocommit(f->store->db));
 	assert_int_equal(store_commit(f->store), 0);
@@ -199,7 +150,7 @@ static void test_create_failure_writes_nothing(void **state)
 
 static void test_update_credentials(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	static const unsigned char new_secret[] = {9, 8, 7, 0, 6, 5, 4, 3, 2, 1};
 	struct store_account account;
 	struct store_account loaded;
@@ -221,7 +172,7 @@ static void test_update_credentials(void **state)
 
 static void test_record_fetch(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	struct store_account account;
 	struct store_account loaded;
 	int64_t before = util_now();
@@ -251,7 +202,7 @@ static void test_record_fetch(void **state)
 
 static void test_user_exists(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	struct store_account account;
 	char sentinel[] = "stale";
 	char *owner = sentinel;
@@ -264,8 +215,8 @@ static void test_user_exists(void **state)
 	assert_string_equal(owner, "me@pop.example");
 	free(owner);
 	/* A user made locally has no account. */
-	exec_sql(f->store,
-		 "INSERT INTO user (name, origin, created_at) VALUES ('local', 'local', 1)");
+	test_exec_sql(f->store,
+		      "INSERT INTO user (name, origin, created_at) VALUES ('local', 'local', 1)");
 	assert_int_equal(store_user_exists(f->store, "local", &owner), 1);
 	assert_null(owner);
 	assert_int_equal(store_user_exists(f->store, "local", NULL), 1);
@@ -274,7 +225,7 @@ static void test_user_exists(void **state)
 
 static void test_uidl_known_and_forget(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	struct store_account account;
 	char *sql;
 
@@ -282,7 +233,7 @@ static void test_uidl_known_and_forget(void **state)
 	sql = xasprintf("INSERT INTO provider_uidl (account_id, uidl, stored_at) VALUES"
 			" (%lld, 'Abc', 1)",
 			(long long)account.id);
-	exec_sql(f->store, sql);
+	test_exec_sql(f->store, sql);
 	free(sql);
 	assert_int_equal(store_uidl_known(f->store, account.id, "Abc"), 1);
 	/* UIDLs are case-sensitive (RFC 1939). */
@@ -294,11 +245,11 @@ static void test_uidl_known_and_forget(void **state)
 	store_account_clear(&account);
 }
 
-static void insert_uidls(struct fixture *f, int64_t account_id, int count)
+static void insert_uidls(struct test_store *f, int64_t account_id, int count)
 {
 	sqlite3_stmt *stmt = NULL;
 
-	exec_sql(f->store, "BEGIN");
+	test_exec_sql(f->store, "BEGIN");
 	assert_int_equal(
 	    sqlite3_prepare_v2(f->store->db,
 			       "INSERT INTO provider_uidl (account_id, uidl, stored_at)"
@@ -312,14 +263,14 @@ static void insert_uidls(struct fixture *f, int64_t account_id, int count)
 		sqlite3_reset(stmt);
 	}
 	sqlite3_finalize(stmt);
-	exec_sql(f->store, "COMMIT");
+	test_exec_sql(f->store, "COMMIT");
 }
 
-static int64_t count_uidls(struct fixture *f, int64_t account_id)
+static int64_t count_uidls(struct test_store *f, int64_t account_id)
 {
 	char *sql = xasprintf("SELECT count(*) FROM provider_uidl WHERE account_id = %lld",
 			      (long long)account_id);
-	int64_t count = query_int(f->store, sql);
+	int64_t count = test_query_int(f->store, sql);
 
 	free(sql);
 	return count;
@@ -327,7 +278,7 @@ static int64_t count_uidls(struct fixture *f, int64_t account_id)
 
 static void test_uidl_prune(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	struct store_account mine;
 	struct store_account other;
 	char *present[] = {"u1", "u3", "u3", "not-stored"};
@@ -362,7 +313,7 @@ static void test_uidl_prune(void **state)
 
 static void test_uidl_prune_large(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	struct store_account account;
 	enum { STORED = 20000, PRESENT = 10000 };
 	char **present = xcalloc(PRESENT, sizeof(*present));
@@ -392,15 +343,17 @@ static void test_uidl_prune_large(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_create_and_get, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_second_account_reuses_user, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_create_failure_writes_nothing, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_update_credentials, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_record_fetch, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_user_exists, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_uidl_known_and_forget, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_uidl_prune, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_uidl_prune_large, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create_and_get, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_second_account_reuses_user, setup,
+					    test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_create_failure_writes_nothing, setup,
+					    test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_update_credentials, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_record_fetch, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_user_exists, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_uidl_known_and_forget, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_uidl_prune, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_uidl_prune_large, setup, test_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

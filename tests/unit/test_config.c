@@ -19,8 +19,10 @@
 #include "core/config.h"
 #include "core/util.h"
 
+#include "test_support.h"
+
 struct fixture {
-	char dir[64];
+	char dir[TEST_DIR_SIZE];
 	char path[128];
 	struct popgate_config cfg;
 	char err[512];
@@ -30,8 +32,7 @@ static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/popgate-test-config-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (test_dir_make(f->dir, sizeof(f->dir), "config") < 0)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/popgate.conf", f->dir);
 	*state = f;
@@ -41,13 +42,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char *cmd = xasprintf("rm -rf '%s'", f->dir);
-	int rc = system(cmd);
+	int rc = test_dir_remove(f->dir);
 
-	free(cmd);
 	config_free(&f->cfg);
 	free(f);
-	return rc == 0 ? 0 : -1;
+	return rc;
 }
 
 /* Writes TEXT as the fixture's config file and loads it over the defaults. */

@@ -21,8 +21,10 @@
 #include "core/crypto.h"
 #include "core/util.h"
 
+#include "test_support.h"
+
 struct fixture {
-	char dir[64];
+	char dir[TEST_DIR_SIZE];
 	char path[128];
 	char err[256];
 };
@@ -31,8 +33,7 @@ static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/popgate-test-crypto-XXXXXX");
-	if (mkdtemp(f->dir) == NULL || crypto_init() < 0)
+	if (test_dir_make(f->dir, sizeof(f->dir), "crypto") < 0 || crypto_init() < 0)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/secret.key", f->dir);
 	*state = f;
@@ -42,12 +43,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char *cmd = xasprintf("rm -rf '%s'", f->dir);
-	int rc = system(cmd);
+	int rc = test_dir_remove(f->dir);
 
-	free(cmd);
 	free(f);
-	return rc == 0 ? 0 : -1;
+	return rc;
 }
 
 static bool all_zero(const unsigned char *p, size_t len)

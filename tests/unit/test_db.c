@@ -2,7 +2,6 @@
  * test_db.c — the store's database: opening, migrations, transactions and
  * the statement cache, each test in its own temp data folder.
  */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,94 +18,35 @@
 #include "core/util.h"
 #include "store/db.h"
 
-struct fixture {
-	char dir[64];
-	struct store *store;
-};
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
+#include "test_support.h"
 
 static int setup(void **state)
 {
-	struct fixture *f = xcalloc(1, sizeof(*f));
-	char err[256] = "";
-
-	strcpy(f->dir, "/tmp/popgate-test-db-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	f->store = store_open(f->dir, err, sizeof(err));
-	assert_non_null(f->store);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	store_close(&f->store);
-	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
-
-static void exec_sql(struct store *store, const char *sql)
-{
-	char *error = NULL;
-	int rc = sqlite3_exec(store->db, sql, NULL, NULL, &error);
-
-	if (rc != SQLITE_OK)
-		fail_msg("%s: %s", sql, error);
-}
-
-/* The first column of the first row of SQL, as an integer. */
-static int64_t query_int(struct store *store, const char *sql)
-{
-	sqlite3_stmt *stmt = NULL;
-	int64_t value;
-
-	assert_int_equal(sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	value = sqlite3_column_int64(stmt, 0);
-	sqlite3_finalize(stmt);
-	return value;
-}
-
-static const char *query_text(struct store *store, const char *sql, char *out, size_t outlen)
-{
-	sqlite3_stmt *stmt = NULL;
-
-	assert_int_equal(sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(stmt, 0));
-	sqlite3_finalize(stmt);
-	return out;
+	return test_store_setup(state, "db");
 }
 
 static void test_open_applies_migrations(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	char text[64];
 	char *path = xasprintf("%s/popgate.db", f->dir);
 	struct stat st;
 
 	assert_true(store_schema_version(f->store) >= 1);
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM sqlite_master WHERE type = "
-					     "'table' AND name IN ('user', 'address', 'account', "
-					     "'message', 'provider_uidl')"),
+	assert_int_equal(test_query_int(f->store,
+					"SELECT count(*) FROM sqlite_master WHERE type = "
+					"'table' AND name IN ('user', 'address', 'account', "
+					"'message', 'provider_uidl')"),
 			 5);
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM sqlite_master WHERE type = "
-					     "'index' AND name IN ('message_account_state_seq', "
-					     "'message_state_seq')"),
+	assert_int_equal(test_query_int(f->store,
+					"SELECT count(*) FROM sqlite_master WHERE type = "
+					"'index' AND name IN ('message_account_state_seq', "
+					"'message_state_seq')"),
 			 2);
-	assert_string_equal(query_text(f->store, "PRAGMA journal_mode", text, sizeof(text)), "wal");
-	assert_int_equal(query_int(f->store, "PRAGMA synchronous"), 2); /* FULL */
-	assert_int_equal(query_int(f->store, "PRAGMA foreign_keys"), 1);
+	assert_string_equal(test_query_text(f->store, "PRAGMA journal_mode", text, sizeof(text)),
+			    "wal");
+	assert_int_equal(test_query_int(f->store, "PRAGMA synchronous"), 2); /* FULL */
+	assert_int_equal(test_query_int(f->store, "PRAGMA foreign_keys"), 1);
 	/* The database holds password hashes: nobody else may read it. */
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -115,26 +55,27 @@ static void test_open_applies_migrations(void **state)
 
 static void test_reopen_is_noop(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	char err[256] = "";
 	int version = store_schema_version(f->store);
 
-	exec_sql(f->store,
-		 "INSERT INTO user (name, origin, created_at) VALUES ('kept', 'local', 1)");
+	test_exec_sql(f->store,
+		      "INSERT INTO user (name, origin, created_at) VALUES ('kept', 'local', 1)");
 	store_close(&f->store);
 	assert_null(f->store);
 	f->store = store_open(f->dir, err, sizeof(err));
 	assert_non_null(f->store);
 	assert_int_equal(store_schema_version(f->store), version);
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM user WHERE name = 'kept'"), 1);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM user WHERE name = 'kept'"),
+			 1);
 }
 
 static void test_newer_schema_refused(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	char err[256] = "";
 
-	exec_sql(f->store, "PRAGMA user_version = 9999");
+	test_exec_sql(f->store, "PRAGMA user_version = 9999");
 	store_close(&f->store);
 	f->store = store_open(f->dir, err, sizeof(err));
 	assert_null(f->store);
@@ -143,7 +84,7 @@ static void test_newer_schema_refused(void **state)
 
 static void test_open_missing_folder_fails(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	char err[256] = "";
 	char *missing = xasprintf("%s/no/such/folder", f->dir);
 	struct store *store = store_open(missing, err, sizeof(err));
@@ -156,7 +97,7 @@ static void test_open_missing_folder_fails(void **state)
 
 static void test_check_constraints(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 
 	/* foreign_keys is on: an address of a user that does not exist is refused. */
 	assert_int_not_equal(
@@ -172,62 +113,68 @@ static void test_check_constraints(void **state)
 
 static void test_begin_commit_rollback(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 
 	assert_int_equal(store_begin(f->store), 0);
-	exec_sql(f->store, "INSERT INTO user (name, origin, created_at) VALUES ('a', 'local', 1)");
+	test_exec_sql(f->store,
+		      "INSERT INTO user (name, origin, created_at) VALUES ('a', 'local', 1)");
 	store_rollback(f->store);
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM user"), 0);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM user"), 0);
 
 	assert_int_equal(store_begin(f->store), 0);
 	/* A transaction is not nested by a second BEGIN. */
 	assert_int_equal(store_begin(f->store), -1);
-	exec_sql(f->store, "INSERT INTO user (name, origin, created_at) VALUES ('b', 'local', 1)");
+	test_exec_sql(f->store,
+		      "INSERT INTO user (name, origin, created_at) VALUES ('b', 'local', 1)");
 	assert_int_equal(store_commit(f->store), 0);
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM user WHERE name = 'b'"), 1);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM user WHERE name = 'b'"), 1);
 
 	/* Outside a transaction these fail or do nothing, without harm. */
 	store_rollback(f->store);
 	assert_int_equal(store_commit(f->store), -1);
 	assert_non_null(store_errmsg(f->store));
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM user"), 1);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM user"), 1);
 }
 
 static void test_tx_nested(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	bool outer = false;
 
 	/* Standalone, a unit is a transaction of its own. */
 	assert_int_equal(store_tx_begin(f->store, &outer), 0);
 	assert_true(outer);
-	exec_sql(f->store, "INSERT INTO user (name, origin, created_at) VALUES ('s', 'local', 1)");
+	test_exec_sql(f->store,
+		      "INSERT INTO user (name, origin, created_at) VALUES ('s', 'local', 1)");
 	store_tx_rollback(f->store, outer);
 	assert_true(sqlite3_get_autocommit(f->store->db));
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM user"), 0);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM user"), 0);
 
 	/* Inside a caller's transaction, a failed unit undoes only its writes. */
 	assert_int_equal(store_begin(f->store), 0);
-	exec_sql(f->store, "INSERT INTO user (name, origin, created_at) VALUES ('a', 'local', 1)");
+	test_exec_sql(f->store,
+		      "INSERT INTO user (name, origin, created_at) VALUES ('a', 'local', 1)");
 	assert_int_equal(store_tx_begin(f->store, &outer), 0);
 	assert_false(outer);
-	exec_sql(f->store, "INSERT INTO user (name, origin, created_at) VALUES ('b', 'local', 1)");
+	test_exec_sql(f->store,
+		      "INSERT INTO user (name, origin, created_at) VALUES ('b', 'local', 1)");
 	store_tx_rollback(f->store, outer);
 	assert_false(sqlite3_get_autocommit(f->store->db));
 	assert_int_equal(store_tx_begin(f->store, &outer), 0);
-	exec_sql(f->store, "INSERT INTO user (name, origin, created_at) VALUES ('c', 'local', 1)");
+	test_exec_sql(f->store,
+		      "INSERT INTO user (name, origin, created_at) VALUES ('c', 'local', 1)");
 	assert_int_equal(store_tx_commit(f->store, outer), 0);
 	/* A released unit still belongs to the caller's transaction. */
 	assert_false(sqlite3_get_autocommit(f->store->db));
 	assert_int_equal(store_commit(f->store), 0);
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM user WHERE name IN ('a', 'c')"),
-			 2);
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM user"), 2);
+	assert_int_equal(
+	    test_query_int(f->store, "SELECT count(*) FROM user WHERE name IN ('a', 'c')"), 2);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM user"), 2);
 }
 
 static void test_stmt_cache(void **state)
 {
-	struct fixture *f = *state;
+	struct test_store *f = *state;
 	static const char sql[] = "SELECT ?";
 	char buffer[64];
 	sqlite3_stmt *first;
@@ -265,14 +212,16 @@ static void test_stmt_cache(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_open_applies_migrations, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reopen_is_noop, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_open_missing_folder_fails, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_check_constraints, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_begin_commit_rollback, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_tx_nested, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_stmt_cache, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_applies_migrations, setup,
+					    test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_reopen_is_noop, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_open_missing_folder_fails, setup,
+					    test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_check_constraints, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_begin_commit_rollback, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_tx_nested, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_stmt_cache, setup, test_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

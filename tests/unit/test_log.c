@@ -22,8 +22,10 @@
 #include "core/log.h"
 #include "core/util.h"
 
+#include "test_support.h"
+
 struct fixture {
-	char dir[64];
+	char dir[TEST_DIR_SIZE];
 	char *path;
 };
 
@@ -31,8 +33,7 @@ static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/popgate-test-log-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (test_dir_make(f->dir, sizeof(f->dir), "log") < 0)
 		return -1;
 	f->path = xasprintf("%s/popgate.log", f->dir);
 	log_set_role("main");
@@ -43,14 +44,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char *cmd = xasprintf("rm -rf '%s'", f->dir);
-	int rc = system(cmd);
+	int rc = test_dir_remove(f->dir);
 
 	log_close();
-	free(cmd);
 	free(f->path);
 	free(f);
-	return rc == 0 ? 0 : -1;
+	return rc;
 }
 
 /* Not inlined: gcc -O2 would otherwise take the returned buffer for the

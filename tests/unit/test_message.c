@@ -3,7 +3,6 @@
  * order, the UIDL recorded with a row (atomically), and expiry of delivered
  * messages with their bodies, each test in its own temp data folder.
  */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -24,58 +23,30 @@
 #include "store/message.h"
 #include "store/spool.h"
 
+#include "test_support.h"
+
 struct fixture {
-	char dir[64];
+	char dir[TEST_DIR_SIZE];
 	struct store *store;
 	int64_t account_a;
 	int64_t account_b;
 };
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void exec_sql(struct store *store, const char *sql)
-{
-	char *error = NULL;
-
-	if (sqlite3_exec(store->db, sql, NULL, NULL, &error) != SQLITE_OK)
-		fail_msg("%s: %s", sql, error);
-}
-
-static int64_t query_int(struct store *store, const char *sql)
-{
-	sqlite3_stmt *stmt = NULL;
-	int64_t value;
-
-	assert_int_equal(sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	value = sqlite3_column_int64(stmt, 0);
-	sqlite3_finalize(stmt);
-	return value;
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	char err[256] = "";
 
-	strcpy(f->dir, "/tmp/popgate-test-message-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(test_dir_make(f->dir, sizeof(f->dir), "message"), 0);
 	assert_int_equal(spool_init(f->dir), 0);
-	f->store = store_open(f->dir, err, sizeof(err));
-	assert_non_null(f->store);
+	f->store = test_store_open(f->dir);
 	/* Accounts made by SQL, so these tests depend on the message code only. */
-	exec_sql(f->store, "INSERT INTO user (id, name, origin, created_at)"
-			   " VALUES (1, 'u', 'provider', 1);"
-			   "INSERT INTO account (id, name, login, host, user_id, password_hash,"
-			   " password_secret, created_at) VALUES"
-			   " (10, 'a@h', 'a', 'h', 1, 'x', x'00', 1),"
-			   " (20, 'b@h', 'b', 'h', 1, 'x', x'00', 1)");
+	test_exec_sql(f->store,
+		      "INSERT INTO user (id, name, origin, created_at)"
+		      " VALUES (1, 'u', 'provider', 1);"
+		      "INSERT INTO account (id, name, login, host, user_id, password_hash,"
+		      " password_secret, created_at) VALUES"
+		      " (10, 'a@h', 'a', 'h', 1, 'x', x'00', 1),"
+		      " (20, 'b@h', 'b', 'h', 1, 'x', x'00', 1)");
 	f->account_a = 10;
 	f->account_b = 20;
 	*state = f;
@@ -87,7 +58,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	store_close(&f->store);
-	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(f->dir);
 	free(f);
 	return 0;
 }
@@ -215,7 +186,7 @@ static void test_insert_refused(void **state)
 	    -1);
 	/* The account must exist (foreign key). */
 	assert_int_equal(store_message_insert(f->store, make_id(id, 'd'), 999, NULL, 1, NULL), -1);
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM message"), 0);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message"), 0);
 }
 
 static void test_add_attempt(void **state)
@@ -227,7 +198,7 @@ static void test_add_attempt(void **state)
 	assert_int_equal(store_message_insert(f->store, id, f->account_a, NULL, 1, NULL), 0);
 	assert_int_equal(store_message_add_attempt(f->store, id), 1);
 	assert_int_equal(store_message_add_attempt(f->store, id), 2);
-	assert_int_equal(query_int(f->store, "SELECT attempts FROM message"), 2);
+	assert_int_equal(test_query_int(f->store, "SELECT attempts FROM message"), 2);
 	assert_int_equal(store_message_add_attempt(f->store, make_id(id, 'f')), -1);
 }
 
@@ -288,7 +259,7 @@ static void test_list_order(void **state)
 	assert_int_equal(counts[MESSAGE_DELIVERED], 0);
 	assert_int_equal(counts[MESSAGE_SUSPECT], 0);
 	/* A state this program does not know yet is left out of the counts. */
-	exec_sql(f->store, "UPDATE message SET state = 'quarantine' WHERE body_size = 3");
+	test_exec_sql(f->store, "UPDATE message SET state = 'quarantine' WHERE body_size = 3");
 	assert_int_equal(store_message_count_by_state(f->store, f->account_a, counts), 0);
 	assert_int_equal(counts[MESSAGE_DELIVERY], 1);
 }
@@ -307,8 +278,9 @@ static void test_insert_records_uidl(void **state)
 	assert_int_equal(store_uidl_known(f->store, f->account_a, "uidl-1"), 1);
 	/* UIDLs belong to one provider mailbox. */
 	assert_int_equal(store_uidl_known(f->store, f->account_b, "uidl-1"), 0);
-	assert_int_equal(query_int(f->store, "SELECT count(*) FROM provider_uidl WHERE message_id"
-					     " = 'aaaaaaaaaaaaaaaaaaaaaaaa'"),
+	assert_int_equal(test_query_int(f->store,
+					"SELECT count(*) FROM provider_uidl WHERE message_id"
+					" = 'aaaaaaaaaaaaaaaaaaaaaaaa'"),
 			 1);
 
 	/* A rolled-back transaction leaves neither the row nor the UIDL. */
@@ -350,8 +322,7 @@ static void add_stored(struct fixture *f, enum message_state state, char id[SPOO
 static bool exists_file(const char *dir, const char *id)
 {
 	char *path = spool_path(dir, id);
-	struct stat st;
-	bool exists = stat(path, &st) == 0;
+	bool exists = test_path_exists(path);
 
 	free(path);
 	return exists;
@@ -372,7 +343,7 @@ static void test_expire_delivered(void **state)
 	add_stored(f, MESSAGE_DELIVERY, waiting);
 	sql = xasprintf("UPDATE message SET state_changed_at = 100 WHERE id IN ('%s', '%s', '%s')",
 			old1, old2, waiting);
-	exec_sql(f->store, sql);
+	test_exec_sql(f->store, sql);
 	free(sql);
 
 	assert_int_equal(store_message_expire_delivered(f->store, 1000), 2);

@@ -13,7 +13,6 @@
  * that is the "slow worker" of the kill and timeout tests.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -36,6 +35,8 @@
 #include "pipeline/proto.h"
 #include "store/spool.h"
 
+#include "test_support.h"
+
 #define TEST_SELF "/proc/self/exe"
 #define TEST_HOSTNAME "gw.example.org"
 #define TEST_RECEIVED_AT INT64_C(1795832053) /* Sat, 28 Nov 2026 02:14:13 +0000 */
@@ -52,7 +53,7 @@ struct test_verdict {
 };
 
 struct test_ctx {
-	char dir[64];
+	char dir[TEST_DIR_SIZE];
 	struct event_base *base;
 	struct pipeline *pipeline;
 	struct test_verdict verdicts[TEST_MAX_VERDICTS];
@@ -140,13 +141,9 @@ static char *test_body_path(struct test_ctx *ctx, char id[SPOOL_ID_LEN + 1])
 
 static void test_body_write(struct test_ctx *ctx, char id[SPOOL_ID_LEN + 1])
 {
-	static const char body[] = "From: bob@example.com\r\nSubject: hello\r\n\r\nHi.\r\n";
 	char *path = test_body_path(ctx, id);
-	FILE *f = fopen(path, "w");
 
-	assert_non_null(f);
-	assert_int_equal(fwrite(body, 1, sizeof(body) - 1, f), sizeof(body) - 1);
-	assert_int_equal(fclose(f), 0);
+	test_write_file(path, "From: bob@example.com\r\nSubject: hello\r\n\r\nHi.\r\n");
 	free(path);
 }
 
@@ -215,20 +212,11 @@ static void test_expect_no_children(void)
 	assert_int_equal(errno, ECHILD);
 }
 
-static int test_remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int test_setup(void **state)
 {
 	struct test_ctx *ctx = xcalloc(1, sizeof(*ctx));
 
-	strcpy(ctx->dir, "/tmp/popgate-test-pipeline-XXXXXX");
-	if (mkdtemp(ctx->dir) == NULL)
+	if (test_dir_make(ctx->dir, sizeof(ctx->dir), "pipeline") < 0)
 		goto fail;
 	ctx->base = event_base_new();
 	if (ctx->base == NULL)
@@ -252,7 +240,7 @@ static int test_teardown(void **state)
 		free(ctx->verdicts[i].reason);
 	}
 	event_base_free(ctx->base);
-	nftw(ctx->dir, test_remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(ctx->dir);
 	free(ctx);
 	return 0;
 }

@@ -3,9 +3,7 @@
  * abandon paths, removal and the start-up orphan sweep, each test in its own
  * temp data folder.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -22,19 +20,13 @@
 #include "core/util.h"
 #include "store/spool.h"
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
+#include "test_support.h"
 
 static int setup(void **state)
 {
-	char *dir = xstrdup("/tmp/popgate-test-spool-XXXXXX");
+	char *dir = xmalloc(TEST_DIR_SIZE);
 
-	assert_non_null(mkdtemp(dir));
+	assert_int_equal(test_dir_make(dir, TEST_DIR_SIZE, "spool"), 0);
 	assert_int_equal(spool_init(dir), 0);
 	*state = dir;
 	return 0;
@@ -44,41 +36,9 @@ static int teardown(void **state)
 {
 	char *dir = *state;
 
-	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(dir);
 	free(dir);
 	return 0;
-}
-
-static bool path_exists(const char *path)
-{
-	struct stat st;
-
-	return lstat(path, &st) == 0;
-}
-
-/* Number of entries in DIR_PATH besides . and .. */
-static int count_entries(const char *dir_path)
-{
-	DIR *dir = opendir(dir_path);
-	struct dirent *entry;
-	int count = 0;
-
-	assert_non_null(dir);
-	while ((entry = readdir(dir)) != NULL) {
-		if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
-			count++;
-	}
-	closedir(dir);
-	return count;
-}
-
-static void write_file(const char *path, const char *text)
-{
-	FILE *file = fopen(path, "w");
-
-	assert_non_null(file);
-	fputs(text, file);
-	assert_int_equal(fclose(file), 0);
 }
 
 /* Commits a body with TEXT and copies its id into ID. */
@@ -145,7 +105,7 @@ static void test_writer_commit_exact_bytes(void **state)
 		spool_writer_write(writer, &body[i], 1);
 	spool_writer_write(writer, body, 0);
 	assert_int_equal(writer->size, sizeof(body) - 1);
-	assert_int_equal(count_entries(tmp_dir), 1);
+	assert_int_equal(test_count_entries(tmp_dir), 1);
 	assert_int_equal(spool_writer_commit(writer), 0);
 
 	path = spool_path(dir, writer->id);
@@ -154,13 +114,13 @@ static void test_writer_commit_exact_bytes(void **state)
 	assert_memory_equal(data, body, len);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	assert_int_equal(count_entries(tmp_dir), 0);
+	assert_int_equal(test_count_entries(tmp_dir), 0);
 
 	/* A second commit is refused and does not disturb the body. */
 	assert_int_equal(spool_writer_commit(writer), -1);
 	spool_writer_free(&writer);
 	assert_null(writer);
-	assert_true(path_exists(path));
+	assert_true(test_path_exists(path));
 
 	free(data);
 	free(path);
@@ -206,8 +166,8 @@ static void test_writer_free_without_commit(void **state)
 	spool_writer_free(&writer);
 	assert_null(writer);
 	spool_writer_free(&writer); /* NULL is fine */
-	assert_false(path_exists(path));
-	assert_int_equal(count_entries(tmp_dir), 0);
+	assert_false(test_path_exists(path));
+	assert_int_equal(test_count_entries(tmp_dir), 0);
 	free(path);
 	free(tmp_dir);
 }
@@ -229,8 +189,8 @@ static void test_writer_failed_commit(void **state)
 	errno = 0;
 	assert_int_equal(spool_writer_commit(writer), -1);
 	assert_int_equal(errno, EIO);
-	assert_false(path_exists(path));
-	assert_int_equal(count_entries(tmp_dir), 0);
+	assert_false(test_path_exists(path));
+	assert_int_equal(test_count_entries(tmp_dir), 0);
 	spool_writer_free(&writer);
 	free(path);
 	free(tmp_dir);
@@ -253,9 +213,9 @@ static void test_remove(void **state)
 
 	commit_body(dir, "body", id);
 	path = spool_path(dir, id);
-	assert_true(path_exists(path));
+	assert_true(test_path_exists(path));
 	assert_int_equal(spool_remove(dir, id), 0);
-	assert_false(path_exists(path));
+	assert_false(test_path_exists(path));
 	/* Already gone is what the caller wanted. */
 	assert_int_equal(spool_remove(dir, id), 0);
 	errno = 0;
@@ -312,27 +272,27 @@ static void test_remove_orphans(void **state)
 	assert_int_equal(fflush(pending->file), 0);
 	/* A name that is no id, and a known id in the wrong bucket. */
 	bad_name = xasprintf("%s/spool/%.2s/not-an-id", dir, kept);
-	write_file(bad_name, "x");
+	test_write_file(bad_name, "x");
 	other_bucket = xasprintf("%s/spool/%s", dir, kept[0] == '0' ? "11" : "00");
 	assert_int_equal(util_mkdir_p(other_bucket, 0700), 0);
 	wrong_bucket = xasprintf("%s/%s", other_bucket, kept);
-	write_file(wrong_bucket, "x");
+	test_write_file(wrong_bucket, "x");
 	/* Outside the buckets nothing is touched; neither are folders in a bucket. */
 	readme = xasprintf("%s/spool/README", dir);
-	write_file(readme, "x");
+	test_write_file(readme, "x");
 	subfolder = xasprintf("%s/spool/%.2s/sub", dir, kept);
 	assert_int_equal(mkdir(subfolder, 0700), 0);
 
 	assert_int_equal(spool_remove_orphans(dir, is_known, &known), 4);
 	assert_true(known.calls >= 3);
-	assert_true(path_exists(kept_path));
-	assert_true(path_exists(other_path));
-	assert_false(path_exists(orphan_path));
-	assert_false(path_exists(bad_name));
-	assert_false(path_exists(wrong_bucket));
-	assert_int_equal(count_entries(tmp_dir), 0);
-	assert_true(path_exists(readme));
-	assert_true(path_exists(subfolder));
+	assert_true(test_path_exists(kept_path));
+	assert_true(test_path_exists(other_path));
+	assert_false(test_path_exists(orphan_path));
+	assert_false(test_path_exists(bad_name));
+	assert_false(test_path_exists(wrong_bucket));
+	assert_int_equal(test_count_entries(tmp_dir), 0);
+	assert_true(test_path_exists(readme));
+	assert_true(test_path_exists(subfolder));
 
 	/* A second sweep finds nothing more. */
 	assert_int_equal(spool_remove_orphans(dir, is_known, &known), 0);

@@ -26,8 +26,10 @@
 #include "core/tls.h"
 #include "core/util.h"
 
+#include "test_support.h"
+
 struct fixture {
-	char dir[64];
+	char dir[TEST_DIR_SIZE];
 	char *cert;
 	char *key;
 	char err[512];
@@ -38,8 +40,7 @@ static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/popgate-test-tls-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (test_dir_make(f->dir, sizeof(f->dir), "tls") < 0)
 		return -1;
 	/* A folder that does not exist yet: tls_ensure_self_signed makes it. */
 	f->cert = xasprintf("%s/data/tls/cert.pem", f->dir);
@@ -60,15 +61,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char *cmd = xasprintf("rm -rf '%s'", f->dir);
-	int rc = system(cmd);
+	int rc = test_dir_remove(f->dir);
 
-	free(cmd);
 	SSL_CTX_free(f->server);
 	free(f->cert);
 	free(f->key);
 	free(f);
-	return rc == 0 ? 0 : -1;
+	return rc;
 }
 
 static X509 *read_cert(const char *path)

@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,16 +19,17 @@
 
 #include "core/util.h"
 
+#include "test_support.h"
+
 struct fixture {
-	char dir[64];
+	char dir[TEST_DIR_SIZE];
 };
 
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/popgate-test-util-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (test_dir_make(f->dir, sizeof(f->dir), "util") < 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -38,28 +38,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char *cmd = xasprintf("rm -rf '%s'", f->dir);
-	int rc = system(cmd);
+	int rc = test_dir_remove(f->dir);
 
-	free(cmd);
 	free(f);
-	return rc == 0 ? 0 : -1;
-}
-
-/* Number of entries in DIR besides "." and "..". */
-static int count_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	}
-	closedir(d);
-	return n;
+	return rc;
 }
 
 static void test_alloc(void **state)
@@ -157,7 +139,7 @@ static void test_write_atomic(void **state)
 	assert_int_equal(util_read_file(path, &data, &len), 0);
 	assert_string_equal(data, "2nd");
 	free(data);
-	assert_int_equal(count_entries(f->dir), 1);
+	assert_int_equal(test_count_entries(f->dir), 1);
 
 	assert_int_equal(util_write_file_atomic(path, "", 0, 0600), 0);
 	assert_int_equal(util_read_file(path, &data, &len), 0);
@@ -171,7 +153,7 @@ static void test_write_atomic(void **state)
 	/* A folder in the way: rename fails and the temporary file is removed. */
 	assert_int_equal(util_mkdir_p(sub, 0700), 0);
 	assert_int_equal(util_write_file_atomic(sub, "x", 1, 0600), -1);
-	assert_int_equal(count_entries(f->dir), 2);
+	assert_int_equal(test_count_entries(f->dir), 2);
 	free(sub);
 	free(missing);
 	free(path);
