@@ -159,21 +159,8 @@ def load_messages(count, seed=11):
 
 def process_tree(root):
     """ROOT and every process below it (by parent pid), zombies excluded."""
-    parent, alive = {}, set()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) < 2 or fields[0] == b"Z":
-            continue
-        pid = int(name)
-        parent[pid] = int(fields[1])
-        alive.add(pid)
+    parent = {pid: int(fields[1]) for pid, fields in itutil.proc_stats()}
+    alive = set(parent)
     tree = {root} if root in alive else set()
     # Parents come before children in no useful order: grow until stable,
     # at most as many passes as there are processes.

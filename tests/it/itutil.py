@@ -98,9 +98,9 @@ def wait_port_closed(port, timeout=10.0, host=LOOPBACK):
     wait_until(lambda: not port_open(port, host), timeout, what=f"port {port} to close")
 
 
-def group_pids(pgid):
-    """The pids of the live processes in process group PGID (zombies excluded)."""
-    pids = []
+def proc_stats():
+    """(pid, fields) of every live process, FIELDS being /proc/PID/stat after
+    the command name (state, ppid, pgrp, ...); zombies excluded."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -111,12 +111,13 @@ def group_pids(pgid):
             continue
         # The command name may hold spaces and parentheses: split after the last ')'.
         fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) < 3:
-            continue
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state != b"Z":
-            pids.append(int(name))
-    return pids
+        if len(fields) >= 3 and fields[0] != b"Z":
+            yield int(name), fields
+
+
+def group_pids(pgid):
+    """The pids of the live processes in process group PGID (zombies excluded)."""
+    return [pid for pid, fields in proc_stats() if int(fields[2]) == pgid]
 
 
 def children(pid):
@@ -135,17 +136,7 @@ def children(pid):
     if kids:
         return sorted(set(kids))
     # Some kernels (gVisor) lack the children file: fall back to the ppid field.
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) >= 2 and int(fields[1]) == pid and fields[0] != b"Z":
-            kids.append(int(name))
+    kids = [child for child, fields in proc_stats() if int(fields[1]) == pid]
     return sorted(set(kids))
 
 
