@@ -7,7 +7,7 @@
 
 CC ?= cc
 SAN ?= 0
-PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih
+PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih jansson
 
 ifeq ($(SAN),1)
 BUILD := build/san
@@ -26,7 +26,7 @@ LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 # Every source file but the programs' mains forms the library both link.
-PROGRAM_MAINS := src/popgate.c
+PROGRAM_MAINS := src/popgate.c src/cli/popgatectl.c
 LIB_SRC := $(filter-out $(PROGRAM_MAINS),$(shell find src -name '*.c' | sort))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
@@ -39,13 +39,16 @@ FUZZ_SECONDS ?= 20
 
 .PHONY: all deps deps-test run test unit fuzz it bench clean format
 
-all: $(BUILD)/popgate
+all: $(BUILD)/popgate $(BUILD)/popgatectl
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/popgate: $(BUILD)/src/popgate.o $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/popgatectl: $(BUILD)/src/cli/popgatectl.o $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ)

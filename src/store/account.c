@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "store/account.h"
+#include "store/user.h"
 
 /* The columns store_account_read expects, in its order. */
 #define ACCOUNT_COLUMNS                                                                            \
@@ -75,7 +76,8 @@ static int store_user_get_or_create(struct store *store, const char *name,
 {
 	static const char select_sql[] = "SELECT id FROM user WHERE name = ?";
 	static const char insert_user_sql[] =
-	    "INSERT INTO user (name, origin, created_at) VALUES (?, 'provider', ?)";
+	    "INSERT INTO user (name, origin, created_at, seat_requested_at) "
+	    "VALUES (?, 'provider', ?, ?)";
 	static const char insert_address_sql[] =
 	    "INSERT INTO address (address, user_id, is_primary) VALUES (?, ?, 1)";
 	sqlite3_stmt *stmt;
@@ -99,9 +101,13 @@ static int store_user_get_or_create(struct store *store, const char *name,
 		return -1;
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 2, util_now());
+	sqlite3_bind_int64(stmt, 3, util_now());
 	if (store_stmt_done(store, stmt, "creating a user") < 0)
 		return -1;
 	*user_id_r = sqlite3_last_insert_rowid(store->db);
+	/* U3: a new user takes a seat while one is free, else it waits for one. */
+	if (store_seat_assign(store, *user_id_r) < 0)
+		return -1;
 
 	stmt = store_stmt_prepare(store, insert_address_sql);
 	if (stmt == NULL)

@@ -85,6 +85,22 @@ static const char *const store_migrations[] = {
     "  stored_at INTEGER NOT NULL,"
     "  PRIMARY KEY (account_id, uidl)"
     ");",
+    /*
+     * 2: seats (U3), local users' own passwords (U6), settings, and the owner
+     * of each message (U5). Users made before seats existed keep working: each
+     * gets a seat, waiting order by creation.
+     */
+    "ALTER TABLE user ADD COLUMN password_hash TEXT;"
+    "ALTER TABLE user ADD COLUMN has_seat INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE user ADD COLUMN seat_requested_at INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE user SET has_seat = 1, seat_requested_at = created_at;"
+    "CREATE INDEX user_waiting ON user(has_seat, seat_requested_at, id);"
+    "CREATE TABLE setting ("
+    "  key TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL"
+    ");"
+    "ALTER TABLE message ADD COLUMN owner_user_id INTEGER REFERENCES user(id);"
+    "CREATE INDEX message_owner ON message(owner_user_id);",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

@@ -18,6 +18,7 @@
 
 #include "core/util.h"
 #include "store/account.h"
+#include "store/user.h"
 #include "store/db.h"
 
 #include "test_support.h"
@@ -94,6 +95,26 @@ static void test_create_and_get(void **state)
 						  " 'ME+GMX.DE@pop3proxy.test' AND is_primary = 1"),
 			 1);
 	store_account_clear(&created);
+}
+
+static void test_new_users_take_seats_while_free(void **state)
+{
+	struct test_store *f = *state;
+	struct store_account a, b;
+	char err[128] = "";
+
+	/* U3: with a limit of one seat, the first new user gets it, the next waits. */
+	assert_int_equal(store_seat_set_limit(f->store, 1, err, sizeof(err)), 0);
+	assert_int_equal(create_account(f, "one", "pop.example.net", "one+pop.example.net", &a), 0);
+	assert_int_equal(create_account(f, "two", "pop.example.net", "two+pop.example.net", &b), 0);
+	assert_int_equal(test_query_int(f->store, "SELECT has_seat FROM user WHERE name = "
+						  "'one+pop.example.net'"),
+			 1);
+	assert_int_equal(test_query_int(f->store, "SELECT has_seat FROM user WHERE name = "
+						  "'two+pop.example.net'"),
+			 0);
+	store_account_clear(&a);
+	store_account_clear(&b);
 }
 
 static void test_second_account_reuses_user(void **state)
@@ -344,6 +365,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_create_and_get, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_new_users_take_seats_while_free, setup,
+					    test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_second_account_reuses_user, setup,
 					    test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_create_failure_writes_nothing, setup,

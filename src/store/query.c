@@ -1,0 +1,145 @@
+/*
+ * query.c — read-only views of the store for popgatectl: message rows joined
+ * with their account's and user's names.
+ *
+ * Owns: nothing but these SELECTs.
+ * Must never: write a row (popgatectl runs beside the daemon and these views
+ * must not race its transactions), or select a password hash, a sealed secret
+ * or anything from a body.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "store/query.h"
+
+/* The columns store_query_read expects, in its order. */
+#define QUERY_COLUMNS                                                                              \
+	"m.id, a.name, u.name, m.state, m.body_size, m.attempts, m.received_at,"                   \
+	" m.state_changed_at, m.uidl, m.sha256, m.prepend"
+#define QUERY_FROM                                                                                 \
+	" FROM message m JOIN account a ON a.id = m.account_id"                                    \
+	" JOIN user u ON u.id = a.user_id"
+
+/* A copy of column COL of STMT, or NULL for SQL NULL. */
+static char *store_query_text(sqlite3_stmt *stmt, int col)
+{
+	const char *text = (const char *)sqlite3_column_text(stmt, col);
+
+	return text != NULL ? xstrdup(text) : NULL;
+}
+
+/* Fills MESSAGE from the current row of STMT (QUERY_COLUMNS). 0, or -1 for a
+ * row this program cannot represent. */
+static int store_query_read(sqlite3_stmt *stmt, struct store_query_message *message)
+{
+	const char *id = (const char *)sqlite3_column_text(stmt, 0);
+	const char *state = (const char *)sqlite3_column_text(stmt, 3);
+	int parsed = state != NULL ? store_message_state_parse(state) : -1;
+
+	memset(message, 0, sizeof(*message));
+	if (!spool_id_valid(id) || parsed < 0) {
+		log_error("store: a message row has an invalid id or state");
+		return -1;
+	}
+	memcpy(message->id, id, SPOOL_ID_LEN + 1);
+	message->account_name = store_query_text(stmt, 1);
+	message->user_name = store_query_text(stmt, 2);
+	message->state = (enum message_state)parsed;
+	message->body_size = sqlite3_column_int64(stmt, 4);
+	message->attempts = sqlite3_column_int(stmt, 5);
+	message->received_at = sqlite3_column_int64(stmt, 6);
+	message->state_changed_at = sqlite3_column_int64(stmt, 7);
+	message->uidl = store_query_text(stmt, 8);
+	message->sha256 = store_query_text(stmt, 9);
+	message->prepend = store_query_text(stmt, 10);
+	if (message->prepend == NULL)
+		message->prepend = xstrdup("");
+	return 0;
+}
+
+void store_query_message_clear(struct store_query_message *message)
+{
+	if (message == NULL)
+		return;
+	xfree(&message->account_name);
+	xfree(&message->user_name);
+	xfree(&message->uidl);
+	xfree(&message->sha256);
+	xfree(&message->prepend);
+}
+
+int store_query_messages(struct store *store, int state, const char *user_name,
+			 struct store_query_message **list_r, size_t *count_r)
+{
+	/* Both filters in one statement: a NULL binding means "any". */
+	static const char sql[] =
+	    "SELECT " QUERY_COLUMNS QUERY_FROM " WHERE (?1 IS NULL OR m.state = ?1)"
+	    " AND (?2 IS NULL OR u.name = ?2) ORDER BY m.seq";
+	struct store_query_message *list = NULL;
+	size_t count = 0, capacity = 0;
+	sqlite3_stmt *stmt;
+	int rc;
+
+	*list_r = NULL;
+	*count_r = 0;
+	stmt = store_stmt_prepare(store, sql);
+	if (stmt == NULL)
+		return -1;
+	if (state >= 0 && state < MESSAGE_STATE_COUNT)
+		sqlite3_bind_text(stmt, 1, store_message_state_name((enum message_state)state), -1,
+				  SQLITE_STATIC);
+	if (user_name != NULL)
+		sqlite3_bind_text(stmt, 2, user_name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (count == capacity) {
+			capacity = capacity == 0 ? 16 : capacity * 2;
+			list = xrealloc(list, capacity * sizeof(*list));
+		}
+		if (store_query_read(stmt, &list[count]) < 0)
+			goto fail;
+		count++;
+	}
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "listing messages");
+		goto fail;
+	}
+	store_stmt_release(stmt);
+	*list_r = list;
+	*count_r = count;
+	return 0;
+fail:
+	store_stmt_release(stmt);
+	store_query_message_list_free(&list, count);
+	return -1;
+}
+
+void store_query_message_list_free(struct store_query_message **list, size_t count)
+{
+	if (*list == NULL)
+		return;
+	for (size_t i = 0; i < count; i++)
+		store_query_message_clear(&(*list)[i]);
+	xfree(list);
+}
+
+int store_query_message_get(struct store *store, const char *id,
+			    struct store_query_message *message)
+{
+	static const char sql[] = "SELECT " QUERY_COLUMNS QUERY_FROM " WHERE m.id = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int result;
+
+	memset(message, 0, sizeof(*message));
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	result = store_stmt_step(store, stmt, "reading a message");
+	if (result == 1 && store_query_read(stmt, message) < 0)
+		result = -1;
+	store_stmt_release(stmt);
+	return result;
+}
