@@ -50,6 +50,7 @@
 #include "store/db.h"
 #include "store/message.h"
 #include "store/spool.h"
+#include "store/user.h"
 
 #define POPGATE_VERSION "0.1.0"
 /* How often delivered messages past their keep time are removed. */
@@ -149,6 +150,25 @@ static int drop_privileges(const struct popgate_config *cfg, char *err, size_t e
 
 /* ---- the pipeline's verdicts ------------------------------------------- */
 
+/* U3: mail of a user without a seat is delivered, but unfiltered and
+ * unarchived, and says so. */
+#define UNFILTERED_HEADER                                                                  \
+	"X-Popgate-Unfiltered: no licence seat is free for this user; delivered without "  \
+	"filtering or archiving\r\n"
+
+/* True unless the account's user is known to be waiting for a seat. */
+static bool user_has_seat(struct popgate *pg, const struct store_account *account)
+{
+	struct store_user user = {0};
+	bool has_seat = true;
+
+	if (account->user_name != NULL &&
+	    store_user_get(pg->store, account->user_name, &user) == 1)
+		has_seat = user.has_seat;
+	store_user_clear(&user);
+	return has_seat;
+}
+
 static void on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 {
 	struct popgate *pg = ctx;
@@ -164,9 +184,11 @@ static void on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 	const char *account_name = account.name != NULL ? account.name : "-";
 
 	if (verdict->outcome == PIPELINE_DELIVER) {
+		char *prepend = xasprintf("%s%s", verdict->prepend != NULL ? verdict->prepend : "",
+					  user_has_seat(pg, &account) ? "" : UNFILTERED_HEADER);
 		int moved = store_message_move(pg->store, verdict->id, MESSAGE_PROCESSING,
-					       MESSAGE_DELIVERY,
-					       verdict->prepend != NULL ? verdict->prepend : "");
+					       MESSAGE_DELIVERY, prepend);
+		free(prepend);
 		if (moved == 1)
 			log_event(LOG_INFO, "processed", account_name, verdict->id,
 				  "to the delivery queue");

@@ -1,0 +1,46 @@
+"""
+test_seats.py — licence seats in the mail flow (SPEC U3, issue 3 point 2): a
+new user takes a seat while one is free; a user without one still gets mail,
+unfiltered and marked so in a header.
+"""
+
+import sqlite3
+
+from mailutil import split_trace
+
+PASSWORD = "seat-pw-1"
+UNFILTERED = b"X-Popgate-Unfiltered:"
+
+
+def set_seat_limit(gate, limit):
+    """Writes the seat limit beside the running daemon (as popgatectl does)."""
+    con = sqlite3.connect(gate.db_path, timeout=10.0)
+    try:
+        con.execute("INSERT OR REPLACE INTO setting (key, value) VALUES ('seat_limit', ?)",
+                    (str(limit),))
+        con.commit()
+    finally:
+        con.close()
+
+
+def test_user_without_a_seat_gets_mail_unfiltered_and_marked(popgate, provider, corpus):
+    set_seat_limit(popgate, 1)
+    provider.add_user("alice", PASSWORD)
+    provider.add_user("bob", PASSWORD)
+    popgate.first_login("alice@localhost", PASSWORD)      # takes the one seat
+    popgate.first_login("bob@localhost", PASSWORD)        # waits for one
+    seats = dict(popgate.db_query("SELECT name, has_seat FROM user"))
+    assert seats == {"alice+localhost": 1, "bob+localhost": 0}
+
+    for user in ("alice", "bob"):
+        provider.deliver_many(user, corpus.messages(2, seed=61))
+    for account in ("alice@localhost", "bob@localhost"):
+        popgate.pickup(account, PASSWORD)                  # QUIT fetches
+    popgate.wait_states({"delivery": 4}, timeout=30)
+
+    for account, marked in (("alice@localhost", False), ("bob@localhost", True)):
+        served = popgate.pickup(account, PASSWORD)
+        assert len(served) == 2
+        for message in served:
+            _, rest = split_trace(message)      # after popgate's Received: header
+            assert rest.startswith(UNFILTERED) == marked, (account, rest[:200])
