@@ -1,11 +1,12 @@
 /*
- * query.c — read-only views of the store for popgatectl: message rows joined
- * with their account's and user's names.
+ * query.c — views of the store for popgatectl: message rows joined with
+ * their account's and user's names, a user's account names, and the deletion
+ * of a message row by the administrator.
  *
- * Owns: nothing but these SELECTs.
- * Must never: write a row (popgatectl runs beside the daemon and these views
- * must not race its transactions), or select a password hash, a sealed secret
- * or anything from a body.
+ * Owns: these SELECTs and that one DELETE.
+ * Must never: change a message the daemon is processing (the DELETE checks the
+ * state in its own WHERE clause, so it cannot race a worker's move), or select
+ * a password hash, a sealed secret or anything from a body.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -142,4 +143,74 @@ int store_query_message_get(struct store *store, const char *id,
 		result = -1;
 	store_stmt_release(stmt);
 	return result;
+}
+
+int store_query_message_delete(struct store *store, const char *id)
+{
+	/* The state check is in the statement itself: a message that a worker
+	 * moves to processing between a read and this write is never deleted. */
+	static const char del[] = "DELETE FROM message WHERE id = ? AND state <> 'processing'";
+	static const char find[] = "SELECT 1 FROM message WHERE id = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, del);
+	int result;
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	result = store_stmt_step(store, stmt, "deleting a message");
+	store_stmt_release(stmt);
+	if (result < 0)
+		return -1;
+	if (sqlite3_changes(store->db) > 0)
+		return 1;
+	stmt = store_stmt_prepare(store, find);
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	result = store_stmt_exists(store, stmt, "reading a message");
+	if (result < 0)
+		return -1;
+	return result == 1 ? -2 : 0;
+}
+
+int store_query_user_accounts(struct store *store, int64_t user_id, char ***names_r,
+			      size_t *count_r)
+{
+	static const char sql[] = "SELECT name FROM account WHERE user_id = ? ORDER BY name";
+	char **names = NULL;
+	size_t count = 0, capacity = 0;
+	sqlite3_stmt *stmt;
+	int rc;
+
+	*names_r = NULL;
+	*count_r = 0;
+	stmt = store_stmt_prepare(store, sql);
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, user_id);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (count == capacity) {
+			capacity = capacity == 0 ? 4 : capacity * 2;
+			names = xrealloc(names, capacity * sizeof(*names));
+		}
+		names[count++] = xstrdup((const char *)sqlite3_column_text(stmt, 0));
+	}
+	store_stmt_release(stmt);
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "listing a user's accounts");
+		store_query_names_free(&names, count);
+		return -1;
+	}
+	*names_r = names;
+	*count_r = count;
+	return 0;
+}
+
+void store_query_names_free(char ***names, size_t count)
+{
+	if (*names == NULL)
+		return;
+	for (size_t i = 0; i < count; i++)
+		free((*names)[i]);
+	xfree(names);
 }

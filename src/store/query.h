@@ -1,10 +1,10 @@
 /*
  * query.h — read-only views of the store for the administrator's CLI
  * (popgatectl): messages with the names of their account and user, filtered
- * by state and user.
+ * by state and user, and the account names of a user; plus the one change the
+ * CLI needs that no other module offers: deleting a message's row.
  *
- * These functions only read; nothing here changes a row. They never return a
- * password hash, a sealed secret or a message body.
+ * They never return a password hash, a sealed secret or a message body.
  */
 #ifndef POPGATE_STORE_QUERY_H
 #define POPGATE_STORE_QUERY_H
@@ -47,5 +47,21 @@ void store_query_message_list_free(struct store_query_message **list, size_t cou
  * 1 found, 0 not found, -1 error. */
 int store_query_message_get(struct store *store, const char *id,
 			    struct store_query_message *message);
+
+/*
+ * Deletes message ID's row unless it is in state processing (a worker may be
+ * filtering it; the daemon owns those). Its UIDL record stays, so the message
+ * is not fetched again. The caller removes the spool body after this returns
+ * 1. Returns 1 deleted, 0 no such message, -2 refused (in processing), -1
+ * error.
+ */
+int store_query_message_delete(struct store *store, const char *id);
+
+/* The names of user USER_ID's provider accounts, by name: *names_r (allocated
+ * array of allocated strings, free with store_query_names_free). 0 or -1. */
+int store_query_user_accounts(struct store *store, int64_t user_id, char ***names_r,
+			      size_t *count_r);
+
+void store_query_names_free(char ***names, size_t count);
 
 #endif
