@@ -34,7 +34,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 # The parsers the fuzz targets reach; they must not need the event loop or the store.
-FUZZ_LIB := src/pop3/parse.c src/pipeline/proto.c src/core/util.c src/core/log.c
+FUZZ_LIB := src/pop3/parse.c src/pipeline/proto.c src/pipeline/headers.c src/core/util.c src/core/log.c
 FUZZ_SECONDS ?= 20
 
 .PHONY: all deps deps-test run test unit fuzz it bench clean format

@@ -169,6 +169,45 @@ static bool user_has_seat(struct popgate *pg, const struct store_account *accoun
 	return has_seat;
 }
 
+/*
+ * U4, U5: records whose message VERDICT is — the owner of its sender address
+ * and the owners of its recipient addresses — before it is delivered. The
+ * addresses come from a worker and are only looked up, never trusted. A
+ * failure is logged and the mail is delivered anyway: losing a message to a
+ * bookkeeping error would be worse than an unattributed one.
+ */
+static void attribute_message(struct popgate *pg, const struct pipeline_verdict *verdict,
+			      const char *account_name)
+{
+	int64_t *user_ids = xcalloc(verdict->recipient_count + 1, sizeof(*user_ids));
+	char **addresses = xcalloc(verdict->recipient_count + 1, sizeof(*addresses));
+	int64_t owner = 0;
+	size_t n = 0;
+
+	if (verdict->sender != NULL && store_address_owner(pg->store, verdict->sender, &owner) < 0)
+		goto fail;
+	for (size_t i = 0; i < verdict->recipient_count; i++) {
+		int found = store_address_owner(pg->store, verdict->recipients[i], &user_ids[n]);
+
+		if (found < 0)
+			goto fail;
+		if (found == 1)
+			addresses[n++] = verdict->recipients[i];
+	}
+	if (store_message_attribute(pg->store, verdict->id, owner, user_ids, addresses, n) < 0)
+		goto fail;
+	log_event(LOG_DEBUG, "attributed", account_name, verdict->id,
+		  "owner=%lld recipient_users=%zu", (long long)owner, n);
+	free(addresses);
+	free(user_ids);
+	return;
+fail:
+	log_event(LOG_ERROR, "error", account_name, verdict->id,
+		  "cannot attribute the message to its users: %s", store_errmsg(pg->store));
+	free(addresses);
+	free(user_ids);
+}
+
 static void on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 {
 	struct popgate *pg = ctx;
@@ -186,6 +225,7 @@ static void on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 	if (verdict->outcome == PIPELINE_DELIVER) {
 		char *prepend = xasprintf("%s%s", verdict->prepend != NULL ? verdict->prepend : "",
 					  user_has_seat(pg, &account) ? "" : UNFILTERED_HEADER);
+		attribute_message(pg, verdict, account_name);
 		int moved = store_message_move(pg->store, verdict->id, MESSAGE_PROCESSING,
 					       MESSAGE_DELIVERY, prepend);
 		free(prepend);

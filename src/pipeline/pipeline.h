@@ -42,6 +42,14 @@ struct pipeline_verdict {
 	enum pipeline_outcome outcome;
 	char *prepend; /* header lines (CRLF-terminated) to add; NULL if none */
 	char *reason;  /* for WORKER_FAILED: why, for the log */
+	/* For DELIVER (U4, U5): the author's address from the first From, or
+	 * NULL; the recipient addresses, most trusted first (Delivered-To,
+	 * X-Original-To, Envelope-To, To and Cc), lowercased and distinct. The
+	 * main process looks up whose they are; they are hostile input, so
+	 * they are only ever compared, never trusted. */
+	char *sender;
+	char **recipients;
+	size_t recipient_count;
 };
 
 /*

@@ -3,7 +3,8 @@
  * process and the workers (the format is described in proto.h).
  *
  * Owns: nothing; encoders hand out buffers the caller frees, the verdict
- * decoder hands out the prepend text (freed by proto_verdict_clear).
+ * decoder hands out the prepend text and the addresses (freed by
+ * proto_verdict_clear).
  * Must never: read a byte past LEN, trust a length before checking it, accept
  * what its own encoders would refuse, or need anything but libc and the x*
  * allocators (the fuzz target links this file almost alone).
@@ -18,7 +19,7 @@
 #include "pipeline/proto.h"
 
 /* Highest tag of either frame type: the size of the field table. */
-#define PROTO_TAG_MAX 4
+#define PROTO_TAG_MAX 5
 #define PROTO_FIELD_HEADER_LEN 6
 /* RFC 5322 2.1.1: a line is at most 998 characters without its CRLF. */
 #define PROTO_LINE_MAX 998
@@ -169,6 +170,42 @@ static unsigned char *proto_put_header(unsigned char *p, enum proto_type type, s
 	return proto_put_u32(p, (uint32_t)payload_len);
 }
 
+bool proto_address_valid(const char *address, size_t len)
+{
+	const char *at = memchr(address, '@', len);
+
+	if (len == 0 || len > PROTO_ADDRESS_MAX || at == NULL ||
+	    memchr(at + 1, '@', len - (size_t)(at - address) - 1) != NULL)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)address[i];
+
+		if (c < 0x21 || c > 0x7e || c == '<' || c == '>' || c == ',')
+			return false;
+	}
+	return true;
+}
+
+/* Checks the RECIPIENTS field (LEN bytes): 1 to PROTO_RECIPIENTS_MAX valid
+ * addresses separated by single '\n'. Returns how many, or 0 if invalid. */
+static size_t proto_recipients_count(const char *text, size_t len)
+{
+	size_t count = 0;
+	size_t pos = 0;
+
+	for (;;) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t end = nl != NULL ? (size_t)(nl - text) : len;
+
+		if (count == PROTO_RECIPIENTS_MAX || !proto_address_valid(text + pos, end - pos))
+			return 0;
+		count++;
+		if (nl == NULL)
+			return count;
+		pos = end + 1;
+	}
+}
+
 int proto_frame_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		       enum proto_type *type_r, const unsigned char **payload_r,
 		       size_t *payload_len_r, const char **err_r)
@@ -270,10 +307,13 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 	const struct proto_field *id = &fields[PROTO_VERDICT_ID];
 	const struct proto_field *outcome = &fields[PROTO_VERDICT_OUTCOME];
 	const struct proto_field *prepend = &fields[PROTO_VERDICT_PREPEND];
+	const struct proto_field *sender = &fields[PROTO_VERDICT_SENDER];
+	const struct proto_field *recipients = &fields[PROTO_VERDICT_RECIPIENTS];
+	size_t recipient_count = 0;
 	size_t consumed;
 
 	*consumed_r = 0;
-	if (proto_typed_decode(buf, len, &consumed, PROTO_TYPE_VERDICT, PROTO_VERDICT_PREPEND,
+	if (proto_typed_decode(buf, len, &consumed, PROTO_TYPE_VERDICT, PROTO_VERDICT_RECIPIENTS,
 			       fields, err_r) < 0)
 		return -1;
 	if (consumed == 0)
@@ -293,11 +333,39 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 	if (prepend->present &&
 	    !proto_prepend_valid((const char *)prepend->data, prepend->len, err_r))
 		return -1;
+	if (sender->present && !proto_address_valid((const char *)sender->data, sender->len)) {
+		*err_r = "bad sender";
+		return -1;
+	}
+	if (recipients->present) {
+		recipient_count =
+		    proto_recipients_count((const char *)recipients->data, recipients->len);
+		if (recipient_count == 0) {
+			*err_r = "bad recipients";
+			return -1;
+		}
+	}
 	memset(verdict, 0, sizeof(*verdict));
 	memcpy(verdict->id, id->data, id->len);
 	verdict->outcome = (enum pipeline_outcome)outcome->data[0];
 	if (prepend->present)
 		verdict->prepend = xstrndup((const char *)prepend->data, prepend->len);
+	if (sender->present)
+		verdict->sender = xstrndup((const char *)sender->data, sender->len);
+	if (recipient_count > 0) {
+		const char *p = (const char *)recipients->data;
+		const char *end = p + recipients->len;
+
+		verdict->recipients = xcalloc(recipient_count, sizeof(*verdict->recipients));
+		for (size_t i = 0; i < recipient_count; i++) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+
+			verdict->recipients[i] = xstrndup(p, n);
+			p += n + 1;
+		}
+		verdict->recipient_count = recipient_count;
+	}
 	*consumed_r = consumed;
 	return 0;
 }
@@ -349,6 +417,8 @@ int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char *
 			 size_t *len_r, const char **err_r)
 {
 	size_t prepend_len = verdict->prepend != NULL ? strlen(verdict->prepend) : 0;
+	size_t sender_len = verdict->sender != NULL ? strlen(verdict->sender) : 0;
+	size_t recipients_len = 0;
 	unsigned char outcome = (unsigned char)verdict->outcome;
 	size_t payload_len;
 	unsigned char *frame;
@@ -365,9 +435,31 @@ int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char *
 	}
 	if (verdict->prepend != NULL && !proto_prepend_valid(verdict->prepend, prepend_len, err_r))
 		return -1;
+	if (verdict->sender != NULL && !proto_address_valid(verdict->sender, sender_len)) {
+		*err_r = "bad sender";
+		return -1;
+	}
+	if (verdict->recipient_count > PROTO_RECIPIENTS_MAX ||
+	    (verdict->recipient_count > 0 && verdict->recipients == NULL)) {
+		*err_r = "bad recipients";
+		return -1;
+	}
+	for (size_t i = 0; i < verdict->recipient_count; i++) {
+		size_t n = strlen(verdict->recipients[i]);
+
+		if (!proto_address_valid(verdict->recipients[i], n)) {
+			*err_r = "bad recipients";
+			return -1;
+		}
+		recipients_len += n + (i > 0);
+	}
 	payload_len = 2 * PROTO_FIELD_HEADER_LEN + 1 + SPOOL_ID_LEN;
 	if (verdict->prepend != NULL)
 		payload_len += PROTO_FIELD_HEADER_LEN + prepend_len;
+	if (verdict->sender != NULL)
+		payload_len += PROTO_FIELD_HEADER_LEN + sender_len;
+	if (verdict->recipient_count > 0)
+		payload_len += PROTO_FIELD_HEADER_LEN + recipients_len;
 	if (payload_len > PROTO_PAYLOAD_MAX) {
 		*err_r = "payload too long";
 		return -1;
@@ -378,6 +470,20 @@ int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char *
 	 * lacks a required field, whatever else the verdict holds. */
 	if (verdict->prepend != NULL)
 		p = proto_put_field(p, PROTO_VERDICT_PREPEND, verdict->prepend, prepend_len);
+	if (verdict->sender != NULL)
+		p = proto_put_field(p, PROTO_VERDICT_SENDER, verdict->sender, sender_len);
+	if (verdict->recipient_count > 0) {
+		p = proto_put_u16(p, PROTO_VERDICT_RECIPIENTS);
+		p = proto_put_u32(p, (uint32_t)recipients_len);
+		for (size_t i = 0; i < verdict->recipient_count; i++) {
+			size_t n = strlen(verdict->recipients[i]);
+
+			if (i > 0)
+				*p++ = '\n';
+			memcpy(p, verdict->recipients[i], n);
+			p += n;
+		}
+	}
 	p = proto_put_field(p, PROTO_VERDICT_OUTCOME, &outcome, 1);
 	proto_put_field(p, PROTO_VERDICT_ID, verdict->id, SPOOL_ID_LEN);
 	*frame_r = frame;
@@ -463,4 +569,9 @@ void proto_verdict_clear(struct pipeline_verdict *verdict)
 		return;
 	xfree(&verdict->prepend);
 	xfree(&verdict->reason);
+	xfree(&verdict->sender);
+	for (size_t i = 0; i < verdict->recipient_count; i++)
+		free(verdict->recipients[i]);
+	xfree(&verdict->recipients);
+	verdict->recipient_count = 0;
 }

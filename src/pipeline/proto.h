@@ -12,14 +12,18 @@
  * (a new field means a new version).
  *
  *   job:     ID (24 hex digits), ACCOUNT, PROVIDER_HOST, RECEIVED_AT (int64)
- *   verdict: PREPEND (optional), OUTCOME (1 byte), ID
+ *   verdict: PREPEND (optional), OUTCOME (1 byte), ID, SENDER (optional,
+ *            one address), RECIPIENTS (optional, 1 to PROTO_RECIPIENTS_MAX
+ *            addresses, each followed by nothing but the '\n' between them)
  *
  * SECURITY: a verdict comes from a worker that has read hostile content, so
  * it may be anything. The decoders never read past LEN, check every length
  * before using it, and accept only what the encoders can produce: a valid id,
  * a known outcome, and PREPEND only as well-formed header lines (printable
  * ASCII, folded lines, CRLF endings, no empty line that would end the header
- * block and push the rest into the body). They need nothing but libc and the
+ * block and push the rest into the body), and addresses only as at most
+ * PROTO_ADDRESS_MAX printable ASCII characters without space, '<', '>' or
+ * ',', with exactly one '@'. They need nothing but libc and the
  * x* allocators, so they can be fuzzed on their own.
  */
 #ifndef POPGATE_PIPELINE_PROTO_H
@@ -53,7 +57,13 @@ enum proto_verdict_tag {
 	PROTO_VERDICT_ID = 1,
 	PROTO_VERDICT_OUTCOME = 2,
 	PROTO_VERDICT_PREPEND = 3,
+	PROTO_VERDICT_SENDER = 4,
+	PROTO_VERDICT_RECIPIENTS = 5,
 };
+
+/* Limits on a verdict's addresses (RFC 5321 4.5.3.1 for the length). */
+#define PROTO_ADDRESS_MAX 254
+#define PROTO_RECIPIENTS_MAX 64
 
 /* Latest received_at accepted: 9999-12-31T23:59:59Z, so a date always formats. */
 #define PROTO_RECEIVED_AT_MAX INT64_C(253402300799)
@@ -81,8 +91,9 @@ int proto_job_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		     struct pipeline_job *job, const char **err_r);
 
 /*
- * Decodes a verdict frame into *VERDICT. On success VERDICT->prepend is
- * allocated (or NULL when the worker sent none) and VERDICT->reason is NULL;
+ * Decodes a verdict frame into *VERDICT. On success VERDICT->prepend,
+ * sender and recipients are allocated (or NULL / 0 when the worker sent
+ * none) and VERDICT->reason is NULL;
  * free with proto_verdict_clear. Otherwise *VERDICT holds nothing to free.
  * Only outcomes a worker may give are accepted (not WORKER_FAILED).
  */
@@ -107,8 +118,11 @@ bool proto_outcome_valid(int outcome);
  * with *ERR_R. */
 bool proto_prepend_valid(const char *text, size_t len, const char **err_r);
 
-/* Frees what a decoded or filled-in verdict owns (prepend, reason); the
- * struct itself stays. NULL is fine. */
+/* True if ADDRESS (LEN bytes) is acceptable as a verdict's address. */
+bool proto_address_valid(const char *address, size_t len);
+
+/* Frees what a decoded or filled-in verdict owns (prepend, reason, sender,
+ * recipients); the struct itself stays. NULL is fine. */
 void proto_verdict_clear(struct pipeline_verdict *verdict);
 
 #endif

@@ -27,6 +27,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "pipeline/headers.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
 #include "store/spool.h"
@@ -38,7 +39,8 @@
 struct worker_message {
 	const struct pipeline_job *job;
 	const char *hostname;
-	uint64_t size; /* bytes in the body */
+	uint64_t size;			/* bytes in the body */
+	struct headers_parser *headers; /* fed the body's header block */
 };
 
 /*
@@ -125,9 +127,31 @@ static int worker_filter_trace(const struct worker_message *message,
 	return 0;
 }
 
+/* U4, U5: the sender and recipient addresses, so the main process can
+ * attribute the message to the users who own them. Parsed here because the
+ * header is hostile; the main process only looks the results up. */
+static int worker_filter_addresses(const struct worker_message *message,
+				   struct pipeline_verdict *verdict)
+{
+	const char *sender;
+	const char *const *recipients;
+	size_t count = headers_finish(message->headers, &sender, &recipients);
+
+	if (sender != NULL)
+		verdict->sender = xstrdup(sender);
+	if (count > 0) {
+		verdict->recipients = xcalloc(count, sizeof(*verdict->recipients));
+		for (size_t i = 0; i < count; i++)
+			verdict->recipients[i] = xstrdup(recipients[i]);
+		verdict->recipient_count = count;
+	}
+	return 0;
+}
+
 /* The chain, in order; later filters are added as new steps. */
 static const struct worker_filter worker_filters[] = {
     {"trace", worker_filter_trace},
+    {"addresses", worker_filter_addresses},
 };
 
 /*
@@ -156,6 +180,7 @@ static int worker_message_read(const char *data_dir, struct worker_message *mess
 		goto fail;
 	}
 	message->size = 0;
+	headers_init(message->headers);
 	for (;;) {
 		ssize_t n = read(fd, chunk, WORKER_CHUNK_SIZE);
 
@@ -168,6 +193,8 @@ static int worker_message_read(const char *data_dir, struct worker_message *mess
 		}
 		if (n == 0)
 			break;
+		if (!message->headers->done)
+			headers_feed(message->headers, (const char *)chunk, (size_t)n);
 		message->size += (uint64_t)n;
 	}
 	close(fd);
@@ -187,22 +214,29 @@ static int worker_job_run(const char *data_dir, const char *hostname,
 			  const struct pipeline_job *job, struct pipeline_verdict *verdict)
 {
 	struct worker_message message = {.job = job, .hostname = hostname};
+	int rc = -1;
 
 	memset(verdict, 0, sizeof(*verdict));
 	memcpy(verdict->id, job->id, sizeof(verdict->id));
 	verdict->outcome = PIPELINE_DELIVER;
+	/* Large (the longest field it parses is 64 KiB), so not on the stack. */
+	message.headers = xmalloc(sizeof(*message.headers));
 	if (worker_message_read(data_dir, &message) < 0)
-		return -1;
+		goto done;
 	for (size_t i = 0; i < sizeof(worker_filters) / sizeof(worker_filters[0]); i++) {
 		if (worker_filters[i].run(&message, verdict) < 0) {
 			log_event(LOG_ERROR, "worker_filter_failed", job->account, job->id,
 				  "filter=%s", worker_filters[i].name);
-			return -1;
+			goto done;
 		}
 	}
-	log_event(LOG_DEBUG, "worker_verdict", job->account, job->id, "size=%llu outcome=%d",
-		  (unsigned long long)message.size, (int)verdict->outcome);
-	return 0;
+	log_event(LOG_DEBUG, "worker_verdict", job->account, job->id,
+		  "size=%llu outcome=%d recipients=%zu", (unsigned long long)message.size,
+		  (int)verdict->outcome, verdict->recipient_count);
+	rc = 0;
+done:
+	free(message.headers);
+	return rc;
 }
 
 /* Writes all of DATA to FD. 0 or -1 with errno. */

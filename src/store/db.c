@@ -101,6 +101,18 @@ static const char *const store_migrations[] = {
     ");"
     "ALTER TABLE message ADD COLUMN owner_user_id INTEGER REFERENCES user(id);"
     "CREATE INDEX message_owner ON message(owner_user_id);",
+    /*
+     * 3: the users a message is attributed to by its recipient addresses
+     * (U4), one row per user, with the address that matched. Rows go with
+     * their message.
+     */
+    "CREATE TABLE message_recipient ("
+    "  message_id TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,"
+    "  user_id INTEGER NOT NULL REFERENCES user(id),"
+    "  address TEXT NOT NULL,"
+    "  PRIMARY KEY (message_id, user_id)"
+    ");"
+    "CREATE INDEX message_recipient_user ON message_recipient(user_id);",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

@@ -435,7 +435,8 @@ int store_user_delete(struct store *store, const char *name, char *err, size_t e
 	static const char usage_sql[] =
 	    "SELECT (SELECT count(*) FROM account WHERE user_id = ?1),"
 	    " (SELECT count(*) FROM message WHERE owner_user_id = ?1 OR account_id IN"
-	    "   (SELECT id FROM account WHERE user_id = ?1))";
+	    "   (SELECT id FROM account WHERE user_id = ?1)"
+	    "   OR id IN (SELECT message_id FROM message_recipient WHERE user_id = ?1))";
 	static const char addresses_sql[] = "DELETE FROM address WHERE user_id = ?";
 	static const char user_sql[] = "DELETE FROM user WHERE id = ?";
 	sqlite3_stmt *stmt;
@@ -710,6 +711,57 @@ int store_address_owner(struct store *store, const char *address, int64_t *user_
 		*user_id_r = sqlite3_column_int64(stmt, 0);
 	store_stmt_release(stmt);
 	return result;
+}
+
+int store_message_attribute(struct store *store, const char *id, int64_t owner_user_id,
+			    const int64_t *recipient_user_ids, char *const *addresses, size_t n)
+{
+	static const char owner_sql[] = "UPDATE message SET owner_user_id = ? WHERE id = ?";
+	static const char clear_sql[] = "DELETE FROM message_recipient WHERE message_id = ?";
+	/* OR IGNORE: two addresses of one user attribute the message once. */
+	static const char insert_sql[] = "INSERT OR IGNORE INTO message_recipient"
+					 " (message_id, user_id, address) VALUES (?, ?, ?)";
+	sqlite3_stmt *stmt;
+	bool outer;
+
+	if (store_tx_begin(store, &outer) < 0)
+		return -1;
+	stmt = store_stmt_prepare(store, owner_sql);
+	if (stmt == NULL)
+		goto fail;
+	if (owner_user_id > 0)
+		sqlite3_bind_int64(stmt, 1, owner_user_id);
+	else
+		sqlite3_bind_null(stmt, 1);
+	sqlite3_bind_text(stmt, 2, id, -1, SQLITE_STATIC);
+	if (store_stmt_done(store, stmt, "recording a message's owner") < 0)
+		goto fail;
+	if (sqlite3_changes(store->db) == 0) {
+		store_tx_rollback(store, outer);
+		return 0;
+	}
+	stmt = store_stmt_prepare(store, clear_sql);
+	if (stmt == NULL)
+		goto fail;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	if (store_stmt_done(store, stmt, "clearing a message's recipients") < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		stmt = store_stmt_prepare(store, insert_sql);
+		if (stmt == NULL)
+			goto fail;
+		sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 2, recipient_user_ids[i]);
+		sqlite3_bind_text(stmt, 3, addresses[i], -1, SQLITE_STATIC);
+		if (store_stmt_done(store, stmt, "recording a message's recipient") < 0)
+			goto fail;
+	}
+	if (store_tx_commit(store, outer) < 0)
+		return -1;
+	return 1;
+fail:
+	store_tx_rollback(store, outer);
+	return -1;
 }
 
 int store_seat_status(struct store *store, struct store_seat_status *status)

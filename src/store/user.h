@@ -96,6 +96,17 @@ int store_address_delete(struct store *store, const char *address, char *err, si
  * *USER_ID_R. 1 found, 0 not assigned, -1 error. */
 int store_address_owner(struct store *store, const char *address, int64_t *user_id_r);
 
+/*
+ * Records whom message ID belongs to, in one transaction: its owner (U5, the
+ * user owning its sender address; 0 for none) and the users its recipient
+ * addresses belong to (U4): RECIPIENT_USER_IDS[i] owns ADDRESSES[i], N of
+ * each. A user named twice keeps the first address. Replaces what was
+ * recorded before, so a retried message is attributed once. 1 done, 0 no
+ * such message, -1 error (logged).
+ */
+int store_message_attribute(struct store *store, const char *id, int64_t owner_user_id,
+			    const int64_t *recipient_user_ids, char *const *addresses, size_t n);
+
 struct store_seat_status {
 	int64_t limit;	 /* 0 = unlimited */
 	int64_t used;	 /* users with a seat */

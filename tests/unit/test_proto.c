@@ -194,6 +194,172 @@ static void test_verdict_round_trip(void **state)
 	proto_verdict_clear(NULL);
 }
 
+/* U4, U5: the sender and the recipients travel with the verdict, in order. */
+static void test_verdict_addresses_round_trip(void **state)
+{
+	char *recipients[PROTO_RECIPIENTS_MAX];
+	char names[PROTO_RECIPIENTS_MAX][PROTO_ADDRESS_MAX + 1];
+	struct pipeline_verdict in = {.outcome = PIPELINE_DELIVER};
+	struct pipeline_verdict out;
+	unsigned char *frame;
+	size_t len;
+	size_t consumed;
+	const char *err = NULL;
+
+	(void)state;
+	strcpy(in.id, TEST_ID);
+	in.sender = "owner@gmx.net";
+	recipients[0] = "bob@example.org";
+	recipients[1] = "carol+tag@example.org";
+	in.recipients = recipients;
+	in.recipient_count = 2;
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), 0);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), 0);
+	assert_int_equal(consumed, len);
+	assert_string_equal(out.sender, "owner@gmx.net");
+	assert_int_equal(out.recipient_count, 2);
+	assert_string_equal(out.recipients[0], "bob@example.org");
+	assert_string_equal(out.recipients[1], "carol+tag@example.org");
+	assert_null(out.prepend);
+	proto_verdict_clear(&out);
+	assert_null(out.sender);
+	assert_null(out.recipients);
+	assert_int_equal(out.recipient_count, 0);
+	free(frame);
+
+	/* Recipients without a sender, and the most there may be, each as long
+	 * as allowed (the frame still fits). */
+	in.sender = NULL;
+	for (size_t i = 0; i < PROTO_RECIPIENTS_MAX; i++) {
+		memset(names[i], 'a', PROTO_ADDRESS_MAX);
+		names[i][PROTO_ADDRESS_MAX] = '\0';
+		names[i][PROTO_ADDRESS_MAX - 4] = '@';
+		names[i][0] = (char)('A' + i % 26);
+		names[i][1] = (char)('A' + i / 26);
+		recipients[i] = names[i];
+	}
+	in.recipient_count = PROTO_RECIPIENTS_MAX;
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), 0);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), 0);
+	assert_null(out.sender);
+	assert_int_equal(out.recipient_count, PROTO_RECIPIENTS_MAX);
+	for (size_t i = 0; i < PROTO_RECIPIENTS_MAX; i++)
+		assert_string_equal(out.recipients[i], names[i]);
+	proto_verdict_clear(&out);
+	free(frame);
+
+	/* A sender alone. */
+	in.sender = "a@b";
+	in.recipient_count = 0;
+	in.recipients = NULL;
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), 0);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), 0);
+	assert_string_equal(out.sender, "a@b");
+	assert_int_equal(out.recipient_count, 0);
+	assert_null(out.recipients);
+	proto_verdict_clear(&out);
+	free(frame);
+}
+
+/* Addresses a worker may not send: the decoder refuses them, and so does
+ * the encoder. */
+static void test_bad_addresses_rejected(void **state)
+{
+	static const char *const bad[] = {
+	    "",	    "nobody", "a@b@c",	 "a b@c", "a<b@c",
+	    "a@b>", "a,b@c",  "a@b\x7f", "a@\tb", "a@b\x80z",
+	};
+	static const char *const bad_lists[] = {
+	    "a@b\n", "\na@b", "a@b\n\nc@d", "a@b\nnobody", "a@b\r\nc@d", "a@b c@d", "a@b,c@d",
+	};
+	unsigned char outcome = PIPELINE_DELIVER;
+	char long_address[PROTO_ADDRESS_MAX + 2];
+	char many[(4 + 1) * (PROTO_RECIPIENTS_MAX + 1)];
+	struct test_field fields[] = {
+	    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+	    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+	    {PROTO_VERDICT_SENDER, "a@b", 3},
+	};
+	struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+	char *one[1];
+	unsigned char *frame = NULL;
+	size_t len;
+	size_t consumed;
+	const char *err = NULL;
+
+	(void)state;
+	/* The base frame is valid as a sender and as a recipient list. */
+	frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 3, &len);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), 0);
+	proto_verdict_clear(&verdict);
+	free(frame);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		fields[2].tag = PROTO_VERDICT_SENDER;
+		fields[2].data = bad[i];
+		fields[2].len = strlen(bad[i]);
+		test_verdict_fields_rejected(fields, 3);
+		fields[2].tag = PROTO_VERDICT_RECIPIENTS;
+		test_verdict_fields_rejected(fields, 3);
+		assert_false(proto_address_valid(bad[i], strlen(bad[i])));
+	}
+	fields[2].tag = PROTO_VERDICT_RECIPIENTS;
+	for (size_t i = 0; i < sizeof(bad_lists) / sizeof(bad_lists[0]); i++) {
+		fields[2].data = bad_lists[i];
+		fields[2].len = strlen(bad_lists[i]);
+		test_verdict_fields_rejected(fields, 3);
+	}
+	/* A NUL inside an address. */
+	fields[2].data = "a@b\0c";
+	fields[2].len = 5;
+	test_verdict_fields_rejected(fields, 3);
+	/* One character too long. */
+	memset(long_address, 'a', sizeof(long_address) - 1);
+	long_address[sizeof(long_address) - 1] = '\0';
+	long_address[10] = '@';
+	fields[2].data = long_address;
+	fields[2].len = PROTO_ADDRESS_MAX + 1;
+	test_verdict_fields_rejected(fields, 3);
+	fields[2].len = PROTO_ADDRESS_MAX;
+	frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 3, &len);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), 0);
+	proto_verdict_clear(&verdict);
+	free(frame);
+	/* One recipient too many: 65 "a@bc" joined by newlines. */
+	many[0] = '\0';
+	for (size_t i = 0; i <= PROTO_RECIPIENTS_MAX; i++)
+		strcat(many, i == 0 ? "a@bc" : "\na@bc");
+	fields[2].data = many;
+	fields[2].len = strlen(many);
+	test_verdict_fields_rejected(fields, 3);
+	fields[2].len -= 5; /* exactly the limit */
+	frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 3, &len);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), 0);
+	assert_int_equal(verdict.recipient_count, PROTO_RECIPIENTS_MAX);
+	proto_verdict_clear(&verdict);
+	free(frame);
+
+	/* The encoder refuses the same. */
+	frame = NULL;
+	strcpy(verdict.id, TEST_ID);
+	verdict.outcome = PIPELINE_DELIVER;
+	verdict.sender = "a b@c";
+	assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
+	assert_string_equal(err, "bad sender");
+	verdict.sender = NULL;
+	one[0] = "a@b\nc@d";
+	verdict.recipients = one;
+	verdict.recipient_count = 1;
+	assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
+	assert_string_equal(err, "bad recipients");
+	verdict.recipients = NULL;
+	assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
+	verdict.recipients = one;
+	one[0] = "a@b";
+	verdict.recipient_count = PROTO_RECIPIENTS_MAX + 1;
+	assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
+	assert_null(frame);
+}
+
 /* Every proper prefix of a valid frame, down to nothing, asks for more. */
 static void test_truncations_need_more(void **state)
 {
@@ -572,7 +738,7 @@ static void test_structure_errors_rejected(void **state)
 		};
 
 		test_verdict_fields_rejected(fields, 3);
-		fields[2].tag = PROTO_VERDICT_PREPEND + 1;
+		fields[2].tag = PROTO_VERDICT_RECIPIENTS + 1;
 		test_verdict_fields_rejected(fields, 3);
 		fields[2].tag = 0xffff;
 		test_verdict_fields_rejected(fields, 3);
@@ -711,6 +877,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_job_round_trip),
 	    cmocka_unit_test(test_verdict_round_trip),
+	    cmocka_unit_test(test_verdict_addresses_round_trip),
+	    cmocka_unit_test(test_bad_addresses_rejected),
 	    cmocka_unit_test(test_truncations_need_more),
 	    cmocka_unit_test(test_frames_back_to_back),
 	    cmocka_unit_test(test_header_corruption_rejected),

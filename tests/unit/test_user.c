@@ -1,6 +1,7 @@
 /*
  * test_user.c — users, addresses, seats and settings (store/user.c), and
- * schema migration 2, each test on its own store in a temp data folder.
+ * schema migrations 2 and 3, and recording whom a message belongs to (U4,
+ * U5), each test on its own store in a temp data folder.
  * Every refusal is checked to write nothing and to say why.
  */
 #include <setjmp.h>
@@ -61,7 +62,7 @@ static void test_migration_fresh(void **state)
 {
 	struct test_store *f = *state;
 
-	assert_int_equal(store_schema_version(f->store), 2);
+	assert_int_equal(store_schema_version(f->store), 3);
 	assert_int_equal(
 	    test_query_int(f->store, "SELECT count(*) FROM pragma_table_info('user') WHERE name IN"
 				     " ('password_hash', 'has_seat', 'seat_requested_at')"),
@@ -74,6 +75,70 @@ static void test_migration_fresh(void **state)
 					"SELECT count(*) FROM pragma_table_info('setting')"
 					" WHERE name IN ('key', 'value')"),
 			 2);
+	assert_int_equal(
+	    test_query_int(f->store, "SELECT count(*) FROM pragma_table_info('message_recipient')"
+				     " WHERE name IN ('message_id', 'user_id', 'address')"),
+	    3);
+}
+
+/* U4, U5: a message's owner and recipient users, replaced as a whole, and
+ * gone with the message. */
+static void test_message_attribute(void **state)
+{
+	struct test_store *f = *state;
+	int64_t alice = make_provider_user(f->store, "alice", "alice");
+	int64_t bob = make_provider_user(f->store, "bob", "bob");
+	int64_t ids[3] = {alice, bob, alice};
+	char *addresses[3] = {"a@x.org", "b@x.org", "a2@x.org"};
+	char sql[256];
+
+	test_exec_sql(f->store,
+		      "INSERT INTO message (id, account_id, state, body_size, received_at,"
+		      " state_changed_at) SELECT '0123456789abcdef01234567', max(id),"
+		      " 'processing', 1, 1, 1 FROM account");
+	assert_int_equal(
+	    store_message_attribute(f->store, "0123456789abcdef01234567", bob, ids, addresses, 3),
+	    1);
+	assert_int_equal(test_query_int(f->store, "SELECT owner_user_id FROM message"), bob);
+	/* Alice named twice keeps her first address. */
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message_recipient"), 2);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM message_recipient WHERE user_id = %lld AND"
+		 " address = 'a@x.org'",
+		 (long long)alice);
+	assert_int_equal(test_query_int(f->store, sql), 1);
+	/* A second attribution replaces the first. */
+	assert_int_equal(store_message_attribute(f->store, "0123456789abcdef01234567", 0, ids + 1,
+						 addresses + 1, 1),
+			 1);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message"
+						  " WHERE owner_user_id IS NULL"),
+			 1);
+	assert_int_equal(test_query_int(f->store, "SELECT user_id FROM message_recipient"), bob);
+	/* An unknown message, and an unknown user, change nothing. */
+	assert_int_equal(
+	    store_message_attribute(f->store, "ffffffffffffffffffffffff", alice, ids, addresses, 1),
+	    0);
+	ids[0] = 999;
+	assert_int_equal(
+	    store_message_attribute(f->store, "0123456789abcdef01234567", alice, ids, addresses, 1),
+	    -1);
+	assert_int_equal(test_query_int(f->store, "SELECT user_id FROM message_recipient"), bob);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message"
+						  " WHERE owner_user_id IS NULL"),
+			 1);
+	/* A user a message is attributed to still has mail: not deleted. */
+	int64_t carol = 0;
+	char err[256] = "";
+	assert_int_equal(store_user_add_local(f->store, "carol", NULL, &carol, err, sizeof(err)), 0);
+	ids[0] = carol;
+	assert_int_equal(
+	    store_message_attribute(f->store, "0123456789abcdef01234567", 0, ids, addresses, 1), 1);
+	assert_int_equal(store_user_delete(f->store, "carol", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "message"));
+	/* The rows go with their message. */
+	test_exec_sql(f->store, "DELETE FROM message");
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message_recipient"), 0);
 }
 
 static void test_migration_from_v1(void **state)
@@ -82,7 +147,8 @@ static void test_migration_from_v1(void **state)
 	char text[64];
 
 	/* Take the database back to its version 1 shape, with users in it. */
-	test_exec_sql(f->store, "DROP INDEX user_waiting; DROP INDEX message_owner;"
+	test_exec_sql(f->store, "DROP TABLE message_recipient;"
+				"DROP INDEX user_waiting; DROP INDEX message_owner;"
 				"DROP TABLE setting;"
 				"ALTER TABLE user DROP COLUMN password_hash;"
 				"ALTER TABLE user DROP COLUMN has_seat;"
@@ -93,7 +159,7 @@ static void test_migration_from_v1(void **state)
 				"PRAGMA user_version = 1;");
 	store_close(&f->store);
 	f->store = test_store_open(f->dir);
-	assert_int_equal(store_schema_version(f->store), 2);
+	assert_int_equal(store_schema_version(f->store), 3);
 	/* Users made before seats existed all keep working, in creation order. */
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM user WHERE has_seat = 1"
 						  " AND seat_requested_at = created_at"
@@ -544,6 +610,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_migration_fresh, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_message_attribute, setup, test_store_teardown),
 	    cmocka_unit_test(test_user_name_valid),
 	    cmocka_unit_test(test_address_valid),
 	    cmocka_unit_test_setup_teardown(test_user_add_get_list, setup, test_store_teardown),
