@@ -188,5 +188,5 @@ def test_a_message_is_traced_by_its_id(popgate, provider, corpus):
     popgate.pickup(ACCOUNT, PASSWORD)
     (message_id,), = popgate.db_query("SELECT id FROM message")
     path = [e.event for e in popgate.events() if e.id == message_id]
-    assert path == ["stored", "processed", "delivered"], path
+    assert path == ["stored", "attributed", "processed", "delivered"], path
     assert all(e.account == ACCOUNT for e in popgate.events() if e.id == message_id)
