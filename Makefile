@@ -25,9 +25,12 @@ CFLAGS += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes 
 LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
-# Every source file but the programs' mains forms the library both link.
+# Every source file but the programs' mains and popgatectl's commands forms
+# the library both programs link; src/cli/ is popgatectl's alone.
 PROGRAM_MAINS := src/popgate.c src/cli/popgatectl.c
-LIB_SRC := $(filter-out $(PROGRAM_MAINS),$(shell find src -name '*.c' | sort))
+CLI_SRC := $(filter-out $(PROGRAM_MAINS),$(sort $(wildcard src/cli/*.c)))
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+LIB_SRC := $(filter-out $(PROGRAM_MAINS) $(CLI_SRC),$(shell find src -name '*.c' | sort))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -48,10 +51,10 @@ $(BUILD)/%.o: %.c
 $(BUILD)/popgate: $(BUILD)/src/popgate.o $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/popgatectl: $(BUILD)/src/cli/popgatectl.o $(LIB_OBJ)
+$(BUILD)/popgatectl: $(BUILD)/src/cli/popgatectl.o $(CLI_OBJ) $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(CLI_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
 

@@ -1,0 +1,113 @@
+/*
+ * ctl.h — popgatectl's commands and what they share.
+ *
+ * Each command is a `run` function of the command table in popgatectl.c. It
+ * checks its arguments first (a usage error is one even without a store),
+ * then opens the store and does its work. Exit status: CTL_OK, CTL_REFUSED
+ * (with "popgatectl: MESSAGE" on stderr) or CTL_USAGE.
+ *
+ * Must never: load the credential key, or print a password, a password hash,
+ * a sealed secret or a message body.
+ */
+#ifndef POPGATE_CLI_CTL_H
+#define POPGATE_CLI_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "core/config.h"
+
+enum ctl_status { CTL_OK = 0, CTL_REFUSED = 1, CTL_USAGE = 2 };
+
+struct ctl {
+	bool json;
+	struct popgate_config cfg;
+	struct store *store; /* NULL for commands that do not need it */
+};
+
+struct ctl_command {
+	const char *group; /* "account" */
+	const char *name;  /* "list" */
+	const char *args;  /* "[--state S] [--user U]" */
+	const char *summary;
+	const char *details; /* options and output, for COMMAND --help; may be NULL */
+	/* ARGV holds the arguments after the command's name, --json taken out. */
+	int (*run)(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
+};
+
+/* Prints CMD's usage line on OUT, with its summary and details if DETAILS. */
+void ctl_command_usage(const struct ctl_command *cmd, FILE *out, bool details);
+
+/* Prints "popgatectl: MESSAGE" and CMD's usage (NULL: a hint) on stderr;
+ * returns CTL_USAGE. */
+int ctl_usage_error(const struct ctl_command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints "popgatectl: MESSAGE" on stderr; returns CTL_REFUSED. */
+int ctl_refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* S made safe for a message on stderr (it came from the command line), in BUF. */
+const char *ctl_clean(const char *s, char *buf, size_t len);
+
+/* CTL_OK for RC 0, or CTL_REFUSED when printing failed (a closed pipe, a full
+ * disk). */
+int ctl_printed(int rc);
+
+/*
+ * Prints the outcome of a command that changed something: JSON (released
+ * here) with --json, else the line FMT (a newline is added). Returns
+ * ctl_printed's status.
+ */
+int ctl_confirm(const struct ctl *ctl, json_t *json, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Opens the store in the configured data folder, which must hold one: the
+ * CLI never creates a database (that is the daemon's first start). */
+int ctl_open_store(struct ctl *ctl);
+
+/*
+ * Reads one line from standard input as a password (its line end removed)
+ * into *PASSWORD_R, for ctl_password_free. CTL_OK, or CTL_REFUSED for no
+ * line or an empty one.
+ */
+int ctl_read_password(char **password_r);
+
+/* Wipes and frees *PASSWORD; NULL is fine. */
+void ctl_password_free(char **password);
+
+/* CTL_OK when the command got exactly one operand, else a usage error naming
+ * WHAT it takes. */
+int ctl_one_arg(const struct ctl_command *cmd, int argc, char **argv, const char *what);
+
+/*
+ * The value of option NAME at ARGV[*I] ("--name V" or "--name=V"), moving *I
+ * past it; NULL if ARGV[*I] is not that option. *MISSING_R is set when the
+ * option is there but its value is not.
+ */
+const char *ctl_option(const char *name, int argc, char **argv, int *i, bool *missing_r);
+
+/* The commands (ctl_account.c, ctl_queue.c, ctl_user.c, ctl_auth.c). */
+#define CTL_RUN(fn) int fn(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+CTL_RUN(ctl_account_list);
+CTL_RUN(ctl_account_show);
+CTL_RUN(ctl_config_show);
+CTL_RUN(ctl_queue_list);
+CTL_RUN(ctl_queue_show);
+CTL_RUN(ctl_queue_release);
+CTL_RUN(ctl_queue_delete);
+CTL_RUN(ctl_user_list);
+CTL_RUN(ctl_user_show);
+CTL_RUN(ctl_user_add);
+CTL_RUN(ctl_user_del);
+CTL_RUN(ctl_user_passwd);
+CTL_RUN(ctl_seat_status);
+CTL_RUN(ctl_seat_set);
+CTL_RUN(ctl_address_list);
+CTL_RUN(ctl_address_add);
+CTL_RUN(ctl_address_del);
+#undef CTL_RUN
+
+#endif
