@@ -48,6 +48,7 @@
 #include "popgate.h"
 #include "store/account.h"
 #include "store/db.h"
+#include "store/login.h"
 #include "store/message.h"
 #include "store/spool.h"
 #include "store/user.h"
@@ -152,8 +153,8 @@ static int drop_privileges(const struct popgate_config *cfg, char *err, size_t e
 
 /* U3: mail of a user without a seat is delivered, but unfiltered and
  * unarchived, and says so. */
-#define UNFILTERED_HEADER                                                                  \
-	"X-Popgate-Unfiltered: no licence seat is free for this user; delivered without "  \
+#define UNFILTERED_HEADER                                                                          \
+	"X-Popgate-Unfiltered: no licence seat is free for this user; delivered without "          \
 	"filtering or archiving\r\n"
 
 /* True unless the account's user is known to be waiting for a seat. */
@@ -162,8 +163,7 @@ static bool user_has_seat(struct popgate *pg, const struct store_account *accoun
 	struct store_user user = {0};
 	bool has_seat = true;
 
-	if (account->user_name != NULL &&
-	    store_user_get(pg->store, account->user_name, &user) == 1)
+	if (account->user_name != NULL && store_user_get(pg->store, account->user_name, &user) == 1)
 		has_seat = user.has_seat;
 	store_user_clear(&user);
 	return has_seat;
@@ -233,9 +233,10 @@ static void on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 			log_event(LOG_INFO, "processed", account_name, verdict->id,
 				  "to the delivery queue");
 		else if (moved < 0)
-			log_event(LOG_ERROR, "error", account_name, verdict->id,
-				  "cannot move to the delivery queue: %s; retried at the next start",
-				  store_errmsg(pg->store));
+			log_event(
+			    LOG_ERROR, "error", account_name, verdict->id,
+			    "cannot move to the delivery queue: %s; it is filtered again shortly",
+			    store_errmsg(pg->store));
 		goto done;
 	}
 	/* A worker died or hung on it: retry once, then hold it as suspect. */
@@ -243,7 +244,8 @@ static void on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 	log_event(LOG_WARN, "error", account_name, verdict->id, "processing failed: %s",
 		  verdict->reason != NULL ? verdict->reason : "worker failed");
 	if (attempts >= 2) {
-		store_message_move(pg->store, verdict->id, MESSAGE_PROCESSING, MESSAGE_SUSPECT, NULL);
+		store_message_move(pg->store, verdict->id, MESSAGE_PROCESSING, MESSAGE_SUSPECT,
+				   NULL);
 		log_event(LOG_ERROR, "suspect", account_name, verdict->id,
 			  "held as suspect after %d failed attempts", attempts);
 	} else if (attempts == 1) {
@@ -267,19 +269,16 @@ static bool spool_id_known(const char *id, void *ctx)
 	return store_message_exists(ctx, id) != 0;
 }
 
-/* Resumes work a stop or crash interrupted. */
-static int recover(struct popgate *pg)
+/*
+ * Submits every message in processing to the pipeline, which ignores those it
+ * has already: at start-up the ones a stop interrupted, later the ones an
+ * administrator released (popgatectl queue release). The number submitted,
+ * or -1.
+ */
+static ssize_t resume_processing(struct popgate *pg)
 {
 	struct store_message *messages = NULL;
 	size_t count = 0;
-	int64_t *account_ids = NULL;
-	size_t account_count = 0;
-
-	int removed = spool_remove_orphans(pg->cfg->data_dir, spool_id_known, pg->store);
-	if (removed < 0)
-		return -1;
-	if (removed > 0)
-		log_info("recovery: removed %d spool file(s) without a row", removed);
 
 	if (store_message_list_all(pg->store, MESSAGE_PROCESSING, &messages, &count) < 0)
 		return -1;
@@ -294,9 +293,28 @@ static int recover(struct popgate *pg)
 		pipeline_submit(pg->pipeline, &job);
 		store_account_clear(&account);
 	}
-	if (count > 0)
-		log_info("recovery: %zu message(s) resumed in processing", count);
 	store_message_list_free(&messages, count);
+	return (ssize_t)count;
+}
+
+/* Resumes work a stop or crash interrupted. */
+static int recover(struct popgate *pg)
+{
+	int64_t *account_ids = NULL;
+	size_t account_count = 0;
+	ssize_t resumed;
+
+	int removed = spool_remove_orphans(pg->cfg->data_dir, spool_id_known, pg->store);
+	if (removed < 0)
+		return -1;
+	if (removed > 0)
+		log_info("recovery: removed %d spool file(s) without a row", removed);
+
+	resumed = resume_processing(pg);
+	if (resumed < 0)
+		return -1;
+	if (resumed > 0)
+		log_info("recovery: %zd message(s) resumed in processing", resumed);
 
 	/* A fetch cut short may have left stored messages at the provider: one
 	 * fetch per account deletes them there (their UIDLs are recorded). */
@@ -320,6 +338,15 @@ static void housekeeping_cb(evutil_socket_t fd, short what, void *ctx)
 		log_info("removed %d delivered message(s) older than %d days", expired,
 			 pg->cfg->delivered_keep_days);
 	auth_expire(pg->auth);
+	store_login_failures_expire(pg->store, pg->cfg->login_fail_window, util_now());
+}
+
+/* Picks up messages popgatectl released (moved back to processing). */
+static void release_check_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	(void)fd;
+	(void)what;
+	resume_processing(ctx);
 }
 
 static void signal_stop_cb(evutil_socket_t sig, short what, void *ctx)
@@ -337,12 +364,13 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 	struct popgate pg = {.cfg = cfg};
 	char err[512];
 	int plain_fd = -1, tls_fd = -1, status = 1;
-	struct event *sigterm = NULL, *sigint = NULL, *housekeeping = NULL;
+	struct event *sigterm = NULL, *sigint = NULL, *housekeeping = NULL, *release_check = NULL;
 
 	enum log_level level = LOG_INFO;
 	log_level_parse(cfg->log_level, &level); /* config_load checked the name */
 	if (log_open(cfg->log_file, level) < 0) {
-		fprintf(stderr, "popgate: cannot open log %s: %s\n", cfg->log_file, strerror(errno));
+		fprintf(stderr, "popgate: cannot open log %s: %s\n", cfg->log_file,
+			strerror(errno));
 		return 1;
 	}
 	log_set_role("main");
@@ -352,8 +380,8 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 		log_error("cannot prepare the data folder %s: %s", cfg->data_dir, strerror(errno));
 		return 1;
 	}
-	if (tls_ensure_self_signed(cfg->tls_cert, cfg->tls_key, cfg->hostname, err,
-				   sizeof(err)) < 0) {
+	if (tls_ensure_self_signed(cfg->tls_cert, cfg->tls_key, cfg->hostname, err, sizeof(err)) <
+	    0) {
 		log_error("TLS certificate: %s", err);
 		return 1;
 	}
@@ -414,6 +442,9 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 	struct timeval every = {.tv_sec = HOUSEKEEPING_SECONDS};
 	event_add(housekeeping, &every);
 	housekeeping_cb(-1, 0, &pg);
+	release_check = event_new(pg.base, -1, EV_PERSIST, release_check_cb, &pg);
+	struct timeval release_every = {.tv_sec = cfg->release_check_seconds};
+	event_add(release_check, &release_every);
 
 	log_info("popgate %s ready: POP3 on %s:%d (STLS), POP3S on %s:%d, data in %s",
 		 POPGATE_VERSION, cfg->listen_address, cfg->pop3_port, cfg->listen_address,
@@ -431,6 +462,8 @@ cleanup:
 		event_free(sigint);
 	if (housekeeping != NULL)
 		event_free(housekeeping);
+	if (release_check != NULL)
+		event_free(release_check);
 	pop3_server_free(&pg.pop3);
 	offload_free(&pg.offload); /* before auth: its jobs point at login requests */
 	auth_free(&pg.auth);
@@ -456,11 +489,11 @@ cleanup:
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check-config", required_argument, NULL, 'k'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check-config", required_argument, NULL, 'k'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *config_path = NULL;
 	bool check_only = false;

@@ -108,6 +108,9 @@ CTL_RUN(ctl_seat_set);
 CTL_RUN(ctl_address_list);
 CTL_RUN(ctl_address_add);
 CTL_RUN(ctl_address_del);
+CTL_RUN(ctl_auth_check);
+CTL_RUN(ctl_admin_check);
+CTL_RUN(ctl_admin_passwd);
 #undef CTL_RUN
 
 #endif

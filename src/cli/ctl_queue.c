@@ -68,12 +68,14 @@ int ctl_queue_list(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 
 		for (size_t i = 0; i < count; i++)
 			json_array_append_new(
-			    array, json_pack("{s:s, s:o, s:o, s:s, s:I, s:o}", "id", list[i].id,
-					     "account", cli_json_string(list[i].account_name),
-					     "user", cli_json_string(list[i].user_name), "state",
-					     store_message_state_name(list[i].state), "size",
-					     (json_int_t)list[i].body_size, "received",
-					     cli_json_time(list[i].received_at)));
+			    array,
+			    json_pack("{s:s, s:o, s:o, s:s, s:I, s:o, s:o}", "id", list[i].id,
+				      "account", cli_json_string(list[i].account_name), "user",
+				      cli_json_string(list[i].user_name), "state",
+				      store_message_state_name(list[i].state), "size",
+				      (json_int_t)list[i].body_size, "received",
+				      cli_json_time(list[i].received_at), "owner",
+				      cli_json_string(list[i].owner_name)));
 		rc = ctl_printed(cli_json_print(array, stdout));
 	} else {
 		struct cli_table *table = cli_table_new(6, headers);
@@ -98,6 +100,8 @@ int ctl_queue_list(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 int ctl_queue_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
 	struct store_query_message m;
+	struct store_query_recipient *recipients = NULL;
+	size_t recipient_count = 0;
 	char buf[256];
 	int found, rc;
 
@@ -115,21 +119,33 @@ int ctl_queue_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 	}
 	if (found == 0)
 		return ctl_refuse("no message '%s'", argv[0]);
+	if (store_query_message_recipients(ctl->store, m.id, &recipients, &recipient_count) < 0) {
+		store_query_message_clear(&m);
+		return ctl_refuse("cannot read the message's recipients");
+	}
 	if (ctl->json) {
 		/* The prepended lines are ours and ASCII; sanitise only if not. */
 		json_t *prepend = json_string(m.prepend);
+		json_t *attributed = json_array();
 
 		if (prepend == NULL)
 			prepend = cli_json_string(m.prepend);
+		for (size_t i = 0; i < recipient_count; i++)
+			json_array_append_new(attributed,
+					      json_pack("{s:o, s:o}", "user",
+							cli_json_string(recipients[i].user_name),
+							"address",
+							cli_json_string(recipients[i].address)));
 		rc = ctl_printed(cli_json_print(
-		    json_pack("{s:s, s:o, s:o, s:s, s:I, s:i, s:o, s:o, s:o, s:o, s:o}", "id", m.id,
-			      "account", cli_json_string(m.account_name), "user",
+		    json_pack("{s:s, s:o, s:o, s:s, s:I, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+			      "id", m.id, "account", cli_json_string(m.account_name), "user",
 			      cli_json_string(m.user_name), "state",
 			      store_message_state_name(m.state), "size", (json_int_t)m.body_size,
 			      "attempts", m.attempts, "received", cli_json_time(m.received_at),
 			      "state_changed", cli_json_time(m.state_changed_at), "uidl",
 			      cli_json_string(m.uidl), "sha256", cli_json_string(m.sha256),
-			      "prepend", prepend),
+			      "prepend", prepend, "owner", cli_json_string(m.owner_name),
+			      "recipients", attributed),
 		    stdout));
 	} else {
 		struct cli_table *table = cli_table_new(2, NULL);
@@ -152,6 +168,17 @@ int ctl_queue_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 		cli_table_add(table, (const char *const[]){"state changed", changed});
 		cli_table_add(table, (const char *const[]){"uidl", m.uidl});
 		cli_table_add(table, (const char *const[]){"sha256", m.sha256});
+		cli_table_add(table, (const char *const[]){"owner", m.owner_name});
+		if (recipient_count == 0)
+			cli_table_add(table, (const char *const[]){"recipients", NULL});
+		for (size_t i = 0; i < recipient_count; i++) {
+			char *who =
+			    xasprintf("%s <%s>", recipients[i].user_name, recipients[i].address);
+
+			cli_table_add(table,
+				      (const char *const[]){i == 0 ? "recipients" : "", who});
+			free(who);
+		}
 		/* The prepended header lines, one per row, so CRLFs are not
 		 * turned into "??" in the middle of a row. */
 		if (*line == '\0')
@@ -173,72 +200,142 @@ int ctl_queue_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 		rc = ctl_printed(cli_table_print(table, stdout));
 		cli_table_free(&table);
 	}
+	store_query_recipients_free(&recipients, recipient_count);
 	store_query_message_clear(&m);
 	return rc;
 }
 
-int ctl_queue_release(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+/*
+ * The operand ID and the option --user U of 'queue release|delete': CTL_OK
+ * with *ID_R and *USER_R (NULL without --user), or a usage error.
+ */
+static int ctl_queue_target(const struct ctl_command *cmd, int argc, char **argv, const char **id_r,
+			    const char **user_r)
+{
+	char buf[256];
+
+	*id_r = NULL;
+	*user_r = NULL;
+	for (int i = 0; i < argc; i++) {
+		bool missing = false;
+		const char *value = ctl_option("--user", argc, argv, &i, &missing);
+
+		if (value != NULL)
+			*user_r = value;
+		else if (missing)
+			return ctl_usage_error(cmd, "--user needs a value");
+		else if (*id_r == NULL && argv[i][0] != '-')
+			*id_r = argv[i];
+		else
+			return ctl_usage_error(cmd, "unexpected argument '%s'",
+					       ctl_clean(argv[i], buf, sizeof(buf)));
+	}
+	if (*id_r == NULL)
+		return ctl_usage_error(cmd, "'queue %s' takes one message id", cmd->name);
+	return CTL_OK;
+}
+
+/*
+ * CTL_OK when message ID exists and, with USER, is that user's (U4); else
+ * the refusal. A message that is someone else's is "not yours", so a user
+ * learns nothing of other users' mail but that.
+ */
+static int ctl_queue_check(struct ctl *ctl, const char *id, const char *user)
 {
 	struct store_message m;
 	char buf[256];
-	int found, rc;
+	int found;
 
-	if ((rc = ctl_one_arg(cmd, argc, argv, "one message id")) != CTL_OK)
-		return rc;
-	if ((rc = ctl_open_store(ctl)) != CTL_OK)
-		return rc;
-	if (!spool_id_valid(argv[0]))
-		return ctl_refuse("no message '%s'", ctl_clean(argv[0], buf, sizeof(buf)));
+	if (!spool_id_valid(id))
+		return ctl_refuse("no message '%s'", ctl_clean(id, buf, sizeof(buf)));
+	if (user != NULL) {
+		found = store_user_exists(ctl->store, user, NULL);
+		if (found < 0)
+			return ctl_refuse("cannot read the users");
+		if (found == 0)
+			return ctl_refuse("no user '%s'", ctl_clean(user, buf, sizeof(buf)));
+	}
 	memset(&m, 0, sizeof(m));
-	found = store_message_get(ctl->store, argv[0], &m);
+	found = store_message_get(ctl->store, id, &m);
 	store_message_clear(&m);
 	if (found < 0)
 		return ctl_refuse("cannot read the message");
 	if (found == 0)
-		return ctl_refuse("no message '%s'", argv[0]);
-	/* The move checks the state itself, so a concurrent change is seen. */
-	found = store_message_move(ctl->store, argv[0], MESSAGE_SUSPECT, MESSAGE_PROCESSING, NULL);
+		return ctl_refuse("no message '%s'", id);
+	if (user == NULL)
+		return CTL_OK;
+	found = store_query_message_of_user(ctl->store, id, user);
 	if (found < 0)
-		return ctl_refuse("cannot move the message");
+		return ctl_refuse("cannot read the message");
 	if (found == 0)
+		return ctl_refuse("message %s is not one of user %s's", id, user);
+	return CTL_OK;
+}
+
+int ctl_queue_release(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	const char *id, *user;
+	int moved, rc;
+
+	if ((rc = ctl_queue_target(cmd, argc, argv, &id, &user)) != CTL_OK)
+		return rc;
+	if ((rc = ctl_open_store(ctl)) != CTL_OK)
+		return rc;
+	if ((rc = ctl_queue_check(ctl, id, user)) != CTL_OK)
+		return rc;
+	/* The move checks the state itself, so a concurrent change is seen. */
+	moved = store_message_move(ctl->store, id, MESSAGE_SUSPECT, MESSAGE_PROCESSING, NULL);
+	if (moved < 0)
+		return ctl_refuse("cannot move the message");
+	if (moved == 0)
 		return ctl_refuse("message %s is not suspect; only a suspect message can be "
 				  "released",
-				  argv[0]);
-	return ctl_confirm(ctl,
-			   json_pack("{s:s, s:s, s:s}", "id", argv[0], "state", "processing",
-				     "note", "popgate resumes processing it at its next start"),
-			   "message %s released to processing; popgate resumes processing it "
-			   "at its next start",
-			   argv[0]);
+				  id);
+	return ctl_confirm(ctl, json_pack("{s:s, s:s}", "id", id, "state", "processing"),
+			   "message %s released to processing", id);
 }
 
 int ctl_queue_delete(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
-	char buf[256];
+	const char *id, *user;
 	int deleted, rc;
 
-	if ((rc = ctl_one_arg(cmd, argc, argv, "one message id")) != CTL_OK)
+	if ((rc = ctl_queue_target(cmd, argc, argv, &id, &user)) != CTL_OK)
 		return rc;
 	if ((rc = ctl_open_store(ctl)) != CTL_OK)
 		return rc;
-	if (!spool_id_valid(argv[0]))
-		return ctl_refuse("no message '%s'", ctl_clean(argv[0], buf, sizeof(buf)));
-	deleted = store_query_message_delete(ctl->store, argv[0]);
+	if ((rc = ctl_queue_check(ctl, id, user)) != CTL_OK)
+		return rc;
+	/* A message that other users' addresses keep loses only this user. */
+	if (user != NULL) {
+		int detached = store_query_message_detach_user(ctl->store, id, user);
+
+		if (detached < 0)
+			return ctl_refuse("cannot delete the message");
+		if (detached == 1)
+			return ctl_confirm(ctl,
+					   json_pack("{s:s, s:b, s:s}", "id", id, "deleted", 0,
+						     "removed_user", user),
+					   "message %s deleted for %s (other users' addresses "
+					   "keep it)",
+					   id, user);
+	}
+	deleted = store_query_message_delete(ctl->store, id);
 	if (deleted < -1)
 		return ctl_refuse("message %s is in processing; the daemon owns it until it "
 				  "leaves that state",
-				  argv[0]);
+				  id);
 	if (deleted < 0)
 		return ctl_refuse("cannot delete the message");
 	if (deleted == 0)
-		return ctl_refuse("no message '%s'", argv[0]);
+		return ctl_refuse("no message '%s'", id);
 	/* The row is gone; a body left behind is an orphan that the daemon
 	 * removes at its next start, so this is only a warning. */
-	if (spool_remove(ctl->store->data_dir, argv[0]) < 0)
+	if (spool_remove(ctl->store->data_dir, id) < 0)
 		fprintf(stderr,
 			"popgatectl: warning: cannot remove the body of %s (%s); popgate "
 			"removes it at its next start\n",
-			argv[0], strerror(errno));
-	return ctl_confirm(ctl, json_pack("{s:s, s:b}", "id", argv[0], "deleted", 1),
-			   "message %s deleted", argv[0]);
+			id, strerror(errno));
+	return ctl_confirm(ctl, json_pack("{s:s, s:b}", "id", id, "deleted", 1),
+			   "message %s deleted", id);
 }

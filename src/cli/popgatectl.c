@@ -77,23 +77,49 @@ static const struct ctl_command ctl_commands[] = {
      ctl_account_show},
     {"queue", "list", "[--state S] [--user U]", "list messages, oldest first",
      "  --state S  only messages in queue S: processing, delivery, delivered, suspect\n"
-     "  --user U   only messages of user U's accounts (exits 1 if there is no user U)\n"
-     "Shows each message's id, account, user, state, size and received time.\n",
+     "  --user U   only user U's messages (exits 1 if there is no user U): those\n"
+     "             addressed to one of U's addresses, and those U's account fetched\n"
+     "             that no local user's address names (U4)\n"
+     "Shows each message's id, account, fetching user, state, size and received\n"
+     "time (with --json also its owner, the user of its sender address).\n",
      ctl_queue_list},
     {"queue", "show", "ID", "show one message's record (not its body)",
      "Shows the message's account, user, state, size, worker attempts, times,\n"
-     "provider UIDL, SHA-256 and the header lines popgate prepends.\n"
+     "provider UIDL, SHA-256, the header lines popgate prepends, its owner (the\n"
+     "user of its sender address, U5) and the users its recipient addresses\n"
+     "belong to (U4).\n"
      "Exits 1 if there is no such message.\n",
      ctl_queue_show},
-    {"queue", "release", "ID", "send a suspect message back to processing",
-     "Moves the message from suspect to processing; the daemon resumes\n"
-     "processing it at its next start. Exits 1 if there is no such message or\n"
-     "it is not suspect.\n",
+    {"queue", "release", "ID [--user U]", "send a suspect message back to processing",
+     "  --user U  act as user U: only U's messages (see 'queue list --user')\n"
+     "Moves the message from suspect to processing; the running daemon filters\n"
+     "it again within release_check_seconds. Exits 1 if there is no such\n"
+     "message, it is not suspect, or it is not U's.\n",
      ctl_queue_release},
-    {"queue", "delete", "ID", "delete a message and its body",
+    {"queue", "delete", "ID [--user U]", "delete a message and its body",
+     "  --user U  act as user U: only U's messages; a message that other users'\n"
+     "            addresses also name is only taken off U's list\n"
      "Deletes the message's record and spool file. Refused (exit 1) for a\n"
-     "message in processing (the daemon owns it) and an unknown id.\n",
+     "message in processing (the daemon owns it), an unknown id, and one that\n"
+     "is not U's.\n",
      ctl_queue_delete},
+    {"auth", "check", "NAME", "check a user's console login, password on standard input",
+     "Logs in to the user console as NAME with the password read from standard\n"
+     "input, as the web console does (U6): NAME is the user name ('+' for '@'),\n"
+     "or the full POP3 account name with '@' or '+'. A local password ('user\n"
+     "passwd') is checked first; a provider-created user's password against its\n"
+     "stored hash, then live at the provider. Failures count towards the login\n"
+     "throttle like POP3 logins. Exits 0 when accepted, 1 when not (rejected,\n"
+     "throttled, or the provider could not be asked).\n",
+     ctl_auth_check},
+    {"admin", "passwd", "", "set the administrator's password from standard input",
+     "Reads one line from standard input (pipe it in) and stores its argon2id\n"
+     "hash; the web console's administrator logs in with it.\n",
+     ctl_admin_passwd},
+    {"admin", "check", "", "check the administrator's password on standard input",
+     "Exits 0 when it is the one 'admin passwd' set, 1 when not or when none is\n"
+     "set. Failures count towards the login throttle.\n",
+     ctl_admin_check},
     {"config", "show", "", "print the effective configuration",
      "Prints every key as INI that popgate reads back (with --json: an object\n"
      "of sections of keys). The configuration holds no secret.\n",

@@ -82,6 +82,7 @@ static const struct config_key config_keys[] = {
 	{"server", "login_fail_delay_ms", CONFIG_INT, CONFIG_FIELD(login_fail_delay_ms), 0, 60000},
 	{"users", "pseudo_domain", CONFIG_HOST, CONFIG_FIELD(pseudo_domain), 0, 0},
 	{"queue", "delivered_keep_days", CONFIG_INT, CONFIG_FIELD(delivered_keep_days), 0, 3650},
+	{"queue", "release_check_seconds", CONFIG_INT, CONFIG_FIELD(release_check_seconds), 1, 3600},
 	{"queue", "max_message_size", CONFIG_LLONG, CONFIG_FIELD(max_message_size), 1024,
 	 4294967296LL},
 	{"fetch", "timeout", CONFIG_INT, CONFIG_FIELD(fetch_timeout), 1, 3600},
@@ -769,6 +770,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->login_fail_delay_ms = 1000;
 	cfg->pseudo_domain = xstrdup("pop3proxy.reddoxx");
 	cfg->delivered_keep_days = 7;
+	cfg->release_check_seconds = 5;
 	cfg->max_message_size = 67108864;
 	cfg->fetch_timeout = 120;
 	cfg->fetch_retry_min = 60;

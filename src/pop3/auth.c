@@ -39,6 +39,7 @@
 #include "pop3/parse.h"
 #include "popgate.h"
 #include "store/account.h"
+#include "store/login.h"
 
 #define AUTH_TABLE_BUCKETS 1024
 /* A remembered successful login is trusted this long without argon2id. */
@@ -281,46 +282,6 @@ static void auth_succeed(struct auth_request *request)
 	auth_finish(request, AUTH_OK, "logged in");
 }
 
-/*
- * The user name for a new account (U2): the login with '@' replaced by '+'
- * when the login is a mail address (unique by itself); otherwise the login
- * plus '+' and the provider host, so the same login at two providers never
- * becomes one user. A name already taken gets the host appended, then a number.
- * Returns an allocated name, or NULL on a store error.
- */
-static char *auth_user_name_for(struct store *store, const char *login, const char *host)
-{
-	char *base;
-	char *name;
-	int exists;
-
-	if (strchr(login, '@') != NULL) {
-		base = xstrdup(login);
-		for (char *p = base; *p; p++) {
-			if (*p == '@')
-				*p = '+';
-		}
-	} else {
-		base = xasprintf("%s+%s", login, host);
-	}
-	name = xstrdup(base);
-	for (int attempt = 0;; attempt++) {
-		exists = store_user_exists(store, name, NULL);
-		if (exists <= 0)
-			break;
-		free(name);
-		name = attempt == 0 && strchr(login, '@') != NULL
-			       ? xasprintf("%s+%s", base, host)
-			       : xasprintf("%s+%d", base, attempt + 1);
-	}
-	free(base);
-	if (exists < 0) {
-		free(name);
-		return NULL;
-	}
-	return name;
-}
-
 /* A first login was confirmed by the provider: create account and user. */
 static void auth_create_account(struct auth_request *request)
 {
@@ -329,7 +290,7 @@ static void auth_create_account(struct auth_request *request)
 	char *user_name = NULL;
 	char *address = NULL;
 
-	user_name = auth_user_name_for(pg->store, request->login, request->host);
+	user_name = store_login_user_name_new(pg->store, request->login, request->host);
 	if (user_name == NULL)
 		goto fail;
 	address = xasprintf("%s@%s", user_name, pg->cfg->pseudo_domain);
@@ -364,8 +325,9 @@ fail:
 	free(account.user_name);
 	free(user_name);
 	free(address);
-	log_event(LOG_ERROR, "error", request->name, NULL, "cannot create the account: %s",
-		  store_errmsg(pg->store));
+	/* The store logged its own error; its message is gone by now. */
+	log_event(LOG_ERROR, "error", request->name, NULL,
+		  "cannot create the account (see the store's error before this line)");
 	auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
 }
 

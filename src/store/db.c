@@ -113,6 +113,16 @@ static const char *const store_migrations[] = {
     "  PRIMARY KEY (message_id, user_id)"
     ");"
     "CREATE INDEX message_recipient_user ON message_recipient(user_id);",
+    /*
+     * 4: failed console logins (U6), counted per key ("user:NAME",
+     * "admin", "address:IP") within a window. They live in the store, not in
+     * memory, because popgatectl and the daemon both check them.
+     */
+    "CREATE TABLE login_failure ("
+    "  key TEXT PRIMARY KEY,"
+    "  failures INTEGER NOT NULL,"
+    "  window_start INTEGER NOT NULL"
+    ");",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

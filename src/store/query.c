@@ -20,10 +20,22 @@
 /* The columns store_query_read expects, in its order. */
 #define QUERY_COLUMNS                                                                              \
 	"m.id, a.name, u.name, m.state, m.body_size, m.attempts, m.received_at,"                   \
-	" m.state_changed_at, m.uidl, m.sha256, m.prepend"
+	" m.state_changed_at, m.uidl, m.sha256, m.prepend,"                                        \
+	" (SELECT o.name FROM user o WHERE o.id = m.owner_user_id)"
 #define QUERY_FROM                                                                                 \
 	" FROM message m JOIN account a ON a.id = m.account_id"                                    \
 	" JOIN user u ON u.id = a.user_id"
+
+/*
+ * Whether message m belongs to the user named by parameter ?2 (U4): the
+ * user owns one of its recipient addresses, or no local user does and the
+ * user's account fetched it.
+ */
+#define QUERY_OF_USER                                                                              \
+	" (EXISTS (SELECT 1 FROM message_recipient r JOIN user ru ON ru.id = r.user_id"            \
+	"   WHERE r.message_id = m.id AND ru.name = ?2)"                                           \
+	"  OR (u.name = ?2 AND NOT EXISTS"                                                         \
+	"   (SELECT 1 FROM message_recipient r WHERE r.message_id = m.id)))"
 
 /* A copy of column COL of STMT, or NULL for SQL NULL. */
 static char *store_query_text(sqlite3_stmt *stmt, int col)
@@ -59,6 +71,7 @@ static int store_query_read(sqlite3_stmt *stmt, struct store_query_message *mess
 	message->prepend = store_query_text(stmt, 10);
 	if (message->prepend == NULL)
 		message->prepend = xstrdup("");
+	message->owner_name = store_query_text(stmt, 11);
 	return 0;
 }
 
@@ -71,6 +84,7 @@ void store_query_message_clear(struct store_query_message *message)
 	xfree(&message->uidl);
 	xfree(&message->sha256);
 	xfree(&message->prepend);
+	xfree(&message->owner_name);
 }
 
 int store_query_messages(struct store *store, int state, const char *user_name,
@@ -79,7 +93,7 @@ int store_query_messages(struct store *store, int state, const char *user_name,
 	/* Both filters in one statement: a NULL binding means "any". */
 	static const char sql[] =
 	    "SELECT " QUERY_COLUMNS QUERY_FROM " WHERE (?1 IS NULL OR m.state = ?1)"
-	    " AND (?2 IS NULL OR u.name = ?2) ORDER BY m.seq";
+	    " AND (?2 IS NULL OR" QUERY_OF_USER ") ORDER BY m.seq";
 	struct store_query_message *list = NULL;
 	size_t count = 0, capacity = 0;
 	sqlite3_stmt *stmt;
@@ -143,6 +157,89 @@ int store_query_message_get(struct store *store, const char *id,
 		result = -1;
 	store_stmt_release(stmt);
 	return result;
+}
+
+int store_query_message_of_user(struct store *store, const char *id, const char *user_name)
+{
+	static const char sql[] = "SELECT 1" QUERY_FROM " WHERE m.id = ?1 AND" QUERY_OF_USER;
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, user_name, -1, SQLITE_STATIC);
+	return store_stmt_exists(store, stmt, "reading whose a message is");
+}
+
+int store_query_message_recipients(struct store *store, const char *id,
+				   struct store_query_recipient **list_r, size_t *count_r)
+{
+	static const char sql[] = "SELECT u.name, r.address FROM message_recipient r"
+				  " JOIN user u ON u.id = r.user_id WHERE r.message_id = ?"
+				  " ORDER BY u.name";
+	struct store_query_recipient *list = NULL;
+	size_t count = 0, capacity = 0;
+	sqlite3_stmt *stmt;
+	int rc;
+
+	*list_r = NULL;
+	*count_r = 0;
+	stmt = store_stmt_prepare(store, sql);
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (count == capacity) {
+			capacity = capacity == 0 ? 4 : capacity * 2;
+			list = xrealloc(list, capacity * sizeof(*list));
+		}
+		list[count].user_name = store_query_text(stmt, 0);
+		list[count].address = store_query_text(stmt, 1);
+		count++;
+	}
+	store_stmt_release(stmt);
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "listing a message's recipients");
+		store_query_recipients_free(&list, count);
+		return -1;
+	}
+	*list_r = list;
+	*count_r = count;
+	return 0;
+}
+
+void store_query_recipients_free(struct store_query_recipient **list, size_t count)
+{
+	if (*list == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free((*list)[i].user_name);
+		free((*list)[i].address);
+	}
+	xfree(list);
+}
+
+int store_query_message_detach_user(struct store *store, const char *id, const char *user_name)
+{
+	/* Only while another user's address stays: the last recipient's
+	 * delete is the message's. */
+	static const char sql[] =
+	    "DELETE FROM message_recipient WHERE message_id = ?1"
+	    " AND user_id = (SELECT id FROM user WHERE name = ?2)"
+	    " AND EXISTS (SELECT 1 FROM message_recipient o JOIN user ou ON ou.id = o.user_id"
+	    "  WHERE o.message_id = ?1 AND ou.name <> ?2)";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int result;
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, user_name, -1, SQLITE_STATIC);
+	result = store_stmt_step(store, stmt, "taking a user off a message");
+	store_stmt_release(stmt);
+	if (result < 0)
+		return -1;
+	return sqlite3_changes(store->db) > 0 ? 1 : 0;
 }
 
 int store_query_message_delete(struct store *store, const char *id)

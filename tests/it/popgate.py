@@ -322,6 +322,17 @@ class Popgate:
         finally:
             con.close()
 
+    def db_write(self, sql, params=()):
+        """Runs SQL that changes the store (to age a record, say), beside the
+        daemon; popgate reads the store for every decision, so it sees it."""
+        con = sqlite3.connect(self.db_path, timeout=10.0)
+        try:
+            con.execute("PRAGMA busy_timeout = 10000")
+            with con:
+                con.execute(sql, params)
+        finally:
+            con.close()
+
     def db_states(self, account=None):
         """{state: count} of the message rows (of ACCOUNT's messages if given)."""
         if not os.path.exists(self.db_path):

@@ -51,14 +51,18 @@ def table_rows(text):
     return [re.split(r"\s{2,}", line.strip()) for line in text.splitlines() if line.strip()]
 
 
-@pytest.fixture
-def fetched(popgate, provider, corpus):
-    """popgate after alice's first login and the fetch of three messages."""
+def fetch_three(gate, provider, corpus):
+    """GATE after alice's first login and the fetch of three messages."""
     provider.add_user("alice", PASSWORD)
     provider.deliver_many("alice", corpus.messages(3, seed=31))
-    popgate.first_login(ACCOUNT, PASSWORD)
-    popgate.wait_states({"delivery": 3}, timeout=60)
-    return popgate
+    gate.first_login(ACCOUNT, PASSWORD)
+    gate.wait_states({"delivery": 3}, timeout=60)
+    return gate
+
+
+@pytest.fixture
+def fetched(popgate, provider, corpus):
+    return fetch_three(popgate, provider, corpus)
 
 
 def assert_no_secret(gate, text):
@@ -419,8 +423,19 @@ def spool_files(gate, mid):
             if f == mid]
 
 
-def test_queue_release_and_delete(fetched):
-    gate = fetched
+def set_state(gate, mid, state):
+    con = sqlite3.connect(gate.db_path, timeout=10.0)
+    with con:
+        con.execute("UPDATE message SET state = ? WHERE id = ?", (state, mid))
+    con.close()
+
+
+def test_queue_release_and_delete(make_popgate, provider, corpus):
+    # The daemon does not look for released messages during this test, so
+    # a released one stays in processing while it runs.
+    gate = fetch_three(make_popgate(provider=provider,
+                                    overrides={"queue": {"release_check_seconds": 3600}}),
+                       provider, corpus)
     config = gate.config_path
     ids = [r[0] for r in gate.db_query("SELECT id FROM message ORDER BY seq")]
     assert len(ids) == 3 and all(spool_files(gate, i) for i in ids)
@@ -437,7 +452,7 @@ def test_queue_release_and_delete(fetched):
     assert states() == {ids[0]: "suspect", ids[1]: "delivery", ids[2]: "delivery"}
 
     out = ok(ctl("queue", "release", ids[0], config=config))
-    assert "processing" in out and "next start" in out
+    assert out == f"message {ids[0]} released to processing\n"
     assert states()[ids[0]] == "processing"
     refused(ctl("--json", "queue", "release", ids[0], config=config), "not suspect")
 
@@ -453,4 +468,19 @@ def test_queue_release_and_delete(fetched):
     refused(ctl("queue", "delete", ids[1], config=config), "no message")
     refused(ctl("queue", "delete", "../../etc/passwd", config=config), "no message")
     assert json.loads(ok(ctl("--json", "queue", "list", config=config)))[0]["id"] == ids[0]
+    still_serving(gate)
+
+
+def test_released_message_is_filtered_again_without_restart(make_popgate, provider, corpus):
+    gate = fetch_three(make_popgate(provider=provider,
+                                    overrides={"queue": {"release_check_seconds": 1}}),
+                       provider, corpus)
+    mid = gate.db_query("SELECT id FROM message ORDER BY seq")[0][0]
+    set_state(gate, mid, "suspect")
+    pid = gate.pid
+    assert json.loads(ok(ctl("--json", "queue", "release", mid, config=gate.config_path))) == {
+        "id": mid, "state": "processing"}
+    gate.wait_states({"delivery": 3}, timeout=30)
+    assert gate.pid == pid
+    assert len([e for e in gate.events("processed") if e["id"] == mid]) == 2
     still_serving(gate)

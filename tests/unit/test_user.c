@@ -1,6 +1,6 @@
 /*
  * test_user.c — users, addresses, seats and settings (store/user.c), and
- * schema migrations 2 and 3, and recording whom a message belongs to (U4,
+ * schema migrations 2 to 4, and recording whom a message belongs to (U4,
  * U5), each test on its own store in a temp data folder.
  * Every refusal is checked to write nothing and to say why.
  */
@@ -62,7 +62,7 @@ static void test_migration_fresh(void **state)
 {
 	struct test_store *f = *state;
 
-	assert_int_equal(store_schema_version(f->store), 3);
+	assert_int_equal(store_schema_version(f->store), 4);
 	assert_int_equal(
 	    test_query_int(f->store, "SELECT count(*) FROM pragma_table_info('user') WHERE name IN"
 				     " ('password_hash', 'has_seat', 'seat_requested_at')"),
@@ -78,6 +78,10 @@ static void test_migration_fresh(void **state)
 	assert_int_equal(
 	    test_query_int(f->store, "SELECT count(*) FROM pragma_table_info('message_recipient')"
 				     " WHERE name IN ('message_id', 'user_id', 'address')"),
+	    3);
+	assert_int_equal(
+	    test_query_int(f->store, "SELECT count(*) FROM pragma_table_info('login_failure')"
+				     " WHERE name IN ('key', 'failures', 'window_start')"),
 	    3);
 }
 
@@ -147,7 +151,7 @@ static void test_migration_from_v1(void **state)
 	char text[64];
 
 	/* Take the database back to its version 1 shape, with users in it. */
-	test_exec_sql(f->store, "DROP TABLE message_recipient;"
+	test_exec_sql(f->store, "DROP TABLE message_recipient; DROP TABLE login_failure;"
 				"DROP INDEX user_waiting; DROP INDEX message_owner;"
 				"DROP TABLE setting;"
 				"ALTER TABLE user DROP COLUMN password_hash;"
@@ -159,7 +163,7 @@ static void test_migration_from_v1(void **state)
 				"PRAGMA user_version = 1;");
 	store_close(&f->store);
 	f->store = test_store_open(f->dir);
-	assert_int_equal(store_schema_version(f->store), 3);
+	assert_int_equal(store_schema_version(f->store), 4);
 	/* Users made before seats existed all keep working, in creation order. */
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM user WHERE has_seat = 1"
 						  " AND seat_requested_at = created_at"
