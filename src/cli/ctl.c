@@ -26,16 +26,22 @@ void ctl_command_usage(const struct ctl_command *c, FILE *out, bool details)
 		fprintf(out, "%s.\n%s", c->summary, c->details != NULL ? c->details : "");
 }
 
-/* Prints "popgatectl: MESSAGE" and CMD's usage on stderr; CTL_USAGE. */
+/* Prints "popgatectl: MESSAGE" on stderr. */
+static void ctl_say(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+static void ctl_say(const char *fmt, va_list ap)
+{
+	fputs("popgatectl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 int ctl_usage_error(const struct ctl_command *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("popgatectl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ctl_say(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	if (cmd != NULL)
 		ctl_command_usage(cmd, stderr, false);
 	else
@@ -43,16 +49,13 @@ int ctl_usage_error(const struct ctl_command *cmd, const char *fmt, ...)
 	return CTL_USAGE;
 }
 
-/* Prints "popgatectl: MESSAGE" on stderr; CTL_REFUSED. */
 int ctl_refuse(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("popgatectl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ctl_say(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return CTL_REFUSED;
 }
 

@@ -272,16 +272,26 @@ static int ctl_queue_check(struct ctl *ctl, const char *id, const char *user)
 	return CTL_OK;
 }
 
+/* The common start of 'queue release|delete': arguments, store, and the
+ * message's check. */
+static int ctl_queue_open(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv,
+			  const char **id_r, const char **user_r)
+{
+	int rc;
+
+	if ((rc = ctl_queue_target(cmd, argc, argv, id_r, user_r)) != CTL_OK)
+		return rc;
+	if ((rc = ctl_open_store(ctl)) != CTL_OK)
+		return rc;
+	return ctl_queue_check(ctl, *id_r, *user_r);
+}
+
 int ctl_queue_release(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
 	const char *id, *user;
 	int moved, rc;
 
-	if ((rc = ctl_queue_target(cmd, argc, argv, &id, &user)) != CTL_OK)
-		return rc;
-	if ((rc = ctl_open_store(ctl)) != CTL_OK)
-		return rc;
-	if ((rc = ctl_queue_check(ctl, id, user)) != CTL_OK)
+	if ((rc = ctl_queue_open(ctl, cmd, argc, argv, &id, &user)) != CTL_OK)
 		return rc;
 	/* The move checks the state itself, so a concurrent change is seen. */
 	moved = store_message_move(ctl->store, id, MESSAGE_SUSPECT, MESSAGE_PROCESSING, NULL);
@@ -300,11 +310,7 @@ int ctl_queue_delete(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	const char *id, *user;
 	int deleted, rc;
 
-	if ((rc = ctl_queue_target(cmd, argc, argv, &id, &user)) != CTL_OK)
-		return rc;
-	if ((rc = ctl_open_store(ctl)) != CTL_OK)
-		return rc;
-	if ((rc = ctl_queue_check(ctl, id, user)) != CTL_OK)
+	if ((rc = ctl_queue_open(ctl, cmd, argc, argv, &id, &user)) != CTL_OK)
 		return rc;
 	/* A message that other users' addresses keep loses only this user. */
 	if (user != NULL) {

@@ -58,14 +58,51 @@ static void store_account_read(sqlite3_stmt *stmt, struct store_account *account
 	account->next_fetch_at = sqlite3_column_int64(stmt, 11);
 }
 
-/* Runs a one-row account query whose first parameter is already bound. 1/0/-1. */
+/*
+ * Clears ACCOUNT, then runs a one-row account query whose first parameter is
+ * already bound, filling ACCOUNT from its row. STMT is NULL when preparing it
+ * failed. 1/0/-1.
+ */
 static int store_account_fetch_one(struct store *store, sqlite3_stmt *stmt,
 				   struct store_account *account)
 {
-	int result = store_stmt_step(store, stmt, "reading an account");
+	int result;
 
+	memset(account, 0, sizeof(*account));
+	if (stmt == NULL)
+		return -1;
+	result = store_stmt_step(store, stmt, "reading an account");
 	if (result == 1)
 		store_account_read(stmt, account);
+	store_stmt_release(stmt);
+	return result;
+}
+
+/*
+ * The id of user NAME and, when ACCOUNT_NAME_R is not NULL, the name of its
+ * first account (NULL for none) as a new string. 1/0/-1.
+ */
+static int store_user_lookup(struct store *store, const char *name, int64_t *user_id_r,
+			     char **account_name_r)
+{
+	static const char sql[] =
+	    "SELECT u.id,"
+	    " (SELECT a.name FROM account a WHERE a.user_id = u.id ORDER BY a.id LIMIT 1)"
+	    " FROM user u WHERE u.name = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int result;
+
+	if (account_name_r != NULL)
+		*account_name_r = NULL;
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	result = store_stmt_step(store, stmt, "looking up a user");
+	if (result == 1) {
+		*user_id_r = sqlite3_column_int64(stmt, 0);
+		if (account_name_r != NULL)
+			*account_name_r = store_column_strdup(stmt, 1);
+	}
 	store_stmt_release(stmt);
 	return result;
 }
@@ -74,27 +111,16 @@ static int store_account_fetch_one(struct store *store, sqlite3_stmt *stmt,
 static int store_user_get_or_create(struct store *store, const char *name,
 				    const char *primary_address, int64_t *user_id_r)
 {
-	static const char select_sql[] = "SELECT id FROM user WHERE name = ?";
 	static const char insert_user_sql[] =
 	    "INSERT INTO user (name, origin, created_at, seat_requested_at) "
 	    "VALUES (?, 'provider', ?, ?)";
 	static const char insert_address_sql[] =
 	    "INSERT INTO address (address, user_id, is_primary) VALUES (?, ?, 1)";
 	sqlite3_stmt *stmt;
-	int found;
+	int found = store_user_lookup(store, name, user_id_r, NULL);
 
-	stmt = store_stmt_prepare(store, select_sql);
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	found = store_stmt_step(store, stmt, "looking up a user");
-	if (found == 1)
-		*user_id_r = sqlite3_column_int64(stmt, 0);
-	store_stmt_release(stmt);
-	if (found < 0)
-		return -1;
-	if (found == 1)
-		return 0;
+	if (found != 0)
+		return found < 0 ? -1 : 0;
 
 	stmt = store_stmt_prepare(store, insert_user_sql);
 	if (stmt == NULL)
@@ -134,10 +160,8 @@ int store_account_get(struct store *store, const char *name, struct store_accoun
 	static const char sql[] = "SELECT " ACCOUNT_COLUMNS ACCOUNT_FROM " WHERE a.name = ?";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
 
-	memset(account, 0, sizeof(*account));
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	if (stmt != NULL)
+		sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
 	return store_account_fetch_one(store, stmt, account);
 }
 
@@ -146,10 +170,8 @@ int store_account_get_by_id(struct store *store, int64_t id, struct store_accoun
 	static const char sql[] = "SELECT " ACCOUNT_COLUMNS ACCOUNT_FROM " WHERE a.id = ?";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
 
-	memset(account, 0, sizeof(*account));
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_int64(stmt, 1, id);
+	if (stmt != NULL)
+		sqlite3_bind_int64(stmt, 1, id);
 	return store_account_fetch_one(store, stmt, account);
 }
 
@@ -199,6 +221,20 @@ fail:
 	return -1;
 }
 
+/* Runs STMT, a bound UPDATE of account ACCOUNT_ID, and releases it. 0, or
+ * -1 when it fails or there is no such account (logged as WHAT). */
+static int store_account_update_done(struct store *store, sqlite3_stmt *stmt, const char *what,
+				     int64_t account_id)
+{
+	if (store_stmt_done(store, stmt, what) < 0)
+		return -1;
+	if (sqlite3_changes(store->db) == 0) {
+		log_error("store: %s: no account %lld", what, (long long)account_id);
+		return -1;
+	}
+	return 0;
+}
+
 int store_account_update_credentials(struct store *store, int64_t account_id,
 				     const char *password_hash, const unsigned char *secret,
 				     size_t secret_len)
@@ -212,13 +248,7 @@ int store_account_update_credentials(struct store *store, int64_t account_id,
 	sqlite3_bind_text(stmt, 1, password_hash, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(stmt, 2, secret, (int)secret_len, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 3, account_id);
-	if (store_stmt_done(store, stmt, "updating credentials") < 0)
-		return -1;
-	if (sqlite3_changes(store->db) == 0) {
-		log_error("store: updating credentials: no account %lld", (long long)account_id);
-		return -1;
-	}
-	return 0;
+	return store_account_update_done(store, stmt, "updating credentials", account_id);
 }
 
 int store_account_record_fetch(struct store *store, int64_t account_id, const char *error,
@@ -235,33 +265,14 @@ int store_account_record_fetch(struct store *store, int64_t account_id, const ch
 	sqlite3_bind_int(stmt, 3, error == NULL ? 0 : fetch_failures);
 	sqlite3_bind_int64(stmt, 4, next_fetch_at);
 	sqlite3_bind_int64(stmt, 5, account_id);
-	if (store_stmt_done(store, stmt, "recording a fetch") < 0)
-		return -1;
-	if (sqlite3_changes(store->db) == 0) {
-		log_error("store: recording a fetch: no account %lld", (long long)account_id);
-		return -1;
-	}
-	return 0;
+	return store_account_update_done(store, stmt, "recording a fetch", account_id);
 }
 
 int store_user_exists(struct store *store, const char *name, char **account_name_r)
 {
-	static const char sql[] =
-	    "SELECT (SELECT a.name FROM account a WHERE a.user_id = u.id ORDER BY a.id LIMIT 1)"
-	    " FROM user u WHERE u.name = ?";
-	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
-	int result;
+	int64_t user_id;
 
-	if (account_name_r != NULL)
-		*account_name_r = NULL;
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	result = store_stmt_step(store, stmt, "looking up a user");
-	if (result == 1 && account_name_r != NULL)
-		*account_name_r = store_column_strdup(stmt, 0);
-	store_stmt_release(stmt);
-	return result;
+	return store_user_lookup(store, name, &user_id, account_name_r);
 }
 
 int store_account_list_ids(struct store *store, int64_t **ids_r, size_t *count_r)
@@ -294,28 +305,34 @@ int store_account_list_ids(struct store *store, int64_t **ids_r, size_t *count_r
 	return 0;
 }
 
+/* The cached statement for SQL with ACCOUNT_ID and UIDL bound to its two
+ * parameters. NULL on error (logged). */
+static sqlite3_stmt *store_uidl_stmt(struct store *store, const char *sql, int64_t account_id,
+				     const char *uidl)
+{
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	if (stmt != NULL) {
+		sqlite3_bind_int64(stmt, 1, account_id);
+		sqlite3_bind_text(stmt, 2, uidl, -1, SQLITE_STATIC);
+	}
+	return stmt;
+}
+
 int store_uidl_known(struct store *store, int64_t account_id, const char *uidl)
 {
 	static const char sql[] = "SELECT 1 FROM provider_uidl WHERE account_id = ? AND uidl = ?";
-	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	sqlite3_stmt *stmt = store_uidl_stmt(store, sql, account_id, uidl);
 
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_int64(stmt, 1, account_id);
-	sqlite3_bind_text(stmt, 2, uidl, -1, SQLITE_STATIC);
-	return store_stmt_exists(store, stmt, "looking up a UIDL");
+	return stmt != NULL ? store_stmt_exists(store, stmt, "looking up a UIDL") : -1;
 }
 
 int store_uidl_forget(struct store *store, int64_t account_id, const char *uidl)
 {
 	static const char sql[] = "DELETE FROM provider_uidl WHERE account_id = ? AND uidl = ?";
-	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	sqlite3_stmt *stmt = store_uidl_stmt(store, sql, account_id, uidl);
 
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_int64(stmt, 1, account_id);
-	sqlite3_bind_text(stmt, 2, uidl, -1, SQLITE_STATIC);
-	return store_stmt_done(store, stmt, "forgetting a UIDL");
+	return stmt != NULL ? store_stmt_done(store, stmt, "forgetting a UIDL") : -1;
 }
 
 int store_uidl_prune(struct store *store, int64_t account_id, char *const *present,

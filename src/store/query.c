@@ -68,9 +68,7 @@ static int store_query_read(sqlite3_stmt *stmt, struct store_query_message *mess
 	message->state_changed_at = sqlite3_column_int64(stmt, 7);
 	message->uidl = store_query_text(stmt, 8);
 	message->sha256 = store_query_text(stmt, 9);
-	message->prepend = store_query_text(stmt, 10);
-	if (message->prepend == NULL)
-		message->prepend = xstrdup("");
+	message->prepend = store_query_text(stmt, 10); /* NOT NULL DEFAULT '' */
 	message->owner_name = store_query_text(stmt, 11);
 	return 0;
 }

@@ -54,11 +54,72 @@ static void user_err_db(char *err, size_t errlen)
 	user_err(err, errlen, "database error (see the log)");
 }
 
+/* A column's text as a new string; NULL stays NULL. */
 static char *user_column_strdup(sqlite3_stmt *stmt, int column)
 {
 	const char *text = (const char *)sqlite3_column_text(stmt, column);
 
 	return text != NULL ? xstrdup(text) : NULL;
+}
+
+/* The cached statement for SQL with TEXT (NULL binds SQL NULL), or with
+ * VALUE, bound to its first parameter. NULL on error (logged). */
+static sqlite3_stmt *user_stmt_text(struct store *store, const char *sql, const char *text)
+{
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	if (stmt != NULL)
+		sqlite3_bind_text(stmt, 1, text, -1, SQLITE_STATIC);
+	return stmt;
+}
+
+static sqlite3_stmt *user_stmt_int(struct store *store, const char *sql, int64_t value)
+{
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	if (stmt != NULL)
+		sqlite3_bind_int64(stmt, 1, value);
+	return stmt;
+}
+
+/* store_stmt_step and store_stmt_done for a statement from user_stmt_*,
+ * which is NULL when preparing it failed: -1 then. */
+static int user_stmt_row(struct store *store, sqlite3_stmt *stmt, const char *what)
+{
+	return stmt != NULL ? store_stmt_step(store, stmt, what) : -1;
+}
+
+static int user_stmt_done(struct store *store, sqlite3_stmt *stmt, const char *what)
+{
+	return stmt != NULL ? store_stmt_done(store, stmt, what) : -1;
+}
+
+/* store_tx_begin and store_tx_commit, with the database-error text in ERR
+ * when they fail. 0 or -1. */
+static int user_tx_begin(struct store *store, bool *outer_r, char *err, size_t errlen)
+{
+	if (store_tx_begin(store, outer_r) == 0)
+		return 0;
+	user_err_db(err, errlen);
+	return -1;
+}
+
+static int user_tx_commit(struct store *store, bool outer, char *err, size_t errlen)
+{
+	if (store_tx_commit(store, outer) == 0)
+		return 0;
+	user_err_db(err, errlen);
+	return -1;
+}
+
+/* LIST (of CAPACITY entries of SIZE bytes, COUNT used) with room for one
+ * more: grown to 16, then doubled, when full. */
+static void *user_list_grow(void *list, size_t count, size_t *capacity, size_t size)
+{
+	if (count < *capacity)
+		return list;
+	*capacity = *capacity == 0 ? 16 : *capacity * 2;
+	return xrealloc(list, *capacity * size);
 }
 
 static void store_user_read(sqlite3_stmt *stmt, struct store_user *user)
@@ -106,10 +167,7 @@ int store_user_list(struct store *store, struct store_user **list_r, size_t *cou
 	if (stmt == NULL)
 		return -1;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (count == capacity) {
-			capacity = capacity == 0 ? 16 : capacity * 2;
-			list = xrealloc(list, capacity * sizeof(*list));
-		}
+		list = user_list_grow(list, count, &capacity, sizeof(*list));
 		memset(&list[count], 0, sizeof(list[count]));
 		store_user_read(stmt, &list[count++]);
 	}
@@ -137,39 +195,54 @@ void store_user_list_free(struct store_user **list, size_t count)
 int store_user_get(struct store *store, const char *name, struct store_user *user)
 {
 	static const char sql[] = "SELECT " USER_COLUMNS " FROM user u WHERE u.name = ?";
-	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	sqlite3_stmt *stmt;
 	int result;
 
 	memset(user, 0, sizeof(*user));
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	result = store_stmt_step(store, stmt, "reading a user");
+	stmt = user_stmt_text(store, sql, name);
+	result = user_stmt_row(store, stmt, "reading a user");
 	if (result == 1)
 		store_user_read(stmt, user);
 	store_stmt_release(stmt);
 	return result;
 }
 
-/* The id and origin ("provider"/"local", into ORIGIN of ORIGINLEN, may be
- * NULL) of user NAME. 1/0/-1. */
-static int user_lookup(struct store *store, const char *name, int64_t *id_r, char *origin,
-		       size_t originlen)
+/*
+ * The id and origin ("provider"/"local", into ORIGIN of ORIGINLEN, may be
+ * NULL) of user NAME. 1 found; 0 none, with "no user NAME" in ERR; -1 on a
+ * database error, with its text in ERR.
+ */
+static int user_id_by_name(struct store *store, const char *name, int64_t *id_r, char *origin,
+			   size_t originlen, char *err, size_t errlen)
 {
 	static const char sql[] = "SELECT id, origin FROM user WHERE name = ?";
-	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
-	int result;
+	sqlite3_stmt *stmt = user_stmt_text(store, sql, name);
+	int result = user_stmt_row(store, stmt, "looking up a user");
 
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	result = store_stmt_step(store, stmt, "looking up a user");
 	if (result == 1) {
 		*id_r = sqlite3_column_int64(stmt, 0);
 		if (origin != NULL)
 			snprintf(origin, originlen, "%s",
 				 (const char *)sqlite3_column_text(stmt, 1));
 	}
+	store_stmt_release(stmt);
+	if (result == 0)
+		user_err(err, errlen, "no user %s", name);
+	else if (result < 0)
+		user_err_db(err, errlen);
+	return result;
+}
+
+/* Runs SQL with KEY bound to its parameter; copies the first column of its
+ * row into OUT of OUTLEN. 1/0/-1 (logged as WHAT). */
+static int user_text_by_key(struct store *store, const char *sql, const char *key, const char *what,
+			    char *out, size_t outlen)
+{
+	sqlite3_stmt *stmt = user_stmt_text(store, sql, key);
+	int result = user_stmt_row(store, stmt, what);
+
+	if (result == 1)
+		snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(stmt, 0));
 	store_stmt_release(stmt);
 	return result;
 }
@@ -223,25 +296,6 @@ bool store_address_valid(const char *address)
 	return address_local_valid(address, (size_t)(at - address)) && address_domain_valid(at + 1);
 }
 
-/* The name of the user ADDRESS is assigned to, into OWNER. 1/0/-1. */
-static int address_owner_name(struct store *store, const char *address, char *owner,
-			      size_t ownerlen)
-{
-	static const char sql[] = "SELECT u.name FROM address d JOIN user u ON u.id = d.user_id"
-				  " WHERE d.address = ?";
-	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
-	int result;
-
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_text(stmt, 1, address, -1, SQLITE_STATIC);
-	result = store_stmt_step(store, stmt, "looking up an address");
-	if (result == 1)
-		snprintf(owner, ownerlen, "%s", (const char *)sqlite3_column_text(stmt, 0));
-	store_stmt_release(stmt);
-	return result;
-}
-
 /*
  * Inserts ADDRESS for USER_ID after checking it is valid and free; inside the
  * caller's transaction. 0 done, -1 refused or failed (ERR set).
@@ -249,6 +303,10 @@ static int address_owner_name(struct store *store, const char *address, char *ow
 static int address_insert(struct store *store, const char *address, int64_t user_id,
 			  bool is_primary, char *err, size_t errlen)
 {
+	/* The name of the user ADDRESS is assigned to. */
+	static const char owner_sql[] =
+	    "SELECT u.name FROM address d JOIN user u ON u.id = d.user_id"
+	    " WHERE d.address = ?";
 	static const char sql[] =
 	    "INSERT INTO address (address, user_id, is_primary) VALUES (?, ?, ?)";
 	char owner[STORE_USER_NAME_MAX + 1];
@@ -259,7 +317,8 @@ static int address_insert(struct store *store, const char *address, int64_t user
 		user_err(err, errlen, "'%s' is not a valid address (local@domain)", address);
 		return -1;
 	}
-	found = address_owner_name(store, address, owner, sizeof(owner));
+	found = user_text_by_key(store, owner_sql, address, "looking up an address", owner,
+				 sizeof(owner));
 	if (found != 0) {
 		if (found == 1)
 			user_err(err, errlen, "address %s is already assigned to user %s", address,
@@ -313,11 +372,8 @@ static int seat_counts(struct store *store, int64_t *used_r, int64_t *waiting_r)
 	static const char sql[] =
 	    "SELECT coalesce(sum(has_seat != 0), 0), coalesce(sum(has_seat = 0), 0) FROM user";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
-	int result;
+	int result = user_stmt_row(store, stmt, "counting seats");
 
-	if (stmt == NULL)
-		return -1;
-	result = store_stmt_step(store, stmt, "counting seats");
 	if (result == 1) {
 		*used_r = sqlite3_column_int64(stmt, 0);
 		*waiting_r = sqlite3_column_int64(stmt, 1);
@@ -326,23 +382,26 @@ static int seat_counts(struct store *store, int64_t *used_r, int64_t *waiting_r)
 	return result == 1 ? 0 : -1;
 }
 
+/* Gives USER_ID a seat, whether or not one is free. 0 or -1. */
+static int seat_give(struct store *store, int64_t user_id)
+{
+	static const char sql[] = "UPDATE user SET has_seat = 1 WHERE id = ?";
+
+	return user_stmt_done(store, user_stmt_int(store, sql, user_id), "giving a seat");
+}
+
 /* Inside a transaction: gives USER_ID a seat if one is free. 1 seat, 0
  * waiting, -1 error or unknown user. */
 static int seat_give_if_free(struct store *store, int64_t user_id)
 {
-	static const char get_sql[] = "SELECT has_seat FROM user WHERE id = ?";
-	static const char set_sql[] = "UPDATE user SET has_seat = 1 WHERE id = ?";
-	sqlite3_stmt *stmt = store_stmt_prepare(store, get_sql);
+	static const char sql[] = "SELECT has_seat FROM user WHERE id = ?";
+	sqlite3_stmt *stmt = user_stmt_int(store, sql, user_id);
+	int found = user_stmt_row(store, stmt, "reading a user's seat");
 	int64_t limit;
 	int64_t used;
 	int64_t waiting;
-	int found;
 	int has_seat = 0;
 
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_int64(stmt, 1, user_id);
-	found = store_stmt_step(store, stmt, "reading a user's seat");
 	if (found == 1)
 		has_seat = sqlite3_column_int(stmt, 0);
 	store_stmt_release(stmt);
@@ -356,11 +415,7 @@ static int seat_give_if_free(struct store *store, int64_t user_id)
 		return -1;
 	if (limit != 0 && used >= limit)
 		return 0;
-	stmt = store_stmt_prepare(store, set_sql);
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_int64(stmt, 1, user_id);
-	return store_stmt_done(store, stmt, "giving a seat") < 0 ? -1 : 1;
+	return seat_give(store, user_id) < 0 ? -1 : 1;
 }
 
 int store_user_add_local(struct store *store, const char *name, const char *primary_address,
@@ -383,19 +438,10 @@ int store_user_add_local(struct store *store, const char *name, const char *prim
 			 name, STORE_USER_NAME_MAX);
 		return -1;
 	}
-	if (store_tx_begin(store, &outer) < 0) {
-		user_err_db(err, errlen);
+	if (user_tx_begin(store, &outer, err, errlen) < 0)
 		return -1;
-	}
-	stmt = store_stmt_prepare(store, exists_sql);
-	if (stmt == NULL)
-		goto fail_db;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	found = store_stmt_step(store, stmt, "looking up a user");
-	if (found == 1)
-		snprintf(existing, sizeof(existing), "%s",
-			 (const char *)sqlite3_column_text(stmt, 0));
-	store_stmt_release(stmt);
+	found = user_text_by_key(store, exists_sql, name, "looking up a user", existing,
+				 sizeof(existing));
 	if (found < 0)
 		goto fail_db;
 	if (found == 1) {
@@ -416,10 +462,8 @@ int store_user_add_local(struct store *store, const char *name, const char *prim
 		goto fail;
 	if (seat_give_if_free(store, user_id) < 0)
 		goto fail_db;
-	if (store_tx_commit(store, outer) < 0) {
-		user_err_db(err, errlen);
+	if (user_tx_commit(store, outer, err, errlen) < 0)
 		return -1;
-	}
 	if (id_r != NULL)
 		*id_r = user_id;
 	return 0;
@@ -446,22 +490,12 @@ int store_user_delete(struct store *store, const char *name, char *err, size_t e
 	int found;
 	bool outer;
 
-	if (store_tx_begin(store, &outer) < 0) {
-		user_err_db(err, errlen);
+	if (user_tx_begin(store, &outer, err, errlen) < 0)
 		return -1;
-	}
-	found = user_lookup(store, name, &user_id, NULL, 0);
-	if (found < 0)
-		goto fail_db;
-	if (found == 0) {
-		user_err(err, errlen, "no user %s", name);
+	if (user_id_by_name(store, name, &user_id, NULL, 0, err, errlen) != 1)
 		goto fail;
-	}
-	stmt = store_stmt_prepare(store, usage_sql);
-	if (stmt == NULL)
-		goto fail_db;
-	sqlite3_bind_int64(stmt, 1, user_id);
-	found = store_stmt_step(store, stmt, "counting a user's accounts and mail");
+	stmt = user_stmt_int(store, usage_sql, user_id);
+	found = user_stmt_row(store, stmt, "counting a user's accounts and mail");
 	if (found == 1) {
 		accounts = sqlite3_column_int64(stmt, 0);
 		messages = sqlite3_column_int64(stmt, 1);
@@ -477,23 +511,11 @@ int store_user_delete(struct store *store, const char *name, char *err, size_t e
 			 name, (long long)accounts, (long long)messages);
 		goto fail;
 	}
-	stmt = store_stmt_prepare(store, addresses_sql);
-	if (stmt == NULL)
+	if (user_stmt_done(store, user_stmt_int(store, addresses_sql, user_id),
+			   "deleting a user's addresses") < 0 ||
+	    user_stmt_done(store, user_stmt_int(store, user_sql, user_id), "deleting a user") < 0)
 		goto fail_db;
-	sqlite3_bind_int64(stmt, 1, user_id);
-	if (store_stmt_done(store, stmt, "deleting a user's addresses") < 0)
-		goto fail_db;
-	stmt = store_stmt_prepare(store, user_sql);
-	if (stmt == NULL)
-		goto fail_db;
-	sqlite3_bind_int64(stmt, 1, user_id);
-	if (store_stmt_done(store, stmt, "deleting a user") < 0)
-		goto fail_db;
-	if (store_tx_commit(store, outer) < 0) {
-		user_err_db(err, errlen);
-		return -1;
-	}
-	return 0;
+	return user_tx_commit(store, outer, err, errlen);
 fail_db:
 	user_err_db(err, errlen);
 fail:
@@ -508,20 +530,12 @@ int store_user_set_password(struct store *store, const char *name, const char *p
 	char origin[16] = "";
 	sqlite3_stmt *stmt;
 	int64_t user_id = 0;
-	int found;
 	bool outer;
 
-	if (store_tx_begin(store, &outer) < 0) {
-		user_err_db(err, errlen);
+	if (user_tx_begin(store, &outer, err, errlen) < 0)
 		return -1;
-	}
-	found = user_lookup(store, name, &user_id, origin, sizeof(origin));
-	if (found < 0)
-		goto fail_db;
-	if (found == 0) {
-		user_err(err, errlen, "no user %s", name);
+	if (user_id_by_name(store, name, &user_id, origin, sizeof(origin), err, errlen) != 1)
 		goto fail;
-	}
 	if (strcmp(origin, "local") != 0) {
 		user_err(err, errlen,
 			 "user %s was made by a provider login and logs in with its provider "
@@ -536,11 +550,7 @@ int store_user_set_password(struct store *store, const char *name, const char *p
 	sqlite3_bind_int64(stmt, 2, user_id);
 	if (store_stmt_done(store, stmt, "setting a user's password") < 0)
 		goto fail_db;
-	if (store_tx_commit(store, outer) < 0) {
-		user_err_db(err, errlen);
-		return -1;
-	}
-	return 0;
+	return user_tx_commit(store, outer, err, errlen);
 fail_db:
 	user_err_db(err, errlen);
 fail:
@@ -561,29 +571,18 @@ int store_address_list(struct store *store, const char *user_name, struct store_
 	int64_t user_id;
 	int rc;
 
-	if (user_name != NULL) {
-		int found = user_lookup(store, user_name, &user_id, NULL, 0);
-
-		if (found == 0)
-			user_err(err, errlen, "no user %s", user_name);
-		else if (found < 0)
-			user_err_db(err, errlen);
-		if (found != 1)
-			return -1;
-	}
-	stmt = store_stmt_prepare(store, sql);
+	if (user_name != NULL &&
+	    user_id_by_name(store, user_name, &user_id, NULL, 0, err, errlen) != 1)
+		return -1;
+	stmt = user_stmt_text(store, sql, user_name);
 	if (stmt == NULL) {
 		user_err_db(err, errlen);
 		return -1;
 	}
-	sqlite3_bind_text(stmt, 1, user_name, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		struct store_address *entry;
 
-		if (count == capacity) {
-			capacity = capacity == 0 ? 16 : capacity * 2;
-			list = xrealloc(list, capacity * sizeof(*list));
-		}
+		list = user_list_grow(list, count, &capacity, sizeof(*list));
 		entry = &list[count++];
 		entry->address = user_column_strdup(stmt, 0);
 		entry->user_id = sqlite3_column_int64(stmt, 1);
@@ -618,28 +617,16 @@ int store_address_add(struct store *store, const char *address, const char *user
 		      size_t errlen)
 {
 	int64_t user_id = 0;
-	int found;
 	bool outer;
 
-	if (store_tx_begin(store, &outer) < 0) {
-		user_err_db(err, errlen);
+	if (user_tx_begin(store, &outer, err, errlen) < 0)
+		return -1;
+	if (user_id_by_name(store, user_name, &user_id, NULL, 0, err, errlen) != 1 ||
+	    address_insert(store, address, user_id, false, err, errlen) < 0) {
+		store_tx_rollback(store, outer);
 		return -1;
 	}
-	found = user_lookup(store, user_name, &user_id, NULL, 0);
-	if (found == 0)
-		user_err(err, errlen, "no user %s", user_name);
-	else if (found < 0)
-		user_err_db(err, errlen);
-	if (found != 1 || address_insert(store, address, user_id, false, err, errlen) < 0)
-		goto fail;
-	if (store_tx_commit(store, outer) < 0) {
-		user_err_db(err, errlen);
-		return -1;
-	}
-	return 0;
-fail:
-	store_tx_rollback(store, outer);
-	return -1;
+	return user_tx_commit(store, outer, err, errlen);
 }
 
 int store_address_delete(struct store *store, const char *address, char *err, size_t errlen)
@@ -653,15 +640,10 @@ int store_address_delete(struct store *store, const char *address, char *err, si
 	int found;
 	bool outer;
 
-	if (store_tx_begin(store, &outer) < 0) {
-		user_err_db(err, errlen);
+	if (user_tx_begin(store, &outer, err, errlen) < 0)
 		return -1;
-	}
-	stmt = store_stmt_prepare(store, get_sql);
-	if (stmt == NULL)
-		goto fail_db;
-	sqlite3_bind_text(stmt, 1, address, -1, SQLITE_STATIC);
-	found = store_stmt_step(store, stmt, "looking up an address");
+	stmt = user_stmt_text(store, get_sql, address);
+	found = user_stmt_row(store, stmt, "looking up an address");
 	if (found == 1) {
 		is_primary = sqlite3_column_int(stmt, 0);
 		snprintf(owner, sizeof(owner), "%s", (const char *)sqlite3_column_text(stmt, 1));
@@ -679,17 +661,10 @@ int store_address_delete(struct store *store, const char *address, char *err, si
 			 owner);
 		goto fail;
 	}
-	stmt = store_stmt_prepare(store, delete_sql);
-	if (stmt == NULL)
+	if (user_stmt_done(store, user_stmt_text(store, delete_sql, address),
+			   "deleting an address") < 0)
 		goto fail_db;
-	sqlite3_bind_text(stmt, 1, address, -1, SQLITE_STATIC);
-	if (store_stmt_done(store, stmt, "deleting an address") < 0)
-		goto fail_db;
-	if (store_tx_commit(store, outer) < 0) {
-		user_err_db(err, errlen);
-		return -1;
-	}
-	return 0;
+	return user_tx_commit(store, outer, err, errlen);
 fail_db:
 	user_err_db(err, errlen);
 fail:
@@ -700,13 +675,9 @@ fail:
 int store_address_owner(struct store *store, const char *address, int64_t *user_id_r)
 {
 	static const char sql[] = "SELECT user_id FROM address WHERE address = ?";
-	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
-	int result;
+	sqlite3_stmt *stmt = user_stmt_text(store, sql, address);
+	int result = user_stmt_row(store, stmt, "looking up an address");
 
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_text(stmt, 1, address, -1, SQLITE_STATIC);
-	result = store_stmt_step(store, stmt, "looking up an address");
 	if (result == 1)
 		*user_id_r = sqlite3_column_int64(stmt, 0);
 	store_stmt_release(stmt);
@@ -740,11 +711,8 @@ int store_message_attribute(struct store *store, const char *id, int64_t owner_u
 		store_tx_rollback(store, outer);
 		return 0;
 	}
-	stmt = store_stmt_prepare(store, clear_sql);
-	if (stmt == NULL)
-		goto fail;
-	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-	if (store_stmt_done(store, stmt, "clearing a message's recipients") < 0)
+	if (user_stmt_done(store, user_stmt_text(store, clear_sql, id),
+			   "clearing a message's recipients") < 0)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		stmt = store_stmt_prepare(store, insert_sql);
@@ -782,7 +750,6 @@ int store_seat_set_limit(struct store *store, int64_t limit, char *err, size_t e
 	/* Oldest request first; the id orders users made in the same second. */
 	static const char waiting_sql[] =
 	    "SELECT id FROM user WHERE has_seat = 0 ORDER BY seat_requested_at, id LIMIT ?";
-	static const char give_sql[] = "UPDATE user SET has_seat = 1 WHERE id = ?";
 	int64_t *ids = NULL;
 	size_t count = 0;
 	int64_t used;
@@ -797,10 +764,8 @@ int store_seat_set_limit(struct store *store, int64_t limit, char *err, size_t e
 			 (long long)limit);
 		return -1;
 	}
-	if (store_tx_begin(store, &outer) < 0) {
-		user_err_db(err, errlen);
+	if (user_tx_begin(store, &outer, err, errlen) < 0)
 		return -1;
-	}
 	if (seat_counts(store, &used, &waiting) < 0)
 		goto fail_db;
 	/* Taking a seat away from someone is not this command's job. */
@@ -814,11 +779,10 @@ int store_seat_set_limit(struct store *store, int64_t limit, char *err, size_t e
 	free(value);
 	if (rc < 0)
 		goto fail_db;
-	stmt = store_stmt_prepare(store, waiting_sql);
+	/* A negative LIMIT is no limit to SQLite. */
+	stmt = user_stmt_int(store, waiting_sql, limit == 0 ? -1 : limit - used);
 	if (stmt == NULL)
 		goto fail_db;
-	/* A negative LIMIT is no limit to SQLite. */
-	sqlite3_bind_int64(stmt, 1, limit == 0 ? -1 : limit - used);
 	ids = xmalloc((size_t)(waiting > 0 ? waiting : 1) * sizeof(*ids));
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && count < (size_t)waiting)
 		ids[count++] = sqlite3_column_int64(stmt, 0);
@@ -828,18 +792,12 @@ int store_seat_set_limit(struct store *store, int64_t limit, char *err, size_t e
 		goto fail_db;
 	}
 	for (size_t i = 0; i < count; i++) {
-		stmt = store_stmt_prepare(store, give_sql);
-		if (stmt == NULL)
-			goto fail_db;
-		sqlite3_bind_int64(stmt, 1, ids[i]);
-		if (store_stmt_done(store, stmt, "giving a seat") < 0)
+		if (seat_give(store, ids[i]) < 0)
 			goto fail_db;
 	}
 	free(ids);
-	if (store_tx_commit(store, outer) < 0) {
-		user_err_db(err, errlen);
+	if (user_tx_commit(store, outer, err, errlen) < 0)
 		return -1;
-	}
 	if (count > 0)
 		log_info("store: seat limit %lld: %zu waiting user(s) got a seat", (long long)limit,
 			 count);
@@ -858,17 +816,13 @@ int store_seat_assign(struct store *store, int64_t user_id)
 	 * its creation. */
 	static const char order_sql[] = "UPDATE user SET seat_requested_at = created_at"
 					" WHERE id = ? AND seat_requested_at = 0";
-	sqlite3_stmt *stmt;
 	int result;
 	bool outer;
 
 	if (store_tx_begin(store, &outer) < 0)
 		return -1;
-	stmt = store_stmt_prepare(store, order_sql);
-	if (stmt == NULL)
-		goto fail;
-	sqlite3_bind_int64(stmt, 1, user_id);
-	if (store_stmt_done(store, stmt, "recording a seat request") < 0)
+	if (user_stmt_done(store, user_stmt_int(store, order_sql, user_id),
+			   "recording a seat request") < 0)
 		goto fail;
 	result = seat_give_if_free(store, user_id);
 	if (result < 0)
@@ -884,16 +838,10 @@ fail:
 int store_setting_get(struct store *store, const char *key, char **value_r)
 {
 	static const char sql[] = "SELECT value FROM setting WHERE key = ?";
-	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
-	int result;
+	sqlite3_stmt *stmt = user_stmt_text(store, sql, key);
+	int result = user_stmt_row(store, stmt, "reading a setting");
 
-	*value_r = NULL;
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-	result = store_stmt_step(store, stmt, "reading a setting");
-	if (result == 1)
-		*value_r = user_column_strdup(stmt, 0);
+	*value_r = result == 1 ? user_column_strdup(stmt, 0) : NULL;
 	store_stmt_release(stmt);
 	return result;
 }
