@@ -4,7 +4,7 @@
  *
  * A frame is a 12-byte header and a payload, all integers in network order:
  *
- *   uint32 magic 0x50475750 ("PGWP")   uint16 version (1)
+ *   uint32 magic 0x50475750 ("PGWP")   uint16 version (2: SENDER and RECIPIENTS)
  *   uint16 type (1 job, 2 verdict)     uint32 payload length (at most 64 KiB)
  *
  * The payload is a sequence of fields, each uint16 tag, uint32 length, bytes.
@@ -36,7 +36,7 @@
 #include "pipeline/pipeline.h"
 
 #define PROTO_MAGIC 0x50475750u
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define PROTO_HEADER_LEN 12
 #define PROTO_PAYLOAD_MAX 65536
 #define PROTO_FRAME_MAX (PROTO_HEADER_LEN + PROTO_PAYLOAD_MAX)
