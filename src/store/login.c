@@ -59,9 +59,16 @@ char *store_login_user_name_new(struct store *store, const char *login, const ch
 	char *name;
 	int taken;
 
+	/* A user name becomes part of addresses and paths: '@' turns into '+',
+	 * and any other byte outside [A-Za-z0-9._+-] (a space, '/', UTF-8)
+	 * into '-'. */
 	for (char *p = base; *p != '\0'; p++)
 		if (*p == '@')
 			*p = '+';
+		else if (strchr(
+			     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-",
+			     *p) == NULL)
+			*p = '-';
 	name = xstrdup(base);
 	/* Bounded by the users there are: each round tries a new name. */
 	while ((taken = store_login_name_taken(store, name)) == 1) {

@@ -17,7 +17,8 @@
  * The name for the user a first POP3 login of LOGIN at HOST creates (U2):
  * the login with '@' replaced by '+' when the login is a mail address
  * (unique by itself); otherwise the login plus '+' and the provider host, so
- * the same login at two providers never becomes one user. A name already
+ * the same login at two providers never becomes one user. Bytes that a
+ * user name cannot hold (anything but [A-Za-z0-9._+-]) become '-'. A name already
  * taken gets '+' and the host appended, then '+2', '+3' … Returns an
  * allocated name, or NULL on a store error.
  */

@@ -173,6 +173,22 @@ static void test_name_every_at_replaced(void **state)
 	free(name);
 }
 
+/* Bytes a user name cannot hold (space, '/', UTF-8) become '-', so a login
+ * the provider accepts always gives a valid user name. */
+static void test_name_odd_characters_replaced(void **state)
+{
+	struct test_store *f = *state;
+	char *name = store_login_user_name_new(f->store, "j\xc3\xb6rg w/x", "pop.example.org");
+
+	assert_non_null(name);
+	assert_string_equal(name, "j--rg-w-x+pop.example.org");
+	assert_true(store_user_name_valid(name));
+	free(name);
+	name = store_login_user_name_new(f->store, "a b@example.org", "pop.example.org");
+	assert_string_equal(name, "a-b+example.org");
+	free(name);
+}
+
 /* A provider user is found by its name, with '@' for '+', in any case, and
  * by its account's full name in either form. */
 static void test_find_provider_user(void **state)
@@ -383,6 +399,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_name_plain_login_taken, setup,
 					    test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_name_every_at_replaced, setup,
+					    test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_name_odd_characters_replaced, setup,
 					    test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_find_provider_user, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_find_account_named_else_oldest, setup,
