@@ -15,6 +15,7 @@
 
 #include "cli/ctl.h"
 #include "cli/output.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "store/db.h"
 
@@ -129,18 +130,22 @@ const char *ctl_option(const char *name, int argc, char **argv, int *i, bool *mi
 	return argv[*i];
 }
 
-int ctl_confirm(const struct ctl *ctl, json_t *json, const char *fmt, ...)
+int ctl_changed(const struct ctl *ctl, const char *message_id, json_t *json, const char *fmt, ...)
 {
+	char text[512], clean[512];
 	va_list ap;
-	int rc;
 
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	/* The text holds names from the command line: one line, no escapes. */
+	util_sanitize(clean, sizeof(clean), text, strlen(text));
+	log_event(LOG_INFO, "admin_change", NULL, message_id, "popgatectl %s %s: %s",
+		  ctl->cmd->group, ctl->cmd->name, clean);
 	if (ctl->json)
 		return ctl_printed(cli_json_print(json, stdout));
 	json_decref(json);
-	va_start(ap, fmt);
-	rc = vprintf(fmt, ap);
-	va_end(ap);
-	return ctl_printed(rc < 0 || putchar('\n') == EOF || fflush(stdout) != 0 ? -1 : 0);
+	return ctl_printed(printf("%s\n", text) < 0 || fflush(stdout) != 0 ? -1 : 0);
 }
 
 int ctl_read_password(char **password_r)

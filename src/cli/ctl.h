@@ -23,6 +23,7 @@
 enum ctl_status { CTL_OK = 0, CTL_REFUSED = 1, CTL_USAGE = 2 };
 
 struct ctl {
+	const struct ctl_command *cmd; /* the command running */
 	bool json;
 	struct popgate_config cfg;
 	struct store *store; /* NULL for commands that do not need it */
@@ -57,12 +58,13 @@ const char *ctl_clean(const char *s, char *buf, size_t len);
 int ctl_printed(int rc);
 
 /*
- * Prints the outcome of a command that changed something: JSON (released
- * here) with --json, else the line FMT (a newline is added). Returns
+ * Ends a command that changed something: records the line FMT as an
+ * "admin_change" event (with MESSAGE_ID, or NULL) in popgate's log, then
+ * prints JSON (released here) with --json, else that line. Returns
  * ctl_printed's status.
  */
-int ctl_confirm(const struct ctl *ctl, json_t *json, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int ctl_changed(const struct ctl *ctl, const char *message_id, json_t *json, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Opens the store in the configured data folder, which must hold one: the
  * CLI never creates a database (that is the daemon's first start). */

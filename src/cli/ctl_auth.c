@@ -114,7 +114,10 @@ static int ctl_login_check(struct ctl *ctl, const char *name)
 		if (rc == CTL_OK && outcome.result != CONSOLE_LOGIN_OK)
 			rc = CTL_REFUSED;
 	} else if (outcome.result == CONSOLE_LOGIN_OK) {
-		rc = ctl_confirm(ctl, NULL, "%s: %s", outcome.user_name, outcome.message);
+		rc = ctl_printed(printf("%s: %s\n", outcome.user_name, outcome.message) < 0 ||
+					 fflush(stdout) != 0
+				     ? -1
+				     : 0);
 	} else {
 		rc = ctl_refuse("%s: %s", ctl_login_result_name(outcome.result), outcome.message);
 	}
@@ -166,7 +169,7 @@ int ctl_admin_passwd(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	else if (store_setting_set(ctl->store, CONSOLE_ADMIN_HASH_SETTING, hash) < 0)
 		rc = ctl_refuse("cannot store the password");
 	else
-		rc = ctl_confirm(ctl, json_pack("{s:b}", "password_set", 1),
+		rc = ctl_changed(ctl, NULL, json_pack("{s:b}", "password_set", 1),
 				 "administrator password set");
 	ctl_password_free(&password);
 	explicit_bzero(hash, sizeof(hash));

@@ -301,7 +301,7 @@ int ctl_queue_release(struct ctl *ctl, const struct ctl_command *cmd, int argc, 
 		return ctl_refuse("message %s is not suspect; only a suspect message can be "
 				  "released",
 				  id);
-	return ctl_confirm(ctl, json_pack("{s:s, s:s}", "id", id, "state", "processing"),
+	return ctl_changed(ctl, id, json_pack("{s:s, s:s}", "id", id, "state", "processing"),
 			   "message %s released to processing", id);
 }
 
@@ -319,7 +319,7 @@ int ctl_queue_delete(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 		if (detached < 0)
 			return ctl_refuse("cannot delete the message");
 		if (detached == 1)
-			return ctl_confirm(ctl,
+			return ctl_changed(ctl, id,
 					   json_pack("{s:s, s:b, s:s}", "id", id, "deleted", 0,
 						     "removed_user", user),
 					   "message %s deleted for %s (other users' addresses "
@@ -342,6 +342,6 @@ int ctl_queue_delete(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 			"popgatectl: warning: cannot remove the body of %s (%s); popgate "
 			"removes it at its next start\n",
 			id, strerror(errno));
-	return ctl_confirm(ctl, json_pack("{s:s, s:b}", "id", id, "deleted", 1),
+	return ctl_changed(ctl, id, json_pack("{s:s, s:b}", "id", id, "deleted", 1),
 			   "message %s deleted", id);
 }

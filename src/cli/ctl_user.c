@@ -185,7 +185,7 @@ int ctl_user_add(struct ctl *ctl, const struct ctl_command *cmd, int argc, char 
 		rc = ctl_refuse("user '%s' was created but cannot be read back", argv[0]);
 		goto done;
 	}
-	rc = ctl_confirm(ctl,
+	rc = ctl_changed(ctl, NULL,
 			 json_pack("{s:o, s:o, s:b}", "name", cli_json_string(u.name), "address",
 				   cli_json_string(address), "seat", u.has_seat),
 			 "user %s created (local, primary address %s, %s)", u.name, address,
@@ -207,7 +207,7 @@ int ctl_user_del(struct ctl *ctl, const struct ctl_command *cmd, int argc, char 
 		return rc;
 	if (store_user_delete(ctl->store, argv[0], err, sizeof(err)) < 0)
 		return ctl_refuse("%s", err);
-	return ctl_confirm(ctl,
+	return ctl_changed(ctl, NULL,
 			   json_pack("{s:o, s:b}", "name", cli_json_string(argv[0]), "deleted", 1),
 			   "user %s deleted", argv[0]);
 }
@@ -233,8 +233,8 @@ int ctl_user_passwd(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 		ctl_refuse("%s", err);
 		goto done;
 	}
-	rc = ctl_confirm(
-	    ctl, json_pack("{s:o, s:b}", "name", cli_json_string(argv[0]), "password_set", 1),
+	rc = ctl_changed(
+	    ctl, NULL, json_pack("{s:o, s:b}", "name", cli_json_string(argv[0]), "password_set", 1),
 	    "password of %s set", argv[0]);
 done:
 	ctl_password_free(&password);
@@ -346,7 +346,7 @@ int ctl_seat_set(struct ctl *ctl, const struct ctl_command *cmd, int argc, char 
 		snprintf(buf, sizeof(buf), "unlimited");
 	else
 		snprintf(buf, sizeof(buf), "%lld", limit);
-	return ctl_confirm(ctl,
+	return ctl_changed(ctl, NULL,
 			   json_pack("{s:I, s:b, s:i}", "limit", (json_int_t)limit, "unlimited",
 				     limit == 0, "seated", seated),
 			   "seat limit set to %s; %d waiting user(s) got a seat", buf, seated);
@@ -414,7 +414,7 @@ int ctl_address_add(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 		return rc;
 	if (store_address_add(ctl->store, argv[0], argv[1], err, sizeof(err)) < 0)
 		return ctl_refuse("%s", err);
-	return ctl_confirm(ctl,
+	return ctl_changed(ctl, NULL,
 			   json_pack("{s:o, s:o}", "address", cli_json_string(argv[0]), "user",
 				     cli_json_string(argv[1])),
 			   "%s assigned to %s", argv[0], argv[1]);
@@ -431,7 +431,7 @@ int ctl_address_del(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 		return rc;
 	if (store_address_delete(ctl->store, argv[0], err, sizeof(err)) < 0)
 		return ctl_refuse("%s", err);
-	return ctl_confirm(
-	    ctl, json_pack("{s:o, s:b}", "address", cli_json_string(argv[0]), "deleted", 1),
+	return ctl_changed(
+	    ctl, NULL, json_pack("{s:o, s:b}", "address", cli_json_string(argv[0]), "deleted", 1),
 	    "%s taken away", argv[0]);
 }

@@ -9,6 +9,9 @@
  * timeout make that safe). Exit status: 0 ok, 1 refused or not found (with a
  * message on stderr), 2 usage error.
  *
+ * Each change is recorded as an "admin_change" event in popgate's log (and
+ * console logins as theirs), beside the daemon's events.
+ *
  * Must never: load the credential key, or print a password, a password hash,
  * a sealed secret or a message body.
  */
@@ -189,6 +192,7 @@ int main(int argc, char **argv)
 	const char *config_path = NULL;
 	bool help = false;
 	char err[512], buf[256];
+	enum log_level copy_level;
 	int opt, rc, rest_argc = 0;
 	char **rest = NULL;
 
@@ -268,6 +272,11 @@ int main(int argc, char **argv)
 		rc = ctl_refuse("%s", err);
 		goto done;
 	}
+	/* Changes and console logins are also recorded in popgate's own log,
+	 * when it exists and is writable for whoever runs this. */
+	if (log_level_parse(ctl.cfg.log_level, &copy_level) == 0)
+		log_copy_open(ctl.cfg.log_file, copy_level);
+	ctl.cmd = cmd;
 	rc = cmd->run(&ctl, cmd, rest_argc, rest);
 done:
 	store_close(&ctl.store);

@@ -2,7 +2,10 @@
  * log.c — the event log: one line per event, written with a single write(2)
  * to a file opened for appending (or to stderr).
  *
- * Owns: the log file descriptor, the minimum level and the process role.
+ * Owns: the log file descriptor, the minimum level and the process role, and
+ * an optional copy: a second file that gets the lines of its own minimum
+ * level (popgatectl writes to stderr and records its events in the daemon's
+ * log).
  * Must never: write a line with more than one write(2) — the main process and
  * the workers share the file, and O_APPEND makes each single write land whole,
  * so lines never interleave; or let a caller's text break the one-line rule
@@ -24,13 +27,15 @@
 
 static int log_fd = STDERR_FILENO;
 static enum log_level log_min_level = LOG_INFO;
+static int log_copy_fd = -1;
+static enum log_level log_copy_min_level = LOG_INFO;
 static char log_role[16] = "main";
 
 static const char *const log_level_names[] = {
-	[LOG_DEBUG] = "debug",
-	[LOG_INFO] = "info",
-	[LOG_WARN] = "warn",
-	[LOG_ERROR] = "error",
+    [LOG_DEBUG] = "debug",
+    [LOG_INFO] = "info",
+    [LOG_WARN] = "warn",
+    [LOG_ERROR] = "error",
 };
 _Static_assert(sizeof(log_level_names) / sizeof(log_level_names[0]) == LOG_ERROR + 1,
 	       "every log level has a name");
@@ -52,7 +57,7 @@ static void log_append_v(char *line, size_t *len, const char *fmt, va_list ap)
 }
 
 static void log_append(char *line, size_t *len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void log_append(char *line, size_t *len, const char *fmt, ...)
 {
 	va_list ap;
@@ -77,24 +82,14 @@ static void log_append_prefix(char *line, size_t *len, enum log_level level)
 		   log_level_names[level], log_role, (long)getpid());
 }
 
-/* Replaces control bytes so one event stays one line, ends the line and
- * writes it in one go. */
-static void log_write_line(char *line, size_t len)
+/* Writes LEN bytes of LINE to FD in one go. */
+static void log_write_fd(int fd, const char *p, size_t len)
 {
-	const char *p = line;
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)line[i];
-
-		if (c < 0x20 || c == 0x7f)
-			line[i] = '?';
-	}
-	line[len++] = '\n';
 	/* One write(2) normally; the loop only continues after a signal or a
 	 * full disk, where a torn line is the lesser evil. Errors are dropped:
 	 * there is nowhere left to report them. */
 	while (len > 0) {
-		ssize_t n = write(log_fd, p, len);
+		ssize_t n = write(fd, p, len);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -106,9 +101,28 @@ static void log_write_line(char *line, size_t len)
 	}
 }
 
+/* Replaces control bytes so one event stays one line, ends the line and
+ * writes it to the destinations whose level LEVEL meets. */
+static void log_write_line(enum log_level level, char *line, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if (c < 0x20 || c == 0x7f)
+			line[i] = '?';
+	}
+	line[len++] = '\n';
+	if (level >= log_min_level)
+		log_write_fd(log_fd, line, len);
+	if (log_copy_fd >= 0 && level >= log_copy_min_level)
+		log_write_fd(log_copy_fd, line, len);
+}
+
 static bool log_level_enabled(enum log_level level)
 {
-	return level >= log_min_level && level <= LOG_ERROR;
+	if (level > LOG_ERROR)
+		return false;
+	return level >= log_min_level || (log_copy_fd >= 0 && level >= log_copy_min_level);
 }
 
 int log_open(const char *path, enum log_level min_level)
@@ -138,6 +152,24 @@ int log_level_parse(const char *name, enum log_level *level_r)
 	return -1;
 }
 
+int log_copy_open(const char *path, enum log_level min_level)
+{
+	int fd;
+
+	if (log_copy_fd >= 0)
+		close(log_copy_fd);
+	log_copy_fd = -1;
+	if (path == NULL || strcmp(path, "-") == 0)
+		return 0;
+	/* No O_CREAT: the file is the daemon's, made by its first start. */
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -1;
+	log_copy_fd = fd;
+	log_copy_min_level = min_level;
+	return 0;
+}
+
 int log_get_fd(void)
 {
 	return log_fd;
@@ -148,6 +180,9 @@ void log_close(void)
 	if (log_fd != STDERR_FILENO)
 		close(log_fd);
 	log_fd = STDERR_FILENO;
+	if (log_copy_fd >= 0)
+		close(log_copy_fd);
+	log_copy_fd = -1;
 }
 
 void log_set_role(const char *role)
@@ -167,11 +202,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_append_v(line, &len, fmt, ap);
 	va_end(ap);
-	log_write_line(line, len);
+	log_write_line(level, line, len);
 }
 
-void log_event(enum log_level level, const char *event, const char *account,
-	       const char *message_id, const char *fmt, ...)
+void log_event(enum log_level level, const char *event, const char *account, const char *message_id,
+	       const char *fmt, ...)
 {
 	char line[LOG_LINE_MAX];
 	size_t len = 0;
@@ -193,5 +228,5 @@ void log_event(enum log_level level, const char *event, const char *account,
 		if (len == before + 1)
 			len = before;
 	}
-	log_write_line(line, len);
+	log_write_line(level, line, len);
 }

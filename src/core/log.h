@@ -15,6 +15,13 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 int log_open(const char *path, enum log_level min_level);
 void log_close(void);
 
+/*
+ * Also writes every line of MIN_LEVEL or above to PATH, an existing file
+ * (never created here; NULL or "-" means no copy). Replaces an earlier copy;
+ * log_close ends it. 0, or -1 with errno (then there is no copy).
+ */
+int log_copy_open(const char *path, enum log_level min_level);
+
 /* The descriptor lines are written to (for a child process to inherit as its
  * stderr, so that workers log to the same file). */
 int log_get_fd(void);

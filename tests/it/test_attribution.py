@@ -163,6 +163,12 @@ def test_each_user_manages_only_the_mail_of_their_addresses(popgate, provider):
     assert out == f"message {m4} deleted\n"
     assert queue_of(popgate, carol) == [m3]
     assert m4 not in [r[0] for r in popgate.db_query("SELECT id FROM message")]
+    # Both deletions are in the message's trace in popgate's log.
+    changes = [e["detail"] for e in popgate.events("admin_change") if e["id"] == m4]
+    assert changes == [
+        f"popgatectl queue delete: message {m4} deleted for {bob} "
+        "(other users' addresses keep it)",
+        f"popgatectl queue delete: message {m4} deleted"]
 
     # Bob releases his own suspect message; the daemon filters it again.
     ok(ctl("queue", "release", m2, "--user", bob, config=popgate.config_path))

@@ -52,6 +52,10 @@ def test_provider_user_logs_in_by_user_or_account_name(gate, provider, name):
                       "message": "logged in"}
     # The stored hash matched: the provider was not asked.
     assert provider.logins("alice") == logins_before
+    # popgatectl records the login in the daemon's log.
+    logged = gate.events("console_login")
+    assert len(logged) == 1 and logged[0]["role"] == "ctl"
+    assert "from the command line" in logged[0]["detail"]
 
 
 def test_full_account_name_of_a_mail_address_login(make_popgate, provider):
@@ -71,6 +75,7 @@ def test_wrong_password_and_unknown_user_are_refused_alike(gate):
         assert outcome(done) == {"user": None, "ok": False, "result": "rejected",
                                  "message": "invalid user name or password"}
     assert PASSWORD not in wrong.stderr + unknown.stderr + gate.log_text()
+    assert len(gate.events("console_login_failed")) == 2
     assert "not-it" not in wrong.stderr + gate.log_text()
 
 

@@ -1,7 +1,7 @@
 /*
  * test_log.c — log.c: the exact line format, level filtering, the one-line
- * rule for hostile text, the 2000-byte cap, appending, stderr, and whole
- * lines when several processes write at once.
+ * rule for hostile text, the 2000-byte cap, appending, stderr, whole lines
+ * when several processes write at once, and the copy to a second file.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -278,6 +278,43 @@ static void test_processes_do_not_interleave(void **state)
 	free(data);
 }
 
+/* The copy gets the lines of its own level, the main log those of its; the
+ * copy's file must exist already and is never created. */
+static void test_copy(void **state)
+{
+	struct fixture *f = *state;
+	char *main_path = xasprintf("%s/main.log", f->dir);
+	char *missing = xasprintf("%s/missing.log", f->dir);
+	char *data, *copy;
+	size_t len;
+
+	assert_int_equal(log_copy_open(missing, LOG_INFO), -1);
+	assert_false(test_path_exists(missing));
+	test_write_file(f->path, "");
+	assert_int_equal(log_open(main_path, LOG_WARN), 0);
+	assert_int_equal(log_copy_open(f->path, LOG_INFO), 0);
+	log_event(LOG_DEBUG, "quiet", NULL, NULL, "nowhere");
+	log_event(LOG_INFO, "change", NULL, "abc", "only in the copy");
+	log_event(LOG_ERROR, "oops", NULL, NULL, "in both");
+	log_close();
+	/* After log_close nothing goes to the copy any more. */
+	log_event(LOG_ERROR, "late", NULL, NULL, "to stderr");
+
+	copy = read_log(f);
+	assert_non_null(strstr(copy, "event=change account=- id=abc only in the copy\n"));
+	assert_non_null(strstr(copy, "event=oops account=- id=- in both\n"));
+	assert_null(strstr(copy, "quiet"));
+	assert_null(strstr(copy, "late"));
+	assert_int_equal(util_read_file(main_path, &data, &len), 0);
+	assert_non_null(strstr(data, "event=oops"));
+	assert_null(strstr(data, "event=change"));
+	assert_null(strstr(data, "quiet"));
+	free(copy);
+	free(data);
+	free(main_path);
+	free(missing);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -287,6 +324,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_append_and_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stderr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_processes_do_not_interleave, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
