@@ -39,6 +39,7 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/offload.h"
+#include "core/resolver.h"
 #include "core/tls.h"
 #include "core/util.h"
 #include "pipeline/pipeline.h"
@@ -400,11 +401,13 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 		goto fail_log;
 
 	pg.base = event_base_new();
-	pg.dns = evdns_base_new(pg.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	if (pg.base == NULL || pg.dns == NULL) {
-		snprintf(err, sizeof(err), "cannot start the event loop or the resolver");
+	if (pg.base == NULL) {
+		snprintf(err, sizeof(err), "cannot start the event loop");
 		goto fail_log;
 	}
+	pg.dns = resolver_new(pg.base, cfg->nameservers, err, sizeof(err));
+	if (pg.dns == NULL)
+		goto fail_log;
 	/* From here a SIGTERM during start-up is a clean stop once the loop runs. */
 	sigterm = evsignal_new(pg.base, SIGTERM, signal_stop_cb, &pg);
 	sigint = evsignal_new(pg.base, SIGINT, signal_stop_cb, &pg);

@@ -19,6 +19,7 @@
 #include "console/login.h"
 #include "core/crypto.h"
 #include "core/offload.h"
+#include "core/resolver.h"
 #include "core/util.h"
 #include "pop3/fetch.h"
 #include "popgate.h"
@@ -85,11 +86,11 @@ static int ctl_login_check(struct ctl *ctl, const char *name)
 		ctl_refuse("cannot set up the login check");
 		goto done;
 	}
-	pg.dns = evdns_base_new(pg.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	pg.offload = offload_new(pg.base, 1, err, sizeof(err));
+	pg.dns = resolver_new(pg.base, ctl->cfg.nameservers, err, sizeof(err));
+	if (pg.dns != NULL)
+		pg.offload = offload_new(pg.base, 1, err, sizeof(err));
 	if (pg.dns == NULL || pg.offload == NULL) {
-		ctl_refuse("cannot set up the login check: %s",
-			   pg.dns == NULL ? "no resolver" : err);
+		ctl_refuse("cannot set up the login check: %s", err);
 		goto done;
 	}
 	pg.fetcher = fetcher_new(&pg);

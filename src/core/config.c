@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/util.h>
 #include <ini.h>
 
 #include "core/config.h"
@@ -40,7 +41,8 @@ enum config_type {
 	CONFIG_INT,
 	CONFIG_LLONG,
 	CONFIG_BOOL,
-	CONFIG_ALLOW, /* the provider allow-list */
+	CONFIG_ALLOW,	    /* the provider allow-list */
+	CONFIG_NAMESERVERS, /* numeric addresses with optional ports, or empty */
 };
 
 /* One key of a plain section: where its value lives and what it may be. */
@@ -62,6 +64,7 @@ static const struct config_key config_keys[] = {
 	{"server", "log_level", CONFIG_LEVEL, CONFIG_FIELD(log_level), 0, 0},
 	{"server", "user", CONFIG_TEXT, CONFIG_FIELD(run_as_user), 0, 0},
 	{"server", "hostname", CONFIG_HOST, CONFIG_FIELD(hostname), 0, 0},
+	{"server", "nameservers", CONFIG_NAMESERVERS, CONFIG_FIELD(nameservers), 0, 0},
 	{"server", "listen_address", CONFIG_ADDRESS, CONFIG_FIELD(listen_address), 0, 0},
 	{"server", "pop3_port", CONFIG_INT, CONFIG_FIELD(pop3_port), 1, 65535},
 	{"server", "pop3s_port", CONFIG_INT, CONFIG_FIELD(pop3s_port), 1, 65535},
@@ -278,6 +281,24 @@ static int config_set_allow(struct config_parse *p, const char *value)
 	return 0;
 }
 
+/* True if LIST is empty or holds only numeric addresses with optional ports,
+ * separated by spaces or commas (what evdns takes as name servers). */
+static bool config_nameservers_valid(const char *list)
+{
+	char *copy = xstrdup(list), *save = NULL;
+	bool valid = true;
+
+	for (char *item = strtok_r(copy, " ,", &save); item != NULL && valid;
+	     item = strtok_r(NULL, " ,", &save)) {
+		struct sockaddr_storage addr;
+		int len = (int)sizeof(addr);
+
+		valid = evutil_parse_sockaddr_port(item, (struct sockaddr *)&addr, &len) == 0;
+	}
+	free(copy);
+	return valid;
+}
+
 /* Checks VALUE for KEY and stores it in the configuration. 0 or -1. */
 static int config_set_value(struct config_parse *p, const struct config_key *key,
 			    const char *value)
@@ -296,6 +317,17 @@ static int config_set_value(struct config_parse *p, const struct config_key *key
 		config_set_string(field, value);
 		return 0;
 	case CONFIG_OPT_PATH:
+		config_set_string(field, value);
+		return 0;
+	case CONFIG_NAMESERVERS:
+		if (!config_nameservers_valid(value)) {
+			config_fail(
+			    p,
+			    "%s: '%s' is not a list of numeric addresses, each with an "
+			    "optional port (192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:53)",
+			    key->name, config_quote(quoted, value));
+			return -1;
+		}
 		config_set_string(field, value);
 		return 0;
 	case CONFIG_HOST:
@@ -700,7 +732,8 @@ static void config_write_value(const struct popgate_config *cfg, const struct co
 	case CONFIG_LOG_FILE:
 	case CONFIG_HOST:
 	case CONFIG_ADDRESS:
-	case CONFIG_LEVEL: {
+	case CONFIG_LEVEL:
+	case CONFIG_NAMESERVERS: {
 		const char *s = *(char *const *)field;
 
 		if (s != NULL && *s != '\0')
@@ -840,6 +873,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->log_level);
 	xfree(&cfg->run_as_user);
 	xfree(&cfg->hostname);
+	xfree(&cfg->nameservers);
 	xfree(&cfg->listen_address);
 	xfree(&cfg->tls_cert);
 	xfree(&cfg->tls_key);

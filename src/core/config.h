@@ -37,6 +37,7 @@ struct popgate_config {
 	char *log_level;	/* "info" */
 	char *run_as_user;	/* "popgate"; used only when started as root */
 	char *hostname;		/* name in the certificate and trace header */
+	char *nameservers;	/* "" or NULL: the system's (resolv.conf); else "IP[:PORT] ..." */
 	char *listen_address;	/* "0.0.0.0" */
 	int pop3_port;		/* 1110 (STLS offered) */
 	int pop3s_port;		/* 1995 (implicit TLS) */

@@ -58,6 +58,8 @@
 
 /* A status or listing line longer than this is a protocol error. */
 #define PROVIDER_LINE_MAX 8192
+/* The addresses of a host a connection tries, at most. */
+#define PROVIDER_ADDRESSES_MAX 8
 /* Stop reading a provider's listing after this many entries. */
 #define PROVIDER_LIST_MAX 200000
 
@@ -125,6 +127,13 @@ struct provider_conn {
 	const struct provider_policy *policy;
 	SSL_CTX *tls_ctx;
 	struct evdns_getaddrinfo_request *dns_request;
+	/* The host's addresses the policy allows, tried in turn until one
+	 * connects (an IPv6 address without a route, a server that is down). */
+	struct sockaddr_storage addresses[PROVIDER_ADDRESSES_MAX];
+	socklen_t address_lens[PROVIDER_ADDRESSES_MAX];
+	size_t address_count;
+	size_t address_next;	 /* the next one to try */
+	char connect_error[200]; /* why the last address failed */
 	struct bufferevent *bev;
 	bool capa_stls;
 	bool capa_user;
@@ -280,12 +289,33 @@ static SSL_CTX *fetcher_tls_ctx(struct fetcher *fetcher, const struct provider_p
 
 /* ---- connecting ------------------------------------------------------- */
 
-static void provider_connect(struct provider_conn *conn, const struct sockaddr *addr,
-			     socklen_t addrlen)
+static void provider_connect_failed(struct provider_conn *conn, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Connects to the next of CONN's addresses; with none left, CONN fails with
+ * the last address's reason.
+ */
+static void provider_connect_next(struct provider_conn *conn)
 {
 	struct event_base *base = conn->fetcher->pg->base;
 	int timeout = conn->fetcher->pg->cfg->fetch_timeout;
 	struct timeval tv = {.tv_sec = timeout};
+	const struct sockaddr *addr;
+	socklen_t addrlen;
+
+	if (conn->bev != NULL) {
+		bufferevent_free(conn->bev);
+		conn->bev = NULL;
+		conn->tls_active = false;
+	}
+	if (conn->address_next >= conn->address_count) {
+		provider_fail(conn, "%s", conn->connect_error);
+		return;
+	}
+	addr = (const struct sockaddr *)&conn->addresses[conn->address_next];
+	addrlen = conn->address_lens[conn->address_next];
+	conn->address_next++;
 
 	if (conn->policy->tls == PROVIDER_TLS_IMPLICIT) {
 		SSL *ssl = tls_client_ssl_new(conn->tls_ctx, conn->host, conn->policy->verify);
@@ -308,8 +338,39 @@ static void provider_connect(struct provider_conn *conn, const struct sockaddr *
 	bufferevent_set_timeouts(conn->bev, &tv, &tv);
 	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
 	provider_enter_state(conn, PROVIDER_CONNECTING);
+	/* A connection that cannot even start (no route to an IPv6 address)
+	 * moves on at once. */
 	if (bufferevent_socket_connect(conn->bev, addr, (int)addrlen) < 0)
-		provider_fail(conn, "connect failed: %s", strerror(errno));
+		provider_connect_failed(conn, "connect failed: %s", strerror(errno));
+}
+
+/*
+ * The connection to the current address failed before the provider said
+ * anything: remembers why, and tries the next address if there is one.
+ */
+static void provider_connect_failed(struct provider_conn *conn, const char *fmt, ...)
+{
+	const struct sockaddr *addr =
+	    (const struct sockaddr *)&conn->addresses[conn->address_next - 1];
+	char address[64] = "?";
+	char reason[120];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	if (addr->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, address,
+			  sizeof(address));
+	else if (addr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, address,
+			  sizeof(address));
+	snprintf(conn->connect_error, sizeof(conn->connect_error), "%s (%s)", reason, address);
+	if (conn->address_next < conn->address_count)
+		log_event(LOG_INFO, "fetch", conn->account_name, NULL,
+			  "cannot connect to %s at %s: %s; trying its next address", conn->host,
+			  address, reason);
+	provider_connect_next(conn);
 }
 
 static void provider_resolved_cb(int result, struct evutil_addrinfo *res, void *ctx)
@@ -326,13 +387,19 @@ static void provider_resolved_cb(int result, struct evutil_addrinfo *res, void *
 			      evutil_gai_strerror(result));
 		return;
 	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if (conn->policy->allow_private || policy_address_public(ai->ai_addr))
-			break;
-		refused = true;
+	for (ai = res; ai != NULL && conn->address_count < PROVIDER_ADDRESSES_MAX;
+	     ai = ai->ai_next) {
+		if (!conn->policy->allow_private && !policy_address_public(ai->ai_addr)) {
+			refused = true;
+			continue;
+		}
+		if (ai->ai_addrlen > sizeof(conn->addresses[0]))
+			continue;
+		memcpy(&conn->addresses[conn->address_count], ai->ai_addr, ai->ai_addrlen);
+		conn->address_lens[conn->address_count++] = ai->ai_addrlen;
 	}
-	if (ai == NULL) {
-		evutil_freeaddrinfo(res);
+	evutil_freeaddrinfo(res);
+	if (conn->address_count == 0) {
 		if (refused)
 			provider_fail(conn,
 				      "%s resolves to a loopback, private or link-local address; "
@@ -342,11 +409,7 @@ static void provider_resolved_cb(int result, struct evutil_addrinfo *res, void *
 			provider_fail(conn, "%s has no address", conn->host);
 		return;
 	}
-	struct sockaddr_storage addr;
-	socklen_t addrlen = ai->ai_addrlen;
-	memcpy(&addr, ai->ai_addr, addrlen);
-	evutil_freeaddrinfo(res);
-	provider_connect(conn, (struct sockaddr *)&addr, addrlen);
+	provider_connect_next(conn);
 }
 
 static void provider_conn_start(struct provider_conn *conn)
@@ -988,7 +1051,8 @@ static void provider_read_cb(struct bufferevent *bev, void *ctx)
 static void provider_event_cb(struct bufferevent *bev, short events, void *ctx)
 {
 	struct provider_conn *conn = ctx;
-	(void)bev;
+	unsigned long ssl_error;
+	bool tls_failure;
 
 	if (events & BEV_EVENT_CONNECTED) {
 		if (conn->state == PROVIDER_TLS_HANDSHAKE) {
@@ -998,14 +1062,33 @@ static void provider_event_cb(struct bufferevent *bev, short events, void *ctx)
 		provider_enter_state(conn, PROVIDER_GREETING);
 		return;
 	}
+	/* Read once: reading takes the error off the queue. A failed system
+	 * call (a refused connection) shows as libevent's SSL_ERROR_SYSCALL or
+	 * as an error of OpenSSL's system library: that is the socket failing,
+	 * not TLS. */
+	ssl_error = (events & BEV_EVENT_ERROR) ? bufferevent_get_openssl_error(bev) : 0;
+	tls_failure = ssl_error != 0 && ssl_error != SSL_ERROR_SYSCALL &&
+		      ERR_GET_LIB(ssl_error) != ERR_LIB_SYS;
+	/* Before the provider has said anything, the host's next address may
+	 * do better; a TLS failure would be the same there. */
+	if (conn->state == PROVIDER_CONNECTING && !tls_failure) {
+		int err = EVUTIL_SOCKET_ERROR();
+
+		if (events & BEV_EVENT_TIMEOUT)
+			provider_connect_failed(conn, "connect timed out");
+		else if ((events & BEV_EVENT_EOF) != 0 || err == 0)
+			provider_connect_failed(conn, "connection closed");
+		else
+			provider_connect_failed(conn, "%s", evutil_socket_error_to_string(err));
+		return;
+	}
 	if (events & BEV_EVENT_TIMEOUT) {
 		provider_fail(conn, "timeout in state %s after %d s of silence",
 			      provider_state_names[conn->state], conn->fetcher->pg->cfg->fetch_timeout);
 		return;
 	}
 	if (events & BEV_EVENT_ERROR) {
-		unsigned long ssl_error = bufferevent_get_openssl_error(conn->bev);
-		if (ssl_error != 0) {
+		if (tls_failure) {
 			char buf[200];
 			ERR_error_string_n(ssl_error, buf, sizeof(buf));
 			provider_fail(conn, "TLS error in state %s: %s",

@@ -180,6 +180,7 @@ static void test_values(void **state)
 				      "  max_line = 255\n"
 				      "listen_address = ::1\n"
 				      "log_level = debug\n"
+				      "nameservers = 127.0.0.1:5353, [::1]:53 192.0.2.53\n"
 				      "[Queue]\n"
 				      "max_message_size = 4294967296\n"
 				      "delivered_keep_days = 0\n"
@@ -194,6 +195,7 @@ static void test_values(void **state)
 	assert_int_equal(f->cfg.max_line, 255);
 	assert_string_equal(f->cfg.listen_address, "::1");
 	assert_string_equal(f->cfg.log_level, "debug");
+	assert_string_equal(f->cfg.nameservers, "127.0.0.1:5353, [::1]:53 192.0.2.53");
 	assert_true(f->cfg.max_message_size == 4294967296LL);
 	assert_int_equal(f->cfg.delivered_keep_days, 0);
 	assert_int_equal(f->cfg.fetch_timeout, 1);
@@ -249,6 +251,9 @@ static void test_errors_name_the_line(void **state)
 	expect_error(f, "[server]\nhostname = bad..name\n", 2,
 		     "hostname: 'bad..name' is not a valid host name");
 	expect_error(f, "[server]\ndata_dir =\n", 2, "data_dir: empty value");
+	expect_error(f, "[server]\nnameservers = 127.0.0.1 ns.example.net\n", 2,
+		     "nameservers: '127.0.0.1 ns.example.net' is not a list of numeric addresses, "
+		     "each with an optional port (192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:53)");
 	expect_error(f, "[server]\npop3_port = 1\npop3_port = 2\n", 3,
 		     "duplicate key 'pop3_port' in [server] (first set at line 2)");
 	expect_error(f, "[server]\npop3_port = 1\nthis is no key\n", 3,

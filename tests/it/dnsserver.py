@@ -1,0 +1,78 @@
+"""
+dnsserver.py — a real DNS server for the integration tests: dnsmasq on a free
+loopback port, in a temp folder, answering only for the records a test gives
+it (no upstream, no /etc/hosts). dnsmasq hands out a name's addresses in
+turn (round robin), as many real providers' name servers do.
+"""
+
+import getpass
+import os
+import subprocess
+
+import itutil
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+
+
+class Dnsmasq:
+    def __init__(self, directory, records):
+        """RECORDS maps a host name to its IPv4/IPv6 addresses."""
+        self.dir = directory
+        self.port = itutil.free_port()
+        self.records = records
+        self.proc = None
+
+    @property
+    def address(self):
+        """The IP:PORT for popgate's [server] nameservers."""
+        return f"{itutil.LOOPBACK}:{self.port}"
+
+    def _config(self):
+        lines = ["no-resolv", "no-hosts", "bind-interfaces",
+                 f"listen-address={itutil.LOOPBACK}", f"port={self.port}",
+                 # Stay the user that started it (root in CI, a developer
+                 # elsewhere): dnsmasq would switch to nobody otherwise.
+                 f"user={getpass.getuser()}", "log-queries",
+                 f"log-facility={os.path.join(self.dir, 'dnsmasq.log')}"]
+        for name, addresses in self.records.items():
+            lines += [f"host-record={name},{address}" for address in addresses]
+        return "\n".join(lines) + "\n"
+
+    def start(self, timeout=10.0):
+        conf = os.path.join(self.dir, "dnsmasq.conf")
+        with open(conf, "w") as f:
+            f.write(self._config())
+        out = open(os.path.join(self.dir, "dnsmasq.out"), "ab")
+        self.proc = subprocess.Popen([DNSMASQ, "--keep-in-foreground", "--pid-file=",
+                                      f"--conf-file={conf}"], stdin=subprocess.DEVNULL,
+                                     stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True, cwd=self.dir)
+        out.close()
+        itutil.register_group(self.proc.pid)
+        # dnsmasq answers TCP as well as UDP; the TCP port shows it is up.
+        itutil.wait_port(self.port, timeout, proc=self.proc, what="dnsmasq")
+        return self
+
+    def queries(self, name):
+        """How many queries for NAME dnsmasq has logged."""
+        try:
+            with open(os.path.join(self.dir, "dnsmasq.log")) as f:
+                # The resolver may vary the name's case (DNS 0x20).
+                return sum(1 for line in f if f"query[a] {name.lower()} " in line.lower())
+        except FileNotFoundError:
+            return 0
+
+    def stop(self):
+        if self.proc is None:
+            return
+        pgid = self.proc.pid
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                itutil.kill_group(pgid)
+                self.proc.wait(5)
+        itutil.unregister_group(pgid)
+        self.proc = None
+

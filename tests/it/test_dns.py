@@ -1,0 +1,74 @@
+"""
+test_dns.py — provider host names through a real DNS server (dnsmasq, set as
+popgate's [server] nameservers), and a host with several addresses: a
+connection tries the next address when one refuses (issue 2's "provider
+connect tries only the first address", mended).
+
+multi.test has two addresses, 127.0.0.2 (nothing listens there) and
+127.0.0.1 (Dovecot); dnsmasq hands them out in turn, so of two lookups one
+puts the dead address first.
+"""
+
+import poplib
+
+import pytest
+
+from dnsserver import Dnsmasq
+from popgate import error_text
+
+PASSWORD = "dns-secret-5"
+
+
+@pytest.fixture
+def dns(new_dir):
+    server = Dnsmasq(new_dir("dns"), {"multi.test": ["127.0.0.2", "127.0.0.1"],
+                                      "dead.test": ["127.0.0.2"]}).start()
+    yield server
+    server.stop()
+
+
+def provider_keys(provider, test_ca):
+    # The test certificate names localhost, not these names: this test is
+    # about addresses, so the provider's name is not verified.
+    return {"port": provider.pop3s_port, "tls": "implicit", "ca_file": test_ca.ca_cert,
+            "verify": "no", "allow_private": "yes"}
+
+
+@pytest.fixture
+def gate(make_popgate, provider, test_ca, dns):
+    return make_popgate(overrides={"server": {"nameservers": dns.address},
+                                   "provider multi.test": provider_keys(provider, test_ca),
+                                   "provider dead.test": provider_keys(provider, test_ca)})
+
+
+def test_a_refusing_address_is_skipped_for_the_next(gate, provider, dns):
+    for i in range(4):
+        provider.add_user(f"user{i}", PASSWORD)
+        gate.first_login(f"user{i}@multi.test", PASSWORD)
+    # Every login was checked live through the name server ...
+    assert dns.queries("multi.test") >= 4
+    assert provider.logins("user0") >= 1
+    # ... and at least one met the dead address first and went on.
+    skipped = [e for e in gate.events("fetch") if "trying its next address" in e["detail"]]
+    assert skipped, gate.log_tail()
+    assert all("at 127.0.0.2:" in e["detail"] for e in skipped)
+    assert not gate.events("login_failed")
+
+
+def test_no_address_answers(gate, provider, dns):
+    provider.add_user("dora", PASSWORD)
+    with pytest.raises(poplib.error_proto) as refused:
+        gate.login("dora@dead.test", PASSWORD)
+    text = error_text(refused.value)
+    assert "[SYS/TEMP]" in text and "dead.test" in text
+    failed, = gate.events("login_failed")
+    assert "(127.0.0.2)" in failed["detail"]
+    assert dns.queries("dead.test") >= 1
+
+
+def test_unknown_name(gate, dns):
+    with pytest.raises(poplib.error_proto) as refused:
+        gate.login("erin@unknown.test", PASSWORD)
+    assert "[SYS/TEMP]" in error_text(refused.value)
+    failed, = gate.events("login_failed")
+    assert "cannot resolve unknown.test" in failed["detail"]
