@@ -287,10 +287,7 @@ int store_account_list_ids(struct store *store, int64_t **ids_r, size_t *count_r
 	if (stmt == NULL)
 		return -1;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (count == capacity) {
-			capacity = capacity == 0 ? 16 : capacity * 2;
-			ids = xrealloc(ids, capacity * sizeof(*ids));
-		}
+		ids = store_list_grow(ids, count, &capacity, sizeof(*ids));
 		ids[count++] = sqlite3_column_int64(stmt, 0);
 	}
 	if (rc != SQLITE_DONE) {

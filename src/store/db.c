@@ -452,3 +452,11 @@ void store_tx_rollback(struct store *store, bool outer)
 	if (store_exec(store, "ROLLBACK TO store_tx") == 0)
 		store_exec(store, "RELEASE store_tx");
 }
+
+void *store_list_grow(void *list, size_t count, size_t *capacity, size_t size)
+{
+	if (count < *capacity)
+		return list;
+	*capacity = *capacity == 0 ? 16 : *capacity * 2;
+	return xrealloc(list, *capacity * size);
+}

@@ -76,6 +76,10 @@ void store_stmt_release(sqlite3_stmt *stmt);
  */
 int store_stmt_step(struct store *store, sqlite3_stmt *stmt, const char *what);
 
+/* LIST (of *CAPACITY entries of SIZE bytes, COUNT used) with room for one
+ * more: grown to 16, then doubled, when full. For the modules' row lists. */
+void *store_list_grow(void *list, size_t count, size_t *capacity, size_t size);
+
 /* store_stmt_step, then store_stmt_release: whether STMT yields a row. 1/0/-1. */
 int store_stmt_exists(struct store *store, sqlite3_stmt *stmt, const char *what);
 

@@ -32,24 +32,33 @@ _Static_assert(sizeof(message_state_names) / sizeof(message_state_names[0]) == M
 /* The columns store_message_read expects, in its order. */
 #define MESSAGE_COLUMNS "id, account_id, state, body_size, prepend, attempts, received_at"
 
-/* Fills MESSAGE from the current row of STMT (MESSAGE_COLUMNS). 0, or -1 for
- * a row this program cannot represent. */
-static int store_message_read(sqlite3_stmt *stmt, struct store_message *message)
+int store_message_row_key(sqlite3_stmt *stmt, int id_col, int state_col,
+			  char id_out[SPOOL_ID_LEN + 1], enum message_state *state_r)
 {
-	const char *id = (const char *)sqlite3_column_text(stmt, 0);
-	const char *state = (const char *)sqlite3_column_text(stmt, 2);
-	const char *prepend = (const char *)sqlite3_column_text(stmt, 4);
+	const char *id = (const char *)sqlite3_column_text(stmt, id_col);
+	const char *state = (const char *)sqlite3_column_text(stmt, state_col);
 	int parsed = state != NULL ? store_message_state_parse(state) : -1;
 
-	memset(message, 0, sizeof(*message));
 	/* Ids become paths; one that is not ours is refused here, not later. */
 	if (!spool_id_valid(id) || parsed < 0) {
 		log_error("store: a message row has an invalid id or state");
 		return -1;
 	}
-	memcpy(message->id, id, SPOOL_ID_LEN + 1);
+	memcpy(id_out, id, SPOOL_ID_LEN + 1);
+	*state_r = (enum message_state)parsed;
+	return 0;
+}
+
+/* Fills MESSAGE from the current row of STMT (MESSAGE_COLUMNS). 0, or -1 for
+ * a row this program cannot represent. */
+static int store_message_read(sqlite3_stmt *stmt, struct store_message *message)
+{
+	const char *prepend = (const char *)sqlite3_column_text(stmt, 4);
+
+	memset(message, 0, sizeof(*message));
+	if (store_message_row_key(stmt, 0, 2, message->id, &message->state) < 0)
+		return -1;
 	message->account_id = sqlite3_column_int64(stmt, 1);
-	message->state = (enum message_state)parsed;
 	message->body_size = sqlite3_column_int64(stmt, 3);
 	message->prepend = xstrdup(prepend != NULL ? prepend : "");
 	message->attempts = sqlite3_column_int(stmt, 5);
@@ -67,10 +76,7 @@ static int store_message_collect(struct store *store, sqlite3_stmt *stmt,
 	int rc;
 
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (count == capacity) {
-			capacity = capacity == 0 ? 16 : capacity * 2;
-			list = xrealloc(list, capacity * sizeof(*list));
-		}
+		list = store_list_grow(list, count, &capacity, sizeof(*list));
 		if (store_message_read(stmt, &list[count]) < 0)
 			goto fail;
 		count++;
@@ -321,10 +327,7 @@ int store_message_expire_delivered(struct store *store, int64_t cutoff)
 		/* A row whose id is no id has no body this code may touch. */
 		if (!spool_id_valid(id))
 			continue;
-		if (count == capacity) {
-			capacity = capacity == 0 ? 64 : capacity * 2;
-			ids = xrealloc(ids, capacity * sizeof(*ids));
-		}
+		ids = store_list_grow(ids, count, &capacity, sizeof(*ids));
 		memcpy(ids[count++], id, SPOOL_ID_LEN + 1);
 	}
 	store_stmt_release(stmt);

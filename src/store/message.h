@@ -27,6 +27,15 @@ enum message_state {
 const char *store_message_state_name(enum message_state state);
 int store_message_state_parse(const char *name);
 
+/*
+ * Reads the id (column ID_COL) and state (STATE_COL) of STMT's message row
+ * into ID_OUT and *STATE_R, refusing (logged) a row whose id is no spool id
+ * or whose state is unknown: ids become paths. For every reader of message
+ * rows. 0 or -1.
+ */
+int store_message_row_key(sqlite3_stmt *stmt, int id_col, int state_col,
+			  char id_out[SPOOL_ID_LEN + 1], enum message_state *state_r);
+
 struct store_message {
 	char id[SPOOL_ID_LEN + 1];
 	int64_t account_id;

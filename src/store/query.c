@@ -13,7 +13,6 @@
 
 #include <sqlite3.h>
 
-#include "core/log.h"
 #include "core/util.h"
 #include "store/query.h"
 
@@ -49,19 +48,11 @@ static char *store_query_text(sqlite3_stmt *stmt, int col)
  * row this program cannot represent. */
 static int store_query_read(sqlite3_stmt *stmt, struct store_query_message *message)
 {
-	const char *id = (const char *)sqlite3_column_text(stmt, 0);
-	const char *state = (const char *)sqlite3_column_text(stmt, 3);
-	int parsed = state != NULL ? store_message_state_parse(state) : -1;
-
 	memset(message, 0, sizeof(*message));
-	if (!spool_id_valid(id) || parsed < 0) {
-		log_error("store: a message row has an invalid id or state");
+	if (store_message_row_key(stmt, 0, 3, message->id, &message->state) < 0)
 		return -1;
-	}
-	memcpy(message->id, id, SPOOL_ID_LEN + 1);
 	message->account_name = store_query_text(stmt, 1);
 	message->user_name = store_query_text(stmt, 2);
-	message->state = (enum message_state)parsed;
 	message->body_size = sqlite3_column_int64(stmt, 4);
 	message->attempts = sqlite3_column_int(stmt, 5);
 	message->received_at = sqlite3_column_int64(stmt, 6);
@@ -108,10 +99,7 @@ int store_query_messages(struct store *store, int state, const char *user_name,
 	if (user_name != NULL)
 		sqlite3_bind_text(stmt, 2, user_name, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (count == capacity) {
-			capacity = capacity == 0 ? 16 : capacity * 2;
-			list = xrealloc(list, capacity * sizeof(*list));
-		}
+		list = store_list_grow(list, count, &capacity, sizeof(*list));
 		if (store_query_read(stmt, &list[count]) < 0)
 			goto fail;
 		count++;
@@ -187,10 +175,7 @@ int store_query_message_recipients(struct store *store, const char *id,
 		return -1;
 	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (count == capacity) {
-			capacity = capacity == 0 ? 4 : capacity * 2;
-			list = xrealloc(list, capacity * sizeof(*list));
-		}
+		list = store_list_grow(list, count, &capacity, sizeof(*list));
 		list[count].user_name = store_query_text(stmt, 0);
 		list[count].address = store_query_text(stmt, 1);
 		count++;
@@ -284,10 +269,7 @@ int store_query_user_accounts(struct store *store, int64_t user_id, char ***name
 		return -1;
 	sqlite3_bind_int64(stmt, 1, user_id);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (count == capacity) {
-			capacity = capacity == 0 ? 4 : capacity * 2;
-			names = xrealloc(names, capacity * sizeof(*names));
-		}
+		names = store_list_grow(names, count, &capacity, sizeof(*names));
 		names[count++] = xstrdup((const char *)sqlite3_column_text(stmt, 0));
 	}
 	store_stmt_release(stmt);

@@ -112,16 +112,6 @@ static int user_tx_commit(struct store *store, bool outer, char *err, size_t err
 	return -1;
 }
 
-/* LIST (of CAPACITY entries of SIZE bytes, COUNT used) with room for one
- * more: grown to 16, then doubled, when full. */
-static void *user_list_grow(void *list, size_t count, size_t *capacity, size_t size)
-{
-	if (count < *capacity)
-		return list;
-	*capacity = *capacity == 0 ? 16 : *capacity * 2;
-	return xrealloc(list, *capacity * size);
-}
-
 static void store_user_read(sqlite3_stmt *stmt, struct store_user *user)
 {
 	user->id = sqlite3_column_int64(stmt, 0);
@@ -167,7 +157,7 @@ int store_user_list(struct store *store, struct store_user **list_r, size_t *cou
 	if (stmt == NULL)
 		return -1;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		list = user_list_grow(list, count, &capacity, sizeof(*list));
+		list = store_list_grow(list, count, &capacity, sizeof(*list));
 		memset(&list[count], 0, sizeof(list[count]));
 		store_user_read(stmt, &list[count++]);
 	}
@@ -582,7 +572,7 @@ int store_address_list(struct store *store, const char *user_name, struct store_
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		struct store_address *entry;
 
-		list = user_list_grow(list, count, &capacity, sizeof(*list));
+		list = store_list_grow(list, count, &capacity, sizeof(*list));
 		entry = &list[count++];
 		entry->address = user_column_strdup(stmt, 0);
 		entry->user_id = sqlite3_column_int64(stmt, 1);

@@ -36,24 +36,12 @@ static int setup(void **state)
 static int64_t make_account(struct store *store, const char *login, const char *host,
 			    const char *user_name)
 {
-	struct store_account account = {0};
-	unsigned char secret[4] = {1, 2, 3, 4};
 	/* Numbered, so users whose names differ only in case get distinct addresses. */
 	char *primary = xasprintf("user%lld@pop3proxy.test",
 				  (long long)test_query_int(store, "SELECT count(*) FROM user"));
-	int64_t id;
+	int64_t id = test_account_create(store, login, host, user_name, primary, NULL);
 
-	account.name = xasprintf("%s@%s", login, host);
-	account.login = xstrdup(login);
-	account.host = xstrdup(host);
-	account.password_hash = xstrdup("$argon2id$fake");
-	account.secret = xmalloc(sizeof(secret));
-	memcpy(account.secret, secret, sizeof(secret));
-	account.secret_len = sizeof(secret);
-	assert_int_equal(store_account_create(store, &account, user_name, primary), 0);
-	id = account.id;
 	free(primary);
-	store_account_clear(&account);
 	return id;
 }
 

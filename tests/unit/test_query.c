@@ -56,24 +56,10 @@ static int setup(void **state)
 static int64_t make_account(struct store *store, const char *user_name, const char *login,
 			    const char *host, int64_t *user_id_r)
 {
-	struct store_account account = {0};
-	unsigned char secret[4] = {1, 2, 3, 4};
 	char *primary = xasprintf("%s@pop3proxy.test", user_name);
-	int64_t id;
+	int64_t id = test_account_create(store, login, host, user_name, primary, user_id_r);
 
-	account.name = xasprintf("%s@%s", login, host);
-	account.login = xstrdup(login);
-	account.host = xstrdup(host);
-	account.password_hash = xstrdup("$argon2id$fake");
-	account.secret = xmalloc(sizeof(secret));
-	memcpy(account.secret, secret, sizeof(secret));
-	account.secret_len = sizeof(secret);
-	assert_int_equal(store_account_create(store, &account, user_name, primary), 0);
-	id = account.id;
-	if (user_id_r != NULL)
-		*user_id_r = account.user_id;
 	free(primary);
-	store_account_clear(&account);
 	return id;
 }
 

@@ -1,7 +1,8 @@
 /*
  * test_support.h — what the unit tests share: a temp folder per test and its
  * removal, looking at folders, and for the store's tests a store opened in
- * that folder with raw SQL beside it.
+ * that folder with raw SQL beside it, and provider accounts made as a first
+ * POP3 login makes them.
  *
  * Owns: nothing; each helper cleans up what it opens, or hands it back.
  * Must never: define a symbol that is not static. Every test links all of
@@ -27,6 +28,7 @@
 #include <sqlite3.h>
 
 #include "core/util.h"
+#include "store/account.h"
 #include "store/db.h"
 
 /* Room for the path test_dir_make writes, with any NAME the tests use. */
@@ -167,6 +169,35 @@ static inline int test_store_teardown(void **state)
 	test_dir_remove(f->dir);
 	free(f);
 	return 0;
+}
+
+/*
+ * Creates the provider account LOGIN@HOST (with a fake hash and secret) for
+ * user USER_NAME, who is made with PRIMARY as primary address if new, as a
+ * first POP3 login does (U1). Returns the account's id; its user's id in
+ * *USER_ID_R unless that is NULL.
+ */
+static inline int64_t test_account_create(struct store *store, const char *login, const char *host,
+					  const char *user_name, const char *primary,
+					  int64_t *user_id_r)
+{
+	struct store_account account = {0};
+	static const unsigned char secret[4] = {1, 2, 3, 4};
+	int64_t id;
+
+	account.name = xasprintf("%s@%s", login, host);
+	account.login = xstrdup(login);
+	account.host = xstrdup(host);
+	account.password_hash = xstrdup("$argon2id$fake");
+	account.secret = xmalloc(sizeof(secret));
+	memcpy(account.secret, secret, sizeof(secret));
+	account.secret_len = sizeof(secret);
+	assert_int_equal(store_account_create(store, &account, user_name, primary), 0);
+	id = account.id;
+	if (user_id_r != NULL)
+		*user_id_r = account.user_id;
+	store_account_clear(&account);
+	return id;
 }
 
 #endif

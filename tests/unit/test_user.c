@@ -41,21 +41,12 @@ static int64_t rows_fingerprint(struct store *store)
 /* Creates provider user NAME with an account LOGIN@example.net (U1). */
 static int64_t make_provider_user(struct store *store, const char *name, const char *login)
 {
-	struct store_account account = {0};
-	unsigned char secret[4] = {1, 2, 3, 4};
 	char *primary = xasprintf("%s@pop3proxy.test", name);
+	int64_t user_id;
 
-	account.name = xasprintf("%s@example.net", login);
-	account.login = xstrdup(login);
-	account.host = xstrdup("example.net");
-	account.password_hash = xstrdup("$argon2id$fake");
-	account.secret = xmalloc(sizeof(secret));
-	memcpy(account.secret, secret, sizeof(secret));
-	account.secret_len = sizeof(secret);
-	assert_int_equal(store_account_create(store, &account, name, primary), 0);
+	test_account_create(store, login, "example.net", name, primary, &user_id);
 	free(primary);
-	store_account_clear(&account);
-	return test_query_int(store, "SELECT max(id) FROM user");
+	return user_id;
 }
 
 static void test_migration_fresh(void **state)
