@@ -75,6 +75,11 @@ static const struct config_key config_keys[] = {
 	{"server", "max_sessions_per_ip", CONFIG_INT, CONFIG_FIELD(max_sessions_per_ip), 1,
 	 1000000},
 	{"server", "login_timeout", CONFIG_INT, CONFIG_FIELD(login_timeout), 1, 86400},
+	{"server", "login_deadline", CONFIG_INT, CONFIG_FIELD(login_deadline), 1, 86400},
+	{"server", "max_login_checks", CONFIG_INT, CONFIG_FIELD(max_login_checks), 1, 100000},
+	{"server", "max_login_checks_per_ip", CONFIG_INT, CONFIG_FIELD(max_login_checks_per_ip), 1,
+	 100000},
+	{"server", "login_check_timeout", CONFIG_INT, CONFIG_FIELD(login_check_timeout), 1, 3600},
 	{"server", "idle_timeout", CONFIG_INT, CONFIG_FIELD(idle_timeout), 1, 86400},
 	{"server", "command_timeout", CONFIG_INT, CONFIG_FIELD(command_timeout), 1, 86400},
 	/* RFC 2449 lets a client send 255 octets; less would break honest clients. */
@@ -92,6 +97,8 @@ static const struct config_key config_keys[] = {
 	{"fetch", "retry_min", CONFIG_INT, CONFIG_FIELD(fetch_retry_min), 1, 86400},
 	{"fetch", "retry_max", CONFIG_INT, CONFIG_FIELD(fetch_retry_max), 1, 604800},
 	{"fetch", "max_fetches", CONFIG_INT, CONFIG_FIELD(max_fetches), 1, 100000},
+	{"fetch", "deadline", CONFIG_INT, CONFIG_FIELD(fetch_deadline), 1, 86400},
+	{"fetch", "max_listed", CONFIG_INT, CONFIG_FIELD(max_listed), 1, 1000000},
 	{"pipeline", "workers", CONFIG_INT, CONFIG_FIELD(workers), 0, 256},
 	{"pipeline", "worker_timeout", CONFIG_INT, CONFIG_FIELD(worker_timeout), 1, 3600},
 	{"providers", "allow", CONFIG_ALLOW, 0, 0, 0},
@@ -794,6 +801,10 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->max_sessions = 1000;
 	cfg->max_sessions_per_ip = 100;
 	cfg->login_timeout = 60;
+	cfg->login_deadline = 120;
+	cfg->max_login_checks = 20;
+	cfg->max_login_checks_per_ip = 3;
+	cfg->login_check_timeout = 30;
 	cfg->idle_timeout = 600;
 	cfg->command_timeout = 300;
 	cfg->max_line = 512;
@@ -809,6 +820,8 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->fetch_retry_min = 60;
 	cfg->fetch_retry_max = 3600;
 	cfg->max_fetches = 50;
+	cfg->fetch_deadline = 1800;
+	cfg->max_listed = 10000;
 	cfg->workers = 0;
 	cfg->worker_timeout = 60;
 	config_policy_init(&cfg->default_policy, "*");

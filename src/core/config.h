@@ -46,7 +46,11 @@ struct popgate_config {
 	bool allow_plaintext_auth; /* allow USER/PASS before STLS on pop3_port */
 	int max_sessions;	/* 1000 */
 	int max_sessions_per_ip;/* 100 */
-	int login_timeout;	/* seconds before authentication, 60 */
+	int login_timeout;	/* seconds of silence allowed before authentication, 60 */
+	int login_deadline;	/* seconds from accept to a completed login, 120 */
+	int max_login_checks;	/* 20 live login checks at providers at once */
+	int max_login_checks_per_ip; /* 3 live login checks at once per client address */
+	int login_check_timeout;/* 30 seconds a live login check may take in all */
 	int idle_timeout;	/* seconds without a command after login, 600 */
 	int command_timeout;	/* seconds a reply may stall in output, 300 */
 	int max_line;		/* 512 bytes per command line incl. CRLF (RFC 2449: 255) */
@@ -68,6 +72,8 @@ struct popgate_config {
 	int fetch_retry_min;	/* 60 seconds: first back-off after a failure */
 	int fetch_retry_max;	/* 3600 seconds: back-off ceiling */
 	int max_fetches;	/* 50 fetches at once */
+	int fetch_deadline;	/* 1800 seconds a whole fetch may take */
+	int max_listed;		/* 10000 messages taken from one provider listing */
 
 	/* [pipeline] */
 	int workers;		/* 0 = one per core */
