@@ -104,6 +104,14 @@ static bool pop3_has_control(const char *s, size_t len)
 	return false;
 }
 
+/* True if S[0..LEN) holds a CR, an LF or a NUL: bytes no argument popgate
+ * passes on may carry. */
+static bool pop3_has_line_break(const void *s, size_t len)
+{
+	return memchr(s, '\r', len) != NULL || memchr(s, '\n', len) != NULL ||
+	       memchr(s, '\0', len) != NULL;
+}
+
 /*
  * Reads the decimal number S[0..LEN) into *VALUE: digits only (no sign, no
  * spaces), at most MAX. 0 or -1.
@@ -697,6 +705,13 @@ int pop3_auth_plain_decode(const char *b64, size_t len, char *authcid, size_t au
 	authcid_len = (size_t)(authcid_end - authcid_start);
 	passwd_len = (size_t)(end - passwd_start);
 	if (authcid_len == 0 || passwd_len == 0)
+		goto fail;
+	/* A CR or LF in a decoded field would end the PASS line popgate sends to
+	 * the provider and smuggle commands after it; NUL separates the fields
+	 * and would cut a C string short. Refused in every field. */
+	if (pop3_has_line_break(plain, authzid_len) ||
+	    pop3_has_line_break(authcid_start, authcid_len) ||
+	    pop3_has_line_break(passwd_start, passwd_len))
 		goto fail;
 	/* popgate cannot act for another identity: an authzid must name the user itself. */
 	if (authzid_len > 0 &&

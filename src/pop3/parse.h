@@ -149,7 +149,10 @@ int pop3_account_name_split(const char *name, size_t len, char *login, size_t lo
 			    char *host, size_t host_size);
 
 /* Decodes an AUTH PLAIN response (base64 "authzid\0authcid\0passwd").
- * AUTHCID and PASSWD NUL-terminated into the buffers. 0 or -1. */
+ * AUTHCID and PASSWD NUL-terminated into the buffers. 0, or -1 when it is
+ * malformed: not padded base64, an empty authcid or password, an authzid
+ * other than the authcid, or a CR, LF or NUL inside any of the three fields
+ * (they would smuggle commands into the PASS line sent to the provider). */
 int pop3_auth_plain_decode(const char *b64, size_t len, char *authcid, size_t authcid_size,
 			   char *passwd, size_t passwd_size);
 

@@ -4,15 +4,20 @@
  * (pop3_account_name_split) and AUTH PLAIN responses (pop3_auth_plain_decode).
  *
  * Besides the sanitizers it checks each parser's promises and aborts on a
- * broken one: arguments inside the line, numbers in range, host names valid
- * and lower-case, decoded credentials non-empty and NUL-free.
+ * broken one: arguments inside the line and free of CR, LF and NUL (they would
+ * smuggle commands to the provider), numbers in range, host names valid and
+ * lower-case, decoded AUTH PLAIN credentials non-empty, free of CR, LF and
+ * NUL, and exactly what the response encoded (checked by decoding it again).
  *
  * Must never: allocate per run in a way that leaks, or touch the file system.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "pop3/parse.h"
 
@@ -48,14 +53,48 @@ static void fuzz_account(const char *name, size_t len)
 		      strlen(small_host) < sizeof(small_host));
 }
 
+/* True if S[0..LEN) holds a CR, an LF or a NUL. */
+static bool has_line_break(const void *s, size_t len)
+{
+	return memchr(s, '\r', len) != NULL || memchr(s, '\n', len) != NULL ||
+	       memchr(s, '\0', len) != NULL;
+}
+
+/*
+ * The security property of AUTH PLAIN: an accepted response yields fields
+ * without CR, LF or NUL, and nothing of the decoded response is dropped (a
+ * NUL cutting the password short, say). Checked against an independent
+ * decode: "authzid NUL authcid NUL passwd" is exactly the decoded bytes.
+ */
+static void check_auth_plain_fields(const char *b64, size_t len, const char *authcid,
+				    const char *passwd)
+{
+	static unsigned char plain[4096];
+	size_t plain_len = 0, authcid_len = strlen(authcid), passwd_len = strlen(passwd);
+
+	check(!has_line_break(authcid, authcid_len) && !has_line_break(passwd, passwd_len));
+	check(sodium_base642bin(plain, sizeof(plain), b64, len, NULL, &plain_len, NULL,
+				sodium_base64_VARIANT_ORIGINAL) == 0);
+	/* The password is the tail, the authcid before it, the authzid first. */
+	check(plain_len >= authcid_len + passwd_len + 2);
+	check(memcmp(plain + plain_len - passwd_len, passwd, passwd_len) == 0);
+	check(plain[plain_len - passwd_len - 1] == '\0');
+	check(memcmp(plain + plain_len - passwd_len - 1 - authcid_len, authcid, authcid_len) == 0);
+	size_t authzid_len = plain_len - passwd_len - authcid_len - 2;
+	check(plain[authzid_len] == '\0');
+	check(!has_line_break(plain, authzid_len));
+}
+
 static void fuzz_auth_plain(const char *b64, size_t len)
 {
 	char authcid[256], passwd[256], small_authcid[3], small_passwd[3];
 
-	if (pop3_auth_plain_decode(b64, len, authcid, sizeof(authcid), passwd, sizeof(passwd)) == 0)
+	if (pop3_auth_plain_decode(b64, len, authcid, sizeof(authcid), passwd, sizeof(passwd)) == 0) {
 		check(authcid[0] != '\0' && passwd[0] != '\0');
-	else
+		check_auth_plain_fields(b64, len, authcid, passwd);
+	} else {
 		check(authcid[0] == '\0' && passwd[0] == '\0');
+	}
 	if (pop3_auth_plain_decode(b64, len, small_authcid, sizeof(small_authcid), small_passwd,
 				   sizeof(small_passwd)) == 0)
 		check(strlen(small_authcid) < sizeof(small_authcid) &&
@@ -77,7 +116,8 @@ static void fuzz_command(const char *line, size_t len)
 	check(cmd.arg_count <= POP3_ARG_MAX);
 	for (size_t i = 0; i < cmd.arg_count; i++) {
 		check(cmd.args[i] > line && cmd.args[i] + cmd.arg_len[i] <= line + len);
-		check(memchr(cmd.args[i], '\0', cmd.arg_len[i]) == NULL);
+		/* No argument may carry a line break or a NUL on to the provider. */
+		check(!has_line_break(cmd.args[i], cmd.arg_len[i]));
 	}
 	switch (cmd.verb) {
 	case POP3_VERB_RETR:

@@ -970,6 +970,33 @@ static void test_auth_plain(void **state)
 	assert_plain_fails("", 0);
 }
 
+static void test_auth_plain_line_breaks(void **state)
+{
+	char authcid[64], passwd[64];
+
+	(void)state;
+	/* A CR or LF would end the PASS line sent to the provider and smuggle
+	 * the rest in as commands: refused in every field. */
+	assert_plain_fails("\0a@pop.host\0pw\r\nDELE 1", 22);
+	assert_plain_fails("\0a@pop.host\0pw\nDELE 1", 21);
+	assert_plain_fails("\0a@pop.host\0pw\r", 15);
+	assert_plain_fails("\0a@pop.host\0\r\n", 14);
+	assert_plain_fails("\0a\r\nDELE 1@pop.host\0pw", 22);
+	assert_plain_fails("\0a\n@pop.host\0pw", 15);
+	assert_plain_fails("\0a@pop.host\r\0pw", 15);
+	assert_plain_fails("a@pop.host\r\0a@pop.host\r\0pw", 26);
+	assert_plain_fails("a\n\0a\n\0pw", 8);
+	/* NUL: a fourth field, or one inside the password. */
+	assert_plain_fails("\0a@pop.host\0p\0w", 15);
+	assert_plain_fails("\0a@pop.host\0pw\0", 15);
+	/* Other control characters stay allowed in a password (as in PASS). */
+	assert_int_equal(plain("\0a@pop.host\0p\tw\x01", 16, authcid, sizeof(authcid), passwd,
+			       sizeof(passwd)),
+			 0);
+	assert_string_equal(authcid, "a@pop.host");
+	assert_string_equal(passwd, "p\tw\x01");
+}
+
 static void test_auth_plain_malformed_base64(void **state)
 {
 	char authcid[64] = "x", passwd[64] = "x";
@@ -1056,6 +1083,7 @@ int main(void)
 	    cmocka_unit_test(test_account_split),
 	    cmocka_unit_test(test_account_split_buffer_sizes),
 	    cmocka_unit_test(test_auth_plain),
+	    cmocka_unit_test(test_auth_plain_line_breaks),
 	    cmocka_unit_test(test_auth_plain_malformed_base64),
 	    cmocka_unit_test(test_auth_plain_limits),
 	};
