@@ -8,9 +8,10 @@
  * first login is always checked live before anything is stored; success
  * creates the user and its primary address in the pseudo-domain.
  *
- * Failed logins are counted per client address and per account name within
- * a window; past the limit further attempts are refused without asking
- * anyone, and each failure is answered only after a delay.
+ * Attempts are counted per client address and per account name within a
+ * window, in the store, when their check starts (pop3/throttle.c); past the
+ * limit further attempts are refused without asking anyone, and a wrong
+ * password is answered only after a delay.
  *
  * A repeated login with the password that last succeeded is recognised by a
  * keyed BLAKE2b digest kept in memory (never the password), so a client that
@@ -37,6 +38,7 @@
 #include "pop3/auth.h"
 #include "pop3/fetch.h"
 #include "pop3/parse.h"
+#include "pop3/throttle.h"
 #include "popgate.h"
 #include "store/account.h"
 #include "store/login.h"
@@ -47,12 +49,10 @@
 #define AUTH_LOGIN_MAX 256
 #define AUTH_HOST_MAX 256
 
-/* One entry of the failure counters or of the login cache. */
+/* One entry of the login cache. */
 struct auth_entry {
 	char *key;
-	int failures;
-	int64_t window_start;
-	unsigned char digest[32]; /* login cache: crypto_login_digest of the last success */
+	unsigned char digest[32]; /* crypto_login_digest of the last success */
 	int64_t cached_until;
 	struct auth_entry *next;
 };
@@ -66,6 +66,7 @@ struct auth_request {
 	char *client_address;
 	bool exists;	     /* the account was found in the store */
 	int64_t account_id;
+	struct throttle_attempt throttle;
 	struct fetch_verify *verify;
 	struct event *reply_timer;
 
@@ -90,7 +91,6 @@ TAILQ_HEAD(auth_request_list, auth_request);
 
 struct auth {
 	struct popgate *pg;
-	struct auth_entry *failures[AUTH_TABLE_BUCKETS];
 	struct auth_entry *cache[AUTH_TABLE_BUCKETS];
 	struct auth_request_list requests;
 };
@@ -122,50 +122,22 @@ static struct auth_entry *auth_table_get(struct auth_entry **table, const char *
 	return entry;
 }
 
+static void auth_entry_free(struct auth_entry *entry)
+{
+	free(entry->key);
+	free(entry);
+}
+
 static void auth_table_free(struct auth_entry **table)
 {
 	for (size_t i = 0; i < AUTH_TABLE_BUCKETS; i++) {
 		struct auth_entry *entry = table[i], *next;
 		for (; entry != NULL; entry = next) {
 			next = entry->next;
-			free(entry->key);
-			free(entry);
+			auth_entry_free(entry);
 		}
 		table[i] = NULL;
 	}
-}
-
-/* Failures of KEY within the current window. */
-static int auth_failures(struct auth *auth, const char *key)
-{
-	struct auth_entry *entry = auth_table_get(auth->failures, key, false);
-
-	if (entry == NULL)
-		return 0;
-	if (util_now() - entry->window_start >= auth->pg->cfg->login_fail_window) {
-		entry->failures = 0;
-		entry->window_start = util_now();
-	}
-	return entry->failures;
-}
-
-static void auth_count_failure(struct auth *auth, const char *key)
-{
-	struct auth_entry *entry = auth_table_get(auth->failures, key, true);
-
-	if (entry->failures == 0 ||
-	    util_now() - entry->window_start >= auth->pg->cfg->login_fail_window) {
-		entry->failures = 0;
-		entry->window_start = util_now();
-	}
-	entry->failures++;
-}
-
-static void auth_clear_failures(struct auth *auth, const char *key)
-{
-	struct auth_entry *entry = auth_table_get(auth->failures, key, false);
-	if (entry != NULL)
-		entry->failures = 0;
 }
 
 static void auth_cache_store(struct auth *auth, const char *name, const char *password)
@@ -193,6 +165,8 @@ static void auth_cache_forget(struct auth *auth, const char *name)
 	if (entry != NULL)
 		entry->cached_until = 0;
 }
+
+/* ---- requests ------------------------------------------------------------ */
 
 static void auth_request_free(struct auth_request *request)
 {
@@ -265,10 +239,17 @@ static void auth_finish(struct auth_request *request, enum auth_result result, c
 	evtimer_add(request->reply_timer, &delay);
 }
 
+/* An internal error: the client is not at fault, so the attempt's pending
+ * count is released. */
+static void auth_fail_internal(struct auth_request *request)
+{
+	throttle_release(request->auth->pg, &request->throttle);
+	auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+}
+
+/* The provider refused the password: the attempt's count stays a failure. */
 static void auth_fail_credentials(struct auth_request *request)
 {
-	auth_count_failure(request->auth, request->client_address);
-	auth_count_failure(request->auth, request->name);
 	log_event(LOG_WARN, "login_failed", request->name, NULL, "from %s: wrong password",
 		  request->client_address);
 	auth_finish(request, AUTH_REJECTED, "[AUTH] invalid login or password");
@@ -276,7 +257,7 @@ static void auth_fail_credentials(struct auth_request *request)
 
 static void auth_succeed(struct auth_request *request)
 {
-	auth_clear_failures(request->auth, request->name);
+	throttle_succeeded(request->auth->pg, &request->throttle);
 	auth_cache_store(request->auth, request->name, request->password);
 	log_event(LOG_INFO, "login", request->name, NULL, "from %s", request->client_address);
 	auth_finish(request, AUTH_OK, "logged in");
@@ -328,7 +309,7 @@ fail:
 	/* The store logged its own error; its message is gone by now. */
 	log_event(LOG_ERROR, "error", request->name, NULL,
 		  "cannot create the account (see the store's error before this line)");
-	auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+	auth_fail_internal(request);
 }
 
 /* The password differed from the stored one but the provider took it. */
@@ -338,7 +319,7 @@ static void auth_update_credentials(struct auth_request *request)
 
 	if (store_account_update_credentials(pg->store, request->account_id, request->new_hash,
 					     request->new_secret, request->new_secret_len) < 0) {
-		auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+		auth_fail_internal(request);
 		return;
 	}
 	log_event(LOG_INFO, "credentials_updated", request->name, NULL,
@@ -371,7 +352,7 @@ static void auth_credentials_done(void *arg)
 		return;
 	}
 	if (request->hash_status < 0) {
-		auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+		auth_fail_internal(request);
 		return;
 	}
 	if (request->exists)
@@ -395,6 +376,9 @@ static void auth_verified_cb(enum fetch_verify_result result, const char *error,
 		auth_fail_credentials(request);
 		return;
 	case FETCH_VERIFY_FAILED:
+		/* Counted like a wrong password: an unreachable, blocked or
+		 * unknown host must not be an unthrottled way to make popgate
+		 * connect somewhere. */
 		log_event(LOG_WARN, "login_failed", request->name, NULL,
 			  "from %s: cannot check at the provider: %s", request->client_address,
 			  error);
@@ -440,6 +424,37 @@ static void auth_verify_done(void *arg)
 	auth_ask_provider(request);
 }
 
+/* True if REQUEST may go on; otherwise it was answered: throttled, or a
+ * store error. */
+static bool auth_throttle_passed(struct auth_request *request)
+{
+	int passed = throttle_check(request->auth->pg, &request->throttle);
+
+	if (passed < 0) {
+		auth_fail_internal(request);
+		return false;
+	}
+	if (passed == 0) {
+		log_event(LOG_WARN, "login_failed", request->name, NULL,
+			  "from %s: throttled after too many failures", request->client_address);
+		auth_finish(request, AUTH_THROTTLED,
+			    "[SYS/TEMP] too many failed logins; try again later");
+		return false;
+	}
+	return true;
+}
+
+/* Counts REQUEST as a pending failure (see pop3/throttle.h). 0, or -1 after
+ * answering it (a store error: refused rather than let through uncounted). */
+static int auth_attempt_count(struct auth_request *request)
+{
+	if (throttle_count(request->auth->pg, &request->throttle) < 0) {
+		auth_fail_internal(request);
+		return -1;
+	}
+	return 0;
+}
+
 struct auth_request *auth_login(struct auth *auth, const char *name, const char *password,
 				const char *client_address, auth_done_cb *callback, void *ctx)
 {
@@ -470,16 +485,15 @@ struct auth_request *auth_login(struct auth *auth, const char *name, const char 
 	request->login = xstrdup(login);
 	request->host = xstrdup(host);
 	request->name = xasprintf("%s@%s", login, host);
+	throttle_attempt_init(&request->throttle, client_address, request->name);
 
-	if (auth_failures(auth, client_address) >= pg->cfg->login_fail_limit ||
-	    auth_failures(auth, request->name) >= pg->cfg->login_fail_limit) {
-		log_event(LOG_WARN, "login_failed", request->name, NULL,
-			  "from %s: throttled after too many failures", client_address);
-		auth_finish(request, AUTH_THROTTLED,
-			    "[SYS/TEMP] too many failed logins; try again later");
+	if (!auth_throttle_passed(request))
 		return request;
-	}
 	if (!config_host_allowed(pg->cfg, host)) {
+		/* A policy refusal counts like a failed check: probing which
+		 * hosts are allowed is throttled too. */
+		if (auth_attempt_count(request) < 0)
+			return request;
 		log_event(LOG_WARN, "login_failed", request->name, NULL,
 			  "from %s: provider host not allowed", client_address);
 		auth_finish(request, AUTH_REFUSED,
@@ -490,7 +504,19 @@ struct auth_request *auth_login(struct auth *auth, const char *name, const char 
 	int found = store_account_get(pg->store, request->name, &account);
 	if (found < 0) {
 		store_account_clear(&account);
-		auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+		auth_fail_internal(request);
+		return request;
+	}
+	/* The password that last succeeded needs no check and is not counted. */
+	if (found == 1 && auth_cache_match(auth, request->name, password)) {
+		request->exists = true;
+		request->account_id = account.id;
+		store_account_clear(&account);
+		auth_succeed(request);
+		return request;
+	}
+	if (auth_attempt_count(request) < 0) {
+		store_account_clear(&account);
 		return request;
 	}
 	if (found == 0) {
@@ -500,11 +526,6 @@ struct auth_request *auth_login(struct auth *auth, const char *name, const char 
 	}
 	request->exists = true;
 	request->account_id = account.id;
-	if (auth_cache_match(auth, request->name, password)) {
-		store_account_clear(&account);
-		auth_succeed(request);
-		return request;
-	}
 	request->stored_hash = xstrdup(account.password_hash);
 	store_account_clear(&account);
 	request->job_running = true;
@@ -538,18 +559,12 @@ static void auth_table_expire(struct auth *auth, struct auth_entry **table,
 			struct auth_entry *entry = *link;
 			if (is_expired(auth, entry)) {
 				*link = entry->next;
-				free(entry->key);
-				free(entry);
+				auth_entry_free(entry);
 			} else {
 				link = &entry->next;
 			}
 		}
 	}
-}
-
-static bool auth_failure_expired(const struct auth *auth, const struct auth_entry *entry)
-{
-	return util_now() - entry->window_start >= auth->pg->cfg->login_fail_window;
 }
 
 static bool auth_cache_expired(const struct auth *auth, const struct auth_entry *entry)
@@ -560,7 +575,6 @@ static bool auth_cache_expired(const struct auth *auth, const struct auth_entry 
 
 void auth_expire(struct auth *auth)
 {
-	auth_table_expire(auth, auth->failures, auth_failure_expired);
 	auth_table_expire(auth, auth->cache, auth_cache_expired);
 }
 
@@ -582,7 +596,6 @@ void auth_free(struct auth **auth_p)
 		return;
 	while ((request = TAILQ_FIRST(&auth->requests)) != NULL)
 		auth_request_free(request);
-	auth_table_free(auth->failures);
 	auth_table_free(auth->cache);
 	free(auth);
 	*auth_p = NULL;

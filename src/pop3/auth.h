@@ -1,8 +1,9 @@
 /*
  * auth.h — logging a mail client in (P1, P2, G2): the account name, the
  * provider policy, the stored argon2id hash, the live check at the provider
- * for a first login or a changed password, creating the user (U1, U2), and
- * throttling failed logins per client address and per account.
+ * for a first login or a changed password, creating the user (U1, U2),
+ * and throttling failed logins per client address and per account (counted
+ * when a check starts, kept in the store: pop3/throttle.h).
  */
 #ifndef POPGATE_POP3_AUTH_H
 #define POPGATE_POP3_AUTH_H
@@ -19,7 +20,8 @@ enum auth_result {
 	AUTH_BAD_NAME,	  /* malformed account name: -ERR with the expected form */
 	AUTH_REFUSED,	  /* policy: the provider host is not allowed */
 	AUTH_THROTTLED,	  /* too many failures: -ERR [SYS/TEMP] */
-	AUTH_UNAVAILABLE, /* the provider could not be asked: -ERR [SYS/TEMP] */
+	AUTH_UNAVAILABLE, /* the provider could not be asked, or an internal error:
+			     -ERR [SYS/TEMP] */
 };
 
 /* MESSAGE is the text for the client's -ERR (never contains the password). */
@@ -40,8 +42,9 @@ struct auth_request *auth_login(struct auth *auth, const char *name, const char 
 /* Cancels a login in progress (the client went away). NULL is fine. */
 void auth_cancel(struct auth_request **request);
 
-/* Drops failure counters and cached logins that have expired (a timer calls
- * this, so the tables stay bounded by recent activity). */
+/* Drops cached logins that have expired (a timer calls this, so the table
+ * stays bounded by recent activity; the failure counters in the store are
+ * expired by store_login_failures_expire). */
 void auth_expire(struct auth *auth);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * login.c — the store side of logins: the name a first POP3 login gives its
  * new user (U2), resolving a name typed at the console back to a user (U6),
- * and the console's failed-login counters (table login_failure).
+ * and the failed-login counters of the console and of POP3 logins (table
+ * login_failure; each caller keeps to keys of its own form).
  *
  * A name is compared with '@' and '+' taken as the same character, since
  * users are named after their POP3 login with '@' replaced by '+', and people
@@ -171,6 +172,26 @@ int store_login_failure_add(struct store *store, const char *key, int64_t window
 	sqlite3_bind_int64(stmt, 2, now);
 	sqlite3_bind_int64(stmt, 3, window);
 	return store_stmt_exists(store, stmt, "counting a login failure") < 0 ? -1 : 0;
+}
+
+int store_login_failure_remove(struct store *store, const char *key)
+{
+	/* The last failure goes with its row, so the table holds only keys that
+	 * count; the delete runs first, or it would take a row just lowered to 1. */
+	static const char drop[] = "DELETE FROM login_failure WHERE key = ? AND failures <= 1";
+	static const char lower[] = "UPDATE login_failure SET failures = failures - 1"
+				    " WHERE key = ? AND failures > 1";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, drop);
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+	if (store_stmt_done(store, stmt, "releasing a login attempt") < 0)
+		return -1;
+	if ((stmt = store_stmt_prepare(store, lower)) == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+	return store_stmt_done(store, stmt, "releasing a login attempt");
 }
 
 int store_login_failures_clear(struct store *store, const char *key)

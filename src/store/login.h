@@ -1,10 +1,13 @@
 /*
  * login.h — what logins read and write in the store: the name of a user a
  * first POP3 login creates, the user a name typed at the console means
- * (U6), and the counters of failed console logins.
+ * (U6), and the counters of failed logins, the console's ("user:NAME",
+ * "admin", "address:IP") and POP3's ("pop3-address:…", "pop3-account:…",
+ * see pop3/throttle.h).
  *
  * The counters live in the store, not in memory, because popgatectl and the
- * daemon both check logins and must see each other's failures.
+ * daemon both check logins and must see each other's failures, and because
+ * they must survive a restart.
  */
 #ifndef POPGATE_STORE_LOGIN_H
 #define POPGATE_STORE_LOGIN_H
@@ -52,6 +55,10 @@ int store_login_failures(struct store *store, const char *key, int64_t window, i
 /* Counts one failure for KEY (a new window starts when the last has passed).
  * 0 or -1. */
 int store_login_failure_add(struct store *store, const char *key, int64_t window, int64_t now);
+
+/* Takes back one failure of KEY (an attempt counted when it started that
+ * turned out not to be one); the last one removes KEY's row. 0 or -1. */
+int store_login_failure_remove(struct store *store, const char *key);
 
 /* Forgets KEY's failures (after a successful login). 0 or -1. */
 int store_login_failures_clear(struct store *store, const char *key);

@@ -2,7 +2,9 @@
  * test_login.c — the store side of logins (store/login.c): the name a first
  * POP3 login gives its new user (U2, no silent sharing of one user by two
  * logins), finding the user a name typed at the console means (U6), and the
- * failed-login counters, each test on its own store in a temp data folder.
+ * failed-login counters (also taking one failure back, as a POP3 login
+ * counted at its start does when the password proves right), each test on
+ * its own store in a temp data folder.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -375,6 +377,33 @@ static void test_failures_keys_independent(void **state)
 	assert_int_equal(store_login_failures(f->store, "address:127.0.0.1", WINDOW, 1010), 1);
 }
 
+/* Removing takes back one failure, the last one with its row, and leaves
+ * other keys alone; an unknown key is no error. */
+static void test_failures_remove(void **state)
+{
+	struct test_store *f = *state;
+
+	assert_int_equal(store_login_failure_add(f->store, "pop3-account:a@b", WINDOW, 1000), 0);
+	assert_int_equal(store_login_failure_add(f->store, "pop3-account:a@b", WINDOW, 1001), 0);
+	assert_int_equal(store_login_failure_add(f->store, "pop3-address:127.0.0.1", WINDOW, 1001),
+			 0);
+	assert_int_equal(store_login_failure_remove(f->store, "pop3-account:a@b"), 0);
+	assert_int_equal(store_login_failures(f->store, "pop3-account:a@b", WINDOW, 1002), 1);
+	assert_int_equal(store_login_failures(f->store, "pop3-address:127.0.0.1", WINDOW, 1002), 1);
+	assert_int_equal(store_login_failure_remove(f->store, "pop3-account:a@b"), 0);
+	assert_int_equal(store_login_failure_remove(f->store, "pop3-account:a@b"), 0);
+	assert_int_equal(store_login_failures(f->store, "pop3-account:a@b", WINDOW, 1002), 0);
+	/* The last failure takes its row along. */
+	assert_int_equal(
+	    test_query_int(f->store,
+			   "SELECT count(*) FROM login_failure WHERE key = 'pop3-account:a@b'"),
+	    0);
+	assert_int_equal(store_login_failure_remove(f->store, "pop3-account:nobody@b"), 0);
+	/* The next failure counts from 1 again. */
+	assert_int_equal(store_login_failure_add(f->store, "pop3-account:a@b", WINDOW, 1003), 0);
+	assert_int_equal(store_login_failures(f->store, "pop3-account:a@b", WINDOW, 1003), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +436,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_failures_expire, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_failures_keys_independent, setup,
 					    test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_failures_remove, setup, test_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
