@@ -11,7 +11,9 @@
  * Attempts are counted per client address and per account name within a
  * window, in the store, when their check starts (pop3/throttle.c); past the
  * limit further attempts are refused without asking anyone, and a wrong
- * password is answered only after a delay.
+ * password is answered only after a delay. Live checks at providers are
+ * capped, globally and per client address, so that slow providers cannot
+ * pile them up: a login beyond a cap is refused at once.
  *
  * A repeated login with the password that last succeeded is recognised by a
  * keyed BLAKE2b digest kept in memory (never the password), so a client that
@@ -67,6 +69,7 @@ struct auth_request {
 	bool exists;	     /* the account was found in the store */
 	int64_t account_id;
 	struct throttle_attempt throttle;
+	bool live_check;     /* counted in auth->live_checks */
 	struct fetch_verify *verify;
 	struct event *reply_timer;
 
@@ -93,6 +96,7 @@ struct auth {
 	struct popgate *pg;
 	struct auth_entry *cache[AUTH_TABLE_BUCKETS];
 	struct auth_request_list requests;
+	unsigned live_checks; /* requests with live_check set */
 };
 
 static unsigned auth_bucket(const char *key)
@@ -166,11 +170,41 @@ static void auth_cache_forget(struct auth *auth, const char *name)
 		entry->cached_until = 0;
 }
 
+/* ---- live checks at providers ---------------------------------------------- */
+
+/* Live checks in flight from REQUEST's client address (its /64 for IPv6). */
+static unsigned auth_live_checks_from(const struct auth_request *request)
+{
+	const struct auth_request *other;
+	unsigned count = 0;
+
+	TAILQ_FOREACH(other, &request->auth->requests, entry)
+		if (other->live_check &&
+		    strcmp(other->throttle.address_key, request->throttle.address_key) == 0)
+			count++;
+	return count;
+}
+
+static void auth_live_check_begin(struct auth_request *request)
+{
+	request->live_check = true;
+	request->auth->live_checks++;
+}
+
+static void auth_live_check_end(struct auth_request *request)
+{
+	if (!request->live_check)
+		return;
+	request->live_check = false;
+	request->auth->live_checks--;
+}
+
 /* ---- requests ------------------------------------------------------------ */
 
 static void auth_request_free(struct auth_request *request)
 {
 	TAILQ_REMOVE(&request->auth->requests, request, entry);
+	auth_live_check_end(request);
 	fetch_verify_cancel(&request->verify);
 	if (request->reply_timer != NULL)
 		event_free(request->reply_timer);
@@ -366,6 +400,7 @@ static void auth_verified_cb(enum fetch_verify_result result, const char *error,
 	struct auth_request *request = ctx;
 
 	request->verify = NULL;
+	auth_live_check_end(request);
 	switch (result) {
 	case FETCH_VERIFY_OK:
 		request->job_running = true;
@@ -390,11 +425,35 @@ static void auth_verified_cb(enum fetch_verify_result result, const char *error,
 	}
 }
 
+/*
+ * Asks the provider live, unless that would pass a cap on live checks:
+ * max_login_checks in all, max_login_checks_per_ip from one client address.
+ * A login beyond a cap is refused at once, its count released (nothing was
+ * tried).
+ */
 static void auth_ask_provider(struct auth_request *request)
 {
-	request->verify = fetch_verify_start(request->auth->pg->fetcher, request->login,
-					     request->host, request->password, auth_verified_cb,
-					     request);
+	struct auth *auth = request->auth;
+	const struct popgate_config *cfg = auth->pg->cfg;
+	const char *cap = NULL;
+
+	if (auth->live_checks >= (unsigned)cfg->max_login_checks)
+		cap = "max_login_checks";
+	else if (auth_live_checks_from(request) >= (unsigned)cfg->max_login_checks_per_ip)
+		cap = "max_login_checks_per_ip";
+	if (cap != NULL) {
+		throttle_release(auth->pg, &request->throttle);
+		log_event(LOG_WARN, "login_failed", request->name, NULL,
+			  "from %s: too many live login checks at once (%s)",
+			  request->client_address, cap);
+		auth_finish(request, AUTH_UNAVAILABLE,
+			    "[SYS/TEMP] too many logins are being checked right now; try again "
+			    "later");
+		return;
+	}
+	auth_live_check_begin(request);
+	request->verify = fetch_verify_start(auth->pg->fetcher, request->login, request->host,
+					     request->password, auth_verified_cb, request);
 }
 
 /* In an offload thread: the stored argon2id hash against the password. */

@@ -2,8 +2,9 @@
  * auth.h — logging a mail client in (P1, P2, G2): the account name, the
  * provider policy, the stored argon2id hash, the live check at the provider
  * for a first login or a changed password, creating the user (U1, U2),
- * and throttling failed logins per client address and per account (counted
- * when a check starts, kept in the store: pop3/throttle.h).
+ * throttling failed logins per client address and per account (counted when
+ * a check starts, kept in the store: pop3/throttle.h), and capping the live
+ * checks in flight ([server] max_login_checks, max_login_checks_per_ip).
  */
 #ifndef POPGATE_POP3_AUTH_H
 #define POPGATE_POP3_AUTH_H
@@ -20,8 +21,8 @@ enum auth_result {
 	AUTH_BAD_NAME,	  /* malformed account name: -ERR with the expected form */
 	AUTH_REFUSED,	  /* policy: the provider host is not allowed */
 	AUTH_THROTTLED,	  /* too many failures: -ERR [SYS/TEMP] */
-	AUTH_UNAVAILABLE, /* the provider could not be asked, or an internal error:
-			     -ERR [SYS/TEMP] */
+	AUTH_UNAVAILABLE, /* the provider could not be asked, a cap on live checks
+			     was reached, or an internal error: -ERR [SYS/TEMP] */
 };
 
 /* MESSAGE is the text for the client's -ERR (never contains the password). */

@@ -2,11 +2,11 @@
 test_throttle.py — what a client can do to popgate's logins (issue 7; SPEC G6):
 AUTH PLAIN credentials that would smuggle commands to the provider, the
 failed-login throttle (counted when a check starts, per client address and
-per account, across restarts), and failed checks counted like wrong
-passwords.
+per account, across restarts), failed checks counted like wrong passwords,
+and the caps on concurrent live login checks at providers.
 
 The provider is the scripted one (it records every session and command), or
-one where nothing listens. Clients
+a port that accepts and never answers, or one where nothing listens. Clients
 come from different loopback addresses (127.0.0.2, 127.0.0.3 …) by binding
 their socket before connecting.
 """
@@ -15,6 +15,8 @@ import base64
 import poplib
 import socket
 import threading
+
+import pytest
 
 import itutil
 from popgate import error_text
@@ -250,3 +252,109 @@ def test_success_releases_its_count(make_scripted, make_popgate):
     assert reply.startswith("+OK"), reply
     assert gate.db_query("SELECT key, failures FROM login_failure WHERE failures > 0") == \
         [("pop3-address:127.0.0.1", 1)]
+
+
+# ---------------------------------------------------------------- caps on live checks
+
+class SilentProvider:
+    """A TCP port on 127.0.0.1 that accepts connections and never says a
+    word: each live login check popgate sends there stays in flight until
+    popgate gives up or the test ends."""
+
+    def __init__(self):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((itutil.LOOPBACK, 0))
+        self.listener.listen(64)
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.connections = []
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.connections.append(conn)
+
+    def count(self):
+        with self.lock:
+            return len(self.connections)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(10)
+        self.listener.close()
+        with self.lock:
+            for conn in self.connections:
+                conn.close()
+
+
+@pytest.fixture
+def silent_provider():
+    provider = SilentProvider()
+    yield provider
+    provider.close()
+
+
+def test_live_check_caps(make_scripted, make_popgate, silent_provider):
+    """max_login_checks_per_ip live checks from one address hang at a
+    provider that never answers; one more from that address is refused at
+    once with -ERR [SYS/TEMP], without contacting the provider; another
+    address may still start checks until max_login_checks in all. A login
+    the stored password answers is no live check and is not capped."""
+    scripted = make_scripted()
+    scripted.add_user("alice", PASSWORD)
+    gate = make_popgate(scripted=scripted, overrides={
+        "server": {"max_login_checks": 4, "max_login_checks_per_ip": 2,
+                   "login_fail_limit": 100},
+        # Popgate's own silence timeout must not end the hanging checks.
+        "fetch": {"timeout": 600},
+        "provider 127.0.0.1": {"port": silent_provider.port, "tls": "none",
+                               "allow_private": "yes"},
+    })
+    gate.first_login("alice@localhost", PASSWORD)   # stores alice's password
+    busy = "-ERR [SYS/TEMP] too many logins are being checked right now; try again later"
+    held = []
+    try:
+        def hang(source, n):
+            """Starts a login from SOURCE whose check hangs; waits until the
+            silent provider holds N connections."""
+            client = LineClient(gate, source)
+            held.append(client)
+            assert client.command(f"USER hang{len(held)}@127.0.0.1").startswith("+OK")
+            client.send("PASS pw")
+            itutil.wait_until(lambda: silent_provider.count() >= n, 30,
+                              what=f"{n} checks at the silent provider")
+
+        hang("127.0.0.2", 1)
+        hang("127.0.0.2", 2)
+        # A third from 127.0.0.2 is over max_login_checks_per_ip.
+        assert login_once(gate, "extra@127.0.0.1", "pw", "127.0.0.2") == busy
+        # Another address may still start checks ...
+        hang("127.0.0.3", 3)
+        hang("127.0.0.3", 4)
+        # ... until max_login_checks in all.
+        assert login_once(gate, "extra@127.0.0.1", "pw", "127.0.0.4") == busy
+        assert silent_provider.count() == 4
+        # alice's stored password needs no live check: not capped.
+        reply = login_once(gate, "alice@localhost", PASSWORD, "127.0.0.2")
+        assert reply.startswith("+OK"), reply
+        capped = [e for e in gate.events("login_failed") if "live login checks" in e.detail]
+        assert [("max_login_checks_per_ip" in e.detail, "from 127.0.0.2" in e.detail)
+                for e in capped] == [(True, True), (False, False)], [e.line for e in capped]
+        # A capped login is not counted as a failure.
+        assert gate.db_query("SELECT count(*) FROM login_failure"
+                             " WHERE key LIKE '%extra%' AND failures > 0") == [(0,)]
+    finally:
+        for client in held:
+            client.close()
+    gate.stop()
