@@ -21,7 +21,9 @@
  *
  * SECURITY: the name and password come from the client. The password is
  * copied only into the live check (which wipes it) and hashed; it is never
- * logged nor put into a message. Names are sanitised before they are logged.
+ * logged nor put into a message, and every buffer that held it or something
+ * derived from it is wiped before it is freed. Names are sanitised before
+ * they are logged.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -128,6 +130,7 @@ static struct auth_entry *auth_table_get(struct auth_entry **table, const char *
 
 static void auth_entry_free(struct auth_entry *entry)
 {
+	sodium_memzero(entry->digest, sizeof(entry->digest));
 	free(entry->key);
 	free(entry);
 }
@@ -156,11 +159,14 @@ static bool auth_cache_match(struct auth *auth, const char *name, const char *pa
 {
 	struct auth_entry *entry = auth_table_get(auth->cache, name, false);
 	unsigned char digest[32];
+	bool match;
 
 	if (entry == NULL || entry->cached_until < util_now())
 		return false;
 	crypto_login_digest(digest, name, password);
-	return sodium_memcmp(digest, entry->digest, sizeof(digest)) == 0;
+	match = sodium_memcmp(digest, entry->digest, sizeof(digest)) == 0;
+	sodium_memzero(digest, sizeof(digest));
+	return match;
 }
 
 static void auth_cache_forget(struct auth *auth, const char *name)
@@ -217,6 +223,8 @@ static void auth_request_free(struct auth_request *request)
 		free(request->stored_hash);
 	}
 	sodium_memzero(request->new_hash, sizeof(request->new_hash));
+	if (request->new_secret != NULL)
+		sodium_memzero(request->new_secret, request->new_secret_len);
 	free(request->new_secret);
 	free(request->name);
 	free(request->login);
