@@ -314,9 +314,10 @@ def test_live_check_caps(make_scripted, make_popgate, silent_provider):
     scripted = make_scripted()
     scripted.add_user("alice", PASSWORD)
     gate = make_popgate(scripted=scripted, overrides={
+        # No timeout or deadline may end the hanging checks during the test.
         "server": {"max_login_checks": 4, "max_login_checks_per_ip": 2,
-                   "login_fail_limit": 100},
-        # Popgate's own silence timeout must not end the hanging checks.
+                   "login_fail_limit": 100, "login_timeout": 600, "login_deadline": 600,
+                   "login_check_timeout": 600},
         "fetch": {"timeout": 600},
         "provider 127.0.0.1": {"port": silent_provider.port, "tls": "none",
                                "allow_private": "yes"},
