@@ -184,10 +184,11 @@ static unsigned auth_live_checks_from(const struct auth_request *request)
 	const struct auth_request *other;
 	unsigned count = 0;
 
-	TAILQ_FOREACH(other, &request->auth->requests, entry)
+	TAILQ_FOREACH(other, &request->auth->requests, entry) {
 		if (other->live_check &&
 		    strcmp(other->throttle.address_key, request->throttle.address_key) == 0)
 			count++;
+	}
 	return count;
 }
 

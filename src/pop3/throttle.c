@@ -60,8 +60,7 @@ void throttle_account_key(char *key, size_t size, const char *name)
 			key[i] = (char)(key[i] - 'A' + 'a');
 }
 
-void throttle_attempt_init(struct throttle_attempt *attempt, const char *address,
-			   const char *name)
+void throttle_attempt_init(struct throttle_attempt *attempt, const char *address, const char *name)
 {
 	memset(attempt, 0, sizeof(*attempt));
 	throttle_address_key(attempt->address_key, sizeof(attempt->address_key), address);

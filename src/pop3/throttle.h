@@ -44,8 +44,7 @@ struct throttle_attempt {
 };
 
 /* Fills ATTEMPT's keys for a login of account NAME from client ADDRESS. */
-void throttle_attempt_init(struct throttle_attempt *attempt, const char *address,
-			   const char *name);
+void throttle_attempt_init(struct throttle_attempt *attempt, const char *address, const char *name);
 
 /* 1 when neither key has reached login_fail_limit within the window, 0 when
  * one has (the attempt must be refused unchecked), -1 on a store error. */

@@ -89,7 +89,8 @@ static void fuzz_auth_plain(const char *b64, size_t len)
 {
 	char authcid[256], passwd[256], small_authcid[3], small_passwd[3];
 
-	if (pop3_auth_plain_decode(b64, len, authcid, sizeof(authcid), passwd, sizeof(passwd)) == 0) {
+	if (pop3_auth_plain_decode(b64, len, authcid, sizeof(authcid), passwd, sizeof(passwd)) ==
+	    0) {
 		check(authcid[0] != '\0' && passwd[0] != '\0');
 		check_auth_plain_fields(b64, len, authcid, passwd);
 	} else {

@@ -989,10 +989,15 @@ static void test_auth_plain_line_breaks(void **state)
 	/* NUL: a fourth field, or one inside the password. */
 	assert_plain_fails("\0a@pop.host\0p\0w", 15);
 	assert_plain_fails("\0a@pop.host\0pw\0", 15);
+	/* A NUL in the base64 text itself (a continuation line skips the
+	 * command parser) is no base64. */
+	assert_int_equal(pop3_auth_plain_decode("AHUA\0cA==", 9, authcid, sizeof(authcid), passwd,
+						sizeof(passwd)),
+			 -1);
 	/* Other control characters stay allowed in a password (as in PASS). */
-	assert_int_equal(plain("\0a@pop.host\0p\tw\x01", 16, authcid, sizeof(authcid), passwd,
-			       sizeof(passwd)),
-			 0);
+	assert_int_equal(
+	    plain("\0a@pop.host\0p\tw\x01", 16, authcid, sizeof(authcid), passwd, sizeof(passwd)),
+	    0);
 	assert_string_equal(authcid, "a@pop.host");
 	assert_string_equal(passwd, "p\tw\x01");
 }
