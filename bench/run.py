@@ -331,6 +331,12 @@ class Bench:
                 "login_fail_delay_ms": 0,
                 "max_sessions": self.session_limit,
                 "max_sessions_per_ip": self.session_limit,
+                # One load generator on one address plays a central collector
+                # (P9) for every account: the per-address limits meant for
+                # single clients are raised, as an administrator would.
+                "max_login_checks": 100,
+                "max_login_checks_per_ip": 100,
+                "login_fail_limit": 100000,
             },
             "fetch": {"timeout": 30, "retry_min": 1, "retry_max": 5},
             "provider localhost": {"port": self.seed.pop3s_port, "tls": "implicit",
