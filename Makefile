@@ -1,7 +1,8 @@
 # popgate — build, run and test.
 #
 #   make run     install missing packages, build, start popgate on high ports
-#   make test    install missing packages, build with ASan/UBSan, run unit tests,
+#   make test    install missing packages, run the unit tests on the release
+#                build (-O2, the binary users run) and under ASan/UBSan, then
 #                fuzz targets (bounded) and integration tests
 #   make SAN=1   build with AddressSanitizer and UndefinedBehaviorSanitizer
 
@@ -84,6 +85,7 @@ it: $(BUILD)/popgate
 	POPGATE_BIN=$(abspath $(BUILD)/popgate) /usr/bin/python3 -m pytest -q tests/it
 
 test: deps-test
+	$(MAKE) all unit
 	$(MAKE) SAN=1 all unit
 	$(MAKE) fuzz
 	$(MAKE) SAN=1 it
