@@ -13,7 +13,9 @@
  * SECURITY: after step 2 the process has no root rights. The credential key
  * lives only in this process.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
@@ -28,7 +30,6 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
-#include <ftw.h>
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -93,17 +94,52 @@ static int listen_on(const char *address, int port, char *err, size_t errlen)
 	return fd;
 }
 
-static uid_t chown_uid;
-static gid_t chown_gid;
+/* Deepest folder level handed over (the spool is DATA/spool/xx/). */
+#define CHOWN_DEPTH_MAX 8
 
-static int chown_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+/*
+ * Hands the folder open as DIR_FD and everything below it to UID:GID.
+ *
+ * SECURITY: this runs as root over a tree the service user can write to, so
+ * no path is ever resolved through a name it could have swapped for a
+ * symlink: each folder is opened relative to its parent's descriptor with
+ * O_NOFOLLOW, files are changed with fchownat(AT_SYMLINK_NOFOLLOW) (a symlink
+ * itself is changed, never its target), and a folder swapped for a symlink
+ * between readdir and openat fails to open and is skipped. Takes DIR_FD.
+ */
+static void chown_tree(int dir_fd, uid_t uid, gid_t gid, int depth)
 {
-	(void)st;
-	(void)type;
-	(void)ftw;
-	if (lchown(path, chown_uid, chown_gid) < 0)
-		log_warn("cannot hand %s to the service user: %s", path, strerror(errno));
-	return 0;
+	DIR *dir;
+	struct dirent *entry;
+
+	if (fchown(dir_fd, uid, gid) < 0)
+		log_warn("cannot hand a data folder to the service user: %s", strerror(errno));
+	dir = fdopendir(dir_fd);
+	if (dir == NULL) {
+		close(dir_fd);
+		return;
+	}
+	while ((entry = readdir(dir)) != NULL) {
+		const char *name = entry->d_name;
+		struct stat st;
+
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode) && depth < CHOWN_DEPTH_MAX) {
+			int child = openat(dirfd(dir), name,
+					   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (child >= 0)
+				chown_tree(child, uid, gid, depth + 1);
+			continue;
+		}
+		if (fchownat(dirfd(dir), name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+			log_warn("cannot hand %s in the data folder to the service user: %s", name,
+				 strerror(errno));
+	}
+	closedir(dir);
 }
 
 /*
@@ -127,9 +163,15 @@ static int drop_privileges(const struct popgate_config *cfg, char *err, size_t e
 			 cfg->run_as_user);
 		return -1;
 	}
-	chown_uid = pw->pw_uid;
-	chown_gid = pw->pw_gid;
-	nftw(cfg->data_dir, chown_entry, 16, FTW_PHYS);
+	/* The data folder itself is the administrator's path (it may be a
+	 * symlink they made); everything below it is walked without following. */
+	int data_fd = open(cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (data_fd < 0) {
+		snprintf(err, errlen, "cannot open the data folder %s: %s", cfg->data_dir,
+			 strerror(errno));
+		return -1;
+	}
+	chown_tree(data_fd, pw->pw_uid, pw->pw_gid, 0);
 	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
 		snprintf(err, errlen, "cannot become user '%s': %s", cfg->run_as_user,
 			 strerror(errno));

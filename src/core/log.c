@@ -176,7 +176,10 @@ int log_open(const char *path, enum log_level min_level)
 	int fd = STDERR_FILENO;
 
 	if (path != NULL && strcmp(path, "-") != 0) {
-		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+		/* O_NOFOLLOW: the log's folder may be writable by the service
+		 * user, who must not make root append to a file of its choice. */
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
+			  0640);
 		if (fd < 0)
 			return -1;
 	}
@@ -208,7 +211,7 @@ int log_copy_open(const char *path, enum log_level min_level)
 	if (path == NULL || strcmp(path, "-") == 0)
 		return 0;
 	/* No O_CREAT: the file is the daemon's, made by its first start. */
-	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 	if (fd < 0)
 		return -1;
 	log_copy_fd = fd;

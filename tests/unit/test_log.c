@@ -244,6 +244,33 @@ static void test_append_and_reopen(void **state)
 	free(missing);
 }
 
+/* A log path that is a symlink is refused, for the log and its copy alike:
+ * root must not append to a file the service user points it at. */
+static void test_symlink_refused(void **state)
+{
+	struct fixture *f = *state;
+	char *target = xasprintf("%s/target", f->dir);
+	char *data;
+	size_t len;
+
+	assert_int_equal(util_write_file_atomic(target, "precious\n", 9, 0600), 0);
+	assert_int_equal(symlink(target, f->path), 0);
+	errno = 0;
+	assert_int_equal(log_open(f->path, LOG_INFO), -1);
+	assert_int_equal(errno, ELOOP);
+	errno = 0;
+	assert_int_equal(log_copy_open(f->path, LOG_INFO), -1);
+	assert_int_equal(errno, ELOOP);
+	log_info("must not reach the target");
+	log_close();
+	assert_int_equal(util_read_file(target, &data, &len), 0);
+	assert_string_equal(data, "precious\n");
+	free(data);
+	unlink(f->path);
+	unlink(target);
+	free(target);
+}
+
 static void test_stderr(void **state)
 {
 	struct fixture *f = *state;
@@ -359,6 +386,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_line_and_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_and_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stderr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_processes_do_not_interleave, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
