@@ -266,16 +266,21 @@ __attribute__((noreturn)) static void pipeline_child_exec(int fd, int log_fd,
 	/* A worker starts with no signal blocked, whatever the loop blocks. */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (fd == PIPELINE_WORKER_FD) {
-		if (fcntl(fd, F_SETFD, 0) < 0)
-			_exit(127);
-	} else if (dup2(fd, PIPELINE_WORKER_FD) < 0) {
-		/* dup2 leaves the new descriptor without FD_CLOEXEC. */
+	/* Both descriptors first go above every slot they are headed for, so
+	 * that placing one cannot overwrite the other: the log is descriptor 3
+	 * itself whenever the daemon opened it first, and the socket could be
+	 * 2 if the daemon was started without a stderr. */
+	int sock_dup = fcntl(fd, F_DUPFD, PIPELINE_WORKER_FD + 1);
+	int log_dup = log_fd > STDERR_FILENO ? fcntl(log_fd, F_DUPFD, PIPELINE_WORKER_FD + 1)
+					     : STDERR_FILENO;
+	if (sock_dup < 0 || log_dup < 0)
 		_exit(127);
-	}
-	/* The worker writes its log lines to its stderr: make that the log file. */
-	if (log_fd > STDERR_FILENO && log_fd != PIPELINE_WORKER_FD)
-		dup2(log_fd, STDERR_FILENO);
+	/* The worker writes its log lines to its stderr: make that the log file.
+	 * dup2 leaves the new descriptors without FD_CLOEXEC. */
+	if (log_dup != STDERR_FILENO && dup2(log_dup, STDERR_FILENO) < 0)
+		_exit(127);
+	if (dup2(sock_dup, PIPELINE_WORKER_FD) < 0)
+		_exit(127);
 	close_range(PIPELINE_WORKER_FD + 1, ~0U, 0);
 	execv(argv[0], argv);
 	_exit(127);
