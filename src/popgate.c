@@ -12,6 +12,15 @@
  *
  * SECURITY: after step 2 the process has no root rights. The credential key
  * lives only in this process.
+ *
+ * Paths after step 2: the service user may be unable to reach the data
+ * folder or the program by their paths (a checkout under /root, mode 0700).
+ * So the data folder becomes the working directory in step 1 and every
+ * store, spool and key path after that is relative to it (DATA_HERE; the
+ * workers inherit it), and the program is opened in main() as root and
+ * reached through /proc/self/fd/N, which resolves to the open file without
+ * searching its folders. Nothing ever changes the working directory again.
+ * The certificate and key are read before the drop, by their paths.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -58,6 +67,8 @@
 #define POPGATE_VERSION "0.1.0"
 /* How often delivered messages past their keep time are removed. */
 #define HOUSEKEEPING_SECONDS 60
+/* The data folder once it is the working directory (see above). */
+#define DATA_HERE "."
 
 static void usage(FILE *out)
 {
@@ -181,7 +192,7 @@ static int drop_privileges(const struct popgate_config *cfg, char *err, size_t e
 		snprintf(err, errlen, "dropping root rights did not hold");
 		return -1;
 	}
-	if (access(cfg->data_dir, R_OK | W_OK | X_OK) < 0) {
+	if (access(DATA_HERE, R_OK | W_OK | X_OK) < 0) {
 		snprintf(err, errlen,
 			 "user '%s' cannot reach the data folder %s (%s); is a parent folder "
 			 "closed to it? Move the folder or set [server] user",
@@ -347,7 +358,7 @@ static int recover(struct popgate *pg)
 	size_t account_count = 0;
 	ssize_t resumed;
 
-	int removed = spool_remove_orphans(pg->cfg->data_dir, spool_id_known, pg->store);
+	int removed = spool_remove_orphans(pg->store->data_dir, spool_id_known, pg->store);
 	if (removed < 0)
 		return -1;
 	if (removed > 0)
@@ -419,7 +430,7 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 	log_set_role("main");
 	signal(SIGPIPE, SIG_IGN);
 	if (crypto_init() < 0 || util_mkdir_p(cfg->data_dir, 0750) < 0 ||
-	    spool_init(cfg->data_dir) < 0) {
+	    chdir(cfg->data_dir) < 0 || spool_init(DATA_HERE) < 0) {
 		log_error("cannot prepare the data folder %s: %s", cfg->data_dir, strerror(errno));
 		return 1;
 	}
@@ -456,16 +467,16 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
 	/* Workers first: they are exec'd before the key is in this process. */
-	pg.pipeline = pipeline_new(pg.base, self_exe, cfg->data_dir, cfg->hostname, cfg->workers,
+	pg.pipeline = pipeline_new(pg.base, self_exe, DATA_HERE, cfg->hostname, cfg->workers,
 				   cfg->worker_timeout, on_verdict, &pg, err, sizeof(err));
 	if (pg.pipeline == NULL)
 		goto fail_log;
 
 	char key_path[PATH_MAX];
-	snprintf(key_path, sizeof(key_path), "%s/secret.key", cfg->data_dir);
+	snprintf(key_path, sizeof(key_path), "%s/secret.key", DATA_HERE);
 	if (crypto_key_load_or_create(&pg.key, key_path, err, sizeof(err)) < 0)
 		goto fail_log;
-	pg.store = store_open(cfg->data_dir, err, sizeof(err));
+	pg.store = store_open(DATA_HERE, err, sizeof(err));
 	if (pg.store == NULL)
 		goto fail_log;
 	/* Threads only now: the workers were forked and exec'd before. */
@@ -585,15 +596,18 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 0;
 	}
-	char self_exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
-	if (n < 0) {
+	/* Opened while still root (see the top of this file); the pipeline
+	 * opens its own descriptor through this path and execs workers by it. */
+	int exe_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
+	if (exe_fd < 0) {
 		fprintf(stderr, "popgate: cannot find its own executable: %s\n", strerror(errno));
 		config_free(&cfg);
 		return 1;
 	}
-	self_exe[n] = '\0';
+	char self_exe[64];
+	snprintf(self_exe, sizeof(self_exe), "/proc/self/fd/%d", exe_fd);
 	int status = run_daemon(&cfg, self_exe);
+	close(exe_fd);
 	config_free(&cfg);
 	return status;
 }

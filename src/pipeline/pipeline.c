@@ -86,6 +86,9 @@ struct pipeline_worker {
 struct pipeline {
 	struct event_base *base;
 	char *self_exe;
+	/* SELF_EXE opened once (O_PATH): workers are exec'd through it, so the
+	 * program's folder need not be reachable by the service user. */
+	int exe_fd;
 	char *data_dir;
 	char *hostname;
 	int worker_timeout;
@@ -240,11 +243,11 @@ static void pipeline_tick_schedule(struct pipeline *pipeline)
 
 /*
  * In the child between fork and exec: only async-signal-safe calls. Puts FD
- * on PIPELINE_WORKER_FD without close-on-exec, LOG_FD on stderr, closes everything else the
- * main process may have left inheritable (listening sockets, the database),
- * and execs the worker.
+ * on PIPELINE_WORKER_FD without close-on-exec, LOG_FD on stderr, marks everything else the
+ * main process may have left inheritable (listening sockets, the database)
+ * close-on-exec, and execs the worker program open as EXE_FD.
  */
-__attribute__((noreturn)) static void pipeline_child_exec(int fd, int log_fd,
+__attribute__((noreturn)) static void pipeline_child_exec(int fd, int log_fd, int exe_fd,
 							  char *const argv[])
 {
 	sigset_t none;
@@ -281,8 +284,11 @@ __attribute__((noreturn)) static void pipeline_child_exec(int fd, int log_fd,
 		_exit(127);
 	if (dup2(sock_dup, PIPELINE_WORKER_FD) < 0)
 		_exit(127);
-	close_range(PIPELINE_WORKER_FD + 1, ~0U, 0);
-	execv(argv[0], argv);
+	/* CLOSE_RANGE_CLOEXEC rather than closing: EXE_FD must stay open until
+	 * the exec, which then closes it with the rest. */
+	if (close_range(PIPELINE_WORKER_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		_exit(127);
+	fexecve(exe_fd, argv, environ);
 	_exit(127);
 }
 
@@ -312,7 +318,7 @@ static int pipeline_worker_start(struct pipeline_worker *worker, char *err, size
 	sigprocmask(SIG_SETMASK, &all_signals, &saved_signals);
 	pid = fork();
 	if (pid == 0)
-		pipeline_child_exec(sv[1], log_get_fd(), argv);
+		pipeline_child_exec(sv[1], log_get_fd(), pipeline->exe_fd, argv);
 	fork_errno = errno;
 	sigprocmask(SIG_SETMASK, &saved_signals, NULL);
 	if (pid < 0) {
@@ -621,6 +627,11 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, con
 		snprintf(err, errlen, "cannot run %s: %s", self_exe, strerror(errno));
 		goto fail;
 	}
+	int exe_fd = open(self_exe, O_PATH | O_CLOEXEC);
+	if (exe_fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", self_exe, strerror(errno));
+		goto fail;
+	}
 	if (worker_count == 0) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -631,6 +642,7 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, con
 	pipeline = xcalloc(1, sizeof(*pipeline));
 	pipeline->base = base;
 	pipeline->self_exe = xstrdup(self_exe);
+	pipeline->exe_fd = exe_fd;
 	pipeline->data_dir = xstrdup(data_dir);
 	pipeline->hostname = xstrdup(hostname);
 	pipeline->worker_timeout = worker_timeout_seconds;
@@ -758,6 +770,7 @@ void pipeline_free(struct pipeline **pipeline_r)
 	free(pipeline->workers);
 	free(pipeline->zombies);
 	free(pipeline->self_exe);
+	close(pipeline->exe_fd);
 	free(pipeline->data_dir);
 	free(pipeline->hostname);
 	xfree(pipeline_r);
