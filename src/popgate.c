@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/dns.h>
@@ -58,6 +59,7 @@
 #include "pop3/server.h"
 #include "popgate.h"
 #include "store/account.h"
+#include "store/audit.h"
 #include "store/db.h"
 #include "store/login.h"
 #include "store/message.h"
@@ -395,12 +397,36 @@ static void housekeeping_cb(evutil_socket_t fd, short what, void *ctx)
 	store_login_failures_expire(pg->store, pg->cfg->login_fail_window, util_now());
 }
 
-/* Picks up messages popgatectl released (moved back to processing). */
+/* Most admin changes logged per poll; more wait for the next one. */
+#define ADMIN_CHANGES_PER_POLL 100
+
+static void admin_change_log(int64_t at, const char *message_id, const char *text, void *ctx)
+{
+	time_t when = (time_t)at;
+	struct tm tm;
+	char stamp[32] = "?";
+
+	(void)ctx;
+	if (gmtime_r(&when, &tm) != NULL)
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_event(LOG_INFO, "admin_change", NULL, message_id, "%s (made at %s)", text, stamp);
+}
+
+/* Logs the popgatectl changes that are not in the log yet (store/audit.h):
+ * with log_file = - only this process can write them there. */
+static void log_admin_changes(struct popgate *pg)
+{
+	store_admin_change_take(pg->store, ADMIN_CHANGES_PER_POLL, admin_change_log, pg);
+}
+
+/* Picks up messages popgatectl released (moved back to processing) and logs
+ * its changes. */
 static void release_check_cb(evutil_socket_t fd, short what, void *ctx)
 {
 	(void)fd;
 	(void)what;
 	resume_processing(ctx);
+	log_admin_changes(ctx);
 }
 
 static void signal_stop_cb(evutil_socket_t sig, short what, void *ctx)
@@ -498,6 +524,7 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 	struct timeval every = {.tv_sec = HOUSEKEEPING_SECONDS};
 	event_add(housekeeping, &every);
 	housekeeping_cb(-1, 0, &pg);
+	log_admin_changes(&pg); /* those made while popgate was stopped */
 	release_check = event_new(pg.base, -1, EV_PERSIST, release_check_cb, &pg);
 	struct timeval release_every = {.tv_sec = cfg->release_check_seconds};
 	event_add(release_check, &release_every);

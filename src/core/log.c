@@ -219,6 +219,11 @@ int log_copy_open(const char *path, enum log_level min_level)
 	return 0;
 }
 
+bool log_copy_active(enum log_level level)
+{
+	return log_copy_fd >= 0 && level >= log_copy_min_level && level <= LOG_ERROR;
+}
+
 int log_get_fd(void)
 {
 	return log_fd;

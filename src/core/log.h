@@ -16,6 +16,7 @@
 #ifndef POPGATE_LOG_H
 #define POPGATE_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
@@ -30,6 +31,9 @@ void log_close(void);
  * log_close ends it. 0, or -1 with errno (then there is no copy).
  */
 int log_copy_open(const char *path, enum log_level min_level);
+
+/* True when a line of LEVEL is also written to the copy (log_copy_open). */
+bool log_copy_active(enum log_level level);
 
 /* The descriptor lines are written to (for a child process to inherit as its
  * stderr, so that workers log to the same file). */

@@ -124,6 +124,20 @@ static const char *const store_migrations[] = {
     "  failures INTEGER NOT NULL,"
     "  window_start INTEGER NOT NULL"
     ");",
+    /*
+     * 6 (the next after the others): each change popgatectl made
+     * (store/audit.c). LOGGED is 0 until the line is in popgate's log:
+     * popgatectl writes it there itself when it can, else the daemon copies
+     * it (with log_file = -, only the daemon has the log).
+     */
+    "CREATE TABLE admin_change ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at INTEGER NOT NULL,"
+    "  message_id TEXT,"
+    "  text TEXT NOT NULL,"
+    "  logged INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX admin_change_unlogged ON admin_change(logged, seq);",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

@@ -8,6 +8,8 @@ root must never do while it starts (issue 7, "Start-up and files").
   - The data folder is handed to the service user without following a
     symlink, and the log file is not opened through one.
   - What a worker writes to its standard error reaches the log file.
+  - Every popgatectl change is in popgate's log, once, also with
+    log_file = - (the daemon copies it from the store).
 
 The tests that start popgate as root with user = popgate are skipped when
 run as another user.
@@ -16,13 +18,14 @@ run as another user.
 import os
 import pwd
 import shutil
+import subprocess
 import tempfile
 
 import pytest
 
 import itutil
 from conftest import base_config, dovecot_section
-from popgate import Popgate, merge_config, popgate_bin
+from popgate import LOG_LINE, LogEvent, Popgate, merge_config, popgate_bin
 
 ACCOUNT = "alice@localhost"
 PASSWORD = "alice-start-secret"
@@ -166,3 +169,56 @@ def test_worker_stderr_reaches_log_file(make_popgate, provider):
     assert lines[0]["role"] == "worker"
     assert lines[0]["id"] == message_id
     assert "worker_read_failed" not in gate.stderr_text()
+
+
+def ctl(gate, *args):
+    """Runs popgatectl --config GATE's config ARGS; its stdout (must succeed)."""
+    program = os.path.join(os.path.dirname(popgate_bin()), "popgatectl")
+    done = subprocess.run([program, "--config", gate.config_path] + list(args),
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, f"popgatectl {args} exited {done.returncode}: {done.stderr}"
+    return done.stdout
+
+
+def stderr_events(gate, event):
+    """The EVENT lines the daemon wrote to its stderr (log_file = -)."""
+    out = []
+    for line in gate.stderr_text().splitlines():
+        m = LOG_LINE.match(line)
+        if m and m["event"] == event:
+            out.append(LogEvent(m.groupdict(), line=line))
+    return out
+
+
+def test_admin_change_logged_with_log_on_stderr(make_popgate, provider):
+    """With log_file = -, only the daemon has the log: popgatectl's change
+    reaches it through the store, once."""
+    gate = make_popgate(provider=provider, overrides={
+        "server": {"log_file": "-"}, "queue": {"release_check_seconds": 1}})
+    out = ctl(gate, "user", "add", "carol")
+    assert "carol" in out
+    lines = itutil.wait_until(lambda: stderr_events(gate, "admin_change"), 30,
+                              what="admin_change on the daemon's stderr")
+    assert lines[0]["role"] == "main"
+    assert lines[0]["detail"].startswith("popgatectl user add: ")
+    assert "carol" in lines[0]["detail"]
+    itutil.wait_until(lambda: gate.db_query("SELECT logged FROM admin_change") == [(1,)], 30,
+                      what="the change marked logged")
+    # A second change comes after the first, and the first is not repeated.
+    ctl(gate, "user", "add", "dave")
+    itutil.wait_until(lambda: len(stderr_events(gate, "admin_change")) >= 2, 30,
+                      what="the second admin_change")
+    details = [e["detail"] for e in stderr_events(gate, "admin_change")]
+    assert len(details) == 2 and "carol" in details[0] and "dave" in details[1]
+    assert gate.stop() == 0
+
+
+def test_admin_change_logged_once_with_log_file(make_popgate, provider):
+    """With a log file popgatectl writes the line itself and marks the row,
+    so the daemon does not log it again."""
+    gate = make_popgate(provider=provider, overrides={"queue": {"release_check_seconds": 1}})
+    ctl(gate, "user", "add", "erin")
+    assert len(gate.events("admin_change")) == 1
+    assert gate.db_query("SELECT logged FROM admin_change") == [(1,)]
+    assert gate.stop() == 0
+    assert len(gate.events("admin_change")) == 1
