@@ -65,6 +65,14 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 		-o $@ $^ $(shell pkg-config --cflags --libs libsodium)
 
+# The address policy target also needs the policy and the config module (for
+# config_pattern_match and config_host_allowed), which link inih and libevent.
+build/fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(FUZZ_LIB) src/pop3/policy.c src/core/config.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-o $@ $(sort $^) $(shell pkg-config --cflags --libs libsodium inih libevent)
+
 deps:
 	@scripts/deps.sh run
 
