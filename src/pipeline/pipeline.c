@@ -296,10 +296,12 @@ __attribute__((noreturn)) static void pipeline_child_exec(int fd, int log_fd, in
 static int pipeline_worker_start(struct pipeline_worker *worker, char *err, size_t errlen)
 {
 	struct pipeline *pipeline = worker->pipeline;
+	/* argv[0] only names the process for ps: the program is exec'd through
+	 * its descriptor, and its path may be /proc/self/fd/N (popgate.c). */
+	char name[] = "popgate";
 	char worker_flag[] = "--worker";
 	char fd_arg[] = PIPELINE_WORKER_FD_ARG;
-	char *argv[] = {pipeline->self_exe, worker_flag,	fd_arg,
-			pipeline->data_dir, pipeline->hostname, NULL};
+	char *argv[] = {name, worker_flag, fd_arg, pipeline->data_dir, pipeline->hostname, NULL};
 	sigset_t all_signals;
 	sigset_t saved_signals;
 	int sv[2] = {-1, -1};
