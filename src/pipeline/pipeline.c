@@ -274,8 +274,8 @@ __attribute__((noreturn)) static void pipeline_child_exec(int fd, int log_fd, in
 	 * itself whenever the daemon opened it first, and the socket could be
 	 * 2 if the daemon was started without a stderr. */
 	int sock_dup = fcntl(fd, F_DUPFD, PIPELINE_WORKER_FD + 1);
-	int log_dup = log_fd > STDERR_FILENO ? fcntl(log_fd, F_DUPFD, PIPELINE_WORKER_FD + 1)
-					     : STDERR_FILENO;
+	int log_dup =
+	    log_fd > STDERR_FILENO ? fcntl(log_fd, F_DUPFD, PIPELINE_WORKER_FD + 1) : STDERR_FILENO;
 	if (sock_dup < 0 || log_dup < 0)
 		_exit(127);
 	/* The worker writes its log lines to its stderr: make that the log file.

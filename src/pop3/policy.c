@@ -28,26 +28,27 @@ struct policy_v4_block {
 	unsigned prefix_len;
 };
 
-#define V4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
+#define V4(a, b, c, d)                                                                             \
+	((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
 
 /* The IANA IPv4 special-purpose registry, the blocks not globally reachable
  * (and multicast, reserved and broadcast). */
 static const struct policy_v4_block policy_v4_blocked[] = {
-    {V4(0, 0, 0, 0), 8},	   /* "this network" */
-    {V4(10, 0, 0, 0), 8},	   /* private */
-    {V4(100, 64, 0, 0), 10},	   /* shared address space (CGN) */
-    {V4(127, 0, 0, 0), 8},	   /* loopback */
-    {V4(169, 254, 0, 0), 16},	   /* link-local */
-    {V4(172, 16, 0, 0), 12},	   /* private */
-    {V4(192, 0, 0, 0), 24},	   /* IETF protocol assignments */
-    {V4(192, 0, 2, 0), 24},	   /* documentation TEST-NET-1 */
-    {V4(192, 88, 99, 0), 24},	   /* 6to4 relay anycast (deprecated) */
-    {V4(192, 168, 0, 0), 16},	   /* private */
-    {V4(198, 18, 0, 0), 15},	   /* benchmarking */
-    {V4(198, 51, 100, 0), 24},	   /* documentation TEST-NET-2 */
-    {V4(203, 0, 113, 0), 24},	   /* documentation TEST-NET-3 */
-    {V4(224, 0, 0, 0), 4},	   /* multicast */
-    {V4(240, 0, 0, 0), 4},	   /* reserved, and 255.255.255.255 broadcast */
+    {V4(0, 0, 0, 0), 8},       /* "this network" */
+    {V4(10, 0, 0, 0), 8},      /* private */
+    {V4(100, 64, 0, 0), 10},   /* shared address space (CGN) */
+    {V4(127, 0, 0, 0), 8},     /* loopback */
+    {V4(169, 254, 0, 0), 16},  /* link-local */
+    {V4(172, 16, 0, 0), 12},   /* private */
+    {V4(192, 0, 0, 0), 24},    /* IETF protocol assignments */
+    {V4(192, 0, 2, 0), 24},    /* documentation TEST-NET-1 */
+    {V4(192, 88, 99, 0), 24},  /* 6to4 relay anycast (deprecated) */
+    {V4(192, 168, 0, 0), 16},  /* private */
+    {V4(198, 18, 0, 0), 15},   /* benchmarking */
+    {V4(198, 51, 100, 0), 24}, /* documentation TEST-NET-2 */
+    {V4(203, 0, 113, 0), 24},  /* documentation TEST-NET-3 */
+    {V4(224, 0, 0, 0), 4},     /* multicast */
+    {V4(240, 0, 0, 0), 4},     /* reserved, and 255.255.255.255 broadcast */
 };
 
 /* An IPv6 block: the first PREFIX_LEN bits of PREFIX. */
@@ -124,8 +125,7 @@ bool policy_ipv6_public(const uint8_t bytes[16])
 	 * when laid out as a /96 (bits 48-95 zero); any other layout hides the
 	 * IPv4 address elsewhere, so it is not public. */
 	if (memcmp(bytes, nat64_local, 6) == 0)
-		return policy_v6_zero(bytes, 6, 12) &&
-		       policy_ipv4_public(policy_v4_at(bytes, 12));
+		return policy_v6_zero(bytes, 6, 12) && policy_ipv4_public(policy_v4_at(bytes, 12));
 	/* 2002::/16, 6to4: the relay delivers to the IPv4 address in bits 16-47. */
 	if (bytes[0] == 0x20 && bytes[1] == 0x02)
 		return policy_ipv4_public(policy_v4_at(bytes, 2));

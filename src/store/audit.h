@@ -23,8 +23,7 @@ int store_admin_change_add(struct store *store, int64_t at, const char *message_
 			   const char *text, bool logged);
 
 /* Called for each change not yet logged, oldest first. */
-typedef void store_admin_change_cb(int64_t at, const char *message_id, const char *text,
-				   void *ctx);
+typedef void store_admin_change_cb(int64_t at, const char *message_id, const char *text, void *ctx);
 
 /* Calls CALLBACK for at most LIMIT changes not yet logged, oldest first, and
  * marks them logged, in one transaction. The number handled, or -1 (logged;

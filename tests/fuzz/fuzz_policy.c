@@ -73,9 +73,9 @@ static void fuzz_ipv4_forms(const uint8_t *data, size_t size)
 	memcpy(filler, data + 4, size - 4 < sizeof(filler) ? size - 4 : sizeof(filler));
 
 	static const uint8_t prefixes[][12] = {
-	    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff},		/* mapped */
-	    {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0},		/* translated */
-	    {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0},	/* NAT64 */
+	    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff},	      /* mapped */
+	    {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0},	      /* translated */
+	    {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0},    /* NAT64 */
 	    {0, 0x64, 0xff, 0x9b, 0, 0x01, 0, 0, 0, 0, 0, 0}, /* local-use NAT64 */
 	};
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {

@@ -98,7 +98,7 @@ def test_start_under_private_parent(private_gate, provider):
     assert len(served) == 2
     assert all(b"private body" in m for m in served)
     # The workers judged them: one "processed" line per message.
-    assert len(gate.events("processed")) == 2
+    itutil.wait_until(lambda: len(gate.events("processed")) == 2, 20, what="2 processed lines")
     assert gate.stop() == 0
 
 
