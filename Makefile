@@ -1,7 +1,8 @@
 # popgate — build, run and test.
 #
 #   make run     install missing packages, build, start popgate on high ports
-#   make test    install missing packages, build with ASan/UBSan, run unit tests,
+#   make test    install missing packages, run the unit tests on the release
+#                build (-O2, the binary users run) and under ASan/UBSan, then
 #                fuzz targets (bounded) and integration tests
 #   make SAN=1   build with AddressSanitizer and UndefinedBehaviorSanitizer
 
@@ -64,6 +65,14 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 		-o $@ $^ $(shell pkg-config --cflags --libs libsodium)
 
+# The address policy target also needs the policy and the config module (for
+# config_pattern_match and config_host_allowed), which link inih and libevent.
+build/fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(FUZZ_LIB) src/pop3/policy.c src/core/config.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-o $@ $(sort $^) $(shell pkg-config --cflags --libs libsodium inih libevent)
+
 deps:
 	@scripts/deps.sh run
 
@@ -84,6 +93,7 @@ it: $(BUILD)/popgate
 	POPGATE_BIN=$(abspath $(BUILD)/popgate) /usr/bin/python3 -m pytest -q tests/it
 
 test: deps-test
+	$(MAKE) all unit
 	$(MAKE) SAN=1 all unit
 	$(MAKE) fuzz
 	$(MAKE) SAN=1 it

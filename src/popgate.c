@@ -12,8 +12,19 @@
  *
  * SECURITY: after step 2 the process has no root rights. The credential key
  * lives only in this process.
+ *
+ * Paths after step 2: the service user may be unable to reach the data
+ * folder or the program by their paths (a checkout under /root, mode 0700).
+ * So the data folder becomes the working directory in step 1 and every
+ * store, spool and key path after that is relative to it (DATA_HERE; the
+ * workers inherit it), and the program is opened in main() as root and
+ * reached through /proc/self/fd/N, which resolves to the open file without
+ * searching its folders. Nothing ever changes the working directory again.
+ * The certificate and key are read before the drop, by their paths.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
@@ -27,8 +38,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
-#include <ftw.h>
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -48,6 +59,7 @@
 #include "pop3/server.h"
 #include "popgate.h"
 #include "store/account.h"
+#include "store/audit.h"
 #include "store/db.h"
 #include "store/login.h"
 #include "store/message.h"
@@ -57,6 +69,8 @@
 #define POPGATE_VERSION "0.1.0"
 /* How often delivered messages past their keep time are removed. */
 #define HOUSEKEEPING_SECONDS 60
+/* The data folder once it is the working directory (see above). */
+#define DATA_HERE "."
 
 static void usage(FILE *out)
 {
@@ -93,17 +107,52 @@ static int listen_on(const char *address, int port, char *err, size_t errlen)
 	return fd;
 }
 
-static uid_t chown_uid;
-static gid_t chown_gid;
+/* Deepest folder level handed over (the spool is DATA/spool/xx/). */
+#define CHOWN_DEPTH_MAX 8
 
-static int chown_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+/*
+ * Hands the folder open as DIR_FD and everything below it to UID:GID.
+ *
+ * SECURITY: this runs as root over a tree the service user can write to, so
+ * no path is ever resolved through a name it could have swapped for a
+ * symlink: each folder is opened relative to its parent's descriptor with
+ * O_NOFOLLOW, files are changed with fchownat(AT_SYMLINK_NOFOLLOW) (a symlink
+ * itself is changed, never its target), and a folder swapped for a symlink
+ * between readdir and openat fails to open and is skipped. Takes DIR_FD.
+ */
+static void chown_tree(int dir_fd, uid_t uid, gid_t gid, int depth)
 {
-	(void)st;
-	(void)type;
-	(void)ftw;
-	if (lchown(path, chown_uid, chown_gid) < 0)
-		log_warn("cannot hand %s to the service user: %s", path, strerror(errno));
-	return 0;
+	DIR *dir;
+	struct dirent *entry;
+
+	if (fchown(dir_fd, uid, gid) < 0)
+		log_warn("cannot hand a data folder to the service user: %s", strerror(errno));
+	dir = fdopendir(dir_fd);
+	if (dir == NULL) {
+		close(dir_fd);
+		return;
+	}
+	while ((entry = readdir(dir)) != NULL) {
+		const char *name = entry->d_name;
+		struct stat st;
+
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode) && depth < CHOWN_DEPTH_MAX) {
+			int child = openat(dirfd(dir), name,
+					   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (child >= 0)
+				chown_tree(child, uid, gid, depth + 1);
+			continue;
+		}
+		if (fchownat(dirfd(dir), name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+			log_warn("cannot hand %s in the data folder to the service user: %s", name,
+				 strerror(errno));
+	}
+	closedir(dir);
 }
 
 /*
@@ -127,9 +176,15 @@ static int drop_privileges(const struct popgate_config *cfg, char *err, size_t e
 			 cfg->run_as_user);
 		return -1;
 	}
-	chown_uid = pw->pw_uid;
-	chown_gid = pw->pw_gid;
-	nftw(cfg->data_dir, chown_entry, 16, FTW_PHYS);
+	/* The data folder itself is the administrator's path (it may be a
+	 * symlink they made); everything below it is walked without following. */
+	int data_fd = open(cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (data_fd < 0) {
+		snprintf(err, errlen, "cannot open the data folder %s: %s", cfg->data_dir,
+			 strerror(errno));
+		return -1;
+	}
+	chown_tree(data_fd, pw->pw_uid, pw->pw_gid, 0);
 	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
 		snprintf(err, errlen, "cannot become user '%s': %s", cfg->run_as_user,
 			 strerror(errno));
@@ -139,7 +194,7 @@ static int drop_privileges(const struct popgate_config *cfg, char *err, size_t e
 		snprintf(err, errlen, "dropping root rights did not hold");
 		return -1;
 	}
-	if (access(cfg->data_dir, R_OK | W_OK | X_OK) < 0) {
+	if (access(DATA_HERE, R_OK | W_OK | X_OK) < 0) {
 		snprintf(err, errlen,
 			 "user '%s' cannot reach the data folder %s (%s); is a parent folder "
 			 "closed to it? Move the folder or set [server] user",
@@ -305,7 +360,7 @@ static int recover(struct popgate *pg)
 	size_t account_count = 0;
 	ssize_t resumed;
 
-	int removed = spool_remove_orphans(pg->cfg->data_dir, spool_id_known, pg->store);
+	int removed = spool_remove_orphans(pg->store->data_dir, spool_id_known, pg->store);
 	if (removed < 0)
 		return -1;
 	if (removed > 0)
@@ -342,12 +397,36 @@ static void housekeeping_cb(evutil_socket_t fd, short what, void *ctx)
 	store_login_failures_expire(pg->store, pg->cfg->login_fail_window, util_now());
 }
 
-/* Picks up messages popgatectl released (moved back to processing). */
+/* Most admin changes logged per poll; more wait for the next one. */
+#define ADMIN_CHANGES_PER_POLL 100
+
+static void admin_change_log(int64_t at, const char *message_id, const char *text, void *ctx)
+{
+	time_t when = (time_t)at;
+	struct tm tm;
+	char stamp[32] = "?";
+
+	(void)ctx;
+	if (gmtime_r(&when, &tm) != NULL)
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_event(LOG_INFO, "admin_change", NULL, message_id, "%s (made at %s)", text, stamp);
+}
+
+/* Logs the popgatectl changes that are not in the log yet (store/audit.h):
+ * with log_file = - only this process can write them there. */
+static void log_admin_changes(struct popgate *pg)
+{
+	store_admin_change_take(pg->store, ADMIN_CHANGES_PER_POLL, admin_change_log, pg);
+}
+
+/* Picks up messages popgatectl released (moved back to processing) and logs
+ * its changes. */
 static void release_check_cb(evutil_socket_t fd, short what, void *ctx)
 {
 	(void)fd;
 	(void)what;
 	resume_processing(ctx);
+	log_admin_changes(ctx);
 }
 
 static void signal_stop_cb(evutil_socket_t sig, short what, void *ctx)
@@ -377,7 +456,7 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 	log_set_role("main");
 	signal(SIGPIPE, SIG_IGN);
 	if (crypto_init() < 0 || util_mkdir_p(cfg->data_dir, 0750) < 0 ||
-	    spool_init(cfg->data_dir) < 0) {
+	    chdir(cfg->data_dir) < 0 || spool_init(DATA_HERE) < 0) {
 		log_error("cannot prepare the data folder %s: %s", cfg->data_dir, strerror(errno));
 		return 1;
 	}
@@ -414,16 +493,16 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
 	/* Workers first: they are exec'd before the key is in this process. */
-	pg.pipeline = pipeline_new(pg.base, self_exe, cfg->data_dir, cfg->hostname, cfg->workers,
+	pg.pipeline = pipeline_new(pg.base, self_exe, DATA_HERE, cfg->hostname, cfg->workers,
 				   cfg->worker_timeout, on_verdict, &pg, err, sizeof(err));
 	if (pg.pipeline == NULL)
 		goto fail_log;
 
 	char key_path[PATH_MAX];
-	snprintf(key_path, sizeof(key_path), "%s/secret.key", cfg->data_dir);
+	snprintf(key_path, sizeof(key_path), "%s/secret.key", DATA_HERE);
 	if (crypto_key_load_or_create(&pg.key, key_path, err, sizeof(err)) < 0)
 		goto fail_log;
-	pg.store = store_open(cfg->data_dir, err, sizeof(err));
+	pg.store = store_open(DATA_HERE, err, sizeof(err));
 	if (pg.store == NULL)
 		goto fail_log;
 	/* Threads only now: the workers were forked and exec'd before. */
@@ -445,6 +524,7 @@ static int run_daemon(struct popgate_config *cfg, const char *self_exe)
 	struct timeval every = {.tv_sec = HOUSEKEEPING_SECONDS};
 	event_add(housekeeping, &every);
 	housekeeping_cb(-1, 0, &pg);
+	log_admin_changes(&pg); /* those made while popgate was stopped */
 	release_check = event_new(pg.base, -1, EV_PERSIST, release_check_cb, &pg);
 	struct timeval release_every = {.tv_sec = cfg->release_check_seconds};
 	event_add(release_check, &release_every);
@@ -543,15 +623,18 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 0;
 	}
-	char self_exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
-	if (n < 0) {
+	/* Opened while still root (see the top of this file); the pipeline
+	 * opens its own descriptor through this path and execs workers by it. */
+	int exe_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
+	if (exe_fd < 0) {
 		fprintf(stderr, "popgate: cannot find its own executable: %s\n", strerror(errno));
 		config_free(&cfg);
 		return 1;
 	}
-	self_exe[n] = '\0';
+	char self_exe[64];
+	snprintf(self_exe, sizeof(self_exe), "/proc/self/fd/%d", exe_fd);
 	int status = run_daemon(&cfg, self_exe);
+	close(exe_fd);
 	config_free(&cfg);
 	return status;
 }

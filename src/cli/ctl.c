@@ -17,6 +17,7 @@
 #include "cli/output.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "store/audit.h"
 #include "store/db.h"
 
 void ctl_command_usage(const struct ctl_command *c, FILE *out, bool details)
@@ -132,7 +133,7 @@ const char *ctl_option(const char *name, int argc, char **argv, int *i, bool *mi
 
 int ctl_changed(const struct ctl *ctl, const char *message_id, json_t *json, const char *fmt, ...)
 {
-	char text[512], clean[512];
+	char text[512], clean[512], detail[600];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -140,8 +141,15 @@ int ctl_changed(const struct ctl *ctl, const char *message_id, json_t *json, con
 	va_end(ap);
 	/* The text holds names from the command line: one line, no escapes. */
 	util_sanitize(clean, sizeof(clean), text, strlen(text));
-	log_event(LOG_INFO, "admin_change", NULL, message_id, "popgatectl %s %s: %s",
-		  ctl->cmd->group, ctl->cmd->name, clean);
+	snprintf(detail, sizeof(detail), "popgatectl %s %s: %s", ctl->cmd->group, ctl->cmd->name,
+		 clean);
+	/* Written to popgate's log file here when it can be (the copy); the
+	 * row in the store says whether, and the daemon logs the rows that are
+	 * not, so a change is recorded whatever the log's destination. */
+	bool logged = log_copy_active(LOG_INFO);
+	log_event(LOG_INFO, "admin_change", NULL, message_id, "%s", detail);
+	if (ctl->store != NULL)
+		store_admin_change_add(ctl->store, util_now(), message_id, detail, logged);
 	if (ctl->json)
 		return ctl_printed(cli_json_print(json, stdout));
 	json_decref(json);

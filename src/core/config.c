@@ -29,6 +29,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "pop3/policy.h"
 
 enum config_type {
 	CONFIG_TEXT,	 /* any non-empty text */
@@ -938,6 +939,15 @@ const struct provider_policy *config_policy_for_host(const struct popgate_config
 
 bool config_host_allowed(const struct popgate_config *cfg, const char *host)
 {
+	const char *refusal = policy_host_refusal(host);
+
+	/* Checked here so that every caller (login and fetch) refuses an
+	 * ambiguous IPv4 literal, whatever the allow-list says. */
+	if (refusal != NULL) {
+		log_event(LOG_WARN, "host_refused", NULL, NULL, "provider host refused: %s",
+			  refusal);
+		return false;
+	}
 	if (cfg->provider_allow_count == 0)
 		return true;
 	for (size_t i = 0; i < cfg->provider_allow_count; i++) {

@@ -114,7 +114,8 @@ int config_write_summary(const struct popgate_config *cfg, FILE *out);
 const struct provider_policy *config_policy_for_host(const struct popgate_config *cfg,
 						     const char *host);
 
-/* True when HOST passes the allow-list (always true without one). */
+/* True when HOST passes the allow-list (always true without one) and is not
+ * an ambiguous IPv4 literal (policy_host_refusal; the reason is logged). */
 bool config_host_allowed(const struct popgate_config *cfg, const char *host);
 
 /* True when PATTERN ("host" or "*.suffix", case-insensitive) matches HOST. */

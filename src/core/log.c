@@ -9,7 +9,8 @@
  * Must never: write a line with more than one write(2) — the main process and
  * the workers share the file, and O_APPEND makes each single write land whole,
  * so lines never interleave; or let a caller's text break the one-line rule
- * (control bytes become '?').
+ * (control bytes become '?'); or let a field value forge another field (the
+ * event, account and id values are percent-escaped, log.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -65,6 +66,51 @@ static void log_append(char *line, size_t *len, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_append_v(line, len, fmt, ap);
 	va_end(ap);
+}
+
+/* True when C must be escaped in a field value (log.h). */
+static bool log_byte_escaped(unsigned char c)
+{
+	return c <= 0x20 || c >= 0x7f || c == '=' || c == '%';
+}
+
+size_t log_escape(char *out, size_t outlen, const char *value)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	if (outlen == 0)
+		return 0;
+	for (const char *p = value; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (!log_byte_escaped(c)) {
+			if (n + 1 >= outlen)
+				break;
+			out[n++] = (char)c;
+			continue;
+		}
+		/* An escape is never cut in half. */
+		if (n + 3 >= outlen)
+			break;
+		out[n++] = '%';
+		out[n++] = hex[c >> 4];
+		out[n++] = hex[c & 0x0f];
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* Appends " NAME=VALUE" (or "NAME=-" for NULL or empty), VALUE escaped. */
+static void log_append_field(char *line, size_t *len, const char *name, const char *value)
+{
+	char escaped[3 * 256 + 1];
+
+	if (value == NULL || *value == '\0')
+		value = "-";
+	log_escape(escaped, sizeof(escaped), value);
+	log_append(line, len, "%s%s=%s", *len > 0 && line[*len - 1] != ' ' ? " " : "", name,
+		   escaped);
 }
 
 /* Writes the timestamp, level and role that open every line. */
@@ -130,7 +176,10 @@ int log_open(const char *path, enum log_level min_level)
 	int fd = STDERR_FILENO;
 
 	if (path != NULL && strcmp(path, "-") != 0) {
-		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+		/* O_NOFOLLOW: the log's folder may be writable by the service
+		 * user, who must not make root append to a file of its choice. */
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
+			  0640);
 		if (fd < 0)
 			return -1;
 	}
@@ -162,12 +211,17 @@ int log_copy_open(const char *path, enum log_level min_level)
 	if (path == NULL || strcmp(path, "-") == 0)
 		return 0;
 	/* No O_CREAT: the file is the daemon's, made by its first start. */
-	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 	if (fd < 0)
 		return -1;
 	log_copy_fd = fd;
 	log_copy_min_level = min_level;
 	return 0;
+}
+
+bool log_copy_active(enum log_level level)
+{
+	return log_copy_fd >= 0 && level >= log_copy_min_level && level <= LOG_ERROR;
 }
 
 int log_get_fd(void)
@@ -215,8 +269,9 @@ void log_event(enum log_level level, const char *event, const char *account, con
 	if (!log_level_enabled(level))
 		return;
 	log_append_prefix(line, &len, level);
-	log_append(line, &len, "event=%s account=%s id=%s", event ? event : "-",
-		   account ? account : "-", message_id ? message_id : "-");
+	log_append_field(line, &len, "event", event);
+	log_append_field(line, &len, "account", account);
+	log_append_field(line, &len, "id", message_id);
 	if (fmt != NULL) {
 		size_t before = len;
 

@@ -5,9 +5,19 @@
  *
  * Never pass a password or a message body to these functions; anything that
  * came from the network must be sanitised by the caller (util_sanitize).
+ *
+ * Field values never contain a space: in the event=, account= and id= values
+ * (and in any value a caller passes through log_escape) every byte that is a
+ * control byte, a space, '=', '%' or not ASCII is written as %XX (two upper
+ * case hex digits, as in URLs), so a login such as "bob event=x" is logged as
+ * account=bob%20event%3Dx and cannot forge a field. An empty or missing value
+ * is written as "-".
  */
 #ifndef POPGATE_LOG_H
 #define POPGATE_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -21,6 +31,9 @@ void log_close(void);
  * log_close ends it. 0, or -1 with errno (then there is no copy).
  */
 int log_copy_open(const char *path, enum log_level min_level);
+
+/* True when a line of LEVEL is also written to the copy (log_copy_open). */
+bool log_copy_active(enum log_level level);
 
 /* The descriptor lines are written to (for a child process to inherit as its
  * stderr, so that workers log to the same file). */
@@ -44,6 +57,11 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 void log_event(enum log_level level, const char *event, const char *account,
 	       const char *message_id, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+
+/* Writes VALUE percent-escaped as above into OUT (size OUTLEN, NUL-ended;
+ * cut before an escape that does not fit). Returns the length written. For a
+ * value from the network placed in a detail as name=value. */
+size_t log_escape(char *out, size_t outlen, const char *value);
 
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

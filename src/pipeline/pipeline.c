@@ -86,6 +86,9 @@ struct pipeline_worker {
 struct pipeline {
 	struct event_base *base;
 	char *self_exe;
+	/* SELF_EXE opened once (O_PATH): workers are exec'd through it, so the
+	 * program's folder need not be reachable by the service user. */
+	int exe_fd;
 	char *data_dir;
 	char *hostname;
 	int worker_timeout;
@@ -240,11 +243,11 @@ static void pipeline_tick_schedule(struct pipeline *pipeline)
 
 /*
  * In the child between fork and exec: only async-signal-safe calls. Puts FD
- * on PIPELINE_WORKER_FD without close-on-exec, LOG_FD on stderr, closes everything else the
- * main process may have left inheritable (listening sockets, the database),
- * and execs the worker.
+ * on PIPELINE_WORKER_FD without close-on-exec, LOG_FD on stderr, marks everything else the
+ * main process may have left inheritable (listening sockets, the database)
+ * close-on-exec, and execs the worker program open as EXE_FD.
  */
-__attribute__((noreturn)) static void pipeline_child_exec(int fd, int log_fd,
+__attribute__((noreturn)) static void pipeline_child_exec(int fd, int log_fd, int exe_fd,
 							  char *const argv[])
 {
 	sigset_t none;
@@ -266,18 +269,26 @@ __attribute__((noreturn)) static void pipeline_child_exec(int fd, int log_fd,
 	/* A worker starts with no signal blocked, whatever the loop blocks. */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (fd == PIPELINE_WORKER_FD) {
-		if (fcntl(fd, F_SETFD, 0) < 0)
-			_exit(127);
-	} else if (dup2(fd, PIPELINE_WORKER_FD) < 0) {
-		/* dup2 leaves the new descriptor without FD_CLOEXEC. */
+	/* Both descriptors first go above every slot they are headed for, so
+	 * that placing one cannot overwrite the other: the log is descriptor 3
+	 * itself whenever the daemon opened it first, and the socket could be
+	 * 2 if the daemon was started without a stderr. */
+	int sock_dup = fcntl(fd, F_DUPFD, PIPELINE_WORKER_FD + 1);
+	int log_dup =
+	    log_fd > STDERR_FILENO ? fcntl(log_fd, F_DUPFD, PIPELINE_WORKER_FD + 1) : STDERR_FILENO;
+	if (sock_dup < 0 || log_dup < 0)
 		_exit(127);
-	}
-	/* The worker writes its log lines to its stderr: make that the log file. */
-	if (log_fd > STDERR_FILENO && log_fd != PIPELINE_WORKER_FD)
-		dup2(log_fd, STDERR_FILENO);
-	close_range(PIPELINE_WORKER_FD + 1, ~0U, 0);
-	execv(argv[0], argv);
+	/* The worker writes its log lines to its stderr: make that the log file.
+	 * dup2 leaves the new descriptors without FD_CLOEXEC. */
+	if (log_dup != STDERR_FILENO && dup2(log_dup, STDERR_FILENO) < 0)
+		_exit(127);
+	if (dup2(sock_dup, PIPELINE_WORKER_FD) < 0)
+		_exit(127);
+	/* CLOSE_RANGE_CLOEXEC rather than closing: EXE_FD must stay open until
+	 * the exec, which then closes it with the rest. */
+	if (close_range(PIPELINE_WORKER_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		_exit(127);
+	fexecve(exe_fd, argv, environ);
 	_exit(127);
 }
 
@@ -285,10 +296,12 @@ __attribute__((noreturn)) static void pipeline_child_exec(int fd, int log_fd,
 static int pipeline_worker_start(struct pipeline_worker *worker, char *err, size_t errlen)
 {
 	struct pipeline *pipeline = worker->pipeline;
+	/* argv[0] only names the process for ps: the program is exec'd through
+	 * its descriptor, and its path may be /proc/self/fd/N (popgate.c). */
+	char name[] = "popgate";
 	char worker_flag[] = "--worker";
 	char fd_arg[] = PIPELINE_WORKER_FD_ARG;
-	char *argv[] = {pipeline->self_exe, worker_flag,	fd_arg,
-			pipeline->data_dir, pipeline->hostname, NULL};
+	char *argv[] = {name, worker_flag, fd_arg, pipeline->data_dir, pipeline->hostname, NULL};
 	sigset_t all_signals;
 	sigset_t saved_signals;
 	int sv[2] = {-1, -1};
@@ -307,7 +320,7 @@ static int pipeline_worker_start(struct pipeline_worker *worker, char *err, size
 	sigprocmask(SIG_SETMASK, &all_signals, &saved_signals);
 	pid = fork();
 	if (pid == 0)
-		pipeline_child_exec(sv[1], log_get_fd(), argv);
+		pipeline_child_exec(sv[1], log_get_fd(), pipeline->exe_fd, argv);
 	fork_errno = errno;
 	sigprocmask(SIG_SETMASK, &saved_signals, NULL);
 	if (pid < 0) {
@@ -616,6 +629,11 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, con
 		snprintf(err, errlen, "cannot run %s: %s", self_exe, strerror(errno));
 		goto fail;
 	}
+	int exe_fd = open(self_exe, O_PATH | O_CLOEXEC);
+	if (exe_fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", self_exe, strerror(errno));
+		goto fail;
+	}
 	if (worker_count == 0) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -626,6 +644,7 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, con
 	pipeline = xcalloc(1, sizeof(*pipeline));
 	pipeline->base = base;
 	pipeline->self_exe = xstrdup(self_exe);
+	pipeline->exe_fd = exe_fd;
 	pipeline->data_dir = xstrdup(data_dir);
 	pipeline->hostname = xstrdup(hostname);
 	pipeline->worker_timeout = worker_timeout_seconds;
@@ -753,6 +772,7 @@ void pipeline_free(struct pipeline **pipeline_r)
 	free(pipeline->workers);
 	free(pipeline->zombies);
 	free(pipeline->self_exe);
+	close(pipeline->exe_fd);
 	free(pipeline->data_dir);
 	free(pipeline->hostname);
 	xfree(pipeline_r);

@@ -11,6 +11,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,20 @@ static const char *const store_migrations[] = {
     "  failures INTEGER NOT NULL,"
     "  window_start INTEGER NOT NULL"
     ");",
+    /*
+     * 6 (the next after the others): each change popgatectl made
+     * (store/audit.c). LOGGED is 0 until the line is in popgate's log:
+     * popgatectl writes it there itself when it can, else the daemon copies
+     * it (with log_file = -, only the daemon has the log).
+     */
+    "CREATE TABLE admin_change ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at INTEGER NOT NULL,"
+    "  message_id TEXT,"
+    "  text TEXT NOT NULL,"
+    "  logged INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX admin_change_unlogged ON admin_change(logged, seq);",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -243,6 +258,52 @@ fail:
 	return -1;
 }
 
+/*
+ * The daemon opens the store as "./popgate.db": its working directory is the
+ * data folder, whose parents its service user may not be allowed to search
+ * (popgate.c). SQLite's own VFS turns every name into an absolute path and
+ * looks at each parent folder, which then fails. This VFS is the default one
+ * with a single change: a relative name stays as it is, so the database and
+ * its -wal and -shm files are opened relative to the working directory
+ * (which the daemon never changes once the store is open).
+ */
+static sqlite3_vfs store_relative_vfs;
+static pthread_once_t store_relative_vfs_once = PTHREAD_ONCE_INIT;
+
+static int store_relative_full_pathname(sqlite3_vfs *vfs, const char *name, int out_len,
+					char *out)
+{
+	size_t len = strlen(name);
+
+	(void)vfs;
+	if (out_len < 0 || len >= (size_t)out_len)
+		return SQLITE_CANTOPEN;
+	memcpy(out, name, len + 1);
+	return SQLITE_OK;
+}
+
+static void store_relative_vfs_register(void)
+{
+	sqlite3_vfs *base = sqlite3_vfs_find(NULL);
+
+	if (base == NULL)
+		return;
+	store_relative_vfs = *base;
+	store_relative_vfs.pNext = NULL;
+	store_relative_vfs.zName = "popgate-relative";
+	store_relative_vfs.xFullPathname = store_relative_full_pathname;
+	sqlite3_vfs_register(&store_relative_vfs, 0);
+}
+
+/* The VFS for PATH: NULL (the default) for an absolute one. */
+static const char *store_vfs_for(const char *path)
+{
+	if (path[0] == '/')
+		return NULL;
+	pthread_once(&store_relative_vfs_once, store_relative_vfs_register);
+	return store_relative_vfs.zName;
+}
+
 struct store *store_open(const char *data_dir, char *err, size_t errlen)
 {
 	struct store *store = xcalloc(1, sizeof(*store));
@@ -262,7 +323,8 @@ struct store *store_open(const char *data_dir, char *err, size_t errlen)
 		goto fail;
 	}
 	close(fd);
-	rc = sqlite3_open_v2(path, &store->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	rc = sqlite3_open_v2(path, &store->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+			     store_vfs_for(path));
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path,
 			 store->db != NULL ? sqlite3_errmsg(store->db) : sqlite3_errstr(rc));

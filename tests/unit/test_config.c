@@ -385,6 +385,26 @@ static void test_allow_list(void **state)
 	assert_true(config_host_allowed(&f->cfg, "10.0.0.1"));
 }
 
+static void test_host_ipv4_literals(void **state)
+{
+	struct fixture *f = *state;
+
+	/* Without an allow-list a canonical dotted quad passes (the address
+	 * policy judges it later); other ways to write an IPv4 address are
+	 * refused, and an allow-list entry cannot let them through. */
+	assert_true(config_host_allowed(&f->cfg, "127.0.0.1"));
+	assert_true(config_host_allowed(&f->cfg, "pop.example"));
+	assert_false(config_host_allowed(&f->cfg, "0177.0.0.1"));
+	assert_false(config_host_allowed(&f->cfg, "0x7f.1"));
+	assert_false(config_host_allowed(&f->cfg, "127.1"));
+	assert_false(config_host_allowed(&f->cfg, "2130706433"));
+	assert_false(config_host_allowed(&f->cfg, "127.0.0.001"));
+	assert_int_equal(load_text(f, "[providers]\nallow = 0177.0.0.1, 127.1, *.1\n"), 0);
+	assert_false(config_host_allowed(&f->cfg, "0177.0.0.1"));
+	assert_false(config_host_allowed(&f->cfg, "127.1"));
+	assert_true(config_host_allowed(&f->cfg, "10.0.0.1"));
+}
+
 static void test_pattern_match(void **state)
 {
 	(void)state;
@@ -521,6 +541,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_provider_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_provider_policies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allow_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_ipv4_literals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pattern_match, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),

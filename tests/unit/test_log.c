@@ -121,6 +121,40 @@ static void test_format(void **state)
 	free(data);
 }
 
+/* A value with spaces, '=', '%' or control bytes cannot forge a field. */
+static void test_field_values_escaped(void **state)
+{
+	struct fixture *f = *state;
+	char out[16];
+	char *data;
+
+	assert_int_equal(log_open(f->path, LOG_INFO), 0);
+	log_event(LOG_WARN, "login_failed", "bob event=admin_change account=root", "a b\tc",
+		  "from %s", "::1");
+	log_event(LOG_INFO, "x=y", "100%@h\xc3\xa9", "", NULL);
+	log_close();
+
+	data = read_log(f);
+	assert_non_null(strstr(data, " event=login_failed "
+				     "account=bob%20event%3Dadmin_change%20account%3Droot "
+				     "id=a%20b%09c from ::1\n"));
+	assert_non_null(strstr(data, " event=x%3Dy account=100%25@h%C3%A9 id=-\n"));
+	/* Exactly one event= and one account= per line. */
+	assert_null(strstr(strstr(data, "event=") + 1, "event=login"));
+	free(data);
+
+	/* log_escape cuts before an escape that does not fit, and ends with NUL. */
+	assert_int_equal(log_escape(out, sizeof(out), "plain"), 5);
+	assert_string_equal(out, "plain");
+	assert_int_equal(log_escape(out, 6, "abcd ef"), 4);
+	assert_string_equal(out, "abcd");
+	assert_int_equal(log_escape(out, 8, "abcd ef"), 7);
+	assert_string_equal(out, "abcd%20");
+	assert_int_equal(log_escape(out, 1, "abc"), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(log_escape(out, 0, "abc"), 0);
+}
+
 static void test_levels(void **state)
 {
 	struct fixture *f = *state;
@@ -176,7 +210,9 @@ static void test_one_line_and_cap(void **state)
 	nl = strchr(data, '\n');
 	assert_non_null(nl);
 	*nl = '\0';
-	assert_matches(data, " event=bad\\?cmd account=a\\?\\?b id=id\\? USER x\\?\\?PASS y\\?$");
+	/* Field values are escaped; the free detail has its control bytes
+	 * replaced. */
+	assert_matches(data, " event=bad%0Acmd account=a%0D%0Ab id=id%1B USER x\\?\\?PASS y\\?$");
 	/* Capped at 2000 bytes, the newline included. */
 	assert_int_equal(strlen(nl + 1), 2000);
 	assert_int_equal(nl[2000], '\n');
@@ -206,6 +242,33 @@ static void test_append_and_reopen(void **state)
 	assert_non_null(strstr(data, "] still here\n"));
 	free(data);
 	free(missing);
+}
+
+/* A log path that is a symlink is refused, for the log and its copy alike:
+ * root must not append to a file the service user points it at. */
+static void test_symlink_refused(void **state)
+{
+	struct fixture *f = *state;
+	char *target = xasprintf("%s/target", f->dir);
+	char *data;
+	size_t len;
+
+	assert_int_equal(util_write_file_atomic(target, "precious\n", 9, 0600), 0);
+	assert_int_equal(symlink(target, f->path), 0);
+	errno = 0;
+	assert_int_equal(log_open(f->path, LOG_INFO), -1);
+	assert_int_equal(errno, ELOOP);
+	errno = 0;
+	assert_int_equal(log_copy_open(f->path, LOG_INFO), -1);
+	assert_int_equal(errno, ELOOP);
+	log_info("must not reach the target");
+	log_close();
+	assert_int_equal(util_read_file(target, &data, &len), 0);
+	assert_string_equal(data, "precious\n");
+	free(data);
+	unlink(f->path);
+	unlink(target);
+	free(target);
 }
 
 static void test_stderr(void **state)
@@ -319,9 +382,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_format, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_field_values_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_line_and_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_and_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stderr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_processes_do_not_interleave, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
