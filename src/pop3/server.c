@@ -13,10 +13,12 @@
  *
  * Limits: one session per maildrop ([IN-USE]), sessions overall and per
  * client address, line length, bad commands, a login timeout, an idle timeout
- * and a timeout on output that does not drain.
+ * and a timeout on output that does not drain. A session whose output has
+ * not drained is not read, so a client that sends without reading costs
+ * bounded memory.
  *
  * Commands are handled in a loop (session_process_input) that stops while a
- * message is being sent and is resumed from the write callback: pipelined
+ * reply is still going out and is resumed from the write callback: pipelined
  * commands never nest calls, however many arrive in one read.
  *
  * SECURITY: everything a client sends is untrusted and goes through
@@ -59,10 +61,18 @@
 #include "store/message.h"
 #include "store/spool.h"
 
-/* Output is refilled from the message file while below OUTPUT_LOW_WATER and
- * up to OUTPUT_HIGH_WATER, so a slow client costs a bounded buffer. */
+/*
+ * Pending output (the session's buffer and, over STLS, the plain one below
+ * the TLS filter) is refilled from a message file and more commands are
+ * handled only while it is under OUTPUT_HIGH_WATER; the write callback runs
+ * once it drains to OUTPUT_LOW_WATER. TLS_UNDERLYING_HIGH_WATER bounds what
+ * the filter hands down, so the write callback still sees the backlog.
+ * Unhandled input stops being read at INPUT_HIGH_WATER.
+ */
 #define OUTPUT_LOW_WATER (64 * 1024)
 #define OUTPUT_HIGH_WATER (256 * 1024)
+#define TLS_UNDERLYING_HIGH_WATER (64 * 1024)
+#define INPUT_HIGH_WATER (64 * 1024)
 #define SEND_CHUNK (64 * 1024)
 #define NAME_MAX_LEN 512
 #define PASSWORD_MAX_LEN 512
@@ -102,6 +112,7 @@ struct pop3_session {
 	bool awaiting_sasl;  /* AUTH PLAIN sent "+ "; the next line is the response */
 	unsigned bad_commands;
 	struct pop3_framer framer;
+	bool input_paused;   /* not read until the output drains (write callback) */
 	struct auth_request *auth;
 
 	int64_t account_id;  /* 0 until logged in */
@@ -165,14 +176,23 @@ static void session_reply(struct pop3_session *session, const char *fmt, ...)
 	evbuffer_add(out, "\r\n", 2);
 }
 
+/*
+ * Silence before login and idleness after it are read timeouts; output that
+ * does not drain is a write timeout. Over STLS the plain bufferevent below
+ * the filter gets the same timeouts: it reports them through the filter,
+ * and its write timeout is the one that sees a client that does not read.
+ */
 static void session_set_timeouts(struct pop3_session *session)
 {
 	const struct popgate_config *cfg = session->server->pg->cfg;
 	struct timeval read_tv = {
 		.tv_sec = session->account_id ? cfg->idle_timeout : cfg->login_timeout};
 	struct timeval write_tv = {.tv_sec = cfg->command_timeout};
+	struct bufferevent *underlying = bufferevent_get_underlying(session->bev);
 
 	bufferevent_set_timeouts(session->bev, &read_tv, &write_tv);
+	if (underlying != NULL)
+		bufferevent_set_timeouts(underlying, &read_tv, &write_tv);
 }
 
 static void session_maildrop_free(struct pop3_session *session)
@@ -333,7 +353,7 @@ static void session_send_fill(struct pop3_session *session)
 	struct evbuffer *out = bufferevent_get_output(session->bev);
 	char *chunk = session->server->send_chunk;
 
-	while (session->send_fd >= 0 && evbuffer_get_length(out) < OUTPUT_HIGH_WATER) {
+	while (session->send_fd >= 0 && session_output_size(session) < OUTPUT_HIGH_WATER) {
 		ssize_t n = read(session->send_fd, chunk, SEND_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -504,6 +524,9 @@ static void session_stls(struct pop3_session *session)
 		session_close(session);
 		return;
 	}
+	/* The filter hands the plain bufferevent at most this much, so the
+	 * backlog stays in the filter's buffer, where the write callback sees it. */
+	bufferevent_setwatermark(session->bev, EV_WRITE, 0, TLS_UNDERLYING_HIGH_WATER);
 	session->bev = tls_bev;
 	session->tls = true;
 	xfree(&session->user_name);
@@ -780,19 +803,30 @@ static void session_handle_line(struct pop3_session *session, const char *line, 
 		session_command_transaction(session, &cmd);
 }
 
+/* Reads nothing more until the write callback finds the output drained. */
+static void session_pause_input(struct pop3_session *session)
+{
+	if (session->input_paused)
+		return;
+	session->input_paused = true;
+	bufferevent_disable(session->bev, EV_READ);
+}
+
 /*
  * Handles complete lines while the session takes commands. It stops while a
- * message is being sent, and the write callback calls it again once the
- * message is out: each command is handled here, in turn, never from inside
- * another's reply.
+ * message is being sent or the output is over its high-water mark, and the
+ * write callback calls it again: each command is handled here, in turn,
+ * never from inside another's reply.
  */
 static void session_process_input(struct pop3_session *session)
 {
 	size_t max_line = (size_t)session->server->pg->cfg->max_line;
 
 	while (session->state == SESSION_AUTHORIZATION || session->state == SESSION_TRANSACTION) {
-		if (session->send_fd >= 0)
-			return; /* a message is being sent; the rest waits its turn */
+		if (session->send_fd >= 0 || session_output_size(session) >= OUTPUT_HIGH_WATER) {
+			session_pause_input(session);
+			return;
+		}
 		struct bufferevent *bev_before = session->bev;
 		enum pop3_frame frame = pop3_framer_feed_evbuffer(
 			&session->framer, bufferevent_get_input(session->bev));
@@ -819,22 +853,26 @@ static void session_read_cb(struct bufferevent *bev, void *ctx)
 	session_process_input(ctx);
 }
 
-/* Output drained to OUTPUT_LOW_WATER: refill a message being sent and, once
- * it is out, take up the commands pipelined behind; or finish a closing
- * session. */
+/* Output drained to OUTPUT_LOW_WATER: refill a message being sent, finish a
+ * closing session, or take up the commands that wait. */
 static void session_write_cb(struct bufferevent *bev, void *ctx)
 {
 	struct pop3_session *session = ctx;
 	(void)bev;
 
-	if (session->send_fd >= 0) {
+	if (session->send_fd >= 0)
 		session_send_fill(session);
-		if (session->send_fd < 0)
-			session_process_input(session);
+	if (session->state == SESSION_CLOSING) {
+		if (session->flushing)
+			session_close_when_flushed(session);
 		return;
 	}
-	if (session->state == SESSION_CLOSING && session->flushing)
-		session_close_when_flushed(session);
+	if (!session->input_paused || session->send_fd >= 0 ||
+	    session_output_size(session) >= OUTPUT_HIGH_WATER)
+		return;
+	session->input_paused = false;
+	bufferevent_enable(session->bev, EV_READ);
+	session_process_input(session);
 }
 
 static void session_event_cb(struct bufferevent *bev, short events, void *ctx)
@@ -850,6 +888,8 @@ static void session_event_cb(struct bufferevent *bev, short events, void *ctx)
 			session_close(session);
 			return;
 		}
+		log_event(LOG_INFO, "timeout", session->account_name, NULL,
+			  "%s does not read its replies; closing", session->peer);
 		session_free(session); /* output did not drain: the client is gone */
 		return;
 	}
@@ -867,6 +907,7 @@ static void session_setup_bev(struct pop3_session *session)
 	bufferevent_setcb(session->bev, session_read_cb, session_write_cb, session_event_cb,
 			  session);
 	bufferevent_setwatermark(session->bev, EV_WRITE, OUTPUT_LOW_WATER, 0);
+	bufferevent_setwatermark(session->bev, EV_READ, 0, INPUT_HIGH_WATER);
 	session_set_timeouts(session);
 	bufferevent_enable(session->bev, EV_READ | EV_WRITE);
 }

@@ -117,6 +117,14 @@ def queue_messages(gate, provider, messages):
     gate.wait_states({"delivery": len(messages)}, account=ACCOUNT, timeout=120)
 
 
+def vm_rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
 def assert_serves(gate):
     """The daemon is alive and answers a new client."""
     assert gate.running
@@ -179,3 +187,64 @@ def test_pipelined_commands_answered_in_order(mode, make_popgate, provider):
 
     assert_serves(gate)
     gate.wait_states({"delivered": 1}, account=ACCOUNT, timeout=10)
+
+
+# ------------------------------------------------------------------ output a client does not read
+
+@pytest.mark.parametrize("mode", ["plain", "stls"])
+def test_unread_output_before_login_is_bounded(mode, make_popgate, monkeypatch):
+    """20 MB of CAPA from a client that reads nothing: the daemon stops
+    reading it instead of buffering the replies, and command_timeout ends the
+    session; the daemon serves the next client. Over STLS the backlog below
+    the TLS filter counts too."""
+    # Under AddressSanitizer freed memory waits in a quarantine (256 MB by
+    # default) and counts in the RSS: keep it small, so that the RSS shows
+    # what the daemon holds, not how much it allocated and freed.
+    options = os.environ.get("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+    monkeypatch.setenv("ASAN_OPTIONS", options + ":quarantine_size_mb=1")
+    gate = make_popgate(overrides={"server": {"command_timeout": 3, "login_timeout": 120,
+                                              "login_deadline": 300}})
+    # A first session of the same kind, so that one-time costs (TLS set-up
+    # inside the daemon) are in the starting size.
+    warm = RawClient(gate.pop3_port)
+    assert warm.line().startswith(b"+OK")
+    if mode == "stls":
+        warm.starttls(gate.client_context())
+    warm.send(b"CAPA\r\n")
+    assert warm.reply(multiline=True).endswith(b"\r\n.\r\n")
+    assert warm.command("QUIT").startswith(b"+OK")
+    warm.close()
+    start_rss = vm_rss_kb(gate.pid)
+
+    client = RawClient(gate.pop3_port, rcvbuf=4096)
+    assert client.line().startswith(b"+OK")
+    if mode == "stls":
+        client.starttls(gate.client_context())
+    flood = b"CAPA\r\n" * (20 * 1024 * 1024 // 6)
+    outcome = []
+
+    def send_flood():
+        try:
+            client.sock.sendall(flood)
+            outcome.append("sent")
+        except OSError as e:
+            outcome.append(e)
+
+    sender = threading.Thread(target=send_flood, daemon=True)
+    sender.start()
+    peak = start_rss
+
+    def session_ended():
+        nonlocal peak
+        peak = max(peak, vm_rss_kb(gate.pid))
+        return not sender.is_alive()
+
+    itutil.wait_until(session_ended, 90, interval=0.05,
+                      what="command_timeout to end the flooding session")
+    assert isinstance(outcome[0], OSError), \
+        f"the whole flood was taken in ({outcome[0]}); the session was never held back"
+    grown_mb = (peak - start_rss) / 1024
+    assert grown_mb < 8, f"the daemon grew by {grown_mb:.1f} MB under the flood"
+    assert gate.events("timeout"), gate.log_tail()
+    client.close()
+    assert_serves(gate)
