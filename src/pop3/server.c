@@ -12,10 +12,10 @@
  * client gets those messages again.
  *
  * Limits: one session per maildrop ([IN-USE]), sessions overall and per
- * client address, line length, bad commands, a login timeout, an idle timeout
- * and a timeout on output that does not drain. A session whose output has
- * not drained is not read, so a client that sends without reading costs
- * bounded memory.
+ * client address, line length, bad commands, a login timeout (silence) and a
+ * login deadline (from accept), an idle timeout and a timeout on output that
+ * does not drain. A session whose output has not drained is not read, so a
+ * client that sends without reading costs bounded memory.
  *
  * Commands are handled in a loop (session_process_input) that stops while a
  * reply is still going out and is resumed from the write callback: pipelined
@@ -114,6 +114,7 @@ struct pop3_session {
 	struct pop3_framer framer;
 	bool input_paused;   /* not read until the output drains (write callback) */
 	struct auth_request *auth;
+	struct event *login_timer; /* login_deadline from accept */
 
 	int64_t account_id;  /* 0 until logged in */
 	bool quit_done;	     /* QUIT committed the pickup */
@@ -153,6 +154,7 @@ static void session_write_cb(struct bufferevent *bev, void *ctx);
 static void session_event_cb(struct bufferevent *bev, short events, void *ctx);
 static void session_process_input(struct pop3_session *session);
 static void session_setup_bev(struct pop3_session *session);
+static void session_login_deadline_cb(evutil_socket_t fd, short what, void *ctx);
 
 /* ---- session plumbing ---------------------------------------------------- */
 
@@ -210,6 +212,8 @@ static void session_free(struct pop3_session *session)
 	auth_cancel(&session->auth);
 	if (session->free_event != NULL)
 		event_free(session->free_event);
+	if (session->login_timer != NULL)
+		event_free(session->login_timer);
 	if (session->send_fd >= 0)
 		close(session->send_fd);
 	if (session->bev != NULL)
@@ -456,6 +460,7 @@ static void session_auth_done(enum auth_result result, int64_t account_id,
 	session->account_name = xstrdup(account_name);
 	session_enter_state(session, SESSION_TRANSACTION);
 	session_set_timeouts(session);
+	evtimer_del(session->login_timer);
 
 	int64_t total = 0;
 	for (size_t i = 0; i < session->message_count; i++)
@@ -476,6 +481,23 @@ static void session_login(struct pop3_session *session, const char *name, const 
 	bufferevent_disable(session->bev, EV_READ);
 	session->auth = auth_login(session->server->pg->auth, name, password, session->peer,
 				   session_auth_done, session);
+}
+
+/* login_deadline after accept: a session still not logged in ends, however
+ * it kept the read timeout from firing. */
+static void session_login_deadline_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct pop3_session *session = ctx;
+	(void)fd;
+	(void)what;
+
+	if (session->account_id != 0 || session->state == SESSION_CLOSING)
+		return;
+	auth_cancel(&session->auth);
+	log_event(LOG_INFO, "timeout", NULL, NULL, "%s: no login within %d s", session->peer,
+		  session->server->pg->cfg->login_deadline);
+	session_reply(session, "-ERR [SYS/TEMP] no login within the time allowed; closing");
+	session_close(session);
 }
 
 /* ---- commands -------------------------------------------------------------- */
@@ -991,6 +1013,9 @@ static void server_accept(struct pop3_server *server, evutil_socket_t fd, struct
 	TAILQ_INSERT_TAIL(&server->sessions, session, entry);
 	server->session_count++;
 	pop3_framer_init(&session->framer, (size_t)cfg->max_line);
+	session->login_timer = evtimer_new(server->pg->base, session_login_deadline_cb, session);
+	struct timeval deadline = {.tv_sec = cfg->login_deadline};
+	evtimer_add(session->login_timer, &deadline);
 	session_setup_bev(session);
 	log_debug("pop3 %s: connected%s", peer, tls ? " (TLS)" : "");
 	session_reply(session, "+OK popgate ready");

@@ -248,3 +248,28 @@ def test_unread_output_before_login_is_bounded(mode, make_popgate, monkeypatch):
     assert gate.events("timeout"), gate.log_tail()
     client.close()
     assert_serves(gate)
+
+
+# ------------------------------------------------------------------ login deadline
+
+def test_login_deadline_ends_a_dripping_session(make_popgate):
+    """A byte every second keeps login_timeout (silence) from firing, but not
+    login_deadline, counted from accept."""
+    gate = make_popgate(overrides={"server": {"login_deadline": 3, "login_timeout": 2}})
+    client = RawClient(gate.pop3_port)
+    assert client.line().startswith(b"+OK")
+    reply = b""
+    for _ in range(20):
+        try:
+            client.send(b"N")
+        except OSError:
+            pass
+        ready, _, _ = select.select([client.sock], [], [], 1.0)
+        if ready:
+            reply = client.line()
+            break
+    assert reply.startswith(b"-ERR [SYS/TEMP]"), reply
+    assert client.read_to_eof() == b""
+    client.close()
+    assert gate.events("timeout")
+    assert_serves(gate)
