@@ -79,7 +79,7 @@
 
 enum session_state {
 	SESSION_AUTHORIZATION,
-	SESSION_AUTH_PENDING, /* a login is being checked; input waits */
+	SESSION_AUTH_PENDING, /* a login is being checked; input waits, EOF is watched */
 	SESSION_TRANSACTION,
 	SESSION_CLOSING,      /* the last reply drains, then the session is freed */
 	SESSION_STATE_COUNT
@@ -180,9 +180,11 @@ static void session_reply(struct pop3_session *session, const char *fmt, ...)
 
 /*
  * Silence before login and idleness after it are read timeouts; output that
- * does not drain is a write timeout. Over STLS the plain bufferevent below
- * the filter gets the same timeouts: it reports them through the filter,
- * and its write timeout is the one that sees a client that does not read.
+ * does not drain is a write timeout. While a login is checked the client
+ * waits for us, so its silence is no fault (the check has its own deadline).
+ * Over STLS the plain bufferevent below the filter gets the same timeouts:
+ * it reports them through the filter, and its write timeout is the one that
+ * sees a client that does not read.
  */
 static void session_set_timeouts(struct pop3_session *session)
 {
@@ -190,11 +192,12 @@ static void session_set_timeouts(struct pop3_session *session)
 	struct timeval read_tv = {
 		.tv_sec = session->account_id ? cfg->idle_timeout : cfg->login_timeout};
 	struct timeval write_tv = {.tv_sec = cfg->command_timeout};
+	const struct timeval *read_p = session->state == SESSION_AUTH_PENDING ? NULL : &read_tv;
 	struct bufferevent *underlying = bufferevent_get_underlying(session->bev);
 
-	bufferevent_set_timeouts(session->bev, &read_tv, &write_tv);
+	bufferevent_set_timeouts(session->bev, read_p, &write_tv);
 	if (underlying != NULL)
-		bufferevent_set_timeouts(underlying, &read_tv, &write_tv);
+		bufferevent_set_timeouts(underlying, read_p, &write_tv);
 }
 
 static void session_maildrop_free(struct pop3_session *session)
@@ -209,7 +212,11 @@ static void session_free(struct pop3_session *session)
 	struct pop3_server *server = session->server;
 	int64_t account_id = session->account_id;
 
-	auth_cancel(&session->auth);
+	if (session->auth != NULL) {
+		log_event(LOG_INFO, "login_cancelled", NULL, NULL,
+			  "%s went away during the login check", session->peer);
+		auth_cancel(&session->auth);
+	}
 	if (session->free_event != NULL)
 		event_free(session->free_event);
 	if (session->login_timer != NULL)
@@ -459,7 +466,6 @@ static void session_auth_done(enum auth_result result, int64_t account_id,
 	session->account_id = account_id;
 	session->account_name = xstrdup(account_name);
 	session_enter_state(session, SESSION_TRANSACTION);
-	session_set_timeouts(session);
 	evtimer_del(session->login_timer);
 
 	int64_t total = 0;
@@ -470,15 +476,20 @@ static void session_auth_done(enum auth_result result, int64_t account_id,
 	session_reply(session, "+OK %zu messages (%lld octets)", session->message_count,
 		      (long long)total);
 resume:
-	bufferevent_enable(session->bev, EV_READ);
+	session_set_timeouts(session);
 	session_process_input(session);
 }
 
-/* Starts checking NAME and PASSWORD; input waits until the answer. */
+/*
+ * Starts checking NAME and PASSWORD. Commands pipelined behind wait for the
+ * answer, but the socket stays watched: a client that hangs up cancels the
+ * check (session_event_cb frees the session, which cancels it). What the
+ * client sends meanwhile is bounded by INPUT_HIGH_WATER.
+ */
 static void session_login(struct pop3_session *session, const char *name, const char *password)
 {
 	session_enter_state(session, SESSION_AUTH_PENDING);
-	bufferevent_disable(session->bev, EV_READ);
+	session_set_timeouts(session);
 	session->auth = auth_login(session->server->pg->auth, name, password, session->peer,
 				   session_auth_done, session);
 }

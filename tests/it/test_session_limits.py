@@ -137,6 +137,95 @@ def assert_serves(gate):
         client.close()
 
 
+class SilentProvider:
+    """A provider that accepts connections and never says a word. It records
+    each connection and when popgate closed it."""
+
+    def __init__(self):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((itutil.LOOPBACK, 0))
+        self.listener.listen(16)
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.accepted = 0
+        self.closed = 0
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+            thread = threading.Thread(target=self._hold, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _hold(self, conn):
+        conn.settimeout(0.2)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    data = conn.recv(4096)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    with self.lock:
+                        self.closed += 1
+                    return
+        finally:
+            conn.close()
+
+    def section(self):
+        return {"port": self.port, "tls": "none", "allow_private": "yes"}
+
+    def stop(self):
+        self.stopping.set()
+        self.listener.close()
+        for thread in self.threads:
+            thread.join(5)
+
+
+@pytest.fixture
+def silent_provider():
+    provider = SilentProvider()
+    yield provider
+    provider.stop()
+
+
+def silent_gate(make_popgate, silent_provider, server=None):
+    """A popgate whose provider never answers; nothing but the client's
+    hang-up or a signal ends a login check within the test's deadlines."""
+    overrides = {
+        "provider localhost": silent_provider.section(),
+        "fetch": {"timeout": 120},
+        "server": dict({"login_check_timeout": 120, "login_timeout": 120,
+                        "login_deadline": 300}, **(server or {})),
+    }
+    return make_popgate(overrides=overrides)
+
+
+def start_pending_login(gate, silent_provider):
+    """A client whose login check waits on the silent provider."""
+    client = RawClient(gate.pop3_port)
+    assert client.line().startswith(b"+OK")
+    assert client.command(f"USER {ACCOUNT}").startswith(b"+OK")
+    client.send(f"PASS {PASSWORD}\r\n".encode())
+    itutil.wait_until(lambda: silent_provider.accepted >= 1, 20,
+                      what="popgate to connect to the provider")
+    return client
+
+
 # ------------------------------------------------------------------ pipelining
 
 PIPELINE = [("RETR 1", True), ("TOP 1 0", True), ("LIST", True), ("UIDL", True),
@@ -272,4 +361,18 @@ def test_login_deadline_ends_a_dripping_session(make_popgate):
     assert client.read_to_eof() == b""
     client.close()
     assert gate.events("timeout")
+    assert_serves(gate)
+
+
+# ------------------------------------------------------------------ login checks
+
+def test_hangup_during_login_check_cancels_it(make_popgate, silent_provider):
+    """A client that hangs up while its login is checked: popgate notices,
+    closes the provider connection and frees the session."""
+    gate = silent_gate(make_popgate, silent_provider)
+    client = start_pending_login(gate, silent_provider)
+    client.close()
+    itutil.wait_until(lambda: silent_provider.closed >= 1, 15,
+                      what="popgate to close its provider connection")
+    gate.wait_event("login_cancelled", timeout=10)
     assert_serves(gate)
