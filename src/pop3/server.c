@@ -1058,6 +1058,36 @@ static void server_accept_error_cb(struct evconnlistener *listener, void *ctx)
 		  evutil_socket_error_to_string(err));
 }
 
+/*
+ * Writes what the session has queued at once, without the loop, as far as
+ * the socket takes it (a best effort at shutdown): through the TLS object if
+ * there is one, then the plain bufferevent below a TLS filter.
+ */
+static void session_flush_now(struct pop3_session *session)
+{
+	struct bufferevent *bev = session->bev;
+	struct evbuffer *out = bufferevent_get_output(bev);
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl != NULL) {
+		size_t len = evbuffer_get_length(out);
+		unsigned char *data = evbuffer_pullup(out, -1);
+		if (len > 0 && data != NULL && len <= INT32_MAX && SSL_write(ssl, data, (int)len) > 0)
+			evbuffer_drain(out, len);
+		bev = bufferevent_get_underlying(bev);
+		if (bev == NULL)
+			return; /* the TLS object wrote to the socket itself */
+		out = bufferevent_get_output(bev);
+	}
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	/* A socket bufferevent keeps the front of its output frozen except in
+	 * its own write callback; the bufferevent is freed right after this. */
+	evbuffer_unfreeze(out, 1);
+	while (fd >= 0 && evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
+		continue;
+	evbuffer_freeze(out, 1);
+}
+
 /* ---- public ----------------------------------------------------------------- */
 
 struct pop3_server *pop3_server_new(struct popgate *pg, int plain_fd, int tls_fd, char *err,
@@ -1100,8 +1130,16 @@ void pop3_server_free(struct pop3_server **server_p)
 	if (server == NULL)
 		return;
 	server->shutting_down = true;
-	while ((session = TAILQ_FIRST(&server->sessions)) != NULL)
+	while ((session = TAILQ_FIRST(&server->sessions)) != NULL) {
+		if (session->state == SESSION_AUTH_PENDING) {
+			/* The client waits for an answer to its login: give one. */
+			auth_cancel(&session->auth);
+			session_reply(session,
+				      "-ERR [SYS/TEMP] popgate is stopping; try again later");
+			session_flush_now(session);
+		}
 		session_free(session);
+	}
 	if (server->plain_listener != NULL)
 		evconnlistener_free(server->plain_listener);
 	if (server->tls_listener != NULL)

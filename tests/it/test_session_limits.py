@@ -376,3 +376,15 @@ def test_hangup_during_login_check_cancels_it(make_popgate, silent_provider):
                       what="popgate to close its provider connection")
     gate.wait_event("login_cancelled", timeout=10)
     assert_serves(gate)
+
+
+def test_sigterm_answers_a_pending_login(make_popgate, silent_provider):
+    """SIGTERM while a login check waits: the client gets -ERR [SYS/TEMP]
+    and the daemon exits 0 (the fixture checks for sanitizer reports)."""
+    gate = silent_gate(make_popgate, silent_provider)
+    client = start_pending_login(gate, silent_provider)
+    assert gate.stop() == 0
+    reply = client.line()
+    assert reply == b"-ERR [SYS/TEMP] popgate is stopping; try again later\r\n", reply
+    assert client.read_to_eof() == b""
+    client.close()
