@@ -6,7 +6,8 @@
  *
  * SECURITY: the framer copies at most MAX_LINE bytes of a line; an over-long
  * line is dropped as it arrives, so a client cannot make it buffer more.
- * The line buffer is wiped before reuse, since it may have held a password.
+ * Consumed bytes are overwritten in place (the evbuffer's own memory, the
+ * line buffer), since they may have been a password.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -94,12 +95,35 @@ enum pop3_frame pop3_framer_feed_evbuffer(struct pop3_framer *framer, struct evb
 		if (n > FRAMING_PEEK_CHUNKS)
 			n = FRAMING_PEEK_CHUNKS;
 		for (int i = 0; i < n && frame == POP3_FRAME_NONE; i++) {
-			used += pop3_framer_feed(framer, chunks[i].iov_base, chunks[i].iov_len,
-						 &frame);
+			size_t took = pop3_framer_feed(framer, chunks[i].iov_base,
+						       chunks[i].iov_len, &frame);
+			sodium_memzero(chunks[i].iov_base, took);
+			used += took;
 		}
 		if (used == 0)
 			break; /* only empty chunks: nothing to take */
 		evbuffer_drain(in, used);
 	}
 	return frame;
+}
+
+void pop3_evbuffer_wipe(struct evbuffer *buf)
+{
+	while (evbuffer_get_length(buf) > 0) {
+		struct evbuffer_iovec chunks[FRAMING_PEEK_CHUNKS];
+		int n = evbuffer_peek(buf, -1, NULL, chunks, FRAMING_PEEK_CHUNKS);
+		size_t seen = 0;
+
+		if (n > FRAMING_PEEK_CHUNKS)
+			n = FRAMING_PEEK_CHUNKS;
+		for (int i = 0; i < n; i++) {
+			sodium_memzero(chunks[i].iov_base, chunks[i].iov_len);
+			seen += chunks[i].iov_len;
+		}
+		if (seen == 0) {
+			evbuffer_drain(buf, evbuffer_get_length(buf));
+			break;
+		}
+		evbuffer_drain(buf, seen);
+	}
 }

@@ -1,10 +1,13 @@
 /*
  * framing.h — the client session's input framing, apart from the session
  * and the event loop: a bounded line framer that hands on whole command
- * lines and discards over-long ones.
+ * lines and discards over-long ones, and wiping input that may have held a
+ * password before it is given back to the allocator.
  *
  * SECURITY: the input is untrusted client bytes. No line longer than the
- * limit is ever handed on, whatever the split of the input.
+ * limit is ever handed on, whatever the split of the input; every byte the
+ * framer consumed is overwritten before it is dropped (USER, PASS, AUTH
+ * lines and SASL responses carry credentials).
  */
 #ifndef POPGATE_POP3_FRAMING_H
 #define POPGATE_POP3_FRAMING_H
@@ -47,8 +50,13 @@ void pop3_framer_reset(struct pop3_framer *framer);
 size_t pop3_framer_feed(struct pop3_framer *framer, const char *in, size_t len,
 			enum pop3_frame *frame);
 
-/* Feeds from the front of IN until a line ends or IN is empty, draining
- * the bytes consumed. */
+/*
+ * Feeds from the front of IN until a line ends or IN is empty; the bytes
+ * consumed are overwritten with zeros in IN's own memory, then drained.
+ */
 enum pop3_frame pop3_framer_feed_evbuffer(struct pop3_framer *framer, struct evbuffer *in);
+
+/* Overwrites every byte in BUF with zeros, then drains it. */
+void pop3_evbuffer_wipe(struct evbuffer *buf);
 
 #endif

@@ -223,8 +223,11 @@ static void session_free(struct pop3_session *session)
 		event_free(session->login_timer);
 	if (session->send_fd >= 0)
 		close(session->send_fd);
-	if (session->bev != NULL)
+	if (session->bev != NULL) {
+		/* Unhandled input may hold a pipelined PASS. */
+		pop3_evbuffer_wipe(bufferevent_get_input(session->bev));
 		bufferevent_free(session->bev);
+	}
 	pop3_framer_free(&session->framer);
 	if (session->user_name != NULL) {
 		sodium_memzero(session->user_name, strlen(session->user_name));
@@ -546,8 +549,7 @@ static void session_stls(struct pop3_session *session)
 	session_reply(session, "+OK begin TLS negotiation");
 	/* Anything the client pipelined after STLS was sent in the clear and must
 	 * not be taken as if it came over TLS (the STARTTLS injection attack). */
-	struct evbuffer *in = bufferevent_get_input(session->bev);
-	evbuffer_drain(in, evbuffer_get_length(in));
+	pop3_evbuffer_wipe(bufferevent_get_input(session->bev));
 	pop3_framer_reset(&session->framer);
 	tls_bev = bufferevent_openssl_filter_new(server->pg->base, session->bev, ssl,
 						 BUFFEREVENT_SSL_ACCEPTING,
@@ -562,7 +564,10 @@ static void session_stls(struct pop3_session *session)
 	bufferevent_setwatermark(session->bev, EV_WRITE, 0, TLS_UNDERLYING_HIGH_WATER);
 	session->bev = tls_bev;
 	session->tls = true;
-	xfree(&session->user_name);
+	if (session->user_name != NULL) {
+		sodium_memzero(session->user_name, strlen(session->user_name));
+		xfree(&session->user_name);
+	}
 	session_setup_bev(session);
 }
 
@@ -588,10 +593,13 @@ static void session_auth(struct pop3_session *session, const struct pop3_command
 	char name[NAME_MAX_LEN], password[PASSWORD_MAX_LEN];
 	if (pop3_auth_plain_decode(cmd->args[1], cmd->arg_len[1], name, sizeof(name), password,
 				   sizeof(password)) < 0) {
+		sodium_memzero(name, sizeof(name));
+		sodium_memzero(password, sizeof(password));
 		session_bad_command(session, "malformed AUTH PLAIN response");
 		return;
 	}
 	session_login(session, name, password);
+	sodium_memzero(name, sizeof(name));
 	sodium_memzero(password, sizeof(password));
 }
 
@@ -605,10 +613,13 @@ static void session_sasl_response(struct pop3_session *session, const char *line
 		return;
 	}
 	if (pop3_auth_plain_decode(line, len, name, sizeof(name), password, sizeof(password)) < 0) {
+		sodium_memzero(name, sizeof(name));
+		sodium_memzero(password, sizeof(password));
 		session_bad_command(session, "malformed AUTH PLAIN response");
 		return;
 	}
 	session_login(session, name, password);
+	sodium_memzero(name, sizeof(name));
 	sodium_memzero(password, sizeof(password));
 }
 
@@ -734,6 +745,8 @@ static void session_command_authorization(struct pop3_session *session,
 				      "-ERR [AUTH] plain-text login needs TLS first: use STLS");
 			return;
 		}
+		if (session->user_name != NULL)
+			sodium_memzero(session->user_name, strlen(session->user_name));
 		free(session->user_name);
 		session->user_name = xstrndup(cmd->args[0], cmd->arg_len[0]);
 		session_reply(session, "+OK send your provider password with PASS");
@@ -748,6 +761,7 @@ static void session_command_authorization(struct pop3_session *session,
 		session->user_name = NULL;
 		session_login(session, name, password);
 		sodium_memzero(password, strlen(password));
+		sodium_memzero(name, strlen(name));
 		free(password);
 		free(name);
 		return;

@@ -1,8 +1,9 @@
 /*
  * test_framing.c — unit tests for src/pop3/framing.c: the client line framer
  * (lines, CR LF and bare LF, the length limit exactly, over-long lines
- * discarded across feeds, input fed at every split point) and feeding from
- * an evbuffer.
+ * discarded across feeds, input fed at every split point), feeding from an
+ * evbuffer, and wiping what was consumed (a PASS line's bytes are zero in
+ * the evbuffer's own memory before it is drained).
  *
  * Must never: touch the network or the file system.
  */
@@ -124,18 +125,26 @@ static void test_reset(void **state)
 	assert_null(framer.line);
 }
 
-static void test_evbuffer_feed(void **state)
+static void test_evbuffer_feed_wipes(void **state)
 {
 	struct evbuffer *in = evbuffer_new();
 	struct pop3_framer framer;
+	struct evbuffer_iovec chunk;
 	static const char data[] = "PASS hunter2\r\nNOOP\r\n";
 	(void)state;
 
 	pop3_framer_init(&framer, 64);
 	evbuffer_add(in, data, sizeof(data) - 1);
+	assert_int_equal(evbuffer_peek(in, -1, NULL, &chunk, 1), 1);
+	const char *memory = chunk.iov_base;
+
 	assert_int_equal(pop3_framer_feed_evbuffer(&framer, in), POP3_FRAME_LINE);
 	assert_string_equal(framer.line, "PASS hunter2");
 	assert_int_equal(evbuffer_get_length(in), 6);
+	/* The same chain still holds "NOOP\r\n"; the PASS line before it is zero. */
+	for (size_t i = 0; i < 14; i++)
+		assert_int_equal(memory[i], 0);
+	assert_memory_equal(memory + 14, "NOOP\r\n", 6);
 
 	assert_int_equal(pop3_framer_feed_evbuffer(&framer, in), POP3_FRAME_LINE);
 	assert_string_equal(framer.line, "NOOP");
@@ -155,13 +164,34 @@ static void test_evbuffer_feed(void **state)
 	evbuffer_free(in);
 }
 
+static void test_evbuffer_wipe(void **state)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char first[] = "USER a@b\r\nPASS pw";
+	char second[] = "d\r\n";
+	(void)state;
+
+	/* By reference, the evbuffer's memory is these arrays: each must be
+	 * zero once wiped, in every chain. */
+	evbuffer_add_reference(buf, first, strlen(first), NULL, NULL);
+	evbuffer_add_reference(buf, second, strlen(second), NULL, NULL);
+	pop3_evbuffer_wipe(buf);
+	assert_int_equal(evbuffer_get_length(buf), 0);
+	for (size_t i = 0; i < sizeof(first); i++)
+		assert_int_equal(first[i], 0);
+	for (size_t i = 0; i < sizeof(second); i++)
+		assert_int_equal(second[i], 0);
+	evbuffer_free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lines),
 	    cmocka_unit_test(test_limit),
 	    cmocka_unit_test(test_reset),
-	    cmocka_unit_test(test_evbuffer_feed),
+	    cmocka_unit_test(test_evbuffer_feed_wipes),
+	    cmocka_unit_test(test_evbuffer_wipe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
