@@ -339,6 +339,37 @@ def test_unread_output_before_login_is_bounded(mode, make_popgate, monkeypatch):
     assert_serves(gate)
 
 
+def test_unread_retr_hits_command_timeout(make_popgate, provider):
+    """A client that asks for a large message and never reads it is closed
+    after command_timeout; nothing changes in its mailbox and the daemon
+    serves the next pickup."""
+    body = b"".join(b"line %07d of a large message, padded to be long enough\r\n" % i
+                    for i in range(180000))
+    large = b"From: bob@example.org\r\nTo: alice@localhost\r\nSubject: large\r\n\r\n" + body
+    gate = make_popgate(provider=provider,
+                        overrides={"server": {"command_timeout": 3, "idle_timeout": 120}})
+    queue_messages(gate, provider, [large])
+
+    client = RawClient(gate.pop3_port, rcvbuf=4096)
+    assert client.line().startswith(b"+OK")
+    assert client.command(f"USER {ACCOUNT}").startswith(b"+OK")
+    assert client.command(f"PASS {PASSWORD}").startswith(b"+OK")
+    logouts = len(gate.events("logout", account=ACCOUNT))
+    client.send(b"RETR 1\r\n")
+    gate.wait_event("logout", account=ACCOUNT, count=logouts + 1, timeout=60,
+                    what="the session that does not read to be closed")
+    assert "no QUIT" in gate.events("logout", account=ACCOUNT)[-1].detail
+    received = client.read_to_eof(limit=len(large) * 2)
+    assert len(received) < len(large), "the whole message was sent"
+    client.close()
+
+    gate.wait_states({"delivery": 1}, account=ACCOUNT, timeout=5)
+    again = login(gate)
+    assert again.command("STAT").startswith(b"+OK 1 ")
+    assert again.command("QUIT").startswith(b"+OK")
+    again.close()
+
+
 # ------------------------------------------------------------------ login deadline
 
 def test_login_deadline_ends_a_dripping_session(make_popgate):
@@ -388,3 +419,66 @@ def test_sigterm_answers_a_pending_login(make_popgate, silent_provider):
     assert reply == b"-ERR [SYS/TEMP] popgate is stopping; try again later\r\n", reply
     assert client.read_to_eof() == b""
     client.close()
+
+
+# ------------------------------------------------------------------ README limits
+
+def test_idle_timeout_after_login(make_popgate, provider):
+    gate = make_popgate(provider=provider, overrides={"server": {"idle_timeout": 2}})
+    provider.add_user("alice", PASSWORD)
+    gate.first_login(ACCOUNT, PASSWORD)
+    client = login(gate)
+    reply = client.line()
+    assert reply.startswith(b"-ERR [SYS/TEMP] idle"), reply
+    assert client.read_to_eof() == b""
+    client.close()
+    assert gate.events("timeout", account=ACCOUNT)
+    assert_serves(gate)
+
+
+def test_max_sessions(make_popgate):
+    gate = make_popgate(overrides={"server": {"max_sessions": 2}})
+    held = []
+
+    def hold_one():
+        # The start-up probes' sessions may still be closing.
+        client = RawClient(gate.pop3_port)
+        if client.line().startswith(b"+OK"):
+            held.append(client)
+            return True
+        client.close()
+        return False
+
+    for _ in range(2):
+        itutil.wait_until(hold_one, 10, interval=0.1, what="a session")
+    extra = RawClient(gate.pop3_port)
+    assert extra.line().startswith(b"-ERR [SYS/TEMP] too many sessions")
+    assert extra.read_to_eof() == b""
+    extra.close()
+    assert gate.events("refused")
+    assert held[0].command("QUIT").startswith(b"+OK")
+    assert held[0].read_to_eof() == b""
+    held[0].close()
+
+    def new_session_served():
+        client = RawClient(gate.pop3_port)
+        try:
+            return client.line().startswith(b"+OK")
+        finally:
+            client.close()
+
+    itutil.wait_until(new_session_served, 10, interval=0.2, what="a free session")
+    held[1].close()
+
+
+def test_max_bad_commands_closes(make_popgate):
+    gate = make_popgate(overrides={"server": {"max_bad_commands": 3}})
+    client = RawClient(gate.pop3_port)
+    assert client.line().startswith(b"+OK")
+    for _ in range(3):
+        assert client.command("XYZZY").startswith(b"-ERR")
+    assert client.command("XYZZY").startswith(b"-ERR")
+    assert client.line().startswith(b"-ERR too many bad commands")
+    assert client.read_to_eof() == b""
+    client.close()
+    assert_serves(gate)
