@@ -38,7 +38,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 # The parsers the fuzz targets reach; they must not need the event loop or the store.
-FUZZ_LIB := src/pop3/parse.c src/pipeline/proto.c src/pipeline/headers.c src/core/util.c src/core/log.c
+FUZZ_LIB := src/pop3/parse.c src/pipeline/proto.c src/pipeline/headers.c src/core/util.c src/core/log.c src/pop3/framing.c
 FUZZ_SECONDS ?= 20
 
 .PHONY: all deps deps-test run test unit fuzz it bench clean format
@@ -63,7 +63,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-o $@ $^ $(shell pkg-config --cflags --libs libsodium)
+		-o $@ $^ $(shell pkg-config --cflags --libs libsodium libevent)
 
 # The address policy target also needs the policy and the config module (for
 # config_pattern_match and config_host_allowed), which link inih and libevent.

@@ -12,8 +12,14 @@
  * client gets those messages again.
  *
  * Limits: one session per maildrop ([IN-USE]), sessions overall and per
- * client address, line length, bad commands, a login timeout, an idle timeout
- * and a timeout on output that does not drain.
+ * client address, line length, bad commands, a login timeout (silence) and a
+ * login deadline (from accept), an idle timeout and a timeout on output that
+ * does not drain. A session whose output has not drained is not read, so a
+ * client that sends without reading costs bounded memory.
+ *
+ * Commands are handled in a loop (session_process_input) that stops while a
+ * reply is still going out and is resumed from the write callback: pipelined
+ * commands never nest calls, however many arrive in one read.
  *
  * SECURITY: everything a client sends is untrusted and goes through
  * pop3/parse.c; what is echoed or logged is sanitised. Passwords go only to
@@ -48,23 +54,32 @@
 #include "core/util.h"
 #include "pop3/auth.h"
 #include "pop3/fetch.h"
+#include "pop3/framing.h"
 #include "pop3/parse.h"
 #include "pop3/server.h"
 #include "popgate.h"
 #include "store/message.h"
 #include "store/spool.h"
 
-/* Output is refilled from the message file while below SEND_LOW_WATER and
- * up to SEND_HIGH_WATER, so a slow client costs a bounded buffer. */
-#define SEND_LOW_WATER (64 * 1024)
-#define SEND_HIGH_WATER (256 * 1024)
+/*
+ * Pending output (the session's buffer and, over STLS, the plain one below
+ * the TLS filter) is refilled from a message file and more commands are
+ * handled only while it is under OUTPUT_HIGH_WATER; the write callback runs
+ * once it drains to OUTPUT_LOW_WATER. TLS_UNDERLYING_HIGH_WATER bounds what
+ * the filter hands down, so the write callback still sees the backlog.
+ * Unhandled input stops being read at INPUT_HIGH_WATER.
+ */
+#define OUTPUT_LOW_WATER (64 * 1024)
+#define OUTPUT_HIGH_WATER (256 * 1024)
+#define TLS_UNDERLYING_HIGH_WATER (64 * 1024)
+#define INPUT_HIGH_WATER (64 * 1024)
 #define SEND_CHUNK (64 * 1024)
 #define NAME_MAX_LEN 512
 #define PASSWORD_MAX_LEN 512
 
 enum session_state {
 	SESSION_AUTHORIZATION,
-	SESSION_AUTH_PENDING, /* a login is being checked; input waits */
+	SESSION_AUTH_PENDING, /* a login is being checked; input waits, EOF is watched */
 	SESSION_TRANSACTION,
 	SESSION_CLOSING,      /* the last reply drains, then the session is freed */
 	SESSION_STATE_COUNT
@@ -96,8 +111,10 @@ struct pop3_session {
 	char *user_name;     /* from USER, until PASS */
 	bool awaiting_sasl;  /* AUTH PLAIN sent "+ "; the next line is the response */
 	unsigned bad_commands;
-	bool discarding;     /* skipping the rest of an over-long line */
+	struct pop3_framer framer;
+	bool input_paused;   /* not read until the output drains (write callback) */
 	struct auth_request *auth;
+	struct event *login_timer; /* login_deadline from accept */
 
 	int64_t account_id;  /* 0 until logged in */
 	bool quit_done;	     /* QUIT committed the pickup */
@@ -129,12 +146,15 @@ struct pop3_server {
 	struct pop3_session_list sessions;
 	unsigned session_count;
 	bool shutting_down;
+	char *send_chunk; /* SEND_CHUNK bytes: message file reads, one at a time */
 };
 
 static void session_read_cb(struct bufferevent *bev, void *ctx);
 static void session_write_cb(struct bufferevent *bev, void *ctx);
 static void session_event_cb(struct bufferevent *bev, short events, void *ctx);
 static void session_process_input(struct pop3_session *session);
+static void session_setup_bev(struct pop3_session *session);
+static void session_login_deadline_cb(evutil_socket_t fd, short what, void *ctx);
 
 /* ---- session plumbing ---------------------------------------------------- */
 
@@ -158,14 +178,26 @@ static void session_reply(struct pop3_session *session, const char *fmt, ...)
 	evbuffer_add(out, "\r\n", 2);
 }
 
+/*
+ * Silence before login and idleness after it are read timeouts; output that
+ * does not drain is a write timeout. While a login is checked the client
+ * waits for us, so its silence is no fault (the check has its own deadline).
+ * Over STLS the plain bufferevent below the filter gets the same timeouts:
+ * it reports them through the filter, and its write timeout is the one that
+ * sees a client that does not read.
+ */
 static void session_set_timeouts(struct pop3_session *session)
 {
 	const struct popgate_config *cfg = session->server->pg->cfg;
 	struct timeval read_tv = {
 		.tv_sec = session->account_id ? cfg->idle_timeout : cfg->login_timeout};
 	struct timeval write_tv = {.tv_sec = cfg->command_timeout};
+	const struct timeval *read_p = session->state == SESSION_AUTH_PENDING ? NULL : &read_tv;
+	struct bufferevent *underlying = bufferevent_get_underlying(session->bev);
 
-	bufferevent_set_timeouts(session->bev, &read_tv, &write_tv);
+	bufferevent_set_timeouts(session->bev, read_p, &write_tv);
+	if (underlying != NULL)
+		bufferevent_set_timeouts(underlying, read_p, &write_tv);
 }
 
 static void session_maildrop_free(struct pop3_session *session)
@@ -180,13 +212,23 @@ static void session_free(struct pop3_session *session)
 	struct pop3_server *server = session->server;
 	int64_t account_id = session->account_id;
 
-	auth_cancel(&session->auth);
+	if (session->auth != NULL) {
+		log_event(LOG_INFO, "login_cancelled", NULL, NULL,
+			  "%s went away during the login check", session->peer);
+		auth_cancel(&session->auth);
+	}
 	if (session->free_event != NULL)
 		event_free(session->free_event);
+	if (session->login_timer != NULL)
+		event_free(session->login_timer);
 	if (session->send_fd >= 0)
 		close(session->send_fd);
-	if (session->bev != NULL)
+	if (session->bev != NULL) {
+		/* Unhandled input may hold a pipelined PASS. */
+		pop3_evbuffer_wipe(bufferevent_get_input(session->bev));
 		bufferevent_free(session->bev);
+	}
+	pop3_framer_free(&session->framer);
 	if (session->user_name != NULL) {
 		sodium_memzero(session->user_name, strlen(session->user_name));
 		free(session->user_name);
@@ -194,6 +236,7 @@ static void session_free(struct pop3_session *session)
 	session_maildrop_free(session);
 	TAILQ_REMOVE(&server->sessions, session, entry);
 	server->session_count--;
+	log_debug("pop3 %s: closed, %u session(s) left", session->peer, server->session_count);
 	if (account_id != 0)
 		log_event(LOG_INFO, "logout", session->account_name, NULL, "from %s%s",
 			  session->peer, session->quit_done ? "" : " (no QUIT: nothing changed)");
@@ -201,15 +244,16 @@ static void session_free(struct pop3_session *session)
 	free(session);
 }
 
-/* True while a reply is still on its way out. Over STLS the TLS filter hands
+/* Bytes of replies still on their way out. Over STLS the TLS filter hands
  * its bytes to the plain bufferevent below it, which writes them later. */
-static bool session_output_pending(struct pop3_session *session)
+static size_t session_output_size(struct pop3_session *session)
 {
 	struct bufferevent *underlying = bufferevent_get_underlying(session->bev);
+	size_t size = evbuffer_get_length(bufferevent_get_output(session->bev));
 
-	if (evbuffer_get_length(bufferevent_get_output(session->bev)) > 0)
-		return true;
-	return underlying != NULL && evbuffer_get_length(bufferevent_get_output(underlying)) > 0;
+	if (underlying != NULL)
+		size += evbuffer_get_length(bufferevent_get_output(underlying));
+	return size;
 }
 
 static void session_free_cb(evutil_socket_t fd, short what, void *ctx)
@@ -218,7 +262,7 @@ static void session_free_cb(evutil_socket_t fd, short what, void *ctx)
 	(void)fd;
 	(void)what;
 
-	if (session->flushing && session_output_pending(session) &&
+	if (session->flushing && session_output_size(session) > 0 &&
 	    util_monotonic_ms() < session->flush_deadline_ms) {
 		static const struct timeval recheck = {0, 10 * 1000};
 		evtimer_add(session->free_event, &recheck);
@@ -313,14 +357,18 @@ static void session_send_done(struct pop3_session *session)
 		session->flags[session->send_index] |= MESSAGE_FLAG_RETRIEVED;
 }
 
-/* Fills the output from the message file up to the high-water mark. */
+/*
+ * Fills the output from the message file up to the high-water mark. It never
+ * handles the commands pipelined behind: the caller's loop (or the write
+ * callback) does, so a long pipeline does not nest calls.
+ */
 static void session_send_fill(struct pop3_session *session)
 {
 	struct evbuffer *out = bufferevent_get_output(session->bev);
-	char chunk[SEND_CHUNK];
+	char *chunk = session->server->send_chunk;
 
-	while (session->send_fd >= 0 && evbuffer_get_length(out) < SEND_HIGH_WATER) {
-		ssize_t n = read(session->send_fd, chunk, sizeof(chunk));
+	while (session->send_fd >= 0 && session_output_size(session) < OUTPUT_HIGH_WATER) {
+		ssize_t n = read(session->send_fd, chunk, SEND_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -344,8 +392,6 @@ static void session_send_fill(struct pop3_session *session)
 			break;
 		}
 	}
-	if (session->send_fd < 0)
-		session_process_input(session); /* commands pipelined behind RETR */
 }
 
 static int64_t session_message_size(const struct store_message *message)
@@ -423,7 +469,7 @@ static void session_auth_done(enum auth_result result, int64_t account_id,
 	session->account_id = account_id;
 	session->account_name = xstrdup(account_name);
 	session_enter_state(session, SESSION_TRANSACTION);
-	session_set_timeouts(session);
+	evtimer_del(session->login_timer);
 
 	int64_t total = 0;
 	for (size_t i = 0; i < session->message_count; i++)
@@ -433,17 +479,39 @@ static void session_auth_done(enum auth_result result, int64_t account_id,
 	session_reply(session, "+OK %zu messages (%lld octets)", session->message_count,
 		      (long long)total);
 resume:
-	bufferevent_enable(session->bev, EV_READ);
+	session_set_timeouts(session);
 	session_process_input(session);
 }
 
-/* Starts checking NAME and PASSWORD; input waits until the answer. */
+/*
+ * Starts checking NAME and PASSWORD. Commands pipelined behind wait for the
+ * answer, but the socket stays watched: a client that hangs up cancels the
+ * check (session_event_cb frees the session, which cancels it). What the
+ * client sends meanwhile is bounded by INPUT_HIGH_WATER.
+ */
 static void session_login(struct pop3_session *session, const char *name, const char *password)
 {
 	session_enter_state(session, SESSION_AUTH_PENDING);
-	bufferevent_disable(session->bev, EV_READ);
+	session_set_timeouts(session);
 	session->auth = auth_login(session->server->pg->auth, name, password, session->peer,
 				   session_auth_done, session);
+}
+
+/* login_deadline after accept: a session still not logged in ends, however
+ * it kept the read timeout from firing. */
+static void session_login_deadline_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct pop3_session *session = ctx;
+	(void)fd;
+	(void)what;
+
+	if (session->account_id != 0 || session->state == SESSION_CLOSING)
+		return;
+	auth_cancel(&session->auth);
+	log_event(LOG_INFO, "timeout", NULL, NULL, "%s: no login within %d s", session->peer,
+		  session->server->pg->cfg->login_deadline);
+	session_reply(session, "-ERR [SYS/TEMP] no login within the time allowed; closing");
+	session_close(session);
 }
 
 /* ---- commands -------------------------------------------------------------- */
@@ -481,23 +549,26 @@ static void session_stls(struct pop3_session *session)
 	session_reply(session, "+OK begin TLS negotiation");
 	/* Anything the client pipelined after STLS was sent in the clear and must
 	 * not be taken as if it came over TLS (the STARTTLS injection attack). */
-	struct evbuffer *in = bufferevent_get_input(session->bev);
-	evbuffer_drain(in, evbuffer_get_length(in));
+	pop3_evbuffer_wipe(bufferevent_get_input(session->bev));
+	pop3_framer_reset(&session->framer);
 	tls_bev = bufferevent_openssl_filter_new(server->pg->base, session->bev, ssl,
-						 BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+						 BUFFEREVENT_SSL_ACCEPTING,
+						 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (tls_bev == NULL) {
 		SSL_free(ssl);
 		session_close(session);
 		return;
 	}
+	/* The filter hands the plain bufferevent at most this much, so the
+	 * backlog stays in the filter's buffer, where the write callback sees it. */
+	bufferevent_setwatermark(session->bev, EV_WRITE, 0, TLS_UNDERLYING_HIGH_WATER);
 	session->bev = tls_bev;
 	session->tls = true;
-	xfree(&session->user_name);
-	bufferevent_setcb(session->bev, session_read_cb, session_write_cb, session_event_cb,
-			  session);
-	bufferevent_setwatermark(session->bev, EV_WRITE, SEND_LOW_WATER, 0);
-	session_set_timeouts(session);
-	bufferevent_enable(session->bev, EV_READ | EV_WRITE);
+	if (session->user_name != NULL) {
+		sodium_memzero(session->user_name, strlen(session->user_name));
+		xfree(&session->user_name);
+	}
+	session_setup_bev(session);
 }
 
 static void session_auth(struct pop3_session *session, const struct pop3_command *cmd)
@@ -522,10 +593,13 @@ static void session_auth(struct pop3_session *session, const struct pop3_command
 	char name[NAME_MAX_LEN], password[PASSWORD_MAX_LEN];
 	if (pop3_auth_plain_decode(cmd->args[1], cmd->arg_len[1], name, sizeof(name), password,
 				   sizeof(password)) < 0) {
+		sodium_memzero(name, sizeof(name));
+		sodium_memzero(password, sizeof(password));
 		session_bad_command(session, "malformed AUTH PLAIN response");
 		return;
 	}
 	session_login(session, name, password);
+	sodium_memzero(name, sizeof(name));
 	sodium_memzero(password, sizeof(password));
 }
 
@@ -539,10 +613,13 @@ static void session_sasl_response(struct pop3_session *session, const char *line
 		return;
 	}
 	if (pop3_auth_plain_decode(line, len, name, sizeof(name), password, sizeof(password)) < 0) {
+		sodium_memzero(name, sizeof(name));
+		sodium_memzero(password, sizeof(password));
 		session_bad_command(session, "malformed AUTH PLAIN response");
 		return;
 	}
 	session_login(session, name, password);
+	sodium_memzero(name, sizeof(name));
 	sodium_memzero(password, sizeof(password));
 }
 
@@ -668,6 +745,8 @@ static void session_command_authorization(struct pop3_session *session,
 				      "-ERR [AUTH] plain-text login needs TLS first: use STLS");
 			return;
 		}
+		if (session->user_name != NULL)
+			sodium_memzero(session->user_name, strlen(session->user_name));
 		free(session->user_name);
 		session->user_name = xstrndup(cmd->args[0], cmd->arg_len[0]);
 		session_reply(session, "+OK send your provider password with PASS");
@@ -682,6 +761,7 @@ static void session_command_authorization(struct pop3_session *session,
 		session->user_name = NULL;
 		session_login(session, name, password);
 		sodium_memzero(password, strlen(password));
+		sodium_memzero(name, strlen(name));
 		free(password);
 		free(name);
 		return;
@@ -770,53 +850,45 @@ static void session_handle_line(struct pop3_session *session, const char *line, 
 		session_command_transaction(session, &cmd);
 }
 
-/* Handles every complete line while the session can take commands. */
+/* Reads nothing more until the write callback finds the output drained. */
+static void session_pause_input(struct pop3_session *session)
+{
+	if (session->input_paused)
+		return;
+	session->input_paused = true;
+	bufferevent_disable(session->bev, EV_READ);
+}
+
+/*
+ * Handles complete lines while the session takes commands. It stops while a
+ * message is being sent or the output is over its high-water mark, and the
+ * write callback calls it again: each command is handled here, in turn,
+ * never from inside another's reply.
+ */
 static void session_process_input(struct pop3_session *session)
 {
 	size_t max_line = (size_t)session->server->pg->cfg->max_line;
 
 	while (session->state == SESSION_AUTHORIZATION || session->state == SESSION_TRANSACTION) {
-		if (session->send_fd >= 0)
-			return; /* a message is being sent; the rest waits its turn */
-		struct evbuffer *in = bufferevent_get_input(session->bev);
-		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
-		if (session->discarding) {
-			if (eol.pos < 0) {
-				evbuffer_drain(in, evbuffer_get_length(in));
-				return;
-			}
-			evbuffer_drain(in, (size_t)eol.pos + 1);
-			session->discarding = false;
-			if (session_bad_command(session, "line too long (limit %zu bytes)",
-						max_line))
-				return;
-			continue;
-		}
-		if (eol.pos < 0) {
-			if (evbuffer_get_length(in) >= max_line) {
-				session->discarding = true;
-				evbuffer_drain(in, evbuffer_get_length(in));
-			}
+		if (session->send_fd >= 0 || session_output_size(session) >= OUTPUT_HIGH_WATER) {
+			session_pause_input(session);
 			return;
 		}
-		if ((size_t)eol.pos + 1 > max_line) {
-			evbuffer_drain(in, (size_t)eol.pos + 1);
+		struct bufferevent *bev_before = session->bev;
+		enum pop3_frame frame = pop3_framer_feed_evbuffer(
+			&session->framer, bufferevent_get_input(session->bev));
+		if (frame == POP3_FRAME_NONE)
+			return;
+		if (frame == POP3_FRAME_TOO_LONG) {
 			if (session_bad_command(session, "line too long (limit %zu bytes)",
 						max_line))
 				return;
 			continue;
 		}
-		char line[(size_t)eol.pos + 1];
-		size_t len = (size_t)eol.pos;
-		evbuffer_remove(in, line, len + 1);
-		if (len > 0 && line[len - 1] == '\r')
-			len--;
-		line[len] = '\0';
-		struct bufferevent *bev_before = session->bev;
-		session_handle_line(session, line, len);
-		sodium_memzero(line, len); /* it may have held a password */
+		session_handle_line(session, session->framer.line, session->framer.len);
+		pop3_framer_reset(&session->framer); /* it may have held a password */
 		if (session->bev != bev_before)
-			return; /* STLS: the plain-text input is gone */
+			return; /* STLS: the rest comes over TLS, through the read callback */
 	}
 }
 
@@ -828,17 +900,26 @@ static void session_read_cb(struct bufferevent *bev, void *ctx)
 	session_process_input(ctx);
 }
 
+/* Output drained to OUTPUT_LOW_WATER: refill a message being sent, finish a
+ * closing session, or take up the commands that wait. */
 static void session_write_cb(struct bufferevent *bev, void *ctx)
 {
 	struct pop3_session *session = ctx;
 	(void)bev;
 
-	if (session->send_fd >= 0) {
+	if (session->send_fd >= 0)
 		session_send_fill(session);
+	if (session->state == SESSION_CLOSING) {
+		if (session->flushing)
+			session_close_when_flushed(session);
 		return;
 	}
-	if (session->state == SESSION_CLOSING && session->flushing)
-		session_close_when_flushed(session);
+	if (!session->input_paused || session->send_fd >= 0 ||
+	    session_output_size(session) >= OUTPUT_HIGH_WATER)
+		return;
+	session->input_paused = false;
+	bufferevent_enable(session->bev, EV_READ);
+	session_process_input(session);
 }
 
 static void session_event_cb(struct bufferevent *bev, short events, void *ctx)
@@ -854,6 +935,8 @@ static void session_event_cb(struct bufferevent *bev, short events, void *ctx)
 			session_close(session);
 			return;
 		}
+		log_event(LOG_INFO, "timeout", session->account_name, NULL,
+			  "%s does not read its replies; closing", session->peer);
 		session_free(session); /* output did not drain: the client is gone */
 		return;
 	}
@@ -862,6 +945,18 @@ static void session_event_cb(struct bufferevent *bev, short events, void *ctx)
 			log_debug("pop3 %s: connection error", session->peer);
 		session_free(session);
 	}
+}
+
+/* Callbacks, watermarks, timeouts and reading for the session's (new)
+ * bufferevent: at accept, and again for the TLS filter after STLS. */
+static void session_setup_bev(struct pop3_session *session)
+{
+	bufferevent_setcb(session->bev, session_read_cb, session_write_cb, session_event_cb,
+			  session);
+	bufferevent_setwatermark(session->bev, EV_WRITE, OUTPUT_LOW_WATER, 0);
+	bufferevent_setwatermark(session->bev, EV_READ, 0, INPUT_HIGH_WATER);
+	session_set_timeouts(session);
+	bufferevent_enable(session->bev, EV_READ | EV_WRITE);
 }
 
 static bool server_address_is_loopback(const struct sockaddr *addr)
@@ -896,6 +991,9 @@ static void server_accept(struct pop3_server *server, evutil_socket_t fd, struct
 	const struct popgate_config *cfg = server->pg->cfg;
 	char peer[INET6_ADDRSTRLEN] = "?";
 	static const char busy[] = "-ERR [SYS/TEMP] too many sessions; try again later\r\n";
+	/* Deferred: libevent never calls a session's callbacks from inside its
+	 * own handlers (adding output to a TLS bufferevent would, at once). */
+	const int bev_options = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
 	int one = 1;
 
 	if (addr->sa_family == AF_INET)
@@ -928,10 +1026,9 @@ static void server_accept(struct pop3_server *server, evutil_socket_t fd, struct
 			return;
 		}
 		session->bev = bufferevent_openssl_socket_new(server->pg->base, fd, ssl,
-							      BUFFEREVENT_SSL_ACCEPTING,
-							      BEV_OPT_CLOSE_ON_FREE);
+							      BUFFEREVENT_SSL_ACCEPTING, bev_options);
 	} else {
-		session->bev = bufferevent_socket_new(server->pg->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		session->bev = bufferevent_socket_new(server->pg->base, fd, bev_options);
 	}
 	if (session->bev == NULL) {
 		evutil_closesocket(fd);
@@ -940,11 +1037,11 @@ static void server_accept(struct pop3_server *server, evutil_socket_t fd, struct
 	}
 	TAILQ_INSERT_TAIL(&server->sessions, session, entry);
 	server->session_count++;
-	bufferevent_setcb(session->bev, session_read_cb, session_write_cb, session_event_cb,
-			  session);
-	bufferevent_setwatermark(session->bev, EV_WRITE, SEND_LOW_WATER, 0);
-	session_set_timeouts(session);
-	bufferevent_enable(session->bev, EV_READ | EV_WRITE);
+	pop3_framer_init(&session->framer, (size_t)cfg->max_line);
+	session->login_timer = evtimer_new(server->pg->base, session_login_deadline_cb, session);
+	struct timeval deadline = {.tv_sec = cfg->login_deadline};
+	evtimer_add(session->login_timer, &deadline);
+	session_setup_bev(session);
 	log_debug("pop3 %s: connected%s", peer, tls ? " (TLS)" : "");
 	session_reply(session, "+OK popgate ready");
 }
@@ -975,6 +1072,36 @@ static void server_accept_error_cb(struct evconnlistener *listener, void *ctx)
 		  evutil_socket_error_to_string(err));
 }
 
+/*
+ * Writes what the session has queued at once, without the loop, as far as
+ * the socket takes it (a best effort at shutdown): through the TLS object if
+ * there is one, then the plain bufferevent below a TLS filter.
+ */
+static void session_flush_now(struct pop3_session *session)
+{
+	struct bufferevent *bev = session->bev;
+	struct evbuffer *out = bufferevent_get_output(bev);
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl != NULL) {
+		size_t len = evbuffer_get_length(out);
+		unsigned char *data = evbuffer_pullup(out, -1);
+		if (len > 0 && data != NULL && len <= INT32_MAX && SSL_write(ssl, data, (int)len) > 0)
+			evbuffer_drain(out, len);
+		bev = bufferevent_get_underlying(bev);
+		if (bev == NULL)
+			return; /* the TLS object wrote to the socket itself */
+		out = bufferevent_get_output(bev);
+	}
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	/* A socket bufferevent keeps the front of its output frozen except in
+	 * its own write callback; the bufferevent is freed right after this. */
+	evbuffer_unfreeze(out, 1);
+	while (fd >= 0 && evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
+		continue;
+	evbuffer_freeze(out, 1);
+}
+
 /* ---- public ----------------------------------------------------------------- */
 
 struct pop3_server *pop3_server_new(struct popgate *pg, int plain_fd, int tls_fd, char *err,
@@ -986,6 +1113,7 @@ struct pop3_server *pop3_server_new(struct popgate *pg, int plain_fd, int tls_fd
 	 * other value would make libevent call listen() again with a smaller one. */
 
 	server->pg = pg;
+	server->send_chunk = xmalloc(SEND_CHUNK);
 	TAILQ_INIT(&server->sessions);
 	if (plain_fd >= 0) {
 		server->plain_listener = evconnlistener_new(pg->base, server_accept_plain_cb,
@@ -1016,12 +1144,21 @@ void pop3_server_free(struct pop3_server **server_p)
 	if (server == NULL)
 		return;
 	server->shutting_down = true;
-	while ((session = TAILQ_FIRST(&server->sessions)) != NULL)
+	while ((session = TAILQ_FIRST(&server->sessions)) != NULL) {
+		if (session->state == SESSION_AUTH_PENDING) {
+			/* The client waits for an answer to its login: give one. */
+			auth_cancel(&session->auth);
+			session_reply(session,
+				      "-ERR [SYS/TEMP] popgate is stopping; try again later");
+			session_flush_now(session);
+		}
 		session_free(session);
+	}
 	if (server->plain_listener != NULL)
 		evconnlistener_free(server->plain_listener);
 	if (server->tls_listener != NULL)
 		evconnlistener_free(server->tls_listener);
+	free(server->send_chunk);
 	free(server);
 	*server_p = NULL;
 }
