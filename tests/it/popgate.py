@@ -445,6 +445,14 @@ class Popgate:
         served = self.pickup(account, password, mode)
         assert served == [], f"first login of {account} served {len(served)} messages"
 
+    def first_login_fetched(self, account, password, mode="plain", timeout=60.0):
+        """first_login, then waits until the fetch its QUIT started has ended,
+        so that mail delivered to the provider afterwards is left for the
+        next fetch (and is not raced by this one)."""
+        before = len(self.fetches_done(account))
+        self.first_login(account, password, mode)
+        self.wait_fetch_done(account, before + 1, timeout)
+
 
 def _close(client):
     try:

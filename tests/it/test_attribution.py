@@ -56,7 +56,7 @@ MESSAGES = [
 def test_collective_mailbox_attributes_mail_to_owners(popgate, provider):
     for name in ("collective", "alice", "bob", "carol"):
         provider.add_user(name, PASSWORD)
-        popgate.first_login(f"{name}@localhost", PASSWORD)
+        popgate.first_login_fetched(f"{name}@localhost", PASSWORD)
     users = dict(popgate.db_query("SELECT name, id FROM user"))
     alice, bob, carol = (users[f"{n}+localhost"] for n in ("alice", "bob", "carol"))
     for address, user in (("alice@example.org", "alice"), ("bob@example.org", "bob"),
@@ -113,7 +113,7 @@ def test_each_user_manages_only_the_mail_of_their_addresses(popgate, provider):
     queue entries of their own addresses, and no one else's."""
     for name in ("collective", "alice", "bob", "carol"):
         provider.add_user(name, PASSWORD)
-        popgate.first_login(f"{name}@localhost", PASSWORD)
+        popgate.first_login_fetched(f"{name}@localhost", PASSWORD)
     for address, user in (("alice@example.org", "alice"), ("bob@example.org", "bob"),
                           ("carol@example.org", "carol"), ("alice@gmx.net", "alice")):
         assign_address(popgate, address, f"{user}+localhost")

@@ -160,7 +160,7 @@ def test_private_address_refused_without_policy(make_popgate, provider, test_ca)
 def test_provider_reached_with_stls(make_popgate, provider, corpus):
     gate = make_popgate(provider=provider, tls="starttls")
     provider.add_user("alice", PASSWORD)
-    gate.first_login(ACCOUNT, PASSWORD)
+    gate.first_login_fetched(ACCOUNT, PASSWORD)
     provider.deliver_many("alice", corpus.messages(2, seed=8))
     gate.pickup(ACCOUNT, PASSWORD)          # QUIT starts the fetch
     gate.wait_states({"delivery": 2}, timeout=30)
@@ -183,7 +183,7 @@ def test_plain_text_to_provider_only_where_allowed(make_popgate, provider):
 
 def test_a_message_is_traced_by_its_id(popgate, provider, corpus):
     provider.add_user("alice", PASSWORD)
-    popgate.first_login(ACCOUNT, PASSWORD)
+    popgate.first_login_fetched(ACCOUNT, PASSWORD)
     provider.deliver_many("alice", corpus.messages(1, seed=9))
     popgate.pickup(ACCOUNT, PASSWORD)
     popgate.wait_states({"delivery": 1}, timeout=30)

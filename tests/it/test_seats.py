@@ -23,8 +23,8 @@ def test_user_without_a_seat_gets_mail_unfiltered_and_marked(popgate, provider, 
     set_seat_limit(popgate, 1)
     provider.add_user("alice", PASSWORD)
     provider.add_user("bob", PASSWORD)
-    popgate.first_login("alice@localhost", PASSWORD)      # takes the one seat
-    popgate.first_login("bob@localhost", PASSWORD)        # waits for one
+    popgate.first_login_fetched("alice@localhost", PASSWORD)      # takes the one seat
+    popgate.first_login_fetched("bob@localhost", PASSWORD)        # waits for one
     seats = dict(popgate.db_query("SELECT name, has_seat FROM user"))
     assert seats == {"alice+localhost": 1, "bob+localhost": 0}
 
