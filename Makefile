@@ -116,3 +116,12 @@ $(BUILD)/bench/popload: bench/popload.c src/core/util.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 # ---- end bench ----
+
+# ---- fuzz_config (owned by tests/fuzz/fuzz_config.c) ----
+# The config parser needs inih and libevent's address parser besides FUZZ_LIB.
+build/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_LIB) src/core/config.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-o $@ $^ $(shell pkg-config --cflags --libs libsodium inih libevent)
+# ---- end fuzz_config ----

@@ -66,6 +66,24 @@ def wait_until(predicate, timeout=10.0, interval=0.05, what=None):
         time.sleep(interval)
 
 
+def wait_value(getter, expected, timeout=30.0, interval=0.05, what=None):
+    """Waits until GETTER() == EXPECTED; the assertion at the deadline names
+    WHAT and the last value seen (an exception counts as "not yet")."""
+    last = []
+
+    def check():
+        last[:] = [getter()]
+        return last[0] == expected
+
+    name = what or getattr(getter, "__name__", repr(getter))
+    try:
+        wait_until(check, timeout, interval, what=name)
+    except AssertionError as e:
+        seen = f"{last[0]!r}" if last else "nothing"
+        raise AssertionError(f"{e}: expected {expected!r}, last saw {seen}") from None
+    return expected
+
+
 def port_open(port, host=LOOPBACK):
     try:
         with socket.create_connection((host, port), timeout=0.5):

@@ -307,6 +307,28 @@ class Popgate:
             lambda: len(self.events(event, account)) >= count and self.events(event, account),
             timeout, what=what or f"{count} log line(s) event={event} account={account}")
 
+    def fetches_done(self, account):
+        """The "fetch ... done:" lines of ACCOUNT: fetches that ended with the
+        provider's answer to QUIT (its deletions are committed by then)."""
+        return [e for e in self.events("fetch", account) if e.detail.startswith("done:")]
+
+    def wait_fetch_done(self, account, count=1, timeout=60.0):
+        """Waits until COUNT fetches of ACCOUNT have ended (see fetches_done);
+        returns their lines."""
+        return itutil.wait_until(
+            lambda: len(self.fetches_done(account)) >= count and self.fetches_done(account),
+            timeout, interval=0.1,
+            what=f"{count} finished fetch(es) of {account} in {self.log_file}")
+
+    def message_path(self, message_id):
+        """The events logged for MESSAGE_ID, in order (its trace through popgate)."""
+        return [e.event for e in self.events() if e.id == message_id]
+
+    def wait_message_path(self, message_id, path, timeout=30.0):
+        """Waits until the trace of MESSAGE_ID is exactly PATH (a list of events)."""
+        return itutil.wait_value(lambda: self.message_path(message_id), list(path), timeout,
+                                 what=f"the logged trace of message {message_id}")
+
     # ------------------------------------------------------------ store
 
     @property
@@ -360,6 +382,16 @@ class Popgate:
             raise AssertionError(f"message states {last}, expected {expected} after {timeout}s"
                                  f"\n--- log ---\n{self.log_tail()}") from None
 
+    def message_state(self, message_id):
+        """The state of message MESSAGE_ID in the store, None if it has no row."""
+        rows = self.db_query("SELECT state FROM message WHERE id = ?", (message_id,))
+        return rows[0][0] if rows else None
+
+    def wait_message_state(self, message_id, state, timeout=30.0):
+        """Waits until message MESSAGE_ID is in STATE (None: until its row is gone)."""
+        return itutil.wait_value(lambda: self.message_state(message_id), state, timeout,
+                                 interval=0.1, what=f"the state of message {message_id}")
+
     # ------------------------------------------------------------ clients
 
     def client_context(self):
@@ -412,6 +444,14 @@ class Popgate:
         """The account's first pickup: must serve nothing. QUIT starts a fetch."""
         served = self.pickup(account, password, mode)
         assert served == [], f"first login of {account} served {len(served)} messages"
+
+    def first_login_fetched(self, account, password, mode="plain", timeout=60.0):
+        """first_login, then waits until the fetch its QUIT started has ended,
+        so that mail delivered to the provider afterwards is left for the
+        next fetch (and is not raced by this one)."""
+        before = len(self.fetches_done(account))
+        self.first_login(account, password, mode)
+        self.wait_fetch_done(account, before + 1, timeout)
 
 
 def _close(client):

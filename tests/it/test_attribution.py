@@ -9,7 +9,6 @@ still goes to the login that fetched.
 
 import json
 import os
-import sqlite3
 
 from test_ctl import ctl, ok, refused, set_state
 
@@ -17,15 +16,11 @@ PASSWORD = "attr-pw-1"
 
 
 def assign_address(gate, address, user_name):
-    """Assigns ADDRESS to USER_NAME beside the running daemon (as popgatectl does)."""
-    con = sqlite3.connect(gate.db_path, timeout=10.0)
-    try:
-        con.execute("INSERT INTO address (address, user_id, is_primary) "
-                    "SELECT ?, id, 0 FROM user WHERE name = ?", (address, user_name))
-        assert con.total_changes == 1, f"no user {user_name}"
-        con.commit()
-    finally:
-        con.close()
+    """Assigns ADDRESS to USER_NAME with `popgatectl address add`, beside the
+    running daemon, as an administrator does."""
+    assert json.loads(ok(ctl("--json", "address", "add", address, user_name,
+                             config=gate.config_path))) == {"address": address,
+                                                            "user": user_name}
 
 
 def message(subject, headers):
@@ -61,7 +56,7 @@ MESSAGES = [
 def test_collective_mailbox_attributes_mail_to_owners(popgate, provider):
     for name in ("collective", "alice", "bob", "carol"):
         provider.add_user(name, PASSWORD)
-        popgate.first_login(f"{name}@localhost", PASSWORD)
+        popgate.first_login_fetched(f"{name}@localhost", PASSWORD)
     users = dict(popgate.db_query("SELECT name, id FROM user"))
     alice, bob, carol = (users[f"{n}+localhost"] for n in ("alice", "bob", "carol"))
     for address, user in (("alice@example.org", "alice"), ("bob@example.org", "bob"),
@@ -118,10 +113,10 @@ def test_each_user_manages_only_the_mail_of_their_addresses(popgate, provider):
     queue entries of their own addresses, and no one else's."""
     for name in ("collective", "alice", "bob", "carol"):
         provider.add_user(name, PASSWORD)
-        popgate.first_login(f"{name}@localhost", PASSWORD)
+        popgate.first_login_fetched(f"{name}@localhost", PASSWORD)
     for address, user in (("alice@example.org", "alice"), ("bob@example.org", "bob"),
                           ("carol@example.org", "carol"), ("alice@gmx.net", "alice")):
-        ok(ctl("address", "add", address, f"{user}+localhost", config=popgate.config_path))
+        assign_address(popgate, address, f"{user}+localhost")
     unattributed = message("m5", ["From: someone@elsewhere.org",
                                   "To: nobody-local@elsewhere.org"])
     provider.deliver_many("collective", MESSAGES + [unattributed])

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 import corpus as corpus_mod
+import itutil
 from mailutil import sha256, split_trace, to_lf
 
 PASSWORDS = {"alice": "alice-pw-7", "bob": "bob-pw-7", "carol": "carol-pw-7"}
@@ -53,7 +54,9 @@ def test_curl_two_pickups(scheme, popgate, provider, corpus, new_dir):
     # First pickup: nothing listed; its QUIT starts the fetch.
     assert parse_list(curl(popgate, scheme, "alice@localhost", PASSWORDS["alice"])) == []
     popgate.wait_states({"delivery": len(wires)}, timeout=120)
-    assert provider.count("alice") == 0
+    # Stored is not yet deleted: the fetch's DELEs and QUIT come after.
+    popgate.wait_fetch_done("alice@localhost")
+    itutil.wait_value(lambda: provider.count("alice"), 0, 30, what="alice's provider mailbox")
 
     listing = parse_list(curl(popgate, scheme, "alice@localhost", PASSWORDS["alice"]))
     assert [int(n) for n, _ in listing] == list(range(1, len(wires) + 1))
@@ -67,7 +70,7 @@ def test_curl_two_pickups(scheme, popgate, provider, corpus, new_dir):
         assert len(served) == int(size), f"message {n}: LIST said {size}, got {len(served)}"
         got.append(sha256(split_trace(served)[1]))
     assert sorted(got) == sorted(sha256(w) for w in wires)
-    popgate.wait_states({"delivered": len(wires)}, timeout=20)
+    popgate.wait_states({"delivered": len(wires)}, timeout=30)
     assert parse_list(curl(popgate, scheme, "alice@localhost", PASSWORDS["alice"])) == []
 
 
@@ -141,6 +144,7 @@ def test_fetchmail_central_collector(variant, popgate, provider, corpus, new_dir
             with open(path, "rb") as f:
                 got.append(sha256(split_trace(f.read())[1]))
         assert sorted(got) == expected[user], f"messages of {user} differ"
-    popgate.wait_states({"delivered": total}, timeout=20)
+    popgate.wait_states({"delivered": total}, timeout=30)
     for user in PASSWORDS:
-        assert provider.count(user) == 0
+        itutil.wait_value(lambda: provider.count(user), 0, 30,
+                          what=f"{user}'s provider mailbox")

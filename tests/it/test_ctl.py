@@ -19,6 +19,8 @@ import subprocess
 
 import pytest
 
+import itutil
+
 from popgate import popgate_bin
 
 ACCOUNT = "alice@localhost"
@@ -57,6 +59,10 @@ def fetch_three(gate, provider, corpus):
     provider.deliver_many("alice", corpus.messages(3, seed=31))
     gate.first_login(ACCOUNT, PASSWORD)
     gate.wait_states({"delivery": 3}, timeout=60)
+    # The account's last fetch and the provider's mailbox settle at the
+    # fetch's end, after its messages are stored.
+    gate.wait_fetch_done(ACCOUNT)
+    itutil.wait_value(lambda: provider.count("alice"), 0, 30, what="alice's provider mailbox")
     return gate
 
 
@@ -482,5 +488,6 @@ def test_released_message_is_filtered_again_without_restart(make_popgate, provid
         "id": mid, "state": "processing"}
     gate.wait_states({"delivery": 3}, timeout=30)
     assert gate.pid == pid
-    assert len([e for e in gate.events("processed") if e["id"] == mid]) == 2
+    itutil.wait_value(lambda: len([e for e in gate.events("processed") if e["id"] == mid]), 2,
+                      30, what=f"the second processed line of {mid}")
     still_serving(gate)

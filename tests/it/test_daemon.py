@@ -152,19 +152,21 @@ def test_private_address_refused_without_policy(make_popgate, provider, test_ca)
         gate.login(ACCOUNT, PASSWORD)
     assert error_text(refused.value).startswith("-ERR [SYS/TEMP]")
     assert provider.logins("alice") == 0
-    assert any("private" in e.detail for e in gate.events("login_failed"))
+    itutil.wait_until(lambda: any("private" in e.detail for e in gate.events("login_failed")),
+                      30, what="a login_failed line naming the private address")
     assert gate.db_query("SELECT count(*) FROM account") == [(0,)]
 
 
 def test_provider_reached_with_stls(make_popgate, provider, corpus):
     gate = make_popgate(provider=provider, tls="starttls")
     provider.add_user("alice", PASSWORD)
-    gate.first_login(ACCOUNT, PASSWORD)
+    gate.first_login_fetched(ACCOUNT, PASSWORD)
     provider.deliver_many("alice", corpus.messages(2, seed=8))
     gate.pickup(ACCOUNT, PASSWORD)          # QUIT starts the fetch
     gate.wait_states({"delivery": 2}, timeout=30)
-    assert provider.count("alice") == 0
-    assert "TLS" in provider.log_text()
+    itutil.wait_value(lambda: provider.count("alice"), 0, 30, what="alice's provider mailbox")
+    itutil.wait_until(lambda: "TLS" in provider.log_text(), 30,
+                      what="Dovecot to log the TLS session")
 
 
 def test_plain_text_to_provider_only_where_allowed(make_popgate, provider):
@@ -181,12 +183,11 @@ def test_plain_text_to_provider_only_where_allowed(make_popgate, provider):
 
 def test_a_message_is_traced_by_its_id(popgate, provider, corpus):
     provider.add_user("alice", PASSWORD)
-    popgate.first_login(ACCOUNT, PASSWORD)
+    popgate.first_login_fetched(ACCOUNT, PASSWORD)
     provider.deliver_many("alice", corpus.messages(1, seed=9))
     popgate.pickup(ACCOUNT, PASSWORD)
     popgate.wait_states({"delivery": 1}, timeout=30)
     popgate.pickup(ACCOUNT, PASSWORD)
     (message_id,), = popgate.db_query("SELECT id FROM message")
-    path = [e.event for e in popgate.events() if e.id == message_id]
-    assert path == ["stored", "attributed", "processed", "delivered"], path
+    popgate.wait_message_path(message_id, ["stored", "attributed", "processed", "delivered"])
     assert all(e.account == ACCOUNT for e in popgate.events() if e.id == message_id)

@@ -24,6 +24,8 @@ import subprocess
 
 import pytest
 
+import itutil
+
 from mailutil import strip_trace
 from popgate import error_text, popgate_bin
 from provider import Dovecot
@@ -126,7 +128,10 @@ def test_same_login_at_two_providers_is_two_users(gate, provider, provider_b):
 
     gate.wait_states({"delivery": 2}, account=account_a, timeout=60)
     gate.wait_states({"delivery": 3}, account=account_b, timeout=60)
-    assert provider.count("alice") == 0 and provider_b.count("alice") == 0
+    gate.wait_fetch_done(account_a)
+    gate.wait_fetch_done(account_b)
+    for dovecot in (provider, provider_b):
+        itutil.wait_value(lambda: dovecot.count("alice"), 0, 30, what="alice's provider mailbox")
 
     # What the administrator sees: two provider users, one account each,
     # each with its own provider's messages.
@@ -147,8 +152,8 @@ def test_same_login_at_two_providers_is_two_users(gate, provider, provider_b):
     # Each login picks up only its own provider's mail.
     assert_picks_up(gate, account_a, PASSWORD_A, wires_a)
     assert_picks_up(gate, account_b, PASSWORD_B, wires_b)
-    gate.wait_states({"delivered": 2}, account=account_a, timeout=10)
-    gate.wait_states({"delivered": 3}, account=account_b, timeout=10)
+    gate.wait_states({"delivered": 2}, account=account_a, timeout=30)
+    gate.wait_states({"delivered": 3}, account=account_b, timeout=30)
 
 
 def test_same_address_login_at_two_providers_gets_the_host_appended(gate, provider, provider_b):

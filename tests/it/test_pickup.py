@@ -62,7 +62,8 @@ def test_two_pickups(mode, popgate, provider, corpus):
     popgate.first_login(ACCOUNT, PASSWORD, mode)
     popgate.wait_states({"delivery": len(wires)}, timeout=60)
     # P7, G3: deleted at the provider once stored.
-    itutil.wait_until(lambda: provider.count("alice") == 0, 20, what="provider mailbox empty")
+    popgate.wait_fetch_done(ACCOUNT)
+    itutil.wait_value(lambda: provider.count("alice"), 0, 30, what="alice's provider mailbox")
 
     # P6: the second pickup gets every message.
     client = popgate.login(ACCOUNT, PASSWORD, mode)
@@ -96,9 +97,9 @@ def test_two_pickups(mode, popgate, provider, corpus):
     assert sorted(bodies) == sorted(wires), "served messages differ from the provider's"
 
     # P5: what was retrieved leaves the Delivery Queue at QUIT.
-    popgate.wait_states({"delivered": len(wires)}, timeout=10)
+    popgate.wait_states({"delivered": len(wires)}, timeout=30)
     assert popgate.pickup(ACCOUNT, PASSWORD, mode) == []
-    assert provider.count("alice") == 0
+    itutil.wait_value(lambda: provider.count("alice"), 0, 30, what="alice's provider mailbox")
 
 
 def test_quit_takes_retrieved_and_deleted_only(popgate, provider, corpus):
@@ -117,7 +118,7 @@ def test_quit_takes_retrieved_and_deleted_only(popgate, provider, corpus):
     client.sock.shutdown(socket.SHUT_RDWR)
     client.close()
     _wait_login_free(popgate)
-    popgate.wait_states({"delivery": 6}, timeout=5)
+    popgate.wait_states({"delivery": 6}, timeout=30)
 
     # RSET forgets the DELE, not the RETR.
     client = popgate.login(ACCOUNT, PASSWORD)
@@ -126,7 +127,7 @@ def test_quit_takes_retrieved_and_deleted_only(popgate, provider, corpus):
     client.rset()
     client.dele(3)
     client.quit()
-    popgate.wait_states({"delivery": 4, "delivered": 2}, timeout=10)
+    popgate.wait_states({"delivery": 4, "delivered": 2}, timeout=30)
 
     client = popgate.login(ACCOUNT, PASSWORD)
     assert client.stat()[0] == 4
@@ -135,10 +136,10 @@ def test_quit_takes_retrieved_and_deleted_only(popgate, provider, corpus):
     assert retrieved not in rest
     assert len(set(rest) | {retrieved}) == 5
     assert set(rest) | {retrieved} < set(wires)
-    popgate.wait_states({"delivered": 6}, timeout=10)
+    popgate.wait_states({"delivered": 6}, timeout=30)
 
 
-def _wait_login_free(gate, timeout=10.0):
+def _wait_login_free(gate, timeout=30.0):
     """Logs in until the server has noticed a cut session (no more IN-USE)."""
 
     def attempt():

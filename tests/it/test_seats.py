@@ -4,31 +4,27 @@ new user takes a seat while one is free; a user without one still gets mail,
 unfiltered and marked so in a header.
 """
 
-import sqlite3
+import json
 
 from mailutil import split_trace
+from test_ctl import ctl, ok
 
 PASSWORD = "seat-pw-1"
 UNFILTERED = b"X-Popgate-Unfiltered:"
 
 
 def set_seat_limit(gate, limit):
-    """Writes the seat limit beside the running daemon (as popgatectl does)."""
-    con = sqlite3.connect(gate.db_path, timeout=10.0)
-    try:
-        con.execute("INSERT OR REPLACE INTO setting (key, value) VALUES ('seat_limit', ?)",
-                    (str(limit),))
-        con.commit()
-    finally:
-        con.close()
+    """Sets the seat limit with `popgatectl seat set`, beside the running daemon."""
+    out = json.loads(ok(ctl("--json", "seat", "set", str(limit), config=gate.config_path)))
+    assert out["limit"] == limit, out
 
 
 def test_user_without_a_seat_gets_mail_unfiltered_and_marked(popgate, provider, corpus):
     set_seat_limit(popgate, 1)
     provider.add_user("alice", PASSWORD)
     provider.add_user("bob", PASSWORD)
-    popgate.first_login("alice@localhost", PASSWORD)      # takes the one seat
-    popgate.first_login("bob@localhost", PASSWORD)        # waits for one
+    popgate.first_login_fetched("alice@localhost", PASSWORD)      # takes the one seat
+    popgate.first_login_fetched("bob@localhost", PASSWORD)        # waits for one
     seats = dict(popgate.db_query("SELECT name, has_seat FROM user"))
     assert seats == {"alice+localhost": 1, "bob+localhost": 0}
 

@@ -12,6 +12,8 @@ import poplib
 
 import pytest
 
+import itutil
+
 PASSWORD = "users-secret-1"
 
 
@@ -40,7 +42,8 @@ def test_login_containing_at_is_split_at_the_last_at(popgate, provider):
     provider.add_user("bob@example.org", PASSWORD)
     popgate.first_login("bob@example.org@localhost", PASSWORD)
     # The provider was asked for the login "bob@example.org".
-    assert provider.logins("bob@example.org") >= 1
+    itutil.wait_until(lambda: provider.logins("bob@example.org") >= 1, 30,
+                      what="Dovecot to log bob's login")
     assert users_and_addresses(popgate) == [
         ("bob+example.org", "bob+example.org@pop3proxy.reddoxx", 1)]
     rows = popgate.db_query("SELECT login, host FROM account")
