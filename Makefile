@@ -37,8 +37,10 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-# The parsers the fuzz targets reach; they must not need the event loop or the store.
-FUZZ_LIB := src/pop3/parse.c src/pipeline/proto.c src/pipeline/headers.c src/core/util.c src/core/log.c src/pop3/framing.c
+# The parsers and checks the fuzz targets reach; they must not need the event
+# loop or the store (config.c uses only libevent's address parser and inih).
+FUZZ_LIB := src/pop3/parse.c src/pop3/framing.c src/pop3/policy.c src/pipeline/proto.c \
+	src/pipeline/headers.c src/core/util.c src/core/log.c src/core/config.c
 FUZZ_SECONDS ?= 20
 
 .PHONY: all deps deps-test run test unit fuzz it bench clean format
@@ -63,15 +65,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-o $@ $^ $(shell pkg-config --cflags --libs libsodium libevent)
-
-# The address policy target also needs the policy and the config module (for
-# config_pattern_match and config_host_allowed), which link inih and libevent.
-build/fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(FUZZ_LIB) src/pop3/policy.c src/core/config.c
-	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
-		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-o $@ $(sort $^) $(shell pkg-config --cflags --libs libsodium inih libevent)
+		-o $@ $^ $(shell pkg-config --cflags --libs libsodium libevent inih)
 
 deps:
 	@scripts/deps.sh run
@@ -116,12 +110,3 @@ $(BUILD)/bench/popload: bench/popload.c src/core/util.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 # ---- end bench ----
-
-# ---- fuzz_config (owned by tests/fuzz/fuzz_config.c) ----
-# The config parser needs inih and libevent's address parser besides FUZZ_LIB.
-build/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_LIB) src/core/config.c
-	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
-		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-o $@ $^ $(shell pkg-config --cflags --libs libsodium inih libevent)
-# ---- end fuzz_config ----

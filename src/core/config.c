@@ -31,6 +31,10 @@
 #include "core/util.h"
 #include "pop3/policy.h"
 
+/* The longest line config_load reads: inih's line buffer less the line end
+ * and its NUL. */
+#define CONFIG_LINE_MAX (INI_MAX_LINE - 2)
+
 enum config_type {
 	CONFIG_TEXT,	 /* any non-empty text */
 	CONFIG_PATH,	 /* a non-empty path, made absolute after loading */
@@ -682,6 +686,50 @@ static void config_finish_providers(struct config_parse *p)
 	}
 }
 
+/*
+ * A path made absolute (or derived from data_dir) must still fit on one line
+ * of `config show`, whose output config_load must read back: inih's lines
+ * hold CONFIG_LINE_MAX characters. 0, or -1 naming the line the path came
+ * from (data_dir's for a derived one).
+ */
+static int config_check_path_length(const struct config_parse *p, const char *key,
+				    const char *value, int line, char *err, size_t errlen)
+{
+	if (value == NULL || strlen(key) + 3 + strlen(value) <= CONFIG_LINE_MAX)
+		return 0;
+	snprintf(err, errlen,
+		 "%s:%d: %s is %zu characters long once made absolute; a line holds at most %d "
+		 "(give a shorter absolute path)",
+		 p->path, line, key, strlen(value), CONFIG_LINE_MAX);
+	return -1;
+}
+
+static int config_check_path_lengths(const struct config_parse *p, char *err, size_t errlen)
+{
+	const struct popgate_config *cfg = p->cfg;
+	int data_line = p->key_line[config_key_index("server", "data_dir")];
+	static const char *const server_paths[] = {"data_dir", "log_file", "tls_cert", "tls_key"};
+	const char *const values[] = {cfg->data_dir, cfg->log_file, cfg->tls_cert, cfg->tls_key};
+
+	for (size_t i = 0; i < sizeof(server_paths) / sizeof(server_paths[0]); i++) {
+		int line = p->key_line[config_key_index("server", server_paths[i])];
+		/* A default made absolute comes from the file's own folder: line 1. */
+		if (line == 0)
+			line = data_line != 0 ? data_line : 1;
+		if (config_check_path_length(p, server_paths[i], values[i], line, err, errlen) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < p->provider_count; i++) {
+		const struct config_provider *meta = &p->providers[i];
+		int line = meta->key_line[PROVIDER_CA_FILE];
+		if (config_check_path_length(p, "ca_file", meta->policy->ca_file,
+					     line != 0 ? line : meta->section_line, err,
+					     errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Checks that need the whole file, and the derived values. 0 or -1. */
 static int config_finish(struct config_parse *p, char *err, size_t errlen)
 {
@@ -723,7 +771,7 @@ static int config_finish(struct config_parse *p, char *err, size_t errlen)
 		cfg->tls_key = xasprintf("%s/tls/key.pem", cfg->data_dir);
 	}
 	free(base);
-	return 0;
+	return config_check_path_lengths(p, err, errlen);
 }
 
 /* Prints KEY's value with a blank before it, or nothing when it is empty,

@@ -385,6 +385,32 @@ static void test_allow_list(void **state)
 	assert_true(config_host_allowed(&f->cfg, "10.0.0.1"));
 }
 
+/* A relative path that would not fit on a line of `config show` once made
+ * absolute is refused, so the summary always reads back. */
+static void test_path_too_long_once_absolute(void **state)
+{
+	struct fixture *f = *state;
+	char name[186]; /* a line of 196 characters, within the 198 a line holds */
+	char *text;
+
+	memset(name, 'd', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	text = xasprintf("[server]\n\ndata_dir = %s\n", name);
+	assert_int_equal(load_text(f, text), -1);
+	assert_non_null(strstr(f->err, ":3: data_dir is "));
+	assert_non_null(strstr(f->err, "once made absolute"));
+	free(text);
+
+	/* An absolute data_dir of 180 characters fits; tls_cert derived from it
+	 * (13 more) does not, and the error names data_dir's line. */
+	name[0] = '/';
+	name[180] = '\0';
+	text = xasprintf("[server]\ndata_dir = %s\n", name);
+	assert_int_equal(load_text(f, text), -1);
+	assert_non_null(strstr(f->err, ":2: tls_cert is 193 characters long"));
+	free(text);
+}
+
 static void test_host_ipv4_literals(void **state)
 {
 	struct fixture *f = *state;
@@ -546,6 +572,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_path_too_long_once_absolute, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_free, setup, teardown),
 	};
 
