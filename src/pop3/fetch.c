@@ -60,8 +60,10 @@
 #define PROVIDER_LINE_MAX 8192
 /* The addresses of a host a connection tries, at most. */
 #define PROVIDER_ADDRESSES_MAX 8
-/* Stop reading a provider's listing after this many entries. */
-#define PROVIDER_LIST_MAX 200000
+/* Entries a fetch works through before it lets the loop serve others. */
+#define PROVIDER_STEPS_PER_TURN 256
+/* Skip reasons a fetch's summary line names; the rest are counted. */
+#define PROVIDER_SKIP_REASONS 3
 
 enum provider_state {
 	PROVIDER_RESOLVING,
@@ -113,6 +115,12 @@ struct provider_entry {
 	bool deleted; /* DELE answered +OK */
 };
 
+/* An entry's place in the listing, sorted by message number for LIST. */
+struct provider_number {
+	uint32_t number;
+	uint32_t index;
+};
+
 struct fetch_account;
 
 /* One connection to a provider. */
@@ -151,16 +159,21 @@ struct provider_conn {
 	size_t entry_count;
 	size_t entry_capacity;
 	size_t cursor;		 /* entry being worked on */
+	struct provider_number *by_number; /* the entries sorted by number */
+	size_t unlisted;	 /* entries past [fetch] max_listed, left for later */
+	struct event *resume_event; /* goes on working through the entries */
 	bool in_listing;	 /* the +OK of a multi-line reply was read; lines follow */
 	struct spool_writer *writer;
 	struct pop3_dot_decoder decoder;
 	EVP_MD_CTX *digest;
 	bool oversize;		 /* the body in progress passed the size limit */
+	bool skips_reported;	 /* the skipped messages are in the fetch's error */
 	unsigned stored_count;
 	unsigned deleted_count;
 	unsigned skipped_count;
-	char skip_reason[160];	 /* first reason a message was left at the provider */
-	char error[256];	 /* why the connection failed; "" if it did not */
+	unsigned redeleted_count; /* stored at an earlier fetch, deleted again */
+	char skip_reason[200];	 /* the first reasons messages were left at the provider */
+	char error[400];	 /* why the connection failed; "" if it did not */
 
 	/* A connection is freed from the loop, never inside its own handlers. */
 	struct event *free_event;
@@ -473,9 +486,12 @@ static void provider_conn_free(struct provider_conn *conn)
 		EVP_MD_CTX_free(conn->digest);
 	if (conn->free_event != NULL)
 		event_free(conn->free_event);
+	if (conn->resume_event != NULL)
+		event_free(conn->resume_event);
 	TAILQ_REMOVE(&conn->fetcher->conns, conn, entry);
 	conn->fetcher->active--;
 	free(conn->entries);
+	free(conn->by_number);
 	free(conn->login);
 	free(conn->host);
 	free(conn->account_name);
@@ -634,16 +650,37 @@ static bool provider_uidl_known(struct provider_conn *conn, const char *uidl)
 	return known == 1;
 }
 
+/* Leaves ENTRY at the provider. The reasons are summed up in one line at
+ * the end of the fetch, not logged per message: a listing may be huge. */
 static void provider_skip(struct provider_conn *conn, struct provider_entry *entry,
 			  const char *reason)
 {
+	size_t used = strlen(conn->skip_reason);
+
 	conn->skipped_count++;
-	if (conn->skip_reason[0] == '\0')
-		snprintf(conn->skip_reason, sizeof(conn->skip_reason), "message %u: %s",
-			 entry->number, reason);
-	log_event(LOG_WARN, "error", conn->account_name, NULL,
-		  "left message %u (uidl %s) at the provider: %s", entry->number, entry->uidl,
-		  reason);
+	if (conn->skipped_count <= PROVIDER_SKIP_REASONS)
+		snprintf(conn->skip_reason + used, sizeof(conn->skip_reason) - used, "%smessage %u: %s",
+			 used > 0 ? "; " : "", entry->number, reason);
+}
+
+/* The skip reasons as one text: the first few, and how many more. */
+static void provider_skip_summary(const struct provider_conn *conn, char *out, size_t outlen)
+{
+	if (conn->skipped_count > PROVIDER_SKIP_REASONS)
+		snprintf(out, outlen, "%s; and %u more", conn->skip_reason,
+			 conn->skipped_count - PROVIDER_SKIP_REASONS);
+	else
+		snprintf(out, outlen, "%s", conn->skip_reason);
+}
+
+static void provider_resume_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct provider_conn *conn = ctx;
+	(void)fd;
+	(void)what;
+
+	if (conn->state != PROVIDER_DONE)
+		provider_fetch_next(conn);
 }
 
 /* Works on entry CURSOR: delete it if already stored, skip it if too big,
@@ -651,17 +688,28 @@ static void provider_skip(struct provider_conn *conn, struct provider_entry *ent
 static void provider_fetch_next(struct provider_conn *conn)
 {
 	struct popgate *pg = conn->fetcher->pg;
+	unsigned steps = 0;
 
 	while (conn->cursor < conn->entry_count) {
 		struct provider_entry *entry = &conn->entries[conn->cursor];
+		/* Entries left without a word to the provider (over the size limit)
+		 * could run long: let the loop serve others between turns. */
+		if (++steps > PROVIDER_STEPS_PER_TURN) {
+			static const struct timeval soon = {0, 0};
+			if (conn->resume_event == NULL)
+				conn->resume_event =
+				    evtimer_new(pg->base, provider_resume_cb, conn);
+			evtimer_add(conn->resume_event, &soon);
+			return;
+		}
 		bool known = provider_uidl_known(conn, entry->uidl);
 		if (conn->state == PROVIDER_DONE)
 			return;
 		if (known) {
-			/* Stored before a crash cut the last session short: delete only. */
-			log_event(LOG_INFO, "fetch", conn->account_name, NULL,
-				  "uidl %s already stored; deleting it at the provider",
-				  entry->uidl);
+			/* Stored at an earlier fetch whose deletion did not happen (a
+			 * crash, a provider that ignores DELE): delete only. Counted in
+			 * the fetch's summary, not logged one by one. */
+			conn->redeleted_count++;
 			provider_send(conn, "DELE %u", entry->number);
 			provider_enter_state(conn, PROVIDER_DELE);
 			return;
@@ -781,9 +829,10 @@ static int provider_add_uidl(struct provider_conn *conn, const char *line, size_
 		provider_fail(conn, "malformed UIDL line from the provider");
 		return -1;
 	}
-	if (conn->entry_count >= PROVIDER_LIST_MAX) {
-		provider_fail(conn, "the provider lists more than %d messages", PROVIDER_LIST_MAX);
-		return -1;
+	/* A huge mailbox is taken in parts: the rest waits for the next fetch. */
+	if (conn->entry_count >= (size_t)conn->fetcher->pg->cfg->max_listed) {
+		conn->unlisted++;
+		return 0;
 	}
 	if (conn->entry_count == conn->entry_capacity) {
 		conn->entry_capacity = conn->entry_capacity ? conn->entry_capacity * 2 : 64;
@@ -794,20 +843,39 @@ static int provider_add_uidl(struct provider_conn *conn, const char *line, size_
 	return 0;
 }
 
+static int provider_number_compare(const void *a, const void *b)
+{
+	const struct provider_number *x = a, *y = b;
+
+	return x->number < y->number ? -1 : x->number > y->number;
+}
+
+/* Sorts the entries by message number, so that each LIST line finds its
+ * entry directly (a provider may list tens of thousands). */
+static void provider_index_numbers(struct provider_conn *conn)
+{
+	free(conn->by_number);
+	conn->by_number = xcalloc(conn->entry_count + 1, sizeof(*conn->by_number));
+	for (size_t i = 0; i < conn->entry_count; i++) {
+		conn->by_number[i].number = conn->entries[i].number;
+		conn->by_number[i].index = (uint32_t)i;
+	}
+	qsort(conn->by_number, conn->entry_count, sizeof(*conn->by_number),
+	      provider_number_compare);
+}
+
 static void provider_add_size(struct provider_conn *conn, const char *line, size_t len)
 {
-	uint32_t number;
+	struct provider_number key;
+	const struct provider_number *found;
 	uint64_t size;
 
-	if (pop3_parse_list_line(line, len, &number, &size) < 0)
+	if (pop3_parse_list_line(line, len, &key.number, &size) < 0)
 		return; /* sizes are advisory: the size limit is enforced while reading */
-	/* Listings come in message order; look near the same position first. */
-	for (size_t i = 0; i < conn->entry_count; i++) {
-		if (conn->entries[i].number == number) {
-			conn->entries[i].size = size;
-			return;
-		}
-	}
+	found = bsearch(&key, conn->by_number, conn->entry_count, sizeof(*conn->by_number),
+			provider_number_compare);
+	if (found != NULL)
+		conn->entries[found->index].size = size;
 }
 
 /* The provider confirmed our QUIT: its deletions are done. */
@@ -822,11 +890,17 @@ static void provider_quit_done(struct provider_conn *conn)
 						  conn->entries[i].uidl);
 		}
 		log_event(LOG_INFO, "fetch", conn->account_name, NULL,
-			  "done: %u stored, %u deleted at the provider, %u left there",
-			  conn->stored_count, conn->deleted_count, conn->skipped_count);
-		if (conn->skipped_count > 0 && conn->error[0] == '\0')
+			  "done: %u stored, %u deleted at the provider (%u stored before), %u "
+			  "left there, %zu more listed for the next fetch",
+			  conn->stored_count, conn->deleted_count, conn->redeleted_count,
+			  conn->skipped_count, conn->unlisted);
+		if (conn->skipped_count > 0 && conn->error[0] == '\0') {
+			char reasons[sizeof(conn->skip_reason) + 32];
+			provider_skip_summary(conn, reasons, sizeof(reasons));
 			snprintf(conn->error, sizeof(conn->error), "%u message(s) left at the "
-				 "provider (%s)", conn->skipped_count, conn->skip_reason);
+				 "provider (%s)", conn->skipped_count, reasons);
+			conn->skips_reported = true;
+		}
 	}
 	provider_enter_state(conn, PROVIDER_DONE);
 	provider_conn_finish(conn);
@@ -952,15 +1026,26 @@ static void provider_handle_listing(struct provider_conn *conn, const char *line
 			provider_after_capa(conn);
 			return;
 		case PROVIDER_UIDL: {
-			char **present = xcalloc(conn->entry_count + 1, sizeof(char *));
-			for (size_t i = 0; i < conn->entry_count; i++)
-				present[i] = conn->entries[i].uidl;
-			/* UIDLs the provider no longer lists are gone there for good. */
-			store_uidl_prune(conn->fetcher->pg->store, conn->account->account_id,
-					 present, conn->entry_count);
-			free(present);
-			log_event(LOG_INFO, "fetch", conn->account_name, NULL,
-				  "%zu message(s) at the provider", conn->entry_count);
+			/* UIDLs the provider no longer lists are gone there for good;
+			 * a listing cut at max_listed proves nothing of the rest. */
+			if (conn->unlisted == 0) {
+				char **present = xcalloc(conn->entry_count + 1, sizeof(char *));
+				for (size_t i = 0; i < conn->entry_count; i++)
+					present[i] = conn->entries[i].uidl;
+				store_uidl_prune(conn->fetcher->pg->store,
+						 conn->account->account_id, present,
+						 conn->entry_count);
+				free(present);
+				log_event(LOG_INFO, "fetch", conn->account_name, NULL,
+					  "%zu message(s) at the provider", conn->entry_count);
+			} else {
+				log_event(LOG_INFO, "fetch", conn->account_name, NULL,
+					  "%zu message(s) at the provider; this fetch takes the "
+					  "first %zu ([fetch] max_listed), the rest waits for the "
+					  "next fetch",
+					  conn->entry_count + conn->unlisted, conn->entry_count);
+			}
+			provider_index_numbers(conn);
 			if (conn->entry_count == 0) {
 				provider_send(conn, "QUIT");
 				provider_enter_state(conn, PROVIDER_QUIT);
@@ -1175,10 +1260,15 @@ static void fetcher_fetch_done(struct provider_conn *conn)
 	} else {
 		store_account_record_fetch(pg->store, account->account_id, NULL, 0, 0);
 		evtimer_del(account->retry_timer);
+		/* A listing cut at max_listed: the next part follows at once while
+		 * the fetches make headway. */
+		if (conn->unlisted > 0 && conn->deleted_count > 0)
+			account->again = true;
 	}
 	if (account->again) {
+		/* Asked for while running; after a failure, back-off still holds. */
 		account->again = false;
-		fetcher_request(fetcher, account->account_id, 1);
+		fetcher_request(fetcher, account->account_id, 0);
 	}
 }
 
@@ -1199,6 +1289,14 @@ static void provider_conn_finish(struct provider_conn *conn)
 			log_debug("provider %s: after the login check: %s", conn->host,
 				  conn->error);
 	} else {
+		if (conn->skipped_count > 0 && !conn->skips_reported) {
+			/* The fetch failed for another reason after leaving messages. */
+			char reasons[sizeof(conn->skip_reason) + 32];
+			provider_skip_summary(conn, reasons, sizeof(reasons));
+			log_event(LOG_WARN, "error", conn->account_name, NULL,
+				  "%u message(s) left at the provider (%s)", conn->skipped_count,
+				  reasons);
+		}
 		fetcher_fetch_done(conn);
 	}
 	/* The handler that ended CONN may still be running on it: free it from
@@ -1318,7 +1416,12 @@ void fetcher_request(struct fetcher *fetcher, int64_t account_id, int now)
 			wait = row.next_fetch_at - util_now();
 		store_account_clear(&row);
 		if (wait > 0) {
+			/* A failing provider is not asked again before its back-off
+			 * ends, however many pickups come: the timer fetches then. */
 			struct timeval tv = {.tv_sec = wait};
+			log_event(LOG_INFO, "fetch", NULL, NULL,
+				  "account %lld waits %lld s for its fetch back-off",
+				  (long long)account_id, (long long)wait);
 			evtimer_add(account->retry_timer, &tv);
 			return;
 		}

@@ -50,7 +50,8 @@ void fetch_verify_cancel(struct fetch_verify **verify);
 /*
  * Asks for a fetch of ACCOUNT_ID. If one runs for the account, another
  * follows it; a fetch that waits for back-off starts when that ends unless
- * NOW is set (a user's pickup overrides back-off).
+ * NOW is set (only the back-off timer itself sets it: a pickup must not
+ * hammer a failing provider).
  */
 void fetcher_request(struct fetcher *fetcher, int64_t account_id, int now);
 

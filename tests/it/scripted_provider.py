@@ -3,7 +3,10 @@ scripted_provider.py — a small POP3 server (RFC 1939 subset: CAPA, USER, PASS,
 STAT, LIST, UIDL, RETR, TOP, DELE, RSET, NOOP, QUIT; optional implicit TLS)
 that misbehaves on demand, for the provider faults a real Dovecot will not
 produce: a stall or a cut in the middle of RETR, -ERR on RETR, a LIST size
-that lies, a password that is refused, a closed port.
+that lies, a password that is refused, a closed port, a reply dripped a byte
+a second, DELE acknowledged but never applied, bodies with bare LF line ends,
+one UIDL for two messages (deliver with the same uidl), and listings of
+hundreds of thousands of messages made cheaply (deliver_bulk).
 
 It records every command of every session (passwords masked) so tests can
 assert that DELE came only after the message was stored, or never. Deletions
@@ -26,6 +29,7 @@ from mailutil import to_lf, wire_from_lf
 class Message:
     uidl: str
     wire: bytes
+    listed_size: int = None   # what LIST says, if not the wire's length
 
 
 @dataclass
@@ -74,7 +78,12 @@ class ScriptedProvider:
               "cut_quit"      QUIT after login closes the connection without
                               deleting anything (a crash between popgate's
                               commit and the provider's UPDATE state)
+              "ignore_dele"   DELE and QUIT answer +OK but nothing is deleted
+              "bare_lf"       RETR sends the message with bare LF line ends
+              "drip"          USER is answered one byte a second, never ending
+                              the line (a slow-loris provider)
       fault_uidls = None      the RETR faults hit every message, else only these
+      fault_users = None      the faults hit every user, else only these
       list_sizes = {uidl: n}  LIST (and STAT) announce N octets for UIDL
       on_dele = fn(session, uidl)  called at each DELE before it is answered
     """
@@ -86,6 +95,7 @@ class ScriptedProvider:
         self.mailboxes = {}
         self.fault = None
         self.fault_uidls = None
+        self.fault_users = None
         self.list_sizes = {}
         self.on_dele = None
         self.sessions = []
@@ -134,6 +144,20 @@ class ScriptedProvider:
             uidl = uidl or f"scripted-{self._uidl_seq:06d}"
             self.mailboxes[user].append(Message(uidl, wire))
         return wire
+
+    def deliver_bulk(self, user, count, listed_size=None, prefix="bulk"):
+        """Adds COUNT small messages at once (one shared body), listed as
+        LISTED_SIZE octets if given: a huge listing costs little here."""
+        wire = wire_from_lf(b"Subject: bulk\n\nbulk\n")
+        with self.lock:
+            self.mailboxes[user].extend(Message(f"{prefix}-{i:07d}", wire, listed_size)
+                                        for i in range(count))
+
+    def fault_for(self, user):
+        """The fault that applies to USER's session now."""
+        if self.fault_users is not None and user not in self.fault_users:
+            return None
+        return self.fault
 
     def uidls(self, user):
         with self.lock:
@@ -184,15 +208,16 @@ class ScriptedProvider:
             verb = verb.upper()
             with self.lock:
                 s.commands.append("PASS ***" if verb == "PASS" else line)
+            fault_now = self.fault_for(user)
             if verb == "CAPA":
                 send("+OK\r\nUSER\r\nUIDL\r\nTOP\r\n.\r\n")
             elif verb == "NOOP":
                 send("+OK\r\n")
             elif verb == "QUIT":
-                if self.fault == "cut_quit" and listing is not None:
+                if fault_now == "cut_quit" and listing is not None:
                     return   # gone before the UPDATE state: nothing is deleted
                 with self.lock:
-                    if listing is not None:
+                    if listing is not None and fault_now != "ignore_dele":
                         box = self.mailboxes[user]
                         gone = [m for m in listing if m.uidl in marked]
                         self.mailboxes[user] = [m for m in box if m.uidl not in marked]
@@ -203,11 +228,14 @@ class ScriptedProvider:
             elif listing is None:
                 if verb == "USER":
                     user = arg
+                    if self.fault_for(user) == "drip":
+                        self._drip(h)
+                        return
                     send("+OK\r\n")
                 elif verb == "PASS":
                     with self.lock:
                         good = (user in self.users and self.users[user] == arg
-                                and self.fault != "wrong_password")
+                                and fault_now != "wrong_password")
                         if good:
                             s.user = user
                             listing = list(self.mailboxes[user])
@@ -232,12 +260,14 @@ class ScriptedProvider:
                 if m is None:
                     send("-ERR no such message\r\n")
                     continue
-                fault = self.fault if (self.fault_uidls is None
-                                       or m.uidl in self.fault_uidls) else None
+                fault = fault_now if (self.fault_uidls is None
+                                      or m.uidl in self.fault_uidls) else None
                 if verb == "RETR" and fault == "err_retr":
                     send("-ERR message temporarily unavailable\r\n")
                     continue
                 body = _dot_stuff(m.wire)
+                if verb == "RETR" and fault == "bare_lf":
+                    body = body.replace(b"\r\n", b"\n")
                 if verb == "RETR" and fault in ("stall_retr", "cut_retr"):
                     send(b"+OK\r\n" + body[:len(body) // 2])
                     if fault == "cut_retr":
@@ -270,6 +300,8 @@ class ScriptedProvider:
                 send("-ERR unknown command\r\n")
 
     def _size(self, m):
+        if m.listed_size is not None:
+            return m.listed_size
         return self.list_sizes.get(m.uidl, len(m.wire))
 
     @staticmethod
@@ -281,6 +313,18 @@ class ScriptedProvider:
         if 1 <= i <= len(listing) and listing[i - 1].uidl not in marked:
             return listing[i - 1]
         return None
+
+    def _drip(self, h, interval=1.0):
+        """Sends "+OK " and then a byte every INTERVAL seconds, never a line
+        end, until the peer hangs up or the provider stops (at most 120 s)."""
+        deadline = time.monotonic() + 120
+        data = b"+OK "
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            h.wfile.write(data[:1])
+            h.wfile.flush()
+            data = data[1:] or b"."
+            if self._stop.wait(interval):
+                return
 
     def _stall(self, h):
         """Sends nothing more until the peer gives up or the provider stops."""

@@ -1,0 +1,113 @@
+"""
+test_provider_faults.py — providers that break the rules or push the limits
+(issue 7, SPEC G3 and G6), played by the scripted provider: listings of
+hundreds of thousands of messages, the fetch back-off against pickups, one
+UIDL for two messages, DELE acknowledged but never applied, bodies with bare
+LF line ends, arguments that would smuggle commands, a provider that drips a
+byte a second, and a DNS lookup still pending at SIGTERM.
+
+No assertion is timed: each waits, with a deadline, for the state it checks.
+"""
+
+import re
+import threading
+
+import pytest
+
+import itutil
+
+ACCOUNT = "alice@localhost"
+PASSWORD = "provider-pw-1"
+
+
+def wait_sessions(scripted, count, user="alice", timeout=30):
+    """Waits until COUNT logged-in sessions of USER have ended."""
+    itutil.wait_until(lambda: len([s for s in scripted.logged_in_sessions(user)
+                                   if s.ended is not None]) >= count,
+                      timeout, what=f"{count} finished provider sessions of {user}")
+
+
+def wait_log(gate, pattern, count=1, timeout=30.0):
+    """Waits for COUNT log lines matching PATTERN (a regular expression)."""
+    regex = re.compile(pattern)
+    return itutil.wait_until(
+        lambda: (lambda found: len(found) >= count and found)(
+            [line for line in gate.log_lines() if regex.search(line)]),
+        timeout, what=f"{count} log line(s) matching /{pattern}/")
+
+
+def make_gate(make_scripted, make_popgate, overrides=None):
+    """A scripted provider as "localhost", alice on it, and a popgate whose
+    account for alice has had its first (empty) fetch."""
+    scripted = make_scripted()
+    scripted.add_user("alice", PASSWORD)
+    config = {"queue": {"max_message_size": 100000}}
+    for section, keys in (overrides or {}).items():
+        config.setdefault(section, {}).update(keys)
+    gate = make_popgate(scripted=scripted, overrides=config)
+    gate.first_login(ACCOUNT, PASSWORD)
+    wait_sessions(scripted, 2)
+    return scripted, gate
+
+
+# ------------------------------------------------------------------ listings
+
+def test_huge_listing_one_summary_line(make_scripted, make_popgate):
+    """200,000 listed messages, all announced over the size limit: the fetch
+    reads the whole listing, finds each LIST size directly, leaves them all
+    there, and says so in one line; another client is served meanwhile."""
+    scripted, gate = make_gate(make_scripted, make_popgate,
+                               {"fetch": {"max_listed": 200000, "retry_min": 120,
+                                          "retry_max": 240}})
+    scripted.deliver_bulk("alice", 200000, listed_size=5_000_000)
+    lines_before = len(gate.log_lines())
+
+    assert gate.pickup(ACCOUNT, PASSWORD) == []
+    # While the fetch works through the listing, a new client is greeted.
+    itutil.wait_until(lambda: len(scripted.logged_in_sessions("alice")) >= 3, 30,
+                      what="the fetch logged in")
+    client = gate.connect()
+    assert client.getwelcome().startswith(b"+OK")
+    client.quit()
+
+    done = wait_log(gate, r"event=fetch_error account=alice@localhost .*200000 message\(s\) "
+                          r"left at the provider", timeout=120)
+    assert "and 199997 more" in done[0]
+    new = gate.log_lines()[lines_before:]
+    mentions = [line for line in new if re.search(r"bulk-|left at the provider", line)]
+    assert len(mentions) == 1, f"{len(mentions)} lines about the skipped messages"
+    assert len(new) < 50, f"{len(new)} log lines for one fetch"
+    assert [c for c in scripted.commands("alice") if c.startswith(("RETR", "DELE"))] == []
+    assert scripted.count("alice") == 200000
+
+
+def test_listing_bounded_by_max_listed(make_scripted, make_popgate, corpus):
+    """max_listed = 5 and 12 messages: each fetch takes the first five, says
+    the rest waits, and the next fetch follows; all arrive, none twice."""
+    scripted, gate = make_gate(make_scripted, make_popgate, {"fetch": {"max_listed": 5}})
+    wires = [scripted.deliver("alice", m) for m in corpus.messages(12, seed=71, max_size=20000)]
+    assert gate.pickup(ACCOUNT, PASSWORD) == []
+    gate.wait_states({"delivery": 12}, timeout=60)
+    itutil.wait_until(lambda: scripted.count("alice") == 0, 30, what="provider emptied")
+    wait_log(gate, r"12 message\(s\) at the provider; this fetch takes the first 5")
+    assert len(gate.db_query("SELECT DISTINCT sha256 FROM message")) == len(wires)
+
+
+def test_pickups_do_not_bypass_back_off(make_scripted, make_popgate):
+    """A provider that refuses the stored password: the pickup's fetch fails
+    and backs off; two more pickups in a row cause no provider connection
+    within retry_min."""
+    scripted, gate = make_gate(make_scripted, make_popgate,
+                               {"fetch": {"retry_min": 120, "retry_max": 240}})
+    scripted.fault = "wrong_password"
+    before = len(scripted.sessions)
+    assert gate.pickup(ACCOUNT, PASSWORD) == []
+    wait_log(gate, r"event=fetch_error account=alice@localhost .*login refused")
+    itutil.wait_until(lambda: len(scripted.sessions) == before + 1
+                      and scripted.sessions[-1].ended is not None, 30,
+                      what="the failed fetch's session ended")
+
+    for pickups in (1, 2):
+        assert gate.pickup(ACCOUNT, PASSWORD) == []
+        wait_log(gate, r"event=fetch .*waits \d+ s for its fetch back-off", count=pickups)
+    assert len(scripted.sessions) == before + 1, "a pickup hammered the failing provider"
