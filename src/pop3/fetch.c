@@ -13,8 +13,9 @@
  * so a message is deleted at the provider only once it is durably stored
  * (G3). A UIDL that is already recorded as stored is only deleted, never
  * fetched again: that is the message a crash caught between commit and the
- * provider's QUIT. The provider applies DELEs only at QUIT; the recorded
- * UIDLs are forgotten after that QUIT succeeds.
+ * provider's QUIT, or kept by a provider that ignores DELE. The provider
+ * applies DELEs only at QUIT; a recorded UIDL is forgotten only when the
+ * provider no longer lists it.
  *
  * SECURITY: the provider is a remote peer. Its status and listing lines go
  * through pop3/parse.c; message bytes go only to the spool file and are
@@ -881,14 +882,11 @@ static void provider_add_size(struct provider_conn *conn, const char *line, size
 /* The provider confirmed our QUIT: its deletions are done. */
 static void provider_quit_done(struct provider_conn *conn)
 {
-	struct popgate *pg = conn->fetcher->pg;
-
+	/* The UIDLs of deleted messages are kept: a provider may acknowledge
+	 * DELE and QUIT and delete nothing. They go when the provider stops
+	 * listing them (the prune at the end of UIDL), so such a provider costs
+	 * DELEs again, never a message stored twice. */
 	if (conn->mode == PROVIDER_MODE_FETCH) {
-		for (size_t i = 0; i < conn->entry_count; i++) {
-			if (conn->entries[i].deleted)
-				store_uidl_forget(pg->store, conn->account->account_id,
-						  conn->entries[i].uidl);
-		}
 		log_event(LOG_INFO, "fetch", conn->account_name, NULL,
 			  "done: %u stored, %u deleted at the provider (%u stored before), %u "
 			  "left there, %zu more listed for the next fetch",

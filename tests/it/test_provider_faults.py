@@ -111,3 +111,28 @@ def test_pickups_do_not_bypass_back_off(make_scripted, make_popgate):
         assert gate.pickup(ACCOUNT, PASSWORD) == []
         wait_log(gate, r"event=fetch .*waits \d+ s for its fetch back-off", count=pickups)
     assert len(scripted.sessions) == before + 1, "a pickup hammered the failing provider"
+
+
+# ------------------------------------------------------------------ DELE
+
+def test_provider_ignoring_dele_costs_deles_not_duplicates(make_scripted, make_popgate, corpus):
+    """A provider that answers +OK to DELE and QUIT but deletes nothing: three
+    fetches store each message exactly once, and DELE is sent again each time."""
+    scripted, gate = make_gate(make_scripted, make_popgate)
+    wires = [scripted.deliver("alice", m) for m in corpus.messages(3, seed=72, max_size=20000)]
+    uidls = scripted.uidls("alice")
+    scripted.fault = "ignore_dele"
+    start = len(scripted.logged_in_sessions("alice"))
+    got = []
+    for fetch in range(1, 4):
+        got += gate.pickup(ACCOUNT, PASSWORD)       # its QUIT starts the next fetch
+        wait_sessions(scripted, start + fetch)
+        gate.wait_states({"delivery": 3} if fetch == 1 else {"delivered": 3}, timeout=30)
+    sessions = scripted.logged_in_sessions("alice")[start:]
+    assert len(sessions) == 3
+    for session in sessions:
+        assert sorted(session.marked) == sorted(uidls), "DELE not sent again"
+    assert sum(len(s.retrieved) for s in sessions) == 3, "a stored message was fetched again"
+    assert gate.db_query("SELECT count(*) FROM message") == [(3,)]
+    assert scripted.uidls("alice") == uidls
+    assert len(got) == 3 and len(wires) == 3
