@@ -114,6 +114,8 @@ struct provider_entry {
 	uint64_t size; /* from LIST; 0 if the provider did not list it */
 	char uidl[POP3_UIDL_MAX + 1];
 	bool deleted; /* DELE answered +OK */
+	bool duplicate; /* another entry of the listing has the same UIDL */
+	bool compare;	/* retrieved, then compared with what is stored under its UIDL */
 };
 
 /* An entry's place in the listing, sorted by message number for LIST. */
@@ -175,6 +177,7 @@ struct provider_conn {
 	unsigned redeleted_count; /* stored at an earlier fetch, deleted again */
 	char skip_reason[200];	 /* the first reasons messages were left at the provider */
 	char error[400];	 /* why the connection failed; "" if it did not */
+	char anomaly[160];	 /* a rule the provider broke, for the account's last error */
 
 	/* A connection is freed from the loop, never inside its own handlers. */
 	struct event *free_event;
@@ -641,14 +644,33 @@ static void provider_body_out(void *ctx, const char *data, size_t len)
 	EVP_DigestUpdate(conn->digest, data, len);
 }
 
-static bool provider_uidl_known(struct provider_conn *conn, const char *uidl)
+/*
+ * Whether ENTRY provably is a message stored at an earlier fetch: its UIDL
+ * is recorded, listed once, with the same LIST size as then. A UIDL recorded
+ * without that proof marks the entry to be retrieved and compared by content
+ * (a provider may reuse a UIDL, or list one UIDL for two messages).
+ */
+static bool provider_entry_stored(struct provider_conn *conn, struct provider_entry *entry)
 {
-	int known = store_uidl_known(conn->fetcher->pg->store, conn->account->account_id, uidl);
+	int64_t listed = 0;
+	int known;
+
+	if (entry->duplicate) {
+		entry->compare = true;
+		return false;
+	}
+	known = store_uidl_lookup(conn->fetcher->pg->store, conn->account->account_id,
+				  entry->uidl, &listed);
 	if (known < 0) {
 		provider_fail(conn, "store error: %s", store_errmsg(conn->fetcher->pg->store));
 		return false;
 	}
-	return known == 1;
+	if (known == 0)
+		return false;
+	if (entry->size > 0 && (uint64_t)listed == entry->size)
+		return true;
+	entry->compare = true;
+	return false;
 }
 
 /* Leaves ENTRY at the provider. The reasons are summed up in one line at
@@ -703,7 +725,7 @@ static void provider_fetch_next(struct provider_conn *conn)
 			evtimer_add(conn->resume_event, &soon);
 			return;
 		}
-		bool known = provider_uidl_known(conn, entry->uidl);
+		bool known = provider_entry_stored(conn, entry);
 		if (conn->state == PROVIDER_DONE)
 			return;
 		if (known) {
@@ -770,6 +792,25 @@ static void provider_store_message(struct provider_conn *conn)
 	int64_t size = (int64_t)conn->writer->size;
 	memcpy(id, conn->writer->id, sizeof(id));
 
+	if (entry->compare) {
+		/* Its UIDL alone proved nothing: the very same body stored under it
+		 * does. Then only delete; else it is another message: store it. */
+		int copy = store_message_has_copy(pg->store, conn->account->account_id,
+						  entry->uidl, hash_hex);
+		if (copy < 0) {
+			spool_writer_free(&conn->writer);
+			provider_fail(conn, "store error: %s", store_errmsg(pg->store));
+			return;
+		}
+		if (copy == 1) {
+			spool_writer_free(&conn->writer);
+			conn->redeleted_count++;
+			provider_send(conn, "DELE %u", entry->number);
+			provider_enter_state(conn, PROVIDER_DELE);
+			return;
+		}
+	}
+
 	/* The body is on disk and its folder entry durable before the row exists;
 	 * a crash before the commit leaves an orphan file, removed at start-up. */
 	if (spool_writer_commit(conn->writer) < 0) {
@@ -781,6 +822,8 @@ static void provider_store_message(struct provider_conn *conn)
 	if (store_begin(pg->store) < 0 ||
 	    store_message_insert(pg->store, id, conn->account->account_id, entry->uidl, size,
 				 hash_hex) < 0 ||
+	    store_uidl_set_size(pg->store, conn->account->account_id, entry->uidl,
+				(int64_t)entry->size) < 0 ||
 	    store_commit(pg->store) < 0) {
 		store_rollback(pg->store);
 		spool_remove(pg->store->data_dir, id);
@@ -842,6 +885,57 @@ static int provider_add_uidl(struct provider_conn *conn, const char *line, size_
 	}
 	conn->entries[conn->entry_count++] = entry;
 	return 0;
+}
+
+/* For qsort_r-free sorting: the entries the index below points into. */
+static const struct provider_entry *provider_sorting_entries;
+
+static int provider_uidl_compare(const void *a, const void *b)
+{
+	const uint32_t *x = a, *y = b;
+
+	return strcmp(provider_sorting_entries[*x].uidl, provider_sorting_entries[*y].uidl);
+}
+
+/*
+ * Marks the entries whose UIDL the listing holds more than once (RFC 1939
+ * forbids it; providers whose UIDL is a content hash or a buggy counter do
+ * it). Their UIDL proves nothing: each is retrieved and compared. Logs the
+ * anomaly once per fetch and keeps it for the account's last error.
+ */
+static void provider_mark_duplicates(struct provider_conn *conn)
+{
+	uint32_t *order = xcalloc(conn->entry_count + 1, sizeof(*order));
+	size_t uidls = 0;
+	size_t first = SIZE_MAX; /* the first entry listed with a duplicated UIDL */
+
+	for (size_t i = 0; i < conn->entry_count; i++)
+		order[i] = (uint32_t)i;
+	/* The loop is single-threaded; the static lasts only for this sort. */
+	provider_sorting_entries = conn->entries;
+	qsort(order, conn->entry_count, sizeof(*order), provider_uidl_compare);
+	provider_sorting_entries = NULL;
+	for (size_t i = 1; i < conn->entry_count; i++) {
+		struct provider_entry *previous = &conn->entries[order[i - 1]];
+		struct provider_entry *entry = &conn->entries[order[i]];
+		if (strcmp(previous->uidl, entry->uidl) != 0)
+			continue;
+		if (!previous->duplicate)
+			uidls++;
+		if (order[i - 1] < first)
+			first = order[i - 1];
+		previous->duplicate = true;
+		entry->duplicate = true;
+	}
+	free(order);
+	if (uidls == 0)
+		return;
+	snprintf(conn->anomaly, sizeof(conn->anomaly), "provider lists uidl %s twice%s",
+		 conn->entries[first].uidl, uidls > 1 ? " (and other uidls too)" : "");
+	log_event(LOG_WARN, "error", conn->account_name, NULL,
+		  "the %s; %zu uidl(s) listed more than once: those messages are retrieved and "
+		  "compared, never deleted unless stored",
+		  conn->anomaly, uidls);
 }
 
 static int provider_number_compare(const void *a, const void *b)
@@ -1044,6 +1138,7 @@ static void provider_handle_listing(struct provider_conn *conn, const char *line
 					  conn->entry_count + conn->unlisted, conn->entry_count);
 			}
 			provider_index_numbers(conn);
+			provider_mark_duplicates(conn);
 			if (conn->entry_count == 0) {
 				provider_send(conn, "QUIT");
 				provider_enter_state(conn, PROVIDER_QUIT);
@@ -1256,7 +1351,10 @@ static void fetcher_fetch_done(struct provider_conn *conn)
 		struct timeval tv = {.tv_sec = delay};
 		evtimer_add(account->retry_timer, &tv);
 	} else {
-		store_account_record_fetch(pg->store, account->account_id, NULL, 0, 0);
+		/* A fetch that went well but met a provider's anomaly shows it as
+		 * the account's last error, without a back-off. */
+		store_account_record_fetch(pg->store, account->account_id,
+					   conn->anomaly[0] != '\0' ? conn->anomaly : NULL, 0, 0);
 		evtimer_del(account->retry_timer);
 		/* A listing cut at max_listed: the next part follows at once while
 		 * the fetches make headway. */

@@ -123,6 +123,12 @@ static const char *const store_migrations[] = {
     "  failures INTEGER NOT NULL,"
     "  window_start INTEGER NOT NULL"
     ");",
+    /*
+     * 5: the size the provider's LIST gave for each stored UIDL. A UIDL is
+     * proof of "already stored" only with the same size (a provider may
+     * reuse a UIDL for another message); 0 = not known, which proves nothing.
+     */
+    "ALTER TABLE provider_uidl ADD COLUMN provider_size INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

@@ -145,6 +145,16 @@ class ScriptedProvider:
             self.mailboxes[user].append(Message(uidl, wire))
         return wire
 
+    def replace(self, user, uidl, message):
+        """Puts MESSAGE in place of USER's message UIDL, under the same UIDL
+        (a provider that reuses UIDLs); returns its wire form."""
+        wire = wire_from_lf(to_lf(message))
+        with self.lock:
+            box = self.mailboxes[user]
+            index = next(i for i, m in enumerate(box) if m.uidl == uidl)
+            box[index] = Message(uidl, wire)
+        return wire
+
     def deliver_bulk(self, user, count, listed_size=None, prefix="bulk"):
         """Adds COUNT small messages at once (one shared body), listed as
         LISTED_SIZE octets if given: a huge listing costs little here."""
@@ -198,7 +208,8 @@ class ScriptedProvider:
         send("+OK scripted POP3 provider ready\r\n")
         user = None
         listing = None     # the messages of this session, fixed at login
-        marked = set()
+        marked = set()     # their indexes (0-based) marked deleted: two
+                           # messages may share a UIDL
         while not self._stop.is_set():
             raw = h.rfile.readline(2048)
             if not raw:
@@ -219,8 +230,9 @@ class ScriptedProvider:
                 with self.lock:
                     if listing is not None and fault_now != "ignore_dele":
                         box = self.mailboxes[user]
-                        gone = [m for m in listing if m.uidl in marked]
-                        self.mailboxes[user] = [m for m in box if m.uidl not in marked]
+                        gone = [listing[i] for i in sorted(marked)]
+                        gone_ids = {id(m) for m in gone}
+                        self.mailboxes[user] = [m for m in box if id(m) not in gone_ids]
                         s.deleted = [m.uidl for m in gone]
                     s.quit = True
                 send("+OK bye\r\n")
@@ -243,7 +255,7 @@ class ScriptedProvider:
                 else:
                     send("-ERR log in first\r\n")
             elif verb == "STAT":
-                live = [m for m in listing if m.uidl not in marked]
+                live = [m for i, m in enumerate(listing) if i not in marked]
                 send(f"+OK {len(live)} {sum(self._size(m) for m in live)}\r\n")
             elif verb in ("LIST", "UIDL"):
                 def item(i, m):
@@ -252,7 +264,7 @@ class ScriptedProvider:
                     m = self._pick(listing, marked, arg)
                     send(f"+OK {item(int(arg), m)}\r\n" if m else "-ERR no such message\r\n")
                 else:
-                    rows = [item(i, m) for i, m in enumerate(listing, 1) if m.uidl not in marked]
+                    rows = [item(i, m) for i, m in enumerate(listing, 1) if i - 1 not in marked]
                     send("+OK\r\n" + "".join(r + "\r\n" for r in rows) + ".\r\n")
             elif verb in ("RETR", "TOP"):
                 num = arg.split(" ")[0] if arg else ""
@@ -289,7 +301,7 @@ class ScriptedProvider:
                     continue
                 if self.on_dele is not None:
                     self.on_dele(s, m.uidl)
-                marked.add(m.uidl)
+                marked.add(int(arg) - 1)
                 with self.lock:
                     s.marked.append(m.uidl)
                 send("+OK deleted\r\n")
@@ -310,7 +322,7 @@ class ScriptedProvider:
             i = int(arg)
         except ValueError:
             return None
-        if 1 <= i <= len(listing) and listing[i - 1].uidl not in marked:
+        if 1 <= i <= len(listing) and i - 1 not in marked:
             return listing[i - 1]
         return None
 

@@ -15,6 +15,7 @@ import threading
 import pytest
 
 import itutil
+from mailutil import split_trace
 
 ACCOUNT = "alice@localhost"
 PASSWORD = "provider-pw-1"
@@ -136,3 +137,77 @@ def test_provider_ignoring_dele_costs_deles_not_duplicates(make_scripted, make_p
     assert gate.db_query("SELECT count(*) FROM message") == [(3,)]
     assert scripted.uidls("alice") == uidls
     assert len(got) == 3 and len(wires) == 3
+
+
+# ------------------------------------------------------------------ UIDLs
+
+def deles_unretrieved(scripted, user="alice"):
+    """DELE commands for a message number the same session never RETRieved."""
+    bad = []
+    for session in scripted.logged_in_sessions(user):
+        retrieved = set()
+        for command in session.commands:
+            verb, _, arg = command.partition(" ")
+            if verb == "RETR":
+                retrieved.add(arg)
+            elif verb == "DELE" and arg not in retrieved:
+                bad.append((session.number, command))
+    return bad
+
+
+def test_duplicated_uidl_loses_no_mail(make_scripted, make_popgate, corpus):
+    """Two different messages listed under one UIDL: both are stored, none is
+    deleted unretrieved, and the anomaly is logged and shown as the account's
+    last error."""
+    scripted, gate = make_gate(make_scripted, make_popgate)
+    first, second = corpus.messages(2, seed=73, max_size=20000)
+    wires = [scripted.deliver("alice", first, uidl="same-uidl"),
+             scripted.deliver("alice", second, uidl="same-uidl")]
+    assert gate.pickup(ACCOUNT, PASSWORD) == []
+    gate.wait_states({"delivery": 2}, timeout=30)
+    itutil.wait_until(lambda: scripted.count("alice") == 0, 30, what="provider emptied")
+    assert deles_unretrieved(scripted) == []
+    stored = gate.db_query("SELECT sha256 FROM message WHERE uidl = 'same-uidl'")
+    assert len(stored) == 2 and stored[0] != stored[1]
+    wait_log(gate, r"event=error account=alice@localhost .*provider lists uidl same-uidl twice")
+    assert gate.db_query("SELECT last_error FROM account WHERE name = ?", (ACCOUNT,)) == \
+        [("provider lists uidl same-uidl twice",)]
+    served = gate.pickup(ACCOUNT, PASSWORD)
+    assert sorted(split_trace(s)[1] for s in served) == sorted(wires)
+
+
+def test_duplicated_uidl_at_provider_ignoring_dele(make_scripted, make_popgate, corpus):
+    """The same two messages stay listed under one UIDL (DELE ignored): later
+    fetches retrieve and compare them, store neither twice, delete only what
+    is stored."""
+    scripted, gate = make_gate(make_scripted, make_popgate)
+    scripted.fault = "ignore_dele"
+    for message in corpus.messages(2, seed=74, max_size=20000):
+        scripted.deliver("alice", message, uidl="same-uidl")
+    start = len(scripted.logged_in_sessions("alice"))
+    for fetch in range(1, 4):
+        gate.pickup(ACCOUNT, PASSWORD)          # its QUIT starts the next fetch
+        wait_sessions(scripted, start + fetch)
+    assert gate.db_query("SELECT count(*) FROM message") == [(2,)]
+    assert deles_unretrieved(scripted) == []
+    assert all(len(s.marked) == 2 for s in scripted.logged_in_sessions("alice")[start:])
+
+
+def test_reused_uidl_with_another_size_is_stored(make_scripted, make_popgate, corpus):
+    """A provider that keeps a deleted message's UIDL for a new message (its
+    LIST size differs): the new one is retrieved and stored, not deleted as
+    if it were the old one."""
+    scripted, gate = make_gate(make_scripted, make_popgate)
+    scripted.fault = "ignore_dele"
+    old, new = corpus.messages(2, seed=75, max_size=20000)
+    scripted.deliver("alice", old, uidl="reused")
+    start = len(scripted.logged_in_sessions("alice"))
+    assert gate.pickup(ACCOUNT, PASSWORD) == []
+    wait_sessions(scripted, start + 1)
+    gate.wait_states({"delivery": 1}, timeout=30)
+    wire = scripted.replace("alice", "reused", new + b"\nA longer body than before.\n")
+    assert len(gate.pickup(ACCOUNT, PASSWORD)) == 1
+    wait_sessions(scripted, start + 2)
+    gate.wait_states({"delivered": 1, "delivery": 1}, timeout=30)
+    assert deles_unretrieved(scripted) == []
+    assert [split_trace(s)[1] for s in gate.pickup(ACCOUNT, PASSWORD)] == [wire]
