@@ -168,6 +168,9 @@ struct provider_conn {
 	bool in_listing;	 /* the +OK of a multi-line reply was read; lines follow */
 	struct spool_writer *writer;
 	struct pop3_dot_decoder decoder;
+	struct spool_crlf crlf;	 /* the body's line ends, made CRLF on the way */
+	char *crlf_buffer;	 /* room for a normalised chunk */
+	size_t crlf_capacity;
 	EVP_MD_CTX *digest;
 	bool oversize;		 /* the body in progress passed the size limit */
 	bool skips_reported;	 /* the skipped messages are in the fetch's error */
@@ -496,6 +499,7 @@ static void provider_conn_free(struct provider_conn *conn)
 	conn->fetcher->active--;
 	free(conn->entries);
 	free(conn->by_number);
+	free(conn->crlf_buffer);
 	free(conn->login);
 	free(conn->host);
 	free(conn->account_name);
@@ -627,12 +631,12 @@ static void provider_login_refused(struct provider_conn *conn, const struct pop3
 
 /* ---- the fetch ---------------------------------------------------------- */
 
-static void provider_body_out(void *ctx, const char *data, size_t len)
+/* Stores LEN bytes of body as they go to the spool file (already CRLF). */
+static void provider_body_store(struct provider_conn *conn, const char *data, size_t len)
 {
-	struct provider_conn *conn = ctx;
 	int64_t limit = conn->fetcher->pg->cfg->max_message_size;
 
-	if (conn->oversize)
+	if (conn->oversize || len == 0)
 		return;
 	if ((int64_t)(conn->writer->size + len) > limit) {
 		/* Keep reading to the terminator so the connection stays in step,
@@ -642,6 +646,22 @@ static void provider_body_out(void *ctx, const char *data, size_t len)
 	}
 	spool_writer_write(conn->writer, data, len);
 	EVP_DigestUpdate(conn->digest, data, len);
+}
+
+/* Decoded body bytes: line ends made CRLF once, here, so the stored size and
+ * SHA-256 are of what clients will be given. */
+static void provider_body_out(void *ctx, const char *data, size_t len)
+{
+	struct provider_conn *conn = ctx;
+
+	if (conn->oversize)
+		return;
+	if (conn->crlf_capacity < 2 * len + 1) {
+		conn->crlf_capacity = 2 * len + 1;
+		conn->crlf_buffer = xrealloc(conn->crlf_buffer, conn->crlf_capacity);
+	}
+	provider_body_store(conn, conn->crlf_buffer,
+			    spool_crlf_normalise(&conn->crlf, data, len, conn->crlf_buffer));
 }
 
 /*
@@ -754,6 +774,7 @@ static void provider_fetch_next(struct provider_conn *conn)
 			conn->digest = EVP_MD_CTX_new();
 		EVP_DigestInit_ex(conn->digest, EVP_sha256(), NULL);
 		conn->oversize = false;
+		conn->crlf.after_cr = false;
 		pop3_dot_decoder_init(&conn->decoder);
 		provider_send(conn, "RETR %u", entry->number);
 		provider_enter_state(conn, PROVIDER_RETR_STATUS);
@@ -776,7 +797,10 @@ static void provider_store_message(struct provider_conn *conn)
 	unsigned hash_len = 0;
 	char hash_hex[2 * EVP_MAX_MD_SIZE + 1];
 	char id[SPOOL_ID_LEN + 1];
+	char tail[1];
 
+	/* A body that ended in a lone CR gets its LF. */
+	provider_body_store(conn, tail, spool_crlf_finish(&conn->crlf, tail));
 	if (conn->oversize) {
 		spool_writer_free(&conn->writer);
 		char reason[96];

@@ -211,3 +211,43 @@ def test_reused_uidl_with_another_size_is_stored(make_scripted, make_popgate, co
     gate.wait_states({"delivered": 1, "delivery": 1}, timeout=30)
     assert deles_unretrieved(scripted) == []
     assert [split_trace(s)[1] for s in gate.pickup(ACCOUNT, PASSWORD)] == [wire]
+
+
+# ------------------------------------------------------------------ line ends
+
+def retr_raw(client, number, max_lines=100000):
+    """RETR NUMBER on a logged-in poplib CLIENT, read as bytes: (the +OK
+    octet count, the un-stuffed message with its line ends as sent)."""
+    client._putcmd(f"RETR {number}")
+    status = client.file.readline()
+    match = re.match(rb"\+OK (\d+) octets\r\n$", status)
+    assert match, f"RETR answered {status!r}"
+    raw = b""
+    for _ in range(max_lines):
+        line = client.file.readline(1 << 22)
+        assert line, "connection closed inside RETR"
+        if line == b".\r\n":
+            return int(match.group(1)), raw
+        raw += line[1:] if line.startswith(b".") else line
+    raise AssertionError("RETR did not end")
+
+
+def test_bare_lf_body_served_with_crlf(make_scripted, make_popgate):
+    """A provider that sends bare LF line ends: the stored body has CRLF, the
+    client gets CRLF lines, and the +OK octet count is the bytes it gets."""
+    scripted, gate = make_gate(make_scripted, make_popgate)
+    wire = scripted.deliver("alice", b"Subject: bare LF\nFrom: a@example.org\n\nline one\n"
+                                     b".dot line\nlast line\n")
+    scripted.fault = "bare_lf"
+    assert gate.pickup(ACCOUNT, PASSWORD) == []
+    gate.wait_states({"delivery": 1}, timeout=30)
+    client = gate.login(ACCOUNT, PASSWORD)
+    try:
+        octets, raw = retr_raw(client, 1)
+    finally:
+        client.close()
+    assert re.search(rb"(?<!\r)\n|\r(?!\n)", raw) is None, "a line end that is not CRLF"
+    assert octets == len(raw)
+    assert split_trace(raw)[1] == wire
+    size = gate.db_query("SELECT body_size FROM message")[0][0]
+    assert size == len(wire)
