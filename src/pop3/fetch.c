@@ -264,17 +264,44 @@ static void provider_fail(struct provider_conn *conn, const char *fmt, ...)
 	provider_conn_finish(conn);
 }
 
-static void provider_send(struct provider_conn *conn, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void provider_send(struct provider_conn *conn, const char *fmt, ...)
+/*
+ * Sends one command line and moves CONN to STATE. A line holding CR or LF
+ * (a login or password smuggling commands) is refused: CONN fails with a
+ * clear error and nothing is sent. -1 then (CONN is ended), else 0.
+ */
+static int provider_command(struct provider_conn *conn, enum provider_state state,
+			    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int provider_command(struct provider_conn *conn, enum provider_state state,
+			    const char *fmt, ...)
 {
 	va_list ap;
-	struct evbuffer *out = bufferevent_get_output(conn->bev);
+	char *line;
+	int len;
 
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	len = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
+	if (len < 0) {
+		provider_fail(conn, "cannot format a command for the provider");
+		return -1;
+	}
+	line = xmalloc((size_t)len + 3);
+	va_start(ap, fmt);
+	vsnprintf(line, (size_t)len + 1, fmt, ap);
+	va_end(ap);
+	if (memchr(line, '\r', (size_t)len) != NULL || memchr(line, '\n', (size_t)len) != NULL) {
+		sodium_memzero(line, (size_t)len);
+		free(line);
+		provider_fail(conn, "refused to send the provider a command with a CR or LF in "
+				    "its argument");
+		return -1;
+	}
+	memcpy(line + len, "\r\n", 2);
+	evbuffer_add(bufferevent_get_output(conn->bev), line, (size_t)len + 2);
+	sodium_memzero(line, (size_t)len + 2);
+	free(line);
+	provider_enter_state(conn, state);
+	return 0;
 }
 
 /* The reply text, sanitised, for a log line or an error. */
@@ -526,6 +553,14 @@ static void provider_verify_report(struct provider_conn *conn, enum fetch_verify
 
 static void provider_send_login(struct provider_conn *conn)
 {
+	/* Base64 in AUTH PLAIN would hide a CR or LF from provider_command:
+	 * check the fields themselves (defence in depth; logins refuse them). */
+	if (strpbrk(conn->login, "\r\n") != NULL || strpbrk(conn->password, "\r\n") != NULL) {
+		provider_password_wipe(conn);
+		provider_fail(conn, "refused to send the provider a login or password with a CR "
+				    "or LF in it");
+		return;
+	}
 	if (!conn->capa_user && conn->capa_sasl_plain) {
 		/* A provider that offers only SASL: AUTH PLAIN with an initial response. */
 		size_t login_len = strlen(conn->login), pass_len = strlen(conn->password);
@@ -539,17 +574,15 @@ static void provider_send_login(struct provider_conn *conn)
 		raw[1 + login_len] = '\0';
 		memcpy(raw + 2 + login_len, conn->password, pass_len);
 		sodium_bin2base64(b64, b64_len, raw, raw_len, sodium_base64_VARIANT_ORIGINAL);
-		provider_send(conn, "AUTH PLAIN %s", b64);
 		sodium_memzero(raw, raw_len);
-		sodium_memzero(b64, b64_len);
 		free(raw);
-		free(b64);
 		provider_password_wipe(conn);
-		provider_enter_state(conn, PROVIDER_PASS);
+		provider_command(conn, PROVIDER_PASS, "AUTH PLAIN %s", b64);
+		sodium_memzero(b64, b64_len);
+		free(b64);
 		return;
 	}
-	provider_send(conn, "USER %s", conn->login);
-	provider_enter_state(conn, PROVIDER_USER);
+	provider_command(conn, PROVIDER_USER, "USER %s", conn->login);
 }
 
 /* After CAPA (or STLS): go to TLS if the policy wants it, else log in. */
@@ -561,8 +594,7 @@ static void provider_after_capa(struct provider_conn *conn)
 					    "requires");
 			return;
 		}
-		provider_send(conn, "STLS");
-		provider_enter_state(conn, PROVIDER_STLS);
+		provider_command(conn, PROVIDER_STLS, "STLS");
 		return;
 	}
 	provider_send_login(conn);
@@ -601,13 +633,11 @@ static void provider_logged_in(struct provider_conn *conn)
 {
 	if (conn->mode == PROVIDER_MODE_VERIFY) {
 		provider_verify_report(conn, FETCH_VERIFY_OK, NULL);
-		provider_send(conn, "QUIT");
-		provider_enter_state(conn, PROVIDER_QUIT);
+		provider_command(conn, PROVIDER_QUIT, "QUIT");
 		return;
 	}
 	log_event(LOG_INFO, "fetch", conn->account_name, NULL, "logged in at %s", conn->host);
-	provider_send(conn, "UIDL");
-	provider_enter_state(conn, PROVIDER_UIDL);
+	provider_command(conn, PROVIDER_UIDL, "UIDL");
 }
 
 static void provider_login_refused(struct provider_conn *conn, const struct pop3_reply *reply)
@@ -753,8 +783,7 @@ static void provider_fetch_next(struct provider_conn *conn)
 			 * crash, a provider that ignores DELE): delete only. Counted in
 			 * the fetch's summary, not logged one by one. */
 			conn->redeleted_count++;
-			provider_send(conn, "DELE %u", entry->number);
-			provider_enter_state(conn, PROVIDER_DELE);
+			provider_command(conn, PROVIDER_DELE, "DELE %u", entry->number);
 			return;
 		}
 		if ((int64_t)entry->size > pg->cfg->max_message_size) {
@@ -776,12 +805,10 @@ static void provider_fetch_next(struct provider_conn *conn)
 		conn->oversize = false;
 		conn->crlf.after_cr = false;
 		pop3_dot_decoder_init(&conn->decoder);
-		provider_send(conn, "RETR %u", entry->number);
-		provider_enter_state(conn, PROVIDER_RETR_STATUS);
+		provider_command(conn, PROVIDER_RETR_STATUS, "RETR %u", entry->number);
 		return;
 	}
-	provider_send(conn, "QUIT");
-	provider_enter_state(conn, PROVIDER_QUIT);
+	provider_command(conn, PROVIDER_QUIT, "QUIT");
 }
 
 /*
@@ -829,8 +856,7 @@ static void provider_store_message(struct provider_conn *conn)
 		if (copy == 1) {
 			spool_writer_free(&conn->writer);
 			conn->redeleted_count++;
-			provider_send(conn, "DELE %u", entry->number);
-			provider_enter_state(conn, PROVIDER_DELE);
+			provider_command(conn, PROVIDER_DELE, "DELE %u", entry->number);
 			return;
 		}
 	}
@@ -867,8 +893,7 @@ static void provider_store_message(struct provider_conn *conn)
 		log_event(LOG_ERROR, "error", conn->account_name, id,
 			  "cannot queue for processing; it will be processed at the next start");
 
-	provider_send(conn, "DELE %u", entry->number);
-	provider_enter_state(conn, PROVIDER_DELE);
+	provider_command(conn, PROVIDER_DELE, "DELE %u", entry->number);
 }
 
 /* Reads body bytes of the current RETR through the dot decoder. */
@@ -1041,8 +1066,7 @@ static void provider_handle_status(struct provider_conn *conn, const char *line,
 			provider_fail(conn, "the provider refused the connection: %s", text);
 			return;
 		}
-		provider_send(conn, "CAPA");
-		provider_enter_state(conn, PROVIDER_CAPA);
+		provider_command(conn, PROVIDER_CAPA, "CAPA");
 		return;
 	case PROVIDER_CAPA:
 		if (!reply.ok) { /* no CAPA: assume USER/PASS */
@@ -1064,8 +1088,7 @@ static void provider_handle_status(struct provider_conn *conn, const char *line,
 			provider_login_refused(conn, &reply);
 			return;
 		}
-		provider_send(conn, "PASS %s", conn->password);
-		provider_enter_state(conn, PROVIDER_PASS);
+		provider_command(conn, PROVIDER_PASS, "PASS %s", conn->password);
 		return;
 	case PROVIDER_PASS:
 		provider_password_wipe(conn);
@@ -1164,12 +1187,10 @@ static void provider_handle_listing(struct provider_conn *conn, const char *line
 			provider_index_numbers(conn);
 			provider_mark_duplicates(conn);
 			if (conn->entry_count == 0) {
-				provider_send(conn, "QUIT");
-				provider_enter_state(conn, PROVIDER_QUIT);
+				provider_command(conn, PROVIDER_QUIT, "QUIT");
 				return;
 			}
-			provider_send(conn, "LIST");
-			provider_enter_state(conn, PROVIDER_LIST);
+			provider_command(conn, PROVIDER_LIST, "LIST");
 			return;
 		}
 		case PROVIDER_LIST:

@@ -9,6 +9,8 @@ byte a second, and a DNS lookup still pending at SIGTERM.
 No assertion is timed: each waits, with a deadline, for the state it checks.
 """
 
+import base64
+import poplib
 import re
 import threading
 
@@ -16,6 +18,7 @@ import pytest
 
 import itutil
 from mailutil import split_trace
+from popgate import error_text as poplib_error
 
 ACCOUNT = "alice@localhost"
 PASSWORD = "provider-pw-1"
@@ -251,3 +254,27 @@ def test_bare_lf_body_served_with_crlf(make_scripted, make_popgate):
     assert split_trace(raw)[1] == wire
     size = gate.db_query("SELECT body_size FROM message")[0][0]
     assert size == len(wire)
+
+
+# ------------------------------------------------------------------ commands
+
+def test_password_with_crlf_never_reaches_the_provider(make_scripted, make_popgate):
+    """AUTH PLAIN whose decoded password holds CR LF and a command: the client
+    gets -ERR; the provider sees no PASS, no AUTH and no smuggled DELE."""
+    scripted = make_scripted()
+    scripted.add_user("bob", "pw")
+    scripted.deliver("bob", b"Subject: keep me\n\nbody\n")
+    gate = make_popgate(scripted=scripted)
+    client = gate.connect()
+    try:
+        plain = base64.b64encode(b"\0bob@localhost\0pw\r\nDELE 1").decode()
+        with pytest.raises(poplib.error_proto) as refused:
+            client._shortcmd(f"AUTH PLAIN {plain}")
+        assert poplib_error(refused.value).startswith("-ERR")
+    finally:
+        client.close()
+    commands = scripted.commands()
+    assert not [c for c in commands if c.split(" ")[0].upper() in ("PASS", "AUTH", "DELE")], \
+        commands
+    assert scripted.count("bob") == 1
+    assert gate.db_query("SELECT count(*) FROM account") == [(0,)]
