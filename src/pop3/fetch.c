@@ -264,6 +264,14 @@ static void provider_fail(struct provider_conn *conn, const char *fmt, ...)
 	provider_conn_finish(conn);
 }
 
+/* Wipes and frees a command line once libevent is done with it. */
+static void provider_line_cleanup(const void *data, size_t len, void *extra)
+{
+	(void)extra;
+	sodium_memzero((void *)data, len);
+	free((void *)data);
+}
+
 /*
  * Sends one command line and moves CONN to STATE. A line holding CR or LF
  * (a login or password smuggling commands) is refused: CONN fails with a
@@ -297,9 +305,14 @@ static int provider_command(struct provider_conn *conn, enum provider_state stat
 		return -1;
 	}
 	memcpy(line + len, "\r\n", 2);
-	evbuffer_add(bufferevent_get_output(conn->bev), line, (size_t)len + 2);
-	sodium_memzero(line, (size_t)len + 2);
-	free(line);
+	/* Added by reference, not copied: libevent's own chunks would keep a
+	 * PASS or AUTH line after it is written. Wiped when written or freed. */
+	if (evbuffer_add_reference(bufferevent_get_output(conn->bev), line, (size_t)len + 2,
+				   provider_line_cleanup, NULL) < 0) {
+		provider_line_cleanup(line, (size_t)len + 2, NULL);
+		provider_fail(conn, "cannot queue a command for the provider");
+		return -1;
+	}
 	provider_enter_state(conn, state);
 	return 0;
 }
