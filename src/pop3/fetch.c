@@ -182,6 +182,11 @@ struct provider_conn {
 	char error[400];	 /* why the connection failed; "" if it did not */
 	char anomaly[160];	 /* a rule the provider broke, for the account's last error */
 
+	/* The absolute deadline of the whole connection ([server]
+	 * login_check_timeout or [fetch] deadline): the silence timeout alone
+	 * lets a provider that drips a byte at a time hold it forever. */
+	struct event *deadline_event;
+
 	/* A connection is freed from the loop, never inside its own handlers. */
 	struct event *free_event;
 	TAILQ_ENTRY(provider_conn) entry;
@@ -220,7 +225,9 @@ struct fetcher {
 	struct popgate *pg;
 	struct fetch_account_list accounts;
 	struct fetch_account_list waiting;
-	unsigned active;
+	unsigned active;	/* fetches under way: at most [fetch] max_fetches */
+	unsigned checks;	/* login checks under way, counted apart: they must not
+				 * keep fetches from starting */
 	struct provider_conn_list conns;
 	struct fetch_tls_ctx *tls_contexts;
 };
@@ -503,6 +510,27 @@ static void provider_conn_start(struct provider_conn *conn)
 		conn->dns_request = request;
 }
 
+/* The connection's deadline passed: it ends as a failure. A fetch keeps
+ * what it stored (committed message by message); the rest stays at the
+ * provider, and the failure backs off like any other. */
+static void provider_deadline_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct provider_conn *conn = ctx;
+	struct popgate *pg = conn->fetcher->pg;
+	(void)fd;
+	(void)what;
+
+	if (conn->state == PROVIDER_DONE)
+		return;
+	if (conn->mode == PROVIDER_MODE_VERIFY)
+		provider_fail(conn, "the login check at %s took longer than %d s (state %s)",
+			      conn->host, pg->cfg->login_check_timeout,
+			      provider_state_names[conn->state]);
+	else
+		provider_fail(conn, "the fetch passed its deadline of %d s in state %s",
+			      pg->cfg->fetch_deadline, provider_state_names[conn->state]);
+}
+
 static struct provider_conn *provider_conn_new(struct fetcher *fetcher, enum provider_mode mode,
 					       const char *login, const char *host,
 					       const char *password)
@@ -516,8 +544,16 @@ static struct provider_conn *provider_conn_new(struct fetcher *fetcher, enum pro
 	conn->host = xstrdup(host);
 	conn->account_name = xasprintf("%s@%s", login, host);
 	conn->password = xstrdup(password);
-	fetcher->active++;
+	if (mode == PROVIDER_MODE_FETCH)
+		fetcher->active++;
+	else
+		fetcher->checks++;
 	TAILQ_INSERT_TAIL(&fetcher->conns, conn, entry);
+	struct timeval deadline = {.tv_sec = mode == PROVIDER_MODE_FETCH
+						 ? fetcher->pg->cfg->fetch_deadline
+						 : fetcher->pg->cfg->login_check_timeout};
+	conn->deadline_event = evtimer_new(fetcher->pg->base, provider_deadline_cb, conn);
+	evtimer_add(conn->deadline_event, &deadline);
 	return conn;
 }
 
@@ -535,8 +571,12 @@ static void provider_conn_free(struct provider_conn *conn)
 		event_free(conn->free_event);
 	if (conn->resume_event != NULL)
 		event_free(conn->resume_event);
+	event_free(conn->deadline_event);
 	TAILQ_REMOVE(&conn->fetcher->conns, conn, entry);
-	conn->fetcher->active--;
+	if (conn->mode == PROVIDER_MODE_FETCH)
+		conn->fetcher->active--;
+	else
+		conn->fetcher->checks--;
 	free(conn->entries);
 	free(conn->by_number);
 	free(conn->crlf_buffer);
@@ -1592,6 +1632,11 @@ void fetcher_request(struct fetcher *fetcher, int64_t account_id, int now)
 unsigned fetcher_active(const struct fetcher *fetcher)
 {
 	return fetcher->active;
+}
+
+unsigned fetcher_checks(const struct fetcher *fetcher)
+{
+	return fetcher->checks;
 }
 
 struct fetch_verify *fetch_verify_start(struct fetcher *fetcher, const char *login,

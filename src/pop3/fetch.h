@@ -55,7 +55,11 @@ void fetch_verify_cancel(struct fetch_verify **verify);
  */
 void fetcher_request(struct fetcher *fetcher, int64_t account_id, int now);
 
-/* Fetches under way (for status and tests). */
+/* Fetches under way (for status and tests); [fetch] max_fetches caps them. */
 unsigned fetcher_active(const struct fetcher *fetcher);
+
+/* Live login checks under way. They do not take fetch slots; each ends by
+ * [server] login_check_timeout at the latest. */
+unsigned fetcher_checks(const struct fetcher *fetcher);
 
 #endif

@@ -278,3 +278,69 @@ def test_password_with_crlf_never_reaches_the_provider(make_scripted, make_popga
         commands
     assert scripted.count("bob") == 1
     assert gate.db_query("SELECT count(*) FROM account") == [(0,)]
+
+
+# ------------------------------------------------------------------ deadlines
+
+def test_dripping_login_checks_do_not_hold_fetch_slots(make_scripted, make_popgate, corpus):
+    """Two new users whose provider drips a byte a second after USER hold
+    login checks; with max_fetches = 1 a real account's fetch still starts
+    while they run, and each check ends at login_check_timeout with
+    -ERR [SYS/TEMP] to its client."""
+    scripted, gate = make_gate(make_scripted, make_popgate,
+                               {"fetch": {"max_fetches": 1},
+                                "server": {"login_check_timeout": 20}})
+    wires = [scripted.deliver("alice", m) for m in corpus.messages(2, seed=76, max_size=20000)]
+    drips = ["carol", "dave"]
+    for user in drips:
+        scripted.add_user(user, "drip-pw")
+    scripted.fault, scripted.fault_users = "drip", set(drips)
+
+    answers = {}
+
+    def try_login(user):
+        try:
+            gate.login(f"{user}@localhost", "drip-pw", timeout=60).quit()
+            answers[user] = "+OK"
+        except poplib.error_proto as exc:
+            answers[user] = poplib_error(exc)
+
+    threads = [threading.Thread(target=try_login, args=(u,), daemon=True) for u in drips]
+    for thread in threads:
+        thread.start()
+
+    def dripping():
+        with scripted.lock:
+            return [s for s in scripted.sessions
+                    if any(c.split(" ")[:2] in (["USER", u] for u in drips) for c in s.commands)]
+
+    itutil.wait_until(lambda: len(dripping()) == 2, 30, what="two dripping login checks")
+    fetches = len(scripted.logged_in_sessions("alice"))
+    assert gate.pickup(ACCOUNT, PASSWORD) == []           # its QUIT asks for a fetch
+    gate.wait_states({"delivery": 2}, timeout=60)
+    fetch = scripted.logged_in_sessions("alice")[fetches]
+    for thread in threads:
+        thread.join(90)
+    assert sorted(answers) == sorted(drips), answers
+    for user in drips:
+        assert answers[user].startswith("-ERR [SYS/TEMP]"), answers
+    # The provider notices the closed connection at its next byte.
+    itutil.wait_until(lambda: all(s.ended is not None for s in dripping()), 30,
+                      what="the dripping sessions ended")
+    checks = dripping()
+    assert fetch.started < min(s.ended for s in checks), \
+        "the fetch waited for the login checks to end"
+    wait_log(gate, r"took longer than 20 s", count=2)
+    assert len(wires) == 2
+
+
+def test_dripping_provider_fetch_ends_at_deadline(make_scripted, make_popgate):
+    """A fetch whose provider drips a byte a second ends at [fetch] deadline
+    as a failure with back-off, though it is never silent for long."""
+    scripted, gate = make_gate(make_scripted, make_popgate, {"fetch": {"deadline": 4}})
+    scripted.deliver("alice", b"Subject: waits\n\nbody\n")
+    scripted.fault = "drip"
+    assert gate.pickup(ACCOUNT, PASSWORD) == []
+    wait_log(gate, r"event=fetch_error account=alice@localhost .*passed its deadline of 4 s"
+                   r".*retry in")
+    assert scripted.count("alice") == 1
