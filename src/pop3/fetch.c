@@ -1562,15 +1562,25 @@ void fetcher_free(struct fetcher **fetcher_p)
 
 	if (fetcher == NULL)
 		return;
+	/* No retry may start a fetch while the connections are cut below. */
+	TAILQ_FOREACH(account, &fetcher->accounts, entry)
+		evtimer_del(account->retry_timer);
 	/* At shutdown: connections still open are cut; their messages stay at
 	 * the provider unless stored, and the next start fetches again. */
 	struct provider_conn *conn;
+	bool lookups_cancelled = false;
 	while ((conn = TAILQ_FIRST(&fetcher->conns)) != NULL) {
 		conn->verify_callback = NULL;
 		if (conn->verify != NULL)
 			conn->verify->conn = NULL;
+		lookups_cancelled |= conn->dns_request != NULL;
 		provider_conn_free(conn);
 	}
+	/* A cancelled lookup frees itself in a callback evdns defers to the
+	 * loop, which has stopped: one more non-blocking turn lets it run (its
+	 * EVUTIL_EAI_CANCEL call touches no connection), else it leaks. */
+	if (lookups_cancelled)
+		event_base_loop(fetcher->pg->base, EVLOOP_NONBLOCK);
 	while ((account = TAILQ_FIRST(&fetcher->accounts)) != NULL) {
 		TAILQ_REMOVE(&fetcher->accounts, account, entry);
 		event_free(account->retry_timer);

@@ -12,6 +12,7 @@ No assertion is timed: each waits, with a deadline, for the state it checks.
 import base64
 import poplib
 import re
+import socket
 import threading
 
 import pytest
@@ -344,3 +345,34 @@ def test_dripping_provider_fetch_ends_at_deadline(make_scripted, make_popgate):
     wait_log(gate, r"event=fetch_error account=alice@localhost .*passed its deadline of 4 s"
                    r".*retry in")
     assert scripted.count("alice") == 1
+
+
+# ------------------------------------------------------------------ shutdown
+
+def test_sigterm_while_resolving_exits_cleanly(make_popgate):
+    """A login check waits on a name server that never answers; SIGTERM then
+    ends popgate with status 0 and no sanitizer report (the lookup is not
+    leaked). make_popgate's teardown checks both."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind((itutil.LOOPBACK, 0))
+    try:
+        address = f"{itutil.LOOPBACK}:{silent.getsockname()[1]}"
+        gate = make_popgate(overrides={
+            "server": {"nameservers": address},
+            "provider mail.silent.test": {"port": 110, "tls": "none"}})
+        client = gate.connect()
+        try:
+            client._putcmd("USER frank@mail.silent.test")
+            assert client._getresp().startswith(b"+OK")
+            client._putcmd("PASS frank-pw")
+            # The query reaching the silent server shows the lookup is pending.
+            silent.settimeout(30)
+            query, _ = silent.recvfrom(4096)
+            assert b"silent" in query.lower()
+            gate.stop()
+        finally:
+            client.close()
+        assert gate.bad_exits == [], gate.stderr_tail()
+        assert gate.sanitizer_reports() == [], gate.stderr_tail()
+    finally:
+        silent.close()
