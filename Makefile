@@ -106,3 +106,11 @@ $(BUILD)/bench/popload: bench/popload.c src/core/util.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 # ---- end bench ----
+
+# fuzz_provider drives a fetch's conversation through the pure parts fetch.c
+# uses: the listing (pop3/listing.c) and the body's line ends (store/spool.c).
+build/fuzz/fuzz_provider: tests/fuzz/fuzz_provider.c $(FUZZ_LIB) src/pop3/listing.c src/store/spool.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-o $@ $^ $(shell pkg-config --cflags --libs libsodium)

@@ -50,6 +50,7 @@
 #include "core/util.h"
 #include "pipeline/pipeline.h"
 #include "pop3/fetch.h"
+#include "pop3/listing.h"
 #include "pop3/parse.h"
 #include "pop3/policy.h"
 #include "popgate.h"
@@ -108,22 +109,6 @@ _Static_assert(sizeof(provider_state_names) / sizeof(provider_state_names[0]) ==
 
 enum provider_mode { PROVIDER_MODE_VERIFY, PROVIDER_MODE_FETCH };
 
-/* One message in the provider's listing. */
-struct provider_entry {
-	uint32_t number;
-	uint64_t size; /* from LIST; 0 if the provider did not list it */
-	char uidl[POP3_UIDL_MAX + 1];
-	bool deleted; /* DELE answered +OK */
-	bool duplicate; /* another entry of the listing has the same UIDL */
-	bool compare;	/* retrieved, then compared with what is stored under its UIDL */
-};
-
-/* An entry's place in the listing, sorted by message number for LIST. */
-struct provider_number {
-	uint32_t number;
-	uint32_t index;
-};
-
 struct fetch_account;
 
 /* One connection to a provider. */
@@ -158,12 +143,8 @@ struct provider_conn {
 
 	/* fetch */
 	struct fetch_account *account;
-	struct provider_entry *entries;
-	size_t entry_count;
-	size_t entry_capacity;
+	struct provider_listing listing;
 	size_t cursor;		 /* entry being worked on */
-	struct provider_number *by_number; /* the entries sorted by number */
-	size_t unlisted;	 /* entries past [fetch] max_listed, left for later */
 	struct event *resume_event; /* goes on working through the entries */
 	bool in_listing;	 /* the +OK of a multi-line reply was read; lines follow */
 	struct spool_writer *writer;
@@ -544,6 +525,7 @@ static struct provider_conn *provider_conn_new(struct fetcher *fetcher, enum pro
 	conn->host = xstrdup(host);
 	conn->account_name = xasprintf("%s@%s", login, host);
 	conn->password = xstrdup(password);
+	listing_init(&conn->listing, (size_t)fetcher->pg->cfg->max_listed);
 	if (mode == PROVIDER_MODE_FETCH)
 		fetcher->active++;
 	else
@@ -577,8 +559,7 @@ static void provider_conn_free(struct provider_conn *conn)
 		conn->fetcher->active--;
 	else
 		conn->fetcher->checks--;
-	free(conn->entries);
-	free(conn->by_number);
+	listing_free(&conn->listing);
 	free(conn->crlf_buffer);
 	free(conn->login);
 	free(conn->host);
@@ -748,31 +729,34 @@ static void provider_body_out(void *ctx, const char *data, size_t len)
 }
 
 /*
- * Whether ENTRY provably is a message stored at an earlier fetch: its UIDL
- * is recorded, listed once, with the same LIST size as then. A UIDL recorded
- * without that proof marks the entry to be retrieved and compared by content
- * (a provider may reuse a UIDL, or list one UIDL for two messages).
+ * Whether ENTRY provably is a message stored at an earlier fetch (its UIDL
+ * recorded, listed once, with the same LIST size as then: listing.c). An
+ * entry without that proof whose UIDL is recorded or listed twice is marked
+ * to be retrieved and compared by content.
  */
 static bool provider_entry_stored(struct provider_conn *conn, struct provider_entry *entry)
 {
 	int64_t listed = 0;
-	int known;
+	int known = 0;
 
-	if (entry->duplicate) {
+	if (!entry->duplicate) {
+		known = store_uidl_lookup(conn->fetcher->pg->store, conn->account->account_id,
+					  entry->uidl, &listed);
+		if (known < 0) {
+			provider_fail(conn, "store error: %s",
+				      store_errmsg(conn->fetcher->pg->store));
+			return false;
+		}
+	}
+	switch (listing_entry_action(entry, known == 1, listed > 0 ? (uint64_t)listed : 0)) {
+	case LISTING_DELETE_ONLY:
+		return true;
+	case LISTING_RETRIEVE_COMPARE:
 		entry->compare = true;
 		return false;
+	case LISTING_RETRIEVE:
+		break;
 	}
-	known = store_uidl_lookup(conn->fetcher->pg->store, conn->account->account_id,
-				  entry->uidl, &listed);
-	if (known < 0) {
-		provider_fail(conn, "store error: %s", store_errmsg(conn->fetcher->pg->store));
-		return false;
-	}
-	if (known == 0)
-		return false;
-	if (entry->size > 0 && (uint64_t)listed == entry->size)
-		return true;
-	entry->compare = true;
 	return false;
 }
 
@@ -816,8 +800,8 @@ static void provider_fetch_next(struct provider_conn *conn)
 	struct popgate *pg = conn->fetcher->pg;
 	unsigned steps = 0;
 
-	while (conn->cursor < conn->entry_count) {
-		struct provider_entry *entry = &conn->entries[conn->cursor];
+	while (conn->cursor < conn->listing.count) {
+		struct provider_entry *entry = &conn->listing.entries[conn->cursor];
 		/* Entries left without a word to the provider (over the size limit)
 		 * could run long: let the loop serve others between turns. */
 		if (++steps > PROVIDER_STEPS_PER_TURN) {
@@ -872,7 +856,7 @@ static void provider_fetch_next(struct provider_conn *conn)
 static void provider_store_message(struct provider_conn *conn)
 {
 	struct popgate *pg = conn->fetcher->pg;
-	struct provider_entry *entry = &conn->entries[conn->cursor];
+	struct provider_entry *entry = &conn->listing.entries[conn->cursor];
 	unsigned char hash[EVP_MAX_MD_SIZE];
 	unsigned hash_len = 0;
 	char hash_hex[2 * EVP_MAX_MD_SIZE + 1];
@@ -966,113 +950,21 @@ static void provider_read_body(struct provider_conn *conn)
 		provider_store_message(conn);
 }
 
-/* Adds a UIDL listing line to the entries. 0, or -1 after failing CONN. */
-static int provider_add_uidl(struct provider_conn *conn, const char *line, size_t len)
+/* Logs the UIDLs the listing holds more than once, once per fetch, and
+ * keeps the anomaly for the account's last error. */
+static void provider_report_duplicates(struct provider_conn *conn)
 {
-	struct provider_entry entry = {0};
+	const struct provider_listing *listing = &conn->listing;
 
-	if (pop3_parse_uidl_line(line, len, &entry.number, entry.uidl) < 0) {
-		provider_fail(conn, "malformed UIDL line from the provider");
-		return -1;
-	}
-	/* A huge mailbox is taken in parts: the rest waits for the next fetch. */
-	if (conn->entry_count >= (size_t)conn->fetcher->pg->cfg->max_listed) {
-		conn->unlisted++;
-		return 0;
-	}
-	if (conn->entry_count == conn->entry_capacity) {
-		conn->entry_capacity = conn->entry_capacity ? conn->entry_capacity * 2 : 64;
-		conn->entries = xrealloc(conn->entries,
-					 conn->entry_capacity * sizeof(*conn->entries));
-	}
-	conn->entries[conn->entry_count++] = entry;
-	return 0;
-}
-
-/* For qsort_r-free sorting: the entries the index below points into. */
-static const struct provider_entry *provider_sorting_entries;
-
-static int provider_uidl_compare(const void *a, const void *b)
-{
-	const uint32_t *x = a, *y = b;
-
-	return strcmp(provider_sorting_entries[*x].uidl, provider_sorting_entries[*y].uidl);
-}
-
-/*
- * Marks the entries whose UIDL the listing holds more than once (RFC 1939
- * forbids it; providers whose UIDL is a content hash or a buggy counter do
- * it). Their UIDL proves nothing: each is retrieved and compared. Logs the
- * anomaly once per fetch and keeps it for the account's last error.
- */
-static void provider_mark_duplicates(struct provider_conn *conn)
-{
-	uint32_t *order = xcalloc(conn->entry_count + 1, sizeof(*order));
-	size_t uidls = 0;
-	size_t first = SIZE_MAX; /* the first entry listed with a duplicated UIDL */
-
-	for (size_t i = 0; i < conn->entry_count; i++)
-		order[i] = (uint32_t)i;
-	/* The loop is single-threaded; the static lasts only for this sort. */
-	provider_sorting_entries = conn->entries;
-	qsort(order, conn->entry_count, sizeof(*order), provider_uidl_compare);
-	provider_sorting_entries = NULL;
-	for (size_t i = 1; i < conn->entry_count; i++) {
-		struct provider_entry *previous = &conn->entries[order[i - 1]];
-		struct provider_entry *entry = &conn->entries[order[i]];
-		if (strcmp(previous->uidl, entry->uidl) != 0)
-			continue;
-		if (!previous->duplicate)
-			uidls++;
-		if (order[i - 1] < first)
-			first = order[i - 1];
-		previous->duplicate = true;
-		entry->duplicate = true;
-	}
-	free(order);
-	if (uidls == 0)
+	if (listing->duplicate_uidls == 0)
 		return;
 	snprintf(conn->anomaly, sizeof(conn->anomaly), "provider lists uidl %s twice%s",
-		 conn->entries[first].uidl, uidls > 1 ? " (and other uidls too)" : "");
+		 listing->entries[listing->first_duplicate].uidl,
+		 listing->duplicate_uidls > 1 ? " (and other uidls too)" : "");
 	log_event(LOG_WARN, "error", conn->account_name, NULL,
 		  "the %s; %zu uidl(s) listed more than once: those messages are retrieved and "
 		  "compared, never deleted unless stored",
-		  conn->anomaly, uidls);
-}
-
-static int provider_number_compare(const void *a, const void *b)
-{
-	const struct provider_number *x = a, *y = b;
-
-	return x->number < y->number ? -1 : x->number > y->number;
-}
-
-/* Sorts the entries by message number, so that each LIST line finds its
- * entry directly (a provider may list tens of thousands). */
-static void provider_index_numbers(struct provider_conn *conn)
-{
-	free(conn->by_number);
-	conn->by_number = xcalloc(conn->entry_count + 1, sizeof(*conn->by_number));
-	for (size_t i = 0; i < conn->entry_count; i++) {
-		conn->by_number[i].number = conn->entries[i].number;
-		conn->by_number[i].index = (uint32_t)i;
-	}
-	qsort(conn->by_number, conn->entry_count, sizeof(*conn->by_number),
-	      provider_number_compare);
-}
-
-static void provider_add_size(struct provider_conn *conn, const char *line, size_t len)
-{
-	struct provider_number key;
-	const struct provider_number *found;
-	uint64_t size;
-
-	if (pop3_parse_list_line(line, len, &key.number, &size) < 0)
-		return; /* sizes are advisory: the size limit is enforced while reading */
-	found = bsearch(&key, conn->by_number, conn->entry_count, sizeof(*conn->by_number),
-			provider_number_compare);
-	if (found != NULL)
-		conn->entries[found->index].size = size;
+		  conn->anomaly, listing->duplicate_uidls);
 }
 
 /* The provider confirmed our QUIT: its deletions are done. */
@@ -1087,7 +979,7 @@ static void provider_quit_done(struct provider_conn *conn)
 			  "done: %u stored, %u deleted at the provider (%u stored before), %u "
 			  "left there, %zu more listed for the next fetch",
 			  conn->stored_count, conn->deleted_count, conn->redeleted_count,
-			  conn->skipped_count, conn->unlisted);
+			  conn->skipped_count, conn->listing.unlisted);
 		if (conn->skipped_count > 0 && conn->error[0] == '\0') {
 			char reasons[sizeof(conn->skip_reason) + 32];
 			provider_skip_summary(conn, reasons, sizeof(reasons));
@@ -1168,7 +1060,7 @@ static void provider_handle_status(struct provider_conn *conn, const char *line,
 	case PROVIDER_RETR_STATUS:
 		if (!reply.ok) {
 			spool_writer_free(&conn->writer);
-			provider_skip(conn, &conn->entries[conn->cursor], text);
+			provider_skip(conn, &conn->listing.entries[conn->cursor], text);
 			conn->cursor++;
 			provider_fetch_next(conn);
 			return;
@@ -1178,12 +1070,12 @@ static void provider_handle_status(struct provider_conn *conn, const char *line,
 		return;
 	case PROVIDER_DELE:
 		if (reply.ok) {
-			conn->entries[conn->cursor].deleted = true;
+			conn->listing.entries[conn->cursor].deleted = true;
 			conn->deleted_count++;
 		} else {
 			log_event(LOG_WARN, "error", conn->account_name, NULL,
 				  "the provider refused DELE %u: %s",
-				  conn->entries[conn->cursor].number, text);
+				  conn->listing.entries[conn->cursor].number, text);
 		}
 		conn->cursor++;
 		provider_fetch_next(conn);
@@ -1220,26 +1112,26 @@ static void provider_handle_listing(struct provider_conn *conn, const char *line
 		case PROVIDER_UIDL: {
 			/* UIDLs the provider no longer lists are gone there for good;
 			 * a listing cut at max_listed proves nothing of the rest. */
-			if (conn->unlisted == 0) {
-				char **present = xcalloc(conn->entry_count + 1, sizeof(char *));
-				for (size_t i = 0; i < conn->entry_count; i++)
-					present[i] = conn->entries[i].uidl;
+			if (conn->listing.unlisted == 0) {
+				char **present = xcalloc(conn->listing.count + 1, sizeof(char *));
+				for (size_t i = 0; i < conn->listing.count; i++)
+					present[i] = conn->listing.entries[i].uidl;
 				store_uidl_prune(conn->fetcher->pg->store,
 						 conn->account->account_id, present,
-						 conn->entry_count);
+						 conn->listing.count);
 				free(present);
 				log_event(LOG_INFO, "fetch", conn->account_name, NULL,
-					  "%zu message(s) at the provider", conn->entry_count);
+					  "%zu message(s) at the provider", conn->listing.count);
 			} else {
 				log_event(LOG_INFO, "fetch", conn->account_name, NULL,
 					  "%zu message(s) at the provider; this fetch takes the "
 					  "first %zu ([fetch] max_listed), the rest waits for the "
 					  "next fetch",
-					  conn->entry_count + conn->unlisted, conn->entry_count);
+					  conn->listing.count + conn->listing.unlisted, conn->listing.count);
 			}
-			provider_index_numbers(conn);
-			provider_mark_duplicates(conn);
-			if (conn->entry_count == 0) {
+			listing_close(&conn->listing);
+			provider_report_duplicates(conn);
+			if (conn->listing.count == 0) {
 				provider_command(conn, PROVIDER_QUIT, "QUIT");
 				return;
 			}
@@ -1277,10 +1169,11 @@ static void provider_handle_listing(struct provider_conn *conn, const char *line
 		return;
 	}
 	case PROVIDER_UIDL:
-		provider_add_uidl(conn, line, len);
+		if (listing_add_uidl(&conn->listing, line, len) < 0)
+			provider_fail(conn, "malformed UIDL line from the provider");
 		return;
 	case PROVIDER_LIST:
-		provider_add_size(conn, line, len);
+		listing_add_size(&conn->listing, line, len);
 		return;
 	default:
 		return;
@@ -1456,7 +1349,7 @@ static void fetcher_fetch_done(struct provider_conn *conn)
 		evtimer_del(account->retry_timer);
 		/* A listing cut at max_listed: the next part follows at once while
 		 * the fetches make headway. */
-		if (conn->unlisted > 0 && conn->deleted_count > 0)
+		if (conn->listing.unlisted > 0 && conn->deleted_count > 0)
 			account->again = true;
 	}
 	if (account->again) {
