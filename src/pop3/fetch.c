@@ -1348,8 +1348,9 @@ static void fetcher_fetch_done(struct provider_conn *conn)
 					   conn->anomaly[0] != '\0' ? conn->anomaly : NULL, 0, 0);
 		evtimer_del(account->retry_timer);
 		/* A listing cut at max_listed: the next part follows at once while
-		 * the fetches make headway. */
-		if (conn->listing.unlisted > 0 && conn->deleted_count > 0)
+		 * the fetches store something new (a provider that ignores DELE
+		 * would list the same first part again: no loop then). */
+		if (conn->listing.unlisted > 0 && conn->stored_count > 0)
 			account->again = true;
 	}
 	if (account->again) {
