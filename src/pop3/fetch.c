@@ -159,6 +159,8 @@ struct provider_conn {
 	unsigned deleted_count;
 	unsigned skipped_count;
 	unsigned redeleted_count; /* stored at an earlier fetch, deleted again */
+	unsigned dele_refused;	 /* DELEs the provider answered -ERR */
+	char dele_error[180];	 /* the first of those answers */
 	char skip_reason[200];	 /* the first reasons messages were left at the provider */
 	char error[400];	 /* why the connection failed; "" if it did not */
 	char anomaly[160];	 /* a rule the provider broke, for the account's last error */
@@ -1072,10 +1074,10 @@ static void provider_handle_status(struct provider_conn *conn, const char *line,
 		if (reply.ok) {
 			conn->listing.entries[conn->cursor].deleted = true;
 			conn->deleted_count++;
-		} else {
-			log_event(LOG_WARN, "error", conn->account_name, NULL,
-				  "the provider refused DELE %u: %s",
-				  conn->listing.entries[conn->cursor].number, text);
+		} else if (conn->dele_refused++ == 0) {
+			/* Summed up at the end of the fetch: a listing may be huge. */
+			snprintf(conn->dele_error, sizeof(conn->dele_error), "DELE %u: %s",
+				 conn->listing.entries[conn->cursor].number, text);
 		}
 		conn->cursor++;
 		provider_fetch_next(conn);
@@ -1377,6 +1379,11 @@ static void provider_conn_finish(struct provider_conn *conn)
 			log_debug("provider %s: after the login check: %s", conn->host,
 				  conn->error);
 	} else {
+		if (conn->dele_refused > 0)
+			log_event(LOG_WARN, "error", conn->account_name, NULL,
+				  "the provider refused %u DELE(s) (the first: %s); those "
+				  "messages are stored and deleted there at a later fetch",
+				  conn->dele_refused, conn->dele_error);
 		if (conn->skipped_count > 0 && !conn->skips_reported) {
 			/* The fetch failed for another reason after leaving messages. */
 			char reasons[sizeof(conn->skip_reason) + 32];

@@ -79,6 +79,7 @@ class ScriptedProvider:
                               deleting anything (a crash between popgate's
                               commit and the provider's UPDATE state)
               "ignore_dele"   DELE and QUIT answer +OK but nothing is deleted
+              "err_dele"      DELE answers -ERR
               "bare_lf"       RETR sends the message with bare LF line ends
               "drip"          USER is answered one byte a second, never ending
                               the line (a slow-loris provider)
@@ -298,6 +299,9 @@ class ScriptedProvider:
                 m = self._pick(listing, marked, arg)
                 if m is None:
                     send("-ERR no such message\r\n")
+                    continue
+                if fault_now == "err_dele":
+                    send("-ERR cannot delete now\r\n")
                     continue
                 if self.on_dele is not None:
                     self.on_dele(s, m.uidl)

@@ -143,6 +143,26 @@ def test_provider_ignoring_dele_costs_deles_not_duplicates(make_scripted, make_p
     assert len(got) == 3 and len(wires) == 3
 
 
+def test_refused_deles_summed_up_and_retried(make_scripted, make_popgate, corpus):
+    """A provider that answers -ERR to every DELE: one log line for the fetch,
+    not one per message; the next fetch deletes them without retrieving."""
+    scripted, gate = make_gate(make_scripted, make_popgate)
+    for message in corpus.messages(5, seed=77, max_size=20000):
+        scripted.deliver("alice", message)
+    scripted.fault = "err_dele"
+    start = len(scripted.logged_in_sessions("alice"))
+    assert gate.pickup(ACCOUNT, PASSWORD) == []
+    wait_sessions(scripted, start + 1)
+    gate.wait_states({"delivery": 5}, timeout=30)
+    refused = wait_log(gate, r"event=error account=alice@localhost .*refused 5 DELE")
+    assert len([line for line in gate.log_lines() if "DELE" in line]) == len(refused) == 1
+    scripted.fault = None
+    assert len(gate.pickup(ACCOUNT, PASSWORD)) == 5
+    itutil.wait_until(lambda: scripted.count("alice") == 0, 30, what="provider emptied")
+    assert sum(len(s.retrieved) for s in scripted.logged_in_sessions("alice")) == 5
+    assert gate.db_query("SELECT count(*) FROM message") == [(5,)]
+
+
 # ------------------------------------------------------------------ UIDLs
 
 def deles_unretrieved(scripted, user="alice"):
