@@ -83,6 +83,8 @@ class ScriptedProvider:
               "bare_lf"       RETR sends the message with bare LF line ends
               "drip"          USER is answered one byte a second, never ending
                               the line (a slow-loris provider)
+              "drip_retr"     RETR sends its reply one byte a second, never
+                              reaching the terminator
       fault_uidls = None      the RETR faults hit every message, else only these
       fault_users = None      the faults hit every user, else only these
       list_sizes = {uidl: n}  LIST (and STAT) announce N octets for UIDL
@@ -279,6 +281,9 @@ class ScriptedProvider:
                     send("-ERR message temporarily unavailable\r\n")
                     continue
                 body = _dot_stuff(m.wire)
+                if verb == "RETR" and fault == "drip_retr":
+                    self._drip(h, b"+OK\r\n" + body)
+                    return
                 if verb == "RETR" and fault == "bare_lf":
                     body = body.replace(b"\r\n", b"\n")
                 if verb == "RETR" and fault in ("stall_retr", "cut_retr"):
@@ -330,11 +335,11 @@ class ScriptedProvider:
             return listing[i - 1]
         return None
 
-    def _drip(self, h, interval=1.0):
-        """Sends "+OK " and then a byte every INTERVAL seconds, never a line
-        end, until the peer hangs up or the provider stops (at most 120 s)."""
+    def _drip(self, h, data=b"+OK ", interval=1.0):
+        """Sends DATA and then dots, a byte every INTERVAL seconds, never a
+        line end after DATA, until the peer hangs up or the provider stops
+        (at most 120 s)."""
         deadline = time.monotonic() + 120
-        data = b"+OK "
         while not self._stop.is_set() and time.monotonic() < deadline:
             h.wfile.write(data[:1])
             h.wfile.flush()

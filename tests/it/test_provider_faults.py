@@ -35,10 +35,13 @@ def wait_sessions(scripted, count, user="alice", timeout=30):
 def wait_log(gate, pattern, count=1, timeout=30.0):
     """Waits for COUNT log lines matching PATTERN (a regular expression)."""
     regex = re.compile(pattern)
-    return itutil.wait_until(
-        lambda: (lambda found: len(found) >= count and found)(
-            [line for line in gate.log_lines() if regex.search(line)]),
-        timeout, what=f"{count} log line(s) matching /{pattern}/")
+    try:
+        return itutil.wait_until(
+            lambda: (lambda found: len(found) >= count and found)(
+                [line for line in gate.log_lines() if regex.search(line)]),
+            timeout, what=f"{count} log line(s) matching /{pattern}/")
+    except AssertionError as failed:
+        raise AssertionError(f"{failed}\n--- log ---\n{gate.log_tail()}") from None
 
 
 def make_gate(make_scripted, make_popgate, overrides=None):
@@ -396,3 +399,27 @@ def test_sigterm_while_resolving_exits_cleanly(make_popgate):
         assert gate.sanitizer_reports() == [], gate.stderr_tail()
     finally:
         silent.close()
+
+
+def test_fetch_deadline_keeps_what_was_stored(make_scripted, make_popgate, corpus):
+    """The second of three messages drips a byte a second: the fetch ends at
+    its deadline with the first stored and kept, nothing deleted that was
+    not stored; once healed, all three arrive exactly once."""
+    scripted, gate = make_gate(make_scripted, make_popgate, {"fetch": {"deadline": 4}})
+    wires = [scripted.deliver("alice", m) for m in corpus.messages(3, seed=78, max_size=20000)]
+    uidls = scripted.uidls("alice")
+    scripted.fault, scripted.fault_uidls = "drip_retr", {uidls[1]}
+    assert gate.pickup(ACCOUNT, PASSWORD) == []
+    wait_log(gate, r"event=fetch_error account=alice@localhost .*passed its deadline of 4 s"
+                   r" in state retr")
+    assert gate.db_query("SELECT uidl FROM message") == [(uidls[0],)]
+    assert scripted.uidls("alice") == uidls
+    scripted.fault = None
+    gate.wait_states({"delivery": 3}, timeout=60)      # the back-off retry
+    itutil.wait_until(lambda: scripted.count("alice") == 0, 30, what="provider emptied")
+    served = gate.pickup(ACCOUNT, PASSWORD)
+    assert sorted(split_trace(m)[1] for m in served) == sorted(wires)
+    # Only the first message, stored by the fetch that hit its deadline, is
+    # deleted by later fetches without being retrieved again.
+    assert {command for _, command in deles_unretrieved(scripted)} <= {"DELE 1"}
+    assert gate.db_query("SELECT count(*) FROM message") == [(3,)]
