@@ -423,3 +423,45 @@ def test_fetch_deadline_keeps_what_was_stored(make_scripted, make_popgate, corpu
     # deleted by later fetches without being retrieved again.
     assert {command for _, command in deles_unretrieved(scripted)} <= {"DELE 1"}
     assert gate.db_query("SELECT count(*) FROM message") == [(3,)]
+
+
+def memory_holds(pid, needle, region_max=1 << 28):
+    """Whether the process PID's readable, writable memory holds NEEDLE."""
+    found = False
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if not fields[1].startswith("rw") or end - start > region_max:
+                continue
+            try:
+                mem.seek(start)
+                found = needle in mem.read(end - start)
+            except (OSError, ValueError, OverflowError):
+                continue
+            if found:
+                return True
+    return False
+
+
+def test_pass_line_to_provider_is_wiped(make_scripted, make_popgate):
+    """The PASS line popgate sends the provider is wiped once written: after a
+    login checked live (the client uses AUTH PLAIN, so no PASS line of its own
+    is in popgate's memory) and the fetch that follows, the daemon's memory
+    holds no "PASS <password>"."""
+    password = "Wipe-Me-7f3a9c51"
+    scripted = make_scripted()
+    scripted.add_user("gina", password)
+    gate = make_popgate(scripted=scripted)
+    client = gate.connect()
+    try:
+        plain = base64.b64encode(f"\0gina@localhost\0{password}".encode()).decode()
+        assert client._shortcmd(f"AUTH PLAIN {plain}").startswith(b"+OK")
+        client.quit()
+    finally:
+        client.close()
+    wait_sessions(scripted, 2, user="gina")       # the login check and the fetch
+    assert scripted.commands("gina").count("PASS ***") == 2
+    assert memory_holds(gate.pid, b"gina@localhost")
+    assert not memory_holds(gate.pid, f"PASS {password}".encode()), \
+        "the PASS line sent to the provider is still in popgate's memory"
