@@ -36,11 +36,11 @@ struct provider_listing {
 	struct provider_entry *entries;
 	size_t count;
 	size_t capacity;
-	size_t max;		   /* entries taken from one listing */
-	size_t unlisted;	   /* entries past MAX, left for a later fetch */
+	size_t max;			  /* entries taken from one listing */
+	size_t unlisted;		  /* entries past MAX, left for a later fetch */
 	struct listing_number *by_number; /* set by listing_close */
-	size_t duplicate_uidls;	   /* UIDLs listed more than once */
-	size_t first_duplicate;	   /* the first entry with such a UIDL */
+	size_t duplicate_uidls;		  /* UIDLs listed more than once */
+	size_t first_duplicate;		  /* the first entry with such a UIDL */
 };
 
 /* What a fetch may do with an entry. */

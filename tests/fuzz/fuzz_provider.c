@@ -432,8 +432,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	listing_init(&listing, max_listed);
 	/* Greeting, CAPA, UIDL, LIST: any failure ends the conversation. */
-	if (!expect_ok(&c) || !expect_ok(&c) || !read_listing(&c, &listing, NULL) ||
-	    !expect_ok(&c))
+	if (!expect_ok(&c) || !expect_ok(&c) || !read_listing(&c, &listing, NULL) || !expect_ok(&c))
 		goto done;
 	size_t before = c.pos;
 	if (!read_listing(&c, &listing, listing_add_uidl))
@@ -461,7 +460,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < listing.count; i++) {
 		bool twice = false;
 		for (size_t j = 0; j < listing.count; j++)
-			twice |= j != i && strcmp(listing.entries[i].uidl, listing.entries[j].uidl) == 0;
+			twice |=
+			    j != i && strcmp(listing.entries[i].uidl, listing.entries[j].uidl) == 0;
 		check(twice == listing.entries[i].duplicate);
 	}
 	if (!expect_ok(&c) || !read_listing(&c, &listing, add_size))
