@@ -13,8 +13,9 @@
  * so a message is deleted at the provider only once it is durably stored
  * (G3). A UIDL that is already recorded as stored is only deleted, never
  * fetched again: that is the message a crash caught between commit and the
- * provider's QUIT. The provider applies DELEs only at QUIT; the recorded
- * UIDLs are forgotten after that QUIT succeeds.
+ * provider's QUIT, or kept by a provider that ignores DELE. The provider
+ * applies DELEs only at QUIT; a recorded UIDL is forgotten only when the
+ * provider no longer lists it.
  *
  * SECURITY: the provider is a remote peer. Its status and listing lines go
  * through pop3/parse.c; message bytes go only to the spool file and are
@@ -49,6 +50,7 @@
 #include "core/util.h"
 #include "pipeline/pipeline.h"
 #include "pop3/fetch.h"
+#include "pop3/listing.h"
 #include "pop3/parse.h"
 #include "pop3/policy.h"
 #include "popgate.h"
@@ -60,8 +62,10 @@
 #define PROVIDER_LINE_MAX 8192
 /* The addresses of a host a connection tries, at most. */
 #define PROVIDER_ADDRESSES_MAX 8
-/* Stop reading a provider's listing after this many entries. */
-#define PROVIDER_LIST_MAX 200000
+/* Entries a fetch works through before it lets the loop serve others. */
+#define PROVIDER_STEPS_PER_TURN 256
+/* Skip reasons a fetch's summary line names; the rest are counted. */
+#define PROVIDER_SKIP_REASONS 3
 
 enum provider_state {
 	PROVIDER_RESOLVING,
@@ -105,14 +109,6 @@ _Static_assert(sizeof(provider_state_names) / sizeof(provider_state_names[0]) ==
 
 enum provider_mode { PROVIDER_MODE_VERIFY, PROVIDER_MODE_FETCH };
 
-/* One message in the provider's listing. */
-struct provider_entry {
-	uint32_t number;
-	uint64_t size; /* from LIST; 0 if the provider did not list it */
-	char uidl[POP3_UIDL_MAX + 1];
-	bool deleted; /* DELE answered +OK */
-};
-
 struct fetch_account;
 
 /* One connection to a provider. */
@@ -147,20 +143,32 @@ struct provider_conn {
 
 	/* fetch */
 	struct fetch_account *account;
-	struct provider_entry *entries;
-	size_t entry_count;
-	size_t entry_capacity;
+	struct provider_listing listing;
 	size_t cursor;		 /* entry being worked on */
+	struct event *resume_event; /* goes on working through the entries */
 	bool in_listing;	 /* the +OK of a multi-line reply was read; lines follow */
 	struct spool_writer *writer;
 	struct pop3_dot_decoder decoder;
+	struct spool_crlf crlf;	 /* the body's line ends, made CRLF on the way */
+	char *crlf_buffer;	 /* room for a normalised chunk */
+	size_t crlf_capacity;
 	EVP_MD_CTX *digest;
 	bool oversize;		 /* the body in progress passed the size limit */
+	bool skips_reported;	 /* the skipped messages are in the fetch's error */
 	unsigned stored_count;
 	unsigned deleted_count;
 	unsigned skipped_count;
-	char skip_reason[160];	 /* first reason a message was left at the provider */
-	char error[256];	 /* why the connection failed; "" if it did not */
+	unsigned redeleted_count; /* stored at an earlier fetch, deleted again */
+	unsigned dele_refused;	 /* DELEs the provider answered -ERR */
+	char dele_error[180];	 /* the first of those answers */
+	char skip_reason[200];	 /* the first reasons messages were left at the provider */
+	char error[400];	 /* why the connection failed; "" if it did not */
+	char anomaly[160];	 /* a rule the provider broke, for the account's last error */
+
+	/* The absolute deadline of the whole connection ([server]
+	 * login_check_timeout or [fetch] deadline): the silence timeout alone
+	 * lets a provider that drips a byte at a time hold it forever. */
+	struct event *deadline_event;
 
 	/* A connection is freed from the loop, never inside its own handlers. */
 	struct event *free_event;
@@ -200,7 +208,9 @@ struct fetcher {
 	struct popgate *pg;
 	struct fetch_account_list accounts;
 	struct fetch_account_list waiting;
-	unsigned active;
+	unsigned active;	/* fetches under way: at most [fetch] max_fetches */
+	unsigned checks;	/* login checks under way, counted apart: they must not
+				 * keep fetches from starting */
 	struct provider_conn_list conns;
 	struct fetch_tls_ctx *tls_contexts;
 };
@@ -244,17 +254,57 @@ static void provider_fail(struct provider_conn *conn, const char *fmt, ...)
 	provider_conn_finish(conn);
 }
 
-static void provider_send(struct provider_conn *conn, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void provider_send(struct provider_conn *conn, const char *fmt, ...)
+/* Wipes and frees a command line once libevent is done with it. */
+static void provider_line_cleanup(const void *data, size_t len, void *extra)
+{
+	(void)extra;
+	sodium_memzero((void *)data, len);
+	free((void *)data);
+}
+
+/*
+ * Sends one command line and moves CONN to STATE. A line holding CR or LF
+ * (a login or password smuggling commands) is refused: CONN fails with a
+ * clear error and nothing is sent. -1 then (CONN is ended), else 0.
+ */
+static int provider_command(struct provider_conn *conn, enum provider_state state,
+			    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int provider_command(struct provider_conn *conn, enum provider_state state,
+			    const char *fmt, ...)
 {
 	va_list ap;
-	struct evbuffer *out = bufferevent_get_output(conn->bev);
+	char *line;
+	int len;
 
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	len = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
+	if (len < 0) {
+		provider_fail(conn, "cannot format a command for the provider");
+		return -1;
+	}
+	line = xmalloc((size_t)len + 3);
+	va_start(ap, fmt);
+	vsnprintf(line, (size_t)len + 1, fmt, ap);
+	va_end(ap);
+	if (memchr(line, '\r', (size_t)len) != NULL || memchr(line, '\n', (size_t)len) != NULL) {
+		sodium_memzero(line, (size_t)len);
+		free(line);
+		provider_fail(conn, "refused to send the provider a command with a CR or LF in "
+				    "its argument");
+		return -1;
+	}
+	memcpy(line + len, "\r\n", 2);
+	/* Added by reference, not copied: libevent's own chunks would keep a
+	 * PASS or AUTH line after it is written. Wiped when written or freed. */
+	if (evbuffer_add_reference(bufferevent_get_output(conn->bev), line, (size_t)len + 2,
+				   provider_line_cleanup, NULL) < 0) {
+		provider_line_cleanup(line, (size_t)len + 2, NULL);
+		provider_fail(conn, "cannot queue a command for the provider");
+		return -1;
+	}
+	provider_enter_state(conn, state);
+	return 0;
 }
 
 /* The reply text, sanitised, for a log line or an error. */
@@ -443,6 +493,27 @@ static void provider_conn_start(struct provider_conn *conn)
 		conn->dns_request = request;
 }
 
+/* The connection's deadline passed: it ends as a failure. A fetch keeps
+ * what it stored (committed message by message); the rest stays at the
+ * provider, and the failure backs off like any other. */
+static void provider_deadline_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct provider_conn *conn = ctx;
+	struct popgate *pg = conn->fetcher->pg;
+	(void)fd;
+	(void)what;
+
+	if (conn->state == PROVIDER_DONE)
+		return;
+	if (conn->mode == PROVIDER_MODE_VERIFY)
+		provider_fail(conn, "the login check at %s took longer than %d s (state %s)",
+			      conn->host, pg->cfg->login_check_timeout,
+			      provider_state_names[conn->state]);
+	else
+		provider_fail(conn, "the fetch passed its deadline of %d s in state %s",
+			      pg->cfg->fetch_deadline, provider_state_names[conn->state]);
+}
+
 static struct provider_conn *provider_conn_new(struct fetcher *fetcher, enum provider_mode mode,
 					       const char *login, const char *host,
 					       const char *password)
@@ -456,8 +527,17 @@ static struct provider_conn *provider_conn_new(struct fetcher *fetcher, enum pro
 	conn->host = xstrdup(host);
 	conn->account_name = xasprintf("%s@%s", login, host);
 	conn->password = xstrdup(password);
-	fetcher->active++;
+	listing_init(&conn->listing, (size_t)fetcher->pg->cfg->max_listed);
+	if (mode == PROVIDER_MODE_FETCH)
+		fetcher->active++;
+	else
+		fetcher->checks++;
 	TAILQ_INSERT_TAIL(&fetcher->conns, conn, entry);
+	struct timeval deadline = {.tv_sec = mode == PROVIDER_MODE_FETCH
+						 ? fetcher->pg->cfg->fetch_deadline
+						 : fetcher->pg->cfg->login_check_timeout};
+	conn->deadline_event = evtimer_new(fetcher->pg->base, provider_deadline_cb, conn);
+	evtimer_add(conn->deadline_event, &deadline);
 	return conn;
 }
 
@@ -473,9 +553,16 @@ static void provider_conn_free(struct provider_conn *conn)
 		EVP_MD_CTX_free(conn->digest);
 	if (conn->free_event != NULL)
 		event_free(conn->free_event);
+	if (conn->resume_event != NULL)
+		event_free(conn->resume_event);
+	event_free(conn->deadline_event);
 	TAILQ_REMOVE(&conn->fetcher->conns, conn, entry);
-	conn->fetcher->active--;
-	free(conn->entries);
+	if (conn->mode == PROVIDER_MODE_FETCH)
+		conn->fetcher->active--;
+	else
+		conn->fetcher->checks--;
+	listing_free(&conn->listing);
+	free(conn->crlf_buffer);
 	free(conn->login);
 	free(conn->host);
 	free(conn->account_name);
@@ -502,6 +589,14 @@ static void provider_verify_report(struct provider_conn *conn, enum fetch_verify
 
 static void provider_send_login(struct provider_conn *conn)
 {
+	/* Base64 in AUTH PLAIN would hide a CR or LF from provider_command:
+	 * check the fields themselves (defence in depth; logins refuse them). */
+	if (strpbrk(conn->login, "\r\n") != NULL || strpbrk(conn->password, "\r\n") != NULL) {
+		provider_password_wipe(conn);
+		provider_fail(conn, "refused to send the provider a login or password with a CR "
+				    "or LF in it");
+		return;
+	}
 	if (!conn->capa_user && conn->capa_sasl_plain) {
 		/* A provider that offers only SASL: AUTH PLAIN with an initial response. */
 		size_t login_len = strlen(conn->login), pass_len = strlen(conn->password);
@@ -515,17 +610,15 @@ static void provider_send_login(struct provider_conn *conn)
 		raw[1 + login_len] = '\0';
 		memcpy(raw + 2 + login_len, conn->password, pass_len);
 		sodium_bin2base64(b64, b64_len, raw, raw_len, sodium_base64_VARIANT_ORIGINAL);
-		provider_send(conn, "AUTH PLAIN %s", b64);
 		sodium_memzero(raw, raw_len);
-		sodium_memzero(b64, b64_len);
 		free(raw);
-		free(b64);
 		provider_password_wipe(conn);
-		provider_enter_state(conn, PROVIDER_PASS);
+		provider_command(conn, PROVIDER_PASS, "AUTH PLAIN %s", b64);
+		sodium_memzero(b64, b64_len);
+		free(b64);
 		return;
 	}
-	provider_send(conn, "USER %s", conn->login);
-	provider_enter_state(conn, PROVIDER_USER);
+	provider_command(conn, PROVIDER_USER, "USER %s", conn->login);
 }
 
 /* After CAPA (or STLS): go to TLS if the policy wants it, else log in. */
@@ -537,8 +630,7 @@ static void provider_after_capa(struct provider_conn *conn)
 					    "requires");
 			return;
 		}
-		provider_send(conn, "STLS");
-		provider_enter_state(conn, PROVIDER_STLS);
+		provider_command(conn, PROVIDER_STLS, "STLS");
 		return;
 	}
 	provider_send_login(conn);
@@ -577,13 +669,11 @@ static void provider_logged_in(struct provider_conn *conn)
 {
 	if (conn->mode == PROVIDER_MODE_VERIFY) {
 		provider_verify_report(conn, FETCH_VERIFY_OK, NULL);
-		provider_send(conn, "QUIT");
-		provider_enter_state(conn, PROVIDER_QUIT);
+		provider_command(conn, PROVIDER_QUIT, "QUIT");
 		return;
 	}
 	log_event(LOG_INFO, "fetch", conn->account_name, NULL, "logged in at %s", conn->host);
-	provider_send(conn, "UIDL");
-	provider_enter_state(conn, PROVIDER_UIDL);
+	provider_command(conn, PROVIDER_UIDL, "UIDL");
 }
 
 static void provider_login_refused(struct provider_conn *conn, const struct pop3_reply *reply)
@@ -607,12 +697,12 @@ static void provider_login_refused(struct provider_conn *conn, const struct pop3
 
 /* ---- the fetch ---------------------------------------------------------- */
 
-static void provider_body_out(void *ctx, const char *data, size_t len)
+/* Stores LEN bytes of body as they go to the spool file (already CRLF). */
+static void provider_body_store(struct provider_conn *conn, const char *data, size_t len)
 {
-	struct provider_conn *conn = ctx;
 	int64_t limit = conn->fetcher->pg->cfg->max_message_size;
 
-	if (conn->oversize)
+	if (conn->oversize || len == 0)
 		return;
 	if ((int64_t)(conn->writer->size + len) > limit) {
 		/* Keep reading to the terminator so the connection stays in step,
@@ -624,26 +714,85 @@ static void provider_body_out(void *ctx, const char *data, size_t len)
 	EVP_DigestUpdate(conn->digest, data, len);
 }
 
-static bool provider_uidl_known(struct provider_conn *conn, const char *uidl)
+/* Decoded body bytes: line ends made CRLF once, here, so the stored size and
+ * SHA-256 are of what clients will be given. */
+static void provider_body_out(void *ctx, const char *data, size_t len)
 {
-	int known = store_uidl_known(conn->fetcher->pg->store, conn->account->account_id, uidl);
-	if (known < 0) {
-		provider_fail(conn, "store error: %s", store_errmsg(conn->fetcher->pg->store));
-		return false;
+	struct provider_conn *conn = ctx;
+
+	if (conn->oversize)
+		return;
+	if (conn->crlf_capacity < 2 * len + 1) {
+		conn->crlf_capacity = 2 * len + 1;
+		conn->crlf_buffer = xrealloc(conn->crlf_buffer, conn->crlf_capacity);
 	}
-	return known == 1;
+	provider_body_store(conn, conn->crlf_buffer,
+			    spool_crlf_normalise(&conn->crlf, data, len, conn->crlf_buffer));
 }
 
+/*
+ * Whether ENTRY provably is a message stored at an earlier fetch (its UIDL
+ * recorded, listed once, with the same LIST size as then: listing.c). An
+ * entry without that proof whose UIDL is recorded or listed twice is marked
+ * to be retrieved and compared by content.
+ */
+static bool provider_entry_stored(struct provider_conn *conn, struct provider_entry *entry)
+{
+	int64_t listed = 0;
+	int known = 0;
+
+	if (!entry->duplicate) {
+		known = store_uidl_lookup(conn->fetcher->pg->store, conn->account->account_id,
+					  entry->uidl, &listed);
+		if (known < 0) {
+			provider_fail(conn, "store error: %s",
+				      store_errmsg(conn->fetcher->pg->store));
+			return false;
+		}
+	}
+	switch (listing_entry_action(entry, known == 1, listed > 0 ? (uint64_t)listed : 0)) {
+	case LISTING_DELETE_ONLY:
+		return true;
+	case LISTING_RETRIEVE_COMPARE:
+		entry->compare = true;
+		return false;
+	case LISTING_RETRIEVE:
+		break;
+	}
+	return false;
+}
+
+/* Leaves ENTRY at the provider. The reasons are summed up in one line at
+ * the end of the fetch, not logged per message: a listing may be huge. */
 static void provider_skip(struct provider_conn *conn, struct provider_entry *entry,
 			  const char *reason)
 {
+	size_t used = strlen(conn->skip_reason);
+
 	conn->skipped_count++;
-	if (conn->skip_reason[0] == '\0')
-		snprintf(conn->skip_reason, sizeof(conn->skip_reason), "message %u: %s",
-			 entry->number, reason);
-	log_event(LOG_WARN, "error", conn->account_name, NULL,
-		  "left message %u (uidl %s) at the provider: %s", entry->number, entry->uidl,
-		  reason);
+	if (conn->skipped_count <= PROVIDER_SKIP_REASONS)
+		snprintf(conn->skip_reason + used, sizeof(conn->skip_reason) - used, "%smessage %u: %s",
+			 used > 0 ? "; " : "", entry->number, reason);
+}
+
+/* The skip reasons as one text: the first few, and how many more. */
+static void provider_skip_summary(const struct provider_conn *conn, char *out, size_t outlen)
+{
+	if (conn->skipped_count > PROVIDER_SKIP_REASONS)
+		snprintf(out, outlen, "%s; and %u more", conn->skip_reason,
+			 conn->skipped_count - PROVIDER_SKIP_REASONS);
+	else
+		snprintf(out, outlen, "%s", conn->skip_reason);
+}
+
+static void provider_resume_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct provider_conn *conn = ctx;
+	(void)fd;
+	(void)what;
+
+	if (conn->state != PROVIDER_DONE)
+		provider_fetch_next(conn);
 }
 
 /* Works on entry CURSOR: delete it if already stored, skip it if too big,
@@ -651,19 +800,29 @@ static void provider_skip(struct provider_conn *conn, struct provider_entry *ent
 static void provider_fetch_next(struct provider_conn *conn)
 {
 	struct popgate *pg = conn->fetcher->pg;
+	unsigned steps = 0;
 
-	while (conn->cursor < conn->entry_count) {
-		struct provider_entry *entry = &conn->entries[conn->cursor];
-		bool known = provider_uidl_known(conn, entry->uidl);
+	while (conn->cursor < conn->listing.count) {
+		struct provider_entry *entry = &conn->listing.entries[conn->cursor];
+		/* Entries left without a word to the provider (over the size limit)
+		 * could run long: let the loop serve others between turns. */
+		if (++steps > PROVIDER_STEPS_PER_TURN) {
+			static const struct timeval soon = {0, 0};
+			if (conn->resume_event == NULL)
+				conn->resume_event =
+				    evtimer_new(pg->base, provider_resume_cb, conn);
+			evtimer_add(conn->resume_event, &soon);
+			return;
+		}
+		bool known = provider_entry_stored(conn, entry);
 		if (conn->state == PROVIDER_DONE)
 			return;
 		if (known) {
-			/* Stored before a crash cut the last session short: delete only. */
-			log_event(LOG_INFO, "fetch", conn->account_name, NULL,
-				  "uidl %s already stored; deleting it at the provider",
-				  entry->uidl);
-			provider_send(conn, "DELE %u", entry->number);
-			provider_enter_state(conn, PROVIDER_DELE);
+			/* Stored at an earlier fetch whose deletion did not happen (a
+			 * crash, a provider that ignores DELE): delete only. Counted in
+			 * the fetch's summary, not logged one by one. */
+			conn->redeleted_count++;
+			provider_command(conn, PROVIDER_DELE, "DELE %u", entry->number);
 			return;
 		}
 		if ((int64_t)entry->size > pg->cfg->max_message_size) {
@@ -683,13 +842,12 @@ static void provider_fetch_next(struct provider_conn *conn)
 			conn->digest = EVP_MD_CTX_new();
 		EVP_DigestInit_ex(conn->digest, EVP_sha256(), NULL);
 		conn->oversize = false;
+		conn->crlf.after_cr = false;
 		pop3_dot_decoder_init(&conn->decoder);
-		provider_send(conn, "RETR %u", entry->number);
-		provider_enter_state(conn, PROVIDER_RETR_STATUS);
+		provider_command(conn, PROVIDER_RETR_STATUS, "RETR %u", entry->number);
 		return;
 	}
-	provider_send(conn, "QUIT");
-	provider_enter_state(conn, PROVIDER_QUIT);
+	provider_command(conn, PROVIDER_QUIT, "QUIT");
 }
 
 /*
@@ -700,12 +858,15 @@ static void provider_fetch_next(struct provider_conn *conn)
 static void provider_store_message(struct provider_conn *conn)
 {
 	struct popgate *pg = conn->fetcher->pg;
-	struct provider_entry *entry = &conn->entries[conn->cursor];
+	struct provider_entry *entry = &conn->listing.entries[conn->cursor];
 	unsigned char hash[EVP_MAX_MD_SIZE];
 	unsigned hash_len = 0;
 	char hash_hex[2 * EVP_MAX_MD_SIZE + 1];
 	char id[SPOOL_ID_LEN + 1];
+	char tail[1];
 
+	/* A body that ended in a lone CR gets its LF. */
+	provider_body_store(conn, tail, spool_crlf_finish(&conn->crlf, tail));
 	if (conn->oversize) {
 		spool_writer_free(&conn->writer);
 		char reason[96];
@@ -721,6 +882,24 @@ static void provider_store_message(struct provider_conn *conn)
 	int64_t size = (int64_t)conn->writer->size;
 	memcpy(id, conn->writer->id, sizeof(id));
 
+	if (entry->compare) {
+		/* Its UIDL alone proved nothing: the very same body stored under it
+		 * does. Then only delete; else it is another message: store it. */
+		int copy = store_message_has_copy(pg->store, conn->account->account_id,
+						  entry->uidl, hash_hex);
+		if (copy < 0) {
+			spool_writer_free(&conn->writer);
+			provider_fail(conn, "store error: %s", store_errmsg(pg->store));
+			return;
+		}
+		if (copy == 1) {
+			spool_writer_free(&conn->writer);
+			conn->redeleted_count++;
+			provider_command(conn, PROVIDER_DELE, "DELE %u", entry->number);
+			return;
+		}
+	}
+
 	/* The body is on disk and its folder entry durable before the row exists;
 	 * a crash before the commit leaves an orphan file, removed at start-up. */
 	if (spool_writer_commit(conn->writer) < 0) {
@@ -732,6 +911,8 @@ static void provider_store_message(struct provider_conn *conn)
 	if (store_begin(pg->store) < 0 ||
 	    store_message_insert(pg->store, id, conn->account->account_id, entry->uidl, size,
 				 hash_hex) < 0 ||
+	    store_uidl_set_size(pg->store, conn->account->account_id, entry->uidl,
+				(int64_t)entry->size) < 0 ||
 	    store_commit(pg->store) < 0) {
 		store_rollback(pg->store);
 		spool_remove(pg->store->data_dir, id);
@@ -751,8 +932,7 @@ static void provider_store_message(struct provider_conn *conn)
 		log_event(LOG_ERROR, "error", conn->account_name, id,
 			  "cannot queue for processing; it will be processed at the next start");
 
-	provider_send(conn, "DELE %u", entry->number);
-	provider_enter_state(conn, PROVIDER_DELE);
+	provider_command(conn, PROVIDER_DELE, "DELE %u", entry->number);
 }
 
 /* Reads body bytes of the current RETR through the dot decoder. */
@@ -772,61 +952,43 @@ static void provider_read_body(struct provider_conn *conn)
 		provider_store_message(conn);
 }
 
-/* Adds a UIDL listing line to the entries. 0, or -1 after failing CONN. */
-static int provider_add_uidl(struct provider_conn *conn, const char *line, size_t len)
+/* Logs the UIDLs the listing holds more than once, once per fetch, and
+ * keeps the anomaly for the account's last error. */
+static void provider_report_duplicates(struct provider_conn *conn)
 {
-	struct provider_entry entry = {0};
+	const struct provider_listing *listing = &conn->listing;
 
-	if (pop3_parse_uidl_line(line, len, &entry.number, entry.uidl) < 0) {
-		provider_fail(conn, "malformed UIDL line from the provider");
-		return -1;
-	}
-	if (conn->entry_count >= PROVIDER_LIST_MAX) {
-		provider_fail(conn, "the provider lists more than %d messages", PROVIDER_LIST_MAX);
-		return -1;
-	}
-	if (conn->entry_count == conn->entry_capacity) {
-		conn->entry_capacity = conn->entry_capacity ? conn->entry_capacity * 2 : 64;
-		conn->entries = xrealloc(conn->entries,
-					 conn->entry_capacity * sizeof(*conn->entries));
-	}
-	conn->entries[conn->entry_count++] = entry;
-	return 0;
-}
-
-static void provider_add_size(struct provider_conn *conn, const char *line, size_t len)
-{
-	uint32_t number;
-	uint64_t size;
-
-	if (pop3_parse_list_line(line, len, &number, &size) < 0)
-		return; /* sizes are advisory: the size limit is enforced while reading */
-	/* Listings come in message order; look near the same position first. */
-	for (size_t i = 0; i < conn->entry_count; i++) {
-		if (conn->entries[i].number == number) {
-			conn->entries[i].size = size;
-			return;
-		}
-	}
+	if (listing->duplicate_uidls == 0)
+		return;
+	snprintf(conn->anomaly, sizeof(conn->anomaly), "provider lists uidl %s twice%s",
+		 listing->entries[listing->first_duplicate].uidl,
+		 listing->duplicate_uidls > 1 ? " (and other uidls too)" : "");
+	log_event(LOG_WARN, "error", conn->account_name, NULL,
+		  "the %s; %zu uidl(s) listed more than once: those messages are retrieved and "
+		  "compared, never deleted unless stored",
+		  conn->anomaly, listing->duplicate_uidls);
 }
 
 /* The provider confirmed our QUIT: its deletions are done. */
 static void provider_quit_done(struct provider_conn *conn)
 {
-	struct popgate *pg = conn->fetcher->pg;
-
+	/* The UIDLs of deleted messages are kept: a provider may acknowledge
+	 * DELE and QUIT and delete nothing. They go when the provider stops
+	 * listing them (the prune at the end of UIDL), so such a provider costs
+	 * DELEs again, never a message stored twice. */
 	if (conn->mode == PROVIDER_MODE_FETCH) {
-		for (size_t i = 0; i < conn->entry_count; i++) {
-			if (conn->entries[i].deleted)
-				store_uidl_forget(pg->store, conn->account->account_id,
-						  conn->entries[i].uidl);
-		}
 		log_event(LOG_INFO, "fetch", conn->account_name, NULL,
-			  "done: %u stored, %u deleted at the provider, %u left there",
-			  conn->stored_count, conn->deleted_count, conn->skipped_count);
-		if (conn->skipped_count > 0 && conn->error[0] == '\0')
+			  "done: %u stored, %u deleted at the provider (%u stored before), %u "
+			  "left there, %zu more listed for the next fetch",
+			  conn->stored_count, conn->deleted_count, conn->redeleted_count,
+			  conn->skipped_count, conn->listing.unlisted);
+		if (conn->skipped_count > 0 && conn->error[0] == '\0') {
+			char reasons[sizeof(conn->skip_reason) + 32];
+			provider_skip_summary(conn, reasons, sizeof(reasons));
 			snprintf(conn->error, sizeof(conn->error), "%u message(s) left at the "
-				 "provider (%s)", conn->skipped_count, conn->skip_reason);
+				 "provider (%s)", conn->skipped_count, reasons);
+			conn->skips_reported = true;
+		}
 	}
 	provider_enter_state(conn, PROVIDER_DONE);
 	provider_conn_finish(conn);
@@ -851,8 +1013,7 @@ static void provider_handle_status(struct provider_conn *conn, const char *line,
 			provider_fail(conn, "the provider refused the connection: %s", text);
 			return;
 		}
-		provider_send(conn, "CAPA");
-		provider_enter_state(conn, PROVIDER_CAPA);
+		provider_command(conn, PROVIDER_CAPA, "CAPA");
 		return;
 	case PROVIDER_CAPA:
 		if (!reply.ok) { /* no CAPA: assume USER/PASS */
@@ -874,8 +1035,7 @@ static void provider_handle_status(struct provider_conn *conn, const char *line,
 			provider_login_refused(conn, &reply);
 			return;
 		}
-		provider_send(conn, "PASS %s", conn->password);
-		provider_enter_state(conn, PROVIDER_PASS);
+		provider_command(conn, PROVIDER_PASS, "PASS %s", conn->password);
 		return;
 	case PROVIDER_PASS:
 		provider_password_wipe(conn);
@@ -902,7 +1062,7 @@ static void provider_handle_status(struct provider_conn *conn, const char *line,
 	case PROVIDER_RETR_STATUS:
 		if (!reply.ok) {
 			spool_writer_free(&conn->writer);
-			provider_skip(conn, &conn->entries[conn->cursor], text);
+			provider_skip(conn, &conn->listing.entries[conn->cursor], text);
 			conn->cursor++;
 			provider_fetch_next(conn);
 			return;
@@ -912,12 +1072,12 @@ static void provider_handle_status(struct provider_conn *conn, const char *line,
 		return;
 	case PROVIDER_DELE:
 		if (reply.ok) {
-			conn->entries[conn->cursor].deleted = true;
+			conn->listing.entries[conn->cursor].deleted = true;
 			conn->deleted_count++;
-		} else {
-			log_event(LOG_WARN, "error", conn->account_name, NULL,
-				  "the provider refused DELE %u: %s",
-				  conn->entries[conn->cursor].number, text);
+		} else if (conn->dele_refused++ == 0) {
+			/* Summed up at the end of the fetch: a listing may be huge. */
+			snprintf(conn->dele_error, sizeof(conn->dele_error), "DELE %u: %s",
+				 conn->listing.entries[conn->cursor].number, text);
 		}
 		conn->cursor++;
 		provider_fetch_next(conn);
@@ -952,22 +1112,32 @@ static void provider_handle_listing(struct provider_conn *conn, const char *line
 			provider_after_capa(conn);
 			return;
 		case PROVIDER_UIDL: {
-			char **present = xcalloc(conn->entry_count + 1, sizeof(char *));
-			for (size_t i = 0; i < conn->entry_count; i++)
-				present[i] = conn->entries[i].uidl;
-			/* UIDLs the provider no longer lists are gone there for good. */
-			store_uidl_prune(conn->fetcher->pg->store, conn->account->account_id,
-					 present, conn->entry_count);
-			free(present);
-			log_event(LOG_INFO, "fetch", conn->account_name, NULL,
-				  "%zu message(s) at the provider", conn->entry_count);
-			if (conn->entry_count == 0) {
-				provider_send(conn, "QUIT");
-				provider_enter_state(conn, PROVIDER_QUIT);
+			/* UIDLs the provider no longer lists are gone there for good;
+			 * a listing cut at max_listed proves nothing of the rest. */
+			if (conn->listing.unlisted == 0) {
+				char **present = xcalloc(conn->listing.count + 1, sizeof(char *));
+				for (size_t i = 0; i < conn->listing.count; i++)
+					present[i] = conn->listing.entries[i].uidl;
+				store_uidl_prune(conn->fetcher->pg->store,
+						 conn->account->account_id, present,
+						 conn->listing.count);
+				free(present);
+				log_event(LOG_INFO, "fetch", conn->account_name, NULL,
+					  "%zu message(s) at the provider", conn->listing.count);
+			} else {
+				log_event(LOG_INFO, "fetch", conn->account_name, NULL,
+					  "%zu message(s) at the provider; this fetch takes the "
+					  "first %zu ([fetch] max_listed), the rest waits for the "
+					  "next fetch",
+					  conn->listing.count + conn->listing.unlisted, conn->listing.count);
+			}
+			listing_close(&conn->listing);
+			provider_report_duplicates(conn);
+			if (conn->listing.count == 0) {
+				provider_command(conn, PROVIDER_QUIT, "QUIT");
 				return;
 			}
-			provider_send(conn, "LIST");
-			provider_enter_state(conn, PROVIDER_LIST);
+			provider_command(conn, PROVIDER_LIST, "LIST");
 			return;
 		}
 		case PROVIDER_LIST:
@@ -1001,10 +1171,11 @@ static void provider_handle_listing(struct provider_conn *conn, const char *line
 		return;
 	}
 	case PROVIDER_UIDL:
-		provider_add_uidl(conn, line, len);
+		if (listing_add_uidl(&conn->listing, line, len) < 0)
+			provider_fail(conn, "malformed UIDL line from the provider");
 		return;
 	case PROVIDER_LIST:
-		provider_add_size(conn, line, len);
+		listing_add_size(&conn->listing, line, len);
 		return;
 	default:
 		return;
@@ -1173,12 +1344,21 @@ static void fetcher_fetch_done(struct provider_conn *conn)
 		struct timeval tv = {.tv_sec = delay};
 		evtimer_add(account->retry_timer, &tv);
 	} else {
-		store_account_record_fetch(pg->store, account->account_id, NULL, 0, 0);
+		/* A fetch that went well but met a provider's anomaly shows it as
+		 * the account's last error, without a back-off. */
+		store_account_record_fetch(pg->store, account->account_id,
+					   conn->anomaly[0] != '\0' ? conn->anomaly : NULL, 0, 0);
 		evtimer_del(account->retry_timer);
+		/* A listing cut at max_listed: the next part follows at once while
+		 * the fetches store something new (a provider that ignores DELE
+		 * would list the same first part again: no loop then). */
+		if (conn->listing.unlisted > 0 && conn->stored_count > 0)
+			account->again = true;
 	}
 	if (account->again) {
+		/* Asked for while running; after a failure, back-off still holds. */
 		account->again = false;
-		fetcher_request(fetcher, account->account_id, 1);
+		fetcher_request(fetcher, account->account_id, 0);
 	}
 }
 
@@ -1199,6 +1379,19 @@ static void provider_conn_finish(struct provider_conn *conn)
 			log_debug("provider %s: after the login check: %s", conn->host,
 				  conn->error);
 	} else {
+		if (conn->dele_refused > 0)
+			log_event(LOG_WARN, "error", conn->account_name, NULL,
+				  "the provider refused %u DELE(s) (the first: %s); those "
+				  "messages are stored and deleted there at a later fetch",
+				  conn->dele_refused, conn->dele_error);
+		if (conn->skipped_count > 0 && !conn->skips_reported) {
+			/* The fetch failed for another reason after leaving messages. */
+			char reasons[sizeof(conn->skip_reason) + 32];
+			provider_skip_summary(conn, reasons, sizeof(reasons));
+			log_event(LOG_WARN, "error", conn->account_name, NULL,
+				  "%u message(s) left at the provider (%s)", conn->skipped_count,
+				  reasons);
+		}
 		fetcher_fetch_done(conn);
 	}
 	/* The handler that ended CONN may still be running on it: free it from
@@ -1270,15 +1463,25 @@ void fetcher_free(struct fetcher **fetcher_p)
 
 	if (fetcher == NULL)
 		return;
+	/* No retry may start a fetch while the connections are cut below. */
+	TAILQ_FOREACH(account, &fetcher->accounts, entry)
+		evtimer_del(account->retry_timer);
 	/* At shutdown: connections still open are cut; their messages stay at
 	 * the provider unless stored, and the next start fetches again. */
 	struct provider_conn *conn;
+	bool lookups_cancelled = false;
 	while ((conn = TAILQ_FIRST(&fetcher->conns)) != NULL) {
 		conn->verify_callback = NULL;
 		if (conn->verify != NULL)
 			conn->verify->conn = NULL;
+		lookups_cancelled |= conn->dns_request != NULL;
 		provider_conn_free(conn);
 	}
+	/* A cancelled lookup frees itself in a callback evdns defers to the
+	 * loop, which has stopped: one more non-blocking turn lets it run (its
+	 * EVUTIL_EAI_CANCEL call touches no connection), else it leaks. */
+	if (lookups_cancelled)
+		event_base_loop(fetcher->pg->base, EVLOOP_NONBLOCK);
 	while ((account = TAILQ_FIRST(&fetcher->accounts)) != NULL) {
 		TAILQ_REMOVE(&fetcher->accounts, account, entry);
 		event_free(account->retry_timer);
@@ -1318,7 +1521,12 @@ void fetcher_request(struct fetcher *fetcher, int64_t account_id, int now)
 			wait = row.next_fetch_at - util_now();
 		store_account_clear(&row);
 		if (wait > 0) {
+			/* A failing provider is not asked again before its back-off
+			 * ends, however many pickups come: the timer fetches then. */
 			struct timeval tv = {.tv_sec = wait};
+			log_event(LOG_INFO, "fetch", NULL, NULL,
+				  "account %lld waits %lld s for its fetch back-off",
+				  (long long)account_id, (long long)wait);
 			evtimer_add(account->retry_timer, &tv);
 			return;
 		}
@@ -1335,6 +1543,11 @@ void fetcher_request(struct fetcher *fetcher, int64_t account_id, int now)
 unsigned fetcher_active(const struct fetcher *fetcher)
 {
 	return fetcher->active;
+}
+
+unsigned fetcher_checks(const struct fetcher *fetcher)
+{
+	return fetcher->checks;
 }
 
 struct fetch_verify *fetch_verify_start(struct fetcher *fetcher, const char *login,

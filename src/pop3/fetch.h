@@ -4,9 +4,17 @@
  *
  * A fetch connects by the host's policy (resolve, refuse private addresses
  * unless allowed, TLS 1.2+ with SNI and verification, or STLS), logs in,
- * lists UIDLs, and for each message: RETR into a spool file, fsync, commit the
- * row with its UIDL, and only then DELE (G3). A UIDL already recorded is
- * deleted without fetching again. QUIT commits the deletions at the provider.
+ * lists UIDLs (at most [fetch] max_listed a time), and for each message: RETR
+ * into a spool file (line ends made CRLF), fsync, commit the row with its
+ * UIDL and LIST size, and only then DELE (G3). A UIDL already recorded, listed
+ * once with the same LIST size, is deleted without fetching again; one listed
+ * twice or with another size is retrieved and deleted only if the same body
+ * is stored. QUIT commits the deletions at the provider; a recorded UIDL is
+ * kept until the provider no longer lists it.
+ *
+ * Each connection has an absolute deadline: [server] login_check_timeout for
+ * a login check, [fetch] deadline for a fetch. [fetch] max_fetches caps
+ * fetches only; login checks are counted apart (fetcher_checks).
  *
  * SECURITY: the provider is a remote peer; its replies go through
  * pop3/parse.c, message bytes only to the spool file. The password is
@@ -50,11 +58,16 @@ void fetch_verify_cancel(struct fetch_verify **verify);
 /*
  * Asks for a fetch of ACCOUNT_ID. If one runs for the account, another
  * follows it; a fetch that waits for back-off starts when that ends unless
- * NOW is set (a user's pickup overrides back-off).
+ * NOW is set (only the back-off timer itself sets it: a pickup must not
+ * hammer a failing provider).
  */
 void fetcher_request(struct fetcher *fetcher, int64_t account_id, int now);
 
-/* Fetches under way (for status and tests). */
+/* Fetches under way (for status and tests); [fetch] max_fetches caps them. */
 unsigned fetcher_active(const struct fetcher *fetcher);
+
+/* Live login checks under way. They do not take fetch slots; each ends by
+ * [server] login_check_timeout at the latest. */
+unsigned fetcher_checks(const struct fetcher *fetcher);
 
 #endif

@@ -715,7 +715,7 @@ static void session_update(struct pop3_session *session)
 	session_reply(session, "+OK %zu message(s) delivered, bye", moved);
 	session->quit_done = true;
 	/* P4: the pickup is over; fetch the account's new mail for the next one. */
-	fetcher_request(pg->fetcher, session->account_id, 1);
+	fetcher_request(pg->fetcher, session->account_id, 0);
 	session_close(session);
 	return;
 fail:

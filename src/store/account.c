@@ -324,6 +324,44 @@ int store_uidl_known(struct store *store, int64_t account_id, const char *uidl)
 	return stmt != NULL ? store_stmt_exists(store, stmt, "looking up a UIDL") : -1;
 }
 
+int store_uidl_lookup(struct store *store, int64_t account_id, const char *uidl,
+		      int64_t *provider_size)
+{
+	static const char sql[] =
+	    "SELECT provider_size FROM provider_uidl WHERE account_id = ? AND uidl = ?";
+	sqlite3_stmt *stmt = store_uidl_stmt(store, sql, account_id, uidl);
+	int rc;
+
+	*provider_size = 0;
+	if (stmt == NULL)
+		return -1;
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		*provider_size = sqlite3_column_int64(stmt, 0);
+		store_stmt_release(stmt);
+		return 1;
+	}
+	store_stmt_release(stmt);
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "looking up a UIDL");
+		return -1;
+	}
+	return 0;
+}
+
+int store_uidl_set_size(struct store *store, int64_t account_id, const char *uidl,
+			int64_t provider_size)
+{
+	static const char sql[] =
+	    "UPDATE provider_uidl SET provider_size = ?3 WHERE account_id = ?1 AND uidl = ?2";
+	sqlite3_stmt *stmt = store_uidl_stmt(store, sql, account_id, uidl);
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 3, provider_size);
+	return store_stmt_done(store, stmt, "recording a UIDL's size");
+}
+
 int store_uidl_forget(struct store *store, int64_t account_id, const char *uidl)
 {
 	static const char sql[] = "DELETE FROM provider_uidl WHERE account_id = ? AND uidl = ?";

@@ -73,6 +73,17 @@ int store_account_list_ids(struct store *store, int64_t **ids_r, size_t *count_r
 /* 1 if UIDL of ACCOUNT_ID is recorded as stored, 0 if not, -1 error. */
 int store_uidl_known(struct store *store, int64_t account_id, const char *uidl);
 
+/*
+ * 1 if UIDL of ACCOUNT_ID is recorded as stored, with the size the provider
+ * listed for it then in *PROVIDER_SIZE (0 if not known); 0 if not; -1 error.
+ */
+int store_uidl_lookup(struct store *store, int64_t account_id, const char *uidl,
+		      int64_t *provider_size);
+
+/* Records PROVIDER_SIZE (the provider's LIST size) for a stored UIDL. 0 or -1. */
+int store_uidl_set_size(struct store *store, int64_t account_id, const char *uidl,
+			int64_t provider_size);
+
 /* Forgets UIDL (the provider has deleted it). 0 or -1. */
 int store_uidl_forget(struct store *store, int64_t account_id, const char *uidl);
 

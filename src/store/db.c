@@ -125,10 +125,16 @@ static const char *const store_migrations[] = {
     "  window_start INTEGER NOT NULL"
     ");",
     /*
-     * 6 (the next after the others): each change popgatectl made
-     * (store/audit.c). LOGGED is 0 until the line is in popgate's log:
-     * popgatectl writes it there itself when it can, else the daemon copies
-     * it (with log_file = -, only the daemon has the log).
+     * 5: the size the provider's LIST gave for each stored UIDL. A UIDL is
+     * proof of "already stored" only with the same size (a provider may
+     * reuse a UIDL for another message); 0 = not known, which proves nothing.
+     */
+    "ALTER TABLE provider_uidl ADD COLUMN provider_size INTEGER NOT NULL DEFAULT 0;",
+    /*
+     * 6: each change popgatectl made (store/audit.c). LOGGED is 0 until the
+     * line is in popgate's log: popgatectl writes it there itself when it
+     * can, else the daemon copies it (with log_file = -, only the daemon has
+     * the log).
      */
     "CREATE TABLE admin_change ("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"

@@ -172,6 +172,21 @@ int store_message_insert(struct store *store, const char *id, int64_t account_id
 	return store_tx_commit(store, outer);
 }
 
+int store_message_has_copy(struct store *store, int64_t account_id, const char *uidl,
+			   const char *sha256_hex)
+{
+	static const char sql[] = "SELECT 1 FROM message WHERE account_id = ? AND uidl = ?"
+				  " AND sha256 = ? LIMIT 1";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, account_id);
+	sqlite3_bind_text(stmt, 2, uidl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, sha256_hex, -1, SQLITE_STATIC);
+	return store_stmt_exists(store, stmt, "looking for a stored copy");
+}
+
 int store_message_move(struct store *store, const char *id, enum message_state from,
 		       enum message_state to, const char *prepend)
 {

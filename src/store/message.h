@@ -59,6 +59,13 @@ int store_message_insert(struct store *store, const char *id, int64_t account_id
 			 const char *uidl, int64_t body_size, const char *sha256_hex);
 
 /*
+ * 1 if ACCOUNT_ID has a message stored under UIDL whose body's SHA-256 is
+ * SHA256_HEX (the same message, provably), 0 if not, -1 on error.
+ */
+int store_message_has_copy(struct store *store, int64_t account_id, const char *uidl,
+			   const char *sha256_hex);
+
+/*
  * Moves ID from state FROM to TO (its own transaction unless the caller holds
  * one). PREPEND, if not NULL, replaces the prepended header text. Returns 1 if
  * moved, 0 if the message was not in FROM, -1 on error.

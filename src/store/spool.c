@@ -160,6 +160,32 @@ fail:
 	return NULL;
 }
 
+size_t spool_crlf_normalise(struct spool_crlf *state, const char *in, size_t len, char *out)
+{
+	size_t used = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (state->after_cr && c != '\n')
+			out[used++] = '\n'; /* a lone CR: complete it */
+		if (c == '\n' && !state->after_cr)
+			out[used++] = '\r'; /* a bare LF */
+		out[used++] = c;
+		state->after_cr = c == '\r';
+	}
+	return used;
+}
+
+size_t spool_crlf_finish(struct spool_crlf *state, char *out)
+{
+	if (!state->after_cr)
+		return 0;
+	state->after_cr = false;
+	out[0] = '\n';
+	return 1;
+}
+
 void spool_writer_write(struct spool_writer *writer, const void *data, size_t len)
 {
 	if (writer->failed || writer->file == NULL || len == 0)

@@ -30,6 +30,23 @@ char *spool_path(const char *data_dir, const char *id);
 /* Creates DATA_DIR/spool and DATA_DIR/spool/tmp. 0 or -1 with errno. */
 int spool_init(const char *data_dir);
 
+/*
+ * Line ends made CRLF (RFC 1939) as a body is stored, once: a LF without a
+ * CR before it becomes CRLF, and so does a CR without a LF after it. The
+ * state carries a CR across chunks.
+ */
+struct spool_crlf {
+	bool after_cr; /* the last byte passed on was a CR */
+};
+
+/* Normalises IN[0..LEN) into OUT, which has room for 2 * LEN + 1 bytes;
+ * returns the bytes written. */
+size_t spool_crlf_normalise(struct spool_crlf *state, const char *in, size_t len, char *out);
+
+/* Ends a body: a CR left last gets its LF. Returns the bytes (0 or 1)
+ * written to OUT. */
+size_t spool_crlf_finish(struct spool_crlf *state, char *out);
+
 /* A body being written. */
 struct spool_writer {
 	FILE *file;

@@ -3,7 +3,10 @@ scripted_provider.py — a small POP3 server (RFC 1939 subset: CAPA, USER, PASS,
 STAT, LIST, UIDL, RETR, TOP, DELE, RSET, NOOP, QUIT; optional implicit TLS)
 that misbehaves on demand, for the provider faults a real Dovecot will not
 produce: a stall or a cut in the middle of RETR, -ERR on RETR, a LIST size
-that lies, a password that is refused, a closed port.
+that lies, a password that is refused, a closed port, a reply dripped a byte
+a second, DELE acknowledged but never applied, bodies with bare LF line ends,
+one UIDL for two messages (deliver with the same uidl), and listings of
+hundreds of thousands of messages made cheaply (deliver_bulk).
 
 It records every command of every session (passwords masked) so tests can
 assert that DELE came only after the message was stored, or never. Deletions
@@ -26,6 +29,7 @@ from mailutil import to_lf, wire_from_lf
 class Message:
     uidl: str
     wire: bytes
+    listed_size: int = None   # what LIST says, if not the wire's length
 
 
 @dataclass
@@ -74,7 +78,15 @@ class ScriptedProvider:
               "cut_quit"      QUIT after login closes the connection without
                               deleting anything (a crash between popgate's
                               commit and the provider's UPDATE state)
+              "ignore_dele"   DELE and QUIT answer +OK but nothing is deleted
+              "err_dele"      DELE answers -ERR
+              "bare_lf"       RETR sends the message with bare LF line ends
+              "drip"          USER is answered one byte a second, never ending
+                              the line (a slow-loris provider)
+              "drip_retr"     RETR sends its reply one byte a second, never
+                              reaching the terminator
       fault_uidls = None      the RETR faults hit every message, else only these
+      fault_users = None      the faults hit every user, else only these
       list_sizes = {uidl: n}  LIST (and STAT) announce N octets for UIDL
       on_dele = fn(session, uidl)  called at each DELE before it is answered
     """
@@ -86,6 +98,7 @@ class ScriptedProvider:
         self.mailboxes = {}
         self.fault = None
         self.fault_uidls = None
+        self.fault_users = None
         self.list_sizes = {}
         self.on_dele = None
         self.sessions = []
@@ -135,6 +148,30 @@ class ScriptedProvider:
             self.mailboxes[user].append(Message(uidl, wire))
         return wire
 
+    def replace(self, user, uidl, message):
+        """Puts MESSAGE in place of USER's message UIDL, under the same UIDL
+        (a provider that reuses UIDLs); returns its wire form."""
+        wire = wire_from_lf(to_lf(message))
+        with self.lock:
+            box = self.mailboxes[user]
+            index = next(i for i, m in enumerate(box) if m.uidl == uidl)
+            box[index] = Message(uidl, wire)
+        return wire
+
+    def deliver_bulk(self, user, count, listed_size=None, prefix="bulk"):
+        """Adds COUNT small messages at once (one shared body), listed as
+        LISTED_SIZE octets if given: a huge listing costs little here."""
+        wire = wire_from_lf(b"Subject: bulk\n\nbulk\n")
+        with self.lock:
+            self.mailboxes[user].extend(Message(f"{prefix}-{i:07d}", wire, listed_size)
+                                        for i in range(count))
+
+    def fault_for(self, user):
+        """The fault that applies to USER's session now."""
+        if self.fault_users is not None and user not in self.fault_users:
+            return None
+        return self.fault
+
     def uidls(self, user):
         with self.lock:
             return [m.uidl for m in self.mailboxes[user]]
@@ -174,7 +211,8 @@ class ScriptedProvider:
         send("+OK scripted POP3 provider ready\r\n")
         user = None
         listing = None     # the messages of this session, fixed at login
-        marked = set()
+        marked = set()     # their indexes (0-based) marked deleted: two
+                           # messages may share a UIDL
         while not self._stop.is_set():
             raw = h.rfile.readline(2048)
             if not raw:
@@ -184,18 +222,20 @@ class ScriptedProvider:
             verb = verb.upper()
             with self.lock:
                 s.commands.append("PASS ***" if verb == "PASS" else line)
+            fault_now = self.fault_for(user)
             if verb == "CAPA":
                 send("+OK\r\nUSER\r\nUIDL\r\nTOP\r\n.\r\n")
             elif verb == "NOOP":
                 send("+OK\r\n")
             elif verb == "QUIT":
-                if self.fault == "cut_quit" and listing is not None:
+                if fault_now == "cut_quit" and listing is not None:
                     return   # gone before the UPDATE state: nothing is deleted
                 with self.lock:
-                    if listing is not None:
+                    if listing is not None and fault_now != "ignore_dele":
                         box = self.mailboxes[user]
-                        gone = [m for m in listing if m.uidl in marked]
-                        self.mailboxes[user] = [m for m in box if m.uidl not in marked]
+                        gone = [listing[i] for i in sorted(marked)]
+                        gone_ids = {id(m) for m in gone}
+                        self.mailboxes[user] = [m for m in box if id(m) not in gone_ids]
                         s.deleted = [m.uidl for m in gone]
                     s.quit = True
                 send("+OK bye\r\n")
@@ -203,11 +243,14 @@ class ScriptedProvider:
             elif listing is None:
                 if verb == "USER":
                     user = arg
+                    if self.fault_for(user) == "drip":
+                        self._drip(h)
+                        return
                     send("+OK\r\n")
                 elif verb == "PASS":
                     with self.lock:
                         good = (user in self.users and self.users[user] == arg
-                                and self.fault != "wrong_password")
+                                and fault_now != "wrong_password")
                         if good:
                             s.user = user
                             listing = list(self.mailboxes[user])
@@ -215,7 +258,7 @@ class ScriptedProvider:
                 else:
                     send("-ERR log in first\r\n")
             elif verb == "STAT":
-                live = [m for m in listing if m.uidl not in marked]
+                live = [m for i, m in enumerate(listing) if i not in marked]
                 send(f"+OK {len(live)} {sum(self._size(m) for m in live)}\r\n")
             elif verb in ("LIST", "UIDL"):
                 def item(i, m):
@@ -224,7 +267,7 @@ class ScriptedProvider:
                     m = self._pick(listing, marked, arg)
                     send(f"+OK {item(int(arg), m)}\r\n" if m else "-ERR no such message\r\n")
                 else:
-                    rows = [item(i, m) for i, m in enumerate(listing, 1) if m.uidl not in marked]
+                    rows = [item(i, m) for i, m in enumerate(listing, 1) if i - 1 not in marked]
                     send("+OK\r\n" + "".join(r + "\r\n" for r in rows) + ".\r\n")
             elif verb in ("RETR", "TOP"):
                 num = arg.split(" ")[0] if arg else ""
@@ -232,12 +275,17 @@ class ScriptedProvider:
                 if m is None:
                     send("-ERR no such message\r\n")
                     continue
-                fault = self.fault if (self.fault_uidls is None
-                                       or m.uidl in self.fault_uidls) else None
+                fault = fault_now if (self.fault_uidls is None
+                                      or m.uidl in self.fault_uidls) else None
                 if verb == "RETR" and fault == "err_retr":
                     send("-ERR message temporarily unavailable\r\n")
                     continue
                 body = _dot_stuff(m.wire)
+                if verb == "RETR" and fault == "drip_retr":
+                    self._drip(h, b"+OK\r\n" + body)
+                    return
+                if verb == "RETR" and fault == "bare_lf":
+                    body = body.replace(b"\r\n", b"\n")
                 if verb == "RETR" and fault in ("stall_retr", "cut_retr"):
                     send(b"+OK\r\n" + body[:len(body) // 2])
                     if fault == "cut_retr":
@@ -257,9 +305,12 @@ class ScriptedProvider:
                 if m is None:
                     send("-ERR no such message\r\n")
                     continue
+                if fault_now == "err_dele":
+                    send("-ERR cannot delete now\r\n")
+                    continue
                 if self.on_dele is not None:
                     self.on_dele(s, m.uidl)
-                marked.add(m.uidl)
+                marked.add(int(arg) - 1)
                 with self.lock:
                     s.marked.append(m.uidl)
                 send("+OK deleted\r\n")
@@ -270,6 +321,8 @@ class ScriptedProvider:
                 send("-ERR unknown command\r\n")
 
     def _size(self, m):
+        if m.listed_size is not None:
+            return m.listed_size
         return self.list_sizes.get(m.uidl, len(m.wire))
 
     @staticmethod
@@ -278,9 +331,21 @@ class ScriptedProvider:
             i = int(arg)
         except ValueError:
             return None
-        if 1 <= i <= len(listing) and listing[i - 1].uidl not in marked:
+        if 1 <= i <= len(listing) and i - 1 not in marked:
             return listing[i - 1]
         return None
+
+    def _drip(self, h, data=b"+OK ", interval=1.0):
+        """Sends DATA and then dots, a byte every INTERVAL seconds, never a
+        line end after DATA, until the peer hangs up or the provider stops
+        (at most 120 s)."""
+        deadline = time.monotonic() + 120
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            h.wfile.write(data[:1])
+            h.wfile.flush()
+            data = data[1:] or b"."
+            if self._stop.wait(interval):
+                return
 
     def _stall(self, h):
         """Sends nothing more until the peer gives up or the provider stops."""

@@ -334,6 +334,10 @@ def test_stored_message_still_at_provider_is_deleted_not_stored_again(scripted_g
     assert gate.db_query("SELECT count(*) FROM message") == [(3,)]
     assert_no_duplicates(gate)
     assert scripted.dele_violations == []
-    # Once the provider has deleted them, their UIDLs are forgotten.
+    # Their UIDLs are forgotten once the provider no longer lists them: at the
+    # first fetch after its deletion (a provider's +OK to QUIT is no proof).
+    sessions = len(scripted.logged_in_sessions("alice"))
+    assert gate.pickup(ACCOUNT, PASSWORD) == []
+    wait_sessions(scripted, sessions + 1)
     itutil.wait_until(lambda: gate.db_query("SELECT count(*) FROM provider_uidl") == [(0,)],
                       30, what="recorded UIDLs forgotten")

@@ -266,6 +266,34 @@ static void test_uidl_known_and_forget(void **state)
 	store_account_clear(&account);
 }
 
+/* A stored UIDL carries the provider's LIST size, which proves the message
+ * the same only when it matches (0 = not known). */
+static void test_uidl_lookup_size(void **state)
+{
+	struct test_store *f = *state;
+	struct store_account account;
+	int64_t size = -1;
+	char *sql;
+
+	assert_int_equal(create_account(f, "me", "pop.example", "me+pop", &account), 0);
+	assert_int_equal(store_uidl_lookup(f->store, account.id, "u1", &size), 0);
+	assert_int_equal(size, 0);
+	sql = xasprintf("INSERT INTO provider_uidl (account_id, uidl, stored_at) VALUES"
+			" (%lld, 'u1', 1)",
+			(long long)account.id);
+	test_exec_sql(f->store, sql);
+	free(sql);
+	assert_int_equal(store_uidl_lookup(f->store, account.id, "u1", &size), 1);
+	assert_int_equal(size, 0);
+	assert_int_equal(store_uidl_set_size(f->store, account.id, "u1", 4321), 0);
+	assert_int_equal(store_uidl_lookup(f->store, account.id, "u1", &size), 1);
+	assert_int_equal(size, 4321);
+	/* Setting the size of an unknown UIDL records nothing. */
+	assert_int_equal(store_uidl_set_size(f->store, account.id, "u2", 9), 0);
+	assert_int_equal(store_uidl_lookup(f->store, account.id, "u2", &size), 0);
+	store_account_clear(&account);
+}
+
 static void insert_uidls(struct test_store *f, int64_t account_id, int count)
 {
 	sqlite3_stmt *stmt = NULL;
@@ -376,6 +404,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_user_exists, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_uidl_known_and_forget, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_uidl_prune, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_uidl_lookup_size, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_uidl_prune_large, setup, test_store_teardown),
 	};
 

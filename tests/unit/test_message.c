@@ -264,6 +264,24 @@ static void test_list_order(void **state)
 	assert_int_equal(counts[MESSAGE_DELIVERY], 1);
 }
 
+/* A stored copy is proved by UIDL and content hash together, per account. */
+static void test_has_copy(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_LEN + 1];
+
+	assert_int_equal(store_message_has_copy(f->store, f->account_a, "dup", "aa11"), 0);
+	assert_int_equal(
+	    store_message_insert(f->store, make_id(id, 'a'), f->account_a, "dup", 10, "aa11"), 0);
+	assert_int_equal(
+	    store_message_insert(f->store, make_id(id, 'b'), f->account_a, "dup", 12, "bb22"), 0);
+	assert_int_equal(store_message_has_copy(f->store, f->account_a, "dup", "aa11"), 1);
+	assert_int_equal(store_message_has_copy(f->store, f->account_a, "dup", "bb22"), 1);
+	assert_int_equal(store_message_has_copy(f->store, f->account_a, "dup", "cc33"), 0);
+	assert_int_equal(store_message_has_copy(f->store, f->account_a, "other", "aa11"), 0);
+	assert_int_equal(store_message_has_copy(f->store, f->account_b, "dup", "aa11"), 0);
+}
+
 static void test_insert_records_uidl(void **state)
 {
 	struct fixture *f = *state;
@@ -373,6 +391,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_add_attempt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_insert_records_uidl, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_has_copy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_delivered, setup, teardown),
 	};
 

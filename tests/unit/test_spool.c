@@ -322,11 +322,50 @@ static void test_remove_orphans_empty(void **state)
 	free(missing);
 }
 
+/* Normalises IN split into two chunks at SPLIT; the result must be EXPECTED. */
+static void check_crlf_split(const char *in, const char *expected, size_t split)
+{
+	size_t len = strlen(in);
+	char *out = xmalloc(2 * len + 2);
+	struct spool_crlf state = {0};
+	size_t used;
+
+	used = spool_crlf_normalise(&state, in, split, out);
+	used += spool_crlf_normalise(&state, in + split, len - split, out + used);
+	used += spool_crlf_finish(&state, out + used);
+	assert_int_equal(used, strlen(expected));
+	assert_memory_equal(out, expected, used);
+	free(out);
+}
+
+/* Bare LF and lone CR become CRLF, CRLF stays, wherever the chunks split. */
+static void test_crlf_normalise(void **state)
+{
+	static const struct {
+		const char *in, *expected;
+	} cases[] = {
+	    {"", ""},
+	    {"a\r\nb\r\n", "a\r\nb\r\n"},
+	    {"a\nb\n", "a\r\nb\r\n"},
+	    {"a\rb\r", "a\r\nb\r\n"},
+	    {"\n\n", "\r\n\r\n"},
+	    {"\r\r\n", "\r\n\r\n"},
+	    {"x\n\r\r\n\ny", "x\r\n\r\n\r\n\r\ny"},
+	    {".\n..\r\n", ".\r\n..\r\n"},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		for (size_t split = 0; split <= strlen(cases[i].in); split++)
+			check_crlf_split(cases[i].in, cases[i].expected, split);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_id_valid),
 	    cmocka_unit_test(test_path),
+	    cmocka_unit_test(test_crlf_normalise),
 	    cmocka_unit_test_setup_teardown(test_writer_commit_exact_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writer_large_body, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writer_free_without_commit, setup, teardown),
