@@ -240,7 +240,8 @@ int store_account_update_credentials(struct store *store, int64_t account_id,
 				     size_t secret_len)
 {
 	static const char sql[] =
-	    "UPDATE account SET password_hash = ?, password_secret = ? WHERE id = ?";
+	    "UPDATE account SET password_hash = ?, password_secret = ?, fetch_failures = 0,"
+	    " next_fetch_at = 0 WHERE id = ?";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
 
 	if (stmt == NULL)

@@ -50,8 +50,10 @@ int store_account_get_by_id(struct store *store, int64_t id, struct store_accoun
 int store_account_create(struct store *store, struct store_account *account,
 			 const char *user_name, const char *primary_address);
 
-/* Replaces hash and sealed password after a successful live login. 0 or -1
- * (also when there is no such account). */
+/* Replaces hash and sealed password after a successful live login, and ends
+ * the fetch back-off: the provider has just accepted these credentials, so
+ * failures the old ones earned no longer delay the next fetch. 0 or -1 (also
+ * when there is no such account). */
 int store_account_update_credentials(struct store *store, int64_t account_id,
 				     const char *password_hash, const unsigned char *secret,
 				     size_t secret_len);

@@ -121,6 +121,28 @@ def test_pickups_do_not_bypass_back_off(make_scripted, make_popgate):
     assert len(scripted.sessions) == before + 1, "a pickup hammered the failing provider"
 
 
+def test_new_password_ends_the_back_off(make_scripted, make_popgate, corpus):
+    """The password changed at the provider: fetches with the old one fail and
+    back off for retry_min. When the user logs in with the new one (checked
+    live, then stored), the fetch that pickup's QUIT asks for starts at once
+    instead of waiting out the back-off the old password earned."""
+    scripted, gate = make_gate(make_scripted, make_popgate,
+                               {"fetch": {"retry_min": 600, "retry_max": 1200}})
+    scripted.add_user("alice", "provider-pw-2")     # changed at the provider
+    before = len(scripted.sessions)
+    assert gate.pickup(ACCOUNT, PASSWORD) == []     # the stored hash still matches
+    wait_log(gate, r"event=fetch_error account=alice@localhost .*login refused")
+    itutil.wait_until(lambda: len(scripted.sessions) == before + 1
+                      and scripted.sessions[-1].ended is not None, 30,
+                      what="the failed fetch's session ended")
+
+    scripted.deliver("alice", corpus.messages(1, seed=91, max_size=20000)[0])
+    assert gate.pickup(ACCOUNT, "provider-pw-2") == []   # live check, then stored
+    wait_log(gate, r"event=credentials_updated account=alice@localhost")
+    gate.wait_states({"delivery": 1}, timeout=30)
+    assert len(gate.pickup(ACCOUNT, "provider-pw-2")) == 1
+
+
 # ------------------------------------------------------------------ DELE
 
 def test_provider_ignoring_dele_costs_deles_not_duplicates(make_scripted, make_popgate, corpus):
