@@ -49,6 +49,7 @@ import tlsca  # noqa: E402
 from popgate import Popgate, merge_config  # noqa: E402
 from provider import Dovecot  # noqa: E402
 from scripted_provider import ScriptedProvider  # noqa: E402
+from silent_provider import SilentProvider  # noqa: E402
 
 TEST_DEADLINE = 300        # seconds for any one test
 CRASH_TEST_DEADLINE = 400
@@ -220,3 +221,11 @@ def make_scripted(_gates):
         gate.close()
     for scripted in made:
         scripted.stop()
+
+
+@pytest.fixture
+def silent_provider():
+    """A provider that accepts connections and never answers (silent_provider.py)."""
+    provider = SilentProvider()
+    yield provider
+    provider.stop()

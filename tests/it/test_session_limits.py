@@ -8,14 +8,14 @@ timeout, max_sessions, max_bad_commands).
 
 Clients here are raw sockets, so a test controls exactly what is sent and
 what is read. A provider that accepts and never answers is a socket server
-in this file (SilentProvider); everything else is a real Dovecot.
+in silent_provider.py (the silent_provider fixture); everything else is a real
+Dovecot.
 """
 
 import os
 import select
 import socket
 import threading
-import time
 
 import pytest
 
@@ -135,72 +135,6 @@ def assert_serves(gate):
         assert client.command("QUIT").startswith(b"+OK")
     finally:
         client.close()
-
-
-class SilentProvider:
-    """A provider that accepts connections and never says a word. It records
-    each connection and when popgate closed it."""
-
-    def __init__(self):
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((itutil.LOOPBACK, 0))
-        self.listener.listen(16)
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        self.accepted = 0
-        self.closed = 0
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
-
-    def _accept(self):
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.accepted += 1
-            thread = threading.Thread(target=self._hold, args=(conn,), daemon=True)
-            self.threads.append(thread)
-            thread.start()
-
-    def _hold(self, conn):
-        conn.settimeout(0.2)
-        try:
-            while not self.stopping.is_set():
-                try:
-                    data = conn.recv(4096)
-                except socket.timeout:
-                    continue
-                except OSError:
-                    data = b""
-                if not data:
-                    with self.lock:
-                        self.closed += 1
-                    return
-        finally:
-            conn.close()
-
-    def section(self):
-        return {"port": self.port, "tls": "none", "allow_private": "yes"}
-
-    def stop(self):
-        self.stopping.set()
-        self.listener.close()
-        for thread in self.threads:
-            thread.join(5)
-
-
-@pytest.fixture
-def silent_provider():
-    provider = SilentProvider()
-    yield provider
-    provider.stop()
 
 
 def silent_gate(make_popgate, silent_provider, server=None):

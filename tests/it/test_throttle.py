@@ -16,8 +16,6 @@ import poplib
 import socket
 import threading
 
-import pytest
-
 import itutil
 from popgate import error_text
 
@@ -255,55 +253,6 @@ def test_success_releases_its_count(make_scripted, make_popgate):
 
 
 # ---------------------------------------------------------------- caps on live checks
-
-class SilentProvider:
-    """A TCP port on 127.0.0.1 that accepts connections and never says a
-    word: each live login check popgate sends there stays in flight until
-    popgate gives up or the test ends."""
-
-    def __init__(self):
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((itutil.LOOPBACK, 0))
-        self.listener.listen(64)
-        self.listener.settimeout(0.1)
-        self.port = self.listener.getsockname()[1]
-        self.connections = []
-        self.lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.connections.append(conn)
-
-    def count(self):
-        with self.lock:
-            return len(self.connections)
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(10)
-        self.listener.close()
-        with self.lock:
-            for conn in self.connections:
-                conn.close()
-
-
-@pytest.fixture
-def silent_provider():
-    provider = SilentProvider()
-    yield provider
-    provider.close()
-
 
 def test_live_check_caps(make_scripted, make_popgate, silent_provider):
     """max_login_checks_per_ip live checks from one address hang at a
