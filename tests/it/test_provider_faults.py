@@ -396,8 +396,8 @@ def test_dripping_provider_fetch_ends_at_deadline(make_scripted, make_popgate):
 
 def test_sigterm_while_resolving_exits_cleanly(make_popgate):
     """A login check waits on a name server that never answers; SIGTERM then
-    ends popgate with status 0 and no sanitizer report (the lookup is not
-    leaked). make_popgate's teardown checks both."""
+    answers the waiting client -ERR [SYS/TEMP] and ends popgate with status 0
+    and no sanitizer report (the lookup is not leaked)."""
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     silent.bind((itutil.LOOPBACK, 0))
     try:
@@ -415,6 +415,9 @@ def test_sigterm_while_resolving_exits_cleanly(make_popgate):
             query, _ = silent.recvfrom(4096)
             assert b"silent" in query.lower()
             gate.stop()
+            client.sock.settimeout(10)
+            reply = client.file.readline()
+            assert reply.startswith(b"-ERR [SYS/TEMP]"), reply
         finally:
             client.close()
         assert gate.bad_exits == [], gate.stderr_tail()
