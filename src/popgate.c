@@ -41,7 +41,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 #include <openssl/ssl.h>
@@ -554,8 +553,7 @@ cleanup:
 	pipeline_free(&pg.pipeline);
 	store_close(&pg.store);
 	crypto_key_wipe(&pg.key);
-	if (pg.dns != NULL)
-		evdns_base_free(pg.dns, 0);
+	resolver_free(&pg.dns);
 	if (pg.base != NULL)
 		event_base_free(pg.base);
 	if (pg.server_tls != NULL)

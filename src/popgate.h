@@ -7,7 +7,6 @@
 
 #include <stdint.h>
 
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
@@ -20,11 +19,12 @@ struct pop3_server;
 struct fetcher;
 struct auth;
 struct offload;
+struct resolver;
 
 struct popgate {
 	struct popgate_config *cfg;
 	struct event_base *base;
-	struct evdns_base *dns;
+	struct resolver *dns;
 	struct store *store;
 	struct crypto_key key;
 	SSL_CTX *server_tls;

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <jansson.h>
 
@@ -126,8 +125,7 @@ done:
 	ctl_password_free(&password);
 	fetcher_free(&pg.fetcher);
 	offload_free(&pg.offload);
-	if (pg.dns != NULL)
-		evdns_base_free(pg.dns, 0);
+	resolver_free(&pg.dns);
 	if (pg.base != NULL)
 		event_base_free(pg.base);
 	free(outcome.user_name);

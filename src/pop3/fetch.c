@@ -2,7 +2,7 @@
  * fetch.c — popgate as a POP3 client of the user's provider: the live login
  * check (verify) and the fetch of an account's mail, one connection each.
  *
- * A connection goes: resolve the host (evdns, never blocking), refuse
+ * A connection goes: resolve the host (core/resolver, never blocking), refuse
  * loopback/private/link-local addresses unless the host's policy allows them,
  * connect, TLS (implicit, or STLS; TLS 1.2+, SNI, verified by policy),
  * greeting, CAPA, USER/PASS. A verify then QUITs. A fetch lists UIDL and LIST
@@ -35,7 +35,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 #include <openssl/err.h>
@@ -46,6 +45,7 @@
 #include "core/config.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/resolver.h"
 #include "core/tls.h"
 #include "core/util.h"
 #include "pipeline/pipeline.h"
@@ -122,7 +122,7 @@ struct provider_conn {
 	char *password;	    /* wiped and freed once the login is answered */
 	const struct provider_policy *policy;
 	SSL_CTX *tls_ctx;
-	struct evdns_getaddrinfo_request *dns_request;
+	struct resolver_lookup *lookup; /* while resolving */
 	/* The host's addresses the policy allows, tried in turn until one
 	 * connects (an IPv6 address without a route, a server that is down). */
 	struct sockaddr_storage addresses[PROVIDER_ADDRESSES_MAX];
@@ -423,32 +423,28 @@ static void provider_connect_failed(struct provider_conn *conn, const char *fmt,
 	provider_connect_next(conn);
 }
 
-static void provider_resolved_cb(int result, struct evutil_addrinfo *res, void *ctx)
+static void provider_resolved_cb(enum resolver_status status,
+				const struct resolver_address *addresses, size_t count, void *ctx)
 {
 	struct provider_conn *conn = ctx;
-	struct evutil_addrinfo *ai;
 	bool refused = false;
 
-	if (result == EVUTIL_EAI_CANCEL)
-		return; /* the connection is being freed; CONN may be gone */
-	conn->dns_request = NULL;
-	if (result != 0) {
+	conn->lookup = NULL;
+	if (status != RESOLVER_OK) {
 		provider_fail(conn, "cannot resolve %s: %s", conn->host,
-			      evutil_gai_strerror(result));
+			      resolver_status_text(status));
 		return;
 	}
-	for (ai = res; ai != NULL && conn->address_count < PROVIDER_ADDRESSES_MAX;
-	     ai = ai->ai_next) {
-		if (!conn->policy->allow_private && !policy_address_public(ai->ai_addr)) {
+	for (size_t i = 0; i < count && conn->address_count < PROVIDER_ADDRESSES_MAX; i++) {
+		const struct sockaddr *addr = (const struct sockaddr *)&addresses[i].addr;
+
+		if (!conn->policy->allow_private && !policy_address_public(addr)) {
 			refused = true;
 			continue;
 		}
-		if (ai->ai_addrlen > sizeof(conn->addresses[0]))
-			continue;
-		memcpy(&conn->addresses[conn->address_count], ai->ai_addr, ai->ai_addrlen);
-		conn->address_lens[conn->address_count++] = ai->ai_addrlen;
+		memcpy(&conn->addresses[conn->address_count], &addresses[i].addr, addresses[i].len);
+		conn->address_lens[conn->address_count++] = addresses[i].len;
 	}
-	evutil_freeaddrinfo(res);
 	if (conn->address_count == 0) {
 		if (refused)
 			provider_fail(conn,
@@ -464,8 +460,6 @@ static void provider_resolved_cb(int result, struct evutil_addrinfo *res, void *
 
 static void provider_conn_start(struct provider_conn *conn)
 {
-	struct evutil_addrinfo hints = {0};
-	char port[16];
 	char err[256];
 
 	conn->policy = config_policy_for_host(conn->fetcher->pg->cfg, conn->host);
@@ -480,17 +474,10 @@ static void provider_conn_start(struct provider_conn *conn)
 			return;
 		}
 	}
-	snprintf(port, sizeof(port), "%d", conn->policy->port);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
 	provider_enter_state(conn, PROVIDER_RESOLVING);
-	/* The callback may run before this returns (numeric or cached names). */
-	struct evdns_getaddrinfo_request *request = evdns_getaddrinfo(
-		conn->fetcher->pg->dns, conn->host, port, &hints, provider_resolved_cb, conn);
-	if (conn->state == PROVIDER_RESOLVING)
-		conn->dns_request = request;
+	/* The callback runs later, from the loop, even for a numeric host. */
+	conn->lookup = resolver_lookup_addresses(conn->fetcher->pg->dns, conn->host,
+						 conn->policy->port, provider_resolved_cb, conn);
 }
 
 /* The connection's deadline passed: it ends as a failure. A fetch keeps
@@ -543,8 +530,7 @@ static struct provider_conn *provider_conn_new(struct fetcher *fetcher, enum pro
 
 static void provider_conn_free(struct provider_conn *conn)
 {
-	if (conn->dns_request != NULL)
-		evdns_getaddrinfo_cancel(conn->dns_request);
+	resolver_cancel(&conn->lookup);
 	if (conn->bev != NULL)
 		bufferevent_free(conn->bev);
 	provider_password_wipe(conn);
@@ -1468,20 +1454,15 @@ void fetcher_free(struct fetcher **fetcher_p)
 		evtimer_del(account->retry_timer);
 	/* At shutdown: connections still open are cut; their messages stay at
 	 * the provider unless stored, and the next start fetches again. */
+	/* A lookup still pending is cancelled with its connection, at once:
+	 * the resolver keeps nothing of it for the stopped loop to run. */
 	struct provider_conn *conn;
-	bool lookups_cancelled = false;
 	while ((conn = TAILQ_FIRST(&fetcher->conns)) != NULL) {
 		conn->verify_callback = NULL;
 		if (conn->verify != NULL)
 			conn->verify->conn = NULL;
-		lookups_cancelled |= conn->dns_request != NULL;
 		provider_conn_free(conn);
 	}
-	/* A cancelled lookup frees itself in a callback evdns defers to the
-	 * loop, which has stopped: one more non-blocking turn lets it run (its
-	 * EVUTIL_EAI_CANCEL call touches no connection), else it leaks. */
-	if (lookups_cancelled)
-		event_base_loop(fetcher->pg->base, EVLOOP_NONBLOCK);
 	while ((account = TAILQ_FIRST(&fetcher->accounts)) != NULL) {
 		TAILQ_REMOVE(&fetcher->accounts, account, entry);
 		event_free(account->retry_timer);
