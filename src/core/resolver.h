@@ -129,7 +129,7 @@ void resolver_cancel(struct resolver_lookup **lookup_p);
 
 /* Writes the name a PTR lookup of ADDR asks for (4.3.2.1.in-addr.arpa, or
  * the nibbles under ip6.arpa) to OUT. 0, or -1 for another family or when
- * SIZE is too small (74 is enough). */
+ * SIZE is too small (73 is enough). */
 int resolver_reverse_name(const struct sockaddr *addr, char *out, size_t size);
 
 /* A few words for STATUS, for log lines ("no such name"). */
