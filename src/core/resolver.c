@@ -266,10 +266,10 @@ static void resolver_sort_mx(struct resolver_record *records, size_t count)
 static void resolver_deliver_answer(struct resolver_lookup *lookup)
 {
 	const struct resolver_question *question = &lookup->questions[0];
-	struct resolver_answer answer = {.status = question->status,
-					 .type = lookup->type,
-					 .name = lookup->name};
-	size_t total = question->status == RESOLVER_OK ? resolver_result_count(question->result) : 0;
+	struct resolver_answer answer = {
+	    .status = question->status, .type = lookup->type, .name = lookup->name};
+	size_t total =
+	    question->status == RESOLVER_OK ? resolver_result_count(question->result) : 0;
 	char *name = xmalloc(RDATA_NAME_TEXT_MAX);
 
 	answer.records = xcalloc(total > 0 ? total : 1, sizeof(*answer.records));
@@ -434,8 +434,7 @@ static bool resolver_numeric(const char *host, int port, struct resolver_address
 /* ---- setting up --------------------------------------------------------- */
 
 /* Forwards to each "IP[:PORT]" item of NAMESERVERS. 0, or -1 with ERR set. */
-static int resolver_forward_to(struct ub_ctx *ub, const char *nameservers, char *err,
-			       size_t errlen)
+static int resolver_forward_to(struct ub_ctx *ub, const char *nameservers, char *err, size_t errlen)
 {
 	char *copy = xstrdup(nameservers), *save = NULL;
 	int rc = 0;
@@ -514,7 +513,8 @@ struct resolver *resolver_new(struct event_base *base, const char *nameservers, 
 		if (rc == UB_READFILE)
 			rc = ub_ctx_set_fwd(resolver->ub, "127.0.0.1");
 		if (rc != 0) {
-			snprintf(err, errlen, "cannot set up the resolver from /etc/resolv.conf: %s",
+			snprintf(err, errlen,
+				 "cannot set up the resolver from /etc/resolv.conf: %s",
 				 ub_strerror(rc));
 			goto fail;
 		}

@@ -66,9 +66,9 @@ struct resolver_txt_string {
 
 /* One record of an answer; the fields of its type are set. */
 struct resolver_record {
-	struct resolver_address address; /* A, AAAA (port 0) */
-	uint16_t preference;		 /* MX */
-	char *name;			 /* MX: the exchange ("." for a null MX); PTR */
+	struct resolver_address address;     /* A, AAAA (port 0) */
+	uint16_t preference;		     /* MX */
+	char *name;			     /* MX: the exchange ("." for a null MX); PTR */
 	struct resolver_txt_string *strings; /* TXT: each string, in order */
 	size_t string_count;
 	char *text; /* TXT: the strings joined, as SPF and DKIM read them */

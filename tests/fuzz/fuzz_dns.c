@@ -72,8 +72,7 @@ static size_t name_to_wire(const char *text, uint8_t *wire)
 }
 
 /* The name read from DATA[START..END) as TEXT is exactly those bytes. */
-static void check_name(const uint8_t *data, size_t start, size_t end, const char *text,
-		       size_t size)
+static void check_name(const uint8_t *data, size_t start, size_t end, const char *text, size_t size)
 {
 	uint8_t wire[300];
 	size_t length = strlen(text);

@@ -14,8 +14,8 @@
 #include "core/rdata.h"
 
 /* mx1.example.org as a name on the wire. */
-static const uint8_t name_mx1[] = {3, 'm', 'x', '1', 7, 'e', 'x', 'a', 'm', 'p',
-				   'l', 'e', 3,	  'o', 'r', 'g', 0};
+static const uint8_t name_mx1[] = {3,	'm', 'x', '1', 7,   'e', 'x', 'a', 'm',
+				   'p', 'l', 'e', 3,   'o', 'r', 'g', 0};
 
 static void test_name_read(void **state)
 {
@@ -170,9 +170,9 @@ static void test_txt(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_name_read),  cmocka_unit_test(test_name_bytes_escaped),
+	    cmocka_unit_test(test_name_read),	cmocka_unit_test(test_name_bytes_escaped),
 	    cmocka_unit_test(test_name_limits), cmocka_unit_test(test_mx),
-	    cmocka_unit_test(test_ptr),	       cmocka_unit_test(test_txt),
+	    cmocka_unit_test(test_ptr),		cmocka_unit_test(test_txt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

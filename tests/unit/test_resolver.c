@@ -119,8 +119,9 @@ static int dns_server_start(void **state)
 	if (f == NULL)
 		return -1;
 	/* Stay the user that runs the tests: dnsmasq would switch to nobody. */
-	fprintf(f, "no-resolv\nno-hosts\nbind-interfaces\nlisten-address=127.0.0.1\nport=%d\n"
-		   "user=%s\n",
+	fprintf(f,
+		"no-resolv\nno-hosts\nbind-interfaces\nlisten-address=127.0.0.1\nport=%d\n"
+		"user=%s\n",
 		server.port, me->pw_name);
 	for (size_t i = 0; i < sizeof(test_records) / sizeof(test_records[0]); i++)
 		fprintf(f, "%s\n", test_records[i]);
@@ -423,7 +424,8 @@ static void test_txt_strings_and_records(void **state)
 	assert_int_equal(seen.count, 1);
 	assert_int_equal(seen.string_counts[0], 2);
 	assert_string_equal(seen.first_strings[0], "v=spf1 ip4:192.0.2.0/24 ");
-	assert_string_equal(seen.texts[0], "v=spf1 ip4:192.0.2.0/24 include:_spf.example.test -all");
+	assert_string_equal(seen.texts[0],
+			    "v=spf1 ip4:192.0.2.0/24 include:_spf.example.test -all");
 
 	/* Two records of one string each. */
 	seen.calls = 0;
