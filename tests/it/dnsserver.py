@@ -1,8 +1,10 @@
 """
 dnsserver.py — a real DNS server for the integration tests: dnsmasq on a free
 loopback port, in a temp folder, answering only for the records a test gives
-it (no upstream, no /etc/hosts). dnsmasq hands out a name's addresses in
-turn (round robin), as many real providers' name servers do.
+it (no upstream, no /etc/hosts): addresses, and MX and TXT records, which
+mail domains have (the SMTP relay delivers by MX; SPF, DKIM and DMARC are
+TXT). dnsmasq hands out a name's addresses in turn (round robin), as many
+real providers' name servers do.
 """
 
 import getpass
@@ -15,11 +17,15 @@ DNSMASQ = "/usr/sbin/dnsmasq"
 
 
 class Dnsmasq:
-    def __init__(self, directory, records):
-        """RECORDS maps a host name to its IPv4/IPv6 addresses."""
+    def __init__(self, directory, records, mx=None, txt=None):
+        """RECORDS maps a host name to its IPv4/IPv6 addresses; MX maps a
+        domain to its (preference, exchange) pairs; TXT maps a name to its
+        TXT records, each a list of strings (one record may hold several)."""
         self.dir = directory
         self.port = itutil.free_port()
         self.records = records
+        self.mx = mx or {}
+        self.txt = txt or {}
         self.proc = None
 
     @property
@@ -33,9 +39,23 @@ class Dnsmasq:
                  # Stay the user that started it (root in CI, a developer
                  # elsewhere): dnsmasq would switch to nobody otherwise.
                  f"user={getpass.getuser()}", "log-queries",
-                 f"log-facility={os.path.join(self.dir, 'dnsmasq.log')}"]
+                 f"log-facility={os.path.join(self.dir, 'dnsmasq.log')}",
+                 # Answer for test. as its own name server would: a name it
+                 # does not know does not exist (NXDOMAIN), a name without
+                 # the type asked has none (NODATA). Without it dnsmasq
+                 # refuses both (it has no upstream).
+                 "local=/test/"]
         for name, addresses in self.records.items():
             lines += [f"host-record={name},{address}" for address in addresses]
+        for domain, exchanges in self.mx.items():
+            lines += [f"mx-host={domain},{exchange},{preference}"
+                      for preference, exchange in exchanges]
+        for name, records in self.txt.items():
+            for strings in records:
+                # Quoted, each a string of the record; the tests' strings
+                # hold no quote or backslash.
+                assert all('"' not in s and "\\" not in s for s in strings)
+                lines.append(f"txt-record={name}," + ",".join(f'"{s}"' for s in strings))
         return "\n".join(lines) + "\n"
 
     def start(self, timeout=10.0):
@@ -53,12 +73,14 @@ class Dnsmasq:
         itutil.wait_port(self.port, timeout, proc=self.proc, what="dnsmasq")
         return self
 
-    def queries(self, name):
-        """How many queries for NAME dnsmasq has logged."""
+    def queries(self, name, qtype="a"):
+        """How many queries for NAME's records of QTYPE ("a", "aaaa", "mx",
+        "txt") dnsmasq has logged."""
         try:
             with open(os.path.join(self.dir, "dnsmasq.log")) as f:
                 # The resolver may vary the name's case (DNS 0x20).
-                return sum(1 for line in f if f"query[a] {name.lower()} " in line.lower())
+                wanted = f"query[{qtype.lower()}] {name.lower()} "
+                return sum(1 for line in f if wanted in line.lower())
         except FileNotFoundError:
             return 0
 

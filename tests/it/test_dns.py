@@ -6,7 +6,10 @@ connect tries only the first address", mended).
 
 multi.test has two addresses, 127.0.0.2 (nothing listens there) and
 127.0.0.1 (Dovecot); dnsmasq hands them out in turn, so of two lookups one
-puts the dead address first.
+puts the dead address first. loopback.test has only loopback addresses
+(IPv4 and IPv6), which the address policy refuses one by one unless the
+provider's policy allows private addresses. maildomain.test is a mail
+domain without an address of its own: only MX and TXT records.
 """
 
 import poplib
@@ -24,7 +27,11 @@ PASSWORD = "dns-secret-5"
 @pytest.fixture
 def dns(new_dir):
     server = Dnsmasq(new_dir("dns"), {"multi.test": ["127.0.0.2", "127.0.0.1"],
-                                      "dead.test": ["127.0.0.2"]}).start()
+                                      "dead.test": ["127.0.0.2"],
+                                      "loopback.test": ["127.0.0.1", "::1"]},
+                     mx={"maildomain.test": [(10, "mx1.maildomain.test"),
+                                             (20, "mx2.maildomain.test")]},
+                     txt={"maildomain.test": [["v=spf1 -all"]]}).start()
     yield server
     server.stop()
 
@@ -40,7 +47,11 @@ def provider_keys(provider, test_ca):
 def gate(make_popgate, provider, test_ca, dns):
     return make_popgate(overrides={"server": {"nameservers": dns.address},
                                    "provider multi.test": provider_keys(provider, test_ca),
-                                   "provider dead.test": provider_keys(provider, test_ca)})
+                                   "provider dead.test": provider_keys(provider, test_ca),
+                                   "provider maildomain.test": provider_keys(provider, test_ca),
+                                   "provider loopback.test": {
+                                       **provider_keys(provider, test_ca),
+                                       "allow_private": "no"}})
 
 
 def test_a_refusing_address_is_skipped_for_the_next(gate, provider, dns):
@@ -79,4 +90,30 @@ def test_unknown_name(gate, dns):
         gate.login("erin@unknown.test", PASSWORD)
     assert "[SYS/TEMP]" in error_text(refused.value)
     failed, = gate.events("login_failed")
-    assert "cannot resolve unknown.test" in failed["detail"]
+    assert "cannot resolve unknown.test: no such name" in failed["detail"]
+
+
+def test_every_address_meets_the_policy(gate, provider, dns):
+    """Both of loopback.test's addresses (A and AAAA) are refused by the
+    address policy, so no connection is tried."""
+    provider.add_user("lena", PASSWORD)
+    with pytest.raises(poplib.error_proto) as refused:
+        gate.login("lena@loopback.test", PASSWORD)
+    assert "[SYS/TEMP]" in error_text(refused.value)
+    failed, = gate.events("login_failed")
+    assert "loopback.test resolves to a loopback, private or link-local address" \
+        in failed["detail"]
+    assert dns.queries("loopback.test", "a") >= 1
+    assert dns.queries("loopback.test", "aaaa") >= 1
+    assert provider.logins("lena") == 0
+
+
+def test_a_mail_domain_without_an_address(gate, dns):
+    """A name with records (MX, TXT) but no address is answered, with no
+    address: the login fails at once, saying so, instead of waiting."""
+    with pytest.raises(poplib.error_proto) as refused:
+        gate.login("mia@maildomain.test", PASSWORD)
+    assert "[SYS/TEMP]" in error_text(refused.value)
+    failed, = gate.events("login_failed")
+    assert "maildomain.test has no address" in failed["detail"]
+    assert dns.queries("maildomain.test", "a") >= 1
