@@ -484,6 +484,52 @@ static void test_reverse_names(void **state)
 	assert_int_equal(resolver_reverse_name(&other, name, sizeof(name)), -1);
 }
 
+/* A restart checks many providers at once: every lookup is answered, none
+ * lost in libunbound's queue, however many wait there. */
+#define MANY_LOOKUPS 300
+
+struct many {
+	struct event_base *base;
+	int answered;
+	int found;
+};
+
+static void many_cb(enum resolver_status status, const struct resolver_address *addresses,
+		    size_t count, void *ctx)
+{
+	struct many *many = ctx;
+	(void)addresses;
+
+	if (status == RESOLVER_OK && count == 2)
+		many->found++;
+	else
+		assert_int_equal(status, RESOLVER_NOT_FOUND);
+	if (++many->answered == MANY_LOOKUPS)
+		event_base_loopbreak(many->base);
+}
+
+static void test_many_lookups_at_once(void **state)
+{
+	(void)state;
+	struct many many = {.base = event_base_new()};
+	struct resolver *resolver = resolver_for(many.base, server.address);
+	struct timeval deadline = {TEST_DEADLINE_SECONDS, 0};
+	char name[32];
+
+	for (int i = 0; i < MANY_LOOKUPS; i++) {
+		/* Every tenth a known host, the rest names of their own. */
+		snprintf(name, sizeof(name), "host%d.test", i);
+		resolver_lookup_addresses(resolver, i % 10 == 0 ? "both.test" : name, 110, many_cb,
+					  &many);
+	}
+	event_base_loopexit(many.base, &deadline);
+	event_base_dispatch(many.base);
+	assert_int_equal(many.answered, MANY_LOOKUPS);
+	assert_int_equal(many.found, MANY_LOOKUPS / 10);
+	resolver_free(&resolver);
+	event_base_free(many.base);
+}
+
 /* ---- timeouts, cancelling, freeing ---------------------------------------- */
 
 static void never_cb(enum resolver_status status, const struct resolver_address *addresses,
@@ -597,6 +643,7 @@ int main(void)
 	    cmocka_unit_test(test_txt_strings_and_records),
 	    cmocka_unit_test(test_ptr_of_an_address),
 	    cmocka_unit_test(test_reverse_names),
+	    cmocka_unit_test(test_many_lookups_at_once),
 	    cmocka_unit_test(test_silent_name_server_times_out),
 	    cmocka_unit_test(test_cancelled_lookup_never_calls_back),
 	    cmocka_unit_test(test_free_with_lookups_in_flight),
