@@ -1453,9 +1453,9 @@ void fetcher_free(struct fetcher **fetcher_p)
 	TAILQ_FOREACH(account, &fetcher->accounts, entry)
 		evtimer_del(account->retry_timer);
 	/* At shutdown: connections still open are cut; their messages stay at
-	 * the provider unless stored, and the next start fetches again. */
-	/* A lookup still pending is cancelled with its connection, at once:
-	 * the resolver keeps nothing of it for the stopped loop to run. */
+	 * the provider unless stored, and the next start fetches again. A
+	 * lookup still pending is cancelled with its connection, at once: the
+	 * resolver keeps nothing of it for the stopped loop to run. */
 	struct provider_conn *conn;
 	while ((conn = TAILQ_FIRST(&fetcher->conns)) != NULL) {
 		conn->verify_callback = NULL;
