@@ -622,12 +622,22 @@ static void test_free_with_lookups_in_flight(void **state)
 	close(fd);
 }
 
-static void test_bad_name_servers_refused(void **state)
+static void test_name_server_lists(void **state)
 {
 	(void)state;
 	struct event_base *base = event_base_new();
+	struct resolver *resolver;
 	char err[256] = "";
 
+	/* Spaces or commas between items, IPv6 with a port in brackets. */
+	resolver = resolver_new(base, "127.0.0.1:53, [::1]:5353 192.0.2.53,2001:db8::53", err,
+				sizeof(err));
+	assert_non_null(resolver);
+	resolver_free(&resolver);
+	/* Empty: /etc/resolv.conf's. */
+	resolver = resolver_new(base, "", err, sizeof(err));
+	assert_non_null(resolver);
+	resolver_free(&resolver);
 	assert_null(resolver_new(base, "127.0.0.1:53 not-an-address", err, sizeof(err)));
 	assert_non_null(strstr(err, "not-an-address"));
 	event_base_free(base);
@@ -647,7 +657,7 @@ int main(void)
 	    cmocka_unit_test(test_silent_name_server_times_out),
 	    cmocka_unit_test(test_cancelled_lookup_never_calls_back),
 	    cmocka_unit_test(test_free_with_lookups_in_flight),
-	    cmocka_unit_test(test_bad_name_servers_refused),
+	    cmocka_unit_test(test_name_server_lists),
 	};
 
 	return cmocka_run_group_tests(tests, dns_server_start, dns_server_stop);
