@@ -294,7 +294,7 @@ static int config_set_allow(struct config_parse *p, const char *value)
 }
 
 /* True if LIST is empty or holds only numeric addresses with optional ports,
- * separated by spaces or commas (what evdns takes as name servers). */
+ * separated by spaces or commas (the forwarders core/resolver.c hands libunbound). */
 static bool config_nameservers_valid(const char *list)
 {
 	char *copy = xstrdup(list), *save = NULL;
