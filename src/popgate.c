@@ -564,7 +564,8 @@ static void release_check_schedule(struct reload *reload)
 {
 	struct timeval every = {.tv_sec = reload->pg->cfg->release_check_seconds};
 
-	event_add(reload->release_check, &every);
+	if (reload->release_check != NULL)
+		event_add(reload->release_check, &every);
 }
 
 /*
@@ -722,6 +723,10 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 	sigint = evsignal_new(pg.base, SIGINT, signal_stop_cb, &pg);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
+	/* Caught from here (its default would end the daemon); handled once the
+	 * loop runs, when start-up no longer reads the configuration. */
+	sighup = evsignal_new(pg.base, SIGHUP, signal_reload_cb, &reload);
+	evsignal_add(sighup, NULL);
 	/* Workers first: they are exec'd before the key is in this process. */
 	pg.pipeline = pipeline_new(pg.base, self_exe, DATA_HERE, cfg->hostname, cfg->workers,
 				   cfg->worker_timeout, on_verdict, &pg, err, sizeof(err));
@@ -758,8 +763,6 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 	release_check = event_new(pg.base, -1, EV_PERSIST, release_check_cb, &pg);
 	reload.release_check = release_check;
 	release_check_schedule(&reload);
-	sighup = evsignal_new(pg.base, SIGHUP, signal_reload_cb, &reload);
-	evsignal_add(sighup, NULL);
 
 	log_info("popgate %s ready: POP3 on %s:%d (STLS), POP3S on %s:%d, data in %s",
 		 POPGATE_VERSION, cfg->listen_address, cfg->pop3_port, cfg->listen_address,
