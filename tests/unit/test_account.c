@@ -336,6 +336,39 @@ static void test_fetch_unfinished(void **state)
 	store_account_clear(&b);
 }
 
+/* Migration 7 marks the accounts that may hold messages stored but not yet
+ * deleted at the provider: those with recorded UIDLs or failed fetches. */
+static void test_migration_marks_unfinished(void **state)
+{
+	struct test_store *f = *state;
+	struct store_account with_uidl, failed, clean;
+	int64_t *ids = NULL;
+	size_t count = 0;
+	char *sql;
+
+	assert_int_equal(create_account(f, "a", "pop.example", "a+pop", &with_uidl), 0);
+	assert_int_equal(create_account(f, "b", "pop.example", "b+pop", &failed), 0);
+	assert_int_equal(create_account(f, "c", "pop.example", "c+pop", &clean), 0);
+	sql = xasprintf("INSERT INTO provider_uidl (account_id, uidl, stored_at) VALUES"
+			" (%lld, 'u1', 1)",
+			(long long)with_uidl.id);
+	test_exec_sql(f->store, sql);
+	free(sql);
+	assert_int_equal(store_account_record_fetch(f->store, failed.id, "timeout", 2, 9), 0);
+	test_exec_sql(f->store, "ALTER TABLE account DROP COLUMN fetch_unfinished;"
+				"PRAGMA user_version = 6;");
+	store_close(&f->store);
+	f->store = test_store_open(f->dir);
+	assert_int_equal(store_account_list_ids_by_fetch(f->store, true, &ids, &count), 0);
+	assert_int_equal(count, 2);
+	assert_int_equal(ids[0], with_uidl.id);
+	assert_int_equal(ids[1], failed.id);
+	free(ids);
+	store_account_clear(&with_uidl);
+	store_account_clear(&failed);
+	store_account_clear(&clean);
+}
+
 static int64_t count_rows(struct test_store *f, const char *table, const char *where)
 {
 	char *sql = xasprintf("SELECT count(*) FROM %s WHERE %s", table, where);
@@ -559,6 +592,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_uidl_lookup_size, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_uidl_prune_large, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_fetch_unfinished, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_migration_marks_unfinished, setup,
+					    test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_delete_account, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_delete_account_keeps_user, setup,
 					    test_store_teardown),
