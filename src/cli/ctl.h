@@ -95,6 +95,7 @@ const char *ctl_option(const char *name, int argc, char **argv, int *i, bool *mi
 #define CTL_RUN(fn) int fn(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 CTL_RUN(ctl_account_list);
 CTL_RUN(ctl_account_show);
+CTL_RUN(ctl_account_del);
 CTL_RUN(ctl_config_show);
 CTL_RUN(ctl_queue_list);
 CTL_RUN(ctl_queue_show);

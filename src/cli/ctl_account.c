@@ -1,7 +1,7 @@
 /*
- * ctl_account.c — popgatectl's read-only commands: the provider accounts
- * (account list|show: host, last fetch, last error, messages per queue, never
- * a credential) and the effective configuration (config show).
+ * ctl_account.c — popgatectl's provider account commands (account list|show:
+ * host, last fetch, last error, messages per queue, never a credential;
+ * account del) and the effective configuration (config show).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -17,6 +17,7 @@
 #include "core/config.h"
 #include "store/account.h"
 #include "store/message.h"
+#include "store/spool.h"
 
 /* ---- accounts ---------------------------------------------------------- */
 
@@ -169,6 +170,81 @@ int ctl_account_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 		cli_table_free(&table);
 	}
 	store_account_clear(&a.account);
+	return rc;
+}
+
+/*
+ * account del NAME [--force]: the account, its messages (rows and bodies) and
+ * provider UIDLs, and its user when the provider login made it and nothing
+ * else keeps it (store_account_delete). Mail not yet picked up (processing,
+ * delivery) needs --force: deleting it is losing it.
+ *
+ * A running daemon: a fetch of the account that is under way fails at its
+ * next store step (the account row is gone, the foreign keys refuse the
+ * message row), so nothing more is deleted at the provider; a later request
+ * finds no account and fetches nothing. A message a worker still holds
+ * (processing, --force) comes back as a verdict for an unknown message,
+ * which the daemon logs and drops. The account's next login at popgate makes
+ * it anew, as a first login.
+ */
+int ctl_account_del(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	struct store_account_deletion deletion;
+	const char *name = NULL;
+	bool force = false;
+	char buf[256];
+	int rc, result;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--force") == 0)
+			force = true;
+		else if (name == NULL && argv[i][0] != '-')
+			name = argv[i];
+		else
+			return ctl_usage_error(cmd, "unexpected argument '%s'",
+					       ctl_clean(argv[i], buf, sizeof(buf)));
+	}
+	if (name == NULL)
+		return ctl_usage_error(cmd, "'account del' takes one account name");
+	if ((rc = ctl_open_store(ctl)) != CTL_OK)
+		return rc;
+	result = store_account_delete(ctl->store, name, force, &deletion);
+	if (result == 0) {
+		rc = ctl_refuse("no account '%s'", ctl_clean(name, buf, sizeof(buf)));
+		goto done;
+	}
+	if (result == -2) {
+		rc = ctl_refuse("account %s has %lld message(s) not yet picked up (processing or "
+				"delivery); --force deletes them too",
+				ctl_clean(name, buf, sizeof(buf)), (long long)deletion.pending);
+		goto done;
+	}
+	if (result < 0) {
+		rc = ctl_refuse("cannot delete the account");
+		goto done;
+	}
+	/* The rows are gone; a body left behind is an orphan that the daemon
+	 * removes at its next start, so this is only a warning. */
+	for (size_t i = 0; i < deletion.message_count; i++) {
+		if (spool_remove(ctl->store->data_dir, deletion.message_ids[i]) < 0)
+			fprintf(stderr,
+				"popgatectl: warning: cannot remove the body of %s (%s); popgate "
+				"removes it at its next start\n",
+				deletion.message_ids[i], strerror(errno));
+	}
+	rc = ctl_changed(ctl, NULL,
+			 json_pack("{s:o, s:b, s:I, s:I, s:o, s:b}", "name", cli_json_string(name),
+				   "deleted", 1, "messages", (json_int_t)deletion.message_count,
+				   "uidls", (json_int_t)deletion.uidl_count, "user",
+				   cli_json_string(deletion.user_name), "user_deleted",
+				   deletion.user_deleted),
+			 "account %s deleted with %zu message(s) (%lld not picked up) and %lld "
+			 "provider uidl(s); user %s %s",
+			 name, deletion.message_count, (long long)deletion.pending,
+			 (long long)deletion.uidl_count, deletion.user_name,
+			 deletion.user_deleted ? "deleted with its addresses" : "kept");
+done:
+	store_account_deletion_clear(&deletion);
 	return rc;
 }
 

@@ -78,6 +78,16 @@ static const struct ctl_command ctl_commands[] = {
      "error, fetch failures, next retry and its messages per queue.\n"
      "Exits 1 if there is no such account.\n",
      ctl_account_show},
+    {"account", "del", "NAME [--force]", "delete an account, its mail and UIDLs",
+     "Deletes the account, its messages (records and bodies) and the provider\n"
+     "UIDLs recorded for it; its user too, with the user's addresses, when a\n"
+     "provider login made the user, it has no other account and no other mail\n"
+     "names it. Mail at the provider stays there.\n"
+     "  --force  also delete messages not yet picked up (processing, delivery);\n"
+     "           without it such messages make the command refuse (exit 1).\n"
+     "A fetch of the account running in popgate stops at its next message. A\n"
+     "later login makes the account anew. Exits 1 if there is no such account.\n",
+     ctl_account_del},
     {"queue", "list", "[--state S] [--user U]", "list messages, oldest first",
      "  --state S  only messages in queue S: processing, delivery, delivered, suspect\n"
      "  --user U   only user U's messages (exits 1 if there is no user U): those\n"

@@ -12,6 +12,7 @@
  * names that config_pattern_match and friends compare come from users.
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
@@ -104,6 +105,7 @@ static const struct config_key config_keys[] = {
 	{"fetch", "max_fetches", CONFIG_INT, CONFIG_FIELD(max_fetches), 1, 100000},
 	{"fetch", "deadline", CONFIG_INT, CONFIG_FIELD(fetch_deadline), 1, 86400},
 	{"fetch", "max_listed", CONFIG_INT, CONFIG_FIELD(max_listed), 1, 1000000},
+	{"fetch", "restart_spread", CONFIG_INT, CONFIG_FIELD(fetch_restart_spread), 0, 86400},
 	{"pipeline", "workers", CONFIG_INT, CONFIG_FIELD(workers), 0, 256},
 	{"pipeline", "worker_timeout", CONFIG_INT, CONFIG_FIELD(worker_timeout), 1, 3600},
 	{"providers", "allow", CONFIG_ALLOW, 0, 0, 0},
@@ -871,6 +873,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->max_fetches = 50;
 	cfg->fetch_deadline = 1800;
 	cfg->max_listed = 10000;
+	cfg->fetch_restart_spread = 300;
 	cfg->workers = 0;
 	cfg->worker_timeout = 60;
 	config_policy_init(&cfg->default_policy, "*");
@@ -972,6 +975,71 @@ int config_write_summary(const struct popgate_config *cfg, FILE *out)
 	     policy = policy->next)
 		config_write_policy(policy, out);
 	return ferror(out) ? -1 : 0;
+}
+
+/*
+ * The keys a running daemon cannot take over: the ports are bound, the data
+ * folder is the working directory, the rights are dropped, the certificate
+ * was read as root, the resolver and the workers were made at start-up.
+ */
+static const struct {
+	const char *section;
+	const char *name;
+} config_restart_keys[] = {
+    {"server", "data_dir"},	  {"server", "user"},	     {"server", "hostname"},
+    {"server", "nameservers"},	  {"server", "listen_address"}, {"server", "pop3_port"},
+    {"server", "pop3s_port"},	  {"server", "tls_cert"},	     {"server", "tls_key"},
+    {"pipeline", "workers"},	  {"pipeline", "worker_timeout"},
+};
+
+/* The entry of config_keys for SECTION and NAME; never NULL for a name of
+ * config_restart_keys. */
+static const struct config_key *config_key_find(const char *section, const char *name)
+{
+	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
+		if (strcmp(config_keys[i].section, section) == 0 &&
+		    strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	}
+	return NULL;
+}
+
+size_t config_keep_restart_keys(struct popgate_config *fresh, const struct popgate_config *running,
+				char *names, size_t names_len)
+{
+	size_t kept = 0;
+	size_t used = 0;
+
+	if (names_len > 0)
+		names[0] = '\0';
+	for (size_t i = 0; i < sizeof(config_restart_keys) / sizeof(config_restart_keys[0]); i++) {
+		const struct config_key *key =
+		    config_key_find(config_restart_keys[i].section, config_restart_keys[i].name);
+		assert(key != NULL);
+		char *field = (char *)fresh + key->offset;
+		const char *old = (const char *)running + key->offset;
+
+		if (key->type == CONFIG_INT) {
+			if (*(int *)field == *(const int *)old)
+				continue;
+			*(int *)field = *(const int *)old;
+		} else {
+			char **text = (char **)field;
+			const char *old_text = *(char *const *)old;
+
+			if (strcmp(*text != NULL ? *text : "", old_text != NULL ? old_text : "") == 0)
+				continue;
+			free(*text);
+			*text = old_text != NULL ? xstrdup(old_text) : NULL;
+		}
+		if (used < names_len) {
+			int n = snprintf(names + used, names_len - used, "%s[%s] %s",
+					 kept > 0 ? ", " : "", key->section, key->name);
+			used = n < 0 ? names_len : used + (size_t)n;
+		}
+		kept++;
+	}
+	return kept;
 }
 
 const struct provider_policy *config_policy_for_host(const struct popgate_config *cfg,

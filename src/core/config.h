@@ -74,6 +74,8 @@ struct popgate_config {
 	int max_fetches;	/* 50 fetches at once */
 	int fetch_deadline;	/* 1800 seconds a whole fetch may take */
 	int max_listed;		/* 10000 messages taken from one provider listing */
+	int fetch_restart_spread; /* 300 seconds over which a restart spreads the fetches
+				     of accounts whose last fetch ended cleanly */
 
 	/* [pipeline] */
 	int workers;		/* 0 = one per core */
@@ -99,6 +101,17 @@ void config_defaults(struct popgate_config *cfg);
  * in [server]"); either way the caller ends with config_free(CFG).
  */
 int config_load(struct popgate_config *cfg, const char *path, char *err, size_t errlen);
+
+/*
+ * For a reload (SIGHUP): sets in FRESH, just loaded, every key that only a
+ * restart can change (listen address and ports, data_dir, user, hostname,
+ * nameservers, tls_cert, tls_key, workers, worker_timeout) back to its value
+ * in RUNNING, and writes the names of those that differed, "[server]
+ * pop3_port, [server] user", into NAMES (cut to NAMES_LEN). Returns how many
+ * differed.
+ */
+size_t config_keep_restart_keys(struct popgate_config *fresh, const struct popgate_config *running,
+				char *names, size_t names_len);
 
 /* Frees everything CFG holds and zeroes it; NULL is fine. */
 void config_free(struct popgate_config *cfg);

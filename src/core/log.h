@@ -21,7 +21,10 @@
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
-/* Opens PATH for appending (NULL or "-" logs to stderr). 0 or -1 with errno. */
+/* Opens PATH for appending (NULL or "-" logs to stderr), creating it, never
+ * through a symlink (O_NOFOLLOW). Called again it reopens (log rotation, at
+ * SIGHUP): the new file replaces the old one only once it is open, so on -1
+ * the lines keep going where they went. 0 or -1 with errno. */
 int log_open(const char *path, enum log_level min_level);
 void log_close(void);
 

@@ -1419,6 +1419,11 @@ static void fetcher_start(struct fetcher *fetcher, struct fetch_account *account
 		store_account_clear(&row);
 		return;
 	}
+	/* Marked before the first byte reaches the provider: a restart fetches
+	 * an account whose fetch never ended (popgate.c, recover). */
+	if (store_account_fetch_begin(pg->store, account->account_id) < 0)
+		log_event(LOG_WARN, "error", row.name, NULL,
+			  "cannot mark the fetch as started: %s", store_errmsg(pg->store));
 	struct provider_conn *conn =
 		provider_conn_new(fetcher, PROVIDER_MODE_FETCH, row.login, row.host, password);
 	crypto_password_free(&password);

@@ -252,11 +252,28 @@ int store_account_update_credentials(struct store *store, int64_t account_id,
 	return store_account_update_done(store, stmt, "updating credentials", account_id);
 }
 
+int store_account_fetch_begin(struct store *store, int64_t account_id)
+{
+	/* Written only when it changes: most fetches start after a clean one. */
+	static const char sql[] =
+	    "UPDATE account SET fetch_unfinished = 1 WHERE id = ? AND fetch_unfinished = 0";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, account_id);
+	return store_stmt_done(store, stmt, "marking a fetch as started");
+}
+
 int store_account_record_fetch(struct store *store, int64_t account_id, const char *error,
 			       int fetch_failures, int64_t next_fetch_at)
 {
-	static const char sql[] = "UPDATE account SET last_fetch_at = ?, last_error = ?,"
-				  " fetch_failures = ?, next_fetch_at = ? WHERE id = ?";
+	/* A failed fetch keeps the account marked unfinished: its stored
+	 * messages may still be at the provider, and a restart must fetch it. */
+	static const char sql[] = "UPDATE account SET last_fetch_at = ?1, last_error = ?2,"
+				  " fetch_failures = ?3, next_fetch_at = ?4,"
+				  " fetch_unfinished = CASE WHEN ?3 = 0 THEN 0"
+				  " ELSE fetch_unfinished END WHERE id = ?5";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
 
 	if (stmt == NULL)
@@ -276,9 +293,10 @@ int store_user_exists(struct store *store, const char *name, char **account_name
 	return store_user_lookup(store, name, &user_id, account_name_r);
 }
 
-int store_account_list_ids(struct store *store, int64_t **ids_r, size_t *count_r)
+/* The ids SQL (one column, no parameter) returns, *ids_r allocated. 0 or -1. */
+static int store_account_ids(struct store *store, const char *sql, int64_t **ids_r,
+			     size_t *count_r)
 {
-	static const char sql[] = "SELECT id FROM account ORDER BY id";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
 	int64_t *ids = NULL;
 	size_t count = 0;
@@ -301,6 +319,22 @@ int store_account_list_ids(struct store *store, int64_t **ids_r, size_t *count_r
 	*ids_r = ids;
 	*count_r = count;
 	return 0;
+}
+
+int store_account_list_ids(struct store *store, int64_t **ids_r, size_t *count_r)
+{
+	return store_account_ids(store, "SELECT id FROM account ORDER BY id", ids_r, count_r);
+}
+
+int store_account_list_ids_by_fetch(struct store *store, bool unfinished, int64_t **ids_r,
+				    size_t *count_r)
+{
+	return store_account_ids(store,
+				 unfinished ? "SELECT id FROM account WHERE fetch_unfinished != 0"
+					      " ORDER BY id"
+					    : "SELECT id FROM account WHERE fetch_unfinished = 0"
+					      " ORDER BY id",
+				 ids_r, count_r);
 }
 
 /* The cached statement for SQL with ACCOUNT_ID and UIDL bound to its two
@@ -421,5 +455,140 @@ int store_uidl_prune(struct store *store, int64_t account_id, char *const *prese
 	return store_tx_commit(store, outer);
 fail:
 	store_tx_rollback(store, outer);
+	return -1;
+}
+
+void store_account_deletion_clear(struct store_account_deletion *deletion)
+{
+	for (size_t i = 0; i < deletion->message_count; i++)
+		free(deletion->message_ids[i]);
+	free(deletion->message_ids);
+	free(deletion->user_name);
+	memset(deletion, 0, sizeof(*deletion));
+}
+
+/* Runs STMT (ID bound to ?1) to its end, releasing it. 0, or -1 (logged). */
+static int store_account_delete_step(struct store *store, const char *sql, int64_t id,
+				     const char *what)
+{
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, id);
+	return store_stmt_done(store, stmt, what);
+}
+
+/* Reads the ids of ACCOUNT_ID's messages into DELETION and counts those not
+ * yet picked up. 0 or -1. */
+static int store_account_delete_list(struct store *store, int64_t account_id,
+				     struct store_account_deletion *deletion)
+{
+	static const char sql[] = "SELECT id, state IN ('processing', 'delivery') FROM message"
+				  " WHERE account_id = ? ORDER BY seq";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	size_t capacity = 0;
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, account_id);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		deletion->message_ids = store_list_grow(deletion->message_ids,
+							deletion->message_count, &capacity,
+							sizeof(*deletion->message_ids));
+		deletion->message_ids[deletion->message_count++] = store_column_strdup(stmt, 0);
+		deletion->pending += sqlite3_column_int(stmt, 1);
+	}
+	store_stmt_release(stmt);
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "listing an account's messages");
+		return -1;
+	}
+	return 0;
+}
+
+int store_account_delete(struct store *store, const char *name, bool force,
+			 struct store_account_deletion *deletion)
+{
+	static const char find_sql[] =
+	    "SELECT a.id, a.user_id, u.name, u.origin = 'provider' AND NOT EXISTS"
+	    "  (SELECT 1 FROM account o WHERE o.user_id = a.user_id AND o.id != a.id)"
+	    " FROM account a JOIN user u ON u.id = a.user_id WHERE a.name = ?";
+	/* Other accounts' mail attributed to the user keeps it (U4, U5). */
+	static const char user_used_sql[] =
+	    "SELECT EXISTS (SELECT 1 FROM message WHERE owner_user_id = ?1)"
+	    " OR EXISTS (SELECT 1 FROM message_recipient WHERE user_id = ?1)";
+	sqlite3_stmt *stmt;
+	int64_t account_id = 0, user_id = 0;
+	bool user_deletable = false;
+	bool outer;
+	int found;
+
+	memset(deletion, 0, sizeof(*deletion));
+	if (store_tx_begin(store, &outer) < 0)
+		return -1;
+	stmt = store_stmt_prepare(store, find_sql);
+	if (stmt == NULL)
+		goto fail;
+	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	found = store_stmt_step(store, stmt, "looking up an account");
+	if (found == 1) {
+		account_id = sqlite3_column_int64(stmt, 0);
+		user_id = sqlite3_column_int64(stmt, 1);
+		deletion->user_name = store_column_strdup(stmt, 2);
+		user_deletable = sqlite3_column_int(stmt, 3) != 0;
+	}
+	store_stmt_release(stmt);
+	if (found < 0)
+		goto fail;
+	if (found == 0) {
+		store_tx_rollback(store, outer);
+		return 0;
+	}
+	if (store_account_delete_list(store, account_id, deletion) < 0)
+		goto fail;
+	if (deletion->pending > 0 && !force) {
+		store_tx_rollback(store, outer);
+		return -2;
+	}
+	/* message_recipient rows go with their messages (ON DELETE CASCADE). */
+	if (store_account_delete_step(store, "DELETE FROM message WHERE account_id = ?",
+				      account_id, "deleting an account's messages") < 0)
+		goto fail;
+	if (store_account_delete_step(store, "DELETE FROM provider_uidl WHERE account_id = ?",
+				      account_id, "deleting an account's UIDLs") < 0)
+		goto fail;
+	deletion->uidl_count = sqlite3_changes(store->db);
+	if (store_account_delete_step(store, "DELETE FROM account WHERE id = ?", account_id,
+				      "deleting an account") < 0)
+		goto fail;
+	if (user_deletable) {
+		stmt = store_stmt_prepare(store, user_used_sql);
+		if (stmt == NULL)
+			goto fail;
+		sqlite3_bind_int64(stmt, 1, user_id);
+		found = store_stmt_step(store, stmt, "looking for a user's mail");
+		if (found == 1)
+			user_deletable = sqlite3_column_int(stmt, 0) == 0;
+		store_stmt_release(stmt);
+		if (found != 1)
+			goto fail;
+	}
+	if (user_deletable) {
+		if (store_account_delete_step(store, "DELETE FROM address WHERE user_id = ?",
+					      user_id, "deleting a user's addresses") < 0 ||
+		    store_account_delete_step(store, "DELETE FROM user WHERE id = ?", user_id,
+					      "deleting a user") < 0)
+			goto fail;
+		deletion->user_deleted = true;
+	}
+	if (store_tx_commit(store, outer) < 0)
+		goto fail_committed;
+	return 1;
+fail:
+	store_tx_rollback(store, outer);
+fail_committed:
+	deletion->user_deleted = false;
 	return -1;
 }

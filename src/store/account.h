@@ -58,9 +58,17 @@ int store_account_update_credentials(struct store *store, int64_t account_id,
 				     const char *password_hash, const unsigned char *secret,
 				     size_t secret_len);
 
+/* Marks ACCOUNT_ID's fetch as started and not yet ended (fetch_unfinished):
+ * a restart that finds the mark fetches the account at once, since the fetch
+ * may have stored messages it could not delete at the provider (G3). 0 or -1
+ * (no account is not an error). */
+int store_account_fetch_begin(struct store *store, int64_t account_id);
+
 /* Records a fetch's outcome at the current time (last_fetch_at is the time
  * of the last attempt): ERROR NULL = success (failures reset to 0 whatever
- * FETCH_FAILURES says). 0 or -1. */
+ * FETCH_FAILURES says). A fetch without failures (ERROR NULL, or an anomaly
+ * with FETCH_FAILURES 0) clears the mark of store_account_fetch_begin; a
+ * failed one keeps it. 0 or -1. */
 int store_account_record_fetch(struct store *store, int64_t account_id, const char *error,
 			       int fetch_failures, int64_t next_fetch_at);
 
@@ -71,6 +79,39 @@ int store_user_exists(struct store *store, const char *name, char **account_name
 
 /* The ids of all accounts (for start-up work), *ids_r allocated. 0 or -1. */
 int store_account_list_ids(struct store *store, int64_t **ids_r, size_t *count_r);
+
+/* The ids of the accounts whose last fetch is UNFINISHED (or, false, ended
+ * cleanly; see store_account_fetch_begin), by id, *ids_r allocated. 0 or -1. */
+int store_account_list_ids_by_fetch(struct store *store, bool unfinished, int64_t **ids_r,
+				    size_t *count_r);
+
+/* What store_account_delete did. */
+struct store_account_deletion {
+	char **message_ids;	/* the account's messages, whose spool files go now */
+	size_t message_count;
+	int64_t pending;	/* of those, in processing or delivery */
+	int64_t uidl_count;	/* provider UIDLs forgotten */
+	char *user_name;	/* the account's user */
+	bool user_deleted;	/* the user went too (with its addresses) */
+};
+
+/* Frees what DELETION holds and zeroes it. */
+void store_account_deletion_clear(struct store_account_deletion *deletion);
+
+/*
+ * Deletes the account NAME in one transaction: its messages' rows (their
+ * spool files are the caller's to remove, after this returns: a body without
+ * a row is an orphan removed at the next start), its provider UIDLs, the
+ * account, and its user with the user's addresses when the user has no other
+ * account, was made by a provider login (origin 'provider') and no other
+ * message is attributed to it. Messages still in processing or delivery (mail
+ * not yet picked up) make it refuse unless FORCE. Fills *DELETION (clear it
+ * after use, whatever the result). 1 deleted, 0 no such account, -2 refused
+ * for pending messages (DELETION->pending says how many; nothing written),
+ * -1 error (logged; nothing written).
+ */
+int store_account_delete(struct store *store, const char *name, bool force,
+			 struct store_account_deletion *deletion);
 
 /* 1 if UIDL of ACCOUNT_ID is recorded as stored, 0 if not, -1 error. */
 int store_uidl_known(struct store *store, int64_t account_id, const char *uidl);

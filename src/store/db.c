@@ -144,6 +144,17 @@ static const char *const store_migrations[] = {
     "  logged INTEGER NOT NULL DEFAULT 0"
     ");"
     "CREATE INDEX admin_change_unlogged ON admin_change(logged, seq);",
+    /*
+     * 7: FETCH_UNFINISHED is 1 from the start of an account's fetch until a
+     * fetch of it ends without failing: a fetch cut by a crash or a stop may
+     * have stored messages whose DELE never reached the provider (G3), and
+     * only those accounts are fetched at once after a restart. Accounts that
+     * already have recorded UIDLs or a failed fetch may hold such messages
+     * from before this column existed, so they start marked.
+     */
+    "ALTER TABLE account ADD COLUMN fetch_unfinished INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE account SET fetch_unfinished = 1 WHERE fetch_failures > 0"
+    " OR id IN (SELECT account_id FROM provider_uidl);",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

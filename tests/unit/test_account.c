@@ -18,6 +18,7 @@
 
 #include "core/util.h"
 #include "store/account.h"
+#include "store/message.h"
 #include "store/user.h"
 #include "store/db.h"
 
@@ -294,6 +295,190 @@ static void test_uidl_lookup_size(void **state)
 	store_account_clear(&account);
 }
 
+/* A fetch marks its account until it ends without failing; a restart
+ * fetches the marked ones at once (popgate.c, recover). */
+static void test_fetch_unfinished(void **state)
+{
+	struct test_store *f = *state;
+	struct store_account a, b;
+	int64_t *ids = NULL;
+	size_t count = 0;
+
+	assert_int_equal(create_account(f, "a", "pop.example", "a+pop", &a), 0);
+	assert_int_equal(create_account(f, "b", "pop.example", "b+pop", &b), 0);
+	assert_int_equal(store_account_list_ids_by_fetch(f->store, true, &ids, &count), 0);
+	assert_int_equal(count, 0);
+	free(ids);
+
+	assert_int_equal(store_account_fetch_begin(f->store, a.id), 0);
+	assert_int_equal(store_account_fetch_begin(f->store, a.id), 0);
+	assert_int_equal(store_account_fetch_begin(f->store, b.id), 0);
+	assert_int_equal(store_account_list_ids_by_fetch(f->store, true, &ids, &count), 0);
+	assert_int_equal(count, 2);
+	free(ids);
+
+	/* A failed fetch keeps the mark, a clean one (anomaly or not) clears it. */
+	assert_int_equal(store_account_record_fetch(f->store, a.id, "timeout", 1, 99), 0);
+	assert_int_equal(store_account_record_fetch(f->store, b.id, "odd provider", 0, 0), 0);
+	assert_int_equal(store_account_list_ids_by_fetch(f->store, true, &ids, &count), 0);
+	assert_int_equal(count, 1);
+	assert_int_equal(ids[0], a.id);
+	free(ids);
+	assert_int_equal(store_account_list_ids_by_fetch(f->store, false, &ids, &count), 0);
+	assert_int_equal(count, 1);
+	assert_int_equal(ids[0], b.id);
+	free(ids);
+	assert_int_equal(store_account_record_fetch(f->store, a.id, NULL, 0, 0), 0);
+	assert_int_equal(store_account_list_ids_by_fetch(f->store, true, &ids, &count), 0);
+	assert_int_equal(count, 0);
+	free(ids);
+	store_account_clear(&a);
+	store_account_clear(&b);
+}
+
+/* Migration 7 marks the accounts that may hold messages stored but not yet
+ * deleted at the provider: those with recorded UIDLs or failed fetches. */
+static void test_migration_marks_unfinished(void **state)
+{
+	struct test_store *f = *state;
+	struct store_account with_uidl, failed, clean;
+	int64_t *ids = NULL;
+	size_t count = 0;
+	char *sql;
+
+	assert_int_equal(create_account(f, "a", "pop.example", "a+pop", &with_uidl), 0);
+	assert_int_equal(create_account(f, "b", "pop.example", "b+pop", &failed), 0);
+	assert_int_equal(create_account(f, "c", "pop.example", "c+pop", &clean), 0);
+	sql = xasprintf("INSERT INTO provider_uidl (account_id, uidl, stored_at) VALUES"
+			" (%lld, 'u1', 1)",
+			(long long)with_uidl.id);
+	test_exec_sql(f->store, sql);
+	free(sql);
+	assert_int_equal(store_account_record_fetch(f->store, failed.id, "timeout", 2, 9), 0);
+	test_exec_sql(f->store, "ALTER TABLE account DROP COLUMN fetch_unfinished;"
+				"PRAGMA user_version = 6;");
+	store_close(&f->store);
+	f->store = test_store_open(f->dir);
+	assert_int_equal(store_account_list_ids_by_fetch(f->store, true, &ids, &count), 0);
+	assert_int_equal(count, 2);
+	assert_int_equal(ids[0], with_uidl.id);
+	assert_int_equal(ids[1], failed.id);
+	free(ids);
+	store_account_clear(&with_uidl);
+	store_account_clear(&failed);
+	store_account_clear(&clean);
+}
+
+static int64_t count_rows(struct test_store *f, const char *table, const char *where)
+{
+	char *sql = xasprintf("SELECT count(*) FROM %s WHERE %s", table, where);
+	int64_t count = test_query_int(f->store, sql);
+
+	free(sql);
+	return count;
+}
+
+/* Inserts message ID of ACCOUNT_ID under UIDL, moved to state TO. */
+static void add_message(struct test_store *f, int64_t account_id, const char *id,
+			const char *uidl, enum message_state to)
+{
+	assert_int_equal(store_message_insert(f->store, id, account_id, uidl, 10, "00"), 0);
+	if (to != MESSAGE_PROCESSING)
+		assert_int_equal(store_message_move(f->store, id, MESSAGE_PROCESSING, to, NULL), 1);
+}
+
+#define MESSAGE_ID_1 "0123456789abcdef01234567"
+#define MESSAGE_ID_2 "1123456789abcdef01234567"
+#define MESSAGE_ID_3 "2123456789abcdef01234567"
+
+/* account del: rows, UIDLs, the provider-made user with its addresses, all
+ * in one go; mail not yet picked up needs FORCE. */
+static void test_delete_account(void **state)
+{
+	struct test_store *f = *state;
+	struct store_account account;
+	struct store_account_deletion deletion;
+	char *where;
+
+	assert_int_equal(create_account(f, "me", "pop.example", "me+pop", &account), 0);
+	add_message(f, account.id, MESSAGE_ID_1, "u1", MESSAGE_DELIVERED);
+	add_message(f, account.id, MESSAGE_ID_2, "u2", MESSAGE_DELIVERY);
+
+	assert_int_equal(store_account_delete(f->store, "nobody@pop.example", false, &deletion), 0);
+	store_account_deletion_clear(&deletion);
+
+	/* One message waits for its pickup: refused, nothing written. */
+	assert_int_equal(store_account_delete(f->store, "ME@pop.example", false, &deletion), -2);
+	assert_int_equal(deletion.pending, 1);
+	store_account_deletion_clear(&deletion);
+	assert_int_equal(count_rows(f, "message", "1"), 2);
+	assert_int_equal(count_rows(f, "account", "1"), 1);
+
+	assert_int_equal(store_account_delete(f->store, "ME@pop.example", true, &deletion), 1);
+	assert_int_equal(deletion.message_count, 2);
+	assert_string_equal(deletion.message_ids[0], MESSAGE_ID_1);
+	assert_string_equal(deletion.message_ids[1], MESSAGE_ID_2);
+	assert_int_equal(deletion.uidl_count, 2);
+	assert_string_equal(deletion.user_name, "me+pop");
+	assert_true(deletion.user_deleted);
+	store_account_deletion_clear(&deletion);
+	where = xasprintf("account_id = %lld", (long long)account.id);
+	assert_int_equal(count_rows(f, "message", "1"), 0);
+	assert_int_equal(count_rows(f, "provider_uidl", where), 0);
+	assert_int_equal(count_rows(f, "account", "1"), 0);
+	assert_int_equal(count_rows(f, "user", "1"), 0);
+	assert_int_equal(count_rows(f, "address", "1"), 0);
+	free(where);
+	store_account_clear(&account);
+}
+
+/* The user stays when another account, a local origin, or other mail
+ * attributed to it keeps it. */
+static void test_delete_account_keeps_user(void **state)
+{
+	struct test_store *f = *state;
+	struct store_account first, second, other;
+	struct store_account_deletion deletion;
+	char err[256];
+
+	assert_int_equal(create_account(f, "one", "pop.example", "me+pop", &first), 0);
+	assert_int_equal(create_account(f, "two", "pop.example", "me+pop", &second), 0);
+	assert_int_equal(store_account_delete(f->store, "one@pop.example", false, &deletion), 1);
+	assert_false(deletion.user_deleted);
+	store_account_deletion_clear(&deletion);
+	assert_int_equal(count_rows(f, "user", "name = 'me+pop'"), 1);
+
+	/* Mail of another account attributed to the user keeps it (U4, U5). */
+	assert_int_equal(create_account(f, "x", "pop.example", "x+pop", &other), 0);
+	add_message(f, other.id, MESSAGE_ID_3, "u1", MESSAGE_DELIVERED);
+	int64_t users[] = {second.user_id};
+	char *addresses[] = {"me+pop@pop3proxy.test"};
+	assert_int_equal(store_message_attribute(f->store, MESSAGE_ID_3, 0, users, addresses, 1),
+			 1);
+	assert_int_equal(store_account_delete(f->store, "two@pop.example", false, &deletion), 1);
+	assert_false(deletion.user_deleted);
+	store_account_deletion_clear(&deletion);
+	assert_int_equal(count_rows(f, "user", "name = 'me+pop'"), 1);
+	assert_int_equal(count_rows(f, "address", "address = 'me+pop@pop3proxy.test'"), 1);
+
+	/* A local user is the administrator's, never removed with an account. */
+	int64_t local_id = 0;
+	assert_int_equal(store_user_add_local(f->store, "local", "local@pop3proxy.test", &local_id,
+					      err, sizeof(err)),
+			 0);
+	test_exec_sql(f->store, "UPDATE account SET user_id = (SELECT id FROM user WHERE name ="
+				" 'local') WHERE name = 'x@pop.example'");
+	assert_int_equal(store_account_delete(f->store, "x@pop.example", false, &deletion), 1);
+	assert_false(deletion.user_deleted);
+	assert_int_equal(deletion.message_count, 1);
+	store_account_deletion_clear(&deletion);
+	assert_int_equal(count_rows(f, "user", "name = 'local'"), 1);
+	assert_int_equal(count_rows(f, "message_recipient", "1"), 0);
+	store_account_clear(&first);
+	store_account_clear(&second);
+	store_account_clear(&other);
+}
+
 static void insert_uidls(struct test_store *f, int64_t account_id, int count)
 {
 	sqlite3_stmt *stmt = NULL;
@@ -406,6 +591,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_uidl_prune, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_uidl_lookup_size, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_uidl_prune_large, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_fetch_unfinished, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_migration_marks_unfinished, setup,
+					    test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_delete_account, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_delete_account_keeps_user, setup,
+					    test_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -91,6 +91,7 @@ static void test_defaults(void **state)
 	assert_string_equal(f->cfg.pseudo_domain, "pop3proxy.reddoxx");
 	assert_true(f->cfg.max_message_size == 67108864);
 	assert_int_equal(f->cfg.fetch_retry_max, 3600);
+	assert_int_equal(f->cfg.fetch_restart_spread, 300);
 	assert_int_equal(f->cfg.workers, 0);
 	assert_string_equal(f->cfg.default_policy.pattern, "*");
 	assert_int_equal(f->cfg.default_policy.port, 995);
@@ -540,6 +541,36 @@ static void test_summary_round_trip(void **state)
 	free(path);
 }
 
+/* SIGHUP: keys only a restart can change keep their running value, and
+ * their names are given for the warning; the others are taken. */
+static void test_keep_restart_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct popgate_config running = {0};
+	char names[200];
+
+	assert_int_equal(load_text(f, "[server]\npop3_port = 2110\nmax_bad_commands = 3\n"), 0);
+	config_defaults(&running);
+	assert_int_equal(config_load(&running, f->path, f->err, sizeof(f->err)), 0);
+	assert_int_equal(load_text(f, "[server]\npop3_port = 2111\nuser = other\n"
+				      "max_bad_commands = 4\n[pipeline]\nworkers = 3\n"),
+			 0);
+	assert_int_equal(config_keep_restart_keys(&f->cfg, &running, names, sizeof(names)), 3);
+	assert_string_equal(names, "[server] user, [server] pop3_port, [pipeline] workers");
+	assert_int_equal(f->cfg.pop3_port, 2110);
+	assert_string_equal(f->cfg.run_as_user, "popgate");
+	assert_int_equal(f->cfg.workers, 0);
+	assert_int_equal(f->cfg.max_bad_commands, 4);
+	/* Nothing to keep: no names. */
+	assert_int_equal(config_keep_restart_keys(&f->cfg, &running, names, sizeof(names)), 0);
+	assert_string_equal(names, "");
+	/* A short buffer cuts the names, never the count. */
+	assert_int_equal(load_text(f, "[server]\npop3_port = 2111\nuser = other\n"), 0);
+	assert_int_equal(config_keep_restart_keys(&f->cfg, &running, names, 8), 2);
+	assert_int_equal(strlen(names), 7);
+	config_free(&running);
+}
+
 static void test_config_free(void **state)
 {
 	struct fixture *f = *state;
@@ -574,6 +605,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_summary_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_path_too_long_once_absolute, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_free, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keep_restart_keys, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -244,6 +244,49 @@ static void test_append_and_reopen(void **state)
 	free(missing);
 }
 
+/* logrotate (SIGHUP): the file is renamed, log_open makes a new one under
+ * the same name; a symlink put there instead is refused and the lines keep
+ * going to the file already open. */
+static void test_rotate(void **state)
+{
+	struct fixture *f = *state;
+	char *rotated = xasprintf("%s.1", f->path);
+	char *target = xasprintf("%s/target", f->dir);
+	char *data;
+	size_t len;
+
+	assert_int_equal(log_open(f->path, LOG_INFO), 0);
+	log_info("before rotation");
+	assert_int_equal(rename(f->path, rotated), 0);
+	log_info("late line");
+	assert_int_equal(log_open(f->path, LOG_INFO), 0);
+	log_info("after rotation");
+
+	assert_int_equal(rename(f->path, target), 0);
+	assert_int_equal(symlink(target, f->path), 0);
+	errno = 0;
+	assert_int_equal(log_open(f->path, LOG_INFO), -1);
+	assert_int_equal(errno, ELOOP);
+	log_info("still in the new file");
+	log_close();
+
+	assert_int_equal(util_read_file(rotated, &data, &len), 0);
+	assert_non_null(strstr(data, "] before rotation\n"));
+	assert_non_null(strstr(data, "] late line\n"));
+	assert_null(strstr(data, "after rotation"));
+	free(data);
+	assert_int_equal(util_read_file(target, &data, &len), 0);
+	assert_null(strstr(data, "before rotation"));
+	assert_non_null(strstr(data, "] after rotation\n"));
+	assert_non_null(strstr(data, "] still in the new file\n"));
+	free(data);
+	unlink(f->path);
+	unlink(rotated);
+	unlink(target);
+	free(rotated);
+	free(target);
+}
+
 /* A log path that is a symlink is refused, for the log and its copy alike:
  * root must not append to a file the service user points it at. */
 static void test_symlink_refused(void **state)
@@ -387,6 +430,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_one_line_and_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_and_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stderr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_processes_do_not_interleave, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),

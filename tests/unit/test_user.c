@@ -53,7 +53,7 @@ static void test_migration_fresh(void **state)
 {
 	struct test_store *f = *state;
 
-	assert_int_equal(store_schema_version(f->store), 6);
+	assert_int_equal(store_schema_version(f->store), 7);
 	assert_int_equal(
 	    test_query_int(f->store, "SELECT count(*) FROM pragma_table_info('user') WHERE name IN"
 				     " ('password_hash', 'has_seat', 'seat_requested_at')"),
@@ -151,12 +151,13 @@ static void test_migration_from_v1(void **state)
 				"ALTER TABLE user DROP COLUMN seat_requested_at;"
 				"ALTER TABLE message DROP COLUMN owner_user_id;"
 				"ALTER TABLE provider_uidl DROP COLUMN provider_size;"
+				"ALTER TABLE account DROP COLUMN fetch_unfinished;"
 				"INSERT INTO user (name, origin, created_at) VALUES"
 				" ('old1', 'provider', 5), ('old2', 'local', 7);"
 				"PRAGMA user_version = 1;");
 	store_close(&f->store);
 	f->store = test_store_open(f->dir);
-	assert_int_equal(store_schema_version(f->store), 6);
+	assert_int_equal(store_schema_version(f->store), 7);
 	/* Users made before seats existed all keep working, in creation order. */
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM user WHERE has_seat = 1"
 						  " AND seat_requested_at = created_at"
