@@ -8,7 +8,7 @@
 
 CC ?= cc
 SAN ?= 0
-PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih jansson
+PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih jansson libseccomp
 
 ifeq ($(SAN),1)
 BUILD := build/san
