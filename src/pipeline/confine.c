@@ -56,9 +56,11 @@ static const int confine_sanitizer_allowed[] = {
     SCMP_SYS(getrusage),   SCMP_SYS(getppid),
 };
 /* Refused with EPERM rather than fatal: the runtime starts its symbolizer
- * with them and carries on without it. */
+ * and probes memory with them, and carries on without. */
 static const int confine_sanitizer_refused[] = {
-    SCMP_SYS(clone), SCMP_SYS(clone3), SCMP_SYS(fork), SCMP_SYS(vfork), SCMP_SYS(wait4),
+    SCMP_SYS(clone), SCMP_SYS(clone3), SCMP_SYS(fork),
+    SCMP_SYS(vfork), SCMP_SYS(wait4),  SCMP_SYS(pipe),
+    SCMP_SYS(pipe2),
 };
 #endif
 
@@ -167,6 +169,12 @@ static int confine_filter(char *err, size_t errlen)
 				  sizeof(confine_sanitizer_refused[0]),
 			      err, errlen) < 0)
 		goto fail;
+	/* isatty(2), to choose colours: "not a terminal". */
+	rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOTTY), SCMP_SYS(ioctl), 0);
+	if (rc < 0) {
+		snprintf(err, errlen, "seccomp rule for ioctl: %s", strerror(-rc));
+		goto fail;
+	}
 #endif
 	/* seccomp_load sets no_new_privs itself too (SCMP_FLTATR_CTL_NNP). */
 	rc = seccomp_load(ctx);
