@@ -76,10 +76,20 @@ static const int confine_by_name[] = {
     SCMP_SYS(readlinkat),
 };
 
+/* Lowers RESOURCE's soft and hard limits to VALUE, or to the hard limit
+ * already in force if that is lower (raising it would need privileges). */
 static int confine_limit(int resource, rlim_t value, const char *name, char *err, size_t errlen)
 {
-	struct rlimit limit = {.rlim_cur = value, .rlim_max = value};
+	struct rlimit limit;
 
+	if (getrlimit(resource, &limit) < 0) {
+		snprintf(err, errlen, "getrlimit(%s): %s", name, strerror(errno));
+		return -1;
+	}
+	if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < value)
+		value = limit.rlim_max;
+	limit.rlim_cur = value;
+	limit.rlim_max = value;
 	if (setrlimit(resource, &limit) < 0) {
 		snprintf(err, errlen, "setrlimit(%s): %s", name, strerror(errno));
 		return -1;
