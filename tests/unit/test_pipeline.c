@@ -3,8 +3,9 @@
  * (this test binary, exec'd with --worker), real spool files, a real event
  * loop. Covers verdicts, the trace header, duplicates, a worker killed while
  * it works, a hung worker timed out, malformed replies, a retry submitted
- * from the callback, bodies the main process cannot hand over, and the
- * back-off for workers that die at start.
+ * from the callback, bodies the main process cannot hand over, a worker
+ * given a job without exactly one body descriptor, and the back-off for
+ * workers that die at start.
  *
  * Owns: a temp data folder per test (removed at the end) and the worker
  * processes it starts (all reaped before a test ends).
@@ -16,6 +17,8 @@
  * replacement is a real one.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -371,6 +374,121 @@ static void test_workers_confined(void **state)
 	free(text);
 }
 
+/*
+ * Starts this binary as a real worker on a socket of our own, sends it JOB
+ * with FD_COUNT descriptors of BODY_PATH attached, and returns what came
+ * back before EOF (in REPLY, *REPLY_LEN bytes) and the worker's wait status.
+ */
+static int test_worker_direct(const struct pipeline_job *job, const char *body_path,
+			      size_t fd_count, unsigned char *reply, size_t *reply_len)
+{
+	union {
+		struct cmsghdr align;
+		char data[CMSG_SPACE(2 * sizeof(int))];
+	} control;
+	struct iovec iov;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	unsigned char *frame;
+	size_t frame_len;
+	const char *err;
+	int fds[2];
+	int sv[2];
+	int status;
+	pid_t pid;
+
+	assert_int_equal(proto_job_encode(job, &frame, &frame_len, &err), 0);
+	iov.iov_base = frame;
+	iov.iov_len = frame_len;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *argv[] = {(char *)"popgate", (char *)"--worker", (char *)"3",
+				(char *)TEST_HOSTNAME, NULL};
+
+		if (dup2(sv[1], 3) < 0)
+			_exit(127);
+		execv(TEST_SELF, argv);
+		_exit(127);
+	}
+	close(sv[1]);
+	if (fd_count > 0) {
+		struct cmsghdr *c;
+
+		for (size_t i = 0; i < fd_count; i++) {
+			fds[i] = open(body_path, O_RDONLY | O_CLOEXEC);
+			assert_true(fds[i] >= 0);
+		}
+		memset(control.data, 0, sizeof(control.data));
+		msg.msg_control = control.data;
+		msg.msg_controllen = CMSG_SPACE(fd_count * sizeof(int));
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(fd_count * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, fd_count * sizeof(int));
+	}
+	assert_int_equal(sendmsg(sv[0], &msg, MSG_NOSIGNAL), (ssize_t)frame_len);
+	for (size_t i = 0; i < fd_count; i++)
+		close(fds[i]);
+	/* The worker answers (or gives up) and then sees EOF once we stop
+	 * writing; a deadline bounds the wait. */
+	shutdown(sv[0], SHUT_WR);
+	*reply_len = 0;
+	for (;;) {
+		struct pollfd pfd = {.fd = sv[0], .events = POLLIN};
+		ssize_t n;
+
+		assert_int_equal(poll(&pfd, 1, 10000), 1);
+		n = read(sv[0], reply + *reply_len, PROTO_FRAME_MAX - *reply_len);
+		if (n <= 0)
+			break;
+		*reply_len += (size_t)n;
+	}
+	close(sv[0]);
+	free(frame);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+/* The worker takes a job only with exactly one body descriptor: none, or
+ * two, and it answers nothing and exits with an error. */
+static void test_worker_needs_one_body(void **state)
+{
+	struct test_ctx *ctx = *state;
+	unsigned char *reply = xmalloc(PROTO_FRAME_MAX);
+	struct pipeline_verdict verdict;
+	struct pipeline_job job;
+	char id[SPOOL_ID_LEN + 1];
+	size_t reply_len;
+	size_t consumed;
+	const char *err;
+	char *path;
+	int status;
+
+	test_body_write(ctx, id);
+	path = spool_path(ctx->dir, id);
+	test_job_make(&job, id, "alice@example.net");
+
+	status = test_worker_direct(&job, path, 1, reply, &reply_len);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(proto_verdict_decode(reply, reply_len, &consumed, &verdict, &err), 0);
+	assert_int_equal(consumed, reply_len);
+	assert_string_equal(verdict.id, id);
+	proto_verdict_clear(&verdict);
+
+	for (size_t fd_count = 0; fd_count <= 2; fd_count += 2) {
+		status = test_worker_direct(&job, path, fd_count, reply, &reply_len);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 1);
+		assert_int_equal(reply_len, 0);
+	}
+	free(path);
+	free(reply);
+}
+
 /* A worker killed while it works: its job fails, a new worker takes over. */
 static void test_worker_killed(void **state)
 {
@@ -687,6 +805,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_trace_header_sanitised, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_duplicates_ignored, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_workers_confined, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_worker_needs_one_body, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_killed, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_timeout, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_retry_from_callback, test_setup, test_teardown),
