@@ -8,7 +8,7 @@
 
 CC ?= cc
 SAN ?= 0
-PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih jansson libunbound
+PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih jansson libunbound libseccomp
 
 ifeq ($(SAN),1)
 BUILD := build/san

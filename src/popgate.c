@@ -19,7 +19,7 @@
  * folder or the program by their paths (a checkout under /root, mode 0700).
  * So the data folder becomes the working directory in step 1 and every
  * store, spool and key path after that is relative to it (DATA_HERE; the
- * workers inherit it), and the program is opened in main() as root and
+ * workers never open a path: they are handed each body's descriptor), and the program is opened in main() as root and
  * reached through /proc/self/fd/N, which resolves to the open file without
  * searching its folders. Nothing ever changes the working directory again.
  * The certificate and key are read before the drop, by their paths.
@@ -726,7 +726,9 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 	 * loop runs, when start-up no longer reads the configuration. */
 	sighup = evsignal_new(pg.base, SIGHUP, signal_reload_cb, &reload);
 	evsignal_add(sighup, NULL);
-	/* Workers first: they are exec'd before the key is in this process. */
+	/* Workers first: they are exec'd before the key is in this process.
+	 * They run as this (already unprivileged) user, confined by seccomp and
+	 * rlimits; pipeline.c says why not as a user of their own. */
 	pg.pipeline = pipeline_new(pg.base, self_exe, DATA_HERE, cfg->hostname, cfg->workers,
 				   cfg->worker_timeout, on_verdict, &pg, err, sizeof(err));
 	if (pg.pipeline == NULL)
@@ -825,9 +827,9 @@ int main(int argc, char **argv)
 	char err[512];
 	int opt;
 
-	/* "popgate --worker FD DATA_DIR HOSTNAME": a pipeline worker (pipeline.c). */
-	if (argc == 5 && strcmp(argv[1], "--worker") == 0)
-		return pipeline_worker_main(atoi(argv[2]), argv[3], argv[4]);
+	/* "popgate --worker FD HOSTNAME": a pipeline worker (pipeline.c). */
+	if (argc == 4 && strcmp(argv[1], "--worker") == 0)
+		return pipeline_worker_main(atoi(argv[2]), argv[3]);
 
 	while ((opt = getopt_long(argc, argv, "c:k:Vh", options, NULL)) != -1) {
 		switch (opt) {

@@ -15,7 +15,19 @@
  * SECURITY: workers read hostile mail and are assumed compromisable. A reply
  * is accepted only as one well-formed verdict for the job the worker holds;
  * anything else ends that worker. Workers are exec'd afresh, inherit only
- * their socket (fd 3), and never see the credential key or the database.
+ * their socket (fd 3) and the log (stderr), never see the credential key, the
+ * database or the data folder's name, and confine themselves (confine.h):
+ * this process opens each body read-only and hands the worker that one
+ * descriptor with the job.
+ *
+ * Why the workers run as the daemon's user rather than a user of their own:
+ * the daemon drops root before it starts them (popgate.c), and it starts
+ * replacements for dead workers at any time later. A separate uid would need
+ * a process that keeps root (or CAP_SETUID, with which a compromised daemon
+ * could become any user) for as long as the daemon runs. The seccomp filter
+ * refuses every open, socket, exec, ptrace and kill, so the uid a worker has
+ * reaches nothing: what it could read by its uid it cannot name, and the
+ * same holds for a daemon started without root.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +37,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,6 +51,7 @@
 #include "core/util.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
+#include "store/spool.h"
 
 /* The worker's socket, as "--worker 3" tells it. */
 #define PIPELINE_WORKER_FD 3
@@ -63,7 +77,9 @@ struct pipeline_entry {
 	struct pipeline_job job;
 	unsigned char *frame; /* the job, encoded once at submit */
 	size_t frame_len;
-	TAILQ_ENTRY(pipeline_entry) queue_link; /* while waiting for a worker */
+	char fail_reason[160]; /* while on the failed queue: why */
+	/* While waiting for a worker, or, on the failed queue, for its report. */
+	TAILQ_ENTRY(pipeline_entry) queue_link;
 	LIST_ENTRY(pipeline_entry) id_link;	/* while queued or running */
 };
 
@@ -97,6 +113,10 @@ struct pipeline {
 	struct pipeline_worker *workers;
 	size_t worker_count;
 	struct pipeline_queue queue;
+	/* Jobs whose body could not be opened, reported from the loop by
+	 * failed_event (never from inside pipeline_submit). */
+	struct pipeline_queue failed;
+	struct event *failed_event;
 	struct pipeline_bucket buckets[PIPELINE_ID_BUCKETS];
 	size_t pending;
 	/* Workers killed or gone but not yet reaped. */
@@ -113,6 +133,7 @@ struct pipeline {
 static void pipeline_on_read(evutil_socket_t fd, short what, void *arg);
 static void pipeline_on_timeout(evutil_socket_t fd, short what, void *arg);
 static void pipeline_on_tick(evutil_socket_t fd, short what, void *arg);
+static void pipeline_on_failed(evutil_socket_t fd, short what, void *arg);
 
 static struct pipeline_bucket *pipeline_bucket_for(struct pipeline *pipeline, const char *id)
 {
@@ -301,7 +322,7 @@ static int pipeline_worker_start(struct pipeline_worker *worker, char *err, size
 	char name[] = "popgate";
 	char worker_flag[] = "--worker";
 	char fd_arg[] = PIPELINE_WORKER_FD_ARG;
-	char *argv[] = {name, worker_flag, fd_arg, pipeline->data_dir, pipeline->hostname, NULL};
+	char *argv[] = {name, worker_flag, fd_arg, pipeline->hostname, NULL};
 	sigset_t all_signals;
 	sigset_t saved_signals;
 	int sv[2] = {-1, -1};
@@ -457,21 +478,69 @@ static void pipeline_worker_fail(struct pipeline_worker *worker, const char *rea
 }
 
 /*
- * Sends ENTRY's job to the idle WORKER. A failure is not handled here but
- * from the event loop (through the read event), so that pipeline_submit never
- * calls the callback.
+ * Opens ENTRY's body for a worker: read-only, a regular file, not a link,
+ * and without blocking on a FIFO someone put in its place. The descriptor,
+ * or -1 with ENTRY->fail_reason set.
  */
-static void pipeline_worker_send(struct pipeline_worker *worker, struct pipeline_entry *entry)
+static int pipeline_body_open(struct pipeline *pipeline, struct pipeline_entry *entry)
+{
+	char *path = spool_path(pipeline->data_dir, entry->job.id);
+	struct stat st;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+	free(path);
+	if (fd < 0) {
+		snprintf(entry->fail_reason, sizeof(entry->fail_reason),
+			 "cannot open the body: %s", strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(entry->fail_reason, sizeof(entry->fail_reason),
+			 "the body is not a regular file");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Sends ENTRY's job to the idle WORKER with BODY_FD attached (SCM_RIGHTS to
+ * the frame's first byte). A failure is not handled here but from the event
+ * loop (through the read event), so that pipeline_submit never calls the
+ * callback.
+ */
+static void pipeline_worker_send(struct pipeline_worker *worker, struct pipeline_entry *entry,
+				 int body_fd)
 {
 	struct pipeline *pipeline = worker->pipeline;
+	union {
+		struct cmsghdr align;
+		char data[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = {.iov_base = entry->frame, .iov_len = entry->frame_len};
+	struct msghdr msg = {
+	    .msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = control.data,
+	    .msg_controllen = sizeof(control.data),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	ssize_t n;
 
+	memset(control.data, 0, sizeof(control.data));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &body_fd, sizeof(int));
 	worker->entry = entry;
 	/* An idle worker has read every byte we sent it, so its socket buffer is
 	 * empty and a frame of a few hundred bytes goes out whole; a short write
 	 * could only mean something is badly wrong. MSG_NOSIGNAL turns a dead
 	 * worker into EPIPE rather than a SIGPIPE for the whole gateway. */
-	n = send(worker->fd, entry->frame, entry->frame_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	n = sendmsg(worker->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	/* The worker has its own copy now (or never will). */
+	close(body_fd);
 	if (n < 0 || (size_t)n != entry->frame_len) {
 		snprintf(worker->send_error, sizeof(worker->send_error), "sending the job: %s",
 			 n < 0 ? strerror(errno) : "short write");
@@ -493,6 +562,7 @@ static void pipeline_dispatch(struct pipeline *pipeline)
 	while (!TAILQ_EMPTY(&pipeline->queue) && i < pipeline->worker_count) {
 		struct pipeline_worker *worker = &pipeline->workers[i];
 		struct pipeline_entry *entry;
+		int body_fd;
 
 		if (worker->pid <= 0 || worker->entry != NULL || worker->send_error[0] != '\0') {
 			i++;
@@ -500,9 +570,44 @@ static void pipeline_dispatch(struct pipeline *pipeline)
 		}
 		entry = TAILQ_FIRST(&pipeline->queue);
 		TAILQ_REMOVE(&pipeline->queue, entry, queue_link);
-		pipeline_worker_send(worker, entry);
+		body_fd = pipeline_body_open(pipeline, entry);
+		if (body_fd < 0) {
+			/* The worker stays idle for the next job. */
+			TAILQ_INSERT_TAIL(&pipeline->failed, entry, queue_link);
+			event_active(pipeline->failed_event, EV_TIMEOUT, 0);
+			continue;
+		}
+		pipeline_worker_send(worker, entry, body_fd);
 		i++;
 	}
+}
+
+/* Reports the jobs whose body could not be opened. */
+static void pipeline_on_failed(evutil_socket_t fd, short what, void *arg)
+{
+	struct pipeline *pipeline = arg;
+	struct pipeline_queue failed;
+
+	(void)fd;
+	(void)what;
+	/* Taken as a whole first: a retry submitted from the callback may fail
+	 * again and must wait for the next round, not loop here. */
+	TAILQ_INIT(&failed);
+	TAILQ_CONCAT(&failed, &pipeline->failed, queue_link);
+	while (!TAILQ_EMPTY(&failed)) {
+		struct pipeline_entry *entry = TAILQ_FIRST(&failed);
+		struct pipeline_verdict verdict = {
+		    .outcome = PIPELINE_WORKER_FAILED,
+		    .reason = entry->fail_reason,
+		};
+
+		TAILQ_REMOVE(&failed, entry, queue_link);
+		memcpy(verdict.id, entry->job.id, sizeof(verdict.id));
+		log_event(LOG_WARN, "body_open_failed", entry->job.account, entry->job.id, "%s",
+			  entry->fail_reason);
+		pipeline_report(pipeline, entry, &verdict);
+	}
+	pipeline_dispatch(pipeline);
 }
 
 /* Handles the bytes of a reply read so far: nothing until a whole frame is
@@ -651,6 +756,7 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, con
 	pipeline->callback = callback;
 	pipeline->ctx = ctx;
 	TAILQ_INIT(&pipeline->queue);
+	TAILQ_INIT(&pipeline->failed);
 	for (size_t i = 0; i < PIPELINE_ID_BUCKETS; i++)
 		LIST_INIT(&pipeline->buckets[i]);
 	pipeline->death_window_start_ms = util_monotonic_ms();
@@ -665,7 +771,8 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, con
 		worker->fd = -1;
 	}
 	pipeline->tick_event = evtimer_new(base, pipeline_on_tick, pipeline);
-	if (pipeline->tick_event == NULL) {
+	pipeline->failed_event = event_new(base, -1, 0, pipeline_on_failed, pipeline);
+	if (pipeline->tick_event == NULL || pipeline->failed_event == NULL) {
 		snprintf(err, errlen, "cannot create the pipeline timer");
 		goto fail;
 	}
@@ -769,6 +876,8 @@ void pipeline_free(struct pipeline **pipeline_r)
 	}
 	if (pipeline->tick_event != NULL)
 		event_free(pipeline->tick_event);
+	if (pipeline->failed_event != NULL)
+		event_free(pipeline->failed_event);
 	free(pipeline->workers);
 	free(pipeline->zombies);
 	free(pipeline->self_exe);

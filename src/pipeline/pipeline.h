@@ -5,8 +5,11 @@
  *
  * Workers are started by fork + exec of popgate itself ("popgate --worker"),
  * so a worker — even one respawned after the credential key was loaded —
- * never holds the key or the database. The main process sends a job over a
- * socketpair and gets back a typed, versioned verdict (pipeline/proto.h); a
+ * never holds the key or the database, and each confines itself (confine.h)
+ * before its first job: it cannot open a file or reach the network. The main
+ * process opens each message body and sends it as a descriptor with the job
+ * over a socketpair (SCM_RIGHTS), and gets back a typed, versioned verdict
+ * (pipeline/proto.h); a
  * malformed reply is treated as a worker failure, never trusted. A worker that
  * dies or runs past worker_timeout is killed and replaced, and its job is
  * reported with WORKER_FAILED so the caller can retry it once and then hold
@@ -63,7 +66,10 @@ typedef void pipeline_verdict_cb(const struct pipeline_verdict *verdict, void *c
 
 /*
  * Starts WORKER_COUNT workers (0 = one per core, at most 256) by exec'ing
- * SELF_EXE with "--worker" and the data folder and host name. A job running
+ * SELF_EXE with "--worker" and the host name. Message bodies are opened in
+ * DATA_DIR's spool by this process, one at a time as each job goes to a
+ * worker; a body that cannot be opened (gone, not a regular file) is
+ * reported as WORKER_FAILED like a job its worker failed on. A job running
  * longer than WORKER_TIMEOUT_SECONDS (0 = no limit) has its worker killed.
  * Returns NULL with ERR set.
  */
@@ -88,9 +94,10 @@ size_t pipeline_worker_pids(const struct pipeline *pipeline, int *pids, size_t m
 void pipeline_free(struct pipeline **pipeline);
 
 /*
- * The worker's main loop, run by "popgate --worker FD DATA_DIR HOSTNAME":
- * reads jobs from FD until it closes. Returns the process exit status.
+ * The worker's main loop, run by "popgate --worker FD HOSTNAME": confines
+ * the process, then reads jobs (each with its body's descriptor) from FD
+ * until it closes. Returns the process exit status.
  */
-int pipeline_worker_main(int fd, const char *data_dir, const char *hostname);
+int pipeline_worker_main(int fd, const char *hostname);
 
 #endif

@@ -67,7 +67,7 @@ static unsigned char *proto_put_field(unsigned char *p, uint16_t tag, const void
 }
 
 /* The same rule as spool_id_valid, repeated here so this file needs no store
- * code: an id becomes a path in the worker and a key in the main process. */
+ * code: an id is a key in the main process and names the body it opens. */
 static bool proto_id_valid(const unsigned char *id, size_t len)
 {
 	if (len != SPOOL_ID_LEN)

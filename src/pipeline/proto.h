@@ -4,8 +4,15 @@
  *
  * A frame is a 12-byte header and a payload, all integers in network order:
  *
- *   uint32 magic 0x50475750 ("PGWP")   uint16 version (2: SENDER and RECIPIENTS)
+ *   uint32 magic 0x50475750 ("PGWP")   uint16 version (3: bodies as descriptors)
  *   uint16 type (1 job, 2 verdict)     uint32 payload length (at most 64 KiB)
+ *
+ * Version 3: every job frame travels with exactly one descriptor attached to
+ * its first byte (SCM_RIGHTS): the message body, opened read-only by the main
+ * process. The frame names no path; the worker knows no data folder. A job
+ * without its descriptor, with more than one, or followed by bytes before
+ * the verdict is a protocol error (worker.c). Version 2 added SENDER and
+ * RECIPIENTS.
  *
  * The payload is a sequence of fields, each uint16 tag, uint32 length, bytes.
  * Every field appears at most once; unknown tags are errors, not extensions
@@ -36,7 +43,7 @@
 #include "pipeline/pipeline.h"
 
 #define PROTO_MAGIC 0x50475750u
-#define PROTO_VERSION 2
+#define PROTO_VERSION 3
 #define PROTO_HEADER_LEN 12
 #define PROTO_PAYLOAD_MAX 65536
 #define PROTO_FRAME_MAX (PROTO_HEADER_LEN + PROTO_PAYLOAD_MAX)

@@ -1,36 +1,40 @@
 /*
- * worker.c — the worker process: reads jobs from its socket, reads the
- * message body from the spool, runs the filter chain and answers with a
- * verdict. Runs as "popgate --worker FD DATA_DIR HOSTNAME".
+ * worker.c — the worker process: confines itself (confine.c), then reads
+ * jobs from its socket, each with the message body's descriptor attached,
+ * runs the filter chain over the body and answers with a verdict. Runs as
+ * "popgate --worker FD HOSTNAME".
  *
- * Owns: its end of the socket and the body file it is reading.
- * Must never: open the database, hold the credential key, write to the spool,
- * or carry on after anything unexpected — it exits instead, and the main
- * process reports the job as WORKER_FAILED and starts a fresh worker.
+ * Owns: its end of the socket and the body descriptor of the job it is on.
+ * Must never: open a file by name (the filter refuses it anyway: it knows no
+ * data folder, no key, no store, no spool path), run a job before it is
+ * confined, or carry on after anything unexpected — it exits instead, and
+ * the main process reports the job as WORKER_FAILED and starts a fresh
+ * worker.
  *
  * SECURITY: message bodies are hostile; everything parsed from them is parsed
- * here, in a process whose crash costs one job. Jobs come from the main
- * process and are trusted, but the account and provider host inside them were
- * typed by users, so they are sanitised before they go into a header.
+ * here, in a process whose crash costs one job and whose compromise yields
+ * nothing but the bodies it is handed. Jobs come from the main process and
+ * are trusted, but the account and provider host inside them were typed by
+ * users, so they are sanitised before they go into a header.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
+#include "pipeline/confine.h"
 #include "pipeline/headers.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
-#include "store/spool.h"
 
 /* How much of a body is read at a time. */
 #define WORKER_CHUNK_SIZE 65536
@@ -155,41 +159,27 @@ static const struct worker_filter worker_filters[] = {
 };
 
 /*
- * Reads the body of MESSAGE->job from the spool, in chunks, filling in what
- * the filters need to know. 0, or -1 (logged) when it cannot be read.
+ * Reads the body of MESSAGE->job from BODY_FD (the main process opened it:
+ * a regular file of the spool), in chunks, filling in what the filters need
+ * to know. 0, or -1 (logged) when it cannot be read.
  */
-static int worker_message_read(const char *data_dir, struct worker_message *message)
+static int worker_message_read(int body_fd, struct worker_message *message)
 {
 	const struct pipeline_job *job = message->job;
-	char *path = spool_path(data_dir, job->id);
 	unsigned char *chunk = xmalloc(WORKER_CHUNK_SIZE);
-	struct stat st;
-	int fd;
 
-	/* A spool body is a regular file written by the main process; a link
-	 * or anything else in its place is not ours to read. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-	if (fd < 0) {
-		log_event(LOG_ERROR, "worker_read_failed", job->account, job->id, "open: %s",
-			  strerror(errno));
-		goto fail;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		log_event(LOG_ERROR, "worker_read_failed", job->account, job->id,
-			  "not a regular file");
-		goto fail;
-	}
 	message->size = 0;
 	headers_init(message->headers);
 	for (;;) {
-		ssize_t n = read(fd, chunk, WORKER_CHUNK_SIZE);
+		ssize_t n = read(body_fd, chunk, WORKER_CHUNK_SIZE);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			log_event(LOG_ERROR, "worker_read_failed", job->account, job->id,
 				  "read: %s", strerror(errno));
-			goto fail;
+			free(chunk);
+			return -1;
 		}
 		if (n == 0)
 			break;
@@ -197,21 +187,13 @@ static int worker_message_read(const char *data_dir, struct worker_message *mess
 			headers_feed(message->headers, (const char *)chunk, (size_t)n);
 		message->size += (uint64_t)n;
 	}
-	close(fd);
 	free(chunk);
-	free(path);
 	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	free(chunk);
-	free(path);
-	return -1;
 }
 
 /* Runs the chain over JOB and fills VERDICT. 0 or -1 (logged). */
-static int worker_job_run(const char *data_dir, const char *hostname,
-			  const struct pipeline_job *job, struct pipeline_verdict *verdict)
+static int worker_job_run(int body_fd, const char *hostname, const struct pipeline_job *job,
+			  struct pipeline_verdict *verdict)
 {
 	struct worker_message message = {.job = job, .hostname = hostname};
 	int rc = -1;
@@ -221,7 +203,7 @@ static int worker_job_run(const char *data_dir, const char *hostname,
 	verdict->outcome = PIPELINE_DELIVER;
 	/* Large (the longest field it parses is 64 KiB), so not on the stack. */
 	message.headers = xmalloc(sizeof(*message.headers));
-	if (worker_message_read(data_dir, &message) < 0)
+	if (worker_message_read(body_fd, &message) < 0)
 		goto done;
 	for (size_t i = 0; i < sizeof(worker_filters) / sizeof(worker_filters[0]); i++) {
 		if (worker_filters[i].run(&message, verdict) < 0) {
@@ -277,47 +259,108 @@ static int worker_verdict_send(int fd, const struct pipeline_verdict *verdict)
 	return rc;
 }
 
-int pipeline_worker_main(int fd, const char *data_dir, const char *hostname)
+/*
+ * Reads from FD into BUF (ROOM bytes) what the main process sent, and the
+ * descriptor attached to it, if any, into *BODY_FD_R. Returns the bytes read
+ * (0 at EOF), or -1 (logged) on an error or a protocol breach: more than one
+ * descriptor, one while a body is already held (*BODY_FD_R >= 0), control
+ * data of another kind, or control data cut short. Descriptors it refuses
+ * are closed.
+ */
+static ssize_t worker_receive(int fd, unsigned char *buf, size_t room, int *body_fd_r)
+{
+	union {
+		struct cmsghdr align;
+		/* Room for more than one, so that extra descriptors are seen and
+		 * closed here rather than cut off by the kernel unseen. */
+		char data[CMSG_SPACE(4 * sizeof(int))];
+	} control;
+	struct iovec iov = {.iov_base = buf, .iov_len = room};
+	struct msghdr msg = {
+	    .msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = control.data,
+	    .msg_controllen = sizeof(control.data),
+	};
+	bool bad = false;
+	ssize_t n;
+
+	do
+		n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		log_error("worker: reading a job: %s", strerror(errno));
+		return -1;
+	}
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		size_t count;
+		int fds[4];
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+			bad = true;
+			continue;
+		}
+		count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		memcpy(fds, CMSG_DATA(c), count * sizeof(int));
+		if (count == 1 && *body_fd_r < 0 && !bad) {
+			*body_fd_r = fds[0];
+			continue;
+		}
+		bad = true;
+		for (size_t i = 0; i < count; i++)
+			close(fds[i]);
+	}
+	if (bad || (msg.msg_flags & MSG_CTRUNC) != 0) {
+		log_error("worker: a job came with descriptors other than its one body");
+		return -1;
+	}
+	return n;
+}
+
+int pipeline_worker_main(int fd, const char *hostname)
 {
 	unsigned char *buf = xmalloc(PROTO_FRAME_MAX);
 	size_t buffered = 0;
+	int body_fd = -1;
 	int status = 1;
+	uid_t uid = getuid();
+	char err[256];
 
 	log_set_role("worker");
-	/* No set-uid program run from here may gain privileges, and a worker
-	 * must not outlive the main process that would collect its verdicts.
-	 * (Should the main process die before this line, the socket's EOF ends
-	 * the loop below instead.) Both are cheap hardening: a failure is
-	 * logged, not fatal. */
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		log_warn("worker: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+	/* A worker must not outlive the main process that would collect its
+	 * verdicts. (Should the main process die before this line, the
+	 * socket's EOF ends the loop below instead.) Cheap hardening: a failure
+	 * is logged, not fatal. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		log_warn("worker: PR_SET_PDEATHSIG: %s", strerror(errno));
+	/* Before the first byte of a job: a worker never runs unconfined. */
+	if (confine_apply(err, sizeof(err)) < 0) {
+		log_error("worker: cannot confine itself: %s", err);
+		goto done;
+	}
+	/* Also the proof, in the log, that a confined worker can still log. */
+	log_event(LOG_INFO, "worker_confined", NULL, NULL, "uid=%ld", (long)uid);
 
 	for (;;) {
 		struct pipeline_job job;
 		struct pipeline_verdict verdict;
 		size_t consumed;
-		const char *err;
+		const char *err_text;
 		ssize_t n;
 
-		if (proto_job_decode(buf, buffered, &consumed, &job, &err) < 0) {
-			log_error("worker: bad job frame: %s", err);
+		if (proto_job_decode(buf, buffered, &consumed, &job, &err_text) < 0) {
+			log_error("worker: bad job frame: %s", err_text);
 			goto done;
 		}
 		if (consumed == 0) {
 			/* The decoder asks for more only while a frame fits the buffer. */
-			n = read(fd, buf + buffered, PROTO_FRAME_MAX - buffered);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				log_error("worker: reading a job: %s", strerror(errno));
+			n = worker_receive(fd, buf + buffered, PROTO_FRAME_MAX - buffered, &body_fd);
+			if (n < 0)
 				goto done;
-			}
 			if (n == 0) {
 				/* The main process closed the socket: a clean stop,
 				 * unless it left half a frame behind. */
-				if (buffered == 0)
+				if (buffered == 0 && body_fd < 0)
 					status = 0;
 				else
 					log_error("worker: socket closed inside a job frame");
@@ -326,12 +369,23 @@ int pipeline_worker_main(int fd, const char *data_dir, const char *hostname)
 			buffered += (size_t)n;
 			continue;
 		}
-		memmove(buf, buf + consumed, buffered - consumed);
-		buffered -= consumed;
-		if (worker_job_run(data_dir, hostname, &job, &verdict) < 0) {
+		/* The main process sends one job, with its body attached, and
+		 * waits for the verdict: anything else is a broken peer. */
+		if (consumed != buffered) {
+			log_error("worker: bytes after a job frame");
+			goto done;
+		}
+		if (body_fd < 0) {
+			log_error("worker: a job came without its body");
+			goto done;
+		}
+		buffered = 0;
+		if (worker_job_run(body_fd, hostname, &job, &verdict) < 0) {
 			proto_verdict_clear(&verdict);
 			goto done;
 		}
+		close(body_fd);
+		body_fd = -1;
 		if (worker_verdict_send(fd, &verdict) < 0) {
 			proto_verdict_clear(&verdict);
 			goto done;
@@ -339,6 +393,8 @@ int pipeline_worker_main(int fd, const char *data_dir, const char *hostname)
 		proto_verdict_clear(&verdict);
 	}
 done:
+	if (body_fd >= 0)
+		close(body_fd);
 	free(buf);
 	close(fd);
 	return status;

@@ -3,16 +3,22 @@
  * (this test binary, exec'd with --worker), real spool files, a real event
  * loop. Covers verdicts, the trace header, duplicates, a worker killed while
  * it works, a hung worker timed out, malformed replies, a retry submitted
- * from the callback, and the back-off for workers that die at start.
+ * from the callback, bodies the main process cannot hand over, a worker
+ * given a job without exactly one body descriptor, and the back-off for
+ * workers that die at start.
  *
  * Owns: a temp data folder per test (removed at the end) and the worker
  * processes it starts (all reaped before a test ends).
  * Must never: wait without a bound — every loop runs under a timer.
  *
- * A body that is a FIFO nobody writes to makes a worker block in open(2):
- * that is the "slow worker" of the kill and timeout tests.
+ * The "slow worker" of the kill and timeout tests is this binary in "hang"
+ * mode (TEST_MODE_ENV): it takes one job and never answers. The environment
+ * is set only while pipeline_new starts the first worker, so the
+ * replacement is a real one.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -147,7 +153,8 @@ static void test_body_write(struct test_ctx *ctx, char id[SPOOL_ID_LEN + 1])
 	free(path);
 }
 
-/* A body nobody will ever write: the worker blocks opening it. */
+/* A FIFO where a body should be: opening it for reading would block until
+ * someone writes, and it is not a regular file. */
 static void test_body_fifo(struct test_ctx *ctx, char id[SPOOL_ID_LEN + 1])
 {
 	char *path = test_body_path(ctx, id);
@@ -336,6 +343,152 @@ static void test_duplicates_ignored(void **state)
 	test_expect_deliver(&ctx->verdicts[2], id);
 }
 
+/* The workers run confined (confine.c; what that stops is proved in
+ * test_worker_confine.c): a seccomp filter and no_new_privs, from the moment
+ * they report being ready. */
+static void test_workers_confined(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct pipeline_job job;
+	char id[SPOOL_ID_LEN + 1];
+	char path[64];
+	char *text = xmalloc(4096);
+	size_t len;
+	FILE *f;
+
+	test_pipeline_new(ctx, TEST_SELF, 1, 10);
+	/* Once it has judged a job, the worker is past its confinement. */
+	test_body_write(ctx, id);
+	test_job_make(&job, id, "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_false(test_run(ctx, 1, 10000));
+	test_expect_deliver(&ctx->verdicts[0], id);
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)test_worker_pid(ctx));
+	f = fopen(path, "r");
+	assert_non_null(f);
+	len = fread(text, 1, 4095, f);
+	fclose(f);
+	text[len] = '\0';
+	assert_non_null(strstr(text, "NoNewPrivs:\t1\n"));
+	assert_non_null(strstr(text, "Seccomp:\t2\n"));
+	free(text);
+}
+
+/*
+ * Starts this binary as a real worker on a socket of our own, sends it JOB
+ * with FD_COUNT descriptors of BODY_PATH attached, and returns what came
+ * back before EOF (in REPLY, *REPLY_LEN bytes) and the worker's wait status.
+ */
+static int test_worker_direct(const struct pipeline_job *job, const char *body_path,
+			      size_t fd_count, unsigned char *reply, size_t *reply_len)
+{
+	union {
+		struct cmsghdr align;
+		char data[CMSG_SPACE(2 * sizeof(int))];
+	} control;
+	struct iovec iov;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	unsigned char *frame;
+	size_t frame_len;
+	const char *err;
+	int fds[2];
+	int sv[2];
+	int status;
+	pid_t pid;
+
+	assert_int_equal(proto_job_encode(job, &frame, &frame_len, &err), 0);
+	iov.iov_base = frame;
+	iov.iov_len = frame_len;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *argv[] = {(char *)"popgate", (char *)"--worker", (char *)"3",
+				(char *)TEST_HOSTNAME, NULL};
+
+		if (dup2(sv[1], 3) < 0)
+			_exit(127);
+		execv(TEST_SELF, argv);
+		_exit(127);
+	}
+	close(sv[1]);
+	if (fd_count > 0) {
+		struct cmsghdr *c;
+
+		for (size_t i = 0; i < fd_count; i++) {
+			fds[i] = open(body_path, O_RDONLY | O_CLOEXEC);
+			assert_true(fds[i] >= 0);
+		}
+		memset(control.data, 0, sizeof(control.data));
+		msg.msg_control = control.data;
+		msg.msg_controllen = CMSG_SPACE(fd_count * sizeof(int));
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(fd_count * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, fd_count * sizeof(int));
+	}
+	assert_int_equal(sendmsg(sv[0], &msg, MSG_NOSIGNAL), (ssize_t)frame_len);
+	for (size_t i = 0; i < fd_count; i++)
+		close(fds[i]);
+	/* The worker answers (or gives up) and then sees EOF once we stop
+	 * writing; a deadline bounds the wait. */
+	shutdown(sv[0], SHUT_WR);
+	*reply_len = 0;
+	for (;;) {
+		struct pollfd pfd = {.fd = sv[0], .events = POLLIN};
+		ssize_t n;
+
+		assert_int_equal(poll(&pfd, 1, 10000), 1);
+		n = read(sv[0], reply + *reply_len, PROTO_FRAME_MAX - *reply_len);
+		if (n <= 0)
+			break;
+		*reply_len += (size_t)n;
+	}
+	close(sv[0]);
+	free(frame);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+/* The worker takes a job only with exactly one body descriptor: none, or
+ * two, and it answers nothing and exits with an error. */
+static void test_worker_needs_one_body(void **state)
+{
+	struct test_ctx *ctx = *state;
+	unsigned char *reply = xmalloc(PROTO_FRAME_MAX);
+	struct pipeline_verdict verdict;
+	struct pipeline_job job;
+	char id[SPOOL_ID_LEN + 1];
+	size_t reply_len;
+	size_t consumed;
+	const char *err;
+	char *path;
+	int status;
+
+	test_body_write(ctx, id);
+	path = spool_path(ctx->dir, id);
+	test_job_make(&job, id, "alice@example.net");
+
+	status = test_worker_direct(&job, path, 1, reply, &reply_len);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(proto_verdict_decode(reply, reply_len, &consumed, &verdict, &err), 0);
+	assert_int_equal(consumed, reply_len);
+	assert_string_equal(verdict.id, id);
+	proto_verdict_clear(&verdict);
+
+	for (size_t fd_count = 0; fd_count <= 2; fd_count += 2) {
+		status = test_worker_direct(&job, path, fd_count, reply, &reply_len);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 1);
+		assert_int_equal(reply_len, 0);
+	}
+	free(path);
+	free(reply);
+}
+
 /* A worker killed while it works: its job fails, a new worker takes over. */
 static void test_worker_killed(void **state)
 {
@@ -346,11 +499,13 @@ static void test_worker_killed(void **state)
 	pid_t first;
 	pid_t second;
 
+	assert_int_equal(setenv(TEST_MODE_ENV, "hang", 1), 0);
 	test_pipeline_new(ctx, TEST_SELF, 1, 0);
-	test_body_fifo(ctx, slow_id);
+	assert_int_equal(unsetenv(TEST_MODE_ENV), 0);
+	test_body_write(ctx, slow_id);
 	test_job_make(&job, slow_id, "alice@example.net");
 	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
-	/* Give the worker time to take the job and block on the FIFO. */
+	/* Give the worker time to take the job and hang on it. */
 	assert_true(test_run(ctx, 0, 300));
 	assert_int_equal(ctx->verdict_count, 0);
 	first = test_worker_pid(ctx);
@@ -388,9 +543,11 @@ static void test_worker_timeout(void **state)
 	int64_t start = util_monotonic_ms();
 	pid_t first;
 
+	assert_int_equal(setenv(TEST_MODE_ENV, "hang", 1), 0);
 	test_pipeline_new(ctx, TEST_SELF, 1, 1);
+	assert_int_equal(unsetenv(TEST_MODE_ENV), 0);
 	first = test_worker_pid(ctx);
-	test_body_fifo(ctx, slow_id);
+	test_body_write(ctx, slow_id);
 	test_body_write(ctx, id);
 	test_job_make(&job, slow_id, "alice@example.net");
 	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
@@ -408,15 +565,16 @@ static void test_worker_timeout(void **state)
 	test_expect_no_children();
 }
 
-/* A missing body makes the worker exit; the callback's retry (submitted
- * from inside the callback) fails the same way, and then the workers serve
- * the next message normally. */
+/* A missing body fails its job (the main process cannot open it; no worker
+ * is harmed); the callback's retry (submitted from inside the callback)
+ * fails the same way, and then the worker serves the next message. */
 static void test_retry_from_callback(void **state)
 {
 	struct test_ctx *ctx = *state;
 	struct pipeline_job job;
 	char missing_id[SPOOL_ID_LEN + 1];
 	char id[SPOOL_ID_LEN + 1];
+	pid_t first;
 
 	test_pipeline_new(ctx, TEST_SELF, 1, 10);
 	util_random_hex(missing_id, SPOOL_ID_LEN / 2);
@@ -426,17 +584,53 @@ static void test_retry_from_callback(void **state)
 	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
 	assert_false(test_run(ctx, 2, 10000));
 	assert_int_equal(ctx->retry_rc, 0);
-	test_expect_failed(&ctx->verdicts[0], missing_id, "worker exited");
-	test_expect_failed(&ctx->verdicts[1], missing_id, "worker exited");
+	test_expect_failed(&ctx->verdicts[0], missing_id,
+			   "cannot open the body: No such file or directory");
+	test_expect_failed(&ctx->verdicts[1], missing_id,
+			   "cannot open the body: No such file or directory");
 	assert_true(test_run(ctx, 0, 200));
 	assert_int_equal(ctx->verdict_count, 2);
 	assert_int_equal(pipeline_pending(ctx->pipeline), 0);
+	first = test_worker_pid(ctx);
 
 	test_body_write(ctx, id);
 	test_job_make(&job, id, "alice@example.net");
 	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
 	assert_false(test_run(ctx, 3, 10000));
 	test_expect_deliver(&ctx->verdicts[2], id);
+	assert_int_equal(test_worker_pid(ctx), first);
+}
+
+/* A FIFO or a link in a body's place is refused by the main process without
+ * blocking on it, and the job behind it is served. */
+static void test_body_not_regular(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct pipeline_job job;
+	char fifo_id[SPOOL_ID_LEN + 1];
+	char link_id[SPOOL_ID_LEN + 1];
+	char id[SPOOL_ID_LEN + 1];
+	char *target;
+	char *link_path;
+
+	test_pipeline_new(ctx, TEST_SELF, 1, 10);
+	test_body_fifo(ctx, fifo_id);
+	test_body_write(ctx, id);
+	link_path = test_body_path(ctx, link_id);
+	target = spool_path(ctx->dir, id);
+	assert_int_equal(symlink(target, link_path), 0);
+	test_job_make(&job, fifo_id, "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	test_job_make(&job, link_id, "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	test_job_make(&job, id, "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_false(test_run(ctx, 3, 10000));
+	test_expect_failed(&ctx->verdicts[0], fifo_id, "the body is not a regular file");
+	test_expect_failed(&ctx->verdicts[1], link_id, "cannot open the body");
+	test_expect_deliver(&ctx->verdicts[2], id);
+	free(target);
+	free(link_path);
 }
 
 /* Replies that are not one valid verdict for the job end the worker; the
@@ -547,7 +741,8 @@ static void test_new_errors(void **state)
 
 /*
  * The misbehaving worker of test_malformed_replies: reads one job and
- * answers it wrongly as MODE says, then waits for its socket to close.
+ * answers it wrongly as MODE says (or, in "hang" mode, never), then waits
+ * for its socket to close.
  */
 static int test_bad_worker_main(int fd, const char *mode)
 {
@@ -570,6 +765,12 @@ static int test_bad_worker_main(int fd, const char *mode)
 			return 1;
 	}
 	memcpy(verdict.id, job.id, sizeof(verdict.id));
+	if (strcmp(mode, "hang") == 0) {
+		/* Never answers; ends when the pipeline kills it or closes. */
+		while (read(fd, buf, sizeof(buf)) > 0)
+			continue;
+		return 0;
+	}
 	if (strcmp(mode, "garbage") == 0) {
 		frame = (unsigned char *)xstrdup("+OK this is not a frame\r\n");
 		frame_len = strlen((char *)frame);
@@ -603,22 +804,25 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_deliver, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_trace_header_sanitised, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_duplicates_ignored, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_workers_confined, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_worker_needs_one_body, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_killed, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_timeout, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_retry_from_callback, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_body_not_regular, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed_replies, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_backoff, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_new_errors, test_setup, test_teardown),
 	};
 
 	/* This binary is its own worker: the pipeline execs /proc/self/exe. */
-	if (argc == 5 && strcmp(argv[1], "--worker") == 0) {
+	if (argc == 4 && strcmp(argv[1], "--worker") == 0) {
 		const char *mode = getenv(TEST_MODE_ENV);
 		int fd = atoi(argv[2]);
 
 		if (mode != NULL)
 			return test_bad_worker_main(fd, mode);
-		return pipeline_worker_main(fd, argv[3], argv[4]);
+		return pipeline_worker_main(fd, argv[3]);
 	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

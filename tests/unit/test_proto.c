@@ -478,12 +478,14 @@ static void test_header_corruption_rejected(void **state)
 static void test_bad_header_rejected_early(void **state)
 {
 	static const unsigned char bad_magic[] = {'+', 'O', 'K'};
-	/* Version 1 frames (before SENDER and RECIPIENTS) are refused too. */
+	/* Version 1 frames (before SENDER and RECIPIENTS) and version 2 (jobs
+	 * without their body's descriptor) are refused too. */
 	static const unsigned char bad_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x01};
-	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x02, 0x00, 0x03};
-	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x02,
+	static const unsigned char old_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x02};
+	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x03, 0x00, 0x03};
+	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x03,
 						 0x00, 0x02, 0x00, 0x01, 0x00, 0x01};
-	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x02, 0x00};
+	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x03, 0x00};
 	struct pipeline_verdict verdict;
 	size_t consumed;
 	const char *err = NULL;
@@ -493,6 +495,9 @@ static void test_bad_header_rejected_early(void **state)
 	assert_string_equal(err, "bad magic");
 	assert_int_equal(
 	    proto_verdict_decode(bad_version, sizeof(bad_version), &consumed, &verdict, &err), -1);
+	assert_string_equal(err, "unsupported version");
+	assert_int_equal(
+	    proto_verdict_decode(old_version, sizeof(old_version), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "unsupported version");
 	assert_int_equal(
 	    proto_verdict_decode(bad_type, sizeof(bad_type), &consumed, &verdict, &err), -1);
