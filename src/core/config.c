@@ -1,6 +1,8 @@
 /*
- * config.c — reads popgate.conf (INI, parsed by inih) over the built-in
- * defaults, checks every value, and answers provider-policy questions.
+ * config.c — the INI core: reads popgate.conf (inih) over the built-in
+ * defaults, checks every value of the plain sections through their typed key
+ * table, hands "[TYPE NAME]" sections to core/config_section.c, and answers
+ * provider-policy questions. `config show` is core/config_show.c.
  *
  * Owns: every string and list hung on struct popgate_config (config_free
  * releases them). Relative paths are made absolute against the folder of the
@@ -28,120 +30,63 @@
 #include <ini.h>
 
 #include "core/config.h"
+#include "core/config_key.h"
+#include "core/config_section.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "pop3/policy.h"
-
-/* The longest line config_load reads: inih's line buffer less the line end
- * and its NUL. */
-#define CONFIG_LINE_MAX (INI_MAX_LINE - 2)
-
-enum config_type {
-	CONFIG_TEXT,	 /* any non-empty text */
-	CONFIG_PATH,	 /* a non-empty path, made absolute after loading */
-	CONFIG_OPT_PATH, /* a path or empty (then derived from data_dir) */
-	CONFIG_LOG_FILE, /* a path, or "-" for stderr */
-	CONFIG_HOST,	 /* a host name */
-	CONFIG_ADDRESS,	 /* a numeric IPv4 or IPv6 address */
-	CONFIG_LEVEL,	 /* a log level name */
-	CONFIG_INT,
-	CONFIG_LLONG,
-	CONFIG_BOOL,
-	CONFIG_ALLOW,	    /* the provider allow-list */
-	CONFIG_NAMESERVERS, /* numeric addresses with optional ports, or empty */
-};
-
-/* One key of a plain section: where its value lives and what it may be. */
-struct config_key {
-	const char *section;
-	const char *name;
-	enum config_type type;
-	size_t offset;
-	long long min;
-	long long max;
-};
 
 #define CONFIG_FIELD(field) offsetof(struct popgate_config, field)
 
 /* Grouped by section, in the order config_write_summary prints them. */
-static const struct config_key config_keys[] = {
-	{"server", "data_dir", CONFIG_PATH, CONFIG_FIELD(data_dir), 0, 0},
-	{"server", "log_file", CONFIG_LOG_FILE, CONFIG_FIELD(log_file), 0, 0},
-	{"server", "log_level", CONFIG_LEVEL, CONFIG_FIELD(log_level), 0, 0},
-	{"server", "user", CONFIG_TEXT, CONFIG_FIELD(run_as_user), 0, 0},
-	{"server", "hostname", CONFIG_HOST, CONFIG_FIELD(hostname), 0, 0},
-	{"server", "nameservers", CONFIG_NAMESERVERS, CONFIG_FIELD(nameservers), 0, 0},
-	{"server", "listen_address", CONFIG_ADDRESS, CONFIG_FIELD(listen_address), 0, 0},
-	{"server", "pop3_port", CONFIG_INT, CONFIG_FIELD(pop3_port), 1, 65535},
-	{"server", "pop3s_port", CONFIG_INT, CONFIG_FIELD(pop3s_port), 1, 65535},
-	{"server", "tls_cert", CONFIG_OPT_PATH, CONFIG_FIELD(tls_cert), 0, 0},
-	{"server", "tls_key", CONFIG_OPT_PATH, CONFIG_FIELD(tls_key), 0, 0},
-	{"server", "allow_plaintext_auth", CONFIG_BOOL, CONFIG_FIELD(allow_plaintext_auth), 0, 0},
-	{"server", "max_sessions", CONFIG_INT, CONFIG_FIELD(max_sessions), 1, 1000000},
+const struct config_key config_keys[] = {
+	{"server", "data_dir", CONFIG_PATH, CONFIG_FIELD(data_dir), 0, 0, NULL},
+	{"server", "log_file", CONFIG_LOG_FILE, CONFIG_FIELD(log_file), 0, 0, NULL},
+	{"server", "log_level", CONFIG_LEVEL, CONFIG_FIELD(log_level), 0, 0, NULL},
+	{"server", "user", CONFIG_TEXT, CONFIG_FIELD(run_as_user), 0, 0, NULL},
+	{"server", "hostname", CONFIG_HOST, CONFIG_FIELD(hostname), 0, 0, NULL},
+	{"server", "nameservers", CONFIG_NAMESERVERS, CONFIG_FIELD(nameservers), 0, 0, NULL},
+	{"server", "listen_address", CONFIG_ADDRESS, CONFIG_FIELD(listen_address), 0, 0, NULL},
+	{"server", "pop3_port", CONFIG_INT, CONFIG_FIELD(pop3_port), 1, 65535, NULL},
+	{"server", "pop3s_port", CONFIG_INT, CONFIG_FIELD(pop3s_port), 1, 65535, NULL},
+	{"server", "tls_cert", CONFIG_OPT_PATH, CONFIG_FIELD(tls_cert), 0, 0, NULL},
+	{"server", "tls_key", CONFIG_OPT_PATH, CONFIG_FIELD(tls_key), 0, 0, NULL},
+	{"server", "allow_plaintext_auth", CONFIG_BOOL, CONFIG_FIELD(allow_plaintext_auth), 0, 0, NULL},
+	{"server", "max_sessions", CONFIG_INT, CONFIG_FIELD(max_sessions), 1, 1000000, NULL},
 	{"server", "max_sessions_per_ip", CONFIG_INT, CONFIG_FIELD(max_sessions_per_ip), 1,
-	 1000000},
-	{"server", "login_timeout", CONFIG_INT, CONFIG_FIELD(login_timeout), 1, 86400},
-	{"server", "login_deadline", CONFIG_INT, CONFIG_FIELD(login_deadline), 1, 86400},
-	{"server", "max_login_checks", CONFIG_INT, CONFIG_FIELD(max_login_checks), 1, 100000},
+	 1000000, NULL},
+	{"server", "login_timeout", CONFIG_INT, CONFIG_FIELD(login_timeout), 1, 86400, NULL},
+	{"server", "login_deadline", CONFIG_INT, CONFIG_FIELD(login_deadline), 1, 86400, NULL},
+	{"server", "max_login_checks", CONFIG_INT, CONFIG_FIELD(max_login_checks), 1, 100000, NULL},
 	{"server", "max_login_checks_per_ip", CONFIG_INT, CONFIG_FIELD(max_login_checks_per_ip), 1,
-	 100000},
-	{"server", "login_check_timeout", CONFIG_INT, CONFIG_FIELD(login_check_timeout), 1, 3600},
-	{"server", "idle_timeout", CONFIG_INT, CONFIG_FIELD(idle_timeout), 1, 86400},
-	{"server", "command_timeout", CONFIG_INT, CONFIG_FIELD(command_timeout), 1, 86400},
+	 100000, NULL},
+	{"server", "login_check_timeout", CONFIG_INT, CONFIG_FIELD(login_check_timeout), 1, 3600, NULL},
+	{"server", "idle_timeout", CONFIG_INT, CONFIG_FIELD(idle_timeout), 1, 86400, NULL},
+	{"server", "command_timeout", CONFIG_INT, CONFIG_FIELD(command_timeout), 1, 86400, NULL},
 	/* RFC 2449 lets a client send 255 octets; less would break honest clients. */
-	{"server", "max_line", CONFIG_INT, CONFIG_FIELD(max_line), 255, 65536},
-	{"server", "max_bad_commands", CONFIG_INT, CONFIG_FIELD(max_bad_commands), 1, 10000},
-	{"server", "login_fail_limit", CONFIG_INT, CONFIG_FIELD(login_fail_limit), 1, 1000000},
-	{"server", "login_fail_window", CONFIG_INT, CONFIG_FIELD(login_fail_window), 1, 604800},
-	{"server", "login_fail_delay_ms", CONFIG_INT, CONFIG_FIELD(login_fail_delay_ms), 0, 60000},
-	{"users", "pseudo_domain", CONFIG_HOST, CONFIG_FIELD(pseudo_domain), 0, 0},
-	{"queue", "delivered_keep_days", CONFIG_INT, CONFIG_FIELD(delivered_keep_days), 0, 3650},
-	{"queue", "release_check_seconds", CONFIG_INT, CONFIG_FIELD(release_check_seconds), 1, 3600},
+	{"server", "max_line", CONFIG_INT, CONFIG_FIELD(max_line), 255, 65536, NULL},
+	{"server", "max_bad_commands", CONFIG_INT, CONFIG_FIELD(max_bad_commands), 1, 10000, NULL},
+	{"server", "login_fail_limit", CONFIG_INT, CONFIG_FIELD(login_fail_limit), 1, 1000000, NULL},
+	{"server", "login_fail_window", CONFIG_INT, CONFIG_FIELD(login_fail_window), 1, 604800, NULL},
+	{"server", "login_fail_delay_ms", CONFIG_INT, CONFIG_FIELD(login_fail_delay_ms), 0, 60000, NULL},
+	{"users", "pseudo_domain", CONFIG_HOST, CONFIG_FIELD(pseudo_domain), 0, 0, NULL},
+	{"queue", "delivered_keep_days", CONFIG_INT, CONFIG_FIELD(delivered_keep_days), 0, 3650, NULL},
+	{"queue", "release_check_seconds", CONFIG_INT, CONFIG_FIELD(release_check_seconds), 1, 3600, NULL},
 	{"queue", "max_message_size", CONFIG_LLONG, CONFIG_FIELD(max_message_size), 1024,
-	 4294967296LL},
-	{"fetch", "timeout", CONFIG_INT, CONFIG_FIELD(fetch_timeout), 1, 3600},
-	{"fetch", "retry_min", CONFIG_INT, CONFIG_FIELD(fetch_retry_min), 1, 86400},
-	{"fetch", "retry_max", CONFIG_INT, CONFIG_FIELD(fetch_retry_max), 1, 604800},
-	{"fetch", "max_fetches", CONFIG_INT, CONFIG_FIELD(max_fetches), 1, 100000},
-	{"fetch", "deadline", CONFIG_INT, CONFIG_FIELD(fetch_deadline), 1, 86400},
-	{"fetch", "max_listed", CONFIG_INT, CONFIG_FIELD(max_listed), 1, 1000000},
-	{"fetch", "restart_spread", CONFIG_INT, CONFIG_FIELD(fetch_restart_spread), 0, 86400},
-	{"pipeline", "workers", CONFIG_INT, CONFIG_FIELD(workers), 0, 256},
-	{"pipeline", "worker_timeout", CONFIG_INT, CONFIG_FIELD(worker_timeout), 1, 3600},
-	{"providers", "allow", CONFIG_ALLOW, 0, 0, 0},
+	 4294967296LL, NULL},
+	{"fetch", "timeout", CONFIG_INT, CONFIG_FIELD(fetch_timeout), 1, 3600, NULL},
+	{"fetch", "retry_min", CONFIG_INT, CONFIG_FIELD(fetch_retry_min), 1, 86400, NULL},
+	{"fetch", "retry_max", CONFIG_INT, CONFIG_FIELD(fetch_retry_max), 1, 604800, NULL},
+	{"fetch", "max_fetches", CONFIG_INT, CONFIG_FIELD(max_fetches), 1, 100000, NULL},
+	{"fetch", "deadline", CONFIG_INT, CONFIG_FIELD(fetch_deadline), 1, 86400, NULL},
+	{"fetch", "max_listed", CONFIG_INT, CONFIG_FIELD(max_listed), 1, 1000000, NULL},
+	{"fetch", "restart_spread", CONFIG_INT, CONFIG_FIELD(fetch_restart_spread), 0, 86400, NULL},
+	{"pipeline", "workers", CONFIG_INT, CONFIG_FIELD(workers), 0, 256, NULL},
+	{"pipeline", "worker_timeout", CONFIG_INT, CONFIG_FIELD(worker_timeout), 1, 3600, NULL},
+	{"providers", "allow", CONFIG_ALLOW, 0, 0, 0, NULL},
 };
 
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
-
-/* The keys of a [provider] section, as bits and as indexes of their lines. */
-enum provider_key { PROVIDER_PORT, PROVIDER_TLS, PROVIDER_CA_FILE, PROVIDER_VERIFY,
-		    PROVIDER_ALLOW_PRIVATE, PROVIDER_KEY_COUNT };
-
-static const char *const provider_key_names[] = {
-	[PROVIDER_PORT] = "port",
-	[PROVIDER_TLS] = "tls",
-	[PROVIDER_CA_FILE] = "ca_file",
-	[PROVIDER_VERIFY] = "verify",
-	[PROVIDER_ALLOW_PRIVATE] = "allow_private",
-};
-_Static_assert(sizeof(provider_key_names) / sizeof(provider_key_names[0]) == PROVIDER_KEY_COUNT,
-	       "every provider key has a name");
-
-static const char *const provider_tls_names[] = {
-	[PROVIDER_TLS_IMPLICIT] = "implicit",
-	[PROVIDER_TLS_STARTTLS] = "starttls",
-	[PROVIDER_TLS_NONE] = "none",
-};
-_Static_assert(sizeof(provider_tls_names) / sizeof(provider_tls_names[0]) == PROVIDER_TLS_NONE + 1,
-	       "every TLS mode has a name");
-
-/* What one [provider] section set, and where: unset keys are inherited from
- * [provider *] once the whole file is read, so section order does not matter. */
-struct config_provider {
-	struct provider_policy *policy;
-	int section_line;
-	int key_line[PROVIDER_KEY_COUNT];
-};
+const size_t config_key_count = CONFIG_KEY_COUNT;
 
 /* The state of one config_load. */
 struct config_parse {
@@ -152,9 +97,7 @@ struct config_parse {
 	size_t line_cap;
 	int lineno;
 	const char *section;	 /* a plain section (points into config_keys), or NULL */
-	struct config_provider *providers;
-	size_t provider_count;
-	ssize_t provider;	 /* index of the current [provider] section, or -1 */
+	struct config_sections sections; /* the named ones ([provider X], …) */
 	int key_line[CONFIG_KEY_COUNT];
 	int error_line;		 /* line of the first error, 0 while none */
 	char error[512];
@@ -186,8 +129,7 @@ static void config_fail(struct config_parse *p, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* A printable, bounded copy of text from the file for an error message. */
-static const char *config_quote(char out[64], const char *s)
+const char *config_quote(char out[64], const char *s)
 {
 	util_sanitize(out, 64, s, strlen(s));
 	return out;
@@ -215,7 +157,7 @@ static bool config_valid_hostname(const char *s)
 	return label > 0;
 }
 
-static bool config_valid_pattern(const char *s)
+bool config_valid_pattern(const char *s)
 {
 	if (strcmp(s, "*") == 0)
 		return true;
@@ -270,10 +212,10 @@ static void config_free_allow(struct popgate_config *cfg)
 }
 
 /* Splits the allow-list at blanks and commas and checks every pattern. */
-static int config_set_allow(struct config_parse *p, const char *value)
+static int config_set_allow(struct popgate_config *cfg, const char *value, char *msg,
+			    size_t msglen)
 {
 	static const char separators[] = " \t,";
-	struct popgate_config *cfg = p->cfg;
 	char *copy = xstrdup(value);
 	char *save = NULL;
 	char quoted[64];
@@ -282,8 +224,8 @@ static int config_set_allow(struct config_parse *p, const char *value)
 	for (char *tok = strtok_r(copy, separators, &save); tok != NULL;
 	     tok = strtok_r(NULL, separators, &save)) {
 		if (!config_valid_pattern(tok)) {
-			config_fail(p, "invalid host pattern '%s' in allow",
-				    config_quote(quoted, tok));
+			snprintf(msg, msglen, "invalid host pattern '%s' in allow",
+				 config_quote(quoted, tok));
 			free(copy);
 			return -1;
 		}
@@ -313,11 +255,25 @@ static bool config_nameservers_valid(const char *list)
 	return valid;
 }
 
-/* Checks VALUE for KEY and stores it in the configuration. 0 or -1. */
-static int config_set_value(struct config_parse *p, const struct config_key *key,
-			    const char *value)
+/* "'VALUE' is not one of A, B, C" for a CONFIG_CHOICE key. */
+static void config_bad_choice(const struct config_key *key, const char *value, char *msg,
+			      size_t msglen)
 {
-	void *field = (char *)p->cfg + key->offset;
+	char quoted[64];
+	size_t used;
+
+	used = (size_t)snprintf(msg, msglen, "%s: '%s' is not one of", key->name,
+				config_quote(quoted, value));
+	for (size_t i = 0; key->choices[i] != NULL && used < msglen; i++)
+		used += (size_t)snprintf(msg + used, msglen - used, "%s %s", i > 0 ? "," : "",
+					 key->choices[i]);
+}
+
+/* Checks VALUE for KEY and stores it in the struct at BASE. */
+int config_key_set(const struct config_key *key, void *base, const char *value, char *msg,
+		   size_t msglen)
+{
+	void *field = (char *)base + key->offset;
 	char quoted[64];
 	long long number;
 	int flag;
@@ -333,21 +289,25 @@ static int config_set_value(struct config_parse *p, const struct config_key *key
 	case CONFIG_OPT_PATH:
 		config_set_string(field, value);
 		return 0;
+	case CONFIG_NULL_PATH:
+		xfree((char **)field);
+		if (*value != '\0')
+			*(char **)field = xstrdup(value);
+		return 0;
 	case CONFIG_NAMESERVERS:
 		if (!config_nameservers_valid(value)) {
-			config_fail(
-			    p,
-			    "%s: '%s' is not a list of numeric addresses, each with an "
-			    "optional port (192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:53)",
-			    key->name, config_quote(quoted, value));
+			snprintf(msg, msglen,
+				 "%s: '%s' is not a list of numeric addresses, each with an "
+				 "optional port (192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:53)",
+				 key->name, config_quote(quoted, value));
 			return -1;
 		}
 		config_set_string(field, value);
 		return 0;
 	case CONFIG_HOST:
 		if (!config_valid_hostname(value)) {
-			config_fail(p, "%s: '%s' is not a valid host name", key->name,
-				    config_quote(quoted, value));
+			snprintf(msg, msglen, "%s: '%s' is not a valid host name", key->name,
+				 config_quote(quoted, value));
 			return -1;
 		}
 		config_set_string(field, value);
@@ -356,8 +316,8 @@ static int config_set_value(struct config_parse *p, const struct config_key *key
 		unsigned char addr[sizeof(struct in6_addr)];
 
 		if (inet_pton(AF_INET, value, addr) != 1 && inet_pton(AF_INET6, value, addr) != 1) {
-			config_fail(p, "%s: '%s' is not a numeric IPv4 or IPv6 address",
-				    key->name, config_quote(quoted, value));
+			snprintf(msg, msglen, "%s: '%s' is not a numeric IPv4 or IPv6 address",
+				 key->name, config_quote(quoted, value));
 			return -1;
 		}
 		config_set_string(field, value);
@@ -367,8 +327,8 @@ static int config_set_value(struct config_parse *p, const struct config_key *key
 		enum log_level level;
 
 		if (log_level_parse(value, &level) < 0) {
-			config_fail(p, "%s: '%s' is not one of debug, info, warn, error",
-				    key->name, config_quote(quoted, value));
+			snprintf(msg, msglen, "%s: '%s' is not one of debug, info, warn, error",
+				 key->name, config_quote(quoted, value));
 			return -1;
 		}
 		config_set_string(field, value);
@@ -377,8 +337,8 @@ static int config_set_value(struct config_parse *p, const struct config_key *key
 	case CONFIG_INT:
 	case CONFIG_LLONG:
 		if (config_parse_number(value, key->min, key->max, &number) < 0) {
-			config_fail(p, "%s: '%s' is not a whole number from %lld to %lld",
-				    key->name, config_quote(quoted, value), key->min, key->max);
+			snprintf(msg, msglen, "%s: '%s' is not a whole number from %lld to %lld",
+				 key->name, config_quote(quoted, value), key->min, key->max);
 			return -1;
 		}
 		if (key->type == CONFIG_INT)
@@ -392,85 +352,56 @@ static int config_set_value(struct config_parse *p, const struct config_key *key
 			goto bad_bool;
 		*(bool *)field = flag;
 		return 0;
+	case CONFIG_CHOICE:
+		for (flag = 0; key->choices[flag] != NULL; flag++) {
+			if (util_strcaseeq(value, key->choices[flag])) {
+				*(int *)field = flag;
+				return 0;
+			}
+		}
+		config_bad_choice(key, value, msg, msglen);
+		return -1;
 	case CONFIG_ALLOW:
-		return config_set_allow(p, value);
+		return config_set_allow(base, value, msg, msglen);
 	}
 	abort(); /* every type is handled above */
 empty:
-	config_fail(p, "%s: empty value", key->name);
+	snprintf(msg, msglen, "%s: empty value", key->name);
 	return -1;
 bad_bool:
-	config_fail(p, "%s: '%s' is not yes or no", key->name, config_quote(quoted, value));
+	snprintf(msg, msglen, "%s: '%s' is not yes or no", key->name, config_quote(quoted, value));
 	return -1;
 }
 
-static int config_set_provider_key(struct config_parse *p, const char *name, const char *value)
+void config_key_free(const struct config_key *key, void *base)
 {
-	struct config_provider *meta = &p->providers[p->provider];
-	struct provider_policy *policy = meta->policy;
-	char quoted[64];
-	long long number;
-	int key;
-	int flag;
+	switch (key->type) {
+	case CONFIG_TEXT:
+	case CONFIG_PATH:
+	case CONFIG_OPT_PATH:
+	case CONFIG_NULL_PATH:
+	case CONFIG_LOG_FILE:
+	case CONFIG_HOST:
+	case CONFIG_ADDRESS:
+	case CONFIG_LEVEL:
+	case CONFIG_NAMESERVERS:
+		xfree((char **)((char *)base + key->offset));
+		break;
+	case CONFIG_INT:
+	case CONFIG_LLONG:
+	case CONFIG_BOOL:
+	case CONFIG_CHOICE:
+		break;
+	case CONFIG_ALLOW:
+		config_free_allow(base);
+		break;
+	}
+}
 
-	for (key = 0; key < PROVIDER_KEY_COUNT; key++) {
-		if (util_strcaseeq(name, provider_key_names[key]))
-			break;
-	}
-	if (key == PROVIDER_KEY_COUNT) {
-		config_fail(p, "unknown key '%s' in [provider %s]", config_quote(quoted, name),
-			    policy->pattern);
-		return -1;
-	}
-	if (meta->key_line[key] != 0) {
-		config_fail(p, "duplicate key '%s' in [provider %s] (first set at line %d)",
-			    provider_key_names[key], policy->pattern, meta->key_line[key]);
-		return -1;
-	}
-	switch ((enum provider_key)key) {
-	case PROVIDER_PORT:
-		if (config_parse_number(value, 1, 65535, &number) < 0) {
-			config_fail(p, "port: '%s' is not a whole number from 1 to 65535",
-				    config_quote(quoted, value));
-			return -1;
-		}
-		policy->port = (int)number;
-		break;
-	case PROVIDER_TLS:
-		for (flag = 0; flag <= PROVIDER_TLS_NONE; flag++) {
-			if (util_strcaseeq(value, provider_tls_names[flag]))
-				break;
-		}
-		if (flag > PROVIDER_TLS_NONE) {
-			config_fail(p, "tls: '%s' is not one of implicit, starttls, none",
-				    config_quote(quoted, value));
-			return -1;
-		}
-		policy->tls = (enum provider_tls)flag;
-		break;
-	case PROVIDER_CA_FILE:
-		xfree(&policy->ca_file);
-		if (*value != '\0')
-			policy->ca_file = xstrdup(value);
-		break;
-	case PROVIDER_VERIFY:
-	case PROVIDER_ALLOW_PRIVATE:
-		flag = config_parse_bool(value);
-		if (flag < 0) {
-			config_fail(p, "%s: '%s' is not yes or no", provider_key_names[key],
-				    config_quote(quoted, value));
-			return -1;
-		}
-		if (key == PROVIDER_VERIFY)
-			policy->verify = flag;
-		else
-			policy->allow_private = flag;
-		break;
-	case PROVIDER_KEY_COUNT:
-		abort(); /* excluded by the lookup above */
-	}
-	meta->key_line[key] = p->lineno;
-	return 0;
+/* Records MSG, a refusal of what the line being read says. */
+static void config_refuse(struct config_parse *p, const char *msg)
+{
+	config_fail(p, "%s", msg);
 }
 
 /* The inih handler: one "key = value" of the current section. */
@@ -478,14 +409,20 @@ static int config_handle_key(void *user, const char *section, const char *name, 
 {
 	struct config_parse *p = user;
 	char quoted[64];
+	char msg[sizeof(p->error)];
 
 	/* The section was already looked up, by config_read_line, when its
 	 * header went past; inih's copy of the name is not needed. */
 	(void)section;
 	if (p->error_line != 0)
 		return 0;
-	if (p->provider >= 0)
-		return config_set_provider_key(p, name, value) == 0;
+	if (config_sections_active(&p->sections)) {
+		if (config_sections_key(&p->sections, name, value, p->lineno, msg, sizeof(msg)) < 0) {
+			config_refuse(p, msg);
+			return 0;
+		}
+		return 1;
+	}
 	if (p->section == NULL) {
 		config_fail(p, "key '%s' outside of any section", config_quote(quoted, name));
 		return 0;
@@ -501,83 +438,34 @@ static int config_handle_key(void *user, const char *section, const char *name, 
 			return 0;
 		}
 		p->key_line[i] = p->lineno;
-		return config_set_value(p, key, value) == 0;
+		if (config_key_set(key, p->cfg, value, msg, sizeof(msg)) < 0) {
+			config_refuse(p, msg);
+			return 0;
+		}
+		return 1;
 	}
 	config_fail(p, "unknown key '%s' in [%s]", config_quote(quoted, name), p->section);
 	return 0;
 }
 
-static void config_policy_init(struct provider_policy *policy, const char *pattern)
-{
-	memset(policy, 0, sizeof(*policy));
-	policy->pattern = xstrdup(pattern);
-	policy->port = 995;
-	policy->tls = PROVIDER_TLS_IMPLICIT;
-	policy->verify = true;
-}
-
-/* Starts "[provider PATTERN]": a new policy, or the default one for "*". */
-static void config_begin_provider(struct config_parse *p, const char *pattern)
-{
-	struct popgate_config *cfg = p->cfg;
-	struct config_provider *meta;
-	struct provider_policy *policy;
-	char quoted[64];
-
-	if (*pattern == '\0') {
-		config_fail(p, "section [provider] needs a host name or pattern");
-		return;
-	}
-	if (!config_valid_pattern(pattern)) {
-		config_fail(p, "invalid host pattern '%s' in [provider]",
-			    config_quote(quoted, pattern));
-		return;
-	}
-	for (size_t i = 0; i < p->provider_count; i++) {
-		if (util_strcaseeq(p->providers[i].policy->pattern, pattern)) {
-			config_fail(p, "duplicate section [provider %s] (first at line %d)",
-				    pattern, p->providers[i].section_line);
-			return;
-		}
-	}
-	if (strcmp(pattern, "*") == 0) {
-		policy = &cfg->default_policy;
-	} else {
-		struct provider_policy **tail = &cfg->policies;
-
-		policy = xmalloc(sizeof(*policy));
-		config_policy_init(policy, pattern);
-		while (*tail != NULL)
-			tail = &(*tail)->next;
-		*tail = policy;
-	}
-	p->providers = xrealloc(p->providers, (p->provider_count + 1) * sizeof(*p->providers));
-	meta = &p->providers[p->provider_count];
-	memset(meta, 0, sizeof(*meta));
-	meta->policy = policy;
-	meta->section_line = p->lineno;
-	p->provider = (ssize_t)p->provider_count++;
-}
-
+/* "[NAME]": a plain section, or "[TYPE NAME]", a named one. */
 static void config_begin_section(struct config_parse *p, char *name)
 {
 	char quoted[64];
+	char msg[sizeof(p->error)];
 	char *end = name + strlen(name);
+	int named;
 
 	while (isspace((unsigned char)*name))
 		name++;
 	while (end > name && isspace((unsigned char)end[-1]))
 		*--end = '\0';
 	p->section = NULL;
-	p->provider = -1;
-	if (strncasecmp(name, "provider", 8) == 0 &&
-	    (name[8] == '\0' || isspace((unsigned char)name[8]))) {
-		name += 8;
-		while (isspace((unsigned char)*name))
-			name++;
-		config_begin_provider(p, name);
+	named = config_sections_begin(&p->sections, name, p->lineno, msg, sizeof(msg));
+	if (named < 0)
+		config_refuse(p, msg);
+	if (named != 0)
 		return;
-	}
 	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
 		if (util_strcaseeq(config_keys[i].section, name)) {
 			p->section = config_keys[i].section;
@@ -651,43 +539,6 @@ static void config_absolute(char **field, const char *base)
 	*field = abs;
 }
 
-/* Keys a [provider HOST] section did not set come from [provider *]; a
- * section that chose its TLS mode but no port gets that mode's port. */
-static void config_finish_providers(struct config_parse *p)
-{
-	const struct provider_policy *def = &p->cfg->default_policy;
-	const struct config_provider *def_meta = NULL;
-
-	for (size_t i = 0; i < p->provider_count; i++) {
-		if (p->providers[i].policy == def)
-			def_meta = &p->providers[i];
-	}
-	if (def_meta != NULL && def_meta->key_line[PROVIDER_TLS] != 0 &&
-	    def_meta->key_line[PROVIDER_PORT] == 0)
-		p->cfg->default_policy.port = def->tls == PROVIDER_TLS_IMPLICIT ? 995 : 110;
-	for (size_t i = 0; i < p->provider_count; i++) {
-		const struct config_provider *meta = &p->providers[i];
-		struct provider_policy *policy = meta->policy;
-
-		if (policy == def)
-			continue;
-		if (meta->key_line[PROVIDER_TLS] == 0)
-			policy->tls = def->tls;
-		if (meta->key_line[PROVIDER_PORT] == 0) {
-			if (meta->key_line[PROVIDER_TLS] != 0)
-				policy->port = policy->tls == PROVIDER_TLS_IMPLICIT ? 995 : 110;
-			else
-				policy->port = def->port;
-		}
-		if (meta->key_line[PROVIDER_CA_FILE] == 0 && def->ca_file != NULL)
-			policy->ca_file = xstrdup(def->ca_file);
-		if (meta->key_line[PROVIDER_VERIFY] == 0)
-			policy->verify = def->verify;
-		if (meta->key_line[PROVIDER_ALLOW_PRIVATE] == 0)
-			policy->allow_private = def->allow_private;
-	}
-}
-
 /*
  * A path made absolute (or derived from data_dir) must still fit on one line
  * of `config show`, whose output config_load must read back: inih's lines
@@ -712,22 +563,20 @@ static int config_check_path_lengths(const struct config_parse *p, char *err, si
 	int data_line = p->key_line[config_key_index("server", "data_dir")];
 	static const char *const server_paths[] = {"data_dir", "log_file", "tls_cert", "tls_key"};
 	const char *const values[] = {cfg->data_dir, cfg->log_file, cfg->tls_cert, cfg->tls_key};
+	char msg[sizeof(p->error)];
+	int line = 0;
 
 	for (size_t i = 0; i < sizeof(server_paths) / sizeof(server_paths[0]); i++) {
-		int line = p->key_line[config_key_index("server", server_paths[i])];
+		line = p->key_line[config_key_index("server", server_paths[i])];
 		/* A default made absolute comes from the file's own folder: line 1. */
 		if (line == 0)
 			line = data_line != 0 ? data_line : 1;
 		if (config_check_path_length(p, server_paths[i], values[i], line, err, errlen) < 0)
 			return -1;
 	}
-	for (size_t i = 0; i < p->provider_count; i++) {
-		const struct config_provider *meta = &p->providers[i];
-		int line = meta->key_line[PROVIDER_CA_FILE];
-		if (config_check_path_length(p, "ca_file", meta->policy->ca_file,
-					     line != 0 ? line : meta->section_line, err,
-					     errlen) < 0)
-			return -1;
+	if (config_sections_check_paths(&p->sections, CONFIG_LINE_MAX, &line, msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "%s:%d: %s", p->path, line, msg);
+		return -1;
 	}
 	return 0;
 }
@@ -756,14 +605,11 @@ static int config_finish(struct config_parse *p, char *err, size_t errlen)
 		free(base);
 		return -1;
 	}
-	config_finish_providers(p);
+	config_sections_finish(&p->sections, base);
 	config_absolute(&cfg->data_dir, base);
 	config_absolute(&cfg->log_file, base);
 	config_absolute(&cfg->tls_cert, base);
 	config_absolute(&cfg->tls_key, base);
-	config_absolute(&cfg->default_policy.ca_file, base);
-	for (struct provider_policy *policy = cfg->policies; policy != NULL; policy = policy->next)
-		config_absolute(&policy->ca_file, base);
 	if (cfg->tls_cert == NULL || *cfg->tls_cert == '\0') {
 		free(cfg->tls_cert);
 		cfg->tls_cert = xasprintf("%s/tls/cert.pem", cfg->data_dir);
@@ -774,59 +620,6 @@ static int config_finish(struct config_parse *p, char *err, size_t errlen)
 	}
 	free(base);
 	return config_check_path_lengths(p, err, errlen);
-}
-
-/* Prints KEY's value with a blank before it, or nothing when it is empty,
- * so that no line of the summary ends in a blank. */
-static void config_write_value(const struct popgate_config *cfg, const struct config_key *key,
-			       FILE *out)
-{
-	const void *field = (const char *)cfg + key->offset;
-
-	switch (key->type) {
-	case CONFIG_TEXT:
-	case CONFIG_PATH:
-	case CONFIG_OPT_PATH:
-	case CONFIG_LOG_FILE:
-	case CONFIG_HOST:
-	case CONFIG_ADDRESS:
-	case CONFIG_LEVEL:
-	case CONFIG_NAMESERVERS: {
-		const char *s = *(char *const *)field;
-
-		if (s != NULL && *s != '\0')
-			fprintf(out, " %s", s);
-		break;
-	}
-	case CONFIG_INT:
-		fprintf(out, " %d", *(const int *)field);
-		break;
-	case CONFIG_LLONG:
-		fprintf(out, " %lld", *(const long long *)field);
-		break;
-	case CONFIG_BOOL:
-		fputs(*(const bool *)field ? " yes" : " no", out);
-		break;
-	case CONFIG_ALLOW:
-		for (size_t i = 0; i < cfg->provider_allow_count; i++)
-			fprintf(out, " %s", cfg->provider_allow[i]);
-		break;
-	}
-}
-
-static void config_write_policy(const struct provider_policy *policy, FILE *out)
-{
-	fprintf(out, "\n[provider %s]\nport = %d\ntls = %s\nca_file =%s%s\nverify = %s\n"
-		     "allow_private = %s\n",
-		policy->pattern, policy->port, provider_tls_names[policy->tls],
-		policy->ca_file != NULL ? " " : "", policy->ca_file != NULL ? policy->ca_file : "",
-		policy->verify ? "yes" : "no", policy->allow_private ? "yes" : "no");
-}
-
-static void config_free_policy(struct provider_policy *policy)
-{
-	xfree(&policy->pattern);
-	xfree(&policy->ca_file);
 }
 
 void config_defaults(struct popgate_config *cfg)
@@ -876,7 +669,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->fetch_restart_spread = 300;
 	cfg->workers = 0;
 	cfg->worker_timeout = 60;
-	config_policy_init(&cfg->default_policy, "*");
+	config_sections_defaults(config_section_types, config_section_type_count, cfg);
 }
 
 int config_load(struct popgate_config *cfg, const char *path, char *err, size_t errlen)
@@ -891,7 +684,7 @@ int config_load(struct popgate_config *cfg, const char *path, char *err, size_t 
 	memset(&p, 0, sizeof(p));
 	p.cfg = cfg;
 	p.path = path;
-	p.provider = -1;
+	config_sections_init(&p.sections, config_section_types, config_section_type_count, cfg);
 	p.file = fopen(path, "re");
 	if (p.file == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -921,7 +714,7 @@ int config_load(struct popgate_config *cfg, const char *path, char *err, size_t 
 		goto fail;
 	result = 0;
 fail:
-	free(p.providers);
+	config_sections_done(&p.sections);
 	free(p.line);
 	fclose(p.file);
 	return result;
@@ -929,8 +722,6 @@ fail:
 
 void config_free(struct popgate_config *cfg)
 {
-	struct provider_policy *policy;
-
 	if (cfg == NULL)
 		return;
 	xfree(&cfg->data_dir);
@@ -944,37 +735,8 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->tls_key);
 	xfree(&cfg->pseudo_domain);
 	config_free_allow(cfg);
-	while ((policy = cfg->policies) != NULL) {
-		cfg->policies = policy->next;
-		config_free_policy(policy);
-		free(policy);
-	}
-	config_free_policy(&cfg->default_policy);
+	config_sections_free(config_section_types, config_section_type_count, cfg);
 	memset(cfg, 0, sizeof(*cfg));
-}
-
-int config_write_summary(const struct popgate_config *cfg, FILE *out)
-{
-	const char *section = NULL;
-
-	/* The configuration holds no secret (credentials live in the store,
-	 * sealed), so every key can be shown as it is in effect. */
-	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
-		const struct config_key *key = &config_keys[i];
-
-		if (section == NULL || strcmp(section, key->section) != 0) {
-			fprintf(out, "%s[%s]\n", section != NULL ? "\n" : "", key->section);
-			section = key->section;
-		}
-		fprintf(out, "%s =", key->name);
-		config_write_value(cfg, key, out);
-		fputc('\n', out);
-	}
-	config_write_policy(&cfg->default_policy, out);
-	for (const struct provider_policy *policy = cfg->policies; policy != NULL;
-	     policy = policy->next)
-		config_write_policy(policy, out);
-	return ferror(out) ? -1 : 0;
 }
 
 /*
@@ -1040,53 +802,4 @@ size_t config_keep_restart_keys(struct popgate_config *fresh, const struct popga
 		kept++;
 	}
 	return kept;
-}
-
-const struct provider_policy *config_policy_for_host(const struct popgate_config *cfg,
-						     const char *host)
-{
-	for (const struct provider_policy *policy = cfg->policies; policy != NULL;
-	     policy = policy->next) {
-		if (host != NULL && config_pattern_match(policy->pattern, host))
-			return policy;
-	}
-	return &cfg->default_policy;
-}
-
-bool config_host_allowed(const struct popgate_config *cfg, const char *host)
-{
-	const char *refusal = policy_host_refusal(host);
-
-	/* Checked here so that every caller (login and fetch) refuses an
-	 * ambiguous IPv4 literal, whatever the allow-list says. */
-	if (refusal != NULL) {
-		log_event(LOG_WARN, "host_refused", NULL, NULL, "provider host refused: %s",
-			  refusal);
-		return false;
-	}
-	if (cfg->provider_allow_count == 0)
-		return true;
-	for (size_t i = 0; i < cfg->provider_allow_count; i++) {
-		if (config_pattern_match(cfg->provider_allow[i], host))
-			return true;
-	}
-	return false;
-}
-
-bool config_pattern_match(const char *pattern, const char *host)
-{
-	if (strcmp(pattern, "*") == 0)
-		return true;
-	if (pattern[0] == '*' && pattern[1] == '.') {
-		/* SUFFIX keeps its dot, so "*.web.de" matches "pop.web.de" but
-		 * neither "web.de" nor "evilweb.de". */
-		const char *suffix = pattern + 1;
-		size_t suffix_len = strlen(suffix);
-		size_t host_len = strlen(host);
-
-		if (host_len <= suffix_len)
-			return false;
-		return util_strcaseeq(host + host_len - suffix_len, suffix);
-	}
-	return util_strcaseeq(pattern, host);
 }
