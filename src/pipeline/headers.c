@@ -13,11 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/address.h"
 #include "pipeline/headers.h"
-
-/* RFC 5321 4.5.3.1: the longest local part and DNS label. */
-#define HEADERS_LOCAL_MAX 64
-#define HEADERS_LABEL_MAX 63
 
 /* What the sender is written to instead of a recipient list. */
 #define HEADERS_SENDER HEADERS_CLASS_COUNT
@@ -57,46 +54,11 @@ static char headers_lower(char c)
 }
 
 /* atext of RFC 5322 3.2.3. */
-static bool headers_is_atext(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
-}
-
-static bool headers_is_domain_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '-';
-}
-
+/* The one address check popgate has (core/address.c): the shape the store
+ * accepts for a user's address is the shape a header's address must have. */
 bool headers_address_valid(const char *address)
 {
-	size_t len = strnlen(address, HEADERS_ADDRESS_MAX + 1);
-	const char *at = memchr(address, '@', len);
-	size_t local_len;
-	size_t label = 0;
-
-	if (len > HEADERS_ADDRESS_MAX || at == NULL)
-		return false;
-	local_len = (size_t)(at - address);
-	if (local_len == 0 || local_len > HEADERS_LOCAL_MAX || address[0] == '.' || at[-1] == '.')
-		return false;
-	for (size_t i = 0; i < local_len; i++) {
-		if (address[i] == '.' ? address[i + 1] == '.' : !headers_is_atext(address[i]))
-			return false;
-	}
-	if (at[1] == '\0')
-		return false;
-	for (const char *p = at + 1; *p != '\0'; p++) {
-		if (*p == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-		} else if (!headers_is_domain_char(*p) || ++label > HEADERS_LABEL_MAX) {
-			return false;
-		}
-	}
-	return label > 0;
+	return address_valid(address);
 }
 
 /* Appends C to the buffer the mailbox is reading into. */

@@ -107,40 +107,22 @@ static int store_user_lookup(struct store *store, const char *name, int64_t *use
 	return result;
 }
 
-/* The id of user NAME, creating it with its primary address. 0 or -1. */
+/* The id of user NAME, creating it with its primary address (through
+ * store_user_create, the one way a user is made). 0 or -1. */
 static int store_user_get_or_create(struct store *store, const char *name,
 				    const char *primary_address, int64_t *user_id_r)
 {
-	static const char insert_user_sql[] =
-	    "INSERT INTO user (name, origin, created_at, seat_requested_at) "
-	    "VALUES (?, 'provider', ?, ?)";
-	static const char insert_address_sql[] =
-	    "INSERT INTO address (address, user_id, is_primary) VALUES (?, ?, 1)";
-	sqlite3_stmt *stmt;
+	char err[256];
 	int found = store_user_lookup(store, name, user_id_r, NULL);
 
 	if (found != 0)
 		return found < 0 ? -1 : 0;
-
-	stmt = store_stmt_prepare(store, insert_user_sql);
-	if (stmt == NULL)
+	if (store_user_create(store, name, STORE_USER_PROVIDER, primary_address, user_id_r, err,
+			      sizeof(err)) < 0) {
+		log_error("store: creating user %s: %s", name, err);
 		return -1;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 2, util_now());
-	sqlite3_bind_int64(stmt, 3, util_now());
-	if (store_stmt_done(store, stmt, "creating a user") < 0)
-		return -1;
-	*user_id_r = sqlite3_last_insert_rowid(store->db);
-	/* U3: a new user takes a seat while one is free, else it waits for one. */
-	if (store_seat_assign(store, *user_id_r) < 0)
-		return -1;
-
-	stmt = store_stmt_prepare(store, insert_address_sql);
-	if (stmt == NULL)
-		return -1;
-	sqlite3_bind_text(stmt, 1, primary_address, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 2, *user_id_r);
-	return store_stmt_done(store, stmt, "creating a user's primary address");
+	}
+	return 0;
 }
 
 void store_account_clear(struct store_account *account)

@@ -1,5 +1,6 @@
 /*
- * test_user.c — users, addresses, seats and settings (store/user.c), and
+ * test_user.c — users, addresses, seats and settings (store/user.c,
+ * address.c, seat.c, setting.c; core/address.c's address check), and
  * schema migrations 2 to 4, and recording whom a message belongs to (U4,
  * U5), each test on its own store in a temp data folder.
  * Every refusal is checked to write nothing and to say why.
@@ -603,6 +604,55 @@ static void test_refusal_inside_transaction(void **state)
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM address"), 1);
 }
 
+/* The one way a user is made: a provider user (U1) through store_user_create,
+ * as store_account_create makes it, waits for a seat like a local one (U3),
+ * and its derived address may be longer than an administrator may type. */
+static void test_user_create_provider(void **state)
+{
+	struct test_store *f = *state;
+	char long_name[80];
+	char *long_address;
+	struct store_user user;
+	char err[256];
+	int64_t id = 0;
+
+	assert_int_equal(store_seat_set_limit(f->store, 1, err, sizeof(err)), 0);
+	assert_int_equal(store_user_add_local(f->store, "first", NULL, NULL, err, sizeof(err)), 0);
+	assert_int_equal(store_user_create(f->store, "p+x.org", STORE_USER_PROVIDER,
+					   "p+x.org@pop3proxy.test", &id, err, sizeof(err)),
+			 0);
+	assert_true(id > 0);
+	assert_int_equal(store_user_get(f->store, "p+x.org", &user), 1);
+	assert_string_equal(user.origin, "provider");
+	assert_false(user.has_seat);
+	assert_int_equal(user.address_count, 1);
+	store_user_clear(&user);
+
+	/* A 70-character local part: derived from a provider login, kept; typed
+	 * for a local user, refused. */
+	memset(long_name, 'l', 70);
+	long_name[70] = '\0';
+	long_address = xasprintf("%s@pop3proxy.test", long_name);
+	assert_int_equal(store_user_create(f->store, long_name, STORE_USER_PROVIDER, long_address,
+					   NULL, err, sizeof(err)),
+			 0);
+	long_address[0] = 'k';
+	long_name[0] = 'k';
+	assert_int_equal(store_user_create(f->store, long_name, STORE_USER_LOCAL, long_address,
+					   NULL, err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "is not a valid address"));
+	free(long_address);
+
+	/* An address already assigned is refused for either origin. */
+	assert_int_equal(store_user_create(f->store, "q+x.org", STORE_USER_PROVIDER,
+					   "P+X.org@pop3proxy.test", NULL, err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "already assigned to user p+x.org"));
+	assert_int_equal(store_user_get(f->store, "q+x.org", &user), 0);
+	store_user_clear(&user);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -613,6 +663,7 @@ int main(void)
 	    cmocka_unit_test(test_address_valid),
 	    cmocka_unit_test_setup_teardown(test_user_add_get_list, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_user_add_refusals, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_user_create_provider, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_user_delete, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_user_set_password, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_addresses, setup, test_store_teardown),
