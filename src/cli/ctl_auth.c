@@ -1,8 +1,9 @@
 /*
  * ctl_auth.c — popgatectl's login commands: 'auth check' tries a user's
  * console login (U6) and 'admin check' the administrator's, each with the
- * password on standard input, through console/login.c in a loop of their own
- * (so they are throttled and checked live exactly as the console would);
+ * password on standard input, through the one login state machine
+ * (pop3/auth.c) in a loop of their own (so they are throttled and checked
+ * live exactly as the console would);
  * 'admin passwd' sets the administrator's password.
  */
 #include <stdbool.h>
@@ -15,49 +16,58 @@
 
 #include "cli/ctl.h"
 #include "cli/output.h"
-#include "console/login.h"
 #include "core/crypto.h"
 #include "core/offload.h"
 #include "core/resolver.h"
 #include "core/util.h"
+#include "pop3/auth.h"
 #include "pop3/fetch.h"
 #include "popgate.h"
-#include "store/user.h"
+#include "store/setting.h"
 
 /* What a login's callback hands back to the command. */
 struct ctl_login_outcome {
 	struct event_base *base;
 	bool done;
-	enum console_login_result result;
+	enum auth_result result;
+	enum auth_role role;
 	char *user_name;
 	char *message;
 };
 
-static void ctl_login_done(enum console_login_result result, const char *user_name,
+static void ctl_login_done(enum auth_result result, enum auth_role role, const char *user_name,
 			   const char *message, void *ctx)
 {
 	struct ctl_login_outcome *outcome = ctx;
 
 	outcome->done = true;
 	outcome->result = result;
+	outcome->role = role;
 	outcome->user_name = user_name != NULL ? xstrdup(user_name) : NULL;
 	outcome->message = xstrdup(message);
 	event_base_loopbreak(outcome->base);
 }
 
-static const char *ctl_login_result_name(enum console_login_result result)
+static const char *ctl_login_result_name(enum auth_result result)
 {
 	switch (result) {
-	case CONSOLE_LOGIN_OK:
+	case AUTH_OK:
 		return "ok";
-	case CONSOLE_LOGIN_REJECTED:
+	case AUTH_REJECTED:
+	case AUTH_BAD_NAME:
+	case AUTH_REFUSED:
 		return "rejected";
-	case CONSOLE_LOGIN_THROTTLED:
+	case AUTH_THROTTLED:
 		return "throttled";
-	case CONSOLE_LOGIN_UNAVAILABLE:
+	case AUTH_UNAVAILABLE:
 		return "unavailable";
 	}
 	return "unknown";
+}
+
+static const char *ctl_login_role_name(enum auth_role role)
+{
+	return role == AUTH_ROLE_ADMIN ? "administrator" : "user";
 }
 
 /*
@@ -69,7 +79,8 @@ static int ctl_login_check(struct ctl *ctl, const char *name)
 {
 	struct ctl_login_outcome outcome = {0};
 	struct popgate pg = {0};
-	struct console_login *login;
+	struct auth *auth = NULL;
+	struct auth_request *login;
 	char *password = NULL;
 	char err[256];
 	int rc;
@@ -93,28 +104,36 @@ static int ctl_login_check(struct ctl *ctl, const char *name)
 		goto done;
 	}
 	pg.fetcher = fetcher_new(&pg);
+	auth = auth_new(&pg);
 	outcome.base = pg.base;
-	login = name != NULL
-		    ? console_login_start(&pg, name, password, NULL, ctl_login_done, &outcome)
-		    : console_admin_login_start(&pg, password, NULL, ctl_login_done, &outcome);
+	login = name != NULL ? auth_console_login(auth, name, password, NULL, ctl_login_done,
+						  &outcome)
+			     : auth_admin_login(auth, password, NULL, ctl_login_done, &outcome);
 	ctl_password_free(&password);
 	event_base_dispatch(pg.base);
 	if (!outcome.done) {
-		console_login_cancel(&login);
+		auth_cancel(&login);
 		ctl_refuse("the login check ended without an answer");
 		goto done;
 	}
 	if (ctl->json) {
 		rc = ctl_printed(cli_json_print(
-		    json_pack("{s:o, s:b, s:s, s:o}", "user", cli_json_string(outcome.user_name),
-			      "ok", outcome.result == CONSOLE_LOGIN_OK, "result",
+		    json_pack("{s:o, s:o, s:b, s:s, s:o}", "user", cli_json_string(outcome.user_name),
+			      "role",
+			      outcome.result == AUTH_OK
+				  ? json_string(ctl_login_role_name(outcome.role))
+				  : json_null(),
+			      "ok", outcome.result == AUTH_OK, "result",
 			      ctl_login_result_name(outcome.result), "message",
 			      cli_json_string(outcome.message)),
 		    stdout));
-		if (rc == CTL_OK && outcome.result != CONSOLE_LOGIN_OK)
+		if (rc == CTL_OK && outcome.result != AUTH_OK)
 			rc = CTL_REFUSED;
-	} else if (outcome.result == CONSOLE_LOGIN_OK) {
-		rc = ctl_printed(printf("%s: %s\n", outcome.user_name, outcome.message) < 0 ||
+	} else if (outcome.result == AUTH_OK) {
+		/* The administrator has no user name: the line names the role. */
+		rc = ctl_printed(printf("%s: %s\n",
+					outcome.role == AUTH_ROLE_ADMIN ? "admin" : outcome.user_name,
+					outcome.message) < 0 ||
 					 fflush(stdout) != 0
 				     ? -1
 				     : 0);
@@ -123,6 +142,7 @@ static int ctl_login_check(struct ctl *ctl, const char *name)
 	}
 done:
 	ctl_password_free(&password);
+	auth_free(&auth);
 	fetcher_free(&pg.fetcher);
 	offload_free(&pg.offload);
 	resolver_free(&pg.dns);
@@ -165,7 +185,7 @@ int ctl_admin_passwd(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 		return rc;
 	if (crypto_init() < 0 || crypto_password_hash(hash, password) < 0)
 		rc = ctl_refuse("cannot hash the password");
-	else if (store_setting_set(ctl->store, CONSOLE_ADMIN_HASH_SETTING, hash) < 0)
+	else if (store_setting_set(ctl->store, STORE_SETTING_ADMIN_HASH, hash) < 0)
 		rc = ctl_refuse("cannot store the password");
 	else
 		rc = ctl_changed(ctl, NULL, json_pack("{s:b}", "password_set", 1),

@@ -1,23 +1,36 @@
 /*
- * auth.c — logging a mail client in (P1, P2, G2, U1, U2).
+ * auth.c — the one login state machine (P1, P2, G2, U1, U2, U6): a mail
+ * client's POP3 login, a user's console login and the administrator's, each
+ * an auth_request that goes through the same steps — throttle check, find
+ * what the name means, the stored argon2id hash(es) in the offload threads,
+ * the live check at the provider, the delayed answer from the loop.
  *
- * The account name is split at its last '@' into login and provider host.
- * An account seen before is checked against its argon2id hash; on a mismatch
+ * POP3: the account name is split at its last '@' into login and provider
+ * host. An account seen before is checked against its argon2id hash; on a mismatch
  * the provider is asked live, since the user may have changed the password
  * there, and on success the stored hash and sealed password are replaced. A
  * first login is always checked live before anything is stored; success
  * creates the user and its primary address in the pseudo-domain.
  *
- * Attempts are counted per client address and per account name within a
- * window, in the store, when their check starts (pop3/throttle.c); past the
+ * Every kind of login is throttled alike: attempts are counted per client
+ * address and per account or user name within a window, in the store, when
+ * their check starts (pop3/throttle.c, the one throttle); past the
  * limit further attempts are refused without asking anyone, and a wrong
  * password is answered only after a delay. Live checks at providers are
  * capped, globally and per client address, so that slow providers cannot
  * pile them up: a login beyond a cap is refused at once.
  *
- * A repeated login with the password that last succeeded is recognised by a
- * keyed BLAKE2b digest kept in memory (never the password), so a client that
- * polls every minute costs one hash, not one argon2id run.
+ * Console (popgatectl auth check, and the web console to come): the name
+ * means a user (store_login_user_find); a user's own password ('user
+ * passwd') is tried first, then its account's stored hash, then the
+ * provider live; a console login never changes the stored provider
+ * credentials (a POP3 login does that). The administrator has one password,
+ * its hash in the setting table. A console login reports a role, never a
+ * magic name. Unknown users and wrong passwords get the same answer.
+ *
+ * A repeated POP3 login with the password that last succeeded is recognised
+ * by the login cache (pop3/auth_cache.c), so a client that polls every
+ * minute costs one hash, not one argon2id run.
  *
  * SECURITY: the name and password come from the client. The password is
  * copied only into the live check (which wipes it) and hashed; it is never
@@ -25,6 +38,8 @@
  * derived from it is wiped before it is freed. Names are sanitised before
  * they are logged.
  */
+#include <ctype.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,35 +55,37 @@
 #include "core/offload.h"
 #include "core/util.h"
 #include "pop3/auth.h"
+#include "pop3/auth_cache.h"
 #include "pop3/fetch.h"
 #include "pop3/parse.h"
 #include "pop3/throttle.h"
 #include "popgate.h"
 #include "store/account.h"
 #include "store/login.h"
+#include "store/setting.h"
 
-#define AUTH_TABLE_BUCKETS 1024
-/* A remembered successful login is trusted this long without argon2id. */
-#define AUTH_CACHE_SECONDS 3600
 #define AUTH_LOGIN_MAX 256
 #define AUTH_HOST_MAX 256
+/* Longer console names cannot be a user or an account; refused unread. */
+#define AUTH_CONSOLE_NAME_MAX 512
 
-/* One entry of the login cache. */
-struct auth_entry {
-	char *key;
-	unsigned char digest[32]; /* crypto_login_digest of the last success */
-	int64_t cached_until;
-	struct auth_entry *next;
+/* Which login a request is, and so which steps it takes. */
+enum auth_kind {
+	AUTH_KIND_POP3,	   /* a mail client: an account name "login@host" */
+	AUTH_KIND_CONSOLE, /* a user of the console: a user or account name */
+	AUTH_KIND_ADMIN,   /* the administrator */
 };
 
 struct auth_request {
 	struct auth *auth;
-	char *name;	     /* normalised "login@host" */
-	char *login;
+	enum auth_kind kind;
+	char *name;	     /* POP3: normalised "login@host"; console: the user found */
+	char *shown;	     /* the name for the log, sanitised */
+	char *login;	     /* the provider account a live check asks */
 	char *host;
 	char *password;	     /* wiped when the request ends */
-	char *client_address;
-	bool exists;	     /* the account was found in the store */
+	char *client_address; /* NULL: the command line */
+	bool exists;	     /* the account was found in the store (its hash tried) */
 	int64_t account_id;
 	struct throttle_attempt throttle;
 	bool live_check;     /* counted in auth->live_checks */
@@ -79,7 +96,7 @@ struct auth_request {
 	 * must stay alive (a cancel only marks it, and the job's end frees it). */
 	bool job_running;
 	bool cancelled;
-	char *stored_hash;	/* the account's hash, for the verify job */
+	char *stored_hash;	/* the hash the verify job checks */
 	int verify_result;	/* crypto_password_verify's answer */
 	int hash_status;	/* 0 when NEW_HASH and NEW_SECRET were made */
 	char new_hash[CRYPTO_HASH_MAX];
@@ -87,7 +104,8 @@ struct auth_request {
 	size_t new_secret_len;
 	enum auth_result result;
 	char message[256];
-	auth_done_cb *callback;
+	auth_done_cb *callback;		   /* POP3 */
+	auth_console_cb *console_callback; /* console and administrator */
 	void *ctx;
 	TAILQ_ENTRY(auth_request) entry;
 };
@@ -96,85 +114,10 @@ TAILQ_HEAD(auth_request_list, auth_request);
 
 struct auth {
 	struct popgate *pg;
-	struct auth_entry *cache[AUTH_TABLE_BUCKETS];
+	struct auth_cache *cache; /* POP3 logins that succeeded lately */
 	struct auth_request_list requests;
 	unsigned live_checks; /* requests with live_check set */
 };
-
-static unsigned auth_bucket(const char *key)
-{
-	/* FNV-1a: the keys are not secret and the buckets only spread load. */
-	uint32_t hash = 2166136261u;
-	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-		hash = (hash ^ *p) * 16777619u;
-	return hash % AUTH_TABLE_BUCKETS;
-}
-
-static struct auth_entry *auth_table_get(struct auth_entry **table, const char *key, bool create)
-{
-	unsigned bucket = auth_bucket(key);
-	struct auth_entry *entry;
-
-	for (entry = table[bucket]; entry != NULL; entry = entry->next) {
-		if (strcmp(entry->key, key) == 0)
-			return entry;
-	}
-	if (!create)
-		return NULL;
-	entry = xcalloc(1, sizeof(*entry));
-	entry->key = xstrdup(key);
-	entry->next = table[bucket];
-	table[bucket] = entry;
-	return entry;
-}
-
-static void auth_entry_free(struct auth_entry *entry)
-{
-	sodium_memzero(entry->digest, sizeof(entry->digest));
-	free(entry->key);
-	free(entry);
-}
-
-static void auth_table_free(struct auth_entry **table)
-{
-	for (size_t i = 0; i < AUTH_TABLE_BUCKETS; i++) {
-		struct auth_entry *entry = table[i], *next;
-		for (; entry != NULL; entry = next) {
-			next = entry->next;
-			auth_entry_free(entry);
-		}
-		table[i] = NULL;
-	}
-}
-
-static void auth_cache_store(struct auth *auth, const char *name, const char *password)
-{
-	struct auth_entry *entry = auth_table_get(auth->cache, name, true);
-
-	crypto_login_digest(entry->digest, name, password);
-	entry->cached_until = util_now() + AUTH_CACHE_SECONDS;
-}
-
-static bool auth_cache_match(struct auth *auth, const char *name, const char *password)
-{
-	struct auth_entry *entry = auth_table_get(auth->cache, name, false);
-	unsigned char digest[32];
-	bool match;
-
-	if (entry == NULL || entry->cached_until < util_now())
-		return false;
-	crypto_login_digest(digest, name, password);
-	match = sodium_memcmp(digest, entry->digest, sizeof(digest)) == 0;
-	sodium_memzero(digest, sizeof(digest));
-	return match;
-}
-
-static void auth_cache_forget(struct auth *auth, const char *name)
-{
-	struct auth_entry *entry = auth_table_get(auth->cache, name, false);
-	if (entry != NULL)
-		entry->cached_until = 0;
-}
 
 /* ---- live checks at providers ---------------------------------------------- */
 
@@ -208,6 +151,14 @@ static void auth_live_check_end(struct auth_request *request)
 
 /* ---- requests ------------------------------------------------------------ */
 
+static void auth_wipe(char **secret)
+{
+	if (*secret == NULL)
+		return;
+	sodium_memzero(*secret, strlen(*secret));
+	xfree(secret);
+}
+
 static void auth_request_free(struct auth_request *request)
 {
 	TAILQ_REMOVE(&request->auth->requests, request, entry);
@@ -215,33 +166,70 @@ static void auth_request_free(struct auth_request *request)
 	fetch_verify_cancel(&request->verify);
 	if (request->reply_timer != NULL)
 		event_free(request->reply_timer);
-	if (request->password != NULL) {
-		sodium_memzero(request->password, strlen(request->password));
-		free(request->password);
-	}
-	if (request->stored_hash != NULL) {
-		sodium_memzero(request->stored_hash, strlen(request->stored_hash));
-		free(request->stored_hash);
-	}
+	auth_wipe(&request->password);
+	auth_wipe(&request->stored_hash);
 	sodium_memzero(request->new_hash, sizeof(request->new_hash));
 	if (request->new_secret != NULL)
 		sodium_memzero(request->new_secret, request->new_secret_len);
 	free(request->new_secret);
 	free(request->name);
+	free(request->shown);
 	free(request->login);
 	free(request->host);
 	free(request->client_address);
 	free(request);
 }
 
+static struct auth_request *auth_request_new(struct auth *auth, enum auth_kind kind,
+					     const char *password, const char *client_address,
+					     void *ctx)
+{
+	struct auth_request *request = xcalloc(1, sizeof(*request));
+
+	request->auth = auth;
+	request->kind = kind;
+	request->ctx = ctx;
+	request->password = xstrdup(password);
+	request->client_address = client_address != NULL ? xstrdup(client_address) : NULL;
+	TAILQ_INSERT_TAIL(&auth->requests, request, entry);
+	return request;
+}
+
+static const char *auth_from(const struct auth_request *request)
+{
+	return request->client_address != NULL ? request->client_address : "the command line";
+}
+
+/* Logs a failed attempt: "login_failed" for POP3 (under the account name),
+ * "console_login_failed" for the console (under the name typed). */
+static void auth_log_failed(const struct auth_request *request, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void auth_log_failed(const struct auth_request *request, const char *fmt, ...)
+{
+	char reason[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	if (request->kind == AUTH_KIND_POP3)
+		log_event(LOG_WARN, "login_failed", request->name, NULL, "from %s: %s",
+			  auth_from(request), reason);
+	else
+		log_event(LOG_WARN, "console_login_failed", request->shown, NULL, "from %s: %s",
+			  auth_from(request), reason);
+}
+
 static void auth_reply_cb(evutil_socket_t fd, short what, void *ctx)
 {
 	struct auth_request *request = ctx;
+	enum auth_kind kind = request->kind;
 	auth_done_cb *callback = request->callback;
+	auth_console_cb *console_callback = request->console_callback;
 	void *callback_ctx = request->ctx;
 	enum auth_result result = request->result;
 	int64_t account_id = request->account_id;
-	char name[AUTH_LOGIN_MAX + AUTH_HOST_MAX + 2];
+	char name[AUTH_CONSOLE_NAME_MAX + 1];
 	char message[sizeof(request->message)];
 	(void)fd;
 	(void)what;
@@ -249,12 +237,19 @@ static void auth_reply_cb(evutil_socket_t fd, short what, void *ctx)
 	snprintf(name, sizeof(name), "%s", request->name != NULL ? request->name : "");
 	memcpy(message, request->message, sizeof(message));
 	auth_request_free(request);
-	callback(result, account_id, name, message, callback_ctx);
+	if (kind == AUTH_KIND_POP3)
+		callback(result, account_id, name, message, callback_ctx);
+	else
+		console_callback(result, kind == AUTH_KIND_ADMIN ? AUTH_ROLE_ADMIN : AUTH_ROLE_USER,
+				 result == AUTH_OK && kind == AUTH_KIND_CONSOLE ? name : NULL,
+				 message, callback_ctx);
 }
 
 /*
  * Ends REQUEST with RESULT. The callback runs from the loop — after
- * login_fail_delay_ms for a failure, so that guessing is slow.
+ * login_fail_delay_ms for a failure, so that guessing is slow. A console
+ * message goes to a person, not a mail client: without the POP3 response
+ * code ("[SYS/TEMP] ").
  */
 static void auth_finish(struct auth_request *request, enum auth_result result, const char *fmt,
 			...) __attribute__((format(printf, 3, 4)));
@@ -263,16 +258,19 @@ static void auth_finish(struct auth_request *request, enum auth_result result, c
 {
 	struct auth *auth = request->auth;
 	struct timeval delay = {0, 0};
+	char *text = request->message;
 	va_list ap;
 
 	request->result = result;
 	va_start(ap, fmt);
 	vsnprintf(request->message, sizeof(request->message), fmt, ap);
 	va_end(ap);
-	if (request->password != NULL) {
-		sodium_memzero(request->password, strlen(request->password));
-		xfree(&request->password);
+	if (request->kind != AUTH_KIND_POP3 && text[0] == '[' && strstr(text, "] ") != NULL) {
+		const char *rest = strstr(text, "] ") + 2;
+
+		memmove(text, rest, strlen(rest) + 1);
 	}
+	auth_wipe(&request->password);
 	if (result == AUTH_REJECTED) {
 		int ms = auth->pg->cfg->login_fail_delay_ms;
 		delay.tv_sec = ms / 1000;
@@ -290,20 +288,34 @@ static void auth_fail_internal(struct auth_request *request)
 	auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
 }
 
-/* The provider refused the password: the attempt's count stays a failure. */
+/* A wrong password (or, at the console, an unknown name: not told apart):
+ * the attempt's count stays a failure. */
 static void auth_fail_credentials(struct auth_request *request)
 {
-	log_event(LOG_WARN, "login_failed", request->name, NULL, "from %s: wrong password",
-		  request->client_address);
-	auth_finish(request, AUTH_REJECTED, "[AUTH] invalid login or password");
+	if (request->kind == AUTH_KIND_POP3) {
+		auth_log_failed(request, "wrong password");
+		auth_finish(request, AUTH_REJECTED, "[AUTH] invalid login or password");
+		return;
+	}
+	auth_log_failed(request, "invalid user name or password");
+	auth_finish(request, AUTH_REJECTED, "invalid user name or password");
 }
 
-static void auth_succeed(struct auth_request *request)
+/* The password proved right. CHECKED_LIVE: by the provider, just now. */
+static void auth_succeed(struct auth_request *request, bool checked_live)
 {
 	throttle_succeeded(request->auth->pg, &request->throttle);
-	auth_cache_store(request->auth, request->name, request->password);
-	log_event(LOG_INFO, "login", request->name, NULL, "from %s", request->client_address);
-	auth_finish(request, AUTH_OK, "logged in");
+	if (request->kind == AUTH_KIND_POP3) {
+		auth_cache_store(request->auth->cache, request->name, request->password);
+		log_event(LOG_INFO, "login", request->name, NULL, "from %s", auth_from(request));
+		auth_finish(request, AUTH_OK, "logged in");
+		return;
+	}
+	log_event(LOG_INFO, "console_login", request->shown, NULL, "from %s", auth_from(request));
+	if (checked_live)
+		auth_finish(request, AUTH_OK, "logged in (checked at %s)", request->host);
+	else
+		auth_finish(request, AUTH_OK, "logged in");
 }
 
 /* A first login was confirmed by the provider: create account and user. */
@@ -343,7 +355,7 @@ static void auth_create_account(struct auth_request *request)
 	free(account.user_name); /* filled in by store_account_create */
 	free(user_name);
 	free(address);
-	auth_succeed(request);
+	auth_succeed(request, true);
 	return;
 fail:
 	free(account.user_name);
@@ -367,7 +379,7 @@ static void auth_update_credentials(struct auth_request *request)
 	}
 	log_event(LOG_INFO, "credentials_updated", request->name, NULL,
 		  "the provider accepted a new password");
-	auth_succeed(request);
+	auth_succeed(request, true);
 }
 
 /* In an offload thread: the argon2id hash and the sealed copy of the password. */
@@ -412,6 +424,11 @@ static void auth_verified_cb(enum fetch_verify_result result, const char *error,
 	auth_live_check_end(request);
 	switch (result) {
 	case FETCH_VERIFY_OK:
+		/* Only a POP3 login stores what the provider confirmed. */
+		if (request->kind != AUTH_KIND_POP3) {
+			auth_succeed(request, true);
+			return;
+		}
 		request->job_running = true;
 		offload_run(request->auth->pg->offload, auth_credentials_work,
 			    auth_credentials_done, request);
@@ -423,13 +440,16 @@ static void auth_verified_cb(enum fetch_verify_result result, const char *error,
 		/* Counted like a wrong password: an unreachable, blocked or
 		 * unknown host must not be an unthrottled way to make popgate
 		 * connect somewhere. */
-		log_event(LOG_WARN, "login_failed", request->name, NULL,
-			  "from %s: cannot check at the provider: %s", request->client_address,
-			  error);
-		auth_finish(request, AUTH_UNAVAILABLE,
-			    "[SYS/TEMP] cannot reach your provider %s to check the password; try "
-			    "again later",
-			    request->host);
+		auth_log_failed(request, "cannot check at the provider: %s", error);
+		if (request->kind == AUTH_KIND_POP3)
+			auth_finish(request, AUTH_UNAVAILABLE,
+				    "[SYS/TEMP] cannot reach your provider %s to check the password; "
+				    "try again later",
+				    request->host);
+		else
+			auth_finish(request, AUTH_UNAVAILABLE,
+				    "cannot reach the provider %s to check the password: %s",
+				    request->host, error);
 		return;
 	}
 }
@@ -448,13 +468,12 @@ static void auth_ask_provider(struct auth_request *request)
 
 	if (auth->live_checks >= (unsigned)cfg->max_login_checks)
 		cap = "max_login_checks";
-	else if (auth_live_checks_from(request) >= (unsigned)cfg->max_login_checks_per_ip)
+	else if (request->client_address != NULL &&
+		 auth_live_checks_from(request) >= (unsigned)cfg->max_login_checks_per_ip)
 		cap = "max_login_checks_per_ip";
 	if (cap != NULL) {
 		throttle_release(auth->pg, &request->throttle);
-		log_event(LOG_WARN, "login_failed", request->name, NULL,
-			  "from %s: too many live login checks at once (%s)",
-			  request->client_address, cap);
+		auth_log_failed(request, "too many live login checks at once (%s)", cap);
 		auth_finish(request, AUTH_UNAVAILABLE,
 			    "[SYS/TEMP] too many logins are being checked right now; try again "
 			    "later");
@@ -465,6 +484,8 @@ static void auth_ask_provider(struct auth_request *request)
 					     request->password, auth_verified_cb, request);
 }
 
+static void auth_verify_done(void *arg);
+
 /* In an offload thread: the stored argon2id hash against the password. */
 static void auth_verify_work(void *arg)
 {
@@ -473,23 +494,76 @@ static void auth_verify_work(void *arg)
 	request->verify_result = crypto_password_verify(request->stored_hash, request->password);
 }
 
-/* In the loop: a match logs in; a mismatch asks the provider (the password
- * may have changed there). */
+/* Checks the password against HASH in an offload thread; auth_verify_done
+ * takes the answer. */
+static void auth_check_hash(struct auth_request *request, const char *hash)
+{
+	auth_wipe(&request->stored_hash);
+	request->stored_hash = xstrdup(hash);
+	request->job_running = true;
+	offload_run(request->auth->pg->offload, auth_verify_work, auth_verify_done, request);
+}
+
+/* A console user's own password did not match (or it has none): its
+ * account's stored hash is next, if it has an account. */
+static void auth_console_check_account(struct auth_request *request)
+{
+	struct store_account account = {0};
+	int found;
+
+	if (request->account_id == 0) {
+		auth_fail_credentials(request);
+		return;
+	}
+	found = store_account_get_by_id(request->auth->pg->store, request->account_id, &account);
+	if (found <= 0) {
+		/* Deleted a moment ago, or the store failed. */
+		store_account_clear(&account);
+		if (found < 0)
+			auth_fail_internal(request);
+		else
+			auth_fail_credentials(request);
+		return;
+	}
+	request->exists = true;
+	request->login = xstrdup(account.login);
+	request->host = xstrdup(account.host);
+	auth_check_hash(request, account.password_hash);
+	store_account_clear(&account);
+}
+
+/* In the loop: a match logs in; a mismatch goes on to the next step. */
 static void auth_verify_done(void *arg)
 {
 	struct auth_request *request = arg;
 
 	request->job_running = false;
+	auth_wipe(&request->stored_hash);
 	if (request->cancelled) {
 		auth_request_free(request);
 		return;
 	}
 	if (request->verify_result == 1) {
-		auth_succeed(request);
+		auth_succeed(request, false);
 		return;
 	}
-	auth_cache_forget(request->auth, request->name);
-	auth_ask_provider(request);
+	switch (request->kind) {
+	case AUTH_KIND_POP3:
+		/* The password may have changed at the provider, which alone can say. */
+		auth_cache_forget(request->auth->cache, request->name);
+		auth_ask_provider(request);
+		return;
+	case AUTH_KIND_CONSOLE:
+		if (request->exists)
+			auth_ask_provider(request);
+		else
+			auth_console_check_account(request);
+		return;
+	case AUTH_KIND_ADMIN:
+		/* The administrator has one password only. */
+		auth_fail_credentials(request);
+		return;
+	}
 }
 
 /* True if REQUEST may go on; otherwise it was answered: throttled, or a
@@ -503,8 +577,7 @@ static bool auth_throttle_passed(struct auth_request *request)
 		return false;
 	}
 	if (passed == 0) {
-		log_event(LOG_WARN, "login_failed", request->name, NULL,
-			  "from %s: throttled after too many failures", request->client_address);
+		auth_log_failed(request, "throttled after too many failures");
 		auth_finish(request, AUTH_THROTTLED,
 			    "[SYS/TEMP] too many failed logins; try again later");
 		return false;
@@ -527,18 +600,13 @@ struct auth_request *auth_login(struct auth *auth, const char *name, const char 
 				const char *client_address, auth_done_cb *callback, void *ctx)
 {
 	struct popgate *pg = auth->pg;
-	struct auth_request *request = xcalloc(1, sizeof(*request));
+	struct auth_request *request =
+	    auth_request_new(auth, AUTH_KIND_POP3, password, client_address, ctx);
 	char login[AUTH_LOGIN_MAX];
 	char host[AUTH_HOST_MAX];
 	struct store_account account = {0};
 
-	request->auth = auth;
 	request->callback = callback;
-	request->ctx = ctx;
-	request->password = xstrdup(password);
-	request->client_address = xstrdup(client_address);
-	TAILQ_INSERT_TAIL(&auth->requests, request, entry);
-
 	if (pop3_account_name_split(name, strlen(name), login, sizeof(login), host,
 				    sizeof(host)) < 0) {
 		char shown[80];
@@ -562,8 +630,7 @@ struct auth_request *auth_login(struct auth *auth, const char *name, const char 
 		 * hosts are allowed is throttled too. */
 		if (auth_attempt_count(request) < 0)
 			return request;
-		log_event(LOG_WARN, "login_failed", request->name, NULL,
-			  "from %s: provider host not allowed", client_address);
+		auth_log_failed(request, "provider host not allowed");
 		auth_finish(request, AUTH_REFUSED,
 			    "[AUTH] provider host %s is not allowed on this gateway", host);
 		return request;
@@ -576,11 +643,11 @@ struct auth_request *auth_login(struct auth *auth, const char *name, const char 
 		return request;
 	}
 	/* The password that last succeeded needs no check and is not counted. */
-	if (found == 1 && auth_cache_match(auth, request->name, password)) {
+	if (found == 1 && auth_cache_match(auth->cache, request->name, password)) {
 		request->exists = true;
 		request->account_id = account.id;
 		store_account_clear(&account);
-		auth_succeed(request);
+		auth_succeed(request, false);
 		return request;
 	}
 	if (auth_attempt_count(request) < 0) {
@@ -594,10 +661,90 @@ struct auth_request *auth_login(struct auth *auth, const char *name, const char 
 	}
 	request->exists = true;
 	request->account_id = account.id;
-	request->stored_hash = xstrdup(account.password_hash);
+	auth_check_hash(request, account.password_hash);
 	store_account_clear(&account);
-	request->job_running = true;
-	offload_run(pg->offload, auth_verify_work, auth_verify_done, request);
+	return request;
+}
+
+/* A console request counted under NAME_KEY, past the throttle and counted:
+ * true to go on; false when it was answered already. */
+static bool auth_console_begin(struct auth_request *request, const char *name_key)
+{
+	throttle_attempt_init_console(&request->throttle, request->client_address, name_key);
+	return auth_throttle_passed(request) && auth_attempt_count(request) == 0;
+}
+
+struct auth_request *auth_console_login(struct auth *auth, const char *name, const char *password,
+					const char *client_address, auth_console_cb *callback,
+					void *ctx)
+{
+	struct auth_request *request =
+	    auth_request_new(auth, AUTH_KIND_CONSOLE, password, client_address, ctx);
+	size_t len = strnlen(name, AUTH_CONSOLE_NAME_MAX + 1);
+	bool too_long = len > AUTH_CONSOLE_NAME_MAX;
+	char shown[AUTH_CONSOLE_NAME_MAX + 1];
+	char *key = xasprintf("user:%.*s", (int)(too_long ? 0 : len), name);
+	struct store_login_user user = {0};
+	int found;
+
+	request->console_callback = callback;
+	util_sanitize(shown, sizeof(shown), name, too_long ? AUTH_CONSOLE_NAME_MAX : len);
+	request->shown = xstrdup(shown);
+	/* One counter for all the ways of typing a name. */
+	for (char *p = key + 5; *p != '\0'; p++)
+		*p = *p == '@' ? '+' : (char)tolower((unsigned char)*p);
+	if (!auth_console_begin(request, key)) {
+		free(key);
+		return request;
+	}
+	free(key);
+	if (len == 0 || too_long || *password == '\0') {
+		auth_fail_credentials(request);
+		return request;
+	}
+	found = store_login_user_find(auth->pg->store, name, &user);
+	if (found <= 0) {
+		store_login_user_clear(&user);
+		if (found < 0)
+			auth_fail_internal(request);
+		else
+			auth_fail_credentials(request);
+		return request;
+	}
+	request->name = xstrdup(user.user_name);
+	request->account_id = user.account_id;
+	if (user.local_hash != NULL)
+		auth_check_hash(request, user.local_hash);
+	else
+		auth_console_check_account(request);
+	store_login_user_clear(&user);
+	return request;
+}
+
+struct auth_request *auth_admin_login(struct auth *auth, const char *password,
+				      const char *client_address, auth_console_cb *callback,
+				      void *ctx)
+{
+	struct auth_request *request =
+	    auth_request_new(auth, AUTH_KIND_ADMIN, password, client_address, ctx);
+	char *hash = NULL;
+	int found;
+
+	request->console_callback = callback;
+	request->shown = xstrdup("admin");
+	if (!auth_console_begin(request, "admin"))
+		return request;
+	found = store_setting_get(auth->pg->store, STORE_SETTING_ADMIN_HASH, &hash);
+	if (found < 0) {
+		auth_fail_internal(request);
+	} else if (found == 0) {
+		auth_log_failed(request, "no administrator password is set");
+		auth_finish(request, AUTH_REJECTED,
+			    "no administrator password is set (popgatectl admin passwd)");
+	} else {
+		auth_check_hash(request, hash);
+	}
+	auth_wipe(&hash);
 	return request;
 }
 
@@ -612,38 +759,15 @@ void auth_cancel(struct auth_request **request_p)
 		/* A thread is using it: the job's end frees it. */
 		request->cancelled = true;
 		request->callback = NULL;
+		request->console_callback = NULL;
 		return;
 	}
 	auth_request_free(request);
 }
 
-/* Removes entries of TABLE for which IS_EXPIRED says so. */
-static void auth_table_expire(struct auth *auth, struct auth_entry **table,
-			      bool (*is_expired)(const struct auth *, const struct auth_entry *))
-{
-	for (size_t i = 0; i < AUTH_TABLE_BUCKETS; i++) {
-		struct auth_entry **link = &table[i];
-		while (*link != NULL) {
-			struct auth_entry *entry = *link;
-			if (is_expired(auth, entry)) {
-				*link = entry->next;
-				auth_entry_free(entry);
-			} else {
-				link = &entry->next;
-			}
-		}
-	}
-}
-
-static bool auth_cache_expired(const struct auth *auth, const struct auth_entry *entry)
-{
-	(void)auth;
-	return entry->cached_until < util_now();
-}
-
 void auth_expire(struct auth *auth)
 {
-	auth_table_expire(auth, auth->cache, auth_cache_expired);
+	auth_cache_expire(auth->cache);
 }
 
 struct auth *auth_new(struct popgate *pg)
@@ -651,6 +775,7 @@ struct auth *auth_new(struct popgate *pg)
 	struct auth *auth = xcalloc(1, sizeof(*auth));
 
 	auth->pg = pg;
+	auth->cache = auth_cache_new();
 	TAILQ_INIT(&auth->requests);
 	return auth;
 }
@@ -664,7 +789,7 @@ void auth_free(struct auth **auth_p)
 		return;
 	while ((request = TAILQ_FIRST(&auth->requests)) != NULL)
 		auth_request_free(request);
-	auth_table_free(auth->cache);
+	auth_cache_free(&auth->cache);
 	free(auth);
 	*auth_p = NULL;
 }

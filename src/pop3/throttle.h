@@ -1,8 +1,9 @@
 /*
- * throttle.h — the failed-login throttle of POP3 logins (G6): the keys an
- * attempt is counted under (the client address, an IPv6 client by its /64;
- * the account name, case aside) and the counters in the store (table
- * login_failure), which survive a restart.
+ * throttle.h — the one failed-login throttle (G6), of POP3 and console
+ * logins alike: the keys an attempt is counted under (the client address, an
+ * IPv6 client by its /64; the account or user name, case aside) and the
+ * counters in the store (table login_failure), which survive a restart and
+ * are seen by the daemon and popgatectl alike.
  *
  * An attempt is counted when its check starts, as a pending failure on both
  * keys: so at most login_fail_limit checks per key can be in flight or failed
@@ -43,8 +44,14 @@ struct throttle_attempt {
 	bool counted;	      /* a pending failure is held on both keys */
 };
 
-/* Fills ATTEMPT's keys for a login of account NAME from client ADDRESS. */
+/* Fills ATTEMPT's keys for a POP3 login of account NAME from client ADDRESS. */
 void throttle_attempt_init(struct throttle_attempt *attempt, const char *address, const char *name);
+
+/* Fills ATTEMPT's keys for a console login: NAME_KEY ("user:NAME" folded, or
+ * "admin") and "address:IP" of client ADDRESS (its /64 for IPv6), or no
+ * address key when ADDRESS is NULL (the command line). */
+void throttle_attempt_init_console(struct throttle_attempt *attempt, const char *address,
+				   const char *name_key);
 
 /* 1 when neither key has reached login_fail_limit within the window, 0 when
  * one has (the attempt must be refused unchecked), -1 on a store error. */

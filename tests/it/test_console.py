@@ -48,7 +48,7 @@ def outcome(done):
 def test_provider_user_logs_in_by_user_or_account_name(gate, provider, name):
     logins_before = provider.logins("alice")
     result = outcome(check(gate, name, PASSWORD))
-    assert result == {"user": "alice+localhost", "ok": True, "result": "ok",
+    assert result == {"user": "alice+localhost", "role": "user", "ok": True, "result": "ok",
                       "message": "logged in"}
     # The stored hash matched: the provider was not asked.
     assert provider.logins("alice") == logins_before
@@ -72,7 +72,8 @@ def test_wrong_password_and_unknown_user_are_refused_alike(gate):
     unknown = check(gate, "nobody+localhost", PASSWORD)
     for done in (wrong, unknown):
         assert done.returncode == 1
-        assert outcome(done) == {"user": None, "ok": False, "result": "rejected",
+        assert outcome(done) == {"user": None, "role": None, "ok": False,
+                                 "result": "rejected",
                                  "message": "invalid user name or password"}
     assert PASSWORD not in wrong.stderr + unknown.stderr + gate.log_text()
     assert len(gate.events("console_login_failed")) == 2
@@ -163,6 +164,11 @@ def test_admin_password(gate):
     assert value[0].startswith("$argon2id$") and "admin-pw-1" not in value[0]
     assert ok(ctl("admin", "check", config=config, stdin="admin-pw-1\n")) == \
         "admin: logged in\n"
+    # The administrator logs in as a role, not as a user named "admin".
+    assert json.loads(ok(ctl("--json", "admin", "check", config=config,
+                             stdin="admin-pw-1\n"))) == {
+        "user": None, "role": "administrator", "ok": True, "result": "ok",
+        "message": "logged in"}
     assert ctl("admin", "check", config=config, stdin="admin-pw-2\n").returncode == 1
     # A new password replaces the old one.
     ok(ctl("admin", "passwd", config=config, stdin="admin-pw-2\n"))
