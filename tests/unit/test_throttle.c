@@ -1,9 +1,10 @@
 /*
- * test_throttle.c — unit tests for src/pop3/throttle.c: the keys a POP3
- * login attempt is counted under (IPv4, IPv6 by /64, IPv4-mapped IPv6, the
- * account name case aside) and the counting itself against a store in a temp
- * data folder (counted at the start, released on success, refused at the
- * limit).
+ * test_throttle.c — unit tests for src/pop3/throttle.c, the one login
+ * throttle: the keys a POP3 login attempt is counted under (IPv4, IPv6 by
+ * /64, IPv4-mapped IPv6, the account name case aside), a console attempt's
+ * (its name key, "address:IP" or none from the command line), and the
+ * counting itself against a store in a temp data folder (counted at the
+ * start, released on success, refused at the limit).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -218,6 +219,36 @@ static void test_address_key_alone(void **state)
 	assert_int_equal(throttle_check(&f->pg, &c), 1);
 }
 
+/* A console attempt counts under its name key and "address:IP" (the /64 for
+ * IPv6); from the command line, with no address, under its name key alone —
+ * and is throttled by it. */
+static void test_console_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct throttle_attempt a, b;
+
+	throttle_attempt_init_console(&a, "2001:db8:0:1::a", "user:me+host");
+	assert_string_equal(a.address_key, "address:2001:db8:0:1::/64");
+	assert_string_equal(a.account_key, "user:me+host");
+	assert_int_equal(throttle_count(&f->pg, &a), 0);
+	assert_int_equal(failures(f, "address:2001:db8:0:1::/64"), 1);
+
+	throttle_attempt_init_console(&b, NULL, "admin");
+	assert_string_equal(b.address_key, "");
+	assert_int_equal(throttle_check(&f->pg, &b), 1);
+	assert_int_equal(throttle_count(&f->pg, &b), 0);
+	assert_int_equal(failures(f, "admin"), 1);
+	assert_int_equal(failures(f, ""), 0);
+	throttle_release(&f->pg, &b);
+	assert_int_equal(failures(f, "admin"), 0);
+	for (int i = 0; i < f->cfg.login_fail_limit; i++)
+		assert_int_equal(throttle_count(&f->pg, &b), 0);
+	assert_int_equal(throttle_check(&f->pg, &b), 0);
+	throttle_succeeded(&f->pg, &b);
+	assert_int_equal(failures(f, "admin"), 0);
+	assert_int_equal(failures(f, "address:2001:db8:0:1::/64"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -232,6 +263,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_success_and_release, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_account_key_alone, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_address_key_alone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_console_keys, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
