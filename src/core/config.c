@@ -1,8 +1,10 @@
 /*
  * config.c — the INI core: reads popgate.conf (inih) over the built-in
  * defaults, checks every value of the plain sections through their typed key
- * table, hands "[TYPE NAME]" sections to core/config_section.c, and answers
- * provider-policy questions. `config show` is core/config_show.c.
+ * table (the value checks serve the named sections too), hands "[TYPE NAME]"
+ * sections to core/config_section.c (which also answers provider-policy
+ * questions), and keeps restart-only keys on a reload. `config show` is
+ * core/config_show.c.
  *
  * Owns: every string and list hung on struct popgate_config (config_free
  * releases them). Relative paths are made absolute against the folder of the
@@ -11,7 +13,7 @@
  * in a security setting must stop the start, naming the file and line — or
  * print anything secret in the summary.
  * SECURITY: the file is trusted (it is the administrator's); the provider host
- * names that config_pattern_match and friends compare come from users.
+ * names that config_section.c's config_pattern_match compares come from users.
  */
 #include <arpa/inet.h>
 #include <assert.h>
