@@ -87,7 +87,8 @@ static void control_read_cb(struct bufferevent *bev, void *ctx)
 	size_t len;
 
 	while ((line = evbuffer_readln(input, &len, EVBUFFER_EOL_LF)) != NULL) {
-		bool notice = len == strlen(CONTROL_NOTICE) && memcmp(line, CONTROL_NOTICE, len) == 0;
+		bool notice =
+		    len == strlen(CONTROL_NOTICE) && memcmp(line, CONTROL_NOTICE, len) == 0;
 
 		free(line);
 		if (!notice) {
@@ -141,7 +142,8 @@ static void control_accept_cb(evutil_socket_t fd, short what, void *ctx)
 		}
 		conn = xcalloc(1, sizeof(*conn));
 		conn->control = control;
-		conn->bev = bufferevent_socket_new(control->pg->base, client, BEV_OPT_CLOSE_ON_FREE);
+		conn->bev =
+		    bufferevent_socket_new(control->pg->base, client, BEV_OPT_CLOSE_ON_FREE);
 		if (conn->bev == NULL) {
 			close(client);
 			free(conn);
@@ -333,8 +335,7 @@ int control_notify(const char *data_dir)
 	int dir_fd = -1, fd = -1, result = -1;
 	int n;
 
-	n = snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s", data_dir,
-		     CONTROL_SOCKET_NAME);
+	n = snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s", data_dir, CONTROL_SOCKET_NAME);
 	if (n < 0 || (size_t)n >= sizeof(addr.sun_path)) {
 		/* Too long for a socket address: reach it through the folder's
 		 * descriptor, whose /proc path is short. */

@@ -156,9 +156,8 @@ void store_envelope_list_free(struct store_envelope_recipient **list, size_t cou
 	xfree(list);
 }
 
-int store_envelope_set_recipient(struct store *store, const char *message_id,
-				 const char *address, enum envelope_status status, int attempts,
-				 int64_t next_attempt_at)
+int store_envelope_set_recipient(struct store *store, const char *message_id, const char *address,
+				 enum envelope_status status, int attempts, int64_t next_attempt_at)
 {
 	static const char sql[] =
 	    "UPDATE envelope_recipient SET status = ?, attempts = ?, next_attempt_at = ?"

@@ -65,8 +65,8 @@ void store_envelope_list_free(struct store_envelope_recipient **list, size_t cou
  * Sets recipient ADDRESS of MESSAGE_ID's envelope to STATUS, ATTEMPTS and
  * NEXT_ATTEMPT_AT. 1 set, 0 no such recipient, -1 error.
  */
-int store_envelope_set_recipient(struct store *store, const char *message_id,
-				 const char *address, enum envelope_status status, int attempts,
+int store_envelope_set_recipient(struct store *store, const char *message_id, const char *address,
+				 enum envelope_status status, int attempts,
 				 int64_t next_attempt_at);
 
 #endif

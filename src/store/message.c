@@ -21,15 +21,15 @@
 #include "store/message.h"
 
 static const char *const message_state_names[] = {
-    [MESSAGE_PROCESSING] = "processing",
-    [MESSAGE_DELIVERY] = "delivery",
-    [MESSAGE_DELIVERED] = "delivered",
-    [MESSAGE_SUSPECT] = "suspect",
-    [MESSAGE_QUARANTINE] = "quarantine",
-    [MESSAGE_CHALLENGED] = "challenged",
-    [MESSAGE_OUTBOUND] = "outbound",
-    [MESSAGE_SENT] = "sent",
-    [MESSAGE_BOUNCED] = "bounced",
+    [MESSAGE_PROCESSING] = "processing", /* stored, waiting for or in the pipeline */
+    [MESSAGE_DELIVERY] = "delivery",	 /* filtered, waiting for its pickup */
+    [MESSAGE_DELIVERED] = "delivered",	 /* picked up, kept delivered_keep_days */
+    [MESSAGE_SUSPECT] = "suspect",	 /* held: workers died on it */
+    [MESSAGE_QUARANTINE] = "quarantine", /* held by a verdict */
+    [MESSAGE_CHALLENGED] = "challenged", /* held for its sender's answer */
+    [MESSAGE_OUTBOUND] = "outbound",	 /* submitted, waiting for the relay */
+    [MESSAGE_SENT] = "sent",		 /* relayed */
+    [MESSAGE_BOUNCED] = "bounced",	 /* refused for good */
 };
 _Static_assert(sizeof(message_state_names) / sizeof(message_state_names[0]) == MESSAGE_STATE_COUNT,
 	       "every message state has a name");
@@ -145,8 +145,7 @@ static int store_message_insert_rows(struct store *store, const char *id, int64_
 	sqlite3_bind_text(stmt, 3,
 			  message_state_names[store_lifecycle_initial(MESSAGE_SOURCE_FETCHED)], -1,
 			  SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 4, message_source_names[MESSAGE_SOURCE_FETCHED], -1,
-			  SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 4, message_source_names[MESSAGE_SOURCE_FETCHED], -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 5, uidl, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 6, body_size);
 	sqlite3_bind_text(stmt, 7, sha256_hex, -1, SQLITE_STATIC);
@@ -234,8 +233,8 @@ int store_message_move(struct store *store, const char *id, enum message_state f
 	return store_lifecycle_move(store, id, from, to, prepend);
 }
 
-int store_message_set_verdict(struct store *store, const char *id, double score,
-			      const char *action, const char *reasons)
+int store_message_set_verdict(struct store *store, const char *id, double score, const char *action,
+			      const char *reasons)
 {
 	static const char sql[] = "UPDATE message SET verdict_score = ?, verdict_action = ?,"
 				  " verdict_reasons = ? WHERE id = ?";

@@ -278,17 +278,19 @@ static void test_migration_8_keeps_every_row(void **state)
 	/* Every row, with every column it had, and where it came from. */
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message"), 4);
 	assert_string_equal(
-	    test_query_text(f->store,
-			    "SELECT group_concat(seq || ':' || state || ':' || body_size || ':'"
-			    " || attempts || ':' || source || ':' || ifnull(owner_user_id, '-'), ' ')"
-			    " FROM (SELECT * FROM message ORDER BY seq)",
-			    text, sizeof(text)),
+	    test_query_text(
+		f->store,
+		"SELECT group_concat(seq || ':' || state || ':' || body_size || ':'"
+		" || attempts || ':' || source || ':' || ifnull(owner_user_id, '-'), ' ')"
+		" FROM (SELECT * FROM message ORDER BY seq)",
+		text, sizeof(text)),
 	    "3:processing:11:0:fetched:- 4:delivery:22:0:fetched:1 5:delivered:33:0:fetched:- "
 	    "9:suspect:44:2:fetched:-");
-	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message WHERE id ="
-						  " 'bbbbbbbbbbbbbbbbbbbbbbbb' AND uidl = 'u2'"
-						  " AND prepend = 'X-A: 1\r\n' AND received_at = 7"
-						  " AND state_changed_at = 8 AND verdict_score IS NULL"),
+	assert_int_equal(test_query_int(f->store,
+					"SELECT count(*) FROM message WHERE id ="
+					" 'bbbbbbbbbbbbbbbbbbbbbbbb' AND uidl = 'u2'"
+					" AND prepend = 'X-A: 1\r\n' AND received_at = 7"
+					" AND state_changed_at = 8 AND verdict_score IS NULL"),
 			 1);
 	/* The rows referring to the messages were not taken with the old table. */
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message_recipient"), 4);
@@ -325,10 +327,11 @@ static void test_state_check(void **state)
 					     "outbound",   "sent",	 "bounced"};
 	char sql[512], id[32];
 
-	test_exec_sql(f->store,
-		      "INSERT INTO user (id, name, origin, created_at) VALUES (1, 'u', 'local', 1);"
-		      "INSERT INTO account (id, name, login, host, user_id, password_hash,"
-		      " password_secret, created_at) VALUES (10, 'a@h', 'a', 'h', 1, 'x', x'00', 1)");
+	test_exec_sql(
+	    f->store,
+	    "INSERT INTO user (id, name, origin, created_at) VALUES (1, 'u', 'local', 1);"
+	    "INSERT INTO account (id, name, login, host, user_id, password_hash,"
+	    " password_secret, created_at) VALUES (10, 'a@h', 'a', 'h', 1, 'x', x'00', 1)");
 	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
 		snprintf(id, sizeof(id), "%024zu", i);
 		snprintf(sql, sizeof(sql), insert, id, "10", states[i], "fetched");

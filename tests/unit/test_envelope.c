@@ -86,9 +86,9 @@ static void test_due_and_set(void **state)
 	assert_int_equal(store_envelope_add(f->store, M1, "a@example.com", to1, 2), 0);
 	assert_int_equal(store_envelope_add(f->store, M2, "a@example.com", to2, 1), 0);
 	/* b deferred to 500 after one attempt, c sent, d due at 0. */
-	assert_int_equal(store_envelope_set_recipient(f->store, M1, "b@example.net",
-						      ENVELOPE_PENDING, 1, 500),
-			 1);
+	assert_int_equal(
+	    store_envelope_set_recipient(f->store, M1, "b@example.net", ENVELOPE_PENDING, 1, 500),
+	    1);
 	assert_int_equal(
 	    store_envelope_set_recipient(f->store, M1, "c@example.org", ENVELOPE_SENT, 1, 0), 1);
 	assert_int_equal(

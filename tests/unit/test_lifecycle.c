@@ -34,10 +34,11 @@ static int setup(void **state)
 	log_path = xasprintf("%s/popgate.log", f->dir);
 	assert_int_equal(log_open(log_path, LOG_DEBUG), 0);
 	free(log_path);
-	test_exec_sql(f->store,
-		      "INSERT INTO user (id, name, origin, created_at) VALUES (1, 'u', 'local', 1);"
-		      "INSERT INTO account (id, name, login, host, user_id, password_hash,"
-		      " password_secret, created_at) VALUES (10, 'a@h', 'a', 'h', 1, 'x', x'00', 1)");
+	test_exec_sql(
+	    f->store,
+	    "INSERT INTO user (id, name, origin, created_at) VALUES (1, 'u', 'local', 1);"
+	    "INSERT INTO account (id, name, login, host, user_id, password_hash,"
+	    " password_secret, created_at) VALUES (10, 'a@h', 'a', 'h', 1, 'x', x'00', 1)");
 	assert_int_equal(store_message_insert(f->store, ID, 10, NULL, 1, NULL), 0);
 	return 0;
 }
@@ -98,7 +99,7 @@ static void test_table(void **state)
 	for (int s = 0; s < MESSAGE_STATE_COUNT; s++)
 		assert_false(store_lifecycle_allowed(s, s));
 	assert_false(store_lifecycle_allowed(MESSAGE_STATE_COUNT, MESSAGE_DELIVERY));
-	assert_false(store_lifecycle_allowed(MESSAGE_PROCESSING, (enum message_state)-1));
+	assert_false(store_lifecycle_allowed(MESSAGE_PROCESSING, (enum message_state) - 1));
 	for (int s = 0; s < MESSAGE_SOURCE_COUNT; s++)
 		assert_int_equal(store_lifecycle_initial(s), MESSAGE_PROCESSING);
 }
@@ -110,9 +111,9 @@ static void test_move_logged(void **state)
 {
 	struct test_store *f = *state;
 
-	assert_int_equal(store_lifecycle_move(f->store, ID, MESSAGE_PROCESSING, MESSAGE_DELIVERY,
-					      "X-A: 1\r\n"),
-			 1);
+	assert_int_equal(
+	    store_lifecycle_move(f->store, ID, MESSAGE_PROCESSING, MESSAGE_DELIVERY, "X-A: 1\r\n"),
+	    1);
 	assert_int_equal(
 	    log_count(f, "event=state account=- id=" ID " from=processing to=delivery\n"), 1);
 	assert_int_equal(
@@ -124,10 +125,10 @@ static void test_move_logged(void **state)
 	assert_int_equal(
 	    log_count(f, "event=state_refused account=- id=" ID " from=delivery to=processing\n"),
 	    1);
-	assert_int_equal(
-	    test_query_int(f->store, "SELECT count(*) FROM message WHERE state = 'delivery'"
-				     " AND prepend = 'X-A: 1\r\n'"),
-	    1);
+	assert_int_equal(test_query_int(f->store,
+					"SELECT count(*) FROM message WHERE state = 'delivery'"
+					" AND prepend = 'X-A: 1\r\n'"),
+			 1);
 
 	assert_int_equal(
 	    store_lifecycle_move(f->store, ID, MESSAGE_DELIVERY, MESSAGE_DELIVERED, NULL), 1);

@@ -349,7 +349,8 @@ static void add_stored(struct fixture *f, enum message_state state, char id[SPOO
 	/* Through the moves the life cycle allows (store/lifecycle.c). */
 	if (state == MESSAGE_DELIVERED)
 		assert_int_equal(
-		    store_message_move(f->store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY, NULL), 1);
+		    store_message_move(f->store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY, NULL),
+		    1);
 	if (state != MESSAGE_PROCESSING)
 		assert_int_equal(store_message_move(f->store, id,
 						    state == MESSAGE_DELIVERED ? MESSAGE_DELIVERY
@@ -464,8 +465,8 @@ static void test_move_refused_by_table(void **state)
 	/* The states to come move as the table says. */
 	assert_int_equal(
 	    store_message_move(f->store, id, MESSAGE_PROCESSING, MESSAGE_QUARANTINE, NULL), 1);
-	assert_int_equal(
-	    store_message_move(f->store, id, MESSAGE_QUARANTINE, MESSAGE_SENT, NULL), -1);
+	assert_int_equal(store_message_move(f->store, id, MESSAGE_QUARANTINE, MESSAGE_SENT, NULL),
+			 -1);
 	assert_int_equal(
 	    store_message_move(f->store, id, MESSAGE_QUARANTINE, MESSAGE_DELIVERY, NULL), 1);
 	assert_int_equal(state_of(f->store, id), MESSAGE_DELIVERY);
@@ -479,10 +480,10 @@ static void test_set_verdict(void **state)
 
 	make_id(id, '5');
 	assert_int_equal(store_message_insert(f->store, id, f->account_a, NULL, 1, NULL), 0);
-	assert_int_equal(
-	    test_query_int(f->store, "SELECT count(*) FROM message WHERE verdict_score IS NULL"
-				     " AND verdict_action IS NULL AND verdict_reasons IS NULL"),
-	    1);
+	assert_int_equal(test_query_int(f->store,
+					"SELECT count(*) FROM message WHERE verdict_score IS NULL"
+					" AND verdict_action IS NULL AND verdict_reasons IS NULL"),
+			 1);
 	assert_int_equal(store_message_set_verdict(f->store, id, 7.5, "quarantine",
 						   "trace: 5.0 forged; address: 2.5 unknown"),
 			 0);
