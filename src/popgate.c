@@ -10,7 +10,8 @@
  *      files, resume messages left in processing, fetch at once the accounts
  *      whose last fetch never ended, and the others spread over [fetch]
  *      restart_spread seconds;
- *   5. serve. SIGHUP reopens the log and reloads the configuration.
+ *   5. serve. SIGHUP reopens the log and reloads the configuration;
+ *      popgatectl's changes arrive on the control socket (core/control.h).
  *
  * SECURITY: after step 2 the process has no root rights. The credential key
  * lives only in this process.
@@ -48,6 +49,7 @@
 #include <openssl/ssl.h>
 
 #include "core/config.h"
+#include "core/control.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/offload.h"
@@ -60,7 +62,6 @@
 #include "pop3/server.h"
 #include "popgate.h"
 #include "store/account.h"
-#include "store/audit.h"
 #include "store/db.h"
 #include "store/login.h"
 #include "store/message.h"
@@ -327,34 +328,6 @@ static bool spool_id_known(const char *id, void *ctx)
 }
 
 /*
- * Submits every message in processing to the pipeline, which ignores those it
- * has already: at start-up the ones a stop interrupted, later the ones an
- * administrator released (popgatectl queue release). The number submitted,
- * or -1.
- */
-static ssize_t resume_processing(struct popgate *pg)
-{
-	struct store_message *messages = NULL;
-	size_t count = 0;
-
-	if (store_message_list_all(pg->store, MESSAGE_PROCESSING, &messages, &count) < 0)
-		return -1;
-	for (size_t i = 0; i < count; i++) {
-		struct store_account account = {0};
-		struct pipeline_job job = {.received_at = messages[i].received_at};
-		store_account_get_by_id(pg->store, messages[i].account_id, &account);
-		memcpy(job.id, messages[i].id, sizeof(job.id));
-		snprintf(job.account, sizeof(job.account), "%s", account.name ? account.name : "-");
-		snprintf(job.provider_host, sizeof(job.provider_host), "%s",
-			 account.host ? account.host : "-");
-		pipeline_submit(pg->pipeline, &job);
-		store_account_clear(&account);
-	}
-	store_message_list_free(&messages, count);
-	return (ssize_t)count;
-}
-
-/*
  * The start-up fetches of the accounts whose last fetch ended cleanly, one
  * every restart_spread / count seconds.
  *
@@ -462,7 +435,7 @@ static int recover(struct popgate *pg, struct restart_spread **spread_r)
 	if (removed > 0)
 		log_info("recovery: removed %d spool file(s) without a row", removed);
 
-	resumed = resume_processing(pg);
+	resumed = control_resume_processing(pg);
 	if (resumed < 0)
 		return -1;
 	if (resumed > 0)
@@ -484,38 +457,6 @@ static int recover(struct popgate *pg, struct restart_spread **spread_r)
 	return 0;
 }
 
-/* Most admin changes logged per poll; more wait for the next one. */
-#define ADMIN_CHANGES_PER_POLL 100
-
-static void admin_change_log(int64_t at, const char *message_id, const char *text, void *ctx)
-{
-	time_t when = (time_t)at;
-	struct tm tm;
-	char stamp[32] = "?";
-
-	(void)ctx;
-	if (gmtime_r(&when, &tm) != NULL)
-		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	log_event(LOG_INFO, "admin_change", NULL, message_id, "%s (made at %s)", text, stamp);
-}
-
-/* Logs the popgatectl changes that are not in the log yet (store/audit.h):
- * with log_file = - only this process can write them there. */
-static void log_admin_changes(struct popgate *pg)
-{
-	store_admin_change_take(pg->store, ADMIN_CHANGES_PER_POLL, admin_change_log, pg);
-}
-
-/* Picks up messages popgatectl released (moved back to processing) and logs
- * its changes. */
-static void release_check_cb(evutil_socket_t fd, short what, void *ctx)
-{
-	(void)fd;
-	(void)what;
-	resume_processing(ctx);
-	log_admin_changes(ctx);
-}
-
 /* ---- SIGHUP: the log and the configuration ------------------------------ */
 
 /*
@@ -528,7 +469,6 @@ static void release_check_cb(evutil_socket_t fd, short what, void *ctx)
 struct reload {
 	struct popgate *pg;
 	char *config_path;	/* absolute: the working directory changes at start */
-	struct event *release_check;
 	struct retired_config *retired;
 };
 
@@ -557,14 +497,6 @@ static void reload_sweep(struct reload *reload, bool force)
 		config_destroy(&old->cfg);
 		free(old);
 	}
-}
-
-static void release_check_schedule(struct reload *reload)
-{
-	struct timeval every = {.tv_sec = reload->pg->cfg->release_check_seconds};
-
-	if (reload->release_check != NULL)
-		event_add(reload->release_check, &every);
 }
 
 /*
@@ -615,10 +547,7 @@ static void reload_config(struct reload *reload)
 	old->cfg = pg->cfg;
 	old->next = reload->retired;
 	reload->retired = old;
-	bool release_changed = fresh->release_check_seconds != pg->cfg->release_check_seconds;
 	pg->cfg = fresh;
-	if (release_changed)
-		release_check_schedule(reload);
 	log_info("SIGHUP: configuration reloaded from %s", reload->config_path);
 	reload_sweep(reload, false);
 }
@@ -673,8 +602,8 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 	struct restart_spread *spread = NULL;
 	char err[512];
 	int plain_fd = -1, tls_fd = -1, status = 1;
-	struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL, *housekeeping = NULL,
-		     *release_check = NULL;
+	struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL, *housekeeping = NULL;
+	struct control *control = NULL;
 
 	enum log_level level = LOG_INFO;
 	log_level_parse(cfg->log_level, &level); /* config_load checked the name */
@@ -741,6 +670,10 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 	pg.store = store_open(DATA_HERE, err, sizeof(err));
 	if (pg.store == NULL)
 		goto fail_log;
+	/* Before the threads: the socket's mode is set through the umask. */
+	control = control_new(&pg, err, sizeof(err));
+	if (control == NULL)
+		goto fail_log;
 	/* Threads only now: the workers were forked and exec'd before. */
 	pg.offload = offload_new(pg.base, 0, err, sizeof(err));
 	if (pg.offload == NULL)
@@ -760,10 +693,7 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 	struct timeval every = {.tv_sec = HOUSEKEEPING_SECONDS};
 	event_add(housekeeping, &every);
 	housekeeping_cb(-1, 0, &reload);
-	log_admin_changes(&pg); /* those made while popgate was stopped */
-	release_check = event_new(pg.base, -1, EV_PERSIST, release_check_cb, &pg);
-	reload.release_check = release_check;
-	release_check_schedule(&reload);
+	control_check(control); /* the changes made while popgate was stopped */
 
 	log_info("popgate %s ready: POP3 on %s:%d (STLS), POP3S on %s:%d, data in %s",
 		 POPGATE_VERSION, cfg->listen_address, cfg->pop3_port, cfg->listen_address,
@@ -784,8 +714,7 @@ cleanup:
 	restart_spread_free(&spread);
 	if (housekeeping != NULL)
 		event_free(housekeeping);
-	if (release_check != NULL)
-		event_free(release_check);
+	control_free(&control);
 	pop3_server_free(&pg.pop3);
 	offload_free(&pg.offload); /* before auth: its jobs point at login requests */
 	auth_free(&pg.auth);

@@ -15,6 +15,7 @@
 
 #include "cli/ctl.h"
 #include "cli/output.h"
+#include "core/control.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "store/audit.h"
@@ -150,6 +151,14 @@ int ctl_changed(const struct ctl *ctl, const char *message_id, json_t *json, con
 	log_event(LOG_INFO, "admin_change", NULL, message_id, "%s", detail);
 	if (ctl->store != NULL)
 		store_admin_change_add(ctl->store, util_now(), message_id, detail, logged);
+	/* The change is committed: the running daemon acts on it now (a
+	 * released message, a line to log). No daemon, or a socket that
+	 * refuses: it sees the change at its start or its fallback look. */
+	if (control_notify(ctl->cfg.data_dir) < 0)
+		fprintf(stderr,
+			"popgatectl: note: the running popgate could not be told (%s); it "
+			"sees the change within release_check_seconds\n",
+			strerror(errno));
 	if (ctl->json)
 		return ctl_printed(cli_json_print(json, stdout));
 	json_decref(json);

@@ -40,7 +40,8 @@ int ctl_queue_list(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 			if (state < 0)
 				return ctl_usage_error(
 				    cmd,
-				    "unknown state '%s' (processing, delivery, delivered, suspect)",
+				    "unknown state '%s' (processing, delivery, delivered, suspect, "
+				    "quarantine, challenged, outbound, sent, bounced)",
 				    ctl_clean(value, buf, sizeof(buf)));
 		} else if ((value = ctl_option("--user", argc, argv, &i, &missing)) != NULL) {
 			user = value;

@@ -105,8 +105,8 @@ static const struct ctl_command ctl_commands[] = {
      ctl_queue_show},
     {"queue", "release", "ID [--user U]", "send a suspect message back to processing",
      "  --user U  act as user U: only U's messages (see 'queue list --user')\n"
-     "Moves the message from suspect to processing; the running daemon filters\n"
-     "it again within release_check_seconds. Exits 1 if there is no such\n"
+     "Moves the message from suspect to processing; the running daemon is told\n"
+     "and filters it again at once. Exits 1 if there is no such\n"
      "message, it is not suspect, or it is not U's.\n",
      ctl_queue_release},
     {"queue", "delete", "ID [--user U]", "delete a message and its body",

@@ -660,7 +660,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->login_fail_delay_ms = 1000;
 	cfg->pseudo_domain = xstrdup("pop3proxy.reddoxx");
 	cfg->delivered_keep_days = 7;
-	cfg->release_check_seconds = 5;
+	cfg->release_check_seconds = 60;
 	cfg->max_message_size = 67108864;
 	cfg->fetch_timeout = 120;
 	cfg->fetch_retry_min = 60;

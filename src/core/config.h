@@ -64,7 +64,7 @@ struct popgate_config {
 
 	/* [queue] */
 	int delivered_keep_days;/* 7 */
-	int release_check_seconds; /* 5: how often released messages are looked for */
+	int release_check_seconds; /* 60: the fallback look for released messages (core/control.h) */
 	long long max_message_size; /* 67108864 bytes */
 
 	/* [fetch] */

@@ -155,6 +155,65 @@ static const char *const store_migrations[] = {
     "ALTER TABLE account ADD COLUMN fetch_unfinished INTEGER NOT NULL DEFAULT 0;"
     "UPDATE account SET fetch_unfinished = 1 WHERE fetch_failures > 0"
     " OR id IN (SELECT account_id FROM provider_uidl);",
+    /*
+     * 8: one owner of a message's life (store/lifecycle.c). The states to
+     * come, under a CHECK; an account only for fetched mail (mail submitted
+     * over SMTP has none); where a message came from (every row so far was
+     * fetched); the combined verdict; and the envelope of mail to relay, a
+     * status per recipient. SQLite cannot add a CHECK to a column, so the
+     * message table is built anew and its rows, its AUTOINCREMENT counter
+     * and its indexes carried over; store_migrate turns foreign keys off
+     * around the migrations, else dropping the old table would delete the
+     * message_recipient rows with it (ON DELETE CASCADE), and checks them
+     * before the step commits.
+     */
+    "CREATE TABLE message_v8 ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT UNIQUE NOT NULL,"
+    "  account_id INTEGER REFERENCES account(id),"
+    "  state TEXT NOT NULL CHECK (state IN ('processing', 'delivery', 'delivered',"
+    "   'suspect', 'quarantine', 'challenged', 'outbound', 'sent', 'bounced')),"
+    "  source TEXT NOT NULL DEFAULT 'fetched'"
+    "   CHECK (source IN ('fetched', 'submitted', 'imported')),"
+    "  uidl TEXT,"
+    "  body_size INTEGER NOT NULL,"
+    "  sha256 TEXT,"
+    "  prepend TEXT NOT NULL DEFAULT '',"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  received_at INTEGER NOT NULL,"
+    "  state_changed_at INTEGER NOT NULL,"
+    "  owner_user_id INTEGER REFERENCES user(id),"
+    "  verdict_score REAL,"
+    "  verdict_action TEXT,"
+    "  verdict_reasons TEXT"
+    ");"
+    "INSERT INTO message_v8 (seq, id, account_id, state, source, uidl, body_size, sha256,"
+    " prepend, attempts, received_at, state_changed_at, owner_user_id)"
+    " SELECT seq, id, account_id, state, 'fetched', uidl, body_size, sha256, prepend,"
+    " attempts, received_at, state_changed_at, owner_user_id FROM message;"
+    /* Deleted rows' seq values are never given again. */
+    "DELETE FROM sqlite_sequence WHERE name = 'message_v8';"
+    "INSERT INTO sqlite_sequence (name, seq)"
+    " SELECT 'message_v8', seq FROM sqlite_sequence WHERE name = 'message';"
+    "DROP TABLE message;"
+    "ALTER TABLE message_v8 RENAME TO message;"
+    "CREATE INDEX message_account_state_seq ON message(account_id, state, seq);"
+    "CREATE INDEX message_state_seq ON message(state, seq);"
+    "CREATE INDEX message_owner ON message(owner_user_id);"
+    "CREATE TABLE envelope ("
+    "  message_id TEXT PRIMARY KEY REFERENCES message(id) ON DELETE CASCADE,"
+    "  sender TEXT NOT NULL"
+    ");"
+    "CREATE TABLE envelope_recipient ("
+    "  message_id TEXT NOT NULL REFERENCES envelope(message_id) ON DELETE CASCADE,"
+    "  address TEXT NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'pending'"
+    "   CHECK (status IN ('pending', 'sent', 'failed')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_at INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (message_id, address)"
+    ");"
+    "CREATE INDEX envelope_recipient_due ON envelope_recipient(status, next_attempt_at);",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -216,12 +275,35 @@ fail:
 	return -1;
 }
 
+/* Fails (ERR set) when the database holds a reference to a row that is not
+ * there: a migration that rebuilt a table must leave none. */
+static int store_check_references(sqlite3 *db, int step, char *err, size_t errlen)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &stmt, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "migration %d: checking references: %s", step,
+			 sqlite3_errmsg(db));
+		return -1;
+	}
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		snprintf(err, errlen, "migration %d: a row of %s refers to a missing row", step,
+			 (const char *)sqlite3_column_text(stmt, 0));
+	else if (rc != SQLITE_DONE)
+		snprintf(err, errlen, "migration %d: checking references: %s", step,
+			 sqlite3_errmsg(db));
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /*
  * Applies the missing migrations, each in its own BEGIN IMMEDIATE
  * transaction. The version is read again inside each transaction, so two
  * processes opening a new database at once cannot both apply a step.
  */
-static int store_migrate(struct store *store, char *err, size_t errlen)
+static int store_migrate_steps(struct store *store, char *err, size_t errlen)
 {
 	for (;;) {
 		char *set_version;
@@ -248,6 +330,8 @@ static int store_migrate(struct store *store, char *err, size_t errlen)
 			snprintf(err, errlen, "migration %d: %s", version + 1, store_errmsg(store));
 			goto fail;
 		}
+		if (store_check_references(store->db, version + 1, err, errlen) < 0)
+			goto fail;
 		/* user_version lives in the database header, so it commits with the step. */
 		set_version = xasprintf("PRAGMA user_version = %d", version + 1);
 		if (sqlite3_exec(store->db, set_version, NULL, NULL, NULL) != SQLITE_OK) {
@@ -273,6 +357,25 @@ fail:
 	if (!sqlite3_get_autocommit(store->db))
 		sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
+}
+
+/*
+ * Runs the migrations with foreign keys off, as SQLite's procedure for
+ * rebuilding a table asks (the pragma is a no-op inside a transaction, so it
+ * is set around them): with them on, DROP TABLE deletes the rows first and
+ * ON DELETE CASCADE takes the referring rows along. Each step checks the
+ * references itself before it commits (store_check_references).
+ */
+static int store_migrate(struct store *store, char *err, size_t errlen)
+{
+	int rc;
+
+	if (store_pragma(store->db, "PRAGMA foreign_keys = OFF", NULL, err, errlen) < 0)
+		return -1;
+	rc = store_migrate_steps(store, err, errlen);
+	if (store_pragma(store->db, "PRAGMA foreign_keys = ON", NULL, err, errlen) < 0)
+		rc = -1;
+	return rc;
 }
 
 /*

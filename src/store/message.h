@@ -4,7 +4,9 @@
  *   provider ─fetch─▶ processing ─worker─▶ delivery ─pickup, QUIT─▶ delivered ─(N days)─▶ gone
  *                          └─▶ suspect (a worker died on it twice)
  *
- * A state changes only inside a transaction, and only from the state the
+ * store/lifecycle.h holds the whole table of moves, including those of the
+ * states still to come (quarantine, challenged, outbound, sent, bounced),
+ * and is the only writer of `state`. A state changes only from the state the
  * caller expects (so a late or repeated event cannot move a message twice).
  */
 #ifndef POPGATE_STORE_MESSAGE_H
@@ -20,25 +22,43 @@ enum message_state {
 	MESSAGE_DELIVERY,
 	MESSAGE_DELIVERED,
 	MESSAGE_SUSPECT,
+	MESSAGE_QUARANTINE, /* held by a filter's verdict until released */
+	MESSAGE_CHALLENGED, /* held until its sender answers a challenge */
+	MESSAGE_OUTBOUND,   /* submitted mail waiting for its relay */
+	MESSAGE_SENT,	    /* relayed to every recipient */
+	MESSAGE_BOUNCED,    /* refused for good by a recipient's server */
 	MESSAGE_STATE_COUNT
+};
+
+/* Where a message came from (the `source` column). */
+enum message_source {
+	MESSAGE_SOURCE_FETCHED,	  /* from a provider over POP3 */
+	MESSAGE_SOURCE_SUBMITTED, /* over SMTP: it has no provider account */
+	MESSAGE_SOURCE_IMPORTED,
+	MESSAGE_SOURCE_COUNT
 };
 
 /* "processing", "delivery", …; and back (-1 for an unknown name). */
 const char *store_message_state_name(enum message_state state);
 int store_message_state_parse(const char *name);
 
+/* "fetched", "submitted", "imported". */
+const char *store_message_source_name(enum message_source source);
+
 /*
  * Reads the id (column ID_COL) and state (STATE_COL) of STMT's message row
- * into ID_OUT and *STATE_R, refusing (logged) a row whose id is no spool id
- * or whose state is unknown: ids become paths. For every reader of message
- * rows. 0 or -1.
+ * into ID_OUT and *STATE_R. For every reader of message rows. 0; 1 for a row
+ * in a state this program does not know (a newer one wrote it), which the
+ * reader skips: the warning is logged here, and one such row must not make
+ * every listing fail; -1 (logged) for a row whose id is no spool id, refused
+ * because ids become paths.
  */
 int store_message_row_key(sqlite3_stmt *stmt, int id_col, int state_col,
 			  char id_out[SPOOL_ID_LEN + 1], enum message_state *state_r);
 
 struct store_message {
 	char id[SPOOL_ID_LEN + 1];
-	int64_t account_id;
+	int64_t account_id;	/* 0: none (mail submitted over SMTP) */
 	enum message_state state;
 	int64_t body_size;	/* bytes of the spool file */
 	char *prepend;		/* header lines added in front when served ("" if none) */
@@ -49,7 +69,8 @@ struct store_message {
 void store_message_clear(struct store_message *message);
 
 /*
- * Inserts a new message in state processing, and records UIDL (may be NULL)
+ * Inserts a new message, fetched, in the state store/lifecycle.h gives new
+ * fetched mail (processing), and records UIDL (may be NULL)
  * as stored for ACCOUNT_ID in the same statement group. The caller holds the
  * transaction (store_begin/commit) so the row and the UIDL commit together;
  * called outside one, it makes its own. ID must be spool_id_valid. 0 or -1
@@ -67,11 +88,22 @@ int store_message_has_copy(struct store *store, int64_t account_id, const char *
 
 /*
  * Moves ID from state FROM to TO (its own transaction unless the caller holds
- * one). PREPEND, if not NULL, replaces the prepended header text. Returns 1 if
- * moved, 0 if the message was not in FROM, -1 on error.
+ * one): store_lifecycle_move, which checks the move against the table and
+ * logs it. PREPEND, if not NULL, replaces the prepended header text. Returns
+ * 1 if moved, 0 if the message was not in FROM, -1 on error or for a move the
+ * table refuses (logged).
  */
 int store_message_move(struct store *store, const char *id, enum message_state from,
 		       enum message_state to, const char *prepend);
+
+/*
+ * Records the verdict the pipeline combined for ID: its SCORE, its ACTION
+ * ("deliver", "tag", "quarantine", …) and the REASONS (one text, NULL for
+ * none), replacing an earlier verdict. It moves nothing: the state is
+ * store_lifecycle_move's. 0, or -1 for an error or no such message (logged).
+ */
+int store_message_set_verdict(struct store *store, const char *id, double score,
+			      const char *action, const char *reasons);
 
 /* Adds one to the attempts of ID and returns the new count, or -1. */
 int store_message_add_attempt(struct store *store, const char *id);
@@ -90,7 +122,8 @@ int store_message_list_all(struct store *store, enum message_state state,
 void store_message_list_free(struct store_message **list, size_t count);
 
 /* Fills *MESSAGE for ID (overwritten, not cleared first; clear it after use).
- * 1 found, 0 not found, -1 error. */
+ * 1 found, 0 not found (or in a state this program does not know, warned),
+ * -1 error. */
 int store_message_get(struct store *store, const char *id, struct store_message *message);
 
 /* True if a row with ID exists (for spool_remove_orphans). 1/0/-1. */

@@ -22,8 +22,8 @@
 	" m.state_changed_at, m.uidl, m.sha256, m.prepend,"                                        \
 	" (SELECT o.name FROM user o WHERE o.id = m.owner_user_id)"
 #define QUERY_FROM                                                                                 \
-	" FROM message m JOIN account a ON a.id = m.account_id"                                    \
-	" JOIN user u ON u.id = a.user_id"
+	" FROM message m LEFT JOIN account a ON a.id = m.account_id"                               \
+	" LEFT JOIN user u ON u.id = a.user_id"
 
 /*
  * Whether message m belongs to the user named by parameter ?2 (U4): the
@@ -44,13 +44,17 @@ static char *store_query_text(sqlite3_stmt *stmt, int col)
 	return text != NULL ? xstrdup(text) : NULL;
 }
 
-/* Fills MESSAGE from the current row of STMT (QUERY_COLUMNS). 0, or -1 for a
- * row this program cannot represent. */
+/* Fills MESSAGE from the current row of STMT (QUERY_COLUMNS). 0; 1 for a row
+ * in a state this program does not know (skipped, warned); -1 for a row this
+ * program cannot represent. */
 static int store_query_read(sqlite3_stmt *stmt, struct store_query_message *message)
 {
+	int key;
+
 	memset(message, 0, sizeof(*message));
-	if (store_message_row_key(stmt, 0, 3, message->id, &message->state) < 0)
-		return -1;
+	key = store_message_row_key(stmt, 0, 3, message->id, &message->state);
+	if (key != 0)
+		return key;
 	message->account_name = store_query_text(stmt, 1);
 	message->user_name = store_query_text(stmt, 2);
 	message->body_size = sqlite3_column_int64(stmt, 4);
@@ -99,10 +103,14 @@ int store_query_messages(struct store *store, int state, const char *user_name,
 	if (user_name != NULL)
 		sqlite3_bind_text(stmt, 2, user_name, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		int read;
+
 		list = store_list_grow(list, count, &capacity, sizeof(*list));
-		if (store_query_read(stmt, &list[count]) < 0)
+		read = store_query_read(stmt, &list[count]);
+		if (read < 0)
 			goto fail;
-		count++;
+		if (read == 0)
+			count++;
 	}
 	if (rc != SQLITE_DONE) {
 		store_log_error(store, "listing messages");
@@ -139,8 +147,12 @@ int store_query_message_get(struct store *store, const char *id,
 		return -1;
 	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
 	result = store_stmt_step(store, stmt, "reading a message");
-	if (result == 1 && store_query_read(stmt, message) < 0)
-		result = -1;
+	if (result == 1) {
+		int read = store_query_read(stmt, message);
+
+		if (read != 0)
+			result = read < 0 ? -1 : 0;
+	}
 	store_stmt_release(stmt);
 	return result;
 }

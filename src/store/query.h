@@ -19,8 +19,8 @@
 /* One message row as the administrator sees it. */
 struct store_query_message {
 	char id[SPOOL_ID_LEN + 1];
-	char *account_name; /* "login@host" */
-	char *user_name;    /* the account's user */
+	char *account_name; /* "login@host", NULL for mail without an account */
+	char *user_name;    /* the account's user, NULL without one */
 	enum message_state state;
 	int64_t body_size;
 	int attempts; /* worker deaths on this message */
@@ -42,7 +42,8 @@ void store_query_message_clear(struct store_query_message *message);
 
 /*
  * The messages in STATE (-1: any) of the user named USER_NAME (NULL: any),
- * oldest first: *list_r (allocated array, free with
+ * oldest first, but for those in a state this program does not know (skipped
+ * with a warning, so one such row does not make the listing fail): *list_r (allocated array, free with
  * store_query_message_list_free) and *count_r. 0 or -1.
  *
  * A message is a user's (U4) when the user owns one of its recipient

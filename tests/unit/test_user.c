@@ -54,7 +54,7 @@ static void test_migration_fresh(void **state)
 {
 	struct test_store *f = *state;
 
-	assert_int_equal(store_schema_version(f->store), 7);
+	assert_int_equal(store_schema_version(f->store), 8);
 	assert_int_equal(
 	    test_query_int(f->store, "SELECT count(*) FROM pragma_table_info('user') WHERE name IN"
 				     " ('password_hash', 'has_seat', 'seat_requested_at')"),
@@ -143,7 +143,12 @@ static void test_migration_from_v1(void **state)
 	char text[64];
 
 	/* Take the database back to its version 1 shape, with users in it. */
-	test_exec_sql(f->store, "DROP TABLE message_recipient; DROP TABLE login_failure;"
+	test_exec_sql(f->store, "DROP TABLE envelope_recipient; DROP TABLE envelope;"
+				"ALTER TABLE message DROP COLUMN source;"
+				"ALTER TABLE message DROP COLUMN verdict_score;"
+				"ALTER TABLE message DROP COLUMN verdict_action;"
+				"ALTER TABLE message DROP COLUMN verdict_reasons;"
+				"DROP TABLE message_recipient; DROP TABLE login_failure;"
 				"DROP TABLE IF EXISTS admin_change;"
 				"DROP INDEX user_waiting; DROP INDEX message_owner;"
 				"DROP TABLE setting;"
@@ -158,7 +163,7 @@ static void test_migration_from_v1(void **state)
 				"PRAGMA user_version = 1;");
 	store_close(&f->store);
 	f->store = test_store_open(f->dir);
-	assert_int_equal(store_schema_version(f->store), 7);
+	assert_int_equal(store_schema_version(f->store), 8);
 	/* Users made before seats existed all keep working, in creation order. */
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM user WHERE has_seat = 1"
 						  " AND seat_requested_at = created_at"
