@@ -36,11 +36,11 @@
  */
 struct reload {
 	struct popgate *pg;
-	char *config_path;	/* absolute: the working directory changes at start */
+	char *config_path; /* absolute: the working directory changes at start */
 	reload_changed_fn *changed;
 	void *changed_ctx;
 	struct event *sighup;
-	struct event *sweep;	/* pending while retired configurations wait */
+	struct event *sweep; /* pending while retired configurations wait */
 	struct retired_config *retired;
 };
 
@@ -110,8 +110,7 @@ static void reload_config(struct reload *reload)
 
 	config_defaults(fresh);
 	if (config_load(fresh, reload->config_path, err, sizeof(err)) < 0) {
-		log_error("SIGHUP: configuration refused, the running one stays in force: %s",
-			  err);
+		log_error("SIGHUP: configuration refused, the running one stays in force: %s", err);
 		reload_config_free(&fresh);
 		return;
 	}
@@ -152,8 +151,8 @@ static void signal_reload_cb(evutil_socket_t sig, short what, void *ctx)
 	reload_config(reload);
 }
 
-struct reload *reload_new(struct popgate *pg, const char *config_path,
-			  reload_changed_fn *changed, void *ctx)
+struct reload *reload_new(struct popgate *pg, const char *config_path, reload_changed_fn *changed,
+			  void *ctx)
 {
 	struct reload *reload = xcalloc(1, sizeof(*reload));
 
@@ -201,7 +200,7 @@ struct restart_spread {
 	int64_t *account_ids;
 	size_t count;
 	size_t next;
-	int64_t started_at;	/* a fetch since then (a pickup's) makes one here moot */
+	int64_t started_at; /* a fetch since then (a pickup's) makes one here moot */
 	struct event *timer;
 };
 

@@ -17,16 +17,16 @@ struct reload;
  * during the call), for what a module schedules from a value of the
  * configuration (a timer's period).
  */
-typedef void reload_changed_fn(const struct popgate_config *old,
-			       const struct popgate_config *fresh, void *ctx);
+typedef void reload_changed_fn(const struct popgate_config *old, const struct popgate_config *fresh,
+			       void *ctx);
 
 /*
  * Catches SIGHUP on PG's loop from now on; each one reopens the log and
  * reloads CONFIG_PATH (absolute: the daemon changes its working directory),
  * replacing pg->cfg. CHANGED (may be NULL) is told of each replacement.
  */
-struct reload *reload_new(struct popgate *pg, const char *config_path,
-			  reload_changed_fn *changed, void *ctx);
+struct reload *reload_new(struct popgate *pg, const char *config_path, reload_changed_fn *changed,
+			  void *ctx);
 
 /*
  * Stops catching SIGHUP and frees the configurations a reload replaced:

@@ -277,12 +277,12 @@ static void test_list_holds_no_spare_room(void **state)
 	char id[SPOOL_ID_LEN + 1];
 
 	for (char digit = '1'; digit <= '5'; digit++) {
-		assert_int_equal(store_message_insert(f->store, make_id(id, digit), f->account_a,
-						      NULL, 1, NULL),
-				 0);
-		assert_int_equal(store_message_move(f->store, id, MESSAGE_PROCESSING,
-						    MESSAGE_DELIVERY, NULL),
-				 1);
+		assert_int_equal(
+		    store_message_insert(f->store, make_id(id, digit), f->account_a, NULL, 1, NULL),
+		    0);
+		assert_int_equal(
+		    store_message_move(f->store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY, NULL),
+		    1);
 	}
 	assert_int_equal(
 	    store_message_list(f->store, f->account_a, MESSAGE_DELIVERY, &list, &count), 0);
