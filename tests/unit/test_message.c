@@ -1,7 +1,8 @@
 /*
  * test_message.c — message rows: the state life cycle, refused moves, list
- * order, the UIDL recorded with a row (atomically), and expiry of delivered
- * messages with their bodies, each test in its own temp data folder.
+ * order, a list without spare room, the UIDL recorded with a row (atomically),
+ * and expiry of delivered messages with their bodies, each test in its own
+ * temp data folder.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -279,6 +281,30 @@ static void test_list_order(void **state)
 }
 
 /* A stored copy is proved by UIDL and content hash together, per account. */
+/* A POP3 session keeps its listing while it is open (bench: memory per idle
+ * session): the list holds its rows and no spare room. */
+static void test_list_holds_no_spare_room(void **state)
+{
+	struct fixture *f = *state;
+	struct store_message *list = NULL;
+	size_t count = 0;
+	char id[SPOOL_ID_LEN + 1];
+
+	for (char digit = '1'; digit <= '5'; digit++) {
+		assert_int_equal(
+		    store_message_insert(f->store, make_id(id, digit), f->account_a, NULL, 1, NULL),
+		    0);
+		assert_int_equal(
+		    store_message_move(f->store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY, NULL),
+		    1);
+	}
+	assert_int_equal(
+	    store_message_list(f->store, f->account_a, MESSAGE_DELIVERY, &list, &count), 0);
+	assert_int_equal(count, 5);
+	assert_true(malloc_usable_size(list) < 6 * sizeof(*list));
+	store_message_list_free(&list, count);
+}
+
 static void test_has_copy(void **state)
 {
 	struct fixture *f = *state;
@@ -535,6 +561,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_add_attempt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_insert_records_uidl, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_holds_no_spare_room, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_has_copy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_delivered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_state_skipped, setup, teardown),
