@@ -41,31 +41,129 @@ static void test_put_u32(unsigned char *p, uint32_t value)
 	p[3] = (unsigned char)value;
 }
 
+/* Builds a field sequence from FIELDS (a payload, or the value of a nested
+ * field), bypassing the encoders' checks. Caller frees. */
+static unsigned char *test_fields_build(const struct test_field *fields, size_t count,
+					size_t *len_r)
+{
+	size_t len = 0;
+	unsigned char *buf;
+	unsigned char *p;
+
+	for (size_t i = 0; i < count; i++)
+		len += 6 + fields[i].len;
+	buf = xmalloc(len + 1);
+	p = buf;
+	for (size_t i = 0; i < count; i++) {
+		test_put_u16(p, fields[i].tag);
+		test_put_u32(p + 2, (uint32_t)fields[i].len);
+		if (fields[i].len > 0)
+			memcpy(p + 6, fields[i].data, fields[i].len);
+		p += 6 + fields[i].len;
+	}
+	*len_r = len;
+	return buf;
+}
+
 /* Builds a frame of TYPE from FIELDS, bypassing the encoders' checks, so the
  * decoders can be shown what a hostile worker might send. Caller frees. */
 static unsigned char *test_frame_build(uint16_t type, const struct test_field *fields, size_t count,
 				       size_t *len_r)
 {
-	size_t payload_len = 0;
-	unsigned char *frame;
-	unsigned char *p;
+	size_t payload_len;
+	unsigned char *payload = test_fields_build(fields, count, &payload_len);
+	unsigned char *frame = xmalloc(PROTO_HEADER_LEN + payload_len);
 
-	for (size_t i = 0; i < count; i++)
-		payload_len += 6 + fields[i].len;
-	frame = xmalloc(PROTO_HEADER_LEN + payload_len);
 	test_put_u32(frame, PROTO_MAGIC);
 	test_put_u16(frame + 4, PROTO_VERSION);
 	test_put_u16(frame + 6, type);
 	test_put_u32(frame + 8, (uint32_t)payload_len);
-	p = frame + PROTO_HEADER_LEN;
-	for (size_t i = 0; i < count; i++) {
-		test_put_u16(p, fields[i].tag);
-		test_put_u32(p + 2, (uint32_t)fields[i].len);
-		memcpy(p + 6, fields[i].data, fields[i].len);
-		p += 6 + fields[i].len;
-	}
+	memcpy(frame + PROTO_HEADER_LEN, payload, payload_len);
+	free(payload);
 	*len_r = PROTO_HEADER_LEN + payload_len;
 	return frame;
+}
+
+/* A profile for the jobs of these tests: two filters, other thresholds than
+ * the default's, both flags. */
+static struct filter_profile test_profile = {
+    .filters = {{.name = "trace", .weight = 1.0}, {.name = "bayes-2", .weight = -0.5}},
+    .filter_count = 2,
+    .tag_at = 4.25,
+    .quarantine_at = 12.0,
+    .challenge_unknown_senders = true,
+    .hold = true,
+};
+
+/* One RESULT value (NAME, STATUS ok, SCORE 1.5, HEADERS if not NULL), hand
+ * built. Caller frees. */
+static unsigned char *test_result_value(const char *headers, size_t *len_r)
+{
+	static const unsigned char status = PIPELINE_RESULT_OK;
+	static const unsigned char score[4] = {0, 0, 0x05, 0xdc}; /* 1500 thousandths */
+	struct test_field fields[] = {
+	    {PROTO_RESULT_NAME, "trace", 5},
+	    {PROTO_RESULT_STATUS, &status, 1},
+	    {PROTO_RESULT_SCORE, score, 4},
+	    {PROTO_RESULT_HEADERS, headers, headers != NULL ? strlen(headers) : 0},
+	};
+
+	return test_fields_build(fields, headers != NULL ? 4 : 3, len_r);
+}
+
+/* A PROFILE value running one filter, "trace", hand built. Caller frees. */
+static unsigned char *test_profile_value(size_t *len_r)
+{
+	static const unsigned char weight[4] = {0, 0, 0x03, 0xe8}; /* 1.000 */
+	static const unsigned char tag_at[4] = {0, 0, 0x13, 0x88}; /* 5.000 */
+	static const unsigned char flags = 0;
+	struct test_field filter_fields[] = {
+	    {PROTO_FILTER_NAME, "trace", 5},
+	    {PROTO_FILTER_WEIGHT, weight, 4},
+	};
+	size_t filter_len;
+	unsigned char *filter = test_fields_build(filter_fields, 2, &filter_len);
+	struct test_field fields[] = {
+	    {PROTO_PROFILE_FILTER, filter, filter_len},
+	    {PROTO_PROFILE_TAG_AT, tag_at, 4},
+	    {PROTO_PROFILE_QUARANTINE_AT, tag_at, 4},
+	    {PROTO_PROFILE_FLAGS, &flags, 1},
+	};
+	unsigned char *value = test_fields_build(fields, 4, len_r);
+
+	free(filter);
+	return value;
+}
+
+/* A PROFILE value running COUNT filters named "a", "b", ... Caller frees. */
+static unsigned char *test_profile_of(size_t count, size_t *len_r)
+{
+	static const unsigned char weight[4] = {0, 0, 0x03, 0xe8};
+	static const unsigned char flags = 0;
+	static const char letters[] = "abcdefghijklmnopqrstuvwxyz";
+	struct test_field fields[FILTER_PROFILE_MAX + 4];
+	unsigned char *values[FILTER_PROFILE_MAX + 1];
+	unsigned char *profile;
+	size_t n = 0;
+
+	assert_true(count <= FILTER_PROFILE_MAX + 1);
+	for (size_t i = 0; i < count; i++) {
+		struct test_field filter_fields[] = {
+		    {PROTO_FILTER_NAME, &letters[i], 1},
+		    {PROTO_FILTER_WEIGHT, weight, 4},
+		};
+		size_t len;
+
+		values[i] = test_fields_build(filter_fields, 2, &len);
+		fields[n++] = (struct test_field){PROTO_PROFILE_FILTER, values[i], len};
+	}
+	fields[n++] = (struct test_field){PROTO_PROFILE_TAG_AT, weight, 4};
+	fields[n++] = (struct test_field){PROTO_PROFILE_QUARANTINE_AT, weight, 4};
+	fields[n++] = (struct test_field){PROTO_PROFILE_FLAGS, &flags, 1};
+	profile = test_fields_build(fields, n, len_r);
+	for (size_t i = 0; i < count; i++)
+		free(values[i]);
+	return profile;
 }
 
 static void test_job_fill(struct pipeline_job *job)
@@ -75,6 +173,7 @@ static void test_job_fill(struct pipeline_job *job)
 	strcpy(job->account, "alice@gmx.de@pop.gmx.net");
 	strcpy(job->provider_host, "pop.gmx.net");
 	job->received_at = TEST_RECEIVED_AT;
+	job->profile = &test_profile;
 }
 
 static unsigned char *test_job_frame(size_t *len_r)
@@ -88,14 +187,21 @@ static unsigned char *test_job_frame(size_t *len_r)
 	return frame;
 }
 
+/* A verdict frame with one result, "trace", adding the header lines PREPEND,
+ * or with no result when PREPEND is NULL. */
 static unsigned char *test_verdict_frame(const char *prepend, size_t *len_r)
 {
-	struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+	struct pipeline_verdict verdict = {.outcome = PIPELINE_JUDGED};
+	struct pipeline_result result = {.name = "trace", .status = PIPELINE_RESULT_OK};
 	unsigned char *frame;
 	const char *err = NULL;
 
 	strcpy(verdict.id, TEST_ID);
-	verdict.prepend = (char *)prepend;
+	result.headers = (char *)prepend;
+	if (prepend != NULL) {
+		verdict.results = &result;
+		verdict.result_count = 1;
+	}
 	assert_int_equal(proto_verdict_encode(&verdict, &frame, len_r, &err), 0);
 	return frame;
 }
@@ -147,6 +253,25 @@ static void test_job_round_trip(void **state)
 	assert_string_equal(out.account, in.account);
 	assert_string_equal(out.provider_host, in.provider_host);
 	assert_int_equal(out.received_at, TEST_RECEIVED_AT);
+	/* Unset, the source is "fetched" and owner and envelope are absent. */
+	assert_int_equal(out.source, PIPELINE_SOURCE_FETCHED);
+	assert_int_equal(out.owner.user_id, 0);
+	assert_int_equal(out.owner.account_id, 0);
+	assert_null(out.envelope.sender);
+	assert_int_equal(out.envelope.recipient_count, 0);
+	/* The profile comes back whole. */
+	assert_non_null(out.profile);
+	assert_int_equal(out.profile->filter_count, 2);
+	assert_string_equal(out.profile->filters[0].name, "trace");
+	assert_true(out.profile->filters[0].weight == 1.0);
+	assert_string_equal(out.profile->filters[1].name, "bayes-2");
+	assert_true(out.profile->filters[1].weight == -0.5);
+	assert_true(out.profile->tag_at == 4.25);
+	assert_true(out.profile->quarantine_at == 12.0);
+	assert_true(out.profile->challenge_unknown_senders);
+	assert_true(out.profile->hold);
+	proto_job_clear(&out);
+	assert_null(out.profile);
 	free(frame);
 
 	/* The extremes of every field survive too. */
@@ -159,7 +284,63 @@ static void test_job_round_trip(void **state)
 	assert_int_equal(strlen(out.account), sizeof(out.account) - 1);
 	assert_int_equal(strlen(out.provider_host), sizeof(out.provider_host) - 1);
 	assert_int_equal(out.received_at, PROTO_RECEIVED_AT_MAX);
+	proto_job_clear(&out);
 	free(frame);
+	proto_job_clear(NULL);
+}
+
+/* A submitted message's envelope, source and owner travel with its job. */
+static void test_job_envelope_round_trip(void **state)
+{
+	char *recipients[] = {"bob@example.org", "carol@example.org"};
+	struct pipeline_job in;
+	struct pipeline_job out;
+	unsigned char *frame;
+	size_t len;
+	size_t consumed;
+	const char *err = NULL;
+
+	(void)state;
+	test_job_fill(&in);
+	in.source = PIPELINE_SOURCE_SUBMITTED;
+	in.owner.user_id = 7;
+	in.owner.account_id = INT64_MAX;
+	in.envelope.sender = "alice@example.net";
+	in.envelope.recipients = recipients;
+	in.envelope.recipient_count = 2;
+	assert_int_equal(proto_job_encode(&in, &frame, &len, &err), 0);
+	assert_int_equal(proto_job_decode(frame, len, &consumed, &out, &err), 0);
+	assert_int_equal(consumed, len);
+	assert_int_equal(out.source, PIPELINE_SOURCE_SUBMITTED);
+	assert_int_equal(out.owner.user_id, 7);
+	assert_int_equal(out.owner.account_id, INT64_MAX);
+	assert_string_equal(out.envelope.sender, "alice@example.net");
+	assert_int_equal(out.envelope.recipient_count, 2);
+	assert_string_equal(out.envelope.recipients[0], "bob@example.org");
+	assert_string_equal(out.envelope.recipients[1], "carol@example.org");
+	proto_job_clear(&out);
+	free(frame);
+
+	/* What the decoder would refuse, the encoder refuses. */
+	in.envelope.sender = "not an address";
+	assert_int_equal(proto_job_encode(&in, &frame, &len, &err), -1);
+	assert_string_equal(err, "bad envelope sender");
+	in.envelope.sender = NULL;
+	recipients[1] = "two@@example.org";
+	assert_int_equal(proto_job_encode(&in, &frame, &len, &err), -1);
+	assert_string_equal(err, "bad envelope recipients");
+	recipients[1] = "carol@example.org";
+	in.source = (enum pipeline_source)(PIPELINE_SOURCE_LAST + 1);
+	assert_int_equal(proto_job_encode(&in, &frame, &len, &err), -1);
+	assert_string_equal(err, "bad source");
+	in.source = PIPELINE_SOURCE_IMPORTED;
+	in.owner.user_id = -1;
+	assert_int_equal(proto_job_encode(&in, &frame, &len, &err), -1);
+	assert_string_equal(err, "bad owner");
+	in.owner.user_id = 0;
+	in.profile = NULL;
+	assert_int_equal(proto_job_encode(&in, &frame, &len, &err), -1);
+	assert_string_equal(err, "bad profile");
 }
 
 static void test_verdict_round_trip(void **state)
@@ -178,18 +359,26 @@ static void test_verdict_round_trip(void **state)
 	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), 0);
 	assert_int_equal(consumed, len);
 	assert_string_equal(verdict.id, TEST_ID);
-	assert_int_equal(verdict.outcome, PIPELINE_DELIVER);
-	assert_string_equal(verdict.prepend, prepend);
+	assert_int_equal(verdict.outcome, PIPELINE_JUDGED);
+	assert_int_equal(verdict.result_count, 1);
+	assert_string_equal(verdict.results[0].name, "trace");
+	assert_int_equal(verdict.results[0].status, PIPELINE_RESULT_OK);
+	assert_true(verdict.results[0].score == 0);
+	assert_null(verdict.results[0].reason);
+	assert_string_equal(verdict.results[0].headers, prepend);
 	assert_null(verdict.reason);
+	assert_null(verdict.job);
 	proto_verdict_clear(&verdict);
-	assert_null(verdict.prepend);
+	assert_null(verdict.results);
+	assert_int_equal(verdict.result_count, 0);
 	free(frame);
 
-	/* Without a prepend, none comes back. */
+	/* Without results, none come back. */
 	frame = test_verdict_frame(NULL, &len);
 	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), 0);
 	assert_int_equal(consumed, len);
-	assert_null(verdict.prepend);
+	assert_int_equal(verdict.result_count, 0);
+	assert_null(verdict.results);
 	free(frame);
 	proto_verdict_clear(NULL);
 }
@@ -199,7 +388,7 @@ static void test_verdict_addresses_round_trip(void **state)
 {
 	char *recipients[PROTO_RECIPIENTS_MAX];
 	char names[PROTO_RECIPIENTS_MAX][PROTO_ADDRESS_MAX + 1];
-	struct pipeline_verdict in = {.outcome = PIPELINE_DELIVER};
+	struct pipeline_verdict in = {.outcome = PIPELINE_JUDGED};
 	struct pipeline_verdict out;
 	unsigned char *frame;
 	size_t len;
@@ -220,7 +409,7 @@ static void test_verdict_addresses_round_trip(void **state)
 	assert_int_equal(out.recipient_count, 2);
 	assert_string_equal(out.recipients[0], "bob@example.org");
 	assert_string_equal(out.recipients[1], "carol+tag@example.org");
-	assert_null(out.prepend);
+	assert_int_equal(out.result_count, 0);
 	proto_verdict_clear(&out);
 	assert_null(out.sender);
 	assert_null(out.recipients);
@@ -272,7 +461,7 @@ static void test_bad_addresses_rejected(void **state)
 	static const char *const bad_lists[] = {
 	    "a@b\n", "\na@b", "a@b\n\nc@d", "a@b\nnobody", "a@b\r\nc@d", "a@b c@d", "a@b,c@d",
 	};
-	unsigned char outcome = PIPELINE_DELIVER;
+	unsigned char outcome = PIPELINE_JUDGED;
 	char long_address[PROTO_ADDRESS_MAX + 2];
 	char many[(4 + 1) * (PROTO_RECIPIENTS_MAX + 1)];
 	struct test_field fields[] = {
@@ -280,7 +469,7 @@ static void test_bad_addresses_rejected(void **state)
 	    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
 	    {PROTO_VERDICT_SENDER, "a@b", 3},
 	};
-	struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+	struct pipeline_verdict verdict = {.outcome = PIPELINE_JUDGED};
 	char *one[1];
 	unsigned char *frame = NULL;
 	size_t len;
@@ -341,7 +530,7 @@ static void test_bad_addresses_rejected(void **state)
 	/* The encoder refuses the same. */
 	frame = NULL;
 	strcpy(verdict.id, TEST_ID);
-	verdict.outcome = PIPELINE_DELIVER;
+	verdict.outcome = PIPELINE_JUDGED;
 	verdict.sender = "a b@c";
 	assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
 	assert_string_equal(err, "bad sender");
@@ -482,10 +671,12 @@ static void test_bad_header_rejected_early(void **state)
 	 * without their body's descriptor) are refused too. */
 	static const unsigned char bad_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x01};
 	static const unsigned char old_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x02};
-	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x03, 0x00, 0x03};
-	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x03,
+	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x04, 0x00, 0x03};
+	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x04,
 						 0x00, 0x02, 0x00, 0x01, 0x00, 0x01};
-	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x03, 0x00};
+	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x04, 0x00};
+	/* Version 3: one prepend text, no results; refused as well. */
+	static const unsigned char v3[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x03};
 	struct pipeline_verdict verdict;
 	size_t consumed;
 	const char *err = NULL;
@@ -498,6 +689,8 @@ static void test_bad_header_rejected_early(void **state)
 	assert_string_equal(err, "unsupported version");
 	assert_int_equal(
 	    proto_verdict_decode(old_version, sizeof(old_version), &consumed, &verdict, &err), -1);
+	assert_string_equal(err, "unsupported version");
+	assert_int_equal(proto_verdict_decode(v3, sizeof(v3), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "unsupported version");
 	assert_int_equal(
 	    proto_verdict_decode(bad_type, sizeof(bad_type), &consumed, &verdict, &err), -1);
@@ -541,7 +734,7 @@ static void test_bad_ids_rejected(void **state)
 	    "0123456789abcdef0123456g",	 /* not hex */
 	    "../../../../etc/passwd000", "",
 	};
-	const unsigned char outcome = PIPELINE_DELIVER;
+	const unsigned char outcome = PIPELINE_JUDGED;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
@@ -569,7 +762,7 @@ static void test_bad_ids_rejected(void **state)
 static void test_bad_outcomes_rejected(void **state)
 {
 	static const unsigned char outcomes[] = {0, PIPELINE_WORKER_FAILED, 3, 0x7f, 0xff};
-	static const unsigned char two[] = {PIPELINE_DELIVER, PIPELINE_DELIVER};
+	static const unsigned char two[] = {PIPELINE_JUDGED, PIPELINE_JUDGED};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(outcomes); i++) {
@@ -591,7 +784,7 @@ static void test_bad_outcomes_rejected(void **state)
 		fields[0].len = 2;
 		test_verdict_fields_rejected(fields, 2);
 	}
-	assert_true(proto_outcome_valid(PIPELINE_DELIVER));
+	assert_true(proto_outcome_valid(PIPELINE_JUDGED));
 	assert_false(proto_outcome_valid(PIPELINE_WORKER_FAILED));
 }
 
@@ -621,17 +814,20 @@ static const char *const test_bad_prepends[] = {
 
 static void test_bad_prepends_rejected(void **state)
 {
-	const unsigned char outcome = PIPELINE_DELIVER;
+	const unsigned char outcome = PIPELINE_JUDGED;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(test_bad_prepends) / sizeof(test_bad_prepends[0]); i++) {
 		const char *text = test_bad_prepends[i];
+		size_t result_len;
+		unsigned char *result_value = test_result_value(text, &result_len);
 		struct test_field fields[] = {
-		    {PROTO_VERDICT_PREPEND, text, strlen(text)},
+		    {PROTO_VERDICT_RESULT, result_value, result_len},
 		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
 		    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
 		};
-		struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+		struct pipeline_verdict verdict = {.outcome = PIPELINE_JUDGED};
+		struct pipeline_result result = {.name = "trace", .status = PIPELINE_RESULT_OK};
 		unsigned char *frame = NULL;
 		size_t len;
 		const char *err = NULL;
@@ -640,9 +836,12 @@ static void test_bad_prepends_rejected(void **state)
 			fail_msg("prepend %zu accepted", i);
 		assert_non_null(err);
 		test_verdict_fields_rejected(fields, 3);
+		free(result_value);
 		/* The encoder refuses what the decoder would. */
 		strcpy(verdict.id, TEST_ID);
-		verdict.prepend = (char *)text;
+		result.headers = (char *)text;
+		verdict.results = &result;
+		verdict.result_count = 1;
 		assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
 		assert_null(frame);
 	}
@@ -706,7 +905,7 @@ static void test_prepend_line_limit(void **state)
 
 static void test_structure_errors_rejected(void **state)
 {
-	const unsigned char outcome = PIPELINE_DELIVER;
+	const unsigned char outcome = PIPELINE_JUDGED;
 
 	(void)state;
 	/* A required field missing: the id, the outcome, or both. */
@@ -735,7 +934,8 @@ static void test_structure_errors_rejected(void **state)
 		fields[2].len = 1;
 		test_verdict_fields_rejected(fields, 3);
 	}
-	/* Unknown tags: zero, one past the last, a job tag in a verdict. */
+	/* Tag 0, and unknown tags marked required. (Unknown optional tags are
+	 * skipped: test_unknown_optional_fields_skipped.) */
 	{
 		struct test_field fields[] = {
 		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
@@ -744,7 +944,9 @@ static void test_structure_errors_rejected(void **state)
 		};
 
 		test_verdict_fields_rejected(fields, 3);
-		fields[2].tag = PROTO_VERDICT_RECIPIENTS + 1;
+		fields[2].tag = PROTO_TAG_REQUIRED;
+		test_verdict_fields_rejected(fields, 3);
+		fields[2].tag = PROTO_TAG_REQUIRED | (PROTO_VERDICT_RECIPIENTS + 1);
 		test_verdict_fields_rejected(fields, 3);
 		fields[2].tag = 0xffff;
 		test_verdict_fields_rejected(fields, 3);
@@ -765,7 +967,7 @@ static void test_structure_errors_rejected(void **state)
 		/* The id field's length (after outcome's 7 bytes and its tag) + 1. */
 		test_put_u32(frame + PROTO_HEADER_LEN + 7 + 2, SPOOL_ID_LEN + 1);
 		assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), -1);
-		assert_string_equal(err, "field runs past the payload");
+		assert_string_equal(err, "field runs past its end");
 		free(frame);
 
 		frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 2, &len);
@@ -784,7 +986,11 @@ static void test_bad_job_fields_rejected(void **state)
 	unsigned char too_late[8] = {0, 0, 0, 0x3b, 0x00, 0x00, 0x00, 0x00};
 	char long_account[512];
 	char long_host[256];
+	size_t profile_len;
+	unsigned char *profile = test_profile_value(&profile_len);
+	/* The profile comes first, so that the counts below leave off the end. */
 	struct test_field fields[] = {
+	    {PROTO_JOB_PROFILE, profile, profile_len},
 	    {PROTO_JOB_ID, TEST_ID, SPOOL_ID_LEN},
 	    {PROTO_JOB_ACCOUNT, "a@b", 3},
 	    {PROTO_JOB_PROVIDER_HOST, "b", 1},
@@ -800,45 +1006,131 @@ static void test_bad_job_fields_rejected(void **state)
 	memset(long_account, 'a', sizeof(long_account));
 	memset(long_host, 'h', sizeof(long_host));
 	/* The fields as given are a valid job; each change below breaks one. */
-	frame = test_frame_build(PROTO_TYPE_JOB, fields, 4, &len);
+	frame = test_frame_build(PROTO_TYPE_JOB, fields, 5, &len);
 	assert_int_equal(proto_job_decode(frame, len, &consumed, &job, &err), 0);
 	assert_int_equal(job.received_at, 0x6b095ff5);
+	assert_int_equal(job.profile->filter_count, 1);
+	proto_job_clear(&job);
 	free(frame);
-	test_job_fields_rejected(fields, 3); /* no received_at */
-	fields[1].len = 0;		     /* empty account */
-	test_job_fields_rejected(fields, 4);
-	fields[1].data = long_account; /* 512 bytes do not fit with a NUL */
-	fields[1].len = sizeof(long_account);
-	test_job_fields_rejected(fields, 4);
-	fields[1].data = "a\0b"; /* NUL inside */
-	fields[1].len = 3;
-	test_job_fields_rejected(fields, 4);
-	fields[1].data = "a@b";
-	fields[2].data = long_host;
-	fields[2].len = sizeof(long_host);
-	test_job_fields_rejected(fields, 4);
-	fields[2].data = "b";
-	fields[2].len = 1;
-	fields[3].len = 7; /* received_at is exactly 8 bytes */
-	test_job_fields_rejected(fields, 4);
-	fields[3].len = 8;
-	fields[3].data = negative;
-	test_job_fields_rejected(fields, 4);
-	fields[3].data = too_late;
-	test_job_fields_rejected(fields, 4);
-	fields[3].data = when;
-	fields[0].data = "0123456789abcdef0123456Z";
-	test_job_fields_rejected(fields, 4);
-	/* A verdict's tag beyond the job's tags. */
-	fields[0].data = TEST_ID;
-	fields[0].tag = 5;
-	test_job_fields_rejected(fields, 4);
+	test_job_fields_rejected(fields, 4);	 /* no received_at */
+	test_job_fields_rejected(fields + 1, 4); /* no profile */
+	fields[2].len = 0;			 /* empty account */
+	test_job_fields_rejected(fields, 5);
+	fields[2].data = long_account; /* 512 bytes do not fit with a NUL */
+	fields[2].len = sizeof(long_account);
+	test_job_fields_rejected(fields, 5);
+	fields[2].data = "a\0b"; /* NUL inside */
+	fields[2].len = 3;
+	test_job_fields_rejected(fields, 5);
+	fields[2].data = "a@b";
+	fields[3].data = long_host;
+	fields[3].len = sizeof(long_host);
+	test_job_fields_rejected(fields, 5);
+	fields[3].data = "b";
+	fields[3].len = 1;
+	fields[4].len = 7; /* received_at is exactly 8 bytes */
+	test_job_fields_rejected(fields, 5);
+	fields[4].len = 8;
+	fields[4].data = negative;
+	test_job_fields_rejected(fields, 5);
+	fields[4].data = too_late;
+	test_job_fields_rejected(fields, 5);
+	fields[4].data = when;
+	fields[1].data = "0123456789abcdef0123456Z";
+	test_job_fields_rejected(fields, 5);
+	fields[1].data = TEST_ID;
+	/* A profile cut inside: its last field runs past the PROFILE field. */
+	fields[0].len = profile_len - 1;
+	test_job_fields_rejected(fields, 5);
+	fields[0].len = profile_len;
+	free(profile);
+}
+
+/* Each new job field, and each profile field, broken in turn. */
+static void test_bad_job_extensions_rejected(void **state)
+{
+	static const unsigned char when[8] = {0, 0, 0, 0, 0x6b, 0x09, 0x5f, 0xf5};
+	static const unsigned char zero64[8] = {0};
+	static const unsigned char sources[] = {PIPELINE_SOURCE_LAST + 1, 0xff};
+	static const unsigned char weight[4] = {0, 0, 0x03, 0xe8};
+	/* 1,000,001 points: one more than FILTER_SCORE_MAX. */
+	static const unsigned char too_much[4] = {0x3b, 0x9a, 0xcd, 0xe8};
+	static const unsigned char flags_bad = 0x04;
+	static const unsigned char flags_ok = PROTO_PROFILE_CHALLENGE | PROTO_PROFILE_HOLD;
+	size_t profile_len;
+	unsigned char *profile = test_profile_value(&profile_len);
+	struct test_field fields[] = {
+	    {PROTO_JOB_ID, TEST_ID, SPOOL_ID_LEN},
+	    {PROTO_JOB_ACCOUNT, "a@b", 3},
+	    {PROTO_JOB_PROVIDER_HOST, "b", 1},
+	    {PROTO_JOB_RECEIVED_AT, when, 8},
+	    {PROTO_JOB_PROFILE, profile, profile_len},
+	    {0, NULL, 0}, /* the field under test */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(sources); i++) {
+		fields[5] = (struct test_field){PROTO_JOB_SOURCE, &sources[i], 1};
+		test_job_fields_rejected(fields, 6);
+	}
+	fields[5] = (struct test_field){PROTO_JOB_OWNER_USER, zero64, 8};
+	test_job_fields_rejected(fields, 6);
+	fields[5] = (struct test_field){PROTO_JOB_OWNER_ACCOUNT, zero64, 7};
+	test_job_fields_rejected(fields, 6);
+	fields[5] = (struct test_field){PROTO_JOB_ENVELOPE_SENDER, "a b@c", 5};
+	test_job_fields_rejected(fields, 6);
+	fields[5] = (struct test_field){PROTO_JOB_ENVELOPE_RECIPIENTS, "a@b\n", 4};
+	test_job_fields_rejected(fields, 6);
+	free(profile);
+
+	/* Profiles: every case below is one bad profile. */
+	for (int which = 0; which < 7; which++) {
+		struct test_field filter_fields[] = {
+		    {PROTO_FILTER_NAME, "trace", 5},
+		    {PROTO_FILTER_WEIGHT, weight, 4},
+		};
+		struct test_field profile_fields[FILTER_PROFILE_MAX + 4];
+		size_t filter_len;
+		size_t count = 0;
+		unsigned char *filter;
+
+		if (which == 0)
+			filter_fields[0].data = "Trace"; /* upper case */
+		if (which == 1)
+			filter_fields[1].data = too_much;
+		if (which == 2)
+			filter_fields[1].len = 3;
+		filter = test_fields_build(filter_fields, 2, &filter_len);
+		profile_fields[count++] = (struct test_field){PROTO_PROFILE_FILTER, filter, filter_len};
+		/* 3: the same filter twice; 4: one filter too many (and the limit
+		 * itself is fine: test_results_round_trip). */
+		if (which == 3)
+			profile_fields[count++] = profile_fields[0];
+		profile_fields[count++] = (struct test_field){PROTO_PROFILE_TAG_AT, weight, 4};
+		profile_fields[count++] =
+		    (struct test_field){PROTO_PROFILE_QUARANTINE_AT, which == 5 ? too_much : weight, 4};
+		profile_fields[count++] =
+		    (struct test_field){PROTO_PROFILE_FLAGS, which == 6 ? &flags_bad : &flags_ok, 1};
+		if (which == 4) {
+			free(filter);
+			profile = test_profile_of(FILTER_PROFILE_MAX + 1, &profile_len);
+			fields[4] = (struct test_field){PROTO_JOB_PROFILE, profile, profile_len};
+			test_job_fields_rejected(fields, 5);
+			free(profile);
+			continue;
+		}
+		profile = test_fields_build(profile_fields, count, &profile_len);
+		fields[4] = (struct test_field){PROTO_JOB_PROFILE, profile, profile_len};
+		test_job_fields_rejected(fields, 5);
+		free(profile);
+		free(filter);
+	}
 }
 
 static void test_encoders_refuse_bad_input(void **state)
 {
 	struct pipeline_job job;
-	struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+	struct pipeline_verdict verdict = {.outcome = PIPELINE_JUDGED};
 	unsigned char *frame = NULL;
 	size_t len;
 	const char *err = NULL;
@@ -864,24 +1156,422 @@ static void test_encoders_refuse_bad_input(void **state)
 	strcpy(verdict.id, TEST_ID);
 	verdict.outcome = PIPELINE_WORKER_FAILED;
 	assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
-	verdict.outcome = PIPELINE_DELIVER;
+	verdict.outcome = PIPELINE_JUDGED;
 	/* Many valid lines, but more than a frame holds. */
 	huge = xmalloc(PROTO_PAYLOAD_MAX + 100);
 	for (size_t i = 0; i + 10 < PROTO_PAYLOAD_MAX + 100; i += 10)
 		memcpy(huge + i, "X-A: 123\r\n", 10);
 	huge[(PROTO_PAYLOAD_MAX + 90) / 10 * 10] = '\0';
 	assert_true(proto_prepend_valid(huge, strlen(huge), &err));
-	verdict.prepend = huge;
+	{
+		static struct pipeline_result result = {.name = "trace",
+							.status = PIPELINE_RESULT_OK};
+
+		result.headers = huge;
+		verdict.results = &result;
+		verdict.result_count = 1;
+	}
 	assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
 	assert_string_equal(err, "payload too long");
 	assert_null(frame);
 	free(huge);
 }
 
+/* Results of every shape come back as sent: failed ones, negative and
+ * fractional scores, reasons, headers, and the most there may be. */
+static void test_results_round_trip(void **state)
+{
+	struct pipeline_result results[PIPELINE_RESULTS_MAX];
+	struct pipeline_verdict in = {.outcome = PIPELINE_JUDGED, .results = results};
+	struct pipeline_verdict out;
+	struct pipeline_job job;
+	unsigned char *frame;
+	size_t len;
+	size_t consumed;
+	const char *err = NULL;
+
+	(void)state;
+	memset(results, 0, sizeof(results));
+	strcpy(in.id, TEST_ID);
+	for (size_t i = 0; i < PIPELINE_RESULTS_MAX; i++) {
+		snprintf(results[i].name, sizeof(results[i].name), "filter-%zu", i);
+		results[i].status = PIPELINE_RESULT_OK;
+		results[i].score = (double)i - 7.125;
+	}
+	results[0].headers = "X-A: b\r\n";
+	results[0].reason = "matched rule 7: \"free money\"";
+	results[1].status = PIPELINE_RESULT_FAILED;
+	results[1].reason = "timed out";
+	results[2].score = FILTER_SCORE_MAX;
+	results[3].score = -FILTER_SCORE_MAX;
+	memset(results[4].name, 'z', FILTER_NAME_MAX);
+	in.result_count = PIPELINE_RESULTS_MAX;
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), 0);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), 0);
+	assert_int_equal(consumed, len);
+	assert_int_equal(out.result_count, PIPELINE_RESULTS_MAX);
+	for (size_t i = 0; i < PIPELINE_RESULTS_MAX; i++) {
+		assert_string_equal(out.results[i].name, results[i].name);
+		assert_int_equal(out.results[i].status, results[i].status);
+		assert_true(out.results[i].score == results[i].score);
+		if (results[i].reason == NULL)
+			assert_null(out.results[i].reason);
+		else
+			assert_string_equal(out.results[i].reason, results[i].reason);
+		if (results[i].headers == NULL)
+			assert_null(out.results[i].headers);
+		else
+			assert_string_equal(out.results[i].headers, results[i].headers);
+	}
+	proto_verdict_clear(&out);
+	free(frame);
+
+	/* One result too many, two of one name, a score past the limit, a bad
+	 * name, status or reason: the encoder refuses each. */
+	in.result_count = PIPELINE_RESULTS_MAX + 1;
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), -1);
+	in.result_count = 2;
+	strcpy(results[1].name, results[0].name);
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), -1);
+	assert_string_equal(err, "two results for one filter");
+	strcpy(results[1].name, "other");
+	results[1].score = FILTER_SCORE_MAX * 2;
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), -1);
+	assert_string_equal(err, "bad score");
+	results[1].score = 0.0 / 0.0;
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), -1);
+	results[1].score = 0;
+	strcpy(results[1].name, "Other");
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), -1);
+	assert_string_equal(err, "bad filter name");
+	strcpy(results[1].name, "other");
+	results[1].status = 3;
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), -1);
+	results[1].status = PIPELINE_RESULT_OK;
+	results[1].reason = "two\nlines";
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), -1);
+	assert_string_equal(err, "bad reason");
+
+	/* A profile of FILTER_PROFILE_MAX filters is the limit, and fine. */
+	{
+		size_t profile_len;
+		unsigned char *profile = test_profile_of(FILTER_PROFILE_MAX, &profile_len);
+		static const unsigned char when[8] = {0, 0, 0, 0, 0x6b, 0x09, 0x5f, 0xf5};
+		struct test_field fields[] = {
+		    {PROTO_JOB_ID, TEST_ID, SPOOL_ID_LEN},
+		    {PROTO_JOB_ACCOUNT, "a@b", 3},
+		    {PROTO_JOB_PROVIDER_HOST, "b", 1},
+		    {PROTO_JOB_RECEIVED_AT, when, 8},
+		    {PROTO_JOB_PROFILE, profile, profile_len},
+		};
+
+		frame = test_frame_build(PROTO_TYPE_JOB, fields, 5, &len);
+		assert_int_equal(proto_job_decode(frame, len, &consumed, &job, &err), 0);
+		assert_int_equal(job.profile->filter_count, FILTER_PROFILE_MAX);
+		assert_string_equal(job.profile->filters[FILTER_PROFILE_MAX - 1].name, "p");
+		proto_job_clear(&job);
+		free(frame);
+		free(profile);
+	}
+}
+
+/* A hostile worker's results: each refused, with the verdict around it. */
+static void test_bad_results_rejected(void **state)
+{
+	static const unsigned char outcome = PIPELINE_JUDGED;
+	static const unsigned char ok = PIPELINE_RESULT_OK;
+	static const unsigned char statuses[] = {0, 3, 0xff};
+	static const unsigned char score[4] = {0, 0, 0, 0};
+	static const unsigned char score8[8] = {0};
+	static const unsigned char too_much[4] = {0xc4, 0x65, 0x35, 0xff}; /* -1e9 - 1 */
+	char long_name[FILTER_NAME_MAX + 1];
+	char long_reason[PROTO_REASON_MAX + 1];
+	struct test_field result_fields[] = {
+	    {PROTO_RESULT_NAME, "trace", 5},
+	    {PROTO_RESULT_STATUS, &ok, 1},
+	    {PROTO_RESULT_SCORE, score, 4},
+	    {PROTO_RESULT_REASON, "fine", 4},
+	};
+	struct test_field fields[] = {
+	    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+	    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+	    {PROTO_VERDICT_RESULT, NULL, 0},
+	    {PROTO_VERDICT_RESULT, NULL, 0},
+	};
+	unsigned char *value;
+	size_t value_len;
+
+	(void)state;
+	memset(long_name, 'a', sizeof(long_name));
+	memset(long_reason, 'r', sizeof(long_reason));
+/* Builds the result from RESULT_FIELDS (the first COUNT) and expects the
+ * verdict holding it (RESULTS times) refused. */
+#define TEST_RESULT_REJECTED(count, results)                                                       \
+	do {                                                                                       \
+		value = test_fields_build(result_fields, (count), &value_len);                     \
+		fields[2].data = fields[3].data = value;                                           \
+		fields[2].len = fields[3].len = value_len;                                         \
+		test_verdict_fields_rejected(fields, 2 + (results));                               \
+		free(value);                                                                       \
+	} while (0)
+
+	/* The base result is valid: once is fine, twice is one filter twice. */
+	{
+		struct pipeline_verdict verdict;
+		unsigned char *frame;
+		size_t len;
+		size_t consumed;
+		const char *err = NULL;
+
+		value = test_fields_build(result_fields, 4, &value_len);
+		fields[2].data = value;
+		fields[2].len = value_len;
+		frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 3, &len);
+		assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), 0);
+		assert_string_equal(verdict.results[0].reason, "fine");
+		proto_verdict_clear(&verdict);
+		free(frame);
+		free(value);
+	}
+	TEST_RESULT_REJECTED(4, 2);
+	TEST_RESULT_REJECTED(2, 1); /* no score */
+	result_fields[0].len = 0;   /* empty name */
+	TEST_RESULT_REJECTED(4, 1);
+	result_fields[0].data = long_name; /* one character too long */
+	result_fields[0].len = sizeof(long_name);
+	TEST_RESULT_REJECTED(4, 1);
+	result_fields[0].data = "tr ce";
+	result_fields[0].len = 5;
+	TEST_RESULT_REJECTED(4, 1);
+	result_fields[0].data = "trace";
+	for (size_t i = 0; i < sizeof(statuses); i++) {
+		result_fields[1].data = &statuses[i];
+		TEST_RESULT_REJECTED(4, 1);
+	}
+	result_fields[1].data = &ok;
+	result_fields[2].data = score8; /* a score is 4 bytes */
+	result_fields[2].len = 8;
+	TEST_RESULT_REJECTED(4, 1);
+	result_fields[2].len = 4;
+	result_fields[2].data = too_much;
+	TEST_RESULT_REJECTED(4, 1);
+	result_fields[2].data = score;
+	result_fields[3].data = long_reason;
+	result_fields[3].len = sizeof(long_reason);
+	TEST_RESULT_REJECTED(4, 1);
+	result_fields[3].data = "a\r\nX-Forged: yes";
+	result_fields[3].len = strlen(result_fields[3].data);
+	TEST_RESULT_REJECTED(4, 1);
+	result_fields[3].len = 0;
+	TEST_RESULT_REJECTED(4, 1);
+	/* A nested field running past its RESULT (though not past the frame). */
+	result_fields[3].data = "fine";
+	result_fields[3].len = 4;
+	value = test_fields_build(result_fields, 4, &value_len);
+	fields[2].data = value;
+	fields[2].len = value_len - 1;
+	fields[3] = (struct test_field){PROTO_VERDICT_SENDER, "a@b", 3};
+	test_verdict_fields_rejected(fields, 4);
+	free(value);
+#undef TEST_RESULT_REJECTED
+}
+
+/* An optional field this reader does not know — at the top of a job or a
+ * verdict, inside a RESULT, inside a PROFILE or one of its FILTERs — is
+ * skipped, and everything around it still decodes. */
+static void test_unknown_optional_fields_skipped(void **state)
+{
+	static const unsigned char outcome = PIPELINE_JUDGED;
+	static const unsigned char ok = PIPELINE_RESULT_OK;
+	static const unsigned char score[4] = {0, 0, 0x05, 0xdc};
+	static const unsigned char when[8] = {0, 0, 0, 0, 0x6b, 0x09, 0x5f, 0xf5};
+	static const unsigned char weight[4] = {0, 0, 0x03, 0xe8};
+	static const unsigned char flags = PROTO_PROFILE_HOLD;
+	/* Tags well past the known ones, without PROTO_TAG_REQUIRED. */
+	const uint16_t unknown = 0x7f01;
+	struct test_field result_fields[] = {
+	    {unknown, "future", 6},
+	    {PROTO_RESULT_NAME, "trace", 5},
+	    {PROTO_RESULT_STATUS, &ok, 1},
+	    {unknown + 1, "", 0},
+	    {PROTO_RESULT_SCORE, score, 4},
+	    {PROTO_RESULT_HEADERS, "X-A: b\r\n", 8},
+	};
+	struct pipeline_verdict verdict;
+	struct pipeline_job job;
+	unsigned char *result;
+	unsigned char *frame;
+	size_t result_len;
+	size_t len;
+	size_t consumed;
+	const char *err = NULL;
+
+	(void)state;
+	result = test_fields_build(result_fields, 6, &result_len);
+	{
+		struct test_field fields[] = {
+		    {unknown, "\x01\x02\x03", 3},
+		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+		    {PROTO_VERDICT_RESULT, result, result_len},
+		    {unknown, "again", 5}, /* an unknown field may repeat */
+		    {PROTO_VERDICT_SENDER, "a@b", 3},
+		    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		};
+
+		frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 6, &len);
+		assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), 0);
+		assert_int_equal(consumed, len);
+		assert_string_equal(verdict.id, TEST_ID);
+		assert_int_equal(verdict.outcome, PIPELINE_JUDGED);
+		assert_string_equal(verdict.sender, "a@b");
+		assert_int_equal(verdict.result_count, 1);
+		assert_string_equal(verdict.results[0].name, "trace");
+		assert_true(verdict.results[0].score == 1.5);
+		assert_string_equal(verdict.results[0].headers, "X-A: b\r\n");
+		proto_verdict_clear(&verdict);
+		free(frame);
+	}
+	free(result);
+	{
+		struct test_field filter_fields[] = {
+		    {PROTO_FILTER_NAME, "trace", 5},
+		    {unknown, "x", 1},
+		    {PROTO_FILTER_WEIGHT, weight, 4},
+		};
+		size_t filter_len;
+		unsigned char *filter = test_fields_build(filter_fields, 3, &filter_len);
+		struct test_field profile_fields[] = {
+		    {PROTO_PROFILE_FILTER, filter, filter_len},
+		    {unknown, "y", 1},
+		    {PROTO_PROFILE_TAG_AT, weight, 4},
+		    {PROTO_PROFILE_QUARANTINE_AT, weight, 4},
+		    {PROTO_PROFILE_FLAGS, &flags, 1},
+		};
+		size_t profile_len;
+		unsigned char *profile = test_fields_build(profile_fields, 5, &profile_len);
+		struct test_field fields[] = {
+		    {PROTO_JOB_ID, TEST_ID, SPOOL_ID_LEN},
+		    {unknown, "z", 1},
+		    {PROTO_JOB_ACCOUNT, "a@b", 3},
+		    {PROTO_JOB_PROVIDER_HOST, "b", 1},
+		    {PROTO_JOB_RECEIVED_AT, when, 8},
+		    {PROTO_JOB_PROFILE, profile, profile_len},
+		};
+
+		frame = test_frame_build(PROTO_TYPE_JOB, fields, 6, &len);
+		assert_int_equal(proto_job_decode(frame, len, &consumed, &job, &err), 0);
+		assert_int_equal(consumed, len);
+		assert_string_equal(job.account, "a@b");
+		assert_int_equal(job.profile->filter_count, 1);
+		assert_string_equal(job.profile->filters[0].name, "trace");
+		assert_true(job.profile->filters[0].weight == 1.0);
+		assert_true(job.profile->hold);
+		proto_job_clear(&job);
+		free(frame);
+		free(profile);
+		free(filter);
+	}
+}
+
+/* The same places, with the unknown field marked required: the frame is
+ * refused, since what it means cannot be known. */
+static void test_unknown_required_fields_refused(void **state)
+{
+	static const unsigned char outcome = PIPELINE_JUDGED;
+	static const unsigned char ok = PIPELINE_RESULT_OK;
+	static const unsigned char score[4] = {0};
+	const uint16_t required = PROTO_TAG_REQUIRED | 0x0f01;
+	struct test_field result_fields[] = {
+	    {PROTO_RESULT_NAME, "trace", 5},
+	    {PROTO_RESULT_STATUS, &ok, 1},
+	    {PROTO_RESULT_SCORE, score, 4},
+	    {required, "x", 1},
+	};
+	struct pipeline_verdict verdict;
+	unsigned char *result;
+	unsigned char *frame;
+	size_t result_len;
+	size_t len;
+	size_t consumed;
+	const char *err = NULL;
+
+	(void)state;
+	/* In the verdict itself, and inside a result. */
+	{
+		struct test_field fields[] = {
+		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+		    {required, "x", 1},
+		    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		};
+
+		frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 3, &len);
+		assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), -1);
+		assert_string_equal(err, "unknown required field");
+		free(frame);
+	}
+	result = test_fields_build(result_fields, 4, &result_len);
+	{
+		struct test_field fields[] = {
+		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+		    {PROTO_VERDICT_RESULT, result, result_len},
+		    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		};
+
+		frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 3, &len);
+		assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), -1);
+		assert_string_equal(err, "unknown required field");
+		free(frame);
+		/* Without it the same result is fine. */
+		free(result);
+		result = test_fields_build(result_fields, 3, &result_len);
+		fields[1].data = result;
+		fields[1].len = result_len;
+		frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 3, &len);
+		assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), 0);
+		proto_verdict_clear(&verdict);
+		free(frame);
+	}
+	free(result);
+	/* In a job. */
+	{
+		size_t profile_len;
+		unsigned char *profile = test_profile_value(&profile_len);
+		static const unsigned char when[8] = {0, 0, 0, 0, 0x6b, 0x09, 0x5f, 0xf5};
+		struct test_field fields[] = {
+		    {PROTO_JOB_ID, TEST_ID, SPOOL_ID_LEN},
+		    {PROTO_JOB_ACCOUNT, "a@b", 3},
+		    {PROTO_JOB_PROVIDER_HOST, "b", 1},
+		    {PROTO_JOB_RECEIVED_AT, when, 8},
+		    {PROTO_JOB_PROFILE, profile, profile_len},
+		    {required, "", 0},
+		};
+		struct pipeline_job job;
+
+		frame = test_frame_build(PROTO_TYPE_JOB, fields, 6, &len);
+		assert_int_equal(proto_job_decode(frame, len, &consumed, &job, &err), -1);
+		assert_string_equal(err, "unknown required field");
+		free(frame);
+		free(profile);
+	}
+	/* A known tag with the bit set is still the known field. */
+	{
+		struct test_field fields[] = {
+		    {PROTO_TAG_REQUIRED | PROTO_VERDICT_OUTCOME, &outcome, 1},
+		    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
+		};
+
+		frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 2, &len);
+		assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), 0);
+		proto_verdict_clear(&verdict);
+		free(frame);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_job_round_trip),
+	    cmocka_unit_test(test_job_envelope_round_trip),
 	    cmocka_unit_test(test_verdict_round_trip),
 	    cmocka_unit_test(test_verdict_addresses_round_trip),
 	    cmocka_unit_test(test_bad_addresses_rejected),
@@ -896,6 +1586,11 @@ int main(void)
 	    cmocka_unit_test(test_prepend_line_limit),
 	    cmocka_unit_test(test_structure_errors_rejected),
 	    cmocka_unit_test(test_bad_job_fields_rejected),
+	    cmocka_unit_test(test_bad_job_extensions_rejected),
+	    cmocka_unit_test(test_results_round_trip),
+	    cmocka_unit_test(test_bad_results_rejected),
+	    cmocka_unit_test(test_unknown_optional_fields_skipped),
+	    cmocka_unit_test(test_unknown_required_fields_refused),
 	    cmocka_unit_test(test_encoders_refuse_bad_input),
 	};
 
