@@ -1,10 +1,12 @@
 /*
- * pipeline.c — the main process's side of the processing stage: starts the
- * worker processes, queues jobs, hands each to a free worker, reads the
- * verdicts, and replaces a worker that dies, hangs or answers garbage.
+ * pipeline.c — the main process's side of the processing stage: queues jobs
+ * (each a copy, with the profile it will be judged by), hands each to a free
+ * worker with its body's descriptor, reads the verdicts, and fails a worker
+ * that dies, hangs or answers garbage. Starting, stopping and reaping the
+ * worker processes is workers.c's.
  *
- * Owns: the worker processes (their pids, until reaped), the main process's
- * end of each worker socket, and the queued and running jobs.
+ * Owns: the main process's end of each worker socket, and the queued and
+ * running jobs.
  * Must never: block the event loop (sockets are non-blocking, children are
  * reaped with WNOHANG), trust a byte a worker sends before proto.c has
  * decoded it, lose a job silently (every job submitted and not dropped by

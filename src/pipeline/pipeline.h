@@ -118,8 +118,9 @@ struct pipeline_verdict {
 
 /*
  * Called once for every submitted job: with its verdict, or with
- * WORKER_FAILED and a reason. VERDICT and what it points to live only during
- * the call. It is only ever called from the event loop (never from inside
+ * WORKER_FAILED and a reason; VERDICT->job is the job as submitted, in
+ * both cases. VERDICT and what it points to live only during the call. It
+ * is only ever called from the event loop (never from inside
  * pipeline_submit); it may call pipeline_submit (a retry of the same id is
  * accepted), but must not call pipeline_free.
  */

@@ -132,11 +132,13 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 	const struct filter_profile *profile =
 	    verdict->job != NULL && verdict->job->profile != NULL ? verdict->job->profile
 								  : filter_profile_default();
+	/* Looked up only for a profile that asks: a store query per message
+	 * would be paid for nothing otherwise. */
+	bool sender_known = !profile->challenge_unknown_senders || route_sender_known(pg, verdict);
 	struct verdict_decision decision;
 	enum message_state state;
 
-	verdict_combine(profile, verdict->results, verdict->result_count,
-			route_sender_known(pg, verdict), &decision);
+	verdict_combine(profile, verdict->results, verdict->result_count, sender_known, &decision);
 	state = route_action_state(decision.action);
 	log_event(LOG_DEBUG, "verdict", account_name, verdict->id, "action=%s score=%.3f reasons=%s",
 		  verdict_action_name(decision.action), decision.score, decision.reasons);
