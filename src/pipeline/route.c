@@ -140,11 +140,12 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 
 	verdict_combine(profile, verdict->results, verdict->result_count, sender_known, &decision);
 	state = route_action_state(decision.action);
-	log_event(LOG_DEBUG, "verdict", account_name, verdict->id, "action=%s score=%.3f reasons=%s",
-		  verdict_action_name(decision.action), decision.score, decision.reasons);
+	/* The action and score go on the message's one "processed" (or "held")
+	 * line: its trace in the log stays one event per step. The reasons are
+	 * filters' words about the content, so they are kept out of the log. */
 	if (state == MESSAGE_PROCESSING) {
 		log_event(LOG_INFO, "held", account_name, verdict->id,
-			  "the profile holds it in processing");
+			  "the profile holds it in processing (score %.3f)", decision.score);
 		verdict_decision_clear(&decision);
 		return;
 	}
@@ -155,10 +156,10 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 				       state, prepend);
 	free(prepend);
 	if (moved == 1)
-		log_event(LOG_INFO, "processed", account_name, verdict->id, "to %s (%s)",
+		log_event(LOG_INFO, "processed", account_name, verdict->id, "to %s (%s, score %.3f)",
 			  state == MESSAGE_DELIVERY ? "the delivery queue"
 						    : store_message_state_name(state),
-			  verdict_action_name(decision.action));
+			  verdict_action_name(decision.action), decision.score);
 	else if (moved < 0)
 		log_event(LOG_ERROR, "error", account_name, verdict->id,
 			  "cannot move to %s: %s; it is filtered again shortly",
