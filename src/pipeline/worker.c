@@ -74,9 +74,11 @@ static int worker_message_read(int body_fd, struct filter_message *message)
 }
 
 /*
- * Runs the job's profile's filters over MESSAGE, in the profile's order, each filling one
- * result. A filter the table lacks, or one that cannot judge the message,
- * gives a failed result; the others still run.
+ * Runs the job's profile's filters over MESSAGE, in the profile's order,
+ * each filling one result. A filter the table lacks, or one that cannot
+ * judge the message, gives a failed result; the others still run. (What a
+ * filter puts in its result must pass the encoder's checks, or the whole
+ * job ends as a worker failure: a filter's bug, found.)
  */
 static void worker_filters_run(const struct filter_message *message,
 			       struct pipeline_verdict *verdict)
