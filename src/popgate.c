@@ -59,6 +59,7 @@
 #include "core/tls.h"
 #include "core/util.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/route.h"
 #include "pop3/auth.h"
 #include "pop3/fetch.h"
 #include "pop3/server.h"
@@ -209,118 +210,6 @@ static int drop_privileges(const struct popgate_config *cfg, char *err, size_t e
 	return 0;
 }
 
-/* ---- the pipeline's verdicts ------------------------------------------- */
-
-/* U3: mail of a user without a seat is delivered, but unfiltered and
- * unarchived, and says so. */
-#define UNFILTERED_HEADER                                                                          \
-	"X-Popgate-Unfiltered: no licence seat is free for this user; delivered without "          \
-	"filtering or archiving\r\n"
-
-/* True unless the account's user is known to be waiting for a seat. */
-static bool user_has_seat(struct popgate *pg, const struct store_account *account)
-{
-	struct store_user user = {0};
-	bool has_seat = true;
-
-	if (account->user_name != NULL && store_user_get(pg->store, account->user_name, &user) == 1)
-		has_seat = user.has_seat;
-	store_user_clear(&user);
-	return has_seat;
-}
-
-/*
- * U4, U5: records whose message VERDICT is — the owner of its sender address
- * and the owners of its recipient addresses — before it is delivered. The
- * addresses come from a worker and are only looked up, never trusted. A
- * failure is logged and the mail is delivered anyway: losing a message to a
- * bookkeeping error would be worse than an unattributed one.
- */
-static void attribute_message(struct popgate *pg, const struct pipeline_verdict *verdict,
-			      const char *account_name)
-{
-	int64_t *user_ids = xcalloc(verdict->recipient_count + 1, sizeof(*user_ids));
-	char **addresses = xcalloc(verdict->recipient_count + 1, sizeof(*addresses));
-	int64_t owner = 0;
-	size_t n = 0;
-
-	if (verdict->sender != NULL && store_address_owner(pg->store, verdict->sender, &owner) < 0)
-		goto fail;
-	for (size_t i = 0; i < verdict->recipient_count; i++) {
-		int found = store_address_owner(pg->store, verdict->recipients[i], &user_ids[n]);
-
-		if (found < 0)
-			goto fail;
-		if (found == 1)
-			addresses[n++] = verdict->recipients[i];
-	}
-	if (store_message_attribute(pg->store, verdict->id, owner, user_ids, addresses, n) < 0)
-		goto fail;
-	log_event(LOG_DEBUG, "attributed", account_name, verdict->id,
-		  "owner=%lld recipient_users=%zu", (long long)owner, n);
-	free(addresses);
-	free(user_ids);
-	return;
-fail:
-	log_event(LOG_ERROR, "error", account_name, verdict->id,
-		  "cannot attribute the message to its users: %s", store_errmsg(pg->store));
-	free(addresses);
-	free(user_ids);
-}
-
-static void on_verdict(const struct pipeline_verdict *verdict, void *ctx)
-{
-	struct popgate *pg = ctx;
-	struct store_message message = {0};
-
-	if (store_message_get(pg->store, verdict->id, &message) != 1) {
-		log_event(LOG_ERROR, "error", NULL, verdict->id, "verdict for an unknown message");
-		store_message_clear(&message);
-		return;
-	}
-	struct store_account account = {0};
-	store_account_get_by_id(pg->store, message.account_id, &account);
-	const char *account_name = account.name != NULL ? account.name : "-";
-
-	if (verdict->outcome == PIPELINE_DELIVER) {
-		char *prepend = xasprintf("%s%s", verdict->prepend != NULL ? verdict->prepend : "",
-					  user_has_seat(pg, &account) ? "" : UNFILTERED_HEADER);
-		attribute_message(pg, verdict, account_name);
-		int moved = store_message_move(pg->store, verdict->id, MESSAGE_PROCESSING,
-					       MESSAGE_DELIVERY, prepend);
-		free(prepend);
-		if (moved == 1)
-			log_event(LOG_INFO, "processed", account_name, verdict->id,
-				  "to the delivery queue");
-		else if (moved < 0)
-			log_event(
-			    LOG_ERROR, "error", account_name, verdict->id,
-			    "cannot move to the delivery queue: %s; it is filtered again shortly",
-			    store_errmsg(pg->store));
-		goto done;
-	}
-	/* A worker died or hung on it: retry once, then hold it as suspect. */
-	int attempts = store_message_add_attempt(pg->store, verdict->id);
-	log_event(LOG_WARN, "error", account_name, verdict->id, "processing failed: %s",
-		  verdict->reason != NULL ? verdict->reason : "worker failed");
-	if (attempts >= 2) {
-		store_message_move(pg->store, verdict->id, MESSAGE_PROCESSING, MESSAGE_SUSPECT,
-				   NULL);
-		log_event(LOG_ERROR, "suspect", account_name, verdict->id,
-			  "held as suspect after %d failed attempts", attempts);
-	} else if (attempts == 1) {
-		struct pipeline_job job = {.received_at = message.received_at};
-		memcpy(job.id, verdict->id, sizeof(job.id));
-		snprintf(job.account, sizeof(job.account), "%s", account_name);
-		snprintf(job.provider_host, sizeof(job.provider_host), "%s",
-			 account.host != NULL ? account.host : "-");
-		pipeline_submit(pg->pipeline, &job);
-	}
-done:
-	store_account_clear(&account);
-	store_message_clear(&message);
-}
-
 /* ---- recovery and housekeeping ------------------------------------------ */
 
 static bool spool_id_known(const char *id, void *ctx)
@@ -444,7 +333,7 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 	 * They run as this (already unprivileged) user, confined by seccomp and
 	 * rlimits; pipeline.c says why not as a user of their own. */
 	pg.pipeline = pipeline_new(pg.base, self_exe, DATA_HERE, cfg->hostname, cfg->workers,
-				   cfg->worker_timeout, on_verdict, &pg, err, sizeof(err));
+				   cfg->worker_timeout, route_on_verdict, &pg, err, sizeof(err));
 	if (pg.pipeline == NULL)
 		goto fail_log;
 

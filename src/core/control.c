@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/route.h"
 #include "store/account.h"
 #include "store/audit.h"
 #include "store/message.h"
@@ -303,12 +304,11 @@ ssize_t control_resume_processing(struct popgate *pg)
 		return -1;
 	for (size_t i = 0; i < count; i++) {
 		struct store_account account = {0};
-		struct pipeline_job job = {.received_at = messages[i].received_at};
+		struct pipeline_job job;
+		char *recipient[1];
+
 		store_account_get_by_id(pg->store, messages[i].account_id, &account);
-		memcpy(job.id, messages[i].id, sizeof(job.id));
-		snprintf(job.account, sizeof(job.account), "%s", account.name ? account.name : "-");
-		snprintf(job.provider_host, sizeof(job.provider_host), "%s",
-			 account.host ? account.host : "-");
+		route_job_fill(&messages[i], &account, &job, recipient);
 		pipeline_submit(pg->pipeline, &job);
 		store_account_clear(&account);
 	}

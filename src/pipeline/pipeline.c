@@ -1,10 +1,12 @@
 /*
- * pipeline.c — the main process's side of the processing stage: starts the
- * worker processes, queues jobs, hands each to a free worker, reads the
- * verdicts, and replaces a worker that dies, hangs or answers garbage.
+ * pipeline.c — the main process's side of the processing stage: queues jobs
+ * (each a copy, with the profile it will be judged by), hands each to a free
+ * worker with its body's descriptor, reads the verdicts, and fails a worker
+ * that dies, hangs or answers garbage. Starting, stopping and reaping the
+ * worker processes is workers.c's.
  *
- * Owns: the worker processes (their pids, until reaped), the main process's
- * end of each worker socket, and the queued and running jobs.
+ * Owns: the main process's end of each worker socket, and the queued and
+ * running jobs.
  * Must never: block the event loop (sockets are non-blocking, children are
  * reaped with WNOHANG), trust a byte a worker sends before proto.c has
  * decoded it, lose a job silently (every job submitted and not dropped by
@@ -51,88 +53,10 @@
 #include "core/util.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
+#include "pipeline/workers.h"
 #include "store/spool.h"
 
-/* The worker's socket, as "--worker 3" tells it. */
-#define PIPELINE_WORKER_FD 3
-#define PIPELINE_WORKER_FD_ARG "3"
-#define PIPELINE_WORKERS_MAX 256
-/* Buckets of the id index; ids are random hex, so any few digits spread well. */
-#define PIPELINE_ID_BUCKETS 1024
-/* More than PIPELINE_DEATHS_MAX worker deaths within PIPELINE_DEATH_WINDOW_MS
- * (a broken binary, say) and new workers are started only after
- * PIPELINE_BACKOFF_MS, instead of forking in a tight loop. */
-#define PIPELINE_DEATHS_MAX 5
-#define PIPELINE_DEATH_WINDOW_MS 1000
-#define PIPELINE_BACKOFF_MS 1000
-/* How often a killed worker that has not yet exited is looked for. */
-#define PIPELINE_REAP_INTERVAL_MS 100
-/* How long pipeline_free waits for idle workers to exit by themselves, and
- * then after SIGTERM before SIGKILL. */
-#define PIPELINE_EXIT_WAIT_MS 100
-#define PIPELINE_STOP_WAIT_MS 500
-
-/* A job from pipeline_submit until its verdict is reported. */
-struct pipeline_entry {
-	struct pipeline_job job;
-	unsigned char *frame; /* the job, encoded once at submit */
-	size_t frame_len;
-	char fail_reason[160]; /* while on the failed queue: why */
-	/* While waiting for a worker, or, on the failed queue, for its report. */
-	TAILQ_ENTRY(pipeline_entry) queue_link;
-	LIST_ENTRY(pipeline_entry) id_link;	/* while queued or running */
-};
-
-TAILQ_HEAD(pipeline_queue, pipeline_entry);
-LIST_HEAD(pipeline_bucket, pipeline_entry);
-
-struct pipeline_worker {
-	struct pipeline *pipeline;
-	size_t index;
-	pid_t pid;		      /* -1 while no process runs in this slot */
-	int fd;			      /* our end of the socket, or -1 */
-	struct event *read_event;     /* on FD, while a process runs */
-	struct event *timeout_event;  /* armed while a job runs */
-	struct evbuffer *input;	      /* bytes of a reply read so far */
-	struct pipeline_entry *entry; /* the job it is working on, or NULL */
-	char send_error[128];	      /* set when sending a job failed */
-	int64_t restart_at_ms;	      /* while pid is -1: when to start one */
-};
-
-struct pipeline {
-	struct event_base *base;
-	char *self_exe;
-	/* SELF_EXE opened once (O_PATH): workers are exec'd through it, so the
-	 * program's folder need not be reachable by the service user. */
-	int exe_fd;
-	char *data_dir;
-	char *hostname;
-	int worker_timeout;
-	pipeline_verdict_cb *callback;
-	void *ctx;
-	struct pipeline_worker *workers;
-	size_t worker_count;
-	struct pipeline_queue queue;
-	/* Jobs whose body could not be opened, reported from the loop by
-	 * failed_event (never from inside pipeline_submit). */
-	struct pipeline_queue failed;
-	struct event *failed_event;
-	struct pipeline_bucket buckets[PIPELINE_ID_BUCKETS];
-	size_t pending;
-	/* Workers killed or gone but not yet reaped. */
-	pid_t *zombies;
-	size_t zombie_count;
-	size_t zombie_cap;
-	/* Reaps zombies and restarts workers after a back-off; armed only while
-	 * there is something to do. */
-	struct event *tick_event;
-	int64_t death_window_start_ms;
-	unsigned deaths_in_window;
-};
-
-static void pipeline_on_read(evutil_socket_t fd, short what, void *arg);
 static void pipeline_on_timeout(evutil_socket_t fd, short what, void *arg);
-static void pipeline_on_tick(evutil_socket_t fd, short what, void *arg);
 static void pipeline_on_failed(evutil_socket_t fd, short what, void *arg);
 
 static struct pipeline_bucket *pipeline_bucket_for(struct pipeline *pipeline, const char *id)
@@ -168,268 +92,31 @@ static void pipeline_entry_free(struct pipeline_entry **entry)
 	if (*entry == NULL)
 		return;
 	free((*entry)->frame);
+	/* The entry's copy of the job is shaped like a decoded one. */
+	proto_job_clear(&(*entry)->job);
 	xfree(entry);
 }
 
-/* Logs how a reaped worker ended. A clean exit is routine, and so are
- * SIGKILL and SIGTERM, which only we send (the failure was logged then); a
- * crash (SIGSEGV, SIGABRT from a sanitizer) or an error status is not. */
-static void pipeline_log_exit(pid_t pid, int status)
+/* Copies JOB into ENTRY, with what it points to, so the caller's job may go
+ * away; the default profile stays NULL (it is static). */
+static void pipeline_entry_set_job(struct pipeline_entry *entry, const struct pipeline_job *job)
 {
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		log_debug("pipeline: worker %ld exited", (long)pid);
-	else if (WIFEXITED(status))
-		log_warn("pipeline: worker %ld exited with status %d", (long)pid,
-			 WEXITSTATUS(status));
-	else if (WIFSIGNALED(status) &&
-		 (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM))
-		log_debug("pipeline: worker %ld ended by signal %d", (long)pid, WTERMSIG(status));
-	else if (WIFSIGNALED(status))
-		log_warn("pipeline: worker %ld ended by signal %d", (long)pid, WTERMSIG(status));
-}
+	const struct pipeline_envelope *envelope = &job->envelope;
 
-/* Collects every zombie that has exited; the rest stay on the list. */
-static void pipeline_reap(struct pipeline *pipeline)
-{
-	size_t i = 0;
-
-	while (i < pipeline->zombie_count) {
-		pid_t pid = pipeline->zombies[i];
-		int status = 0;
-		pid_t rc = waitpid(pid, &status, WNOHANG);
-
-		if (rc == 0 || (rc < 0 && errno == EINTR)) {
-			i++;
-			continue;
-		}
-		/* ECHILD: someone set SIGCHLD to SIG_IGN, the kernel reaped it. */
-		if (rc == pid)
-			pipeline_log_exit(pid, status);
-		pipeline->zombies[i] = pipeline->zombies[--pipeline->zombie_count];
+	entry->job = *job;
+	entry->job.envelope.sender = envelope->sender != NULL ? xstrdup(envelope->sender) : NULL;
+	entry->job.envelope.recipients = NULL;
+	if (envelope->recipient_count > 0) {
+		entry->job.envelope.recipients =
+		    xcalloc(envelope->recipient_count, sizeof(*envelope->recipients));
+		for (size_t i = 0; i < envelope->recipient_count; i++)
+			entry->job.envelope.recipients[i] = xstrdup(envelope->recipients[i]);
 	}
-}
-
-/* Reaps until no zombie is left or MS have passed; for pipeline_free only,
- * when blocking the loop briefly is expected. */
-static void pipeline_reap_wait(struct pipeline *pipeline, int64_t ms)
-{
-	int64_t deadline = util_monotonic_ms() + ms;
-
-	for (;;) {
-		struct timespec pause = {.tv_nsec = 5 * 1000 * 1000};
-
-		pipeline_reap(pipeline);
-		if (pipeline->zombie_count == 0 || util_monotonic_ms() >= deadline)
-			return;
-		nanosleep(&pause, NULL);
+	entry->job.profile = NULL;
+	if (job->profile != NULL) {
+		entry->job.profile = xmalloc(sizeof(*entry->job.profile));
+		*entry->job.profile = *job->profile;
 	}
-}
-
-static void pipeline_zombie_add(struct pipeline *pipeline, pid_t pid)
-{
-	if (pipeline->zombie_count == pipeline->zombie_cap) {
-		pipeline->zombie_cap = pipeline->zombie_cap ? 2 * pipeline->zombie_cap : 8;
-		pipeline->zombies =
-		    xrealloc(pipeline->zombies, pipeline->zombie_cap * sizeof(pid_t));
-	}
-	pipeline->zombies[pipeline->zombie_count++] = pid;
-}
-
-/* Arms the tick for the earliest thing it has to do: look for zombies soon,
- * or start a worker whose back-off ends. */
-static void pipeline_tick_schedule(struct pipeline *pipeline)
-{
-	int64_t now = util_monotonic_ms();
-	int64_t delay = -1;
-	struct timeval tv;
-
-	if (pipeline->zombie_count > 0)
-		delay = PIPELINE_REAP_INTERVAL_MS;
-	for (size_t i = 0; i < pipeline->worker_count; i++) {
-		const struct pipeline_worker *worker = &pipeline->workers[i];
-		int64_t wait;
-
-		if (worker->pid > 0)
-			continue;
-		wait = worker->restart_at_ms > now ? worker->restart_at_ms - now : 0;
-		if (delay < 0 || wait < delay)
-			delay = wait;
-	}
-	if (delay < 0)
-		return;
-	tv.tv_sec = (time_t)(delay / 1000);
-	tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
-	evtimer_add(pipeline->tick_event, &tv);
-}
-
-/*
- * In the child between fork and exec: only async-signal-safe calls. Puts FD
- * on PIPELINE_WORKER_FD without close-on-exec, LOG_FD on stderr, marks everything else the
- * main process may have left inheritable (listening sockets, the database)
- * close-on-exec, and execs the worker program open as EXE_FD.
- */
-__attribute__((noreturn)) static void pipeline_child_exec(int fd, int log_fd, int exe_fd,
-							  char *const argv[])
-{
-	sigset_t none;
-
-	/* The main process's handlers (libevent's write to a socket it shares
-	 * with the main process) must not run here if a signal arrives before
-	 * exec: back to the defaults while all signals are still blocked. */
-	for (int sig = 1; sig < NSIG; sig++) {
-		struct sigaction action;
-
-		if (sigaction(sig, NULL, &action) < 0 || action.sa_handler == SIG_IGN ||
-		    action.sa_handler == SIG_DFL)
-			continue;
-		action.sa_handler = SIG_DFL;
-		action.sa_flags = 0;
-		sigemptyset(&action.sa_mask);
-		sigaction(sig, &action, NULL);
-	}
-	/* A worker starts with no signal blocked, whatever the loop blocks. */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* Both descriptors first go above every slot they are headed for, so
-	 * that placing one cannot overwrite the other: the log is descriptor 3
-	 * itself whenever the daemon opened it first, and the socket could be
-	 * 2 if the daemon was started without a stderr. */
-	int sock_dup = fcntl(fd, F_DUPFD, PIPELINE_WORKER_FD + 1);
-	int log_dup =
-	    log_fd > STDERR_FILENO ? fcntl(log_fd, F_DUPFD, PIPELINE_WORKER_FD + 1) : STDERR_FILENO;
-	if (sock_dup < 0 || log_dup < 0)
-		_exit(127);
-	/* The worker writes its log lines to its stderr: make that the log file.
-	 * dup2 leaves the new descriptors without FD_CLOEXEC. */
-	if (log_dup != STDERR_FILENO && dup2(log_dup, STDERR_FILENO) < 0)
-		_exit(127);
-	if (dup2(sock_dup, PIPELINE_WORKER_FD) < 0)
-		_exit(127);
-	/* CLOSE_RANGE_CLOEXEC rather than closing: EXE_FD must stay open until
-	 * the exec, which then closes it with the rest. */
-	if (close_range(PIPELINE_WORKER_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		_exit(127);
-	fexecve(exe_fd, argv, environ);
-	_exit(127);
-}
-
-/* Starts a worker process in WORKER's slot. 0, or -1 with ERR set. */
-static int pipeline_worker_start(struct pipeline_worker *worker, char *err, size_t errlen)
-{
-	struct pipeline *pipeline = worker->pipeline;
-	/* argv[0] only names the process for ps: the program is exec'd through
-	 * its descriptor, and its path may be /proc/self/fd/N (popgate.c). */
-	char name[] = "popgate";
-	char worker_flag[] = "--worker";
-	char fd_arg[] = PIPELINE_WORKER_FD_ARG;
-	char *argv[] = {name, worker_flag, fd_arg, pipeline->hostname, NULL};
-	sigset_t all_signals;
-	sigset_t saved_signals;
-	int sv[2] = {-1, -1};
-	pid_t pid = -1;
-	int fork_errno;
-
-	/* CLOEXEC on both ends: other workers started later must not inherit
-	 * this one's socket, or its EOF would never be seen. */
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		snprintf(err, errlen, "socketpair: %s", strerror(errno));
-		goto fail;
-	}
-	/* Signals stay blocked from fork until the child has reset its
-	 * handlers (see pipeline_child_exec). */
-	sigfillset(&all_signals);
-	sigprocmask(SIG_SETMASK, &all_signals, &saved_signals);
-	pid = fork();
-	if (pid == 0)
-		pipeline_child_exec(sv[1], log_get_fd(), pipeline->exe_fd, argv);
-	fork_errno = errno;
-	sigprocmask(SIG_SETMASK, &saved_signals, NULL);
-	if (pid < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(fork_errno));
-		goto fail;
-	}
-	close(sv[1]);
-	sv[1] = -1;
-	if (evutil_make_socket_nonblocking(sv[0]) < 0) {
-		snprintf(err, errlen, "making the worker socket non-blocking failed");
-		goto fail;
-	}
-	worker->read_event =
-	    event_new(pipeline->base, sv[0], EV_READ | EV_PERSIST, pipeline_on_read, worker);
-	if (worker->read_event == NULL || event_add(worker->read_event, NULL) < 0) {
-		snprintf(err, errlen, "cannot watch the worker socket");
-		goto fail;
-	}
-	worker->pid = pid;
-	worker->fd = sv[0];
-	worker->send_error[0] = '\0';
-	log_event(LOG_INFO, "worker_started", NULL, NULL, "pid=%ld slot=%zu", (long)pid,
-		  worker->index);
-	return 0;
-fail:
-	if (worker->read_event != NULL)
-		event_free(worker->read_event);
-	worker->read_event = NULL;
-	if (pid > 0) {
-		kill(pid, SIGKILL);
-		pipeline_zombie_add(pipeline, pid);
-	}
-	if (sv[0] >= 0)
-		close(sv[0]);
-	if (sv[1] >= 0)
-		close(sv[1]);
-	return -1;
-}
-
-/* Ends WORKER's process: stops watching it, closes the socket (a worker
- * waiting for a job then exits by itself), sends SIGNAL unless it is 0, and
- * leaves the pid to be reaped. The job it held, if any, is the caller's. */
-static void pipeline_worker_stop(struct pipeline_worker *worker, int signal_number)
-{
-	struct pipeline *pipeline = worker->pipeline;
-
-	if (worker->read_event != NULL)
-		event_free(worker->read_event);
-	worker->read_event = NULL;
-	if (worker->timeout_event != NULL)
-		evtimer_del(worker->timeout_event);
-	if (worker->fd >= 0)
-		close(worker->fd);
-	worker->fd = -1;
-	if (worker->input != NULL)
-		evbuffer_drain(worker->input, evbuffer_get_length(worker->input));
-	worker->send_error[0] = '\0';
-	if (worker->pid > 0) {
-		if (signal_number != 0)
-			kill(worker->pid, signal_number);
-		pipeline_zombie_add(pipeline, worker->pid);
-	}
-	worker->pid = -1;
-}
-
-/* Starts a process for WORKER's empty slot now, or after the back-off when
- * workers have been dying too fast. */
-static void pipeline_worker_restart(struct pipeline_worker *worker)
-{
-	struct pipeline *pipeline = worker->pipeline;
-	int64_t now = util_monotonic_ms();
-	char err[256];
-
-	if (now - pipeline->death_window_start_ms >= PIPELINE_DEATH_WINDOW_MS) {
-		pipeline->death_window_start_ms = now;
-		pipeline->deaths_in_window = 0;
-	}
-	pipeline->deaths_in_window++;
-	if (pipeline->deaths_in_window > PIPELINE_DEATHS_MAX) {
-		if (pipeline->deaths_in_window == PIPELINE_DEATHS_MAX + 1)
-			log_warn("pipeline: workers keep dying; starting new ones after %d ms",
-				 PIPELINE_BACKOFF_MS);
-		worker->restart_at_ms = now + PIPELINE_BACKOFF_MS;
-	} else if (pipeline_worker_start(worker, err, sizeof(err)) < 0) {
-		log_error("pipeline: starting a worker: %s", err);
-		worker->restart_at_ms = now + PIPELINE_BACKOFF_MS;
-	}
-	pipeline_tick_schedule(pipeline);
 }
 
 /* Reports VERDICT for ENTRY (which has left the queue and its worker) and
@@ -437,12 +124,13 @@ static void pipeline_worker_restart(struct pipeline_worker *worker)
 static void pipeline_report(struct pipeline *pipeline, struct pipeline_entry *entry,
 			    const struct pipeline_verdict *verdict)
 {
+	struct pipeline_verdict reported = *verdict;
+
 	pipeline_entry_forget(pipeline, entry);
-	pipeline->callback(verdict, pipeline->ctx);
+	reported.job = &entry->job;
+	pipeline->callback(&reported, pipeline->ctx);
 	pipeline_entry_free(&entry);
 }
-
-static void pipeline_dispatch(struct pipeline *pipeline);
 
 /*
  * WORKER died, hung or broke the protocol: kill it, start another, and
@@ -460,9 +148,9 @@ static void pipeline_worker_fail(struct pipeline_worker *worker, const char *rea
 	log_event(LOG_WARN, "worker_failed", entry != NULL ? entry->job.account : NULL,
 		  entry != NULL ? entry->job.id : NULL, "pid=%ld reason=%s", (long)worker->pid,
 		  reason_copy);
-	pipeline_worker_stop(worker, SIGKILL);
-	pipeline_reap(pipeline);
-	pipeline_worker_restart(worker);
+	workers_stop(worker, SIGKILL);
+	workers_reap(pipeline);
+	workers_restart(worker);
 	/* Every piece of state is settled before the callback runs, so a retry
 	 * submitted from it finds the id free and may go to the new worker. */
 	if (entry != NULL) {
@@ -555,7 +243,7 @@ static void pipeline_worker_send(struct pipeline_worker *worker, struct pipeline
 }
 
 /* Hands queued jobs to idle workers, oldest job first. */
-static void pipeline_dispatch(struct pipeline *pipeline)
+void pipeline_dispatch(struct pipeline *pipeline)
 {
 	size_t i = 0;
 
@@ -651,7 +339,7 @@ static void pipeline_worker_parse(struct pipeline_worker *worker)
 	pipeline_dispatch(pipeline);
 }
 
-static void pipeline_on_read(evutil_socket_t fd, short what, void *arg)
+void pipeline_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct pipeline_worker *worker = arg;
 	char reason[160];
@@ -688,29 +376,6 @@ static void pipeline_on_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	snprintf(reason, sizeof(reason), "timed out after %d s", worker->pipeline->worker_timeout);
 	pipeline_worker_fail(worker, reason);
-}
-
-static void pipeline_on_tick(evutil_socket_t fd, short what, void *arg)
-{
-	struct pipeline *pipeline = arg;
-	int64_t now = util_monotonic_ms();
-	char err[256];
-
-	(void)fd;
-	(void)what;
-	pipeline_reap(pipeline);
-	for (size_t i = 0; i < pipeline->worker_count; i++) {
-		struct pipeline_worker *worker = &pipeline->workers[i];
-
-		if (worker->pid > 0 || worker->restart_at_ms > now)
-			continue;
-		if (pipeline_worker_start(worker, err, sizeof(err)) < 0) {
-			log_error("pipeline: starting a worker: %s", err);
-			worker->restart_at_ms = now + PIPELINE_BACKOFF_MS;
-		}
-	}
-	pipeline_tick_schedule(pipeline);
-	pipeline_dispatch(pipeline);
 }
 
 struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, const char *data_dir,
@@ -770,7 +435,7 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, con
 		worker->pid = -1;
 		worker->fd = -1;
 	}
-	pipeline->tick_event = evtimer_new(base, pipeline_on_tick, pipeline);
+	pipeline->tick_event = evtimer_new(base, workers_on_tick, pipeline);
 	pipeline->failed_event = event_new(base, -1, 0, pipeline_on_failed, pipeline);
 	if (pipeline->tick_event == NULL || pipeline->failed_event == NULL) {
 		snprintf(err, errlen, "cannot create the pipeline timer");
@@ -785,7 +450,7 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, con
 			snprintf(err, errlen, "cannot create the worker buffers");
 			goto fail;
 		}
-		if (pipeline_worker_start(worker, start_err, sizeof(start_err)) < 0) {
+		if (workers_start(worker, start_err, sizeof(start_err)) < 0) {
 			snprintf(err, errlen, "starting a worker: %s", start_err);
 			goto fail;
 		}
@@ -798,13 +463,18 @@ fail:
 
 int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job)
 {
+	struct pipeline_job resolved = *job;
 	struct pipeline_entry *entry;
 	const char *err;
 
+	/* The worker is always told which filters to run. */
+	if (resolved.profile == NULL)
+		resolved.profile = (struct filter_profile *)filter_profile_default();
 	entry = xcalloc(1, sizeof(*entry));
-	/* Encoding checks the job (id, strings, date) before it is queued, so a
-	 * bad job is the caller's error now rather than a worker failure later. */
-	if (proto_job_encode(job, &entry->frame, &entry->frame_len, &err) < 0) {
+	/* Encoding checks the job (id, strings, date, envelope, profile) before
+	 * it is queued, so a bad job is the caller's error now rather than a
+	 * worker failure later. */
+	if (proto_job_encode(&resolved, &entry->frame, &entry->frame_len, &err) < 0) {
 		log_error("pipeline: refusing a job: %s", err);
 		pipeline_entry_free(&entry);
 		return -1;
@@ -813,7 +483,7 @@ int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job)
 		pipeline_entry_free(&entry);
 		return 0;
 	}
-	entry->job = *job;
+	pipeline_entry_set_job(entry, job);
 	TAILQ_INSERT_TAIL(&pipeline->queue, entry, queue_link);
 	LIST_INSERT_HEAD(pipeline_bucket_for(pipeline, job->id), entry, id_link);
 	pipeline->pending++;
@@ -846,11 +516,11 @@ void pipeline_free(struct pipeline **pipeline_r)
 	/* Closing the socket lets an idle worker exit cleanly; SIGTERM ends a
 	 * busy one; SIGKILL, after a short wait, one that ignores SIGTERM. */
 	for (size_t i = 0; i < pipeline->worker_count; i++)
-		pipeline_worker_stop(&pipeline->workers[i], 0);
-	pipeline_reap_wait(pipeline, PIPELINE_EXIT_WAIT_MS);
+		workers_stop(&pipeline->workers[i], 0);
+	workers_reap_wait(pipeline, PIPELINE_EXIT_WAIT_MS);
 	for (size_t i = 0; i < pipeline->zombie_count; i++)
 		kill(pipeline->zombies[i], SIGTERM);
-	pipeline_reap_wait(pipeline, PIPELINE_STOP_WAIT_MS);
+	workers_reap_wait(pipeline, PIPELINE_STOP_WAIT_MS);
 	for (size_t i = 0; i < pipeline->zombie_count; i++) {
 		int status;
 

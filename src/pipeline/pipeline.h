@@ -24,41 +24,103 @@
 
 #include <event2/event.h>
 
+#include "filters/filter.h"
 #include "store/spool.h"
 
 struct pipeline;
 
-struct pipeline_job {
-	char id[SPOOL_ID_LEN + 1];
-	char account[512]; /* the account name, for the trace header and logs */
-	char provider_host[256];
-	int64_t received_at; /* seconds */
+/* Where a message came from. FETCHED is 0 so that a job filled in without
+ * naming its source (every job before SMTP existed) is one. */
+enum pipeline_source {
+	PIPELINE_SOURCE_FETCHED = 0, /* from a provider, over POP3 */
+	PIPELINE_SOURCE_SUBMITTED,   /* from a client, over SMTP */
+	PIPELINE_SOURCE_IMPORTED,    /* by an administrator */
 };
+#define PIPELINE_SOURCE_LAST PIPELINE_SOURCE_IMPORTED
 
-enum pipeline_outcome {
-	PIPELINE_DELIVER = 1,	/* to the Delivery Queue, with PREPEND added */
-	PIPELINE_WORKER_FAILED, /* the worker died, hung or answered garbage */
-};
-
-struct pipeline_verdict {
-	char id[SPOOL_ID_LEN + 1];
-	enum pipeline_outcome outcome;
-	char *prepend; /* header lines (CRLF-terminated) to add; NULL if none */
-	char *reason;  /* for WORKER_FAILED: why, for the log */
-	/* For DELIVER (U4, U5): the author's address from the first From, or
-	 * NULL; the recipient addresses, most trusted first (Delivered-To,
-	 * X-Original-To, Envelope-To, To and Cc), lowercased and distinct. The
-	 * main process looks up whose they are; they are hostile input, so
-	 * they are only ever compared, never trusted. */
+/* The envelope: for SMTP, MAIL FROM and each RCPT TO; for fetched mail what
+ * is known — no sender, and the account's address as the one recipient.
+ * Addresses as proto_address_valid accepts them; NULL / 0 when unknown. */
+struct pipeline_envelope {
 	char *sender;
 	char **recipients;
 	size_t recipient_count;
 };
 
+/* Whose message it is; 0 where unknown (submitted mail has no account, a
+ * provider account may have no user yet). */
+struct pipeline_owner {
+	int64_t user_id;
+	int64_t account_id;
+};
+
+/*
+ * A job. Its pointers belong to whoever filled it in: the caller of
+ * pipeline_submit (which copies what it keeps), or proto_job_decode (freed
+ * by proto_job_clear).
+ */
+struct pipeline_job {
+	char id[SPOOL_ID_LEN + 1];
+	char account[512]; /* the account name, for the trace header and logs */
+	char provider_host[256];
+	int64_t received_at; /* seconds */
+	enum pipeline_source source;
+	struct pipeline_owner owner;
+	struct pipeline_envelope envelope;
+	/* The owner's filter profile, a snapshot; NULL: the built-in default
+	 * (filter_profile_default). A decoded job always has one. */
+	struct filter_profile *profile;
+};
+
+enum pipeline_outcome {
+	PIPELINE_JUDGED = 1,	/* the profile's filters ran: see the results */
+	PIPELINE_WORKER_FAILED, /* the worker died, hung or answered garbage */
+};
+
+/* At most one result per filter a profile may run. */
+#define PIPELINE_RESULTS_MAX FILTER_PROFILE_MAX
+
+enum pipeline_result_status {
+	PIPELINE_RESULT_OK = 1,
+	PIPELINE_RESULT_FAILED, /* the filter could not judge the message */
+};
+
+/* What one filter found. Its score counts only when its status is OK. */
+struct pipeline_result {
+	char name[FILTER_NAME_MAX + 1];
+	enum pipeline_result_status status;
+	double score;  /* points, before the profile's weight */
+	char *reason;  /* one line of printable ASCII, or NULL */
+	char *headers; /* header lines (CRLF-terminated) to add, or NULL */
+};
+
+struct pipeline_verdict {
+	char id[SPOOL_ID_LEN + 1];
+	enum pipeline_outcome outcome;
+	/* For JUDGED: one result per filter that ran, in the profile's order. */
+	struct pipeline_result *results;
+	size_t result_count;
+	char *reason; /* for WORKER_FAILED: why, for the log */
+	/* For JUDGED (U4, U5, from the address filter): the author's address
+	 * from the first From, or NULL; the recipient addresses, most trusted
+	 * first (Delivered-To, X-Original-To, Envelope-To, To and Cc),
+	 * lowercased and distinct. The main process looks up whose they are;
+	 * they are hostile input, so they are only ever compared, never
+	 * trusted. */
+	char *sender;
+	char **recipients;
+	size_t recipient_count;
+	/* In the main process's callback only (never on the wire): the job as
+	 * it was submitted, with the profile it was judged by (NULL: the
+	 * default). */
+	const struct pipeline_job *job;
+};
+
 /*
  * Called once for every submitted job: with its verdict, or with
- * WORKER_FAILED and a reason. VERDICT and what it points to live only during
- * the call. It is only ever called from the event loop (never from inside
+ * WORKER_FAILED and a reason; VERDICT->job is the job as submitted, in
+ * both cases. VERDICT and what it points to live only during the call. It
+ * is only ever called from the event loop (never from inside
  * pipeline_submit); it may call pipeline_submit (a retry of the same id is
  * accepted), but must not call pipeline_free.
  */
@@ -77,10 +139,11 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, con
 			      const char *hostname, int worker_count, int worker_timeout_seconds,
 			      pipeline_verdict_cb *callback, void *ctx, char *err, size_t errlen);
 
-/* Queues JOB; it is sent to the next free worker. A job with an id already
- * queued or running is ignored (returns 0). -1 (logged) for a job that
- * cannot be sent: a bad id, an empty or unterminated account or host, or
- * received_at outside 1970-9999. */
+/* Queues a copy of JOB (with the default profile if it names none); it is
+ * sent to the next free worker. A job with an id already queued or running
+ * is ignored (returns 0). -1 (logged) for a job that cannot be sent: a bad
+ * id, an empty or unterminated account or host, received_at outside
+ * 1970-9999, a bad envelope address or profile. */
 int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job);
 
 /* Jobs queued or running. */

@@ -1,34 +1,38 @@
 /*
- * proto.c — encoding and strict decoding of the frames between the main
+ * proto.c — strict decoding of the frames between the main
  * process and the workers (the format is described in proto.h).
  *
- * Owns: nothing; encoders hand out buffers the caller frees, the verdict
- * decoder hands out the prepend text and the addresses (freed by
- * proto_verdict_clear).
- * Must never: read a byte past LEN, trust a length before checking it, accept
- * what its own encoders would refuse, or need anything but libc and the x*
- * allocators (the fuzz target links this file almost alone).
+ * Owns: nothing; the decoders hand out what a job or verdict points to
+ * (freed by proto_job_clear and proto_verdict_clear). The encoders are in
+ * proto_encode.c.
+ * Must never: read a byte past LEN, trust a length before checking it
+ * against what holds it, accept what its own encoders would refuse, or need
+ * anything but libc and the x* allocators (the fuzz target links this file
+ * almost alone).
  *
  * SECURITY: verdicts come from workers that have read hostile mail and may be
  * compromised; everything in a frame is untrusted until decoded here.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/util.h"
 #include "pipeline/proto.h"
 
-/* Highest tag of either frame type: the size of the field table. */
-#define PROTO_TAG_MAX 5
-#define PROTO_FIELD_HEADER_LEN 6
+/* Highest known tag at any level: the size of a field table. */
+#define PROTO_TAG_MAX 10
 /* RFC 5322 2.1.1: a line is at most 998 characters without its CRLF. */
 #define PROTO_LINE_MAX 998
+/* Points travel as thousandths. */
 
+/* A known field of a split sequence: the first occurrence, and how many. */
 struct proto_field {
-	bool present;
+	unsigned count;
 	const unsigned char *data;
 	size_t len;
 };
+
 
 static const unsigned char proto_magic_bytes[4] = {0x50, 0x47, 0x57, 0x50};
 
@@ -42,33 +46,9 @@ static uint32_t proto_get_u32(const unsigned char *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static unsigned char *proto_put_u16(unsigned char *p, uint16_t value)
-{
-	p[0] = (unsigned char)(value >> 8);
-	p[1] = (unsigned char)value;
-	return p + 2;
-}
-
-static unsigned char *proto_put_u32(unsigned char *p, uint32_t value)
-{
-	p[0] = (unsigned char)(value >> 24);
-	p[1] = (unsigned char)(value >> 16);
-	p[2] = (unsigned char)(value >> 8);
-	p[3] = (unsigned char)value;
-	return p + 4;
-}
-
-static unsigned char *proto_put_field(unsigned char *p, uint16_t tag, const void *data, size_t len)
-{
-	p = proto_put_u16(p, tag);
-	p = proto_put_u32(p, (uint32_t)len);
-	memcpy(p, data, len);
-	return p + len;
-}
-
 /* The same rule as spool_id_valid, repeated here so this file needs no store
  * code: an id is a key in the main process and names the body it opens. */
-static bool proto_id_valid(const unsigned char *id, size_t len)
+bool proto_id_valid(const unsigned char *id, size_t len)
 {
 	if (len != SPOOL_ID_LEN)
 		return false;
@@ -97,57 +77,98 @@ static bool proto_is_wsp(unsigned char c)
 	return c == ' ' || c == '\t';
 }
 
-/* Splits PAYLOAD into FIELDS, indexed by tag; tags above MAX_TAG, repeated
- * tags and a field running past the payload are errors. */
-static int proto_fields_split(const unsigned char *payload, size_t len, unsigned max_tag,
-			      struct proto_field fields[PROTO_TAG_MAX + 1], const char **err_r)
+/*
+ * Splits the field sequence DATA (LEN bytes) into FIELDS, indexed by tag
+ * number (the tag without PROTO_TAG_REQUIRED), for tags 1 to KNOWN. A tag in
+ * the bit mask REPEATABLE may appear any number of times (the caller bounds
+ * the count); any other known tag at most once. An unknown tag is skipped,
+ * unless it is marked required. A field header cut short or a value running
+ * past LEN is an error.
+ */
+static int proto_fields_split(const unsigned char *data, size_t len, unsigned known,
+			      unsigned repeatable, struct proto_field fields[PROTO_TAG_MAX + 1],
+			      const char **err_r)
 {
 	size_t pos = 0;
 
 	memset(fields, 0, sizeof(*fields) * (PROTO_TAG_MAX + 1));
 	while (pos < len) {
 		uint16_t tag;
+		unsigned number;
 		uint32_t field_len;
 
 		if (len - pos < PROTO_FIELD_HEADER_LEN) {
 			*err_r = "truncated field header";
 			return -1;
 		}
-		tag = proto_get_u16(payload + pos);
-		field_len = proto_get_u32(payload + pos + 2);
+		tag = proto_get_u16(data + pos);
+		number = tag & ~PROTO_TAG_REQUIRED;
+		field_len = proto_get_u32(data + pos + 2);
 		pos += PROTO_FIELD_HEADER_LEN;
-		if (tag == 0 || tag > max_tag) {
-			*err_r = "unknown field";
-			return -1;
-		}
 		if (field_len > len - pos) {
-			*err_r = "field runs past the payload";
+			*err_r = "field runs past its end";
 			return -1;
 		}
-		if (fields[tag].present) {
+		if (number == 0) {
+			*err_r = "field tag 0";
+			return -1;
+		}
+		if (number > known) {
+			if ((tag & PROTO_TAG_REQUIRED) != 0) {
+				*err_r = "unknown required field";
+				return -1;
+			}
+			pos += field_len;
+			continue;
+		}
+		if (fields[number].count > 0 && (repeatable & (1u << number)) == 0) {
 			*err_r = "repeated field";
 			return -1;
 		}
-		fields[tag].present = true;
-		fields[tag].data = payload + pos;
-		fields[tag].len = field_len;
+		if (fields[number].count++ == 0) {
+			fields[number].data = data + pos;
+			fields[number].len = field_len;
+		}
 		pos += field_len;
 	}
 	return 0;
 }
 
-/* Decodes the frame at BUF and checks it is of TYPE; returns its fields. */
+/*
+ * The next field of tag number NUMBER in DATA (LEN bytes, already checked by
+ * proto_fields_split) at or after *POS: true with its value, false when
+ * there is none left.
+ */
+static bool proto_field_next(const unsigned char *data, size_t len, size_t *pos, unsigned number,
+			     const unsigned char **value_r, size_t *value_len_r)
+{
+	while (len - *pos >= PROTO_FIELD_HEADER_LEN) {
+		unsigned tag = proto_get_u16(data + *pos) & ~PROTO_TAG_REQUIRED;
+		uint32_t field_len = proto_get_u32(data + *pos + 2);
+
+		*pos += PROTO_FIELD_HEADER_LEN;
+		if (field_len > len - *pos)
+			return false;
+		*pos += field_len;
+		if (tag == number) {
+			*value_r = data + *pos - field_len;
+			*value_len_r = field_len;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Decodes the frame at BUF and checks it is of TYPE; returns its payload. */
 static int proto_typed_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
-			      enum proto_type type, unsigned max_tag,
-			      struct proto_field fields[PROTO_TAG_MAX + 1], const char **err_r)
+			      enum proto_type type, const unsigned char **payload_r,
+			      size_t *payload_len_r, const char **err_r)
 {
 	enum proto_type got;
-	const unsigned char *payload;
-	size_t payload_len;
 	size_t consumed;
 
 	*consumed_r = 0;
-	if (proto_frame_decode(buf, len, &consumed, &got, &payload, &payload_len, err_r) < 0)
+	if (proto_frame_decode(buf, len, &consumed, &got, payload_r, payload_len_r, err_r) < 0)
 		return -1;
 	if (consumed == 0)
 		return 0;
@@ -155,19 +176,39 @@ static int proto_typed_decode(const unsigned char *buf, size_t len, size_t *cons
 		*err_r = "unexpected frame type";
 		return -1;
 	}
-	if (proto_fields_split(payload, payload_len, max_tag, fields, err_r) < 0)
-		return -1;
 	*consumed_r = consumed;
 	return 0;
 }
 
-/* Writes the header of a frame of TYPE with PAYLOAD_LEN bytes to come. */
-static unsigned char *proto_put_header(unsigned char *p, enum proto_type type, size_t payload_len)
+bool proto_points_valid(double points)
 {
-	p = proto_put_u32(p, PROTO_MAGIC);
-	p = proto_put_u16(p, PROTO_VERSION);
-	p = proto_put_u16(p, (uint16_t)type);
-	return proto_put_u32(p, (uint32_t)payload_len);
+	return isfinite(points) && points <= FILTER_SCORE_MAX && points >= -FILTER_SCORE_MAX;
+}
+
+/* A points field: 4 bytes, within FILTER_SCORE_MAX. */
+static bool proto_points_decode(const struct proto_field *field, double *points_r)
+{
+	int32_t milli;
+
+	if (field->len != 4)
+		return false;
+	milli = (int32_t)proto_get_u32(field->data);
+	*points_r = milli / PROTO_MILLI;
+	return proto_points_valid(*points_r);
+}
+
+/* An int64 field that must be positive (a row id). */
+static bool proto_id64_decode(const struct proto_field *field, int64_t *value_r)
+{
+	uint64_t value;
+
+	if (field->len != 8)
+		return false;
+	value = (uint64_t)proto_get_u32(field->data) << 32 | proto_get_u32(field->data + 4);
+	if (value == 0 || value > (uint64_t)INT64_MAX)
+		return false;
+	*value_r = (int64_t)value;
+	return true;
 }
 
 bool proto_address_valid(const char *address, size_t len)
@@ -204,6 +245,50 @@ static size_t proto_recipients_count(const char *text, size_t len)
 			return count;
 		pos = end + 1;
 	}
+}
+
+/* Splits the checked address list TEXT (LEN bytes, COUNT addresses) into
+ * an allocated array of allocated strings. */
+static char **proto_recipients_split(const char *text, size_t len, size_t count)
+{
+	char **list = xcalloc(count, sizeof(*list));
+	const char *p = text;
+	const char *end = text + len;
+
+	for (size_t i = 0; i < count; i++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+
+		list[i] = xstrndup(p, n);
+		p += n + 1;
+	}
+	return list;
+}
+
+bool proto_filter_name_valid(const char *name, size_t len)
+{
+	if (len == 0 || len > FILTER_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+bool proto_reason_valid(const char *text, size_t len)
+{
+	if (len == 0 || len > PROTO_REASON_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if (c < 0x20 || c > 0x7e)
+			return false;
+	}
+	return true;
 }
 
 int proto_frame_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
@@ -248,6 +333,76 @@ int proto_frame_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 	return 0;
 }
 
+/* Decodes a PROFILE value into *PROFILE. */
+static int proto_profile_decode(const unsigned char *data, size_t len,
+				struct filter_profile *profile, const char **err_r)
+{
+	struct proto_field fields[PROTO_TAG_MAX + 1];
+	struct proto_field filter_fields[PROTO_TAG_MAX + 1];
+	const unsigned char *value;
+	size_t value_len;
+	size_t pos = 0;
+	unsigned flags;
+
+	if (proto_fields_split(data, len, PROTO_PROFILE_FLAGS, 1u << PROTO_PROFILE_FILTER, fields,
+			       err_r) < 0)
+		return -1;
+	if (fields[PROTO_PROFILE_FILTER].count > FILTER_PROFILE_MAX) {
+		*err_r = "too many filters in the profile";
+		return -1;
+	}
+	if (fields[PROTO_PROFILE_TAG_AT].count == 0 ||
+	    fields[PROTO_PROFILE_QUARANTINE_AT].count == 0 ||
+	    fields[PROTO_PROFILE_FLAGS].count == 0) {
+		*err_r = "profile lacks a required field";
+		return -1;
+	}
+	memset(profile, 0, sizeof(*profile));
+	if (!proto_points_decode(&fields[PROTO_PROFILE_TAG_AT], &profile->tag_at) ||
+	    !proto_points_decode(&fields[PROTO_PROFILE_QUARANTINE_AT], &profile->quarantine_at)) {
+		*err_r = "bad profile threshold";
+		return -1;
+	}
+	/* A flag this version does not know changes what the profile means:
+	 * refused, not ignored. */
+	flags = fields[PROTO_PROFILE_FLAGS].len == 1 ? fields[PROTO_PROFILE_FLAGS].data[0] : 0x100;
+	if ((flags & ~(unsigned)(PROTO_PROFILE_CHALLENGE | PROTO_PROFILE_HOLD)) != 0) {
+		*err_r = "bad profile flags";
+		return -1;
+	}
+	profile->challenge_unknown_senders = (flags & PROTO_PROFILE_CHALLENGE) != 0;
+	profile->hold = (flags & PROTO_PROFILE_HOLD) != 0;
+	while (proto_field_next(data, len, &pos, PROTO_PROFILE_FILTER, &value, &value_len)) {
+		struct filter_setting *setting = &profile->filters[profile->filter_count];
+		const struct proto_field *name;
+
+		if (proto_fields_split(value, value_len, PROTO_FILTER_WEIGHT, 0, filter_fields,
+				       err_r) < 0)
+			return -1;
+		name = &filter_fields[PROTO_FILTER_NAME];
+		if (name->count == 0 ||
+		    !proto_filter_name_valid((const char *)name->data, name->len)) {
+			*err_r = "bad filter name";
+			return -1;
+		}
+		for (size_t i = 0; i < profile->filter_count; i++) {
+			if (strlen(profile->filters[i].name) == name->len &&
+			    memcmp(profile->filters[i].name, name->data, name->len) == 0) {
+				*err_r = "filter named twice in the profile";
+				return -1;
+			}
+		}
+		if (filter_fields[PROTO_FILTER_WEIGHT].count == 0 ||
+		    !proto_points_decode(&filter_fields[PROTO_FILTER_WEIGHT], &setting->weight)) {
+			*err_r = "bad filter weight";
+			return -1;
+		}
+		memcpy(setting->name, name->data, name->len);
+		profile->filter_count++;
+	}
+	return 0;
+}
+
 int proto_job_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		     struct pipeline_job *job, const char **err_r)
 {
@@ -256,16 +411,29 @@ int proto_job_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 	const struct proto_field *account = &fields[PROTO_JOB_ACCOUNT];
 	const struct proto_field *host = &fields[PROTO_JOB_PROVIDER_HOST];
 	const struct proto_field *received = &fields[PROTO_JOB_RECEIVED_AT];
+	const struct proto_field *source = &fields[PROTO_JOB_SOURCE];
+	const struct proto_field *user = &fields[PROTO_JOB_OWNER_USER];
+	const struct proto_field *owner_account = &fields[PROTO_JOB_OWNER_ACCOUNT];
+	const struct proto_field *sender = &fields[PROTO_JOB_ENVELOPE_SENDER];
+	const struct proto_field *recipients = &fields[PROTO_JOB_ENVELOPE_RECIPIENTS];
+	const struct proto_field *profile = &fields[PROTO_JOB_PROFILE];
+	struct pipeline_job out = {0};
+	const unsigned char *payload;
+	size_t payload_len;
+	size_t recipient_count = 0;
 	size_t consumed;
 	uint64_t received_at;
 
 	*consumed_r = 0;
-	if (proto_typed_decode(buf, len, &consumed, PROTO_TYPE_JOB, PROTO_JOB_RECEIVED_AT, fields,
+	if (proto_typed_decode(buf, len, &consumed, PROTO_TYPE_JOB, &payload, &payload_len,
 			       err_r) < 0)
 		return -1;
 	if (consumed == 0)
 		return 0;
-	if (!id->present || !account->present || !host->present || !received->present) {
+	if (proto_fields_split(payload, payload_len, PROTO_JOB_PROFILE, 0, fields, err_r) < 0)
+		return -1;
+	if (!id->count || !account->count || !host->count || !received->count ||
+	    !profile->count) {
 		*err_r = "job lacks a required field";
 		return -1;
 	}
@@ -291,12 +459,95 @@ int proto_job_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		*err_r = "received_at out of range";
 		return -1;
 	}
-	memset(job, 0, sizeof(*job));
-	memcpy(job->id, id->data, id->len);
-	memcpy(job->account, account->data, account->len);
-	memcpy(job->provider_host, host->data, host->len);
-	job->received_at = (int64_t)received_at;
+	if (source->count && (source->len != 1 || source->data[0] > PIPELINE_SOURCE_LAST)) {
+		*err_r = "bad source";
+		return -1;
+	}
+	if ((user->count && !proto_id64_decode(user, &out.owner.user_id)) ||
+	    (owner_account->count && !proto_id64_decode(owner_account, &out.owner.account_id))) {
+		*err_r = "bad owner";
+		return -1;
+	}
+	if (sender->count && !proto_address_valid((const char *)sender->data, sender->len)) {
+		*err_r = "bad envelope sender";
+		return -1;
+	}
+	if (recipients->count) {
+		recipient_count =
+		    proto_recipients_count((const char *)recipients->data, recipients->len);
+		if (recipient_count == 0) {
+			*err_r = "bad envelope recipients";
+			return -1;
+		}
+	}
+	out.profile = xmalloc(sizeof(*out.profile));
+	if (proto_profile_decode(profile->data, profile->len, out.profile, err_r) < 0) {
+		free(out.profile);
+		return -1;
+	}
+	memcpy(out.id, id->data, id->len);
+	memcpy(out.account, account->data, account->len);
+	memcpy(out.provider_host, host->data, host->len);
+	out.received_at = (int64_t)received_at;
+	if (source->count)
+		out.source = (enum pipeline_source)source->data[0];
+	if (sender->count)
+		out.envelope.sender = xstrndup((const char *)sender->data, sender->len);
+	if (recipient_count > 0) {
+		out.envelope.recipients = proto_recipients_split((const char *)recipients->data,
+								 recipients->len, recipient_count);
+		out.envelope.recipient_count = recipient_count;
+	}
+	*job = out;
 	*consumed_r = consumed;
+	return 0;
+}
+
+/* Decodes one RESULT value into *RESULT (allocating its reason and headers).
+ * On failure *RESULT holds nothing to free. */
+static int proto_result_decode(const unsigned char *data, size_t len,
+			       struct pipeline_result *result, const char **err_r)
+{
+	struct proto_field fields[PROTO_TAG_MAX + 1];
+	const struct proto_field *name = &fields[PROTO_RESULT_NAME];
+	const struct proto_field *status = &fields[PROTO_RESULT_STATUS];
+	const struct proto_field *score = &fields[PROTO_RESULT_SCORE];
+	const struct proto_field *reason = &fields[PROTO_RESULT_REASON];
+	const struct proto_field *headers = &fields[PROTO_RESULT_HEADERS];
+
+	memset(result, 0, sizeof(*result));
+	if (proto_fields_split(data, len, PROTO_RESULT_HEADERS, 0, fields, err_r) < 0)
+		return -1;
+	if (!name->count || !status->count || !score->count) {
+		*err_r = "result lacks a required field";
+		return -1;
+	}
+	if (!proto_filter_name_valid((const char *)name->data, name->len)) {
+		*err_r = "bad filter name";
+		return -1;
+	}
+	if (status->len != 1 ||
+	    (status->data[0] != PIPELINE_RESULT_OK && status->data[0] != PIPELINE_RESULT_FAILED)) {
+		*err_r = "bad result status";
+		return -1;
+	}
+	if (!proto_points_decode(score, &result->score)) {
+		*err_r = "bad score";
+		return -1;
+	}
+	if (reason->count && !proto_reason_valid((const char *)reason->data, reason->len)) {
+		*err_r = "bad reason";
+		return -1;
+	}
+	if (headers->count &&
+	    !proto_prepend_valid((const char *)headers->data, headers->len, err_r))
+		return -1;
+	memcpy(result->name, name->data, name->len);
+	result->status = (enum pipeline_result_status)status->data[0];
+	if (reason->count)
+		result->reason = xstrndup((const char *)reason->data, reason->len);
+	if (headers->count)
+		result->headers = xstrndup((const char *)headers->data, headers->len);
 	return 0;
 }
 
@@ -306,19 +557,28 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 	struct proto_field fields[PROTO_TAG_MAX + 1];
 	const struct proto_field *id = &fields[PROTO_VERDICT_ID];
 	const struct proto_field *outcome = &fields[PROTO_VERDICT_OUTCOME];
-	const struct proto_field *prepend = &fields[PROTO_VERDICT_PREPEND];
 	const struct proto_field *sender = &fields[PROTO_VERDICT_SENDER];
 	const struct proto_field *recipients = &fields[PROTO_VERDICT_RECIPIENTS];
+	const struct proto_field *results = &fields[PROTO_VERDICT_RESULT];
+	struct pipeline_verdict out = {0};
+	const unsigned char *payload;
+	const unsigned char *value;
+	size_t payload_len;
+	size_t value_len;
 	size_t recipient_count = 0;
 	size_t consumed;
+	size_t pos = 0;
 
 	*consumed_r = 0;
-	if (proto_typed_decode(buf, len, &consumed, PROTO_TYPE_VERDICT, PROTO_VERDICT_RECIPIENTS,
-			       fields, err_r) < 0)
+	if (proto_typed_decode(buf, len, &consumed, PROTO_TYPE_VERDICT, &payload, &payload_len,
+			       err_r) < 0)
 		return -1;
 	if (consumed == 0)
 		return 0;
-	if (!id->present || !outcome->present) {
+	if (proto_fields_split(payload, payload_len, PROTO_VERDICT_RECIPIENTS,
+			       1u << PROTO_VERDICT_RESULT, fields, err_r) < 0)
+		return -1;
+	if (!id->count || !outcome->count) {
 		*err_r = "verdict lacks a required field";
 		return -1;
 	}
@@ -330,14 +590,15 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 		*err_r = "bad outcome";
 		return -1;
 	}
-	if (prepend->present &&
-	    !proto_prepend_valid((const char *)prepend->data, prepend->len, err_r))
+	if (results->count > PIPELINE_RESULTS_MAX) {
+		*err_r = "too many results";
 		return -1;
-	if (sender->present && !proto_address_valid((const char *)sender->data, sender->len)) {
+	}
+	if (sender->count && !proto_address_valid((const char *)sender->data, sender->len)) {
 		*err_r = "bad sender";
 		return -1;
 	}
-	if (recipients->present) {
+	if (recipients->count) {
 		recipient_count =
 		    proto_recipients_count((const char *)recipients->data, recipients->len);
 		if (recipient_count == 0) {
@@ -345,150 +606,37 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 			return -1;
 		}
 	}
-	memset(verdict, 0, sizeof(*verdict));
-	memcpy(verdict->id, id->data, id->len);
-	verdict->outcome = (enum pipeline_outcome)outcome->data[0];
-	if (prepend->present)
-		verdict->prepend = xstrndup((const char *)prepend->data, prepend->len);
-	if (sender->present)
-		verdict->sender = xstrndup((const char *)sender->data, sender->len);
-	if (recipient_count > 0) {
-		const char *p = (const char *)recipients->data;
-		const char *end = p + recipients->len;
+	if (results->count > 0)
+		out.results = xcalloc(results->count, sizeof(*out.results));
+	while (proto_field_next(payload, payload_len, &pos, PROTO_VERDICT_RESULT, &value,
+				&value_len)) {
+		struct pipeline_result *result = &out.results[out.result_count];
 
-		verdict->recipients = xcalloc(recipient_count, sizeof(*verdict->recipients));
-		for (size_t i = 0; i < recipient_count; i++) {
-			const char *nl = memchr(p, '\n', (size_t)(end - p));
-			size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
-
-			verdict->recipients[i] = xstrndup(p, n);
-			p += n + 1;
+		if (proto_result_decode(value, value_len, result, err_r) < 0)
+			goto fail;
+		out.result_count++;
+		for (size_t i = 0; i + 1 < out.result_count; i++) {
+			if (strcmp(out.results[i].name, result->name) == 0) {
+				*err_r = "two results for one filter";
+				goto fail;
+			}
 		}
-		verdict->recipient_count = recipient_count;
 	}
+	memcpy(out.id, id->data, id->len);
+	out.outcome = (enum pipeline_outcome)outcome->data[0];
+	if (sender->count)
+		out.sender = xstrndup((const char *)sender->data, sender->len);
+	if (recipient_count > 0) {
+		out.recipients = proto_recipients_split((const char *)recipients->data,
+							recipients->len, recipient_count);
+		out.recipient_count = recipient_count;
+	}
+	*verdict = out;
 	*consumed_r = consumed;
 	return 0;
-}
-
-int proto_job_encode(const struct pipeline_job *job, unsigned char **frame_r, size_t *len_r,
-		     const char **err_r)
-{
-	size_t account_len = strnlen(job->account, sizeof(job->account));
-	size_t host_len = strnlen(job->provider_host, sizeof(job->provider_host));
-	unsigned char received[8];
-	size_t payload_len;
-	unsigned char *frame;
-	unsigned char *p;
-
-	if (strnlen(job->id, sizeof(job->id)) != SPOOL_ID_LEN ||
-	    !proto_id_valid((const unsigned char *)job->id, SPOOL_ID_LEN)) {
-		*err_r = "bad message id";
-		return -1;
-	}
-	if (account_len == 0 || account_len == sizeof(job->account)) {
-		*err_r = "bad account";
-		return -1;
-	}
-	if (host_len == 0 || host_len == sizeof(job->provider_host)) {
-		*err_r = "bad provider host";
-		return -1;
-	}
-	if (job->received_at < 0 || job->received_at > PROTO_RECEIVED_AT_MAX) {
-		*err_r = "received_at out of range";
-		return -1;
-	}
-	proto_put_u32(proto_put_u32(received, (uint32_t)((uint64_t)job->received_at >> 32)),
-		      (uint32_t)job->received_at);
-	/* The fields are small and bounded by the struct, far below the limit. */
-	payload_len =
-	    4 * PROTO_FIELD_HEADER_LEN + account_len + host_len + sizeof(received) + SPOOL_ID_LEN;
-	frame = xmalloc(PROTO_HEADER_LEN + payload_len);
-	p = proto_put_header(frame, PROTO_TYPE_JOB, payload_len);
-	p = proto_put_field(p, PROTO_JOB_ACCOUNT, job->account, account_len);
-	p = proto_put_field(p, PROTO_JOB_PROVIDER_HOST, job->provider_host, host_len);
-	p = proto_put_field(p, PROTO_JOB_RECEIVED_AT, received, sizeof(received));
-	proto_put_field(p, PROTO_JOB_ID, job->id, SPOOL_ID_LEN);
-	*frame_r = frame;
-	*len_r = PROTO_HEADER_LEN + payload_len;
-	return 0;
-}
-
-int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char **frame_r,
-			 size_t *len_r, const char **err_r)
-{
-	size_t prepend_len = verdict->prepend != NULL ? strlen(verdict->prepend) : 0;
-	size_t sender_len = verdict->sender != NULL ? strlen(verdict->sender) : 0;
-	size_t recipients_len = 0;
-	unsigned char outcome = (unsigned char)verdict->outcome;
-	size_t payload_len;
-	unsigned char *frame;
-	unsigned char *p;
-
-	if (strnlen(verdict->id, sizeof(verdict->id)) != SPOOL_ID_LEN ||
-	    !proto_id_valid((const unsigned char *)verdict->id, SPOOL_ID_LEN)) {
-		*err_r = "bad message id";
-		return -1;
-	}
-	if (!proto_outcome_valid((int)verdict->outcome)) {
-		*err_r = "bad outcome";
-		return -1;
-	}
-	if (verdict->prepend != NULL && !proto_prepend_valid(verdict->prepend, prepend_len, err_r))
-		return -1;
-	if (verdict->sender != NULL && !proto_address_valid(verdict->sender, sender_len)) {
-		*err_r = "bad sender";
-		return -1;
-	}
-	if (verdict->recipient_count > PROTO_RECIPIENTS_MAX ||
-	    (verdict->recipient_count > 0 && verdict->recipients == NULL)) {
-		*err_r = "bad recipients";
-		return -1;
-	}
-	for (size_t i = 0; i < verdict->recipient_count; i++) {
-		size_t n = strlen(verdict->recipients[i]);
-
-		if (!proto_address_valid(verdict->recipients[i], n)) {
-			*err_r = "bad recipients";
-			return -1;
-		}
-		recipients_len += n + (i > 0);
-	}
-	payload_len = 2 * PROTO_FIELD_HEADER_LEN + 1 + SPOOL_ID_LEN;
-	if (verdict->prepend != NULL)
-		payload_len += PROTO_FIELD_HEADER_LEN + prepend_len;
-	if (verdict->sender != NULL)
-		payload_len += PROTO_FIELD_HEADER_LEN + sender_len;
-	if (verdict->recipient_count > 0)
-		payload_len += PROTO_FIELD_HEADER_LEN + recipients_len;
-	if (payload_len > PROTO_PAYLOAD_MAX) {
-		*err_r = "payload too long";
-		return -1;
-	}
-	frame = xmalloc(PROTO_HEADER_LEN + payload_len);
-	p = proto_put_header(frame, PROTO_TYPE_VERDICT, payload_len);
-	/* The id goes last: a payload cut short at a field boundary then always
-	 * lacks a required field, whatever else the verdict holds. */
-	if (verdict->prepend != NULL)
-		p = proto_put_field(p, PROTO_VERDICT_PREPEND, verdict->prepend, prepend_len);
-	if (verdict->sender != NULL)
-		p = proto_put_field(p, PROTO_VERDICT_SENDER, verdict->sender, sender_len);
-	if (verdict->recipient_count > 0) {
-		p = proto_put_u16(p, PROTO_VERDICT_RECIPIENTS);
-		p = proto_put_u32(p, (uint32_t)recipients_len);
-		for (size_t i = 0; i < verdict->recipient_count; i++) {
-			size_t n = strlen(verdict->recipients[i]);
-
-			if (i > 0)
-				*p++ = '\n';
-			memcpy(p, verdict->recipients[i], n);
-			p += n;
-		}
-	}
-	p = proto_put_field(p, PROTO_VERDICT_OUTCOME, &outcome, 1);
-	proto_put_field(p, PROTO_VERDICT_ID, verdict->id, SPOOL_ID_LEN);
-	*frame_r = frame;
-	*len_r = PROTO_HEADER_LEN + payload_len;
-	return 0;
+fail:
+	proto_verdict_clear(&out);
+	return -1;
 }
 
 bool proto_outcome_valid(int outcome)
@@ -496,7 +644,7 @@ bool proto_outcome_valid(int outcome)
 	/* WORKER_FAILED is the main process's conclusion about a worker; a worker
 	 * claiming it would only be confusing. */
 	switch (outcome) {
-	case PIPELINE_DELIVER:
+	case PIPELINE_JUDGED:
 		return true;
 	default:
 		return false;
@@ -563,11 +711,28 @@ bool proto_prepend_valid(const char *text, size_t len, const char **err_r)
 	return true;
 }
 
+void proto_job_clear(struct pipeline_job *job)
+{
+	if (job == NULL)
+		return;
+	xfree(&job->envelope.sender);
+	for (size_t i = 0; i < job->envelope.recipient_count; i++)
+		free(job->envelope.recipients[i]);
+	xfree(&job->envelope.recipients);
+	job->envelope.recipient_count = 0;
+	xfree(&job->profile);
+}
+
 void proto_verdict_clear(struct pipeline_verdict *verdict)
 {
 	if (verdict == NULL)
 		return;
-	xfree(&verdict->prepend);
+	for (size_t i = 0; i < verdict->result_count; i++) {
+		xfree(&verdict->results[i].reason);
+		xfree(&verdict->results[i].headers);
+	}
+	xfree(&verdict->results);
+	verdict->result_count = 0;
 	xfree(&verdict->reason);
 	xfree(&verdict->sender);
 	for (size_t i = 0; i < verdict->recipient_count; i++)

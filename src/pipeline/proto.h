@@ -4,34 +4,59 @@
  *
  * A frame is a 12-byte header and a payload, all integers in network order:
  *
- *   uint32 magic 0x50475750 ("PGWP")   uint16 version (3: bodies as descriptors)
+ *   uint32 magic 0x50475750 ("PGWP")   uint16 version (4)
  *   uint16 type (1 job, 2 verdict)     uint32 payload length (at most 64 KiB)
  *
- * Version 3: every job frame travels with exactly one descriptor attached to
- * its first byte (SCM_RIGHTS): the message body, opened read-only by the main
- * process. The frame names no path; the worker knows no data folder. A job
- * without its descriptor, with more than one, or followed by bytes before
- * the verdict is a protocol error (worker.c). Version 2 added SENDER and
- * RECIPIENTS.
+ * The payload is a sequence of fields, each uint16 tag, uint32 length, LENGTH
+ * bytes (type, length, value). A field's value may itself be such a sequence
+ * (a job's PROFILE and its FILTERs, a verdict's RESULTs); a nested field
+ * must end inside its parent. Tag 0 is never valid.
  *
- * The payload is a sequence of fields, each uint16 tag, uint32 length, bytes.
- * Every field appears at most once; unknown tags are errors, not extensions
- * (a new field means a new version).
+ * Extension: the top bit of a tag (PROTO_TAG_REQUIRED) says whether a reader
+ * that does not know the field may skip it. A field a reader does not know
+ * is skipped when the bit is clear — an optional addition, such as a hint
+ * an older worker can ignore — and makes the whole frame invalid when it is
+ * set — a field that changes what the rest means. The fields below are known
+ * to every reader of this version and are sent with the bit clear; a reader
+ * takes a known tag with either bit. Each known field appears at most once,
+ * except RESULT and FILTER, which repeat (at most PIPELINE_RESULTS_MAX and
+ * FILTER_PROFILE_MAX times).
  *
- *   job:     ID (24 hex digits), ACCOUNT, PROVIDER_HOST, RECEIVED_AT (int64)
- *   verdict: PREPEND (optional), OUTCOME (1 byte), ID, SENDER (optional,
- *            one address), RECIPIENTS (optional, 1 to PROTO_RECIPIENTS_MAX
- *            addresses, each followed by nothing but the '\n' between them)
+ * Version history: 2 added SENDER and RECIPIENTS; 3 passed each body as a
+ * descriptor; 4 (the issue's "pipeline v3") added the envelope, source,
+ * owner and profile to jobs, per-filter results to verdicts in place of one
+ * prepend text, and skippable fields.
+ *
+ * Every job frame travels with exactly one descriptor attached to its first
+ * byte (SCM_RIGHTS): the message body, opened read-only by the main process.
+ * The frame names no path; the worker knows no data folder. A job without
+ * its descriptor, with more than one, or followed by bytes before the
+ * verdict is a protocol error (worker.c).
+ *
+ *   job:     ID (24 hex digits), ACCOUNT, PROVIDER_HOST, RECEIVED_AT (int64),
+ *            PROFILE; optional SOURCE (1 byte), OWNER_USER, OWNER_ACCOUNT
+ *            (int64 each, > 0), ENVELOPE_SENDER (one address),
+ *            ENVELOPE_RECIPIENTS (an address list)
+ *   profile: FILTER (repeated: NAME, WEIGHT), TAG_AT, QUARANTINE_AT, FLAGS
+ *            (1 byte: 1 challenge unknown senders, 2 hold)
+ *   verdict: OUTCOME (1 byte), ID, RESULT (repeated: NAME, STATUS (1 byte),
+ *            SCORE, optional REASON, optional HEADERS), SENDER (optional,
+ *            one address), RECIPIENTS (optional, an address list)
+ *
+ * Scores, weights and thresholds travel as int32 thousandths of a point, at
+ * most FILTER_SCORE_MAX points either way. An address list is 1 to
+ * PROTO_RECIPIENTS_MAX addresses with a single '\n' between them.
  *
  * SECURITY: a verdict comes from a worker that has read hostile content, so
  * it may be anything. The decoders never read past LEN, check every length
- * before using it, and accept only what the encoders can produce: a valid id,
- * a known outcome, and PREPEND only as well-formed header lines (printable
- * ASCII, folded lines, CRLF endings, no empty line that would end the header
- * block and push the rest into the body), and addresses only as at most
- * PROTO_ADDRESS_MAX printable ASCII characters without space, '<', '>' or
- * ',', with exactly one '@'. They need nothing but libc and the
- * x* allocators, so they can be fuzzed on their own.
+ * against what holds it before using it, and accept only what the encoders
+ * can produce: a valid id, a known outcome and status, filter names of
+ * [a-z0-9_-], reasons as one line of printable ASCII, HEADERS only as
+ * well-formed header lines (printable ASCII, folded lines, CRLF endings, no
+ * empty line that would end the header block and push the rest into the
+ * body), and addresses only as at most PROTO_ADDRESS_MAX printable ASCII
+ * characters without space, '<', '>' or ',', with exactly one '@'. They need
+ * nothing but libc and the x* allocators, so they can be fuzzed on their own.
  */
 #ifndef POPGATE_PIPELINE_PROTO_H
 #define POPGATE_PIPELINE_PROTO_H
@@ -43,10 +68,15 @@
 #include "pipeline/pipeline.h"
 
 #define PROTO_MAGIC 0x50475750u
-#define PROTO_VERSION 3
+#define PROTO_VERSION 4
 #define PROTO_HEADER_LEN 12
+#define PROTO_FIELD_HEADER_LEN 6
 #define PROTO_PAYLOAD_MAX 65536
 #define PROTO_FRAME_MAX (PROTO_HEADER_LEN + PROTO_PAYLOAD_MAX)
+/* Points (scores, weights, thresholds) travel as int32 thousandths. */
+#define PROTO_MILLI 1000.0
+/* Set in the tag of a field a reader must understand (see above). */
+#define PROTO_TAG_REQUIRED 0x8000u
 
 enum proto_type {
 	PROTO_TYPE_JOB = 1,
@@ -58,19 +88,53 @@ enum proto_job_tag {
 	PROTO_JOB_ACCOUNT = 2,
 	PROTO_JOB_PROVIDER_HOST = 3,
 	PROTO_JOB_RECEIVED_AT = 4,
+	PROTO_JOB_SOURCE = 5,
+	PROTO_JOB_OWNER_USER = 6,
+	PROTO_JOB_OWNER_ACCOUNT = 7,
+	PROTO_JOB_ENVELOPE_SENDER = 8,
+	PROTO_JOB_ENVELOPE_RECIPIENTS = 9,
+	PROTO_JOB_PROFILE = 10,
 };
+
+/* Inside a job's PROFILE. */
+enum proto_profile_tag {
+	PROTO_PROFILE_FILTER = 1,
+	PROTO_PROFILE_TAG_AT = 2,
+	PROTO_PROFILE_QUARANTINE_AT = 3,
+	PROTO_PROFILE_FLAGS = 4,
+};
+
+/* Inside a PROFILE's FILTER. */
+enum proto_filter_tag {
+	PROTO_FILTER_NAME = 1,
+	PROTO_FILTER_WEIGHT = 2,
+};
+
+#define PROTO_PROFILE_CHALLENGE 0x01
+#define PROTO_PROFILE_HOLD 0x02
 
 enum proto_verdict_tag {
 	PROTO_VERDICT_ID = 1,
 	PROTO_VERDICT_OUTCOME = 2,
-	PROTO_VERDICT_PREPEND = 3,
+	PROTO_VERDICT_RESULT = 3,
 	PROTO_VERDICT_SENDER = 4,
 	PROTO_VERDICT_RECIPIENTS = 5,
 };
 
-/* Limits on a verdict's addresses (RFC 5321 4.5.3.1 for the length). */
+/* Inside a verdict's RESULT. */
+enum proto_result_tag {
+	PROTO_RESULT_NAME = 1,
+	PROTO_RESULT_STATUS = 2,
+	PROTO_RESULT_SCORE = 3,
+	PROTO_RESULT_REASON = 4,
+	PROTO_RESULT_HEADERS = 5,
+};
+
+/* Limits on addresses (RFC 5321 4.5.3.1 for the length). */
 #define PROTO_ADDRESS_MAX 254
 #define PROTO_RECIPIENTS_MAX 64
+/* The longest reason a result may give. */
+#define PROTO_REASON_MAX 200
 
 /* Latest received_at accepted: 9999-12-31T23:59:59Z, so a date always formats. */
 #define PROTO_RECEIVED_AT_MAX INT64_C(253402300799)
@@ -93,16 +157,18 @@ int proto_frame_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		       enum proto_type *type_r, const unsigned char **payload_r,
 		       size_t *payload_len_r, const char **err_r);
 
-/* Decodes a job frame into *JOB (strings NUL-terminated). */
+/* Decodes a job frame into *JOB (strings NUL-terminated). On success the
+ * job's envelope and profile are allocated: free with proto_job_clear.
+ * Otherwise *JOB holds nothing to free. */
 int proto_job_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		     struct pipeline_job *job, const char **err_r);
 
 /*
- * Decodes a verdict frame into *VERDICT. On success VERDICT->prepend,
- * sender and recipients are allocated (or NULL / 0 when the worker sent
- * none) and VERDICT->reason is NULL;
- * free with proto_verdict_clear. Otherwise *VERDICT holds nothing to free.
- * Only outcomes a worker may give are accepted (not WORKER_FAILED).
+ * Decodes a verdict frame into *VERDICT. On success its results (and their
+ * reasons and headers), sender and recipients are allocated (or NULL / 0
+ * when the worker sent none), and VERDICT->reason and ->job are NULL; free
+ * with proto_verdict_clear. Otherwise *VERDICT holds nothing to free. Only
+ * outcomes a worker may give are accepted (not WORKER_FAILED).
  */
 int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 			 struct pipeline_verdict *verdict, const char **err_r);
@@ -110,25 +176,43 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 /*
  * Encode JOB or VERDICT as one frame into a newly allocated buffer (*FRAME_R,
  * caller frees) of *LEN_R bytes. They refuse with -1 and *ERR_R what the
- * decoders would refuse, so a bug on the sending side shows up there.
- * VERDICT->reason is not sent: it is the main process's own note.
+ * decoders would refuse, so a bug on the sending side shows up there; a job
+ * must name its profile (pipeline_submit fills in the default).
+ * VERDICT->reason and ->job are not sent: they are the main process's own.
  */
 int proto_job_encode(const struct pipeline_job *job, unsigned char **frame_r, size_t *len_r,
 		     const char **err_r);
 int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char **frame_r,
 			 size_t *len_r, const char **err_r);
 
+/* True if ID (LEN bytes) is a message id: SPOOL_ID_LEN lowercase hex digits
+ * (spool_id_valid's rule, repeated so this code needs no store code). */
+bool proto_id_valid(const unsigned char *id, size_t len);
+
+/* True if POINTS is finite and within FILTER_SCORE_MAX either way. */
+bool proto_points_valid(double points);
+
 /* True if OUTCOME may travel in a verdict frame. */
 bool proto_outcome_valid(int outcome);
 
-/* True if TEXT (LEN bytes) is acceptable as a verdict's PREPEND; else false
+/* True if TEXT (LEN bytes) is acceptable as a result's HEADERS; else false
  * with *ERR_R. */
 bool proto_prepend_valid(const char *text, size_t len, const char **err_r);
 
-/* True if ADDRESS (LEN bytes) is acceptable as a verdict's address. */
+/* True if TEXT (LEN bytes) is acceptable as a result's REASON. */
+bool proto_reason_valid(const char *text, size_t len);
+
+/* True if NAME (LEN bytes) is shaped like a filter name: 1 to
+ * FILTER_NAME_MAX of [a-z0-9_-]. */
+bool proto_filter_name_valid(const char *name, size_t len);
+
+/* True if ADDRESS (LEN bytes) is acceptable as an address in a frame. */
 bool proto_address_valid(const char *address, size_t len);
 
-/* Frees what a decoded or filled-in verdict owns (prepend, reason, sender,
+/* Frees what a decoded job owns (envelope, profile); NULL is fine. */
+void proto_job_clear(struct pipeline_job *job);
+
+/* Frees what a decoded or filled-in verdict owns (results, reason, sender,
  * recipients); the struct itself stays. NULL is fine. */
 void proto_verdict_clear(struct pipeline_verdict *verdict);
 

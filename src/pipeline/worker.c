@@ -1,7 +1,8 @@
 /*
  * worker.c — the worker process: confines itself (confine.c), then reads
  * jobs from its socket, each with the message body's descriptor attached,
- * runs the filter chain over the body and answers with a verdict. Runs as
+ * runs the job's profile's filters (src/filters/) over the body and answers
+ * with a verdict: one result per filter. Runs as
  * "popgate --worker FD HOSTNAME".
  *
  * Owns: its end of the socket and the body descriptor of the job it is on.
@@ -15,7 +16,7 @@
  * here, in a process whose crash costs one job and whose compromise yields
  * nothing but the bodies it is handed. Jobs come from the main process and
  * are trusted, but the account and provider host inside them were typed by
- * users, so they are sanitised before they go into a header.
+ * users, so the trace filter sanitises them before they go into a header.
  */
 #include <errno.h>
 #include <signal.h>
@@ -26,11 +27,11 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
+#include "filters/filter.h"
 #include "pipeline/confine.h"
 #include "pipeline/headers.h"
 #include "pipeline/pipeline.h"
@@ -39,131 +40,12 @@
 /* How much of a body is read at a time. */
 #define WORKER_CHUNK_SIZE 65536
 
-/* What a filter step sees: the job and what reading the body found out. */
-struct worker_message {
-	const struct pipeline_job *job;
-	const char *hostname;
-	uint64_t size;			/* bytes in the body */
-	struct headers_parser *headers; /* fed the body's header block */
-};
-
-/*
- * One step of the chain. RUN looks at MESSAGE and adds to VERDICT (its
- * outcome and prepend); it returns 0, or -1 when the message cannot be judged,
- * which ends the worker so the job is retried and then held as suspect.
- */
-struct worker_filter {
-	const char *name;
-	int (*run)(const struct worker_message *message, struct pipeline_verdict *verdict);
-};
-
-/* Appends LINES (whole header lines, CRLF-terminated) to VERDICT's prepend. */
-static void worker_verdict_prepend(struct pipeline_verdict *verdict, const char *lines)
-{
-	char *joined = xasprintf("%s%s", verdict->prepend != NULL ? verdict->prepend : "", lines);
-
-	free(verdict->prepend);
-	verdict->prepend = joined;
-}
-
-/*
- * Copies S into OUT (size OUTLEN, cut to fit) for use inside a trace header:
- * only printable ASCII survives, and not the characters that would end the
- * token it stands in ("<", ">", ";", space) — a user must not be able to
- * forge a trace clause or a header line.
- */
-static void worker_sanitize_token(char *out, size_t outlen, const char *s)
-{
-	size_t n = strnlen(s, outlen - 1);
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c <= 0x20 || c >= 0x7f || c == '<' || c == '>' || c == ';')
-			c = '?';
-		out[i] = (char)c;
-	}
-	out[n] = '\0';
-}
-
-/* Formats WHEN as an RFC 5322 date-time in UTC ("Sat, 28 Nov 2026 02:14:13
- * +0000"). The names are spelled out here, not taken from strftime, because
- * the format must not follow the locale. */
-static void worker_format_date(char *out, size_t outlen, int64_t when)
-{
-	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	time_t t = (time_t)when;
-	struct tm tm;
-
-	/* The decoder limits received_at to years 1970-9999, where gmtime_r
-	 * cannot fail; the epoch is a visible rather than a silent fallback. */
-	if (gmtime_r(&t, &tm) == NULL) {
-		t = 0;
-		gmtime_r(&t, &tm);
-	}
-	snprintf(out, outlen, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
-		 months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-/* The trace header (RFC 5322 3.6.7) recording that popgate fetched the
- * message from the provider over POP3 for the account. */
-static int worker_filter_trace(const struct worker_message *message,
-			       struct pipeline_verdict *verdict)
-{
-	const struct pipeline_job *job = message->job;
-	char account[sizeof(job->account)];
-	char host[sizeof(job->provider_host)];
-	char hostname[256];
-	char date[64];
-	char *line;
-
-	worker_sanitize_token(account, sizeof(account), job->account);
-	worker_sanitize_token(host, sizeof(host), job->provider_host);
-	worker_sanitize_token(hostname, sizeof(hostname), message->hostname);
-	worker_format_date(date, sizeof(date), job->received_at);
-	line = xasprintf("Received: from %s by %s (popgate) with POP3\r\n"
-			 "\tid %s for <%s>; %s\r\n",
-			 host, hostname, job->id, account, date);
-	worker_verdict_prepend(verdict, line);
-	free(line);
-	return 0;
-}
-
-/* U4, U5: the sender and recipient addresses, so the main process can
- * attribute the message to the users who own them. Parsed here because the
- * header is hostile; the main process only looks the results up. */
-static int worker_filter_addresses(const struct worker_message *message,
-				   struct pipeline_verdict *verdict)
-{
-	const char *sender;
-	const char *const *recipients;
-	size_t count = headers_finish(message->headers, &sender, &recipients);
-
-	if (sender != NULL)
-		verdict->sender = xstrdup(sender);
-	if (count > 0) {
-		verdict->recipients = xcalloc(count, sizeof(*verdict->recipients));
-		for (size_t i = 0; i < count; i++)
-			verdict->recipients[i] = xstrdup(recipients[i]);
-		verdict->recipient_count = count;
-	}
-	return 0;
-}
-
-/* The chain, in order; later filters are added as new steps. */
-static const struct worker_filter worker_filters[] = {
-    {"trace", worker_filter_trace},
-    {"addresses", worker_filter_addresses},
-};
-
 /*
  * Reads the body of MESSAGE->job from BODY_FD (the main process opened it:
  * a regular file of the spool), in chunks, filling in what the filters need
  * to know. 0, or -1 (logged) when it cannot be read.
  */
-static int worker_message_read(int body_fd, struct worker_message *message)
+static int worker_message_read(int body_fd, struct filter_message *message)
 {
 	const struct pipeline_job *job = message->job;
 	unsigned char *chunk = xmalloc(WORKER_CHUNK_SIZE);
@@ -191,30 +73,61 @@ static int worker_message_read(int body_fd, struct worker_message *message)
 	return 0;
 }
 
-/* Runs the chain over JOB and fills VERDICT. 0 or -1 (logged). */
+/*
+ * Runs the job's profile's filters over MESSAGE, in the profile's order,
+ * each filling one result. A filter the table lacks, or one that cannot
+ * judge the message, gives a failed result; the others still run. (What a
+ * filter puts in its result must pass the encoder's checks, or the whole
+ * job ends as a worker failure: a filter's bug, found.)
+ */
+static void worker_filters_run(const struct filter_message *message,
+			       struct pipeline_verdict *verdict)
+{
+	const struct filter_profile *profile = message->job->profile;
+
+	verdict->results = xcalloc(profile->filter_count + 1, sizeof(*verdict->results));
+	for (size_t i = 0; i < profile->filter_count; i++) {
+		const struct filter *filter = filter_find(profile->filters[i].name);
+		struct pipeline_result *result = &verdict->results[verdict->result_count++];
+
+		memcpy(result->name, profile->filters[i].name, sizeof(result->name));
+		result->status = PIPELINE_RESULT_OK;
+		if (filter == NULL) {
+			result->status = PIPELINE_RESULT_FAILED;
+			result->reason = xstrdup("no such filter");
+		} else if (filter->run(message, result, verdict) < 0) {
+			result->status = PIPELINE_RESULT_FAILED;
+			result->score = 0;
+			xfree(&result->headers);
+			if (result->reason == NULL)
+				result->reason = xstrdup("failed");
+		}
+		if (result->status == PIPELINE_RESULT_FAILED)
+			log_event(LOG_WARN, "filter_failed", message->job->account,
+				  message->job->id, "filter=%s reason=%s", result->name,
+				  result->reason);
+	}
+}
+
+/* Reads the body of JOB and runs its profile's filters over it, filling
+ * VERDICT. 0 or -1 (logged) when the body cannot be read. */
 static int worker_job_run(int body_fd, const char *hostname, const struct pipeline_job *job,
 			  struct pipeline_verdict *verdict)
 {
-	struct worker_message message = {.job = job, .hostname = hostname};
+	struct filter_message message = {.job = job, .hostname = hostname};
 	int rc = -1;
 
 	memset(verdict, 0, sizeof(*verdict));
 	memcpy(verdict->id, job->id, sizeof(verdict->id));
-	verdict->outcome = PIPELINE_DELIVER;
+	verdict->outcome = PIPELINE_JUDGED;
 	/* Large (the longest field it parses is 64 KiB), so not on the stack. */
 	message.headers = xmalloc(sizeof(*message.headers));
 	if (worker_message_read(body_fd, &message) < 0)
 		goto done;
-	for (size_t i = 0; i < sizeof(worker_filters) / sizeof(worker_filters[0]); i++) {
-		if (worker_filters[i].run(&message, verdict) < 0) {
-			log_event(LOG_ERROR, "worker_filter_failed", job->account, job->id,
-				  "filter=%s", worker_filters[i].name);
-			goto done;
-		}
-	}
+	worker_filters_run(&message, verdict);
 	log_event(LOG_DEBUG, "worker_verdict", job->account, job->id,
-		  "size=%llu outcome=%d recipients=%zu", (unsigned long long)message.size,
-		  (int)verdict->outcome, verdict->recipient_count);
+		  "size=%llu results=%zu recipients=%zu", (unsigned long long)message.size,
+		  verdict->result_count, verdict->recipient_count);
 	rc = 0;
 done:
 	free(message.headers);
@@ -333,6 +246,11 @@ int pipeline_worker_main(int fd, const char *hostname)
 	 * is logged, not fatal. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		log_warn("worker: PR_SET_PDEATHSIG: %s", strerror(errno));
+	/* Filters load what they need while files can still be opened. */
+	if (filter_init_all(err, sizeof(err)) < 0) {
+		log_error("worker: %s", err);
+		goto done;
+	}
 	/* Before the first byte of a job: a worker never runs unconfined. */
 	if (confine_apply(err, sizeof(err)) < 0) {
 		log_error("worker: cannot confine itself: %s", err);
@@ -347,6 +265,7 @@ int pipeline_worker_main(int fd, const char *hostname)
 		size_t consumed;
 		const char *err_text;
 		ssize_t n;
+		int rc;
 
 		if (proto_job_decode(buf, buffered, &consumed, &job, &err_text) < 0) {
 			log_error("worker: bad job frame: %s", err_text);
@@ -373,14 +292,18 @@ int pipeline_worker_main(int fd, const char *hostname)
 		 * waits for the verdict: anything else is a broken peer. */
 		if (consumed != buffered) {
 			log_error("worker: bytes after a job frame");
+			proto_job_clear(&job);
 			goto done;
 		}
 		if (body_fd < 0) {
 			log_error("worker: a job came without its body");
+			proto_job_clear(&job);
 			goto done;
 		}
 		buffered = 0;
-		if (worker_job_run(body_fd, hostname, &job, &verdict) < 0) {
+		rc = worker_job_run(body_fd, hostname, &job, &verdict);
+		proto_job_clear(&job);
+		if (rc < 0) {
 			proto_verdict_clear(&verdict);
 			goto done;
 		}

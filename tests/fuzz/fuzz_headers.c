@@ -37,7 +37,7 @@ static void fuzz_check_address(const char *address)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+	struct pipeline_verdict verdict = {.outcome = PIPELINE_JUDGED};
 	const char *sender;
 	const char *sender2;
 	const char *const *recipients;

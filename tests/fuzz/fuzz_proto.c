@@ -1,13 +1,16 @@
 /*
  * fuzz_proto.c — libFuzzer target for the worker protocol decoders
  * (pipeline/proto.c): the verdict decoder reads what a possibly compromised
- * worker sends, the job decoder what a worker is given.
+ * worker sends, the job decoder what a worker is given. Both read nested
+ * fields (a job's profile, a verdict's results) and skip unknown optional
+ * ones.
  *
  * Owns: nothing. Must never: accept a frame the encoders could not have
  * produced. Beyond the sanitizers it checks three properties and aborts on a
  * violation: a decoded frame re-encodes to bytes that decode to the same
- * values; a frame cut by one byte is "incomplete", never an error or a
- * success; and what is consumed is never more than what was given.
+ * values (unknown optional fields are dropped on the way); a frame cut by
+ * one byte is "incomplete", never an error or a success; and what is
+ * consumed is never more than what was given.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -42,8 +45,24 @@ static void fuzz_job(const uint8_t *data, size_t size)
 		abort();
 	if (strcmp(job.id, again.id) != 0 || strcmp(job.account, again.account) != 0 ||
 	    strcmp(job.provider_host, again.provider_host) != 0 ||
-	    job.received_at != again.received_at)
+	    job.received_at != again.received_at || job.source != again.source ||
+	    job.owner.user_id != again.owner.user_id ||
+	    job.owner.account_id != again.owner.account_id ||
+	    (job.envelope.sender == NULL) != (again.envelope.sender == NULL) ||
+	    job.envelope.recipient_count != again.envelope.recipient_count ||
+	    job.profile->filter_count != again.profile->filter_count ||
+	    job.profile->tag_at != again.profile->tag_at ||
+	    job.profile->quarantine_at != again.profile->quarantine_at ||
+	    job.profile->hold != again.profile->hold ||
+	    job.profile->challenge_unknown_senders != again.profile->challenge_unknown_senders)
 		abort();
+	for (size_t i = 0; i < job.profile->filter_count; i++) {
+		if (strcmp(job.profile->filters[i].name, again.profile->filters[i].name) != 0 ||
+		    job.profile->filters[i].weight != again.profile->filters[i].weight)
+			abort();
+	}
+	proto_job_clear(&again);
+	proto_job_clear(&job);
 	free(frame);
 }
 
@@ -64,18 +83,37 @@ static void fuzz_verdict(const uint8_t *data, size_t size)
 	if (proto_verdict_decode(data, consumed - 1, &consumed_again, &again, &err) != 0 ||
 	    consumed_again != 0)
 		abort();
-	if (verdict.prepend != NULL &&
-	    !proto_prepend_valid(verdict.prepend, strlen(verdict.prepend), &err))
-		abort();
+	for (size_t i = 0; i < verdict.result_count; i++) {
+		const struct pipeline_result *result = &verdict.results[i];
+
+		if (result->headers != NULL &&
+		    !proto_prepend_valid(result->headers, strlen(result->headers), &err))
+			abort();
+		if (result->reason != NULL &&
+		    !proto_reason_valid(result->reason, strlen(result->reason)))
+			abort();
+	}
 	if (proto_verdict_encode(&verdict, &frame, &frame_len, &err) < 0)
 		abort();
 	if (proto_verdict_decode(frame, frame_len, &consumed_again, &again, &err) < 0 ||
 	    consumed_again != frame_len)
 		abort();
 	if (strcmp(verdict.id, again.id) != 0 || verdict.outcome != again.outcome ||
-	    (verdict.prepend == NULL) != (again.prepend == NULL) ||
-	    (verdict.prepend != NULL && strcmp(verdict.prepend, again.prepend) != 0))
+	    verdict.result_count != again.result_count ||
+	    verdict.recipient_count != again.recipient_count ||
+	    (verdict.sender == NULL) != (again.sender == NULL))
 		abort();
+	for (size_t i = 0; i < verdict.result_count; i++) {
+		const struct pipeline_result *a = &verdict.results[i];
+		const struct pipeline_result *b = &again.results[i];
+
+		if (strcmp(a->name, b->name) != 0 || a->status != b->status ||
+		    a->score != b->score || (a->headers == NULL) != (b->headers == NULL) ||
+		    (a->headers != NULL && strcmp(a->headers, b->headers) != 0) ||
+		    (a->reason == NULL) != (b->reason == NULL) ||
+		    (a->reason != NULL && strcmp(a->reason, b->reason) != 0))
+			abort();
+	}
 	proto_verdict_clear(&again);
 	proto_verdict_clear(&verdict);
 	free(frame);

@@ -54,8 +54,12 @@
 struct test_verdict {
 	char id[SPOOL_ID_LEN + 1];
 	enum pipeline_outcome outcome;
-	char *prepend;
+	char *prepend; /* the results' header lines, joined; NULL if none */
+	char *results; /* "name:ok,name:failed(reason),..."; NULL if none */
 	char *reason;
+	bool had_job;			       /* the callback saw the job it was for */
+	size_t profile_filters;		       /* its profile's filter count, or 0 */
+	char first_filter[FILTER_NAME_MAX + 1]; /* and its first filter */
 };
 
 struct test_ctx {
@@ -79,8 +83,32 @@ static void test_on_verdict(const struct pipeline_verdict *verdict, void *arg)
 	copy = &ctx->verdicts[ctx->verdict_count++];
 	memcpy(copy->id, verdict->id, sizeof(copy->id));
 	copy->outcome = verdict->outcome;
-	copy->prepend = verdict->prepend != NULL ? xstrdup(verdict->prepend) : NULL;
+	for (size_t i = 0; i < verdict->result_count; i++) {
+		const struct pipeline_result *result = &verdict->results[i];
+		char *joined;
+
+		if (result->headers != NULL) {
+			joined = xasprintf("%s%s", copy->prepend != NULL ? copy->prepend : "",
+					   result->headers);
+			free(copy->prepend);
+			copy->prepend = joined;
+		}
+		joined = xasprintf("%s%s%s:%s%s%s%s", copy->results != NULL ? copy->results : "",
+				   i > 0 ? "," : "", result->name,
+				   result->status == PIPELINE_RESULT_OK ? "ok" : "failed",
+				   result->reason != NULL ? "(" : "",
+				   result->reason != NULL ? result->reason : "",
+				   result->reason != NULL ? ")" : "");
+		free(copy->results);
+		copy->results = joined;
+	}
 	copy->reason = verdict->reason != NULL ? xstrdup(verdict->reason) : NULL;
+	copy->had_job = verdict->job != NULL && strcmp(verdict->job->id, verdict->id) == 0;
+	if (verdict->job != NULL && verdict->job->profile != NULL) {
+		copy->profile_filters = verdict->job->profile->filter_count;
+		memcpy(copy->first_filter, verdict->job->profile->filters[0].name,
+		       sizeof(copy->first_filter));
+	}
 	if (verdict->outcome == PIPELINE_WORKER_FAILED && ctx->retries_left > 0) {
 		struct pipeline_job job = {.received_at = TEST_RECEIVED_AT};
 
@@ -171,10 +199,14 @@ static void test_expect_deliver(const struct test_verdict *verdict, const char *
 		      id);
 
 	assert_string_equal(verdict->id, id);
-	assert_int_equal(verdict->outcome, PIPELINE_DELIVER);
+	assert_int_equal(verdict->outcome, PIPELINE_JUDGED);
 	assert_non_null(verdict->prepend);
 	assert_string_equal(verdict->prepend, expected);
+	/* The default profile's filters ran, in its order. */
+	assert_string_equal(verdict->results, "trace:ok,address:ok");
 	assert_null(verdict->reason);
+	assert_true(verdict->had_job);
+	assert_int_equal(verdict->profile_filters, 0); /* NULL: the default */
 	free(expected);
 }
 
@@ -184,6 +216,7 @@ static void test_expect_failed(const struct test_verdict *verdict, const char *i
 	assert_string_equal(verdict->id, id);
 	assert_int_equal(verdict->outcome, PIPELINE_WORKER_FAILED);
 	assert_null(verdict->prepend);
+	assert_null(verdict->results);
 	assert_non_null(verdict->reason);
 	if (strstr(verdict->reason, reason_part) == NULL)
 		fail_msg("reason \"%s\" lacks \"%s\"", verdict->reason, reason_part);
@@ -244,6 +277,7 @@ static int test_teardown(void **state)
 	pipeline_free(&ctx->pipeline);
 	for (size_t i = 0; i < ctx->verdict_count; i++) {
 		free(ctx->verdicts[i].prepend);
+		free(ctx->verdicts[i].results);
 		free(ctx->verdicts[i].reason);
 	}
 	event_base_free(ctx->base);
@@ -302,7 +336,7 @@ static void test_trace_header_sanitised(void **state)
 	strcpy(job.provider_host, "pop host;\tby");
 	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
 	assert_false(test_run(ctx, 1, 10000));
-	assert_int_equal(ctx->verdicts[0].outcome, PIPELINE_DELIVER);
+	assert_int_equal(ctx->verdicts[0].outcome, PIPELINE_JUDGED);
 	expected =
 	    xasprintf("Received: from pop?host??by by " TEST_HOSTNAME " (popgate) with POP3\r\n"
 		      "\tid %s for <ev?il???x??Bcc:?me@??vil>; Sat, 28 Nov 2026 02:14:13 +0000\r\n",
@@ -395,8 +429,11 @@ static int test_worker_direct(const struct pipeline_job *job, const char *body_p
 	int sv[2];
 	int status;
 	pid_t pid;
+	/* The encoder wants the profile pipeline_submit would fill in. */
+	struct pipeline_job resolved = *job;
 
-	assert_int_equal(proto_job_encode(job, &frame, &frame_len, &err), 0);
+	resolved.profile = (struct filter_profile *)filter_profile_default();
+	assert_int_equal(proto_job_encode(&resolved, &frame, &frame_len, &err), 0);
 	iov.iov_base = frame;
 	iov.iov_len = frame_len;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -633,6 +670,69 @@ static void test_body_not_regular(void **state)
 	free(link_path);
 }
 
+/*
+ * A job's profile decides which filters run, in what order: a profile of
+ * "address" then "trace" gets their results in that order, one naming a
+ * filter the table lacks gets a failed result for it and the others still
+ * run, and an empty profile runs nothing. The callback sees the profile the
+ * job was submitted with (a copy: the caller's may be gone).
+ */
+static void test_profile_filters_run(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct filter_profile *profiles[3];
+	struct pipeline_job job;
+	char ids[3][SPOOL_ID_LEN + 1];
+
+	test_pipeline_new(ctx, TEST_SELF, 1, 10);
+	for (size_t i = 0; i < 3; i++) {
+		profiles[i] = xcalloc(1, sizeof(*profiles[i]));
+		profiles[i]->tag_at = 5;
+		profiles[i]->quarantine_at = 10;
+	}
+	strcpy(profiles[0]->filters[0].name, "address");
+	strcpy(profiles[0]->filters[1].name, "trace");
+	profiles[0]->filter_count = 2;
+	strcpy(profiles[1]->filters[0].name, "nosuch");
+	strcpy(profiles[1]->filters[1].name, "trace");
+	profiles[1]->filter_count = 2;
+	for (size_t i = 0; i < 3; i++) {
+		test_body_write(ctx, ids[i]);
+		test_job_make(&job, ids[i], "alice@example.net");
+		job.profile = profiles[i];
+		assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+		free(profiles[i]);
+	}
+	assert_false(test_run(ctx, 3, 10000));
+	for (size_t i = 0; i < 3; i++) {
+		const struct test_verdict *verdict = NULL;
+
+		for (size_t j = 0; j < 3; j++) {
+			if (strcmp(ctx->verdicts[j].id, ids[i]) == 0)
+				verdict = &ctx->verdicts[j];
+		}
+		assert_non_null(verdict);
+		assert_int_equal(verdict->outcome, PIPELINE_JUDGED);
+		assert_true(verdict->had_job);
+		if (i == 0) {
+			assert_string_equal(verdict->results, "address:ok,trace:ok");
+			assert_non_null(strstr(verdict->prepend, "Received: from pop.example.net"));
+			assert_int_equal(verdict->profile_filters, 2);
+			assert_string_equal(verdict->first_filter, "address");
+		} else if (i == 1) {
+			assert_string_equal(verdict->results,
+					    "nosuch:failed(no such filter),trace:ok");
+			assert_non_null(verdict->prepend);
+			assert_string_equal(verdict->first_filter, "nosuch");
+		} else {
+			assert_null(verdict->results);
+			assert_null(verdict->prepend);
+		}
+	}
+	pipeline_free(&ctx->pipeline);
+	test_expect_no_children();
+}
+
 /* Replies that are not one valid verdict for the job end the worker; the
  * replacement (started without the misbehaviour) serves the next job. */
 static void test_malformed_replies(void **state)
@@ -750,7 +850,7 @@ static int test_bad_worker_main(int fd, const char *mode)
 	size_t have = 0;
 	size_t consumed = 0;
 	struct pipeline_job job;
-	struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+	struct pipeline_verdict verdict = {.outcome = PIPELINE_JUDGED};
 	unsigned char *frame = NULL;
 	size_t frame_len = 0;
 	const char *err;
@@ -764,6 +864,7 @@ static int test_bad_worker_main(int fd, const char *mode)
 		if (proto_job_decode(buf, have, &consumed, &job, &err) < 0)
 			return 1;
 	}
+	proto_job_clear(&job);
 	memcpy(verdict.id, job.id, sizeof(verdict.id));
 	if (strcmp(mode, "hang") == 0) {
 		/* Never answers; ends when the pipeline kills it or closes. */
@@ -783,12 +884,17 @@ static int test_bad_worker_main(int fd, const char *mode)
 		memcpy(frame + frame_len, frame, frame_len);
 		frame_len *= 2;
 	} else {
-		/* The encoder would refuse an empty line, so encode a good
-		 * prepend and blank its second line in the frame (the prepend is
-		 * the first field). */
-		verdict.prepend = (char *)"X-A: b\r\nX:\r\nX: c\r\n";
+		/* The encoder would refuse an empty line, so encode good header
+		 * lines and blank the second in the frame. The result is the
+		 * first field: its header, then NAME "trace", STATUS and SCORE
+		 * fields, then the HEADERS field's header and the first line. */
+		struct pipeline_result result = {.name = "trace", .status = PIPELINE_RESULT_OK};
+
+		result.headers = (char *)"X-A: b\r\nX:\r\nX: c\r\n";
+		verdict.results = &result;
+		verdict.result_count = 1;
 		proto_verdict_encode(&verdict, &frame, &frame_len, &err);
-		memcpy(frame + PROTO_HEADER_LEN + 6 + 8, "\r\n", 2);
+		memcpy(frame + PROTO_HEADER_LEN + 6 + (6 + 5) + (6 + 1) + (6 + 4) + 6 + 8, "\r\n", 2);
 	}
 	if (frame == NULL || send(fd, frame, frame_len, MSG_NOSIGNAL) != (ssize_t)frame_len)
 		return 1;
@@ -810,6 +916,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_worker_timeout, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_retry_from_callback, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_body_not_regular, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_profile_filters_run, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed_replies, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_backoff, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_new_errors, test_setup, test_teardown),

@@ -1,6 +1,8 @@
 /*
  * test_proto.c — the frames between the main process and the workers:
  * round trips, incomplete frames, and rejection of every kind of bad frame.
+ * The fields of version 4 (envelope, profile, results) and the skipping of
+ * unknown fields are in test_proto_fields.c.
  *
  * Owns: nothing outside this process. Must never: depend on another
  * module's behaviour beyond the x* allocators.
@@ -17,56 +19,7 @@
 #include "core/util.h"
 #include "pipeline/proto.h"
 
-#define TEST_ID "0123456789abcdef01234567"
-#define TEST_RECEIVED_AT INT64_C(1795832053)
-
-/* One field of a hand-built frame. */
-struct test_field {
-	uint16_t tag;
-	const void *data;
-	size_t len;
-};
-
-static void test_put_u16(unsigned char *p, uint16_t value)
-{
-	p[0] = (unsigned char)(value >> 8);
-	p[1] = (unsigned char)value;
-}
-
-static void test_put_u32(unsigned char *p, uint32_t value)
-{
-	p[0] = (unsigned char)(value >> 24);
-	p[1] = (unsigned char)(value >> 16);
-	p[2] = (unsigned char)(value >> 8);
-	p[3] = (unsigned char)value;
-}
-
-/* Builds a frame of TYPE from FIELDS, bypassing the encoders' checks, so the
- * decoders can be shown what a hostile worker might send. Caller frees. */
-static unsigned char *test_frame_build(uint16_t type, const struct test_field *fields, size_t count,
-				       size_t *len_r)
-{
-	size_t payload_len = 0;
-	unsigned char *frame;
-	unsigned char *p;
-
-	for (size_t i = 0; i < count; i++)
-		payload_len += 6 + fields[i].len;
-	frame = xmalloc(PROTO_HEADER_LEN + payload_len);
-	test_put_u32(frame, PROTO_MAGIC);
-	test_put_u16(frame + 4, PROTO_VERSION);
-	test_put_u16(frame + 6, type);
-	test_put_u32(frame + 8, (uint32_t)payload_len);
-	p = frame + PROTO_HEADER_LEN;
-	for (size_t i = 0; i < count; i++) {
-		test_put_u16(p, fields[i].tag);
-		test_put_u32(p + 2, (uint32_t)fields[i].len);
-		memcpy(p + 6, fields[i].data, fields[i].len);
-		p += 6 + fields[i].len;
-	}
-	*len_r = PROTO_HEADER_LEN + payload_len;
-	return frame;
-}
+#include "test_proto_support.h"
 
 static void test_job_fill(struct pipeline_job *job)
 {
@@ -75,6 +28,7 @@ static void test_job_fill(struct pipeline_job *job)
 	strcpy(job->account, "alice@gmx.de@pop.gmx.net");
 	strcpy(job->provider_host, "pop.gmx.net");
 	job->received_at = TEST_RECEIVED_AT;
+	job->profile = &test_profile;
 }
 
 static unsigned char *test_job_frame(size_t *len_r)
@@ -88,45 +42,23 @@ static unsigned char *test_job_frame(size_t *len_r)
 	return frame;
 }
 
+/* A verdict frame with one result, "trace", adding the header lines PREPEND,
+ * or with no result when PREPEND is NULL. */
 static unsigned char *test_verdict_frame(const char *prepend, size_t *len_r)
 {
-	struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+	struct pipeline_verdict verdict = {.outcome = PIPELINE_JUDGED};
+	struct pipeline_result result = {.name = "trace", .status = PIPELINE_RESULT_OK};
 	unsigned char *frame;
 	const char *err = NULL;
 
 	strcpy(verdict.id, TEST_ID);
-	verdict.prepend = (char *)prepend;
+	result.headers = (char *)prepend;
+	if (prepend != NULL) {
+		verdict.results = &result;
+		verdict.result_count = 1;
+	}
 	assert_int_equal(proto_verdict_encode(&verdict, &frame, len_r, &err), 0);
 	return frame;
-}
-
-/* Decodes a hand-built verdict and expects it refused. */
-static void test_verdict_fields_rejected(const struct test_field *fields, size_t count)
-{
-	struct pipeline_verdict verdict;
-	unsigned char *frame;
-	size_t len;
-	size_t consumed = 99;
-	const char *err = NULL;
-
-	frame = test_frame_build(PROTO_TYPE_VERDICT, fields, count, &len);
-	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), -1);
-	assert_non_null(err);
-	free(frame);
-}
-
-static void test_job_fields_rejected(const struct test_field *fields, size_t count)
-{
-	struct pipeline_job job;
-	unsigned char *frame;
-	size_t len;
-	size_t consumed = 99;
-	const char *err = NULL;
-
-	frame = test_frame_build(PROTO_TYPE_JOB, fields, count, &len);
-	assert_int_equal(proto_job_decode(frame, len, &consumed, &job, &err), -1);
-	assert_non_null(err);
-	free(frame);
 }
 
 static void test_job_round_trip(void **state)
@@ -147,6 +79,25 @@ static void test_job_round_trip(void **state)
 	assert_string_equal(out.account, in.account);
 	assert_string_equal(out.provider_host, in.provider_host);
 	assert_int_equal(out.received_at, TEST_RECEIVED_AT);
+	/* Unset, the source is "fetched" and owner and envelope are absent. */
+	assert_int_equal(out.source, PIPELINE_SOURCE_FETCHED);
+	assert_int_equal(out.owner.user_id, 0);
+	assert_int_equal(out.owner.account_id, 0);
+	assert_null(out.envelope.sender);
+	assert_int_equal(out.envelope.recipient_count, 0);
+	/* The profile comes back whole. */
+	assert_non_null(out.profile);
+	assert_int_equal(out.profile->filter_count, 2);
+	assert_string_equal(out.profile->filters[0].name, "trace");
+	assert_true(out.profile->filters[0].weight == 1.0);
+	assert_string_equal(out.profile->filters[1].name, "bayes-2");
+	assert_true(out.profile->filters[1].weight == -0.5);
+	assert_true(out.profile->tag_at == 4.25);
+	assert_true(out.profile->quarantine_at == 12.0);
+	assert_true(out.profile->challenge_unknown_senders);
+	assert_true(out.profile->hold);
+	proto_job_clear(&out);
+	assert_null(out.profile);
 	free(frame);
 
 	/* The extremes of every field survive too. */
@@ -159,7 +110,9 @@ static void test_job_round_trip(void **state)
 	assert_int_equal(strlen(out.account), sizeof(out.account) - 1);
 	assert_int_equal(strlen(out.provider_host), sizeof(out.provider_host) - 1);
 	assert_int_equal(out.received_at, PROTO_RECEIVED_AT_MAX);
+	proto_job_clear(&out);
 	free(frame);
+	proto_job_clear(NULL);
 }
 
 static void test_verdict_round_trip(void **state)
@@ -178,18 +131,26 @@ static void test_verdict_round_trip(void **state)
 	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), 0);
 	assert_int_equal(consumed, len);
 	assert_string_equal(verdict.id, TEST_ID);
-	assert_int_equal(verdict.outcome, PIPELINE_DELIVER);
-	assert_string_equal(verdict.prepend, prepend);
+	assert_int_equal(verdict.outcome, PIPELINE_JUDGED);
+	assert_int_equal(verdict.result_count, 1);
+	assert_string_equal(verdict.results[0].name, "trace");
+	assert_int_equal(verdict.results[0].status, PIPELINE_RESULT_OK);
+	assert_true(verdict.results[0].score == 0);
+	assert_null(verdict.results[0].reason);
+	assert_string_equal(verdict.results[0].headers, prepend);
 	assert_null(verdict.reason);
+	assert_null(verdict.job);
 	proto_verdict_clear(&verdict);
-	assert_null(verdict.prepend);
+	assert_null(verdict.results);
+	assert_int_equal(verdict.result_count, 0);
 	free(frame);
 
-	/* Without a prepend, none comes back. */
+	/* Without results, none come back. */
 	frame = test_verdict_frame(NULL, &len);
 	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), 0);
 	assert_int_equal(consumed, len);
-	assert_null(verdict.prepend);
+	assert_int_equal(verdict.result_count, 0);
+	assert_null(verdict.results);
 	free(frame);
 	proto_verdict_clear(NULL);
 }
@@ -199,7 +160,7 @@ static void test_verdict_addresses_round_trip(void **state)
 {
 	char *recipients[PROTO_RECIPIENTS_MAX];
 	char names[PROTO_RECIPIENTS_MAX][PROTO_ADDRESS_MAX + 1];
-	struct pipeline_verdict in = {.outcome = PIPELINE_DELIVER};
+	struct pipeline_verdict in = {.outcome = PIPELINE_JUDGED};
 	struct pipeline_verdict out;
 	unsigned char *frame;
 	size_t len;
@@ -220,7 +181,7 @@ static void test_verdict_addresses_round_trip(void **state)
 	assert_int_equal(out.recipient_count, 2);
 	assert_string_equal(out.recipients[0], "bob@example.org");
 	assert_string_equal(out.recipients[1], "carol+tag@example.org");
-	assert_null(out.prepend);
+	assert_int_equal(out.result_count, 0);
 	proto_verdict_clear(&out);
 	assert_null(out.sender);
 	assert_null(out.recipients);
@@ -272,7 +233,7 @@ static void test_bad_addresses_rejected(void **state)
 	static const char *const bad_lists[] = {
 	    "a@b\n", "\na@b", "a@b\n\nc@d", "a@b\nnobody", "a@b\r\nc@d", "a@b c@d", "a@b,c@d",
 	};
-	unsigned char outcome = PIPELINE_DELIVER;
+	unsigned char outcome = PIPELINE_JUDGED;
 	char long_address[PROTO_ADDRESS_MAX + 2];
 	char many[(4 + 1) * (PROTO_RECIPIENTS_MAX + 1)];
 	struct test_field fields[] = {
@@ -280,7 +241,7 @@ static void test_bad_addresses_rejected(void **state)
 	    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
 	    {PROTO_VERDICT_SENDER, "a@b", 3},
 	};
-	struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+	struct pipeline_verdict verdict = {.outcome = PIPELINE_JUDGED};
 	char *one[1];
 	unsigned char *frame = NULL;
 	size_t len;
@@ -341,7 +302,7 @@ static void test_bad_addresses_rejected(void **state)
 	/* The encoder refuses the same. */
 	frame = NULL;
 	strcpy(verdict.id, TEST_ID);
-	verdict.outcome = PIPELINE_DELIVER;
+	verdict.outcome = PIPELINE_JUDGED;
 	verdict.sender = "a b@c";
 	assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
 	assert_string_equal(err, "bad sender");
@@ -482,10 +443,12 @@ static void test_bad_header_rejected_early(void **state)
 	 * without their body's descriptor) are refused too. */
 	static const unsigned char bad_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x01};
 	static const unsigned char old_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x02};
-	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x03, 0x00, 0x03};
-	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x03,
+	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x04, 0x00, 0x03};
+	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x04,
 						 0x00, 0x02, 0x00, 0x01, 0x00, 0x01};
-	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x03, 0x00};
+	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x04, 0x00};
+	/* Version 3: one prepend text, no results; refused as well. */
+	static const unsigned char v3[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x03};
 	struct pipeline_verdict verdict;
 	size_t consumed;
 	const char *err = NULL;
@@ -498,6 +461,8 @@ static void test_bad_header_rejected_early(void **state)
 	assert_string_equal(err, "unsupported version");
 	assert_int_equal(
 	    proto_verdict_decode(old_version, sizeof(old_version), &consumed, &verdict, &err), -1);
+	assert_string_equal(err, "unsupported version");
+	assert_int_equal(proto_verdict_decode(v3, sizeof(v3), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "unsupported version");
 	assert_int_equal(
 	    proto_verdict_decode(bad_type, sizeof(bad_type), &consumed, &verdict, &err), -1);
@@ -541,7 +506,7 @@ static void test_bad_ids_rejected(void **state)
 	    "0123456789abcdef0123456g",	 /* not hex */
 	    "../../../../etc/passwd000", "",
 	};
-	const unsigned char outcome = PIPELINE_DELIVER;
+	const unsigned char outcome = PIPELINE_JUDGED;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
@@ -569,7 +534,7 @@ static void test_bad_ids_rejected(void **state)
 static void test_bad_outcomes_rejected(void **state)
 {
 	static const unsigned char outcomes[] = {0, PIPELINE_WORKER_FAILED, 3, 0x7f, 0xff};
-	static const unsigned char two[] = {PIPELINE_DELIVER, PIPELINE_DELIVER};
+	static const unsigned char two[] = {PIPELINE_JUDGED, PIPELINE_JUDGED};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(outcomes); i++) {
@@ -591,7 +556,7 @@ static void test_bad_outcomes_rejected(void **state)
 		fields[0].len = 2;
 		test_verdict_fields_rejected(fields, 2);
 	}
-	assert_true(proto_outcome_valid(PIPELINE_DELIVER));
+	assert_true(proto_outcome_valid(PIPELINE_JUDGED));
 	assert_false(proto_outcome_valid(PIPELINE_WORKER_FAILED));
 }
 
@@ -621,17 +586,20 @@ static const char *const test_bad_prepends[] = {
 
 static void test_bad_prepends_rejected(void **state)
 {
-	const unsigned char outcome = PIPELINE_DELIVER;
+	const unsigned char outcome = PIPELINE_JUDGED;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(test_bad_prepends) / sizeof(test_bad_prepends[0]); i++) {
 		const char *text = test_bad_prepends[i];
+		size_t result_len;
+		unsigned char *result_value = test_result_value(text, &result_len);
 		struct test_field fields[] = {
-		    {PROTO_VERDICT_PREPEND, text, strlen(text)},
+		    {PROTO_VERDICT_RESULT, result_value, result_len},
 		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
 		    {PROTO_VERDICT_ID, TEST_ID, SPOOL_ID_LEN},
 		};
-		struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+		struct pipeline_verdict verdict = {.outcome = PIPELINE_JUDGED};
+		struct pipeline_result result = {.name = "trace", .status = PIPELINE_RESULT_OK};
 		unsigned char *frame = NULL;
 		size_t len;
 		const char *err = NULL;
@@ -640,9 +608,12 @@ static void test_bad_prepends_rejected(void **state)
 			fail_msg("prepend %zu accepted", i);
 		assert_non_null(err);
 		test_verdict_fields_rejected(fields, 3);
+		free(result_value);
 		/* The encoder refuses what the decoder would. */
 		strcpy(verdict.id, TEST_ID);
-		verdict.prepend = (char *)text;
+		result.headers = (char *)text;
+		verdict.results = &result;
+		verdict.result_count = 1;
 		assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
 		assert_null(frame);
 	}
@@ -706,7 +677,7 @@ static void test_prepend_line_limit(void **state)
 
 static void test_structure_errors_rejected(void **state)
 {
-	const unsigned char outcome = PIPELINE_DELIVER;
+	const unsigned char outcome = PIPELINE_JUDGED;
 
 	(void)state;
 	/* A required field missing: the id, the outcome, or both. */
@@ -735,7 +706,8 @@ static void test_structure_errors_rejected(void **state)
 		fields[2].len = 1;
 		test_verdict_fields_rejected(fields, 3);
 	}
-	/* Unknown tags: zero, one past the last, a job tag in a verdict. */
+	/* Tag 0, and unknown tags marked required. (Unknown optional tags are
+	 * skipped: test_unknown_optional_fields_skipped.) */
 	{
 		struct test_field fields[] = {
 		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
@@ -744,7 +716,9 @@ static void test_structure_errors_rejected(void **state)
 		};
 
 		test_verdict_fields_rejected(fields, 3);
-		fields[2].tag = PROTO_VERDICT_RECIPIENTS + 1;
+		fields[2].tag = PROTO_TAG_REQUIRED;
+		test_verdict_fields_rejected(fields, 3);
+		fields[2].tag = PROTO_TAG_REQUIRED | (PROTO_VERDICT_RECIPIENTS + 1);
 		test_verdict_fields_rejected(fields, 3);
 		fields[2].tag = 0xffff;
 		test_verdict_fields_rejected(fields, 3);
@@ -765,7 +739,7 @@ static void test_structure_errors_rejected(void **state)
 		/* The id field's length (after outcome's 7 bytes and its tag) + 1. */
 		test_put_u32(frame + PROTO_HEADER_LEN + 7 + 2, SPOOL_ID_LEN + 1);
 		assert_int_equal(proto_verdict_decode(frame, len, &consumed, &verdict, &err), -1);
-		assert_string_equal(err, "field runs past the payload");
+		assert_string_equal(err, "field runs past its end");
 		free(frame);
 
 		frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 2, &len);
@@ -784,7 +758,11 @@ static void test_bad_job_fields_rejected(void **state)
 	unsigned char too_late[8] = {0, 0, 0, 0x3b, 0x00, 0x00, 0x00, 0x00};
 	char long_account[512];
 	char long_host[256];
+	size_t profile_len;
+	unsigned char *profile = test_profile_value(&profile_len);
+	/* The profile comes first, so that the counts below leave off the end. */
 	struct test_field fields[] = {
+	    {PROTO_JOB_PROFILE, profile, profile_len},
 	    {PROTO_JOB_ID, TEST_ID, SPOOL_ID_LEN},
 	    {PROTO_JOB_ACCOUNT, "a@b", 3},
 	    {PROTO_JOB_PROVIDER_HOST, "b", 1},
@@ -800,45 +778,50 @@ static void test_bad_job_fields_rejected(void **state)
 	memset(long_account, 'a', sizeof(long_account));
 	memset(long_host, 'h', sizeof(long_host));
 	/* The fields as given are a valid job; each change below breaks one. */
-	frame = test_frame_build(PROTO_TYPE_JOB, fields, 4, &len);
+	frame = test_frame_build(PROTO_TYPE_JOB, fields, 5, &len);
 	assert_int_equal(proto_job_decode(frame, len, &consumed, &job, &err), 0);
 	assert_int_equal(job.received_at, 0x6b095ff5);
+	assert_int_equal(job.profile->filter_count, 1);
+	proto_job_clear(&job);
 	free(frame);
-	test_job_fields_rejected(fields, 3); /* no received_at */
-	fields[1].len = 0;		     /* empty account */
-	test_job_fields_rejected(fields, 4);
-	fields[1].data = long_account; /* 512 bytes do not fit with a NUL */
-	fields[1].len = sizeof(long_account);
-	test_job_fields_rejected(fields, 4);
-	fields[1].data = "a\0b"; /* NUL inside */
-	fields[1].len = 3;
-	test_job_fields_rejected(fields, 4);
-	fields[1].data = "a@b";
-	fields[2].data = long_host;
-	fields[2].len = sizeof(long_host);
-	test_job_fields_rejected(fields, 4);
-	fields[2].data = "b";
-	fields[2].len = 1;
-	fields[3].len = 7; /* received_at is exactly 8 bytes */
-	test_job_fields_rejected(fields, 4);
-	fields[3].len = 8;
-	fields[3].data = negative;
-	test_job_fields_rejected(fields, 4);
-	fields[3].data = too_late;
-	test_job_fields_rejected(fields, 4);
-	fields[3].data = when;
-	fields[0].data = "0123456789abcdef0123456Z";
-	test_job_fields_rejected(fields, 4);
-	/* A verdict's tag beyond the job's tags. */
-	fields[0].data = TEST_ID;
-	fields[0].tag = 5;
-	test_job_fields_rejected(fields, 4);
+	test_job_fields_rejected(fields, 4);	 /* no received_at */
+	test_job_fields_rejected(fields + 1, 4); /* no profile */
+	fields[2].len = 0;			 /* empty account */
+	test_job_fields_rejected(fields, 5);
+	fields[2].data = long_account; /* 512 bytes do not fit with a NUL */
+	fields[2].len = sizeof(long_account);
+	test_job_fields_rejected(fields, 5);
+	fields[2].data = "a\0b"; /* NUL inside */
+	fields[2].len = 3;
+	test_job_fields_rejected(fields, 5);
+	fields[2].data = "a@b";
+	fields[3].data = long_host;
+	fields[3].len = sizeof(long_host);
+	test_job_fields_rejected(fields, 5);
+	fields[3].data = "b";
+	fields[3].len = 1;
+	fields[4].len = 7; /* received_at is exactly 8 bytes */
+	test_job_fields_rejected(fields, 5);
+	fields[4].len = 8;
+	fields[4].data = negative;
+	test_job_fields_rejected(fields, 5);
+	fields[4].data = too_late;
+	test_job_fields_rejected(fields, 5);
+	fields[4].data = when;
+	fields[1].data = "0123456789abcdef0123456Z";
+	test_job_fields_rejected(fields, 5);
+	fields[1].data = TEST_ID;
+	/* A profile cut inside: its last field runs past the PROFILE field. */
+	fields[0].len = profile_len - 1;
+	test_job_fields_rejected(fields, 5);
+	fields[0].len = profile_len;
+	free(profile);
 }
 
 static void test_encoders_refuse_bad_input(void **state)
 {
 	struct pipeline_job job;
-	struct pipeline_verdict verdict = {.outcome = PIPELINE_DELIVER};
+	struct pipeline_verdict verdict = {.outcome = PIPELINE_JUDGED};
 	unsigned char *frame = NULL;
 	size_t len;
 	const char *err = NULL;
@@ -864,14 +847,21 @@ static void test_encoders_refuse_bad_input(void **state)
 	strcpy(verdict.id, TEST_ID);
 	verdict.outcome = PIPELINE_WORKER_FAILED;
 	assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
-	verdict.outcome = PIPELINE_DELIVER;
+	verdict.outcome = PIPELINE_JUDGED;
 	/* Many valid lines, but more than a frame holds. */
 	huge = xmalloc(PROTO_PAYLOAD_MAX + 100);
 	for (size_t i = 0; i + 10 < PROTO_PAYLOAD_MAX + 100; i += 10)
 		memcpy(huge + i, "X-A: 123\r\n", 10);
 	huge[(PROTO_PAYLOAD_MAX + 90) / 10 * 10] = '\0';
 	assert_true(proto_prepend_valid(huge, strlen(huge), &err));
-	verdict.prepend = huge;
+	{
+		static struct pipeline_result result = {.name = "trace",
+							.status = PIPELINE_RESULT_OK};
+
+		result.headers = huge;
+		verdict.results = &result;
+		verdict.result_count = 1;
+	}
 	assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
 	assert_string_equal(err, "payload too long");
 	assert_null(frame);

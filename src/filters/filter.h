@@ -1,0 +1,107 @@
+/*
+ * filter.h — the filters a worker runs over a message, and the profile that
+ * says which ones run and what their scores lead to.
+ *
+ * A filter is one file in src/filters/ and one row of the table in filter.c:
+ * a name (what profiles and results call it), an init run once per worker
+ * before it confines itself (to load what it needs; NULL if nothing), and a
+ * run that looks at one message and fills in one result. Adding a filter is
+ * a new file and a new row, nothing else.
+ *
+ * A filter profile is the owner's choice of filters (in the order they run,
+ * each with a weight for its score) and of thresholds. It travels with each
+ * job as a snapshot (pipeline/proto.h), so a verdict is always judged by the
+ * profile the job was sent with, and the main process combines the results
+ * through it (pipeline/verdict.h).
+ *
+ * The structs here need nothing but libc, so the protocol code (which the
+ * fuzz targets link almost alone) can use them.
+ */
+#ifndef POPGATE_FILTERS_FILTER_H
+#define POPGATE_FILTERS_FILTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A filter's name: 1 to FILTER_NAME_MAX of [a-z0-9_-]. */
+#define FILTER_NAME_MAX 32
+/* Filters one profile may run. */
+#define FILTER_PROFILE_MAX 16
+/* The largest score, weight or threshold, either sign, in points. */
+#define FILTER_SCORE_MAX 1000000.0
+
+struct filter_setting {
+	char name[FILTER_NAME_MAX + 1];
+	/* The filter's score counts WEIGHT times; 0 runs it for its headers
+	 * and reasons alone. */
+	double weight;
+};
+
+struct filter_profile {
+	/* The filters that run, in this order; a filter not listed does not. */
+	struct filter_setting filters[FILTER_PROFILE_MAX];
+	size_t filter_count;
+	/* The combined score at which mail is tagged (at or above), and
+	 * quarantined (at or above; checked first). */
+	double tag_at;
+	double quarantine_at;
+	/* Mail from a sender the owner is not known to correspond with is
+	 * challenged (when it is not quarantined). */
+	bool challenge_unknown_senders;
+	/* All mail is held in processing, whatever it scores. */
+	bool hold;
+};
+
+/*
+ * The built-in profile every job carries until profiles are stored per user
+ * (issue 10): the trace and address filters, weight 1 each, tag_at 5,
+ * quarantine_at 10, no challenge, no hold. Neither filter scores, so all
+ * mail is delivered with the headers it always had: the Received trace
+ * header, nothing else.
+ */
+const struct filter_profile *filter_profile_default(void);
+
+struct pipeline_job;
+struct pipeline_result;
+struct pipeline_verdict;
+struct headers_parser;
+
+/* What a filter sees of a message: the job, and what reading the body found. */
+struct filter_message {
+	const struct pipeline_job *job;
+	const char *hostname;		/* the gateway's name, for trace headers */
+	uint64_t size;			/* bytes in the body */
+	struct headers_parser *headers; /* fed the body's header block */
+};
+
+/*
+ * One filter. INIT (NULL if none) runs once in each worker before it is
+ * confined: 0, or -1 with ERR set, which stops the worker. RUN judges
+ * MESSAGE: it fills RESULT (score, reason, header lines; the name is set
+ * already) and may fill the verdict's sender and recipients (the address
+ * filter does). 0, or -1 with RESULT->reason set when it cannot judge the
+ * message: the result is then sent as failed and the other filters still
+ * run.
+ */
+struct filter {
+	const char *name;
+	int (*init)(char *err, size_t errlen);
+	int (*run)(const struct filter_message *message, struct pipeline_result *result,
+		   struct pipeline_verdict *verdict);
+};
+
+/* The filter called NAME, or NULL. */
+const struct filter *filter_find(const char *name);
+
+/* Runs every filter's init. 0, or -1 with ERR naming the filter. */
+int filter_init_all(char *err, size_t errlen);
+
+/* Appends LINES (whole header lines, CRLF-terminated) to RESULT's headers. */
+void filter_result_add_headers(struct pipeline_result *result, const char *lines);
+
+/* The filters of the table (one file each). */
+extern const struct filter filter_trace;
+extern const struct filter filter_address;
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * route.h — the main process's answer to a verdict: where the judged
+ * message goes next (the pipeline's callback, formerly in popgate.c).
+ */
+#ifndef POPGATE_PIPELINE_ROUTE_H
+#define POPGATE_PIPELINE_ROUTE_H
+
+#include "pipeline/pipeline.h"
+#include "pipeline/verdict.h"
+#include "store/account.h"
+#include "store/message.h"
+
+struct popgate;
+
+/*
+ * The pipeline_verdict_cb of the daemon (CTX is its struct popgate): a
+ * judged message is attributed to its users and its results combined into
+ * an action (verdict.h), which moves it out of processing (hold: to
+ * suspect, for the administrator); a message a worker failed on is retried once and then
+ * held as suspect.
+ */
+void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx);
+
+/* The state an action moves a message to (hold: MESSAGE_SUSPECT, where
+ * popgatectl queue release finds it). */
+enum message_state route_action_state(enum verdict_action action);
+
+/*
+ * Fills *JOB for MESSAGE, fetched for ACCOUNT (both loaded by the caller):
+ * source fetched, the account and its user as owner, no envelope sender,
+ * the account's login as the one recipient when it is an address (pointed
+ * to through RECIPIENT, which must live until the job is submitted), the
+ * default profile.
+ */
+void route_job_fill(const struct store_message *message, const struct store_account *account,
+		    struct pipeline_job *job, char *recipient[1]);
+
+#endif
