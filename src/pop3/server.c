@@ -54,7 +54,7 @@
 #include "core/util.h"
 #include "pop3/auth.h"
 #include "pop3/fetch.h"
-#include "pop3/framing.h"
+#include "core/line.h"
 #include "pop3/parse.h"
 #include "pop3/server.h"
 #include "popgate.h"
@@ -111,7 +111,7 @@ struct pop3_session {
 	char *user_name;     /* from USER, until PASS */
 	bool awaiting_sasl;  /* AUTH PLAIN sent "+ "; the next line is the response */
 	unsigned bad_commands;
-	struct pop3_framer framer;
+	struct line_framer framer;
 	bool input_paused;   /* not read until the output drains (write callback) */
 	struct auth_request *auth;
 	struct event *login_timer; /* login_deadline from accept */
@@ -225,10 +225,10 @@ static void session_free(struct pop3_session *session)
 		close(session->send_fd);
 	if (session->bev != NULL) {
 		/* Unhandled input may hold a pipelined PASS. */
-		pop3_evbuffer_wipe(bufferevent_get_input(session->bev));
+		line_evbuffer_wipe(bufferevent_get_input(session->bev));
 		bufferevent_free(session->bev);
 	}
-	pop3_framer_free(&session->framer);
+	line_framer_free(&session->framer);
 	if (session->user_name != NULL) {
 		sodium_memzero(session->user_name, strlen(session->user_name));
 		free(session->user_name);
@@ -549,8 +549,8 @@ static void session_stls(struct pop3_session *session)
 	session_reply(session, "+OK begin TLS negotiation");
 	/* Anything the client pipelined after STLS was sent in the clear and must
 	 * not be taken as if it came over TLS (the STARTTLS injection attack). */
-	pop3_evbuffer_wipe(bufferevent_get_input(session->bev));
-	pop3_framer_reset(&session->framer);
+	line_evbuffer_wipe(bufferevent_get_input(session->bev));
+	line_framer_reset(&session->framer);
 	tls_bev = bufferevent_openssl_filter_new(server->pg->base, session->bev, ssl,
 						 BUFFEREVENT_SSL_ACCEPTING,
 						 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -875,18 +875,18 @@ static void session_process_input(struct pop3_session *session)
 			return;
 		}
 		struct bufferevent *bev_before = session->bev;
-		enum pop3_frame frame = pop3_framer_feed_evbuffer(
+		enum line_frame frame = line_framer_feed_evbuffer(
 			&session->framer, bufferevent_get_input(session->bev));
-		if (frame == POP3_FRAME_NONE)
+		if (frame == LINE_FRAME_NONE)
 			return;
-		if (frame == POP3_FRAME_TOO_LONG) {
+		if (frame == LINE_FRAME_TOO_LONG) {
 			if (session_bad_command(session, "line too long (limit %zu bytes)",
 						max_line))
 				return;
 			continue;
 		}
 		session_handle_line(session, session->framer.line, session->framer.len);
-		pop3_framer_reset(&session->framer); /* it may have held a password */
+		line_framer_reset(&session->framer); /* it may have held a password */
 		if (session->bev != bev_before)
 			return; /* STLS: the rest comes over TLS, through the read callback */
 	}
@@ -1037,7 +1037,7 @@ static void server_accept(struct pop3_server *server, evutil_socket_t fd, struct
 	}
 	TAILQ_INSERT_TAIL(&server->sessions, session, entry);
 	server->session_count++;
-	pop3_framer_init(&session->framer, (size_t)cfg->max_line);
+	line_framer_init(&session->framer, (size_t)cfg->max_line);
 	session->login_timer = evtimer_new(server->pg->base, session_login_deadline_cb, session);
 	struct timeval deadline = {.tv_sec = cfg->login_deadline};
 	evtimer_add(session->login_timer, &deadline);
