@@ -207,15 +207,15 @@ static void test_limits(void **state)
 	struct event_base *base = event_base_new();
 	struct accepted accepted = {.count = 0};
 	const struct listener_limits limits = {
-		.max_sessions = 2, .max_per_address = 1, .refusal = REFUSAL};
+	    .max_sessions = 2, .max_per_address = 1, .refusal = REFUSAL};
 	char err[128];
 	uint16_t port;
 	int listen_fd = listen_local(&port);
 	struct listener *listener;
 	(void)state;
 
-	listener = listener_new(base, listen_fd, -1, &limits, accepted_cb, &accepted, err,
-				sizeof(err));
+	listener =
+	    listener_new(base, listen_fd, -1, &limits, accepted_cb, &accepted, err, sizeof(err));
 	assert_non_null(listener);
 
 	int first = connect_local(port);
@@ -252,14 +252,14 @@ static void test_limit_overall(void **state)
 	struct event_base *base = event_base_new();
 	struct accepted accepted = {.count = 0};
 	const struct listener_limits limits = {
-		.max_sessions = 1, .max_per_address = 5, .refusal = REFUSAL};
+	    .max_sessions = 1, .max_per_address = 5, .refusal = REFUSAL};
 	char err[128];
 	uint16_t port;
 	struct listener *listener;
 	(void)state;
 
-	listener = listener_new(base, listen_local(&port), -1, &limits, accepted_cb, &accepted,
-				err, sizeof(err));
+	listener = listener_new(base, listen_local(&port), -1, &limits, accepted_cb, &accepted, err,
+				sizeof(err));
 	assert_non_null(listener);
 	int first = connect_local(port);
 	loop_until_accepted(base, &accepted, 1);
@@ -293,7 +293,7 @@ static void test_accept_backoff(void **state)
 	struct event_base *base = event_base_new();
 	struct accepted accepted = {.count = 0};
 	const struct listener_limits limits = {
-		.max_sessions = 4, .max_per_address = 4, .refusal = REFUSAL};
+	    .max_sessions = 4, .max_per_address = 4, .refusal = REFUSAL};
 	char err[128], log_path[] = "/tmp/popgate-test-listener-XXXXXX";
 	struct rlimit saved, low;
 	uint16_t port;
@@ -304,8 +304,8 @@ static void test_accept_backoff(void **state)
 	assert_true(log_fd >= 0);
 	close(log_fd);
 	assert_int_equal(log_open(log_path, LOG_INFO), 0);
-	listener = listener_new(base, listen_local(&port), -1, &limits, accepted_cb, &accepted,
-				err, sizeof(err));
+	listener = listener_new(base, listen_local(&port), -1, &limits, accepted_cb, &accepted, err,
+				sizeof(err));
 	assert_non_null(listener);
 	int client = connect_local(port); /* queued in the backlog, not yet accepted */
 
@@ -343,9 +343,9 @@ static void test_accept_backoff(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_ipv4),	  cmocka_unit_test(test_ipv4_mapped),
-	    cmocka_unit_test(test_ipv6_prefix),	  cmocka_unit_test(test_other_family),
-	    cmocka_unit_test(test_limits),	  cmocka_unit_test(test_limit_overall),
+	    cmocka_unit_test(test_ipv4),	   cmocka_unit_test(test_ipv4_mapped),
+	    cmocka_unit_test(test_ipv6_prefix),	   cmocka_unit_test(test_other_family),
+	    cmocka_unit_test(test_limits),	   cmocka_unit_test(test_limit_overall),
 	    cmocka_unit_test(test_accept_backoff),
 	};
 
