@@ -22,7 +22,10 @@ struct listener_peer;
 struct popgate;
 struct store_message;
 
+/* Message file reads, one chunk at a time. */
 #define SEND_CHUNK (64 * 1024)
+/* A message being sent is refilled only while the pending output is under
+ * core/session's high-water mark, the one at which it stops reading. */
 #define OUTPUT_HIGH_WATER SESSION_OUTPUT_HIGH_WATER
 
 enum session_state {
@@ -42,7 +45,7 @@ struct pop3_session {
 	struct pop3_server *server;
 	struct session *core;		     /* the connection, line reader and timers */
 	struct bufferevent *bev;	     /* the core's current bufferevent: set at accept
-						and after STLS (session_stls), nowhere else */
+						and after STLS (session_upgrade_tls), nowhere else */
 	struct listener_peer *listener_peer; /* our place in the session limits */
 	enum session_state state;
 	bool loopback;	    /* the client is on this host */
