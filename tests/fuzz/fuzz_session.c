@@ -1,6 +1,6 @@
 /*
  * fuzz_session.c — libFuzzer target for the client session's framing: what a
- * mail client sends, cut into lines by pop3/framing.c (as server.c does,
+ * mail client sends, cut into lines by core/line.c (as core/session.c does,
  * through an evbuffer, with the SASL continuation of AUTH PLAIN and the stop
  * at STLS), and what popgate streams back for RETR and TOP through the
  * dot-stuffing encoder of pop3/parse.c.
@@ -28,7 +28,7 @@
 
 #include <event2/buffer.h>
 
-#include "pop3/framing.h"
+#include "core/line.h"
 #include "pop3/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -107,15 +107,15 @@ struct session_model {
 	struct bytes transcript;
 };
 
-static void model_frame(struct session_model *m, enum pop3_frame frame, const char *line,
+static void model_frame(struct session_model *m, enum line_frame frame, const char *line,
 			size_t len)
 {
 	struct pop3_command cmd;
 	const char *error;
 
-	if (frame == POP3_FRAME_NONE || m->stopped)
+	if (frame == LINE_FRAME_NONE || m->stopped)
 		return;
-	if (frame == POP3_FRAME_TOO_LONG) {
+	if (frame == LINE_FRAME_TOO_LONG) {
 		bytes_add(&m->transcript, "T", 1);
 		return;
 	}
@@ -159,13 +159,13 @@ static void frame_reference(struct session_model *m, const char *in, size_t len)
 			continue;
 		size_t n = i - start;
 		if (n + 1 > m->max_line) {
-			model_frame(m, POP3_FRAME_TOO_LONG, NULL, 0);
+			model_frame(m, LINE_FRAME_TOO_LONG, NULL, 0);
 		} else {
 			memcpy(line, in + start, n);
 			if (n > 0 && line[n - 1] == '\r')
 				n--;
 			line[n] = '\0';
-			model_frame(m, POP3_FRAME_LINE, line, n);
+			model_frame(m, LINE_FRAME_LINE, line, n);
 		}
 		start = i + 1;
 	}
@@ -175,18 +175,18 @@ static void frame_reference(struct session_model *m, const char *in, size_t len)
 /* The framer fed everything at once. */
 static void frame_one_shot(struct session_model *m, const char *in, size_t len)
 {
-	struct pop3_framer framer;
+	struct line_framer framer;
 	size_t pos = 0;
 
-	pop3_framer_init(&framer, m->max_line);
+	line_framer_init(&framer, m->max_line);
 	while (pos < len && !m->stopped) {
-		enum pop3_frame frame;
-		size_t used = pop3_framer_feed(&framer, in + pos, len - pos, &frame);
+		enum line_frame frame;
+		size_t used = line_framer_feed(&framer, in + pos, len - pos, &frame);
 		check(used > 0 && used <= len - pos);
 		model_frame(m, frame, framer.line, framer.len);
 		pos += used;
 	}
-	pop3_framer_free(&framer);
+	line_framer_free(&framer);
 }
 
 /*
@@ -196,7 +196,7 @@ static void frame_one_shot(struct session_model *m, const char *in, size_t len)
  */
 static void frame_split(struct session_model *m, const char *in, size_t len, uint32_t seed)
 {
-	struct pop3_framer framer;
+	struct line_framer framer;
 	struct evbuffer *buf = evbuffer_new();
 	char *copy = malloc(len > 0 ? len : 1);
 	size_t added = 0;
@@ -204,32 +204,32 @@ static void frame_split(struct session_model *m, const char *in, size_t len, uin
 	check(buf != NULL && copy != NULL);
 	if (len > 0)
 		memcpy(copy, in, len);
-	pop3_framer_init(&framer, m->max_line);
+	line_framer_init(&framer, m->max_line);
 	while (added < len && !m->stopped) {
 		size_t piece = rng_piece(&seed, len - added);
 		check(evbuffer_add_reference(buf, copy + added, piece, NULL, NULL) == 0);
 		added += piece;
-		enum pop3_frame frame;
+		enum line_frame frame;
 		while (!m->stopped &&
-		       (frame = pop3_framer_feed_evbuffer(&framer, buf)) != POP3_FRAME_NONE)
+		       (frame = line_framer_feed_evbuffer(&framer, buf)) != LINE_FRAME_NONE)
 			model_frame(m, frame, framer.line, framer.len);
 		if (!m->stopped)
 			check(evbuffer_get_length(buf) == 0);
 	}
 	if (m->stopped) {
 		/* As STLS does: drop what came after, wiped. */
-		pop3_evbuffer_wipe(buf);
-		pop3_framer_reset(&framer);
+		line_evbuffer_wipe(buf);
+		line_framer_reset(&framer);
 		for (size_t i = 0; i < framer.max_line; i++)
 			check(framer.line[i] == '\0');
 	}
 	/* Every byte the evbuffer held was taken by the framer or wiped. */
 	for (size_t i = 0; i < added; i++)
 		check(copy[i] == '\0');
-	pop3_framer_reset(&framer);
+	line_framer_reset(&framer);
 	for (size_t i = 0; i < framer.max_line; i++)
 		check(framer.line[i] == '\0');
-	pop3_framer_free(&framer);
+	line_framer_free(&framer);
 	evbuffer_free(buf);
 	free(copy);
 }

@@ -1,16 +1,16 @@
 /*
- * framing.h — the client session's input framing, apart from the session
+ * line.h — a line-protocol session's input framing, apart from the session
  * and the event loop: a bounded line framer that hands on whole command
  * lines and discards over-long ones, and wiping input that may have held a
  * password before it is given back to the allocator.
  *
  * SECURITY: the input is untrusted client bytes. No line longer than the
  * limit is ever handed on, whatever the split of the input; every byte the
- * framer consumed is overwritten before it is dropped (USER, PASS, AUTH
- * lines and SASL responses carry credentials).
+ * framer consumed is overwritten before it is dropped (POP3's USER, PASS,
+ * AUTH lines and SASL responses carry credentials).
  */
-#ifndef POPGATE_POP3_FRAMING_H
-#define POPGATE_POP3_FRAMING_H
+#ifndef POPGATE_CORE_LINE_H
+#define POPGATE_CORE_LINE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,7 +19,7 @@ struct evbuffer;
 
 /* A line framer. MAX_LINE counts a line's bytes with its CR LF, as RFC 2449's
  * 255-octet limit does. */
-struct pop3_framer {
+struct line_framer {
 	char *line;	 /* MAX_LINE bytes: the line being assembled, then NUL-ended */
 	size_t max_line; /* at least 2 */
 	size_t len;	 /* bytes of the current line in LINE (no LF) */
@@ -27,36 +27,36 @@ struct pop3_framer {
 	bool complete;	 /* LINE holds a finished line; the next feed starts anew */
 };
 
-enum pop3_frame {
-	POP3_FRAME_NONE,     /* all input consumed, no line ended */
-	POP3_FRAME_LINE,     /* LINE holds LEN bytes without CR LF, NUL-terminated */
-	POP3_FRAME_TOO_LONG, /* a line over MAX_LINE ended; its bytes were dropped */
+enum line_frame {
+	LINE_FRAME_NONE,     /* all input consumed, no line ended */
+	LINE_FRAME_LINE,     /* LINE holds LEN bytes without CR LF, NUL-terminated */
+	LINE_FRAME_TOO_LONG, /* a line over MAX_LINE ended; its bytes were dropped */
 };
 
-void pop3_framer_init(struct pop3_framer *framer, size_t max_line);
+void line_framer_init(struct line_framer *framer, size_t max_line);
 
 /* Wipes the line buffer and frees it. */
-void pop3_framer_free(struct pop3_framer *framer);
+void line_framer_free(struct line_framer *framer);
 
 /* Forgets a partial or finished line (STLS: what came in the clear is not
  * continued under TLS), wiping it. */
-void pop3_framer_reset(struct pop3_framer *framer);
+void line_framer_reset(struct line_framer *framer);
 
 /*
  * Consumes IN[0..LEN) up to and including the LF that ends a line, or all of
  * it. Returns how many bytes were consumed and sets *FRAME. After LINE the
  * line stays in the framer until the next feed or reset, which wipe it.
  */
-size_t pop3_framer_feed(struct pop3_framer *framer, const char *in, size_t len,
-			enum pop3_frame *frame);
+size_t line_framer_feed(struct line_framer *framer, const char *in, size_t len,
+			enum line_frame *frame);
 
 /*
  * Feeds from the front of IN until a line ends or IN is empty; the bytes
  * consumed are overwritten with zeros in IN's own memory, then drained.
  */
-enum pop3_frame pop3_framer_feed_evbuffer(struct pop3_framer *framer, struct evbuffer *in);
+enum line_frame line_framer_feed_evbuffer(struct line_framer *framer, struct evbuffer *in);
 
 /* Overwrites every byte in BUF with zeros, then drains it. */
-void pop3_evbuffer_wipe(struct evbuffer *buf);
+void line_evbuffer_wipe(struct evbuffer *buf);
 
 #endif

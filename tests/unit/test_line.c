@@ -1,5 +1,5 @@
 /*
- * test_framing.c — unit tests for src/pop3/framing.c: the client line framer
+ * test_line.c — unit tests for src/core/line.c: the session line framer
  * (lines, CR LF and bare LF, the length limit exactly, over-long lines
  * discarded across feeds, input fed at every split point), feeding from an
  * evbuffer, and wiping what was consumed (a PASS line's bytes are zero in
@@ -18,7 +18,7 @@
 #include <cmocka.h>
 #include <event2/buffer.h>
 
-#include "pop3/framing.h"
+#include "core/line.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -29,23 +29,23 @@ struct transcript {
 	size_t len;
 };
 
-static void transcript_add(struct transcript *t, const struct pop3_framer *framer,
-			   enum pop3_frame frame)
+static void transcript_add(struct transcript *t, const struct line_framer *framer,
+			   enum line_frame frame)
 {
-	if (frame == POP3_FRAME_LINE) {
+	if (frame == LINE_FRAME_LINE) {
 		assert_true(framer->len < framer->max_line);
 		assert_int_equal(framer->line[framer->len], '\0');
 		assert_null(memchr(framer->line, '\n', framer->len));
 		t->len += (size_t)snprintf(t->text + t->len, sizeof(t->text) - t->len, "L%s|",
 					   framer->line);
-	} else if (frame == POP3_FRAME_TOO_LONG) {
+	} else if (frame == LINE_FRAME_TOO_LONG) {
 		t->len += (size_t)snprintf(t->text + t->len, sizeof(t->text) - t->len, "T|");
 	}
 	assert_true(t->len < sizeof(t->text));
 }
 
 /* Feeds IN[0..LEN) in pieces of at most STEP bytes. */
-static void feed_steps(struct pop3_framer *framer, const char *in, size_t len, size_t step,
+static void feed_steps(struct line_framer *framer, const char *in, size_t len, size_t step,
 		       struct transcript *t)
 {
 	size_t pos = 0;
@@ -53,8 +53,8 @@ static void feed_steps(struct pop3_framer *framer, const char *in, size_t len, s
 	while (pos < len) {
 		size_t piece = len - pos < step ? len - pos : step;
 		while (piece > 0) {
-			enum pop3_frame frame;
-			size_t used = pop3_framer_feed(framer, in + pos, piece, &frame);
+			enum line_frame frame;
+			size_t used = line_framer_feed(framer, in + pos, piece, &frame);
 			assert_true(used > 0 && used <= piece);
 			transcript_add(t, framer, frame);
 			pos += used;
@@ -68,14 +68,14 @@ static void check_framing(size_t max_line, const char *in, const char *expected)
 	size_t len = strlen(in);
 
 	for (size_t step = 1; step <= len; step++) {
-		struct pop3_framer framer;
+		struct line_framer framer;
 		struct transcript t = {.len = 0};
 
-		pop3_framer_init(&framer, max_line);
+		line_framer_init(&framer, max_line);
 		feed_steps(&framer, in, len, step, &t);
 		t.text[t.len] = '\0';
 		assert_string_equal(t.text, expected);
-		pop3_framer_free(&framer);
+		line_framer_free(&framer);
 	}
 }
 
@@ -104,41 +104,41 @@ static void test_limit(void **state)
 
 static void test_reset(void **state)
 {
-	struct pop3_framer framer;
-	enum pop3_frame frame;
+	struct line_framer framer;
+	enum line_frame frame;
 	(void)state;
 
-	pop3_framer_init(&framer, 32);
-	assert_int_equal(pop3_framer_feed(&framer, "PASS secr", 9, &frame), 9);
-	assert_int_equal(frame, POP3_FRAME_NONE);
-	pop3_framer_reset(&framer);
+	line_framer_init(&framer, 32);
+	assert_int_equal(line_framer_feed(&framer, "PASS secr", 9, &frame), 9);
+	assert_int_equal(frame, LINE_FRAME_NONE);
+	line_framer_reset(&framer);
 	for (size_t i = 0; i < framer.max_line; i++)
 		assert_int_equal(framer.line[i], 0);
-	assert_int_equal(pop3_framer_feed(&framer, "et\r\n", 4, &frame), 4);
-	assert_int_equal(frame, POP3_FRAME_LINE);
+	assert_int_equal(line_framer_feed(&framer, "et\r\n", 4, &frame), 4);
+	assert_int_equal(frame, LINE_FRAME_LINE);
 	assert_string_equal(framer.line, "et");
 	/* A finished line is wiped by the next feed. */
-	assert_int_equal(pop3_framer_feed(&framer, "X", 1, &frame), 1);
+	assert_int_equal(line_framer_feed(&framer, "X", 1, &frame), 1);
 	assert_int_equal(framer.line[1], 0);
 	assert_int_equal(framer.line[2], 0);
-	pop3_framer_free(&framer);
+	line_framer_free(&framer);
 	assert_null(framer.line);
 }
 
 static void test_evbuffer_feed_wipes(void **state)
 {
 	struct evbuffer *in = evbuffer_new();
-	struct pop3_framer framer;
+	struct line_framer framer;
 	struct evbuffer_iovec chunk;
 	static const char data[] = "PASS hunter2\r\nNOOP\r\n";
 	(void)state;
 
-	pop3_framer_init(&framer, 64);
+	line_framer_init(&framer, 64);
 	evbuffer_add(in, data, sizeof(data) - 1);
 	assert_int_equal(evbuffer_peek(in, -1, NULL, &chunk, 1), 1);
 	const char *memory = chunk.iov_base;
 
-	assert_int_equal(pop3_framer_feed_evbuffer(&framer, in), POP3_FRAME_LINE);
+	assert_int_equal(line_framer_feed_evbuffer(&framer, in), LINE_FRAME_LINE);
 	assert_string_equal(framer.line, "PASS hunter2");
 	assert_int_equal(evbuffer_get_length(in), 6);
 	/* The same chain still holds "NOOP\r\n"; the PASS line before it is zero. */
@@ -146,21 +146,21 @@ static void test_evbuffer_feed_wipes(void **state)
 		assert_int_equal(memory[i], 0);
 	assert_memory_equal(memory + 14, "NOOP\r\n", 6);
 
-	assert_int_equal(pop3_framer_feed_evbuffer(&framer, in), POP3_FRAME_LINE);
+	assert_int_equal(line_framer_feed_evbuffer(&framer, in), LINE_FRAME_LINE);
 	assert_string_equal(framer.line, "NOOP");
-	assert_int_equal(pop3_framer_feed_evbuffer(&framer, in), POP3_FRAME_NONE);
+	assert_int_equal(line_framer_feed_evbuffer(&framer, in), LINE_FRAME_NONE);
 
 	/* Lines split over many chains come out whole. */
 	for (int i = 0; i < 200; i++)
 		evbuffer_add(in, i % 7 == 6 ? "\n" : "x", 1);
 	size_t lines = 0;
-	while (pop3_framer_feed_evbuffer(&framer, in) == POP3_FRAME_LINE) {
+	while (line_framer_feed_evbuffer(&framer, in) == LINE_FRAME_LINE) {
 		assert_string_equal(framer.line, "xxxxxx");
 		lines++;
 	}
 	assert_int_equal(lines, 200 / 7);
 	assert_int_equal(evbuffer_get_length(in), 0);
-	pop3_framer_free(&framer);
+	line_framer_free(&framer);
 	evbuffer_free(in);
 }
 
@@ -175,7 +175,7 @@ static void test_evbuffer_wipe(void **state)
 	 * zero once wiped, in every chain. */
 	evbuffer_add_reference(buf, first, strlen(first), NULL, NULL);
 	evbuffer_add_reference(buf, second, strlen(second), NULL, NULL);
-	pop3_evbuffer_wipe(buf);
+	line_evbuffer_wipe(buf);
 	assert_int_equal(evbuffer_get_length(buf), 0);
 	for (size_t i = 0; i < sizeof(first); i++)
 		assert_int_equal(first[i], 0);
@@ -187,10 +187,8 @@ static void test_evbuffer_wipe(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_lines),
-	    cmocka_unit_test(test_limit),
-	    cmocka_unit_test(test_reset),
-	    cmocka_unit_test(test_evbuffer_feed_wipes),
+	    cmocka_unit_test(test_lines),	  cmocka_unit_test(test_limit),
+	    cmocka_unit_test(test_reset),	  cmocka_unit_test(test_evbuffer_feed_wipes),
 	    cmocka_unit_test(test_evbuffer_wipe),
 	};
 
