@@ -189,5 +189,7 @@ def test_a_message_is_traced_by_its_id(popgate, provider, corpus):
     popgate.wait_states({"delivery": 1}, timeout=30)
     popgate.pickup(ACCOUNT, PASSWORD)
     (message_id,), = popgate.db_query("SELECT id FROM message")
-    popgate.wait_message_path(message_id, ["stored", "attributed", "processed", "delivered"])
+    # Each move between states is one "state" event of its own (store/lifecycle.h).
+    popgate.wait_message_path(message_id, ["stored", "attributed", "state", "processed",
+                                           "state", "delivered"])
     assert all(e.account == ACCOUNT for e in popgate.events() if e.id == message_id)
