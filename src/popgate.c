@@ -66,6 +66,7 @@
 #include "store/message.h"
 #include "store/spool.h"
 #include "store/user.h"
+#include "store/writer.h"
 
 #define POPGATE_VERSION "0.1.0"
 /* How often delivered messages past their keep time are removed. */
@@ -233,7 +234,7 @@ static bool user_has_seat(struct popgate *pg, const struct store_account *accoun
  * failure is logged and the mail is delivered anyway: losing a message to a
  * bookkeeping error would be worse than an unattributed one.
  */
-static void attribute_message(struct popgate *pg, const struct pipeline_verdict *verdict,
+static void attribute_message(struct store *store, const struct pipeline_verdict *verdict,
 			      const char *account_name)
 {
 	int64_t *user_ids = xcalloc(verdict->recipient_count + 1, sizeof(*user_ids));
@@ -241,17 +242,17 @@ static void attribute_message(struct popgate *pg, const struct pipeline_verdict 
 	int64_t owner = 0;
 	size_t n = 0;
 
-	if (verdict->sender != NULL && store_address_owner(pg->store, verdict->sender, &owner) < 0)
+	if (verdict->sender != NULL && store_address_owner(store, verdict->sender, &owner) < 0)
 		goto fail;
 	for (size_t i = 0; i < verdict->recipient_count; i++) {
-		int found = store_address_owner(pg->store, verdict->recipients[i], &user_ids[n]);
+		int found = store_address_owner(store, verdict->recipients[i], &user_ids[n]);
 
 		if (found < 0)
 			goto fail;
 		if (found == 1)
 			addresses[n++] = verdict->recipients[i];
 	}
-	if (store_message_attribute(pg->store, verdict->id, owner, user_ids, addresses, n) < 0)
+	if (store_message_attribute(store, verdict->id, owner, user_ids, addresses, n) < 0)
 		goto fail;
 	log_event(LOG_DEBUG, "attributed", account_name, verdict->id,
 		  "owner=%lld recipient_users=%zu", (long long)owner, n);
@@ -260,9 +261,77 @@ static void attribute_message(struct popgate *pg, const struct pipeline_verdict 
 	return;
 fail:
 	log_event(LOG_ERROR, "error", account_name, verdict->id,
-		  "cannot attribute the message to its users: %s", store_errmsg(pg->store));
+		  "cannot attribute the message to its users: %s", store_errmsg(store));
 	free(addresses);
 	free(user_ids);
+}
+
+/* A verdict's writes, made by the writer thread (store/writer.h): a copy of
+ * the verdict (it lives only during on_verdict) and the job to submit again. */
+struct verdict_write {
+	struct popgate *pg;
+	struct pipeline_verdict verdict;
+	struct pipeline_job job; /* its account, host and time, for the log and a retry */
+};
+
+static void verdict_write_free(struct verdict_write *write)
+{
+	free(write->verdict.prepend);
+	free(write->verdict.reason);
+	free(write->verdict.sender);
+	for (size_t i = 0; i < write->verdict.recipient_count; i++)
+		free(write->verdict.recipients[i]);
+	free(write->verdict.recipients);
+	free(write);
+}
+
+/* In the writer thread. Delivered: attributed (a failure is logged and the
+ * mail delivered anyway) and moved, the result is 1 if moved, 0 if it was
+ * not in processing. Failed: the attempt counted (the result), and a second
+ * one holds it as suspect. */
+static int verdict_write_work(struct store *store, void *arg)
+{
+	struct verdict_write *write = arg;
+	const char *id = write->verdict.id;
+
+	if (write->verdict.outcome == PIPELINE_DELIVER) {
+		attribute_message(store, &write->verdict, write->job.account);
+		return store_message_move(store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY,
+					  write->verdict.prepend);
+	}
+	int attempts = store_message_add_attempt(store, id);
+	if (attempts >= 2 &&
+	    store_message_move(store, id, MESSAGE_PROCESSING, MESSAGE_SUSPECT, NULL) < 0)
+		return -1;
+	return attempts;
+}
+
+/* In the loop, after the commit: the log, and a failed message's retry. */
+static void verdict_write_done(int result, const char *error, void *arg)
+{
+	struct verdict_write *write = arg;
+	const char *account_name = write->job.account;
+	const char *id = write->verdict.id;
+
+	if (write->verdict.outcome == PIPELINE_DELIVER) {
+		if (result == 1)
+			log_event(LOG_INFO, "processed", account_name, id, "to the delivery queue");
+		else if (result < 0)
+			log_event(
+			    LOG_ERROR, "error", account_name, id,
+			    "cannot move to the delivery queue: %s; it is filtered again shortly",
+			    error);
+		verdict_write_free(write);
+		return;
+	}
+	log_event(LOG_WARN, "error", account_name, id, "processing failed: %s",
+		  write->verdict.reason != NULL ? write->verdict.reason : "worker failed");
+	if (result >= 2)
+		log_event(LOG_ERROR, "suspect", account_name, id,
+			  "held as suspect after %d failed attempts", result);
+	else if (result == 1)
+		pipeline_submit(write->pg->pipeline, &write->job);
+	verdict_write_free(write);
 }
 
 static void on_verdict(const struct pipeline_verdict *verdict, void *ctx)
@@ -279,41 +348,33 @@ static void on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 	store_account_get_by_id(pg->store, message.account_id, &account);
 	const char *account_name = account.name != NULL ? account.name : "-";
 
-	if (verdict->outcome == PIPELINE_DELIVER) {
-		char *prepend = xasprintf("%s%s", verdict->prepend != NULL ? verdict->prepend : "",
-					  user_has_seat(pg, &account) ? "" : UNFILTERED_HEADER);
-		attribute_message(pg, verdict, account_name);
-		int moved = store_message_move(pg->store, verdict->id, MESSAGE_PROCESSING,
-					       MESSAGE_DELIVERY, prepend);
-		free(prepend);
-		if (moved == 1)
-			log_event(LOG_INFO, "processed", account_name, verdict->id,
-				  "to the delivery queue");
-		else if (moved < 0)
-			log_event(
-			    LOG_ERROR, "error", account_name, verdict->id,
-			    "cannot move to the delivery queue: %s; it is filtered again shortly",
-			    store_errmsg(pg->store));
-		goto done;
+	/* The writes go to the writer thread: the loop never waits on a commit. */
+	struct verdict_write *write = xcalloc(1, sizeof(*write));
+	write->pg = pg;
+	write->verdict.outcome = verdict->outcome;
+	memcpy(write->verdict.id, verdict->id, sizeof(write->verdict.id));
+	write->verdict.reason = verdict->reason != NULL ? xstrdup(verdict->reason) : NULL;
+	write->verdict.sender = verdict->sender != NULL ? xstrdup(verdict->sender) : NULL;
+	write->verdict.recipients =
+	    xcalloc(verdict->recipient_count + 1, sizeof(*write->verdict.recipients));
+	for (size_t i = 0; i < verdict->recipient_count; i++)
+		write->verdict.recipients[i] = xstrdup(verdict->recipients[i]);
+	write->verdict.recipient_count = verdict->recipient_count;
+	if (verdict->outcome == PIPELINE_DELIVER)
+		write->verdict.prepend =
+		    xasprintf("%s%s", verdict->prepend != NULL ? verdict->prepend : "",
+			      user_has_seat(pg, &account) ? "" : UNFILTERED_HEADER);
+	write->job.received_at = message.received_at;
+	memcpy(write->job.id, verdict->id, sizeof(write->job.id));
+	snprintf(write->job.account, sizeof(write->job.account), "%s", account_name);
+	snprintf(write->job.provider_host, sizeof(write->job.provider_host), "%s",
+		 account.host != NULL ? account.host : "-");
+	if (writer_submit(pg->writer, NULL, verdict_write_work, verdict_write_done, write) < 0) {
+		log_event(LOG_ERROR, "error", account_name, verdict->id,
+			  "cannot record the verdict: the store is overloaded; the message is "
+			  "filtered again at the next start");
+		verdict_write_free(write);
 	}
-	/* A worker died or hung on it: retry once, then hold it as suspect. */
-	int attempts = store_message_add_attempt(pg->store, verdict->id);
-	log_event(LOG_WARN, "error", account_name, verdict->id, "processing failed: %s",
-		  verdict->reason != NULL ? verdict->reason : "worker failed");
-	if (attempts >= 2) {
-		store_message_move(pg->store, verdict->id, MESSAGE_PROCESSING, MESSAGE_SUSPECT,
-				   NULL);
-		log_event(LOG_ERROR, "suspect", account_name, verdict->id,
-			  "held as suspect after %d failed attempts", attempts);
-	} else if (attempts == 1) {
-		struct pipeline_job job = {.received_at = message.received_at};
-		memcpy(job.id, verdict->id, sizeof(job.id));
-		snprintf(job.account, sizeof(job.account), "%s", account_name);
-		snprintf(job.provider_host, sizeof(job.provider_host), "%s",
-			 account.host != NULL ? account.host : "-");
-		pipeline_submit(pg->pipeline, &job);
-	}
-done:
 	store_account_clear(&account);
 	store_message_clear(&message);
 }
@@ -745,6 +806,9 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 	pg.offload = offload_new(pg.base, 0, err, sizeof(err));
 	if (pg.offload == NULL)
 		goto fail_log;
+	pg.writer = writer_new(pg.base, DATA_HERE, err, sizeof(err));
+	if (pg.writer == NULL)
+		goto fail_log;
 	pg.fetcher = fetcher_new(&pg);
 	pg.auth = auth_new(&pg);
 	if (recover(&pg, &spread) < 0) {
@@ -790,6 +854,9 @@ cleanup:
 	offload_free(&pg.offload); /* before auth: its jobs point at login requests */
 	auth_free(&pg.auth);
 	fetcher_free(&pg.fetcher);
+	/* After the sessions and fetches (its completions find them gone) and
+	 * before the pipeline (they may queue a message): commits what is queued. */
+	writer_free(&pg.writer);
 	pipeline_free(&pg.pipeline);
 	store_close(&pg.store);
 	crypto_key_wipe(&pg.key);
