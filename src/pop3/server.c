@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -51,6 +52,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/offload.h"
 #include "core/util.h"
 #include "pop3/auth.h"
 #include "pop3/fetch.h"
@@ -60,6 +62,7 @@
 #include "popgate.h"
 #include "store/message.h"
 #include "store/spool.h"
+#include "store/writer.h"
 
 /*
  * Pending output (the session's buffer and, over STLS, the plain one below
@@ -100,6 +103,27 @@ enum message_flag {
 	MESSAGE_FLAG_RETRIEVED = 1 << 1,
 };
 
+struct pop3_session;
+
+/* A read of the message file that would have waited on the disk, done by
+ * an offload thread (core/offload.h). It owns its buffer; the file stays the
+ * session's unless the session is freed meanwhile. */
+struct session_read {
+	struct pop3_session *session; /* NULL once freed: then the read closes FD */
+	int fd;
+	char *chunk; /* SEND_CHUNK bytes */
+	ssize_t n;
+	int error;
+};
+
+/* A pickup's QUIT on its way to the store: the ids to move, copied (the
+ * writer thread must not read the session). */
+struct session_pickup {
+	struct pop3_session *session; /* NULL once the session is freed */
+	size_t count;
+	char (*ids)[SPOOL_ID_LEN + 1];
+};
+
 struct pop3_session {
 	struct pop3_server *server;
 	struct bufferevent *bev;
@@ -118,6 +142,7 @@ struct pop3_session {
 
 	int64_t account_id;  /* 0 until logged in */
 	bool quit_done;	     /* QUIT committed the pickup */
+	struct session_pickup *pickup; /* QUIT's moves, being committed */
 	char *account_name;
 	struct store_message *messages;
 	uint8_t *flags;
@@ -128,6 +153,7 @@ struct pop3_session {
 	size_t send_index;
 	bool send_is_retr;
 	struct pop3_dot_encoder encoder;
+	struct session_read *reading; /* a read of it in an offload thread */
 
 	/* Sessions are freed from the loop, never inside their own handlers. */
 	struct event *free_event;
@@ -221,8 +247,15 @@ static void session_free(struct pop3_session *session)
 		event_free(session->free_event);
 	if (session->login_timer != NULL)
 		event_free(session->login_timer);
+	if (session->reading != NULL) {
+		/* The thread is reading the file: the read closes it when done. */
+		session->reading->session = NULL;
+		session->send_fd = -1;
+	}
 	if (session->send_fd >= 0)
 		close(session->send_fd);
+	if (session->pickup != NULL)
+		session->pickup->session = NULL; /* its commit goes on without an answer */
 	if (session->bev != NULL) {
 		/* Unhandled input may hold a pipelined PASS. */
 		pop3_evbuffer_wipe(bufferevent_get_input(session->bev));
@@ -357,40 +390,97 @@ static void session_send_done(struct pop3_session *session)
 		session->flags[session->send_index] |= MESSAGE_FLAG_RETRIEVED;
 }
 
+/* In an offload thread. */
+static void session_read_work(void *arg)
+{
+	struct session_read *read_job = arg;
+
+	do
+		read_job->n = read(read_job->fd, read_job->chunk, SEND_CHUNK);
+	while (read_job->n < 0 && errno == EINTR);
+	read_job->error = read_job->n < 0 ? errno : 0;
+}
+
+/* Sends N bytes read from the message file (N < 0: the read failed with
+ * errno; 0: the end of the file). */
+static void session_send_data(struct pop3_session *session, const char *data, ssize_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(session->bev);
+
+	if (n < 0) {
+		/* Mid-reply there is no way to say -ERR; end the session so the
+		 * client retries and nothing is marked as retrieved. */
+		log_event(LOG_ERROR, "error", session->account_name,
+			  session->messages[session->send_index].id,
+			  "cannot read the message body: %s", strerror(errno));
+		close(session->send_fd);
+		session->send_fd = -1;
+		session_free_later(session);
+		return;
+	}
+	if (n == 0) {
+		session_send_done(session);
+		return;
+	}
+	pop3_dot_encode(&session->encoder, data, (size_t)n, session_evbuffer_out, out);
+	if (session->encoder.stopped)
+		session_send_done(session);
+}
+
+static void session_send_fill(struct pop3_session *session);
+
+/* In the loop: the bytes go out, and the filling goes on. */
+static void session_read_done(void *arg)
+{
+	struct session_read *read_job = arg;
+	struct pop3_session *session = read_job->session;
+
+	if (session == NULL) {
+		close(read_job->fd);
+	} else {
+		session->reading = NULL;
+		errno = read_job->error;
+		session_send_data(session, read_job->chunk, read_job->n);
+		if (session->send_fd >= 0)
+			session_send_fill(session);
+	}
+	free(read_job->chunk);
+	free(read_job);
+}
+
 /*
  * Fills the output from the message file up to the high-water mark. It never
  * handles the commands pipelined behind: the caller's loop (or the write
  * callback) does, so a long pipeline does not nest calls.
+ *
+ * A read that would wait on the disk (the body is not in the page cache:
+ * RWF_NOWAIT says EAGAIN) goes to an offload thread, and the filling goes on
+ * when it is done (session_read_done): the loop never waits on the disk, and
+ * bodies in the cache are read here, without a thread's round trip.
  */
 static void session_send_fill(struct pop3_session *session)
 {
-	struct evbuffer *out = bufferevent_get_output(session->bev);
 	char *chunk = session->server->send_chunk;
 
-	while (session->send_fd >= 0 && session_output_size(session) < OUTPUT_HIGH_WATER) {
-		ssize_t n = read(session->send_fd, chunk, SEND_CHUNK);
+	while (session->send_fd >= 0 && session->reading == NULL &&
+	       session_output_size(session) < OUTPUT_HIGH_WATER) {
+		struct iovec vec = {.iov_base = chunk, .iov_len = SEND_CHUNK};
+		ssize_t n = preadv2(session->send_fd, &vec, 1, -1, RWF_NOWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			/* Mid-reply there is no way to say -ERR; end the session so the
-			 * client retries and nothing is marked as retrieved. */
-			log_event(LOG_ERROR, "error", session->account_name,
-				  session->messages[session->send_index].id,
-				  "cannot read the message body: %s", strerror(errno));
-			close(session->send_fd);
-			session->send_fd = -1;
-			session_free_later(session);
+		if (n < 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
+			n = read(session->send_fd, chunk, SEND_CHUNK); /* no RWF_NOWAIT here */
+		if (n < 0 && errno == EAGAIN) {
+			struct session_read *read_job = xcalloc(1, sizeof(*read_job));
+			read_job->session = session;
+			read_job->fd = session->send_fd;
+			read_job->chunk = xmalloc(SEND_CHUNK);
+			session->reading = read_job;
+			offload_run(session->server->pg->offload, session_read_work,
+				    session_read_done, read_job);
 			return;
 		}
-		if (n == 0) {
-			session_send_done(session);
-			break;
-		}
-		pop3_dot_encode(&session->encoder, chunk, (size_t)n, session_evbuffer_out, out);
-		if (session->encoder.stopped) {
-			session_send_done(session);
-			break;
-		}
+		session_send_data(session, chunk, n);
 	}
 }
 
@@ -681,31 +771,43 @@ static void session_list(struct pop3_session *session, const struct pop3_command
 	evbuffer_add(out, ".\r\n", 3);
 }
 
-/*
- * QUIT in TRANSACTION (the UPDATE state): every message the client retrieved
- * or deleted leaves the Delivery Queue, whatever DELE said (P7), in one
- * transaction committed before +OK.
- */
-static void session_update(struct pop3_session *session)
+static void session_pickup_free(struct session_pickup *pickup)
 {
-	struct popgate *pg = session->server->pg;
-	size_t moved = 0;
+	free(pickup->ids);
+	free(pickup);
+}
 
-	if (store_begin(pg->store) < 0)
-		goto fail;
-	for (size_t i = 0; i < session->message_count; i++) {
-		if (session->flags[i] == 0)
-			continue;
-		if (store_message_move(pg->store, session->messages[i].id, MESSAGE_DELIVERY,
-				       MESSAGE_DELIVERED, NULL) < 0) {
-			store_rollback(pg->store);
-			goto fail;
-		}
-		moved++;
+/* In the writer thread: the moves, all or none. */
+static int session_pickup_work(struct store *store, void *arg)
+{
+	struct session_pickup *pickup = arg;
+
+	for (size_t i = 0; i < pickup->count; i++) {
+		if (store_message_move(store, pickup->ids[i], MESSAGE_DELIVERY, MESSAGE_DELIVERED,
+				       NULL) < 0)
+			return -1;
 	}
-	if (store_commit(pg->store) < 0) {
-		store_rollback(pg->store);
-		goto fail;
+	return 0;
+}
+
+/* In the loop, once the moves committed (or failed): the answer to QUIT. */
+static void session_pickup_done(int result, const char *error, void *arg)
+{
+	struct session_pickup *pickup = arg;
+	struct pop3_session *session = pickup->session;
+	size_t moved = pickup->count;
+
+	session_pickup_free(pickup);
+	if (session == NULL)
+		return; /* the client left before the answer; the moves stand */
+	session->pickup = NULL;
+	if (result < 0) {
+		log_event(LOG_ERROR, "error", session->account_name, NULL,
+			  "cannot record the pickup: %s", error);
+		session_reply(session, "-ERR [SYS/TEMP] messages could not be removed; they will "
+				       "be offered again");
+		session_close(session);
+		return;
 	}
 	for (size_t i = 0; i < session->message_count; i++) {
 		if (session->flags[i] != 0)
@@ -715,15 +817,44 @@ static void session_update(struct pop3_session *session)
 	session_reply(session, "+OK %zu message(s) delivered, bye", moved);
 	session->quit_done = true;
 	/* P4: the pickup is over; fetch the account's new mail for the next one. */
-	fetcher_request(pg->fetcher, session->account_id, 0);
+	fetcher_request(session->server->pg->fetcher, session->account_id, 0);
 	session_close(session);
-	return;
-fail:
-	log_event(LOG_ERROR, "error", session->account_name, NULL,
-		  "cannot record the pickup: %s", store_errmsg(pg->store));
-	session_reply(session, "-ERR [SYS/TEMP] messages could not be removed; they will be "
-			       "offered again");
-	session_close(session);
+}
+
+/*
+ * QUIT in TRANSACTION (the UPDATE state): every message the client retrieved
+ * or deleted leaves the Delivery Queue, whatever DELE said (P7), in one
+ * transaction committed before +OK. The writer thread commits it (with
+ * others queued meanwhile); no command is taken while it does.
+ */
+static void session_update(struct pop3_session *session)
+{
+	struct session_pickup *pickup = xcalloc(1, sizeof(*pickup));
+
+	pickup->session = session;
+	pickup->ids = xcalloc(session->message_count + 1, sizeof(*pickup->ids));
+	for (size_t i = 0; i < session->message_count; i++) {
+		if (session->flags[i] != 0)
+			memcpy(pickup->ids[pickup->count++], session->messages[i].id,
+			       sizeof(pickup->ids[0]));
+	}
+	session_enter_state(session, SESSION_CLOSING);
+	bufferevent_disable(session->bev, EV_READ);
+	if (pickup->count == 0) {
+		session_pickup_done(0, NULL, pickup); /* nothing to write */
+		return;
+	}
+	if (writer_submit(session->server->pg->writer, NULL, session_pickup_work,
+			  session_pickup_done, pickup) < 0) {
+		session_pickup_free(pickup);
+		log_event(LOG_ERROR, "error", session->account_name, NULL,
+			  "cannot record the pickup: the store is overloaded");
+		session_reply(session, "-ERR [SYS/TEMP] messages could not be removed; they will "
+				       "be offered again");
+		session_close(session);
+		return;
+	}
+	session->pickup = pickup;
 }
 
 static void session_command_authorization(struct pop3_session *session,

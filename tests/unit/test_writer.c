@@ -318,6 +318,38 @@ static void test_queue_is_bounded(void **state)
 	free(jobs);
 }
 
+static void test_waits_for_a_lock_in_its_thread(void **state)
+{
+	struct fixture *f = *state;
+	static struct job jobs[3];
+	sqlite3 *other = NULL;
+
+	/* Another process's connection holds the write lock. */
+	assert_int_equal(sqlite3_open_v2(f->store->db != NULL ? sqlite3_db_filename(f->store->db, "main") : "",
+					 &other, SQLITE_OPEN_READWRITE, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	for (int i = 0; i < 3; i++) {
+		jobs[i] = (struct job){.f = f};
+		assert_int_equal(writer_submit(f->writer, job_body(f, &jobs[i]), job_work, job_done,
+					       &jobs[i]),
+				 0);
+	}
+	/* The loop goes on meanwhile: nothing is done while the lock is held. */
+	struct timeval a_while = {0, 200 * 1000};
+	event_base_loopexit(f->base, &a_while);
+	event_base_dispatch(f->base);
+	assert_int_equal(f->done_count, 0);
+	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	run_loop(f, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(jobs[i].result, 7);
+		assert_true(jobs[i].row_visible_at_done);
+	}
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message"), 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -327,6 +359,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_done_never_inside_submit_and_free_drains, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_is_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_waits_for_a_lock_in_its_thread, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
