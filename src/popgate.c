@@ -274,15 +274,15 @@ struct verdict_write {
 	struct pipeline_job job; /* its account, host and time, for the log and a retry */
 };
 
-static void verdict_write_free(struct verdict_write *write)
+static void verdict_write_free(struct verdict_write *record)
 {
-	free(write->verdict.prepend);
-	free(write->verdict.reason);
-	free(write->verdict.sender);
-	for (size_t i = 0; i < write->verdict.recipient_count; i++)
-		free(write->verdict.recipients[i]);
-	free(write->verdict.recipients);
-	free(write);
+	free(record->verdict.prepend);
+	free(record->verdict.reason);
+	free(record->verdict.sender);
+	for (size_t i = 0; i < record->verdict.recipient_count; i++)
+		free(record->verdict.recipients[i]);
+	free(record->verdict.recipients);
+	free(record);
 }
 
 /* In the writer thread. Delivered: attributed (a failure is logged and the
@@ -291,13 +291,13 @@ static void verdict_write_free(struct verdict_write *write)
  * one holds it as suspect. */
 static int verdict_write_work(struct store *store, void *arg)
 {
-	struct verdict_write *write = arg;
-	const char *id = write->verdict.id;
+	struct verdict_write *record = arg;
+	const char *id = record->verdict.id;
 
-	if (write->verdict.outcome == PIPELINE_DELIVER) {
-		attribute_message(store, &write->verdict, write->job.account);
+	if (record->verdict.outcome == PIPELINE_DELIVER) {
+		attribute_message(store, &record->verdict, record->job.account);
 		return store_message_move(store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY,
-					  write->verdict.prepend);
+					  record->verdict.prepend);
 	}
 	int attempts = store_message_add_attempt(store, id);
 	if (attempts >= 2 &&
@@ -309,11 +309,11 @@ static int verdict_write_work(struct store *store, void *arg)
 /* In the loop, after the commit: the log, and a failed message's retry. */
 static void verdict_write_done(int result, const char *error, void *arg)
 {
-	struct verdict_write *write = arg;
-	const char *account_name = write->job.account;
-	const char *id = write->verdict.id;
+	struct verdict_write *record = arg;
+	const char *account_name = record->job.account;
+	const char *id = record->verdict.id;
 
-	if (write->verdict.outcome == PIPELINE_DELIVER) {
+	if (record->verdict.outcome == PIPELINE_DELIVER) {
 		if (result == 1)
 			log_event(LOG_INFO, "processed", account_name, id, "to the delivery queue");
 		else if (result < 0)
@@ -321,17 +321,17 @@ static void verdict_write_done(int result, const char *error, void *arg)
 			    LOG_ERROR, "error", account_name, id,
 			    "cannot move to the delivery queue: %s; it is filtered again shortly",
 			    error);
-		verdict_write_free(write);
+		verdict_write_free(record);
 		return;
 	}
 	log_event(LOG_WARN, "error", account_name, id, "processing failed: %s",
-		  write->verdict.reason != NULL ? write->verdict.reason : "worker failed");
+		  record->verdict.reason != NULL ? record->verdict.reason : "worker failed");
 	if (result >= 2)
 		log_event(LOG_ERROR, "suspect", account_name, id,
 			  "held as suspect after %d failed attempts", result);
 	else if (result == 1)
-		pipeline_submit(write->pg->pipeline, &write->job);
-	verdict_write_free(write);
+		pipeline_submit(record->pg->pipeline, &record->job);
+	verdict_write_free(record);
 }
 
 static void on_verdict(const struct pipeline_verdict *verdict, void *ctx)
@@ -349,31 +349,31 @@ static void on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 	const char *account_name = account.name != NULL ? account.name : "-";
 
 	/* The writes go to the writer thread: the loop never waits on a commit. */
-	struct verdict_write *write = xcalloc(1, sizeof(*write));
-	write->pg = pg;
-	write->verdict.outcome = verdict->outcome;
-	memcpy(write->verdict.id, verdict->id, sizeof(write->verdict.id));
-	write->verdict.reason = verdict->reason != NULL ? xstrdup(verdict->reason) : NULL;
-	write->verdict.sender = verdict->sender != NULL ? xstrdup(verdict->sender) : NULL;
-	write->verdict.recipients =
-	    xcalloc(verdict->recipient_count + 1, sizeof(*write->verdict.recipients));
+	struct verdict_write *record = xcalloc(1, sizeof(*record));
+	record->pg = pg;
+	record->verdict.outcome = verdict->outcome;
+	memcpy(record->verdict.id, verdict->id, sizeof(record->verdict.id));
+	record->verdict.reason = verdict->reason != NULL ? xstrdup(verdict->reason) : NULL;
+	record->verdict.sender = verdict->sender != NULL ? xstrdup(verdict->sender) : NULL;
+	record->verdict.recipients =
+	    xcalloc(verdict->recipient_count + 1, sizeof(*record->verdict.recipients));
 	for (size_t i = 0; i < verdict->recipient_count; i++)
-		write->verdict.recipients[i] = xstrdup(verdict->recipients[i]);
-	write->verdict.recipient_count = verdict->recipient_count;
+		record->verdict.recipients[i] = xstrdup(verdict->recipients[i]);
+	record->verdict.recipient_count = verdict->recipient_count;
 	if (verdict->outcome == PIPELINE_DELIVER)
-		write->verdict.prepend =
+		record->verdict.prepend =
 		    xasprintf("%s%s", verdict->prepend != NULL ? verdict->prepend : "",
 			      user_has_seat(pg, &account) ? "" : UNFILTERED_HEADER);
-	write->job.received_at = message.received_at;
-	memcpy(write->job.id, verdict->id, sizeof(write->job.id));
-	snprintf(write->job.account, sizeof(write->job.account), "%s", account_name);
-	snprintf(write->job.provider_host, sizeof(write->job.provider_host), "%s",
+	record->job.received_at = message.received_at;
+	memcpy(record->job.id, verdict->id, sizeof(record->job.id));
+	snprintf(record->job.account, sizeof(record->job.account), "%s", account_name);
+	snprintf(record->job.provider_host, sizeof(record->job.provider_host), "%s",
 		 account.host != NULL ? account.host : "-");
-	if (writer_submit(pg->writer, NULL, verdict_write_work, verdict_write_done, write) < 0) {
+	if (writer_submit(pg->writer, NULL, verdict_write_work, verdict_write_done, record) < 0) {
 		log_event(LOG_ERROR, "error", account_name, verdict->id,
 			  "cannot record the verdict: the store is overloaded; the message is "
 			  "filtered again at the next start");
-		verdict_write_free(write);
+		verdict_write_free(record);
 	}
 	store_account_clear(&account);
 	store_message_clear(&message);
