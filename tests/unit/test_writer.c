@@ -3,8 +3,9 @@
  * a temp folder: many queued jobs commit in fewer transactions, each body is
  * in place and each row committed before its DONE runs, DONE runs in the
  * loop's thread, a failing job reports its own error while the others of its
- * group commit, a bad body fails only its job, the queue is bounded, and
- * freeing the writer commits what is queued.
+ * group commit, a bad body fails only its job, the queue is bounded,
+ * freeing the writer commits what is queued, and a lock another connection
+ * holds is waited for in the writer's thread while the loop runs on.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -325,8 +326,8 @@ static void test_waits_for_a_lock_in_its_thread(void **state)
 	sqlite3 *other = NULL;
 
 	/* Another process's connection holds the write lock. */
-	assert_int_equal(sqlite3_open_v2(f->store->db != NULL ? sqlite3_db_filename(f->store->db, "main") : "",
-					 &other, SQLITE_OPEN_READWRITE, NULL),
+	assert_int_equal(sqlite3_open_v2(sqlite3_db_filename(f->store->db, "main"), &other,
+					 SQLITE_OPEN_READWRITE, NULL),
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	for (int i = 0; i < 3; i++) {
