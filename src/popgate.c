@@ -70,6 +70,7 @@
 #include "store/message.h"
 #include "store/spool.h"
 #include "store/user.h"
+#include "store/writer.h"
 
 #define POPGATE_VERSION "0.1.0"
 /* How often delivered messages past their keep time are removed. */
@@ -352,6 +353,9 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 	pg.offload = offload_new(pg.base, 0, err, sizeof(err));
 	if (pg.offload == NULL)
 		goto fail_log;
+	pg.writer = writer_new(pg.base, DATA_HERE, err, sizeof(err));
+	if (pg.writer == NULL)
+		goto fail_log;
 	pg.fetcher = fetcher_new(&pg);
 	pg.auth = auth_new(&pg);
 	if (recover(&pg, &spread) < 0) {
@@ -392,6 +396,9 @@ cleanup:
 	auth_free(&pg.auth);
 	fetcher_free(&pg.fetcher);
 	reload_free(&reload); /* after the fetcher: nothing points into old configurations */
+	/* After the sessions and fetches (its completions find them gone) and
+	 * before the pipeline (they may queue a message): commits what is queued. */
+	writer_free(&pg.writer);
 	pipeline_free(&pg.pipeline);
 	store_close(&pg.store);
 	crypto_key_wipe(&pg.key);

@@ -20,6 +20,7 @@ struct fetcher;
 struct auth;
 struct offload;
 struct resolver;
+struct writer;
 
 struct popgate {
 	struct popgate_config *cfg;
@@ -33,6 +34,7 @@ struct popgate {
 	struct fetcher *fetcher;
 	struct auth *auth;
 	struct offload *offload; /* threads for argon2id */
+	struct writer *writer;	 /* spool fsyncs and commits off the loop (store/writer.h) */
 };
 
 #endif

@@ -3,7 +3,8 @@
  * the combined action, the state change, and retries of messages a worker
  * failed on.
  *
- * Owns: nothing; it runs inside the pipeline's callback, on the event loop.
+ * Owns: nothing; it runs inside the pipeline's callback, on the event loop,
+ * and hands every write to the writer thread (store/writer.h).
  * Must never: trust a worker's addresses beyond looking them up, lose a
  * message to a bookkeeping error, or call pipeline_free.
  */
@@ -18,6 +19,7 @@
 #include "pipeline/route.h"
 #include "popgate.h"
 #include "store/user.h"
+#include "store/writer.h"
 
 /* U3: mail of a user without a seat is delivered, but unfiltered and
  * unarchived, and says so. */
@@ -37,43 +39,183 @@ static bool user_has_seat(struct popgate *pg, const struct store_account *accoun
 	return has_seat;
 }
 
-/*
- * U4, U5: records whose message VERDICT is — the owner of its sender address
- * and the owners of its recipient addresses — before it is delivered. The
- * addresses come from a worker and are only looked up, never trusted. A
- * failure is logged and the mail is delivered anyway: losing a message to a
- * bookkeeping error would be worse than an unattributed one.
- */
-static void attribute_message(struct popgate *pg, const struct pipeline_verdict *verdict,
-			      const char *account_name)
+/* A verdict's writes, made by the writer thread (store/writer.h) so the
+ * loop never waits on a commit: copies of what the verdict said (it lives
+ * only during the callback) and of what the log and a retry need. */
+struct route_write {
+	struct popgate *pg;
+	char id[SPOOL_ID_LEN + 1];
+	char account_name[512];
+	bool judged;
+	/* Judged: the addresses to attribute, the verdict and where it goes. */
+	char *sender;
+	char **recipients;
+	size_t recipient_count;
+	enum message_state state;
+	char *prepend;
+	double score;
+	enum verdict_action action;
+	char *reasons;
+	/* Failed: why, and the profile a retry is judged by. */
+	char *reason;
+	struct filter_profile profile;
+	bool has_profile;
+};
+
+static void route_write_free(struct route_write *record)
 {
-	int64_t *user_ids = xcalloc(verdict->recipient_count + 1, sizeof(*user_ids));
-	char **addresses = xcalloc(verdict->recipient_count + 1, sizeof(*addresses));
+	free(record->sender);
+	for (size_t i = 0; i < record->recipient_count; i++)
+		free(record->recipients[i]);
+	free(record->recipients);
+	free(record->prepend);
+	free(record->reasons);
+	free(record->reason);
+	free(record);
+}
+
+/*
+ * U4, U5 (in the writer thread): records whose message RECORD is — the
+ * owner of its sender address and the owners of its recipient addresses —
+ * before it is delivered. The addresses come from a worker and are only
+ * looked up, never trusted. A failure is logged and the mail is delivered
+ * anyway: losing a message to a bookkeeping error would be worse than an
+ * unattributed one.
+ */
+static void attribute_message(struct store *store, const struct route_write *record)
+{
+	int64_t *user_ids = xcalloc(record->recipient_count + 1, sizeof(*user_ids));
+	char **addresses = xcalloc(record->recipient_count + 1, sizeof(*addresses));
 	int64_t owner = 0;
 	size_t n = 0;
 
-	if (verdict->sender != NULL && store_address_owner(pg->store, verdict->sender, &owner) < 0)
+	if (record->sender != NULL && store_address_owner(store, record->sender, &owner) < 0)
 		goto fail;
-	for (size_t i = 0; i < verdict->recipient_count; i++) {
-		int found = store_address_owner(pg->store, verdict->recipients[i], &user_ids[n]);
+	for (size_t i = 0; i < record->recipient_count; i++) {
+		int found = store_address_owner(store, record->recipients[i], &user_ids[n]);
 
 		if (found < 0)
 			goto fail;
 		if (found == 1)
-			addresses[n++] = verdict->recipients[i];
+			addresses[n++] = record->recipients[i];
 	}
-	if (store_message_attribute(pg->store, verdict->id, owner, user_ids, addresses, n) < 0)
+	if (store_message_attribute(store, record->id, owner, user_ids, addresses, n) < 0)
 		goto fail;
-	log_event(LOG_DEBUG, "attributed", account_name, verdict->id,
+	log_event(LOG_DEBUG, "attributed", record->account_name, record->id,
 		  "owner=%lld recipient_users=%zu", (long long)owner, n);
 	free(addresses);
 	free(user_ids);
 	return;
 fail:
-	log_event(LOG_ERROR, "error", account_name, verdict->id,
-		  "cannot attribute the message to its users: %s", store_errmsg(pg->store));
+	log_event(LOG_ERROR, "error", record->account_name, record->id,
+		  "cannot attribute the message to its users: %s", store_errmsg(store));
 	free(addresses);
 	free(user_ids);
+}
+
+/*
+ * In the writer thread. Judged: the verdict recorded, the message
+ * attributed and moved; the result is 1 if moved, 0 if it was not in
+ * processing. Failed: the attempt counted (the result), and a second one
+ * holds it as suspect.
+ */
+static int route_write_work(struct store *store, void *arg)
+{
+	struct route_write *record = arg;
+
+	if (record->judged) {
+		if (store_message_set_verdict(store, record->id, record->score,
+					      verdict_action_name(record->action),
+					      record->reasons) < 0)
+			log_event(LOG_ERROR, "error", record->account_name, record->id,
+				  "cannot record the verdict: %s", store_errmsg(store));
+		attribute_message(store, record);
+		return store_message_move(store, record->id, MESSAGE_PROCESSING, record->state,
+					  record->prepend);
+	}
+	int attempts = store_message_add_attempt(store, record->id);
+	if (attempts >= 2 &&
+	    store_message_move(store, record->id, MESSAGE_PROCESSING, MESSAGE_SUSPECT, NULL) < 0)
+		return -1;
+	return attempts;
+}
+
+/* Submits RECORD's message again, judged by the profile its first attempt had. */
+static void route_retry(struct route_write *record)
+{
+	struct popgate *pg = record->pg;
+	struct store_message message = {0};
+	struct store_account account = {0};
+	struct pipeline_job job;
+	char *recipient[1];
+
+	if (store_message_get(pg->store, record->id, &message) == 1) {
+		store_account_get_by_id(pg->store, message.account_id, &account);
+		route_job_fill(&message, &account, &job, recipient);
+		if (record->has_profile)
+			job.profile = &record->profile;
+		pipeline_submit(pg->pipeline, &job);
+	}
+	store_account_clear(&account);
+	store_message_clear(&message);
+}
+
+/* In the loop, after the commit: the log, and a failed message's retry. */
+static void route_write_done(int result, const char *error, void *arg)
+{
+	struct route_write *record = arg;
+	const char *account_name = record->account_name;
+
+	if (record->judged) {
+		/* The action and score go on the message's one "processed" line:
+		 * its trace in the log stays one event per step. The reasons are
+		 * filters' words about the content, so they stay out of the log. */
+		if (result == 1)
+			log_event(LOG_INFO, "processed", account_name, record->id,
+				  "to %s (%s, score %.3f)",
+				  record->state == MESSAGE_DELIVERY
+				      ? "the delivery queue"
+				      : store_message_state_name(record->state),
+				  verdict_action_name(record->action), record->score);
+		else if (result < 0)
+			log_event(LOG_ERROR, "error", account_name, record->id,
+				  "cannot move to %s: %s; it is filtered again shortly",
+				  store_message_state_name(record->state), error);
+		route_write_free(record);
+		return;
+	}
+	log_event(LOG_WARN, "error", account_name, record->id, "processing failed: %s",
+		  record->reason != NULL ? record->reason : "worker failed");
+	if (result >= 2)
+		log_event(LOG_ERROR, "suspect", account_name, record->id,
+			  "held as suspect after %d failed attempts", result);
+	else if (result == 1)
+		route_retry(record);
+	route_write_free(record);
+}
+
+/* Hands RECORD to the writer thread; if it cannot take it, the message stays
+ * in processing and is filtered again at the next release check or start. */
+static void route_write_submit(struct popgate *pg, struct route_write *record)
+{
+	if (writer_submit(pg->writer, NULL, route_write_work, route_write_done, record) < 0) {
+		log_event(LOG_ERROR, "error", record->account_name, record->id,
+			  "cannot record the verdict: the store is overloaded; the message is "
+			  "filtered again later");
+		route_write_free(record);
+	}
+}
+
+static struct route_write *route_write_new(struct popgate *pg,
+					   const struct pipeline_verdict *verdict,
+					   const char *account_name)
+{
+	struct route_write *record = xcalloc(1, sizeof(*record));
+
+	record->pg = pg;
+	memcpy(record->id, verdict->id, sizeof(record->id));
+	snprintf(record->account_name, sizeof(record->account_name), "%s", account_name);
+	return record;
 }
 
 /* Whether the sender is one the owner is known to correspond with. Until
@@ -126,7 +268,7 @@ void route_job_fill(const struct store_message *message, const struct store_acco
 	}
 }
 
-/* Combines a judged VERDICT and moves its message where the action says. */
+/* Combines a judged VERDICT and has its message moved where the action says. */
 static void route_judged(struct popgate *pg, const struct pipeline_verdict *verdict,
 			 const struct store_account *account, const char *account_name)
 {
@@ -137,33 +279,24 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 	 * would be paid for nothing otherwise. */
 	bool sender_known = !profile->challenge_unknown_senders || route_sender_known(pg, verdict);
 	struct verdict_decision decision;
-	enum message_state state;
+	struct route_write *record = route_write_new(pg, verdict, account_name);
 
 	verdict_combine(profile, verdict->results, verdict->result_count, sender_known, &decision);
-	state = route_action_state(decision.action);
-	/* The action and score go on the message's one "processed" line: its
-	 * trace in the log stays one event per step. The reasons are filters'
-	 * words about the content, so they are kept out of the log. */
-	if (store_message_set_verdict(pg->store, verdict->id, decision.score,
-				      verdict_action_name(decision.action), decision.reasons) < 0)
-		log_event(LOG_ERROR, "error", account_name, verdict->id,
-			  "cannot record the verdict: %s", store_errmsg(pg->store));
-	char *prepend = xasprintf("%s%s", decision.headers,
-				  user_has_seat(pg, account) ? "" : UNFILTERED_HEADER);
-	attribute_message(pg, verdict, account_name);
-	int moved = store_message_move(pg->store, verdict->id, MESSAGE_PROCESSING,
-				       state, prepend);
-	free(prepend);
-	if (moved == 1)
-		log_event(LOG_INFO, "processed", account_name, verdict->id, "to %s (%s, score %.3f)",
-			  state == MESSAGE_DELIVERY ? "the delivery queue"
-						    : store_message_state_name(state),
-			  verdict_action_name(decision.action), decision.score);
-	else if (moved < 0)
-		log_event(LOG_ERROR, "error", account_name, verdict->id,
-			  "cannot move to %s: %s; it is filtered again shortly",
-			  store_message_state_name(state), store_errmsg(pg->store));
+	record->judged = true;
+	record->state = route_action_state(decision.action);
+	record->action = decision.action;
+	record->score = decision.score;
+	record->reasons = decision.reasons;
+	decision.reasons = NULL;
+	record->prepend = xasprintf("%s%s", decision.headers,
+				    user_has_seat(pg, account) ? "" : UNFILTERED_HEADER);
+	record->sender = verdict->sender != NULL ? xstrdup(verdict->sender) : NULL;
+	record->recipients = xcalloc(verdict->recipient_count + 1, sizeof(*record->recipients));
+	for (size_t i = 0; i < verdict->recipient_count; i++)
+		record->recipients[i] = xstrdup(verdict->recipients[i]);
+	record->recipient_count = verdict->recipient_count;
 	verdict_decision_clear(&decision);
+	route_write_submit(pg, record);
 }
 
 void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx)
@@ -185,24 +318,13 @@ void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 		goto done;
 	}
 	/* A worker died or hung on it: retry once, then hold it as suspect. */
-	int attempts = store_message_add_attempt(pg->store, verdict->id);
-	log_event(LOG_WARN, "error", account_name, verdict->id, "processing failed: %s",
-		  verdict->reason != NULL ? verdict->reason : "worker failed");
-	if (attempts >= 2) {
-		store_message_move(pg->store, verdict->id, MESSAGE_PROCESSING, MESSAGE_SUSPECT,
-				   NULL);
-		log_event(LOG_ERROR, "suspect", account_name, verdict->id,
-			  "held as suspect after %d failed attempts", attempts);
-	} else if (attempts == 1) {
-		struct pipeline_job job;
-		char *recipient[1];
-
-		route_job_fill(&message, &account, &job, recipient);
-		/* The retry is judged by the profile the first attempt had. */
-		if (verdict->job != NULL)
-			job.profile = verdict->job->profile;
-		pipeline_submit(pg->pipeline, &job);
+	struct route_write *record = route_write_new(pg, verdict, account_name);
+	record->reason = verdict->reason != NULL ? xstrdup(verdict->reason) : NULL;
+	if (verdict->job != NULL && verdict->job->profile != NULL) {
+		record->profile = *verdict->job->profile;
+		record->has_profile = true;
 	}
+	route_write_submit(pg, record);
 done:
 	store_account_clear(&account);
 	store_message_clear(&message);

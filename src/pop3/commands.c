@@ -29,6 +29,7 @@
 #include "pop3/server_session.h"
 #include "popgate.h"
 #include "store/message.h"
+#include "store/writer.h"
 
 #define NAME_MAX_LEN 512
 #define PASSWORD_MAX_LEN 512
@@ -107,31 +108,43 @@ static void session_list(struct pop3_session *session, const struct pop3_command
 	evbuffer_add(out, ".\r\n", 3);
 }
 
-/*
- * QUIT in TRANSACTION (the UPDATE state): every message the client retrieved
- * or deleted leaves the Delivery Queue, whatever DELE said (P7), in one
- * transaction committed before +OK.
- */
-static void session_update(struct pop3_session *session)
+static void session_pickup_free(struct session_pickup *pickup)
 {
-	struct popgate *pg = session->server->pg;
-	size_t moved = 0;
+	free(pickup->ids);
+	free(pickup);
+}
 
-	if (store_begin(pg->store) < 0)
-		goto fail;
-	for (size_t i = 0; i < session->message_count; i++) {
-		if (session->flags[i] == 0)
-			continue;
-		if (store_message_move(pg->store, session->messages[i].id, MESSAGE_DELIVERY,
-				       MESSAGE_DELIVERED, NULL) < 0) {
-			store_rollback(pg->store);
-			goto fail;
-		}
-		moved++;
+/* In the writer thread: the moves, all or none. */
+static int session_pickup_work(struct store *store, void *arg)
+{
+	struct session_pickup *pickup = arg;
+
+	for (size_t i = 0; i < pickup->count; i++) {
+		if (store_message_move(store, pickup->ids[i], MESSAGE_DELIVERY, MESSAGE_DELIVERED,
+				       NULL) < 0)
+			return -1;
 	}
-	if (store_commit(pg->store) < 0) {
-		store_rollback(pg->store);
-		goto fail;
+	return 0;
+}
+
+/* In the loop, once the moves committed (or failed): the answer to QUIT. */
+static void session_pickup_done(int result, const char *error, void *arg)
+{
+	struct session_pickup *pickup = arg;
+	struct pop3_session *session = pickup->session;
+	size_t moved = pickup->count;
+
+	session_pickup_free(pickup);
+	if (session == NULL)
+		return; /* the client left before the answer; the moves stand */
+	session->pickup = NULL;
+	if (result < 0) {
+		log_event(LOG_ERROR, "error", session->account_name, NULL,
+			  "cannot record the pickup: %s", error);
+		session_reply(session, "-ERR [SYS/TEMP] messages could not be removed; they will "
+				       "be offered again");
+		session_close(session);
+		return;
 	}
 	for (size_t i = 0; i < session->message_count; i++) {
 		if (session->flags[i] != 0)
@@ -141,15 +154,43 @@ static void session_update(struct pop3_session *session)
 	session_reply(session, "+OK %zu message(s) delivered, bye", moved);
 	session->quit_done = true;
 	/* P4: the pickup is over; fetch the account's new mail for the next one. */
-	fetcher_request(pg->fetcher, session->account_id, 0);
+	fetcher_request(session->server->pg->fetcher, session->account_id, 0);
 	session_close(session);
-	return;
-fail:
-	log_event(LOG_ERROR, "error", session->account_name, NULL,
-		  "cannot record the pickup: %s", store_errmsg(pg->store));
-	session_reply(session, "-ERR [SYS/TEMP] messages could not be removed; they will be "
-			       "offered again");
-	session_close(session);
+}
+
+/*
+ * QUIT in TRANSACTION (the UPDATE state): every message the client retrieved
+ * or deleted leaves the Delivery Queue, whatever DELE said (P7), in one
+ * transaction committed before +OK. The writer thread commits it (with
+ * others queued meanwhile); no command is taken while it does (CLOSING).
+ */
+static void session_update(struct pop3_session *session)
+{
+	struct session_pickup *pickup = xcalloc(1, sizeof(*pickup));
+
+	pickup->session = session;
+	pickup->ids = xcalloc(session->message_count + 1, sizeof(*pickup->ids));
+	for (size_t i = 0; i < session->message_count; i++) {
+		if (session->flags[i] != 0)
+			memcpy(pickup->ids[pickup->count++], session->messages[i].id,
+			       sizeof(pickup->ids[0]));
+	}
+	session_enter_state(session, SESSION_CLOSING);
+	if (pickup->count == 0) {
+		session_pickup_done(0, NULL, pickup); /* nothing to write */
+		return;
+	}
+	if (writer_submit(session->server->pg->writer, NULL, session_pickup_work,
+			  session_pickup_done, pickup) < 0) {
+		session_pickup_free(pickup);
+		log_event(LOG_ERROR, "error", session->account_name, NULL,
+			  "cannot record the pickup: the store is overloaded");
+		session_reply(session, "-ERR [SYS/TEMP] messages could not be removed; they will "
+				       "be offered again");
+		session_close(session);
+		return;
+	}
+	session->pickup = pickup;
 }
 
 /* ---- the commands ----------------------------------------------------------- */

@@ -57,6 +57,7 @@
 #include "store/account.h"
 #include "store/message.h"
 #include "store/spool.h"
+#include "store/writer.h"
 
 /* A status or listing line longer than this is a protocol error. */
 #define PROVIDER_LINE_MAX 8192
@@ -110,6 +111,22 @@ _Static_assert(sizeof(provider_state_names) / sizeof(provider_state_names[0]) ==
 enum provider_mode { PROVIDER_MODE_VERIFY, PROVIDER_MODE_FETCH };
 
 struct fetch_account;
+struct provider_conn;
+
+/* A message on its way to the store: what the writer thread commits and
+ * what follows the commit in the loop. */
+struct provider_ingest {
+	struct provider_conn *conn; /* NULL once the connection ended */
+	struct popgate *pg;
+	int64_t account_id;
+	char id[SPOOL_ID_LEN + 1];
+	char *uidl;
+	char *account_name;
+	char *host;
+	int64_t size;
+	int64_t provider_size;
+	char sha256_hex[2 * EVP_MAX_MD_SIZE + 1];
+};
 
 /* One connection to a provider. */
 struct provider_conn {
@@ -148,6 +165,7 @@ struct provider_conn {
 	struct event *resume_event; /* goes on working through the entries */
 	bool in_listing;	 /* the +OK of a multi-line reply was read; lines follow */
 	struct spool_writer *writer;
+	struct provider_ingest *ingest; /* the current message, being committed */
 	struct pop3_dot_decoder decoder;
 	struct spool_crlf crlf;	 /* the body's line ends, made CRLF on the way */
 	char *crlf_buffer;	 /* room for a normalised chunk */
@@ -535,6 +553,8 @@ static void provider_conn_free(struct provider_conn *conn)
 		bufferevent_free(conn->bev);
 	provider_password_wipe(conn);
 	spool_writer_free(&conn->writer);
+	if (conn->ingest != NULL)
+		conn->ingest->conn = NULL; /* its commit goes on; the DELE waits for a later fetch */
 	if (conn->digest != NULL)
 		EVP_MD_CTX_free(conn->digest);
 	if (conn->free_event != NULL)
@@ -836,10 +856,68 @@ static void provider_fetch_next(struct provider_conn *conn)
 	provider_command(conn, PROVIDER_QUIT, "QUIT");
 }
 
+static void provider_ingest_free(struct provider_ingest *ingest)
+{
+	free(ingest->uidl);
+	free(ingest->account_name);
+	free(ingest->host);
+	free(ingest);
+}
+
+/* In the writer thread: the row and its UIDL, committed together. */
+static int provider_ingest_work(struct store *store, void *arg)
+{
+	struct provider_ingest *ingest = arg;
+
+	if (store_message_insert(store, ingest->id, ingest->account_id, ingest->uidl,
+				 ingest->size, ingest->sha256_hex) < 0 ||
+	    store_uidl_set_size(store, ingest->account_id, ingest->uidl,
+				ingest->provider_size) < 0)
+		return -1;
+	return 0;
+}
+
+/* In the loop, after the commit: the message goes to the pipeline, and only
+ * now may the provider delete it (G3). */
+static void provider_ingest_done(int result, const char *error, void *arg)
+{
+	struct provider_ingest *ingest = arg;
+	struct provider_conn *conn = ingest->conn;
+
+	if (conn != NULL) {
+		conn->ingest = NULL;
+		if (conn->state == PROVIDER_DONE)
+			conn = NULL; /* ended, and freed from the loop next */
+	}
+	if (result < 0) {
+		if (conn != NULL)
+			provider_fail(conn, "cannot record message %u: %s",
+				      conn->listing.entries[conn->cursor].number, error);
+		provider_ingest_free(ingest);
+		return;
+	}
+	log_event(LOG_INFO, "stored", ingest->account_name, ingest->id, "uidl %s, %lld bytes",
+		  ingest->uidl, (long long)ingest->size);
+	struct pipeline_job job = {.received_at = util_now()};
+	memcpy(job.id, ingest->id, sizeof(job.id));
+	snprintf(job.account, sizeof(job.account), "%s", ingest->account_name);
+	snprintf(job.provider_host, sizeof(job.provider_host), "%s", ingest->host);
+	if (pipeline_submit(ingest->pg->pipeline, &job) < 0)
+		log_event(LOG_ERROR, "error", ingest->account_name, ingest->id,
+			  "cannot queue for processing; it will be processed at the next start");
+	provider_ingest_free(ingest);
+	if (conn == NULL)
+		return; /* the connection ended: a later fetch deletes it (its UIDL is known) */
+	conn->stored_count++;
+	bufferevent_enable(conn->bev, EV_READ);
+	provider_command(conn, PROVIDER_DELE, "DELE %u", conn->listing.entries[conn->cursor].number);
+}
+
 /*
- * The body of the current message is complete in its spool file: make it
- * durable, commit its row and UIDL, and only then ask the provider to delete
- * it (G3). Hands the message to the pipeline.
+ * The body of the current message is complete in its spool file: hand it to
+ * the writer thread, which makes it durable and commits its row and UIDL;
+ * provider_ingest_done then asks the provider to delete it (G3) and hands
+ * the message to the pipeline.
  */
 static void provider_store_message(struct provider_conn *conn)
 {
@@ -886,39 +964,34 @@ static void provider_store_message(struct provider_conn *conn)
 		}
 	}
 
-	/* The body is on disk and its folder entry durable before the row exists;
-	 * a crash before the commit leaves an orphan file, removed at start-up. */
-	if (spool_writer_commit(conn->writer) < 0) {
-		spool_writer_free(&conn->writer);
-		provider_fail(conn, "cannot store message %u: %s", entry->number, strerror(errno));
+	/*
+	 * The writer thread makes the body durable (fsync, rename, folder fsync)
+	 * and then commits its row and UIDL, in one transaction with whatever
+	 * else is queued; the DELE waits for that commit (provider_ingest_done).
+	 * A crash before the commit leaves an orphan file, removed at start-up.
+	 * Nothing is read from the provider meanwhile.
+	 */
+	struct provider_ingest *ingest = xcalloc(1, sizeof(*ingest));
+	ingest->conn = conn;
+	ingest->pg = pg;
+	ingest->account_id = conn->account->account_id;
+	memcpy(ingest->id, id, sizeof(id));
+	ingest->uidl = xstrdup(entry->uidl);
+	ingest->account_name = xstrdup(conn->account_name);
+	ingest->host = xstrdup(conn->host);
+	ingest->size = size;
+	ingest->provider_size = (int64_t)entry->size;
+	snprintf(ingest->sha256_hex, sizeof(ingest->sha256_hex), "%s", hash_hex);
+	struct spool_writer *body = conn->writer;
+	conn->writer = NULL;
+	if (writer_submit(pg->writer, body, provider_ingest_work, provider_ingest_done, ingest) < 0) {
+		provider_ingest_free(ingest);
+		provider_fail(conn, "cannot store message %u: the store is overloaded",
+			      entry->number);
 		return;
 	}
-	spool_writer_free(&conn->writer);
-	if (store_begin(pg->store) < 0 ||
-	    store_message_insert(pg->store, id, conn->account->account_id, entry->uidl, size,
-				 hash_hex) < 0 ||
-	    store_uidl_set_size(pg->store, conn->account->account_id, entry->uidl,
-				(int64_t)entry->size) < 0 ||
-	    store_commit(pg->store) < 0) {
-		store_rollback(pg->store);
-		spool_remove(pg->store->data_dir, id);
-		provider_fail(conn, "cannot record message %u: %s", entry->number,
-			      store_errmsg(pg->store));
-		return;
-	}
-	conn->stored_count++;
-	log_event(LOG_INFO, "stored", conn->account_name, id, "uidl %s, %lld bytes",
-		  entry->uidl, (long long)size);
-
-	struct pipeline_job job = {.received_at = util_now()};
-	memcpy(job.id, id, sizeof(job.id));
-	snprintf(job.account, sizeof(job.account), "%s", conn->account_name);
-	snprintf(job.provider_host, sizeof(job.provider_host), "%s", conn->host);
-	if (pipeline_submit(pg->pipeline, &job) < 0)
-		log_event(LOG_ERROR, "error", conn->account_name, id,
-			  "cannot queue for processing; it will be processed at the next start");
-
-	provider_command(conn, PROVIDER_DELE, "DELE %u", entry->number);
+	conn->ingest = ingest;
+	bufferevent_disable(conn->bev, EV_READ);
 }
 
 /* Reads body bytes of the current RETR through the dot decoder. */

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -46,6 +47,7 @@
 #include "core/config.h"
 #include "core/listener.h"
 #include "core/log.h"
+#include "core/offload.h"
 #include "core/session.h"
 #include "core/util.h"
 #include "pop3/auth.h"
@@ -176,40 +178,108 @@ static void session_send_done(struct pop3_session *session)
 		session->flags[session->send_index] |= MESSAGE_FLAG_RETRIEVED;
 }
 
+/* A read of the message file that would have waited on the disk, done by
+ * an offload thread (core/offload.h). It owns its buffer; the file stays the
+ * session's unless the session is freed meanwhile. */
+struct session_read {
+	struct pop3_session *session; /* NULL once freed: then the read closes FD */
+	int fd;
+	char *chunk; /* SEND_CHUNK bytes */
+	ssize_t n;
+	int error;
+};
+
+/* In an offload thread. */
+static void session_read_work(void *arg)
+{
+	struct session_read *read_job = arg;
+
+	do
+		read_job->n = read(read_job->fd, read_job->chunk, SEND_CHUNK);
+	while (read_job->n < 0 && errno == EINTR);
+	read_job->error = read_job->n < 0 ? errno : 0;
+}
+
+/* Sends N bytes read from the message file (N < 0: the read failed with
+ * errno; 0: the end of the file). */
+static void session_send_data(struct pop3_session *session, const char *data, ssize_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(session->bev);
+
+	if (n < 0) {
+		/* Mid-reply there is no way to say -ERR; end the session so the
+		 * client retries and nothing is marked as retrieved. */
+		log_event(LOG_ERROR, "error", session->account_name,
+			  session->messages[session->send_index].id,
+			  "cannot read the message body: %s", strerror(errno));
+		close(session->send_fd);
+		session->send_fd = -1;
+		session_free_later(session);
+		return;
+	}
+	if (n == 0) {
+		session_send_done(session);
+		return;
+	}
+	pop3_dot_encode(&session->encoder, data, (size_t)n, session_evbuffer_out, out);
+	if (session->encoder.stopped)
+		session_send_done(session);
+}
+
+static void session_send_fill(struct pop3_session *session);
+
+/* In the loop: the bytes go out, and the filling goes on. */
+static void session_read_done(void *arg)
+{
+	struct session_read *read_job = arg;
+	struct pop3_session *session = read_job->session;
+
+	if (session == NULL) {
+		close(read_job->fd);
+	} else {
+		session->reading = NULL;
+		errno = read_job->error;
+		session_send_data(session, read_job->chunk, read_job->n);
+		if (session->send_fd >= 0)
+			session_send_fill(session);
+	}
+	free(read_job->chunk);
+	free(read_job);
+}
+
 /*
  * Fills the output from the message file up to the high-water mark. It never
  * handles the commands pipelined behind: the caller's loop (or the write
  * callback) does, so a long pipeline does not nest calls.
+ *
+ * A read that would wait on the disk (the body is not in the page cache:
+ * RWF_NOWAIT says EAGAIN) goes to an offload thread, and the filling goes on
+ * when it is done (session_read_done): the loop never waits on the disk, and
+ * bodies in the cache are read here, without a thread's round trip.
  */
 static void session_send_fill(struct pop3_session *session)
 {
-	struct evbuffer *out = bufferevent_get_output(session->bev);
 	char *chunk = session->server->send_chunk;
 
-	while (session->send_fd >= 0 && session_output_size(session) < OUTPUT_HIGH_WATER) {
-		ssize_t n = read(session->send_fd, chunk, SEND_CHUNK);
+	while (session->send_fd >= 0 && session->reading == NULL &&
+	       session_output_size(session) < OUTPUT_HIGH_WATER) {
+		struct iovec vec = {.iov_base = chunk, .iov_len = SEND_CHUNK};
+		ssize_t n = preadv2(session->send_fd, &vec, 1, -1, RWF_NOWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			/* Mid-reply there is no way to say -ERR; end the session so the
-			 * client retries and nothing is marked as retrieved. */
-			log_event(LOG_ERROR, "error", session->account_name,
-				  session->messages[session->send_index].id,
-				  "cannot read the message body: %s", strerror(errno));
-			close(session->send_fd);
-			session->send_fd = -1;
-			session_free_later(session);
+		if (n < 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
+			n = read(session->send_fd, chunk, SEND_CHUNK); /* no RWF_NOWAIT here */
+		if (n < 0 && errno == EAGAIN) {
+			struct session_read *read_job = xcalloc(1, sizeof(*read_job));
+			read_job->session = session;
+			read_job->fd = session->send_fd;
+			read_job->chunk = xmalloc(SEND_CHUNK);
+			session->reading = read_job;
+			offload_run(session->server->pg->offload, session_read_work,
+				    session_read_done, read_job);
 			return;
 		}
-		if (n == 0) {
-			session_send_done(session);
-			break;
-		}
-		pop3_dot_encode(&session->encoder, chunk, (size_t)n, session_evbuffer_out, out);
-		if (session->encoder.stopped) {
-			session_send_done(session);
-			break;
-		}
+		session_send_data(session, chunk, n);
 	}
 }
 
@@ -402,8 +472,15 @@ static void session_on_close(void *owner)
 	if (session_login_cancel(session))
 		log_event(LOG_INFO, "login_cancelled", NULL, NULL,
 			  "%s went away during the login check", session->peer);
+	if (session->reading != NULL) {
+		/* The thread is reading the file: the read closes it when done. */
+		session->reading->session = NULL;
+		session->send_fd = -1;
+	}
 	if (session->send_fd >= 0)
 		close(session->send_fd);
+	if (session->pickup != NULL)
+		session->pickup->session = NULL; /* its commit goes on without an answer */
 	if (session->user_name != NULL) {
 		sodium_memzero(session->user_name, strlen(session->user_name));
 		free(session->user_name);

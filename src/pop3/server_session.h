@@ -16,6 +16,7 @@
 
 #include "core/session.h"
 #include "pop3/parse.h"
+#include "store/spool.h"
 
 struct bufferevent;
 struct listener_peer;
@@ -41,6 +42,17 @@ enum message_flag {
 	MESSAGE_FLAG_RETRIEVED = 1 << 1,
 };
 
+/* A pickup's QUIT on its way to the store (commands.c): the ids to move,
+ * copied, since the writer thread must not read the session. */
+struct session_pickup {
+	struct pop3_session *session; /* NULL once the session is freed */
+	size_t count;
+	char (*ids)[SPOOL_ID_LEN + 1];
+};
+
+/* A read of a message file that would have waited on the disk (server.c). */
+struct session_read;
+
 struct pop3_session {
 	struct pop3_server *server;
 	struct session *core;		     /* the connection, line reader and timers */
@@ -57,6 +69,7 @@ struct pop3_session {
 
 	int64_t account_id; /* 0 until logged in */
 	bool quit_done;	    /* QUIT committed the pickup */
+	struct session_pickup *pickup; /* QUIT's moves, being committed */
 	char *account_name;
 	struct store_message *messages;
 	uint8_t *flags;
@@ -67,6 +80,7 @@ struct pop3_session {
 	size_t send_index;
 	bool send_is_retr;
 	struct pop3_dot_encoder encoder;
+	struct session_read *reading; /* a read of it in an offload thread */
 
 	TAILQ_ENTRY(pop3_session) entry;
 };

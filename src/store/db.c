@@ -229,6 +229,22 @@ static int store_exec(struct store *store, const char *sql)
 	return store_stmt_exists(store, stmt, sql) < 0 ? -1 : 0;
 }
 
+/*
+ * Waits for another connection's lock in steps of a millisecond, up to
+ * STORE_BUSY_TIMEOUT_MS. SQLite's own busy timeout sleeps in growing steps
+ * (up to 100 ms), so a lock held 30 ms could cost 53: the writer thread
+ * (store/writer.c) commits beside the loop's connection, and the loop's few
+ * writes of its own should wait no longer than the lock is held.
+ */
+static int store_busy_wait(void *ctx, int count)
+{
+	(void)ctx;
+	if (count >= STORE_BUSY_TIMEOUT_MS)
+		return 0;
+	usleep(1000);
+	return 1;
+}
+
 /* Reads PRAGMA user_version; -1 on error (ERR set). */
 static int store_read_version(sqlite3 *db, char *err, size_t errlen)
 {
@@ -436,13 +452,20 @@ struct store *store_open(const char *data_dir, char *err, size_t errlen)
 	 * The database holds password hashes and sealed passwords. SQLite would
 	 * create it with the umask's mode; making it first with 0600 fixes that,
 	 * and SQLite gives the -wal and -shm files the database file's mode.
+	 * Only a new file is opened (O_EXCL): closing a descriptor of a file
+	 * drops every POSIX lock the process holds on it, so closing one of an
+	 * existing database would drop the locks of a connection already open
+	 * in this process (the loop's, when the writer thread opens its own),
+	 * and another process could then checkpoint and reset the WAL under
+	 * it, losing commits.
 	 */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		close(fd);
+	} else if (errno != EEXIST) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
-	close(fd);
 	rc = sqlite3_open_v2(path, &store->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 			     store_vfs_for(path));
 	if (rc != SQLITE_OK) {
@@ -450,7 +473,7 @@ struct store *store_open(const char *data_dir, char *err, size_t errlen)
 			 store->db != NULL ? sqlite3_errmsg(store->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
-	sqlite3_busy_timeout(store->db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(store->db, store_busy_wait, NULL);
 	/*
 	 * WAL lets readers (popgatectl, the console) run beside the writer;
 	 * synchronous=FULL makes every COMMIT durable, which G3 relies on: a

@@ -197,11 +197,10 @@ void spool_writer_write(struct spool_writer *writer, const void *data, size_t le
 	writer->size += len;
 }
 
-int spool_writer_commit(struct spool_writer *writer)
+int spool_writer_place(struct spool_writer *writer)
 {
 	char *bucket = NULL;
 	char *spool_dir = NULL;
-	bool renamed = false;
 	int saved_errno;
 	int rc;
 
@@ -233,14 +232,10 @@ int spool_writer_commit(struct spool_writer *writer)
 	}
 	if (rename(writer->tmp_path, writer->final_path) < 0)
 		goto fail;
-	renamed = true;
-	/* The rename is durable only once the bucket folder is synced; the row
-	 * that names the body is committed after this returns. */
-	if (util_fsync_dir(bucket) < 0)
-		goto fail;
 	free(spool_dir);
 	free(bucket);
 	xfree(&writer->tmp_path);
+	writer->placed = true;
 	return 0;
 fail:
 	saved_errno = errno;
@@ -248,14 +243,49 @@ fail:
 		fclose(writer->file);
 		writer->file = NULL;
 	}
-	/* The caller will not commit a row for a failed body, so no copy of it
-	 * may stay behind under either name. */
-	unlink(renamed ? writer->final_path : writer->tmp_path);
+	/* The caller will not commit a row for a failed body. */
+	unlink(writer->tmp_path);
 	xfree(&writer->tmp_path);
 	free(spool_dir);
 	free(bucket);
 	errno = saved_errno;
 	return -1;
+}
+
+int spool_writer_sync_bucket(const struct spool_writer *writer)
+{
+	char *bucket = xstrndup(writer->final_path, strlen(writer->final_path) - SPOOL_ID_LEN - 1);
+	int rc = util_fsync_dir(bucket);
+	int saved_errno = errno;
+
+	free(bucket);
+	errno = saved_errno;
+	return rc;
+}
+
+void spool_writer_discard(struct spool_writer *writer)
+{
+	if (writer->placed)
+		unlink(writer->final_path);
+	writer->placed = false;
+}
+
+int spool_writer_commit(struct spool_writer *writer)
+{
+	int saved_errno;
+
+	if (spool_writer_place(writer) < 0)
+		return -1;
+	/* The rename is durable only once the bucket folder is synced; the row
+	 * that names the body is committed after this returns. */
+	if (spool_writer_sync_bucket(writer) < 0) {
+		saved_errno = errno;
+		/* No copy of a body without its row may stay behind. */
+		spool_writer_discard(writer);
+		errno = saved_errno;
+		return -1;
+	}
+	return 0;
 }
 
 void spool_writer_free(struct spool_writer **writer)

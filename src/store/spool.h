@@ -55,6 +55,7 @@ struct spool_writer {
 	char id[SPOOL_ID_LEN + 1];
 	uint64_t size;
 	bool failed;
+	bool placed; /* renamed into place, its folder perhaps not yet synced */
 };
 
 /* Starts a new body with a new id. NULL on failure (errno). */
@@ -64,6 +65,19 @@ void spool_writer_write(struct spool_writer *writer, const void *data, size_t le
 /* fsync, rename into place, fsync the folder. 0 or -1 with errno (the temp
  * file is removed; a write error remembered earlier reports EIO). Once only. */
 int spool_writer_commit(struct spool_writer *writer);
+
+/*
+ * spool_writer_commit in two steps, so that one folder fsync serves many
+ * bodies (store/writer.c): spool_writer_place fsyncs the file and renames it
+ * into place (0, or -1 with errno and nothing left behind);
+ * spool_writer_sync_bucket fsyncs its bucket folder (0 or -1 with errno).
+ * The rename is durable only after the second.
+ */
+int spool_writer_place(struct spool_writer *writer);
+int spool_writer_sync_bucket(const struct spool_writer *writer);
+
+/* Removes a placed body whose row will not be committed. */
+void spool_writer_discard(struct spool_writer *writer);
 /* Frees the writer; removes the temp file if not committed. NULL is fine. */
 void spool_writer_free(struct spool_writer **writer);
 
