@@ -9,6 +9,7 @@
  * make a move the table does not hold.
  */
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include <sqlite3.h>
 
@@ -74,10 +75,15 @@ enum message_state store_lifecycle_initial(enum message_source source)
 int store_lifecycle_move(struct store *store, const char *id, enum message_state from,
 			 enum message_state to, const char *prepend)
 {
+	/* RETURNING names the account, so the state event can be found by
+	 * account as well as by message id, like the message's other events. */
 	static const char sql[] =
 	    "UPDATE message SET state = ?, state_changed_at = ?, prepend = coalesce(?, prepend)"
-	    " WHERE id = ? AND state = ?";
+	    " WHERE id = ? AND state = ?"
+	    " RETURNING (SELECT name FROM account WHERE account.id = message.account_id)";
 	sqlite3_stmt *stmt;
+	char *account_name = NULL;
+	int rc;
 
 	if (!store_lifecycle_allowed(from, to)) {
 		log_event(LOG_ERROR, "state_refused", NULL, id, "from=%s to=%s",
@@ -98,13 +104,25 @@ int store_lifecycle_move(struct store *store, const char *id, enum message_state
 	sqlite3_bind_text(stmt, 3, prepend, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 4, id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 5, store_message_state_name(from), -1, SQLITE_STATIC);
-	if (store_stmt_done(store, stmt, "moving a message") < 0)
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *name = sqlite3_column_text(stmt, 0);
+		account_name = name != NULL ? xstrdup((const char *)name) : NULL;
+		rc = sqlite3_step(stmt);
+	}
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "moving a message");
+		store_stmt_release(stmt);
+		free(account_name);
 		return -1;
+	}
+	store_stmt_release(stmt);
 	if (sqlite3_changes(store->db) == 0)
 		return 0;
 	/* Logged when the statement ran: a caller's transaction rolled back
 	 * later undoes the move, and that caller logs its own failure. */
-	log_event(LOG_INFO, "state", NULL, id, "from=%s to=%s", store_message_state_name(from),
-		  store_message_state_name(to));
+	log_event(LOG_INFO, "state", account_name, id, "from=%s to=%s",
+		  store_message_state_name(from), store_message_state_name(to));
+	free(account_name);
 	return 1;
 }

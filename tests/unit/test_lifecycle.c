@@ -104,9 +104,9 @@ static void test_table(void **state)
 		assert_int_equal(store_lifecycle_initial(s), MESSAGE_PROCESSING);
 }
 
-/* Each move is one "state" event with the id, from and to; a move the table
- * refuses is one "state_refused" event and changes nothing; a move from a
- * state the message is not in is silent. */
+/* Each move is one "state" event with the account, id, from and to; a move
+ * the table refuses is one "state_refused" event and changes nothing; a move
+ * from a state the message is not in is silent. */
 static void test_move_logged(void **state)
 {
 	struct test_store *f = *state;
@@ -115,7 +115,7 @@ static void test_move_logged(void **state)
 	    store_lifecycle_move(f->store, ID, MESSAGE_PROCESSING, MESSAGE_DELIVERY, "X-A: 1\r\n"),
 	    1);
 	assert_int_equal(
-	    log_count(f, "event=state account=- id=" ID " from=processing to=delivery\n"), 1);
+	    log_count(f, "event=state account=a@h id=" ID " from=processing to=delivery\n"), 1);
 	assert_int_equal(
 	    store_lifecycle_move(f->store, ID, MESSAGE_PROCESSING, MESSAGE_DELIVERY, NULL), 0);
 	assert_int_equal(log_count(f, "event=state "), 1);
