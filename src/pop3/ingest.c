@@ -1,0 +1,243 @@
+/*
+ * ingest.c — a message from the provider into the store: the RETR body
+ * through the dot decoder into a spool file (line ends made CRLF, SHA-256
+ * on the way), then
+ *
+ *   spool file (fsync, rename) → row + UIDL committed → DELE
+ *
+ * so a message is deleted at the provider only once it is durably stored
+ * (G3). A UIDL that is already recorded as stored is only deleted, never
+ * fetched again: that is the message a crash caught between commit and the
+ * provider's QUIT, or kept by a provider that ignores DELE. One listed twice
+ * or with another size than then is retrieved, and deleted without storing
+ * only if the same body (its SHA-256) is stored under that UIDL.
+ *
+ * Owns: the body in progress (spool writer, digest, CRLF state) and the
+ * reasons messages are left at the provider. Must never: parse the body, or
+ * ask for a DELE before the commit.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <openssl/evp.h>
+#include <sodium.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "pipeline/pipeline.h"
+#include "pop3/client.h"
+#include "popgate.h"
+#include "store/account.h"
+#include "store/message.h"
+#include "store/spool.h"
+
+/* Skip reasons a fetch's summary line names; the rest are counted. */
+#define PROVIDER_SKIP_REASONS 3
+
+/* Stores LEN bytes of body as they go to the spool file (already CRLF). */
+static void provider_body_store(struct provider_conn *conn, const char *data, size_t len)
+{
+	int64_t limit = conn->fetcher->pg->cfg->max_message_size;
+
+	if (conn->oversize || len == 0)
+		return;
+	if ((int64_t)(conn->writer->size + len) > limit) {
+		/* Keep reading to the terminator so the connection stays in step,
+		 * but store nothing: the message stays at the provider. */
+		conn->oversize = true;
+		return;
+	}
+	spool_writer_write(conn->writer, data, len);
+	EVP_DigestUpdate(conn->digest, data, len);
+}
+
+/* Decoded body bytes: line ends made CRLF once, here, so the stored size and
+ * SHA-256 are of what clients will be given. */
+static void provider_body_out(void *ctx, const char *data, size_t len)
+{
+	struct provider_conn *conn = ctx;
+
+	if (conn->oversize)
+		return;
+	if (conn->crlf_capacity < 2 * len + 1) {
+		conn->crlf_capacity = 2 * len + 1;
+		conn->crlf_buffer = xrealloc(conn->crlf_buffer, conn->crlf_capacity);
+	}
+	provider_body_store(conn, conn->crlf_buffer,
+			    spool_crlf_normalise(&conn->crlf, data, len, conn->crlf_buffer));
+}
+
+/* The UIDL checks (client.h). */
+bool provider_entry_stored(struct provider_conn *conn, struct provider_entry *entry)
+{
+	int64_t listed = 0;
+	int known = 0;
+
+	if (!entry->duplicate) {
+		known = store_uidl_lookup(conn->fetcher->pg->store, conn->account->account_id,
+					  entry->uidl, &listed);
+		if (known < 0) {
+			provider_fail(conn, "store error: %s",
+				      store_errmsg(conn->fetcher->pg->store));
+			return false;
+		}
+	}
+	switch (listing_entry_action(entry, known == 1, listed > 0 ? (uint64_t)listed : 0)) {
+	case LISTING_DELETE_ONLY:
+		return true;
+	case LISTING_RETRIEVE_COMPARE:
+		entry->compare = true;
+		return false;
+	case LISTING_RETRIEVE:
+		break;
+	}
+	return false;
+}
+
+/* A fresh spool file, digest and decoder for the RETR (client.h). */
+int provider_retr_begin(struct provider_conn *conn)
+{
+	struct popgate *pg = conn->fetcher->pg;
+
+	conn->writer = spool_writer_new(pg->store->data_dir);
+	if (conn->writer == NULL) {
+		provider_fail(conn, "cannot create a spool file: %s", strerror(errno));
+		return -1;
+	}
+	if (conn->digest == NULL)
+		conn->digest = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(conn->digest, EVP_sha256(), NULL);
+	conn->oversize = false;
+	conn->crlf.after_cr = false;
+	pop3_dot_decoder_init(&conn->decoder);
+	return 0;
+}
+
+/* Leaves ENTRY at the provider. The reasons are summed up in one line at
+ * the end of the fetch, not logged per message: a listing may be huge. */
+void provider_skip(struct provider_conn *conn, struct provider_entry *entry, const char *reason)
+{
+	size_t used = strlen(conn->skip_reason);
+
+	conn->skipped_count++;
+	if (conn->skipped_count <= PROVIDER_SKIP_REASONS)
+		snprintf(conn->skip_reason + used, sizeof(conn->skip_reason) - used, "%smessage %u: %s",
+			 used > 0 ? "; " : "", entry->number, reason);
+}
+
+/* The skip reasons as one text: the first few, and how many more. */
+void provider_skip_summary(const struct provider_conn *conn, char *out, size_t outlen)
+{
+	if (conn->skipped_count > PROVIDER_SKIP_REASONS)
+		snprintf(out, outlen, "%s; and %u more", conn->skip_reason,
+			 conn->skipped_count - PROVIDER_SKIP_REASONS);
+	else
+		snprintf(out, outlen, "%s", conn->skip_reason);
+}
+
+/*
+ * The body of the current message is complete in its spool file: make it
+ * durable, commit its row and UIDL, and only then ask the provider to delete
+ * it (G3). Hands the message to the pipeline.
+ */
+static void provider_store_message(struct provider_conn *conn)
+{
+	struct popgate *pg = conn->fetcher->pg;
+	struct provider_entry *entry = &conn->listing.entries[conn->cursor];
+	unsigned char hash[EVP_MAX_MD_SIZE];
+	unsigned hash_len = 0;
+	char hash_hex[2 * EVP_MAX_MD_SIZE + 1];
+	char id[SPOOL_ID_LEN + 1];
+	char tail[1];
+
+	/* A body that ended in a lone CR gets its LF. */
+	provider_body_store(conn, tail, spool_crlf_finish(&conn->crlf, tail));
+	if (conn->oversize) {
+		spool_writer_free(&conn->writer);
+		char reason[96];
+		snprintf(reason, sizeof(reason), "over the size limit of %lld bytes",
+			 pg->cfg->max_message_size);
+		provider_skip(conn, entry, reason);
+		conn->cursor++;
+		provider_fetch_next(conn);
+		return;
+	}
+	EVP_DigestFinal_ex(conn->digest, hash, &hash_len);
+	sodium_bin2hex(hash_hex, sizeof(hash_hex), hash, hash_len);
+	int64_t size = (int64_t)conn->writer->size;
+	memcpy(id, conn->writer->id, sizeof(id));
+
+	if (entry->compare) {
+		/* Its UIDL alone proved nothing: the very same body stored under it
+		 * does. Then only delete; else it is another message: store it. */
+		int copy = store_message_has_copy(pg->store, conn->account->account_id,
+						  entry->uidl, hash_hex);
+		if (copy < 0) {
+			spool_writer_free(&conn->writer);
+			provider_fail(conn, "store error: %s", store_errmsg(pg->store));
+			return;
+		}
+		if (copy == 1) {
+			spool_writer_free(&conn->writer);
+			conn->redeleted_count++;
+			provider_command(conn, PROVIDER_DELE, "DELE %u", entry->number);
+			return;
+		}
+	}
+
+	/* The body is on disk and its folder entry durable before the row exists;
+	 * a crash before the commit leaves an orphan file, removed at start-up. */
+	if (spool_writer_commit(conn->writer) < 0) {
+		spool_writer_free(&conn->writer);
+		provider_fail(conn, "cannot store message %u: %s", entry->number, strerror(errno));
+		return;
+	}
+	spool_writer_free(&conn->writer);
+	if (store_begin(pg->store) < 0 ||
+	    store_message_insert(pg->store, id, conn->account->account_id, entry->uidl, size,
+				 hash_hex) < 0 ||
+	    store_uidl_set_size(pg->store, conn->account->account_id, entry->uidl,
+				(int64_t)entry->size) < 0 ||
+	    store_commit(pg->store) < 0) {
+		store_rollback(pg->store);
+		spool_remove(pg->store->data_dir, id);
+		provider_fail(conn, "cannot record message %u: %s", entry->number,
+			      store_errmsg(pg->store));
+		return;
+	}
+	conn->stored_count++;
+	log_event(LOG_INFO, "stored", conn->account_name, id, "uidl %s, %lld bytes",
+		  entry->uidl, (long long)size);
+
+	struct pipeline_job job = {.received_at = util_now()};
+	memcpy(job.id, id, sizeof(job.id));
+	snprintf(job.account, sizeof(job.account), "%s", conn->account_name);
+	snprintf(job.provider_host, sizeof(job.provider_host), "%s", conn->host);
+	if (pipeline_submit(pg->pipeline, &job) < 0)
+		log_event(LOG_ERROR, "error", conn->account_name, id,
+			  "cannot queue for processing; it will be processed at the next start");
+
+	provider_command(conn, PROVIDER_DELE, "DELE %u", entry->number);
+}
+
+/* The body as it comes (client.h). */
+void provider_read_body(struct provider_conn *conn)
+{
+	struct evbuffer *in = bufferevent_get_input(conn->bev);
+
+	while (!conn->decoder.done && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec vec;
+		if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1)
+			break;
+		size_t used = pop3_dot_decode(&conn->decoder, vec.iov_base, vec.iov_len,
+					      provider_body_out, conn);
+		evbuffer_drain(in, used);
+	}
+	if (conn->decoder.done)
+		provider_store_message(conn);
+}
