@@ -477,23 +477,6 @@ void provider_fetch_next(struct provider_conn *conn)
 	provider_command(conn, PROVIDER_QUIT, "QUIT");
 }
 
-/* Logs the UIDLs the listing holds more than once, once per fetch, and
- * keeps the anomaly for the account's last error. */
-static void provider_report_duplicates(struct provider_conn *conn)
-{
-	const struct provider_listing *listing = &conn->listing;
-
-	if (listing->duplicate_uidls == 0)
-		return;
-	snprintf(conn->anomaly, sizeof(conn->anomaly), "provider lists uidl %s twice%s",
-		 listing->entries[listing->first_duplicate].uidl,
-		 listing->duplicate_uidls > 1 ? " (and other uidls too)" : "");
-	log_event(LOG_WARN, "error", conn->account_name, NULL,
-		  "the %s; %zu uidl(s) listed more than once: those messages are retrieved and "
-		  "compared, never deleted unless stored",
-		  conn->anomaly, listing->duplicate_uidls);
-}
-
 /* The provider confirmed our QUIT: its deletions are done. */
 static void provider_quit_done(struct provider_conn *conn)
 {
@@ -636,35 +619,14 @@ static void provider_handle_listing(struct provider_conn *conn, const char *line
 		case PROVIDER_CAPA:
 			provider_after_capa(conn);
 			return;
-		case PROVIDER_UIDL: {
-			/* UIDLs the provider no longer lists are gone there for good;
-			 * a listing cut at max_listed proves nothing of the rest. */
-			if (conn->listing.unlisted == 0) {
-				char **present = xcalloc(conn->listing.count + 1, sizeof(char *));
-				for (size_t i = 0; i < conn->listing.count; i++)
-					present[i] = conn->listing.entries[i].uidl;
-				store_uidl_prune(conn->fetcher->pg->store,
-						 conn->account->account_id, present,
-						 conn->listing.count);
-				free(present);
-				log_event(LOG_INFO, "fetch", conn->account_name, NULL,
-					  "%zu message(s) at the provider", conn->listing.count);
-			} else {
-				log_event(LOG_INFO, "fetch", conn->account_name, NULL,
-					  "%zu message(s) at the provider; this fetch takes the "
-					  "first %zu ([fetch] max_listed), the rest waits for the "
-					  "next fetch",
-					  conn->listing.count + conn->listing.unlisted, conn->listing.count);
-			}
-			listing_close(&conn->listing);
-			provider_report_duplicates(conn);
+		case PROVIDER_UIDL:
+			provider_listing_closed(conn);
 			if (conn->listing.count == 0) {
 				provider_command(conn, PROVIDER_QUIT, "QUIT");
 				return;
 			}
 			provider_command(conn, PROVIDER_LIST, "LIST");
 			return;
-		}
 		case PROVIDER_LIST:
 			provider_fetch_next(conn);
 			return;

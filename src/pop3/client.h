@@ -11,7 +11,7 @@
  *   ingest.c  a RETR body into a spool file, then its row and UIDL
  *             committed before the DELE (G3), and the checks of a UIDL
  *             recorded before (listed once with the same size, or the same
- *             body's SHA-256);
+ *             body's SHA-256), the recorded UIDLs pruned after a listing;
  *   fetch.c   the scheduler: an account's fetch requests, [fetch]
  *             max_fetches, back-off, and the login checks' handles.
  *
@@ -199,6 +199,13 @@ void provider_fetch_next(struct provider_conn *conn);
  * store error.
  */
 bool provider_entry_stored(struct provider_conn *conn, struct provider_entry *entry);
+
+/*
+ * The UIDL listing is complete: forgets recorded UIDLs the provider no
+ * longer lists (only when the listing was not cut at max_listed), closes
+ * the listing (listing.c marks UIDLs listed twice) and reports those.
+ */
+void provider_listing_closed(struct provider_conn *conn);
 
 /* Opens the spool file and digest for the RETR of entry CURSOR. -1, with
  * CONN ended, if the spool file cannot be made. */

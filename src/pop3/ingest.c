@@ -10,7 +10,9 @@
  * fetched again: that is the message a crash caught between commit and the
  * provider's QUIT, or kept by a provider that ignores DELE. One listed twice
  * or with another size than then is retrieved, and deleted without storing
- * only if the same body (its SHA-256) is stored under that UIDL.
+ * only if the same body (its SHA-256) is stored under that UIDL. A recorded
+ * UIDL is forgotten only once the provider no longer lists it (a complete
+ * listing, not one cut at [fetch] max_listed).
  *
  * Owns: the body in progress (spool writer, digest, CRLF state) and the
  * reasons messages are left at the provider. Must never: parse the body, or
@@ -97,6 +99,47 @@ bool provider_entry_stored(struct provider_conn *conn, struct provider_entry *en
 		break;
 	}
 	return false;
+}
+
+/* Logs the UIDLs the listing holds more than once, once per fetch, and
+ * keeps the anomaly for the account's last error. */
+static void provider_report_duplicates(struct provider_conn *conn)
+{
+	const struct provider_listing *listing = &conn->listing;
+
+	if (listing->duplicate_uidls == 0)
+		return;
+	snprintf(conn->anomaly, sizeof(conn->anomaly), "provider lists uidl %s twice%s",
+		 listing->entries[listing->first_duplicate].uidl,
+		 listing->duplicate_uidls > 1 ? " (and other uidls too)" : "");
+	log_event(LOG_WARN, "error", conn->account_name, NULL,
+		  "the %s; %zu uidl(s) listed more than once: those messages are retrieved and "
+		  "compared, never deleted unless stored",
+		  conn->anomaly, listing->duplicate_uidls);
+}
+
+/* The UIDL listing is complete (client.h). */
+void provider_listing_closed(struct provider_conn *conn)
+{
+	/* UIDLs the provider no longer lists are gone there for good;
+	 * a listing cut at max_listed proves nothing of the rest. */
+	if (conn->listing.unlisted == 0) {
+		char **present = xcalloc(conn->listing.count + 1, sizeof(char *));
+		for (size_t i = 0; i < conn->listing.count; i++)
+			present[i] = conn->listing.entries[i].uidl;
+		store_uidl_prune(conn->fetcher->pg->store, conn->account->account_id, present,
+				 conn->listing.count);
+		free(present);
+		log_event(LOG_INFO, "fetch", conn->account_name, NULL,
+			  "%zu message(s) at the provider", conn->listing.count);
+	} else {
+		log_event(LOG_INFO, "fetch", conn->account_name, NULL,
+			  "%zu message(s) at the provider; this fetch takes the first %zu "
+			  "([fetch] max_listed), the rest waits for the next fetch",
+			  conn->listing.count + conn->listing.unlisted, conn->listing.count);
+	}
+	listing_close(&conn->listing);
+	provider_report_duplicates(conn);
 }
 
 /* A fresh spool file, digest and decoder for the RETR (client.h). */
