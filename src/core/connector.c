@@ -131,7 +131,7 @@ static void connector_end(struct connector_attempt *attempt, struct bufferevent 
 }
 
 static void connector_fail(struct connector_attempt *attempt, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void connector_fail(struct connector_attempt *attempt, const char *fmt, ...)
 {
 	char error[400];
@@ -144,7 +144,7 @@ static void connector_fail(struct connector_attempt *attempt, const char *fmt, .
 }
 
 static void connector_connect_failed(struct connector_attempt *attempt, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void connector_event_cb(struct bufferevent *bev, short events, void *ctx)
 {
@@ -201,9 +201,8 @@ static void connector_connect_next(struct connector_attempt *attempt)
 			connector_fail(attempt, "TLS setup failed: %s", tls_last_error());
 			return;
 		}
-		attempt->bev = bufferevent_openssl_socket_new(base, -1, ssl,
-							      BUFFEREVENT_SSL_CONNECTING,
-							      BEV_OPT_CLOSE_ON_FREE);
+		attempt->bev = bufferevent_openssl_socket_new(
+		    base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	} else {
 		attempt->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	}
@@ -339,8 +338,8 @@ struct connector_attempt *connector_connect(struct connector *connector,
 	if (target->tls != CONNECTOR_TLS_NONE) {
 		char why[256];
 
-		tls_ctx = connector_tls_ctx(connector, target->ca_file, target->verify, why,
-					    sizeof(why));
+		tls_ctx =
+		    connector_tls_ctx(connector, target->ca_file, target->verify, why, sizeof(why));
 		if (tls_ctx == NULL) {
 			snprintf(err, errlen, "TLS setup failed: %s", why);
 			return NULL;
@@ -362,8 +361,8 @@ struct connector_attempt *connector_connect(struct connector *connector,
 	attempt->ctx = ctx;
 	if (target->deadline > 0) {
 		struct timeval deadline = {.tv_sec = target->deadline};
-		attempt->deadline_event = evtimer_new(connector->base, connector_deadline_cb,
-						      attempt);
+		attempt->deadline_event =
+		    evtimer_new(connector->base, connector_deadline_cb, attempt);
 		evtimer_add(attempt->deadline_event, &deadline);
 	}
 	attempt->resolving = true;
@@ -391,8 +390,8 @@ struct bufferevent *connector_start_tls(struct connector *connector, struct buff
 					size_t errlen)
 {
 	char why[256];
-	SSL_CTX *tls_ctx = connector_tls_ctx(connector, target->ca_file, target->verify, why,
-					     sizeof(why));
+	SSL_CTX *tls_ctx =
+	    connector_tls_ctx(connector, target->ca_file, target->verify, why, sizeof(why));
 	struct bufferevent *tls_bev;
 	SSL *ssl;
 
@@ -406,7 +405,8 @@ struct bufferevent *connector_start_tls(struct connector *connector, struct buff
 		return NULL;
 	}
 	/* Nothing the peer sent before the handshake may be read as if protected. */
-	evbuffer_drain(bufferevent_get_input(plain), evbuffer_get_length(bufferevent_get_input(plain)));
+	evbuffer_drain(bufferevent_get_input(plain),
+		       evbuffer_get_length(bufferevent_get_input(plain)));
 	tls_bev = bufferevent_openssl_filter_new(connector->base, plain, ssl,
 						 BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tls_bev == NULL) {
@@ -425,7 +425,8 @@ unsigned long connector_tls_error(struct bufferevent *bev, short events)
 	 * call (a refused connection) shows as libevent's SSL_ERROR_SYSCALL or
 	 * as an error of OpenSSL's system library: that is the socket failing,
 	 * not TLS. */
-	unsigned long ssl_error = (events & BEV_EVENT_ERROR) ? bufferevent_get_openssl_error(bev) : 0;
+	unsigned long ssl_error =
+	    (events & BEV_EVENT_ERROR) ? bufferevent_get_openssl_error(bev) : 0;
 
 	if (ssl_error == SSL_ERROR_SYSCALL || ERR_GET_LIB(ssl_error) == ERR_LIB_SYS)
 		return 0;

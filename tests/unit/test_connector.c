@@ -47,12 +47,9 @@
 #define SERVER_CONNS_MAX 8
 
 static const char *const test_records[] = {
-    "host-record=next.test,127.0.0.2,::1",
-    "host-record=dead.test,127.0.0.2",
-    "host-record=tls.test,127.0.0.1",
-    "host-record=wrong.test,127.0.0.1",
-    "host-record=private.test,127.0.0.1,::1",
-    "local=/test/",
+    "host-record=next.test,127.0.0.2,::1",    "host-record=dead.test,127.0.0.2",
+    "host-record=tls.test,127.0.0.1",	      "host-record=wrong.test,127.0.0.1",
+    "host-record=private.test,127.0.0.1,::1", "local=/test/",
 };
 
 enum server_mode {
@@ -320,9 +317,8 @@ static void server_start(struct server *server, int family, enum server_mode mod
 						   (struct sockaddr *)&ss, (int)len);
 	assert_non_null(server->listener);
 	len = sizeof(ss);
-	assert_int_equal(getsockname(evconnlistener_get_fd(server->listener),
-				     (struct sockaddr *)&ss, &len),
-			 0);
+	assert_int_equal(
+	    getsockname(evconnlistener_get_fd(server->listener), (struct sockaddr *)&ss, &len), 0);
 	server->port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 					       : ((struct sockaddr_in6 *)&ss)->sin6_port);
 }
@@ -377,8 +373,8 @@ static void connect_and_wait(const struct connector_target *target, struct outco
 	char err[300] = "";
 
 	outcome->base = fx.base;
-	assert_non_null(connector_connect(fx.connector, target, outcome_cb, outcome, err,
-					  sizeof(err)));
+	assert_non_null(
+	    connector_connect(fx.connector, target, outcome_cb, outcome, err, sizeof(err)));
 	assert_int_equal(outcome->calls, 0); /* never inside the call */
 	outcome_wait(outcome);
 }
@@ -438,7 +434,7 @@ static void test_no_address_answers(void **state)
 	(void)state;
 
 	struct connector_target target =
-		target_for("dead.test", free_port(AF_INET, SOCK_STREAM), CONNECTOR_TLS_NONE);
+	    target_for("dead.test", free_port(AF_INET, SOCK_STREAM), CONNECTOR_TLS_NONE);
 	connect_and_wait(&target, &outcome);
 	assert_null(outcome.bev);
 	/* The last address's reason, and the address. */
@@ -485,7 +481,7 @@ static void test_implicit_tls_verified(void **state)
 
 	server_start(&server, AF_INET, SERVER_TLS);
 	struct connector_target target =
-		target_for("tls.test", server.port, CONNECTOR_TLS_IMPLICIT);
+	    target_for("tls.test", server.port, CONNECTOR_TLS_IMPLICIT);
 	connect_and_wait(&target, &outcome);
 	assert_non_null(outcome.bev);
 	/* Handed back with the handshake done and the name checked. */
@@ -506,7 +502,7 @@ static void test_implicit_tls_wrong_name(void **state)
 
 	server_start(&server, AF_INET, SERVER_TLS);
 	struct connector_target target =
-		target_for("wrong.test", server.port, CONNECTOR_TLS_IMPLICIT);
+	    target_for("wrong.test", server.port, CONNECTOR_TLS_IMPLICIT);
 	connect_and_wait(&target, &outcome);
 	assert_null(outcome.bev);
 	assert_non_null(strstr(outcome.error, "TLS error in state connecting: "));
@@ -570,8 +566,8 @@ static void test_upgrade_to_tls(void **state)
 		event_base_dispatch(fx.base);
 	assert_true(upgrade.greeted);
 
-	struct bufferevent *tls = connector_start_tls(fx.connector, outcome.bev, &target, err,
-						      sizeof(err));
+	struct bufferevent *tls =
+	    connector_start_tls(fx.connector, outcome.bev, &target, err, sizeof(err));
 	assert_non_null(tls);
 	bufferevent_setcb(tls, NULL, NULL, upgrade_event_cb, &upgrade);
 	bufferevent_enable(tls, EV_READ | EV_WRITE);
@@ -598,7 +594,7 @@ static void test_deadline(void **state)
 	assert_int_equal(listen(fd, 4), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
 	struct connector_target target =
-		target_for("tls.test", ntohs(sin.sin_port), CONNECTOR_TLS_IMPLICIT);
+	    target_for("tls.test", ntohs(sin.sin_port), CONNECTOR_TLS_IMPLICIT);
 	target.deadline = 1;
 	connect_and_wait(&target, &outcome);
 	assert_null(outcome.bev);
@@ -627,7 +623,7 @@ static void test_cancel_and_setup_errors(void **state)
 	struct connector_target target = target_for("private.test", 110, CONNECTOR_TLS_NONE);
 	target.allow_private = false;
 	struct connector_attempt *attempt =
-		connector_connect(fx.connector, &target, cancelled_cb, NULL, err, sizeof(err));
+	    connector_connect(fx.connector, &target, cancelled_cb, NULL, err, sizeof(err));
 	assert_non_null(attempt);
 	assert_string_equal(connector_phase(attempt), "resolving");
 	connector_cancel(&attempt);
