@@ -30,7 +30,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/util.h>
 #include <openssl/err.h>
@@ -45,7 +44,6 @@
 #include "pop3/listing.h"
 #include "pop3/parse.h"
 #include "popgate.h"
-#include "store/account.h"
 #include "store/spool.h"
 
 /* A status or listing line longer than this is a protocol error. */
