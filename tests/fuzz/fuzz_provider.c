@@ -1,9 +1,9 @@
 /*
  * fuzz_provider.c — libFuzzer target for a whole provider conversation as a
  * fetch reads it: greeting, CAPA, UIDL and LIST listings, and multi-line RETR
- * bodies, driven through the same pure parts fetch.c uses (pop3/parse.c for
- * status lines and dot-stuffing, pop3/listing.c for the listing and the
- * delete rule, store/spool.c for CRLF line ends).
+ * bodies, driven through the same pure parts pop3/client.c and pop3/ingest.c
+ * use (pop3/parse.c for status lines and dot-stuffing, pop3/listing.c for
+ * the listing and the delete rule, store/spool.c for CRLF line ends).
  *
  * The input's first bytes choose the chunking seed, [fetch] max_listed and
  * which UIDLs an earlier fetch had stored (with which sizes); the rest is
@@ -34,7 +34,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define LINE_MAX_LEN 8192 /* PROVIDER_LINE_MAX in fetch.c */
+#define LINE_MAX_LEN 8192 /* PROVIDER_LINE_MAX in pop3/client.c */
 #define SPLIT_ALL_MAX 512 /* bodies this short are split at every byte */
 #define STORED_MAX 64	  /* messages the simulated store holds */
 
@@ -94,7 +94,7 @@ static uint32_t fuzz_random(uint32_t *seed)
 	return *seed;
 }
 
-/* The next line (LF or CRLF ended, without it), as fetch.c reads status and
+/* The next line (LF or CRLF ended, without it), as client.c reads status and
  * listing lines. False at the end of input or on an over-long line. */
 static bool next_line(struct conversation *c, const char **line, size_t *len)
 {
@@ -183,7 +183,7 @@ static void body_out(void *ctx, const char *data, size_t len)
 }
 
 /*
- * Decodes the body at IN[0..LEN) as fetch.c does, in chunks: CHUNK(i) gives
+ * Decodes the body at IN[0..LEN) as ingest.c does, in chunks: CHUNK(i) gives
  * the size of the next one. Returns the bytes consumed (up to and with the
  * terminator), *DONE whether the terminator came; the body in OUT.
  */
@@ -372,7 +372,7 @@ static void store_setup(struct conversation *c, const char *setup, size_t len)
 	}
 }
 
-/* Works through the listing as fetch.c does, checking every DELE. */
+/* Works through the listing as client.c does, checking every DELE. */
 static void fetch_entries(struct conversation *c, struct provider_listing *listing)
 {
 	for (size_t i = 0; i < listing->count; i++) {

@@ -86,6 +86,21 @@ static int test_free_port(int type)
 	return port;
 }
 
+/* Whether TCP port PORT on 127.0.0.1 can be bound. */
+static bool test_tcp_port_free(int port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	bool free_port;
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	free_port = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+	close(fd);
+	return free_port;
+}
+
 /* Whether something accepts TCP on 127.0.0.1:PORT (dnsmasq does once up). */
 static bool test_port_open(int port)
 {
@@ -112,7 +127,13 @@ static int dns_server_start(void **state)
 	}
 	if (test_dir_make(server.dir, sizeof(server.dir), "resolver") < 0 || me == NULL)
 		return -1;
-	server.port = test_free_port(SOCK_DGRAM);
+	/* dnsmasq takes the TCP port of the same number too: pick one where
+	 * both are free (other programs' tests run beside and take ports). */
+	for (int i = 0; i < 50; i++) {
+		server.port = test_free_port(SOCK_DGRAM);
+		if (test_tcp_port_free(server.port))
+			break;
+	}
 	snprintf(server.address, sizeof(server.address), "127.0.0.1:%d", server.port);
 	snprintf(conf, sizeof(conf), "%s/dnsmasq.conf", server.dir);
 	f = fopen(conf, "w");

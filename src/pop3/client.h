@@ -1,0 +1,240 @@
+/*
+ * client.h — popgate as a POP3 client of a user's provider, inside the
+ * provider side (fetch.h is its public face): one connection, for a live
+ * login check (verify) or the fetch of an account's mail.
+ *
+ * Three files share what is here:
+ *   client.c  the conversation: connect (core/connector), greeting, CAPA,
+ *             STLS, USER/PASS or AUTH PLAIN, UIDL and LIST, RETR, DELE,
+ *             QUIT, the provider's replies, the connection's deadline, end
+ *             and free;
+ *   ingest.c  a RETR body into a spool file, then its row and UIDL
+ *             committed before the DELE (G3), and the checks of a UIDL
+ *             recorded before (listed once with the same size, or the same
+ *             body's SHA-256), the recorded UIDLs pruned after a listing;
+ *   fetch.c   the scheduler: an account's fetch requests, [fetch]
+ *             max_fetches, back-off, and the login checks' handles.
+ *
+ * Nothing outside src/pop3/{client,ingest,fetch}.c includes this header.
+ *
+ * SECURITY: the provider is a remote peer. Its status and listing lines go
+ * through pop3/parse.c; message bytes go only to the spool file and are
+ * never parsed here. The password is decrypted at the start of a fetch, sent
+ * once, and wiped as soon as the login is answered; it is never logged.
+ */
+#ifndef POPGATE_POP3_CLIENT_H
+#define POPGATE_POP3_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/evp.h>
+
+#include "core/config.h"
+#include "pop3/fetch.h"
+#include "pop3/listing.h"
+#include "pop3/parse.h"
+#include "store/spool.h"
+
+struct connector;
+struct connector_attempt;
+
+enum provider_state {
+	PROVIDER_CONNECTING, /* resolving and connecting: core/connector */
+	PROVIDER_GREETING,
+	PROVIDER_CAPA,
+	PROVIDER_STLS,
+	PROVIDER_TLS_HANDSHAKE,
+	PROVIDER_USER,
+	PROVIDER_PASS,
+	PROVIDER_UIDL,
+	PROVIDER_LIST,
+	PROVIDER_RETR_STATUS,
+	PROVIDER_RETR_BODY,
+	PROVIDER_DELE,
+	PROVIDER_QUIT,
+	PROVIDER_DONE,
+	PROVIDER_STATE_COUNT
+};
+
+enum provider_mode { PROVIDER_MODE_VERIFY, PROVIDER_MODE_FETCH };
+
+/* Per-account fetch scheduling (fetch.c). */
+struct fetch_account {
+	int64_t account_id;
+	bool running;
+	bool again;	  /* requested while running: fetch once more after */
+	bool queued;	  /* waiting for a free slot (max_fetches) */
+	bool now;	  /* the queued request ignores back-off */
+	struct event *retry_timer;
+	struct fetcher *fetcher;
+	TAILQ_ENTRY(fetch_account) entry;
+	TAILQ_ENTRY(fetch_account) queue_entry;
+};
+
+TAILQ_HEAD(fetch_account_list, fetch_account);
+
+/* One connection to a provider. */
+struct provider_ingest; /* ingest.c: a message being committed */
+
+struct provider_conn {
+	struct fetcher *fetcher;
+	enum provider_mode mode;
+	enum provider_state state;
+	char *login;
+	char *host;
+	char *account_name; /* for the log */
+	char *password;	    /* wiped and freed once the login is answered */
+	const struct provider_policy *policy;
+	struct connector_attempt *attempt; /* while resolving and connecting */
+	struct bufferevent *bev;
+	bool capa_stls;
+	bool capa_user;
+	bool capa_sasl_plain;
+	bool tls_active;
+
+	/* verify */
+	fetch_verify_cb *verify_callback;
+	void *verify_ctx;
+	struct fetch_verify *verify;
+
+	/* fetch */
+	struct fetch_account *account;
+	struct provider_listing listing;
+	size_t cursor;		 /* entry being worked on */
+	struct event *resume_event; /* goes on working through the entries */
+	bool in_listing;	 /* the +OK of a multi-line reply was read; lines follow */
+	struct spool_writer *writer;
+	struct provider_ingest *ingest; /* the current message, being committed */
+	struct pop3_dot_decoder decoder;
+	struct spool_crlf crlf;	 /* the body's line ends, made CRLF on the way */
+	char *crlf_buffer;	 /* room for a normalised chunk */
+	size_t crlf_capacity;
+	EVP_MD_CTX *digest;
+	bool oversize;		 /* the body in progress passed the size limit */
+	bool skips_reported;	 /* the skipped messages are in the fetch's error */
+	unsigned stored_count;
+	unsigned deleted_count;
+	unsigned skipped_count;
+	unsigned redeleted_count; /* stored at an earlier fetch, deleted again */
+	unsigned dele_refused;	 /* DELEs the provider answered -ERR */
+	char dele_error[180];	 /* the first of those answers */
+	char skip_reason[200];	 /* the first reasons messages were left at the provider */
+	char error[400];	 /* why the connection failed; "" if it did not */
+	char anomaly[160];	 /* a rule the provider broke, for the account's last error */
+
+	/* The absolute deadline of the whole connection ([server]
+	 * login_check_timeout or [fetch] deadline): the silence timeout alone
+	 * lets a provider that drips a byte at a time hold it forever. */
+	struct event *deadline_event;
+
+	/* A connection is freed from the loop, never inside its own handlers. */
+	struct event *free_event;
+	TAILQ_ENTRY(provider_conn) entry;
+};
+
+TAILQ_HEAD(provider_conn_list, provider_conn);
+
+struct fetch_verify {
+	struct provider_conn *conn;
+};
+
+struct fetcher {
+	struct popgate *pg;
+	struct fetch_account_list accounts;
+	struct fetch_account_list waiting;
+	unsigned active;	/* fetches under way: at most [fetch] max_fetches */
+	unsigned checks;	/* login checks under way, counted apart: they must not
+				 * keep fetches from starting */
+	struct provider_conn_list conns;
+	struct connector *connector; /* with the provider TLS contexts */
+};
+
+/* ---- client.c ------------------------------------------------------------ */
+
+/* A connection for MODE to LOGIN at HOST, counted in FETCHER, its deadline
+ * running; provider_conn_start connects it. */
+struct provider_conn *provider_conn_new(struct fetcher *fetcher, enum provider_mode mode,
+					const char *login, const char *host,
+					const char *password);
+
+/* Connects CONN by its host's policy. May end CONN at once (the host is not
+ * allowed, a CA file cannot be read). */
+void provider_conn_start(struct provider_conn *conn);
+
+/* Frees CONN at once (fetcher_free; else ended by provider_conn_finish). */
+void provider_conn_free(struct provider_conn *conn);
+
+/* Ends CONN: reports a verify, records a fetch, frees CONN from the loop. */
+void provider_conn_finish(struct provider_conn *conn);
+
+/* Records the first failure of CONN and ends it. */
+void provider_fail(struct provider_conn *conn, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Sends one command line and moves CONN to STATE. A line holding CR or LF
+ * (a login or password smuggling commands) is refused: CONN fails with a
+ * clear error and nothing is sent. -1 then (CONN is ended), else 0.
+ */
+int provider_command(struct provider_conn *conn, enum provider_state state, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+void provider_enter_state(struct provider_conn *conn, enum provider_state state);
+
+void provider_password_wipe(struct provider_conn *conn);
+
+/* Works on entry CURSOR: delete it if already stored, skip it if too big,
+ * else retrieve it. After the last entry: QUIT. */
+void provider_fetch_next(struct provider_conn *conn);
+
+/* ---- ingest.c ------------------------------------------------------------ */
+
+/*
+ * Whether ENTRY provably is a message stored at an earlier fetch (its UIDL
+ * recorded, listed once, with the same LIST size as then: listing.c). An
+ * entry without that proof whose UIDL is recorded or listed twice is marked
+ * to be retrieved and compared by content. False, with CONN ended, on a
+ * store error.
+ */
+bool provider_entry_stored(struct provider_conn *conn, struct provider_entry *entry);
+
+/*
+ * The UIDL listing is complete: forgets recorded UIDLs the provider no
+ * longer lists (only when the listing was not cut at max_listed), closes
+ * the listing (listing.c marks UIDLs listed twice) and reports those.
+ */
+void provider_listing_closed(struct provider_conn *conn);
+
+/* Opens the spool file and digest for the RETR of entry CURSOR. -1, with
+ * CONN ended, if the spool file cannot be made. */
+int provider_retr_begin(struct provider_conn *conn);
+
+/* Reads body bytes of the current RETR through the dot decoder; at the
+ * terminator the message is stored and deleted, or left (too big). */
+void provider_read_body(struct provider_conn *conn);
+
+/* Leaves ENTRY at the provider. The reasons are summed up in one line at
+ * the end of the fetch, not logged per message: a listing may be huge. */
+void provider_skip(struct provider_conn *conn, struct provider_entry *entry, const char *reason);
+
+/* The skip reasons as one text: the first few, and how many more. */
+void provider_skip_summary(const struct provider_conn *conn, char *out, size_t outlen);
+
+/* The connection of INGEST ends while its message is being committed: the
+ * commit goes on, and the provider's DELE is left to a later fetch. */
+void provider_ingest_detach(struct provider_ingest *ingest);
+
+/* ---- fetch.c --------------------------------------------------------------- */
+
+/* Records the outcome of the fetch CONN and schedules what comes next. */
+void fetcher_fetch_done(struct provider_conn *conn);
+
+/* Starts waiting requests while there is room. */
+void fetcher_run_waiting(struct fetcher *fetcher);
+
+#endif
