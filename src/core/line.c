@@ -26,7 +26,6 @@ void line_framer_init(struct line_framer *framer, size_t max_line)
 {
 	memset(framer, 0, sizeof(*framer));
 	framer->max_line = max_line < 2 ? 2 : max_line;
-	framer->line = xcalloc(framer->max_line, 1);
 }
 
 void line_framer_reset(struct line_framer *framer)
@@ -47,6 +46,18 @@ void line_framer_free(struct line_framer *framer)
 	framer->line = NULL;
 }
 
+void line_framer_release(struct line_framer *framer)
+{
+	if (framer->line == NULL || (framer->len > 0 && !framer->complete))
+		return;
+	/* Only a finished line's bytes and its NUL were ever written here. */
+	sodium_memzero(framer->line, framer->complete ? framer->len + 1 : 0);
+	free(framer->line);
+	framer->line = NULL;
+	framer->len = 0;
+	framer->complete = false;
+}
+
 size_t line_framer_feed(struct line_framer *framer, const char *in, size_t len,
 			enum line_frame *frame)
 {
@@ -61,7 +72,8 @@ size_t line_framer_feed(struct line_framer *framer, const char *in, size_t len,
 	*frame = LINE_FRAME_NONE;
 	if (!framer->discarding && seg > room - framer->len) {
 		/* Over the limit: what is buffered goes, the rest is skipped. */
-		sodium_memzero(framer->line, framer->len);
+		if (framer->line != NULL)
+			sodium_memzero(framer->line, framer->len);
 		framer->len = 0;
 		framer->discarding = true;
 	}
@@ -71,6 +83,13 @@ size_t line_framer_feed(struct line_framer *framer, const char *in, size_t len,
 			*frame = LINE_FRAME_TOO_LONG;
 		}
 		return used;
+	}
+	if (framer->line == NULL) {
+		if (seg == 0 && nl == NULL)
+			return used; /* nothing to keep */
+		/* Allocated on the first byte of a line, not at connect: an idle
+		 * session holds none (line_framer_release). */
+		framer->line = xcalloc(framer->max_line, 1);
 	}
 	memcpy(framer->line + framer->len, in, seg);
 	framer->len += seg;

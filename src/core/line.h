@@ -20,7 +20,8 @@ struct evbuffer;
 /* A line framer. MAX_LINE counts a line's bytes with its CR LF, as RFC 2449's
  * 255-octet limit does. */
 struct line_framer {
-	char *line;	 /* MAX_LINE bytes: the line being assembled, then NUL-ended */
+	char *line;	 /* MAX_LINE bytes: the line being assembled, then NUL-ended;
+			    NULL until a line's first byte and after line_framer_release */
 	size_t max_line; /* at least 2 */
 	size_t len;	 /* bytes of the current line in LINE (no LF) */
 	bool discarding; /* the current line passed MAX_LINE: skip to its LF */
@@ -37,6 +38,11 @@ void line_framer_init(struct line_framer *framer, size_t max_line);
 
 /* Wipes the line buffer and frees it. */
 void line_framer_free(struct line_framer *framer);
+
+/* Frees the line buffer if it holds no partial line (wiped first; a
+ * finished line is forgotten): an idle session then holds none. The next
+ * byte allocates it again. */
+void line_framer_release(struct line_framer *framer);
 
 /* Forgets a partial or finished line (STLS: what came in the clear is not
  * continued under TLS), wiping it. */

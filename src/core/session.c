@@ -140,17 +140,17 @@ static void session_process_input(struct session *session)
 	while (!session->closing) {
 		enum session_intake intake = session->ops->intake(session->owner);
 		if (intake == SESSION_HOLD_LINES)
-			return;
+			break;
 		if (intake == SESSION_PAUSE_INPUT ||
 		    session_pending_output(session) >= SESSION_OUTPUT_HIGH_WATER) {
 			session_pause_input(session);
-			return;
+			break;
 		}
 		struct bufferevent *bev_before = session->bev;
 		enum line_frame frame = line_framer_feed_evbuffer(
 		    &session->framer, bufferevent_get_input(session->bev));
 		if (frame == LINE_FRAME_NONE)
-			return;
+			break;
 		if (frame == LINE_FRAME_TOO_LONG) {
 			session->ops->on_line_too_long(session->owner);
 			continue;
@@ -158,8 +158,11 @@ static void session_process_input(struct session *session)
 		session->ops->on_line(session->owner, session->framer.line, session->framer.len);
 		line_framer_reset(&session->framer); /* it may have held a password */
 		if (session->bev != bev_before)
-			return; /* TLS started: the rest comes through the read callback */
+			break; /* TLS started: the rest comes through the read callback */
 	}
+	/* Between reads the line buffer is kept only for a partial line: an idle
+	 * session holds none. Pipelined lines of one read share one buffer. */
+	line_framer_release(&session->framer);
 }
 
 /* ---- libevent callbacks --------------------------------------------------- */
