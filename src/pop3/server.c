@@ -285,24 +285,31 @@ static void session_send_fill(struct pop3_session *session)
 
 int64_t session_message_size(const struct store_message *message)
 {
-	return message->body_size + (int64_t)strlen(message->prepend);
+	return message->body_size + message->prepend_size;
 }
 
 /* Starts sending message INDEX (RETR, or TOP with BODY_LINES lines). */
 void session_send_message(struct pop3_session *session, size_t index, bool top, uint32_t body_lines)
 {
 	const struct store_message *message = &session->messages[index];
-	char *path = spool_path(session->server->pg->store->data_dir, message->id);
 	struct evbuffer *out = bufferevent_get_output(session->bev);
+	char *prepend = NULL;
+	char *path;
 
+	/* The listing holds only the prepended lines' length (an idle session
+	 * would hold every message's lines otherwise): they are read now. */
+	if (store_message_read_prepend(session->server->pg->store, message->id, &prepend) != 1) {
+		log_event(LOG_ERROR, "error", session->account_name, message->id,
+			  "cannot read the message's prepended header lines");
+		goto unavailable;
+	}
+	path = spool_path(session->server->pg->store->data_dir, message->id);
 	session->send_fd = open(path, O_RDONLY | O_CLOEXEC);
 	free(path);
 	if (session->send_fd < 0) {
 		log_event(LOG_ERROR, "error", session->account_name, message->id,
 			  "cannot open the message body: %s", strerror(errno));
-		session_reply(session, "-ERR [SYS/TEMP] message %zu is unavailable right now",
-			      index + 1);
-		return;
+		goto unavailable;
 	}
 	session->send_index = index;
 	session->send_is_retr = !top;
@@ -311,9 +318,13 @@ void session_send_message(struct pop3_session *session, size_t index, bool top, 
 	else
 		session_reply(session, "+OK %lld octets", (long long)session_message_size(message));
 	pop3_dot_encoder_init(&session->encoder, top, body_lines);
-	pop3_dot_encode(&session->encoder, message->prepend, strlen(message->prepend),
-			session_evbuffer_out, out);
+	pop3_dot_encode(&session->encoder, prepend, strlen(prepend), session_evbuffer_out, out);
+	free(prepend);
 	session_send_fill(session);
+	return;
+unavailable:
+	free(prepend);
+	session_reply(session, "-ERR [SYS/TEMP] message %zu is unavailable right now", index + 1);
 }
 
 /* ---- login: the only calls to pop3/auth.h ------------------------------------ */

@@ -10,6 +10,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,8 +44,11 @@ _Static_assert(sizeof(message_source_names) / sizeof(message_source_names[0]) ==
 		   MESSAGE_SOURCE_COUNT,
 	       "every message source has a name");
 
-/* The columns store_message_read expects, in its order. */
-#define MESSAGE_COLUMNS "id, account_id, state, body_size, prepend, attempts, received_at"
+/* The columns store_message_read expects, in its order: a single message's
+ * with its prepended text, a listing's with only that text's length. */
+#define MESSAGE_COLUMNS_BUT_PREPEND "id, account_id, state, body_size, attempts, received_at"
+#define MESSAGE_COLUMNS MESSAGE_COLUMNS_BUT_PREPEND ", prepend"
+#define MESSAGE_LIST_COLUMNS MESSAGE_COLUMNS_BUT_PREPEND ", length(CAST(prepend AS BLOB))"
 
 int store_message_row_key(sqlite3_stmt *stmt, int id_col, int state_col,
 			  char id_out[SPOOL_ID_LEN + 1], enum message_state *state_r)
@@ -73,12 +77,12 @@ int store_message_row_key(sqlite3_stmt *stmt, int id_col, int state_col,
 	return 0;
 }
 
-/* Fills MESSAGE from the current row of STMT (MESSAGE_COLUMNS). 0; 1 for a
- * row in an unknown state (skipped); -1 for a row this program cannot
- * represent. */
-static int store_message_read(sqlite3_stmt *stmt, struct store_message *message)
+/* Fills MESSAGE from the current row of STMT: MESSAGE_COLUMNS, or with
+ * WITH_PREPEND false MESSAGE_LIST_COLUMNS. 0; 1 for a row in an unknown state
+ * (skipped); -1 for a row this program cannot represent. */
+static int store_message_read(sqlite3_stmt *stmt, bool with_prepend,
+			      struct store_message *message)
 {
-	const char *prepend = (const char *)sqlite3_column_text(stmt, 4);
 	int key;
 
 	memset(message, 0, sizeof(*message));
@@ -87,9 +91,16 @@ static int store_message_read(sqlite3_stmt *stmt, struct store_message *message)
 		return key;
 	message->account_id = sqlite3_column_int64(stmt, 1);
 	message->body_size = sqlite3_column_int64(stmt, 3);
-	message->prepend = xstrdup(prepend != NULL ? prepend : "");
-	message->attempts = sqlite3_column_int(stmt, 5);
-	message->received_at = sqlite3_column_int64(stmt, 6);
+	message->attempts = sqlite3_column_int(stmt, 4);
+	message->received_at = sqlite3_column_int64(stmt, 5);
+	if (with_prepend) {
+		const char *prepend = (const char *)sqlite3_column_text(stmt, 6);
+
+		message->prepend = xstrdup(prepend != NULL ? prepend : "");
+		message->prepend_size = (int64_t)strlen(message->prepend);
+	} else {
+		message->prepend_size = sqlite3_column_int64(stmt, 6);
+	}
 	return 0;
 }
 
@@ -106,7 +117,7 @@ static int store_message_collect(struct store *store, sqlite3_stmt *stmt,
 		int read;
 
 		list = store_list_grow(list, count, &capacity, sizeof(*list));
-		read = store_message_read(stmt, &list[count]);
+		read = store_message_read(stmt, false, &list[count]);
 		if (read < 0)
 			goto fail;
 		if (read == 0)
@@ -291,7 +302,7 @@ int store_message_add_attempt(struct store *store, const char *id)
 int store_message_list(struct store *store, int64_t account_id, enum message_state state,
 		       struct store_message **list_r, size_t *count_r)
 {
-	static const char sql[] = "SELECT " MESSAGE_COLUMNS " FROM message"
+	static const char sql[] = "SELECT " MESSAGE_LIST_COLUMNS " FROM message"
 				  " WHERE account_id = ? AND state = ? ORDER BY seq";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
 	int rc;
@@ -309,7 +320,7 @@ int store_message_list_all(struct store *store, enum message_state state,
 			   struct store_message **list_r, size_t *count_r)
 {
 	static const char sql[] =
-	    "SELECT " MESSAGE_COLUMNS " FROM message WHERE state = ? ORDER BY seq";
+	    "SELECT " MESSAGE_LIST_COLUMNS " FROM message WHERE state = ? ORDER BY seq";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
 	int rc;
 
@@ -342,11 +353,31 @@ int store_message_get(struct store *store, const char *id, struct store_message 
 	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
 	result = store_stmt_step(store, stmt, "reading a message");
 	if (result == 1) {
-		int read = store_message_read(stmt, message);
+		int read = store_message_read(stmt, true, message);
 
 		/* A row in an unknown state is not one this program may touch. */
 		if (read != 0)
 			result = read < 0 ? -1 : 0;
+	}
+	store_stmt_release(stmt);
+	return result;
+}
+
+int store_message_read_prepend(struct store *store, const char *id, char **prepend_r)
+{
+	static const char sql[] = "SELECT prepend FROM message WHERE id = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int result;
+
+	*prepend_r = NULL;
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	result = store_stmt_step(store, stmt, "reading a message's prepended lines");
+	if (result == 1) {
+		const char *prepend = (const char *)sqlite3_column_text(stmt, 0);
+
+		*prepend_r = xstrdup(prepend != NULL ? prepend : "");
 	}
 	store_stmt_release(stmt);
 	return result;

@@ -58,10 +58,12 @@ int store_message_row_key(sqlite3_stmt *stmt, int id_col, int state_col,
 
 struct store_message {
 	char id[SPOOL_ID_LEN + 1];
-	int64_t account_id;	/* 0: none (mail submitted over SMTP) */
 	enum message_state state;
+	int64_t account_id;	/* 0: none (mail submitted over SMTP) */
 	int64_t body_size;	/* bytes of the spool file */
-	char *prepend;		/* header lines added in front when served ("" if none) */
+	int64_t prepend_size;	/* bytes of PREPEND */
+	char *prepend;		/* header lines added in front when served ("" if none);
+				   NULL in a listing (store_message_read_prepend) */
 	int attempts;		/* worker deaths on this message */
 	int64_t received_at;
 };
@@ -110,7 +112,9 @@ int store_message_add_attempt(struct store *store, const char *id);
 
 /*
  * The messages of ACCOUNT_ID in STATE, oldest first: *list_r (allocated array,
- * free with store_message_list_free) and *count_r. 0 or -1.
+ * free with store_message_list_free) and *count_r. 0 or -1. A listing gives
+ * each message's prepend_size, not its text (PREPEND NULL): a POP3 session
+ * holds its listing while it is open, and reads the text only to send it.
  */
 int store_message_list(struct store *store, int64_t account_id, enum message_state state,
 		       struct store_message **list_r, size_t *count_r);
@@ -125,6 +129,10 @@ void store_message_list_free(struct store_message **list, size_t count);
  * 1 found, 0 not found (or in a state this program does not know, warned),
  * -1 error. */
 int store_message_get(struct store *store, const char *id, struct store_message *message);
+
+/* The header lines prepended to ID when served, into *PREPEND_R (allocated;
+ * "" if none). 1 found, 0 not found (*PREPEND_R NULL), -1 error. */
+int store_message_read_prepend(struct store *store, const char *id, char **prepend_r);
 
 /* True if a row with ID exists (for spool_remove_orphans). 1/0/-1. */
 int store_message_exists(struct store *store, const char *id);
