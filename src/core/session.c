@@ -41,14 +41,15 @@ struct session {
 	const struct session_ops *ops;
 	void *owner;
 	struct bufferevent *bev;
-	bool tls;
-	char peer[64];
+	const char *peer; /* the owner's, valid until on_close */
 	struct line_framer framer;
+	/* Flags side by side: every idle session holds this struct. */
 	int read_timeout;	   /* seconds, 0: none */
+	bool tls;
 	bool input_paused;	   /* not read until the output drains (write callback) */
-	struct event *deadline;	   /* session_set_deadline */
 	bool closing;		   /* session_finish or session_drop was called */
 	bool flushing;		   /* closing: the last reply is still draining */
+	struct event *deadline;	   /* session_set_deadline */
 	int64_t flush_deadline_ms; /* give up on a peer that does not read */
 	struct event *free_event;  /* sessions are freed from the loop, never
 				      inside their own handlers */
@@ -241,7 +242,7 @@ struct session *session_new(const struct session_config *config, evutil_socket_t
 	session->config = config;
 	session->ops = ops;
 	session->owner = owner;
-	snprintf(session->peer, sizeof(session->peer), "%s", peer);
+	session->peer = peer;
 	if (tls_ctx != NULL) {
 		SSL *ssl = SSL_new(tls_ctx);
 		if (ssl == NULL)

@@ -79,8 +79,9 @@ struct session_config {
 /*
  * A session on the accepted socket FD, which it takes (closed on failure
  * too). TLS_CTX non-NULL: implicit TLS, the handshake runs first. PEER is the
- * client's address text, kept (copied) for log lines. CONFIG must outlive the
- * session. NULL on failure.
+ * client's address text for log lines, not copied: it must stay valid until
+ * on_close (the owner's, as its place in the session limits is). CONFIG must
+ * outlive the session. NULL on failure.
  */
 struct session *session_new(const struct session_config *config, evutil_socket_t fd,
 			    SSL_CTX *tls_ctx, const char *peer, const struct session_ops *ops,

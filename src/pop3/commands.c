@@ -51,14 +51,14 @@ struct command {
 };
 
 /* The message numbered NUMBER, or NULL after replying -ERR. */
-static const struct store_message *session_message(struct pop3_session *session, uint32_t number)
+static const struct session_message *session_message(struct pop3_session *session, uint32_t number)
 {
 	if (number == 0 || number > session->message_count) {
 		session_reply(session, "-ERR no such message, only %zu in the mailbox",
 			      session->message_count);
 		return NULL;
 	}
-	if (session->flags[number - 1] & MESSAGE_FLAG_DELETED) {
+	if (session->messages[number - 1].flags & MESSAGE_FLAG_DELETED) {
 		session_reply(session, "-ERR message %u is deleted", number);
 		return NULL;
 	}
@@ -71,18 +71,18 @@ static void session_stat(struct pop3_session *session)
 	int64_t total = 0;
 
 	for (size_t i = 0; i < session->message_count; i++) {
-		if (session->flags[i] & MESSAGE_FLAG_DELETED)
+		if (session->messages[i].flags & MESSAGE_FLAG_DELETED)
 			continue;
 		count++;
-		total += session_message_size(&session->messages[i]);
+		total += session->messages[i].size;
 	}
 	session_reply(session, "+OK %zu %lld", count, (long long)total);
 }
 
 static void session_list(struct pop3_session *session, const struct pop3_command *cmd, bool uidl)
 {
-	struct evbuffer *out = bufferevent_get_output(session->bev);
-	const struct store_message *message;
+	struct evbuffer *out = session_output(session->core);
+	const struct session_message *message;
 
 	if (cmd->has_number) {
 		message = session_message(session, cmd->numbers[0]);
@@ -92,18 +92,18 @@ static void session_list(struct pop3_session *session, const struct pop3_command
 			session_reply(session, "+OK %u %s", cmd->numbers[0], message->id);
 		else
 			session_reply(session, "+OK %u %lld", cmd->numbers[0],
-				      (long long)session_message_size(message));
+				      (long long)message->size);
 		return;
 	}
 	evbuffer_add_printf(out, "+OK\r\n");
 	for (size_t i = 0; i < session->message_count; i++) {
-		if (session->flags[i] & MESSAGE_FLAG_DELETED)
+		if (session->messages[i].flags & MESSAGE_FLAG_DELETED)
 			continue;
 		if (uidl)
 			evbuffer_add_printf(out, "%zu %s\r\n", i + 1, session->messages[i].id);
 		else
 			evbuffer_add_printf(out, "%zu %lld\r\n", i + 1,
-					    (long long)session_message_size(&session->messages[i]));
+					    (long long)session->messages[i].size);
 	}
 	evbuffer_add(out, ".\r\n", 3);
 }
@@ -147,7 +147,7 @@ static void session_pickup_done(int result, const char *error, void *arg)
 		return;
 	}
 	for (size_t i = 0; i < session->message_count; i++) {
-		if (session->flags[i] != 0)
+		if (session->messages[i].flags != 0)
 			log_event(LOG_INFO, "delivered", session->account_name,
 				  session->messages[i].id, "to %s", session->peer);
 	}
@@ -171,7 +171,7 @@ static void session_update(struct pop3_session *session)
 	pickup->session = session;
 	pickup->ids = xcalloc(session->message_count + 1, sizeof(*pickup->ids));
 	for (size_t i = 0; i < session->message_count; i++) {
-		if (session->flags[i] != 0)
+		if (session->messages[i].flags != 0)
 			memcpy(pickup->ids[pickup->count++], session->messages[i].id,
 			       sizeof(pickup->ids[0]));
 	}
@@ -197,7 +197,7 @@ static void session_update(struct pop3_session *session)
 
 static void command_capa(struct pop3_session *session, const struct pop3_command *cmd)
 {
-	struct evbuffer *out = bufferevent_get_output(session->bev);
+	struct evbuffer *out = session_output(session->core);
 	(void)cmd;
 
 	evbuffer_add_printf(out, "+OK capability list follows\r\n");
@@ -338,7 +338,7 @@ static void command_top(struct pop3_session *session, const struct pop3_command 
 
 static void command_dele(struct pop3_session *session, const struct pop3_command *cmd)
 {
-	session->flags[cmd->numbers[0] - 1] |= MESSAGE_FLAG_DELETED;
+	session->messages[cmd->numbers[0] - 1].flags |= MESSAGE_FLAG_DELETED;
 	session_reply(session, "+OK message %u deleted", cmd->numbers[0]);
 }
 
@@ -346,7 +346,7 @@ static void command_rset(struct pop3_session *session, const struct pop3_command
 {
 	(void)cmd;
 	for (size_t i = 0; i < session->message_count; i++)
-		session->flags[i] &= (uint8_t)~MESSAGE_FLAG_DELETED;
+		session->messages[i].flags &= (uint8_t)~MESSAGE_FLAG_DELETED;
 	session_reply(session, "+OK");
 }
 

@@ -88,7 +88,7 @@ void session_reply(struct pop3_session *session, const char *fmt, ...)
 
 bool session_bad_command(struct pop3_session *session, const char *fmt, ...)
 {
-	struct evbuffer *out = bufferevent_get_output(session->bev);
+	struct evbuffer *out = session_output(session->core);
 	va_list ap;
 
 	evbuffer_add(out, "-ERR ", 5);
@@ -138,7 +138,6 @@ int session_upgrade_tls(struct pop3_session *session)
 
 	if (ssl == NULL || session_start_tls(session->core, ssl) < 0)
 		return -1;
-	session->bev = session_bufferevent(session->core);
 	if (session->user_name != NULL) {
 		sodium_memzero(session->user_name, strlen(session->user_name));
 		xfree(&session->user_name);
@@ -169,13 +168,13 @@ static void session_evbuffer_out(void *ctx, const char *data, size_t len)
 
 static void session_send_done(struct pop3_session *session)
 {
-	struct evbuffer *out = bufferevent_get_output(session->bev);
+	struct evbuffer *out = session_output(session->core);
 
 	pop3_dot_encoder_finish(&session->encoder, session_evbuffer_out, out);
 	close(session->send_fd);
 	session->send_fd = -1;
 	if (session->send_is_retr)
-		session->flags[session->send_index] |= MESSAGE_FLAG_RETRIEVED;
+		session->messages[session->send_index].flags |= MESSAGE_FLAG_RETRIEVED;
 }
 
 /* A read of the message file that would have waited on the disk, done by
@@ -204,7 +203,7 @@ static void session_read_work(void *arg)
  * errno; 0: the end of the file). */
 static void session_send_data(struct pop3_session *session, const char *data, ssize_t n)
 {
-	struct evbuffer *out = bufferevent_get_output(session->bev);
+	struct evbuffer *out = session_output(session->core);
 
 	if (n < 0) {
 		/* Mid-reply there is no way to say -ERR; end the session so the
@@ -283,16 +282,11 @@ static void session_send_fill(struct pop3_session *session)
 	}
 }
 
-int64_t session_message_size(const struct store_message *message)
-{
-	return message->body_size + message->prepend_size;
-}
-
 /* Starts sending message INDEX (RETR, or TOP with BODY_LINES lines). */
 void session_send_message(struct pop3_session *session, size_t index, bool top, uint32_t body_lines)
 {
-	const struct store_message *message = &session->messages[index];
-	struct evbuffer *out = bufferevent_get_output(session->bev);
+	const struct session_message *message = &session->messages[index];
+	struct evbuffer *out = session_output(session->core);
 	char *prepend = NULL;
 	char *path;
 
@@ -316,7 +310,7 @@ void session_send_message(struct pop3_session *session, size_t index, bool top, 
 	if (top)
 		session_reply(session, "+OK top of message follows");
 	else
-		session_reply(session, "+OK %lld octets", (long long)session_message_size(message));
+		session_reply(session, "+OK %lld octets", (long long)message->size);
 	pop3_dot_encoder_init(&session->encoder, top, body_lines);
 	pop3_dot_encode(&session->encoder, prepend, strlen(prepend), session_evbuffer_out, out);
 	free(prepend);
@@ -341,6 +335,26 @@ static struct pop3_session *server_maildrop_holder(struct pop3_server *server, i
 	return NULL;
 }
 
+/* Lists ACCOUNT_ID's Delivery Queue into the session's maildrop, keeping of
+ * each message only its id and size as served. 0 or -1. */
+static int session_maildrop_open(struct pop3_session *session, int64_t account_id)
+{
+	struct store_message *list = NULL;
+	size_t count = 0;
+
+	if (store_message_list(session->server->pg->store, account_id, MESSAGE_DELIVERY, &list,
+			       &count) < 0)
+		return -1;
+	session->messages = count > 0 ? xcalloc(count, sizeof(*session->messages)) : NULL;
+	for (size_t i = 0; i < count; i++) {
+		memcpy(session->messages[i].id, list[i].id, sizeof(session->messages[i].id));
+		session->messages[i].size = list[i].body_size + list[i].prepend_size;
+	}
+	session->message_count = count;
+	store_message_list_free(&list, count);
+	return 0;
+}
+
 static void session_auth_done(enum auth_result result, int64_t account_id, const char *account_name,
 			      const char *message, void *ctx)
 {
@@ -359,12 +373,10 @@ static void session_auth_done(enum auth_result result, int64_t account_id, const
 		session_reply(session, "-ERR [IN-USE] another session is using this mailbox");
 		goto resume;
 	}
-	if (store_message_list(server->pg->store, account_id, MESSAGE_DELIVERY, &session->messages,
-			       &session->message_count) < 0) {
+	if (session_maildrop_open(session, account_id) < 0) {
 		session_reply(session, "-ERR [SYS/TEMP] cannot open the mailbox; try again later");
 		goto resume;
 	}
-	session->flags = xcalloc(session->message_count + 1, 1);
 	session->account_id = account_id;
 	session->account_name = xstrdup(account_name);
 	session_enter_state(session, SESSION_TRANSACTION);
@@ -372,7 +384,7 @@ static void session_auth_done(enum auth_result result, int64_t account_id, const
 
 	int64_t total = 0;
 	for (size_t i = 0; i < session->message_count; i++)
-		total += session_message_size(&session->messages[i]);
+		total += session->messages[i].size;
 	log_event(LOG_INFO, "pickup", account_name, NULL, "from %s: %zu message(s), %lld octets",
 		  session->peer, session->message_count, (long long)total);
 	session_reply(session, "+OK %zu messages (%lld octets)", session->message_count,
@@ -469,9 +481,8 @@ static void session_on_timeout(void *owner, enum session_timeout timeout)
 
 static void session_maildrop_free(struct pop3_session *session)
 {
-	store_message_list_free(&session->messages, session->message_count);
+	xfree(&session->messages);
 	session->message_count = 0;
-	xfree(&session->flags);
 }
 
 /* core/session frees the connection; this frees the rest. */
@@ -537,7 +548,6 @@ static void server_accept_cb(evutil_socket_t fd, struct listener_peer *peer, voi
 		free(session);
 		return;
 	}
-	session->bev = session_bufferevent(session->core);
 	TAILQ_INSERT_TAIL(&server->sessions, session, entry);
 	server->session_count++;
 	session_set_timeouts(session);

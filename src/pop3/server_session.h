@@ -21,7 +21,6 @@
 struct bufferevent;
 struct listener_peer;
 struct popgate;
-struct store_message;
 
 /* Message file reads, one chunk at a time. */
 #define SEND_CHUNK (64 * 1024)
@@ -42,6 +41,14 @@ enum message_flag {
 	MESSAGE_FLAG_RETRIEVED = 1 << 1,
 };
 
+/* A message of the maildrop, as the session holds it while it is open (an
+ * idle session's largest part): what the commands need, no more. */
+struct session_message {
+	char id[SPOOL_ID_LEN + 1];
+	uint8_t flags; /* enum message_flag */
+	int64_t size;  /* as served: the prepended header lines and the body */
+};
+
 /* A pickup's QUIT on its way to the store (commands.c): the ids to move,
  * copied, since the writer thread must not read the session. */
 struct session_pickup {
@@ -53,32 +60,31 @@ struct session_pickup {
 /* A read of a message file that would have waited on the disk (server.c). */
 struct session_read;
 
+/* Every idle session holds one: fields are laid out without holes (the
+ * connection's bufferevent is the core's, session_output). */
 struct pop3_session {
 	struct pop3_server *server;
 	struct session *core;		     /* the connection, line reader and timers */
-	struct bufferevent *bev;	     /* the core's current bufferevent: set at accept
-						and after STLS (session_upgrade_tls), nowhere else */
 	struct listener_peer *listener_peer; /* our place in the session limits */
-	enum session_state state;
-	bool loopback;	    /* the client is on this host */
-	const char *peer;   /* the client's address (text), in LISTENER_PEER */
-	char *user_name;    /* from USER, until PASS */
-	bool awaiting_sasl; /* AUTH PLAIN sent "+ "; the next line is the response */
-	unsigned bad_commands;
+	const char *peer;		     /* the client's address (text), in LISTENER_PEER */
+	char *user_name;		     /* from USER, until PASS */
 	struct auth_request *auth;
+	enum session_state state;
+	unsigned bad_commands;
+	bool loopback;	    /* the client is on this host */
+	bool awaiting_sasl; /* AUTH PLAIN sent "+ "; the next line is the response */
+	bool quit_done;	    /* QUIT committed the pickup */
+	bool send_is_retr;  /* of the message being sent, below */
 
 	int64_t account_id; /* 0 until logged in */
-	bool quit_done;	    /* QUIT committed the pickup */
 	struct session_pickup *pickup; /* QUIT's moves, being committed */
 	char *account_name;
-	struct store_message *messages;
-	uint8_t *flags;
+	struct session_message *messages;
 	size_t message_count;
 
 	/* A message being sent (RETR or TOP). */
 	int send_fd;
-	size_t send_index;
-	bool send_is_retr;
+	uint32_t send_index; /* messages are numbered in 32 bits (pop3/parse.h) */
 	struct pop3_dot_encoder encoder;
 	struct session_read *reading; /* a read of it in an offload thread */
 
@@ -122,9 +128,6 @@ bool session_is_encrypted(const struct pop3_session *session);
 
 /* A password may be sent: TLS, loopback, or the config allows it. */
 bool session_plaintext_allowed(const struct pop3_session *session);
-
-/* A message's size as served: the prepended header lines and the body. */
-int64_t session_message_size(const struct store_message *message);
 
 /* Starts sending message INDEX (RETR, or TOP with BODY_LINES lines). */
 void session_send_message(struct pop3_session *session, size_t index, bool top,
