@@ -125,6 +125,51 @@ static void test_reset(void **state)
 	assert_null(framer.line);
 }
 
+/* An idle session holds no line buffer (bench: memory per idle session):
+ * none before a line's first byte, none after a release with no partial
+ * line; a partial line survives a release whole. */
+static void test_buffer_on_demand(void **state)
+{
+	struct line_framer framer;
+	enum line_frame frame;
+	(void)state;
+
+	line_framer_init(&framer, 32);
+	assert_null(framer.line);
+	assert_int_equal(line_framer_feed(&framer, "", 0, &frame), 0);
+	assert_null(framer.line);
+	assert_int_equal(line_framer_feed(&framer, "NOOP\r\n", 6, &frame), 6);
+	assert_int_equal(frame, LINE_FRAME_LINE);
+	assert_string_equal(framer.line, "NOOP");
+	line_framer_release(&framer); /* a finished line is forgotten */
+	assert_null(framer.line);
+	assert_int_equal(framer.len, 0);
+
+	assert_int_equal(line_framer_feed(&framer, "PASS se", 7, &frame), 7);
+	line_framer_release(&framer); /* a partial line is kept */
+	assert_non_null(framer.line);
+	assert_int_equal(line_framer_feed(&framer, "cret\r\n", 6, &frame), 6);
+	assert_int_equal(frame, LINE_FRAME_LINE);
+	assert_string_equal(framer.line, "PASS secret");
+	line_framer_reset(&framer);
+	line_framer_release(&framer);
+	assert_null(framer.line);
+
+	/* An over-long line is skipped without a buffer, its end still seen. */
+	assert_int_equal(line_framer_feed(&framer, "0123456789012345678901234567890123", 34,
+					  &frame),
+			 34);
+	line_framer_release(&framer);
+	assert_null(framer.line);
+	assert_int_equal(line_framer_feed(&framer, "x\r\nA\n", 5, &frame), 3);
+	assert_int_equal(frame, LINE_FRAME_TOO_LONG);
+	assert_int_equal(line_framer_feed(&framer, "A\n", 2, &frame), 2);
+	assert_int_equal(frame, LINE_FRAME_LINE);
+	assert_string_equal(framer.line, "A");
+	line_framer_free(&framer);
+	assert_null(framer.line);
+}
+
 static void test_evbuffer_feed_wipes(void **state)
 {
 	struct evbuffer *in = evbuffer_new();
@@ -189,7 +234,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lines),	  cmocka_unit_test(test_limit),
 	    cmocka_unit_test(test_reset),	  cmocka_unit_test(test_evbuffer_feed_wipes),
-	    cmocka_unit_test(test_evbuffer_wipe),
+	    cmocka_unit_test(test_evbuffer_wipe),    cmocka_unit_test(test_buffer_on_demand),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

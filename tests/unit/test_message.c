@@ -1,6 +1,7 @@
 /*
  * test_message.c — message rows: the state life cycle, refused moves, list
- * order, a list without spare room, the UIDL recorded with a row (atomically),
+ * order, a list without spare room, a listing with the prepended lines'
+ * length and not their text (read when a message is sent), the UIDL recorded with a row (atomically),
  * and expiry of delivered messages with their bodies, each test in its own
  * temp data folder.
  */
@@ -305,6 +306,47 @@ static void test_list_holds_no_spare_room(void **state)
 	store_message_list_free(&list, count);
 }
 
+/* A POP3 session holds its listing while it is open (bench: memory per idle
+ * session): a listing gives the prepended header lines' length, not their
+ * text, which store_message_read_prepend reads when the message is sent. */
+static void test_list_holds_prepend_length(void **state)
+{
+	struct fixture *f = *state;
+	static const char trace[] = "X-Popgate: clean\r\nX-Popgate-Score: 0.0\r\n";
+	struct store_message *list = NULL;
+	size_t count = 0;
+	char id[SPOOL_ID_LEN + 1], other[SPOOL_ID_LEN + 1];
+	char *prepend;
+
+	make_id(id, '1');
+	make_id(other, '2');
+	assert_int_equal(store_message_insert(f->store, id, f->account_a, NULL, 100, NULL), 0);
+	assert_int_equal(store_message_move(f->store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY, trace),
+			 1);
+	assert_int_equal(store_message_insert(f->store, other, f->account_a, NULL, 7, NULL), 0);
+	assert_int_equal(
+	    store_message_move(f->store, other, MESSAGE_PROCESSING, MESSAGE_DELIVERY, NULL), 1);
+
+	assert_int_equal(
+	    store_message_list(f->store, f->account_a, MESSAGE_DELIVERY, &list, &count), 0);
+	assert_int_equal(count, 2);
+	assert_null(list[0].prepend);
+	assert_int_equal(list[0].prepend_size, strlen(trace));
+	assert_int_equal(list[0].body_size, 100);
+	assert_null(list[1].prepend);
+	assert_int_equal(list[1].prepend_size, 0);
+	store_message_list_free(&list, count);
+
+	assert_int_equal(store_message_read_prepend(f->store, id, &prepend), 1);
+	assert_string_equal(prepend, trace);
+	free(prepend);
+	assert_int_equal(store_message_read_prepend(f->store, other, &prepend), 1);
+	assert_string_equal(prepend, "");
+	free(prepend);
+	assert_int_equal(store_message_read_prepend(f->store, make_id(id, '9'), &prepend), 0);
+	assert_null(prepend);
+}
+
 static void test_has_copy(void **state)
 {
 	struct fixture *f = *state;
@@ -562,6 +604,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_list_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_insert_records_uidl, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_holds_no_spare_room, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_holds_prepend_length, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_has_copy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_delivered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_state_skipped, setup, teardown),

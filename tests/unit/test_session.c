@@ -8,7 +8,7 @@
  * session_finish sending the last reply before the close; a peer that hangs
  * up freeing the session (on_close once); the deadline; TLS sessions
  * (implicit, and upgraded by session_start_tls) releasing their buffers
- * while idle.
+ * while idle; an idle session holding no line buffer.
  *
  * Must never: touch the network; leave files behind (the TLS test's
  * certificate lives in a temp folder it removes).
@@ -24,6 +24,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#if !defined(__SANITIZE_ADDRESS__)
+#include <malloc.h>
+#endif
 
 #include <cmocka.h>
 #include <event2/buffer.h>
@@ -331,6 +335,60 @@ static void test_deadline(void **state)
 	assert_int_equal(f->toy.closed, 0); /* the protocol decides what to do */
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+/* ASan's runtime (its header, sanitizer/allocator_interface.h, is not
+ * installed here). */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
+
+/* Bytes the process has allocated (malloc's count, or ASan's own). */
+static size_t heap_in_use(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	return __sanitizer_get_current_allocated_bytes();
+#else
+	struct mallinfo2 info = mallinfo2();
+
+	return info.uordblks + info.hblkhd;
+#endif
+}
+
+/* The line reader's buffer is held only while a line is being read (bench:
+ * memory per idle session): with a 1 MB line limit, a session that handled a
+ * line and waits holds far less than the limit. */
+static void test_idle_holds_no_line_buffer(void **state)
+{
+	struct fixture *f = *state;
+	const size_t max_line = 1024 * 1024;
+	struct session_config config = f->config;
+	struct toy toy = {.intake = SESSION_TAKE_LINES};
+	char reply[64];
+	size_t got = 0;
+	int fds[2];
+
+	config.max_line = max_line;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds),
+			 0);
+	size_t before = heap_in_use();
+	toy.session = session_new(&config, fds[0], NULL, "peer", &toy_ops, &toy);
+	assert_non_null(toy.session);
+	assert_int_equal(send(fds[1], "LINE 0\r\n", 8, MSG_NOSIGNAL), 8);
+	for (int i = 0; i < 1000 && got < strlen("+OK 1\r\n"); i++) {
+		loop_turn(f);
+		ssize_t n = recv(fds[1], reply + got, sizeof(reply) - 1 - got, MSG_DONTWAIT);
+		if (n > 0)
+			got += (size_t)n;
+	}
+	reply[got] = '\0';
+	assert_string_equal(reply, "+OK 1\r\n");
+	assert_int_equal(toy.lines, 1);
+	size_t after = heap_in_use();
+	assert_true(after < before + max_line / 2);
+	session_free(toy.session);
+	assert_int_equal(toy.closed, 1);
+	close(fds[1]);
+}
+
 /* SSL_MODE_RELEASE_BUFFERS: an idle TLS session holds no record buffers. */
 static bool releases_buffers(struct session *session)
 {
@@ -386,6 +444,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hangup_frees, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tls_buffers_released, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_idle_holds_no_line_buffer, setup, teardown),
 	};
 
 	/* As the daemon does: a write to a peer that hung up is an error, not
