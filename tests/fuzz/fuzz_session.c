@@ -10,7 +10,8 @@
  * body. Besides the sanitizers it checks, and aborts on a broken promise:
  *   - the framer hands on no line over the limit, with no LF in it, and the
  *     same lines (and over-long-line errors) whatever the split, as a plain
- *     reference splitter on LF does;
+ *     reference splitter on LF does, also with its buffer released between
+ *     pieces as core/session.c does between reads;
  *   - every byte the framer took from the evbuffer is zero afterwards, and so
  *     is the framer's buffer after a reset (passwords do not linger);
  *   - the encoder's output is the same however the body is split, has CR LF
@@ -215,19 +216,22 @@ static void frame_split(struct session_model *m, const char *in, size_t len, uin
 			model_frame(m, frame, framer.line, framer.len);
 		if (!m->stopped)
 			check(evbuffer_get_length(buf) == 0);
+		/* As core/session does between reads: the buffer goes unless it
+		 * holds a partial line, which must survive whole. */
+		line_framer_release(&framer);
 	}
 	if (m->stopped) {
 		/* As STLS does: drop what came after, wiped. */
 		line_evbuffer_wipe(buf);
 		line_framer_reset(&framer);
-		for (size_t i = 0; i < framer.max_line; i++)
+		for (size_t i = 0; framer.line != NULL && i < framer.max_line; i++)
 			check(framer.line[i] == '\0');
 	}
 	/* Every byte the evbuffer held was taken by the framer or wiped. */
 	for (size_t i = 0; i < added; i++)
 		check(copy[i] == '\0');
 	line_framer_reset(&framer);
-	for (size_t i = 0; i < framer.max_line; i++)
+	for (size_t i = 0; framer.line != NULL && i < framer.max_line; i++)
 		check(framer.line[i] == '\0');
 	line_framer_free(&framer);
 	evbuffer_free(buf);
