@@ -282,21 +282,75 @@ static void session_send_fill(struct pop3_session *session)
 	}
 }
 
+static void session_prepends_free(struct pop3_session *session)
+{
+	if (session->prepends == NULL)
+		return;
+	for (size_t i = 0; i < session->message_count; i++)
+		free(session->prepends[i]);
+	xfree(&session->prepends);
+}
+
+/* Matching the rows store_message_each_prepend gives to the listing: both
+ * are in arrival order, but rows that entered the queue since the login are
+ * not in the listing, and listed ones may have left it. */
+struct prepend_match {
+	struct pop3_session *session;
+	size_t next; /* listing entries before it were matched or passed */
+};
+
+static void session_take_prepend(void *ctx, const char *id, const char *prepend)
+{
+	struct prepend_match *match = ctx;
+	struct pop3_session *session = match->session;
+
+	for (size_t i = match->next; i < session->message_count; i++) {
+		if (strcmp(session->messages[i].id, id) == 0) {
+			session->prepends[i] = xstrdup(prepend);
+			match->next = i + 1;
+			return;
+		}
+	}
+}
+
+/* The prepended header lines of message INDEX (the session's; NULL if
+ * unavailable, logged). The listing holds only their length, so that a
+ * session that only logged in holds no message's lines; the first RETR or
+ * TOP reads them for every listed message in one query. */
+static const char *session_prepend(struct pop3_session *session, size_t index)
+{
+	const struct session_message *message = &session->messages[index];
+
+	if (session->prepends == NULL) {
+		struct prepend_match match = {.session = session};
+
+		session->prepends = xcalloc(session->message_count, sizeof(*session->prepends));
+		/* On an error (logged) the entries not read are read one by one. */
+		store_message_each_prepend(session->server->pg->store, session->account_id,
+					   MESSAGE_DELIVERY, session_take_prepend, &match);
+	}
+	/* Not found there: the message left the Delivery Queue since the login
+	 * (it is still served, as the listing promised) or the query failed. */
+	if (session->prepends[index] == NULL &&
+	    store_message_read_prepend(session->server->pg->store, message->id,
+				       &session->prepends[index]) != 1) {
+		log_event(LOG_ERROR, "error", session->account_name, message->id,
+			  "cannot read the message's prepended header lines");
+		return NULL;
+	}
+	return session->prepends[index];
+}
+
 /* Starts sending message INDEX (RETR, or TOP with BODY_LINES lines). */
 void session_send_message(struct pop3_session *session, size_t index, bool top, uint32_t body_lines)
 {
 	const struct session_message *message = &session->messages[index];
 	struct evbuffer *out = session_output(session->core);
-	char *prepend = NULL;
+	const char *prepend = session_prepend(session, index);
 	char *path;
 
-	/* The listing holds only the prepended lines' length (an idle session
-	 * would hold every message's lines otherwise): they are read now. */
-	if (store_message_read_prepend(session->server->pg->store, message->id, &prepend) != 1) {
-		log_event(LOG_ERROR, "error", session->account_name, message->id,
-			  "cannot read the message's prepended header lines");
+	if (prepend == NULL)
 		goto unavailable;
-	}
 	path = spool_path(session->server->pg->store->data_dir, message->id);
 	session->send_fd = open(path, O_RDONLY | O_CLOEXEC);
 	free(path);
@@ -313,11 +367,9 @@ void session_send_message(struct pop3_session *session, size_t index, bool top, 
 		session_reply(session, "+OK %lld octets", (long long)message->size);
 	pop3_dot_encoder_init(&session->encoder, top, body_lines);
 	pop3_dot_encode(&session->encoder, prepend, strlen(prepend), session_evbuffer_out, out);
-	free(prepend);
 	session_send_fill(session);
 	return;
 unavailable:
-	free(prepend);
 	session_reply(session, "-ERR [SYS/TEMP] message %zu is unavailable right now", index + 1);
 }
 
@@ -481,6 +533,7 @@ static void session_on_timeout(void *owner, enum session_timeout timeout)
 
 static void session_maildrop_free(struct pop3_session *session)
 {
+	session_prepends_free(session);
 	xfree(&session->messages);
 	session->message_count = 0;
 }

@@ -75,17 +75,21 @@ struct pop3_session {
 	bool awaiting_sasl; /* AUTH PLAIN sent "+ "; the next line is the response */
 	bool quit_done;	    /* QUIT committed the pickup */
 	bool send_is_retr;  /* of the message being sent, below */
+	struct pop3_dot_encoder encoder; /* of the message being sent, below */
 
 	int64_t account_id; /* 0 until logged in */
 	struct session_pickup *pickup; /* QUIT's moves, being committed */
 	char *account_name;
 	struct session_message *messages;
 	size_t message_count;
+	/* Each message's prepended header lines, read for the whole listing at
+	 * the first RETR or TOP: NULL until then, so a session that only logged
+	 * in holds none. An entry is NULL if its message left the queue. */
+	char **prepends;
 
 	/* A message being sent (RETR or TOP). */
 	int send_fd;
 	uint32_t send_index; /* messages are numbered in 32 bits (pop3/parse.h) */
-	struct pop3_dot_encoder encoder;
 	struct session_read *reading; /* a read of it in an offload thread */
 
 	TAILQ_ENTRY(pop3_session) entry;

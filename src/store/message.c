@@ -383,6 +383,32 @@ int store_message_read_prepend(struct store *store, const char *id, char **prepe
 	return result;
 }
 
+int store_message_each_prepend(struct store *store, int64_t account_id, enum message_state state,
+			       void (*take)(void *ctx, const char *id, const char *prepend),
+			       void *ctx)
+{
+	static const char sql[] = "SELECT id, prepend FROM message"
+				  " WHERE account_id = ? AND state = ? ORDER BY seq";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, account_id);
+	sqlite3_bind_text(stmt, 2, store_message_state_name(state), -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(stmt, 0);
+		const char *prepend = (const char *)sqlite3_column_text(stmt, 1);
+
+		if (id != NULL)
+			take(ctx, id, prepend != NULL ? prepend : "");
+	}
+	if (rc != SQLITE_DONE)
+		store_log_error(store, "reading prepended header lines");
+	store_stmt_release(stmt);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int store_message_exists(struct store *store, const char *id)
 {
 	static const char sql[] = "SELECT 1 FROM message WHERE id = ?";

@@ -134,6 +134,13 @@ int store_message_get(struct store *store, const char *id, struct store_message 
  * "" if none). 1 found, 0 not found (*PREPEND_R NULL), -1 error. */
 int store_message_read_prepend(struct store *store, const char *id, char **prepend_r);
 
+/* Calls TAKE with the id and prepended header lines of each message of
+ * ACCOUNT_ID in STATE, oldest first: a POP3 session's first RETR or TOP
+ * reads them for its whole listing in one query. 0 or -1. */
+int store_message_each_prepend(struct store *store, int64_t account_id, enum message_state state,
+			       void (*take)(void *ctx, const char *id, const char *prepend),
+			       void *ctx);
+
 /* True if a row with ID exists (for spool_remove_orphans). 1/0/-1. */
 int store_message_exists(struct store *store, const char *id);
 

@@ -306,9 +306,25 @@ static void test_list_holds_no_spare_room(void **state)
 	store_message_list_free(&list, count);
 }
 
+struct seen_prepends {
+	size_t count;
+	char ids[4][SPOOL_ID_LEN + 1];
+	char *texts[4];
+};
+
+static void take_prepend(void *ctx, const char *id, const char *prepend)
+{
+	struct seen_prepends *seen = ctx;
+
+	assert_true(seen->count < 4);
+	snprintf(seen->ids[seen->count], sizeof(seen->ids[0]), "%s", id);
+	seen->texts[seen->count++] = xstrdup(prepend);
+}
+
 /* A POP3 session holds its listing while it is open (bench: memory per idle
  * session): a listing gives the prepended header lines' length, not their
- * text, which store_message_read_prepend reads when the message is sent. */
+ * text, which the session's first RETR or TOP reads for the whole listing
+ * (store_message_each_prepend), or store_message_read_prepend for one. */
 static void test_list_holds_prepend_length(void **state)
 {
 	struct fixture *f = *state;
@@ -343,6 +359,19 @@ static void test_list_holds_prepend_length(void **state)
 	assert_int_equal(store_message_read_prepend(f->store, other, &prepend), 1);
 	assert_string_equal(prepend, "");
 	free(prepend);
+	/* A session's first RETR or TOP reads them all in one query. */
+	struct seen_prepends seen = {0};
+	assert_int_equal(store_message_each_prepend(f->store, f->account_a, MESSAGE_DELIVERY,
+						    take_prepend, &seen),
+			 0);
+	assert_int_equal(seen.count, 2);
+	assert_string_equal(seen.ids[0], id);
+	assert_string_equal(seen.texts[0], trace);
+	assert_string_equal(seen.ids[1], other);
+	assert_string_equal(seen.texts[1], "");
+	for (size_t i = 0; i < seen.count; i++)
+		free(seen.texts[i]);
+
 	assert_int_equal(store_message_read_prepend(f->store, make_id(id, '9'), &prepend), 0);
 	assert_null(prepend);
 }
