@@ -88,6 +88,10 @@ struct auth_request {
 	bool exists;	     /* the account was found in the store (its hash tried) */
 	int64_t account_id;
 	struct throttle_attempt throttle;
+	struct throttle_count *count; /* while the writer thread writes the attempt's counts */
+	void (*after_count)(struct auth_request *request); /* the step once written */
+	char *typed;	     /* console: the name as typed, until looked up */
+	bool checked_live;   /* the password proved right at the provider */
 	bool live_check;     /* counted in auth->live_checks */
 	struct fetch_verify *verify;
 	struct event *reply_timer;
@@ -162,6 +166,7 @@ static void auth_wipe(char **secret)
 static void auth_request_free(struct auth_request *request)
 {
 	TAILQ_REMOVE(&request->auth->requests, request, entry);
+	throttle_count_forget(&request->count);
 	auth_live_check_end(request);
 	fetch_verify_cancel(&request->verify);
 	if (request->reply_timer != NULL)
@@ -174,6 +179,7 @@ static void auth_request_free(struct auth_request *request)
 	free(request->new_secret);
 	free(request->name);
 	free(request->shown);
+	free(request->typed);
 	free(request->login);
 	free(request->host);
 	free(request->client_address);
@@ -280,12 +286,51 @@ static void auth_finish(struct auth_request *request, enum auth_result result, c
 	evtimer_add(request->reply_timer, &delay);
 }
 
+/* In the loop, once the throttle's counts were released or cleared (or
+ * failed to be: that only throttles sooner): the step that waited. */
+static void auth_throttle_written_cb(int result, void *ctx)
+{
+	struct auth_request *request = ctx;
+	(void)result;
+
+	request->count = NULL;
+	request->job_running = false;
+	if (request->cancelled) {
+		auth_request_free(request);
+		return;
+	}
+	request->after_count(request);
+}
+
+/* Takes step NEXT once the throttle's write WRITE (a handle of
+ * throttle_release or throttle_succeeded; NULL: nothing to wait for) has
+ * committed, so that the next attempt is checked against the counts as this
+ * one left them. */
+static void auth_after_throttle(struct auth_request *request, struct throttle_count *write,
+				void (*next)(struct auth_request *request))
+{
+	if (write == NULL) {
+		next(request);
+		return;
+	}
+	request->count = write;
+	request->after_count = next;
+	request->job_running = true; /* a cancel only marks it */
+}
+
+static void auth_answer_internal(struct auth_request *request)
+{
+	auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+}
+
 /* An internal error: the client is not at fault, so the attempt's pending
  * count is released. */
 static void auth_fail_internal(struct auth_request *request)
 {
-	throttle_release(request->auth->pg, &request->throttle);
-	auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+	auth_after_throttle(request,
+			    throttle_release(request->auth->pg, &request->throttle,
+					     auth_throttle_written_cb, request),
+			    auth_answer_internal);
 }
 
 /* A wrong password (or, at the console, an unknown name: not told apart):
@@ -301,10 +346,10 @@ static void auth_fail_credentials(struct auth_request *request)
 	auth_finish(request, AUTH_REJECTED, "invalid user name or password");
 }
 
-/* The password proved right. CHECKED_LIVE: by the provider, just now. */
-static void auth_succeed(struct auth_request *request, bool checked_live)
+/* The password proved right, and the throttle knows it: the answer
+ * (request->checked_live: checked by the provider just now). */
+static void auth_succeed_answer(struct auth_request *request)
 {
-	throttle_succeeded(request->auth->pg, &request->throttle);
 	if (request->kind == AUTH_KIND_POP3) {
 		auth_cache_store(request->auth->cache, request->name, request->password);
 		log_event(LOG_INFO, "login", request->name, NULL, "from %s", auth_from(request));
@@ -312,10 +357,21 @@ static void auth_succeed(struct auth_request *request, bool checked_live)
 		return;
 	}
 	log_event(LOG_INFO, "console_login", request->shown, NULL, "from %s", auth_from(request));
-	if (checked_live)
+	if (request->checked_live)
 		auth_finish(request, AUTH_OK, "logged in (checked at %s)", request->host);
 	else
 		auth_finish(request, AUTH_OK, "logged in");
+}
+
+/* The password proved right. CHECKED_LIVE: by the provider, just now. The
+ * answer waits for the throttle's counts to be cleared, when there are any. */
+static void auth_succeed(struct auth_request *request, bool checked_live)
+{
+	request->checked_live = checked_live;
+	auth_after_throttle(request,
+			    throttle_succeeded(request->auth->pg, &request->throttle,
+					       auth_throttle_written_cb, request),
+			    auth_succeed_answer);
 }
 
 /* A first login was confirmed by the provider: create account and user. */
@@ -454,6 +510,12 @@ static void auth_verified_cb(enum fetch_verify_result result, const char *error,
 	}
 }
 
+static void auth_answer_capped(struct auth_request *request)
+{
+	auth_finish(request, AUTH_UNAVAILABLE,
+		    "[SYS/TEMP] too many logins are being checked right now; try again later");
+}
+
 /*
  * Asks the provider live, unless that would pass a cap on live checks:
  * max_login_checks in all, max_login_checks_per_ip from one client address.
@@ -472,11 +534,11 @@ static void auth_ask_provider(struct auth_request *request)
 		 auth_live_checks_from(request) >= (unsigned)cfg->max_login_checks_per_ip)
 		cap = "max_login_checks_per_ip";
 	if (cap != NULL) {
-		throttle_release(auth->pg, &request->throttle);
 		auth_log_failed(request, "too many live login checks at once (%s)", cap);
-		auth_finish(request, AUTH_UNAVAILABLE,
-			    "[SYS/TEMP] too many logins are being checked right now; try again "
-			    "later");
+		auth_after_throttle(request,
+				    throttle_release(auth->pg, &request->throttle,
+						     auth_throttle_written_cb, request),
+				    auth_answer_capped);
 		return;
 	}
 	auth_live_check_begin(request);
@@ -496,12 +558,17 @@ static void auth_verify_work(void *arg)
 
 /* Checks the password against HASH in an offload thread; auth_verify_done
  * takes the answer. */
+static void auth_check_stored_hash(struct auth_request *request)
+{
+	request->job_running = true;
+	offload_run(request->auth->pg->offload, auth_verify_work, auth_verify_done, request);
+}
+
 static void auth_check_hash(struct auth_request *request, const char *hash)
 {
 	auth_wipe(&request->stored_hash);
 	request->stored_hash = xstrdup(hash);
-	request->job_running = true;
-	offload_run(request->auth->pg->offload, auth_verify_work, auth_verify_done, request);
+	auth_check_stored_hash(request);
 }
 
 /* A console user's own password did not match (or it has none): its
@@ -566,6 +633,12 @@ static void auth_verify_done(void *arg)
 	}
 }
 
+static void auth_refuse_throttled(struct auth_request *request)
+{
+	auth_log_failed(request, "throttled after too many failures");
+	auth_finish(request, AUTH_THROTTLED, "[SYS/TEMP] too many failed logins; try again later");
+}
+
 /* True if REQUEST may go on; otherwise it was answered: throttled, or a
  * store error. */
 static bool auth_throttle_passed(struct auth_request *request)
@@ -577,23 +650,60 @@ static bool auth_throttle_passed(struct auth_request *request)
 		return false;
 	}
 	if (passed == 0) {
-		auth_log_failed(request, "throttled after too many failures");
-		auth_finish(request, AUTH_THROTTLED,
-			    "[SYS/TEMP] too many failed logins; try again later");
+		auth_refuse_throttled(request);
 		return false;
 	}
 	return true;
 }
 
-/* Counts REQUEST as a pending failure (see pop3/throttle.h). 0, or -1 after
- * answering it (a store error: refused rather than let through uncounted). */
-static int auth_attempt_count(struct auth_request *request)
+/* In the loop, once the count committed: the next step, or the answer (a
+ * store error refuses rather than let the attempt through uncounted; a key
+ * that reached the limit meanwhile, by attempts counted in parallel,
+ * throttles it). */
+static void auth_counted_cb(int result, void *ctx)
 {
-	if (throttle_count(request->auth->pg, &request->throttle) < 0) {
-		auth_fail_internal(request);
-		return -1;
+	struct auth_request *request = ctx;
+
+	request->count = NULL;
+	request->job_running = false;
+	if (request->cancelled) {
+		auth_request_free(request);
+		return;
 	}
-	return 0;
+	if (result < 0)
+		auth_fail_internal(request);
+	else if (result == 0)
+		auth_refuse_throttled(request);
+	else
+		request->after_count(request);
+}
+
+/*
+ * Counts REQUEST as a pending failure (see pop3/throttle.h) in the writer
+ * thread, then takes step NEXT: the count is committed before any check
+ * starts, so parallel wrong passwords stay within the limit, and the loop
+ * does not wait for it meanwhile.
+ */
+static void auth_attempt_count(struct auth_request *request,
+			       void (*next)(struct auth_request *request))
+{
+	request->after_count = next;
+	request->count =
+	    throttle_count_start(request->auth->pg, &request->throttle, auth_counted_cb, request);
+	if (request->count == NULL) {
+		auth_fail_internal(request);
+		return;
+	}
+	/* Kept alive by the count as by an offload job: a cancel only marks it. */
+	request->job_running = true;
+}
+
+/* A POP3 login at a provider host the configuration does not allow. */
+static void auth_refuse_host(struct auth_request *request)
+{
+	auth_log_failed(request, "provider host not allowed");
+	auth_finish(request, AUTH_REFUSED, "[AUTH] provider host %s is not allowed on this gateway",
+		    request->host);
 }
 
 struct auth_request *auth_login(struct auth *auth, const char *name, const char *password,
@@ -628,11 +738,7 @@ struct auth_request *auth_login(struct auth *auth, const char *name, const char 
 	if (!config_host_allowed(pg->cfg, host)) {
 		/* A policy refusal counts like a failed check: probing which
 		 * hosts are allowed is throttled too. */
-		if (auth_attempt_count(request) < 0)
-			return request;
-		auth_log_failed(request, "provider host not allowed");
-		auth_finish(request, AUTH_REFUSED,
-			    "[AUTH] provider host %s is not allowed on this gateway", host);
+		auth_attempt_count(request, auth_refuse_host);
 		return request;
 	}
 
@@ -650,28 +756,56 @@ struct auth_request *auth_login(struct auth *auth, const char *name, const char 
 		auth_succeed(request, false);
 		return request;
 	}
-	if (auth_attempt_count(request) < 0) {
-		store_account_clear(&account);
-		return request;
-	}
 	if (found == 0) {
 		store_account_clear(&account);
-		auth_ask_provider(request); /* G2: a first login is checked live */
+		/* G2: a first login is checked live. */
+		auth_attempt_count(request, auth_ask_provider);
 		return request;
 	}
 	request->exists = true;
 	request->account_id = account.id;
-	auth_check_hash(request, account.password_hash);
+	request->stored_hash = xstrdup(account.password_hash);
 	store_account_clear(&account);
+	auth_attempt_count(request, auth_check_stored_hash);
 	return request;
 }
 
-/* A console request counted under NAME_KEY, past the throttle and counted:
- * true to go on; false when it was answered already. */
-static bool auth_console_begin(struct auth_request *request, const char *name_key)
+/* A console request past the throttle under NAME_KEY: counted, then step
+ * NEXT; or answered already (throttled, a store error). */
+static void auth_console_begin(struct auth_request *request, const char *name_key,
+			       void (*next)(struct auth_request *request))
 {
 	throttle_attempt_init_console(&request->throttle, request->client_address, name_key);
-	return auth_throttle_passed(request) && auth_attempt_count(request) == 0;
+	if (auth_throttle_passed(request))
+		auth_attempt_count(request, next);
+}
+
+/* A console login, counted: the user by the name typed. */
+static void auth_console_counted(struct auth_request *request)
+{
+	struct store_login_user user = {0};
+	int found;
+
+	if (request->typed == NULL || request->typed[0] == '\0' || request->password[0] == '\0') {
+		auth_fail_credentials(request);
+		return;
+	}
+	found = store_login_user_find(request->auth->pg->store, request->typed, &user);
+	if (found <= 0) {
+		store_login_user_clear(&user);
+		if (found < 0)
+			auth_fail_internal(request);
+		else
+			auth_fail_credentials(request);
+		return;
+	}
+	request->name = xstrdup(user.user_name);
+	request->account_id = user.account_id;
+	if (user.local_hash != NULL)
+		auth_check_hash(request, user.local_hash);
+	else
+		auth_console_check_account(request);
+	store_login_user_clear(&user);
 }
 
 struct auth_request *auth_console_login(struct auth *auth, const char *name, const char *password,
@@ -684,57 +818,27 @@ struct auth_request *auth_console_login(struct auth *auth, const char *name, con
 	bool too_long = len > AUTH_CONSOLE_NAME_MAX;
 	char shown[AUTH_CONSOLE_NAME_MAX + 1];
 	char *key = xasprintf("user:%.*s", (int)(too_long ? 0 : len), name);
-	struct store_login_user user = {0};
-	int found;
 
 	request->console_callback = callback;
 	util_sanitize(shown, sizeof(shown), name, too_long ? AUTH_CONSOLE_NAME_MAX : len);
 	request->shown = xstrdup(shown);
+	/* Too long a name is no user: refused once counted, unread. */
+	if (!too_long)
+		request->typed = xstrdup(name);
 	/* One counter for all the ways of typing a name. */
 	for (char *p = key + 5; *p != '\0'; p++)
 		*p = *p == '@' ? '+' : (char)tolower((unsigned char)*p);
-	if (!auth_console_begin(request, key)) {
-		free(key);
-		return request;
-	}
+	auth_console_begin(request, key, auth_console_counted);
 	free(key);
-	if (len == 0 || too_long || *password == '\0') {
-		auth_fail_credentials(request);
-		return request;
-	}
-	found = store_login_user_find(auth->pg->store, name, &user);
-	if (found <= 0) {
-		store_login_user_clear(&user);
-		if (found < 0)
-			auth_fail_internal(request);
-		else
-			auth_fail_credentials(request);
-		return request;
-	}
-	request->name = xstrdup(user.user_name);
-	request->account_id = user.account_id;
-	if (user.local_hash != NULL)
-		auth_check_hash(request, user.local_hash);
-	else
-		auth_console_check_account(request);
-	store_login_user_clear(&user);
 	return request;
 }
 
-struct auth_request *auth_admin_login(struct auth *auth, const char *password,
-				      const char *client_address, auth_console_cb *callback,
-				      void *ctx)
+/* The administrator's login, counted: the password set for it. */
+static void auth_admin_counted(struct auth_request *request)
 {
-	struct auth_request *request =
-	    auth_request_new(auth, AUTH_KIND_ADMIN, password, client_address, ctx);
 	char *hash = NULL;
-	int found;
+	int found = store_setting_get(request->auth->pg->store, STORE_SETTING_ADMIN_HASH, &hash);
 
-	request->console_callback = callback;
-	request->shown = xstrdup("admin");
-	if (!auth_console_begin(request, "admin"))
-		return request;
-	found = store_setting_get(auth->pg->store, STORE_SETTING_ADMIN_HASH, &hash);
 	if (found < 0) {
 		auth_fail_internal(request);
 	} else if (found == 0) {
@@ -745,6 +849,18 @@ struct auth_request *auth_admin_login(struct auth *auth, const char *password,
 		auth_check_hash(request, hash);
 	}
 	auth_wipe(&hash);
+}
+
+struct auth_request *auth_admin_login(struct auth *auth, const char *password,
+				      const char *client_address, auth_console_cb *callback,
+				      void *ctx)
+{
+	struct auth_request *request =
+	    auth_request_new(auth, AUTH_KIND_ADMIN, password, client_address, ctx);
+
+	request->console_callback = callback;
+	request->shown = xstrdup("admin");
+	auth_console_begin(request, "admin", auth_admin_counted);
 	return request;
 }
 

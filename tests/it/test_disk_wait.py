@@ -11,6 +11,10 @@ bodies that are not in the page cache are read by a thread.
   account's fetch_unfinished) in the writer: another client is served
   meanwhile, and the provider is not asked anything before the mark is
   committed (G3: a restart must know of every fetch that may delete).
+- While it holds the lock, a login that must be counted (a wrong password)
+  waits for its count in the writer: another client is served meanwhile,
+  and the password is not checked before the count is committed (G6: so
+  parallel wrong passwords stay within the limit).
 - Bodies dropped from the page cache (POSIX_FADV_DONTNEED) are served
   byte-identical, a large one across many reads.
 """
@@ -121,6 +125,49 @@ def test_fetch_start_waits_for_its_mark_in_the_writer(popgate, provider, corpus)
     popgate.wait_states({"delivery": 1}, account=ALICE, timeout=60)
     assert popgate.db_query("SELECT fetch_unfinished, last_error FROM account WHERE name = ?",
                             (ALICE,)) == [(0, None)]
+    assert popgate.sanitizer_reports() == []
+
+
+def test_login_count_waits_in_the_writer(popgate, provider):
+    provider.add_user("alice", ALICE_PW)
+    provider.add_user("bob", BOB_PW)
+    popgate.first_login_fetched(ALICE, ALICE_PW)
+    popgate.first_login_fetched(BOB, BOB_PW)
+    assert popgate.db_query("SELECT count(*) FROM login_failure") == [(0,)]
+
+    alice = popgate.connect()
+    alice.user(ALICE)
+    lock = sqlite3.connect(popgate.db_path, isolation_level=None, timeout=10.0)
+    replies = {}
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        # A wrong password: counted as a pending failure before it is checked.
+        alice.sock.sendall(b"PASS not-" + ALICE_PW.encode() + b"\r\n")
+        # The password that last succeeded needs no count: bob is served.
+        bob = popgate.login(BOB, BOB_PW)
+        assert bob.stat()[0] == 0
+        bob.close()
+        # The loop did not wait on the lock (it would have given up after the
+        # busy timeout and refused alice with an internal error), and alice's
+        # check has not started: no answer, nothing counted yet.
+        readable, _, _ = select.select([alice.sock], [], [], 0)
+        assert readable == [], "PASS was answered while the store was locked"
+        assert [e.detail for e in popgate.events("login_failed", ALICE)] == []
+        assert lock.execute("SELECT count(*) FROM login_failure").fetchall() == [(0,)]
+
+        def read_reply():
+            replies["pass"] = alice.file.readline()
+
+        reader = threading.Thread(target=read_reply, daemon=True)
+        reader.start()
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    reader.join(30)
+    assert replies.get("pass", b"").startswith(b"-ERR [AUTH]"), replies
+    assert popgate.db_query("SELECT key, failures FROM login_failure ORDER BY key") == [
+        ("pop3-account:" + ALICE, 1), ("pop3-address:127.0.0.1", 1)]
+    alice.close()
     assert popgate.sanitizer_reports() == []
 
 
