@@ -63,6 +63,7 @@
 #include "store/account.h"
 #include "store/login.h"
 #include "store/setting.h"
+#include "store/writer.h"
 
 #define AUTH_LOGIN_MAX 256
 #define AUTH_HOST_MAX 256
@@ -91,6 +92,7 @@ struct auth_request {
 	struct throttle_count *count; /* while the writer thread writes the attempt's counts */
 	void (*after_count)(struct auth_request *request); /* the step once written */
 	char *typed;	     /* console: the name as typed, until looked up */
+	struct auth_store_job *store_job; /* while the writer thread stores the account */
 	bool checked_live;   /* the password proved right at the provider */
 	bool live_check;     /* counted in auth->live_checks */
 	struct fetch_verify *verify;
@@ -163,10 +165,14 @@ static void auth_wipe(char **secret)
 	xfree(secret);
 }
 
+static void auth_store_job_detach(struct auth_store_job *job);
+
 static void auth_request_free(struct auth_request *request)
 {
 	TAILQ_REMOVE(&request->auth->requests, request, entry);
 	throttle_count_forget(&request->count);
+	if (request->store_job != NULL)
+		auth_store_job_detach(request->store_job);
 	auth_live_check_end(request);
 	fetch_verify_cancel(&request->verify);
 	if (request->reply_timer != NULL)
@@ -374,68 +380,147 @@ static void auth_succeed(struct auth_request *request, bool checked_live)
 			    auth_succeed_answer);
 }
 
-/* A first login was confirmed by the provider: create account and user. */
-static void auth_create_account(struct auth_request *request)
-{
-	struct popgate *pg = request->auth->pg;
-	struct store_account account = {0};
-	char *user_name = NULL;
-	char *address = NULL;
+/* What the provider confirmed, on its way to the store: a new account and
+ * user, or an account's new credentials. */
+struct auth_store_job {
+	struct auth_request *request; /* NULL once the request is gone */
+	bool create;
+	int64_t account_id; /* to update; or the account created or found */
+	char *name;
+	char *login;
+	char *host;
+	char *pseudo_domain;
+	char *hash;
+	unsigned char *secret;
+	size_t secret_len;
+	char *user_name; /* of the user created */
+	char *address;
+};
 
-	user_name = store_login_user_name_new(pg->store, request->login, request->host);
-	if (user_name == NULL)
-		goto fail;
-	address = xasprintf("%s@%s", user_name, pg->cfg->pseudo_domain);
-	account.name = request->name;
-	account.login = request->login;
-	account.host = request->host;
-	account.password_hash = request->new_hash;
-	account.secret = request->new_secret;
-	account.secret_len = request->new_secret_len;
-	if (store_account_create(pg->store, &account, user_name, address) < 0) {
-		/* Another session may have created it a moment ago. */
-		struct store_account existing = {0};
-		if (store_account_get(pg->store, request->name, &existing) != 1) {
-			store_account_clear(&existing);
-			goto fail;
-		}
-		account.id = existing.id;
-		store_account_clear(&existing);
-		store_account_update_credentials(pg->store, account.id, request->new_hash,
-						 request->new_secret, request->new_secret_len);
-	} else {
-		log_event(LOG_INFO, "user_created", request->name, NULL, "user %s, address %s",
-			  user_name, address);
-	}
-	request->account_id = account.id;
-	free(account.user_name); /* filled in by store_account_create */
-	free(user_name);
-	free(address);
-	auth_succeed(request, true);
-	return;
-fail:
-	free(account.user_name);
-	free(user_name);
-	free(address);
-	/* The store logged its own error; its message is gone by now. */
-	log_event(LOG_ERROR, "error", request->name, NULL,
-		  "cannot create the account (see the store's error before this line)");
-	auth_fail_internal(request);
+/* The request of JOB is gone: the job still commits, and its completion
+ * touches nothing else. */
+static void auth_store_job_detach(struct auth_store_job *job)
+{
+	job->request = NULL;
 }
 
-/* The password differed from the stored one but the provider took it. */
-static void auth_update_credentials(struct auth_request *request)
+static void auth_store_job_free(struct auth_store_job *job)
+{
+	free(job->name);
+	free(job->login);
+	free(job->host);
+	free(job->pseudo_domain);
+	auth_wipe(&job->hash);
+	if (job->secret != NULL)
+		sodium_memzero(job->secret, job->secret_len);
+	free(job->secret);
+	free(job->user_name);
+	free(job->address);
+	free(job);
+}
+
+/* In the writer thread: the user and account created (1), or, when another
+ * session created the account a moment ago, its credentials updated (2);
+ * or the credentials of an account known updated (0). */
+static int auth_store_work(struct store *store, void *arg)
+{
+	struct auth_store_job *job = arg;
+	struct store_account account = {0};
+	struct store_account existing = {0};
+
+	if (!job->create)
+		return store_account_update_credentials(store, job->account_id, job->hash,
+							job->secret, job->secret_len) < 0
+			   ? -1
+			   : 0;
+	/* The name is chosen in the transaction that takes it. */
+	job->user_name = store_login_user_name_new(store, job->login, job->host);
+	if (job->user_name == NULL)
+		return -1;
+	job->address = xasprintf("%s@%s", job->user_name, job->pseudo_domain);
+	account.name = job->name;
+	account.login = job->login;
+	account.host = job->host;
+	account.password_hash = job->hash;
+	account.secret = job->secret;
+	account.secret_len = job->secret_len;
+	if (store_account_create(store, &account, job->user_name, job->address) == 0) {
+		job->account_id = account.id;
+		free(account.user_name); /* filled in by store_account_create */
+		return 1;
+	}
+	free(account.user_name);
+	/* Another session may have created it a moment ago. */
+	if (store_account_get(store, job->name, &existing) != 1) {
+		store_account_clear(&existing);
+		return -1;
+	}
+	job->account_id = existing.id;
+	store_account_clear(&existing);
+	store_account_update_credentials(store, job->account_id, job->hash, job->secret,
+					 job->secret_len);
+	return 2;
+}
+
+/* In the loop, once committed: the login succeeds (or fails internally). */
+static void auth_store_done(int result, const char *error, void *arg)
+{
+	struct auth_store_job *job = arg;
+	struct auth_request *request = job->request;
+
+	if (result < 0)
+		log_event(LOG_ERROR, "error", job->name, NULL, "cannot %s: %s",
+			  job->create ? "create the account" : "store the new password", error);
+	else if (result == 1)
+		log_event(LOG_INFO, "user_created", job->name, NULL, "user %s, address %s",
+			  job->user_name, job->address);
+	else if (result == 0)
+		log_event(LOG_INFO, "credentials_updated", job->name, NULL,
+			  "the provider accepted a new password");
+	if (request != NULL) {
+		request->store_job = NULL;
+		request->job_running = false;
+		if (request->cancelled)
+			auth_request_free(request);
+		else if (result < 0)
+			auth_fail_internal(request);
+		else {
+			request->account_id = job->account_id;
+			auth_succeed(request, true);
+		}
+	}
+	auth_store_job_free(job);
+}
+
+/*
+ * The provider confirmed the login: a first one creates the account and its
+ * user (CREATE), else the account's credentials are updated. The writer
+ * thread commits it; the login succeeds in its completion.
+ */
+static void auth_store_credentials(struct auth_request *request, bool create)
 {
 	struct popgate *pg = request->auth->pg;
+	struct auth_store_job *job = xcalloc(1, sizeof(*job));
 
-	if (store_account_update_credentials(pg->store, request->account_id, request->new_hash,
-					     request->new_secret, request->new_secret_len) < 0) {
+	job->request = request;
+	job->create = create;
+	job->account_id = request->account_id;
+	job->name = xstrdup(request->name);
+	job->login = xstrdup(request->login);
+	job->host = xstrdup(request->host);
+	job->pseudo_domain = xstrdup(pg->cfg->pseudo_domain);
+	job->hash = xstrdup(request->new_hash);
+	job->secret = xmalloc(request->new_secret_len);
+	memcpy(job->secret, request->new_secret, request->new_secret_len);
+	job->secret_len = request->new_secret_len;
+	if (writer_submit(pg->writer, NULL, auth_store_work, auth_store_done, job) < 0) {
+		job->request = NULL;
+		auth_store_done(-1, "the store is overloaded", job);
 		auth_fail_internal(request);
 		return;
 	}
-	log_event(LOG_INFO, "credentials_updated", request->name, NULL,
-		  "the provider accepted a new password");
-	auth_succeed(request, true);
+	request->store_job = job;
+	request->job_running = true; /* a cancel only marks it */
 }
 
 /* In an offload thread: the argon2id hash and the sealed copy of the password. */
@@ -466,10 +551,7 @@ static void auth_credentials_done(void *arg)
 		auth_fail_internal(request);
 		return;
 	}
-	if (request->exists)
-		auth_update_credentials(request);
-	else
-		auth_create_account(request);
+	auth_store_credentials(request, !request->exists);
 }
 
 static void auth_verified_cb(enum fetch_verify_result result, const char *error, void *ctx)
