@@ -32,6 +32,12 @@
  * by the login cache (pop3/auth_cache.c), so a client that polls every
  * minute costs one hash, not one argon2id run.
  *
+ * Nothing here writes the store from the loop: the throttle's counts and
+ * the accounts and users a login creates or updates are committed by the
+ * writer thread (store/writer.h), and the request goes on in the
+ * completion; meanwhile it stays alive on a cancel, as while an offload
+ * job runs.
+ *
  * SECURITY: the name and password come from the client. The password is
  * copied only into the live check (which wipes it) and hashed; it is never
  * logged nor put into a message, and every buffer that held it or something

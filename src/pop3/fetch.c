@@ -11,6 +11,11 @@
  * provider, so a restart recovers the fetches a stop cut (popgate.c). Login
  * checks are counted apart from fetches and never take a fetch's slot.
  *
+ * The mark and a fetch's outcome are written by the writer thread
+ * (store/writer.h), never by the loop: the connection starts in the mark's
+ * completion, and an account runs until its outcome's completion, which
+ * follows those of every message the fetch queued.
+ *
  * Owns: the fetcher, its accounts' timers and queue, the connector (with
  * its TLS contexts) every provider connection uses. Must never: start a
  * fetch for an account whose fetch runs, or before its back-off ends unless
