@@ -243,19 +243,94 @@ static int recover(struct popgate *pg, struct restart_spread **spread_r)
 	return restart_fetch_start(pg, spread_r);
 }
 
+/* The housekeeping's writes, on their way to the writer thread. */
+struct housekeeping_job {
+	int64_t cutoff;	       /* delivered messages older than this go */
+	int64_t window;	       /* [server] login_fail_window */
+	int64_t now;
+	int keep_days;	       /* for the log */
+	char (*ids)[SPOOL_ID_LEN + 1]; /* the bodies of the rows deleted */
+	size_t count;
+	struct writer *writer; /* which removes the bodies too */
+};
+
+/* In the writer thread: the expired rows and login failures go together. */
+static int housekeeping_work(struct store *store, void *arg)
+{
+	struct housekeeping_job *job = arg;
+
+	int expired = store_message_expire_rows(store, job->cutoff, &job->ids, &job->count);
+	if (expired < 0)
+		return -1;
+	if (store_login_failures_expire(store, job->window, job->now) < 0) {
+		free(job->ids);
+		job->ids = NULL;
+		job->count = 0;
+		return -1;
+	}
+	return expired;
+}
+
+/* In the writer thread, once the rows' deletion committed: their bodies. A
+ * body left by a failure or a stop has no row, so the start-up sweep
+ * (spool_remove_orphans) removes it. */
+static int housekeeping_bodies_work(struct store *store, void *arg)
+{
+	struct housekeeping_job *job = arg;
+
+	store_message_remove_bodies(store->data_dir, (const char(*)[SPOOL_ID_LEN + 1])job->ids,
+				    job->count);
+	return 0;
+}
+
+static void housekeeping_free(struct housekeeping_job *job)
+{
+	free(job->ids);
+	free(job);
+}
+
+static void housekeeping_bodies_done(int result, const char *error, void *arg)
+{
+	(void)result;
+	(void)error;
+	housekeeping_free(arg);
+}
+
+/* In the loop, once committed: the log line, and the bodies removed by the
+ * writer thread too (unlinks are disk work the loop must not wait for). */
+static void housekeeping_done(int result, const char *error, void *arg)
+{
+	struct housekeeping_job *job = arg;
+
+	if (result < 0) {
+		log_warn("housekeeping: %s", error);
+		housekeeping_free(job);
+		return;
+	}
+	if (result > 0)
+		log_info("removed %d delivered message(s) older than %d days", result,
+			 job->keep_days);
+	if (job->count == 0 ||
+	    writer_submit(job->writer, NULL, housekeeping_bodies_work, housekeeping_bodies_done,
+			  job) < 0)
+		housekeeping_free(job);
+}
+
 static void housekeeping_cb(evutil_socket_t fd, short what, void *ctx)
 {
 	struct popgate *pg = ctx;
 	(void)fd;
 	(void)what;
 
-	int64_t cutoff = util_now() - (int64_t)pg->cfg->delivered_keep_days * 86400;
-	int expired = store_message_expire_delivered(pg->store, cutoff);
-	if (expired > 0)
-		log_info("removed %d delivered message(s) older than %d days", expired,
-			 pg->cfg->delivered_keep_days);
+	struct housekeeping_job *job = xcalloc(1, sizeof(*job));
+	job->cutoff = util_now() - (int64_t)pg->cfg->delivered_keep_days * 86400;
+	job->window = pg->cfg->login_fail_window;
+	job->now = util_now();
+	job->keep_days = pg->cfg->delivered_keep_days;
+	job->writer = pg->writer;
+	if (writer_submit(pg->writer, NULL, housekeeping_work, housekeeping_done, job) < 0)
+		housekeeping_free(job);
 	auth_expire(pg->auth);
-	store_login_failures_expire(pg->store, pg->cfg->login_fail_window, util_now());
 }
 
 static void signal_stop_cb(evutil_socket_t sig, short what, void *ctx)

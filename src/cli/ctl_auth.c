@@ -24,6 +24,7 @@
 #include "pop3/fetch.h"
 #include "popgate.h"
 #include "store/setting.h"
+#include "store/writer.h"
 
 /* What a login's callback hands back to the command. */
 struct ctl_login_outcome {
@@ -99,7 +100,11 @@ static int ctl_login_check(struct ctl *ctl, const char *name)
 	pg.dns = resolver_new(pg.base, ctl->cfg.nameservers, err, sizeof(err));
 	if (pg.dns != NULL)
 		pg.offload = offload_new(pg.base, 1, err, sizeof(err));
-	if (pg.dns == NULL || pg.offload == NULL) {
+	/* The login throttle's counts are written by a writer thread, as in
+	 * the daemon (pop3/throttle.h). */
+	if (pg.offload != NULL)
+		pg.writer = writer_new(pg.base, ctl->cfg.data_dir, err, sizeof(err));
+	if (pg.dns == NULL || pg.offload == NULL || pg.writer == NULL) {
 		ctl_refuse("cannot set up the login check: %s", err);
 		goto done;
 	}
@@ -144,6 +149,7 @@ done:
 	ctl_password_free(&password);
 	auth_free(&auth);
 	fetcher_free(&pg.fetcher);
+	writer_free(&pg.writer); /* after auth: its completions find the logins gone */
 	offload_free(&pg.offload);
 	resolver_free(&pg.dns);
 	if (pg.base != NULL)

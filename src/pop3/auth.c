@@ -32,6 +32,12 @@
  * by the login cache (pop3/auth_cache.c), so a client that polls every
  * minute costs one hash, not one argon2id run.
  *
+ * Nothing here writes the store from the loop: the throttle's counts and
+ * the accounts and users a login creates or updates are committed by the
+ * writer thread (store/writer.h), and the request goes on in the
+ * completion; meanwhile it stays alive on a cancel, as while an offload
+ * job runs.
+ *
  * SECURITY: the name and password come from the client. The password is
  * copied only into the live check (which wipes it) and hashed; it is never
  * logged nor put into a message, and every buffer that held it or something
@@ -63,6 +69,7 @@
 #include "store/account.h"
 #include "store/login.h"
 #include "store/setting.h"
+#include "store/writer.h"
 
 #define AUTH_LOGIN_MAX 256
 #define AUTH_HOST_MAX 256
@@ -88,6 +95,11 @@ struct auth_request {
 	bool exists;	     /* the account was found in the store (its hash tried) */
 	int64_t account_id;
 	struct throttle_attempt throttle;
+	struct throttle_count *count; /* while the writer thread writes the attempt's counts */
+	void (*after_count)(struct auth_request *request); /* the step once written */
+	char *typed;	     /* console: the name as typed, until looked up */
+	struct auth_store_job *store_job; /* while the writer thread stores the account */
+	bool checked_live;   /* the password proved right at the provider */
 	bool live_check;     /* counted in auth->live_checks */
 	struct fetch_verify *verify;
 	struct event *reply_timer;
@@ -159,9 +171,14 @@ static void auth_wipe(char **secret)
 	xfree(secret);
 }
 
+static void auth_store_job_detach(struct auth_store_job *job);
+
 static void auth_request_free(struct auth_request *request)
 {
 	TAILQ_REMOVE(&request->auth->requests, request, entry);
+	throttle_count_forget(&request->count);
+	if (request->store_job != NULL)
+		auth_store_job_detach(request->store_job);
 	auth_live_check_end(request);
 	fetch_verify_cancel(&request->verify);
 	if (request->reply_timer != NULL)
@@ -174,6 +191,7 @@ static void auth_request_free(struct auth_request *request)
 	free(request->new_secret);
 	free(request->name);
 	free(request->shown);
+	free(request->typed);
 	free(request->login);
 	free(request->host);
 	free(request->client_address);
@@ -280,12 +298,51 @@ static void auth_finish(struct auth_request *request, enum auth_result result, c
 	evtimer_add(request->reply_timer, &delay);
 }
 
+/* In the loop, once the throttle's counts were released or cleared (or
+ * failed to be: that only throttles sooner): the step that waited. */
+static void auth_throttle_written_cb(int result, void *ctx)
+{
+	struct auth_request *request = ctx;
+	(void)result;
+
+	request->count = NULL;
+	request->job_running = false;
+	if (request->cancelled) {
+		auth_request_free(request);
+		return;
+	}
+	request->after_count(request);
+}
+
+/* Takes step NEXT once the throttle's write WRITE (a handle of
+ * throttle_release or throttle_succeeded; NULL: nothing to wait for) has
+ * committed, so that the next attempt is checked against the counts as this
+ * one left them. */
+static void auth_after_throttle(struct auth_request *request, struct throttle_count *write,
+				void (*next)(struct auth_request *request))
+{
+	if (write == NULL) {
+		next(request);
+		return;
+	}
+	request->count = write;
+	request->after_count = next;
+	request->job_running = true; /* a cancel only marks it */
+}
+
+static void auth_answer_internal(struct auth_request *request)
+{
+	auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+}
+
 /* An internal error: the client is not at fault, so the attempt's pending
  * count is released. */
 static void auth_fail_internal(struct auth_request *request)
 {
-	throttle_release(request->auth->pg, &request->throttle);
-	auth_finish(request, AUTH_UNAVAILABLE, "[SYS/TEMP] internal error; try again later");
+	auth_after_throttle(request,
+			    throttle_release(request->auth->pg, &request->throttle,
+					     auth_throttle_written_cb, request),
+			    auth_answer_internal);
 }
 
 /* A wrong password (or, at the console, an unknown name: not told apart):
@@ -301,10 +358,10 @@ static void auth_fail_credentials(struct auth_request *request)
 	auth_finish(request, AUTH_REJECTED, "invalid user name or password");
 }
 
-/* The password proved right. CHECKED_LIVE: by the provider, just now. */
-static void auth_succeed(struct auth_request *request, bool checked_live)
+/* The password proved right, and the throttle knows it: the answer
+ * (request->checked_live: checked by the provider just now). */
+static void auth_succeed_answer(struct auth_request *request)
 {
-	throttle_succeeded(request->auth->pg, &request->throttle);
 	if (request->kind == AUTH_KIND_POP3) {
 		auth_cache_store(request->auth->cache, request->name, request->password);
 		log_event(LOG_INFO, "login", request->name, NULL, "from %s", auth_from(request));
@@ -312,74 +369,164 @@ static void auth_succeed(struct auth_request *request, bool checked_live)
 		return;
 	}
 	log_event(LOG_INFO, "console_login", request->shown, NULL, "from %s", auth_from(request));
-	if (checked_live)
+	if (request->checked_live)
 		auth_finish(request, AUTH_OK, "logged in (checked at %s)", request->host);
 	else
 		auth_finish(request, AUTH_OK, "logged in");
 }
 
-/* A first login was confirmed by the provider: create account and user. */
-static void auth_create_account(struct auth_request *request)
+/* The password proved right. CHECKED_LIVE: by the provider, just now. The
+ * answer waits for the throttle's counts to be cleared, when there are any. */
+static void auth_succeed(struct auth_request *request, bool checked_live)
 {
-	struct popgate *pg = request->auth->pg;
-	struct store_account account = {0};
-	char *user_name = NULL;
-	char *address = NULL;
-
-	user_name = store_login_user_name_new(pg->store, request->login, request->host);
-	if (user_name == NULL)
-		goto fail;
-	address = xasprintf("%s@%s", user_name, pg->cfg->pseudo_domain);
-	account.name = request->name;
-	account.login = request->login;
-	account.host = request->host;
-	account.password_hash = request->new_hash;
-	account.secret = request->new_secret;
-	account.secret_len = request->new_secret_len;
-	if (store_account_create(pg->store, &account, user_name, address) < 0) {
-		/* Another session may have created it a moment ago. */
-		struct store_account existing = {0};
-		if (store_account_get(pg->store, request->name, &existing) != 1) {
-			store_account_clear(&existing);
-			goto fail;
-		}
-		account.id = existing.id;
-		store_account_clear(&existing);
-		store_account_update_credentials(pg->store, account.id, request->new_hash,
-						 request->new_secret, request->new_secret_len);
-	} else {
-		log_event(LOG_INFO, "user_created", request->name, NULL, "user %s, address %s",
-			  user_name, address);
-	}
-	request->account_id = account.id;
-	free(account.user_name); /* filled in by store_account_create */
-	free(user_name);
-	free(address);
-	auth_succeed(request, true);
-	return;
-fail:
-	free(account.user_name);
-	free(user_name);
-	free(address);
-	/* The store logged its own error; its message is gone by now. */
-	log_event(LOG_ERROR, "error", request->name, NULL,
-		  "cannot create the account (see the store's error before this line)");
-	auth_fail_internal(request);
+	request->checked_live = checked_live;
+	auth_after_throttle(request,
+			    throttle_succeeded(request->auth->pg, &request->throttle,
+					       auth_throttle_written_cb, request),
+			    auth_succeed_answer);
 }
 
-/* The password differed from the stored one but the provider took it. */
-static void auth_update_credentials(struct auth_request *request)
+/* What the provider confirmed, on its way to the store: a new account and
+ * user, or an account's new credentials. */
+struct auth_store_job {
+	struct auth_request *request; /* NULL once the request is gone */
+	bool create;
+	int64_t account_id; /* to update; or the account created or found */
+	char *name;
+	char *login;
+	char *host;
+	char *pseudo_domain;
+	char *hash;
+	unsigned char *secret;
+	size_t secret_len;
+	char *user_name; /* of the user created */
+	char *address;
+};
+
+/* The request of JOB is gone: the job still commits, and its completion
+ * touches nothing else. */
+static void auth_store_job_detach(struct auth_store_job *job)
+{
+	job->request = NULL;
+}
+
+static void auth_store_job_free(struct auth_store_job *job)
+{
+	free(job->name);
+	free(job->login);
+	free(job->host);
+	free(job->pseudo_domain);
+	auth_wipe(&job->hash);
+	if (job->secret != NULL)
+		sodium_memzero(job->secret, job->secret_len);
+	free(job->secret);
+	free(job->user_name);
+	free(job->address);
+	free(job);
+}
+
+/* In the writer thread: the user and account created (1), or, when another
+ * session created the account a moment ago, its credentials updated (2);
+ * or the credentials of an account known updated (0). */
+static int auth_store_work(struct store *store, void *arg)
+{
+	struct auth_store_job *job = arg;
+	struct store_account account = {0};
+	struct store_account existing = {0};
+
+	if (!job->create)
+		return store_account_update_credentials(store, job->account_id, job->hash,
+							job->secret, job->secret_len) < 0
+			   ? -1
+			   : 0;
+	/* The name is chosen in the transaction that takes it. */
+	job->user_name = store_login_user_name_new(store, job->login, job->host);
+	if (job->user_name == NULL)
+		return -1;
+	job->address = xasprintf("%s@%s", job->user_name, job->pseudo_domain);
+	account.name = job->name;
+	account.login = job->login;
+	account.host = job->host;
+	account.password_hash = job->hash;
+	account.secret = job->secret;
+	account.secret_len = job->secret_len;
+	if (store_account_create(store, &account, job->user_name, job->address) == 0) {
+		job->account_id = account.id;
+		free(account.user_name); /* filled in by store_account_create */
+		return 1;
+	}
+	free(account.user_name);
+	/* Another session may have created it a moment ago. */
+	if (store_account_get(store, job->name, &existing) != 1) {
+		store_account_clear(&existing);
+		return -1;
+	}
+	job->account_id = existing.id;
+	store_account_clear(&existing);
+	store_account_update_credentials(store, job->account_id, job->hash, job->secret,
+					 job->secret_len);
+	return 2;
+}
+
+/* In the loop, once committed: the login succeeds (or fails internally). */
+static void auth_store_done(int result, const char *error, void *arg)
+{
+	struct auth_store_job *job = arg;
+	struct auth_request *request = job->request;
+
+	if (result < 0)
+		log_event(LOG_ERROR, "error", job->name, NULL, "cannot %s: %s",
+			  job->create ? "create the account" : "store the new password", error);
+	else if (result == 1)
+		log_event(LOG_INFO, "user_created", job->name, NULL, "user %s, address %s",
+			  job->user_name, job->address);
+	else if (result == 0)
+		log_event(LOG_INFO, "credentials_updated", job->name, NULL,
+			  "the provider accepted a new password");
+	if (request != NULL) {
+		request->store_job = NULL;
+		request->job_running = false;
+		if (request->cancelled)
+			auth_request_free(request);
+		else if (result < 0)
+			auth_fail_internal(request);
+		else {
+			request->account_id = job->account_id;
+			auth_succeed(request, true);
+		}
+	}
+	auth_store_job_free(job);
+}
+
+/*
+ * The provider confirmed the login: a first one creates the account and its
+ * user (CREATE), else the account's credentials are updated. The writer
+ * thread commits it; the login succeeds in its completion.
+ */
+static void auth_store_credentials(struct auth_request *request, bool create)
 {
 	struct popgate *pg = request->auth->pg;
+	struct auth_store_job *job = xcalloc(1, sizeof(*job));
 
-	if (store_account_update_credentials(pg->store, request->account_id, request->new_hash,
-					     request->new_secret, request->new_secret_len) < 0) {
+	job->request = request;
+	job->create = create;
+	job->account_id = request->account_id;
+	job->name = xstrdup(request->name);
+	job->login = xstrdup(request->login);
+	job->host = xstrdup(request->host);
+	job->pseudo_domain = xstrdup(pg->cfg->pseudo_domain);
+	job->hash = xstrdup(request->new_hash);
+	job->secret = xmalloc(request->new_secret_len);
+	memcpy(job->secret, request->new_secret, request->new_secret_len);
+	job->secret_len = request->new_secret_len;
+	if (writer_submit(pg->writer, NULL, auth_store_work, auth_store_done, job) < 0) {
+		job->request = NULL;
+		auth_store_done(-1, "the store is overloaded", job);
 		auth_fail_internal(request);
 		return;
 	}
-	log_event(LOG_INFO, "credentials_updated", request->name, NULL,
-		  "the provider accepted a new password");
-	auth_succeed(request, true);
+	request->store_job = job;
+	request->job_running = true; /* a cancel only marks it */
 }
 
 /* In an offload thread: the argon2id hash and the sealed copy of the password. */
@@ -410,10 +557,7 @@ static void auth_credentials_done(void *arg)
 		auth_fail_internal(request);
 		return;
 	}
-	if (request->exists)
-		auth_update_credentials(request);
-	else
-		auth_create_account(request);
+	auth_store_credentials(request, !request->exists);
 }
 
 static void auth_verified_cb(enum fetch_verify_result result, const char *error, void *ctx)
@@ -454,6 +598,12 @@ static void auth_verified_cb(enum fetch_verify_result result, const char *error,
 	}
 }
 
+static void auth_answer_capped(struct auth_request *request)
+{
+	auth_finish(request, AUTH_UNAVAILABLE,
+		    "[SYS/TEMP] too many logins are being checked right now; try again later");
+}
+
 /*
  * Asks the provider live, unless that would pass a cap on live checks:
  * max_login_checks in all, max_login_checks_per_ip from one client address.
@@ -472,11 +622,11 @@ static void auth_ask_provider(struct auth_request *request)
 		 auth_live_checks_from(request) >= (unsigned)cfg->max_login_checks_per_ip)
 		cap = "max_login_checks_per_ip";
 	if (cap != NULL) {
-		throttle_release(auth->pg, &request->throttle);
 		auth_log_failed(request, "too many live login checks at once (%s)", cap);
-		auth_finish(request, AUTH_UNAVAILABLE,
-			    "[SYS/TEMP] too many logins are being checked right now; try again "
-			    "later");
+		auth_after_throttle(request,
+				    throttle_release(auth->pg, &request->throttle,
+						     auth_throttle_written_cb, request),
+				    auth_answer_capped);
 		return;
 	}
 	auth_live_check_begin(request);
@@ -496,12 +646,17 @@ static void auth_verify_work(void *arg)
 
 /* Checks the password against HASH in an offload thread; auth_verify_done
  * takes the answer. */
+static void auth_check_stored_hash(struct auth_request *request)
+{
+	request->job_running = true;
+	offload_run(request->auth->pg->offload, auth_verify_work, auth_verify_done, request);
+}
+
 static void auth_check_hash(struct auth_request *request, const char *hash)
 {
 	auth_wipe(&request->stored_hash);
 	request->stored_hash = xstrdup(hash);
-	request->job_running = true;
-	offload_run(request->auth->pg->offload, auth_verify_work, auth_verify_done, request);
+	auth_check_stored_hash(request);
 }
 
 /* A console user's own password did not match (or it has none): its
@@ -566,6 +721,12 @@ static void auth_verify_done(void *arg)
 	}
 }
 
+static void auth_refuse_throttled(struct auth_request *request)
+{
+	auth_log_failed(request, "throttled after too many failures");
+	auth_finish(request, AUTH_THROTTLED, "[SYS/TEMP] too many failed logins; try again later");
+}
+
 /* True if REQUEST may go on; otherwise it was answered: throttled, or a
  * store error. */
 static bool auth_throttle_passed(struct auth_request *request)
@@ -577,23 +738,60 @@ static bool auth_throttle_passed(struct auth_request *request)
 		return false;
 	}
 	if (passed == 0) {
-		auth_log_failed(request, "throttled after too many failures");
-		auth_finish(request, AUTH_THROTTLED,
-			    "[SYS/TEMP] too many failed logins; try again later");
+		auth_refuse_throttled(request);
 		return false;
 	}
 	return true;
 }
 
-/* Counts REQUEST as a pending failure (see pop3/throttle.h). 0, or -1 after
- * answering it (a store error: refused rather than let through uncounted). */
-static int auth_attempt_count(struct auth_request *request)
+/* In the loop, once the count committed: the next step, or the answer (a
+ * store error refuses rather than let the attempt through uncounted; a key
+ * that reached the limit meanwhile, by attempts counted in parallel,
+ * throttles it). */
+static void auth_counted_cb(int result, void *ctx)
 {
-	if (throttle_count(request->auth->pg, &request->throttle) < 0) {
-		auth_fail_internal(request);
-		return -1;
+	struct auth_request *request = ctx;
+
+	request->count = NULL;
+	request->job_running = false;
+	if (request->cancelled) {
+		auth_request_free(request);
+		return;
 	}
-	return 0;
+	if (result < 0)
+		auth_fail_internal(request);
+	else if (result == 0)
+		auth_refuse_throttled(request);
+	else
+		request->after_count(request);
+}
+
+/*
+ * Counts REQUEST as a pending failure (see pop3/throttle.h) in the writer
+ * thread, then takes step NEXT: the count is committed before any check
+ * starts, so parallel wrong passwords stay within the limit, and the loop
+ * does not wait for it meanwhile.
+ */
+static void auth_attempt_count(struct auth_request *request,
+			       void (*next)(struct auth_request *request))
+{
+	request->after_count = next;
+	request->count =
+	    throttle_count_start(request->auth->pg, &request->throttle, auth_counted_cb, request);
+	if (request->count == NULL) {
+		auth_fail_internal(request);
+		return;
+	}
+	/* Kept alive by the count as by an offload job: a cancel only marks it. */
+	request->job_running = true;
+}
+
+/* A POP3 login at a provider host the configuration does not allow. */
+static void auth_refuse_host(struct auth_request *request)
+{
+	auth_log_failed(request, "provider host not allowed");
+	auth_finish(request, AUTH_REFUSED, "[AUTH] provider host %s is not allowed on this gateway",
+		    request->host);
 }
 
 struct auth_request *auth_login(struct auth *auth, const char *name, const char *password,
@@ -628,11 +826,7 @@ struct auth_request *auth_login(struct auth *auth, const char *name, const char 
 	if (!config_host_allowed(pg->cfg, host)) {
 		/* A policy refusal counts like a failed check: probing which
 		 * hosts are allowed is throttled too. */
-		if (auth_attempt_count(request) < 0)
-			return request;
-		auth_log_failed(request, "provider host not allowed");
-		auth_finish(request, AUTH_REFUSED,
-			    "[AUTH] provider host %s is not allowed on this gateway", host);
+		auth_attempt_count(request, auth_refuse_host);
 		return request;
 	}
 
@@ -650,28 +844,56 @@ struct auth_request *auth_login(struct auth *auth, const char *name, const char 
 		auth_succeed(request, false);
 		return request;
 	}
-	if (auth_attempt_count(request) < 0) {
-		store_account_clear(&account);
-		return request;
-	}
 	if (found == 0) {
 		store_account_clear(&account);
-		auth_ask_provider(request); /* G2: a first login is checked live */
+		/* G2: a first login is checked live. */
+		auth_attempt_count(request, auth_ask_provider);
 		return request;
 	}
 	request->exists = true;
 	request->account_id = account.id;
-	auth_check_hash(request, account.password_hash);
+	request->stored_hash = xstrdup(account.password_hash);
 	store_account_clear(&account);
+	auth_attempt_count(request, auth_check_stored_hash);
 	return request;
 }
 
-/* A console request counted under NAME_KEY, past the throttle and counted:
- * true to go on; false when it was answered already. */
-static bool auth_console_begin(struct auth_request *request, const char *name_key)
+/* A console request past the throttle under NAME_KEY: counted, then step
+ * NEXT; or answered already (throttled, a store error). */
+static void auth_console_begin(struct auth_request *request, const char *name_key,
+			       void (*next)(struct auth_request *request))
 {
 	throttle_attempt_init_console(&request->throttle, request->client_address, name_key);
-	return auth_throttle_passed(request) && auth_attempt_count(request) == 0;
+	if (auth_throttle_passed(request))
+		auth_attempt_count(request, next);
+}
+
+/* A console login, counted: the user by the name typed. */
+static void auth_console_counted(struct auth_request *request)
+{
+	struct store_login_user user = {0};
+	int found;
+
+	if (request->typed == NULL || request->typed[0] == '\0' || request->password[0] == '\0') {
+		auth_fail_credentials(request);
+		return;
+	}
+	found = store_login_user_find(request->auth->pg->store, request->typed, &user);
+	if (found <= 0) {
+		store_login_user_clear(&user);
+		if (found < 0)
+			auth_fail_internal(request);
+		else
+			auth_fail_credentials(request);
+		return;
+	}
+	request->name = xstrdup(user.user_name);
+	request->account_id = user.account_id;
+	if (user.local_hash != NULL)
+		auth_check_hash(request, user.local_hash);
+	else
+		auth_console_check_account(request);
+	store_login_user_clear(&user);
 }
 
 struct auth_request *auth_console_login(struct auth *auth, const char *name, const char *password,
@@ -684,57 +906,27 @@ struct auth_request *auth_console_login(struct auth *auth, const char *name, con
 	bool too_long = len > AUTH_CONSOLE_NAME_MAX;
 	char shown[AUTH_CONSOLE_NAME_MAX + 1];
 	char *key = xasprintf("user:%.*s", (int)(too_long ? 0 : len), name);
-	struct store_login_user user = {0};
-	int found;
 
 	request->console_callback = callback;
 	util_sanitize(shown, sizeof(shown), name, too_long ? AUTH_CONSOLE_NAME_MAX : len);
 	request->shown = xstrdup(shown);
+	/* Too long a name is no user: refused once counted, unread. */
+	if (!too_long)
+		request->typed = xstrdup(name);
 	/* One counter for all the ways of typing a name. */
 	for (char *p = key + 5; *p != '\0'; p++)
 		*p = *p == '@' ? '+' : (char)tolower((unsigned char)*p);
-	if (!auth_console_begin(request, key)) {
-		free(key);
-		return request;
-	}
+	auth_console_begin(request, key, auth_console_counted);
 	free(key);
-	if (len == 0 || too_long || *password == '\0') {
-		auth_fail_credentials(request);
-		return request;
-	}
-	found = store_login_user_find(auth->pg->store, name, &user);
-	if (found <= 0) {
-		store_login_user_clear(&user);
-		if (found < 0)
-			auth_fail_internal(request);
-		else
-			auth_fail_credentials(request);
-		return request;
-	}
-	request->name = xstrdup(user.user_name);
-	request->account_id = user.account_id;
-	if (user.local_hash != NULL)
-		auth_check_hash(request, user.local_hash);
-	else
-		auth_console_check_account(request);
-	store_login_user_clear(&user);
 	return request;
 }
 
-struct auth_request *auth_admin_login(struct auth *auth, const char *password,
-				      const char *client_address, auth_console_cb *callback,
-				      void *ctx)
+/* The administrator's login, counted: the password set for it. */
+static void auth_admin_counted(struct auth_request *request)
 {
-	struct auth_request *request =
-	    auth_request_new(auth, AUTH_KIND_ADMIN, password, client_address, ctx);
 	char *hash = NULL;
-	int found;
+	int found = store_setting_get(request->auth->pg->store, STORE_SETTING_ADMIN_HASH, &hash);
 
-	request->console_callback = callback;
-	request->shown = xstrdup("admin");
-	if (!auth_console_begin(request, "admin"))
-		return request;
-	found = store_setting_get(auth->pg->store, STORE_SETTING_ADMIN_HASH, &hash);
 	if (found < 0) {
 		auth_fail_internal(request);
 	} else if (found == 0) {
@@ -745,6 +937,18 @@ struct auth_request *auth_admin_login(struct auth *auth, const char *password,
 		auth_check_hash(request, hash);
 	}
 	auth_wipe(&hash);
+}
+
+struct auth_request *auth_admin_login(struct auth *auth, const char *password,
+				      const char *client_address, auth_console_cb *callback,
+				      void *ctx)
+{
+	struct auth_request *request =
+	    auth_request_new(auth, AUTH_KIND_ADMIN, password, client_address, ctx);
+
+	request->console_callback = callback;
+	request->shown = xstrdup("admin");
+	auth_console_begin(request, "admin", auth_admin_counted);
 	return request;
 }
 

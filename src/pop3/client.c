@@ -282,6 +282,8 @@ void provider_conn_free(struct provider_conn *conn)
 	spool_writer_free(&conn->writer);
 	if (conn->ingest != NULL)
 		provider_ingest_detach(conn->ingest);
+	if (conn->begin != NULL)
+		fetcher_begin_detach(conn->begin);
 	if (conn->digest != NULL)
 		EVP_MD_CTX_free(conn->digest);
 	if (conn->free_event != NULL)

@@ -80,6 +80,7 @@ TAILQ_HEAD(fetch_account_list, fetch_account);
 
 /* One connection to a provider. */
 struct provider_ingest; /* ingest.c: a message being committed */
+struct fetch_begin;	/* fetch.c: the fetch's start mark being committed */
 
 struct provider_conn {
 	struct fetcher *fetcher;
@@ -104,6 +105,7 @@ struct provider_conn {
 
 	/* fetch */
 	struct fetch_account *account;
+	struct fetch_begin *begin; /* the start mark, until committed: not connected yet */
 	struct provider_listing listing;
 	size_t cursor;		 /* entry being worked on */
 	struct event *resume_event; /* goes on working through the entries */
@@ -233,6 +235,10 @@ void provider_ingest_detach(struct provider_ingest *ingest);
 
 /* Records the outcome of the fetch CONN and schedules what comes next. */
 void fetcher_fetch_done(struct provider_conn *conn);
+
+/* The connection of BEGIN ends before its start mark is committed: the
+ * commit goes on, the connection is not started. */
+void fetcher_begin_detach(struct fetch_begin *begin);
 
 /* Starts waiting requests while there is room. */
 void fetcher_run_waiting(struct fetcher *fetcher);

@@ -11,6 +11,11 @@
  * provider, so a restart recovers the fetches a stop cut (popgate.c). Login
  * checks are counted apart from fetches and never take a fetch's slot.
  *
+ * The mark and a fetch's outcome are written by the writer thread
+ * (store/writer.h), never by the loop: the connection starts in the mark's
+ * completion, and an account runs until its outcome's completion, which
+ * follows those of every message the fetch queued.
+ *
  * Owns: the fetcher, its accounts' timers and queue, the connector (with
  * its TLS contexts) every provider connection uses. Must never: start a
  * fetch for an account whose fetch runs, or before its back-off ends unless
@@ -32,6 +37,7 @@
 #include "pop3/fetch.h"
 #include "popgate.h"
 #include "store/account.h"
+#include "store/writer.h"
 
 static void fetcher_start(struct fetcher *fetcher, struct fetch_account *account);
 
@@ -70,6 +76,72 @@ void fetcher_run_waiting(struct fetcher *fetcher)
 	}
 }
 
+/* A fetch's outcome on its way to the store (writer.h): the account counts
+ * as running until it is committed. */
+struct fetch_record {
+	struct popgate *pg;
+	int64_t account_id;
+	char *error;   /* the account's last error; NULL if none */
+	int failures;  /* 0 after a fetch without error */
+	int64_t next;  /* no fetch before then (0: none) */
+	int64_t delay; /* the back-off in seconds; 0 after a fetch that went well */
+	bool more;     /* the listing was cut at max_listed: fetch the rest at once */
+};
+
+/* In the writer thread: the outcome, and the start mark cleared after a
+ * fetch that went well. */
+static int fetcher_record_work(struct store *store, void *arg)
+{
+	struct fetch_record *record = arg;
+
+	if (store_account_record_fetch(store, record->account_id, record->error,
+				       record->failures, record->next) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * In the loop, once the outcome is committed: the account stops running and
+ * what comes next is scheduled. The writer commits jobs and runs their
+ * completions in the order they were queued, so every message this fetch
+ * handed to it was committed, and its completion ran, before this: a fetch
+ * that ended (its deadline) while a message was still being committed is
+ * not followed by another that finds that UIDL unknown and stores it twice.
+ */
+static void fetcher_record_done(int result, const char *error, void *arg)
+{
+	struct fetch_record *record = arg;
+	struct fetcher *fetcher = record->pg->fetcher;
+	struct fetch_account *account = NULL;
+
+	if (result < 0)
+		log_event(LOG_WARN, "error", NULL, NULL,
+			  "account %lld: cannot record the fetch's outcome: %s",
+			  (long long)record->account_id, error);
+	/* At shutdown the fetcher and its accounts are gone first. */
+	if (fetcher != NULL)
+		account = fetcher_account(fetcher, record->account_id);
+	if (account != NULL) {
+		account->running = false;
+		if (record->delay > 0) {
+			struct timeval tv = {.tv_sec = record->delay};
+			evtimer_add(account->retry_timer, &tv);
+		} else {
+			evtimer_del(account->retry_timer);
+		}
+		if (record->more)
+			account->again = true;
+		if (account->again) {
+			/* Asked for while running; after a failure, back-off still
+			 * holds. */
+			account->again = false;
+			fetcher_request(fetcher, account->account_id, 0);
+		}
+	}
+	free(record->error);
+	free(record);
+}
+
 /* Records the outcome of a fetch and schedules what comes next (client.h). */
 void fetcher_fetch_done(struct provider_conn *conn)
 {
@@ -77,45 +149,85 @@ void fetcher_fetch_done(struct provider_conn *conn)
 	struct fetch_account *account = conn->account;
 	struct popgate *pg = fetcher->pg;
 	struct store_account row = {0};
-	int failures = 0;
-	int64_t next = 0;
+	struct fetch_record *record = xcalloc(1, sizeof(*record));
 
-	account->running = false;
+	record->pg = pg;
+	record->account_id = account->account_id;
+	/* The account's previous outcome is committed: it ran until then. */
 	if (store_account_get_by_id(pg->store, account->account_id, &row) == 1)
-		failures = row.fetch_failures;
+		record->failures = row.fetch_failures;
 	store_account_clear(&row);
 
 	if (conn->error[0] != '\0') {
-		failures++;
+		record->failures++;
 		int64_t delay = pg->cfg->fetch_retry_min;
-		for (int i = 1; i < failures && delay < pg->cfg->fetch_retry_max; i++)
+		for (int i = 1; i < record->failures && delay < pg->cfg->fetch_retry_max; i++)
 			delay *= 2;
 		if (delay > pg->cfg->fetch_retry_max)
 			delay = pg->cfg->fetch_retry_max;
-		next = util_now() + delay;
+		record->delay = delay;
+		record->next = util_now() + delay;
+		record->error = xstrdup(conn->error);
 		log_event(LOG_WARN, "fetch_error", conn->account_name, NULL,
 			  "%s; retry in %lld s", conn->error, (long long)delay);
-		store_account_record_fetch(pg->store, account->account_id, conn->error, failures,
-					   next);
-		struct timeval tv = {.tv_sec = delay};
-		evtimer_add(account->retry_timer, &tv);
 	} else {
 		/* A fetch that went well but met a provider's anomaly shows it as
 		 * the account's last error, without a back-off. */
-		store_account_record_fetch(pg->store, account->account_id,
-					   conn->anomaly[0] != '\0' ? conn->anomaly : NULL, 0, 0);
-		evtimer_del(account->retry_timer);
+		record->failures = 0;
+		if (conn->anomaly[0] != '\0')
+			record->error = xstrdup(conn->anomaly);
 		/* A listing cut at max_listed: the next part follows at once while
 		 * the fetches store something new (a provider that ignores DELE
 		 * would list the same first part again: no loop then). */
-		if (conn->listing.unlisted > 0 && conn->stored_count > 0)
-			account->again = true;
+		record->more = conn->listing.unlisted > 0 && conn->stored_count > 0;
 	}
-	if (account->again) {
-		/* Asked for while running; after a failure, back-off still holds. */
-		account->again = false;
-		fetcher_request(fetcher, account->account_id, 0);
+	/* The account runs until the outcome is committed: a fetch asked for
+	 * meanwhile follows it (fetcher_request). */
+	if (writer_submit(pg->writer, NULL, fetcher_record_work, fetcher_record_done, record) < 0)
+		fetcher_record_done(-1, "the store is overloaded", record);
+}
+
+/* A fetch's start mark on its way to the store: the connection waits for
+ * its commit (fetcher_begin_done). */
+struct fetch_begin {
+	struct provider_conn *conn; /* NULL once the connection ended */
+	int64_t account_id;
+};
+
+/* The connection of BEGIN ends before its mark is committed (client.h). */
+void fetcher_begin_detach(struct fetch_begin *begin)
+{
+	begin->conn = NULL;
+}
+
+static int fetcher_begin_work(struct store *store, void *arg)
+{
+	struct fetch_begin *begin = arg;
+
+	if (store_account_fetch_begin(store, begin->account_id) < 0)
+		return -1;
+	return 0;
+}
+
+/* In the loop, once the mark is committed: only now does the connection go
+ * to the provider, so nothing there is deleted by a fetch that a restart
+ * would not know was cut. */
+static void fetcher_begin_done(int result, const char *error, void *arg)
+{
+	struct fetch_begin *begin = arg;
+	struct provider_conn *conn = begin->conn;
+
+	free(begin);
+	if (conn == NULL)
+		return;
+	conn->begin = NULL;
+	if (conn->state == PROVIDER_DONE)
+		return; /* ended meanwhile (its deadline); freed from the loop next */
+	if (result < 0) {
+		provider_fail(conn, "cannot mark the fetch as started: %s", error);
+		return;
 	}
+	provider_conn_start(conn);
 }
 
 static void fetcher_start(struct fetcher *fetcher, struct fetch_account *account)
@@ -137,18 +249,24 @@ static void fetcher_start(struct fetcher *fetcher, struct fetch_account *account
 		store_account_clear(&row);
 		return;
 	}
-	/* Marked before the first byte reaches the provider: a restart fetches
-	 * an account whose fetch never ended (popgate.c, recover). */
-	if (store_account_fetch_begin(pg->store, account->account_id) < 0)
-		log_event(LOG_WARN, "error", row.name, NULL,
-			  "cannot mark the fetch as started: %s", store_errmsg(pg->store));
 	struct provider_conn *conn =
 		provider_conn_new(fetcher, PROVIDER_MODE_FETCH, row.login, row.host, password);
 	crypto_password_free(&password);
 	conn->account = account;
 	account->running = true;
 	store_account_clear(&row);
-	provider_conn_start(conn);
+	/* Marked before the first byte reaches the provider: a restart fetches
+	 * an account whose fetch never ended (popgate.c, recover). The writer
+	 * thread commits the mark; the connection starts in its completion. */
+	struct fetch_begin *begin = xcalloc(1, sizeof(*begin));
+	begin->conn = conn;
+	begin->account_id = account->account_id;
+	if (writer_submit(pg->writer, NULL, fetcher_begin_work, fetcher_begin_done, begin) < 0) {
+		free(begin);
+		provider_fail(conn, "cannot mark the fetch as started: the store is overloaded");
+		return;
+	}
+	conn->begin = begin;
 }
 
 /* ---- public --------------------------------------------------------------- */

@@ -120,18 +120,74 @@ static void provider_report_duplicates(struct provider_conn *conn)
 		  conn->anomaly, listing->duplicate_uidls);
 }
 
+/* The UIDLs a complete listing holds, on their way to the store: the
+ * recorded ones not among them are forgotten. */
+struct provider_prune {
+	int64_t account_id;
+	char *account_name;
+	char **present;
+	size_t count;
+};
+
+static void provider_prune_free(struct provider_prune *prune)
+{
+	for (size_t i = 0; i < prune->count; i++)
+		free(prune->present[i]);
+	free(prune->present);
+	free(prune->account_name);
+	free(prune);
+}
+
+static int provider_prune_work(struct store *store, void *arg)
+{
+	struct provider_prune *prune = arg;
+
+	if (store_uidl_prune(store, prune->account_id, prune->present, prune->count) < 0)
+		return -1;
+	return 0;
+}
+
+static void provider_prune_done(int result, const char *error, void *arg)
+{
+	struct provider_prune *prune = arg;
+
+	/* Harmless: the UIDLs are forgotten after the next complete listing. */
+	if (result < 0)
+		log_event(LOG_WARN, "error", prune->account_name, NULL,
+			  "cannot forget the UIDLs the provider no longer lists: %s", error);
+	provider_prune_free(prune);
+}
+
+/*
+ * Queues the prune of CONN's account to the listing's UIDLs. The writer
+ * commits jobs in the order queued: a message of an earlier fetch still
+ * being committed (that fetch passed its deadline) has its row and UIDL
+ * written before this runs, and this fetch's messages after it; either way
+ * its UIDL is listed (it is deleted at the provider only after its commit),
+ * so nothing a row is committed for is forgotten.
+ */
+static void provider_prune_submit(struct provider_conn *conn)
+{
+	struct provider_prune *prune = xcalloc(1, sizeof(*prune));
+
+	prune->account_id = conn->account->account_id;
+	prune->account_name = xstrdup(conn->account_name);
+	prune->present = xcalloc(conn->listing.count + 1, sizeof(char *));
+	for (size_t i = 0; i < conn->listing.count; i++)
+		prune->present[i] = xstrdup(conn->listing.entries[i].uidl);
+	prune->count = conn->listing.count;
+	if (writer_submit(conn->fetcher->pg->writer, NULL, provider_prune_work,
+			  provider_prune_done, prune) < 0)
+		provider_prune_done(-1, "the store is overloaded", prune);
+}
+
 /* The UIDL listing is complete (client.h). */
 void provider_listing_closed(struct provider_conn *conn)
 {
 	/* UIDLs the provider no longer lists are gone there for good;
 	 * a listing cut at max_listed proves nothing of the rest. */
 	if (conn->listing.unlisted == 0) {
-		char **present = xcalloc(conn->listing.count + 1, sizeof(char *));
-		for (size_t i = 0; i < conn->listing.count; i++)
-			present[i] = conn->listing.entries[i].uidl;
-		store_uidl_prune(conn->fetcher->pg->store, conn->account->account_id, present,
-				 conn->listing.count);
-		free(present);
+		provider_prune_submit(conn);
 		log_event(LOG_INFO, "fetch", conn->account_name, NULL,
 			  "%zu message(s) at the provider", conn->listing.count);
 	} else {

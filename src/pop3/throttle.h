@@ -16,8 +16,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct popgate;
+struct store;
 
 /* Room for a key: the prefix and an account name (login and host). */
 #define THROTTLE_KEY_MAX 640
@@ -57,16 +59,58 @@ void throttle_attempt_init_console(struct throttle_attempt *attempt, const char 
  * one has (the attempt must be refused unchecked), -1 on a store error. */
 int throttle_check(struct popgate *pg, struct throttle_attempt *attempt);
 
-/* Counts the attempt as a pending failure on both keys. 0, or -1 on a store
- * error (nothing counted). */
-int throttle_count(struct popgate *pg, struct throttle_attempt *attempt);
+/*
+ * In the writer thread (or any caller with the store to itself): counts
+ * ATTEMPT as a pending failure on both keys, unless one has reached LIMIT
+ * failures within WINDOW (checked again here, in the same transaction: so
+ * attempts that passed throttle_check at once still stay within the limit).
+ * 1 counted (ATTEMPT->counted set), 0 refused, -1 on a store error (the
+ * caller's transaction must be undone).
+ */
+int throttle_store_count(struct store *store, struct throttle_attempt *attempt, int64_t window,
+			 int limit, int64_t now);
 
-/* The password proved right: the account's failures are forgotten and the
- * attempt's pending count on the address is released. */
-void throttle_succeeded(struct popgate *pg, struct throttle_attempt *attempt);
+/* The store part of throttle_succeeded and throttle_release, likewise.
+ * 0, or -1 on a store error. */
+int throttle_store_succeeded(struct store *store, struct throttle_attempt *attempt);
+int throttle_store_release(struct store *store, struct throttle_attempt *attempt);
+
+/* RESULT: 1 counted, 0 refused (a key reached the limit meanwhile), -1 a
+ * store error (nothing counted). */
+typedef void throttle_count_cb(int result, void *ctx);
+
+struct throttle_count;
+
+/*
+ * Counts ATTEMPT (throttle_store_count) in the writer thread; CALLBACK
+ * follows in the loop once that committed, never inside this call, with
+ * ATTEMPT->counted set if it was counted. ATTEMPT must stay until then, or
+ * be forgotten. NULL if the writer refused the job (nothing counted, no
+ * callback).
+ */
+struct throttle_count *throttle_count_start(struct popgate *pg, struct throttle_attempt *attempt,
+					    throttle_count_cb *callback, void *ctx);
+
+/* The owner of a started count goes away: CALLBACK is not called and the
+ * attempt not touched; the count still commits and stays a failure (a client
+ * that left). NULL is fine; sets *COUNT to NULL. */
+void throttle_count_forget(struct throttle_count **count);
+
+/*
+ * The password proved right: the account's failures are forgotten and the
+ * attempt's pending count on the address is released, by the writer thread;
+ * CALLBACK follows in the loop once that committed, so that the next attempt
+ * is checked against the counts without them. NULL when there was nothing
+ * to write (or the writer refused it): no callback then, go on at once. The
+ * handle is forgotten like a count's.
+ */
+struct throttle_count *throttle_succeeded(struct popgate *pg, struct throttle_attempt *attempt,
+					  throttle_count_cb *callback, void *ctx);
 
 /* The attempt ended through no fault of the client's credentials (an
- * internal error, a cap on live checks): its pending counts are released. */
-void throttle_release(struct popgate *pg, struct throttle_attempt *attempt);
+ * internal error, a cap on live checks): its pending counts are released,
+ * with CALLBACK and the handle as throttle_succeeded's. */
+struct throttle_count *throttle_release(struct popgate *pg, struct throttle_attempt *attempt,
+					throttle_count_cb *callback, void *ctx);
 
 #endif

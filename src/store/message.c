@@ -420,7 +420,8 @@ int store_message_exists(struct store *store, const char *id)
 	return store_stmt_exists(store, stmt, "looking up a message");
 }
 
-int store_message_expire_delivered(struct store *store, int64_t cutoff)
+int store_message_expire_rows(struct store *store, int64_t cutoff, char (**ids_r)[SPOOL_ID_LEN + 1],
+			      size_t *count_r)
 {
 	static const char select_sql[] =
 	    "SELECT id FROM message WHERE state = ? AND state_changed_at < ?";
@@ -430,15 +431,16 @@ int store_message_expire_delivered(struct store *store, int64_t cutoff)
 	size_t count = 0;
 	size_t capacity = 0;
 	sqlite3_stmt *stmt;
+	bool outer;
 	int rc;
 
-	/* The bodies go only after the deletion commits, which a caller's
-	 * transaction would postpone past this function: a bug to call it so. */
-	assert(sqlite3_get_autocommit(store->db));
-	if (store_begin(store) < 0)
+	*ids_r = NULL;
+	*count_r = 0;
+	/* Inside one IMMEDIATE transaction (the caller's or this one) the
+	 * SELECT and the DELETE see the same rows: no writer can move a
+	 * message in between. */
+	if (store_tx_begin(store, &outer) < 0)
 		return -1;
-	/* Inside one IMMEDIATE transaction the SELECT and the DELETE see the
-	 * same rows: no writer can move a message in between. */
 	stmt = store_stmt_prepare(store, select_sql);
 	if (stmt == NULL)
 		goto fail;
@@ -466,21 +468,47 @@ int store_message_expire_delivered(struct store *store, int64_t cutoff)
 	if (store_stmt_done(store, stmt, "deleting expired messages") < 0)
 		goto fail;
 	rc = sqlite3_changes(store->db);
-	if (store_commit(store) < 0)
-		goto fail;
-	/* A body left behind by a failure here has no row any more, so the
-	 * start-up sweep (spool_remove_orphans) removes it. */
-	for (size_t i = 0; i < count; i++) {
-		if (spool_remove(store->data_dir, ids[i]) < 0)
-			log_warn("store: removing the body of %s: %s", ids[i], strerror(errno));
+	if (store_tx_commit(store, outer) < 0) {
+		/* Harmless after a failed commit, which has rolled back already. */
+		if (outer)
+			store_rollback(store);
+		free(ids);
+		return -1;
 	}
-	free(ids);
+	*ids_r = ids;
+	*count_r = count;
 	return rc;
 fail:
-	/* Harmless after a failed commit, which has rolled back already. */
-	store_rollback(store);
+	store_tx_rollback(store, outer);
 	free(ids);
 	return -1;
+}
+
+void store_message_remove_bodies(const char *data_dir, const char (*ids)[SPOOL_ID_LEN + 1],
+				 size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (spool_remove(data_dir, ids[i]) < 0)
+			log_warn("store: removing the body of %s: %s", ids[i], strerror(errno));
+	}
+}
+
+int store_message_expire_delivered(struct store *store, int64_t cutoff)
+{
+	char(*ids)[SPOOL_ID_LEN + 1] = NULL;
+	size_t count = 0;
+
+	/* The bodies go only after the deletion commits, which a caller's
+	 * transaction would postpone past this function: a bug to call it so. */
+	assert(sqlite3_get_autocommit(store->db));
+	int rc = store_message_expire_rows(store, cutoff, &ids, &count);
+	if (rc < 0)
+		return -1;
+	/* A body left behind by a failure here has no row any more, so the
+	 * start-up sweep (spool_remove_orphans) removes it. */
+	store_message_remove_bodies(store->data_dir, (const char(*)[SPOOL_ID_LEN + 1])ids, count);
+	free(ids);
+	return rc;
 }
 
 int store_message_count_by_state(struct store *store, int64_t account_id,

@@ -151,6 +151,20 @@ int store_message_exists(struct store *store, const char *id);
  */
 int store_message_expire_delivered(struct store *store, int64_t cutoff);
 
+/*
+ * Deletes rows in state delivered whose state changed before CUTOFF, in the
+ * caller's transaction if there is one (the writer thread's), and hands back
+ * the ids of the bodies to remove once that commits (*IDS_R, *COUNT_R, freed
+ * by the caller). Returns how many rows, or -1 (nothing handed back).
+ */
+int store_message_expire_rows(struct store *store, int64_t cutoff, char (**ids_r)[SPOOL_ID_LEN + 1],
+			      size_t *count_r);
+
+/* Removes the bodies IDS (after their rows' deletion committed); a failure is
+ * logged, and the start-up sweep removes what is left. */
+void store_message_remove_bodies(const char *data_dir, const char (*ids)[SPOOL_ID_LEN + 1],
+				 size_t count);
+
 /* Counts of the account's messages per state into COUNTS[MESSAGE_STATE_COUNT].
  * 0 or -1. */
 int store_message_count_by_state(struct store *store, int64_t account_id,

@@ -142,6 +142,13 @@ static int failures(struct fixture *f, const char *key)
 	return store_login_failures(f->pg.store, key, f->cfg.login_fail_window, util_now());
 }
 
+/* Counts ATTEMPT as the writer thread does (throttle_count_start). */
+static int count(struct fixture *f, struct throttle_attempt *attempt)
+{
+	return throttle_store_count(f->pg.store, attempt, f->cfg.login_fail_window,
+				    f->cfg.login_fail_limit, util_now());
+}
+
 /* Counted at the start: LIMIT attempts in flight refuse the next one. */
 static void test_counted_at_start(void **state)
 {
@@ -152,11 +159,15 @@ static void test_counted_at_start(void **state)
 	throttle_attempt_init(&b, "127.0.0.1", "ME@host");
 	throttle_attempt_init(&c, "127.0.0.1", "me@HOST");
 	assert_int_equal(throttle_check(&f->pg, &a), 1);
-	assert_int_equal(throttle_count(&f->pg, &a), 0);
+	assert_int_equal(count(f, &a), 1);
 	assert_int_equal(throttle_check(&f->pg, &b), 1);
-	assert_int_equal(throttle_count(&f->pg, &b), 0);
+	assert_int_equal(count(f, &b), 1);
 	/* Neither has an answer yet, and still the third is refused. */
 	assert_int_equal(throttle_check(&f->pg, &c), 0);
+	/* One that passed the check with them is refused when counted, in the
+	 * writer's transaction, and counts nothing. */
+	assert_int_equal(count(f, &c), 0);
+	assert_false(c.counted);
 	assert_int_equal(failures(f, "pop3-account:me@host"), 2);
 	assert_int_equal(failures(f, "pop3-address:127.0.0.1"), 2);
 }
@@ -170,17 +181,17 @@ static void test_success_and_release(void **state)
 
 	throttle_attempt_init(&a, "127.0.0.1", "me@host");
 	throttle_attempt_init(&b, "127.0.0.1", "me@host");
-	assert_int_equal(throttle_count(&f->pg, &a), 0);
-	assert_int_equal(throttle_count(&f->pg, &b), 0);
-	throttle_release(&f->pg, &b);
+	assert_int_equal(count(f, &a), 1);
+	assert_int_equal(count(f, &b), 1);
+	throttle_store_release(f->pg.store, &b);
 	assert_int_equal(failures(f, "pop3-account:me@host"), 1);
 	assert_int_equal(failures(f, "pop3-address:127.0.0.1"), 1);
-	throttle_release(&f->pg, &b); /* only once */
+	throttle_store_release(f->pg.store, &b); /* only once */
 	assert_int_equal(failures(f, "pop3-address:127.0.0.1"), 1);
 
 	throttle_attempt_init(&b, "127.0.0.1", "me@host");
-	assert_int_equal(throttle_count(&f->pg, &b), 0);
-	throttle_succeeded(&f->pg, &b);
+	assert_int_equal(count(f, &b), 1);
+	throttle_store_succeeded(f->pg.store, &b);
 	assert_int_equal(failures(f, "pop3-account:me@host"), 0);
 	/* A's count (say, a wrong password) stays on the address. */
 	assert_int_equal(failures(f, "pop3-address:127.0.0.1"), 1);
@@ -195,8 +206,8 @@ static void test_account_key_alone(void **state)
 	throttle_attempt_init(&a, "127.0.0.2", "me@host");
 	throttle_attempt_init(&b, "2001:db8::2", "Me@host");
 	throttle_attempt_init(&c, "127.0.0.4", "mE@host");
-	assert_int_equal(throttle_count(&f->pg, &a), 0);
-	assert_int_equal(throttle_count(&f->pg, &b), 0);
+	assert_int_equal(count(f, &a), 1);
+	assert_int_equal(count(f, &b), 1);
 	assert_int_equal(throttle_check(&f->pg, &c), 0);
 	/* Another account from those addresses is still let through. */
 	throttle_attempt_init(&c, "127.0.0.4", "you@host");
@@ -212,8 +223,8 @@ static void test_address_key_alone(void **state)
 	throttle_attempt_init(&a, "2001:db8:0:1::a", "one@host");
 	throttle_attempt_init(&b, "2001:db8:0:1::b", "two@host");
 	throttle_attempt_init(&c, "2001:db8:0:1:ffff::c", "three@host");
-	assert_int_equal(throttle_count(&f->pg, &a), 0);
-	assert_int_equal(throttle_count(&f->pg, &b), 0);
+	assert_int_equal(count(f, &a), 1);
+	assert_int_equal(count(f, &b), 1);
 	assert_int_equal(throttle_check(&f->pg, &c), 0);
 	throttle_attempt_init(&c, "2001:db8:0:2::c", "three@host");
 	assert_int_equal(throttle_check(&f->pg, &c), 1);
@@ -230,21 +241,21 @@ static void test_console_keys(void **state)
 	throttle_attempt_init_console(&a, "2001:db8:0:1::a", "user:me+host");
 	assert_string_equal(a.address_key, "address:2001:db8:0:1::/64");
 	assert_string_equal(a.account_key, "user:me+host");
-	assert_int_equal(throttle_count(&f->pg, &a), 0);
+	assert_int_equal(count(f, &a), 1);
 	assert_int_equal(failures(f, "address:2001:db8:0:1::/64"), 1);
 
 	throttle_attempt_init_console(&b, NULL, "admin");
 	assert_string_equal(b.address_key, "");
 	assert_int_equal(throttle_check(&f->pg, &b), 1);
-	assert_int_equal(throttle_count(&f->pg, &b), 0);
+	assert_int_equal(count(f, &b), 1);
 	assert_int_equal(failures(f, "admin"), 1);
 	assert_int_equal(failures(f, ""), 0);
-	throttle_release(&f->pg, &b);
+	throttle_store_release(f->pg.store, &b);
 	assert_int_equal(failures(f, "admin"), 0);
 	for (int i = 0; i < f->cfg.login_fail_limit; i++)
-		assert_int_equal(throttle_count(&f->pg, &b), 0);
+		assert_int_equal(count(f, &b), 1);
 	assert_int_equal(throttle_check(&f->pg, &b), 0);
-	throttle_succeeded(&f->pg, &b);
+	throttle_store_succeeded(f->pg.store, &b);
 	assert_int_equal(failures(f, "admin"), 0);
 	assert_int_equal(failures(f, "address:2001:db8:0:1::/64"), 1);
 }
