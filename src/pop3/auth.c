@@ -33,9 +33,9 @@
  * minute costs one hash, not one argon2id run.
  *
  * Nothing here writes the store from the loop: the throttle's counts and
- * the accounts and users a login creates or updates are committed by the
- * writer thread (store/writer.h), and the request goes on in the
- * completion; meanwhile it stays alive on a cancel, as while an offload
+ * the accounts and users a login creates or updates (pop3/auth_store.c)
+ * are committed by the writer thread (store/writer.h), and the request goes
+ * on in the completion; meanwhile it stays alive on a cancel, as while an offload
  * job runs.
  *
  * SECURITY: the name and password come from the client. The password is
@@ -62,6 +62,7 @@
 #include "core/util.h"
 #include "pop3/auth.h"
 #include "pop3/auth_cache.h"
+#include "pop3/auth_internal.h"
 #include "pop3/fetch.h"
 #include "pop3/parse.h"
 #include "pop3/throttle.h"
@@ -69,67 +70,6 @@
 #include "store/account.h"
 #include "store/login.h"
 #include "store/setting.h"
-#include "store/writer.h"
-
-#define AUTH_LOGIN_MAX 256
-#define AUTH_HOST_MAX 256
-/* Longer console names cannot be a user or an account; refused unread. */
-#define AUTH_CONSOLE_NAME_MAX 512
-
-/* Which login a request is, and so which steps it takes. */
-enum auth_kind {
-	AUTH_KIND_POP3,	   /* a mail client: an account name "login@host" */
-	AUTH_KIND_CONSOLE, /* a user of the console: a user or account name */
-	AUTH_KIND_ADMIN,   /* the administrator */
-};
-
-struct auth_request {
-	struct auth *auth;
-	enum auth_kind kind;
-	char *name;	     /* POP3: normalised "login@host"; console: the user found */
-	char *shown;	     /* the name for the log, sanitised */
-	char *login;	     /* the provider account a live check asks */
-	char *host;
-	char *password;	     /* wiped when the request ends */
-	char *client_address; /* NULL: the command line */
-	bool exists;	     /* the account was found in the store (its hash tried) */
-	int64_t account_id;
-	struct throttle_attempt throttle;
-	struct throttle_count *count; /* while the writer thread writes the attempt's counts */
-	void (*after_count)(struct auth_request *request); /* the step once written */
-	char *typed;	     /* console: the name as typed, until looked up */
-	struct auth_store_job *store_job; /* while the writer thread stores the account */
-	bool checked_live;   /* the password proved right at the provider */
-	bool live_check;     /* counted in auth->live_checks */
-	struct fetch_verify *verify;
-	struct event *reply_timer;
-
-	/* argon2id runs in the offload threads; while a job runs, the request
-	 * must stay alive (a cancel only marks it, and the job's end frees it). */
-	bool job_running;
-	bool cancelled;
-	char *stored_hash;	/* the hash the verify job checks */
-	int verify_result;	/* crypto_password_verify's answer */
-	int hash_status;	/* 0 when NEW_HASH and NEW_SECRET were made */
-	char new_hash[CRYPTO_HASH_MAX];
-	unsigned char *new_secret;
-	size_t new_secret_len;
-	enum auth_result result;
-	char message[256];
-	auth_done_cb *callback;		   /* POP3 */
-	auth_console_cb *console_callback; /* console and administrator */
-	void *ctx;
-	TAILQ_ENTRY(auth_request) entry;
-};
-
-TAILQ_HEAD(auth_request_list, auth_request);
-
-struct auth {
-	struct popgate *pg;
-	struct auth_cache *cache; /* POP3 logins that succeeded lately */
-	struct auth_request_list requests;
-	unsigned live_checks; /* requests with live_check set */
-};
 
 /* ---- live checks at providers ---------------------------------------------- */
 
@@ -163,7 +103,7 @@ static void auth_live_check_end(struct auth_request *request)
 
 /* ---- requests ------------------------------------------------------------ */
 
-static void auth_wipe(char **secret)
+void auth_wipe(char **secret)
 {
 	if (*secret == NULL)
 		return;
@@ -171,9 +111,7 @@ static void auth_wipe(char **secret)
 	xfree(secret);
 }
 
-static void auth_store_job_detach(struct auth_store_job *job);
-
-static void auth_request_free(struct auth_request *request)
+void auth_request_free(struct auth_request *request)
 {
 	TAILQ_REMOVE(&request->auth->requests, request, entry);
 	throttle_count_forget(&request->count);
@@ -337,7 +275,7 @@ static void auth_answer_internal(struct auth_request *request)
 
 /* An internal error: the client is not at fault, so the attempt's pending
  * count is released. */
-static void auth_fail_internal(struct auth_request *request)
+void auth_fail_internal(struct auth_request *request)
 {
 	auth_after_throttle(request,
 			    throttle_release(request->auth->pg, &request->throttle,
@@ -377,187 +315,13 @@ static void auth_succeed_answer(struct auth_request *request)
 
 /* The password proved right. CHECKED_LIVE: by the provider, just now. The
  * answer waits for the throttle's counts to be cleared, when there are any. */
-static void auth_succeed(struct auth_request *request, bool checked_live)
+void auth_succeed(struct auth_request *request, bool checked_live)
 {
 	request->checked_live = checked_live;
 	auth_after_throttle(request,
 			    throttle_succeeded(request->auth->pg, &request->throttle,
 					       auth_throttle_written_cb, request),
 			    auth_succeed_answer);
-}
-
-/* What the provider confirmed, on its way to the store: a new account and
- * user, or an account's new credentials. */
-struct auth_store_job {
-	struct auth_request *request; /* NULL once the request is gone */
-	bool create;
-	int64_t account_id; /* to update; or the account created or found */
-	char *name;
-	char *login;
-	char *host;
-	char *pseudo_domain;
-	char *hash;
-	unsigned char *secret;
-	size_t secret_len;
-	char *user_name; /* of the user created */
-	char *address;
-};
-
-/* The request of JOB is gone: the job still commits, and its completion
- * touches nothing else. */
-static void auth_store_job_detach(struct auth_store_job *job)
-{
-	job->request = NULL;
-}
-
-static void auth_store_job_free(struct auth_store_job *job)
-{
-	free(job->name);
-	free(job->login);
-	free(job->host);
-	free(job->pseudo_domain);
-	auth_wipe(&job->hash);
-	if (job->secret != NULL)
-		sodium_memzero(job->secret, job->secret_len);
-	free(job->secret);
-	free(job->user_name);
-	free(job->address);
-	free(job);
-}
-
-/* In the writer thread: the user and account created (1), or, when another
- * session created the account a moment ago, its credentials updated (2);
- * or the credentials of an account known updated (0). */
-static int auth_store_work(struct store *store, void *arg)
-{
-	struct auth_store_job *job = arg;
-	struct store_account account = {0};
-	struct store_account existing = {0};
-
-	if (!job->create)
-		return store_account_update_credentials(store, job->account_id, job->hash,
-							job->secret, job->secret_len) < 0
-			   ? -1
-			   : 0;
-	/* The name is chosen in the transaction that takes it. */
-	job->user_name = store_login_user_name_new(store, job->login, job->host);
-	if (job->user_name == NULL)
-		return -1;
-	job->address = xasprintf("%s@%s", job->user_name, job->pseudo_domain);
-	account.name = job->name;
-	account.login = job->login;
-	account.host = job->host;
-	account.password_hash = job->hash;
-	account.secret = job->secret;
-	account.secret_len = job->secret_len;
-	if (store_account_create(store, &account, job->user_name, job->address) == 0) {
-		job->account_id = account.id;
-		free(account.user_name); /* filled in by store_account_create */
-		return 1;
-	}
-	free(account.user_name);
-	/* Another session may have created it a moment ago. */
-	if (store_account_get(store, job->name, &existing) != 1) {
-		store_account_clear(&existing);
-		return -1;
-	}
-	job->account_id = existing.id;
-	store_account_clear(&existing);
-	store_account_update_credentials(store, job->account_id, job->hash, job->secret,
-					 job->secret_len);
-	return 2;
-}
-
-/* In the loop, once committed: the login succeeds (or fails internally). */
-static void auth_store_done(int result, const char *error, void *arg)
-{
-	struct auth_store_job *job = arg;
-	struct auth_request *request = job->request;
-
-	if (result < 0)
-		log_event(LOG_ERROR, "error", job->name, NULL, "cannot %s: %s",
-			  job->create ? "create the account" : "store the new password", error);
-	else if (result == 1)
-		log_event(LOG_INFO, "user_created", job->name, NULL, "user %s, address %s",
-			  job->user_name, job->address);
-	else if (result == 0)
-		log_event(LOG_INFO, "credentials_updated", job->name, NULL,
-			  "the provider accepted a new password");
-	if (request != NULL) {
-		request->store_job = NULL;
-		request->job_running = false;
-		if (request->cancelled)
-			auth_request_free(request);
-		else if (result < 0)
-			auth_fail_internal(request);
-		else {
-			request->account_id = job->account_id;
-			auth_succeed(request, true);
-		}
-	}
-	auth_store_job_free(job);
-}
-
-/*
- * The provider confirmed the login: a first one creates the account and its
- * user (CREATE), else the account's credentials are updated. The writer
- * thread commits it; the login succeeds in its completion.
- */
-static void auth_store_credentials(struct auth_request *request, bool create)
-{
-	struct popgate *pg = request->auth->pg;
-	struct auth_store_job *job = xcalloc(1, sizeof(*job));
-
-	job->request = request;
-	job->create = create;
-	job->account_id = request->account_id;
-	job->name = xstrdup(request->name);
-	job->login = xstrdup(request->login);
-	job->host = xstrdup(request->host);
-	job->pseudo_domain = xstrdup(pg->cfg->pseudo_domain);
-	job->hash = xstrdup(request->new_hash);
-	job->secret = xmalloc(request->new_secret_len);
-	memcpy(job->secret, request->new_secret, request->new_secret_len);
-	job->secret_len = request->new_secret_len;
-	if (writer_submit(pg->writer, NULL, auth_store_work, auth_store_done, job) < 0) {
-		job->request = NULL;
-		auth_store_done(-1, "the store is overloaded", job);
-		auth_fail_internal(request);
-		return;
-	}
-	request->store_job = job;
-	request->job_running = true; /* a cancel only marks it */
-}
-
-/* In an offload thread: the argon2id hash and the sealed copy of the password. */
-static void auth_credentials_work(void *arg)
-{
-	struct auth_request *request = arg;
-
-	request->hash_status = crypto_password_hash(request->new_hash, request->password) == 0 &&
-					       crypto_secret_seal(&request->auth->pg->key,
-								  request->password,
-								  &request->new_secret,
-								  &request->new_secret_len) == 0
-				       ? 0
-				       : -1;
-}
-
-/* In the loop: store what the provider confirmed. */
-static void auth_credentials_done(void *arg)
-{
-	struct auth_request *request = arg;
-
-	request->job_running = false;
-	if (request->cancelled) {
-		auth_request_free(request);
-		return;
-	}
-	if (request->hash_status < 0) {
-		auth_fail_internal(request);
-		return;
-	}
-	auth_store_credentials(request, !request->exists);
 }
 
 static void auth_verified_cb(enum fetch_verify_result result, const char *error, void *ctx)
@@ -573,9 +337,7 @@ static void auth_verified_cb(enum fetch_verify_result result, const char *error,
 			auth_succeed(request, true);
 			return;
 		}
-		request->job_running = true;
-		offload_run(request->auth->pg->offload, auth_credentials_work,
-			    auth_credentials_done, request);
+		auth_store_confirmed(request);
 		return;
 	case FETCH_VERIFY_REJECTED:
 		auth_fail_credentials(request);
