@@ -13,7 +13,6 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -38,9 +37,9 @@
 #include "core/log.h"
 #include "core/resolver.h"
 #include "core/tls.h"
+#include "test_dnsmasq.h"
 #include "test_support.h"
 
-#define DNSMASQ "/usr/sbin/dnsmasq"
 /* Bounds every wait of these tests. */
 #define TEST_DEADLINE_SECONDS 20
 /* Server-side connections a test keeps, at most. */
@@ -71,7 +70,7 @@ struct fixture {
 	char cert[TEST_DIR_SIZE + 16];
 	char key[TEST_DIR_SIZE + 16];
 	char log[TEST_DIR_SIZE + 16];
-	pid_t dns_pid;
+	struct test_dnsmasq dns;
 	char dns_address[32];
 	SSL_CTX *server_ctx;
 	struct event_base *base;
@@ -91,117 +90,14 @@ static struct fixture fx;
 
 /* ---- the name server ------------------------------------------------------ */
 
-static int free_port(int family, int type)
-{
-	struct sockaddr_storage ss = {0};
-	socklen_t len;
-	int fd = socket(family, type, 0), port;
-
-	if (family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		len = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_addr = in6addr_loopback;
-		len = sizeof(*sin6);
-	}
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&ss, len), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
-	port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-				       : ((struct sockaddr_in6 *)&ss)->sin6_port);
-	close(fd);
-	return port;
-}
-
-static bool tcp_port_open(int port)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-				  .sin_port = htons((uint16_t)port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool open = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-
-	close(fd);
-	return open;
-}
-
-static int dns_start_on(int port)
-{
-	char conf[TEST_DIR_SIZE + 32], arg[TEST_DIR_SIZE + 48];
-	struct passwd *me = getpwuid(getuid());
-	FILE *f;
-
-	if (access(DNSMASQ, X_OK) != 0 || me == NULL) {
-		fprintf(stderr, "test_connector: %s is missing (dnsmasq-base)\n", DNSMASQ);
-		return -1;
-	}
-	snprintf(fx.dns_address, sizeof(fx.dns_address), "127.0.0.1:%d", port);
-	snprintf(conf, sizeof(conf), "%s/dnsmasq.conf", fx.dir);
-	f = fopen(conf, "w");
-	if (f == NULL)
-		return -1;
-	/* Stay the user that runs the tests: dnsmasq would switch to nobody. */
-	fprintf(f,
-		"no-resolv\nno-hosts\nbind-interfaces\nlisten-address=127.0.0.1\nport=%d\n"
-		"user=%s\n",
-		port, me->pw_name);
-	for (size_t i = 0; i < sizeof(test_records) / sizeof(test_records[0]); i++)
-		fprintf(f, "%s\n", test_records[i]);
-	fclose(f);
-	snprintf(arg, sizeof(arg), "--conf-file=%s", conf);
-	fx.dns_pid = fork();
-	if (fx.dns_pid < 0)
-		return -1;
-	if (fx.dns_pid == 0) {
-		execl(DNSMASQ, DNSMASQ, "--keep-in-foreground", "--pid-file=", arg, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < TEST_DEADLINE_SECONDS * 20; i++) {
-		if (tcp_port_open(port))
-			return 0;
-		if (waitpid(fx.dns_pid, NULL, WNOHANG) == fx.dns_pid) {
-			fx.dns_pid = 0;
-			return -1;
-		}
-		usleep(50000);
-	}
-	return -1;
-}
-
-/* A UDP port on 127.0.0.1 whose TCP twin is free too (dnsmasq takes both). */
-static int free_dns_port(void)
-{
-	for (int i = 0; i < 50; i++) {
-		int port = free_port(AF_INET, SOCK_DGRAM);
-		struct sockaddr_in sin = {.sin_family = AF_INET,
-					  .sin_port = htons((uint16_t)port),
-					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		int one = 1;
-
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		bool free_too = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-		close(fd);
-		if (free_too)
-			return port;
-	}
-	return -1;
-}
-
-/* dnsmasq on a free port; another process may take it meanwhile (the
- * tests of other programs run beside): then on the next. */
+/* dnsmasq on a free port (test_dnsmasq.h). */
 static int dns_start(void)
 {
-	for (int i = 0; i < 10; i++) {
-		int port = free_dns_port();
-		if (port > 0 && dns_start_on(port) == 0)
-			return 0;
-	}
-	return -1;
+	if (test_dnsmasq_start(&fx.dns, fx.dir, test_records,
+			       sizeof(test_records) / sizeof(test_records[0])) < 0)
+		return -1;
+	snprintf(fx.dns_address, sizeof(fx.dns_address), "%s", fx.dns.address);
+	return 0;
 }
 
 static int group_setup(void **state)
@@ -229,10 +125,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (fx.dns_pid > 0) {
-		kill(fx.dns_pid, SIGTERM);
-		waitpid(fx.dns_pid, NULL, 0);
-	}
+	test_dnsmasq_stop(&fx.dns);
 	SSL_CTX_free(fx.server_ctx);
 	log_close();
 	test_dir_remove(fx.dir);
@@ -434,7 +327,7 @@ static void test_no_address_answers(void **state)
 	(void)state;
 
 	struct connector_target target =
-	    target_for("dead.test", free_port(AF_INET, SOCK_STREAM), CONNECTOR_TLS_NONE);
+	    target_for("dead.test", test_dnsmasq_free_port(SOCK_STREAM), CONNECTOR_TLS_NONE);
 	connect_and_wait(&target, &outcome);
 	assert_null(outcome.bev);
 	/* The last address's reason, and the address. */

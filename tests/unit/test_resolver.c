@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -33,9 +32,9 @@
 #include <event2/event.h>
 
 #include "core/resolver.h"
+#include "test_dnsmasq.h"
 #include "test_support.h"
 
-#define DNSMASQ "/usr/sbin/dnsmasq"
 /* Bounds every wait of these tests. */
 #define TEST_DEADLINE_SECONDS 20
 
@@ -64,116 +63,24 @@ static const char *const test_records[] = {
 
 struct dns_server {
 	char dir[TEST_DIR_SIZE];
-	pid_t pid;
-	int port;
-	char address[32]; /* 127.0.0.1:PORT for resolver_new */
+	struct test_dnsmasq dns;
 };
 
 static struct dns_server server;
 
-/* A free UDP port on loopback (bound, read, closed). */
-static int test_free_port(int type)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, type, 0), port;
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
-/* Whether TCP port PORT on 127.0.0.1 can be bound. */
-static bool test_tcp_port_free(int port)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-				  .sin_port = htons((uint16_t)port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-	bool free_port;
-
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	free_port = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-	close(fd);
-	return free_port;
-}
-
-/* Whether something accepts TCP on 127.0.0.1:PORT (dnsmasq does once up). */
-static bool test_port_open(int port)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-				  .sin_port = htons((uint16_t)port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool open = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-
-	close(fd);
-	return open;
-}
-
 static int dns_server_start(void **state)
 {
-	char conf[TEST_DIR_SIZE + 32], arg[TEST_DIR_SIZE + 48];
-	struct passwd *me = getpwuid(getuid());
-	FILE *f;
 	(void)state;
-
-	if (access(DNSMASQ, X_OK) != 0) {
-		fprintf(stderr, "test_resolver: %s is missing (dnsmasq-base)\n", DNSMASQ);
+	if (test_dir_make(server.dir, sizeof(server.dir), "resolver") < 0)
 		return -1;
-	}
-	if (test_dir_make(server.dir, sizeof(server.dir), "resolver") < 0 || me == NULL)
-		return -1;
-	/* dnsmasq takes the TCP port of the same number too: pick one where
-	 * both are free (other programs' tests run beside and take ports). */
-	for (int i = 0; i < 50; i++) {
-		server.port = test_free_port(SOCK_DGRAM);
-		if (test_tcp_port_free(server.port))
-			break;
-	}
-	snprintf(server.address, sizeof(server.address), "127.0.0.1:%d", server.port);
-	snprintf(conf, sizeof(conf), "%s/dnsmasq.conf", server.dir);
-	f = fopen(conf, "w");
-	if (f == NULL)
-		return -1;
-	/* Stay the user that runs the tests: dnsmasq would switch to nobody. */
-	fprintf(f,
-		"no-resolv\nno-hosts\nbind-interfaces\nlisten-address=127.0.0.1\nport=%d\n"
-		"user=%s\n",
-		server.port, me->pw_name);
-	for (size_t i = 0; i < sizeof(test_records) / sizeof(test_records[0]); i++)
-		fprintf(f, "%s\n", test_records[i]);
-	fclose(f);
-	snprintf(arg, sizeof(arg), "--conf-file=%s", conf);
-	server.pid = fork();
-	if (server.pid < 0)
-		return -1;
-	if (server.pid == 0) {
-		execl(DNSMASQ, DNSMASQ, "--keep-in-foreground", "--pid-file=", arg, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < TEST_DEADLINE_SECONDS * 20; i++) {
-		if (test_port_open(server.port))
-			return 0;
-		if (waitpid(server.pid, NULL, WNOHANG) == server.pid) {
-			server.pid = 0;
-			return -1;
-		}
-		usleep(50000);
-	}
-	return -1;
+	return test_dnsmasq_start(&server.dns, server.dir, test_records,
+				  sizeof(test_records) / sizeof(test_records[0]));
 }
 
 static int dns_server_stop(void **state)
 {
 	(void)state;
-	if (server.pid > 0) {
-		kill(server.pid, SIGTERM);
-		waitpid(server.pid, NULL, 0);
-	}
+	test_dnsmasq_stop(&server.dns);
 	test_dir_remove(server.dir);
 	return 0;
 }
@@ -302,7 +209,7 @@ static void test_addresses_of_a_host(void **state)
 {
 	(void)state;
 	struct seen seen = {.base = event_base_new(), .expected = 1};
-	struct resolver *resolver = resolver_for(seen.base, server.address);
+	struct resolver *resolver = resolver_for(seen.base, server.dns.address);
 
 	/* The port asked for comes with every address; IPv4 first. */
 	assert_non_null(resolver_lookup_addresses(resolver, "both.test", 995, addresses_cb, &seen));
@@ -329,7 +236,7 @@ static void test_names_that_do_not_resolve(void **state)
 {
 	(void)state;
 	struct seen seen = {.base = event_base_new(), .expected = 1};
-	struct resolver *resolver = resolver_for(seen.base, server.address);
+	struct resolver *resolver = resolver_for(seen.base, server.dns.address);
 
 	resolver_lookup_addresses(resolver, "unknown.test", 110, addresses_cb, &seen);
 	seen_wait(&seen);
@@ -395,7 +302,7 @@ static void test_mx_in_preference_order(void **state)
 {
 	(void)state;
 	struct seen seen = {.base = event_base_new(), .expected = 1};
-	struct resolver *resolver = resolver_for(seen.base, server.address);
+	struct resolver *resolver = resolver_for(seen.base, server.dns.address);
 
 	/* The second answer comes from the cache. */
 	for (int round = 0; round < 2; round++) {
@@ -436,7 +343,7 @@ static void test_txt_strings_and_records(void **state)
 {
 	(void)state;
 	struct seen seen = {.base = event_base_new(), .expected = 1};
-	struct resolver *resolver = resolver_for(seen.base, server.address);
+	struct resolver *resolver = resolver_for(seen.base, server.dns.address);
 
 	/* One record of two strings: SPF reads them joined. */
 	resolver_lookup(resolver, "spf.test", RESOLVER_TXT, answer_cb, &seen);
@@ -468,7 +375,7 @@ static void test_ptr_of_an_address(void **state)
 {
 	(void)state;
 	struct seen seen = {.base = event_base_new(), .expected = 1};
-	struct resolver *resolver = resolver_for(seen.base, server.address);
+	struct resolver *resolver = resolver_for(seen.base, server.dns.address);
 	struct sockaddr_in sin = {.sin_family = AF_INET};
 	char name[80];
 
@@ -533,7 +440,7 @@ static void test_many_lookups_at_once(void **state)
 {
 	(void)state;
 	struct many many = {.base = event_base_new()};
-	struct resolver *resolver = resolver_for(many.base, server.address);
+	struct resolver *resolver = resolver_for(many.base, server.dns.address);
 	struct timeval deadline = {TEST_DEADLINE_SECONDS, 0};
 	char name[32];
 
@@ -595,7 +502,7 @@ static void test_cancelled_lookup_never_calls_back(void **state)
 {
 	(void)state;
 	struct seen seen = {.base = event_base_new(), .expected = 1};
-	struct resolver *resolver = resolver_for(seen.base, server.address);
+	struct resolver *resolver = resolver_for(seen.base, server.dns.address);
 	struct resolver_lookup *lookup;
 
 	/* Cancelled before its answer came: dnsmasq answers at once, so the

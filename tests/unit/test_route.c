@@ -52,7 +52,8 @@ static void test_job_fill(void **state)
 	assert_null(job.profile);
 
 	/* A login that is not an address gives no recipient; a missing
-	 * account gives placeholders, not an empty (unsendable) job. */
+	 * account gives "-" as its name and host (what the log shows for an
+	 * unknown account), not empty fields an encoder would refuse. */
 	account.login = "alice";
 	route_job_fill(&message, &account, &job, recipient);
 	assert_int_equal(job.envelope.recipient_count, 0);
