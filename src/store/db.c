@@ -214,6 +214,56 @@ static const char *const store_migrations[] = {
     "  PRIMARY KEY (message_id, address)"
     ");"
     "CREATE INDEX envelope_recipient_due ON envelope_recipient(status, next_attempt_at);",
+    /*
+     * 9: the SMTP relay (S1-S3, U5). Local Networks, the clients that may
+     * relay without authentication: loopback only until the administrator
+     * adds more. Transport rules, in the order they are tried: a recipient
+     * domain (wildcards allowed) or a sender matched sends through a relay
+     * host, with its own TLS mode and optional credentials (encrypted with
+     * the credential key, as provider passwords are). Per recipient of an
+     * envelope, the last attempt and the remote server's last reply, for
+     * `popgatectl queue` and the DSN; per envelope, whether the sender was
+     * sent a DSN. The correspondents a user has written to (CISS trusts
+     * them), and the DKIM keys outbound mail is signed with (encrypted).
+     */
+    "CREATE TABLE local_network ("
+    "  name TEXT PRIMARY KEY,"
+    "  cidr TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "INSERT INTO local_network (name, cidr, created_at) VALUES"
+    " ('loopback', '127.0.0.0/8', 0), ('loopback6', '::1/128', 0);"
+    "CREATE TABLE transport_rule ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  position INTEGER NOT NULL UNIQUE,"
+    "  match_kind TEXT NOT NULL CHECK (match_kind IN ('domain', 'sender')),"
+    "  pattern TEXT NOT NULL,"
+    "  host TEXT NOT NULL,"
+    "  port INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),"
+    "  tls_mode TEXT NOT NULL DEFAULT 'opportunistic'"
+    "   CHECK (tls_mode IN ('none', 'opportunistic', 'required', 'verified')),"
+    "  auth_user TEXT,"
+    "  auth_secret BLOB,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "ALTER TABLE envelope ADD COLUMN dsn_sent INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE envelope_recipient ADD COLUMN last_attempt_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE envelope_recipient ADD COLUMN last_reply TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE correspondent ("
+    "  user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,"
+    "  address TEXT NOT NULL,"
+    "  first_at INTEGER NOT NULL,"
+    "  last_at INTEGER NOT NULL,"
+    "  messages INTEGER NOT NULL DEFAULT 1,"
+    "  PRIMARY KEY (user_id, address)"
+    ");"
+    "CREATE TABLE dkim_key ("
+    "  domain TEXT PRIMARY KEY,"
+    "  selector TEXT NOT NULL,"
+    "  algorithm TEXT NOT NULL CHECK (algorithm IN ('ed25519', 'rsa')),"
+    "  private_key BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ");",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
