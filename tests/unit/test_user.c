@@ -144,6 +144,8 @@ static void test_migration_from_v1(void **state)
 
 	/* Take the database back to its version 1 shape, with users in it. */
 	test_exec_sql(f->store, "DROP TABLE envelope_recipient; DROP TABLE envelope;"
+				"DROP TABLE local_network; DROP TABLE transport_rule;"
+				"DROP TABLE correspondent; DROP TABLE dkim_key;"
 				"ALTER TABLE message DROP COLUMN source;"
 				"ALTER TABLE message DROP COLUMN verdict_score;"
 				"ALTER TABLE message DROP COLUMN verdict_action;"
