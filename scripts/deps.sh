@@ -3,8 +3,8 @@
 #   scripts/deps.sh run    to build and run
 #   scripts/deps.sh test   to build, run the tests and the benchmarks
 set -e
-RUN_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libsodium-dev libinih-dev libjansson-dev libunbound-dev libseccomp-dev sqlite3 openssl ca-certificates"
-TEST_PKGS="$RUN_PKGS libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest dovecot-core dovecot-pop3d dnsmasq-base curl fetchmail swaks"
+RUN_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libsodium-dev libinih-dev libjansson-dev libunbound-dev libseccomp-dev libopendkim-dev sqlite3 openssl ca-certificates"
+TEST_PKGS="$RUN_PKGS libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest dovecot-core dovecot-pop3d dnsmasq-base curl fetchmail swaks python3-aiosmtpd postfix"
 
 case "$1" in
 run) want="$RUN_PKGS" ;;
@@ -32,8 +32,13 @@ if [ "$(id -u)" -ne 0 ]; then
 	command -v sudo >/dev/null || { echo "run as root, or install:$missing" >&2; exit 1; }
 fi
 export DEBIAN_FRONTEND=noninteractive
-# Dovecot's package would start a system-wide service; the tests run their own.
-if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ] && echo "$missing" | grep -q dovecot; then
+# Postfix asks how it should deliver; it delivers nothing here.
+if echo "$missing" | grep -q postfix; then
+	echo "postfix postfix/main_mailer_type select No configuration" | ${SUDO:-} debconf-set-selections
+fi
+# Dovecot's and Postfix's packages would start system-wide services; the tests
+# and benchmarks run their own (Postfix only for smtp-sink and smtp-source).
+if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ] && echo "$missing" | grep -Eq 'dovecot|postfix'; then
 	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
 	REMOVE_POLICY=1
 fi
