@@ -10,11 +10,16 @@
  * the workers share the file, and O_APPEND makes each single write land whole,
  * so lines never interleave; or let a caller's text break the one-line rule
  * (control bytes become '?'); or let a field value forge another field (the
- * event, account and id values are percent-escaped, log.h).
+ * event, account and id values are percent-escaped, log.h); or close the
+ * descriptor other threads write to (the writer thread logs while SIGHUP
+ * reopens the file): a reopen points the same descriptor number at the new
+ * file with dup3(2), which the kernel does atomically, so a line goes to the
+ * old file or the new one, never to a file that happens to get the number.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,8 +31,9 @@
 /* Longest line written, newline included; longer details are cut. */
 #define LOG_LINE_MAX 2000
 
-static int log_fd = STDERR_FILENO;
-static enum log_level log_min_level = LOG_INFO;
+/* Read by every thread that logs, changed only by log_open and log_close. */
+static _Atomic int log_fd = STDERR_FILENO;
+static _Atomic enum log_level log_min_level = LOG_INFO;
 static int log_copy_fd = -1;
 static enum log_level log_copy_min_level = LOG_INFO;
 static char log_role[16] = "main";
@@ -174,6 +180,7 @@ static bool log_level_enabled(enum log_level level)
 int log_open(const char *path, enum log_level min_level)
 {
 	int fd = STDERR_FILENO;
+	int current = atomic_load(&log_fd);
 
 	if (path != NULL && strcmp(path, "-") != 0) {
 		/* O_NOFOLLOW: the log's folder may be writable by the service
@@ -183,10 +190,24 @@ int log_open(const char *path, enum log_level min_level)
 		if (fd < 0)
 			return -1;
 	}
-	/* Reopening (after log rotation, say) replaces the old file. */
-	log_close();
-	log_fd = fd;
-	log_min_level = min_level;
+	if (current == STDERR_FILENO) {
+		/* The first file: nothing to close, the number simply changes. */
+		atomic_store(&log_fd, fd);
+	} else {
+		/* Reopening (after log rotation, say): the number the other
+		 * threads hold now names the new file (or stderr). */
+		if (dup3(fd, current, O_CLOEXEC) < 0) {
+			int saved = errno;
+
+			if (fd != STDERR_FILENO)
+				close(fd);
+			errno = saved;
+			return -1;
+		}
+		if (fd != STDERR_FILENO)
+			close(fd);
+	}
+	atomic_store(&log_min_level, min_level);
 	return 0;
 }
 
@@ -231,9 +252,10 @@ int log_get_fd(void)
 
 void log_close(void)
 {
-	if (log_fd != STDERR_FILENO)
-		close(log_fd);
-	log_fd = STDERR_FILENO;
+	int fd = atomic_exchange(&log_fd, STDERR_FILENO);
+
+	if (fd != STDERR_FILENO)
+		close(fd);
 	if (log_copy_fd >= 0)
 		close(log_copy_fd);
 	log_copy_fd = -1;

@@ -1,7 +1,8 @@
 /*
  * test_log.c — log.c: the exact line format, level filtering, the one-line
  * rule for hostile text, the 2000-byte cap, appending, stderr, whole lines
- * when several processes write at once, and the copy to a second file.
+ * when several processes write at once, a reopen while another thread logs,
+ * and the copy to a second file.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,8 +10,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdatomic.h>
+#include <stdbool.h>
+
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,6 +292,88 @@ static void test_rotate(void **state)
 	free(target);
 }
 
+struct logging_thread {
+	pthread_t thread;
+	atomic_bool stop;
+	unsigned long lines;
+};
+
+static void *logging_thread_run(void *arg)
+{
+	struct logging_thread *t = arg;
+
+	while (!atomic_load(&t->stop)) {
+		log_info("from the writer thread");
+		t->lines++;
+	}
+	return NULL;
+}
+
+/* Counts the lines of the file at PATH that hold TEXT. */
+static unsigned long count_lines_with(const char *path, const char *text)
+{
+	char *data;
+	size_t len;
+	unsigned long count = 0;
+
+	if (util_read_file(path, &data, &len) < 0)
+		return 0;
+	for (const char *p = data; (p = strstr(p, text)) != NULL; p += strlen(text))
+		count++;
+	free(data);
+	return count;
+}
+
+/*
+ * SIGHUP reopens the log while the writer thread logs. The descriptor the
+ * threads hold keeps its number and is pointed at the new file: a file
+ * opened right after a reopen (the store, a spool body) can never receive
+ * log lines, and every line lands in one of the logs.
+ */
+static void test_reopen_while_another_thread_logs(void **state)
+{
+	enum { ROTATIONS = 300 };
+	struct fixture *f = *state;
+	struct logging_thread t = {0};
+	char *bystander = xasprintf("%s/bystander", f->dir);
+	unsigned long landed = 0;
+	int fd;
+
+	assert_int_equal(log_open(f->path, LOG_INFO), 0);
+	fd = log_get_fd();
+	assert_int_equal(pthread_create(&t.thread, NULL, logging_thread_run, &t), 0);
+	for (int i = 0; i < ROTATIONS; i++) {
+		char *rotated = xasprintf("%s.%d", f->path, i);
+		int other;
+
+		assert_int_equal(rename(f->path, rotated), 0);
+		assert_int_equal(log_open(f->path, LOG_INFO), 0);
+		assert_int_equal(log_get_fd(), fd);
+		/* What the daemon opens next takes the lowest free number. */
+		other = open(bystander, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		assert_true(other >= 0);
+		close(other);
+		free(rotated);
+	}
+	atomic_store(&t.stop, true);
+	assert_int_equal(pthread_join(t.thread, NULL), 0);
+	log_close();
+	assert_int_equal(count_lines_with(bystander, "writer thread"), 0);
+	for (int i = 0; i < ROTATIONS; i++) {
+		char *rotated = xasprintf("%s.%d", f->path, i);
+
+		landed += count_lines_with(rotated, "from the writer thread");
+		unlink(rotated);
+		free(rotated);
+	}
+	landed += count_lines_with(f->path, "from the writer thread");
+	assert_true(t.lines > 0);
+	assert_int_equal(landed, t.lines);
+	unlink(f->path);
+	unlink(bystander);
+	free(bystander);
+}
+
 /* A log path that is a symlink is refused, for the log and its copy alike:
  * root must not append to a file the service user points it at. */
 static void test_symlink_refused(void **state)
@@ -431,6 +518,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_append_and_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_while_another_thread_logs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stderr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_processes_do_not_interleave, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
