@@ -18,9 +18,14 @@
 #include "smtp/relay_policy.h"
 
 /* The local addresses: what "popgatectl address add" would have assigned.
- * Compared without case, as store_address_owner does. */
-static const char *const local_addresses[] = {"alice@example.org", "bob@example.org",
-					      "postmaster@example.org", "u@local.test"};
+ * Compared without case, as store_address_owner does. address_valid allows
+ * '%' and '!' in a local part, so an administrator could assign the last
+ * two: even then they are refused from outside, since the next hop may read
+ * them as routes. */
+static const char *const local_addresses[] = {
+    "alice@example.org",	    "bob@example.org",
+    "postmaster@example.org",	    "u@local.test",
+    "victim%foreign.example@example.org", "foreign.example!victim@example.org"};
 
 struct lookup {
 	int calls;
