@@ -88,7 +88,7 @@ int ctl_network_del(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 	rc = store_network_delete(ctl->store, argv[0], err, sizeof(err));
 	if (rc <= 0)
 		return ctl_refuse("%s", ctl_clean(err, clean, sizeof(clean)));
-	return ctl_changed(
-	    ctl, NULL, json_pack("{s:o, s:b}", "name", cli_json_string(argv[0]), "deleted", 1),
-	    "local network %s deleted", argv[0]);
+	return ctl_changed(ctl, NULL,
+			   json_pack("{s:o, s:b}", "name", cli_json_string(argv[0]), "deleted", 1),
+			   "local network %s deleted", argv[0]);
 }

@@ -92,8 +92,10 @@ int cidr_parse(const char *text, struct cidr *out, char *err, size_t errlen)
 	memset(&net, 0, sizeof(net));
 	util_sanitize(clean, sizeof(clean), text, strlen(text));
 	if (address_len == 0) {
-		snprintf(err, errlen, "'%s' is not a network: no address (write it as "
-				      "192.168.1.0/24 or 2001:db8::/32)", clean);
+		snprintf(err, errlen,
+			 "'%s' is not a network: no address (write it as "
+			 "192.168.1.0/24 or 2001:db8::/32)",
+			 clean);
 		return -1;
 	}
 	if (address_len >= sizeof(address))
@@ -106,8 +108,10 @@ int cidr_parse(const char *text, struct cidr *out, char *err, size_t errlen)
 		net.family = AF_INET6;
 	} else if (strchr(address, ':') == NULL && strspn(address, "0123456789.") == address_len &&
 		   cidr_ipv4_leading_zero(address)) {
-		snprintf(err, errlen, "'%s' has an IPv4 number with a leading zero, which "
-				      "some programs read as octal; write it without", clean);
+		snprintf(err, errlen,
+			 "'%s' has an IPv4 number with a leading zero, which "
+			 "some programs read as octal; write it without",
+			 clean);
 		return -1;
 	} else {
 		goto not_an_address;
@@ -115,8 +119,9 @@ int cidr_parse(const char *text, struct cidr *out, char *err, size_t errlen)
 	unsigned max = net.family == AF_INET ? 32 : 128;
 	net.prefix = max;
 	if (slash != NULL && cidr_parse_prefix(slash + 1, max, &net.prefix) < 0) {
-		snprintf(err, errlen, "'%s' has a bad prefix length: it must be a number from 0 to %u",
-			 clean, max);
+		snprintf(err, errlen,
+			 "'%s' has a bad prefix length: it must be a number from 0 to %u", clean,
+			 max);
 		return -1;
 	}
 	if (net.family == AF_INET6 && net.prefix >= 96 &&
@@ -141,8 +146,9 @@ int cidr_parse(const char *text, struct cidr *out, char *err, size_t errlen)
 	return 0;
 
 not_an_address:
-	snprintf(err, errlen, "'%s' is not a network: write an IPv4 or IPv6 address, optionally "
-			      "with a prefix length (192.168.1.0/24, 192.168.1.7, 2001:db8::/32)",
+	snprintf(err, errlen,
+		 "'%s' is not a network: write an IPv4 or IPv6 address, optionally "
+		 "with a prefix length (192.168.1.0/24, 192.168.1.7, 2001:db8::/32)",
 		 clean);
 	return -1;
 }
@@ -156,7 +162,8 @@ bool cidr_contains(const struct cidr *net, const struct sockaddr *addr)
 		return false;
 	if (addr->sa_family == AF_INET) {
 		family = AF_INET;
-		bytes = (const uint8_t *)&((const struct sockaddr_in *)(const void *)addr)->sin_addr;
+		bytes =
+		    (const uint8_t *)&((const struct sockaddr_in *)(const void *)addr)->sin_addr;
 	} else if (addr->sa_family == AF_INET6) {
 		bytes = ((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr.s6_addr;
 		family = AF_INET6;

@@ -22,7 +22,7 @@
 #define CIDR_TEXT_MAX 51
 
 struct cidr {
-	int family;          /* AF_INET or AF_INET6 */
+	int family;	     /* AF_INET or AF_INET6 */
 	uint8_t address[16]; /* network byte order; 4 bytes used for AF_INET */
 	unsigned prefix;     /* 0..32 or 0..128 */
 };

@@ -28,10 +28,10 @@
 /* A path taken apart; the pointers are into the caller's PATH. */
 struct relay_path {
 	bool postmaster; /* "<postmaster>", no domain: nothing else is set */
-	bool route;      /* a source route came before the mailbox */
-	bool quoted;     /* the local part is a quoted string */
-	bool literal;    /* the domain is an address literal */
-	bool non_ascii;  /* UTF-8 beyond ASCII somewhere in the mailbox */
+	bool route;	 /* a source route came before the mailbox */
+	bool quoted;	 /* the local part is a quoted string */
+	bool literal;	 /* the domain is an address literal */
+	bool non_ascii;	 /* UTF-8 beyond ASCII somewhere in the mailbox */
 	const char *local;
 	size_t local_len;
 	const char *domain;
@@ -314,8 +314,8 @@ static int relay_path_write(const struct relay_path *p, char *out, size_t size)
 /* The decision for a client outside every Local Network, not
  * authenticated: only a plain local address. */
 static enum relay_decision relay_check_outside(const struct relay_path *p,
-					       relay_is_local_fn *is_local, void *ctx,
-					       char *reason, size_t reason_len)
+					       relay_is_local_fn *is_local, void *ctx, char *reason,
+					       size_t reason_len)
 {
 	char mailbox[RELAY_PATH_MAX];
 	const char *why = NULL;

@@ -57,8 +57,8 @@ struct relay_client {
 };
 
 enum relay_decision {
-	RELAY_ACCEPT,      /* 250 2.1.5 */
-	RELAY_DENIED,      /* 554 5.7.1 relaying denied */
+	RELAY_ACCEPT,	   /* 250 2.1.5 */
+	RELAY_DENIED,	   /* 554 5.7.1 relaying denied */
 	RELAY_BAD_ADDRESS, /* 501 5.1.3 bad recipient address syntax */
 };
 

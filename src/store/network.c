@@ -82,8 +82,8 @@ void store_network_list_free(struct store_network **list, size_t count)
 	xfree(list);
 }
 
-int store_network_add(struct store *store, const char *name, const char *cidr_text,
-		      char *canonical, size_t canonical_len, char *err, size_t errlen)
+int store_network_add(struct store *store, const char *name, const char *cidr_text, char *canonical,
+		      size_t canonical_len, char *err, size_t errlen)
 {
 	static const char name_sql[] =
 	    "SELECT name FROM local_network WHERE name = ? COLLATE NOCASE";
@@ -99,9 +99,10 @@ int store_network_add(struct store *store, const char *name, const char *cidr_te
 	if (canonical != NULL && canonical_len > 0)
 		canonical[0] = '\0';
 	if (!store_network_name_valid(name)) {
-		user_err(err, errlen,
-			 "'%s' is not a valid network name (1 to %d characters of A-Z a-z 0-9 . _ -)",
-			 name, STORE_NETWORK_NAME_MAX);
+		user_err(
+		    err, errlen,
+		    "'%s' is not a valid network name (1 to %d characters of A-Z a-z 0-9 . _ -)",
+		    name, STORE_NETWORK_NAME_MAX);
 		return -1;
 	}
 	if (cidr_parse(cidr_text, &net, err, errlen) < 0)

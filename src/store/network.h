@@ -25,7 +25,7 @@
 
 struct store_network {
 	char *name;
-	char *cidr; /* as stored: canonical (cidr_format) for rows added by popgatectl */
+	char *cidr;	    /* as stored: canonical (cidr_format) for rows added by popgatectl */
 	int64_t created_at; /* 0 for the seeded loopback rows */
 };
 
@@ -46,8 +46,8 @@ void store_network_list_free(struct store_network **list, size_t count);
  * holds cidr_parse's sentence), or a network already there under another
  * name. 0/-1.
  */
-int store_network_add(struct store *store, const char *name, const char *cidr_text,
-		      char *canonical, size_t canonical_len, char *err, size_t errlen);
+int store_network_add(struct store *store, const char *name, const char *cidr_text, char *canonical,
+		      size_t canonical_len, char *err, size_t errlen);
 
 /* Deletes Local Network NAME (compared without case). 1 deleted, 0 there is
  * none (ERR says so), -1 error (ERR). */

@@ -76,8 +76,8 @@ static void fuzz_path(const char *path, size_t len)
 	char reason[160], mailbox[RELAY_PATH_MAX];
 	enum relay_decision out, in, auth;
 
-	out = relay_policy_check_recipient(&outside, path, is_local, &lookup, reason,
-					   sizeof(reason));
+	out =
+	    relay_policy_check_recipient(&outside, path, is_local, &lookup, reason, sizeof(reason));
 	check_reason(reason);
 	in = relay_policy_check_recipient(&inside, path, is_local, &unused, reason, sizeof(reason));
 	check_reason(reason);

@@ -102,12 +102,13 @@ static void test_add(void **state)
 					   sizeof(canonical), err, sizeof(err)),
 			 0);
 	assert_string_equal(canonical, "2001:db8::/48");
-	assert_string_equal(test_query_text(f->store,
-					    "SELECT cidr FROM local_network WHERE name = 'v6.office_1'",
-					    text, sizeof(text)),
-			    "2001:db8::/48");
-	assert_true(test_query_int(f->store,
-				   "SELECT created_at FROM local_network WHERE name = 'office'") > 0);
+	assert_string_equal(
+	    test_query_text(f->store, "SELECT cidr FROM local_network WHERE name = 'v6.office_1'",
+			    text, sizeof(text)),
+	    "2001:db8::/48");
+	assert_true(
+	    test_query_int(f->store, "SELECT created_at FROM local_network WHERE name = 'office'") >
+	    0);
 	assert_int_equal(row_count(f->store), 5);
 	assert_true(loaded_contains(f->store, "192.168.1.77"));
 	assert_true(loaded_contains(f->store, "::ffff:192.168.1.77"));

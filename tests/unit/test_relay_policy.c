@@ -22,10 +22,12 @@
  * '%' and '!' in a local part, so an administrator could assign the last
  * two: even then they are refused from outside, since the next hop may read
  * them as routes. */
-static const char *const local_addresses[] = {
-    "alice@example.org",	    "bob@example.org",
-    "postmaster@example.org",	    "u@local.test",
-    "victim%foreign.example@example.org", "foreign.example!victim@example.org"};
+static const char *const local_addresses[] = {"alice@example.org",
+					      "bob@example.org",
+					      "postmaster@example.org",
+					      "u@local.test",
+					      "victim%foreign.example@example.org",
+					      "foreign.example!victim@example.org"};
 
 struct lookup {
 	int calls;
@@ -64,9 +66,9 @@ static void assert_denied_outside(const char *path)
 	struct lookup lookup = {0};
 	char reason[128] = "";
 
-	assert_int_equal(relay_policy_check_recipient(&outside, path, is_local, &lookup, reason,
-						      sizeof(reason)),
-			 RELAY_DENIED);
+	assert_int_equal(
+	    relay_policy_check_recipient(&outside, path, is_local, &lookup, reason, sizeof(reason)),
+	    RELAY_DENIED);
 	assert_non_null(strstr(reason, "denied"));
 }
 
@@ -133,8 +135,7 @@ static void test_at_in_local_part(void **state)
 	/* Unquoted it is no address at all, for anyone. */
 	assert_int_equal(check(&outside, "<victim@foreign.example@example.org>"),
 			 RELAY_BAD_ADDRESS);
-	assert_int_equal(check(&inside, "<victim@foreign.example@example.org>"),
-			 RELAY_BAD_ADDRESS);
+	assert_int_equal(check(&inside, "<victim@foreign.example@example.org>"), RELAY_BAD_ADDRESS);
 	assert_denied_outside("<\"victim@foreign.example\"@example.org>");
 }
 
@@ -246,26 +247,26 @@ static void test_inside_accepts_everything_valid(void **state)
 static void test_syntax_for_everyone(void **state)
 {
 	const char *paths[] = {
-	    "alice@example.org",	 /* no brackets */
-	    "<alice@example.org",	 /* no closing bracket */
-	    "<alice@example.org> ",	 /* anything after '>' */
-	    "<alice@example.org>>",	 /* a second '>' */
-	    "<<alice@example.org>",	 /* a second '<' */
-	    "<alice example@example.org>", /* a space unquoted */
-	    "<alice@exa mple.org>",	 /* a space in the domain */
-	    "<alice@>",			 /* no domain */
-	    "<@example.org>",		 /* a route and nothing else */
-	    "<@example.org:>",		 /* a route to nothing */
-	    "<@:alice@example.org>",	 /* an empty route domain */
+	    "alice@example.org",		/* no brackets */
+	    "<alice@example.org",		/* no closing bracket */
+	    "<alice@example.org> ",		/* anything after '>' */
+	    "<alice@example.org>>",		/* a second '>' */
+	    "<<alice@example.org>",		/* a second '<' */
+	    "<alice example@example.org>",	/* a space unquoted */
+	    "<alice@exa mple.org>",		/* a space in the domain */
+	    "<alice@>",				/* no domain */
+	    "<@example.org>",			/* a route and nothing else */
+	    "<@example.org:>",			/* a route to nothing */
+	    "<@:alice@example.org>",		/* an empty route domain */
 	    "<@example.org;alice@example.org>", /* a route without ':' */
-	    "<\"alice@example.org>",	   /* an unclosed quote */
-	    "<\"a\x01\"@example.org>",	   /* a control character quoted */
-	    "<a\tb@example.org>",	   /* a control character */
-	    "<alice@-example.org>",	   /* a label starting with '-' */
-	    "<alice@example-.org>",	   /* a label ending with '-' */
-	    "<alice@exam_ple.org>",	   /* an underscore in the domain */
-	    "<a..b@example.org>",	   /* an empty part between dots */
-	    "<.a@example.org>",		   /* a leading dot */
+	    "<\"alice@example.org>",		/* an unclosed quote */
+	    "<\"a\x01\"@example.org>",		/* a control character quoted */
+	    "<a\tb@example.org>",		/* a control character */
+	    "<alice@-example.org>",		/* a label starting with '-' */
+	    "<alice@example-.org>",		/* a label ending with '-' */
+	    "<alice@exam_ple.org>",		/* an underscore in the domain */
+	    "<a..b@example.org>",		/* an empty part between dots */
+	    "<.a@example.org>",			/* a leading dot */
 	};
 	(void)state;
 
@@ -357,9 +358,9 @@ static void test_reason_never_echoes(void **state)
 	relay_policy_check_recipient(&outside, "<evil@foreign.example>", is_local, &lookup, reason,
 				     4);
 	assert_int_equal(strlen(reason), 3);
-	assert_int_equal(
-	    relay_policy_check_recipient(&outside, "<alice@example.org>", is_local, &lookup, NULL, 0),
-	    RELAY_ACCEPT);
+	assert_int_equal(relay_policy_check_recipient(&outside, "<alice@example.org>", is_local,
+						      &lookup, NULL, 0),
+			 RELAY_ACCEPT);
 }
 
 static void test_mailbox(void **state)
@@ -369,9 +370,8 @@ static void test_mailbox(void **state)
 
 	assert_int_equal(relay_path_mailbox("<Alice@EXAMPLE.Org>", out, sizeof(out)), 0);
 	assert_string_equal(out, "Alice@example.org");
-	assert_int_equal(relay_path_mailbox("<@hop.example,@b.example:u@Foreign.Example>", out,
-					    sizeof(out)),
-			 0);
+	assert_int_equal(
+	    relay_path_mailbox("<@hop.example,@b.example:u@Foreign.Example>", out, sizeof(out)), 0);
 	assert_string_equal(out, "u@foreign.example");
 	assert_int_equal(relay_path_mailbox("<\"John Doe\"@Foreign.Example>", out, sizeof(out)), 0);
 	assert_string_equal(out, "\"John Doe\"@foreign.example");
