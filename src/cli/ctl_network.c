@@ -16,9 +16,19 @@
 #include "core/cidr.h"
 #include "store/network.h"
 
+/* Whether the daemon uses row text CIDR: a row written by hand that
+ * store_network_add would refuse is ignored (store/network.h). */
+static bool ctl_network_valid(const char *cidr)
+{
+	struct cidr net;
+	char err[256];
+
+	return cidr != NULL && store_network_parse(cidr, &net, err, sizeof(err)) == 0;
+}
+
 int ctl_network_list(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
-	static const char *const headers[] = {"NAME", "CIDR", "CREATED"};
+	static const char *const headers[] = {"NAME", "CIDR", "CREATED", "NOTE"};
 	struct store_network *list = NULL;
 	size_t count = 0;
 	char buf[256], err[512];
@@ -36,20 +46,24 @@ int ctl_network_list(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 
 		for (size_t i = 0; i < count; i++)
 			json_array_append_new(array,
-					      json_pack("{s:o, s:o, s:o}", "name",
+					      json_pack("{s:o, s:o, s:o, s:b}", "name",
 							cli_json_string(list[i].name), "cidr",
 							cli_json_string(list[i].cidr), "created",
-							cli_json_time(list[i].created_at)));
+							cli_json_time(list[i].created_at), "valid",
+							ctl_network_valid(list[i].cidr)));
 		rc = ctl_printed(cli_json_print(array, stdout));
 	} else {
-		struct cli_table *table = cli_table_new(3, headers);
+		struct cli_table *table = cli_table_new(4, headers);
 
 		for (size_t i = 0; i < count; i++) {
 			char created[CLI_TIME_LEN];
 
 			cli_format_time(list[i].created_at, created);
-			cli_table_add(table,
-				      (const char *const[]){list[i].name, list[i].cidr, created});
+			cli_table_add(
+			    table, (const char *const[]){list[i].name, list[i].cidr, created,
+							 ctl_network_valid(list[i].cidr)
+							     ? ""
+							     : "invalid: ignored (see the log)"});
 		}
 		rc = ctl_printed(cli_table_print(table, stdout));
 		cli_table_free(&table);

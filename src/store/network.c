@@ -8,6 +8,7 @@
  * SECURITY: names and networks come from the administrator; a network here
  * opens the relay to its clients.
  */
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,29 @@ struct local_networks {
 	struct cidr *networks;
 	size_t count;
 };
+
+/* A Local Network relays for everyone in it, so one wider than the widest
+ * private range of its family would open the relay to much of the Internet
+ * (0.0.0.0/0 is an open relay). */
+int store_network_parse(const char *text, struct cidr *net, char *err, size_t errlen)
+{
+	char canonical[CIDR_TEXT_MAX];
+	unsigned widest;
+
+	if (cidr_parse(text, net, err, errlen) < 0)
+		return -1;
+	widest = net->family == AF_INET ? STORE_NETWORK_WIDEST_IPV4 : STORE_NETWORK_WIDEST_IPV6;
+	if (net->prefix < widest) {
+		cidr_format(net, canonical, sizeof(canonical));
+		user_err(err, errlen,
+			 "%s is too wide for a Local Network, whose clients may all relay: "
+			 "the widest allowed is /%u",
+			 canonical, widest);
+		memset(net, 0, sizeof(*net));
+		return -1;
+	}
+	return 0;
+}
 
 bool store_network_name_valid(const char *name)
 {
@@ -105,7 +129,7 @@ int store_network_add(struct store *store, const char *name, const char *cidr_te
 		    name, STORE_NETWORK_NAME_MAX);
 		return -1;
 	}
-	if (cidr_parse(cidr_text, &net, err, errlen) < 0)
+	if (store_network_parse(cidr_text, &net, err, errlen) < 0)
 		return -1;
 	cidr_format(&net, text, sizeof(text));
 	if (user_tx_begin(store, &outer, err, errlen) < 0)
@@ -180,7 +204,8 @@ struct local_networks *local_networks_load(struct store *store)
 		char clean[STORE_NETWORK_NAME_MAX * 4];
 
 		if (rows[i].cidr == NULL ||
-		    cidr_parse(rows[i].cidr, &set->networks[set->count], err, sizeof(err)) < 0) {
+		    store_network_parse(rows[i].cidr, &set->networks[set->count], err,
+					sizeof(err)) < 0) {
 			/* Never guessed at: a network that cannot be read opens
 			 * nothing. */
 			util_sanitize(clean, sizeof(clean), rows[i].name, strlen(rows[i].name));

@@ -23,6 +23,11 @@
 /* Longest network name. */
 #define STORE_NETWORK_NAME_MAX 64
 
+/* The shortest prefixes a Local Network may have: the widest private
+ * ranges, 10.0.0.0/8 and fc00::/7 (RFC 1918, RFC 4193). */
+#define STORE_NETWORK_WIDEST_IPV4 8u
+#define STORE_NETWORK_WIDEST_IPV6 7u
+
 struct store_network {
 	char *name;
 	char *cidr;	    /* as stored: canonical (cidr_format) for rows added by popgatectl */
@@ -31,6 +36,13 @@ struct store_network {
 
 /* True if NAME is 1..STORE_NETWORK_NAME_MAX characters of [A-Za-z0-9._-]. */
 bool store_network_name_valid(const char *name);
+
+/*
+ * TEXT as a Local Network into *NET: core/cidr.h's cidr_parse, and not wider
+ * than STORE_NETWORK_WIDEST_IPV4 or _IPV6. 0, or -1 with a sentence in ERR
+ * (*NET zeroed).
+ */
+int store_network_parse(const char *text, struct cidr *net, char *err, size_t errlen);
 
 /* All Local Networks by name: *LIST_R (allocated, free with
  * store_network_list_free). 0, or -1 with ERR. */
@@ -43,8 +55,9 @@ void store_network_list_free(struct store_network **list, size_t count);
  * in canonical form, which is also written into CANONICAL (CANONICAL_LEN
  * bytes, CIDR_TEXT_MAX is enough; may be NULL). Refused for an invalid name,
  * a name already used (compared without case), an invalid network (ERR
- * holds cidr_parse's sentence), or a network already there under another
- * name. 0/-1.
+ * holds cidr_parse's sentence), a network wider than
+ * STORE_NETWORK_WIDEST_IPV4 or _IPV6 (0.0.0.0/0 would be an open relay), or
+ * a network already there under another name. 0/-1.
  */
 int store_network_add(struct store *store, const char *name, const char *cidr_text, char *canonical,
 		      size_t canonical_len, char *err, size_t errlen);
@@ -57,9 +70,10 @@ int store_network_delete(struct store *store, const char *name, char *err, size_
 struct local_networks;
 
 /*
- * Reads every Local Network from STORE. A row whose text no longer parses
- * (written by hand or by a future version) is skipped with a warning in the
- * log and never matches. NULL on a database error (logged): the caller
+ * Reads every Local Network from STORE. A row that store_network_add would
+ * refuse (written by hand or by a future version: a text that does not
+ * parse, a network too wide) is skipped with a warning in the log and never
+ * matches. NULL on a database error (logged): the caller
  * keeps the set it had. Free with local_networks_free.
  */
 struct local_networks *local_networks_load(struct store *store);

@@ -37,10 +37,11 @@ def networks(gate):
 def listed(gate):
     """(name, cidr) of each row `network list` prints, and of its JSON."""
     rows = table_rows(ok(ctl("network", "list", config=gate.config_path)))
-    assert rows[0] == ["NAME", "CIDR", "CREATED"]
+    assert rows[0] == ["NAME", "CIDR", "CREATED", "NOTE"]
     table = [(row[0], row[1]) for row in rows[1:]]
     data = json.loads(ok(ctl("--json", "network", "list", config=gate.config_path)))
     assert table == [(entry["name"], entry["cidr"]) for entry in data]
+    assert all(entry["valid"] for entry in data)
     return table
 
 
@@ -100,6 +101,10 @@ def test_add_list_del(gate):
     ("fe80::1%lo", "is not a network"),
     ("", "no address"),
     ("::ffff:10.0.0.0/104", "write it as IPv4: 10.0.0.0/8"),
+    # Everyone inside may relay: the whole Internet would be an open relay.
+    ("0.0.0.0/0", "0.0.0.0/0 is too wide for a Local Network"),
+    ("::/0", "::/0 is too wide for a Local Network"),
+    ("0.0.0.0/1", "the widest allowed is /8"),
 ])
 def test_invalid_network_refused(gate, cidr, message):
     done = ctl("network", "add", "lan", cidr, config=gate.config_path)
@@ -129,6 +134,20 @@ def test_duplicates_and_names_refused(gate):
         # The name is shown made safe, never as raw control bytes.
         assert "\x1b" not in done.stderr
     assert networks(gate) == sorted(LOOPBACK_ROWS + [("office", "192.168.1.0/24")])
+
+
+def test_list_marks_rows_the_daemon_ignores(gate):
+    """A row written into the store by hand that popgatectl would refuse is
+    shown, marked: the daemon skips it (and says so in its log)."""
+    gate.db_write("INSERT INTO local_network (name, cidr, created_at)"
+                  " VALUES ('by-hand', '0.0.0.0/0', 1)")
+    rows = table_rows(ok(ctl("network", "list", config=gate.config_path)))
+    marked = [row for row in rows if row[0] == "by-hand"]
+    assert marked and marked[0][1] == "0.0.0.0/0"
+    assert marked[0][-1] == "invalid: ignored (see the log)"
+    data = json.loads(ok(ctl("--json", "network", "list", config=gate.config_path)))
+    assert {entry["name"]: entry["valid"] for entry in data} == \
+        {"by-hand": False, "loopback": True, "loopback6": True}
 
 
 @pytest.mark.parametrize("args", [

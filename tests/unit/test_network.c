@@ -149,6 +149,13 @@ static void test_add_refused(void **state)
 	assert_add_refused(f->store, "lan", "192.168.1.0/33", "prefix length");
 	assert_add_refused(f->store, "lan", "not-a-network", "not a network");
 	assert_add_refused(f->store, "lan", "", "no address");
+	/* Wider than the widest private range: an open relay, or nearly. */
+	assert_add_refused(f->store, "lan", "0.0.0.0/0",
+			   "0.0.0.0/0 is too wide for a Local Network, whose clients may all "
+			   "relay: the widest allowed is /8");
+	assert_add_refused(f->store, "lan", "8.0.0.0/7", "the widest allowed is /8");
+	assert_add_refused(f->store, "lan", "::/0", "::/0 is too wide");
+	assert_add_refused(f->store, "lan", "fc00::/6", "the widest allowed is /7");
 	assert_add_refused(f->store, "office", "10.0.0.0/8", "named office already");
 	assert_add_refused(f->store, "OFFICE", "10.0.0.0/8", "named office already");
 	assert_add_refused(f->store, "LoopBack", "10.0.0.0/8", "named loopback already");
@@ -161,9 +168,14 @@ static void test_add_refused(void **state)
 	memset(long_name, 'n', sizeof(long_name) - 1);
 	long_name[sizeof(long_name) - 1] = '\0';
 	assert_add_refused(f->store, long_name, "10.0.0.0/8", "not a valid network name");
+	/* The widest private ranges themselves are fine. */
+	assert_int_equal(store_network_add(f->store, "ula", "fc00::/7", NULL, 0, err, sizeof(err)),
+			 0);
+	assert_int_equal(
+	    store_network_add(f->store, "ten", "10.0.0.0/8", NULL, 0, err, sizeof(err)), 0);
 	long_name[STORE_NETWORK_NAME_MAX] = '\0';
 	assert_int_equal(
-	    store_network_add(f->store, long_name, "10.0.0.0/8", NULL, 0, err, sizeof(err)), 0);
+	    store_network_add(f->store, long_name, "11.0.0.0/8", NULL, 0, err, sizeof(err)), 0);
 }
 
 static void test_delete(void **state)
@@ -199,7 +211,8 @@ static void test_load_skips_bad_rows(void **state)
 
 	test_exec_sql(f->store, "INSERT INTO local_network (name, cidr, created_at) VALUES"
 				" ('hand', '10.0.0.5/8', 1), ('junk', 'everything', 1),"
-				" ('wide', '0.0.0.0/0 ', 1)");
+				" ('spaced', '0.0.0.0/0 ', 1), ('open', '0.0.0.0/0', 1),"
+				" ('open6', '::/0', 1)");
 	struct local_networks *set = local_networks_load(f->store);
 	assert_non_null(set);
 	assert_int_equal(local_networks_count(set), 2);
@@ -207,6 +220,7 @@ static void test_load_skips_bad_rows(void **state)
 	assert_false(local_networks_contains(set, client("10.0.0.5", &ss)));
 	assert_false(local_networks_contains(set, client("10.1.1.1", &ss)));
 	assert_false(local_networks_contains(set, client("203.0.113.1", &ss)));
+	assert_false(local_networks_contains(set, client("2001:db8::1", &ss)));
 	assert_false(local_networks_contains(set, NULL));
 	local_networks_free(&set);
 	assert_false(local_networks_contains(NULL, client("127.0.0.1", &ss)));
