@@ -41,6 +41,14 @@
  *
  * Each recipient of a transaction is decided on its own: one refused does
  * not change the others.
+ *
+ * For the SMTP server: hand over the path alone (the "<...>" after "RCPT
+ * TO:", without the spaces before it and the ESMTP parameters after it);
+ * store and relay relay_path_mailbox's form of an accepted path; an IS_LOCAL
+ * whose look-up failed (a database error) answers false and should say so
+ * through CTX, so that the server replies 451 4.3.0 rather than this
+ * permanent 554. UTF-8 is accepted from inside as RFC 6531 allows it; that
+ * the transaction asked for SMTPUTF8 is the server's check.
  */
 #ifndef POPGATE_SMTP_RELAY_POLICY_H
 #define POPGATE_SMTP_RELAY_POLICY_H
