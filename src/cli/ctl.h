@@ -114,6 +114,11 @@ CTL_RUN(ctl_address_del);
 CTL_RUN(ctl_auth_check);
 CTL_RUN(ctl_admin_check);
 CTL_RUN(ctl_admin_passwd);
+/* ---- network (ctl_network.c) ---- */
+CTL_RUN(ctl_network_list);
+CTL_RUN(ctl_network_add);
+CTL_RUN(ctl_network_del);
+/* ---- end network ---- */
 #undef CTL_RUN
 
 #endif

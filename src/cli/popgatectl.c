@@ -133,6 +133,29 @@ static const struct ctl_command ctl_commands[] = {
      "Exits 0 when it is the one 'admin passwd' set, 1 when not or when none is\n"
      "set. Failures count towards the login throttle.\n",
      ctl_admin_check},
+    /* ---- network (ctl_network.c) ---- */
+    {"network", "list", "", "list the Local Networks (clients that may relay)",
+     "Shows each Local Network's name, network (CIDR) and creation time. SMTP\n"
+     "clients inside one may send to any recipient without authentication;\n"
+     "clients outside all of them only to local addresses (SPEC S1, S2). A new\n"
+     "store holds loopback (127.0.0.0/8) and loopback6 (::1/128). A row the\n"
+     "daemon ignores (written by hand, not valid) is marked in NOTE (with\n"
+     "--json: \"valid\": false).\n",
+     ctl_network_list},
+    {"network", "add", "NAME CIDR", "add a Local Network whose clients may relay",
+     "NAME: 1 to 64 characters of A-Z a-z 0-9 . _ - (unique, compared without\n"
+     "case). CIDR: an IPv4 or IPv6 network, 192.168.1.0/24 or 2001:db8::/48; a\n"
+     "single address means that host (/32, /128). Stored and printed in\n"
+     "canonical form. Refused (exit 1) for an invalid name or network (host bits\n"
+     "set, prefix out of range, leading zeros, IPv4-mapped IPv6), a network wider\n"
+     "than /8 (IPv4) or /7 (IPv6), whose clients would all relay, a name in use\n"
+     "and a network already there. The running popgate uses it at once.\n",
+     ctl_network_add},
+    {"network", "del", "NAME", "delete a Local Network",
+     "Its clients may no longer relay without authentication, from their next\n"
+     "recipient on. Exits 1 if there is no network NAME.\n",
+     ctl_network_del},
+    /* ---- end network ---- */
     {"config", "show", "", "print the effective configuration",
      "Prints every key as INI that popgate reads back (with --json: an object\n"
      "of sections of keys). The configuration holds no secret.\n",
