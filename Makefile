@@ -38,12 +38,12 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 # The parsers and checks the fuzz targets reach; they must not need the event
-# loop or the store (config.c uses only libevent's address parser and inih).
-FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/pop3/policy.c \
+# loop or the store (config*.c use only libevent's address parser and inih).
+FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/core/policy.c \
 	src/pipeline/proto.c src/pipeline/proto_encode.c src/pipeline/headers.c \
 	src/store/spool.c src/core/util.c src/core/log.c src/core/config.c \
-	src/core/config_section.c src/core/config_show.c src/core/rdata.c src/core/address.c \
-	src/core/cidr.c src/smtp/relay_policy.c
+	src/core/config_key.c src/core/config_section.c src/core/config_show.c \
+	src/core/rdata.c src/core/address.c src/core/cidr.c src/smtp/relay_policy.c
 FUZZ_SECONDS ?= 20
 
 .PHONY: all deps deps-test run test unit fuzz it bench clean format

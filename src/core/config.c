@@ -1,9 +1,10 @@
 /*
- * config.c — the INI core: reads popgate.conf (inih) over the built-in
- * defaults, checks every value of the plain sections through their typed key
- * table (the value checks serve the named sections too), hands "[TYPE NAME]"
- * sections to core/config_section.c (which also answers provider-policy
- * questions), and keeps restart-only keys on a reload. `config show` is
+ * config.c — the INI core: the key table of the plain sections and their
+ * defaults; reads popgate.conf (inih) over the defaults, line by line, sets
+ * each key of a plain section through the table (core/config_key.c checks
+ * the value), hands "[TYPE NAME]" sections to core/config_section.c (which
+ * also answers provider-policy questions), checks what needs the whole file,
+ * and keeps restart-only keys on a reload. `config show` is
  * core/config_show.c.
  *
  * Owns: every string and list hung on struct popgate_config (config_free
@@ -15,7 +16,6 @@
  * SECURITY: the file is trusted (it is the administrator's); the provider host
  * names that config_section.c's config_pattern_match compares come from users.
  */
-#include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
@@ -28,13 +28,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/util.h>
 #include <ini.h>
 
 #include "core/config.h"
 #include "core/config_key.h"
 #include "core/config_section.h"
-#include "core/log.h"
 #include "core/util.h"
 
 #define CONFIG_FIELD(field) offsetof(struct popgate_config, field)
@@ -129,275 +127,6 @@ static void config_fail(struct config_parse *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(p->error, sizeof(p->error), fmt, ap);
 	va_end(ap);
-}
-
-const char *config_quote(char out[64], const char *s)
-{
-	util_sanitize(out, 64, s, strlen(s));
-	return out;
-}
-
-static bool config_valid_hostname(const char *s)
-{
-	size_t len = strlen(s);
-	size_t label = 0;
-
-	if (len == 0 || len > 253)
-		return false;
-	for (const char *c = s; *c != '\0'; c++) {
-		if (*c == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_')
-			return false;
-		if (++label > 63)
-			return false;
-	}
-	return label > 0;
-}
-
-bool config_valid_pattern(const char *s)
-{
-	if (strcmp(s, "*") == 0)
-		return true;
-	if (s[0] == '*' && s[1] == '.')
-		return config_valid_hostname(s + 2);
-	return config_valid_hostname(s);
-}
-
-/* Parses a whole decimal number in [MIN, MAX]. 0 or -1. */
-static int config_parse_number(const char *value, long long min, long long max, long long *out)
-{
-	char *end;
-	long long n;
-
-	if (*value == '\0')
-		return -1;
-	errno = 0;
-	n = strtoll(value, &end, 10);
-	if (errno != 0 || *end != '\0' || n < min || n > max)
-		return -1;
-	*out = n;
-	return 0;
-}
-
-/* 1 or 0 for the usual spellings of a yes/no value, -1 for anything else. */
-static int config_parse_bool(const char *value)
-{
-	static const char *const yes[] = {"yes", "true", "on", "1"};
-	static const char *const no[] = {"no", "false", "off", "0"};
-
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (util_strcaseeq(value, yes[i]))
-			return 1;
-		if (util_strcaseeq(value, no[i]))
-			return 0;
-	}
-	return -1;
-}
-
-static void config_set_string(char **field, const char *value)
-{
-	free(*field);
-	*field = xstrdup(value);
-}
-
-static void config_free_allow(struct popgate_config *cfg)
-{
-	for (size_t i = 0; i < cfg->provider_allow_count; i++)
-		free(cfg->provider_allow[i]);
-	xfree(&cfg->provider_allow);
-	cfg->provider_allow_count = 0;
-}
-
-/* Splits the allow-list at blanks and commas and checks every pattern. */
-static int config_set_allow(struct popgate_config *cfg, const char *value, char *msg,
-			    size_t msglen)
-{
-	static const char separators[] = " \t,";
-	char *copy = xstrdup(value);
-	char *save = NULL;
-	char quoted[64];
-
-	config_free_allow(cfg);
-	for (char *tok = strtok_r(copy, separators, &save); tok != NULL;
-	     tok = strtok_r(NULL, separators, &save)) {
-		if (!config_valid_pattern(tok)) {
-			snprintf(msg, msglen, "invalid host pattern '%s' in allow",
-				 config_quote(quoted, tok));
-			free(copy);
-			return -1;
-		}
-		cfg->provider_allow = xrealloc(cfg->provider_allow,
-					       (cfg->provider_allow_count + 1) * sizeof(char *));
-		cfg->provider_allow[cfg->provider_allow_count++] = xstrdup(tok);
-	}
-	free(copy);
-	return 0;
-}
-
-/* True if LIST is empty or holds only numeric addresses with optional ports,
- * separated by spaces or commas (the forwarders core/resolver.c hands libunbound). */
-static bool config_nameservers_valid(const char *list)
-{
-	char *copy = xstrdup(list), *save = NULL;
-	bool valid = true;
-
-	for (char *item = strtok_r(copy, " ,", &save); item != NULL && valid;
-	     item = strtok_r(NULL, " ,", &save)) {
-		struct sockaddr_storage addr;
-		int len = (int)sizeof(addr);
-
-		valid = evutil_parse_sockaddr_port(item, (struct sockaddr *)&addr, &len) == 0;
-	}
-	free(copy);
-	return valid;
-}
-
-/* "'VALUE' is not one of A, B, C" for a CONFIG_CHOICE key. */
-static void config_bad_choice(const struct config_key *key, const char *value, char *msg,
-			      size_t msglen)
-{
-	char quoted[64];
-	size_t used;
-
-	used = (size_t)snprintf(msg, msglen, "%s: '%s' is not one of", key->name,
-				config_quote(quoted, value));
-	for (size_t i = 0; key->choices[i] != NULL && used < msglen; i++)
-		used += (size_t)snprintf(msg + used, msglen - used, "%s %s", i > 0 ? "," : "",
-					 key->choices[i]);
-}
-
-/* Checks VALUE for KEY and stores it in the struct at BASE. */
-int config_key_set(const struct config_key *key, void *base, const char *value, char *msg,
-		   size_t msglen)
-{
-	void *field = (char *)base + key->offset;
-	char quoted[64];
-	long long number;
-	int flag;
-
-	switch (key->type) {
-	case CONFIG_TEXT:
-	case CONFIG_PATH:
-	case CONFIG_LOG_FILE:
-		if (*value == '\0')
-			goto empty;
-		config_set_string(field, value);
-		return 0;
-	case CONFIG_OPT_PATH:
-		config_set_string(field, value);
-		return 0;
-	case CONFIG_NULL_PATH:
-		xfree((char **)field);
-		if (*value != '\0')
-			*(char **)field = xstrdup(value);
-		return 0;
-	case CONFIG_NAMESERVERS:
-		if (!config_nameservers_valid(value)) {
-			snprintf(msg, msglen,
-				 "%s: '%s' is not a list of numeric addresses, each with an "
-				 "optional port (192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:53)",
-				 key->name, config_quote(quoted, value));
-			return -1;
-		}
-		config_set_string(field, value);
-		return 0;
-	case CONFIG_HOST:
-		if (!config_valid_hostname(value)) {
-			snprintf(msg, msglen, "%s: '%s' is not a valid host name", key->name,
-				 config_quote(quoted, value));
-			return -1;
-		}
-		config_set_string(field, value);
-		return 0;
-	case CONFIG_ADDRESS: {
-		unsigned char addr[sizeof(struct in6_addr)];
-
-		if (inet_pton(AF_INET, value, addr) != 1 && inet_pton(AF_INET6, value, addr) != 1) {
-			snprintf(msg, msglen, "%s: '%s' is not a numeric IPv4 or IPv6 address",
-				 key->name, config_quote(quoted, value));
-			return -1;
-		}
-		config_set_string(field, value);
-		return 0;
-	}
-	case CONFIG_LEVEL: {
-		enum log_level level;
-
-		if (log_level_parse(value, &level) < 0) {
-			snprintf(msg, msglen, "%s: '%s' is not one of debug, info, warn, error",
-				 key->name, config_quote(quoted, value));
-			return -1;
-		}
-		config_set_string(field, value);
-		return 0;
-	}
-	case CONFIG_INT:
-	case CONFIG_LLONG:
-		if (config_parse_number(value, key->min, key->max, &number) < 0) {
-			snprintf(msg, msglen, "%s: '%s' is not a whole number from %lld to %lld",
-				 key->name, config_quote(quoted, value), key->min, key->max);
-			return -1;
-		}
-		if (key->type == CONFIG_INT)
-			*(int *)field = (int)number;
-		else
-			*(long long *)field = number;
-		return 0;
-	case CONFIG_BOOL:
-		flag = config_parse_bool(value);
-		if (flag < 0)
-			goto bad_bool;
-		*(bool *)field = flag;
-		return 0;
-	case CONFIG_CHOICE:
-		for (flag = 0; key->choices[flag] != NULL; flag++) {
-			if (util_strcaseeq(value, key->choices[flag])) {
-				*(int *)field = flag;
-				return 0;
-			}
-		}
-		config_bad_choice(key, value, msg, msglen);
-		return -1;
-	case CONFIG_ALLOW:
-		return config_set_allow(base, value, msg, msglen);
-	}
-	abort(); /* every type is handled above */
-empty:
-	snprintf(msg, msglen, "%s: empty value", key->name);
-	return -1;
-bad_bool:
-	snprintf(msg, msglen, "%s: '%s' is not yes or no", key->name, config_quote(quoted, value));
-	return -1;
-}
-
-void config_key_free(const struct config_key *key, void *base)
-{
-	switch (key->type) {
-	case CONFIG_TEXT:
-	case CONFIG_PATH:
-	case CONFIG_OPT_PATH:
-	case CONFIG_NULL_PATH:
-	case CONFIG_LOG_FILE:
-	case CONFIG_HOST:
-	case CONFIG_ADDRESS:
-	case CONFIG_LEVEL:
-	case CONFIG_NAMESERVERS:
-		xfree((char **)((char *)base + key->offset));
-		break;
-	case CONFIG_INT:
-	case CONFIG_LLONG:
-	case CONFIG_BOOL:
-	case CONFIG_CHOICE:
-		break;
-	case CONFIG_ALLOW:
-		config_free_allow(base);
-		break;
-	}
 }
 
 /* Records MSG, a refusal of what the line being read says. */
@@ -736,7 +465,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->tls_cert);
 	xfree(&cfg->tls_key);
 	xfree(&cfg->pseudo_domain);
-	config_free_allow(cfg);
+	config_key_free(&config_keys[config_key_index("providers", "allow")], cfg);
 	config_sections_free(config_section_types, config_section_type_count, cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -1,8 +1,9 @@
 /*
  * config_key.h — the typed keys the configuration is made of, shared by the
- * INI core (config.c), the named sections (config_section.c) and `config
- * show` (config_show.c). Not for other modules: they read struct
- * popgate_config.
+ * INI core (config.c, which holds the plain sections' table), the named
+ * sections (config_section.c) and `config show` (config_show.c, which prints
+ * a key); a value is checked, stored and freed in config_key.c. Not for
+ * other modules: they read struct popgate_config.
  *
  * A key says where its value lives (an offset into the struct of its
  * section: struct popgate_config for the plain sections, the section type's

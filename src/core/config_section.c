@@ -18,8 +18,8 @@
 #include "core/config.h"
 #include "core/config_section.h"
 #include "core/log.h"
+#include "core/policy.h"
 #include "core/util.h"
-#include "pop3/policy.h"
 
 void config_sections_init(struct config_sections *sections,
 			  const struct config_section_type *const *types, size_t type_count,

@@ -29,10 +29,10 @@
 
 #include "core/connector.h"
 #include "core/log.h"
+#include "core/policy.h"
 #include "core/resolver.h"
 #include "core/tls.h"
 #include "core/util.h"
-#include "pop3/policy.h"
 
 /* The addresses of a host an attempt tries, at most. */
 #define CONNECTOR_ADDRESSES_MAX 8

@@ -1,7 +1,7 @@
 /*
  * connector.h — outbound connections: resolve a host (core/resolver, never
  * blocking), check every address it returns against the address policy
- * (pop3/policy.c: no loopback, private or link-local address unless
+ * (core/policy.c: no loopback, private or link-local address unless
  * allowed), connect to each allowed address in turn until one answers
  * (each with its own timeout), and TLS with SNI and certificate
  * verification: implicit from the first byte, or later on the plain

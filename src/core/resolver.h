@@ -18,7 +18,7 @@
  *
  * SECURITY: answers come from the network and are untrusted. Records are
  * read by core/rdata.c (bounded, names escaped); an address is only an
- * address: the caller applies its policy (pop3/policy.c) to each one.
+ * address: the caller applies its policy (core/policy.c) to each one.
  */
 #ifndef POPGATE_RESOLVER_H
 #define POPGATE_RESOLVER_H

@@ -3,19 +3,24 @@
  * provider side (fetch.h is its public face): one connection, for a live
  * login check (verify) or the fetch of an account's mail.
  *
- * Three files share what is here:
- *   client.c  the conversation: connect (core/connector), greeting, CAPA,
- *             STLS, USER/PASS or AUTH PLAIN, UIDL and LIST, RETR, DELE,
- *             QUIT, the provider's replies, the connection's deadline, end
- *             and free;
- *   ingest.c  a RETR body into a spool file, then its row and UIDL
- *             committed before the DELE (G3), and the checks of a UIDL
- *             recorded before (listed once with the same size, or the same
- *             body's SHA-256), the recorded UIDLs pruned after a listing;
- *   fetch.c   the scheduler: an account's fetch requests, [fetch]
- *             max_fetches, back-off, and the login checks' handles.
+ * Four files share what is here:
+ *   client.c       the connection: connect (core/connector) and the STLS
+ *                  upgrade, command lines out, status and listing lines in,
+ *                  socket errors, the connection's deadline, end and free;
+ *   client_conversation.c
+ *                  the conversation: greeting, CAPA, STLS, USER/PASS or AUTH
+ *                  PLAIN, UIDL and LIST, each entry in turn (RETR, DELE or a
+ *                  skip), QUIT: what each reply means and what comes next;
+ *   ingest.c       a RETR body into a spool file, then its row and UIDL
+ *                  committed before the DELE (G3), and the checks of a UIDL
+ *                  recorded before (listed once with the same size, or the
+ *                  same body's SHA-256), the recorded UIDLs pruned after a
+ *                  listing;
+ *   fetch.c        the scheduler: an account's fetch requests, [fetch]
+ *                  max_fetches, back-off, and the login checks' handles.
  *
- * Nothing outside src/pop3/{client,ingest,fetch}.c includes this header.
+ * Nothing outside src/pop3/{client,client_conversation,ingest,fetch}.c
+ * includes this header.
  *
  * SECURITY: the provider is a remote peer. Its status and listing lines go
  * through pop3/parse.c; message bytes go only to the spool file and are
@@ -79,7 +84,7 @@ struct fetch_account {
 TAILQ_HEAD(fetch_account_list, fetch_account);
 
 /* One connection to a provider. */
-struct provider_ingest; /* ingest.c: a message being committed */
+struct ingest_message;	/* ingest.c: a message being committed */
 struct fetch_begin;	/* fetch.c: the fetch's start mark being committed */
 
 struct provider_conn {
@@ -111,7 +116,7 @@ struct provider_conn {
 	struct event *resume_event; /* goes on working through the entries */
 	bool in_listing;	 /* the +OK of a multi-line reply was read; lines follow */
 	struct spool_writer *writer;
-	struct provider_ingest *ingest; /* the current message, being committed */
+	struct ingest_message *ingest; /* the current message, being committed */
 	struct pop3_dot_decoder decoder;
 	struct spool_crlf crlf;	 /* the body's line ends, made CRLF on the way */
 	char *crlf_buffer;	 /* room for a normalised chunk */
@@ -159,23 +164,22 @@ struct fetcher {
 /* ---- client.c ------------------------------------------------------------ */
 
 /* A connection for MODE to LOGIN at HOST, counted in FETCHER, its deadline
- * running; provider_conn_start connects it. */
-struct provider_conn *provider_conn_new(struct fetcher *fetcher, enum provider_mode mode,
-					const char *login, const char *host,
-					const char *password);
+ * running; pop3_client_start connects it. */
+struct provider_conn *pop3_client_new(struct fetcher *fetcher, enum provider_mode mode,
+				      const char *login, const char *host, const char *password);
 
 /* Connects CONN by its host's policy. May end CONN at once (the host is not
  * allowed, a CA file cannot be read). */
-void provider_conn_start(struct provider_conn *conn);
+void pop3_client_start(struct provider_conn *conn);
 
-/* Frees CONN at once (fetcher_free; else ended by provider_conn_finish). */
-void provider_conn_free(struct provider_conn *conn);
+/* Frees CONN at once (fetcher_free; else ended by pop3_client_finish). */
+void pop3_client_free(struct provider_conn *conn);
 
 /* Ends CONN: reports a verify, records a fetch, frees CONN from the loop. */
-void provider_conn_finish(struct provider_conn *conn);
+void pop3_client_finish(struct provider_conn *conn);
 
 /* Records the first failure of CONN and ends it. */
-void provider_fail(struct provider_conn *conn, const char *fmt, ...)
+void pop3_client_fail(struct provider_conn *conn, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /*
@@ -183,16 +187,43 @@ void provider_fail(struct provider_conn *conn, const char *fmt, ...)
  * (a login or password smuggling commands) is refused: CONN fails with a
  * clear error and nothing is sent. -1 then (CONN is ended), else 0.
  */
-int provider_command(struct provider_conn *conn, enum provider_state state, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int pop3_client_send_command(struct provider_conn *conn, enum provider_state state,
+			     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-void provider_enter_state(struct provider_conn *conn, enum provider_state state);
+void pop3_client_enter_state(struct provider_conn *conn, enum provider_state state);
 
-void provider_password_wipe(struct provider_conn *conn);
+/* CONN's state for a log line; while connecting, the connector's phase
+ * ("resolving" or "connecting"). */
+const char *pop3_client_state_name(const struct provider_conn *conn);
+
+void pop3_client_wipe_password(struct provider_conn *conn);
+
+/* Upgrades CONN's connection to TLS after the provider's +OK to STLS; the
+ * login follows the handshake. May end CONN. */
+void pop3_client_start_tls(struct provider_conn *conn);
+
+/* Hands the verify of CONN its RESULT (ERROR: why, for a failure) and ends
+ * the caller's handle; nothing happens for a verify already reported. */
+void pop3_client_report_verify(struct provider_conn *conn, enum fetch_verify_result result,
+			       const char *error);
+
+/* ---- client_conversation.c ----------------------------------------------- */
+
+/* Sends the login: AUTH PLAIN to a provider that offers only SASL PLAIN,
+ * else USER (PASS follows its +OK). May end CONN. */
+void pop3_client_send_login(struct provider_conn *conn);
+
+/* One status line from the provider, in the state that expects it. May end
+ * CONN. */
+void pop3_client_handle_status(struct provider_conn *conn, const char *line, size_t len);
+
+/* One line of a multi-line reply (CAPA, UIDL, LIST) whose +OK was seen; the
+ * terminator ends it. May end CONN. */
+void pop3_client_handle_listing(struct provider_conn *conn, const char *line, size_t len);
 
 /* Works on entry CURSOR: delete it if already stored, skip it if too big,
  * else retrieve it. After the last entry: QUIT. */
-void provider_fetch_next(struct provider_conn *conn);
+void pop3_client_fetch_next(struct provider_conn *conn);
 
 /* ---- ingest.c ------------------------------------------------------------ */
 
@@ -203,33 +234,33 @@ void provider_fetch_next(struct provider_conn *conn);
  * to be retrieved and compared by content. False, with CONN ended, on a
  * store error.
  */
-bool provider_entry_stored(struct provider_conn *conn, struct provider_entry *entry);
+bool ingest_entry_stored(struct provider_conn *conn, struct provider_entry *entry);
 
 /*
  * The UIDL listing is complete: forgets recorded UIDLs the provider no
  * longer lists (only when the listing was not cut at max_listed), closes
  * the listing (listing.c marks UIDLs listed twice) and reports those.
  */
-void provider_listing_closed(struct provider_conn *conn);
+void ingest_listing_closed(struct provider_conn *conn);
 
 /* Opens the spool file and digest for the RETR of entry CURSOR. -1, with
  * CONN ended, if the spool file cannot be made. */
-int provider_retr_begin(struct provider_conn *conn);
+int ingest_retr_begin(struct provider_conn *conn);
 
 /* Reads body bytes of the current RETR through the dot decoder; at the
  * terminator the message is stored and deleted, or left (too big). */
-void provider_read_body(struct provider_conn *conn);
+void ingest_read_body(struct provider_conn *conn);
 
 /* Leaves ENTRY at the provider. The reasons are summed up in one line at
  * the end of the fetch, not logged per message: a listing may be huge. */
-void provider_skip(struct provider_conn *conn, struct provider_entry *entry, const char *reason);
+void ingest_skip(struct provider_conn *conn, struct provider_entry *entry, const char *reason);
 
 /* The skip reasons as one text: the first few, and how many more. */
-void provider_skip_summary(const struct provider_conn *conn, char *out, size_t outlen);
+void ingest_skip_summary(const struct provider_conn *conn, char *out, size_t outlen);
 
 /* The connection of INGEST ends while its message is being committed: the
  * commit goes on, and the provider's DELE is left to a later fetch. */
-void provider_ingest_detach(struct provider_ingest *ingest);
+void ingest_message_detach(struct ingest_message *ingest);
 
 /* ---- fetch.c --------------------------------------------------------------- */
 

@@ -224,10 +224,10 @@ static void fetcher_begin_done(int result, const char *error, void *arg)
 	if (conn->state == PROVIDER_DONE)
 		return; /* ended meanwhile (its deadline); freed from the loop next */
 	if (result < 0) {
-		provider_fail(conn, "cannot mark the fetch as started: %s", error);
+		pop3_client_fail(conn, "cannot mark the fetch as started: %s", error);
 		return;
 	}
-	provider_conn_start(conn);
+	pop3_client_start(conn);
 }
 
 static void fetcher_start(struct fetcher *fetcher, struct fetch_account *account)
@@ -250,7 +250,7 @@ static void fetcher_start(struct fetcher *fetcher, struct fetch_account *account
 		return;
 	}
 	struct provider_conn *conn =
-		provider_conn_new(fetcher, PROVIDER_MODE_FETCH, row.login, row.host, password);
+		pop3_client_new(fetcher, PROVIDER_MODE_FETCH, row.login, row.host, password);
 	crypto_password_free(&password);
 	conn->account = account;
 	account->running = true;
@@ -263,7 +263,7 @@ static void fetcher_start(struct fetcher *fetcher, struct fetch_account *account
 	begin->account_id = account->account_id;
 	if (writer_submit(pg->writer, NULL, fetcher_begin_work, fetcher_begin_done, begin) < 0) {
 		free(begin);
-		provider_fail(conn, "cannot mark the fetch as started: the store is overloaded");
+		pop3_client_fail(conn, "cannot mark the fetch as started: the store is overloaded");
 		return;
 	}
 	conn->begin = begin;
@@ -302,7 +302,7 @@ void fetcher_free(struct fetcher **fetcher_p)
 		conn->verify_callback = NULL;
 		if (conn->verify != NULL)
 			conn->verify->conn = NULL;
-		provider_conn_free(conn);
+		pop3_client_free(conn);
 	}
 	while ((account = TAILQ_FIRST(&fetcher->accounts)) != NULL) {
 		TAILQ_REMOVE(&fetcher->accounts, account, entry);
@@ -372,14 +372,14 @@ struct fetch_verify *fetch_verify_start(struct fetcher *fetcher, const char *log
 					fetch_verify_cb *callback, void *ctx)
 {
 	struct provider_conn *conn =
-		provider_conn_new(fetcher, PROVIDER_MODE_VERIFY, login, host, password);
+		pop3_client_new(fetcher, PROVIDER_MODE_VERIFY, login, host, password);
 	struct fetch_verify *verify = xcalloc(1, sizeof(*verify));
 
 	verify->conn = conn;
 	conn->verify = verify;
 	conn->verify_callback = callback;
 	conn->verify_ctx = ctx;
-	provider_conn_start(conn);
+	pop3_client_start(conn);
 	/* The start may have failed at once and reported already, which freed
 	 * VERIFY; CONN itself is only freed from the loop. */
 	if (conn->verify == NULL)
@@ -396,9 +396,9 @@ void fetch_verify_cancel(struct fetch_verify **verify_p)
 	if (verify->conn != NULL) {
 		verify->conn->verify_callback = NULL;
 		verify->conn->verify = NULL;
-		provider_password_wipe(verify->conn);
+		pop3_client_wipe_password(verify->conn);
 		if (verify->conn->state != PROVIDER_QUIT)
-			provider_fail(verify->conn, "cancelled");
+			pop3_client_fail(verify->conn, "cancelled");
 	}
 	free(verify);
 	*verify_p = NULL;

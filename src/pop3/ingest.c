@@ -41,10 +41,10 @@
 #include "store/writer.h"
 
 /* Skip reasons a fetch's summary line names; the rest are counted. */
-#define PROVIDER_SKIP_REASONS 3
+#define INGEST_SKIP_REASONS 3
 
 /* Stores LEN bytes of body as they go to the spool file (already CRLF). */
-static void provider_body_store(struct provider_conn *conn, const char *data, size_t len)
+static void ingest_body_store(struct provider_conn *conn, const char *data, size_t len)
 {
 	int64_t limit = conn->fetcher->pg->cfg->max_message_size;
 
@@ -62,7 +62,7 @@ static void provider_body_store(struct provider_conn *conn, const char *data, si
 
 /* Decoded body bytes: line ends made CRLF once, here, so the stored size and
  * SHA-256 are of what clients will be given. */
-static void provider_body_out(void *ctx, const char *data, size_t len)
+static void ingest_body_out(void *ctx, const char *data, size_t len)
 {
 	struct provider_conn *conn = ctx;
 
@@ -72,12 +72,12 @@ static void provider_body_out(void *ctx, const char *data, size_t len)
 		conn->crlf_capacity = 2 * len + 1;
 		conn->crlf_buffer = xrealloc(conn->crlf_buffer, conn->crlf_capacity);
 	}
-	provider_body_store(conn, conn->crlf_buffer,
-			    spool_crlf_normalise(&conn->crlf, data, len, conn->crlf_buffer));
+	ingest_body_store(conn, conn->crlf_buffer,
+			  spool_crlf_normalise(&conn->crlf, data, len, conn->crlf_buffer));
 }
 
 /* The UIDL checks (client.h). */
-bool provider_entry_stored(struct provider_conn *conn, struct provider_entry *entry)
+bool ingest_entry_stored(struct provider_conn *conn, struct provider_entry *entry)
 {
 	int64_t listed = 0;
 	int known = 0;
@@ -86,8 +86,8 @@ bool provider_entry_stored(struct provider_conn *conn, struct provider_entry *en
 		known = store_uidl_lookup(conn->fetcher->pg->store, conn->account->account_id,
 					  entry->uidl, &listed);
 		if (known < 0) {
-			provider_fail(conn, "store error: %s",
-				      store_errmsg(conn->fetcher->pg->store));
+			pop3_client_fail(conn, "store error: %s",
+					 store_errmsg(conn->fetcher->pg->store));
 			return false;
 		}
 	}
@@ -105,7 +105,7 @@ bool provider_entry_stored(struct provider_conn *conn, struct provider_entry *en
 
 /* Logs the UIDLs the listing holds more than once, once per fetch, and
  * keeps the anomaly for the account's last error. */
-static void provider_report_duplicates(struct provider_conn *conn)
+static void ingest_report_duplicates(struct provider_conn *conn)
 {
 	const struct provider_listing *listing = &conn->listing;
 
@@ -122,14 +122,14 @@ static void provider_report_duplicates(struct provider_conn *conn)
 
 /* The UIDLs a complete listing holds, on their way to the store: the
  * recorded ones not among them are forgotten. */
-struct provider_prune {
+struct ingest_prune {
 	int64_t account_id;
 	char *account_name;
 	char **present;
 	size_t count;
 };
 
-static void provider_prune_free(struct provider_prune *prune)
+static void ingest_prune_free(struct ingest_prune *prune)
 {
 	for (size_t i = 0; i < prune->count; i++)
 		free(prune->present[i]);
@@ -138,24 +138,24 @@ static void provider_prune_free(struct provider_prune *prune)
 	free(prune);
 }
 
-static int provider_prune_work(struct store *store, void *arg)
+static int ingest_prune_work(struct store *store, void *arg)
 {
-	struct provider_prune *prune = arg;
+	struct ingest_prune *prune = arg;
 
 	if (store_uidl_prune(store, prune->account_id, prune->present, prune->count) < 0)
 		return -1;
 	return 0;
 }
 
-static void provider_prune_done(int result, const char *error, void *arg)
+static void ingest_prune_done(int result, const char *error, void *arg)
 {
-	struct provider_prune *prune = arg;
+	struct ingest_prune *prune = arg;
 
 	/* Harmless: the UIDLs are forgotten after the next complete listing. */
 	if (result < 0)
 		log_event(LOG_WARN, "error", prune->account_name, NULL,
 			  "cannot forget the UIDLs the provider no longer lists: %s", error);
-	provider_prune_free(prune);
+	ingest_prune_free(prune);
 }
 
 /*
@@ -166,9 +166,9 @@ static void provider_prune_done(int result, const char *error, void *arg)
  * its UIDL is listed (it is deleted at the provider only after its commit),
  * so nothing a row is committed for is forgotten.
  */
-static void provider_prune_submit(struct provider_conn *conn)
+static void ingest_prune_submit(struct provider_conn *conn)
 {
-	struct provider_prune *prune = xcalloc(1, sizeof(*prune));
+	struct ingest_prune *prune = xcalloc(1, sizeof(*prune));
 
 	prune->account_id = conn->account->account_id;
 	prune->account_name = xstrdup(conn->account_name);
@@ -176,18 +176,18 @@ static void provider_prune_submit(struct provider_conn *conn)
 	for (size_t i = 0; i < conn->listing.count; i++)
 		prune->present[i] = xstrdup(conn->listing.entries[i].uidl);
 	prune->count = conn->listing.count;
-	if (writer_submit(conn->fetcher->pg->writer, NULL, provider_prune_work,
-			  provider_prune_done, prune) < 0)
-		provider_prune_done(-1, "the store is overloaded", prune);
+	if (writer_submit(conn->fetcher->pg->writer, NULL, ingest_prune_work, ingest_prune_done,
+			  prune) < 0)
+		ingest_prune_done(-1, "the store is overloaded", prune);
 }
 
 /* The UIDL listing is complete (client.h). */
-void provider_listing_closed(struct provider_conn *conn)
+void ingest_listing_closed(struct provider_conn *conn)
 {
 	/* UIDLs the provider no longer lists are gone there for good;
 	 * a listing cut at max_listed proves nothing of the rest. */
 	if (conn->listing.unlisted == 0) {
-		provider_prune_submit(conn);
+		ingest_prune_submit(conn);
 		log_event(LOG_INFO, "fetch", conn->account_name, NULL,
 			  "%zu message(s) at the provider", conn->listing.count);
 	} else {
@@ -197,17 +197,17 @@ void provider_listing_closed(struct provider_conn *conn)
 			  conn->listing.count + conn->listing.unlisted, conn->listing.count);
 	}
 	listing_close(&conn->listing);
-	provider_report_duplicates(conn);
+	ingest_report_duplicates(conn);
 }
 
 /* A fresh spool file, digest and decoder for the RETR (client.h). */
-int provider_retr_begin(struct provider_conn *conn)
+int ingest_retr_begin(struct provider_conn *conn)
 {
 	struct popgate *pg = conn->fetcher->pg;
 
 	conn->writer = spool_writer_new(pg->store->data_dir);
 	if (conn->writer == NULL) {
-		provider_fail(conn, "cannot create a spool file: %s", strerror(errno));
+		pop3_client_fail(conn, "cannot create a spool file: %s", strerror(errno));
 		return -1;
 	}
 	if (conn->digest == NULL)
@@ -221,29 +221,29 @@ int provider_retr_begin(struct provider_conn *conn)
 
 /* Leaves ENTRY at the provider. The reasons are summed up in one line at
  * the end of the fetch, not logged per message: a listing may be huge. */
-void provider_skip(struct provider_conn *conn, struct provider_entry *entry, const char *reason)
+void ingest_skip(struct provider_conn *conn, struct provider_entry *entry, const char *reason)
 {
 	size_t used = strlen(conn->skip_reason);
 
 	conn->skipped_count++;
-	if (conn->skipped_count <= PROVIDER_SKIP_REASONS)
+	if (conn->skipped_count <= INGEST_SKIP_REASONS)
 		snprintf(conn->skip_reason + used, sizeof(conn->skip_reason) - used, "%smessage %u: %s",
 			 used > 0 ? "; " : "", entry->number, reason);
 }
 
 /* The skip reasons as one text: the first few, and how many more. */
-void provider_skip_summary(const struct provider_conn *conn, char *out, size_t outlen)
+void ingest_skip_summary(const struct provider_conn *conn, char *out, size_t outlen)
 {
-	if (conn->skipped_count > PROVIDER_SKIP_REASONS)
+	if (conn->skipped_count > INGEST_SKIP_REASONS)
 		snprintf(out, outlen, "%s; and %u more", conn->skip_reason,
-			 conn->skipped_count - PROVIDER_SKIP_REASONS);
+			 conn->skipped_count - INGEST_SKIP_REASONS);
 	else
 		snprintf(out, outlen, "%s", conn->skip_reason);
 }
 
 /* A message on its way to the store: what the writer thread commits and
  * what follows the commit in the loop. */
-struct provider_ingest {
+struct ingest_message {
 	struct provider_conn *conn; /* NULL once the connection ended */
 	struct popgate *pg;
 	int64_t account_id;
@@ -255,22 +255,22 @@ struct provider_ingest {
 	char sha256_hex[2 * EVP_MAX_MD_SIZE + 1];
 };
 
-static void provider_ingest_free(struct provider_ingest *ingest)
+static void ingest_message_free(struct ingest_message *ingest)
 {
 	free(ingest->uidl);
 	free(ingest->account_name);
 	free(ingest);
 }
 
-void provider_ingest_detach(struct provider_ingest *ingest)
+void ingest_message_detach(struct ingest_message *ingest)
 {
 	ingest->conn = NULL; /* its commit goes on; the DELE waits for a later fetch */
 }
 
 /* In the writer thread: the row and its UIDL, committed together. */
-static int provider_ingest_work(struct store *store, void *arg)
+static int ingest_message_work(struct store *store, void *arg)
 {
-	struct provider_ingest *ingest = arg;
+	struct ingest_message *ingest = arg;
 
 	if (store_message_insert(store, ingest->id, ingest->account_id, ingest->uidl,
 				 ingest->size, ingest->sha256_hex) < 0 ||
@@ -283,7 +283,7 @@ static int provider_ingest_work(struct store *store, void *arg)
 /* Hands the committed message to the pipeline, with the job route.h gives
  * a fetched message (its account and user as owner, the login as
  * recipient). */
-static void provider_ingest_submit(struct provider_ingest *ingest)
+static void ingest_message_submit(struct ingest_message *ingest)
 {
 	struct popgate *pg = ingest->pg;
 	struct store_message message = {.received_at = util_now()};
@@ -303,9 +303,9 @@ static void provider_ingest_submit(struct provider_ingest *ingest)
 
 /* In the loop, after the commit: the message goes to the pipeline, and only
  * now may the provider delete it (G3). */
-static void provider_ingest_done(int result, const char *error, void *arg)
+static void ingest_message_done(int result, const char *error, void *arg)
 {
-	struct provider_ingest *ingest = arg;
+	struct ingest_message *ingest = arg;
 	struct provider_conn *conn = ingest->conn;
 
 	if (conn != NULL) {
@@ -315,29 +315,30 @@ static void provider_ingest_done(int result, const char *error, void *arg)
 	}
 	if (result < 0) {
 		if (conn != NULL)
-			provider_fail(conn, "cannot record message %u: %s",
-				      conn->listing.entries[conn->cursor].number, error);
-		provider_ingest_free(ingest);
+			pop3_client_fail(conn, "cannot record message %u: %s",
+					 conn->listing.entries[conn->cursor].number, error);
+		ingest_message_free(ingest);
 		return;
 	}
 	log_event(LOG_INFO, "stored", ingest->account_name, ingest->id, "uidl %s, %lld bytes",
 		  ingest->uidl, (long long)ingest->size);
-	provider_ingest_submit(ingest);
-	provider_ingest_free(ingest);
+	ingest_message_submit(ingest);
+	ingest_message_free(ingest);
 	if (conn == NULL)
 		return; /* the connection ended: a later fetch deletes it (its UIDL is known) */
 	conn->stored_count++;
 	bufferevent_enable(conn->bev, EV_READ);
-	provider_command(conn, PROVIDER_DELE, "DELE %u", conn->listing.entries[conn->cursor].number);
+	pop3_client_send_command(conn, PROVIDER_DELE, "DELE %u",
+				 conn->listing.entries[conn->cursor].number);
 }
 
 /*
  * The body of the current message is complete in its spool file: hand it to
  * the writer thread, which makes it durable and commits its row and UIDL;
- * provider_ingest_done then asks the provider to delete it (G3) and hands
+ * ingest_message_done then asks the provider to delete it (G3) and hands
  * the message to the pipeline.
  */
-static void provider_store_message(struct provider_conn *conn)
+static void ingest_store_message(struct provider_conn *conn)
 {
 	struct popgate *pg = conn->fetcher->pg;
 	struct provider_entry *entry = &conn->listing.entries[conn->cursor];
@@ -348,15 +349,15 @@ static void provider_store_message(struct provider_conn *conn)
 	char tail[1];
 
 	/* A body that ended in a lone CR gets its LF. */
-	provider_body_store(conn, tail, spool_crlf_finish(&conn->crlf, tail));
+	ingest_body_store(conn, tail, spool_crlf_finish(&conn->crlf, tail));
 	if (conn->oversize) {
 		spool_writer_free(&conn->writer);
 		char reason[96];
 		snprintf(reason, sizeof(reason), "over the size limit of %lld bytes",
 			 pg->cfg->max_message_size);
-		provider_skip(conn, entry, reason);
+		ingest_skip(conn, entry, reason);
 		conn->cursor++;
-		provider_fetch_next(conn);
+		pop3_client_fetch_next(conn);
 		return;
 	}
 	EVP_DigestFinal_ex(conn->digest, hash, &hash_len);
@@ -371,13 +372,13 @@ static void provider_store_message(struct provider_conn *conn)
 						  entry->uidl, hash_hex);
 		if (copy < 0) {
 			spool_writer_free(&conn->writer);
-			provider_fail(conn, "store error: %s", store_errmsg(pg->store));
+			pop3_client_fail(conn, "store error: %s", store_errmsg(pg->store));
 			return;
 		}
 		if (copy == 1) {
 			spool_writer_free(&conn->writer);
 			conn->redeleted_count++;
-			provider_command(conn, PROVIDER_DELE, "DELE %u", entry->number);
+			pop3_client_send_command(conn, PROVIDER_DELE, "DELE %u", entry->number);
 			return;
 		}
 	}
@@ -385,11 +386,11 @@ static void provider_store_message(struct provider_conn *conn)
 	/*
 	 * The writer thread makes the body durable (fsync, rename, folder fsync)
 	 * and then commits its row and UIDL, in one transaction with whatever
-	 * else is queued; the DELE waits for that commit (provider_ingest_done).
+	 * else is queued; the DELE waits for that commit (ingest_message_done).
 	 * A crash before the commit leaves an orphan file, removed at start-up.
 	 * Nothing is read from the provider meanwhile.
 	 */
-	struct provider_ingest *ingest = xcalloc(1, sizeof(*ingest));
+	struct ingest_message *ingest = xcalloc(1, sizeof(*ingest));
 	ingest->conn = conn;
 	ingest->pg = pg;
 	ingest->account_id = conn->account->account_id;
@@ -401,10 +402,10 @@ static void provider_store_message(struct provider_conn *conn)
 	snprintf(ingest->sha256_hex, sizeof(ingest->sha256_hex), "%s", hash_hex);
 	struct spool_writer *body = conn->writer;
 	conn->writer = NULL;
-	if (writer_submit(pg->writer, body, provider_ingest_work, provider_ingest_done, ingest) < 0) {
-		provider_ingest_free(ingest);
-		provider_fail(conn, "cannot store message %u: the store is overloaded",
-			      entry->number);
+	if (writer_submit(pg->writer, body, ingest_message_work, ingest_message_done, ingest) < 0) {
+		ingest_message_free(ingest);
+		pop3_client_fail(conn, "cannot store message %u: the store is overloaded",
+				 entry->number);
 		return;
 	}
 	conn->ingest = ingest;
@@ -412,7 +413,7 @@ static void provider_store_message(struct provider_conn *conn)
 }
 
 /* The body as it comes (client.h). */
-void provider_read_body(struct provider_conn *conn)
+void ingest_read_body(struct provider_conn *conn)
 {
 	struct evbuffer *in = bufferevent_get_input(conn->bev);
 
@@ -421,9 +422,9 @@ void provider_read_body(struct provider_conn *conn)
 		if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1)
 			break;
 		size_t used = pop3_dot_decode(&conn->decoder, vec.iov_base, vec.iov_len,
-					      provider_body_out, conn);
+					      ingest_body_out, conn);
 		evbuffer_drain(in, used);
 	}
 	if (conn->decoder.done)
-		provider_store_message(conn);
+		ingest_store_message(conn);
 }

@@ -1,5 +1,5 @@
 /*
- * fuzz_policy.c — libFuzzer target for the address policy (pop3/policy.c)
+ * fuzz_policy.c — libFuzzer target for the address policy (core/policy.c)
  * and the provider host checks (config_pattern_match, policy_host_refusal).
  *
  * The first byte picks what the rest is:
@@ -32,7 +32,7 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "pop3/policy.h"
+#include "core/policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

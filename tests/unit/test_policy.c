@@ -1,6 +1,6 @@
 /*
  * test_policy.c — which provider addresses count as public, and which host
- * names are refused as ambiguous IPv4 literals (pop3/policy.c).
+ * names are refused as ambiguous IPv4 literals (core/policy.c).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "pop3/policy.h"
+#include "core/policy.h"
 
 static bool address_public(const char *text)
 {

@@ -1,8 +1,8 @@
 /*
- * policy.c — classifying provider addresses as public or not, and refusing
- * provider host names that are ambiguous IPv4 literals (policy.h).
+ * policy.c — classifying remote addresses as public or not, and refusing
+ * host names that are ambiguous IPv4 literals (policy.h).
  *
- * SECURITY: this is the check that keeps user-chosen provider hosts from
+ * SECURITY: this is the check that keeps user-chosen hosts (providers) from
  * reaching loopback, private, link-local or otherwise special networks. It
  * must err on the side of "not public": IPv6 is public only inside the global
  * unicast block 2000::/3, and every form that carries an IPv4 address
@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "pop3/policy.h"
+#include "core/policy.h"
 
 /* A block of addresses: the first PREFIX_LEN bits of PREFIX. */
 struct policy_v4_block {

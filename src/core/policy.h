@@ -1,12 +1,14 @@
 /*
- * policy.h — which provider addresses popgate may connect to, and which
- * provider host names are refused before any lookup.
+ * policy.h — the address policy: which remote addresses popgate may connect
+ * to (core/connector applies it to every address a lookup returns), and which
+ * host names are refused before any lookup.
  *
- * The provider host comes from the user's account name, so without this a
- * user could make popgate connect into the office network (or to itself).
+ * A provider host comes from the user's account name (and a relay's next hop
+ * from a message's recipient), so without this a user could make popgate
+ * connect into the office network (or to itself).
  */
-#ifndef POPGATE_POP3_POLICY_H
-#define POPGATE_POP3_POLICY_H
+#ifndef POPGATE_CORE_POLICY_H
+#define POPGATE_CORE_POLICY_H
 
 #include <stdbool.h>
 #include <stdint.h>
