@@ -356,6 +356,8 @@ static void test_migration_marks_unfinished(void **state)
 	free(sql);
 	assert_int_equal(store_account_record_fetch(f->store, failed.id, "timeout", 2, 9), 0);
 	test_exec_sql(f->store, "DROP TABLE envelope_recipient; DROP TABLE envelope;"
+				"DROP TABLE local_network; DROP TABLE transport_rule;"
+				"DROP TABLE correspondent; DROP TABLE dkim_key;"
 				"ALTER TABLE account DROP COLUMN fetch_unfinished;"
 				"PRAGMA user_version = 6;");
 	store_close(&f->store);
