@@ -326,8 +326,7 @@ static DKIM_LIB *dkim_library_new(char *err, size_t errlen)
 
 /* Feeds PREPEND and the whole of BODY_FD to DKIM, then ends the message.
  * DKIM_STAT_OK, or another status (with *WHAT saying which step). */
-static DKIM_STAT dkim_feed_message(DKIM *dkim, const char *prepend, int body_fd,
-				   const char **what)
+static DKIM_STAT dkim_feed_message(DKIM *dkim, const char *prepend, int body_fd, const char **what)
 {
 	unsigned char *buf = xmalloc(DKIM_READ_CHUNK);
 	DKIM_STAT status = DKIM_STAT_OK;
@@ -470,8 +469,8 @@ static char *dkim_base64(const unsigned char *data, size_t len)
 	return out;
 }
 
-int dkim_record_value(enum store_dkim_algorithm algorithm, const char *private_pem,
-		      char **value_r, char *err, size_t errlen)
+int dkim_record_value(enum store_dkim_algorithm algorithm, const char *private_pem, char **value_r,
+		      char *err, size_t errlen)
 {
 	BIO *bio = BIO_new_mem_buf(private_pem, -1);
 	EVP_PKEY *pkey = NULL;
@@ -534,11 +533,11 @@ char *dkim_record_line(const char *domain, const char *selector, const char *val
 
 	used = (size_t)snprintf(line, cap, "%s._domainkey.%s. IN TXT", selector, domain);
 	for (size_t at = 0; at < value_len || at == 0; at += DKIM_TXT_STRING_MAX) {
-		size_t piece = value_len - at < DKIM_TXT_STRING_MAX ? value_len - at
-								    : DKIM_TXT_STRING_MAX;
+		size_t piece =
+		    value_len - at < DKIM_TXT_STRING_MAX ? value_len - at : DKIM_TXT_STRING_MAX;
 
-		used += (size_t)snprintf(line + used, cap - used, " \"%.*s\"", (int)piece,
-					 value + at);
+		used +=
+		    (size_t)snprintf(line + used, cap - used, " \"%.*s\"", (int)piece, value + at);
 		if (value_len == 0)
 			break;
 	}

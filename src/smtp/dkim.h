@@ -43,7 +43,7 @@
 
 /* A domain's signing key, opened, for one message or many. */
 struct dkim_signing_key {
-	char *domain;   /* d= */
+	char *domain;	/* d= */
 	char *selector; /* s= */
 	enum store_dkim_algorithm algorithm;
 	char *private_key; /* PEM; wiped by dkim_signing_key_free */
@@ -105,8 +105,8 @@ void dkim_pem_free(char **pem);
  * allocated. 0, or -1 with ERR (the key does not parse or is of another
  * algorithm).
  */
-int dkim_record_value(enum store_dkim_algorithm algorithm, const char *private_pem,
-		      char **value_r, char *err, size_t errlen);
+int dkim_record_value(enum store_dkim_algorithm algorithm, const char *private_pem, char **value_r,
+		      char *err, size_t errlen);
 
 /*
  * The zone-file line for VALUE at SELECTOR._domainkey.DOMAIN.: the name, "IN

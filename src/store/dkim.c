@@ -185,9 +185,8 @@ int store_dkim_get(struct store *store, const struct crypto_key *credential, con
 		int sealed_len = sqlite3_column_bytes(stmt, 4);
 
 		store_dkim_read(stmt, key);
-		if (sealed == NULL ||
-		    crypto_secret_open(credential, sealed, (size_t)sealed_len, &key->private_key) <
-			0) {
+		if (sealed == NULL || crypto_secret_open(credential, sealed, (size_t)sealed_len,
+							 &key->private_key) < 0) {
 			/* Sealed with another credential key, or damaged: signing with
 			 * nothing is better than with a guess. */
 			log_error("store: the DKIM key of %s does not open with the credential key",

@@ -57,52 +57,50 @@ static const char prepend_text[] =
 
 /* A plain message with folded headers, trailing spaces and blank lines at the
  * end: what relaxed canonicalisation is about. */
-static const char message_plain[] =
-    "From: Anna Example <anna@example.org>\r\n"
-    "To: bob@example.net,\r\n"
-    "    carol@example.net\r\n"
-    "Cc: dave@example.com\r\n"
-    "Subject: Quarterly   figures  \r\n"
-    "Date: Wed, 2 Dec 2026 07:09:58 +0100\r\n"
-    "Message-ID: <20261202060958.1234@example.org>\r\n"
-    "MIME-Version: 1.0\r\n"
-    "Content-Type: text/plain; charset=utf-8\r\n"
-    "Content-Transfer-Encoding: 8bit\r\n"
-    "\r\n"
-    "Hello Bob,  \r\n"
-    "\r\n"
-    "the figures are attached.\t\r\n"
-    ".leading dot\r\n"
-    "\r\n"
-    "\r\n";
+static const char message_plain[] = "From: Anna Example <anna@example.org>\r\n"
+				    "To: bob@example.net,\r\n"
+				    "    carol@example.net\r\n"
+				    "Cc: dave@example.com\r\n"
+				    "Subject: Quarterly   figures  \r\n"
+				    "Date: Wed, 2 Dec 2026 07:09:58 +0100\r\n"
+				    "Message-ID: <20261202060958.1234@example.org>\r\n"
+				    "MIME-Version: 1.0\r\n"
+				    "Content-Type: text/plain; charset=utf-8\r\n"
+				    "Content-Transfer-Encoding: 8bit\r\n"
+				    "\r\n"
+				    "Hello Bob,  \r\n"
+				    "\r\n"
+				    "the figures are attached.\t\r\n"
+				    ".leading dot\r\n"
+				    "\r\n"
+				    "\r\n";
 
 /* A multipart reply in the shape the SpamAssassin ham has, with References
  * and In-Reply-To and an unsigned header among the signed ones. */
-static const char message_multipart[] =
-    "Return-Path: <anna@example.org>\r\n"
-    "From: \"Anna Example\" <Anna@Example.ORG>\r\n"
-    "To: \"Zzzz\" <zzzz@example.net>\r\n"
-    "Subject: Re: [ILUG] Sun Solaris..\r\n"
-    "In-Reply-To: <3D6E4C1A.3050502@example.net>\r\n"
-    "References: <20020829103205.GA2373@example.net>\r\n"
-    "\t<3D6E4C1A.3050502@example.net>\r\n"
-    "X-Mailer: Mutt 1.4i\r\n"
-    "Date: Thu, 29 Aug 2002 11:18:54 +0100\r\n"
-    "Message-ID: <20020829111854.GB2373@example.org>\r\n"
-    "MIME-Version: 1.0\r\n"
-    "Content-Type: multipart/mixed; boundary=\"=-=-=\"\r\n"
-    "\r\n"
-    "--=-=-=\r\n"
-    "Content-Type: text/plain\r\n"
-    "\r\n"
-    "> Does anybody know if Solaris 8 runs on an Ultra 5?\r\n"
-    "It does, with 128 MB at least.\r\n"
-    "--=-=-=\r\n"
-    "Content-Type: application/octet-stream\r\n"
-    "Content-Transfer-Encoding: base64\r\n"
-    "\r\n"
-    "U29sYXJpcyA4IG9uIGFuIFVsdHJhIDUK\r\n"
-    "--=-=-=--\r\n";
+static const char message_multipart[] = "Return-Path: <anna@example.org>\r\n"
+					"From: \"Anna Example\" <Anna@Example.ORG>\r\n"
+					"To: \"Zzzz\" <zzzz@example.net>\r\n"
+					"Subject: Re: [ILUG] Sun Solaris..\r\n"
+					"In-Reply-To: <3D6E4C1A.3050502@example.net>\r\n"
+					"References: <20020829103205.GA2373@example.net>\r\n"
+					"\t<3D6E4C1A.3050502@example.net>\r\n"
+					"X-Mailer: Mutt 1.4i\r\n"
+					"Date: Thu, 29 Aug 2002 11:18:54 +0100\r\n"
+					"Message-ID: <20020829111854.GB2373@example.org>\r\n"
+					"MIME-Version: 1.0\r\n"
+					"Content-Type: multipart/mixed; boundary=\"=-=-=\"\r\n"
+					"\r\n"
+					"--=-=-=\r\n"
+					"Content-Type: text/plain\r\n"
+					"\r\n"
+					"> Does anybody know if Solaris 8 runs on an Ultra 5?\r\n"
+					"It does, with 128 MB at least.\r\n"
+					"--=-=-=\r\n"
+					"Content-Type: application/octet-stream\r\n"
+					"Content-Transfer-Encoding: base64\r\n"
+					"\r\n"
+					"U29sYXJpcyA4IG9uIGFuIFVsdHJhIDUK\r\n"
+					"--=-=-=--\r\n";
 
 /* Writes TEXT to a new file in F's folder and opens it for reading. */
 static int body_open(struct fixture *f, const char *name, const char *text)
@@ -197,8 +195,8 @@ static void sign_and_verify(struct fixture *f, enum store_dkim_algorithm algorit
 	if (dkim_sign_message(key, prepend_text, fd, &header, err, sizeof(err)) < 0)
 		fail_msg("signing: %s", err);
 	assert_true(strncmp(header, "DKIM-Signature: v=1; a=", 23) == 0);
-	assert_non_null(strstr(header, algorithm == STORE_DKIM_ED25519 ? "a=ed25519-sha256"
-									: "a=rsa-sha256"));
+	assert_non_null(
+	    strstr(header, algorithm == STORE_DKIM_ED25519 ? "a=ed25519-sha256" : "a=rsa-sha256"));
 	assert_non_null(strstr(header, "c=relaxed/relaxed"));
 	assert_non_null(strstr(header, "s=popgate202612"));
 	assert_int_equal(strcmp(header + strlen(header) - 2, "\r\n"), 0);
@@ -556,15 +554,15 @@ static void test_store_replace_list_delete(void **state)
 	assert_null(keys);
 
 	/* The relay's lookup. */
-	assert_int_equal(dkim_key_for_message(f->base.store, &f->credential, "example.net", &signing),
-			 1);
+	assert_int_equal(
+	    dkim_key_for_message(f->base.store, &f->credential, "example.net", &signing), 1);
 	assert_string_equal(signing->domain, "example.net");
 	assert_string_equal(signing->selector, "s1");
 	assert_string_equal(signing->private_key, "second");
 	dkim_signing_key_free(&signing);
 	assert_null(signing);
-	assert_int_equal(dkim_key_for_message(f->base.store, &f->credential, "example.com", &signing),
-			 0);
+	assert_int_equal(
+	    dkim_key_for_message(f->base.store, &f->credential, "example.com", &signing), 0);
 	assert_null(signing);
 
 	assert_int_equal(store_dkim_delete(f->base.store, "Example.NET"), 1);
