@@ -217,6 +217,94 @@ int dkim_key_for_message(struct store *store, const struct crypto_key *credentia
 	return 1;
 }
 
+/* ---- the relay's key ring ----------------------------------------------- */
+
+struct dkim_keyring {
+	struct dkim_signing_key **keys;
+	size_t count;
+	char **broken; /* domains whose key would not open */
+	size_t broken_count;
+};
+
+int dkim_keyring_load(struct store *store, const struct crypto_key *credential,
+		      struct dkim_keyring **ring_r)
+{
+	struct dkim_keyring *ring = xcalloc(1, sizeof(*ring));
+	struct store_dkim_key *listed = NULL;
+	size_t count = 0;
+
+	*ring_r = NULL;
+	if (store_dkim_list(store, &listed, &count) < 0) {
+		xfree(&ring);
+		return -1;
+	}
+	ring->keys = xcalloc(count > 0 ? count : 1, sizeof(*ring->keys));
+	ring->broken = xcalloc(count > 0 ? count : 1, sizeof(*ring->broken));
+	for (size_t i = 0; i < count; i++) {
+		int found = dkim_key_for_message(store, credential, listed[i].domain,
+						 &ring->keys[ring->count]);
+
+		/* A domain whose key does not open stays out of the ring but is
+		 * remembered: its mail must not go out unsigned as if it had no
+		 * key (DMARC would reject it), while the other domains sign on.
+		 * A key deleted since the listing is simply not in the ring. */
+		if (found < 0)
+			ring->broken[ring->broken_count++] = xstrdup(listed[i].domain);
+		else if (found == 1)
+			ring->count++;
+	}
+	store_dkim_list_free(&listed, count);
+	*ring_r = ring;
+	return 0;
+}
+
+void dkim_keyring_free(struct dkim_keyring **ring)
+{
+	if (*ring == NULL)
+		return;
+	for (size_t i = 0; i < (*ring)->count; i++)
+		dkim_signing_key_free(&(*ring)->keys[i]);
+	for (size_t i = 0; i < (*ring)->broken_count; i++)
+		free((*ring)->broken[i]);
+	free((*ring)->keys);
+	free((*ring)->broken);
+	xfree(ring);
+}
+
+size_t dkim_keyring_count(const struct dkim_keyring *ring)
+{
+	return ring->count;
+}
+
+int dkim_keyring_sign(const struct dkim_keyring *ring, const char *prepend, int body_fd,
+		      char **header_r, char *err, size_t errlen)
+{
+	const struct dkim_signing_key *key = NULL;
+	char *domain = NULL;
+	int found, result = 0;
+
+	*header_r = NULL;
+	if (ring->count == 0 && ring->broken_count == 0)
+		return 0;
+	found = dkim_message_from_domain(prepend, body_fd, &domain, err, errlen);
+	if (found <= 0)
+		return found;
+	/* Both are lowercase: the parser lowercases, the store keeps them so. */
+	for (size_t i = 0; i < ring->count && key == NULL; i++)
+		if (strcmp(ring->keys[i]->domain, domain) == 0)
+			key = ring->keys[i];
+	for (size_t i = 0; i < ring->broken_count; i++)
+		if (strcmp(ring->broken[i], domain) == 0) {
+			snprintf(err, errlen, "the DKIM key of %s does not open", domain);
+			result = -1;
+		}
+	if (key != NULL)
+		result =
+		    dkim_sign_message(key, prepend, body_fd, header_r, err, errlen) < 0 ? -1 : 1;
+	free(domain);
+	return result;
+}
+
 /* ---- reading the message ------------------------------------------------ */
 
 /* Reads up to LEN bytes at OFFSET of FD, retrying on EINTR. The count, 0 at

@@ -73,6 +73,39 @@ int dkim_message_from_domain(const char *prepend, int body_fd, char **domain_r, 
 			     size_t errlen);
 
 /*
+ * Every key of the store, opened, for the relay's signing jobs: loaded on the
+ * loop (it reads the store), then read-only, so a job on another thread may
+ * use it while the loop does not free it (hand each job its own ring, or
+ * keep one until its jobs are done).
+ */
+struct dkim_keyring;
+
+/* Loads every key with CREDENTIAL into *RING_R (allocated, maybe empty;
+ * dkim_keyring_free). A key that does not open (logged) leaves its domain
+ * marked in the ring: dkim_keyring_sign fails for that domain's mail rather
+ * than send it unsigned. 0, or -1 when the store cannot be read (logged). */
+int dkim_keyring_load(struct store *store, const struct crypto_key *credential,
+		      struct dkim_keyring **ring_r);
+
+/* Wipes the keys and frees *RING; NULL is fine; sets *RING to NULL. */
+void dkim_keyring_free(struct dkim_keyring **ring);
+
+/* The number of keys in RING. */
+size_t dkim_keyring_count(const struct dkim_keyring *ring);
+
+/*
+ * The relay's one call, in a job off the loop: finds the From: domain of
+ * PREPEND + BODY_FD (dkim_message_from_domain) and, when RING has its key,
+ * signs the message (dkim_sign_message). 1 signed, with *HEADER_R as there;
+ * 0 not signed (no From address, or no key for its domain: the message goes
+ * out as it is); -1 error with ERR (the file cannot be read, the domain's
+ * key did not open, or signing failed: retry later rather than send the
+ * message unsigned). Blocking; RING is only read.
+ */
+int dkim_keyring_sign(const struct dkim_keyring *ring, const char *prepend, int body_fd,
+		      char **header_r, char *err, size_t errlen);
+
+/*
  * Signs the message that will be sent: PREPEND (header lines popgate adds,
  * CRLF; may be NULL) followed by the body read from BODY_FD (the immutable
  * spool file, read from offset 0 with pread, not closed), with KEY for the

@@ -572,6 +572,74 @@ static void test_store_replace_list_delete(void **state)
 	store_dkim_list_free(&keys, count);
 }
 
+/* The relay's path: a ring of every key, loaded from the store, signs mail
+ * from a domain with a key, passes other mail unsigned, and refuses mail
+ * from a domain whose key does not open rather than send it unsigned. */
+static void test_keyring_sign(void **state)
+{
+	struct fixture *f = *state;
+	struct dkim_keyring *ring = NULL;
+	struct store_dkim_key stored = {0};
+	struct crypto_key other;
+	char *record = NULL, *header = NULL;
+	char err[256] = "";
+	int fd;
+
+	/* An empty store: an empty ring that signs nothing. */
+	assert_int_equal(dkim_keyring_load(f->base.store, &f->credential, &ring), 0);
+	assert_int_equal(dkim_keyring_count(ring), 0);
+	fd = body_open(f, "plain", message_plain);
+	assert_int_equal(dkim_keyring_sign(ring, prepend_text, fd, &header, err, sizeof(err)), 0);
+	assert_null(header);
+	dkim_keyring_free(&ring);
+	assert_null(ring);
+
+	stored.domain = xstrdup("example.org");
+	stored.selector = xstrdup("popgate202612");
+	stored.algorithm = STORE_DKIM_RSA;
+	assert_int_equal(dkim_key_generate(STORE_DKIM_RSA, &stored.private_key, err, sizeof(err)),
+			 0);
+	assert_int_equal(
+	    dkim_record_value(STORE_DKIM_RSA, stored.private_key, &record, err, sizeof(err)), 0);
+	assert_int_equal(store_dkim_put(f->base.store, &f->credential, &stored, false), 0);
+	store_dkim_key_clear(&stored);
+	/* A key sealed under another credential key: it will not open. */
+	randombytes_buf(other.bytes, sizeof(other.bytes));
+	stored.domain = xstrdup("example.net");
+	stored.selector = xstrdup("s1");
+	stored.algorithm = STORE_DKIM_RSA;
+	stored.private_key = xstrdup("-----BEGIN PRIVATE KEY-----\n");
+	assert_int_equal(store_dkim_put(f->base.store, &other, &stored, false), 0);
+	store_dkim_key_clear(&stored);
+
+	assert_int_equal(dkim_keyring_load(f->base.store, &f->credential, &ring), 0);
+	assert_int_equal(dkim_keyring_count(ring), 1);
+	/* From example.org: signed, and the signature verifies. */
+	assert_int_equal(dkim_keyring_sign(ring, prepend_text, fd, &header, err, sizeof(err)), 1);
+	assert_int_equal(verify_message(record, header, prepend_text, message_plain), DKIM_STAT_OK);
+	free(header);
+	close(fd);
+	/* From a domain without a key, or no From: not signed. */
+	fd = body_open(f, "other", "From: x@example.com\r\nSubject: s\r\n\r\nhi\r\n");
+	assert_int_equal(dkim_keyring_sign(ring, NULL, fd, &header, err, sizeof(err)), 0);
+	assert_null(header);
+	close(fd);
+	fd = body_open(f, "nofrom", "Subject: s\r\n\r\nhi\r\n");
+	assert_int_equal(dkim_keyring_sign(ring, NULL, fd, &header, err, sizeof(err)), 0);
+	close(fd);
+	/* From the domain whose key does not open: an error, not unsigned. */
+	fd = body_open(f, "broken", "From: x@Example.NET\r\nSubject: s\r\n\r\nhi\r\n");
+	err[0] = '\0';
+	assert_int_equal(dkim_keyring_sign(ring, NULL, fd, &header, err, sizeof(err)), -1);
+	assert_null(header);
+	assert_non_null(strstr(err, "example.net"));
+	close(fd);
+	/* A file that cannot be read: an error. */
+	assert_int_equal(dkim_keyring_sign(ring, NULL, -1, &header, err, sizeof(err)), -1);
+	dkim_keyring_free(&ring);
+	free(record);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -580,6 +648,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_signed_header_list, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_sign_without_from, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_from_domain, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_keyring_sign, setup, test_store_teardown),
 	    cmocka_unit_test(test_record_matches_key),
 	    cmocka_unit_test(test_record_line),
 	    cmocka_unit_test(test_default_selector),
