@@ -319,11 +319,11 @@ done:
 
 int ctl_dkim_sign(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
-	struct dkim_signing_key *signing = NULL;
-	struct store_dkim_key key;
+	struct dkim_keyring *ring = NULL;
+	struct crypto_key credential;
 	char *domain = NULL, *header = NULL;
 	char err[512], clean[300];
-	int fd, rc;
+	int fd, rc, signed_;
 
 	if ((rc = ctl_one_arg(cmd, argc, argv, "one message file")) != CTL_OK)
 		return rc;
@@ -331,35 +331,39 @@ int ctl_dkim_sign(struct ctl *ctl, const struct ctl_command *cmd, int argc, char
 	if (fd < 0)
 		return ctl_refuse("cannot open %s: %s", ctl_clean(argv[0], clean, sizeof(clean)),
 				  strerror(errno));
+	/* The domain only for the messages below: the ring finds it again. */
 	rc = dkim_message_from_domain(NULL, fd, &domain, err, sizeof(err));
 	if (rc <= 0) {
 		rc = rc < 0 ? ctl_refuse("%s", err)
 			    : ctl_refuse("the message has no From address to sign for");
 		goto done;
 	}
-	if ((rc = ctl_dkim_load(ctl, domain, &key)) != CTL_OK)
+	if ((rc = ctl_open_store(ctl)) != CTL_OK ||
+	    (rc = ctl_dkim_credential(ctl, &credential)) != CTL_OK)
 		goto done;
-	/* The same path the relay takes: a signing key made from the stored one. */
-	signing = xcalloc(1, sizeof(*signing));
-	signing->domain = key.domain;
-	signing->selector = key.selector;
-	signing->algorithm = key.algorithm;
-	signing->private_key = key.private_key;
-	memset(&key, 0, sizeof(key));
-	if (dkim_sign_message(signing, NULL, fd, &header, err, sizeof(err)) < 0) {
-		rc = ctl_refuse("cannot sign: %s", err);
+	/* The relay's own path: the ring of every key, then its signing call. */
+	rc = dkim_keyring_load(ctl->store, &credential, &ring);
+	crypto_key_wipe(&credential);
+	if (rc < 0) {
+		rc = ctl_refuse("cannot read the DKIM keys");
+		goto done;
+	}
+	signed_ = dkim_keyring_sign(ring, NULL, fd, &header, err, sizeof(err));
+	if (signed_ <= 0) {
+		rc = signed_ == 0
+			 ? ctl_refuse("no DKIM key for %s", ctl_clean(domain, clean, sizeof(clean)))
+			 : ctl_refuse("cannot sign: %s", err);
 		goto done;
 	}
 	if (ctl->json)
-		rc = ctl_printed(cli_json_print(
-		    json_pack("{s:o, s:o, s:o}", "domain", cli_json_string(signing->domain),
-			      "selector", cli_json_string(signing->selector), "header",
-			      json_string(header)),
-		    stdout));
+		rc = ctl_printed(
+		    cli_json_print(json_pack("{s:o, s:o}", "domain", cli_json_string(domain),
+					     "header", json_string(header)),
+				   stdout));
 	else
 		rc = ctl_printed(fputs(header, stdout) < 0 || fflush(stdout) != 0 ? -1 : 0);
 done:
-	dkim_signing_key_free(&signing);
+	dkim_keyring_free(&ring);
 	free(header);
 	free(domain);
 	close(fd);
