@@ -2,9 +2,9 @@
  * dkim.c — DKIM for outbound mail: signing with libopendkim, key pairs and
  * their DNS records with OpenSSL (see dkim.h for the choices).
  *
- * Owns: nothing that outlives a call. Each signature has its own libopendkim
- * handle, whose every allocation is wiped when freed (it holds a copy of the
- * private key), so calls may run on any thread.
+ * Owns: the key rings it loads (read-only once loaded). Each signature has
+ * its own libopendkim handle, whose every allocation is wiped when freed (it
+ * holds a copy of the private key), so signing may run on any thread.
  * Must never: canonicalise or hash by hand (libopendkim does), print or log a
  * private key, or keep one in memory it frees without wiping.
  */
@@ -162,8 +162,8 @@ static void dkim_leftover_find(const struct dkim_arena *arena, struct dkim_lefto
 	}
 }
 
-/* After dkim_free: frees what LEFTOVER noted if the library left it, then,
- * wiped, every block of the finished signature's ARENA. */
+/* After dkim_free and dkim_close: frees what LEFTOVER noted if the library
+ * left it, then, wiped, every block of the finished signature's ARENA. */
 static void dkim_arena_release(struct dkim_arena *arena, const struct dkim_leftover *leftover)
 {
 	if (leftover->out != NULL && dkim_arena_holds(arena, leftover->out)) {
@@ -494,8 +494,10 @@ done:
 			dkim_leftover_find(&arena, &leftover);
 		dkim_free(dkim);
 	}
-	dkim_arena_release(&arena, &leftover);
+	/* After the library is closed, so that nothing it still holds is
+	 * freed under it: what is left then is what it forgot. */
 	dkim_close(lib);
+	dkim_arena_release(&arena, &leftover);
 	return result;
 }
 
