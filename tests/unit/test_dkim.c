@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -640,6 +641,75 @@ static void test_keyring_sign(void **state)
 	free(record);
 }
 
+/* One signing job of test_sign_threads. */
+struct sign_job {
+	const struct dkim_keyring *ring;
+	int fd;
+	char *header;
+	int result;
+};
+
+static void *sign_job_run(void *arg)
+{
+	struct sign_job *job = arg;
+	char err[256];
+
+	for (int i = 0; i < 5; i++) {
+		free(job->header);
+		job->result = dkim_keyring_sign(job->ring, prepend_text, job->fd, &job->header, err,
+						sizeof(err));
+		if (job->result != 1)
+			break;
+	}
+	return NULL;
+}
+
+/* The relay signs in pool threads: one ring shared read-only by several
+ * threads at once, each signature verifying. */
+static void test_sign_threads(void **state)
+{
+	struct fixture *f = *state;
+	struct store_dkim_key stored = {0};
+	struct dkim_keyring *ring = NULL;
+	struct sign_job jobs[4];
+	pthread_t threads[4];
+	char *record = NULL;
+	char err[256];
+
+	stored.domain = xstrdup("example.org");
+	stored.selector = xstrdup("popgate202612");
+	stored.algorithm = STORE_DKIM_ED25519;
+	assert_int_equal(
+	    dkim_key_generate(STORE_DKIM_ED25519, &stored.private_key, err, sizeof(err)), 0);
+	assert_int_equal(
+	    dkim_record_value(STORE_DKIM_ED25519, stored.private_key, &record, err, sizeof(err)),
+	    0);
+	assert_int_equal(store_dkim_put(f->base.store, &f->credential, &stored, false), 0);
+	store_dkim_key_clear(&stored);
+	assert_int_equal(dkim_keyring_load(f->base.store, &f->credential, &ring), 0);
+	for (int i = 0; i < 4; i++) {
+		char name[16];
+
+		/* A file of its own each: a rewrite would race with a reader. */
+		snprintf(name, sizeof(name), "job%d", i);
+		jobs[i] = (struct sign_job){
+		    .ring = ring,
+		    .fd = body_open(f, name, i % 2 ? message_multipart : message_plain)};
+		assert_int_equal(pthread_create(&threads[i], NULL, sign_job_run, &jobs[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(threads[i], NULL), 0);
+		assert_int_equal(jobs[i].result, 1);
+		assert_int_equal(verify_message(record, jobs[i].header, prepend_text,
+						i % 2 ? message_multipart : message_plain),
+				 DKIM_STAT_OK);
+		free(jobs[i].header);
+		close(jobs[i].fd);
+	}
+	dkim_keyring_free(&ring);
+	free(record);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -649,6 +719,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_sign_without_from, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_from_domain, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_keyring_sign, setup, test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_sign_threads, setup, test_store_teardown),
 	    cmocka_unit_test(test_record_matches_key),
 	    cmocka_unit_test(test_record_line),
 	    cmocka_unit_test(test_default_selector),
