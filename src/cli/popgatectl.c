@@ -138,7 +138,7 @@ static const struct ctl_command ctl_commands[] = {
      "of sections of keys). The configuration holds no secret.\n",
      ctl_config_show},
     /* ---- dkim (ctl_dkim.c) ---- */
-    {"dkim", "keygen", "DOMAIN [--selector S] [--algorithm rsa|ed25519] [--replace]",
+    {"dkim", "keygen", "DOMAIN [--selector S] [--algorithm A] [--replace]",
      "make a DKIM key for DOMAIN and print its DNS record",
      "Makes a key pair with OpenSSL, stores the private key sealed with the\n"
      "credential key, and prints the TXT record to publish at\n"
