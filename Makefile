@@ -8,7 +8,8 @@
 
 CC ?= cc
 SAN ?= 0
-PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih jansson libunbound libseccomp
+PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih jansson libunbound libseccomp \
+	opendkim
 
 ifeq ($(SAN),1)
 BUILD := build/san

@@ -6,8 +6,9 @@
  * then opens the store and does its work. Exit status: CTL_OK, CTL_REFUSED
  * (with "popgatectl: MESSAGE" on stderr) or CTL_USAGE.
  *
- * Must never: load the credential key, or print a password, a password hash,
- * a sealed secret or a message body.
+ * Must never: load the credential key (except the dkim commands, which seal
+ * and open DKIM keys with it: ctl_dkim.c), or print a password, a password
+ * hash, a sealed secret or a message body.
  */
 #ifndef POPGATE_CLI_CTL_H
 #define POPGATE_CLI_CTL_H
@@ -114,11 +115,16 @@ CTL_RUN(ctl_address_del);
 CTL_RUN(ctl_auth_check);
 CTL_RUN(ctl_admin_check);
 CTL_RUN(ctl_admin_passwd);
-/* ---- network (ctl_network.c) ---- */
+/* ctl_network.c */
 CTL_RUN(ctl_network_list);
 CTL_RUN(ctl_network_add);
 CTL_RUN(ctl_network_del);
-/* ---- end network ---- */
+/* ctl_dkim.c */
+CTL_RUN(ctl_dkim_keygen);
+CTL_RUN(ctl_dkim_list);
+CTL_RUN(ctl_dkim_show);
+CTL_RUN(ctl_dkim_del);
+CTL_RUN(ctl_dkim_sign);
 #undef CTL_RUN
 
 #endif

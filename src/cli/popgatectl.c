@@ -12,8 +12,8 @@
  * Each change is recorded as an "admin_change" event in popgate's log (and
  * console logins as theirs), beside the daemon's events.
  *
- * Must never: load the credential key, or print a password, a password hash,
- * a sealed secret or a message body.
+ * Must never: load the credential key (except the dkim commands: ctl_dkim.c),
+ * or print a password, a password hash, a sealed secret or a message body.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -133,7 +133,7 @@ static const struct ctl_command ctl_commands[] = {
      "Exits 0 when it is the one 'admin passwd' set, 1 when not or when none is\n"
      "set. Failures count towards the login throttle.\n",
      ctl_admin_check},
-    /* ---- network (ctl_network.c) ---- */
+    /* network (ctl_network.c) */
     {"network", "list", "", "list the Local Networks (clients that may relay)",
      "Shows each Local Network's name, network (CIDR) and creation time. SMTP\n"
      "clients inside one may send to any recipient without authentication;\n"
@@ -155,11 +155,42 @@ static const struct ctl_command ctl_commands[] = {
      "Its clients may no longer relay without authentication, from their next\n"
      "recipient on. Exits 1 if there is no network NAME.\n",
      ctl_network_del},
-    /* ---- end network ---- */
     {"config", "show", "", "print the effective configuration",
      "Prints every key as INI that popgate reads back (with --json: an object\n"
      "of sections of keys). The configuration holds no secret.\n",
      ctl_config_show},
+    /* dkim (ctl_dkim.c) */
+    {"dkim", "keygen", "DOMAIN [--selector S] [--algorithm A] [--replace]",
+     "make a DKIM key for DOMAIN and print its DNS record",
+     "Makes a key pair with OpenSSL, stores the private key sealed with the\n"
+     "credential key, and prints the TXT record to publish at\n"
+     "S._domainkey.DOMAIN. Outbound mail whose From: address is in DOMAIN is then\n"
+     "signed with it (relaxed/relaxed).\n"
+     "  --selector S   the selector (default popgateYYYYMM, the current month)\n"
+     "  --algorithm A  rsa (default: RSA-2048, rsa-sha256, verified by every\n"
+     "                 receiver) or ed25519 (ed25519-sha256, RFC 8463, which not\n"
+     "                 every receiver verifies yet)\n"
+     "  --replace      replace DOMAIN's key; without it a domain with a key is\n"
+     "                 refused (exit 1). Publish the new record before mail goes out.\n",
+     ctl_dkim_keygen},
+    {"dkim", "list", "", "list the domains with a DKIM key",
+     "Shows each domain, its selector, algorithm and creation time (never a\n"
+     "private key).\n",
+     ctl_dkim_list},
+    {"dkim", "show", "DOMAIN", "show a domain's DKIM key and its DNS record",
+     "Prints the selector, algorithm, creation time and the TXT record to\n"
+     "publish. Exits 1 if DOMAIN has no key.\n",
+     ctl_dkim_show},
+    {"dkim", "del", "DOMAIN", "delete a domain's DKIM key",
+     "Mail from DOMAIN goes out unsigned from then on. Exits 1 if DOMAIN has no\n"
+     "key.\n",
+     ctl_dkim_del},
+    {"dkim", "sign", "FILE", "print the DKIM-Signature a message file would get",
+     "Signs the message in FILE as the relay would, with the key of its From:\n"
+     "domain, and prints the DKIM-Signature header field (put it in front of\n"
+     "the message to check it with a verifier). Changes nothing. Exits 1 if the\n"
+     "message has no From: address or its domain no key.\n",
+     ctl_dkim_sign},
 };
 
 #define CTL_COMMAND_COUNT (sizeof(ctl_commands) / sizeof(ctl_commands[0]))
