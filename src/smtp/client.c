@@ -145,6 +145,8 @@ struct smtp_client {
 	bool tls_refused; /* OPPORTUNISTIC: STARTTLS was refused, go on in plain */
 	bool authenticated;
 	bool quitting; /* smtp_client_quit: the client frees itself */
+	smtp_client_closed_cb *closed; /* called once the QUIT is over */
+	void *closed_ctx;
 
 	smtp_client_ready_cb *ready; /* NULL once called */
 	void *ready_ctx;
@@ -269,6 +271,27 @@ static void client_close(struct smtp_client *client)
 	client_password_wipe(client);
 }
 
+/* A QUIT is over (or the client was closed for it): CLOSED is told from
+ * the loop (client_kick_cb), never inside smtp_client_quit. */
+static void client_quit_later(struct smtp_client *client)
+{
+	static const struct timeval now = {0, 0};
+
+	client_close(client);
+	evtimer_add(client->kick, &now);
+}
+
+/* In a handler: tells CLOSED, and the client is freed when it returns. */
+static void client_quit_finish(struct smtp_client *client)
+{
+	smtp_client_closed_cb *closed = client->closed;
+
+	client->closed = NULL;
+	client->free_requested = true;
+	if (closed != NULL)
+		closed(client, client->closed_ctx);
+}
+
 /* The message is done (or failed): SENT is told, the client is idle again
  * unless the connection is closed. */
 static void client_send_complete(struct smtp_client *client)
@@ -317,7 +340,7 @@ static void client_fail(struct smtp_client *client, const struct smtp_reply *rep
 	log_debug("smtp client %s: %s", client->server_name, client->error);
 	client_close(client);
 	if (client->quitting) {
-		client->free_requested = true;
+		client_quit_later(client);
 		return;
 	}
 	if (client->send != NULL)
@@ -951,8 +974,7 @@ static void client_handle_reply(struct smtp_client *client, struct smtp_reply *r
 		client_handle_send_reply(client, reply);
 		return;
 	case CLIENT_QUIT:
-		client_close(client);
-		client->free_requested = true;
+		client_quit_later(client);
 		return;
 	case CLIENT_READY:
 	case CLIENT_TLS_HANDSHAKE:
@@ -1032,8 +1054,7 @@ static void client_event_cb(struct bufferevent *bev, short events, void *ctx)
 	ssl_error = connector_tls_error(bev, events);
 	if (client->state == CLIENT_QUIT) {
 		/* The server closed first, or did not answer QUIT: done either way. */
-		client_close(client);
-		client->free_requested = true;
+		client_quit_later(client);
 		goto done;
 	}
 	if (events & BEV_EVENT_TIMEOUT) {
@@ -1064,10 +1085,14 @@ static void client_kick_cb(evutil_socket_t fd, short what, void *ctx)
 	(void)what;
 
 	client->busy++;
-	if (client->send != NULL && client->send->early)
+	if (client->quitting) {
+		if (client->state == CLIENT_CLOSED)
+			client_quit_finish(client);
+	} else if (client->send != NULL && client->send->early) {
 		client_send_complete(client);
-	else
+	} else {
 		client_process_input(client);
+	}
 	client_release(client);
 }
 
@@ -1205,27 +1230,23 @@ bool smtp_client_authenticated(const struct smtp_client *client)
 	return client->authenticated;
 }
 
-void smtp_client_quit(struct smtp_client **client_p)
+void smtp_client_quit(struct smtp_client *client, smtp_client_closed_cb *closed, void *ctx)
 {
-	struct smtp_client *client = *client_p;
-
-	*client_p = NULL;
-	if (client == NULL)
+	if (client == NULL || client->quitting)
 		return;
-	if (!smtp_client_reusable(client)) {
-		smtp_client_free(&client);
-		return;
-	}
 	client->quitting = true;
 	client->ready = NULL;
-	if (client_write_line(client, "QUIT") < 0) {
-		/* Failed and closed: free it now, or once its handler returns. */
-		if (client->busy == 0)
-			client_destroy(client);
+	client->closed = closed;
+	client->closed_ctx = ctx;
+	if (client->state != CLIENT_READY || client->send != NULL || client->bev == NULL) {
+		client_quit_later(client);
 		return;
 	}
-	client_enter_state(client, CLIENT_QUIT);
-	client_set_timeouts(client, true, true);
+	/* A failure here closes the client and schedules CLOSED (client_fail). */
+	if (client_write_line(client, "QUIT") == 0) {
+		client_enter_state(client, CLIENT_QUIT);
+		client_set_timeouts(client, true, true);
+	}
 }
 
 void smtp_client_free(struct smtp_client **client_p)
@@ -1235,6 +1256,7 @@ void smtp_client_free(struct smtp_client **client_p)
 	*client_p = NULL;
 	if (client == NULL)
 		return;
+	client->closed = NULL;
 	if (client->busy > 0) {
 		/* Inside one of its handlers: no callback any more, the connection
 		 * closed now, the memory when the handler returns. */
