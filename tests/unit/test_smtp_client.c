@@ -16,7 +16,7 @@
  *   A scripted server in the test's own loop for what real servers do not:
  *   garbage, an over-long line, silence (the timeout), a reply dripped a
  *   byte at a time, a connection closed in the body, a 421 while idle, the
- *   QUIT, and SIZE limits.
+ *   QUIT, SIZE limits, a refused MAIL, and STARTTLS command injection.
  *
  * Checked: the body arrives as given (dot-stuffing undone by the server,
  * line ends CRLF), a body bigger than the output's high-water mark and out
@@ -47,9 +47,11 @@
 #include <cmocka.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
 
 #include "core/connector.h"
 #include "core/log.h"
@@ -1061,6 +1063,9 @@ struct script {
 	const char *greeting; /* NULL: say nothing */
 	const char *const *replies;
 	bool drip; /* send a byte at a time */
+	/* After the reply to STARTTLS (sent in plain, whatever it holds), TLS
+	 * with the self-signed certificate. */
+	bool starttls;
 };
 
 struct scripted {
@@ -1070,6 +1075,7 @@ struct scripted {
 	struct bufferevent *bev;
 	struct evbuffer *pending; /* what is dripped out */
 	struct event *drip_timer;
+	SSL_CTX *tls_ctx;
 	size_t next_reply;
 	bool in_body;
 	bool closed;
@@ -1113,6 +1119,8 @@ static void scripted_drip_cb(evutil_socket_t fd, short what, void *ctx)
 		evtimer_add(scripted.drip_timer, &soon);
 }
 
+static void scripted_event_cb(struct bufferevent *bev, short events, void *ctx);
+
 static void scripted_read_cb(struct bufferevent *bev, void *ctx)
 {
 	char *line;
@@ -1142,6 +1150,18 @@ static void scripted_read_cb(struct bufferevent *bev, void *ctx)
 		scripted.next_reply++;
 		scripted.in_body = strncmp(text, "354", 3) == 0;
 		scripted_send(text);
+		if (scripted.script->starttls && strncmp(text, "220", 3) == 0) {
+			/* The reply leaves in plain; what the client sends next is
+			 * its TLS hello. */
+			scripted.bev = bufferevent_openssl_filter_new(
+			    fx.base, scripted.bev, SSL_new(scripted.tls_ctx),
+			    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+			assert_non_null(scripted.bev);
+			bufferevent_setcb(scripted.bev, scripted_read_cb, NULL, scripted_event_cb,
+					  NULL);
+			bufferevent_enable(scripted.bev, EV_READ | EV_WRITE);
+			return;
+		}
 	}
 }
 
@@ -1178,6 +1198,11 @@ static void scripted_start(const struct script *script)
 	scripted.script = script;
 	scripted.pending = evbuffer_new();
 	scripted.drip_timer = evtimer_new(fx.base, scripted_drip_cb, NULL);
+	if (script->starttls) {
+		char err[256] = "";
+		scripted.tls_ctx = tls_server_ctx_new(fx.self_cert, fx.self_key, err, sizeof(err));
+		assert_non_null(scripted.tls_ctx);
+	}
 	scripted.listener =
 	    evconnlistener_new_bind(fx.base, scripted_accept_cb, NULL,
 				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4,
@@ -1195,6 +1220,7 @@ static void scripted_stop(void)
 	evconnlistener_free(scripted.listener);
 	event_free(scripted.drip_timer);
 	evbuffer_free(scripted.pending);
+	SSL_CTX_free(scripted.tls_ctx);
 }
 
 static const char *const ehlo_pipelining[] = {
@@ -1366,6 +1392,92 @@ static void test_scripted_idle_421(void **state)
 	scripted_stop();
 }
 
+/* STARTTLS command injection (the client side of CVE-2011-0411): a
+ * reply placed behind the 220 in the plain stream must not be read as the
+ * answer to the EHLO sent over TLS. */
+static void test_scripted_starttls_injection(void **state)
+{
+	static const char *const replies[] = {
+	    "250-mx.test\r\n250 STARTTLS\r\n",
+	    "220 2.0.0 go ahead\r\n250-injected.test\r\n250 SIZE 5\r\n",
+	    "250-mx.test\r\n250-PIPELINING\r\n250 SIZE 1000\r\n",
+	    "221 2.0.0 bye\r\n",
+	    NULL,
+	};
+	static const struct script script = {
+	    .greeting = "220 mx.test\r\n", .replies = replies, .starttls = true};
+	struct run run;
+	(void)state;
+
+	scripted_start(&script);
+	run_init(&run, SMTP_TLS_REQUIRED);
+	run_connect(&run, scripted.port);
+	assert_true(run.ready_ok);
+	assert_true(smtp_client_tls_active(run.client));
+	/* The capabilities are those said over TLS. */
+	assert_true(smtp_client_capabilities(run.client)->pipelining);
+	assert_true(smtp_client_capabilities(run.client)->size_max == 1000);
+	run_quit(&run);
+	assert_true(wait_for(&scripted.closed));
+	assert_string_equal(scripted.received, "EHLO popgate.test|STARTTLS|EHLO popgate.test|QUIT|");
+	scripted_stop();
+}
+
+/* MAIL refused: the RCPT and DATA replies a pipelining server gives after
+ * it (503s) are not the recipients' outcome; RSET follows, the client stays
+ * usable. Without PIPELINING nothing follows the MAIL but the RSET. */
+static void test_scripted_mail_refused(void **state)
+{
+	static const char *const pipelined[] = {
+	    "250-mx.test\r\n250 PIPELINING\r\n",
+	    "451 4.3.0 try again later\r\n",
+	    "503 5.5.1 MAIL first\r\n",
+	    "503 5.5.1 RCPT first\r\n",
+	    "250 2.0.0 reset\r\n",
+	    NULL,
+	};
+	static const char *const plain[] = {
+	    "250 mx.test\r\n",
+	    "550 5.7.1 not you\r\n",
+	    "250 2.0.0 reset\r\n",
+	    NULL,
+	};
+	static const struct script pipelined_script = {.greeting = "220 mx.test\r\n",
+						       .replies = pipelined};
+	static const struct script plain_script = {.greeting = "220 mx.test\r\n",
+						   .replies = plain};
+	static const char *const recipients[] = {"n@example.org", NULL};
+	struct run run;
+	(void)state;
+
+	scripted_start(&pipelined_script);
+	run_init(&run, SMTP_TLS_NONE);
+	run_connect(&run, scripted.port);
+	run_send(&run, "s@example.org", recipients, NULL, "x\r\n", 3);
+	assert_int_equal(run.mail_code, 451);
+	assert_string_equal(run.mail_enhanced, "4.3.0");
+	assert_int_equal(run.rcpt_codes[0], 0);
+	assert_int_equal(run.data_code, 0);
+	assert_string_equal(run.error, "");
+	assert_true(run.reusable_in_callback);
+	assert_string_equal(scripted.received, "EHLO popgate.test|MAIL FROM:<s@example.org>|"
+					       "RCPT TO:<n@example.org>|DATA|RSET|");
+	smtp_client_free(&run.client);
+	scripted_stop();
+
+	scripted_start(&plain_script);
+	run_init(&run, SMTP_TLS_NONE);
+	run_connect(&run, scripted.port);
+	run_send(&run, "s@example.org", recipients, NULL, "x\r\n", 3);
+	assert_int_equal(run.mail_code, 550);
+	assert_int_equal(run.rcpt_codes[0], 0);
+	assert_true(run.reusable_in_callback);
+	assert_string_equal(scripted.received,
+			    "EHLO popgate.test|MAIL FROM:<s@example.org>|RSET|");
+	smtp_client_free(&run.client);
+	scripted_stop();
+}
+
 /* Addresses that would smuggle commands, or break the path: refused, with
  * nothing sent and the client still ready. */
 static void test_send_refuses_bad_addresses(void **state)
@@ -1469,6 +1581,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_scripted_drip_and_size, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_scripted_closed_in_body, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_scripted_idle_421, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scripted_starttls_injection, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scripted_mail_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_send_refuses_bad_addresses, setup, teardown),
 	    cmocka_unit_test(test_dot_encoder),
 	};
