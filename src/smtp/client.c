@@ -144,7 +144,7 @@ struct smtp_client {
 	bool tls_active;
 	bool tls_refused; /* OPPORTUNISTIC: STARTTLS was refused, go on in plain */
 	bool authenticated;
-	bool quitting; /* smtp_client_quit: the client frees itself */
+	bool quitting;		       /* smtp_client_quit: the client frees itself */
 	smtp_client_closed_cb *closed; /* called once the QUIT is over */
 	void *closed_ctx;
 
@@ -325,10 +325,10 @@ static void client_ready_report(struct smtp_client *client, const struct smtp_re
  * caused it, or NULL), closes the connection, and tells whoever waits: the
  * message being sent, or the ready callback. A client quitting frees itself.
  */
-static void client_fail(struct smtp_client *client, const struct smtp_reply *reply,
-			const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void client_fail(struct smtp_client *client, const struct smtp_reply *reply,
-			const char *fmt, ...)
+static void client_fail(struct smtp_client *client, const struct smtp_reply *reply, const char *fmt,
+			...) __attribute__((format(printf, 3, 4)));
+static void client_fail(struct smtp_client *client, const struct smtp_reply *reply, const char *fmt,
+			...)
 {
 	va_list ap;
 
@@ -374,7 +374,7 @@ static void client_line_cleanup(const void *data, size_t len, void *extra)
  * stay in libevent's chunks. 0, or -1 with the client failed.
  */
 static int client_write_line(struct smtp_client *client, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static int client_write_line(struct smtp_client *client, const char *fmt, ...)
 {
 	va_list ap;
@@ -530,8 +530,9 @@ static void client_send_auth(struct smtp_client *client)
 	const struct smtp_client_capabilities *caps = &client->capabilities;
 
 	if (!caps->auth_plain && !caps->auth_login) {
-		client_fail(client, NULL, "the server offers no AUTH mechanism popgate uses (PLAIN "
-					  "or LOGIN)");
+		client_fail(client, NULL,
+			    "the server offers no AUTH mechanism popgate uses (PLAIN "
+			    "or LOGIN)");
 		return;
 	}
 	if (!caps->auth_plain) {
@@ -567,15 +568,17 @@ static void client_after_ehlo(struct smtp_client *client)
 			return;
 		}
 		if (client->tls_mode != SMTP_TLS_OPPORTUNISTIC) {
-			client_fail(client, NULL, "the server does not offer STARTTLS, which the "
-						  "TLS mode requires");
+			client_fail(client, NULL,
+				    "the server does not offer STARTTLS, which the "
+				    "TLS mode requires");
 			return;
 		}
 	}
 	if (client->auth_user != NULL) {
 		if (!client->tls_active) {
-			client_fail(client, NULL, "refused to send credentials over a connection "
-						  "without TLS");
+			client_fail(client, NULL,
+				    "refused to send credentials over a connection "
+				    "without TLS");
 			return;
 		}
 		client_send_auth(client);
@@ -684,8 +687,8 @@ static void client_read_work(void *arg)
 	struct client_read *read_job = arg;
 
 	do
-		read_job->n = pread(read_job->fd, read_job->chunk, read_job->want,
-				    (off_t)read_job->offset);
+		read_job->n =
+		    pread(read_job->fd, read_job->chunk, read_job->want, (off_t)read_job->offset);
 	while (read_job->n < 0 && errno == EINTR);
 	read_job->error = read_job->n < 0 ? errno : 0;
 }
@@ -721,7 +724,8 @@ static void client_body_fill(struct smtp_client *client)
 {
 	while (client->state == CLIENT_BODY && !client->free_requested &&
 	       client->send->reading == NULL &&
-	       evbuffer_get_length(bufferevent_get_output(client->bev)) < CLIENT_OUTPUT_HIGH_WATER) {
+	       evbuffer_get_length(bufferevent_get_output(client->bev)) <
+		   CLIENT_OUTPUT_HIGH_WATER) {
 		struct client_send *send = client->send;
 		if (send->offset >= send->size) {
 			client_body_end(client);
@@ -734,7 +738,8 @@ static void client_body_fill(struct smtp_client *client)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
-			n = pread(send->fd, send->chunk, want, (off_t)send->offset); /* no RWF_NOWAIT */
+			n = pread(send->fd, send->chunk, want,
+				  (off_t)send->offset); /* no RWF_NOWAIT */
 		if (n < 0 && errno == EAGAIN) {
 			struct client_read *read_job = xcalloc(1, sizeof(*read_job));
 			read_job->client = client;
@@ -779,9 +784,9 @@ static void client_send_envelope(struct smtp_client *client)
 	for (size_t i = 0; i < send->recipient_count; i++)
 		utf8 = utf8 || !client_is_ascii(send->recipients[i]);
 	if (caps->size)
-		snprintf(size, sizeof(size), " SIZE=%llu",
-			 (unsigned long long)(send->size +
-					      (send->prepend ? strlen(send->prepend) : 0)));
+		snprintf(
+		    size, sizeof(size), " SIZE=%llu",
+		    (unsigned long long)(send->size + (send->prepend ? strlen(send->prepend) : 0)));
 	if (client_write_line(client, "MAIL FROM:<%s>%s%s%s", send->sender, size,
 			      caps->eight_bit_mime ? " BODY=8BITMIME" : "",
 			      utf8 ? " SMTPUTF8" : "") < 0)
@@ -893,6 +898,12 @@ static void client_handle_send_reply(struct smtp_client *client, struct smtp_rep
 
 static void client_handle_reply(struct smtp_client *client, struct smtp_reply *reply)
 {
+	/* A message answered here waits for the loop to report it: the server
+	 * was asked nothing, so any reply now is unasked for. */
+	if (client->send != NULL && client->send->early) {
+		client_fail_reply(client, reply, "an unexpected reply from the server");
+		return;
+	}
 	switch (client->state) {
 	case CLIENT_GREETING:
 		if (reply->code != 220) {
@@ -1003,7 +1014,8 @@ static void client_process_input(struct smtp_client *client)
 					       &reply);
 		evbuffer_drain(in, used);
 		if (r < 0) {
-			client_fail(client, NULL, "a malformed reply from the server in state %s: %s",
+			client_fail(client, NULL,
+				    "a malformed reply from the server in state %s: %s",
 				    client_state_names[client->state], client->parser.error);
 			return;
 		}
@@ -1190,8 +1202,9 @@ int smtp_client_send(struct smtp_client *client, const struct smtp_client_messag
 		send->result.mail.code = 552;
 		early = "5.3.4";
 	} else if (utf8 && !client->capabilities.smtputf8) {
-		snprintf(text, sizeof(text), "(popgate) an address needs SMTPUTF8, which the "
-					     "server does not offer");
+		snprintf(text, sizeof(text),
+			 "(popgate) an address needs SMTPUTF8, which the "
+			 "server does not offer");
 		send->result.mail.code = 553;
 		early = "5.6.7";
 	}

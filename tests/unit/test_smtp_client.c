@@ -489,13 +489,13 @@ static void run_connect(struct run *run, int port)
 	};
 	char err[256] = "";
 
-	run->attempt = connector_connect(fx.connector, &target, connected_cb, run, err, sizeof(err));
+	run->attempt =
+	    connector_connect(fx.connector, &target, connected_cb, run, err, sizeof(err));
 	assert_non_null(run->attempt);
 	assert_true(wait_for(&run->ready));
 }
 
-static void sent_cb(struct smtp_client *client, const struct smtp_client_result *result,
-		    void *ctx)
+static void sent_cb(struct smtp_client *client, const struct smtp_client_result *result, void *ctx)
 {
 	struct run *run = ctx;
 
@@ -796,7 +796,8 @@ static void test_large_body(void **state)
 	/* Lines of varied length, every seventh starting with a dot. */
 	while (pos < size - 2) {
 		int n = snprintf(body + pos, size - pos, "%sline %u %.*s\r\n",
-				 line % 7 == 0 ? "." : "", line, (int)(line % 97), "0123456789"
+				 line % 7 == 0 ? "." : "", line, (int)(line % 97),
+				 "0123456789"
 				 "0123456789012345678901234567890123456789012345678901234567890123"
 				 "4567890123456789012345");
 		if (n < 0 || (size_t)n >= size - pos)
@@ -1127,9 +1128,8 @@ static void scripted_read_cb(struct bufferevent *bev, void *ctx)
 	size_t len;
 	(void)ctx;
 
-	while (scripted.bev != NULL &&
-	       (line = evbuffer_readln(bufferevent_get_input(bev), &len, EVBUFFER_EOL_CRLF)) !=
-		   NULL) {
+	while (scripted.bev != NULL && (line = evbuffer_readln(bufferevent_get_input(bev), &len,
+							       EVBUFFER_EOL_CRLF)) != NULL) {
 		bool reply = true;
 		if (scripted.in_body) {
 			reply = strcmp(line, ".") == 0;
@@ -1203,14 +1203,13 @@ static void scripted_start(const struct script *script)
 		scripted.tls_ctx = tls_server_ctx_new(fx.self_cert, fx.self_key, err, sizeof(err));
 		assert_non_null(scripted.tls_ctx);
 	}
-	scripted.listener =
-	    evconnlistener_new_bind(fx.base, scripted_accept_cb, NULL,
-				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4,
-				    (struct sockaddr *)&sin, sizeof(sin));
+	scripted.listener = evconnlistener_new_bind(fx.base, scripted_accept_cb, NULL,
+						    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4,
+						    (struct sockaddr *)&sin, sizeof(sin));
 	assert_non_null(scripted.listener);
-	assert_int_equal(getsockname(evconnlistener_get_fd(scripted.listener),
-				     (struct sockaddr *)&sin, &len),
-			 0);
+	assert_int_equal(
+	    getsockname(evconnlistener_get_fd(scripted.listener), (struct sockaddr *)&sin, &len),
+	    0);
 	scripted.port = ntohs(sin.sin_port);
 }
 
@@ -1292,10 +1291,10 @@ static void test_scripted_silence(void **state)
 static void test_scripted_drip_and_size(void **state)
 {
 	static const char *const replies[] = {ehlo_pipelining[0], "221 2.0.0 bye\r\n", NULL};
-	static const struct script script = {
-	    .greeting = "220-mx.test\r\n220-second line\r\n220 ESMTP\r\n",
-	    .replies = replies,
-	    .drip = true};
+	static const struct script script = {.greeting =
+						 "220-mx.test\r\n220-second line\r\n220 ESMTP\r\n",
+					     .replies = replies,
+					     .drip = true};
 	static const char *const recipients[] = {"k@example.org", NULL};
 	char body[200];
 	struct run run;
@@ -1419,7 +1418,8 @@ static void test_scripted_starttls_injection(void **state)
 	assert_true(smtp_client_capabilities(run.client)->size_max == 1000);
 	run_quit(&run);
 	assert_true(wait_for(&scripted.closed));
-	assert_string_equal(scripted.received, "EHLO popgate.test|STARTTLS|EHLO popgate.test|QUIT|");
+	assert_string_equal(scripted.received,
+			    "EHLO popgate.test|STARTTLS|EHLO popgate.test|QUIT|");
 	scripted_stop();
 }
 
@@ -1444,8 +1444,7 @@ static void test_scripted_mail_refused(void **state)
 	};
 	static const struct script pipelined_script = {.greeting = "220 mx.test\r\n",
 						       .replies = pipelined};
-	static const struct script plain_script = {.greeting = "220 mx.test\r\n",
-						   .replies = plain};
+	static const struct script plain_script = {.greeting = "220 mx.test\r\n", .replies = plain};
 	static const char *const recipients[] = {"n@example.org", NULL};
 	struct run run;
 	(void)state;
@@ -1472,8 +1471,7 @@ static void test_scripted_mail_refused(void **state)
 	assert_int_equal(run.mail_code, 550);
 	assert_int_equal(run.rcpt_codes[0], 0);
 	assert_true(run.reusable_in_callback);
-	assert_string_equal(scripted.received,
-			    "EHLO popgate.test|MAIL FROM:<s@example.org>|RSET|");
+	assert_string_equal(scripted.received, "EHLO popgate.test|MAIL FROM:<s@example.org>|RSET|");
 	smtp_client_free(&run.client);
 	scripted_stop();
 }
