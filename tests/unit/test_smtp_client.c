@@ -1476,6 +1476,107 @@ static void test_scripted_mail_refused(void **state)
 	scripted_stop();
 }
 
+/* An address that needs SMTPUTF8: declared where offered (aiosmtpd), an
+ * early 553 5.6.7 where not, with nothing sent. */
+static void test_smtputf8(void **state)
+{
+	static const char *const replies[] = {"250 mx.test\r\n", NULL};
+	static const struct script script = {.greeting = "220 mx.test\r\n", .replies = replies};
+	static const char *const recipients[] = {"j\xc3\xbcrg@example.org", NULL};
+	static const char body[] = "X-Test-Id: utf8\r\n\r\nutf8\r\n";
+	char *text = NULL;
+	size_t len = 0;
+	struct run run;
+	(void)state;
+
+	run_init(&run, SMTP_TLS_NONE);
+	run_connect(&run, fx.ports[SINK_PLAIN]);
+	run_send(&run, "s@example.org", recipients, NULL, body, strlen(body));
+	assert_int_equal(run.data_code, 250);
+	json_t *meta = message_load("utf8", &text, &len);
+	json_t *options = json_object_get(meta, "mail_options");
+	bool declared = false;
+	for (size_t i = 0; i < json_array_size(options); i++)
+		declared = declared ||
+			   strcmp(json_string_value(json_array_get(options, i)), "SMTPUTF8") == 0;
+	assert_true(declared);
+	json_decref(meta);
+	free(text);
+	smtp_client_free(&run.client);
+
+	scripted_start(&script);
+	run_init(&run, SMTP_TLS_NONE);
+	run_connect(&run, scripted.port);
+	run_send(&run, "s@example.org", recipients, NULL, body, strlen(body));
+	assert_int_equal(run.mail_code, 553);
+	assert_string_equal(run.mail_enhanced, "5.6.7");
+	assert_true(run.reusable_in_callback);
+	assert_string_equal(scripted.received, "EHLO popgate.test|");
+	smtp_client_free(&run.client);
+	scripted_stop();
+}
+
+/* A body file shorter than the size given: the connection ends before the
+ * final dot, so the server drops the message, and SENT says why. */
+static void test_body_short(void **state)
+{
+	static const char *const replies[] = {"250 mx.test\r\n",
+					      "250 ok\r\n",
+					      "250 ok\r\n",
+					      "354 go\r\n",
+					      "250 must not be reached\r\n",
+					      NULL};
+	static const struct script script = {.greeting = "220 mx.test\r\n", .replies = replies};
+	static const char *const recipients[] = {"o@example.org", NULL};
+	struct run run;
+	(void)state;
+
+	scripted_start(&script);
+	run_init(&run, SMTP_TLS_NONE);
+	run_connect(&run, scripted.port);
+	int fd = body_open("abc\r\n", 5);
+	struct smtp_client_message message = {.sender = "s@example.org",
+					      .recipients = recipients,
+					      .recipient_count = 1,
+					      .body_fd = fd,
+					      .body_size = 100};
+	assert_int_equal(smtp_client_send(run.client, &message, sent_cb, &run), 0);
+	close(fd);
+	assert_true(wait_for(&run.sent));
+	assert_non_null(strstr(run.error, "95 bytes before its size"));
+	assert_int_equal(run.rcpt_codes[0], 250);
+	assert_int_equal(run.data_code, 0);
+	assert_false(run.reusable_in_callback);
+	assert_true(wait_for(&scripted.closed));
+	/* The server saw the body begin, never its end. */
+	assert_true(scripted.in_body);
+	smtp_client_free(&run.client);
+	scripted_stop();
+}
+
+/* A configuration without a name, or with a CR in one: no client, the
+ * connection freed (LeakSanitizer checks that). */
+static void test_new_refuses_bad_config(void **state)
+{
+	struct smtp_client_config config = {.helo_name = "popgate.test",
+					    .server_name = "mx.test",
+					    .timeout_seconds = 5,
+					    .offload = fx.offload};
+	const char *bad_helo[] = {NULL, "", "a b", "a\r\nMAIL FROM:<x>"};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(bad_helo) / sizeof(bad_helo[0]); i++) {
+		struct bufferevent *bev =
+		    bufferevent_socket_new(fx.base, -1, BEV_OPT_CLOSE_ON_FREE);
+		config.helo_name = bad_helo[i];
+		assert_null(smtp_client_new(fx.connector, bev, &config, ready_cb, NULL));
+	}
+	config.helo_name = "popgate.test";
+	config.offload = NULL;
+	struct bufferevent *bev = bufferevent_socket_new(fx.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	assert_null(smtp_client_new(fx.connector, bev, &config, ready_cb, NULL));
+}
+
 /* Addresses that would smuggle commands, or break the path: refused, with
  * nothing sent and the client still ready. */
 static void test_send_refuses_bad_addresses(void **state)
@@ -1581,6 +1682,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_scripted_idle_421, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_scripted_starttls_injection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_scripted_mail_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_smtputf8, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_body_short, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_new_refuses_bad_config, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_send_refuses_bad_addresses, setup, teardown),
 	    cmocka_unit_test(test_dot_encoder),
 	};
