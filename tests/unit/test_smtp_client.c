@@ -3,7 +3,7 @@
  * real servers on loopback, through the real connector:
  *
  *   aiosmtpd (Debian's python3-aiosmtpd, one process serving several ports,
- *   the script below): "plain" (PIPELINING, no TLS, refuses
+ *   test_smtp_servers.h): "plain" (PIPELINING, no TLS, refuses
  *   refused@example.org with 550 5.1.1), "self" (STARTTLS with a
  *   self-signed certificate for mx.test), "ca" (STARTTLS with a certificate
  *   for mx.test from a test CA, no PIPELINING), "auth" (like "ca", AUTH
@@ -15,8 +15,9 @@
  *
  *   A scripted server in the test's own loop for what real servers do not:
  *   garbage, an over-long line, silence (the timeout), a reply dripped a
- *   byte at a time, a connection closed in the body, a 421 while idle, the
- *   QUIT, SIZE limits, a refused MAIL, and STARTTLS command injection.
+ *   byte at a time, a connection closed after the body, a body file
+ *   shorter than its size, a 421 while idle, the QUIT, SIZE limits,
+ *   SMTPUTF8 missing, a refused MAIL, and STARTTLS command injection.
  *
  * Checked: the body arrives as given (dot-stuffing undone by the server,
  * line ends CRLF), a body bigger than the output's high-water mark and out
@@ -61,81 +62,14 @@
 #include "core/util.h"
 #include "smtp/client.h"
 #include "smtp/reply.h"
+#include "test_smtp_servers.h"
 #include "test_support.h"
 
 /* Bounds every wait of these tests. */
 #define TEST_DEADLINE_SECONDS 20
-#define TEST_PYTHON "/usr/bin/python3"
-#define TEST_SMTP_SINK "/usr/sbin/smtp-sink"
 #define TEST_RECIPIENTS_MAX 8
 #define AUTH_USER "relay-user"
 #define AUTH_PASSWORD "relay-secret"
-
-/* The aiosmtpd servers: argv[1] a JSON list of them, argv[2] the folder for
- * messages and the "ready" mark. */
-static const char sink_script[] =
-    "import json, os, re, ssl, sys, threading\n"
-    "from aiosmtpd.controller import Controller\n"
-    "from aiosmtpd.smtp import AuthResult, LoginPassword\n"
-    "config = json.load(open(sys.argv[1]))\n"
-    "out_dir = sys.argv[2]\n"
-    "class Sink:\n"
-    "    def __init__(self, spec):\n"
-    "        self.spec = spec\n"
-    "        self.count = 0\n"
-    "    async def handle_EHLO(self, server, session, envelope, hostname, responses):\n"
-    "        session.host_name = hostname\n"
-    "        if self.spec.get('pipelining'):\n"
-    "            responses.insert(1, '250-PIPELINING')\n"
-    "        return responses\n"
-    "    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):\n"
-    "        if address in self.spec.get('refuse', []):\n"
-    "            return '550 5.1.1 <%s>: Recipient address rejected' % address\n"
-    "        envelope.rcpt_tos.append(address)\n"
-    "        return '250 2.1.5 OK'\n"
-    "    async def handle_DATA(self, server, session, envelope):\n"
-    "        self.count += 1\n"
-    "        found = re.search(rb'X-Test-Id: (\\S+)', envelope.original_content)\n"
-    "        name = found.group(1).decode() if found else '%s-%d' % (self.spec['name'], "
-    "self.count)\n"
-    "        meta = {'sink': self.spec['name'], 'mail_from': envelope.mail_from,\n"
-    "                'rcpt_tos': envelope.rcpt_tos, 'mail_options': envelope.mail_options,\n"
-    "                'tls': session.ssl is not None,\n"
-    "                'login': (session.login_data or b'').decode() if session.authenticated "
-    "else None}\n"
-    "        base = os.path.join(out_dir, name)\n"
-    "        with open(base + '.eml.tmp', 'wb') as f:\n"
-    "            f.write(envelope.original_content)\n"
-    "        os.rename(base + '.eml.tmp', base + '.eml')\n"
-    "        with open(base + '.json.tmp', 'w') as f:\n"
-    "            json.dump(meta, f)\n"
-    "        os.rename(base + '.json.tmp', base + '.json')\n"
-    "        return '250 2.0.0 OK queued as ' + name\n"
-    "def authenticator(spec):\n"
-    "    def check(server, session, envelope, mechanism, auth_data):\n"
-    "        ok = (isinstance(auth_data, LoginPassword)\n"
-    "              and auth_data.login.decode() == spec['auth'][0]\n"
-    "              and auth_data.password.decode() == spec['auth'][1])\n"
-    "        return AuthResult(success=ok, handled=False, auth_data=auth_data)\n"
-    "    return check\n"
-    "controllers = []\n"
-    "for spec in config:\n"
-    "    kwargs = {'enable_SMTPUTF8': True}\n"
-    "    if spec.get('cert'):\n"
-    "        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
-    "        ctx.load_cert_chain(spec['cert'], spec['key'])\n"
-    "        kwargs['tls_context'] = ctx\n"
-    "    if spec.get('auth'):\n"
-    "        kwargs['authenticator'] = authenticator(spec)\n"
-    "        kwargs['auth_required'] = True\n"
-    "        if spec.get('login_only'):\n"
-    "            kwargs['auth_exclude_mechanism'] = ['PLAIN']\n"
-    "    controller = Controller(Sink(spec), hostname='127.0.0.1', port=spec['port'],\n"
-    "                            server_hostname='mx.test', **kwargs)\n"
-    "    controller.start()\n"
-    "    controllers.append(controller)\n"
-    "open(os.path.join(out_dir, 'ready'), 'w').close()\n"
-    "threading.Event().wait()\n";
 
 enum sink_port { SINK_PLAIN, SINK_SELF, SINK_CA, SINK_AUTH, SINK_LOGIN, SINK_COUNT };
 
@@ -159,24 +93,9 @@ struct fixture {
 };
 
 static struct fixture fx;
+static struct test_scripted scripted;
 
 /* ---- helpers ---------------------------------------------------------- */
-
-/* A free TCP port on 127.0.0.1 (bound, read, closed). */
-static int free_port(void)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-		port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
 
 static int run_command(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int run_command(const char *fmt, ...)
@@ -223,10 +142,10 @@ static int certificates_make(void)
 /* Starts the aiosmtpd servers and waits for their "ready" mark. */
 static int sink_start(void)
 {
-	char config[4096], script[TEST_DIR_SIZE + 16], ready[TEST_DIR_SIZE + 32];
+	char config[4096];
 
 	for (int i = 0; i < SINK_COUNT; i++) {
-		fx.ports[i] = free_port();
+		fx.ports[i] = test_smtp_free_port();
 		if (fx.ports[i] < 0)
 			return -1;
 	}
@@ -243,88 +162,7 @@ static int sink_start(void)
 		 fx.ports[SINK_PLAIN], fx.ports[SINK_SELF], fx.self_cert, fx.self_key,
 		 fx.ports[SINK_CA], fx.mx_cert, fx.mx_key, fx.ports[SINK_AUTH], fx.mx_cert,
 		 fx.mx_key, fx.ports[SINK_LOGIN], fx.mx_cert, fx.mx_key);
-	snprintf(fx.path, sizeof(fx.path), "%s/sink.json", fx.dir);
-	test_write_file(fx.path, config);
-	snprintf(script, sizeof(script), "%s/sink.py", fx.dir);
-	test_write_file(script, sink_script);
-	snprintf(ready, sizeof(ready), "%s/ready", fx.messages);
-	fx.sink_pid = fork();
-	if (fx.sink_pid < 0)
-		return -1;
-	if (fx.sink_pid == 0) {
-		/* Its tracebacks for the handshakes refused on purpose go here. */
-		snprintf(ready, sizeof(ready), "%s/sink.log", fx.dir);
-		int log_fd = open(ready, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(log_fd, 1);
-		dup2(log_fd, 2);
-		execl(TEST_PYTHON, TEST_PYTHON, script, fx.path, fx.messages, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < TEST_DEADLINE_SECONDS * 20; i++) {
-		if (test_path_exists(ready))
-			return 0;
-		if (waitpid(fx.sink_pid, NULL, WNOHANG) == fx.sink_pid) {
-			fx.sink_pid = 0;
-			return -1;
-		}
-		usleep(50000);
-	}
-	return -1;
-}
-
-static void child_stop(pid_t *pid)
-{
-	if (*pid > 0) {
-		kill(*pid, SIGTERM);
-		waitpid(*pid, NULL, 0);
-		*pid = 0;
-	}
-}
-
-/* smtp-sink on a free port with OPTIONS (one argument each, NULL-ended);
- * its port, once it accepts connections. */
-static int smtp_sink_start(pid_t *pid, const char *const *options)
-{
-	int port = free_port();
-	char address[32];
-	const char *argv[16];
-	size_t argc = 0;
-
-	snprintf(address, sizeof(address), "127.0.0.1:%d", port);
-	argv[argc++] = TEST_SMTP_SINK;
-	/* As root smtp-sink wants a user to switch to. */
-	if (getuid() == 0) {
-		argv[argc++] = "-u";
-		argv[argc++] = "nobody";
-	}
-	for (size_t i = 0; options[i] != NULL && argc < 12; i++)
-		argv[argc++] = options[i];
-	argv[argc++] = address;
-	argv[argc++] = "16";
-	argv[argc] = NULL;
-	*pid = fork();
-	assert_true(*pid >= 0);
-	if (*pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-		dup2(null, 1);
-		dup2(null, 2);
-		execv(TEST_SMTP_SINK, (char *const *)argv);
-		_exit(127);
-	}
-	for (int i = 0; i < TEST_DEADLINE_SECONDS * 20; i++) {
-		struct sockaddr_in sin = {.sin_family = AF_INET,
-					  .sin_port = htons((uint16_t)port),
-					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		bool up = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-		close(fd);
-		if (up)
-			return port;
-		assert_int_not_equal(waitpid(*pid, NULL, WNOHANG), *pid);
-		usleep(50000);
-	}
-	fail_msg("smtp-sink did not start");
-	return -1;
+	return test_aiosmtpd_start(&fx.sink_pid, fx.dir, config, fx.messages);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *ctx)
@@ -370,7 +208,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	(void)state;
-	child_stop(&fx.sink_pid);
+	test_smtp_child_stop(&fx.sink_pid);
 	log_close();
 	test_dir_remove(fx.dir);
 	return 0;
@@ -1013,7 +851,7 @@ static void test_helo_fallback(void **state)
 	pid_t pid;
 	(void)state;
 
-	int port = smtp_sink_start(&pid, options);
+	int port = test_smtp_sink_start(&pid, options);
 	run_init(&run, SMTP_TLS_OPPORTUNISTIC);
 	run_connect(&run, port);
 	assert_true(run.ready_ok);
@@ -1024,7 +862,7 @@ static void test_helo_fallback(void **state)
 	assert_int_equal(run.rcpt_codes[0], 250);
 	assert_int_equal(run.data_code, 250);
 	run_quit(&run);
-	child_stop(&pid);
+	test_smtp_child_stop(&pid);
 }
 
 /* No PIPELINING, every RCPT refused with 4yz: RSET, no DATA, reusable. */
@@ -1037,7 +875,7 @@ static void test_rcpt_refused_no_pipelining(void **state)
 	pid_t pid;
 	(void)state;
 
-	int port = smtp_sink_start(&pid, options);
+	int port = test_smtp_sink_start(&pid, options);
 	run_init(&run, SMTP_TLS_NONE);
 	run_connect(&run, port);
 	assert_true(run.ready_ok);
@@ -1052,174 +890,7 @@ static void test_rcpt_refused_no_pipelining(void **state)
 	run_send(&run, "s@example.org", recipients, NULL, body, strlen(body));
 	assert_int_equal(run.sent_count, 2);
 	run_quit(&run);
-	child_stop(&pid);
-}
-
-/* ---- a scripted server ------------------------------------------------------- */
-
-/* The server's part: a greeting, then one reply per command line (a NULL
- * reply closes the connection); after a 354 the body's lines are taken up
- * to the final dot, and the next reply answers it. */
-struct script {
-	const char *greeting; /* NULL: say nothing */
-	const char *const *replies;
-	bool drip; /* send a byte at a time */
-	/* After the reply to STARTTLS (sent in plain, whatever it holds), TLS
-	 * with the self-signed certificate. */
-	bool starttls;
-};
-
-struct scripted {
-	struct evconnlistener *listener;
-	int port;
-	const struct script *script;
-	struct bufferevent *bev;
-	struct evbuffer *pending; /* what is dripped out */
-	struct event *drip_timer;
-	SSL_CTX *tls_ctx;
-	size_t next_reply;
-	bool in_body;
-	bool closed;
-	char received[4096]; /* the command lines, each ended by '|' */
-};
-
-static struct scripted scripted;
-
-static void scripted_send(const char *text)
-{
-	if (scripted.script->drip) {
-		static const struct timeval soon = {0, 1000};
-		evbuffer_add(scripted.pending, text, strlen(text));
-		evtimer_add(scripted.drip_timer, &soon);
-	} else {
-		bufferevent_write(scripted.bev, text, strlen(text));
-	}
-}
-
-static void scripted_close(void)
-{
-	if (scripted.bev != NULL) {
-		bufferevent_free(scripted.bev);
-		scripted.bev = NULL;
-	}
-	scripted.closed = true;
-}
-
-static void scripted_drip_cb(evutil_socket_t fd, short what, void *ctx)
-{
-	static const struct timeval soon = {0, 1000};
-	char byte;
-	(void)fd;
-	(void)what;
-	(void)ctx;
-
-	if (scripted.bev == NULL || evbuffer_remove(scripted.pending, &byte, 1) != 1)
-		return;
-	bufferevent_write(scripted.bev, &byte, 1);
-	if (evbuffer_get_length(scripted.pending) > 0)
-		evtimer_add(scripted.drip_timer, &soon);
-}
-
-static void scripted_event_cb(struct bufferevent *bev, short events, void *ctx);
-
-static void scripted_read_cb(struct bufferevent *bev, void *ctx)
-{
-	char *line;
-	size_t len;
-	(void)ctx;
-
-	while (scripted.bev != NULL && (line = evbuffer_readln(bufferevent_get_input(bev), &len,
-							       EVBUFFER_EOL_CRLF)) != NULL) {
-		bool reply = true;
-		if (scripted.in_body) {
-			reply = strcmp(line, ".") == 0;
-			scripted.in_body = !reply;
-		} else {
-			size_t used = strlen(scripted.received);
-			snprintf(scripted.received + used, sizeof(scripted.received) - used, "%s|",
-				 line);
-		}
-		free(line);
-		if (!reply)
-			continue;
-		const char *text = scripted.script->replies[scripted.next_reply];
-		if (text == NULL) {
-			scripted_close();
-			return;
-		}
-		scripted.next_reply++;
-		scripted.in_body = strncmp(text, "354", 3) == 0;
-		scripted_send(text);
-		if (scripted.script->starttls && strncmp(text, "220", 3) == 0) {
-			/* The reply leaves in plain; what the client sends next is
-			 * its TLS hello. */
-			scripted.bev = bufferevent_openssl_filter_new(
-			    fx.base, scripted.bev, SSL_new(scripted.tls_ctx),
-			    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-			assert_non_null(scripted.bev);
-			bufferevent_setcb(scripted.bev, scripted_read_cb, NULL, scripted_event_cb,
-					  NULL);
-			bufferevent_enable(scripted.bev, EV_READ | EV_WRITE);
-			return;
-		}
-	}
-}
-
-static void scripted_event_cb(struct bufferevent *bev, short events, void *ctx)
-{
-	(void)bev;
-	(void)ctx;
-	if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		scripted_close();
-}
-
-static void scripted_accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
-			       struct sockaddr *addr, int addrlen, void *ctx)
-{
-	(void)listener;
-	(void)addr;
-	(void)addrlen;
-	(void)ctx;
-
-	assert_null(scripted.bev);
-	scripted.bev = bufferevent_socket_new(fx.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(scripted.bev, scripted_read_cb, NULL, scripted_event_cb, NULL);
-	bufferevent_enable(scripted.bev, EV_READ | EV_WRITE);
-	if (scripted.script->greeting != NULL)
-		scripted_send(scripted.script->greeting);
-}
-
-static void scripted_start(const struct script *script)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sin);
-
-	memset(&scripted, 0, sizeof(scripted));
-	scripted.script = script;
-	scripted.pending = evbuffer_new();
-	scripted.drip_timer = evtimer_new(fx.base, scripted_drip_cb, NULL);
-	if (script->starttls) {
-		char err[256] = "";
-		scripted.tls_ctx = tls_server_ctx_new(fx.self_cert, fx.self_key, err, sizeof(err));
-		assert_non_null(scripted.tls_ctx);
-	}
-	scripted.listener = evconnlistener_new_bind(fx.base, scripted_accept_cb, NULL,
-						    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4,
-						    (struct sockaddr *)&sin, sizeof(sin));
-	assert_non_null(scripted.listener);
-	assert_int_equal(
-	    getsockname(evconnlistener_get_fd(scripted.listener), (struct sockaddr *)&sin, &len),
-	    0);
-	scripted.port = ntohs(sin.sin_port);
-}
-
-static void scripted_stop(void)
-{
-	scripted_close();
-	evconnlistener_free(scripted.listener);
-	event_free(scripted.drip_timer);
-	evbuffer_free(scripted.pending);
-	SSL_CTX_free(scripted.tls_ctx);
+	test_smtp_child_stop(&pid);
 }
 
 static const char *const ehlo_pipelining[] = {
@@ -1229,19 +900,19 @@ static const char *const ehlo_pipelining[] = {
 static void test_scripted_garbage(void **state)
 {
 	static const char *const replies[] = {NULL};
-	static const struct script script = {.greeting = "* OK IMAP4 ready\r\n",
-					     .replies = replies};
+	static const struct test_script script = {.greeting = "* OK IMAP4 ready\r\n",
+						  .replies = replies};
 	struct run run;
 	(void)state;
 
-	scripted_start(&script);
+	test_scripted_start(&scripted, fx.base, &script, fx.self_cert, fx.self_key);
 	run_init(&run, SMTP_TLS_NONE);
 	run_connect(&run, scripted.port);
 	assert_false(run.ready_ok);
 	assert_non_null(strstr(run.ready_error, "malformed reply"));
 	assert_false(smtp_client_reusable(run.client));
 	smtp_client_free(&run.client);
-	scripted_stop();
+	test_scripted_stop(&scripted);
 }
 
 /* A line with no end, longer than the limit. */
@@ -1249,7 +920,7 @@ static void test_scripted_overlong(void **state)
 {
 	static const char *const replies[] = {NULL};
 	char *greeting = malloc(3 * SMTP_REPLY_LINE_MAX);
-	struct script script = {.replies = replies};
+	struct test_script script = {.replies = replies};
 	struct run run;
 	(void)state;
 
@@ -1258,13 +929,13 @@ static void test_scripted_overlong(void **state)
 	memset(greeting + 4, 'x', 3 * SMTP_REPLY_LINE_MAX - 5);
 	greeting[3 * SMTP_REPLY_LINE_MAX - 1] = '\0';
 	script.greeting = greeting;
-	scripted_start(&script);
+	test_scripted_start(&scripted, fx.base, &script, fx.self_cert, fx.self_key);
 	run_init(&run, SMTP_TLS_NONE);
 	run_connect(&run, scripted.port);
 	assert_false(run.ready_ok);
 	assert_non_null(strstr(run.ready_error, "longer than"));
 	smtp_client_free(&run.client);
-	scripted_stop();
+	test_scripted_stop(&scripted);
 	free(greeting);
 }
 
@@ -1272,18 +943,18 @@ static void test_scripted_overlong(void **state)
 static void test_scripted_silence(void **state)
 {
 	static const char *const replies[] = {NULL};
-	static const struct script script = {.greeting = NULL, .replies = replies};
+	static const struct test_script script = {.greeting = NULL, .replies = replies};
 	struct run run;
 	(void)state;
 
-	scripted_start(&script);
+	test_scripted_start(&scripted, fx.base, &script, fx.self_cert, fx.self_key);
 	run_init(&run, SMTP_TLS_NONE);
 	run.config.timeout_seconds = 1;
 	run_connect(&run, scripted.port);
 	assert_false(run.ready_ok);
 	assert_non_null(strstr(run.ready_error, "timeout in state greeting"));
 	smtp_client_free(&run.client);
-	scripted_stop();
+	test_scripted_stop(&scripted);
 }
 
 /* A multi-line greeting and EHLO reply a byte at a time; then the SIZE the
@@ -1291,16 +962,16 @@ static void test_scripted_silence(void **state)
 static void test_scripted_drip_and_size(void **state)
 {
 	static const char *const replies[] = {ehlo_pipelining[0], "221 2.0.0 bye\r\n", NULL};
-	static const struct script script = {.greeting =
-						 "220-mx.test\r\n220-second line\r\n220 ESMTP\r\n",
-					     .replies = replies,
-					     .drip = true};
+	static const struct test_script script = {
+	    .greeting = "220-mx.test\r\n220-second line\r\n220 ESMTP\r\n",
+	    .replies = replies,
+	    .drip = true};
 	static const char *const recipients[] = {"k@example.org", NULL};
 	char body[200];
 	struct run run;
 	(void)state;
 
-	scripted_start(&script);
+	test_scripted_start(&scripted, fx.base, &script, fx.self_cert, fx.self_key);
 	run_init(&run, SMTP_TLS_NONE);
 	run_connect(&run, scripted.port);
 	assert_true(run.ready_ok);
@@ -1322,7 +993,7 @@ static void test_scripted_drip_and_size(void **state)
 	run_quit(&run);
 	assert_true(wait_for(&scripted.closed));
 	assert_string_equal(scripted.received, "EHLO popgate.test|QUIT|");
-	scripted_stop();
+	test_scripted_stop(&scripted);
 }
 
 /* The pipelined commands in order, and a connection closed after the body
@@ -1337,13 +1008,14 @@ static void test_scripted_closed_in_body(void **state)
 	    "354 go\r\n",
 	    NULL, /* the final dot closes the connection */
 	};
-	static const struct script script = {.greeting = "220 mx.test\r\n", .replies = replies};
+	static const struct test_script script = {.greeting = "220 mx.test\r\n",
+						  .replies = replies};
 	static const char *const recipients[] = {"l@example.org", NULL};
 	static const char body[] = "a\r\n.\r\nb\r\n";
 	struct run run;
 	(void)state;
 
-	scripted_start(&script);
+	test_scripted_start(&scripted, fx.base, &script, fx.self_cert, fx.self_key);
 	run_init(&run, SMTP_TLS_NONE);
 	run_connect(&run, scripted.port);
 	assert_true(run.ready_ok);
@@ -1357,19 +1029,20 @@ static void test_scripted_closed_in_body(void **state)
 			    "EHLO popgate.test|MAIL FROM:<s@example.org>|RCPT TO:<l@example.org>|"
 			    "DATA|");
 	smtp_client_free(&run.client);
-	scripted_stop();
+	test_scripted_stop(&scripted);
 }
 
 /* The server says 421 while the client is idle: no longer reusable. */
 static void test_scripted_idle_421(void **state)
 {
 	static const char *const replies[] = {"250 mx.test\r\n", NULL};
-	static const struct script script = {.greeting = "220 mx.test\r\n", .replies = replies};
+	static const struct test_script script = {.greeting = "220 mx.test\r\n",
+						  .replies = replies};
 	static const char *const recipients[] = {"m@example.org", NULL};
 	struct run run;
 	(void)state;
 
-	scripted_start(&script);
+	test_scripted_start(&scripted, fx.base, &script, fx.self_cert, fx.self_key);
 	run_init(&run, SMTP_TLS_NONE);
 	run_connect(&run, scripted.port);
 	assert_true(run.ready_ok);
@@ -1388,7 +1061,7 @@ static void test_scripted_idle_421(void **state)
 	assert_int_equal(smtp_client_send(run.client, &message, sent_cb, &run), -1);
 	close(fd);
 	run_quit(&run); /* not reusable: closed at once, CLOSED from the loop */
-	scripted_stop();
+	test_scripted_stop(&scripted);
 }
 
 /* STARTTLS command injection (the client side of CVE-2011-0411): a
@@ -1403,12 +1076,12 @@ static void test_scripted_starttls_injection(void **state)
 	    "221 2.0.0 bye\r\n",
 	    NULL,
 	};
-	static const struct script script = {
+	static const struct test_script script = {
 	    .greeting = "220 mx.test\r\n", .replies = replies, .starttls = true};
 	struct run run;
 	(void)state;
 
-	scripted_start(&script);
+	test_scripted_start(&scripted, fx.base, &script, fx.self_cert, fx.self_key);
 	run_init(&run, SMTP_TLS_REQUIRED);
 	run_connect(&run, scripted.port);
 	assert_true(run.ready_ok);
@@ -1420,7 +1093,7 @@ static void test_scripted_starttls_injection(void **state)
 	assert_true(wait_for(&scripted.closed));
 	assert_string_equal(scripted.received,
 			    "EHLO popgate.test|STARTTLS|EHLO popgate.test|QUIT|");
-	scripted_stop();
+	test_scripted_stop(&scripted);
 }
 
 /* MAIL refused: the RCPT and DATA replies a pipelining server gives after
@@ -1442,14 +1115,15 @@ static void test_scripted_mail_refused(void **state)
 	    "250 2.0.0 reset\r\n",
 	    NULL,
 	};
-	static const struct script pipelined_script = {.greeting = "220 mx.test\r\n",
-						       .replies = pipelined};
-	static const struct script plain_script = {.greeting = "220 mx.test\r\n", .replies = plain};
+	static const struct test_script pipelined_script = {.greeting = "220 mx.test\r\n",
+							    .replies = pipelined};
+	static const struct test_script plain_script = {.greeting = "220 mx.test\r\n",
+							.replies = plain};
 	static const char *const recipients[] = {"n@example.org", NULL};
 	struct run run;
 	(void)state;
 
-	scripted_start(&pipelined_script);
+	test_scripted_start(&scripted, fx.base, &pipelined_script, fx.self_cert, fx.self_key);
 	run_init(&run, SMTP_TLS_NONE);
 	run_connect(&run, scripted.port);
 	run_send(&run, "s@example.org", recipients, NULL, "x\r\n", 3);
@@ -1462,9 +1136,9 @@ static void test_scripted_mail_refused(void **state)
 	assert_string_equal(scripted.received, "EHLO popgate.test|MAIL FROM:<s@example.org>|"
 					       "RCPT TO:<n@example.org>|DATA|RSET|");
 	smtp_client_free(&run.client);
-	scripted_stop();
+	test_scripted_stop(&scripted);
 
-	scripted_start(&plain_script);
+	test_scripted_start(&scripted, fx.base, &plain_script, fx.self_cert, fx.self_key);
 	run_init(&run, SMTP_TLS_NONE);
 	run_connect(&run, scripted.port);
 	run_send(&run, "s@example.org", recipients, NULL, "x\r\n", 3);
@@ -1473,7 +1147,7 @@ static void test_scripted_mail_refused(void **state)
 	assert_true(run.reusable_in_callback);
 	assert_string_equal(scripted.received, "EHLO popgate.test|MAIL FROM:<s@example.org>|RSET|");
 	smtp_client_free(&run.client);
-	scripted_stop();
+	test_scripted_stop(&scripted);
 }
 
 /* An address that needs SMTPUTF8: declared where offered (aiosmtpd), an
@@ -1481,7 +1155,8 @@ static void test_scripted_mail_refused(void **state)
 static void test_smtputf8(void **state)
 {
 	static const char *const replies[] = {"250 mx.test\r\n", NULL};
-	static const struct script script = {.greeting = "220 mx.test\r\n", .replies = replies};
+	static const struct test_script script = {.greeting = "220 mx.test\r\n",
+						  .replies = replies};
 	static const char *const recipients[] = {"j\xc3\xbcrg@example.org", NULL};
 	static const char body[] = "X-Test-Id: utf8\r\n\r\nutf8\r\n";
 	char *text = NULL;
@@ -1504,7 +1179,7 @@ static void test_smtputf8(void **state)
 	free(text);
 	smtp_client_free(&run.client);
 
-	scripted_start(&script);
+	test_scripted_start(&scripted, fx.base, &script, fx.self_cert, fx.self_key);
 	run_init(&run, SMTP_TLS_NONE);
 	run_connect(&run, scripted.port);
 	run_send(&run, "s@example.org", recipients, NULL, body, strlen(body));
@@ -1513,7 +1188,7 @@ static void test_smtputf8(void **state)
 	assert_true(run.reusable_in_callback);
 	assert_string_equal(scripted.received, "EHLO popgate.test|");
 	smtp_client_free(&run.client);
-	scripted_stop();
+	test_scripted_stop(&scripted);
 }
 
 /* A body file shorter than the size given: the connection ends before the
@@ -1526,12 +1201,13 @@ static void test_body_short(void **state)
 					      "354 go\r\n",
 					      "250 must not be reached\r\n",
 					      NULL};
-	static const struct script script = {.greeting = "220 mx.test\r\n", .replies = replies};
+	static const struct test_script script = {.greeting = "220 mx.test\r\n",
+						  .replies = replies};
 	static const char *const recipients[] = {"o@example.org", NULL};
 	struct run run;
 	(void)state;
 
-	scripted_start(&script);
+	test_scripted_start(&scripted, fx.base, &script, fx.self_cert, fx.self_key);
 	run_init(&run, SMTP_TLS_NONE);
 	run_connect(&run, scripted.port);
 	int fd = body_open("abc\r\n", 5);
@@ -1551,7 +1227,7 @@ static void test_body_short(void **state)
 	/* The server saw the body begin, never its end. */
 	assert_true(scripted.in_body);
 	smtp_client_free(&run.client);
-	scripted_stop();
+	test_scripted_stop(&scripted);
 }
 
 /* A configuration without a name, or with a CR in one: no client, the
@@ -1582,13 +1258,14 @@ static void test_new_refuses_bad_config(void **state)
 static void test_send_refuses_bad_addresses(void **state)
 {
 	static const char *const replies[] = {"250 mx.test\r\n", NULL};
-	static const struct script script = {.greeting = "220 mx.test\r\n", .replies = replies};
+	static const struct test_script script = {.greeting = "220 mx.test\r\n",
+						  .replies = replies};
 	static const char *const bad[] = {"a@example.org\r\nRCPT TO:<b@example.org>",
 					  "a>@example.org", "", "a\t@example.org"};
 	struct run run;
 	(void)state;
 
-	scripted_start(&script);
+	test_scripted_start(&scripted, fx.base, &script, fx.self_cert, fx.self_key);
 	run_init(&run, SMTP_TLS_NONE);
 	run_connect(&run, scripted.port);
 	assert_true(run.ready_ok);
@@ -1611,7 +1288,7 @@ static void test_send_refuses_bad_addresses(void **state)
 	assert_true(smtp_client_reusable(run.client));
 	assert_string_equal(scripted.received, "EHLO popgate.test|");
 	smtp_client_free(&run.client);
-	scripted_stop();
+	test_scripted_stop(&scripted);
 }
 
 /* ---- the dot encoder ---------------------------------------------------------- */
