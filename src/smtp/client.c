@@ -323,7 +323,8 @@ static void client_ready_report(struct smtp_client *client, const struct smtp_re
 /*
  * Ends the session on an error: records why (REPLY the server's reply that
  * caused it, or NULL), closes the connection, and tells whoever waits: the
- * message being sent, or the ready callback. A client quitting frees itself.
+ * message being sent, or the ready callback. A quitting client tells its
+ * CLOSED callback instead, from the loop.
  */
 static void client_fail(struct smtp_client *client, const struct smtp_reply *reply, const char *fmt,
 			...) __attribute__((format(printf, 3, 4)));
