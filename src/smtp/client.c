@@ -143,6 +143,7 @@ struct smtp_client {
 	struct smtp_client_capabilities capabilities;
 	bool tls_active;
 	bool tls_refused; /* OPPORTUNISTIC: STARTTLS was refused, go on in plain */
+	bool tls_failed;  /* the session ended in the STARTTLS handshake */
 	bool authenticated;
 	bool quitting;		       /* smtp_client_quit: the client frees itself */
 	smtp_client_closed_cb *closed; /* called once the QUIT is over */
@@ -1065,6 +1066,8 @@ static void client_event_cb(struct bufferevent *bev, short events, void *ctx)
 		goto done;
 	}
 	ssl_error = connector_tls_error(bev, events);
+	if (client->state == CLIENT_TLS_HANDSHAKE)
+		client->tls_failed = true;
 	if (client->state == CLIENT_QUIT) {
 		/* The server closed first, or did not answer QUIT: done either way. */
 		client_quit_later(client);
@@ -1242,6 +1245,11 @@ bool smtp_client_tls_active(const struct smtp_client *client)
 bool smtp_client_authenticated(const struct smtp_client *client)
 {
 	return client->authenticated;
+}
+
+bool smtp_client_tls_failed(const struct smtp_client *client)
+{
+	return client->tls_failed;
 }
 
 void smtp_client_quit(struct smtp_client *client, smtp_client_closed_cb *closed, void *ctx)

@@ -187,6 +187,11 @@ const struct smtp_client_capabilities *smtp_client_capabilities(const struct smt
 bool smtp_client_tls_active(const struct smtp_client *client);
 bool smtp_client_authenticated(const struct smtp_client *client);
 
+/* Whether the session failed in the STARTTLS handshake (the certificate,
+ * the protocol, the connection dropped during it): an OPPORTUNISTIC caller
+ * may then connect again with SMTP_TLS_NONE, as RFC 7435 allows. */
+bool smtp_client_tls_failed(const struct smtp_client *client);
+
 /*
  * Called once the session QUIT began has ended: the server answered QUIT,
  * closed, or did not answer within timeout_seconds. CLIENT is freed right

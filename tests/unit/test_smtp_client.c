@@ -737,6 +737,7 @@ static void test_tls_verified(void **state)
 	run_connect(&run, fx.ports[SINK_SELF]);
 	assert_false(run.ready_ok);
 	assert_non_null(strstr(run.ready_error, "TLS error"));
+	assert_true(smtp_client_tls_failed(run.client));
 	smtp_client_free(&run.client);
 
 	/* From the CA, for the name asked: verified. Without PIPELINING. */
@@ -766,6 +767,7 @@ static void test_tls_verified(void **state)
 	run_init(&run, SMTP_TLS_VERIFIED);
 	run_connect(&run, fx.ports[SINK_PLAIN]);
 	assert_false(run.ready_ok);
+	assert_false(smtp_client_tls_failed(run.client)); /* no handshake was tried */
 	smtp_client_free(&run.client);
 }
 
