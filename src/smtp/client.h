@@ -86,7 +86,7 @@ struct smtp_client_config {
 /* What the server offered in its EHLO reply (all false after HELO). */
 struct smtp_client_capabilities {
 	bool pipelining;
-	bool size;	   /* SIZE offered; */
+	bool size;	   /* SIZE offered */
 	uint64_t size_max; /* its limit, 0 for none given */
 	bool eight_bit_mime;
 	bool starttls;
