@@ -489,6 +489,11 @@ size_t pipeline_pending(const struct pipeline *pipeline)
 	return pipeline->pending;
 }
 
+void pipeline_log_reopened(struct pipeline *pipeline)
+{
+	workers_log_reopened(pipeline);
+}
+
 bool pipeline_spawner_lost(const struct pipeline *pipeline)
 {
 	return pipeline->spawner_lost;

@@ -157,6 +157,10 @@ int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job);
 /* Jobs queued or running. */
 size_t pipeline_pending(const struct pipeline *pipeline);
 
+/* The log was reopened (SIGHUP): workers started from now on log to the new
+ * file. */
+void pipeline_log_reopened(struct pipeline *pipeline);
+
 /* True once the spawner is gone (see pipeline_new): the daemon must stop. */
 bool pipeline_spawner_lost(const struct pipeline *pipeline);
 

@@ -196,11 +196,11 @@ enum spawner_received spawner_receive(int fd, struct spawner_message *message, i
 		*err = "a record too long, or too many descriptors";
 	else if (fd_count > 1)
 		*err = "more than one descriptor";
-	else if (spawner_message_decode(record, (size_t)n, message, err) == 0 && fd_count == 1 &&
-		 message->type != SPAWNER_STARTED)
-		*err = "a descriptor with a message that takes none";
-	else if (*err == NULL && fd_count == 0 && message->type == SPAWNER_STARTED)
-		*err = "a started worker without its socket";
+	else if (spawner_message_decode(record, (size_t)n, message, err) == 0 &&
+		 fd_count != (size_t)(message->type == SPAWNER_STARTED ||
+				      message->type == SPAWNER_LOG))
+		*err = fd_count == 1 ? "a descriptor with a message that takes none"
+				     : "a message without its descriptor";
 	if (*err != NULL) {
 		for (size_t i = 0; i < fd_count && i < 2; i++)
 			close(fds[i]);
@@ -582,8 +582,15 @@ static bool spawner_on_control(struct spawner *spawner)
 		else
 			log_debug("spawner: not killing %ld: not a worker it runs",
 				  (long)message.pid);
+	} else if (message.type == SPAWNER_LOG) {
+		/* The workers started from now on write their log lines here. */
+		if (dup2(attached, STDERR_FILENO) < 0)
+			log_error("spawner: cannot take the reopened log: %s", strerror(errno));
+		close(attached);
 	} else {
 		log_error("spawner: the daemon sent a message of type %d", (int)message.type);
+		if (attached >= 0)
+			close(attached);
 		return false;
 	}
 	return true;

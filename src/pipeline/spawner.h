@@ -9,8 +9,9 @@
  * descriptor, never by path) and the log (stderr). From then on the daemon
  * asks it over the control socket to start a worker for a slot (it answers
  * with the worker's socket attached, SCM_RIGHTS, and the pid), to kill one of
- * its workers, and it reports each worker that ended. When the control
- * socket closes it ends its workers and exits.
+ * its workers, and to log to a reopened log file (SIGHUP, logrotate); it
+ * reports each worker that ended. When the control socket closes it ends
+ * its workers and exits.
  *
  * The messages are fixed-size binary records on a SOCK_SEQPACKET socket,
  * one record per packet; the daemon decodes each one and checks it against
@@ -50,8 +51,9 @@ enum spawner_message_type {
 	SPAWNER_STARTED,      /* spawner: slot's worker is pid; its socket attached */
 	SPAWNER_START_FAILED, /* spawner: slot's worker not started; value = errno */
 	SPAWNER_ENDED,	      /* spawner: worker pid ended; value = wait status */
+	SPAWNER_LOG,	      /* daemon: the log reopened, attached; for new workers */
 };
-#define SPAWNER_MESSAGE_LAST SPAWNER_ENDED
+#define SPAWNER_MESSAGE_LAST SPAWNER_LOG
 
 struct spawner_message {
 	enum spawner_message_type type;
@@ -85,7 +87,7 @@ enum spawner_received {
 /*
  * Reads one record from FD without blocking. With RECEIVED, *MESSAGE is
  * decoded and *ATTACHED is the descriptor that came with it (close-on-exec;
- * only a STARTED carries one, and it must) or -1. Any descriptor that came
+ * only a STARTED and a LOG carry one, and they must) or -1. Any descriptor that came
  * with a broken record is closed.
  */
 enum spawner_received spawner_receive(int fd, struct spawner_message *message, int *attached,

@@ -249,8 +249,11 @@ static int workers_on_message(struct pipeline *pipeline, const struct spawner_me
 	case SPAWNER_READY:
 	case SPAWNER_START:
 	case SPAWNER_KILL:
+	case SPAWNER_LOG:
 		break;
 	}
+	if (fd >= 0)
+		close(fd);
 	*err = "sent a message only the daemon sends, or a second READY";
 	return -1;
 }
@@ -285,6 +288,18 @@ static void workers_on_spawner_read(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 	}
+}
+
+void workers_log_reopened(struct pipeline *pipeline)
+{
+	struct spawner_message message = {.type = SPAWNER_LOG};
+
+	/* Behind the requests still queued, if any: tried once, and a socket
+	 * without room only costs the new workers' lines their file. */
+	workers_spawner_flush(pipeline);
+	if (pipeline->spawner_lost || evbuffer_get_length(pipeline->spawner_output) > 0 ||
+	    spawner_send(pipeline->spawner.fd, &message, log_get_fd(), MSG_DONTWAIT) < 0)
+		log_warn("pipeline: workers started from now on log to the old log file");
 }
 
 int workers_begin(struct pipeline *pipeline, char *err, size_t errlen)

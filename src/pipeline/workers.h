@@ -110,6 +110,10 @@ void workers_stop(struct pipeline_worker *worker, bool kill_process);
  * workers have been dying too fast. */
 void workers_restart(struct pipeline_worker *worker);
 
+/* Hands the log file log.c has open now to the spawner, for the workers it
+ * starts from now on (those running keep theirs). */
+void workers_log_reopened(struct pipeline *pipeline);
+
 /* True once the spawner is gone: its socket is closed or broken, checked now
  * without blocking. A worker that dies with it is not the job's fault. */
 bool workers_spawner_lost(struct pipeline *pipeline);

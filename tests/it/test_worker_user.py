@@ -13,6 +13,8 @@ keeps root.
     the messages the workers held are not counted as failures, and a restart
     delivers them.
   - A worker user that does not exist stops the start with a clear message.
+  - After logrotate and SIGHUP, a worker started later logs to the new file
+    (the daemon hands the reopened log to the spawner).
 
 A worker killed while it works is replaced and its message delivered:
 test_faults.py::test_worker_killed_while_processing.
@@ -146,3 +148,32 @@ def test_missing_worker_user_stops_the_start(make_popgate):
     assert gate.wait_exit(timeout=30) == 1
     assert ("user 'popgate-nosuch' does not exist; create it or set [server] worker_user"
             in gate.log_text())
+
+
+@needs_root
+def test_new_workers_log_to_the_reopened_log(make_popgate, provider):
+    service, _ = users()
+    gate = make_popgate(provider=provider)
+    itutil.wait_until(lambda: len(gate.worker_pids()) == 2, 20, what="2 workers running")
+    rotated = gate.log_file + ".1"
+    os.rename(gate.log_file, rotated)
+    # As logrotate's "create", for the daemon's user.
+    with open(gate.log_file, "w", encoding="utf-8"):
+        pass
+    os.chown(gate.log_file, service.pw_uid, service.pw_gid)
+    os.kill(gate.pid, signal.SIGHUP)
+    itutil.wait_until(lambda: "SIGHUP: configuration reloaded" in gate.log_text(), 20,
+                      what="the reload in the new log")
+
+    killed = gate.worker_pids()[0]
+    os.kill(killed, signal.SIGKILL)
+    itutil.wait_until(lambda: len(gate.worker_pids()) == 2 and killed not in gate.worker_pids(),
+                      20, what="the killed worker replaced")
+    new = [pid for pid in gate.worker_pids() if pid != killed]
+    # The replacement says it is confined, in the new file.
+    itutil.wait_until(lambda: any(e.role == "worker" and int(e.pid) in new
+                                  for e in gate.events("worker_confined")), 20,
+                      what="the new worker's line in the new log")
+    with open(rotated, encoding="utf-8") as old:
+        assert "SIGHUP" not in old.read()
+    assert gate.stop() == 0

@@ -43,6 +43,7 @@ static void test_message_round_trip(void **state)
 	    {.type = SPAWNER_STARTED, .slot = 7, .pid = 4242},
 	    {.type = SPAWNER_START_FAILED, .slot = 0, .value = EAGAIN},
 	    {.type = SPAWNER_ENDED, .pid = 99, .value = -1},
+	    {.type = SPAWNER_LOG},
 	};
 	unsigned char record[SPAWNER_MESSAGE_LEN];
 	struct spawner_message decoded;
@@ -106,6 +107,8 @@ static void test_message_malformed(void **state)
 			    "a pid where none belongs");
 	test_expect_refused(&(struct spawner_message){.type = SPAWNER_KILL, .pid = 5, .value = 1},
 			    "a value where none belongs");
+	test_expect_refused(&(struct spawner_message){.type = SPAWNER_LOG, .pid = 5},
+			    "a pid where none belongs");
 }
 
 /* The next message from the spawner, waiting at most TEST_DEADLINE_MS;
