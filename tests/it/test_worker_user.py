@@ -108,6 +108,19 @@ def test_workers_run_as_their_own_user(make_popgate, provider):
 
 
 @needs_root
+def test_workers_leave_root_also_with_user_root(make_popgate, provider):
+    """[server] user = root keeps the daemon root; its workers still run as
+    the worker user."""
+    _, worker_user = users()
+    gate = make_popgate(provider=provider, overrides={"server": {"user": "root"}})
+    itutil.wait_until(lambda: len(gate.worker_pids()) == 2, 20, what="2 workers running")
+    assert ids_of(gate.pid)[0] == (0,) * 4
+    for pid in [gate.spawner_pid()] + gate.worker_pids():
+        assert ids_of(pid) == ((worker_user.pw_uid,) * 4, (worker_user.pw_gid,) * 4)
+    assert gate.stop() == 0
+
+
+@needs_root
 def test_spawner_killed_stops_the_daemon(make_popgate, provider):
     _, worker_user = users()
     gate = make_popgate(provider=provider)

@@ -239,6 +239,46 @@ static void test_spawner_start_fails(void **state)
 	assert_int_equal(errno, ECHILD);
 }
 
+/*
+ * Whom the workers run as: as root, the worker user's ids (a user that does
+ * not exist, or root itself, refused with why); as another user, that same
+ * user. Needs root; the not-root case runs in a child that dropped it.
+ */
+static void test_identity_resolve(void **state)
+{
+	struct spawner_identity identity;
+	char err[256] = "";
+	pid_t child;
+	int status;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(spawner_identity_resolve("nobody", &identity, err, sizeof(err)), 0);
+	assert_true(identity.change);
+	assert_true(identity.uid != 0 && identity.gid != 0);
+	assert_string_equal(identity.name, "nobody");
+	assert_int_equal(
+	    spawner_identity_resolve("popgate-nosuch", &identity, err, sizeof(err)), -1);
+	assert_string_equal(err, "user 'popgate-nosuch' does not exist; create it or set "
+				 "[server] worker_user in the config");
+	assert_int_equal(spawner_identity_resolve("root", &identity, err, sizeof(err)), -1);
+	assert_string_equal(err, "[server] worker_user 'root' is root; workers must not be");
+
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(2);
+		if (spawner_identity_resolve("popgate-nosuch", &identity, err, sizeof(err)) < 0)
+			_exit(3);
+		_exit(identity.change ? 4 : 0);
+	}
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* The worker of these tests: echoes what it reads until its socket closes. */
 static int test_worker_main(int fd)
 {
@@ -259,6 +299,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_message_malformed),
 	    cmocka_unit_test(test_spawner_runs_workers),
 	    cmocka_unit_test(test_spawner_start_fails),
+	    cmocka_unit_test(test_identity_resolve),
 	};
 
 	if (argc == 5 && strcmp(argv[1], "--spawner") == 0)
