@@ -41,6 +41,9 @@
 /* The worker's socket, as "--worker 3" tells it (workers.h says the same). */
 #define SPAWNER_WORKER_FD 3
 #define SPAWNER_WORKER_FD_ARG "3"
+/* A child's exit statuses before its exec, for spawner_start's message. */
+#define SPAWNER_CANNOT_BECOME 126
+#define SPAWNER_CANNOT_EXEC 127
 
 /* ---- messages ------------------------------------------------------------ */
 
@@ -244,7 +247,7 @@ __attribute__((noreturn)) static void spawner_child_exec(const int *fds, const i
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (count > 3)
-		_exit(127);
+		_exit(SPAWNER_CANNOT_EXEC);
 	for (size_t i = 0; i < count; i++) {
 		if (targets[i] > highest)
 			highest = targets[i];
@@ -255,21 +258,21 @@ __attribute__((noreturn)) static void spawner_child_exec(const int *fds, const i
 	for (size_t i = 0; i < count; i++) {
 		moved[i] = fcntl(fds[i], F_DUPFD, highest + 1);
 		if (moved[i] < 0)
-			_exit(127);
+			_exit(SPAWNER_CANNOT_EXEC);
 		if (fds[i] == exe_fd)
 			exec_fd = targets[i];
 	}
 	/* dup2 leaves the new descriptors without FD_CLOEXEC. */
 	for (size_t i = 0; i < count; i++) {
 		if (dup2(moved[i], targets[i]) < 0)
-			_exit(127);
+			_exit(SPAWNER_CANNOT_EXEC);
 	}
 	/* CLOSE_RANGE_CLOEXEC rather than closing: EXE_FD must stay open until
 	 * the exec, which then closes it with the rest. */
 	if (close_range((unsigned)highest + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		_exit(127);
+		_exit(SPAWNER_CANNOT_EXEC);
 	fexecve(exec_fd, argv, environ);
-	_exit(127);
+	_exit(SPAWNER_CANNOT_EXEC);
 }
 
 /* ---- the daemon's side --------------------------------------------------- */
@@ -324,8 +327,35 @@ static bool spawner_reap_wait(pid_t pid, int64_t ms)
 	}
 }
 
-/* Waits for the spawner's READY on FD; 0, or -1 with ERR set. */
-static int spawner_await_ready(int fd, pid_t pid, char *err, size_t errlen)
+/* Why the spawner PID that exited at start did: its status, reaped here. */
+static void spawner_explain_exit(pid_t pid, const struct spawner_identity *identity, char *err,
+				 size_t errlen)
+{
+	int status = 0;
+
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		continue;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == SPAWNER_CANNOT_BECOME)
+		snprintf(err, errlen, "the worker spawner could not become user '%s'",
+			 identity->name);
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == SPAWNER_CANNOT_EXEC)
+		snprintf(err, errlen,
+			 "the worker spawner could not exec popgate (may user '%s' run the "
+			 "program?)",
+			 identity->change ? identity->name : "this");
+	else if (WIFEXITED(status))
+		snprintf(err, errlen, "the worker spawner exited at start with status %d (see "
+				      "the log)",
+			 WEXITSTATUS(status));
+	else
+		snprintf(err, errlen, "the worker spawner ended at start by signal %d",
+			 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* Waits for the spawner's READY on FD: 0; 1 if it exited (reaped here, ERR
+ * says why); -1 with ERR set. */
+static int spawner_await_ready(int fd, pid_t pid, const struct spawner_identity *identity,
+			       char *err, size_t errlen)
 {
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 	struct spawner_message message;
@@ -348,8 +378,8 @@ static int spawner_await_ready(int fd, pid_t pid, char *err, size_t errlen)
 		snprintf(err, errlen, "the worker spawner's first message was not READY");
 		return -1;
 	case SPAWNER_CLOSED:
-		snprintf(err, errlen, "the worker spawner exited at start (see the log)");
-		return -1;
+		spawner_explain_exit(pid, identity, err, errlen);
+		return 1;
 	case SPAWNER_NOTHING:
 		snprintf(err, errlen, "the worker spawner said nothing");
 		return -1;
@@ -396,7 +426,7 @@ int spawner_start(int exe_fd, const struct spawner_identity *identity, const cha
 		if (identity->change &&
 		    (setgroups(0, NULL) < 0 || setgid(identity->gid) < 0 ||
 		     setuid(identity->uid) < 0 || setuid(0) == 0 || getegid() != identity->gid))
-			_exit(126);
+			_exit(SPAWNER_CANNOT_BECOME);
 		spawner_child_exec(fds, targets, count, exe_fd, argv);
 	}
 	fork_errno = errno;
@@ -407,7 +437,10 @@ int spawner_start(int exe_fd, const struct spawner_identity *identity, const cha
 	}
 	close(sv[1]);
 	sv[1] = -1;
-	if (spawner_await_ready(sv[0], pid, err, errlen) < 0)
+	int ready = spawner_await_ready(sv[0], pid, identity, err, errlen);
+	if (ready > 0)
+		pid = -1; /* reaped */
+	if (ready != 0)
 		goto fail;
 	process->fd = sv[0];
 	process->pid = pid;

@@ -12,7 +12,8 @@ keeps root.
     stops with an error status, since it cannot regain root to start another;
     the messages the workers held are not counted as failures, and a restart
     delivers them.
-  - A worker user that does not exist stops the start with a clear message.
+  - A worker user that does not exist, or one that may not run the program,
+    stops the start with a clear message.
   - After logrotate and SIGHUP, a worker started later logs to the new file
     (the daemon hands the reopened log to the spawner).
 
@@ -24,11 +25,13 @@ These tests start popgate as root and are skipped as another user.
 
 import os
 import pwd
+import shutil
 import signal
 
 import pytest
 
 import itutil
+from popgate import popgate_bin
 
 ACCOUNT = "alice@localhost"
 PASSWORD = "worker-user-secret-8"
@@ -161,6 +164,21 @@ def test_missing_worker_user_stops_the_start(make_popgate):
     assert gate.wait_exit(timeout=30) == 1
     assert ("user 'popgate-nosuch' does not exist; create it or set [server] worker_user"
             in gate.log_text())
+
+
+@needs_root
+def test_program_the_worker_user_cannot_run_stops_the_start(make_popgate, new_dir,
+                                                             monkeypatch):
+    users()
+    program = os.path.join(new_dir("private-program"), "popgate")
+    shutil.copy2(popgate_bin(), program)
+    os.chmod(program, 0o700)
+    monkeypatch.setenv("POPGATE_BIN", program)
+    gate = make_popgate(start=False)
+    gate.start(wait=False)
+    assert gate.wait_exit(timeout=30) == 1
+    assert ("the worker spawner could not exec popgate (may user 'popgate-worker' run the "
+            "program?)" in gate.log_text())
 
 
 @needs_root

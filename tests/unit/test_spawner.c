@@ -231,7 +231,7 @@ static void test_spawner_start_fails(void **state)
 	(void)state;
 	assert_true(exe_fd >= 0);
 	assert_int_equal(spawner_start(exe_fd, &same_user, "gw", &spawner, err, sizeof(err)), -1);
-	assert_string_equal(err, "the worker spawner exited at start (see the log)");
+	assert_string_equal(err, "the worker spawner exited at start with status 0 (see the log)");
 	assert_int_equal(spawner.fd, -1);
 	close(exe_fd);
 	errno = 0;
