@@ -16,14 +16,14 @@
  *      it and the restart spread live in core/reload.c); popgatectl's
  *      changes arrive on the control socket (core/control.h).
  *
- * SECURITY: after step 2 no process of popgate has root rights: the daemon
- * runs as [server] user, the spawner and the workers as [server]
- * worker_user, so a compromised worker cannot signal, trace or read the
- * daemon. The credential key lives only in the daemon. Started without
- * root there is no uid to change, and everything runs as the one user.
- * Should the spawner end, the daemon stops with an error status (it could
- * not start another as the worker user) for the service manager to restart
- * it.
+ * SECURITY: after step 2 no process of popgate has root rights (unless
+ * [server] user = root keeps the daemon root): the daemon runs as [server]
+ * user, the spawner and the workers as [server] worker_user, so a
+ * compromised worker cannot signal, trace or read the daemon. The
+ * credential key lives only in the daemon. Started without root there is no
+ * uid to change, and everything runs as the one user. Should the spawner
+ * end, the daemon stops with an error status (it could not start another as
+ * the worker user) for the service manager to restart it.
  *
  * Paths after step 2: the service user may be unable to reach the data
  * folder or the program by their paths (a checkout under /root, mode 0700).
