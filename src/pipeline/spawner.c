@@ -71,8 +71,8 @@ void spawner_message_encode(const struct spawner_message *message,
 	spawner_put32(out + 12, (uint32_t)message->value);
 }
 
-int spawner_message_decode(const unsigned char *data, size_t len,
-			   struct spawner_message *message, const char **err)
+int spawner_message_decode(const unsigned char *data, size_t len, struct spawner_message *message,
+			   const char **err)
 {
 	uint32_t type;
 	bool has_slot;
@@ -92,8 +92,7 @@ int spawner_message_decode(const unsigned char *data, size_t len,
 	message->slot = spawner_get32(data + 4);
 	message->pid = (int32_t)spawner_get32(data + 8);
 	message->value = (int32_t)spawner_get32(data + 12);
-	has_slot = type == SPAWNER_START || type == SPAWNER_STARTED ||
-		   type == SPAWNER_START_FAILED;
+	has_slot = type == SPAWNER_START || type == SPAWNER_STARTED || type == SPAWNER_START_FAILED;
 	has_pid = type == SPAWNER_READY || type == SPAWNER_KILL || type == SPAWNER_STARTED ||
 		  type == SPAWNER_ENDED;
 	if (has_slot ? message->slot >= SPAWNER_SLOTS_MAX : message->slot != 0) {
@@ -200,8 +199,8 @@ enum spawner_received spawner_receive(int fd, struct spawner_message *message, i
 	else if (fd_count > 1)
 		*err = "more than one descriptor";
 	else if (spawner_message_decode(record, (size_t)n, message, err) == 0 &&
-		 fd_count != (size_t)(message->type == SPAWNER_STARTED ||
-				      message->type == SPAWNER_LOG))
+		 fd_count !=
+		     (size_t)(message->type == SPAWNER_STARTED || message->type == SPAWNER_LOG))
 		*err = fd_count == 1 ? "a descriptor with a message that takes none"
 				     : "a message without its descriptor";
 	if (*err != NULL) {
@@ -222,9 +221,8 @@ enum spawner_received spawner_receive(int fd, struct spawner_message *message, i
  * program open as EXE_FD (which may be one of the targets). The caller
  * blocked all signals before fork.
  */
-__attribute__((noreturn)) static void spawner_child_exec(const int *fds, const int *targets,
-							  size_t count, int exe_fd,
-							  char *const argv[])
+__attribute__((noreturn)) static void
+spawner_child_exec(const int *fds, const int *targets, size_t count, int exe_fd, char *const argv[])
 {
 	int moved[3];
 	int highest = STDERR_FILENO;
@@ -277,8 +275,8 @@ __attribute__((noreturn)) static void spawner_child_exec(const int *fds, const i
 
 /* ---- the daemon's side --------------------------------------------------- */
 
-int spawner_identity_resolve(const char *worker_user, struct spawner_identity *identity,
-			     char *err, size_t errlen)
+int spawner_identity_resolve(const char *worker_user, struct spawner_identity *identity, char *err,
+			     size_t errlen)
 {
 	struct passwd *pw;
 
@@ -344,8 +342,7 @@ static void spawner_explain_exit(pid_t pid, const struct spawner_identity *ident
 			 "program?)",
 			 identity->change ? identity->name : "this");
 	else if (WIFEXITED(status))
-		snprintf(err, errlen, "the worker spawner exited at start with status %d (see "
-				      "the log)",
+		snprintf(err, errlen, "the worker spawner exited at start with status %d (see the log)",
 			 WEXITSTATUS(status));
 	else
 		snprintf(err, errlen, "the worker spawner ended at start by signal %d",
@@ -477,7 +474,8 @@ void spawner_stop(struct spawner_process *process)
 			while (waitpid(process->pid, &status, 0) < 0 && errno == EINTR)
 				continue;
 		} else {
-			log_warn("pipeline: the worker spawner %ld did not exit", (long)process->pid);
+			log_warn("pipeline: the worker spawner %ld did not exit",
+				 (long)process->pid);
 		}
 	}
 	process->pid = -1;

@@ -57,9 +57,9 @@ enum spawner_message_type {
 
 struct spawner_message {
 	enum spawner_message_type type;
-	uint32_t slot;	/* START, STARTED, START_FAILED; else 0 */
-	int32_t pid;	/* READY, KILL, STARTED, ENDED; else 0 */
-	int32_t value;	/* START_FAILED, ENDED; else 0 */
+	uint32_t slot; /* START, STARTED, START_FAILED; else 0 */
+	int32_t pid;   /* READY, KILL, STARTED, ENDED; else 0 */
+	int32_t value; /* START_FAILED, ENDED; else 0 */
 };
 
 /* MESSAGE as SPAWNER_MESSAGE_LEN bytes (little-endian fields). */
@@ -69,8 +69,8 @@ void spawner_message_encode(const struct spawner_message *message,
 /* Decodes one record of LEN bytes: 0, or -1 with *ERR saying why (wrong
  * length, unknown type, a slot out of range, a pid missing where the type
  * needs one or present where it has none). */
-int spawner_message_decode(const unsigned char *data, size_t len,
-			   struct spawner_message *message, const char **err);
+int spawner_message_decode(const unsigned char *data, size_t len, struct spawner_message *message,
+			   const char **err);
 
 /* Sends MESSAGE on FD, with ATTACHED (unless -1) as SCM_RIGHTS. 0, or -1
  * with errno set (EAGAIN when FLAGS has MSG_DONTWAIT and the socket is
@@ -106,8 +106,8 @@ struct spawner_identity {
  * the log). As root: WORKER_USER's uid and gid; -1 with ERR set if the user
  * does not exist or is root.
  */
-int spawner_identity_resolve(const char *worker_user, struct spawner_identity *identity,
-			     char *err, size_t errlen);
+int spawner_identity_resolve(const char *worker_user, struct spawner_identity *identity, char *err,
+			     size_t errlen);
 
 /* The daemon's side of a running spawner. */
 struct spawner_process {

@@ -211,8 +211,8 @@ static int workers_on_started(struct pipeline *pipeline, const struct spawner_me
 }
 
 /* The spawner could not start the worker of MESSAGE->slot. */
-static int workers_on_start_failed(struct pipeline *pipeline,
-				   const struct spawner_message *message, const char **err)
+static int workers_on_start_failed(struct pipeline *pipeline, const struct spawner_message *message,
+				   const char **err)
 {
 	struct pipeline_worker *worker;
 
@@ -311,8 +311,9 @@ int workers_begin(struct pipeline *pipeline, char *err, size_t errlen)
 		return -1;
 	}
 	pipeline->spawner_output = evbuffer_new();
-	pipeline->spawner_event = event_new(pipeline->base, pipeline->spawner.fd,
-					    EV_READ | EV_PERSIST, workers_on_spawner_read, pipeline);
+	pipeline->spawner_event =
+	    event_new(pipeline->base, pipeline->spawner.fd, EV_READ | EV_PERSIST,
+		      workers_on_spawner_read, pipeline);
 	pipeline->spawner_write_event = event_new(pipeline->base, pipeline->spawner.fd, EV_WRITE,
 						  workers_on_spawner_writable, pipeline);
 	if (pipeline->spawner_output == NULL || pipeline->spawner_event == NULL ||

@@ -37,7 +37,7 @@ struct pipeline_entry {
 	char fail_reason[160]; /* while on the failed queue: why */
 	/* While waiting for a worker, or, on the failed queue, for its report. */
 	TAILQ_ENTRY(pipeline_entry) queue_link;
-	LIST_ENTRY(pipeline_entry) id_link;	/* while queued or running */
+	LIST_ENTRY(pipeline_entry) id_link; /* while queued or running */
 };
 
 TAILQ_HEAD(pipeline_queue, pipeline_entry);

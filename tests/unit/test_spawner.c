@@ -60,7 +60,8 @@ static void test_message_round_trip(void **state)
 	}
 	/* The fields are little-endian, whatever the machine. */
 	spawner_message_encode(&messages[3], record);
-	assert_memory_equal(record, "\x04\0\0\0\x07\0\0\0\x92\x10\0\0\0\0\0\0", SPAWNER_MESSAGE_LEN);
+	assert_memory_equal(record, "\x04\0\0\0\x07\0\0\0\x92\x10\0\0\0\0\0\0",
+			    SPAWNER_MESSAGE_LEN);
 }
 
 static void test_expect_refused(const struct spawner_message *message, const char *reason)
@@ -94,9 +95,9 @@ static void test_message_malformed(void **state)
 	test_expect_refused(&(struct spawner_message){.type = 0}, "unknown type");
 	test_expect_refused(&(struct spawner_message){.type = SPAWNER_MESSAGE_LAST + 1},
 			    "unknown type");
-	test_expect_refused(&(struct spawner_message){.type = SPAWNER_START,
-						      .slot = SPAWNER_SLOTS_MAX},
-			    "slot out of range");
+	test_expect_refused(
+	    &(struct spawner_message){.type = SPAWNER_START, .slot = SPAWNER_SLOTS_MAX},
+	    "slot out of range");
 	test_expect_refused(&(struct spawner_message){.type = SPAWNER_KILL, .slot = 1, .pid = 5},
 			    "a slot where none belongs");
 	test_expect_refused(&(struct spawner_message){.type = SPAWNER_KILL, .pid = 0},
@@ -258,8 +259,8 @@ static void test_identity_resolve(void **state)
 	assert_true(identity.change);
 	assert_true(identity.uid != 0 && identity.gid != 0);
 	assert_string_equal(identity.name, "nobody");
-	assert_int_equal(
-	    spawner_identity_resolve("popgate-nosuch", &identity, err, sizeof(err)), -1);
+	assert_int_equal(spawner_identity_resolve("popgate-nosuch", &identity, err, sizeof(err)),
+			 -1);
 	assert_string_equal(err, "user 'popgate-nosuch' does not exist; create it or set "
 				 "[server] worker_user in the config");
 	assert_int_equal(spawner_identity_resolve("root", &identity, err, sizeof(err)), -1);
@@ -295,10 +296,8 @@ static int test_worker_main(int fd)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_message_round_trip),
-	    cmocka_unit_test(test_message_malformed),
-	    cmocka_unit_test(test_spawner_runs_workers),
-	    cmocka_unit_test(test_spawner_start_fails),
+	    cmocka_unit_test(test_message_round_trip),	 cmocka_unit_test(test_message_malformed),
+	    cmocka_unit_test(test_spawner_runs_workers), cmocka_unit_test(test_spawner_start_fails),
 	    cmocka_unit_test(test_identity_resolve),
 	};
 
