@@ -342,7 +342,8 @@ static void spawner_explain_exit(pid_t pid, const struct spawner_identity *ident
 			 "program?)",
 			 identity->change ? identity->name : "this");
 	else if (WIFEXITED(status))
-		snprintf(err, errlen, "the worker spawner exited at start with status %d (see the log)",
+		snprintf(err, errlen,
+			 "the worker spawner exited at start with status %d (see the log)",
 			 WEXITSTATUS(status));
 	else
 		snprintf(err, errlen, "the worker spawner ended at start by signal %d",
