@@ -336,11 +336,13 @@ static void spawner_explain_exit(pid_t pid, const struct spawner_identity *ident
 	if (WIFEXITED(status) && WEXITSTATUS(status) == SPAWNER_CANNOT_BECOME)
 		snprintf(err, errlen, "the worker spawner could not become user '%s'",
 			 identity->name);
-	else if (WIFEXITED(status) && WEXITSTATUS(status) == SPAWNER_CANNOT_EXEC)
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == SPAWNER_CANNOT_EXEC && identity->change)
 		snprintf(err, errlen,
 			 "the worker spawner could not exec popgate (may user '%s' run the "
 			 "program?)",
-			 identity->change ? identity->name : "this");
+			 identity->name);
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == SPAWNER_CANNOT_EXEC)
+		snprintf(err, errlen, "the worker spawner could not exec popgate");
 	else if (WIFEXITED(status))
 		snprintf(err, errlen,
 			 "the worker spawner exited at start with status %d (see the log)",
