@@ -336,7 +336,8 @@ static void spawner_explain_exit(pid_t pid, const struct spawner_identity *ident
 	if (WIFEXITED(status) && WEXITSTATUS(status) == SPAWNER_CANNOT_BECOME)
 		snprintf(err, errlen, "the worker spawner could not become user '%s'",
 			 identity->name);
-	else if (WIFEXITED(status) && WEXITSTATUS(status) == SPAWNER_CANNOT_EXEC && identity->change)
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == SPAWNER_CANNOT_EXEC &&
+		 identity->change)
 		snprintf(err, errlen,
 			 "the worker spawner could not exec popgate (may user '%s' run the "
 			 "program?)",
