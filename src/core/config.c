@@ -43,6 +43,7 @@ const struct config_key config_keys[] = {
 	{"server", "log_file", CONFIG_LOG_FILE, CONFIG_FIELD(log_file), 0, 0, NULL},
 	{"server", "log_level", CONFIG_LEVEL, CONFIG_FIELD(log_level), 0, 0, NULL},
 	{"server", "user", CONFIG_TEXT, CONFIG_FIELD(run_as_user), 0, 0, NULL},
+	{"server", "worker_user", CONFIG_TEXT, CONFIG_FIELD(worker_user), 0, 0, NULL},
 	{"server", "hostname", CONFIG_HOST, CONFIG_FIELD(hostname), 0, 0, NULL},
 	{"server", "nameservers", CONFIG_NAMESERVERS, CONFIG_FIELD(nameservers), 0, 0, NULL},
 	{"server", "listen_address", CONFIG_ADDRESS, CONFIG_FIELD(listen_address), 0, 0, NULL},
@@ -362,6 +363,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->log_file = xstrdup("-");
 	cfg->log_level = xstrdup("info");
 	cfg->run_as_user = xstrdup("popgate");
+	cfg->worker_user = xstrdup("popgate-worker");
 	/* gethostname may cut a long name without a NUL; the last byte guards it. */
 	host[sizeof(host) - 1] = '\0';
 	if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
@@ -459,6 +461,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->log_file);
 	xfree(&cfg->log_level);
 	xfree(&cfg->run_as_user);
+	xfree(&cfg->worker_user);
 	xfree(&cfg->hostname);
 	xfree(&cfg->nameservers);
 	xfree(&cfg->listen_address);
@@ -480,6 +483,7 @@ static const struct {
 	const char *name;
 } config_restart_keys[] = {
     {"server", "data_dir"},	  {"server", "user"},	     {"server", "hostname"},
+    {"server", "worker_user"},
     {"server", "nameservers"},	  {"server", "listen_address"}, {"server", "pop3_port"},
     {"server", "pop3s_port"},	  {"server", "tls_cert"},	     {"server", "tls_key"},
     {"pipeline", "workers"},	  {"pipeline", "worker_timeout"},

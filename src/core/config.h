@@ -36,6 +36,7 @@ struct popgate_config {
 	char *log_file;		/* "-" = stderr */
 	char *log_level;	/* "info" */
 	char *run_as_user;	/* "popgate"; used only when started as root */
+	char *worker_user;	/* "popgate-worker": the workers' user, when started as root */
 	char *hostname;		/* name in the certificate and trace header */
 	char *nameservers;	/* "" or NULL: the system's (resolv.conf); else "IP[:PORT] ..." */
 	char *listen_address;	/* "0.0.0.0" */

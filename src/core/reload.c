@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/reload.h"
 #include "core/util.h"
+#include "pipeline/pipeline.h"
 #include "pop3/fetch.h"
 #include "popgate.h"
 #include "store/account.h"
@@ -85,9 +86,10 @@ static void reload_sweep_cb(evutil_socket_t fd, short what, void *ctx)
 /*
  * Reopens the log at PATH (a rotated file is left to logrotate; the new one
  * is created, O_NOFOLLOW as at start). The old file stays in use if the new
- * one cannot be opened. 0 or -1 (logged).
+ * one cannot be opened; the workers' spawner gets the new one too. 0 or -1
+ * (logged).
  */
-static int reload_log(const char *path, const char *level_name)
+static int reload_log(struct popgate *pg, const char *path, const char *level_name)
 {
 	enum log_level level = LOG_INFO;
 
@@ -97,6 +99,8 @@ static int reload_log(const char *path, const char *level_name)
 			  path, strerror(errno));
 		return -1;
 	}
+	if (pg->pipeline != NULL)
+		pipeline_log_reopened(pg->pipeline);
 	return 0;
 }
 
@@ -120,7 +124,7 @@ static void reload_config(struct reload *reload)
 			 kept_names);
 	if ((strcmp(fresh->log_file, pg->cfg->log_file) != 0 ||
 	     strcmp(fresh->log_level, pg->cfg->log_level) != 0) &&
-	    reload_log(fresh->log_file, fresh->log_level) < 0) {
+	    reload_log(pg, fresh->log_file, fresh->log_level) < 0) {
 		log_error("SIGHUP: configuration refused, the running one stays in force");
 		reload_config_free(&fresh);
 		return;
@@ -146,7 +150,7 @@ static void signal_reload_cb(evutil_socket_t sig, short what, void *ctx)
 
 	/* The log first: after logrotate renamed it, the lines about the
 	 * reload belong in the new file. */
-	if (reload_log(reload->pg->cfg->log_file, reload->pg->cfg->log_level) == 0)
+	if (reload_log(reload->pg, reload->pg->cfg->log_file, reload->pg->cfg->log_level) == 0)
 		log_info("SIGHUP: log reopened");
 	reload_config(reload);
 }

@@ -2,13 +2,13 @@
  * pipeline.c — the main process's side of the processing stage: queues jobs
  * (each a copy, with the profile it will be judged by), hands each to a free
  * worker with its body's descriptor, reads the verdicts, and fails a worker
- * that dies, hangs or answers garbage. Starting, stopping and reaping the
- * worker processes is workers.c's.
+ * that dies, hangs or answers garbage. Starting and stopping the worker
+ * processes (through the spawner) is workers.c's.
  *
  * Owns: the main process's end of each worker socket, and the queued and
  * running jobs.
- * Must never: block the event loop (sockets are non-blocking, children are
- * reaped with WNOHANG), trust a byte a worker sends before proto.c has
+ * Must never: block the event loop (sockets are non-blocking; the spawner
+ * reaps the workers), trust a byte a worker sends before proto.c has
  * decoded it, lose a job silently (every job submitted and not dropped by
  * pipeline_free ends in exactly one call of the callback), or call the
  * callback from anywhere but the event loop (so a caller's pipeline_submit
@@ -16,20 +16,15 @@
  *
  * SECURITY: workers read hostile mail and are assumed compromisable. A reply
  * is accepted only as one well-formed verdict for the job the worker holds;
- * anything else ends that worker. Workers are exec'd afresh, inherit only
- * their socket (fd 3) and the log (stderr), never see the credential key, the
- * database or the data folder's name, and confine themselves (confine.h):
- * this process opens each body read-only and hands the worker that one
- * descriptor with the job.
- *
- * Why the workers run as the daemon's user rather than a user of their own:
- * the daemon drops root before it starts them (popgate.c), and it starts
- * replacements for dead workers at any time later. A separate uid would need
- * a process that keeps root (or CAP_SETUID, with which a compromised daemon
- * could become any user) for as long as the daemon runs. The seccomp filter
- * refuses every open, socket, exec, ptrace and kill, so the uid a worker has
- * reaches nothing: what it could read by its uid it cannot name, and the
- * same holds for a daemon started without root.
+ * anything else ends that worker. Workers are exec'd afresh by the spawner
+ * (spawner.h) as a user of their own ([server] worker_user, when popgate was
+ * started as root), inherit only their socket (fd 3) and the log (stderr),
+ * never see the credential key, the database or the data folder's name, and
+ * confine themselves (confine.h): this process opens each body read-only and
+ * hands the worker that one descriptor with the job. With a uid of their
+ * own they cannot signal or trace this process, nor read its files should
+ * the confinement fail; this process, in turn, cannot signal them, so it
+ * has the spawner kill a worker that hangs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -142,14 +137,23 @@ static void pipeline_worker_fail(struct pipeline_worker *worker, const char *rea
 	struct pipeline_entry *entry = worker->entry;
 	char reason_copy[256];
 
+	worker->entry = NULL;
+	/* A worker that died with the spawner is not its job's fault, and the
+	 * daemon is stopping: the job goes back to the queue (pipeline_free
+	 * drops it; its message is resumed from the store at the next start)
+	 * rather than count as a failed attempt. */
+	if (workers_spawner_lost(pipeline)) {
+		workers_stop(worker, false);
+		if (entry != NULL)
+			TAILQ_INSERT_HEAD(&pipeline->queue, entry, queue_link);
+		return;
+	}
 	/* REASON may live in the worker (send_error), which stop clears. */
 	snprintf(reason_copy, sizeof(reason_copy), "%s", reason);
-	worker->entry = NULL;
 	log_event(LOG_WARN, "worker_failed", entry != NULL ? entry->job.account : NULL,
 		  entry != NULL ? entry->job.id : NULL, "pid=%ld reason=%s", (long)worker->pid,
 		  reason_copy);
-	workers_stop(worker, SIGKILL);
-	workers_reap(pipeline);
+	workers_stop(worker, true);
 	workers_restart(worker);
 	/* Every piece of state is settled before the callback runs, so a retry
 	 * submitted from it finds the id free and may go to the new worker. */
@@ -378,12 +382,11 @@ static void pipeline_on_timeout(evutil_socket_t fd, short what, void *arg)
 	pipeline_worker_fail(worker, reason);
 }
 
-struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, const char *data_dir,
-			      const char *hostname, int worker_count, int worker_timeout_seconds,
+struct pipeline *pipeline_new(struct event_base *base, struct spawner_process *spawner,
+			      const char *data_dir, int worker_count, int worker_timeout_seconds,
 			      pipeline_verdict_cb *callback, void *ctx, char *err, size_t errlen)
 {
 	struct pipeline *pipeline = NULL;
-	char start_err[256];
 
 	if (worker_count < 0 || worker_count > PIPELINE_WORKERS_MAX) {
 		snprintf(err, errlen, "workers must be 0 to %d", PIPELINE_WORKERS_MAX);
@@ -391,17 +394,6 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, con
 	}
 	if (worker_timeout_seconds < 0) {
 		snprintf(err, errlen, "worker_timeout must not be negative");
-		goto fail;
-	}
-	/* Checked here so a bad path is one clear error, not workers that die
-	 * at start over and over. */
-	if (access(self_exe, X_OK) < 0) {
-		snprintf(err, errlen, "cannot run %s: %s", self_exe, strerror(errno));
-		goto fail;
-	}
-	int exe_fd = open(self_exe, O_PATH | O_CLOEXEC);
-	if (exe_fd < 0) {
-		snprintf(err, errlen, "cannot open %s: %s", self_exe, strerror(errno));
 		goto fail;
 	}
 	if (worker_count == 0) {
@@ -413,10 +405,10 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, con
 	}
 	pipeline = xcalloc(1, sizeof(*pipeline));
 	pipeline->base = base;
-	pipeline->self_exe = xstrdup(self_exe);
-	pipeline->exe_fd = exe_fd;
+	pipeline->spawner = *spawner;
+	spawner->fd = -1;
+	spawner->pid = -1;
 	pipeline->data_dir = xstrdup(data_dir);
-	pipeline->hostname = xstrdup(hostname);
 	pipeline->worker_timeout = worker_timeout_seconds;
 	pipeline->callback = callback;
 	pipeline->ctx = ctx;
@@ -450,13 +442,14 @@ struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, con
 			snprintf(err, errlen, "cannot create the worker buffers");
 			goto fail;
 		}
-		if (workers_start(worker, start_err, sizeof(start_err)) < 0) {
-			snprintf(err, errlen, "starting a worker: %s", start_err);
-			goto fail;
-		}
 	}
+	if (workers_begin(pipeline, err, errlen) < 0)
+		goto fail;
 	return pipeline;
 fail:
+	/* The spawner is ours even when this fails. */
+	if (pipeline == NULL)
+		spawner_stop(spawner);
 	pipeline_free(&pipeline);
 	return NULL;
 }
@@ -496,6 +489,16 @@ size_t pipeline_pending(const struct pipeline *pipeline)
 	return pipeline->pending;
 }
 
+void pipeline_log_reopened(struct pipeline *pipeline)
+{
+	workers_log_reopened(pipeline);
+}
+
+bool pipeline_spawner_lost(const struct pipeline *pipeline)
+{
+	return pipeline->spawner_lost;
+}
+
 size_t pipeline_worker_pids(const struct pipeline *pipeline, int *pids, size_t max)
 {
 	size_t count = 0;
@@ -513,21 +516,11 @@ void pipeline_free(struct pipeline **pipeline_r)
 
 	if (pipeline == NULL)
 		return;
-	/* Closing the socket lets an idle worker exit cleanly; SIGTERM ends a
-	 * busy one; SIGKILL, after a short wait, one that ignores SIGTERM. */
+	/* Closing its socket lets an idle worker exit cleanly; closing the
+	 * spawner's has it end the rest (SIGTERM, then SIGKILL) and exit. */
 	for (size_t i = 0; i < pipeline->worker_count; i++)
-		workers_stop(&pipeline->workers[i], 0);
-	workers_reap_wait(pipeline, PIPELINE_EXIT_WAIT_MS);
-	for (size_t i = 0; i < pipeline->zombie_count; i++)
-		kill(pipeline->zombies[i], SIGTERM);
-	workers_reap_wait(pipeline, PIPELINE_STOP_WAIT_MS);
-	for (size_t i = 0; i < pipeline->zombie_count; i++) {
-		int status;
-
-		kill(pipeline->zombies[i], SIGKILL);
-		while (waitpid(pipeline->zombies[i], &status, 0) < 0 && errno == EINTR)
-			continue;
-	}
+		workers_stop(&pipeline->workers[i], false);
+	spawner_stop(&pipeline->spawner);
 	for (size_t i = 0; i < PIPELINE_ID_BUCKETS; i++) {
 		while (!LIST_EMPTY(&pipeline->buckets[i])) {
 			struct pipeline_entry *entry = LIST_FIRST(&pipeline->buckets[i]);
@@ -548,11 +541,13 @@ void pipeline_free(struct pipeline **pipeline_r)
 		event_free(pipeline->tick_event);
 	if (pipeline->failed_event != NULL)
 		event_free(pipeline->failed_event);
+	if (pipeline->spawner_event != NULL)
+		event_free(pipeline->spawner_event);
+	if (pipeline->spawner_write_event != NULL)
+		event_free(pipeline->spawner_write_event);
+	if (pipeline->spawner_output != NULL)
+		evbuffer_free(pipeline->spawner_output);
 	free(pipeline->workers);
-	free(pipeline->zombies);
-	free(pipeline->self_exe);
-	close(pipeline->exe_fd);
 	free(pipeline->data_dir);
-	free(pipeline->hostname);
 	xfree(pipeline_r);
 }

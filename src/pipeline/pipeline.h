@@ -3,17 +3,18 @@
  * bodies (hostile content) and return a verdict; the main process owns every
  * state change.
  *
- * Workers are started by fork + exec of popgate itself ("popgate --worker"),
- * so a worker — even one respawned after the credential key was loaded —
- * never holds the key or the database, and each confines itself (confine.h)
- * before its first job: it cannot open a file or reach the network. The main
- * process opens each message body and sends it as a descriptor with the job
- * over a socketpair (SCM_RIGHTS), and gets back a typed, versioned verdict
- * (pipeline/proto.h); a
- * malformed reply is treated as a worker failure, never trusted. A worker that
- * dies or runs past worker_timeout is killed and replaced, and its job is
- * reported with WORKER_FAILED so the caller can retry it once and then hold
- * the message as suspect.
+ * Workers are started by the spawner (spawner.h), a process of their own
+ * user that the daemon forked while still root, by fork + exec of popgate
+ * itself ("popgate --worker"), so a worker — even one respawned after the
+ * credential key was loaded — never holds the key or the database, and each
+ * confines itself (confine.h) before its first job: it cannot open a file
+ * or reach the network. The main process opens each message body and sends
+ * it as a descriptor with the job over a socketpair (SCM_RIGHTS), and gets
+ * back a typed, versioned verdict (pipeline/proto.h); a malformed reply is
+ * treated as a worker failure, never trusted. A worker that dies or runs
+ * past worker_timeout is killed (by the spawner) and replaced, and its job
+ * is reported with WORKER_FAILED so the caller can retry it once and then
+ * hold the message as suspect.
  */
 #ifndef POPGATE_PIPELINE_H
 #define POPGATE_PIPELINE_H
@@ -126,17 +127,24 @@ struct pipeline_verdict {
  */
 typedef void pipeline_verdict_cb(const struct pipeline_verdict *verdict, void *ctx);
 
+struct spawner_process;
+
 /*
- * Starts WORKER_COUNT workers (0 = one per core, at most 256) by exec'ing
- * SELF_EXE with "--worker" and the host name. Message bodies are opened in
- * DATA_DIR's spool by this process, one at a time as each job goes to a
- * worker; a body that cannot be opened (gone, not a regular file) is
- * reported as WORKER_FAILED like a job its worker failed on. A job running
- * longer than WORKER_TIMEOUT_SECONDS (0 = no limit) has its worker killed.
- * Returns NULL with ERR set.
+ * Has the spawner SPAWNER (taken, also on failure; spawner_start made it)
+ * start WORKER_COUNT workers (0 = one per core, at most 256); they become
+ * ready as its answers arrive in the loop, and jobs submitted before wait
+ * for them. Message bodies are opened in DATA_DIR's spool by this process,
+ * one at a time as each job goes to a worker; a body that cannot be opened
+ * (gone, not a regular file) is reported as WORKER_FAILED like a job its
+ * worker failed on. A job running longer than WORKER_TIMEOUT_SECONDS (0 =
+ * no limit) has its worker killed. Returns NULL with ERR set.
+ *
+ * Should the spawner end or break its protocol, the pipeline logs it and
+ * has the event loop exit (pipeline_spawner_lost says so then): no worker
+ * could be started any more.
  */
-struct pipeline *pipeline_new(struct event_base *base, const char *self_exe, const char *data_dir,
-			      const char *hostname, int worker_count, int worker_timeout_seconds,
+struct pipeline *pipeline_new(struct event_base *base, struct spawner_process *spawner,
+			      const char *data_dir, int worker_count, int worker_timeout_seconds,
 			      pipeline_verdict_cb *callback, void *ctx, char *err, size_t errlen);
 
 /* Queues a copy of JOB (with the default profile if it names none); it is
@@ -149,11 +157,18 @@ int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job);
 /* Jobs queued or running. */
 size_t pipeline_pending(const struct pipeline *pipeline);
 
+/* The log was reopened (SIGHUP): workers started from now on log to the new
+ * file. */
+void pipeline_log_reopened(struct pipeline *pipeline);
+
+/* True once the spawner is gone (see pipeline_new): the daemon must stop. */
+bool pipeline_spawner_lost(const struct pipeline *pipeline);
+
 /* The workers' process ids (for tests and status), up to MAX; returns count. */
 size_t pipeline_worker_pids(const struct pipeline *pipeline, int *pids, size_t max);
 
-/* Stops the workers (waiting for them briefly) and frees *PIPELINE; NULL is
- * fine. Jobs still queued or running are dropped without a callback. */
+/* Stops the workers and the spawner (waiting for it briefly) and frees
+ * *PIPELINE; NULL is fine. Jobs still queued or running are dropped without a callback. */
 void pipeline_free(struct pipeline **pipeline);
 
 /*

@@ -240,10 +240,11 @@ int pipeline_worker_main(int fd, const char *hostname)
 	char err[256];
 
 	log_set_role("worker");
-	/* A worker must not outlive the main process that would collect its
-	 * verdicts. (Should the main process die before this line, the
-	 * socket's EOF ends the loop below instead.) Cheap hardening: a failure
-	 * is logged, not fatal. */
+	/* A worker must not outlive the spawner, its parent, which alone can
+	 * kill it (should the spawner die before this line, the main process
+	 * stops, and the socket's EOF ends the loop below instead); the main
+	 * process's end is seen as that EOF. Cheap hardening: a failure is
+	 * logged, not fatal. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		log_warn("worker: PR_SET_PDEATHSIG: %s", strerror(errno));
 	/* Filters load what they need while files can still be opened. */

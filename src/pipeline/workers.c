@@ -1,22 +1,31 @@
 /*
- * workers.c — the worker processes of the pipeline: starting one (fork and
- * fexecve of popgate itself with "--worker"), stopping one, restarting a
- * dead one with a back-off when they keep dying, and reaping them.
+ * workers.c — the worker processes of the pipeline, as the daemon sees them:
+ * asking the spawner (spawner.h) to start one for a slot and taking the
+ * socket it answers with, having it kill one, logging how each ended as it
+ * reports, and restarting a dead one with a back-off when they keep dying.
  *
- * Owns: the worker processes' pids until they are reaped (the zombie list)
- * and the tick that reaps and restarts. Must never: block the event loop
- * (children are reaped with WNOHANG; only pipeline_free waits, briefly),
- * let a worker inherit any descriptor but its socket and the log, or run
- * anything in the child between fork and exec that is not
- * async-signal-safe. Why workers run as the daemon's user: see pipeline.c.
+ * Owns: the daemon's end of the spawner's socket and the requests not yet
+ * sent on it, and the tick that restarts workers.
+ * Must never: block the event loop (the spawner's socket is non-blocking;
+ * a request it has no room for waits in spawner_output), or trust what the
+ * spawner says: it runs as the workers' user, so each answer is checked
+ * against what was asked (a start for a slot waiting for one, a stream
+ * socket attached), and anything else ends the daemon as a lost spawner
+ * would.
+ *
+ * Why the workers are not forked here: they run as a user of their own
+ * ([server] worker_user), and this process has no right left to make a
+ * process another user once it dropped root (popgate.c). See spawner.c.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -26,9 +35,14 @@
 #include "core/util.h"
 #include "pipeline/workers.h"
 
-/* Logs how a reaped worker ended. A clean exit is routine, and so are
- * SIGKILL and SIGTERM, which only we send (the failure was logged then); a
- * crash (SIGSEGV, SIGABRT from a sanitizer) or an error status is not. */
+/* Messages handled per wake-up of the spawner's socket, so that a chatty
+ * spawner cannot hold the loop. */
+#define WORKERS_SPAWNER_BATCH 64
+
+/* Logs how a worker ended, as the spawner reports. A clean exit is routine,
+ * and so are SIGKILL and SIGTERM, which only the spawner sends (the failure
+ * was logged then); a crash (SIGSEGV, SIGABRT from a sanitizer) or an
+ * error status is not. */
 static void workers_log_exit(pid_t pid, int status)
 {
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
@@ -43,68 +57,18 @@ static void workers_log_exit(pid_t pid, int status)
 		log_warn("pipeline: worker %ld ended by signal %d", (long)pid, WTERMSIG(status));
 }
 
-/* Collects every zombie that has exited; the rest stay on the list. */
-void workers_reap(struct pipeline *pipeline)
-{
-	size_t i = 0;
-
-	while (i < pipeline->zombie_count) {
-		pid_t pid = pipeline->zombies[i];
-		int status = 0;
-		pid_t rc = waitpid(pid, &status, WNOHANG);
-
-		if (rc == 0 || (rc < 0 && errno == EINTR)) {
-			i++;
-			continue;
-		}
-		/* ECHILD: someone set SIGCHLD to SIG_IGN, the kernel reaped it. */
-		if (rc == pid)
-			workers_log_exit(pid, status);
-		pipeline->zombies[i] = pipeline->zombies[--pipeline->zombie_count];
-	}
-}
-
-/* Reaps until no zombie is left or MS have passed; for pipeline_free only,
- * when blocking the loop briefly is expected. */
-void workers_reap_wait(struct pipeline *pipeline, int64_t ms)
-{
-	int64_t deadline = util_monotonic_ms() + ms;
-
-	for (;;) {
-		struct timespec pause = {.tv_nsec = 5 * 1000 * 1000};
-
-		workers_reap(pipeline);
-		if (pipeline->zombie_count == 0 || util_monotonic_ms() >= deadline)
-			return;
-		nanosleep(&pause, NULL);
-	}
-}
-
-static void workers_zombie_add(struct pipeline *pipeline, pid_t pid)
-{
-	if (pipeline->zombie_count == pipeline->zombie_cap) {
-		pipeline->zombie_cap = pipeline->zombie_cap ? 2 * pipeline->zombie_cap : 8;
-		pipeline->zombies =
-		    xrealloc(pipeline->zombies, pipeline->zombie_cap * sizeof(pid_t));
-	}
-	pipeline->zombies[pipeline->zombie_count++] = pid;
-}
-
-/* Arms the tick for the earliest thing it has to do: look for zombies soon,
- * or start a worker whose back-off ends. */
+/* Arms the tick for the earliest worker whose back-off ends. */
 static void workers_tick_schedule(struct pipeline *pipeline)
 {
 	int64_t now = util_monotonic_ms();
 	int64_t delay = -1;
 	struct timeval tv;
 
-	if (pipeline->zombie_count > 0)
-		delay = PIPELINE_REAP_INTERVAL_MS;
 	for (size_t i = 0; i < pipeline->worker_count; i++) {
 		const struct pipeline_worker *worker = &pipeline->workers[i];
 		int64_t wait;
 
-		if (worker->pid > 0)
+		if (worker->pid > 0 || worker->starting)
 			continue;
 		wait = worker->restart_at_ms > now ? worker->restart_at_ms - now : 0;
 		if (delay < 0 || wait < delay)
@@ -118,128 +82,267 @@ static void workers_tick_schedule(struct pipeline *pipeline)
 }
 
 /*
- * In the child between fork and exec: only async-signal-safe calls. Puts FD
- * on PIPELINE_WORKER_FD without close-on-exec, LOG_FD on stderr, marks everything else the
- * main process may have left inheritable (listening sockets, the database)
- * close-on-exec, and execs the worker program open as EXE_FD.
+ * The spawner is gone or broke the protocol (REASON): no worker can be
+ * started any more, and this process cannot start another spawner (it has
+ * no root left to give it the workers' user). So the daemon stops, with an
+ * error status for the service manager to restart it; no message is lost,
+ * their states are in the store and recovery resumes them.
  */
-__attribute__((noreturn)) static void workers_child_exec(int fd, int log_fd, int exe_fd,
-							  char *const argv[])
+static void workers_spawner_fail(struct pipeline *pipeline, const char *reason)
 {
-	sigset_t none;
-
-	/* The main process's handlers (libevent's write to a socket it shares
-	 * with the main process) must not run here if a signal arrives before
-	 * exec: back to the defaults while all signals are still blocked. */
-	for (int sig = 1; sig < NSIG; sig++) {
-		struct sigaction action;
-
-		if (sigaction(sig, NULL, &action) < 0 || action.sa_handler == SIG_IGN ||
-		    action.sa_handler == SIG_DFL)
-			continue;
-		action.sa_handler = SIG_DFL;
-		action.sa_flags = 0;
-		sigemptyset(&action.sa_mask);
-		sigaction(sig, &action, NULL);
-	}
-	/* A worker starts with no signal blocked, whatever the loop blocks. */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* Both descriptors first go above every slot they are headed for, so
-	 * that placing one cannot overwrite the other: the log is descriptor 3
-	 * itself whenever the daemon opened it first, and the socket could be
-	 * 2 if the daemon was started without a stderr. */
-	int sock_dup = fcntl(fd, F_DUPFD, PIPELINE_WORKER_FD + 1);
-	int log_dup =
-	    log_fd > STDERR_FILENO ? fcntl(log_fd, F_DUPFD, PIPELINE_WORKER_FD + 1) : STDERR_FILENO;
-	if (sock_dup < 0 || log_dup < 0)
-		_exit(127);
-	/* The worker writes its log lines to its stderr: make that the log file.
-	 * dup2 leaves the new descriptors without FD_CLOEXEC. */
-	if (log_dup != STDERR_FILENO && dup2(log_dup, STDERR_FILENO) < 0)
-		_exit(127);
-	if (dup2(sock_dup, PIPELINE_WORKER_FD) < 0)
-		_exit(127);
-	/* CLOSE_RANGE_CLOEXEC rather than closing: EXE_FD must stay open until
-	 * the exec, which then closes it with the rest. */
-	if (close_range(PIPELINE_WORKER_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		_exit(127);
-	fexecve(exe_fd, argv, environ);
-	_exit(127);
+	if (pipeline->spawner_lost)
+		return;
+	pipeline->spawner_lost = true;
+	log_error("pipeline: the worker spawner %s; stopping, since no worker can be started "
+		  "without it",
+		  reason);
+	if (pipeline->spawner_event != NULL)
+		event_del(pipeline->spawner_event);
+	if (pipeline->spawner_write_event != NULL)
+		event_del(pipeline->spawner_write_event);
+	event_base_loopexit(pipeline->base, NULL);
 }
 
-/* Starts a worker process in WORKER's slot. 0, or -1 with ERR set. */
-int workers_start(struct pipeline_worker *worker, char *err, size_t errlen)
+bool workers_spawner_lost(struct pipeline *pipeline)
 {
-	struct pipeline *pipeline = worker->pipeline;
-	/* argv[0] only names the process for ps: the program is exec'd through
-	 * its descriptor, and its path may be /proc/self/fd/N (popgate.c). */
-	char name[] = "popgate";
-	char worker_flag[] = "--worker";
-	char fd_arg[] = PIPELINE_WORKER_FD_ARG;
-	char *argv[] = {name, worker_flag, fd_arg, pipeline->hostname, NULL};
-	sigset_t all_signals;
-	sigset_t saved_signals;
-	int sv[2] = {-1, -1};
-	pid_t pid = -1;
-	int fork_errno;
+	struct pollfd pfd = {.fd = pipeline->spawner.fd, .events = POLLRDHUP};
 
-	/* CLOEXEC on both ends: other workers started later must not inherit
-	 * this one's socket, or its EOF would never be seen. */
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		snprintf(err, errlen, "socketpair: %s", strerror(errno));
-		goto fail;
+	if (pipeline->spawner_lost)
+		return true;
+	/* The spawner's socket is closed when it exits, before its workers
+	 * are sent their parent-death signal: a worker that died with it
+	 * finds it closed already. */
+	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0)
+		workers_spawner_fail(pipeline, "exited");
+	return pipeline->spawner_lost;
+}
+
+/* Sends what waits in spawner_output, as far as the socket takes it. */
+static void workers_spawner_flush(struct pipeline *pipeline)
+{
+	struct spawner_message message;
+
+	while (evbuffer_get_length(pipeline->spawner_output) >= sizeof(message)) {
+		evbuffer_copyout(pipeline->spawner_output, &message, sizeof(message));
+		if (spawner_send(pipeline->spawner.fd, &message, -1, MSG_DONTWAIT) < 0) {
+			char reason[128];
+
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				event_add(pipeline->spawner_write_event, NULL);
+				return;
+			}
+			snprintf(reason, sizeof(reason), "cannot be written to: %s",
+				 strerror(errno));
+			workers_spawner_fail(pipeline, reason);
+			return;
+		}
+		evbuffer_drain(pipeline->spawner_output, sizeof(message));
 	}
-	/* Signals stay blocked from fork until the child has reset its
-	 * handlers (see workers_child_exec). */
-	sigfillset(&all_signals);
-	sigprocmask(SIG_SETMASK, &all_signals, &saved_signals);
-	pid = fork();
-	if (pid == 0)
-		workers_child_exec(sv[1], log_get_fd(), pipeline->exe_fd, argv);
-	fork_errno = errno;
-	sigprocmask(SIG_SETMASK, &saved_signals, NULL);
-	if (pid < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(fork_errno));
-		goto fail;
+	event_del(pipeline->spawner_write_event);
+}
+
+static void workers_on_spawner_writable(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	workers_spawner_flush(arg);
+}
+
+/* Sends MESSAGE to the spawner now, or queues it behind earlier ones. -1
+ * once the spawner is lost. */
+static int workers_spawner_request(struct pipeline *pipeline, const struct spawner_message *message)
+{
+	if (pipeline->spawner_lost)
+		return -1;
+	evbuffer_add(pipeline->spawner_output, message, sizeof(*message));
+	workers_spawner_flush(pipeline);
+	return pipeline->spawner_lost ? -1 : 0;
+}
+
+/* True if FD is a connected stream socket, as a worker's must be. */
+static bool workers_socket_valid(int fd)
+{
+	struct stat st;
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
+/* The spawner started the worker of MESSAGE->slot; FD is its socket (ours
+ * now). -1 with *ERR set if that is not what was asked. */
+static int workers_on_started(struct pipeline *pipeline, const struct spawner_message *message,
+			      int fd, const char **err)
+{
+	struct pipeline_worker *worker;
+
+	if (message->slot >= pipeline->worker_count || !pipeline->workers[message->slot].starting) {
+		*err = "started a worker nobody asked for";
+		return -1;
 	}
-	close(sv[1]);
-	sv[1] = -1;
-	if (evutil_make_socket_nonblocking(sv[0]) < 0) {
-		snprintf(err, errlen, "making the worker socket non-blocking failed");
-		goto fail;
+	for (size_t i = 0; i < pipeline->worker_count; i++) {
+		if (pipeline->workers[i].pid == message->pid) {
+			*err = "started a worker with the pid of another";
+			return -1;
+		}
 	}
+	if (!workers_socket_valid(fd) || evutil_make_socket_nonblocking(fd) < 0) {
+		*err = "sent a worker socket that is not one";
+		return -1;
+	}
+	worker = &pipeline->workers[message->slot];
 	worker->read_event =
-	    event_new(pipeline->base, sv[0], EV_READ | EV_PERSIST, pipeline_on_read, worker);
+	    event_new(pipeline->base, fd, EV_READ | EV_PERSIST, pipeline_on_read, worker);
 	if (worker->read_event == NULL || event_add(worker->read_event, NULL) < 0) {
-		snprintf(err, errlen, "cannot watch the worker socket");
-		goto fail;
+		if (worker->read_event != NULL)
+			event_free(worker->read_event);
+		worker->read_event = NULL;
+		*err = "sent a worker socket that cannot be watched";
+		return -1;
 	}
-	worker->pid = pid;
-	worker->fd = sv[0];
+	worker->starting = false;
+	worker->pid = message->pid;
+	worker->fd = fd;
 	worker->send_error[0] = '\0';
-	log_event(LOG_INFO, "worker_started", NULL, NULL, "pid=%ld slot=%zu", (long)pid,
+	log_event(LOG_INFO, "worker_started", NULL, NULL, "pid=%ld slot=%zu", (long)worker->pid,
 		  worker->index);
 	return 0;
-fail:
-	if (worker->read_event != NULL)
-		event_free(worker->read_event);
-	worker->read_event = NULL;
-	if (pid > 0) {
-		kill(pid, SIGKILL);
-		workers_zombie_add(pipeline, pid);
+}
+
+/* The spawner could not start the worker of MESSAGE->slot. */
+static int workers_on_start_failed(struct pipeline *pipeline, const struct spawner_message *message,
+				   const char **err)
+{
+	struct pipeline_worker *worker;
+
+	if (message->slot >= pipeline->worker_count || !pipeline->workers[message->slot].starting) {
+		*err = "failed a start nobody asked for";
+		return -1;
 	}
-	if (sv[0] >= 0)
-		close(sv[0]);
-	if (sv[1] >= 0)
-		close(sv[1]);
+	worker = &pipeline->workers[message->slot];
+	worker->starting = false;
+	log_error("pipeline: starting a worker: %s", strerror(message->value));
+	worker->restart_at_ms = util_monotonic_ms() + PIPELINE_BACKOFF_MS;
+	workers_tick_schedule(pipeline);
+	return 0;
+}
+
+/* Handles one message from the spawner (FD came with it, or -1); -1 with
+ * *ERR set if it is not one the daemon expects. */
+static int workers_on_message(struct pipeline *pipeline, const struct spawner_message *message,
+			      int fd, const char **err)
+{
+	switch (message->type) {
+	case SPAWNER_STARTED:
+		if (workers_on_started(pipeline, message, fd, err) < 0) {
+			close(fd);
+			return -1;
+		}
+		pipeline_dispatch(pipeline);
+		return 0;
+	case SPAWNER_START_FAILED:
+		return workers_on_start_failed(pipeline, message, err);
+	case SPAWNER_ENDED:
+		workers_log_exit(message->pid, message->value);
+		return 0;
+	case SPAWNER_READY:
+	case SPAWNER_START:
+	case SPAWNER_KILL:
+	case SPAWNER_LOG:
+		break;
+	}
+	if (fd >= 0)
+		close(fd);
+	*err = "sent a message only the daemon sends, or a second READY";
 	return -1;
 }
 
-/* Ends WORKER's process: stops watching it, closes the socket (a worker
- * waiting for a job then exits by itself), sends SIGNAL unless it is 0, and
- * leaves the pid to be reaped. The job it held, if any, is the caller's. */
-void workers_stop(struct pipeline_worker *worker, int signal_number)
+static void workers_on_spawner_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct pipeline *pipeline = arg;
+
+	(void)what;
+	for (int i = 0; i < WORKERS_SPAWNER_BATCH && !pipeline->spawner_lost; i++) {
+		struct spawner_message message;
+		const char *err;
+		char reason[160];
+		int attached;
+
+		switch (spawner_receive(fd, &message, &attached, &err)) {
+		case SPAWNER_NOTHING:
+			return;
+		case SPAWNER_CLOSED:
+			workers_spawner_fail(pipeline, "exited");
+			return;
+		case SPAWNER_BROKEN:
+			snprintf(reason, sizeof(reason), "broke the protocol: %s", err);
+			workers_spawner_fail(pipeline, reason);
+			return;
+		case SPAWNER_RECEIVED:
+			break;
+		}
+		if (workers_on_message(pipeline, &message, attached, &err) < 0) {
+			snprintf(reason, sizeof(reason), "broke the protocol: %s", err);
+			workers_spawner_fail(pipeline, reason);
+			return;
+		}
+	}
+}
+
+void workers_log_reopened(struct pipeline *pipeline)
+{
+	struct spawner_message message = {.type = SPAWNER_LOG};
+
+	/* Behind the requests still queued, if any: tried once, and a socket
+	 * without room only costs the new workers' lines their file. */
+	workers_spawner_flush(pipeline);
+	if (pipeline->spawner_lost || evbuffer_get_length(pipeline->spawner_output) > 0 ||
+	    spawner_send(pipeline->spawner.fd, &message, log_get_fd(), MSG_DONTWAIT) < 0)
+		log_warn("pipeline: workers started from now on log to the old log file");
+}
+
+int workers_begin(struct pipeline *pipeline, char *err, size_t errlen)
+{
+	char start_err[256];
+
+	if (evutil_make_socket_nonblocking(pipeline->spawner.fd) < 0) {
+		snprintf(err, errlen, "making the spawner's socket non-blocking failed");
+		return -1;
+	}
+	pipeline->spawner_output = evbuffer_new();
+	pipeline->spawner_event =
+	    event_new(pipeline->base, pipeline->spawner.fd, EV_READ | EV_PERSIST,
+		      workers_on_spawner_read, pipeline);
+	pipeline->spawner_write_event = event_new(pipeline->base, pipeline->spawner.fd, EV_WRITE,
+						  workers_on_spawner_writable, pipeline);
+	if (pipeline->spawner_output == NULL || pipeline->spawner_event == NULL ||
+	    pipeline->spawner_write_event == NULL || event_add(pipeline->spawner_event, NULL) < 0) {
+		snprintf(err, errlen, "cannot watch the spawner's socket");
+		return -1;
+	}
+	for (size_t i = 0; i < pipeline->worker_count; i++) {
+		if (workers_start(&pipeline->workers[i], start_err, sizeof(start_err)) < 0) {
+			snprintf(err, errlen, "starting a worker: %s", start_err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int workers_start(struct pipeline_worker *worker, char *err, size_t errlen)
+{
+	struct spawner_message request = {.type = SPAWNER_START, .slot = (uint32_t)worker->index};
+
+	if (workers_spawner_request(worker->pipeline, &request) < 0) {
+		snprintf(err, errlen, "the worker spawner is gone");
+		return -1;
+	}
+	worker->starting = true;
+	return 0;
+}
+
+void workers_stop(struct pipeline_worker *worker, bool kill_process)
 {
 	struct pipeline *pipeline = worker->pipeline;
 
@@ -254,16 +357,16 @@ void workers_stop(struct pipeline_worker *worker, int signal_number)
 	if (worker->input != NULL)
 		evbuffer_drain(worker->input, evbuffer_get_length(worker->input));
 	worker->send_error[0] = '\0';
-	if (worker->pid > 0) {
-		if (signal_number != 0)
-			kill(worker->pid, signal_number);
-		workers_zombie_add(pipeline, worker->pid);
+	/* The spawner kills only a worker of its own that it has not reaped:
+	 * one that ended meanwhile is refused, never another process. */
+	if (worker->pid > 0 && kill_process) {
+		struct spawner_message request = {.type = SPAWNER_KILL, .pid = worker->pid};
+
+		workers_spawner_request(pipeline, &request);
 	}
 	worker->pid = -1;
 }
 
-/* Starts a process for WORKER's empty slot now, or after the back-off when
- * workers have been dying too fast. */
 void workers_restart(struct pipeline_worker *worker)
 {
 	struct pipeline *pipeline = worker->pipeline;
@@ -295,11 +398,10 @@ void workers_on_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	workers_reap(pipeline);
 	for (size_t i = 0; i < pipeline->worker_count; i++) {
 		struct pipeline_worker *worker = &pipeline->workers[i];
 
-		if (worker->pid > 0 || worker->restart_at_ms > now)
+		if (worker->pid > 0 || worker->starting || worker->restart_at_ms > now)
 			continue;
 		if (workers_start(worker, err, sizeof(err)) < 0) {
 			log_error("pipeline: starting a worker: %s", err);
@@ -307,5 +409,4 @@ void workers_on_tick(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	workers_tick_schedule(pipeline);
-	pipeline_dispatch(pipeline);
 }

@@ -17,11 +17,9 @@
 #include <event2/util.h>
 
 #include "pipeline/pipeline.h"
+#include "pipeline/spawner.h"
 
-/* The worker's socket, as "--worker 3" tells it. */
-#define PIPELINE_WORKER_FD 3
-#define PIPELINE_WORKER_FD_ARG "3"
-#define PIPELINE_WORKERS_MAX 256
+#define PIPELINE_WORKERS_MAX SPAWNER_SLOTS_MAX
 /* Buckets of the id index; ids are random hex, so any few digits spread well. */
 #define PIPELINE_ID_BUCKETS 1024
 /* More than PIPELINE_DEATHS_MAX worker deaths within PIPELINE_DEATH_WINDOW_MS
@@ -30,12 +28,6 @@
 #define PIPELINE_DEATHS_MAX 5
 #define PIPELINE_DEATH_WINDOW_MS 1000
 #define PIPELINE_BACKOFF_MS 1000
-/* How often a killed worker that has not yet exited is looked for. */
-#define PIPELINE_REAP_INTERVAL_MS 100
-/* How long pipeline_free waits for idle workers to exit by themselves, and
- * then after SIGTERM before SIGKILL. */
-#define PIPELINE_EXIT_WAIT_MS 100
-#define PIPELINE_STOP_WAIT_MS 500
 
 /* A job from pipeline_submit until its verdict is reported. */
 struct pipeline_entry {
@@ -45,7 +37,7 @@ struct pipeline_entry {
 	char fail_reason[160]; /* while on the failed queue: why */
 	/* While waiting for a worker, or, on the failed queue, for its report. */
 	TAILQ_ENTRY(pipeline_entry) queue_link;
-	LIST_ENTRY(pipeline_entry) id_link;	/* while queued or running */
+	LIST_ENTRY(pipeline_entry) id_link; /* while queued or running */
 };
 
 TAILQ_HEAD(pipeline_queue, pipeline_entry);
@@ -55,23 +47,30 @@ struct pipeline_worker {
 	struct pipeline *pipeline;
 	size_t index;
 	pid_t pid;		      /* -1 while no process runs in this slot */
+	bool starting;		      /* asked the spawner for one; no answer yet */
 	int fd;			      /* our end of the socket, or -1 */
 	struct event *read_event;     /* on FD, while a process runs */
 	struct event *timeout_event;  /* armed while a job runs */
 	struct evbuffer *input;	      /* bytes of a reply read so far */
 	struct pipeline_entry *entry; /* the job it is working on, or NULL */
 	char send_error[128];	      /* set when sending a job failed */
-	int64_t restart_at_ms;	      /* while pid is -1: when to start one */
+	int64_t restart_at_ms;	      /* while pid is -1, not starting: when to start one */
 };
 
 struct pipeline {
 	struct event_base *base;
-	char *self_exe;
-	/* SELF_EXE opened once (O_PATH): workers are exec'd through it, so the
-	 * program's folder need not be reachable by the service user. */
-	int exe_fd;
+	/* The process that starts and kills the workers (spawner.h); its
+	 * socket is non-blocking here, watched by spawner_event. */
+	struct spawner_process spawner;
+	struct event *spawner_event;
+	/* Requests the socket had no room for yet, whole records; sent when
+	 * spawner_write_event finds room. */
+	struct evbuffer *spawner_output;
+	struct event *spawner_write_event;
+	/* The spawner ended or broke the protocol: no worker can be started,
+	 * the loop was told to exit. */
+	bool spawner_lost;
 	char *data_dir;
-	char *hostname;
 	int worker_timeout;
 	pipeline_verdict_cb *callback;
 	void *ctx;
@@ -84,40 +83,42 @@ struct pipeline {
 	struct event *failed_event;
 	struct pipeline_bucket buckets[PIPELINE_ID_BUCKETS];
 	size_t pending;
-	/* Workers killed or gone but not yet reaped. */
-	pid_t *zombies;
-	size_t zombie_count;
-	size_t zombie_cap;
-	/* Reaps zombies and restarts workers after a back-off; armed only while
-	 * there is something to do. */
+	/* Restarts workers after a back-off; armed only while there is
+	 * something to do. */
 	struct event *tick_event;
 	int64_t death_window_start_ms;
 	unsigned deaths_in_window;
 };
 
-/* workers.c: the worker processes. */
+/* workers.c: the worker processes, through the spawner. */
 
-/* Starts a worker process in WORKER's slot. 0, or -1 with ERR set. */
+/* Starts watching the spawner's socket and asks for a worker in every slot.
+ * 0, or -1 with ERR set. */
+int workers_begin(struct pipeline *pipeline, char *err, size_t errlen);
+
+/* Asks the spawner for a worker in WORKER's empty slot; it is ready once the
+ * answer arrives (the slot's pid is set then). 0, or -1 with ERR set. */
 int workers_start(struct pipeline_worker *worker, char *err, size_t errlen);
 
 /* Ends WORKER's process: stops watching it, closes the socket (a worker
- * waiting for a job then exits by itself), sends SIGNAL_NUMBER unless it is
- * 0, and leaves the pid to be reaped. The job it held, if any, is the
+ * waiting for a job then exits by itself), has the spawner SIGKILL it if
+ * KILL_PROCESS, and leaves the slot empty. The job it held, if any, is the
  * caller's. */
-void workers_stop(struct pipeline_worker *worker, int signal_number);
+void workers_stop(struct pipeline_worker *worker, bool kill_process);
 
 /* Starts a process for WORKER's empty slot now, or after the back-off when
  * workers have been dying too fast. */
 void workers_restart(struct pipeline_worker *worker);
 
-/* Collects every zombie that has exited; the rest stay on the list. */
-void workers_reap(struct pipeline *pipeline);
+/* Hands the log file log.c has open now to the spawner, for the workers it
+ * starts from now on (those running keep theirs). */
+void workers_log_reopened(struct pipeline *pipeline);
 
-/* Reaps until no zombie is left or MS have passed; for pipeline_free only,
- * when blocking the loop briefly is expected. */
-void workers_reap_wait(struct pipeline *pipeline, int64_t ms);
+/* True once the spawner is gone: its socket is closed or broken, checked now
+ * without blocking. A worker that dies with it is not the job's fault. */
+bool workers_spawner_lost(struct pipeline *pipeline);
 
-/* The tick event's callback: reaps, and starts workers whose back-off ended. */
+/* The tick event's callback: starts workers whose back-off ended. */
 void workers_on_tick(evutil_socket_t fd, short what, void *arg);
 
 /* pipeline.c: the jobs. */

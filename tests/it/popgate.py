@@ -3,7 +3,7 @@ popgate.py — the daemon under test as a process: writes its INI config into a
 temp folder, starts POPGATE_BIN --config FILE, waits until both ports accept,
 stops it (SIGTERM), kills it (SIGKILL) and restarts it on the same ports and
 data folder. Also the test's windows into it: the SQLite store (read-only),
-the event log, its worker processes, and POP3 clients (poplib) connected to
+the event log, its worker processes (the children of its spawner), and POP3 clients (poplib) connected to
 it in plain, STLS or POP3S mode.
 
 Sanitizer reports (ASan, UBSan, LSan) on the daemon's stderr fail the test at
@@ -248,9 +248,33 @@ class Popgate:
                 itutil.kill_group(self.proc.pid)
                 self.proc = None
 
+    def spawner_pid(self):
+        """The main process's child that starts the workers ("popgate
+        --spawner"), or None."""
+        if not self.running:
+            return None
+        for pid in itutil.children(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read().split(b"\0")[1:2] == [b"--spawner"]:
+                        return pid
+            except OSError:
+                continue
+        return None
+
     def worker_pids(self):
-        """The main process's children (the worker processes)."""
-        return itutil.children(self.proc.pid) if self.running else []
+        """The worker processes: the spawner's children."""
+        spawner = self.spawner_pid()
+        return itutil.children(spawner) if spawner else []
+
+    def wait_exit(self, timeout=30.0):
+        """Waits for the daemon to exit by itself; returns its exit status,
+        which is the test's to judge (not counted as a bad exit)."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} still runs after {timeout}s") from None
+        return self._reap()
 
     # ------------------------------------------------------------ files
 

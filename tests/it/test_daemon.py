@@ -33,8 +33,10 @@ def proc_uid(pid):
 def test_runs_as_its_service_user(popgate, provider):
     service = pwd.getpwnam("popgate")
     assert proc_uid(popgate.pid) == service.pw_uid
+    # The workers run as a user of their own (test_worker_user.py).
+    worker_user = pwd.getpwnam("popgate-worker")
     for worker in popgate.worker_pids():
-        assert proc_uid(worker) == service.pw_uid
+        assert proc_uid(worker) == worker_user.pw_uid
     # The data folder was handed over to it, and the key is private.
     key = os.stat(os.path.join(popgate.data_dir, "secret.key"))
     assert key.st_uid == service.pw_uid

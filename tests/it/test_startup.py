@@ -85,11 +85,15 @@ def test_start_under_private_parent(private_gate, provider):
     gate = private_gate()
     assert os.stat(os.path.dirname(gate.dir)).st_mode & 0o777 == 0o700
     user = service_user()
+    worker_user = pwd.getpwnam("popgate-worker")
     assert itutil.wait_until(lambda: gate.worker_pids(), 20, what="workers running")
-    for pid in [gate.pid] + gate.worker_pids():
+    # The spawner and the workers (their own user) exec'd the program by
+    # its descriptor too.
+    for pid, uid in [(gate.pid, user.pw_uid), (gate.spawner_pid(), worker_user.pw_uid)] + \
+            [(worker, worker_user.pw_uid) for worker in gate.worker_pids()]:
         with open(f"/proc/{pid}/status") as f:
             uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
-        assert all(int(u) == user.pw_uid for u in uids), f"pid {pid} runs as {uids}"
+        assert all(int(u) == uid for u in uids), f"pid {pid} runs as {uids}"
 
     gate.first_login(ACCOUNT, PASSWORD)
     gate.wait_states({"delivery": 2}, timeout=60)

@@ -39,7 +39,7 @@ FREEZER = r"""
 import os, signal, sys, time
 sys.path.insert(0, sys.argv[1])
 import itutil
-daemon, limit = int(sys.argv[2]), float(sys.argv[3])
+spawner, limit = int(sys.argv[2]), float(sys.argv[3])
 try:
     os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
 except (AttributeError, OSError):
@@ -52,7 +52,7 @@ signal.signal(signal.SIGTERM, lambda *_: done.append(True))
 seen = []
 deadline = time.monotonic() + limit
 while not done and time.monotonic() < deadline:
-    for pid in itutil.children(daemon):
+    for pid in itutil.children(spawner):
         if pid in seen:
             continue
         try:
@@ -71,9 +71,9 @@ for pid in seen:
 
 
 class WorkerFreezer:
-    """Stops every worker process of GATE (the children of its main process),
-    and each new one as soon as it appears, until the block ends or
-    FREEZE_LIMIT passes; then lets those still alive go on (SIGCONT)."""
+    """Stops every worker process of GATE (the children of its spawner), and
+    each new one as soon as it appears, until the block ends or FREEZE_LIMIT
+    passes; then lets those still alive go on (SIGCONT)."""
 
     def __init__(self, gate):
         self.gate = gate
@@ -85,7 +85,7 @@ class WorkerFreezer:
     def __enter__(self):
         self._proc = subprocess.Popen(
             [sys.executable, "-c", FREEZER, os.path.dirname(os.path.abspath(__file__)),
-             str(self.gate.pid), str(FREEZE_LIMIT)],
+             str(self.gate.spawner_pid()), str(FREEZE_LIMIT)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

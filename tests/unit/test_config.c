@@ -81,6 +81,7 @@ static void test_defaults(void **state)
 	assert_string_equal(f->cfg.log_file, "-");
 	assert_string_equal(f->cfg.log_level, "info");
 	assert_string_equal(f->cfg.run_as_user, "popgate");
+	assert_string_equal(f->cfg.worker_user, "popgate-worker");
 	gethostname(host, sizeof(host) - 1);
 	assert_string_equal(f->cfg.hostname, host);
 	assert_int_equal(f->cfg.pop3_port, 1110);

@@ -1,20 +1,21 @@
 /*
- * test_pipeline.c — the processing stage end to end: real worker processes
- * (this test binary, exec'd with --worker), real spool files, a real event
- * loop. Covers verdicts, the trace header, duplicates, a worker killed while
+ * test_pipeline.c — the processing stage end to end: a real spawner and real
+ * worker processes (this test binary, exec'd with --spawner and then
+ * --worker), real spool files, a real event loop. Covers verdicts, the trace header, duplicates, a worker killed while
  * it works, a hung worker timed out, malformed replies, a retry submitted
  * from the callback, bodies the main process cannot hand over, a worker
  * given a job without exactly one body descriptor, and the back-off for
  * workers that die at start.
  *
- * Owns: a temp data folder per test (removed at the end) and the worker
- * processes it starts (all reaped before a test ends).
+ * Owns: a temp data folder per test (removed at the end) and the spawner
+ * it starts (reaped before a test ends; the spawner reaps the workers).
  * Must never: wait without a bound — every loop runs under a timer.
  *
  * The "slow worker" of the kill and timeout tests is this binary in "hang"
- * mode (TEST_MODE_ENV): it takes one job and never answers. The environment
- * is set only while pipeline_new starts the first worker, so the
- * replacement is a real one.
+ * mode (TEST_MODE_ENV): it takes one job and never answers. The spawner
+ * passes its environment to every worker, so only the worker that creates
+ * the marker file TEST_ONCE_ENV names misbehaves, and the replacement is a
+ * real one. Mode "exit" makes every worker exit at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -39,6 +42,7 @@
 #include "core/util.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
+#include "pipeline/spawner.h"
 #include "store/spool.h"
 
 #include "test_support.h"
@@ -48,6 +52,10 @@
 #define TEST_RECEIVED_AT INT64_C(1795832053) /* Sat, 28 Nov 2026 02:14:13 +0000 */
 /* Read by this binary's --worker branch only: makes the worker misbehave. */
 #define TEST_MODE_ENV "POPGATE_TEST_PIPELINE_WORKER"
+/* ... and the marker file the first worker to start creates to take it. */
+#define TEST_ONCE_ENV "POPGATE_TEST_PIPELINE_ONCE"
+/* How long a test waits for its workers to be ready. */
+#define TEST_READY_MS 10000
 #define TEST_MAX_VERDICTS 32
 #define TEST_MAX_PIDS 256
 
@@ -72,6 +80,7 @@ struct test_ctx {
 	int retries_left; /* resubmit a failed job from the callback */
 	int retry_rc;	  /* what pipeline_submit returned there */
 	bool timed_out;
+	unsigned pipelines; /* made so far: names each one's marker file */
 };
 
 static void test_on_verdict(const struct pipeline_verdict *verdict, void *arg)
@@ -222,24 +231,70 @@ static void test_expect_failed(const struct test_verdict *verdict, const char *i
 		fail_msg("reason \"%s\" lacks \"%s\"", verdict->reason, reason_part);
 }
 
-static struct pipeline *test_pipeline_new(struct test_ctx *ctx, const char *exe, int workers,
+/* Starts a spawner of EXE, running as this user. 0, or -1 with ERR set. */
+static int test_spawner_start(const char *exe, struct spawner_process *spawner, char *err,
+			      size_t errlen)
+{
+	struct spawner_identity same_user = {.change = false};
+	int exe_fd = open(exe, O_PATH | O_CLOEXEC);
+	int rc;
+
+	assert_true(exe_fd >= 0);
+	rc = spawner_start(exe_fd, &same_user, TEST_HOSTNAME, spawner, err, errlen);
+	close(exe_fd);
+	return rc;
+}
+
+/*
+ * A pipeline of WORKERS workers, each first in MODE (NULL: none; "exit":
+ * every worker exits at once; else the first worker only, see the top),
+ * with TIMEOUT seconds per job. Returns once every worker is ready, unless
+ * they all exit.
+ */
+static struct pipeline *test_pipeline_new(struct test_ctx *ctx, const char *mode, int workers,
 					  int timeout)
 {
+	struct spawner_process spawner;
 	char err[256] = "";
+	char *once = xasprintf("%s/bad-worker-%u", ctx->dir, ctx->pipelines++);
+	int pids[TEST_MAX_PIDS];
+	size_t want = workers > 0 ? (size_t)workers : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
 
-	ctx->pipeline = pipeline_new(ctx->base, exe, ctx->dir, TEST_HOSTNAME, workers, timeout,
+	if (mode != NULL) {
+		assert_int_equal(setenv(TEST_MODE_ENV, mode, 1), 0);
+		assert_int_equal(setenv(TEST_ONCE_ENV, once, 1), 0);
+	}
+	if (test_spawner_start(TEST_SELF, &spawner, err, sizeof(err)) < 0)
+		fail_msg("spawner_start: %s", err);
+	assert_int_equal(unsetenv(TEST_MODE_ENV), 0);
+	assert_int_equal(unsetenv(TEST_ONCE_ENV), 0);
+	free(once);
+	ctx->pipeline = pipeline_new(ctx->base, &spawner, ctx->dir, workers, timeout,
 				     test_on_verdict, ctx, err, sizeof(err));
 	if (ctx->pipeline == NULL)
 		fail_msg("pipeline_new: %s", err);
+	assert_int_equal(spawner.fd, -1); /* the pipeline took it */
+	if (mode != NULL && strcmp(mode, "exit") == 0)
+		return ctx->pipeline;
+	/* Workers start in the loop, as the spawner answers. */
+	for (int waited = 0; pipeline_worker_pids(ctx->pipeline, pids, TEST_MAX_PIDS) < want;
+	     waited += 10) {
+		assert_true(waited < TEST_READY_MS);
+		test_run(ctx, 0, 10);
+	}
 	return ctx->pipeline;
 }
 
-/* The one worker's pid (the tests that use it run a single worker). */
+/* The one worker's pid (the tests that use it run a single worker), once it
+ * is ready: a replacement starts in the loop. */
 static pid_t test_worker_pid(struct test_ctx *ctx)
 {
 	int pid = -1;
 
-	assert_int_equal(pipeline_worker_pids(ctx->pipeline, &pid, 1), 1);
+	for (int waited = 0; pipeline_worker_pids(ctx->pipeline, &pid, 1) < 1; waited += 10) {
+		assert_true(waited < TEST_READY_MS);
+		test_run(ctx, 0, 10);
+	}
 	assert_true(pid > 0);
 	return pid;
 }
@@ -293,7 +348,7 @@ static void test_deliver(void **state)
 	char ids[5][SPOOL_ID_LEN + 1];
 	int pids[4];
 
-	test_pipeline_new(ctx, TEST_SELF, 2, 10);
+	test_pipeline_new(ctx, NULL, 2, 10);
 	assert_int_equal(pipeline_worker_pids(ctx->pipeline, pids, 4), 2);
 	for (int i = 0; i < 5; i++) {
 		struct pipeline_job job;
@@ -330,7 +385,7 @@ static void test_trace_header_sanitised(void **state)
 	char id[SPOOL_ID_LEN + 1];
 	char *expected;
 
-	test_pipeline_new(ctx, TEST_SELF, 1, 10);
+	test_pipeline_new(ctx, NULL, 1, 10);
 	test_body_write(ctx, id);
 	test_job_make(&job, id, "ev<il>; x\r\nBcc: me@\xc3\xa9vil");
 	strcpy(job.provider_host, "pop host;\tby");
@@ -354,7 +409,7 @@ static void test_duplicates_ignored(void **state)
 	char id[SPOOL_ID_LEN + 1];
 	char other_id[SPOOL_ID_LEN + 1];
 
-	test_pipeline_new(ctx, TEST_SELF, 1, 10);
+	test_pipeline_new(ctx, NULL, 1, 10);
 	test_body_write(ctx, id);
 	test_body_write(ctx, other_id);
 	test_job_make(&job, id, "alice@example.net");
@@ -390,7 +445,7 @@ static void test_workers_confined(void **state)
 	size_t len;
 	FILE *f;
 
-	test_pipeline_new(ctx, TEST_SELF, 1, 10);
+	test_pipeline_new(ctx, NULL, 1, 10);
 	/* Once it has judged a job, the worker is past its confinement. */
 	test_body_write(ctx, id);
 	test_job_make(&job, id, "alice@example.net");
@@ -536,9 +591,7 @@ static void test_worker_killed(void **state)
 	pid_t first;
 	pid_t second;
 
-	assert_int_equal(setenv(TEST_MODE_ENV, "hang", 1), 0);
-	test_pipeline_new(ctx, TEST_SELF, 1, 0);
-	assert_int_equal(unsetenv(TEST_MODE_ENV), 0);
+	test_pipeline_new(ctx, "hang", 1, 0);
 	test_body_write(ctx, slow_id);
 	test_job_make(&job, slow_id, "alice@example.net");
 	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
@@ -559,12 +612,90 @@ static void test_worker_killed(void **state)
 	assert_false(test_run(ctx, 2, 10000));
 	test_expect_deliver(&ctx->verdicts[1], id);
 	assert_int_equal(test_worker_pid(ctx), second);
-	/* The dead worker has been reaped by the pipeline's timer, not left a
-	 * zombie. */
+	/* The dead worker has been reaped by the spawner, not left a zombie
+	 * (which kill would still find). */
+	for (int waited = 0; kill(first, 0) == 0; waited += 10) {
+		assert_true(waited < TEST_READY_MS);
+		test_run(ctx, 0, 10);
+	}
+	assert_int_equal(errno, ESRCH);
+	pipeline_free(&ctx->pipeline);
+	test_expect_no_children();
+}
+
+/* The state letter and the parent of PID, from /proc; false if it is gone. */
+static bool test_process_stat(pid_t pid, char *state, pid_t *parent)
+{
+	char path[64];
+	char *text = xmalloc(4096);
+	size_t len;
+	long parent_id = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (f == NULL) {
+		free(text);
+		return false;
+	}
+	len = fread(text, 1, 4095, f);
+	fclose(f);
+	text[len] = '\0';
+	/* "PID (COMM) STATE PPID ...": COMM may hold anything but ends at the
+	 * last ')'. */
+	assert_non_null(strrchr(text, ')'));
+	assert_int_equal(sscanf(strrchr(text, ')') + 1, " %c %ld", state, &parent_id), 2);
+	*parent = (pid_t)parent_id;
+	free(text);
+	return true;
+}
+
+/*
+ * The spawner killed: the pipeline ends the loop and says the spawner is
+ * lost. Its workers die with it; the job one of them held is not reported
+ * as a worker failure (which would count against the message): it stays
+ * pending until pipeline_free drops it, and the store resumes it later.
+ */
+static void test_spawner_lost(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct pipeline_job job;
+	char slow_id[SPOOL_ID_LEN + 1];
+	siginfo_t info;
+	pid_t worker;
+	pid_t spawner;
+	pid_t parent;
+	char proc_state;
+
+	test_pipeline_new(ctx, "hang", 1, 0);
+	test_body_write(ctx, slow_id);
+	test_job_make(&job, slow_id, "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	/* Give the worker time to take the job and hang on it. */
 	assert_true(test_run(ctx, 0, 300));
-	errno = 0;
-	assert_int_equal(waitpid(first, NULL, WNOHANG), -1);
-	assert_int_equal(errno, ECHILD);
+	worker = test_worker_pid(ctx);
+	assert_true(test_process_stat(worker, &proc_state, &spawner));
+	assert_true(spawner > 0 && spawner != getpid());
+	assert_false(pipeline_spawner_lost(ctx->pipeline));
+	/* Both are dead before the loop runs again, so that it finds the
+	 * worker's socket closed with the spawner's, as when a worker dies
+	 * with its spawner (the hanging worker sets no parent-death signal:
+	 * it is killed here). */
+	assert_int_equal(kill(worker, SIGKILL), 0);
+	for (int waited = 0; test_process_stat(worker, &proc_state, &parent) && proc_state != 'Z';
+	     waited++) {
+		struct timespec pause = {.tv_nsec = 1000 * 1000};
+
+		assert_true(waited < TEST_READY_MS);
+		nanosleep(&pause, NULL);
+	}
+	assert_int_equal(kill(spawner, SIGKILL), 0);
+	assert_int_equal(waitid(P_PID, (id_t)spawner, &info, WEXITED | WNOWAIT), 0);
+	/* The pipeline ends the loop by itself, long before the deadline. */
+	assert_false(test_run(ctx, 0, 10000));
+	assert_true(pipeline_spawner_lost(ctx->pipeline));
+	assert_int_equal(ctx->verdict_count, 0);
+	assert_int_equal(pipeline_pending(ctx->pipeline), 1);
 	pipeline_free(&ctx->pipeline);
 	test_expect_no_children();
 }
@@ -580,9 +711,7 @@ static void test_worker_timeout(void **state)
 	int64_t start = util_monotonic_ms();
 	pid_t first;
 
-	assert_int_equal(setenv(TEST_MODE_ENV, "hang", 1), 0);
-	test_pipeline_new(ctx, TEST_SELF, 1, 1);
-	assert_int_equal(unsetenv(TEST_MODE_ENV), 0);
+	test_pipeline_new(ctx, "hang", 1, 1);
 	first = test_worker_pid(ctx);
 	test_body_write(ctx, slow_id);
 	test_body_write(ctx, id);
@@ -613,7 +742,7 @@ static void test_retry_from_callback(void **state)
 	char id[SPOOL_ID_LEN + 1];
 	pid_t first;
 
-	test_pipeline_new(ctx, TEST_SELF, 1, 10);
+	test_pipeline_new(ctx, NULL, 1, 10);
 	util_random_hex(missing_id, SPOOL_ID_LEN / 2);
 	test_job_make(&job, missing_id, "alice@example.net");
 	ctx->retries_left = 1;
@@ -650,7 +779,7 @@ static void test_body_not_regular(void **state)
 	char *target;
 	char *link_path;
 
-	test_pipeline_new(ctx, TEST_SELF, 1, 10);
+	test_pipeline_new(ctx, NULL, 1, 10);
 	test_body_fifo(ctx, fifo_id);
 	test_body_write(ctx, id);
 	link_path = test_body_path(ctx, link_id);
@@ -684,7 +813,7 @@ static void test_profile_filters_run(void **state)
 	struct pipeline_job job;
 	char ids[3][SPOOL_ID_LEN + 1];
 
-	test_pipeline_new(ctx, TEST_SELF, 1, 10);
+	test_pipeline_new(ctx, NULL, 1, 10);
 	for (size_t i = 0; i < 3; i++) {
 		profiles[i] = xcalloc(1, sizeof(*profiles[i]));
 		profiles[i]->tag_at = 5;
@@ -754,9 +883,7 @@ static void test_malformed_replies(void **state)
 		char id[SPOOL_ID_LEN + 1];
 		size_t before = ctx->verdict_count;
 
-		assert_int_equal(setenv(TEST_MODE_ENV, cases[i].mode, 1), 0);
-		test_pipeline_new(ctx, TEST_SELF, 1, 10);
-		assert_int_equal(unsetenv(TEST_MODE_ENV), 0);
+		test_pipeline_new(ctx, cases[i].mode, 1, 10);
 		test_body_write(ctx, bad_id);
 		test_body_write(ctx, id);
 		test_job_make(&job, bad_id, "alice@example.net");
@@ -781,7 +908,7 @@ static void test_backoff(void **state)
 	int64_t start = util_monotonic_ms();
 	int pid;
 
-	test_pipeline_new(ctx, "/bin/false", 1, 10);
+	test_pipeline_new(ctx, "exit", 1, 10);
 	test_body_write(ctx, id);
 	test_job_make(&job, id, "alice@example.net");
 	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
@@ -811,21 +938,25 @@ static void test_new_errors(void **state)
 	char err[256] = "";
 	int pids[TEST_MAX_PIDS];
 
-	assert_null(pipeline_new(ctx->base, "/nonexistent/popgate", ctx->dir, TEST_HOSTNAME, 1, 1,
-				 test_on_verdict, ctx, err, sizeof(err)));
-	assert_non_null(strstr(err, "/nonexistent/popgate"));
-	err[0] = '\0';
-	assert_null(pipeline_new(ctx->base, TEST_SELF, ctx->dir, TEST_HOSTNAME, -1, 1,
-				 test_on_verdict, ctx, err, sizeof(err)));
-	assert_true(err[0] != '\0');
-	err[0] = '\0';
-	assert_null(pipeline_new(ctx->base, TEST_SELF, ctx->dir, TEST_HOSTNAME, 1, -1,
-				 test_on_verdict, ctx, err, sizeof(err)));
-	assert_true(err[0] != '\0');
+	struct spawner_process spawner;
+
+	/* A program that is no spawner: it never says READY. */
+	assert_int_equal(test_spawner_start("/bin/false", &spawner, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "the worker spawner exited at start"));
 	test_expect_no_children();
+	/* pipeline_new takes the spawner also when it fails, and stops it. */
+	for (int i = 0; i < 2; i++) {
+		err[0] = '\0';
+		assert_int_equal(test_spawner_start(TEST_SELF, &spawner, err, sizeof(err)), 0);
+		assert_null(pipeline_new(ctx->base, &spawner, ctx->dir, i == 0 ? -1 : 1,
+					 i == 0 ? 1 : -1, test_on_verdict, ctx, err, sizeof(err)));
+		assert_true(err[0] != '\0');
+		assert_int_equal(spawner.fd, -1);
+		test_expect_no_children();
+	}
 
 	/* Zero workers means one per core. */
-	test_pipeline_new(ctx, TEST_SELF, 0, 1);
+	test_pipeline_new(ctx, NULL, 0, 1);
 	assert_int_equal(pipeline_worker_pids(ctx->pipeline, pids, TEST_MAX_PIDS),
 			 (size_t)sysconf(_SC_NPROCESSORS_ONLN));
 	/* A job that cannot be encoded is refused, not queued. */
@@ -914,6 +1045,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_worker_needs_one_body, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_killed, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_timeout, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_spawner_lost, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_retry_from_callback, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_body_not_regular, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_profile_filters_run, test_setup, test_teardown),
@@ -922,13 +1054,26 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_new_errors, test_setup, test_teardown),
 	};
 
-	/* This binary is its own worker: the pipeline execs /proc/self/exe. */
+	/* This binary is its own spawner and worker: the tests start the
+	 * spawner from /proc/self/exe, and it execs that program again. */
+	if (argc == 5 && strcmp(argv[1], "--spawner") == 0)
+		return spawner_main(atoi(argv[2]), atoi(argv[3]), argv[4]);
 	if (argc == 4 && strcmp(argv[1], "--worker") == 0) {
 		const char *mode = getenv(TEST_MODE_ENV);
+		const char *once = getenv(TEST_ONCE_ENV);
 		int fd = atoi(argv[2]);
 
-		if (mode != NULL)
-			return test_bad_worker_main(fd, mode);
+		if (mode != NULL && strcmp(mode, "exit") == 0)
+			return 1;
+		/* The first worker to create the marker misbehaves. */
+		if (mode != NULL && once != NULL) {
+			int marker = open(once, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+			if (marker >= 0) {
+				close(marker);
+				return test_bad_worker_main(fd, mode);
+			}
+		}
 		return pipeline_worker_main(fd, argv[3]);
 	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
