@@ -151,3 +151,30 @@ def swaks(gate, *args, submission=False, timeout=60):
 def smtp_gate(make_popgate):
     """A popgate with no provider, its SMTP ports on free ports."""
     return make_popgate()
+
+
+# The user of outside_gate: carol, owning carol@example.org, with a console
+# password (the submission port's credentials, U6).
+PASSWORD = "carol-submission-7"
+
+
+def relays_from(gate, source):
+    """True if a client at SOURCE may send to a foreign recipient."""
+    with connect(gate, source=source) as client:
+        client.ehlo()
+        client.mail("a@example.org")
+        code, _ = client.rcpt("bob@example.net")
+        client.rset()
+        return code == 250
+
+
+@pytest.fixture
+def outside_gate(smtp_gate):
+    """SMTP_GATE with 127.0.0.1 the only Local Network: 127.0.0.2 is outside.
+    The running daemon takes the change when popgatectl tells it."""
+    ok(ctl("network", "add", "office", "127.0.0.1/32", config=smtp_gate.config_path))
+    ok(ctl("network", "del", "loopback", config=smtp_gate.config_path))
+    add_user(smtp_gate, "carol", PASSWORD, addresses=["carol@example.org"])
+    itutil.wait_until(lambda: not relays_from(smtp_gate, OUTSIDE), timeout=30,
+                      what="the Local Networks reloaded")
+    return smtp_gate

@@ -17,12 +17,10 @@ import time
 import pytest
 
 import itutil
-from itutil import wait_until
-from smtputil import (OUTSIDE, Raw, add_user, client_context, connect, message_text, queued_id,
-                      send, smtp_gate, spool_file, stored, swaks)  # noqa: F401 - smtp_gate is a fixture
-from test_ctl import ctl, ok
+from smtputil import (OUTSIDE, PASSWORD, Raw, add_user, client_context, connect, message_text, queued_id,
+                      outside_gate, send, smtp_gate, spool_file, stored,
+                      swaks)  # noqa: F401 - smtp_gate and outside_gate are fixtures
 
-PASSWORD = "carol-submission-7"
 
 
 def ehlo_keywords(client):
@@ -258,23 +256,6 @@ def test_starttls_resets_the_session(smtp_gate):
     tls.sendall(b"MAIL FROM:<a@example.org>\r\n")
     assert tls.makefile("rb").readline().startswith(b"503 5.5.1")
     tls.close()
-
-
-@pytest.fixture
-def outside_gate(smtp_gate):
-    """SMTP_GATE with only 127.0.0.1 a Local Network: 127.0.0.2 is outside."""
-    ok(ctl("network", "add", "office", "127.0.0.1/32", config=smtp_gate.config_path))
-    ok(ctl("network", "del", "loopback", config=smtp_gate.config_path))
-    add_user(smtp_gate, "carol", PASSWORD, addresses=["carol@example.org"])
-    smtp_gate.wait_event("admin_change", count=1)
-
-    def outside_is_outside():
-        with connect(smtp_gate, source=OUTSIDE) as client:
-            client.ehlo()
-            client.mail("a@example.org")
-            return client.rcpt("bob@example.net")[0] == 554
-    wait_until(outside_is_outside, timeout=30, what="the Local Networks reloaded")
-    return smtp_gate
 
 
 def test_submission_needs_tls_then_auth_with_console_credentials(outside_gate):
