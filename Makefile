@@ -43,6 +43,8 @@ FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/pop3/policy.
 	src/pipeline/proto.c src/pipeline/proto_encode.c src/pipeline/headers.c \
 	src/store/spool.c src/core/util.c src/core/log.c src/core/config.c \
 	src/core/config_section.c src/core/config_show.c src/core/rdata.c src/core/address.c
+# The SMTP command parser (fuzz_smtp_command).
+FUZZ_LIB += src/smtp/parse.c
 FUZZ_SECONDS ?= 20
 
 .PHONY: all deps deps-test run test unit fuzz it bench clean format
