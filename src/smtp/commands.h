@@ -64,6 +64,7 @@ struct smtp_session {
 	bool in_local_network; /* S1, S2: may relay without logging in */
 	bool esmtp;	       /* greeted with EHLO (not HELO) */
 	bool smtputf8;	       /* this transaction's MAIL asked for SMTPUTF8 */
+	bool deadline_passed;  /* while PENDING: the session ends after the answer */
 	char *helo;	       /* the name EHLO or HELO gave, sanitised */
 	char *user_name;       /* logged in as (AUTH), or NULL */
 	char *sasl_name;       /* AUTH LOGIN's user name, until its password came */

@@ -149,6 +149,20 @@ bool smtp_session_address_is_local(const char *address, void *ctx)
 	return store_address_owner(server->pg->store, address, &user_id) == 1;
 }
 
+/* After a login check or a commit: the session's deadline, if it passed
+ * meanwhile, ends it now that the client has its answer; else the lines
+ * that waited are taken up. */
+static void session_resume(struct smtp_session *session)
+{
+	if (session->deadline_passed) {
+		smtp_session_reply(session, "421 4.4.2 %s Timeout exceeded; closing",
+				   session->server->pg->cfg->hostname);
+		smtp_session_close(session);
+		return;
+	}
+	session_process(session->core);
+}
+
 /* ---- logging in (AUTH) ------------------------------------------------------- */
 
 static void session_login_done(enum auth_result result, enum auth_role role, const char *user_name,
@@ -169,7 +183,7 @@ static void session_login_done(enum auth_result result, enum auth_role role, con
 		log_event(LOG_INFO, "smtp_login_failed", NULL, NULL, "from %s", session->peer);
 		smtp_session_bad_command(session, "535 5.7.8 Authentication credentials invalid");
 	}
-	session_process(session->core);
+	session_resume(session);
 }
 
 void smtp_session_login(struct smtp_session *session, const char *name, const char *password)
@@ -195,10 +209,12 @@ static char *session_received_header(struct smtp_session *session, const char *i
 	gmtime_r(&now, &tm);
 	/* The daemon never sets a locale: the names are the C locale's. */
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	/* RFC 5321 4.1.3: an IPv6 address literal is tagged. */
+	const char *tag = strchr(session->peer, ':') != NULL ? "IPv6:" : "";
 	header =
-	    xasprintf("Received: from %s ([%s])\r\n\tby %s (popgate) with %s%s%s id %s%s%s%s;\r\n"
+	    xasprintf("Received: from %s ([%s%s])\r\n\tby %s (popgate) with %s%s%s id %s%s%s%s;\r\n"
 		      "\t%s\r\n",
-		      session->helo != NULL ? session->helo : "unknown", session->peer,
+		      session->helo != NULL ? session->helo : "unknown", tag, session->peer,
 		      cfg->hostname, session->esmtp ? "ESMTP" : "SMTP", tls ? "S" : "",
 		      session->user_name != NULL ? "A" : "", id,
 		      session->recipient_count == 1 ? "\r\n\tfor <" : "",
@@ -223,7 +239,7 @@ static void session_accept_done(int result, const char *id, const char *error, v
 	}
 	smtp_session_reset_transaction(session);
 	smtp_session_enter_state(session, SMTP_STATE_READY);
-	session_process(session->core);
+	session_resume(session);
 }
 
 void smtp_session_data_end(struct smtp_session *session)
@@ -302,8 +318,11 @@ static void session_on_timeout(void *owner, enum session_timeout timeout)
 		log_event(LOG_INFO, "timeout", NULL, NULL, "smtp %s: %s", session->peer,
 			  timeout == SESSION_TIMEOUT_SILENCE ? "silent for too long"
 							     : "session deadline passed");
-		if (session->state == SMTP_STATE_PENDING)
-			return; /* the answer comes, then the silence counts again */
+		if (session->state == SMTP_STATE_PENDING) {
+			/* The client waits for us: it gets its answer first. */
+			session->deadline_passed = timeout == SESSION_TIMEOUT_DEADLINE;
+			return;
+		}
 		smtp_session_reply(session, "421 4.4.2 %s Timeout exceeded; closing",
 				   session->server->pg->cfg->hostname);
 		smtp_session_close(session);

@@ -240,7 +240,8 @@ def test_starttls_discards_commands_pipelined_in_the_clear(smtp_gate):
 
     # Only EHLO's reply comes: nothing answers the injected MAIL ...
     code, lines = command("EHLO inject.test")
-    assert code == 250 and not any("STARTTLS" in line for line in lines)
+    assert code == 250 and " greets " in lines[0]
+    assert not any("STARTTLS" in line for line in lines)
     # ... and it was not taken: there is no transaction.
     assert command("RCPT TO:<b@example.net>")[0] == 503
     # RFC 3207: the session starts anew after TLS (EHLO again).
@@ -310,3 +311,17 @@ def test_no_250_when_the_store_refuses(smtp_gate):
     smtp_gate.db_write("DROP TRIGGER refuse_envelope")
     message_id = send(smtp_gate, "a@example.org", ["b@example.net"], message_text())
     assert stored(smtp_gate, message_id) is not None
+
+
+def test_sessions_per_client_are_limited(make_popgate):
+    gate = make_popgate(overrides={"smtp": {"max_sessions_per_client": 2}})
+    first, second = Raw(gate), Raw(gate)
+    assert first.reply()[0] == 220 and second.reply()[0] == 220
+    third = Raw(gate)
+    assert third.reply() == (421, ["4.7.0 Too many sessions; try again later"])
+    assert third.rest() == b""
+    # Another client address has its own count.
+    other = Raw(gate, source=OUTSIDE)
+    assert other.reply()[0] == 220
+    for raw in (first, second, third, other):
+        raw.close()
