@@ -325,3 +325,55 @@ def test_sessions_per_client_are_limited(make_popgate):
     assert other.reply()[0] == 220
     for raw in (first, second, third, other):
         raw.close()
+
+
+def test_body_line_over_the_limit_is_refused_and_not_stored(make_popgate):
+    gate = make_popgate(overrides={"smtp": {"max_text_line": 12300}})
+    with connect(gate) as client:
+        client.ehlo()
+        client.mail("a@example.org")
+        client.rcpt("b@example.net")
+        code, reply = client.data(message_text(body="y" * 13000 + "\r\n").encode())
+        assert (code, reply[:5]) == (550, b"5.6.0")
+        # The session stayed in step: the next message goes through.
+        client.mail("a@example.org")
+        client.rcpt("b@example.net")
+        assert client.data(message_text(body="y" * 990 + "\r\n").encode())[0] == 250
+    assert gate.db_query("SELECT count(*) FROM message") == [(1,)]
+
+
+def test_submission_logins_are_throttled(make_popgate):
+    gate = make_popgate(overrides={"server": {"login_fail_limit": 2, "login_fail_window": 600}})
+    add_user(gate, "carol", PASSWORD, addresses=["carol@example.org"])
+
+    def login(password):
+        with connect(gate, submission=True) as client:
+            client.starttls(context=client_context())
+            client.ehlo()
+            # One mechanism: smtplib's login() would try PLAIN, then LOGIN.
+            client.user, client.password = "carol", password
+            try:
+                return client.auth("PLAIN", client.auth_plain)[0]
+            except smtplib.SMTPAuthenticationError as e:
+                return e.smtp_code
+
+    assert login("wrong-1") == 535
+    assert login("wrong-2") == 535
+    # Over the limit: even the right password is refused for now, with a
+    # temporary failure, as POP3 and console logins are (pop3/auth.h).
+    assert login(PASSWORD) == 454
+    assert PASSWORD not in gate.log_text()
+
+
+def test_swaks_submits_with_starttls_and_auth(outside_gate):
+    for mechanism in ["PLAIN", "LOGIN"]:
+        done = swaks(outside_gate, "--local-interface", OUTSIDE, "-tls", "--auth", mechanism,
+                     "--auth-user", "carol", "--auth-password", PASSWORD,
+                     "--from", "carol@example.org", "--to", "bob@example.net",
+                     submission=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "235 2.7.0" in done.stdout
+        queued = [line for line in done.stdout.splitlines() if "queued as" in line]
+        assert len(queued) == 1
+        row = stored(outside_gate, queued_id(queued[0].strip()))
+        assert row["recipients"] == ["bob@example.net"] and "ESMTPSA" in row["prepend"]
