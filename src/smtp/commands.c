@@ -68,6 +68,17 @@ static char *helo_sanitise(const char *arg, size_t len)
 	return out;
 }
 
+/* Forgets AUTH LOGIN's user name: an exchange cut short (cancelled,
+ * malformed, a line too long) must not leave it for the next AUTH, whose
+ * user name would be taken for a password. */
+static void sasl_forget(struct smtp_session *session)
+{
+	if (session->sasl_name == NULL)
+		return;
+	sodium_memzero(session->sasl_name, strlen(session->sasl_name));
+	xfree(&session->sasl_name);
+}
+
 /* Whether AUTH may be offered and taken now. */
 static bool auth_offered(const struct smtp_session *session)
 {
@@ -300,6 +311,7 @@ static void auth_login_step(struct smtp_session *session, const char *b64, size_
 	char *text = xmalloc(CREDENTIAL_MAX);
 
 	if (auth_login_decode(b64, len, text) < 0) {
+		sasl_forget(session);
 		smtp_session_enter_state(session, SMTP_STATE_READY);
 		smtp_session_bad_command(session, "501 5.5.2 Malformed AUTH LOGIN response");
 	} else if (session->sasl_name == NULL) {
@@ -333,6 +345,7 @@ static void command_auth(struct smtp_session *session, const struct smtp_command
 		smtp_session_bad_command(session, "503 5.5.1 Already authenticated");
 		return;
 	}
+	sasl_forget(session);
 	if (strcmp(cmd->mechanism, "PLAIN") == 0) {
 		if (cmd->initial != NULL) {
 			auth_plain(session, cmd->initial, cmd->initial_len);
@@ -361,10 +374,7 @@ static void command_sasl_response(struct smtp_session *session, const char *line
 {
 	smtp_session_enter_state(session, SMTP_STATE_READY);
 	if (len == 1 && line[0] == '*') {
-		if (session->sasl_name != NULL) {
-			sodium_memzero(session->sasl_name, strlen(session->sasl_name));
-			xfree(&session->sasl_name);
-		}
+		sasl_forget(session);
 		smtp_session_reply(session, "501 5.0.0 Authentication cancelled");
 		return;
 	}
@@ -459,7 +469,9 @@ void smtp_command_line_too_long(struct smtp_session *session)
 		smtp_data_line_too_long(&session->data);
 		return;
 	}
-	if (session->state == SMTP_STATE_SASL)
+	if (session->state == SMTP_STATE_SASL) {
+		sasl_forget(session);
 		smtp_session_enter_state(session, SMTP_STATE_READY);
+	}
 	smtp_session_bad_command(session, "500 5.5.2 Line too long");
 }

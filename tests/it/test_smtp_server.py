@@ -10,6 +10,7 @@ submitted, no account, its owner), its envelope and its Received header are
 in the store, and it moves on to outbound; when the store refuses, no 250.
 """
 
+import base64
 import smtplib
 import ssl
 import time
@@ -377,3 +378,20 @@ def test_swaks_submits_with_starttls_and_auth(outside_gate):
         assert len(queued) == 1
         row = stored(outside_gate, queued_id(queued[0].strip()))
         assert row["recipients"] == ["bob@example.net"] and "ESMTPSA" in row["prepend"]
+
+
+def test_auth_login_cut_short_leaves_no_user_name_behind(smtp_gate):
+    add_user(smtp_gate, "carol", PASSWORD)
+    user = base64.b64encode(b"carol").decode()
+    with connect(smtp_gate, submission=True) as client:
+        client.starttls(context=client_context())
+        client.ehlo()
+        assert client.docmd("AUTH", "LOGIN") == (334, b"VXNlcm5hbWU6")
+        assert client.docmd(user) == (334, b"UGFzc3dvcmQ6")
+        # The exchange is cut by a line over the limit ...
+        client.send(b"p" * 13000 + b"\r\n")
+        assert client.getreply()[0] == 500
+        # ... and the next AUTH LOGIN starts with the user name again.
+        assert client.docmd("AUTH", "LOGIN") == (334, b"VXNlcm5hbWU6")
+        assert client.docmd(user) == (334, b"UGFzc3dvcmQ6")
+        assert client.docmd(base64.b64encode(PASSWORD.encode()).decode())[0] == 235
