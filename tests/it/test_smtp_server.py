@@ -395,3 +395,20 @@ def test_auth_login_cut_short_leaves_no_user_name_behind(smtp_gate):
         assert client.docmd("AUTH", "LOGIN") == (334, b"VXNlcm5hbWU6")
         assert client.docmd(user) == (334, b"UGFzc3dvcmQ6")
         assert client.docmd(base64.b64encode(PASSWORD.encode()).decode())[0] == 235
+
+
+def test_8bit_body_and_smtputf8_addresses_are_kept_as_sent(smtp_gate):
+    body = "Subject: Grüße\r\n\r\nÄpfel und Öl.\r\n".encode()
+    with connect(smtp_gate) as client:
+        client.ehlo()
+        assert client.mail("jörg@exämple.org", ["BODY=8BITMIME", "SMTPUTF8"])[0] == 250
+        assert client.rcpt("zoë@example.net")[0] == 250
+        code, reply = client.data(body)
+        assert code == 250
+        # Without SMTPUTF8 in MAIL, a non-ASCII recipient is refused.
+        client.mail("a@example.org", ["BODY=8BITMIME"])
+        assert client.rcpt("zoë@example.net") == (553, b"5.6.7 A non-ASCII address needs SMTPUTF8")
+    message_id = queued_id(reply)
+    row = stored(smtp_gate, message_id)
+    assert row["sender"] == "jörg@exämple.org" and row["recipients"] == ["zoë@example.net"]
+    assert spool_file(smtp_gate, message_id) == body
