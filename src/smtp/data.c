@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/util.h"
 #include "smtp/data.h"
@@ -59,6 +60,12 @@ bool smtp_data_line(struct smtp_data *data, const char *line, size_t len)
 		line++;
 		len--;
 	}
+	if (!data->past_header) {
+		if (len == 0)
+			data->past_header = true;
+		else if (len >= 9 && strncasecmp(line, "Received:", 9) == 0)
+			data->received_count++;
+	}
 	data_store_line(data, line, len);
 	return false;
 }
@@ -74,6 +81,8 @@ enum smtp_data_outcome smtp_data_outcome(const struct smtp_data *data)
 		return SMTP_DATA_LINE_TOO_LONG;
 	if (data->too_big)
 		return SMTP_DATA_TOO_BIG;
+	if (data->received_count >= SMTP_DATA_MAX_RECEIVED)
+		return SMTP_DATA_LOOP;
 	if (data->body == NULL || data->body->failed)
 		return SMTP_DATA_WRITE_FAILED;
 	return SMTP_DATA_OK;

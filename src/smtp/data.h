@@ -5,9 +5,11 @@
  * LF is taken, as mail clients send them), into a spool body
  * (store/spool.h) that the writer thread makes durable later.
  *
- * Limits: the message size (counted as stored) and the text line length
- * (the line framer's). Over either, the rest of the body is read and
- * dropped so the session stays in step, and the end says why it is refused.
+ * Limits: the message size (counted as stored), the text line length (the
+ * line framer's) and the Received header fields in the header (RFC 5321
+ * 6.3: a message that went through SMTP_DATA_MAX_RECEIVED hops is in a
+ * loop). Over any, the rest of the body is read and dropped so the session
+ * stays in step, and the end says why it is refused.
  *
  * Owns: the spool writer until it is taken (smtp_data_take_body) and a
  * buffer for line-end normalising. Never parses the content.
@@ -21,11 +23,16 @@
 
 struct spool_writer;
 
+/* Received header fields that make a message a loop (RFC 5321 6.3 names
+ * 100 as a simple and safe count). */
+#define SMTP_DATA_MAX_RECEIVED 100
+
 /* How the body ended, once "." came. */
 enum smtp_data_outcome {
 	SMTP_DATA_OK,		 /* complete: take the body */
 	SMTP_DATA_TOO_BIG,	 /* over the size limit: 552 5.3.4 */
-	SMTP_DATA_LINE_TOO_LONG, /* a line over the limit: 500 5.5.2 */
+	SMTP_DATA_LINE_TOO_LONG, /* a line over the limit: 550 5.6.0 */
+	SMTP_DATA_LOOP,		 /* too many Received fields: 554 5.4.6 */
 	SMTP_DATA_WRITE_FAILED,	 /* the spool file could not be written: 451 4.3.0 */
 };
 
@@ -35,7 +42,9 @@ struct smtp_data {
 	uint64_t limit; /* most bytes stored */
 	bool too_big;
 	bool line_too_long;
-	char *buffer; /* for spool_crlf_normalise */
+	bool past_header;	 /* the empty line that ends the header came */
+	unsigned received_count; /* Received fields in the header */
+	char *buffer;		 /* for spool_crlf_normalise */
 	size_t buffer_size;
 };
 

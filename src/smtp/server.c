@@ -260,6 +260,11 @@ void smtp_session_data_end(struct smtp_session *session)
 				   pg->cfg->smtp_max_text_line);
 		smtp_session_reset_transaction(session);
 		return;
+	case SMTP_DATA_LOOP:
+		smtp_session_reply(session, "554 5.4.6 Too many Received header fields: a mail "
+					    "loop");
+		smtp_session_reset_transaction(session);
+		return;
 	case SMTP_DATA_WRITE_FAILED:
 		smtp_session_reply(session, "451 4.3.0 Local error in processing; try again later");
 		smtp_session_reset_transaction(session);

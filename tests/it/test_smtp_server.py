@@ -412,3 +412,20 @@ def test_8bit_body_and_smtputf8_addresses_are_kept_as_sent(smtp_gate):
     row = stored(smtp_gate, message_id)
     assert row["sender"] == "jörg@exämple.org" and row["recipients"] == ["zoë@example.net"]
     assert spool_file(smtp_gate, message_id) == body
+
+
+def test_a_mail_loop_is_refused(smtp_gate):
+    hops = "".join(f"Received: from hop{i} by hop{i + 1}; Wed, 2 Dec 2026 06:00:00 +0000\r\n"
+                   for i in range(100))
+    with connect(smtp_gate) as client:
+        client.ehlo()
+        client.mail("a@example.org")
+        client.rcpt("b@example.net")
+        code, reply = client.data((hops + message_text()).encode())
+        assert (code, reply[:5]) == (554, b"5.4.6")
+        # 99 hops are no loop yet.
+        client.mail("a@example.org")
+        client.rcpt("b@example.net")
+        hops = hops.split("\r\n", 1)[1]
+        assert client.data((hops + message_text()).encode())[0] == 250
+    assert smtp_gate.db_query("SELECT count(*) FROM message") == [(1,)]

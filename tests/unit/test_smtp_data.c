@@ -1,8 +1,8 @@
 /*
  * test_smtp_data.c — unit tests for src/smtp/data.c: DATA's body into a
  * spool file — dot-unstuffing, "." ending it, CR LF line ends whatever came,
- * a CR inside a line, the size limit (the rest read and dropped) and a line
- * over the framer's limit.
+ * a CR inside a line, the size limit (the rest read and dropped), a line
+ * over the framer's limit and the Received fields that mark a loop.
  *
  * Touches only its own temp folder.
  */
@@ -131,6 +131,31 @@ static void test_line_too_long(void **state)
 	assert_int_equal(smtp_data_outcome(&f->data), SMTP_DATA_LINE_TOO_LONG);
 }
 
+static void test_received_fields_count_in_the_header_only(void **state)
+{
+	struct fixture *f = *state;
+	char line[64];
+
+	assert_int_equal(smtp_data_begin(&f->data, f->dir, 1 << 20), 0);
+	for (int i = 0; i < SMTP_DATA_MAX_RECEIVED - 1; i++) {
+		snprintf(line, sizeof(line), "%s: from hop%d", i % 2 ? "Received" : "RECEIVED", i);
+		smtp_data_line(&f->data, line, strlen(line));
+	}
+	smtp_data_line(&f->data, "\tcontinued", 10);
+	smtp_data_line(&f->data, "", 0);
+	/* In the body it is text, not a hop. */
+	smtp_data_line(&f->data, "Received: in the body", 21);
+	assert_true(smtp_data_line(&f->data, ".", 1));
+	assert_int_equal(smtp_data_outcome(&f->data), SMTP_DATA_OK);
+
+	smtp_data_clear(&f->data);
+	assert_int_equal(smtp_data_begin(&f->data, f->dir, 1 << 20), 0);
+	for (int i = 0; i < SMTP_DATA_MAX_RECEIVED; i++)
+		smtp_data_line(&f->data, "Received: x", 11);
+	assert_true(smtp_data_line(&f->data, ".", 1));
+	assert_int_equal(smtp_data_outcome(&f->data), SMTP_DATA_LOOP);
+}
+
 static void test_clear_removes_an_untaken_body(void **state)
 {
 	struct fixture *f = *state;
@@ -153,6 +178,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_size_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_line_too_long, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_received_fields_count_in_the_header_only, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_clear_removes_an_untaken_body, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
