@@ -88,7 +88,7 @@ struct popgate_config {
 	int smtp_max_recipients; /* 100 per message (RFC 5321 4.5.3.1.8) */
 	int smtp_max_sessions;	/* 200 per port */
 	int smtp_max_sessions_per_client; /* 20 per port, per address (IPv6: /64) */
-	int smtp_max_bad_commands; /* 10; then 421 4.7.0 and the end */
+	int smtp_max_bad_commands; /* 10: at this many, 421 4.7.0 and the end */
 	int smtp_timeout;	/* 300 seconds of silence (RFC 5321 4.5.3.2.7) */
 	int smtp_session_deadline; /* 3600 seconds a whole session may take */
 	int smtp_max_text_line;	/* 12300 bytes per line of a body or AUTH, CR LF included */

@@ -99,7 +99,7 @@ void smtp_session_enter_state(struct smtp_session *session, enum smtp_state stat
 void smtp_session_reply(struct smtp_session *session, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Replies, counts a bad command; past [smtp] max_bad_commands the session
+/* Replies, counts a bad command; at [smtp] max_bad_commands the session
  * ends with 421 4.7.0. True if it ended. */
 bool smtp_session_bad_command(struct smtp_session *session, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
