@@ -3,8 +3,9 @@
  * command's handler and flags (an EHLO or HELO first, inside or outside a
  * mail transaction, after MAIL or after a RCPT, before TLS only), and the
  * dispatch that checks the flags before any handler runs (503 5.5.1).
- * AUTH checks the port and TLS itself, for replies of its own (502, 538). Argument syntax
- * is smtp/parse.c's; the relay decision is smtp/relay_policy.c's.
+ * AUTH checks the port and TLS itself, for replies of its own (502, 538).
+ * Argument syntax is smtp/parse.c's; the relay decision is
+ * smtp/relay_policy.c's.
  *
  * Owns nothing: the session (commands.h) holds the state; server.c logs in,
  * starts TLS and stores messages.
