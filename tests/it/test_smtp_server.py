@@ -11,6 +11,7 @@ in the store, and it moves on to outbound; when the store refuses, no 250.
 """
 
 import base64
+import os
 import smtplib
 import ssl
 import time
@@ -429,3 +430,23 @@ def test_a_mail_loop_is_refused(smtp_gate):
         hops = hops.split("\r\n", 1)[1]
         assert client.data((hops + message_text()).encode())[0] == 250
     assert smtp_gate.db_query("SELECT count(*) FROM message") == [(1,)]
+
+
+def test_stop_says_421_to_open_sessions(make_popgate):
+    gate = make_popgate()
+    idle, in_data = Raw(gate), Raw(gate)
+    idle.reply()
+    in_data.reply()
+    in_data.send("EHLO stop.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n"
+                 "DATA\r\n")
+    assert [code for code, _ in in_data.replies(4)] == [250, 250, 250, 354]
+    in_data.send("Subject: cut\r\n\r\nhalf a message\r\n")
+    assert gate.stop() == 0
+    for raw in (idle, in_data):
+        code, lines = raw.reply()
+        assert code == 421 and lines[0].startswith("4.3.2 ")
+        raw.close()
+    # The message cut by the stop left nothing behind.
+    assert os.listdir(os.path.join(gate.config["server"]["data_dir"], "spool", "tmp")) == []
+    gate.start()
+    assert gate.db_query("SELECT count(*) FROM message") == [(0,)]
