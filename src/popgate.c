@@ -73,6 +73,7 @@
 #include "pop3/auth.h"
 #include "pop3/fetch.h"
 #include "pop3/server.h"
+#include "smtp/server.h"
 #include "popgate.h"
 #include "store/account.h"
 #include "store/db.h"
@@ -364,6 +365,7 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	struct restart_spread *spread = NULL;
 	char err[512];
 	int plain_fd = -1, tls_fd = -1, status = 1;
+	int smtp_fd = -1, submission_fd = -1;
 	struct event *sigterm = NULL, *sigint = NULL, *housekeeping = NULL;
 	struct control *control = NULL;
 
@@ -396,6 +398,13 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 		goto fail_log;
 	if (cfg->pop3s_port > 0 &&
 	    (tls_fd = listen_on(cfg->listen_address, cfg->pop3s_port, err, sizeof(err))) < 0)
+		goto fail_log;
+	if (cfg->smtp_port > 0 &&
+	    (smtp_fd = listen_on(cfg->listen_address, cfg->smtp_port, err, sizeof(err))) < 0)
+		goto fail_log;
+	if (cfg->smtp_submission_port > 0 &&
+	    (submission_fd = listen_on(cfg->listen_address, cfg->smtp_submission_port, err,
+				       sizeof(err))) < 0)
 		goto fail_log;
 	/* While root (to give it the workers' user) and before the key, the
 	 * store and any thread. */
@@ -458,6 +467,12 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	if (pg.pop3 == NULL)
 		goto fail_log;
 	plain_fd = tls_fd = -1; /* the listeners own them now */
+	if (smtp_fd >= 0 || submission_fd >= 0) {
+		pg.smtp = smtp_server_new(&pg, smtp_fd, submission_fd, err, sizeof(err));
+		smtp_fd = submission_fd = -1; /* taken, also on failure */
+		if (pg.smtp == NULL)
+			goto fail_log;
+	}
 
 	housekeeping = event_new(pg.base, -1, EV_PERSIST, housekeeping_cb, &pg);
 	struct timeval every = {.tv_sec = HOUSEKEEPING_SECONDS};
@@ -468,6 +483,9 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	log_info("popgate %s ready: POP3 on %s:%d (STLS), POP3S on %s:%d, data in %s",
 		 POPGATE_VERSION, cfg->listen_address, cfg->pop3_port, cfg->listen_address,
 		 cfg->pop3s_port, cfg->data_dir);
+	if (pg.smtp != NULL)
+		log_info("SMTP on %s port %d, submission on port %d (0: off)", cfg->listen_address,
+			 cfg->smtp_port, cfg->smtp_submission_port);
 	event_base_dispatch(pg.base);
 	/* The loop also ends when the workers' spawner is gone: an error, so
 	 * that the service manager starts popgate again. */
@@ -486,6 +504,7 @@ cleanup:
 		event_free(housekeeping);
 	control_free(&control);
 	pop3_server_free(&pg.pop3);
+	smtp_server_free(&pg.smtp);
 	offload_free(&pg.offload); /* before auth: its jobs point at login requests */
 	auth_free(&pg.auth);
 	fetcher_free(&pg.fetcher);
@@ -506,6 +525,10 @@ cleanup:
 		close(plain_fd);
 	if (tls_fd >= 0)
 		close(tls_fd);
+	if (smtp_fd >= 0)
+		close(smtp_fd);
+	if (submission_fd >= 0)
+		close(submission_fd);
 	log_info("stopped");
 cleanup_log:
 	log_close();

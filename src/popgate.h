@@ -16,6 +16,7 @@
 
 struct pipeline;
 struct pop3_server;
+struct smtp_server;
 struct fetcher;
 struct auth;
 struct offload;
@@ -31,6 +32,7 @@ struct popgate {
 	SSL_CTX *server_tls;
 	struct pipeline *pipeline;
 	struct pop3_server *pop3;
+	struct smtp_server *smtp; /* NULL when both SMTP ports are off */
 	struct fetcher *fetcher;
 	struct auth *auth;
 	struct offload *offload; /* threads for argon2id */

@@ -83,6 +83,23 @@ const struct config_key config_keys[] = {
 	{"fetch", "restart_spread", CONFIG_INT, CONFIG_FIELD(fetch_restart_spread), 0, 86400, NULL},
 	{"pipeline", "workers", CONFIG_INT, CONFIG_FIELD(workers), 0, 256, NULL},
 	{"pipeline", "worker_timeout", CONFIG_INT, CONFIG_FIELD(worker_timeout), 1, 3600, NULL},
+	{"smtp", "port", CONFIG_INT, CONFIG_FIELD(smtp_port), 0, 65535, NULL},
+	{"smtp", "submission_port", CONFIG_INT, CONFIG_FIELD(smtp_submission_port), 0, 65535, NULL},
+	{"smtp", "max_message_size", CONFIG_LLONG, CONFIG_FIELD(smtp_max_message_size), 1024,
+	 4294967296LL, NULL},
+	/* RFC 5321 4.5.3.1.8: a server must take at least 100 recipients. */
+	{"smtp", "max_recipients", CONFIG_INT, CONFIG_FIELD(smtp_max_recipients), 100, 100000, NULL},
+	{"smtp", "max_sessions", CONFIG_INT, CONFIG_FIELD(smtp_max_sessions), 1, 1000000, NULL},
+	{"smtp", "max_sessions_per_client", CONFIG_INT, CONFIG_FIELD(smtp_max_sessions_per_client),
+	 1, 1000000, NULL},
+	{"smtp", "max_bad_commands", CONFIG_INT, CONFIG_FIELD(smtp_max_bad_commands), 1, 10000, NULL},
+	{"smtp", "timeout", CONFIG_INT, CONFIG_FIELD(smtp_timeout), 1, 86400, NULL},
+	{"smtp", "session_deadline", CONFIG_INT, CONFIG_FIELD(smtp_session_deadline), 1, 604800,
+	 NULL},
+	/* RFC 5321 4.5.3.1.6: 1000 with the CR LF; AUTH PLAIN needs 12288 +
+	 * "AUTH PLAIN " (RFC 4954 4), so less is refused. */
+	{"smtp", "max_text_line", CONFIG_INT, CONFIG_FIELD(smtp_max_text_line), 12300, 1048576,
+	 NULL},
 	{"providers", "allow", CONFIG_ALLOW, 0, 0, 0, NULL},
 };
 
@@ -402,6 +419,16 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->fetch_restart_spread = 300;
 	cfg->workers = 0;
 	cfg->worker_timeout = 60;
+	cfg->smtp_port = 10025;
+	cfg->smtp_submission_port = 10587;
+	cfg->smtp_max_message_size = 52428800;
+	cfg->smtp_max_recipients = 100;
+	cfg->smtp_max_sessions = 200;
+	cfg->smtp_max_sessions_per_client = 20;
+	cfg->smtp_max_bad_commands = 10;
+	cfg->smtp_timeout = 300;
+	cfg->smtp_session_deadline = 3600;
+	cfg->smtp_max_text_line = 12300;
 	config_sections_defaults(config_section_types, config_section_type_count, cfg);
 }
 
@@ -487,6 +514,7 @@ static const struct {
     {"server", "nameservers"},	  {"server", "listen_address"}, {"server", "pop3_port"},
     {"server", "pop3s_port"},	  {"server", "tls_cert"},	     {"server", "tls_key"},
     {"pipeline", "workers"},	  {"pipeline", "worker_timeout"},
+    {"smtp", "port"},		  {"smtp", "submission_port"},
 };
 
 /* The entry of config_keys for SECTION and NAME; never NULL for a name of

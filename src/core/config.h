@@ -82,6 +82,18 @@ struct popgate_config {
 	int workers;		/* 0 = one per core */
 	int worker_timeout;	/* 60 seconds per message before a worker is killed */
 
+	/* [smtp] (smtp/server.c) */
+	int smtp_port;		/* 10025 (25 is the standard port); 0: off */
+	int smtp_submission_port; /* 10587 (587); AUTH after STARTTLS; 0: off */
+	long long smtp_max_message_size; /* 52428800 bytes (SIZE) */
+	int smtp_max_recipients; /* 100 per message (RFC 5321 4.5.3.1.8) */
+	int smtp_max_sessions;	/* 200 per port */
+	int smtp_max_sessions_per_client; /* 20 per port, per address (IPv6: /64) */
+	int smtp_max_bad_commands; /* 10: at this many, 421 4.7.0 and the end */
+	int smtp_timeout;	/* 300 seconds of silence (RFC 5321 4.5.3.2.7) */
+	int smtp_session_deadline; /* 3600 seconds a whole session may take */
+	int smtp_max_text_line;	/* 12300 bytes per line of a body or AUTH, CR LF included */
+
 	/* [providers] */
 	char **provider_allow;	/* NULL/empty: any host; else host names or "*.suffix" */
 	size_t provider_allow_count;

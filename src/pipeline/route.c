@@ -47,6 +47,7 @@ struct route_write {
 	char id[SPOOL_ID_LEN + 1];
 	char account_name[512];
 	bool judged;
+	bool submitted; /* over SMTP: no account; its owner was set when it was stored */
 	/* Judged: the addresses to attribute, the verdict and where it goes. */
 	char *sender;
 	char **recipients;
@@ -129,7 +130,8 @@ static int route_write_work(struct store *store, void *arg)
 					      record->reasons) < 0)
 			log_event(LOG_ERROR, "error", record->account_name, record->id,
 				  "cannot record the verdict: %s", store_errmsg(store));
-		attribute_message(store, record);
+		if (!record->submitted)
+			attribute_message(store, record);
 		return store_message_move(store, record->id, MESSAGE_PROCESSING, record->state,
 					  record->prepend);
 	}
@@ -258,7 +260,8 @@ void route_job_fill(const struct store_message *message, const struct store_acco
 		 account->name != NULL ? account->name : "-");
 	snprintf(job->provider_host, sizeof(job->provider_host), "%s",
 		 account->host != NULL ? account->host : "-");
-	job->source = PIPELINE_SOURCE_FETCHED;
+	/* Only mail submitted over SMTP has no account (store/message.h). */
+	job->source = message->account_id == 0 ? PIPELINE_SOURCE_SUBMITTED : PIPELINE_SOURCE_FETCHED;
 	job->owner.account_id = account->id;
 	job->owner.user_id = account->user_id;
 	if (account->login != NULL && proto_address_valid(account->login, strlen(account->login))) {
@@ -270,7 +273,8 @@ void route_job_fill(const struct store_message *message, const struct store_acco
 
 /* Combines a judged VERDICT and has its message moved where the action says. */
 static void route_judged(struct popgate *pg, const struct pipeline_verdict *verdict,
-			 const struct store_account *account, const char *account_name)
+			 const struct store_message *message, const struct store_account *account,
+			 const char *account_name)
 {
 	const struct filter_profile *profile =
 	    verdict->job != NULL && verdict->job->profile != NULL ? verdict->job->profile
@@ -290,6 +294,18 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 	decision.reasons = NULL;
 	record->prepend = xasprintf("%s%s", decision.headers,
 				    user_has_seat(pg, account) ? "" : UNFILTERED_HEADER);
+	if (message->account_id == 0) {
+		/*
+		 * Submitted over SMTP (S1): it goes to the outbound queue for the
+		 * relay, whatever the filters said (their verdict is recorded).
+		 * It keeps the Received header it was stored with (smtp/server.c)
+		 * and gets none of the filters' headers: those are for our users'
+		 * mailboxes, not for the world; nor the trace filter's POP3 line.
+		 */
+		record->submitted = true;
+		record->state = MESSAGE_OUTBOUND;
+		xfree(&record->prepend);
+	}
 	record->sender = verdict->sender != NULL ? xstrdup(verdict->sender) : NULL;
 	record->recipients = xcalloc(verdict->recipient_count + 1, sizeof(*record->recipients));
 	for (size_t i = 0; i < verdict->recipient_count; i++)
@@ -314,7 +330,7 @@ void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 	const char *account_name = account.name != NULL ? account.name : "-";
 
 	if (verdict->outcome == PIPELINE_JUDGED) {
-		route_judged(pg, verdict, &account, account_name);
+		route_judged(pg, verdict, &message, &account, account_name);
 		goto done;
 	}
 	/* A worker died or hung on it: retry once, then hold it as suspect. */

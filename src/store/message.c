@@ -228,6 +228,39 @@ int store_message_insert(struct store *store, const char *id, int64_t account_id
 	return store_tx_commit(store, outer);
 }
 
+int store_message_insert_submitted(struct store *store, const char *id, int64_t body_size,
+				   const char *prepend, int64_t owner_user_id)
+{
+	static const char sql[] =
+	    "INSERT INTO message (id, account_id, state, source, body_size, prepend, received_at,"
+	    " state_changed_at, owner_user_id) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?)";
+	int64_t now = util_now();
+	sqlite3_stmt *stmt;
+
+	if (!spool_id_valid(id)) {
+		log_error("store: refusing to insert a message with an invalid id");
+		return -1;
+	}
+	stmt = store_stmt_prepare(store, sql);
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2,
+			  message_state_names[store_lifecycle_initial(MESSAGE_SOURCE_SUBMITTED)],
+			  -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, message_source_names[MESSAGE_SOURCE_SUBMITTED], -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 4, body_size);
+	sqlite3_bind_text(stmt, 5, prepend != NULL ? prepend : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 6, now);
+	sqlite3_bind_int64(stmt, 7, now);
+	if (owner_user_id > 0)
+		sqlite3_bind_int64(stmt, 8, owner_user_id);
+	else
+		sqlite3_bind_null(stmt, 8);
+	return store_stmt_done(store, stmt, "inserting a submitted message");
+}
+
 int store_message_has_copy(struct store *store, int64_t account_id, const char *uidl,
 			   const char *sha256_hex)
 {

@@ -82,6 +82,16 @@ int store_message_insert(struct store *store, const char *id, int64_t account_id
 			 const char *uidl, int64_t body_size, const char *sha256_hex);
 
 /*
+ * Inserts a new message submitted over SMTP: no account, source submitted,
+ * in the state store/lifecycle.h gives it (processing), with PREPEND (its
+ * Received header; NULL for none) and OWNER_USER_ID (the user owning its
+ * sender address, U5; 0 for none). In the caller's transaction (the writer
+ * thread's). 0 or -1 (logged).
+ */
+int store_message_insert_submitted(struct store *store, const char *id, int64_t body_size,
+				   const char *prepend, int64_t owner_user_id);
+
+/*
  * 1 if ACCOUNT_ID has a message stored under UIDL whose body's SHA-256 is
  * SHA256_HEX (the same message, provably), 0 if not, -1 on error.
  */

@@ -622,6 +622,36 @@ static void test_message_without_account(void **state)
 			 1);
 }
 
+static void test_insert_submitted(void **state)
+{
+	struct fixture *f = *state;
+	struct store_message message;
+	char with_owner[SPOOL_ID_LEN + 1], without[SPOOL_ID_LEN + 1];
+
+	make_id(with_owner, 'c');
+	make_id(without, 'd');
+	assert_int_equal(
+	    store_message_insert_submitted(f->store, with_owner, 42, "Received: x\r\n", 1), 0);
+	assert_int_equal(store_message_insert_submitted(f->store, without, 7, NULL, 0), 0);
+	assert_int_equal(store_message_get(f->store, with_owner, &message), 1);
+	assert_int_equal(message.account_id, 0);
+	assert_int_equal(message.state, MESSAGE_PROCESSING);
+	assert_int_equal(message.body_size, 42);
+	assert_string_equal(message.prepend, "Received: x\r\n");
+	store_message_clear(&message);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message WHERE"
+						  " source = 'submitted' AND account_id IS NULL"),
+			 2);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message WHERE"
+						  " owner_user_id = 1"),
+			 1);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message WHERE"
+						  " owner_user_id IS NULL"),
+			 1);
+	/* An id that is no spool id is refused (ids become paths). */
+	assert_int_equal(store_message_insert_submitted(f->store, "../x", 1, NULL, 0), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -640,6 +670,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_move_refused_by_table, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_set_verdict, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_message_without_account, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_insert_submitted, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,7 +30,8 @@ static void test_action_states(void **state)
 
 static void test_job_fill(void **state)
 {
-	struct store_message message = {.id = "0123456789abcdef01234567", .received_at = 42};
+	struct store_message message = {
+	    .id = "0123456789abcdef01234567", .account_id = 5, .received_at = 42};
 	struct store_account account = {
 	    .id = 5, .name = "alice@gmx.de@pop.gmx.net", .login = "alice@gmx.de",
 	    .host = "pop.gmx.net", .user_id = 9};
@@ -63,6 +64,13 @@ static void test_job_fill(void **state)
 	assert_string_equal(job.account, "-");
 	assert_string_equal(job.provider_host, "-");
 	assert_int_equal(job.owner.account_id, 0);
+	assert_int_equal(job.source, PIPELINE_SOURCE_FETCHED);
+
+	/* Only mail submitted over SMTP has no account: such a message
+	 * resumed from the store (control_resume_processing) is submitted. */
+	message.account_id = 0;
+	route_job_fill(&message, &account, &job, recipient);
+	assert_int_equal(job.source, PIPELINE_SOURCE_SUBMITTED);
 }
 
 int main(void)
