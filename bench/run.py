@@ -364,6 +364,8 @@ class Bench:
             # per session measured instead of 6.0). A day keeps them out.
             "fetch": {"timeout": 30, "retry_min": 1, "retry_max": 5,
                       "restart_spread": 86400},
+            # POP3 only: no SMTP ports taken from whatever else runs here.
+            "smtp": {"port": 0, "submission_port": 0},
             "provider localhost": {"port": self.seed.pop3s_port, "tls": "implicit",
                                    "ca_file": self.ca.ca_cert, "allow_private": "yes"},
         }
