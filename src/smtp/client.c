@@ -1,6 +1,7 @@
 /*
  * client.c — popgate as an SMTP client: one connection to an MX or relay
- * host (client.h says the conversation and the contract).
+ * host (client.h says the conversation and the contract; client_internal.h
+ * what the client's files share).
  *
  * A state machine over the replies: smtp/reply.c cuts the input into
  * replies, client_handle_reply moves the state on. With PIPELINING, MAIL,
@@ -12,15 +13,13 @@
  * wiped as soon as AUTH is answered.
  * Must never: free the client inside its own handlers (a free asked for
  * there waits for the handler to return: client_release); call the ready or
- * sent callback twice; log a password or body bytes; read the body file in
- * the loop when the read would wait on the disk.
+ * sent callback twice; log a password or body bytes.
  *
  * SECURITY: replies are untrusted and bounded by reply.c; an unexpected one
  * ends the connection. Command arguments never hold a CR or LF. Credentials
  * go out only on a TLS connection; their lines are added to the output by
  * reference and wiped once written.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -29,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -42,42 +40,14 @@
 
 #include "core/connector.h"
 #include "core/log.h"
-#include "core/offload.h"
 #include "core/util.h"
 #include "smtp/client.h"
+#include "smtp/client_internal.h"
 #include "smtp/reply.h"
 
-/* Bytes of the body read at once. */
-#define CLIENT_BODY_CHUNK (64 * 1024)
-/* The body is read while the output holds less than this... */
-#define CLIENT_OUTPUT_HIGH_WATER (256 * 1024)
-/* ...and reading resumes once the output drained below this. */
-#define CLIENT_OUTPUT_LOW_WATER (64 * 1024)
 /* The longest address sent in MAIL or RCPT (RFC 5321 4.5.3.1.3 says 256;
  * a little room for servers that take more). */
 #define CLIENT_ADDRESS_MAX 1000
-
-enum client_state {
-	CLIENT_GREETING,
-	CLIENT_EHLO,
-	CLIENT_HELO,
-	CLIENT_STARTTLS,
-	CLIENT_TLS_HANDSHAKE,
-	CLIENT_AUTH,		    /* AUTH PLAIN (initial response) or LOGIN's last step */
-	CLIENT_AUTH_LOGIN_USER,	    /* AUTH LOGIN sent: the 334 for the user name */
-	CLIENT_AUTH_LOGIN_PASSWORD, /* the user name sent: the 334 for the password */
-	CLIENT_READY,		    /* idle: a message may be sent */
-	CLIENT_MAIL,
-	CLIENT_RCPT,
-	CLIENT_DATA,
-	CLIENT_BODY,	  /* the body is being written */
-	CLIENT_DOT,	  /* the body's final dot is written: its reply */
-	CLIENT_EMPTY_DOT, /* DATA took 354 with no recipient: the empty body's reply */
-	CLIENT_RSET,
-	CLIENT_QUIT,
-	CLIENT_CLOSED, /* failed, or closed: nothing more is read or written */
-	CLIENT_STATE_COUNT
-};
 
 static const char *const client_state_names[] = {
     [CLIENT_GREETING] = "greeting",
@@ -102,86 +72,13 @@ static const char *const client_state_names[] = {
 _Static_assert(sizeof(client_state_names) / sizeof(client_state_names[0]) == CLIENT_STATE_COUNT,
 	       "every client state has a name");
 
-struct client_read;
-
-/* The message being sent. */
-struct client_send {
-	smtp_client_sent_cb *sent;
-	void *ctx;
-	char *sender;
-	char **recipients;
-	size_t recipient_count;
-	char *prepend;
-	int fd; /* a dup of the caller's; closed here, or by a read in flight */
-	uint64_t size;
-	uint64_t offset; /* of the next body byte to read */
-	bool pipelined;
-	size_t rcpt_sent;     /* RCPTs written */
-	size_t rcpt_answered; /* RCPT replies taken */
-	size_t accepted;      /* of those, 2yz */
-	struct smtp_dot_encoder encoder;
-	char *chunk;		     /* CLIENT_BODY_CHUNK bytes, from the start of the body */
-	struct client_read *reading; /* an offload read in flight */
-	bool early;		     /* answered before a command went out (SIZE, SMTPUTF8) */
-	struct smtp_client_result result;
-};
-
-struct smtp_client {
-	struct connector *connector;
-	struct offload *offload;
-	struct bufferevent *bev; /* NULL once closed */
-	char *helo_name;
-	char *server_name;
-	char *ca_file;
-	char *auth_user;
-	char *auth_password; /* wiped and freed once AUTH is answered */
-	enum smtp_tls_mode tls_mode;
-	int timeout;
-
-	enum client_state state;
-	struct smtp_reply_parser parser;
-	struct smtp_client_capabilities capabilities;
-	bool tls_active;
-	bool tls_refused; /* OPPORTUNISTIC: STARTTLS was refused, go on in plain */
-	bool tls_failed;  /* the session ended in the STARTTLS handshake */
-	bool authenticated;
-	bool quitting;		       /* smtp_client_quit: the client frees itself */
-	smtp_client_closed_cb *closed; /* called once the QUIT is over */
-	void *closed_ctx;
-
-	smtp_client_ready_cb *ready; /* NULL once called */
-	void *ready_ctx;
-	struct client_send *send; /* the message being sent, or NULL */
-
-	/* Handles input already buffered when the client was made, and an
-	 * early answer of smtp_client_send: callbacks never run inside the
-	 * call that started their step. */
-	struct event *kick;
-	unsigned busy;	     /* handlers of this client on the stack */
-	bool free_requested; /* freed inside a handler: freed when it returns */
-	char error[400];
-};
-
-/* A read of the body that would have waited on the disk, by an offload
- * thread. It owns its buffer, and the descriptor once detached. */
-struct client_read {
-	struct smtp_client *client; /* NULL once detached: then it closes FD */
-	int fd;
-	uint64_t offset;
-	size_t want;
-	char *chunk;
-	ssize_t n;
-	int error;
-};
-
 static void client_read_cb(struct bufferevent *bev, void *ctx);
 static void client_write_cb(struct bufferevent *bev, void *ctx);
 static void client_event_cb(struct bufferevent *bev, short events, void *ctx);
-static void client_body_fill(struct smtp_client *client);
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static void client_enter_state(struct smtp_client *client, enum client_state state)
+void client_enter_state(struct smtp_client *client, enum client_state state)
 {
 	log_debug("smtp client %s: %s -> %s", client->server_name,
 		  client_state_names[client->state], client_state_names[state]);
@@ -189,12 +86,12 @@ static void client_enter_state(struct smtp_client *client, enum client_state sta
 }
 
 /* Whether the handler running must stop touching the connection. */
-static bool client_gone(const struct smtp_client *client)
+bool client_gone(const struct smtp_client *client)
 {
 	return client->free_requested || client->state == CLIENT_CLOSED;
 }
 
-static void client_password_wipe(struct smtp_client *client)
+void client_password_wipe(struct smtp_client *client)
 {
 	if (client->auth_password != NULL) {
 		sodium_memzero(client->auth_password, strlen(client->auth_password));
@@ -202,7 +99,7 @@ static void client_password_wipe(struct smtp_client *client)
 	}
 }
 
-static void client_set_timeouts(struct smtp_client *client, bool read, bool write)
+void client_set_timeouts(struct smtp_client *client, bool read, bool write)
 {
 	struct timeval tv = {.tv_sec = client->timeout};
 
@@ -252,7 +149,7 @@ static void client_destroy(struct smtp_client *client)
 }
 
 /* Ends a handler: a free asked for inside it happens now. */
-static void client_release(struct smtp_client *client)
+void client_release(struct smtp_client *client)
 {
 	if (--client->busy == 0 && client->free_requested)
 		client_destroy(client);
@@ -274,7 +171,7 @@ static void client_close(struct smtp_client *client)
 
 /* A QUIT is over (or the client was closed for it): CLOSED is told from
  * the loop (client_kick_cb), never inside smtp_client_quit. */
-static void client_quit_later(struct smtp_client *client)
+void client_quit_later(struct smtp_client *client)
 {
 	static const struct timeval now = {0, 0};
 
@@ -295,7 +192,7 @@ static void client_quit_finish(struct smtp_client *client)
 
 /* The message is done (or failed): SENT is told, the client is idle again
  * unless the connection is closed. */
-static void client_send_complete(struct smtp_client *client)
+void client_send_complete(struct smtp_client *client)
 {
 	struct client_send *send = client->send;
 
@@ -311,8 +208,8 @@ static void client_send_complete(struct smtp_client *client)
 	client_send_free(send);
 }
 
-static void client_ready_report(struct smtp_client *client, const struct smtp_reply *reply,
-				const char *error)
+void client_ready_report(struct smtp_client *client, const struct smtp_reply *reply,
+			 const char *error)
 {
 	smtp_client_ready_cb *ready = client->ready;
 
@@ -327,10 +224,7 @@ static void client_ready_report(struct smtp_client *client, const struct smtp_re
  * message being sent, or the ready callback. A quitting client tells its
  * CLOSED callback instead, from the loop.
  */
-static void client_fail(struct smtp_client *client, const struct smtp_reply *reply, const char *fmt,
-			...) __attribute__((format(printf, 3, 4)));
-static void client_fail(struct smtp_client *client, const struct smtp_reply *reply, const char *fmt,
-			...)
+void client_fail(struct smtp_client *client, const struct smtp_reply *reply, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -352,8 +246,7 @@ static void client_fail(struct smtp_client *client, const struct smtp_reply *rep
 }
 
 /* Fails on REPLY, its text in the error. */
-static void client_fail_reply(struct smtp_client *client, const struct smtp_reply *reply,
-			      const char *what)
+void client_fail_reply(struct smtp_client *client, const struct smtp_reply *reply, const char *what)
 {
 	char text[300];
 
@@ -375,9 +268,7 @@ static void client_line_cleanup(const void *data, size_t len, void *extra)
  * guard). Lines go by reference, wiped when written: an AUTH line must not
  * stay in libevent's chunks. 0, or -1 with the client failed.
  */
-static int client_write_line(struct smtp_client *client, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int client_write_line(struct smtp_client *client, const char *fmt, ...)
+int client_write_line(struct smtp_client *client, const char *fmt, ...)
 {
 	va_list ap;
 	char *line;
@@ -590,7 +481,7 @@ static void client_after_ehlo(struct smtp_client *client)
 }
 
 /* 220 to STARTTLS: the handshake, through the connector. */
-static void client_start_tls(struct smtp_client *client)
+void client_start_tls(struct smtp_client *client)
 {
 	struct connector_target target = {
 	    .host = client->server_name,
@@ -631,148 +522,6 @@ static int client_send_rcpt(struct smtp_client *client, size_t index)
 {
 	client->send->rcpt_sent++;
 	return client_write_line(client, "RCPT TO:<%s>", client->send->recipients[index]);
-}
-
-/* Adds body bytes (or, with DATA NULL, the end) to the output, encoded. */
-static void client_body_add(struct smtp_client *client, const char *data, size_t len)
-{
-	struct evbuffer *out = bufferevent_get_output(client->bev);
-	struct evbuffer_iovec vec;
-	size_t room = data != NULL ? 2 * len + 1 : 5;
-
-	if (evbuffer_reserve_space(out, (ev_ssize_t)room, &vec, 1) < 1) {
-		client_fail(client, NULL, "cannot queue the body");
-		return;
-	}
-	if (data != NULL)
-		vec.iov_len = smtp_dot_encode(&client->send->encoder, data, len, vec.iov_base);
-	else
-		vec.iov_len = smtp_dot_encoder_finish(&client->send->encoder, vec.iov_base);
-	evbuffer_commit_space(out, &vec, 1);
-}
-
-/* The body's bytes are all queued: the final dot, then its reply. */
-static void client_body_end(struct smtp_client *client)
-{
-	client_body_add(client, NULL, 0);
-	if (client_gone(client))
-		return;
-	bufferevent_setwatermark(client->bev, EV_WRITE, 0, 0);
-	client_set_timeouts(client, true, true);
-	client_enter_state(client, CLIENT_DOT);
-}
-
-/* N bytes read from the body file at the send's offset (N < 0: the read
- * failed with ERROR; 0: the file ended). */
-static void client_body_data(struct smtp_client *client, const char *data, ssize_t n, int error)
-{
-	struct client_send *send = client->send;
-
-	if (n < 0) {
-		/* Mid-body there is no way to say so: the connection ends before
-		 * the final dot, and the server drops the message. */
-		client_fail(client, NULL, "cannot read the message body: %s", strerror(error));
-		return;
-	}
-	if (n == 0) {
-		client_fail(client, NULL, "the message body ends %llu bytes before its size",
-			    (unsigned long long)(send->size - send->offset));
-		return;
-	}
-	send->offset += (uint64_t)n;
-	client_body_add(client, data, (size_t)n);
-}
-
-/* In an offload thread. */
-static void client_read_work(void *arg)
-{
-	struct client_read *read_job = arg;
-
-	do
-		read_job->n =
-		    pread(read_job->fd, read_job->chunk, read_job->want, (off_t)read_job->offset);
-	while (read_job->n < 0 && errno == EINTR);
-	read_job->error = read_job->n < 0 ? errno : 0;
-}
-
-/* In the loop: the bytes go out, and the filling goes on. */
-static void client_read_done(void *arg)
-{
-	struct client_read *read_job = arg;
-	struct smtp_client *client = read_job->client;
-
-	if (client == NULL) {
-		close(read_job->fd);
-	} else {
-		client->busy++;
-		client->send->reading = NULL;
-		client_body_data(client, read_job->chunk, read_job->n, read_job->error);
-		if (!client_gone(client))
-			client_body_fill(client);
-		client_release(client);
-	}
-	free(read_job->chunk);
-	free(read_job);
-}
-
-/*
- * Fills the output from the body file up to the high-water mark. A read
- * that would wait on the disk (RWF_NOWAIT says EAGAIN) goes to an offload
- * thread and the filling goes on when it is done: the loop never waits on
- * the disk, and a body in the page cache is read here without a thread's
- * round trip (as pop3/server.c serves RETR).
- */
-static void client_body_fill(struct smtp_client *client)
-{
-	while (client->state == CLIENT_BODY && !client->free_requested &&
-	       client->send->reading == NULL &&
-	       evbuffer_get_length(bufferevent_get_output(client->bev)) <
-		   CLIENT_OUTPUT_HIGH_WATER) {
-		struct client_send *send = client->send;
-		if (send->offset >= send->size) {
-			client_body_end(client);
-			return;
-		}
-		uint64_t left = send->size - send->offset;
-		size_t want = left < CLIENT_BODY_CHUNK ? (size_t)left : CLIENT_BODY_CHUNK;
-		struct iovec vec = {.iov_base = send->chunk, .iov_len = want};
-		ssize_t n = preadv2(send->fd, &vec, 1, (off_t)send->offset, RWF_NOWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
-			n = pread(send->fd, send->chunk, want,
-				  (off_t)send->offset); /* no RWF_NOWAIT */
-		if (n < 0 && errno == EAGAIN) {
-			struct client_read *read_job = xcalloc(1, sizeof(*read_job));
-			read_job->client = client;
-			read_job->fd = send->fd;
-			read_job->offset = send->offset;
-			read_job->want = want;
-			read_job->chunk = xmalloc(CLIENT_BODY_CHUNK);
-			send->reading = read_job;
-			offload_run(client->offload, client_read_work, client_read_done, read_job);
-			return;
-		}
-		client_body_data(client, send->chunk, n, n < 0 ? errno : 0);
-	}
-}
-
-/* 354: the prepended lines, then the file. */
-static void client_body_start(struct smtp_client *client)
-{
-	struct client_send *send = client->send;
-
-	client_enter_state(client, CLIENT_BODY);
-	smtp_dot_encoder_init(&send->encoder);
-	send->chunk = xmalloc(CLIENT_BODY_CHUNK);
-	/* While the body is written the server says nothing: only the write
-	 * side is timed. The write callback refills below the low-water mark. */
-	client_set_timeouts(client, false, true);
-	bufferevent_setwatermark(client->bev, EV_WRITE, CLIENT_OUTPUT_LOW_WATER, 0);
-	if (send->prepend != NULL)
-		client_body_add(client, send->prepend, strlen(send->prepend));
-	if (!client_gone(client))
-		client_body_fill(client);
 }
 
 /* MAIL FROM, and with PIPELINING the RCPTs and DATA behind it. */
@@ -1288,50 +1037,4 @@ void smtp_client_free(struct smtp_client **client_p)
 		return;
 	}
 	client_destroy(client);
-}
-
-/* ---- the body's encoding ---------------------------------------------------- */
-
-void smtp_dot_encoder_init(struct smtp_dot_encoder *encoder)
-{
-	encoder->line_start = true;
-	encoder->after_cr = false;
-}
-
-size_t smtp_dot_encode(struct smtp_dot_encoder *encoder, const char *in, size_t len, char *out)
-{
-	size_t used = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		char c = in[i];
-
-		if (encoder->after_cr && c != '\n') {
-			out[used++] = '\n'; /* a lone CR ends a line too */
-			encoder->line_start = true;
-		}
-		if (c == '\n' && !encoder->after_cr)
-			out[used++] = '\r'; /* a bare LF */
-		if (c == '.' && encoder->line_start)
-			out[used++] = '.'; /* RFC 5321 4.5.2 */
-		out[used++] = c;
-		encoder->after_cr = c == '\r';
-		encoder->line_start = c == '\n';
-	}
-	return used;
-}
-
-size_t smtp_dot_encoder_finish(struct smtp_dot_encoder *encoder, char *out)
-{
-	size_t used = 0;
-
-	if (encoder->after_cr) {
-		out[used++] = '\n';
-	} else if (!encoder->line_start) {
-		out[used++] = '\r';
-		out[used++] = '\n';
-	}
-	memcpy(out + used, ".\r\n", 3);
-	encoder->after_cr = false;
-	encoder->line_start = true;
-	return used + 3;
 }
