@@ -3,11 +3,15 @@
  * client's state, the message being sent, and the functions one file calls
  * in another. client.h stays the public face.
  *
- * Two files share what is here:
- *   client.c       the connection and the conversation: the client made,
- *                  freed and quit, its callbacks and timeouts, command
- *                  lines out, replies in (through smtp/reply.c), the
- *                  session's setup and a message's transaction;
+ * Three files share what is here:
+ *   client.c       the connection and the session: the client made, freed
+ *                  and quit, its callbacks and timeouts, command lines
+ *                  out, replies in (through smtp/reply.c), greeting,
+ *                  EHLO, STARTTLS and AUTH;
+ *   client_transaction.c
+ *                  a message's transaction: smtp_client_send's checks and
+ *                  early answers (SIZE, SMTPUTF8), MAIL, the RCPTs and DATA
+ *                  (pipelined or not), the per-recipient results, RSET;
  *   client_body.c  the body: the prepended lines and the spool file read in
  *                  chunks under a high-water mark (preadv2 RWF_NOWAIT, an
  *                  offload thread when the disk would wait), dot-stuffed,
@@ -179,6 +183,12 @@ int client_write_line(struct smtp_client *client, const char *fmt, ...)
 
 /* 220 to STARTTLS: the handshake, through the connector; EHLO follows it. */
 void client_start_tls(struct smtp_client *client);
+
+/* ---- client_transaction.c ------------------------------------------------ */
+
+/* The replies of a transaction (MAIL to RSET), in order. May take REPLY's
+ * text (then REPLY is left zeroed). May end CLIENT. */
+void client_handle_send_reply(struct smtp_client *client, struct smtp_reply *reply);
 
 /* ---- client_body.c ------------------------------------------------------- */
 
