@@ -1,19 +1,22 @@
 /*
  * client.c — popgate as an SMTP client: one connection to an MX or relay
  * host (client.h says the conversation and the contract; client_internal.h
- * what the client's files share).
+ * how the work is split between client.c, client_session.c,
+ * client_transaction.c and client_body.c).
  *
- * A state machine over the replies: smtp/reply.c cuts the input into
- * replies, client_handle_reply moves the state on. With PIPELINING, MAIL,
- * the RCPTs and DATA leave in one write and their replies are taken in
- * order (RFC 2920 3.1: every reply is checked, DATA's too).
+ * This file is the connection: the client made, quit and freed; the
+ * bufferevent's callbacks and timeouts; command lines out; the input cut
+ * into replies by smtp/reply.c and handed to client_handle_reply; the
+ * STARTTLS upgrade through the connector; failure, and the one report to
+ * the ready or sent callback.
  *
- * Owns: the connection, its callbacks and timeouts; the message being sent
- * (copies, the body descriptor's dup, the reads in flight); the password,
- * wiped as soon as AUTH is answered.
+ * Owns: the connection, its callbacks and timeouts; the end of the message
+ * being sent (its copies and the body descriptor's dup freed, a read in
+ * flight detached); the password, wiped as soon as AUTH is answered.
  * Must never: free the client inside its own handlers (a free asked for
  * there waits for the handler to return: client_release); call the ready or
- * sent callback twice; log a password or body bytes.
+ * sent callback twice; log a password or body bytes; decide what a reply
+ * means (client_session.c and client_transaction.c do).
  *
  * SECURITY: replies are untrusted and bounded by reply.c; an unexpected one
  * ends the connection. Command arguments never hold a CR or LF. Credentials
@@ -26,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -295,160 +297,7 @@ int client_write_line(struct smtp_client *client, const char *fmt, ...)
 	return 0;
 }
 
-/* Base64 of RAW[0..LEN), allocated; the caller wipes and frees it. */
-static char *client_base64(const void *raw, size_t len, size_t *size)
-{
-	*size = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
-	char *b64 = xmalloc(*size);
-
-	sodium_bin2base64(b64, *size, raw, len, sodium_base64_VARIANT_ORIGINAL);
-	return b64;
-}
-
-/* ---- the session: greeting, EHLO, STARTTLS, AUTH -------------------------- */
-
-/* One EHLO keyword line: "SIZE 10240000", "AUTH PLAIN LOGIN", "AUTH=LOGIN". */
-static void client_take_capability(struct smtp_client *client, const char *line, size_t len)
-{
-	struct smtp_client_capabilities *caps = &client->capabilities;
-	char word[24];
-	size_t n = 0;
-
-	while (n < len && n < sizeof(word) - 1 && line[n] != ' ' && line[n] != '=') {
-		word[n] = line[n];
-		n++;
-	}
-	word[n] = '\0';
-	if (util_strcaseeq(word, "PIPELINING")) {
-		caps->pipelining = true;
-	} else if (util_strcaseeq(word, "SIZE")) {
-		caps->size = true;
-		caps->size_max = 0;
-		for (size_t i = n + 1; i < len && line[i] >= '0' && line[i] <= '9'; i++) {
-			if (caps->size_max > (UINT64_MAX - 9) / 10) {
-				caps->size_max = 0; /* absurd: as if no limit were given */
-				break;
-			}
-			caps->size_max = caps->size_max * 10 + (uint64_t)(line[i] - '0');
-		}
-	} else if (util_strcaseeq(word, "8BITMIME")) {
-		caps->eight_bit_mime = true;
-	} else if (util_strcaseeq(word, "STARTTLS")) {
-		caps->starttls = true;
-	} else if (util_strcaseeq(word, "SMTPUTF8")) {
-		caps->smtputf8 = true;
-	} else if (util_strcaseeq(word, "ENHANCEDSTATUSCODES")) {
-		caps->enhanced_status_codes = true;
-	} else if (util_strcaseeq(word, "AUTH")) {
-		/* The mechanisms, separated by spaces. */
-		size_t i = n;
-		while (i < len) {
-			while (i < len && (line[i] == ' ' || line[i] == '='))
-				i++;
-			size_t start = i;
-			while (i < len && line[i] != ' ')
-				i++;
-			if (i - start == 5 && strncasecmp(line + start, "PLAIN", 5) == 0)
-				caps->auth_plain = true;
-			else if (i - start == 5 && strncasecmp(line + start, "LOGIN", 5) == 0)
-				caps->auth_login = true;
-		}
-	}
-}
-
-/* The EHLO reply's lines after the first (the server's name). */
-static void client_take_capabilities(struct smtp_client *client, const struct smtp_reply *reply)
-{
-	const char *line = strchr(reply->text, '\n');
-
-	memset(&client->capabilities, 0, sizeof(client->capabilities));
-	while (line != NULL) {
-		line++;
-		const char *end = strchr(line, '\n');
-		size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
-		client_take_capability(client, line, len);
-		line = end;
-	}
-}
-
-static void client_session_ready(struct smtp_client *client)
-{
-	client_enter_state(client, CLIENT_READY);
-	client_set_timeouts(client, false, false);
-	log_debug("smtp client %s: ready (%s%s)", client->server_name,
-		  client->tls_active ? "TLS" : "plain",
-		  client->authenticated ? ", authenticated" : "");
-	client_ready_report(client, NULL, NULL);
-}
-
-static void client_send_ehlo(struct smtp_client *client)
-{
-	if (client_write_line(client, "EHLO %s", client->helo_name) == 0)
-		client_enter_state(client, CLIENT_EHLO);
-}
-
-/* AUTH PLAIN with an initial response (RFC 4954), or AUTH LOGIN. */
-static void client_send_auth(struct smtp_client *client)
-{
-	const struct smtp_client_capabilities *caps = &client->capabilities;
-
-	if (!caps->auth_plain && !caps->auth_login) {
-		client_fail(client, NULL,
-			    "the server offers no AUTH mechanism popgate uses (PLAIN "
-			    "or LOGIN)");
-		return;
-	}
-	if (!caps->auth_plain) {
-		if (client_write_line(client, "AUTH LOGIN") == 0)
-			client_enter_state(client, CLIENT_AUTH_LOGIN_USER);
-		return;
-	}
-	size_t user_len = strlen(client->auth_user), pass_len = strlen(client->auth_password);
-	size_t raw_len = 1 + user_len + 1 + pass_len, b64_size;
-	unsigned char *raw = xmalloc(raw_len);
-
-	raw[0] = '\0'; /* no authorisation identity */
-	memcpy(raw + 1, client->auth_user, user_len);
-	raw[1 + user_len] = '\0';
-	memcpy(raw + 2 + user_len, client->auth_password, pass_len);
-	char *b64 = client_base64(raw, raw_len, &b64_size);
-	sodium_memzero(raw, raw_len);
-	free(raw);
-	client_password_wipe(client);
-	if (client_write_line(client, "AUTH PLAIN %s", b64) == 0)
-		client_enter_state(client, CLIENT_AUTH);
-	sodium_memzero(b64, b64_size);
-	free(b64);
-}
-
-/* After EHLO (or HELO, or a refused STARTTLS): TLS, AUTH, or ready. */
-static void client_after_ehlo(struct smtp_client *client)
-{
-	if (!client->tls_active && !client->tls_refused && client->tls_mode != SMTP_TLS_NONE) {
-		if (client->capabilities.starttls) {
-			if (client_write_line(client, "STARTTLS") == 0)
-				client_enter_state(client, CLIENT_STARTTLS);
-			return;
-		}
-		if (client->tls_mode != SMTP_TLS_OPPORTUNISTIC) {
-			client_fail(client, NULL,
-				    "the server does not offer STARTTLS, which the "
-				    "TLS mode requires");
-			return;
-		}
-	}
-	if (client->auth_user != NULL) {
-		if (!client->tls_active) {
-			client_fail(client, NULL,
-				    "refused to send credentials over a connection "
-				    "without TLS");
-			return;
-		}
-		client_send_auth(client);
-		return;
-	}
-	client_session_ready(client);
-}
+/* ---- STARTTLS ------------------------------------------------------------ */
 
 /* 220 to STARTTLS: the handshake, through the connector. */
 void client_start_tls(struct smtp_client *client)
@@ -480,108 +329,6 @@ void client_start_tls(struct smtp_client *client)
 }
 
 /* ---- replies and events ---------------------------------------------------- */
-
-static void client_handle_reply(struct smtp_client *client, struct smtp_reply *reply)
-{
-	/* A message answered here waits for the loop to report it: the server
-	 * was asked nothing, so any reply now is unasked for. */
-	if (client->send != NULL && client->send->early) {
-		client_fail_reply(client, reply, "an unexpected reply from the server");
-		return;
-	}
-	switch (client->state) {
-	case CLIENT_GREETING:
-		if (reply->code != 220) {
-			client_fail_reply(client, reply, "the server refused the session");
-			return;
-		}
-		client_send_ehlo(client);
-		return;
-	case CLIENT_EHLO:
-		if (smtp_reply_positive(reply)) {
-			client_take_capabilities(client, reply);
-			client_after_ehlo(client);
-			return;
-		}
-		/* RFC 5321 3.2: a server that does not know EHLO says 5yz; then
-		 * HELO, and no extensions. Not after STARTTLS: that server knew it. */
-		if (smtp_reply_permanent(reply) && !client->tls_active) {
-			if (client_write_line(client, "HELO %s", client->helo_name) == 0)
-				client_enter_state(client, CLIENT_HELO);
-			return;
-		}
-		client_fail_reply(client, reply, "the server refused EHLO");
-		return;
-	case CLIENT_HELO:
-		if (!smtp_reply_positive(reply)) {
-			client_fail_reply(client, reply, "the server refused HELO");
-			return;
-		}
-		memset(&client->capabilities, 0, sizeof(client->capabilities));
-		client_after_ehlo(client);
-		return;
-	case CLIENT_STARTTLS:
-		if (reply->code == 220) {
-			client_start_tls(client);
-			return;
-		}
-		if (client->tls_mode == SMTP_TLS_OPPORTUNISTIC) {
-			client->tls_refused = true;
-			client_after_ehlo(client);
-			return;
-		}
-		client_fail_reply(client, reply, "the server refused STARTTLS");
-		return;
-	case CLIENT_AUTH_LOGIN_USER:
-	case CLIENT_AUTH_LOGIN_PASSWORD: {
-		if (reply->code != 334) {
-			client_password_wipe(client);
-			client_fail_reply(client, reply, "the server refused AUTH LOGIN");
-			return;
-		}
-		bool user = client->state == CLIENT_AUTH_LOGIN_USER;
-		const char *value = user ? client->auth_user : client->auth_password;
-		size_t b64_size;
-		char *b64 = client_base64(value, strlen(value), &b64_size);
-		if (!user)
-			client_password_wipe(client);
-		if (client_write_line(client, "%s", b64) == 0)
-			client_enter_state(client, user ? CLIENT_AUTH_LOGIN_PASSWORD : CLIENT_AUTH);
-		sodium_memzero(b64, b64_size);
-		free(b64);
-		return;
-	}
-	case CLIENT_AUTH:
-		client_password_wipe(client);
-		if (reply->code != 235) {
-			client_fail_reply(client, reply, "the server refused the login");
-			return;
-		}
-		client->authenticated = true;
-		client_session_ready(client);
-		return;
-	case CLIENT_MAIL:
-	case CLIENT_RCPT:
-	case CLIENT_DATA:
-	case CLIENT_BODY:
-	case CLIENT_DOT:
-	case CLIENT_EMPTY_DOT:
-	case CLIENT_RSET:
-		client_handle_send_reply(client, reply);
-		return;
-	case CLIENT_QUIT:
-		client_quit_later(client);
-		return;
-	case CLIENT_READY:
-	case CLIENT_TLS_HANDSHAKE:
-	case CLIENT_CLOSED:
-	case CLIENT_STATE_COUNT:
-		break;
-	}
-	/* A reply no command asked for (a 421 while idle, say): the server is
-	 * going away or out of step. */
-	client_fail_reply(client, reply, "an unexpected reply from the server");
-}
 
 /* Takes the replies waiting in the input, one after the other. */
 static void client_process_input(struct smtp_client *client)

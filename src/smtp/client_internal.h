@@ -3,11 +3,15 @@
  * client's state, the message being sent, and the functions one file calls
  * in another. client.h stays the public face.
  *
- * Three files share what is here:
- *   client.c       the connection and the session: the client made, freed
- *                  and quit, its callbacks and timeouts, command lines
- *                  out, replies in (through smtp/reply.c), greeting,
- *                  EHLO, STARTTLS and AUTH;
+ * Four files share what is here:
+ *   client.c       the connection: the client made, freed and quit, its
+ *                  callbacks and timeouts, command lines out, replies in
+ *                  (through smtp/reply.c), the STARTTLS upgrade, failure
+ *                  and the reports to the ready and sent callbacks;
+ *   client_session.c
+ *                  the session's setup: greeting, EHLO (or HELO) and its
+ *                  capabilities, STARTTLS by the TLS mode, AUTH PLAIN or
+ *                  LOGIN; and what each reply means in the state it came in;
  *   client_transaction.c
  *                  a message's transaction: smtp_client_send's checks and
  *                  early answers (SIZE, SMTPUTF8), MAIL, the RCPTs and DATA
@@ -183,6 +187,15 @@ int client_write_line(struct smtp_client *client, const char *fmt, ...)
 
 /* 220 to STARTTLS: the handshake, through the connector; EHLO follows it. */
 void client_start_tls(struct smtp_client *client);
+
+/* ---- client_session.c ---------------------------------------------------- */
+
+/* Sends EHLO: after the greeting, and again after the TLS handshake. */
+void client_send_ehlo(struct smtp_client *client);
+
+/* One whole reply from the server, in the state that expects it; the
+ * transaction's states go to client_handle_send_reply. May end CLIENT. */
+void client_handle_reply(struct smtp_client *client, struct smtp_reply *reply);
 
 /* ---- client_transaction.c ------------------------------------------------ */
 

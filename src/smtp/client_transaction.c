@@ -3,7 +3,8 @@
  * (client.h): smtp_client_send's checks and copies; what the server said
  * it cannot take (over its SIZE, an address that needs SMTPUTF8) answered
  * before any command; MAIL FROM with SIZE=, BODY=8BITMIME and SMTPUTF8 as
- * offered; the RCPTs and DATA, in one write with PIPELINING (RFC 2920),
+ * offered; the RCPTs and DATA, in one write with PIPELINING (RFC 2920:
+ * their replies are taken in order and every one is checked, DATA's too),
  * else one at a time; the per-recipient results; RSET for a transaction
  * that did not end with the body accepted. The body itself is
  * client_body.c's.
