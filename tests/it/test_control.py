@@ -106,13 +106,18 @@ def test_garbage_on_the_socket_does_not_hurt(make_popgate, provider, corpus):
     conns = garbage_connections(path)
     itutil.wait_until(lambda: [l for l in gate.log_lines() if "control:" in l], 30,
                       what="the bad input logged")
-    # Half-written notices: a client that goes away mid-line is no notice.
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(path)
-    s.sendall(b"chan")
-    s.close()
     for s in conns:
         s.close()
+    # Half-written notices: a client that goes away mid-line is no notice. The
+    # daemon may not have seen the silent connections above go yet and still
+    # refuse this one as one too many: then the write fails, which is fine.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    try:
+        s.sendall(b"chan")
+    except OSError:
+        pass
+    s.close()
     assert gate.pid == pid
     still_serving(gate)
     # And it still acts on a notice.
