@@ -116,6 +116,43 @@ static const struct ctl_command ctl_commands[] = {
      "message in processing (the daemon owns it), an unknown id, and one that\n"
      "is not U's.\n",
      ctl_queue_delete},
+    {"queue", "outbound", "[ID]", "list outbound mail with each recipient's delivery",
+     "Shows each message waiting for the relay (or only ID), its envelope sender,\n"
+     "and per recipient its status (pending, sent, failed), attempts, next\n"
+     "attempt and the remote server's last reply.\n",
+     ctl_queue_outbound},
+    {"queue", "retry", "ID", "make an outbound message's pending recipients due now",
+     "The running daemon is told and tries them at once. Exits 1 if ID is not\n"
+     "in outbound.\n",
+     ctl_queue_retry},
+    {"queue", "bounce", "ID", "give up on an outbound message's pending recipients",
+     "Its pending recipients fail (recipients already sent stay sent); the\n"
+     "message moves to bounced and its sender gets a DSN (RFC 3464), unless the\n"
+     "sender is <>. Exits 1 if ID is not in outbound.\n",
+     ctl_queue_bounce},
+    {"queue", "flush", "", "make every pending outbound recipient due now",
+     "The running daemon is told and tries them at once.\n", ctl_queue_flush},
+    {"transport", "add", "(--domain P | --sender P) HOST[:PORT] [--tls MODE] [--auth USER] [--position N]",
+     "send matching outbound mail through relay HOST",
+     "  --domain P    recipients of domain P: example.com, *.example.com (its\n"
+     "                subdomains, not example.com itself) or * (everyone)\n"
+     "  --sender P    envelope senders P: an address, @domain or *@*.domain\n"
+     "  HOST[:PORT]   the relay host (port 25 if left out; [v6]:PORT); it may be\n"
+     "                in a private range\n"
+     "  --tls MODE    none, opportunistic (default), required or verified\n"
+     "  --auth USER   log in as USER; the password is read from standard input\n"
+     "                (echo off on a terminal) and stored encrypted\n"
+     "  --position N  where the rule goes (rules from N move one down); last if\n"
+     "                left out\n"
+     "Rules are tried in position order; the first that matches wins. Without\n"
+     "one, mail goes to the recipient domain's MX.\n",
+     ctl_transport_add},
+    {"transport", "del", "ID", "delete a transport rule",
+     "Exits 1 if there is no such rule.\n", ctl_transport_del},
+    {"transport", "list", "", "list the transport rules in the order they are tried",
+     "Shows each rule's id, position, match, pattern, host, port, TLS mode and\n"
+     "AUTH user (never its password).\n",
+     ctl_transport_list},
     {"auth", "check", "NAME", "check a user's console login, password on standard input",
      "Logs in to the user console as NAME with the password read from standard\n"
      "input, as the web console does (U6): NAME is the user name ('+' for '@'),\n"
