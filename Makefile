@@ -42,7 +42,8 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/pop3/policy.c \
 	src/pipeline/proto.c src/pipeline/proto_encode.c src/pipeline/headers.c \
 	src/store/spool.c src/core/util.c src/core/log.c src/core/config.c \
-	src/core/config_section.c src/core/config_show.c src/core/rdata.c src/core/address.c
+	src/core/config_section.c src/core/config_show.c src/core/rdata.c src/core/address.c \
+	src/smtp/reply.c
 FUZZ_SECONDS ?= 20
 
 .PHONY: all deps deps-test run test unit fuzz it bench clean format
