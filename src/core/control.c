@@ -29,6 +29,7 @@
 #include "core/util.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/route.h"
+#include "smtp/relay.h"
 #include "store/account.h"
 #include "store/audit.h"
 #include "store/message.h"
@@ -321,6 +322,8 @@ void control_check(struct control *control)
 	struct popgate *pg = control->pg;
 
 	control_resume_processing(pg);
+	/* popgatectl's queue retry|bounce|flush and transport changes. */
+	relay_kick(pg->relay);
 	/* Logs the popgatectl changes that are not in the log yet
 	 * (store/audit.h): with log_file = - only this process can. */
 	if (store_admin_change_take(pg->store, ADMIN_CHANGES_PER_CHECK, admin_change_log, pg) ==

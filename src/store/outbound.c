@@ -442,3 +442,82 @@ void store_outbound_list_free(struct outbound_message **list, size_t count)
 	}
 	xfree(list);
 }
+
+int store_outbound_due(struct store *store, int64_t now, size_t limit,
+		       struct outbound_due **list_r, size_t *count_r)
+{
+	static const char sql[] =
+	    "SELECT r.message_id, r.address, r.attempts, r.last_reply, e.sender, m.received_at,"
+	    " m.body_size FROM envelope_recipient r JOIN envelope e ON e.message_id = r.message_id"
+	    " JOIN message m ON m.id = r.message_id WHERE r.status = 'pending'"
+	    " AND r.next_attempt_at <= ? AND m.state = 'outbound'"
+	    " ORDER BY m.seq, r.address LIMIT ?";
+	struct outbound_due *list = NULL;
+	size_t count = 0, capacity = 0;
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int rc;
+
+	*list_r = NULL;
+	*count_r = 0;
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, now);
+	sqlite3_bind_int64(stmt, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(stmt, 0);
+		struct outbound_due *d;
+
+		if (!spool_id_valid(id))
+			continue; /* ids become paths */
+		list = store_list_grow(list, count, &capacity, sizeof(*list));
+		d = &list[count++];
+		memcpy(d->message_id, id, SPOOL_ID_LEN + 1);
+		d->address = xstrdup((const char *)sqlite3_column_text(stmt, 1));
+		d->attempts = sqlite3_column_int(stmt, 2);
+		d->last_reply = xstrdup((const char *)sqlite3_column_text(stmt, 3));
+		d->sender = xstrdup((const char *)sqlite3_column_text(stmt, 4));
+		d->received_at = sqlite3_column_int64(stmt, 5);
+		d->body_size = sqlite3_column_int64(stmt, 6);
+	}
+	store_stmt_release(stmt);
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "listing due outbound recipients");
+		store_outbound_due_free(&list, count);
+		return -1;
+	}
+	*list_r = list;
+	*count_r = count;
+	return 0;
+}
+
+void store_outbound_due_free(struct outbound_due **list, size_t count)
+{
+	if (*list == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free((*list)[i].address);
+		free((*list)[i].last_reply);
+		free((*list)[i].sender);
+	}
+	xfree(list);
+}
+
+int store_outbound_next_due(struct store *store, int64_t now, int64_t *next_r)
+{
+	static const char sql[] =
+	    "SELECT coalesce(min(r.next_attempt_at), 0) FROM envelope_recipient r"
+	    " JOIN message m ON m.id = r.message_id WHERE r.status = 'pending'"
+	    " AND r.next_attempt_at > ? AND m.state = 'outbound'";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int found;
+
+	*next_r = 0;
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, now);
+	found = store_stmt_step(store, stmt, "reading the next due recipient");
+	if (found == 1)
+		*next_r = sqlite3_column_int64(stmt, 0);
+	store_stmt_release(stmt);
+	return found < 0 ? -1 : 0;
+}

@@ -93,4 +93,29 @@ int store_outbound_list(struct store *store, const char *id, struct outbound_mes
 			size_t *count_r);
 void store_outbound_list_free(struct outbound_message **list, size_t count);
 
+/* One pending recipient due for the relay, with what it needs of its message. */
+struct outbound_due {
+	char message_id[SPOOL_ID_LEN + 1];
+	char *address;
+	int attempts;
+	char *last_reply;
+	char *sender; /* "" for <> */
+	int64_t received_at;
+	int64_t body_size;
+};
+
+/*
+ * The pending recipients due at NOW (next_attempt_at <= NOW) of messages in
+ * outbound (a message still being filtered has its envelope too, and waits),
+ * grouped by message, at most LIMIT: *LIST_R (store_outbound_due_free),
+ * *COUNT_R. 0 or -1.
+ */
+int store_outbound_due(struct store *store, int64_t now, size_t limit,
+		       struct outbound_due **list_r, size_t *count_r);
+void store_outbound_due_free(struct outbound_due **list, size_t count);
+
+/* The earliest next attempt after NOW of a pending recipient of an outbound
+ * message, into *NEXT_R (0: none). 0 or -1. */
+int store_outbound_next_due(struct store *store, int64_t now, int64_t *next_r);
+
 #endif
