@@ -504,6 +504,7 @@ static void relay_connection_try(struct relay_connection *conn);
 static void relay_connection_failed(struct relay_connection *conn, const char *why)
 {
 	struct relay_destination *dest = conn->dest;
+	struct relay *relay = dest->relay;
 	int port;
 	const char *host = relay_connection_host(conn, &port);
 
@@ -521,7 +522,7 @@ static void relay_connection_failed(struct relay_connection *conn, const char *w
 	relay_destination_fail(dest, ENVELOPE_PENDING, conn->last_error);
 	relay_connection_close(conn);
 	relay_destination_release(dest);
-	relay_pump(dest->relay);
+	relay_pump(relay);
 }
 
 static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *reply,
