@@ -472,11 +472,12 @@ int ctl_queue_bounce(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 
 	if ((rc = ctl_outbound_target(ctl, cmd, argc, argv)) != CTL_OK)
 		return rc;
-	failed = store_outbound_bounce(ctl->store, argv[0], ctl->cfg.hostname, util_now());
+	failed = store_outbound_bounce(ctl->store, argv[0], util_now());
 	if (failed < 0)
 		return ctl_refuse("cannot bounce the message");
 	return ctl_changed(ctl, argv[0], json_pack("{s:s, s:i}", "id", argv[0], "failed", failed),
-			   "message %s bounced: %d pending recipient(s) failed", argv[0], failed);
+			   "message %s: %d pending recipient(s) failed; popgate bounces it", argv[0],
+			   failed);
 }
 
 int ctl_queue_flush(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)

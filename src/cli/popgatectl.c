@@ -127,8 +127,9 @@ static const struct ctl_command ctl_commands[] = {
      ctl_queue_retry},
     {"queue", "bounce", "ID", "give up on an outbound message's pending recipients",
      "Its pending recipients fail (recipients already sent stay sent); the\n"
-     "message moves to bounced and its sender gets a DSN (RFC 3464), unless the\n"
-     "sender is <>. Exits 1 if ID is not in outbound.\n",
+     "running daemon is told, moves the message to bounced and sends its sender\n"
+     "a DSN (RFC 3464), unless the sender is <>. Exits 1 if ID is not in\n"
+     "outbound.\n",
      ctl_queue_bounce},
     {"queue", "flush", "", "make every pending outbound recipient due now",
      "The running daemon is told and tries them at once.\n", ctl_queue_flush},

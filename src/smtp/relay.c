@@ -865,6 +865,32 @@ static void relay_arm(struct relay *relay, int64_t now, bool more)
 	event_add(relay->timer, &tv);
 }
 
+/* Ends the relay of messages whose recipients are all final but which are
+ * still in outbound (popgatectl bounced them): state and DSN, here, where
+ * the spool is ours to write. */
+static void relay_finish_unfinished(struct relay *relay)
+{
+	char (*ids)[SPOOL_ID_LEN + 1] = NULL;
+	size_t count = 0;
+
+	if (store_outbound_unfinished(relay->store, RELAY_BATCH, &ids, &count) < 0)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		struct relay_record *record;
+
+		if (*relay_flight_find(relay, ids[i]) != NULL)
+			continue;
+		record = xcalloc(1, sizeof(*record));
+		record->relay = relay;
+		memcpy(record->id, ids[i], SPOOL_ID_LEN + 1);
+		record->now = util_now();
+		record->reporting_mta = xstrdup(relay_config(relay)->hostname);
+		relay_flight_add(relay, record->id);
+		relay_record_submit(relay, record);
+	}
+	free(ids);
+}
+
 static void relay_run(struct relay *relay)
 {
 	const struct popgate_config *cfg = relay_config(relay);
@@ -898,6 +924,7 @@ static void relay_run(struct relay *relay)
 		for (; i < count && strcmp(due[i].message_id, id) == 0; i++)
 			relay_queue_recipient(relay, &due[i], rules, rule_count, &failed);
 	}
+	relay_finish_unfinished(relay);
 	while ((job = failed) != NULL) {
 		failed = job->next;
 		relay_job_end(relay, job, ENVELOPE_FAILED,

@@ -311,34 +311,58 @@ int store_outbound_retry(struct store *store, const char *message_id, int64_t no
 	return sqlite3_changes(store->db);
 }
 
-int store_outbound_bounce(struct store *store, const char *message_id, const char *reporting_mta,
-			  int64_t now)
+int store_outbound_bounce(struct store *store, const char *message_id, int64_t now)
 {
 	static const char sql[] =
 	    "UPDATE envelope_recipient SET status = 'failed', last_attempt_at = ?,"
 	    " last_reply = '" OUTBOUND_BOUNCED_REPLY "' WHERE message_id = ? AND status = 'pending'"
 	    " AND message_id IN (SELECT id FROM message WHERE state = 'outbound')";
-	char dsn_id[SPOOL_ID_LEN + 1];
-	sqlite3_stmt *stmt;
-	bool outer;
-	int failed;
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
 
-	if (store_tx_begin(store, &outer) < 0)
-		return -1;
-	stmt = store_stmt_prepare(store, sql);
 	if (stmt == NULL)
-		goto fail;
+		return -1;
 	sqlite3_bind_int64(stmt, 1, now);
 	sqlite3_bind_text(stmt, 2, message_id, -1, SQLITE_STATIC);
 	if (store_stmt_done(store, stmt, "bouncing recipients") < 0)
-		goto fail;
-	failed = sqlite3_changes(store->db);
-	if (store_outbound_finish(store, message_id, reporting_mta, now, dsn_id) < 0)
-		goto fail;
-	return store_tx_commit(store, outer) < 0 ? -1 : failed;
-fail:
-	store_tx_rollback(store, outer);
-	return -1;
+		return -1;
+	return sqlite3_changes(store->db);
+}
+
+int store_outbound_unfinished(struct store *store, size_t limit,
+			      char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r)
+{
+	static const char sql[] =
+	    "SELECT m.id FROM message m WHERE m.state = 'outbound'"
+	    " AND EXISTS (SELECT 1 FROM envelope_recipient r WHERE r.message_id = m.id)"
+	    " AND NOT EXISTS (SELECT 1 FROM envelope_recipient r WHERE r.message_id = m.id"
+	    " AND r.status = 'pending') ORDER BY m.seq LIMIT ?";
+	char (*ids)[SPOOL_ID_LEN + 1] = NULL;
+	size_t count = 0, capacity = 0;
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int rc;
+
+	*ids_r = NULL;
+	*count_r = 0;
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(stmt, 0);
+
+		if (!spool_id_valid(id))
+			continue;
+		ids = store_list_grow(ids, count, &capacity, sizeof(*ids));
+		memcpy(ids[count++], id, SPOOL_ID_LEN + 1);
+	}
+	store_stmt_release(stmt);
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "listing finished outbound mail");
+		free(ids);
+		return -1;
+	}
+	*ids_r = ids;
+	*count_r = count;
+	return 0;
 }
 
 static int outbound_recipients(struct store *store, struct outbound_message *m)

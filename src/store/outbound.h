@@ -62,11 +62,18 @@ int store_outbound_retry(struct store *store, const char *message_id, int64_t no
 
 /*
  * Fails the pending recipients of outbound message MESSAGE_ID (reply
- * OUTBOUND_BOUNCED_REPLY) and ends its relay (store_outbound_finish, the
- * DSN included). How many recipients failed (0: none was pending), or -1.
+ * OUTBOUND_BOUNCED_REPLY), for popgatectl. The daemon's relay ends the
+ * message's relay at its next run (store_outbound_unfinished): the DSN is
+ * written by the daemon, whose user owns the spool. How many recipients
+ * failed (0: none was pending), or -1.
  */
-int store_outbound_bounce(struct store *store, const char *message_id, const char *reporting_mta,
-			  int64_t now);
+int store_outbound_bounce(struct store *store, const char *message_id, int64_t now);
+
+/* Up to LIMIT messages in outbound whose recipients are all final (their
+ * relay still to end: a bounce by popgatectl): *IDS_R (allocated), *COUNT_R.
+ * 0 or -1. */
+int store_outbound_unfinished(struct store *store, size_t limit,
+			      char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r);
 
 struct outbound_recipient {
 	char *address;

@@ -211,6 +211,8 @@ static void test_retry_and_bounce(void **state)
 	     .reply = "421 busy"},
 	};
 	struct outbound_message *list = NULL;
+	char (*ids)[SPOOL_ID_LEN + 1] = NULL;
+	char dsn[SPOOL_ID_LEN + 1];
 	size_t count = 0;
 	char st[32];
 
@@ -233,8 +235,15 @@ static void test_retry_and_bounce(void **state)
 	assert_int_equal(list[0].recipients[1].status, ENVELOPE_PENDING);
 	assert_string_equal(list[0].recipients[1].last_reply, "421 busy");
 	store_outbound_list_free(&list, count);
-	/* Bounce: the pending one fails, the sent one stays sent, a DSN follows. */
-	assert_int_equal(store_outbound_bounce(f->store, M1, MTA, 400), 1);
+	/* Bounce: the pending one fails, the sent one stays sent; the message
+	 * waits for the daemon to end it, which sends the DSN. */
+	assert_int_equal(store_outbound_bounce(f->store, M1, 400), 1);
+	assert_string_equal(state_of(f, M1, st), "outbound");
+	assert_int_equal(store_outbound_unfinished(f->store, 10, &ids, &count), 0);
+	assert_int_equal(count, 1);
+	assert_string_equal(ids[0], M1);
+	free(ids);
+	assert_int_equal(store_outbound_finish(f->store, M1, MTA, 400, dsn), 2);
 	assert_string_equal(state_of(f, M1, st), "bounced");
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM envelope_recipient WHERE"
 						  " message_id = '" M1 "' AND status = 'sent'"),
@@ -242,7 +251,9 @@ static void test_retry_and_bounce(void **state)
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message"
 						  " WHERE state = 'processing'"),
 			 1);
-	assert_int_equal(store_outbound_bounce(f->store, M1, MTA, 400), 0);
+	assert_int_equal(store_outbound_bounce(f->store, M1, 400), 0);
+	assert_int_equal(store_outbound_unfinished(f->store, 10, &ids, &count), 0);
+	assert_int_equal(count, 0);
 }
 
 int main(void)
