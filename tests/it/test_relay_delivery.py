@@ -243,6 +243,11 @@ def test_delivery_and_queue_commands(relay_env):
         parts[2].as_string()
     assert "Subject: quarterly figures" in headers
     assert "never in a DSN" not in dsn.as_string()
+    # The daemon can read the DSN it wrote: the pipeline takes it on (a body
+    # it cannot open would make it suspect).
+    itutil.wait_until(lambda: gate.message_state(dsn_id) != "processing", timeout=30,
+                      what="the DSN filtered")
+    assert gate.message_state(dsn_id) != "suspect"
 
 
 def test_null_mx_fails_at_once(relay_env):
