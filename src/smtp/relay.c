@@ -76,6 +76,8 @@ struct relay_connection {
 	size_t host_index;
 	struct relay_job *job; /* being sent */
 	int messages;	       /* sent over this connection */
+	enum smtp_tls_mode tls_mode; /* of the session being started */
+	bool plain;	       /* opportunistic TLS failed on this host: plain now */
 	char last_error[RELAY_REPLY_MAX];
 };
 
@@ -515,6 +517,7 @@ static void relay_connection_failed(struct relay_connection *conn, const char *w
 		smtp_client_free(&conn->client);
 	if (dest->rule.host == NULL && conn->host_index + 1 < dest->host_count) {
 		conn->host_index++;
+		conn->plain = false;
 		relay_connection_try(conn);
 		return;
 	}
@@ -531,9 +534,22 @@ static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *
 	struct relay_connection *conn = ctx;
 	char why[RELAY_REPLY_MAX];
 
-	(void)client;
 	if (reply == NULL && error == NULL) {
 		relay_connection_next(conn);
+		return;
+	}
+	/* Opportunistic TLS tried but the session died in it (the handshake,
+	 * or the server closing right after it, as a TLS 1.3 server that
+	 * rejects the client does): RFC 7435 lets a sender go on in plain
+	 * text, on a new connection to the same host, once. */
+	if (reply == NULL && conn->tls_mode == SMTP_TLS_OPPORTUNISTIC && !conn->plain &&
+	    (smtp_client_capabilities(client)->starttls || smtp_client_tls_active(client))) {
+		log_event(LOG_WARN, "relay", NULL, NULL,
+			  "%s: STARTTLS failed (%s); trying again without TLS",
+			  relay_connection_host(conn, &(int){0}), error);
+		smtp_client_free(&conn->client);
+		conn->plain = true;
+		relay_connection_try(conn);
 		return;
 	}
 	if (reply != NULL)
@@ -586,6 +602,9 @@ static void relay_connected_cb(struct bufferevent *bev, const char *error, void 
 			config.auth_password = password;
 		}
 	}
+	if (conn->plain && config.tls_mode == SMTP_TLS_OPPORTUNISTIC)
+		config.tls_mode = SMTP_TLS_NONE;
+	conn->tls_mode = config.tls_mode;
 	conn->client = smtp_client_new(relay->connector, bev, &config, relay_ready_cb, conn);
 	crypto_password_free(&password);
 	if (conn->client == NULL)

@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import smtplib
+import ssl
 import threading
 
 import pytest
@@ -30,6 +31,7 @@ from test_ctl import ctl, ok
 
 MX_ADDRESS = "127.0.0.21"
 RELAY_ADDRESS = "127.0.0.22"
+BROKEN_TLS_ADDRESS = "127.0.0.23"
 RELAY_USER = "relayuser"
 RELAY_PASSWORD = "relay-secret-91x"
 BODY = (b"From: Alice <alice@office.test>\r\nTo: bob@mail.test\r\n"
@@ -41,14 +43,14 @@ class Sink:
     """An aiosmtpd server on ADDRESS:PORT that records what it accepts; a
     recipient whose local part begins "tempfail" gets 451, "reject" 550."""
 
-    def __init__(self, address, port, tls_context=None, auth=False):
+    def __init__(self, address, port, tls_context=None, auth=False, require_tls=True):
         self.messages = []
         self.ehlos = 0
         self.logins = []
         self.lock = threading.Lock()
         kwargs = {}
         if tls_context is not None:
-            kwargs.update(tls_context=tls_context, require_starttls=True)
+            kwargs.update(tls_context=tls_context, require_starttls=require_tls)
         if auth:
             kwargs.update(authenticator=self._authenticate, auth_required=True,
                           auth_require_tls=True)
@@ -102,8 +104,10 @@ def relay_env(it_root, test_ca, make_popgate):
     directory = os.path.join(it_root, "relay-" + secrets.token_hex(4))
     os.makedirs(directory)
     port = itutil.free_port()
-    dns = Dnsmasq(directory, {"mx.mail.test": [MX_ADDRESS], "relay.test": [RELAY_ADDRESS]},
-                  mx={"mail.test": [(10, "mx.mail.test")], "nullmx.test": [(0, ".")]}).start()
+    dns = Dnsmasq(directory, {"mx.mail.test": [MX_ADDRESS], "relay.test": [RELAY_ADDRESS],
+                              "mx.tls.test": [BROKEN_TLS_ADDRESS]},
+                  mx={"mail.test": [(10, "mx.mail.test")], "nullmx.test": [(0, ".")],
+                      "tls.test": [(10, "mx.tls.test")]}).start()
     mx = Sink(MX_ADDRESS, port).start()
     relay = Sink(RELAY_ADDRESS, port, tls_context=test_ca.server_context(), auth=True).start()
     gate = make_popgate(overrides={
@@ -113,6 +117,7 @@ def relay_env(it_root, test_ca, make_popgate):
     })
     env = type("Env", (), {})()
     env.gate, env.mx, env.relay, env.dns, env.port = gate, mx, relay, dns, port
+    env.ca = test_ca
     yield env
     gate.stop()
     mx.stop()
@@ -277,6 +282,27 @@ def test_transport_rule_with_tls_and_auth(relay_env):
     assert relay.messages[0]["tls"]
     assert relay_env.mx.ehlos == 0
     assert RELAY_PASSWORD not in gate.log_text()
+
+
+def test_opportunistic_tls_falls_back_to_plain(relay_env):
+    """An MX offers STARTTLS but its handshake fails (it wants a client
+    certificate): the message goes again in plain text (RFC 7435), once."""
+    gate = relay_env.gate
+    context = relay_env.ca.server_context()
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(relay_env.ca.ca_cert)
+    broken = Sink(BROKEN_TLS_ADDRESS, relay_env.port, tls_context=context,
+                  require_tls=False).start()
+    try:
+        message_id = queue_outbound(gate, "alice@office.test", ["erin@tls.test"])
+        ok(ctl("queue", "flush", config=gate.config_path))
+        gate.wait_message_state(message_id, "sent")
+        assert broken.received("erin@tls.test") == 1
+        assert not broken.messages[0]["tls"]
+        assert broken.ehlos == 2
+        assert any("STARTTLS failed" in e.detail for e in gate.events("relay"))
+    finally:
+        broken.stop()
 
 
 def test_restart_resumes(relay_env):
