@@ -117,9 +117,10 @@ static const struct ctl_command ctl_commands[] = {
      "is not U's.\n",
      ctl_queue_delete},
     {"queue", "outbound", "[ID]", "list outbound mail with each recipient's delivery",
-     "Shows each message waiting for the relay (or only ID), its envelope sender,\n"
-     "and per recipient its status (pending, sent, failed), attempts, next\n"
-     "attempt and the remote server's last reply.\n",
+     "Shows each message waiting for the relay (or only ID), its envelope\n"
+     "sender, and per recipient its status (pending, sent, failed), attempts,\n"
+     "next attempt and the remote server's last reply. 'popgatectl queue' alone\n"
+     "shows the same.\n",
      ctl_queue_outbound},
     {"queue", "retry", "ID", "make an outbound message's pending recipients due now",
      "The running daemon is told and tries them at once. Exits 1 if ID is not\n"
@@ -273,7 +274,10 @@ int main(int argc, char **argv)
 	if (!ctl_group_known(argv[optind]))
 		return ctl_usage_error(NULL, "unknown command '%s'",
 				       ctl_clean(argv[optind], buf, sizeof(buf)));
-	if (optind + 1 >= argc || strcmp(argv[optind + 1], "--help") == 0) {
+	/* `popgatectl queue` alone: the relay's queue, as `queue outbound`. */
+	if (optind + 1 >= argc && !help && strcmp(argv[optind], "queue") == 0) {
+		cmd = ctl_command_find("queue", "outbound");
+	} else if (optind + 1 >= argc || strcmp(argv[optind + 1], "--help") == 0) {
 		if (help || optind + 1 < argc) {
 			ctl_group_usage(argv[optind], stdout);
 			return CTL_OK;
@@ -281,8 +285,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "popgatectl: '%s' needs a subcommand\n", argv[optind]);
 		ctl_group_usage(argv[optind], stderr);
 		return CTL_USAGE;
+	} else {
+		cmd = ctl_command_find(argv[optind], argv[optind + 1]);
 	}
-	cmd = ctl_command_find(argv[optind], argv[optind + 1]);
 	if (cmd == NULL) {
 		fprintf(stderr, "popgatectl: unknown command '%s %s'\n", argv[optind],
 			ctl_clean(argv[optind + 1], buf, sizeof(buf)));

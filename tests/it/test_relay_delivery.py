@@ -216,6 +216,7 @@ def test_delivery_and_queue_commands(relay_env):
     assert by_address["tempfail@mail.test"]["last_reply"].startswith("451 4.3.0")
     table = ok(ctl("queue", "outbound", config=conf))
     assert "tempfail@mail.test" in table and "pending" in table
+    assert ok(ctl("queue", config=conf)) == table
     # retry: due now, the daemon told, one attempt more; bob is not sent again.
     ok(ctl("queue", "retry", message_id, config=conf))
     itutil.wait_until(lambda: recipient_rows(gate, message_id)["tempfail@mail.test"][1] == 2,
