@@ -66,6 +66,7 @@ struct relay_destination {
 	struct relay_job *head, *tail; /* jobs waiting for a connection */
 	size_t queued;
 	size_t connections; /* open or opening */
+	size_t opening;	    /* of those, not yet ready (each will take a job) */
 };
 
 struct relay_connection {
@@ -78,6 +79,7 @@ struct relay_connection {
 	int messages;	       /* sent over this connection */
 	enum smtp_tls_mode tls_mode; /* of the session being started */
 	bool plain;	       /* opportunistic TLS failed on this host: plain now */
+	bool ready;	       /* its session was ready once */
 	char last_error[RELAY_REPLY_MAX];
 };
 
@@ -432,13 +434,18 @@ static void relay_mx_cb(const struct resolver_answer *answer, void *ctx)
 	struct relay_destination *dest = ctx;
 	char reply[RELAY_REPLY_MAX];
 
+	size_t exchanges = 0;
+
 	dest->lookup = NULL;
-	if (answer->status == RESOLVER_OK && answer->count == 1 &&
-	    strcmp(answer->records[0].name, ".") == 0) {
-		/* RFC 7505: the domain accepts no mail. */
+	for (size_t i = 0; answer->status == RESOLVER_OK && i < answer->count; i++)
+		exchanges += strcmp(answer->records[i].name, ".") != 0;
+	if (answer->status == RESOLVER_OK && answer->count > 0 && exchanges == 0) {
+		/* RFC 7505: "0 ." says the domain accepts no mail. */
 		relay_destination_fail(dest, ENVELOPE_FAILED,
 				       "556 5.1.10 (popgate) the domain accepts no mail (null MX)");
 	} else if (answer->status == RESOLVER_OK) {
+		/* In preference order (the resolver sorts them); a "." among
+		 * real exchanges is no host to try. */
 		dest->hosts = xcalloc(answer->count + 1, sizeof(*dest->hosts));
 		for (size_t i = 0; i < answer->count; i++)
 			if (strcmp(answer->records[i].name, ".") != 0)
@@ -484,6 +491,8 @@ static void relay_connection_close(struct relay_connection *conn)
 	}
 	relay->connection_count--;
 	dest->connections--;
+	if (!conn->ready)
+		dest->opening--;
 	free(conn);
 }
 
@@ -535,6 +544,8 @@ static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *
 	char why[RELAY_REPLY_MAX];
 
 	if (reply == NULL && error == NULL) {
+		conn->ready = true;
+		conn->dest->opening--;
 		relay_connection_next(conn);
 		return;
 	}
@@ -659,6 +670,7 @@ static void relay_connection_open(struct relay_destination *dest)
 	relay->connections = conn;
 	relay->connection_count++;
 	dest->connections++;
+	dest->opening++;
 	relay_connection_try(conn);
 }
 
@@ -756,7 +768,9 @@ static void relay_pump(struct relay *relay)
 						       relay_mx_cb, dest);
 			continue;
 		}
-		while (dest->resolved && dest->queued > dest->connections &&
+		/* Busy connections take a job each when done; one still opening
+		 * will take one too: more are opened only for jobs beyond those. */
+		while (dest->resolved && dest->queued > dest->opening &&
 		       dest->connections < (size_t)cfg->relay_max_per_destination &&
 		       relay->connection_count < (size_t)cfg->relay_max_connections)
 			relay_connection_open(dest);

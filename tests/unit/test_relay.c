@@ -6,7 +6,8 @@
  * and fall-back to the next MX when the first refuses the connection, the
  * implicit MX, a null MX failing at once, 4xx retried and 5xx failing that
  * recipient only with a DSN queued, the queue lifetime bouncing, a
- * transport rule overriding MX, connection reuse, and a restart resuming.
+ * transport rule overriding MX, connection reuse, the per-destination and
+ * global connection limits, and a restart resuming.
  *
  * The sinks log each EHLO (one per connection: they offer no STARTTLS) and
  * each message, as JSON lines; a recipient whose local part begins with
@@ -528,6 +529,32 @@ static void test_connection_reuse(void **state)
 	assert_int_equal(sink_count(&group.mx2, "\"ehlo\""), 1);
 }
 
+/* Four messages to one destination: as many connections as the limits
+ * allow, each carrying messages until none is left. */
+static void test_connection_limits(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const to[] = {"b@mail.test", NULL};
+	char id[SPOOL_ID_LEN + 1];
+
+	f->cfg.relay_max_per_destination = 2;
+	for (int i = 0; i < 4; i++)
+		outbound_add(f, "a@example.com", to, id);
+	relay_start(f);
+	wait_for(f, 4, "SELECT count(*) FROM message WHERE state = 'sent'");
+	assert_int_equal(sink_count(&group.mx2, "\"ehlo\""), 2);
+	relay_stop_all(f);
+	/* The global limit holds below the destination's. */
+	sink_clear(&group.mx2);
+	f->cfg.relay_max_per_destination = 4;
+	f->cfg.relay_max_connections = 1;
+	for (int i = 0; i < 4; i++)
+		outbound_add(f, "a@example.com", to, id);
+	relay_start(f);
+	wait_for(f, 8, "SELECT count(*) FROM message WHERE state = 'sent'");
+	assert_int_equal(sink_count(&group.mx2, "\"ehlo\""), 1);
+}
+
 /* Pending when the relay stops; delivered by the next one, from the store. */
 static void test_restart_resumes(void **state)
 {
@@ -563,6 +590,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_transport_rule, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_private_mx_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_connection_reuse, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_connection_limits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_resumes, setup, teardown),
 	};
 
