@@ -4,6 +4,7 @@
  * the daemon's key: store/transport.h), delete one, list them (never the
  * secret, only whether there is one).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -27,6 +28,7 @@ static int ctl_transport_target(const char *text, char **host_r, int *port_r)
 {
 	const char *colon = strrchr(text, ':');
 	const char *host = text, *end;
+	struct in6_addr v6;
 	char *port_end;
 	long port = 25;
 
@@ -49,6 +51,10 @@ static int ctl_transport_target(const char *text, char **host_r, int *port_r)
 			return -1;
 	}
 	*host_r = xstrndup(host, (size_t)(end - host));
+	if (text[0] == '[' && inet_pton(AF_INET6, *host_r, &v6) != 1) {
+		xfree(host_r);
+		return -1;
+	}
 	if (text[0] != '[' && !config_valid_pattern(*host_r)) {
 		xfree(host_r);
 		return -1;

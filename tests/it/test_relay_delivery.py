@@ -181,11 +181,18 @@ def test_transport_commands(relay_env):
                ).returncode == 2
     assert ctl("transport", "add", "--domain", "x.test", "relay.test", "--tls", "maybe",
                config=conf).returncode == 2
+    assert ctl("transport", "add", "--domain", "x.test", "[relay.test]:25", config=conf
+               ).returncode == 2
+    assert ctl("transport", "add", "--domain", "x.test", "::1", config=conf).returncode == 2
+    v6 = json.loads(ok(ctl("--json", "transport", "add", "--domain", "v6.test", "[::1]:2525",
+                           config=conf)))
+    assert (v6["host"], v6["port"]) == ("::1", 2525)
+    ok(ctl("transport", "del", str(v6["id"]), config=conf))
     assert ctl("transport", "del", "999", config=conf).returncode == 1
     ok(ctl("transport", "del", str(added["id"]), config=conf))
     rules = json.loads(ok(ctl("--json", "transport", "list", config=conf)))
     assert [r["pattern"] for r in rules] == ["*.example.com"]
-    gate.wait_event("admin_change", count=3)
+    gate.wait_event("admin_change", count=5)
 
 
 def test_delivery_and_queue_commands(relay_env):
