@@ -216,7 +216,8 @@ static void relay_record_done(int result, const char *error, void *arg)
 	else if (result == 2)
 		log_event(LOG_INFO, "relay", NULL, record->id, "bounced");
 	relay_flight_drop(relay, record->id);
-	if (result >= 0 && record->dsn_id[0] != '\0' && relay->queued != NULL)
+	/* Stopped: the next start hands the DSN, in processing, to the pipeline. */
+	if (result >= 0 && record->dsn_id[0] != '\0' && relay->queued != NULL && !relay->stopped)
 		relay->queued(record->dsn_id, relay->queued_ctx);
 	relay_record_free(record);
 	relay_kick(relay);
