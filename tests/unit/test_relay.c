@@ -132,11 +132,15 @@ static int sink_start(struct sink *sink, const char *address, int port, const ch
 		return -1;
 	if (sink->pid == 0) {
 		/* Not the test's output: a sink outliving a crashed test would
-		 * hold its pipe open. */
-		int null = open("/dev/null", O_RDWR);
+		 * hold its pipe open (scripts/run-unit.sh would wait on it). */
+		char errors[TEST_DIR_SIZE + 40];
+		int null = open("/dev/null", O_RDWR), err_fd;
 
+		snprintf(errors, sizeof(errors), "%s.stderr", sink->log);
+		err_fd = open(errors, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(null, STDIN_FILENO);
 		dup2(null, STDOUT_FILENO);
+		dup2(err_fd >= 0 ? err_fd : null, STDERR_FILENO);
 		execl(PYTHON, PYTHON, script, address, port_text, sink->log, (char *)NULL);
 		_exit(127);
 	}
