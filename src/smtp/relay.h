@@ -14,7 +14,10 @@
  * max_per_destination connections to it and max_connections in all.
  * Connections go through core/connector (each address judged by the
  * address policy: an MX host in a private range is refused unless [relay]
- * allow_private; a transport rule's host may be anywhere) and smtp/client.
+ * allow_private; a transport rule's host may be anywhere) and smtp/client,
+ * with opportunistic STARTTLS to MX hosts (a session that dies in it is
+ * tried once more in plain text, RFC 7435) and a rule's own TLS mode and
+ * AUTH. MTA-STS and DANE are not applied yet.
  *
  * Per recipient: 2xx sent; 5xx failed (for that recipient only); 4xx, no
  * connection or no answer: pending again, after retry_min doubling per
@@ -24,6 +27,10 @@
  * the DSN), never written on the loop's connection. A recipient once sent
  * is never sent again; a delivery cut after the remote server took the
  * body but before its reply arrived is repeated (at least once).
+ *
+ * A run also ends the relay of messages whose recipients all became final
+ * outside it (`popgatectl queue bounce`): the DSN is written here, by the
+ * daemon's user, who owns the spool.
  *
  * All state is in the store: after a restart the pending recipients are
  * simply due again.
