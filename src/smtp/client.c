@@ -143,8 +143,11 @@ struct smtp_client {
 	struct smtp_client_capabilities capabilities;
 	bool tls_active;
 	bool tls_refused; /* OPPORTUNISTIC: STARTTLS was refused, go on in plain */
+	bool tls_failed;  /* the session ended in the STARTTLS handshake */
 	bool authenticated;
-	bool quitting; /* smtp_client_quit: the client frees itself */
+	bool quitting;		       /* smtp_client_quit: the client frees itself */
+	smtp_client_closed_cb *closed; /* called once the QUIT is over */
+	void *closed_ctx;
 
 	smtp_client_ready_cb *ready; /* NULL once called */
 	void *ready_ctx;
@@ -269,6 +272,27 @@ static void client_close(struct smtp_client *client)
 	client_password_wipe(client);
 }
 
+/* A QUIT is over (or the client was closed for it): CLOSED is told from
+ * the loop (client_kick_cb), never inside smtp_client_quit. */
+static void client_quit_later(struct smtp_client *client)
+{
+	static const struct timeval now = {0, 0};
+
+	client_close(client);
+	evtimer_add(client->kick, &now);
+}
+
+/* In a handler: tells CLOSED, and the client is freed when it returns. */
+static void client_quit_finish(struct smtp_client *client)
+{
+	smtp_client_closed_cb *closed = client->closed;
+
+	client->closed = NULL;
+	client->free_requested = true;
+	if (closed != NULL)
+		closed(client, client->closed_ctx);
+}
+
 /* The message is done (or failed): SENT is told, the client is idle again
  * unless the connection is closed. */
 static void client_send_complete(struct smtp_client *client)
@@ -300,12 +324,13 @@ static void client_ready_report(struct smtp_client *client, const struct smtp_re
 /*
  * Ends the session on an error: records why (REPLY the server's reply that
  * caused it, or NULL), closes the connection, and tells whoever waits: the
- * message being sent, or the ready callback. A client quitting frees itself.
+ * message being sent, or the ready callback. A quitting client tells its
+ * CLOSED callback instead, from the loop.
  */
-static void client_fail(struct smtp_client *client, const struct smtp_reply *reply,
-			const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void client_fail(struct smtp_client *client, const struct smtp_reply *reply,
-			const char *fmt, ...)
+static void client_fail(struct smtp_client *client, const struct smtp_reply *reply, const char *fmt,
+			...) __attribute__((format(printf, 3, 4)));
+static void client_fail(struct smtp_client *client, const struct smtp_reply *reply, const char *fmt,
+			...)
 {
 	va_list ap;
 
@@ -317,7 +342,7 @@ static void client_fail(struct smtp_client *client, const struct smtp_reply *rep
 	log_debug("smtp client %s: %s", client->server_name, client->error);
 	client_close(client);
 	if (client->quitting) {
-		client->free_requested = true;
+		client_quit_later(client);
 		return;
 	}
 	if (client->send != NULL)
@@ -351,7 +376,7 @@ static void client_line_cleanup(const void *data, size_t len, void *extra)
  * stay in libevent's chunks. 0, or -1 with the client failed.
  */
 static int client_write_line(struct smtp_client *client, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static int client_write_line(struct smtp_client *client, const char *fmt, ...)
 {
 	va_list ap;
@@ -507,8 +532,9 @@ static void client_send_auth(struct smtp_client *client)
 	const struct smtp_client_capabilities *caps = &client->capabilities;
 
 	if (!caps->auth_plain && !caps->auth_login) {
-		client_fail(client, NULL, "the server offers no AUTH mechanism popgate uses (PLAIN "
-					  "or LOGIN)");
+		client_fail(client, NULL,
+			    "the server offers no AUTH mechanism popgate uses (PLAIN "
+			    "or LOGIN)");
 		return;
 	}
 	if (!caps->auth_plain) {
@@ -544,15 +570,17 @@ static void client_after_ehlo(struct smtp_client *client)
 			return;
 		}
 		if (client->tls_mode != SMTP_TLS_OPPORTUNISTIC) {
-			client_fail(client, NULL, "the server does not offer STARTTLS, which the "
-						  "TLS mode requires");
+			client_fail(client, NULL,
+				    "the server does not offer STARTTLS, which the "
+				    "TLS mode requires");
 			return;
 		}
 	}
 	if (client->auth_user != NULL) {
 		if (!client->tls_active) {
-			client_fail(client, NULL, "refused to send credentials over a connection "
-						  "without TLS");
+			client_fail(client, NULL,
+				    "refused to send credentials over a connection "
+				    "without TLS");
 			return;
 		}
 		client_send_auth(client);
@@ -661,8 +689,8 @@ static void client_read_work(void *arg)
 	struct client_read *read_job = arg;
 
 	do
-		read_job->n = pread(read_job->fd, read_job->chunk, read_job->want,
-				    (off_t)read_job->offset);
+		read_job->n =
+		    pread(read_job->fd, read_job->chunk, read_job->want, (off_t)read_job->offset);
 	while (read_job->n < 0 && errno == EINTR);
 	read_job->error = read_job->n < 0 ? errno : 0;
 }
@@ -698,7 +726,8 @@ static void client_body_fill(struct smtp_client *client)
 {
 	while (client->state == CLIENT_BODY && !client->free_requested &&
 	       client->send->reading == NULL &&
-	       evbuffer_get_length(bufferevent_get_output(client->bev)) < CLIENT_OUTPUT_HIGH_WATER) {
+	       evbuffer_get_length(bufferevent_get_output(client->bev)) <
+		   CLIENT_OUTPUT_HIGH_WATER) {
 		struct client_send *send = client->send;
 		if (send->offset >= send->size) {
 			client_body_end(client);
@@ -711,7 +740,8 @@ static void client_body_fill(struct smtp_client *client)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
-			n = pread(send->fd, send->chunk, want, (off_t)send->offset); /* no RWF_NOWAIT */
+			n = pread(send->fd, send->chunk, want,
+				  (off_t)send->offset); /* no RWF_NOWAIT */
 		if (n < 0 && errno == EAGAIN) {
 			struct client_read *read_job = xcalloc(1, sizeof(*read_job));
 			read_job->client = client;
@@ -756,9 +786,9 @@ static void client_send_envelope(struct smtp_client *client)
 	for (size_t i = 0; i < send->recipient_count; i++)
 		utf8 = utf8 || !client_is_ascii(send->recipients[i]);
 	if (caps->size)
-		snprintf(size, sizeof(size), " SIZE=%llu",
-			 (unsigned long long)(send->size +
-					      (send->prepend ? strlen(send->prepend) : 0)));
+		snprintf(
+		    size, sizeof(size), " SIZE=%llu",
+		    (unsigned long long)(send->size + (send->prepend ? strlen(send->prepend) : 0)));
 	if (client_write_line(client, "MAIL FROM:<%s>%s%s%s", send->sender, size,
 			      caps->eight_bit_mime ? " BODY=8BITMIME" : "",
 			      utf8 ? " SMTPUTF8" : "") < 0)
@@ -870,6 +900,12 @@ static void client_handle_send_reply(struct smtp_client *client, struct smtp_rep
 
 static void client_handle_reply(struct smtp_client *client, struct smtp_reply *reply)
 {
+	/* A message answered here waits for the loop to report it: the server
+	 * was asked nothing, so any reply now is unasked for. */
+	if (client->send != NULL && client->send->early) {
+		client_fail_reply(client, reply, "an unexpected reply from the server");
+		return;
+	}
 	switch (client->state) {
 	case CLIENT_GREETING:
 		if (reply->code != 220) {
@@ -951,8 +987,7 @@ static void client_handle_reply(struct smtp_client *client, struct smtp_reply *r
 		client_handle_send_reply(client, reply);
 		return;
 	case CLIENT_QUIT:
-		client_close(client);
-		client->free_requested = true;
+		client_quit_later(client);
 		return;
 	case CLIENT_READY:
 	case CLIENT_TLS_HANDSHAKE:
@@ -981,7 +1016,8 @@ static void client_process_input(struct smtp_client *client)
 					       &reply);
 		evbuffer_drain(in, used);
 		if (r < 0) {
-			client_fail(client, NULL, "a malformed reply from the server in state %s: %s",
+			client_fail(client, NULL,
+				    "a malformed reply from the server in state %s: %s",
 				    client_state_names[client->state], client->parser.error);
 			return;
 		}
@@ -1030,10 +1066,11 @@ static void client_event_cb(struct bufferevent *bev, short events, void *ctx)
 		goto done;
 	}
 	ssl_error = connector_tls_error(bev, events);
+	if (client->state == CLIENT_TLS_HANDSHAKE)
+		client->tls_failed = true;
 	if (client->state == CLIENT_QUIT) {
 		/* The server closed first, or did not answer QUIT: done either way. */
-		client_close(client);
-		client->free_requested = true;
+		client_quit_later(client);
 		goto done;
 	}
 	if (events & BEV_EVENT_TIMEOUT) {
@@ -1064,10 +1101,14 @@ static void client_kick_cb(evutil_socket_t fd, short what, void *ctx)
 	(void)what;
 
 	client->busy++;
-	if (client->send != NULL && client->send->early)
+	if (client->quitting) {
+		if (client->state == CLIENT_CLOSED)
+			client_quit_finish(client);
+	} else if (client->send != NULL && client->send->early) {
 		client_send_complete(client);
-	else
+	} else {
 		client_process_input(client);
+	}
 	client_release(client);
 }
 
@@ -1165,8 +1206,9 @@ int smtp_client_send(struct smtp_client *client, const struct smtp_client_messag
 		send->result.mail.code = 552;
 		early = "5.3.4";
 	} else if (utf8 && !client->capabilities.smtputf8) {
-		snprintf(text, sizeof(text), "(popgate) an address needs SMTPUTF8, which the "
-					     "server does not offer");
+		snprintf(text, sizeof(text),
+			 "(popgate) an address needs SMTPUTF8, which the "
+			 "server does not offer");
 		send->result.mail.code = 553;
 		early = "5.6.7";
 	}
@@ -1205,27 +1247,28 @@ bool smtp_client_authenticated(const struct smtp_client *client)
 	return client->authenticated;
 }
 
-void smtp_client_quit(struct smtp_client **client_p)
+bool smtp_client_tls_failed(const struct smtp_client *client)
 {
-	struct smtp_client *client = *client_p;
+	return client->tls_failed;
+}
 
-	*client_p = NULL;
-	if (client == NULL)
+void smtp_client_quit(struct smtp_client *client, smtp_client_closed_cb *closed, void *ctx)
+{
+	if (client == NULL || client->quitting)
 		return;
-	if (!smtp_client_reusable(client)) {
-		smtp_client_free(&client);
-		return;
-	}
 	client->quitting = true;
 	client->ready = NULL;
-	if (client_write_line(client, "QUIT") < 0) {
-		/* Failed and closed: free it now, or once its handler returns. */
-		if (client->busy == 0)
-			client_destroy(client);
+	client->closed = closed;
+	client->closed_ctx = ctx;
+	if (client->state != CLIENT_READY || client->send != NULL || client->bev == NULL) {
+		client_quit_later(client);
 		return;
 	}
-	client_enter_state(client, CLIENT_QUIT);
-	client_set_timeouts(client, true, true);
+	/* A failure here closes the client and schedules CLOSED (client_fail). */
+	if (client_write_line(client, "QUIT") == 0) {
+		client_enter_state(client, CLIENT_QUIT);
+		client_set_timeouts(client, true, true);
+	}
 }
 
 void smtp_client_free(struct smtp_client **client_p)
@@ -1235,6 +1278,7 @@ void smtp_client_free(struct smtp_client **client_p)
 	*client_p = NULL;
 	if (client == NULL)
 		return;
+	client->closed = NULL;
 	if (client->busy > 0) {
 		/* Inside one of its handlers: no callback any more, the connection
 		 * closed now, the memory when the handler returns. */

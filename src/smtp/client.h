@@ -86,7 +86,7 @@ struct smtp_client_config {
 /* What the server offered in its EHLO reply (all false after HELO). */
 struct smtp_client_capabilities {
 	bool pipelining;
-	bool size;	   /* SIZE offered; */
+	bool size;	   /* SIZE offered */
 	uint64_t size_max; /* its limit, 0 for none given */
 	bool eight_bit_mime;
 	bool starttls;
@@ -187,14 +187,30 @@ const struct smtp_client_capabilities *smtp_client_capabilities(const struct smt
 bool smtp_client_tls_active(const struct smtp_client *client);
 bool smtp_client_authenticated(const struct smtp_client *client);
 
+/* Whether the session failed in the STARTTLS handshake (the certificate,
+ * the protocol, the connection dropped during it): an OPPORTUNISTIC caller
+ * may then connect again with SMTP_TLS_NONE, as RFC 7435 allows. */
+bool smtp_client_tls_failed(const struct smtp_client *client);
+
+/*
+ * Called once the session QUIT began has ended: the server answered QUIT,
+ * closed, or did not answer within timeout_seconds. CLIENT is freed right
+ * after this returns.
+ */
+typedef void smtp_client_closed_cb(struct smtp_client *client, void *ctx);
+
 /*
  * Ends the session politely: QUIT when the connection is idle and alive,
- * its reply awaited (at most timeout_seconds), then the client frees
- * itself; at once when it is not. No callback runs any more. Needs the
- * loop to go on: at shutdown use smtp_client_free. NULL is fine; sets
- * *CLIENT_P to NULL. Safe inside the client's own callbacks.
+ * its reply awaited (at most timeout_seconds), then CLOSED (may be NULL)
+ * from the loop, and the client frees itself. A client that is not idle
+ * (failed, closed, busy with a message) is closed at once, CLOSED still
+ * following from the loop. No ready or sent callback runs any more. Until
+ * CLOSED the caller still holds CLIENT and may smtp_client_free it (at
+ * shutdown: then CLOSED is never called); with CLOSED NULL it must not use
+ * CLIENT any more, and the loop must go on until the client is gone. Safe
+ * inside the client's own callbacks. NULL is fine.
  */
-void smtp_client_quit(struct smtp_client **client_p);
+void smtp_client_quit(struct smtp_client *client, smtp_client_closed_cb *closed, void *ctx);
 
 /* Frees the client and closes its connection at once; no callback runs
  * any more. NULL is fine; sets *CLIENT_P to NULL. Safe inside the

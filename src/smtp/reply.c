@@ -220,8 +220,9 @@ int smtp_reply_parser_feed(struct smtp_reply_parser *parser, const char *data, s
 				return -1;
 		} else {
 			if (parser_reserve(parser, 1) < 0)
-				return parser_fail(parser, "a reply of more than " SMTP_REPLY_STRING(
-							       SMTP_REPLY_TEXT_MAX) " bytes of text");
+				return parser_fail(parser,
+						   "a reply of more than " SMTP_REPLY_STRING(
+						       SMTP_REPLY_TEXT_MAX) " bytes of text");
 			parser->text[parser->text_length++] = c;
 		}
 		parser->line_length++;

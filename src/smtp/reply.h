@@ -52,15 +52,15 @@ struct smtp_reply {
 
 struct smtp_reply_parser {
 	/* The reply being read. */
-	int code;	     /* of its first line; 0 before the first digit */
-	int line_code;	     /* the digits of the current line so far */
-	size_t line_length;  /* bytes of the current line so far, the code included */
-	size_t line_count;   /* lines of the reply completed */
-	size_t line_start;   /* offset of the current line's text in TEXT */
-	bool last_line;	     /* the current line had "NNN " or "NNN" EOL: it ends the reply */
-	bool after_cr;	     /* a CR was read: only a LF may follow */
+	int code;	    /* of its first line; 0 before the first digit */
+	int line_code;	    /* the digits of the current line so far */
+	size_t line_length; /* bytes of the current line so far, the code included */
+	size_t line_count;  /* lines of the reply completed */
+	size_t line_start;  /* offset of the current line's text in TEXT */
+	bool last_line;	    /* the current line had "NNN " or "NNN" EOL: it ends the reply */
+	bool after_cr;	    /* a CR was read: only a LF may follow */
 	char enhanced[16];
-	char *text;	     /* the reply's text so far, NUL-ended */
+	char *text; /* the reply's text so far, NUL-ended */
 	size_t text_length;
 	size_t text_capacity;
 	/* Set once the input broke the grammar or a limit; sticky. */

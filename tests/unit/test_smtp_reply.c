@@ -91,8 +91,8 @@ static char *feed(const char *in, size_t len, size_t first, size_t step)
 		}
 		pos += n;
 	}
-	if (r == 0 && len > 0 && (parser.line_length > 0 || parser.line_count > 0 ||
-				  parser.after_cr))
+	if (r == 0 && len > 0 &&
+	    (parser.line_length > 0 || parser.line_count > 0 || parser.after_cr))
 		transcript_add(&t, "+");
 done:
 	smtp_reply_parser_clear(&parser);
