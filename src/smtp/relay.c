@@ -83,6 +83,14 @@ struct relay_connection {
 	char last_error[RELAY_REPLY_MAX];
 };
 
+/* A client saying QUIT: it frees itself once done, unless the relay stops
+ * first and frees it. */
+struct relay_quitting {
+	struct relay_quitting *next;
+	struct relay *relay;
+	struct smtp_client *client;
+};
+
 /* A message with jobs whose results are not yet committed. */
 struct relay_flight {
 	struct relay_flight *next;
@@ -107,6 +115,7 @@ struct relay {
 	struct relay_connection *connections;
 	size_t connection_count;
 	struct relay_flight *flights;
+	struct relay_quitting *quitting;
 	bool stopped; /* relay_stop: no more runs */
 };
 
@@ -468,18 +477,39 @@ static void relay_mx_cb(const struct resolver_answer *answer, void *ctx)
 
 /* ---- connections --------------------------------------------------------------- */
 
+/* A client's QUIT ended: it frees itself after this. */
+static void relay_quit_done_cb(struct smtp_client *client, void *ctx)
+{
+	struct relay_quitting *quitting = ctx;
+	struct relay *relay = quitting->relay;
+
+	(void)client;
+	for (struct relay_quitting **p = &relay->quitting; *p != NULL; p = &(*p)->next) {
+		if (*p == quitting) {
+			*p = quitting->next;
+			break;
+		}
+	}
+	free(quitting);
+}
+
 static void relay_connection_close(struct relay_connection *conn)
 {
 	struct relay_destination *dest = conn->dest;
 	struct relay *relay = dest->relay;
 
 	connector_cancel(&conn->attempt);
-	if (conn->client != NULL) {
-		if (smtp_client_reusable(conn->client))
-			smtp_client_quit(&conn->client);
-		else
-			smtp_client_free(&conn->client);
+	if (conn->client != NULL && smtp_client_reusable(conn->client) && !relay->stopped) {
+		struct relay_quitting *quitting = xcalloc(1, sizeof(*quitting));
+
+		quitting->relay = relay;
+		quitting->client = conn->client;
+		quitting->next = relay->quitting;
+		relay->quitting = quitting;
+		conn->client = NULL;
+		smtp_client_quit(quitting->client, relay_quit_done_cb, quitting);
 	}
+	smtp_client_free(&conn->client);
 	if (conn->job != NULL) {
 		/* Only while the relay stops: its message is tried again later. */
 		relay_job_free(conn->job);
@@ -555,7 +585,8 @@ static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *
 	 * rejects the client does): RFC 7435 lets a sender go on in plain
 	 * text, on a new connection to the same host, once. */
 	if (reply == NULL && conn->tls_mode == SMTP_TLS_OPPORTUNISTIC && !conn->plain &&
-	    (smtp_client_capabilities(client)->starttls || smtp_client_tls_active(client))) {
+	    (smtp_client_tls_failed(client) || smtp_client_capabilities(client)->starttls ||
+	     smtp_client_tls_active(client))) {
 		log_event(LOG_WARN, "relay", NULL, NULL,
 			  "%s: STARTTLS failed (%s); trying again without TLS",
 			  relay_connection_host(conn, &(int){0}), error);
@@ -1027,6 +1058,13 @@ void relay_stop(struct relay *relay)
 
 		relay->destinations = dest->next;
 		relay_destination_free(dest);
+	}
+	while (relay->quitting != NULL) {
+		struct relay_quitting *quitting = relay->quitting;
+
+		relay->quitting = quitting->next;
+		smtp_client_free(&quitting->client); /* its CLOSED is never called */
+		free(quitting);
 	}
 	if (relay->timer != NULL)
 		event_del(relay->timer);
