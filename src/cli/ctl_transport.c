@@ -112,14 +112,16 @@ int ctl_transport_add(struct ctl *ctl, const struct ctl_command *cmd, int argc, 
 				return ctl_usage_error(cmd, "give one of --domain and --sender");
 			pattern = value;
 			match = kind;
-		} else if (!missing && (value = ctl_option("--tls", argc, argv, &i, &missing)) != NULL) {
+		} else if (!missing &&
+			   (value = ctl_option("--tls", argc, argv, &i, &missing)) != NULL) {
 			int tls = transport_tls_parse(value);
 
 			if (tls < 0)
-				return ctl_usage_error(cmd,
-						       "unknown TLS mode '%s' (none, opportunistic, "
-						       "required, verified)",
-						       ctl_clean(value, buf, sizeof(buf)));
+				return ctl_usage_error(
+				    cmd,
+				    "unknown TLS mode '%s' (none, opportunistic, "
+				    "required, verified)",
+				    ctl_clean(value, buf, sizeof(buf)));
 			rule.tls = tls;
 		} else if (!missing &&
 			   (value = ctl_option("--auth", argc, argv, &i, &missing)) != NULL) {
@@ -149,8 +151,8 @@ int ctl_transport_add(struct ctl *ctl, const struct ctl_command *cmd, int argc, 
 		return ctl_usage_error(cmd, "give --domain P or --sender P, and HOST[:PORT]");
 	why = transport_pattern_refusal(match, pattern);
 	if (why != NULL)
-		return ctl_usage_error(cmd, "pattern '%s': %s", ctl_clean(pattern, buf, sizeof(buf)),
-				       why);
+		return ctl_usage_error(cmd, "pattern '%s': %s",
+				       ctl_clean(pattern, buf, sizeof(buf)), why);
 	if (ctl_transport_target(target, &host, &rule.port) < 0)
 		return ctl_usage_error(cmd, "'%s' is no HOST[:PORT]",
 				       ctl_clean(target, buf, sizeof(buf)));
@@ -164,8 +166,9 @@ int ctl_transport_add(struct ctl *ctl, const struct ctl_command *cmd, int argc, 
 			goto done;
 		if (store_transport_seal(ctl->store, password, &rule.auth_secret,
 					 &rule.auth_secret_len) < 0) {
-			rc = ctl_refuse("cannot seal the password: start popgate of this version once "
-					"(it publishes the key to seal with)");
+			rc = ctl_refuse(
+			    "cannot seal the password: start popgate of this version once "
+			    "(it publishes the key to seal with)");
 			goto done;
 		}
 	}
@@ -173,18 +176,17 @@ int ctl_transport_add(struct ctl *ctl, const struct ctl_command *cmd, int argc, 
 		rc = ctl_refuse("cannot add the rule");
 		goto done;
 	}
-	rc = ctl_changed(ctl, NULL,
-			 json_pack("{s:I, s:I, s:s, s:s, s:s, s:i, s:s, s:o}", "id",
-				   (json_int_t)rule.id, "position", (json_int_t)rule.position,
-				   "match", transport_match_name(rule.match), "pattern", pattern,
-				   "host", host, "port", rule.port, "tls",
-				   transport_tls_name(rule.tls), "auth",
-				   cli_json_string(rule.auth_user)),
-			 "transport rule %lld added at position %lld: %s %s -> %s:%d (tls %s%s%s)",
-			 (long long)rule.id, (long long)rule.position,
-			 transport_match_name(rule.match), pattern, host, rule.port,
-			 transport_tls_name(rule.tls), rule.auth_user != NULL ? ", auth " : "",
-			 rule.auth_user != NULL ? rule.auth_user : "");
+	rc = ctl_changed(
+	    ctl, NULL,
+	    json_pack("{s:I, s:I, s:s, s:s, s:s, s:i, s:s, s:o}", "id", (json_int_t)rule.id,
+		      "position", (json_int_t)rule.position, "match",
+		      transport_match_name(rule.match), "pattern", pattern, "host", host, "port",
+		      rule.port, "tls", transport_tls_name(rule.tls), "auth",
+		      cli_json_string(rule.auth_user)),
+	    "transport rule %lld added at position %lld: %s %s -> %s:%d (tls %s%s%s)",
+	    (long long)rule.id, (long long)rule.position, transport_match_name(rule.match), pattern,
+	    host, rule.port, transport_tls_name(rule.tls), rule.auth_user != NULL ? ", auth " : "",
+	    rule.auth_user != NULL ? rule.auth_user : "");
 done:
 	ctl_password_free(&password);
 	free(rule.auth_secret);
@@ -203,7 +205,8 @@ int ctl_transport_del(struct ctl *ctl, const struct ctl_command *cmd, int argc, 
 	errno = 0;
 	id = strtoll(argv[0], &end, 10);
 	if (errno != 0 || *end != '\0' || id < 1)
-		return ctl_usage_error(cmd, "'%s' is no rule id", ctl_clean(argv[0], buf, sizeof(buf)));
+		return ctl_usage_error(cmd, "'%s' is no rule id",
+				       ctl_clean(argv[0], buf, sizeof(buf)));
 	if ((rc = ctl_open_store(ctl)) != CTL_OK)
 		return rc;
 	deleted = store_transport_del(ctl->store, id);
@@ -217,8 +220,8 @@ int ctl_transport_del(struct ctl *ctl, const struct ctl_command *cmd, int argc, 
 
 int ctl_transport_list(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
-	static const char *const headers[] = {"ID", "POSITION", "MATCH", "PATTERN",
-					      "HOST",  "PORT",	   "TLS",   "AUTH"};
+	static const char *const headers[] = {"ID",   "POSITION", "MATCH", "PATTERN",
+					      "HOST", "PORT",	  "TLS",   "AUTH"};
 	struct store_transport_rule *list = NULL;
 	size_t count = 0;
 	int rc;
@@ -253,11 +256,12 @@ int ctl_transport_list(struct ctl *ctl, const struct ctl_command *cmd, int argc,
 			snprintf(id, sizeof(id), "%lld", (long long)list[i].id);
 			snprintf(position, sizeof(position), "%lld", (long long)list[i].position);
 			snprintf(port, sizeof(port), "%d", list[i].port);
-			cli_table_add(table, (const char *const[]){
-						 id, position, transport_match_name(list[i].match),
-						 list[i].pattern, list[i].host, port,
-						 transport_tls_name(list[i].tls),
-						 list[i].auth_user != NULL ? list[i].auth_user : "-"});
+			cli_table_add(table,
+				      (const char *const[]){
+					  id, position, transport_match_name(list[i].match),
+					  list[i].pattern, list[i].host, port,
+					  transport_tls_name(list[i].tls),
+					  list[i].auth_user != NULL ? list[i].auth_user : "-"});
 		}
 		rc = ctl_printed(cli_table_print(table, stdout));
 		cli_table_free(&table);

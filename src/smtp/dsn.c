@@ -22,7 +22,8 @@ static void dsn_date(int64_t at, char out[40])
 	time_t when = (time_t)at;
 	struct tm tm;
 
-	if (gmtime_r(&when, &tm) == NULL || strftime(out, 40, "%a, %d %b %Y %H:%M:%S +0000", &tm) == 0)
+	if (gmtime_r(&when, &tm) == NULL ||
+	    strftime(out, 40, "%a, %d %b %Y %H:%M:%S +0000", &tm) == 0)
 		snprintf(out, 40, "Thu, 01 Jan 1970 00:00:00 +0000");
 }
 
@@ -40,8 +41,8 @@ void dsn_status(const char *last_reply, char out[16])
 
 		for (size_t i = 0; i < len; i++)
 			dots += code[i] == '.';
-		if (len >= 5 && len < 16 && dots == 2 && (code[0] == '2' || code[0] == '4' ||
-							  code[0] == '5') && code[1] == '.' &&
+		if (len >= 5 && len < 16 && dots == 2 &&
+		    (code[0] == '2' || code[0] == '4' || code[0] == '5') && code[1] == '.' &&
 		    code[len - 1] != '.' && (code[len] == ' ' || code[len] == '\0')) {
 			memcpy(out, code, len);
 			out[len] = '\0';
@@ -165,8 +166,7 @@ static void dsn_copy_headers(FILE *file, FILE *out, size_t *total)
 	free(line);
 }
 
-int dsn_read_headers(const char *data_dir, const char *id, const char *prepend,
-		     char **headers_r)
+int dsn_read_headers(const char *data_dir, const char *id, const char *prepend, char **headers_r)
 {
 	char *path, *text = NULL;
 	size_t len = 0, total = 0;

@@ -26,12 +26,12 @@ struct dsn_recipient {
 };
 
 struct dsn_input {
-	const char *reporting_mta;   /* our host name */
-	const char *sender;	     /* the original's envelope sender: the DSN's To */
-	const char *original_id;     /* the original's message id (ours) */
-	int64_t arrival;	     /* when the original arrived */
+	const char *reporting_mta; /* our host name */
+	const char *sender;	   /* the original's envelope sender: the DSN's To */
+	const char *original_id;   /* the original's message id (ours) */
+	int64_t arrival;	   /* when the original arrived */
 	int64_t now;
-	const char *headers;	     /* the original's header, CRLF lines; may be "" */
+	const char *headers; /* the original's header, CRLF lines; may be "" */
 	const struct dsn_recipient *recipients;
 	size_t count;
 };
@@ -52,7 +52,6 @@ void dsn_status(const char *last_reply, char out[16]);
  * popgate prepends) first, up to the empty line, at most DSN_HEADERS_MAX
  * bytes: *HEADERS_R (allocated). 0, or -1 when the body cannot be read.
  */
-int dsn_read_headers(const char *data_dir, const char *id, const char *prepend,
-		     char **headers_r);
+int dsn_read_headers(const char *data_dir, const char *id, const char *prepend, char **headers_r);
 
 #endif

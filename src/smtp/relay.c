@@ -56,10 +56,10 @@ struct relay_job {
 struct relay_destination {
 	struct relay_destination *next;
 	struct relay *relay;
-	char *key;    /* "rule ID" or "mx DOMAIN": one destination per key */
-	char *domain; /* MX: the recipient domain */
+	char *key;			  /* "rule ID" or "mx DOMAIN": one destination per key */
+	char *domain;			  /* MX: the recipient domain */
 	struct store_transport_rule rule; /* a rule's copy (HOST NULL for MX) */
-	char **hosts; /* MX hosts in preference order, once resolved */
+	char **hosts;			  /* MX hosts in preference order, once resolved */
 	size_t host_count;
 	bool resolved;
 	struct resolver_lookup *lookup;
@@ -75,11 +75,11 @@ struct relay_connection {
 	struct connector_attempt *attempt;
 	struct smtp_client *client;
 	size_t host_index;
-	struct relay_job *job; /* being sent */
-	int messages;	       /* sent over this connection */
+	struct relay_job *job;	     /* being sent */
+	int messages;		     /* sent over this connection */
 	enum smtp_tls_mode tls_mode; /* of the session being started */
-	bool plain;	       /* opportunistic TLS failed on this host: plain now */
-	bool ready;	       /* its session was ready once */
+	bool plain;		     /* opportunistic TLS failed on this host: plain now */
+	bool ready;		     /* its session was ready once */
 	char last_error[RELAY_REPLY_MAX];
 };
 
@@ -203,8 +203,8 @@ static int relay_record_work(struct store *store, void *arg)
 {
 	struct relay_record *record = arg;
 
-	if (store_outbound_record(store, record->id, record->attempts, record->count,
-				  record->now) < 0)
+	if (store_outbound_record(store, record->id, record->attempts, record->count, record->now) <
+	    0)
 		return -1;
 	return store_outbound_finish(store, record->id, record->reporting_mta, record->now,
 				     record->dsn_id);
@@ -410,8 +410,8 @@ static void relay_destination_fail(struct relay_destination *dest, enum envelope
 /* The destination of KEY, made when new (RULE the matching rule, or NULL
  * with DOMAIN for MX delivery). */
 static struct relay_destination *relay_destination_get(struct relay *relay, const char *key,
-							const struct store_transport_rule *rule,
-							const char *domain)
+						       const struct store_transport_rule *rule,
+						       const char *domain)
 {
 	struct relay_destination *dest;
 
@@ -681,9 +681,8 @@ static void relay_connection_try(struct relay_connection *conn)
 	char err[256];
 
 	target.host = relay_connection_host(conn, &target.port);
-	conn->attempt =
-	    connector_connect(dest->relay->connector, &target, relay_connected_cb, conn, err,
-			      sizeof(err));
+	conn->attempt = connector_connect(dest->relay->connector, &target, relay_connected_cb, conn,
+					  err, sizeof(err));
 	if (conn->attempt == NULL) {
 		/* Later, from the loop: the caller may be walking the destinations. */
 		snprintf(conn->last_error, sizeof(conn->last_error), "%s", err);
@@ -774,8 +773,9 @@ static void relay_connection_next(struct relay_connection *conn)
 		conn->job = job;
 		if (smtp_client_send(conn->client, &message, relay_sent_cb, conn) < 0) {
 			conn->job = NULL;
-			relay_job_end(relay, job, ENVELOPE_PENDING,
-				      "(popgate) the message could not be handed to the SMTP client");
+			relay_job_end(
+			    relay, job, ENVELOPE_PENDING,
+			    "(popgate) the message could not be handed to the SMTP client");
 		}
 		close(fd);
 		free(prepend);
@@ -935,7 +935,7 @@ static void relay_arm(struct relay *relay, int64_t now, bool more)
  * the spool is ours to write. */
 static void relay_finish_unfinished(struct relay *relay)
 {
-	char (*ids)[SPOOL_ID_LEN + 1] = NULL;
+	char(*ids)[SPOOL_ID_LEN + 1] = NULL;
 	size_t count = 0;
 
 	if (store_outbound_unfinished(relay->store, RELAY_BATCH, &ids, &count) < 0)

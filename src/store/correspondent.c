@@ -23,8 +23,7 @@ static char *correspondent_fold(const char *address)
 	return folded;
 }
 
-int store_correspondent_add(struct store *store, int64_t user_id, const char *address,
-			    int64_t now)
+int store_correspondent_add(struct store *store, int64_t user_id, const char *address, int64_t now)
 {
 	static const char sql[] =
 	    "INSERT INTO correspondent (user_id, address, first_at, last_at, messages)"

@@ -16,8 +16,7 @@
  * message. The address is kept in lower case, so one correspondent is one
  * row however it was spelt. 0 or -1 (logged).
  */
-int store_correspondent_add(struct store *store, int64_t user_id, const char *address,
-			    int64_t now);
+int store_correspondent_add(struct store *store, int64_t user_id, const char *address, int64_t now);
 
 /* 1 when ADDRESS is one of USER_ID's correspondents, 0 if not, -1 error. */
 int store_correspondent_known(struct store *store, int64_t user_id, const char *address);

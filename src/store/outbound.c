@@ -168,8 +168,8 @@ static int outbound_insert_dsn(struct store *store, const char *message_id, cons
 		return -1;
 	sqlite3_bind_text(stmt, 1, dsn_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(
-	    stmt, 2, store_message_state_name(store_lifecycle_initial(MESSAGE_SOURCE_SUBMITTED)), -1,
-	    SQLITE_STATIC);
+	    stmt, 2, store_message_state_name(store_lifecycle_initial(MESSAGE_SOURCE_SUBMITTED)),
+	    -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 3, (int64_t)size);
 	sqlite3_bind_int64(stmt, 4, now);
 	sqlite3_bind_int64(stmt, 5, now);
@@ -328,15 +328,15 @@ int store_outbound_bounce(struct store *store, const char *message_id, int64_t n
 	return sqlite3_changes(store->db);
 }
 
-int store_outbound_unfinished(struct store *store, size_t limit,
-			      char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r)
+int store_outbound_unfinished(struct store *store, size_t limit, char (**ids_r)[SPOOL_ID_LEN + 1],
+			      size_t *count_r)
 {
 	static const char sql[] =
 	    "SELECT m.id FROM message m WHERE m.state = 'outbound'"
 	    " AND EXISTS (SELECT 1 FROM envelope_recipient r WHERE r.message_id = m.id)"
 	    " AND NOT EXISTS (SELECT 1 FROM envelope_recipient r WHERE r.message_id = m.id"
 	    " AND r.status = 'pending') ORDER BY m.seq LIMIT ?";
-	char (*ids)[SPOOL_ID_LEN + 1] = NULL;
+	char(*ids)[SPOOL_ID_LEN + 1] = NULL;
 	size_t count = 0, capacity = 0;
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
 	int rc;
@@ -379,7 +379,8 @@ static int outbound_recipients(struct store *store, struct outbound_message *m)
 	sqlite3_bind_text(stmt, 1, m->id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		struct outbound_recipient *r;
-		int status = store_envelope_status_parse((const char *)sqlite3_column_text(stmt, 1));
+		int status =
+		    store_envelope_status_parse((const char *)sqlite3_column_text(stmt, 1));
 
 		m->recipients =
 		    store_list_grow(m->recipients, m->recipient_count, &capacity, sizeof(*r));
@@ -467,8 +468,8 @@ void store_outbound_list_free(struct outbound_message **list, size_t count)
 	xfree(list);
 }
 
-int store_outbound_due(struct store *store, int64_t now, size_t limit,
-		       struct outbound_due **list_r, size_t *count_r)
+int store_outbound_due(struct store *store, int64_t now, size_t limit, struct outbound_due **list_r,
+		       size_t *count_r)
 {
 	static const char sql[] =
 	    "SELECT r.message_id, r.address, r.attempts, r.last_reply, e.sender, m.received_at,"

@@ -72,8 +72,8 @@ int store_outbound_bounce(struct store *store, const char *message_id, int64_t n
 /* Up to LIMIT messages in outbound whose recipients are all final (their
  * relay still to end: a bounce by popgatectl): *IDS_R (allocated), *COUNT_R.
  * 0 or -1. */
-int store_outbound_unfinished(struct store *store, size_t limit,
-			      char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r);
+int store_outbound_unfinished(struct store *store, size_t limit, char (**ids_r)[SPOOL_ID_LEN + 1],
+			      size_t *count_r);
 
 struct outbound_recipient {
 	char *address;
@@ -117,8 +117,8 @@ struct outbound_due {
  * grouped by message, at most LIMIT: *LIST_R (store_outbound_due_free),
  * *COUNT_R. 0 or -1.
  */
-int store_outbound_due(struct store *store, int64_t now, size_t limit,
-		       struct outbound_due **list_r, size_t *count_r);
+int store_outbound_due(struct store *store, int64_t now, size_t limit, struct outbound_due **list_r,
+		       size_t *count_r);
 void store_outbound_due_free(struct outbound_due **list, size_t count);
 
 /* The earliest next attempt after NOW of a pending recipient of an outbound

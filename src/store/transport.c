@@ -149,7 +149,8 @@ static int transport_make_room(struct store *store, int64_t position)
 	sqlite3_bind_int64(stmt, 1, position);
 	if (store_stmt_done(store, stmt, "moving transport rules") < 0)
 		return -1;
-	return transport_exec(store, "UPDATE transport_rule SET position = -position WHERE position < 0",
+	return transport_exec(store,
+			      "UPDATE transport_rule SET position = -position WHERE position < 0",
 			      "moving transport rules");
 }
 
@@ -227,8 +228,7 @@ static char *transport_column_strdup(sqlite3_stmt *stmt, int col)
 	return text != NULL ? xstrdup((const char *)text) : NULL;
 }
 
-int store_transport_list(struct store *store, struct store_transport_rule **list_r,
-			 size_t *count_r)
+int store_transport_list(struct store *store, struct store_transport_rule **list_r, size_t *count_r)
 {
 	static const char sql[] =
 	    "SELECT id, position, match_kind, pattern, host, port, tls_mode, auth_user,"
@@ -340,8 +340,8 @@ int store_transport_seal(struct store *store, const char *secret, unsigned char 
 	*len_r = 0;
 	if (store_setting_get(store, TRANSPORT_PUBLIC_KEY_SETTING, &hex) != 1)
 		return -1;
-	if (sodium_hex2bin(public_key, sizeof(public_key), hex, strlen(hex), NULL, &bin_len,
-			   NULL) < 0 ||
+	if (sodium_hex2bin(public_key, sizeof(public_key), hex, strlen(hex), NULL, &bin_len, NULL) <
+		0 ||
 	    bin_len != sizeof(public_key)) {
 		free(hex);
 		return -1;

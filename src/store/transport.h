@@ -51,7 +51,7 @@ struct store_transport_rule {
 	char *host;
 	int port;
 	enum transport_tls tls;
-	char *auth_user; /* NULL: no AUTH */
+	char *auth_user;	    /* NULL: no AUTH */
 	unsigned char *auth_secret; /* sealed (see above); NULL without AUTH */
 	size_t auth_secret_len;
 	int64_t created_at;

@@ -48,7 +48,8 @@ static size_t count_of(const char *text, const char *needle)
 static void test_structure(void **state)
 {
 	const struct dsn_recipient failed[] = {
-	    {.address = "x@example.net", .last_reply = "550 5.1.1 gone\r\nBcc: evil@x",
+	    {.address = "x@example.net",
+	     .last_reply = "550 5.1.1 gone\r\nBcc: evil@x",
 	     .last_attempt_at = 1000},
 	    {.address = "y@example.org", .last_reply = "connection refused", .last_attempt_at = 0},
 	};
@@ -66,7 +67,8 @@ static void test_structure(void **state)
 	(void)state;
 
 	assert_int_equal(strlen(text), len);
-	assert_non_null(strstr(text, "Content-Type: multipart/report; report-type=delivery-status;"));
+	assert_non_null(
+	    strstr(text, "Content-Type: multipart/report; report-type=delivery-status;"));
 	assert_non_null(strstr(text, "To: <a@example.com>\r\n"));
 	boundary = strstr(text, "boundary=\"");
 	assert_non_null(boundary);

@@ -81,7 +81,9 @@ static void test_all_sent(void **state)
 	static const char *const to[] = {"b@example.net", "C@Example.org"};
 	struct outbound_attempt first[] = {
 	    {.address = "b@example.net", .status = ENVELOPE_SENT, .reply = "250 2.0.0 ok"},
-	    {.address = "C@Example.org", .status = ENVELOPE_PENDING, .next_attempt_at = 500,
+	    {.address = "C@Example.org",
+	     .status = ENVELOPE_PENDING,
+	     .next_attempt_at = 500,
 	     .reply = "451 4.3.0 later"},
 	};
 	struct outbound_attempt second[] = {
@@ -124,18 +126,18 @@ static void test_final_never_changes(void **state)
 {
 	struct test_store *f = *state;
 	static const char *const to[] = {"b@example.net"};
-	struct outbound_attempt sent = {.address = "b@example.net", .status = ENVELOPE_SENT,
-					.reply = "250 ok"};
-	struct outbound_attempt late = {.address = "b@example.net", .status = ENVELOPE_FAILED,
-					.reply = "550 no"};
+	struct outbound_attempt sent = {
+	    .address = "b@example.net", .status = ENVELOPE_SENT, .reply = "250 ok"};
+	struct outbound_attempt late = {
+	    .address = "b@example.net", .status = ENVELOPE_FAILED, .reply = "550 no"};
 	char out[64];
 
 	outbound_message(f, M1, "a@example.com", to, 1);
 	assert_int_equal(store_outbound_record(f->store, M1, &sent, 1, 10), 0);
 	assert_int_equal(store_outbound_record(f->store, M1, &late, 1, 20), 0);
-	assert_string_equal(test_query_text(f->store, "SELECT status FROM envelope_recipient", out,
-					    sizeof(out)),
-			    "sent");
+	assert_string_equal(
+	    test_query_text(f->store, "SELECT status FROM envelope_recipient", out, sizeof(out)),
+	    "sent");
 	assert_int_equal(test_query_int(f->store, "SELECT attempts FROM envelope_recipient"), 1);
 	/* Learnt once, for the one delivery. */
 	assert_int_equal(test_query_int(f->store, "SELECT messages FROM correspondent"), 1);
@@ -147,7 +149,8 @@ static void test_bounce_and_dsn(void **state)
 	static const char *const to[] = {"b@example.net", "c@example.org"};
 	struct outbound_attempt results[] = {
 	    {.address = "b@example.net", .status = ENVELOPE_SENT, .reply = "250 ok"},
-	    {.address = "c@example.org", .status = ENVELOPE_FAILED,
+	    {.address = "c@example.org",
+	     .status = ENVELOPE_FAILED,
 	     .reply = "550 5.1.1 <c@example.org>: no such user\r\nInjected: header"},
 	};
 	char dsn[SPOOL_ID_LEN + 1], st[32], *path, *text = NULL, *sql;
@@ -163,9 +166,10 @@ static void test_bounce_and_dsn(void **state)
 			 1);
 	/* The DSN: a submitted message in its first state, from <> to the sender. */
 	assert_string_equal(state_of(f, dsn, st), "processing");
-	sql = xasprintf("SELECT sender || '|' || (SELECT address FROM envelope_recipient r"
-			" WHERE r.message_id = e.message_id) FROM envelope e WHERE message_id = '%s'",
-			dsn);
+	sql =
+	    xasprintf("SELECT sender || '|' || (SELECT address FROM envelope_recipient r"
+		      " WHERE r.message_id = e.message_id) FROM envelope e WHERE message_id = '%s'",
+		      dsn);
 	assert_string_equal(test_query_text(f->store, sql, st, sizeof(st)), "|a@example.com");
 	free(sql);
 	path = spool_path(f->dir, dsn);
@@ -189,8 +193,8 @@ static void test_null_sender_no_dsn(void **state)
 {
 	struct test_store *f = *state;
 	static const char *const to[] = {"b@example.net"};
-	struct outbound_attempt failed = {.address = "b@example.net", .status = ENVELOPE_FAILED,
-					  .reply = "550 no"};
+	struct outbound_attempt failed = {
+	    .address = "b@example.net", .status = ENVELOPE_FAILED, .reply = "550 no"};
 	char dsn[SPOOL_ID_LEN + 1], st[32];
 
 	outbound_message(f, M1, "", to, 1);
@@ -207,11 +211,13 @@ static void test_retry_and_bounce(void **state)
 	static const char *const to[] = {"b@example.net", "c@example.org"};
 	struct outbound_attempt results[] = {
 	    {.address = "b@example.net", .status = ENVELOPE_SENT, .reply = "250 ok"},
-	    {.address = "c@example.org", .status = ENVELOPE_PENDING, .next_attempt_at = 9000,
+	    {.address = "c@example.org",
+	     .status = ENVELOPE_PENDING,
+	     .next_attempt_at = 9000,
 	     .reply = "421 busy"},
 	};
 	struct outbound_message *list = NULL;
-	char (*ids)[SPOOL_ID_LEN + 1] = NULL;
+	char(*ids)[SPOOL_ID_LEN + 1] = NULL;
 	char dsn[SPOOL_ID_LEN + 1];
 	size_t count = 0;
 	char st[32];

@@ -444,8 +444,8 @@ static void test_null_mx(void **state)
 static void test_partial_retry_expiry(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const to[] = {"ok@mail.test", "reject@mail.test",
-					 "tempfail@mail.test", NULL};
+	static const char *const to[] = {"ok@mail.test", "reject@mail.test", "tempfail@mail.test",
+					 NULL};
 	char id[SPOOL_ID_LEN + 1];
 
 	outbound_add(f, "a@example.com", to, id);
@@ -453,8 +453,9 @@ static void test_partial_retry_expiry(void **state)
 	f->cfg.relay_queue_lifetime = 60;
 	test_exec_sql(f->ts.store, "UPDATE message SET received_at = strftime('%s', 'now') - 57");
 	relay_start(f);
-	wait_for(f, 1, "SELECT count(*) FROM envelope_recipient WHERE message_id = '%s'"
-		       " AND address = 'tempfail@mail.test' AND attempts >= 2",
+	wait_for(f, 1,
+		 "SELECT count(*) FROM envelope_recipient WHERE message_id = '%s'"
+		 " AND address = 'tempfail@mail.test' AND attempts >= 2",
 		 id);
 	assert_int_equal(query_int(f, "SELECT count(*) FROM envelope_recipient WHERE address ="
 				      " 'reject@mail.test' AND status = 'failed'"
@@ -511,8 +512,9 @@ static void test_private_mx_refused(void **state)
 	f->cfg.relay_retry_max = 3600;
 	outbound_add(f, "a@example.com", to, id);
 	relay_start(f);
-	wait_for(f, 1, "SELECT count(*) FROM envelope_recipient WHERE message_id = '%s'"
-		       " AND attempts = 1 AND status = 'pending'",
+	wait_for(f, 1,
+		 "SELECT count(*) FROM envelope_recipient WHERE message_id = '%s'"
+		 " AND attempts = 1 AND status = 'pending'",
 		 id);
 	assert_int_equal(sink_count(&group.mx2, "\"ehlo\""), 0);
 }
@@ -571,8 +573,9 @@ static void test_restart_resumes(void **state)
 	f->cfg.relay_retry_max = 3600;
 	outbound_add(f, "a@example.com", to, id);
 	relay_start(f);
-	wait_for(f, 1, "SELECT count(*) FROM envelope_recipient WHERE message_id = '%s'"
-		       " AND attempts = 1",
+	wait_for(f, 1,
+		 "SELECT count(*) FROM envelope_recipient WHERE message_id = '%s'"
+		 " AND attempts = 1",
 		 id);
 	relay_stop_all(f);
 	assert_int_equal(sink_start(&late, LATE_ADDRESS, group.port, "late"), 0);

@@ -22,9 +22,11 @@
 
 static struct store_transport_rule rule_of(enum transport_match match, const char *pattern)
 {
-	return (struct store_transport_rule){
-	    .match = match, .pattern = (char *)pattern, .host = (char *)"relay.example",
-	    .port = 25, .tls = TRANSPORT_TLS_OPPORTUNISTIC};
+	return (struct store_transport_rule){.match = match,
+					     .pattern = (char *)pattern,
+					     .host = (char *)"relay.example",
+					     .port = 25,
+					     .tls = TRANSPORT_TLS_OPPORTUNISTIC};
 }
 
 static void test_patterns(void **state)
@@ -153,12 +155,11 @@ static void test_sealed_secret(void **state)
 	assert_int_equal(store_transport_list(f->store, &list, &count), 0);
 	assert_int_equal(count, 1);
 	assert_string_equal(list[0].auth_user, "relayuser");
-	assert_int_equal(transport_secret_open(&other, list[0].auth_secret,
-					       list[0].auth_secret_len, &secret),
-			 -1);
-	assert_int_equal(transport_secret_open(&key, list[0].auth_secret, list[0].auth_secret_len,
-					       &secret),
-			 0);
+	assert_int_equal(
+	    transport_secret_open(&other, list[0].auth_secret, list[0].auth_secret_len, &secret),
+	    -1);
+	assert_int_equal(
+	    transport_secret_open(&key, list[0].auth_secret, list[0].auth_secret_len, &secret), 0);
 	assert_string_equal(secret, "s3cret");
 	crypto_password_free(&secret);
 	store_transport_list_free(&list, count);
