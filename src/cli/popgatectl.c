@@ -134,7 +134,8 @@ static const struct ctl_command ctl_commands[] = {
      ctl_queue_bounce},
     {"queue", "flush", "", "make every pending outbound recipient due now",
      "The running daemon is told and tries them at once.\n", ctl_queue_flush},
-    {"transport", "add", "(--domain P | --sender P) HOST[:PORT] [--tls MODE] [--auth USER] [--position N]",
+    {"transport", "add",
+     "(--domain P | --sender P) HOST[:PORT] [--tls MODE] [--auth USER] [--position N]",
      "send matching outbound mail through relay HOST",
      "  --domain P    recipients of domain P: example.com, *.example.com (its\n"
      "                subdomains, not example.com itself) or * (everyone)\n"
@@ -149,8 +150,8 @@ static const struct ctl_command ctl_commands[] = {
      "Rules are tried in position order; the first that matches wins. Without\n"
      "one, mail goes to the recipient domain's MX.\n",
      ctl_transport_add},
-    {"transport", "del", "ID", "delete a transport rule",
-     "Exits 1 if there is no such rule.\n", ctl_transport_del},
+    {"transport", "del", "ID", "delete a transport rule", "Exits 1 if there is no such rule.\n",
+     ctl_transport_del},
     {"transport", "list", "", "list the transport rules in the order they are tried",
      "Shows each rule's id, position, match, pattern, host, port, TLS mode and\n"
      "AUTH user (never its password).\n",
