@@ -82,6 +82,8 @@
 #include "store/spool.h"
 #include "store/user.h"
 #include "store/writer.h"
+#include "smtp/relay.h"
+#include "store/transport.h"
 
 #define POPGATE_VERSION "0.1.0"
 /* How often delivered messages past their keep time are removed. */
@@ -352,6 +354,13 @@ static void signal_stop_cb(evutil_socket_t sig, short what, void *ctx)
 	event_base_loopexit(pg->base, NULL);
 }
 
+/* A DSN the relay queued: into the pipeline like every submitted message. */
+static void relay_dsn_queued(const char *id, void *ctx)
+{
+	(void)id;
+	control_resume_processing(ctx);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 /* Runs the daemon with CFG (taken: freed here, or the configuration a
@@ -459,6 +468,18 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 		goto fail_log;
 	pg.fetcher = fetcher_new(&pg);
 	pg.auth = auth_new(&pg);
+	/* popgatectl seals transport rules' AUTH passwords to this key. */
+	if (store_transport_publish_key(pg.store, &pg.key) < 0) {
+		snprintf(err, sizeof(err), "cannot publish the transport key: %s",
+			 store_errmsg(pg.store));
+		goto fail_log;
+	}
+	pg.relay = relay_new(pg.base, pg.store, pg.writer, pg.dns, pg.offload, &pg.key, &pg.cfg,
+			     relay_dsn_queued, &pg);
+	if (pg.relay == NULL) {
+		snprintf(err, sizeof(err), "cannot start the relay");
+		goto fail_log;
+	}
 	if (recover(&pg, &spread) < 0) {
 		snprintf(err, sizeof(err), "recovery failed: %s", store_errmsg(pg.store));
 		goto fail_log;
@@ -505,6 +526,7 @@ cleanup:
 	control_free(&control);
 	pop3_server_free(&pg.pop3);
 	smtp_server_free(&pg.smtp);
+	relay_stop(pg.relay); /* its clients read bodies through the offload threads */
 	offload_free(&pg.offload); /* before auth: its jobs point at login requests */
 	auth_free(&pg.auth);
 	fetcher_free(&pg.fetcher);
@@ -512,6 +534,7 @@ cleanup:
 	/* After the sessions and fetches (its completions find them gone) and
 	 * before the pipeline (they may queue a message): commits what is queued. */
 	writer_free(&pg.writer);
+	relay_free(&pg.relay); /* after the writer: its last completions reach the relay */
 	pipeline_free(&pg.pipeline);
 	spawner_stop(&spawner); /* if the pipeline never took it */
 	store_close(&pg.store);

@@ -22,6 +22,7 @@ struct auth;
 struct offload;
 struct resolver;
 struct writer;
+struct relay;
 
 struct popgate {
 	struct popgate_config *cfg;
@@ -37,6 +38,7 @@ struct popgate {
 	struct auth *auth;
 	struct offload *offload; /* threads for argon2id */
 	struct writer *writer;	 /* spool fsyncs and commits off the loop (store/writer.h) */
+	struct relay *relay;	 /* outbound delivery (smtp/relay.h) */
 };
 
 #endif

@@ -92,7 +92,7 @@ int ctl_one_arg(const struct ctl_command *cmd, int argc, char **argv, const char
  */
 const char *ctl_option(const char *name, int argc, char **argv, int *i, bool *missing_r);
 
-/* The commands (ctl_account.c, ctl_queue.c, ctl_user.c, ctl_auth.c). */
+/* The commands (ctl_account.c, ctl_queue.c, ctl_user.c, ctl_auth.c, ctl_transport.c). */
 #define CTL_RUN(fn) int fn(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 CTL_RUN(ctl_account_list);
 CTL_RUN(ctl_account_show);
@@ -102,6 +102,13 @@ CTL_RUN(ctl_queue_list);
 CTL_RUN(ctl_queue_show);
 CTL_RUN(ctl_queue_release);
 CTL_RUN(ctl_queue_delete);
+CTL_RUN(ctl_queue_outbound);
+CTL_RUN(ctl_queue_retry);
+CTL_RUN(ctl_queue_bounce);
+CTL_RUN(ctl_queue_flush);
+CTL_RUN(ctl_transport_add);
+CTL_RUN(ctl_transport_del);
+CTL_RUN(ctl_transport_list);
 CTL_RUN(ctl_user_list);
 CTL_RUN(ctl_user_show);
 CTL_RUN(ctl_user_add);

@@ -1,7 +1,8 @@
 /*
  * ctl_queue.c — popgatectl's queue commands: list (by state and user), show
  * one message's record (never its body), release a suspect message, delete
- * one.
+ * one; and the relay's outbound mail: list it with each recipient's status,
+ * make recipients due now (retry, flush) or fail them (bounce, with a DSN).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -15,7 +16,9 @@
 #include "cli/output.h"
 #include "core/util.h"
 #include "store/account.h"
+#include "store/envelope.h"
 #include "store/message.h"
+#include "store/outbound.h"
 #include "store/query.h"
 #include "store/spool.h"
 #include "store/user.h"
@@ -345,4 +348,150 @@ int ctl_queue_delete(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 			id, strerror(errno));
 	return ctl_changed(ctl, id, json_pack("{s:s, s:b}", "id", id, "deleted", 1),
 			   "message %s deleted", id);
+}
+
+/* ---- outbound mail (the relay's queue) ----------------------------------- */
+
+/* One recipient's row of 'queue outbound' as JSON. */
+static json_t *ctl_outbound_recipient_json(const struct outbound_recipient *r)
+{
+	return json_pack("{s:o, s:s, s:i, s:o, s:o, s:o}", "address", cli_json_string(r->address),
+			 "status", store_envelope_status_name(r->status), "attempts", r->attempts,
+			 "next_attempt", r->status == ENVELOPE_PENDING
+					     ? cli_json_time(r->next_attempt_at)
+					     : json_null(),
+			 "last_attempt", cli_json_time(r->last_attempt_at), "last_reply",
+			 cli_json_string(r->last_reply));
+}
+
+int ctl_queue_outbound(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	static const char *const headers[] = {"ID",	  "SENDER",	  "RECIPIENT", "STATUS",
+					      "ATTEMPTS", "NEXT ATTEMPT", "LAST REPLY"};
+	struct outbound_message *list = NULL;
+	const char *id = NULL;
+	size_t count = 0;
+	char buf[256];
+	int rc;
+
+	if (argc > 1)
+		return ctl_usage_error(cmd, "'queue outbound' takes at most one message id");
+	if (argc == 1) {
+		if (!spool_id_valid(argv[0]))
+			return ctl_refuse("no message '%s'", ctl_clean(argv[0], buf, sizeof(buf)));
+		id = argv[0];
+	}
+	if ((rc = ctl_open_store(ctl)) != CTL_OK)
+		return rc;
+	if (store_outbound_list(ctl->store, id, &list, &count) < 0)
+		return ctl_refuse("cannot read the outbound queue");
+	if (id != NULL && count == 0)
+		return ctl_refuse("no outbound message '%s'", id);
+	if (ctl->json) {
+		json_t *array = json_array();
+
+		for (size_t i = 0; i < count; i++) {
+			json_t *recipients = json_array();
+
+			for (size_t j = 0; j < list[i].recipient_count; j++)
+				json_array_append_new(
+				    recipients, ctl_outbound_recipient_json(&list[i].recipients[j]));
+			json_array_append_new(
+			    array, json_pack("{s:s, s:o, s:I, s:o, s:o}", "id", list[i].id, "sender",
+					     cli_json_string(list[i].sender), "size",
+					     (json_int_t)list[i].body_size, "received",
+					     cli_json_time(list[i].received_at), "recipients",
+					     recipients));
+		}
+		rc = ctl_printed(cli_json_print(array, stdout));
+	} else {
+		struct cli_table *table = cli_table_new(7, headers);
+
+		for (size_t i = 0; i < count; i++) {
+			for (size_t j = 0; j < list[i].recipient_count; j++) {
+				const struct outbound_recipient *r = &list[i].recipients[j];
+				char attempts[24], next[CLI_TIME_LEN];
+				char *sender = xasprintf("<%s>", list[i].sender);
+
+				snprintf(attempts, sizeof(attempts), "%d", r->attempts);
+				cli_format_time(r->status == ENVELOPE_PENDING ? r->next_attempt_at : 0,
+						next);
+				cli_table_add(table, (const char *const[]){
+							 j == 0 ? list[i].id : "", j == 0 ? sender : "",
+							 r->address, store_envelope_status_name(r->status),
+							 attempts, next, r->last_reply});
+				free(sender);
+			}
+		}
+		rc = ctl_printed(cli_table_print(table, stdout));
+		cli_table_free(&table);
+	}
+	store_outbound_list_free(&list, count);
+	return rc;
+}
+
+/* The outbound message ARGV[0] of 'queue retry|bounce', checked. */
+static int ctl_outbound_target(struct ctl *ctl, const struct ctl_command *cmd, int argc,
+			       char **argv)
+{
+	struct outbound_message *list = NULL;
+	size_t count = 0;
+	char buf[256];
+	int rc;
+
+	if ((rc = ctl_one_arg(cmd, argc, argv, "one message id")) != CTL_OK)
+		return rc;
+	if (!spool_id_valid(argv[0]))
+		return ctl_refuse("no message '%s'", ctl_clean(argv[0], buf, sizeof(buf)));
+	if ((rc = ctl_open_store(ctl)) != CTL_OK)
+		return rc;
+	if (store_outbound_list(ctl->store, argv[0], &list, &count) < 0)
+		return ctl_refuse("cannot read the outbound queue");
+	store_outbound_list_free(&list, count);
+	if (count == 0)
+		return ctl_refuse("no outbound message '%s'", argv[0]);
+	return CTL_OK;
+}
+
+int ctl_queue_retry(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	int rc, due;
+
+	if ((rc = ctl_outbound_target(ctl, cmd, argc, argv)) != CTL_OK)
+		return rc;
+	due = store_outbound_retry(ctl->store, argv[0], util_now());
+	if (due < 0)
+		return ctl_refuse("cannot change the message");
+	return ctl_changed(ctl, argv[0], json_pack("{s:s, s:i}", "id", argv[0], "due", due),
+			   "message %s: %d pending recipient(s) due now", argv[0], due);
+}
+
+int ctl_queue_bounce(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	int rc, failed;
+
+	if ((rc = ctl_outbound_target(ctl, cmd, argc, argv)) != CTL_OK)
+		return rc;
+	failed = store_outbound_bounce(ctl->store, argv[0], util_now());
+	if (failed < 0)
+		return ctl_refuse("cannot bounce the message");
+	return ctl_changed(ctl, argv[0], json_pack("{s:s, s:i}", "id", argv[0], "failed", failed),
+			   "message %s: %d pending recipient(s) failed; popgate bounces it", argv[0],
+			   failed);
+}
+
+int ctl_queue_flush(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	int rc, due;
+
+	(void)argv;
+	if (argc != 0)
+		return ctl_usage_error(cmd, "'queue flush' takes no arguments");
+	if ((rc = ctl_open_store(ctl)) != CTL_OK)
+		return rc;
+	due = store_outbound_retry(ctl->store, NULL, util_now());
+	if (due < 0)
+		return ctl_refuse("cannot change the outbound queue");
+	return ctl_changed(ctl, NULL, json_pack("{s:i}", "due", due),
+			   "outbound queue flushed: %d pending recipient(s) due now", due);
 }

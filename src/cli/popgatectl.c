@@ -116,6 +116,46 @@ static const struct ctl_command ctl_commands[] = {
      "message in processing (the daemon owns it), an unknown id, and one that\n"
      "is not U's.\n",
      ctl_queue_delete},
+    {"queue", "outbound", "[ID]", "list outbound mail with each recipient's delivery",
+     "Shows each message waiting for the relay (or only ID), its envelope\n"
+     "sender, and per recipient its status (pending, sent, failed), attempts,\n"
+     "next attempt and the remote server's last reply. 'popgatectl queue' alone\n"
+     "shows the same.\n",
+     ctl_queue_outbound},
+    {"queue", "retry", "ID", "make an outbound message's pending recipients due now",
+     "The running daemon is told and tries them at once. Exits 1 if ID is not\n"
+     "in outbound.\n",
+     ctl_queue_retry},
+    {"queue", "bounce", "ID", "give up on an outbound message's pending recipients",
+     "Its pending recipients fail (recipients already sent stay sent); the\n"
+     "running daemon is told, moves the message to bounced and sends its sender\n"
+     "a DSN (RFC 3464), unless the sender is <>. Exits 1 if ID is not in\n"
+     "outbound.\n",
+     ctl_queue_bounce},
+    {"queue", "flush", "", "make every pending outbound recipient due now",
+     "The running daemon is told and tries them at once.\n", ctl_queue_flush},
+    {"transport", "add",
+     "(--domain P | --sender P) HOST[:PORT] [--tls MODE] [--auth USER] [--position N]",
+     "send matching outbound mail through relay HOST",
+     "  --domain P    recipients of domain P: example.com, *.example.com (its\n"
+     "                subdomains, not example.com itself) or * (everyone)\n"
+     "  --sender P    envelope senders P: an address, @domain or *@*.domain\n"
+     "  HOST[:PORT]   the relay host (port 25 if left out; [v6]:PORT); it may be\n"
+     "                in a private range\n"
+     "  --tls MODE    none, opportunistic (default), required or verified\n"
+     "  --auth USER   log in as USER; the password is read from standard input\n"
+     "                (echo off on a terminal) and stored encrypted\n"
+     "  --position N  where the rule goes (rules from N move one down); last if\n"
+     "                left out\n"
+     "Rules are tried in position order; the first that matches wins. Without\n"
+     "one, mail goes to the recipient domain's MX.\n",
+     ctl_transport_add},
+    {"transport", "del", "ID", "delete a transport rule", "Exits 1 if there is no such rule.\n",
+     ctl_transport_del},
+    {"transport", "list", "", "list the transport rules in the order they are tried",
+     "Shows each rule's id, position, match, pattern, host, port, TLS mode and\n"
+     "AUTH user (never its password).\n",
+     ctl_transport_list},
     {"auth", "check", "NAME", "check a user's console login, password on standard input",
      "Logs in to the user console as NAME with the password read from standard\n"
      "input, as the web console does (U6): NAME is the user name ('+' for '@'),\n"
@@ -289,7 +329,10 @@ int main(int argc, char **argv)
 	if (!ctl_group_known(argv[optind]))
 		return ctl_usage_error(NULL, "unknown command '%s'",
 				       ctl_clean(argv[optind], buf, sizeof(buf)));
-	if (optind + 1 >= argc || strcmp(argv[optind + 1], "--help") == 0) {
+	/* `popgatectl queue` alone: the relay's queue, as `queue outbound`. */
+	if (optind + 1 >= argc && !help && strcmp(argv[optind], "queue") == 0) {
+		cmd = ctl_command_find("queue", "outbound");
+	} else if (optind + 1 >= argc || strcmp(argv[optind + 1], "--help") == 0) {
 		if (help || optind + 1 < argc) {
 			ctl_group_usage(argv[optind], stdout);
 			return CTL_OK;
@@ -297,8 +340,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "popgatectl: '%s' needs a subcommand\n", argv[optind]);
 		ctl_group_usage(argv[optind], stderr);
 		return CTL_USAGE;
+	} else {
+		cmd = ctl_command_find(argv[optind], argv[optind + 1]);
 	}
-	cmd = ctl_command_find(argv[optind], argv[optind + 1]);
 	if (cmd == NULL) {
 		fprintf(stderr, "popgatectl: unknown command '%s %s'\n", argv[optind],
 			ctl_clean(argv[optind + 1], buf, sizeof(buf)));

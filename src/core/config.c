@@ -100,6 +100,19 @@ const struct config_key config_keys[] = {
 	 * "AUTH PLAIN " (RFC 4954 4), so less is refused. */
 	{"smtp", "max_text_line", CONFIG_INT, CONFIG_FIELD(smtp_max_text_line), 12300, 1048576,
 	 NULL},
+	{"relay", "retry_min", CONFIG_INT, CONFIG_FIELD(relay_retry_min), 1, 86400, NULL},
+	{"relay", "retry_max", CONFIG_INT, CONFIG_FIELD(relay_retry_max), 1, 604800, NULL},
+	{"relay", "queue_lifetime", CONFIG_INT, CONFIG_FIELD(relay_queue_lifetime), 60, 31536000,
+	 NULL},
+	{"relay", "max_connections", CONFIG_INT, CONFIG_FIELD(relay_max_connections), 1, 10000, NULL},
+	{"relay", "max_per_destination", CONFIG_INT, CONFIG_FIELD(relay_max_per_destination), 1,
+	 1000, NULL},
+	{"relay", "messages_per_connection", CONFIG_INT,
+	 CONFIG_FIELD(relay_messages_per_connection), 1, 100000, NULL},
+	{"relay", "connect_timeout", CONFIG_INT, CONFIG_FIELD(relay_connect_timeout), 1, 3600, NULL},
+	{"relay", "timeout", CONFIG_INT, CONFIG_FIELD(relay_timeout), 1, 86400, NULL},
+	{"relay", "mx_port", CONFIG_INT, CONFIG_FIELD(relay_mx_port), 1, 65535, NULL},
+	{"relay", "allow_private", CONFIG_BOOL, CONFIG_FIELD(relay_allow_private), 0, 0, NULL},
 	{"providers", "allow", CONFIG_ALLOW, 0, 0, 0, NULL},
 };
 
@@ -429,6 +442,16 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->smtp_timeout = 300;
 	cfg->smtp_session_deadline = 3600;
 	cfg->smtp_max_text_line = 12300;
+	cfg->relay_retry_min = 300;
+	cfg->relay_retry_max = 3600;
+	cfg->relay_queue_lifetime = 432000;
+	cfg->relay_max_connections = 20;
+	cfg->relay_max_per_destination = 2;
+	cfg->relay_messages_per_connection = 50;
+	cfg->relay_connect_timeout = 30;
+	cfg->relay_timeout = 300;
+	cfg->relay_mx_port = 25;
+	cfg->relay_allow_private = false;
 	config_sections_defaults(config_section_types, config_section_type_count, cfg);
 }
 

@@ -93,6 +93,17 @@ struct popgate_config {
 	int smtp_timeout;	/* 300 seconds of silence (RFC 5321 4.5.3.2.7) */
 	int smtp_session_deadline; /* 3600 seconds a whole session may take */
 	int smtp_max_text_line;	/* 12300 bytes per line of a body or AUTH, CR LF included */
+	/* [relay] (smtp/relay.h) */
+	int relay_retry_min;	/* 300 seconds: the first wait after a temporary failure */
+	int relay_retry_max;	/* 3600 seconds: the longest wait (it doubles up to this) */
+	int relay_queue_lifetime; /* 432000 seconds (5 days); then pending recipients fail */
+	int relay_max_connections; /* 20 outbound SMTP connections at once */
+	int relay_max_per_destination; /* 2 connections at once to one destination */
+	int relay_messages_per_connection; /* 50 messages over one connection, then QUIT */
+	int relay_connect_timeout; /* 30 seconds per address to connect */
+	int relay_timeout;	/* 300 seconds of silence from a remote server */
+	int relay_mx_port;	/* 25: the port of MX hosts */
+	bool relay_allow_private; /* deliver to MX hosts in private ranges (no) */
 
 	/* [providers] */
 	char **provider_allow;	/* NULL/empty: any host; else host names or "*.suffix" */

@@ -30,6 +30,7 @@
 #include "pipeline/pipeline.h"
 #include "pipeline/route.h"
 #include "smtp/server.h"
+#include "smtp/relay.h"
 #include "store/account.h"
 #include "store/audit.h"
 #include "store/message.h"
@@ -325,6 +326,8 @@ void control_check(struct control *control)
 	/* popgatectl network add|del: the next SMTP sessions are judged by
 	 * the Local Networks as they are now (S2). */
 	smtp_server_reload_networks(pg->smtp);
+	/* popgatectl's queue retry|bounce|flush and transport changes. */
+	relay_kick(pg->relay);
 	/* Logs the popgatectl changes that are not in the log yet
 	 * (store/audit.h): with log_file = - only this process can. */
 	if (store_admin_change_take(pg->store, ADMIN_CHANGES_PER_CHECK, admin_change_log, pg) ==

@@ -17,6 +17,7 @@
 #include "core/util.h"
 #include "pipeline/proto.h"
 #include "pipeline/route.h"
+#include "smtp/relay.h"
 #include "popgate.h"
 #include "store/user.h"
 #include "store/writer.h"
@@ -179,7 +180,10 @@ static void route_write_done(int result, const char *error, void *arg)
 				      ? "the delivery queue"
 				      : store_message_state_name(record->state),
 				  verdict_action_name(record->action), record->score);
-		else if (result < 0)
+		/* Committed in outbound: the relay sends it now. */
+		if (result == 1 && record->state == MESSAGE_OUTBOUND)
+			relay_kick(record->pg->relay);
+		if (result < 0)
 			log_event(LOG_ERROR, "error", account_name, record->id,
 				  "cannot move to %s: %s; it is filtered again shortly",
 				  store_message_state_name(record->state), error);
