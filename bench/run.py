@@ -343,6 +343,9 @@ class Bench:
                 "hostname": "localhost",
                 "user": "root" if os.geteuid() == 0 else None,
                 "listen_address": LOOPBACK,
+                # DNS on loopback only: nothing here needs an answer
+                # (providers in /etc/hosts, the relay's host an IP literal).
+                "nameservers": f"{LOOPBACK}:{itutil.free_port()}",
                 "pop3_port": itutil.free_port(),
                 "pop3s_port": itutil.free_port(),
                 "allow_plaintext_auth": "yes",

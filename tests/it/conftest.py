@@ -149,6 +149,11 @@ def base_config(directory, provider_sections):
             # Clients on loopback log in without TLS in the "plain" variants.
             "allow_plaintext_auth": "yes",
             "login_fail_delay_ms": 0,
+            # DNS stays on loopback: a port where nothing answers, so a name
+            # not in /etc/hosts (an MX the relay looks up for a test's mail)
+            # fails at once instead of asking this machine's resolver. Tests
+            # that need answers start dnsmasq and set their own.
+            "nameservers": f"{itutil.LOOPBACK}:{itutil.free_port()}",
         },
         "pipeline": {"workers": 2},
         "fetch": {"retry_min": 1, "retry_max": 5, "timeout": 5},
