@@ -83,6 +83,7 @@
 #include "store/user.h"
 #include "store/writer.h"
 #include "smtp/relay.h"
+#include "smtp/sign.h"
 #include "store/transport.h"
 
 #define POPGATE_VERSION "0.1.0"
@@ -528,6 +529,7 @@ cleanup:
 	smtp_server_free(&pg.smtp);
 	relay_stop(pg.relay); /* its clients read bodies through the offload threads */
 	offload_free(&pg.offload); /* before auth: its jobs point at login requests */
+	sign_outbound_drop_pending(); /* the DKIM jobs offload_free dropped */
 	auth_free(&pg.auth);
 	fetcher_free(&pg.fetcher);
 	reload_free(&reload); /* after the fetcher: nothing points into old configurations */

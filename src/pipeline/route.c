@@ -18,6 +18,7 @@
 #include "pipeline/proto.h"
 #include "pipeline/route.h"
 #include "smtp/relay.h"
+#include "smtp/sign.h"
 #include "popgate.h"
 #include "store/user.h"
 #include "store/writer.h"
@@ -212,6 +213,40 @@ static void route_write_submit(struct popgate *pg, struct route_write *record)
 	}
 }
 
+/* In the loop, once a submitted message's DKIM signature is made (or not
+ * needed): its move to outbound, with the signature in front of its header
+ * lines. Not signed now (-1): it stays in processing and is filtered and
+ * signed again at the next release check, never sent unsigned. */
+static void route_signed(int result, char *prepend, const char *error, void *arg)
+{
+	struct route_write *record = arg;
+
+	if (result < 0) {
+		log_event(LOG_ERROR, "error", record->account_name, record->id,
+			  "cannot DKIM-sign it: %s; it is filtered and signed again later", error);
+		route_write_free(record);
+		return;
+	}
+	record->prepend = prepend;
+	route_write_submit(record->pg, record);
+}
+
+/* A judged message's writes; a submitted one is DKIM-signed first (sign.h). */
+static void route_judged_submit(struct popgate *pg, struct route_write *record)
+{
+	if (record->submitted) {
+		int signing = sign_outbound(pg, record->id, route_signed, record);
+
+		if (signing == 1)
+			return; /* route_signed goes on */
+		if (signing < 0) {
+			route_signed(-1, NULL, "the key or the message cannot be read", record);
+			return;
+		}
+	}
+	route_write_submit(pg, record);
+}
+
 static struct route_write *route_write_new(struct popgate *pg,
 					   const struct pipeline_verdict *verdict,
 					   const char *account_name)
@@ -316,7 +351,7 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 		record->recipients[i] = xstrdup(verdict->recipients[i]);
 	record->recipient_count = verdict->recipient_count;
 	verdict_decision_clear(&decision);
-	route_write_submit(pg, record);
+	route_judged_submit(pg, record);
 }
 
 void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx)
