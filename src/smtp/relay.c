@@ -1,7 +1,8 @@
 /*
- * relay.c — the delivery scheduler (relay.h): runs, destinations (a
- * transport rule, or a domain's MX hosts), connections and their SMTP
- * clients, and the writer jobs that record each result.
+ * relay.c — the delivery scheduler (relay.h): runs, connections and their
+ * SMTP clients, and the writer jobs that record each result; the
+ * destinations (a transport rule, or a domain's MX hosts) are
+ * relay_destination.c's.
  *
  * A run groups the due recipients of each message by destination into
  * jobs (one message, one destination, its recipients) and queues them on
@@ -15,7 +16,6 @@
  * jobs or connections; the MX lookup is made again by each destination (the
  * resolver caches by TTL).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -40,11 +40,9 @@
 /* Due recipients read per run; a full batch asks for another run. */
 #define RELAY_BATCH 1000
 
-static void relay_pump(struct relay *relay);
 static void relay_connection_next(struct relay_connection *conn);
-static void relay_connection_open(struct relay_destination *dest);
 
-static const struct popgate_config *relay_config(const struct relay *relay)
+const struct popgate_config *relay_config(const struct relay *relay)
 {
 	return *relay->config;
 }
@@ -61,7 +59,7 @@ static struct relay_flight **relay_flight_find(struct relay *relay, const char *
 	return p;
 }
 
-static void relay_flight_add(struct relay *relay, const char *id)
+void relay_flight_add(struct relay *relay, const char *id)
 {
 	struct relay_flight **p = relay_flight_find(relay, id);
 
@@ -85,7 +83,7 @@ static void relay_flight_drop(struct relay *relay, const char *id)
 
 /* ---- jobs and their results ------------------------------------------------ */
 
-static void relay_job_free(struct relay_job *job)
+void relay_job_free(struct relay_job *job)
 {
 	if (job == NULL)
 		return;
@@ -162,7 +160,7 @@ static int64_t relay_next_attempt(const struct relay *relay, int attempts, int64
 }
 
 /* A new record for JOB's recipients (the caller sets each one's result). */
-static struct relay_record *relay_record_new(struct relay *relay, const struct relay_job *job)
+struct relay_record *relay_record_new(struct relay *relay, const struct relay_job *job)
 {
 	struct relay_record *record = xcalloc(1, sizeof(*record));
 
@@ -177,9 +175,8 @@ static struct relay_record *relay_record_new(struct relay *relay, const struct r
 
 /* Sets recipient I of RECORD (of JOB): STATUS with REPLY; a PENDING one
  * gets its next attempt. */
-static void relay_record_set(struct relay *relay, struct relay_record *record,
-			     const struct relay_job *job, size_t i, enum envelope_status status,
-			     const char *reply)
+void relay_record_set(struct relay *relay, struct relay_record *record, const struct relay_job *job,
+		      size_t i, enum envelope_status status, const char *reply)
 {
 	struct outbound_attempt *a = &record->attempts[i];
 
@@ -194,7 +191,7 @@ static void relay_record_set(struct relay *relay, struct relay_record *record,
 }
 
 /* Hands RECORD to the writer; JOB's message stays in flight until then. */
-static void relay_record_submit(struct relay *relay, struct relay_record *record)
+void relay_record_submit(struct relay *relay, struct relay_record *record)
 {
 	if (writer_submit(relay->writer, NULL, relay_record_work, relay_record_done, record) < 0) {
 		log_event(LOG_ERROR, "relay", NULL, record->id,
@@ -206,8 +203,8 @@ static void relay_record_submit(struct relay *relay, struct relay_record *record
 }
 
 /* Ends JOB with one result for all its recipients, and frees it. */
-static void relay_job_end(struct relay *relay, struct relay_job *job, enum envelope_status status,
-			  const char *reply)
+void relay_job_end(struct relay *relay, struct relay_job *job, enum envelope_status status,
+		   const char *reply)
 {
 	struct relay_record *record = relay_record_new(relay, job);
 
@@ -252,137 +249,6 @@ static void relay_outcome(const struct smtp_client_result *result, size_t i,
 	}
 	relay_reply_text(&result->data, reply, len);
 	*status_r = ENVELOPE_SENT;
-}
-
-/* ---- destinations ------------------------------------------------------------ */
-
-static void relay_destination_free(struct relay_destination *dest)
-{
-	struct relay_job *job;
-
-	resolver_cancel(&dest->lookup);
-	while ((job = dest->head) != NULL) {
-		dest->head = job->next;
-		relay_job_free(job);
-	}
-	for (size_t i = 0; i < dest->host_count; i++)
-		free(dest->hosts[i]);
-	free(dest->hosts);
-	free(dest->rule.pattern);
-	free(dest->rule.host);
-	free(dest->rule.auth_user);
-	free(dest->rule.auth_secret);
-	free(dest->domain);
-	free(dest->key);
-	free(dest);
-}
-
-/* Frees DEST if nothing needs it any more. */
-static void relay_destination_release(struct relay_destination *dest)
-{
-	struct relay *relay = dest->relay;
-
-	if (dest->head != NULL || dest->connections > 0 || dest->lookup != NULL)
-		return;
-	for (struct relay_destination **p = &relay->destinations; *p != NULL; p = &(*p)->next) {
-		if (*p == dest) {
-			*p = dest->next;
-			break;
-		}
-	}
-	relay_destination_free(dest);
-}
-
-static struct relay_job *relay_destination_take(struct relay_destination *dest)
-{
-	struct relay_job *job = dest->head;
-
-	if (job != NULL) {
-		dest->head = job->next;
-		if (dest->head == NULL)
-			dest->tail = NULL;
-		job->next = NULL;
-		dest->queued--;
-	}
-	return job;
-}
-
-/* Ends every job waiting on DEST with STATUS and REPLY. */
-static void relay_destination_fail(struct relay_destination *dest, enum envelope_status status,
-				   const char *reply)
-{
-	struct relay_job *job;
-
-	while ((job = relay_destination_take(dest)) != NULL)
-		relay_job_end(dest->relay, job, status, reply);
-}
-
-/* The destination of KEY, made when new (RULE the matching rule, or NULL
- * with DOMAIN for MX delivery). */
-static struct relay_destination *relay_destination_get(struct relay *relay, const char *key,
-						       const struct store_transport_rule *rule,
-						       const char *domain)
-{
-	struct relay_destination *dest;
-
-	for (dest = relay->destinations; dest != NULL; dest = dest->next)
-		if (strcmp(dest->key, key) == 0)
-			return dest;
-	dest = xcalloc(1, sizeof(*dest));
-	dest->relay = relay;
-	dest->key = xstrdup(key);
-	if (rule != NULL) {
-		dest->rule = *rule;
-		dest->rule.pattern = xstrdup(rule->pattern);
-		dest->rule.host = xstrdup(rule->host);
-		dest->rule.auth_user = rule->auth_user != NULL ? xstrdup(rule->auth_user) : NULL;
-		if (rule->auth_secret != NULL) {
-			dest->rule.auth_secret = xmalloc(rule->auth_secret_len);
-			memcpy(dest->rule.auth_secret, rule->auth_secret, rule->auth_secret_len);
-		}
-		dest->resolved = true;
-	} else {
-		dest->domain = xstrdup(domain);
-	}
-	dest->next = relay->destinations;
-	relay->destinations = dest;
-	return dest;
-}
-
-static void relay_mx_cb(const struct resolver_answer *answer, void *ctx)
-{
-	struct relay_destination *dest = ctx;
-	char reply[RELAY_REPLY_MAX];
-
-	size_t exchanges = 0;
-
-	dest->lookup = NULL;
-	for (size_t i = 0; answer->status == RESOLVER_OK && i < answer->count; i++)
-		exchanges += strcmp(answer->records[i].name, ".") != 0;
-	if (answer->status == RESOLVER_OK && answer->count > 0 && exchanges == 0) {
-		/* RFC 7505: "0 ." says the domain accepts no mail. */
-		relay_destination_fail(dest, ENVELOPE_FAILED,
-				       "556 5.1.10 (popgate) the domain accepts no mail (null MX)");
-	} else if (answer->status == RESOLVER_OK) {
-		/* In preference order (the resolver sorts them); a "." among
-		 * real exchanges is no host to try. */
-		dest->hosts = xcalloc(answer->count + 1, sizeof(*dest->hosts));
-		for (size_t i = 0; i < answer->count; i++)
-			if (strcmp(answer->records[i].name, ".") != 0)
-				dest->hosts[dest->host_count++] = xstrdup(answer->records[i].name);
-		/* No MX: the domain is its own mail host (RFC 5321 5.1). */
-		if (dest->host_count == 0)
-			dest->hosts[dest->host_count++] = xstrdup(dest->domain);
-		dest->resolved = true;
-	} else if (answer->status == RESOLVER_NOT_FOUND) {
-		relay_destination_fail(dest, ENVELOPE_FAILED,
-				       "550 5.1.2 (popgate) the recipient domain does not exist");
-	} else {
-		snprintf(reply, sizeof(reply), "451 4.4.3 (popgate) MX lookup of %s: %s",
-			 dest->domain, resolver_status_text(answer->status));
-		relay_destination_fail(dest, ENVELOPE_PENDING, reply);
-	}
-	relay_pump(dest->relay);
 }
 
 /* ---- connections --------------------------------------------------------------- */
@@ -601,7 +467,7 @@ static void relay_connection_try(struct relay_connection *conn)
 	}
 }
 
-static void relay_connection_open(struct relay_destination *dest)
+void relay_connection_open(struct relay_destination *dest)
 {
 	struct relay *relay = dest->relay;
 	struct relay_connection *conn = xcalloc(1, sizeof(*conn));
@@ -697,99 +563,7 @@ static void relay_connection_next(struct relay_connection *conn)
 	relay_pump(relay);
 }
 
-/* Opens connections where jobs wait, within the limits. */
-static void relay_pump(struct relay *relay)
-{
-	const struct popgate_config *cfg = relay_config(relay);
-	struct relay_destination *dest, *next;
-
-	for (dest = relay->destinations; dest != NULL; dest = next) {
-		next = dest->next;
-		if (!dest->resolved && dest->lookup == NULL && dest->head != NULL) {
-			dest->lookup = resolver_lookup(relay->resolver, dest->domain, RESOLVER_MX,
-						       relay_mx_cb, dest);
-			continue;
-		}
-		/* Busy connections take a job each when done; one still opening
-		 * will take one too: more are opened only for jobs beyond those. */
-		while (dest->resolved && dest->queued > dest->opening &&
-		       dest->connections < (size_t)cfg->relay_max_per_destination &&
-		       relay->connection_count < (size_t)cfg->relay_max_connections)
-			relay_connection_open(dest);
-	}
-	for (dest = relay->destinations; dest != NULL; dest = next) {
-		next = dest->next;
-		relay_destination_release(dest);
-	}
-}
-
 /* ---- runs ------------------------------------------------------------------------ */
-
-/* The domain of ADDRESS in lower case (allocated), or NULL for none. */
-static char *relay_domain(const char *address)
-{
-	const char *at = strrchr(address, '@');
-	char *domain;
-
-	if (at == NULL || at[1] == '\0')
-		return NULL;
-	domain = xstrdup(at + 1);
-	for (char *c = domain; *c != '\0'; c++)
-		*c = (char)tolower((unsigned char)*c);
-	return domain;
-}
-
-/* Appends DUE's recipient to the job of its message for its destination. */
-static void relay_queue_recipient(struct relay *relay, const struct outbound_due *due,
-				  const struct store_transport_rule *rules, size_t rule_count,
-				  struct relay_job **failed)
-{
-	const struct store_transport_rule *rule =
-	    transport_rule_find(rules, rule_count, due->sender, due->address);
-	struct relay_destination *dest;
-	struct relay_job *job;
-	char *domain = relay_domain(due->address), *key;
-
-	if (rule != NULL)
-		key = xasprintf("rule %lld", (long long)rule->id);
-	else if (domain != NULL)
-		key = xasprintf("mx %s", domain);
-	else
-		key = NULL;
-	if (key != NULL) {
-		dest = relay_destination_get(relay, key, rule, domain);
-		job = dest->tail;
-	} else {
-		dest = NULL;
-		job = *failed;
-	}
-	if (job == NULL || strcmp(job->id, due->message_id) != 0) {
-		job = xcalloc(1, sizeof(*job));
-		memcpy(job->id, due->message_id, SPOOL_ID_LEN + 1);
-		job->sender = xstrdup(due->sender);
-		job->received_at = due->received_at;
-		job->body_size = due->body_size > 0 ? (uint64_t)due->body_size : 0;
-		relay_flight_add(relay, job->id);
-		if (dest != NULL) {
-			if (dest->tail != NULL)
-				dest->tail->next = job;
-			else
-				dest->head = job;
-			dest->tail = job;
-			dest->queued++;
-		} else {
-			job->next = *failed;
-			*failed = job;
-		}
-	}
-	job->recipients = xrealloc(job->recipients, (job->count + 1) * sizeof(*job->recipients));
-	job->attempts = xrealloc(job->attempts, (job->count + 1) * sizeof(*job->attempts));
-	job->recipients[job->count] = xstrdup(due->address);
-	job->attempts[job->count] = due->attempts;
-	job->count++;
-	free(key);
-	free(domain);
-}
 
 /* Fails the due recipients of a message past its lifetime, from DUE[FIRST]
  * on while they are that message's; returns the index after them. */

@@ -1,10 +1,22 @@
 /*
- * relay_internal.h — the delivery scheduler's state: the relay, its jobs,
- * destinations, connections, messages in flight and the records on their
- * way to the writer, for the files of the relay to share. relay.h stays
- * the public face.
+ * relay_internal.h — what the files of the delivery scheduler share: the
+ * relay's state, its jobs, destinations and connections, and the functions
+ * one file calls in another. relay.h stays the public face.
  *
- * Nothing outside src/smtp/relay.c includes this header.
+ * Two files share what is here:
+ *   relay.c        the scheduler: runs (the due recipients read, a message
+ *                  past its queue lifetime failed, the rest handed to their
+ *                  destinations), kicks and the timer, the messages in
+ *                  flight, the back-off, and the writer jobs that record
+ *                  each result; relay_new, relay_stop, relay_free; and the
+ *                  connections and their SMTP clients;
+ *   relay_destination.c
+ *                  destinations: a recipient's transport rule or its
+ *                  domain's MX hosts (no MX: the domain itself; a null MX
+ *                  fails it), the jobs waiting on each, and the pump that
+ *                  looks the MX up and opens connections within the limits.
+ *
+ * Nothing outside those two files includes this header.
  */
 #ifndef POPGATE_SMTP_RELAY_INTERNAL_H
 #define POPGATE_SMTP_RELAY_INTERNAL_H
@@ -121,5 +133,45 @@ struct relay_record {
 	char *reporting_mta;
 	char dsn_id[SPOOL_ID_LEN + 1];
 };
+
+/* ---- relay.c ------------------------------------------------------------- */
+
+/* The configuration in force (a reload's new one from then on). */
+const struct popgate_config *relay_config(const struct relay *relay);
+/* One more job of message ID is in flight: later runs leave it alone. */
+void relay_flight_add(struct relay *relay, const char *id);
+void relay_job_free(struct relay_job *job);
+/* A new record for JOB's recipients (the caller sets each one's result). */
+struct relay_record *relay_record_new(struct relay *relay, const struct relay_job *job);
+/* Sets recipient I of RECORD (of JOB): STATUS with REPLY; a PENDING one
+ * gets its next attempt. */
+void relay_record_set(struct relay *relay, struct relay_record *record, const struct relay_job *job,
+		      size_t i, enum envelope_status status, const char *reply);
+/* Hands RECORD to the writer; its message stays in flight until then. */
+void relay_record_submit(struct relay *relay, struct relay_record *record);
+/* Ends JOB with one result for all its recipients, and frees it. */
+void relay_job_end(struct relay *relay, struct relay_job *job, enum envelope_status status,
+		   const char *reply);
+/* A new connection to DEST: it takes DEST's jobs once its session is ready. */
+void relay_connection_open(struct relay_destination *dest);
+
+/* ---- relay_destination.c ------------------------------------------------- */
+
+void relay_destination_free(struct relay_destination *dest);
+/* Frees DEST if nothing needs it any more. */
+void relay_destination_release(struct relay_destination *dest);
+/* The first job waiting on DEST, taken off its queue, or NULL. */
+struct relay_job *relay_destination_take(struct relay_destination *dest);
+/* Ends every job waiting on DEST with STATUS and REPLY. */
+void relay_destination_fail(struct relay_destination *dest, enum envelope_status status,
+			    const char *reply);
+/* Appends DUE's recipient to the job of its message for its destination
+ * (by RULES, else its domain's MX), or to *FAILED when it has no domain. */
+void relay_queue_recipient(struct relay *relay, const struct outbound_due *due,
+			   const struct store_transport_rule *rules, size_t rule_count,
+			   struct relay_job **failed);
+/* Looks up the destinations that need it, opens connections where jobs
+ * wait (within the limits), and frees the destinations nothing needs. */
+void relay_pump(struct relay *relay);
 
 #endif
