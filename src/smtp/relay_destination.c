@@ -13,7 +13,7 @@
  * Owns: the destinations (one per rule or MX domain, living while they
  * have jobs, connections or a lookup), their jobs waiting, their MX
  * lookups (made again by each destination; the resolver caches by TTL).
- * Must never: connect or speak SMTP (relay.c does); write to the
+ * Must never: connect or speak SMTP (relay_connection.c does); write to the
  * store; free a destination that a connection or a lookup still holds.
  */
 #include <ctype.h>

@@ -3,20 +3,26 @@
  * relay's state, its jobs, destinations and connections, and the functions
  * one file calls in another. relay.h stays the public face.
  *
- * Two files share what is here:
+ * Three files share what is here:
  *   relay.c        the scheduler: runs (the due recipients read, a message
  *                  past its queue lifetime failed, the rest handed to their
  *                  destinations), kicks and the timer, the messages in
  *                  flight, the back-off, and the writer jobs that record
- *                  each result; relay_new, relay_stop, relay_free; and the
- *                  connections and their SMTP clients;
+ *                  each result; relay_new, relay_stop, relay_free;
  *   relay_destination.c
  *                  destinations: a recipient's transport rule or its
  *                  domain's MX hosts (no MX: the domain itself; a null MX
  *                  fails it), the jobs waiting on each, and the pump that
- *                  looks the MX up and opens connections within the limits.
+ *                  looks the MX up and opens connections within the limits;
+ *   relay_connection.c
+ *                  connections: core/connector (the address policy) then
+ *                  smtp/client with the rule's TLS mode and AUTH, a failed
+ *                  opportunistic STARTTLS tried once more in plain text, the
+ *                  next host, jobs sent one after another on a connection and
+ *                  each recipient's outcome, and the clients held while they
+ *                  quit.
  *
- * Nothing outside those two files includes this header.
+ * Nothing outside those three files includes this header.
  */
 #ifndef POPGATE_SMTP_RELAY_INTERNAL_H
 #define POPGATE_SMTP_RELAY_INTERNAL_H
@@ -152,8 +158,6 @@ void relay_record_submit(struct relay *relay, struct relay_record *record);
 /* Ends JOB with one result for all its recipients, and frees it. */
 void relay_job_end(struct relay *relay, struct relay_job *job, enum envelope_status status,
 		   const char *reply);
-/* A new connection to DEST: it takes DEST's jobs once its session is ready. */
-void relay_connection_open(struct relay_destination *dest);
 
 /* ---- relay_destination.c ------------------------------------------------- */
 
@@ -173,5 +177,13 @@ void relay_queue_recipient(struct relay *relay, const struct outbound_due *due,
 /* Looks up the destinations that need it, opens connections where jobs
  * wait (within the limits), and frees the destinations nothing needs. */
 void relay_pump(struct relay *relay);
+
+/* ---- relay_connection.c -------------------------------------------------- */
+
+/* A new connection to DEST: it takes DEST's jobs once its session is ready. */
+void relay_connection_open(struct relay_destination *dest);
+/* Ends CONN: a reusable client quits politely (unless the relay stops),
+ * and CONN leaves its destination's and the relay's counts. */
+void relay_connection_close(struct relay_connection *conn);
 
 #endif
