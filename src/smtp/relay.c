@@ -1,140 +1,43 @@
 /*
- * relay.c — the delivery scheduler (relay.h): runs, destinations (a
- * transport rule, or a domain's MX hosts), connections and their SMTP
- * clients, and the writer jobs that record each result.
+ * relay.c — the delivery scheduler (relay.h): runs, kicks and the timer,
+ * the messages in flight, the back-off, and the writer jobs that record
+ * each result; relay_new, relay_stop, relay_free.
  *
- * A run groups the due recipients of each message by destination into
- * jobs (one message, one destination, its recipients) and queues them on
- * the destination, which opens connections up to its limits; a connection
- * takes jobs from its destination's queue until it is empty or carried
- * messages_per_connection, then quits. A job ends as a writer job that
- * records its recipients' results; until that commits, its message is in
- * flight and later runs leave it alone.
+ * A run reads the due recipients, fails those of a message past its queue
+ * lifetime, and hands the rest to relay_destination.c, which groups them
+ * into jobs (one message, one destination, its recipients) on their
+ * destinations and opens connections (relay_connection.c) up to the
+ * limits. A job ends as a writer job that records its recipients' results;
+ * until that commits, its message is in flight and later runs leave it
+ * alone.
  *
- * Owns: everything hung on struct relay. Destinations live while they have
- * jobs or connections; the MX lookup is made again by each destination (the
- * resolver caches by TTL).
+ * Owns: struct relay and everything hung on it (relay_stop frees the
+ * destinations and connections through the other two files), the flights,
+ * the records on their way to the writer.
+ * Must never: write to the store on the loop (every result goes through
+ * the writer thread); send a message that is in flight again.
  */
-#include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <event2/event.h>
 
 #include "core/connector.h"
 #include "core/log.h"
-#include "core/resolver.h"
 #include "core/util.h"
 #include "smtp/client.h"
 #include "smtp/relay.h"
-#include "store/message.h"
+#include "smtp/relay_internal.h"
 #include "store/outbound.h"
 #include "store/transport.h"
 #include "store/writer.h"
 
 /* Due recipients read per run; a full batch asks for another run. */
 #define RELAY_BATCH 1000
-/* A reply recorded is its first line, at most this long. */
-#define RELAY_REPLY_MAX 400
 
-/* One message to one destination. */
-struct relay_job {
-	struct relay_job *next;
-	char id[SPOOL_ID_LEN + 1];
-	char *sender;
-	int64_t received_at;
-	uint64_t body_size;
-	char **recipients;
-	int *attempts; /* each recipient's attempts so far */
-	size_t count;
-};
-
-struct relay_destination {
-	struct relay_destination *next;
-	struct relay *relay;
-	char *key;			  /* "rule ID" or "mx DOMAIN": one destination per key */
-	char *domain;			  /* MX: the recipient domain */
-	struct store_transport_rule rule; /* a rule's copy (HOST NULL for MX) */
-	char **hosts;			  /* MX hosts in preference order, once resolved */
-	size_t host_count;
-	bool resolved;
-	struct resolver_lookup *lookup;
-	struct relay_job *head, *tail; /* jobs waiting for a connection */
-	size_t queued;
-	size_t connections; /* open or opening */
-	size_t opening;	    /* of those, not yet ready (each will take a job) */
-};
-
-struct relay_connection {
-	struct relay_connection *next;
-	struct relay_destination *dest;
-	struct connector_attempt *attempt;
-	struct smtp_client *client;
-	size_t host_index;
-	struct relay_job *job;	     /* being sent */
-	int messages;		     /* sent over this connection */
-	enum smtp_tls_mode tls_mode; /* of the session being started */
-	bool plain;		     /* opportunistic TLS failed on this host: plain now */
-	bool ready;		     /* its session was ready once */
-	char last_error[RELAY_REPLY_MAX];
-};
-
-/* A client saying QUIT: it frees itself once done, unless the relay stops
- * first and frees it. */
-struct relay_quitting {
-	struct relay_quitting *next;
-	struct relay *relay;
-	struct smtp_client *client;
-};
-
-/* A message with jobs whose results are not yet committed. */
-struct relay_flight {
-	struct relay_flight *next;
-	char id[SPOOL_ID_LEN + 1];
-	size_t jobs;
-};
-
-struct relay {
-	struct event_base *base;
-	struct store *store;
-	struct writer *writer;
-	struct resolver *resolver;
-	struct connector *connector;
-	struct offload *offload;
-	const struct crypto_key *key;
-	struct popgate_config *const *config;
-	relay_queued_cb *queued;
-	void *queued_ctx;
-	struct event *run_event;
-	struct event *timer;
-	struct relay_destination *destinations;
-	struct relay_connection *connections;
-	size_t connection_count;
-	struct relay_flight *flights;
-	struct relay_quitting *quitting;
-	bool stopped; /* relay_stop: no more runs */
-};
-
-/* The results of one job on their way to the writer thread. */
-struct relay_record {
-	struct relay *relay;
-	char id[SPOOL_ID_LEN + 1];
-	struct outbound_attempt *attempts;
-	size_t count;
-	int64_t now;
-	char *reporting_mta;
-	char dsn_id[SPOOL_ID_LEN + 1];
-};
-
-static void relay_pump(struct relay *relay);
-static void relay_connection_next(struct relay_connection *conn);
-static void relay_connection_open(struct relay_destination *dest);
-
-static const struct popgate_config *relay_config(const struct relay *relay)
+const struct popgate_config *relay_config(const struct relay *relay)
 {
 	return *relay->config;
 }
@@ -151,7 +54,7 @@ static struct relay_flight **relay_flight_find(struct relay *relay, const char *
 	return p;
 }
 
-static void relay_flight_add(struct relay *relay, const char *id)
+void relay_flight_add(struct relay *relay, const char *id)
 {
 	struct relay_flight **p = relay_flight_find(relay, id);
 
@@ -175,7 +78,7 @@ static void relay_flight_drop(struct relay *relay, const char *id)
 
 /* ---- jobs and their results ------------------------------------------------ */
 
-static void relay_job_free(struct relay_job *job)
+void relay_job_free(struct relay_job *job)
 {
 	if (job == NULL)
 		return;
@@ -252,7 +155,7 @@ static int64_t relay_next_attempt(const struct relay *relay, int attempts, int64
 }
 
 /* A new record for JOB's recipients (the caller sets each one's result). */
-static struct relay_record *relay_record_new(struct relay *relay, const struct relay_job *job)
+struct relay_record *relay_record_new(struct relay *relay, const struct relay_job *job)
 {
 	struct relay_record *record = xcalloc(1, sizeof(*record));
 
@@ -267,9 +170,8 @@ static struct relay_record *relay_record_new(struct relay *relay, const struct r
 
 /* Sets recipient I of RECORD (of JOB): STATUS with REPLY; a PENDING one
  * gets its next attempt. */
-static void relay_record_set(struct relay *relay, struct relay_record *record,
-			     const struct relay_job *job, size_t i, enum envelope_status status,
-			     const char *reply)
+void relay_record_set(struct relay *relay, struct relay_record *record, const struct relay_job *job,
+		      size_t i, enum envelope_status status, const char *reply)
 {
 	struct outbound_attempt *a = &record->attempts[i];
 
@@ -284,7 +186,7 @@ static void relay_record_set(struct relay *relay, struct relay_record *record,
 }
 
 /* Hands RECORD to the writer; JOB's message stays in flight until then. */
-static void relay_record_submit(struct relay *relay, struct relay_record *record)
+void relay_record_submit(struct relay *relay, struct relay_record *record)
 {
 	if (writer_submit(relay->writer, NULL, relay_record_work, relay_record_done, record) < 0) {
 		log_event(LOG_ERROR, "relay", NULL, record->id,
@@ -296,8 +198,8 @@ static void relay_record_submit(struct relay *relay, struct relay_record *record
 }
 
 /* Ends JOB with one result for all its recipients, and frees it. */
-static void relay_job_end(struct relay *relay, struct relay_job *job, enum envelope_status status,
-			  const char *reply)
+void relay_job_end(struct relay *relay, struct relay_job *job, enum envelope_status status,
+		   const char *reply)
 {
 	struct relay_record *record = relay_record_new(relay, job);
 
@@ -307,579 +209,7 @@ static void relay_job_end(struct relay *relay, struct relay_job *job, enum envel
 	relay_job_free(job);
 }
 
-/* REPLY as one line for the store: "550 5.1.1 text" (its first line). */
-static void relay_reply_text(const struct smtp_reply *reply, char *out, size_t outlen)
-{
-	const char *text = reply->text != NULL ? reply->text : "";
-	size_t len = strcspn(text, "\n");
-
-	snprintf(out, outlen, "%d%s%s %.*s", reply->code, reply->enhanced[0] != '\0' ? " " : "",
-		 reply->enhanced, (int)len, text);
-}
-
-/* The outcome of recipient I of a sent message (smtp/client.h says how the
- * replies combine), into *STATUS_R and REPLY. */
-static void relay_outcome(const struct smtp_client_result *result, size_t i,
-			  enum envelope_status *status_r, char *reply, size_t len)
-{
-	const struct smtp_reply *steps[3] = {&result->mail, &result->recipients[i], &result->data};
-
-	for (size_t s = 0; s < 3; s++) {
-		const struct smtp_reply *r = steps[s];
-
-		if (r->code == 0) {
-			/* Not answered: the connection failed first. */
-			snprintf(reply, len, "(popgate) %s",
-				 result->error != NULL ? result->error : "no reply");
-			*status_r = ENVELOPE_PENDING;
-			return;
-		}
-		if (r->code / 100 != 2) {
-			relay_reply_text(r, reply, len);
-			*status_r = r->code / 100 == 5 ? ENVELOPE_FAILED : ENVELOPE_PENDING;
-			return;
-		}
-	}
-	relay_reply_text(&result->data, reply, len);
-	*status_r = ENVELOPE_SENT;
-}
-
-/* ---- destinations ------------------------------------------------------------ */
-
-static void relay_destination_free(struct relay_destination *dest)
-{
-	struct relay_job *job;
-
-	resolver_cancel(&dest->lookup);
-	while ((job = dest->head) != NULL) {
-		dest->head = job->next;
-		relay_job_free(job);
-	}
-	for (size_t i = 0; i < dest->host_count; i++)
-		free(dest->hosts[i]);
-	free(dest->hosts);
-	free(dest->rule.pattern);
-	free(dest->rule.host);
-	free(dest->rule.auth_user);
-	free(dest->rule.auth_secret);
-	free(dest->domain);
-	free(dest->key);
-	free(dest);
-}
-
-/* Frees DEST if nothing needs it any more. */
-static void relay_destination_release(struct relay_destination *dest)
-{
-	struct relay *relay = dest->relay;
-
-	if (dest->head != NULL || dest->connections > 0 || dest->lookup != NULL)
-		return;
-	for (struct relay_destination **p = &relay->destinations; *p != NULL; p = &(*p)->next) {
-		if (*p == dest) {
-			*p = dest->next;
-			break;
-		}
-	}
-	relay_destination_free(dest);
-}
-
-static struct relay_job *relay_destination_take(struct relay_destination *dest)
-{
-	struct relay_job *job = dest->head;
-
-	if (job != NULL) {
-		dest->head = job->next;
-		if (dest->head == NULL)
-			dest->tail = NULL;
-		job->next = NULL;
-		dest->queued--;
-	}
-	return job;
-}
-
-/* Ends every job waiting on DEST with STATUS and REPLY. */
-static void relay_destination_fail(struct relay_destination *dest, enum envelope_status status,
-				   const char *reply)
-{
-	struct relay_job *job;
-
-	while ((job = relay_destination_take(dest)) != NULL)
-		relay_job_end(dest->relay, job, status, reply);
-}
-
-/* The destination of KEY, made when new (RULE the matching rule, or NULL
- * with DOMAIN for MX delivery). */
-static struct relay_destination *relay_destination_get(struct relay *relay, const char *key,
-						       const struct store_transport_rule *rule,
-						       const char *domain)
-{
-	struct relay_destination *dest;
-
-	for (dest = relay->destinations; dest != NULL; dest = dest->next)
-		if (strcmp(dest->key, key) == 0)
-			return dest;
-	dest = xcalloc(1, sizeof(*dest));
-	dest->relay = relay;
-	dest->key = xstrdup(key);
-	if (rule != NULL) {
-		dest->rule = *rule;
-		dest->rule.pattern = xstrdup(rule->pattern);
-		dest->rule.host = xstrdup(rule->host);
-		dest->rule.auth_user = rule->auth_user != NULL ? xstrdup(rule->auth_user) : NULL;
-		if (rule->auth_secret != NULL) {
-			dest->rule.auth_secret = xmalloc(rule->auth_secret_len);
-			memcpy(dest->rule.auth_secret, rule->auth_secret, rule->auth_secret_len);
-		}
-		dest->resolved = true;
-	} else {
-		dest->domain = xstrdup(domain);
-	}
-	dest->next = relay->destinations;
-	relay->destinations = dest;
-	return dest;
-}
-
-static void relay_mx_cb(const struct resolver_answer *answer, void *ctx)
-{
-	struct relay_destination *dest = ctx;
-	char reply[RELAY_REPLY_MAX];
-
-	size_t exchanges = 0;
-
-	dest->lookup = NULL;
-	for (size_t i = 0; answer->status == RESOLVER_OK && i < answer->count; i++)
-		exchanges += strcmp(answer->records[i].name, ".") != 0;
-	if (answer->status == RESOLVER_OK && answer->count > 0 && exchanges == 0) {
-		/* RFC 7505: "0 ." says the domain accepts no mail. */
-		relay_destination_fail(dest, ENVELOPE_FAILED,
-				       "556 5.1.10 (popgate) the domain accepts no mail (null MX)");
-	} else if (answer->status == RESOLVER_OK) {
-		/* In preference order (the resolver sorts them); a "." among
-		 * real exchanges is no host to try. */
-		dest->hosts = xcalloc(answer->count + 1, sizeof(*dest->hosts));
-		for (size_t i = 0; i < answer->count; i++)
-			if (strcmp(answer->records[i].name, ".") != 0)
-				dest->hosts[dest->host_count++] = xstrdup(answer->records[i].name);
-		/* No MX: the domain is its own mail host (RFC 5321 5.1). */
-		if (dest->host_count == 0)
-			dest->hosts[dest->host_count++] = xstrdup(dest->domain);
-		dest->resolved = true;
-	} else if (answer->status == RESOLVER_NOT_FOUND) {
-		relay_destination_fail(dest, ENVELOPE_FAILED,
-				       "550 5.1.2 (popgate) the recipient domain does not exist");
-	} else {
-		snprintf(reply, sizeof(reply), "451 4.4.3 (popgate) MX lookup of %s: %s",
-			 dest->domain, resolver_status_text(answer->status));
-		relay_destination_fail(dest, ENVELOPE_PENDING, reply);
-	}
-	relay_pump(dest->relay);
-}
-
-/* ---- connections --------------------------------------------------------------- */
-
-/* A client's QUIT ended: it frees itself after this. */
-static void relay_quit_done_cb(struct smtp_client *client, void *ctx)
-{
-	struct relay_quitting *quitting = ctx;
-	struct relay *relay = quitting->relay;
-
-	(void)client;
-	for (struct relay_quitting **p = &relay->quitting; *p != NULL; p = &(*p)->next) {
-		if (*p == quitting) {
-			*p = quitting->next;
-			break;
-		}
-	}
-	free(quitting);
-}
-
-static void relay_connection_close(struct relay_connection *conn)
-{
-	struct relay_destination *dest = conn->dest;
-	struct relay *relay = dest->relay;
-
-	connector_cancel(&conn->attempt);
-	if (conn->client != NULL && smtp_client_reusable(conn->client) && !relay->stopped) {
-		struct relay_quitting *quitting = xcalloc(1, sizeof(*quitting));
-
-		quitting->relay = relay;
-		quitting->client = conn->client;
-		quitting->next = relay->quitting;
-		relay->quitting = quitting;
-		conn->client = NULL;
-		smtp_client_quit(quitting->client, relay_quit_done_cb, quitting);
-	}
-	smtp_client_free(&conn->client);
-	if (conn->job != NULL) {
-		/* Only while the relay stops: its message is tried again later. */
-		relay_job_free(conn->job);
-	}
-	for (struct relay_connection **p = &relay->connections; *p != NULL; p = &(*p)->next) {
-		if (*p == conn) {
-			*p = conn->next;
-			break;
-		}
-	}
-	relay->connection_count--;
-	dest->connections--;
-	if (!conn->ready)
-		dest->opening--;
-	free(conn);
-}
-
-/* The host and port CONN tries now. */
-static const char *relay_connection_host(const struct relay_connection *conn, int *port_r)
-{
-	const struct relay_destination *dest = conn->dest;
-
-	if (dest->rule.host != NULL) {
-		*port_r = dest->rule.port;
-		return dest->rule.host;
-	}
-	*port_r = relay_config(dest->relay)->relay_mx_port;
-	return dest->hosts[conn->host_index];
-}
-
-static void relay_connection_try(struct relay_connection *conn);
-
-/* CONN's host failed (WHY): the next host, or every waiting job pends. */
-static void relay_connection_failed(struct relay_connection *conn, const char *why)
-{
-	struct relay_destination *dest = conn->dest;
-	struct relay *relay = dest->relay;
-	int port;
-	const char *host = relay_connection_host(conn, &port);
-
-	snprintf(conn->last_error, sizeof(conn->last_error), "(popgate) %s:%d: %s", host, port,
-		 why);
-	log_event(LOG_WARN, "relay", NULL, NULL, "%s", conn->last_error);
-	if (conn->client != NULL)
-		smtp_client_free(&conn->client);
-	if (dest->rule.host == NULL && conn->host_index + 1 < dest->host_count) {
-		conn->host_index++;
-		conn->plain = false;
-		relay_connection_try(conn);
-		return;
-	}
-	/* No host took the connection: what waits for it would fare the same. */
-	relay_destination_fail(dest, ENVELOPE_PENDING, conn->last_error);
-	relay_connection_close(conn);
-	relay_destination_release(dest);
-	relay_pump(relay);
-}
-
-static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *reply,
-			   const char *error, void *ctx)
-{
-	struct relay_connection *conn = ctx;
-	char why[RELAY_REPLY_MAX];
-
-	if (reply == NULL && error == NULL) {
-		conn->ready = true;
-		conn->dest->opening--;
-		relay_connection_next(conn);
-		return;
-	}
-	/* Opportunistic TLS tried but the session died in it (the handshake,
-	 * or the server closing right after it, as a TLS 1.3 server that
-	 * rejects the client does): RFC 7435 lets a sender go on in plain
-	 * text, on a new connection to the same host, once. */
-	if (reply == NULL && conn->tls_mode == SMTP_TLS_OPPORTUNISTIC && !conn->plain &&
-	    (smtp_client_tls_failed(client) || smtp_client_capabilities(client)->starttls ||
-	     smtp_client_tls_active(client))) {
-		log_event(LOG_WARN, "relay", NULL, NULL,
-			  "%s: STARTTLS failed (%s); trying again without TLS",
-			  relay_connection_host(conn, &(int){0}), error);
-		smtp_client_free(&conn->client);
-		conn->plain = true;
-		relay_connection_try(conn);
-		return;
-	}
-	if (reply != NULL)
-		relay_reply_text(reply, why, sizeof(why));
-	else
-		snprintf(why, sizeof(why), "%s", error);
-	relay_connection_failed(conn, why);
-}
-
-static void relay_connected_cb(struct bufferevent *bev, const char *error, void *ctx)
-{
-	struct relay_connection *conn = ctx;
-	struct relay_destination *dest = conn->dest;
-	struct relay *relay = dest->relay;
-	const struct popgate_config *cfg = relay_config(relay);
-	struct smtp_client_config config = {
-	    .helo_name = cfg->hostname,
-	    .tls_mode = SMTP_TLS_OPPORTUNISTIC,
-	    .timeout_seconds = cfg->relay_timeout,
-	    .offload = relay->offload,
-	};
-	char *password = NULL;
-	int port;
-
-	conn->attempt = NULL;
-	if (bev == NULL) {
-		relay_connection_failed(conn, error);
-		return;
-	}
-	config.server_name = relay_connection_host(conn, &port);
-	if (dest->rule.host != NULL) {
-		static const enum smtp_tls_mode modes[] = {
-		    [TRANSPORT_TLS_NONE] = SMTP_TLS_NONE,
-		    [TRANSPORT_TLS_OPPORTUNISTIC] = SMTP_TLS_OPPORTUNISTIC,
-		    [TRANSPORT_TLS_REQUIRED] = SMTP_TLS_REQUIRED,
-		    [TRANSPORT_TLS_VERIFIED] = SMTP_TLS_VERIFIED,
-		};
-
-		config.tls_mode = modes[dest->rule.tls];
-		if (dest->rule.auth_user != NULL) {
-			if (transport_secret_open(relay->key, dest->rule.auth_secret,
-						  dest->rule.auth_secret_len, &password) < 0) {
-				bufferevent_free(bev);
-				relay_connection_failed(
-				    conn, "the rule's AUTH password cannot be opened (another "
-					  "credential key?); add the rule again");
-				return;
-			}
-			config.auth_user = dest->rule.auth_user;
-			config.auth_password = password;
-		}
-	}
-	if (conn->plain && config.tls_mode == SMTP_TLS_OPPORTUNISTIC)
-		config.tls_mode = SMTP_TLS_NONE;
-	conn->tls_mode = config.tls_mode;
-	conn->client = smtp_client_new(relay->connector, bev, &config, relay_ready_cb, conn);
-	crypto_password_free(&password);
-	if (conn->client == NULL)
-		relay_connection_failed(conn, "cannot start an SMTP session");
-}
-
-static void relay_try_failed_cb(evutil_socket_t fd, short what, void *ctx)
-{
-	struct relay_connection *conn = ctx;
-	char why[RELAY_REPLY_MAX];
-
-	(void)fd;
-	(void)what;
-	snprintf(why, sizeof(why), "%s", conn->last_error);
-	relay_connection_failed(conn, why);
-}
-
-static void relay_connection_try(struct relay_connection *conn)
-{
-	struct relay_destination *dest = conn->dest;
-	const struct popgate_config *cfg = relay_config(dest->relay);
-	struct connector_target target = {
-	    .tls = CONNECTOR_TLS_UPGRADE,
-	    .verify = dest->rule.host != NULL && dest->rule.tls == TRANSPORT_TLS_VERIFIED,
-	    /* A rule's host is the administrator's choice; MX hosts come from
-	     * DNS, which anyone can point into the office network. */
-	    .allow_private = dest->rule.host != NULL || cfg->relay_allow_private,
-	    .timeout = cfg->relay_connect_timeout,
-	    .log_event = "relay",
-	};
-	char err[256];
-
-	target.host = relay_connection_host(conn, &target.port);
-	conn->attempt = connector_connect(dest->relay->connector, &target, relay_connected_cb, conn,
-					  err, sizeof(err));
-	if (conn->attempt == NULL) {
-		/* Later, from the loop: the caller may be walking the destinations. */
-		snprintf(conn->last_error, sizeof(conn->last_error), "%s", err);
-		event_base_once(dest->relay->base, -1, EV_TIMEOUT, relay_try_failed_cb, conn,
-				&(struct timeval){0, 0});
-	}
-}
-
-static void relay_connection_open(struct relay_destination *dest)
-{
-	struct relay *relay = dest->relay;
-	struct relay_connection *conn = xcalloc(1, sizeof(*conn));
-
-	conn->dest = dest;
-	conn->next = relay->connections;
-	relay->connections = conn;
-	relay->connection_count++;
-	dest->connections++;
-	dest->opening++;
-	relay_connection_try(conn);
-}
-
-static void relay_sent_cb(struct smtp_client *client, const struct smtp_client_result *result,
-			  void *ctx)
-{
-	struct relay_connection *conn = ctx;
-	struct relay *relay = conn->dest->relay;
-	struct relay_job *job = conn->job;
-	struct relay_record *record = relay_record_new(relay, job);
-	char reply[RELAY_REPLY_MAX];
-
-	(void)client;
-	conn->job = NULL;
-	conn->messages++;
-	for (size_t i = 0; i < job->count; i++) {
-		enum envelope_status status;
-
-		if (i < result->recipient_count) {
-			relay_outcome(result, i, &status, reply, sizeof(reply));
-		} else {
-			snprintf(reply, sizeof(reply), "(popgate) no reply for this recipient");
-			status = ENVELOPE_PENDING;
-		}
-		relay_record_set(relay, record, job, i, status, reply);
-	}
-	relay_record_submit(relay, record);
-	relay_job_free(job);
-	relay_connection_next(conn);
-}
-
-/* Sends CONN's destination's next job on it, or ends it when there is none
- * (or it carried enough, or is dead). */
-static void relay_connection_next(struct relay_connection *conn)
-{
-	struct relay_destination *dest = conn->dest;
-	struct relay *relay = dest->relay;
-	const struct popgate_config *cfg = relay_config(relay);
-
-	while (conn->client != NULL && smtp_client_reusable(conn->client) &&
-	       conn->messages < cfg->relay_messages_per_connection && dest->head != NULL) {
-		struct relay_job *job = relay_destination_take(dest);
-		char *path = spool_path(relay->store->data_dir, job->id);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		struct smtp_client_message message = {
-		    .sender = job->sender,
-		    .recipients = (const char *const *)job->recipients,
-		    .recipient_count = job->count,
-		    .body_fd = fd,
-		    .body_size = job->body_size,
-		};
-		char *prepend = NULL;
-
-		free(path);
-		if (fd < 0) {
-			log_event(LOG_ERROR, "relay", NULL, job->id, "cannot open the body: %s",
-				  strerror(errno));
-			relay_job_end(relay, job, ENVELOPE_PENDING,
-				      "(popgate) the message body cannot be read");
-			continue;
-		}
-		if (store_message_read_prepend(relay->store, job->id, &prepend) < 0) {
-			close(fd);
-			relay_job_end(relay, job, ENVELOPE_PENDING,
-				      "(popgate) the message cannot be read");
-			continue;
-		}
-		message.prepend = prepend != NULL && *prepend != '\0' ? prepend : NULL;
-		conn->job = job;
-		if (smtp_client_send(conn->client, &message, relay_sent_cb, conn) < 0) {
-			conn->job = NULL;
-			relay_job_end(
-			    relay, job, ENVELOPE_PENDING,
-			    "(popgate) the message could not be handed to the SMTP client");
-		}
-		close(fd);
-		free(prepend);
-		if (conn->job != NULL)
-			return;
-	}
-	relay_connection_close(conn);
-	relay_destination_release(dest);
-	relay_pump(relay);
-}
-
-/* Opens connections where jobs wait, within the limits. */
-static void relay_pump(struct relay *relay)
-{
-	const struct popgate_config *cfg = relay_config(relay);
-	struct relay_destination *dest, *next;
-
-	for (dest = relay->destinations; dest != NULL; dest = next) {
-		next = dest->next;
-		if (!dest->resolved && dest->lookup == NULL && dest->head != NULL) {
-			dest->lookup = resolver_lookup(relay->resolver, dest->domain, RESOLVER_MX,
-						       relay_mx_cb, dest);
-			continue;
-		}
-		/* Busy connections take a job each when done; one still opening
-		 * will take one too: more are opened only for jobs beyond those. */
-		while (dest->resolved && dest->queued > dest->opening &&
-		       dest->connections < (size_t)cfg->relay_max_per_destination &&
-		       relay->connection_count < (size_t)cfg->relay_max_connections)
-			relay_connection_open(dest);
-	}
-	for (dest = relay->destinations; dest != NULL; dest = next) {
-		next = dest->next;
-		relay_destination_release(dest);
-	}
-}
-
 /* ---- runs ------------------------------------------------------------------------ */
-
-/* The domain of ADDRESS in lower case (allocated), or NULL for none. */
-static char *relay_domain(const char *address)
-{
-	const char *at = strrchr(address, '@');
-	char *domain;
-
-	if (at == NULL || at[1] == '\0')
-		return NULL;
-	domain = xstrdup(at + 1);
-	for (char *c = domain; *c != '\0'; c++)
-		*c = (char)tolower((unsigned char)*c);
-	return domain;
-}
-
-/* Appends DUE's recipient to the job of its message for its destination. */
-static void relay_queue_recipient(struct relay *relay, const struct outbound_due *due,
-				  const struct store_transport_rule *rules, size_t rule_count,
-				  struct relay_job **failed)
-{
-	const struct store_transport_rule *rule =
-	    transport_rule_find(rules, rule_count, due->sender, due->address);
-	struct relay_destination *dest;
-	struct relay_job *job;
-	char *domain = relay_domain(due->address), *key;
-
-	if (rule != NULL)
-		key = xasprintf("rule %lld", (long long)rule->id);
-	else if (domain != NULL)
-		key = xasprintf("mx %s", domain);
-	else
-		key = NULL;
-	if (key != NULL) {
-		dest = relay_destination_get(relay, key, rule, domain);
-		job = dest->tail;
-	} else {
-		dest = NULL;
-		job = *failed;
-	}
-	if (job == NULL || strcmp(job->id, due->message_id) != 0) {
-		job = xcalloc(1, sizeof(*job));
-		memcpy(job->id, due->message_id, SPOOL_ID_LEN + 1);
-		job->sender = xstrdup(due->sender);
-		job->received_at = due->received_at;
-		job->body_size = due->body_size > 0 ? (uint64_t)due->body_size : 0;
-		relay_flight_add(relay, job->id);
-		if (dest != NULL) {
-			if (dest->tail != NULL)
-				dest->tail->next = job;
-			else
-				dest->head = job;
-			dest->tail = job;
-			dest->queued++;
-		} else {
-			job->next = *failed;
-			*failed = job;
-		}
-	}
-	job->recipients = xrealloc(job->recipients, (job->count + 1) * sizeof(*job->recipients));
-	job->attempts = xrealloc(job->attempts, (job->count + 1) * sizeof(*job->attempts));
-	job->recipients[job->count] = xstrdup(due->address);
-	job->attempts[job->count] = due->attempts;
-	job->count++;
-	free(key);
-	free(domain);
-}
 
 /* Fails the due recipients of a message past its lifetime, from DUE[FIRST]
  * on while they are that message's; returns the index after them. */
