@@ -3,7 +3,7 @@
  * or a relay host, in the event loop, on a connected bufferevent that
  * core/connector handed back (connector_connect with CONNECTOR_TLS_UPGRADE,
  * or CONNECTOR_TLS_IMPLICIT for port 465). The delivery scheduler
- * (smtp/relay.c) drives it: it connects, makes a client, sends one message
+ * (smtp/relay_connection.c) drives it: it connects, makes a client, sends one message
  * after the other on it, and quits.
  *
  * The conversation: greeting; EHLO (HELO when EHLO gets a 5yz), its
