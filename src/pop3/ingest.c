@@ -269,7 +269,10 @@ static void ingest_message_free(struct ingest_message *ingest)
 	free(ingest);
 }
 
-/* The connection ends with commits under way (client.h). */
+/* The connection ends with commits under way (client.h). The account's next
+ * fetch finds them stored: it connects only once its start mark, queued in
+ * the writer behind them, is committed (fetch.c), and the writer commits in
+ * the order queued. */
 void ingest_detach_all(struct provider_conn *conn)
 {
 	struct ingest_message *ingest;

@@ -132,3 +132,29 @@ def test_fetch_cut_with_commits_under_way_loses_nothing(make_scripted, make_popg
         [(COUNT, COUNT)]
     served = gate.pickup(ACCOUNT, PASSWORD)
     assert sorted(split_trace(s)[1] for s in served) == sorted(wires)
+
+
+def test_same_message_listed_twice_in_one_fetch_stored_once(make_scripted, make_popgate, corpus):
+    """A provider that lists one message twice under one UIDL, among others:
+    the second copy is retrieved and compared only once the first one's
+    commit is done (it may still be in the writer thread), so it is found
+    stored and only deleted — stored once, nothing deleted unretrieved."""
+    scripted, gate = make_gate(make_scripted, make_popgate)
+    messages = corpus.messages(6, seed=83, max_size=20000)
+    wires = [scripted.deliver("alice", m) for m in messages[:3]]
+    twin = scripted.deliver("alice", messages[3], uidl="twin")
+    scripted.deliver("alice", messages[3], uidl="twin")
+    wires += [twin] + [scripted.deliver("alice", m) for m in messages[4:]]
+    start = len(scripted.logged_in_sessions("alice"))
+    assert gate.pickup(ACCOUNT, PASSWORD) == []
+    wait_sessions(scripted, start + 1)
+    gate.wait_states({"delivery": len(wires)}, timeout=60)
+    itutil.wait_until(lambda: scripted.count("alice") == 0, 30, what="provider emptied")
+    session = scripted.logged_in_sessions("alice")[start]
+    retr, dele = numbered(session.commands, "RETR"), numbered(session.commands, "DELE")
+    assert sorted(retr) == sorted(dele) == list(range(1, len(wires) + 2))
+    assert all(retr[n] < dele[n] for n in dele)
+    assert gate.db_query("SELECT count(*) FROM message WHERE uidl = 'twin'") == [(1,)]
+    assert gate.db_query("SELECT count(*) FROM message") == [(len(wires),)]
+    served = gate.pickup(ACCOUNT, PASSWORD)
+    assert sorted(split_trace(s)[1] for s in served) == sorted(wires)
