@@ -12,6 +12,7 @@ DELE's answer. No assertion is timed: each waits, with a deadline, for the
 state it checks.
 """
 
+import sqlite3
 import threading
 
 import itutil
@@ -20,6 +21,7 @@ from mailutil import split_trace
 ACCOUNT = "alice@localhost"
 PASSWORD = "provider-pw-8"
 COUNT = 50
+IN_FLIGHT_MAX = 32      # pop3/client.h INGEST_IN_FLIGHT_MAX
 
 
 def make_gate(make_scripted, make_popgate):
@@ -158,3 +160,57 @@ def test_same_message_listed_twice_in_one_fetch_stored_once(make_scripted, make_
     assert gate.db_query("SELECT count(*) FROM message") == [(len(wires),)]
     served = gate.pickup(ACCOUNT, PASSWORD)
     assert sorted(split_trace(s)[1] for s in served) == sorted(wires)
+
+
+def test_messages_in_flight_are_bounded(make_scripted, make_popgate):
+    """Another process takes the store's write lock at the first DELE, so no
+    commit happens: popgate retrieves up to INGEST_IN_FLIGHT_MAX messages not
+    yet deleted and then waits for the commits; once the lock is gone the
+    fetch goes on and ends with every message stored once. At no point of the
+    session are more than that many retrieved and not deleted."""
+    scripted, gate = make_gate(make_scripted, make_popgate)
+    count = 100
+    scripted.deliver_bulk("alice", count)
+    uidls = scripted.uidls("alice")
+    locked = threading.Event()
+    held = {}
+
+    def on_dele(session, uidl):
+        if locked.is_set():
+            return
+        lock = sqlite3.connect(gate.db_path, isolation_level=None, timeout=10.0,
+                               check_same_thread=False)
+        lock.execute("BEGIN IMMEDIATE")
+        held["lock"] = lock
+        held["committed"] = lock.execute("SELECT count(*) FROM message").fetchone()[0]
+        locked.set()
+
+    scripted.on_dele = on_dele
+    start = len(scripted.logged_in_sessions("alice"))
+    try:
+        assert gate.pickup(ACCOUNT, PASSWORD) == []
+        assert locked.wait(60), "no DELE"
+        session = itutil.wait_until(lambda: scripted.logged_in_sessions("alice")[start:], 30,
+                                    what="the fetch's session")[0]
+        # None commits while the lock is held: at least IN_FLIGHT_MAX of
+        # the 100 remain to be retrieved, and popgate stops at the bound.
+        want = held["committed"] + IN_FLIGHT_MAX
+        assert want < count, held
+        itutil.wait_until(lambda: len(numbered(session.commands, "RETR")) >= want, 30,
+                          what=f"{want} RETRs while the store is locked")
+    finally:
+        if "lock" in held:
+            held["lock"].execute("ROLLBACK")
+            held["lock"].close()
+    wait_sessions(scripted, start + 1)
+    gate.wait_states({"delivery": count}, timeout=60)
+    itutil.wait_until(lambda: scripted.count("alice") == 0, 30, what="provider emptied")
+    assert session.quit and sorted(session.retrieved) == sorted(uidls)
+    assert gate.db_query("SELECT count(*), count(DISTINCT uidl) FROM message") == \
+        [(count, count)]
+    outstanding, most = 0, 0
+    for command in session.commands:
+        verb = command.split(" ")[0]
+        outstanding += (verb == "RETR") - (verb == "DELE")
+        most = max(most, outstanding)
+    assert most == IN_FLIGHT_MAX, (most, held["committed"], session.commands)
