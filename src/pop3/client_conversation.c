@@ -149,11 +149,12 @@ static void pop3_client_resume_cb(evutil_socket_t fd, short what, void *ctx)
 void pop3_client_send_dele(struct provider_conn *conn, size_t index)
 {
 	conn->dele_entry = index;
-	pop3_client_send_command(conn, PROVIDER_DELE, "DELE %u", conn->listing.entries[index].number);
+	pop3_client_send_command(conn, PROVIDER_DELE, "DELE %u",
+				 conn->listing.entries[index].number);
 }
 
 /* No command to send until a commit is done: ingest.c calls
- * pop3_client_fetch_next then. Nothing is read meanwhile (the provider owes
+ * pop3_client_commit_done then. Nothing is read meanwhile (the provider owes
  * no reply), so the silence timeout does not run while the disk is slow. */
 static void pop3_client_wait_commits(struct provider_conn *conn)
 {

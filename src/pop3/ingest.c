@@ -9,8 +9,10 @@
  * (G3). The fetch does not wait for a commit to retrieve the next message:
  * up to INGEST_IN_FLIGHT_MAX of a connection are in the writer thread at
  * once (client.h), which commits them in groups; each DELE goes out once
- * its own commit is done, between two commands. A UIDL that is already recorded as stored is only deleted, never
- * fetched again: that is the message a crash caught between commit and the
+ * its own commit is done, between two commands.
+ *
+ * A UIDL that is already recorded as stored is only deleted, never fetched
+ * again: that is the message a crash caught between commit and the
  * provider's QUIT, or kept by a provider that ignores DELE. One listed twice
  * or with another size than then is retrieved, and deleted without storing
  * only if the same body (its SHA-256) is stored under that UIDL. A recorded
@@ -19,8 +21,8 @@
  *
  * Owns: the body in progress (spool writer, digest, CRLF state), the
  * messages being committed (conn->in_flight) and the reasons messages are
- * left at the provider. Must never: parse the body, or
- * ask for a DELE before the commit.
+ * left at the provider. Must never: parse the body, or ask for a DELE
+ * before the commit.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -333,9 +335,9 @@ static void ingest_message_done(int result, const char *error, void *arg)
 			conn = NULL; /* ended, and freed from the loop next */
 	}
 	if (result < 0) {
-		/* The fetch fails without QUIT: the provider deletes nothing of
-		 * this session, also none of the DELEs sent for earlier messages
-		 * (stored: a later fetch deletes them by their UIDLs). */
+		/* The fetch fails without QUIT, so the provider applies none of
+		 * this session's DELEs, not even those of messages committed
+		 * before: a later fetch deletes them by their UIDLs. */
 		if (conn != NULL)
 			pop3_client_fail(conn, "cannot record message %u: %s", ingest->number,
 					 error);
