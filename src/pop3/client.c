@@ -63,6 +63,7 @@ static const char *const pop3_client_state_names[] = {
 	[PROVIDER_RETR_STATUS] = "retr",
 	[PROVIDER_RETR_BODY] = "retr-body",
 	[PROVIDER_DELE] = "dele",
+	[PROVIDER_COMMIT_WAIT] = "commit-wait",
 	[PROVIDER_QUIT] = "quit",
 	[PROVIDER_DONE] = "done",
 };
@@ -255,6 +256,7 @@ struct provider_conn *pop3_client_new(struct fetcher *fetcher, enum provider_mod
 	conn->account_name = xasprintf("%s@%s", login, host);
 	conn->password = xstrdup(password);
 	listing_init(&conn->listing, (size_t)fetcher->pg->cfg->max_listed);
+	TAILQ_INIT(&conn->in_flight);
 	if (mode == PROVIDER_MODE_FETCH)
 		fetcher->active++;
 	else
@@ -275,8 +277,7 @@ void pop3_client_free(struct provider_conn *conn)
 		bufferevent_free(conn->bev);
 	pop3_client_wipe_password(conn);
 	spool_writer_free(&conn->writer);
-	if (conn->ingest != NULL)
-		ingest_message_detach(conn->ingest);
+	ingest_detach_all(conn);
 	if (conn->begin != NULL)
 		fetcher_begin_detach(conn->begin);
 	if (conn->digest != NULL)

@@ -61,6 +61,7 @@ enum provider_state {
 	PROVIDER_RETR_STATUS,
 	PROVIDER_RETR_BODY,
 	PROVIDER_DELE,
+	PROVIDER_COMMIT_WAIT, /* no command out: waiting for commits (ingest.c) */
 	PROVIDER_QUIT,
 	PROVIDER_DONE,
 	PROVIDER_STATE_COUNT
@@ -83,9 +84,22 @@ struct fetch_account {
 
 TAILQ_HEAD(fetch_account_list, fetch_account);
 
+/*
+ * Messages of one connection handed to the writer thread and not yet
+ * deleted at the provider (committing, or committed with their DELE still
+ * to send). The fetch retrieves the next bodies while those commit, so the
+ * writer's group commit takes many of them per fsync round and transaction
+ * instead of one message per round trip; at this many it waits. 32 keeps the
+ * writer fed at a provider's pace (a round of fsyncs lasts about as long as
+ * a few dozen small RETRs on a LAN) while bounding the spool files in flight
+ * and the DELEs a cut connection leaves to the next fetch.
+ */
+#define INGEST_IN_FLIGHT_MAX 32
+
 /* One connection to a provider. */
 struct ingest_message;	/* ingest.c: a message being committed */
 struct fetch_begin;	/* fetch.c: the fetch's start mark being committed */
+TAILQ_HEAD(ingest_message_list, ingest_message);
 
 struct provider_conn {
 	struct fetcher *fetcher;
@@ -112,11 +126,15 @@ struct provider_conn {
 	struct fetch_account *account;
 	struct fetch_begin *begin; /* the start mark, until committed: not connected yet */
 	struct provider_listing listing;
-	size_t cursor;		 /* entry being worked on */
+	size_t cursor;		 /* entry being worked on (RETR, or next to be) */
+	size_t dele_entry;	 /* entry whose DELE is answered next */
 	struct event *resume_event; /* goes on working through the entries */
 	bool in_listing;	 /* the +OK of a multi-line reply was read; lines follow */
 	struct spool_writer *writer;
-	struct ingest_message *ingest; /* the current message, being committed */
+	struct ingest_message_list in_flight; /* being committed, oldest first */
+	unsigned in_flight_count;
+	size_t to_delete[INGEST_IN_FLIGHT_MAX]; /* entries committed, DELE not sent yet */
+	unsigned to_delete_count;
 	struct pop3_dot_decoder decoder;
 	struct spool_crlf crlf;	 /* the body's line ends, made CRLF on the way */
 	char *crlf_buffer;	 /* room for a normalised chunk */
@@ -221,9 +239,23 @@ void pop3_client_handle_status(struct provider_conn *conn, const char *line, siz
  * terminator ends it. May end CONN. */
 void pop3_client_handle_listing(struct provider_conn *conn, const char *line, size_t len);
 
-/* Works on entry CURSOR: delete it if already stored, skip it if too big,
- * else retrieve it. After the last entry: QUIT. */
+/*
+ * Goes on with the fetch between two commands (no reply outstanding): first
+ * the DELE of a message committed since (G3: never one before), then entry
+ * CURSOR: delete it if already stored, skip it if too big, else retrieve it
+ * (unless INGEST_IN_FLIGHT_MAX messages are being committed: then it waits
+ * in PROVIDER_COMMIT_WAIT). After the last entry and the last commit and
+ * DELE: QUIT.
+ */
 void pop3_client_fetch_next(struct provider_conn *conn);
+
+/* A message of CONN is committed (its DELE queued) or failed: a fetch
+ * waiting in PROVIDER_COMMIT_WAIT goes on. */
+void pop3_client_commit_done(struct provider_conn *conn);
+
+/* Sends the DELE of entry INDEX, whose row is committed or was stored at an
+ * earlier fetch. */
+void pop3_client_send_dele(struct provider_conn *conn, size_t index);
 
 /* ---- ingest.c ------------------------------------------------------------ */
 
@@ -247,8 +279,12 @@ void ingest_listing_closed(struct provider_conn *conn);
  * CONN ended, if the spool file cannot be made. */
 int ingest_retr_begin(struct provider_conn *conn);
 
-/* Reads body bytes of the current RETR through the dot decoder; at the
- * terminator the message is stored and deleted, or left (too big). */
+/*
+ * Reads body bytes of the current RETR through the dot decoder. At the
+ * terminator the message goes to the writer thread (or is left: too big, or
+ * deleted only: the same body is stored under its UIDL) and the fetch goes
+ * on with the next entry at once; its DELE is queued once its commit is done.
+ */
 void ingest_read_body(struct provider_conn *conn);
 
 /* Leaves ENTRY at the provider. The reasons are summed up in one line at
@@ -258,9 +294,10 @@ void ingest_skip(struct provider_conn *conn, struct provider_entry *entry, const
 /* The skip reasons as one text: the first few, and how many more. */
 void ingest_skip_summary(const struct provider_conn *conn, char *out, size_t outlen);
 
-/* The connection of INGEST ends while its message is being committed: the
- * commit goes on, and the provider's DELE is left to a later fetch. */
-void ingest_message_detach(struct ingest_message *ingest);
+/* CONN ends while messages of it are being committed: each commit goes on
+ * and hands its message to the pipeline; their DELEs are left to a later
+ * fetch (their UIDLs are recorded with them). */
+void ingest_detach_all(struct provider_conn *conn);
 
 /* ---- fetch.c --------------------------------------------------------------- */
 

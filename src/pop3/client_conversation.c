@@ -6,9 +6,12 @@
  * Greeting, CAPA, STLS when the policy wants it (client.c upgrades the
  * connection), USER/PASS or AUTH PLAIN. A verify then QUITs. A fetch lists
  * UIDL and LIST and takes each entry in turn: DELE only for one stored
- * before, RETR for the rest (ingest.c stores it and sends the DELE), a skip
- * for one over the size limit; then QUIT, which commits the deletions at
- * the provider.
+ * before, RETR for the rest, a skip for one over the size limit. A body
+ * retrieved goes to ingest.c (the writer thread commits it) and the next
+ * entry follows at once; each message's DELE is sent once its commit is
+ * done, between two commands, before the next RETR (G3). At the end, once
+ * every commit is done and every DELE sent: QUIT, which commits the
+ * deletions at the provider.
  *
  * Owns: nothing; the connection is client.c's. Must never: send a command
  * the state does not expect, or log a password.
@@ -25,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/util.h>
 #include <sodium.h>
@@ -141,12 +145,52 @@ static void pop3_client_resume_cb(evutil_socket_t fd, short what, void *ctx)
 		pop3_client_fetch_next(conn);
 }
 
-/* The next entry (client.h). */
+/* The DELE of entry INDEX (client.h). */
+void pop3_client_send_dele(struct provider_conn *conn, size_t index)
+{
+	conn->dele_entry = index;
+	pop3_client_send_command(conn, PROVIDER_DELE, "DELE %u",
+				 conn->listing.entries[index].number);
+}
+
+/* No command to send until a commit is done: ingest.c calls
+ * pop3_client_commit_done then. Nothing is read meanwhile (the provider owes
+ * no reply), so the silence timeout does not run while the disk is slow. */
+static void pop3_client_wait_commits(struct provider_conn *conn)
+{
+	pop3_client_enter_state(conn, PROVIDER_COMMIT_WAIT);
+	bufferevent_disable(conn->bev, EV_READ);
+}
+
+/* A commit is done (client.h). */
+void pop3_client_commit_done(struct provider_conn *conn)
+{
+	/* Else a reply is outstanding, or a turn is to come (resume_event):
+	 * either goes on with pop3_client_fetch_next, never two at once. */
+	if (conn->state != PROVIDER_COMMIT_WAIT ||
+	    (conn->resume_event != NULL && evtimer_pending(conn->resume_event, NULL)))
+		return;
+	pop3_client_fetch_next(conn);
+}
+
+/* The next command, between two (client.h). */
 void pop3_client_fetch_next(struct provider_conn *conn)
 {
 	struct popgate *pg = conn->fetcher->pg;
 	unsigned steps = 0;
 
+	if (conn->state == PROVIDER_COMMIT_WAIT)
+		bufferevent_enable(conn->bev, EV_READ);
+	if (conn->to_delete_count > 0) {
+		/* Committed since the last command: its DELE goes first, one
+		 * command, one reply, before the next RETR. */
+		size_t index = conn->to_delete[0];
+		conn->to_delete_count--;
+		memmove(conn->to_delete, conn->to_delete + 1,
+			conn->to_delete_count * sizeof(conn->to_delete[0]));
+		pop3_client_send_dele(conn, index);
+		return;
+	}
 	while (conn->cursor < conn->listing.count) {
 		struct provider_entry *entry = &conn->listing.entries[conn->cursor];
 		/* Entries left without a word to the provider (over the size limit)
@@ -167,7 +211,7 @@ void pop3_client_fetch_next(struct provider_conn *conn)
 			 * crash, a provider that ignores DELE): delete only. Counted in
 			 * the fetch's summary, not logged one by one. */
 			conn->redeleted_count++;
-			pop3_client_send_command(conn, PROVIDER_DELE, "DELE %u", entry->number);
+			pop3_client_send_dele(conn, conn->cursor++);
 			return;
 		}
 		if ((int64_t)entry->size > pg->cfg->max_message_size) {
@@ -178,9 +222,23 @@ void pop3_client_fetch_next(struct provider_conn *conn)
 			conn->cursor++;
 			continue;
 		}
+		/* At the bound, wait for commits. One to compare by content waits
+		 * for all: it may be the same body as one still being committed
+		 * under its UIDL (listed twice), which must be found stored. */
+		if (conn->in_flight_count + conn->to_delete_count >= INGEST_IN_FLIGHT_MAX ||
+		    (entry->compare && conn->in_flight_count > 0)) {
+			pop3_client_wait_commits(conn);
+			return;
+		}
 		if (ingest_retr_begin(conn) < 0)
 			return;
 		pop3_client_send_command(conn, PROVIDER_RETR_STATUS, "RETR %u", entry->number);
+		return;
+	}
+	/* Every DELE waits for its commit, and QUIT (which applies them) for
+	 * every DELE. */
+	if (conn->in_flight_count > 0) {
+		pop3_client_wait_commits(conn);
 		return;
 	}
 	pop3_client_send_command(conn, PROVIDER_QUIT, "QUIT");
@@ -289,14 +347,13 @@ void pop3_client_handle_status(struct provider_conn *conn, const char *line, siz
 		return;
 	case PROVIDER_DELE:
 		if (reply.ok) {
-			conn->listing.entries[conn->cursor].deleted = true;
+			conn->listing.entries[conn->dele_entry].deleted = true;
 			conn->deleted_count++;
 		} else if (conn->dele_refused++ == 0) {
 			/* Summed up at the end of the fetch: a listing may be huge. */
 			snprintf(conn->dele_error, sizeof(conn->dele_error), "DELE %u: %s",
-				 conn->listing.entries[conn->cursor].number, text);
+				 conn->listing.entries[conn->dele_entry].number, text);
 		}
-		conn->cursor++;
 		pop3_client_fetch_next(conn);
 		return;
 	case PROVIDER_QUIT:

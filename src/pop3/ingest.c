@@ -6,17 +6,23 @@
  *   spool file (fsync, rename) → row + UIDL committed → DELE
  *
  * so a message is deleted at the provider only once it is durably stored
- * (G3). A UIDL that is already recorded as stored is only deleted, never
- * fetched again: that is the message a crash caught between commit and the
+ * (G3). The fetch does not wait for a commit to retrieve the next message:
+ * up to INGEST_IN_FLIGHT_MAX of a connection are in the writer thread at
+ * once (client.h), which commits them in groups; each DELE goes out once
+ * its own commit is done, between two commands.
+ *
+ * A UIDL that is already recorded as stored is only deleted, never fetched
+ * again: that is the message a crash caught between commit and the
  * provider's QUIT, or kept by a provider that ignores DELE. One listed twice
  * or with another size than then is retrieved, and deleted without storing
  * only if the same body (its SHA-256) is stored under that UIDL. A recorded
  * UIDL is forgotten only once the provider no longer lists it (a complete
  * listing, not one cut at [fetch] max_listed).
  *
- * Owns: the body in progress (spool writer, digest, CRLF state) and the
- * reasons messages are left at the provider. Must never: parse the body, or
- * ask for a DELE before the commit.
+ * Owns: the body in progress (spool writer, digest, CRLF state), the
+ * messages being committed (conn->in_flight) and the reasons messages are
+ * left at the provider. Must never: parse the body, or ask for a DELE
+ * before the commit.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -245,6 +251,9 @@ void ingest_skip_summary(const struct provider_conn *conn, char *out, size_t out
  * what follows the commit in the loop. */
 struct ingest_message {
 	struct provider_conn *conn; /* NULL once the connection ended */
+	TAILQ_ENTRY(ingest_message) link; /* in conn->in_flight while conn is set */
+	size_t entry;		    /* its index in conn's listing */
+	unsigned number;	    /* its message number at the provider */
 	struct popgate *pg;
 	int64_t account_id;
 	char id[SPOOL_ID_LEN + 1];
@@ -262,9 +271,19 @@ static void ingest_message_free(struct ingest_message *ingest)
 	free(ingest);
 }
 
-void ingest_message_detach(struct ingest_message *ingest)
+/* The connection ends with commits under way (client.h). The account's next
+ * fetch finds them stored: it connects only once its start mark, queued in
+ * the writer behind them, is committed (fetch.c), and the writer commits in
+ * the order queued. */
+void ingest_detach_all(struct provider_conn *conn)
 {
-	ingest->conn = NULL; /* its commit goes on; the DELE waits for a later fetch */
+	struct ingest_message *ingest;
+
+	while ((ingest = TAILQ_FIRST(&conn->in_flight)) != NULL) {
+		TAILQ_REMOVE(&conn->in_flight, ingest, link);
+		ingest->conn = NULL; /* its commit goes on; the DELE waits for a later fetch */
+	}
+	conn->in_flight_count = 0;
 }
 
 /* In the writer thread: the row and its UIDL, committed together. */
@@ -302,34 +321,44 @@ static void ingest_message_submit(struct ingest_message *ingest)
 }
 
 /* In the loop, after the commit: the message goes to the pipeline, and only
- * now may the provider delete it (G3). */
+ * now may the provider delete it (G3): its DELE is queued, and sent when
+ * the conversation is between two commands (pop3_client_fetch_next). */
 static void ingest_message_done(int result, const char *error, void *arg)
 {
 	struct ingest_message *ingest = arg;
 	struct provider_conn *conn = ingest->conn;
 
 	if (conn != NULL) {
-		conn->ingest = NULL;
+		TAILQ_REMOVE(&conn->in_flight, ingest, link);
+		conn->in_flight_count--;
 		if (conn->state == PROVIDER_DONE)
 			conn = NULL; /* ended, and freed from the loop next */
 	}
 	if (result < 0) {
+		/* The fetch fails without QUIT, so the provider applies none of
+		 * this session's DELEs, not even those of messages committed
+		 * before: a later fetch deletes them by their UIDLs. */
 		if (conn != NULL)
-			pop3_client_fail(conn, "cannot record message %u: %s",
-					 conn->listing.entries[conn->cursor].number, error);
+			pop3_client_fail(conn, "cannot record message %u: %s", ingest->number,
+					 error);
 		ingest_message_free(ingest);
 		return;
 	}
 	log_event(LOG_INFO, "stored", ingest->account_name, ingest->id, "uidl %s, %lld bytes",
 		  ingest->uidl, (long long)ingest->size);
 	ingest_message_submit(ingest);
-	ingest_message_free(ingest);
-	if (conn == NULL)
-		return; /* the connection ended: a later fetch deletes it (its UIDL is known) */
+	if (conn == NULL) {
+		/* The connection ended: a later fetch deletes it (its UIDL is known). */
+		ingest_message_free(ingest);
+		return;
+	}
 	conn->stored_count++;
-	bufferevent_enable(conn->bev, EV_READ);
-	pop3_client_send_command(conn, PROVIDER_DELE, "DELE %u",
-				 conn->listing.entries[conn->cursor].number);
+	/* Room is certain: a RETR starts only while in flight and to delete
+	 * together are under INGEST_IN_FLIGHT_MAX, and this one moves from the
+	 * first to the second. */
+	conn->to_delete[conn->to_delete_count++] = ingest->entry;
+	ingest_message_free(ingest);
+	pop3_client_commit_done(conn);
 }
 
 /*
@@ -378,7 +407,7 @@ static void ingest_store_message(struct provider_conn *conn)
 		if (copy == 1) {
 			spool_writer_free(&conn->writer);
 			conn->redeleted_count++;
-			pop3_client_send_command(conn, PROVIDER_DELE, "DELE %u", entry->number);
+			pop3_client_send_dele(conn, conn->cursor++);
 			return;
 		}
 	}
@@ -388,10 +417,13 @@ static void ingest_store_message(struct provider_conn *conn)
 	 * and then commits its row and UIDL, in one transaction with whatever
 	 * else is queued; the DELE waits for that commit (ingest_message_done).
 	 * A crash before the commit leaves an orphan file, removed at start-up.
-	 * Nothing is read from the provider meanwhile.
+	 * Meanwhile the fetch goes on with the next entry, so the next bodies
+	 * are retrieved while this one commits, and commit with it.
 	 */
 	struct ingest_message *ingest = xcalloc(1, sizeof(*ingest));
 	ingest->conn = conn;
+	ingest->entry = conn->cursor;
+	ingest->number = entry->number;
 	ingest->pg = pg;
 	ingest->account_id = conn->account->account_id;
 	memcpy(ingest->id, id, sizeof(id));
@@ -408,8 +440,10 @@ static void ingest_store_message(struct provider_conn *conn)
 				 entry->number);
 		return;
 	}
-	conn->ingest = ingest;
-	bufferevent_disable(conn->bev, EV_READ);
+	TAILQ_INSERT_TAIL(&conn->in_flight, ingest, link);
+	conn->in_flight_count++;
+	conn->cursor++;
+	pop3_client_fetch_next(conn);
 }
 
 /* The body as it comes (client.h). */
