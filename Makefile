@@ -100,6 +100,7 @@ test: deps-test
 bench: deps-test
 	$(MAKE) all
 	POPGATE_BIN=$(abspath build/release/popgate) /usr/bin/python3 bench/run.py
+	POPGATE_BIN=$(abspath build/release/popgate) /usr/bin/python3 bench/smtp.py
 
 format:
 	clang-format -i $(shell find src tests -name '*.[ch]')
