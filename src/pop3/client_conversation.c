@@ -39,6 +39,7 @@
 #include "pop3/client.h"
 #include "pop3/listing.h"
 #include "pop3/parse.h"
+#include "store/account.h"
 #include "popgate.h"
 
 /* Entries a fetch works through before it lets the loop serve others. */
@@ -173,6 +174,19 @@ void pop3_client_commit_done(struct provider_conn *conn)
 	pop3_client_fetch_next(conn);
 }
 
+/* Whether CONN's account still has its row (a store error counts as yes:
+ * the row is then as likely there as before, and the QUIT only applies the
+ * DELEs of committed messages). */
+static bool pop3_client_account_exists(struct provider_conn *conn)
+{
+	struct store_account account = {0};
+	int found = store_account_get_by_id(conn->fetcher->pg->store, conn->account->account_id,
+					    &account);
+
+	store_account_clear(&account);
+	return found != 0;
+}
+
 /* The next command, between two (client.h). */
 void pop3_client_fetch_next(struct provider_conn *conn)
 {
@@ -239,6 +253,14 @@ void pop3_client_fetch_next(struct provider_conn *conn)
 	 * every DELE. */
 	if (conn->in_flight_count > 0) {
 		pop3_client_wait_commits(conn);
+		return;
+	}
+	/* An administrator may have deleted the account (and with --force its
+	 * messages) while its DELEs went out: then no QUIT, so the provider
+	 * applies none of them and keeps the mail popgate no longer has. */
+	if (!pop3_client_account_exists(conn)) {
+		pop3_client_fail(conn, "the account was deleted during its fetch; nothing is "
+				       "deleted at the provider");
 		return;
 	}
 	pop3_client_send_command(conn, PROVIDER_QUIT, "QUIT");
