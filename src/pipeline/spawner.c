@@ -689,6 +689,11 @@ int spawner_main(int control_fd, int exe_fd, const char *hostname)
 		log_error("spawner: bad descriptors: %s", strerror(errno));
 		goto done;
 	}
+	/* A Ctrl-C at a terminal reaches the whole process group: the daemon
+	 * stops, and it ends the workers through this process. Ignored here,
+	 * and so in the workers, which inherit it across exec. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
 	/* SIGCHLD arrives as a readable descriptor, never as a handler. */
 	sigemptyset(&child_signal);
 	sigaddset(&child_signal, SIGCHLD);

@@ -208,3 +208,18 @@ def test_new_workers_log_to_the_reopened_log(make_popgate, provider):
     with open(rotated, encoding="utf-8") as old:
         assert "SIGHUP" not in old.read()
     assert gate.stop() == 0
+
+
+def test_ctrl_c_at_a_terminal_stops_cleanly(make_popgate):
+    """Ctrl-C at a terminal (`make run`) sends SIGINT to the whole process
+    group: the daemon stops cleanly and ends the workers itself, through the
+    spawner; neither the spawner nor a worker dies of the signal first."""
+    gate = make_popgate()
+    itutil.wait_until(lambda: len(gate.worker_pids()) == 2, 20, what="2 workers running")
+    spawner, workers = gate.spawner_pid(), gate.worker_pids()
+    os.killpg(gate.pid, signal.SIGINT)
+    assert gate.wait_exit(timeout=30) == 0
+    assert gate.events("worker_failed") == []
+    assert "spawner exited" not in gate.log_text()
+    for pid in [spawner] + workers:
+        assert not alive(pid), f"process {pid} outlived the daemon"
