@@ -15,9 +15,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define SPOOL_ID_LEN 24 /* 12 random bytes as hex */
+#define SPOOL_ID_LEN 24 /* 12 bytes as hex: the bucket (from the clock), 11 random */
 
-/* Makes a new message id (SPOOL_ID_LEN hex digits and a NUL). */
+/* Makes a new message id (SPOOL_ID_LEN hex digits and a NUL); ids made in
+ * the same second share their bucket folder. */
 void spool_new_id(char id[SPOOL_ID_LEN + 1]);
 
 /* True if ID is SPOOL_ID_LEN lowercase hex digits (ids come from the db and
