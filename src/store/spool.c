@@ -263,6 +263,18 @@ fail:
 	return -1;
 }
 
+void spool_writer_start_writeback(struct spool_writer *writer)
+{
+	if (writer->failed || writer->file == NULL)
+		return;
+	if (fflush(writer->file) != 0) {
+		writer->failed = true;
+		return;
+	}
+	/* Errors here are not lost: the fsync of spool_writer_place reports them. */
+	(void)sync_file_range(fileno(writer->file), 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 int spool_writer_sync_bucket(const struct spool_writer *writer)
 {
 	char *bucket = xstrndup(writer->final_path, strlen(writer->final_path) - SPOOL_ID_LEN - 1);

@@ -75,6 +75,13 @@ int spool_writer_commit(struct spool_writer *writer);
  * The rename is durable only after the second.
  */
 int spool_writer_place(struct spool_writer *writer);
+/*
+ * Starts writing the body's bytes to disk without waiting for them (a hint:
+ * durability still comes from spool_writer_place's fsync). Called for every
+ * body of a group first, the data of all of them goes out together, and each
+ * fsync after that mostly waits for bytes already written.
+ */
+void spool_writer_start_writeback(struct spool_writer *writer);
 int spool_writer_sync_bucket(const struct spool_writer *writer);
 
 /* Removes a placed body whose row will not be committed. */
