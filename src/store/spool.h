@@ -15,9 +15,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define SPOOL_ID_LEN 24 /* 12 random bytes as hex */
+#define SPOOL_ID_LEN 24 /* 12 bytes as hex: the bucket (from the clock), 11 random */
 
-/* Makes a new message id (SPOOL_ID_LEN hex digits and a NUL). */
+/* Makes a new message id (SPOOL_ID_LEN hex digits and a NUL); ids made in
+ * the same second share their bucket folder. */
 void spool_new_id(char id[SPOOL_ID_LEN + 1]);
 
 /* True if ID is SPOOL_ID_LEN lowercase hex digits (ids come from the db and
@@ -74,6 +75,13 @@ int spool_writer_commit(struct spool_writer *writer);
  * The rename is durable only after the second.
  */
 int spool_writer_place(struct spool_writer *writer);
+/*
+ * Starts writing the body's bytes to disk without waiting for them (a hint:
+ * durability still comes from spool_writer_place's fsync). Called for every
+ * body of a group first, the data of all of them goes out together, and each
+ * fsync after that mostly waits for bytes already written.
+ */
+void spool_writer_start_writeback(struct spool_writer *writer);
 int spool_writer_sync_bucket(const struct spool_writer *writer);
 
 /* Removes a placed body whose row will not be committed. */

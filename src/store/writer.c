@@ -84,7 +84,8 @@ static void writer_job_fail(struct writer_job *job, const char *fmt, ...)
 }
 
 /*
- * Makes the group's bodies durable: each file fsynced and renamed into
+ * Makes the group's bodies durable: the writeback of all of them started,
+ * then each file fsynced and renamed into
  * place, then each bucket folder that got one fsynced once. A job whose body
  * fails is marked failed and its body removed.
  */
@@ -95,6 +96,13 @@ static void writer_place_bodies(struct writer_job_list *group)
 	char bucket_error[120] = "";
 	struct writer_job *job;
 
+	/* All the group's data goes out at once; the fsyncs below then wait on
+	 * writes already under way instead of starting one body at a time. */
+	STAILQ_FOREACH(job, group, entry)
+	{
+		if (job->body != NULL)
+			spool_writer_start_writeback(job->body);
+	}
 	STAILQ_FOREACH(job, group, entry)
 	{
 		if (job->body == NULL)

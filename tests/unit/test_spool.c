@@ -77,6 +77,40 @@ static void test_id_valid(void **state)
 	assert_string_not_equal(id, other);
 }
 
+/*
+ * Ids made together share their bucket (so a group commit syncs one folder,
+ * not one per body), and the bucket is the clock's second modulo 256. Random
+ * buckets fail this: 50 ids in one bucket by chance is 1 in 256^49.
+ */
+static void test_ids_made_together_share_a_bucket(void **state)
+{
+	char id[SPOOL_ID_LEN + 1];
+	char first[3];
+
+	(void)state;
+	/* Bounded: a second boundary between the two clock reads only retries. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		int64_t before = util_now();
+		bool same = true;
+
+		spool_new_id(id);
+		memcpy(first, id, 2);
+		first[2] = '\0';
+		for (int i = 0; i < 49; i++) {
+			spool_new_id(id);
+			same = same && memcmp(id, first, 2) == 0;
+		}
+		if (util_now() != before)
+			continue;
+		char expected[3];
+		snprintf(expected, sizeof(expected), "%02x", (unsigned)(before % 256));
+		assert_string_equal(first, expected);
+		assert_true(same);
+		return;
+	}
+	fail_msg("the clock moved during every attempt");
+}
+
 static void test_path(void **state)
 {
 	char *path = spool_path("/data", "ab23456789abcdef01234567");
@@ -364,6 +398,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_id_valid),
+	    cmocka_unit_test(test_ids_made_together_share_a_bucket),
 	    cmocka_unit_test(test_path),
 	    cmocka_unit_test(test_crlf_normalise),
 	    cmocka_unit_test_setup_teardown(test_writer_commit_exact_bytes, setup, teardown),
