@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "it"))
 
 import itutil  # noqa: E402
 from popgate import Popgate, popgate_bin  # noqa: E402
+from run import memory_kb  # noqa: E402  (bench/run.py: a process tree's RSS and PSS)
 
 LOOPBACK = "127.0.0.1"
 POSTFIX_MASTER = "/usr/lib/postfix/sbin/master"
@@ -170,9 +171,10 @@ class PostfixRelay:
             tail = open(self.log).read()[-2000:] if os.path.exists(self.log) else "(no log)"
             raise RuntimeError(f"postfix did not start; its log:\n{tail}") from None
 
-    def rss_pids(self):
-        """The master and every process below it (smtpd, qmgr, smtp, …)."""
-        return descendants(self.proc.pid)
+    @property
+    def root_pid(self):
+        """The master: smtpd, qmgr, smtp … are the processes below it."""
+        return self.proc.pid
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -231,45 +233,13 @@ class PopgateRelay:
                        check=True, capture_output=True)
         wait_listening(self.port, 20, "popgate's SMTP server")
 
-    def rss_pids(self):
-        return [self.pg.pid]
+    @property
+    def root_pid(self):
+        """The daemon: its spawner and workers are the processes below it."""
+        return self.pg.pid
 
     def stop(self):
         self.pg.close()
-
-
-def descendants(root):
-    """ROOT and every process whose parent chain leads to it."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            # The command name may hold spaces: the fields follow its ')'.
-            parents[int(entry)] = int(stat[stat.rindex(")") + 2:].split()[1])
-    found = [root]
-    for pid in found:
-        found.extend(child for child, parent in parents.items() if parent == pid)
-    return found
-
-
-def memory_kb(pids):
-    """(RSS, PSS) in kB summed over PIDS."""
-    rss = pss = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Rss:"):
-                        rss += int(line.split()[1])
-                    elif line.startswith("Pss:"):
-                        pss += int(line.split()[1])
-        except OSError:
-            pass
-    return rss, pss
 
 
 def run_load(relay, sink, messages, sessions, size, timeout):
@@ -294,7 +264,7 @@ def idle_memory(relay, count):
     """(RSS, PSS) growth per idle SMTP session (connected, EHLO answered), in
     kB, over every process of the relay."""
     time.sleep(1)
-    before = memory_kb(relay.rss_pids())
+    _, *before = memory_kb(relay.root_pid)
     socks = []
     try:
         for _ in range(count):
@@ -309,7 +279,7 @@ def idle_memory(relay, count):
                 if re.search(rb"(?m)^250 ", data):
                     break
         time.sleep(1)
-        after = memory_kb(relay.rss_pids())
+        _, *after = memory_kb(relay.root_pid)
     finally:
         for s in socks:
             s.close()
