@@ -4,7 +4,9 @@
  * after STLS), the line reader, flow control, timeouts and the deadline,
  * freeing from the loop, and the command loop. Owns the connection and
  * everything read from it; never interprets a line (the protocol's on_line
- * does) and never frees the protocol's state (its on_close does).
+ * does) and never frees the protocol's state (its on_close does). Raw bytes
+ * a protocol asked for (session_read_bytes) are handed on in the same loop,
+ * in turn with the lines before and after them.
  *
  * SECURITY: input is wiped as it is consumed and when the session ends.
  * TLS buffers are released while idle (SSL_MODE_RELEASE_BUFFERS): thousands
@@ -18,6 +20,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <sodium.h>
 
 #include "core/line.h"
 #include "core/log.h"
@@ -33,6 +36,8 @@
 #define OUTPUT_LOW_WATER (64 * 1024)
 #define TLS_UNDERLYING_HIGH_WATER (64 * 1024)
 #define INPUT_HIGH_WATER (64 * 1024)
+/* Raw bytes behind an empty first chain are joined this many at a time. */
+#define RAW_JOIN (4 * 1024)
 /* How often a closing session looks whether its last reply has gone out. */
 #define FLUSH_RECHECK_US (10 * 1000)
 
@@ -43,6 +48,7 @@ struct session {
 	struct bufferevent *bev;
 	const char *peer; /* the owner's, valid until on_close */
 	struct line_framer framer;
+	uint64_t raw_left; /* bytes still owed to on_bytes (session_read_bytes) */
 	/* Flags side by side: every idle session holds this struct. */
 	int read_timeout;	   /* seconds, 0: none */
 	bool tls;
@@ -131,6 +137,36 @@ static void session_pause_input(struct session *session)
 }
 
 /*
+ * Hands on the next piece of the raw bytes asked for: what lies at the
+ * front of the input in one piece, up to what is still owed, wiped once the
+ * protocol had it. False when no input waits.
+ */
+static bool session_hand_bytes(struct session *session)
+{
+	struct evbuffer *in = bufferevent_get_input(session->bev);
+	size_t len = evbuffer_get_contiguous_space(in);
+
+	if (len == 0) {
+		/* An empty first chain before data: join a little. */
+		len = evbuffer_get_length(in);
+		if (len == 0)
+			return false;
+		if (len > RAW_JOIN)
+			len = RAW_JOIN;
+	}
+	if (len > session->raw_left)
+		len = (size_t)session->raw_left;
+	char *bytes = (char *)evbuffer_pullup(in, (ev_ssize_t)len);
+	if (bytes == NULL)
+		return false;
+	session->raw_left -= len;
+	session->ops->on_bytes(session->owner, bytes, len, session->raw_left);
+	sodium_memzero(bytes, len);
+	evbuffer_drain(in, len);
+	return true;
+}
+
+/*
  * Hands on complete lines while the protocol takes them. It stops while the
  * protocol is producing a reply or the output is over its high-water mark,
  * and the write callback calls it again: each line is handled here, in
@@ -146,6 +182,11 @@ static void session_process_input(struct session *session)
 		    session_pending_output(session) >= SESSION_OUTPUT_HIGH_WATER) {
 			session_pause_input(session);
 			break;
+		}
+		if (session->raw_left > 0) {
+			if (!session_hand_bytes(session))
+				break;
+			continue;
 		}
 		struct bufferevent *bev_before = session->bev;
 		enum line_frame frame = line_framer_feed_evbuffer(
@@ -351,6 +392,11 @@ void session_process(struct session *session)
 	session_process_input(session);
 }
 
+void session_read_bytes(struct session *session, uint64_t count)
+{
+	session->raw_left = count;
+}
+
 int session_start_tls(struct session *session, SSL *ssl)
 {
 	struct bufferevent *tls_bev;
@@ -360,6 +406,7 @@ int session_start_tls(struct session *session, SSL *ssl)
 	 * must not be taken as if it came over TLS (the STARTTLS injection). */
 	line_evbuffer_wipe(bufferevent_get_input(session->bev));
 	line_framer_reset(&session->framer);
+	session->raw_left = 0;
 	tls_bev = bufferevent_openssl_filter_new(session->config->base, session->bev, ssl,
 						 BUFFEREVENT_SSL_ACCEPTING,
 						 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);

@@ -3,11 +3,14 @@
  * protocol: the connection (plain, implicit TLS, or upgraded to TLS by a
  * STLS/STARTTLS command), the bounded line reader, the output high-water
  * mark, silence timeouts and an absolute deadline, freeing from the loop,
- * and the command loop that hands on one line at a time.
+ * and the command loop that hands on one line at a time — or, when the
+ * protocol asks for them (SMTP's BDAT, RFC 3030), a counted run of raw
+ * bytes, after which lines come again.
  *
- * The protocol (pop3/server.c today, SMTP next) plugs in with session_ops:
- * it is given each line, says whether it takes lines now, and is told when
- * output drained, when a timeout fired and when the session is freed.
+ * The protocol (pop3/server.c, smtp/server.c) plugs in with session_ops:
+ * it is given each line (or the raw bytes it asked for), says whether it
+ * takes lines now, and is told when output drained, when a timeout fired
+ * and when the session is freed.
  *
  * Flow control: lines are handed on only while the pending output is under
  * SESSION_OUTPUT_HIGH_WATER (256 kB); then reading stops, and the write
@@ -26,6 +29,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/util.h>
 #include <openssl/ssl.h>
@@ -61,6 +65,12 @@ struct session_ops {
 	void (*on_line)(void *owner, const char *line, size_t len);
 	/* A line over the limit ended; its bytes were dropped. */
 	void (*on_line_too_long)(void *owner);
+	/* Raw bytes asked for with session_read_bytes, a piece at a time as
+	 * they arrive (never more than asked, no line splitting, wiped after);
+	 * LEFT is how many are still to come after these: 0 with the last
+	 * piece, after which lines are handed on again. NULL if the protocol
+	 * never asks. */
+	void (*on_bytes)(void *owner, const char *bytes, size_t len, uint64_t left);
 	/* The output drained to the low-water mark: refill it (may be NULL). */
 	void (*on_drain)(void *owner);
 	void (*on_timeout)(void *owner, enum session_timeout timeout);
@@ -126,6 +136,14 @@ void session_set_deadline(struct session *session, int seconds);
  * Call it from outside on_line only: from a callback of the protocol's own.
  */
 void session_process(struct session *session);
+
+/*
+ * The next COUNT bytes the peer sends (COUNT > 0) go to on_bytes as they
+ * are, not framed as lines; then lines again. Call it from on_line: the
+ * bytes that followed the line in the same read are the first ones. The
+ * intake and the output high-water mark pause the bytes as they do lines.
+ */
+void session_read_bytes(struct session *session, uint64_t count);
 
 /*
  * Starts TLS on a plain session, with SSL (taken; freed on failure): what

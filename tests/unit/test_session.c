@@ -8,7 +8,9 @@
  * session_finish sending the last reply before the close; a peer that hangs
  * up freeing the session (on_close once); the deadline; TLS sessions
  * (implicit, and upgraded by session_start_tls) releasing their buffers
- * while idle; an idle session holding no line buffer.
+ * while idle; an idle session holding no line buffer; raw bytes asked for
+ * with session_read_bytes handed on as they are, in pieces as they come,
+ * never more than asked, the lines after them handed on as lines.
  *
  * Must never: touch the network; leave files behind (the TLS test's
  * certificate lives in a temp folder it removes).
@@ -56,6 +58,12 @@ struct toy {
 	bool out_of_order;  /* a line came with the wrong number */
 	bool big_replies;   /* each line queues BIG_REPLY bytes */
 	char *filler;
+	char raw[256]; /* raw bytes handed on ("RAW n" asks for N) */
+	size_t raw_len;
+	unsigned raw_pieces; /* on_bytes calls */
+	unsigned raw_runs;   /* runs of raw bytes ended (LEFT 0) */
+	bool raw_miscount;   /* LEFT did not count down to what was asked */
+	uint64_t raw_asked;
 };
 
 static enum session_intake toy_intake(void *owner)
@@ -72,6 +80,11 @@ static void toy_on_line(void *owner, const char *line, size_t len)
 
 	if (toy->in_handler)
 		toy->nested = true;
+	if (len > 4 && memcmp(line, "RAW ", 4) == 0) {
+		toy->raw_asked = strtoull(line + 4, NULL, 10);
+		session_read_bytes(toy->session, toy->raw_asked);
+		return;
+	}
 	toy->in_handler = true;
 	snprintf(expected, sizeof(expected), "LINE %u", toy->lines);
 	if (len != strlen(expected) || memcmp(line, expected, len) != 0) {
@@ -97,6 +110,26 @@ static void toy_on_line_too_long(void *owner)
 
 	toy->too_long++;
 	session_add_line(toy->session, "-ERR line too long");
+}
+
+static void toy_on_bytes(void *owner, const char *bytes, size_t len, uint64_t left)
+{
+	struct toy *toy = owner;
+
+	if (toy->in_handler)
+		toy->nested = true;
+	toy->raw_pieces++;
+	if (toy->raw_len + len <= sizeof(toy->raw)) {
+		memcpy(toy->raw + toy->raw_len, bytes, len);
+		toy->raw_len += len;
+	}
+	if (len > toy->raw_asked || toy->raw_asked - len != left)
+		toy->raw_miscount = true;
+	toy->raw_asked = left;
+	if (left == 0) {
+		toy->raw_runs++;
+		session_add_line(toy->session, "+OK raw");
+	}
 }
 
 static void toy_on_drain(void *owner)
@@ -126,6 +159,7 @@ static const struct session_ops toy_ops = {
     .intake = toy_intake,
     .on_line = toy_on_line,
     .on_line_too_long = toy_on_line_too_long,
+    .on_bytes = toy_on_bytes,
     .on_drain = toy_on_drain,
     .on_timeout = toy_on_timeout,
     .on_close = toy_on_close,
@@ -335,6 +369,50 @@ static void test_deadline(void **state)
 	assert_int_equal(f->toy.closed, 0); /* the protocol decides what to do */
 }
 
+/* Raw bytes and lines pipelined in one write: the raw run is not split at
+ * its line ends, and the lines before and after it are lines. */
+static void test_raw_bytes_between_lines(void **state)
+{
+	struct fixture *f = *state;
+	const char input[] = "LINE 0\r\nRAW 13\r\nab\r\nLINE 9\ncdLINE 1\r\n";
+
+	peer_send(f, input, strlen(input));
+	for (int i = 0; i < 200 && f->toy.lines < 2; i++)
+		loop_turn(f);
+	assert_int_equal(f->toy.lines, 2);
+	assert_false(f->toy.out_of_order);
+	assert_false(f->toy.nested);
+	assert_int_equal(f->toy.raw_runs, 1);
+	assert_false(f->toy.raw_miscount);
+	assert_int_equal(f->toy.raw_len, 13);
+	assert_memory_equal(f->toy.raw, "ab\r\nLINE 9\ncd", 13);
+}
+
+/* Raw bytes that come in several writes are handed on as they come, LEFT
+ * counting down; a peer that hangs up inside them frees the session. */
+static void test_raw_bytes_in_pieces_then_hangup(void **state)
+{
+	struct fixture *f = *state;
+
+	peer_send(f, "RAW 100\r\nfirst", 14);
+	for (int i = 0; i < 200 && f->toy.raw_len < 5; i++)
+		loop_turn(f);
+	peer_send(f, "second", 6);
+	for (int i = 0; i < 200 && f->toy.raw_len < 11; i++)
+		loop_turn(f);
+	assert_true(f->toy.raw_pieces >= 2);
+	assert_int_equal(f->toy.raw_runs, 0);
+	assert_int_equal(f->toy.raw_asked, 89);
+	assert_false(f->toy.raw_miscount);
+	assert_memory_equal(f->toy.raw, "firstsecond", 11);
+	close(f->peer);
+	f->peer = -1;
+	for (int i = 0; i < 200 && f->toy.closed == 0; i++)
+		loop_turn(f);
+	assert_int_equal(f->toy.closed, 1);
+	assert_int_equal(f->toy.lines, 0);
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 /* ASan's runtime (its header, sanitizer/allocator_interface.h, is not
  * installed here). */
@@ -445,6 +523,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tls_buffers_released, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_holds_no_line_buffer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_raw_bytes_between_lines, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_raw_bytes_in_pieces_then_hangup, setup, teardown),
 	};
 
 	/* As the daemon does: a write to a peer that hung up is an error, not
