@@ -107,6 +107,14 @@ static void chunk_buffer(struct smtp_chunk *chunk)
 	}
 }
 
+void smtp_chunk_expect(struct smtp_data *data, uint64_t size)
+{
+	/* DATA's size never passes its limit: no overflow here. Without a
+	 * body (no spool file) the end says 451, not 552. */
+	if (data->body != NULL && size > data->limit - data->size)
+		data->too_big = true;
+}
+
 void smtp_chunk_store(struct smtp_chunk *chunk, struct smtp_data *data, const char *in, size_t len,
 		      size_t max_line)
 {

@@ -57,6 +57,11 @@ size_t smtp_chunk_normalise(struct smtp_chunk *chunk, const char *in, size_t len
  * end its CR LF. Returns the bytes (0 to 2) written to OUT. */
 size_t smtp_chunk_finish(struct smtp_chunk *chunk, char *out);
 
+/* A chunk of SIZE octets comes next. Stored, it is at least that long: if
+ * that passes DATA's size limit the body is marked too big at once, and the
+ * octets are dropped as they come instead of written. */
+void smtp_chunk_expect(struct smtp_data *data, uint64_t size);
+
 /*
  * Stores IN[0..LEN) into DATA's body (smtp_data_begin made it), within its
  * size limit; lines over MAX_LINE bytes with their CR LF, or too many

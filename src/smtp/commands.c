@@ -3,6 +3,8 @@
  * command's handler and flags (an EHLO or HELO first, inside or outside a
  * mail transaction, after MAIL or after a RCPT, before TLS only), and the
  * dispatch that checks the flags before any handler runs (503 5.5.1).
+ * BDAT (CHUNKING, RFC 3030) checks its own sequence: its octets are read
+ * before any reply, a refusal's too. BINARYMIME is not offered.
  * AUTH checks the port and TLS itself, for replies of its own (502, 538).
  * Argument syntax is smtp/parse.c's; the relay decision is
  * smtp/relay_policy.c's.
@@ -107,7 +109,7 @@ static void command_helo(struct smtp_session *session, const struct smtp_command
 	evbuffer_add_printf(out, "250-%s greets %s\r\n", cfg->hostname, session->peer);
 	evbuffer_add_printf(out,
 			    "250-PIPELINING\r\n250-SIZE %lld\r\n250-8BITMIME\r\n"
-			    "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n",
+			    "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n",
 			    cfg->smtp_max_message_size);
 	if (!session_is_tls(session->core) && session->server->pg->server_tls != NULL)
 		evbuffer_add_printf(out, "250-STARTTLS\r\n");
@@ -211,12 +213,80 @@ static void command_data(struct smtp_session *session, const struct smtp_command
 	smtp_session_reply(session, "354 End data with <CR><LF>.<CR><LF>");
 }
 
+/* Why a BDAT may not add to a body now (a static text for 503 5.5.1), or
+ * NULL. Its octets are read all the same. */
+static const char *chunk_refusal(const struct smtp_session *session)
+{
+	switch (session->state) {
+	case SMTP_STATE_FRESH:
+		return "send EHLO or HELO first";
+	case SMTP_STATE_MAIL:
+		return "need RCPT first";
+	case SMTP_STATE_RCPT:
+	case SMTP_STATE_CHUNKING:
+		return NULL;
+	default:
+		return "need MAIL first";
+	}
+}
+
+/* A BDAT's octets were all read (or it had none): its reply. */
+static void chunk_done(struct smtp_session *session)
+{
+	const struct popgate_config *cfg = session->server->pg->cfg;
+	const char *refusal = session->chunk_refusal;
+
+	session->chunk_refusal = NULL;
+	if (refusal != NULL) {
+		smtp_session_bad_command(session, "503 5.5.1 Bad sequence of commands: %s",
+					 refusal);
+		return;
+	}
+	if (session->chunk_last) {
+		smtp_chunk_end(&session->chunk, &session->data, (size_t)cfg->smtp_max_text_line);
+		smtp_session_data_end(session); /* durable, then 250; or the refusal */
+		return;
+	}
+	/* RFC 3030 2: a chunk that broke a limit is refused at once; the
+	 * transaction ends, and the BDATs the client pipelined after it get
+	 * 503 (their octets read and dropped). */
+	if (smtp_data_outcome(&session->data) != SMTP_DATA_OK) {
+		smtp_session_data_end(session);
+		return;
+	}
+	smtp_session_reply(session, "250 2.0.0 Ok: %llu octets received",
+			   (unsigned long long)session->chunk_size);
+}
+
+/*
+ * BDAT size [LAST] (RFC 3030): SIZE octets follow the line, whatever the
+ * reply; they are read (stored, or dropped when refused) before it, so the
+ * session stays in step with a client that pipelined them. The first BDAT
+ * of a transaction starts the body; DATA, MAIL and RCPT may not follow it.
+ */
 static void command_bdat(struct smtp_session *session, const struct smtp_command *cmd)
 {
-	(void)cmd;
-	/* CHUNKING is not offered: BDAT's octets are no lines, and the
-	 * sessions here read lines. */
-	smtp_session_bad_command(session, "502 5.5.1 BDAT is not offered; use DATA");
+	struct popgate *pg = session->server->pg;
+
+	session->chunk_refusal = chunk_refusal(session);
+	session->chunk_size = cmd->chunk_size;
+	session->chunk_last = cmd->last;
+	if (session->chunk_refusal == NULL && session->state == SMTP_STATE_RCPT) {
+		/* A body that could not be begun is refused at its end (451). */
+		if (smtp_data_begin(&session->data, pg->store->data_dir,
+				    (uint64_t)pg->cfg->smtp_max_message_size) < 0)
+			log_event(LOG_ERROR, "error", NULL, NULL,
+				  "smtp %s: cannot create a spool file", session->peer);
+		smtp_chunk_clear(&session->chunk);
+		smtp_session_enter_state(session, SMTP_STATE_CHUNKING);
+	}
+	if (session->chunk_refusal == NULL)
+		smtp_chunk_expect(&session->data, cmd->chunk_size);
+	if (cmd->chunk_size > 0) {
+		session_read_bytes(session->core, cmd->chunk_size);
+		return;
+	}
+	chunk_done(session);
 }
 
 static void command_rset(struct smtp_session *session, const struct smtp_command *cmd)
@@ -259,7 +329,7 @@ static void command_help(struct smtp_session *session, const struct smtp_command
 {
 	(void)cmd;
 	smtp_session_reply(session, "214 2.0.0 See RFC 5321; commands: EHLO HELO MAIL RCPT DATA "
-				    "RSET NOOP QUIT VRFY STARTTLS AUTH");
+				    "BDAT RSET NOOP QUIT VRFY STARTTLS AUTH");
 }
 
 static void command_starttls(struct smtp_session *session, const struct smtp_command *cmd)
@@ -417,6 +487,10 @@ static const char *command_refusal(const struct smtp_session *session,
 
 	if ((command->flags & COMMAND_HELO) && session->state == SMTP_STATE_FRESH)
 		return "send EHLO or HELO first";
+	/* RFC 3030 2: after a BDAT only BDAT, or RSET to give up the body. */
+	if ((command->flags & (COMMAND_OUTSIDE_MAIL | COMMAND_AFTER_MAIL | COMMAND_AFTER_RCPT)) &&
+	    session->state == SMTP_STATE_CHUNKING)
+		return "a BDAT body is being sent: BDAT or RSET";
 	if ((command->flags & COMMAND_OUTSIDE_MAIL) && in_mail)
 		return "not inside a mail transaction";
 	if ((command->flags & COMMAND_AFTER_MAIL) && !in_mail)
@@ -463,6 +537,16 @@ void smtp_command_handle(struct smtp_session *session, const char *line, size_t 
 	command->handle(session, cmd);
 done:
 	free(cmd);
+}
+
+void smtp_command_chunk_bytes(struct smtp_session *session, const char *bytes, size_t len,
+			      uint64_t left)
+{
+	if (session->chunk_refusal == NULL && session->state == SMTP_STATE_CHUNKING)
+		smtp_chunk_store(&session->chunk, &session->data, bytes, len,
+				 (size_t)session->server->pg->cfg->smtp_max_text_line);
+	if (left == 0)
+		chunk_done(session);
 }
 
 void smtp_command_line_too_long(struct smtp_session *session)

@@ -17,6 +17,7 @@
 #include <sys/queue.h>
 
 #include "core/session.h"
+#include "smtp/chunk.h"
 #include "smtp/data.h"
 
 struct listener;
@@ -27,14 +28,15 @@ struct smtp_accept;
 struct auth_request;
 
 enum smtp_state {
-	SMTP_STATE_FRESH,   /* greeted; no EHLO or HELO yet (again after STARTTLS) */
-	SMTP_STATE_READY,   /* EHLO or HELO done, no transaction */
-	SMTP_STATE_MAIL,    /* MAIL taken: RCPT next */
-	SMTP_STATE_RCPT,    /* one recipient or more: RCPT or DATA */
-	SMTP_STATE_DATA,    /* body lines until "." */
-	SMTP_STATE_SASL,    /* AUTH sent 334: the next line is the client's response */
-	SMTP_STATE_PENDING, /* a login check or a message's commit runs: lines wait */
-	SMTP_STATE_CLOSING, /* the last reply drains, then the session is freed */
+	SMTP_STATE_FRESH,    /* greeted; no EHLO or HELO yet (again after STARTTLS) */
+	SMTP_STATE_READY,    /* EHLO or HELO done, no transaction */
+	SMTP_STATE_MAIL,     /* MAIL taken: RCPT next */
+	SMTP_STATE_RCPT,     /* one recipient or more: RCPT or DATA */
+	SMTP_STATE_DATA,     /* body lines until "." */
+	SMTP_STATE_CHUNKING, /* a body begun by BDAT (RFC 3030): BDAT or RSET next */
+	SMTP_STATE_SASL,     /* AUTH sent 334: the next line is the client's response */
+	SMTP_STATE_PENDING,  /* a login check or a message's commit runs: lines wait */
+	SMTP_STATE_CLOSING,  /* the last reply drains, then the session is freed */
 	SMTP_STATE_COUNT
 };
 
@@ -74,6 +76,10 @@ struct smtp_session {
 	char **recipients;
 	size_t recipient_count;
 	struct smtp_data data;
+	struct smtp_chunk chunk;    /* BDAT's line ends and lines, across chunks */
+	const char *chunk_refusal;  /* the BDAT being read is refused (503): why */
+	uint64_t chunk_size;	    /* the BDAT being read: its size, */
+	bool chunk_last;	    /* and whether it ends the body */
 	struct smtp_accept *accept; /* the message being committed */
 	struct auth_request *auth;  /* the login being checked */
 
@@ -131,5 +137,9 @@ void smtp_command_handle(struct smtp_session *session, const char *line, size_t 
 
 /* A line over the limit ended (its bytes were dropped). */
 void smtp_command_line_too_long(struct smtp_session *session);
+
+/* BDAT's octets, as core/session hands them on (session_ops.on_bytes). */
+void smtp_command_chunk_bytes(struct smtp_session *session, const char *bytes, size_t len,
+			      uint64_t left);
 
 #endif

@@ -7,6 +7,9 @@
  * of a message: durable, then 250 (smtp/accept.h). The commands are
  * smtp/commands.c's table.
  *
+ * A BDAT's octets (RFC 3030) come through core/session's raw reads
+ * (session_read_bytes), in turn with the command lines around them.
+ *
  * A session never blocks: while a login is checked or a message committed
  * (PENDING) the lines the client pipelined wait in core/session, which goes
  * on reading (bounded) so a client that hangs up is seen.
@@ -46,9 +49,11 @@
 #include "store/network.h"
 
 static const char *const state_names[] = {
-    [SMTP_STATE_FRESH] = "fresh",     [SMTP_STATE_READY] = "ready",	[SMTP_STATE_MAIL] = "mail",
-    [SMTP_STATE_RCPT] = "rcpt",	      [SMTP_STATE_DATA] = "data",	[SMTP_STATE_SASL] = "sasl",
-    [SMTP_STATE_PENDING] = "pending", [SMTP_STATE_CLOSING] = "closing",
+    [SMTP_STATE_FRESH] = "fresh",	[SMTP_STATE_READY] = "ready",
+    [SMTP_STATE_MAIL] = "mail",		[SMTP_STATE_RCPT] = "rcpt",
+    [SMTP_STATE_DATA] = "data",		[SMTP_STATE_SASL] = "sasl",
+    [SMTP_STATE_CHUNKING] = "chunking", [SMTP_STATE_PENDING] = "pending",
+    [SMTP_STATE_CLOSING] = "closing",
 };
 _Static_assert(sizeof(state_names) / sizeof(state_names[0]) == SMTP_STATE_COUNT,
 	       "every SMTP state has a name");
@@ -115,6 +120,7 @@ void smtp_session_reset_transaction(struct smtp_session *session)
 	session->recipient_count = 0;
 	session->smtputf8 = false;
 	smtp_data_clear(&session->data);
+	smtp_chunk_clear(&session->chunk);
 }
 
 static void session_forget_login(struct smtp_session *session)
@@ -311,6 +317,11 @@ static void session_on_line_too_long(void *owner)
 	smtp_command_line_too_long(owner);
 }
 
+static void session_on_bytes(void *owner, const char *bytes, size_t len, uint64_t left)
+{
+	smtp_command_chunk_bytes(owner, bytes, len, left);
+}
+
 static void session_on_timeout(void *owner, enum session_timeout timeout)
 {
 	struct smtp_session *session = owner;
@@ -363,6 +374,7 @@ static const struct session_ops session_smtp_ops = {
     .intake = session_intake,
     .on_line = session_on_line,
     .on_line_too_long = session_on_line_too_long,
+    .on_bytes = session_on_bytes,
     .on_drain = NULL,
     .on_timeout = session_on_timeout,
     .on_close = session_on_close,

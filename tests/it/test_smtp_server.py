@@ -35,7 +35,7 @@ def test_ehlo_keywords(smtp_gate):
     with connect(smtp_gate) as client:
         keywords, text = ehlo_keywords(client)
         for keyword in ["PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
-                        "STARTTLS"]:
+                        "CHUNKING", "STARTTLS"]:
             assert keyword in keywords, text
         assert "SIZE 52428800" in text
         # AUTH only on the submission port.
@@ -121,7 +121,7 @@ REFUSALS = [
     ("MAIL FROM:<a@example.org> FOO=BAR", 555, "5.5.4"),
     ("MAIL FROM:<jörg@example.org>", 553, "5.6.7"),
     ("AUTH PLAIN", 502, "5.5.1"),  # not on the relay port
-    ("BDAT 10 LAST", 502, "5.5.1"),
+    ("BDAT 0 LAST", 503, "5.5.1"),  # no transaction
     ("QUIT now", 501, "5.5.4"),
     ("X" * 1100, 500, "5.5.2"),
     ("MAIL FROM:<a@example.org> BODY=8BITMIME SMTPUTF8", 250, "2.1.0"),

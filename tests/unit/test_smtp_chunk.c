@@ -223,6 +223,19 @@ static void test_store_limits(void **state)
 	assert_int_equal(smtp_data_outcome(&f->data), SMTP_DATA_TOO_BIG);
 	assert_int_equal(f->data.size, 10);
 
+	/* A chunk announced over the limit: refused before a byte of it is
+	 * written. */
+	smtp_data_clear(&f->data);
+	smtp_chunk_clear(&f->chunk);
+	assert_int_equal(smtp_data_begin(&f->data, f->dir, 10), 0);
+	smtp_chunk_expect(&f->data, 10);
+	assert_int_equal(smtp_data_outcome(&f->data), SMTP_DATA_OK);
+	smtp_chunk_store(&f->chunk, &f->data, "12345", 5, 1000);
+	smtp_chunk_expect(&f->data, 6);
+	assert_int_equal(smtp_data_outcome(&f->data), SMTP_DATA_TOO_BIG);
+	smtp_chunk_store(&f->chunk, &f->data, "67890\n", 6, 1000);
+	assert_int_equal(f->data.size, 5);
+
 	/* A line over the limit with its CR LF, even before it ends. */
 	smtp_data_clear(&f->data);
 	smtp_chunk_clear(&f->chunk);
@@ -251,6 +264,7 @@ static void test_no_spool_file_is_a_write_failure(void **state)
 	/* smtp_data_begin failed: the body is refused at its end, nothing is
 	 * written anywhere. */
 	memset(&f->data, 0, sizeof(f->data));
+	smtp_chunk_expect(&f->data, 5);
 	smtp_chunk_store(&f->chunk, &f->data, "abc\r\n", 5, 1000);
 	smtp_chunk_end(&f->chunk, &f->data, 1000);
 	assert_int_equal(smtp_data_outcome(&f->data), SMTP_DATA_WRITE_FAILED);
