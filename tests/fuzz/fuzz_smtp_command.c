@@ -8,15 +8,20 @@
  * the line stays inside it; a path is NUL-terminated, within its limit, free
  * of control bytes, non-empty for RCPT, and taken from the line unchanged
  * (its bytes appear there between '<' and '>'); a mechanism is upper-case
- * letters, digits, '-' and '_'; an accepted line holds no CR, LF or NUL.
+ * letters, digits, '-' and '_'; an accepted line holds no CR, LF or NUL;
+ * BDAT's chunk size is the decimal number on the line, written back the
+ * same (no overflow, no sign, no leading junk), and LAST is set only when
+ * the line ends in it.
  *
  * Must never: allocate per run in a way that leaks, or touch the file system.
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "smtp/parse.h"
 
@@ -32,6 +37,24 @@ static void check(bool condition)
 static bool inside(const char *p, size_t n, const char *line, size_t len)
 {
 	return p >= line && p + n <= line + len;
+}
+
+/* BDAT: "BDAT " SIZE [" LAST"], SIZE read back exactly. */
+static void check_bdat(const struct smtp_command *cmd, const char *line, size_t len)
+{
+	char digits[32];
+	int n = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)cmd->chunk_size);
+	size_t tail = cmd->last ? 5 : 0;
+
+	check(n > 0 && len >= 5 + tail);
+	check(memchr(line + 5, ' ', len - 5 - tail) == NULL);
+	/* Leading zeros are taken; the value is what the digits say. */
+	size_t start = 5;
+	while (start + 1 < len - tail && line[start] == '0')
+		start++;
+	check(len - tail - start == (size_t)n && memcmp(line + start, digits, (size_t)n) == 0);
+	if (cmd->last)
+		check(strncasecmp(line + len - 5, " LAST", 5) == 0);
 }
 
 static void check_path(const struct smtp_command *cmd, const char *line, size_t len)
@@ -77,6 +100,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(cmd.arg_len > 0 && inside(cmd.arg, cmd.arg_len, line, size));
 	if (cmd.verb == SMTP_VERB_MAIL || cmd.verb == SMTP_VERB_RCPT)
 		check_path(&cmd, line, size);
+	if (cmd.verb == SMTP_VERB_BDAT)
+		check_bdat(&cmd, line, size);
+	else
+		check(cmd.chunk_size == 0 && !cmd.last);
 	if (cmd.verb == SMTP_VERB_AUTH) {
 		size_t n = strnlen(cmd.mechanism, sizeof(cmd.mechanism));
 		check(n > 0 && n <= SMTP_MECHANISM_MAX);
