@@ -31,7 +31,7 @@ enum smtp_state {
 	SMTP_STATE_FRESH,    /* greeted; no EHLO or HELO yet (again after STARTTLS) */
 	SMTP_STATE_READY,    /* EHLO or HELO done, no transaction */
 	SMTP_STATE_MAIL,     /* MAIL taken: RCPT next */
-	SMTP_STATE_RCPT,     /* one recipient or more: RCPT or DATA */
+	SMTP_STATE_RCPT,     /* one recipient or more: RCPT, DATA or BDAT */
 	SMTP_STATE_DATA,     /* body lines until "." */
 	SMTP_STATE_CHUNKING, /* a body begun by BDAT (RFC 3030): BDAT or RSET next */
 	SMTP_STATE_SASL,     /* AUTH sent 334: the next line is the client's response */
