@@ -94,6 +94,8 @@ struct smtp_client {
 	char *helo_name;
 	char *server_name;
 	char *ca_file;
+	struct resolver_tlsa *tlsa; /* DANE: copies of the records given */
+	size_t tlsa_count;
 	char *auth_user;
 	char *auth_password; /* wiped and freed once AUTH is answered */
 	enum smtp_tls_mode tls_mode;
@@ -103,8 +105,9 @@ struct smtp_client {
 	struct smtp_reply_parser parser;
 	struct smtp_client_capabilities capabilities;
 	bool tls_active;
-	bool tls_refused; /* OPPORTUNISTIC: STARTTLS was refused, go on in plain */
-	bool tls_failed;  /* the session ended in the STARTTLS handshake */
+	bool tls_refused;	  /* OPPORTUNISTIC: STARTTLS was refused, go on in plain */
+	bool tls_failed;	  /* the session ended in the STARTTLS handshake */
+	bool tls_unauthenticated; /* ... because the certificate was not accepted */
 	bool authenticated;
 	bool quitting;		       /* smtp_client_quit: the client frees itself */
 	smtp_client_closed_cb *closed; /* called once the QUIT is over */
