@@ -9,6 +9,7 @@ with a certificate for mx.dane.test from a CA of this test.
   TLSA 2 0 1 of the CA            delivered, over TLS
   a TLSA that matches nothing     not delivered (nor in plain text): pending,
                                   a DANE reason in `popgatectl queue`
+  only unusable TLSA (PKIX-EE)    TLS required, not authenticated
   bogus signatures                not delivered: pending (bad trust anchor,
                                   expired signatures, a spoiled TLSA record)
   an unsigned zone                opportunistic TLS as before, also to an MX
@@ -178,6 +179,24 @@ def test_bogus_zone_is_deferred(dane_env, mx_ca, broken):
     assert "DNSSEC validation failed" in reply
     assert env.mx.ehlos == 0 and env.mx.messages == []
     assert env.gate.message_state(message_id) == "outbound"
+
+
+@pytest.mark.parametrize("starttls", [True, False])
+def test_unusable_records_still_require_tls(dane_env, mx_ca, rogue_ca, starttls):
+    """Secure TLSA records, none usable (PKIX-EE is not for SMTP): TLS is
+    still required, unauthenticated (RFC 7672 2.2); an MX without STARTTLS
+    gets nothing."""
+    env = dane_env(mx_ca, tlsa=[f"1 1 1 {spki_sha256(rogue_ca.server_cert)}"],
+                   starttls=starttls)
+    message_id = send(env)
+    if starttls:
+        env.gate.wait_message_state(message_id, "sent", timeout=40)
+        assert env.mx.messages[0]["tls"]
+        return
+    status, attempts, reply = wait_first_attempt(env, message_id)
+    assert status == "pending"
+    assert "DANE (encrypt)" in reply and "STARTTLS" in reply
+    assert env.mx.messages == []
 
 
 def test_bogus_tlsa_is_deferred_never_plain(dane_env, mx_ca):
