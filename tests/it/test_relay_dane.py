@@ -33,6 +33,8 @@ from test_relay_delivery import Sink, queue_outbound, recipient_rows
 
 MX_ADDRESS = "127.0.0.31"
 MX_HOST = "mx.dane.test"
+MX2_ADDRESS = "127.0.0.32"
+MX2_HOST = "mx2.dane.test"
 RECIPIENT = "bob@dane.test"
 
 
@@ -166,6 +168,40 @@ def test_dane_mismatch_is_deferred_never_plain(dane_env, mx_ca, rogue_ca):
     status, last_reply = queue_reply(env, message_id)
     assert status == "pending" and "DANE" in last_reply
     assert env.gate.message_state(message_id) == "outbound"
+
+
+def test_next_mx_after_a_dane_failure(it_root, make_popgate, mx_ca, rogue_ca):
+    """The first MX's certificate matches none of its TLSA records: that MX
+    is passed over (a temporary failure for it alone) and the second,
+    whose record matches, takes the mail over TLS."""
+    directory = os.path.join(it_root, "dane-" + secrets.token_hex(4))
+    port = itutil.free_port()
+    # A DANE-TA chain must carry the MX's name: mx2's certificate names mx2.
+    ca2 = tlsca.make_ca(os.path.join(directory, "ca2"), name="DANE test CA 2", host=MX2_HOST)
+    zone = SignedZone(os.path.join(directory, "zone"), "dane.test", [
+        "@ IN MX 10 mx", "@ IN MX 20 mx2", f"mx IN A {MX_ADDRESS}", f"mx2 IN A {MX2_ADDRESS}",
+        f"_{port}._tcp.mx IN TLSA 3 1 1 {spki_sha256(rogue_ca.server_cert)}",
+        f"_{port}._tcp.mx2 IN TLSA 2 0 1 {cert_sha256(ca2.ca_cert)}"]).start()
+    first = Sink(MX_ADDRESS, port, tls_context=chain_context(mx_ca), require_tls=False).start()
+    second = Sink(MX2_ADDRESS, port, tls_context=chain_context(ca2), require_tls=False).start()
+    try:
+        gate = make_popgate(overrides={
+            "server": {"nameservers": zone.address, "hostname": "gate.test",
+                       "dns_trust_anchor": zone.trust_anchor_path()},
+            "relay": {"mx_port": port, "allow_private": "yes", "retry_min": 3600,
+                      "retry_max": 3600},
+        })
+        env = type("Env", (), {"gate": gate})()
+        message_id = send(env)
+        gate.wait_message_state(message_id, "sent", timeout=40)
+        assert first.messages == [] and first.ehlos == 1
+        assert second.received(RECIPIENT) == 1 and second.messages[0]["tls"]
+        assert any(f"DANE: no TLSA record matched the certificate of {MX_HOST}" in e.detail
+                   for e in gate.events("relay"))
+    finally:
+        first.stop()
+        second.stop()
+        zone.stop()
 
 
 @pytest.mark.parametrize("broken", ["anchor", "expired"])
