@@ -407,8 +407,7 @@ static void client_event_cb(struct bufferevent *bev, short events, void *ctx)
 		SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
 		client->tls_failed = true;
-		client->tls_unauthenticated =
-		    ssl != NULL && SSL_get_verify_result(ssl) != X509_V_OK;
+		client->tls_verify_result = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
 	}
 	if (client->state == CLIENT_QUIT) {
 		/* The server closed first, or did not answer QUIT: done either way. */
@@ -533,9 +532,9 @@ bool smtp_client_tls_failed(const struct smtp_client *client)
 	return client->tls_failed;
 }
 
-bool smtp_client_tls_unauthenticated(const struct smtp_client *client)
+long smtp_client_tls_verify_result(const struct smtp_client *client)
 {
-	return client->tls_unauthenticated;
+	return client->tls_verify_result;
 }
 
 void smtp_client_quit(struct smtp_client *client, smtp_client_closed_cb *closed, void *ctx)

@@ -200,10 +200,11 @@ bool smtp_client_authenticated(const struct smtp_client *client);
  * may then connect again with SMTP_TLS_NONE, as RFC 7435 allows. */
 bool smtp_client_tls_failed(const struct smtp_client *client);
 
-/* Whether that handshake failed because the server's certificate was not
- * accepted (VERIFIED: the chain or the name; DANE: no TLSA record matched
- * it), rather than the connection or the protocol failing. */
-bool smtp_client_tls_unauthenticated(const struct smtp_client *client);
+/* Why that handshake refused the server's certificate, as OpenSSL's
+ * verify result (X509_V_ERR_DANE_NO_MATCH: no TLSA record matched it,
+ * X509_V_ERR_HOSTNAME_MISMATCH, ...); X509_V_OK when it did not fail on
+ * the certificate (the connection or the protocol failed). */
+long smtp_client_tls_verify_result(const struct smtp_client *client);
 
 /*
  * Called once the session QUIT began has ended: the server answered QUIT,

@@ -104,10 +104,11 @@ struct smtp_client {
 	enum client_state state;
 	struct smtp_reply_parser parser;
 	struct smtp_client_capabilities capabilities;
+	/* X509_V_OK, or why the STARTTLS handshake refused the certificate. */
+	long tls_verify_result;
 	bool tls_active;
-	bool tls_refused;	  /* OPPORTUNISTIC: STARTTLS was refused, go on in plain */
-	bool tls_failed;	  /* the session ended in the STARTTLS handshake */
-	bool tls_unauthenticated; /* ... because the certificate was not accepted */
+	bool tls_refused; /* OPPORTUNISTIC: STARTTLS was refused, go on in plain */
+	bool tls_failed;  /* the session ended in the STARTTLS handshake */
 	bool authenticated;
 	bool quitting;		       /* smtp_client_quit: the client frees itself */
 	smtp_client_closed_cb *closed; /* called once the QUIT is over */

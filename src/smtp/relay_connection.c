@@ -33,6 +33,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <openssl/x509.h>
 
 #include "core/connector.h"
 #include "core/crypto.h"
@@ -181,6 +182,7 @@ static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *
 {
 	struct relay_connection *conn = ctx;
 	char why[RELAY_REPLY_MAX];
+	long verify;
 
 	if (reply == NULL && error == NULL) {
 		conn->ready = true;
@@ -203,9 +205,15 @@ static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *
 		relay_connection_try(conn);
 		return;
 	}
-	if (conn->tls_mode == SMTP_TLS_DANE && smtp_client_tls_unauthenticated(client))
+	verify = smtp_client_tls_verify_result(client);
+	if (conn->tls_mode == SMTP_TLS_DANE && verify == X509_V_ERR_DANE_NO_MATCH)
 		snprintf(why, sizeof(why), "DANE: no TLSA record matched the certificate of %s",
 			 relay_connection_host(conn, &(int){0}));
+	else if (conn->tls_mode == SMTP_TLS_DANE && verify != X509_V_OK)
+		/* A DANE-TA chain whose certificate names another host, say. */
+		snprintf(why, sizeof(why), "DANE: the certificate of %s is not authenticated: %s",
+			 relay_connection_host(conn, &(int){0}),
+			 X509_verify_cert_error_string(verify));
 	else if (reply != NULL)
 		relay_reply_text(reply, why, sizeof(why));
 	else

@@ -153,6 +153,18 @@ def test_dane_ta_record_matches(dane_env, mx_ca):
     assert authenticated(env)
 
 
+def test_dane_ta_checks_the_mx_name(dane_env, test_ca):
+    """A DANE-TA record matches the chain's CA, but the certificate names
+    localhost, not the MX (RFC 7672 3.2.2): not authenticated, not sent."""
+    env = dane_env(test_ca, tlsa=[f"2 0 1 {cert_sha256(test_ca.ca_cert)}"])
+    message_id = send(env)
+    status, attempts, reply = wait_first_attempt(env, message_id)
+    assert status == "pending"
+    assert f"DANE: the certificate of {MX_HOST} is not authenticated: hostname mismatch" \
+        in reply
+    assert env.mx.messages == []
+
+
 def test_dane_mismatch_is_deferred_never_plain(dane_env, mx_ca, rogue_ca):
     """The TLSA record names another key: the MX offers STARTTLS and would
     take plain mail too, but nothing is sent; the queue says DANE."""
