@@ -432,6 +432,9 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	pg.dns = resolver_new(pg.base, cfg->nameservers, err, sizeof(err));
 	if (pg.dns == NULL)
 		goto fail_log;
+	if (cfg->dns_trust_anchor != NULL && *cfg->dns_trust_anchor != '\0' &&
+	    resolver_set_trust_anchor(pg.dns, cfg->dns_trust_anchor, err, sizeof(err)) < 0)
+		goto fail_log;
 	/* From here a SIGTERM during start-up is a clean stop once the loop runs. */
 	sigterm = evsignal_new(pg.base, SIGTERM, signal_stop_cb, &pg);
 	sigint = evsignal_new(pg.base, SIGINT, signal_stop_cb, &pg);

@@ -46,6 +46,7 @@ const struct config_key config_keys[] = {
 	{"server", "worker_user", CONFIG_TEXT, CONFIG_FIELD(worker_user), 0, 0, NULL},
 	{"server", "hostname", CONFIG_HOST, CONFIG_FIELD(hostname), 0, 0, NULL},
 	{"server", "nameservers", CONFIG_NAMESERVERS, CONFIG_FIELD(nameservers), 0, 0, NULL},
+	{"server", "dns_trust_anchor", CONFIG_OPT_PATH, CONFIG_FIELD(dns_trust_anchor), 0, 0, NULL},
 	{"server", "listen_address", CONFIG_ADDRESS, CONFIG_FIELD(listen_address), 0, 0, NULL},
 	{"server", "pop3_port", CONFIG_INT, CONFIG_FIELD(pop3_port), 1, 65535, NULL},
 	{"server", "pop3s_port", CONFIG_INT, CONFIG_FIELD(pop3s_port), 1, 65535, NULL},
@@ -323,8 +324,10 @@ static int config_check_path_lengths(const struct config_parse *p, char *err, si
 {
 	const struct popgate_config *cfg = p->cfg;
 	int data_line = p->key_line[config_key_index("server", "data_dir")];
-	static const char *const server_paths[] = {"data_dir", "log_file", "tls_cert", "tls_key"};
-	const char *const values[] = {cfg->data_dir, cfg->log_file, cfg->tls_cert, cfg->tls_key};
+	static const char *const server_paths[] = {"data_dir", "log_file", "tls_cert", "tls_key",
+						   "dns_trust_anchor"};
+	const char *const values[] = {cfg->data_dir, cfg->log_file, cfg->tls_cert, cfg->tls_key,
+				      cfg->dns_trust_anchor};
 	char msg[sizeof(p->error)];
 	int line = 0;
 
@@ -372,6 +375,7 @@ static int config_finish(struct config_parse *p, char *err, size_t errlen)
 	config_absolute(&cfg->log_file, base);
 	config_absolute(&cfg->tls_cert, base);
 	config_absolute(&cfg->tls_key, base);
+	config_absolute(&cfg->dns_trust_anchor, base);
 	if (cfg->tls_cert == NULL || *cfg->tls_cert == '\0') {
 		free(cfg->tls_cert);
 		cfg->tls_cert = xasprintf("%s/tls/cert.pem", cfg->data_dir);
@@ -399,6 +403,10 @@ void config_defaults(struct popgate_config *cfg)
 	if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
 		snprintf(host, sizeof(host), "localhost");
 	cfg->hostname = xstrdup(host);
+	/* The root's trust anchor where the system keeps one (Debian's
+	 * dns-root-data); without it nothing is validated. */
+	cfg->dns_trust_anchor =
+	    xstrdup(access(CONFIG_ROOT_TRUST_ANCHOR, R_OK) == 0 ? CONFIG_ROOT_TRUST_ANCHOR : "");
 	cfg->listen_address = xstrdup("0.0.0.0");
 	cfg->pop3_port = 1110;
 	cfg->pop3s_port = 1995;
@@ -514,6 +522,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->worker_user);
 	xfree(&cfg->hostname);
 	xfree(&cfg->nameservers);
+	xfree(&cfg->dns_trust_anchor);
 	xfree(&cfg->listen_address);
 	xfree(&cfg->tls_cert);
 	xfree(&cfg->tls_key);
@@ -534,7 +543,7 @@ static const struct {
 } config_restart_keys[] = {
     {"server", "data_dir"},	  {"server", "user"},	     {"server", "hostname"},
     {"server", "worker_user"},
-    {"server", "nameservers"},	  {"server", "listen_address"}, {"server", "pop3_port"},
+    {"server", "nameservers"},	  {"server", "dns_trust_anchor"}, {"server", "listen_address"}, {"server", "pop3_port"},
     {"server", "pop3s_port"},	  {"server", "tls_cert"},	     {"server", "tls_key"},
     {"pipeline", "workers"},	  {"pipeline", "worker_timeout"},
     {"smtp", "port"},		  {"smtp", "submission_port"},

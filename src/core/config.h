@@ -30,6 +30,9 @@ struct provider_policy {
 	struct provider_policy *next;
 };
 
+/* The root zone's trust anchor as Debian's dns-root-data installs it. */
+#define CONFIG_ROOT_TRUST_ANCHOR "/usr/share/dns/root.key"
+
 struct popgate_config {
 	/* [server] */
 	char *data_dir;		/* "data" */
@@ -39,6 +42,8 @@ struct popgate_config {
 	char *worker_user;	/* "popgate-worker": the workers' user, when started as root */
 	char *hostname;		/* name in the certificate and trace header */
 	char *nameservers;	/* "" or NULL: the system's (resolv.conf); else "IP[:PORT] ..." */
+	char *dns_trust_anchor; /* DNSSEC trust anchor file (DS/DNSKEY); "": none, nothing
+				   validated. Default CONFIG_ROOT_TRUST_ANCHOR when it exists */
 	char *listen_address;	/* "0.0.0.0" */
 	int pop3_port;		/* 1110 (STLS offered) */
 	int pop3s_port;		/* 1995 (implicit TLS) */
@@ -129,10 +134,10 @@ int config_load(struct popgate_config *cfg, const char *path, char *err, size_t 
 /*
  * For a reload (SIGHUP): sets in FRESH, just loaded, every key that only a
  * restart can change (listen address and ports, data_dir, user, hostname,
- * nameservers, tls_cert, tls_key, workers, worker_timeout) back to its value
- * in RUNNING, and writes the names of those that differed, "[server]
- * pop3_port, [server] user", into NAMES (cut to NAMES_LEN). Returns how many
- * differed.
+ * nameservers, dns_trust_anchor, tls_cert, tls_key, workers, worker_timeout)
+ * back to its value in RUNNING, and writes the names of those that differed,
+ * "[server] pop3_port, [server] user", into NAMES (cut to NAMES_LEN).
+ * Returns how many differed.
  */
 size_t config_keep_restart_keys(struct popgate_config *fresh, const struct popgate_config *running,
 				char *names, size_t names_len);

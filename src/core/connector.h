@@ -5,7 +5,8 @@
  * allowed), connect to each allowed address in turn until one answers
  * (each with its own timeout), and TLS with SNI and certificate
  * verification: implicit from the first byte, or later on the plain
- * connection handed back, once the protocol asked for it (STLS, STARTTLS).
+ * connection handed back, once the protocol asked for it (STLS, STARTTLS);
+ * there, also DANE: the certificate authenticated by TLSA records.
  *
  * Nothing here knows a protocol: the POP3 client connects to providers with
  * it; the SMTP relay will connect to MX hosts on port 25 and upgrade with
@@ -30,6 +31,7 @@
 #include <event2/event.h>
 
 struct resolver;
+struct resolver_tlsa;
 struct connector;
 struct connector_attempt;
 
@@ -59,6 +61,14 @@ struct connector_target {
 	 * tried: the event ("fetch") and the account; NULL for none. */
 	const char *log_event;
 	const char *log_account;
+	/* DANE (RFC 7671, RFC 7672): the peer is authenticated by these TLSA
+	 * records instead of VERIFY and CA_FILE, HOST being the TLSA base
+	 * domain (the name a DANE-TA chain must carry; DANE-EE checks no name
+	 * and no dates). Only DANE-TA (2) and DANE-EE (3) records count; at
+	 * least one must be usable. For connector_start_tls only, and not
+	 * copied: they need to live during that call. NULL for none. */
+	const struct resolver_tlsa *tlsa;
+	size_t tlsa_count;
 };
 
 /*

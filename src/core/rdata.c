@@ -1,5 +1,5 @@
 /*
- * rdata.c — reading names, MX and TXT RDATA from the wire form (rdata.h
+ * rdata.c — reading names, MX, TXT and TLSA RDATA from the wire form (rdata.h
  * says what is refused and how names are written).
  */
 #include <stdbool.h>
@@ -123,4 +123,17 @@ int rdata_txt_count(const uint8_t *data, size_t len)
 	if (step < 0 || count == 0)
 		return -1;
 	return count;
+}
+
+int rdata_tlsa(const uint8_t *data, size_t len, struct rdata_tlsa *tlsa)
+{
+	/* RFC 6698 2.1: usage, selector, matching type, then the data. */
+	if (len < 4 || len > UINT16_MAX)
+		return -1;
+	tlsa->usage = data[0];
+	tlsa->selector = data[1];
+	tlsa->matching = data[2];
+	tlsa->data = data + 3;
+	tlsa->length = len - 3;
+	return 0;
 }

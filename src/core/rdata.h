@@ -1,7 +1,8 @@
 /*
  * rdata.h — reading the RDATA of the DNS records popgate asks for beyond
  * addresses: a domain name (PTR, the exchange of an MX), an MX's preference
- * and exchange, a TXT record's character-strings.
+ * and exchange, a TXT record's character-strings, a TLSA record's fields
+ * (RFC 6698, for DANE).
  *
  * The resolver (core/resolver.c) hands over each record's RDATA as its
  * library gives it: names uncompressed. A compression pointer, a label past
@@ -53,5 +54,19 @@ int rdata_txt_count(const uint8_t *data, size_t len);
  */
 int rdata_txt_next(const uint8_t *data, size_t len, size_t *offset, const uint8_t **string,
 		   size_t *length);
+
+/* A TLSA record's fields (RFC 6698 2.1). */
+struct rdata_tlsa {
+	uint8_t usage;	     /* 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE */
+	uint8_t selector;    /* 0 the whole certificate, 1 its public key */
+	uint8_t matching;    /* 0 the data itself, 1 SHA-256, 2 SHA-512 */
+	const uint8_t *data; /* the certificate association data, pointing into RDATA */
+	size_t length;	     /* its bytes: at least one */
+};
+
+/* A TLSA record's RDATA: three octets and the association data after them
+ * (at least one byte; its length is not checked against the matching type
+ * here, OpenSSL refuses a digest of the wrong size). 0 or -1. */
+int rdata_tlsa(const uint8_t *data, size_t len, struct rdata_tlsa *tlsa);
 
 #endif

@@ -21,6 +21,7 @@
  * is freed with it.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,20 @@ static int resolver_record_read(enum resolver_type type, const uint8_t *data, si
 			return -1;
 		record->name = xstrdup(name);
 		return 0;
+	case RESOLVER_TLSA: {
+		struct rdata_tlsa tlsa;
+
+		if (rdata_tlsa(data, len, &tlsa) < 0)
+			return -1;
+		record->tlsa = xcalloc(1, sizeof(*record->tlsa));
+		record->tlsa->usage = tlsa.usage;
+		record->tlsa->selector = tlsa.selector;
+		record->tlsa->matching = tlsa.matching;
+		record->tlsa->data = xmalloc(tlsa.length);
+		memcpy(record->tlsa->data, tlsa.data, tlsa.length);
+		record->tlsa->length = tlsa.length;
+		return 0;
+	}
 	case RESOLVER_TXT: {
 		int count = rdata_txt_count(data, len);
 		size_t offset = 0, at = 0;
@@ -247,6 +262,9 @@ static void resolver_record_clear(struct resolver_record *record)
 	free(record->strings);
 	free(record->text);
 	free(record->name);
+	if (record->tlsa != NULL)
+		free(record->tlsa->data);
+	free(record->tlsa);
 }
 
 /* MX records by preference, lowest first; equal ones stay in the order the
@@ -287,7 +305,14 @@ static void resolver_deliver_answer(struct resolver_lookup *lookup)
 	}
 	if (lookup->type == RESOLVER_MX)
 		resolver_sort_mx(answer.records, answer.count);
-	answer.secure = answer.status == RESOLVER_OK && question->result->secure;
+	/* A name that does not exist can be proved so (NSEC, NSEC3) as well. */
+	answer.secure = (answer.status == RESOLVER_OK || answer.status == RESOLVER_NOT_FOUND) &&
+			question->result->secure;
+	answer.bogus = question->result != NULL && question->result->bogus;
+	if (answer.bogus)
+		log_warn("resolver: DNSSEC validation of %s failed: %s", lookup->name,
+			 question->result->why_bogus != NULL ? question->result->why_bogus
+							     : "bogus");
 	lookup->answer_callback(&answer, lookup->ctx);
 	for (size_t i = 0; i < answer.count; i++)
 		resolver_record_clear(&answer.records[i]);
@@ -534,6 +559,27 @@ struct resolver *resolver_new(struct event_base *base, const char *nameservers, 
 fail:
 	resolver_free(&resolver);
 	return NULL;
+}
+
+int resolver_set_trust_anchor(struct resolver *resolver, const char *file, char *err, size_t errlen)
+{
+	FILE *probe = fopen(file, "r");
+	int rc;
+
+	/* libunbound reads the file only at the first lookup, where a failure
+	 * would say little: the daemon's start says it instead. */
+	if (probe == NULL) {
+		snprintf(err, errlen, "cannot read the DNS trust anchor %s: %s", file,
+			 strerror(errno));
+		return -1;
+	}
+	fclose(probe);
+	if ((rc = ub_ctx_add_ta_file(resolver->ub, file)) != 0) {
+		snprintf(err, errlen, "cannot use the DNS trust anchor %s: %s", file,
+			 ub_strerror(rc));
+		return -1;
+	}
+	return 0;
 }
 
 void resolver_free(struct resolver **resolver_p)

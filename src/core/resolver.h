@@ -3,13 +3,24 @@
  * daemon's libevent loop, for the questions mail asks: a host's addresses
  * (A and AAAA, the provider a fetch connects to, the relay's next hop), MX
  * (the SMTP relay's delivery), TXT (SPF, DKIM and DMARC in the Spamfinder
- * filters), PTR (the name of an SMTP client's address).
+ * filters), PTR (the name of an SMTP client's address), TLSA (DANE for the
+ * relay, RFC 7672).
  *
  * It forwards to the name servers of [server] nameservers ("IP[:PORT]"
  * items), or to those of /etc/resolv.conf when that is empty, and answers
  * the names of /etc/hosts itself either way. Answers are cached as long as
- * their TTL says. No trust anchor is set yet, so nothing is validated
- * (answer.secure stays false); DANE for the relay will add one.
+ * their TTL says.
+ *
+ * DNSSEC: with a trust anchor ([server] dns_trust_anchor, set by
+ * resolver_set_trust_anchor) libunbound validates every answer below it:
+ * answer.secure says an answer (records, or their absence) was proved by
+ * signatures; answer.bogus that validation failed (a signature wrong,
+ * expired, or missing where the chain says one must be), which also makes
+ * the status RESOLVER_FAILED, as a validating resolver's SERVFAIL. Without
+ * a trust anchor nothing is secure and nothing is bogus. Validation through
+ * forwarders needs forwarders that pass DNSSEC records on (libunbound asks
+ * with the DO bit once a trust anchor is set): one that strips them makes
+ * every answer under the anchor bogus.
  *
  * Owns: the libunbound context, its thread (started at the first lookup)
  * and the lookups in flight. Must never: block the loop, call a callback
@@ -51,6 +62,7 @@ enum resolver_type {
 	RESOLVER_MX = 15,
 	RESOLVER_TXT = 16,
 	RESOLVER_AAAA = 28,
+	RESOLVER_TLSA = 52,
 };
 
 struct resolver_address {
@@ -64,6 +76,15 @@ struct resolver_txt_string {
 	size_t length;
 };
 
+/* A TLSA record (RFC 6698): the values as published, unchecked. */
+struct resolver_tlsa {
+	uint8_t usage;	  /* 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE */
+	uint8_t selector; /* 0 the certificate, 1 its public key */
+	uint8_t matching; /* 0 exact, 1 SHA-256, 2 SHA-512 */
+	uint8_t *data;	  /* the association data */
+	size_t length;
+};
+
 /* One record of an answer; the fields of its type are set. */
 struct resolver_record {
 	struct resolver_address address;     /* A, AAAA (port 0) */
@@ -73,6 +94,7 @@ struct resolver_record {
 	size_t string_count;
 	char *text; /* TXT: the strings joined, as SPF and DKIM read them */
 	size_t text_length;
+	struct resolver_tlsa *tlsa; /* TLSA: its fields (one) */
 };
 
 struct resolver_answer {
@@ -81,7 +103,8 @@ struct resolver_answer {
 	const char *name;		 /* the name asked for */
 	struct resolver_record *records; /* MX sorted by preference, lowest first */
 	size_t count;
-	bool secure; /* DNSSEC-validated; false until a trust anchor is set */
+	bool secure; /* DNSSEC-validated: the records, or that there are none */
+	bool bogus;  /* DNSSEC validation failed (status RESOLVER_FAILED) */
 };
 
 /* ANSWER and all it points to live until the callback returns. */
@@ -96,6 +119,13 @@ typedef void resolver_addresses_cb(enum resolver_status status,
  * or commas; NULL or "" for those of /etc/resolv.conf). NULL with a message
  * in ERR. */
 struct resolver *resolver_new(struct event_base *base, const char *nameservers, char *err,
+			      size_t errlen);
+
+/* Validates answers from now on with the DS or DNSKEY records in FILE (as
+ * unbound's trust-anchor-file reads them; /usr/share/dns/root.key for the
+ * root). Before the first lookup only. 0, or -1 with a message in ERR (a
+ * file that cannot be read, or records libunbound refuses). */
+int resolver_set_trust_anchor(struct resolver *resolver, const char *file, char *err,
 			      size_t errlen);
 
 /* Frees *RESOLVER_P (NULL is fine) and sets it to NULL. Lookups still in

@@ -37,10 +37,12 @@
 #include <event2/event.h>
 #include <event2/util.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sodium.h>
 
 #include "core/connector.h"
 #include "core/log.h"
+#include "core/resolver.h"
 #include "core/util.h"
 #include "smtp/client.h"
 #include "smtp/client_internal.h"
@@ -141,6 +143,9 @@ static void client_destroy(struct smtp_client *client)
 	free(client->helo_name);
 	free(client->server_name);
 	free(client->ca_file);
+	for (size_t i = 0; i < client->tlsa_count; i++)
+		free(client->tlsa[i].data);
+	free(client->tlsa);
 	free(client->auth_user);
 	free(client);
 }
@@ -308,6 +313,8 @@ void client_start_tls(struct smtp_client *client)
 	    .ca_file = client->ca_file,
 	    .verify = client->tls_mode == SMTP_TLS_VERIFIED,
 	    .timeout = client->timeout,
+	    .tlsa = client->tlsa,
+	    .tlsa_count = client->tlsa_count,
 	};
 	char err[300];
 	struct bufferevent *tls_bev =
@@ -396,8 +403,12 @@ static void client_event_cb(struct bufferevent *bev, short events, void *ctx)
 		goto done;
 	}
 	ssl_error = connector_tls_error(bev, events);
-	if (client->state == CLIENT_TLS_HANDSHAKE)
+	if (client->state == CLIENT_TLS_HANDSHAKE) {
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
 		client->tls_failed = true;
+		client->tls_verify_result = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+	}
 	if (client->state == CLIENT_QUIT) {
 		/* The server closed first, or did not answer QUIT: done either way. */
 		client_quit_later(client);
@@ -453,7 +464,9 @@ struct smtp_client *smtp_client_new(struct connector *connector, struct bufferev
 
 	if (config->helo_name == NULL || config->server_name == NULL || config->offload == NULL ||
 	    strpbrk(config->helo_name, "\r\n ") != NULL || config->helo_name[0] == '\0' ||
-	    strpbrk(config->server_name, "\r\n") != NULL || config->timeout_seconds <= 0) {
+	    strpbrk(config->server_name, "\r\n") != NULL || config->timeout_seconds <= 0 ||
+	    /* DANE without records would authenticate nothing. */
+	    (config->tls_mode == SMTP_TLS_DANE && config->tlsa_count == 0)) {
 		bufferevent_free(bev);
 		return NULL;
 	}
@@ -469,6 +482,15 @@ struct smtp_client *smtp_client_new(struct connector *connector, struct bufferev
 		client->auth_password = xstrdup(config->auth_password ? config->auth_password : "");
 	}
 	client->tls_mode = config->tls_mode;
+	if (config->tls_mode == SMTP_TLS_DANE && config->tlsa_count > 0) {
+		client->tlsa = xcalloc(config->tlsa_count, sizeof(*client->tlsa));
+		for (size_t i = 0; i < config->tlsa_count; i++) {
+			client->tlsa[i] = config->tlsa[i];
+			client->tlsa[i].data = xmalloc(config->tlsa[i].length);
+			memcpy(client->tlsa[i].data, config->tlsa[i].data, config->tlsa[i].length);
+		}
+		client->tlsa_count = config->tlsa_count;
+	}
 	client->timeout = config->timeout_seconds;
 	client->ready = ready;
 	client->ready_ctx = ctx;
@@ -508,6 +530,11 @@ bool smtp_client_authenticated(const struct smtp_client *client)
 bool smtp_client_tls_failed(const struct smtp_client *client)
 {
 	return client->tls_failed;
+}
+
+long smtp_client_tls_verify_result(const struct smtp_client *client)
+{
+	return client->tls_verify_result;
 }
 
 void smtp_client_quit(struct smtp_client *client, smtp_client_closed_cb *closed, void *ctx)

@@ -47,6 +47,7 @@
 
 struct connector;
 struct offload;
+struct resolver_tlsa;
 struct smtp_client;
 
 enum smtp_tls_mode {
@@ -63,6 +64,10 @@ enum smtp_tls_mode {
 	 * the system store) and the certificate's name checked against
 	 * SERVER_NAME. */
 	SMTP_TLS_VERIFIED,
+	/* DANE (RFC 7672): STARTTLS must be offered and succeed, the
+	 * certificate authenticated by the TLSA records given (DANE-TA or
+	 * DANE-EE), SERVER_NAME being their base domain (the MX host). */
+	SMTP_TLS_DANE,
 };
 
 /* The session's settings; strings are copied by smtp_client_new. */
@@ -71,6 +76,9 @@ struct smtp_client_config {
 	const char *server_name; /* the server's name: SNI, the VERIFIED check, log lines */
 	enum smtp_tls_mode tls_mode;
 	const char *ca_file; /* VERIFIED: NULL for the system's CA store */
+	/* DANE: the server's usable TLSA records (core/resolver.h), copied. */
+	const struct resolver_tlsa *tlsa;
+	size_t tlsa_count;
 	/* NULL: no AUTH. Else AUTH PLAIN (or LOGIN if PLAIN is not offered)
 	 * after STARTTLS; without TLS the session fails rather than send them. */
 	const char *auth_user;
@@ -115,7 +123,7 @@ typedef void smtp_client_ready_cb(struct smtp_client *client, const struct smtp_
  * for STARTTLS and must outlive the client. READY follows, later, from the
  * loop, never from inside this call. NULL, with BEV freed and READY never
  * called, if CONFIG is unusable (no helo_name or server_name, a CR or LF in
- * one, no offload).
+ * one, no offload, DANE without TLSA records).
  */
 struct smtp_client *smtp_client_new(struct connector *connector, struct bufferevent *bev,
 				    const struct smtp_client_config *config,
@@ -191,6 +199,12 @@ bool smtp_client_authenticated(const struct smtp_client *client);
  * the protocol, the connection dropped during it): an OPPORTUNISTIC caller
  * may then connect again with SMTP_TLS_NONE, as RFC 7435 allows. */
 bool smtp_client_tls_failed(const struct smtp_client *client);
+
+/* Why that handshake refused the server's certificate, as OpenSSL's
+ * verify result (X509_V_ERR_DANE_NO_MATCH: no TLSA record matched it,
+ * X509_V_ERR_HOSTNAME_MISMATCH, ...); X509_V_OK when it did not fail on
+ * the certificate (the connection or the protocol failed). */
+long smtp_client_tls_verify_result(const struct smtp_client *client);
 
 /*
  * Called once the session QUIT began has ended: the server answered QUIT,

@@ -94,6 +94,8 @@ struct smtp_client {
 	char *helo_name;
 	char *server_name;
 	char *ca_file;
+	struct resolver_tlsa *tlsa; /* DANE: copies of the records given */
+	size_t tlsa_count;
 	char *auth_user;
 	char *auth_password; /* wiped and freed once AUTH is answered */
 	enum smtp_tls_mode tls_mode;
@@ -102,6 +104,8 @@ struct smtp_client {
 	enum client_state state;
 	struct smtp_reply_parser parser;
 	struct smtp_client_capabilities capabilities;
+	/* X509_V_OK, or why the STARTTLS handshake refused the certificate. */
+	long tls_verify_result;
 	bool tls_active;
 	bool tls_refused; /* OPPORTUNISTIC: STARTTLS was refused, go on in plain */
 	bool tls_failed;  /* the session ended in the STARTTLS handshake */

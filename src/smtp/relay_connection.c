@@ -6,10 +6,15 @@
  *
  * To an MX host: opportunistic STARTTLS (a session that dies in it is tried
  * once more in plain text, RFC 7435), and an MX address in a private range
- * is refused unless [relay] allow_private. To a rule's host: the rule's TLS
- * mode and AUTH, any address. A host that fails gives way to the next MX
- * host; when none is left, every job waiting on the destination pends. A
- * connection takes jobs until its destination has none or it carried
+ * is refused unless [relay] allow_private. An MX host that a DNSSEC-secure
+ * MX answer named gets its DANE policy first (smtp/dane.h): usable TLSA
+ * records make STARTTLS mandatory and the certificate authenticated by
+ * them, never plain text; a failed or bogus lookup, or a certificate no
+ * record matches, fails that host ("DANE: ..." in the log and the queue).
+ * To a rule's host: the rule's TLS mode and AUTH, any address (and no
+ * DANE). A host that fails gives way to the next MX host; when none is
+ * left, every job waiting on the destination pends. A connection takes
+ * jobs until its destination has none or it carried
  * messages_per_connection, then quits; the quitting client is held here
  * until it closes (or the relay stops).
  *
@@ -28,6 +33,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <openssl/x509.h>
 
 #include "core/connector.h"
 #include "core/crypto.h"
@@ -100,6 +106,8 @@ void relay_connection_close(struct relay_connection *conn)
 	struct relay *relay = dest->relay;
 
 	connector_cancel(&conn->attempt);
+	dane_lookup_cancel(&conn->dane_lookup);
+	dane_policy_clear(&conn->dane);
 	if (conn->client != NULL && smtp_client_reusable(conn->client) && !relay->stopped) {
 		struct relay_quitting *quitting = xcalloc(1, sizeof(*quitting));
 
@@ -174,6 +182,7 @@ static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *
 {
 	struct relay_connection *conn = ctx;
 	char why[RELAY_REPLY_MAX];
+	long verify;
 
 	if (reply == NULL && error == NULL) {
 		conn->ready = true;
@@ -196,10 +205,28 @@ static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *
 		relay_connection_try(conn);
 		return;
 	}
-	if (reply != NULL)
+	verify = smtp_client_tls_verify_result(client);
+	if (conn->tls_mode == SMTP_TLS_DANE && verify == X509_V_ERR_DANE_NO_MATCH)
+		snprintf(why, sizeof(why), "DANE: no TLSA record matched the certificate of %s",
+			 relay_connection_host(conn, &(int){0}));
+	else if (conn->tls_mode == SMTP_TLS_DANE && verify != X509_V_OK)
+		/* A DANE-TA chain whose certificate names another host, say. */
+		snprintf(why, sizeof(why), "DANE: the certificate of %s is not authenticated: %s",
+			 relay_connection_host(conn, &(int){0}),
+			 X509_verify_cert_error_string(verify));
+	else if (reply != NULL)
 		relay_reply_text(reply, why, sizeof(why));
 	else
 		snprintf(why, sizeof(why), "%s", error);
+	/* The administrator reads in the queue why DANE kept the mail back. */
+	if (conn->dane.state != DANE_NONE && strncmp(why, "DANE:", 5) != 0) {
+		char plain[RELAY_REPLY_MAX];
+
+		snprintf(plain, sizeof(plain), "%s", why);
+		/* Cut to fit: the reply recorded is one bounded line. */
+		snprintf(why, sizeof(why), "DANE (%s): %.*s", dane_state_name(conn->dane.state),
+			 (int)sizeof(why) - 32, plain);
+	}
 	relay_connection_failed(conn, why);
 }
 
@@ -246,6 +273,13 @@ static void relay_connected_cb(struct bufferevent *bev, const char *error, void 
 			config.auth_password = password;
 		}
 	}
+	if (conn->dane.state == DANE_AUTHENTICATE) {
+		config.tls_mode = SMTP_TLS_DANE;
+		config.tlsa = conn->dane.records;
+		config.tlsa_count = conn->dane.count;
+	} else if (conn->dane.state == DANE_ENCRYPT) {
+		config.tls_mode = SMTP_TLS_REQUIRED;
+	}
 	if (conn->plain && config.tls_mode == SMTP_TLS_OPPORTUNISTIC)
 		config.tls_mode = SMTP_TLS_NONE;
 	conn->tls_mode = config.tls_mode;
@@ -266,7 +300,8 @@ static void relay_try_failed_cb(evutil_socket_t fd, short what, void *ctx)
 	relay_connection_failed(conn, why);
 }
 
-static void relay_connection_try(struct relay_connection *conn)
+/* Connects CONN to its host, its DANE policy known. */
+static void relay_connection_connect(struct relay_connection *conn)
 {
 	struct relay_destination *dest = conn->dest;
 	const struct popgate_config *cfg = relay_config(dest->relay);
@@ -290,6 +325,48 @@ static void relay_connection_try(struct relay_connection *conn)
 		event_base_once(dest->relay->base, -1, EV_TIMEOUT, relay_try_failed_cb, conn,
 				&(struct timeval){0, 0});
 	}
+}
+
+static void relay_dane_cb(struct dane_policy *policy, void *ctx)
+{
+	struct relay_connection *conn = ctx;
+	const char *host = relay_connection_host(conn, &(int){0});
+
+	conn->dane_lookup = NULL;
+	conn->dane = *policy;
+	if (conn->dane.state == DANE_DEFER) {
+		char why[RELAY_REPLY_MAX];
+
+		snprintf(why, sizeof(why), "%s", conn->dane.reason);
+		relay_connection_failed(conn, why);
+		return;
+	}
+	log_event(LOG_DEBUG, "relay", NULL, NULL, "%s: %s (%s)", host, conn->dane.reason,
+		  dane_state_name(conn->dane.state));
+	relay_connection_connect(conn);
+}
+
+/* Tries CONN's host: its DANE policy first when its MX answer was secure
+ * (not for a rule's host, whose TLS mode is the administrator's, nor for
+ * the plain retry of a failed opportunistic STARTTLS, which no DANE policy
+ * allowed but DANE_NONE). */
+static void relay_connection_try(struct relay_connection *conn)
+{
+	struct relay_destination *dest = conn->dest;
+	int port;
+	const char *host = relay_connection_host(conn, &port);
+
+	if (conn->plain) {
+		relay_connection_connect(conn);
+		return;
+	}
+	dane_policy_clear(&conn->dane);
+	if (dest->rule.host == NULL && dest->mx_secure) {
+		conn->dane_lookup =
+		    dane_lookup_start(dest->relay->resolver, host, port, relay_dane_cb, conn);
+		return;
+	}
+	relay_connection_connect(conn);
 }
 
 void relay_connection_open(struct relay_destination *dest)

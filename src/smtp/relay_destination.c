@@ -145,12 +145,17 @@ static void relay_mx_cb(const struct resolver_answer *answer, void *ctx)
 		if (dest->host_count == 0)
 			dest->hosts[dest->host_count++] = xstrdup(dest->domain);
 		dest->resolved = true;
+		/* DANE (RFC 7672 2.2.1): only for MX hosts a validated answer named. */
+		dest->mx_secure = answer->secure;
 	} else if (answer->status == RESOLVER_NOT_FOUND) {
 		relay_destination_fail(dest, ENVELOPE_FAILED,
 				       "550 5.1.2 (popgate) the recipient domain does not exist");
 	} else {
+		/* A bogus MX is never taken for "no MX" (RFC 7672 2.2.1). */
 		snprintf(reply, sizeof(reply), "451 4.4.3 (popgate) MX lookup of %s: %s",
-			 dest->domain, resolver_status_text(answer->status));
+			 dest->domain,
+			 answer->bogus ? "DNSSEC validation failed (bogus)"
+				       : resolver_status_text(answer->status));
 		relay_destination_fail(dest, ENVELOPE_PENDING, reply);
 	}
 	relay_pump(dest->relay);

@@ -16,11 +16,12 @@
  *                  looks the MX up and opens connections within the limits;
  *   relay_connection.c
  *                  connections: core/connector (the address policy) then
- *                  smtp/client with the rule's TLS mode and AUTH, a failed
- *                  opportunistic STARTTLS tried once more in plain text, the
- *                  next host, jobs sent one after another on a connection and
- *                  each recipient's outcome, and the clients held while they
- *                  quit.
+ *                  smtp/client with the rule's TLS mode and AUTH (an MX
+ *                  host found securely: its DANE policy, smtp/dane.c), a
+ *                  failed opportunistic STARTTLS tried once more in plain
+ *                  text, the next host, jobs sent one after another on a
+ *                  connection and each recipient's outcome, and the clients
+ *                  held while they quit.
  *
  * Nothing outside those three files includes this header.
  */
@@ -36,6 +37,7 @@
 #include "core/config.h"
 #include "core/crypto.h"
 #include "smtp/client.h"
+#include "smtp/dane.h"
 #include "smtp/relay.h"
 #include "store/db.h"
 #include "store/envelope.h"
@@ -72,6 +74,7 @@ struct relay_destination {
 	char **hosts;			  /* MX hosts in preference order, once resolved */
 	size_t host_count;
 	bool resolved;
+	bool mx_secure; /* the MX answer (or its denial) was DNSSEC-validated: DANE applies */
 	struct resolver_lookup *lookup;
 	struct relay_job *head, *tail; /* jobs waiting for a connection */
 	size_t queued;
@@ -91,6 +94,9 @@ struct relay_connection {
 	bool plain;		     /* opportunistic TLS failed on this host: plain now */
 	bool ready;		     /* its session was ready once */
 	char last_error[RELAY_REPLY_MAX];
+	/* DANE (smtp/dane.h), for an MX host a secure MX answer named. */
+	struct dane_lookup *dane_lookup; /* in flight */
+	struct dane_policy dane;	 /* the host's policy (DANE_NONE without) */
 };
 
 /* A client saying QUIT: it frees itself once done, unless the relay stops

@@ -12,6 +12,8 @@
  *   2  a PTR record's RDATA: one name that fills it.
  *   3  a TXT record's RDATA: the strings, each in bounds, fill it exactly
  *      when it is read as valid.
+ *   4  a TLSA record's RDATA: read when it has its three octets and data,
+ *      the fields those octets, the data the rest, within the input.
  *
  * Properties are checked with abort(). Must never: touch the file system or
  * keep state between runs.
@@ -93,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t kind = data[0];
 	data++;
 	size--;
-	switch (kind % 4) {
+	switch (kind % 5) {
 	case 0: {
 		/* A small buffer must fail cleanly, never overflow. */
 		size_t room = data[0] != 0 ? data[0] : RDATA_NAME_TEXT_MAX;
@@ -131,6 +133,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check(step == 0 && seen == count && total == size && count >= 1);
 		} else {
 			check(step == -1 || size == 0);
+		}
+		break;
+	}
+	case 4: {
+		struct rdata_tlsa tlsa;
+
+		if (rdata_tlsa(data, size, &tlsa) == 0) {
+			check(size >= 4 && tlsa.usage == data[0] && tlsa.selector == data[1] &&
+			      tlsa.matching == data[2]);
+			check(tlsa.data == data + 3 && tlsa.length == size - 3);
+		} else {
+			check(size < 4);
 		}
 		break;
 	}

@@ -167,12 +167,41 @@ static void test_txt(void **state)
 	}
 }
 
+static void test_tlsa(void **state)
+{
+	/* 3 1 1 and a SHA-256 digest (32 bytes): the fields as they stand. */
+	uint8_t rdata[3 + 32];
+	struct rdata_tlsa tlsa;
+
+	(void)state;
+	rdata[0] = 3;
+	rdata[1] = 1;
+	rdata[2] = 1;
+	for (size_t i = 0; i < 32; i++)
+		rdata[3 + i] = (uint8_t)i;
+	assert_int_equal(rdata_tlsa(rdata, sizeof(rdata), &tlsa), 0);
+	assert_int_equal(tlsa.usage, 3);
+	assert_int_equal(tlsa.selector, 1);
+	assert_int_equal(tlsa.matching, 1);
+	assert_ptr_equal(tlsa.data, rdata + 3);
+	assert_int_equal(tlsa.length, 32);
+	/* Unknown values are read, not judged: the relay decides what is usable. */
+	rdata[0] = 255;
+	assert_int_equal(rdata_tlsa(rdata, 4, &tlsa), 0);
+	assert_int_equal(tlsa.usage, 255);
+	assert_int_equal(tlsa.length, 1);
+	/* Without association data, or shorter still: malformed. */
+	for (size_t len = 0; len < 4; len++)
+		assert_int_equal(rdata_tlsa(rdata, len, &tlsa), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_name_read),	cmocka_unit_test(test_name_bytes_escaped),
 	    cmocka_unit_test(test_name_limits), cmocka_unit_test(test_mx),
 	    cmocka_unit_test(test_ptr),		cmocka_unit_test(test_txt),
+	    cmocka_unit_test(test_tlsa),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

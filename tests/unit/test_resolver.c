@@ -54,6 +54,11 @@ static const char *const test_records[] = {
     "txt-record=two.test,\"first\"",
     "txt-record=two.test,\"second\"",
     "ptr-record=7.114.0.203.in-addr.arpa,client.mail.test",
+    /* TLSA 3 1 1 and a 32-byte digest 00 01 .. 1f; and one too short to be
+     * a TLSA record (its RDATA is three bytes). */
+    "dns-rr=_25._tcp.mx1.mail.test,52,030101000102030405060708090a0b0c0d0e0f101112131415161718"
+    "191a1b1c1d1e1f",
+    "dns-rr=_25._tcp.mx2.mail.test,52,030101",
     "local=/test/",
     /* A TTL, as real zones have (dnsmasq's own default is 0, never
      * cached): answers are then also read from libunbound's cache, and MX
@@ -100,6 +105,9 @@ struct seen {
 	char texts[8][128];
 	size_t string_counts[8];
 	char first_strings[8][64];
+	struct resolver_tlsa tlsa; /* the first TLSA record, its data not kept */
+	uint8_t tlsa_data[64];
+	bool bogus;
 	size_t count;
 };
 
@@ -144,7 +152,17 @@ static void answer_cb(const struct resolver_answer *answer, void *ctx)
 	seen->status = answer->status;
 	seen->type = answer->type;
 	seen->count = answer->count;
-	assert_false(answer->secure); /* no trust anchor yet */
+	assert_false(answer->secure); /* no trust anchor: nothing is validated */
+	seen->bogus = answer->bogus;
+	if (answer->type == RESOLVER_TLSA && answer->count > 0) {
+		const struct resolver_tlsa *tlsa = answer->records[0].tlsa;
+
+		assert_non_null(tlsa);
+		seen->tlsa = *tlsa;
+		seen->tlsa.data = NULL;
+		assert_true(tlsa->length <= sizeof(seen->tlsa_data));
+		memcpy(seen->tlsa_data, tlsa->data, tlsa->length);
+	}
 	for (size_t i = 0; i < answer->count && i < 8; i++) {
 		const struct resolver_record *record = &answer->records[i];
 
@@ -337,6 +355,58 @@ static void test_mx_in_preference_order(void **state)
 	assert_int_equal(seen.count, 0);
 	resolver_free(&resolver);
 	event_base_free(seen.base);
+}
+
+static void test_tlsa_records(void **state)
+{
+	(void)state;
+	struct seen seen = {.base = event_base_new(), .expected = 1};
+	struct resolver *resolver = resolver_for(seen.base, server.dns.address);
+
+	resolver_lookup(resolver, "_25._tcp.mx1.mail.test", RESOLVER_TLSA, answer_cb, &seen);
+	seen_wait(&seen);
+	assert_int_equal(seen.status, RESOLVER_OK);
+	assert_int_equal(seen.type, RESOLVER_TLSA);
+	assert_int_equal(seen.count, 1);
+	assert_int_equal(seen.tlsa.usage, 3);
+	assert_int_equal(seen.tlsa.selector, 1);
+	assert_int_equal(seen.tlsa.matching, 1);
+	assert_int_equal(seen.tlsa.length, 32);
+	for (size_t i = 0; i < 32; i++)
+		assert_int_equal(seen.tlsa_data[i], i);
+	assert_false(seen.bogus);
+
+	/* A malformed record is no answer one can use. */
+	seen.calls = 0;
+	resolver_lookup(resolver, "_25._tcp.mx2.mail.test", RESOLVER_TLSA, answer_cb, &seen);
+	seen_wait(&seen);
+	assert_int_equal(seen.status, RESOLVER_FAILED);
+	assert_int_equal(seen.count, 0);
+
+	/* No record: answered, none. */
+	seen.calls = 0;
+	resolver_lookup(resolver, "_25._tcp.mx3.mail.test", RESOLVER_TLSA, answer_cb, &seen);
+	seen_wait(&seen);
+	assert_int_equal(seen.count, 0);
+	assert_true(seen.status == RESOLVER_OK || seen.status == RESOLVER_NOT_FOUND);
+	resolver_free(&resolver);
+	event_base_free(seen.base);
+}
+
+static void test_trust_anchor_file(void **state)
+{
+	(void)state;
+	struct event_base *base = event_base_new();
+	char err[256] = "";
+	struct resolver *resolver = resolver_new(base, "127.0.0.1:53", err, sizeof(err));
+
+	assert_non_null(resolver);
+	/* A file that is not there stops the start with its name. */
+	assert_int_equal(
+	    resolver_set_trust_anchor(resolver, "/nonexistent/root.key", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "/nonexistent/root.key"));
+	resolver_free(&resolver);
+	event_base_free(base);
 }
 
 static void test_txt_strings_and_records(void **state)
@@ -579,6 +649,8 @@ int main(void)
 	    cmocka_unit_test(test_numeric_hosts_and_hosts_file_ask_no_one),
 	    cmocka_unit_test(test_mx_in_preference_order),
 	    cmocka_unit_test(test_txt_strings_and_records),
+	    cmocka_unit_test(test_tlsa_records),
+	    cmocka_unit_test(test_trust_anchor_file),
 	    cmocka_unit_test(test_ptr_of_an_address),
 	    cmocka_unit_test(test_reverse_names),
 	    cmocka_unit_test(test_many_lookups_at_once),

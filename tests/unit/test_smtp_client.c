@@ -52,11 +52,15 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <jansson.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "core/connector.h"
 #include "core/log.h"
 #include "core/offload.h"
+#include "core/resolver.h"
 #include "core/resolver.h"
 #include "core/tls.h"
 #include "core/util.h"
@@ -723,6 +727,78 @@ static void test_tls_required(void **state)
 	run_quit(&run);
 }
 
+/* The SHA-256 of the SubjectPublicKeyInfo of the certificate in PATH
+ * (TLSA selector 1, matching type 1). */
+static void spki_sha256(const char *path, uint8_t digest[32])
+{
+	FILE *f = fopen(path, "r");
+	X509 *cert;
+	unsigned char *der = NULL;
+	int len;
+
+	assert_non_null(f);
+	cert = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(cert);
+	len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+	assert_true(len > 0);
+	SHA256(der, (size_t)len, digest);
+	OPENSSL_free(der);
+	X509_free(cert);
+}
+
+static void test_tls_dane(void **state)
+{
+	struct run run;
+	uint8_t digest[32];
+	struct resolver_tlsa record = {3, 1, 1, digest, sizeof(digest)};
+	(void)state;
+
+	/* DANE-EE: the self-signed certificate's key is the one published; no
+	 * CA, no name, no dates matter (RFC 7672 3.1.1). */
+	spki_sha256(fx.self_cert, digest);
+	run_init(&run, SMTP_TLS_DANE);
+	run.config.tlsa = &record;
+	run.config.tlsa_count = 1;
+	run_connect(&run, fx.ports[SINK_SELF]);
+	assert_true(run.ready_ok);
+	assert_true(smtp_client_tls_active(run.client));
+	run_quit(&run);
+
+	/* Another key: the handshake fails on the certificate. */
+	digest[0] ^= 0xff;
+	run_init(&run, SMTP_TLS_DANE);
+	run.config.tlsa = &record;
+	run.config.tlsa_count = 1;
+	run_connect(&run, fx.ports[SINK_SELF]);
+	assert_false(run.ready_ok);
+	assert_true(smtp_client_tls_failed(run.client));
+	assert_int_equal(smtp_client_tls_verify_result(run.client), X509_V_ERR_DANE_NO_MATCH);
+	smtp_client_free(&run.client);
+
+	/* Only a PKIX usage (not for SMTP): nothing could authenticate the
+	 * server, so no handshake is even tried. */
+	digest[0] ^= 0xff;
+	record.usage = 1;
+	run_init(&run, SMTP_TLS_DANE);
+	run.config.tlsa = &record;
+	run.config.tlsa_count = 1;
+	run_connect(&run, fx.ports[SINK_SELF]);
+	assert_false(run.ready_ok);
+	assert_non_null(strstr(run.ready_error, "DANE: none of the 1 TLSA records is usable"));
+	smtp_client_free(&run.client);
+
+	/* No STARTTLS: never plain text. */
+	record.usage = 3;
+	run_init(&run, SMTP_TLS_DANE);
+	run.config.tlsa = &record;
+	run.config.tlsa_count = 1;
+	run_connect(&run, fx.ports[SINK_PLAIN]);
+	assert_false(run.ready_ok);
+	assert_non_null(strstr(run.ready_error, "does not offer STARTTLS"));
+	smtp_client_free(&run.client);
+}
+
 static void test_tls_verified(void **state)
 {
 	struct run run;
@@ -738,6 +814,7 @@ static void test_tls_verified(void **state)
 	assert_false(run.ready_ok);
 	assert_non_null(strstr(run.ready_error, "TLS error"));
 	assert_true(smtp_client_tls_failed(run.client));
+	assert_int_not_equal(smtp_client_tls_verify_result(run.client), X509_V_OK);
 	smtp_client_free(&run.client);
 
 	/* From the CA, for the name asked: verified. Without PIPELINING. */
@@ -1350,6 +1427,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_tls_opportunistic, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tls_required, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tls_verified, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_dane, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_helo_fallback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rcpt_refused_no_pipelining, setup, teardown),
