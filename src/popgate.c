@@ -432,9 +432,14 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	pg.dns = resolver_new(pg.base, cfg->nameservers, err, sizeof(err));
 	if (pg.dns == NULL)
 		goto fail_log;
-	if (cfg->dns_trust_anchor != NULL && *cfg->dns_trust_anchor != '\0' &&
-	    resolver_set_trust_anchor(pg.dns, cfg->dns_trust_anchor, err, sizeof(err)) < 0)
-		goto fail_log;
+	pg.relay_dns = pg.dns;
+	if (cfg->dns_trust_anchor != NULL && *cfg->dns_trust_anchor != '\0') {
+		pg.relay_dns = resolver_new(pg.base, cfg->nameservers, err, sizeof(err));
+		if (pg.relay_dns == NULL ||
+		    resolver_set_trust_anchor(pg.relay_dns, cfg->dns_trust_anchor, err,
+					      sizeof(err)) < 0)
+			goto fail_log;
+	}
 	/* From here a SIGTERM during start-up is a clean stop once the loop runs. */
 	sigterm = evsignal_new(pg.base, SIGTERM, signal_stop_cb, &pg);
 	sigint = evsignal_new(pg.base, SIGINT, signal_stop_cb, &pg);
@@ -478,7 +483,7 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 			 store_errmsg(pg.store));
 		goto fail_log;
 	}
-	pg.relay = relay_new(pg.base, pg.store, pg.writer, pg.dns, pg.offload, &pg.key, &pg.cfg,
+	pg.relay = relay_new(pg.base, pg.store, pg.writer, pg.relay_dns, pg.offload, &pg.key, &pg.cfg,
 			     relay_dsn_queued, &pg);
 	if (pg.relay == NULL) {
 		snprintf(err, sizeof(err), "cannot start the relay");
@@ -544,6 +549,8 @@ cleanup:
 	spawner_stop(&spawner); /* if the pipeline never took it */
 	store_close(&pg.store);
 	crypto_key_wipe(&pg.key);
+	if (pg.relay_dns != pg.dns)
+		resolver_free(&pg.relay_dns);
 	resolver_free(&pg.dns);
 	if (pg.base != NULL)
 		event_base_free(pg.base);

@@ -28,6 +28,11 @@ struct popgate {
 	struct popgate_config *cfg;
 	struct event_base *base;
 	struct resolver *dns;
+	/* The relay's resolver: validating with [server] dns_trust_anchor (DANE),
+	 * apart from dns so that name servers which strip DNSSEC records can make
+	 * only the relay's lookups fail, never a fetch's; dns itself when no
+	 * anchor is set. */
+	struct resolver *relay_dns;
 	struct store *store;
 	struct crypto_key key;
 	SSL_CTX *server_tls;

@@ -269,3 +269,37 @@ def test_unsigned_zone_is_opportunistic(dane_env, mx_ca, rogue_ca, starttls):
     assert env.mx.received(RECIPIENT) == 1
     assert env.mx.messages[0]["tls"] == starttls
     assert not authenticated(env)
+
+
+def test_bogus_answers_fail_the_relay_never_a_login(it_root, make_popgate, provider, test_ca,
+                                                   mx_ca):
+    """Name servers that break DNSSEC (here: a trust anchor no key of the
+    zone matches, as a forwarder that strips signatures would look) make
+    only the relay's lookups fail: the relay has a validating resolver of
+    its own, and a login to a provider under the same zone still resolves
+    and works."""
+    directory = os.path.join(it_root, "dane-" + secrets.token_hex(4))
+    port = itutil.free_port()
+    zone = SignedZone(directory, "dane.test",
+                      ["@ IN MX 10 mx", f"mx IN A {MX_ADDRESS}", "pop IN A 127.0.0.1"],
+                      broken="anchor").start()
+    try:
+        provider_keys = {"port": provider.pop3s_port, "tls": "implicit",
+                         "ca_file": test_ca.ca_cert, "verify": "no", "allow_private": "yes"}
+        gate = make_popgate(overrides={
+            "server": {"nameservers": zone.address, "hostname": "gate.test",
+                       "dns_trust_anchor": zone.trust_anchor_path()},
+            "relay": {"mx_port": port, "allow_private": "yes", "retry_min": 3600,
+                      "retry_max": 3600},
+            "provider pop.dane.test": provider_keys,
+        })
+        provider.add_user("dana", "dane-secret-7")
+        gate.first_login("dana@pop.dane.test", "dane-secret-7")
+        env = type("Env", (), {})()
+        env.gate = gate
+        message_id = send(env)
+        status, attempts, reply = wait_first_attempt(env, message_id)
+        assert status == "pending"
+        assert "DNSSEC validation failed" in reply
+    finally:
+        zone.stop()
