@@ -6,7 +6,11 @@
  *
  * To an MX host: opportunistic STARTTLS (a session that dies in it is tried
  * once more in plain text, RFC 7435), and an MX address in a private range
- * is refused unless [relay] allow_private. To a rule's host: the rule's TLS
+ * is refused unless [relay] allow_private. Under the domain's MTA-STS
+ * policy (RFC 8461 4, 5) in enforce mode, an MX host the policy does not
+ * name is not used, and one it names needs STARTTLS with its certificate
+ * verified for its name: else that host failed, never plain text. In
+ * testing mode the same checks are only logged. To a rule's host: the rule's TLS
  * mode and AUTH, any address. A host that fails gives way to the next MX
  * host; when none is left, every job waiting on the destination pends. A
  * connection takes jobs until its destination has none or it carried
@@ -34,6 +38,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "smtp/client.h"
+#include "smtp/mta_sts.h"
 #include "smtp/relay_internal.h"
 #include "store/message.h"
 #include "store/spool.h"
@@ -159,6 +164,7 @@ static void relay_connection_failed(struct relay_connection *conn, const char *w
 	if (dest->rule.host == NULL && conn->host_index + 1 < dest->host_count) {
 		conn->host_index++;
 		conn->plain = false;
+		conn->sts_relaxed = false;
 		relay_connection_try(conn);
 		return;
 	}
@@ -173,7 +179,7 @@ static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *
 			   const char *error, void *ctx)
 {
 	struct relay_connection *conn = ctx;
-	char why[RELAY_REPLY_MAX];
+	char why[RELAY_REPLY_MAX], detail[RELAY_REPLY_MAX / 2 + 100];
 
 	if (reply == NULL && error == NULL) {
 		conn->ready = true;
@@ -197,9 +203,29 @@ static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *
 		return;
 	}
 	if (reply != NULL)
-		relay_reply_text(reply, why, sizeof(why));
+		relay_reply_text(reply, detail, sizeof(detail));
 	else
-		snprintf(why, sizeof(why), "%s", error);
+		snprintf(detail, sizeof(detail), "%s", error);
+	snprintf(why, sizeof(why), "%s", detail);
+	if (conn->tls_mode == SMTP_TLS_VERIFIED && conn->dest->rule.host == NULL) {
+		const struct mta_sts_policy *sts = relay_destination_sts(conn->dest);
+		const char *host = relay_connection_host(conn, &(int){0});
+
+		if (sts != NULL && sts->mode == MTA_STS_TESTING) {
+			/* RFC 8461 5: testing reports, delivers as usual. */
+			log_event(LOG_WARN, "relay", NULL, NULL,
+				  "MTA-STS (testing): enforce would refuse %s for %s: %s; "
+				  "delivering as usual",
+				  host, conn->dest->domain, why);
+			smtp_client_free(&conn->client);
+			conn->sts_relaxed = true;
+			relay_connection_try(conn);
+			return;
+		}
+		/* Enforce: never in plain text nor unverified (RFC 8461 5). */
+		snprintf(why, sizeof(why), "MTA-STS: %s of %s: %s", host, conn->dest->domain,
+			 detail);
+	}
 	relay_connection_failed(conn, why);
 }
 
@@ -246,6 +272,14 @@ static void relay_connected_cb(struct bufferevent *bev, const char *error, void 
 			config.auth_password = password;
 		}
 	}
+	if (dest->rule.host == NULL && !conn->sts_relaxed &&
+	    relay_destination_sts(dest) != NULL &&
+	    mta_sts_policy_allows(relay_destination_sts(dest), config.server_name)) {
+		/* RFC 8461 4.2: STARTTLS, the certificate verified for the MX name. */
+		config.tls_mode = SMTP_TLS_VERIFIED;
+	}
+	if (config.tls_mode == SMTP_TLS_VERIFIED)
+		config.ca_file = cfg->relay_ca_file;
 	if (conn->plain && config.tls_mode == SMTP_TLS_OPPORTUNISTIC)
 		config.tls_mode = SMTP_TLS_NONE;
 	conn->tls_mode = config.tls_mode;
@@ -279,9 +313,25 @@ static void relay_connection_try(struct relay_connection *conn)
 	    .timeout = cfg->relay_connect_timeout,
 	    .log_event = "relay",
 	};
+	const struct mta_sts_policy *sts = relay_destination_sts(dest);
 	char err[256];
 
 	target.host = relay_connection_host(conn, &target.port);
+	if (sts != NULL && dest->rule.host == NULL && !mta_sts_policy_allows(sts, target.host)) {
+		if (sts->mode == MTA_STS_ENFORCE) {
+			/* RFC 8461 4.1: an MX the policy does not name is not used. */
+			snprintf(conn->last_error, sizeof(conn->last_error),
+				 "MTA-STS: %s does not match the policy of %s", target.host,
+				 dest->domain);
+			event_base_once(dest->relay->base, -1, EV_TIMEOUT, relay_try_failed_cb,
+					conn, &(struct timeval){0, 0});
+			return;
+		}
+		log_event(LOG_WARN, "relay", NULL, NULL,
+			  "MTA-STS (testing): %s does not match the policy of %s; delivering as "
+			  "usual",
+			  target.host, dest->domain);
+	}
 	conn->attempt = connector_connect(dest->relay->connector, &target, relay_connected_cb, conn,
 					  err, sizeof(err));
 	if (conn->attempt == NULL) {
