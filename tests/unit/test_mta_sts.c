@@ -4,9 +4,10 @@
  * example, CRLF and LF, extensions, every required field missing or
  * doubled, bad values, the limits), the MX pattern match (exact, "*." of
  * exactly one label, case and trailing dots), and the HTTP response
- * framing (status, redirects, Content-Type, Content-Length, a cut body).
+ * framing (status, redirects, Content-Type, Content-Length, a cut body);
+ * and src/store/mta_sts.c, the policy cache (put, replace, get, list).
  *
- * Must never: touch the network or the file system.
+ * Must never: touch the network, or files outside its temp folder.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,8 @@
 #include <cmocka.h>
 
 #include "smtp/mta_sts.h"
+#include "store/mta_sts.h"
+#include "test_support.h"
 
 /* ---- the TXT record ---------------------------------------------------- */
 
@@ -294,6 +297,54 @@ static void test_http_limits(void **state)
 	free(text);
 }
 
+/* ---- the cache ---------------------------------------------------------- */
+
+static int store_setup(void **state)
+{
+	return test_store_setup(state, "mta-sts");
+}
+
+static void test_cache(void **state)
+{
+	struct test_store *f = *state;
+	struct store_mta_sts entry = {.domain = "example.test",
+				      .policy_id = "id1",
+				      .policy = "version: STSv1\nmode: none\nmax_age: 5\n",
+				      .mode = "none",
+				      .fetched_at = 100,
+				      .expires_at = 105};
+	struct store_mta_sts got, *list;
+	size_t count;
+
+	assert_int_equal(store_mta_sts_get(f->store, "example.test", &got), 0);
+	assert_int_equal(store_mta_sts_put(f->store, &entry), 0);
+	entry.domain = "a.test";
+	assert_int_equal(store_mta_sts_put(f->store, &entry), 0);
+	/* A new fetch replaces the domain's row. */
+	entry.domain = "example.test";
+	entry.policy_id = "id2";
+	entry.mode = "enforce";
+	entry.expires_at = 200;
+	assert_int_equal(store_mta_sts_put(f->store, &entry), 0);
+	assert_int_equal(store_mta_sts_get(f->store, "example.test", &got), 1);
+	assert_string_equal(got.policy_id, "id2");
+	assert_string_equal(got.mode, "enforce");
+	assert_string_equal(got.policy, entry.policy);
+	assert_int_equal(got.fetched_at, 100);
+	assert_int_equal(got.expires_at, 200);
+	store_mta_sts_clear(&got);
+	assert_null(got.domain);
+	assert_int_equal(store_mta_sts_list(f->store, &list, &count), 0);
+	assert_int_equal(count, 2);
+	assert_string_equal(list[0].domain, "a.test");
+	assert_string_equal(list[1].domain, "example.test");
+	store_mta_sts_list_free(&list, count);
+	assert_null(list);
+	/* The table refuses a mode it does not know. */
+	entry.mode = "maybe";
+	assert_int_equal(store_mta_sts_put(f->store, &entry), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +352,7 @@ int main(void)
 	    cmocka_unit_test(test_policy_refused), cmocka_unit_test(test_policy_limits),
 	    cmocka_unit_test(test_mx_match),	 cmocka_unit_test(test_http),
 	    cmocka_unit_test(test_http_limits),
+	    cmocka_unit_test_setup_teardown(test_cache, store_setup, test_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
