@@ -25,8 +25,8 @@ static char *ctl_mta_sts_mx(const struct store_mta_sts *entry, json_t *array)
 	char err[160];
 	char *joined = xstrdup("");
 
-	if (mta_sts_policy_parse(entry->policy, strlen(entry->policy), &policy, err,
-				 sizeof(err)) < 0)
+	if (mta_sts_policy_parse(entry->policy, strlen(entry->policy), &policy, err, sizeof(err)) <
+	    0)
 		return joined;
 	for (size_t i = 0; i < policy.mx_count; i++) {
 		char *next = xasprintf("%s%s%s", joined, i > 0 ? ", " : "", policy.mx[i]);

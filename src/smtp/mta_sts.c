@@ -174,7 +174,8 @@ static int mta_sts_policy_field(const char *s, size_t len, size_t line,
 		else if (value_len == 4 && memcmp(value, "none", 4) == 0)
 			policy->mode = MTA_STS_NONE;
 		else
-			return mta_sts_fail(err, errlen, line, "mode is not enforce, testing or none");
+			return mta_sts_fail(err, errlen, line,
+					    "mode is not enforce, testing or none");
 	} else if (MTA_STS_IS("max_age")) {
 		int64_t age = 0;
 
@@ -203,7 +204,8 @@ static int mta_sts_policy_field(const char *s, size_t len, size_t line,
 		if (name_len2 > 0 && name[name_len2 - 1] == '.')
 			name_len2--;
 		if (!mta_sts_domain_valid(name, name_len2))
-			return mta_sts_fail(err, errlen, line, "mx is not a host name or \"*.\" one");
+			return mta_sts_fail(err, errlen, line,
+					    "mx is not a host name or \"*.\" one");
 		if (policy->mx_count == MTA_STS_MX_MAX)
 			return mta_sts_fail(err, errlen, line, "too many mx lines");
 		pattern = xmalloc((size_t)(name - value) + name_len2 + 1);
@@ -251,7 +253,9 @@ int mta_sts_policy_parse(const char *text, size_t len, struct mta_sts_policy *po
 	}
 	if ((seen & 7) != 7) {
 		snprintf(err, errlen, "the policy lacks %s",
-			 !(seen & 1) ? "version" : !(seen & 2) ? "mode" : "max_age");
+			 !(seen & 1)   ? "version"
+			 : !(seen & 2) ? "mode"
+				       : "max_age");
 		goto fail;
 	}
 	if (policy->mode != MTA_STS_NONE && policy->mx_count == 0) {
@@ -399,13 +403,14 @@ int mta_sts_http_response(const char *buf, size_t len, bool closed, size_t *body
 
 			while (type_len > 0 && mta_sts_wsp(value[type_len - 1]))
 				type_len--;
-			if (have_type || type_len != 10 || strncasecmp(value, "text/plain", 10) != 0) {
+			if (have_type || type_len != 10 ||
+			    strncasecmp(value, "text/plain", 10) != 0) {
 				snprintf(err, errlen, "the policy is not served as text/plain");
 				return -1;
 			}
 			have_type = true;
-		} else if ((value = mta_sts_header_value(line, line_len, "Content-Length", &vlen)) !=
-			   NULL) {
+		} else if ((value = mta_sts_header_value(line, line_len, "Content-Length",
+							 &vlen)) != NULL) {
 			size_t n = 0;
 
 			if (vlen == 0 || vlen > 9) {
@@ -425,7 +430,8 @@ int mta_sts_http_response(const char *buf, size_t len, bool closed, size_t *body
 			}
 			have_length = true;
 			content_length = n;
-		} else if (mta_sts_header_value(line, line_len, "Transfer-Encoding", &vlen) != NULL) {
+		} else if (mta_sts_header_value(line, line_len, "Transfer-Encoding", &vlen) !=
+			   NULL) {
 			snprintf(err, errlen, "a Transfer-Encoding in answer to HTTP/1.0");
 			return -1;
 		}

@@ -1,8 +1,9 @@
 /*
  * mta_sts.h — SMTP MTA Strict Transport Security (RFC 8461): what the
  * records and the policy say, and whether an MX host is one the policy
- * names; and the HTTP response the policy comes in. No I/O here: smtp/mta_sts_fetch.c finds the record, fetches the
- * policy and keeps it (store/mta_sts.h); the relay applies the decision.
+ * names; and the HTTP response the policy comes in. No I/O here:
+ * smtp/mta_sts_fetch.c finds the record, fetches the policy and keeps it
+ * (store/mta_sts.h); the relay applies the decision.
  *
  * The TXT record "_mta-sts.DOMAIN" ("v=STSv1; id=...") says a domain has a
  * policy and which version of it is current (3.1). The policy, a short
@@ -34,9 +35,9 @@
 #define MTA_STS_MAX_AGE_MAX 31557600L
 
 enum mta_sts_mode {
-	MTA_STS_NONE,	  /* the domain withdrew its policy */
-	MTA_STS_TESTING,  /* report only: deliver as usual */
-	MTA_STS_ENFORCE,  /* only matching MX hosts, verified TLS */
+	MTA_STS_NONE,	 /* the domain withdrew its policy */
+	MTA_STS_TESTING, /* report only: deliver as usual */
+	MTA_STS_ENFORCE, /* only matching MX hosts, verified TLS */
 };
 
 struct mta_sts_policy {

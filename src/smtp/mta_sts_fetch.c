@@ -40,7 +40,7 @@ struct mta_sts_lookup {
 	struct connector_attempt *attempt;
 	struct bufferevent *bev;
 	struct event *timer;
-	char id[MTA_STS_ID_MAX + 1];	 /* the id the TXT record names */
+	char id[MTA_STS_ID_MAX + 1];   /* the id the TXT record names */
 	struct mta_sts_policy *cached; /* the unexpired cached policy, or NULL */
 	char cached_id[MTA_STS_ID_MAX + 1];
 };
@@ -123,8 +123,8 @@ static void mta_sts_write_done(int result, const char *error, void *arg)
 
 	if (result < 0)
 		log_event(LOG_WARN, "relay", NULL, NULL,
-			  "MTA-STS: the policy of %s could not be cached: %s",
-			  write->entry.domain, error != NULL ? error : "store error");
+			  "MTA-STS: the policy of %s could not be cached: %s", write->entry.domain,
+			  error != NULL ? error : "store error");
 	store_mta_sts_clear(&write->entry);
 	free(write);
 }
@@ -155,8 +155,8 @@ static void mta_sts_fetched(struct mta_sts_lookup *lookup, const char *body, siz
 	write->entry.mode = xstrdup(mta_sts_mode_name(policy->mode));
 	write->entry.fetched_at = now;
 	write->entry.expires_at = now + policy->max_age;
-	if (writer_submit(lookup->env.writer, NULL, mta_sts_write_work, mta_sts_write_done,
-			  write) < 0)
+	if (writer_submit(lookup->env.writer, NULL, mta_sts_write_work, mta_sts_write_done, write) <
+	    0)
 		mta_sts_write_done(-1, "the writer is busy", write);
 	mta_sts_finish(lookup, policy);
 }
@@ -206,7 +206,8 @@ static void mta_sts_event_cb(struct bufferevent *bev, short events, void *ctx)
 		unsigned long tls = connector_tls_error(bev, events);
 
 		/* A response already whole (a Content-Length) needs no clean close. */
-		if (!(events & BEV_EVENT_TIMEOUT) && evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+		if (!(events & BEV_EVENT_TIMEOUT) &&
+		    evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
 			struct evbuffer *input = bufferevent_get_input(bev);
 			size_t offset, body_len;
 			const char *buf = (const char *)evbuffer_pullup(input, -1);

@@ -272,8 +272,7 @@ static void relay_connected_cb(struct bufferevent *bev, const char *error, void 
 			config.auth_password = password;
 		}
 	}
-	if (dest->rule.host == NULL && !conn->sts_relaxed &&
-	    relay_destination_sts(dest) != NULL &&
+	if (dest->rule.host == NULL && !conn->sts_relaxed && relay_destination_sts(dest) != NULL &&
 	    mta_sts_policy_allows(relay_destination_sts(dest), config.server_name)) {
 		/* RFC 8461 4.2: STARTTLS, the certificate verified for the MX name. */
 		config.tls_mode = SMTP_TLS_VERIFIED;

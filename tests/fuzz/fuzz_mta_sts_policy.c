@@ -91,7 +91,8 @@ static void fuzz_http(const char *text, size_t size)
 		check(closed == 1 && offset2 == offset && length2 == length);
 	}
 	if (closed == 1)
-		check(offset2 <= size && length2 <= size - offset2 && length2 <= MTA_STS_POLICY_MAX);
+		check(offset2 <= size && length2 <= size - offset2 &&
+		      length2 <= MTA_STS_POLICY_MAX);
 	check(closed != 0);
 }
 

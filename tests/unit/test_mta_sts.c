@@ -97,8 +97,7 @@ static void test_policy_example(void **state)
 	mta_sts_policy_clear(&p);
 
 	/* Mode none needs no mx. */
-	assert_int_equal(policy("version: STSv1\nmode: none\nmax_age: 0\n\n", &p, err,
-				sizeof(err)),
+	assert_int_equal(policy("version: STSv1\nmode: none\nmax_age: 0\n\n", &p, err, sizeof(err)),
 			 0);
 	assert_int_equal(p.mode, MTA_STS_NONE);
 	assert_int_equal(p.mx_count, 0);
@@ -237,19 +236,19 @@ static void test_http(void **state)
 	assert_int_equal(http("HTTP/1.0 200 OK\r\nContent-Type: TEXT/PLAIN\r\n\r\nab", false,
 			      &offset, &len, err),
 			 0);
-	assert_int_equal(http("HTTP/1.0 200 OK\r\nContent-Type: TEXT/PLAIN\r\n\r\nab", true,
-			      &offset, &len, err),
-			 1);
+	assert_int_equal(
+	    http("HTTP/1.0 200 OK\r\nContent-Type: TEXT/PLAIN\r\n\r\nab", true, &offset, &len, err),
+	    1);
 	assert_int_equal(len, 2);
-	assert_int_equal(http("HTTP/1.1 301 Moved\r\nLocation: https://x/\r\n\r\n", false, &offset,
-			      &len, err),
-			 -1);
+	assert_int_equal(
+	    http("HTTP/1.1 301 Moved\r\nLocation: https://x/\r\n\r\n", false, &offset, &len, err),
+	    -1);
 	assert_non_null(strstr(err, "redirect"));
 	assert_int_equal(http("HTTP/1.1 404 Not Found\r\n\r\n", false, &offset, &len, err), -1);
 	assert_non_null(strstr(err, "404"));
-	assert_int_equal(http("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n", true, &offset,
-			      &len, err),
-			 -1);
+	assert_int_equal(
+	    http("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n", true, &offset, &len, err),
+	    -1);
 	assert_non_null(strstr(err, "text/plain"));
 	assert_int_equal(http("HTTP/1.1 200 OK\r\n\r\nx", true, &offset, &len, err), -1);
 	assert_int_equal(http("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
@@ -264,9 +263,9 @@ static void test_http(void **state)
 			      "Content-Length: 1\r\nContent-Length: 2\r\n\r\nab",
 			      false, &offset, &len, err),
 			 -1);
-	assert_int_equal(http("HTTP/1.1 200 OK\nContent-Type: text/plain\r\n\r\n", true, &offset,
-			      &len, err),
-			 -1);
+	assert_int_equal(
+	    http("HTTP/1.1 200 OK\nContent-Type: text/plain\r\n\r\n", true, &offset, &len, err),
+	    -1);
 	assert_int_equal(http("SMTP 220 hello\r\n\r\n", true, &offset, &len, err), -1);
 	assert_int_equal(http("HTTP/1.1 2000 OK\r\n\r\n", true, &offset, &len, err), -1);
 }
@@ -282,9 +281,9 @@ static void test_http_limits(void **state)
 	/* Headers that never end. */
 	memset(text, 'a', size);
 	memcpy(text, "HTTP/1.1 200 OK\r\nX: ", 20);
-	assert_int_equal(mta_sts_http_response(text, MTA_STS_HEADER_MAX, false, &offset, &len, err,
-					       sizeof(err)),
-			 -1);
+	assert_int_equal(
+	    mta_sts_http_response(text, MTA_STS_HEADER_MAX, false, &offset, &len, err, sizeof(err)),
+	    -1);
 	/* A body over the limit without a Content-Length. */
 	head = (size_t)snprintf(text, size, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
 	memset(text + head, 'b', size - head);
@@ -348,9 +347,12 @@ static void test_cache(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_record),	 cmocka_unit_test(test_policy_example),
-	    cmocka_unit_test(test_policy_refused), cmocka_unit_test(test_policy_limits),
-	    cmocka_unit_test(test_mx_match),	 cmocka_unit_test(test_http),
+	    cmocka_unit_test(test_record),
+	    cmocka_unit_test(test_policy_example),
+	    cmocka_unit_test(test_policy_refused),
+	    cmocka_unit_test(test_policy_limits),
+	    cmocka_unit_test(test_mx_match),
+	    cmocka_unit_test(test_http),
 	    cmocka_unit_test(test_http_limits),
 	    cmocka_unit_test_setup_teardown(test_cache, store_setup, test_store_teardown),
 	};
