@@ -9,10 +9,11 @@
  * is refused unless [relay] allow_private. Under the domain's MTA-STS
  * policy (RFC 8461 4, 5) in enforce mode, an MX host the policy does not
  * name is not used, and one it names needs STARTTLS with its certificate
- * verified for its name: else that host failed, never plain text. In
- * testing mode the same checks are only logged. To a rule's host: the rule's TLS
- * mode and AUTH, any address. A host that fails gives way to the next MX
- * host; when none is left, every job waiting on the destination pends. A
+ * verified for its name ([relay] ca_file or the system's CAs): else that
+ * host failed, never plain text. In testing mode the same checks are only
+ * logged. To a rule's host: the rule's TLS mode and AUTH, any address.
+ * A host that fails gives way to the next MX host; when none is left,
+ * every job waiting on the destination pends. A
  * connection takes jobs until its destination has none or it carried
  * messages_per_connection, then quits; the quitting client is held here
  * until it closes (or the relay stops).
