@@ -166,6 +166,7 @@ static void relay_connection_failed(struct relay_connection *conn, const char *w
 		conn->host_index++;
 		conn->plain = false;
 		conn->sts_relaxed = false;
+		conn->dane = false;
 		relay_connection_try(conn);
 		return;
 	}
@@ -174,6 +175,13 @@ static void relay_connection_failed(struct relay_connection *conn, const char *w
 	relay_connection_close(conn);
 	relay_destination_release(dest);
 	relay_pump(relay);
+}
+
+/* The MTA-STS policy CONN's host is held to, or NULL: none, or DANE
+ * governs the host and wins (RFC 8461 2). */
+static const struct mta_sts_policy *relay_connection_sts(const struct relay_connection *conn)
+{
+	return conn->dane ? NULL : relay_destination_sts(conn->dest);
 }
 
 static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *reply,
@@ -208,11 +216,10 @@ static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *
 	else
 		snprintf(detail, sizeof(detail), "%s", error);
 	snprintf(why, sizeof(why), "%s", detail);
-	if (conn->tls_mode == SMTP_TLS_VERIFIED && conn->dest->rule.host == NULL) {
-		const struct mta_sts_policy *sts = relay_destination_sts(conn->dest);
+	if (conn->tls_mode == SMTP_TLS_VERIFIED && relay_connection_sts(conn) != NULL) {
 		const char *host = relay_connection_host(conn, &(int){0});
 
-		if (sts != NULL && sts->mode == MTA_STS_TESTING) {
+		if (relay_connection_sts(conn)->mode == MTA_STS_TESTING) {
 			/* RFC 8461 5: testing reports, delivers as usual. */
 			log_event(LOG_WARN, "relay", NULL, NULL,
 				  "MTA-STS (testing): enforce would refuse %s for %s: %s; "
@@ -273,8 +280,8 @@ static void relay_connected_cb(struct bufferevent *bev, const char *error, void 
 			config.auth_password = password;
 		}
 	}
-	if (dest->rule.host == NULL && !conn->sts_relaxed && relay_destination_sts(dest) != NULL &&
-	    mta_sts_policy_allows(relay_destination_sts(dest), config.server_name)) {
+	if (!conn->sts_relaxed && relay_connection_sts(conn) != NULL &&
+	    mta_sts_policy_allows(relay_connection_sts(conn), config.server_name)) {
 		/* RFC 8461 4.2: STARTTLS, the certificate verified for the MX name. */
 		config.tls_mode = SMTP_TLS_VERIFIED;
 	}
@@ -300,6 +307,30 @@ static void relay_try_failed_cb(evutil_socket_t fd, short what, void *ctx)
 	relay_connection_failed(conn, why);
 }
 
+/* Whether CONN's MTA-STS policy in enforce mode does not name HOST
+ * (RFC 8461 4.1): then HOST fails, later, from the loop. In testing mode
+ * that is only logged. */
+static bool relay_sts_refuses(struct relay_connection *conn, const char *host)
+{
+	const struct mta_sts_policy *sts = relay_connection_sts(conn);
+	struct relay_destination *dest = conn->dest;
+
+	if (sts == NULL || mta_sts_policy_allows(sts, host))
+		return false;
+	if (sts->mode == MTA_STS_TESTING) {
+		log_event(LOG_WARN, "relay", NULL, NULL,
+			  "MTA-STS (testing): %s does not match the policy of %s; delivering as "
+			  "usual",
+			  host, dest->domain);
+		return false;
+	}
+	snprintf(conn->last_error, sizeof(conn->last_error),
+		 "MTA-STS: %s does not match the policy of %s", host, dest->domain);
+	event_base_once(dest->relay->base, -1, EV_TIMEOUT, relay_try_failed_cb, conn,
+			&(struct timeval){0, 0});
+	return true;
+}
+
 static void relay_connection_try(struct relay_connection *conn)
 {
 	struct relay_destination *dest = conn->dest;
@@ -313,25 +344,11 @@ static void relay_connection_try(struct relay_connection *conn)
 	    .timeout = cfg->relay_connect_timeout,
 	    .log_event = "relay",
 	};
-	const struct mta_sts_policy *sts = relay_destination_sts(dest);
 	char err[256];
 
 	target.host = relay_connection_host(conn, &target.port);
-	if (sts != NULL && dest->rule.host == NULL && !mta_sts_policy_allows(sts, target.host)) {
-		if (sts->mode == MTA_STS_ENFORCE) {
-			/* RFC 8461 4.1: an MX the policy does not name is not used. */
-			snprintf(conn->last_error, sizeof(conn->last_error),
-				 "MTA-STS: %s does not match the policy of %s", target.host,
-				 dest->domain);
-			event_base_once(dest->relay->base, -1, EV_TIMEOUT, relay_try_failed_cb,
-					conn, &(struct timeval){0, 0});
-			return;
-		}
-		log_event(LOG_WARN, "relay", NULL, NULL,
-			  "MTA-STS (testing): %s does not match the policy of %s; delivering as "
-			  "usual",
-			  target.host, dest->domain);
-	}
+	if (relay_sts_refuses(conn, target.host))
+		return;
 	conn->attempt = connector_connect(dest->relay->connector, &target, relay_connected_cb, conn,
 					  err, sizeof(err));
 	if (conn->attempt == NULL) {

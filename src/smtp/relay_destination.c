@@ -165,8 +165,7 @@ static void relay_mx_cb(const struct resolver_answer *answer, void *ctx)
 
 const struct mta_sts_policy *relay_destination_sts(const struct relay_destination *dest)
 {
-	if (dest->rule.host != NULL || dest->dane || dest->sts == NULL ||
-	    dest->sts->mode == MTA_STS_NONE)
+	if (dest->rule.host != NULL || dest->sts == NULL || dest->sts->mode == MTA_STS_NONE)
 		return NULL;
 	return dest->sts;
 }

@@ -80,11 +80,7 @@ struct relay_destination {
 	 * NULL for none; looked up before the MX. */
 	struct mta_sts_lookup *sts_lookup;
 	struct mta_sts_policy *sts;
-	bool sts_known; /* the MTA-STS lookup has ended */
-	/* DANE (RFC 7672) governs this destination's MX hosts: MTA-STS is
-	 * then not applied at all (RFC 8461 2). Set by the DANE checks before
-	 * a connection is opened. */
-	bool dane;
+	bool sts_known;		       /* the MTA-STS lookup has ended */
 	struct relay_job *head, *tail; /* jobs waiting for a connection */
 	size_t queued;
 	size_t connections; /* open or opening */
@@ -105,6 +101,10 @@ struct relay_connection {
 	/* MTA-STS testing: the verified session enforce would need failed on
 	 * this host; it goes on as without a policy (RFC 8461 5). */
 	bool sts_relaxed;
+	/* DANE (RFC 7672) governs this host (it has usable TLSA records):
+	 * MTA-STS is not applied to it (RFC 8461 2). Set by the DANE step
+	 * before the host is connected to. */
+	bool dane;
 	char last_error[RELAY_REPLY_MAX];
 };
 
@@ -194,7 +194,7 @@ void relay_queue_recipient(struct relay *relay, const struct outbound_due *due,
 void relay_pump(struct relay *relay);
 
 /* The MTA-STS policy DEST's MX hosts are held to (mode testing or
- * enforce), or NULL: none, mode none, a transport rule, or DANE applies. */
+ * enforce), or NULL: none, mode none, or a transport rule. */
 const struct mta_sts_policy *relay_destination_sts(const struct relay_destination *dest);
 
 /* ---- relay_connection.c -------------------------------------------------- */
