@@ -45,7 +45,7 @@ FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/core/policy.
 	src/store/spool.c src/core/util.c src/core/log.c src/core/config.c \
 	src/core/config_key.c src/core/config_section.c src/core/config_show.c \
 	src/core/rdata.c src/core/address.c src/core/cidr.c src/smtp/relay_policy.c src/smtp/reply.c \
-	src/smtp/parse.c src/smtp/chunk.c
+	src/smtp/parse.c src/smtp/chunk.c src/smtp/mta_sts.c
 FUZZ_SECONDS ?= 20
 
 .PHONY: all deps deps-test run test unit fuzz it bench clean format

@@ -132,6 +132,8 @@ CTL_RUN(ctl_dkim_list);
 CTL_RUN(ctl_dkim_show);
 CTL_RUN(ctl_dkim_del);
 CTL_RUN(ctl_dkim_sign);
+/* ctl_mta_sts.c */
+CTL_RUN(ctl_mta_sts_list);
 #undef CTL_RUN
 
 #endif

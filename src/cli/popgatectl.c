@@ -231,6 +231,11 @@ static const struct ctl_command ctl_commands[] = {
      "the message to check it with a verifier). Changes nothing. Exits 1 if the\n"
      "message has no From: address or its domain no key.\n",
      ctl_dkim_sign},
+    /* mta-sts (ctl_mta_sts.c) */
+    {"mta-sts", "list", "", "list the MTA-STS policies the relay has cached",
+     "Shows each recipient domain's MTA-STS policy (RFC 8461) as last fetched:\n"
+     "its mode, MX patterns, id, and until when it holds.\n",
+     ctl_mta_sts_list},
 };
 
 #define CTL_COMMAND_COUNT (sizeof(ctl_commands) / sizeof(ctl_commands[0]))

@@ -114,6 +114,8 @@ const struct config_key config_keys[] = {
 	{"relay", "timeout", CONFIG_INT, CONFIG_FIELD(relay_timeout), 1, 86400, NULL},
 	{"relay", "mx_port", CONFIG_INT, CONFIG_FIELD(relay_mx_port), 1, 65535, NULL},
 	{"relay", "allow_private", CONFIG_BOOL, CONFIG_FIELD(relay_allow_private), 0, 0, NULL},
+	{"relay", "mta_sts_port", CONFIG_INT, CONFIG_FIELD(relay_mta_sts_port), 1, 65535, NULL},
+	{"relay", "ca_file", CONFIG_NULL_PATH, CONFIG_FIELD(relay_ca_file), 0, 0, NULL},
 	{"providers", "allow", CONFIG_ALLOW, 0, 0, 0, NULL},
 };
 
@@ -374,6 +376,7 @@ static int config_finish(struct config_parse *p, char *err, size_t errlen)
 	config_absolute(&cfg->data_dir, base);
 	config_absolute(&cfg->log_file, base);
 	config_absolute(&cfg->tls_cert, base);
+	config_absolute(&cfg->relay_ca_file, base);
 	config_absolute(&cfg->tls_key, base);
 	config_absolute(&cfg->dns_trust_anchor, base);
 	if (cfg->tls_cert == NULL || *cfg->tls_cert == '\0') {
@@ -460,6 +463,8 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->relay_timeout = 300;
 	cfg->relay_mx_port = 25;
 	cfg->relay_allow_private = false;
+	cfg->relay_mta_sts_port = 443;
+	cfg->relay_ca_file = NULL;
 	config_sections_defaults(config_section_types, config_section_type_count, cfg);
 }
 
@@ -527,6 +532,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->tls_cert);
 	xfree(&cfg->tls_key);
 	xfree(&cfg->pseudo_domain);
+	xfree(&cfg->relay_ca_file);
 	config_key_free(&config_keys[config_key_index("providers", "allow")], cfg);
 	config_sections_free(config_section_types, config_section_type_count, cfg);
 	memset(cfg, 0, sizeof(*cfg));

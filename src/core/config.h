@@ -109,6 +109,8 @@ struct popgate_config {
 	int relay_timeout;	/* 300 seconds of silence from a remote server */
 	int relay_mx_port;	/* 25: the port of MX hosts */
 	bool relay_allow_private; /* deliver to MX hosts in private ranges (no) */
+	int relay_mta_sts_port;	  /* 443: the port of mta-sts.DOMAIN (others for tests) */
+	char *relay_ca_file;	  /* NULL: the system's CA store, for verified TLS */
 
 	/* [providers] */
 	char **provider_allow;	/* NULL/empty: any host; else host names or "*.suffix" */

@@ -17,7 +17,8 @@
  * allow_private; a transport rule's host may be anywhere) and smtp/client,
  * with opportunistic STARTTLS to MX hosts (a session that dies in it is
  * tried once more in plain text, RFC 7435) and a rule's own TLS mode and
- * AUTH. MTA-STS and DANE are not applied yet.
+ * AUTH; the recipient domain's MTA-STS policy (RFC 8461, smtp/mta_sts.h)
+ * for MX hosts. DANE is not applied yet.
  *
  * Per recipient: 2xx sent; 5xx failed (for that recipient only); 4xx, no
  * connection or no answer: pending again, after retry_min doubling per

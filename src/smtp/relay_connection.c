@@ -11,10 +11,15 @@
  * records make STARTTLS mandatory and the certificate authenticated by
  * them, never plain text; a failed or bogus lookup, or a certificate no
  * record matches, fails that host ("DANE: ..." in the log and the queue).
- * To a rule's host: the rule's TLS mode and AUTH, any address (and no
- * DANE). A host that fails gives way to the next MX host; when none is
- * left, every job waiting on the destination pends. A connection takes
- * jobs until its destination has none or it carried
+ * A host without secure TLSA records is held to the domain's MTA-STS
+ * policy (RFC 8461 4, 5) in enforce mode: an MX host the policy does not
+ * name is not used, and one it names needs STARTTLS with its certificate
+ * verified for its name ([relay] ca_file or the system's CAs), else that
+ * host failed, never plain text; in testing mode the same checks are only
+ * logged. To a rule's host: the rule's TLS mode and AUTH, any address (no
+ * DANE, no MTA-STS). A host that fails gives way to the next MX host; when
+ * none is left, every job waiting on the destination pends. A connection
+ * takes jobs until its destination has none or it carried
  * messages_per_connection, then quits; the quitting client is held here
  * until it closes (or the relay stops).
  *
@@ -40,6 +45,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "smtp/client.h"
+#include "smtp/mta_sts.h"
 #include "smtp/relay_internal.h"
 #include "store/message.h"
 #include "store/spool.h"
@@ -167,6 +173,7 @@ static void relay_connection_failed(struct relay_connection *conn, const char *w
 	if (dest->rule.host == NULL && conn->host_index + 1 < dest->host_count) {
 		conn->host_index++;
 		conn->plain = false;
+		conn->sts_relaxed = false;
 		relay_connection_try(conn);
 		return;
 	}
@@ -177,11 +184,20 @@ static void relay_connection_failed(struct relay_connection *conn, const char *w
 	relay_pump(relay);
 }
 
+/* The MTA-STS policy CONN's host is held to, or NULL: none, or DANE
+ * governs the host and wins (RFC 8461 2). */
+static const struct mta_sts_policy *relay_connection_sts(const struct relay_connection *conn)
+{
+	if (conn->dane.state == DANE_ENCRYPT || conn->dane.state == DANE_AUTHENTICATE)
+		return NULL;
+	return relay_destination_sts(conn->dest);
+}
+
 static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *reply,
 			   const char *error, void *ctx)
 {
 	struct relay_connection *conn = ctx;
-	char why[RELAY_REPLY_MAX];
+	char why[RELAY_REPLY_MAX], detail[RELAY_REPLY_MAX / 2 + 100];
 	long verify;
 
 	if (reply == NULL && error == NULL) {
@@ -207,25 +223,41 @@ static void relay_ready_cb(struct smtp_client *client, const struct smtp_reply *
 	}
 	verify = smtp_client_tls_verify_result(client);
 	if (conn->tls_mode == SMTP_TLS_DANE && verify == X509_V_ERR_DANE_NO_MATCH)
-		snprintf(why, sizeof(why), "DANE: no TLSA record matched the certificate of %s",
+		snprintf(detail, sizeof(detail), "DANE: no TLSA record matched the certificate of %s",
 			 relay_connection_host(conn, &(int){0}));
 	else if (conn->tls_mode == SMTP_TLS_DANE && verify != X509_V_OK)
 		/* A DANE-TA chain whose certificate names another host, say. */
-		snprintf(why, sizeof(why), "DANE: the certificate of %s is not authenticated: %s",
+		snprintf(detail, sizeof(detail),
+			 "DANE: the certificate of %s is not authenticated: %s",
 			 relay_connection_host(conn, &(int){0}),
 			 X509_verify_cert_error_string(verify));
 	else if (reply != NULL)
-		relay_reply_text(reply, why, sizeof(why));
+		relay_reply_text(reply, detail, sizeof(detail));
 	else
-		snprintf(why, sizeof(why), "%s", error);
+		snprintf(detail, sizeof(detail), "%s", error);
+	snprintf(why, sizeof(why), "%s", detail);
 	/* The administrator reads in the queue why DANE kept the mail back. */
-	if (conn->dane.state != DANE_NONE && strncmp(why, "DANE:", 5) != 0) {
-		char plain[RELAY_REPLY_MAX];
-
-		snprintf(plain, sizeof(plain), "%s", why);
+	if (conn->dane.state != DANE_NONE && strncmp(detail, "DANE:", 5) != 0) {
 		/* Cut to fit: the reply recorded is one bounded line. */
-		snprintf(why, sizeof(why), "DANE (%s): %.*s", dane_state_name(conn->dane.state),
-			 (int)sizeof(why) - 32, plain);
+		snprintf(why, sizeof(why), "DANE (%s): %s", dane_state_name(conn->dane.state),
+			 detail);
+	} else if (conn->tls_mode == SMTP_TLS_VERIFIED && relay_connection_sts(conn) != NULL) {
+		const char *host = relay_connection_host(conn, &(int){0});
+
+		if (relay_connection_sts(conn)->mode == MTA_STS_TESTING) {
+			/* RFC 8461 5: testing reports, delivers as usual. */
+			log_event(LOG_WARN, "relay", NULL, NULL,
+				  "MTA-STS (testing): enforce would refuse %s for %s: %s; "
+				  "delivering as usual",
+				  host, conn->dest->domain, why);
+			smtp_client_free(&conn->client);
+			conn->sts_relaxed = true;
+			relay_connection_try(conn);
+			return;
+		}
+		/* Enforce: never in plain text nor unverified (RFC 8461 5). */
+		snprintf(why, sizeof(why), "MTA-STS: %s of %s: %s", host, conn->dest->domain,
+			 detail);
 	}
 	relay_connection_failed(conn, why);
 }
@@ -279,7 +311,13 @@ static void relay_connected_cb(struct bufferevent *bev, const char *error, void 
 		config.tlsa_count = conn->dane.count;
 	} else if (conn->dane.state == DANE_ENCRYPT) {
 		config.tls_mode = SMTP_TLS_REQUIRED;
+	} else if (!conn->sts_relaxed && relay_connection_sts(conn) != NULL &&
+		   mta_sts_policy_allows(relay_connection_sts(conn), config.server_name)) {
+		/* RFC 8461 4.2: STARTTLS, the certificate verified for the MX name. */
+		config.tls_mode = SMTP_TLS_VERIFIED;
 	}
+	if (config.tls_mode == SMTP_TLS_VERIFIED)
+		config.ca_file = cfg->relay_ca_file;
 	if (conn->plain && config.tls_mode == SMTP_TLS_OPPORTUNISTIC)
 		config.tls_mode = SMTP_TLS_NONE;
 	conn->tls_mode = config.tls_mode;
@@ -300,6 +338,31 @@ static void relay_try_failed_cb(evutil_socket_t fd, short what, void *ctx)
 	relay_connection_failed(conn, why);
 }
 
+/* Whether CONN's MTA-STS policy in enforce mode does not name HOST
+ * (RFC 8461 4.1): then HOST fails, later, from the loop. In testing mode
+ * that is only logged. */
+static bool relay_sts_refuses(struct relay_connection *conn, const char *host)
+{
+	const struct mta_sts_policy *sts = relay_connection_sts(conn);
+	struct relay_destination *dest = conn->dest;
+
+	if (sts == NULL || mta_sts_policy_allows(sts, host))
+		return false;
+	if (sts->mode == MTA_STS_TESTING) {
+		log_event(LOG_WARN, "relay", NULL, NULL,
+			  "MTA-STS (testing): %s does not match the policy of %s; delivering as "
+			  "usual",
+			  host, dest->domain);
+		return false;
+	}
+	snprintf(conn->last_error, sizeof(conn->last_error),
+		 "MTA-STS: %s does not match the policy of %s", host, dest->domain);
+	event_base_once(dest->relay->base, -1, EV_TIMEOUT, relay_try_failed_cb, conn,
+			&(struct timeval){0, 0});
+	return true;
+}
+
+
 /* Connects CONN to its host, its DANE policy known. */
 static void relay_connection_connect(struct relay_connection *conn)
 {
@@ -317,6 +380,8 @@ static void relay_connection_connect(struct relay_connection *conn)
 	char err[256];
 
 	target.host = relay_connection_host(conn, &target.port);
+	if (relay_sts_refuses(conn, target.host))
+		return;
 	conn->attempt = connector_connect(dest->relay->connector, &target, relay_connected_cb, conn,
 					  err, sizeof(err));
 	if (conn->attempt == NULL) {

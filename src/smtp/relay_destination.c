@@ -6,13 +6,16 @@
  * port, TLS mode and AUTH), else to its domain's MX hosts in preference
  * order: no MX, the domain itself (RFC 5321 5.1); a null MX "0 ."
  * (RFC 7505), it fails at once, 556 5.1.10; a domain that does not exist,
- * 550 5.1.2; a lookup that fails, pending again. The pump looks up what is
+ * 550 5.1.2; a lookup that fails, pending again. Before the MX, the
+ * domain's MTA-STS policy (RFC 8461, smtp/mta_sts_fetch.h), which
+ * relay_connection.c applies to each MX host. The pump looks up what is
  * unresolved and opens connections where jobs wait, within
  * max_per_destination and max_connections.
  *
  * Owns: the destinations (one per rule or MX domain, living while they
- * have jobs, connections or a lookup), their jobs waiting, their MX
- * lookups (made again by each destination; the resolver caches by TTL).
+ * have jobs, connections or a lookup), their jobs waiting, their MX and
+ * MTA-STS lookups (made again by each destination; the resolver caches by
+ * TTL, the store the policies), and the policy found.
  * Must never: connect or speak SMTP (relay_connection.c does); write to the
  * store; free a destination that a connection or a lookup still holds.
  */
@@ -23,6 +26,7 @@
 
 #include "core/resolver.h"
 #include "core/util.h"
+#include "smtp/mta_sts_fetch.h"
 #include "smtp/relay_internal.h"
 #include "store/outbound.h"
 #include "store/transport.h"
@@ -32,6 +36,8 @@ void relay_destination_free(struct relay_destination *dest)
 	struct relay_job *job;
 
 	resolver_cancel(&dest->lookup);
+	mta_sts_lookup_cancel(&dest->sts_lookup);
+	mta_sts_policy_free(dest->sts);
 	while ((job = dest->head) != NULL) {
 		dest->head = job->next;
 		relay_job_free(job);
@@ -53,7 +59,8 @@ void relay_destination_release(struct relay_destination *dest)
 {
 	struct relay *relay = dest->relay;
 
-	if (dest->head != NULL || dest->connections > 0 || dest->lookup != NULL)
+	if (dest->head != NULL || dest->connections > 0 || dest->lookup != NULL ||
+	    dest->sts_lookup != NULL)
 		return;
 	for (struct relay_destination **p = &relay->destinations; *p != NULL; p = &(*p)->next) {
 		if (*p == dest) {
@@ -161,6 +168,43 @@ static void relay_mx_cb(const struct resolver_answer *answer, void *ctx)
 	relay_pump(dest->relay);
 }
 
+const struct mta_sts_policy *relay_destination_sts(const struct relay_destination *dest)
+{
+	if (dest->rule.host != NULL || dest->sts == NULL || dest->sts->mode == MTA_STS_NONE)
+		return NULL;
+	return dest->sts;
+}
+
+static void relay_sts_cb(struct mta_sts_policy *policy, void *ctx)
+{
+	struct relay_destination *dest = ctx;
+
+	dest->sts_lookup = NULL;
+	dest->sts_known = true;
+	dest->sts = policy;
+	relay_pump(dest->relay);
+}
+
+/* Starts DEST's MTA-STS lookup (RFC 8461), which comes before its MX. */
+static void relay_sts_start(struct relay_destination *dest)
+{
+	struct relay *relay = dest->relay;
+	const struct popgate_config *cfg = relay_config(relay);
+	struct mta_sts_env env = {
+	    .base = relay->base,
+	    .resolver = relay->resolver,
+	    .connector = relay->connector,
+	    .store = relay->store,
+	    .writer = relay->writer,
+	    .port = cfg->relay_mta_sts_port,
+	    .ca_file = cfg->relay_ca_file,
+	    .allow_private = cfg->relay_allow_private,
+	    .connect_timeout = cfg->relay_connect_timeout,
+	};
+
+	dest->sts_lookup = mta_sts_lookup_start(&env, dest->domain, relay_sts_cb, dest);
+}
+
 /* Opens connections where jobs wait, within the limits. */
 void relay_pump(struct relay *relay)
 {
@@ -169,6 +213,11 @@ void relay_pump(struct relay *relay)
 
 	for (dest = relay->destinations; dest != NULL; dest = next) {
 		next = dest->next;
+		if (!dest->resolved && !dest->sts_known && dest->head != NULL) {
+			if (dest->sts_lookup == NULL)
+				relay_sts_start(dest);
+			continue;
+		}
 		if (!dest->resolved && dest->lookup == NULL && dest->head != NULL) {
 			dest->lookup = resolver_lookup(relay->resolver, dest->domain, RESOLVER_MX,
 						       relay_mx_cb, dest);

@@ -13,7 +13,8 @@
  *                  destinations: a recipient's transport rule or its
  *                  domain's MX hosts (no MX: the domain itself; a null MX
  *                  fails it), the jobs waiting on each, and the pump that
- *                  looks the MX up and opens connections within the limits;
+ *                  looks the MTA-STS policy and the MX up and opens
+ *                  connections within the limits;
  *   relay_connection.c
  *                  connections: core/connector (the address policy) then
  *                  smtp/client with the rule's TLS mode and AUTH (an MX
@@ -47,6 +48,8 @@
 
 struct connector;
 struct connector_attempt;
+struct mta_sts_lookup;
+struct mta_sts_policy;
 struct resolver;
 struct resolver_lookup;
 
@@ -76,6 +79,11 @@ struct relay_destination {
 	bool resolved;
 	bool mx_secure; /* the MX answer (or its denial) was DNSSEC-validated: DANE applies */
 	struct resolver_lookup *lookup;
+	/* MX delivery: the domain's MTA-STS policy (smtp/mta_sts_fetch.h), or
+	 * NULL for none; looked up before the MX. */
+	struct mta_sts_lookup *sts_lookup;
+	struct mta_sts_policy *sts;
+	bool sts_known;		       /* the MTA-STS lookup has ended */
 	struct relay_job *head, *tail; /* jobs waiting for a connection */
 	size_t queued;
 	size_t connections; /* open or opening */
@@ -93,10 +101,15 @@ struct relay_connection {
 	enum smtp_tls_mode tls_mode; /* of the session being started */
 	bool plain;		     /* opportunistic TLS failed on this host: plain now */
 	bool ready;		     /* its session was ready once */
+	/* MTA-STS testing: the verified session enforce would need failed on
+	 * this host; it goes on as without a policy (RFC 8461 5). */
+	bool sts_relaxed;
 	char last_error[RELAY_REPLY_MAX];
 	/* DANE (smtp/dane.h), for an MX host a secure MX answer named. */
 	struct dane_lookup *dane_lookup; /* in flight */
-	struct dane_policy dane;	 /* the host's policy (DANE_NONE without) */
+	/* The host's policy (DANE_NONE without). Where it has secure TLSA
+	 * records DANE governs the host and MTA-STS is not applied (RFC 8461 2). */
+	struct dane_policy dane;
 };
 
 /* A client saying QUIT: it frees itself once done, unless the relay stops
@@ -183,6 +196,10 @@ void relay_queue_recipient(struct relay *relay, const struct outbound_due *due,
 /* Looks up the destinations that need it, opens connections where jobs
  * wait (within the limits), and frees the destinations nothing needs. */
 void relay_pump(struct relay *relay);
+
+/* The MTA-STS policy DEST's MX hosts are held to (mode testing or
+ * enforce), or NULL: none, mode none, or a transport rule. */
+const struct mta_sts_policy *relay_destination_sts(const struct relay_destination *dest);
 
 /* ---- relay_connection.c -------------------------------------------------- */
 

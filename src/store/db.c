@@ -264,6 +264,19 @@ static const char *const store_migrations[] = {
     "  private_key BLOB NOT NULL,"
     "  created_at INTEGER NOT NULL"
     ");",
+    /*
+     * 10: MTA-STS (RFC 8461): the policy of each recipient domain the relay
+     * fetched, with the id its TXT record named, as fetched (reparsed at
+     * each use) and until when it may be used (fetched_at + max_age).
+     */
+    "CREATE TABLE mta_sts_policy ("
+    "  domain TEXT PRIMARY KEY,"
+    "  policy_id TEXT NOT NULL,"
+    "  policy TEXT NOT NULL,"
+    "  mode TEXT NOT NULL CHECK (mode IN ('enforce', 'testing', 'none')),"
+    "  fetched_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL"
+    ");",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

@@ -26,6 +26,7 @@ import subprocess
 import pytest
 
 import itutil
+import test_relay_mta_sts
 import tlsca
 from dnssec_zone import SignedZone
 from test_ctl import ctl, ok
@@ -36,6 +37,7 @@ MX_HOST = "mx.dane.test"
 MX2_ADDRESS = "127.0.0.32"
 MX2_HOST = "mx2.dane.test"
 RECIPIENT = "bob@dane.test"
+STS_POLICY_ADDRESS = "127.0.0.33"  # mta-sts.dane.test
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +82,10 @@ def dane_env(it_root, make_popgate):
     the zone, the MX sink and popgate; the environment."""
     made = []
 
-    def make(ca, tlsa=None, signed=True, broken=None, starttls=True):
+    def make(ca, tlsa=None, signed=True, broken=None, starttls=True, extra=(), relay=None):
         directory = os.path.join(it_root, "dane-" + secrets.token_hex(4))
         port = itutil.free_port()
-        records = ["@ IN MX 10 mx", f"mx IN A {MX_ADDRESS}"]
+        records = ["@ IN MX 10 mx", f"mx IN A {MX_ADDRESS}", *extra]
         for record in tlsa or []:
             records.append(f"_{port}._tcp.mx IN TLSA {record}")
         zone = SignedZone(directory, "dane.test", records, signed=signed,
@@ -97,7 +99,7 @@ def dane_env(it_root, make_popgate):
         gate = make_popgate(overrides={
             "server": server,
             "relay": {"mx_port": port, "allow_private": "yes", "retry_min": 3600,
-                      "retry_max": 3600},
+                      "retry_max": 3600, **(relay or {})},
         })
         env = type("Env", (), {})()
         env.gate, env.mx, env.zone, env.port = gate, sink, zone, port
@@ -142,6 +144,33 @@ def test_dane_ee_record_matches(dane_env, mx_ca):
     assert env.mx.received(RECIPIENT) == 1
     assert env.mx.messages[0]["tls"]
     assert authenticated(env)
+
+
+def test_dane_wins_over_mta_sts(dane_env, mx_ca, test_ca, it_root, monkeypatch):
+    """A domain that publishes both: the MX host has usable TLSA records, so
+    DANE governs it and the MTA-STS policy in enforce mode, which names
+    another host, is not applied to it (RFC 8461 2)."""
+    directory = os.path.join(it_root, "dane-sts-" + secrets.token_hex(4))
+    os.makedirs(directory)
+    https_port = itutil.free_port()
+    monkeypatch.setitem(test_relay_mta_sts.POLICIES, "dane.test",
+                        "version: STSv1\nmode: enforce\nmx: mx.elsewhere.test\nmax_age: 86400\n")
+    cert = test_relay_mta_sts.issue_cert(test_ca, directory, "policy", ["mta-sts.dane.test"])
+    policies = test_relay_mta_sts.PolicyServer(
+        STS_POLICY_ADDRESS, https_port, test_relay_mta_sts.server_context(*cert)).start()
+    try:
+        env = dane_env(mx_ca, tlsa=[f"3 1 1 {spki_sha256(mx_ca.server_cert)}"],
+                       extra=['_mta-sts IN TXT "v=STSv1; id=1"',
+                              f"mta-sts IN A {STS_POLICY_ADDRESS}"],
+                       relay={"mta_sts_port": https_port, "ca_file": test_ca.ca_cert})
+        message_id = send(env)
+        env.gate.wait_message_state(message_id, "sent", timeout=40)
+        assert policies.asked("dane.test") >= 1
+        assert env.mx.received(RECIPIENT) == 1
+        assert env.mx.messages[0]["tls"]
+        assert authenticated(env)
+    finally:
+        policies.stop()
 
 
 def test_dane_ta_record_matches(dane_env, mx_ca):

@@ -358,6 +358,7 @@ static void test_migration_marks_unfinished(void **state)
 	test_exec_sql(f->store, "DROP TABLE envelope_recipient; DROP TABLE envelope;"
 				"DROP TABLE local_network; DROP TABLE transport_rule;"
 				"DROP TABLE correspondent; DROP TABLE dkim_key;"
+				"DROP TABLE mta_sts_policy;"
 				"ALTER TABLE account DROP COLUMN fetch_unfinished;"
 				"PRAGMA user_version = 6;");
 	store_close(&f->store);
