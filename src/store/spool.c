@@ -213,13 +213,60 @@ static int spool_tmp_create(const char *data_dir, char **path_r)
 	return fd;
 }
 
+/*
+ * Gives the anonymous file FD the name PATH. linkat with AT_EMPTY_PATH needs
+ * no /proc, but older kernels allow it only with CAP_DAC_READ_SEARCH; the
+ * /proc/self/fd link is open(2)'s documented way for O_TMPFILE files.
+ */
+static int spool_link_fd(int fd, const char *path)
+{
+	char proc_path[64];
+
+	if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != ENOENT && errno != EPERM)
+		return -1;
+	snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, proc_path, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+/*
+ * Whether anonymous files can be made and linked into place here: O_TMPFILE
+ * needs a file system and kernel that have it, and the link needs AT_EMPTY_PATH
+ * to be allowed or /proc to be mounted. Tried once with a file of its own,
+ * whose name is removed at once.
+ */
+static bool spool_anonymous_works(const char *data_dir)
+{
+	char id[SPOOL_ID_LEN + 1];
+	char *path;
+	int fd = spool_anonymous_create(data_dir);
+	bool works;
+
+	if (fd < 0) {
+		log_info("spool: no anonymous temp files (%s): named ones", strerror(errno));
+		return false;
+	}
+	spool_new_id(id);
+	path = xasprintf("%s/spool/tmp/%s", data_dir, id);
+	works = spool_link_fd(fd, path) == 0;
+	if (works)
+		unlink(path);
+	else
+		log_info("spool: anonymous temp files cannot be linked (%s): named ones",
+			 strerror(errno));
+	close(fd);
+	free(path);
+	return works;
+}
+
 /* The pool's thread: keeps the pool full, one file at a time, without the
  * lock while a file is made. Anonymous files where the system has them,
  * named ones otherwise. */
 static void *spool_pool_main(void *arg)
 {
 	struct spool_pool *pool = arg;
-	bool named = false;
+	bool named = !spool_anonymous_works(pool->data_dir);
 
 	pthread_mutex_lock(&pool->lock);
 	while (!pool->stopping) {
@@ -231,17 +278,8 @@ static void *spool_pool_main(void *arg)
 		}
 		pthread_mutex_unlock(&pool->lock);
 		char *path = NULL;
-		int fd = -1;
-		if (!named) {
-			fd = spool_anonymous_create(pool->data_dir);
-			if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-				log_info("spool: no anonymous temp files (%s): named ones",
-					 strerror(errno));
-				named = true;
-			}
-		}
-		if (named)
-			fd = spool_tmp_create(pool->data_dir, &path);
+		int fd = named ? spool_tmp_create(pool->data_dir, &path)
+			       : spool_anonymous_create(pool->data_dir);
 		int saved_errno = errno;
 		pthread_mutex_lock(&pool->lock);
 		if (fd >= 0) {
@@ -422,23 +460,6 @@ void spool_writer_write(struct spool_writer *writer, const void *data, size_t le
 		return;
 	}
 	writer->size += len;
-}
-
-/*
- * Gives the anonymous file FD the name PATH. linkat with AT_EMPTY_PATH needs
- * no /proc, but older kernels allow it only with CAP_DAC_READ_SEARCH; the
- * /proc/self/fd link is open(2)'s documented way for O_TMPFILE files.
- */
-static int spool_link_fd(int fd, const char *path)
-{
-	char proc_path[64];
-
-	if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
-		return 0;
-	if (errno != ENOENT && errno != EPERM)
-		return -1;
-	snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", fd);
-	return linkat(AT_FDCWD, proc_path, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
 }
 
 int spool_writer_place(struct spool_writer *writer)
