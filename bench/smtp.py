@@ -15,6 +15,15 @@ smtp-sink, a Postfix master with its own configuration and queue (never the
 system's Postfix, whose service is not even running), and popgate. All are
 stopped at the end, also on an error or Ctrl-C.
 
+Each relay first gets a warm-up run that is not counted (the first run of
+either was the slowest: caches, a fresh store, Postfix's processes being
+spawned), then --repeat counted runs, alternating. Printed per relay: the
+median, the lowest and highest figures and their spread; per pair of runs
+(Postfix then popgate, one right after the other): the ratio, whose lowest
+value says whether the goal held in every pair, not just in the medians. Each
+run's line carries the load average before it: other work on the machine
+shows up there.
+
 Run with `make bench`, or directly (as root: Postfix's master drops to the
 postfix user itself):
     POPGATE_BIN=build/release/popgate bench/smtp.py [--messages N] [--sessions S]
@@ -291,7 +300,9 @@ def main(argv=None):
     p.add_argument("--messages", type=int, default=5000, help="messages per run (5000)")
     p.add_argument("--sessions", type=int, default=50, help="parallel SMTP sessions (50)")
     p.add_argument("--size", type=int, default=10240, help="message size in bytes (10240)")
-    p.add_argument("--repeat", type=int, default=3, help="alternating runs per relay (3)")
+    p.add_argument("--repeat", type=int, default=5, help="counted alternating runs per relay (5)")
+    p.add_argument("--warmup", type=int, default=1,
+                   help="uncounted runs per relay before them (1)")
     p.add_argument("--idle", type=int, default=200, help="idle sessions for memory (200)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per run at most")
     p.add_argument("--keep", action="store_true", help="keep the temp folder")
@@ -323,15 +334,27 @@ def main(argv=None):
         say(f"idle SMTP session (growth per session after EHLO): popgate {pg_rss:.1f} kB RSS "
             f"({pg_pss:.1f} kB PSS), postfix {pf_rss:.1f} kB RSS ({pf_pss:.1f} kB PSS)")
         say(f"relay: {a.messages} messages of {a.size} bytes, {a.sessions} sessions, "
-            f"{a.repeat} alternating runs each")
+            f"{a.warmup} warm-up and {a.repeat} counted alternating runs each")
         rates = {"popgate": [], "postfix": []}
-        for i in range(a.repeat):
+        for i in range(a.warmup + a.repeat):
+            counted = i >= a.warmup
+            label = f"run {i - a.warmup + 1}" if counted else "warm-up"
             for name, relay in (("postfix", postfix), ("popgate", popgate)):
+                load = os.getloadavg()[0]
                 accepted, total, cmd = run_load(relay, sink, a.messages, a.sessions, a.size,
                                                 a.timeout)
-                rates[name].append(a.messages / total)
-                say(f"  run {i + 1} {name:8s} {a.messages / total:8.0f} msg/s end to end "
-                    f"({a.messages / accepted:.0f} msg/s accepted)   $ {cmd}")
+                if counted:
+                    rates[name].append(a.messages / total)
+                say(f"  {label:7s} {name:8s} {a.messages / total:8.0f} msg/s end to end "
+                    f"({a.messages / accepted:.0f} msg/s accepted), load {load:.1f}   $ {cmd}")
+        for name in ("postfix", "popgate"):
+            r = rates[name]
+            med = statistics.median(r)
+            say(f"relay {name:8s} median {med:.0f} msg/s, lowest {min(r):.0f}, highest "
+                f"{max(r):.0f}, spread {(max(r) - min(r)) / med:.0%} of the median")
+        pairs = [pg / pf for pg, pf in zip(rates["popgate"], rates["postfix"])]
+        say("relay ratio per pair: " + " ".join(f"x{x:.2f}" for x in pairs) +
+            f" (lowest x{min(pairs):.2f})")
         pg = statistics.median(rates["popgate"])
         pf = statistics.median(rates["postfix"])
         say(f"relay median: popgate {pg:.0f} msg/s, postfix {pf:.0f} msg/s, "
