@@ -395,6 +395,67 @@ static void test_crlf_normalise(void **state)
 			check_crlf_split(cases[i].in, cases[i].expected, split);
 }
 
+/* The normalising byte by byte, as spool_crlf_normalise did before it
+ * copied runs: the reference its output must equal. */
+static size_t crlf_reference(bool *after_cr, const char *in, size_t len, char *out)
+{
+	size_t used = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (*after_cr && c != '\n')
+			out[used++] = '\n';
+		if (c == '\n' && !*after_cr)
+			out[used++] = '\r';
+		out[used++] = c;
+		*after_cr = c == '\r';
+	}
+	return used;
+}
+
+static void test_crlf_normalise_equals_bytewise(void **state)
+{
+	/* Line ends, dots, NULs and high bytes, in runs of every length. */
+	static const char alphabet[] = {'a', 'b', '.', '\r', '\n', '\0', (char)0xff, ' '};
+	char *in = xmalloc(600);
+	char *out = xmalloc(2 * 600 + 2);
+	char *expected = xmalloc(2 * 600 + 2);
+	uint32_t seed = 12345;
+
+	(void)state;
+	for (int round = 0; round < 5000; round++) {
+		size_t len;
+		size_t split;
+		size_t used;
+		size_t want;
+		bool ref_cr = false;
+		struct spool_crlf crlf = {0};
+
+		seed = seed * 1103515245u + 12345u;
+		len = (seed >> 8) % 600;
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			/* Mostly letters, so that long plain runs occur too. */
+			unsigned pick = (seed >> 16) % 32;
+			in[i] = pick < sizeof(alphabet) ? alphabet[pick] : 'x';
+		}
+		seed = seed * 1103515245u + 12345u;
+		split = len > 0 ? (seed >> 8) % (len + 1) : 0;
+		used = spool_crlf_normalise(&crlf, in, split, out);
+		used += spool_crlf_normalise(&crlf, in + split, len - split, out + used);
+		used += spool_crlf_finish(&crlf, out + used);
+		want = crlf_reference(&ref_cr, in, len, expected);
+		if (ref_cr)
+			expected[want++] = '\n';
+		assert_int_equal(used, want);
+		assert_memory_equal(out, expected, want);
+	}
+	free(expected);
+	free(out);
+	free(in);
+}
+
 /* Waits until the pool holds COUNT ready files; false after 10 s. */
 static bool pool_wait_ready(unsigned count)
 {
@@ -584,6 +645,7 @@ int main(void)
 	    cmocka_unit_test(test_ids_made_together_share_a_bucket),
 	    cmocka_unit_test(test_path),
 	    cmocka_unit_test(test_crlf_normalise),
+	    cmocka_unit_test(test_crlf_normalise_equals_bytewise),
 	    cmocka_unit_test_setup_teardown(test_writer_commit_exact_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writer_large_body, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writer_free_without_commit, setup, teardown),
