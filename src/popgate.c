@@ -89,6 +89,9 @@
 #define POPGATE_VERSION "0.1.0"
 /* How often delivered messages past their keep time are removed. */
 #define HOUSEKEEPING_SECONDS 60
+/* Temp files the spool's pool keeps ready (store/spool.h): more than the
+ * bodies begun while its thread makes one, so the loop seldom makes its own. */
+#define SPOOL_POOL_FILES 64
 /* The data folder once it is the working directory (see above). */
 #define DATA_HERE "."
 
@@ -493,6 +496,12 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 		snprintf(err, sizeof(err), "recovery failed: %s", store_errmsg(pg.store));
 		goto fail_log;
 	}
+	/* After the recovery's sweep of spool/tmp, which would take its files. */
+	if (spool_pool_start(DATA_HERE, SPOOL_POOL_FILES) < 0) {
+		snprintf(err, sizeof(err), "cannot start the spool's file pool: %s",
+			 strerror(errno));
+		goto fail_log;
+	}
 	pg.pop3 = pop3_server_new(&pg, plain_fd, tls_fd, err, sizeof(err));
 	if (pg.pop3 == NULL)
 		goto fail_log;
@@ -544,6 +553,8 @@ cleanup:
 	/* After the sessions and fetches (its completions find them gone) and
 	 * before the pipeline (they may queue a message): commits what is queued. */
 	writer_free(&pg.writer);
+	/* No thread makes bodies any more: the files not handed out go. */
+	spool_pool_stop();
 	relay_free(&pg.relay); /* after the writer: its last completions reach the relay */
 	pipeline_free(&pg.pipeline);
 	spawner_stop(&spawner); /* if the pipeline never took it */

@@ -1,20 +1,24 @@
 /*
  * spool.c — message bodies as files: DATA/spool/<first two hex digits>/<id>,
- * written once through DATA/spool/tmp and never changed afterwards.
+ * written once through a temp file in DATA/spool/tmp (named, or anonymous
+ * and linked into place) and never changed afterwards.
  *
- * Owns: the files under DATA/spool.
+ * Owns: the files under DATA/spool, and the pool's thread and files.
  * Must never: build a path from an id it has not checked (ids come from the
- * database and from worker replies; "../x" must never become a path), rename
- * a body into place before its bytes are on disk, or touch a body that a row
- * still names (the caller decides that through is_known).
+ * database and from worker replies; "../x" must never become a path), let a
+ * row be committed before its body's bytes and name are on disk (place, then
+ * sync_bucket, come first), or touch a body that a row still names (the
+ * caller decides that through is_known).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -140,6 +144,251 @@ int spool_init(const char *data_dir)
 	return rc;
 }
 
+/* ---- the pool of temp files ------------------------------------------- */
+
+/* A retry after a failed creation waits this long: a full disk or no fd
+ * left must not make the thread spin (spool_writer_new reports the error). */
+#define SPOOL_POOL_RETRY_SECONDS 1
+
+/* An empty temp file, open for writing. */
+struct spool_pool_file {
+	int fd;
+	char *path; /* NULL for an anonymous file (O_TMPFILE) */
+};
+
+struct spool_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+	char *data_dir;
+	struct spool_pool_file *files; /* a stack of COUNT ready files */
+	unsigned count;
+	unsigned size;
+	bool waiting; /* the thread sleeps until a file is taken */
+	bool stopping;
+};
+
+/* Set and cleared by the thread that starts and stops the pool, while no
+ * other thread makes bodies (popgate.c: after the start-up sweep, before the
+ * listeners; after the writer thread has stopped). */
+static struct spool_pool *spool_pool;
+
+/*
+ * Creates an empty anonymous file (O_TMPFILE) in DATA_DIR/spool/tmp: its fd,
+ * or -1 with errno (EOPNOTSUPP or EISDIR where the file system or the kernel
+ * has none). Unlike a named file it holds no lock on spool/tmp while it is
+ * made, so it does not hold up the writer thread's renames out of that
+ * folder, and it vanishes with its last fd: a stop or a crash leaves nothing.
+ */
+static int spool_anonymous_create(const char *data_dir)
+{
+	char *tmp = xasprintf("%s/spool/tmp", data_dir);
+	int fd = open(tmp, O_TMPFILE | O_WRONLY | O_CLOEXEC, SPOOL_FILE_MODE);
+	int saved_errno = errno;
+
+	free(tmp);
+	errno = saved_errno;
+	return fd;
+}
+
+/* Creates an empty temp file DATA_DIR/spool/tmp/<new id>: its fd and
+ * *PATH_R, or -1 with errno. */
+static int spool_tmp_create(const char *data_dir, char **path_r)
+{
+	char id[SPOOL_ID_LEN + 1];
+	char *path;
+	int fd;
+
+	spool_new_id(id);
+	path = xasprintf("%s/spool/tmp/%s", data_dir, id);
+	/* O_EXCL: a name that exists is a collision or an attack, never ours. */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, SPOOL_FILE_MODE);
+	if (fd < 0) {
+		int saved_errno = errno;
+		free(path);
+		errno = saved_errno;
+		return -1;
+	}
+	*path_r = path;
+	return fd;
+}
+
+/*
+ * Gives the anonymous file FD the name PATH. linkat with AT_EMPTY_PATH needs
+ * no /proc, but older kernels allow it only with CAP_DAC_READ_SEARCH; the
+ * /proc/self/fd link is open(2)'s documented way for O_TMPFILE files.
+ */
+static int spool_link_fd(int fd, const char *path)
+{
+	char proc_path[64];
+
+	if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != ENOENT && errno != EPERM)
+		return -1;
+	snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, proc_path, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+/*
+ * Whether anonymous files can be made and linked into place here: O_TMPFILE
+ * needs a file system and kernel that have it, and the link needs AT_EMPTY_PATH
+ * to be allowed or /proc to be mounted. Tried once with a file of its own,
+ * whose name is removed at once.
+ */
+static bool spool_anonymous_works(const char *data_dir)
+{
+	char id[SPOOL_ID_LEN + 1];
+	char *path;
+	int fd = spool_anonymous_create(data_dir);
+	bool works;
+
+	if (fd < 0) {
+		log_info("spool: no anonymous temp files (%s): named ones", strerror(errno));
+		return false;
+	}
+	spool_new_id(id);
+	path = xasprintf("%s/spool/tmp/%s", data_dir, id);
+	works = spool_link_fd(fd, path) == 0;
+	if (works)
+		unlink(path);
+	else
+		log_info("spool: anonymous temp files cannot be linked (%s): named ones",
+			 strerror(errno));
+	close(fd);
+	free(path);
+	return works;
+}
+
+/* The pool's thread: keeps the pool full, one file at a time, without the
+ * lock while a file is made. Anonymous files where the system has them,
+ * named ones otherwise. */
+static void *spool_pool_main(void *arg)
+{
+	struct spool_pool *pool = arg;
+	bool named = !spool_anonymous_works(pool->data_dir);
+
+	pthread_mutex_lock(&pool->lock);
+	while (!pool->stopping) {
+		if (pool->count == pool->size) {
+			pool->waiting = true;
+			pthread_cond_wait(&pool->wake, &pool->lock);
+			pool->waiting = false;
+			continue;
+		}
+		pthread_mutex_unlock(&pool->lock);
+		char *path = NULL;
+		int fd = named ? spool_tmp_create(pool->data_dir, &path)
+			       : spool_anonymous_create(pool->data_dir);
+		int saved_errno = errno;
+		pthread_mutex_lock(&pool->lock);
+		if (fd >= 0) {
+			pool->files[pool->count].fd = fd;
+			pool->files[pool->count].path = path;
+			pool->count++;
+			continue;
+		}
+		log_warn("spool: cannot make a temp file ahead: %s", strerror(saved_errno));
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += SPOOL_POOL_RETRY_SECONDS;
+		pthread_cond_timedwait(&pool->wake, &pool->lock, &until);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return NULL;
+}
+
+int spool_pool_start(const char *data_dir, unsigned size)
+{
+	struct spool_pool *pool;
+	int rc;
+
+	if (spool_pool != NULL || size == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	pool = xcalloc(1, sizeof(*pool));
+	pthread_mutex_init(&pool->lock, NULL);
+	pthread_cond_init(&pool->wake, NULL);
+	pool->data_dir = xstrdup(data_dir);
+	pool->files = xcalloc(size, sizeof(*pool->files));
+	pool->size = size;
+	rc = pthread_create(&pool->thread, NULL, spool_pool_main, pool);
+	if (rc != 0) {
+		pthread_cond_destroy(&pool->wake);
+		pthread_mutex_destroy(&pool->lock);
+		free(pool->files);
+		free(pool->data_dir);
+		free(pool);
+		errno = rc;
+		return -1;
+	}
+	spool_pool = pool;
+	return 0;
+}
+
+void spool_pool_stop(void)
+{
+	struct spool_pool *pool = spool_pool;
+
+	if (pool == NULL)
+		return;
+	pthread_mutex_lock(&pool->lock);
+	pool->stopping = true;
+	pthread_cond_signal(&pool->wake);
+	pthread_mutex_unlock(&pool->lock);
+	pthread_join(pool->thread, NULL);
+	spool_pool = NULL;
+	/* Files never handed out held no body: nothing is lost with them. */
+	for (unsigned i = 0; i < pool->count; i++) {
+		close(pool->files[i].fd);
+		if (pool->files[i].path != NULL)
+			unlink(pool->files[i].path);
+		free(pool->files[i].path);
+	}
+	pthread_cond_destroy(&pool->wake);
+	pthread_mutex_destroy(&pool->lock);
+	free(pool->files);
+	free(pool->data_dir);
+	free(pool);
+}
+
+unsigned spool_pool_ready(void)
+{
+	unsigned count;
+
+	if (spool_pool == NULL)
+		return 0;
+	pthread_mutex_lock(&spool_pool->lock);
+	count = spool_pool->count;
+	pthread_mutex_unlock(&spool_pool->lock);
+	return count;
+}
+
+/* A ready file of the pool for DATA_DIR and its name (NULL: anonymous), or
+ * -1 (none: no pool, another folder, or all taken). Wakes the thread to make
+ * the next. */
+static int spool_pool_take(const char *data_dir, char **path_r)
+{
+	struct spool_pool *pool = spool_pool;
+	int fd = -1;
+
+	if (pool == NULL || strcmp(pool->data_dir, data_dir) != 0)
+		return -1;
+	pthread_mutex_lock(&pool->lock);
+	if (pool->count > 0) {
+		pool->count--;
+		fd = pool->files[pool->count].fd;
+		*path_r = pool->files[pool->count].path;
+		if (pool->waiting)
+			pthread_cond_signal(&pool->wake);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return fd;
+}
+
+/* ---- a body being written ------------------------------------------------ */
+
 struct spool_writer *spool_writer_new(const char *data_dir)
 {
 	struct spool_writer *writer = xcalloc(1, sizeof(*writer));
@@ -147,17 +396,22 @@ struct spool_writer *spool_writer_new(const char *data_dir)
 	int fd;
 
 	spool_new_id(writer->id);
-	writer->tmp_path = xasprintf("%s/spool/tmp/%s", data_dir, writer->id);
 	writer->final_path = spool_path(data_dir, writer->id);
-	/* O_EXCL: a name that exists is a collision or an attack, never ours. */
-	fd = open(writer->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, SPOOL_FILE_MODE);
+	/* A temp file's name need not be the id: it only has to be in
+	 * spool/tmp, which the start-up sweep empties. */
+	fd = spool_pool_take(data_dir, &writer->tmp_path);
+	if (fd >= 0)
+		writer->anonymous = writer->tmp_path == NULL;
+	else
+		fd = spool_tmp_create(data_dir, &writer->tmp_path);
 	if (fd < 0)
 		goto fail;
 	writer->file = fdopen(fd, "w");
 	if (writer->file == NULL) {
 		saved_errno = errno;
 		close(fd);
-		unlink(writer->tmp_path);
+		if (writer->tmp_path != NULL)
+			unlink(writer->tmp_path);
 		errno = saved_errno;
 		goto fail;
 	}
@@ -171,13 +425,36 @@ fail:
 	return NULL;
 }
 
+/* The length of the run at S that holds neither CR nor LF. */
+static size_t spool_plain_run(const char *s, size_t len)
+{
+	const char *cr = memchr(s, '\r', len);
+	const char *lf = memchr(s, '\n', cr != NULL ? (size_t)(cr - s) : len);
+
+	if (lf != NULL)
+		return (size_t)(lf - s);
+	return cr != NULL ? (size_t)(cr - s) : len;
+}
+
 size_t spool_crlf_normalise(struct spool_crlf *state, const char *in, size_t len, char *out)
 {
 	size_t used = 0;
+	size_t i = 0;
 
-	for (size_t i = 0; i < len; i++) {
+	while (i < len) {
 		char c = in[i];
 
+		/* Most of a body is bytes that pass unchanged: copied as runs
+		 * (vectorised scans) rather than byte by byte. */
+		if (!state->after_cr && c != '\r' && c != '\n') {
+			size_t run = spool_plain_run(in + i, len - i);
+
+			memcpy(out + used, in + i, run);
+			used += run;
+			i += run;
+			continue;
+		}
+		i++;
 		if (state->after_cr && c != '\n')
 			out[used++] = '\n'; /* a lone CR: complete it */
 		if (c == '\n' && !state->after_cr)
@@ -212,10 +489,11 @@ int spool_writer_place(struct spool_writer *writer)
 {
 	char *bucket = NULL;
 	char *spool_dir = NULL;
+	bool named = false; /* the final name exists and is ours to remove */
 	int saved_errno;
 	int rc;
 
-	if (writer->file == NULL || writer->tmp_path == NULL) {
+	if (writer->file == NULL || (writer->tmp_path == NULL && !writer->anonymous)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -223,13 +501,12 @@ int spool_writer_place(struct spool_writer *writer)
 		errno = EIO;
 		goto fail;
 	}
-	/* The bytes must be on disk before the final name points at them:
-	 * otherwise a crash could leave a complete-looking, truncated body. */
-	if (fflush(writer->file) != 0 || fsync(fileno(writer->file)) < 0)
+	if (fflush(writer->file) != 0)
 		goto fail;
-	rc = fclose(writer->file);
-	writer->file = NULL;
-	if (rc != 0)
+	/* A named temp file: the bytes must be on disk before the final name
+	 * points at them, or a crash could leave a complete-looking, truncated
+	 * body. */
+	if (!writer->anonymous && fsync(fileno(writer->file)) < 0)
 		goto fail;
 	bucket = xstrndup(writer->final_path, strlen(writer->final_path) - SPOOL_ID_LEN - 1);
 	if (mkdir(bucket, SPOOL_DIR_MODE) == 0) {
@@ -241,11 +518,28 @@ int spool_writer_place(struct spool_writer *writer)
 	} else if (errno != EEXIST) {
 		goto fail;
 	}
-	if (rename(writer->tmp_path, writer->final_path) < 0)
+	if (writer->anonymous) {
+		/* Linked first, synced after: the fsync must also carry the link
+		 * count the link raised, or the name could point at an inode that
+		 * is free on disk after a crash. Until the row is committed the
+		 * name is an orphan that start-up would remove. */
+		if (spool_link_fd(fileno(writer->file), writer->final_path) < 0)
+			goto fail;
+		named = true;
+		if (fsync(fileno(writer->file)) < 0)
+			goto fail;
+	} else if (rename(writer->tmp_path, writer->final_path) < 0) {
+		goto fail;
+	}
+	named = true;
+	rc = fclose(writer->file);
+	writer->file = NULL;
+	if (rc != 0)
 		goto fail;
 	free(spool_dir);
 	free(bucket);
 	xfree(&writer->tmp_path);
+	writer->anonymous = false;
 	writer->placed = true;
 	return 0;
 fail:
@@ -255,8 +549,12 @@ fail:
 		writer->file = NULL;
 	}
 	/* The caller will not commit a row for a failed body. */
-	unlink(writer->tmp_path);
+	if (named)
+		unlink(writer->final_path);
+	else if (writer->tmp_path != NULL)
+		unlink(writer->tmp_path);
 	xfree(&writer->tmp_path);
+	writer->anonymous = false;
 	free(spool_dir);
 	free(bucket);
 	errno = saved_errno;

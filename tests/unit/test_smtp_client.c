@@ -1416,6 +1416,75 @@ static void test_dot_encoder(void **state)
 	}
 }
 
+/* The encoding byte by byte, as smtp_dot_encode did before it copied runs:
+ * the reference its output must equal. */
+static size_t dot_reference(const char *in, size_t len, char *out)
+{
+	bool after_cr = false;
+	bool line_start = true;
+	size_t used = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (after_cr && c != '\n') {
+			out[used++] = '\n';
+			line_start = true;
+		}
+		if (c == '\n' && !after_cr)
+			out[used++] = '\r';
+		if (c == '.' && line_start)
+			out[used++] = '.';
+		out[used++] = c;
+		after_cr = c == '\r';
+		line_start = c == '\n';
+	}
+	if (after_cr) {
+		out[used++] = '\n';
+	} else if (!line_start) {
+		out[used++] = '\r';
+		out[used++] = '\n';
+	}
+	memcpy(out + used, ".\r\n", 3);
+	return used + 3;
+}
+
+static void test_dot_encoder_equals_bytewise(void **state)
+{
+	/* Line ends, dots, NULs and high bytes, in runs of every length. */
+	static const char alphabet[] = {'a', '.', '.', '\r', '\n', '\0', (char)0xff, ' '};
+	char *in = xmalloc(600);
+	char *out = xmalloc(2 * 600 + 6);
+	char *expected = xmalloc(2 * 600 + 6);
+	uint32_t seed = 4242;
+
+	(void)state;
+	for (int round = 0; round < 5000; round++) {
+		size_t len;
+		size_t split;
+		size_t used;
+		size_t want;
+
+		seed = seed * 1103515245u + 12345u;
+		len = (seed >> 8) % 600;
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			/* Mostly letters, so that long plain runs occur too. */
+			unsigned pick = (seed >> 16) % 32;
+			in[i] = pick < sizeof(alphabet) ? alphabet[pick] : 'x';
+		}
+		seed = seed * 1103515245u + 12345u;
+		split = len > 0 ? (seed >> 8) % (len + 1) : 0;
+		used = encode_split(in, len, split, out);
+		want = dot_reference(in, len, expected);
+		assert_int_equal(used, want);
+		assert_memory_equal(out, expected, want);
+	}
+	free(expected);
+	free(out);
+	free(in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1444,6 +1513,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_new_refuses_bad_config, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_send_refuses_bad_addresses, setup, teardown),
 	    cmocka_unit_test(test_dot_encoder),
+	    cmocka_unit_test(test_dot_encoder_equals_bytewise),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

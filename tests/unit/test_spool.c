@@ -1,7 +1,7 @@
 /*
  * test_spool.c — message bodies on disk: ids, the writer's commit and
- * abandon paths, removal and the start-up orphan sweep, each test in its own
- * temp data folder.
+ * abandon paths, the pool of temp files made ahead, removal and the start-up
+ * orphan sweep, each test in its own temp data folder.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -394,6 +395,249 @@ static void test_crlf_normalise(void **state)
 			check_crlf_split(cases[i].in, cases[i].expected, split);
 }
 
+/* The normalising byte by byte, as spool_crlf_normalise did before it
+ * copied runs: the reference its output must equal. */
+static size_t crlf_reference(bool *after_cr, const char *in, size_t len, char *out)
+{
+	size_t used = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (*after_cr && c != '\n')
+			out[used++] = '\n';
+		if (c == '\n' && !*after_cr)
+			out[used++] = '\r';
+		out[used++] = c;
+		*after_cr = c == '\r';
+	}
+	return used;
+}
+
+static void test_crlf_normalise_equals_bytewise(void **state)
+{
+	/* Line ends, dots, NULs and high bytes, in runs of every length. */
+	static const char alphabet[] = {'a', 'b', '.', '\r', '\n', '\0', (char)0xff, ' '};
+	char *in = xmalloc(600);
+	char *out = xmalloc(2 * 600 + 2);
+	char *expected = xmalloc(2 * 600 + 2);
+	uint32_t seed = 12345;
+
+	(void)state;
+	for (int round = 0; round < 5000; round++) {
+		size_t len;
+		size_t split;
+		size_t used;
+		size_t want;
+		bool ref_cr = false;
+		struct spool_crlf crlf = {0};
+
+		seed = seed * 1103515245u + 12345u;
+		len = (seed >> 8) % 600;
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			/* Mostly letters, so that long plain runs occur too. */
+			unsigned pick = (seed >> 16) % 32;
+			in[i] = pick < sizeof(alphabet) ? alphabet[pick] : 'x';
+		}
+		seed = seed * 1103515245u + 12345u;
+		split = len > 0 ? (seed >> 8) % (len + 1) : 0;
+		used = spool_crlf_normalise(&crlf, in, split, out);
+		used += spool_crlf_normalise(&crlf, in + split, len - split, out + used);
+		used += spool_crlf_finish(&crlf, out + used);
+		want = crlf_reference(&ref_cr, in, len, expected);
+		if (ref_cr)
+			expected[want++] = '\n';
+		assert_int_equal(used, want);
+		assert_memory_equal(out, expected, want);
+	}
+	free(expected);
+	free(out);
+	free(in);
+}
+
+/* Waits until the pool holds COUNT ready files; false after 10 s. */
+static bool pool_wait_ready(unsigned count)
+{
+	struct timespec now, deadline;
+	const struct timespec pause = {.tv_nsec = 1000000};
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += 10;
+	for (;;) {
+		if (spool_pool_ready() == count)
+			return true;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > deadline.tv_sec ||
+		    (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
+			return false;
+		nanosleep(&pause, NULL);
+	}
+}
+
+static void test_pool_body_is_made_ahead(void **state)
+{
+	const char *dir = *state;
+	static const char body[] = "Subject: pooled\r\n\r\nmade ahead\r\n";
+	char *tmp_dir = xasprintf("%s/spool/tmp", dir);
+	struct spool_writer *writer;
+	char *path;
+	char *data = NULL;
+	size_t len = 0;
+	struct stat st;
+
+	assert_int_equal(spool_pool_start(dir, 4), 0);
+	assert_true(pool_wait_ready(4));
+	/* Anonymous files: ready, yet nothing to see in spool/tmp. */
+	assert_int_equal(test_count_entries(tmp_dir), 0);
+
+	writer = spool_writer_new(dir);
+	assert_non_null(writer);
+	assert_true(writer->anonymous);
+	assert_null(writer->tmp_path);
+	assert_true(spool_id_valid(writer->id));
+	spool_writer_write(writer, body, sizeof(body) - 1);
+	path = spool_path(dir, writer->id);
+	/* The body has no name until it is placed. */
+	assert_int_equal(test_count_entries(tmp_dir), 0);
+	assert_false(test_path_exists(path));
+	assert_int_equal(spool_writer_commit(writer), 0);
+	assert_true(writer->placed);
+	assert_false(writer->anonymous);
+
+	assert_int_equal(util_read_file(path, &data, &len), 0);
+	assert_int_equal(len, sizeof(body) - 1);
+	assert_memory_equal(data, body, len);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_nlink, 1);
+	assert_int_equal(spool_writer_commit(writer), -1); /* once only */
+	spool_writer_free(&writer);
+	assert_true(test_path_exists(path));
+	/* The file taken is made again. */
+	assert_true(pool_wait_ready(4));
+
+	spool_pool_stop();
+	assert_int_equal(spool_pool_ready(), 0);
+	assert_int_equal(test_count_entries(tmp_dir), 0);
+	assert_true(test_path_exists(path));
+	free(data);
+	free(path);
+	free(tmp_dir);
+}
+
+static void test_pool_abandoned_bodies_leave_nothing(void **state)
+{
+	const char *dir = *state;
+	char *tmp_dir = xasprintf("%s/spool/tmp", dir);
+	struct spool_writer *writer;
+	char *path;
+	char *bucket;
+
+	assert_int_equal(spool_pool_start(dir, 2), 0);
+	assert_true(pool_wait_ready(2));
+
+	/* Freed while it arrives (a session cut during DATA). */
+	writer = spool_writer_new(dir);
+	assert_true(writer->anonymous);
+	spool_writer_write(writer, "half", 4);
+	path = spool_path(dir, writer->id);
+	spool_writer_free(&writer);
+	assert_false(test_path_exists(path));
+	free(path);
+
+	/* A write error: the commit refuses it and nothing gets a name. */
+	assert_true(pool_wait_ready(2));
+	writer = spool_writer_new(dir);
+	assert_true(writer->anonymous);
+	spool_writer_write(writer, "abc", 3);
+	writer->failed = true;
+	path = spool_path(dir, writer->id);
+	errno = 0;
+	assert_int_equal(spool_writer_commit(writer), -1);
+	assert_int_equal(errno, EIO);
+	assert_false(test_path_exists(path));
+	spool_writer_free(&writer);
+	free(path);
+
+	/* Placed, then its row not committed (store/writer.c): discarded. */
+	assert_true(pool_wait_ready(2));
+	writer = spool_writer_new(dir);
+	assert_true(writer->anonymous);
+	spool_writer_write(writer, "abc", 3);
+	path = spool_path(dir, writer->id);
+	assert_int_equal(spool_writer_place(writer), 0);
+	assert_true(test_path_exists(path));
+	spool_writer_discard(writer);
+	assert_false(test_path_exists(path));
+	spool_writer_free(&writer);
+
+	spool_pool_stop();
+	assert_int_equal(test_count_entries(tmp_dir), 0);
+	/* Only the bucket the placed body made remains, empty. */
+	bucket = xstrndup(path, strlen(path) - SPOOL_ID_LEN - 1);
+	assert_int_equal(test_count_entries(bucket), 0);
+	free(bucket);
+	free(path);
+	free(tmp_dir);
+}
+
+static void test_pool_serves_only_its_folder(void **state)
+{
+	const char *dir = *state;
+	char *other = xasprintf("%s/other", dir);
+	char *other_tmp = xasprintf("%s/spool/tmp", other);
+	struct spool_writer *writer;
+
+	assert_int_equal(spool_init(other), 0);
+	assert_int_equal(spool_pool_start(dir, 2), 0);
+	assert_true(pool_wait_ready(2));
+	/* Another data folder: a named temp file of its own, the pool untouched. */
+	writer = spool_writer_new(other);
+	assert_non_null(writer);
+	assert_false(writer->anonymous);
+	assert_non_null(writer->tmp_path);
+	assert_int_equal(test_count_entries(other_tmp), 1);
+	assert_int_equal(spool_pool_ready(), 2);
+	assert_int_equal(spool_writer_commit(writer), 0);
+	assert_int_equal(test_count_entries(other_tmp), 0);
+	spool_writer_free(&writer);
+	spool_pool_stop();
+	free(other_tmp);
+	free(other);
+}
+
+static void test_pool_start_and_stop(void **state)
+{
+	const char *dir = *state;
+	char *tmp_dir = xasprintf("%s/spool/tmp", dir);
+	struct spool_writer *writer;
+
+	spool_pool_stop(); /* never started: harmless */
+	assert_int_equal(spool_pool_ready(), 0);
+	errno = 0;
+	assert_int_equal(spool_pool_start(dir, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(spool_pool_start(dir, 3), 0);
+	errno = 0;
+	assert_int_equal(spool_pool_start(dir, 3), -1); /* one per process */
+	assert_int_equal(errno, EINVAL);
+	assert_true(pool_wait_ready(3));
+	spool_pool_stop();
+	spool_pool_stop();
+	assert_int_equal(spool_pool_ready(), 0);
+	assert_int_equal(test_count_entries(tmp_dir), 0);
+
+	/* Without the pool a body gets a named temp file, as before. */
+	writer = spool_writer_new(dir);
+	assert_non_null(writer);
+	assert_false(writer->anonymous);
+	assert_int_equal(test_count_entries(tmp_dir), 1);
+	spool_writer_free(&writer);
+	assert_int_equal(test_count_entries(tmp_dir), 0);
+	free(tmp_dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -401,6 +645,7 @@ int main(void)
 	    cmocka_unit_test(test_ids_made_together_share_a_bucket),
 	    cmocka_unit_test(test_path),
 	    cmocka_unit_test(test_crlf_normalise),
+	    cmocka_unit_test(test_crlf_normalise_equals_bytewise),
 	    cmocka_unit_test_setup_teardown(test_writer_commit_exact_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writer_large_body, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writer_free_without_commit, setup, teardown),
@@ -409,6 +654,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_remove_orphans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_remove_orphans_empty, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pool_body_is_made_ahead, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pool_abandoned_bodies_leave_nothing, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_pool_serves_only_its_folder, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pool_start_and_stop, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,8 +4,9 @@
  * in place and each row committed before its DONE runs, DONE runs in the
  * loop's thread, a failing job reports its own error while the others of its
  * group commit, a bad body fails only its job, the queue is bounded,
- * freeing the writer commits what is queued, and a lock another connection
- * holds is waited for in the writer's thread while the loop runs on.
+ * freeing the writer commits what is queued, a lock another connection
+ * holds is waited for in the writer's thread while the loop runs on, and
+ * bodies in the spool pool's anonymous files commit like named ones.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -351,6 +352,61 @@ static void test_waits_for_a_lock_in_its_thread(void **state)
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM message"), 3);
 }
 
+static void test_pooled_bodies_commit_in_a_group(void **state)
+{
+	struct fixture *f = *state;
+	static struct job jobs[8];
+	struct spool_writer *bodies[8];
+	char tmp[TEST_DIR_SIZE + 16];
+
+	assert_int_equal(spool_pool_start(f->dir, 8), 0);
+	for (int i = 0; i < 10000 && spool_pool_ready() < 8; i++)
+		usleep(1000);
+	assert_int_equal(spool_pool_ready(), 8);
+	for (int i = 0; i < 8; i++) {
+		jobs[i] = (struct job){.f = f, .blocks = i == 0, .fails = i == 5};
+		bodies[i] = job_body(f, &jobs[i]);
+		/* Taken from the pool: no name until the writer links it. */
+		assert_true(bodies[i]->anonymous);
+	}
+	atomic_store(&f->hold, true);
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(writer_submit(f->writer, bodies[i], job_work, job_done, &jobs[i]),
+				 0);
+		if (i == 0)
+			wait_holding(f);
+	}
+	atomic_store(&f->hold, false);
+	run_loop(f, 8);
+	for (int i = 0; i < 8; i++) {
+		char *path = spool_path(f->dir, jobs[i].id);
+		char *data = NULL;
+		size_t len = 0;
+
+		assert_true(jobs[i].done);
+		if (i == 5) {
+			/* Its row failed: its body was linked, then removed. */
+			assert_int_equal(jobs[i].result, -1);
+			assert_false(jobs[i].row_visible_at_done);
+			assert_false(test_path_exists(path));
+		} else {
+			assert_int_equal(jobs[i].result, 7);
+			assert_true(jobs[i].row_visible_at_done);
+			assert_true(jobs[i].body_in_place_at_done);
+			assert_int_equal(util_read_file(path, &data, &len), 0);
+			assert_int_equal(len, 5);
+			assert_memory_equal(data, "hello", 5);
+		}
+		free(data);
+		free(path);
+	}
+	/* The first job alone, then the other seven together. */
+	assert_int_equal(writer_transactions(f->writer), 2);
+	spool_pool_stop();
+	snprintf(tmp, sizeof(tmp), "%s/spool/tmp", f->dir);
+	assert_int_equal(test_count_entries(tmp), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +417,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_is_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_waits_for_a_lock_in_its_thread, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pooled_bodies_commit_in_a_group, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
