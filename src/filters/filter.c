@@ -20,6 +20,7 @@
 static const struct filter *const filter_table[] = {
     &filter_trace,
     &filter_address,
+    &filter_senders,
 };
 
 #define FILTER_TABLE_COUNT (sizeof(filter_table) / sizeof(filter_table[0]))
@@ -36,6 +37,7 @@ static const struct filter_profile filter_default_profile = {
     .quarantine_at = 10.0,
     .challenge_unknown_senders = false,
     .hold = false,
+    .subject_prefix = "[SPAM]",
 };
 
 const struct filter_profile *filter_profile_default(void)
@@ -50,6 +52,11 @@ const struct filter *filter_find(const char *name)
 			return filter_table[i];
 	}
 	return NULL;
+}
+
+const struct filter *filter_at(size_t index)
+{
+	return index < FILTER_TABLE_COUNT ? filter_table[index] : NULL;
 }
 
 int filter_init_all(char *err, size_t errlen)

@@ -178,13 +178,27 @@ static void test_headers(void **state)
 	assert_string_equal(decision.headers, "X-A: 1\r\n\tfolded\r\nX-B: 1\r\n");
 	verdict_decision_clear(&decision);
 
-	/* Tagged: the same lines and the verdict line last. */
+	assert_string_equal(decision.spam_headers,
+			    "X-Popgate-Spam-Status: No, action=deliver\r\n"
+			    "X-Popgate-Spam-Score: 0.000 (tag_at=5.000, quarantine_at=10.000)\r\n"
+			    "X-Popgate-Spam-Reasons: a=0.000 x1.000;\r\n\tb=0.000 x1.000\r\n");
+	verdict_decision_clear(&decision);
+
+	/* Tagged: the same lines; the spam lines say so. */
 	results[0].score = 5.5;
+	results[0].reason = "five and a half";
 	verdict_combine(&profile, results, count, true, &decision);
 	assert_int_equal(decision.action, VERDICT_TAG);
-	assert_string_equal(decision.headers, "X-A: 1\r\n\tfolded\r\nX-B: 1\r\n" VERDICT_HEADER
-					      ": tag; score=5.500; tag_at=5.000\r\n");
+	assert_string_equal(decision.headers, "X-A: 1\r\n\tfolded\r\nX-B: 1\r\n");
+	assert_string_equal(decision.spam_headers,
+			    "X-Popgate-Spam-Status: Yes, action=tag\r\n"
+			    "X-Popgate-Spam-Score: 5.500 (tag_at=5.000, quarantine_at=10.000)\r\n"
+			    "X-Popgate-Spam-Reasons: a=0.000 x1.000;\r\n"
+			    "\tb=5.500 x1.000 (five and a half)\r\n");
+	assert_string_equal(decision.explanation,
+			    "a\t0.000\t1.000\t\nb\t5.500\t1.000\tfive and a half\n");
 	verdict_decision_clear(&decision);
+	results[0].reason = NULL;
 
 	/* A failed filter's lines are not added. */
 	results[1].status = PIPELINE_RESULT_FAILED;
