@@ -307,7 +307,8 @@ static const char *const store_migrations[] = {
     " VALUES ('default', 5, 10, 0);"
     "INSERT INTO filter_profile_filter (profile, filter, position) VALUES"
     " ('default', 'trace', 1), ('default', 'address', 2), ('default', 'senders', 3);"
-    "ALTER TABLE user ADD COLUMN profile TEXT REFERENCES filter_profile(name);"
+    /* No REFERENCES: store/profile.c refuses to delete a profile in use. */
+    "ALTER TABLE user ADD COLUMN profile TEXT;"
     "CREATE TABLE sender_list ("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  user_id INTEGER REFERENCES user(id) ON DELETE CASCADE,"

@@ -176,8 +176,6 @@ static void test_headers(void **state)
 	verdict_combine(&profile, results, count, true, &decision);
 	assert_int_equal(decision.action, VERDICT_DELIVER);
 	assert_string_equal(decision.headers, "X-A: 1\r\n\tfolded\r\nX-B: 1\r\n");
-	verdict_decision_clear(&decision);
-
 	assert_string_equal(decision.spam_headers,
 			    "X-Popgate-Spam-Status: No, action=deliver\r\n"
 			    "X-Popgate-Spam-Score: 0.000 (tag_at=5.000, quarantine_at=10.000)\r\n"
