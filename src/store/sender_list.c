@@ -59,7 +59,9 @@ int sender_list_pattern_canonical(const char *pattern, char *out, char *err, siz
 		return -1;
 	}
 	at = strchr(out, '@');
-	if (at != NULL && (strchr(at + 1, '@') != NULL || at[1] == '\0' || at == out)) {
+	/* "@domain" is a domain; anything else with an '@' is one address. */
+	if (at != NULL && (text != pattern || strchr(at + 1, '@') != NULL || at[1] == '\0' ||
+			   at == out)) {
 		user_err(err, errlen,
 			 "'%s' is not an address pattern: one '@' with text on both sides", pattern);
 		return -1;
