@@ -334,7 +334,7 @@ int ctl_queue_release(struct ctl *ctl, const struct ctl_command *cmd, int argc, 
 	if (moved < 0)
 		return ctl_refuse("cannot move the message");
 	if (moved == 0)
-		return ctl_refuse("message %s is neither suspect nor quarantined; only such a "
+		return ctl_refuse("message %s is not suspect or quarantined; only such a "
 				  "message can be released",
 				  id);
 	return ctl_changed(ctl, id,
