@@ -30,10 +30,9 @@ static json_t *ctl_profile_json(const struct store_profile *p)
 							 p->filters[i].name, "enabled",
 							 p->filters[i].enabled, "weight",
 							 p->filters[i].weight));
-	return json_pack("{s:s, s:f, s:f, s:s, s:b, s:b, s:I, s:o}", "name", p->name, "tag_at",
-			 p->tag_at, "quarantine_at", p->quarantine_at, "subject_prefix",
-			 p->subject_prefix, "hold", p->hold, "challenge", p->challenge, "users",
-			 (json_int_t)p->user_count, "filters", filters);
+	return json_pack("{s:s, s:f, s:f, s:b, s:b, s:I, s:o}", "name", p->name, "tag_at",
+			 p->tag_at, "quarantine_at", p->quarantine_at, "hold", p->hold, "challenge",
+			 p->challenge, "users", (json_int_t)p->user_count, "filters", filters);
 }
 
 /* "trace, address, senders x2.000": the filters P runs, for a listing. */
@@ -130,7 +129,6 @@ int ctl_profile_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 		cli_table_add(table, (const char *const[]){"profile", p->name});
 		cli_table_add(table, (const char *const[]){"tag_at", tag});
 		cli_table_add(table, (const char *const[]){"quarantine_at", quarantine});
-		cli_table_add(table, (const char *const[]){"subject_prefix", p->subject_prefix});
 		cli_table_add(table, (const char *const[]){"hold", p->hold ? "yes" : "no"});
 		cli_table_add(table,
 			      (const char *const[]){"challenge", p->challenge ? "yes" : "no"});

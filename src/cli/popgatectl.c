@@ -266,7 +266,6 @@ static const struct ctl_command ctl_commands[] = {
     {"profile", "set", "NAME KEY VALUE [KEY VALUE...]", "change a filter profile",
      "  tag_at N          score at which mail is tagged (-1000 to 1000)\n"
      "  quarantine_at N   score at which mail is quarantined (not below tag_at)\n"
-     "  subject_prefix S  the tag action's subject prefix (\"\" for none; at most 32)\n"
      "  hold yes|no       hold all mail for the administrator\n"
      "  challenge yes|no  challenge senders the user does not know\n"
      "  FILTER on|off     run filter FILTER or not (trace and address stay on)\n"

@@ -37,7 +37,6 @@ static const struct filter_profile filter_default_profile = {
     .quarantine_at = 10.0,
     .challenge_unknown_senders = false,
     .hold = false,
-    .subject_prefix = "[SPAM]",
 };
 
 const struct filter_profile *filter_profile_default(void)

@@ -30,8 +30,6 @@
 #define FILTER_PROFILE_MAX 16
 /* The largest score, weight or threshold, either sign, in points. */
 #define FILTER_SCORE_MAX 1000000.0
-/* The longest subject prefix of the tag action ("[SPAM]"). */
-#define FILTER_SUBJECT_PREFIX_MAX 32
 
 struct filter_setting {
 	char name[FILTER_NAME_MAX + 1];
@@ -53,9 +51,6 @@ struct filter_profile {
 	bool challenge_unknown_senders;
 	/* All mail is held in processing, whatever it scores. */
 	bool hold;
-	/* The tag action's prefix for the Subject ("" for none). The main
-	 * process's alone: it does not travel to the worker. */
-	char subject_prefix[FILTER_SUBJECT_PREFIX_MAX + 1];
 };
 
 /*

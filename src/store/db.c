@@ -278,8 +278,8 @@ static const char *const store_migrations[] = {
     "  expires_at INTEGER NOT NULL"
     ");",
     /*
-     * 11: spam filtering (issue 10). Filter profiles: thresholds, the tag
-     * action's subject prefix, hold and challenge, and per profile the
+     * 11: spam filtering (issue 10). Filter profiles: thresholds, hold
+     * and challenge, and per profile the
      * filters it runs, in order, each with its weight; 'default' exists from
      * the start and serves every user without a profile of its own. The
      * sender allow and block lists (user_id NULL: global). The reports a
@@ -290,7 +290,6 @@ static const char *const store_migrations[] = {
     "  name TEXT PRIMARY KEY COLLATE NOCASE,"
     "  tag_at REAL NOT NULL,"
     "  quarantine_at REAL NOT NULL,"
-    "  subject_prefix TEXT NOT NULL DEFAULT '[SPAM]',"
     "  hold INTEGER NOT NULL DEFAULT 0,"
     "  challenge INTEGER NOT NULL DEFAULT 0,"
     "  created_at INTEGER NOT NULL"

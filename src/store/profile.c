@@ -128,8 +128,8 @@ static int profile_apply_filter(struct store_profile *profile, const char *key, 
 	if (filter_find(name) == NULL) {
 		profile_known_filters(known, sizeof(known));
 		user_err(err, errlen,
-			 "unknown key or filter '%s' (keys: tag_at, quarantine_at, subject_prefix, "
-			 "hold, challenge, FILTER, FILTER.weight; filters: %s)",
+			 "unknown key or filter '%s' (keys: tag_at, quarantine_at, hold, challenge, "
+			 "FILTER, FILTER.weight; filters: %s)",
 			 name, known);
 		return -1;
 	}
@@ -170,25 +170,6 @@ int store_profile_apply(struct store_profile *profile, const char *key, const ch
 				 -STORE_PROFILE_THRESHOLD_MAX, STORE_PROFILE_THRESHOLD_MAX, value);
 			return -1;
 		}
-		return 0;
-	}
-	if (strcmp(key, "subject_prefix") == 0) {
-		size_t len = strlen(value);
-
-		for (size_t i = 0; i < len; i++) {
-			if (value[i] < 0x20 || value[i] > 0x7e) {
-				user_err(err, errlen,
-					 "subject_prefix must be printable ASCII (no control "
-					 "characters)");
-				return -1;
-			}
-		}
-		if (len > FILTER_SUBJECT_PREFIX_MAX) {
-			user_err(err, errlen, "subject_prefix is at most %d characters",
-				 FILTER_SUBJECT_PREFIX_MAX);
-			return -1;
-		}
-		memcpy(profile->subject_prefix, value, len + 1);
 		return 0;
 	}
 	if (strcmp(key, "hold") == 0 || strcmp(key, "challenge") == 0) {
@@ -244,7 +225,6 @@ void store_profile_snapshot(const struct store_profile *profile, struct filter_p
 	out->quarantine_at = profile->quarantine_at;
 	out->hold = profile->hold;
 	out->challenge_unknown_senders = profile->challenge;
-	memcpy(out->subject_prefix, profile->subject_prefix, sizeof(out->subject_prefix));
 }
 
 /* Reads the filters of PROFILE->name into PROFILE. 0 or -1. */
@@ -281,7 +261,7 @@ static int profile_read_filters(struct store *store, struct store_profile *profi
 
 /* The profile row STMT is on (columns as in PROFILE_COLUMNS) into *PROFILE. */
 #define PROFILE_COLUMNS                                                                            \
-	"name, tag_at, quarantine_at, subject_prefix, hold, challenge,"                            \
+	"name, tag_at, quarantine_at, hold, challenge,"                            \
 	" CASE WHEN name = 'default' COLLATE NOCASE"                                               \
 	"  THEN (SELECT count(*) FROM user WHERE profile IS NULL"                                  \
 	"        OR profile = 'default' COLLATE NOCASE)"                                           \
@@ -291,17 +271,14 @@ static int profile_read_filters(struct store *store, struct store_profile *profi
 static void profile_read_row(sqlite3_stmt *stmt, struct store_profile *profile)
 {
 	const char *name = (const char *)sqlite3_column_text(stmt, 0);
-	const char *prefix = (const char *)sqlite3_column_text(stmt, 3);
 
 	memset(profile, 0, sizeof(*profile));
 	snprintf(profile->name, sizeof(profile->name), "%s", name != NULL ? name : "");
 	profile->tag_at = sqlite3_column_double(stmt, 1);
 	profile->quarantine_at = sqlite3_column_double(stmt, 2);
-	snprintf(profile->subject_prefix, sizeof(profile->subject_prefix), "%s",
-		 prefix != NULL ? prefix : "");
-	profile->hold = sqlite3_column_int(stmt, 4) != 0;
-	profile->challenge = sqlite3_column_int(stmt, 5) != 0;
-	profile->user_count = sqlite3_column_int64(stmt, 6);
+	profile->hold = sqlite3_column_int(stmt, 3) != 0;
+	profile->challenge = sqlite3_column_int(stmt, 4) != 0;
+	profile->user_count = sqlite3_column_int64(stmt, 5);
 }
 
 int store_profile_get(struct store *store, const char *name, struct store_profile *profile)
@@ -356,11 +333,11 @@ int store_profile_list(struct store *store, struct store_profile **list_r, size_
 static int profile_write(struct store *store, const struct store_profile *profile, bool insert)
 {
 	static const char insert_sql[] =
-	    "INSERT INTO filter_profile (name, tag_at, quarantine_at, subject_prefix, hold,"
-	    " challenge, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+	    "INSERT INTO filter_profile (name, tag_at, quarantine_at, hold, challenge, created_at)"
+	    " VALUES (?, ?, ?, ?, ?, ?)";
 	static const char update_sql[] =
-	    "UPDATE filter_profile SET tag_at = ?2, quarantine_at = ?3, subject_prefix = ?4,"
-	    " hold = ?5, challenge = ?6 WHERE name = ?1";
+	    "UPDATE filter_profile SET tag_at = ?2, quarantine_at = ?3, hold = ?4, challenge = ?5"
+	    " WHERE name = ?1";
 	static const char clear_sql[] = "DELETE FROM filter_profile_filter WHERE profile = ?";
 	static const char filter_sql[] =
 	    "INSERT INTO filter_profile_filter (profile, filter, position, enabled, weight)"
@@ -372,11 +349,10 @@ static int profile_write(struct store *store, const struct store_profile *profil
 	sqlite3_bind_text(stmt, 1, profile->name, -1, SQLITE_STATIC);
 	sqlite3_bind_double(stmt, 2, profile->tag_at);
 	sqlite3_bind_double(stmt, 3, profile->quarantine_at);
-	sqlite3_bind_text(stmt, 4, profile->subject_prefix, -1, SQLITE_STATIC);
-	sqlite3_bind_int(stmt, 5, profile->hold);
-	sqlite3_bind_int(stmt, 6, profile->challenge);
+	sqlite3_bind_int(stmt, 4, profile->hold);
+	sqlite3_bind_int(stmt, 5, profile->challenge);
 	if (insert)
-		sqlite3_bind_int64(stmt, 7, util_now());
+		sqlite3_bind_int64(stmt, 6, util_now());
 	if (store_stmt_done(store, stmt, "writing a profile") < 0)
 		return -1;
 	stmt = user_stmt_text(store, clear_sql, profile->name);

@@ -43,7 +43,6 @@ struct store_profile {
 	size_t filter_count;
 	double tag_at;
 	double quarantine_at;
-	char subject_prefix[FILTER_SUBJECT_PREFIX_MAX + 1];
 	bool hold;
 	bool challenge;
 	int64_t user_count; /* users that have it (for 'default': those without one) */
@@ -55,7 +54,6 @@ bool store_profile_name_valid(const char *name);
 /*
  * Changes KEY to VALUE in PROFILE (in memory), checking the value alone:
  *   tag_at N, quarantine_at N     a number within STORE_PROFILE_THRESHOLD_MAX
- *   subject_prefix TEXT           printable ASCII, at most 32 ("" for none)
  *   hold yes|no, challenge yes|no
  *   FILTER on|off                 a filter of the table (filters/filter.c)
  *   FILTER.weight N               0 to STORE_PROFILE_WEIGHT_MAX (names FILTER

@@ -52,7 +52,7 @@ def test_profile_crud_and_validation(popgate):
     assert [p["name"] for p in listed] == ["default"]
     default = listed[0]
     assert (default["tag_at"], default["quarantine_at"]) == (5.0, 10.0)
-    assert default["subject_prefix"] == "[SPAM]"
+    assert (default["hold"], default["challenge"]) == (False, False)
     assert [(f["name"], f["enabled"], f["weight"]) for f in default["filters"]] == [
         ("trace", True, 1.0), ("address", True, 1.0), ("senders", True, 1.0)]
 
@@ -60,10 +60,10 @@ def test_profile_crud_and_validation(popgate):
     refused(ctl("profile", "add", "STRICT", config=config), "already exists")
     refused(ctl("profile", "add", "bad name!", config=config), "not a valid profile name")
     ok(ctl("profile", "set", "strict", "tag_at", "3", "quarantine_at", "6.5",
-           "senders.weight", "2", "subject_prefix", "[JUNK]", config=config))
+           "senders.weight", "2", "challenge", "yes", config=config))
     strict = show(popgate, "strict")
     assert (strict["tag_at"], strict["quarantine_at"]) == (3.0, 6.5)
-    assert strict["subject_prefix"] == "[JUNK]"
+    assert strict["challenge"] is True
     assert ("senders", True, 2.0) in [(f["name"], f["enabled"], f["weight"])
                                       for f in strict["filters"]]
     text = ok(ctl("profile", "show", "strict", config=config))

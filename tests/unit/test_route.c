@@ -97,8 +97,8 @@ static void test_job_profile_of_owner(void **state)
 	struct test_store *f = *state;
 	struct store_message message = {.id = "0123456789abcdef01234567", .received_at = 42};
 	struct store_account account = {.id = 5, .name = "a@h", .login = "a", .host = "h"};
-	static const char *const keys[] = {"tag_at", "quarantine_at", "senders", "subject_prefix"};
-	static const char *const values[] = {"1.5", "2.25", "off", "[JUNK]"};
+	static const char *const keys[] = {"tag_at", "quarantine_at", "senders", "hold"};
+	static const char *const values[] = {"1.5", "2.25", "off", "yes"};
 	struct filter_profile profile;
 	struct pipeline_job job;
 	char *recipient[1];
@@ -117,7 +117,7 @@ static void test_job_profile_of_owner(void **state)
 	route_job_fill(f->store, &message, &account, &job, recipient, &profile);
 	assert_int_equal(profile.filter_count, 2);
 	assert_true(profile.tag_at == 1.5 && profile.quarantine_at == 2.25);
-	assert_string_equal(profile.subject_prefix, "[JUNK]");
+	assert_true(profile.hold);
 	/* A profile that cannot be read: the built-in one, never none. */
 	test_exec_sql(f->store, "DROP TABLE filter_profile_filter");
 	route_job_fill(f->store, &message, &account, &job, recipient, &profile);
