@@ -387,17 +387,20 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 
 	struct pipeline_result *results = NULL;
 	size_t count = route_results_complete(pg->store, verdict->job, verdict, &results);
+	bool has_seat = user_has_seat(pg, account);
 
 	verdict_combine(profile, results, count, sender_known, &decision);
 	route_results_free(&results, count);
 	record->judged = true;
-	record->state = route_action_state(decision.action);
-	record->action = decision.action;
+	/* U3: without a seat, delivered whatever the filters said (their
+	 * verdict is recorded), and marked as such rather than as judged. */
+	record->action = has_seat ? decision.action : VERDICT_DELIVER;
+	record->state = route_action_state(record->action);
 	record->score = decision.score;
 	record->reasons = decision.explanation;
 	decision.explanation = NULL;
-	record->prepend = xasprintf("%s%s%s", decision.headers, decision.spam_headers,
-				    user_has_seat(pg, account) ? "" : UNFILTERED_HEADER);
+	record->prepend = xasprintf("%s%s", decision.headers,
+				    has_seat ? decision.spam_headers : UNFILTERED_HEADER);
 	if (message->account_id == 0) {
 		/*
 		 * Submitted over SMTP (S1): it goes to the outbound queue for the

@@ -131,3 +131,27 @@ def test_quarantine_expires_after_quarantine_days(make_popgate, provider):
                       what="the log line of the expiry")
     assert gate.message_state(young) == "quarantine"
     assert os.path.exists(spool_file(gate, young))
+
+
+def test_user_without_a_seat_is_not_quarantined(popgate, provider):
+    """U3: a user without a seat gets mail unfiltered: a blocked sender's mail
+    is delivered, marked unfiltered, without a spam verdict header."""
+    config = popgate.config_path
+    ok(ctl("seat", "set", "1", config=config))
+    provider.add_user("alice", PASSWORD)
+    provider.add_user("bob", PASSWORD)
+    popgate.first_login_fetched(ACCOUNT, PASSWORD)                  # takes the one seat
+    popgate.first_login_fetched("bob@localhost", PASSWORD)          # waits for one
+    ok(ctl("sender", "add", "block", "spam.example", config=config))
+    provider.deliver("bob", message("seller@spam.example", "for bob"))
+    provider.deliver("alice", message("seller@spam.example", "for alice"))
+    assert popgate.pickup("bob@localhost", PASSWORD) == []         # its QUIT fetches
+    assert popgate.pickup(ACCOUNT, PASSWORD) == []
+    popgate.wait_states({"delivery": 1, "quarantine": 1}, timeout=60)
+    served = popgate.pickup("bob@localhost", PASSWORD)
+    assert len(served) == 1
+    block, rest = split_trace(served[0])
+    assert b"X-Popgate-Spam-" not in block
+    assert rest.startswith(b"X-Popgate-Unfiltered:")
+    (action,), = popgate.db_query("SELECT verdict_action FROM message WHERE state = 'quarantine'")
+    assert action == "quarantine"
