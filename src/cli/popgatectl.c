@@ -35,7 +35,8 @@ static const struct ctl_command ctl_commands[] = {
      ctl_user_list},
     {"user", "show", "NAME", "show one user",
      "Shows the user's origin, seat or waiting time, creation time, addresses,\n"
-     "provider accounts and number of messages. Exits 1 if there is no such user.\n",
+     "provider accounts, number of messages and filter profile. Exits 1 if there\n"
+     "is no such user.\n",
      ctl_user_show},
     {"user", "add", "NAME", "create a local user",
      "Creates the local user NAME with the primary address NAME@<pseudo_domain>\n"
@@ -94,7 +95,8 @@ static const struct ctl_command ctl_commands[] = {
      "later login makes the account anew. Exits 1 if there is no such account.\n",
      ctl_account_del},
     {"queue", "list", "[--state S] [--user U]", "list messages, oldest first",
-     "  --state S  only messages in queue S: processing, delivery, delivered, suspect\n"
+     "  --state S  only messages in queue S: processing, delivery, delivered, suspect,\n"
+     "             quarantine, challenged, outbound, sent, bounced\n"
      "  --user U   only user U's messages (exits 1 if there is no user U): those\n"
      "             addressed to one of U's addresses, and those U's account fetched\n"
      "             that no local user's address names (U4)\n"

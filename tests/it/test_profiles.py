@@ -101,6 +101,9 @@ def test_profile_crud_and_validation(popgate):
     assert ctl("user", "set", "bob", "colour", "red", config=config).returncode == 2
     ok(ctl("user", "set", "bob", "profile", "strict", config=config))
     assert popgate.db_query("SELECT profile FROM user WHERE name = 'bob'") == [("strict",)]
+    assert json.loads(ok(ctl("--json", "user", "show", "bob", config=config)))["profile"] == \
+        "strict"
+    assert "profile         strict" in ok(ctl("user", "show", "bob", config=config))
     assert show(popgate, "strict")["users"] == 1
     refused(ctl("profile", "del", "strict", config=config), "used by 1 user")
     refused(ctl("profile", "del", "default", config=config), "cannot be deleted")
