@@ -227,8 +227,8 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 		return ctl_refuse("cannot read the message");
 	}
 	count = route_results_complete(ctl->store, &job, &verdict, &results);
-	sender_known = verdict.sender != NULL &&
-		       store_address_owner(ctl->store, verdict.sender, &owner) == 1;
+	sender_known =
+	    verdict.sender != NULL && store_address_owner(ctl->store, verdict.sender, &owner) == 1;
 	verdict_combine(&profile, results, count, sender_known, &decision);
 	rc = ctl_filter_print(ctl, profile_name, &profile, &decision);
 	verdict_decision_clear(&decision);

@@ -26,10 +26,9 @@ static json_t *ctl_profile_json(const struct store_profile *p)
 	json_t *filters = json_array();
 
 	for (size_t i = 0; i < p->filter_count; i++)
-		json_array_append_new(filters, json_pack("{s:s, s:b, s:f}", "name",
-							 p->filters[i].name, "enabled",
-							 p->filters[i].enabled, "weight",
-							 p->filters[i].weight));
+		json_array_append_new(
+		    filters, json_pack("{s:s, s:b, s:f}", "name", p->filters[i].name, "enabled",
+				       p->filters[i].enabled, "weight", p->filters[i].weight));
 	return json_pack("{s:s, s:f, s:f, s:b, s:b, s:I, s:o}", "name", p->name, "tag_at",
 			 p->tag_at, "quarantine_at", p->quarantine_at, "hold", p->hold, "challenge",
 			 p->challenge, "users", (json_int_t)p->user_count, "filters", filters);
@@ -134,9 +133,9 @@ int ctl_profile_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 			      (const char *const[]){"challenge", p->challenge ? "yes" : "no"});
 		cli_table_add(table, (const char *const[]){"users", users});
 		for (size_t i = 0; i < p->filter_count; i++) {
-			char *text = xasprintf("%s %s weight %.3f", p->filters[i].name,
-					       p->filters[i].enabled ? "on" : "off",
-					       p->filters[i].weight);
+			char *text =
+			    xasprintf("%s %s weight %.3f", p->filters[i].name,
+				      p->filters[i].enabled ? "on" : "off", p->filters[i].weight);
 
 			cli_table_add(table, (const char *const[]){i == 0 ? "filters" : "", text});
 			free(text);
@@ -171,7 +170,8 @@ int ctl_profile_set(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 	int rc;
 
 	if (argc < 3 || (argc - 1) % 2 != 0)
-		return ctl_usage_error(cmd, "'profile set' takes a profile name and KEY VALUE pairs");
+		return ctl_usage_error(cmd,
+				       "'profile set' takes a profile name and KEY VALUE pairs");
 	if ((rc = ctl_open_store(ctl)) != CTL_OK)
 		return rc;
 	count = (size_t)(argc - 1) / 2;
@@ -186,8 +186,8 @@ int ctl_profile_set(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 	free(values);
 	if (rc < 0)
 		return ctl_refuse("%s", err);
-	return ctl_changed(ctl, NULL, json_pack("{s:s, s:i}", "profile", argv[0], "changed",
-						(int)count),
+	return ctl_changed(ctl, NULL,
+			   json_pack("{s:s, s:i}", "profile", argv[0], "changed", (int)count),
 			   "profile %s: %zu setting(s) changed", argv[0], count);
 }
 
@@ -335,11 +335,11 @@ int ctl_sender_list(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 			char added[CLI_TIME_LEN];
 
 			cli_format_time(list[i].created_at, added);
-			cli_table_add(table, (const char *const[]){
-						 list[i].user_name != NULL ? list[i].user_name
-									   : "(global)",
-						 sender_list_kind_name(list[i].kind),
-						 list[i].pattern, added});
+			cli_table_add(
+			    table,
+			    (const char *const[]){
+				list[i].user_name != NULL ? list[i].user_name : "(global)",
+				sender_list_kind_name(list[i].kind), list[i].pattern, added});
 		}
 		rc = ctl_printed(cli_table_print(table, stdout));
 		cli_table_free(&table);

@@ -276,8 +276,7 @@ static const struct ctl_command ctl_commands[] = {
      "profile get the change from their next message on.\n",
      ctl_profile_set},
     {"profile", "del", "NAME", "delete a filter profile",
-     "Refused (exit 1) for default and for a profile users still have.\n",
-     ctl_profile_del},
+     "Refused (exit 1) for default and for a profile users still have.\n", ctl_profile_del},
     /* sender lists (ctl_profile.c) */
     {"sender", "add", "allow|block PATTERN [--user U]", "put a sender on an allow or block list",
      "  --user U  user U's own list (without it, the global one)\n"

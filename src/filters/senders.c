@@ -35,8 +35,8 @@ static bool senders_pattern_matches(const char *pattern, const char *address, co
 	return strcmp(pattern, has_at ? address : domain) == 0;
 }
 
-const struct sender_list_entry *senders_match(const struct sender_list_entry *entries,
-					      size_t count, int64_t owner_id, const char *sender)
+const struct sender_list_entry *senders_match(const struct sender_list_entry *entries, size_t count,
+					      int64_t owner_id, const char *sender)
 {
 	const struct sender_list_entry *best = NULL;
 	int best_key = 0;
@@ -92,9 +92,9 @@ int senders_judge(struct store *store, int64_t owner_id, const char *sender,
 		bool block = match->kind == SENDER_LIST_BLOCK;
 
 		result->score = block ? SENDERS_BLOCK_SCORE : SENDERS_ALLOW_SCORE;
-		result->reason = xasprintf("sender %s by the %s list entry %s",
-					   block ? "blocked" : "allowed",
-					   match->user_id != 0 ? "user's" : "global", match->pattern);
+		result->reason =
+		    xasprintf("sender %s by the %s list entry %s", block ? "blocked" : "allowed",
+			      match->user_id != 0 ? "user's" : "global", match->pattern);
 	}
 	store_sender_list_free(&entries, count);
 	return 0;

@@ -29,8 +29,8 @@
 
 /* The entry of ENTRIES (COUNT) that decides for SENDER (see above), or NULL.
  * OWNER_ID: whose own entries come first. */
-const struct sender_list_entry *senders_match(const struct sender_list_entry *entries,
-					      size_t count, int64_t owner_id, const char *sender);
+const struct sender_list_entry *senders_match(const struct sender_list_entry *entries, size_t count,
+					      int64_t owner_id, const char *sender);
 
 /*
  * Fills RESULT (its name set already) for SENDER (NULL: none found) of mail

@@ -72,12 +72,13 @@ static char *verdict_spam_headers(const struct filter_profile *profile,
 				  const struct verdict_decision *decision,
 				  const struct pipeline_result *results, size_t count)
 {
-	char *lines = xasprintf(VERDICT_HEADER_STATUS ": %s, action=%s\r\n" VERDICT_HEADER_SCORE
-				": %.3f (tag_at=%.3f, quarantine_at=%.3f)\r\n" VERDICT_HEADER_REASONS
-				":",
-				decision->score >= profile->tag_at ? "Yes" : "No",
-				verdict_action_name(decision->action), decision->score,
-				profile->tag_at, profile->quarantine_at);
+	char *lines =
+	    xasprintf(VERDICT_HEADER_STATUS
+		      ": %s, action=%s\r\n" VERDICT_HEADER_SCORE
+		      ": %.3f (tag_at=%.3f, quarantine_at=%.3f)\r\n" VERDICT_HEADER_REASONS ":",
+		      decision->score >= profile->tag_at ? "Yes" : "No",
+		      verdict_action_name(decision->action), decision->score, profile->tag_at,
+		      profile->quarantine_at);
 
 	if (profile->filter_count == 0)
 		verdict_append(&lines, "", " none");
@@ -95,9 +96,10 @@ static char *verdict_spam_headers(const struct filter_profile *profile,
 		else
 			snprintf(score, sizeof(score), "failed");
 		/* Folded: one filter per line, each well under 998 octets. */
-		entry = xasprintf("%s%s=%s x%.3f%s%s%s%s", i > 0 ? "\r\n\t" : " ", setting->name,
-				  score, setting->weight, *reason != '\0' ? " (" : "", reason,
-				  *reason != '\0' ? ")" : "", i + 1 < profile->filter_count ? ";" : "");
+		entry =
+		    xasprintf("%s%s=%s x%.3f%s%s%s%s", i > 0 ? "\r\n\t" : " ", setting->name, score,
+			      setting->weight, *reason != '\0' ? " (" : "", reason,
+			      *reason != '\0' ? ")" : "", i + 1 < profile->filter_count ? ";" : "");
 		verdict_append(&lines, "", entry);
 		free(entry);
 		free(reason);
@@ -120,10 +122,10 @@ void verdict_combine(const struct filter_profile *profile, const struct pipeline
 		char *reason = verdict_reason_format(setting->name, result);
 		bool ok = result != NULL && result->status == PIPELINE_RESULT_OK;
 		char *clean = verdict_reason_clean(result == NULL ? "no result" : result->reason);
-		char *line = ok ? xasprintf("%s\t%.3f\t%.3f\t%s\n", setting->name, result->score,
-					    setting->weight, clean)
-				: xasprintf("%s\tfailed\t%.3f\t%s\n", setting->name,
-					    setting->weight, clean);
+		char *line =
+		    ok ? xasprintf("%s\t%.3f\t%.3f\t%s\n", setting->name, result->score,
+				   setting->weight, clean)
+		       : xasprintf("%s\tfailed\t%.3f\t%s\n", setting->name, setting->weight, clean);
 
 		verdict_append(&decision->reasons, "; ", reason);
 		verdict_append(&decision->explanation, "", line);

@@ -51,8 +51,8 @@ static int profile_number(const char *value, double low, double high, double *ou
 /* VALUE as yes/no (or on/off, true/false, 1/0). 0 or -1. */
 static int profile_bool(const char *value, bool *out)
 {
-	if (strcmp(value, "yes") == 0 || strcmp(value, "on") == 0 ||
-	    strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+	if (strcmp(value, "yes") == 0 || strcmp(value, "on") == 0 || strcmp(value, "true") == 0 ||
+	    strcmp(value, "1") == 0)
 		*out = true;
 	else if (strcmp(value, "no") == 0 || strcmp(value, "off") == 0 ||
 		 strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
@@ -80,9 +80,8 @@ static void profile_known_filters(char *out, size_t outlen)
 
 /* PROFILE's setting of filter NAME, added (off, weight 1) if ADD and absent;
  * NULL if absent and not added, or no room (ERR set then). */
-static struct store_profile_filter *profile_filter(struct store_profile *profile,
-						   const char *name, bool add, char *err,
-						   size_t errlen)
+static struct store_profile_filter *profile_filter(struct store_profile *profile, const char *name,
+						   bool add, char *err, size_t errlen)
 {
 	struct store_profile_filter *setting;
 
@@ -127,16 +126,18 @@ static int profile_apply_filter(struct store_profile *profile, const char *key, 
 	name[len] = '\0';
 	if (filter_find(name) == NULL) {
 		profile_known_filters(known, sizeof(known));
-		user_err(err, errlen,
-			 "unknown key or filter '%s' (keys: tag_at, quarantine_at, hold, challenge, "
-			 "FILTER, FILTER.weight; filters: %s)",
-			 name, known);
+		user_err(
+		    err, errlen,
+		    "unknown key or filter '%s' (keys: tag_at, quarantine_at, hold, challenge, "
+		    "FILTER, FILTER.weight; filters: %s)",
+		    name, known);
 		return -1;
 	}
 	if (dot != NULL) {
 		if (profile_number(value, 0.0, STORE_PROFILE_WEIGHT_MAX, &weight) < 0) {
-			user_err(err, errlen, "the weight of %s must be a number from 0 to %g, not '%s'",
-				 name, STORE_PROFILE_WEIGHT_MAX, value);
+			user_err(err, errlen,
+				 "the weight of %s must be a number from 0 to %g, not '%s'", name,
+				 STORE_PROFILE_WEIGHT_MAX, value);
 			return -1;
 		}
 		setting = profile_filter(profile, name, true, err, errlen);
@@ -261,7 +262,7 @@ static int profile_read_filters(struct store *store, struct store_profile *profi
 
 /* The profile row STMT is on (columns as in PROFILE_COLUMNS) into *PROFILE. */
 #define PROFILE_COLUMNS                                                                            \
-	"name, tag_at, quarantine_at, hold, challenge,"                            \
+	"name, tag_at, quarantine_at, hold, challenge,"                                            \
 	" CASE WHEN name = 'default' COLLATE NOCASE"                                               \
 	"  THEN (SELECT count(*) FROM user WHERE profile IS NULL"                                  \
 	"        OR profile = 'default' COLLATE NOCASE)"                                           \
@@ -380,10 +381,11 @@ int store_profile_add(struct store *store, const char *name, char *err, size_t e
 	int found;
 
 	if (!store_profile_name_valid(name)) {
-		user_err(err, errlen,
-			 "'%s' is not a valid profile name (1 to %d of the characters A-Z a-z 0-9 . "
-			 "_ -)",
-			 name, STORE_PROFILE_NAME_MAX);
+		user_err(
+		    err, errlen,
+		    "'%s' is not a valid profile name (1 to %d of the characters A-Z a-z 0-9 . "
+		    "_ -)",
+		    name, STORE_PROFILE_NAME_MAX);
 		free(profile);
 		return -1;
 	}
@@ -497,8 +499,8 @@ fail:
 	return -1;
 }
 
-int store_profile_assign(struct store *store, const char *user, const char *profile_name,
-			 char *err, size_t errlen)
+int store_profile_assign(struct store *store, const char *user, const char *profile_name, char *err,
+			 size_t errlen)
 {
 	static const char sql[] = "UPDATE user SET profile = ? WHERE id = ?";
 	struct store_profile *profile = xcalloc(1, sizeof(*profile));

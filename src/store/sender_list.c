@@ -20,8 +20,7 @@
 /* The characters of a pattern: those of an address's local part and domain
  * that are safe in a header and a reason, and '*'. Not '?', '[' or '\\',
  * which fnmatch would take for more than themselves. */
-#define SENDER_PATTERN_CHARS                                                                       \
-	"abcdefghijklmnopqrstuvwxyz0123456789.-_+=!#$%&'/^`{|}~*@"
+#define SENDER_PATTERN_CHARS "abcdefghijklmnopqrstuvwxyz0123456789.-_+=!#$%&'/^`{|}~*@"
 
 const char *sender_list_kind_name(enum sender_list_kind kind)
 {
@@ -60,10 +59,11 @@ int sender_list_pattern_canonical(const char *pattern, char *out, char *err, siz
 	}
 	at = strchr(out, '@');
 	/* "@domain" is a domain; anything else with an '@' is one address. */
-	if (at != NULL && (text != pattern || strchr(at + 1, '@') != NULL || at[1] == '\0' ||
-			   at == out)) {
+	if (at != NULL &&
+	    (text != pattern || strchr(at + 1, '@') != NULL || at[1] == '\0' || at == out)) {
 		user_err(err, errlen,
-			 "'%s' is not an address pattern: one '@' with text on both sides", pattern);
+			 "'%s' is not an address pattern: one '@' with text on both sides",
+			 pattern);
 		return -1;
 	}
 	return 0;
@@ -92,8 +92,9 @@ static void sender_list_bind_owner(sqlite3_stmt *stmt, int index, int64_t user_i
 int store_sender_list_add(struct store *store, const char *user, enum sender_list_kind kind,
 			  const char *pattern, char *err, size_t errlen)
 {
-	static const char exists_sql[] = "SELECT kind FROM sender_list"
-					 " WHERE coalesce(user_id, 0) = coalesce(?, 0) AND pattern = ?";
+	static const char exists_sql[] =
+	    "SELECT kind FROM sender_list"
+	    " WHERE coalesce(user_id, 0) = coalesce(?, 0) AND pattern = ?";
 	static const char insert_sql[] =
 	    "INSERT INTO sender_list (user_id, kind, pattern, created_at) VALUES (?, ?, ?, ?)";
 	char canonical[SENDER_PATTERN_MAX + 1];
@@ -194,7 +195,7 @@ static int sender_list_read(struct store *store, sqlite3_stmt *stmt,
 		entry->user_id = sqlite3_column_int64(stmt, 0);
 		entry->user_name = user_column_strdup(stmt, 1);
 		entry->kind = kind != NULL && strcmp(kind, "block") == 0 ? SENDER_LIST_BLOCK
-									  : SENDER_LIST_ALLOW;
+									 : SENDER_LIST_ALLOW;
 		entry->pattern = user_column_strdup(stmt, 3);
 		if (entry->pattern == NULL)
 			entry->pattern = xstrdup("");
@@ -215,8 +216,8 @@ static int sender_list_read(struct store *store, sqlite3_stmt *stmt,
 	"SELECT coalesce(s.user_id, 0), u.name, s.kind, s.pattern, s.created_at"                   \
 	" FROM sender_list s LEFT JOIN user u ON u.id = s.user_id"
 
-int store_sender_list_list(struct store *store, const char *user,
-			   struct sender_list_entry **list_r, size_t *count_r)
+int store_sender_list_list(struct store *store, const char *user, struct sender_list_entry **list_r,
+			   size_t *count_r)
 {
 	static const char sql[] = SENDER_LIST_SELECT
 	    " WHERE ?1 IS NULL OR u.name = ?1 ORDER BY s.user_id IS NOT NULL, u.name, s.pattern";

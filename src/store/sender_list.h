@@ -23,8 +23,8 @@
 enum sender_list_kind { SENDER_LIST_ALLOW, SENDER_LIST_BLOCK };
 
 struct sender_list_entry {
-	int64_t user_id;	/* 0: the global lists */
-	char *user_name;	/* NULL for the global lists */
+	int64_t user_id; /* 0: the global lists */
+	char *user_name; /* NULL for the global lists */
 	enum sender_list_kind kind;
 	char *pattern;
 	int64_t created_at;
@@ -52,8 +52,8 @@ int store_sender_list_del(struct store *store, const char *user, const char *pat
 /* The entries of USER (NULL: every list, global first), by owner and pattern:
  * *LIST_R (free with store_sender_list_free). 0 or -1 (an unknown user is
  * an empty list: the caller checks the name). */
-int store_sender_list_list(struct store *store, const char *user,
-			   struct sender_list_entry **list_r, size_t *count_r);
+int store_sender_list_list(struct store *store, const char *user, struct sender_list_entry **list_r,
+			   size_t *count_r);
 
 /* The entries that judge mail of user USER_ID (0: none): the global ones and
  * that user's. 0 or -1. */

@@ -88,7 +88,8 @@ int store_spam_report_unlearnt(struct store *store, size_t max, struct spam_repo
 		report->spam_class = spam_class != NULL && strcmp(spam_class, "spam") == 0
 					 ? SPAM_CLASS_SPAM
 					 : SPAM_CLASS_HAM;
-		snprintf(report->origin, sizeof(report->origin), "%s", origin != NULL ? origin : "");
+		snprintf(report->origin, sizeof(report->origin), "%s",
+			 origin != NULL ? origin : "");
 		report->reported_at = sqlite3_column_int64(stmt, 4);
 	}
 	store_stmt_release(stmt);
@@ -114,8 +115,8 @@ int store_spam_report_learnt(struct store *store, int64_t seq)
 	return store_stmt_done(store, stmt, "marking a spam report learnt");
 }
 
-int store_message_verdict_get(struct store *store, const char *id, double *score_r,
-			      char **action_r, char **explanation_r)
+int store_message_verdict_get(struct store *store, const char *id, double *score_r, char **action_r,
+			      char **explanation_r)
 {
 	static const char sql[] =
 	    "SELECT verdict_score, verdict_action, verdict_reasons FROM message WHERE id = ?";

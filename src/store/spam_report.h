@@ -54,7 +54,7 @@ int store_spam_report_learnt(struct store *store, int64_t seq);
 /* The verdict recorded for message ID: score, action and explanation
  * (pipeline/verdict.h; allocated, NULL if none). 1 found (even with no
  * verdict yet: *ACTION_R NULL then), 0 no such message, -1 error. */
-int store_message_verdict_get(struct store *store, const char *id, double *score_r,
-			      char **action_r, char **explanation_r);
+int store_message_verdict_get(struct store *store, const char *id, double *score_r, char **action_r,
+			      char **explanation_r);
 
 #endif

@@ -153,7 +153,8 @@ static void test_add_set_delete(void **state)
 	    store_profile_set(f->store, "strict", keys, bad_values, 3, err, sizeof(err)), -1);
 	assert_int_equal(store_profile_get(f->store, "strict", p), 1);
 	assert_true(p->tag_at == 1.0);
-	assert_int_equal(store_profile_set(f->store, "none", keys, values, 3, err, sizeof(err)), -1);
+	assert_int_equal(store_profile_set(f->store, "none", keys, values, 3, err, sizeof(err)),
+			 -1);
 	assert_non_null(strstr(err, "no profile none"));
 
 	assert_int_equal(store_profile_list(f->store, &list, &count), 0);

@@ -32,18 +32,17 @@ static void test_patterns(void **state)
 {
 	char out[SENDER_PATTERN_MAX + 1], err[512];
 	static const char *const good[][2] = {
-	    {"Joe@Example.COM", "joe@example.com"},
-	    {"@example.com", "example.com"},
-	    {"*.example.com", "*.example.com"},
-	    {"*@*.example.net", "*@*.example.net"},
+	    {"Joe@Example.COM", "joe@example.com"},	  {"@example.com", "example.com"},
+	    {"*.example.com", "*.example.com"},		  {"*@*.example.net", "*@*.example.net"},
 	    {"news-*@example.org", "news-*@example.org"},
 	};
-	static const char *const bad[] = {"", "@", "a b@x", "x@", "@x@y", "a@b@c", "x?y", "[ab]",
-					  "a\\b", "x\r\ny", "a<b>", "\"x\"@y"};
+	static const char *const bad[] = {"",	 "@",	 "a b@x", "x@",	    "@x@y", "a@b@c",
+					  "x?y", "[ab]", "a\\b",  "x\r\ny", "a<b>", "\"x\"@y"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		assert_int_equal(sender_list_pattern_canonical(good[i][0], out, err, sizeof(err)), 0);
+		assert_int_equal(sender_list_pattern_canonical(good[i][0], out, err, sizeof(err)),
+				 0);
 		assert_string_equal(out, good[i][1]);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -65,7 +64,8 @@ static void test_add_delete(void **state)
 	char err[512];
 	int64_t carol;
 
-	assert_int_equal(store_user_add_local(f->store, "carol", NULL, &carol, err, sizeof(err)), 0);
+	assert_int_equal(store_user_add_local(f->store, "carol", NULL, &carol, err, sizeof(err)),
+			 0);
 	assert_int_equal(store_sender_list_add(f->store, NULL, SENDER_LIST_BLOCK, "@Spam.Example",
 					       err, sizeof(err)),
 			 0);
@@ -95,11 +95,13 @@ static void test_add_delete(void **state)
 	assert_int_equal(count, 2);
 	store_sender_list_free(&list, count);
 
-	assert_int_equal(store_sender_list_del(f->store, "carol", "x.example", err, sizeof(err)), -1);
+	assert_int_equal(store_sender_list_del(f->store, "carol", "x.example", err, sizeof(err)),
+			 -1);
 	assert_non_null(strstr(err, "x.example is not on the carol lists"));
 	assert_int_equal(store_sender_list_del(f->store, "carol", "SPAM.example", err, sizeof(err)),
 			 0);
-	assert_int_equal(store_sender_list_del(f->store, NULL, "spam.example", err, sizeof(err)), 0);
+	assert_int_equal(store_sender_list_del(f->store, NULL, "spam.example", err, sizeof(err)),
+			 0);
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM sender_list"), 0);
 }
 
@@ -118,9 +120,8 @@ static const struct sender_list_entry test_entries[] = {
 /* The pattern of the entry that decides for SENDER of owner OWNER, or NULL. */
 static const char *decides(int64_t owner, const char *sender)
 {
-	const struct sender_list_entry *entry =
-	    senders_match(test_entries, sizeof(test_entries) / sizeof(test_entries[0]), owner,
-			  sender);
+	const struct sender_list_entry *entry = senders_match(
+	    test_entries, sizeof(test_entries) / sizeof(test_entries[0]), owner, sender);
 
 	return entry != NULL ? entry->pattern : NULL;
 }

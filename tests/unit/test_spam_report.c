@@ -77,13 +77,15 @@ static void test_verdict_get(void **state)
 	char *action, *explanation;
 	double score;
 
-	assert_int_equal(store_message_verdict_get(f->store, ID_A, &score, &action, &explanation), 1);
+	assert_int_equal(store_message_verdict_get(f->store, ID_A, &score, &action, &explanation),
+			 1);
 	assert_null(action);
 	assert_null(explanation);
-	assert_int_equal(
-	    store_message_set_verdict(f->store, ID_A, 12.5, "quarantine", "senders\t100.000\t1\tx\n"),
-	    0);
-	assert_int_equal(store_message_verdict_get(f->store, ID_A, &score, &action, &explanation), 1);
+	assert_int_equal(store_message_set_verdict(f->store, ID_A, 12.5, "quarantine",
+						   "senders\t100.000\t1\tx\n"),
+			 0);
+	assert_int_equal(store_message_verdict_get(f->store, ID_A, &score, &action, &explanation),
+			 1);
 	assert_true(score == 12.5);
 	assert_string_equal(action, "quarantine");
 	assert_string_equal(explanation, "senders\t100.000\t1\tx\n");
