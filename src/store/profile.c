@@ -282,10 +282,15 @@ static void profile_read_row(sqlite3_stmt *stmt, struct store_profile *profile)
 	profile->user_count = sqlite3_column_int64(stmt, 5);
 }
 
-int store_profile_get(struct store *store, const char *name, struct store_profile *profile)
+/* Profile NAME into *PROFILE; its users counted only if COUNT_USERS (a scan
+ * of the users, which a job's snapshot does without). 1/0/-1. */
+static int profile_get(struct store *store, const char *name, bool count_users,
+		       struct store_profile *profile)
 {
 	static const char sql[] = "SELECT " PROFILE_COLUMNS " FROM filter_profile WHERE name = ?";
-	sqlite3_stmt *stmt = user_stmt_text(store, sql, name);
+	static const char job_sql[] = "SELECT name, tag_at, quarantine_at, hold, challenge, 0"
+				      " FROM filter_profile WHERE name = ?";
+	sqlite3_stmt *stmt = user_stmt_text(store, count_users ? sql : job_sql, name);
 	int found = user_stmt_row(store, stmt, "reading a profile");
 
 	if (found == 1)
@@ -294,6 +299,11 @@ int store_profile_get(struct store *store, const char *name, struct store_profil
 	if (found == 1 && profile_read_filters(store, profile) < 0)
 		return -1;
 	return found;
+}
+
+int store_profile_get(struct store *store, const char *name, struct store_profile *profile)
+{
+	return profile_get(store, name, true, profile);
 }
 
 int store_profile_list(struct store *store, struct store_profile **list_r, size_t *count_r)
@@ -575,7 +585,7 @@ int store_profile_for_user(struct store *store, int64_t user_id, struct filter_p
 	int found = -1;
 
 	if (store_profile_of_user(store, user_id, name) == 0)
-		found = store_profile_get(store, name, profile);
+		found = profile_get(store, name, false, profile);
 	if (found != 1) {
 		log_warn("store: cannot read filter profile %s of user %lld; the built-in profile "
 			 "judges the message",
