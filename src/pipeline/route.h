@@ -16,8 +16,8 @@ struct popgate;
  * The pipeline_verdict_cb of the daemon (CTX is its struct popgate): a
  * judged message is attributed to its users and its results combined into
  * an action (verdict.h), which moves it out of processing (hold: to
- * suspect, for the administrator); a message a worker failed on is retried once and then
- * held as suspect.
+ * suspect, for the administrator; a user without a seat: delivered, U3);
+ * a message a worker failed on is retried once and then held as suspect.
  */
 void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx);
 
