@@ -266,8 +266,11 @@ struct housekeeping_job {
 	int64_t window;	       /* [server] login_fail_window */
 	int64_t now;
 	int keep_days;	       /* for the log */
+	int64_t quarantine_cutoff; /* quarantined messages older than this go */
+	int quarantine_days;   /* for the log */
 	char (*ids)[SPOOL_ID_LEN + 1]; /* the bodies of the rows deleted */
 	size_t count;
+	int quarantine_expired;
 	struct writer *writer; /* which removes the bodies too */
 };
 
@@ -276,9 +279,26 @@ static int housekeeping_work(struct store *store, void *arg)
 {
 	struct housekeeping_job *job = arg;
 
+	char(*quarantined)[SPOOL_ID_LEN + 1] = NULL;
+	size_t quarantined_count = 0;
 	int expired = store_message_expire_rows(store, job->cutoff, &job->ids, &job->count);
 	if (expired < 0)
 		return -1;
+	job->quarantine_expired = store_message_expire_quarantine_rows(
+	    store, job->quarantine_cutoff, &quarantined, &quarantined_count);
+	if (job->quarantine_expired < 0) {
+		free(job->ids);
+		job->ids = NULL;
+		job->count = 0;
+		return -1;
+	}
+	/* One list of bodies to remove once the deletions commit. */
+	if (quarantined_count > 0) {
+		job->ids = xrealloc(job->ids, (job->count + quarantined_count) * sizeof(*job->ids));
+		memcpy(job->ids + job->count, quarantined, quarantined_count * sizeof(*job->ids));
+		job->count += quarantined_count;
+	}
+	free(quarantined);
 	if (store_login_failures_expire(store, job->window, job->now) < 0) {
 		free(job->ids);
 		job->ids = NULL;
@@ -327,6 +347,9 @@ static void housekeeping_done(int result, const char *error, void *arg)
 	if (result > 0)
 		log_info("removed %d delivered message(s) older than %d days", result,
 			 job->keep_days);
+	if (job->quarantine_expired > 0)
+		log_info("removed %d quarantined message(s) older than %d days",
+			 job->quarantine_expired, job->quarantine_days);
 	if (job->count == 0 ||
 	    writer_submit(job->writer, NULL, housekeeping_bodies_work, housekeeping_bodies_done,
 			  job) < 0)
@@ -344,6 +367,8 @@ static void housekeeping_cb(evutil_socket_t fd, short what, void *ctx)
 	job->window = pg->cfg->login_fail_window;
 	job->now = util_now();
 	job->keep_days = pg->cfg->delivered_keep_days;
+	job->quarantine_cutoff = util_now() - (int64_t)pg->cfg->quarantine_days * 86400;
+	job->quarantine_days = pg->cfg->quarantine_days;
 	job->writer = pg->writer;
 	if (writer_submit(pg->writer, NULL, housekeeping_work, housekeeping_done, job) < 0)
 		housekeeping_free(job);

@@ -134,6 +134,25 @@ CTL_RUN(ctl_dkim_del);
 CTL_RUN(ctl_dkim_sign);
 /* ctl_mta_sts.c */
 CTL_RUN(ctl_mta_sts_list);
+/* ctl_profile.c */
+CTL_RUN(ctl_profile_list);
+CTL_RUN(ctl_profile_show);
+CTL_RUN(ctl_profile_add);
+CTL_RUN(ctl_profile_set);
+CTL_RUN(ctl_profile_del);
+CTL_RUN(ctl_user_set);
+CTL_RUN(ctl_sender_add);
+CTL_RUN(ctl_sender_del);
+CTL_RUN(ctl_sender_list);
+/* ctl_filter.c, ctl_queue.c */
+CTL_RUN(ctl_filter_check);
+CTL_RUN(ctl_report);
 #undef CTL_RUN
+
+struct cli_table;
+/* A recorded verdict's explanation (pipeline/verdict.h) as a JSON array, and
+ * as rows of TABLE (two columns, the first LABEL): ctl_filter.c. */
+json_t *ctl_explanation_json(const char *explanation);
+void ctl_explanation_rows(struct cli_table *table, const char *label, const char *explanation);
 
 #endif

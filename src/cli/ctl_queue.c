@@ -20,6 +20,7 @@
 #include "store/message.h"
 #include "store/outbound.h"
 #include "store/query.h"
+#include "store/spam_report.h"
 #include "store/spool.h"
 #include "store/user.h"
 
@@ -127,6 +128,13 @@ int ctl_queue_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 		store_query_message_clear(&m);
 		return ctl_refuse("cannot read the message's recipients");
 	}
+	double score = 0;
+	char *action = NULL, *explanation = NULL;
+	if (store_message_verdict_get(ctl->store, m.id, &score, &action, &explanation) < 0) {
+		store_query_recipients_free(&recipients, recipient_count);
+		store_query_message_clear(&m);
+		return ctl_refuse("cannot read the message's verdict");
+	}
 	if (ctl->json) {
 		/* The prepended lines are ours and ASCII; sanitise only if not. */
 		json_t *prepend = json_string(m.prepend);
@@ -141,7 +149,7 @@ int ctl_queue_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 							"address",
 							cli_json_string(recipients[i].address)));
 		rc = ctl_printed(cli_json_print(
-		    json_pack("{s:s, s:o, s:o, s:s, s:I, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		    json_pack("{s:s, s:o, s:o, s:s, s:I, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 			      "id", m.id, "account", cli_json_string(m.account_name), "user",
 			      cli_json_string(m.user_name), "state",
 			      store_message_state_name(m.state), "size", (json_int_t)m.body_size,
@@ -149,7 +157,11 @@ int ctl_queue_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 			      "state_changed", cli_json_time(m.state_changed_at), "uidl",
 			      cli_json_string(m.uidl), "sha256", cli_json_string(m.sha256),
 			      "prepend", prepend, "owner", cli_json_string(m.owner_name),
-			      "recipients", attributed),
+			      "recipients", attributed,
+			      "verdict", action == NULL ? json_null()
+					 : json_pack("{s:s, s:f, s:o}", "action", action, "score",
+						     score, "filters",
+						     ctl_explanation_json(explanation))),
 		    stdout));
 	} else {
 		struct cli_table *table = cli_table_new(2, NULL);
@@ -183,6 +195,16 @@ int ctl_queue_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 				      (const char *const[]){i == 0 ? "recipients" : "", who});
 			free(who);
 		}
+		if (action != NULL) {
+			char points[32];
+
+			snprintf(points, sizeof(points), "%.3f", score);
+			cli_table_add(table, (const char *const[]){"action", action});
+			cli_table_add(table, (const char *const[]){"score", points});
+			ctl_explanation_rows(table, "filters", explanation);
+		} else {
+			cli_table_add(table, (const char *const[]){"action", NULL});
+		}
 		/* The prepended header lines, one per row, so CRLFs are not
 		 * turned into "??" in the middle of a row. */
 		if (*line == '\0')
@@ -204,6 +226,8 @@ int ctl_queue_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 		rc = ctl_printed(cli_table_print(table, stdout));
 		cli_table_free(&table);
 	}
+	free(action);
+	free(explanation);
 	store_query_recipients_free(&recipients, recipient_count);
 	store_query_message_clear(&m);
 	return rc;
@@ -235,7 +259,7 @@ static int ctl_queue_target(const struct ctl_command *cmd, int argc, char **argv
 					       ctl_clean(argv[i], buf, sizeof(buf)));
 	}
 	if (*id_r == NULL)
-		return ctl_usage_error(cmd, "'queue %s' takes one message id", cmd->name);
+		return ctl_usage_error(cmd, "'%s %s' takes one message id", cmd->group, cmd->name);
 	return CTL_OK;
 }
 
@@ -301,12 +325,38 @@ int ctl_queue_release(struct ctl *ctl, const struct ctl_command *cmd, int argc, 
 	moved = store_message_move(ctl->store, id, MESSAGE_SUSPECT, MESSAGE_PROCESSING, NULL);
 	if (moved < 0)
 		return ctl_refuse("cannot move the message");
+	if (moved == 1)
+		return ctl_changed(ctl, id,
+				   json_pack("{s:s, s:s}", "id", id, "state", "processing"),
+				   "message %s released to processing", id);
+	/* Quarantined: to delivery, and learnt as ham (store/spam_report.h). */
+	moved = store_spam_release(ctl->store, id);
+	if (moved < 0)
+		return ctl_refuse("cannot move the message");
 	if (moved == 0)
-		return ctl_refuse("message %s is not suspect; only a suspect message can be "
-				  "released",
+		return ctl_refuse("message %s is not suspect or quarantined; only such a "
+				  "message can be released",
 				  id);
-	return ctl_changed(ctl, id, json_pack("{s:s, s:s}", "id", id, "state", "processing"),
-			   "message %s released to processing", id);
+	return ctl_changed(ctl, id,
+			   json_pack("{s:s, s:s, s:s}", "id", id, "state", "delivery", "reported",
+				     "ham"),
+			   "message %s released from quarantine to delivery (reported as ham)", id);
+}
+
+int ctl_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	enum spam_class spam_class =
+	    strcmp(cmd->name, "spam") == 0 ? SPAM_CLASS_SPAM : SPAM_CLASS_HAM;
+	const char *id, *user;
+	int rc;
+
+	if ((rc = ctl_queue_open(ctl, cmd, argc, argv, &id, &user)) != CTL_OK)
+		return rc;
+	if (store_spam_report_add(ctl->store, id, spam_class, "report") < 0)
+		return ctl_refuse("cannot record the report");
+	return ctl_changed(ctl, id,
+			   json_pack("{s:s, s:s}", "id", id, "reported", spam_class_name(spam_class)),
+			   "message %s reported as %s", id, spam_class_name(spam_class));
 }
 
 int ctl_queue_delete(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)

@@ -15,6 +15,7 @@
 #include "cli/output.h"
 #include "core/util.h"
 #include "core/crypto.h"
+#include "store/profile.h"
 #include "store/query.h"
 #include "store/user.h"
 
@@ -80,6 +81,7 @@ int ctl_user_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char
 	size_t naddrs = 0, naccounts = 0;
 	char **accounts = NULL;
 	char buf[256], err[512];
+	char profile[STORE_PROFILE_NAME_MAX + 1];
 	int found, rc;
 
 	if ((rc = ctl_one_arg(cmd, argc, argv, "one user name")) != CTL_OK)
@@ -104,6 +106,10 @@ int ctl_user_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char
 		rc = ctl_refuse("cannot read the user's accounts");
 		goto fail;
 	}
+	if (store_profile_of_user(ctl->store, u.id, profile) < 0) {
+		rc = ctl_refuse("cannot read the user's profile");
+		goto fail;
+	}
 	if (ctl->json) {
 		json_t *obj = ctl_user_json(&u), *a = json_array(), *acc = json_array();
 
@@ -116,6 +122,7 @@ int ctl_user_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char
 		json_object_set_new(obj, "addresses", a);
 		json_object_set_new(obj, "accounts", acc);
 		json_object_set_new(obj, "local_password", json_boolean(u.password_hash != NULL));
+		json_object_set_new(obj, "profile", json_string(profile));
 		rc = ctl_printed(cli_json_print(obj, stdout));
 	} else {
 		struct cli_table *table = cli_table_new(2, NULL);
@@ -152,6 +159,7 @@ int ctl_user_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char
 		for (size_t i = 0; i < naccounts; i++, label = "")
 			cli_table_add(table, (const char *const[]){label, accounts[i]});
 		cli_table_add(table, (const char *const[]){"messages", messages});
+		cli_table_add(table, (const char *const[]){"profile", profile});
 		rc = ctl_printed(cli_table_print(table, stdout));
 		cli_table_free(&table);
 	}

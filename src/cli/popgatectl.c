@@ -35,7 +35,8 @@ static const struct ctl_command ctl_commands[] = {
      ctl_user_list},
     {"user", "show", "NAME", "show one user",
      "Shows the user's origin, seat or waiting time, creation time, addresses,\n"
-     "provider accounts and number of messages. Exits 1 if there is no such user.\n",
+     "provider accounts, number of messages and filter profile. Exits 1 if there\n"
+     "is no such user.\n",
      ctl_user_show},
     {"user", "add", "NAME", "create a local user",
      "Creates the local user NAME with the primary address NAME@<pseudo_domain>\n"
@@ -51,6 +52,11 @@ static const struct ctl_command ctl_commands[] = {
      "turned off; pipe it in) and stores its argon2id hash. Refused for an\n"
      "unknown user and for a provider-created one.\n",
      ctl_user_passwd},
+    {"user", "set", "NAME profile P", "give a user a filter profile",
+     "The user's mail is judged by profile P from its next message on ('default':\n"
+     "the default profile, which serves every user without one of its own).\n"
+     "Refused (exit 1) for an unknown user or profile.\n",
+     ctl_user_set},
     {"address", "list", "[--user U]", "list the assigned addresses",
      "  --user U  only user U's addresses (exits 1 if there is no user U)\n"
      "Shows each address, its user and whether it is the user's primary one.\n",
@@ -89,7 +95,8 @@ static const struct ctl_command ctl_commands[] = {
      "later login makes the account anew. Exits 1 if there is no such account.\n",
      ctl_account_del},
     {"queue", "list", "[--state S] [--user U]", "list messages, oldest first",
-     "  --state S  only messages in queue S: processing, delivery, delivered, suspect\n"
+     "  --state S  only messages in queue S: processing, delivery, delivered, suspect,\n"
+     "             quarantine, challenged, outbound, sent, bounced\n"
      "  --user U   only user U's messages (exits 1 if there is no user U): those\n"
      "             addressed to one of U's addresses, and those U's account fetched\n"
      "             that no local user's address names (U4)\n"
@@ -99,15 +106,18 @@ static const struct ctl_command ctl_commands[] = {
     {"queue", "show", "ID", "show one message's record (not its body)",
      "Shows the message's account, user, state, size, worker attempts, times,\n"
      "provider UIDL, SHA-256, the header lines popgate prepends, its owner (the\n"
-     "user of its sender address, U5) and the users its recipient addresses\n"
-     "belong to (U4).\n"
+     "user of its sender address, U5), the users its recipient addresses\n"
+     "belong to (U4), and its verdict: the action, the score and each filter's\n"
+     "result (score x weight = points) and reason.\n"
      "Exits 1 if there is no such message.\n",
      ctl_queue_show},
-    {"queue", "release", "ID [--user U]", "send a suspect message back to processing",
+    {"queue", "release", "ID [--user U]", "release a suspect or quarantined message",
      "  --user U  act as user U: only U's messages (see 'queue list --user')\n"
-     "Moves the message from suspect to processing; the running daemon is told\n"
-     "and filters it again at once. Exits 1 if there is no such\n"
-     "message, it is not suspect, or it is not U's.\n",
+     "A suspect message goes back to processing; the running daemon is told\n"
+     "and filters it again at once. A quarantined message goes to delivery: the\n"
+     "next pickup serves it, and it is recorded as ham for the spam classifier\n"
+     "to learn (as 'report ham' does). Exits 1 if there is no such message, it\n"
+     "is neither suspect nor quarantined, or it is not U's.\n",
      ctl_queue_release},
     {"queue", "delete", "ID [--user U]", "delete a message and its body",
      "  --user U  act as user U: only U's messages; a message that other users'\n"
@@ -231,6 +241,67 @@ static const struct ctl_command ctl_commands[] = {
      "the message to check it with a verifier). Changes nothing. Exits 1 if the\n"
      "message has no From: address or its domain no key.\n",
      ctl_dkim_sign},
+    {"report", "spam", "ID [--user U]", "report a message as spam",
+     "  --user U  act as user U: only U's messages\n"
+     "Records that the message is spam, for the spam classifier to learn (a\n"
+     "spam_report row). It moves nothing. Exits 1 if there is no such message\n"
+     "or it is not U's.\n",
+     ctl_report},
+    {"report", "ham", "ID [--user U]", "report a message as not spam",
+     "  --user U  act as user U: only U's messages\n"
+     "Records that the message is ham, for the spam classifier to learn. It\n"
+     "moves nothing (release a quarantined one with 'queue release').\n",
+     ctl_report},
+    /* profile (ctl_profile.c) */
+    {"profile", "list", "", "list the filter profiles",
+     "Shows each profile's thresholds, the number of users that have it and the\n"
+     "filters it runs (with their weight when it is not 1).\n",
+     ctl_profile_list},
+    {"profile", "show", "NAME", "show one filter profile",
+     "Shows its thresholds, subject prefix, hold and challenge flags, users, and\n"
+     "every filter it names, on or off, with its weight, in running order.\n",
+     ctl_profile_show},
+    {"profile", "add", "NAME", "create a filter profile (a copy of default)",
+     "NAME: 1 to 64 of A-Z a-z 0-9 . _ - (compared without case). Refused for a\n"
+     "name in use.\n",
+     ctl_profile_add},
+    {"profile", "set", "NAME KEY VALUE [KEY VALUE...]", "change a filter profile",
+     "  tag_at N          score at which mail is tagged (-1000 to 1000)\n"
+     "  quarantine_at N   score at which mail is quarantined (not below tag_at)\n"
+     "  hold yes|no       hold all mail for the administrator\n"
+     "  challenge yes|no  challenge senders the user does not know\n"
+     "  FILTER on|off     run filter FILTER or not (trace and address stay on)\n"
+     "  FILTER.weight N   its score counts N times (0 to 100)\n"
+     "All pairs are checked first; one refused changes nothing. Users of the\n"
+     "profile get the change from their next message on.\n",
+     ctl_profile_set},
+    {"profile", "del", "NAME", "delete a filter profile",
+     "Refused (exit 1) for default and for a profile users still have.\n", ctl_profile_del},
+    /* sender lists (ctl_profile.c) */
+    {"sender", "add", "allow|block PATTERN [--user U]", "put a sender on an allow or block list",
+     "  --user U  user U's own list (without it, the global one)\n"
+     "PATTERN: an address (joe@example.com), a domain (example.com or\n"
+     "@example.com) or a pattern with * (*.example.com, *@*.example.net,\n"
+     "news-*@example.org), matched without case against the message's From\n"
+     "address. The senders filter scores a blocked sender +100 and an allowed one\n"
+     "-100 (times its weight). A user's own entries come before the global ones;\n"
+     "then an address before a domain before a pattern; at the same rank block\n"
+     "before allow.\n",
+     ctl_sender_add},
+    {"sender", "del", "PATTERN [--user U]", "take a sender off the lists",
+     "Exits 1 if PATTERN is not on the global (or U's) lists.\n", ctl_sender_del},
+    {"sender", "list", "[--user U]", "list the sender allow and block lists",
+     "Shows each entry's owner ((global) or a user), list, pattern and when it was\n"
+     "added; with --user only U's.\n",
+     ctl_sender_list},
+    /* filter (ctl_filter.c) */
+    {"filter", "check", "[--profile P] [--user U] FILE|-", "explain the verdict on one message",
+     "Runs the filter chain on the message in FILE (- for standard input) here,\n"
+     "offline, as a worker and the daemon would, and prints the action, the score\n"
+     "and each filter's result and reason. Changes nothing.\n"
+     "  --user U     judge it as mail of user U (U's profile and sender lists)\n"
+     "  --profile P  with profile P (default: U's, or default)\n",
+     ctl_filter_check},
     /* mta-sts (ctl_mta_sts.c) */
     {"mta-sts", "list", "", "list the MTA-STS policies the relay has cached",
      "Shows each recipient domain's MTA-STS policy (RFC 8461) as last fetched:\n"

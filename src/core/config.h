@@ -87,6 +87,9 @@ struct popgate_config {
 	int workers;		/* 0 = one per core */
 	int worker_timeout;	/* 60 seconds per message before a worker is killed */
 
+	/* [spam] */
+	int quarantine_days;	/* 30: days quarantined mail is kept, then deleted */
+
 	/* [smtp] (smtp/server.c) */
 	int smtp_port;		/* 10025 (25 is the standard port); 0: off */
 	int smtp_submission_port; /* 10587 (587); AUTH after STARTTLS; 0: off */

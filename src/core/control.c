@@ -308,9 +308,10 @@ ssize_t control_resume_processing(struct popgate *pg)
 		struct store_account account = {0};
 		struct pipeline_job job;
 		char *recipient[1];
+		struct filter_profile profile;
 
 		store_account_get_by_id(pg->store, messages[i].account_id, &account);
-		route_job_fill(&messages[i], &account, &job, recipient);
+		route_job_fill(pg->store, &messages[i], &account, &job, recipient, &profile);
 		pipeline_submit(pg->pipeline, &job);
 		store_account_clear(&account);
 	}

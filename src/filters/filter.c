@@ -20,6 +20,7 @@
 static const struct filter *const filter_table[] = {
     &filter_trace,
     &filter_address,
+    &filter_senders,
 };
 
 #define FILTER_TABLE_COUNT (sizeof(filter_table) / sizeof(filter_table[0]))
@@ -50,6 +51,11 @@ const struct filter *filter_find(const char *name)
 			return filter_table[i];
 	}
 	return NULL;
+}
+
+const struct filter *filter_at(size_t index)
+{
+	return index < FILTER_TABLE_COUNT ? filter_table[index] : NULL;
 }
 
 int filter_init_all(char *err, size_t errlen)

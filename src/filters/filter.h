@@ -54,11 +54,10 @@ struct filter_profile {
 };
 
 /*
- * The built-in profile every job carries until profiles are stored per user
- * (issue 10): the trace and address filters, weight 1 each, tag_at 5,
- * quarantine_at 10, no challenge, no hold. Neither filter scores, so all
- * mail is delivered with the headers it always had: the Received trace
- * header, nothing else.
+ * The built-in profile, for a job whose owner's stored profile cannot be
+ * read (store/profile.h holds the profiles, 'default' among them): the trace
+ * and address filters, weight 1 each, tag_at 5, quarantine_at 10, no
+ * challenge, no hold. Neither filter scores, so such mail is delivered.
  */
 const struct filter_profile *filter_profile_default(void);
 
@@ -77,7 +76,10 @@ struct filter_message {
 
 /*
  * One filter. INIT (NULL if none) runs once in each worker before it is
- * confined: 0, or -1 with ERR set, which stops the worker. RUN judges
+ * confined: 0, or -1 with ERR set, which stops the worker. A filter without
+ * RUN needs the store and is judged by the main process instead, over the
+ * worker's verdict (the sender lists: filters/senders.h); the worker sends
+ * no result for it. RUN judges
  * MESSAGE: it fills RESULT (score, reason, header lines; the name is set
  * already) and may fill the verdict's sender and recipients (the address
  * filter does). 0, or -1 with RESULT->reason set when it cannot judge the
@@ -94,6 +96,9 @@ struct filter {
 /* The filter called NAME, or NULL. */
 const struct filter *filter_find(const char *name);
 
+/* The INDEXth filter of the table (for listing them), or NULL past its end. */
+const struct filter *filter_at(size_t index);
+
 /* Runs every filter's init. 0, or -1 with ERR naming the filter. */
 int filter_init_all(char *err, size_t errlen);
 
@@ -103,5 +108,6 @@ void filter_result_add_headers(struct pipeline_result *result, const char *lines
 /* The filters of the table (one file each). */
 extern const struct filter filter_trace;
 extern const struct filter filter_address;
+extern const struct filter filter_senders;
 
 #endif

@@ -19,7 +19,9 @@
 #include "pipeline/route.h"
 #include "smtp/relay.h"
 #include "smtp/sign.h"
+#include "filters/senders.h"
 #include "popgate.h"
+#include "store/profile.h"
 #include "store/user.h"
 #include "store/writer.h"
 
@@ -154,8 +156,10 @@ static void route_retry(struct route_write *record)
 	char *recipient[1];
 
 	if (store_message_get(pg->store, record->id, &message) == 1) {
+		struct filter_profile profile;
+
 		store_account_get_by_id(pg->store, message.account_id, &account);
-		route_job_fill(&message, &account, &job, recipient);
+		route_job_fill(pg->store, &message, &account, &job, recipient, &profile);
 		if (record->has_profile)
 			job.profile = &record->profile;
 		pipeline_submit(pg->pipeline, &job);
@@ -289,10 +293,15 @@ enum message_state route_action_state(enum verdict_action action)
 	return MESSAGE_SUSPECT;
 }
 
-void route_job_fill(const struct store_message *message, const struct store_account *account,
-		    struct pipeline_job *job, char *recipient[1])
+void route_job_fill(struct store *store, const struct store_message *message,
+		    const struct store_account *account, struct pipeline_job *job,
+		    char *recipient[1], struct filter_profile *profile)
 {
+	/* Read at each job, so a profile popgatectl changed judges the next
+	 * message without a restart. */
+	store_profile_for_user(store, account->user_id, profile);
 	memset(job, 0, sizeof(*job));
+	job->profile = profile;
 	memcpy(job->id, message->id, sizeof(job->id));
 	job->received_at = message->received_at;
 	snprintf(job->account, sizeof(job->account), "%s",
@@ -310,6 +319,58 @@ void route_job_fill(const struct store_message *message, const struct store_acco
 	}
 }
 
+size_t route_results_complete(struct store *store, const struct pipeline_job *job,
+			      const struct pipeline_verdict *verdict,
+			      struct pipeline_result **results_r)
+{
+	const struct filter_profile *profile =
+	    job != NULL && job->profile != NULL ? job->profile : filter_profile_default();
+	struct pipeline_result *results =
+	    xcalloc(verdict->result_count + profile->filter_count + 1, sizeof(*results));
+	size_t count = 0;
+
+	/* The worker's results, but never one for a filter the main process
+	 * judges: a compromised worker must not speak for the sender lists. */
+	for (size_t i = 0; i < verdict->result_count; i++) {
+		const struct filter *filter = filter_find(verdict->results[i].name);
+
+		if (filter != NULL && filter->run == NULL)
+			continue;
+		results[count] = verdict->results[i];
+		results[count].reason = verdict->results[i].reason != NULL
+					    ? xstrdup(verdict->results[i].reason)
+					    : NULL;
+		results[count].headers = verdict->results[i].headers != NULL
+					     ? xstrdup(verdict->results[i].headers)
+					     : NULL;
+		count++;
+	}
+	for (size_t i = 0; i < profile->filter_count; i++) {
+		const struct filter *filter = filter_find(profile->filters[i].name);
+		struct pipeline_result *result;
+
+		if (filter == NULL || filter->run != NULL)
+			continue;
+		result = &results[count++];
+		memcpy(result->name, filter->name, strlen(filter->name) + 1);
+		/* The senders filter is the one filter judged here. */
+		senders_judge(store, job != NULL ? job->owner.user_id : 0, verdict->sender, result);
+	}
+	*results_r = results;
+	return count;
+}
+
+void route_results_free(struct pipeline_result **results, size_t count)
+{
+	if (*results == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free((*results)[i].reason);
+		free((*results)[i].headers);
+	}
+	xfree(results);
+}
+
 /* Combines a judged VERDICT and has its message moved where the action says. */
 static void route_judged(struct popgate *pg, const struct pipeline_verdict *verdict,
 			 const struct store_message *message, const struct store_account *account,
@@ -324,15 +385,22 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 	struct verdict_decision decision;
 	struct route_write *record = route_write_new(pg, verdict, account_name);
 
-	verdict_combine(profile, verdict->results, verdict->result_count, sender_known, &decision);
+	struct pipeline_result *results = NULL;
+	size_t count = route_results_complete(pg->store, verdict->job, verdict, &results);
+	bool has_seat = user_has_seat(pg, account);
+
+	verdict_combine(profile, results, count, sender_known, &decision);
+	route_results_free(&results, count);
 	record->judged = true;
-	record->state = route_action_state(decision.action);
-	record->action = decision.action;
+	/* U3: without a seat, delivered whatever the filters said (their
+	 * verdict is recorded), and marked as such rather than as judged. */
+	record->action = has_seat ? decision.action : VERDICT_DELIVER;
+	record->state = route_action_state(record->action);
 	record->score = decision.score;
-	record->reasons = decision.reasons;
-	decision.reasons = NULL;
+	record->reasons = decision.explanation;
+	decision.explanation = NULL;
 	record->prepend = xasprintf("%s%s", decision.headers,
-				    user_has_seat(pg, account) ? "" : UNFILTERED_HEADER);
+				    has_seat ? decision.spam_headers : UNFILTERED_HEADER);
 	if (message->account_id == 0) {
 		/*
 		 * Submitted over SMTP (S1): it goes to the outbound queue for the

@@ -16,8 +16,8 @@ struct popgate;
  * The pipeline_verdict_cb of the daemon (CTX is its struct popgate): a
  * judged message is attributed to its users and its results combined into
  * an action (verdict.h), which moves it out of processing (hold: to
- * suspect, for the administrator); a message a worker failed on is retried once and then
- * held as suspect.
+ * suspect, for the administrator; a user without a seat: delivered, U3);
+ * a message a worker failed on is retried once and then held as suspect.
  */
 void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx);
 
@@ -29,10 +29,23 @@ enum message_state route_action_state(enum verdict_action action);
  * Fills *JOB for MESSAGE, fetched for ACCOUNT (both loaded by the caller):
  * source fetched, the account and its user as owner, no envelope sender,
  * the account's login as the one recipient when it is an address (pointed
- * to through RECIPIENT, which must live until the job is submitted), the
- * default profile.
+ * to through RECIPIENT, which must live until the job is submitted), and
+ * the owner's filter profile as read from STORE now (store/profile.h), into
+ * PROFILE, which must live as long.
  */
-void route_job_fill(const struct store_message *message, const struct store_account *account,
-		    struct pipeline_job *job, char *recipient[1]);
+void route_job_fill(struct store *store, const struct store_message *message,
+		    const struct store_account *account, struct pipeline_job *job,
+		    char *recipient[1], struct filter_profile *profile);
+
+/*
+ * The results a verdict is combined from: the worker's VERDICT results
+ * (copies), without any for a filter the main process judges, and that
+ * filter's own (the senders filter, filters/senders.h) for each the
+ * profile of JOB runs. *RESULTS_R: free with route_results_free. The count.
+ */
+size_t route_results_complete(struct store *store, const struct pipeline_job *job,
+			      const struct pipeline_verdict *verdict,
+			      struct pipeline_result **results_r);
+void route_results_free(struct pipeline_result **results, size_t count);
 
 #endif

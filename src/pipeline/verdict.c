@@ -51,21 +51,88 @@ static char *verdict_reason_format(const char *name, const struct pipeline_resul
 			 result->reason != NULL ? result->reason : "");
 }
 
+/* REASON (NULL: none) cut to VERDICT_REASON_MAX, each byte outside printable
+ * ASCII (and the tab the explanation separates fields with) turned into '?'. */
+static char *verdict_reason_clean(const char *reason)
+{
+	size_t len = reason != NULL ? strnlen(reason, VERDICT_REASON_MAX) : 0;
+	char *clean = xmalloc(len + 1);
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)reason[i];
+
+		clean[i] = c < 0x20 || c > 0x7e ? '?' : (char)c;
+	}
+	clean[len] = '\0';
+	return clean;
+}
+
+/* The X-Popgate-Spam-* lines of DECISION (its explanation made already). */
+static char *verdict_spam_headers(const struct filter_profile *profile,
+				  const struct verdict_decision *decision,
+				  const struct pipeline_result *results, size_t count)
+{
+	char *lines =
+	    xasprintf(VERDICT_HEADER_STATUS
+		      ": %s, action=%s\r\n" VERDICT_HEADER_SCORE
+		      ": %.3f (tag_at=%.3f, quarantine_at=%.3f)\r\n" VERDICT_HEADER_REASONS ":",
+		      decision->score >= profile->tag_at ? "Yes" : "No",
+		      verdict_action_name(decision->action), decision->score, profile->tag_at,
+		      profile->quarantine_at);
+
+	if (profile->filter_count == 0)
+		verdict_append(&lines, "", " none");
+	for (size_t i = 0; i < profile->filter_count; i++) {
+		const struct filter_setting *setting = &profile->filters[i];
+		const struct pipeline_result *result =
+		    verdict_result_find(results, count, setting->name);
+		bool ok = result != NULL && result->status == PIPELINE_RESULT_OK;
+		char *reason = verdict_reason_clean(result == NULL ? "no result" : result->reason);
+		char score[32];
+		char *entry;
+
+		if (ok)
+			snprintf(score, sizeof(score), "%.3f", result->score);
+		else
+			snprintf(score, sizeof(score), "failed");
+		/* Folded: one filter per line, each well under 998 octets. */
+		entry =
+		    xasprintf("%s%s=%s x%.3f%s%s%s%s", i > 0 ? "\r\n\t" : " ", setting->name, score,
+			      setting->weight, *reason != '\0' ? " (" : "", reason,
+			      *reason != '\0' ? ")" : "", i + 1 < profile->filter_count ? ";" : "");
+		verdict_append(&lines, "", entry);
+		free(entry);
+		free(reason);
+	}
+	verdict_append(&lines, "", "\r\n");
+	return lines;
+}
+
 void verdict_combine(const struct filter_profile *profile, const struct pipeline_result *results,
 		     size_t count, bool sender_known, struct verdict_decision *decision)
 {
 	memset(decision, 0, sizeof(*decision));
 	decision->headers = xstrdup("");
 	decision->reasons = xstrdup("");
+	decision->explanation = xstrdup("");
 	for (size_t i = 0; i < profile->filter_count; i++) {
 		const struct filter_setting *setting = &profile->filters[i];
 		const struct pipeline_result *result =
 		    verdict_result_find(results, count, setting->name);
 		char *reason = verdict_reason_format(setting->name, result);
+		bool ok = result != NULL && result->status == PIPELINE_RESULT_OK;
+		char *clean = verdict_reason_clean(result == NULL ? "no result" : result->reason);
+		char *line =
+		    ok ? xasprintf("%s\t%.3f\t%.3f\t%s\n", setting->name, result->score,
+				   setting->weight, clean)
+		       : xasprintf("%s\tfailed\t%.3f\t%s\n", setting->name, setting->weight, clean);
 
 		verdict_append(&decision->reasons, "; ", reason);
+		verdict_append(&decision->explanation, "", line);
+		free(line);
+		free(clean);
 		free(reason);
-		if (result == NULL || result->status != PIPELINE_RESULT_OK)
+		if (!ok)
 			continue;
 		decision->score += setting->weight * result->score;
 		if (result->headers != NULL)
@@ -85,13 +152,58 @@ void verdict_combine(const struct filter_profile *profile, const struct pipeline
 		decision->action = VERDICT_TAG;
 	else
 		decision->action = VERDICT_DELIVER;
-	if (decision->action == VERDICT_TAG) {
-		char *line = xasprintf(VERDICT_HEADER ": tag; score=%.3f; tag_at=%.3f\r\n",
-				       decision->score, profile->tag_at);
+	decision->spam_headers = verdict_spam_headers(profile, decision, results, count);
+}
 
-		verdict_append(&decision->headers, "", line);
-		free(line);
+int verdict_explanation_parse(const char *explanation, struct verdict_line **lines_r,
+			      size_t *count_r)
+{
+	struct verdict_line *lines = NULL;
+	size_t count = 0;
+	const char *p = explanation != NULL ? explanation : "";
+
+	while (*p != '\0') {
+		size_t len = strcspn(p, "\n");
+		char *text = xstrndup(p, len);
+		char *fields[4] = {NULL};
+		char *cursor = text;
+		size_t n = 0;
+
+		while (n < 4 && cursor != NULL) {
+			fields[n++] = cursor;
+			cursor = n < 4 ? strchr(cursor, '\t') : NULL;
+			if (cursor != NULL)
+				*cursor++ = '\0';
+		}
+		if (n == 4 && strlen(fields[0]) > 0 && strlen(fields[0]) <= FILTER_NAME_MAX) {
+			struct verdict_line *line;
+
+			lines = xrealloc(lines, (count + 1) * sizeof(*lines));
+			line = &lines[count++];
+			memset(line, 0, sizeof(*line));
+			snprintf(line->name, sizeof(line->name), "%s", fields[0]);
+			line->failed = strcmp(fields[1], "failed") == 0;
+			line->score = line->failed ? 0 : strtod(fields[1], NULL);
+			line->weight = strtod(fields[2], NULL);
+			line->reason = xstrdup(fields[3]);
+		}
+		free(text);
+		p += len;
+		if (*p == '\n')
+			p++;
 	}
+	*lines_r = lines;
+	*count_r = count;
+	return 0;
+}
+
+void verdict_lines_free(struct verdict_line **lines, size_t count)
+{
+	if (*lines == NULL)
+		return;
+	for (size_t i = 0; i < count; i++)
+		free((*lines)[i].reason);
+	xfree(lines);
 }
 
 void verdict_decision_clear(struct verdict_decision *decision)
@@ -99,7 +211,9 @@ void verdict_decision_clear(struct verdict_decision *decision)
 	if (decision == NULL)
 		return;
 	xfree(&decision->headers);
+	xfree(&decision->spam_headers);
 	xfree(&decision->reasons);
+	xfree(&decision->explanation);
 }
 
 const char *verdict_action_name(enum verdict_action action)

@@ -20,12 +20,24 @@
  *             tag         if score >= tag_at;
  *             deliver     otherwise.
  *   headers = the results' header lines, in the profile's order (today's
- *             Received trace header), and for tag one more line:
- *             "X-Popgate-Verdict: tag; score=S; tag_at=T" (S and T with
- *             three decimals), the line a mail client filters on.
+ *             Received trace header).
+ *   spam_headers = the verdict for a mail client to filter on, for fetched
+ *             mail (verdict_spam_headers):
+ *               X-Popgate-Spam-Status: Yes, action=tag
+ *               X-Popgate-Spam-Score: 6.000 (tag_at=5.000, quarantine_at=10.000)
+ *               X-Popgate-Spam-Reasons: trace=0.000 x1.000;
+ *                 senders=6.000 x1.000 (sender blocked ...)
+ *             Yes when the score reaches tag_at, else No; one folded line
+ *             per filter in the reasons, each reason cut to
+ *             VERDICT_REASON_MAX characters and any byte outside printable
+ *             ASCII turned into '?', so no reason can end the header or
+ *             start another.
  *   reasons = one "name=score" per filter ("name=failed" for one that
  *             failed), with its reason after a colon if it gave one,
- *             separated by "; ": what the store records beside the action.
+ *             separated by "; ": a one-line summary.
+ *   explanation = the same per filter, one line each, for the store and
+ *             popgatectl (verdict_explanation_parse reads it back):
+ *             "NAME<TAB>SCORE|failed<TAB>WEIGHT<TAB>REASON\n".
  */
 #ifndef POPGATE_PIPELINE_VERDICT_H
 #define POPGATE_PIPELINE_VERDICT_H
@@ -36,7 +48,11 @@
 #include "filters/filter.h"
 #include "pipeline/pipeline.h"
 
-#define VERDICT_HEADER "X-Popgate-Verdict"
+#define VERDICT_HEADER_STATUS "X-Popgate-Spam-Status"
+#define VERDICT_HEADER_SCORE "X-Popgate-Spam-Score"
+#define VERDICT_HEADER_REASONS "X-Popgate-Spam-Reasons"
+/* The longest reason a header or an explanation carries. */
+#define VERDICT_REASON_MAX 200
 
 enum verdict_action {
 	VERDICT_DELIVER,
@@ -49,8 +65,19 @@ enum verdict_action {
 struct verdict_decision {
 	enum verdict_action action;
 	double score;
-	char *headers; /* header lines to add ("" if none); caller frees */
-	char *reasons; /* for the store and the log ("" if none); caller frees */
+	char *headers;	    /* the filters' header lines ("" if none); caller frees */
+	char *spam_headers; /* the X-Popgate-Spam-* lines; caller frees */
+	char *reasons;	    /* the one-line summary ("" if none); caller frees */
+	char *explanation;  /* one line per filter, for the store; caller frees */
+};
+
+/* One line of an explanation, as verdict_explanation_parse gives it back. */
+struct verdict_line {
+	char name[FILTER_NAME_MAX + 1];
+	bool failed;
+	double score;
+	double weight;
+	char *reason; /* "" if none */
 };
 
 /*
@@ -61,6 +88,15 @@ struct verdict_decision {
  */
 void verdict_combine(const struct filter_profile *profile, const struct pipeline_result *results,
 		     size_t count, bool sender_known, struct verdict_decision *decision);
+
+/*
+ * Parses EXPLANATION (as verdict_combine writes it) into *LINES_R (free with
+ * verdict_lines_free) and *COUNT_R. Lines that are not of that shape (an
+ * older verdict's text) are skipped. 0 always.
+ */
+int verdict_explanation_parse(const char *explanation, struct verdict_line **lines_r,
+			      size_t *count_r);
+void verdict_lines_free(struct verdict_line **lines, size_t count);
 
 /* Frees what DECISION owns; NULL is fine. */
 void verdict_decision_clear(struct verdict_decision *decision);

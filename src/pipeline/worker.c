@@ -88,7 +88,12 @@ static void worker_filters_run(const struct filter_message *message,
 	verdict->results = xcalloc(profile->filter_count + 1, sizeof(*verdict->results));
 	for (size_t i = 0; i < profile->filter_count; i++) {
 		const struct filter *filter = filter_find(profile->filters[i].name);
-		struct pipeline_result *result = &verdict->results[verdict->result_count++];
+		struct pipeline_result *result;
+
+		/* Judged by the main process, which has the store it needs. */
+		if (filter != NULL && filter->run == NULL)
+			continue;
+		result = &verdict->results[verdict->result_count++];
 
 		memcpy(result->name, profile->filters[i].name, sizeof(result->name));
 		result->status = PIPELINE_RESULT_OK;
@@ -322,4 +327,10 @@ done:
 	free(buf);
 	close(fd);
 	return status;
+}
+
+int pipeline_judge(int body_fd, const char *hostname, const struct pipeline_job *job,
+		   struct pipeline_verdict *verdict)
+{
+	return worker_job_run(body_fd, hostname, job, verdict);
 }

@@ -309,11 +309,12 @@ static void ingest_message_submit(struct ingest_message *ingest)
 	struct store_account account = {0};
 	struct pipeline_job job;
 	char *recipient[1];
+	struct filter_profile profile;
 
 	memcpy(message.id, ingest->id, sizeof(message.id));
 	message.account_id = ingest->account_id;
 	store_account_get_by_id(pg->store, ingest->account_id, &account);
-	route_job_fill(&message, &account, &job, recipient);
+	route_job_fill(pg->store, &message, &account, &job, recipient, &profile);
 	if (pipeline_submit(pg->pipeline, &job) < 0)
 		log_event(LOG_ERROR, "error", ingest->account_name, ingest->id,
 			  "cannot queue for processing; it will be processed at the next start");

@@ -277,6 +277,54 @@ static const char *const store_migrations[] = {
     "  fetched_at INTEGER NOT NULL,"
     "  expires_at INTEGER NOT NULL"
     ");",
+    /*
+     * 11: spam filtering (issue 10). Filter profiles: thresholds, hold
+     * and challenge, and per profile the
+     * filters it runs, in order, each with its weight; 'default' exists from
+     * the start and serves every user without a profile of its own. The
+     * sender allow and block lists (user_id NULL: global). The reports a
+     * spam classifier learns from: a release from quarantine (ham) and
+     * popgatectl report spam|ham, each kept until a trainer marks it learnt.
+     */
+    "CREATE TABLE filter_profile ("
+    "  name TEXT PRIMARY KEY COLLATE NOCASE,"
+    "  tag_at REAL NOT NULL,"
+    "  quarantine_at REAL NOT NULL,"
+    "  hold INTEGER NOT NULL DEFAULT 0,"
+    "  challenge INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE filter_profile_filter ("
+    "  profile TEXT NOT NULL REFERENCES filter_profile(name) ON DELETE CASCADE,"
+    "  filter TEXT NOT NULL,"
+    "  position INTEGER NOT NULL,"
+    "  enabled INTEGER NOT NULL DEFAULT 1,"
+    "  weight REAL NOT NULL DEFAULT 1,"
+    "  PRIMARY KEY (profile, filter)"
+    ");"
+    "INSERT INTO filter_profile (name, tag_at, quarantine_at, created_at)"
+    " VALUES ('default', 5, 10, 0);"
+    "INSERT INTO filter_profile_filter (profile, filter, position) VALUES"
+    " ('default', 'trace', 1), ('default', 'address', 2), ('default', 'senders', 3);"
+    /* No REFERENCES: store/profile.c refuses to delete a profile in use. */
+    "ALTER TABLE user ADD COLUMN profile TEXT;"
+    "CREATE TABLE sender_list ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  user_id INTEGER REFERENCES user(id) ON DELETE CASCADE,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('allow', 'block')),"
+    "  pattern TEXT NOT NULL COLLATE NOCASE,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE UNIQUE INDEX sender_list_entry ON sender_list(coalesce(user_id, 0), pattern);"
+    "CREATE TABLE spam_report ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  message_id TEXT NOT NULL,"
+    "  class TEXT NOT NULL CHECK (class IN ('spam', 'ham')),"
+    "  origin TEXT NOT NULL CHECK (origin IN ('release', 'report')),"
+    "  reported_at INTEGER NOT NULL,"
+    "  learnt_at INTEGER"
+    ");"
+    "CREATE INDEX spam_report_unlearnt ON spam_report(learnt_at, seq);",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

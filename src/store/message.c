@@ -453,8 +453,11 @@ int store_message_exists(struct store *store, const char *id)
 	return store_stmt_exists(store, stmt, "looking up a message");
 }
 
-int store_message_expire_rows(struct store *store, int64_t cutoff, char (**ids_r)[SPOOL_ID_LEN + 1],
-			      size_t *count_r)
+/* The rows in STATE whose state changed before CUTOFF, deleted (see
+ * store_message_expire_rows). */
+static int message_expire_state_rows(struct store *store, enum message_state state,
+				     int64_t cutoff, char (**ids_r)[SPOOL_ID_LEN + 1],
+				     size_t *count_r)
 {
 	static const char select_sql[] =
 	    "SELECT id FROM message WHERE state = ? AND state_changed_at < ?";
@@ -477,7 +480,7 @@ int store_message_expire_rows(struct store *store, int64_t cutoff, char (**ids_r
 	stmt = store_stmt_prepare(store, select_sql);
 	if (stmt == NULL)
 		goto fail;
-	sqlite3_bind_text(stmt, 1, message_state_names[MESSAGE_DELIVERED], -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 1, message_state_names[state], -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 2, cutoff);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		const char *id = (const char *)sqlite3_column_text(stmt, 0);
@@ -496,7 +499,7 @@ int store_message_expire_rows(struct store *store, int64_t cutoff, char (**ids_r
 	stmt = store_stmt_prepare(store, delete_sql);
 	if (stmt == NULL)
 		goto fail;
-	sqlite3_bind_text(stmt, 1, message_state_names[MESSAGE_DELIVERED], -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 1, message_state_names[state], -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 2, cutoff);
 	if (store_stmt_done(store, stmt, "deleting expired messages") < 0)
 		goto fail;
@@ -515,6 +518,18 @@ fail:
 	store_tx_rollback(store, outer);
 	free(ids);
 	return -1;
+}
+
+int store_message_expire_rows(struct store *store, int64_t cutoff, char (**ids_r)[SPOOL_ID_LEN + 1],
+			      size_t *count_r)
+{
+	return message_expire_state_rows(store, MESSAGE_DELIVERED, cutoff, ids_r, count_r);
+}
+
+int store_message_expire_quarantine_rows(struct store *store, int64_t cutoff,
+					 char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r)
+{
+	return message_expire_state_rows(store, MESSAGE_QUARANTINE, cutoff, ids_r, count_r);
 }
 
 void store_message_remove_bodies(const char *data_dir, const char (*ids)[SPOOL_ID_LEN + 1],

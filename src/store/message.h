@@ -170,6 +170,10 @@ int store_message_expire_delivered(struct store *store, int64_t cutoff);
 int store_message_expire_rows(struct store *store, int64_t cutoff, char (**ids_r)[SPOOL_ID_LEN + 1],
 			      size_t *count_r);
 
+/* The same for rows in state quarantine ([spam] quarantine_days). */
+int store_message_expire_quarantine_rows(struct store *store, int64_t cutoff,
+					 char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r);
+
 /* Removes the bodies IDS (after their rows' deletion committed); a failure is
  * logged, and the start-up sweep removes what is left. */
 void store_message_remove_bodies(const char *data_dir, const char (*ids)[SPOOL_ID_LEN + 1],

@@ -14,6 +14,8 @@ TRACE_PREFIX (continuation lines begin with a space or a tab).
 import hashlib
 
 TRACE_PREFIX = b"Received: from localhost by localhost (popgate)"
+# The verdict lines after it (pipeline/verdict.h).
+SPAM_PREFIX = b"X-Popgate-Spam-"
 
 
 def to_lf(message):
@@ -41,7 +43,9 @@ def wire_from_lines(lines):
 
 
 def split_trace(served, prefix=TRACE_PREFIX):
-    """Splits SERVED (CRLF or LF lines) into (trace block, the rest).
+    """Splits SERVED (CRLF or LF lines) into (trace block, the rest): the
+    trace header and the X-Popgate-Spam-* verdict lines that follow it, the
+    header lines popgate's filters put in front of every fetched message.
 
     Raises AssertionError unless the first line starts with PREFIX.
     """
@@ -53,7 +57,8 @@ def split_trace(served, prefix=TRACE_PREFIX):
         f"served message does not start with the trace header: {first[:120]!r}"
     pos = first_end + len(nl)
     # Header continuation lines (RFC 5322 folding) belong to the same field.
-    while pos < len(served) and served[pos:pos + 1] in (b" ", b"\t"):
+    while pos < len(served) and (served[pos:pos + 1] in (b" ", b"\t")
+                                 or served.startswith(SPAM_PREFIX, pos)):
         end = served.find(nl, pos)
         assert end >= 0, "unterminated trace header"
         pos = end + len(nl)

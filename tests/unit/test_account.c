@@ -359,6 +359,9 @@ static void test_migration_marks_unfinished(void **state)
 				"DROP TABLE local_network; DROP TABLE transport_rule;"
 				"DROP TABLE correspondent; DROP TABLE dkim_key;"
 				"DROP TABLE mta_sts_policy;"
+				"DROP TABLE filter_profile_filter; DROP TABLE filter_profile;"
+				"DROP TABLE sender_list; DROP TABLE spam_report;"
+				"ALTER TABLE user DROP COLUMN profile;"
 				"ALTER TABLE account DROP COLUMN fetch_unfinished;"
 				"PRAGMA user_version = 6;");
 	store_close(&f->store);

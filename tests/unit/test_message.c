@@ -500,6 +500,38 @@ static void test_expire_delivered(void **state)
 	assert_true(sqlite3_get_autocommit(f->store->db));
 }
 
+/* Quarantined rows expire by their own cutoff ([spam] quarantine_days);
+ * the delivered expiry leaves them, and they leave delivered rows. */
+static void test_expire_quarantine(void **state)
+{
+	struct fixture *f = *state;
+	char old[SPOOL_ID_LEN + 1];
+	char recent[SPOOL_ID_LEN + 1];
+	char delivered[SPOOL_ID_LEN + 1];
+	char (*ids)[SPOOL_ID_LEN + 1] = NULL;
+	size_t count = 0;
+	char *sql;
+
+	add_stored(f, MESSAGE_QUARANTINE, old);
+	add_stored(f, MESSAGE_QUARANTINE, recent);
+	add_stored(f, MESSAGE_DELIVERED, delivered);
+	sql = xasprintf("UPDATE message SET state_changed_at = 100 WHERE id IN ('%s', '%s')", old,
+			delivered);
+	test_exec_sql(f->store, sql);
+	free(sql);
+	assert_int_equal(store_message_expire_delivered(f->store, 1000), 1);
+	assert_int_equal(store_message_exists(f->store, old), 1);
+	assert_int_equal(store_message_expire_quarantine_rows(f->store, 1000, &ids, &count), 1);
+	assert_int_equal(count, 1);
+	assert_string_equal(ids[0], old);
+	store_message_remove_bodies(f->dir, (const char(*)[SPOOL_ID_LEN + 1])ids, count);
+	free(ids);
+	assert_int_equal(store_message_exists(f->store, old), 0);
+	assert_false(exists_file(f->dir, old));
+	assert_int_equal(store_message_exists(f->store, recent), 1);
+	assert_true(exists_file(f->dir, recent));
+}
+
 /*
  * A row in a state this build does not know (a newer popgate wrote it) is
  * skipped with a warning, and every list goes on working. The CHECK would
@@ -666,6 +698,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_list_holds_prepend_length, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_has_copy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_delivered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expire_quarantine, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_state_skipped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_move_refused_by_table, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_set_verdict, setup, teardown),

@@ -176,15 +176,27 @@ static void test_headers(void **state)
 	verdict_combine(&profile, results, count, true, &decision);
 	assert_int_equal(decision.action, VERDICT_DELIVER);
 	assert_string_equal(decision.headers, "X-A: 1\r\n\tfolded\r\nX-B: 1\r\n");
+	assert_string_equal(decision.spam_headers,
+			    "X-Popgate-Spam-Status: No, action=deliver\r\n"
+			    "X-Popgate-Spam-Score: 0.000 (tag_at=5.000, quarantine_at=10.000)\r\n"
+			    "X-Popgate-Spam-Reasons: a=0.000 x1.000;\r\n\tb=0.000 x1.000\r\n");
 	verdict_decision_clear(&decision);
 
-	/* Tagged: the same lines and the verdict line last. */
+	/* Tagged: the same lines; the spam lines say so. */
 	results[0].score = 5.5;
+	results[0].reason = "five and a half";
 	verdict_combine(&profile, results, count, true, &decision);
 	assert_int_equal(decision.action, VERDICT_TAG);
-	assert_string_equal(decision.headers, "X-A: 1\r\n\tfolded\r\nX-B: 1\r\n" VERDICT_HEADER
-					      ": tag; score=5.500; tag_at=5.000\r\n");
+	assert_string_equal(decision.headers, "X-A: 1\r\n\tfolded\r\nX-B: 1\r\n");
+	assert_string_equal(decision.spam_headers,
+			    "X-Popgate-Spam-Status: Yes, action=tag\r\n"
+			    "X-Popgate-Spam-Score: 5.500 (tag_at=5.000, quarantine_at=10.000)\r\n"
+			    "X-Popgate-Spam-Reasons: a=0.000 x1.000;\r\n"
+			    "\tb=5.500 x1.000 (five and a half)\r\n");
+	assert_string_equal(decision.explanation,
+			    "a\t0.000\t1.000\t\nb\t5.500\t1.000\tfive and a half\n");
 	verdict_decision_clear(&decision);
+	results[0].reason = NULL;
 
 	/* A failed filter's lines are not added. */
 	results[1].status = PIPELINE_RESULT_FAILED;
@@ -197,6 +209,55 @@ static void test_headers(void **state)
 	verdict_combine(&profile, results, 0, true, &decision);
 	assert_string_equal(decision.headers, "");
 	verdict_decision_clear(&decision);
+}
+
+/* A reason cannot end the header it is in or start another: control bytes
+ * (CR, LF, tab, DEL, 8-bit) become '?', and it is cut to VERDICT_REASON_MAX;
+ * the explanation keeps one line per filter. */
+static void test_reasons_cleaned(void **state)
+{
+	static const struct test_case hostile = {
+	    "hostile reason", 1, 5, 10, false, false, true,
+	    {RR("a", OK, 1, "x\r\nX-Evil: 1\r\n\r\nbody\t\x7f\xff"), R("b", OK, 0), R(NULL, 0, 0)},
+	    VERDICT_DELIVER, 1, NULL};
+	struct pipeline_result results[TEST_RESULTS_MAX];
+	struct filter_profile profile;
+	struct verdict_decision decision;
+	size_t count = test_results_fill(hostile.results, results);
+	struct verdict_line *lines = NULL;
+	size_t line_count = 0;
+	char *long_reason = xmalloc(VERDICT_REASON_MAX * 2 + 1);
+
+	(void)state;
+	test_profile_fill(&hostile, &profile);
+	verdict_combine(&profile, results, count, true, &decision);
+	assert_non_null(strstr(decision.spam_headers, "a=1.000 x1.000 (x?\?X-Evil: 1?\?\?\?body?\?\?);"));
+	assert_null(strstr(decision.spam_headers, "\nX-Evil"));
+	assert_int_equal(verdict_explanation_parse(decision.explanation, &lines, &line_count), 0);
+	assert_int_equal(line_count, 2);
+	assert_string_equal(lines[0].reason, "x?\?X-Evil: 1?\?\?\?body?\?\?");
+	assert_true(lines[0].score == 1.0 && lines[0].weight == 1.0 && !lines[0].failed);
+	verdict_lines_free(&lines, line_count);
+	verdict_decision_clear(&decision);
+
+	memset(long_reason, 'r', VERDICT_REASON_MAX * 2);
+	long_reason[VERDICT_REASON_MAX * 2] = '\0';
+	results[0].reason = long_reason;
+	results[1].status = PIPELINE_RESULT_FAILED;
+	verdict_combine(&profile, results, count, true, &decision);
+	assert_int_equal(verdict_explanation_parse(decision.explanation, &lines, &line_count), 0);
+	assert_int_equal(strlen(lines[0].reason), VERDICT_REASON_MAX);
+	assert_true(lines[1].failed);
+	verdict_lines_free(&lines, line_count);
+	verdict_decision_clear(&decision);
+	free(long_reason);
+
+	/* Lines of another shape (an older verdict's text) are skipped. */
+	assert_int_equal(verdict_explanation_parse("a=0.000; b=1.000", &lines, &line_count), 0);
+	assert_int_equal(line_count, 0);
+	assert_null(lines);
+	assert_int_equal(verdict_explanation_parse(NULL, &lines, &line_count), 0);
+	assert_int_equal(line_count, 0);
 }
 
 /* The built-in profile gives today's behaviour: the trace and address
@@ -246,6 +307,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_table),
 	    cmocka_unit_test(test_headers),
+	    cmocka_unit_test(test_reasons_cleaned),
 	    cmocka_unit_test(test_default_profile),
 	    cmocka_unit_test(test_action_names),
 	};

@@ -1,0 +1,238 @@
+/*
+ * ctl_filter.c — popgatectl filter check: the filter chain run on one
+ * message offline, in this process, with the worker's own code
+ * (pipeline_judge) and the main process's (route_results_complete,
+ * verdict_combine), and its verdict explained as `spamassassin -t` does;
+ * and the explanation of a recorded verdict, which queue show prints too.
+ *
+ * Must never: print the message's body (only the filters' words about it).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/ctl.h"
+#include "cli/output.h"
+#include "core/util.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/proto.h"
+#include "pipeline/route.h"
+#include "pipeline/verdict.h"
+#include "store/address.h"
+#include "store/profile.h"
+#include "store/user.h"
+
+/* The job id of a message checked offline: a valid id no spool file has
+ * (nothing here opens one). */
+#define CTL_FILTER_CHECK_ID "000000000000000000000000"
+
+json_t *ctl_explanation_json(const char *explanation)
+{
+	struct verdict_line *lines = NULL;
+	size_t count = 0;
+	json_t *array = json_array();
+
+	verdict_explanation_parse(explanation, &lines, &count);
+	for (size_t i = 0; i < count; i++)
+		json_array_append_new(
+		    array, json_pack("{s:s, s:s, s:o, s:f, s:o, s:o}", "name", lines[i].name,
+				     "status", lines[i].failed ? "failed" : "ok", "score",
+				     lines[i].failed ? json_null() : json_real(lines[i].score),
+				     "weight", lines[i].weight, "points",
+				     lines[i].failed ? json_real(0)
+						     : json_real(lines[i].score * lines[i].weight),
+				     "reason", cli_json_string(lines[i].reason)));
+	verdict_lines_free(&lines, count);
+	return array;
+}
+
+void ctl_explanation_rows(struct cli_table *table, const char *label, const char *explanation)
+{
+	struct verdict_line *lines = NULL;
+	size_t count = 0;
+
+	verdict_explanation_parse(explanation, &lines, &count);
+	if (count == 0)
+		cli_table_add(table, (const char *const[]){label, NULL});
+	for (size_t i = 0; i < count; i++) {
+		char *text;
+
+		if (lines[i].failed)
+			text = xasprintf("%s failed%s%s", lines[i].name,
+					 *lines[i].reason != '\0' ? ": " : "", lines[i].reason);
+		else
+			text = xasprintf("%s %.3f x%.3f = %.3f%s%s", lines[i].name, lines[i].score,
+					 lines[i].weight, lines[i].score * lines[i].weight,
+					 *lines[i].reason != '\0' ? ": " : "", lines[i].reason);
+		cli_table_add(table, (const char *const[]){i == 0 ? label : "", text});
+		free(text);
+	}
+	verdict_lines_free(&lines, count);
+}
+
+/* The options and operand of 'filter check'. */
+struct ctl_filter_args {
+	const char *profile;
+	const char *user;
+	const char *file;
+};
+
+static int ctl_filter_parse(const struct ctl_command *cmd, int argc, char **argv,
+			    struct ctl_filter_args *args)
+{
+	char buf[256];
+
+	memset(args, 0, sizeof(*args));
+	for (int i = 0; i < argc; i++) {
+		bool missing = false;
+		const char *value;
+
+		if ((value = ctl_option("--profile", argc, argv, &i, &missing)) != NULL)
+			args->profile = value;
+		else if ((value = ctl_option("--user", argc, argv, &i, &missing)) != NULL)
+			args->user = value;
+		else if (missing)
+			return ctl_usage_error(cmd, "%s needs a value", argv[i]);
+		else if (args->file == NULL && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
+			args->file = argv[i];
+		else
+			return ctl_usage_error(cmd, "unexpected argument '%s'",
+					       ctl_clean(argv[i], buf, sizeof(buf)));
+	}
+	if (args->file == NULL)
+		return ctl_usage_error(cmd, "'filter check' takes a message file (or - for "
+					    "standard input)");
+	return CTL_OK;
+}
+
+/* The profile and owner ARGS name into *PROFILE, *PROFILE_NAME and *USER_ID. */
+static int ctl_filter_profile(struct ctl *ctl, const struct ctl_filter_args *args,
+			      struct filter_profile *profile, char *profile_name, int64_t *user_id)
+{
+	struct store_profile *stored = xcalloc(1, sizeof(*stored));
+	struct store_user user = {0};
+	char buf[256];
+	int found;
+
+	*user_id = 0;
+	snprintf(profile_name, STORE_PROFILE_NAME_MAX + 1, "%s", STORE_PROFILE_DEFAULT);
+	if (args->user != NULL) {
+		found = store_user_get(ctl->store, args->user, &user);
+		*user_id = user.id;
+		store_user_clear(&user);
+		if (found != 1) {
+			free(stored);
+			return found < 0 ? ctl_refuse("cannot read the users")
+					 : ctl_refuse("no user '%s'",
+						      ctl_clean(args->user, buf, sizeof(buf)));
+		}
+		if (store_profile_of_user(ctl->store, *user_id, profile_name) < 0) {
+			free(stored);
+			return ctl_refuse("cannot read the user's profile");
+		}
+	}
+	if (args->profile != NULL)
+		snprintf(profile_name, STORE_PROFILE_NAME_MAX + 1, "%s", args->profile);
+	found = store_profile_get(ctl->store, profile_name, stored);
+	if (found != 1) {
+		free(stored);
+		return found < 0 ? ctl_refuse("cannot read the profile")
+				 : ctl_refuse("no profile '%s'",
+					      ctl_clean(profile_name, buf, sizeof(buf)));
+	}
+	snprintf(profile_name, STORE_PROFILE_NAME_MAX + 1, "%s", stored->name);
+	store_profile_snapshot(stored, profile);
+	free(stored);
+	return CTL_OK;
+}
+
+/* Prints DECISION for PROFILE (named NAME). */
+static int ctl_filter_print(const struct ctl *ctl, const char *name,
+			    const struct filter_profile *profile,
+			    const struct verdict_decision *decision)
+{
+	if (ctl->json) {
+		json_t *headers = json_string(decision->spam_headers);
+
+		if (headers == NULL)
+			headers = cli_json_string(decision->spam_headers);
+		return ctl_printed(cli_json_print(
+		    json_pack("{s:s, s:s, s:f, s:f, s:f, s:o, s:o}", "profile", name, "action",
+			      verdict_action_name(decision->action), "score", decision->score,
+			      "tag_at", profile->tag_at, "quarantine_at", profile->quarantine_at,
+			      "filters", ctl_explanation_json(decision->explanation), "headers",
+			      headers),
+		    stdout));
+	}
+	struct cli_table *table = cli_table_new(2, NULL);
+	char score[96];
+	int rc;
+
+	snprintf(score, sizeof(score), "%.3f (tag_at %.3f, quarantine_at %.3f)", decision->score,
+		 profile->tag_at, profile->quarantine_at);
+	cli_table_add(table, (const char *const[]){"profile", name});
+	cli_table_add(table,
+		      (const char *const[]){"action", verdict_action_name(decision->action)});
+	cli_table_add(table, (const char *const[]){"score", score});
+	ctl_explanation_rows(table, "filters", decision->explanation);
+	rc = ctl_printed(cli_table_print(table, stdout));
+	cli_table_free(&table);
+	return rc;
+}
+
+int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	struct ctl_filter_args args;
+	struct filter_profile profile;
+	char profile_name[STORE_PROFILE_NAME_MAX + 1];
+	struct pipeline_job job;
+	struct pipeline_verdict verdict;
+	struct pipeline_result *results = NULL;
+	struct verdict_decision decision;
+	size_t count;
+	int64_t user_id, owner = 0;
+	bool sender_known;
+	char buf[256];
+	int fd, rc;
+
+	if ((rc = ctl_filter_parse(cmd, argc, argv, &args)) != CTL_OK)
+		return rc;
+	if ((rc = ctl_open_store(ctl)) != CTL_OK)
+		return rc;
+	if ((rc = ctl_filter_profile(ctl, &args, &profile, profile_name, &user_id)) != CTL_OK)
+		return rc;
+	fd = strcmp(args.file, "-") == 0 ? STDIN_FILENO
+					 : open(args.file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return ctl_refuse("cannot open %s: %s", ctl_clean(args.file, buf, sizeof(buf)),
+				  strerror(errno));
+	memset(&job, 0, sizeof(job));
+	memcpy(job.id, CTL_FILTER_CHECK_ID, sizeof(job.id));
+	snprintf(job.account, sizeof(job.account), "filter-check");
+	snprintf(job.provider_host, sizeof(job.provider_host), "-");
+	job.received_at = util_now();
+	job.source = PIPELINE_SOURCE_FETCHED;
+	job.owner.user_id = user_id;
+	job.profile = &profile;
+	rc = pipeline_judge(fd, ctl->cfg.hostname, &job, &verdict);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (rc < 0) {
+		proto_verdict_clear(&verdict);
+		return ctl_refuse("cannot read the message");
+	}
+	count = route_results_complete(ctl->store, &job, &verdict, &results);
+	sender_known =
+	    verdict.sender != NULL && store_address_owner(ctl->store, verdict.sender, &owner) == 1;
+	verdict_combine(&profile, results, count, sender_known, &decision);
+	rc = ctl_filter_print(ctl, profile_name, &profile, &decision);
+	verdict_decision_clear(&decision);
+	route_results_free(&results, count);
+	proto_verdict_clear(&verdict);
+	return rc;
+}
