@@ -9,7 +9,7 @@
 CC ?= cc
 SAN ?= 0
 PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih jansson libunbound libseccomp \
-	opendkim
+	opendkim gmime-3.0
 
 ifeq ($(SAN),1)
 BUILD := build/san
@@ -48,7 +48,7 @@ FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/core/policy.
 	src/smtp/parse.c src/smtp/chunk.c src/smtp/mta_sts.c
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps deps-test run test unit fuzz it bench clean format
+.PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy clean format
 
 all: $(BUILD)/popgate $(BUILD)/popgatectl
 
@@ -101,6 +101,11 @@ bench: deps-test
 	$(MAKE) all
 	POPGATE_BIN=$(abspath build/release/popgate) /usr/bin/python3 bench/run.py
 	POPGATE_BIN=$(abspath build/release/popgate) /usr/bin/python3 bench/smtp.py
+
+# The Bayes filter's accuracy beside bogofilter's (bench/accuracy.py).
+bench-accuracy: deps-test
+	$(MAKE) build/release/popgatectl
+	/usr/bin/python3 bench/accuracy.py --popgatectl $(abspath build/release/popgatectl)
 
 format:
 	clang-format -i $(shell find src tests -name '*.[ch]')
