@@ -134,6 +134,9 @@ CTL_RUN(ctl_dkim_del);
 CTL_RUN(ctl_dkim_sign);
 /* ctl_mta_sts.c */
 CTL_RUN(ctl_mta_sts_list);
+/* ctl_bayes.c */
+CTL_RUN(ctl_bayes_train);
+CTL_RUN(ctl_bayes_score);
 #undef CTL_RUN
 
 #endif
