@@ -437,7 +437,9 @@ double bayes_points(double probability, double cutoff)
 {
 	double points;
 
-	if (probability >= 0.5)
+	if (probability >= cutoff)
+		points = BAYES_POINTS_MAX;
+	else if (probability >= 0.5)
 		points = BAYES_POINTS_MAX * (probability - 0.5) / (cutoff - 0.5);
 	else
 		points = BAYES_POINTS_MAX * (probability - 0.5) / 0.5;
