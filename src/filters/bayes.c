@@ -415,21 +415,35 @@ int bayes_db_save(const struct bayes_db *db, const char *path, char *err, size_t
 
 /* ---- the filter ---------------------------------------------------------- */
 
-/* The worker's database, loaded once by the init (before confinement). */
+/* The worker's database, loaded once by the init (before confinement), and
+ * why it could not be, for every result while it cannot. */
 static struct bayes_db bayes_worker_db;
 static bool bayes_worker_trained;
+static char bayes_worker_error[256];
 
+/*
+ * Never fails the worker: a database that is missing, unreadable or damaged
+ * makes this filter's results say so (failed, with the reason), while the
+ * other filters, and the mail, go on.
+ */
 static int bayes_filter_init(char *err, size_t errlen)
 {
 	int rc;
 
+	(void)err;
+	(void)errlen;
 	mime_init();
 	/* The worker runs in the data folder, where training writes it. */
-	rc = bayes_db_load(BAYES_DB_NAME, &bayes_worker_db, err, errlen);
-	if (rc < 0)
-		return -1;
+	rc = bayes_db_load(BAYES_DB_NAME, &bayes_worker_db, bayes_worker_error,
+			   sizeof(bayes_worker_error));
+	if (rc == 1)
+		snprintf(bayes_worker_error, sizeof(bayes_worker_error),
+			 "not trained (popgatectl bayes train)");
 	bayes_worker_trained = rc == 0 && bayes_worker_db.spam_messages > 0 &&
 			       bayes_worker_db.ham_messages > 0;
+	if (rc == 0 && !bayes_worker_trained)
+		snprintf(bayes_worker_error, sizeof(bayes_worker_error),
+			 "trained on one side only (needs spam and ham)");
 	return 0;
 }
 
@@ -467,11 +481,13 @@ void bayes_judge(const struct bayes_db *db, const char *body, size_t len,
 static int bayes_filter_run(const struct filter_message *message, struct pipeline_result *result,
 			    struct pipeline_verdict *verdict)
 {
+	char clean[sizeof(bayes_worker_error)];
+
 	(void)verdict;
 	if (!bayes_worker_trained) {
-		result->score = 0;
-		result->reason = xstrdup("bayes: not trained (popgatectl bayes train)");
-		return 0;
+		util_sanitize(clean, sizeof(clean), bayes_worker_error, strlen(bayes_worker_error));
+		result->reason = xasprintf("bayes: %s", clean);
+		return -1;
 	}
 	bayes_judge(&bayes_worker_db, message->body, message->body_len, result);
 	return 0;

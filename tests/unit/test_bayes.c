@@ -349,12 +349,43 @@ static void test_filter_confined(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Without a database the filter fails its result, saying why, and never
+ * the worker: its init succeeds. */
+static void test_filter_untrained(void **state)
+{
+	static const char text[] = "From: a@example.org\n\nhello\n";
+	pid_t pid;
+	int status;
+
+	(void)state;
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct pipeline_result result = {.name = "bayes"};
+		struct filter_message message = {.body = text, .body_len = sizeof(text) - 1};
+		char err[256];
+		int ok;
+
+		if (chdir("/") < 0 || filter_bayes.init(err, sizeof(err)) < 0)
+			_exit(10);
+		ok = filter_bayes.run(&message, &result, NULL) < 0 && result.reason != NULL &&
+		     strcmp(result.reason, "bayes: not trained (popgatectl bayes train)") == 0;
+		free(result.reason);
+		_exit(ok ? 0 : 11);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_tokenize),	       cmocka_unit_test(test_classify_corpus),
 	    cmocka_unit_test(test_classify_clear_spam), cmocka_unit_test(test_db_files),
 	    cmocka_unit_test(test_points),	       cmocka_unit_test(test_filter_confined),
+	    cmocka_unit_test(test_filter_untrained),
 	};
 
 	return cmocka_run_group_tests(tests, test_setup, test_teardown);
