@@ -137,7 +137,8 @@ static void ctl_bayes_messages(const char *data, size_t len,
 	}
 	for (size_t i = 0; i + 6 <= len; i++) {
 		if (i > start && data[i] == '\n' && i >= 1 &&
-		    (data[i - 1] == '\n' || (i >= 2 && data[i - 1] == '\r' && data[i - 2] == '\n')) &&
+		    (data[i - 1] == '\n' ||
+		     (i >= 2 && data[i - 1] == '\r' && data[i - 2] == '\n')) &&
 		    memcmp(data + i + 1, "From ", 5) == 0) {
 			size_t n = i + 1 - start;
 
@@ -286,15 +287,15 @@ int ctl_bayes_train(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 		rc = ctl_refuse("%s", err);
 		goto done;
 	}
-	rc = ctl_changed(ctl, NULL,
-			 json_pack("{s:s, s:I, s:I, s:I, s:I}", "trained", train.spam ? "spam" : "ham",
-				   "messages", (json_int_t)train.messages, "spam_messages",
-				   (json_int_t)db.spam_messages, "ham_messages",
-				   (json_int_t)db.ham_messages, "tokens", (json_int_t)db.count),
-			 "bayes: trained %zu messages as %s (database: %llu spam, %llu ham, %zu tokens)",
-			 train.messages, train.spam ? "spam" : "ham",
-			 (unsigned long long)db.spam_messages, (unsigned long long)db.ham_messages,
-			 db.count);
+	rc = ctl_changed(
+	    ctl, NULL,
+	    json_pack("{s:s, s:I, s:I, s:I, s:I}", "trained", train.spam ? "spam" : "ham",
+		      "messages", (json_int_t)train.messages, "spam_messages",
+		      (json_int_t)db.spam_messages, "ham_messages", (json_int_t)db.ham_messages,
+		      "tokens", (json_int_t)db.count),
+	    "bayes: trained %zu messages as %s (database: %llu spam, %llu ham, %zu tokens)",
+	    train.messages, train.spam ? "spam" : "ham", (unsigned long long)db.spam_messages,
+	    (unsigned long long)db.ham_messages, db.count);
 done:
 	free(path);
 	bayes_db_free(&db);
@@ -351,8 +352,8 @@ int ctl_bayes_score(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 	path = ctl_bayes_path(ctl, database);
 	rc = bayes_db_load(path, &db, err, sizeof(err));
 	if (rc != 0) {
-		rc = ctl_refuse("%s", rc > 0 ? "no Bayes database: train it first (bayes train)"
-					      : err);
+		rc = ctl_refuse("%s",
+				rc > 0 ? "no Bayes database: train it first (bayes train)" : err);
 		goto done;
 	}
 	mime_init();

@@ -149,7 +149,8 @@ static bool bayes_set_add(struct bayes_set *set, uint64_t hash)
 	if (hash == 0)
 		hash = 1;
 	if ((set->count + 1) * 2 > set->capacity) {
-		struct bayes_set bigger = {.capacity = set->capacity == 0 ? 1024 : set->capacity * 2};
+		struct bayes_set bigger = {.capacity =
+					       set->capacity == 0 ? 1024 : set->capacity * 2};
 
 		bigger.slots = xcalloc(bigger.capacity, sizeof(uint64_t));
 		for (size_t i = 0; i < set->capacity; i++) {
@@ -182,8 +183,8 @@ struct bayes_classify_state {
 	const struct bayes_db *db;
 	const struct bayes_params *params;
 	struct bayes_set seen;
-	double sum_log_f;	  /* sum of ln f(w) */
-	double sum_log_not_f;	  /* sum of ln (1 - f(w)) */
+	double sum_log_f;     /* sum of ln f(w) */
+	double sum_log_not_f; /* sum of ln (1 - f(w)) */
 	size_t used;
 	struct bayes_used extremes[2][BAYES_EXPLAIN_TOKENS]; /* [0] hammiest, [1] spammiest */
 	size_t extreme_count[2];
@@ -439,8 +440,8 @@ static int bayes_filter_init(char *err, size_t errlen)
 	if (rc == 1)
 		snprintf(bayes_worker_error, sizeof(bayes_worker_error),
 			 "not trained (popgatectl bayes train)");
-	bayes_worker_trained = rc == 0 && bayes_worker_db.spam_messages > 0 &&
-			       bayes_worker_db.ham_messages > 0;
+	bayes_worker_trained =
+	    rc == 0 && bayes_worker_db.spam_messages > 0 && bayes_worker_db.ham_messages > 0;
 	if (rc == 0 && !bayes_worker_trained)
 		snprintf(bayes_worker_error, sizeof(bayes_worker_error),
 			 "trained on one side only (needs spam and ham)");

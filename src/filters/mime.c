@@ -35,13 +35,12 @@
  * SpamAssassin corpus and of today's mail (Western, Central and Eastern
  * European, Cyrillic, Greek, Turkish, Hebrew, Arabic, Thai, CJK). */
 static const char *const mime_charsets[] = {
-    "ISO-8859-1",   "ISO-8859-2",   "ISO-8859-3",   "ISO-8859-4",  "ISO-8859-5",
-    "ISO-8859-6",   "ISO-8859-7",   "ISO-8859-8",   "ISO-8859-9",  "ISO-8859-13",
-    "ISO-8859-15",  "WINDOWS-1250", "WINDOWS-1251", "WINDOWS-1252", "WINDOWS-1253",
-    "WINDOWS-1254", "WINDOWS-1255", "WINDOWS-1256", "WINDOWS-1257", "KOI8-R",
-    "KOI8-U",	    "GB2312",	    "GBK",	    "GB18030",	   "BIG5",
-    "EUC-JP",	    "SHIFT_JIS",    "ISO-2022-JP",  "EUC-KR",	   "ISO-2022-KR",
-    "TIS-620",	    "UTF-7",	    "UTF-16",	    "IBM850",	   "MACINTOSH",
+    "ISO-8859-1",   "ISO-8859-2",   "ISO-8859-3",   "ISO-8859-4",   "ISO-8859-5",   "ISO-8859-6",
+    "ISO-8859-7",   "ISO-8859-8",   "ISO-8859-9",   "ISO-8859-13",  "ISO-8859-15",  "WINDOWS-1250",
+    "WINDOWS-1251", "WINDOWS-1252", "WINDOWS-1253", "WINDOWS-1254", "WINDOWS-1255", "WINDOWS-1256",
+    "WINDOWS-1257", "KOI8-R",	    "KOI8-U",	    "GB2312",	    "GBK",	    "GB18030",
+    "BIG5",	    "EUC-JP",	    "SHIFT_JIS",    "ISO-2022-JP",  "EUC-KR",	    "ISO-2022-KR",
+    "TIS-620",	    "UTF-7",	    "UTF-16",	    "IBM850",	    "MACINTOSH",
 };
 
 #define MIME_CHARSET_COUNT (sizeof(mime_charsets) / sizeof(mime_charsets[0]))
@@ -220,9 +219,8 @@ static void mime_walk(GMimeObject *object, int depth, struct mime_message *messa
 		GMimePart *part = GMIME_PART(object);
 		const char *filename = g_mime_part_get_filename(part);
 
-		if (filename != NULL &&
-		    !mime_list_add(&message->names, filename, strnlen(filename, 255),
-				   MIME_NAMES_MAX))
+		if (filename != NULL && !mime_list_add(&message->names, filename,
+						       strnlen(filename, 255), MIME_NAMES_MAX))
 			message->truncated = true;
 		if (type != NULL)
 			mime_leaf_text(part, type, message);

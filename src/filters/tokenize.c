@@ -96,9 +96,15 @@ static bool tokenize_next_word(const char *text, size_t len, size_t *pos, char *
 /* Fields left out (see the top of the file). */
 static bool tokenize_header_skipped(const char *name)
 {
-	static const char *const skipped[] = {"date",	"status",  "x-status", "x-keywords",
-					      "x-uid", "lines",	   "content-length",
-					      "x-popgate-spam-status", "x-popgate-spam-score"};
+	static const char *const skipped[] = {"date",
+					      "status",
+					      "x-status",
+					      "x-keywords",
+					      "x-uid",
+					      "lines",
+					      "content-length",
+					      "x-popgate-spam-status",
+					      "x-popgate-spam-score"};
 
 	if (strncasecmp(name, "x-spam-", 7) == 0)
 		return true;
@@ -215,8 +221,8 @@ static bool tokenize_domain(const char *value, bool at_only, char *buf, size_t b
 
 	if (start == NULL)
 		return false;
-	while (start[len] != '\0' && (isalnum((unsigned char)start[len]) || start[len] == '.' ||
-				      start[len] == '-'))
+	while (start[len] != '\0' &&
+	       (isalnum((unsigned char)start[len]) || start[len] == '.' || start[len] == '-'))
 		len++;
 	while (len > 0 && start[len - 1] == '.')
 		len--;

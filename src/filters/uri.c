@@ -143,8 +143,8 @@ static size_t html_entity(const char *s, size_t len, char *buf, size_t *out_len)
 	static const struct {
 		const char *name;
 		unsigned long cp;
-	} named[] = {{"amp", '&'},   {"lt", '<'},     {"gt", '>'},	{"quot", '"'},
-		     {"apos", '\''}, {"nbsp", ' '},   {"copy", 0xa9}, {"reg", 0xae},
+	} named[] = {{"amp", '&'},     {"lt", '<'},	{"gt", '>'},	  {"quot", '"'},
+		     {"apos", '\''},   {"nbsp", ' '},	{"copy", 0xa9},	  {"reg", 0xae},
 		     {"euro", 0x20ac}, {"pound", 0xa3}, {"trade", 0x2122}};
 	size_t end = 1;
 
@@ -161,9 +161,9 @@ static size_t html_entity(const char *s, size_t len, char *buf, size_t *out_len)
 			return 0;
 		for (; i < end; i++) {
 			int c = (unsigned char)s[i];
-			int digit = isdigit(c)		  ? c - '0'
+			int digit = isdigit(c)		 ? c - '0'
 				    : hex && isxdigit(c) ? (tolower(c) - 'a' + 10)
-							  : -1;
+							 : -1;
 
 			if (digit < 0)
 				return 0;
@@ -268,9 +268,9 @@ static void html_tag_attributes(const char *tag, size_t len, struct mime_list *u
 /* Whether the tag NAME ends a line of text for a reader. */
 static bool html_tag_breaks(const char *name)
 {
-	static const char *const blocks[] = {"br", "p",	 "div", "tr", "li", "td", "th", "h1",
-					     "h2", "h3", "h4", "h5", "h6", "table", "title",
-					     "blockquote", "hr", "ul", "ol"};
+	static const char *const blocks[] = {
+	    "br", "p",	"div", "tr",	"li",	 "td",	       "th", "h1", "h2", "h3",
+	    "h4", "h5", "h6",  "table", "title", "blockquote", "hr", "ul", "ol"};
 
 	for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) {
 		if (strcmp(name, blocks[i]) == 0)

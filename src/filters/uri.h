@@ -31,6 +31,6 @@ void uri_scan_text(const char *text, size_t len, struct mime_list *urls);
  * the text.
  */
 bool uri_scan_html(const char *html, size_t len, char **out, size_t *out_len, size_t out_max,
-		  struct mime_list *urls);
+		   struct mime_list *urls);
 
 #endif

@@ -382,9 +382,12 @@ static void test_filter_untrained(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_tokenize),	       cmocka_unit_test(test_classify_corpus),
-	    cmocka_unit_test(test_classify_clear_spam), cmocka_unit_test(test_db_files),
-	    cmocka_unit_test(test_points),	       cmocka_unit_test(test_filter_confined),
+	    cmocka_unit_test(test_tokenize),
+	    cmocka_unit_test(test_classify_corpus),
+	    cmocka_unit_test(test_classify_clear_spam),
+	    cmocka_unit_test(test_db_files),
+	    cmocka_unit_test(test_points),
+	    cmocka_unit_test(test_filter_confined),
 	    cmocka_unit_test(test_filter_untrained),
 	};
 

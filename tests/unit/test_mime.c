@@ -35,12 +35,11 @@ static bool test_has_url(const struct mime_message *m, const char *url)
 
 static void test_encoded_words(void **state)
 {
-	static const char text[] =
-	    "From: =?ISO-8859-1?Q?J=F6rg_M=FCller?= <jm@example.org>\r\n"
-	    "To: you@example.net\r\n"
-	    "Subject: =?utf-8?B?R3LDvMOfZQ==?= und =?koi8-r?B?8NLJ18XU?=\r\n"
-	    "\r\n"
-	    "hello\r\n";
+	static const char text[] = "From: =?ISO-8859-1?Q?J=F6rg_M=FCller?= <jm@example.org>\r\n"
+				   "To: you@example.net\r\n"
+				   "Subject: =?utf-8?B?R3LDvMOfZQ==?= und =?koi8-r?B?8NLJ18XU?=\r\n"
+				   "\r\n"
+				   "hello\r\n";
 	struct mime_message m;
 
 	(void)state;
@@ -83,7 +82,11 @@ static void test_transfer_encodings(void **state)
 	mime_parse(text, sizeof(text) - 1, &m);
 	assert_non_null(strstr(m.text, "Schöne Grüße, softbreak"));
 	/* windows-1252: curly quotes and the euro sign. */
-	assert_non_null(strstr(m.text, "\u201c" "funky" "\u201d" " price \u20ac" "10"));
+	assert_non_null(strstr(m.text, "\u201c"
+				       "funky"
+				       "\u201d"
+				       " price \u20ac"
+				       "10"));
 	assert_int_equal(m.names.count, 1);
 	assert_string_equal(m.names.items[0], "invoice.pdf.exe");
 	assert_int_equal(m.part_count, 4);
@@ -93,17 +96,16 @@ static void test_transfer_encodings(void **state)
 
 static void test_html(void **state)
 {
-	static const char text[] =
-	    "From: a@example.org\n"
-	    "Content-Type: text/html; charset=utf-8\n"
-	    "\n"
-	    "<html><head><style>p { color: red }</style>"
-	    "<script>var hidden = 'scriptword';</script></head>"
-	    "<body><p>Cheap&nbsp;v<b></b>iagra &amp; more&#33;</p>"
-	    "<a href=\"http://spam.example.com/buy?id=1\">click</a>"
-	    "<img src='https://img.example.net/x.gif'>"
-	    "<!-- commentword --> see www.visit.example.org/now. "
-	    "<form action=http://post.example.com/f></form></body></html>\n";
+	static const char text[] = "From: a@example.org\n"
+				   "Content-Type: text/html; charset=utf-8\n"
+				   "\n"
+				   "<html><head><style>p { color: red }</style>"
+				   "<script>var hidden = 'scriptword';</script></head>"
+				   "<body><p>Cheap&nbsp;v<b></b>iagra &amp; more&#33;</p>"
+				   "<a href=\"http://spam.example.com/buy?id=1\">click</a>"
+				   "<img src='https://img.example.net/x.gif'>"
+				   "<!-- commentword --> see www.visit.example.org/now. "
+				   "<form action=http://post.example.com/f></form></body></html>\n";
 	struct mime_message m;
 
 	(void)state;
@@ -122,27 +124,26 @@ static void test_html(void **state)
 
 static void test_nested_message(void **state)
 {
-	static const char text[] =
-	    "From: a@example.org\n"
-	    "Content-Type: multipart/mixed; boundary=outer\n"
-	    "\n"
-	    "--outer\n"
-	    "Content-Type: text/plain\n"
-	    "\n"
-	    "see the forwarded mail\n"
-	    "--outer\n"
-	    "Content-Type: message/rfc822\n"
-	    "\n"
-	    "From: b@example.net\n"
-	    "Subject: =?utf-8?Q?inner_s=C3=BCbject?=\n"
-	    "Content-Type: multipart/alternative; boundary=inner\n"
-	    "\n"
-	    "--inner\n"
-	    "Content-Type: text/plain\n"
-	    "\n"
-	    "innertext http://inner.example.com/a\n"
-	    "--inner--\n"
-	    "--outer--\n";
+	static const char text[] = "From: a@example.org\n"
+				   "Content-Type: multipart/mixed; boundary=outer\n"
+				   "\n"
+				   "--outer\n"
+				   "Content-Type: text/plain\n"
+				   "\n"
+				   "see the forwarded mail\n"
+				   "--outer\n"
+				   "Content-Type: message/rfc822\n"
+				   "\n"
+				   "From: b@example.net\n"
+				   "Subject: =?utf-8?Q?inner_s=C3=BCbject?=\n"
+				   "Content-Type: multipart/alternative; boundary=inner\n"
+				   "\n"
+				   "--inner\n"
+				   "Content-Type: text/plain\n"
+				   "\n"
+				   "innertext http://inner.example.com/a\n"
+				   "--inner--\n"
+				   "--outer--\n";
 	struct mime_message m;
 
 	(void)state;
