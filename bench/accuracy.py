@@ -120,6 +120,15 @@ def oracle_cutoff(ham_scores):
     return ordered[allowed]
 
 
+def builtin_cutoff():
+    """The cutoff built into the filter, as bayes.c states it (for the report only)."""
+    with open(os.path.join(ROOT, "src", "filters", "bayes.c")) as f:
+        for text in f:
+            if text.strip().startswith(".cutoff ="):
+                return text.split("=")[1].strip().rstrip(",")
+    return "?"
+
+
 def line(name, fp, ham, fn, spam, note):
     print("  %-34s FP %4d/%d = %6.2f %%   FN %4d/%d = %6.2f %%   %s" %
           (name, fp, ham, 100.0 * fp / ham, fn, spam, 100.0 * fn / spam, note))
@@ -186,7 +195,8 @@ def main():
                (len(test_ham) + len(test_spam)) / scored))
         nh, ns = len(test_ham), len(test_spam)
         fp, fn = rates([v for v in pg_ham.values()], [v for v in pg_spam.values()], lambda s: s[1])
-        line("popgate (built-in cutoff)", fp, nh, fn, ns, "cutoff fixed from training CV")
+        line("popgate (built-in cutoff)", fp, nh, fn, ns,
+             "cutoff %s, fixed from the training CV" % builtin_cutoff())
         fp, fn = rates(bf_ham, bf_spam, lambda s: s[1])
         line("bogofilter (default, S only)", fp, nh, fn, ns, "spam_cutoff 0.99")
         cut = oracle_cutoff([p for p, _ in pg_ham.values()])
