@@ -414,6 +414,23 @@ int bayes_db_save(const struct bayes_db *db, const char *path, char *err, size_t
 	return rc;
 }
 
+int bayes_learn(const char *path, const char *data, size_t len, bool spam, char *err, size_t errlen)
+{
+	struct bayes_db db;
+	struct mime_message message;
+	int rc;
+
+	if (bayes_db_load(path, &db, err, errlen) < 0)
+		return -1;
+	bayes_train_begin(&db);
+	mime_parse(data, len, &message);
+	bayes_train(&db, &message, spam);
+	mime_message_free(&message);
+	rc = bayes_db_save(&db, path, err, errlen);
+	bayes_db_free(&db);
+	return rc;
+}
+
 /* ---- the filter ---------------------------------------------------------- */
 
 /* The worker's database, loaded once by the init (before confinement), and

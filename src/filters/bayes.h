@@ -107,4 +107,13 @@ void bayes_judge(const struct bayes_db *db, const char *body, size_t len,
  * the workers, another user, read it). 0 or -1 with ERR. */
 int bayes_db_save(const struct bayes_db *db, const char *path, char *err, size_t errlen);
 
+/*
+ * Trains the database at PATH (created if missing) on the one message DATA
+ * (LEN bytes) as SPAM or ham and saves it: what `queue release` (ham) and
+ * `report spam` do. 0 or -1 with ERR. Not for bulk training: it rewrites
+ * the whole file each time.
+ */
+int bayes_learn(const char *path, const char *data, size_t len, bool spam, char *err,
+		size_t errlen);
+
 #endif

@@ -296,6 +296,33 @@ static void test_db_files(void **state)
 	free(path);
 }
 
+/* One message learnt at a time, as quarantine actions do: the counts of
+ * its side and of its tokens go up by one, the file stays valid. */
+static void test_learn_one(void **state)
+{
+	static const char text[] = "From: a@example.org\nSubject: zebrafish quokka\n\nhello\n";
+	char *path = xasprintf("%s/learn.db", test_dir);
+	struct bayes_db db;
+	char err[256];
+	uint64_t hash = tokenize_hash("h:subject:quokka", strlen("h:subject:quokka"));
+
+	(void)state;
+	assert_int_equal(bayes_learn(path, text, sizeof(text) - 1, true, err, sizeof(err)), 0);
+	assert_int_equal(bayes_learn(path, text, sizeof(text) - 1, false, err, sizeof(err)), 0);
+	assert_int_equal(bayes_learn(path, text, sizeof(text) - 1, true, err, sizeof(err)), 0);
+	assert_int_equal(bayes_db_load(path, &db, err, sizeof(err)), 0);
+	assert_int_equal(db.spam_messages, 2);
+	assert_int_equal(db.ham_messages, 1);
+	assert_non_null(bayes_db_find(&db, hash));
+	assert_int_equal(bayes_db_find(&db, hash)->spam, 2);
+	assert_int_equal(bayes_db_find(&db, hash)->ham, 1);
+	bayes_db_free(&db);
+	assert_int_equal(
+	    bayes_learn("/nonexistent/dir/x.db", text, sizeof(text) - 1, true, err, sizeof(err)),
+	    -1);
+	free(path);
+}
+
 static void test_points(void **state)
 {
 	(void)state;
@@ -389,6 +416,7 @@ int main(void)
 	    cmocka_unit_test(test_points),
 	    cmocka_unit_test(test_filter_confined),
 	    cmocka_unit_test(test_filter_untrained),
+	    cmocka_unit_test(test_learn_one),
 	};
 
 	return cmocka_run_group_tests(tests, test_setup, test_teardown);
