@@ -298,14 +298,75 @@ static void test_confined(void **state)
 	free(data);
 }
 
+/*
+ * Every message of spam-2 and hard-ham-1 (the odd charsets, HTML, nested
+ * parts, broken MIME of real mail), parsed and tokenized after confinement:
+ * GMime and GLib must make no system call the worker's filter kills for.
+ */
+static void test_confined_corpus(void **state)
+{
+	static const char *const groups[] = {"spam-2", "hard-ham-1"};
+	char **data = NULL;
+	size_t *lens = NULL;
+	size_t count = 0;
+	pid_t pid;
+	int status;
+
+	(void)state;
+	for (size_t g = 0; g < 2; g++) {
+		glob_t files;
+
+		assert_int_equal(test_corpus_glob(groups[g], "", &files), 0);
+		data = xrealloc(data, (count + files.gl_pathc) * sizeof(*data));
+		lens = xrealloc(lens, (count + files.gl_pathc) * sizeof(*lens));
+		for (size_t i = 0; i < files.gl_pathc; i++, count++)
+			assert_int_equal(
+			    util_read_file(files.gl_pathv[i], &data[count], &lens[count]), 0);
+		globfree(&files);
+	}
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char err[256];
+		size_t with_text = 0;
+
+		mime_init();
+		if (confine_apply(err, sizeof(err)) < 0)
+			_exit(10);
+		for (size_t i = 0; i < count; i++) {
+			struct mime_message m;
+
+			mime_parse(data[i], lens[i], &m);
+			if (m.text_len > 0)
+				with_text++;
+			mime_message_free(&m);
+		}
+		_exit(with_text >= count * 9 / 10 ? 0 : 11);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	for (size_t i = 0; i < count; i++)
+		free(data[i]);
+	free(data);
+	free(lens);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_encoded_words),  cmocka_unit_test(test_transfer_encodings),
-	    cmocka_unit_test(test_html),	   cmocka_unit_test(test_nested_message),
-	    cmocka_unit_test(test_depth_bound),	   cmocka_unit_test(test_parts_bound),
-	    cmocka_unit_test(test_garbage),	   cmocka_unit_test(test_corpus_big5),
-	    cmocka_unit_test(test_corpus_forward), cmocka_unit_test(test_confined),
+	    cmocka_unit_test(test_encoded_words),
+	    cmocka_unit_test(test_transfer_encodings),
+	    cmocka_unit_test(test_html),
+	    cmocka_unit_test(test_nested_message),
+	    cmocka_unit_test(test_depth_bound),
+	    cmocka_unit_test(test_parts_bound),
+	    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_corpus_big5),
+	    cmocka_unit_test(test_corpus_forward),
+	    cmocka_unit_test(test_confined),
+	    cmocka_unit_test(test_confined_corpus),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
