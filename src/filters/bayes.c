@@ -117,11 +117,35 @@ void bayes_db_free(struct bayes_db *db)
 	memset(db, 0, sizeof(*db));
 }
 
+/*
+ * The hashes are spread evenly over 64 bits, so an entry sits close to
+ * where its hash says in proportion: the search starts with a window
+ * around that guess, widened until it brackets the hash, and bisects it.
+ * A few probes instead of a bisection of the whole table, whose cache
+ * misses were most of the time of classifying a message.
+ */
 const struct bayes_entry *bayes_db_find(const struct bayes_db *db, uint64_t hash)
 {
 	size_t low = 0;
 	size_t high = db->count;
 
+	if (db->count > 0) {
+		size_t guess = (size_t)(((unsigned __int128)hash * db->count) >> 64);
+
+		for (size_t span = 16;; span *= 4) {
+			size_t lo = guess > span ? guess - span : 0;
+			size_t hi = db->count - guess > span ? guess + span : db->count;
+
+			if ((lo == 0 || db->entries[lo].hash <= hash) &&
+			    (hi == db->count || db->entries[hi - 1].hash >= hash)) {
+				low = lo;
+				high = hi;
+				break;
+			}
+			if (lo == 0 && hi == db->count)
+				break;
+		}
+	}
 	while (low < high) {
 		size_t mid = low + (high - low) / 2;
 

@@ -323,6 +323,30 @@ static void test_learn_one(void **state)
 	free(path);
 }
 
+/* The search finds every entry of the trained database and no hash it
+ * lacks (the neighbours of each entry, and the ends of the range). */
+static void test_find_all(void **state)
+{
+	struct bayes_db db;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(bayes_db_load(test_db_path, &db, err, sizeof(err)), 0);
+	assert_true(db.count > 10000);
+	for (size_t i = 0; i < db.count; i++) {
+		uint64_t hash = db.entries[i].hash;
+
+		assert_ptr_equal(bayes_db_find(&db, hash), &db.entries[i]);
+		if (i + 1 == db.count || db.entries[i + 1].hash != hash + 1)
+			assert_null(bayes_db_find(&db, hash + 1));
+	}
+	if (db.entries[0].hash > 0)
+		assert_null(bayes_db_find(&db, 0));
+	if (db.entries[db.count - 1].hash < UINT64_MAX)
+		assert_null(bayes_db_find(&db, UINT64_MAX));
+	bayes_db_free(&db);
+}
+
 static void test_points(void **state)
 {
 	(void)state;
@@ -417,6 +441,7 @@ int main(void)
 	    cmocka_unit_test(test_filter_confined),
 	    cmocka_unit_test(test_filter_untrained),
 	    cmocka_unit_test(test_learn_one),
+	    cmocka_unit_test(test_find_all),
 	};
 
 	return cmocka_run_group_tests(tests, test_setup, test_teardown);
