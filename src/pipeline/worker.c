@@ -51,6 +51,7 @@ static int worker_message_read(int body_fd, struct filter_message *message)
 	unsigned char *chunk = xmalloc(WORKER_CHUNK_SIZE);
 	char *body = NULL;
 	size_t body_len = 0;
+	size_t body_capacity = 0;
 
 	message->size = 0;
 	headers_init(message->headers);
@@ -77,7 +78,12 @@ static int worker_message_read(int body_fd, struct filter_message *message)
 					  ? (size_t)n
 					  : FILTER_BODY_MAX - body_len;
 
-			body = xrealloc(body, body_len + keep + 1);
+			if (body_len + keep + 1 > body_capacity) {
+				body_capacity = 2 * (body_len + keep) + 1;
+				if (body_capacity > FILTER_BODY_MAX + 1)
+					body_capacity = FILTER_BODY_MAX + 1;
+				body = xrealloc(body, body_capacity);
+			}
 			memcpy(body + body_len, chunk, keep);
 			body_len += keep;
 			body[body_len] = '\0';
