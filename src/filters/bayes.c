@@ -31,6 +31,7 @@
 #include "filters/filter.h"
 #include "filters/tokenize.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/proto.h"
 
 #define BAYES_MAGIC "PGBAYES1"
 #define BAYES_HEADER_SIZE 32
@@ -511,13 +512,24 @@ void bayes_judge(const struct bayes_db *db, const char *body, size_t len,
 {
 	struct mime_message message;
 	struct bayes_verdict verdict;
+	char reason[PROTO_REASON_MAX + 1];
+	int used;
 
 	mime_parse(body, len, &message);
 	bayes_classify(db, &message, NULL, &verdict);
 	mime_message_free(&message);
 	result->score = bayes_points(verdict.probability, bayes_defaults.cutoff);
-	result->reason = xasprintf("bayes: %.4f, tokens: %s", verdict.probability,
-				   verdict.explanation[0] != '\0' ? verdict.explanation : "none");
+	used = snprintf(reason, sizeof(reason), "bayes: %.4f, tokens: %s", verdict.probability,
+			verdict.explanation[0] != '\0' ? verdict.explanation : "none");
+	/* A reason longer than a frame allows would fail the whole job: the
+	 * token list is cut after the last token that fits whole. */
+	if (used > PROTO_REASON_MAX) {
+		char *comma = strrchr(reason, ',');
+
+		if (comma != NULL && comma > strstr(reason, "tokens: "))
+			*comma = '\0';
+	}
+	result->reason = xstrdup(reason);
 }
 
 static int bayes_filter_run(const struct filter_message *message, struct pipeline_result *result,

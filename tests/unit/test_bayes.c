@@ -27,6 +27,7 @@
 #include "filters/tokenize.h"
 #include "pipeline/confine.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/proto.h"
 #include "test_corpus.h"
 
 /* Trained messages per side, and held-out messages classified per side. */
@@ -390,6 +391,7 @@ static void test_filter_confined(void **state)
 		if (filter_bayes.run(&message, &result, NULL) < 0)
 			_exit(12);
 		ok = result.score > 0 && strncmp(result.reason, "bayes: ", 7) == 0 &&
+		     proto_reason_valid(result.reason, strlen(result.reason)) &&
 		     strtod(result.reason + 7, NULL) >= 0.5 &&
 		     strstr(result.reason, ", tokens: ") != NULL;
 		free(result.reason);
@@ -398,6 +400,41 @@ static void test_filter_confined(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* A database whose strongest tokens are long bigrams of 32-byte words: the
+ * explanation of six of them would be longer than a frame's reason, so it
+ * is cut after a whole token, and the result still encodes. */
+static void test_reason_fits(void **state)
+{
+	char *spam = xstrdup("From: a@example.org\nSubject: offer\n\n");
+	static const char ham[] = "From: b@example.org\nSubject: minutes\n\nmeeting notes\n";
+	char *path = xasprintf("%s/long.db", test_dir);
+	struct pipeline_result result = {.name = "bayes"};
+	struct bayes_db db;
+	char err[256];
+
+	(void)state;
+	for (int i = 0; i < 12; i++) {
+		char *next = xasprintf("%s abcdefghijklmnopqrstuvwxyz%06d", spam, i);
+		free(spam);
+		spam = next;
+	}
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(bayes_learn(path, spam, strlen(spam), true, err, sizeof(err)), 0);
+		assert_int_equal(bayes_learn(path, ham, strlen(ham), false, err, sizeof(err)), 0);
+	}
+	assert_int_equal(bayes_db_load(path, &db, err, sizeof(err)), 0);
+	bayes_judge(&db, spam, strlen(spam), &result);
+	assert_true(result.score > 0);
+	assert_true(strlen(result.reason) <= PROTO_REASON_MAX);
+	assert_true(proto_reason_valid(result.reason, strlen(result.reason)));
+	assert_non_null(strstr(result.reason, ", tokens: "));
+	assert_int_not_equal(result.reason[strlen(result.reason) - 1], ',');
+	free(result.reason);
+	bayes_db_free(&db);
+	free(spam);
+	free(path);
 }
 
 /* Without a database the filter fails its result, saying why, and never
@@ -442,6 +479,7 @@ int main(void)
 	    cmocka_unit_test(test_filter_untrained),
 	    cmocka_unit_test(test_learn_one),
 	    cmocka_unit_test(test_find_all),
+	    cmocka_unit_test(test_reason_fits),
 	};
 
 	return cmocka_run_group_tests(tests, test_setup, test_teardown);
