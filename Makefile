@@ -9,7 +9,7 @@
 CC ?= cc
 SAN ?= 0
 PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih jansson libunbound libseccomp \
-	opendkim
+	opendkim gmime-3.0
 
 ifeq ($(SAN),1)
 BUILD := build/san
@@ -45,10 +45,11 @@ FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/core/policy.
 	src/store/spool.c src/core/util.c src/core/log.c src/core/config.c \
 	src/core/config_key.c src/core/config_section.c src/core/config_show.c \
 	src/core/rdata.c src/core/address.c src/core/cidr.c src/smtp/relay_policy.c src/smtp/reply.c \
-	src/smtp/parse.c src/smtp/chunk.c src/smtp/mta_sts.c
+	src/smtp/parse.c src/smtp/chunk.c src/smtp/mta_sts.c src/filters/mime.c src/filters/uri.c \
+	src/filters/tokenize.c
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps deps-test run test unit fuzz it bench clean format
+.PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy clean format
 
 all: $(BUILD)/popgate $(BUILD)/popgatectl
 
@@ -70,7 +71,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-o $@ $^ $(shell pkg-config --cflags --libs libsodium libevent inih)
+		-o $@ $^ $(shell pkg-config --cflags --libs libsodium libevent inih gmime-3.0)
 
 deps:
 	@scripts/deps.sh run
@@ -101,6 +102,11 @@ bench: deps-test
 	$(MAKE) all
 	POPGATE_BIN=$(abspath build/release/popgate) /usr/bin/python3 bench/run.py
 	POPGATE_BIN=$(abspath build/release/popgate) /usr/bin/python3 bench/smtp.py
+
+# The Bayes filter's accuracy beside bogofilter's (bench/accuracy.py).
+bench-accuracy: deps-test
+	$(MAKE) build/release/popgatectl
+	/usr/bin/python3 bench/accuracy.py --popgatectl $(abspath build/release/popgatectl)
 
 format:
 	clang-format -i $(shell find src tests -name '*.[ch]')

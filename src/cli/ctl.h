@@ -147,6 +147,9 @@ CTL_RUN(ctl_sender_list);
 /* ctl_filter.c, ctl_queue.c */
 CTL_RUN(ctl_filter_check);
 CTL_RUN(ctl_report);
+/* ctl_bayes.c */
+CTL_RUN(ctl_bayes_train);
+CTL_RUN(ctl_bayes_score);
 #undef CTL_RUN
 
 struct cli_table;

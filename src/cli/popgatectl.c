@@ -307,6 +307,20 @@ static const struct ctl_command ctl_commands[] = {
      "Shows each recipient domain's MTA-STS policy (RFC 8461) as last fetched:\n"
      "its mode, MX patterns, id, and until when it holds.\n",
      ctl_mta_sts_list},
+    /* bayes (ctl_bayes.c) */
+    {"bayes", "train", "--spam|--ham [--database FILE] PATH...",
+     "train the Bayes filter on messages",
+     "Counts the tokens of every message in the PATHs as spam (--spam) or ham\n"
+     "(--ham). A PATH is a message file, an mbox, a maildir or a folder of\n"
+     "message files. The database is <data_dir>/bayes.db (or --database FILE),\n"
+     "rewritten whole; workers read it when they start. Shows a progress bar\n"
+     "on a terminal.\n",
+     ctl_bayes_train},
+    {"bayes", "score", "[--database FILE] PATH...", "show the Bayes filter's view of messages",
+     "Prints, for every message in the PATHs, its spam probability, the verdict\n"
+     "(spam at and above the built-in cutoff), its path and the tokens that\n"
+     "weighed most. Changes nothing. Exits 1 if there is no database.\n",
+     ctl_bayes_score},
 };
 
 #define CTL_COMMAND_COUNT (sizeof(ctl_commands) / sizeof(ctl_commands[0]))

@@ -21,6 +21,7 @@ static const struct filter *const filter_table[] = {
     &filter_trace,
     &filter_address,
     &filter_senders,
+    &filter_bayes,
 };
 
 #define FILTER_TABLE_COUNT (sizeof(filter_table) / sizeof(filter_table[0]))

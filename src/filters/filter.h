@@ -66,12 +66,18 @@ struct pipeline_result;
 struct pipeline_verdict;
 struct headers_parser;
 
+/* Bytes of a body kept in memory for the content filters (MIME, Bayes);
+ * the rest of a larger message is read, counted and not looked at. */
+#define FILTER_BODY_MAX (4UL * 1024 * 1024)
+
 /* What a filter sees of a message: the job, and what reading the body found. */
 struct filter_message {
 	const struct pipeline_job *job;
 	const char *hostname;		/* the gateway's name, for trace headers */
 	uint64_t size;			/* bytes in the body */
 	struct headers_parser *headers; /* fed the body's header block */
+	const char *body;		/* its first body_len bytes (FILTER_BODY_MAX at most) */
+	size_t body_len;
 };
 
 /*
@@ -109,5 +115,6 @@ void filter_result_add_headers(struct pipeline_result *result, const char *lines
 extern const struct filter filter_trace;
 extern const struct filter filter_address;
 extern const struct filter filter_senders;
+extern const struct filter filter_bayes;
 
 #endif

@@ -49,6 +49,9 @@ static int worker_message_read(int body_fd, struct filter_message *message)
 {
 	const struct pipeline_job *job = message->job;
 	unsigned char *chunk = xmalloc(WORKER_CHUNK_SIZE);
+	char *body = NULL;
+	size_t body_len = 0;
+	size_t body_capacity = 0;
 
 	message->size = 0;
 	headers_init(message->headers);
@@ -61,6 +64,7 @@ static int worker_message_read(int body_fd, struct filter_message *message)
 			log_event(LOG_ERROR, "worker_read_failed", job->account, job->id,
 				  "read: %s", strerror(errno));
 			free(chunk);
+			free(body);
 			return -1;
 		}
 		if (n == 0)
@@ -68,8 +72,26 @@ static int worker_message_read(int body_fd, struct filter_message *message)
 		if (!message->headers->done)
 			headers_feed(message->headers, (const char *)chunk, (size_t)n);
 		message->size += (uint64_t)n;
+		/* The content filters read the body from memory, up to a bound. */
+		if (body_len < FILTER_BODY_MAX) {
+			size_t keep = (size_t)n < FILTER_BODY_MAX - body_len
+					  ? (size_t)n
+					  : FILTER_BODY_MAX - body_len;
+
+			if (body_len + keep + 1 > body_capacity) {
+				body_capacity = 2 * (body_len + keep) + 1;
+				if (body_capacity > FILTER_BODY_MAX + 1)
+					body_capacity = FILTER_BODY_MAX + 1;
+				body = xrealloc(body, body_capacity);
+			}
+			memcpy(body + body_len, chunk, keep);
+			body_len += keep;
+			body[body_len] = '\0';
+		}
 	}
 	free(chunk);
+	message->body = body != NULL ? body : xcalloc(1, 1);
+	message->body_len = body_len;
 	return 0;
 }
 
@@ -135,6 +157,7 @@ static int worker_job_run(int body_fd, const char *hostname, const struct pipeli
 		  verdict->result_count, verdict->recipient_count);
 	rc = 0;
 done:
+	free((char *)message.body);
 	free(message.headers);
 	return rc;
 }

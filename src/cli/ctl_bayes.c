@@ -1,0 +1,387 @@
+/*
+ * ctl_bayes.c — popgatectl bayes train|score: trains the Bayes filter's
+ * token database (filters/bayes.h) from messages the administrator says are
+ * spam or ham, and shows what the filter would say about messages.
+ *
+ * A PATH is a message file, an mbox (a file that starts with a "From "
+ * line: every message in it), a maildir (a folder with cur/ or new/: the
+ * files in both) or a folder of message files. The database is
+ * <data_dir>/bayes.db unless --database names another file; training
+ * writes it whole (a new file renamed over the old one), so workers that
+ * loaded the old one go on with it until they are restarted.
+ *
+ * Owns: the database file while it trains. Must never: print a message
+ * body (score prints the probability and the token names only), or leave a
+ * half-written database behind.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/ctl.h"
+#include "cli/output.h"
+#include "core/util.h"
+#include "filters/bayes.h"
+#include "filters/filter.h"
+#include "filters/mime.h"
+
+/* Message files one command looks at, all paths together. */
+#define CTL_BAYES_FILES_MAX 1000000
+
+struct ctl_bayes_files {
+	char **paths;
+	size_t count;
+	size_t capacity;
+};
+
+static void ctl_bayes_files_add(struct ctl_bayes_files *files, char *path)
+{
+	if (files->count == files->capacity) {
+		files->capacity = files->capacity == 0 ? 64 : files->capacity * 2;
+		files->paths = xrealloc(files->paths, files->capacity * sizeof(*files->paths));
+	}
+	files->paths[files->count++] = path;
+}
+
+static void ctl_bayes_files_free(struct ctl_bayes_files *files)
+{
+	for (size_t i = 0; i < files->count; i++)
+		free(files->paths[i]);
+	free(files->paths);
+}
+
+static int ctl_bayes_compare(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds the regular files of folder DIR (not its dot files), sorted. */
+static int ctl_bayes_folder(const char *dir, struct ctl_bayes_files *files)
+{
+	DIR *d = opendir(dir);
+	struct dirent *entry;
+	size_t first = files->count;
+
+	if (d == NULL)
+		return -1;
+	while ((entry = readdir(d)) != NULL && files->count < CTL_BAYES_FILES_MAX) {
+		struct stat st;
+		char *path;
+
+		if (entry->d_name[0] == '.')
+			continue;
+		path = xasprintf("%s/%s", dir, entry->d_name);
+		if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+			ctl_bayes_files_add(files, path);
+		else
+			free(path);
+	}
+	closedir(d);
+	qsort(files->paths + first, files->count - first, sizeof(char *), ctl_bayes_compare);
+	return 0;
+}
+
+/* Expands PATH (file, maildir or folder) into FILES. CTL_OK or CTL_REFUSED. */
+static int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files)
+{
+	struct stat st;
+	char buf[256];
+
+	if (stat(path, &st) < 0)
+		return ctl_refuse("%s: %s", ctl_clean(path, buf, sizeof(buf)), strerror(errno));
+	if (S_ISREG(st.st_mode)) {
+		ctl_bayes_files_add(files, xstrdup(path));
+		return CTL_OK;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return ctl_refuse("%s: not a file or folder", ctl_clean(path, buf, sizeof(buf)));
+	char *cur = xasprintf("%s/cur", path);
+	char *new_dir = xasprintf("%s/new", path);
+	bool maildir = stat(cur, &st) == 0 || stat(new_dir, &st) == 0;
+	int rc = 0;
+
+	if (maildir) {
+		if (stat(cur, &st) == 0)
+			rc = ctl_bayes_folder(cur, files);
+		if (rc == 0 && stat(new_dir, &st) == 0)
+			rc = ctl_bayes_folder(new_dir, files);
+	} else {
+		rc = ctl_bayes_folder(path, files);
+	}
+	free(cur);
+	free(new_dir);
+	if (rc < 0)
+		return ctl_refuse("%s: %s", ctl_clean(path, buf, sizeof(buf)), strerror(errno));
+	return CTL_OK;
+}
+
+/*
+ * Calls FN for each message of the file DATA (LEN bytes): the whole file,
+ * or each message of an mbox (a file whose first line starts "From "; a
+ * message ends where a line starting "From " follows an empty line).
+ */
+static void ctl_bayes_messages(const char *data, size_t len,
+			       void (*fn)(const char *message, size_t len, void *arg), void *arg)
+{
+	size_t start = 0;
+
+	if (len < 5 || memcmp(data, "From ", 5) != 0) {
+		fn(data, len < FILTER_BODY_MAX ? len : FILTER_BODY_MAX, arg);
+		return;
+	}
+	for (size_t i = 0; i + 6 <= len; i++) {
+		if (i > start && data[i] == '\n' && i >= 1 &&
+		    (data[i - 1] == '\n' ||
+		     (i >= 2 && data[i - 1] == '\r' && data[i - 2] == '\n')) &&
+		    memcmp(data + i + 1, "From ", 5) == 0) {
+			size_t n = i + 1 - start;
+
+			fn(data + start, n < FILTER_BODY_MAX ? n : FILTER_BODY_MAX, arg);
+			start = i + 1;
+		}
+	}
+	if (start < len) {
+		size_t n = len - start;
+
+		fn(data + start, n < FILTER_BODY_MAX ? n : FILTER_BODY_MAX, arg);
+	}
+}
+
+/* Shows DONE of TOTAL files on a terminal's stderr (nothing otherwise). */
+static void ctl_bayes_progress(size_t done, size_t total, bool tty)
+{
+	enum { WIDTH = 40 };
+	char bar[WIDTH + 1];
+	size_t filled = total > 0 ? done * WIDTH / total : WIDTH;
+
+	if (!tty)
+		return;
+	for (size_t i = 0; i < WIDTH; i++)
+		bar[i] = i < filled ? '#' : '.';
+	bar[WIDTH] = '\0';
+	fprintf(stderr, "\r[%s] %zu/%zu files", bar, done, total);
+	if (done == total)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+/* The database path: --database's, or the data folder's bayes.db. */
+static char *ctl_bayes_path(const struct ctl *ctl, const char *option)
+{
+	if (option != NULL)
+		return xstrdup(option);
+	return xasprintf("%s/%s", ctl->cfg.data_dir, BAYES_DB_NAME);
+}
+
+/*
+ * Reads the options (--spam, --ham when TRAINING, --database FILE) and the
+ * paths of ARGV into FILES. CTL_OK, or the usage error or refusal.
+ */
+static int ctl_bayes_args(const struct ctl_command *cmd, int argc, char **argv, bool training,
+			  int *spam_r, const char **database_r, struct ctl_bayes_files *files)
+{
+	char **paths = xcalloc((size_t)argc + 1, sizeof(*paths));
+	size_t path_count = 0;
+	int rc = CTL_OK;
+
+	*spam_r = -1;
+	*database_r = NULL;
+	for (int i = 0; i < argc; i++) {
+		bool missing = false;
+		const char *value = ctl_option("--database", argc, argv, &i, &missing);
+		char buf[64];
+
+		if (missing) {
+			rc = ctl_usage_error(cmd, "--database needs a file");
+			goto done;
+		}
+		if (value != NULL)
+			*database_r = value;
+		else if (training && strcmp(argv[i], "--spam") == 0)
+			*spam_r = 1;
+		else if (training && strcmp(argv[i], "--ham") == 0)
+			*spam_r = 0;
+		else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			rc = ctl_usage_error(cmd, "unknown option '%s'",
+					     ctl_clean(argv[i], buf, sizeof(buf)));
+			goto done;
+		} else
+			paths[path_count++] = argv[i];
+	}
+	if (training && *spam_r < 0) {
+		rc = ctl_usage_error(cmd, "say --spam or --ham");
+		goto done;
+	}
+	if (path_count == 0) {
+		rc = ctl_usage_error(cmd, "no PATH given");
+		goto done;
+	}
+	for (size_t i = 0; i < path_count && rc == CTL_OK; i++)
+		rc = ctl_bayes_expand(paths[i], files);
+done:
+	free(paths);
+	return rc;
+}
+
+struct ctl_bayes_train {
+	struct bayes_db *db;
+	bool spam;
+	size_t messages;
+};
+
+static void ctl_bayes_train_one(const char *data, size_t len, void *arg)
+{
+	struct ctl_bayes_train *train = arg;
+	struct mime_message message;
+
+	mime_parse(data, len, &message);
+	bayes_train(train->db, &message, train->spam);
+	mime_message_free(&message);
+	train->messages++;
+}
+
+int ctl_bayes_train(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	struct ctl_bayes_files files = {0};
+	struct bayes_db db;
+	struct ctl_bayes_train train = {.db = &db};
+	const char *database;
+	char *path = NULL;
+	char err[512];
+	int spam;
+	int rc;
+	bool tty = isatty(STDERR_FILENO);
+
+	memset(&db, 0, sizeof(db));
+	rc = ctl_bayes_args(cmd, argc, argv, true, &spam, &database, &files);
+	if (rc != CTL_OK)
+		goto done;
+	train.spam = spam == 1;
+	path = ctl_bayes_path(ctl, database);
+	if (bayes_db_load(path, &db, err, sizeof(err)) < 0) {
+		rc = ctl_refuse("%s", err);
+		goto done;
+	}
+	mime_init();
+	bayes_train_begin(&db);
+	for (size_t i = 0; i < files.count; i++) {
+		char *data;
+		size_t len;
+
+		if (util_read_file(files.paths[i], &data, &len) < 0) {
+			rc = ctl_refuse("%s: %s", ctl_clean(files.paths[i], err, sizeof(err)),
+					strerror(errno));
+			goto done;
+		}
+		ctl_bayes_messages(data, len, ctl_bayes_train_one, &train);
+		free(data);
+		ctl_bayes_progress(i + 1, files.count, tty);
+	}
+	if (bayes_db_save(&db, path, err, sizeof(err)) < 0) {
+		rc = ctl_refuse("%s", err);
+		goto done;
+	}
+	rc = ctl_changed(
+	    ctl, NULL,
+	    json_pack("{s:s, s:I, s:I, s:I, s:I}", "trained", train.spam ? "spam" : "ham",
+		      "messages", (json_int_t)train.messages, "spam_messages",
+		      (json_int_t)db.spam_messages, "ham_messages", (json_int_t)db.ham_messages,
+		      "tokens", (json_int_t)db.count),
+	    "bayes: trained %zu messages as %s (database: %llu spam, %llu ham, %zu tokens)",
+	    train.messages, train.spam ? "spam" : "ham", (unsigned long long)db.spam_messages,
+	    (unsigned long long)db.ham_messages, db.count);
+done:
+	free(path);
+	bayes_db_free(&db);
+	ctl_bayes_files_free(&files);
+	return rc;
+}
+
+struct ctl_bayes_score {
+	const struct bayes_db *db;
+	const char *path;
+	json_t *array; /* with --json */
+	int failed;
+};
+
+static void ctl_bayes_score_one(const char *data, size_t len, void *arg)
+{
+	struct ctl_bayes_score *score = arg;
+	struct mime_message message;
+	struct bayes_verdict verdict;
+	char path[512];
+
+	mime_parse(data, len, &message);
+	bayes_classify(score->db, &message, NULL, &verdict);
+	mime_message_free(&message);
+	ctl_clean(score->path, path, sizeof(path));
+	if (score->array != NULL) {
+		json_array_append_new(
+		    score->array,
+		    json_pack("{s:o, s:f, s:s, s:I, s:s}", "path", cli_json_string(path),
+			      "probability", verdict.probability, "verdict",
+			      verdict.spam ? "spam" : "ham", "tokens_used",
+			      (json_int_t)verdict.tokens_used, "tokens", verdict.explanation));
+	} else if (printf("%.10f %s %s tokens: %s\n", verdict.probability,
+			  verdict.spam ? "spam" : "ham", path, verdict.explanation) < 0) {
+		score->failed = 1;
+	}
+}
+
+int ctl_bayes_score(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	struct ctl_bayes_files files = {0};
+	struct bayes_db db;
+	struct ctl_bayes_score score = {.db = &db};
+	const char *database;
+	char *path = NULL;
+	char err[512];
+	int spam;
+	int rc;
+
+	memset(&db, 0, sizeof(db));
+	rc = ctl_bayes_args(cmd, argc, argv, false, &spam, &database, &files);
+	if (rc != CTL_OK)
+		goto done;
+	path = ctl_bayes_path(ctl, database);
+	rc = bayes_db_load(path, &db, err, sizeof(err));
+	if (rc != 0) {
+		rc = ctl_refuse("%s",
+				rc > 0 ? "no Bayes database: train it first (bayes train)" : err);
+		goto done;
+	}
+	mime_init();
+	if (ctl->json)
+		score.array = json_array();
+	for (size_t i = 0; i < files.count; i++) {
+		char *data;
+		size_t len;
+
+		if (util_read_file(files.paths[i], &data, &len) < 0) {
+			rc = ctl_refuse("%s: %s", ctl_clean(files.paths[i], err, sizeof(err)),
+					strerror(errno));
+			goto done;
+		}
+		score.path = files.paths[i];
+		ctl_bayes_messages(data, len, ctl_bayes_score_one, &score);
+		free(data);
+	}
+	if (score.array != NULL) {
+		rc = ctl_printed(cli_json_print(score.array, stdout));
+		score.array = NULL;
+	} else {
+		rc = ctl_printed(score.failed || fflush(stdout) != 0 ? -1 : 0);
+	}
+done:
+	json_decref(score.array);
+	free(path);
+	bayes_db_free(&db);
+	ctl_bayes_files_free(&files);
+	return rc;
+}
