@@ -45,6 +45,24 @@ def spool_tmp(gate):
     return os.listdir(os.path.join(gate.config["server"]["data_dir"], "spool", "tmp"))
 
 
+def bodies_being_written(gate):
+    """The bodies the daemon is writing: named files in spool/tmp, and the
+    temp files of its pool (anonymous, O_TMPFILE: seen only as its open
+    descriptors into spool/tmp) that hold bytes already; a ready file of
+    the pool is empty."""
+    tmp = os.path.join(gate.config["server"]["data_dir"], "spool", "tmp")
+    found = list(spool_tmp(gate))
+    fd_dir = f"/proc/{gate.pid}/fd"
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+            if target.startswith(tmp + "/") and os.stat(os.path.join(fd_dir, fd)).st_size > 0:
+                found.append(target)
+        except FileNotFoundError:
+            pass  # closed meanwhile
+    return found
+
+
 def message_count(gate):
     return gate.db_query("SELECT count(*) FROM message")[0][0]
 
@@ -214,9 +232,11 @@ def test_data_mail_rcpt_after_bdat_are_503_and_rset_drops_the_body(make_popgate)
 def test_client_closing_inside_a_chunk_leaves_nothing(smtp_gate):
     raw = open_transaction(smtp_gate)
     raw.send(bdat(100000, last=True) + b"z" * 30000)
-    itutil.wait_until(lambda: spool_tmp(smtp_gate) != [], timeout=30, what="the body begun")
+    itutil.wait_until(lambda: bodies_being_written(smtp_gate) != [], timeout=30,
+                      what="the body begun")
     raw.close()
-    itutil.wait_until(lambda: spool_tmp(smtp_gate) == [], timeout=30, what="the cut body removed")
+    itutil.wait_until(lambda: bodies_being_written(smtp_gate) == [], timeout=30,
+                      what="the cut body removed")
     assert message_count(smtp_gate) == 0
     # The daemon goes on: a whole message next.
     raw = open_transaction(smtp_gate)
