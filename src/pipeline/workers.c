@@ -5,7 +5,9 @@
  * reports, and restarting a dead one with a back-off when they keep dying.
  *
  * Owns: the daemon's end of the spawner's socket and the requests not yet
- * sent on it, and the tick that restarts workers.
+ * sent on it, the tick that restarts workers, and the setup frame each new
+ * worker is sent first (proto.h): the Bayes database, opened here at every
+ * start, so a worker started after training reads the new one.
  * Must never: block the event loop (the spawner's socket is non-blocking;
  * a request it has no room for waits in spawner_output), or trust what the
  * spawner says: it runs as the workers' user, so each answer is checked
@@ -33,6 +35,8 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "filters/bayes.h"
+#include "pipeline/proto.h"
 #include "pipeline/workers.h"
 
 /* Messages handled per wake-up of the spawner's socket, so that a chatty
@@ -170,6 +174,70 @@ static bool workers_socket_valid(int fd)
 	       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
 }
 
+/*
+ * Opens the Bayes database for a new worker, read-only: the worker's user
+ * cannot open the data folder. The descriptor, or -1 when there is none
+ * (not trained yet) or it cannot be opened (logged; the filter then says
+ * it is not trained).
+ */
+static int workers_bayes_open(const struct pipeline *pipeline)
+{
+	char *path = xasprintf("%s/%s", pipeline->data_dir, BAYES_DB_NAME);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+	if (fd < 0 && errno != ENOENT)
+		log_warn("pipeline: opening %s for the workers: %s", path, strerror(errno));
+	free(path);
+	return fd;
+}
+
+/*
+ * Sends the new WORKER its setup frame, the first on its socket, with the
+ * Bayes database attached when there is one. A failure is handled from the
+ * event loop, as a failed job send is (pipeline.c).
+ */
+static void workers_setup_send(struct pipeline_worker *worker)
+{
+	union {
+		struct cmsghdr align;
+		char data[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct proto_setup setup = {0};
+	unsigned char *frame;
+	size_t frame_len;
+	struct iovec iov;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	int bayes_fd = workers_bayes_open(worker->pipeline);
+	ssize_t n;
+
+	setup.bayes_db = bayes_fd >= 0;
+	proto_setup_encode(&setup, &frame, &frame_len);
+	iov.iov_base = frame;
+	iov.iov_len = frame_len;
+	if (bayes_fd >= 0) {
+		struct cmsghdr *c;
+
+		memset(control.data, 0, sizeof(control.data));
+		msg.msg_control = control.data;
+		msg.msg_controllen = sizeof(control.data);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &bayes_fd, sizeof(int));
+	}
+	/* The socket is new and empty: a frame of a few bytes goes out whole. */
+	n = sendmsg(worker->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (bayes_fd >= 0)
+		close(bayes_fd);
+	if (n < 0 || (size_t)n != frame_len) {
+		snprintf(worker->send_error, sizeof(worker->send_error), "sending the setup: %s",
+			 n < 0 ? strerror(errno) : "short write");
+		event_active(worker->read_event, EV_READ, 0);
+	}
+	free(frame);
+}
+
 /* The spawner started the worker of MESSAGE->slot; FD is its socket (ours
  * now). -1 with *ERR set if that is not what was asked. */
 static int workers_on_started(struct pipeline *pipeline, const struct spawner_message *message,
@@ -205,6 +273,7 @@ static int workers_on_started(struct pipeline *pipeline, const struct spawner_me
 	worker->pid = message->pid;
 	worker->fd = fd;
 	worker->send_error[0] = '\0';
+	workers_setup_send(worker);
 	log_event(LOG_INFO, "worker_started", NULL, NULL, "pid=%ld slot=%zu", (long)worker->pid,
 		  worker->index);
 	return 0;
