@@ -340,6 +340,9 @@ static void pipeline_worker_parse(struct pipeline_worker *worker)
 	worker->entry = NULL;
 	pipeline_report(pipeline, entry, &verdict);
 	proto_verdict_clear(&verdict);
+	/* Idle now: replaced if the Bayes database changed while it worked. */
+	if (worker->renew && worker->entry == NULL)
+		workers_renew(worker);
 	pipeline_dispatch(pipeline);
 }
 
@@ -492,6 +495,11 @@ size_t pipeline_pending(const struct pipeline *pipeline)
 void pipeline_log_reopened(struct pipeline *pipeline)
 {
 	workers_log_reopened(pipeline);
+}
+
+void pipeline_bayes_check(struct pipeline *pipeline)
+{
+	workers_bayes_check(pipeline);
 }
 
 bool pipeline_spawner_lost(const struct pipeline *pipeline)
