@@ -202,7 +202,9 @@ static bool workers_bayes_id_equal(const struct workers_bayes_id *a,
  * Opens the Bayes database for a new worker, read-only: the worker's user
  * cannot open the data folder. The descriptor, or -1 when there is none
  * (not trained yet) or it cannot be opened (logged; the filter then says
- * it is not trained). *ID says which file it is.
+ * it is not trained). *ID says which file it is, also when it could not be
+ * opened (so that workers_bayes_check does not replace workers over and
+ * over for a file that cannot be opened anyway).
  */
 static int workers_bayes_open(const struct pipeline *pipeline, struct workers_bayes_id *id)
 {
@@ -212,8 +214,11 @@ static int workers_bayes_open(const struct pipeline *pipeline, struct workers_ba
 
 	if (fd < 0 && errno != ENOENT)
 		log_warn("pipeline: opening %s for the workers: %s", path, strerror(errno));
+	if (fd >= 0 ? fstat(fd, &st) == 0 : lstat(path, &st) == 0)
+		workers_bayes_id_set(id, &st);
+	else
+		workers_bayes_id_set(id, NULL);
 	free(path);
-	workers_bayes_id_set(id, fd >= 0 && fstat(fd, &st) == 0 ? &st : NULL);
 	return fd;
 }
 
@@ -494,7 +499,7 @@ void workers_bayes_check(struct pipeline *pipeline)
 	struct stat st;
 	size_t marked = 0;
 
-	workers_bayes_id_set(&now, stat(path, &st) == 0 ? &st : NULL);
+	workers_bayes_id_set(&now, lstat(path, &st) == 0 ? &st : NULL);
 	free(path);
 	for (size_t i = 0; i < pipeline->worker_count; i++) {
 		struct pipeline_worker *worker = &pipeline->workers[i];

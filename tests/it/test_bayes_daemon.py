@@ -108,8 +108,11 @@ def test_training_reaches_running_workers(popgate, provider):
     itutil.wait_until(lambda: len(popgate.worker_pids()) == 2, 20, what="2 workers running")
     started = set(popgate.worker_pids())
     train(popgate)
+    popgate.wait_event("bayes_changed", count=2)
     itutil.wait_until(lambda: len(popgate.worker_pids()) == 2 and
                       not started & set(popgate.worker_pids()), 30,
                       what="the workers replaced after training")
-    popgate.wait_event("bayes_changed")
     judge_spam_and_ham(popgate, provider)
+    # Replaced once per training (spam, then ham), never again: the later
+    # checks find the workers on the current file.
+    assert len(popgate.events("bayes_changed")) == 2
