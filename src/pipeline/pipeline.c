@@ -19,9 +19,10 @@
  * anything else ends that worker. Workers are exec'd afresh by the spawner
  * (spawner.h) as a user of their own ([server] worker_user, when popgate was
  * started as root), inherit only their socket (fd 3) and the log (stderr),
- * never see the credential key, the database or the data folder's name, and
+ * never see the credential key, the store or the data folder's name, and
  * confine themselves (confine.h): this process opens each body read-only and
- * hands the worker that one descriptor with the job. With a uid of their
+ * hands the worker that one descriptor with the job (and, once at its start,
+ * the Bayes database read-only: workers.c). With a uid of their
  * own they cannot signal or trace this process, nor read its files should
  * the confinement fail; this process, in turn, cannot signal them, so it
  * has the spawner kill a worker that hangs.

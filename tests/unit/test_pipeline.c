@@ -5,8 +5,8 @@
  * it works, a hung worker timed out, malformed replies, a retry submitted
  * from the callback, bodies the main process cannot hand over, a worker
  * given a job without exactly one body descriptor, the setup frame and the
- * Bayes database it hands over, and the back-off for workers that die at
- * start.
+ * Bayes database it hands over, the workers replaced when that database
+ * changes, and the back-off for workers that die at start.
  *
  * Owns: a temp data folder per test (removed at the end) and the spawner
  * it starts (reaped before a test ends; the spawner reaps the workers).
@@ -688,6 +688,63 @@ static void test_worker_bayes_setup(void **state)
 	free(reply);
 }
 
+/*
+ * The daemon hands a worker the Bayes database in the data folder at its
+ * start; when the file changes, pipeline_bayes_check replaces the workers
+ * that have another, and the next job is judged with the new one. A check
+ * with nothing changed replaces nothing.
+ */
+static void test_bayes_renewal(void **state)
+{
+	static const char spam[] = "From: a@example.biz\nSubject: free money\n\nclick here now\n";
+	static const char ham[] = "From: b@example.org\nSubject: minutes\n\nmeeting notes\n";
+	struct test_ctx *ctx = *state;
+	struct filter_profile *profile = xcalloc(1, sizeof(*profile));
+	char *db_path = xasprintf("%s/bayes.db", ctx->dir);
+	struct pipeline_job job;
+	char ids[2][SPOOL_ID_LEN + 1];
+	char err[256];
+	pid_t first;
+	pid_t second;
+
+	profile->tag_at = 5;
+	profile->quarantine_at = 10;
+	strcpy(profile->filters[0].name, "bayes");
+	profile->filter_count = 1;
+	test_pipeline_new(ctx, NULL, 1, 10);
+	first = test_worker_pid(ctx);
+	/* Nothing changed: the worker stays. */
+	pipeline_bayes_check(ctx->pipeline);
+	assert_int_equal(test_worker_pid(ctx), first);
+	test_body_write(ctx, ids[0]);
+	test_job_make(&job, ids[0], "alice@example.net");
+	job.profile = profile;
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_false(test_run(ctx, 1, 10000));
+	assert_string_equal(ctx->verdicts[0].results,
+			    "bayes:failed(bayes: not trained (popgatectl bayes train))");
+
+	/* Trained (the file appears): the idle worker is replaced. */
+	assert_int_equal(bayes_learn(db_path, spam, strlen(spam), true, err, sizeof(err)), 0);
+	assert_int_equal(bayes_learn(db_path, ham, strlen(ham), false, err, sizeof(err)), 0);
+	pipeline_bayes_check(ctx->pipeline);
+	second = test_worker_pid(ctx);
+	assert_int_not_equal(second, first);
+	pipeline_bayes_check(ctx->pipeline);
+	assert_int_equal(test_worker_pid(ctx), second);
+	test_body_write(ctx, ids[1]);
+	test_job_make(&job, ids[1], "alice@example.net");
+	job.profile = profile;
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_false(test_run(ctx, 2, 10000));
+	assert_int_equal(strncmp(ctx->verdicts[1].results, "bayes:ok(bayes: 0.", 18), 0);
+	assert_int_equal(ctx->verdicts[1].outcome, PIPELINE_JUDGED);
+	pipeline_free(&ctx->pipeline);
+	test_expect_no_children();
+	free(profile);
+	free(db_path);
+}
+
 /* A worker killed while it works: its job fails, a new worker takes over. */
 static void test_worker_killed(void **state)
 {
@@ -1166,6 +1223,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_workers_confined, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_needs_one_body, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_bayes_setup, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_bayes_renewal, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_killed, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_timeout, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_spawner_lost, test_setup, test_teardown),
