@@ -193,9 +193,9 @@ static bool workers_bayes_id_equal(const struct workers_bayes_id *a,
 {
 	if (a->present != b->present)
 		return false;
-	return !a->present || (a->dev == b->dev && a->ino == b->ino &&
-			       a->mtime.tv_sec == b->mtime.tv_sec &&
-			       a->mtime.tv_nsec == b->mtime.tv_nsec);
+	return !a->present ||
+	       (a->dev == b->dev && a->ino == b->ino && a->mtime.tv_sec == b->mtime.tv_sec &&
+		a->mtime.tv_nsec == b->mtime.tv_nsec);
 }
 
 /*

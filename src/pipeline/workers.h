@@ -57,17 +57,17 @@ struct workers_bayes_id {
 struct pipeline_worker {
 	struct pipeline *pipeline;
 	size_t index;
-	pid_t pid;		      /* -1 while no process runs in this slot */
-	bool starting;		      /* asked the spawner for one; no answer yet */
-	int fd;			      /* our end of the socket, or -1 */
-	struct event *read_event;     /* on FD, while a process runs */
-	struct event *timeout_event;  /* armed while a job runs */
-	struct evbuffer *input;	      /* bytes of a reply read so far */
-	struct pipeline_entry *entry; /* the job it is working on, or NULL */
-	char send_error[128];	      /* set when sending a job failed */
-	int64_t restart_at_ms;	      /* while pid is -1, not starting: when to start one */
+	pid_t pid;		       /* -1 while no process runs in this slot */
+	bool starting;		       /* asked the spawner for one; no answer yet */
+	int fd;			       /* our end of the socket, or -1 */
+	struct event *read_event;      /* on FD, while a process runs */
+	struct event *timeout_event;   /* armed while a job runs */
+	struct evbuffer *input;	       /* bytes of a reply read so far */
+	struct pipeline_entry *entry;  /* the job it is working on, or NULL */
+	char send_error[128];	       /* set when sending a job failed */
+	int64_t restart_at_ms;	       /* while pid is -1, not starting: when to start one */
 	struct workers_bayes_id bayes; /* the database it was handed at its start */
-	bool renew;		      /* replace it once idle: the database changed */
+	bool renew;		       /* replace it once idle: the database changed */
 };
 
 struct pipeline {

@@ -1,12 +1,13 @@
 /*
  * test_pipeline.c — the processing stage end to end: a real spawner and real
  * worker processes (this test binary, exec'd with --spawner and then
- * --worker), real spool files, a real event loop. Covers verdicts, the trace header, duplicates, a worker killed while
- * it works, a hung worker timed out, malformed replies, a retry submitted
- * from the callback, bodies the main process cannot hand over, a worker
- * given a job without exactly one body descriptor, the setup frame and the
- * Bayes database it hands over, the workers replaced when that database
- * changes, and the back-off for workers that die at start.
+ * --worker), real spool files, a real event loop. Covers verdicts, the
+ * trace header, duplicates, a worker killed while it works, a hung worker
+ * timed out, malformed replies, a retry submitted from the callback, bodies
+ * the main process cannot hand over, a worker given a job without exactly
+ * one body descriptor, the setup frame and the Bayes database it hands over,
+ * the workers replaced when that database changes, and the back-off for
+ * workers that die at start.
  *
  * Owns: a temp data folder per test (removed at the end) and the spawner
  * it starts (reaped before a test ends; the spawner reaps the workers).
@@ -467,8 +468,8 @@ static void test_workers_confined(void **state)
 
 /* Sends FRAME (FRAME_LEN bytes) on FD with FD_COUNT descriptors of PATH
  * attached to its first byte. True if it went out whole. */
-static bool test_frame_send(int fd, const unsigned char *frame, size_t frame_len,
-			    const char *path, size_t fd_count)
+static bool test_frame_send(int fd, const unsigned char *frame, size_t frame_len, const char *path,
+			    size_t fd_count)
 {
 	union {
 		struct cmsghdr align;
@@ -653,9 +654,9 @@ static void test_worker_bayes_setup(void **state)
 	profile->filter_count = 1;
 	job.profile = profile;
 
-	status = test_worker_direct(&(struct test_setup){.bayes_db = true, .path = db_path,
-							  .fd_count = 1},
-				    &job, path, 1, reply, &reply_len);
+	status = test_worker_direct(
+	    &(struct test_setup){.bayes_db = true, .path = db_path, .fd_count = 1}, &job, path, 1,
+	    reply, &reply_len);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(proto_verdict_decode(reply, reply_len, &consumed, &verdict, &err), 0);
@@ -670,13 +671,14 @@ static void test_worker_bayes_setup(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(proto_verdict_decode(reply, reply_len, &consumed, &verdict, &err), 0);
 	assert_int_equal(verdict.results[0].status, PIPELINE_RESULT_FAILED);
-	assert_string_equal(verdict.results[0].reason, "bayes: not trained (popgatectl bayes train)");
+	assert_string_equal(verdict.results[0].reason,
+			    "bayes: not trained (popgatectl bayes train)");
 	proto_verdict_clear(&verdict);
 
 	for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
 		status = test_worker_direct(&(struct test_setup){.bayes_db = broken[i].bayes_db,
-								  .path = db_path,
-								  .fd_count = broken[i].fd_count},
+								 .path = db_path,
+								 .fd_count = broken[i].fd_count},
 					    &job, path, 1, reply, &reply_len);
 		assert_true(WIFEXITED(status));
 		assert_int_equal(WEXITSTATUS(status), 1);

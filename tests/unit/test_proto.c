@@ -502,7 +502,8 @@ static void test_setup_frame(void **state)
 		proto_setup_encode(&(struct proto_setup){.bayes_db = with == 1}, &frame,
 				   &frame_len);
 		for (size_t cut = 0; cut < frame_len; cut++) {
-			assert_int_equal(proto_setup_decode(frame, cut, &consumed, &setup, &err), 0);
+			assert_int_equal(proto_setup_decode(frame, cut, &consumed, &setup, &err),
+					 0);
 			assert_int_equal(consumed, 0);
 		}
 		setup.bayes_db = with == 0;
