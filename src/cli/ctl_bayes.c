@@ -8,7 +8,8 @@
  * files in both) or a folder of message files. The database is
  * <data_dir>/bayes.db unless --database names another file; training
  * writes it whole (a new file renamed over the old one), so workers that
- * loaded the old one go on with it until they are restarted.
+ * loaded the old one go on with it until the running daemon, told of the
+ * change, replaces them with workers handed the new one.
  *
  * Owns: the database file while it trains. Must never: print a message
  * body (score prints the probability and the token names only), or leave a

@@ -1,7 +1,7 @@
 /*
  * control.c — the control socket (popgatectl → daemon notices) and the check
  * a notice runs: released messages back into the pipeline, popgatectl's
- * changes into the log.
+ * changes into the log, a retrained Bayes database to new workers.
  *
  * Owns: the listening socket DATA/control.sock, its connections, the check
  * event and the fallback timer.
@@ -329,6 +329,8 @@ void control_check(struct control *control)
 	smtp_server_reload_networks(pg->smtp);
 	/* popgatectl's queue retry|bounce|flush and transport changes. */
 	relay_kick(pg->relay);
+	/* popgatectl bayes train: workers with the old database are replaced. */
+	pipeline_bayes_check(pg->pipeline);
 	/* Logs the popgatectl changes that are not in the log yet
 	 * (store/audit.h): with log_file = - only this process can. */
 	if (store_admin_change_take(pg->store, ADMIN_CHANGES_PER_CHECK, admin_change_log, pg) ==

@@ -3,7 +3,8 @@
  * "bayes" filter of the filter table.
  *
  * Owns: the worker's loaded database (read once in the filter's init,
- * before confinement, never written by a worker). Must never: write the
+ * before confinement, from the descriptor the main process sent; never
+ * written by a worker). Must never: write the
  * database from a worker, trust a database file's counts to be sorted or
  * sized right before checking them, or count a token twice in one message.
  *
@@ -52,11 +53,8 @@ const struct bayes_params *bayes_params_default(void)
 
 int bayes_db_load(const char *path, struct bayes_db *db, char *err, size_t errlen)
 {
-	unsigned char header[BAYES_HEADER_SIZE];
-	struct stat st;
-	uint64_t count;
-	size_t size;
 	int fd;
+	int rc;
 
 	memset(db, 0, sizeof(*db));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -66,15 +64,28 @@ int bayes_db_load(const char *path, struct bayes_db *db, char *err, size_t errle
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || st.st_size < BAYES_HEADER_SIZE ||
+	rc = bayes_db_load_fd(fd, path, db, err, errlen);
+	close(fd);
+	return rc;
+}
+
+int bayes_db_load_fd(int fd, const char *name, struct bayes_db *db, char *err, size_t errlen)
+{
+	unsigned char header[BAYES_HEADER_SIZE];
+	struct stat st;
+	uint64_t count;
+	size_t size;
+
+	memset(db, 0, sizeof(*db));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < BAYES_HEADER_SIZE ||
 	    (uint64_t)st.st_size > BAYES_DB_MAX) {
-		snprintf(err, errlen, "%s: not a database (size)", path);
+		snprintf(err, errlen, "%s: not a database (size)", name);
 		goto fail;
 	}
 	size = (size_t)st.st_size;
 	if (pread(fd, header, sizeof(header), 0) != (ssize_t)sizeof(header) ||
 	    memcmp(header, BAYES_MAGIC, 8) != 0) {
-		snprintf(err, errlen, "%s: not a database (magic)", path);
+		snprintf(err, errlen, "%s: not a database (magic)", name);
 		goto fail;
 	}
 	memcpy(&db->spam_messages, header + 8, 8);
@@ -82,7 +93,7 @@ int bayes_db_load(const char *path, struct bayes_db *db, char *err, size_t errle
 	memcpy(&count, header + 24, 8);
 	if (count != (size - BAYES_HEADER_SIZE) / sizeof(struct bayes_entry) ||
 	    (size - BAYES_HEADER_SIZE) % sizeof(struct bayes_entry) != 0) {
-		snprintf(err, errlen, "%s: not a database (entry count)", path);
+		snprintf(err, errlen, "%s: not a database (entry count)", name);
 		goto fail;
 	}
 	db->count = (size_t)count;
@@ -92,7 +103,7 @@ int bayes_db_load(const char *path, struct bayes_db *db, char *err, size_t errle
 				  (off_t)(BAYES_HEADER_SIZE + done));
 
 		if (n <= 0) {
-			snprintf(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "short");
+			snprintf(err, errlen, "%s: %s", name, n < 0 ? strerror(errno) : "short");
 			goto fail;
 		}
 		done += (size_t)n;
@@ -100,14 +111,12 @@ int bayes_db_load(const char *path, struct bayes_db *db, char *err, size_t errle
 	/* The lookup is a binary search: it must be sorted, each hash once. */
 	for (size_t i = 1; i < db->count; i++) {
 		if (db->entries[i - 1].hash >= db->entries[i].hash) {
-			snprintf(err, errlen, "%s: not a database (order)", path);
+			snprintf(err, errlen, "%s: not a database (order)", name);
 			goto fail;
 		}
 	}
-	close(fd);
 	return 0;
 fail:
-	close(fd);
 	bayes_db_free(db);
 	return -1;
 }
@@ -463,6 +472,15 @@ int bayes_learn(const char *path, const char *data, size_t len, bool spam, char 
 static struct bayes_db bayes_worker_db;
 static bool bayes_worker_trained;
 static char bayes_worker_error[256];
+/* The descriptor the main process sent for the init, or -1: none. */
+static int bayes_worker_fd = -1;
+
+void bayes_filter_use_db(int fd)
+{
+	if (bayes_worker_fd >= 0)
+		close(bayes_worker_fd);
+	bayes_worker_fd = fd;
+}
 
 /*
  * Never fails the worker: a database that is missing, unreadable or damaged
@@ -476,9 +494,16 @@ static int bayes_filter_init(char *err, size_t errlen)
 	(void)err;
 	(void)errlen;
 	mime_init();
-	/* The worker runs in the data folder, where training writes it. */
-	rc = bayes_db_load(BAYES_DB_NAME, &bayes_worker_db, bayes_worker_error,
-			   sizeof(bayes_worker_error));
+	bayes_db_free(&bayes_worker_db);
+	/* Not opened by name: the worker's user cannot read the data folder.
+	 * No descriptor means the main process found no database. */
+	rc = 1;
+	if (bayes_worker_fd >= 0) {
+		rc = bayes_db_load_fd(bayes_worker_fd, BAYES_DB_NAME, &bayes_worker_db,
+				      bayes_worker_error, sizeof(bayes_worker_error));
+		close(bayes_worker_fd);
+		bayes_worker_fd = -1;
+	}
 	if (rc == 1)
 		snprintf(bayes_worker_error, sizeof(bayes_worker_error),
 			 "not trained (popgatectl bayes train)");

@@ -5,7 +5,8 @@
  *
  * The database is one file, written only by training (popgatectl bayes
  * train) and read whole by the workers at start, before they confine
- * themselves; they never write it. Its layout, in the host's byte order:
+ * themselves, from a descriptor the main process opened for them (their
+ * user cannot open the data folder); they never write it. Its layout, in the host's byte order:
  *   "PGBAYES1", u64 spam messages, u64 ham messages, u64 entry count,
  *   then the entries { u64 token hash, u32 spam count, u32 ham count },
  *   sorted by hash, each hash once.
@@ -73,6 +74,15 @@ struct bayes_verdict {
  * with ERR for a file that is unreadable, too large or not a database.
  */
 int bayes_db_load(const char *path, struct bayes_db *db, char *err, size_t errlen);
+
+/* Loads the database open read-only on FD (NAME, for errors) into *DB, as
+ * bayes_db_load does. 0, or -1 with ERR. FD stays open: the caller's. */
+int bayes_db_load_fd(int fd, const char *name, struct bayes_db *db, char *err, size_t errlen);
+
+/* Hands the "bayes" filter the database descriptor the worker was given by
+ * the main process, or -1 for none (not trained yet): the filter's init
+ * loads it and closes it. Call before filter_init_all. */
+void bayes_filter_use_db(int fd);
 
 void bayes_db_free(struct bayes_db *db);
 

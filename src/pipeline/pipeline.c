@@ -19,9 +19,10 @@
  * anything else ends that worker. Workers are exec'd afresh by the spawner
  * (spawner.h) as a user of their own ([server] worker_user, when popgate was
  * started as root), inherit only their socket (fd 3) and the log (stderr),
- * never see the credential key, the database or the data folder's name, and
+ * never see the credential key, the store or the data folder's name, and
  * confine themselves (confine.h): this process opens each body read-only and
- * hands the worker that one descriptor with the job. With a uid of their
+ * hands the worker that one descriptor with the job (and, once at its start,
+ * the Bayes database read-only: workers.c). With a uid of their
  * own they cannot signal or trace this process, nor read its files should
  * the confinement fail; this process, in turn, cannot signal them, so it
  * has the spawner kill a worker that hangs.
@@ -340,6 +341,9 @@ static void pipeline_worker_parse(struct pipeline_worker *worker)
 	worker->entry = NULL;
 	pipeline_report(pipeline, entry, &verdict);
 	proto_verdict_clear(&verdict);
+	/* Idle now: replaced if the Bayes database changed while it worked. */
+	if (worker->renew && worker->entry == NULL)
+		workers_renew(worker);
 	pipeline_dispatch(pipeline);
 }
 
@@ -492,6 +496,11 @@ size_t pipeline_pending(const struct pipeline *pipeline)
 void pipeline_log_reopened(struct pipeline *pipeline)
 {
 	workers_log_reopened(pipeline);
+}
+
+void pipeline_bayes_check(struct pipeline *pipeline)
+{
+	workers_bayes_check(pipeline);
 }
 
 bool pipeline_spawner_lost(const struct pipeline *pipeline)

@@ -161,6 +161,13 @@ size_t pipeline_pending(const struct pipeline *pipeline);
  * file. */
 void pipeline_log_reopened(struct pipeline *pipeline);
 
+/* The Bayes database (DATA/bayes.db) may have changed (popgatectl bayes
+ * train told the daemon): workers handed another file than the one there
+ * now are replaced, the idle ones at once and the busy ones after their
+ * verdict, so the next jobs are judged with it. Cheap when nothing changed
+ * (one stat). */
+void pipeline_bayes_check(struct pipeline *pipeline);
+
 /* True once the spawner is gone (see pipeline_new): the daemon must stop. */
 bool pipeline_spawner_lost(const struct pipeline *pipeline);
 

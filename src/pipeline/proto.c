@@ -312,7 +312,8 @@ int proto_frame_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 	}
 	if (len >= 8) {
 		type = proto_get_u16(buf + 6);
-		if (type != PROTO_TYPE_JOB && type != PROTO_TYPE_VERDICT) {
+		if (type != PROTO_TYPE_JOB && type != PROTO_TYPE_VERDICT &&
+		    type != PROTO_TYPE_SETUP) {
 			*err_r = "unknown frame type";
 			return -1;
 		}
@@ -400,6 +401,31 @@ static int proto_profile_decode(const unsigned char *data, size_t len,
 		memcpy(setting->name, name->data, name->len);
 		profile->filter_count++;
 	}
+	return 0;
+}
+
+int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
+		       struct proto_setup *setup, const char **err_r)
+{
+	struct proto_field fields[PROTO_TAG_MAX + 1];
+	const unsigned char *payload;
+	size_t payload_len;
+	size_t consumed;
+
+	*consumed_r = 0;
+	if (proto_typed_decode(buf, len, &consumed, PROTO_TYPE_SETUP, &payload, &payload_len,
+			       err_r) < 0)
+		return -1;
+	if (consumed == 0)
+		return 0;
+	if (proto_fields_split(payload, payload_len, PROTO_SETUP_BAYES_DB, 0, fields, err_r) < 0)
+		return -1;
+	if (fields[PROTO_SETUP_BAYES_DB].count > 0 && fields[PROTO_SETUP_BAYES_DB].len != 0) {
+		*err_r = "bad setup field";
+		return -1;
+	}
+	setup->bayes_db = fields[PROTO_SETUP_BAYES_DB].count > 0;
+	*consumed_r = consumed;
 	return 0;
 }
 

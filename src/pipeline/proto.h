@@ -1,11 +1,13 @@
 /*
- * proto.h — the messages between the main process and a worker: a job (main
- * to worker) and a verdict (worker to main), each one typed, versioned frame.
+ * proto.h — the messages between the main process and a worker: a setup
+ * (main to worker, once, first), a job (main to worker) and a verdict (worker
+ * to main), each one typed, versioned frame.
  *
  * A frame is a 12-byte header and a payload, all integers in network order:
  *
- *   uint32 magic 0x50475750 ("PGWP")   uint16 version (4)
- *   uint16 type (1 job, 2 verdict)     uint32 payload length (at most 64 KiB)
+ *   uint32 magic 0x50475750 ("PGWP")   uint16 version (5)
+ *   uint16 type (1 job, 2 verdict,     uint32 payload length (at most 64 KiB)
+ *                3 setup)
  *
  * The payload is a sequence of fields, each uint16 tag, uint32 length, LENGTH
  * bytes (type, length, value). A field's value may itself be such a sequence
@@ -25,7 +27,15 @@
  * Version history: 2 added SENDER and RECIPIENTS; 3 passed each body as a
  * descriptor; 4 (the issue's "pipeline v3") added the envelope, source,
  * owner and profile to jobs, per-filter results to verdicts in place of one
- * prepend text, and skippable fields.
+ * prepend text, and skippable fields; 5 added the setup frame.
+ *
+ * The setup frame is the first the main process sends on a new worker's
+ * socket, before any job; the worker reads it before its filters' inits and
+ * before it confines itself. It hands over what the filters need but the
+ * worker may not open by name (its user cannot read the data folder): with
+ * BAYES_DB, the Bayes database, opened read-only, travels attached to the
+ * frame's first byte (SCM_RIGHTS). No BAYES_DB, no descriptor: there is no
+ * database (yet). Anything else attached is a protocol error.
  *
  * Every job frame travels with exactly one descriptor attached to its first
  * byte (SCM_RIGHTS): the message body, opened read-only by the main process.
@@ -39,6 +49,8 @@
  *            ENVELOPE_RECIPIENTS (an address list)
  *   profile: FILTER (repeated: NAME, WEIGHT), TAG_AT, QUARANTINE_AT, FLAGS
  *            (1 byte: 1 challenge unknown senders, 2 hold)
+ *   setup:   optional BAYES_DB (empty: the descriptor attached is the
+ *            Bayes database)
  *   verdict: OUTCOME (1 byte), ID, RESULT (repeated: NAME, STATUS (1 byte),
  *            SCORE, optional REASON, optional HEADERS), SENDER (optional,
  *            one address), RECIPIENTS (optional, an address list)
@@ -68,7 +80,7 @@
 #include "pipeline/pipeline.h"
 
 #define PROTO_MAGIC 0x50475750u
-#define PROTO_VERSION 4
+#define PROTO_VERSION 5
 #define PROTO_HEADER_LEN 12
 #define PROTO_FIELD_HEADER_LEN 6
 #define PROTO_PAYLOAD_MAX 65536
@@ -81,6 +93,16 @@
 enum proto_type {
 	PROTO_TYPE_JOB = 1,
 	PROTO_TYPE_VERDICT = 2,
+	PROTO_TYPE_SETUP = 3,
+};
+
+enum proto_setup_tag {
+	PROTO_SETUP_BAYES_DB = 1,
+};
+
+/* What a setup frame says. */
+struct proto_setup {
+	bool bayes_db; /* the Bayes database is attached */
 };
 
 enum proto_job_tag {
@@ -163,6 +185,10 @@ int proto_frame_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 int proto_job_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		     struct pipeline_job *job, const char **err_r);
 
+/* Decodes a setup frame into *SETUP. */
+int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
+		       struct proto_setup *setup, const char **err_r);
+
 /*
  * Decodes a verdict frame into *VERDICT. On success its results (and their
  * reasons and headers), sender and recipients are allocated (or NULL / 0
@@ -184,6 +210,9 @@ int proto_job_encode(const struct pipeline_job *job, unsigned char **frame_r, si
 		     const char **err_r);
 int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char **frame_r,
 			 size_t *len_r, const char **err_r);
+
+/* Encodes SETUP as one frame, as above; it cannot be refused. */
+void proto_setup_encode(const struct proto_setup *setup, unsigned char **frame_r, size_t *len_r);
 
 /* True if ID (LEN bytes) is a message id: SPOOL_ID_LEN lowercase hex digits
  * (spool_id_valid's rule, repeated so this code needs no store code). */

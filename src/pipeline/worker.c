@@ -1,6 +1,8 @@
 /*
- * worker.c — the worker process: confines itself (confine.c), then reads
- * jobs from its socket, each with the message body's descriptor attached,
+ * worker.c — the worker process: reads the setup frame (with the Bayes
+ * database's descriptor, if there is one), loads its filters, confines
+ * itself (confine.c), then reads jobs from its socket, each with the
+ * message body's descriptor attached,
  * runs the job's profile's filters (src/filters/) over the body and answers
  * with a verdict: one result per filter. Runs as
  * "popgate --worker FD HOSTNAME".
@@ -31,6 +33,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "filters/bayes.h"
 #include "filters/filter.h"
 #include "pipeline/confine.h"
 #include "pipeline/headers.h"
@@ -258,6 +261,63 @@ static ssize_t worker_receive(int fd, unsigned char *buf, size_t room, int *body
 	return n;
 }
 
+/*
+ * Reads the setup frame, the first the main process sends, into BUF, and
+ * hands the Bayes database attached to it to the filter. Bytes that came
+ * after it (the first job, maybe) stay in BUF (*BUFFERED_R of them), and
+ * the descriptor that came with those in *BODY_FD_R. 0, or -1 (logged).
+ */
+static int worker_setup_read(int fd, unsigned char *buf, size_t *buffered_r, int *body_fd_r)
+{
+	struct proto_setup setup;
+	size_t buffered = 0;
+	size_t consumed = 0;
+	int attached = -1;
+	const char *err;
+
+	for (;;) {
+		ssize_t n;
+
+		if (proto_setup_decode(buf, buffered, &consumed, &setup, &err) < 0) {
+			log_error("worker: bad setup frame: %s", err);
+			goto fail;
+		}
+		if (consumed > 0)
+			break;
+		n = worker_receive(fd, buf + buffered, PROTO_FRAME_MAX - buffered, &attached);
+		if (n < 0)
+			goto fail;
+		if (n == 0) {
+			log_error("worker: socket closed before the setup frame");
+			goto fail;
+		}
+		buffered += (size_t)n;
+	}
+	/* The database is attached to the setup's first byte (and the kernel
+	 * ends a read after bytes with descriptors); without one, a descriptor
+	 * can only be a job's, whose bytes came too. */
+	if (setup.bayes_db && attached < 0) {
+		log_error("worker: the setup frame came without the Bayes database");
+		goto fail;
+	}
+	if (!setup.bayes_db && attached >= 0 && consumed == buffered) {
+		log_error("worker: the setup frame came with a descriptor it did not name");
+		goto fail;
+	}
+	if (setup.bayes_db) {
+		bayes_filter_use_db(attached);
+		attached = -1;
+	}
+	memmove(buf, buf + consumed, buffered - consumed);
+	*buffered_r = buffered - consumed;
+	*body_fd_r = attached;
+	return 0;
+fail:
+	if (attached >= 0)
+		close(attached);
+	return -1;
+}
+
 int pipeline_worker_main(int fd, const char *hostname)
 {
 	unsigned char *buf = xmalloc(PROTO_FRAME_MAX);
@@ -275,6 +335,9 @@ int pipeline_worker_main(int fd, const char *hostname)
 	 * logged, not fatal. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		log_warn("worker: PR_SET_PDEATHSIG: %s", strerror(errno));
+	/* What the filters need but cannot open by name comes first. */
+	if (worker_setup_read(fd, buf, &buffered, &body_fd) < 0)
+		goto done;
 	/* Filters load what they need while files can still be opened. */
 	if (filter_init_all(err, sizeof(err)) < 0) {
 		log_error("worker: %s", err);

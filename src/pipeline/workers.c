@@ -5,7 +5,11 @@
  * reports, and restarting a dead one with a back-off when they keep dying.
  *
  * Owns: the daemon's end of the spawner's socket and the requests not yet
- * sent on it, and the tick that restarts workers.
+ * sent on it, the tick that restarts workers, and the setup frame each new
+ * worker is sent first (proto.h): the Bayes database, opened here at every
+ * start, so a worker started after training reads the new one; and the
+ * replacement of the workers when the database changes (a control notice
+ * after `popgatectl bayes train`, or the fallback check, asks).
  * Must never: block the event loop (the spawner's socket is non-blocking;
  * a request it has no room for waits in spawner_output), or trust what the
  * spawner says: it runs as the workers' user, so each answer is checked
@@ -33,6 +37,8 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "filters/bayes.h"
+#include "pipeline/proto.h"
 #include "pipeline/workers.h"
 
 /* Messages handled per wake-up of the spawner's socket, so that a chatty
@@ -170,6 +176,99 @@ static bool workers_socket_valid(int fd)
 	       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
 }
 
+/* Fills *ID from ST (NULL: no database). */
+static void workers_bayes_id_set(struct workers_bayes_id *id, const struct stat *st)
+{
+	memset(id, 0, sizeof(*id));
+	if (st == NULL)
+		return;
+	id->present = true;
+	id->dev = st->st_dev;
+	id->ino = st->st_ino;
+	id->mtime = st->st_mtim;
+}
+
+static bool workers_bayes_id_equal(const struct workers_bayes_id *a,
+				   const struct workers_bayes_id *b)
+{
+	if (a->present != b->present)
+		return false;
+	return !a->present ||
+	       (a->dev == b->dev && a->ino == b->ino && a->mtime.tv_sec == b->mtime.tv_sec &&
+		a->mtime.tv_nsec == b->mtime.tv_nsec);
+}
+
+/*
+ * Opens the Bayes database for a new worker, read-only: the worker's user
+ * cannot open the data folder. The descriptor, or -1 when there is none
+ * (not trained yet) or it cannot be opened (logged; the filter then says
+ * it is not trained). *ID says which file it is, also when it could not be
+ * opened (so that workers_bayes_check does not replace workers over and
+ * over for a file that cannot be opened anyway).
+ */
+static int workers_bayes_open(const struct pipeline *pipeline, struct workers_bayes_id *id)
+{
+	char *path = xasprintf("%s/%s", pipeline->data_dir, BAYES_DB_NAME);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	struct stat st;
+
+	if (fd < 0 && errno != ENOENT)
+		log_warn("pipeline: opening %s for the workers: %s", path, strerror(errno));
+	if (fd >= 0 ? fstat(fd, &st) == 0 : lstat(path, &st) == 0)
+		workers_bayes_id_set(id, &st);
+	else
+		workers_bayes_id_set(id, NULL);
+	free(path);
+	return fd;
+}
+
+/*
+ * Sends the new WORKER its setup frame, the first on its socket, with the
+ * Bayes database attached when there is one. A failure is handled from the
+ * event loop, as a failed job send is (pipeline.c).
+ */
+static void workers_setup_send(struct pipeline_worker *worker)
+{
+	union {
+		struct cmsghdr align;
+		char data[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct proto_setup setup = {0};
+	unsigned char *frame;
+	size_t frame_len;
+	struct iovec iov;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	int bayes_fd = workers_bayes_open(worker->pipeline, &worker->bayes);
+	ssize_t n;
+
+	setup.bayes_db = bayes_fd >= 0;
+	proto_setup_encode(&setup, &frame, &frame_len);
+	iov.iov_base = frame;
+	iov.iov_len = frame_len;
+	if (bayes_fd >= 0) {
+		struct cmsghdr *c;
+
+		memset(control.data, 0, sizeof(control.data));
+		msg.msg_control = control.data;
+		msg.msg_controllen = sizeof(control.data);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &bayes_fd, sizeof(int));
+	}
+	/* The socket is new and empty: a frame of a few bytes goes out whole. */
+	n = sendmsg(worker->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (bayes_fd >= 0)
+		close(bayes_fd);
+	if (n < 0 || (size_t)n != frame_len) {
+		snprintf(worker->send_error, sizeof(worker->send_error), "sending the setup: %s",
+			 n < 0 ? strerror(errno) : "short write");
+		event_active(worker->read_event, EV_READ, 0);
+	}
+	free(frame);
+}
+
 /* The spawner started the worker of MESSAGE->slot; FD is its socket (ours
  * now). -1 with *ERR set if that is not what was asked. */
 static int workers_on_started(struct pipeline *pipeline, const struct spawner_message *message,
@@ -205,6 +304,8 @@ static int workers_on_started(struct pipeline *pipeline, const struct spawner_me
 	worker->pid = message->pid;
 	worker->fd = fd;
 	worker->send_error[0] = '\0';
+	worker->renew = false;
+	workers_setup_send(worker);
 	log_event(LOG_INFO, "worker_started", NULL, NULL, "pid=%ld slot=%zu", (long)worker->pid,
 		  worker->index);
 	return 0;
@@ -357,6 +458,7 @@ void workers_stop(struct pipeline_worker *worker, bool kill_process)
 	if (worker->input != NULL)
 		evbuffer_drain(worker->input, evbuffer_get_length(worker->input));
 	worker->send_error[0] = '\0';
+	worker->renew = false;
 	/* The spawner kills only a worker of its own that it has not reaped:
 	 * one that ended meanwhile is refused, never another process. */
 	if (worker->pid > 0 && kill_process) {
@@ -388,6 +490,48 @@ void workers_restart(struct pipeline_worker *worker)
 		worker->restart_at_ms = now + PIPELINE_BACKOFF_MS;
 	}
 	workers_tick_schedule(pipeline);
+}
+
+void workers_bayes_check(struct pipeline *pipeline)
+{
+	char *path = xasprintf("%s/%s", pipeline->data_dir, BAYES_DB_NAME);
+	struct workers_bayes_id now;
+	struct stat st;
+	size_t marked = 0;
+
+	workers_bayes_id_set(&now, lstat(path, &st) == 0 ? &st : NULL);
+	free(path);
+	for (size_t i = 0; i < pipeline->worker_count; i++) {
+		struct pipeline_worker *worker = &pipeline->workers[i];
+
+		/* A worker still starting opens the file when it is started. */
+		if (worker->pid <= 0 || worker->renew ||
+		    workers_bayes_id_equal(&worker->bayes, &now))
+			continue;
+		worker->renew = true;
+		marked++;
+	}
+	if (marked == 0)
+		return;
+	log_event(LOG_INFO, "bayes_changed", NULL, NULL, "workers=%zu", marked);
+	for (size_t i = 0; i < pipeline->worker_count; i++) {
+		struct pipeline_worker *worker = &pipeline->workers[i];
+
+		if (worker->renew && worker->entry == NULL && worker->send_error[0] == '\0')
+			workers_renew(worker);
+	}
+}
+
+void workers_renew(struct pipeline_worker *worker)
+{
+	char err[256];
+
+	workers_stop(worker, false);
+	if (workers_start(worker, err, sizeof(err)) < 0) {
+		log_error("pipeline: starting a worker: %s", err);
+		worker->restart_at_ms = util_monotonic_ms() + PIPELINE_BACKOFF_MS;
+		workers_tick_schedule(worker->pipeline);
+	}
 }
 
 void workers_on_tick(evutil_socket_t fd, short what, void *arg)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -43,18 +44,30 @@ struct pipeline_entry {
 TAILQ_HEAD(pipeline_queue, pipeline_entry);
 LIST_HEAD(pipeline_bucket, pipeline_entry);
 
+/* Which Bayes database file a worker was handed: none, or the file with
+ * this inode and modification time (training renames a new file over the
+ * old one, so a retrained database is another inode). */
+struct workers_bayes_id {
+	bool present;
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtime;
+};
+
 struct pipeline_worker {
 	struct pipeline *pipeline;
 	size_t index;
-	pid_t pid;		      /* -1 while no process runs in this slot */
-	bool starting;		      /* asked the spawner for one; no answer yet */
-	int fd;			      /* our end of the socket, or -1 */
-	struct event *read_event;     /* on FD, while a process runs */
-	struct event *timeout_event;  /* armed while a job runs */
-	struct evbuffer *input;	      /* bytes of a reply read so far */
-	struct pipeline_entry *entry; /* the job it is working on, or NULL */
-	char send_error[128];	      /* set when sending a job failed */
-	int64_t restart_at_ms;	      /* while pid is -1, not starting: when to start one */
+	pid_t pid;		       /* -1 while no process runs in this slot */
+	bool starting;		       /* asked the spawner for one; no answer yet */
+	int fd;			       /* our end of the socket, or -1 */
+	struct event *read_event;      /* on FD, while a process runs */
+	struct event *timeout_event;   /* armed while a job runs */
+	struct evbuffer *input;	       /* bytes of a reply read so far */
+	struct pipeline_entry *entry;  /* the job it is working on, or NULL */
+	char send_error[128];	       /* set when sending a job failed */
+	int64_t restart_at_ms;	       /* while pid is -1, not starting: when to start one */
+	struct workers_bayes_id bayes; /* the database it was handed at its start */
+	bool renew;		       /* replace it once idle: the database changed */
 };
 
 struct pipeline {
@@ -117,6 +130,16 @@ void workers_log_reopened(struct pipeline *pipeline);
 /* True once the spawner is gone: its socket is closed or broken, checked now
  * without blocking. A worker that dies with it is not the job's fault. */
 bool workers_spawner_lost(struct pipeline *pipeline);
+
+/* Marks for renewal every running worker that was handed another Bayes
+ * database than the one DATA/bayes.db is now, and replaces those that are
+ * idle at once (the others after their verdict, through workers_renew). */
+void workers_bayes_check(struct pipeline *pipeline);
+
+/* Replaces WORKER, idle and marked for renewal: closes its socket (it exits
+ * by itself, cleanly) and starts another, which is handed the database as
+ * it is now. Not a death: no back-off is counted. */
+void workers_renew(struct pipeline_worker *worker);
 
 /* The tick event's callback: starts workers whose back-off ended. */
 void workers_on_tick(evutil_socket_t fd, short what, void *arg);

@@ -1,9 +1,9 @@
 /*
  * fuzz_proto.c — libFuzzer target for the worker protocol decoders
  * (pipeline/proto.c): the verdict decoder reads what a possibly compromised
- * worker sends, the job decoder what a worker is given. Both read nested
- * fields (a job's profile, a verdict's results) and skip unknown optional
- * ones.
+ * worker sends, the job and setup decoders what a worker is given. They
+ * read nested fields (a job's profile, a verdict's results) and skip
+ * unknown optional ones.
  *
  * Owns: nothing. Must never: accept a frame the encoders could not have
  * produced. Beyond the sanitizers it checks three properties and aborts on a
@@ -119,8 +119,33 @@ static void fuzz_verdict(const uint8_t *data, size_t size)
 	free(frame);
 }
 
+static void fuzz_setup(const uint8_t *data, size_t size)
+{
+	struct proto_setup setup;
+	struct proto_setup again;
+	unsigned char *frame;
+	size_t frame_len;
+	size_t consumed;
+	size_t consumed_again;
+	const char *err;
+
+	if (proto_setup_decode(data, size, &consumed, &setup, &err) < 0 || consumed == 0)
+		return;
+	if (consumed > size)
+		abort();
+	if (proto_setup_decode(data, consumed - 1, &consumed_again, &again, &err) != 0 ||
+	    consumed_again != 0)
+		abort();
+	proto_setup_encode(&setup, &frame, &frame_len);
+	if (proto_setup_decode(frame, frame_len, &consumed_again, &again, &err) < 0 ||
+	    consumed_again != frame_len || again.bayes_db != setup.bayes_db)
+		abort();
+	free(frame);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	fuzz_setup(data, size);
 	fuzz_job(data, size);
 	fuzz_verdict(data, size);
 	return 0;

@@ -2,11 +2,13 @@
  * test_bayes.c — the Bayes classifier (filters/bayes.c) and its tokenizer
  * (filters/tokenize.c): the tokens of encoded words, HTML and base64;
  * training on real corpus messages then classifying others; the database
- * file (round trip, refusals of damaged files, loaded read-only); and the
- * filter's init and run in a confined child, as a worker does them.
+ * file (round trip, refusals of damaged files, loaded read-only, loaded
+ * from a descriptor); and the filter's init and run in a confined child, as
+ * a worker does them, from the descriptor the main process hands it.
  *
  * Owns: a temporary folder, removed at the end.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -297,6 +299,41 @@ static void test_db_files(void **state)
 	free(path);
 }
 
+/* The worker's way in: the same database from a descriptor as from its
+ * path; a descriptor that is not a regular file is refused; the caller's
+ * descriptor stays open. */
+static void test_db_load_fd(void **state)
+{
+	struct bayes_db by_path;
+	struct bayes_db by_fd;
+	char err[256];
+	int pipe_fds[2];
+	int fd;
+
+	(void)state;
+	assert_int_equal(bayes_db_load(test_db_path, &by_path, err, sizeof(err)), 0);
+	fd = open(test_db_path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(bayes_db_load_fd(fd, BAYES_DB_NAME, &by_fd, err, sizeof(err)), 0);
+	assert_int_not_equal(fcntl(fd, F_GETFD), -1);
+	close(fd);
+	assert_int_equal(by_fd.spam_messages, by_path.spam_messages);
+	assert_int_equal(by_fd.ham_messages, by_path.ham_messages);
+	assert_int_equal(by_fd.count, by_path.count);
+	assert_memory_equal(by_fd.entries, by_path.entries,
+			    by_path.count * sizeof(*by_path.entries));
+	bayes_db_free(&by_fd);
+	bayes_db_free(&by_path);
+
+	assert_int_equal(pipe(pipe_fds), 0);
+	assert_int_equal(bayes_db_load_fd(pipe_fds[0], BAYES_DB_NAME, &by_fd, err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "bayes.db: not a database"));
+	assert_int_equal(by_fd.count, 0);
+	close(pipe_fds[0]);
+	close(pipe_fds[1]);
+}
+
 /* One message learnt at a time, as quarantine actions do: the counts of
  * its side and of its tokens go up by one, the file stays valid. */
 static void test_learn_one(void **state)
@@ -359,9 +396,10 @@ static void test_points(void **state)
 }
 
 /*
- * The filter as a worker runs it: init in the data folder (the database
- * loaded before confinement), then confined, judging a message. The child
- * reports the score's sign and the reason's start in its exit status.
+ * The filter as a worker runs it: init outside the data folder, from the
+ * descriptor the main process opened (the database loaded before
+ * confinement), then confined, judging a message. The child reports the
+ * score's sign and the reason's start in its exit status.
  */
 static void test_filter_confined(void **state)
 {
@@ -384,8 +422,17 @@ static void test_filter_confined(void **state)
 		char err[256];
 		int ok;
 
-		if (chdir(test_dir) < 0 || filter_bayes.init(err, sizeof(err)) < 0)
+		int fd = open(test_db_path, O_RDONLY | O_CLOEXEC);
+
+		/* Far from the data folder: nothing is opened by name. */
+		if (fd < 0 || chdir("/") < 0)
 			_exit(10);
+		bayes_filter_use_db(fd);
+		if (filter_bayes.init(err, sizeof(err)) < 0)
+			_exit(10);
+		/* The init closed the descriptor it was handed. */
+		if (fcntl(fd, F_GETFD) != -1)
+			_exit(14);
 		if (confine_apply(err, sizeof(err)) < 0)
 			_exit(11);
 		if (filter_bayes.run(&message, &result, NULL) < 0)
@@ -474,6 +521,7 @@ int main(void)
 	    cmocka_unit_test(test_classify_corpus),
 	    cmocka_unit_test(test_classify_clear_spam),
 	    cmocka_unit_test(test_db_files),
+	    cmocka_unit_test(test_db_load_fd),
 	    cmocka_unit_test(test_points),
 	    cmocka_unit_test(test_filter_confined),
 	    cmocka_unit_test(test_filter_untrained),

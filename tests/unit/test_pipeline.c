@@ -1,10 +1,12 @@
 /*
  * test_pipeline.c — the processing stage end to end: a real spawner and real
  * worker processes (this test binary, exec'd with --spawner and then
- * --worker), real spool files, a real event loop. Covers verdicts, the trace header, duplicates, a worker killed while
- * it works, a hung worker timed out, malformed replies, a retry submitted
- * from the callback, bodies the main process cannot hand over, a worker
- * given a job without exactly one body descriptor, and the back-off for
+ * --worker), real spool files, a real event loop. Covers verdicts, the
+ * trace header, duplicates, a worker killed while it works, a hung worker
+ * timed out, malformed replies, a retry submitted from the callback, bodies
+ * the main process cannot hand over, a worker given a job without exactly
+ * one body descriptor, the setup frame and the Bayes database it hands over,
+ * the workers replaced when that database changes, and the back-off for
  * workers that die at start.
  *
  * Owns: a temp data folder per test (removed at the end) and the spawner
@@ -40,6 +42,7 @@
 #include <event2/event.h>
 
 #include "core/util.h"
+#include "filters/bayes.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
 #include "pipeline/spawner.h"
@@ -463,34 +466,73 @@ static void test_workers_confined(void **state)
 	free(text);
 }
 
-/*
- * Starts this binary as a real worker on a socket of our own, sends it JOB
- * with FD_COUNT descriptors of BODY_PATH attached, and returns what came
- * back before EOF (in REPLY, *REPLY_LEN bytes) and the worker's wait status.
- */
-static int test_worker_direct(const struct pipeline_job *job, const char *body_path,
-			      size_t fd_count, unsigned char *reply, size_t *reply_len)
+/* Sends FRAME (FRAME_LEN bytes) on FD with FD_COUNT descriptors of PATH
+ * attached to its first byte. True if it went out whole. */
+static bool test_frame_send(int fd, const unsigned char *frame, size_t frame_len, const char *path,
+			    size_t fd_count)
 {
 	union {
 		struct cmsghdr align;
 		char data[CMSG_SPACE(2 * sizeof(int))];
 	} control;
-	struct iovec iov;
+	struct iovec iov = {.iov_base = (void *)frame, .iov_len = frame_len};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	int fds[2];
+	ssize_t n;
+
+	if (fd_count > 0) {
+		struct cmsghdr *c;
+
+		for (size_t i = 0; i < fd_count; i++) {
+			fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+			assert_true(fds[i] >= 0);
+		}
+		memset(control.data, 0, sizeof(control.data));
+		msg.msg_control = control.data;
+		msg.msg_controllen = CMSG_SPACE(fd_count * sizeof(int));
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(fd_count * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, fd_count * sizeof(int));
+	}
+	n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+	for (size_t i = 0; i < fd_count; i++)
+		close(fds[i]);
+	return n == (ssize_t)frame_len;
+}
+
+/* What test_worker_direct sends first: a setup frame that names the Bayes
+ * database or not, with SETUP_FD_COUNT descriptors of SETUP_PATH. */
+struct test_setup {
+	bool bayes_db;
+	const char *path;
+	size_t fd_count;
+};
+
+/*
+ * Starts this binary as a real worker on a socket of our own, sends it
+ * SETUP (NULL: a setup without a database) then JOB (with its profile, or
+ * the default one) with FD_COUNT descriptors of BODY_PATH attached, and
+ * returns what came back before EOF (in REPLY, *REPLY_LEN bytes) and the
+ * worker's wait status.
+ */
+static int test_worker_direct(const struct test_setup *setup, const struct pipeline_job *job,
+			      const char *body_path, size_t fd_count, unsigned char *reply,
+			      size_t *reply_len)
+{
+	struct proto_setup setup_frame = {.bayes_db = setup != NULL && setup->bayes_db};
 	unsigned char *frame;
 	size_t frame_len;
 	const char *err;
-	int fds[2];
 	int sv[2];
 	int status;
 	pid_t pid;
 	/* The encoder wants the profile pipeline_submit would fill in. */
 	struct pipeline_job resolved = *job;
 
-	resolved.profile = (struct filter_profile *)filter_profile_default();
-	assert_int_equal(proto_job_encode(&resolved, &frame, &frame_len, &err), 0);
-	iov.iov_base = frame;
-	iov.iov_len = frame_len;
+	if (resolved.profile == NULL)
+		resolved.profile = (struct filter_profile *)filter_profile_default();
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	fflush(NULL);
 	pid = fork();
@@ -505,25 +547,15 @@ static int test_worker_direct(const struct pipeline_job *job, const char *body_p
 		_exit(127);
 	}
 	close(sv[1]);
-	if (fd_count > 0) {
-		struct cmsghdr *c;
-
-		for (size_t i = 0; i < fd_count; i++) {
-			fds[i] = open(body_path, O_RDONLY | O_CLOEXEC);
-			assert_true(fds[i] >= 0);
-		}
-		memset(control.data, 0, sizeof(control.data));
-		msg.msg_control = control.data;
-		msg.msg_controllen = CMSG_SPACE(fd_count * sizeof(int));
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(fd_count * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, fd_count * sizeof(int));
-	}
-	assert_int_equal(sendmsg(sv[0], &msg, MSG_NOSIGNAL), (ssize_t)frame_len);
-	for (size_t i = 0; i < fd_count; i++)
-		close(fds[i]);
+	proto_setup_encode(&setup_frame, &frame, &frame_len);
+	assert_true(test_frame_send(sv[0], frame, frame_len, setup != NULL ? setup->path : NULL,
+				    setup != NULL ? setup->fd_count : 0));
+	free(frame);
+	assert_int_equal(proto_job_encode(&resolved, &frame, &frame_len, &err), 0);
+	/* A worker that refused its setup may be gone already: then the job
+	 * cannot be sent, and the reply below is empty. */
+	test_frame_send(sv[0], frame, frame_len, body_path, fd_count);
+	free(frame);
 	/* The worker answers (or gives up) and then sees EOF once we stop
 	 * writing; a deadline bounds the wait. */
 	shutdown(sv[0], SHUT_WR);
@@ -539,7 +571,6 @@ static int test_worker_direct(const struct pipeline_job *job, const char *body_p
 		*reply_len += (size_t)n;
 	}
 	close(sv[0]);
-	free(frame);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	return status;
 }
@@ -563,7 +594,7 @@ static void test_worker_needs_one_body(void **state)
 	path = spool_path(ctx->dir, id);
 	test_job_make(&job, id, "alice@example.net");
 
-	status = test_worker_direct(&job, path, 1, reply, &reply_len);
+	status = test_worker_direct(NULL, &job, path, 1, reply, &reply_len);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(proto_verdict_decode(reply, reply_len, &consumed, &verdict, &err), 0);
@@ -572,13 +603,148 @@ static void test_worker_needs_one_body(void **state)
 	proto_verdict_clear(&verdict);
 
 	for (size_t fd_count = 0; fd_count <= 2; fd_count += 2) {
-		status = test_worker_direct(&job, path, fd_count, reply, &reply_len);
+		status = test_worker_direct(NULL, &job, path, fd_count, reply, &reply_len);
 		assert_true(WIFEXITED(status));
 		assert_int_equal(WEXITSTATUS(status), 1);
 		assert_int_equal(reply_len, 0);
 	}
 	free(path);
 	free(reply);
+}
+
+/*
+ * The Bayes database comes with the setup frame, as a descriptor: the
+ * worker loads it from there (the file's name and folder are not ones it
+ * could know) and judges with it. A setup that names the database without
+ * one, or carries descriptors it does not name, ends the worker before any
+ * job.
+ */
+static void test_worker_bayes_setup(void **state)
+{
+	static const char spam[] = "From: a@example.biz\nSubject: free money\n\nclick here now\n";
+	static const char ham[] = "From: b@example.org\nSubject: minutes\n\nmeeting notes\n";
+	static const struct {
+		bool bayes_db;
+		size_t fd_count;
+	} broken[] = {{true, 0}, {false, 1}, {true, 2}};
+	struct test_ctx *ctx = *state;
+	unsigned char *reply = xmalloc(PROTO_FRAME_MAX);
+	struct filter_profile *profile = xcalloc(1, sizeof(*profile));
+	char *db_path = xasprintf("%s/handed-over.db", ctx->dir);
+	struct pipeline_verdict verdict;
+	struct pipeline_job job;
+	char id[SPOOL_ID_LEN + 1];
+	char learn_err[256];
+	const char *err;
+	size_t reply_len;
+	size_t consumed;
+	char *path;
+	int status;
+
+	assert_int_equal(
+	    bayes_learn(db_path, spam, strlen(spam), true, learn_err, sizeof(learn_err)), 0);
+	assert_int_equal(
+	    bayes_learn(db_path, ham, strlen(ham), false, learn_err, sizeof(learn_err)), 0);
+	test_body_write(ctx, id);
+	path = spool_path(ctx->dir, id);
+	test_job_make(&job, id, "alice@example.net");
+	profile->tag_at = 5;
+	profile->quarantine_at = 10;
+	strcpy(profile->filters[0].name, "bayes");
+	profile->filter_count = 1;
+	job.profile = profile;
+
+	status = test_worker_direct(
+	    &(struct test_setup){.bayes_db = true, .path = db_path, .fd_count = 1}, &job, path, 1,
+	    reply, &reply_len);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(proto_verdict_decode(reply, reply_len, &consumed, &verdict, &err), 0);
+	assert_int_equal(verdict.result_count, 1);
+	assert_string_equal(verdict.results[0].name, "bayes");
+	assert_int_equal(verdict.results[0].status, PIPELINE_RESULT_OK);
+	assert_int_equal(strncmp(verdict.results[0].reason, "bayes: 0.", 9), 0);
+	proto_verdict_clear(&verdict);
+
+	/* No database handed over: the filter says so, the worker goes on. */
+	status = test_worker_direct(NULL, &job, path, 1, reply, &reply_len);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(proto_verdict_decode(reply, reply_len, &consumed, &verdict, &err), 0);
+	assert_int_equal(verdict.results[0].status, PIPELINE_RESULT_FAILED);
+	assert_string_equal(verdict.results[0].reason,
+			    "bayes: not trained (popgatectl bayes train)");
+	proto_verdict_clear(&verdict);
+
+	for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+		status = test_worker_direct(&(struct test_setup){.bayes_db = broken[i].bayes_db,
+								 .path = db_path,
+								 .fd_count = broken[i].fd_count},
+					    &job, path, 1, reply, &reply_len);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 1);
+		assert_int_equal(reply_len, 0);
+	}
+	free(profile);
+	free(path);
+	free(db_path);
+	free(reply);
+}
+
+/*
+ * The daemon hands a worker the Bayes database in the data folder at its
+ * start; when the file changes, pipeline_bayes_check replaces the workers
+ * that have another, and the next job is judged with the new one. A check
+ * with nothing changed replaces nothing.
+ */
+static void test_bayes_renewal(void **state)
+{
+	static const char spam[] = "From: a@example.biz\nSubject: free money\n\nclick here now\n";
+	static const char ham[] = "From: b@example.org\nSubject: minutes\n\nmeeting notes\n";
+	struct test_ctx *ctx = *state;
+	struct filter_profile *profile = xcalloc(1, sizeof(*profile));
+	char *db_path = xasprintf("%s/bayes.db", ctx->dir);
+	struct pipeline_job job;
+	char ids[2][SPOOL_ID_LEN + 1];
+	char err[256];
+	pid_t first;
+	pid_t second;
+
+	profile->tag_at = 5;
+	profile->quarantine_at = 10;
+	strcpy(profile->filters[0].name, "bayes");
+	profile->filter_count = 1;
+	test_pipeline_new(ctx, NULL, 1, 10);
+	first = test_worker_pid(ctx);
+	/* Nothing changed: the worker stays. */
+	pipeline_bayes_check(ctx->pipeline);
+	assert_int_equal(test_worker_pid(ctx), first);
+	test_body_write(ctx, ids[0]);
+	test_job_make(&job, ids[0], "alice@example.net");
+	job.profile = profile;
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_false(test_run(ctx, 1, 10000));
+	assert_string_equal(ctx->verdicts[0].results,
+			    "bayes:failed(bayes: not trained (popgatectl bayes train))");
+
+	/* Trained (the file appears): the idle worker is replaced. */
+	assert_int_equal(bayes_learn(db_path, spam, strlen(spam), true, err, sizeof(err)), 0);
+	assert_int_equal(bayes_learn(db_path, ham, strlen(ham), false, err, sizeof(err)), 0);
+	pipeline_bayes_check(ctx->pipeline);
+	second = test_worker_pid(ctx);
+	assert_int_not_equal(second, first);
+	pipeline_bayes_check(ctx->pipeline);
+	assert_int_equal(test_worker_pid(ctx), second);
+	test_body_write(ctx, ids[1]);
+	test_job_make(&job, ids[1], "alice@example.net");
+	job.profile = profile;
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_false(test_run(ctx, 2, 10000));
+	assert_int_equal(strncmp(ctx->verdicts[1].results, "bayes:ok(bayes: 0.", 18), 0);
+	assert_int_equal(ctx->verdicts[1].outcome, PIPELINE_JUDGED);
+	pipeline_free(&ctx->pipeline);
+	test_expect_no_children();
+	free(profile);
+	free(db_path);
 }
 
 /* A worker killed while it works: its job fails, a new worker takes over. */
@@ -985,13 +1151,28 @@ static int test_bad_worker_main(int fd, const char *mode)
 	unsigned char *frame = NULL;
 	size_t frame_len = 0;
 	const char *err;
+	struct proto_setup setup;
+	bool set_up = false;
 
+	/* The setup frame first (its descriptor, if any, is dropped by read). */
 	while (consumed == 0) {
 		ssize_t n = read(fd, buf + have, sizeof(buf) - have);
 
 		if (n <= 0)
 			return 1;
 		have += (size_t)n;
+		if (!set_up) {
+			if (proto_setup_decode(buf, have, &consumed, &setup, &err) < 0)
+				return 1;
+			if (consumed == 0)
+				continue;
+			set_up = true;
+			memmove(buf, buf + consumed, have - consumed);
+			have -= consumed;
+			consumed = 0;
+			if (have == 0)
+				continue;
+		}
 		if (proto_job_decode(buf, have, &consumed, &job, &err) < 0)
 			return 1;
 	}
@@ -1043,6 +1224,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_duplicates_ignored, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_workers_confined, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_needs_one_body, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_worker_bayes_setup, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_bayes_renewal, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_killed, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_timeout, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_spawner_lost, test_setup, test_teardown),

@@ -1,6 +1,7 @@
 /*
  * test_proto.c — the frames between the main process and the workers:
- * round trips, incomplete frames, and rejection of every kind of bad frame.
+ * round trips, incomplete frames, and rejection of every kind of bad frame,
+ * the setup frame's among them.
  * The fields of version 4 (envelope, profile, results) and the skipping of
  * unknown fields are in test_proto_fields.c.
  *
@@ -443,12 +444,14 @@ static void test_bad_header_rejected_early(void **state)
 	 * without their body's descriptor) are refused too. */
 	static const unsigned char bad_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x01};
 	static const unsigned char old_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x02};
-	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x04, 0x00, 0x03};
-	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x04,
+	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x05, 0x00, 0x04};
+	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x05,
 						 0x00, 0x02, 0x00, 0x01, 0x00, 0x01};
-	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x04, 0x00};
+	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x05, 0x00};
 	/* Version 3: one prepend text, no results; refused as well. */
 	static const unsigned char v3[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x03};
+	/* Version 4: no setup frame, which its workers would not expect. */
+	static const unsigned char v4[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x04};
 	struct pipeline_verdict verdict;
 	size_t consumed;
 	const char *err = NULL;
@@ -464,6 +467,8 @@ static void test_bad_header_rejected_early(void **state)
 	assert_string_equal(err, "unsupported version");
 	assert_int_equal(proto_verdict_decode(v3, sizeof(v3), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "unsupported version");
+	assert_int_equal(proto_verdict_decode(v4, sizeof(v4), &consumed, &verdict, &err), -1);
+	assert_string_equal(err, "unsupported version");
 	assert_int_equal(
 	    proto_verdict_decode(bad_type, sizeof(bad_type), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "unknown frame type");
@@ -474,6 +479,73 @@ static void test_bad_header_rejected_early(void **state)
 	assert_int_equal(
 	    proto_verdict_decode(good_start, sizeof(good_start), &consumed, &verdict, &err), 0);
 	assert_int_equal(consumed, 0);
+}
+
+/*
+ * The setup frame: with and without the Bayes database, round trip, cut
+ * short, an unknown optional field skipped, an unknown required one or a
+ * BAYES_DB with a value refused, and it is neither a job nor a verdict.
+ */
+static void test_setup_frame(void **state)
+{
+	struct test_field fields[2];
+	struct proto_setup setup;
+	struct pipeline_verdict verdict;
+	struct pipeline_job job;
+	unsigned char *frame;
+	size_t frame_len;
+	size_t consumed;
+	const char *err;
+
+	(void)state;
+	for (int with = 0; with <= 1; with++) {
+		proto_setup_encode(&(struct proto_setup){.bayes_db = with == 1}, &frame,
+				   &frame_len);
+		for (size_t cut = 0; cut < frame_len; cut++) {
+			assert_int_equal(proto_setup_decode(frame, cut, &consumed, &setup, &err),
+					 0);
+			assert_int_equal(consumed, 0);
+		}
+		setup.bayes_db = with == 0;
+		assert_int_equal(proto_setup_decode(frame, frame_len, &consumed, &setup, &err), 0);
+		assert_int_equal(consumed, frame_len);
+		assert_int_equal(setup.bayes_db, with == 1);
+		assert_int_equal(proto_job_decode(frame, frame_len, &consumed, &job, &err), -1);
+		assert_string_equal(err, "unexpected frame type");
+		assert_int_equal(proto_verdict_decode(frame, frame_len, &consumed, &verdict, &err),
+				 -1);
+		free(frame);
+	}
+	/* A job is not a setup. */
+	fields[0] = (struct test_field){.tag = PROTO_SETUP_BAYES_DB, .data = "", .len = 0};
+	frame = test_frame_build(PROTO_TYPE_JOB, fields, 1, &frame_len);
+	assert_int_equal(proto_setup_decode(frame, frame_len, &consumed, &setup, &err), -1);
+	assert_string_equal(err, "unexpected frame type");
+	free(frame);
+	/* A later version's optional hint is skipped. */
+	fields[1] = (struct test_field){.tag = 7, .data = "hint", .len = 4};
+	frame = test_frame_build(PROTO_TYPE_SETUP, fields, 2, &frame_len);
+	assert_int_equal(proto_setup_decode(frame, frame_len, &consumed, &setup, &err), 0);
+	assert_int_equal(consumed, frame_len);
+	assert_true(setup.bayes_db);
+	free(frame);
+	/* ... but not one it must understand. */
+	fields[1].tag = PROTO_TAG_REQUIRED | 7;
+	frame = test_frame_build(PROTO_TYPE_SETUP, fields, 2, &frame_len);
+	assert_int_equal(proto_setup_decode(frame, frame_len, &consumed, &setup, &err), -1);
+	free(frame);
+	/* BAYES_DB is empty (the database travels beside the frame), once. */
+	fields[0].data = "x";
+	fields[0].len = 1;
+	frame = test_frame_build(PROTO_TYPE_SETUP, fields, 1, &frame_len);
+	assert_int_equal(proto_setup_decode(frame, frame_len, &consumed, &setup, &err), -1);
+	assert_string_equal(err, "bad setup field");
+	free(frame);
+	fields[0].len = 0;
+	fields[1] = fields[0];
+	frame = test_frame_build(PROTO_TYPE_SETUP, fields, 2, &frame_len);
+	assert_int_equal(proto_setup_decode(frame, frame_len, &consumed, &setup, &err), -1);
+	free(frame);
 }
 
 /* A job is not a verdict and a verdict is not a job. */
@@ -880,6 +952,7 @@ int main(void)
 	    cmocka_unit_test(test_header_corruption_rejected),
 	    cmocka_unit_test(test_bad_header_rejected_early),
 	    cmocka_unit_test(test_type_mismatch_rejected),
+	    cmocka_unit_test(test_setup_frame),
 	    cmocka_unit_test(test_bad_ids_rejected),
 	    cmocka_unit_test(test_bad_outcomes_rejected),
 	    cmocka_unit_test(test_bad_prepends_rejected),
