@@ -301,10 +301,12 @@ void tokenize_message(const struct mime_message *message, tokenize_fn *fn, void 
 		const char *name = message->names.items[i];
 		const char *dot = strrchr(name, '.');
 		int n = snprintf(token, sizeof(token), "a:%s", dot != NULL ? dot : "(none)");
+		/* A longer extension was cut to the buffer. */
+		size_t len = (size_t)n < sizeof(token) ? (size_t)n : sizeof(token) - 1;
 
-		for (int j = 2; j < n; j++)
+		for (size_t j = 2; j < len; j++)
 			token[j] = (char)tolower((unsigned char)token[j]);
-		tokenize_emit(token, (size_t)n, fn, arg);
+		tokenize_emit(token, len, fn, arg);
 	}
 	if (message->truncated)
 		tokenize_emit("x:truncated", strlen("x:truncated"), fn, arg);

@@ -63,6 +63,15 @@ static bool test_has(const struct test_tokens *tokens, const char *token)
 	return false;
 }
 
+static bool test_has_prefix(const struct test_tokens *tokens, const char *prefix)
+{
+	for (size_t i = 0; i < tokens->count; i++) {
+		if (strncmp(tokens->items[i], prefix, strlen(prefix)) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void test_tokens_of(const char *text, struct test_tokens *tokens)
 {
 	struct mime_message m;
@@ -126,6 +135,34 @@ static void test_tokenize(void **state)
 	assert_true(test_has(&tokens, "c:return-path-other"));
 	assert_true(test_has(&tokens, "h:from:shop.example.com"));
 	test_tokens_free(&tokens);
+}
+
+/* An attachment whose extension is longer than a token: cut, never
+ * written past the token buffer (found by fuzz_mime). */
+static void test_tokenize_long_extension(void **state)
+{
+	char *text = xmalloc(600);
+	struct test_tokens tokens;
+	int n = snprintf(text, 600,
+			 "From: a@example.org\n"
+			 "Content-Type: multipart/mixed; boundary=b\n\n"
+			 "--b\n"
+			 "Content-Type: application/zip; name=\"a.");
+
+	(void)state;
+	memset(text + n, 'X', 300);
+	snprintf(text + n + 300, 600 - (size_t)n - 300, "\"\n\nzip\n--b--\n");
+	test_tokens_of(text, &tokens);
+	for (size_t i = 0; i < tokens.count; i++) {
+		if (strncmp(tokens.items[i], "a:", 2) == 0) {
+			assert_int_equal(strlen(tokens.items[i]), TOKENIZE_TOKEN_MAX);
+			/* Lowercased as far as it goes. */
+			assert_int_equal(tokens.items[i][TOKENIZE_TOKEN_MAX - 1], 'x');
+		}
+	}
+	assert_true(test_has_prefix(&tokens, "a:"));
+	test_tokens_free(&tokens);
+	free(text);
 }
 
 /* Trains on the first TEST_TRAIN messages of easy-ham-1 and spam-1 into a
@@ -518,6 +555,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_tokenize),
+	    cmocka_unit_test(test_tokenize_long_extension),
 	    cmocka_unit_test(test_classify_corpus),
 	    cmocka_unit_test(test_classify_clear_spam),
 	    cmocka_unit_test(test_db_files),
