@@ -87,14 +87,6 @@ class Dnsmasq:
     def stop(self):
         if self.proc is None:
             return
-        pgid = self.proc.pid
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                itutil.kill_group(pgid)
-                self.proc.wait(5)
-        itutil.unregister_group(pgid)
+        itutil.stop_server(self.proc)
         self.proc = None
 

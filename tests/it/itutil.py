@@ -9,6 +9,7 @@ import atexit
 import os
 import signal
 import socket
+import subprocess
 import time
 
 LOOPBACK = "127.0.0.1"
@@ -163,6 +164,20 @@ def kill_group(pgid, sig=signal.SIGKILL):
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def stop_server(proc):
+    """Ends PROC, a test server started as the leader of its own registered
+    process group: SIGTERM, then SIGKILL to the group if it lingers past 5 s."""
+    pgid = proc.pid
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            kill_group(pgid)
+            proc.wait(5)
+    unregister_group(pgid)
 
 
 def reap_group(pgid, timeout=5.0):
