@@ -3,8 +3,8 @@
 #   scripts/deps.sh run    to build and run
 #   scripts/deps.sh test   to build, run the tests and the benchmarks
 set -e
-RUN_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libsodium-dev libinih-dev libjansson-dev libunbound-dev libseccomp-dev libopendkim-dev libgmime-3.0-dev sqlite3 openssl ca-certificates"
-TEST_PKGS="$RUN_PKGS libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest dovecot-core dovecot-pop3d dnsmasq-base curl fetchmail swaks libnet-ssleay-perl python3-aiosmtpd postfix python3-dkim nsd ldnsutils bogofilter"
+RUN_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libsodium-dev libinih-dev libjansson-dev libunbound-dev libseccomp-dev libopendkim-dev libgmime-3.0-dev libspf2-dev libopendmarc-dev libpcre2-dev libarchive-dev sqlite3 openssl ca-certificates"
+TEST_PKGS="$RUN_PKGS libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest dovecot-core dovecot-pop3d dnsmasq-base curl fetchmail swaks libnet-ssleay-perl python3-aiosmtpd postfix python3-dkim nsd ldnsutils bogofilter clamav-daemon spamassassin"
 
 case "$1" in
 run) want="$RUN_PKGS" ;;
@@ -41,10 +41,11 @@ export DEBIAN_FRONTEND=noninteractive
 if echo "$missing" | grep -q postfix; then
 	echo "postfix postfix/main_mailer_type select No configuration" | ${SUDO:-} debconf-set-selections
 fi
-# Dovecot's, Postfix's and NSD's packages would start system-wide services; the
+# Dovecot's, Postfix's, NSD's, ClamAV's and SpamAssassin's packages would start
+# system-wide services (freshclam would try to download signatures); the
 # tests and benchmarks run their own (Postfix only for smtp-sink and
 # smtp-source, NSD for the DNSSEC-signed zone of the DANE tests).
-if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ] && echo "$missing" | grep -Eq 'dovecot|postfix|nsd'; then
+if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ] && echo "$missing" | grep -Eq 'dovecot|postfix|nsd|clamav|spamassassin'; then
 	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
 	REMOVE_POLICY=1
 fi

@@ -484,6 +484,9 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 				   route_on_verdict, &pg, err, sizeof(err));
 	if (pg.pipeline == NULL)
 		goto fail_log;
+	char *filter_settings = config_section_text(cfg, "spam");
+	pipeline_set_filter_settings(pg.pipeline, filter_settings);
+	free(filter_settings);
 
 	char key_path[PATH_MAX];
 	snprintf(key_path, sizeof(key_path), "%s/secret.key", DATA_HERE);

@@ -18,7 +18,9 @@
 
 #include "cli/ctl.h"
 #include "cli/output.h"
+#include "core/config.h"
 #include "core/util.h"
+#include "filters/filter.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
 #include "pipeline/route.h"
@@ -219,6 +221,10 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	job.source = PIPELINE_SOURCE_FETCHED;
 	job.owner.user_id = user_id;
 	job.profile = &profile;
+	/* The filters read [spam] as a worker gets it from the daemon. */
+	char *settings = config_section_text(&ctl->cfg, "spam");
+	filter_settings_set(settings);
+	free(settings);
 	rc = pipeline_judge(fd, ctl->cfg.hostname, &job, &verdict);
 	if (fd != STDIN_FILENO)
 		close(fd);

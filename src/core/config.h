@@ -156,6 +156,11 @@ void config_free(struct popgate_config *cfg);
  */
 int config_write_summary(const struct popgate_config *cfg, FILE *out);
 
+/* The keys of SECTION (a plain section of the key table) with their values,
+ * as lines "KEY VALUE\n" ("KEY \n" for an empty value): what the filters
+ * get of [spam] (filters/filter.h, filter_settings_set). Allocated. */
+char *config_section_text(const struct popgate_config *cfg, const char *section);
+
 /* The policy for HOST: the first [provider] section that matches, else the
  * default. Never NULL. */
 const struct provider_policy *config_policy_for_host(const struct popgate_config *cfg,

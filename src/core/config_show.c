@@ -1,7 +1,8 @@
 /*
  * config_show.c — `config show`: the effective configuration printed as INI
  * that config_load reads back to the same configuration (the plain sections
- * from their key table, then every named section).
+ * from their key table, then every named section); and one section's keys
+ * as the text the filters get (config_section_text).
  *
  * Owns: nothing. Must never: print a line config_load could not read back,
  * or end a line in a blank.
@@ -10,6 +11,7 @@
  */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/config.h"
@@ -56,6 +58,36 @@ void config_key_write(const struct config_key *key, const void *base, FILE *out)
 		break;
 	}
 	}
+}
+
+char *config_section_text(const struct popgate_config *cfg, const char *section)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	if (out == NULL)
+		abort(); /* out of memory, as the x* allocators handle it */
+	for (size_t i = 0; i < config_key_count; i++) {
+		const struct config_key *key = &config_keys[i];
+
+		if (strcmp(key->section, section) != 0)
+			continue;
+		/* config_key_write puts a space before each value. */
+		fputs(key->name, out);
+		if (key->type == CONFIG_TEXT || key->type == CONFIG_PATH ||
+		    key->type == CONFIG_OPT_PATH || key->type == CONFIG_NULL_PATH) {
+			const char *s = *(char *const *)((const char *)cfg + key->offset);
+
+			if (s == NULL || *s == '\0')
+				fputc(' ', out);
+		}
+		config_key_write(key, cfg, out);
+		fputc('\n', out);
+	}
+	if (fclose(out) != 0)
+		abort();
+	return text;
 }
 
 int config_write_summary(const struct popgate_config *cfg, FILE *out)

@@ -134,6 +134,13 @@ static void reload_config(struct reload *reload)
 	old->next = reload->retired;
 	reload->retired = old;
 	pg->cfg = fresh;
+	if (pg->pipeline != NULL) {
+		/* Workers with other filter settings are replaced. */
+		char *settings = config_section_text(fresh, "spam");
+
+		pipeline_set_filter_settings(pg->pipeline, settings);
+		free(settings);
+	}
 	if (reload->changed != NULL)
 		reload->changed(old->cfg, fresh, reload->changed_ctx);
 	log_info("SIGHUP: configuration reloaded from %s", reload->config_path);

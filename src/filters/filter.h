@@ -65,10 +65,25 @@ struct pipeline_job;
 struct pipeline_result;
 struct pipeline_verdict;
 struct headers_parser;
+struct filter_dns;
 
 /* Bytes of a body kept in memory for the content filters (MIME, Bayes);
  * the rest of a larger message is read, counted and not looked at. */
 #define FILTER_BODY_MAX (4UL * 1024 * 1024)
+
+/*
+ * The hand-off: the host that delivered the message to the provider (the
+ * first Received hop, walking down from the top, that was not one of the
+ * provider's own), found before the filters run (filters/received.h). It is
+ * what the DNS blocklists and SPF judge; the provider's relays are not the
+ * sender.
+ */
+struct filter_handoff {
+	bool found;
+	char address[64];  /* the IPv4 or IPv6 address, as text */
+	char helo[256];	   /* the name it gave in HELO/EHLO, or "" */
+	char reverse[256]; /* the name the provider found for it, or "" */
+};
 
 /* What a filter sees of a message: the job, and what reading the body found. */
 struct filter_message {
@@ -78,6 +93,8 @@ struct filter_message {
 	struct headers_parser *headers; /* fed the body's header block */
 	const char *body;		/* its first body_len bytes (FILTER_BODY_MAX at most) */
 	size_t body_len;
+	struct filter_dns *dns; /* answers its DNS questions (filters/dns.h), or NULL */
+	struct filter_handoff handoff;
 };
 
 /*
@@ -107,6 +124,18 @@ const struct filter *filter_at(size_t index);
 
 /* Runs every filter's init. 0, or -1 with ERR naming the filter. */
 int filter_init_all(char *err, size_t errlen);
+
+/*
+ * The filters' settings: the [spam] section of the configuration, handed to
+ * each worker in its setup frame (pipeline/proto.h) and to popgatectl
+ * filter check by its own configuration. TEXT is lines "KEY VALUE\n"
+ * (config_section_text); it replaces what was set before (NULL: none).
+ */
+void filter_settings_set(const char *text);
+
+/* The value of setting KEY (without the key and its space), or NULL when it
+ * is not set; an empty value is "". Valid until the next filter_settings_set. */
+const char *filter_setting(const char *key);
 
 /* Appends LINES (whole header lines, CRLF-terminated) to RESULT's headers. */
 void filter_result_add_headers(struct pipeline_result *result, const char *lines);

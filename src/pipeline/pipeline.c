@@ -488,6 +488,16 @@ int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job)
 	return 0;
 }
 
+void pipeline_set_filter_settings(struct pipeline *pipeline, const char *settings)
+{
+	if (pipeline->filter_settings != NULL && settings != NULL &&
+	    strcmp(pipeline->filter_settings, settings) == 0)
+		return;
+	free(pipeline->filter_settings);
+	pipeline->filter_settings = settings != NULL ? xstrdup(settings) : NULL;
+	workers_renew_all(pipeline);
+}
+
 size_t pipeline_pending(const struct pipeline *pipeline)
 {
 	return pipeline->pending;
@@ -558,5 +568,6 @@ void pipeline_free(struct pipeline **pipeline_r)
 		evbuffer_free(pipeline->spawner_output);
 	free(pipeline->workers);
 	free(pipeline->data_dir);
+	free(pipeline->filter_settings);
 	xfree(pipeline_r);
 }

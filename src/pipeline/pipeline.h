@@ -154,6 +154,11 @@ struct pipeline *pipeline_new(struct event_base *base, struct spawner_process *s
  * 1970-9999, a bad envelope address or profile. */
 int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job);
 
+/* The filters' settings (lines "KEY VALUE\n": config_section_text of the
+ * [spam] section) that workers started from now on get in their setup
+ * frame; workers running already are replaced, as after a Bayes change. */
+void pipeline_set_filter_settings(struct pipeline *pipeline, const char *settings);
+
 /* Jobs queued or running. */
 size_t pipeline_pending(const struct pipeline *pipeline);
 

@@ -404,6 +404,31 @@ static int proto_profile_decode(const unsigned char *data, size_t len,
 	return 0;
 }
 
+bool proto_settings_valid(const char *text, size_t len)
+{
+	size_t i = 0;
+
+	if (len > PROTO_SETTINGS_MAX)
+		return false;
+	while (i < len) {
+		size_t key_start = i;
+
+		while (i < len && ((text[i] >= 'a' && text[i] <= 'z') ||
+				   (text[i] >= '0' && text[i] <= '9') || text[i] == '_'))
+			i++;
+		if (i == key_start || i >= len || text[i] != ' ')
+			return false;
+		for (i++; i < len && text[i] != '\n'; i++) {
+			if (text[i] < 0x20 || text[i] > 0x7e)
+				return false;
+		}
+		if (i >= len)
+			return false;
+		i++;
+	}
+	return true;
+}
+
 int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		       struct proto_setup *setup, const char **err_r)
 {
@@ -418,13 +443,23 @@ int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		return -1;
 	if (consumed == 0)
 		return 0;
-	if (proto_fields_split(payload, payload_len, PROTO_SETUP_BAYES_DB, 0, fields, err_r) < 0)
+	if (proto_fields_split(payload, payload_len, PROTO_SETUP_SETTINGS, 0, fields, err_r) < 0)
 		return -1;
 	if (fields[PROTO_SETUP_BAYES_DB].count > 0 && fields[PROTO_SETUP_BAYES_DB].len != 0) {
 		*err_r = "bad setup field";
 		return -1;
 	}
+	if (fields[PROTO_SETUP_SETTINGS].count > 0 &&
+	    !proto_settings_valid((const char *)fields[PROTO_SETUP_SETTINGS].data,
+				  fields[PROTO_SETUP_SETTINGS].len)) {
+		*err_r = "bad setup settings";
+		return -1;
+	}
 	setup->bayes_db = fields[PROTO_SETUP_BAYES_DB].count > 0;
+	setup->settings = NULL;
+	if (fields[PROTO_SETUP_SETTINGS].count > 0)
+		setup->settings = xstrndup((const char *)fields[PROTO_SETUP_SETTINGS].data,
+					   fields[PROTO_SETUP_SETTINGS].len);
 	*consumed_r = consumed;
 	return 0;
 }

@@ -50,7 +50,10 @@
  *   profile: FILTER (repeated: NAME, WEIGHT), TAG_AT, QUARANTINE_AT, FLAGS
  *            (1 byte: 1 challenge unknown senders, 2 hold)
  *   setup:   optional BAYES_DB (empty: the descriptor attached is the
- *            Bayes database)
+ *            Bayes database), optional SETTINGS (the [spam] section's
+ *            keys for the filters: lines "KEY VALUE", KEY of [a-z0-9_],
+ *            VALUE printable ASCII, each ending in '\n'; at most
+ *            PROTO_SETTINGS_MAX bytes)
  *   verdict: OUTCOME (1 byte), ID, RESULT (repeated: NAME, STATUS (1 byte),
  *            SCORE, optional REASON, optional HEADERS), SENDER (optional,
  *            one address), RECIPIENTS (optional, an address list)
@@ -98,11 +101,18 @@ enum proto_type {
 
 enum proto_setup_tag {
 	PROTO_SETUP_BAYES_DB = 1,
+	PROTO_SETUP_SETTINGS = 2,
 };
+
+/* The longest SETTINGS text a setup frame carries. */
+#define PROTO_SETTINGS_MAX 32768
 
 /* What a setup frame says. */
 struct proto_setup {
 	bool bayes_db; /* the Bayes database is attached */
+	/* The filters' settings (filters/filter.h, filter_settings_set): lines
+	 * "KEY VALUE\n", or NULL for none. Decoded: allocated, free it. */
+	char *settings;
 };
 
 enum proto_job_tag {
@@ -185,7 +195,10 @@ int proto_frame_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 int proto_job_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		     struct pipeline_job *job, const char **err_r);
 
-/* Decodes a setup frame into *SETUP. */
+/* Whether TEXT (LEN bytes) is a valid SETTINGS text (see above). */
+bool proto_settings_valid(const char *text, size_t len);
+
+/* Decodes a setup frame into *SETUP; its settings are allocated (or NULL). */
 int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		       struct proto_setup *setup, const char **err_r);
 

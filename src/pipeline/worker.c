@@ -293,6 +293,8 @@ static int worker_setup_read(int fd, unsigned char *buf, size_t *buffered_r, int
 		}
 		buffered += (size_t)n;
 	}
+	filter_settings_set(setup.settings);
+	free(setup.settings);
 	/* The database is attached to the setup's first byte (and the kernel
 	 * ends a read after bytes with descriptors); without one, a descriptor
 	 * can only be a job's, whose bytes came too. */

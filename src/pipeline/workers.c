@@ -49,6 +49,8 @@
  * and so are SIGKILL and SIGTERM, which only the spawner sends (the failure
  * was logged then); a crash (SIGSEGV, SIGABRT from a sanitizer) or an
  * error status is not. */
+static void workers_renew_marked(struct pipeline *pipeline);
+
 static void workers_log_exit(pid_t pid, int status)
 {
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
@@ -242,6 +244,7 @@ static void workers_setup_send(struct pipeline_worker *worker)
 	ssize_t n;
 
 	setup.bayes_db = bayes_fd >= 0;
+	setup.settings = worker->pipeline->filter_settings;
 	proto_setup_encode(&setup, &frame, &frame_len);
 	iov.iov_base = frame;
 	iov.iov_len = frame_len;
@@ -514,6 +517,20 @@ void workers_bayes_check(struct pipeline *pipeline)
 	if (marked == 0)
 		return;
 	log_event(LOG_INFO, "bayes_changed", NULL, NULL, "workers=%zu", marked);
+	workers_renew_marked(pipeline);
+}
+
+void workers_renew_all(struct pipeline *pipeline)
+{
+	for (size_t i = 0; i < pipeline->worker_count; i++) {
+		if (pipeline->workers[i].pid > 0)
+			pipeline->workers[i].renew = true;
+	}
+	workers_renew_marked(pipeline);
+}
+
+static void workers_renew_marked(struct pipeline *pipeline)
+{
 	for (size_t i = 0; i < pipeline->worker_count; i++) {
 		struct pipeline_worker *worker = &pipeline->workers[i];
 

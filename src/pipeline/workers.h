@@ -84,6 +84,9 @@ struct pipeline {
 	 * the loop was told to exit. */
 	bool spawner_lost;
 	char *data_dir;
+	/* The filters' settings each new worker gets in its setup frame
+	 * (pipeline_set_filter_settings), or NULL. */
+	char *filter_settings;
 	int worker_timeout;
 	pipeline_verdict_cb *callback;
 	void *ctx;
@@ -135,6 +138,10 @@ bool workers_spawner_lost(struct pipeline *pipeline);
  * database than the one DATA/bayes.db is now, and replaces those that are
  * idle at once (the others after their verdict, through workers_renew). */
 void workers_bayes_check(struct pipeline *pipeline);
+
+/* Marks every running worker for renewal and replaces the idle ones at once
+ * (the filters' settings changed). */
+void workers_renew_all(struct pipeline *pipeline);
 
 /* Replaces WORKER, idle and marked for renewal: closes its socket (it exits
  * by itself, cleanly) and starts another, which is handed the database as

@@ -138,8 +138,12 @@ static void fuzz_setup(const uint8_t *data, size_t size)
 		abort();
 	proto_setup_encode(&setup, &frame, &frame_len);
 	if (proto_setup_decode(frame, frame_len, &consumed_again, &again, &err) < 0 ||
-	    consumed_again != frame_len || again.bayes_db != setup.bayes_db)
+	    consumed_again != frame_len || again.bayes_db != setup.bayes_db ||
+	    (setup.settings == NULL) != (again.settings == NULL) ||
+	    (setup.settings != NULL && strcmp(setup.settings, again.settings) != 0))
 		abort();
+	free(again.settings);
+	free(setup.settings);
 	free(frame);
 }
 

@@ -1167,6 +1167,7 @@ static int test_bad_worker_main(int fd, const char *mode)
 			if (consumed == 0)
 				continue;
 			set_up = true;
+			free(setup.settings);
 			memmove(buf, buf + consumed, have - consumed);
 			have -= consumed;
 			consumed = 0;

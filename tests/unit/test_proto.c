@@ -548,6 +548,43 @@ static void test_setup_frame(void **state)
 	free(frame);
 }
 
+/* The filters' settings travel whole in a setup frame; a text that is not
+ * lines of "KEY VALUE" (a control character, a key without its space, a
+ * last line without its newline) makes the frame invalid. */
+static void test_setup_settings(void **state)
+{
+	static const char *const bad[] = {
+	    "dnsbl_zones zen.example\nnoval\n", "Key x\n", "a b", " x\n", "a b\x01c\n",
+	};
+	struct test_field field = {.tag = PROTO_SETUP_SETTINGS};
+	struct proto_setup setup;
+	unsigned char *frame;
+	size_t frame_len;
+	size_t consumed;
+	const char *err;
+
+	(void)state;
+	proto_setup_encode(
+	    &(struct proto_setup){.settings = "dnsbl_zones zen.example bl.example\nquarantine_days 30\nempty \n"},
+	    &frame, &frame_len);
+	assert_int_equal(proto_setup_decode(frame, frame_len, &consumed, &setup, &err), 0);
+	assert_int_equal(consumed, frame_len);
+	assert_false(setup.bayes_db);
+	assert_string_equal(setup.settings,
+			    "dnsbl_zones zen.example bl.example\nquarantine_days 30\nempty \n");
+	free(setup.settings);
+	free(frame);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		field.data = bad[i];
+		field.len = strlen(bad[i]);
+		frame = test_frame_build(PROTO_TYPE_SETUP, &field, 1, &frame_len);
+		assert_int_equal(proto_setup_decode(frame, frame_len, &consumed, &setup, &err), -1);
+		assert_string_equal(err, "bad setup settings");
+		free(frame);
+		assert_false(proto_settings_valid(bad[i], strlen(bad[i])));
+	}
+}
+
 /* A job is not a verdict and a verdict is not a job. */
 static void test_type_mismatch_rejected(void **state)
 {
@@ -953,6 +990,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_header_rejected_early),
 	    cmocka_unit_test(test_type_mismatch_rejected),
 	    cmocka_unit_test(test_setup_frame),
+	    cmocka_unit_test(test_setup_settings),
 	    cmocka_unit_test(test_bad_ids_rejected),
 	    cmocka_unit_test(test_bad_outcomes_rejected),
 	    cmocka_unit_test(test_bad_prepends_rejected),
