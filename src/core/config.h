@@ -33,6 +33,9 @@ struct provider_policy {
 /* The root zone's trust anchor as Debian's dns-root-data installs it. */
 #define CONFIG_ROOT_TRUST_ANCHOR "/usr/share/dns/root.key"
 
+/* The longest [spam] tag_subject_prefix (pipeline/subject_tag.h plans with it). */
+#define CONFIG_TAG_SUBJECT_PREFIX_MAX 64
+
 struct popgate_config {
 	/* [server] */
 	char *data_dir;		/* "data" */
@@ -89,6 +92,7 @@ struct popgate_config {
 
 	/* [spam] */
 	int quarantine_days;	/* 30: days quarantined mail is kept, then deleted */
+	char *tag_subject_prefix; /* "[SPAM]": put before the Subject of tagged mail; "": none */
 
 	/* [smtp] (smtp/server.c) */
 	int smtp_port;		/* 10025 (25 is the standard port); 0: off */

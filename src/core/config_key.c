@@ -194,6 +194,24 @@ int config_key_set(const struct config_key *key, void *base, const char *value, 
 		if (*value != '\0')
 			*(char **)field = xstrdup(value);
 		return 0;
+	case CONFIG_HEADER_TEXT:
+		/* It goes into a header field as it is: no line break, no byte an
+		 * unencoded field may not hold. */
+		for (const char *c = value; *c != '\0'; c++) {
+			if (*c < 0x20 || *c > 0x7e) {
+				snprintf(msg, msglen,
+					 "%s: '%s' holds a byte that is not printable ASCII",
+					 key->name, config_quote(quoted, value));
+				return -1;
+			}
+		}
+		if ((long long)strlen(value) > key->max) {
+			snprintf(msg, msglen, "%s: '%s' is longer than %lld characters", key->name,
+				 config_quote(quoted, value), key->max);
+			return -1;
+		}
+		config_set_string(field, value);
+		return 0;
 	case CONFIG_NAMESERVERS:
 		if (!config_nameservers_valid(value)) {
 			snprintf(msg, msglen,
@@ -285,6 +303,7 @@ void config_key_free(const struct config_key *key, void *base)
 	case CONFIG_ADDRESS:
 	case CONFIG_LEVEL:
 	case CONFIG_NAMESERVERS:
+	case CONFIG_HEADER_TEXT:
 		xfree((char **)((char *)base + key->offset));
 		break;
 	case CONFIG_INT:

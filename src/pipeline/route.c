@@ -8,15 +8,19 @@
  * Must never: trust a worker's addresses beyond looking them up, lose a
  * message to a bookkeeping error, or call pipeline_free.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
 #include "pipeline/proto.h"
 #include "pipeline/route.h"
+#include "pipeline/subject_tag.h"
 #include "smtp/relay.h"
 #include "smtp/sign.h"
 #include "filters/senders.h"
@@ -61,6 +65,7 @@ struct route_write {
 	double score;
 	enum verdict_action action;
 	char *reasons;
+	char *tag_prefix; /* [spam] tag_subject_prefix for a tagged message; NULL: none */
 	/* Failed: why, and the profile a retry is judged by. */
 	char *reason;
 	struct filter_profile profile;
@@ -75,6 +80,7 @@ static void route_write_free(struct route_write *record)
 	free(record->recipients);
 	free(record->prepend);
 	free(record->reasons);
+	free(record->tag_prefix);
 	free(record->reason);
 	free(record);
 }
@@ -118,6 +124,71 @@ fail:
 	free(user_ids);
 }
 
+_Static_assert(SUBJECT_TAG_PREFIX_MAX == CONFIG_TAG_SUBJECT_PREFIX_MAX,
+	       "the planner takes every prefix the configuration allows");
+
+/*
+ * In the writer thread, for a message the "tag" action delivers: plans its
+ * subject tag on the start of its body file (bodies are never changed; the
+ * POP3 server inserts the tag while serving) and records it, or adds a
+ * Subject line to RECORD's prepended lines. A body that cannot be read or
+ * whose header block is too long to plan on is delivered untagged (its
+ * X-Popgate-Spam-* lines still say it is spam), logged; never held back.
+ */
+static void route_subject_tag(struct store *store, struct route_write *record)
+{
+	struct subject_tag_plan plan;
+	char *path = spool_path(store->data_dir, record->id);
+	char *header = xmalloc(SUBJECT_TAG_SCAN_MAX);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	ssize_t n = 0;
+
+	free(path);
+	while (fd >= 0 && len < SUBJECT_TAG_SCAN_MAX) {
+		n = read(fd, header + len, SUBJECT_TAG_SCAN_MAX - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (fd < 0 || n < 0) {
+		log_event(LOG_ERROR, "error", record->account_name, record->id,
+			  "cannot read the body to tag its subject: %s; delivered untagged",
+			  strerror(errno));
+		goto done;
+	}
+	subject_tag_plan(header, len, len < SUBJECT_TAG_SCAN_MAX, record->tag_prefix, &plan);
+	switch (plan.kind) {
+	case SUBJECT_TAG_INSERT:
+		if (store_message_set_subject_tag(store, record->id, plan.offset, plan.text) < 0)
+			log_event(LOG_ERROR, "error", record->account_name, record->id,
+				  "cannot record the subject tag: %s; delivered untagged",
+				  store_errmsg(store));
+		break;
+	case SUBJECT_TAG_ADD: {
+		char *prepend = xasprintf("%s%s", record->prepend, plan.text);
+
+		free(record->prepend);
+		record->prepend = prepend;
+		break;
+	}
+	case SUBJECT_TAG_ALREADY:
+		break;
+	case SUBJECT_TAG_UNKNOWN:
+		log_event(LOG_WARN, "error", record->account_name, record->id,
+			  "the header block is longer than %d bytes; delivered with its subject "
+			  "untagged",
+			  SUBJECT_TAG_SCAN_MAX);
+		break;
+	}
+done:
+	if (fd >= 0)
+		close(fd);
+	free(header);
+}
+
 /*
  * In the writer thread. Judged: the verdict recorded, the message
  * attributed and moved; the result is 1 if moved, 0 if it was not in
@@ -136,6 +207,8 @@ static int route_write_work(struct store *store, void *arg)
 				  "cannot record the verdict: %s", store_errmsg(store));
 		if (!record->submitted)
 			attribute_message(store, record);
+		if (record->tag_prefix != NULL)
+			route_subject_tag(store, record);
 		return store_message_move(store, record->id, MESSAGE_PROCESSING, record->state,
 					  record->prepend);
 	}
@@ -401,6 +474,10 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 	decision.explanation = NULL;
 	record->prepend = xasprintf("%s%s", decision.headers,
 				    has_seat ? decision.spam_headers : UNFILTERED_HEADER);
+	/* Copied here: the writer thread must not read a configuration a
+	 * reload may replace. */
+	if (record->action == VERDICT_TAG && *pg->cfg->tag_subject_prefix != '\0')
+		record->tag_prefix = xstrdup(pg->cfg->tag_subject_prefix);
 	if (message->account_id == 0) {
 		/*
 		 * Submitted over SMTP (S1): it goes to the outbound queue for the
@@ -412,6 +489,7 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 		record->submitted = true;
 		record->state = MESSAGE_OUTBOUND;
 		xfree(&record->prepend);
+		xfree(&record->tag_prefix);
 	}
 	record->sender = verdict->sender != NULL ? xstrdup(verdict->sender) : NULL;
 	record->recipients = xcalloc(verdict->recipient_count + 1, sizeof(*record->recipients));

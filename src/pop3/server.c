@@ -220,6 +220,22 @@ static void session_send_data(struct pop3_session *session, const char *data, ss
 		session_send_done(session);
 		return;
 	}
+	const struct store_served *served = &session->served[session->send_index];
+	int64_t start = session->send_offset;
+
+	session->send_offset += n;
+	/* A tagged message's subject tag goes in where it was planned; an
+	 * untagged one costs this one test, and no copy either way. */
+	if (served->subject_tag != NULL && served->subject_tag_at >= start &&
+	    served->subject_tag_at < session->send_offset) {
+		size_t before = (size_t)(served->subject_tag_at - start);
+
+		pop3_dot_encode(&session->encoder, data, before, session_evbuffer_out, out);
+		pop3_dot_encode(&session->encoder, served->subject_tag, strlen(served->subject_tag),
+				session_evbuffer_out, out);
+		data += before;
+		n -= (ssize_t)before;
+	}
 	pop3_dot_encode(&session->encoder, data, (size_t)n, session_evbuffer_out, out);
 	if (session->encoder.stopped)
 		session_send_done(session);
@@ -282,16 +298,16 @@ static void session_send_fill(struct pop3_session *session)
 	}
 }
 
-static void session_prepends_free(struct pop3_session *session)
+static void session_served_free(struct pop3_session *session)
 {
-	if (session->prepends == NULL)
+	if (session->served == NULL)
 		return;
 	for (size_t i = 0; i < session->message_count; i++)
-		free(session->prepends[i]);
-	xfree(&session->prepends);
+		store_served_clear(&session->served[i]);
+	xfree(&session->served);
 }
 
-/* Matching the rows store_message_each_prepend gives to the listing: both
+/* Matching the rows store_message_each_served gives to the listing: both
  * are in arrival order, but rows that entered the queue since the login are
  * not in the listing, and listed ones may have left it. */
 struct prepend_match {
@@ -299,14 +315,15 @@ struct prepend_match {
 	size_t next; /* listing entries before it were matched or passed */
 };
 
-static void session_take_prepend(void *ctx, const char *id, const char *prepend)
+static void session_take_served(void *ctx, const char *id, struct store_served *served)
 {
 	struct prepend_match *match = ctx;
 	struct pop3_session *session = match->session;
 
 	for (size_t i = match->next; i < session->message_count; i++) {
 		if (strcmp(session->messages[i].id, id) == 0) {
-			session->prepends[i] = xstrdup(prepend);
+			session->served[i] = *served;
+			memset(served, 0, sizeof(*served));
 			match->next = i + 1;
 			return;
 		}
@@ -314,31 +331,32 @@ static void session_take_prepend(void *ctx, const char *id, const char *prepend)
 }
 
 /* The prepended header lines of message INDEX (the session's; NULL if
- * unavailable, logged). The listing holds only their length, so that a
- * session that only logged in holds no message's lines; the first RETR or
- * TOP reads them for every listed message in one query. */
+ * unavailable, logged), with its subject tag in session->served[INDEX]. The
+ * listing holds only their length, so that a session that only logged in
+ * holds no message's lines; the first RETR or TOP reads them for every
+ * listed message in one query. */
 static const char *session_prepend(struct pop3_session *session, size_t index)
 {
 	const struct session_message *message = &session->messages[index];
 
-	if (session->prepends == NULL) {
+	if (session->served == NULL) {
 		struct prepend_match match = {.session = session};
 
-		session->prepends = xcalloc(session->message_count, sizeof(*session->prepends));
+		session->served = xcalloc(session->message_count, sizeof(*session->served));
 		/* On an error (logged) the entries not read are read one by one. */
-		store_message_each_prepend(session->server->pg->store, session->account_id,
-					   MESSAGE_DELIVERY, session_take_prepend, &match);
+		store_message_each_served(session->server->pg->store, session->account_id,
+					  MESSAGE_DELIVERY, session_take_served, &match);
 	}
 	/* Not found there: the message left the Delivery Queue since the login
 	 * (it is still served, as the listing promised) or the query failed. */
-	if (session->prepends[index] == NULL &&
-	    store_message_read_prepend(session->server->pg->store, message->id,
-				       &session->prepends[index]) != 1) {
+	if (session->served[index].prepend == NULL &&
+	    store_message_read_served(session->server->pg->store, message->id,
+				      &session->served[index]) != 1) {
 		log_event(LOG_ERROR, "error", session->account_name, message->id,
 			  "cannot read the message's prepended header lines");
 		return NULL;
 	}
-	return session->prepends[index];
+	return session->served[index].prepend;
 }
 
 /* Starts sending message INDEX (RETR, or TOP with BODY_LINES lines). */
@@ -360,6 +378,7 @@ void session_send_message(struct pop3_session *session, size_t index, bool top, 
 		goto unavailable;
 	}
 	session->send_index = index;
+	session->send_offset = 0;
 	session->send_is_retr = !top;
 	if (top)
 		session_reply(session, "+OK top of message follows");
@@ -400,7 +419,8 @@ static int session_maildrop_open(struct pop3_session *session, int64_t account_i
 	session->messages = count > 0 ? xcalloc(count, sizeof(*session->messages)) : NULL;
 	for (size_t i = 0; i < count; i++) {
 		memcpy(session->messages[i].id, list[i].id, sizeof(session->messages[i].id));
-		session->messages[i].size = list[i].body_size + list[i].prepend_size;
+		session->messages[i].size =
+		    list[i].body_size + list[i].prepend_size + list[i].subject_tag_size;
 	}
 	session->message_count = count;
 	store_message_list_free(&list, count);
@@ -533,7 +553,7 @@ static void session_on_timeout(void *owner, enum session_timeout timeout)
 
 static void session_maildrop_free(struct pop3_session *session)
 {
-	session_prepends_free(session);
+	session_served_free(session);
 	xfree(&session->messages);
 	session->message_count = 0;
 }

@@ -16,6 +16,7 @@
 
 #include "core/session.h"
 #include "pop3/parse.h"
+#include "store/message.h"
 #include "store/spool.h"
 
 struct bufferevent;
@@ -46,7 +47,8 @@ enum message_flag {
 struct session_message {
 	char id[SPOOL_ID_LEN + 1];
 	uint8_t flags; /* enum message_flag */
-	int64_t size;  /* as served: the prepended header lines and the body */
+	int64_t size;  /* as served: the prepended header lines, the body and its
+			  subject tag */
 };
 
 /* A pickup's QUIT on its way to the store (commands.c): the ids to move,
@@ -82,14 +84,16 @@ struct pop3_session {
 	char *account_name;
 	struct session_message *messages;
 	size_t message_count;
-	/* Each message's prepended header lines, read for the whole listing at
-	 * the first RETR or TOP: NULL until then, so a session that only logged
-	 * in holds none. An entry is NULL if its message left the queue. */
-	char **prepends;
+	/* What each message is served with beside its body (prepended header
+	 * lines, subject tag), read for the whole listing at the first RETR or
+	 * TOP: NULL until then, so a session that only logged in holds none. An
+	 * entry's prepend is NULL if its message left the queue. */
+	struct store_served *served;
 
 	/* A message being sent (RETR or TOP). */
 	int send_fd;
 	uint32_t send_index; /* messages are numbered in 32 bits (pop3/parse.h) */
+	int64_t send_offset; /* bytes of its body file sent so far */
 	struct session_read *reading; /* a read of it in an offload thread */
 
 	TAILQ_ENTRY(pop3_session) entry;

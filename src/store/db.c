@@ -325,6 +325,14 @@ static const char *const store_migrations[] = {
     "  learnt_at INTEGER"
     ");"
     "CREATE INDEX spam_report_unlearnt ON spam_report(learnt_at, seq);",
+    /*
+     * 12: the subject tag (issue 10, the "tag" action). The body file is
+     * never changed, so the POP3 server inserts SUBJECT_TAG at byte
+     * SUBJECT_TAG_AT of the body while it serves it ('' = untagged); a
+     * message without a Subject gets one among its prepended lines instead.
+     */
+    "ALTER TABLE message ADD COLUMN subject_tag TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE message ADD COLUMN subject_tag_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

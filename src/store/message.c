@@ -47,8 +47,10 @@ _Static_assert(sizeof(message_source_names) / sizeof(message_source_names[0]) ==
 /* The columns store_message_read expects, in its order: a single message's
  * with its prepended text, a listing's with only that text's length. */
 #define MESSAGE_COLUMNS_BUT_PREPEND "id, account_id, state, body_size, attempts, received_at"
-#define MESSAGE_COLUMNS MESSAGE_COLUMNS_BUT_PREPEND ", prepend"
-#define MESSAGE_LIST_COLUMNS MESSAGE_COLUMNS_BUT_PREPEND ", length(CAST(prepend AS BLOB))"
+#define MESSAGE_SUBJECT_TAG_SIZE ", length(CAST(subject_tag AS BLOB))"
+#define MESSAGE_COLUMNS MESSAGE_COLUMNS_BUT_PREPEND ", prepend" MESSAGE_SUBJECT_TAG_SIZE
+#define MESSAGE_LIST_COLUMNS                                                                       \
+	MESSAGE_COLUMNS_BUT_PREPEND ", length(CAST(prepend AS BLOB))" MESSAGE_SUBJECT_TAG_SIZE
 
 int store_message_row_key(sqlite3_stmt *stmt, int id_col, int state_col,
 			  char id_out[SPOOL_ID_LEN + 1], enum message_state *state_r)
@@ -101,6 +103,7 @@ static int store_message_read(sqlite3_stmt *stmt, bool with_prepend,
 	} else {
 		message->prepend_size = sqlite3_column_int64(stmt, 6);
 	}
+	message->subject_tag_size = sqlite3_column_int64(stmt, 7);
 	return 0;
 }
 
@@ -285,8 +288,11 @@ int store_message_move(struct store *store, const char *id, enum message_state f
 int store_message_set_verdict(struct store *store, const char *id, double score, const char *action,
 			      const char *reasons)
 {
+	/* A verdict replaces an earlier one's subject tag too (a message judged
+	 * again); store_message_set_subject_tag sets a new one after it. */
 	static const char sql[] = "UPDATE message SET verdict_score = ?, verdict_action = ?,"
-				  " verdict_reasons = ? WHERE id = ?";
+				  " verdict_reasons = ?, subject_tag = '', subject_tag_at = 0"
+				  " WHERE id = ?";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
 
 	if (stmt == NULL)
@@ -299,6 +305,26 @@ int store_message_set_verdict(struct store *store, const char *id, double score,
 		return -1;
 	if (sqlite3_changes(store->db) == 0) {
 		log_error("store: recording a verdict: no message %s", id);
+		return -1;
+	}
+	return 0;
+}
+
+int store_message_set_subject_tag(struct store *store, const char *id, int64_t at, const char *tag)
+{
+	static const char sql[] =
+	    "UPDATE message SET subject_tag = ?, subject_tag_at = ? WHERE id = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, tag, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, at);
+	sqlite3_bind_text(stmt, 3, id, -1, SQLITE_STATIC);
+	if (store_stmt_done(store, stmt, "recording a subject tag") < 0)
+		return -1;
+	if (sqlite3_changes(store->db) == 0) {
+		log_error("store: recording a subject tag: no message %s", id);
 		return -1;
 	}
 	return 0;
@@ -398,29 +424,56 @@ int store_message_get(struct store *store, const char *id, struct store_message 
 
 int store_message_read_prepend(struct store *store, const char *id, char **prepend_r)
 {
-	static const char sql[] = "SELECT prepend FROM message WHERE id = ?";
+	struct store_served served;
+	int result = store_message_read_served(store, id, &served);
+
+	*prepend_r = served.prepend;
+	free(served.subject_tag);
+	return result;
+}
+
+/* Copies the served additions from columns FIRST.. (prepend, subject_tag,
+ * subject_tag_at) of STMT's row. */
+static void store_message_served_read(sqlite3_stmt *stmt, int first, struct store_served *served)
+{
+	const char *prepend = (const char *)sqlite3_column_text(stmt, first);
+	const char *tag = (const char *)sqlite3_column_text(stmt, first + 1);
+
+	served->prepend = xstrdup(prepend != NULL ? prepend : "");
+	served->subject_tag = tag != NULL && *tag != '\0' ? xstrdup(tag) : NULL;
+	served->subject_tag_at = sqlite3_column_int64(stmt, first + 2);
+}
+
+int store_message_read_served(struct store *store, const char *id, struct store_served *served)
+{
+	static const char sql[] =
+	    "SELECT prepend, subject_tag, subject_tag_at FROM message WHERE id = ?";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
 	int result;
 
-	*prepend_r = NULL;
+	memset(served, 0, sizeof(*served));
 	if (stmt == NULL)
 		return -1;
 	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
 	result = store_stmt_step(store, stmt, "reading a message's prepended lines");
-	if (result == 1) {
-		const char *prepend = (const char *)sqlite3_column_text(stmt, 0);
-
-		*prepend_r = xstrdup(prepend != NULL ? prepend : "");
-	}
+	if (result == 1)
+		store_message_served_read(stmt, 0, served);
 	store_stmt_release(stmt);
 	return result;
 }
 
-int store_message_each_prepend(struct store *store, int64_t account_id, enum message_state state,
-			       void (*take)(void *ctx, const char *id, const char *prepend),
-			       void *ctx)
+void store_served_clear(struct store_served *served)
 {
-	static const char sql[] = "SELECT id, prepend FROM message"
+	xfree(&served->prepend);
+	xfree(&served->subject_tag);
+	served->subject_tag_at = 0;
+}
+
+int store_message_each_served(struct store *store, int64_t account_id, enum message_state state,
+			      void (*take)(void *ctx, const char *id, struct store_served *served),
+			      void *ctx)
+{
+	static const char sql[] = "SELECT id, prepend, subject_tag, subject_tag_at FROM message"
 				  " WHERE account_id = ? AND state = ? ORDER BY seq";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
 	int rc;
@@ -431,10 +484,13 @@ int store_message_each_prepend(struct store *store, int64_t account_id, enum mes
 	sqlite3_bind_text(stmt, 2, store_message_state_name(state), -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		const char *id = (const char *)sqlite3_column_text(stmt, 0);
-		const char *prepend = (const char *)sqlite3_column_text(stmt, 1);
+		struct store_served served;
 
-		if (id != NULL)
-			take(ctx, id, prepend != NULL ? prepend : "");
+		if (id == NULL)
+			continue;
+		store_message_served_read(stmt, 1, &served);
+		take(ctx, id, &served);
+		store_served_clear(&served);
 	}
 	if (rc != SQLITE_DONE)
 		store_log_error(store, "reading prepended header lines");

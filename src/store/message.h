@@ -64,6 +64,7 @@ struct store_message {
 	int64_t prepend_size;	/* bytes of PREPEND */
 	char *prepend;		/* header lines added in front when served ("" if none);
 				   NULL in a listing (store_message_read_prepend) */
+	int64_t subject_tag_size; /* bytes the subject tag inserts when served (0: none) */
 	int attempts;		/* worker deaths on this message */
 	int64_t received_at;
 };
@@ -140,16 +141,38 @@ void store_message_list_free(struct store_message **list, size_t count);
  * -1 error. */
 int store_message_get(struct store *store, const char *id, struct store_message *message);
 
+/*
+ * Records that ID is served with TAG (its subject tag, pipeline/subject_tag.h;
+ * "" for none) inserted at byte AT of its body. In the caller's transaction,
+ * after store_message_set_verdict (which clears an earlier tag). 0, or -1 for
+ * an error or no such message (logged).
+ */
+int store_message_set_subject_tag(struct store *store, const char *id, int64_t at, const char *tag);
+
 /* The header lines prepended to ID when served, into *PREPEND_R (allocated;
  * "" if none). 1 found, 0 not found (*PREPEND_R NULL), -1 error. */
 int store_message_read_prepend(struct store *store, const char *id, char **prepend_r);
 
-/* Calls TAKE with the id and prepended header lines of each message of
- * ACCOUNT_ID in STATE, oldest first: a POP3 session's first RETR or TOP
- * reads them for its whole listing in one query. 0 or -1. */
-int store_message_each_prepend(struct store *store, int64_t account_id, enum message_state state,
-			       void (*take)(void *ctx, const char *id, const char *prepend),
-			       void *ctx);
+/* What a message is served with beside its body file. */
+struct store_served {
+	char *prepend;	   /* header lines in front of the body ("" if none) */
+	char *subject_tag; /* bytes inserted at SUBJECT_TAG_AT of the body; NULL: none */
+	int64_t subject_tag_at;
+};
+
+void store_served_clear(struct store_served *served);
+
+/* ID's served additions into *SERVED (clear it after use). 1 found, 0 not
+ * found (*SERVED zeroed), -1 error. */
+int store_message_read_served(struct store *store, const char *id, struct store_served *served);
+
+/* Calls TAKE with the id and served additions of each message of ACCOUNT_ID
+ * in STATE, oldest first: a POP3 session's first RETR or TOP reads them for
+ * its whole listing in one query. TAKE may take SERVED's strings (setting
+ * them NULL). 0 or -1. */
+int store_message_each_served(struct store *store, int64_t account_id, enum message_state state,
+			      void (*take)(void *ctx, const char *id, struct store_served *served),
+			      void *ctx);
 
 /* True if a row with ID exists (for spool_remove_orphans). 1/0/-1. */
 int store_message_exists(struct store *store, const char *id);

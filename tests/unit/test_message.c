@@ -310,15 +310,20 @@ struct seen_prepends {
 	size_t count;
 	char ids[4][SPOOL_ID_LEN + 1];
 	char *texts[4];
+	char *tags[4];
+	int64_t tag_at[4];
 };
 
-static void take_prepend(void *ctx, const char *id, const char *prepend)
+static void take_prepend(void *ctx, const char *id, struct store_served *served)
 {
 	struct seen_prepends *seen = ctx;
 
 	assert_true(seen->count < 4);
 	snprintf(seen->ids[seen->count], sizeof(seen->ids[0]), "%s", id);
-	seen->texts[seen->count++] = xstrdup(prepend);
+	seen->tags[seen->count] = served->subject_tag; /* taken */
+	served->subject_tag = NULL;
+	seen->tag_at[seen->count] = served->subject_tag_at;
+	seen->texts[seen->count++] = xstrdup(served->prepend);
 }
 
 /* A POP3 session holds its listing while it is open (bench: memory per idle
@@ -361,19 +366,64 @@ static void test_list_holds_prepend_length(void **state)
 	free(prepend);
 	/* A session's first RETR or TOP reads them all in one query. */
 	struct seen_prepends seen = {0};
-	assert_int_equal(store_message_each_prepend(f->store, f->account_a, MESSAGE_DELIVERY,
-						    take_prepend, &seen),
+	assert_int_equal(store_message_each_served(f->store, f->account_a, MESSAGE_DELIVERY,
+						   take_prepend, &seen),
 			 0);
 	assert_int_equal(seen.count, 2);
 	assert_string_equal(seen.ids[0], id);
 	assert_string_equal(seen.texts[0], trace);
 	assert_string_equal(seen.ids[1], other);
 	assert_string_equal(seen.texts[1], "");
-	for (size_t i = 0; i < seen.count; i++)
+	for (size_t i = 0; i < seen.count; i++) {
+		assert_null(seen.tags[i]);
 		free(seen.texts[i]);
+	}
 
 	assert_int_equal(store_message_read_prepend(f->store, make_id(id, '9'), &prepend), 0);
 	assert_null(prepend);
+}
+
+/* A tagged message (the "tag" action) is served with its subject tag
+ * inserted into the body: the listing's size counts it (RFC 1939: LIST
+ * gives the octets RETR sends), the served additions carry it, and a new
+ * verdict clears it. */
+static void test_subject_tag_served(void **state)
+{
+	struct fixture *f = *state;
+	struct store_message *list = NULL;
+	struct store_message message = {0};
+	struct store_served served;
+	size_t count = 0;
+	char id[SPOOL_ID_LEN + 1];
+
+	make_id(id, '1');
+	assert_int_equal(store_message_insert(f->store, id, f->account_a, NULL, 100, NULL), 0);
+	assert_int_equal(store_message_set_verdict(f->store, id, 6, "tag", "x"), 0);
+	assert_int_equal(store_message_set_subject_tag(f->store, id, 42, "[SPAM] "), 0);
+	assert_int_equal(
+	    store_message_move(f->store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY, "X-A: b\r\n"),
+	    1);
+	assert_int_equal(
+	    store_message_list(f->store, f->account_a, MESSAGE_DELIVERY, &list, &count), 0);
+	assert_int_equal(count, 1);
+	assert_int_equal(list[0].subject_tag_size, 7);
+	assert_int_equal(list[0].prepend_size, 8);
+	store_message_list_free(&list, count);
+	assert_int_equal(store_message_get(f->store, id, &message), 1);
+	assert_int_equal(message.subject_tag_size, 7);
+	store_message_clear(&message);
+
+	assert_int_equal(store_message_read_served(f->store, id, &served), 1);
+	assert_string_equal(served.prepend, "X-A: b\r\n");
+	assert_string_equal(served.subject_tag, "[SPAM] ");
+	assert_int_equal(served.subject_tag_at, 42);
+	store_served_clear(&served);
+
+	assert_int_equal(store_message_set_verdict(f->store, id, 0, "deliver", "x"), 0);
+	assert_int_equal(store_message_read_served(f->store, id, &served), 1);
+	assert_null(served.subject_tag);
+	store_served_clear(&served);
+	assert_int_equal(store_message_set_subject_tag(f->store, make_id(id, '9'), 1, "x"), -1);
 }
 
 static void test_has_copy(void **state)
@@ -696,6 +746,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_insert_records_uidl, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_holds_no_spare_room, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_holds_prepend_length, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_subject_tag_served, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_has_copy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_delivered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_quarantine, setup, teardown),

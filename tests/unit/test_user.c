@@ -54,7 +54,7 @@ static void test_migration_fresh(void **state)
 {
 	struct test_store *f = *state;
 
-	assert_int_equal(store_schema_version(f->store), 11);
+	assert_int_equal(store_schema_version(f->store), 12);
 	assert_int_equal(
 	    test_query_int(f->store, "SELECT count(*) FROM pragma_table_info('user') WHERE name IN"
 				     " ('password_hash', 'has_seat', 'seat_requested_at')"),
@@ -169,7 +169,7 @@ static void test_migration_from_v1(void **state)
 				"PRAGMA user_version = 1;");
 	store_close(&f->store);
 	f->store = test_store_open(f->dir);
-	assert_int_equal(store_schema_version(f->store), 11);
+	assert_int_equal(store_schema_version(f->store), 12);
 	/* Users made before seats existed all keep working, in creation order. */
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM user WHERE has_seat = 1"
 						  " AND seat_requested_at = created_at"
