@@ -150,7 +150,33 @@ CTL_RUN(ctl_report);
 /* ctl_bayes.c */
 CTL_RUN(ctl_bayes_train);
 CTL_RUN(ctl_bayes_score);
+CTL_RUN(ctl_bayes_learn);
 #undef CTL_RUN
+
+/* ---- ctl_learn.c ---- */
+
+/*
+ * Takes the lock of the Bayes database at DATABASE (the file DATABASE.lock),
+ * waiting for another writer (a training, a learning) to finish. The
+ * descriptor, whose close releases it, or -1 with ERR.
+ */
+int ctl_bayes_lock(const char *database, char *err, size_t errlen);
+
+/* What ctl_learn_reports did with the reports it found. */
+struct ctl_learnt {
+	size_t learnt;	    /* counted now (reversed ones included) */
+	size_t reversed;    /* of those, an earlier report of the other class forgotten */
+	size_t already;	    /* the message is counted as that class already */
+	size_t unlearnable; /* the body is gone: marked as not learnable */
+};
+
+/*
+ * Learns every spam report not learnt yet (store/spam_report.h) into
+ * <data_dir>/bayes.db under its lock, and marks each with what came of it;
+ * the store must be open. The caller tells the daemon (ctl_changed). 0, or
+ * -1 with ERR: then the reports not saved stay unlearnt for the next run.
+ */
+int ctl_learn_reports(struct ctl *ctl, struct ctl_learnt *learnt, char *err, size_t errlen);
 
 struct cli_table;
 /* A recorded verdict's explanation (pipeline/verdict.h) as a JSON array, and

@@ -258,6 +258,7 @@ int ctl_bayes_train(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 	int spam;
 	int rc;
 	bool tty = isatty(STDERR_FILENO);
+	int lock = -1;
 
 	memset(&db, 0, sizeof(db));
 	rc = ctl_bayes_args(cmd, argc, argv, true, &spam, &database, &files);
@@ -265,6 +266,12 @@ int ctl_bayes_train(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 		goto done;
 	train.spam = spam == 1;
 	path = ctl_bayes_path(ctl, database);
+	/* Held until the save: a learning meanwhile would be overwritten. */
+	lock = ctl_bayes_lock(path, err, sizeof(err));
+	if (lock < 0) {
+		rc = ctl_refuse("%s", err);
+		goto done;
+	}
 	if (bayes_db_load(path, &db, err, sizeof(err)) < 0) {
 		rc = ctl_refuse("%s", err);
 		goto done;
@@ -298,10 +305,35 @@ int ctl_bayes_train(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 	    train.messages, train.spam ? "spam" : "ham", (unsigned long long)db.spam_messages,
 	    (unsigned long long)db.ham_messages, db.count);
 done:
+	if (lock >= 0)
+		close(lock);
 	free(path);
 	bayes_db_free(&db);
 	ctl_bayes_files_free(&files);
 	return rc;
+}
+
+int ctl_bayes_learn(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	struct ctl_learnt learnt;
+	char err[512];
+	int rc;
+
+	(void)argv;
+	if (argc > 0)
+		return ctl_usage_error(cmd, "'bayes learn' takes no arguments");
+	if ((rc = ctl_open_store(ctl)) != CTL_OK)
+		return rc;
+	if (ctl_learn_reports(ctl, &learnt, err, sizeof(err)) < 0)
+		return ctl_refuse("%s", err);
+	return ctl_changed(
+	    ctl, NULL,
+	    json_pack("{s:I, s:I, s:I, s:I}", "learnt", (json_int_t)learnt.learnt, "reversed",
+		      (json_int_t)learnt.reversed, "already", (json_int_t)learnt.already,
+		      "not_learnable", (json_int_t)learnt.unlearnable),
+	    "bayes: learnt %zu report(s) (%zu reversing an earlier one), %zu already counted, "
+	    "%zu not learnable (body gone)",
+	    learnt.learnt, learnt.reversed, learnt.already, learnt.unlearnable);
 }
 
 struct ctl_bayes_score {

@@ -314,6 +314,29 @@ static int ctl_queue_open(struct ctl *ctl, const struct ctl_command *cmd, int ar
 	return ctl_queue_check(ctl, *id_r, *user_r);
 }
 
+/*
+ * Right after a report was recorded: the Bayes database learns it (and any
+ * report left from before), ctl_learn.c. Returns what the report's message
+ * came to, for the command's output: "learnt", "counted already" (an
+ * earlier report of the same class), "not learnable" (its body is gone) or
+ * "not learnt yet" (the database could not be written: said on
+ * stderr; the report stays for the next run).
+ */
+static const char *ctl_queue_learn(struct ctl *ctl)
+{
+	struct ctl_learnt learnt;
+	char err[512];
+
+	if (ctl_learn_reports(ctl, &learnt, err, sizeof(err)) < 0) {
+		fprintf(stderr, "popgatectl: note: the report is recorded but not learnt yet: %s\n",
+			err);
+		return "not learnt yet";
+	}
+	if (learnt.learnt > 0)
+		return "learnt";
+	return learnt.already > 0 ? "counted already" : "not learnable: its body is gone";
+}
+
 int ctl_queue_release(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
 	const char *id, *user;
@@ -337,10 +360,13 @@ int ctl_queue_release(struct ctl *ctl, const struct ctl_command *cmd, int argc, 
 		return ctl_refuse("message %s is not suspect or quarantined; only such a "
 				  "message can be released",
 				  id);
+	const char *bayes = ctl_queue_learn(ctl);
 	return ctl_changed(ctl, id,
-			   json_pack("{s:s, s:s, s:s}", "id", id, "state", "delivery", "reported",
-				     "ham"),
-			   "message %s released from quarantine to delivery (reported as ham)", id);
+			   json_pack("{s:s, s:s, s:s, s:s}", "id", id, "state", "delivery",
+				     "reported", "ham", "bayes", bayes),
+			   "message %s released from quarantine to delivery (reported as ham; "
+			   "Bayes: %s)",
+			   id, bayes);
 }
 
 int ctl_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
@@ -354,9 +380,12 @@ int ctl_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **
 		return rc;
 	if (store_spam_report_add(ctl->store, id, spam_class, "report") < 0)
 		return ctl_refuse("cannot record the report");
+	const char *bayes = ctl_queue_learn(ctl);
 	return ctl_changed(ctl, id,
-			   json_pack("{s:s, s:s}", "id", id, "reported", spam_class_name(spam_class)),
-			   "message %s reported as %s", id, spam_class_name(spam_class));
+			   json_pack("{s:s, s:s, s:s}", "id", id, "reported",
+				     spam_class_name(spam_class), "bayes", bayes),
+			   "message %s reported as %s (Bayes: %s)", id, spam_class_name(spam_class),
+			   bayes);
 }
 
 int ctl_queue_delete(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)

@@ -116,7 +116,8 @@ static const struct ctl_command ctl_commands[] = {
      "A suspect message goes back to processing; the running daemon is told\n"
      "and filters it again at once. A quarantined message goes to delivery: the\n"
      "next pickup serves it, and it is recorded as ham for the spam classifier\n"
-     "to learn (as 'report ham' does). Exits 1 if there is no such message, it\n"
+     "to learn (as 'report ham' does), and the Bayes database learns it at\n"
+     "once (see 'bayes learn'). Exits 1 if there is no such message, it\n"
      "is neither suspect nor quarantined, or it is not U's.\n",
      ctl_queue_release},
     {"queue", "delete", "ID [--user U]", "delete a message and its body",
@@ -243,13 +244,15 @@ static const struct ctl_command ctl_commands[] = {
      ctl_dkim_sign},
     {"report", "spam", "ID [--user U]", "report a message as spam",
      "  --user U  act as user U: only U's messages\n"
-     "Records that the message is spam, for the spam classifier to learn (a\n"
-     "spam_report row). It moves nothing. Exits 1 if there is no such message\n"
+     "Records that the message is spam (a spam_report row) and the Bayes\n"
+     "database learns it at once; a message reported as ham before is forgotten\n"
+     "as ham first. It moves nothing. Exits 1 if there is no such message\n"
      "or it is not U's.\n",
      ctl_report},
     {"report", "ham", "ID [--user U]", "report a message as not spam",
      "  --user U  act as user U: only U's messages\n"
-     "Records that the message is ham, for the spam classifier to learn. It\n"
+     "Records that the message is ham and the Bayes database learns it (as\n"
+     "'report spam' does for spam). It\n"
      "moves nothing (release a quarantined one with 'queue release').\n",
      ctl_report},
     /* profile (ctl_profile.c) */
@@ -321,6 +324,15 @@ static const struct ctl_command ctl_commands[] = {
      "(spam at and above the built-in cutoff), its path and the tokens that\n"
      "weighed most. Changes nothing. Exits 1 if there is no database.\n",
      ctl_bayes_score},
+    {"bayes", "learn", "", "learn the spam reports not learnt yet",
+     "Teaches <data_dir>/bayes.db every spam report not learnt yet: releases\n"
+     "from quarantine (ham) and 'report spam|ham'. Those commands learn at once;\n"
+     "this is for reports whose learning failed (the database could not be\n"
+     "written). A report of the other class than an earlier one of the same\n"
+     "message forgets the earlier one first; a message whose body is gone is\n"
+     "marked as not learnable. The running daemon's workers take the new\n"
+     "database.\n",
+     ctl_bayes_learn},
 };
 
 #define CTL_COMMAND_COUNT (sizeof(ctl_commands) / sizeof(ctl_commands[0]))

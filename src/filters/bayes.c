@@ -378,10 +378,23 @@ void bayes_train_begin(struct bayes_db *db)
 	free(loaded);
 }
 
+/* The slot of HASH in the trainable DB's table, or NULL: unlike
+ * bayes_train_slot it adds nothing. */
+static struct bayes_entry *bayes_train_find(const struct bayes_db *db, uint64_t hash)
+{
+	for (size_t i = hash & (db->capacity - 1);; i = (i + 1) & (db->capacity - 1)) {
+		if (db->entries[i].hash == hash)
+			return &db->entries[i];
+		if (db->entries[i].hash == 0)
+			return NULL;
+	}
+}
+
 struct bayes_train_state {
 	struct bayes_db *db;
 	struct bayes_set seen;
 	bool spam;
+	bool forget; /* count down instead of up */
 };
 
 static void bayes_train_token(const char *token, size_t len, uint64_t hash, void *arg)
@@ -395,6 +408,16 @@ static void bayes_train_token(const char *token, size_t len, uint64_t hash, void
 		hash = 1;
 	if (!bayes_set_add(&state->seen, hash))
 		return;
+	if (state->forget) {
+		/* Never below 0: a database trained again from scratch since
+		 * may not hold what this message once added. */
+		entry = bayes_train_find(state->db, hash);
+		if (entry != NULL && state->spam && entry->spam > 0)
+			entry->spam--;
+		else if (entry != NULL && !state->spam && entry->ham > 0)
+			entry->ham--;
+		return;
+	}
 	entry = bayes_train_slot(state->db, hash);
 	if (state->spam) {
 		if (entry->spam < UINT32_MAX)
@@ -416,6 +439,18 @@ void bayes_train(struct bayes_db *db, const struct mime_message *message, bool s
 		db->ham_messages++;
 }
 
+void bayes_forget(struct bayes_db *db, const struct mime_message *message, bool spam)
+{
+	struct bayes_train_state state = {.db = db, .spam = spam, .forget = true};
+
+	tokenize_message(message, bayes_train_token, &state);
+	free(state.seen.slots);
+	if (spam && db->spam_messages > 0)
+		db->spam_messages--;
+	else if (!spam && db->ham_messages > 0)
+		db->ham_messages--;
+}
+
 static int bayes_entry_compare(const void *a, const void *b)
 {
 	uint64_t x = ((const struct bayes_entry *)a)->hash;
@@ -432,8 +467,9 @@ int bayes_db_save(const struct bayes_db *db, const char *path, char *err, size_t
 	uint64_t count = 0;
 	int rc;
 
+	/* A token forgotten by every message that had it is left out. */
 	for (size_t i = 0; i < db->capacity; i++) {
-		if (db->entries[i].hash != 0)
+		if (db->entries[i].hash != 0 && (db->entries[i].spam > 0 || db->entries[i].ham > 0))
 			out[count++] = db->entries[i];
 	}
 	qsort(out, (size_t)count, sizeof(*out), bayes_entry_compare);

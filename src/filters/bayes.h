@@ -99,6 +99,12 @@ void bayes_train_begin(struct bayes_db *db);
 /* Counts MESSAGE's tokens once each as SPAM or ham in the trainable *DB. */
 void bayes_train(struct bayes_db *db, const struct mime_message *message, bool spam);
 
+/* Undoes bayes_train(DB, MESSAGE, SPAM) on the trainable *DB: each of its
+ * tokens and the message count go down by one, never below 0 (a token the
+ * database does not hold is left alone). For a report that reverses an
+ * earlier one (spam, then ham). */
+void bayes_forget(struct bayes_db *db, const struct mime_message *message, bool spam);
+
 /* The filter's score for PROBABILITY: 0 at 0.5, BAYES_POINTS_MAX at and
  * above CUTOFF (linear between), down to -BAYES_POINTS_MAX at 0. With the
  * default profile's quarantine_at of 10, a weight of 1 quarantines exactly

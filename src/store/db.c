@@ -330,9 +330,13 @@ static const char *const store_migrations[] = {
      * never changed, so the POP3 server inserts SUBJECT_TAG at byte
      * SUBJECT_TAG_AT of the body while it serves it ('' = untagged); a
      * message without a Subject gets one among its prepended lines instead.
+     * What became of a learnt spam report (store/spam_report.h): 'learnt',
+     * 'reversed' (a later report of the other class undid it), or a
+     * sentence on why it taught nothing.
      */
     "ALTER TABLE message ADD COLUMN subject_tag TEXT NOT NULL DEFAULT '';"
-    "ALTER TABLE message ADD COLUMN subject_tag_at INTEGER NOT NULL DEFAULT 0;",
+    "ALTER TABLE message ADD COLUMN subject_tag_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE spam_report ADD COLUMN learn_result TEXT;",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

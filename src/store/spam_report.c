@@ -103,16 +103,38 @@ int store_spam_report_unlearnt(struct store *store, size_t max, struct spam_repo
 	return 0;
 }
 
-int store_spam_report_learnt(struct store *store, int64_t seq)
+int store_spam_report_learnt(struct store *store, int64_t seq, const char *result)
 {
-	static const char sql[] = "UPDATE spam_report SET learnt_at = ? WHERE seq = ?";
+	static const char sql[] =
+	    "UPDATE spam_report SET learnt_at = ?, learn_result = ? WHERE seq = ?";
 	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
 
 	if (stmt == NULL)
 		return -1;
 	sqlite3_bind_int64(stmt, 1, util_now());
-	sqlite3_bind_int64(stmt, 2, seq);
+	sqlite3_bind_text(stmt, 2, result, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 3, seq);
 	return store_stmt_done(store, stmt, "marking a spam report learnt");
+}
+
+int store_spam_report_counted(struct store *store, const char *id, int64_t *seq_r,
+			      enum spam_class *class_r)
+{
+	static const char sql[] = "SELECT seq, class FROM spam_report WHERE message_id = ?"
+				  " AND learn_result = '" SPAM_REPORT_LEARNT "'"
+				  " ORDER BY seq DESC LIMIT 1";
+	sqlite3_stmt *stmt = user_stmt_text(store, sql, id);
+	int found = user_stmt_row(store, stmt, "reading a message's learnt report");
+
+	if (found == 1) {
+		const char *spam_class = (const char *)sqlite3_column_text(stmt, 1);
+
+		*seq_r = sqlite3_column_int64(stmt, 0);
+		*class_r = spam_class != NULL && strcmp(spam_class, "spam") == 0 ? SPAM_CLASS_SPAM
+										  : SPAM_CLASS_HAM;
+	}
+	store_stmt_release(stmt);
+	return found;
 }
 
 int store_message_verdict_get(struct store *store, const char *id, double *score_r, char **action_r,

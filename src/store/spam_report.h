@@ -48,8 +48,21 @@ int store_spam_release(struct store *store, const char *id);
 int store_spam_report_unlearnt(struct store *store, size_t max, struct spam_report **list_r,
 			       size_t *count_r);
 
-/* Marks report SEQ learnt. 0 or -1. */
-int store_spam_report_learnt(struct store *store, int64_t seq);
+/* What a learnt report did (the learn_result column). */
+#define SPAM_REPORT_LEARNT "learnt"	/* the classifier counts it now */
+#define SPAM_REPORT_REVERSED "reversed" /* a later report of the other class undid it */
+
+/* Marks report SEQ learnt with RESULT: SPAM_REPORT_LEARNT, SPAM_REPORT_REVERSED
+ * or a sentence on why it taught nothing. 0 or -1. */
+int store_spam_report_learnt(struct store *store, int64_t seq, const char *result);
+
+/*
+ * The report of message ID the classifier counts now (learn_result
+ * SPAM_REPORT_LEARNT), if any: its *SEQ_R and *CLASS_R. Within a trainer's
+ * transaction it sees the trainer's own marks. 1 found, 0 none, -1 error.
+ */
+int store_spam_report_counted(struct store *store, const char *id, int64_t *seq_r,
+			      enum spam_class *class_r);
 
 /* The verdict recorded for message ID: score, action and explanation
  * (pipeline/verdict.h; allocated, NULL if none). 1 found (even with no

@@ -398,6 +398,63 @@ static void test_learn_one(void **state)
 	free(path);
 }
 
+/* Forgetting undoes a training (a report reversed: spam, then ham): on a
+ * real message, every token's count goes back to what it was, the message
+ * counts too, nothing goes below 0 when forgotten once too often, and a
+ * token no message holds any more is not saved. */
+static void test_forget(void **state)
+{
+	char *path = xasprintf("%s/forget.db", test_dir);
+	struct bayes_db db, saved;
+	struct mime_message message;
+	char err[256];
+	char *data;
+	size_t len;
+	uint64_t hash = tokenize_hash("h:subject:quokka", strlen("h:subject:quokka"));
+	static const char other[] = "From: a@example.org\nSubject: zebrafish quokka\n\nhello\n";
+
+	(void)state;
+	assert_int_equal(test_corpus_read("spam-1", "00001.", &data, &len), 0);
+	memset(&db, 0, sizeof(db));
+	bayes_train_begin(&db);
+	mime_parse(other, sizeof(other) - 1, &message);
+	bayes_train(&db, &message, false);
+	mime_message_free(&message);
+	mime_parse(data, len, &message);
+	size_t tokens_before = db.count;
+
+	bayes_train(&db, &message, true);
+	assert_true(db.count > tokens_before);
+	assert_int_equal(db.spam_messages, 1);
+	bayes_forget(&db, &message, true);
+	assert_int_equal(db.spam_messages, 0);
+	assert_int_equal(db.ham_messages, 1);
+	for (size_t i = 0; i < db.capacity; i++) {
+		if (db.entries[i].hash != 0)
+			assert_int_equal(db.entries[i].spam, 0);
+	}
+	/* Once too often: nothing below 0, the ham counts untouched. */
+	bayes_forget(&db, &message, true);
+	bayes_forget(&db, &message, false);
+	assert_int_equal(db.spam_messages, 0);
+	assert_int_equal(db.ham_messages, 0);
+	mime_message_free(&message);
+	mime_parse(other, sizeof(other) - 1, &message);
+	bayes_train(&db, &message, false);
+	mime_message_free(&message);
+	assert_int_equal(bayes_db_save(&db, path, err, sizeof(err)), 0);
+	assert_int_equal(bayes_db_load(path, &saved, err, sizeof(err)), 0);
+	assert_int_equal(saved.ham_messages, 1);
+	assert_non_null(bayes_db_find(&saved, hash));
+	for (size_t i = 0; i < saved.count; i++)
+		assert_true(saved.entries[i].spam > 0 || saved.entries[i].ham > 0);
+	assert_true(saved.count < tokens_before + 50);
+	bayes_db_free(&saved);
+	bayes_db_free(&db);
+	free(data);
+	free(path);
+}
+
 /* The search finds every entry of the trained database and no hash it
  * lacks (the neighbours of each entry, and the ends of the range). */
 static void test_find_all(void **state)
@@ -564,6 +621,7 @@ int main(void)
 	    cmocka_unit_test(test_filter_confined),
 	    cmocka_unit_test(test_filter_untrained),
 	    cmocka_unit_test(test_learn_one),
+	    cmocka_unit_test(test_forget),
 	    cmocka_unit_test(test_find_all),
 	    cmocka_unit_test(test_reason_fits),
 	};

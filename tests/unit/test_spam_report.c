@@ -62,11 +62,24 @@ static void test_release(void **state)
 	assert_string_equal(list[1].message_id, ID_B);
 	assert_int_equal(list[1].spam_class, SPAM_CLASS_SPAM);
 	assert_string_equal(list[1].origin, "report");
-	assert_int_equal(store_spam_report_learnt(f->store, list[0].seq), 0);
+	int64_t seq;
+	enum spam_class spam_class;
+
+	assert_int_equal(store_spam_report_counted(f->store, ID_A, &seq, &spam_class), 0);
+	assert_int_equal(store_spam_report_learnt(f->store, list[0].seq, SPAM_REPORT_LEARNT), 0);
+	assert_int_equal(store_spam_report_counted(f->store, ID_A, &seq, &spam_class), 1);
+	assert_int_equal(seq, list[0].seq);
+	assert_int_equal(spam_class, SPAM_CLASS_HAM);
 	free(list);
 	assert_int_equal(store_spam_report_unlearnt(f->store, 10, &list, &count), 0);
 	assert_int_equal(count, 1);
 	assert_string_equal(list[0].message_id, ID_B);
+	/* Reversed or not learnable: no longer counted. */
+	assert_int_equal(store_spam_report_learnt(f->store, list[0].seq, "the body is gone"), 0);
+	assert_int_equal(store_spam_report_counted(f->store, ID_B, &seq, &spam_class), 0);
+	free(list);
+	assert_int_equal(store_spam_report_unlearnt(f->store, 10, &list, &count), 0);
+	assert_int_equal(count, 0);
 	free(list);
 	assert_true(sqlite3_get_autocommit(f->store->db));
 }
