@@ -49,7 +49,7 @@ FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/core/policy.
 	src/filters/tokenize.c src/pipeline/subject_tag.c
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy clean format
+.PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy bench-filter clean format
 
 all: $(BUILD)/popgate $(BUILD)/popgatectl
 
@@ -107,6 +107,11 @@ bench: deps-test
 bench-accuracy: deps-test
 	$(MAKE) build/release/popgatectl
 	/usr/bin/python3 bench/accuracy.py --popgatectl $(abspath build/release/popgatectl)
+
+# The filter chain's speed beside bogofilter and SpamAssassin (bench/filter.py).
+bench-filter: deps-test
+	$(MAKE) build/release/popgate build/release/popgatectl
+	POPGATE_BIN=$(abspath build/release/popgate) /usr/bin/python3 bench/filter.py
 
 format:
 	clang-format -i $(shell find src tests -name '*.[ch]')

@@ -151,7 +151,22 @@ CTL_RUN(ctl_report);
 CTL_RUN(ctl_bayes_train);
 CTL_RUN(ctl_bayes_score);
 CTL_RUN(ctl_bayes_learn);
+/* ctl_filter.c */
+CTL_RUN(ctl_filter_list);
+CTL_RUN(ctl_filter_bench);
 #undef CTL_RUN
+
+/* The message files of the PATHs popgatectl reads (ctl_bayes.c). */
+struct ctl_bayes_files {
+	char **paths;
+	size_t count;
+	size_t capacity;
+};
+
+/* Adds PATH's message files to FILES: PATH itself if a file, else the files
+ * of the folder or maildir (cur/ and new/). CTL_OK or the refusal. */
+int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files);
+void ctl_bayes_files_free(struct ctl_bayes_files *files);
 
 /* ---- ctl_learn.c ---- */
 

@@ -3,7 +3,9 @@
  * message offline, in this process, with the worker's own code
  * (pipeline_judge) and the main process's (route_results_complete,
  * verdict_combine), and its verdict explained as `spamassassin -t` does;
- * and the explanation of a recorded verdict, which queue show prints too.
+ * and the explanation of a recorded verdict, which queue show prints too;
+ * filter list (the filters there are) and filter bench (the chain's speed
+ * over many messages, as a worker runs it: bench/filter.py).
  *
  * Must never: print the message's body (only the filters' words about it).
  */
@@ -12,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -20,6 +24,7 @@
 #include "cli/output.h"
 #include "core/config.h"
 #include "core/util.h"
+#include "filters/bayes.h"
 #include "filters/filter.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
@@ -240,5 +245,222 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	verdict_decision_clear(&decision);
 	route_results_free(&results, count);
 	proto_verdict_clear(&verdict);
+	return rc;
+}
+
+int ctl_filter_list(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	json_t *array = ctl->json ? json_array() : NULL;
+	const struct filter *filter;
+
+	(void)argv;
+	if (argc > 0)
+		return ctl_usage_error(cmd, "'filter list' takes no arguments");
+	for (size_t i = 0; (filter = filter_at(i)) != NULL; i++) {
+		/* A filter without a run function is judged by the daemon. */
+		const char *where = filter->run != NULL ? "worker" : "daemon";
+
+		if (array != NULL)
+			json_array_append_new(
+			    array, json_pack("{s:s, s:s}", "name", filter->name, "runs_in", where));
+		else if (printf("%s %s\n", filter->name, where) < 0)
+			return ctl_printed(-1);
+	}
+	if (array != NULL)
+		return ctl_printed(cli_json_print(array, stdout));
+	return ctl_printed(fflush(stdout) != 0 ? -1 : 0);
+}
+
+/* The options and operands of 'filter bench'. */
+struct ctl_bench_args {
+	struct ctl_filter_args filter; /* profile and user; no file */
+	unsigned long repeat;
+	struct ctl_bayes_files files;
+};
+
+static int ctl_bench_parse(const struct ctl_command *cmd, int argc, char **argv,
+			   struct ctl_bench_args *args)
+{
+	char buf[256];
+	int rc;
+
+	memset(args, 0, sizeof(*args));
+	args->repeat = 1;
+	for (int i = 0; i < argc; i++) {
+		bool missing = false;
+		const char *value;
+
+		if ((value = ctl_option("--profile", argc, argv, &i, &missing)) != NULL) {
+			args->filter.profile = value;
+		} else if ((value = ctl_option("--user", argc, argv, &i, &missing)) != NULL) {
+			args->filter.user = value;
+		} else if ((value = ctl_option("--repeat", argc, argv, &i, &missing)) != NULL) {
+			char *end;
+
+			errno = 0;
+			args->repeat = strtoul(value, &end, 10);
+			if (errno != 0 || *end != '\0' || args->repeat < 1 || args->repeat > 1000)
+				return ctl_usage_error(cmd,
+						       "--repeat takes a number from 1 to 1000");
+		} else if (missing) {
+			return ctl_usage_error(cmd, "%s needs a value", argv[i]);
+		} else if (argv[i][0] != '-') {
+			if ((rc = ctl_bayes_expand(argv[i], &args->files)) != CTL_OK)
+				return rc;
+		} else {
+			return ctl_usage_error(cmd, "unexpected argument '%s'",
+					       ctl_clean(argv[i], buf, sizeof(buf)));
+		}
+	}
+	if (args->files.count == 0)
+		return ctl_usage_error(cmd, "'filter bench' takes message files or folders");
+	return CTL_OK;
+}
+
+/* CPU seconds this process used so far (user and system). */
+static double ctl_bench_cpu(void)
+{
+	struct rusage usage;
+
+	getrusage(RUSAGE_SELF, &usage);
+	return (double)usage.ru_utime.tv_sec + (double)usage.ru_utime.tv_usec / 1e6 +
+	       (double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec / 1e6;
+}
+
+static double ctl_bench_clock(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/*
+ * As a worker starts: the [spam] settings, the Bayes database handed over as
+ * a descriptor (DATA/bayes.db; none: the filter says it is not trained), and
+ * every filter's init. CTL_OK or the refusal.
+ */
+static int ctl_bench_init_filters(struct ctl *ctl)
+{
+	char *settings = config_section_text(&ctl->cfg, "spam");
+	char *database = xasprintf("%s/%s", ctl->cfg.data_dir, BAYES_DB_NAME);
+	int fd = open(database, O_RDONLY | O_CLOEXEC);
+	char err[256];
+
+	filter_settings_set(settings);
+	free(settings);
+	free(database);
+	if (fd >= 0)
+		bayes_filter_use_db(fd);
+	if (filter_init_all(err, sizeof(err)) < 0)
+		return ctl_refuse("%s", err);
+	return CTL_OK;
+}
+
+/* Judges the message in PATH as a worker and the daemon would, counting its
+ * action into ACTIONS. 0, or -1 if it cannot be read. */
+static int ctl_bench_one(struct ctl *ctl, const char *path, const struct pipeline_job *job,
+			 size_t actions[VERDICT_HOLD + 1])
+{
+	struct pipeline_verdict verdict;
+	struct pipeline_result *results = NULL;
+	struct verdict_decision decision;
+	int64_t owner = 0;
+	size_t count;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = pipeline_judge(fd, ctl->cfg.hostname, job, &verdict);
+	close(fd);
+	if (rc < 0) {
+		proto_verdict_clear(&verdict);
+		return -1;
+	}
+	count = route_results_complete(ctl->store, job, &verdict, &results);
+	bool sender_known = !job->profile->challenge_unknown_senders ||
+			    (verdict.sender != NULL &&
+			     store_address_owner(ctl->store, verdict.sender, &owner) == 1);
+	verdict_combine(job->profile, results, count, sender_known, &decision);
+	actions[decision.action]++;
+	verdict_decision_clear(&decision);
+	route_results_free(&results, count);
+	proto_verdict_clear(&verdict);
+	return 0;
+}
+
+int ctl_filter_bench(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	struct ctl_bench_args args;
+	struct filter_profile profile;
+	char profile_name[STORE_PROFILE_NAME_MAX + 1];
+	size_t actions[VERDICT_HOLD + 1] = {0};
+	struct pipeline_job job;
+	size_t judged = 0;
+	int64_t user_id;
+	char buf[256];
+	int rc;
+
+	if ((rc = ctl_bench_parse(cmd, argc, argv, &args)) != CTL_OK)
+		goto done;
+	if ((rc = ctl_open_store(ctl)) != CTL_OK)
+		goto done;
+	if ((rc = ctl_filter_profile(ctl, &args.filter, &profile, profile_name, &user_id)) !=
+	    CTL_OK)
+		goto done;
+	if ((rc = ctl_bench_init_filters(ctl)) != CTL_OK)
+		goto done;
+	memset(&job, 0, sizeof(job));
+	memcpy(job.id, CTL_FILTER_CHECK_ID, sizeof(job.id));
+	snprintf(job.account, sizeof(job.account), "filter-bench");
+	snprintf(job.provider_host, sizeof(job.provider_host), "-");
+	job.received_at = util_now();
+	job.source = PIPELINE_SOURCE_FETCHED;
+	job.owner.user_id = user_id;
+	job.profile = &profile;
+
+	double wall = ctl_bench_clock(), cpu = ctl_bench_cpu();
+	for (unsigned long round = 0; round < args.repeat; round++) {
+		for (size_t i = 0; i < args.files.count; i++) {
+			if (ctl_bench_one(ctl, args.files.paths[i], &job, actions) < 0) {
+				rc = ctl_refuse("%s: cannot be read",
+						ctl_clean(args.files.paths[i], buf, sizeof(buf)));
+				goto done;
+			}
+			judged++;
+		}
+	}
+	wall = ctl_bench_clock() - wall;
+	cpu = ctl_bench_cpu() - cpu;
+	double rate = wall > 0 ? (double)judged / wall : 0;
+	double per_core = cpu > 0 ? (double)judged / cpu : 0;
+
+	if (ctl->json) {
+		rc = ctl_printed(cli_json_print(
+		    json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:{s:I, s:I, s:I, s:I, s:I}}",
+			      "profile", profile_name, "messages", (json_int_t)judged, "seconds",
+			      wall, "cpu_seconds", cpu, "messages_per_second", rate,
+			      "messages_per_cpu_second", per_core, "actions", "deliver",
+			      (json_int_t)actions[VERDICT_DELIVER], "tag",
+			      (json_int_t)actions[VERDICT_TAG], "quarantine",
+			      (json_int_t)actions[VERDICT_QUARANTINE], "challenge",
+			      (json_int_t)actions[VERDICT_CHALLENGE], "hold",
+			      (json_int_t)actions[VERDICT_HOLD]),
+		    stdout));
+		goto done;
+	}
+	rc = ctl_printed(
+	    printf("profile %s: %zu messages in %.3f s (CPU %.3f s): %.1f messages/s, %.1f "
+		   "messages/s per core; deliver %zu, tag %zu, quarantine %zu, challenge %zu, "
+		   "hold %zu\n",
+		   profile_name, judged, wall, cpu, rate, per_core, actions[VERDICT_DELIVER],
+		   actions[VERDICT_TAG], actions[VERDICT_QUARANTINE], actions[VERDICT_CHALLENGE],
+		   actions[VERDICT_HOLD]) < 0 ||
+		    fflush(stdout) != 0
+		? -1
+		: 0);
+done:
+	ctl_bayes_files_free(&args.files);
 	return rc;
 }

@@ -305,6 +305,19 @@ static const struct ctl_command ctl_commands[] = {
      "  --user U     judge it as mail of user U (U's profile and sender lists)\n"
      "  --profile P  with profile P (default: U's, or default)\n",
      ctl_filter_check},
+    {"filter", "list", "", "list the filters there are",
+     "Prints each filter's name and where it runs: in a worker, or in the daemon\n"
+     "(the sender lists). A profile may turn any of them on.\n",
+     ctl_filter_list},
+    {"filter", "bench", "[--profile P] [--user U] [--repeat N] PATH...",
+     "measure the filter chain's speed",
+     "Judges every message file of the PATHs (files, folders, maildirs) N times\n"
+     "(default 1) in this process with the workers' own code (pipeline_judge,\n"
+     "after every filter's init and the Bayes database as a worker gets them)\n"
+     "and the daemon's (the sender lists, the verdict), and prints messages/s\n"
+     "and messages/s per core (per CPU second), with the actions counted. DNS\n"
+     "questions are answered as in 'filter check'. Changes nothing.\n",
+     ctl_filter_bench},
     /* mta-sts (ctl_mta_sts.c) */
     {"mta-sts", "list", "", "list the MTA-STS policies the relay has cached",
      "Shows each recipient domain's MTA-STS policy (RFC 8461) as last fetched:\n"

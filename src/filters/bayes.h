@@ -41,6 +41,11 @@ struct bayes_db {
 	struct bayes_entry *entries; /* sorted by hash when loaded */
 	size_t count;
 	size_t capacity; /* training only: an open-addressing table */
+	/* Loaded only: where the hashes of each value of their top
+	 * DIRECTORY_BITS bits start in ENTRIES (2^bits + 1 indexes), so a
+	 * lookup touches an index and a few neighbouring entries. */
+	uint32_t *directory;
+	unsigned directory_bits;
 };
 
 /*
