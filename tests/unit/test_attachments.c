@@ -4,7 +4,8 @@
  * word names, which GMime decodes), executables by content (PE, ELF,
  * Mach-O; not scripts), zip and 7z archives made here with libarchive's
  * writer (names and content inside, one level of nesting, encrypted entries),
- * an encrypted zip made by Info-ZIP's zip -P (tests/unit/data/encrypted.zip),
+ * an encrypted zip made by Info-ZIP's zip -P and encrypted 7z archives made
+ * by 7-Zip (checked in under tests/unit/data/: neither tool is needed to test),
  * the bounds against archive bombs, the reason's length, the filter inside a
  * confined process, and the ham of the SpamAssassin corpus, none of which
  * may be flagged.
@@ -358,6 +359,17 @@ static void test_encrypted(void **state)
 	test_expect(test_named("report.zip", "application/octet-stream", fixture, fixture_len),
 		    NULL, 6.0, "encrypted zip: report.zip");
 	free(fixture);
+	/* Made by 7-Zip's 7z a -p (AES-256), the second with -mhe=on: its list
+	 * of names is encrypted too, and libarchive stops at it. */
+	assert_int_equal(util_read_file("tests/unit/data/encrypted.7z", &fixture, &fixture_len), 0);
+	test_expect(test_named("report.7z", "application/x-7z-compressed", fixture, fixture_len),
+		    NULL, 6.0, "attachments: encrypted 7z: report.7z");
+	free(fixture);
+	assert_int_equal(
+	    util_read_file("tests/unit/data/encrypted-headers.7z", &fixture, &fixture_len), 0);
+	test_expect(test_named("hidden.7z", "application/octet-stream", fixture, fixture_len), NULL,
+		    6.0, "attachments: encrypted 7z: hidden.7z");
+	free(fixture);
 }
 
 static void test_seven_zip(void **state)
@@ -483,8 +495,9 @@ static void test_reason_bound(void **state)
 
 /*
  * In a confined process (the worker's seccomp filter): GMime, libarchive's
- * memory reader, its zip and 7z readers, decryption flags and names in
- * UTF-8 must make no system call the filter kills for.
+ * memory reader, its zip and 7z readers, encryption (of entries, and of a
+ * 7z's header) and names in UTF-8 must make no system call the filter kills
+ * for.
  */
 static void test_confined(void **state)
 {
@@ -493,7 +506,9 @@ static void test_confined(void **state)
 	struct test_buffer encrypted;
 	struct test_buffer seven;
 	struct test_entry entries[3];
-	char *mails[3];
+	char *mails[4];
+	char *hidden;
+	size_t hidden_len;
 	pid_t pid;
 	int status;
 
@@ -508,6 +523,10 @@ static void test_confined(void **state)
 	mails[1] = test_named("secret.zip", "application/zip", encrypted.data, encrypted.len);
 	test_archive(true, NULL, entries, 1, &seven);
 	mails[2] = test_named("archive.7z", "application/x-7z-compressed", seven.data, seven.len);
+	assert_int_equal(
+	    util_read_file("tests/unit/data/encrypted-headers.7z", &hidden, &hidden_len), 0);
+	mails[3] = test_named("hidden.7z", "application/octet-stream", hidden, hidden_len);
+	free(hidden);
 	fflush(NULL);
 	pid = fork();
 	assert_true(pid >= 0);
@@ -517,6 +536,7 @@ static void test_confined(void **state)
 		    "control): outer.zip/inner.zip/photo???gpj.scr",
 		    "encrypted zip: secret.zip",
 		    "executable (PE): archive.7z/inner.zip/r??sum??.doc",
+		    "encrypted 7z: hidden.7z",
 		};
 		char err[256];
 		int ok = 1;
@@ -524,7 +544,7 @@ static void test_confined(void **state)
 		mime_init();
 		if (confine_apply(err, sizeof(err)) < 0)
 			_exit(10);
-		for (size_t i = 0; i < 3; i++) {
+		for (size_t i = 0; i < 4; i++) {
 			struct pipeline_result result = {.status = PIPELINE_RESULT_OK};
 
 			attachments_judge(mails[i], strlen(mails[i]), NULL, &result);
@@ -539,7 +559,7 @@ static void test_confined(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < 4; i++)
 		free(mails[i]);
 	free(inner.data);
 	free(encrypted.data);
