@@ -370,9 +370,11 @@ static void attachments_archive(struct attachments_scan *scan, const unsigned ch
 
 /*
  * The rest of an entry whose first HEAD_LEN bytes (in HEAD) show an archive
- * of KIND: read whole within the budget and opened as PATH.
+ * of KIND: read whole within the budget and opened as PATH. False when the
+ * budget ran out first (the entry is then not opened, and not read to its
+ * end).
  */
-static void attachments_nested(struct attachments_scan *scan, struct archive *archive,
+static bool attachments_nested(struct attachments_scan *scan, struct archive *archive,
 			       const unsigned char *head, size_t head_len, const char *kind,
 			       const char *path, int depth)
 {
@@ -398,6 +400,7 @@ static void attachments_nested(struct attachments_scan *scan, struct archive *ar
 	if (!short_read)
 		attachments_archive(scan, buf, len, kind, path, depth + 1);
 	free(buf);
+	return !short_read;
 }
 
 /* Reads what is left of the current entry of a 7z or RAR ARCHIVE (see the
@@ -429,10 +432,9 @@ static bool attachments_entry(struct attachments_scan *scan, struct archive *arc
 	attachments_content(scan, head, head_len, path);
 	inner_kind = attachments_archive_kind(head, head_len);
 	if (inner_kind != NULL && !short_read) {
-		if (depth < ATTACHMENTS_NESTING_MAX) {
-			attachments_nested(scan, archive, head, head_len, inner_kind, path, depth);
-			return true;
-		}
+		if (depth < ATTACHMENTS_NESTING_MAX)
+			return attachments_nested(scan, archive, head, head_len, inner_kind, path,
+						  depth);
 		scan->truncated = true;
 	}
 	if (strcmp(kind, "zip") != 0)

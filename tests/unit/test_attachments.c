@@ -460,6 +460,14 @@ static void test_bombs(void **state)
 	    test_named("zeros.7z", "application/x-7z-compressed", archive.data, archive.len), NULL,
 	    0.0, "nothing found (2 parts, 1 archive entries, limits reached)");
 	free(archive.data);
+	/* An entry that starts like a zip and goes on past the budget is not
+	 * opened, and the 7z is read no further (passing the rest of it would
+	 * decompress it uncounted). */
+	memcpy(zeros, "PK\3\4", 4);
+	test_archive(true, NULL, entries, 4, &archive);
+	test_expect(test_named("fake.7z", "application/x-7z-compressed", archive.data, archive.len),
+		    NULL, 0.0, "nothing found (2 parts, 1 archive entries, limits reached)");
+	free(archive.data);
 	assert_true(test_seconds() - start < 10.0);
 	free(zeros);
 }
