@@ -14,9 +14,11 @@
  * it works in the confined worker), with the zip, 7z and RAR readers alone
  * enabled and no compression filter (gzip, xz... around an archive are not
  * opened): the smallest surface that finds what this filter looks for.
- * Skipping an entry of a seekable zip jumps over it, but skipping one of a
- * solid 7z or RAR archive decompresses it, so for those every byte passed
- * is read through this file and counted against the budget instead.
+ * Each archive is read with its format's reader alone. Skipping an entry of
+ * a zip read by its central directory jumps over it, but skipping one of a
+ * solid 7z or RAR archive, or of a zip read as a stream (one without a
+ * central directory), decompresses it, so for those every byte passed is
+ * read through this file and counted against the budget instead.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -415,11 +417,11 @@ static bool attachments_drain(struct attachments_scan *scan, struct archive *arc
 	return !short_read;
 }
 
-/* Judges one entry of ARCHIVE (of KIND, at nesting DEPTH), called PATH in
- * the reason; false when the archive is not to be read further. */
+/* Judges one entry of ARCHIVE (at nesting DEPTH; DRAIN: an entry is read to
+ * its end, see the top of the file), called PATH in the reason; false when
+ * the archive is not to be read further. */
 static bool attachments_entry(struct attachments_scan *scan, struct archive *archive,
-			      struct archive_entry *entry, const char *kind, const char *path,
-			      int depth)
+			      struct archive_entry *entry, bool drain, const char *path, int depth)
 {
 	unsigned char head[ATTACHMENTS_HEAD_MAX];
 	const char *inner_kind;
@@ -437,28 +439,57 @@ static bool attachments_entry(struct attachments_scan *scan, struct archive *arc
 						  depth);
 		scan->truncated = true;
 	}
-	if (strcmp(kind, "zip") != 0)
+	if (drain)
 		return !short_read && attachments_drain(scan, archive);
 	return !short_read;
 }
 
 /* Looks into the archive DATA (LEN bytes) of KIND, called PATH, at nesting
  * DEPTH (0: an attachment). */
+/*
+ * A reader of DATA (LEN bytes) as an archive of KIND, with that format's
+ * reader alone; for a zip, by its central directory, or when STREAM entry
+ * by entry (a zip without one: cut short, or written as a stream). NULL
+ * when it cannot be opened so.
+ */
+static struct archive *attachments_open(const unsigned char *data, size_t len, const char *kind,
+					bool stream)
+{
+	struct archive *archive = archive_read_new();
+	int rc;
+
+	if (archive == NULL)
+		return NULL;
+	if (strcmp(kind, "zip") == 0 && !stream)
+		rc = archive_read_support_format_zip_seekable(archive);
+	else if (strcmp(kind, "zip") == 0)
+		rc = archive_read_support_format_zip_streamable(archive);
+	else if (strcmp(kind, "7z") == 0)
+		rc = archive_read_support_format_7zip(archive);
+	else if ((rc = archive_read_support_format_rar(archive)) == ARCHIVE_OK)
+		rc = archive_read_support_format_rar5(archive);
+	if (rc != ARCHIVE_OK || archive_read_open_memory(archive, data, len) != ARCHIVE_OK) {
+		archive_read_free(archive);
+		return NULL;
+	}
+	return archive;
+}
+
 static void attachments_archive(struct attachments_scan *scan, const unsigned char *data,
 				size_t len, const char *kind, const char *path, int depth)
 {
-	struct archive *archive = archive_read_new();
+	/* Only a zip read by its central directory jumps over an entry. */
+	struct archive *archive = attachments_open(data, len, kind, false);
+	bool drain = strcmp(kind, "zip") != 0;
 	struct archive_entry *entry;
 	bool encrypted = false;
 
+	if (archive == NULL && strcmp(kind, "zip") == 0) {
+		archive = attachments_open(data, len, kind, true);
+		drain = true;
+	}
 	if (archive == NULL)
 		return;
-	if (archive_read_support_format_zip(archive) != ARCHIVE_OK ||
-	    archive_read_support_format_7zip(archive) != ARCHIVE_OK ||
-	    archive_read_support_format_rar(archive) != ARCHIVE_OK ||
-	    archive_read_support_format_rar5(archive) != ARCHIVE_OK ||
-	    archive_read_open_memory(archive, data, len) != ARCHIVE_OK)
-		goto done;
 	for (;;) {
 		const char *name;
 		char *entry_path;
@@ -485,7 +516,7 @@ static void attachments_archive(struct attachments_scan *scan, const unsigned ch
 			encrypted = true;
 		entry_path = xasprintf("%s/%s", path, name);
 		attachments_name(scan, name, entry_path);
-		go_on = attachments_entry(scan, archive, entry, kind, entry_path, depth);
+		go_on = attachments_entry(scan, archive, entry, drain, entry_path, depth);
 		free(entry_path);
 		if (!go_on)
 			break;
@@ -499,7 +530,6 @@ static void attachments_archive(struct attachments_scan *scan, const unsigned ch
 		snprintf(what, sizeof(what), "encrypted %s", kind);
 		attachments_find(scan, ATTACHMENTS_POINTS_ENCRYPTED, what, path);
 	}
-done:
 	archive_read_free(archive);
 }
 

@@ -274,6 +274,16 @@ static void test_executable_content(void **state)
 
 /* ---- archives -------------------------------------------------------------------- */
 
+/* Cuts ZIP's central directory off: what a zip cut short, or written as a
+ * stream, looks like. */
+static void test_zip_without_directory(struct test_buffer *zip)
+{
+	const unsigned char *directory = memmem(zip->data, zip->len, "PK\1\2", 4);
+
+	assert_non_null(directory);
+	zip->len = (size_t)(directory - zip->data);
+}
+
 static char *test_zip_mail(const char *name, const struct test_entry *entries, size_t count)
 {
 	struct test_buffer zip;
@@ -297,6 +307,7 @@ static void test_zip(void **state)
 	    {"docs/invoice.pdf.exe", test_text, sizeof(test_text) - 1},
 	};
 	const struct test_entry renamed[] = {{"image.png", pe, sizeof(pe)}};
+	struct test_buffer zip;
 
 	(void)state;
 	test_pe(pe, sizeof(pe));
@@ -307,6 +318,12 @@ static void test_zip(void **state)
 	/* Found by content, whatever the attachment's name. */
 	test_expect(test_zip_mail("data.bin", renamed, 1), NULL, 10.0,
 		    "executable (PE): data.bin/image.png");
+	/* Without its central directory, read entry by entry. */
+	test_archive(false, NULL, double_ext, 2, &zip);
+	test_zip_without_directory(&zip);
+	test_expect(test_named("cut.zip", "application/zip", zip.data, zip.len), NULL, 10.0,
+		    "double extension .pdf.exe: cut.zip/docs/invoice.pdf.exe");
+	free(zip.data);
 }
 
 /* A zip in a zip is opened; a zip in that one is not (one level). */
@@ -424,7 +441,8 @@ static void test_many_entries(void **state)
 
 /*
  * High ratios: a zip's large entries are jumped over (only their first bytes
- * are read), so what follows them is still judged; a 7z's must be
+ * are read), so what follows them is still judged; a 7z's (or a zip's
+ * without a central directory) must be
  * decompressed to be passed, and the budget stops that (and the reading of
  * that archive: what follows is not judged). Both quickly.
  */
@@ -453,6 +471,14 @@ static void test_bombs(void **state)
 	nested[0] = (struct test_entry){"bomb.zip", archive.data, archive.len};
 	test_expect(test_zip_mail("outer.zip", nested, 1), NULL, 10.0,
 		    "blocked extension .exe: outer.zip/bomb.zip/evil.exe");
+	free(archive.data);
+
+	/* Without its central directory a zip's entries are passed by reading
+	 * them, within the budget. */
+	test_archive(false, NULL, entries, 4, &archive);
+	test_zip_without_directory(&archive);
+	test_expect(test_named("cut.zip", "application/zip", archive.data, archive.len), NULL, 0.0,
+		    "nothing found (2 parts, 1 archive entries, limits reached)");
 	free(archive.data);
 
 	test_archive(true, NULL, entries, 4, &archive);
