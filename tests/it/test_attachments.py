@@ -6,8 +6,8 @@ client.
 The default profile runs `attachments` at weight 2 (quarantine_at 10): an
 .exe attachment (a PE image: 10 points for the name, 10 for the content) and
 an encrypted zip made by Info-ZIP's zip -P (6 points) are quarantined, and
-`popgatectl queue show` names the file and why; an ordinary PDF and a zip of
-text files are delivered. That the encrypted zip is recognised proves
+`popgatectl queue show` names the file and why (as `filter check` does
+offline); an ordinary PDF and a zip of text files are delivered. That the encrypted zip is recognised proves
 libarchive's memory reader works under the worker's seccomp filter. A
 [spam] blocked_extensions of the administrator's reaches the workers in
 their setup frame: with "pdf" blocked the PDF is held too.
@@ -84,7 +84,7 @@ def weigh_attachments(gate):
            config=gate.config_path))
 
 
-def test_dangerous_attachments_quarantined(popgate, provider):
+def test_dangerous_attachments_quarantined(popgate, provider, new_dir):
     config = popgate.config_path
     weigh_attachments(popgate)
     deliver_all(popgate, provider)
@@ -119,6 +119,17 @@ def test_dangerous_attachments_quarantined(popgate, provider):
         "attachments: nothing found (2 parts, 0 archive entries)",
         "attachments: nothing found (2 parts, 2 archive entries)",
     ], clean
+
+    # filter check explains the same offline.
+    path = os.path.join(new_dir("attachments"), "tool.eml")
+    with open(path, "wb") as f:
+        f.write(with_attachment("the tool", "invoice.pdf.exe", PE_IMAGE))
+    checked = json.loads(ok(ctl("--json", "filter", "check", path, config=config)))
+    assert checked["action"] == "quarantine"
+    assert [(f["points"], f["reason"]) for f in checked["filters"]
+            if f["name"] == "attachments"] == [
+        (20.0, "attachments: double extension .pdf.exe: invoice.pdf.exe; executable (PE): "
+               "invoice.pdf.exe")]
     assert popgate.running
 
 
