@@ -34,6 +34,7 @@
 #include "core/config_key.h"
 #include "core/config_section.h"
 #include "core/util.h"
+#include "filters/attachments.h"
 
 #define CONFIG_FIELD(field) offsetof(struct popgate_config, field)
 
@@ -87,6 +88,8 @@ const struct config_key config_keys[] = {
 	{"spam", "quarantine_days", CONFIG_INT, CONFIG_FIELD(quarantine_days), 1, 3650, NULL},
 	{"spam", "tag_subject_prefix", CONFIG_HEADER_TEXT, CONFIG_FIELD(tag_subject_prefix), 0,
 	 CONFIG_TAG_SUBJECT_PREFIX_MAX, NULL},
+	{"spam", "blocked_extensions", CONFIG_TEXT, CONFIG_FIELD(blocked_extensions), 0, 0, NULL},
+	{"spam", "trusted_relays", CONFIG_RELAYS, CONFIG_FIELD(trusted_relays), 0, 0, NULL},
 	{"smtp", "port", CONFIG_INT, CONFIG_FIELD(smtp_port), 0, 65535, NULL},
 	{"smtp", "submission_port", CONFIG_INT, CONFIG_FIELD(smtp_submission_port), 0, 65535, NULL},
 	{"smtp", "max_message_size", CONFIG_LLONG, CONFIG_FIELD(smtp_max_message_size), 1024,
@@ -448,6 +451,8 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->worker_timeout = 60;
 	cfg->quarantine_days = 30;
 	cfg->tag_subject_prefix = xstrdup("[SPAM]");
+	cfg->blocked_extensions = xstrdup(ATTACHMENTS_BLOCKED_DEFAULT);
+	cfg->trusted_relays = xstrdup("");
 	cfg->smtp_port = 10025;
 	cfg->smtp_submission_port = 10587;
 	cfg->smtp_max_message_size = 52428800;
@@ -530,6 +535,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->log_level);
 	xfree(&cfg->run_as_user);
 	xfree(&cfg->worker_user);
+	xfree(&cfg->blocked_extensions);
 	xfree(&cfg->hostname);
 	xfree(&cfg->nameservers);
 	xfree(&cfg->dns_trust_anchor);
@@ -539,6 +545,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->pseudo_domain);
 	xfree(&cfg->relay_ca_file);
 	xfree(&cfg->tag_subject_prefix);
+	xfree(&cfg->trusted_relays);
 	config_key_free(&config_keys[config_key_index("providers", "allow")], cfg);
 	config_sections_free(config_section_types, config_section_type_count, cfg);
 	memset(cfg, 0, sizeof(*cfg));

@@ -93,6 +93,9 @@ struct popgate_config {
 	/* [spam] */
 	int quarantine_days;	/* 30: days quarantined mail is kept, then deleted */
 	char *tag_subject_prefix; /* "[SPAM]": put before the Subject of tagged mail; "": none */
+	char *blocked_extensions; /* the attachments filter's (filters/attachments.h) */
+	char *trusted_relays;	/* "": the provider's relays besides its own domain
+				 * (filters/received.h) */
 
 	/* [smtp] (smtp/server.c) */
 	int smtp_port;		/* 10025 (25 is the standard port); 0: off */
