@@ -227,6 +227,7 @@ static void make_v7(struct test_store *f)
 		      "DROP TABLE mta_sts_policy;"
 		      "DROP TABLE filter_profile_filter; DROP TABLE filter_profile;"
 		      "DROP TABLE sender_list; DROP TABLE spam_report;"
+		      "DROP TABLE fuzzy_sighting; DROP TABLE fuzzy_band; DROP TABLE fuzzy_fingerprint;"
 		      "ALTER TABLE user DROP COLUMN profile;"
 		      "CREATE TABLE message ("
 		      "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
