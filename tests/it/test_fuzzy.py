@@ -7,8 +7,9 @@ tracking link and sender, reach six users one after the other. The default
 profile runs `fuzzy` with weight 10 (its quarantine_at) and [spam]
 fuzzy_min_count is 3: the first two copies are delivered, the later ones
 quarantined, and `queue show` explains how often the fingerprint was seen.
-An unrelated message is delivered. After a user reports a copy as ham, the
-next copy is delivered. Fingerprints not seen within [spam] fuzzy_window
+An unrelated message is delivered. `filter check` explains a copy offline
+and records nothing. After a user reports a copy as ham, the next copy is
+delivered. Fingerprints not seen within [spam] fuzzy_window
 expire with the housekeeping.
 """
 
@@ -109,6 +110,16 @@ def test_campaign_quarantined_after_min_count(make_popgate, provider):
     assert state == "delivery"
     assert gate.db_query("SELECT messages, senders FROM fuzzy_fingerprint ORDER BY id") == [
         (6, 6), (1, 1)]
+
+    # filter check explains a copy offline against the same fingerprints and
+    # records nothing.
+    checked = json.loads(ok(ctl("--json", "filter", "check", "-", config=config,
+                                stdin=campaign(6).decode())))
+    fuzzy, = [f for f in checked["filters"] if f["name"] == "fuzzy"]
+    assert abs(fuzzy["points"] - 70 / 3) < 0.01
+    assert "seen 7 times from 7 senders" in fuzzy["reason"]
+    assert checked["action"] == "quarantine"
+    assert gate.db_query("SELECT count(*) FROM fuzzy_sighting") == [(7,)]
 
     # A user says it is ham (a newsletter they want): the next copy passes.
     ok(ctl("report", "ham", outcomes[3][1], config=config))
