@@ -106,7 +106,8 @@ def test_campaign_quarantined_after_min_count(make_popgate, provider):
     # is delivered.
     assert gate.db_query("SELECT messages, senders, owners, ham FROM fuzzy_fingerprint") == [
         (6, 6, 6, 0)]
-    state, _ = judged(gate, provider, "other", message("neighbour@home.example", "heating", UNRELATED))
+    unrelated = message("neighbour@home.example", "heating", UNRELATED)
+    state, _ = judged(gate, provider, "other", unrelated)
     assert state == "delivery"
     assert gate.db_query("SELECT messages, senders FROM fuzzy_fingerprint ORDER BY id") == [
         (6, 6), (1, 1)]
