@@ -8,7 +8,8 @@ profile runs `fuzzy` with weight 10 (its quarantine_at) and [spam]
 fuzzy_min_count is 3: the first two copies are delivered, the later ones
 quarantined, and `queue show` explains how often the fingerprint was seen.
 An unrelated message is delivered. `filter check` explains a copy offline
-and records nothing. After a user reports a copy as ham, the next copy is
+and records nothing. A copy from a sender its owner allows is neither scored
+nor counted. After a user reports a copy as ham, the next copy is
 delivered. Fingerprints not seen within [spam] fuzzy_window
 expire with the housekeeping.
 """
@@ -21,7 +22,7 @@ from test_profiles import message
 
 PASSWORD = "fuzzy-secret-1"
 NAMES = ["Peter Miller", "Anna Kowalska", "Li Wei", "Omar Haddad", "Eve Martin", "Raj Patel",
-         "Sofia Rossi"]
+         "Sofia Rossi", "Jan Novak"]
 
 CAMPAIGN = """Dear {name},
 
@@ -120,6 +121,21 @@ def test_campaign_quarantined_after_min_count(make_popgate, provider):
     assert abs(fuzzy["points"] - 70 / 3) < 0.01
     assert "seen 7 times from 7 senders" in fuzzy["reason"]
     assert checked["action"] == "quarantine"
+    assert gate.db_query("SELECT count(*) FROM fuzzy_sighting") == [(7,)]
+
+    # A copy from a sender its owner allows is neither scored nor counted.
+    provider.add_user("fz7", PASSWORD)
+    gate.first_login_fetched("fz7@localhost", PASSWORD)
+    ok(ctl("sender", "add", "allow", "mailer7.example", "--user", "fz7+localhost",
+           config=config))
+    provider.deliver("fz7", campaign(7))
+    assert gate.pickup("fz7@localhost", PASSWORD) == []  # its QUIT fetches
+    gate.wait_states({"delivery": 1}, account="fz7@localhost", timeout=60)
+    (allowed,), = gate.db_query(
+        "SELECT m.id FROM message m JOIN account a ON a.id = m.account_id WHERE a.name = ?",
+        ("fz7@localhost",))
+    assert "fuzzy 0.000 x10.000 = 0.000: fuzzy: from an allowed sender or a correspondent, " \
+        "not counted" in ok(ctl("queue", "show", allowed, config=config))
     assert gate.db_query("SELECT count(*) FROM fuzzy_sighting") == [(7,)]
 
     # A user says it is ham (a newsletter they want): the next copy passes.
