@@ -91,6 +91,8 @@ struct popgate_config {
 	int quarantine_days;	/* 30: days quarantined mail is kept, then deleted */
 	int fuzzy_min_count;	/* 5: distinct senders of one fingerprint that score */
 	int fuzzy_window;	/* 86400: seconds fingerprints are counted, then expire */
+	char *trusted_relays;	/* "": the provider's relays besides its own domain
+				 * (filters/received.h) */
 
 	/* [smtp] (smtp/server.c) */
 	int smtp_port;		/* 10025 (25 is the standard port); 0: off */
