@@ -71,6 +71,12 @@ int fuzzy_sender_exempt(struct store *store, int64_t owner_id, const char *sende
 	return store_correspondent_known(store, owner_id, sender);
 }
 
+/* The plural ending for COUNT things. */
+static const char *fuzzy_plural(int64_t count)
+{
+	return count == 1 ? "" : "s";
+}
+
 int fuzzy_judge(struct store *store, int64_t owner_id, const char *message_id,
 		const struct pipeline_verdict *verdict, int64_t now, struct pipeline_result *result)
 {
@@ -114,9 +120,10 @@ int fuzzy_judge(struct store *store, int64_t owner_id, const char *message_id,
 	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%MZ", &tm) == 0)
 		snprintf(when, sizeof(when), "?");
 	if (stats.ham) {
-		result->reason = xasprintf("fuzzy: seen %lld times from %lld senders since %s, "
+		result->reason = xasprintf("fuzzy: seen %lld time%s from %lld sender%s since %s, "
 					   "reported as ham",
-					   (long long)messages, (long long)senders, when);
+					   (long long)messages, fuzzy_plural(messages),
+					   (long long)senders, fuzzy_plural(senders), when);
 		return 0;
 	}
 	if (senders >= min_count) {
@@ -124,10 +131,11 @@ int fuzzy_judge(struct store *store, int64_t owner_id, const char *message_id,
 
 		result->score = score > FUZZY_SCORE_MAX ? FUZZY_SCORE_MAX : score;
 	}
-	result->reason = xasprintf("fuzzy: seen %lld times from %lld senders to %lld users since "
-				   "%s (scores from %lld senders)",
-				   (long long)messages, (long long)senders, (long long)owners, when,
-				   (long long)min_count);
+	result->reason = xasprintf("fuzzy: seen %lld time%s from %lld sender%s to %lld user%s "
+				   "since %s (scores from %lld senders)",
+				   (long long)messages, fuzzy_plural(messages), (long long)senders,
+				   fuzzy_plural(senders), (long long)owners, fuzzy_plural(owners),
+				   when, (long long)min_count);
 	return 0;
 }
 

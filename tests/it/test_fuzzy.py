@@ -101,7 +101,7 @@ def test_campaign_quarantined_after_min_count(make_popgate, provider):
     fuzzy, = [f for f in shown["verdict"]["filters"] if f["name"] == "fuzzy"]
     assert fuzzy["points"] == 20.0 and "seen 6 times from 6 senders" in fuzzy["reason"]
     first = ok(ctl("queue", "show", outcomes[0][1], config=config))
-    assert "fuzzy 0.000 x10.000 = 0.000: fuzzy: seen 1 times from 1 senders" in first, first
+    assert "fuzzy 0.000 x10.000 = 0.000: fuzzy: seen 1 time from 1 sender" in first, first
 
     # One campaign, one fingerprint; the unrelated message starts its own and
     # is delivered.
