@@ -47,7 +47,8 @@ static int64_t fuzzy_setting_int(const char *key, int64_t min, int64_t max, int6
 	return value;
 }
 
-int64_t fuzzy_window(void)
+/* [spam] fuzzy_window, in seconds (the default when unset or bad). */
+static int64_t fuzzy_window(void)
 {
 	return fuzzy_setting_int("fuzzy_window", 60, 31 * 86400, FUZZY_WINDOW_DEFAULT);
 }

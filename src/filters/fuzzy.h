@@ -103,7 +103,4 @@ int fuzzy_judge(struct store *store, int64_t owner_id, const char *message_id,
  * 1, 0, or -1 when the store cannot be read. */
 int fuzzy_sender_exempt(struct store *store, int64_t owner_id, const char *sender);
 
-/* [spam] fuzzy_window, in seconds (the default when unset or bad). */
-int64_t fuzzy_window(void);
-
 #endif

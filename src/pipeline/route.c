@@ -143,10 +143,10 @@ static void record_fingerprint(struct store *store, const struct route_write *re
 }
 
 /*
- * In the writer thread. Judged: the verdict recorded, the fuzzy fingerprint
- * counted, the message attributed and moved; the result is 1 if moved, 0 if it was not in
- * processing. Failed: the attempt counted (the result), and a second one
- * holds it as suspect.
+ * In the writer thread. Judged: the verdict recorded, the message
+ * attributed, its fuzzy fingerprint counted, and the message moved; the
+ * result is 1 if moved, 0 if it was not in processing. Failed: the attempt
+ * counted (the result), and a second one holds it as suspect.
  */
 static int route_write_work(struct store *store, void *arg)
 {
