@@ -91,6 +91,7 @@ struct popgate_config {
 	int quarantine_days;	/* 30: days quarantined mail is kept, then deleted */
 	int fuzzy_min_count;	/* 5: distinct senders of one fingerprint that score */
 	int fuzzy_window;	/* 86400: seconds fingerprints are counted, then expire */
+	char *blocked_extensions; /* the attachments filter's (filters/attachments.h) */
 	char *trusted_relays;	/* "": the provider's relays besides its own domain
 				 * (filters/received.h) */
 

@@ -161,5 +161,6 @@ extern const struct filter filter_address;
 extern const struct filter filter_senders;
 extern const struct filter filter_bayes;
 extern const struct filter filter_fuzzy;
+extern const struct filter filter_attachments;
 
 #endif
