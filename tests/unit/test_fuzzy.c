@@ -239,9 +239,13 @@ static void test_corpus_ham_pairs_differ(void **state)
 	size_t n = 0, pairs = 0, near = 0;
 
 	(void)state;
+	int64_t started = util_monotonic_ms();
 	corpus_prints("easy-ham-2", 400, prints, &n);
 	corpus_prints("hard-ham-1", 200, prints, &n);
+	int64_t took = util_monotonic_ms() - started;
 	assert_int_equal(n, 600);
+	print_message("fuzzy: 600 ham messages read and fingerprinted in %lld ms (MIME included)\n",
+		      (long long)took);
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = i + 1; j < n; j++) {
 			pairs++;
