@@ -85,6 +85,13 @@ const struct config_key config_keys[] = {
 	{"pipeline", "workers", CONFIG_INT, CONFIG_FIELD(workers), 0, 256, NULL},
 	{"pipeline", "worker_timeout", CONFIG_INT, CONFIG_FIELD(worker_timeout), 1, 3600, NULL},
 	{"spam", "quarantine_days", CONFIG_INT, CONFIG_FIELD(quarantine_days), 1, 3650, NULL},
+	{"spam", "clamd_socket", CONFIG_TEXT, CONFIG_FIELD(clamd_socket), 0, 0, NULL},
+	{"spam", "clamd_timeout", CONFIG_INT, CONFIG_FIELD(clamd_timeout), 1, 3600, NULL},
+	{"spam", "clamd_retry", CONFIG_INT, CONFIG_FIELD(clamd_retry), 1, 86400, NULL},
+	{"spam", "clamd_max_size", CONFIG_LLONG, CONFIG_FIELD(clamd_max_size), 1024, 4294967296LL,
+	 NULL},
+	{"spam", "clamd_max_connections", CONFIG_INT, CONFIG_FIELD(clamd_max_connections), 1, 1000,
+	 NULL},
 	{"smtp", "port", CONFIG_INT, CONFIG_FIELD(smtp_port), 0, 65535, NULL},
 	{"smtp", "submission_port", CONFIG_INT, CONFIG_FIELD(smtp_submission_port), 0, 65535, NULL},
 	{"smtp", "max_message_size", CONFIG_LLONG, CONFIG_FIELD(smtp_max_message_size), 1024,
@@ -445,6 +452,12 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->workers = 0;
 	cfg->worker_timeout = 60;
 	cfg->quarantine_days = 30;
+	/* As filters/clamav.h's defaults: Debian's clamd, its StreamMaxLength. */
+	cfg->clamd_socket = xstrdup("/var/run/clamav/clamd.ctl");
+	cfg->clamd_timeout = 60;
+	cfg->clamd_retry = 60;
+	cfg->clamd_max_size = 26214400;
+	cfg->clamd_max_connections = 10;
 	cfg->smtp_port = 10025;
 	cfg->smtp_submission_port = 10587;
 	cfg->smtp_max_message_size = 52428800;
@@ -535,6 +548,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->tls_key);
 	xfree(&cfg->pseudo_domain);
 	xfree(&cfg->relay_ca_file);
+	xfree(&cfg->clamd_socket);
 	config_key_free(&config_keys[config_key_index("providers", "allow")], cfg);
 	config_sections_free(config_section_types, config_section_type_count, cfg);
 	memset(cfg, 0, sizeof(*cfg));

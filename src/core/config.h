@@ -89,6 +89,11 @@ struct popgate_config {
 
 	/* [spam] */
 	int quarantine_days;	/* 30: days quarantined mail is kept, then deleted */
+	char *clamd_socket;	/* /var/run/clamav/clamd.ctl, or ADDRESS:PORT */
+	int clamd_timeout;	/* 60 seconds a whole scan may take */
+	int clamd_retry;	/* 60 seconds before a failed scan is tried again (doubling) */
+	long long clamd_max_size;  /* 26214400 bytes: larger mail is not scanned */
+	int clamd_max_connections; /* 10 scans at once */
 
 	/* [smtp] (smtp/server.c) */
 	int smtp_port;		/* 10025 (25 is the standard port); 0: off */

@@ -93,6 +93,10 @@ struct pipeline_result {
 	double score;  /* points, before the profile's weight */
 	char *reason;  /* one line of printable ASCII, or NULL */
 	char *headers; /* header lines (CRLF-terminated) to add, or NULL */
+	/* Set by the main process only, never on the wire (a worker cannot set
+	 * it): the message is quarantined whatever the score (a virus,
+	 * filters/clamav.h). */
+	bool force_quarantine;
 };
 
 struct pipeline_verdict {
@@ -115,6 +119,10 @@ struct pipeline_verdict {
 	 * it was submitted, with the profile it was judged by (NULL: the
 	 * default). */
 	const struct pipeline_job *job;
+	/* In the main process's callback only: clamav's result for a job whose
+	 * profile runs it (the daemon scanned the body before a worker saw it:
+	 * pipeline/scan.c), else NULL. */
+	const struct pipeline_result *scan;
 };
 
 /*

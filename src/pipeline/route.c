@@ -19,6 +19,7 @@
 #include "pipeline/route.h"
 #include "smtp/relay.h"
 #include "smtp/sign.h"
+#include "filters/clamav.h"
 #include "filters/senders.h"
 #include "popgate.h"
 #include "store/profile.h"
@@ -319,6 +320,20 @@ void route_job_fill(struct store *store, const struct store_message *message,
 	}
 }
 
+/* Copies SCAN, clamav's result from before the worker ran, into RESULT;
+ * without one (a caller that did not scan), the filter failed. */
+static void route_scan_result(const struct pipeline_result *scan, struct pipeline_result *result)
+{
+	if (scan == NULL) {
+		result->status = PIPELINE_RESULT_FAILED;
+		result->reason = xstrdup("not scanned");
+		return;
+	}
+	*result = *scan;
+	result->reason = scan->reason != NULL ? xstrdup(scan->reason) : NULL;
+	result->headers = scan->headers != NULL ? xstrdup(scan->headers) : NULL;
+}
+
 size_t route_results_complete(struct store *store, const struct pipeline_job *job,
 			      const struct pipeline_verdict *verdict,
 			      struct pipeline_result **results_r)
@@ -353,8 +368,11 @@ size_t route_results_complete(struct store *store, const struct pipeline_job *jo
 			continue;
 		result = &results[count++];
 		memcpy(result->name, filter->name, strlen(filter->name) + 1);
-		/* The senders filter is the one filter judged here. */
-		senders_judge(store, job != NULL ? job->owner.user_id : 0, verdict->sender, result);
+		if (strcmp(filter->name, CLAMAV_FILTER_NAME) == 0)
+			route_scan_result(verdict->scan, result);
+		else
+			senders_judge(store, job != NULL ? job->owner.user_id : 0, verdict->sender,
+				      result);
 	}
 	*results_r = results;
 	return count;
