@@ -183,27 +183,36 @@ static void scan_on_write(struct bufferevent *connection, void *arg)
 static void scan_on_event(struct bufferevent *connection, short what, void *arg)
 {
 	struct pipeline_scan *scan = arg;
+	struct evbuffer *input = bufferevent_get_input(connection);
+	int error = errno;
 	char reason[160];
 
 	if (what & BEV_EVENT_CONNECTED)
 		return;
-	/* clamd may have answered and closed before taking the whole body (its
-	 * size limit): the answer says more than our failed write. */
-	if (scan_take_reply(scan, (what & BEV_EVENT_EOF) != 0))
-		return;
-	if (what & BEV_EVENT_EOF) {
-		snprintf(reason, sizeof(reason), "closed the connection without an answer");
-	} else {
-		/* A connect that failed later (TCP) left its error on the socket. */
-		int error = errno;
-		socklen_t len = sizeof(error);
+	if (!(what & BEV_EVENT_EOF)) {
+		socklen_t len = sizeof(int);
+		int socket_error = 0;
+		size_t have = evbuffer_get_length(input);
 
-		if (getsockopt(bufferevent_getfd(connection), SOL_SOCKET, SO_ERROR, &error, &len) <
-			0 ||
-		    error == 0)
-			error = errno;
-		snprintf(reason, sizeof(reason), "%s", strerror(error));
+		/* A connect that failed later (TCP) left its error on the socket. */
+		if (getsockopt(bufferevent_getfd(connection), SOL_SOCKET, SO_ERROR, &socket_error,
+			       &len) == 0 &&
+		    socket_error != 0)
+			error = socket_error;
+		/* clamd may have answered and closed while the body was still
+		 * going out (over its size limit): its answer may wait unread
+		 * behind our failed write, and says more than the write's error. */
+		if (have <= CLAMD_REPLY_MAX)
+			evbuffer_read(input, bufferevent_getfd(connection),
+				      (int)(CLAMD_REPLY_MAX + 1 - have));
 	}
+	if (evbuffer_get_length(input) > 0) {
+		scan_take_reply(scan, true);
+		return;
+	}
+	snprintf(reason, sizeof(reason), "%s",
+		 (what & BEV_EVENT_EOF) ? "closed the connection without an answer"
+					: strerror(error));
 	scan_failed(scan, reason);
 	scan_dispatch(scan->pipeline);
 }

@@ -25,9 +25,9 @@ VIRUS_NAME = SIGNATURE + ".UNOFFICIAL"
 
 class Clamd:
     """Debian's clamd in DIRECTORY, listening on SOCKET (DIRECTORY/clamd.sock
-    unless given)."""
+    unless given), taking streams up to STREAM_MAX_LENGTH (clamd's syntax)."""
 
-    def __init__(self, directory, socket_path=None):
+    def __init__(self, directory, socket_path=None, stream_max_length="25M"):
         self.dir = directory
         self.socket = socket_path or os.path.join(directory, "clamd.sock")
         self.proc = None
@@ -43,6 +43,7 @@ class Clamd:
                     f"DatabaseDirectory {db}\n"
                     f"TemporaryDirectory {directory}\n"
                     f"LogFile {os.path.join(directory, 'clamd.log')}\n"
+                    f"StreamMaxLength {stream_max_length}\n"
                     "Bytecode no\n")
 
     def start(self, timeout=30.0):

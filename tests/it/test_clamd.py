@@ -100,6 +100,37 @@ def test_virus_quarantined_clean_delivered(make_popgate, provider, new_dir):
     assert "clamav failed: clamd (" in out and "cannot connect to clamd" in out, out
 
 
+def test_too_large_goes_on_with_a_note(make_popgate, provider, new_dir):
+    """Mail over clamd's StreamMaxLength (1 MiB here), which clamd refuses,
+    and mail over [spam] clamd_max_size, which is not sent, are delivered
+    with "not scanned" as clamav's reason: never held for good."""
+    clamd = Clamd(new_dir("clamd"), stream_max_length="1M").start()
+    try:
+        gate = make_popgate(provider=provider, overrides={"spam": {
+            "clamd_socket": clamd.socket, "clamd_timeout": 10, "clamd_retry": 1,
+            "clamd_max_size": 3000000}})
+        ok(ctl("profile", "set", "default", "clamav", "on", config=gate.config_path))
+        provider.add_user("alice", PASSWORD)
+        line = "x" * 76 + "\n"
+        provider.deliver("alice", message("a@ok.example", "two megabytes",
+                                          line * (2 * 1024 * 1024 // len(line))))
+        provider.deliver("alice", message("b@ok.example", "four megabytes",
+                                          line * (4 * 1024 * 1024 // len(line))))
+        gate.first_login(ACCOUNT, PASSWORD)
+        gate.wait_states({"delivery": 2}, timeout=60)
+        reasons = set()
+        for (mid,) in gate.db_query("SELECT id FROM message"):
+            shown = json.loads(ok(ctl("--json", "queue", "show", mid, config=gate.config_path)))
+            reasons |= {f["reason"] for f in shown["verdict"]["filters"]
+                        if f["name"] == "clamav"}
+        assert "not scanned: larger than clamd's StreamMaxLength" in reasons, reasons
+        assert any(r.startswith("not scanned: ") and r.endswith("over clamd_max_size 3000000")
+                   for r in reasons), reasons
+        assert not gate.events("scan_failed")
+    finally:
+        clamd.stop()
+
+
 def test_clamd_down_holds_then_delivers(make_popgate, provider, new_dir):
     directory = new_dir("clamd")
     clamd = Clamd(directory)
