@@ -34,6 +34,7 @@
 #include "core/config_key.h"
 #include "core/config_section.h"
 #include "core/util.h"
+#include "filters/clamd.h"
 
 #define CONFIG_FIELD(field) offsetof(struct popgate_config, field)
 
@@ -377,6 +378,18 @@ static int config_finish(struct config_parse *p, char *err, size_t errlen)
 		snprintf(err, errlen, "%s:%d: retry_min (%d) is larger than retry_max (%d)",
 			 p->path, max_line > min_line ? max_line : min_line, cfg->fetch_retry_min,
 			 cfg->fetch_retry_max);
+		free(base);
+		return -1;
+	}
+	/* Checked here, not at the first scan: a typo would hold all mail of
+	 * the profiles that run clamav until someone reads the log. */
+	struct clamd_address clamd_address;
+	char clamd_err[160];
+	if (clamd_address_parse(cfg->clamd_socket, &clamd_address, clamd_err,
+				sizeof(clamd_err)) < 0) {
+		int line = p->key_line[config_key_index("spam", "clamd_socket")];
+
+		snprintf(err, errlen, "%s:%d: %s", p->path, line > 0 ? line : 1, clamd_err);
 		free(base);
 		return -1;
 	}

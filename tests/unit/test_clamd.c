@@ -2,7 +2,8 @@
  * test_clamd.c — clamd's INSTREAM protocol (filters/clamd.c) and the clamav
  * filter's rules (filters/clamav.c, the virus rule of pipeline/verdict.c):
  * chunk framing, the reply parser fed whole, byte by byte, garbled and
- * overlong, clamd's address, the blocking scan against a fake clamd on a
+ * overlong, clamd's address (and the configuration that refuses a bad
+ * one), the blocking scan against a fake clamd on a
  * unix socket (partial replies, garbage, silence, a refusal) and against
  * Debian's real clamd with a signature database made here (the EICAR
  * string; skipped when /usr/sbin/clamd is not installed).
@@ -25,6 +26,7 @@
 
 #include "test_support.h"
 
+#include "core/config.h"
 #include "core/util.h"
 #include "filters/clamav.h"
 #include "filters/clamd.h"
@@ -162,6 +164,36 @@ static void test_address(void **state)
 	long_path[sizeof(long_path) - 1] = '\0';
 	assert_int_equal(clamd_address_parse(long_path, &address, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "longer than"));
+}
+
+/* A clamd_socket that is neither stops the start, naming the line. */
+static void test_config_refuses_bad_socket(void **state)
+{
+	struct popgate_config cfg = {0};
+	char dir[TEST_DIR_SIZE], path[TEST_DIR_SIZE + 16], err[512] = "";
+
+	(void)state;
+	assert_int_equal(test_dir_make(dir, sizeof(dir), "clamdconf"), 0);
+	snprintf(path, sizeof(path), "%s/popgate.conf", dir);
+	test_write_file(path, "[spam]\nquarantine_days = 3\nclamd_socket = clamd.example:3310\n");
+	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), -1);
+	assert_non_null(
+	    strstr(err, "popgate.conf:3: clamd_socket: 'clamd.example:3310' is neither"));
+	config_free(&cfg);
+	test_write_file(path, "[spam]\nclamd_socket = [::1]:3310\nclamd_max_size = 1048576\n");
+	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_string_equal(cfg.clamd_socket, "[::1]:3310");
+	assert_int_equal(cfg.clamd_max_size, 1048576);
+	assert_int_equal(cfg.clamd_timeout, CLAMAV_DEFAULT_TIMEOUT);
+	assert_int_equal(cfg.clamd_retry, CLAMAV_DEFAULT_RETRY);
+	assert_int_equal(cfg.clamd_max_connections, CLAMAV_DEFAULT_MAX_CONNECTIONS);
+	config_free(&cfg);
+	/* The defaults agree with the filter's. */
+	config_defaults(&cfg);
+	assert_string_equal(cfg.clamd_socket, CLAMAV_DEFAULT_SOCKET);
+	assert_int_equal(cfg.clamd_max_size, CLAMAV_DEFAULT_MAX_SIZE);
+	config_free(&cfg);
+	test_dir_remove(dir);
 }
 
 /* ---- a fake clamd on a unix socket, in a thread ---- */
@@ -587,6 +619,7 @@ int main(void)
 	    cmocka_unit_test(test_reply_byte_by_byte),
 	    cmocka_unit_test(test_reply_overlong),
 	    cmocka_unit_test(test_address),
+	    cmocka_unit_test(test_config_refuses_bad_socket),
 	    cmocka_unit_test(test_scan_stream_bytes),
 	    cmocka_unit_test(test_scan_faults),
 	    cmocka_unit_test(test_real_clamd),
