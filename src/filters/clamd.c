@@ -55,7 +55,7 @@ enum clamd_verdict clamd_reply_parse(const char *data, size_t len, bool ended,
 				     struct clamd_reply *reply)
 {
 	size_t window = len < CLAMD_REPLY_MAX ? len : CLAMD_REPLY_MAX;
-	const char *nul = memchr(data, '\0', window);
+	const char *nul = window > 0 ? memchr(data, '\0', window) : NULL;
 	size_t text_len;
 
 	memset(reply, 0, sizeof(*reply));
