@@ -93,6 +93,7 @@ const struct config_key config_keys[] = {
 	 NULL},
 	{"spam", "clamd_max_connections", CONFIG_INT, CONFIG_FIELD(clamd_max_connections), 1, 1000,
 	 NULL},
+	{"spam", "trusted_relays", CONFIG_RELAYS, CONFIG_FIELD(trusted_relays), 0, 0, NULL},
 	{"smtp", "port", CONFIG_INT, CONFIG_FIELD(smtp_port), 0, 65535, NULL},
 	{"smtp", "submission_port", CONFIG_INT, CONFIG_FIELD(smtp_submission_port), 0, 65535, NULL},
 	{"smtp", "max_message_size", CONFIG_LLONG, CONFIG_FIELD(smtp_max_message_size), 1024,
@@ -471,6 +472,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->clamd_retry = 60;
 	cfg->clamd_max_size = 26214400;
 	cfg->clamd_max_connections = 10;
+	cfg->trusted_relays = xstrdup("");
 	cfg->smtp_port = 10025;
 	cfg->smtp_submission_port = 10587;
 	cfg->smtp_max_message_size = 52428800;
@@ -562,6 +564,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->pseudo_domain);
 	xfree(&cfg->relay_ca_file);
 	xfree(&cfg->clamd_socket);
+	xfree(&cfg->trusted_relays);
 	config_key_free(&config_keys[config_key_index("providers", "allow")], cfg);
 	config_sections_free(config_section_types, config_section_type_count, cfg);
 	memset(cfg, 0, sizeof(*cfg));
