@@ -35,6 +35,7 @@
 #include "core/config_section.h"
 #include "core/util.h"
 #include "filters/clamd.h"
+#include "filters/attachments.h"
 
 #define CONFIG_FIELD(field) offsetof(struct popgate_config, field)
 
@@ -93,6 +94,7 @@ const struct config_key config_keys[] = {
 	 NULL},
 	{"spam", "clamd_max_connections", CONFIG_INT, CONFIG_FIELD(clamd_max_connections), 1, 1000,
 	 NULL},
+	{"spam", "blocked_extensions", CONFIG_TEXT, CONFIG_FIELD(blocked_extensions), 0, 0, NULL},
 	{"spam", "trusted_relays", CONFIG_RELAYS, CONFIG_FIELD(trusted_relays), 0, 0, NULL},
 	{"smtp", "port", CONFIG_INT, CONFIG_FIELD(smtp_port), 0, 65535, NULL},
 	{"smtp", "submission_port", CONFIG_INT, CONFIG_FIELD(smtp_submission_port), 0, 65535, NULL},
@@ -472,6 +474,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->clamd_retry = 60;
 	cfg->clamd_max_size = 26214400;
 	cfg->clamd_max_connections = 10;
+	cfg->blocked_extensions = xstrdup(ATTACHMENTS_BLOCKED_DEFAULT);
 	cfg->trusted_relays = xstrdup("");
 	cfg->smtp_port = 10025;
 	cfg->smtp_submission_port = 10587;
@@ -555,6 +558,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->log_level);
 	xfree(&cfg->run_as_user);
 	xfree(&cfg->worker_user);
+	xfree(&cfg->blocked_extensions);
 	xfree(&cfg->hostname);
 	xfree(&cfg->nameservers);
 	xfree(&cfg->dns_trust_anchor);

@@ -94,6 +94,7 @@ struct popgate_config {
 	int clamd_retry;	/* 60 seconds before a failed scan is tried again (doubling) */
 	long long clamd_max_size;  /* 26214400 bytes: larger mail is not scanned */
 	int clamd_max_connections; /* 10 scans at once */
+	char *blocked_extensions; /* the attachments filter's (filters/attachments.h) */
 	char *trusted_relays;	/* "": the provider's relays besides its own domain
 				 * (filters/received.h) */
 
