@@ -23,6 +23,7 @@ static const struct filter *const filter_table[] = {
     &filter_senders,
     &filter_bayes,
     &filter_fuzzy,
+    &filter_clamav,
     &filter_attachments,
 };
 
