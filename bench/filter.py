@@ -11,8 +11,10 @@ the daemon's (sender lists, verdict), and prints its figures. Its profile
 turns on every filter `popgatectl filter list` names (so filters added later
 are measured without a change here); filters that look like the virus
 scanner (a name with "clam" or "virus") are off in the run "clamd excluded"
-and on in the run "clamd included", which starts a clamd of its own (only
-when such a filter exists). DNS questions go to a local dnsmasq
+and on in the run "clamd included", which starts a clamd of its own as the
+integration tests do (tests/it/clamdserver.py; only when such a filter
+exists) and points the [spam] key with "clam" and "socket" in its name at
+it; clamd's CPU time is counted with popgate's. DNS questions go to a local dnsmasq
 (tests/it/dnsserver.py) answering for `test.`; every [spam] key ending in
 `_zones` is pointed at a zone under it.
 
@@ -37,7 +39,6 @@ SpamAssassin's spamd's children and master plus the spamc processes.
 
 import argparse
 import concurrent.futures
-import getpass
 import json
 import os
 import resource
@@ -56,11 +57,11 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "it"))
 
 import corpus as corpus_mod  # noqa: E402
 import itutil  # noqa: E402
+from clamdserver import CLAMD as CLAMD_BIN, Clamd  # noqa: E402
 from dnsserver import Dnsmasq  # noqa: E402
 from popgate import Popgate  # noqa: E402
 
 GOAL = 1000.0  # messages/s per core without clamd (issue 10, point 8)
-EICAR = (b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*")
 
 
 def log(text):
@@ -222,31 +223,6 @@ class Gate:
         self.popgate.stop()
 
 
-def start_clamd(directory):
-    """A clamd of our own on a Unix socket with a signature database made
-    here (EICAR's MD5), as the integration tests start it; (process, socket)."""
-    import hashlib
-    db = os.path.join(directory, "clamdb")
-    os.makedirs(db, exist_ok=True)
-    with open(os.path.join(db, "test.hdb"), "w") as f:
-        f.write(f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:Eicar-Test-Signature\n")
-    sock = os.path.join(directory, "clamd.sock")
-    conf = os.path.join(directory, "clamd.conf")
-    with open(conf, "w") as f:
-        f.write(f"LocalSocket {sock}\nDatabaseDirectory {db}\nForeground yes\n"
-                f"LogFile {os.path.join(directory, 'clamd.log')}\nUser {getpass.getuser()}\n"
-                f"PidFile {os.path.join(directory, 'clamd.pid')}\n")
-    argv = ["/usr/sbin/clamd", "-c", conf]
-    log("$ " + " ".join(argv))
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    itutil.wait_until(lambda: os.path.exists(sock) or proc.poll() is not None, 60,
-                      what="clamd's socket")
-    if proc.poll() is not None:
-        raise SystemExit("clamd did not start; see " + os.path.join(directory, "clamd.log"))
-    return proc, sock
-
-
 def start_spamd(directory, children):
     """spamd on a free loopback port, local tests only, CHILDREN children
     started up front and kept (no restart after N connections)."""
@@ -306,11 +282,16 @@ def stop(proc):
 
 # ---- the runs -----------------------------------------------------------
 
-def run_popgate(gate, profile, folder):
+def run_popgate(gate, profile, folder, clamd=None):
+    """popgate's figures from its own report; with CLAMD, clamd's CPU time
+    during the run is added (the scans are work of the chain)."""
+    server_cpu = tree_cpu(clamd.proc.pid) if clamd is not None else 0.0
     out = gate.ctl("--json", "filter", "bench", "--profile", profile, folder)
     result = json.loads(out)
+    if clamd is not None:
+        server_cpu = tree_cpu(clamd.proc.pid) - server_cpu
     return {"messages": result["messages"], "seconds": result["seconds"],
-            "cpu": result["cpu_seconds"], "actions": result["actions"]}
+            "cpu": result["cpu_seconds"] + server_cpu, "actions": result["actions"]}
 
 
 def run_bogofilter(bogo_dir, paths):
@@ -397,16 +378,18 @@ def main():
         gate.ctl("bayes", "train", "--ham", *training["ham"])
         filters = [f["name"] for f in json.loads(gate.ctl("--json", "filter", "list"))]
         virus = [f for f in filters if "clam" in f or "virus" in f]
-        profiles = {"popgate, clamd excluded": ("bench", [f for f in filters if f not in virus])}
-        clamd = None
+        profiles = {"popgate, clamd excluded": ("bench", [f for f in filters if f not in virus],
+                                                None)}
         if virus:
             clamd_keys = [k for k in gate.spam_keys() if "clam" in k and "socket" in k]
-            clamd, sock = start_clamd(os.path.join(top, "clamd"))
+            clamd = Clamd(os.path.join(top, "clamd"))
+            log(f"$ {CLAMD_BIN} -c {clamd.config}")
+            clamd.start(timeout=120)
             started.append(clamd)
             if clamd_keys:
-                gate.set_spam({clamd_keys[0]: sock})
-            profiles["popgate, clamd included"] = ("bench-clamd", filters)
-        for name, (profile, on) in profiles.items():
+                gate.set_spam({clamd_keys[0]: clamd.socket})
+            profiles["popgate, clamd included"] = ("bench-clamd", filters, clamd)
+        for name, (profile, on, _) in profiles.items():
             gate.ctl("profile", "add", profile)
             pairs = []
             for f in filters:
@@ -434,8 +417,8 @@ def main():
         for rnd in range(args.rounds):
             cache = "cold" if rnd == 0 else "warm"
             log(f"round {rnd + 1} of {args.rounds} ({cache} page cache)")
-            runs = [(name, lambda p=profile: run_popgate(gate, p, folder))
-                    for name, (profile, _) in profiles.items()]
+            runs = [(name, lambda p=profile, c=server: run_popgate(gate, p, folder, c))
+                    for name, (profile, _, server) in profiles.items()]
             runs.append(("bogofilter -b", lambda: run_bogofilter(bogo_dir, paths)))
             if spamd is not None:
                 runs.append((f"SpamAssassin spamd ({cores} children)",
@@ -458,7 +441,7 @@ def main():
             f"{'met' if best >= GOAL else 'not met'} ({best:.1f})")
     finally:
         for proc in reversed(started):
-            if isinstance(proc, Dnsmasq):
+            if isinstance(proc, (Dnsmasq, Clamd)):
                 proc.stop()
             else:
                 stop(proc)

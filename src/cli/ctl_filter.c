@@ -2,11 +2,12 @@
  * ctl_filter.c — popgatectl filter check: the filter chain run on one
  * message offline, in this process, with the worker's own code
  * (pipeline_judge) and the main process's (route_results_complete,
- * verdict_combine), and its verdict explained as `spamassassin -t` does,
- * with the hand-off the filters judged (as if fetched from --provider);
- * and the explanation of a recorded verdict, which queue show prints too;
- * filter list (the filters there are) and filter bench (the chain's speed
- * over many messages, as a worker runs it: bench/filter.py).
+ * verdict_combine; clamav through clamd, blocking), and its verdict
+ * explained as `spamassassin -t` does, with the hand-off the filters judged
+ * (as if fetched from --provider); and the explanation of a recorded
+ * verdict, which queue show prints too; filter list (the filters there are)
+ * and filter bench (the chain's speed over many messages, as a worker and
+ * the daemon run it: bench/filter.py).
  *
  * Must never: print the message's body (only the filters' words about it).
  */
@@ -15,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +29,8 @@
 #include "core/config.h"
 #include "core/util.h"
 #include "filters/bayes.h"
+#include "filters/clamav.h"
+#include "filters/clamd.h"
 #include "filters/filter.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
@@ -81,6 +86,66 @@ void ctl_explanation_rows(struct cli_table *table, const char *label, const char
 		free(text);
 	}
 	verdict_lines_free(&lines, count);
+}
+
+/*
+ * clamav's result for the message on *FD, as the daemon would find it
+ * (filters/clamav.h), into RESULT: scanned by clamd now, blocking. A
+ * message on a pipe is copied into memory first, so the filters can read it
+ * after clamd; *FD is then that copy (the caller closes it). When clamd
+ * cannot scan it the filter fails here, where the daemon would hold the
+ * message and scan it again later.
+ */
+static void ctl_filter_scan(int *fd, struct pipeline_result *result)
+{
+	struct clamav_settings settings;
+	struct clamd_address address;
+	struct clamd_reply reply;
+	char err[256];
+	struct stat st;
+	off_t start = lseek(*fd, 0, SEEK_CUR);
+
+	memset(result, 0, sizeof(*result));
+	snprintf(result->name, sizeof(result->name), "%s", CLAMAV_FILTER_NAME);
+	clamav_settings_load(&settings);
+	if (start < 0) {
+		int copy = memfd_create("popgatectl-message", MFD_CLOEXEC);
+		char buf[65536];
+		ssize_t n;
+
+		while (copy >= 0 && (n = read(*fd, buf, sizeof(buf))) > 0) {
+			if (write(copy, buf, (size_t)n) != n) {
+				close(copy);
+				copy = -1;
+			}
+		}
+		if (copy < 0 || lseek(copy, 0, SEEK_SET) < 0) {
+			result->status = PIPELINE_RESULT_FAILED;
+			result->reason = xstrdup("cannot keep the message for the scan");
+			return;
+		}
+		*fd = copy;
+		start = 0;
+	}
+	if (fstat(*fd, &st) == 0 && (long long)(st.st_size - start) > settings.max_size) {
+		clamav_result_too_large((uint64_t)(st.st_size - start), settings.max_size, result);
+		return;
+	}
+	if (clamd_address_parse(settings.socket, &address, err, sizeof(err)) < 0 ||
+	    clamd_scan_fd(&address, *fd, settings.timeout_seconds, &reply, err, sizeof(err)) < 0) {
+		result->status = PIPELINE_RESULT_FAILED;
+		result->reason = xasprintf("clamd (%s): %s; the daemon would hold the message "
+					   "and scan it again later",
+					   settings.socket, err);
+	} else if (reply.verdict == CLAMD_ERROR) {
+		result->status = PIPELINE_RESULT_FAILED;
+		result->reason = xasprintf("clamd answered: %s; the daemon would hold the "
+					   "message and scan it again later",
+					   reply.text);
+	} else {
+		clamav_result_from_reply(&reply, result);
+	}
+	lseek(*fd, start, SEEK_SET);
 }
 
 /* The options and operand of 'filter check'. */
@@ -227,6 +292,8 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	struct pipeline_job job;
 	struct pipeline_verdict verdict;
 	struct pipeline_result *results = NULL;
+	struct pipeline_result scan = {0};
+	bool scanned = false;
 	struct verdict_decision decision;
 	struct filter_handoff handoff;
 	size_t count;
@@ -258,13 +325,19 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	char *settings = config_section_text(&ctl->cfg, "spam");
 	filter_settings_set(settings);
 	free(settings);
+	if (clamav_profile_runs(&profile)) {
+		ctl_filter_scan(&fd, &scan);
+		scanned = true;
+	}
 	rc = pipeline_judge(fd, ctl->cfg.hostname, &job, &verdict, &handoff);
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (rc < 0) {
 		proto_verdict_clear(&verdict);
+		free(scan.reason);
 		return ctl_refuse("cannot read the message");
 	}
+	verdict.scan = scanned ? &scan : NULL;
 	count = route_results_complete(ctl->store, &job, &verdict, &results);
 	sender_known =
 	    verdict.sender != NULL && store_address_owner(ctl->store, verdict.sender, &owner) == 1;
@@ -273,6 +346,7 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	verdict_decision_clear(&decision);
 	route_results_free(&results, count);
 	proto_verdict_clear(&verdict);
+	free(scan.reason);
 	return rc;
 }
 
@@ -392,7 +466,9 @@ static int ctl_bench_one(struct ctl *ctl, const char *path, const struct pipelin
 {
 	struct pipeline_verdict verdict;
 	struct pipeline_result *results = NULL;
+	struct pipeline_result scan = {0};
 	struct verdict_decision decision;
+	bool scanned = clamav_profile_runs(job->profile);
 	int64_t owner = 0;
 	size_t count;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -400,12 +476,17 @@ static int ctl_bench_one(struct ctl *ctl, const char *path, const struct pipelin
 
 	if (fd < 0)
 		return -1;
+	/* clamd first, as the daemon scans before a worker judges. */
+	if (scanned)
+		ctl_filter_scan(&fd, &scan);
 	rc = pipeline_judge(fd, ctl->cfg.hostname, job, &verdict, NULL);
 	close(fd);
 	if (rc < 0) {
 		proto_verdict_clear(&verdict);
+		free(scan.reason);
 		return -1;
 	}
+	verdict.scan = scanned ? &scan : NULL;
 	count = route_results_complete(ctl->store, job, &verdict, &results);
 	bool sender_known = !job->profile->challenge_unknown_senders ||
 			    (verdict.sender != NULL &&
@@ -415,6 +496,7 @@ static int ctl_bench_one(struct ctl *ctl, const char *path, const struct pipelin
 	verdict_decision_clear(&decision);
 	route_results_free(&results, count);
 	proto_verdict_clear(&verdict);
+	free(scan.reason);
 	return 0;
 }
 

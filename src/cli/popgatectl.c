@@ -316,8 +316,9 @@ static const struct ctl_command ctl_commands[] = {
      "(default 1) in this process with the workers' own code (pipeline_judge,\n"
      "after every filter's init and the Bayes database as a worker gets them)\n"
      "and the daemon's (the sender lists, the verdict), and prints messages/s\n"
-     "and messages/s per core (per CPU second), with the actions counted. DNS\n"
-     "questions are answered as in 'filter check'. Changes nothing.\n",
+     "and messages/s per core (per CPU second), with the actions counted. A\n"
+     "profile that runs clamav has each message scanned by clamd first, as\n"
+     "'filter check' does. Changes nothing.\n",
      ctl_filter_bench},
     /* mta-sts (ctl_mta_sts.c) */
     {"mta-sts", "list", "", "list the MTA-STS policies the relay has cached",
