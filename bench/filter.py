@@ -69,12 +69,13 @@ def log(text):
 
 
 def show(argv):
-    """ARGV as a shell command; a long list of files shortened to its first
-    one and a count."""
-    files = [a for a in argv if os.path.isfile(a) and not a.endswith(".conf")]
-    if len(files) > 3:
-        first = argv.index(files[0])
-        argv = argv[:first] + [files[0], f"... ({len(files)} files)"]
+    """ARGV as a shell command; a long list of files at its end shortened to
+    its first one and a count."""
+    first = len(argv)
+    while first > 1 and os.path.isfile(argv[first - 1]):
+        first -= 1
+    if len(argv) - first > 3:
+        argv = argv[:first] + [argv[first], f"... ({len(argv) - first} files)"]
     return " ".join(shlex.quote(a) for a in argv)
 
 
