@@ -35,12 +35,6 @@
 /* Message files one command looks at, all paths together. */
 #define CTL_BAYES_FILES_MAX 1000000
 
-struct ctl_bayes_files {
-	char **paths;
-	size_t count;
-	size_t capacity;
-};
-
 static void ctl_bayes_files_add(struct ctl_bayes_files *files, char *path)
 {
 	if (files->count == files->capacity) {
@@ -50,7 +44,7 @@ static void ctl_bayes_files_add(struct ctl_bayes_files *files, char *path)
 	files->paths[files->count++] = path;
 }
 
-static void ctl_bayes_files_free(struct ctl_bayes_files *files)
+void ctl_bayes_files_free(struct ctl_bayes_files *files)
 {
 	for (size_t i = 0; i < files->count; i++)
 		free(files->paths[i]);
@@ -88,8 +82,7 @@ static int ctl_bayes_folder(const char *dir, struct ctl_bayes_files *files)
 	return 0;
 }
 
-/* Expands PATH (file, maildir or folder) into FILES. CTL_OK or CTL_REFUSED. */
-static int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files)
+int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files)
 {
 	struct stat st;
 	char buf[256];
@@ -122,12 +115,7 @@ static int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files)
 	return CTL_OK;
 }
 
-/*
- * Calls FN for each message of the file DATA (LEN bytes): the whole file,
- * or each message of an mbox (a file whose first line starts "From "; a
- * message ends where a line starting "From " follows an empty line).
- */
-static void ctl_bayes_messages(const char *data, size_t len,
+void ctl_bayes_messages(const char *data, size_t len,
 			       void (*fn)(const char *message, size_t len, void *arg), void *arg)
 {
 	size_t start = 0;

@@ -302,6 +302,14 @@ static const struct ctl_command ctl_commands[] = {
      "  --user U     judge it as mail of user U (U's profile and sender lists)\n"
      "  --profile P  with profile P (default: U's, or default)\n",
      ctl_filter_check},
+    {"filter", "rules", "[PATH...]", "list the content rules in force",
+     "Lists the rules and word lists of the rules filter: the default set\n"
+     "compiled into popgate, with [spam] rules_file over it, each with its score\n"
+     "(a list's: its cap), target, pattern, where it comes from and what it means.\n"
+     "Exits 1 if the rules file is refused (the line is named; the default set\n"
+     "is listed). With PATHs (message files, mboxes, maildirs or folders), also\n"
+     "shows how many of those messages each rule hits.\n",
+     ctl_filter_rules},
     /* mta-sts (ctl_mta_sts.c) */
     {"mta-sts", "list", "", "list the MTA-STS policies the relay has cached",
      "Shows each recipient domain's MTA-STS policy (RFC 8461) as last fetched:\n"

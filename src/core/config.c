@@ -85,6 +85,7 @@ const struct config_key config_keys[] = {
 	{"pipeline", "workers", CONFIG_INT, CONFIG_FIELD(workers), 0, 256, NULL},
 	{"pipeline", "worker_timeout", CONFIG_INT, CONFIG_FIELD(worker_timeout), 1, 3600, NULL},
 	{"spam", "quarantine_days", CONFIG_INT, CONFIG_FIELD(quarantine_days), 1, 3650, NULL},
+	{"spam", "rules_file", CONFIG_NULL_PATH, CONFIG_FIELD(rules_file), 0, 0, NULL},
 	{"smtp", "port", CONFIG_INT, CONFIG_FIELD(smtp_port), 0, 65535, NULL},
 	{"smtp", "submission_port", CONFIG_INT, CONFIG_FIELD(smtp_submission_port), 0, 65535, NULL},
 	{"smtp", "max_message_size", CONFIG_LLONG, CONFIG_FIELD(smtp_max_message_size), 1024,

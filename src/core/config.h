@@ -89,6 +89,7 @@ struct popgate_config {
 
 	/* [spam] */
 	int quarantine_days;	/* 30: days quarantined mail is kept, then deleted */
+	char *rules_file;	/* NULL: the default content rules alone (filters/rules.h) */
 
 	/* [smtp] (smtp/server.c) */
 	int smtp_port;		/* 10025 (25 is the standard port); 0: off */
