@@ -21,6 +21,7 @@
 #include "core/config.h"
 #include "core/util.h"
 #include "filters/filter.h"
+#include "filters/rules.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
 #include "pipeline/route.h"
@@ -187,6 +188,36 @@ static int ctl_filter_print(const struct ctl *ctl, const char *name,
 	return rc;
 }
 
+/*
+ * Hands the rules file to the rules filter as the daemon hands it to a
+ * worker; a file that is refused is said on stderr (with its line), and
+ * the default rules judge alone, as a worker's would without it.
+ */
+static void ctl_filter_rules_file(const struct ctl *ctl)
+{
+	char err[512];
+	char clean[sizeof(err)];
+	char *text;
+	size_t len;
+	int fd;
+
+	if (ctl->cfg.rules_file == NULL)
+		return;
+	if (rules_file_read(ctl->cfg.rules_file, &text, &len, err, sizeof(err)) < 0) {
+		util_sanitize(clean, sizeof(clean), err, strlen(err));
+		fprintf(stderr, "popgatectl: rules file refused: %s (the default rules are used)\n",
+			clean);
+		return;
+	}
+	fd = len > 0 ? rules_text_fd(text, len) : -1;
+	if (len > 0 && fd < 0)
+		fprintf(stderr, "popgatectl: rules file: %s (the default rules are used)\n",
+			strerror(errno));
+	if (fd >= 0)
+		rules_filter_use_fd(fd);
+	free(text);
+}
+
 int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
 	struct ctl_filter_args args;
@@ -225,6 +256,7 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	char *settings = config_section_text(&ctl->cfg, "spam");
 	filter_settings_set(settings);
 	free(settings);
+	ctl_filter_rules_file(ctl);
 	rc = pipeline_judge(fd, ctl->cfg.hostname, &job, &verdict);
 	if (fd != STDIN_FILENO)
 		close(fd);

@@ -71,13 +71,15 @@ static int ctl_rules_print(const struct ctl *ctl, const struct rules_set *set,
 			json_t *row;
 
 			rules_set_info(set, i, &info);
-			row = json_pack("{s:s, s:s, s:f, s:s, s:o, s:I, s:s, s:s}", "name", info.name,
-					"kind", info.kind == RULES_KIND_RULE ? "rule" : "words",
-					"score", info.score, "target", info.target, "pattern",
-					cli_json_string(info.pattern), "words", (json_int_t)info.words,
-					"description", info.description, "origin", info.origin);
+			row = json_pack(
+			    "{s:s, s:s, s:f, s:s, s:o, s:I, s:s, s:s}", "name", info.name, "kind",
+			    info.kind == RULES_KIND_RULE ? "rule" : "words", "score", info.score,
+			    "target", info.target, "pattern", cli_json_string(info.pattern),
+			    "words", (json_int_t)info.words, "description", info.description,
+			    "origin", info.origin);
 			if (measured) {
-				json_object_set_new(row, "hits", json_integer((json_int_t)hits->counts[i]));
+				json_object_set_new(row, "hits",
+						    json_integer((json_int_t)hits->counts[i]));
 				json_object_set_new(row, "messages",
 						    json_integer((json_int_t)hits->messages));
 			}
@@ -85,11 +87,11 @@ static int ctl_rules_print(const struct ctl *ctl, const struct rules_set *set,
 		}
 		return ctl_printed(cli_json_print(array, stdout));
 	}
-	table = measured ? cli_table_new(7, (const char *const[]){"NAME", "SCORE", "HITS",
-								  "TARGET", "PATTERN", "ORIGIN",
-								  "DESCRIPTION"})
-			 : cli_table_new(6, (const char *const[]){"NAME", "SCORE", "TARGET",
-								  "PATTERN", "ORIGIN", "DESCRIPTION"});
+	table = measured
+		    ? cli_table_new(7, (const char *const[]){"NAME", "SCORE", "HITS", "TARGET",
+							     "PATTERN", "ORIGIN", "DESCRIPTION"})
+		    : cli_table_new(6, (const char *const[]){"NAME", "SCORE", "TARGET", "PATTERN",
+							     "ORIGIN", "DESCRIPTION"});
 	for (size_t i = 0; i < count; i++) {
 		struct rules_info info;
 		char score[32];
@@ -102,18 +104,19 @@ static int ctl_rules_print(const struct ctl *ctl, const struct rules_set *set,
 		snprintf(words, sizeof(words), "(%zu words)", info.words);
 		snprintf(rate, sizeof(rate), "%zu/%zu %.1f%%", measured ? hits->counts[i] : 0,
 			 hits->messages,
-			 hits->messages > 0 ? 100.0 * (double)hits->counts[i] / (double)hits->messages
-					    : 0.0);
+			 hits->messages > 0
+			     ? 100.0 * (double)hits->counts[i] / (double)hits->messages
+			     : 0.0);
 		const char *pattern = info.pattern != NULL ? info.pattern : words;
 
 		if (measured)
-			cli_table_add(table, (const char *const[]){info.name, score, rate, info.target,
-								   pattern, info.origin,
-								   info.description});
+			cli_table_add(table, (const char *const[]){info.name, score, rate,
+								   info.target, pattern,
+								   info.origin, info.description});
 		else
-			cli_table_add(table, (const char *const[]){info.name, score, info.target,
-								   pattern, info.origin,
-								   info.description});
+			cli_table_add(table,
+				      (const char *const[]){info.name, score, info.target, pattern,
+							    info.origin, info.description});
 	}
 	rc = ctl_printed(cli_table_print(table, stdout));
 	cli_table_free(&table);

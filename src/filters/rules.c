@@ -166,6 +166,20 @@ static bool rules_name_valid(const char *name)
 	return true;
 }
 
+/* A header field's name as rules may write it: 1 to 76 of A-Z a-z 0-9 - _. */
+static bool rules_header_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > 76)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (!isalnum((unsigned char)name[i]) && name[i] != '-' && name[i] != '_')
+			return false;
+	}
+	return true;
+}
+
 /* A number in [MIN, MAX] into *VALUE; false if S is not one. */
 static bool rules_number(const char *s, double min, double max, double *value)
 {
@@ -232,7 +246,7 @@ static int rules_parse_target(char **line, struct rules_item *item, char *err, s
 		}
 		char *field = rules_field(line);
 
-		if (field == NULL || !rules_text_valid(field, 128) || strchr(field, ':') != NULL) {
+		if (field == NULL || !rules_header_name_valid(field)) {
 			snprintf(err, errlen, "header needs a field name (header Subject)");
 			return -1;
 		}
@@ -559,7 +573,8 @@ static int rules_set_finish(struct rules_set *set, char *err, size_t errlen)
 		}
 		fputs(")(?!\\w)", out);
 		fclose(out);
-		item->code = rules_compile(regex, regex_len, PCRE2_CASELESS, message, sizeof(message));
+		item->code =
+		    rules_compile(regex, regex_len, PCRE2_CASELESS, message, sizeof(message));
 		free(regex);
 		if (item->code == NULL) {
 			snprintf(err, errlen, "list %s: %s", item->name, message);
@@ -691,8 +706,8 @@ static const char *rules_text(struct rules_texts *texts, enum rules_target targe
 		break;
 	case RULES_TARGET_URI:
 		for (size_t i = 0; i < mime->urls.count; i++)
-			rules_put_text(out, &used, mime->urls.items[i],
-				       strlen(mime->urls.items[i]), true);
+			rules_put_text(out, &used, mime->urls.items[i], strlen(mime->urls.items[i]),
+				       true);
 		break;
 	case RULES_TARGET_WORDS: {
 		const char *subject = mime_header_find(mime, "Subject");
@@ -836,7 +851,8 @@ void rules_judge(const struct rules_set *set, const char *data, size_t len,
 			char label[RULES_NAME_MAX + 16];
 
 			snprintf(label, sizeof(label), "%s(%.1f)", item->name, points);
-			rules_reason_add(verdict->reason, sizeof(verdict->reason), &pos, &cut, label);
+			rules_reason_add(verdict->reason, sizeof(verdict->reason), &pos, &cut,
+					 label);
 		} else {
 			rules_reason_add(verdict->reason, sizeof(verdict->reason), &pos, &cut,
 					 item->name);
@@ -945,7 +961,8 @@ static char *rules_fd_text(int fd, size_t *len_r, char *err, size_t errlen)
 	size_t size;
 
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > RULES_FILE_MAX) {
-		snprintf(err, errlen, "the rules text handed over is not a file of at most %lu bytes",
+		snprintf(err, errlen,
+			 "the rules text handed over is not a file of at most %lu bytes",
 			 RULES_FILE_MAX);
 		return NULL;
 	}
@@ -984,9 +1001,8 @@ static int rules_filter_load(char *err, size_t errlen)
 		close(rules_worker_fd);
 		rules_worker_fd = -1;
 	}
-	if (text != NULL &&
-	    rules_set_load(text, len, filter_setting("rules_file"), &rules_worker_set, load_err,
-			   sizeof(load_err)) < 0)
+	if (text != NULL && rules_set_load(text, len, filter_setting("rules_file"),
+					   &rules_worker_set, load_err, sizeof(load_err)) < 0)
 		log_error("rules: %s; the default set is used", load_err);
 	free(text);
 	if (rules_worker_set == NULL &&

@@ -75,10 +75,10 @@ enum rules_kind {
 struct rules_info {
 	enum rules_kind kind;
 	const char *name;
-	double score;		 /* a rule's score; a list's cap */
-	const char *target;	 /* "header Subject", "body"...; "subject+body" for a list */
-	const char *pattern;	 /* as written, "!/.../i"; NULL for a list */
-	size_t words;		 /* a list's phrases */
+	double score;	     /* a rule's score; a list's cap */
+	const char *target;  /* "header Subject", "body"...; "subject+body" for a list */
+	const char *pattern; /* as written, "!/.../i"; NULL for a list */
+	size_t words;	     /* a list's phrases */
 	const char *description;
 	const char *origin; /* "default" or the file's name */
 };

@@ -47,6 +47,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "filters/rules.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
 #include "pipeline/workers.h"
@@ -413,6 +414,7 @@ struct pipeline *pipeline_new(struct event_base *base, struct spawner_process *s
 	spawner->fd = -1;
 	spawner->pid = -1;
 	pipeline->data_dir = xstrdup(data_dir);
+	pipeline->rules_fd = -1;
 	pipeline->worker_timeout = worker_timeout_seconds;
 	pipeline->callback = callback;
 	pipeline->ctx = ctx;
@@ -498,6 +500,29 @@ void pipeline_set_filter_settings(struct pipeline *pipeline, const char *setting
 	workers_renew_all(pipeline);
 }
 
+int pipeline_set_rules(struct pipeline *pipeline, const char *text, char *err, size_t errlen)
+{
+	int fd = -1;
+
+	if (text != NULL && *text == '\0')
+		text = NULL;
+	if ((pipeline->rules_text == NULL && text == NULL) ||
+	    (pipeline->rules_text != NULL && text != NULL && strcmp(pipeline->rules_text, text) == 0))
+		return 0;
+	if (text != NULL && (fd = rules_text_fd(text, strlen(text))) < 0) {
+		snprintf(err, errlen, "cannot hand the rules file to the workers: %s",
+			 strerror(errno));
+		return -1;
+	}
+	free(pipeline->rules_text);
+	if (pipeline->rules_fd >= 0)
+		close(pipeline->rules_fd);
+	pipeline->rules_text = text != NULL ? xstrdup(text) : NULL;
+	pipeline->rules_fd = fd;
+	workers_renew_all(pipeline);
+	return 0;
+}
+
 size_t pipeline_pending(const struct pipeline *pipeline)
 {
 	return pipeline->pending;
@@ -569,5 +594,8 @@ void pipeline_free(struct pipeline **pipeline_r)
 	free(pipeline->workers);
 	free(pipeline->data_dir);
 	free(pipeline->filter_settings);
+	free(pipeline->rules_text);
+	if (pipeline->rules_fd >= 0)
+		close(pipeline->rules_fd);
 	xfree(pipeline_r);
 }

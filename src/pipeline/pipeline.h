@@ -159,6 +159,14 @@ int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job);
  * frame; workers running already are replaced, as after a Bayes change. */
 void pipeline_set_filter_settings(struct pipeline *pipeline, const char *settings);
 
+/*
+ * The rules file's text (filters/rules.h; checked by the caller with
+ * rules_file_read), or NULL or "" for none, that workers started from now
+ * on get attached to their setup frame; workers running already are
+ * replaced when it changed. 0, or -1 with ERR set (nothing changed).
+ */
+int pipeline_set_rules(struct pipeline *pipeline, const char *text, char *err, size_t errlen);
+
 /* Jobs queued or running. */
 size_t pipeline_pending(const struct pipeline *pipeline);
 

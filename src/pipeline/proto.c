@@ -443,9 +443,10 @@ int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		return -1;
 	if (consumed == 0)
 		return 0;
-	if (proto_fields_split(payload, payload_len, PROTO_SETUP_SETTINGS, 0, fields, err_r) < 0)
+	if (proto_fields_split(payload, payload_len, PROTO_SETUP_RULES, 0, fields, err_r) < 0)
 		return -1;
-	if (fields[PROTO_SETUP_BAYES_DB].count > 0 && fields[PROTO_SETUP_BAYES_DB].len != 0) {
+	if ((fields[PROTO_SETUP_BAYES_DB].count > 0 && fields[PROTO_SETUP_BAYES_DB].len != 0) ||
+	    (fields[PROTO_SETUP_RULES].count > 0 && fields[PROTO_SETUP_RULES].len != 0)) {
 		*err_r = "bad setup field";
 		return -1;
 	}
@@ -456,6 +457,7 @@ int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		return -1;
 	}
 	setup->bayes_db = fields[PROTO_SETUP_BAYES_DB].count > 0;
+	setup->rules = fields[PROTO_SETUP_RULES].count > 0;
 	setup->settings = NULL;
 	if (fields[PROTO_SETUP_SETTINGS].count > 0)
 		setup->settings = xstrndup((const char *)fields[PROTO_SETUP_SETTINGS].data,

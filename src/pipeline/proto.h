@@ -35,7 +35,13 @@
  * worker may not open by name (its user cannot read the data folder): with
  * BAYES_DB, the Bayes database, opened read-only, travels attached to the
  * frame's first byte (SCM_RIGHTS). No BAYES_DB, no descriptor: there is no
- * database (yet). Anything else attached is a protocol error.
+ * database (yet). With RULES, the administrator's rules file ([spam]
+ * rules_file, filters/rules.h), as the main process read and checked it,
+ * travels attached too, after the Bayes database when both do: a sealed
+ * memory file (memfd, no write, no resize), so that every worker gets the
+ * text that was checked, whatever the file holds by then, up to
+ * RULES_FILE_MAX (256 KiB, more than a frame's payload could carry).
+ * Anything else attached is a protocol error.
  *
  * Every job frame travels with exactly one descriptor attached to its first
  * byte (SCM_RIGHTS): the message body, opened read-only by the main process.
@@ -53,7 +59,9 @@
  *            Bayes database), optional SETTINGS (the [spam] section's
  *            keys for the filters: lines "KEY VALUE", KEY of [a-z0-9_],
  *            VALUE printable ASCII, each ending in '\n'; at most
- *            PROTO_SETTINGS_MAX bytes)
+ *            PROTO_SETTINGS_MAX bytes), optional RULES (empty: the
+ *            descriptor attached after the Bayes one, or alone, holds the
+ *            rules file's text)
  *   verdict: OUTCOME (1 byte), ID, RESULT (repeated: NAME, STATUS (1 byte),
  *            SCORE, optional REASON, optional HEADERS), SENDER (optional,
  *            one address), RECIPIENTS (optional, an address list)
@@ -102,6 +110,7 @@ enum proto_type {
 enum proto_setup_tag {
 	PROTO_SETUP_BAYES_DB = 1,
 	PROTO_SETUP_SETTINGS = 2,
+	PROTO_SETUP_RULES = 3,
 };
 
 /* The longest SETTINGS text a setup frame carries. */
@@ -110,6 +119,7 @@ enum proto_setup_tag {
 /* What a setup frame says. */
 struct proto_setup {
 	bool bayes_db; /* the Bayes database is attached */
+	bool rules;    /* the rules file's text is attached (after it) */
 	/* The filters' settings (filters/filter.h, filter_settings_set): lines
 	 * "KEY VALUE\n", or NULL for none. Decoded: allocated, free it. */
 	char *settings;

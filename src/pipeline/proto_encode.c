@@ -362,6 +362,8 @@ void proto_setup_encode(const struct proto_setup *setup, unsigned char **frame_r
 	proto_writer_start(&w, PROTO_TYPE_SETUP);
 	if (setup->bayes_db)
 		proto_writer_field(&w, PROTO_SETUP_BAYES_DB, "", 0);
+	if (setup->rules)
+		proto_writer_field(&w, PROTO_SETUP_RULES, "", 0);
 	if (setup->settings != NULL && proto_settings_valid(setup->settings, strlen(setup->settings)))
 		proto_writer_field(&w, PROTO_SETUP_SETTINGS, setup->settings, strlen(setup->settings));
 	/* At most PROTO_SETTINGS_MAX and a few bytes: never over the limit. */

@@ -35,6 +35,7 @@
 #include "core/util.h"
 #include "filters/bayes.h"
 #include "filters/filter.h"
+#include "filters/rules.h"
 #include "pipeline/confine.h"
 #include "pipeline/headers.h"
 #include "pipeline/pipeline.h"
@@ -205,13 +206,15 @@ static int worker_verdict_send(int fd, const struct pipeline_verdict *verdict)
 
 /*
  * Reads from FD into BUF (ROOM bytes) what the main process sent, and the
- * descriptor attached to it, if any, into *BODY_FD_R. Returns the bytes read
- * (0 at EOF), or -1 (logged) on an error or a protocol breach: more than one
- * descriptor, one while a body is already held (*BODY_FD_R >= 0), control
- * data of another kind, or control data cut short. Descriptors it refuses
- * are closed.
+ * descriptor attached to it, if any, into *BODY_FD_R; with SECOND_R (the
+ * setup frame's, which may carry two), a second one into *SECOND_R. Returns
+ * the bytes read (0 at EOF), or -1 (logged) on an error or a protocol
+ * breach: more descriptors than that, one while a body is already held
+ * (*BODY_FD_R >= 0), control data of another kind, or control data cut
+ * short. Descriptors it refuses are closed.
  */
-static ssize_t worker_receive(int fd, unsigned char *buf, size_t room, int *body_fd_r)
+static ssize_t worker_receive(int fd, unsigned char *buf, size_t room, int *body_fd_r,
+			      int *second_r)
 {
 	union {
 		struct cmsghdr align;
@@ -250,6 +253,11 @@ static ssize_t worker_receive(int fd, unsigned char *buf, size_t room, int *body
 			*body_fd_r = fds[0];
 			continue;
 		}
+		if (count == 2 && second_r != NULL && *second_r < 0 && *body_fd_r < 0 && !bad) {
+			*body_fd_r = fds[0];
+			*second_r = fds[1];
+			continue;
+		}
 		bad = true;
 		for (size_t i = 0; i < count; i++)
 			close(fds[i]);
@@ -263,9 +271,10 @@ static ssize_t worker_receive(int fd, unsigned char *buf, size_t room, int *body
 
 /*
  * Reads the setup frame, the first the main process sends, into BUF, and
- * hands the Bayes database attached to it to the filter. Bytes that came
- * after it (the first job, maybe) stay in BUF (*BUFFERED_R of them), and
- * the descriptor that came with those in *BODY_FD_R. 0, or -1 (logged).
+ * hands the Bayes database and the rules text attached to it to their
+ * filters. Bytes that came after it (the first job, maybe) stay in BUF
+ * (*BUFFERED_R of them), and the descriptor that came with those in
+ * *BODY_FD_R. 0, or -1 (logged).
  */
 static int worker_setup_read(int fd, unsigned char *buf, size_t *buffered_r, int *body_fd_r)
 {
@@ -273,6 +282,8 @@ static int worker_setup_read(int fd, unsigned char *buf, size_t *buffered_r, int
 	size_t buffered = 0;
 	size_t consumed = 0;
 	int attached = -1;
+	int second = -1;
+	size_t named;
 	const char *err;
 
 	for (;;) {
@@ -284,7 +295,8 @@ static int worker_setup_read(int fd, unsigned char *buf, size_t *buffered_r, int
 		}
 		if (consumed > 0)
 			break;
-		n = worker_receive(fd, buf + buffered, PROTO_FRAME_MAX - buffered, &attached);
+		n = worker_receive(fd, buf + buffered, PROTO_FRAME_MAX - buffered, &attached,
+				   &second);
 		if (n < 0)
 			goto fail;
 		if (n == 0) {
@@ -295,19 +307,26 @@ static int worker_setup_read(int fd, unsigned char *buf, size_t *buffered_r, int
 	}
 	filter_settings_set(setup.settings);
 	free(setup.settings);
-	/* The database is attached to the setup's first byte (and the kernel
-	 * ends a read after bytes with descriptors); without one, a descriptor
-	 * can only be a job's, whose bytes came too. */
-	if (setup.bayes_db && attached < 0) {
-		log_error("worker: the setup frame came without the Bayes database");
+	/* The database and the rules text are attached to the setup's first
+	 * byte, in that order (and the kernel ends a read after bytes with
+	 * descriptors); without them, a descriptor can only be a job's, whose
+	 * bytes came too. */
+	named = (size_t)setup.bayes_db + (size_t)setup.rules;
+	if ((named >= 1 && attached < 0) || (named == 2) != (second >= 0)) {
+		log_error("worker: the setup frame came without the descriptors it names");
 		goto fail;
 	}
-	if (!setup.bayes_db && attached >= 0 && consumed == buffered) {
+	if (named == 0 && attached >= 0 && consumed == buffered) {
 		log_error("worker: the setup frame came with a descriptor it did not name");
 		goto fail;
 	}
 	if (setup.bayes_db) {
 		bayes_filter_use_db(attached);
+		attached = second;
+		second = -1;
+	}
+	if (setup.rules) {
+		rules_filter_use_fd(attached);
 		attached = -1;
 	}
 	memmove(buf, buf + consumed, buffered - consumed);
@@ -317,6 +336,8 @@ static int worker_setup_read(int fd, unsigned char *buf, size_t *buffered_r, int
 fail:
 	if (attached >= 0)
 		close(attached);
+	if (second >= 0)
+		close(second);
 	return -1;
 }
 
@@ -367,7 +388,8 @@ int pipeline_worker_main(int fd, const char *hostname)
 		}
 		if (consumed == 0) {
 			/* The decoder asks for more only while a frame fits the buffer. */
-			n = worker_receive(fd, buf + buffered, PROTO_FRAME_MAX - buffered, &body_fd);
+			n = worker_receive(fd, buf + buffered, PROTO_FRAME_MAX - buffered, &body_fd,
+					   NULL);
 			if (n < 0)
 				goto done;
 			if (n == 0) {

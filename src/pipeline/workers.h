@@ -87,6 +87,11 @@ struct pipeline {
 	/* The filters' settings each new worker gets in its setup frame
 	 * (pipeline_set_filter_settings), or NULL. */
 	char *filter_settings;
+	/* The rules file's text (pipeline_set_rules), and a sealed memory
+	 * file holding it that each new worker gets attached to its setup
+	 * frame; NULL and -1 when there is none (the default rules alone). */
+	char *rules_text;
+	int rules_fd;
 	int worker_timeout;
 	pipeline_verdict_cb *callback;
 	void *ctx;
