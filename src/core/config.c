@@ -343,6 +343,10 @@ static int config_check_path_lengths(const struct config_parse *p, char *err, si
 		if (config_check_path_length(p, server_paths[i], values[i], line, err, errlen) < 0)
 			return -1;
 	}
+	if (config_check_path_length(p, "rules_file", cfg->rules_file,
+				     p->key_line[config_key_index("spam", "rules_file")], err,
+				     errlen) < 0)
+		return -1;
 	if (config_sections_check_paths(&p->sections, CONFIG_LINE_MAX, &line, msg, sizeof(msg)) < 0) {
 		snprintf(err, errlen, "%s:%d: %s", p->path, line, msg);
 		return -1;
@@ -379,6 +383,7 @@ static int config_finish(struct config_parse *p, char *err, size_t errlen)
 	config_absolute(&cfg->log_file, base);
 	config_absolute(&cfg->tls_cert, base);
 	config_absolute(&cfg->relay_ca_file, base);
+	config_absolute(&cfg->rules_file, base);
 	config_absolute(&cfg->tls_key, base);
 	config_absolute(&cfg->dns_trust_anchor, base);
 	if (cfg->tls_cert == NULL || *cfg->tls_cert == '\0') {
@@ -468,6 +473,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->relay_allow_private = false;
 	cfg->relay_mta_sts_port = 443;
 	cfg->relay_ca_file = NULL;
+	cfg->rules_file = NULL;
 	config_sections_defaults(config_section_types, config_section_type_count, cfg);
 }
 
@@ -536,6 +542,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->tls_key);
 	xfree(&cfg->pseudo_domain);
 	xfree(&cfg->relay_ca_file);
+	xfree(&cfg->rules_file);
 	config_key_free(&config_keys[config_key_index("providers", "allow")], cfg);
 	config_sections_free(config_section_types, config_section_type_count, cfg);
 	memset(cfg, 0, sizeof(*cfg));
