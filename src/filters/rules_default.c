@@ -3,9 +3,9 @@
  * worker cannot open files by name once confined, and its user cannot read
  * the checkout). Format: rules.h. The hit rates on the SpamAssassin corpus
  * (README, "Content rules") were measured with
- *   popgatectl filter rules --hits DIR...
- * on each of its folders; a rule that hit more than about 1 % of ham was
- * left out.
+ *   popgatectl --config popgate.conf.example filter rules FILE...
+ * given the .txt files of each of its folders (spam-1 and spam-2 together);
+ * a rule that hit more than 1 % of all ham was left out.
  *
  * Owns: nothing but the text. Must never: hold a rule test_rules.c does not
  * see parse (the unit test loads this set).
