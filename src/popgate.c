@@ -493,9 +493,8 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	size_t rules_len = 0;
 	char rules_err[400];
 
-	if (cfg->rules_file != NULL &&
-	    rules_file_read(cfg->rules_file, &rules_text, &rules_len, rules_err,
-			    sizeof(rules_err)) < 0) {
+	if (cfg->rules_file != NULL && rules_file_read(cfg->rules_file, &rules_text, &rules_len,
+						       rules_err, sizeof(rules_err)) < 0) {
 		snprintf(err, sizeof(err), "rules file refused: %s", rules_err);
 		goto fail_log;
 	}

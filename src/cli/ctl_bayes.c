@@ -116,7 +116,7 @@ int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files)
 }
 
 void ctl_bayes_messages(const char *data, size_t len,
-			       void (*fn)(const char *message, size_t len, void *arg), void *arg)
+			void (*fn)(const char *message, size_t len, void *arg), void *arg)
 {
 	size_t start = 0;
 

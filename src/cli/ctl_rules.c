@@ -87,36 +87,38 @@ static int ctl_rules_print(const struct ctl *ctl, const struct rules_set *set,
 		}
 		return ctl_printed(cli_json_print(array, stdout));
 	}
+	/* The pattern last: the widest column. */
 	table = measured
 		    ? cli_table_new(7, (const char *const[]){"NAME", "SCORE", "HITS", "TARGET",
-							     "PATTERN", "ORIGIN", "DESCRIPTION"})
-		    : cli_table_new(6, (const char *const[]){"NAME", "SCORE", "TARGET", "PATTERN",
-							     "ORIGIN", "DESCRIPTION"});
+							     "ORIGIN", "DESCRIPTION", "PATTERN"})
+		    : cli_table_new(6, (const char *const[]){"NAME", "SCORE", "TARGET", "ORIGIN",
+							     "DESCRIPTION", "PATTERN"});
 	for (size_t i = 0; i < count; i++) {
 		struct rules_info info;
 		char score[32];
 		char rate[64];
 		char words[32];
+		const char *pattern;
 
 		rules_set_info(set, i, &info);
 		snprintf(score, sizeof(score), "%s%.1f", info.kind == RULES_KIND_WORDS ? "<=" : "",
 			 info.score);
 		snprintf(words, sizeof(words), "(%zu words)", info.words);
-		snprintf(rate, sizeof(rate), "%zu/%zu %.1f%%", measured ? hits->counts[i] : 0,
-			 hits->messages,
-			 hits->messages > 0
-			     ? 100.0 * (double)hits->counts[i] / (double)hits->messages
-			     : 0.0);
-		const char *pattern = info.pattern != NULL ? info.pattern : words;
-
-		if (measured)
+		pattern = info.pattern != NULL ? info.pattern : words;
+		if (measured) {
+			snprintf(rate, sizeof(rate), "%zu/%zu %.1f%%", hits->counts[i],
+				 hits->messages,
+				 hits->messages > 0
+				     ? 100.0 * (double)hits->counts[i] / (double)hits->messages
+				     : 0.0);
 			cli_table_add(table, (const char *const[]){info.name, score, rate,
-								   info.target, pattern,
-								   info.origin, info.description});
-		else
-			cli_table_add(table,
-				      (const char *const[]){info.name, score, info.target, pattern,
-							    info.origin, info.description});
+								   info.target, info.origin,
+								   info.description, pattern});
+		} else {
+			cli_table_add(table, (const char *const[]){info.name, score, info.target,
+								   info.origin, info.description,
+								   pattern});
+		}
 	}
 	rc = ctl_printed(cli_table_print(table, stdout));
 	cli_table_free(&table);

@@ -1001,8 +1001,8 @@ static int rules_filter_load(char *err, size_t errlen)
 		close(rules_worker_fd);
 		rules_worker_fd = -1;
 	}
-	if (text != NULL && rules_set_load(text, len, filter_setting("rules_file"),
-					   &rules_worker_set, load_err, sizeof(load_err)) < 0)
+	if (text != NULL && rules_set_load(text, len, "rules file", &rules_worker_set, load_err,
+					   sizeof(load_err)) < 0)
 		log_error("rules: %s; the default set is used", load_err);
 	free(text);
 	if (rules_worker_set == NULL &&

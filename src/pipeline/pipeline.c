@@ -507,7 +507,8 @@ int pipeline_set_rules(struct pipeline *pipeline, const char *text, char *err, s
 	if (text != NULL && *text == '\0')
 		text = NULL;
 	if ((pipeline->rules_text == NULL && text == NULL) ||
-	    (pipeline->rules_text != NULL && text != NULL && strcmp(pipeline->rules_text, text) == 0))
+	    (pipeline->rules_text != NULL && text != NULL &&
+	     strcmp(pipeline->rules_text, text) == 0))
 		return 0;
 	if (text != NULL && (fd = rules_text_fd(text, strlen(text))) < 0) {
 		snprintf(err, errlen, "cannot hand the rules file to the workers: %s",
