@@ -90,6 +90,8 @@ struct popgate_config {
 	/* [spam] */
 	int quarantine_days;	/* 30: days quarantined mail is kept, then deleted */
 	char *rules_file;	/* NULL: the default content rules alone (filters/rules.h) */
+	char *trusted_relays;	/* "": the provider's relays besides its own domain
+				 * (filters/received.h) */
 
 	/* [smtp] (smtp/server.c) */
 	int smtp_port;		/* 10025 (25 is the standard port); 0: off */

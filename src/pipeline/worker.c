@@ -35,6 +35,7 @@
 #include "core/util.h"
 #include "filters/bayes.h"
 #include "filters/filter.h"
+#include "filters/received.h"
 #include "filters/rules.h"
 #include "pipeline/confine.h"
 #include "pipeline/headers.h"
@@ -141,9 +142,10 @@ static void worker_filters_run(const struct filter_message *message,
 }
 
 /* Reads the body of JOB and runs its profile's filters over it, filling
- * VERDICT. 0 or -1 (logged) when the body cannot be read. */
+ * VERDICT and, if not NULL, *HANDOFF with the hand-off the filters saw. 0
+ * or -1 (logged) when the body cannot be read. */
 static int worker_job_run(int body_fd, const char *hostname, const struct pipeline_job *job,
-			  struct pipeline_verdict *verdict)
+			  struct pipeline_verdict *verdict, struct filter_handoff *handoff)
 {
 	struct filter_message message = {.job = job, .hostname = hostname};
 	int rc = -1;
@@ -155,6 +157,13 @@ static int worker_job_run(int body_fd, const char *hostname, const struct pipeli
 	message.headers = xmalloc(sizeof(*message.headers));
 	if (worker_message_read(body_fd, &message) < 0)
 		goto done;
+	/* Before any filter: the DNS blocklists and SPF judge the hand-off. Only
+	 * fetched mail has one; a submitted message's client is popgate's. */
+	if (job->source == PIPELINE_SOURCE_FETCHED)
+		received_handoff_find(message.body, message.body_len, job->provider_host,
+				      filter_setting("trusted_relays"), &message.handoff);
+	if (handoff != NULL)
+		*handoff = message.handoff;
 	worker_filters_run(&message, verdict);
 	log_event(LOG_DEBUG, "worker_verdict", job->account, job->id,
 		  "size=%llu results=%zu recipients=%zu", (unsigned long long)message.size,
@@ -417,7 +426,7 @@ int pipeline_worker_main(int fd, const char *hostname)
 			goto done;
 		}
 		buffered = 0;
-		rc = worker_job_run(body_fd, hostname, &job, &verdict);
+		rc = worker_job_run(body_fd, hostname, &job, &verdict, NULL);
 		proto_job_clear(&job);
 		if (rc < 0) {
 			proto_verdict_clear(&verdict);
@@ -440,7 +449,7 @@ done:
 }
 
 int pipeline_judge(int body_fd, const char *hostname, const struct pipeline_job *job,
-		   struct pipeline_verdict *verdict)
+		   struct pipeline_verdict *verdict, struct filter_handoff *handoff)
 {
-	return worker_job_run(body_fd, hostname, job, verdict);
+	return worker_job_run(body_fd, hostname, job, verdict, handoff);
 }
