@@ -20,7 +20,7 @@ const char rules_default_text[] =
     "# words NAME CAP DESCRIPTION\n"
     "# word  LIST WEIGHT PHRASE\n"
     "\n"
-    "rule SUBJ_ALL_CAPS 1.5 header Subject /^(?=(?:[^a-z]*[A-Z]){10})[^a-z]*$/ subject is all capitals\n"
+    "rule SUBJ_ALL_CAPS 1.5 header Subject /^(?=(?:[^A-Za-z]*[A-Z]){10})[^a-z]*$/ subject is all capitals\n"
     "rule SUBJ_EXCLAIM 1.5 header Subject /!.*!.*!|!!/ subject with two or more exclamation marks\n"
     "rule SUBJ_FREE 1.0 header Subject /\\bfree\\b/i subject says free\n"
     "rule SUBJ_MONEY 1.0 header Subject /\\$\\s?\\d/ subject names a dollar amount\n"

@@ -165,6 +165,21 @@ static void test_header_rules(void **state)
 	assert_true(test_hits(set, "SUBJ_FREE", encoded, NULL));
 	assert_true(test_hits(set, "FROM_NAME_OTHER_ADDRESS", other_domain, NULL));
 	assert_false(test_hits(set, "FROM_NAME_OTHER_ADDRESS", calm, NULL));
+
+	/* A subject of capitals, a long run of dots, then small letters (as a
+	 * spam of spam-2 has): no hit, and no match limit either (an earlier
+	 * pattern backtracked over the dots to it). */
+	char dots[3001];
+	char *long_caps;
+
+	memset(dots, '.', sizeof(dots) - 1);
+	dots[sizeof(dots) - 1] = '\0';
+	long_caps = xasprintf("From: a@example.org\nSubject: NEW STOCK PICK: OUR LAST "
+			      "ONE--PICK UP 300%%%s aufd iuju\n\nx\n",
+			      dots);
+	assert_false(test_hits(set, "SUBJ_ALL_CAPS", long_caps, &verdict));
+	assert_int_equal(verdict.limited, 0);
+	free(long_caps);
 	rules_set_free(set);
 }
 
