@@ -90,6 +90,7 @@ struct popgate_config {
 	/* [spam] */
 	int quarantine_days;	/* 30: days quarantined mail is kept, then deleted */
 	char *rules_file;	/* NULL: the default content rules alone (filters/rules.h) */
+	char *blocked_extensions; /* the attachments filter's (filters/attachments.h) */
 	char *trusted_relays;	/* "": the provider's relays besides its own domain
 				 * (filters/received.h) */
 
