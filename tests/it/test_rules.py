@@ -9,7 +9,7 @@ open nothing once confined) and hands the text to each worker with its
 setup frame. With `rules` on in the default profile: a plain message is
 delivered untagged, one that the file's rule and a default rule hit is
 tagged, one that a heavy file rule hits is quarantined, and `queue show`
-names the rules. `popgatectl filter rules` lists both sets; `filter check`
+names the rules; workers handed a Bayes database too get both descriptors. `popgatectl filter rules` lists both sets; `filter check`
 judges with the file too. A rules file with a bad line stops the start
 with the line named; on SIGHUP it is refused and the rules in force stay;
 a good new text reaches the workers without a restart.
@@ -21,6 +21,7 @@ import signal
 
 import itutil
 from mailutil import split_trace
+from test_bayes_cli import ctl as bayes_ctl, group
 from test_ctl import ctl, ok
 
 ACCOUNT = "alice@localhost"
@@ -70,6 +71,17 @@ def sighup(gate, count):
 def test_rules_judge_in_the_workers(make_popgate, provider):
     gate, path = rules_gate(make_popgate, provider, RULES)
     config = gate.config_path
+    # With a Bayes database too, each worker's setup frame carries two
+    # descriptors: the database, then the rules text.
+    itutil.wait_until(lambda: len(gate.worker_pids()) == 2, 20, what="2 workers running")
+    started = set(gate.worker_pids())
+    for side, name in (("--spam", "spam-1"), ("--ham", "easy-ham-1")):
+        done = bayes_ctl(config, "bayes", "train", side, *group(name)[:20])
+        assert done.returncode == 0, done.stderr
+    gate.wait_event("bayes_changed", count=2)
+    itutil.wait_until(lambda: len(gate.worker_pids()) == 2 and
+                      not started & set(gate.worker_pids()), 30,
+                      what="the workers replaced after training")
 
     # Listed: the default set with the file's rules after it, named by origin.
     listed = json.loads(ok(ctl("--json", "filter", "rules", config=config)))
@@ -113,7 +125,8 @@ def test_rules_judge_in_the_workers(make_popgate, provider):
             "\tIT_WORDS(1.0))" in widget or
             "rules=8.000 x1.000 (rules: SUBJ_ALL_CAPS, BASE64_TEXT, IT_WIDGET, IT_WORDS(1.0))"
             in widget), widget
-    assert gate.events("filter_failed") == []
+    assert gate.events("filter_failed") == [] and gate.events("worker_failed") == []
+    assert "setup frame" not in gate.log_text()
 
     # filter check judges with the file as the workers do.
     sample = os.path.join(gate.dir, "sample.eml")
