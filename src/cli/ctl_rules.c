@@ -71,12 +71,15 @@ static int ctl_rules_print(const struct ctl *ctl, const struct rules_set *set,
 			json_t *row;
 
 			rules_set_info(set, i, &info);
+			/* Patterns, descriptions and the file's name may hold any
+			 * bytes: made valid JSON strings. */
 			row = json_pack(
-			    "{s:s, s:s, s:f, s:s, s:o, s:I, s:s, s:s}", "name", info.name, "kind",
+			    "{s:s, s:s, s:f, s:o, s:o, s:I, s:o, s:o}", "name", info.name, "kind",
 			    info.kind == RULES_KIND_RULE ? "rule" : "words", "score", info.score,
-			    "target", info.target, "pattern", cli_json_string(info.pattern),
-			    "words", (json_int_t)info.words, "description", info.description,
-			    "origin", info.origin);
+			    "target", cli_json_string(info.target), "pattern",
+			    cli_json_string(info.pattern), "words", (json_int_t)info.words,
+			    "description", cli_json_string(info.description), "origin",
+			    cli_json_string(info.origin));
 			if (measured) {
 				json_object_set_new(row, "hits",
 						    json_integer((json_int_t)hits->counts[i]));
