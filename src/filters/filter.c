@@ -22,6 +22,8 @@ static const struct filter *const filter_table[] = {
     &filter_address,
     &filter_senders,
     &filter_bayes,
+    &filter_fuzzy,
+    &filter_clamav,
     &filter_attachments,
     &filter_rules,
 };
