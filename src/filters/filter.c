@@ -22,6 +22,8 @@ static const struct filter *const filter_table[] = {
     &filter_address,
     &filter_senders,
     &filter_bayes,
+    &filter_dnsbl,
+    &filter_uribl,
 };
 
 #define FILTER_TABLE_COUNT (sizeof(filter_table) / sizeof(filter_table[0]))

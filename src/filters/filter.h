@@ -145,5 +145,7 @@ extern const struct filter filter_trace;
 extern const struct filter filter_address;
 extern const struct filter filter_senders;
 extern const struct filter filter_bayes;
+extern const struct filter filter_dnsbl;
+extern const struct filter filter_uribl;
 
 #endif
