@@ -16,18 +16,17 @@
  * its bounds, lowercased, and asked only as a valid DNS name.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <libpsl.h>
 
 #include "core/util.h"
 #include "filters/blocklist.h"
 #include "filters/filter.h"
+#include "filters/link.h"
 #include "filters/mime.h"
 #include "filters/uribl.h"
 #include "pipeline/pipeline.h"
@@ -59,61 +58,13 @@ static int uribl_init(char *err, size_t errlen)
 	return 0;
 }
 
-/* Copies the host of URL into HOST (SIZE bytes), lowercased, without user,
- * port, brackets or a trailing dot. 0, or -1 for a URL without one, of a
- * scheme that names no host on the web, or too long. */
-static int uribl_url_host(const char *url, char *host, size_t size)
-{
-	const char *start = url;
-	const char *end;
-	const char *at;
-	size_t len;
-
-	if (strncasecmp(url, "http://", 7) == 0)
-		start = url + 7;
-	else if (strncasecmp(url, "https://", 8) == 0)
-		start = url + 8;
-	else if (strncasecmp(url, "ftp://", 6) == 0)
-		start = url + 6;
-	else if (strncasecmp(url, "www.", 4) != 0)
-		return -1;
-	end = start + strcspn(start, "/?#\\");
-	/* user:password@host */
-	for (at = end; at > start && at[-1] != '@'; at--)
-		continue;
-	if (at > start)
-		start = at;
-	if (*start == '[') {
-		const char *close = memchr(start, ']', (size_t)(end - start));
-
-		if (close == NULL)
-			return -1;
-		start++;
-		end = close;
-	} else {
-		const char *colon = memchr(start, ':', (size_t)(end - start));
-
-		if (colon != NULL)
-			end = colon;
-	}
-	len = (size_t)(end - start);
-	if (len > 0 && start[len - 1] == '.')
-		len--;
-	if (len == 0 || len >= size)
-		return -1;
-	for (size_t i = 0; i < len; i++)
-		host[i] = (char)tolower((unsigned char)start[i]);
-	host[len] = '\0';
-	return 0;
-}
-
 int uribl_domain(const char *url, char *out, size_t size)
 {
 	char host[FILTER_DNS_NAME_MAX + 2];
 	const char *domain;
 	unsigned char address[16];
 
-	if (uribl_url_host(url, host, sizeof(host)) < 0)
+	if (link_host(url, host, sizeof(host)) < 0)
 		return -1;
 	if (inet_pton(AF_INET, host, address) == 1 || inet_pton(AF_INET6, host, address) == 1) {
 		if (blocklist_address_local(host))
@@ -189,7 +140,7 @@ static int uribl_run(const struct filter_message *message, struct pipeline_resul
 			continue;
 		if (kind == 0)
 			strcpy(label, name);
-		else if (uribl_url_host(mime.urls.items[i], label, sizeof(asked[0].label)) < 0)
+		else if (link_host(mime.urls.items[i], label, sizeof(asked[0].label)) < 0)
 			continue;
 		asked_count++;
 	}
