@@ -577,6 +577,175 @@ static int test_worker_direct(const struct test_setup *setup, const struct pipel
 	return status;
 }
 
+static void test_body_links(struct test_ctx *ctx, char id[SPOOL_ID_LEN + 1], int count,
+			    bool listed);
+
+/* Starts this binary as a real worker on a socket of our own, sends it a
+ * setup frame with SETTINGS; returns our end of the socket and *PID_R. */
+static int test_worker_spawn(const char *settings, pid_t *pid_r)
+{
+	struct proto_setup setup = {.settings = (char *)settings};
+	unsigned char *frame;
+	size_t frame_len;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	fflush(NULL);
+	*pid_r = fork();
+	assert_true(*pid_r >= 0);
+	if (*pid_r == 0) {
+		char *argv[] = {(char *)"popgate", (char *)"--worker", (char *)"3",
+				(char *)TEST_HOSTNAME, NULL};
+
+		if (dup2(sv[1], 3) < 0)
+			_exit(127);
+		execv(TEST_SELF, argv);
+		_exit(127);
+	}
+	close(sv[1]);
+	proto_setup_encode(&setup, &frame, &frame_len);
+	assert_true(test_frame_send(sv[0], frame, frame_len, NULL, 0));
+	free(frame);
+	return sv[0];
+}
+
+/* Reads from FD into BUF (*HAVE bytes so far) until a whole frame is at
+ * its front; returns its type, or 0 at EOF. */
+static enum proto_type test_frame_read(int fd, unsigned char *buf, size_t *have)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		const unsigned char *payload;
+		size_t payload_len;
+		size_t consumed;
+		enum proto_type type;
+		const char *err;
+		ssize_t n;
+
+		assert_int_equal(proto_frame_decode(buf, *have, &consumed, &type, &payload,
+						    &payload_len, &err),
+				 0);
+		if (consumed > 0)
+			return type;
+		assert_int_equal(poll(&pfd, 1, 10000), 1);
+		n = read(fd, buf + *have, PROTO_FRAME_MAX - *have);
+		if (n <= 0)
+			return 0;
+		*have += (size_t)n;
+	}
+}
+
+/* Takes the query at the front of BUF out of it. */
+static struct proto_query test_query_take(unsigned char *buf, size_t *have)
+{
+	struct proto_query query;
+	size_t consumed;
+	const char *err;
+
+	assert_int_equal(proto_query_decode(buf, *have, &consumed, &query, &err), 0);
+	assert_true(consumed > 0);
+	memmove(buf, buf + consumed, *have - consumed);
+	*have -= consumed;
+	return query;
+}
+
+static void test_answer_send(int fd, uint32_t id, enum filter_dns_status status,
+			     const char *record)
+{
+	struct proto_answer answer = {.id = id, .answer = {.status = status}};
+	unsigned char *frame;
+	size_t frame_len;
+	const char *err;
+
+	if (record != NULL)
+		answer.answer.records[answer.answer.count++] = (char *)record;
+	assert_int_equal(proto_answer_encode(&answer, &frame, &frame_len, &err), 0);
+	assert_true(test_frame_send(fd, frame, frame_len, NULL, 0));
+	free(frame);
+}
+
+/* Sends a job for a body with links to d0-example.com and
+ * listed-example.com, judged by uribl alone. */
+static void test_uribl_job_send(struct test_ctx *ctx, int fd, char id[SPOOL_ID_LEN + 1])
+{
+	struct filter_profile profile = {.tag_at = 5, .quarantine_at = 10, .filter_count = 1};
+	struct pipeline_job job;
+	unsigned char *frame;
+	size_t frame_len;
+	const char *err;
+	char *path;
+
+	strcpy(profile.filters[0].name, "uribl");
+	test_body_links(ctx, id, 1, true);
+	path = spool_path(ctx->dir, id);
+	test_job_make(&job, id, "alice@example.net");
+	job.profile = &profile;
+	assert_int_equal(proto_job_encode(&job, &frame, &frame_len, &err), 0);
+	assert_true(test_frame_send(fd, frame, frame_len, path, 1));
+	free(frame);
+	free(path);
+}
+
+/*
+ * The worker's side of the DNS questions, with this test as the main
+ * process: each question is a query frame with a new id; an answer to an
+ * earlier id is dropped (before the right one, and after the verdict,
+ * before the next job); an answer to an id not asked yet ends the worker
+ * without a verdict.
+ */
+static void test_worker_asks_main_process(void **state)
+{
+	struct test_ctx *ctx = *state;
+	unsigned char *buf = xmalloc(PROTO_FRAME_MAX);
+	struct pipeline_verdict verdict;
+	struct proto_query first;
+	struct proto_query second;
+	char id[SPOOL_ID_LEN + 1];
+	size_t have = 0;
+	size_t consumed;
+	const char *err;
+	int status;
+	pid_t pid;
+	int fd = test_worker_spawn("uribl_zones uribl.test\n", &pid);
+
+	test_uribl_job_send(ctx, fd, id);
+	assert_int_equal(test_frame_read(fd, buf, &have), PROTO_TYPE_QUERY);
+	first = test_query_take(buf, &have);
+	assert_string_equal(first.name, "d0-example.com.uribl.test");
+	assert_int_equal(first.type, FILTER_DNS_A);
+	test_answer_send(fd, first.id, FILTER_DNS_NOT_FOUND, NULL);
+	assert_int_equal(test_frame_read(fd, buf, &have), PROTO_TYPE_QUERY);
+	second = test_query_take(buf, &have);
+	assert_string_equal(second.name, "listed-example.com.uribl.test");
+	assert_int_equal(second.id, first.id + 1);
+	/* A late answer to the first question, then the second's. */
+	test_answer_send(fd, first.id, FILTER_DNS_OK, "127.0.0.9");
+	test_answer_send(fd, second.id, FILTER_DNS_OK, "127.0.0.2");
+	assert_int_equal(test_frame_read(fd, buf, &have), PROTO_TYPE_VERDICT);
+	assert_int_equal(proto_verdict_decode(buf, have, &consumed, &verdict, &err), 0);
+	assert_int_equal(consumed, have);
+	have = 0;
+	assert_string_equal(verdict.results[0].reason,
+			    "listed: listed-example.com (uribl.test 127.0.0.2)");
+	proto_verdict_clear(&verdict);
+
+	/* An answer the last job gave up on, before the next job: dropped. */
+	test_answer_send(fd, second.id, FILTER_DNS_FAILED, NULL);
+	test_uribl_job_send(ctx, fd, id);
+	assert_int_equal(test_frame_read(fd, buf, &have), PROTO_TYPE_QUERY);
+	first = test_query_take(buf, &have);
+	assert_int_equal(first.id, second.id + 1);
+	/* An answer to a question not asked: the worker exits, no verdict. */
+	test_answer_send(fd, first.id + 1, FILTER_DNS_NOT_FOUND, NULL);
+	assert_int_equal(test_frame_read(fd, buf, &have), 0);
+	assert_int_equal(have, 0);
+	close(fd);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	free(buf);
+}
+
 /* The worker takes a job only with exactly one body descriptor: none, or
  * two, and it answers nothing and exits with an error. */
 static void test_worker_needs_one_body(void **state)
@@ -1415,6 +1584,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_profile_filters_run, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed_replies, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_dns, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_worker_asks_main_process, test_setup,
+					    test_teardown),
 	    cmocka_unit_test_setup_teardown(test_query_outside_job, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_backoff, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_new_errors, test_setup, test_teardown),
