@@ -26,7 +26,8 @@ void blocklist_zones_read(const char *key, struct blocklist_zones *zones)
 		return;
 	copy = xstrdup(value);
 	for (char *item = strtok_r(copy, " ,", &save);
-	     item != NULL && zones->count < BLOCKLIST_ZONES_MAX; item = strtok_r(NULL, " ,", &save)) {
+	     item != NULL && zones->count < BLOCKLIST_ZONES_MAX;
+	     item = strtok_r(NULL, " ,", &save)) {
 		size_t len = strlen(item);
 
 		if (len > 0 && item[len - 1] == '.')

@@ -61,8 +61,8 @@ static int dnsbl_run(const struct filter_message *message, struct pipeline_resul
 		return 0;
 	}
 	if (blocklist_address_local(handoff->address)) {
-		result->reason = xasprintf("hand-off %s is a local address: not asked",
-					   handoff->address);
+		result->reason =
+		    xasprintf("hand-off %s is a local address: not asked", handoff->address);
 		return 0;
 	}
 	if (blocklist_reverse(handoff->address, reversed, sizeof(reversed)) < 0) {

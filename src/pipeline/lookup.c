@@ -80,8 +80,8 @@ void lookup_answer_fill(const struct resolver_answer *from, struct filter_dns_an
 	if (answer->status != FILTER_DNS_OK)
 		return;
 	for (size_t i = 0; i < from->count && answer->count < FILTER_DNS_RECORDS_MAX; i++) {
-		const char *record = lookup_record_text(from->type, &from->records[i], text,
-							sizeof(text));
+		const char *record =
+		    lookup_record_text(from->type, &from->records[i], text, sizeof(text));
 
 		if (record != NULL && proto_dns_record_valid(record, strlen(record)))
 			answer->records[answer->count++] = xstrdup(record);

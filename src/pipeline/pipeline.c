@@ -5,8 +5,9 @@
  * that dies, hangs or answers garbage. Starting and stopping the worker
  * processes (through the spawner) is workers.c's.
  *
- * Owns: the main process's end of each worker socket, and the queued and
- * running jobs.
+ * Owns: the main process's end of each worker socket, the queued and
+ * running jobs, and each running job's DNS lookup in flight (cancelled when
+ * the job ends or its worker does).
  * Must never: block the event loop (sockets are non-blocking; the spawner
  * reaps the workers), trust a byte a worker sends before proto.c has
  * decoded it, lose a job silently (every job submitted and not dropped by
@@ -15,8 +16,10 @@
  * never finds itself inside its own callback).
  *
  * SECURITY: workers read hostile mail and are assumed compromisable. A reply
- * is accepted only as one well-formed verdict for the job the worker holds;
- * anything else ends that worker. Workers are exec'd afresh by the spawner
+ * is accepted only as well-formed DNS questions (query frames: a valid name,
+ * a known type, at most PIPELINE_QUERIES_MAX asked of the resolver per job,
+ * one in flight at a time) and then one well-formed verdict for the job the
+ * worker holds; anything else ends that worker. Workers are exec'd afresh by the spawner
  * (spawner.h) as a user of their own ([server] worker_user, when popgate was
  * started as root), inherit only their socket (fd 3) and the log (stderr),
  * never see the credential key, the store or the data folder's name, and
@@ -412,8 +415,9 @@ static int pipeline_worker_query(struct pipeline_worker *worker, const unsigned 
 		pipeline_worker_answer(worker, &answer);
 		return 0;
 	}
-	worker->lookup = resolver_lookup(pipeline->resolver, query.name,
-					 (enum resolver_type)query.type, pipeline_on_answer, worker);
+	worker->lookup =
+	    resolver_lookup(pipeline->resolver, query.name, (enum resolver_type)query.type,
+			    pipeline_on_answer, worker);
 	return 0;
 }
 

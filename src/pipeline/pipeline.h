@@ -9,9 +9,11 @@
  * credential key was loaded — never holds the key or the database, and each
  * confines itself (confine.h) before its first job: it cannot open a file
  * or reach the network. The main process opens each message body and sends
- * it as a descriptor with the job over a socketpair (SCM_RIGHTS), and gets
- * back a typed, versioned verdict (pipeline/proto.h); a malformed reply is
- * treated as a worker failure, never trusted. A worker that dies or runs
+ * it as a descriptor with the job over a socketpair (SCM_RIGHTS), answers
+ * the DNS questions the job's filters ask through its resolver
+ * (pipeline_set_resolver), and gets back a typed, versioned verdict
+ * (pipeline/proto.h); a malformed reply is treated as a worker failure,
+ * never trusted. A worker that dies or runs
  * past worker_timeout is killed (by the spawner) and replaced, and its job
  * is reported with WORKER_FAILED so the caller can retry it once and then
  * hold the message as suspect.
@@ -162,8 +164,9 @@ void pipeline_set_filter_settings(struct pipeline *pipeline, const char *setting
 struct resolver;
 
 /* The resolver (core/resolver.h) that answers the workers' DNS questions
- * from now on (proto.h: query frames), at most PIPELINE_QUERIES_MAX per
- * job; NULL: every question fails. It must outlive the pipeline. */
+ * from now on (proto.h: query frames), at most 100 per job (the rest are
+ * answered as failed); NULL: every question fails. It must outlive the
+ * pipeline. */
 void pipeline_set_resolver(struct pipeline *pipeline, struct resolver *resolver);
 
 /* Jobs queued or running. */

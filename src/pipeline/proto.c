@@ -759,7 +759,8 @@ int proto_query_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		*err_r = "bad query id";
 		return -1;
 	}
-	if (type->count == 0 || type->len != 2 || !proto_dns_type_valid(proto_get_u16(type->data))) {
+	if (type->count == 0 || type->len != 2 ||
+	    !proto_dns_type_valid(proto_get_u16(type->data))) {
 		*err_r = "bad query type";
 		return -1;
 	}
@@ -800,8 +801,8 @@ int proto_answer_decode(const unsigned char *buf, size_t len, size_t *consumed_r
 		return -1;
 	if (consumed == 0)
 		return 0;
-	if (proto_fields_split(payload, payload_len, PROTO_ANSWER_RECORD,
-			       1u << PROTO_ANSWER_RECORD, fields, err_r) < 0)
+	if (proto_fields_split(payload, payload_len, PROTO_ANSWER_RECORD, 1u << PROTO_ANSWER_RECORD,
+			       fields, err_r) < 0)
 		return -1;
 	if (!proto_query_id_decode(&fields[PROTO_ANSWER_ID], &id)) {
 		*err_r = "bad answer id";
@@ -817,8 +818,8 @@ int proto_answer_decode(const unsigned char *buf, size_t len, size_t *consumed_r
 		*err_r = "bad answer records";
 		return -1;
 	}
-	while (proto_field_next(payload, payload_len, &pos, PROTO_ANSWER_RECORD, &value,
-				&value_len)) {
+	while (
+	    proto_field_next(payload, payload_len, &pos, PROTO_ANSWER_RECORD, &value, &value_len)) {
 		if (!proto_dns_record_valid((const char *)value, value_len)) {
 			*err_r = "bad answer record";
 			return -1;
@@ -828,8 +829,8 @@ int proto_answer_decode(const unsigned char *buf, size_t len, size_t *consumed_r
 	answer->id = id;
 	answer->answer.status = (enum filter_dns_status)status->data[0];
 	pos = 0;
-	while (proto_field_next(payload, payload_len, &pos, PROTO_ANSWER_RECORD, &value,
-				&value_len))
+	while (
+	    proto_field_next(payload, payload_len, &pos, PROTO_ANSWER_RECORD, &value, &value_len))
 		answer->answer.records[answer->answer.count++] =
 		    xstrndup((const char *)value, value_len);
 	*consumed_r = consumed;

@@ -281,8 +281,8 @@ int proto_answer_decode(const unsigned char *buf, size_t len, size_t *consumed_r
  */
 int proto_query_encode(const struct proto_query *query, unsigned char **frame_r, size_t *len_r,
 		       const char **err_r);
-int proto_answer_encode(const struct proto_answer *answer, unsigned char **frame_r,
-			size_t *len_r, const char **err_r);
+int proto_answer_encode(const struct proto_answer *answer, unsigned char **frame_r, size_t *len_r,
+			const char **err_r);
 
 /* True if TYPE is a record type a query may ask for. */
 bool proto_dns_type_valid(unsigned type);

@@ -397,8 +397,8 @@ int proto_query_encode(const struct proto_query *query, unsigned char **frame_r,
 	return proto_writer_finish(&w, frame_r, len_r, err_r);
 }
 
-int proto_answer_encode(const struct proto_answer *answer, unsigned char **frame_r,
-			size_t *len_r, const char **err_r)
+int proto_answer_encode(const struct proto_answer *answer, unsigned char **frame_r, size_t *len_r,
+			const char **err_r)
 {
 	const struct filter_dns_answer *dns = &answer->answer;
 	unsigned char bytes[4];
@@ -412,7 +412,8 @@ int proto_answer_encode(const struct proto_answer *answer, unsigned char **frame
 		*err_r = "bad answer status";
 		return -1;
 	}
-	if (dns->count > FILTER_DNS_RECORDS_MAX || (dns->count > 0 && dns->status != FILTER_DNS_OK)) {
+	if (dns->count > FILTER_DNS_RECORDS_MAX ||
+	    (dns->count > 0 && dns->status != FILTER_DNS_OK)) {
 		*err_r = "bad answer records";
 		return -1;
 	}

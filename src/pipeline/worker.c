@@ -4,8 +4,10 @@
  * itself (confine.c), then reads jobs from its socket, each with the
  * message body's descriptor attached,
  * runs the job's profile's filters (src/filters/) over the body and answers
- * with a verdict: one result per filter. Runs as
- * "popgate --worker FD HOSTNAME".
+ * with a verdict: one result per filter. The filters' DNS questions go to
+ * the main process as query frames, and the worker waits for each answer
+ * within the message's [spam] dns_time_limit (filters/dns.h, proto.h).
+ * Runs as "popgate --worker FD HOSTNAME".
  *
  * Owns: its end of the socket and the body descriptor of the job it is on.
  * Must never: open a file by name (the filter refuses it anyway: it knows no

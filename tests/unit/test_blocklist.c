@@ -89,12 +89,22 @@ static void test_reverse(void **state)
 
 static void test_local_addresses(void **state)
 {
-	static const char *const local[] = {"10.1.2.3",	  "127.0.0.1", "172.16.0.1", "172.31.255.255",
-					    "192.168.1.1", "169.254.0.1", "100.64.0.1", "0.0.0.0",
-					    "::1",	   "::",	  "fd00::1",	"fe80::1",
+	static const char *const local[] = {"10.1.2.3",
+					    "127.0.0.1",
+					    "172.16.0.1",
+					    "172.31.255.255",
+					    "192.168.1.1",
+					    "169.254.0.1",
+					    "100.64.0.1",
+					    "0.0.0.0",
+					    "::1",
+					    "::",
+					    "fd00::1",
+					    "fe80::1",
 					    "::ffff:10.0.0.1"};
-	static const char *const public[] = {"192.0.2.99", "172.32.0.1", "100.128.0.1", "8.8.8.8",
-					     "2001:db8::1", "::ffff:8.8.8.8", "not an address"};
+	static const char *const public[] = {"192.0.2.99",    "172.32.0.1",  "100.128.0.1",
+					     "8.8.8.8",	      "2001:db8::1", "::ffff:8.8.8.8",
+					     "not an address"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
@@ -318,7 +328,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reverse),	  cmocka_unit_test(test_local_addresses),
 	    cmocka_unit_test(test_zones),	  cmocka_unit_test(test_dnsbl),
-	    cmocka_unit_test(test_uribl_domain), cmocka_unit_test(test_uribl_corpus),
+	    cmocka_unit_test(test_uribl_domain),  cmocka_unit_test(test_uribl_corpus),
 	    cmocka_unit_test(test_uribl_bounded),
 	};
 

@@ -106,9 +106,8 @@ static void test_accepted_values_are_stored(void **state)
 			 0);
 	assert_string_equal(sample.nameservers, "127.0.0.1:5353, [::1]:53");
 	assert_int_equal(sample_set(&sample, "nameservers", "", msg, sizeof(msg)), 0);
-	assert_int_equal(sample_set(&sample, "hosts", "zen.example, bl.example  x", msg,
-				    sizeof(msg)),
-			 0);
+	assert_int_equal(
+	    sample_set(&sample, "hosts", "zen.example, bl.example  x", msg, sizeof(msg)), 0);
 	assert_string_equal(sample.hosts, "zen.example, bl.example  x");
 	assert_int_equal(sample_set(&sample, "hosts", "", msg, sizeof(msg)), 0);
 	assert_string_equal(sample.hosts, "");

@@ -622,9 +622,9 @@ static enum proto_type test_frame_read(int fd, unsigned char *buf, size_t *have)
 		const char *err;
 		ssize_t n;
 
-		assert_int_equal(proto_frame_decode(buf, *have, &consumed, &type, &payload,
-						    &payload_len, &err),
-				 0);
+		assert_int_equal(
+		    proto_frame_decode(buf, *have, &consumed, &type, &payload, &payload_len, &err),
+		    0);
 		if (consumed > 0)
 			return type;
 		assert_int_equal(poll(&pfd, 1, 10000), 1);
@@ -649,8 +649,7 @@ static struct proto_query test_query_take(unsigned char *buf, size_t *have)
 	return query;
 }
 
-static void test_answer_send(int fd, uint32_t id, enum filter_dns_status status,
-			     const char *record)
+static void test_answer_send(int fd, uint32_t id, enum filter_dns_status status, const char *record)
 {
 	struct proto_answer answer = {.id = id, .answer = {.status = status}};
 	unsigned char *frame;
@@ -1201,8 +1200,7 @@ static void test_profile_filters_run(void **state)
 
 /* Writes a body with links to each of the COUNT domains d0-example.com, ...
  * and to listed-example.com when LISTED. */
-static void test_body_links(struct test_ctx *ctx, char id[SPOOL_ID_LEN + 1], int count,
-			    bool listed)
+static void test_body_links(struct test_ctx *ctx, char id[SPOOL_ID_LEN + 1], int count, bool listed)
 {
 	char *path = test_body_path(ctx, id);
 	char *body = xstrdup("From: bob@example.com\r\nSubject: links\r\n\r\n");

@@ -623,7 +623,8 @@ static void test_query_frame(void **state)
 	fields[0] = (struct test_field){PROTO_QUERY_ID, id, 4};
 	fields[1] = (struct test_field){PROTO_QUERY_TYPE, type, 2};
 	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
-		fields[2] = (struct test_field){PROTO_QUERY_NAME, bad_names[i], strlen(bad_names[i])};
+		fields[2] =
+		    (struct test_field){PROTO_QUERY_NAME, bad_names[i], strlen(bad_names[i])};
 		frame = test_frame_build(PROTO_TYPE_QUERY, fields, 3, &frame_len);
 		assert_int_equal(proto_query_decode(frame, frame_len, &consumed, &got, &err), -1);
 		assert_string_equal(err, "bad query name");
