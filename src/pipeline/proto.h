@@ -24,8 +24,9 @@
  * set — a field that changes what the rest means. The fields below are known
  * to every reader of this version and are sent with the bit clear; a reader
  * takes a known tag with either bit. Each known field appears at most once,
- * except RESULT and FILTER, which repeat (at most PIPELINE_RESULTS_MAX and
- * FILTER_PROFILE_MAX times).
+ * except RESULT, FILTER and RECORD, which repeat (at most
+ * PIPELINE_RESULTS_MAX, FILTER_PROFILE_MAX and FILTER_DNS_RECORDS_MAX
+ * times).
  *
  * Version history: 2 added SENDER and RECIPIENTS; 3 passed each body as a
  * descriptor; 4 (the issue's "pipeline v3") added the envelope, source,
