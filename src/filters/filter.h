@@ -147,5 +147,6 @@ extern const struct filter filter_senders;
 extern const struct filter filter_bayes;
 extern const struct filter filter_dnsbl;
 extern const struct filter filter_uribl;
+extern const struct filter filter_attachments;
 
 #endif
