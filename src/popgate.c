@@ -77,6 +77,7 @@
 #include "popgate.h"
 #include "store/account.h"
 #include "store/db.h"
+#include "store/fingerprint.h"
 #include "store/login.h"
 #include "store/message.h"
 #include "store/spool.h"
@@ -268,6 +269,8 @@ struct housekeeping_job {
 	int keep_days;	       /* for the log */
 	int64_t quarantine_cutoff; /* quarantined messages older than this go */
 	int quarantine_days;   /* for the log */
+	int64_t fuzzy_cutoff;  /* fuzzy fingerprints not seen since go */
+	int fuzzy_expired;
 	char (*ids)[SPOOL_ID_LEN + 1]; /* the bodies of the rows deleted */
 	size_t count;
 	int quarantine_expired;
@@ -299,7 +302,9 @@ static int housekeeping_work(struct store *store, void *arg)
 		job->count += quarantined_count;
 	}
 	free(quarantined);
-	if (store_login_failures_expire(store, job->window, job->now) < 0) {
+	job->fuzzy_expired = store_fingerprint_expire(store, job->fuzzy_cutoff);
+	if (job->fuzzy_expired < 0 ||
+	    store_login_failures_expire(store, job->window, job->now) < 0) {
 		free(job->ids);
 		job->ids = NULL;
 		job->count = 0;
@@ -350,6 +355,9 @@ static void housekeeping_done(int result, const char *error, void *arg)
 	if (job->quarantine_expired > 0)
 		log_info("removed %d quarantined message(s) older than %d days",
 			 job->quarantine_expired, job->quarantine_days);
+	if (job->fuzzy_expired > 0)
+		log_info("removed %d fuzzy fingerprint(s) not seen for %lld seconds",
+			 job->fuzzy_expired, (long long)(job->now - job->fuzzy_cutoff));
 	if (job->count == 0 ||
 	    writer_submit(job->writer, NULL, housekeeping_bodies_work, housekeeping_bodies_done,
 			  job) < 0)
@@ -369,6 +377,7 @@ static void housekeeping_cb(evutil_socket_t fd, short what, void *ctx)
 	job->keep_days = pg->cfg->delivered_keep_days;
 	job->quarantine_cutoff = util_now() - (int64_t)pg->cfg->quarantine_days * 86400;
 	job->quarantine_days = pg->cfg->quarantine_days;
+	job->fuzzy_cutoff = job->now - pg->cfg->fuzzy_window;
 	job->writer = pg->writer;
 	if (writer_submit(pg->writer, NULL, housekeeping_work, housekeeping_done, job) < 0)
 		housekeeping_free(job);

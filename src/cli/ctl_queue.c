@@ -17,6 +17,7 @@
 #include "core/util.h"
 #include "store/account.h"
 #include "store/envelope.h"
+#include "store/fingerprint.h"
 #include "store/message.h"
 #include "store/outbound.h"
 #include "store/query.h"
@@ -354,6 +355,10 @@ int ctl_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **
 		return rc;
 	if (store_spam_report_add(ctl->store, id, spam_class, "report") < 0)
 		return ctl_refuse("cannot record the report");
+	/* The fuzzy filter stops (ham) or starts again (spam) scoring mail like
+	 * it: a newsletter a user wants is not a campaign (filters/fuzzy.h). */
+	if (store_fingerprint_set_ham(ctl->store, id, spam_class == SPAM_CLASS_HAM) < 0)
+		return ctl_refuse("cannot mark the message's fuzzy fingerprint");
 	return ctl_changed(ctl, id,
 			   json_pack("{s:s, s:s}", "id", id, "reported", spam_class_name(spam_class)),
 			   "message %s reported as %s", id, spam_class_name(spam_class));

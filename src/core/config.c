@@ -89,6 +89,8 @@ const struct config_key config_keys[] = {
 	{"spam", "dns_time_limit", CONFIG_INT, CONFIG_FIELD(dns_time_limit), 0, 60, NULL},
 	{"spam", "dnsbl_zones", CONFIG_HOSTS, CONFIG_FIELD(dnsbl_zones), 0, 0, NULL},
 	{"spam", "uribl_zones", CONFIG_HOSTS, CONFIG_FIELD(uribl_zones), 0, 0, NULL},
+	{"spam", "fuzzy_min_count", CONFIG_INT, CONFIG_FIELD(fuzzy_min_count), 2, 1000000, NULL},
+	{"spam", "fuzzy_window", CONFIG_INT, CONFIG_FIELD(fuzzy_window), 60, 2678400, NULL},
 	{"spam", "blocked_extensions", CONFIG_TEXT, CONFIG_FIELD(blocked_extensions), 0, 0, NULL},
 	{"spam", "trusted_relays", CONFIG_RELAYS, CONFIG_FIELD(trusted_relays), 0, 0, NULL},
 	{"smtp", "port", CONFIG_INT, CONFIG_FIELD(smtp_port), 0, 65535, NULL},
@@ -452,6 +454,8 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->worker_timeout = 60;
 	cfg->quarantine_days = 30;
 	cfg->dns_time_limit = 5;
+	cfg->fuzzy_min_count = 5;
+	cfg->fuzzy_window = 86400;
 	cfg->blocked_extensions = xstrdup(ATTACHMENTS_BLOCKED_DEFAULT);
 	cfg->trusted_relays = xstrdup("");
 	cfg->smtp_port = 10025;

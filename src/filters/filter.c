@@ -24,6 +24,7 @@ static const struct filter *const filter_table[] = {
     &filter_bayes,
     &filter_dnsbl,
     &filter_uribl,
+    &filter_fuzzy,
     &filter_attachments,
 };
 

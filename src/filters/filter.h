@@ -85,6 +85,18 @@ struct filter_handoff {
 	char reverse[256]; /* the name the provider found for it, or "" */
 };
 
+/*
+ * A fuzzy fingerprint of a message's normalised body text (filters/fuzzy.h):
+ * FILTER_FINGERPRINT_HASHES MinHash values over its word shingles, made by
+ * the worker and judged by the main process against the ones it stored.
+ */
+#define FILTER_FINGERPRINT_HASHES 64
+
+struct filter_fingerprint {
+	bool present; /* false: none (too little text, or not asked for) */
+	uint32_t minhash[FILTER_FINGERPRINT_HASHES];
+};
+
 /* What a filter sees of a message: the job, and what reading the body found. */
 struct filter_message {
 	const struct pipeline_job *job;
@@ -102,7 +114,9 @@ struct filter_message {
  * confined: 0, or -1 with ERR set, which stops the worker. A filter without
  * RUN needs the store and is judged by the main process instead, over the
  * worker's verdict (the sender lists: filters/senders.h); the worker sends
- * no result for it. RUN judges
+ * no result for it; it may have COLLECT, which the worker runs in its place
+ * to put into the verdict what the main process needs from the body (the
+ * fuzzy filter's fingerprint) and which cannot fail. RUN judges
  * MESSAGE: it fills RESULT (score, reason, header lines; the name is set
  * already) and may fill the verdict's sender and recipients (the address
  * filter does). 0, or -1 with RESULT->reason set when it cannot judge the
@@ -114,6 +128,7 @@ struct filter {
 	int (*init)(char *err, size_t errlen);
 	int (*run)(const struct filter_message *message, struct pipeline_result *result,
 		   struct pipeline_verdict *verdict);
+	void (*collect)(const struct filter_message *message, struct pipeline_verdict *verdict);
 };
 
 /* The filter called NAME, or NULL. */
@@ -147,6 +162,7 @@ extern const struct filter filter_senders;
 extern const struct filter filter_bayes;
 extern const struct filter filter_dnsbl;
 extern const struct filter filter_uribl;
+extern const struct filter filter_fuzzy;
 extern const struct filter filter_attachments;
 
 #endif

@@ -627,6 +627,8 @@ int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job)
 
 void pipeline_set_filter_settings(struct pipeline *pipeline, const char *settings)
 {
+	/* The filters the main process judges (filters/fuzzy.h) read them too. */
+	filter_settings_set(settings);
 	if (pipeline->filter_settings != NULL && settings != NULL &&
 	    strcmp(pipeline->filter_settings, settings) == 0)
 		return;

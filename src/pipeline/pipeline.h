@@ -113,6 +113,9 @@ struct pipeline_verdict {
 	char *sender;
 	char **recipients;
 	size_t recipient_count;
+	/* For JUDGED, when the profile runs the fuzzy filter: the body's
+	 * fingerprint (filters/fuzzy.h), or none. */
+	struct filter_fingerprint fingerprint;
 	/* In the main process's callback only (never on the wire): the job as
 	 * it was submitted, with the profile it was judged by (NULL: the
 	 * default). */
@@ -158,7 +161,8 @@ int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job);
 
 /* The filters' settings (lines "KEY VALUE\n": config_section_text of the
  * [spam] section) that workers started from now on get in their setup
- * frame; workers running already are replaced, as after a Bayes change. */
+ * frame; workers running already are replaced, as after a Bayes change.
+ * The main process's own filter_setting answers from them too. */
 void pipeline_set_filter_settings(struct pipeline *pipeline, const char *settings);
 
 struct resolver;

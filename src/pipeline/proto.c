@@ -621,6 +621,7 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 	const struct proto_field *sender = &fields[PROTO_VERDICT_SENDER];
 	const struct proto_field *recipients = &fields[PROTO_VERDICT_RECIPIENTS];
 	const struct proto_field *results = &fields[PROTO_VERDICT_RESULT];
+	const struct proto_field *fingerprint = &fields[PROTO_VERDICT_FINGERPRINT];
 	struct pipeline_verdict out = {0};
 	const unsigned char *payload;
 	const unsigned char *value;
@@ -636,7 +637,7 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 		return -1;
 	if (consumed == 0)
 		return 0;
-	if (proto_fields_split(payload, payload_len, PROTO_VERDICT_RECIPIENTS,
+	if (proto_fields_split(payload, payload_len, PROTO_VERDICT_FINGERPRINT,
 			       1u << PROTO_VERDICT_RESULT, fields, err_r) < 0)
 		return -1;
 	if (!id->count || !outcome->count) {
@@ -667,6 +668,10 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 			return -1;
 		}
 	}
+	if (fingerprint->count && fingerprint->len != PROTO_FINGERPRINT_LEN) {
+		*err_r = "bad fingerprint";
+		return -1;
+	}
 	if (results->count > 0)
 		out.results = xcalloc(results->count, sizeof(*out.results));
 	while (proto_field_next(payload, payload_len, &pos, PROTO_VERDICT_RESULT, &value,
@@ -691,6 +696,11 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 		out.recipients = proto_recipients_split((const char *)recipients->data,
 							recipients->len, recipient_count);
 		out.recipient_count = recipient_count;
+	}
+	if (fingerprint->count) {
+		out.fingerprint.present = true;
+		for (size_t i = 0; i < FILTER_FINGERPRINT_HASHES; i++)
+			out.fingerprint.minhash[i] = proto_get_u32(fingerprint->data + 4 * i);
 	}
 	*verdict = out;
 	*consumed_r = consumed;
@@ -937,4 +947,5 @@ void proto_verdict_clear(struct pipeline_verdict *verdict)
 		free(verdict->recipients[i]);
 	xfree(&verdict->recipients);
 	verdict->recipient_count = 0;
+	verdict->fingerprint.present = false;
 }

@@ -73,7 +73,11 @@
  *            PROTO_SETTINGS_MAX bytes)
  *   verdict: OUTCOME (1 byte), ID, RESULT (repeated: NAME, STATUS (1 byte),
  *            SCORE, optional REASON, optional HEADERS), SENDER (optional,
- *            one address), RECIPIENTS (optional, an address list)
+ *            one address), RECIPIENTS (optional, an address list),
+ *            FINGERPRINT (optional: the fuzzy filter's fingerprint of the
+ *            body, FILTER_FINGERPRINT_HASHES uint32 MinHash values, exactly
+ *            PROTO_FINGERPRINT_LEN bytes; added in version 5 as an optional
+ *            field, so the version stayed)
  *   query:   ID (uint32, not 0), NAME (a name filter_dns_name_valid
  *            accepts, without the trailing dot), TYPE (uint16: A, PTR,
  *            MX, TXT or AAAA)
@@ -178,7 +182,11 @@ enum proto_verdict_tag {
 	PROTO_VERDICT_RESULT = 3,
 	PROTO_VERDICT_SENDER = 4,
 	PROTO_VERDICT_RECIPIENTS = 5,
+	PROTO_VERDICT_FINGERPRINT = 6,
 };
+
+/* The length of a verdict's FINGERPRINT. */
+#define PROTO_FINGERPRINT_LEN (FILTER_FINGERPRINT_HASHES * 4)
 
 /* Inside a verdict's RESULT. */
 enum proto_result_tag {
@@ -258,8 +266,9 @@ int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 /*
  * Decodes a verdict frame into *VERDICT. On success its results (and their
  * reasons and headers), sender and recipients are allocated (or NULL / 0
- * when the worker sent none), and VERDICT->reason and ->job are NULL; free
- * with proto_verdict_clear. Otherwise *VERDICT holds nothing to free. Only
+ * when the worker sent none), its fingerprint is filled in (or not
+ * present), and VERDICT->reason and ->job are NULL; free with
+ * proto_verdict_clear. Otherwise *VERDICT holds nothing to free. Only
  * outcomes a worker may give are accepted (not WORKER_FAILED).
  */
 int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_r,

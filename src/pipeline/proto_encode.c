@@ -348,6 +348,13 @@ int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char *
 		*err_r = "bad recipients";
 		return -1;
 	}
+	if (verdict->fingerprint.present) {
+		unsigned char packed[PROTO_FINGERPRINT_LEN];
+
+		for (size_t i = 0; i < FILTER_FINGERPRINT_HASHES; i++)
+			proto_put_u32(packed + 4 * i, verdict->fingerprint.minhash[i]);
+		proto_writer_field(&w, PROTO_VERDICT_FINGERPRINT, packed, sizeof(packed));
+	}
 	/* The id goes last: a payload cut short at a field boundary then always
 	 * lacks a required field, whatever else the verdict holds. */
 	proto_writer_field(&w, PROTO_VERDICT_OUTCOME, &outcome, 1);

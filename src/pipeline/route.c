@@ -19,8 +19,10 @@
 #include "pipeline/route.h"
 #include "smtp/relay.h"
 #include "smtp/sign.h"
+#include "filters/fuzzy.h"
 #include "filters/senders.h"
 #include "popgate.h"
+#include "store/fingerprint.h"
 #include "store/profile.h"
 #include "store/user.h"
 #include "store/writer.h"
@@ -61,6 +63,10 @@ struct route_write {
 	double score;
 	enum verdict_action action;
 	char *reasons;
+	/* The fuzzy filter's fingerprint, recorded as seen (store/fingerprint.h),
+	 * and the owner it is counted for. */
+	struct filter_fingerprint fingerprint;
+	int64_t owner_id;
 	/* Failed: why, and the profile a retry is judged by. */
 	char *reason;
 	struct filter_profile profile;
@@ -119,10 +125,28 @@ fail:
 }
 
 /*
+ * In the writer thread: the fuzzy fingerprint of RECORD's message counted
+ * as seen, unless its sender is one the owner vouches for (filters/fuzzy.h).
+ * A failure is logged: the message goes on.
+ */
+static void record_fingerprint(struct store *store, const struct route_write *record)
+{
+	int exempt = fuzzy_sender_exempt(store, record->owner_id, record->sender);
+
+	if (exempt == 0 && store_fingerprint_record(store, &record->fingerprint, record->id,
+						    fuzzy_sender_hash(record->sender),
+						    record->owner_id, util_now(), NULL) == 0)
+		return;
+	if (exempt != 1)
+		log_event(LOG_ERROR, "error", record->account_name, record->id,
+			  "cannot record the fuzzy fingerprint: %s", store_errmsg(store));
+}
+
+/*
  * In the writer thread. Judged: the verdict recorded, the message
- * attributed and moved; the result is 1 if moved, 0 if it was not in
- * processing. Failed: the attempt counted (the result), and a second one
- * holds it as suspect.
+ * attributed, its fuzzy fingerprint counted, and the message moved; the
+ * result is 1 if moved, 0 if it was not in processing. Failed: the attempt
+ * counted (the result), and a second one holds it as suspect.
  */
 static int route_write_work(struct store *store, void *arg)
 {
@@ -136,6 +160,9 @@ static int route_write_work(struct store *store, void *arg)
 				  "cannot record the verdict: %s", store_errmsg(store));
 		if (!record->submitted)
 			attribute_message(store, record);
+		/* Mail our users send is not a campaign to count. */
+		if (!record->submitted && record->fingerprint.present)
+			record_fingerprint(store, record);
 		return store_message_move(store, record->id, MESSAGE_PROCESSING, record->state,
 					  record->prepend);
 	}
@@ -327,6 +354,7 @@ size_t route_results_complete(struct store *store, const struct pipeline_job *jo
 	    job != NULL && job->profile != NULL ? job->profile : filter_profile_default();
 	struct pipeline_result *results =
 	    xcalloc(verdict->result_count + profile->filter_count + 1, sizeof(*results));
+	int64_t owner_id = job != NULL ? job->owner.user_id : 0;
 	size_t count = 0;
 
 	/* The worker's results, but never one for a filter the main process
@@ -353,8 +381,10 @@ size_t route_results_complete(struct store *store, const struct pipeline_job *jo
 			continue;
 		result = &results[count++];
 		memcpy(result->name, filter->name, strlen(filter->name) + 1);
-		/* The senders filter is the one filter judged here. */
-		senders_judge(store, job != NULL ? job->owner.user_id : 0, verdict->sender, result);
+		if (strcmp(filter->name, FUZZY_FILTER_NAME) == 0)
+			fuzzy_judge(store, owner_id, verdict->id, verdict, util_now(), result);
+		else
+			senders_judge(store, owner_id, verdict->sender, result);
 	}
 	*results_r = results;
 	return count;
@@ -418,6 +448,13 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 	for (size_t i = 0; i < verdict->recipient_count; i++)
 		record->recipients[i] = xstrdup(verdict->recipients[i]);
 	record->recipient_count = verdict->recipient_count;
+	/* Only a profile running the fuzzy filter counts fingerprints: a worker
+	 * sending one unasked is not believed. */
+	for (size_t i = 0; i < profile->filter_count; i++) {
+		if (strcmp(profile->filters[i].name, FUZZY_FILTER_NAME) == 0)
+			record->fingerprint = verdict->fingerprint;
+	}
+	record->owner_id = verdict->job != NULL ? verdict->job->owner.user_id : 0;
 	verdict_decision_clear(&decision);
 	route_judged_submit(pg, record);
 }

@@ -40,8 +40,10 @@ void route_job_fill(struct store *store, const struct store_message *message,
 /*
  * The results a verdict is combined from: the worker's VERDICT results
  * (copies), without any for a filter the main process judges, and that
- * filter's own (the senders filter, filters/senders.h) for each the
- * profile of JOB runs. *RESULTS_R: free with route_results_free. The count.
+ * filter's own (the senders filter, filters/senders.h; the fuzzy filter,
+ * filters/fuzzy.h, which only reads the fingerprints here: the verdict's
+ * writes record it) for each the profile of JOB runs. *RESULTS_R: free
+ * with route_results_free. The count.
  */
 size_t route_results_complete(struct store *store, const struct pipeline_job *job,
 			      const struct pipeline_verdict *verdict,

@@ -120,9 +120,13 @@ static void worker_filters_run(const struct filter_message *message,
 		const struct filter *filter = filter_find(profile->filters[i].name);
 		struct pipeline_result *result;
 
-		/* Judged by the main process, which has the store it needs. */
-		if (filter != NULL && filter->run == NULL)
+		/* Judged by the main process, which has the store it needs;
+		 * the worker collects what it needs from the body. */
+		if (filter != NULL && filter->run == NULL) {
+			if (filter->collect != NULL)
+				filter->collect(message, verdict);
 			continue;
+		}
 		result = &verdict->results[verdict->result_count++];
 
 		memcpy(result->name, profile->filters[i].name, sizeof(result->name));

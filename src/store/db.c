@@ -325,6 +325,40 @@ static const char *const store_migrations[] = {
     "  learnt_at INTEGER"
     ");"
     "CREATE INDEX spam_report_unlearnt ON spam_report(learnt_at, seq);",
+    /*
+     * 12: the fuzzy filter's fingerprints (store/fingerprint.h): each with
+     * its MinHash values (64 big-endian uint32), first and last seen, its
+     * messages and distinct senders and owners, and a ham mark from a
+     * user's report; its band keys, to find near ones; its sightings (one
+     * per message, the sender as a hash only), counted within the window.
+     */
+    "CREATE TABLE fuzzy_fingerprint ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  minhashes BLOB NOT NULL,"
+    "  first_seen INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL,"
+    "  messages INTEGER NOT NULL DEFAULT 0,"
+    "  senders INTEGER NOT NULL DEFAULT 0,"
+    "  owners INTEGER NOT NULL DEFAULT 0,"
+    "  ham INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX fuzzy_fingerprint_last_seen ON fuzzy_fingerprint(last_seen);"
+    "CREATE TABLE fuzzy_band ("
+    "  band_key INTEGER NOT NULL,"
+    "  fingerprint_id INTEGER NOT NULL REFERENCES fuzzy_fingerprint(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (band_key, fingerprint_id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX fuzzy_band_fingerprint ON fuzzy_band(fingerprint_id);"
+    "CREATE TABLE fuzzy_sighting ("
+    "  fingerprint_id INTEGER NOT NULL REFERENCES fuzzy_fingerprint(id) ON DELETE CASCADE,"
+    "  message_id TEXT NOT NULL,"
+    "  sender_hash INTEGER NOT NULL,"
+    "  owner_id INTEGER NOT NULL,"
+    "  seen_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (fingerprint_id, message_id)"
+    ");"
+    "CREATE INDEX fuzzy_sighting_message ON fuzzy_sighting(message_id);"
+    "CREATE INDEX fuzzy_sighting_seen ON fuzzy_sighting(seen_at);",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

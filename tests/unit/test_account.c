@@ -361,6 +361,8 @@ static void test_migration_marks_unfinished(void **state)
 				"DROP TABLE mta_sts_policy;"
 				"DROP TABLE filter_profile_filter; DROP TABLE filter_profile;"
 				"DROP TABLE sender_list; DROP TABLE spam_report;"
+				"DROP TABLE fuzzy_sighting; DROP TABLE fuzzy_band;"
+				"DROP TABLE fuzzy_fingerprint;"
 				"ALTER TABLE user DROP COLUMN profile;"
 				"ALTER TABLE account DROP COLUMN fetch_unfinished;"
 				"PRAGMA user_version = 6;");

@@ -223,6 +223,79 @@ static void test_verdict_addresses_round_trip(void **state)
 	free(frame);
 }
 
+/* The fuzzy fingerprint travels whole; a decoder refuses one of another
+ * length or two of them, and a verdict without one decodes as none. */
+static void test_verdict_fingerprint(void **state)
+{
+	struct pipeline_verdict in = {.outcome = PIPELINE_JUDGED};
+	struct pipeline_verdict out;
+	unsigned char value[PROTO_FINGERPRINT_LEN + 1] = {0};
+	unsigned char *frame;
+	size_t len, consumed;
+	const char *err = NULL;
+
+	(void)state;
+	strcpy(in.id, TEST_ID);
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), 0);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), 0);
+	assert_false(out.fingerprint.present);
+	proto_verdict_clear(&out);
+	free(frame);
+
+	in.fingerprint.present = true;
+	for (size_t i = 0; i < FILTER_FINGERPRINT_HASHES; i++)
+		in.fingerprint.minhash[i] = (uint32_t)(0x01020304u * (i + 1));
+	in.fingerprint.minhash[7] = UINT32_MAX;
+	in.fingerprint.minhash[8] = 0;
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), 0);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), 0);
+	assert_int_equal(consumed, len);
+	assert_true(out.fingerprint.present);
+	assert_memory_equal(out.fingerprint.minhash, in.fingerprint.minhash,
+			    sizeof(in.fingerprint.minhash));
+	proto_verdict_clear(&out);
+	assert_false(out.fingerprint.present);
+	free(frame);
+
+	static const unsigned char outcome = PIPELINE_JUDGED;
+	static const size_t bad_lens[] = {0, 4, PROTO_FINGERPRINT_LEN - 1,
+					  PROTO_FINGERPRINT_LEN + 1};
+	for (size_t i = 0; i < sizeof(bad_lens) / sizeof(bad_lens[0]); i++) {
+		struct test_field fields[] = {
+		    {PROTO_VERDICT_FINGERPRINT, value, bad_lens[i]},
+		    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+		    {PROTO_VERDICT_ID, TEST_ID, strlen(TEST_ID)},
+		};
+
+		frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 3, &len);
+		err = NULL;
+		assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), -1);
+		assert_string_equal(err, "bad fingerprint");
+		free(frame);
+	}
+	struct test_field twice[] = {
+	    {PROTO_VERDICT_FINGERPRINT, value, PROTO_FINGERPRINT_LEN},
+	    {PROTO_VERDICT_FINGERPRINT, value, PROTO_FINGERPRINT_LEN},
+	    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+	    {PROTO_VERDICT_ID, TEST_ID, strlen(TEST_ID)},
+	};
+	frame = test_frame_build(PROTO_TYPE_VERDICT, twice, 4, &len);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), -1);
+	assert_string_equal(err, "repeated field");
+	free(frame);
+	/* With the required bit, a reader of this version knows it still. */
+	struct test_field required[] = {
+	    {PROTO_VERDICT_FINGERPRINT | PROTO_TAG_REQUIRED, value, PROTO_FINGERPRINT_LEN},
+	    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+	    {PROTO_VERDICT_ID, TEST_ID, strlen(TEST_ID)},
+	};
+	frame = test_frame_build(PROTO_TYPE_VERDICT, required, 3, &len);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), 0);
+	assert_true(out.fingerprint.present);
+	proto_verdict_clear(&out);
+	free(frame);
+}
+
 /* Addresses a worker may not send: the decoder refuses them, and so does
  * the encoder. */
 static void test_bad_addresses_rejected(void **state)
@@ -1165,6 +1238,7 @@ int main(void)
 	    cmocka_unit_test(test_job_round_trip),
 	    cmocka_unit_test(test_verdict_round_trip),
 	    cmocka_unit_test(test_verdict_addresses_round_trip),
+	    cmocka_unit_test(test_verdict_fingerprint),
 	    cmocka_unit_test(test_bad_addresses_rejected),
 	    cmocka_unit_test(test_truncations_need_more),
 	    cmocka_unit_test(test_frames_back_to_back),

@@ -54,7 +54,7 @@ static void test_migration_fresh(void **state)
 {
 	struct test_store *f = *state;
 
-	assert_int_equal(store_schema_version(f->store), 11);
+	assert_int_equal(store_schema_version(f->store), 12);
 	assert_int_equal(
 	    test_query_int(f->store, "SELECT count(*) FROM pragma_table_info('user') WHERE name IN"
 				     " ('password_hash', 'has_seat', 'seat_requested_at')"),
@@ -149,6 +149,8 @@ static void test_migration_from_v1(void **state)
 				"DROP TABLE mta_sts_policy;"
 				"DROP TABLE filter_profile_filter; DROP TABLE filter_profile;"
 				"DROP TABLE sender_list; DROP TABLE spam_report;"
+				"DROP TABLE fuzzy_sighting; DROP TABLE fuzzy_band;"
+				"DROP TABLE fuzzy_fingerprint;"
 				"ALTER TABLE user DROP COLUMN profile;"
 				"ALTER TABLE message DROP COLUMN source;"
 				"ALTER TABLE message DROP COLUMN verdict_score;"
@@ -169,7 +171,7 @@ static void test_migration_from_v1(void **state)
 				"PRAGMA user_version = 1;");
 	store_close(&f->store);
 	f->store = test_store_open(f->dir);
-	assert_int_equal(store_schema_version(f->store), 11);
+	assert_int_equal(store_schema_version(f->store), 12);
 	/* Users made before seats existed all keep working, in creation order. */
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM user WHERE has_seat = 1"
 						  " AND seat_requested_at = created_at"
