@@ -2,9 +2,10 @@
  * ctl_filter.c — popgatectl filter check: the filter chain run on one
  * message offline, in this process, with the worker's own code
  * (pipeline_judge) and the main process's (route_results_complete,
- * verdict_combine), and its verdict explained as `spamassassin -t` does,
- * with the hand-off the filters judged (as if fetched from --provider);
- * and the explanation of a recorded verdict, which queue show prints too.
+ * verdict_combine; clamav through clamd, blocking), and its verdict
+ * explained as `spamassassin -t` does, with the hand-off the filters judged
+ * (as if fetched from --provider); and the explanation of a recorded
+ * verdict, which queue show prints too.
  *
  * Must never: print the message's body (only the filters' words about it).
  */
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -21,6 +24,8 @@
 #include "cli/output.h"
 #include "core/config.h"
 #include "core/util.h"
+#include "filters/clamav.h"
+#include "filters/clamd.h"
 #include "filters/filter.h"
 #include "pipeline/lookup.h"
 #include "pipeline/pipeline.h"
@@ -77,6 +82,66 @@ void ctl_explanation_rows(struct cli_table *table, const char *label, const char
 		free(text);
 	}
 	verdict_lines_free(&lines, count);
+}
+
+/*
+ * clamav's result for the message on *FD, as the daemon would find it
+ * (filters/clamav.h), into RESULT: scanned by clamd now, blocking. A
+ * message on a pipe is copied into memory first, so the filters can read it
+ * after clamd; *FD is then that copy (the caller closes it). When clamd
+ * cannot scan it the filter fails here, where the daemon would hold the
+ * message and scan it again later.
+ */
+static void ctl_filter_scan(int *fd, struct pipeline_result *result)
+{
+	struct clamav_settings settings;
+	struct clamd_address address;
+	struct clamd_reply reply;
+	char err[256];
+	struct stat st;
+	off_t start = lseek(*fd, 0, SEEK_CUR);
+
+	memset(result, 0, sizeof(*result));
+	snprintf(result->name, sizeof(result->name), "%s", CLAMAV_FILTER_NAME);
+	clamav_settings_load(&settings);
+	if (start < 0) {
+		int copy = memfd_create("popgatectl-message", MFD_CLOEXEC);
+		char buf[65536];
+		ssize_t n;
+
+		while (copy >= 0 && (n = read(*fd, buf, sizeof(buf))) > 0) {
+			if (write(copy, buf, (size_t)n) != n) {
+				close(copy);
+				copy = -1;
+			}
+		}
+		if (copy < 0 || lseek(copy, 0, SEEK_SET) < 0) {
+			result->status = PIPELINE_RESULT_FAILED;
+			result->reason = xstrdup("cannot keep the message for the scan");
+			return;
+		}
+		*fd = copy;
+		start = 0;
+	}
+	if (fstat(*fd, &st) == 0 && (long long)(st.st_size - start) > settings.max_size) {
+		clamav_result_too_large((uint64_t)(st.st_size - start), settings.max_size, result);
+		return;
+	}
+	if (clamd_address_parse(settings.socket, &address, err, sizeof(err)) < 0 ||
+	    clamd_scan_fd(&address, *fd, settings.timeout_seconds, &reply, err, sizeof(err)) < 0) {
+		result->status = PIPELINE_RESULT_FAILED;
+		result->reason = xasprintf("clamd (%s): %s; the daemon would hold the message "
+					   "and scan it again later",
+					   settings.socket, err);
+	} else if (reply.verdict == CLAMD_ERROR) {
+		result->status = PIPELINE_RESULT_FAILED;
+		result->reason = xasprintf("clamd answered: %s; the daemon would hold the "
+					   "message and scan it again later",
+					   reply.text);
+	} else {
+		clamav_result_from_reply(&reply, result);
+	}
+	lseek(*fd, start, SEEK_SET);
 }
 
 /* The options and operand of 'filter check'. */
@@ -223,6 +288,8 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	struct pipeline_job job;
 	struct pipeline_verdict verdict;
 	struct pipeline_result *results = NULL;
+	struct pipeline_result scan = {0};
+	bool scanned = false;
 	struct verdict_decision decision;
 	struct filter_handoff handoff;
 	size_t count;
@@ -255,12 +322,17 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	char *settings = config_section_text(&ctl->cfg, "spam");
 	filter_settings_set(settings);
 	free(settings);
+	if (clamav_profile_runs(&profile)) {
+		ctl_filter_scan(&fd, &scan);
+		scanned = true;
+	}
 	/* DNS questions are answered as the daemon's would be: through the
 	 * configured name servers, within [spam] dns_time_limit. */
 	dns = lookup_local_new(ctl->cfg.nameservers, buf, sizeof(buf));
 	if (dns == NULL) {
 		if (fd != STDIN_FILENO)
 			close(fd);
+		free(scan.reason);
 		return ctl_refuse("cannot start a resolver: %s", buf);
 	}
 	rc = pipeline_judge(fd, ctl->cfg.hostname, &job, dns, &verdict, &handoff);
@@ -269,8 +341,10 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 		close(fd);
 	if (rc < 0) {
 		proto_verdict_clear(&verdict);
+		free(scan.reason);
 		return ctl_refuse("cannot read the message");
 	}
+	verdict.scan = scanned ? &scan : NULL;
 	count = route_results_complete(ctl->store, &job, &verdict, &results);
 	sender_known =
 	    verdict.sender != NULL && store_address_owner(ctl->store, verdict.sender, &owner) == 1;
@@ -279,5 +353,6 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	verdict_decision_clear(&decision);
 	route_results_free(&results, count);
 	proto_verdict_clear(&verdict);
+	free(scan.reason);
 	return rc;
 }

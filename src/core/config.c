@@ -34,6 +34,7 @@
 #include "core/config_key.h"
 #include "core/config_section.h"
 #include "core/util.h"
+#include "filters/clamd.h"
 #include "filters/attachments.h"
 
 #define CONFIG_FIELD(field) offsetof(struct popgate_config, field)
@@ -91,6 +92,13 @@ const struct config_key config_keys[] = {
 	{"spam", "uribl_zones", CONFIG_HOSTS, CONFIG_FIELD(uribl_zones), 0, 0, NULL},
 	{"spam", "fuzzy_min_count", CONFIG_INT, CONFIG_FIELD(fuzzy_min_count), 2, 1000000, NULL},
 	{"spam", "fuzzy_window", CONFIG_INT, CONFIG_FIELD(fuzzy_window), 60, 2678400, NULL},
+	{"spam", "clamd_socket", CONFIG_TEXT, CONFIG_FIELD(clamd_socket), 0, 0, NULL},
+	{"spam", "clamd_timeout", CONFIG_INT, CONFIG_FIELD(clamd_timeout), 1, 3600, NULL},
+	{"spam", "clamd_retry", CONFIG_INT, CONFIG_FIELD(clamd_retry), 1, 86400, NULL},
+	{"spam", "clamd_max_size", CONFIG_LLONG, CONFIG_FIELD(clamd_max_size), 1024, 4294967296LL,
+	 NULL},
+	{"spam", "clamd_max_connections", CONFIG_INT, CONFIG_FIELD(clamd_max_connections), 1, 1000,
+	 NULL},
 	{"spam", "blocked_extensions", CONFIG_TEXT, CONFIG_FIELD(blocked_extensions), 0, 0, NULL},
 	{"spam", "trusted_relays", CONFIG_RELAYS, CONFIG_FIELD(trusted_relays), 0, 0, NULL},
 	{"smtp", "port", CONFIG_INT, CONFIG_FIELD(smtp_port), 0, 65535, NULL},
@@ -381,6 +389,18 @@ static int config_finish(struct config_parse *p, char *err, size_t errlen)
 		free(base);
 		return -1;
 	}
+	/* Checked here, not at the first scan: a typo would hold all mail of
+	 * the profiles that run clamav until someone reads the log. */
+	struct clamd_address clamd_address;
+	char clamd_err[160];
+	if (clamd_address_parse(cfg->clamd_socket, &clamd_address, clamd_err,
+				sizeof(clamd_err)) < 0) {
+		int line = p->key_line[config_key_index("spam", "clamd_socket")];
+
+		snprintf(err, errlen, "%s:%d: %s", p->path, line > 0 ? line : 1, clamd_err);
+		free(base);
+		return -1;
+	}
 	config_sections_finish(&p->sections, base);
 	config_absolute(&cfg->data_dir, base);
 	config_absolute(&cfg->log_file, base);
@@ -456,6 +476,12 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->dns_time_limit = 5;
 	cfg->fuzzy_min_count = 5;
 	cfg->fuzzy_window = 86400;
+	/* As filters/clamav.h's defaults: Debian's clamd, its StreamMaxLength. */
+	cfg->clamd_socket = xstrdup("/var/run/clamav/clamd.ctl");
+	cfg->clamd_timeout = 60;
+	cfg->clamd_retry = 60;
+	cfg->clamd_max_size = 26214400;
+	cfg->clamd_max_connections = 10;
 	cfg->blocked_extensions = xstrdup(ATTACHMENTS_BLOCKED_DEFAULT);
 	cfg->trusted_relays = xstrdup("");
 	cfg->smtp_port = 10025;
@@ -551,6 +577,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->relay_ca_file);
 	xfree(&cfg->dnsbl_zones);
 	xfree(&cfg->uribl_zones);
+	xfree(&cfg->clamd_socket);
 	xfree(&cfg->trusted_relays);
 	config_key_free(&config_keys[config_key_index("providers", "allow")], cfg);
 	config_sections_free(config_section_types, config_section_type_count, cfg);

@@ -94,6 +94,11 @@ struct popgate_config {
 	char *uribl_zones;	/* "": URI blocklists asked about the link domains */
 	int fuzzy_min_count;	/* 5: distinct senders of one fingerprint that score */
 	int fuzzy_window;	/* 86400: seconds fingerprints are counted, then expire */
+	char *clamd_socket;	/* /var/run/clamav/clamd.ctl, or ADDRESS:PORT */
+	int clamd_timeout;	/* 60 seconds a whole scan may take */
+	int clamd_retry;	/* 60 seconds before a failed scan is tried again (doubling) */
+	long long clamd_max_size;  /* 26214400 bytes: larger mail is not scanned */
+	int clamd_max_connections; /* 10 scans at once */
 	char *blocked_extensions; /* the attachments filter's (filters/attachments.h) */
 	char *trusted_relays;	/* "": the provider's relays besides its own domain
 				 * (filters/received.h) */

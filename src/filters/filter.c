@@ -25,6 +25,7 @@ static const struct filter *const filter_table[] = {
     &filter_dnsbl,
     &filter_uribl,
     &filter_fuzzy,
+    &filter_clamav,
     &filter_attachments,
 };
 

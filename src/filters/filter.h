@@ -112,11 +112,12 @@ struct filter_message {
 /*
  * One filter. INIT (NULL if none) runs once in each worker before it is
  * confined: 0, or -1 with ERR set, which stops the worker. A filter without
- * RUN needs the store and is judged by the main process instead, over the
- * worker's verdict (the sender lists: filters/senders.h); the worker sends
- * no result for it; it may have COLLECT, which the worker runs in its place
- * to put into the verdict what the main process needs from the body (the
- * fuzzy filter's fingerprint) and which cannot fail. RUN judges
+ * RUN needs the store or the network and is judged by the main process
+ * instead (the sender lists over the worker's verdict: filters/senders.h;
+ * viruses by clamd before the worker runs: filters/clamav.h); the worker
+ * sends no result for it; it may have COLLECT, which the worker runs in its
+ * place to put into the verdict what the main process needs from the body
+ * (the fuzzy filter's fingerprint) and which cannot fail. RUN judges
  * MESSAGE: it fills RESULT (score, reason, header lines; the name is set
  * already) and may fill the verdict's sender and recipients (the address
  * filter does). 0, or -1 with RESULT->reason set when it cannot judge the
@@ -163,6 +164,7 @@ extern const struct filter filter_bayes;
 extern const struct filter filter_dnsbl;
 extern const struct filter filter_uribl;
 extern const struct filter filter_fuzzy;
+extern const struct filter filter_clamav;
 extern const struct filter filter_attachments;
 
 #endif

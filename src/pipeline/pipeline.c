@@ -91,6 +91,9 @@ static void pipeline_entry_free(struct pipeline_entry **entry)
 {
 	if (*entry == NULL)
 		return;
+	scan_entry_clear(*entry);
+	free((*entry)->scan_result.reason);
+	free((*entry)->scan_result.headers);
 	free((*entry)->frame);
 	/* The entry's copy of the job is shaped like a decoded one. */
 	proto_job_clear(&(*entry)->job);
@@ -128,6 +131,7 @@ static void pipeline_report(struct pipeline *pipeline, struct pipeline_entry *en
 
 	pipeline_entry_forget(pipeline, entry);
 	reported.job = &entry->job;
+	reported.scan = entry->scanned ? &entry->scan_result : NULL;
 	pipeline->callback(&reported, pipeline->ctx);
 	pipeline_entry_free(&entry);
 }
@@ -179,7 +183,7 @@ static void pipeline_worker_fail(struct pipeline_worker *worker, const char *rea
  * and without blocking on a FIFO someone put in its place. The descriptor,
  * or -1 with ENTRY->fail_reason set.
  */
-static int pipeline_body_open(struct pipeline *pipeline, struct pipeline_entry *entry)
+int pipeline_body_open(struct pipeline *pipeline, struct pipeline_entry *entry)
 {
 	char *path = spool_path(pipeline->data_dir, entry->job.id);
 	struct stat st;
@@ -251,6 +255,12 @@ static void pipeline_worker_send(struct pipeline_worker *worker, struct pipeline
 	}
 }
 
+void pipeline_body_failed(struct pipeline *pipeline, struct pipeline_entry *entry)
+{
+	TAILQ_INSERT_TAIL(&pipeline->failed, entry, queue_link);
+	event_active(pipeline->failed_event, EV_TIMEOUT, 0);
+}
+
 /* Hands queued jobs to idle workers, oldest job first. */
 void pipeline_dispatch(struct pipeline *pipeline)
 {
@@ -271,8 +281,7 @@ void pipeline_dispatch(struct pipeline *pipeline)
 		body_fd = pipeline_body_open(pipeline, entry);
 		if (body_fd < 0) {
 			/* The worker stays idle for the next job. */
-			TAILQ_INSERT_TAIL(&pipeline->failed, entry, queue_link);
-			event_active(pipeline->failed_event, EV_TIMEOUT, 0);
+			pipeline_body_failed(pipeline, entry);
 			continue;
 		}
 		pipeline_worker_send(worker, entry, body_fd);
@@ -553,6 +562,8 @@ struct pipeline *pipeline_new(struct event_base *base, struct spawner_process *s
 	pipeline->ctx = ctx;
 	TAILQ_INIT(&pipeline->queue);
 	TAILQ_INIT(&pipeline->failed);
+	TAILQ_INIT(&pipeline->scan_queue);
+	scan_configure(pipeline);
 	for (size_t i = 0; i < PIPELINE_ID_BUCKETS; i++)
 		LIST_INIT(&pipeline->buckets[i]);
 	pipeline->death_window_start_ms = util_monotonic_ms();
@@ -618,9 +629,16 @@ int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job)
 		return 0;
 	}
 	pipeline_entry_set_job(entry, job);
-	TAILQ_INSERT_TAIL(&pipeline->queue, entry, queue_link);
 	LIST_INSERT_HEAD(pipeline_bucket_for(pipeline, job->id), entry, id_link);
 	pipeline->pending++;
+	/* Scanned for viruses first (scan.c), when its profile asks: the job
+	 * stays indexed, so a resubmission of the message meanwhile (the
+	 * release check resumes everything in processing) is ignored. */
+	if (clamav_profile_runs(resolved.profile)) {
+		scan_submit(pipeline, entry);
+		return 0;
+	}
+	TAILQ_INSERT_TAIL(&pipeline->queue, entry, queue_link);
 	pipeline_dispatch(pipeline);
 	return 0;
 }
@@ -634,6 +652,9 @@ void pipeline_set_filter_settings(struct pipeline *pipeline, const char *setting
 		return;
 	free(pipeline->filter_settings);
 	pipeline->filter_settings = settings != NULL ? xstrdup(settings) : NULL;
+	/* This process reads clamd's settings itself (it scans). */
+	filter_settings_set(settings);
+	scan_configure(pipeline);
 	workers_renew_all(pipeline);
 }
 

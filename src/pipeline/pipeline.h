@@ -17,6 +17,11 @@
  * past worker_timeout is killed (by the spawner) and replaced, and its job
  * is reported with WORKER_FAILED so the caller can retry it once and then
  * hold the message as suspect.
+ *
+ * A job whose profile runs clamav is first scanned for viruses by this
+ * process (pipeline/scan.c: clamd, in the event loop); it waits, queued and
+ * indexed, until clamd has answered, however many retries that takes, and
+ * its verdict carries the result (pipeline_verdict.scan).
  */
 #ifndef POPGATE_PIPELINE_H
 #define POPGATE_PIPELINE_H
@@ -95,6 +100,10 @@ struct pipeline_result {
 	double score;  /* points, before the profile's weight */
 	char *reason;  /* one line of printable ASCII, or NULL */
 	char *headers; /* header lines (CRLF-terminated) to add, or NULL */
+	/* Set by the main process only, never on the wire (a worker cannot set
+	 * it): the message is quarantined whatever the score (a virus,
+	 * filters/clamav.h). */
+	bool force_quarantine;
 };
 
 struct pipeline_verdict {
@@ -120,6 +129,10 @@ struct pipeline_verdict {
 	 * it was submitted, with the profile it was judged by (NULL: the
 	 * default). */
 	const struct pipeline_job *job;
+	/* In the main process's callback only: clamav's result for a job whose
+	 * profile runs it (the daemon scanned the body before a worker saw it:
+	 * pipeline/scan.c), else NULL. */
+	const struct pipeline_result *scan;
 };
 
 /*
@@ -153,8 +166,9 @@ struct pipeline *pipeline_new(struct event_base *base, struct spawner_process *s
 			      pipeline_verdict_cb *callback, void *ctx, char *err, size_t errlen);
 
 /* Queues a copy of JOB (with the default profile if it names none); it is
- * sent to the next free worker. A job with an id already queued or running
- * is ignored (returns 0). -1 (logged) for a job that cannot be sent: a bad
+ * sent to the next free worker (after its virus scan, when its profile runs
+ * clamav). A job with an id already queued, scanning or running is ignored
+ * (returns 0). -1 (logged) for a job that cannot be sent: a bad
  * id, an empty or unterminated account or host, received_at outside
  * 1970-9999, a bad envelope address or profile. */
 int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job);
@@ -162,7 +176,9 @@ int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job);
 /* The filters' settings (lines "KEY VALUE\n": config_section_text of the
  * [spam] section) that workers started from now on get in their setup
  * frame; workers running already are replaced, as after a Bayes change.
- * The main process's own filter_setting answers from them too. */
+ * The main process's own filter_setting answers from them too, and the
+ * virus scan takes clamd's settings from them at once (the scans under way
+ * finish as they began). */
 void pipeline_set_filter_settings(struct pipeline *pipeline, const char *settings);
 
 struct resolver;

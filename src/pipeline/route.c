@@ -19,6 +19,7 @@
 #include "pipeline/route.h"
 #include "smtp/relay.h"
 #include "smtp/sign.h"
+#include "filters/clamav.h"
 #include "filters/fuzzy.h"
 #include "filters/senders.h"
 #include "popgate.h"
@@ -346,6 +347,20 @@ void route_job_fill(struct store *store, const struct store_message *message,
 	}
 }
 
+/* Copies SCAN, clamav's result from before the worker ran, into RESULT;
+ * without one (a caller that did not scan), the filter failed. */
+static void route_scan_result(const struct pipeline_result *scan, struct pipeline_result *result)
+{
+	if (scan == NULL) {
+		result->status = PIPELINE_RESULT_FAILED;
+		result->reason = xstrdup("not scanned");
+		return;
+	}
+	*result = *scan;
+	result->reason = scan->reason != NULL ? xstrdup(scan->reason) : NULL;
+	result->headers = scan->headers != NULL ? xstrdup(scan->headers) : NULL;
+}
+
 size_t route_results_complete(struct store *store, const struct pipeline_job *job,
 			      const struct pipeline_verdict *verdict,
 			      struct pipeline_result **results_r)
@@ -383,6 +398,8 @@ size_t route_results_complete(struct store *store, const struct pipeline_job *jo
 		memcpy(result->name, filter->name, strlen(filter->name) + 1);
 		if (strcmp(filter->name, FUZZY_FILTER_NAME) == 0)
 			fuzzy_judge(store, owner_id, verdict->id, verdict, util_now(), result);
+		else if (strcmp(filter->name, CLAMAV_FILTER_NAME) == 0)
+			route_scan_result(verdict->scan, result);
 		else
 			senders_judge(store, owner_id, verdict->sender, result);
 	}

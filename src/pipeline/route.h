@@ -40,9 +40,10 @@ void route_job_fill(struct store *store, const struct store_message *message,
 /*
  * The results a verdict is combined from: the worker's VERDICT results
  * (copies), without any for a filter the main process judges, and that
- * filter's own (the senders filter, filters/senders.h; the fuzzy filter,
- * filters/fuzzy.h, which only reads the fingerprints here: the verdict's
- * writes record it) for each the profile of JOB runs. *RESULTS_R: free
+ * filter's own for each the profile of JOB runs: the senders filter's
+ * (filters/senders.h), judged now; the fuzzy filter's (filters/fuzzy.h),
+ * which only reads the fingerprints here (the verdict's writes record it);
+ * clamav's, VERDICT->scan (failed when there is none). *RESULTS_R: free
  * with route_results_free. The count.
  */
 size_t route_results_complete(struct store *store, const struct pipeline_job *job,

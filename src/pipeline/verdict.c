@@ -111,6 +111,8 @@ static char *verdict_spam_headers(const struct filter_profile *profile,
 void verdict_combine(const struct filter_profile *profile, const struct pipeline_result *results,
 		     size_t count, bool sender_known, struct verdict_decision *decision)
 {
+	bool force_quarantine = false;
+
 	memset(decision, 0, sizeof(*decision));
 	decision->headers = xstrdup("");
 	decision->reasons = xstrdup("");
@@ -135,6 +137,9 @@ void verdict_combine(const struct filter_profile *profile, const struct pipeline
 		if (!ok)
 			continue;
 		decision->score += setting->weight * result->score;
+		/* Weight 0 runs a filter for its reasons alone: it forces nothing. */
+		if (result->force_quarantine && setting->weight > 0)
+			force_quarantine = true;
 		if (result->headers != NULL)
 			verdict_append(&decision->headers, "", result->headers);
 	}
@@ -144,7 +149,7 @@ void verdict_combine(const struct filter_profile *profile, const struct pipeline
 	decision->score = round(decision->score * PROTO_MILLI) / PROTO_MILLI;
 	if (profile->hold)
 		decision->action = VERDICT_HOLD;
-	else if (decision->score >= profile->quarantine_at)
+	else if (force_quarantine || decision->score >= profile->quarantine_at)
 		decision->action = VERDICT_QUARANTINE;
 	else if (profile->challenge_unknown_senders && !sender_known)
 		decision->action = VERDICT_CHALLENGE;

@@ -14,7 +14,9 @@
  *             thresholds travel in, so that a score equal to a threshold
  *             compares equal.
  *   action  = hold        if the profile holds all mail;
- *             quarantine  if score >= quarantine_at;
+ *             quarantine  if score >= quarantine_at, or an OK result of a
+ *                         filter with a weight above 0 forces it (a virus:
+ *                         filters/clamav.h) whatever the score;
  *             challenge   if the profile challenges unknown senders and the
  *                         sender is not known;
  *             tag         if score >= tag_at;

@@ -18,6 +18,8 @@
 #include <event2/util.h>
 
 #include "core/resolver.h"
+#include "filters/clamav.h"
+#include "filters/clamd.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/spawner.h"
 
@@ -39,7 +41,15 @@ struct pipeline_entry {
 	unsigned char *frame; /* the job, encoded once at submit */
 	size_t frame_len;
 	char fail_reason[160]; /* while on the failed queue: why */
-	/* While waiting for a worker, or, on the failed queue, for its report. */
+	/* The virus scan before the worker, for a job whose profile runs
+	 * clamav (scan.c): its result once scanned, the failed attempts so
+	 * far, and the connection or the retry timer while it has one. */
+	bool scanned;
+	struct pipeline_result scan_result;
+	unsigned scan_failures;
+	struct pipeline_scan *scan;
+	/* While waiting for a worker, for a scan, or, on the failed queue, for
+	 * its report. */
 	TAILQ_ENTRY(pipeline_entry) queue_link;
 	LIST_ENTRY(pipeline_entry) id_link; /* while queued or running */
 };
@@ -112,6 +122,13 @@ struct pipeline {
 	 * failed_event (never from inside pipeline_submit). */
 	struct pipeline_queue failed;
 	struct event *failed_event;
+	/* Jobs waiting for a connection to clamd (scan.c), oldest first; the
+	 * scans under way; clamd's settings and address as last set. */
+	struct pipeline_queue scan_queue;
+	size_t scans_running;
+	struct clamav_settings clamav;
+	struct clamd_address clamd_address;
+	char clamd_address_error[160]; /* set when clamd_socket cannot be used */
 	struct pipeline_bucket buckets[PIPELINE_ID_BUCKETS];
 	size_t pending;
 	/* Restarts workers after a back-off; armed only while there is
@@ -166,7 +183,26 @@ void workers_renew(struct pipeline_worker *worker);
 /* The tick event's callback: starts workers whose back-off ended. */
 void workers_on_tick(evutil_socket_t fd, short what, void *arg);
 
+/* scan.c: the virus scan, in this process, before a job goes to a worker. */
+
+/* Reads clamd's settings (filter_setting) into PIPELINE. */
+void scan_configure(struct pipeline *pipeline);
+
+/* Queues ENTRY (indexed, on no queue) for its scan; once scanned it goes to
+ * the worker queue. */
+void scan_submit(struct pipeline *pipeline, struct pipeline_entry *entry);
+
+/* Ends ENTRY's connection or retry timer, if it has one (pipeline_free). */
+void scan_entry_clear(struct pipeline_entry *entry);
+
 /* pipeline.c: the jobs. */
+
+/* Opens ENTRY's body read-only: the descriptor, or -1 with ENTRY->fail_reason
+ * set. */
+int pipeline_body_open(struct pipeline *pipeline, struct pipeline_entry *entry);
+
+/* Reports ENTRY, whose body could not be opened, as failed (from the loop). */
+void pipeline_body_failed(struct pipeline *pipeline, struct pipeline_entry *entry);
 
 /* Hands queued jobs to idle workers, oldest job first. */
 void pipeline_dispatch(struct pipeline *pipeline);

@@ -6,8 +6,9 @@
  * timed out, malformed replies, a retry submitted from the callback, bodies
  * the main process cannot hand over, a worker given a job without exactly
  * one body descriptor, the setup frame and the Bayes database it hands over,
- * the workers replaced when that database changes, and the back-off for
- * workers that die at start.
+ * the workers replaced when that database changes, the back-off for
+ * workers that die at start, and the virus scan before the worker (a fake
+ * clamd in a thread).
  *
  * Owns: a temp data folder per test (removed at the end) and the spawner
  * it starts (reaped before a test ends; the spawner reaps the workers).
@@ -22,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -34,6 +36,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,6 +76,7 @@ struct test_verdict {
 	bool had_job;			       /* the callback saw the job it was for */
 	size_t profile_filters;		       /* its profile's filter count, or 0 */
 	char first_filter[FILTER_NAME_MAX + 1]; /* and its first filter */
+	char *scan;				/* the virus scan's reason, or NULL */
 };
 
 struct test_ctx {
@@ -117,6 +121,8 @@ static void test_on_verdict(const struct pipeline_verdict *verdict, void *arg)
 		copy->results = joined;
 	}
 	copy->reason = verdict->reason != NULL ? xstrdup(verdict->reason) : NULL;
+	if (verdict->scan != NULL)
+		copy->scan = xasprintf("%s:%s", verdict->scan->name, verdict->scan->reason);
 	copy->had_job = verdict->job != NULL && strcmp(verdict->job->id, verdict->id) == 0;
 	if (verdict->job != NULL && verdict->job->profile != NULL) {
 		copy->profile_filters = verdict->job->profile->filter_count;
@@ -339,6 +345,7 @@ static int test_teardown(void **state)
 		free(ctx->verdicts[i].prepend);
 		free(ctx->verdicts[i].results);
 		free(ctx->verdicts[i].reason);
+		free(ctx->verdicts[i].scan);
 	}
 	event_base_free(ctx->base);
 	test_dir_remove(ctx->dir);
@@ -1356,6 +1363,110 @@ static void test_query_outside_job(void **state)
 	test_expect_no_children();
 }
 
+/* A fake clamd on a unix socket (a thread): takes one INSTREAM scan, reads
+ * it to its zero-length chunk, and answers that it found a virus. */
+struct test_clamd {
+	char path[TEST_DIR_SIZE + 16];
+	int listen_fd;
+	pthread_t thread;
+};
+
+static void *test_clamd_run(void *arg)
+{
+	struct test_clamd *clamd = arg;
+	unsigned char *seen = NULL;
+	size_t seen_len = 0, pos = sizeof("zINSTREAM");
+	bool ended = false;
+	int fd = accept(clamd->listen_fd, NULL, NULL);
+
+	while (fd >= 0 && !ended) {
+		unsigned char buf[4096];
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n <= 0)
+			break;
+		seen = xrealloc(seen, seen_len + (size_t)n);
+		memcpy(seen + seen_len, buf, (size_t)n);
+		seen_len += (size_t)n;
+		while (!ended && pos + 4 <= seen_len) {
+			uint32_t len = (uint32_t)seen[pos] << 24 | (uint32_t)seen[pos + 1] << 16 |
+				       (uint32_t)seen[pos + 2] << 8 | seen[pos + 3];
+
+			if (pos + 4 + len > seen_len)
+				break;
+			pos += 4 + len;
+			ended = len == 0;
+		}
+	}
+	if (fd >= 0) {
+		if (ended)
+			(void)!write(fd, "stream: Test-Virus FOUND", 25);
+		close(fd);
+	}
+	free(seen);
+	return NULL;
+}
+
+static void test_clamd_start(struct test_clamd *clamd)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", clamd->path);
+	clamd->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(clamd->listen_fd >= 0);
+	assert_int_equal(bind(clamd->listen_fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_int_equal(listen(clamd->listen_fd, 4), 0);
+	assert_int_equal(pthread_create(&clamd->thread, NULL, test_clamd_run, clamd), 0);
+}
+
+/*
+ * A profile that runs clamav has its job scanned by clamd before a worker
+ * sees it: while clamd is down the job waits (no verdict, still pending, a
+ * resubmission ignored), and once clamd answers the verdict carries its
+ * result; the worker sends none for clamav.
+ */
+static void test_virus_scan_first(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct filter_profile profile = {.filter_count = 2, .tag_at = 5, .quarantine_at = 10};
+	struct test_clamd clamd;
+	struct pipeline_job job;
+	char id[SPOOL_ID_LEN + 1];
+	char *settings;
+
+	test_pipeline_new(ctx, NULL, 1, 10);
+	snprintf(clamd.path, sizeof(clamd.path), "%s/clamd.sock", ctx->dir);
+	settings = xasprintf("clamd_socket %s\nclamd_timeout 2\nclamd_retry 1\n", clamd.path);
+	pipeline_set_filter_settings(ctx->pipeline, settings);
+	free(settings);
+	strcpy(profile.filters[0].name, "trace");
+	strcpy(profile.filters[1].name, "clamav");
+	profile.filters[0].weight = profile.filters[1].weight = 1;
+	test_body_write(ctx, id);
+	test_job_make(&job, id, "alice@example.net");
+	job.profile = &profile;
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+
+	/* clamd down: held, retried, never passed on. */
+	assert_true(test_run(ctx, 1, 2500));
+	assert_int_equal(ctx->verdict_count, 0);
+	assert_int_equal(pipeline_pending(ctx->pipeline), 1);
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_int_equal(pipeline_pending(ctx->pipeline), 1);
+
+	test_clamd_start(&clamd);
+	assert_false(test_run(ctx, 1, 10000));
+	pthread_join(clamd.thread, NULL);
+	close(clamd.listen_fd);
+	assert_int_equal(ctx->verdicts[0].outcome, PIPELINE_JUDGED);
+	assert_string_equal(ctx->verdicts[0].results, "trace:ok");
+	assert_non_null(ctx->verdicts[0].scan);
+	assert_string_equal(ctx->verdicts[0].scan, "clamav:virus: Test-Virus");
+	assert_int_equal(pipeline_pending(ctx->pipeline), 0);
+	pipeline_free(&ctx->pipeline);
+	test_expect_no_children();
+}
+
 /* Replies that are not one valid verdict for the job end the worker; the
  * replacement (started without the misbehaviour) serves the next job. */
 static void test_malformed_replies(void **state)
@@ -1580,6 +1691,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_retry_from_callback, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_body_not_regular, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_profile_filters_run, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_virus_scan_first, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed_replies, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_dns, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_asks_main_process, test_setup,
