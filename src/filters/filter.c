@@ -22,6 +22,9 @@ static const struct filter *const filter_table[] = {
     &filter_address,
     &filter_senders,
     &filter_bayes,
+    &filter_spf,
+    &filter_dkim,
+    &filter_dmarc,
 };
 
 #define FILTER_TABLE_COUNT (sizeof(filter_table) / sizeof(filter_table[0]))

@@ -33,6 +33,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "filters/auth.h"
 #include "filters/bayes.h"
 #include "filters/filter.h"
 #include "pipeline/confine.h"
@@ -144,7 +145,9 @@ static void worker_filters_run(const struct filter_message *message,
 static int worker_job_run(int body_fd, const char *hostname, const struct pipeline_job *job,
 			  struct pipeline_verdict *verdict)
 {
-	struct filter_message message = {.job = job, .hostname = hostname};
+	/* Fresh for every job: the spf, dkim and dmarc filters share it. */
+	struct filter_auth auth = {0};
+	struct filter_message message = {.job = job, .hostname = hostname, .auth = &auth};
 	int rc = -1;
 
 	memset(verdict, 0, sizeof(*verdict));
