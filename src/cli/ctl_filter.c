@@ -21,6 +21,7 @@
 #include "core/config.h"
 #include "core/util.h"
 #include "filters/filter.h"
+#include "pipeline/lookup.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
 #include "pipeline/route.h"
@@ -199,6 +200,7 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	size_t count;
 	int64_t user_id, owner = 0;
 	bool sender_known;
+	struct filter_dns *dns;
 	char buf[256];
 	int fd, rc;
 
@@ -225,7 +227,16 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	char *settings = config_section_text(&ctl->cfg, "spam");
 	filter_settings_set(settings);
 	free(settings);
-	rc = pipeline_judge(fd, ctl->cfg.hostname, &job, &verdict);
+	/* DNS questions are answered as the daemon's would be: through the
+	 * configured name servers, within [spam] dns_time_limit. */
+	dns = lookup_local_new(ctl->cfg.nameservers, buf, sizeof(buf));
+	if (dns == NULL) {
+		if (fd != STDIN_FILENO)
+			close(fd);
+		return ctl_refuse("cannot start a resolver: %s", buf);
+	}
+	rc = pipeline_judge(fd, ctl->cfg.hostname, &job, dns, &verdict);
+	lookup_local_free(&dns);
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (rc < 0) {

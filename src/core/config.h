@@ -89,6 +89,9 @@ struct popgate_config {
 
 	/* [spam] */
 	int quarantine_days;	/* 30: days quarantined mail is kept, then deleted */
+	int dns_time_limit;	/* 5: seconds each message may wait for DNS answers, in all */
+	char *dnsbl_zones;	/* "": DNS blocklists asked about the hand-off address */
+	char *uribl_zones;	/* "": URI blocklists asked about the link domains */
 
 	/* [smtp] (smtp/server.c) */
 	int smtp_port;		/* 10025 (25 is the standard port); 0: off */

@@ -31,7 +31,8 @@ void config_key_write(const struct config_key *key, const void *base, FILE *out)
 	case CONFIG_HOST:
 	case CONFIG_ADDRESS:
 	case CONFIG_LEVEL:
-	case CONFIG_NAMESERVERS: {
+	case CONFIG_NAMESERVERS:
+	case CONFIG_HOSTS: {
 		const char *s = *(char *const *)field;
 
 		if (s != NULL && *s != '\0')
@@ -76,7 +77,8 @@ char *config_section_text(const struct popgate_config *cfg, const char *section)
 		/* config_key_write puts a space before each value. */
 		fputs(key->name, out);
 		if (key->type == CONFIG_TEXT || key->type == CONFIG_PATH ||
-		    key->type == CONFIG_OPT_PATH || key->type == CONFIG_NULL_PATH) {
+		    key->type == CONFIG_OPT_PATH || key->type == CONFIG_NULL_PATH ||
+		    key->type == CONFIG_HOSTS) {
 			const char *s = *(char *const *)((const char *)cfg + key->offset);
 
 			if (s == NULL || *s == '\0')

@@ -25,6 +25,8 @@ static const struct filter *const filter_table[] = {
     &filter_spf,
     &filter_dkim,
     &filter_dmarc,
+    &filter_dnsbl,
+    &filter_uribl,
 };
 
 #define FILTER_TABLE_COUNT (sizeof(filter_table) / sizeof(filter_table[0]))

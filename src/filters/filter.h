@@ -153,5 +153,7 @@ extern const struct filter filter_bayes;
 extern const struct filter filter_spf;
 extern const struct filter filter_dkim;
 extern const struct filter filter_dmarc;
+extern const struct filter filter_dnsbl;
+extern const struct filter filter_uribl;
 
 #endif

@@ -159,6 +159,13 @@ int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job);
  * frame; workers running already are replaced, as after a Bayes change. */
 void pipeline_set_filter_settings(struct pipeline *pipeline, const char *settings);
 
+struct resolver;
+
+/* The resolver (core/resolver.h) that answers the workers' DNS questions
+ * from now on (proto.h: query frames), at most PIPELINE_QUERIES_MAX per
+ * job; NULL: every question fails. It must outlive the pipeline. */
+void pipeline_set_resolver(struct pipeline *pipeline, struct resolver *resolver);
+
 /* Jobs queued or running. */
 size_t pipeline_pending(const struct pipeline *pipeline);
 
@@ -193,11 +200,12 @@ int pipeline_worker_main(int fd, const char *hostname);
 /*
  * What a worker does with one job, in the calling process: reads the body
  * from BODY_FD and runs JOB's profile's filters (those a worker runs) into
- * *VERDICT (JUDGED; free with proto_verdict_clear). For popgatectl filter
- * check, which explains a verdict offline. 0, or -1 (logged) when the body
- * cannot be read.
+ * *VERDICT (JUDGED; free with proto_verdict_clear), DNS (NULL: none)
+ * answering their DNS questions within [spam] dns_time_limit. For
+ * popgatectl filter check, which explains a verdict offline. 0, or -1
+ * (logged) when the body cannot be read.
  */
 int pipeline_judge(int body_fd, const char *hostname, const struct pipeline_job *job,
-		   struct pipeline_verdict *verdict);
+		   struct filter_dns *dns, struct pipeline_verdict *verdict);
 
 #endif
