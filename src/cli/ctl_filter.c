@@ -2,7 +2,8 @@
  * ctl_filter.c — popgatectl filter check: the filter chain run on one
  * message offline, in this process, with the worker's own code
  * (pipeline_judge) and the main process's (route_results_complete,
- * verdict_combine), and its verdict explained as `spamassassin -t` does;
+ * verdict_combine), and its verdict explained as `spamassassin -t` does,
+ * with the hand-off the filters judged (as if fetched from --provider);
  * and the explanation of a recorded verdict, which queue show prints too.
  *
  * Must never: print the message's body (only the filters' words about it).
@@ -82,6 +83,7 @@ void ctl_explanation_rows(struct cli_table *table, const char *label, const char
 struct ctl_filter_args {
 	const char *profile;
 	const char *user;
+	const char *provider; /* the host the message was fetched from; "-": none */
 	const char *file;
 };
 
@@ -91,6 +93,7 @@ static int ctl_filter_parse(const struct ctl_command *cmd, int argc, char **argv
 	char buf[256];
 
 	memset(args, 0, sizeof(*args));
+	args->provider = "-";
 	for (int i = 0; i < argc; i++) {
 		bool missing = false;
 		const char *value;
@@ -99,6 +102,8 @@ static int ctl_filter_parse(const struct ctl_command *cmd, int argc, char **argv
 			args->profile = value;
 		else if ((value = ctl_option("--user", argc, argv, &i, &missing)) != NULL)
 			args->user = value;
+		else if ((value = ctl_option("--provider", argc, argv, &i, &missing)) != NULL)
+			args->provider = value;
 		else if (missing)
 			return ctl_usage_error(cmd, "%s needs a value", argv[i]);
 		else if (args->file == NULL && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
@@ -110,6 +115,14 @@ static int ctl_filter_parse(const struct ctl_command *cmd, int argc, char **argv
 	if (args->file == NULL)
 		return ctl_usage_error(cmd, "'filter check' takes a message file (or - for "
 					    "standard input)");
+	/* A job's provider host is at most 255 characters, of a host name's. */
+	if (strcmp(args->provider, "-") != 0 &&
+	    (strlen(args->provider) > 255 ||
+	     strspn(args->provider, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "0123456789.-_:[]") != strlen(args->provider) ||
+	     *args->provider == '\0'))
+		return ctl_usage_error(cmd, "--provider: '%s' is not a host name",
+				       ctl_clean(args->provider, buf, sizeof(buf)));
 	return CTL_OK;
 }
 
@@ -154,26 +167,34 @@ static int ctl_filter_profile(struct ctl *ctl, const struct ctl_filter_args *arg
 	return CTL_OK;
 }
 
-/* Prints DECISION for PROFILE (named NAME). */
+/* Prints DECISION for PROFILE (named NAME), and HANDOFF. */
 static int ctl_filter_print(const struct ctl *ctl, const char *name,
 			    const struct filter_profile *profile,
-			    const struct verdict_decision *decision)
+			    const struct verdict_decision *decision,
+			    const struct filter_handoff *handoff)
 {
 	if (ctl->json) {
 		json_t *headers = json_string(decision->spam_headers);
+		json_t *found = json_null();
 
 		if (headers == NULL)
 			headers = cli_json_string(decision->spam_headers);
+		if (handoff->found)
+			found = json_pack("{s:o, s:o, s:o}", "address",
+					  cli_json_string(handoff->address), "helo",
+					  cli_json_string(handoff->helo), "reverse",
+					  cli_json_string(handoff->reverse));
 		return ctl_printed(cli_json_print(
-		    json_pack("{s:s, s:s, s:f, s:f, s:f, s:o, s:o}", "profile", name, "action",
+		    json_pack("{s:s, s:s, s:f, s:f, s:f, s:o, s:o, s:o}", "profile", name, "action",
 			      verdict_action_name(decision->action), "score", decision->score,
 			      "tag_at", profile->tag_at, "quarantine_at", profile->quarantine_at,
-			      "filters", ctl_explanation_json(decision->explanation), "headers",
-			      headers),
+			      "handoff", found, "filters",
+			      ctl_explanation_json(decision->explanation), "headers", headers),
 		    stdout));
 	}
 	struct cli_table *table = cli_table_new(2, NULL);
 	char score[96];
+	char *found;
 	int rc;
 
 	snprintf(score, sizeof(score), "%.3f (tag_at %.3f, quarantine_at %.3f)", decision->score,
@@ -182,6 +203,12 @@ static int ctl_filter_print(const struct ctl *ctl, const char *name,
 	cli_table_add(table,
 		      (const char *const[]){"action", verdict_action_name(decision->action)});
 	cli_table_add(table, (const char *const[]){"score", score});
+	found = handoff->found ? xasprintf("%s (helo %s, reverse %s)", handoff->address,
+					   *handoff->helo != '\0' ? handoff->helo : "none",
+					   *handoff->reverse != '\0' ? handoff->reverse : "none")
+			       : xstrdup("none found");
+	cli_table_add(table, (const char *const[]){"handoff", found});
+	free(found);
 	ctl_explanation_rows(table, "filters", decision->explanation);
 	rc = ctl_printed(cli_table_print(table, stdout));
 	cli_table_free(&table);
@@ -197,6 +224,7 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	struct pipeline_verdict verdict;
 	struct pipeline_result *results = NULL;
 	struct verdict_decision decision;
+	struct filter_handoff handoff;
 	size_t count;
 	int64_t user_id, owner = 0;
 	bool sender_known;
@@ -218,7 +246,7 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	memset(&job, 0, sizeof(job));
 	memcpy(job.id, CTL_FILTER_CHECK_ID, sizeof(job.id));
 	snprintf(job.account, sizeof(job.account), "filter-check");
-	snprintf(job.provider_host, sizeof(job.provider_host), "-");
+	snprintf(job.provider_host, sizeof(job.provider_host), "%s", args.provider);
 	job.received_at = util_now();
 	job.source = PIPELINE_SOURCE_FETCHED;
 	job.owner.user_id = user_id;
@@ -235,7 +263,7 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 			close(fd);
 		return ctl_refuse("cannot start a resolver: %s", buf);
 	}
-	rc = pipeline_judge(fd, ctl->cfg.hostname, &job, dns, &verdict);
+	rc = pipeline_judge(fd, ctl->cfg.hostname, &job, dns, &verdict, &handoff);
 	lookup_local_free(&dns);
 	if (fd != STDIN_FILENO)
 		close(fd);
@@ -247,7 +275,7 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	sender_known =
 	    verdict.sender != NULL && store_address_owner(ctl->store, verdict.sender, &owner) == 1;
 	verdict_combine(&profile, results, count, sender_known, &decision);
-	rc = ctl_filter_print(ctl, profile_name, &profile, &decision);
+	rc = ctl_filter_print(ctl, profile_name, &profile, &decision, &handoff);
 	verdict_decision_clear(&decision);
 	route_results_free(&results, count);
 	proto_verdict_clear(&verdict);

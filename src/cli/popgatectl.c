@@ -295,7 +295,8 @@ static const struct ctl_command ctl_commands[] = {
      "added; with --user only U's.\n",
      ctl_sender_list},
     /* filter (ctl_filter.c) */
-    {"filter", "check", "[--profile P] [--user U] FILE|-", "explain the verdict on one message",
+    {"filter", "check", "[--profile P] [--user U] [--provider HOST] FILE|-",
+     "explain the verdict on one message (fetched from HOST)",
      "Runs the filter chain on the message in FILE (- for standard input) here,\n"
      "offline, as a worker and the daemon would, and prints the action, the score\n"
      "and each filter's result and reason. Changes nothing.\n"

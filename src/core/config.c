@@ -88,6 +88,7 @@ const struct config_key config_keys[] = {
 	{"spam", "dns_time_limit", CONFIG_INT, CONFIG_FIELD(dns_time_limit), 0, 60, NULL},
 	{"spam", "dnsbl_zones", CONFIG_HOSTS, CONFIG_FIELD(dnsbl_zones), 0, 0, NULL},
 	{"spam", "uribl_zones", CONFIG_HOSTS, CONFIG_FIELD(uribl_zones), 0, 0, NULL},
+	{"spam", "trusted_relays", CONFIG_RELAYS, CONFIG_FIELD(trusted_relays), 0, 0, NULL},
 	{"smtp", "port", CONFIG_INT, CONFIG_FIELD(smtp_port), 0, 65535, NULL},
 	{"smtp", "submission_port", CONFIG_INT, CONFIG_FIELD(smtp_submission_port), 0, 65535, NULL},
 	{"smtp", "max_message_size", CONFIG_LLONG, CONFIG_FIELD(smtp_max_message_size), 1024,
@@ -449,6 +450,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->worker_timeout = 60;
 	cfg->quarantine_days = 30;
 	cfg->dns_time_limit = 5;
+	cfg->trusted_relays = xstrdup("");
 	cfg->smtp_port = 10025;
 	cfg->smtp_submission_port = 10587;
 	cfg->smtp_max_message_size = 52428800;
@@ -539,6 +541,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->tls_key);
 	xfree(&cfg->pseudo_domain);
 	xfree(&cfg->relay_ca_file);
+	xfree(&cfg->trusted_relays);
 	config_key_free(&config_keys[config_key_index("providers", "allow")], cfg);
 	config_sections_free(config_section_types, config_section_type_count, cfg);
 	memset(cfg, 0, sizeof(*cfg));

@@ -28,6 +28,7 @@
 #include "core/config_key.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "filters/received.h"
 
 const char *config_quote(char out[64], const char *s)
 {
@@ -228,6 +229,11 @@ int config_key_set(const struct config_key *key, void *base, const char *value, 
 		}
 		config_set_string(field, value);
 		return 0;
+	case CONFIG_RELAYS:
+		if (received_relays_check(value, msg, msglen) < 0)
+			return -1;
+		config_set_string(field, value);
+		return 0;
 	case CONFIG_HOST:
 		if (!config_valid_hostname(value)) {
 			snprintf(msg, msglen, "%s: '%s' is not a valid host name", key->name,
@@ -310,6 +316,7 @@ void config_key_free(const struct config_key *key, void *base)
 	case CONFIG_LEVEL:
 	case CONFIG_NAMESERVERS:
 	case CONFIG_HOSTS:
+	case CONFIG_RELAYS:
 		xfree((char **)((char *)base + key->offset));
 		break;
 	case CONFIG_INT:

@@ -1,7 +1,9 @@
 /*
  * trace.c — the trace filter: the Received header (RFC 5322 3.6.7) that
  * records how popgate got the message — from the provider over POP3 for
- * the account, at the time it was fetched. It never scores.
+ * the account, at the time it was fetched. It never scores. Its reason
+ * names the hand-off the other filters judged (filters/received.h), when
+ * there is one, so that every verdict shows which host it is about.
  *
  * Owns: nothing. Must never: put a byte a user typed (account, provider
  * host) into the header unsanitised: they could forge a trace clause or a
@@ -56,6 +58,20 @@ static void trace_format_date(char *out, size_t outlen, int64_t when)
 		 months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+/* "hand-off ADDRESS (helo NAME, reverse NAME)", each name cut so the reason
+ * stays within a result's 200 characters; the parser kept only name
+ * characters in them. Allocated. */
+static char *trace_handoff_reason(const struct filter_handoff *handoff)
+{
+	char helo[64];
+	char reverse[64];
+
+	trace_sanitize_token(helo, sizeof(helo), handoff->helo);
+	trace_sanitize_token(reverse, sizeof(reverse), handoff->reverse);
+	return xasprintf("hand-off %s (helo %s, reverse %s)", handoff->address,
+			 *helo != '\0' ? helo : "none", *reverse != '\0' ? reverse : "none");
+}
+
 static int trace_run(const struct filter_message *message, struct pipeline_result *result,
 		     struct pipeline_verdict *verdict)
 {
@@ -76,6 +92,8 @@ static int trace_run(const struct filter_message *message, struct pipeline_resul
 			 host, hostname, job->id, account, date);
 	filter_result_add_headers(result, line);
 	free(line);
+	if (message->handoff.found)
+		result->reason = trace_handoff_reason(&message->handoff);
 	return 0;
 }
 

@@ -201,11 +201,13 @@ int pipeline_worker_main(int fd, const char *hostname);
  * What a worker does with one job, in the calling process: reads the body
  * from BODY_FD and runs JOB's profile's filters (those a worker runs) into
  * *VERDICT (JUDGED; free with proto_verdict_clear), DNS (NULL: none)
- * answering their DNS questions within [spam] dns_time_limit. For
- * popgatectl filter check, which explains a verdict offline. 0, or -1
- * (logged) when the body cannot be read.
+ * answering their DNS questions within [spam] dns_time_limit, and the
+ * hand-off the filters saw into *HANDOFF (if not NULL). For popgatectl
+ * filter check, which explains a verdict offline. 0, or -1 (logged) when
+ * the body cannot be read.
  */
 int pipeline_judge(int body_fd, const char *hostname, const struct pipeline_job *job,
-		   struct filter_dns *dns, struct pipeline_verdict *verdict);
+		   struct filter_dns *dns, struct pipeline_verdict *verdict,
+		   struct filter_handoff *handoff);
 
 #endif

@@ -38,6 +38,7 @@
 #include "filters/bayes.h"
 #include "filters/dns.h"
 #include "filters/filter.h"
+#include "filters/received.h"
 #include "pipeline/confine.h"
 #include "pipeline/headers.h"
 #include "pipeline/pipeline.h"
@@ -159,10 +160,12 @@ static int64_t worker_dns_budget_ms(void)
 }
 
 /* Reads the body of JOB and runs its profile's filters over it, DNS (may
- * be NULL) answering their questions, filling VERDICT. 0 or -1 (logged)
- * when the body cannot be read. */
+ * be NULL) answering their questions, filling VERDICT and, if not NULL,
+ * *HANDOFF with the hand-off the filters saw. 0 or -1 (logged) when the
+ * body cannot be read. */
 static int worker_job_run(int body_fd, const char *hostname, const struct pipeline_job *job,
-			  struct filter_dns *dns, struct pipeline_verdict *verdict)
+			  struct filter_dns *dns, struct pipeline_verdict *verdict,
+			  struct filter_handoff *handoff)
 {
 	/* Fresh for every job: the spf, dkim and dmarc filters share it. */
 	struct filter_auth auth = {0};
@@ -178,6 +181,13 @@ static int worker_job_run(int body_fd, const char *hostname, const struct pipeli
 	if (worker_message_read(body_fd, &message) < 0)
 		goto done;
 	filter_dns_begin(dns, worker_dns_budget_ms());
+	/* Before any filter: the DNS blocklists and SPF judge the hand-off. Only
+	 * fetched mail has one; a submitted message's client is popgate's. */
+	if (job->source == PIPELINE_SOURCE_FETCHED)
+		received_handoff_find(message.body, message.body_len, job->provider_host,
+				      filter_setting("trusted_relays"), &message.handoff);
+	if (handoff != NULL)
+		*handoff = message.handoff;
 	worker_filters_run(&message, verdict);
 	log_event(LOG_DEBUG, "worker_verdict", job->account, job->id,
 		  "size=%llu results=%zu recipients=%zu", (unsigned long long)message.size,
@@ -570,7 +580,7 @@ int pipeline_worker_main(int fd, const char *hostname)
 			goto done;
 		}
 		link.buffered = 0;
-		rc = worker_job_run(link.body_fd, hostname, &job, &link.dns, &verdict);
+		rc = worker_job_run(link.body_fd, hostname, &job, &link.dns, &verdict, NULL);
 		proto_job_clear(&job);
 		if (rc < 0 || link.broken) {
 			proto_verdict_clear(&verdict);
@@ -593,7 +603,8 @@ done:
 }
 
 int pipeline_judge(int body_fd, const char *hostname, const struct pipeline_job *job,
-		   struct filter_dns *dns, struct pipeline_verdict *verdict)
+		   struct filter_dns *dns, struct pipeline_verdict *verdict,
+		   struct filter_handoff *handoff)
 {
-	return worker_job_run(body_fd, hostname, job, dns, verdict);
+	return worker_job_run(body_fd, hostname, job, dns, verdict, handoff);
 }
