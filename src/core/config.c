@@ -542,6 +542,8 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->pseudo_domain);
 	xfree(&cfg->relay_ca_file);
 	xfree(&cfg->trusted_relays);
+	xfree(&cfg->dnsbl_zones);
+	xfree(&cfg->uribl_zones);
 	config_key_free(&config_keys[config_key_index("providers", "allow")], cfg);
 	config_sections_free(config_section_types, config_section_type_count, cfg);
 	memset(cfg, 0, sizeof(*cfg));

@@ -36,14 +36,23 @@
 /* The Public Suffix List, loaded once per process. */
 static psl_ctx_t *uribl_psl;
 
-static int uribl_init(char *err, size_t errlen)
+/* Loads GMime and the Public Suffix List, once. 0, or -1 when there is no
+ * list. */
+static int uribl_load(void)
 {
 	mime_init();
 	if (uribl_psl == NULL)
 		uribl_psl = psl_latest(NULL);
 	if (uribl_psl == NULL)
 		uribl_psl = (psl_ctx_t *)psl_builtin();
-	if (uribl_psl == NULL) {
+	return uribl_psl != NULL ? 0 : -1;
+}
+
+/* In a worker, before it confines itself. popgatectl filter check runs no
+ * inits: the run loads what it needs there, unconfined. */
+static int uribl_init(char *err, size_t errlen)
+{
+	if (uribl_load() < 0) {
 		snprintf(err, errlen, "uribl: cannot load the Public Suffix List");
 		return -1;
 	}
@@ -160,6 +169,10 @@ static int uribl_run(const struct filter_message *message, struct pipeline_resul
 	if (zones.count == 0) {
 		result->reason = xstrdup("no zones ([spam] uribl_zones)");
 		return 0;
+	}
+	if (uribl_load() < 0) {
+		result->reason = xstrdup("no Public Suffix List");
+		return -1;
 	}
 	mime_parse(message->body, message->body_len, &mime);
 	for (size_t i = 0; i < mime.urls.count && asked_count < URIBL_DOMAINS_MAX; i++) {
