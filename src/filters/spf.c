@@ -17,7 +17,11 @@
  *
  * SECURITY: the records and names come from DNS and hostile mail; libspf2
  * limits the mechanisms a record may cost (10 lookups, RFC 7208 4.6.4) and
- * filter_dns_query refuses names that are not DNS names.
+ * filter_dns_query refuses names that are not DNS names. libspf2 compiles
+ * records written by whoever runs the sender's DNS, and Debian 12's 1.2.10
+ * lacks upstream's later fix of an integer underflow in that compiler
+ * (CVE-2023-42118): it runs only here, in the confined worker, whose crash
+ * costs one retried job.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -205,6 +209,29 @@ static enum auth_result spf_result(SPF_result_t result)
 	}
 }
 
+/*
+ * The result of RESPONSE, whose query returned RC. libspf2 1.2.10 leaves a
+ * query that ended early without a result, only errors: a record lookup
+ * that failed (TRY_AGAIN) is a temperror (RFC 7208 4.4), a record that does
+ * not compile a permerror (4.6), no record at all none (4.5). The compiler
+ * records its own error before the "not SPF" it ends with, so an error
+ * other than that one means the record was there.
+ */
+static enum auth_result spf_response_outcome(SPF_response_t *response, SPF_errcode_t rc)
+{
+	if (SPF_response_result(response) != SPF_RESULT_INVALID)
+		return spf_result(SPF_response_result(response));
+	if (rc == SPF_E_DNS_ERROR)
+		return AUTH_TEMPERROR;
+	for (int i = 0; i < SPF_response_messages(response); i++) {
+		SPF_error_t *error = SPF_response_message(response, i);
+
+		if (SPF_error_errorp(error) && SPF_error_code(error) != SPF_E_NOT_SPF)
+			return AUTH_PERMERROR;
+	}
+	return AUTH_NONE;
+}
+
 void spf_evaluate(const struct filter_message *message, struct auth_spf *spf)
 {
 	const struct filter_handoff *handoff = &message->handoff;
@@ -261,12 +288,7 @@ void spf_evaluate(const struct filter_message *message, struct auth_spf *spf)
 	spf_dns_layer.hook = (void *)message;
 	rc = SPF_request_query_mailfrom(request, &response);
 	spf_dns_layer.hook = NULL;
-	spf->result = response != NULL ? spf_result(SPF_response_result(response)) : AUTH_TEMPERROR;
-	/* libspf2 1.2.10 leaves a record lookup that failed (TRY_AGAIN) with
-	 * no result, only the error it returns: a temperror (RFC 7208 4.4). */
-	if (response != NULL && SPF_response_result(response) == SPF_RESULT_INVALID &&
-	    rc == SPF_E_DNS_ERROR)
-		spf->result = AUTH_TEMPERROR;
+	spf->result = response != NULL ? spf_response_outcome(response, rc) : AUTH_TEMPERROR;
 	if (response != NULL)
 		SPF_response_free(response);
 	SPF_request_free(request);

@@ -59,6 +59,11 @@ static const struct zone_entry zone[] = {
     {"relay.helo.example", FILTER_DNS_TXT, {"v=spf1 a -all"}},
     {"relay.helo.example", FILTER_DNS_A, {"192.0.2.40"}},
     {"nospf.example", FILTER_DNS_TXT, {"just some text"}},
+    {"two.example", FILTER_DNS_TXT, {"v=spf1 -all", "v=spf1 +all"}},
+    {"bad.example", FILTER_DNS_TXT, {"v=spf1 ip4:999.0.2.1 -all"}},
+    {"slowinc.example", FILTER_DNS_TXT, {"v=spf1 include:slow.example -all"}},
+    {"exp.example", FILTER_DNS_TXT, {"v=spf1 -all exp=why.exp.example"}},
+    {"why.exp.example", FILTER_DNS_TXT, {"%{i} is not one of %{d}'s %{l} %{o} %{h} %{r} %{p}"}},
     /* DMARC. */
     {"_dmarc.munnari.oz.au", FILTER_DNS_TXT, {"v=DMARC1; p=reject; rua=mailto:d@munnari.oz.au"}},
     {"relaxed.example", FILTER_DNS_TXT, {"v=spf1 ip4:192.0.2.50 -all"}},
@@ -80,6 +85,7 @@ static size_t key_count;
 
 struct table {
 	bool timeout; /* every question times out */
+	bool no_keys; /* the DKIM keys are not published */
 	size_t asked;
 	size_t asked_for_spf; /* TXT questions for spamassassin.taint.org */
 };
@@ -98,6 +104,10 @@ static void table_query(struct filter_dns *dns, const char *name, enum filter_dn
 		answer->status = FILTER_DNS_TIMEOUT;
 		return;
 	}
+	if (strcasecmp(name, "slow.example") == 0) {
+		answer->status = FILTER_DNS_TIMEOUT;
+		return;
+	}
 	answer->status = FILTER_DNS_OK;
 	for (size_t i = 0; i < sizeof(zone) / sizeof(zone[0]); i++) {
 		if (strcasecmp(zone[i].name, name) != 0)
@@ -106,7 +116,7 @@ static void table_query(struct filter_dns *dns, const char *name, enum filter_dn
 		for (size_t r = 0; zone[i].type == type && r < 3 && zone[i].records[r] != NULL; r++)
 			answer->records[answer->count++] = xstrdup(zone[i].records[r]);
 	}
-	for (size_t i = 0; i < key_count; i++) {
+	for (size_t i = 0; i < key_count && !table->no_keys; i++) {
 		if (strcasecmp(keys[i].name, name) != 0)
 			continue;
 		exists = true;
@@ -268,6 +278,10 @@ static void test_spf_mechanisms(void **state)
 	    {"<a@mx.example>", "192.0.2.31", AUTH_FAIL},
 	    {"<a@nospf.example>", "192.0.2.1", AUTH_NONE},
 	    {"<a@unknown.example>", "192.0.2.1", AUTH_NONE},
+	    {"<a@two.example>", "192.0.2.1", AUTH_PERMERROR},
+	    {"<a@bad.example>", "192.0.2.1", AUTH_PERMERROR},
+	    {"<a@slowinc.example>", "192.0.2.1", AUTH_TEMPERROR},
+	    {"<a@exp.example>", "192.0.2.1", AUTH_FAIL},
 	};
 
 	(void)state;
@@ -395,6 +409,15 @@ static void test_dkim_broken_and_missing(void **state)
 	assert_int_equal(dkim->signatures[1].result, AUTH_FAIL);
 	result = check_run(&check, "dkim");
 	assert_true(result->score > 0);
+	check_free(&check);
+
+	/* Keys not published: no usable key is a permerror. */
+	check_init(&check, signed_message(), "66.187.233.211", "");
+	check.table.no_keys = true;
+	dkim = auth_dkim(&check.message);
+	assert_int_equal(dkim->result, AUTH_PERMERROR);
+	assert_int_equal(dkim->signatures[0].result, AUTH_PERMERROR);
+	assert_int_equal(dkim->signatures[1].result, AUTH_PERMERROR);
 	check_free(&check);
 
 	check_init(&check, synthetic("<a@soft.example>", "a@soft.example"), "192.0.2.1", "");
