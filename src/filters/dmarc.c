@@ -10,6 +10,8 @@
  * The dmarc filter also writes the message's one Authentication-Results
  * header (RFC 8601) with the spf, dkim and dmarc results, since it is the
  * filter that has all three; a profile without it gets no such header.
+ * One the message already carries, even under this gateway's name (a
+ * forgery, RFC 8601 5), stays: filters only add headers; ours is on top.
  *
  * Owns: the libpsl context, loaded once (dmarc_setup, before the worker is
  * confined) from Debian's public suffix list (package publicsuffix).
