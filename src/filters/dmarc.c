@@ -38,8 +38,6 @@
 #include "filters/filter.h"
 #include "pipeline/pipeline.h"
 
-#define DMARC_PUBLIC_SUFFIX_LIST "/usr/share/publicsuffix/public_suffix_list.dat"
-
 /* Points, before the profile's weight. A pass says the From domain is not
  * forged; a failure counts as much as its owner asks. */
 #define DMARC_POINTS_PASS (-0.5)
@@ -55,11 +53,12 @@ int dmarc_setup(char *err, size_t errlen)
 	(void)errlen;
 	if (dmarc_ready)
 		return 0;
-	dmarc_psl = psl_latest(DMARC_PUBLIC_SUFFIX_LIST);
-	/* Without the file libpsl has its built-in list (older, but a list). */
+	/* The distribution's list (Debian's publicsuffix package), or the one
+	 * built into libpsl when it is newer or the file cannot be read. */
+	dmarc_psl = psl_latest(NULL);
 	if (dmarc_psl == NULL) {
 		log_warn("dmarc: cannot read the public suffix list %s; using the built-in one",
-			 DMARC_PUBLIC_SUFFIX_LIST);
+			 psl_dist_filename() != NULL ? psl_dist_filename() : "(none)");
 		dmarc_psl = psl_builtin();
 	}
 	dmarc_ready = true;
