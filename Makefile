@@ -9,7 +9,7 @@
 CC ?= cc
 SAN ?= 0
 PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih jansson libunbound libseccomp \
-	opendkim gmime-3.0 libpsl
+	opendkim gmime-3.0 libpsl libarchive
 
 ifeq ($(SAN),1)
 BUILD := build/san
@@ -46,7 +46,8 @@ FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/core/policy.
 	src/core/config_key.c src/core/config_section.c src/core/config_show.c \
 	src/core/rdata.c src/core/address.c src/core/cidr.c src/smtp/relay_policy.c src/smtp/reply.c \
 	src/smtp/parse.c src/smtp/chunk.c src/smtp/mta_sts.c src/filters/mime.c src/filters/uri.c \
-	src/filters/tokenize.c src/filters/auth_header.c src/filters/dns.c src/filters/received.c
+	src/filters/tokenize.c src/filters/auth_header.c src/filters/dns.c src/filters/received.c \
+	src/filters/attachments.c src/filters/settings.c
 FUZZ_SECONDS ?= 20
 
 .PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy clean format
@@ -71,7 +72,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-o $@ $^ $(shell pkg-config --cflags --libs libsodium libevent inih gmime-3.0 libpsl)
+		-o $@ $^ $(shell pkg-config --cflags --libs libsodium libevent inih gmime-3.0 libpsl libarchive)
 
 deps:
 	@scripts/deps.sh run

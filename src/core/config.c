@@ -34,6 +34,7 @@
 #include "core/config_key.h"
 #include "core/config_section.h"
 #include "core/util.h"
+#include "filters/attachments.h"
 
 #define CONFIG_FIELD(field) offsetof(struct popgate_config, field)
 
@@ -88,6 +89,7 @@ const struct config_key config_keys[] = {
 	{"spam", "dns_time_limit", CONFIG_INT, CONFIG_FIELD(dns_time_limit), 0, 60, NULL},
 	{"spam", "dnsbl_zones", CONFIG_HOSTS, CONFIG_FIELD(dnsbl_zones), 0, 0, NULL},
 	{"spam", "uribl_zones", CONFIG_HOSTS, CONFIG_FIELD(uribl_zones), 0, 0, NULL},
+	{"spam", "blocked_extensions", CONFIG_TEXT, CONFIG_FIELD(blocked_extensions), 0, 0, NULL},
 	{"spam", "trusted_relays", CONFIG_RELAYS, CONFIG_FIELD(trusted_relays), 0, 0, NULL},
 	{"smtp", "port", CONFIG_INT, CONFIG_FIELD(smtp_port), 0, 65535, NULL},
 	{"smtp", "submission_port", CONFIG_INT, CONFIG_FIELD(smtp_submission_port), 0, 65535, NULL},
@@ -450,6 +452,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->worker_timeout = 60;
 	cfg->quarantine_days = 30;
 	cfg->dns_time_limit = 5;
+	cfg->blocked_extensions = xstrdup(ATTACHMENTS_BLOCKED_DEFAULT);
 	cfg->trusted_relays = xstrdup("");
 	cfg->smtp_port = 10025;
 	cfg->smtp_submission_port = 10587;
@@ -533,6 +536,7 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->log_level);
 	xfree(&cfg->run_as_user);
 	xfree(&cfg->worker_user);
+	xfree(&cfg->blocked_extensions);
 	xfree(&cfg->hostname);
 	xfree(&cfg->nameservers);
 	xfree(&cfg->dns_trust_anchor);

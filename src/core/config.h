@@ -92,6 +92,7 @@ struct popgate_config {
 	int dns_time_limit;	/* 5: seconds each message may wait for DNS answers, in all */
 	char *dnsbl_zones;	/* "": DNS blocklists asked about the hand-off address */
 	char *uribl_zones;	/* "": URI blocklists asked about the link domains */
+	char *blocked_extensions; /* the attachments filter's (filters/attachments.h) */
 	char *trusted_relays;	/* "": the provider's relays besides its own domain
 				 * (filters/received.h) */
 

@@ -1,8 +1,8 @@
 /*
  * filter.c — the table of filters and the built-in profile.
  *
- * Owns: the table (one row per file in src/filters/), the default
- * profile and the filters' settings. Must never: hold per-message state (a filter's run gets all it
+ * Owns: the table (one row per file in src/filters/) and the default
+ * profile (the filters' settings are filters/settings.c's). Must never: hold per-message state (a filter's run gets all it
  * needs as arguments) or name a filter a profile can run without a row here.
  * A profile naming a filter that is not in the table gets a failed result
  * for it from the worker, never a crash.
@@ -27,6 +27,7 @@ static const struct filter *const filter_table[] = {
     &filter_dmarc,
     &filter_dnsbl,
     &filter_uribl,
+    &filter_attachments,
 };
 
 #define FILTER_TABLE_COUNT (sizeof(filter_table) / sizeof(filter_table[0]))
@@ -77,38 +78,6 @@ int filter_init_all(char *err, size_t errlen)
 		}
 	}
 	return 0;
-}
-
-/* The settings as set, one NUL-terminated "KEY VALUE" line after another. */
-static char *filter_settings_text;
-static size_t filter_settings_len;
-
-void filter_settings_set(const char *text)
-{
-	free(filter_settings_text);
-	filter_settings_text = NULL;
-	filter_settings_len = 0;
-	if (text == NULL)
-		return;
-	filter_settings_len = strlen(text);
-	filter_settings_text = xstrdup(text);
-	for (size_t i = 0; i < filter_settings_len; i++) {
-		if (filter_settings_text[i] == '\n')
-			filter_settings_text[i] = '\0';
-	}
-}
-
-const char *filter_setting(const char *key)
-{
-	size_t key_len = strlen(key);
-
-	for (size_t i = 0; i < filter_settings_len; i += strlen(filter_settings_text + i) + 1) {
-		const char *line = filter_settings_text + i;
-
-		if (strncmp(line, key, key_len) == 0 && line[key_len] == ' ')
-			return line + key_len + 1;
-	}
-	return NULL;
 }
 
 void filter_result_add_headers(struct pipeline_result *result, const char *lines)

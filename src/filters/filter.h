@@ -155,5 +155,6 @@ extern const struct filter filter_dkim;
 extern const struct filter filter_dmarc;
 extern const struct filter filter_dnsbl;
 extern const struct filter filter_uribl;
+extern const struct filter filter_attachments;
 
 #endif

@@ -227,13 +227,17 @@ static void mime_walk(GMimeObject *object, int depth, struct mime_message *messa
 	}
 }
 
-void mime_parse(const char *data, size_t len, struct mime_message *message)
+/*
+ * Parses DATA (LEN bytes; an mbox "From " line first is skipped, bytes past
+ * MIME_INPUT_MAX are left out and *TRUNCATED set) with GMime: the message,
+ * for g_object_unref, or NULL when there is none.
+ */
+static GMimeMessage *mime_construct(const char *data, size_t len, bool *truncated)
 {
 	GMimeStream *stream;
 	GMimeParser *parser;
 	GMimeMessage *parsed;
 
-	memset(message, 0, sizeof(*message));
 	mime_init();
 	/* An mbox separator line is not a header field. */
 	if (len >= 5 && memcmp(data, "From ", 5) == 0) {
@@ -244,19 +248,107 @@ void mime_parse(const char *data, size_t len, struct mime_message *message)
 	}
 	if (len > MIME_INPUT_MAX) {
 		len = MIME_INPUT_MAX;
-		message->truncated = true;
+		*truncated = true;
 	}
 	stream = g_mime_stream_mem_new_with_buffer(data, len);
 	parser = g_mime_parser_new_with_stream(stream);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	parsed = g_mime_parser_construct_message(parser, NULL);
+	g_object_unref(parser);
+	g_object_unref(stream);
+	return parsed;
+}
+
+void mime_parse(const char *data, size_t len, struct mime_message *message)
+{
+	GMimeMessage *parsed;
+
+	memset(message, 0, sizeof(*message));
+	parsed = mime_construct(data, len, &message->truncated);
 	if (parsed != NULL) {
 		mime_headers_copy(GMIME_OBJECT(parsed), message);
 		mime_walk(g_mime_message_get_mime_part(parsed), 0, message);
 		g_object_unref(parsed);
 	}
-	g_object_unref(parser);
-	g_object_unref(stream);
 	if (message->text == NULL)
 		message->text = xcalloc(1, 1);
+}
+
+/* The walk of mime_parse_leaves: where it is and what it calls. */
+struct mime_leaf_walk {
+	mime_leaf_fn *fn;
+	void *arg;
+	size_t part_count;
+	bool truncated;
+};
+
+/* Hands the leaf PART, its transfer encoding undone, to WALK's function. */
+static void mime_leaf_visit(GMimePart *part, struct mime_leaf_walk *walk)
+{
+	GMimeDataWrapper *content = g_mime_part_get_content(part);
+	GMimeContentType *type = g_mime_object_get_content_type(GMIME_OBJECT(part));
+	char *mime_type = type != NULL ? g_mime_content_type_get_mime_type(type) : NULL;
+	struct mime_leaf leaf = {
+	    .filename = g_mime_part_get_filename(part),
+	    .type = mime_type != NULL ? mime_type : "application/octet-stream",
+	    .data = (const unsigned char *)"",
+	};
+	GMimeStream *decoded = NULL;
+
+	/* The decoded part is never larger than the encoded one, which is part
+	 * of the MIME_INPUT_MAX bytes parsed. */
+	if (content != NULL) {
+		GByteArray *bytes;
+
+		decoded = g_mime_stream_mem_new();
+		if (g_mime_data_wrapper_write_to_stream(content, decoded) >= 0) {
+			bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(decoded));
+			if (bytes != NULL && bytes->len > 0) {
+				leaf.data = bytes->data;
+				leaf.len = bytes->len;
+			}
+		}
+	}
+	walk->fn(&leaf, walk->arg);
+	if (decoded != NULL)
+		g_object_unref(decoded);
+	g_free(mime_type);
+}
+
+/* Walks OBJECT at nesting DEPTH for mime_parse_leaves, within the bounds. */
+static void mime_leaf_walk(GMimeObject *object, int depth, struct mime_leaf_walk *walk)
+{
+	if (object == NULL)
+		return;
+	if (depth > MIME_DEPTH_MAX || walk->part_count >= MIME_PARTS_MAX) {
+		walk->truncated = true;
+		return;
+	}
+	walk->part_count++;
+	if (GMIME_IS_MESSAGE_PART(object)) {
+		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(object));
+
+		if (inner != NULL)
+			mime_leaf_walk(g_mime_message_get_mime_part(inner), depth + 1, walk);
+	} else if (GMIME_IS_MULTIPART(object)) {
+		GMimeMultipart *multipart = GMIME_MULTIPART(object);
+		int count = g_mime_multipart_get_count(multipart);
+
+		for (int i = 0; i < count; i++)
+			mime_leaf_walk(g_mime_multipart_get_part(multipart, i), depth + 1, walk);
+	} else if (GMIME_IS_PART(object)) {
+		mime_leaf_visit(GMIME_PART(object), walk);
+	}
+}
+
+bool mime_parse_leaves(const char *data, size_t len, mime_leaf_fn *fn, void *arg)
+{
+	struct mime_leaf_walk walk = {.fn = fn, .arg = arg};
+	GMimeMessage *parsed = mime_construct(data, len, &walk.truncated);
+
+	if (parsed != NULL) {
+		mime_leaf_walk(g_mime_message_get_mime_part(parsed), 0, &walk);
+		g_object_unref(parsed);
+	}
+	return !walk.truncated;
 }

@@ -3,7 +3,9 @@
  * read: the header values decoded to UTF-8 (encoded words, charsets), the
  * text of the text parts (transfer encodings undone, charsets converted to
  * UTF-8, HTML turned into text), the link URLs of the text and HTML, the
- * attachment names and the content types of the parts.
+ * attachment names and the content types of the parts; or, for the
+ * attachments filter, each leaf part with its decoded body
+ * (mime_parse_leaves).
  *
  * Every dimension is bounded (parts, depth, text, URLs, names): what goes
  * beyond is left out and the message is marked truncated, never refused.
@@ -72,6 +74,24 @@ void mime_init(void);
  * mime_message_free. Never fails: what cannot be parsed is left empty.
  */
 void mime_parse(const char *data, size_t len, struct mime_message *message);
+
+/* One leaf part of a message (not a multipart, not an attached message),
+ * as mime_parse_leaves hands it over; valid during the call only. */
+struct mime_leaf {
+	const char *filename;	   /* decoded (RFC 2231, encoded words), UTF-8, or NULL */
+	const char *type;	   /* "application/pdf"; a part without one is octet-stream */
+	const unsigned char *data; /* the body, transfer encoding undone */
+	size_t len;
+};
+
+typedef void mime_leaf_fn(const struct mime_leaf *leaf, void *arg);
+
+/*
+ * Parses DATA (LEN bytes) as mime_parse does and calls FN with ARG for each
+ * leaf part, attached messages' parts included, in order, within the part
+ * and depth bounds. True, or false when a bound left something out.
+ */
+bool mime_parse_leaves(const char *data, size_t len, mime_leaf_fn *fn, void *arg);
 
 /* Frees what *MESSAGE holds and zeroes it; a zeroed message is fine. */
 void mime_message_free(struct mime_message *message);
