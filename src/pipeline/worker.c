@@ -36,6 +36,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "filters/auth.h"
 #include "filters/bayes.h"
 #include "filters/dns.h"
 #include "filters/filter.h"
@@ -172,7 +173,10 @@ static int worker_job_run(int body_fd, const char *hostname, const struct pipeli
 			  struct filter_dns *dns, struct pipeline_verdict *verdict,
 			  struct filter_handoff *handoff)
 {
-	struct filter_message message = {.job = job, .hostname = hostname, .dns = dns};
+	/* Fresh for every job: the spf, dkim and dmarc filters share it. */
+	struct filter_auth auth = {0};
+	struct filter_message message = {
+	    .job = job, .hostname = hostname, .dns = dns, .auth = &auth};
 	int rc = -1;
 
 	memset(verdict, 0, sizeof(*verdict));
@@ -182,6 +186,7 @@ static int worker_job_run(int body_fd, const char *hostname, const struct pipeli
 	message.headers = xmalloc(sizeof(*message.headers));
 	if (worker_message_read(body_fd, &message) < 0)
 		goto done;
+	filter_dns_begin(dns, worker_dns_budget_ms());
 	/* Before any filter: the DNS blocklists and SPF judge the hand-off. Only
 	 * fetched mail has one; a submitted message's client is popgate's. */
 	if (job->source == PIPELINE_SOURCE_FETCHED)
@@ -189,7 +194,6 @@ static int worker_job_run(int body_fd, const char *hostname, const struct pipeli
 				      filter_setting("trusted_relays"), &message.handoff);
 	if (handoff != NULL)
 		*handoff = message.handoff;
-	filter_dns_begin(dns, worker_dns_budget_ms());
 	worker_filters_run(&message, verdict);
 	log_event(LOG_DEBUG, "worker_verdict", job->account, job->id,
 		  "size=%llu results=%zu recipients=%zu", (unsigned long long)message.size,
