@@ -25,7 +25,7 @@ CPPFLAGS += -D_GNU_SOURCE -Isrc
 CFLAGS += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -pthread $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS += -pthread $(SANFLAGS)
-LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lspf2 -lopendmarc -lm
 
 # Every source file but the programs' mains and popgatectl's commands forms
 # the library both programs link; src/cli/ is popgatectl's alone.
@@ -46,8 +46,10 @@ FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/core/policy.
 	src/core/config_key.c src/core/config_section.c src/core/config_show.c \
 	src/core/rdata.c src/core/address.c src/core/cidr.c src/smtp/relay_policy.c src/smtp/reply.c \
 	src/smtp/parse.c src/smtp/chunk.c src/smtp/mta_sts.c src/filters/mime.c src/filters/uri.c \
-	src/filters/tokenize.c src/filters/received.c src/filters/attachments.c src/filters/settings.c \
-	src/filters/fuzzy_hash.c src/filters/clamd.c src/filters/rules.c src/filters/rules_default.c
+	src/filters/tokenize.c src/filters/dns.c src/filters/link.c src/filters/received.c \
+	src/filters/attachments.c src/filters/settings.c src/filters/fuzzy_hash.c src/filters/clamd.c \
+	src/filters/auth_header.c \
+	src/filters/rules.c src/filters/rules_default.c
 FUZZ_SECONDS ?= 20
 
 .PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy clean format

@@ -512,6 +512,9 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	free(rules_text);
 	if (rules_rc < 0)
 		goto fail_log;
+	/* The filters' DNS questions: the daemon's resolver, not the relay's
+	 * validating one (a blocklist zone is rarely signed). */
+	pipeline_set_resolver(pg.pipeline, pg.dns);
 
 	char key_path[PATH_MAX];
 	snprintf(key_path, sizeof(key_path), "%s/secret.key", DATA_HERE);

@@ -28,6 +28,7 @@
 #include "filters/clamd.h"
 #include "filters/filter.h"
 #include "filters/rules.h"
+#include "pipeline/lookup.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
 #include "pipeline/route.h"
@@ -325,6 +326,7 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	size_t count;
 	int64_t user_id, owner = 0;
 	bool sender_known;
+	struct filter_dns *dns;
 	char buf[256];
 	int fd, rc;
 
@@ -356,7 +358,17 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 		ctl_filter_scan(&fd, &scan);
 		scanned = true;
 	}
-	rc = pipeline_judge(fd, ctl->cfg.hostname, &job, &verdict, &handoff);
+	/* DNS questions are answered as the daemon's would be: through the
+	 * configured name servers, within [spam] dns_time_limit. */
+	dns = lookup_local_new(ctl->cfg.nameservers, buf, sizeof(buf));
+	if (dns == NULL) {
+		if (fd != STDIN_FILENO)
+			close(fd);
+		free(scan.reason);
+		return ctl_refuse("cannot start a resolver: %s", buf);
+	}
+	rc = pipeline_judge(fd, ctl->cfg.hostname, &job, dns, &verdict, &handoff);
+	lookup_local_free(&dns);
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (rc < 0) {

@@ -88,6 +88,9 @@ const struct config_key config_keys[] = {
 	{"pipeline", "worker_timeout", CONFIG_INT, CONFIG_FIELD(worker_timeout), 1, 3600, NULL},
 	{"spam", "quarantine_days", CONFIG_INT, CONFIG_FIELD(quarantine_days), 1, 3650, NULL},
 	{"spam", "rules_file", CONFIG_NULL_PATH, CONFIG_FIELD(rules_file), 0, 0, NULL},
+	{"spam", "dns_time_limit", CONFIG_INT, CONFIG_FIELD(dns_time_limit), 0, 60, NULL},
+	{"spam", "dnsbl_zones", CONFIG_HOSTS, CONFIG_FIELD(dnsbl_zones), 0, 0, NULL},
+	{"spam", "uribl_zones", CONFIG_HOSTS, CONFIG_FIELD(uribl_zones), 0, 0, NULL},
 	{"spam", "fuzzy_min_count", CONFIG_INT, CONFIG_FIELD(fuzzy_min_count), 2, 1000000, NULL},
 	{"spam", "fuzzy_window", CONFIG_INT, CONFIG_FIELD(fuzzy_window), 60, 2678400, NULL},
 	{"spam", "clamd_socket", CONFIG_TEXT, CONFIG_FIELD(clamd_socket), 0, 0, NULL},
@@ -476,6 +479,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->workers = 0;
 	cfg->worker_timeout = 60;
 	cfg->quarantine_days = 30;
+	cfg->dns_time_limit = 5;
 	cfg->fuzzy_min_count = 5;
 	cfg->fuzzy_window = 86400;
 	/* As filters/clamav.h's defaults: Debian's clamd, its StreamMaxLength. */
@@ -579,6 +583,8 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->pseudo_domain);
 	xfree(&cfg->relay_ca_file);
 	xfree(&cfg->rules_file);
+	xfree(&cfg->dnsbl_zones);
+	xfree(&cfg->uribl_zones);
 	xfree(&cfg->clamd_socket);
 	xfree(&cfg->trusted_relays);
 	config_key_free(&config_keys[config_key_index("providers", "allow")], cfg);

@@ -36,6 +36,7 @@ enum config_type {
 	CONFIG_CHOICE,	   /* int: the index of one of CHOICES' names */
 	CONFIG_ALLOW,	   /* the provider allow-list (struct popgate_config only) */
 	CONFIG_NAMESERVERS, /* numeric addresses with optional ports, or empty */
+	CONFIG_HOSTS,	   /* host names separated by spaces or commas, or empty */
 	CONFIG_RELAYS,	    /* [spam] trusted_relays (filters/received.h), or empty */
 };
 

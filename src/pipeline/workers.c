@@ -303,10 +303,15 @@ static int workers_on_started(struct pipeline *pipeline, const struct spawner_me
 	worker = &pipeline->workers[message->slot];
 	worker->read_event =
 	    event_new(pipeline->base, fd, EV_READ | EV_PERSIST, pipeline_on_read, worker);
-	if (worker->read_event == NULL || event_add(worker->read_event, NULL) < 0) {
+	worker->write_event = event_new(pipeline->base, fd, EV_WRITE, pipeline_on_write, worker);
+	if (worker->read_event == NULL || worker->write_event == NULL ||
+	    event_add(worker->read_event, NULL) < 0) {
 		if (worker->read_event != NULL)
 			event_free(worker->read_event);
+		if (worker->write_event != NULL)
+			event_free(worker->write_event);
 		worker->read_event = NULL;
+		worker->write_event = NULL;
 		*err = "sent a worker socket that cannot be watched";
 		return -1;
 	}
@@ -460,6 +465,14 @@ void workers_stop(struct pipeline_worker *worker, bool kill_process)
 	if (worker->read_event != NULL)
 		event_free(worker->read_event);
 	worker->read_event = NULL;
+	if (worker->write_event != NULL)
+		event_free(worker->write_event);
+	worker->write_event = NULL;
+	/* Its questions die with it. */
+	resolver_cancel(&worker->lookup);
+	worker->queries = 0;
+	if (worker->output != NULL)
+		evbuffer_drain(worker->output, evbuffer_get_length(worker->output));
 	if (worker->timeout_event != NULL)
 		evtimer_del(worker->timeout_event);
 	if (worker->fd >= 0)
