@@ -9,7 +9,7 @@
 CC ?= cc
 SAN ?= 0
 PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih jansson libunbound libseccomp \
-	opendkim gmime-3.0 libpsl libarchive
+	opendkim gmime-3.0 libpsl libarchive libpcre2-8
 
 ifeq ($(SAN),1)
 BUILD := build/san
@@ -25,7 +25,7 @@ CPPFLAGS += -D_GNU_SOURCE -Isrc
 CFLAGS += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -pthread $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS += -pthread $(SANFLAGS)
-LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lspf2 -lopendmarc -lm
 
 # Every source file but the programs' mains and popgatectl's commands forms
 # the library both programs link; src/cli/ is popgatectl's alone.
@@ -46,8 +46,11 @@ FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/core/policy.
 	src/core/config_key.c src/core/config_section.c src/core/config_show.c \
 	src/core/rdata.c src/core/address.c src/core/cidr.c src/smtp/relay_policy.c src/smtp/reply.c \
 	src/smtp/parse.c src/smtp/chunk.c src/smtp/mta_sts.c src/filters/mime.c src/filters/uri.c \
-	src/filters/tokenize.c src/filters/received.c src/filters/attachments.c src/filters/settings.c \
-	src/filters/fuzzy_hash.c src/filters/clamd.c src/pipeline/subject_tag.c
+	src/filters/tokenize.c src/filters/dns.c src/filters/link.c src/filters/received.c \
+	src/filters/attachments.c src/filters/settings.c src/filters/fuzzy_hash.c src/filters/clamd.c \
+	src/filters/auth_header.c \
+	src/filters/rules.c src/filters/rules_default.c \
+	src/pipeline/subject_tag.c
 FUZZ_SECONDS ?= 20
 
 .PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy bench-filter clean format
@@ -72,7 +75,8 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-o $@ $^ $(shell pkg-config --cflags --libs libsodium libevent inih gmime-3.0 libpsl libarchive)
+		-o $@ $^ $(shell pkg-config --cflags --libs libsodium libevent inih gmime-3.0 libpsl libarchive \
+			libpcre2-8)
 
 deps:
 	@scripts/deps.sh run

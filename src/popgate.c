@@ -67,6 +67,7 @@
 #include "core/resolver.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "filters/rules.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/route.h"
 #include "pipeline/spawner.h"
@@ -496,6 +497,24 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	char *filter_settings = config_section_text(cfg, "spam");
 	pipeline_set_filter_settings(pg.pipeline, filter_settings);
 	free(filter_settings);
+	/* A rules file with a bad line stops the start: the line is named. */
+	char *rules_text = NULL;
+	size_t rules_len = 0;
+	char rules_err[400];
+
+	if (cfg->rules_file != NULL && rules_file_read(cfg->rules_file, &rules_text, &rules_len,
+						       rules_err, sizeof(rules_err)) < 0) {
+		snprintf(err, sizeof(err), "rules file refused: %s", rules_err);
+		goto fail_log;
+	}
+	int rules_rc = pipeline_set_rules(pg.pipeline, rules_text, err, sizeof(err));
+
+	free(rules_text);
+	if (rules_rc < 0)
+		goto fail_log;
+	/* The filters' DNS questions: the daemon's resolver, not the relay's
+	 * validating one (a blocklist zone is rarely signed). */
+	pipeline_set_resolver(pg.pipeline, pg.dns);
 
 	char key_path[PATH_MAX];
 	snprintf(key_path, sizeof(key_path), "%s/secret.key", DATA_HERE);

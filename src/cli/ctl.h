@@ -154,19 +154,30 @@ CTL_RUN(ctl_bayes_learn);
 /* ctl_filter.c */
 CTL_RUN(ctl_filter_list);
 CTL_RUN(ctl_filter_bench);
-#undef CTL_RUN
 
-/* The message files of the PATHs popgatectl reads (ctl_bayes.c). */
+/* Message files named on a command line (ctl_bayes.c; filter rules uses
+ * them too). */
 struct ctl_bayes_files {
 	char **paths;
 	size_t count;
 	size_t capacity;
 };
 
-/* Adds PATH's message files to FILES: PATH itself if a file, else the files
- * of the folder or maildir (cur/ and new/). CTL_OK or the refusal. */
+/* Expands PATH (file, maildir or folder) into FILES. CTL_OK or CTL_REFUSED. */
 int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files);
 void ctl_bayes_files_free(struct ctl_bayes_files *files);
+
+/*
+ * Calls FN for each message of the file DATA (LEN bytes): the whole file,
+ * or each message of an mbox (a file whose first line starts "From "; a
+ * message ends where a line starting "From " follows an empty line).
+ */
+void ctl_bayes_messages(const char *data, size_t len,
+			void (*fn)(const char *message, size_t len, void *arg), void *arg);
+
+/* ctl_rules.c */
+CTL_RUN(ctl_filter_rules);
+#undef CTL_RUN
 
 /* ---- ctl_learn.c ---- */
 

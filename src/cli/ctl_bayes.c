@@ -82,7 +82,6 @@ static int ctl_bayes_folder(const char *dir, struct ctl_bayes_files *files)
 	return 0;
 }
 
-/* Expands PATH (file, maildir or folder) into FILES. CTL_OK or CTL_REFUSED. */
 int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files)
 {
 	struct stat st;
@@ -116,13 +115,8 @@ int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files)
 	return CTL_OK;
 }
 
-/*
- * Calls FN for each message of the file DATA (LEN bytes): the whole file,
- * or each message of an mbox (a file whose first line starts "From "; a
- * message ends where a line starting "From " follows an empty line).
- */
-static void ctl_bayes_messages(const char *data, size_t len,
-			       void (*fn)(const char *message, size_t len, void *arg), void *arg)
+void ctl_bayes_messages(const char *data, size_t len,
+			void (*fn)(const char *message, size_t len, void *arg), void *arg)
 {
 	size_t start = 0;
 

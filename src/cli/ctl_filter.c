@@ -32,6 +32,8 @@
 #include "filters/clamav.h"
 #include "filters/clamd.h"
 #include "filters/filter.h"
+#include "filters/rules.h"
+#include "pipeline/lookup.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
 #include "pipeline/route.h"
@@ -284,6 +286,36 @@ static int ctl_filter_print(const struct ctl *ctl, const char *name,
 	return rc;
 }
 
+/*
+ * Hands the rules file to the rules filter as the daemon hands it to a
+ * worker; a file that is refused is said on stderr (with its line), and
+ * the default rules judge alone, as a worker's would without it.
+ */
+static void ctl_filter_rules_file(const struct ctl *ctl)
+{
+	char err[512];
+	char clean[sizeof(err)];
+	char *text;
+	size_t len;
+	int fd;
+
+	if (ctl->cfg.rules_file == NULL)
+		return;
+	if (rules_file_read(ctl->cfg.rules_file, &text, &len, err, sizeof(err)) < 0) {
+		util_sanitize(clean, sizeof(clean), err, strlen(err));
+		fprintf(stderr, "popgatectl: rules file refused: %s (the default rules are used)\n",
+			clean);
+		return;
+	}
+	fd = len > 0 ? rules_text_fd(text, len) : -1;
+	if (len > 0 && fd < 0)
+		fprintf(stderr, "popgatectl: rules file: %s (the default rules are used)\n",
+			strerror(errno));
+	if (fd >= 0)
+		rules_filter_use_fd(fd);
+	free(text);
+}
+
 int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
 	struct ctl_filter_args args;
@@ -299,6 +331,7 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	size_t count;
 	int64_t user_id, owner = 0;
 	bool sender_known;
+	struct filter_dns *dns;
 	char buf[256];
 	int fd, rc;
 
@@ -325,11 +358,22 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	char *settings = config_section_text(&ctl->cfg, "spam");
 	filter_settings_set(settings);
 	free(settings);
+	ctl_filter_rules_file(ctl);
 	if (clamav_profile_runs(&profile)) {
 		ctl_filter_scan(&fd, &scan);
 		scanned = true;
 	}
-	rc = pipeline_judge(fd, ctl->cfg.hostname, &job, &verdict, &handoff);
+	/* DNS questions are answered as the daemon's would be: through the
+	 * configured name servers, within [spam] dns_time_limit. */
+	dns = lookup_local_new(ctl->cfg.nameservers, buf, sizeof(buf));
+	if (dns == NULL) {
+		if (fd != STDIN_FILENO)
+			close(fd);
+		free(scan.reason);
+		return ctl_refuse("cannot start a resolver: %s", buf);
+	}
+	rc = pipeline_judge(fd, ctl->cfg.hostname, &job, dns, &verdict, &handoff);
+	lookup_local_free(&dns);
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (rc < 0) {
@@ -438,9 +482,9 @@ static double ctl_bench_clock(void)
 }
 
 /*
- * As a worker starts: the [spam] settings, the Bayes database handed over as
- * a descriptor (DATA/bayes.db; none: the filter says it is not trained), and
- * every filter's init. CTL_OK or the refusal.
+ * As a worker starts: the [spam] settings, the Bayes database and the rules
+ * file handed over as descriptors (DATA/bayes.db; none: the filter says it is
+ * not trained), and every filter's init. CTL_OK or the refusal.
  */
 static int ctl_bench_init_filters(struct ctl *ctl)
 {
@@ -454,15 +498,17 @@ static int ctl_bench_init_filters(struct ctl *ctl)
 	free(database);
 	if (fd >= 0)
 		bayes_filter_use_db(fd);
+	ctl_filter_rules_file(ctl);
 	if (filter_init_all(err, sizeof(err)) < 0)
 		return ctl_refuse("%s", err);
 	return CTL_OK;
 }
 
-/* Judges the message in PATH as a worker and the daemon would, counting its
- * action into ACTIONS. 0, or -1 if it cannot be read. */
+/* Judges the message in PATH as a worker and the daemon would (DNS answers
+ * from DNS), counting its action into ACTIONS. 0, or -1 if it cannot be
+ * read. */
 static int ctl_bench_one(struct ctl *ctl, const char *path, const struct pipeline_job *job,
-			 size_t actions[VERDICT_HOLD + 1])
+			 struct filter_dns *dns, size_t actions[VERDICT_HOLD + 1])
 {
 	struct pipeline_verdict verdict;
 	struct pipeline_result *results = NULL;
@@ -479,7 +525,7 @@ static int ctl_bench_one(struct ctl *ctl, const char *path, const struct pipelin
 	/* clamd first, as the daemon scans before a worker judges. */
 	if (scanned)
 		ctl_filter_scan(&fd, &scan);
-	rc = pipeline_judge(fd, ctl->cfg.hostname, job, &verdict, NULL);
+	rc = pipeline_judge(fd, ctl->cfg.hostname, job, dns, &verdict, NULL);
 	close(fd);
 	if (rc < 0) {
 		proto_verdict_clear(&verdict);
@@ -506,6 +552,7 @@ int ctl_filter_bench(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	struct filter_profile profile;
 	char profile_name[STORE_PROFILE_NAME_MAX + 1];
 	size_t actions[VERDICT_HOLD + 1] = {0};
+	struct filter_dns *dns = NULL;
 	struct pipeline_job job;
 	size_t judged = 0;
 	int64_t user_id;
@@ -521,6 +568,13 @@ int ctl_filter_bench(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 		goto done;
 	if ((rc = ctl_bench_init_filters(ctl)) != CTL_OK)
 		goto done;
+	/* One resolver for the run, as the daemon has one: the configured name
+	 * servers, within [spam] dns_time_limit per message. */
+	dns = lookup_local_new(ctl->cfg.nameservers, buf, sizeof(buf));
+	if (dns == NULL) {
+		rc = ctl_refuse("cannot start a resolver: %s", buf);
+		goto done;
+	}
 	memset(&job, 0, sizeof(job));
 	memcpy(job.id, CTL_FILTER_CHECK_ID, sizeof(job.id));
 	snprintf(job.account, sizeof(job.account), "filter-bench");
@@ -533,7 +587,7 @@ int ctl_filter_bench(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	double wall = ctl_bench_clock(), cpu = ctl_bench_cpu();
 	for (unsigned long round = 0; round < args.repeat; round++) {
 		for (size_t i = 0; i < args.files.count; i++) {
-			if (ctl_bench_one(ctl, args.files.paths[i], &job, actions) < 0) {
+			if (ctl_bench_one(ctl, args.files.paths[i], &job, dns, actions) < 0) {
 				rc = ctl_refuse("%s: cannot be read",
 						ctl_clean(args.files.paths[i], buf, sizeof(buf)));
 				goto done;
@@ -571,6 +625,7 @@ int ctl_filter_bench(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 		? -1
 		: 0);
 done:
+	lookup_local_free(&dns);
 	ctl_bayes_files_free(&args.files);
 	return rc;
 }

@@ -316,10 +316,19 @@ static const struct ctl_command ctl_commands[] = {
      "(default 1) in this process with the workers' own code (pipeline_judge,\n"
      "after every filter's init and the Bayes database as a worker gets them)\n"
      "and the daemon's (the sender lists, the verdict), and prints messages/s\n"
-     "and messages/s per core (per CPU second), with the actions counted. A\n"
-     "profile that runs clamav has each message scanned by clamd first, as\n"
-     "'filter check' does. Changes nothing.\n",
+     "and messages/s per core (per CPU second), with the actions counted. As\n"
+     "in 'filter check', DNS questions go to the configured name servers and a\n"
+     "profile that runs clamav has each message scanned by clamd first.\n"
+     "Changes nothing.\n",
      ctl_filter_bench},
+    {"filter", "rules", "[PATH...]", "list the content rules in force",
+     "Lists the rules and word lists of the rules filter: the default set\n"
+     "compiled into popgate, with [spam] rules_file over it, each with its score\n"
+     "(a list's: its cap), target, pattern, where it comes from and what it means.\n"
+     "Exits 1 if the rules file is refused (the line is named; the default set\n"
+     "is listed). With PATHs (message files, mboxes, maildirs or folders), also\n"
+     "shows how many of those messages each rule hits.\n",
+     ctl_filter_rules},
     /* mta-sts (ctl_mta_sts.c) */
     {"mta-sts", "list", "", "list the MTA-STS policies the relay has cached",
      "Shows each recipient domain's MTA-STS policy (RFC 8461) as last fetched:\n"

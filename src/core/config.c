@@ -89,6 +89,10 @@ const struct config_key config_keys[] = {
 	{"spam", "quarantine_days", CONFIG_INT, CONFIG_FIELD(quarantine_days), 1, 3650, NULL},
 	{"spam", "tag_subject_prefix", CONFIG_HEADER_TEXT, CONFIG_FIELD(tag_subject_prefix), 0,
 	 CONFIG_TAG_SUBJECT_PREFIX_MAX, NULL},
+	{"spam", "rules_file", CONFIG_NULL_PATH, CONFIG_FIELD(rules_file), 0, 0, NULL},
+	{"spam", "dns_time_limit", CONFIG_INT, CONFIG_FIELD(dns_time_limit), 0, 60, NULL},
+	{"spam", "dnsbl_zones", CONFIG_HOSTS, CONFIG_FIELD(dnsbl_zones), 0, 0, NULL},
+	{"spam", "uribl_zones", CONFIG_HOSTS, CONFIG_FIELD(uribl_zones), 0, 0, NULL},
 	{"spam", "fuzzy_min_count", CONFIG_INT, CONFIG_FIELD(fuzzy_min_count), 2, 1000000, NULL},
 	{"spam", "fuzzy_window", CONFIG_INT, CONFIG_FIELD(fuzzy_window), 60, 2678400, NULL},
 	{"spam", "clamd_socket", CONFIG_TEXT, CONFIG_FIELD(clamd_socket), 0, 0, NULL},
@@ -357,6 +361,10 @@ static int config_check_path_lengths(const struct config_parse *p, char *err, si
 		if (config_check_path_length(p, server_paths[i], values[i], line, err, errlen) < 0)
 			return -1;
 	}
+	if (config_check_path_length(p, "rules_file", cfg->rules_file,
+				     p->key_line[config_key_index("spam", "rules_file")], err,
+				     errlen) < 0)
+		return -1;
 	if (config_sections_check_paths(&p->sections, CONFIG_LINE_MAX, &line, msg, sizeof(msg)) < 0) {
 		snprintf(err, errlen, "%s:%d: %s", p->path, line, msg);
 		return -1;
@@ -405,6 +413,7 @@ static int config_finish(struct config_parse *p, char *err, size_t errlen)
 	config_absolute(&cfg->log_file, base);
 	config_absolute(&cfg->tls_cert, base);
 	config_absolute(&cfg->relay_ca_file, base);
+	config_absolute(&cfg->rules_file, base);
 	config_absolute(&cfg->tls_key, base);
 	config_absolute(&cfg->dns_trust_anchor, base);
 	if (cfg->tls_cert == NULL || *cfg->tls_cert == '\0') {
@@ -473,6 +482,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->worker_timeout = 60;
 	cfg->quarantine_days = 30;
 	cfg->tag_subject_prefix = xstrdup("[SPAM]");
+	cfg->dns_time_limit = 5;
 	cfg->fuzzy_min_count = 5;
 	cfg->fuzzy_window = 86400;
 	/* As filters/clamav.h's defaults: Debian's clamd, its StreamMaxLength. */
@@ -505,6 +515,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->relay_allow_private = false;
 	cfg->relay_mta_sts_port = 443;
 	cfg->relay_ca_file = NULL;
+	cfg->rules_file = NULL;
 	config_sections_defaults(config_section_types, config_section_type_count, cfg);
 }
 
@@ -575,6 +586,9 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->pseudo_domain);
 	xfree(&cfg->relay_ca_file);
 	xfree(&cfg->tag_subject_prefix);
+	xfree(&cfg->rules_file);
+	xfree(&cfg->dnsbl_zones);
+	xfree(&cfg->uribl_zones);
 	xfree(&cfg->clamd_socket);
 	xfree(&cfg->trusted_relays);
 	config_key_free(&config_keys[config_key_index("providers", "allow")], cfg);

@@ -93,6 +93,10 @@ struct popgate_config {
 	/* [spam] */
 	int quarantine_days;	/* 30: days quarantined mail is kept, then deleted */
 	char *tag_subject_prefix; /* "[SPAM]": put before the Subject of tagged mail; "": none */
+	char *rules_file;	/* NULL: the default content rules alone (filters/rules.h) */
+	int dns_time_limit;	/* 5: seconds each message may wait for DNS answers, in all */
+	char *dnsbl_zones;	/* "": DNS blocklists asked about the hand-off address */
+	char *uribl_zones;	/* "": URI blocklists asked about the link domains */
 	int fuzzy_min_count;	/* 5: distinct senders of one fingerprint that score */
 	int fuzzy_window;	/* 86400: seconds fingerprints are counted, then expire */
 	char *clamd_socket;	/* /var/run/clamav/clamd.ctl, or ADDRESS:PORT */

@@ -156,6 +156,20 @@ static bool config_nameservers_valid(const char *list)
 	return valid;
 }
 
+/* True if LIST is empty or holds only host names separated by spaces or
+ * commas (DNS zones, such as a blocklist's). */
+static bool config_hosts_valid(const char *list)
+{
+	char *copy = xstrdup(list), *save = NULL;
+	bool valid = true;
+
+	for (char *item = strtok_r(copy, " ,", &save); item != NULL && valid;
+	     item = strtok_r(NULL, " ,", &save))
+		valid = config_valid_hostname(item);
+	free(copy);
+	return valid;
+}
+
 /* "'VALUE' is not one of A, B, C" for a CONFIG_CHOICE key. */
 static void config_bad_choice(const struct config_key *key, const char *value, char *msg,
 			      size_t msglen)
@@ -218,6 +232,16 @@ int config_key_set(const struct config_key *key, void *base, const char *value, 
 			snprintf(msg, msglen,
 				 "%s: '%s' is not a list of numeric addresses, each with an "
 				 "optional port (192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:53)",
+				 key->name, config_quote(quoted, value));
+			return -1;
+		}
+		config_set_string(field, value);
+		return 0;
+	case CONFIG_HOSTS:
+		if (!config_hosts_valid(value)) {
+			snprintf(msg, msglen,
+				 "%s: '%s' is not a list of host names separated by spaces or "
+				 "commas",
 				 key->name, config_quote(quoted, value));
 			return -1;
 		}
@@ -310,6 +334,7 @@ void config_key_free(const struct config_key *key, void *base)
 	case CONFIG_LEVEL:
 	case CONFIG_NAMESERVERS:
 	case CONFIG_HEADER_TEXT:
+	case CONFIG_HOSTS:
 	case CONFIG_RELAYS:
 		xfree((char **)((char *)base + key->offset));
 		break;

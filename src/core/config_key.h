@@ -37,6 +37,7 @@ enum config_type {
 	CONFIG_ALLOW,	   /* the provider allow-list (struct popgate_config only) */
 	CONFIG_NAMESERVERS, /* numeric addresses with optional ports, or empty */
 	CONFIG_HEADER_TEXT, /* printable ASCII for a header field, at most max long, or empty */
+	CONFIG_HOSTS,	   /* host names separated by spaces or commas, or empty */
 	CONFIG_RELAYS,	    /* [spam] trusted_relays (filters/received.h), or empty */
 };
 

@@ -33,6 +33,7 @@ void config_key_write(const struct config_key *key, const void *base, FILE *out)
 	case CONFIG_LEVEL:
 	case CONFIG_NAMESERVERS:
 	case CONFIG_HEADER_TEXT:
+	case CONFIG_HOSTS:
 	case CONFIG_RELAYS: {
 		const char *s = *(char *const *)field;
 
@@ -79,7 +80,8 @@ char *config_section_text(const struct popgate_config *cfg, const char *section)
 		fputs(key->name, out);
 		if (key->type == CONFIG_TEXT || key->type == CONFIG_PATH ||
 		    key->type == CONFIG_OPT_PATH || key->type == CONFIG_NULL_PATH ||
-		    key->type == CONFIG_HEADER_TEXT || key->type == CONFIG_RELAYS) {
+		    key->type == CONFIG_HEADER_TEXT || key->type == CONFIG_HOSTS ||
+		    key->type == CONFIG_RELAYS) {
 			const char *s = *(char *const *)((const char *)cfg + key->offset);
 
 			if (s == NULL || *s == '\0')

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/reload.h"
 #include "core/util.h"
+#include "filters/rules.h"
 #include "pipeline/pipeline.h"
 #include "pop3/fetch.h"
 #include "popgate.h"
@@ -111,10 +112,22 @@ static void reload_config(struct reload *reload)
 	struct popgate *pg = reload->pg;
 	struct popgate_config *fresh = xcalloc(1, sizeof(*fresh));
 	char err[512], kept_names[400];
+	char *rules_text = NULL;
+	size_t rules_len = 0;
 
 	config_defaults(fresh);
 	if (config_load(fresh, reload->config_path, err, sizeof(err)) < 0) {
 		log_error("SIGHUP: configuration refused, the running one stays in force: %s", err);
+		reload_config_free(&fresh);
+		return;
+	}
+	/* The rules file is read and checked again too (its text may have
+	 * changed under the same name); a bad line refuses the reload. */
+	if (fresh->rules_file != NULL &&
+	    rules_file_read(fresh->rules_file, &rules_text, &rules_len, err, sizeof(err)) < 0) {
+		log_error("SIGHUP: configuration refused, the running one stays in force: "
+			  "rules file refused: %s",
+			  err);
 		reload_config_free(&fresh);
 		return;
 	}
@@ -127,6 +140,7 @@ static void reload_config(struct reload *reload)
 	    reload_log(pg, fresh->log_file, fresh->log_level) < 0) {
 		log_error("SIGHUP: configuration refused, the running one stays in force");
 		reload_config_free(&fresh);
+		free(rules_text);
 		return;
 	}
 	struct retired_config *old = xcalloc(1, sizeof(*old));
@@ -140,7 +154,10 @@ static void reload_config(struct reload *reload)
 
 		pipeline_set_filter_settings(pg->pipeline, settings);
 		free(settings);
+		if (pipeline_set_rules(pg->pipeline, rules_text, err, sizeof(err)) < 0)
+			log_error("SIGHUP: %s; the rules in force stay", err);
 	}
+	free(rules_text);
 	if (reload->changed != NULL)
 		reload->changed(old->cfg, fresh, reload->changed_ctx);
 	log_info("SIGHUP: configuration reloaded from %s", reload->config_path);

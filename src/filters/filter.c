@@ -22,9 +22,15 @@ static const struct filter *const filter_table[] = {
     &filter_address,
     &filter_senders,
     &filter_bayes,
+    &filter_spf,
+    &filter_dkim,
+    &filter_dmarc,
+    &filter_dnsbl,
+    &filter_uribl,
     &filter_fuzzy,
     &filter_clamav,
     &filter_attachments,
+    &filter_rules,
 };
 
 #define FILTER_TABLE_COUNT (sizeof(filter_table) / sizeof(filter_table[0]))

@@ -66,6 +66,7 @@ struct pipeline_result;
 struct pipeline_verdict;
 struct headers_parser;
 struct filter_dns;
+struct filter_auth;
 
 /* Bytes of a body kept in memory for the content filters (MIME, Bayes);
  * the rest of a larger message is read, counted and not looked at. */
@@ -107,6 +108,10 @@ struct filter_message {
 	size_t body_len;
 	struct filter_dns *dns; /* answers its DNS questions (filters/dns.h), or NULL */
 	struct filter_handoff handoff;
+	/* The message's SPF, DKIM and DMARC results, computed by the first of
+	 * the spf, dkim and dmarc filters that needs them and shared by all
+	 * three (filters/auth.h); the worker gives each job a zeroed one. */
+	struct filter_auth *auth;
 };
 
 /*
@@ -161,8 +166,14 @@ extern const struct filter filter_trace;
 extern const struct filter filter_address;
 extern const struct filter filter_senders;
 extern const struct filter filter_bayes;
+extern const struct filter filter_spf;
+extern const struct filter filter_dkim;
+extern const struct filter filter_dmarc;
+extern const struct filter filter_dnsbl;
+extern const struct filter filter_uribl;
 extern const struct filter filter_fuzzy;
 extern const struct filter filter_clamav;
 extern const struct filter filter_attachments;
+extern const struct filter filter_rules;
 
 #endif

@@ -11,7 +11,8 @@
  * SECURITY: the allow-list is what a compromised parser could still do.
  * Each entry is there because glibc's malloc, the log (one write(2) per line
  * to the inherited stderr, getpid, the clock) or the job loop (recvmsg with a
- * descriptor, read of the body, send) needs it; strace -f of workers, release
+ * descriptor, read of the body, send, poll while a DNS answer is awaited)
+ * needs it; strace -f of workers, release
  * and ASan builds, showed nothing else after the filter was loaded (but the
  * open of /etc/localtime that strftime tries, refused by name below).
  */
@@ -47,6 +48,8 @@ static const int confine_allowed[] = {
     SCMP_SYS(munmap),	SCMP_SYS(mremap),	 SCMP_SYS(madvise),	 SCMP_SYS(exit),
     SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask), SCMP_SYS(clock_gettime),
     SCMP_SYS(gettimeofday), SCMP_SYS(getpid),	 SCMP_SYS(gettid),	 SCMP_SYS(futex),
+    /* Waiting for a DNS answer on its socket, with the message's budget. */
+    SCMP_SYS(poll),	SCMP_SYS(ppoll),
 };
 
 #if CONFINE_SANITIZER

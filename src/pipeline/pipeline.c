@@ -5,8 +5,9 @@
  * that dies, hangs or answers garbage. Starting and stopping the worker
  * processes (through the spawner) is workers.c's.
  *
- * Owns: the main process's end of each worker socket, and the queued and
- * running jobs.
+ * Owns: the main process's end of each worker socket, the queued and
+ * running jobs, and each running job's DNS lookup in flight (cancelled when
+ * the job ends or its worker does).
  * Must never: block the event loop (sockets are non-blocking; the spawner
  * reaps the workers), trust a byte a worker sends before proto.c has
  * decoded it, lose a job silently (every job submitted and not dropped by
@@ -15,8 +16,10 @@
  * never finds itself inside its own callback).
  *
  * SECURITY: workers read hostile mail and are assumed compromisable. A reply
- * is accepted only as one well-formed verdict for the job the worker holds;
- * anything else ends that worker. Workers are exec'd afresh by the spawner
+ * is accepted only as well-formed DNS questions (query frames: a valid name,
+ * a known type, at most PIPELINE_QUERIES_MAX asked of the resolver per job,
+ * one in flight at a time) and then one well-formed verdict for the job the
+ * worker holds; anything else ends that worker. Workers are exec'd afresh by the spawner
  * (spawner.h) as a user of their own ([server] worker_user, when popgate was
  * started as root), inherit only their socket (fd 3) and the log (stderr),
  * never see the credential key, the store or the data folder's name, and
@@ -47,6 +50,8 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "filters/rules.h"
+#include "pipeline/lookup.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
 #include "pipeline/workers.h"
@@ -267,7 +272,8 @@ void pipeline_dispatch(struct pipeline *pipeline)
 		struct pipeline_entry *entry;
 		int body_fd;
 
-		if (worker->pid <= 0 || worker->entry != NULL || worker->send_error[0] != '\0') {
+		if (worker->pid <= 0 || worker->entry != NULL || worker->send_error[0] != '\0' ||
+		    evbuffer_get_length(worker->output) > 0) {
 			i++;
 			continue;
 		}
@@ -312,19 +318,146 @@ static void pipeline_on_failed(evutil_socket_t fd, short what, void *arg)
 	pipeline_dispatch(pipeline);
 }
 
-/* Handles the bytes of a reply read so far: nothing until a whole frame is
- * there, then exactly one verdict for the job the worker holds. */
+/* Writes what waits in WORKER's output, as far as its socket takes it; the
+ * rest when write_event says there is room. A failure is handled from the
+ * loop, as a failed job send is. */
+static void pipeline_worker_flush(struct pipeline_worker *worker)
+{
+	while (evbuffer_get_length(worker->output) > 0) {
+		size_t len = evbuffer_get_contiguous_space(worker->output);
+		const unsigned char *data = evbuffer_pullup(worker->output, (ev_ssize_t)len);
+		/* MSG_NOSIGNAL: a dead worker is EPIPE, not a SIGPIPE. */
+		ssize_t n = send(worker->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			event_add(worker->write_event, NULL);
+			return;
+		}
+		if (n < 0) {
+			snprintf(worker->send_error, sizeof(worker->send_error),
+				 "sending an answer: %s", strerror(errno));
+			event_active(worker->read_event, EV_READ, 0);
+			return;
+		}
+		evbuffer_drain(worker->output, (size_t)n);
+	}
+}
+
+void pipeline_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct pipeline_worker *worker = arg;
+
+	(void)fd;
+	(void)what;
+	pipeline_worker_flush(worker);
+	/* A worker that got its verdict's last answer out may take a job. */
+	if (evbuffer_get_length(worker->output) == 0)
+		pipeline_dispatch(worker->pipeline);
+}
+
+/* Sends WORKER ANSWER (to the question it asked last). */
+static void pipeline_worker_answer(struct pipeline_worker *worker, struct proto_answer *answer)
+{
+	unsigned char *frame;
+	size_t frame_len;
+	const char *err;
+
+	if (proto_answer_encode(answer, &frame, &frame_len, &err) < 0) {
+		/* lookup.c hands over only what the encoder takes; still, the
+		 * worker must get an answer. */
+		log_warn("pipeline: cannot encode a DNS answer: %s", err);
+		filter_dns_answer_clear(&answer->answer);
+		answer->answer.status = FILTER_DNS_FAILED;
+		if (proto_answer_encode(answer, &frame, &frame_len, &err) < 0)
+			return;
+	}
+	evbuffer_add(worker->output, frame, frame_len);
+	free(frame);
+	pipeline_worker_flush(worker);
+}
+
+/* The resolver answered WORKER's question. */
+static void pipeline_on_answer(const struct resolver_answer *from, void *arg)
+{
+	struct pipeline_worker *worker = arg;
+	struct proto_answer answer = {.id = worker->query_id};
+
+	worker->lookup = NULL;
+	lookup_answer_fill(from, &answer.answer);
+	pipeline_worker_answer(worker, &answer);
+	filter_dns_answer_clear(&answer.answer);
+}
+
+/*
+ * A query frame at the front of WORKER's input: a question of the job it
+ * holds, asked through the resolver (the one asked before, if still in
+ * flight, is given up: the worker waits for one answer at a time). 0, or
+ * -1 when the worker was failed for it.
+ */
+static int pipeline_worker_query(struct pipeline_worker *worker, const unsigned char *data,
+				 size_t len)
+{
+	struct pipeline *pipeline = worker->pipeline;
+	struct proto_query query;
+	char reason[160];
+	size_t consumed;
+	const char *err;
+
+	if (proto_query_decode(data, len, &consumed, &query, &err) < 0) {
+		snprintf(reason, sizeof(reason), "malformed query: %s", err);
+		pipeline_worker_fail(worker, reason);
+		return -1;
+	}
+	if (worker->entry == NULL) {
+		pipeline_worker_fail(worker, "query without a job");
+		return -1;
+	}
+	evbuffer_drain(worker->input, consumed);
+	resolver_cancel(&worker->lookup);
+	worker->query_id = query.id;
+	if (++worker->queries > PIPELINE_QUERIES_MAX || pipeline->resolver == NULL) {
+		struct proto_answer answer = {.id = query.id,
+					      .answer = {.status = FILTER_DNS_FAILED}};
+
+		if (worker->queries == PIPELINE_QUERIES_MAX + 1)
+			log_event(LOG_WARN, "dns_queries_limit", worker->entry->job.account,
+				  worker->entry->job.id, "limit=%d", PIPELINE_QUERIES_MAX);
+		pipeline_worker_answer(worker, &answer);
+		return 0;
+	}
+	worker->lookup =
+	    resolver_lookup(pipeline->resolver, query.name, (enum resolver_type)query.type,
+			    pipeline_on_answer, worker);
+	return 0;
+}
+
+/* Handles the bytes a worker sent so far: nothing until a whole frame is
+ * there; its job's DNS questions, each answered; then exactly one verdict
+ * for the job the worker holds. */
 static void pipeline_worker_parse(struct pipeline_worker *worker)
 {
 	struct pipeline *pipeline = worker->pipeline;
 	size_t len = evbuffer_get_length(worker->input);
 	const unsigned char *data = evbuffer_pullup(worker->input, -1);
+	const unsigned char *payload;
+	size_t payload_len;
+	enum proto_type type;
 	struct pipeline_verdict verdict;
 	struct pipeline_entry *entry;
 	char reason[160];
 	size_t consumed;
 	const char *err;
 
+	while (len > 0 &&
+	       proto_frame_decode(data, len, &consumed, &type, &payload, &payload_len, &err) == 0 &&
+	       consumed > 0 && type == PROTO_TYPE_QUERY) {
+		if (pipeline_worker_query(worker, data, len) < 0)
+			return;
+		len = evbuffer_get_length(worker->input);
+		data = evbuffer_pullup(worker->input, -1);
+	}
+	if (len == 0)
+		return;
 	if (proto_verdict_decode(data, len, &consumed, &verdict, &err) < 0) {
 		snprintf(reason, sizeof(reason), "malformed reply: %s", err);
 		pipeline_worker_fail(worker, reason);
@@ -347,6 +480,9 @@ static void pipeline_worker_parse(struct pipeline_worker *worker)
 	}
 	evbuffer_drain(worker->input, consumed);
 	evtimer_del(worker->timeout_event);
+	/* The job's questions end with it. */
+	resolver_cancel(&worker->lookup);
+	worker->queries = 0;
 	worker->entry = NULL;
 	pipeline_report(pipeline, entry, &verdict);
 	proto_verdict_clear(&verdict);
@@ -422,6 +558,7 @@ struct pipeline *pipeline_new(struct event_base *base, struct spawner_process *s
 	spawner->fd = -1;
 	spawner->pid = -1;
 	pipeline->data_dir = xstrdup(data_dir);
+	pipeline->rules_fd = -1;
 	pipeline->worker_timeout = worker_timeout_seconds;
 	pipeline->callback = callback;
 	pipeline->ctx = ctx;
@@ -452,8 +589,10 @@ struct pipeline *pipeline_new(struct event_base *base, struct spawner_process *s
 		struct pipeline_worker *worker = &pipeline->workers[i];
 
 		worker->input = evbuffer_new();
+		worker->output = evbuffer_new();
 		worker->timeout_event = evtimer_new(base, pipeline_on_timeout, worker);
-		if (worker->input == NULL || worker->timeout_event == NULL) {
+		if (worker->input == NULL || worker->output == NULL ||
+		    worker->timeout_event == NULL) {
 			snprintf(err, errlen, "cannot create the worker buffers");
 			goto fail;
 		}
@@ -521,6 +660,35 @@ void pipeline_set_filter_settings(struct pipeline *pipeline, const char *setting
 	workers_renew_all(pipeline);
 }
 
+int pipeline_set_rules(struct pipeline *pipeline, const char *text, char *err, size_t errlen)
+{
+	int fd = -1;
+
+	if (text != NULL && *text == '\0')
+		text = NULL;
+	if ((pipeline->rules_text == NULL && text == NULL) ||
+	    (pipeline->rules_text != NULL && text != NULL &&
+	     strcmp(pipeline->rules_text, text) == 0))
+		return 0;
+	if (text != NULL && (fd = rules_text_fd(text, strlen(text))) < 0) {
+		snprintf(err, errlen, "cannot hand the rules file to the workers: %s",
+			 strerror(errno));
+		return -1;
+	}
+	free(pipeline->rules_text);
+	if (pipeline->rules_fd >= 0)
+		close(pipeline->rules_fd);
+	pipeline->rules_text = text != NULL ? xstrdup(text) : NULL;
+	pipeline->rules_fd = fd;
+	workers_renew_all(pipeline);
+	return 0;
+}
+
+void pipeline_set_resolver(struct pipeline *pipeline, struct resolver *resolver)
+{
+	pipeline->resolver = resolver;
+}
+
 size_t pipeline_pending(const struct pipeline *pipeline)
 {
 	return pipeline->pending;
@@ -578,6 +746,8 @@ void pipeline_free(struct pipeline **pipeline_r)
 			event_free(worker->timeout_event);
 		if (worker->input != NULL)
 			evbuffer_free(worker->input);
+		if (worker->output != NULL)
+			evbuffer_free(worker->output);
 	}
 	if (pipeline->tick_event != NULL)
 		event_free(pipeline->tick_event);
@@ -592,5 +762,8 @@ void pipeline_free(struct pipeline **pipeline_r)
 	free(pipeline->workers);
 	free(pipeline->data_dir);
 	free(pipeline->filter_settings);
+	free(pipeline->rules_text);
+	if (pipeline->rules_fd >= 0)
+		close(pipeline->rules_fd);
 	xfree(pipeline_r);
 }

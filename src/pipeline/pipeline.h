@@ -9,9 +9,11 @@
  * credential key was loaded — never holds the key or the database, and each
  * confines itself (confine.h) before its first job: it cannot open a file
  * or reach the network. The main process opens each message body and sends
- * it as a descriptor with the job over a socketpair (SCM_RIGHTS), and gets
- * back a typed, versioned verdict (pipeline/proto.h); a malformed reply is
- * treated as a worker failure, never trusted. A worker that dies or runs
+ * it as a descriptor with the job over a socketpair (SCM_RIGHTS), answers
+ * the DNS questions the job's filters ask through its resolver
+ * (pipeline_set_resolver), and gets back a typed, versioned verdict
+ * (pipeline/proto.h); a malformed reply is treated as a worker failure,
+ * never trusted. A worker that dies or runs
  * past worker_timeout is killed (by the spawner) and replaced, and its job
  * is reported with WORKER_FAILED so the caller can retry it once and then
  * hold the message as suspect.
@@ -179,6 +181,21 @@ int pipeline_submit(struct pipeline *pipeline, const struct pipeline_job *job);
  * finish as they began). */
 void pipeline_set_filter_settings(struct pipeline *pipeline, const char *settings);
 
+/*
+ * The rules file's text (filters/rules.h; checked by the caller with
+ * rules_file_read), or NULL or "" for none, that workers started from now
+ * on get attached to their setup frame; workers running already are
+ * replaced when it changed. 0, or -1 with ERR set (nothing changed).
+ */
+int pipeline_set_rules(struct pipeline *pipeline, const char *text, char *err, size_t errlen);
+struct resolver;
+
+/* The resolver (core/resolver.h) that answers the workers' DNS questions
+ * from now on (proto.h: query frames), at most 100 per job (the rest are
+ * answered as failed); NULL: every question fails. It must outlive the
+ * pipeline. */
+void pipeline_set_resolver(struct pipeline *pipeline, struct resolver *resolver);
+
 /* Jobs queued or running. */
 size_t pipeline_pending(const struct pipeline *pipeline);
 
@@ -213,12 +230,14 @@ int pipeline_worker_main(int fd, const char *hostname);
 /*
  * What a worker does with one job, in the calling process: reads the body
  * from BODY_FD and runs JOB's profile's filters (those a worker runs) into
- * *VERDICT (JUDGED; free with proto_verdict_clear), and the hand-off the
- * filters saw into *HANDOFF (if not NULL). For popgatectl filter check,
- * which explains a verdict offline. 0, or -1 (logged) when the body cannot
- * be read.
+ * *VERDICT (JUDGED; free with proto_verdict_clear), DNS (NULL: none)
+ * answering their DNS questions within [spam] dns_time_limit, and the
+ * hand-off the filters saw into *HANDOFF (if not NULL). For popgatectl
+ * filter check, which explains a verdict offline. 0, or -1 (logged) when
+ * the body cannot be read.
  */
 int pipeline_judge(int body_fd, const char *hostname, const struct pipeline_job *job,
-		   struct pipeline_verdict *verdict, struct filter_handoff *handoff);
+		   struct filter_dns *dns, struct pipeline_verdict *verdict,
+		   struct filter_handoff *handoff);
 
 #endif

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "filters/dns.h"
 #include "pipeline/proto.h"
 
 /* Highest known tag at any level: the size of a field table. */
@@ -312,8 +313,7 @@ int proto_frame_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 	}
 	if (len >= 8) {
 		type = proto_get_u16(buf + 6);
-		if (type != PROTO_TYPE_JOB && type != PROTO_TYPE_VERDICT &&
-		    type != PROTO_TYPE_SETUP) {
+		if (type < PROTO_TYPE_JOB || type > PROTO_TYPE_ANSWER) {
 			*err_r = "unknown frame type";
 			return -1;
 		}
@@ -443,9 +443,10 @@ int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		return -1;
 	if (consumed == 0)
 		return 0;
-	if (proto_fields_split(payload, payload_len, PROTO_SETUP_SETTINGS, 0, fields, err_r) < 0)
+	if (proto_fields_split(payload, payload_len, PROTO_SETUP_RULES, 0, fields, err_r) < 0)
 		return -1;
-	if (fields[PROTO_SETUP_BAYES_DB].count > 0 && fields[PROTO_SETUP_BAYES_DB].len != 0) {
+	if ((fields[PROTO_SETUP_BAYES_DB].count > 0 && fields[PROTO_SETUP_BAYES_DB].len != 0) ||
+	    (fields[PROTO_SETUP_RULES].count > 0 && fields[PROTO_SETUP_RULES].len != 0)) {
 		*err_r = "bad setup field";
 		return -1;
 	}
@@ -456,6 +457,7 @@ int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		return -1;
 	}
 	setup->bayes_db = fields[PROTO_SETUP_BAYES_DB].count > 0;
+	setup->rules = fields[PROTO_SETUP_RULES].count > 0;
 	setup->settings = NULL;
 	if (fields[PROTO_SETUP_SETTINGS].count > 0)
 		setup->settings = xstrndup((const char *)fields[PROTO_SETUP_SETTINGS].data,
@@ -708,6 +710,143 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 fail:
 	proto_verdict_clear(&out);
 	return -1;
+}
+
+bool proto_dns_type_valid(unsigned type)
+{
+	switch (type) {
+	case FILTER_DNS_A:
+	case FILTER_DNS_PTR:
+	case FILTER_DNS_MX:
+	case FILTER_DNS_TXT:
+	case FILTER_DNS_AAAA:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool proto_dns_record_valid(const char *text, size_t len)
+{
+	if (len == 0 || len > FILTER_DNS_RECORD_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if (c < 0x20 || c > 0x7e)
+			return false;
+	}
+	return true;
+}
+
+/* A query id: 4 bytes, not 0. */
+static bool proto_query_id_decode(const struct proto_field *field, uint32_t *id_r)
+{
+	if (field->count == 0 || field->len != 4)
+		return false;
+	*id_r = proto_get_u32(field->data);
+	return *id_r != 0;
+}
+
+int proto_query_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
+		       struct proto_query *query, const char **err_r)
+{
+	struct proto_field fields[PROTO_TAG_MAX + 1];
+	const struct proto_field *name = &fields[PROTO_QUERY_NAME];
+	const struct proto_field *type = &fields[PROTO_QUERY_TYPE];
+	const unsigned char *payload;
+	size_t payload_len;
+	size_t consumed;
+	uint32_t id;
+
+	*consumed_r = 0;
+	if (proto_typed_decode(buf, len, &consumed, PROTO_TYPE_QUERY, &payload, &payload_len,
+			       err_r) < 0)
+		return -1;
+	if (consumed == 0)
+		return 0;
+	if (proto_fields_split(payload, payload_len, PROTO_QUERY_TYPE, 0, fields, err_r) < 0)
+		return -1;
+	if (!proto_query_id_decode(&fields[PROTO_QUERY_ID], &id)) {
+		*err_r = "bad query id";
+		return -1;
+	}
+	if (type->count == 0 || type->len != 2 ||
+	    !proto_dns_type_valid(proto_get_u16(type->data))) {
+		*err_r = "bad query type";
+		return -1;
+	}
+	if (name->count == 0 || name->len > FILTER_DNS_NAME_MAX ||
+	    memchr(name->data, '\0', name->len) != NULL) {
+		*err_r = "bad query name";
+		return -1;
+	}
+	memset(query, 0, sizeof(*query));
+	memcpy(query->name, name->data, name->len);
+	if (!filter_dns_name_valid(query->name)) {
+		*err_r = "bad query name";
+		return -1;
+	}
+	query->id = id;
+	query->type = (enum filter_dns_type)proto_get_u16(type->data);
+	*consumed_r = consumed;
+	return 0;
+}
+
+int proto_answer_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
+			struct proto_answer *answer, const char **err_r)
+{
+	struct proto_field fields[PROTO_TAG_MAX + 1];
+	const struct proto_field *status = &fields[PROTO_ANSWER_STATUS];
+	const struct proto_field *records = &fields[PROTO_ANSWER_RECORD];
+	const unsigned char *payload;
+	const unsigned char *value;
+	size_t payload_len;
+	size_t value_len;
+	size_t consumed;
+	size_t pos = 0;
+	uint32_t id;
+
+	*consumed_r = 0;
+	if (proto_typed_decode(buf, len, &consumed, PROTO_TYPE_ANSWER, &payload, &payload_len,
+			       err_r) < 0)
+		return -1;
+	if (consumed == 0)
+		return 0;
+	if (proto_fields_split(payload, payload_len, PROTO_ANSWER_RECORD, 1u << PROTO_ANSWER_RECORD,
+			       fields, err_r) < 0)
+		return -1;
+	if (!proto_query_id_decode(&fields[PROTO_ANSWER_ID], &id)) {
+		*err_r = "bad answer id";
+		return -1;
+	}
+	if (status->count == 0 || status->len != 1 || status->data[0] > FILTER_DNS_TIMEOUT) {
+		*err_r = "bad answer status";
+		return -1;
+	}
+	/* Only an answer carries records. */
+	if (records->count > FILTER_DNS_RECORDS_MAX ||
+	    (records->count > 0 && status->data[0] != FILTER_DNS_OK)) {
+		*err_r = "bad answer records";
+		return -1;
+	}
+	while (
+	    proto_field_next(payload, payload_len, &pos, PROTO_ANSWER_RECORD, &value, &value_len)) {
+		if (!proto_dns_record_valid((const char *)value, value_len)) {
+			*err_r = "bad answer record";
+			return -1;
+		}
+	}
+	memset(answer, 0, sizeof(*answer));
+	answer->id = id;
+	answer->answer.status = (enum filter_dns_status)status->data[0];
+	pos = 0;
+	while (
+	    proto_field_next(payload, payload_len, &pos, PROTO_ANSWER_RECORD, &value, &value_len))
+		answer->answer.records[answer->answer.count++] =
+		    xstrndup((const char *)value, value_len);
+	*consumed_r = consumed;
+	return 0;
 }
 
 bool proto_outcome_valid(int outcome)

@@ -1,13 +1,16 @@
 /*
  * proto.h — the messages between the main process and a worker: a setup
- * (main to worker, once, first), a job (main to worker) and a verdict (worker
- * to main), each one typed, versioned frame.
+ * (main to worker, once, first), a job (main to worker), the DNS questions
+ * the job's filters ask (query, worker to main) and their answers (answer,
+ * main to worker), and a verdict (worker to main), each one typed,
+ * versioned frame.
  *
  * A frame is a 12-byte header and a payload, all integers in network order:
  *
- *   uint32 magic 0x50475750 ("PGWP")   uint16 version (5)
+ *   uint32 magic 0x50475750 ("PGWP")   uint16 version (6)
  *   uint16 type (1 job, 2 verdict,     uint32 payload length (at most 64 KiB)
- *                3 setup)
+ *                3 setup, 4 query,
+ *                5 answer)
  *
  * The payload is a sequence of fields, each uint16 tag, uint32 length, LENGTH
  * bytes (type, length, value). A field's value may itself be such a sequence
@@ -21,13 +24,15 @@
  * set — a field that changes what the rest means. The fields below are known
  * to every reader of this version and are sent with the bit clear; a reader
  * takes a known tag with either bit. Each known field appears at most once,
- * except RESULT and FILTER, which repeat (at most PIPELINE_RESULTS_MAX and
- * FILTER_PROFILE_MAX times).
+ * except RESULT, FILTER and RECORD, which repeat (at most
+ * PIPELINE_RESULTS_MAX, FILTER_PROFILE_MAX and FILTER_DNS_RECORDS_MAX
+ * times).
  *
  * Version history: 2 added SENDER and RECIPIENTS; 3 passed each body as a
  * descriptor; 4 (the issue's "pipeline v3") added the envelope, source,
  * owner and profile to jobs, per-filter results to verdicts in place of one
- * prepend text, and skippable fields; 5 added the setup frame.
+ * prepend text, and skippable fields; 5 added the setup frame; 6 the query
+ * and answer frames.
  *
  * The setup frame is the first the main process sends on a new worker's
  * socket, before any job; the worker reads it before its filters' inits and
@@ -35,13 +40,31 @@
  * worker may not open by name (its user cannot read the data folder): with
  * BAYES_DB, the Bayes database, opened read-only, travels attached to the
  * frame's first byte (SCM_RIGHTS). No BAYES_DB, no descriptor: there is no
- * database (yet). Anything else attached is a protocol error.
+ * database (yet). With RULES, the administrator's rules file ([spam]
+ * rules_file, filters/rules.h), as the main process read and checked it,
+ * travels attached too, after the Bayes database when both do: a sealed
+ * memory file (memfd, no write, no resize), so that every worker gets the
+ * text that was checked, whatever the file holds by then, up to
+ * RULES_FILE_MAX (256 KiB, more than a frame's payload could carry).
+ * Anything else attached is a protocol error.
  *
  * Every job frame travels with exactly one descriptor attached to its first
  * byte (SCM_RIGHTS): the message body, opened read-only by the main process.
  * The frame names no path; the worker knows no data folder. A job without
- * its descriptor, with more than one, or followed by bytes before the
- * verdict is a protocol error (worker.c).
+ * its descriptor, with more than one, or followed by bytes other than
+ * answers before the verdict is a protocol error (worker.c).
+ *
+ * DNS (filters/dns.h): a worker has no network, so while it holds a job its
+ * filters' questions travel to the main process as query frames, each with
+ * an id of its own (1, 2, ... over the worker's life), and the worker waits
+ * for the answer frame with that id for as long as the message's DNS budget
+ * lasts. The main process answers each query once, from its resolver
+ * (pipeline.c); a worker that stopped waiting has given up on that id and
+ * drops its answer when it comes (any answer to an earlier id, also one
+ * still arriving after the verdict, before the next job). A new query
+ * tells the main process the earlier one is given up (its lookup is
+ * cancelled), as does the verdict. A query while the worker holds no job,
+ * or an answer to an id not yet asked, is a protocol error.
  *
  *   job:     ID (24 hex digits), ACCOUNT, PROVIDER_HOST, RECEIVED_AT (int64),
  *            PROFILE; optional SOURCE (1 byte), OWNER_USER, OWNER_ACCOUNT
@@ -53,14 +76,23 @@
  *            Bayes database), optional SETTINGS (the [spam] section's
  *            keys for the filters: lines "KEY VALUE", KEY of [a-z0-9_],
  *            VALUE printable ASCII, each ending in '\n'; at most
- *            PROTO_SETTINGS_MAX bytes)
+ *            PROTO_SETTINGS_MAX bytes), optional RULES (empty: the
+ *            descriptor attached after the Bayes one, or alone, holds the
+ *            rules file's text)
  *   verdict: OUTCOME (1 byte), ID, RESULT (repeated: NAME, STATUS (1 byte),
  *            SCORE, optional REASON, optional HEADERS), SENDER (optional,
  *            one address), RECIPIENTS (optional, an address list),
  *            FINGERPRINT (optional: the fuzzy filter's fingerprint of the
  *            body, FILTER_FINGERPRINT_HASHES uint32 MinHash values, exactly
  *            PROTO_FINGERPRINT_LEN bytes; added in version 5 as an optional
- *            field, so the version stays)
+ *            field, so the version stayed)
+ *   query:   ID (uint32, not 0), NAME (a name filter_dns_name_valid
+ *            accepts, without the trailing dot), TYPE (uint16: A, PTR,
+ *            MX, TXT or AAAA)
+ *   answer:  ID (the query's), STATUS (1 byte: enum filter_dns_status),
+ *            RECORD (repeated, at most FILTER_DNS_RECORDS_MAX, only with
+ *            status OK: 1 to FILTER_DNS_RECORD_MAX printable ASCII
+ *            characters, the record as text as filters/dns.h says)
  *
  * Scores, weights and thresholds travel as int32 thousandths of a point, at
  * most FILTER_SCORE_MAX points either way. An address list is 1 to
@@ -84,10 +116,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "filters/dns.h"
 #include "pipeline/pipeline.h"
 
 #define PROTO_MAGIC 0x50475750u
-#define PROTO_VERSION 5
+#define PROTO_VERSION 6
 #define PROTO_HEADER_LEN 12
 #define PROTO_FIELD_HEADER_LEN 6
 #define PROTO_PAYLOAD_MAX 65536
@@ -101,11 +134,14 @@ enum proto_type {
 	PROTO_TYPE_JOB = 1,
 	PROTO_TYPE_VERDICT = 2,
 	PROTO_TYPE_SETUP = 3,
+	PROTO_TYPE_QUERY = 4,
+	PROTO_TYPE_ANSWER = 5,
 };
 
 enum proto_setup_tag {
 	PROTO_SETUP_BAYES_DB = 1,
 	PROTO_SETUP_SETTINGS = 2,
+	PROTO_SETUP_RULES = 3,
 };
 
 /* The longest SETTINGS text a setup frame carries. */
@@ -114,6 +150,7 @@ enum proto_setup_tag {
 /* What a setup frame says. */
 struct proto_setup {
 	bool bayes_db; /* the Bayes database is attached */
+	bool rules;    /* the rules file's text is attached (after it) */
 	/* The filters' settings (filters/filter.h, filter_settings_set): lines
 	 * "KEY VALUE\n", or NULL for none. Decoded: allocated, free it. */
 	char *settings;
@@ -170,6 +207,32 @@ enum proto_result_tag {
 	PROTO_RESULT_HEADERS = 5,
 };
 
+enum proto_query_tag {
+	PROTO_QUERY_ID = 1,
+	PROTO_QUERY_NAME = 2,
+	PROTO_QUERY_TYPE = 3,
+};
+
+enum proto_answer_tag {
+	PROTO_ANSWER_ID = 1,
+	PROTO_ANSWER_STATUS = 2,
+	PROTO_ANSWER_RECORD = 3,
+};
+
+/* A filter's DNS question, as a query frame carries it. */
+struct proto_query {
+	uint32_t id;
+	enum filter_dns_type type;
+	char name[FILTER_DNS_NAME_MAX + 1];
+};
+
+/* The answer to query ID. Decoded: its records are allocated (free them
+ * with filter_dns_answer_clear). */
+struct proto_answer {
+	uint32_t id;
+	struct filter_dns_answer answer;
+};
+
 /* Limits on addresses (RFC 5321 4.5.3.1 for the length). */
 #define PROTO_ADDRESS_MAX 254
 #define PROTO_RECIPIENTS_MAX 64
@@ -220,6 +283,32 @@ int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
  */
 int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 			 struct pipeline_verdict *verdict, const char **err_r);
+
+/* Decodes a query frame into *QUERY (nothing allocated). */
+int proto_query_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
+		       struct proto_query *query, const char **err_r);
+
+/* Decodes an answer frame into *ANSWER; its records are allocated. */
+int proto_answer_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
+			struct proto_answer *answer, const char **err_r);
+
+/*
+ * Encode QUERY or ANSWER as one frame, as the encoders below do. They
+ * refuse (-1 with *ERR_R) what the decoders would: a query id of 0, a bad
+ * name or type; an answer with a bad status, records with a status other
+ * than OK, too many records or one that is not printable ASCII of the
+ * allowed length.
+ */
+int proto_query_encode(const struct proto_query *query, unsigned char **frame_r, size_t *len_r,
+		       const char **err_r);
+int proto_answer_encode(const struct proto_answer *answer, unsigned char **frame_r, size_t *len_r,
+			const char **err_r);
+
+/* True if TYPE is a record type a query may ask for. */
+bool proto_dns_type_valid(unsigned type);
+
+/* True if TEXT (LEN bytes) may travel as an answer's record. */
+bool proto_dns_record_valid(const char *text, size_t len);
 
 /*
  * Encode JOB or VERDICT as one frame into a newly allocated buffer (*FRAME_R,

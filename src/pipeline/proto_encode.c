@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "filters/dns.h"
 #include "pipeline/proto.h"
 
 /* A growing buffer for the encoders. */
@@ -369,8 +370,76 @@ void proto_setup_encode(const struct proto_setup *setup, unsigned char **frame_r
 	proto_writer_start(&w, PROTO_TYPE_SETUP);
 	if (setup->bayes_db)
 		proto_writer_field(&w, PROTO_SETUP_BAYES_DB, "", 0);
+	if (setup->rules)
+		proto_writer_field(&w, PROTO_SETUP_RULES, "", 0);
 	if (setup->settings != NULL && proto_settings_valid(setup->settings, strlen(setup->settings)))
 		proto_writer_field(&w, PROTO_SETUP_SETTINGS, setup->settings, strlen(setup->settings));
 	/* At most PROTO_SETTINGS_MAX and a few bytes: never over the limit. */
 	proto_writer_finish(&w, frame_r, len_r, &err);
+}
+
+int proto_query_encode(const struct proto_query *query, unsigned char **frame_r, size_t *len_r,
+		       const char **err_r)
+{
+	size_t name_len = strnlen(query->name, sizeof(query->name));
+	unsigned char bytes[4];
+	struct proto_writer w;
+
+	if (query->id == 0) {
+		*err_r = "bad query id";
+		return -1;
+	}
+	if (!proto_dns_type_valid((unsigned)query->type)) {
+		*err_r = "bad query type";
+		return -1;
+	}
+	if (name_len == sizeof(query->name) || !filter_dns_name_valid(query->name)) {
+		*err_r = "bad query name";
+		return -1;
+	}
+	proto_writer_start(&w, PROTO_TYPE_QUERY);
+	proto_writer_field(&w, PROTO_QUERY_NAME, query->name, name_len);
+	proto_put_u16(bytes, (uint16_t)query->type);
+	proto_writer_field(&w, PROTO_QUERY_TYPE, bytes, 2);
+	proto_put_u32(bytes, query->id);
+	proto_writer_field(&w, PROTO_QUERY_ID, bytes, 4);
+	return proto_writer_finish(&w, frame_r, len_r, err_r);
+}
+
+int proto_answer_encode(const struct proto_answer *answer, unsigned char **frame_r, size_t *len_r,
+			const char **err_r)
+{
+	const struct filter_dns_answer *dns = &answer->answer;
+	unsigned char bytes[4];
+	struct proto_writer w;
+
+	if (answer->id == 0) {
+		*err_r = "bad answer id";
+		return -1;
+	}
+	if ((unsigned)dns->status > FILTER_DNS_TIMEOUT) {
+		*err_r = "bad answer status";
+		return -1;
+	}
+	if (dns->count > FILTER_DNS_RECORDS_MAX ||
+	    (dns->count > 0 && dns->status != FILTER_DNS_OK)) {
+		*err_r = "bad answer records";
+		return -1;
+	}
+	for (size_t i = 0; i < dns->count; i++) {
+		if (dns->records[i] == NULL ||
+		    !proto_dns_record_valid(dns->records[i], strlen(dns->records[i]))) {
+			*err_r = "bad answer record";
+			return -1;
+		}
+	}
+	proto_writer_start(&w, PROTO_TYPE_ANSWER);
+	for (size_t i = 0; i < dns->count; i++)
+		proto_writer_field(&w, PROTO_ANSWER_RECORD, dns->records[i],
+				   strlen(dns->records[i]));
+	proto_writer_u8(&w, PROTO_ANSWER_STATUS, (unsigned)dns->status);
+	/* The id goes last, as in the other frames. */
+	proto_put_u32(bytes, answer->id);
+	proto_writer_field(&w, PROTO_ANSWER_ID, bytes, 4);
+	return proto_writer_finish(&w, frame_r, len_r, err_r);
 }

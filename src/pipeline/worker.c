@@ -4,8 +4,10 @@
  * itself (confine.c), then reads jobs from its socket, each with the
  * message body's descriptor attached,
  * runs the job's profile's filters (src/filters/) over the body and answers
- * with a verdict: one result per filter. Runs as
- * "popgate --worker FD HOSTNAME".
+ * with a verdict: one result per filter. The filters' DNS questions go to
+ * the main process as query frames, and the worker waits for each answer
+ * within the message's [spam] dns_time_limit (filters/dns.h, proto.h).
+ * Runs as "popgate --worker FD HOSTNAME".
  *
  * Owns: its end of the socket and the body descriptor of the job it is on.
  * Must never: open a file by name (the filter refuses it anyway: it knows no
@@ -21,6 +23,7 @@
  * users, so the trace filter sanitises them before they go into a header.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -33,9 +36,12 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "filters/auth.h"
 #include "filters/bayes.h"
+#include "filters/dns.h"
 #include "filters/filter.h"
 #include "filters/received.h"
+#include "filters/rules.h"
 #include "pipeline/confine.h"
 #include "pipeline/headers.h"
 #include "pipeline/pipeline.h"
@@ -144,13 +150,34 @@ static void worker_filters_run(const struct filter_message *message,
 	}
 }
 
-/* Reads the body of JOB and runs its profile's filters over it, filling
- * VERDICT and, if not NULL, *HANDOFF with the hand-off the filters saw. 0
- * or -1 (logged) when the body cannot be read. */
-static int worker_job_run(int body_fd, const char *hostname, const struct pipeline_job *job,
-			  struct pipeline_verdict *verdict, struct filter_handoff *handoff)
+/* The time each message may wait for DNS answers: [spam] dns_time_limit
+ * (seconds), or FILTER_DNS_BUDGET_MS when it is not set. */
+static int64_t worker_dns_budget_ms(void)
 {
-	struct filter_message message = {.job = job, .hostname = hostname};
+	const char *setting = filter_setting("dns_time_limit");
+	char *end;
+	long seconds;
+
+	if (setting == NULL || *setting == '\0')
+		return FILTER_DNS_BUDGET_MS;
+	seconds = strtol(setting, &end, 10);
+	if (*end != '\0' || seconds < 0 || seconds > 3600)
+		return FILTER_DNS_BUDGET_MS;
+	return (int64_t)seconds * 1000;
+}
+
+/* Reads the body of JOB and runs its profile's filters over it, DNS (may
+ * be NULL) answering their questions, filling VERDICT and, if not NULL,
+ * *HANDOFF with the hand-off the filters saw. 0 or -1 (logged) when the
+ * body cannot be read. */
+static int worker_job_run(int body_fd, const char *hostname, const struct pipeline_job *job,
+			  struct filter_dns *dns, struct pipeline_verdict *verdict,
+			  struct filter_handoff *handoff)
+{
+	/* Fresh for every job: the spf, dkim and dmarc filters share it. */
+	struct filter_auth auth = {0};
+	struct filter_message message = {
+	    .job = job, .hostname = hostname, .dns = dns, .auth = &auth};
 	int rc = -1;
 
 	memset(verdict, 0, sizeof(*verdict));
@@ -160,6 +187,7 @@ static int worker_job_run(int body_fd, const char *hostname, const struct pipeli
 	message.headers = xmalloc(sizeof(*message.headers));
 	if (worker_message_read(body_fd, &message) < 0)
 		goto done;
+	filter_dns_begin(dns, worker_dns_budget_ms());
 	/* Before any filter: the DNS blocklists and SPF judge the hand-off. Only
 	 * fetched mail has one; a submitted message's client is popgate's. */
 	if (job->source == PIPELINE_SOURCE_FETCHED)
@@ -218,13 +246,15 @@ static int worker_verdict_send(int fd, const struct pipeline_verdict *verdict)
 
 /*
  * Reads from FD into BUF (ROOM bytes) what the main process sent, and the
- * descriptor attached to it, if any, into *BODY_FD_R. Returns the bytes read
- * (0 at EOF), or -1 (logged) on an error or a protocol breach: more than one
- * descriptor, one while a body is already held (*BODY_FD_R >= 0), control
- * data of another kind, or control data cut short. Descriptors it refuses
- * are closed.
+ * descriptor attached to it, if any, into *BODY_FD_R; with SECOND_R (the
+ * setup frame's, which may carry two), a second one into *SECOND_R. Returns
+ * the bytes read (0 at EOF), or -1 (logged) on an error or a protocol
+ * breach: more descriptors than that, one while a body is already held
+ * (*BODY_FD_R >= 0), control data of another kind, or control data cut
+ * short. Descriptors it refuses are closed.
  */
-static ssize_t worker_receive(int fd, unsigned char *buf, size_t room, int *body_fd_r)
+static ssize_t worker_receive(int fd, unsigned char *buf, size_t room, int *body_fd_r,
+			      int *second_r)
 {
 	union {
 		struct cmsghdr align;
@@ -263,6 +293,11 @@ static ssize_t worker_receive(int fd, unsigned char *buf, size_t room, int *body
 			*body_fd_r = fds[0];
 			continue;
 		}
+		if (count == 2 && second_r != NULL && *second_r < 0 && *body_fd_r < 0 && !bad) {
+			*body_fd_r = fds[0];
+			*second_r = fds[1];
+			continue;
+		}
 		bad = true;
 		for (size_t i = 0; i < count; i++)
 			close(fds[i]);
@@ -276,9 +311,10 @@ static ssize_t worker_receive(int fd, unsigned char *buf, size_t room, int *body
 
 /*
  * Reads the setup frame, the first the main process sends, into BUF, and
- * hands the Bayes database attached to it to the filter. Bytes that came
- * after it (the first job, maybe) stay in BUF (*BUFFERED_R of them), and
- * the descriptor that came with those in *BODY_FD_R. 0, or -1 (logged).
+ * hands the Bayes database and the rules text attached to it to their
+ * filters. Bytes that came after it (the first job, maybe) stay in BUF
+ * (*BUFFERED_R of them), and the descriptor that came with those in
+ * *BODY_FD_R. 0, or -1 (logged).
  */
 static int worker_setup_read(int fd, unsigned char *buf, size_t *buffered_r, int *body_fd_r)
 {
@@ -286,6 +322,8 @@ static int worker_setup_read(int fd, unsigned char *buf, size_t *buffered_r, int
 	size_t buffered = 0;
 	size_t consumed = 0;
 	int attached = -1;
+	int second = -1;
+	size_t named;
 	const char *err;
 
 	for (;;) {
@@ -297,7 +335,8 @@ static int worker_setup_read(int fd, unsigned char *buf, size_t *buffered_r, int
 		}
 		if (consumed > 0)
 			break;
-		n = worker_receive(fd, buf + buffered, PROTO_FRAME_MAX - buffered, &attached);
+		n = worker_receive(fd, buf + buffered, PROTO_FRAME_MAX - buffered, &attached,
+				   &second);
 		if (n < 0)
 			goto fail;
 		if (n == 0) {
@@ -308,19 +347,26 @@ static int worker_setup_read(int fd, unsigned char *buf, size_t *buffered_r, int
 	}
 	filter_settings_set(setup.settings);
 	free(setup.settings);
-	/* The database is attached to the setup's first byte (and the kernel
-	 * ends a read after bytes with descriptors); without one, a descriptor
-	 * can only be a job's, whose bytes came too. */
-	if (setup.bayes_db && attached < 0) {
-		log_error("worker: the setup frame came without the Bayes database");
+	/* The database and the rules text are attached to the setup's first
+	 * byte, in that order (and the kernel ends a read after bytes with
+	 * descriptors); without them, a descriptor can only be a job's, whose
+	 * bytes came too. */
+	named = (size_t)setup.bayes_db + (size_t)setup.rules;
+	if ((named >= 1 && attached < 0) || (named == 2) != (second >= 0)) {
+		log_error("worker: the setup frame came without the descriptors it names");
 		goto fail;
 	}
-	if (!setup.bayes_db && attached >= 0 && consumed == buffered) {
+	if (named == 0 && attached >= 0 && consumed == buffered) {
 		log_error("worker: the setup frame came with a descriptor it did not name");
 		goto fail;
 	}
 	if (setup.bayes_db) {
 		bayes_filter_use_db(attached);
+		attached = second;
+		second = -1;
+	}
+	if (setup.rules) {
+		rules_filter_use_fd(attached);
 		attached = -1;
 	}
 	memmove(buf, buf + consumed, buffered - consumed);
@@ -330,18 +376,155 @@ static int worker_setup_read(int fd, unsigned char *buf, size_t *buffered_r, int
 fail:
 	if (attached >= 0)
 		close(attached);
+	if (second >= 0)
+		close(second);
 	return -1;
+}
+
+/* The worker's end of its socket: the bytes read and not yet used (a frame
+ * at most), the descriptor that came with them, and the DNS questions it
+ * sent the main process (its answerer). */
+struct worker_link {
+	int fd;
+	unsigned char *buf; /* PROTO_FRAME_MAX bytes */
+	size_t buffered;
+	int body_fd;
+	uint32_t last_query; /* the id of the last question sent; 0: none yet */
+	bool broken;	     /* the main process broke the protocol, or went away */
+	struct filter_dns dns;
+};
+
+enum worker_next {
+	WORKER_NEXT_ERROR = -1, /* not a valid frame (logged) */
+	WORKER_NEXT_MORE,	/* no whole frame yet */
+	WORKER_NEXT_ANSWER,	/* an answer, taken from the buffer */
+	WORKER_NEXT_OTHER,	/* a whole frame of another type, left in the buffer */
+};
+
+/* Looks at the frame at the front of LINK's buffer; an answer is decoded
+ * into *ANSWER (its records allocated) and taken out of the buffer. */
+static enum worker_next worker_answer_next(struct worker_link *link, struct proto_answer *answer)
+{
+	const unsigned char *payload;
+	enum proto_type type;
+	size_t payload_len;
+	size_t consumed;
+	const char *err;
+
+	if (proto_frame_decode(link->buf, link->buffered, &consumed, &type, &payload, &payload_len,
+			       &err) < 0) {
+		log_error("worker: bad frame: %s", err);
+		return WORKER_NEXT_ERROR;
+	}
+	if (consumed == 0)
+		return WORKER_NEXT_MORE;
+	if (type != PROTO_TYPE_ANSWER)
+		return WORKER_NEXT_OTHER;
+	if (proto_answer_decode(link->buf, link->buffered, &consumed, answer, &err) < 0) {
+		log_error("worker: bad answer frame: %s", err);
+		return WORKER_NEXT_ERROR;
+	}
+	memmove(link->buf, link->buf + consumed, link->buffered - consumed);
+	link->buffered -= consumed;
+	return WORKER_NEXT_ANSWER;
+}
+
+/*
+ * The worker's answerer (filters/dns.h): sends the question as a query
+ * frame and waits, at most TIMEOUT_MS, for the answer with its id, dropping
+ * answers to questions given up on before. Anything else from the main
+ * process breaks the link: this and every later question fail, and the
+ * worker exits after the job.
+ */
+static void worker_dns_query(struct filter_dns *dns, const char *name, enum filter_dns_type type,
+			     int timeout_ms, struct filter_dns_answer *answer)
+{
+	struct worker_link *link = dns->ctx;
+	struct proto_query query = {.type = type};
+	int64_t deadline = util_monotonic_ms() + timeout_ms;
+	unsigned char *frame;
+	size_t frame_len;
+	const char *err;
+
+	memset(answer, 0, sizeof(*answer));
+	answer->status = FILTER_DNS_FAILED;
+	if (link->broken || strlen(name) >= sizeof(query.name))
+		return;
+	query.id = ++link->last_query;
+	strcpy(query.name, name);
+	if (proto_query_encode(&query, &frame, &frame_len, &err) < 0)
+		return;
+	if (worker_write_all(link->fd, frame, frame_len) < 0) {
+		log_error("worker: sending a DNS question: %s", strerror(errno));
+		link->broken = true;
+		free(frame);
+		return;
+	}
+	free(frame);
+	for (;;) {
+		struct pollfd pfd = {.fd = link->fd, .events = POLLIN};
+		struct proto_answer got;
+		int64_t left;
+		ssize_t n;
+
+		switch (worker_answer_next(link, &got)) {
+		case WORKER_NEXT_ERROR:
+			link->broken = true;
+			return;
+		case WORKER_NEXT_OTHER:
+			log_error("worker: a frame other than an answer during a job");
+			link->broken = true;
+			return;
+		case WORKER_NEXT_ANSWER:
+			if (got.id == query.id) {
+				*answer = got.answer;
+				return;
+			}
+			filter_dns_answer_clear(&got.answer);
+			if (got.id > query.id) {
+				log_error("worker: an answer to a question not asked");
+				link->broken = true;
+				return;
+			}
+			continue; /* one given up on earlier */
+		case WORKER_NEXT_MORE:
+			break;
+		}
+		left = deadline - util_monotonic_ms();
+		if (left <= 0) {
+			answer->status = FILTER_DNS_TIMEOUT;
+			return;
+		}
+		n = poll(&pfd, 1, (int)left);
+		if (n < 0 && errno != EINTR) {
+			log_error("worker: waiting for a DNS answer: %s", strerror(errno));
+			link->broken = true;
+			return;
+		}
+		if (n <= 0)
+			continue;
+		n = worker_receive(link->fd, link->buf + link->buffered,
+				   PROTO_FRAME_MAX - link->buffered, &link->body_fd, NULL);
+		if (n <= 0) {
+			if (n == 0)
+				log_error("worker: socket closed while waiting for a DNS answer");
+			link->broken = true;
+			return;
+		}
+		link->buffered += (size_t)n;
+	}
 }
 
 int pipeline_worker_main(int fd, const char *hostname)
 {
-	unsigned char *buf = xmalloc(PROTO_FRAME_MAX);
-	size_t buffered = 0;
-	int body_fd = -1;
+	struct worker_link link = {.fd = fd, .body_fd = -1};
 	int status = 1;
 	uid_t uid = getuid();
 	char err[256];
 
+	link.buf = xmalloc(PROTO_FRAME_MAX);
+	link.dns.query = worker_dns_query;
+	link.dns.ctx = &link;
 	log_set_role("worker");
 	/* A worker must not outlive the spawner, its parent, which alone can
 	 * kill it (should the spawner die before this line, the main process
@@ -351,7 +534,7 @@ int pipeline_worker_main(int fd, const char *hostname)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		log_warn("worker: PR_SET_PDEATHSIG: %s", strerror(errno));
 	/* What the filters need but cannot open by name comes first. */
-	if (worker_setup_read(fd, buf, &buffered, &body_fd) < 0)
+	if (worker_setup_read(fd, link.buf, &link.buffered, &link.body_fd) < 0)
 		goto done;
 	/* Filters load what they need while files can still be opened. */
 	if (filter_init_all(err, sizeof(err)) < 0) {
@@ -369,53 +552,70 @@ int pipeline_worker_main(int fd, const char *hostname)
 	for (;;) {
 		struct pipeline_job job;
 		struct pipeline_verdict verdict;
+		struct proto_answer late;
 		size_t consumed;
 		const char *err_text;
 		ssize_t n;
 		int rc;
 
-		if (proto_job_decode(buf, buffered, &consumed, &job, &err_text) < 0) {
-			log_error("worker: bad job frame: %s", err_text);
+		switch (worker_answer_next(&link, &late)) {
+		case WORKER_NEXT_ERROR:
 			goto done;
-		}
-		if (consumed == 0) {
+		case WORKER_NEXT_ANSWER:
+			/* The answer to a question the last job gave up on. */
+			filter_dns_answer_clear(&late.answer);
+			if (late.id > link.last_query) {
+				log_error("worker: an answer to a question not asked");
+				goto done;
+			}
+			continue;
+		case WORKER_NEXT_MORE:
 			/* The decoder asks for more only while a frame fits the buffer. */
-			n = worker_receive(fd, buf + buffered, PROTO_FRAME_MAX - buffered, &body_fd);
+			n = worker_receive(fd, link.buf + link.buffered,
+					   PROTO_FRAME_MAX - link.buffered, &link.body_fd,
+					   NULL);
 			if (n < 0)
 				goto done;
 			if (n == 0) {
 				/* The main process closed the socket: a clean stop,
 				 * unless it left half a frame behind. */
-				if (buffered == 0 && body_fd < 0)
+				if (link.buffered == 0 && link.body_fd < 0)
 					status = 0;
 				else
 					log_error("worker: socket closed inside a job frame");
 				goto done;
 			}
-			buffered += (size_t)n;
+			link.buffered += (size_t)n;
 			continue;
+		case WORKER_NEXT_OTHER:
+			break;
+		}
+		if (proto_job_decode(link.buf, link.buffered, &consumed, &job, &err_text) < 0) {
+			log_error("worker: bad job frame: %s", err_text);
+			goto done;
 		}
 		/* The main process sends one job, with its body attached, and
-		 * waits for the verdict: anything else is a broken peer. */
-		if (consumed != buffered) {
+		 * waits for the verdict, answering questions: anything else is a
+		 * broken peer. */
+		if (consumed != link.buffered) {
 			log_error("worker: bytes after a job frame");
 			proto_job_clear(&job);
 			goto done;
 		}
-		if (body_fd < 0) {
+		if (link.body_fd < 0) {
 			log_error("worker: a job came without its body");
 			proto_job_clear(&job);
 			goto done;
 		}
-		buffered = 0;
-		rc = worker_job_run(body_fd, hostname, &job, &verdict, NULL);
+		link.buffered = 0;
+		rc = worker_job_run(link.body_fd, hostname, &job, &link.dns, &verdict, NULL);
 		proto_job_clear(&job);
-		if (rc < 0) {
+		if (rc < 0 || link.broken) {
 			proto_verdict_clear(&verdict);
 			goto done;
 		}
-		close(body_fd);
-		body_fd = -1;
+		close(link.body_fd);
+		link.body_fd = -1;
 		if (worker_verdict_send(fd, &verdict) < 0) {
 			proto_verdict_clear(&verdict);
 			goto done;
@@ -423,15 +623,16 @@ int pipeline_worker_main(int fd, const char *hostname)
 		proto_verdict_clear(&verdict);
 	}
 done:
-	if (body_fd >= 0)
-		close(body_fd);
-	free(buf);
+	if (link.body_fd >= 0)
+		close(link.body_fd);
+	free(link.buf);
 	close(fd);
 	return status;
 }
 
 int pipeline_judge(int body_fd, const char *hostname, const struct pipeline_job *job,
-		   struct pipeline_verdict *verdict, struct filter_handoff *handoff)
+		   struct filter_dns *dns, struct pipeline_verdict *verdict,
+		   struct filter_handoff *handoff)
 {
-	return worker_job_run(body_fd, hostname, job, verdict, handoff);
+	return worker_job_run(body_fd, hostname, job, dns, verdict, handoff);
 }

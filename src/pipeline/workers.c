@@ -226,15 +226,17 @@ static int workers_bayes_open(const struct pipeline *pipeline, struct workers_ba
 
 /*
  * Sends the new WORKER its setup frame, the first on its socket, with the
- * Bayes database attached when there is one. A failure is handled from the
+ * Bayes database and the rules file's text attached when there are. A failure is handled from the
  * event loop, as a failed job send is (pipeline.c).
  */
 static void workers_setup_send(struct pipeline_worker *worker)
 {
 	union {
 		struct cmsghdr align;
-		char data[CMSG_SPACE(sizeof(int))];
+		char data[CMSG_SPACE(2 * sizeof(int))];
 	} control;
+	int attached[2];
+	size_t attached_count = 0;
 	struct proto_setup setup = {0};
 	unsigned char *frame;
 	size_t frame_len;
@@ -244,21 +246,26 @@ static void workers_setup_send(struct pipeline_worker *worker)
 	ssize_t n;
 
 	setup.bayes_db = bayes_fd >= 0;
+	setup.rules = worker->pipeline->rules_fd >= 0;
 	setup.settings = worker->pipeline->filter_settings;
 	proto_setup_encode(&setup, &frame, &frame_len);
 	iov.iov_base = frame;
 	iov.iov_len = frame_len;
-	if (bayes_fd >= 0) {
+	if (bayes_fd >= 0)
+		attached[attached_count++] = bayes_fd;
+	if (worker->pipeline->rules_fd >= 0)
+		attached[attached_count++] = worker->pipeline->rules_fd;
+	if (attached_count > 0) {
 		struct cmsghdr *c;
 
 		memset(control.data, 0, sizeof(control.data));
 		msg.msg_control = control.data;
-		msg.msg_controllen = sizeof(control.data);
+		msg.msg_controllen = CMSG_SPACE(attached_count * sizeof(int));
 		c = CMSG_FIRSTHDR(&msg);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &bayes_fd, sizeof(int));
+		c->cmsg_len = CMSG_LEN(attached_count * sizeof(int));
+		memcpy(CMSG_DATA(c), attached, attached_count * sizeof(int));
 	}
 	/* The socket is new and empty: a frame of a few bytes goes out whole. */
 	n = sendmsg(worker->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -296,10 +303,15 @@ static int workers_on_started(struct pipeline *pipeline, const struct spawner_me
 	worker = &pipeline->workers[message->slot];
 	worker->read_event =
 	    event_new(pipeline->base, fd, EV_READ | EV_PERSIST, pipeline_on_read, worker);
-	if (worker->read_event == NULL || event_add(worker->read_event, NULL) < 0) {
+	worker->write_event = event_new(pipeline->base, fd, EV_WRITE, pipeline_on_write, worker);
+	if (worker->read_event == NULL || worker->write_event == NULL ||
+	    event_add(worker->read_event, NULL) < 0) {
 		if (worker->read_event != NULL)
 			event_free(worker->read_event);
+		if (worker->write_event != NULL)
+			event_free(worker->write_event);
 		worker->read_event = NULL;
+		worker->write_event = NULL;
 		*err = "sent a worker socket that cannot be watched";
 		return -1;
 	}
@@ -453,6 +465,14 @@ void workers_stop(struct pipeline_worker *worker, bool kill_process)
 	if (worker->read_event != NULL)
 		event_free(worker->read_event);
 	worker->read_event = NULL;
+	if (worker->write_event != NULL)
+		event_free(worker->write_event);
+	worker->write_event = NULL;
+	/* Its questions die with it. */
+	resolver_cancel(&worker->lookup);
+	worker->queries = 0;
+	if (worker->output != NULL)
+		evbuffer_drain(worker->output, evbuffer_get_length(worker->output));
 	if (worker->timeout_event != NULL)
 		evtimer_del(worker->timeout_event);
 	if (worker->fd >= 0)

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "core/resolver.h"
 #include "filters/clamav.h"
 #include "filters/clamd.h"
 #include "pipeline/pipeline.h"
@@ -25,6 +26,8 @@
 #define PIPELINE_WORKERS_MAX SPAWNER_SLOTS_MAX
 /* Buckets of the id index; ids are random hex, so any few digits spread well. */
 #define PIPELINE_ID_BUCKETS 1024
+/* DNS questions one job may ask; later ones are answered FAILED at once. */
+#define PIPELINE_QUERIES_MAX 100
 /* More than PIPELINE_DEATHS_MAX worker deaths within PIPELINE_DEATH_WINDOW_MS
  * (a broken binary, say) and new workers are started only after
  * PIPELINE_BACKOFF_MS, instead of forking in a tight loop. */
@@ -73,6 +76,15 @@ struct pipeline_worker {
 	struct event *read_event;      /* on FD, while a process runs */
 	struct event *timeout_event;   /* armed while a job runs */
 	struct evbuffer *input;	       /* bytes of a reply read so far */
+	/* Answers to its DNS questions not yet written (a socket without room
+	 * waits for write_event); a job is sent only once it is empty. */
+	struct evbuffer *output;
+	struct event *write_event;
+	/* Its job's DNS questions: the lookup in flight (NULL: none), the
+	 * id of the question it answers, and how many the job asked. */
+	struct resolver_lookup *lookup;
+	uint32_t query_id;
+	unsigned queries;
 	struct pipeline_entry *entry;  /* the job it is working on, or NULL */
 	char send_error[128];	       /* set when sending a job failed */
 	int64_t restart_at_ms;	       /* while pid is -1, not starting: when to start one */
@@ -97,6 +109,14 @@ struct pipeline {
 	/* The filters' settings each new worker gets in its setup frame
 	 * (pipeline_set_filter_settings), or NULL. */
 	char *filter_settings;
+	/* The rules file's text (pipeline_set_rules), and a sealed memory
+	 * file holding it that each new worker gets attached to its setup
+	 * frame; NULL and -1 when there is none (the default rules alone). */
+	char *rules_text;
+	int rules_fd;
+	/* Answers the workers' DNS questions (pipeline_set_resolver), or NULL:
+	 * every question fails. */
+	struct resolver *resolver;
 	int worker_timeout;
 	pipeline_verdict_cb *callback;
 	void *ctx;
@@ -194,5 +214,8 @@ void pipeline_dispatch(struct pipeline *pipeline);
 
 /* The read event's callback of a worker's socket. */
 void pipeline_on_read(evutil_socket_t fd, short what, void *arg);
+
+/* The write event's callback: writes the answers waiting in the output. */
+void pipeline_on_write(evutil_socket_t fd, short what, void *arg);
 
 #endif

@@ -1,9 +1,11 @@
 /*
  * fuzz_proto.c — libFuzzer target for the worker protocol decoders
  * (pipeline/proto.c): the verdict decoder reads what a possibly compromised
- * worker sends, the job and setup decoders what a worker is given. They
- * read nested fields (a job's profile, a verdict's results) and skip
- * unknown optional ones; a verdict's fuzzy fingerprint is checked whole.
+ * worker sends, the job and setup decoders what a worker is given; the
+ * query decoder a worker's DNS question, the answer decoder what a worker
+ * is given back. They read nested fields (a job's profile, a verdict's
+ * results) and skip unknown optional ones; a verdict's fuzzy fingerprint is
+ * checked whole.
  *
  * Owns: nothing. Must never: accept a frame the encoders could not have
  * produced. Beyond the sanitizers it checks three properties and aborts on a
@@ -150,9 +152,76 @@ static void fuzz_setup(const uint8_t *data, size_t size)
 	free(frame);
 }
 
+static void fuzz_query(const uint8_t *data, size_t size)
+{
+	struct proto_query query;
+	struct proto_query again;
+	unsigned char *frame;
+	size_t frame_len;
+	size_t consumed;
+	size_t consumed_again;
+	const char *err;
+
+	if (proto_query_decode(data, size, &consumed, &query, &err) < 0 || consumed == 0)
+		return;
+	if (consumed > size || !filter_dns_name_valid(query.name))
+		abort();
+	if (proto_query_decode(data, consumed - 1, &consumed_again, &again, &err) != 0 ||
+	    consumed_again != 0)
+		abort();
+	if (proto_query_encode(&query, &frame, &frame_len, &err) < 0)
+		abort();
+	if (proto_query_decode(frame, frame_len, &consumed_again, &again, &err) < 0 ||
+	    consumed_again != frame_len || again.id != query.id || again.type != query.type ||
+	    strcmp(again.name, query.name) != 0)
+		abort();
+	free(frame);
+}
+
+static void fuzz_answer(const uint8_t *data, size_t size)
+{
+	struct proto_answer answer;
+	struct proto_answer again;
+	unsigned char *frame;
+	size_t frame_len;
+	size_t consumed;
+	size_t consumed_again;
+	const char *err;
+
+	if (proto_answer_decode(data, size, &consumed, &answer, &err) < 0 || consumed == 0)
+		return;
+	if (consumed > size || answer.answer.count > FILTER_DNS_RECORDS_MAX ||
+	    (answer.answer.count > 0 && answer.answer.status != FILTER_DNS_OK))
+		abort();
+	for (size_t i = 0; i < answer.answer.count; i++) {
+		if (!proto_dns_record_valid(answer.answer.records[i],
+					    strlen(answer.answer.records[i])))
+			abort();
+	}
+	if (proto_answer_decode(data, consumed - 1, &consumed_again, &again, &err) != 0 ||
+	    consumed_again != 0)
+		abort();
+	if (proto_answer_encode(&answer, &frame, &frame_len, &err) < 0)
+		abort();
+	if (proto_answer_decode(frame, frame_len, &consumed_again, &again, &err) < 0 ||
+	    consumed_again != frame_len || again.id != answer.id ||
+	    again.answer.status != answer.answer.status ||
+	    again.answer.count != answer.answer.count)
+		abort();
+	for (size_t i = 0; i < answer.answer.count; i++) {
+		if (strcmp(answer.answer.records[i], again.answer.records[i]) != 0)
+			abort();
+	}
+	filter_dns_answer_clear(&again.answer);
+	filter_dns_answer_clear(&answer.answer);
+	free(frame);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	fuzz_setup(data, size);
+	fuzz_query(data, size);
+	fuzz_answer(data, size);
 	fuzz_job(data, size);
 	fuzz_verdict(data, size);
 	return 0;

@@ -1,10 +1,13 @@
 /*
  * fuzz_uri.c — libFuzzer target for the URI extractor and the HTML-to-text
- * step (filters/uri.c), which read hostile text and HTML in the worker.
+ * step (filters/uri.c), which read hostile text and HTML in the worker, and
+ * for the host the URI blocklist filter cuts out of each URL found
+ * (filters/link.c).
  *
  * Owns: nothing. Must never: read past the input (it is copied into a
  * buffer of exactly its size, so ASan sees any overread), grow the text
- * beyond its bound, or keep a URL that is too long or duplicated. The first
+ * beyond its bound, or keep a URL that is too long or duplicated; a host
+ * must fit its buffer, be lowercase and hold no '/', '?', '#' or '@'. The first
  * input byte chooses the text bound, to reach the cut-off paths.
  */
 #include <stddef.h>
@@ -12,10 +15,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "filters/link.h"
 #include "filters/mime.h"
 #include "filters/uri.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void fuzz_check_host(const char *url)
+{
+	char host[64];
+
+	if (link_host(url, host, sizeof(host)) < 0)
+		return;
+	if (strlen(host) == 0 || strlen(host) >= sizeof(host) || strpbrk(host, "/?#@") != NULL)
+		abort();
+	for (const char *c = host; *c != '\0'; c++) {
+		if (*c >= 'A' && *c <= 'Z')
+			abort();
+	}
+}
 
 static void fuzz_check_urls(const struct mime_list *urls)
 {
@@ -24,6 +42,7 @@ static void fuzz_check_urls(const struct mime_list *urls)
 	for (size_t i = 0; i < urls->count; i++) {
 		if (strlen(urls->items[i]) > URI_LENGTH_MAX)
 			abort();
+		fuzz_check_host(urls->items[i]);
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(urls->items[i], urls->items[j]) == 0)
 				abort();

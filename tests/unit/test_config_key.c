@@ -28,6 +28,7 @@ struct sample {
 	char *address;
 	char *level;
 	char *nameservers;
+	char *hosts;
 	int number;
 	long long big;
 	bool flag;
@@ -47,6 +48,7 @@ static const struct config_key sample_keys[] = {
 	SAMPLE_KEY("address", CONFIG_ADDRESS, address, 0, 0),
 	SAMPLE_KEY("level", CONFIG_LEVEL, level, 0, 0),
 	SAMPLE_KEY("nameservers", CONFIG_NAMESERVERS, nameservers, 0, 0),
+	SAMPLE_KEY("hosts", CONFIG_HOSTS, hosts, 0, 0),
 	SAMPLE_KEY("number", CONFIG_INT, number, 1, 65535),
 	SAMPLE_KEY("big", CONFIG_LLONG, big, 1024, 4294967296LL),
 	SAMPLE_KEY("flag", CONFIG_BOOL, flag, 0, 0),
@@ -104,6 +106,11 @@ static void test_accepted_values_are_stored(void **state)
 			 0);
 	assert_string_equal(sample.nameservers, "127.0.0.1:5353, [::1]:53");
 	assert_int_equal(sample_set(&sample, "nameservers", "", msg, sizeof(msg)), 0);
+	assert_int_equal(
+	    sample_set(&sample, "hosts", "zen.example, bl.example  x", msg, sizeof(msg)), 0);
+	assert_string_equal(sample.hosts, "zen.example, bl.example  x");
+	assert_int_equal(sample_set(&sample, "hosts", "", msg, sizeof(msg)), 0);
+	assert_string_equal(sample.hosts, "");
 	assert_int_equal(sample_set(&sample, "number", "65535", msg, sizeof(msg)), 0);
 	assert_int_equal(sample.number, 65535);
 	assert_int_equal(sample_set(&sample, "big", "4294967296", msg, sizeof(msg)), 0);
@@ -134,6 +141,9 @@ static void test_refusals_say_why_and_keep_the_value(void **state)
 	    {"nameservers", "dns.example",
 	     "nameservers: 'dns.example' is not a list of numeric addresses, each with an "
 	     "optional port (192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:53)"},
+	    {"hosts", "zen.example bad..zone",
+	     "hosts: 'zen.example bad..zone' is not a list of host names separated by spaces or "
+	     "commas"},
 	    {"number", "0", "number: '0' is not a whole number from 1 to 65535"},
 	    {"number", "12x", "number: '12x' is not a whole number from 1 to 65535"},
 	    {"big", "", "big: '' is not a whole number from 1024 to 4294967296"},

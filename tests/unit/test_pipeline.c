@@ -44,6 +44,7 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
+#include "core/resolver.h"
 #include "core/util.h"
 #include "filters/bayes.h"
 #include "pipeline/pipeline.h"
@@ -51,6 +52,7 @@
 #include "pipeline/spawner.h"
 #include "store/spool.h"
 
+#include "test_dnsmasq.h"
 #include "test_support.h"
 
 #define TEST_SELF "/proc/self/exe"
@@ -582,6 +584,174 @@ static int test_worker_direct(const struct test_setup *setup, const struct pipel
 	return status;
 }
 
+static void test_body_links(struct test_ctx *ctx, char id[SPOOL_ID_LEN + 1], int count,
+			    bool listed);
+
+/* Starts this binary as a real worker on a socket of our own, sends it a
+ * setup frame with SETTINGS; returns our end of the socket and *PID_R. */
+static int test_worker_spawn(const char *settings, pid_t *pid_r)
+{
+	struct proto_setup setup = {.settings = (char *)settings};
+	unsigned char *frame;
+	size_t frame_len;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	fflush(NULL);
+	*pid_r = fork();
+	assert_true(*pid_r >= 0);
+	if (*pid_r == 0) {
+		char *argv[] = {(char *)"popgate", (char *)"--worker", (char *)"3",
+				(char *)TEST_HOSTNAME, NULL};
+
+		if (dup2(sv[1], 3) < 0)
+			_exit(127);
+		execv(TEST_SELF, argv);
+		_exit(127);
+	}
+	close(sv[1]);
+	proto_setup_encode(&setup, &frame, &frame_len);
+	assert_true(test_frame_send(sv[0], frame, frame_len, NULL, 0));
+	free(frame);
+	return sv[0];
+}
+
+/* Reads from FD into BUF (*HAVE bytes so far) until a whole frame is at
+ * its front; returns its type, or 0 at EOF. */
+static enum proto_type test_frame_read(int fd, unsigned char *buf, size_t *have)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		const unsigned char *payload;
+		size_t payload_len;
+		size_t consumed;
+		enum proto_type type;
+		const char *err;
+		ssize_t n;
+
+		assert_int_equal(
+		    proto_frame_decode(buf, *have, &consumed, &type, &payload, &payload_len, &err),
+		    0);
+		if (consumed > 0)
+			return type;
+		assert_int_equal(poll(&pfd, 1, 10000), 1);
+		n = read(fd, buf + *have, PROTO_FRAME_MAX - *have);
+		if (n <= 0)
+			return 0;
+		*have += (size_t)n;
+	}
+}
+
+/* Takes the query at the front of BUF out of it. */
+static struct proto_query test_query_take(unsigned char *buf, size_t *have)
+{
+	struct proto_query query;
+	size_t consumed;
+	const char *err;
+
+	assert_int_equal(proto_query_decode(buf, *have, &consumed, &query, &err), 0);
+	assert_true(consumed > 0);
+	memmove(buf, buf + consumed, *have - consumed);
+	*have -= consumed;
+	return query;
+}
+
+static void test_answer_send(int fd, uint32_t id, enum filter_dns_status status, const char *record)
+{
+	struct proto_answer answer = {.id = id, .answer = {.status = status}};
+	unsigned char *frame;
+	size_t frame_len;
+	const char *err;
+
+	if (record != NULL)
+		answer.answer.records[answer.answer.count++] = (char *)record;
+	assert_int_equal(proto_answer_encode(&answer, &frame, &frame_len, &err), 0);
+	assert_true(test_frame_send(fd, frame, frame_len, NULL, 0));
+	free(frame);
+}
+
+/* Sends a job for a body with links to d0-example.com and
+ * listed-example.com, judged by uribl alone. */
+static void test_uribl_job_send(struct test_ctx *ctx, int fd, char id[SPOOL_ID_LEN + 1])
+{
+	struct filter_profile profile = {.tag_at = 5, .quarantine_at = 10, .filter_count = 1};
+	struct pipeline_job job;
+	unsigned char *frame;
+	size_t frame_len;
+	const char *err;
+	char *path;
+
+	strcpy(profile.filters[0].name, "uribl");
+	test_body_links(ctx, id, 1, true);
+	path = spool_path(ctx->dir, id);
+	test_job_make(&job, id, "alice@example.net");
+	job.profile = &profile;
+	assert_int_equal(proto_job_encode(&job, &frame, &frame_len, &err), 0);
+	assert_true(test_frame_send(fd, frame, frame_len, path, 1));
+	free(frame);
+	free(path);
+}
+
+/*
+ * The worker's side of the DNS questions, with this test as the main
+ * process: each question is a query frame with a new id; an answer to an
+ * earlier id is dropped (before the right one, and after the verdict,
+ * before the next job); an answer to an id not asked yet ends the worker
+ * without a verdict.
+ */
+static void test_worker_asks_main_process(void **state)
+{
+	struct test_ctx *ctx = *state;
+	unsigned char *buf = xmalloc(PROTO_FRAME_MAX);
+	struct pipeline_verdict verdict;
+	struct proto_query first;
+	struct proto_query second;
+	char id[SPOOL_ID_LEN + 1];
+	size_t have = 0;
+	size_t consumed;
+	const char *err;
+	int status;
+	pid_t pid;
+	int fd = test_worker_spawn("uribl_zones uribl.test\n", &pid);
+
+	test_uribl_job_send(ctx, fd, id);
+	assert_int_equal(test_frame_read(fd, buf, &have), PROTO_TYPE_QUERY);
+	first = test_query_take(buf, &have);
+	assert_string_equal(first.name, "d0-example.com.uribl.test");
+	assert_int_equal(first.type, FILTER_DNS_A);
+	test_answer_send(fd, first.id, FILTER_DNS_NOT_FOUND, NULL);
+	assert_int_equal(test_frame_read(fd, buf, &have), PROTO_TYPE_QUERY);
+	second = test_query_take(buf, &have);
+	assert_string_equal(second.name, "listed-example.com.uribl.test");
+	assert_int_equal(second.id, first.id + 1);
+	/* A late answer to the first question, then the second's. */
+	test_answer_send(fd, first.id, FILTER_DNS_OK, "127.0.0.9");
+	test_answer_send(fd, second.id, FILTER_DNS_OK, "127.0.0.2");
+	assert_int_equal(test_frame_read(fd, buf, &have), PROTO_TYPE_VERDICT);
+	assert_int_equal(proto_verdict_decode(buf, have, &consumed, &verdict, &err), 0);
+	assert_int_equal(consumed, have);
+	have = 0;
+	assert_string_equal(verdict.results[0].reason,
+			    "listed: listed-example.com (uribl.test 127.0.0.2)");
+	proto_verdict_clear(&verdict);
+
+	/* An answer the last job gave up on, before the next job: dropped. */
+	test_answer_send(fd, second.id, FILTER_DNS_FAILED, NULL);
+	test_uribl_job_send(ctx, fd, id);
+	assert_int_equal(test_frame_read(fd, buf, &have), PROTO_TYPE_QUERY);
+	first = test_query_take(buf, &have);
+	assert_int_equal(first.id, second.id + 1);
+	/* An answer to a question not asked: the worker exits, no verdict. */
+	test_answer_send(fd, first.id + 1, FILTER_DNS_NOT_FOUND, NULL);
+	assert_int_equal(test_frame_read(fd, buf, &have), 0);
+	assert_int_equal(have, 0);
+	close(fd);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	free(buf);
+}
+
 /* The worker takes a job only with exactly one body descriptor: none, or
  * two, and it answers nothing and exits with an error. */
 static void test_worker_needs_one_body(void **state)
@@ -1035,6 +1205,164 @@ static void test_profile_filters_run(void **state)
 	test_expect_no_children();
 }
 
+/* Writes a body with links to each of the COUNT domains d0-example.com, ...
+ * and to listed-example.com when LISTED. */
+static void test_body_links(struct test_ctx *ctx, char id[SPOOL_ID_LEN + 1], int count, bool listed)
+{
+	char *path = test_body_path(ctx, id);
+	char *body = xstrdup("From: bob@example.com\r\nSubject: links\r\n\r\n");
+
+	for (int i = 0; i < count; i++) {
+		char *more = xasprintf("%shttp://www.d%d-example.com/\r\n", body, i);
+
+		free(body);
+		body = more;
+	}
+	if (listed) {
+		char *more = xasprintf("%shttp://www.listed-example.com/offer\r\n", body);
+
+		free(body);
+		body = more;
+	}
+	test_write_file(path, body);
+	free(body);
+	free(path);
+}
+
+/* Submits a job for ID judged by the uribl filter alone. */
+static void test_submit_uribl(struct test_ctx *ctx, const char *id)
+{
+	struct filter_profile profile = {.tag_at = 5, .quarantine_at = 10, .filter_count = 1};
+	struct pipeline_job job;
+
+	strcpy(profile.filters[0].name, "uribl");
+	test_job_make(&job, id, "alice@example.net");
+	job.profile = &profile;
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+}
+
+/*
+ * A worker's DNS questions go to the main process, whose resolver (here on
+ * a real dnsmasq) answers them: the listed link domain is found. Then the
+ * limits: a job asking more than PIPELINE_QUERIES_MAX questions gets the
+ * rest answered as failures (20 domains on 8 zones is 160 questions); a
+ * pipeline without a resolver answers every question as failed; a name
+ * server that never answers costs the message [spam] dns_time_limit and
+ * leaves a neutral result, and the worker goes on with the next job.
+ */
+static void test_worker_dns(void **state)
+{
+	static const char *const records[] = {
+	    "local=/test/",
+	    "host-record=listed-example.com.uribl.test,127.0.0.2",
+	};
+	struct test_ctx *ctx = *state;
+	struct test_dnsmasq dnsmasq = {0};
+	struct resolver *resolver;
+	char ids[5][SPOOL_ID_LEN + 1];
+	char err[256];
+	char silent_address[32];
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sin_len = sizeof(sin);
+	int silent;
+	int64_t started;
+
+	assert_int_equal(test_dnsmasq_start(&dnsmasq, ctx->dir, records, 2), 0);
+	resolver = resolver_new(ctx->base, dnsmasq.address, err, sizeof(err));
+	assert_non_null(resolver);
+	test_pipeline_new(ctx, NULL, 1, 30);
+	pipeline_set_resolver(ctx->pipeline, resolver);
+	pipeline_set_filter_settings(ctx->pipeline, "uribl_zones uribl.test\n");
+	test_body_links(ctx, ids[0], 2, true);
+	test_submit_uribl(ctx, ids[0]);
+	assert_false(test_run(ctx, 1, 10000));
+	assert_string_equal(ctx->verdicts[0].results,
+			    "uribl:ok(listed: listed-example.com (uribl.test 127.0.0.2))");
+
+	/* 160 questions: the 101st and later fail at once. */
+	pipeline_set_filter_settings(ctx->pipeline,
+				     "uribl_zones z1.test z2.test z3.test z4.test z5.test z6.test "
+				     "z7.test z8.test\n");
+	test_body_links(ctx, ids[1], 20, false);
+	test_submit_uribl(ctx, ids[1]);
+	assert_false(test_run(ctx, 2, 20000));
+	assert_string_equal(ctx->verdicts[1].results,
+			    "uribl:ok(20 link domains, none listed; no answer: z5.test failed, "
+			    "z6.test failed, z7.test failed, z8.test failed, z1.test failed, "
+			    "z2.test failed, z3.test failed, z4.test failed)");
+
+	/* No resolver: every question fails, the message is judged. */
+	pipeline_set_resolver(ctx->pipeline, NULL);
+	pipeline_set_filter_settings(ctx->pipeline, "uribl_zones uribl.test\n");
+	test_body_links(ctx, ids[2], 0, true);
+	test_submit_uribl(ctx, ids[2]);
+	assert_false(test_run(ctx, 3, 10000));
+	assert_string_equal(ctx->verdicts[2].results,
+			    "uribl:ok(1 link domain, none listed; no answer: uribl.test failed)");
+	pipeline_free(&ctx->pipeline);
+	resolver_free(&resolver);
+	test_dnsmasq_stop(&dnsmasq);
+
+	/* A name server that reads and never answers. */
+	silent = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(silent >= 0);
+	assert_int_equal(bind(silent, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(silent, (struct sockaddr *)&sin, &sin_len), 0);
+	snprintf(silent_address, sizeof(silent_address), "127.0.0.1:%u", ntohs(sin.sin_port));
+	resolver = resolver_new(ctx->base, silent_address, err, sizeof(err));
+	assert_non_null(resolver);
+	test_pipeline_new(ctx, NULL, 1, 30);
+	pipeline_set_resolver(ctx->pipeline, resolver);
+	pipeline_set_filter_settings(ctx->pipeline, "uribl_zones uribl.test\ndns_time_limit 1\n");
+	test_body_links(ctx, ids[3], 3, true);
+	test_body_links(ctx, ids[4], 0, true);
+	started = util_monotonic_ms();
+	test_submit_uribl(ctx, ids[3]);
+	test_submit_uribl(ctx, ids[4]);
+	assert_false(test_run(ctx, 5, 10000));
+	/* A second each, not the resolver's 15 s. */
+	assert_true(util_monotonic_ms() - started < 4000);
+	assert_string_equal(ctx->verdicts[3].results,
+			    "uribl:ok(4 link domains, none listed; no answer: uribl.test timeout)");
+	assert_string_equal(ctx->verdicts[4].results,
+			    "uribl:ok(1 link domain, none listed; no answer: uribl.test timeout)");
+	pipeline_free(&ctx->pipeline);
+	resolver_free(&resolver);
+	close(silent);
+	test_expect_no_children();
+}
+
+/* A query from a worker that holds no job ends the worker (it is replaced),
+ * after its job was judged. */
+static void test_query_outside_job(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct pipeline_job job;
+	char ids[2][SPOOL_ID_LEN + 1];
+	pid_t first;
+	int pid = -1;
+
+	test_pipeline_new(ctx, "stray-query", 1, 10);
+	first = test_worker_pid(ctx);
+	test_body_write(ctx, ids[0]);
+	test_job_make(&job, ids[0], "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_false(test_run(ctx, 1, 10000));
+	assert_int_equal(ctx->verdicts[0].outcome, PIPELINE_JUDGED);
+	for (int waited = 0; pipeline_worker_pids(ctx->pipeline, &pid, 1) < 1 || pid == first;
+	     waited += 10) {
+		assert_true(waited < TEST_READY_MS);
+		test_run(ctx, 0, 10);
+	}
+	test_body_write(ctx, ids[1]);
+	test_job_make(&job, ids[1], "alice@example.net");
+	assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	assert_false(test_run(ctx, 2, 10000));
+	test_expect_deliver(&ctx->verdicts[1], ids[1]);
+	pipeline_free(&ctx->pipeline);
+	test_expect_no_children();
+}
+
 /* A fake clamd on a unix socket (a thread): takes one INSTREAM scan, reads
  * it to its zero-length chunk, and answers that it found a virus. */
 struct test_clamd {
@@ -1290,6 +1618,25 @@ static int test_bad_worker_main(int fd, const char *mode)
 	}
 	proto_job_clear(&job);
 	memcpy(verdict.id, job.id, sizeof(verdict.id));
+	if (strcmp(mode, "stray-query") == 0) {
+		/* A good verdict, then a question outside any job. */
+		struct proto_query query = {.id = 1, .type = FILTER_DNS_A, .name = "a.example"};
+
+		if (proto_verdict_encode(&verdict, &frame, &frame_len, &err) < 0 ||
+		    send(fd, frame, frame_len, MSG_NOSIGNAL) != (ssize_t)frame_len)
+			return 1;
+		free(frame);
+		/* Apart from the verdict: read with it, the query would be
+		 * "bytes after the reply", and the job failed. */
+		usleep(300000);
+		if (proto_query_encode(&query, &frame, &frame_len, &err) < 0 ||
+		    send(fd, frame, frame_len, MSG_NOSIGNAL) != (ssize_t)frame_len)
+			return 1;
+		free(frame);
+		while (read(fd, buf, sizeof(buf)) > 0)
+			continue;
+		return 0;
+	}
 	if (strcmp(mode, "hang") == 0) {
 		/* Never answers; ends when the pipeline kills it or closes. */
 		while (read(fd, buf, sizeof(buf)) > 0)
@@ -1346,6 +1693,10 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_profile_filters_run, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_virus_scan_first, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed_replies, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_worker_dns, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_worker_asks_main_process, test_setup,
+					    test_teardown),
+	    cmocka_unit_test_setup_teardown(test_query_outside_job, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_backoff, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_new_errors, test_setup, test_teardown),
 	};

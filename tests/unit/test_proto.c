@@ -517,10 +517,12 @@ static void test_bad_header_rejected_early(void **state)
 	 * without their body's descriptor) are refused too. */
 	static const unsigned char bad_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x01};
 	static const unsigned char old_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x02};
-	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x05, 0x00, 0x04};
-	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x05,
+	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x06, 0x00, 0x06};
+	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x06,
 						 0x00, 0x02, 0x00, 0x01, 0x00, 0x01};
-	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x05, 0x00};
+	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x06, 0x00};
+	/* Version 5: no DNS questions, which its workers would not ask. */
+	static const unsigned char v5[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x05};
 	/* Version 3: one prepend text, no results; refused as well. */
 	static const unsigned char v3[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x03};
 	/* Version 4: no setup frame, which its workers would not expect. */
@@ -541,6 +543,8 @@ static void test_bad_header_rejected_early(void **state)
 	assert_int_equal(proto_verdict_decode(v3, sizeof(v3), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "unsupported version");
 	assert_int_equal(proto_verdict_decode(v4, sizeof(v4), &consumed, &verdict, &err), -1);
+	assert_string_equal(err, "unsupported version");
+	assert_int_equal(proto_verdict_decode(v5, sizeof(v5), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "unsupported version");
 	assert_int_equal(
 	    proto_verdict_decode(bad_type, sizeof(bad_type), &consumed, &verdict, &err), -1);
@@ -656,6 +660,184 @@ static void test_setup_settings(void **state)
 		free(frame);
 		assert_false(proto_settings_valid(bad[i], strlen(bad[i])));
 	}
+}
+
+/* A query round trip, cut short, and what the decoder refuses: a name
+ * filter_dns_name_valid refuses, an unknown type, id 0; and the encoder
+ * refuses the same. */
+static void test_query_frame(void **state)
+{
+	static const char *const bad_names[] = {"", "a..b", "a b.example", "-\x01.x", ".a"};
+	struct proto_query query = {.id = 7, .type = FILTER_DNS_TXT};
+	struct proto_query got;
+	struct test_field fields[3];
+	unsigned char id[4] = {0, 0, 0, 9};
+	unsigned char type[2] = {0, FILTER_DNS_A};
+	unsigned char *frame;
+	size_t frame_len;
+	size_t consumed;
+	const char *err;
+	char long_name[300];
+
+	(void)state;
+	strcpy(query.name, "2.0.0.127.zen.example");
+	assert_int_equal(proto_query_encode(&query, &frame, &frame_len, &err), 0);
+	for (size_t cut = 0; cut < frame_len; cut++) {
+		assert_int_equal(proto_query_decode(frame, cut, &consumed, &got, &err), 0);
+		assert_int_equal(consumed, 0);
+	}
+	assert_int_equal(proto_query_decode(frame, frame_len, &consumed, &got, &err), 0);
+	assert_int_equal(consumed, frame_len);
+	assert_int_equal(got.id, 7);
+	assert_int_equal(got.type, FILTER_DNS_TXT);
+	assert_string_equal(got.name, "2.0.0.127.zen.example");
+	free(frame);
+
+	fields[0] = (struct test_field){PROTO_QUERY_ID, id, 4};
+	fields[1] = (struct test_field){PROTO_QUERY_TYPE, type, 2};
+	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+		fields[2] =
+		    (struct test_field){PROTO_QUERY_NAME, bad_names[i], strlen(bad_names[i])};
+		frame = test_frame_build(PROTO_TYPE_QUERY, fields, 3, &frame_len);
+		assert_int_equal(proto_query_decode(frame, frame_len, &consumed, &got, &err), -1);
+		assert_string_equal(err, "bad query name");
+		free(frame);
+	}
+	memset(long_name, 'a', sizeof(long_name));
+	for (size_t i = 60; i < sizeof(long_name); i += 61)
+		long_name[i] = '.';
+	fields[2] = (struct test_field){PROTO_QUERY_NAME, long_name, 254};
+	frame = test_frame_build(PROTO_TYPE_QUERY, fields, 3, &frame_len);
+	assert_int_equal(proto_query_decode(frame, frame_len, &consumed, &got, &err), -1);
+	free(frame);
+	fields[2] = (struct test_field){PROTO_QUERY_NAME, "ok.example", 10};
+	type[1] = 52; /* TLSA: not a filter's question */
+	frame = test_frame_build(PROTO_TYPE_QUERY, fields, 3, &frame_len);
+	assert_int_equal(proto_query_decode(frame, frame_len, &consumed, &got, &err), -1);
+	assert_string_equal(err, "bad query type");
+	free(frame);
+	type[1] = FILTER_DNS_A;
+	id[3] = 0;
+	frame = test_frame_build(PROTO_TYPE_QUERY, fields, 3, &frame_len);
+	assert_int_equal(proto_query_decode(frame, frame_len, &consumed, &got, &err), -1);
+	assert_string_equal(err, "bad query id");
+	free(frame);
+
+	query.id = 0;
+	assert_int_equal(proto_query_encode(&query, &frame, &frame_len, &err), -1);
+	query.id = 1;
+	strcpy(query.name, "a b");
+	assert_int_equal(proto_query_encode(&query, &frame, &frame_len, &err), -1);
+	strcpy(query.name, "ok.example");
+	query.type = (enum filter_dns_type)52;
+	assert_int_equal(proto_query_encode(&query, &frame, &frame_len, &err), -1);
+}
+
+/* An answer round trip with records (and without, for the other statuses);
+ * records only with OK, at most FILTER_DNS_RECORDS_MAX, each printable and
+ * bounded; a status past TIMEOUT refused. */
+static void test_answer_frame(void **state)
+{
+	struct proto_answer answer = {.id = 3, .answer = {.status = FILTER_DNS_OK, .count = 2}};
+	struct proto_answer got;
+	struct test_field fields[FILTER_DNS_RECORDS_MAX + 3];
+	unsigned char id[4] = {0, 0, 1, 0};
+	unsigned char status = FILTER_DNS_OK;
+	char big[FILTER_DNS_RECORD_MAX + 1];
+	unsigned char *frame;
+	size_t frame_len;
+	size_t consumed;
+	const char *err;
+
+	(void)state;
+	answer.answer.records[0] = (char *)"127.0.0.2";
+	answer.answer.records[1] = (char *)"v=spf1 -all";
+	assert_int_equal(proto_answer_encode(&answer, &frame, &frame_len, &err), 0);
+	for (size_t cut = 0; cut < frame_len; cut++) {
+		assert_int_equal(proto_answer_decode(frame, cut, &consumed, &got, &err), 0);
+		assert_int_equal(consumed, 0);
+	}
+	assert_int_equal(proto_answer_decode(frame, frame_len, &consumed, &got, &err), 0);
+	assert_int_equal(consumed, frame_len);
+	assert_int_equal(got.id, 3);
+	assert_int_equal(got.answer.status, FILTER_DNS_OK);
+	assert_int_equal(got.answer.count, 2);
+	assert_string_equal(got.answer.records[0], "127.0.0.2");
+	assert_string_equal(got.answer.records[1], "v=spf1 -all");
+	filter_dns_answer_clear(&got.answer);
+	free(frame);
+	for (int status_value = FILTER_DNS_NOT_FOUND; status_value <= FILTER_DNS_TIMEOUT;
+	     status_value++) {
+		struct proto_answer none = {.id = 4, .answer = {.status = status_value}};
+
+		assert_int_equal(proto_answer_encode(&none, &frame, &frame_len, &err), 0);
+		assert_int_equal(proto_answer_decode(frame, frame_len, &consumed, &got, &err), 0);
+		assert_int_equal(got.answer.status, status_value);
+		assert_int_equal(got.answer.count, 0);
+		free(frame);
+	}
+	/* The encoder refuses what the decoder would. */
+	answer.answer.status = FILTER_DNS_NOT_FOUND;
+	assert_int_equal(proto_answer_encode(&answer, &frame, &frame_len, &err), -1);
+	answer.answer.status = FILTER_DNS_OK;
+	answer.answer.records[1] = (char *)"tab\there";
+	assert_int_equal(proto_answer_encode(&answer, &frame, &frame_len, &err), -1);
+	answer.id = 0;
+	answer.answer.records[1] = (char *)"fine";
+	assert_int_equal(proto_answer_encode(&answer, &frame, &frame_len, &err), -1);
+
+	/* Built by hand: records with a failure, too many, too long, empty,
+	 * not printable; a status that does not exist. */
+	fields[0] = (struct test_field){PROTO_ANSWER_ID, id, 4};
+	fields[1] = (struct test_field){PROTO_ANSWER_STATUS, &status, 1};
+	for (size_t i = 0; i < FILTER_DNS_RECORDS_MAX + 1; i++)
+		fields[2 + i] = (struct test_field){PROTO_ANSWER_RECORD, "127.0.0.2", 9};
+	frame = test_frame_build(PROTO_TYPE_ANSWER, fields, 2 + FILTER_DNS_RECORDS_MAX, &frame_len);
+	assert_int_equal(proto_answer_decode(frame, frame_len, &consumed, &got, &err), 0);
+	assert_int_equal(got.answer.count, FILTER_DNS_RECORDS_MAX);
+	filter_dns_answer_clear(&got.answer);
+	free(frame);
+	frame = test_frame_build(PROTO_TYPE_ANSWER, fields, 3 + FILTER_DNS_RECORDS_MAX, &frame_len);
+	assert_int_equal(proto_answer_decode(frame, frame_len, &consumed, &got, &err), -1);
+	assert_string_equal(err, "bad answer records");
+	free(frame);
+	status = FILTER_DNS_FAILED;
+	frame = test_frame_build(PROTO_TYPE_ANSWER, fields, 3, &frame_len);
+	assert_int_equal(proto_answer_decode(frame, frame_len, &consumed, &got, &err), -1);
+	assert_string_equal(err, "bad answer records");
+	free(frame);
+	status = FILTER_DNS_TIMEOUT + 1;
+	frame = test_frame_build(PROTO_TYPE_ANSWER, fields, 2, &frame_len);
+	assert_int_equal(proto_answer_decode(frame, frame_len, &consumed, &got, &err), -1);
+	assert_string_equal(err, "bad answer status");
+	free(frame);
+	status = FILTER_DNS_OK;
+	memset(big, 'x', sizeof(big));
+	fields[2] = (struct test_field){PROTO_ANSWER_RECORD, big, sizeof(big)};
+	frame = test_frame_build(PROTO_TYPE_ANSWER, fields, 3, &frame_len);
+	assert_int_equal(proto_answer_decode(frame, frame_len, &consumed, &got, &err), -1);
+	assert_string_equal(err, "bad answer record");
+	free(frame);
+	fields[2] = (struct test_field){PROTO_ANSWER_RECORD, "", 0};
+	frame = test_frame_build(PROTO_TYPE_ANSWER, fields, 3, &frame_len);
+	assert_int_equal(proto_answer_decode(frame, frame_len, &consumed, &got, &err), -1);
+	free(frame);
+	fields[2] = (struct test_field){PROTO_ANSWER_RECORD, "a\0b", 3};
+	frame = test_frame_build(PROTO_TYPE_ANSWER, fields, 3, &frame_len);
+	assert_int_equal(proto_answer_decode(frame, frame_len, &consumed, &got, &err), -1);
+	free(frame);
+	/* An answer is not a query, nor a verdict. */
+	frame = test_frame_build(PROTO_TYPE_ANSWER, fields, 2, &frame_len);
+	{
+		struct proto_query query;
+		struct pipeline_verdict verdict;
+
+		assert_int_equal(proto_query_decode(frame, frame_len, &consumed, &query, &err), -1);
+		assert_string_equal(err, "unexpected frame type");
+		assert_int_equal(proto_verdict_decode(frame, frame_len, &consumed, &verdict, &err),
+				 -1);
+	}
+	free(frame);
 }
 
 /* A job is not a verdict and a verdict is not a job. */
@@ -1065,6 +1247,8 @@ int main(void)
 	    cmocka_unit_test(test_type_mismatch_rejected),
 	    cmocka_unit_test(test_setup_frame),
 	    cmocka_unit_test(test_setup_settings),
+	    cmocka_unit_test(test_query_frame),
+	    cmocka_unit_test(test_answer_frame),
 	    cmocka_unit_test(test_bad_ids_rejected),
 	    cmocka_unit_test(test_bad_outcomes_rejected),
 	    cmocka_unit_test(test_bad_prepends_rejected),
