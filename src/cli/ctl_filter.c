@@ -31,6 +31,7 @@
 #include "filters/bayes.h"
 #include "filters/clamav.h"
 #include "filters/clamd.h"
+#include "filters/bayes.h"
 #include "filters/filter.h"
 #include "filters/rules.h"
 #include "pipeline/lookup.h"
@@ -316,6 +317,25 @@ static void ctl_filter_rules_file(const struct ctl *ctl)
 	free(text);
 }
 
+/*
+ * Readies the filters as a worker's are before its first job: the Bayes
+ * database of the data folder handed over as the daemon hands it (none
+ * there: the filter says it is not trained), then every filter's init.
+ */
+static int ctl_filter_init(const struct ctl *ctl)
+{
+	char *path = xasprintf("%s/%s", ctl->cfg.data_dir, BAYES_DB_NAME);
+	int bayes_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	char err[512];
+
+	free(path);
+	if (bayes_fd >= 0)
+		bayes_filter_use_db(bayes_fd);
+	if (filter_init_all(err, sizeof(err)) < 0)
+		return ctl_refuse("cannot ready the filters: %s", err);
+	return CTL_OK;
+}
+
 int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
 	struct ctl_filter_args args;
@@ -359,6 +379,11 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	filter_settings_set(settings);
 	free(settings);
 	ctl_filter_rules_file(ctl);
+	if ((rc = ctl_filter_init(ctl)) != CTL_OK) {
+		if (fd != STDIN_FILENO)
+			close(fd);
+		return rc;
+	}
 	if (clamav_profile_runs(&profile)) {
 		ctl_filter_scan(&fd, &scan);
 		scanned = true;

@@ -30,9 +30,11 @@
 #define PIPELINE_QUERIES_MAX 100
 /* More than PIPELINE_DEATHS_MAX worker deaths within PIPELINE_DEATH_WINDOW_MS
  * (a broken binary, say) and new workers are started only after
- * PIPELINE_BACKOFF_MS, instead of forking in a tight loop. */
+ * PIPELINE_BACKOFF_MS, instead of forking in a tight loop. The window is
+ * ten seconds so that a loop is seen as one also on a slow or loaded
+ * machine, where each start takes a while. */
 #define PIPELINE_DEATHS_MAX 5
-#define PIPELINE_DEATH_WINDOW_MS 1000
+#define PIPELINE_DEATH_WINDOW_MS 10000
 #define PIPELINE_BACKOFF_MS 1000
 
 /* A job from pipeline_submit until its verdict is reported. */

@@ -16,6 +16,7 @@ started after it.
 
 import json
 import os
+import tempfile
 
 import corpus as corpus_mod
 import itutil
@@ -81,6 +82,15 @@ def judge_spam_and_ham(gate, provider):
     assert bayes["reason"].startswith("bayes: "), bayes
     assert float(bayes["reason"].split()[1].rstrip(",")) >= 0.99, bayes
     assert bayes["points"] >= 10.0, bayes
+    # filter check judges with the same database, offline.
+    with tempfile.NamedTemporaryFile(suffix=".eml") as f:
+        f.write(spam)
+        f.flush()
+        checked = json.loads(ok(ctl("--json", "filter", "check", f.name, config=config)))
+    offline, = [f for f in checked["filters"] if f["name"] == "bayes"]
+    assert offline["status"] == "ok", offline
+    assert offline["points"] >= 10.0, offline
+    assert checked["action"] == "quarantine", checked
 
     served = gate.pickup(ACCOUNT, PASSWORD)
     assert len(served) == 1
