@@ -506,29 +506,6 @@ static double ctl_bench_clock(void)
 	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
-/*
- * As a worker starts: the [spam] settings, the Bayes database and the rules
- * file handed over as descriptors (DATA/bayes.db; none: the filter says it is
- * not trained), and every filter's init. CTL_OK or the refusal.
- */
-static int ctl_bench_init_filters(struct ctl *ctl)
-{
-	char *settings = config_section_text(&ctl->cfg, "spam");
-	char *database = xasprintf("%s/%s", ctl->cfg.data_dir, BAYES_DB_NAME);
-	int fd = open(database, O_RDONLY | O_CLOEXEC);
-	char err[256];
-
-	filter_settings_set(settings);
-	free(settings);
-	free(database);
-	if (fd >= 0)
-		bayes_filter_use_db(fd);
-	ctl_filter_rules_file(ctl);
-	if (filter_init_all(err, sizeof(err)) < 0)
-		return ctl_refuse("%s", err);
-	return CTL_OK;
-}
-
 /* Judges the message in PATH as a worker and the daemon would (DNS answers
  * from DNS), counting its action into ACTIONS. 0, or -1 if it cannot be
  * read. */
@@ -591,7 +568,13 @@ int ctl_filter_bench(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	if ((rc = ctl_filter_profile(ctl, &args.filter, &profile, profile_name, &user_id)) !=
 	    CTL_OK)
 		goto done;
-	if ((rc = ctl_bench_init_filters(ctl)) != CTL_OK)
+	/* As a worker starts: [spam], the rules file and the Bayes database
+	 * handed over, every filter's init (as filter check does). */
+	char *settings = config_section_text(&ctl->cfg, "spam");
+	filter_settings_set(settings);
+	free(settings);
+	ctl_filter_rules_file(ctl);
+	if ((rc = ctl_filter_init(ctl)) != CTL_OK)
 		goto done;
 	/* One resolver for the run, as the daemon has one: the configured name
 	 * servers, within [spam] dns_time_limit per message. */
