@@ -49,7 +49,7 @@ FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/core/policy.
 	src/filters/tokenize.c src/filters/dns.c src/filters/link.c src/filters/received.c \
 	src/filters/attachments.c src/filters/settings.c src/filters/fuzzy_hash.c src/filters/clamd.c \
 	src/filters/auth_header.c \
-	src/filters/rules.c src/filters/rules_default.c \
+	src/filters/rules.c src/filters/rules_default.c src/filters/message.c \
 	src/pipeline/subject_tag.c
 FUZZ_SECONDS ?= 20
 

@@ -32,7 +32,7 @@ static void ctl_rules_count(const char *data, size_t len, void *arg)
 	struct ctl_rules_hits *hits = arg;
 	struct rules_verdict verdict = {.hit = hits->hit};
 
-	rules_judge(hits->set, data, len, &verdict);
+	rules_judge(hits->set, data, len, NULL, &verdict);
 	for (size_t i = 0; i < rules_set_count(hits->set); i++)
 		hits->counts[i] += hits->hit[i];
 	hits->messages++;

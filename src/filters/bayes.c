@@ -31,6 +31,7 @@
 #include "core/util.h"
 #include "filters/bayes.h"
 #include "filters/filter.h"
+#include "filters/message.h"
 #include "filters/tokenize.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
@@ -267,16 +268,35 @@ static bool bayes_set_add(struct bayes_set *set, uint64_t hash)
 
 /* ---- classifying --------------------------------------------------------- */
 
+/* Tokens looked ahead of the one being found (see bayes_classify). */
+#define BAYES_PREFETCH_AHEAD 16
+
 /* A token that counted, for the explanation. */
 struct bayes_used {
 	double f;
 	char text[40];
 };
 
+/* A distinct token of the message, waiting for its lookup; its text (for
+ * the explanation) is in the state's TEXTS at TEXT_AT. */
+struct bayes_pending {
+	uint64_t hash;
+	size_t text_at;
+	size_t text_len;
+};
+
 struct bayes_classify_state {
 	const struct bayes_db *db;
 	const struct bayes_params *params;
 	struct bayes_set seen;
+	/* The message's distinct tokens in order, looked up after the
+	 * tokenizer is done so the lookups can be prefetched. */
+	struct bayes_pending *pending;
+	size_t pending_count;
+	size_t pending_capacity;
+	char *texts;
+	size_t texts_len;
+	size_t texts_capacity;
 	double sum_log_f;     /* sum of ln f(w) */
 	double sum_log_not_f; /* sum of ln (1 - f(w)) */
 	size_t used;
@@ -305,19 +325,44 @@ static void bayes_note_extreme(struct bayes_classify_state *state, const char *t
 	util_sanitize(list[at].text, sizeof(list[at].text), token, len);
 }
 
+/* The tokenizer's callback: keeps each distinct token for bayes_score. */
 static void bayes_classify_token(const char *token, size_t len, uint64_t hash, void *arg)
 {
 	struct bayes_classify_state *state = arg;
+	struct bayes_pending *pending;
+
+	if (!bayes_set_add(&state->seen, hash))
+		return;
+	if (state->pending_count == state->pending_capacity) {
+		state->pending_capacity = state->pending_capacity == 0 ? 1024 : 2 * state->pending_capacity;
+		state->pending =
+		    xrealloc(state->pending, state->pending_capacity * sizeof(*state->pending));
+	}
+	if (state->texts_len + len > state->texts_capacity) {
+		state->texts_capacity = 2 * (state->texts_len + len) + 16384;
+		state->texts = xrealloc(state->texts, state->texts_capacity);
+	}
+	pending = &state->pending[state->pending_count++];
+	pending->hash = hash;
+	pending->text_at = state->texts_len;
+	pending->text_len = len;
+	memcpy(state->texts + state->texts_len, token, len);
+	state->texts_len += len;
+}
+
+/* Counts ENTRY (the database's row of PENDING's token, or NULL) into the
+ * message's score. */
+static void bayes_score(struct bayes_classify_state *state, const struct bayes_pending *pending,
+			const struct bayes_entry *entry)
+{
 	const struct bayes_params *params = state->params;
-	const struct bayes_entry *entry;
+	const char *token = state->texts + pending->text_at;
+	size_t len = pending->text_len;
 	double spam_rate;
 	double ham_rate;
 	double n;
 	double f;
 
-	if (!bayes_set_add(&state->seen, hash))
-		return;
-	entry = bayes_db_find(state->db, hash);
 	if (entry == NULL || state->db->spam_messages == 0 || state->db->ham_messages == 0)
 		return;
 	spam_rate = (double)entry->spam / (double)state->db->spam_messages;
@@ -368,6 +413,25 @@ void bayes_classify(const struct bayes_db *db, const struct mime_message *messag
 	state->db = db;
 	state->params = params != NULL ? params : &bayes_defaults;
 	tokenize_message(message, bayes_classify_token, state);
+	/* The lookups miss the cache (a large table, hashes at random): the
+	 * directory slot of a token BAYES_PREFETCH_AHEAD further on, and the
+	 * entries of the one half as far, are fetched while this one is found. */
+	for (size_t i = 0; i < state->pending_count; i++) {
+		if (db->directory != NULL) {
+			unsigned shift = 64 - db->directory_bits;
+
+			if (i + BAYES_PREFETCH_AHEAD < state->pending_count)
+				__builtin_prefetch(
+				    &db->directory[state->pending[i + BAYES_PREFETCH_AHEAD].hash >>
+						   shift]);
+			if (i + BAYES_PREFETCH_AHEAD / 2 < state->pending_count)
+				__builtin_prefetch(
+				    &db->entries[db->directory
+						     [state->pending[i + BAYES_PREFETCH_AHEAD / 2].hash >>
+						      shift]]);
+		}
+		bayes_score(state, &state->pending[i], bayes_db_find(db, state->pending[i].hash));
+	}
 	memset(verdict, 0, sizeof(*verdict));
 	verdict->tokens_used = state->used;
 	if (state->used == 0) {
@@ -390,6 +454,8 @@ void bayes_classify(const struct bayes_db *db, const struct mime_message *messag
 		pos += (size_t)n;
 	}
 	free(state->seen.slots);
+	free(state->pending);
+	free(state->texts);
 	free(state);
 }
 
@@ -630,17 +696,14 @@ double bayes_points(double probability, double cutoff)
 	return points;
 }
 
-void bayes_judge(const struct bayes_db *db, const char *body, size_t len,
+void bayes_judge(const struct bayes_db *db, const struct mime_message *message,
 		 struct pipeline_result *result)
 {
-	struct mime_message message;
 	struct bayes_verdict verdict;
 	char reason[PROTO_REASON_MAX + 1];
 	int used;
 
-	mime_parse(body, len, &message);
-	bayes_classify(db, &message, NULL, &verdict);
-	mime_message_free(&message);
+	bayes_classify(db, message, NULL, &verdict);
 	result->score = bayes_points(verdict.probability, bayes_defaults.cutoff);
 	used = snprintf(reason, sizeof(reason), "bayes: %.4f, tokens: %s", verdict.probability,
 			verdict.explanation[0] != '\0' ? verdict.explanation : "none");
@@ -666,7 +729,7 @@ static int bayes_filter_run(const struct filter_message *message, struct pipelin
 		result->reason = xasprintf("bayes: %s", clean);
 		return -1;
 	}
-	bayes_judge(&bayes_worker_db, message->body, message->body_len, result);
+	bayes_judge(&bayes_worker_db, filter_message_mime(message), result);
 	return 0;
 }
 

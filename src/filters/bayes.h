@@ -119,9 +119,11 @@ double bayes_points(double probability, double cutoff);
 
 struct pipeline_result;
 
-/* Parses the message BODY (LEN bytes), classifies it against *DB and fills
+struct mime_message;
+
+/* Classifies MESSAGE (parsed by filters/mime.h) against *DB and fills
  * RESULT's score and reason ("bayes: 0.9987, tokens: ..."). */
-void bayes_judge(const struct bayes_db *db, const char *body, size_t len,
+void bayes_judge(const struct bayes_db *db, const struct mime_message *message,
 		 struct pipeline_result *result);
 
 /* Writes the trainable *DB to PATH (a new file renamed over it, mode 0644:

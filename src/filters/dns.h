@@ -74,7 +74,24 @@ struct filter_dns {
 	/* The budget left for the message now being judged, in milliseconds;
 	 * filter_dns_begin sets it, filter_dns_query spends it. */
 	int64_t budget_ms;
+	/* Answers kept across messages (filter_dns_cache_new), or NULL. */
+	struct filter_dns_cache *cache;
 };
+
+/*
+ * The answerer's own cache: answers (records, or that there are none) are
+ * kept FILTER_DNS_CACHE_MS and given again without a round trip (in a
+ * worker, to the main process and its resolver, which caches by TTL too);
+ * failures and timeouts are not kept. FILTER_DNS_CACHE_SLOTS answers, the
+ * older one giving way when two names meet in a slot. The lifetime is
+ * short so that a blocklist's new listing counts within a minute whatever
+ * the TTL.
+ */
+#define FILTER_DNS_CACHE_SLOTS 1024
+#define FILTER_DNS_CACHE_MS 60000
+
+struct filter_dns_cache *filter_dns_cache_new(void);
+void filter_dns_cache_free(struct filter_dns_cache **cache);
 
 struct filter_message;
 

@@ -66,6 +66,7 @@ struct pipeline_result;
 struct pipeline_verdict;
 struct headers_parser;
 struct filter_dns;
+struct filter_mime;
 struct filter_auth;
 
 /* Bytes of a body kept in memory for the content filters (MIME, Bayes);
@@ -112,6 +113,9 @@ struct filter_message {
 	 * the spf, dkim and dmarc filters that needs them and shared by all
 	 * three (filters/auth.h); the worker gives each job a zeroed one. */
 	struct filter_auth *auth;
+	/* Its MIME, parsed once for the content filters (filters/message.h);
+	 * NULL: each asks for a parse of its own. */
+	struct filter_mime *mime;
 };
 
 /*

@@ -15,6 +15,7 @@
 
 #include "core/util.h"
 #include "filters/fuzzy.h"
+#include "filters/message.h"
 #include "filters/mime.h"
 #include "filters/senders.h"
 #include "pipeline/proto.h"
@@ -22,14 +23,11 @@
 #include "store/fingerprint.h"
 #include "store/sender_list.h"
 
-void fuzzy_fingerprint_message(const char *data, size_t len, struct filter_fingerprint *fingerprint)
+void fuzzy_fingerprint_message(const struct mime_message *message,
+			       struct filter_fingerprint *fingerprint)
 {
-	struct mime_message message;
-
-	mime_parse(data, len, &message);
-	fuzzy_fingerprint_text(message.text != NULL ? message.text : "", message.text_len,
+	fuzzy_fingerprint_text(message->text != NULL ? message->text : "", message->text_len,
 			       fingerprint);
-	mime_message_free(&message);
 }
 
 /* The integer setting KEY within [MIN, MAX], or FALLBACK. */
@@ -153,7 +151,7 @@ static int fuzzy_filter_init(char *err, size_t errlen)
 static void fuzzy_filter_collect(const struct filter_message *message,
 				 struct pipeline_verdict *verdict)
 {
-	fuzzy_fingerprint_message(message->body, message->body_len, &verdict->fingerprint);
+	fuzzy_fingerprint_message(filter_message_mime(message), &verdict->fingerprint);
 }
 
 /* Judged by the main process, which holds the fingerprints seen. */

@@ -60,8 +60,9 @@
  * *FINGERPRINT (present false when the text has too few words). */
 void fuzzy_fingerprint_text(const char *text, size_t len, struct filter_fingerprint *fingerprint);
 
-/* The same for a whole message DATA (LEN bytes, parsed with filters/mime.h). */
-void fuzzy_fingerprint_message(const char *data, size_t len,
+/* The same for a whole MESSAGE (parsed by filters/mime.h): its text. */
+struct mime_message;
+void fuzzy_fingerprint_message(const struct mime_message *message,
 			       struct filter_fingerprint *fingerprint);
 
 /* How many of A's and B's values are equal (0 to FILTER_FINGERPRINT_HASHES). */

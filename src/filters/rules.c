@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "filters/filter.h"
+#include "filters/message.h"
 #include "filters/mime.h"
 #include "filters/rules.h"
 #include "pipeline/pipeline.h"
@@ -633,7 +634,8 @@ void rules_set_info(const struct rules_set *set, size_t index, struct rules_info
 struct rules_texts {
 	const char *data;
 	size_t len;
-	struct mime_message mime;
+	const struct mime_message *mime;
+	struct mime_message own_mime; /* when the caller gave no parse */
 	char *text[RULES_TARGET_COUNT];
 	size_t text_len[RULES_TARGET_COUNT];
 	bool made[RULES_TARGET_COUNT];
@@ -658,7 +660,7 @@ static void rules_put_text(FILE *out, size_t *used, const char *s, size_t len, b
 static const char *rules_text(struct rules_texts *texts, enum rules_target target,
 			      const char *header, size_t *len_r, char **owned_r)
 {
-	const struct mime_message *mime = &texts->mime;
+	const struct mime_message *mime = texts->mime;
 	char *text = NULL;
 	size_t text_len = 0;
 	size_t used = 0;
@@ -794,7 +796,7 @@ static void rules_reason_add(char *reason, size_t size, size_t *pos, bool *cut, 
 }
 
 void rules_judge(const struct rules_set *set, const char *data, size_t len,
-		 struct rules_verdict *verdict)
+		 const struct mime_message *parsed, struct rules_verdict *verdict)
 {
 	struct rules_texts texts = {.data = data, .len = len};
 	pcre2_match_data *match = pcre2_match_data_create(set->groups_max + 1, NULL);
@@ -805,7 +807,11 @@ void rules_judge(const struct rules_set *set, const char *data, size_t len,
 	verdict->score = 0;
 	verdict->hits = 0;
 	verdict->limited = 0;
-	mime_parse(data, len, &texts.mime);
+	if (parsed == NULL) {
+		mime_parse(data, len, &texts.own_mime);
+		parsed = &texts.own_mime;
+	}
+	texts.mime = parsed;
 	snprintf(verdict->reason, sizeof(verdict->reason), "rules:");
 	pos = strlen(verdict->reason);
 	for (size_t i = 0; i < set->count; i++) {
@@ -869,7 +875,8 @@ void rules_judge(const struct rules_set *set, const char *data, size_t len,
 	}
 	for (size_t t = 0; t < RULES_TARGET_COUNT; t++)
 		free(texts.text[t]);
-	mime_message_free(&texts.mime);
+	if (parsed == &texts.own_mime)
+		mime_message_free(&texts.own_mime);
 	pcre2_match_data_free(match);
 }
 
@@ -1030,7 +1037,8 @@ static int rules_filter_run(const struct filter_message *message, struct pipelin
 		result->reason = xasprintf("rules: %s", err);
 		return -1;
 	}
-	rules_judge(rules_worker_set, message->body, message->body_len, &judged);
+	rules_judge(rules_worker_set, message->body, message->body_len, filter_message_mime(message),
+		    &judged);
 	result->score = judged.score;
 	result->reason = xstrdup(judged.reason);
 	return 0;

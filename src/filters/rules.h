@@ -111,9 +111,12 @@ struct rules_verdict {
 	bool *hit;
 };
 
-/* Judges the message DATA (LEN bytes, as received) by SET. */
+struct mime_message;
+
+/* Judges the message DATA (LEN bytes, as received; PARSED its MIME, or NULL
+ * to parse it here) by SET. */
 void rules_judge(const struct rules_set *set, const char *data, size_t len,
-		 struct rules_verdict *verdict);
+		 const struct mime_message *parsed, struct rules_verdict *verdict);
 
 /*
  * Reads the rules file PATH (at most RULES_FILE_MAX bytes) into *TEXT_R (for

@@ -26,6 +26,7 @@
 #include "core/util.h"
 #include "filters/blocklist.h"
 #include "filters/filter.h"
+#include "filters/message.h"
 #include "filters/link.h"
 #include "filters/mime.h"
 #include "filters/uribl.h"
@@ -101,7 +102,7 @@ static int uribl_run(const struct filter_message *message, struct pipeline_resul
 		     struct pipeline_verdict *verdict)
 {
 	struct blocklist_zones zones;
-	struct mime_message mime;
+	const struct mime_message *mime;
 	/* Each distinct domain: the name asked (the reversed address for a
 	 * numeric host) and what the reason calls it (the host as written). */
 	struct {
@@ -125,11 +126,11 @@ static int uribl_run(const struct filter_message *message, struct pipeline_resul
 		result->reason = xstrdup("no Public Suffix List");
 		return -1;
 	}
-	mime_parse(message->body, message->body_len, &mime);
-	for (size_t i = 0; i < mime.urls.count && asked_count < URIBL_DOMAINS_MAX; i++) {
+	mime = filter_message_mime(message);
+	for (size_t i = 0; i < mime->urls.count && asked_count < URIBL_DOMAINS_MAX; i++) {
 		char *name = asked[asked_count].name;
 		char *label = asked[asked_count].label;
-		int kind = uribl_domain(mime.urls.items[i], name, sizeof(asked[0].name));
+		int kind = uribl_domain(mime->urls.items[i], name, sizeof(asked[0].name));
 		bool seen = false;
 
 		if (kind < 0)
@@ -140,11 +141,10 @@ static int uribl_run(const struct filter_message *message, struct pipeline_resul
 			continue;
 		if (kind == 0)
 			strcpy(label, name);
-		else if (link_host(mime.urls.items[i], label, sizeof(asked[0].label)) < 0)
+		else if (link_host(mime->urls.items[i], label, sizeof(asked[0].label)) < 0)
 			continue;
 		asked_count++;
 	}
-	mime_message_free(&mime);
 	for (size_t d = 0; d < asked_count; d++) {
 		bool domain_listed = false;
 

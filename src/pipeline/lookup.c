@@ -146,6 +146,7 @@ struct filter_dns *lookup_local_new(const char *nameservers, char *err, size_t e
 	local->dns.query = lookup_local_query;
 	local->dns.ctx = local;
 	local->dns.budget_ms = FILTER_DNS_BUDGET_MS;
+	local->dns.cache = filter_dns_cache_new();
 	return &local->dns;
 }
 
@@ -156,6 +157,7 @@ void lookup_local_free(struct filter_dns **dns)
 	if (*dns == NULL)
 		return;
 	local = (*dns)->ctx;
+	filter_dns_cache_free(&local->dns.cache);
 	resolver_free(&local->resolver);
 	event_base_free(local->base);
 	free(local);

@@ -40,6 +40,7 @@
 #include "filters/bayes.h"
 #include "filters/dns.h"
 #include "filters/filter.h"
+#include "filters/message.h"
 #include "filters/received.h"
 #include "filters/rules.h"
 #include "pipeline/confine.h"
@@ -176,8 +177,10 @@ static int worker_job_run(int body_fd, const char *hostname, const struct pipeli
 {
 	/* Fresh for every job: the spf, dkim and dmarc filters share it. */
 	struct filter_auth auth = {0};
+	/* Fresh for every job: the content filters share one MIME parse. */
+	struct filter_mime mime = {0};
 	struct filter_message message = {
-	    .job = job, .hostname = hostname, .dns = dns, .auth = &auth};
+	    .job = job, .hostname = hostname, .dns = dns, .auth = &auth, .mime = &mime};
 	int rc = -1;
 
 	memset(verdict, 0, sizeof(*verdict));
@@ -201,6 +204,7 @@ static int worker_job_run(int body_fd, const char *hostname, const struct pipeli
 		  verdict->result_count, verdict->recipient_count);
 	rc = 0;
 done:
+	filter_mime_clear(&mime);
 	free((char *)message.body);
 	free(message.headers);
 	return rc;
@@ -525,6 +529,7 @@ int pipeline_worker_main(int fd, const char *hostname)
 	link.buf = xmalloc(PROTO_FRAME_MAX);
 	link.dns.query = worker_dns_query;
 	link.dns.ctx = &link;
+	link.dns.cache = filter_dns_cache_new();
 	log_set_role("worker");
 	/* A worker must not outlive the spawner, its parent, which alone can
 	 * kill it (should the spawner die before this line, the main process
@@ -625,6 +630,7 @@ int pipeline_worker_main(int fd, const char *hostname)
 done:
 	if (link.body_fd >= 0)
 		close(link.body_fd);
+	filter_dns_cache_free(&link.dns.cache);
 	free(link.buf);
 	close(fd);
 	return status;

@@ -39,7 +39,7 @@ static void fuzz_judge(const struct rules_set *set, const char *message, size_t 
 {
 	struct rules_verdict verdict = {0};
 
-	rules_judge(set, message, len, &verdict);
+	rules_judge(set, message, len, NULL, &verdict);
 	if (!proto_reason_valid(verdict.reason, strlen(verdict.reason)) || !isfinite(verdict.score))
 		abort();
 }

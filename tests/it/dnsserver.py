@@ -17,11 +17,14 @@ DNSMASQ = "/usr/sbin/dnsmasq"
 
 
 class Dnsmasq:
-    def __init__(self, directory, records, mx=None, txt=None):
+    def __init__(self, directory, records, mx=None, txt=None, every_name=False):
         """RECORDS maps a host name to its IPv4/IPv6 addresses; MX maps a
         domain to its (preference, exchange) pairs; TXT maps a name to its
-        TXT records, each a list of strings (one record may hold several)."""
+        TXT records, each a list of strings (one record may hold several).
+        EVERY_NAME: answer for every name, not only test. (a name it does not
+        know does not exist), as a local resolver answers at once."""
         self.dir = directory
+        self.every_name = every_name
         self.port = itutil.free_port()
         self.records = records
         self.mx = mx or {}
@@ -44,7 +47,7 @@ class Dnsmasq:
                  # does not know does not exist (NXDOMAIN), a name without
                  # the type asked has none (NODATA). Without it dnsmasq
                  # refuses both (it has no upstream).
-                 "local=/test/"]
+                 "local=/test/"] + (["local=/#/"] if self.every_name else [])
         for name, addresses in self.records.items():
             lines += [f"host-record={name},{address}" for address in addresses]
         for domain, exchanges in self.mx.items():

@@ -548,6 +548,7 @@ static void test_filter_confined(void **state)
  * is cut after a whole token, and the result still encodes. */
 static void test_reason_fits(void **state)
 {
+	struct mime_message parsed;
 	char *spam = xstrdup("From: a@example.org\nSubject: offer\n\n");
 	static const char ham[] = "From: b@example.org\nSubject: minutes\n\nmeeting notes\n";
 	char *path = xasprintf("%s/long.db", test_dir);
@@ -566,7 +567,9 @@ static void test_reason_fits(void **state)
 		assert_int_equal(bayes_learn(path, ham, strlen(ham), false, err, sizeof(err)), 0);
 	}
 	assert_int_equal(bayes_db_load(path, &db, err, sizeof(err)), 0);
-	bayes_judge(&db, spam, strlen(spam), &result);
+	mime_parse(spam, strlen(spam), &parsed);
+	bayes_judge(&db, &parsed, &result);
+	mime_message_free(&parsed);
 	assert_true(result.score > 0);
 	assert_true(strlen(result.reason) <= PROTO_REASON_MAX);
 	assert_true(proto_reason_valid(result.reason, strlen(result.reason)));

@@ -136,12 +136,51 @@ static void test_query_budget(void **state)
 	assert_int_equal(answer.status, FILTER_DNS_FAILED);
 }
 
+/* With a cache, an answer (records or none) is given again without asking,
+ * and without spending the budget; a failure is asked again. */
+static void test_cache(void **state)
+{
+	struct table table = {0};
+	struct filter_dns dns = {.query = table_query, .ctx = &table};
+	struct filter_message message = {.dns = &dns};
+	struct filter_dns_answer answer;
+
+	(void)state;
+	dns.cache = filter_dns_cache_new();
+	filter_dns_begin(&dns, 1000);
+	filter_dns_query(&message, "a.example", FILTER_DNS_A, &answer);
+	filter_dns_answer_clear(&answer);
+	filter_dns_query(&message, "b.example", FILTER_DNS_A, &answer);
+	filter_dns_answer_clear(&answer);
+	assert_int_equal(table.asked, 2);
+	/* The next message, with no budget at all: both from the cache. */
+	filter_dns_begin(&dns, 0);
+	filter_dns_query(&message, "A.Example", FILTER_DNS_A, &answer);
+	assert_int_equal(answer.status, FILTER_DNS_OK);
+	assert_int_equal(answer.count, 1);
+	assert_string_equal(answer.records[0], "192.0.2.1");
+	filter_dns_answer_clear(&answer);
+	filter_dns_query(&message, "b.example", FILTER_DNS_A, &answer);
+	assert_int_equal(answer.status, FILTER_DNS_NOT_FOUND);
+	assert_int_equal(table.asked, 2);
+	/* Another type is another question; a timeout is not kept. */
+	filter_dns_query(&message, "a.example", FILTER_DNS_TXT, &answer);
+	assert_int_equal(answer.status, FILTER_DNS_TIMEOUT);
+	filter_dns_begin(&dns, 1000);
+	filter_dns_query(&message, "a.example", FILTER_DNS_TXT, &answer);
+	assert_int_equal(answer.status, FILTER_DNS_OK);
+	assert_int_equal(table.asked, 3);
+	filter_dns_cache_free(&dns.cache);
+	assert_null(dns.cache);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_settings_from_config),
 	    cmocka_unit_test(test_name_valid),
 	    cmocka_unit_test(test_query_budget),
+	    cmocka_unit_test(test_cache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

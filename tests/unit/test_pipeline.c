@@ -673,7 +673,8 @@ static void test_answer_send(int fd, uint32_t id, enum filter_dns_status status,
 
 /* Sends a job for a body with links to d0-example.com and
  * listed-example.com, judged by uribl alone. */
-static void test_uribl_job_send(struct test_ctx *ctx, int fd, char id[SPOOL_ID_LEN + 1])
+static void test_uribl_job_send(struct test_ctx *ctx, int fd, char id[SPOOL_ID_LEN + 1],
+				int link_count)
 {
 	struct filter_profile profile = {.tag_at = 5, .quarantine_at = 10, .filter_count = 1};
 	struct pipeline_job job;
@@ -683,7 +684,7 @@ static void test_uribl_job_send(struct test_ctx *ctx, int fd, char id[SPOOL_ID_L
 	char *path;
 
 	strcpy(profile.filters[0].name, "uribl");
-	test_body_links(ctx, id, 1, true);
+	test_body_links(ctx, id, link_count, true);
 	path = spool_path(ctx->dir, id);
 	test_job_make(&job, id, "alice@example.net");
 	job.profile = &profile;
@@ -715,7 +716,7 @@ static void test_worker_asks_main_process(void **state)
 	pid_t pid;
 	int fd = test_worker_spawn("uribl_zones uribl.test\n", &pid);
 
-	test_uribl_job_send(ctx, fd, id);
+	test_uribl_job_send(ctx, fd, id, 1);
 	assert_int_equal(test_frame_read(fd, buf, &have), PROTO_TYPE_QUERY);
 	first = test_query_take(buf, &have);
 	assert_string_equal(first.name, "d0-example.com.uribl.test");
@@ -736,11 +737,14 @@ static void test_worker_asks_main_process(void **state)
 			    "listed: listed-example.com (uribl.test 127.0.0.2)");
 	proto_verdict_clear(&verdict);
 
-	/* An answer the last job gave up on, before the next job: dropped. */
+	/* An answer the last job gave up on, before the next job: dropped.
+	 * The next job's links: d0 and listed-example.com were answered
+	 * (the worker keeps answers, filters/dns.h), d1 is asked. */
 	test_answer_send(fd, second.id, FILTER_DNS_FAILED, NULL);
-	test_uribl_job_send(ctx, fd, id);
+	test_uribl_job_send(ctx, fd, id, 2);
 	assert_int_equal(test_frame_read(fd, buf, &have), PROTO_TYPE_QUERY);
 	first = test_query_take(buf, &have);
+	assert_string_equal(first.name, "d1-example.com.uribl.test");
 	assert_int_equal(first.id, second.id + 1);
 	/* An answer to a question not asked: the worker exits, no verdict. */
 	test_answer_send(fd, first.id + 1, FILTER_DNS_NOT_FOUND, NULL);

@@ -77,7 +77,7 @@ static bool test_hits(const struct rules_set *set, const char *name, const char 
 	bool found = false;
 	bool result = false;
 
-	rules_judge(set, message, strlen(message), &verdict);
+	rules_judge(set, message, strlen(message), NULL, &verdict);
 	for (size_t i = 0; i < count; i++) {
 		struct rules_info info;
 
@@ -434,7 +434,7 @@ static void test_corpus(void **state)
 			size_t len;
 
 			assert_int_equal(util_read_file(files.gl_pathv[i], &data, &len), 0);
-			rules_judge(set, data, len, &verdict);
+			rules_judge(set, data, len, NULL, &verdict);
 			assert_true(strlen(verdict.reason) <= PROTO_REASON_MAX);
 			assert_int_equal(verdict.limited, 0);
 			scored[g] += verdict.score > 0;
