@@ -8,12 +8,14 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/util.h"
 #include "filters/blocklist.h"
+#include "pipeline/proto.h"
 
 void blocklist_zones_read(const char *key, struct blocklist_zones *zones)
 {
@@ -134,4 +136,19 @@ enum blocklist_verdict blocklist_ask(const struct filter_message *message, const
 	}
 	filter_dns_answer_clear(&answer);
 	return verdict;
+}
+
+void blocklist_reason_append(char *reason, size_t *used, const char *format, ...)
+{
+	size_t room = PROTO_REASON_MAX + 1;
+	va_list args;
+	int n;
+
+	if (*used + 1 >= room)
+		return;
+	va_start(args, format);
+	n = vsnprintf(reason + *used, room - *used, format, args);
+	va_end(args);
+	if (n > 0)
+		*used += (size_t)n < room - *used ? (size_t)n : room - *used - 1;
 }

@@ -63,4 +63,9 @@ enum blocklist_verdict {
 enum blocklist_verdict blocklist_ask(const struct filter_message *message, const char *name,
 				     const char *zone, char code[16]);
 
+/* Appends to REASON (PROTO_REASON_MAX + 1 bytes, *USED of them used) what
+ * FORMAT says, cut at the end of the room. */
+void blocklist_reason_append(char *reason, size_t *used, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

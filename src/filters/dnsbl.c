@@ -10,7 +10,6 @@
  * blocklist lists one, and the question would tell a public server about
  * the local network), or hold a message because a zone does not answer.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,23 +18,6 @@
 #include "filters/filter.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
-
-/* Appends to REASON (PROTO_REASON_MAX + 1 bytes, *USED of them used) what
- * FORMAT says, cut at the end of the room. */
-static void dnsbl_append(char *reason, size_t *used, const char *format, ...)
-{
-	size_t room = PROTO_REASON_MAX + 1;
-	va_list args;
-	int n;
-
-	if (*used + 1 >= room)
-		return;
-	va_start(args, format);
-	n = vsnprintf(reason + *used, room - *used, format, args);
-	va_end(args);
-	if (n > 0)
-		*used += (size_t)n < room - *used ? (size_t)n : room - *used - 1;
-}
 
 static int dnsbl_run(const struct filter_message *message, struct pipeline_result *result,
 		     struct pipeline_verdict *verdict)
@@ -76,24 +58,24 @@ static int dnsbl_run(const struct filter_message *message, struct pipeline_resul
 		case BLOCKLIST_CLEAN:
 			break;
 		case BLOCKLIST_LISTED:
-			dnsbl_append(reason, &used, "%s%s (%s)", listed == 0 ? "listed in " : ", ",
+			blocklist_reason_append(reason, &used, "%s%s (%s)", listed == 0 ? "listed in " : ", ",
 				     zones.names[i], code);
 			listed++;
 			break;
 		case BLOCKLIST_REFUSED:
-			dnsbl_append(unanswered, &unanswered_used, "%s%s refused (%s)",
+			blocklist_reason_append(unanswered, &unanswered_used, "%s%s refused (%s)",
 				     unanswered_used == 0 ? "" : ", ", zones.names[i], code);
 			break;
 		case BLOCKLIST_UNANSWERED:
-			dnsbl_append(unanswered, &unanswered_used, "%s%s %s",
+			blocklist_reason_append(unanswered, &unanswered_used, "%s%s %s",
 				     unanswered_used == 0 ? "" : ", ", zones.names[i], code);
 			break;
 		}
 	}
 	if (listed == 0)
-		dnsbl_append(reason, &used, "%s not listed", handoff->address);
+		blocklist_reason_append(reason, &used, "%s not listed", handoff->address);
 	if (unanswered_used > 0)
-		dnsbl_append(reason, &used, "; no answer: %s", unanswered);
+		blocklist_reason_append(reason, &used, "; no answer: %s", unanswered);
 	result->score = (double)listed;
 	result->reason = xstrdup(reason);
 	return 0;

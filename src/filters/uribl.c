@@ -16,7 +16,6 @@
  * its bounds, lowercased, and asked only as a valid DNS name.
  */
 #include <arpa/inet.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,23 +80,6 @@ int uribl_domain(const char *url, char *out, size_t size)
 	return 0;
 }
 
-/* Appends to REASON (PROTO_REASON_MAX + 1 bytes, *USED of them used) what
- * FORMAT says, cut at the end of the room. */
-static void uribl_append(char *reason, size_t *used, const char *format, ...)
-{
-	size_t room = PROTO_REASON_MAX + 1;
-	va_list args;
-	int n;
-
-	if (*used + 1 >= room)
-		return;
-	va_start(args, format);
-	n = vsnprintf(reason + *used, room - *used, format, args);
-	va_end(args);
-	if (n > 0)
-		*used += (size_t)n < room - *used ? (size_t)n : room - *used - 1;
-}
-
 static int uribl_run(const struct filter_message *message, struct pipeline_result *result,
 		     struct pipeline_verdict *verdict)
 {
@@ -155,7 +137,7 @@ static int uribl_run(const struct filter_message *message, struct pipeline_resul
 			case BLOCKLIST_CLEAN:
 				break;
 			case BLOCKLIST_LISTED:
-				uribl_append(reason, &used, "%s%s (%s %s)",
+				blocklist_reason_append(reason, &used, "%s%s (%s %s)",
 					     listed == 0 ? "listed: " : ", ", asked[d].label,
 					     zones.names[z], code);
 				domain_listed = true;
@@ -166,7 +148,7 @@ static int uribl_run(const struct filter_message *message, struct pipeline_resul
 				/* Named once per zone: a zone that does not answer
 				 * one domain rarely answers the next. */
 				if (strstr(unanswered, zones.names[z]) == NULL)
-					uribl_append(unanswered, &unanswered_used, "%s%s %s",
+					blocklist_reason_append(unanswered, &unanswered_used, "%s%s %s",
 						     unanswered_used == 0 ? "" : ", ",
 						     zones.names[z], code);
 				break;
@@ -174,10 +156,10 @@ static int uribl_run(const struct filter_message *message, struct pipeline_resul
 		}
 	}
 	if (listed == 0)
-		uribl_append(reason, &used, "%zu link domain%s, none listed", asked_count,
+		blocklist_reason_append(reason, &used, "%zu link domain%s, none listed", asked_count,
 			     asked_count == 1 ? "" : "s");
 	if (unanswered_used > 0)
-		uribl_append(reason, &used, "; no answer: %s", unanswered);
+		blocklist_reason_append(reason, &used, "; no answer: %s", unanswered);
 	result->score = (double)listed;
 	result->reason = xstrdup(reason);
 	return 0;

@@ -279,9 +279,10 @@ bool proto_filter_name_valid(const char *name, size_t len)
 	return true;
 }
 
-bool proto_reason_valid(const char *text, size_t len)
+/* Whether TEXT (LEN bytes) is 1 to MAX bytes of printable ASCII. */
+static bool proto_printable(const char *text, size_t len, size_t max)
 {
-	if (len == 0 || len > PROTO_REASON_MAX)
+	if (len == 0 || len > max)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)text[i];
@@ -290,6 +291,11 @@ bool proto_reason_valid(const char *text, size_t len)
 			return false;
 	}
 	return true;
+}
+
+bool proto_reason_valid(const char *text, size_t len)
+{
+	return proto_printable(text, len, PROTO_REASON_MAX);
 }
 
 int proto_frame_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
@@ -728,15 +734,7 @@ bool proto_dns_type_valid(unsigned type)
 
 bool proto_dns_record_valid(const char *text, size_t len)
 {
-	if (len == 0 || len > FILTER_DNS_RECORD_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)text[i];
-
-		if (c < 0x20 || c > 0x7e)
-			return false;
-	}
-	return true;
+	return proto_printable(text, len, FILTER_DNS_RECORD_MAX);
 }
 
 /* A query id: 4 bytes, not 0. */
