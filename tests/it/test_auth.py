@@ -106,11 +106,18 @@ def test_spf_dkim_dmarc_fetched(auth_env):
     gate.wait_states({"delivery": 3}, timeout=60)
     gate.wait_fetch_done(ACCOUNT)
     served = {}
+    subjects = {}
     for data in gate.pickup(ACCOUNT, PASSWORD):
         block = header_of(data)
         subject = next(line for line in block.split("\r\n") if line.startswith("Subject: "))
-        served[subject[len("Subject: "):]] = block
+        subject = subject[len("Subject: "):]
+        key = subject.removeprefix("[SPAM] ")
+        served[key] = block
+        subjects[key] = subject
     assert sorted(served) == ["direct", "forged", "forwarded"]
+    # Only the tagged one is served with the subject prefix.
+    assert subjects == {"direct": "direct", "forwarded": "forwarded",
+                        "forged": "[SPAM] forged"}, subjects
 
     direct = served["direct"]
     assert ("Authentication-Results: localhost;\r\n"
