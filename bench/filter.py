@@ -122,18 +122,18 @@ def tree_cpu(pid):
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append((int(entry), fields))
-    total, todo = 0.0, [pid]
+    total, unvisited = 0.0, [pid]
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / tick
     except OSError:
         return 0.0
-    while todo:
-        parent = todo.pop()
+    while unvisited:
+        parent = unvisited.pop()
         for child, fields in children.get(parent, []):
             total += (int(fields[11]) + int(fields[12])) / tick
-            todo.append(child)
+            unvisited.append(child)
     return total
 
 
