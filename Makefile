@@ -9,7 +9,7 @@
 CC ?= cc
 SAN ?= 0
 PKGS := libevent libevent_openssl openssl sqlite3 libsodium inih jansson libunbound libseccomp \
-	opendkim gmime-3.0 libpsl libarchive libpcre2-8
+	opendkim gmime-3.0 libpsl libarchive libpcre2-8 libzstd
 
 ifeq ($(SAN),1)
 BUILD := build/san

@@ -36,6 +36,7 @@
 #include "store/spool.h"
 
 struct pipeline;
+struct depot_fields;
 
 /* Where a message came from. FETCHED is 0 so that a job filled in without
  * naming its source (every job before SMTP existed) is one. */
@@ -78,6 +79,9 @@ struct pipeline_job {
 	/* The owner's filter profile, a snapshot; NULL: the built-in default
 	 * (filter_profile_default). A decoded job always has one. */
 	struct filter_profile *profile;
+	/* MailDepot is on ([depot] enabled): the worker also extracts the
+	 * fields the archive indexes (depot_extract) and sends them back. */
+	bool archive;
 };
 
 enum pipeline_outcome {
@@ -133,6 +137,11 @@ struct pipeline_verdict {
 	 * profile runs it (the daemon scanned the body before a worker saw it:
 	 * pipeline/scan.c), else NULL. */
 	const struct pipeline_result *scan;
+	/* For JUDGED, when the job asked (job->archive): the fields the archive
+	 * indexes (depot/depot.h), extracted by the worker, or NULL when the
+	 * extraction failed. Hostile input like the rest: bounded by the
+	 * decoder, only ever stored and searched. */
+	struct depot_fields *archive_fields;
 };
 
 /*
