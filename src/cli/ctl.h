@@ -155,6 +155,12 @@ CTL_RUN(ctl_bayes_learn);
 CTL_RUN(ctl_filter_list);
 CTL_RUN(ctl_filter_bench);
 
+/* ctl_depot_search.c */
+CTL_RUN(ctl_depot_search);
+CTL_RUN(ctl_depot_show);
+CTL_RUN(ctl_depot_export);
+CTL_RUN(ctl_depot_restore);
+
 /* Message files named on a command line (ctl_bayes.c; filter rules uses
  * them too). */
 struct ctl_bayes_files {
