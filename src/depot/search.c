@@ -132,6 +132,9 @@ char *depot_search_match(const char *text, const char *column, char *err, size_t
 
 /* ---- the query ----------------------------------------------------------- */
 
+/* A set of messages (a recipient's, an owner's, a user's) this big or
+ * bigger is probed per message rather than listed (search_plan_set). */
+#define SEARCH_SET_SMALL 10000
 /* A Date range at most this wide (seconds) is looked up in its index. */
 #define SEARCH_NARROW_DATES (31 * 86400)
 
@@ -177,18 +180,81 @@ static void search_plan_free(struct search_plan *plan)
 		free(plan->strings[i]);
 }
 
-/* The clause restricting m.seq to the messages owned through QUERY's
- * addresses (a user's search). */
-static void search_plan_owned(struct search_plan *plan, const struct depot_query *query,
-			      char **lowered)
+static int search_failed(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
-	search_text_append(&plan->sql, " AND m.seq IN (SELECT seq FROM message_owner WHERE"
-				       " address IN (");
+	snprintf(err, errlen, "cannot %s in the depot's index: %s", what, sqlite3_errmsg(db));
+	return -1;
+}
+
+/*
+ * Appends a criterion that names a set of messages through the rows of
+ * TABLE matching CONDITION (its ?s bound to the N VALUES). How depends on
+ * the set's size, counted first up to SEARCH_SET_SMALL rows (a bounded walk
+ * of the index) when DB is given: a small set is listed whole and its
+ * messages looked up (m.seq IN …), which costs as much as the set is big;
+ * a big one is probed for each message the walk newest first meets (EXISTS
+ * on the table's (seq, position) key), which costs as much as the set is
+ * rare, and a big set is not. Either is one indexed step per message, so
+ * neither a mailbox of 10^5 messages nor an address of three is slow.
+ * Without DB (one message's check) it is probed. 0, or -1 with ERR.
+ */
+static int search_plan_set(struct search_plan *plan, sqlite3 *db, const char *table,
+			   const char *condition, const char *const *values, size_t n, char *err,
+			   size_t errlen)
+{
+	bool small = false;
+	char *sql;
+
+	if (db != NULL) {
+		sqlite3_stmt *stmt;
+
+		sql = xasprintf("SELECT count(*) FROM (SELECT 1 FROM %s WHERE %s LIMIT %d)", table,
+				condition, SEARCH_SET_SMALL);
+		if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+			free(sql);
+			return search_failed(db, "search", err, errlen);
+		}
+		free(sql);
+		for (size_t i = 0; i < n; i++)
+			sqlite3_bind_text(stmt, (int)i + 1, values[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(stmt) != SQLITE_ROW) {
+			sqlite3_finalize(stmt);
+			return search_failed(db, "search", err, errlen);
+		}
+		small = sqlite3_column_int64(stmt, 0) < SEARCH_SET_SMALL;
+		sqlite3_finalize(stmt);
+	}
+	if (small)
+		sql = xasprintf(" AND m.seq IN (SELECT seq FROM %s WHERE %s)", table, condition);
+	else
+		sql = xasprintf(" AND EXISTS (SELECT 1 FROM %s AS s WHERE s.seq = m.seq AND %s)",
+				table, condition);
+	search_text_append(&plan->sql, sql);
+	free(sql);
+	for (size_t i = 0; i < n; i++)
+		plan->binds[plan->bind_count++] =
+		    (struct search_bind){.is_text = true, .text = values[i]};
+	return 0;
+}
+
+/* The criterion restricting the messages to those owned through QUERY's
+ * addresses (a user's search), which it lowercases into LOWERED. */
+static int search_plan_owned(struct search_plan *plan, sqlite3 *db, const struct depot_query *query,
+			     char **lowered, char *err, size_t errlen)
+{
+	struct search_text condition = {0};
+	int rc;
+
+	search_text_append(&condition, "address IN (");
 	for (size_t i = 0; i < query->address_count; i++) {
 		lowered[i] = search_lower(query->addresses[i]);
-		search_plan_text(plan, i == 0 ? "?" : ", ?", lowered[i]);
+		search_text_append(&condition, i == 0 ? "?" : ", ?");
 	}
-	search_text_append(&plan->sql, "))");
+	search_text_append(&condition, ")");
+	rc = search_plan_set(plan, db, "message_owner", condition.data,
+			     (const char *const *)lowered, query->address_count, err, errlen);
+	free(condition.data);
+	return rc;
 }
 
 /* A criterion's length check. */
@@ -235,10 +301,11 @@ static int search_check(const struct depot_query *query, char *err, size_t errle
 }
 
 /*
- * Builds the SELECT of the seqs QUERY finds into PLAN. LOWERED gets the
+ * Builds the SELECT of the seqs QUERY finds into PLAN, asking DB how big
+ * its sets are (inside the caller's read transaction). LOWERED gets the
  * lowercased restriction addresses (freed by the caller). 0, or -1 with ERR.
  */
-static int search_plan_build(struct search_plan *plan, const struct depot_query *query,
+static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct depot_query *query,
 			     char **lowered, char *err, size_t errlen)
 {
 	char *match = NULL;
@@ -307,16 +374,24 @@ static int search_plan_build(struct search_plan *plan, const struct depot_query 
 	if (query->until != 0)
 		search_plan_number(plan, date_indexed ? " AND m.date <= ?" : " AND +m.date <= ?",
 				   query->until);
+	/* On the FTS5 table's rowid when it leads, so it starts its walk there
+	 * instead of passing over every newer match. (Only this range: a list
+	 * of rowids would have FTS5 look each one up, far dearer than checking
+	 * the matches it walks.) */
 	if (query->before != 0)
-		search_plan_number(plan, " AND m.seq < ?", query->before);
-	if (query->recipient != NULL)
-		search_plan_text(
-		    plan, " AND m.seq IN (SELECT seq FROM message_recipient WHERE address = ?)",
-		    search_plan_keep(plan, search_lower(query->recipient)));
-	if (query->owner != NULL)
-		search_plan_text(plan,
-				 " AND m.seq IN (SELECT seq FROM message_owner WHERE user = ?)",
-				 query->owner);
+		search_plan_number(plan,
+				   fts_leads ? " AND message_text.rowid < ?" : " AND m.seq < ?",
+				   query->before);
+	if (query->recipient != NULL) {
+		const char *recipient = search_plan_keep(plan, search_lower(query->recipient));
+
+		if (search_plan_set(plan, db, "message_recipient", "address = ?", &recipient, 1,
+				    err, errlen) < 0)
+			return -1;
+	}
+	if (query->owner != NULL && search_plan_set(plan, db, "message_owner", "user = ?",
+						    &query->owner, 1, err, errlen) < 0)
+		return -1;
 	if (query->attachment != NULL) {
 		if (strpbrk(query->attachment, "*?[") != NULL) {
 			search_plan_text(plan,
@@ -340,8 +415,8 @@ static int search_plan_build(struct search_plan *plan, const struct depot_query 
 					 search_plan_keep(plan, like.data));
 		}
 	}
-	if (query->restricted)
-		search_plan_owned(plan, query, lowered);
+	if (query->restricted && search_plan_owned(plan, db, query, lowered, err, errlen) < 0)
+		return -1;
 	search_plan_number(plan,
 			   fts_leads ? " ORDER BY message_text.rowid DESC LIMIT ?"
 				     : " ORDER BY m.seq DESC LIMIT ?",
@@ -371,12 +446,6 @@ static void search_hex(const void *data, int len, char out[65])
 		out[2 * i + 1] = digits[bytes[i] & 15];
 	}
 	out[64] = '\0';
-}
-
-static int search_failed(sqlite3 *db, const char *what, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "cannot %s in the depot's index: %s", what, sqlite3_errmsg(db));
-	return -1;
 }
 
 /* The text column 0 of every row of SQL (one ? = SEQ) into *LIST_R. */
@@ -560,11 +629,10 @@ int depot_search(struct depot *depot, const struct depot_query *query, const cha
 	plan = xcalloc(1, sizeof(*plan));
 	if (query->restricted && query->address_count > 0)
 		lowered = xcalloc(query->address_count, sizeof(*lowered));
-	if (search_plan_build(plan, query, lowered, err, errlen) < 0)
-		goto done;
 	/* A user without addresses owns nothing: no query to run. */
 	if (!query->restricted || query->address_count > 0) {
-		if (search_begin(db, err, errlen) < 0)
+		if (search_begin(db, err, errlen) < 0 ||
+		    search_plan_build(plan, db, query, lowered, err, errlen) < 0)
 			goto done;
 		if (sqlite3_prepare_v2(db, plan->sql.data, -1, &stmt, NULL) != SQLITE_OK) {
 			search_failed(db, "search", err, errlen);
@@ -653,7 +721,9 @@ int depot_search_owns(struct depot *depot, int64_t seq, const struct depot_query
 			   seq);
 	if (query != NULL && query->restricted) {
 		lowered = xcalloc(query->address_count, sizeof(*lowered));
-		search_plan_owned(plan, query, lowered);
+		/* Without DB one message is probed: nothing to count, so
+		 * nothing that can fail. */
+		(void)search_plan_owned(plan, NULL, query, lowered, err, errlen);
 	}
 	if (sqlite3_prepare_v2(db, plan->sql.data, -1, &stmt, NULL) != SQLITE_OK) {
 		rc = search_failed(db, "read a message", err, errlen);

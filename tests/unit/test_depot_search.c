@@ -293,9 +293,8 @@ static void test_hit_fields(void **state)
 }
 
 /* A user's search never finds another user's mail, whatever else it asks. */
-static void test_restricted(void **state)
+static void test_restricted_searches(struct test_search *t)
 {
-	struct test_search *t = *state;
 	struct depot_query q = test_query();
 	struct depot_hit hit;
 	char err[256];
@@ -342,6 +341,49 @@ static void test_restricted(void **state)
 	q.address_count = 1;
 	q.text = "alpaca";
 	test_expect(t, &q, "user:bob", (const int[]){-1});
+}
+
+static void test_restricted(void **state)
+{
+	test_restricted_searches(*state);
+}
+
+/*
+ * The same with sets big enough to be probed per message instead of listed
+ * (search.c's SEARCH_SET_SMALL): owner and recipient rows of messages that
+ * are not there (seqs far above the archived ones) give alice's addresses
+ * 2 x 10^4 more rows, bob's address 10^4, and the owner user bob and
+ * bob's recipient address 3 x 10^4 each.
+ */
+static void test_restricted_big_sets(void **state)
+{
+	struct test_search *t = *state;
+	struct depot_query q = test_query();
+	sqlite3 *db = depot_db(t->depot);
+
+	assert_int_equal(sqlite3_exec(db,
+				      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+				      " FROM n WHERE i < 30000)"
+				      " INSERT INTO message_owner (seq, position, address, user)"
+				      " SELECT 1000000 + i, 0, CASE i % 3 WHEN 0 THEN"
+				      " 'alice@corp.example' WHEN 1 THEN 'a.smith@corp.example'"
+				      " ELSE 'bob@corp.example' END, 'bob' FROM n;"
+				      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+				      " FROM n WHERE i < 30000)"
+				      " INSERT INTO message_recipient (seq, position, address)"
+				      " SELECT 1000000 + i, 0, 'bob@corp.example' FROM n;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	test_restricted_searches(t);
+	q.recipient = "bob@corp.example";
+	test_expect(t, &q, "admin", (const int[]){11, 9, 7, 5, 3, 1, -1});
+	q.recipient = NULL;
+	q.owner = "bob";
+	q.limit = 2;
+	test_expect(t, &q, "admin", (const int[]){11, 9, -1});
+	q.text = "zebracorn";
+	q.before = t->seqs[9];
+	test_expect(t, &q, "admin", (const int[]){7, 5, -1});
 }
 
 static void test_paging(void **state)
@@ -557,6 +599,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_each_criterion, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hit_fields, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restricted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restricted_big_sets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audited, setup, teardown),
