@@ -612,7 +612,9 @@ struct depot *depot_open(const char *dir, bool create, char *err, size_t errlen)
 	 * synchronous=FULL: a committed entry survives a power cut, since the
 	 * message it stands for may be delivered (and deleted upstream) next. */
 	if (depot_exec(depot, "PRAGMA journal_mode = WAL", err, errlen) < 0 ||
-	    depot_exec(depot, "PRAGMA synchronous = FULL", err, errlen) < 0)
+	    depot_exec(depot, "PRAGMA synchronous = FULL", err, errlen) < 0 ||
+	    depot_exec(depot, "PRAGMA cache_size = -65536", err, errlen) < 0 ||
+	    depot_exec(depot, "PRAGMA wal_autocheckpoint = 16384", err, errlen) < 0)
 		goto fail;
 	free(path);
 	path = xasprintf("%s/write.lock", dir);

@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -424,6 +426,145 @@ static void test_nested_rollback(void **state)
 	free(raw);
 }
 
+/* Fields as extract would give them, roughly: the header block as the
+ * searchable headers, the rest as the body, the Subject line. */
+static void test_rough_fields(const char *raw, size_t len, struct depot_fields *fields,
+			      char **subject_r)
+{
+	const char *split = strstr(raw, "\n\n");
+	const char *subject = strstr(raw, "\nSubject: ");
+	size_t head = split != NULL ? (size_t)(split - raw) : len, headers_len = 0;
+	char *headers;
+
+	*fields = (struct depot_fields){0};
+	*subject_r = NULL;
+	if (subject != NULL && (size_t)(subject - raw) < head) {
+		subject += 10;
+		*subject_r = xstrndup(subject, strcspn(subject, "\r\n"));
+	}
+	fields->subject = *subject_r;
+	/* The searchable header text: From, To, Cc and Subject, not the trace. */
+	headers = xstrdup("");
+	for (const char *line = raw; line < raw + head; line += strcspn(line, "\n") + 1) {
+		size_t n = strcspn(line, "\n");
+
+		if (strncasecmp(line, "From:", 5) == 0 || strncasecmp(line, "To:", 3) == 0 ||
+		    strncasecmp(line, "Cc:", 3) == 0 || strncasecmp(line, "Subject:", 8) == 0) {
+			headers = xrealloc(headers, headers_len + n + 2);
+			memcpy(headers + headers_len, line, n);
+			headers_len += n;
+			headers[headers_len++] = '\n';
+			headers[headers_len] = '\0';
+		}
+	}
+	fields->headers = headers;
+	fields->body =
+	    xstrndup(raw + head, len - head < DEPOT_TEXT_MAX ? len - head : DEPOT_TEXT_MAX);
+}
+
+/*
+ * The ingest rate on the corpus, in batches of TEST_RATE_BATCH (printed, not
+ * asserted: the machine is shared). POPGATE_DEPOT_RATE=N archives the whole
+ * corpus N times over (sources and a header varied so nothing dedups away);
+ * unset, the first 1,000 messages once.
+ */
+#define TEST_RATE_BATCH 256
+static void test_ingest_rate(void **state)
+{
+	static const char *const groups[] = {"easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1",
+					     "spam-2"};
+	struct test_depot *t = *state;
+	const char *env = getenv("POPGATE_DEPOT_RATE");
+	int rounds = env != NULL ? atoi(env) : 0;
+	size_t limit = rounds > 0 ? SIZE_MAX : 1000, count = 0, loaded = 0;
+	char **raws = NULL, **subjects = NULL;
+	size_t *lens = NULL;
+	struct depot_fields *fields = NULL;
+	struct depot_item *items;
+	uint64_t bytes = 0;
+	int64_t start, elapsed, cpu;
+	struct rusage usage;
+	char err[256];
+
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]) && loaded < limit; g++) {
+		glob_t files;
+
+		assert_int_equal(test_corpus_glob(groups[g], "", &files), 0);
+		for (size_t i = 0; i < files.gl_pathc && loaded < limit; i++, loaded++) {
+			raws = xrealloc(raws, (loaded + 1) * sizeof(*raws));
+			lens = xrealloc(lens, (loaded + 1) * sizeof(*lens));
+			assert_int_equal(
+			    util_read_file(files.gl_pathv[i], &raws[loaded], &lens[loaded]), 0);
+		}
+		globfree(&files);
+	}
+	if (rounds < 1)
+		rounds = 1;
+	fields = xcalloc(loaded, sizeof(*fields));
+	subjects = xcalloc(loaded, sizeof(*subjects));
+	for (size_t i = 0; i < loaded; i++)
+		test_rough_fields(raws[i], lens[i], &fields[i], &subjects[i]);
+	items = xcalloc(TEST_RATE_BATCH, sizeof(*items));
+	getrusage(RUSAGE_SELF, &usage);
+	cpu = usage.ru_utime.tv_sec * 1000 + usage.ru_utime.tv_usec / 1000 +
+	      usage.ru_stime.tv_sec * 1000 + usage.ru_stime.tv_usec / 1000;
+	start = util_monotonic_ms();
+	for (int round = 0; round < rounds; round++) {
+		for (size_t done = 0; done < loaded;) {
+			size_t n =
+			    loaded - done < TEST_RATE_BATCH ? loaded - done : TEST_RATE_BATCH;
+			char *varied[TEST_RATE_BATCH] = {0};
+
+			for (size_t i = 0; i < n; i++) {
+				size_t k = done + i;
+
+				/* Later rounds: a header of their own, so the blobs differ. */
+				if (round > 0)
+					varied[i] = xasprintf("X-Round: %d\n%s", round, raws[k]);
+				items[i] = (struct depot_item){
+				    .raw = varied[i] ? varied[i] : raws[k],
+				    .len = varied[i] ? strlen(varied[i]) : lens[k],
+				    .direction = DEPOT_IMPORT,
+				    .source = xasprintf("rate:%d:%zu", round, k),
+				    .fields = &fields[k]};
+				bytes += items[i].len;
+			}
+			if (depot_ingest(t->depot, items, n, NULL, err, sizeof(err)) != 0)
+				fail_msg("depot_ingest: %s", err);
+			for (size_t i = 0; i < n; i++) {
+				free((char *)items[i].source);
+				free(varied[i]);
+			}
+			done += n;
+			count += n;
+		}
+	}
+	elapsed = util_monotonic_ms() - start;
+	getrusage(RUSAGE_SELF, &usage);
+	cpu = usage.ru_utime.tv_sec * 1000 + usage.ru_utime.tv_usec / 1000 +
+	      usage.ru_stime.tv_sec * 1000 + usage.ru_stime.tv_usec / 1000 - cpu;
+	if (elapsed < 1)
+		elapsed = 1;
+	print_message("depot ingest: %zu messages, %.1f MB in %lld ms (%lld ms CPU): %.0f msgs/s,"
+		      " %.1f MB/s; stored/raw %.3f\n",
+		      count, bytes / 1e6, (long long)elapsed, (long long)cpu,
+		      count * 1000.0 / elapsed, bytes / 1e3 / elapsed,
+		      (double)test_depot_int(t->depot, "SELECT sum(stored) FROM blob") /
+			  (double)test_depot_int(t->depot, "SELECT sum(raw) FROM blob"));
+	assert_int_equal(test_depot_int(t->depot, "SELECT count(*) FROM entry"), (int64_t)count);
+	for (size_t i = 0; i < loaded; i++) {
+		free(raws[i]);
+		free(subjects[i]);
+		free(fields[i].headers);
+		free(fields[i].body);
+	}
+	free(raws);
+	free(lens);
+	free(subjects);
+	free(fields);
+	free(items);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -433,6 +574,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_chain_as_specified, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_blob_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_rollback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ingest_rate, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
