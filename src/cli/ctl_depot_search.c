@@ -261,10 +261,14 @@ static json_t *ctl_depot_hit_json(const struct depot_hit *hit)
 			 ctl_depot_strings_json(hit->attachments, hit->attachment_count));
 }
 
-/* "a, b, c" of LIST (allocated). */
+/* "a, b, c" of LIST (allocated), or NULL (printed "-") for none. */
 static char *ctl_depot_join(char *const *list, size_t count)
 {
-	char *joined = xstrdup("");
+	char *joined;
+
+	if (count == 0)
+		return NULL;
+	joined = xstrdup("");
 
 	for (size_t i = 0; i < count; i++) {
 		char *next = xasprintf("%s%s%s", joined, i > 0 ? ", " : "", list[i]);

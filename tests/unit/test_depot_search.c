@@ -75,24 +75,6 @@ static void test_fields(size_t i, const char *raw, size_t len, struct depot_fiel
 	f->attachment_text = xstrdup(i == 6 ? "budget spreadsheet" : "");
 }
 
-/* Frees what test_fields made (depot_fields_free is extract.c's, which
- * this test does not need). */
-static void test_fields_clear(struct depot_fields *f)
-{
-	free(f->sender);
-	for (size_t i = 0; i < f->recipient_count; i++)
-		free(f->recipients[i]);
-	free(f->recipients);
-	free(f->subject);
-	free(f->message_id);
-	for (size_t i = 0; i < f->attachment_count; i++)
-		free(f->attachments[i]);
-	free(f->attachments);
-	free(f->headers);
-	free(f->body);
-	free(f->attachment_text);
-}
-
 static int setup(void **state)
 {
 	struct test_search *t = xcalloc(1, sizeof(*t));
@@ -129,7 +111,7 @@ static int setup(void **state)
 					  .at = 1700000000};
 		if (depot_ingest(t->depot, &item, 1, &t->seqs[i], err, sizeof(err)) != 0)
 			fail_msg("depot_ingest: %s", err);
-		test_fields_clear(&fields);
+		depot_fields_free(&fields);
 		free(source);
 		free(raw);
 	}
