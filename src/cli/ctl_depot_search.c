@@ -736,6 +736,40 @@ done:
 /* ---- restore ------------------------------------------------------------ */
 
 /*
+ * Gives the body of ID, and its bucket folder, to the owner of the data
+ * folder: popgatectl runs as root, popgate as its service user (which owns
+ * the data folder once it started), whose pickup must read the body as it
+ * reads its own. Nothing to do when not root. 0, or -1 with ERR.
+ */
+static int ctl_depot_give_body(const char *data_dir, const char *id, char *err, size_t errlen)
+{
+	char *path, *slash;
+	struct stat st;
+	int rc = 0;
+
+	if (geteuid() != 0)
+		return 0;
+	if (stat(data_dir, &st) < 0) {
+		snprintf(err, errlen, "cannot read %s: %s", data_dir, strerror(errno));
+		return -1;
+	}
+	if (st.st_uid == 0)
+		return 0;
+	path = spool_path(data_dir, id);
+	if (lchown(path, st.st_uid, st.st_gid) < 0)
+		rc = -1;
+	slash = strrchr(path, '/');
+	*slash = '\0';
+	if (rc == 0 && lchown(path, st.st_uid, st.st_gid) < 0)
+		rc = -1;
+	if (rc < 0)
+		snprintf(err, errlen, "cannot give %s to the data folder's owner: %s", path,
+			 strerror(errno));
+	free(path);
+	return rc;
+}
+
+/*
  * Puts RAW into the store as a new message of ACCOUNT_ID in delivery: the
  * body (line ends made CRLF, as every spool body is) is durable before its
  * row commits, and the row is inserted and moved to delivery in one
@@ -781,6 +815,10 @@ static int ctl_depot_deliver(struct store *store, int64_t account_id, const char
 		return -1;
 	}
 	spool_writer_free(&writer);
+	if (ctl_depot_give_body(store->data_dir, id, err, errlen) < 0) {
+		spool_remove(store->data_dir, id);
+		return -1;
+	}
 	if (store_begin(store) < 0 ||
 	    store_message_insert(store, id, account_id, NULL, size, sha256_hex) < 0 ||
 	    store_message_move(store, id, MESSAGE_PROCESSING, MESSAGE_DELIVERY, NULL) != 1 ||
