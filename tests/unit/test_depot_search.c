@@ -462,6 +462,70 @@ static void test_match_text(void **state)
 }
 
 /*
+ * Any text at all made of FTS5's syntax, words and odd bytes: the
+ * expression depot_search_match makes of it is one FTS5 accepts (run here
+ * on a table like message_text), or there is none and ERR says why.
+ */
+static void test_match_any_text(void **state)
+{
+	static const char *const pieces[] = {
+	    "\"",  "*",	   "(",	 ")",	 "NEAR",     "NEAR(",	  "OR", "AND", "NOT", ":",
+	    "^",   "-",	   "+",	 "{",	 "}",	     "'",	  ";",	"--",  "a",   "b\xc3\xa9",
+	    "x*",  " ",	   "\t", "\xff", "subject:", "\xc3",	  ",",	"\\",  "0",   "\"\"",
+	    "*\"", "\r\n", "%",	 "_",	 "body",     "{subject}", "1e5"};
+	sqlite3 *db;
+	sqlite3_stmt *stmt;
+	uint32_t seed = 12345;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db,
+			 "CREATE VIRTUAL TABLE message_text USING fts5(subject, headers, body,"
+			 " attachments, content='', tokenize='unicode61 remove_diacritics 2');"
+			 "INSERT INTO message_text (rowid, subject, headers, body, attachments)"
+			 " VALUES (1, 'a near b', 'x', 'or and not', '');",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT count(*) FROM message_text"
+					    " WHERE message_text MATCH ?",
+					    -1, &stmt, NULL),
+			 SQLITE_OK);
+	for (int round = 0; round < 20000; round++) {
+		char text[512] = "";
+		size_t n;
+
+		seed = seed * 1103515245u + 12345u;
+		n = 1 + (seed >> 16) % 12;
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			strncat(text, pieces[(seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]))],
+				sizeof(text) - strlen(text) - 1);
+		}
+		for (int column = 0; column < 2; column++) {
+			char *match =
+			    depot_search_match(text, column ? "subject" : NULL, err, sizeof(err));
+
+			if (match == NULL) {
+				assert_true(strstr(err, "no word") != NULL ||
+					    strstr(err, "too many") != NULL);
+				continue;
+			}
+			sqlite3_bind_text(stmt, 1, match, -1, SQLITE_TRANSIENT);
+			if (sqlite3_step(stmt) != SQLITE_ROW)
+				fail_msg("text '%s' made '%s': %s", text, match,
+					 sqlite3_errmsg(db));
+			sqlite3_reset(stmt);
+			free(match);
+		}
+	}
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+}
+
+/*
  * Words that are FTS5 or SQL syntax: searched as the words they hold, or
  * refused as holding none, never an error of SQLite's.
  */
@@ -586,6 +650,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audited, setup, teardown),
 	    cmocka_unit_test(test_match_text),
+	    cmocka_unit_test(test_match_any_text),
 	    cmocka_unit_test_setup_teardown(test_injection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_queries, setup, teardown),
 	};
