@@ -87,10 +87,19 @@ static bool ctl_depot_date(const char *date, bool end_of_day, int64_t *t_r)
 
 	if (strchr(date, '-') == NULL)
 		return ctl_depot_number(date, t_r);
+	struct tm back;
+	time_t t;
+
 	end = strptime(date, "%Y-%m-%d", &tm);
 	if (end == NULL || *end != '\0' || strlen(date) != 10)
 		return false;
-	*t_r = (int64_t)timegm(&tm) + (end_of_day ? 86399 : 0);
+	/* strptime takes 2026-02-31; timegm would make it March 3 (in TM
+	 * itself, so the day asked for is compared from a copy). */
+	back = tm;
+	t = timegm(&tm);
+	if (tm.tm_mday != back.tm_mday || tm.tm_mon != back.tm_mon)
+		return false;
+	*t_r = (int64_t)t + (end_of_day ? 86399 : 0);
 	return *t_r > 0;
 }
 
