@@ -128,4 +128,11 @@ int depot_blob_load(struct depot *depot, int64_t pack, int64_t offset, const uin
 /* The decompression dictionary ID, loaded from dict/ID.dict once; NULL with ERR. */
 const ZSTD_DDict *depot_ddict(struct depot *depot, uint32_t id, char *err, size_t errlen);
 
+/* The public half of signing.key into PK: 1, 0 no key yet, -1 ERR. */
+int depot_signing_public(struct depot *depot, uint8_t pk[32], char *err, size_t errlen);
+
+/* Whether SIGNATURE is PK's Ed25519 signature of the checkpoint (SEQ, HASH, AT). */
+bool depot_checkpoint_signed(int64_t seq, const uint8_t hash[32], int64_t at,
+			     const uint8_t signature[64], const uint8_t pk[32]);
+
 #endif
