@@ -1195,6 +1195,7 @@ int depot_ingest(struct depot *depot, const struct depot_item *items, size_t n, 
 		return 0;
 	if (depot_write_begin(depot, &nested, err, errlen) < 0)
 		return -1;
+	rc = depot_dict_refresh(depot, err, errlen);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		int64_t seq = 0;
 
