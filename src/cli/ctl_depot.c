@@ -91,10 +91,8 @@ int ctl_depot_verify(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 				     : 0);
 	} else {
 		util_sanitize(buf, sizeof(buf), report.problem, strlen(report.problem));
-		rc = ctl_printed(
-		    printf("depot BROKEN at entry %" PRId64 ": %s\n", report.broken_seq, buf) < 0
-			? -1
-			: 0);
+		/* The problem names the entry (or audit entry) it is about. */
+		rc = ctl_printed(printf("depot BROKEN: %s\n", buf) < 0 ? -1 : 0);
 	}
 	return rc != CTL_OK ? rc : found ? CTL_REFUSED : CTL_OK;
 }
