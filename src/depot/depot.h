@@ -100,6 +100,16 @@
 #define DEPOT_PACK_MAX (1024LL * 1024 * 1024)
 /* The text the index keeps of one message for full-text search, at most. */
 #define DEPOT_TEXT_MAX (256 * 1024)
+/* Bounds of struct depot_fields (depot_extract keeps within them; the
+ * worker protocol refuses more): recipients and attachment names kept, the
+ * bytes of an address, of a one-line value (subject, message id), of an
+ * attachment name and of the header text. */
+#define DEPOT_RECIPIENTS_MAX 1000
+#define DEPOT_ATTACHMENTS_MAX 100
+#define DEPOT_ADDRESS_MAX 254
+#define DEPOT_LINE_MAX 998
+#define DEPOT_NAME_MAX 255
+#define DEPOT_HEADERS_MAX (64 * 1024)
 /* Ten years, the default [depot] retention_days. */
 #define DEPOT_RETENTION_DAYS_DEFAULT 3653
 
@@ -126,7 +136,7 @@ struct depot_owner {
  */
 struct depot_fields {
 	char *sender;       /* the first From address, lowercased, or NULL */
-	char **recipients;  /* To, Cc, Bcc, Delivered-To addresses, lowercased, distinct */
+	char **recipients;  /* To, Cc, Bcc, Delivered-To, X-Original-To addresses, lowercased, distinct */
 	size_t recipient_count;
 	char *subject;      /* decoded, or NULL */
 	int64_t date;       /* the Date header, unix seconds; 0 when missing or bad */
