@@ -48,7 +48,8 @@ struct depot {
 	char *dir;
 	sqlite3 *db;
 	int lock_fd;
-	int lock_depth; /* depot_write_lock nests: the flock is taken at 1 */
+	int lock_depth;	  /* depot_write_lock nests: the flock is taken at 1 */
+	int64_t pack_max; /* DEPOT_PACK_MAX (smaller in tests, to fill packs) */
 	sqlite3_stmt *stmts[DEPOT_STMT_COUNT];
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;

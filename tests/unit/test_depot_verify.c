@@ -522,6 +522,41 @@ static void test_dictionary(void **state)
 	free(path);
 }
 
+/* Packs fill up: with a 64 KB limit the next messages go to new packs, all
+ * read back and verified; a changed byte in a later pack is found. */
+static void test_packs_roll_over(void **state)
+{
+	struct test_depot *t = *state;
+	char *path = xasprintf("%s/packs/000004.pack", t->path);
+	struct depot_verify_report report;
+	int64_t packs, seq;
+	char err[256];
+	int fd;
+	unsigned char byte;
+
+	t->depot->pack_max = 64 * 1024;
+	test_archive(t->depot, "easy-ham-2", 0, 100, 32);
+	packs = test_int(t->depot, "SELECT count(DISTINCT pack) FROM blob");
+	assert_true(packs >= 4);
+	assert_int_equal(test_int(t->depot, "SELECT count(*) FROM blob WHERE pack > 1 AND"
+					    " offset + stored + 56 > 65536"),
+			 0);
+	assert_true(test_path_exists(path));
+	assert_int_equal(depot_verify(t->depot, NULL, &report, err, sizeof(err)), 0);
+	assert_int_equal(report.blobs, TEST_MESSAGES + 100);
+	/* The first message of pack 4, changed. */
+	seq = test_int(t->depot, "SELECT min(m.seq) FROM message m JOIN blob b ON b.sha256 = m.blob"
+				 " WHERE b.pack = 4");
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &byte, 1, 70), 1);
+	byte ^= 0x40;
+	assert_int_equal(pwrite(fd, &byte, 1, 70), 1);
+	close(fd);
+	test_expect(t->depot, NULL, seq, "is corrupt");
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -540,6 +575,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_checkpoint_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expired_is_fine, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dictionary, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_packs_roll_over, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
