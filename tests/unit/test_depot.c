@@ -5,7 +5,8 @@
  * batch); the chain's and the audit log's hashes recomputed here from
  * depot.h's text, independently of depot.c; a changed pack byte refused on
  * read; a batch rolled back inside the caller's transaction; the schema on
- * reopening.
+ * reopening; a process killed (SIGKILL) while archiving loses no committed
+ * message and leaves a chain that verifies; and the ingest rate, printed.
  *
  * Owns: a temporary folder per test, removed at its end.
  */
@@ -19,8 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -527,6 +530,122 @@ static void test_ingest_rate(void **state)
 	free(items);
 }
 
+/* Messages the SIGKILL test archives, in batches of TEST_KILL_BATCH. */
+#define TEST_KILL_MESSAGES 600
+#define TEST_KILL_BATCH 20
+
+/* Archives the first TEST_KILL_MESSAGES corpus messages of FILES into the
+ * depot at PATH from FIRST on, writing each batch's last seq to FD once it is
+ * committed (FD -1: none). 0 or -1. */
+static int test_kill_archive(const char *path, const glob_t *files, size_t first, int fd)
+{
+	struct depot_item items[TEST_KILL_BATCH];
+	char *raws[TEST_KILL_BATCH], *sources[TEST_KILL_BATCH];
+	int64_t seqs[TEST_KILL_BATCH];
+	struct depot *depot;
+	char err[256];
+	int rc = 0;
+
+	if ((depot = depot_open(path, true, err, sizeof(err))) == NULL)
+		return -1;
+	for (size_t done = first; done < TEST_KILL_MESSAGES && rc == 0; done += TEST_KILL_BATCH) {
+		for (size_t i = 0; i < TEST_KILL_BATCH; i++) {
+			size_t len = 0;
+
+			raws[i] = NULL;
+			if (util_read_file(files->gl_pathv[done + i], &raws[i], &len) < 0)
+				rc = -1;
+			sources[i] = xasprintf("kill:%zu", done + i);
+			items[i] = (struct depot_item){.raw = raws[i],
+						       .len = len,
+						       .direction = DEPOT_IN,
+						       .source = sources[i]};
+		}
+		if (rc == 0 &&
+		    depot_ingest(depot, items, TEST_KILL_BATCH, seqs, err, sizeof(err)) < 0)
+			rc = -1;
+		if (rc == 0 && fd >= 0 &&
+		    write(fd, &seqs[TEST_KILL_BATCH - 1], sizeof(int64_t)) != sizeof(int64_t))
+			rc = -1;
+		for (size_t i = 0; i < TEST_KILL_BATCH; i++) {
+			free(raws[i]);
+			free(sources[i]);
+		}
+	}
+	depot_close(&depot);
+	return rc;
+}
+
+/*
+ * A process archiving is killed (SIGKILL) after a few batches, most likely
+ * inside one: the depot verifies intact, every message of a batch it had
+ * reported committed reads back byte for byte, and archiving everything
+ * again (as a resumed run does) adds each message exactly once.
+ */
+static void test_sigkill_during_ingest(void **state)
+{
+	struct test_depot *t = *state;
+	struct depot_verify_report report;
+	glob_t files;
+	int64_t committed = 0, seq;
+	char err[256];
+	int fds[2], status;
+	pid_t child;
+
+	assert_int_equal(test_corpus_glob("easy-ham-1", "", &files), 0);
+	assert_true(files.gl_pathc >= TEST_KILL_MESSAGES);
+	depot_close(&t->depot);
+	assert_int_equal(pipe(fds), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		close(fds[0]);
+		_exit(test_kill_archive(t->path, &files, 0, fds[1]) == 0 ? 0 : 1);
+	}
+	close(fds[1]);
+	/* Three batches in, kill it: it is writing the fourth. */
+	for (int batches = 0; batches < 3; batches++)
+		assert_int_equal(read(fds[0], &seq, sizeof(seq)), sizeof(seq));
+	assert_int_equal(kill(child, SIGKILL), 0);
+	while (read(fds[0], &seq, sizeof(seq)) == sizeof(seq))
+		;
+	close(fds[0]);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFSIGNALED(status));
+
+	t->depot = depot_open(t->path, false, err, sizeof(err));
+	assert_non_null(t->depot);
+	assert_int_equal(depot_verify(t->depot, NULL, &report, err, sizeof(err)), 0);
+	committed = test_depot_int(t->depot, "SELECT count(*) FROM entry");
+	assert_true(committed >= 3 * TEST_KILL_BATCH);
+	assert_int_equal(committed % TEST_KILL_BATCH, 0);
+	for (seq = 1; seq <= committed; seq++) {
+		char *raw, *expected;
+		size_t len, expected_len;
+
+		assert_int_equal(depot_read(t->depot, seq, "admin", &raw, &len, err, sizeof(err)),
+				 1);
+		assert_int_equal(util_read_file(files.gl_pathv[seq - 1], &expected, &expected_len),
+				 0);
+		assert_int_equal(len, expected_len);
+		assert_memory_equal(raw, expected, len);
+		free(raw);
+		free(expected);
+	}
+	depot_close(&t->depot);
+	/* Resumed from the start: nothing twice, nothing missing. */
+	assert_int_equal(test_kill_archive(t->path, &files, 0, -1), 0);
+	t->depot = depot_open(t->path, false, err, sizeof(err));
+	assert_non_null(t->depot);
+	assert_int_equal(test_depot_int(t->depot, "SELECT count(*) FROM message"),
+			 TEST_KILL_MESSAGES);
+	assert_int_equal(test_depot_int(t->depot, "SELECT count(DISTINCT source) FROM message"),
+			 TEST_KILL_MESSAGES);
+	assert_int_equal(depot_verify(t->depot, NULL, &report, err, sizeof(err)), 0);
+	assert_int_equal(report.blobs, TEST_KILL_MESSAGES);
+	globfree(&files);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -536,6 +655,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_chain_as_specified, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_blob_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_rollback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sigkill_during_ingest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ingest_rate, setup, teardown),
 	};
 
