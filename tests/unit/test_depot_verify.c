@@ -6,7 +6,8 @@
  * an edit (and its stored checkpoints re-signed with a new key) passes on its
  * own but is found against the exported checkpoints; expired messages are
  * no error, a message marked expired without its expire entry is; and the
- * zstd dictionary: trained once enough blobs exist, used, read back.
+ * zstd dictionary: trained once enough blobs exist, used, read back; packs
+ * filled and rolled over; popgatectl's depot commands and their exit codes.
  *
  * Owns: a temporary folder per test, removed at its end.
  */
@@ -26,6 +27,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "cli/ctl.h"
 #include "core/util.h"
 #include "depot/depot.h"
 #include "depot/depot_internal.h"
@@ -557,6 +559,43 @@ static void test_packs_roll_over(void **state)
 	free(path);
 }
 
+/* popgatectl's depot verify, checkpoint and stats on this depot (the
+ * config's data_dir is its parent): their exit statuses. */
+static void test_ctl_commands(void **state)
+{
+	struct test_depot *t = *state;
+	struct ctl ctl = {.json = true};
+	const struct ctl_command verify = {"depot", "verify", "", "", NULL, ctl_depot_verify};
+	const struct ctl_command checkpoint = {"depot", "checkpoint", "",
+					       "",	NULL,	      ctl_depot_checkpoint};
+	const struct ctl_command stats = {"depot", "stats", "", "", NULL, ctl_depot_stats};
+	char *export = xasprintf("%s/cp.txt", t->dir);
+	char *checkpoint_args[] = {"--export", export};
+	char *verify_args[] = {"--checkpoints", export};
+	char *bad_args[] = {"--bogus"};
+
+	ctl.cfg.data_dir = t->dir;
+	ctl.cmd = &verify;
+	assert_int_equal(ctl_depot_verify(&ctl, &verify, 0, NULL), CTL_OK);
+	assert_int_equal(ctl_depot_verify(&ctl, &verify, 1, bad_args), CTL_USAGE);
+	ctl.cmd = &checkpoint;
+	assert_int_equal(ctl_depot_checkpoint(&ctl, &checkpoint, 2, checkpoint_args), CTL_OK);
+	assert_true(test_path_exists(export));
+	ctl.cmd = &stats;
+	assert_int_equal(ctl_depot_stats(&ctl, &stats, 0, NULL), CTL_OK);
+	ctl.json = false;
+	assert_int_equal(ctl_depot_stats(&ctl, &stats, 0, NULL), CTL_OK);
+	ctl.cmd = &verify;
+	assert_int_equal(ctl_depot_verify(&ctl, &verify, 2, verify_args), CTL_OK);
+	test_sql(t->depot, "UPDATE message SET sender = 'mallory@example.net' WHERE seq = 8");
+	assert_int_equal(ctl_depot_verify(&ctl, &verify, 2, verify_args), CTL_REFUSED);
+	/* No depot there: refused, not created. */
+	ctl.cfg.data_dir = "/nonexistent-popgate";
+	assert_int_equal(ctl_depot_stats(&ctl, &stats, 0, NULL), CTL_REFUSED);
+	assert_false(test_path_exists("/nonexistent-popgate/depot"));
+	free(export);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -576,6 +615,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_expired_is_fine, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dictionary, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_packs_roll_over, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ctl_commands, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
