@@ -48,6 +48,13 @@
  * index row or chain entry is found by depot_verify, and a chain rewritten
  * from some entry on is found against an exported checkpoint.
  *
+ * An "expire" entry's detail lists the seqs it expired as words "seq:<n>"
+ * separated by spaces (other words may follow). An expired message keeps its
+ * message row with expired = that entry's seq (its other index rows and its
+ * FTS row may go; its blob gets removed = the same seq when no unexpired
+ * message uses it); depot_verify skips its record and blob, and reports a
+ * message whose expired names no expire entry listing it.
+ *
  * The audit log is a second chain of the same construction (table audit)
  * over every search, read, export, restore, import, expiry and deletion:
  * who (the actor: "admin", "user:NAME", "daemon"), what, and its detail
