@@ -242,7 +242,9 @@ int ctl_depot_stats(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 		json_t *json = json_object();
 
 		for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++)
-			json_object_set_new(json, labels[i], json_integer(values[i]));
+			json_object_set_new(json, labels[i],
+					    i == DICT && values[i] == 0 ? json_null()
+									: json_integer(values[i]));
 		json_object_set_new(json, "dedup_ratio", json_real(dedup));
 		json_object_set_new(json, "compression_ratio", json_real(compression));
 		return ctl_printed(cli_json_print(json, stdout));

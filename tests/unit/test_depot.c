@@ -449,6 +449,7 @@ static void test_ingest_rate(void **state)
 	struct depot_item *items;
 	uint64_t bytes = 0;
 	int64_t start, elapsed, cpu;
+	struct depot_verify_report report;
 	struct rusage usage;
 	char err[256];
 
@@ -520,6 +521,11 @@ static void test_ingest_rate(void **state)
 		      (double)test_depot_int(t->depot, "SELECT sum(stored) FROM blob") /
 			  (double)test_depot_int(t->depot, "SELECT sum(raw) FROM blob"));
 	assert_int_equal(test_depot_int(t->depot, "SELECT count(*) FROM entry"), (int64_t)count);
+	start = util_monotonic_ms();
+	assert_int_equal(depot_verify(t->depot, NULL, &report, err, sizeof(err)), 0);
+	elapsed = util_monotonic_ms() - start;
+	print_message("depot verify: %lld entries, %lld blobs in %lld ms\n",
+		      (long long)report.entries, (long long)report.blobs, (long long)elapsed);
 	for (size_t i = 0; i < loaded; i++) {
 		free(raws[i]);
 		depot_fields_free(&fields[i]);
