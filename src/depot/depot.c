@@ -857,8 +857,7 @@ int depot_audit(struct depot *depot, const char *actor, const char *action, cons
 struct depot_pack_writer {
 	int fd;
 	int64_t number;
-	int64_t end;	 /* the offset the next record in PENDING gets */
-	int64_t written; /* the file's end: PENDING starts here */
+	int64_t end; /* the offset the next record added gets */
 	struct depot_text pending;
 };
 
@@ -878,7 +877,7 @@ static int depot_pack_open(struct depot *depot, struct depot_pack_writer *writer
 	free(path);
 	/* A pack's tail past its last committed record is dead (a crashed
 	 * batch); new records go after it, at the file's real end. */
-	writer->end = writer->written = st.st_size;
+	writer->end = st.st_size;
 	if (fresh) {
 		char *packs = xasprintf("%s/packs", depot->dir);
 		int rc = util_fsync_dir(packs);
@@ -904,7 +903,6 @@ static int depot_pack_flush(struct depot *depot, struct depot_pack_writer *write
 			 depot->dir, strerror(errno));
 		return -1;
 	}
-	writer->written += (int64_t)writer->pending.len;
 	writer->pending.len = 0;
 	return 0;
 }
