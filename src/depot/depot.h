@@ -51,7 +51,7 @@
  * An "expire" entry's detail lists the seqs it expired as words "seq:<n>"
  * separated by spaces (other words may follow). An expired message keeps its
  * message row with expired = that entry's seq (its other index rows and its
- * FTS row may go; its blob gets removed = the same seq when no unexpired
+ * FTS row may go; its blob's removed is set, not NULL, when no unexpired
  * message uses it); depot_verify skips its record and blob, and reports a
  * message whose expired names no expire entry listing it.
  *
