@@ -183,17 +183,6 @@ CTL_RUN(ctl_depot_checkpoint);
 CTL_RUN(ctl_depot_stats);
 #undef CTL_RUN
 
-/* ---- ctl_depot.c: what every depot command shares ---- */
-
-struct depot;
-
-/* The depot's folder, <data_dir>/depot (free()). */
-char *ctl_depot_path(const struct ctl *ctl);
-
-/* Opens the depot into *DEPOT_R (depot_close), creating it when CREATE.
- * CTL_OK, or CTL_REFUSED with the reason printed. */
-int ctl_depot_open(struct ctl *ctl, bool create, struct depot **depot_r);
-
 /* ---- ctl_learn.c ---- */
 
 /*

@@ -3,8 +3,7 @@
  * depot verify (the chain, index, blobs, checkpoints and audit log; exit 1
  * and the first broken entry when anything was changed), depot checkpoint
  * (sign the chain's head, optionally export every checkpoint to keep
- * elsewhere) and depot stats. Also how every depot command opens the depot
- * (<data_dir>/depot): ctl_depot_open.
+ * elsewhere) and depot stats, on the depot in <data_dir>/depot.
  *
  * Must never: create a depot (only archiving does), or print a message's
  * bytes or text.
@@ -26,17 +25,20 @@
 #include "core/util.h"
 #include "depot/depot.h"
 
-char *ctl_depot_path(const struct ctl *ctl)
+/* The depot's folder, <data_dir>/depot (free()). */
+static char *ctl_depot_dir(const struct ctl *ctl)
 {
 	return xasprintf("%s/depot", ctl->cfg.data_dir);
 }
 
-int ctl_depot_open(struct ctl *ctl, bool create, struct depot **depot_r)
+/* Opens the existing depot into *DEPOT_R: CTL_OK, or CTL_REFUSED with the
+ * reason printed (these commands never create one). */
+static int ctl_depot_open_existing(const struct ctl *ctl, struct depot **depot_r)
 {
-	char *path = ctl_depot_path(ctl);
+	char *path = ctl_depot_dir(ctl);
 	char err[512];
 
-	*depot_r = depot_open(path, create, err, sizeof(err));
+	*depot_r = depot_open(path, false, err, sizeof(err));
 	free(path);
 	if (*depot_r == NULL)
 		return ctl_refuse("%s", err);
@@ -63,7 +65,7 @@ int ctl_depot_verify(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 			return ctl_usage_error(cmd, "unexpected argument '%s'",
 					       ctl_clean(argv[i], buf, sizeof(buf)));
 	}
-	if ((rc = ctl_depot_open(ctl, false, &depot)) != CTL_OK)
+	if ((rc = ctl_depot_open_existing(ctl, &depot)) != CTL_OK)
 		return rc;
 	found = depot_verify(depot, checkpoints, &report, err, sizeof(err));
 	depot_close(&depot);
@@ -119,7 +121,7 @@ int ctl_depot_checkpoint(struct ctl *ctl, const struct ctl_command *cmd, int arg
 	}
 	if (export != NULL && strcmp(export, "-") == 0 && ctl->json)
 		return ctl_usage_error(cmd, "--export - and --json both want standard output");
-	if ((rc = ctl_depot_open(ctl, false, &depot)) != CTL_OK)
+	if ((rc = ctl_depot_open_existing(ctl, &depot)) != CTL_OK)
 		return rc;
 	if (depot_checkpoint(depot, &seq, err, sizeof(err)) < 0 ||
 	    (export != NULL && depot_checkpoint_export(depot, export, err, sizeof(err)) < 0)) {
@@ -159,7 +161,7 @@ static int64_t ctl_depot_int(struct depot *depot, const char *sql)
 /* The pack files' count and bytes; 0 or -1. */
 static int ctl_depot_packs(const struct ctl *ctl, int64_t *count, int64_t *bytes)
 {
-	char *path = ctl_depot_path(ctl), *packs = xasprintf("%s/packs", path);
+	char *path = ctl_depot_dir(ctl), *packs = xasprintf("%s/packs", path);
 	DIR *dir = opendir(packs);
 	struct dirent *ent;
 
@@ -224,7 +226,7 @@ int ctl_depot_stats(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 	if (argc > 0)
 		return ctl_usage_error(cmd, "unexpected argument '%s'",
 				       ctl_clean(argv[0], buf, sizeof(buf)));
-	if ((rc = ctl_depot_open(ctl, false, &depot)) != CTL_OK)
+	if ((rc = ctl_depot_open_existing(ctl, &depot)) != CTL_OK)
 		return rc;
 	for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++) {
 		if (queries[i] != NULL && (values[i] = ctl_depot_int(depot, queries[i])) < 0) {
