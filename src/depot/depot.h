@@ -206,7 +206,9 @@ int depot_ingest(struct depot *depot, const struct depot_item *items, size_t n, 
 int depot_read(struct depot *depot, int64_t seq, const char *actor, char **raw_r,
 	       size_t *len_r, char *err, size_t errlen);
 
-/* Appends one entry to the audit chain. 0 / -1 ERR. */
+/* Appends one entry to the audit chain (takes write.lock). Inside the
+ * caller's open transaction it joins it, committed with it: so many reads
+ * (an export's depot_read calls) cost one commit, not one each. 0 / -1 ERR. */
 int depot_audit(struct depot *depot, const char *actor, const char *action, const char *detail,
 		char *err, size_t errlen);
 
