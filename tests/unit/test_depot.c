@@ -426,6 +426,20 @@ static void test_nested_rollback(void **state)
 	assert_int_equal(len, 5);
 	assert_memory_equal(raw, "hello", 5);
 	free(raw);
+	/* Reads inside the caller's transaction: their audit entries commit with it. */
+	assert_int_equal(depot_write_lock(t->depot, err, sizeof(err)), 0);
+	assert_int_equal(sqlite3_exec(depot_db(t->depot), "BEGIN IMMEDIATE", NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(
+		    depot_read(t->depot, seq, "user:bob", &raw, &len, err, sizeof(err)), 1);
+		free(raw);
+	}
+	assert_int_equal(sqlite3_exec(depot_db(t->depot), "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	depot_write_unlock(t->depot);
+	assert_int_equal(test_depot_int(t->depot, "SELECT count(*) FROM audit WHERE"
+						  " actor = 'user:bob' AND detail = 'seq:1'"),
+			 3);
 }
 
 /*
