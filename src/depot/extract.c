@@ -12,10 +12,12 @@
  * exactly the full-text rows it added).
  *
  * SECURITY: the message is hostile. GMime does the MIME work (the
- * boundaries, transfer encodings, RFC 2047 and 2231, address lists), as in
- * filters/mime.c; this file walks the tree with bounded depth and part
- * count, converts charsets itself with only the converters mime_init
- * loaded (so a confined worker and popgatectl convert alike; any other
+ * boundaries, transfer encodings, RFC 2231 file names, address lists), as
+ * in filters/mime.c; this file walks the tree with bounded depth and part
+ * count, decodes the encoded words (RFC 2047) of the header values it
+ * keeps and converts charsets itself, with only the converters mime_init
+ * loaded (so a confined worker and popgatectl convert alike: GMime would
+ * convert with any converter it can load, which differs; any other
  * charset's bytes are kept where they are UTF-8 and replaced where not),
  * and reads office documents (zip) from memory with libarchive, within a
  * decompression budget per message and a ratio per attachment.
@@ -146,6 +148,15 @@ static bool extract_append(struct extract_text *text, const char *data, size_t l
 	return text->len < text->max;
 }
 
+/* Ends TEXT's last line, if it has one not ended yet. False once TEXT is
+ * full. */
+static bool extract_line_end(struct extract_text *text)
+{
+	if (text->len == 0 || text->buf[text->len - 1] == '\n')
+		return text->len < text->max;
+	return extract_append(text, "\n", 1, true);
+}
+
 /* A one-line value: DATA (LEN bytes) as valid UTF-8, controls as spaces,
  * outer spaces trimmed, at most MAX bytes; NULL when nothing is left. */
 static char *extract_line(const char *data, size_t len, size_t max)
@@ -206,6 +217,173 @@ static void extract_append_charset(struct extract_text *text, const char *data, 
 	iconv_close(cd);
 }
 
+/* ---- header values ---------------------------------------------------------- */
+
+/* A header value's bytes looked at, at most. */
+#define EXTRACT_HEADER_RAW_MAX 16384
+
+/* The bytes of encoded words of one charset waiting to be converted
+ * together (a character may be split between two words). */
+struct extract_words {
+	char charset[64];
+	unsigned char *bytes;
+	size_t len;
+};
+
+/* Converts and appends what WORDS holds to TEXT, and empties it. */
+static void extract_words_flush(struct extract_text *text, struct extract_words *words)
+{
+	if (words->len > 0)
+		extract_append_charset(text, (const char *)words->bytes, words->len, words->charset,
+				       false);
+	words->len = 0;
+	words->charset[0] = '\0';
+}
+
+/* Appends unencoded header text S (LEN bytes): UTF-8 as it is, other 8-bit
+ * bytes read as ISO-8859-1 (as GMime reads them). */
+static void extract_header_raw(struct extract_text *text, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t n = extract_utf8_length((const unsigned char *)s + i, len - i);
+		char latin1[2];
+
+		if (n > 0) {
+			extract_append(text, s + i, n, false);
+			i += n;
+			continue;
+		}
+		latin1[0] = (char)(0xc0 | (unsigned char)s[i] >> 6);
+		latin1[1] = (char)(0x80 | ((unsigned char)s[i] & 0x3f));
+		extract_append(text, latin1, 2, false);
+		i++;
+	}
+}
+
+/*
+ * The RFC 2047 encoded word at S (LEN bytes, starting with "=?"): its
+ * length, with its decoded bytes appended to WORDS (which is flushed to
+ * TEXT first when the word's charset, language suffix dropped, is another);
+ * 0 when S is no encoded word.
+ */
+static size_t extract_word(const char *s, size_t len, struct extract_text *text,
+			   struct extract_words *words)
+{
+	const char *charset = s + 2;
+	const char *q1 = memchr(charset, '?', len - 2);
+	const char *data;
+	const char *end;
+	size_t charset_len;
+	char encoding;
+
+	if (q1 == NULL || (size_t)(q1 - s) + 3 > len || q1[2] != '?')
+		return 0;
+	encoding = q1[1];
+	data = q1 + 3;
+	end = NULL;
+	for (const char *p = data; p + 1 < s + len; p++) {
+		if (*p == ' ' || *p == '\t')
+			return 0;
+		if (p[0] == '?' && p[1] == '=') {
+			end = p;
+			break;
+		}
+	}
+	charset_len = (size_t)(q1 - charset);
+	if (end == NULL || charset_len == 0 ||
+	    !(encoding == 'B' || encoding == 'b' || encoding == 'Q' || encoding == 'q'))
+		return 0;
+	if (memchr(charset, '*', charset_len) != NULL)
+		charset_len = (size_t)((const char *)memchr(charset, '*', charset_len) - charset);
+	if (charset_len >= sizeof(words->charset))
+		return 0;
+	if (strlen(words->charset) != charset_len ||
+	    strncasecmp(words->charset, charset, charset_len) != 0) {
+		extract_words_flush(text, words);
+		memcpy(words->charset, charset, charset_len);
+		words->charset[charset_len] = '\0';
+	}
+	words->bytes = xrealloc(words->bytes, words->len + (size_t)(end - data) + 3);
+	if (encoding == 'B' || encoding == 'b') {
+		gint state = 0;
+		guint save = 0;
+
+		words->len += g_base64_decode_step(data, (gsize)(end - data),
+						   words->bytes + words->len, &state, &save);
+	} else {
+		for (const char *p = data; p < end; p++) {
+			if (*p == '_') {
+				words->bytes[words->len++] = ' ';
+			} else if (*p == '=' && end - p >= 3 && g_ascii_isxdigit(p[1]) &&
+				   g_ascii_isxdigit(p[2])) {
+				words->bytes[words->len++] =
+				    (unsigned char)(g_ascii_xdigit_value(p[1]) << 4 |
+						    g_ascii_xdigit_value(p[2]));
+				p += 2;
+			} else {
+				words->bytes[words->len++] = (unsigned char)*p;
+			}
+		}
+	}
+	return (size_t)(end + 2 - s);
+}
+
+/*
+ * Appends the header value RAW (as written: folded, encoded words and
+ * all; its first EXTRACT_HEADER_RAW_MAX bytes) decoded to TEXT, on one
+ * line, without the whitespace around it. Encoded words are decoded here, not by GMime, so that their
+ * charsets are converted only with the converters mime_init loaded (see
+ * the top of the file); whitespace between two of them is dropped.
+ */
+static void extract_header_decode(struct extract_text *text, const char *raw)
+{
+	size_t raw_len = strnlen(raw, EXTRACT_HEADER_RAW_MAX);
+	char *value = xmalloc(raw_len + 1);
+	struct extract_words words = {0};
+	size_t len = 0;
+	size_t plain = 0; /* where the text not yet appended starts */
+	bool after_word = false;
+
+	/* Unfolded: a line break and the whitespace after it is that
+	 * whitespace. */
+	for (size_t i = 0; i < raw_len; i++) {
+		if (raw[i] != '\r' && raw[i] != '\n' &&
+		    !(len == 0 && (raw[i] == ' ' || raw[i] == '\t')))
+			value[len++] = raw[i];
+	}
+	while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+		len--;
+	for (size_t i = 0; i < len;) {
+		size_t used = 0;
+
+		if (value[i] == '=' && i + 1 < len && value[i + 1] == '?') {
+			bool gap_blank = true;
+
+			for (size_t j = plain; j < i; j++)
+				gap_blank = gap_blank && (value[j] == ' ' || value[j] == '\t');
+			if (!(after_word && gap_blank) && i > plain) {
+				extract_words_flush(text, &words);
+				extract_header_raw(text, value + plain, i - plain);
+				plain = i;
+			}
+			used = extract_word(value + i, len - i, text, &words);
+		}
+		if (used > 0) {
+			i += used;
+			plain = i;
+			after_word = true;
+			continue;
+		}
+		if (value[i] != ' ' && value[i] != '\t')
+			after_word = false;
+		i++;
+	}
+	extract_words_flush(text, &words);
+	extract_header_raw(text, value + plain, len - plain);
+	free(words.bytes);
+	free(value);
+}
+
 /* ---- addresses ------------------------------------------------------------ */
 
 /* ADDR as the index keeps an address: lowercased (ASCII), trimmed, within
@@ -253,39 +431,23 @@ static void extract_recipient_add(struct depot_fields *fields, const char *addr)
 	fields->recipients[fields->recipient_count++] = address;
 }
 
-/* Adds the names and addresses of LIST (groups' members included, DEPTH
- * deep) to the header text (with TEXT) and its addresses to the recipients
- * (with RECIPIENTS). */
-static void extract_address_list(struct extract_state *state, InternetAddressList *list, bool text,
-				 bool recipients, int depth)
+/* Adds the addresses of LIST (groups' members included, DEPTH deep) to the
+ * recipients. */
+static void extract_address_list(struct depot_fields *fields, InternetAddressList *list, int depth)
 {
 	int count = list != NULL ? internet_address_list_length(list) : 0;
 
 	for (int i = 0; i < count; i++) {
 		InternetAddress *address = internet_address_list_get_address(list, i);
-		const char *name = internet_address_get_name(address);
 
-		if (text && name != NULL && *name != '\0') {
-			extract_append(&state->headers, " ", 1, false);
-			extract_append(&state->headers, name, strlen(name), false);
-		}
-		if (INTERNET_ADDRESS_IS_GROUP(address)) {
-			if (depth < EXTRACT_GROUP_DEPTH_MAX)
-				extract_address_list(state,
-						     internet_address_group_get_members(
-							 INTERNET_ADDRESS_GROUP(address)),
-						     text, recipients, depth + 1);
-		} else if (INTERNET_ADDRESS_IS_MAILBOX(address)) {
-			const char *addr =
-			    internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(address));
-
-			if (addr != NULL && text) {
-				extract_append(&state->headers, " ", 1, false);
-				extract_append(&state->headers, addr, strlen(addr), false);
-			}
-			if (addr != NULL && recipients)
-				extract_recipient_add(state->fields, addr);
-		}
+		if (INTERNET_ADDRESS_IS_GROUP(address) && depth < EXTRACT_GROUP_DEPTH_MAX)
+			extract_address_list(
+			    fields,
+			    internet_address_group_get_members(INTERNET_ADDRESS_GROUP(address)),
+			    depth + 1);
+		else if (INTERNET_ADDRESS_IS_MAILBOX(address))
+			extract_recipient_add(fields, internet_address_mailbox_get_addr(
+							  INTERNET_ADDRESS_MAILBOX(address)));
 	}
 }
 
@@ -309,18 +471,6 @@ static const char *extract_first_mailbox(InternetAddressList *list, int depth)
 			return found;
 	}
 	return NULL;
-}
-
-/* Appends the line "LABEL:" with the names and addresses of LIST to the
- * header text; RECIPIENTS: they are recipients too. */
-static void extract_address_header(struct extract_state *state, const char *label,
-				   InternetAddressList *list, bool recipients)
-{
-	if (list == NULL || internet_address_list_length(list) == 0)
-		return;
-	extract_append(&state->headers, label, strlen(label), false);
-	extract_address_list(state, list, true, recipients, 0);
-	extract_append(&state->headers, "\n", 1, true);
 }
 
 /* The addresses of every Delivered-To and X-Original-To field, as
@@ -359,19 +509,53 @@ static void extract_delivery_recipients(struct extract_state *state, GMimeMessag
 
 /* ---- the header fields ------------------------------------------------------ */
 
+/* The header text: the fields worth searching, each a line "Name: value"
+ * with the value decoded, in the message's order. */
+static void extract_header_text(struct extract_state *state, GMimeMessage *message)
+{
+	static const char *const names[] = {"From", "To", "Cc", "Subject", "Reply-To"};
+	GMimeHeaderList *headers = g_mime_object_get_header_list(GMIME_OBJECT(message));
+	int count = headers != NULL ? g_mime_header_list_get_count(headers) : 0;
+
+	if (count > MIME_HEADERS_MAX)
+		count = MIME_HEADERS_MAX;
+	for (int i = 0; i < count; i++) {
+		GMimeHeader *header = g_mime_header_list_get_header_at(headers, i);
+		const char *name = g_mime_header_get_name(header);
+		const char *raw = g_mime_header_get_raw_value(header);
+
+		for (size_t n = 0;
+		     name != NULL && raw != NULL && n < sizeof(names) / sizeof(names[0]); n++) {
+			if (strcasecmp(name, names[n]) != 0)
+				continue;
+			extract_append(&state->headers, names[n], strlen(names[n]), false);
+			extract_append(&state->headers, ": ", 2, false);
+			extract_header_decode(&state->headers, raw);
+			extract_line_end(&state->headers);
+		}
+	}
+}
+
 static void extract_envelope(struct extract_state *state, GMimeMessage *message)
 {
 	struct depot_fields *fields = state->fields;
-	InternetAddressList *from = g_mime_message_get_from(message);
-	const char *subject = g_mime_message_get_subject(message);
+	GMimeHeaderList *headers = g_mime_object_get_header_list(GMIME_OBJECT(message));
+	GMimeHeader *subject =
+	    headers != NULL ? g_mime_header_list_get_header(headers, "Subject") : NULL;
 	const char *id = g_mime_message_get_message_id(message);
 	GDateTime *date = g_mime_message_get_date(message);
 
-	fields->sender = extract_address(extract_first_mailbox(from, 0));
-	if (subject != NULL) {
-		fields->subject = extract_line(subject, strlen(subject), DEPOT_LINE_MAX);
+	fields->sender =
+	    extract_address(extract_first_mailbox(g_mime_message_get_from(message), 0));
+	if (subject != NULL && g_mime_header_get_raw_value(subject) != NULL) {
+		struct extract_text text = {.max = DEPOT_LINE_MAX * 4};
+
+		extract_header_decode(&text, g_mime_header_get_raw_value(subject));
+		fields->subject =
+		    extract_line(text.buf != NULL ? text.buf : "", text.len, DEPOT_LINE_MAX);
 		if (fields->subject == NULL)
 			fields->subject = xstrdup("");
+		free(text.buf);
 	}
 	if (id != NULL)
 		fields->message_id = extract_line(id, strlen(id), DEPOT_LINE_MAX);
@@ -380,17 +564,10 @@ static void extract_envelope(struct extract_state *state, GMimeMessage *message)
 
 		fields->date = seconds > 0 && seconds <= EXTRACT_DATE_MAX ? seconds : 0;
 	}
-	extract_address_header(state, "From:", from, false);
-	extract_address_header(state, "To:", g_mime_message_get_to(message), true);
-	extract_address_header(state, "Cc:", g_mime_message_get_cc(message), true);
-	if (subject != NULL) {
-		extract_append(&state->headers, "Subject: ", 9, false);
-		extract_append(&state->headers, subject, strlen(subject), false);
-		extract_append(&state->headers, "\n", 1, true);
-	}
-	extract_address_header(state, "Reply-To:", g_mime_message_get_reply_to(message), false);
-	/* Bcc is no header text anyone saw, but its addresses received it. */
-	extract_address_list(state, g_mime_message_get_bcc(message), false, true, 0);
+	extract_header_text(state, message);
+	extract_address_list(fields, g_mime_message_get_to(message), 0);
+	extract_address_list(fields, g_mime_message_get_cc(message), 0);
+	extract_address_list(fields, g_mime_message_get_bcc(message), 0);
 	extract_delivery_recipients(state, message);
 }
 
@@ -443,15 +620,6 @@ static bool extract_tag_breaks(const char *name, size_t len)
 			return true;
 	}
 	return false;
-}
-
-/* Ends TEXT's last line, if it has one not ended yet. False once TEXT is
- * full. */
-static bool extract_line_end(struct extract_text *text)
-{
-	if (text->len == 0 || text->buf[text->len - 1] == '\n')
-		return text->len < text->max;
-	return extract_append(text, "\n", 1, true);
 }
 
 /* Appends the code point CP as UTF-8 to OUT (room for 4); its length. */
