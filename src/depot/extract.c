@@ -331,9 +331,9 @@ static size_t extract_word(const char *s, size_t len, struct extract_text *text,
 /*
  * Appends the header value RAW (as written: folded, encoded words and
  * all; its first EXTRACT_HEADER_RAW_MAX bytes) decoded to TEXT, on one
- * line, without the whitespace around it. Encoded words are decoded here, not by GMime, so that their
- * charsets are converted only with the converters mime_init loaded (see
- * the top of the file); whitespace between two of them is dropped.
+ * line, without the whitespace around it. Encoded words are decoded here, not by GMime, so that
+ * their charsets are converted only with the converters mime_init loaded (see the top of the file);
+ * whitespace between two of them is dropped.
  */
 static void extract_header_decode(struct extract_text *text, const char *raw)
 {
@@ -854,6 +854,239 @@ static void extract_document(struct extract_state *state, const unsigned char *d
 	free(xml);
 }
 
+/* ---- file names ------------------------------------------------------------ */
+
+/* Pieces of an RFC 2231 parameter value put together, at most. */
+#define EXTRACT_PARAM_PIECES_MAX 64
+
+/* One piece of a parameter value: its bytes, and whether they are
+ * percent-encoded (RFC 2231 "name*N*="). */
+struct extract_piece {
+	char *value;
+	bool encoded;
+};
+
+static bool extract_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/*
+ * Reads the parameter at RAW + *POS (LEN bytes in all; *POS just past its
+ * ';'): its attribute (*ATTR_R, *ATTR_LEN_R, pointing into RAW) and its
+ * value, unquoted (allocated, for free), and leaves *POS at the next ';'
+ * or the end. NULL when it has no value.
+ */
+static char *extract_param_next(const char *raw, size_t len, size_t *pos, const char **attr_r,
+				size_t *attr_len_r)
+{
+	size_t i = *pos;
+	size_t attr_start;
+	size_t attr_end;
+	char *value;
+	size_t value_len = 0;
+
+	while (i < len && extract_is_space(raw[i]))
+		i++;
+	attr_start = i;
+	while (i < len && raw[i] != '=' && raw[i] != ';')
+		i++;
+	attr_end = i;
+	while (attr_end > attr_start && extract_is_space(raw[attr_end - 1]))
+		attr_end--;
+	*attr_r = raw + attr_start;
+	*attr_len_r = attr_end - attr_start;
+	if (i >= len || raw[i] == ';') {
+		*pos = i;
+		return NULL;
+	}
+	for (i++; i < len && extract_is_space(raw[i]);)
+		i++;
+	value = xmalloc(len - i + 1);
+	if (i < len && raw[i] == '"') {
+		for (i++; i < len && raw[i] != '"'; i++) {
+			if (raw[i] == '\\' && i + 1 < len)
+				i++;
+			if (raw[i] != '\r' && raw[i] != '\n')
+				value[value_len++] = raw[i];
+		}
+		while (i < len && raw[i] != ';')
+			i++;
+	} else {
+		for (; i < len && raw[i] != ';'; i++) {
+			if (raw[i] != '\r' && raw[i] != '\n')
+				value[value_len++] = raw[i];
+		}
+		while (value_len > 0 && extract_is_space(value[value_len - 1]))
+			value_len--;
+	}
+	value[value_len] = '\0';
+	*pos = i;
+	return value;
+}
+
+/* Appends DATA (LEN bytes) percent-decoded to OUT (*OUT_LEN bytes so far,
+ * room for LEN more). */
+static void extract_percent_decode(const char *data, size_t len, unsigned char *out,
+				   size_t *out_len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '%' && i + 2 < len && g_ascii_isxdigit(data[i + 1]) &&
+		    g_ascii_isxdigit(data[i + 2])) {
+			out[(*out_len)++] = (unsigned char)(g_ascii_xdigit_value(data[i + 1]) << 4 |
+							    g_ascii_xdigit_value(data[i + 2]));
+			i += 2;
+		} else {
+			out[(*out_len)++] = (unsigned char)data[i];
+		}
+	}
+}
+
+/* The value of an RFC 2231 parameter from its PIECES (0, 1, ... as long as
+ * they follow each other), its charset named on the first encoded one,
+ * appended to TEXT. */
+static void extract_pieces_decode(struct extract_text *text, struct extract_piece *pieces)
+{
+	size_t total = 0;
+	unsigned char *bytes;
+	size_t len = 0;
+	char charset[64] = "";
+
+	for (size_t n = 0; n < EXTRACT_PARAM_PIECES_MAX && pieces[n].value != NULL; n++)
+		total += strlen(pieces[n].value);
+	bytes = xmalloc(total + 1);
+	for (size_t n = 0; n < EXTRACT_PARAM_PIECES_MAX && pieces[n].value != NULL; n++) {
+		const char *value = pieces[n].value;
+
+		if (n == 0 && pieces[0].encoded) {
+			const char *quote = strchr(value, '\'');
+			const char *lang_end = quote != NULL ? strchr(quote + 1, '\'') : NULL;
+
+			if (lang_end != NULL) {
+				size_t charset_len = (size_t)(quote - value);
+
+				if (charset_len < sizeof(charset)) {
+					memcpy(charset, value, charset_len);
+					charset[charset_len] = '\0';
+				}
+				value = lang_end + 1;
+			}
+		}
+		if (pieces[n].encoded)
+			extract_percent_decode(value, strlen(value), bytes, &len);
+		else
+			for (const char *p = value; *p != '\0'; p++)
+				bytes[len++] = (unsigned char)*p;
+	}
+	extract_append_charset(text, (const char *)bytes, len, charset[0] != '\0' ? charset : NULL,
+			       false);
+	free(bytes);
+}
+
+/*
+ * The parameter NAME of the raw header value RAW (a Content-Disposition
+ * or Content-Type, as written; its first EXTRACT_HEADER_RAW_MAX bytes)
+ * decoded to UTF-8 on one line: from its RFC 2231 pieces when it has them,
+ * else its plain value with encoded words decoded. Decoded here rather than
+ * by GMime for the reason the header values are (see the top of the file).
+ * Allocated, or NULL when there is none or it is empty.
+ */
+static char *extract_param(const char *raw, const char *name)
+{
+	size_t len = strnlen(raw, EXTRACT_HEADER_RAW_MAX);
+	size_t name_len = strlen(name);
+	struct extract_piece pieces[EXTRACT_PARAM_PIECES_MAX] = {{0}};
+	struct extract_text text = {.max = DEPOT_NAME_MAX * 4};
+	char *plain = NULL;
+	bool quoted = false;
+	size_t i = 0;
+	char *out;
+
+	/* Past the type or the disposition: the first ';' outside quotes. */
+	for (; i < len && (quoted || raw[i] != ';'); i++) {
+		if (raw[i] == '"')
+			quoted = !quoted;
+	}
+	while (i < len) {
+		const char *attr;
+		size_t attr_len;
+		char *value;
+		const char *rest;
+		size_t rest_len;
+		size_t index = 0;
+		bool encoded = false;
+
+		i++; /* the ';' */
+		value = extract_param_next(raw, len, &i, &attr, &attr_len);
+		if (value == NULL)
+			continue;
+		rest = attr + name_len;
+		rest_len = attr_len >= name_len ? attr_len - name_len : 0;
+		if (attr_len < name_len || strncasecmp(attr, name, name_len) != 0) {
+			free(value);
+			continue;
+		}
+		if (rest_len == 0) {
+			if (plain == NULL)
+				plain = value;
+			else
+				free(value);
+			continue;
+		}
+		/* "name*", "name*N" or "name*N*" */
+		if (rest[0] == '*' && rest_len == 1) {
+			encoded = true;
+		} else if (rest[0] == '*') {
+			size_t digits = 0;
+
+			while (1 + digits < rest_len && g_ascii_isdigit(rest[1 + digits]) &&
+			       index < EXTRACT_PARAM_PIECES_MAX)
+				index = index * 10 + (size_t)(rest[1 + digits++] - '0');
+			encoded = 1 + digits + 1 == rest_len && rest[rest_len - 1] == '*';
+			if (digits == 0 || index >= EXTRACT_PARAM_PIECES_MAX ||
+			    (1 + digits != rest_len && !encoded))
+				index = EXTRACT_PARAM_PIECES_MAX;
+		} else {
+			index = EXTRACT_PARAM_PIECES_MAX;
+		}
+		if (index >= EXTRACT_PARAM_PIECES_MAX || pieces[index].value != NULL) {
+			free(value);
+			continue;
+		}
+		pieces[index].value = value;
+		pieces[index].encoded = encoded;
+	}
+	if (pieces[0].value != NULL)
+		extract_pieces_decode(&text, pieces);
+	else if (plain != NULL)
+		extract_header_decode(&text, plain);
+	for (size_t n = 0; n < EXTRACT_PARAM_PIECES_MAX; n++)
+		free(pieces[n].value);
+	free(plain);
+	out = text.buf != NULL ? extract_line(text.buf, text.len, DEPOT_NAME_MAX) : NULL;
+	free(text.buf);
+	return out;
+}
+
+/* The file name of PART (Content-Disposition's filename, else
+ * Content-Type's name), decoded; allocated, or NULL. */
+static char *extract_filename(GMimeObject *part)
+{
+	static const char *const where[][2] = {{"Content-Disposition", "filename"},
+					       {"Content-Type", "name"}};
+	GMimeHeaderList *headers = g_mime_object_get_header_list(part);
+
+	for (size_t i = 0; headers != NULL && i < 2; i++) {
+		GMimeHeader *header = g_mime_header_list_get_header(headers, where[i][0]);
+		const char *raw = header != NULL ? g_mime_header_get_raw_value(header) : NULL;
+		char *name = raw != NULL ? extract_param(raw, where[i][1]) : NULL;
+
+		if (name != NULL)
+			return name;
+	}
+	return NULL;
+}
+
 /* ---- the parts -------------------------------------------------------------------- */
 
 /* The body of PART, its transfer encoding undone: a memory stream (for
@@ -932,7 +1165,7 @@ static void extract_leaf(struct extract_state *state, GMimePart *part)
 {
 	GMimeObject *object = GMIME_OBJECT(part);
 	GMimeContentType *type = g_mime_object_get_content_type(object);
-	const char *filename = g_mime_part_get_filename(part);
+	char *filename = extract_filename(object);
 	char *mime_type = type != NULL ? g_mime_content_type_get_mime_type(type) : NULL;
 	const char *shown_type = mime_type != NULL ? mime_type : "application/octet-stream";
 	bool attachment = filename != NULL || g_mime_part_is_attachment(part);
@@ -957,6 +1190,7 @@ static void extract_leaf(struct extract_state *state, GMimePart *part)
 		g_object_unref(bytes);
 	}
 	g_free(mime_type);
+	free(filename);
 }
 
 static void extract_walk(struct extract_state *state, GMimeObject *object, int depth);
