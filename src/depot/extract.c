@@ -485,7 +485,7 @@ static void extract_delivery_recipients(struct extract_state *state, GMimeMessag
 		for (int i = 0; i < count; i++) {
 			GMimeHeader *header = g_mime_header_list_get_header_at(headers, i);
 			const char *name = g_mime_header_get_name(header);
-			const char *value = g_mime_header_get_value(header);
+			const char *value = g_mime_header_get_raw_value(header);
 			InternetAddressList *list;
 
 			if (name == NULL || value == NULL || strcasecmp(name, names[n]) != 0)

@@ -409,7 +409,8 @@ static void test_deliver(void **state)
  * A job that asks for the archive's fields gets them from its (confined)
  * worker: a KOI8-R subject and a Windows-1252 body converted with the
  * converters loaded before confinement, an .odt attachment's text read
- * with libarchive; a job that does not ask gets none.
+ * with libarchive; a job that does not ask gets none. A long message's
+ * fields make a verdict frame longer than any other frame may be.
  */
 static void test_archive_fields(void **state)
 {
@@ -434,27 +435,39 @@ static void test_archive_fields(void **state)
 	    "XAHBS9w6AAAAWAAAAAsAAAAAAAAAAAAAAIABAAAAAGNvbnRlbnQueG1sUEsFBgAAAAABAAEAOQAA\r\n"
 	    "AGMAAAAAAA==\r\n"
 	    "--b--\r\n";
+	size_t long_len = 2 * DEPOT_TEXT_MAX;
+	char *long_body = xmalloc(long_len + 64);
 	struct test_ctx *ctx = *state;
-	char ids[2][SPOOL_ID_LEN + 1];
+	char ids[3][SPOOL_ID_LEN + 1];
 
+	strcpy(long_body, "From: a@example.org\r\n\r\n");
+	for (size_t i = strlen(long_body); i < long_len; i += 6)
+		memcpy(long_body + i, "words ", 6);
+	long_body[long_len] = '\0';
 	test_pipeline_new(ctx, NULL, 1, 10);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		struct pipeline_job job;
 		char *path = test_body_path(ctx, ids[i]);
 
-		test_write_file(path, body);
+		test_write_file(path, i == 2 ? long_body : body);
 		free(path);
 		test_job_make(&job, ids[i], "alice@example.net");
-		job.archive = i == 0;
+		job.archive = i != 1;
 		assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
 	}
-	assert_false(test_run(ctx, 2, 10000));
-	for (size_t v = 0; v < 2; v++) {
+	assert_false(test_run(ctx, 3, 10000));
+	for (size_t v = 0; v < 3; v++) {
 		const struct test_verdict *verdict = &ctx->verdicts[v];
 
 		assert_int_equal(verdict->outcome, PIPELINE_JUDGED);
 		if (strcmp(verdict->id, ids[1]) == 0) {
 			assert_null(verdict->archive);
+			continue;
+		}
+		if (strcmp(verdict->id, ids[2]) == 0) {
+			assert_non_null(verdict->archive);
+			assert_true(strlen(verdict->archive) > DEPOT_TEXT_MAX - 6);
+			assert_true(strlen(verdict->archive) > PROTO_PAYLOAD_MAX);
 			continue;
 		}
 		assert_string_equal(verdict->id, ids[0]);
@@ -464,6 +477,7 @@ static void test_archive_fields(void **state)
 				    "1795832053|1:vertrag.odt|\u201cquoted\u201d\n|"
 				    "Vertrag & Anlage\nSeite 2\n");
 	}
+	free(long_body);
 }
 
 /* What users typed cannot break out of the header's tokens or lines. */
