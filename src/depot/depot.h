@@ -51,13 +51,17 @@
  * The audit log is a second chain of the same construction (table audit)
  * over every search, read, export, restore, import, expiry and deletion:
  * who (the actor: "admin", "user:NAME", "daemon"), what, and its detail
- * (the query, the seq numbers read).
+ * (the query, the seq numbers read). Its canonical text is the lines
+ *     "seq:<n>\nat:<unix s>\nactor:<actor>\naction:<action>\n"
+ *     "detail:<detail text, or ->\n"
+ * (values' CR, LF and NUL as spaces, as in the entry chain).
  *
  * Schema of index.db (depot_open creates and migrates it; PRAGMA user_version):
  *   entry(seq INTEGER PRIMARY KEY, kind TEXT, at INTEGER, blob BLOB,
  *         record BLOB, detail TEXT, hash BLOB)         -- the chain
  *   blob(sha256 BLOB PRIMARY KEY, pack INTEGER, offset INTEGER,
  *        stored INTEGER, raw INTEGER, dict INTEGER, removed INTEGER)
+ *                           -- offset: where the record's "PGD1" starts
  *   message(seq INTEGER PRIMARY KEY REFERENCES entry, source TEXT UNIQUE,
  *           direction TEXT, sender TEXT, subject TEXT, date INTEGER,
  *           size INTEGER, message_id TEXT, blob BLOB, archived INTEGER,
@@ -141,7 +145,7 @@ struct depot_fields {
 	size_t attachment_count;
 	char *headers;      /* the decoded header text worth searching (From, To, Cc, Subject, …) */
 	char *body;         /* the text of the text parts (HTML as text), at most DEPOT_TEXT_MAX */
-	char *attachment_text; /* the text of text-like attachments (text/any, .docx, .odt, .xlsx …), bounded likewise */
+	char *attachment_text; /* the text of text-like attachments (text parts, .docx, .odt, .xlsx …), bounded likewise */
 };
 
 /*
@@ -181,14 +185,17 @@ void depot_close(struct depot **depot);
  * then in ONE transaction writes the index rows, the FTS row and one chain
  * entry per message and commits. SEQ_R[i] (may be NULL) gets each item's
  * entry (an existing one for a source already archived). 0, or -1 with ERR
- * and nothing archived.
+ * and nothing archived. Called inside the caller's open transaction (e.g. an
+ * import recording its progress), the batch joins it (a savepoint) and the
+ * caller's COMMIT makes it durable; the packs are fsynced before this returns.
  */
 int depot_ingest(struct depot *depot, const struct depot_item *items, size_t n, int64_t *seq_r,
 		 char *err, size_t errlen);
 
 /* The raw bytes of the message of entry SEQ, checked against its SHA-256
  * (a mismatch is an error: "blob of entry N is corrupt"). *RAW_R: free().
- * Audited as "read" by ACTOR. 1, 0 no such message (or expired), -1 ERR. */
+ * Audited as "read" by ACTOR (NULL: "admin") with detail "seq:<n>"; no read
+ * without its audit entry. 1, 0 no such message (or expired), -1 ERR. */
 int depot_read(struct depot *depot, int64_t seq, const char *actor, char **raw_r,
 	       size_t *len_r, char *err, size_t errlen);
 
