@@ -62,6 +62,7 @@ struct extract_text {
 
 struct extract_state {
 	struct depot_fields *fields;
+	GHashTable *recipients_seen; /* the recipients' strings (owned by fields) */
 	struct extract_text body;
 	struct extract_text attachment_text;
 	struct extract_text headers;
@@ -409,31 +410,32 @@ static char *extract_address(const char *addr)
 	return out;
 }
 
-/* Adds ADDR to the recipients unless it is there already or they are full. */
-static void extract_recipient_add(struct depot_fields *fields, const char *addr)
+/* Adds ADDR to the recipients unless it is there already (a set, so that
+ * a header of a million addresses costs no more than reading them) or they
+ * are full. */
+static void extract_recipient_add(struct extract_state *state, const char *addr)
 {
-	char *address = extract_address(addr);
+	struct depot_fields *fields = state->fields;
+	char *address;
 
+	if (fields->recipient_count >= DEPOT_RECIPIENTS_MAX)
+		return;
+	address = extract_address(addr);
 	if (address == NULL)
 		return;
-	for (size_t i = 0; i < fields->recipient_count; i++) {
-		if (strcmp(fields->recipients[i], address) == 0) {
-			free(address);
-			return;
-		}
-	}
-	if (fields->recipient_count >= DEPOT_RECIPIENTS_MAX) {
+	if (g_hash_table_contains(state->recipients_seen, address)) {
 		free(address);
 		return;
 	}
 	fields->recipients = xrealloc(fields->recipients,
 				      (fields->recipient_count + 1) * sizeof(*fields->recipients));
 	fields->recipients[fields->recipient_count++] = address;
+	g_hash_table_add(state->recipients_seen, address);
 }
 
 /* Adds the addresses of LIST (groups' members included, DEPTH deep) to the
  * recipients. */
-static void extract_address_list(struct depot_fields *fields, InternetAddressList *list, int depth)
+static void extract_address_list(struct extract_state *state, InternetAddressList *list, int depth)
 {
 	int count = list != NULL ? internet_address_list_length(list) : 0;
 
@@ -442,12 +444,12 @@ static void extract_address_list(struct depot_fields *fields, InternetAddressLis
 
 		if (INTERNET_ADDRESS_IS_GROUP(address) && depth < EXTRACT_GROUP_DEPTH_MAX)
 			extract_address_list(
-			    fields,
+			    state,
 			    internet_address_group_get_members(INTERNET_ADDRESS_GROUP(address)),
 			    depth + 1);
 		else if (INTERNET_ADDRESS_IS_MAILBOX(address))
-			extract_recipient_add(fields, internet_address_mailbox_get_addr(
-							  INTERNET_ADDRESS_MAILBOX(address)));
+			extract_recipient_add(state, internet_address_mailbox_get_addr(
+							 INTERNET_ADDRESS_MAILBOX(address)));
 	}
 }
 
@@ -499,8 +501,8 @@ static void extract_delivery_recipients(struct extract_state *state, GMimeMessag
 
 				if (INTERNET_ADDRESS_IS_MAILBOX(address))
 					extract_recipient_add(
-					    state->fields, internet_address_mailbox_get_addr(
-							       INTERNET_ADDRESS_MAILBOX(address)));
+					    state, internet_address_mailbox_get_addr(
+						       INTERNET_ADDRESS_MAILBOX(address)));
 			}
 			g_object_unref(list);
 		}
@@ -565,9 +567,9 @@ static void extract_envelope(struct extract_state *state, GMimeMessage *message)
 		fields->date = seconds > 0 && seconds <= EXTRACT_DATE_MAX ? seconds : 0;
 	}
 	extract_header_text(state, message);
-	extract_address_list(fields, g_mime_message_get_to(message), 0);
-	extract_address_list(fields, g_mime_message_get_cc(message), 0);
-	extract_address_list(fields, g_mime_message_get_bcc(message), 0);
+	extract_address_list(state, g_mime_message_get_to(message), 0);
+	extract_address_list(state, g_mime_message_get_cc(message), 0);
+	extract_address_list(state, g_mime_message_get_bcc(message), 0);
 	extract_delivery_recipients(state, message);
 }
 
@@ -1282,8 +1284,10 @@ int depot_extract(const char *raw, size_t len, struct depot_fields *fields, char
 	g_object_unref(parser);
 	g_object_unref(stream);
 	if (message != NULL) {
+		state.recipients_seen = g_hash_table_new(g_str_hash, g_str_equal);
 		extract_envelope(&state, message);
 		extract_walk(&state, g_mime_message_get_mime_part(message), 0);
+		g_hash_table_destroy(state.recipients_seen);
 		g_object_unref(message);
 	}
 	fields->headers = state.headers.buf != NULL ? state.headers.buf : xcalloc(1, 1);
