@@ -332,9 +332,10 @@ static size_t extract_word(const char *s, size_t len, struct extract_text *text,
 /*
  * Appends the header value RAW (as written: folded, encoded words and
  * all; its first EXTRACT_HEADER_RAW_MAX bytes) decoded to TEXT, on one
- * line, without the whitespace around it. Encoded words are decoded here, not by GMime, so that
- * their charsets are converted only with the converters mime_init loaded (see the top of the file);
- * whitespace between two of them is dropped.
+ * line, without the whitespace around it. Encoded words are decoded here,
+ * not by GMime, so that their charsets are converted only with the
+ * converters mime_init loaded (see the top of the file); whitespace
+ * between two of them is dropped.
  */
 static void extract_header_decode(struct extract_text *text, const char *raw)
 {
@@ -476,7 +477,7 @@ static const char *extract_first_mailbox(InternetAddressList *list, int depth)
 }
 
 /* The addresses of every Delivered-To and X-Original-To field, as
- * recipients (GMime keeps them as plain header fields). */
+ * recipients, parsed as written (GMime keeps them as plain header fields). */
 static void extract_delivery_recipients(struct extract_state *state, GMimeMessage *message)
 {
 	static const char *const names[] = {"Delivered-To", "X-Original-To"};
