@@ -297,6 +297,19 @@ static int search_check(const struct depot_query *query, char *err, size_t errle
 		snprintf(err, errlen, "too many addresses (at most %d)", DEPOT_SEARCH_LIMIT_MAX);
 		return -1;
 	}
+	/* Words that make no expression are refused here, so alike for a
+	 * user who owns nothing (whose search runs no query). */
+	for (int column = 0; column < 2; column++) {
+		const char *words = column == 0 ? query->subject : query->text;
+		char *match;
+
+		if (words == NULL)
+			continue;
+		match = depot_search_match(words, column == 0 ? "subject" : NULL, err, errlen);
+		if (match == NULL)
+			return -1;
+		free(match);
+	}
 	return 0;
 }
 

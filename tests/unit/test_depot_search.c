@@ -278,6 +278,8 @@ static void test_hit_fields(void **state)
 static void test_restricted_searches(struct test_search *t)
 {
 	struct depot_query q = test_query();
+	struct depot_hit *hits = NULL;
+	size_t count = 0;
 	struct depot_hit hit;
 	char err[256];
 
@@ -313,10 +315,15 @@ static void test_restricted_searches(struct test_search *t)
 	assert_int_equal(depot_search_owns(t->depot, t->seqs[1], &q, err, sizeof(err)), 0);
 	assert_int_equal(depot_search_owns(t->depot, t->seqs[0], &q, err, sizeof(err)), 1);
 
-	/* A user with no addresses owns nothing. */
+	/* A user with no addresses owns nothing; words that are no search are
+	 * refused for them too. */
 	q = test_query();
 	q.restricted = true;
 	test_expect(t, &q, "user:nobody", (const int[]){-1});
+	q.text = "\"*";
+	assert_int_equal(depot_search(t->depot, &q, "user:nobody", &hits, &count, err, sizeof(err)),
+			 -1);
+	q.text = NULL;
 	assert_int_equal(depot_search_owns(t->depot, t->seqs[0], &q, err, sizeof(err)), 0);
 
 	q.addresses = bob_addresses;
