@@ -178,6 +178,11 @@ void ctl_bayes_messages(const char *data, size_t len,
 
 /* ctl_rules.c */
 CTL_RUN(ctl_filter_rules);
+/* ctl_depot_import.c */
+CTL_RUN(ctl_depot_import);
+CTL_RUN(ctl_depot_retention);
+CTL_RUN(ctl_depot_hold);
+CTL_RUN(ctl_depot_expire);
 #undef CTL_RUN
 
 /* ---- ctl_learn.c ---- */
