@@ -838,7 +838,7 @@ static int ctl_depot_retention_set(struct ctl *ctl, const struct ctl_command *cm
 		    days > DEPOT_RETENTION_DAYS_MAX)
 			rc = ctl_usage_error(cmd, "DAYS is 1 to %d", DEPOT_RETENTION_DAYS_MAX);
 	}
-	if (rc == CTL_OK && (rc = ctl_depot_open(ctl, true, &depot)) == CTL_OK) {
+	if (rc == CTL_OK && (rc = ctl_depot_open(ctl, false, &depot)) == CTL_OK) {
 		if (depot_retention_set(depot, scope, days, err, sizeof(err)) < 0)
 			rc = ctl_refuse("%s", err);
 		else
@@ -939,7 +939,7 @@ static int ctl_depot_hold_change(struct ctl *ctl, const struct ctl_command *cmd,
 	if (rc == CTL_OK && rest_count > 0)
 		rc = ctl_usage_error(cmd, "unexpected argument '%s'",
 				     ctl_clean(rest[0], err, sizeof(err)));
-	if (rc != CTL_OK || (rc = ctl_depot_open(ctl, adding, &depot)) != CTL_OK)
+	if (rc != CTL_OK || (rc = ctl_depot_open(ctl, false, &depot)) != CTL_OK)
 		goto done;
 	changed = adding ? depot_hold_add(depot, scope, reason, err, sizeof(err))
 			 : depot_hold_del(depot, scope, err, sizeof(err));

@@ -370,18 +370,30 @@ static void retention_rules_free(struct retention_rules *rules)
 	depot_scope_rows_free(&rules->holds, rules->hold_count);
 }
 
-/* The row of ROWS (COUNT, sorted by scope as SQL gave them) for KIND:VALUE. */
+static int retention_row_compare(const void *key, const void *row)
+{
+	return strcmp(key, ((const struct depot_scope_row *)row)->scope);
+}
+
+/* The row of ROWS (COUNT, sorted by scope: SQLite's BINARY order is
+ * strcmp's) for "KIND:VALUE", VALUE compared without case for a domain. */
 static const struct depot_scope_row *retention_find(const struct depot_scope_row *rows,
 						    size_t count, const char *kind,
 						    const char *value)
 {
-	size_t kind_len = strlen(kind);
+	char key[320];
+	int len;
 
-	for (size_t i = 0; i < count; i++)
-		if (strncmp(rows[i].scope, kind, kind_len) == 0 && rows[i].scope[kind_len] == ':' &&
-		    strcmp(rows[i].scope + kind_len + 1, value) == 0)
-			return &rows[i];
-	return NULL;
+	if (count == 0)
+		return NULL;
+	len = snprintf(key, sizeof(key), "%s:%s", kind, value);
+	if (len < 0 || (size_t)len >= sizeof(key))
+		return NULL;
+	if (strcmp(kind, "domain") == 0)
+		for (char *p = key; *p != '\0'; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	return bsearch(key, rows, count, sizeof(*rows), retention_row_compare);
 }
 
 static int retention_rules_load(struct depot *depot, int64_t default_days,
@@ -419,16 +431,14 @@ static const char *retention_domain(const char *address)
  * Judges message SEQ archived at ARCHIVED: 1 due for expiry at NOW, 0 not
  * yet, 2 due but held; -1 ERR.
  */
-static int retention_judge(struct depot *depot, sqlite3_stmt *owners,
-			   const struct retention_rules *rules, int64_t seq, int64_t archived,
-			   int64_t now)
+static int retention_judge(sqlite3_stmt *owners, const struct retention_rules *rules, int64_t seq,
+			   int64_t archived, int64_t now)
 {
 	char seq_text[24];
 	int64_t days = -1;
 	bool held = rules->hold_all;
 	int step;
 
-	(void)depot;
 	snprintf(seq_text, sizeof(seq_text), "%" PRId64, seq);
 	if (retention_find(rules->holds, rules->hold_count, "message", seq_text) != NULL)
 		held = true;
@@ -489,8 +499,8 @@ static int retention_collect(struct depot *depot, const struct retention_rules *
 	sqlite3_bind_int64(candidates, 1, now - rules->shortest_days * RETENTION_SECONDS_PER_DAY);
 	while ((step = sqlite3_step(candidates)) == SQLITE_ROW) {
 		int64_t seq = sqlite3_column_int64(candidates, 0);
-		int verdict = retention_judge(depot, owners, rules, seq,
-					      sqlite3_column_int64(candidates, 1), now);
+		int verdict =
+		    retention_judge(owners, rules, seq, sqlite3_column_int64(candidates, 1), now);
 
 		if (verdict < 0) {
 			step = SQLITE_ERROR;
