@@ -183,6 +183,19 @@ def test_import_mbox_maildir_files_then_rerun(make_popgate, new_dir):
         db.close()
     assert len(row) == 1 and row[0][0] == "in" and row[0][2] == "bob"
     assert row[0][1].startswith("bob@")
+    # With --user, the user's own addresses in the message when there are.
+    alice_file = os.path.join(work, "alice.eml")
+    with open(alice_file, "wb") as f:
+        f.write(b"From: someone@example.net\nTo: " + ALICE.encode() +
+                b"\nCc: bob@example.net\nSubject: for alice\n\nhi\n")
+    ok(ctl(config, "depot", "import", "--user", "alice", alice_file))
+    db = index(gate)
+    try:
+        row = db.execute("SELECT o.address, o.user FROM message m JOIN message_owner o "
+                         "ON o.seq = m.seq WHERE m.subject = 'for alice'").fetchall()
+    finally:
+        db.close()
+    assert row == [(ALICE, "alice")]
 
 
 def test_retention_hold_expire_commands(make_popgate, new_dir):
