@@ -351,6 +351,20 @@ static int import_progress_save(struct import_run *run, char *err, size_t errlen
 	return rc;
 }
 
+/* The chain head's seq (0 for an empty chain), inside the transaction. */
+static int64_t import_chain_head(sqlite3 *db)
+{
+	sqlite3_stmt *stmt;
+	int64_t seq = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT max(seq) FROM entry", -1, &stmt, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		seq = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	return seq;
+}
+
 /*
  * Archives the batch and records how far its inputs got in ONE transaction
  * (depot_ingest joins it), so a run killed at any moment resumes exactly
@@ -361,19 +375,25 @@ static int import_flush(struct import_run *run, char *err, size_t errlen)
 {
 	struct import_batch *batch = &run->batch;
 	sqlite3 *db = depot_db(run->depot);
+	int64_t *seqs = xcalloc(batch->count + 1, sizeof(*seqs));
+	int64_t newest = 0;
 	int rc = -1;
 
-	if (batch->count == 0 && batch->progress_count == 0)
+	if (batch->count == 0 && batch->progress_count == 0) {
+		free(seqs);
 		return 0;
-	if (depot_write_lock(run->depot, err, errlen) < 0)
-		return -1;
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "depot: %s", sqlite3_errmsg(db));
-		depot_write_unlock(run->depot);
+	}
+	if (depot_write_lock(run->depot, err, errlen) < 0) {
+		free(seqs);
 		return -1;
 	}
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "depot: %s", sqlite3_errmsg(db));
+		goto done;
+	}
+	newest = import_chain_head(db);
 	if ((batch->count == 0 ||
-	     depot_ingest(run->depot, batch->items, batch->count, NULL, err, errlen) == 0) &&
+	     depot_ingest(run->depot, batch->items, batch->count, seqs, err, errlen) == 0) &&
 	    import_progress_save(run, err, errlen) == 0) {
 		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
 			rc = 0;
@@ -382,13 +402,25 @@ static int import_flush(struct import_run *run, char *err, size_t errlen)
 	}
 	if (rc < 0)
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+done:
 	depot_write_unlock(run->depot);
-	if (rc < 0)
-		return -1;
-	run->counts.imported += (int64_t)batch->count;
-	import_batch_clear(batch);
-	import_show(run, false);
-	return 0;
+	if (rc == 0) {
+		/* New entries come in item order after the chain's head; any other
+		 * seq is a source archived before (the same file named twice, or
+		 * another import of it meanwhile). */
+		for (size_t i = 0; i < batch->count; i++) {
+			if (seqs[i] > newest) {
+				run->counts.imported++;
+				newest = seqs[i];
+			} else {
+				run->counts.already++;
+			}
+		}
+		import_batch_clear(batch);
+		import_show(run, false);
+	}
+	free(seqs);
+	return rc;
 }
 
 /* Flushes the batch when it is full. */
