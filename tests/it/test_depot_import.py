@@ -369,5 +369,7 @@ def test_usage_and_refusals(make_popgate, new_dir):
     junk = os.path.join(work, "junk")
     with open(junk, "wb") as f:
         f.write(b"\x00\xff\x00 not a message \x01\x02")
-    done = ok(ctl(config, "--json", "depot", "import", junk, one))
-    assert json.loads(done.stdout)["imported"] == 2
+    # A file named twice is archived once.
+    done = ok(ctl(config, "--json", "depot", "import", junk, one, one))
+    result = json.loads(done.stdout)
+    assert result["imported"] == 2 and result["already_archived"] == 1
