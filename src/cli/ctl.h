@@ -183,6 +183,10 @@ CTL_RUN(ctl_depot_import);
 CTL_RUN(ctl_depot_retention);
 CTL_RUN(ctl_depot_hold);
 CTL_RUN(ctl_depot_expire);
+/* ctl_depot.c */
+CTL_RUN(ctl_depot_verify);
+CTL_RUN(ctl_depot_checkpoint);
+CTL_RUN(ctl_depot_stats);
 #undef CTL_RUN
 
 /* ---- ctl_learn.c ---- */
