@@ -5,7 +5,8 @@
  * kind of hold keeping due mail, the chain entries every change records,
  * and depot_expire removing the index rows, the full-text row and the blob
  * (its record punched out of the pack) with one "expire" entry and one
- * audit "delete" — but keeping a deduplicated blob a kept message shares.
+ * audit "delete" — but keeping a deduplicated blob a kept message shares;
+ * depot_verify finds the depot intact after each expiry.
  *
  * Owns: a temporary folder per test, removed at its end.
  */
@@ -189,6 +190,17 @@ static void test_set(struct test_depot *t, const char *kind, const char *value, 
 	free(scope);
 }
 
+/* depot_verify finds the depot intact (expired entries included). */
+static void test_intact(struct test_depot *t)
+{
+	struct depot_verify_report report;
+	char err[256];
+	int rc = depot_verify(t->depot, NULL, &report, err, sizeof(err));
+
+	if (rc != 0)
+		fail_msg("depot_verify: %d, %s %s", rc, err, report.problem);
+}
+
 static void test_retention_precedence(void **state)
 {
 	struct test_depot *t = *state;
@@ -296,6 +308,7 @@ static void test_holds_stop_expiry(void **state)
 			 1);
 	assert_int_equal(test_int(t->depot, "SELECT seq FROM message WHERE expired IS NULL"), 1);
 	depot_expiry_free(&expiry);
+	test_intact(t);
 }
 
 /* 1 if the 64 bytes at OFFSET of pack NUMBER are all zero. */
@@ -454,6 +467,7 @@ static void test_expire_removes_everything(void **state)
 			 1);
 	assert_true(test_int(t->depot, "SELECT count(*) FROM audit") > audits);
 	depot_expiry_free(&expiry);
+	test_intact(t);
 
 	/* Nothing more is due: a second run writes no entry. */
 	if (depot_expire(t->depot, T0 + 6 * DAY, DEFAULT_DAYS, false, "admin", &expiry, err,
@@ -507,6 +521,7 @@ static void test_shared_blob_stays(void **state)
 	assert_int_equal(test_text_hits(t, word, second), 0);
 	assert_int_equal(test_text_tokens(t, first), 0);
 	assert_int_equal(test_text_tokens(t, second), 0);
+	test_intact(t);
 }
 
 /* A message with attachments: their names and text are in the full-text
@@ -545,6 +560,7 @@ static void test_expire_attachments(void **state)
 	depot_expiry_free(&expiry);
 	assert_int_equal(test_int(t->depot, "SELECT count(*) FROM message_attachment"), 0);
 	assert_int_equal(test_text_tokens(t, seq), 0);
+	test_intact(t);
 }
 
 int main(void)
