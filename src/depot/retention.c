@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/address.h"
@@ -737,29 +738,70 @@ done:
 	return rc;
 }
 
+static int retention_hole_compare(const void *a, const void *b)
+{
+	const struct retention_hole *x = a, *y = b;
+
+	if (x->pack != y->pack)
+		return x->pack < y->pack ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Punches the holes of one pack (HOLES[0..COUNT), merged where adjacent);
+ * the bytes of disk it gave back. */
+static int64_t retention_punch_pack(struct depot *depot, const struct retention_hole *holes,
+				    size_t count)
+{
+	char *path = depot_pack_path(depot, holes[0].pack);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	struct stat before, after;
+	int64_t freed = 0;
+
+	free(path);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &before) < 0) {
+		close(fd);
+		return 0;
+	}
+	for (size_t i = 0; i < count;) {
+		int64_t offset = holes[i].offset;
+		int64_t end = holes[i].offset + holes[i].length;
+
+		/* Records side by side become one range: a file system frees only
+		 * whole blocks, and most records are smaller than one. */
+		for (i++; i < count && holes[i].offset <= end; i++)
+			if (holes[i].offset + holes[i].length > end)
+				end = holes[i].offset + holes[i].length;
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset,
+			      end - offset) < 0)
+			break;
+	}
+	if (fsync(fd) == 0 && fstat(fd, &after) == 0 && after.st_blocks < before.st_blocks)
+		freed = ((int64_t)before.st_blocks - (int64_t)after.st_blocks) * 512;
+	close(fd);
+	return freed;
+}
+
 /*
- * Frees the disk space of removed blobs' records: FALLOC_FL_PUNCH_HOLE keeps
- * the pack's size, so every other record stays at its offset. A file system
- * that cannot punch keeps the bytes (unreferenced); that costs space, not
- * correctness, so it is not an error.
+ * Frees the disk space of removed blobs' records (sorting HOLES):
+ * FALLOC_FL_PUNCH_HOLE keeps each pack's size, so every other record stays
+ * at its offset; one fsync per pack. A file system that cannot punch keeps
+ * the bytes (unreferenced): that costs space, not correctness, so it is not
+ * an error. The bytes of disk given back.
  */
-static int64_t retention_punch(struct depot *depot, const struct retention_hole *holes,
-			       size_t count)
+static int64_t retention_punch(struct depot *depot, struct retention_hole *holes, size_t count)
 {
 	int64_t freed = 0;
 
-	for (size_t i = 0; i < count; i++) {
-		char *path = depot_pack_path(depot, holes[i].pack);
-		int fd = open(path, O_WRONLY | O_CLOEXEC);
+	qsort(holes, count, sizeof(*holes), retention_hole_compare);
+	for (size_t first = 0; first < count;) {
+		size_t last = first;
 
-		free(path);
-		if (fd < 0)
-			continue;
-		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, holes[i].offset,
-			      holes[i].length) == 0 &&
-		    fsync(fd) == 0)
-			freed += holes[i].length;
-		close(fd);
+		while (last < count && holes[last].pack == holes[first].pack)
+			last++;
+		freed += retention_punch_pack(depot, holes + first, last - first);
+		first = last;
 	}
 	return freed;
 }

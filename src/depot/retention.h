@@ -92,7 +92,7 @@ struct depot_expiry {
 	size_t count;
 	int64_t held;	       /* due, but kept by a hold */
 	int64_t blobs_removed; /* blobs no kept message refers to any more */
-	int64_t bytes_freed;   /* of the packs, by those blobs' records */
+	int64_t bytes_freed;   /* of disk, given back by punching their records out */
 	int64_t entry_seq;     /* the "expire" chain entry, 0 when none was written */
 };
 void depot_expiry_free(struct depot_expiry *expiry);

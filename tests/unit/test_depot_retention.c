@@ -455,7 +455,6 @@ static void test_expire_removes_everything(void **state)
 	/* The blob: marked removed, its record punched out of the pack. */
 	assert_int_equal(test_int(t->depot, "SELECT count(*) FROM blob WHERE removed = 1"), 1);
 	assert_true(test_pack_zero_at(t, pack, offset));
-	assert_true(expiry.bytes_freed > 0);
 	assert_int_equal(depot_read(t->depot, gone, "admin", &raw, &len, err, sizeof(err)), 0);
 	assert_int_equal(depot_read(t->depot, kept, "admin", &raw, &len, err, sizeof(err)), 1);
 	free(raw);
