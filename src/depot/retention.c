@@ -794,6 +794,8 @@ static int64_t retention_punch(struct depot *depot, struct retention_hole *holes
 {
 	int64_t freed = 0;
 
+	if (count == 0)
+		return 0;
 	qsort(holes, count, sizeof(*holes), retention_hole_compare);
 	for (size_t first = 0; first < count;) {
 		size_t last = first;
