@@ -357,6 +357,50 @@ static const struct ctl_command ctl_commands[] = {
      "marked as not learnable. The running daemon's workers take the new\n"
      "database.\n",
      ctl_bayes_learn},
+    /* depot: import, retention, holds, expiry (ctl_depot_import.c) */
+    {"depot", "import", "[--user USER] [--direction in|out|import] [--batch N] PATH...",
+     "archive existing mail (mbox, maildir, message files)",
+     "Archives every message of the PATHs: a PATH is a message file, an mbox\n"
+     "(mboxo or mboxrd; its From_ lines and >From quoting are taken off), a\n"
+     "maildir (cur/ and new/) or a folder of message files. A message that\n"
+     "does not parse is archived all the same, with empty fields.\n"
+     "  --user USER   the messages belong to USER: through USER's addresses among\n"
+     "                their sender and recipients, or USER's primary address\n"
+     "                (without it: every assigned address among them, any user's)\n"
+     "  --direction   how the archive files them (default import)\n"
+     "  --batch N     messages archived per transaction (default 1000)\n"
+     "Resumable: run it again after an interruption and it goes on where it\n"
+     "stopped; an input finished before is not read again, and no message is\n"
+     "archived twice. Shows a progress bar on a terminal; prints 'imported N,\n"
+     "already archived M, failed K' (K: inputs that could not be read; then\n"
+     "it exits 1).\n",
+     ctl_depot_import},
+    {"depot", "retention", "set (--domain D | --user U | --default) DAYS | list",
+     "set or list how long archived mail is kept",
+     "  set  keep archived mail of domain D, user U or by default DAYS days\n"
+     "  list show each scope (domain:D, user:U, default) and its days\n"
+     "A message's retention is the longest of its owners' (an owner's: the\n"
+     "longer of its user's and its address domain's, else the default, which\n"
+     "is [depot] retention_days unless --default set one). Each change is\n"
+     "recorded in the archive's chain.\n",
+     ctl_depot_retention},
+    {"depot", "hold",
+     "add (--domain D | --user U | --message SEQ | --all) [--reason TEXT] | del (...) | list",
+     "put archived mail under legal hold, lift a hold, list them",
+     "  add   mail under hold is never expired: that of an owner address in\n"
+     "        domain D, of owner user U, the archived message SEQ, or all of it\n"
+     "  del   lift the hold of that scope (exits 1 if there is none)\n"
+     "  list  show each hold's scope, since when and its reason\n"
+     "Each change is recorded in the archive's chain.\n",
+     ctl_depot_hold},
+    {"depot", "expire", "[--dry-run] [--now DATE]", "remove archived mail past its retention",
+     "Removes every archived message whose retention (see 'depot retention')\n"
+     "has passed and no hold covers: its index rows, its full-text entry and,\n"
+     "when no kept message shares it, its stored bytes. The chain records one\n"
+     "'expire' entry listing the messages, the audit log a 'delete'.\n"
+     "  --dry-run  only say what would be removed\n"
+     "  --now DATE judge as of DATE (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC)\n",
+     ctl_depot_expire},
     /* depot (ctl_depot.c): MailDepot, the archive in <data_dir>/depot */
     {"depot", "verify", "[--checkpoints FILE]", "check that nothing in the archive was changed",
      "Walks the archive's hash chain from its first entry: each entry's hash,\n"

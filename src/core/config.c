@@ -34,6 +34,7 @@
 #include "core/config_key.h"
 #include "core/config_section.h"
 #include "core/util.h"
+#include "depot/depot.h"
 #include "filters/clamd.h"
 #include "filters/attachments.h"
 
@@ -136,6 +137,7 @@ const struct config_key config_keys[] = {
 	{"relay", "allow_private", CONFIG_BOOL, CONFIG_FIELD(relay_allow_private), 0, 0, NULL},
 	{"relay", "mta_sts_port", CONFIG_INT, CONFIG_FIELD(relay_mta_sts_port), 1, 65535, NULL},
 	{"relay", "ca_file", CONFIG_NULL_PATH, CONFIG_FIELD(relay_ca_file), 0, 0, NULL},
+	{"depot", "retention_days", CONFIG_INT, CONFIG_FIELD(depot_retention_days), 1, 36525, NULL},
 	{"providers", "allow", CONFIG_ALLOW, 0, 0, 0, NULL},
 };
 
@@ -481,6 +483,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->workers = 0;
 	cfg->worker_timeout = 60;
 	cfg->quarantine_days = 30;
+	cfg->depot_retention_days = DEPOT_RETENTION_DAYS_DEFAULT;
 	cfg->tag_subject_prefix = xstrdup("[SPAM]");
 	cfg->dns_time_limit = 5;
 	cfg->fuzzy_min_count = 5;

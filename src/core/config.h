@@ -133,6 +133,10 @@ struct popgate_config {
 	int relay_mta_sts_port;	  /* 443: the port of mta-sts.DOMAIN (others for tests) */
 	char *relay_ca_file;	  /* NULL: the system's CA store, for verified TLS */
 
+	/* [depot] (depot/retention.h) */
+	int depot_retention_days; /* 3653: days an archived message is kept where no
+				     retention row says otherwise */
+
 	/* [providers] */
 	char **provider_allow;	/* NULL/empty: any host; else host names or "*.suffix" */
 	size_t provider_allow_count;
