@@ -131,7 +131,7 @@ struct depot_fields {
 	size_t attachment_count;
 	char *headers;      /* the decoded header text worth searching (From, To, Cc, Subject, …) */
 	char *body;         /* the text of the text parts (HTML as text), at most DEPOT_TEXT_MAX */
-	char *attachment_text; /* the text of text-like attachments (text/*, .docx, .odt, .xlsx …), bounded likewise */
+	char *attachment_text; /* the text of text-like attachments (text/any, .docx, .odt, .xlsx …), bounded likewise */
 };
 
 /*

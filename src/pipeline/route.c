@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "pipeline/archive.h"
 #include "pipeline/proto.h"
 #include "pipeline/route.h"
 #include "pipeline/subject_tag.h"
@@ -27,6 +28,8 @@
 #include "filters/fuzzy.h"
 #include "filters/senders.h"
 #include "popgate.h"
+#include "store/address.h"
+#include "store/envelope.h"
 #include "store/fingerprint.h"
 #include "store/profile.h"
 #include "store/user.h"
@@ -260,7 +263,7 @@ static void route_retry(struct route_write *record)
 		struct filter_profile profile;
 
 		store_account_get_by_id(pg->store, message.account_id, &account);
-		route_job_fill(pg->store, &message, &account, &job, recipient, &profile);
+		route_job_fill(pg, &message, &account, &job, recipient, &profile);
 		if (record->has_profile)
 			job.profile = &record->profile;
 		pipeline_submit(pg->pipeline, &job);
@@ -336,6 +339,96 @@ static void route_signed(int result, char *prepend, const char *error, void *arg
 	route_write_submit(record->pg, record);
 }
 
+/* Adds ADDRESS to REQUEST's owners with its user, if it is one of our
+ * users' addresses (looked up, never trusted). A failed look-up is logged by
+ * the store and leaves the address out: the message is archived anyway. */
+static void route_archive_owner(struct popgate *pg, struct archive_request *request,
+				const char *address)
+{
+	char *user = NULL;
+
+	if (address != NULL && *address != '\0' &&
+	    store_address_owner_name(pg->store, address, &user) == 1)
+		archive_request_add_owner(request, address, user);
+	free(user);
+}
+
+/*
+ * Whose MESSAGE is, for the archive: the users of its addresses, as the
+ * attribution finds them (U4, U5). Fetched: the owners of the author's and
+ * the recipients' addresses the worker read (VERDICT), and the user of the
+ * account it was fetched for, through the account's login. Submitted: the
+ * owners of the envelope's sender and recipients as stored (what the relay
+ * sends it by; a header names anyone).
+ */
+static void route_archive_owners(struct popgate *pg, const struct pipeline_verdict *verdict,
+				 const struct store_message *message,
+				 const struct store_account *account,
+				 struct archive_request *request)
+{
+	if (message->account_id == 0) {
+		char *sender = NULL;
+		char **recipients = NULL;
+		size_t count = 0;
+
+		if (store_envelope_sender(pg->store, message->id, &sender) == 1)
+			route_archive_owner(pg, request, sender);
+		free(sender);
+		if (store_envelope_recipients(pg->store, message->id, &recipients, &count) == 0) {
+			for (size_t i = 0; i < count; i++)
+				route_archive_owner(pg, request, recipients[i]);
+		}
+		store_envelope_recipients_free(&recipients, count);
+		return;
+	}
+	route_archive_owner(pg, request, verdict->sender);
+	for (size_t i = 0; i < verdict->recipient_count; i++)
+		route_archive_owner(pg, request, verdict->recipients[i]);
+	if (account->user_name != NULL)
+		archive_request_add_owner(request,
+					  account->login != NULL ? account->login : account->name,
+					  account->user_name);
+}
+
+static void route_judged_submit(struct popgate *pg, struct route_write *record);
+
+/* In the loop, once the message is archived: on where the verdict sends it. */
+static void route_archived(int64_t seq, void *arg)
+{
+	struct route_write *record = arg;
+
+	(void)seq;
+	route_judged_submit(record->pg, record);
+}
+
+/* The daemon stopped before the message was archived or moved: it is still
+ * in processing, judged and archived again at the next start. */
+static void route_archive_dropped(void *arg)
+{
+	route_write_free(arg);
+}
+
+/*
+ * SPEC A1: the judged message is archived, unaltered, before it leaves
+ * processing; RECORD's writes (the move) follow once it is (route_archived).
+ * Fields the worker could not extract are archived empty rather than the
+ * message skipped.
+ */
+static void route_archive_submit(struct popgate *pg, const struct pipeline_verdict *verdict,
+				 const struct store_message *message,
+				 const struct store_account *account, struct route_write *record)
+{
+	struct archive_request *request = xcalloc(1, sizeof(*request));
+
+	memcpy(request->id, message->id, sizeof(request->id));
+	snprintf(request->account, sizeof(request->account), "%s", record->account_name);
+	request->size = message->body_size;
+	request->direction = message->account_id == 0 ? DEPOT_OUT : DEPOT_IN;
+	archive_fields_copy(&request->fields, verdict->archive_fields);
+	route_archive_owners(pg, verdict, message, account, request);
+	archive_submit(pg->archive, request, route_archived, route_archive_dropped, record);
+}
+
 /* A judged message's writes; a submitted one is DKIM-signed first (sign.h). */
 static void route_judged_submit(struct popgate *pg, struct route_write *record)
 {
@@ -394,15 +487,16 @@ enum message_state route_action_state(enum verdict_action action)
 	return MESSAGE_SUSPECT;
 }
 
-void route_job_fill(struct store *store, const struct store_message *message,
+void route_job_fill(struct popgate *pg, const struct store_message *message,
 		    const struct store_account *account, struct pipeline_job *job,
 		    char *recipient[1], struct filter_profile *profile)
 {
 	/* Read at each job, so a profile popgatectl changed judges the next
 	 * message without a restart. */
-	store_profile_for_user(store, account->user_id, profile);
+	store_profile_for_user(pg->store, account->user_id, profile);
 	memset(job, 0, sizeof(*job));
 	job->profile = profile;
+	job->archive = pg->archive != NULL;
 	memcpy(job->id, message->id, sizeof(job->id));
 	job->received_at = message->received_at;
 	snprintf(job->account, sizeof(job->account), "%s",
@@ -551,7 +645,10 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 	}
 	record->owner_id = verdict->job != NULL ? verdict->job->owner.user_id : 0;
 	verdict_decision_clear(&decision);
-	route_judged_submit(pg, record);
+	if (pg->archive != NULL)
+		route_archive_submit(pg, verdict, message, account, record);
+	else
+		route_judged_submit(pg, record);
 }
 
 void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx)
@@ -559,6 +656,13 @@ void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 	struct popgate *pg = ctx;
 	struct store_message message = {0};
 
+	/* Judged again (a release check, a restart's resume) while its
+	 * archive is pending: the verdict being acted on stands. */
+	if (archive_pending(pg->archive, verdict->id)) {
+		log_event(LOG_DEBUG, "error", NULL, verdict->id,
+			  "verdict ignored: the message's archive is pending");
+		return;
+	}
 	if (store_message_get(pg->store, verdict->id, &message) != 1) {
 		log_event(LOG_ERROR, "error", NULL, verdict->id, "verdict for an unknown message");
 		store_message_clear(&message);
