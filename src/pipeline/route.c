@@ -357,7 +357,7 @@ static void route_archive_owner(struct popgate *pg, struct archive_request *requ
  * Whose MESSAGE is, for the archive: the users of its addresses, as the
  * attribution finds them (U4, U5). Fetched: the owners of the author's and
  * the recipients' addresses the worker read (VERDICT), and the user of the
- * account it was fetched for, through the account's login. Submitted: the
+ * account it was fetched for, with the account's address. Submitted: the
  * owners of the envelope's sender and recipients as stored (what the relay
  * sends it by; a header names anyone).
  */
@@ -384,10 +384,15 @@ static void route_archive_owners(struct popgate *pg, const struct pipeline_verdi
 	route_archive_owner(pg, request, verdict->sender);
 	for (size_t i = 0; i < verdict->recipient_count; i++)
 		route_archive_owner(pg, request, verdict->recipients[i]);
-	if (account->user_name != NULL)
-		archive_request_add_owner(request,
-					  account->login != NULL ? account->login : account->name,
+	/* The mailbox's address: its login when that is one, else the
+	 * account's name (LOGIN@HOST). */
+	if (account->user_name != NULL) {
+		bool login_is_address = account->login != NULL &&
+					proto_address_valid(account->login, strlen(account->login));
+
+		archive_request_add_owner(request, login_is_address ? account->login : account->name,
 					  account->user_name);
+	}
 }
 
 static void route_judged_submit(struct popgate *pg, struct route_write *record);
