@@ -137,9 +137,9 @@ struct popgate_config {
 	 * pipeline/archive.h) */
 	bool depot_enabled;	       /* no: archive every message passing popgate (restart) */
 	int depot_retention_days;      /* 3653: days an archived message is kept by default */
-	int depot_checkpoint_interval; /* 3600 seconds between signed checkpoints; 0: none (restart) */
+	int depot_checkpoint_interval; /* 3600 s between signed checkpoints; 0: none (restart) */
 	int depot_batch;	       /* 256 messages at most per ingest batch (restart) */
-	int depot_retry;	       /* 60 seconds before a failed archive is tried again (doubling) */
+	int depot_retry;	       /* 60 s before a failed archive is tried again (doubling) */
 
 	/* [providers] */
 	char **provider_allow;	/* NULL/empty: any host; else host names or "*.suffix" */

@@ -194,9 +194,9 @@ static int archive_depot_ready(struct archive *archive, char *error, size_t errl
 {
 	struct stat st;
 
-	if (archive->depot != NULL && (stat(archive->depot_dir, &st) < 0 ||
-				       st.st_dev != archive->depot_dev ||
-				       st.st_ino != archive->depot_ino))
+	if (archive->depot != NULL &&
+	    (stat(archive->depot_dir, &st) < 0 || st.st_dev != archive->depot_dev ||
+	     st.st_ino != archive->depot_ino))
 		depot_close(&archive->depot);
 	if (archive->depot != NULL)
 		return 0;
@@ -237,8 +237,8 @@ static void archive_ingest(struct archive *archive, struct archive_job **jobs,
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (n > 1 &&
-		    depot_ingest(archive->depot, &items[i], 1, &seqs[i], error, sizeof(error)) == 0) {
+		if (n > 1 && depot_ingest(archive->depot, &items[i], 1, &seqs[i], error,
+					  sizeof(error)) == 0) {
 			jobs[i]->seq = seqs[i];
 			archive->unsigned_entries = true;
 			continue;
@@ -325,8 +325,8 @@ static void archive_wait(struct archive *archive)
 {
 	while (!archive->stopping && STAILQ_EMPTY(&archive->queued)) {
 		if (archive->checkpoint_interval > 0 && archive->unsigned_entries) {
-			struct timespec due = {
-			    .tv_sec = (time_t)(archive->checkpoint_at + archive->checkpoint_interval)};
+			struct timespec due = {.tv_sec = (time_t)(archive->checkpoint_at +
+								  archive->checkpoint_interval)};
 
 			if (pthread_cond_timedwait(&archive->wake, &archive->lock, &due) ==
 			    ETIMEDOUT)
@@ -388,8 +388,8 @@ static struct archive_bucket *archive_bucket_for(struct archive *archive, const 
 	unsigned hash = 0;
 
 	for (size_t i = SPOOL_ID_LEN / 2; i < SPOOL_ID_LEN / 2 + 4 && id[i] != '\0'; i++)
-		hash = hash * 16 + (unsigned)(isdigit((unsigned char)id[i]) ? id[i] - '0'
-									   : id[i] - 'a' + 10);
+		hash = hash * 16 +
+		       (unsigned)(isdigit((unsigned char)id[i]) ? id[i] - '0' : id[i] - 'a' + 10);
 	return &archive->buckets[hash % ARCHIVE_ID_BUCKETS];
 }
 
@@ -423,8 +423,8 @@ static void archive_retry_cb(evutil_socket_t fd, short what, void *arg)
 /* JOB failed: held, and queued again after the back-off. */
 static void archive_hold(struct archive *archive, struct archive_job *job)
 {
-	unsigned growth = job->failures < ARCHIVE_RETRY_GROWTH_MAX ? job->failures
-								   : ARCHIVE_RETRY_GROWTH_MAX;
+	unsigned growth =
+	    job->failures < ARCHIVE_RETRY_GROWTH_MAX ? job->failures : ARCHIVE_RETRY_GROWTH_MAX;
 	int delay = (*archive->cfg)->depot_retry << growth;
 
 	job->failures++;
@@ -502,8 +502,8 @@ struct archive *archive_new(struct event_base *base, const char *data_dir, int b
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	archive->notify_event = event_new(base, archive->notify_fd, EV_READ | EV_PERSIST,
-					  archive_notify_cb, archive);
+	archive->notify_event =
+	    event_new(base, archive->notify_fd, EV_READ | EV_PERSIST, archive_notify_cb, archive);
 	if (archive->notify_event == NULL || event_add(archive->notify_event, NULL) < 0) {
 		snprintf(err, errlen, "cannot watch the archiver's eventfd");
 		goto fail;
@@ -520,8 +520,8 @@ fail:
 	return NULL;
 }
 
-void archive_submit(struct archive *archive, struct archive_request *request,
-		    archive_done_fn *done, archive_drop_fn *drop, void *arg)
+void archive_submit(struct archive *archive, struct archive_request *request, archive_done_fn *done,
+		    archive_drop_fn *drop, void *arg)
 {
 	struct archive_job *job = xcalloc(1, sizeof(*job));
 

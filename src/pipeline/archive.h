@@ -84,8 +84,8 @@ struct archive *archive_new(struct event_base *base, const char *data_dir, int b
 
 /* Queues REQUEST (taken) for the thread; DONE or DROP follows, in the loop,
  * never from inside this call. */
-void archive_submit(struct archive *archive, struct archive_request *request,
-		    archive_done_fn *done, archive_drop_fn *drop, void *arg);
+void archive_submit(struct archive *archive, struct archive_request *request, archive_done_fn *done,
+		    archive_drop_fn *drop, void *arg);
 
 /* True while message ID has a request in the archiver (queued, being
  * archived, or held after a failure): its verdict is being acted on. */

@@ -390,8 +390,8 @@ static void route_archive_owners(struct popgate *pg, const struct pipeline_verdi
 		bool login_is_address = account->login != NULL &&
 					proto_address_valid(account->login, strlen(account->login));
 
-		archive_request_add_owner(request, login_is_address ? account->login : account->name,
-					  account->user_name);
+		archive_request_add_owner(
+		    request, login_is_address ? account->login : account->name, account->user_name);
 	}
 }
 
