@@ -76,6 +76,8 @@ struct route_write {
 	 * and the owner it is counted for. */
 	struct filter_fingerprint fingerprint;
 	int64_t owner_id;
+	/* Its entry in MailDepot once archived (pipeline/archive.h), else 0. */
+	int64_t depot_seq;
 	/* Failed: why, and the profile a retry is judged by. */
 	char *reason;
 	struct filter_profile profile;
@@ -282,13 +284,20 @@ static void route_write_done(int result, const char *error, void *arg)
 		/* The action and score go on the message's one "processed" line:
 		 * its trace in the log stays one event per step. The reasons are
 		 * filters' words about the content, so they stay out of the log. */
-		if (result == 1)
+		if (result == 1) {
+			char archived[64] = "";
+
+			if (record->depot_seq > 0)
+				snprintf(archived, sizeof(archived),
+					 ", archived as depot entry %lld",
+					 (long long)record->depot_seq);
 			log_event(LOG_INFO, "processed", account_name, record->id,
-				  "to %s (%s, score %.3f)",
+				  "to %s (%s, score %.3f)%s",
 				  record->state == MESSAGE_DELIVERY
 				      ? "the delivery queue"
 				      : store_message_state_name(record->state),
-				  verdict_action_name(record->action), record->score);
+				  verdict_action_name(record->action), record->score, archived);
+		}
 		/* Committed in outbound: the relay sends it now. */
 		if (result == 1 && record->state == MESSAGE_OUTBOUND)
 			relay_kick(record->pg->relay);
@@ -402,7 +411,7 @@ static void route_archived(int64_t seq, void *arg)
 {
 	struct route_write *record = arg;
 
-	(void)seq;
+	record->depot_seq = seq;
 	route_judged_submit(record->pg, record);
 }
 
@@ -664,8 +673,8 @@ void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 	/* Judged again (a release check, a restart's resume) while its
 	 * archive is pending: the verdict being acted on stands. */
 	if (archive_pending(pg->archive, verdict->id)) {
-		log_event(LOG_DEBUG, "error", NULL, verdict->id,
-			  "verdict ignored: the message's archive is pending");
+		log_event(LOG_DEBUG, "verdict_ignored", NULL, verdict->id,
+			  "its archive is pending: the verdict before goes on");
 		return;
 	}
 	if (store_message_get(pg->store, verdict->id, &message) != 1) {

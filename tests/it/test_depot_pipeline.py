@@ -97,6 +97,9 @@ def test_fetched_mail_archived_before_delivery(make_popgate, provider):
     archived_at = next(i for i, line in enumerate(lines) if "event=archived" in line)
     moved_at = next(i for i, line in enumerate(lines) if "to=delivery" in line)
     assert archived_at < moved_at, lines
+    seq, = depot_query(gate, "SELECT seq FROM message WHERE source = ?", (f"popgate:{mid}",))
+    processed, = [e for e in gate.events("processed") if e.get("id") == mid]
+    assert f"archived as depot entry {seq[0]}" in processed.line
 
     served, = gate.pickup(ACCOUNT, PASSWORD)
     assert split_trace(served)[1] == original.replace(b"\n", b"\r\n")
