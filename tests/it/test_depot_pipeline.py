@@ -107,6 +107,31 @@ def test_fetched_mail_archived_before_delivery(make_popgate, provider):
     verify_intact(gate)
 
 
+def test_archived_not_moved_is_not_archived_twice(make_popgate, provider):
+    """A crash after the archive's commit and before the move: the message
+    is still in processing at the start, judged again, finds its entry by
+    its source and is delivered, archived once."""
+    gate = depot_gate(make_popgate, provider)
+    provider.add_user("alice", PASSWORD)
+    gate.first_login_fetched(ACCOUNT, PASSWORD)
+    provider.deliver("alice", message("between two steps"))
+    gate.pickup(ACCOUNT, PASSWORD)
+    gate.wait_states({"delivery": 1}, timeout=60)
+    mid, = message_ids(gate)
+    (seq,), = depot_query(gate, "SELECT seq FROM message")
+    gate.kill()
+    gate.db_write("UPDATE message SET state = 'processing' WHERE id = ?", (mid,))
+    gate.start()
+    gate.wait_message_state(mid, "delivery", timeout=60)
+    assert depot_query(gate, "SELECT seq, source FROM message") == [(seq, f"popgate:{mid}")]
+    processed = [e for e in gate.events("processed") if e.get("id") == mid]
+    assert len(processed) == 2
+    assert f"archived as depot entry {seq}" in processed[1].line
+    served, = gate.pickup(ACCOUNT, PASSWORD)
+    assert b"Subject: between two steps" in served
+    verify_intact(gate)
+
+
 def test_relayed_mail_archived_out(relay_env):  # noqa: F811
     gate = relay_env.gate
     gate.reconfigure({"depot": DEPOT})
