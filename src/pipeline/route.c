@@ -659,7 +659,8 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 	}
 	record->owner_id = verdict->job != NULL ? verdict->job->owner.user_id : 0;
 	verdict_decision_clear(&decision);
-	if (pg->archive != NULL)
+	/* U3: a user without a seat gets mail unarchived, as its header says. */
+	if (pg->archive != NULL && has_seat)
 		route_archive_submit(pg, verdict, message, account, record);
 	else
 		route_judged_submit(pg, record);

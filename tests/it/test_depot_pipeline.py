@@ -221,6 +221,28 @@ def test_sigkill_while_archiving_loses_nothing(make_popgate, provider):
     assert subjects == sorted(f"Subject: batch {i}".encode() for i in range(count))
 
 
+def test_user_without_a_seat_is_not_archived(make_popgate, provider):
+    """U3: a user without a seat gets mail unfiltered and unarchived, as its
+    X-Popgate-Unfiltered header says; a user with one has it archived."""
+    gate = depot_gate(make_popgate, provider)
+    ok(ctl("seat", "set", "1", config=gate.config_path))
+    provider.add_user("alice", PASSWORD)
+    provider.add_user("bob", PASSWORD)
+    gate.first_login_fetched(ACCOUNT, PASSWORD)  # takes the one seat
+    gate.first_login_fetched("bob@localhost", PASSWORD)
+    provider.deliver("alice", message("for alice"))
+    provider.deliver("bob", message("for bob"))
+    gate.pickup(ACCOUNT, PASSWORD)
+    gate.pickup("bob@localhost", PASSWORD)
+    gate.wait_states({"delivery": 2}, timeout=60)
+    alice_id, = [i for i, in gate.db_query(
+        "SELECT m.id FROM message m JOIN account a ON a.id = m.account_id"
+        " WHERE a.name = ?", (ACCOUNT,))]
+    assert archived(gate) == {f"popgate:{alice_id}": "in"}
+    served, = gate.pickup("bob@localhost", PASSWORD)
+    assert b"X-Popgate-Unfiltered:" in served
+
+
 def test_depot_off_archives_nothing(make_popgate, provider):
     gate = make_popgate(provider=provider)
     provider.add_user("alice", PASSWORD)
