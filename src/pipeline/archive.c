@@ -69,7 +69,11 @@ struct archive {
 	struct depot *depot;
 	dev_t depot_dev; /* the folder DEPOT was opened in */
 	ino_t depot_ino;
-	bool unsigned_entries; /* archived since the last checkpoint */
+	/* The newest entry archived, and the chain's head at the last
+	 * checkpoint: entries are unsigned while the first is greater (a
+	 * message archived again returns an older entry). */
+	int64_t newest_seq;
+	int64_t signed_seq;
 	int64_t checkpoint_at; /* when the last one was made (or the start) */
 	/* The loop's: */
 	int notify_fd;
@@ -221,6 +225,13 @@ static void archive_fail_all(struct archive_job **jobs, size_t n, const char *er
 	}
 }
 
+static void archive_archived(struct archive *archive, struct archive_job *job, int64_t seq)
+{
+	job->seq = seq;
+	if (seq > archive->newest_seq)
+		archive->newest_seq = seq;
+}
+
 /* Archives N read jobs (their items in ITEMS) as one batch; if that fails,
  * each alone, so one message the depot refuses holds only itself. */
 static void archive_ingest(struct archive *archive, struct archive_job **jobs,
@@ -231,16 +242,14 @@ static void archive_ingest(struct archive *archive, struct archive_job **jobs,
 
 	if (depot_ingest(archive->depot, items, n, seqs, error, sizeof(error)) == 0) {
 		for (size_t i = 0; i < n; i++)
-			jobs[i]->seq = seqs[i];
-		archive->unsigned_entries = true;
+			archive_archived(archive, jobs[i], seqs[i]);
 		free(seqs);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (n > 1 && depot_ingest(archive->depot, &items[i], 1, &seqs[i], error,
 					  sizeof(error)) == 0) {
-			jobs[i]->seq = seqs[i];
-			archive->unsigned_entries = true;
+			archive_archived(archive, jobs[i], seqs[i]);
 			continue;
 		}
 		archive_fail_all(&jobs[i], 1, error);
@@ -304,7 +313,7 @@ static void archive_checkpoint(struct archive *archive, bool force)
 	int64_t seq = 0;
 	char error[256];
 
-	if (archive->checkpoint_interval <= 0 || !archive->unsigned_entries ||
+	if (archive->checkpoint_interval <= 0 || archive->newest_seq <= archive->signed_seq ||
 	    (!force && now < archive->checkpoint_at + archive->checkpoint_interval))
 		return;
 	archive->checkpoint_at = now;
@@ -315,7 +324,7 @@ static void archive_checkpoint(struct archive *archive, bool force)
 			  archive->checkpoint_interval);
 		return;
 	}
-	archive->unsigned_entries = false;
+	archive->signed_seq = seq;
 	log_event(LOG_INFO, "depot_checkpoint", NULL, NULL, "signed the chain's head, entry %lld",
 		  (long long)seq);
 }
@@ -324,7 +333,7 @@ static void archive_checkpoint(struct archive *archive, bool force)
 static void archive_wait(struct archive *archive)
 {
 	while (!archive->stopping && STAILQ_EMPTY(&archive->queued)) {
-		if (archive->checkpoint_interval > 0 && archive->unsigned_entries) {
+		if (archive->checkpoint_interval > 0 && archive->newest_seq > archive->signed_seq) {
 			struct timespec due = {.tv_sec = (time_t)(archive->checkpoint_at +
 								  archive->checkpoint_interval)};
 
