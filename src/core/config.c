@@ -138,7 +138,7 @@ const struct config_key config_keys[] = {
 	{"relay", "mta_sts_port", CONFIG_INT, CONFIG_FIELD(relay_mta_sts_port), 1, 65535, NULL},
 	{"relay", "ca_file", CONFIG_NULL_PATH, CONFIG_FIELD(relay_ca_file), 0, 0, NULL},
 	{"depot", "enabled", CONFIG_BOOL, CONFIG_FIELD(depot_enabled), 0, 0, NULL},
-	{"depot", "retention_days", CONFIG_INT, CONFIG_FIELD(depot_retention_days), 1, 36530, NULL},
+	{"depot", "retention_days", CONFIG_INT, CONFIG_FIELD(depot_retention_days), 1, 36525, NULL},
 	{"depot", "checkpoint_interval", CONFIG_INT, CONFIG_FIELD(depot_checkpoint_interval), 0,
 	 31536000, NULL},
 	{"depot", "batch", CONFIG_INT, CONFIG_FIELD(depot_batch), 1, 10000, NULL},
