@@ -149,13 +149,19 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void start(struct fixture *f, int batch)
+static void start_signing(struct fixture *f, int batch, int checkpoint_interval)
 {
 	char err[256] = "";
 
-	f->archive = archive_new(f->base, f->dir, batch, 0, &f->cfg_p, err, sizeof(err));
+	f->archive =
+	    archive_new(f->base, f->dir, batch, checkpoint_interval, &f->cfg_p, err, sizeof(err));
 	if (f->archive == NULL)
 		fail_msg("archive_new: %s", err);
+}
+
+static void start(struct fixture *f, int batch)
+{
+	start_signing(f, batch, 0);
 }
 
 /* A request for message INDEX, with the fields depot_extract finds in it. */
@@ -245,6 +251,43 @@ static void test_batches_archived_then_done(void **state)
 	assert_int_equal(f->done, 2 * MESSAGES);
 	assert_memory_equal(first, f->seqs, sizeof(first));
 	assert_int_equal(depot_count(f, "SELECT count(*) FROM message"), MESSAGES);
+}
+
+/* Signed checkpoints: every interval in which new entries were archived,
+ * none without new ones, and one at the stop for entries not yet signed. */
+static void test_checkpoints(void **state)
+{
+	struct fixture *f = *state;
+	time_t end;
+
+	start_signing(f, 8, 1);
+	for (size_t i = 0; i < 3; i++)
+		submit(f, i);
+	run_until_done(f, 3, 30);
+	end = time(NULL) + 10;
+	while (depot_count(f, "SELECT count(*) FROM checkpoint") < 1 && time(NULL) < end) {
+		event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(20000);
+	}
+	assert_int_equal(depot_count(f, "SELECT count(*) FROM checkpoint"), 1);
+	assert_int_equal(depot_count(f, "SELECT max(seq) FROM checkpoint"), 3);
+	/* Archived again: no new entry, nothing to sign. */
+	submit(f, 0);
+	run_until_done(f, 4, 30);
+	sleep(2);
+	assert_int_equal(depot_count(f, "SELECT count(*) FROM checkpoint"), 1);
+	archive_free(&f->archive);
+	assert_int_equal(depot_count(f, "SELECT count(*) FROM checkpoint"), 1);
+
+	/* A long interval: the stop signs what is new. */
+	start_signing(f, 8, 3600);
+	submit(f, 3);
+	submit(f, 4);
+	run_until_done(f, 6, 30);
+	assert_int_equal(depot_count(f, "SELECT count(*) FROM checkpoint"), 1);
+	archive_free(&f->archive);
+	assert_int_equal(depot_count(f, "SELECT count(*) FROM checkpoint"), 2);
+	assert_int_equal(depot_count(f, "SELECT max(seq) FROM checkpoint"), 5);
 }
 
 static void test_unwritable_depot_holds_until_repaired(void **state)
@@ -451,6 +494,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_batches_archived_then_done, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unwritable_depot_holds_until_repaired, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_free_drops_held, setup, teardown),
