@@ -12,6 +12,7 @@ repaired, the held message is archived and delivered. A SIGKILL while
 batches are being archived loses nothing and archives nothing twice.
 """
 
+import json
 import os
 import smtplib
 import sqlite3
@@ -67,7 +68,13 @@ def owners(gate, message_id):
 
 def verify_intact(gate):
     """`popgatectl depot verify` finds the chain, the index and the blobs intact."""
-    ok(ctl("depot", "verify", config=gate.config_path))
+    report = json.loads(ok(ctl("--json", "depot", "verify", config=gate.config_path)))
+    assert report["intact"] is True and report["broken_seq"] is None, report
+    return report
+
+
+def depot_stats(gate):
+    return json.loads(ok(ctl("--json", "depot", "stats", config=gate.config_path)))
 
 
 def depot_gate(make_popgate, provider, start=True, **depot):
@@ -104,7 +111,7 @@ def test_fetched_mail_archived_before_delivery(make_popgate, provider):
     served, = gate.pickup(ACCOUNT, PASSWORD)
     assert split_trace(served)[1] == original.replace(b"\n", b"\r\n")
     gate.wait_event("depot_checkpoint", timeout=30)
-    verify_intact(gate)
+    assert verify_intact(gate)["checkpoints"] >= 1
 
 
 def test_archived_not_moved_is_not_archived_twice(make_popgate, provider):
@@ -214,7 +221,8 @@ def test_sigkill_while_archiving_loses_nothing(make_popgate, provider):
     sources = depot_query(gate, "SELECT source FROM message")
     assert len(sources) == count  # each message archived exactly once
     assert sorted(s for s, in sources) == sorted(f"popgate:{i}" for i in ids)
-    verify_intact(gate)
+    assert depot_stats(gate)["messages"] == count
+    assert verify_intact(gate)["entries"] == count
     served += gate.pickup(ACCOUNT, PASSWORD)
     subjects = sorted(line for m in served for line in m.split(b"\r\n")
                       if line.startswith(b"Subject: batch "))
