@@ -362,13 +362,34 @@ static void route_archive_owner(struct popgate *pg, struct archive_request *requ
 	free(user);
 }
 
+/* Adds ACCOUNT's user to REQUEST's owners through the user's primary
+ * address (U2), or, for a user without one, through the account's name. */
+static void route_archive_user(struct popgate *pg, struct archive_request *request,
+			       const struct store_account *account)
+{
+	struct store_address *addresses = NULL;
+	size_t count = 0;
+	const char *address = account->name;
+	char err[256];
+
+	if (store_address_list(pg->store, account->user_name, &addresses, &count, err,
+			       sizeof(err)) == 0) {
+		for (size_t i = 0; i < count; i++) {
+			if (addresses[i].is_primary)
+				address = addresses[i].address;
+		}
+	}
+	archive_request_add_owner(request, address, account->user_name);
+	store_address_list_free(&addresses, count);
+}
+
 /*
  * Whose MESSAGE is, for the archive: the users of its addresses, as the
  * attribution finds them (U4, U5). Fetched: the owners of the author's and
  * the recipients' addresses the worker read (VERDICT), and the user of the
- * account it was fetched for, with the account's address. Submitted: the
- * owners of the envelope's sender and recipients as stored (what the relay
- * sends it by; a header names anyone).
+ * account it was fetched for. Submitted: the owners of the envelope's sender
+ * and recipients as stored (what the relay sends it by; a header names
+ * anyone).
  */
 static void route_archive_owners(struct popgate *pg, const struct pipeline_verdict *verdict,
 				 const struct store_message *message,
@@ -393,15 +414,13 @@ static void route_archive_owners(struct popgate *pg, const struct pipeline_verdi
 	route_archive_owner(pg, request, verdict->sender);
 	for (size_t i = 0; i < verdict->recipient_count; i++)
 		route_archive_owner(pg, request, verdict->recipients[i]);
-	/* The mailbox's address: its login when that is one, else the
-	 * account's name (LOGIN@HOST). */
-	if (account->user_name != NULL) {
-		bool login_is_address = account->login != NULL &&
-					proto_address_valid(account->login, strlen(account->login));
-
-		archive_request_add_owner(
-		    request, login_is_address ? account->login : account->name, account->user_name);
-	}
+	/* The mailbox's user, through its login when that is one of its
+	 * addresses (U5), and always through the user's primary address: a
+	 * user's search finds mail by the addresses assigned to the user. */
+	if (account->login != NULL && proto_address_valid(account->login, strlen(account->login)))
+		route_archive_owner(pg, request, account->login);
+	if (account->user_name != NULL)
+		route_archive_user(pg, request, account);
 }
 
 static void route_judged_submit(struct popgate *pg, struct route_write *record);

@@ -24,6 +24,7 @@ from test_relay_delivery import relay_env  # noqa: F401 (a fixture)
 
 ACCOUNT = "alice@localhost"
 USER = "alice+localhost"
+USER_ADDRESS = "alice+localhost@pop3proxy.reddoxx"  # U2: the user's primary address
 PASSWORD = "alice-depot-secret-1"
 
 DEPOT = {"enabled": "yes", "retry": 1, "checkpoint_interval": 1, "batch": 16}
@@ -98,7 +99,8 @@ def test_fetched_mail_archived_before_delivery(make_popgate, provider):
     mid, = message_ids(gate)
 
     assert archived(gate) == {f"popgate:{mid}": "in"}
-    assert (ACCOUNT, USER) in owners(gate, mid)
+    # The account's user, through the address a user's search looks by.
+    assert owners(gate, mid) == [(USER_ADDRESS, USER)]
     # Archived before it became deliverable: the archive's event comes first.
     lines = [e.line for e in gate.events() if e.get("id") == mid]
     archived_at = next(i for i, line in enumerate(lines) if "event=archived" in line)
