@@ -1,12 +1,14 @@
 /*
  * route.c — the main process's answer to a verdict: attribution (U4, U5),
- * the combined action, the state change, and retries of messages a worker
- * failed on.
+ * the archive (A1), the combined action, the state change, and retries of
+ * messages a worker failed on.
  *
  * Owns: nothing; it runs inside the pipeline's callback, on the event loop,
- * and hands every write to the writer thread (store/writer.h).
+ * and hands every archive to the archiver's thread (pipeline/archive.h) and
+ * every write to the writer thread (store/writer.h).
  * Must never: trust a worker's addresses beyond looking them up, lose a
- * message to a bookkeeping error, or call pipeline_free.
+ * message to a bookkeeping error, move a judged message out of processing
+ * before it is archived when the depot is on, or call pipeline_free.
  */
 #include <errno.h>
 #include <fcntl.h>
