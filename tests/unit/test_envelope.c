@@ -84,7 +84,8 @@ static void test_add_and_sender(void **state)
 	store_envelope_recipients_free(&recipients, count);
 	assert_null(recipients);
 	assert_int_equal(
-	    store_envelope_recipients(f->store, "333333333333333333333333", &recipients, &count), 0);
+	    store_envelope_recipients(f->store, "333333333333333333333333", &recipients, &count),
+	    0);
 	assert_int_equal(count, 0);
 	assert_null(recipients);
 }
