@@ -110,6 +110,10 @@ def test_fetched_mail_archived_before_delivery(make_popgate, provider):
     processed, = [e for e in gate.events("processed") if e.get("id") == mid]
     assert f"archived as depot entry {seq[0]}" in processed.line
 
+    # The fields the worker extracted are indexed.
+    assert depot_query(gate, "SELECT sender, subject, message_id FROM message") == [
+        ("stranger@elsewhere.example", "kept for years", "kept.for.years@it.example")]
+
     served, = gate.pickup(ACCOUNT, PASSWORD)
     assert split_trace(served)[1] == original.replace(b"\n", b"\r\n")
     gate.wait_event("depot_checkpoint", timeout=30)
@@ -156,6 +160,7 @@ def test_relayed_mail_archived_out(relay_env):  # noqa: F811
     mid, = message_ids(gate)
     assert archived(gate) == {f"popgate:{mid}": "out"}
     assert owners(gate, mid) == [("alice@office.test", "alice")]
+    assert depot_query(gate, "SELECT subject FROM message") == [("the offer",)]
     verify_intact(gate)
 
 
