@@ -23,7 +23,7 @@ struct offload;
 struct resolver;
 struct writer;
 struct relay;
-struct archive;
+struct archiver;
 
 struct popgate {
 	struct popgate_config *cfg;
@@ -45,7 +45,8 @@ struct popgate {
 	struct offload *offload; /* threads for argon2id */
 	struct writer *writer;	 /* spool fsyncs and commits off the loop (store/writer.h) */
 	struct relay *relay;	 /* outbound delivery (smtp/relay.h) */
-	struct archive *archive; /* MailDepot's archiver (pipeline/archive.h); NULL: [depot] off */
+	struct archiver
+	    *archiver; /* MailDepot's archiver (pipeline/archiver.h); NULL: [depot] off */
 };
 
 #endif

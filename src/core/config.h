@@ -134,7 +134,7 @@ struct popgate_config {
 	char *relay_ca_file;	  /* NULL: the system's CA store, for verified TLS */
 
 	/* [depot] (MailDepot: depot/depot.h; the daemon's archiver,
-	 * pipeline/archive.h) */
+	 * pipeline/archiver.h) */
 	bool depot_enabled;	       /* no: archive every message passing popgate (restart) */
 	int depot_retention_days;      /* 3653: days an archived message is kept by default */
 	int depot_checkpoint_interval; /* 3600 s between signed checkpoints; 0: none (restart) */

@@ -27,8 +27,8 @@
 #include "core/control.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "pipeline/archiver.h"
 #include "pipeline/pipeline.h"
-#include "pipeline/archive.h"
 #include "pipeline/route.h"
 #include "smtp/server.h"
 #include "smtp/relay.h"
@@ -312,8 +312,8 @@ ssize_t control_resume_processing(struct popgate *pg)
 		struct filter_profile profile;
 
 		/* Judged already, its archive pending or held for a retry
-		 * (pipeline/archive.h): it goes on from there. */
-		if (archive_pending(pg->archive, messages[i].id))
+		 * (pipeline/archiver.h): it goes on from there. */
+		if (archiver_pending(pg->archiver, messages[i].id))
 			continue;
 		store_account_get_by_id(pg->store, messages[i].account_id, &account);
 		route_job_fill(pg, &messages[i], &account, &job, recipient, &profile);

@@ -4,7 +4,7 @@
  * messages a worker failed on.
  *
  * Owns: nothing; it runs inside the pipeline's callback, on the event loop,
- * and hands every archive to the archiver's thread (pipeline/archive.h) and
+ * and hands every archive to the archiver's thread (pipeline/archiver.h) and
  * every write to the writer thread (store/writer.h).
  * Must never: trust a worker's addresses beyond looking them up, lose a
  * message to a bookkeeping error, move a judged message out of processing
@@ -20,7 +20,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "pipeline/archive.h"
+#include "pipeline/archiver.h"
 #include "pipeline/proto.h"
 #include "pipeline/route.h"
 #include "pipeline/subject_tag.h"
@@ -78,7 +78,7 @@ struct route_write {
 	 * and the owner it is counted for. */
 	struct filter_fingerprint fingerprint;
 	int64_t owner_id;
-	/* Its entry in MailDepot once archived (pipeline/archive.h), else 0. */
+	/* Its entry in MailDepot once archived (pipeline/archiver.h), else 0. */
 	int64_t depot_seq;
 	/* Failed: why, and the profile a retry is judged by. */
 	char *reason;
@@ -353,20 +353,20 @@ static void route_signed(int result, char *prepend, const char *error, void *arg
 /* Adds ADDRESS to REQUEST's owners with its user, if it is one of our
  * users' addresses (looked up, never trusted). A failed look-up is logged by
  * the store and leaves the address out: the message is archived anyway. */
-static void route_archive_owner(struct popgate *pg, struct archive_request *request,
+static void route_archive_owner(struct popgate *pg, struct archiver_request *request,
 				const char *address)
 {
 	char *user = NULL;
 
 	if (address != NULL && *address != '\0' &&
 	    store_address_owner_name(pg->store, address, &user) == 1)
-		archive_request_add_owner(request, address, user);
+		archiver_request_add_owner(request, address, user);
 	free(user);
 }
 
 /* Adds ACCOUNT's user to REQUEST's owners through the user's primary
  * address (U2), or, for a user without one, through the account's name. */
-static void route_archive_user(struct popgate *pg, struct archive_request *request,
+static void route_archive_user(struct popgate *pg, struct archiver_request *request,
 			       const struct store_account *account)
 {
 	struct store_address *addresses = NULL;
@@ -381,7 +381,7 @@ static void route_archive_user(struct popgate *pg, struct archive_request *reque
 				address = addresses[i].address;
 		}
 	}
-	archive_request_add_owner(request, address, account->user_name);
+	archiver_request_add_owner(request, address, account->user_name);
 	store_address_list_free(&addresses, count);
 }
 
@@ -396,7 +396,7 @@ static void route_archive_user(struct popgate *pg, struct archive_request *reque
 static void route_archive_owners(struct popgate *pg, const struct pipeline_verdict *verdict,
 				 const struct store_message *message,
 				 const struct store_account *account,
-				 struct archive_request *request)
+				 struct archiver_request *request)
 {
 	if (message->account_id == 0) {
 		char *sender = NULL;
@@ -453,15 +453,15 @@ static void route_archive_submit(struct popgate *pg, const struct pipeline_verdi
 				 const struct store_message *message,
 				 const struct store_account *account, struct route_write *record)
 {
-	struct archive_request *request = xcalloc(1, sizeof(*request));
+	struct archiver_request *request = xcalloc(1, sizeof(*request));
 
 	memcpy(request->id, message->id, sizeof(request->id));
 	snprintf(request->account, sizeof(request->account), "%s", record->account_name);
 	request->size = message->body_size;
 	request->direction = message->account_id == 0 ? DEPOT_OUT : DEPOT_IN;
-	archive_fields_copy(&request->fields, verdict->archive_fields);
+	archiver_fields_copy(&request->fields, verdict->archive_fields);
 	route_archive_owners(pg, verdict, message, account, request);
-	archive_submit(pg->archive, request, route_archived, route_archive_dropped, record);
+	archiver_submit(pg->archiver, request, route_archived, route_archive_dropped, record);
 }
 
 /* A judged message's writes; a submitted one is DKIM-signed first (sign.h). */
@@ -531,7 +531,7 @@ void route_job_fill(struct popgate *pg, const struct store_message *message,
 	store_profile_for_user(pg->store, account->user_id, profile);
 	memset(job, 0, sizeof(*job));
 	job->profile = profile;
-	job->archive = pg->archive != NULL;
+	job->archive = pg->archiver != NULL;
 	memcpy(job->id, message->id, sizeof(job->id));
 	job->received_at = message->received_at;
 	snprintf(job->account, sizeof(job->account), "%s",
@@ -681,7 +681,7 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 	record->owner_id = verdict->job != NULL ? verdict->job->owner.user_id : 0;
 	verdict_decision_clear(&decision);
 	/* U3: a user without a seat gets mail unarchived, as its header says. */
-	if (pg->archive != NULL && has_seat)
+	if (pg->archiver != NULL && has_seat)
 		route_archive_submit(pg, verdict, message, account, record);
 	else
 		route_judged_submit(pg, record);
@@ -694,7 +694,7 @@ void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 
 	/* Judged again (a release check, a restart's resume) while its
 	 * archive is pending: the verdict being acted on stands. */
-	if (archive_pending(pg->archive, verdict->id)) {
+	if (archiver_pending(pg->archiver, verdict->id)) {
 		log_event(LOG_DEBUG, "verdict_ignored", NULL, verdict->id,
 			  "its archive is pending: the verdict before goes on");
 		return;

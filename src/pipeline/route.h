@@ -18,7 +18,7 @@ struct popgate;
  * an action (verdict.h), which moves it out of processing (hold: to
  * suspect, for the administrator; a user without a seat: delivered, U3);
  * a message a worker failed on is retried once and then held as suspect.
- * With [depot] enabled, a judged message is archived (pipeline/archive.h)
+ * With [depot] enabled, a judged message is archived (pipeline/archiver.h)
  * before it moves; until then it stays in processing, and a verdict for a
  * message whose archive is pending is ignored.
  */

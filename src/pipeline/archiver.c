@@ -1,5 +1,5 @@
 /*
- * archive.c — the archiver behind archive.h: a thread with one depot
+ * archiver.c — the archiver behind archiver.h: a thread with one depot
  * connection that archives the queued requests in batches, and, in the
  * loop, the index of pending requests and the held ones' retry timers.
  *
@@ -27,30 +27,30 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "pipeline/archive.h"
+#include "pipeline/archiver.h"
 
 /* Buckets of the id index; ids are random hex, so any few digits spread well. */
-#define ARCHIVE_ID_BUCKETS 1024
+#define ARCHIVER_ID_BUCKETS 1024
 
-struct archive_job {
-	struct archive *archive;
-	struct archive_request *request;
-	archive_done_fn *done;
-	archive_drop_fn *drop;
+struct archiver_job {
+	struct archiver *archiver;
+	struct archiver_request *request;
+	archiver_done_fn *done;
+	archiver_drop_fn *drop;
 	void *arg;
 	/* Set by the thread: the entry, or (-1) why it failed. */
 	int64_t seq;
 	char error[256];
 	unsigned failures;
 	struct event *retry_timer; /* armed while held */
-	STAILQ_ENTRY(archive_job) queue_link;
-	LIST_ENTRY(archive_job) id_link;
+	STAILQ_ENTRY(archiver_job) queue_link;
+	LIST_ENTRY(archiver_job) id_link;
 };
 
-STAILQ_HEAD(archive_job_list, archive_job);
-LIST_HEAD(archive_bucket, archive_job);
+STAILQ_HEAD(archiver_job_list, archiver_job);
+LIST_HEAD(archiver_bucket, archiver_job);
 
-struct archive {
+struct archiver {
 	struct event_base *base;
 	struct popgate_config *const *cfg;
 	char *data_dir;
@@ -60,8 +60,8 @@ struct archive {
 	/* Under LOCK: */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	struct archive_job_list queued;
-	struct archive_job_list finished;
+	struct archiver_job_list queued;
+	struct archiver_job_list finished;
 	bool stopping;
 	/* The thread's own: */
 	bool thread_started;
@@ -78,11 +78,11 @@ struct archive {
 	/* The loop's: */
 	int notify_fd;
 	struct event *notify_event;
-	struct archive_bucket buckets[ARCHIVE_ID_BUCKETS];
+	struct archiver_bucket buckets[ARCHIVER_ID_BUCKETS];
 	size_t held;
 };
 
-void archive_fields_copy(struct depot_fields *to, const struct depot_fields *from)
+void archiver_fields_copy(struct depot_fields *to, const struct depot_fields *from)
 {
 	memset(to, 0, sizeof(*to));
 	if (from == NULL)
@@ -105,8 +105,8 @@ void archive_fields_copy(struct depot_fields *to, const struct depot_fields *fro
 	to->attachment_text = from->attachment_text != NULL ? xstrdup(from->attachment_text) : NULL;
 }
 
-void archive_request_add_owner(struct archive_request *request, const char *address,
-			       const char *user)
+void archiver_request_add_owner(struct archiver_request *request, const char *address,
+				const char *user)
 {
 	char *lower;
 
@@ -133,7 +133,7 @@ void archive_request_add_owner(struct archive_request *request, const char *addr
 	request->owner_count++;
 }
 
-void archive_request_free(struct archive_request *request)
+void archiver_request_free(struct archiver_request *request)
 {
 	if (request == NULL)
 		return;
@@ -150,10 +150,10 @@ void archive_request_free(struct archive_request *request)
 
 /* The whole spool body of ID into *RAW_R (malloc) and *LEN_R. 0, or -1 with
  * ERROR set. */
-static int archive_read_body(const struct archive *archive, const char *id, char **raw_r,
-			     size_t *len_r, char *error, size_t errlen)
+static int archiver_read_body(const struct archiver *archiver, const char *id, char **raw_r,
+			      size_t *len_r, char *error, size_t errlen)
 {
-	char *path = spool_path(archive->data_dir, id);
+	char *path = spool_path(archiver->data_dir, id);
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	struct stat st;
 	size_t len = 0;
@@ -194,30 +194,30 @@ fail:
 
 /* Opens the depot if it is not open, or was opened in a folder that is not
  * the one at its path any more. 0, or -1 with ERROR set. */
-static int archive_depot_ready(struct archive *archive, char *error, size_t errlen)
+static int archiver_depot_ready(struct archiver *archiver, char *error, size_t errlen)
 {
 	struct stat st;
 
-	if (archive->depot != NULL &&
-	    (stat(archive->depot_dir, &st) < 0 || st.st_dev != archive->depot_dev ||
-	     st.st_ino != archive->depot_ino))
-		depot_close(&archive->depot);
-	if (archive->depot != NULL)
+	if (archiver->depot != NULL &&
+	    (stat(archiver->depot_dir, &st) < 0 || st.st_dev != archiver->depot_dev ||
+	     st.st_ino != archiver->depot_ino))
+		depot_close(&archiver->depot);
+	if (archiver->depot != NULL)
 		return 0;
-	archive->depot = depot_open(archive->depot_dir, true, error, errlen);
-	if (archive->depot == NULL)
+	archiver->depot = depot_open(archiver->depot_dir, true, error, errlen);
+	if (archiver->depot == NULL)
 		return -1;
-	if (stat(archive->depot_dir, &st) < 0) {
-		snprintf(error, errlen, "%s: %s", archive->depot_dir, strerror(errno));
-		depot_close(&archive->depot);
+	if (stat(archiver->depot_dir, &st) < 0) {
+		snprintf(error, errlen, "%s: %s", archiver->depot_dir, strerror(errno));
+		depot_close(&archiver->depot);
 		return -1;
 	}
-	archive->depot_dev = st.st_dev;
-	archive->depot_ino = st.st_ino;
+	archiver->depot_dev = st.st_dev;
+	archiver->depot_ino = st.st_ino;
 	return 0;
 }
 
-static void archive_fail_all(struct archive_job **jobs, size_t n, const char *error)
+static void archiver_fail_all(struct archiver_job **jobs, size_t n, const char *error)
 {
 	for (size_t i = 0; i < n; i++) {
 		jobs[i]->seq = -1;
@@ -225,61 +225,61 @@ static void archive_fail_all(struct archive_job **jobs, size_t n, const char *er
 	}
 }
 
-static void archive_archived(struct archive *archive, struct archive_job *job, int64_t seq)
+static void archiver_archived(struct archiver *archiver, struct archiver_job *job, int64_t seq)
 {
 	job->seq = seq;
-	if (seq > archive->newest_seq)
-		archive->newest_seq = seq;
+	if (seq > archiver->newest_seq)
+		archiver->newest_seq = seq;
 }
 
 /* Archives N read jobs (their items in ITEMS) as one batch; if that fails,
  * each alone, so one message the depot refuses holds only itself. */
-static void archive_ingest(struct archive *archive, struct archive_job **jobs,
-			   const struct depot_item *items, size_t n)
+static void archiver_ingest(struct archiver *archiver, struct archiver_job **jobs,
+			    const struct depot_item *items, size_t n)
 {
 	int64_t *seqs = xcalloc(n, sizeof(*seqs));
 	char error[256];
 
-	if (depot_ingest(archive->depot, items, n, seqs, error, sizeof(error)) == 0) {
+	if (depot_ingest(archiver->depot, items, n, seqs, error, sizeof(error)) == 0) {
 		for (size_t i = 0; i < n; i++)
-			archive_archived(archive, jobs[i], seqs[i]);
+			archiver_archived(archiver, jobs[i], seqs[i]);
 		free(seqs);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (n > 1 && depot_ingest(archive->depot, &items[i], 1, &seqs[i], error,
+		if (n > 1 && depot_ingest(archiver->depot, &items[i], 1, &seqs[i], error,
 					  sizeof(error)) == 0) {
-			archive_archived(archive, jobs[i], seqs[i]);
+			archiver_archived(archiver, jobs[i], seqs[i]);
 			continue;
 		}
-		archive_fail_all(&jobs[i], 1, error);
+		archiver_fail_all(&jobs[i], 1, error);
 	}
 	/* Opened again before the next batch: the folder may have been
 	 * repaired or replaced meanwhile. */
-	depot_close(&archive->depot);
+	depot_close(&archiver->depot);
 	free(seqs);
 }
 
 /* Archives the GROUP's requests; marks each job's outcome. */
-static void archive_run_group(struct archive *archive, struct archive_job **group, size_t n)
+static void archiver_run_group(struct archiver *archiver, struct archiver_job **group, size_t n)
 {
 	struct depot_item *items = xcalloc(n, sizeof(*items));
-	struct archive_job **ready = xcalloc(n, sizeof(*ready));
+	struct archiver_job **ready = xcalloc(n, sizeof(*ready));
 	char **raws = xcalloc(n, sizeof(*raws));
 	char **sources = xcalloc(n, sizeof(*sources));
 	size_t count = 0;
 	char error[256];
 
-	if (archive_depot_ready(archive, error, sizeof(error)) < 0) {
-		archive_fail_all(group, n, error);
+	if (archiver_depot_ready(archiver, error, sizeof(error)) < 0) {
+		archiver_fail_all(group, n, error);
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const struct archive_request *request = group[i]->request;
+		const struct archiver_request *request = group[i]->request;
 		struct depot_item *item = &items[count];
 
-		if (archive_read_body(archive, request->id, &raws[count], &item->len,
-				      group[i]->error, sizeof(group[i]->error)) < 0) {
+		if (archiver_read_body(archiver, request->id, &raws[count], &item->len,
+				       group[i]->error, sizeof(group[i]->error)) < 0) {
 			group[i]->seq = -1;
 			continue;
 		}
@@ -293,7 +293,7 @@ static void archive_run_group(struct archive *archive, struct archive_job **grou
 		ready[count++] = group[i];
 	}
 	if (count > 0)
-		archive_ingest(archive, ready, items, count);
+		archiver_ingest(archiver, ready, items, count);
 done:
 	for (size_t i = 0; i < count; i++) {
 		free(raws[i]);
@@ -307,84 +307,85 @@ done:
 
 /* Signs the chain's head if entries were archived since the last time and
  * the interval passed (FORCE: at the stop, whenever). */
-static void archive_checkpoint(struct archive *archive, bool force)
+static void archiver_checkpoint(struct archiver *archiver, bool force)
 {
 	int64_t now = util_now();
 	int64_t seq = 0;
 	char error[256];
 
-	if (archive->checkpoint_interval <= 0 || archive->newest_seq <= archive->signed_seq ||
-	    (!force && now < archive->checkpoint_at + archive->checkpoint_interval))
+	if (archiver->checkpoint_interval <= 0 || archiver->newest_seq <= archiver->signed_seq ||
+	    (!force && now < archiver->checkpoint_at + archiver->checkpoint_interval))
 		return;
-	archive->checkpoint_at = now;
-	if (archive_depot_ready(archive, error, sizeof(error)) < 0 ||
-	    depot_checkpoint(archive->depot, &seq, error, sizeof(error)) < 0) {
+	archiver->checkpoint_at = now;
+	if (archiver_depot_ready(archiver, error, sizeof(error)) < 0 ||
+	    depot_checkpoint(archiver->depot, &seq, error, sizeof(error)) < 0) {
 		log_event(LOG_ERROR, "depot_checkpoint", NULL, NULL,
 			  "cannot sign the chain's head: %s; tried again in %d s", error,
-			  archive->checkpoint_interval);
+			  archiver->checkpoint_interval);
 		return;
 	}
-	archive->signed_seq = seq;
+	archiver->signed_seq = seq;
 	log_event(LOG_INFO, "depot_checkpoint", NULL, NULL, "signed the chain's head, entry %lld",
 		  (long long)seq);
 }
 
 /* Under LOCK: waits for requests, or until a checkpoint is due. */
-static void archive_wait(struct archive *archive)
+static void archiver_wait(struct archiver *archiver)
 {
-	while (!archive->stopping && STAILQ_EMPTY(&archive->queued)) {
-		if (archive->checkpoint_interval > 0 && archive->newest_seq > archive->signed_seq) {
-			struct timespec due = {.tv_sec = (time_t)(archive->checkpoint_at +
-								  archive->checkpoint_interval)};
+	while (!archiver->stopping && STAILQ_EMPTY(&archiver->queued)) {
+		if (archiver->checkpoint_interval > 0 &&
+		    archiver->newest_seq > archiver->signed_seq) {
+			struct timespec due = {.tv_sec = (time_t)(archiver->checkpoint_at +
+								  archiver->checkpoint_interval)};
 
-			if (pthread_cond_timedwait(&archive->wake, &archive->lock, &due) ==
+			if (pthread_cond_timedwait(&archiver->wake, &archiver->lock, &due) ==
 			    ETIMEDOUT)
 				return;
 		} else {
-			pthread_cond_wait(&archive->wake, &archive->lock);
+			pthread_cond_wait(&archiver->wake, &archiver->lock);
 		}
 	}
 }
 
-static void *archive_thread_main(void *ctx)
+static void *archiver_thread_main(void *ctx)
 {
-	struct archive *archive = ctx;
-	struct archive_job **group = xcalloc((size_t)archive->batch, sizeof(*group));
+	struct archiver *archiver = ctx;
+	struct archiver_job **group = xcalloc((size_t)archiver->batch, sizeof(*group));
 	const uint64_t one = 1;
 
-	pthread_mutex_lock(&archive->lock);
-	while (!archive->stopping) {
+	pthread_mutex_lock(&archiver->lock);
+	while (!archiver->stopping) {
 		size_t n = 0;
 		long long bytes = 0;
 
-		archive_wait(archive);
-		if (archive->stopping)
+		archiver_wait(archiver);
+		if (archiver->stopping)
 			break;
-		while (n < (size_t)archive->batch && !STAILQ_EMPTY(&archive->queued)) {
-			struct archive_job *job = STAILQ_FIRST(&archive->queued);
+		while (n < (size_t)archiver->batch && !STAILQ_EMPTY(&archiver->queued)) {
+			struct archiver_job *job = STAILQ_FIRST(&archiver->queued);
 
-			if (n > 0 && bytes + job->request->size > ARCHIVE_BATCH_BYTES)
+			if (n > 0 && bytes + job->request->size > ARCHIVER_BATCH_BYTES)
 				break;
 			bytes += job->request->size;
-			STAILQ_REMOVE_HEAD(&archive->queued, queue_link);
+			STAILQ_REMOVE_HEAD(&archiver->queued, queue_link);
 			group[n++] = job;
 		}
-		pthread_mutex_unlock(&archive->lock);
+		pthread_mutex_unlock(&archiver->lock);
 
 		if (n > 0)
-			archive_run_group(archive, group, n);
-		archive_checkpoint(archive, false);
+			archiver_run_group(archiver, group, n);
+		archiver_checkpoint(archiver, false);
 
-		pthread_mutex_lock(&archive->lock);
+		pthread_mutex_lock(&archiver->lock);
 		for (size_t i = 0; i < n; i++)
-			STAILQ_INSERT_TAIL(&archive->finished, group[i], queue_link);
+			STAILQ_INSERT_TAIL(&archiver->finished, group[i], queue_link);
 		/* A failed write means the counter is already non-zero. */
 		if (n > 0)
-			(void)!write(archive->notify_fd, &one, sizeof(one));
+			(void)!write(archiver->notify_fd, &one, sizeof(one));
 	}
-	pthread_mutex_unlock(&archive->lock);
-	archive_checkpoint(archive, true);
-	depot_close(&archive->depot);
+	pthread_mutex_unlock(&archiver->lock);
+	archiver_checkpoint(archiver, true);
+	depot_close(&archiver->depot);
 	free(group);
 	return NULL;
 }
@@ -392,74 +393,74 @@ static void *archive_thread_main(void *ctx)
 /* ---- the loop -------------------------------------------------------------- */
 
 /* ID's bucket, from hex digits of its random part (ids are spool_id_valid). */
-static struct archive_bucket *archive_bucket_for(struct archive *archive, const char *id)
+static struct archiver_bucket *archiver_bucket_for(struct archiver *archiver, const char *id)
 {
 	unsigned hash = 0;
 
 	for (size_t i = SPOOL_ID_LEN / 2; i < SPOOL_ID_LEN / 2 + 4 && id[i] != '\0'; i++)
 		hash = hash * 16 +
 		       (unsigned)(isdigit((unsigned char)id[i]) ? id[i] - '0' : id[i] - 'a' + 10);
-	return &archive->buckets[hash % ARCHIVE_ID_BUCKETS];
+	return &archiver->buckets[hash % ARCHIVER_ID_BUCKETS];
 }
 
 /* Frees JOB, which is out of the index. */
-static void archive_job_free(struct archive_job *job)
+static void archiver_job_free(struct archiver_job *job)
 {
 	if (job->retry_timer != NULL)
 		event_free(job->retry_timer);
-	archive_request_free(job->request);
+	archiver_request_free(job->request);
 	free(job);
 }
 
-static void archive_enqueue(struct archive *archive, struct archive_job *job)
+static void archiver_enqueue(struct archiver *archiver, struct archiver_job *job)
 {
-	pthread_mutex_lock(&archive->lock);
-	STAILQ_INSERT_TAIL(&archive->queued, job, queue_link);
-	pthread_cond_signal(&archive->wake);
-	pthread_mutex_unlock(&archive->lock);
+	pthread_mutex_lock(&archiver->lock);
+	STAILQ_INSERT_TAIL(&archiver->queued, job, queue_link);
+	pthread_cond_signal(&archiver->wake);
+	pthread_mutex_unlock(&archiver->lock);
 }
 
-static void archive_retry_cb(evutil_socket_t fd, short what, void *arg)
+static void archiver_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct archive_job *job = arg;
+	struct archiver_job *job = arg;
 
 	(void)fd;
 	(void)what;
-	job->archive->held--;
-	archive_enqueue(job->archive, job);
+	job->archiver->held--;
+	archiver_enqueue(job->archiver, job);
 }
 
 /* JOB failed: held, and queued again after the back-off. */
-static void archive_hold(struct archive *archive, struct archive_job *job)
+static void archiver_hold(struct archiver *archiver, struct archiver_job *job)
 {
 	unsigned growth =
-	    job->failures < ARCHIVE_RETRY_GROWTH_MAX ? job->failures : ARCHIVE_RETRY_GROWTH_MAX;
-	int delay = (*archive->cfg)->depot_retry << growth;
+	    job->failures < ARCHIVER_RETRY_GROWTH_MAX ? job->failures : ARCHIVER_RETRY_GROWTH_MAX;
+	int delay = (*archiver->cfg)->depot_retry << growth;
 
 	job->failures++;
 	log_event(LOG_WARN, "archive_failed", job->request->account, job->request->id,
 		  "%s; held in processing, archived again in %d s (attempt %u)", job->error, delay,
 		  job->failures);
 	if (job->retry_timer == NULL)
-		job->retry_timer = evtimer_new(archive->base, archive_retry_cb, job);
-	archive->held++;
+		job->retry_timer = evtimer_new(archiver->base, archiver_retry_cb, job);
+	archiver->held++;
 	evtimer_add(job->retry_timer, &(struct timeval){.tv_sec = delay});
 }
 
 /* In the loop: the finished requests' DONE, or their hold. */
-static void archive_deliver(struct archive *archive)
+static void archiver_deliver(struct archiver *archiver)
 {
-	struct archive_job_list finished;
-	struct archive_job *job;
+	struct archiver_job_list finished;
+	struct archiver_job *job;
 
 	STAILQ_INIT(&finished);
-	pthread_mutex_lock(&archive->lock);
-	STAILQ_CONCAT(&finished, &archive->finished);
-	pthread_mutex_unlock(&archive->lock);
+	pthread_mutex_lock(&archiver->lock);
+	STAILQ_CONCAT(&finished, &archiver->finished);
+	pthread_mutex_unlock(&archiver->lock);
 	while ((job = STAILQ_FIRST(&finished)) != NULL) {
 		STAILQ_REMOVE_HEAD(&finished, queue_link);
 		if (job->seq < 0) {
-			archive_hold(archive, job);
+			archiver_hold(archiver, job);
 			continue;
 		}
 		if (job->failures > 0)
@@ -472,85 +473,85 @@ static void archive_deliver(struct archive *archive)
 		/* Out of the index first: DONE may submit the message anew. */
 		LIST_REMOVE(job, id_link);
 		job->done(job->seq, job->arg);
-		archive_job_free(job);
+		archiver_job_free(job);
 	}
 }
 
-static void archive_notify_cb(evutil_socket_t fd, short what, void *ctx)
+static void archiver_notify_cb(evutil_socket_t fd, short what, void *ctx)
 {
 	uint64_t count;
 
 	(void)what;
 	(void)!read(fd, &count, sizeof(count));
-	archive_deliver(ctx);
+	archiver_deliver(ctx);
 }
 
-struct archive *archive_new(struct event_base *base, const char *data_dir, int batch,
-			    int checkpoint_interval, struct popgate_config *const *cfg, char *err,
-			    size_t errlen)
+struct archiver *archiver_new(struct event_base *base, const char *data_dir, int batch,
+			      int checkpoint_interval, struct popgate_config *const *cfg, char *err,
+			      size_t errlen)
 {
-	struct archive *archive = xcalloc(1, sizeof(*archive));
+	struct archiver *archiver = xcalloc(1, sizeof(*archiver));
 	int rc;
 
-	archive->base = base;
-	archive->cfg = cfg;
-	archive->data_dir = xstrdup(data_dir);
-	archive->depot_dir = xasprintf("%s/%s", data_dir, ARCHIVE_DEPOT_DIR);
-	archive->batch = batch > 0 ? batch : 1;
-	archive->checkpoint_interval = checkpoint_interval;
-	archive->checkpoint_at = util_now();
-	archive->notify_fd = -1;
-	pthread_mutex_init(&archive->lock, NULL);
-	pthread_cond_init(&archive->wake, NULL);
-	STAILQ_INIT(&archive->queued);
-	STAILQ_INIT(&archive->finished);
-	for (size_t i = 0; i < ARCHIVE_ID_BUCKETS; i++)
-		LIST_INIT(&archive->buckets[i]);
-	archive->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (archive->notify_fd < 0) {
+	archiver->base = base;
+	archiver->cfg = cfg;
+	archiver->data_dir = xstrdup(data_dir);
+	archiver->depot_dir = xasprintf("%s/%s", data_dir, ARCHIVER_DEPOT_DIR);
+	archiver->batch = batch > 0 ? batch : 1;
+	archiver->checkpoint_interval = checkpoint_interval;
+	archiver->checkpoint_at = util_now();
+	archiver->notify_fd = -1;
+	pthread_mutex_init(&archiver->lock, NULL);
+	pthread_cond_init(&archiver->wake, NULL);
+	STAILQ_INIT(&archiver->queued);
+	STAILQ_INIT(&archiver->finished);
+	for (size_t i = 0; i < ARCHIVER_ID_BUCKETS; i++)
+		LIST_INIT(&archiver->buckets[i]);
+	archiver->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (archiver->notify_fd < 0) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	archive->notify_event =
-	    event_new(base, archive->notify_fd, EV_READ | EV_PERSIST, archive_notify_cb, archive);
-	if (archive->notify_event == NULL || event_add(archive->notify_event, NULL) < 0) {
+	archiver->notify_event = event_new(base, archiver->notify_fd, EV_READ | EV_PERSIST,
+					   archiver_notify_cb, archiver);
+	if (archiver->notify_event == NULL || event_add(archiver->notify_event, NULL) < 0) {
 		snprintf(err, errlen, "cannot watch the archiver's eventfd");
 		goto fail;
 	}
-	rc = pthread_create(&archive->thread, NULL, archive_thread_main, archive);
+	rc = pthread_create(&archiver->thread, NULL, archiver_thread_main, archiver);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot start the archiver thread: %s", strerror(rc));
 		goto fail;
 	}
-	archive->thread_started = true;
-	return archive;
+	archiver->thread_started = true;
+	return archiver;
 fail:
-	archive_free(&archive);
+	archiver_free(&archiver);
 	return NULL;
 }
 
-void archive_submit(struct archive *archive, struct archive_request *request, archive_done_fn *done,
-		    archive_drop_fn *drop, void *arg)
+void archiver_submit(struct archiver *archiver, struct archiver_request *request,
+		     archiver_done_fn *done, archiver_drop_fn *drop, void *arg)
 {
-	struct archive_job *job = xcalloc(1, sizeof(*job));
+	struct archiver_job *job = xcalloc(1, sizeof(*job));
 
-	job->archive = archive;
+	job->archiver = archiver;
 	job->request = request;
 	job->done = done;
 	job->drop = drop;
 	job->arg = arg;
-	LIST_INSERT_HEAD(archive_bucket_for(archive, request->id), job, id_link);
-	archive_enqueue(archive, job);
+	LIST_INSERT_HEAD(archiver_bucket_for(archiver, request->id), job, id_link);
+	archiver_enqueue(archiver, job);
 }
 
-bool archive_pending(const struct archive *archive, const char *id)
+bool archiver_pending(const struct archiver *archiver, const char *id)
 {
-	const struct archive_job *job;
+	const struct archiver_job *job;
 
-	if (archive == NULL)
+	if (archiver == NULL)
 		return false;
 	/* The index is only read here. */
-	LIST_FOREACH(job, archive_bucket_for((struct archive *)archive, id), id_link)
+	LIST_FOREACH(job, archiver_bucket_for((struct archiver *)archiver, id), id_link)
 	{
 		if (strcmp(job->request->id, id) == 0)
 			return true;
@@ -558,41 +559,41 @@ bool archive_pending(const struct archive *archive, const char *id)
 	return false;
 }
 
-size_t archive_held(const struct archive *archive)
+size_t archiver_held(const struct archiver *archiver)
 {
-	return archive != NULL ? archive->held : 0;
+	return archiver != NULL ? archiver->held : 0;
 }
 
-void archive_free(struct archive **archive_p)
+void archiver_free(struct archiver **archiver_p)
 {
-	struct archive *archive = *archive_p;
+	struct archiver *archiver = *archiver_p;
 
-	if (archive == NULL)
+	if (archiver == NULL)
 		return;
-	pthread_mutex_lock(&archive->lock);
-	archive->stopping = true;
-	pthread_cond_broadcast(&archive->wake);
-	pthread_mutex_unlock(&archive->lock);
-	if (archive->thread_started)
-		pthread_join(archive->thread, NULL);
+	pthread_mutex_lock(&archiver->lock);
+	archiver->stopping = true;
+	pthread_cond_broadcast(&archiver->wake);
+	pthread_mutex_unlock(&archiver->lock);
+	if (archiver->thread_started)
+		pthread_join(archiver->thread, NULL);
 	/* Queued, finished or held: every job still indexed is dropped. */
-	for (size_t i = 0; i < ARCHIVE_ID_BUCKETS; i++) {
-		while (!LIST_EMPTY(&archive->buckets[i])) {
-			struct archive_job *job = LIST_FIRST(&archive->buckets[i]);
+	for (size_t i = 0; i < ARCHIVER_ID_BUCKETS; i++) {
+		while (!LIST_EMPTY(&archiver->buckets[i])) {
+			struct archiver_job *job = LIST_FIRST(&archiver->buckets[i]);
 
 			LIST_REMOVE(job, id_link);
 			job->drop(job->arg);
-			archive_job_free(job);
+			archiver_job_free(job);
 		}
 	}
-	if (archive->notify_event != NULL)
-		event_free(archive->notify_event);
-	if (archive->notify_fd >= 0)
-		close(archive->notify_fd);
-	pthread_cond_destroy(&archive->wake);
-	pthread_mutex_destroy(&archive->lock);
-	free(archive->depot_dir);
-	free(archive->data_dir);
-	free(archive);
-	*archive_p = NULL;
+	if (archiver->notify_event != NULL)
+		event_free(archiver->notify_event);
+	if (archiver->notify_fd >= 0)
+		close(archiver->notify_fd);
+	pthread_cond_destroy(&archiver->wake);
+	pthread_mutex_destroy(&archiver->lock);
+	free(archiver->depot_dir);
+	free(archiver->data_dir);
+	free(archiver);
+	*archiver_p = NULL;
 }
