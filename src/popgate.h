@@ -45,8 +45,7 @@ struct popgate {
 	struct offload *offload; /* threads for argon2id */
 	struct writer *writer;	 /* spool fsyncs and commits off the loop (store/writer.h) */
 	struct relay *relay;	 /* outbound delivery (smtp/relay.h) */
-	struct archiver
-	    *archiver; /* MailDepot's archiver (pipeline/archiver.h); NULL: [depot] off */
+	struct archiver *archiver; /* MailDepot (pipeline/archiver.h); NULL: [depot] off */
 };
 
 #endif
