@@ -76,6 +76,16 @@ struct depot_text {
 };
 
 void depot_text_add(struct depot_text *text, const char *bytes, size_t len);
+
+/*
+ * Binds the values of message SEQ's full-text row (message_text: rowid,
+ * subject, headers, body, attachments) as parameters 1-5 of STMT, made from
+ * FIELDS: each text cut at DEPOT_TEXT_MAX; the attachments column holds each
+ * name and a LF, then the attachments' text. The one place these values are
+ * made: the contentless FTS5 table's 'delete' (depot_expire) must bind the
+ * very values its insert did, or the row's tokens stay behind.
+ */
+void depot_text_row_bind(sqlite3_stmt *stmt, int64_t seq, const struct depot_fields *fields);
 /* Appends "LABEL:VALUE\n", VALUE's CR, LF (and NUL) as spaces; NULL as "". */
 void depot_text_line(struct depot_text *text, const char *label, const char *value);
 void depot_text_free(struct depot_text *text);

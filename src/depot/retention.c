@@ -539,48 +539,11 @@ struct retention_hole {
 	"INSERT INTO message_text (message_text, rowid, subject, headers, body, attachments) "     \
 	"VALUES ('delete', ?1, ?2, ?3, ?4, ?5)"
 
-/* Binds TEXT (or NULL) cut at DEPOT_TEXT_MAX bytes, as depot_ingest did. */
-static void retention_bind_bounded(sqlite3_stmt *stmt, int column, const char *text)
-{
-	if (text == NULL)
-		sqlite3_bind_null(stmt, column);
-	else
-		sqlite3_bind_text(stmt, column, text, (int)strnlen(text, DEPOT_TEXT_MAX),
-				  SQLITE_TRANSIENT);
-}
-
-/*
- * Binds the values of message SEQ's full-text row made from FIELDS exactly
- * as depot_ingest's depot_index_rows made them (the attachments column: each
- * name and a LF, then the attachments' text): a value that differs would
- * leave the row's tokens behind in the contentless index.
- */
-static void retention_text_bind(sqlite3_stmt *stmt, int64_t seq, const struct depot_fields *fields)
-{
-	struct depot_text names = {0};
-
-	for (size_t i = 0; i < fields->attachment_count; i++) {
-		depot_text_add(&names, fields->attachments[i], strlen(fields->attachments[i]));
-		depot_text_add(&names, "\n", 1);
-	}
-	if (fields->attachment_text != NULL)
-		depot_text_add(&names, fields->attachment_text,
-			       strnlen(fields->attachment_text, DEPOT_TEXT_MAX));
-	sqlite3_bind_int64(stmt, 1, seq);
-	retention_bind_bounded(stmt, 2, fields->subject);
-	retention_bind_bounded(stmt, 3, fields->headers);
-	retention_bind_bounded(stmt, 4, fields->body);
-	if (names.len > 0)
-		sqlite3_bind_text(stmt, 5, names.data, (int)names.len, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(stmt, 5);
-	depot_text_free(&names);
-}
-
 /*
  * Removes message SEQ's full-text row: the FTS5 table keeps no content, so
  * its 'delete' command needs the very values the row was made from, which
- * depot_extract gives again from the blob (it is deterministic).
+ * depot_extract gives again from the blob (it is deterministic) — or none,
+ * for a message archived without fields (message.extracted 0).
  */
 static int retention_text_delete(struct depot *depot, sqlite3_stmt *blob_of,
 				 sqlite3_stmt *text_delete, int64_t seq, char *err, size_t errlen)
@@ -604,12 +567,13 @@ static int retention_text_delete(struct depot *depot, sqlite3_stmt *blob_of,
 			    (uint32_t)sqlite3_column_int64(blob_of, 5), &raw, &len, err,
 			    errlen) < 0)
 		return -1;
-	/* A message that did not parse was archived with empty fields: then
-	 * the row holds empty values, which is what FIELDS says now too. */
-	if (depot_extract(raw, len, &fields, extract_err, sizeof(extract_err)) < 0)
+	/* A message archived without fields, or that did not parse, has a row
+	 * of empty values, which is what FIELDS says then too. */
+	if (sqlite3_column_int(blob_of, 6) == 0 ||
+	    depot_extract(raw, len, &fields, extract_err, sizeof(extract_err)) < 0)
 		memset(&fields, 0, sizeof(fields));
 	free(raw);
-	retention_text_bind(text_delete, seq, &fields);
+	depot_text_row_bind(text_delete, seq, &fields);
 	if (sqlite3_step(text_delete) != SQLITE_DONE)
 		snprintf(err, errlen, "depot: %s", sqlite3_errmsg(depot_db(depot)));
 	else
@@ -657,7 +621,7 @@ static int retention_remove(struct depot *depot, int64_t now, struct depot_expir
 	sqlite3_stmt *remove[REMOVE_COUNT] = {0};
 	sqlite3_stmt *blob_of = retention_prepare(
 	    depot,
-	    "SELECT b.sha256, b.pack, b.offset, b.stored, b.raw, b.dict FROM message m "
+	    "SELECT b.sha256, b.pack, b.offset, b.stored, b.raw, b.dict, m.extracted FROM message m "
 	    "JOIN blob b ON b.sha256 = m.blob WHERE m.seq = ?",
 	    err, errlen);
 	sqlite3_stmt *text_delete =

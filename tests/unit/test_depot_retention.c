@@ -562,6 +562,57 @@ static void test_expire_attachments(void **state)
 	test_intact(t);
 }
 
+/*
+ * A message archived without fields (the daemon's worker could not give
+ * them) has an empty full-text row; its expiry must delete it as such, not
+ * with the fields depot_extract would give now, or the contentless index is
+ * left with deletions of tokens it never held.
+ */
+static void test_expire_fieldless(void **state)
+{
+	struct test_depot *t = *state;
+	int64_t kept = test_archive(t, 7, "test:kept", NULL);
+	struct depot_owner owner = {.address = "zzzz@localhost.netnoteinc.com", .user = "ann"};
+	struct depot_expiry expiry;
+	char word[64];
+	char *raw;
+	size_t len;
+	char err[256];
+	int64_t gone = 0;
+
+	assert_int_equal(util_read_file(t->corpus.gl_pathv[8], &raw, &len), 0);
+	struct depot_item item = {.raw = raw,
+				  .len = len,
+				  .direction = DEPOT_IN,
+				  .source = "test:fieldless",
+				  .owners = &owner,
+				  .owner_count = 1,
+				  .at = T0};
+	if (depot_ingest(t->depot, &item, 1, &gone, err, sizeof(err)) != 0)
+		fail_msg("depot_ingest: %s", err);
+	free(raw);
+	assert_int_equal(test_int(t->depot, "SELECT extracted FROM message WHERE seq = %lld",
+				  (long long)gone),
+			 0);
+	assert_int_equal(test_text_tokens(t, gone), 0);
+	test_subject_word(t, kept, word, sizeof(word));
+	test_set(t, "user", "ann", 1);
+	if (depot_expire(t->depot, T0 + 2 * DAY, DEFAULT_DAYS, false, "admin", &expiry, err,
+			 sizeof(err)) < 0)
+		fail_msg("depot_expire: %s", err);
+	assert_int_equal(expiry.count, 1);
+	assert_int_equal(expiry.seqs[0], gone);
+	depot_expiry_free(&expiry);
+	assert_int_equal(sqlite3_exec(depot_db(t->depot),
+				      "INSERT INTO message_text (message_text, rank) "
+				      "VALUES ('integrity-check', 0)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(test_text_tokens(t, gone), 0);
+	assert_int_equal(test_text_hits(t, word, kept), 1);
+	test_intact(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -570,6 +621,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_expire_removes_everything, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shared_blob_stays, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_attachments, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expire_fieldless, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
