@@ -387,7 +387,7 @@ class Gate:
                 argv += ["--" + key, " ".join(q[key])]
         for key in ("since", "until"):
             if key in q:
-                argv += ["--" + key, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(q[key]))]
+                argv += ["--" + key, str(q[key])]
         return argv + ["--limit", str(limit)]
 
     def search_cli(self, q, limit):

@@ -132,9 +132,9 @@ int main(int argc, char **argv)
 		} else if (op != NULL && strcmp(op, "search") == 0 && depot != NULL) {
 			depot_query_answer(depot_query_search(depot, request));
 		} else {
-			depot_query_answer(json_pack("{s:s}", "error",
-						     request == NULL ? jerr.text
-								     : "no such op, or no depot"));
+			depot_query_answer(
+			    json_pack("{s:s}", "error",
+				      request == NULL ? jerr.text : "no such op, or no depot"));
 		}
 		json_decref(request);
 	}
