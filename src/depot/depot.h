@@ -51,13 +51,17 @@
  * The audit log is a second chain of the same construction (table audit)
  * over every search, read, export, restore, import, expiry and deletion:
  * who (the actor: "admin", "user:NAME", "daemon"), what, and its detail
- * (the query, the seq numbers read).
+ * (the query, the seq numbers read). Its canonical text is the lines
+ *     "seq:<n>\nat:<unix s>\nactor:<actor>\naction:<action>\n"
+ *     "detail:<detail text, or ->\n"
+ * (values' CR, LF and NUL as spaces, as in the entry chain).
  *
  * Schema of index.db (depot_open creates and migrates it; PRAGMA user_version):
  *   entry(seq INTEGER PRIMARY KEY, kind TEXT, at INTEGER, blob BLOB,
  *         record BLOB, detail TEXT, hash BLOB)         -- the chain
  *   blob(sha256 BLOB PRIMARY KEY, pack INTEGER, offset INTEGER,
  *        stored INTEGER, raw INTEGER, dict INTEGER, removed INTEGER)
+ *                           -- offset: where the record's "PGD1" starts
  *   message(seq INTEGER PRIMARY KEY REFERENCES entry, source TEXT UNIQUE,
  *           direction TEXT, sender TEXT, subject TEXT, date INTEGER,
  *           size INTEGER, message_id TEXT, blob BLOB, archived INTEGER,
@@ -96,6 +100,16 @@
 #define DEPOT_PACK_MAX (1024LL * 1024 * 1024)
 /* The text the index keeps of one message for full-text search, at most. */
 #define DEPOT_TEXT_MAX (256 * 1024)
+/* Bounds of struct depot_fields (depot_extract keeps within them; the
+ * worker protocol refuses more): recipients and attachment names kept, the
+ * bytes of an address, of a one-line value (subject, message id), of an
+ * attachment name and of the header text. */
+#define DEPOT_RECIPIENTS_MAX 1000
+#define DEPOT_ATTACHMENTS_MAX 100
+#define DEPOT_ADDRESS_MAX 254
+#define DEPOT_LINE_MAX 998
+#define DEPOT_NAME_MAX 255
+#define DEPOT_HEADERS_MAX (64 * 1024)
 /* Ten years, the default [depot] retention_days. */
 #define DEPOT_RETENTION_DAYS_DEFAULT 3653
 
@@ -122,7 +136,7 @@ struct depot_owner {
  */
 struct depot_fields {
 	char *sender;       /* the first From address, lowercased, or NULL */
-	char **recipients;  /* To, Cc, Bcc, Delivered-To addresses, lowercased, distinct */
+	char **recipients;  /* To, Cc, Bcc, Delivered-To, X-Original-To addresses, lowercased, distinct */
 	size_t recipient_count;
 	char *subject;      /* decoded, or NULL */
 	int64_t date;       /* the Date header, unix seconds; 0 when missing or bad */
@@ -131,7 +145,7 @@ struct depot_fields {
 	size_t attachment_count;
 	char *headers;      /* the decoded header text worth searching (From, To, Cc, Subject, …) */
 	char *body;         /* the text of the text parts (HTML as text), at most DEPOT_TEXT_MAX */
-	char *attachment_text; /* the text of text-like attachments (text/*, .docx, .odt, .xlsx …), bounded likewise */
+	char *attachment_text; /* the text of text-like attachments (text parts, .docx, .odt, .xlsx …), bounded likewise */
 };
 
 /*
@@ -171,14 +185,17 @@ void depot_close(struct depot **depot);
  * then in ONE transaction writes the index rows, the FTS row and one chain
  * entry per message and commits. SEQ_R[i] (may be NULL) gets each item's
  * entry (an existing one for a source already archived). 0, or -1 with ERR
- * and nothing archived.
+ * and nothing archived. Called inside the caller's open transaction (e.g. an
+ * import recording its progress), the batch joins it (a savepoint) and the
+ * caller's COMMIT makes it durable; the packs are fsynced before this returns.
  */
 int depot_ingest(struct depot *depot, const struct depot_item *items, size_t n, int64_t *seq_r,
 		 char *err, size_t errlen);
 
 /* The raw bytes of the message of entry SEQ, checked against its SHA-256
  * (a mismatch is an error: "blob of entry N is corrupt"). *RAW_R: free().
- * Audited as "read" by ACTOR. 1, 0 no such message (or expired), -1 ERR. */
+ * Audited as "read" by ACTOR (NULL: "admin") with detail "seq:<n>"; no read
+ * without its audit entry. 1, 0 no such message (or expired), -1 ERR. */
 int depot_read(struct depot *depot, int64_t seq, const char *actor, char **raw_r,
 	       size_t *len_r, char *err, size_t errlen);
 

@@ -60,6 +60,22 @@ void mime_init(void)
 	mime_ready = true;
 }
 
+const char *mime_charset_loaded(const char *charset)
+{
+	const char *wanted;
+
+	mime_init();
+	wanted = g_mime_charset_iconv_name(charset);
+	for (size_t i = 0; i < MIME_CHARSET_COUNT; i++) {
+		if (mime_converters[i] != (iconv_t)-1 &&
+		    (strcasecmp(charset, mime_charsets[i]) == 0 ||
+		     (wanted != NULL &&
+		      strcasecmp(wanted, g_mime_charset_iconv_name(mime_charsets[i])) == 0)))
+			return mime_charsets[i];
+	}
+	return NULL;
+}
+
 bool mime_list_add(struct mime_list *list, const char *s, size_t len, size_t max)
 {
 	for (size_t i = 0; i < list->count; i++) {

@@ -68,6 +68,11 @@ struct mime_message {
 /* Initialises GMime and the charset converters. Idempotent. */
 void mime_init(void);
 
+/* The name to give iconv_open for CHARSET (any spelling GMime knows) when
+ * it is one whose converter mime_init loaded, so that converting from it
+ * works alike in a confined worker and elsewhere; else NULL. */
+const char *mime_charset_loaded(const char *charset);
+
 /*
  * Parses the message DATA (LEN bytes, CRLF or LF lines, an mbox "From "
  * line first or not) into *MESSAGE, which the caller frees with

@@ -1,0 +1,131 @@
+/*
+ * depot_internal.h — what MailDepot's own files (depot.c, verify.c,
+ * checkpoint.c, dict.c) share beyond depot.h: the struct, the cached
+ * statements, the canonical texts the chains hash, and pack access.
+ *
+ * Owns: nothing. Must never: be included outside src/depot/ (other modules
+ * use depot.h and depot_db()).
+ */
+#ifndef POPGATE_DEPOT_INTERNAL_H
+#define POPGATE_DEPOT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+#include <zstd.h>
+
+#include "depot/depot.h"
+#include "depot/pack.h"
+
+/* The statements the hot paths run, prepared once (depot_stmt). */
+enum depot_stmt_id {
+	DEPOT_STMT_SOURCE_SEQ,
+	DEPOT_STMT_BLOB_FIND,
+	DEPOT_STMT_BLOB_INSERT,
+	DEPOT_STMT_BLOB_RESTORE,
+	DEPOT_STMT_ENTRY_HEAD,
+	DEPOT_STMT_ENTRY_INSERT,
+	DEPOT_STMT_MESSAGE_INSERT,
+	DEPOT_STMT_RECIPIENT_INSERT,
+	DEPOT_STMT_OWNER_INSERT,
+	DEPOT_STMT_ATTACHMENT_INSERT,
+	DEPOT_STMT_TEXT_INSERT,
+	DEPOT_STMT_MESSAGE_BLOB,
+	DEPOT_STMT_AUDIT_HEAD,
+	DEPOT_STMT_AUDIT_INSERT,
+	DEPOT_STMT_COUNT
+};
+
+/* A dictionary read back for decompression. */
+struct depot_ddict {
+	uint32_t id;
+	ZSTD_DDict *ddict;
+};
+
+struct depot {
+	char *dir;
+	sqlite3 *db;
+	int lock_fd;
+	int lock_depth; /* depot_write_lock nests: the flock is taken at 1 */
+	sqlite3_stmt *stmts[DEPOT_STMT_COUNT];
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+	/* The dictionary new blobs are compressed with (id 0: none), picked by
+	 * the dictionary module. */
+	uint32_t dict_id;
+	ZSTD_CDict *cdict;
+	struct depot_ddict *ddicts;
+	size_t ddict_count;
+};
+
+/* A growing byte string. */
+struct depot_text {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+void depot_text_add(struct depot_text *text, const char *bytes, size_t len);
+/* Appends "LABEL:VALUE\n", VALUE's CR, LF (and NUL) as spaces; NULL as "". */
+void depot_text_line(struct depot_text *text, const char *label, const char *value);
+void depot_text_free(struct depot_text *text);
+
+/* What the canonical index record of an archived message is made of. */
+struct depot_record {
+	const char *direction;
+	const char *source;
+	const char *sender;
+	char *const *recipients;
+	size_t recipient_count;
+	const char *subject;
+	int64_t date;
+	int64_t size;
+	const char *message_id;
+	const struct depot_owner *owners;
+	size_t owner_count;
+	char *const *attachments;
+	size_t attachment_count;
+};
+
+/* SHA-256 of RECORD's canonical text (depot.h). */
+void depot_record_hash(const struct depot_record *record, uint8_t out[32]);
+
+/* An entry's hash from its predecessor's PREV (32 zeros for seq 1). */
+void depot_entry_hash(const uint8_t prev[32], int64_t seq, const char *kind, int64_t at,
+		      const uint8_t *blob, const uint8_t *record, const char *detail,
+		      uint8_t out[32]);
+
+/* An audit entry's hash: SHA-256(prev || "seq:<n>\nat:<t>\nactor:<a>\n"
+ * "action:<x>\ndetail:<d or ->\n"). */
+void depot_audit_hash(const uint8_t prev[32], int64_t seq, int64_t at, const char *actor,
+		      const char *action, const char *detail, uint8_t out[32]);
+
+/* LEN bytes as 2*LEN lowercase hex digits and a NUL. */
+void depot_hex(const uint8_t *bytes, size_t len, char *out);
+/* 2*LEN hex digits into LEN bytes; 0 or -1. */
+int depot_unhex(const char *hex, uint8_t *out, size_t len);
+
+/* The cached statement ID, reset and unbound; NULL with ERR. */
+sqlite3_stmt *depot_stmt(struct depot *depot, enum depot_stmt_id id, char *err, size_t errlen);
+
+/* Runs SQL (no rows); 0 or -1 with ERR. */
+int depot_exec(struct depot *depot, const char *sql, char *err, size_t errlen);
+
+/* The path of pack NUMBER (free()). */
+char *depot_pack_path(const struct depot *depot, int64_t number);
+
+/*
+ * Reads the record at OFFSET of pack NUMBER and checks it against what the
+ * index says (SHA256, STORED, DICT), then decodes it (depot_pack_frame_decode)
+ * into *RAW_R (free()) and *LEN_R. 0, or -1 with ERR.
+ */
+int depot_blob_load(struct depot *depot, int64_t pack, int64_t offset, const uint8_t sha256[32],
+		    int64_t stored, int64_t raw, uint32_t dict, char **raw_r, size_t *len_r,
+		    char *err, size_t errlen);
+
+/* The decompression dictionary ID, loaded from dict/ID.dict once; NULL with ERR. */
+const ZSTD_DDict *depot_ddict(struct depot *depot, uint32_t id, char *err, size_t errlen);
+
+#endif
