@@ -346,7 +346,6 @@ class Gate:
                        "listen_address": itutil.LOOPBACK, "pop3_port": itutil.free_port(),
                        "pop3s_port": itutil.free_port(), "dns_trust_anchor": ""},
             "smtp": {"port": 0, "submission_port": 0},
-            "depot": {"enabled": True},
         }
         os.environ.setdefault("POPGATE_BIN", popgate_bin)
         self.popgate = Popgate(folder, config)
