@@ -177,6 +177,10 @@ void ctl_bayes_messages(const char *data, size_t len,
 
 /* ctl_rules.c */
 CTL_RUN(ctl_filter_rules);
+/* ctl_depot.c */
+CTL_RUN(ctl_depot_verify);
+CTL_RUN(ctl_depot_checkpoint);
+CTL_RUN(ctl_depot_stats);
 #undef CTL_RUN
 
 /* ---- ctl_learn.c ---- */

@@ -357,6 +357,30 @@ static const struct ctl_command ctl_commands[] = {
      "marked as not learnable. The running daemon's workers take the new\n"
      "database.\n",
      ctl_bayes_learn},
+    /* depot (ctl_depot.c): MailDepot, the archive in <data_dir>/depot */
+    {"depot", "verify", "[--checkpoints FILE]", "check that nothing in the archive was changed",
+     "Walks the archive's hash chain from its first entry: each entry's hash,\n"
+     "each archived message's index record, each message's bytes against its\n"
+     "SHA-256, the signed checkpoints, and the audit log's own chain. With\n"
+     "--checkpoints FILE also every checkpoint in FILE (from 'depot checkpoint\n"
+     "--export'), which finds a chain rewritten since. Exits 0 when intact, 1\n"
+     "with the first broken entry and what is wrong with it.\n",
+     ctl_depot_verify},
+    {"depot", "checkpoint", "[--export FILE]", "sign the archive's chain head",
+     "Signs the hash of the chain's newest entry with the depot's Ed25519 key\n"
+     "(<data_dir>/depot/signing.key, made on first use) and stores it. With\n"
+     "--export FILE (- for standard output) then writes every checkpoint as\n"
+     "lines 'seq hash at signature pubkey', to keep somewhere else: 'depot\n"
+     "verify --checkpoints FILE' checks the archive against them.\n",
+     ctl_depot_checkpoint},
+    {"depot", "stats", "", "show the archive's size, dedup and compression",
+     "Messages (and expired ones), chain entries, distinct blobs, bytes of the\n"
+     "mail as received (bytes_raw), of the distinct messages (bytes_unique) and\n"
+     "as stored (bytes_stored, with each record's header), the pack files,\n"
+     "the newest zstd dictionary in use, audit entries and checkpoints.\n"
+     "dedup_ratio = bytes_raw / bytes_unique; compression_ratio = bytes_unique /\n"
+     "bytes_stored.\n",
+     ctl_depot_stats},
 };
 
 #define CTL_COMMAND_COUNT (sizeof(ctl_commands) / sizeof(ctl_commands[0]))

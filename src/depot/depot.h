@@ -48,6 +48,13 @@
  * index row or chain entry is found by depot_verify, and a chain rewritten
  * from some entry on is found against an exported checkpoint.
  *
+ * An "expire" entry's detail lists the seqs it expired as words "seq:<n>"
+ * separated by spaces (other words may follow). An expired message keeps its
+ * message row with expired = that entry's seq (its other index rows and its
+ * FTS row may go; its blob's removed is set, not NULL, when no unexpired
+ * message uses it); depot_verify skips its record and blob, and reports a
+ * message whose expired names no expire entry listing it.
+ *
  * The audit log is a second chain of the same construction (table audit)
  * over every search, read, export, restore, import, expiry and deletion:
  * who (the actor: "admin", "user:NAME", "daemon"), what, and its detail
@@ -199,7 +206,9 @@ int depot_ingest(struct depot *depot, const struct depot_item *items, size_t n, 
 int depot_read(struct depot *depot, int64_t seq, const char *actor, char **raw_r,
 	       size_t *len_r, char *err, size_t errlen);
 
-/* Appends one entry to the audit chain. 0 / -1 ERR. */
+/* Appends one entry to the audit chain (takes write.lock). Inside the
+ * caller's open transaction it joins it, committed with it: so many reads
+ * (an export's depot_read calls) cost one commit, not one each. 0 / -1 ERR. */
 int depot_audit(struct depot *depot, const char *actor, const char *action, const char *detail,
 		char *err, size_t errlen);
 

@@ -48,7 +48,8 @@ struct depot {
 	char *dir;
 	sqlite3 *db;
 	int lock_fd;
-	int lock_depth; /* depot_write_lock nests: the flock is taken at 1 */
+	int lock_depth;	  /* depot_write_lock nests: the flock is taken at 1 */
+	int64_t pack_max; /* DEPOT_PACK_MAX (smaller in tests, to fill packs) */
 	sqlite3_stmt *stmts[DEPOT_STMT_COUNT];
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
@@ -56,6 +57,13 @@ struct depot {
 	 * the dictionary module. */
 	uint32_t dict_id;
 	ZSTD_CDict *cdict;
+	/* Blobs (by rowid) after which a dictionary is trained when there is
+	 * none; raised when one did not pay (depot_dict_refresh). */
+	int64_t dict_train_at;
+	/* The last training's sample, compressed without and with the new
+	 * dictionary (bytes; 0 before any): what the dictionary gained. */
+	int64_t dict_plain_bytes;
+	int64_t dict_trained_bytes;
 	struct depot_ddict *ddicts;
 	size_t ddict_count;
 };
@@ -127,5 +135,23 @@ int depot_blob_load(struct depot *depot, int64_t pack, int64_t offset, const uin
 
 /* The decompression dictionary ID, loaded from dict/ID.dict once; NULL with ERR. */
 const ZSTD_DDict *depot_ddict(struct depot *depot, uint32_t id, char *err, size_t errlen);
+
+/*
+ * Before a batch, under write.lock: takes up the newest dictionary in dict/
+ * (another process may have trained it), or, when there is none and
+ * dict_train_at blobs exist, trains one from the first archived messages
+ * and keeps it (dict/N.dict) if it compresses a held-out sample at least
+ * DEPOT_DICT_GAIN_PERCENT better. 0, or -1 with ERR (only for a dictionary
+ * file that cannot be read: a training that fails or does not pay is no
+ * error, new blobs go without).
+ */
+int depot_dict_refresh(struct depot *depot, char *err, size_t errlen);
+
+/* The public half of signing.key into PK: 1, 0 no key yet, -1 ERR. */
+int depot_signing_public(struct depot *depot, uint8_t pk[32], char *err, size_t errlen);
+
+/* Whether SIGNATURE is PK's Ed25519 signature of the checkpoint (SEQ, HASH, AT). */
+bool depot_checkpoint_signed(int64_t seq, const uint8_t hash[32], int64_t at,
+			     const uint8_t signature[64], const uint8_t pk[32]);
 
 #endif

@@ -16,6 +16,8 @@
 
 #include <zstd.h>
 
+#include "depot/depot.h"
+
 #define DEPOT_PACK_MAGIC "PGD1"
 /* "PGD1" | SHA-256 (32) | raw length (u64 BE) | stored length (u64 BE) |
  * dictionary id (u32 BE). */
