@@ -553,9 +553,10 @@ def main():
         b = baseline.ingest(paths, args.jobs)
         ingest_line("popgate depot import", p["seconds"], p["cpu"], n, raw_bytes,
                     p["packs_bytes"] + p["index_bytes"],
-                    f"on disk: packs {p['packs_bytes'] / 1e6:.1f} MB "
-                    f"(ratio {raw_bytes / max(1, p['packs_bytes']):.2f}), "
-                    f"index {p['index_bytes'] / 1e6:.1f} MB")
+                    f"on disk: packs {p['packs_bytes'] / 1e6:.1f} MB (raw/packs "
+                    f"{raw_bytes / max(1, p['packs_bytes']):.2f}; stats: compression "
+                    f"{stats['compression_ratio']:.2f}, dedup {stats['dedup_ratio']:.3f}, "
+                    f"dictionary {stats['dictionary']}), index.db {p['index_bytes'] / 1e6:.1f} MB")
         ingest_line("baseline zstd -3 -T0", b["zstd_seconds"], b["zstd_cpu"], n, raw_bytes,
                     b["zstd_bytes"], f"stored, ratio {raw_bytes / b['zstd_bytes']:.2f}")
         ingest_line("baseline FTS5 index", b["fts_seconds"], b["fts_cpu"], n, raw_bytes,
@@ -565,8 +566,9 @@ def main():
         ingest_line("baseline together", both, b["zstd_cpu"] + b["fts_cpu"], n, raw_bytes,
                     b["zstd_bytes"] + b["index_bytes"], "on disk")
         rate = n / p["seconds"]
-        log(f"  goal: ingest >= {INGEST_GOAL:.0f} msg/s: popgate {rate:.0f} msg/s, "
-            f"{'met' if rate >= INGEST_GOAL else 'MISSED'}")
+        log(f"  goal: ingest >= {INGEST_GOAL:.0f} msg/s: popgate {rate:.0f} msg/s "
+            f"({n / p['cpu']:.0f} per CPU second), {'met' if rate >= INGEST_GOAL else 'MISSED'}"
+            f"; load average now {os.getloadavg()[0]:.2f}")
 
         log("\n== search (newest first, at most %d results)" % args.limit)
         queries = {kind: picker.queries(kind, args.queries) for kind in KINDS}
