@@ -179,14 +179,19 @@ def mbox_quote(raw):
     return re.sub(rb"(?m)^(>*From )", rb">\1", raw)
 
 
+def copy_plan(source_count):
+    """The order the corpus messages are copied in, and the 100 common and
+    10,000 rare words put in front of the subjects (the same every run)."""
+    rng = random.Random(SEED)
+    order = list(range(source_count))
+    rng.shuffle(order)
+    return order, made_up_words(100, rng), made_up_words(10000, rng)
+
+
 def generate(sources, count, per_file, folder):
     """Writes COUNT messages made from SOURCES into mbox files of PER_FILE in
-    FOLDER; their paths, bytes written and the messages' raw bytes."""
-    rng = random.Random(SEED)
-    order = list(range(len(sources)))
-    rng.shuffle(order)
-    common, rare = made_up_words(100, rng), made_up_words(10000, rng)
-    quoted = [None] * len(sources)
+    FOLDER; their paths and the messages' raw bytes (without mbox framing)."""
+    order, common, rare = copy_plan(len(sources))
     paths, raw_bytes, out = [], 0, None
     for number in range(count):
         if number % per_file == 0:
@@ -206,7 +211,7 @@ def generate(sources, count, per_file, folder):
         out.write(b"\n")
     if out is not None:
         out.close()
-    return paths, raw_bytes, common, rare
+    return paths, raw_bytes
 
 
 # ---- the queries ----------------------------------------------------------
@@ -315,14 +320,25 @@ class Baseline:
             self.db.close()
             self.db = None
 
-    def search(self, q, limit):
+    def search(self, q, limit, timeout):
+        """(seconds, results) of Q, or (seconds, -1) when it was given up
+        after TIMEOUT seconds."""
         q = dict(q)
         if "user" in q:
             q.pop("user")
             q["user_addresses"] = self.user_addresses
         sql, params = depot_fts.query(q, limit)
         start = time.perf_counter()
-        rows = self.db.execute(sql, params).fetchall()
+        deadline = start + timeout
+        self.db.set_progress_handler(lambda: time.perf_counter() > deadline, 1000)
+        try:
+            rows = self.db.execute(sql, params).fetchall()
+        except depot_fts.sqlite3.OperationalError:
+            if time.perf_counter() <= deadline:
+                raise
+            return time.perf_counter() - start, -1
+        finally:
+            self.db.set_progress_handler(None, 0)
         return time.perf_counter() - start, len(rows)
 
 
@@ -334,7 +350,7 @@ class Gate:
 
     def __init__(self, folder, popgate_bin):
         self.dir = folder
-        os.makedirs(folder)
+        os.makedirs(folder, exist_ok=True)
         build = os.path.dirname(popgate_bin)
         self.ctl_bin = os.path.join(build, "popgatectl")
         self.query_bin = os.path.join(build, "bench", "depot_query")
@@ -389,12 +405,16 @@ class Gate:
                 argv += ["--" + key, str(q[key])]
         return argv + ["--limit", str(limit)]
 
-    def search_cli(self, q, limit):
-        """popgatectl's search as an administrator runs it: (seconds, hits)."""
+    def search_cli(self, q, limit, timeout):
+        """popgatectl's search as an administrator runs it: (seconds, hits),
+        or (seconds, -1) when it was killed after TIMEOUT seconds."""
         argv = self.ctl_argv("--json", "depot", "search", *self.search_args(q, limit))
         start = time.perf_counter()
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              timeout=600)
+        try:
+            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return time.perf_counter() - start, -1
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(f"$ {show(argv)}\nexited {done.returncode}: {done.stderr[-1000:]}")
@@ -414,10 +434,10 @@ class Gate:
             raise SystemExit(f"depot_query {json.dumps(request)}: {answer['error']}")
         return answer
 
-    def search_probe(self, q, limit, user_addresses, cold):
+    def search_probe(self, q, limit, user_addresses, cold, timeout):
         if cold:
             self.probe_request({"op": "open"})
-        request = {"op": "search", "limit": limit}
+        request = {"op": "search", "limit": limit, "timeout": timeout}
         for key in ("sender", "recipient", "attachment", "since", "until"):
             if key in q:
                 request[key] = q[key]
@@ -427,7 +447,7 @@ class Gate:
         if "user" in q:
             request["addresses"] = user_addresses
         answer = self.probe_request(request)
-        return answer["seconds"], answer["count"]
+        return answer["seconds"], -1 if answer.get("timed_out") else answer["count"]
 
     def close(self):
         if self.probe is not None:
@@ -468,12 +488,18 @@ def read_through(paths):
 
 
 def summary_line(name, times, counts):
+    """A side's figures; a query given up at the timeout (count -1) counts
+    with the time it had run, so p99 and max are then lower bounds (">=")."""
     if not times:
         return f"    {name:<26} (not run)"
-    mean = sum(counts) / len(counts) if counts else 0
+    found = [c for c in counts if c >= 0]
+    mean = sum(found) / len(found) if found else 0
+    given_up = len(counts) - len(found)
+    bound = ">=" if given_up else "  "
     return (f"    {name:<26} p50 {1000 * percentile(times, 50):8.2f} ms   "
-            f"p99 {1000 * percentile(times, 99):8.2f} ms   max {1000 * max(times):8.2f} ms   "
-            f"{mean:8.1f} results on average")
+            f"p99 {bound}{1000 * percentile(times, 99):8.2f} ms   "
+            f"max {bound}{1000 * max(times):8.2f} ms   {mean:8.1f} results on average"
+            + (f"   {given_up} of {len(counts)} GIVEN UP at the timeout" if given_up else ""))
 
 
 def search_round(sides, queries, cold):
@@ -508,10 +534,14 @@ def main():
     parser.add_argument("--queries", type=int, default=200, help="warm queries per kind")
     parser.add_argument("--cold-queries", type=int, default=20, help="cold queries per kind")
     parser.add_argument("--limit", type=int, default=50, help="results per search at most")
+    parser.add_argument("--query-timeout", type=float, default=10.0,
+                        help="seconds after which a search is given up (and counted so)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="the baseline indexer's worker processes")
     parser.add_argument("--dir", default=None, help="where the temp folder goes ($TMPDIR)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
+    parser.add_argument("--reuse", metavar="FOLDER",
+                        help="run only the searches, on a folder an earlier run kept (--keep)")
     args = parser.parse_args()
     popgate_bin = os.path.abspath(os.environ.get(
         "POPGATE_BIN", os.path.join(ROOT, "build", "release", "popgate")))
@@ -519,100 +549,34 @@ def main():
                                [f"POPGATE_BIN={popgate_bin}", sys.executable] + sys.argv))
     log(f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, "
         f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
-    top = tempfile.mkdtemp(prefix="popgate-bench-depot-", dir=args.dir)
+    top = args.reuse or tempfile.mkdtemp(prefix="popgate-bench-depot-", dir=args.dir)
     gate = None
     try:
         data = corpus_mod.install()
         corpus = corpus_mod.Corpus(data)
         sources = [Source(to_lf(corpus_mod.strip_from_line(open(p, "rb").read())))
                    for g in corpus_mod.GROUPS for p in corpus.files(g)]
-        mbox = os.path.join(top, "mbox")
-        os.makedirs(mbox)
-        start = time.monotonic()
-        paths, raw_bytes, common_tags, _ = generate(sources, args.messages, args.per_file, mbox)
-        n = args.messages
-        log(f"data: {n} messages from {len(sources)} corpus messages, "
-            f"{raw_bytes / 1e6:.1f} MB raw, {len(paths)} mbox files "
-            f"({folder_bytes(mbox) / 1e6:.1f} MB) in {mbox}, written in "
-            f"{time.monotonic() - start:.1f} s")
+        _, common_tags, _ = copy_plan(len(sources))
+        gate = Gate(os.path.join(top, "popgate"), popgate_bin)
+        baseline = Baseline(os.path.join(top, "baseline"))
+        can_drop = drop_caches()
+        if args.reuse:
+            n = json.loads(gate.ctl("--json", "depot", "stats"))["messages"]
+            log(f"reusing {top}: {n} messages archived, baseline index {baseline.index}")
+        else:
+            n = args.messages
         picker = Picker([depot_fts.extract(s.raw) for s in sources], n, common_tags)
         log(f"user {USER}: addresses {', '.join(picker.user_addresses)}")
-        can_drop = drop_caches()
-
-        log("\n== ingest (" + ("page cache dropped before each" if can_drop else
-                               "page cache not dropped: not root") + ")")
-        gate = Gate(os.path.join(top, "popgate"), popgate_bin)
-        gate.create(USER, picker.user_addresses)
-        drop_caches()
-        p = gate.ingest(paths)
-        stats = p["stats"]
-        log("  popgatectl depot stats: " + json.dumps(stats, sort_keys=True))
-        baseline = Baseline(os.path.join(top, "baseline"))
-        os.makedirs(baseline.folder)
-        drop_caches()
-        b = baseline.ingest(paths, args.jobs)
-        ingest_line("popgate depot import", p["seconds"], p["cpu"], n, raw_bytes,
-                    p["packs_bytes"] + p["index_bytes"],
-                    f"on disk: packs {p['packs_bytes'] / 1e6:.1f} MB (raw/packs "
-                    f"{raw_bytes / max(1, p['packs_bytes']):.2f}; stats: compression "
-                    f"{stats['compression_ratio']:.2f}, dedup {stats['dedup_ratio']:.3f}, "
-                    f"dictionary {stats['dictionary']}), index.db {p['index_bytes'] / 1e6:.1f} MB")
-        ingest_line("baseline zstd -3 -T0", b["zstd_seconds"], b["zstd_cpu"], n, raw_bytes,
-                    b["zstd_bytes"], f"stored, ratio {raw_bytes / b['zstd_bytes']:.2f}")
-        ingest_line("baseline FTS5 index", b["fts_seconds"], b["fts_cpu"], n, raw_bytes,
-                    b["index_bytes"], f"index ({b['messages']} messages, {args.jobs} worker "
-                    f"processes)")
-        both = b["zstd_seconds"] + b["fts_seconds"]
-        ingest_line("baseline together", both, b["zstd_cpu"] + b["fts_cpu"], n, raw_bytes,
-                    b["zstd_bytes"] + b["index_bytes"], "on disk")
-        rate = n / p["seconds"]
-        log(f"  goal: ingest >= {INGEST_GOAL:.0f} msg/s: popgate {rate:.0f} msg/s "
-            f"({n / p['cpu']:.0f} per CPU second), {'met' if rate >= INGEST_GOAL else 'MISSED'}"
-            f"; load average now {os.getloadavg()[0]:.2f}")
-
-        log("\n== search (newest first, at most %d results)" % args.limit)
-        queries = {kind: picker.queries(kind, args.queries) for kind in KINDS}
-        gate.probe_start()
-        baseline.open(picker.user_addresses)
-        log("baseline: Python sqlite3 on " + baseline.index + "; SQL from depot_fts.query, e.g. "
-            + depot_fts.query(queries["combined"][0], args.limit)[0])
-        log("popgatectl, e.g. $ " + show(gate.ctl_argv("--json", "depot", "search", *Gate
-                                                        .search_args(queries["combined"][0],
-                                                                     args.limit))))
-
-        def reopened(side, cold):
-            if cold:
-                drop_caches()
-            return side()
-
-        sides = {
-            "popgatectl depot search": lambda q, cold: reopened(
-                lambda: gate.search_cli(q, args.limit), cold),
-            "popgate in-process": lambda q, cold: reopened(
-                lambda: gate.search_probe(q, args.limit, picker.user_addresses, cold), cold),
-            "baseline FTS5 in-process": lambda q, cold: reopened(
-                lambda: (baseline.open(picker.user_addresses) if cold else None,
-                         baseline.search(q, args.limit))[1], cold),
-        }
-        results = {}
-        if can_drop:
-            log(f"\ncold: page cache dropped before each query (sync; echo 3 > "
-                f"/proc/sys/vm/drop_caches), depot and index opened anew, {args.cold_queries} "
-                f"queries per kind")
-            results["cold"] = search_round(sides, {k: v[:args.cold_queries]
-                                                   for k, v in queries.items()}, cold=True)
-        else:
-            log("\ncold: not measured (the page cache cannot be dropped: not root)")
-        log(f"\nwarm: both indexes read into the page cache first (depot and index open), "
-            f"{args.queries} queries per kind")
-        read_through([os.path.join(gate.depot, "index.db"),
-                      os.path.join(gate.depot, "index.db-wal"), baseline.index])
-        results["warm"] = search_round(sides, queries, cold=False)
+        if not args.reuse:
+            rate, both, raw_bytes = ingest(args, sources, top, gate, baseline, picker, can_drop)
+        results = search(args, gate, baseline, picker, can_drop)
 
         log("\n== summary")
-        log(f"  ingest: popgate {rate:.0f} msg/s ({raw_bytes / 1e6 / p['seconds']:.1f} MB/s), "
-            f"baseline zstd + FTS5 {n / both:.0f} msg/s; goal >= {INGEST_GOAL:.0f} msg/s "
-            f"{'met' if rate >= INGEST_GOAL else 'MISSED'}")
+        if not args.reuse:
+            log(f"  ingest: popgate {rate:.0f} msg/s "
+                f"({raw_bytes / 1e6 * rate / n:.1f} MB/s), baseline zstd + FTS5 "
+                f"{n / both:.0f} msg/s; goal >= {INGEST_GOAL:.0f} msg/s "
+                f"{'met' if rate >= INGEST_GOAL else 'MISSED'}")
         for cache, per_kind in results.items():
             worst = max(percentile(per_kind[k]["popgate in-process"][0], 99) for k in KINDS)
             worst_cli = max(percentile(per_kind[k]["popgatectl depot search"][0], 99)
@@ -626,10 +590,100 @@ def main():
     finally:
         if gate is not None:
             gate.close()
-        if args.keep:
+        if args.keep or args.reuse:
             log(f"kept {top}")
         else:
             shutil.rmtree(top, ignore_errors=True)
+
+
+def ingest(args, sources, top, gate, baseline, picker, can_drop):
+    """Writes the data, archives it with popgate and indexes it with the
+    baseline, printing the figures; popgate's messages/s, the baseline's
+    seconds and the raw bytes."""
+    mbox = os.path.join(top, "mbox")
+    os.makedirs(mbox)
+    start = time.monotonic()
+    paths, raw_bytes = generate(sources, args.messages, args.per_file, mbox)
+    n = args.messages
+    log(f"data: {n} messages from {len(sources)} corpus messages, "
+        f"{raw_bytes / 1e6:.1f} MB raw, {len(paths)} mbox files "
+        f"({folder_bytes(mbox) / 1e6:.1f} MB) in {mbox}, written in "
+        f"{time.monotonic() - start:.1f} s")
+    log("\n== ingest (" + ("page cache dropped before each" if can_drop else
+                           "page cache not dropped: not root") + ")")
+    gate.create(USER, picker.user_addresses)
+    drop_caches()
+    p = gate.ingest(paths)
+    stats = p["stats"]
+    log("  popgatectl depot stats: " + json.dumps(stats, sort_keys=True))
+    os.makedirs(baseline.folder)
+    drop_caches()
+    b = baseline.ingest(paths, args.jobs)
+    ingest_line("popgate depot import", p["seconds"], p["cpu"], n, raw_bytes,
+                p["packs_bytes"] + p["index_bytes"],
+                f"on disk: packs {p['packs_bytes'] / 1e6:.1f} MB (raw/packs "
+                f"{raw_bytes / max(1, p['packs_bytes']):.2f}; stats: compression "
+                f"{stats['compression_ratio']:.2f}, dedup {stats['dedup_ratio']:.3f}, "
+                f"dictionary {stats['dictionary']}), index.db {p['index_bytes'] / 1e6:.1f} MB")
+    ingest_line("baseline zstd -3 -T0", b["zstd_seconds"], b["zstd_cpu"], n, raw_bytes,
+                b["zstd_bytes"], f"stored, ratio {raw_bytes / b['zstd_bytes']:.2f}")
+    ingest_line("baseline FTS5 index", b["fts_seconds"], b["fts_cpu"], n, raw_bytes,
+                b["index_bytes"], f"index ({b['messages']} messages, {args.jobs} worker "
+                f"processes)")
+    both = b["zstd_seconds"] + b["fts_seconds"]
+    ingest_line("baseline together", both, b["zstd_cpu"] + b["fts_cpu"], n, raw_bytes,
+                b["zstd_bytes"] + b["index_bytes"], "on disk")
+    rate = n / p["seconds"]
+    log(f"  goal: ingest >= {INGEST_GOAL:.0f} msg/s: popgate {rate:.0f} msg/s "
+        f"({n / p['cpu']:.0f} per CPU second), {'met' if rate >= INGEST_GOAL else 'MISSED'}"
+        f"; load average now {os.getloadavg()[0]:.2f}")
+    return rate, both, raw_bytes
+
+
+def search(args, gate, baseline, picker, can_drop):
+    """Times the queries of every kind on each side, cold and warm, printing
+    the figures; {"cold"|"warm": search_round's result}."""
+    log("\n== search (newest first, at most %d results; a search is given up after %g s)"
+        % (args.limit, args.query_timeout))
+    queries = {kind: picker.queries(kind, args.queries) for kind in KINDS}
+    gate.probe_start()
+    baseline.open(picker.user_addresses)
+    log("baseline: Python sqlite3 on " + baseline.index + "; SQL from depot_fts.query, e.g. "
+        + depot_fts.query(queries["combined"][0], args.limit)[0])
+    log("popgatectl, e.g. $ " + show(gate.ctl_argv(
+        "--json", "depot", "search", *Gate.search_args(queries["combined"][0], args.limit))))
+    timeout = args.query_timeout
+
+    def reopened(side, cold):
+        if cold:
+            drop_caches()
+        return side()
+
+    sides = {
+        "popgatectl depot search": lambda q, cold: reopened(
+            lambda: gate.search_cli(q, args.limit, timeout), cold),
+        "popgate in-process": lambda q, cold: reopened(
+            lambda: gate.search_probe(q, args.limit, picker.user_addresses, cold, timeout),
+            cold),
+        "baseline FTS5 in-process": lambda q, cold: reopened(
+            lambda: (baseline.open(picker.user_addresses) if cold else None,
+                     baseline.search(q, args.limit, timeout))[1], cold),
+    }
+    results = {}
+    if can_drop:
+        log(f"\ncold: page cache dropped before each query (sync; echo 3 > "
+            f"/proc/sys/vm/drop_caches), depot and index opened anew, {args.cold_queries} "
+            f"queries per kind")
+        results["cold"] = search_round(sides, {k: v[:args.cold_queries]
+                                               for k, v in queries.items()}, cold=True)
+    else:
+        log("\ncold: not measured (the page cache cannot be dropped: not root)")
+    log(f"\nwarm: both indexes read into the page cache first (depot and index open), "
+        f"{args.queries} queries per kind")
+    read_through([os.path.join(gate.depot, "index.db"),
+                  os.path.join(gate.depot, "index.db-wal"), baseline.index])
+    results["warm"] = search_round(sides, queries, cold=False)
+    return results
 
 
 if __name__ == "__main__":

@@ -12,8 +12,11 @@
  *                    set-up, not timed) -> {"ok": true}
  *   {"op": "search", "sender": S, "recipient": R, "subject": W, "text": W,
  *    "since": T, "until": T, "attachment": A, "owner": U,
- *    "addresses": [A, …] (a user's search: restricted to these), "limit": N}
+ *    "addresses": [A, …] (a user's search: restricted to these), "limit": N,
+ *    "timeout": seconds (0: none)}
  *                    -> {"seconds": wall time of depot_search, "count": hits}
+ *                    or, interrupted at its timeout (sqlite3_progress_handler
+ *                    on the depot's connection), {"seconds": …, "timed_out": true}
  *   anything it cannot run -> {"error": "…"}
  * It ends at the end of its input.
  *
@@ -27,6 +30,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "core/util.h"
 #include "depot/depot.h"
@@ -43,6 +47,13 @@ static double depot_query_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Asks SQLite to give up a statement once the monotonic clock passes the
+ * deadline ARG points to: a query the bench bounds. */
+static int depot_query_past_deadline(void *arg)
+{
+	return depot_query_now() > *(const double *)arg;
 }
 
 static void depot_query_answer(json_t *answer)
@@ -71,7 +82,7 @@ static json_t *depot_query_search(struct depot *depot, json_t *request)
 	struct depot_hit *hits = NULL;
 	size_t count = 0;
 	char err[256];
-	double start;
+	double start, timeout, deadline;
 	int rc;
 
 	query.sender = depot_query_string(request, "sender");
@@ -95,9 +106,18 @@ static json_t *depot_query_search(struct depot *depot, json_t *request)
 		query.addresses = addresses;
 		query.address_count = json_array_size(list);
 	}
+	timeout = json_number_value(json_object_get(request, "timeout"));
 	start = depot_query_now();
+	deadline = start + timeout;
+	if (timeout > 0)
+		sqlite3_progress_handler(depot_db(depot), 1000, depot_query_past_deadline,
+					 &deadline);
 	rc = depot_search(depot, &query, "admin", &hits, &count, err, sizeof(err));
+	sqlite3_progress_handler(depot_db(depot), 0, NULL, NULL);
 	depot_hits_free(&hits, count);
+	if (rc < 0 && timeout > 0 && depot_query_now() > deadline)
+		return json_pack("{s:f, s:b}", "seconds", depot_query_now() - start, "timed_out",
+				 1);
 	if (rc < 0)
 		return json_pack("{s:s}", "error", err);
 	return json_pack("{s:f, s:I}", "seconds", depot_query_now() - start, "count",
