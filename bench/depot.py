@@ -427,9 +427,19 @@ class Gate:
                                       text=True)
 
     def probe_request(self, request):
+        start = time.perf_counter()
         self.probe.stdin.write(json.dumps(request) + "\n")
         self.probe.stdin.flush()
-        answer = json.loads(self.probe.stdout.readline() or '{"error": "probe ended"}')
+        line = self.probe.stdout.readline()
+        if not line and request.get("timeout") and \
+                time.perf_counter() - start >= request["timeout"]:
+            # Died while given up at its timeout: say so, count it as given
+            # up, and go on with a new probe.
+            log(f"    depot_query died (exit {self.probe.wait(60)}) when its search was "
+                f"interrupted at the timeout: {json.dumps(request)}; started anew")
+            self.probe_start()
+            return {"seconds": time.perf_counter() - start, "timed_out": True}
+        answer = json.loads(line or '{"error": "probe ended"}')
         if "error" in answer:
             raise SystemExit(f"depot_query {json.dumps(request)}: {answer['error']}")
         return answer
