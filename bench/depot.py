@@ -32,9 +32,13 @@ the baseline in-process (Python's sqlite3 on its index). Cold: before each
 query the page cache is dropped (echo 3 > /proc/sys/vm/drop_caches, root
 only; otherwise the script says so and skips the cold round) and the depot
 or index is opened anew; --cold-queries per kind. Warm: both indexes read
-into the page cache first, the depot and index kept open.
+into the page cache first, the depot and index kept open. Every search is
+given up after --query-timeout seconds (depot_query interrupts SQLite,
+popgatectl is killed, the baseline's SQLite is interrupted) and counted as
+given up; then its p99 is a lower bound (printed ">=").
 
     bench/depot.py [--messages N] [--queries Q] [--keep] [--dir D]
+    bench/depot.py --reuse FOLDER   # only the searches, on a folder kept by --keep
     make bench-depot
 """
 
