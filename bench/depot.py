@@ -229,9 +229,8 @@ KINDS = ["sender", "recipient", "subject", "text-rare", "text-common", "date-ran
 class Picker:
     """Query values drawn from the corpus as the copies carry them."""
 
-    def __init__(self, fields, count, common_tags):
+    def __init__(self, fields, common_tags):
         self.fields = fields
-        self.count = count
         self.common_tags = common_tags
         df = {}
         for f in fields:
@@ -579,7 +578,7 @@ def main():
             log(f"reusing {top}: {n} messages archived, baseline index {baseline.index}")
         else:
             n = args.messages
-        picker = Picker([depot_fts.extract(s.raw) for s in sources], n, common_tags)
+        picker = Picker([depot_fts.extract(s.raw) for s in sources], common_tags)
         log(f"user {USER}: addresses {', '.join(picker.user_addresses)}")
         if not args.reuse:
             rate, both, raw_bytes = ingest(args, sources, top, gate, baseline, picker, can_drop)
