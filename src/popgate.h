@@ -23,6 +23,7 @@ struct offload;
 struct resolver;
 struct writer;
 struct relay;
+struct archiver;
 
 struct popgate {
 	struct popgate_config *cfg;
@@ -44,6 +45,7 @@ struct popgate {
 	struct offload *offload; /* threads for argon2id */
 	struct writer *writer;	 /* spool fsyncs and commits off the loop (store/writer.h) */
 	struct relay *relay;	 /* outbound delivery (smtp/relay.h) */
+	struct archiver *archiver; /* MailDepot (pipeline/archiver.h); NULL: [depot] off */
 };
 
 #endif

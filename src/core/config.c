@@ -34,6 +34,7 @@
 #include "core/config_key.h"
 #include "core/config_section.h"
 #include "core/util.h"
+#include "depot/depot.h"
 #include "filters/clamd.h"
 #include "filters/attachments.h"
 
@@ -136,6 +137,12 @@ const struct config_key config_keys[] = {
 	{"relay", "allow_private", CONFIG_BOOL, CONFIG_FIELD(relay_allow_private), 0, 0, NULL},
 	{"relay", "mta_sts_port", CONFIG_INT, CONFIG_FIELD(relay_mta_sts_port), 1, 65535, NULL},
 	{"relay", "ca_file", CONFIG_NULL_PATH, CONFIG_FIELD(relay_ca_file), 0, 0, NULL},
+	{"depot", "enabled", CONFIG_BOOL, CONFIG_FIELD(depot_enabled), 0, 0, NULL},
+	{"depot", "retention_days", CONFIG_INT, CONFIG_FIELD(depot_retention_days), 1, 36525, NULL},
+	{"depot", "checkpoint_interval", CONFIG_INT, CONFIG_FIELD(depot_checkpoint_interval), 0,
+	 31536000, NULL},
+	{"depot", "batch", CONFIG_INT, CONFIG_FIELD(depot_batch), 1, 10000, NULL},
+	{"depot", "retry", CONFIG_INT, CONFIG_FIELD(depot_retry), 1, 86400, NULL},
 	{"providers", "allow", CONFIG_ALLOW, 0, 0, 0, NULL},
 };
 
@@ -481,6 +488,7 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->workers = 0;
 	cfg->worker_timeout = 60;
 	cfg->quarantine_days = 30;
+	cfg->depot_retention_days = DEPOT_RETENTION_DAYS_DEFAULT;
 	cfg->tag_subject_prefix = xstrdup("[SPAM]");
 	cfg->dns_time_limit = 5;
 	cfg->fuzzy_min_count = 5;
@@ -516,6 +524,11 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->relay_mta_sts_port = 443;
 	cfg->relay_ca_file = NULL;
 	cfg->rules_file = NULL;
+	cfg->depot_enabled = false;
+	cfg->depot_retention_days = DEPOT_RETENTION_DAYS_DEFAULT;
+	cfg->depot_checkpoint_interval = 3600;
+	cfg->depot_batch = 256;
+	cfg->depot_retry = 60;
 	config_sections_defaults(config_section_types, config_section_type_count, cfg);
 }
 
@@ -611,6 +624,8 @@ static const struct {
     {"server", "pop3s_port"},	  {"server", "tls_cert"},	     {"server", "tls_key"},
     {"pipeline", "workers"},	  {"pipeline", "worker_timeout"},
     {"smtp", "port"},		  {"smtp", "submission_port"},
+    /* The archiver thread and its settings are made at start-up. */
+    {"depot", "enabled"},	  {"depot", "checkpoint_interval"}, {"depot", "batch"},
 };
 
 /* The entry of config_keys for SECTION and NAME; never NULL for a name of
@@ -644,6 +659,10 @@ size_t config_keep_restart_keys(struct popgate_config *fresh, const struct popga
 			if (*(int *)field == *(const int *)old)
 				continue;
 			*(int *)field = *(const int *)old;
+		} else if (key->type == CONFIG_BOOL) {
+			if (*(bool *)field == *(const bool *)old)
+				continue;
+			*(bool *)field = *(const bool *)old;
 		} else {
 			char **text = (char **)field;
 			const char *old_text = *(char *const *)old;

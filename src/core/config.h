@@ -133,6 +133,14 @@ struct popgate_config {
 	int relay_mta_sts_port;	  /* 443: the port of mta-sts.DOMAIN (others for tests) */
 	char *relay_ca_file;	  /* NULL: the system's CA store, for verified TLS */
 
+	/* [depot] (MailDepot: depot/depot.h; the daemon's archiver,
+	 * pipeline/archiver.h) */
+	bool depot_enabled;	       /* no: archive every message passing popgate (restart) */
+	int depot_retention_days;      /* 3653: days an archived message is kept by default */
+	int depot_checkpoint_interval; /* 3600 s between signed checkpoints; 0: none (restart) */
+	int depot_batch;	       /* 256 messages at most per ingest batch (restart) */
+	int depot_retry;	       /* 60 s before a failed archive is tried again (doubling) */
+
 	/* [providers] */
 	char **provider_allow;	/* NULL/empty: any host; else host names or "*.suffix" */
 	size_t provider_allow_count;
