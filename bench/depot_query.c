@@ -126,9 +126,9 @@ static json_t *depot_query_search(struct depot *depot, json_t *request)
 
 int main(int argc, char **argv)
 {
-	char *line = xmalloc(DEPOT_QUERY_LINE_MAX);
 	struct depot *depot;
 	char err[256];
+	char *line;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: depot_query DEPOT_DIR < requests\n");
@@ -139,6 +139,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "depot_query: %s\n", err);
 		return 1;
 	}
+	line = xmalloc(DEPOT_QUERY_LINE_MAX);
 	while (fgets(line, DEPOT_QUERY_LINE_MAX, stdin) != NULL) {
 		json_error_t jerr;
 		json_t *request = json_loads(line, 0, &jerr);
