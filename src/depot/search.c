@@ -13,7 +13,11 @@
  * sender and date, recipient and owner address, owner user, attachment
  * name) or the FTS5 index, which hands out its matches in rowid (= seq)
  * order, so the ORDER BY seq DESC LIMIT stops early instead of sorting all
- * matches.
+ * matches. What leads is chosen by counting each set and the words'
+ * matches up to a bound (search_plan_build), and the order is fixed with
+ * CROSS JOIN and unary "+", since the index has no statistics (no
+ * ANALYZE) and SQLite's own guess walked every row of a frequent address
+ * for each message probed.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -135,6 +139,9 @@ char *depot_search_match(const char *text, const char *column, char *err, size_t
 /* A set of messages (a recipient's, an owner's, a user's) this big or
  * bigger is probed per message rather than listed (search_plan_set). */
 #define SEARCH_SET_SMALL 10000
+/* Sets and full-text matches are counted up to this many rows to choose
+ * what leads a search (search_plan_build): a bounded walk of an index. */
+#define SEARCH_COUNT_BOUND 100000
 /* A Date range at most this wide (seconds) is looked up in its index. */
 #define SEARCH_NARROW_DATES (31 * 86400)
 
@@ -187,74 +194,111 @@ static int search_failed(sqlite3 *db, const char *what, char *err, size_t errlen
 }
 
 /*
- * Appends a criterion that names a set of messages through the rows of
- * TABLE matching CONDITION (its ?s bound to the N VALUES). How depends on
- * the set's size, counted first up to SEARCH_SET_SMALL rows (a bounded walk
- * of the index) when DB is given: a small set is listed whole and its
- * messages looked up (m.seq IN …), which costs as much as the set is big;
- * a big one is probed for each message the walk newest first meets (EXISTS
- * on the table's (seq, position) key), which costs as much as the set is
- * rare, and a big set is not. Either is one indexed step per message, so
- * neither a mailbox of 10^5 messages nor an address of three is slow.
- * Without DB (one message's check) it is probed. 0, or -1 with ERR.
+ * The rows of FROM (a table and its WHERE, its ?s bound to the N VALUES)
+ * into *COUNT_R, counted up to BOUND: a bounded walk of an index or of the
+ * FTS5 matches, so a set's or a word's size is known cheaply enough to
+ * choose what leads the search. 0, or -1 with ERR.
  */
-static int search_plan_set(struct search_plan *plan, sqlite3 *db, const char *table,
-			   const char *condition, const char *const *values, size_t n, char *err,
-			   size_t errlen)
+static int search_count(sqlite3 *db, const char *from, const char *const *values, size_t n,
+			int64_t bound, int64_t *count_r, char *err, size_t errlen)
 {
-	bool small = false;
-	char *sql;
+	char *sql =
+	    xasprintf("SELECT count(*) FROM (SELECT 1 FROM %s LIMIT %lld)", from, (long long)bound);
+	sqlite3_stmt *stmt;
+	int step;
 
-	if (db != NULL) {
-		sqlite3_stmt *stmt;
-
-		sql = xasprintf("SELECT count(*) FROM (SELECT 1 FROM %s WHERE %s LIMIT %d)", table,
-				condition, SEARCH_SET_SMALL);
-		if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-			free(sql);
-			return search_failed(db, "search", err, errlen);
-		}
+	*count_r = 0;
+	if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
 		free(sql);
-		for (size_t i = 0; i < n; i++)
-			sqlite3_bind_text(stmt, (int)i + 1, values[i], -1, SQLITE_STATIC);
-		if (sqlite3_step(stmt) != SQLITE_ROW) {
-			sqlite3_finalize(stmt);
-			return search_failed(db, "search", err, errlen);
-		}
-		small = sqlite3_column_int64(stmt, 0) < SEARCH_SET_SMALL;
-		sqlite3_finalize(stmt);
+		return search_failed(db, "search", err, errlen);
 	}
-	if (small)
-		sql = xasprintf(" AND m.seq IN (SELECT seq FROM %s WHERE %s)", table, condition);
-	else
-		sql = xasprintf(" AND EXISTS (SELECT 1 FROM %s AS s WHERE s.seq = m.seq AND %s)",
-				table, condition);
-	search_text_append(&plan->sql, sql);
 	free(sql);
 	for (size_t i = 0; i < n; i++)
-		plan->binds[plan->bind_count++] =
-		    (struct search_bind){.is_text = true, .text = values[i]};
-	return 0;
+		sqlite3_bind_text(stmt, (int)i + 1, values[i], -1, SQLITE_STATIC);
+	step = sqlite3_step(stmt);
+	if (step == SQLITE_ROW)
+		*count_r = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	return step == SQLITE_ROW ? 0 : search_failed(db, "search", err, errlen);
 }
 
-/* The criterion restricting the messages to those owned through QUERY's
- * addresses (a user's search), which it lowercases into LOWERED. */
-static int search_plan_owned(struct search_plan *plan, sqlite3 *db, const struct depot_query *query,
-			     char **lowered, char *err, size_t errlen)
+/* A set of messages named by the rows of TABLE whose COLUMN is one of the
+ * N VALUES: a recipient's, an owner user's, a user's addresses'. */
+struct search_set {
+	const char *table;
+	const char *column;
+	const char *const *values;
+	size_t n;
+	int64_t size; /* its rows, counted up to a bound */
+};
+
+/* "COLUMN = ?" or "COLUMN IN (?, …)"; with PROBED a unary "+" keeps
+ * SQLite off COLUMN's index, which (without ANALYZE) it would otherwise
+ * walk for every message probed: all the rows of a frequent address. */
+static char *search_set_condition(const struct search_set *set, bool probed)
 {
 	struct search_text condition = {0};
-	int rc;
 
-	search_text_append(&condition, "address IN (");
-	for (size_t i = 0; i < query->address_count; i++) {
-		lowered[i] = search_lower(query->addresses[i]);
-		search_text_append(&condition, i == 0 ? "?" : ", ?");
+	if (probed)
+		search_text_append(&condition, "+");
+	search_text_append(&condition, set->column);
+	if (set->n == 1) {
+		search_text_append(&condition, " = ?");
+		return condition.data;
 	}
+	search_text_append(&condition, " IN (");
+	for (size_t i = 0; i < set->n; i++)
+		search_text_append(&condition, i == 0 ? "?" : ", ?");
 	search_text_append(&condition, ")");
-	rc = search_plan_set(plan, db, "message_owner", condition.data,
-			     (const char *const *)lowered, query->address_count, err, errlen);
-	free(condition.data);
+	return condition.data;
+}
+
+static int search_set_count(sqlite3 *db, struct search_set *set, int64_t bound, char *err,
+			    size_t errlen)
+{
+	char *condition = search_set_condition(set, false);
+	char *from = xasprintf("%s WHERE %s", set->table, condition);
+	int rc = search_count(db, from, set->values, set->n, bound, &set->size, err, errlen);
+
+	free(from);
+	free(condition);
 	return rc;
+}
+
+/*
+ * Appends the criterion of SET: LISTED, its messages are listed whole on
+ * COLUMN's index and looked up (m.seq IN …), which costs as much as the
+ * set is big; else it is probed for each message the search meets (EXISTS
+ * on the table's (seq, position) key), which costs as much as the set is
+ * rare among them.
+ */
+static void search_plan_set(struct search_plan *plan, const struct search_set *set, bool listed)
+{
+	char *condition = search_set_condition(set, !listed);
+	char *sql =
+	    listed ? xasprintf(" AND m.seq IN (SELECT seq FROM %s WHERE %s)", set->table, condition)
+		   : xasprintf(" AND EXISTS (SELECT 1 FROM %s AS s WHERE s.seq = m.seq"
+			       " AND %s)",
+			       set->table, condition);
+
+	search_text_append(&plan->sql, sql);
+	free(sql);
+	free(condition);
+	for (size_t i = 0; i < set->n; i++)
+		plan->binds[plan->bind_count++] =
+		    (struct search_bind){.is_text = true, .text = set->values[i]};
+}
+
+/* The set of messages owned through QUERY's addresses (a user's search),
+ * which it lowercases into LOWERED. */
+static struct search_set search_owned_set(const struct depot_query *query, char **lowered)
+{
+	for (size_t i = 0; i < query->address_count; i++)
+		lowered[i] = search_lower(query->addresses[i]);
+	return (struct search_set){.table = "message_owner",
+				   .column = "address",
+				   .values = (const char *const *)lowered,
+				   .n = query->address_count};
 }
 
 /* A criterion's length check. */
@@ -315,61 +359,108 @@ static int search_check(const struct depot_query *query, char *err, size_t errle
 
 /*
  * Builds the SELECT of the seqs QUERY finds into PLAN, asking DB how big
- * its sets are (inside the caller's read transaction). LOWERED gets the
- * lowercased restriction addresses (freed by the caller). 0, or -1 with ERR.
+ * its sets and its words' matches are (inside the caller's read
+ * transaction). LOWERED gets the lowercased restriction addresses (freed
+ * by the caller). 0, or -1 with ERR.
+ *
+ * What leads is the smallest of them, each counted up to
+ * SEARCH_COUNT_BOUND: the FTS5 matches (newest first), else the messages
+ * (newest first) through the sender's index or the smallest set listed,
+ * the FTS5 table asked about each message. Whatever leads, the search
+ * costs about as much as the leading set is big where few of it match the
+ * rest, so a frequent sender with a rare word, or a user's mail with a
+ * common word it lacks, is not walked through the bigger side.
  */
 static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct depot_query *query,
 			     char **lowered, char *err, size_t errlen)
 {
-	char *match = NULL;
+	struct search_set sets[3];
+	size_t set_count = 0, leader = 0;
+	const char *sender = NULL, *recipient = NULL, *match = NULL;
+	int64_t key_size = INT64_MAX, fts_size = INT64_MAX;
 	bool fts_leads, date_indexed;
 
-	if (query->subject != NULL) {
-		match = depot_search_match(query->subject, "subject", err, errlen);
-		if (match == NULL)
-			return -1;
-	}
-	if (query->text != NULL) {
-		char *terms = depot_search_match(query->text, NULL, err, errlen);
+	if (query->subject != NULL || query->text != NULL) {
+		char *subject = NULL, *terms = NULL;
 
-		if (terms == NULL) {
-			free(match);
+		if (query->subject != NULL &&
+		    (subject = depot_search_match(query->subject, "subject", err, errlen)) == NULL)
+			return -1;
+		if (query->text != NULL &&
+		    (terms = depot_search_match(query->text, NULL, err, errlen)) == NULL) {
+			free(subject);
 			return -1;
 		}
-		if (match != NULL) {
-			char *both = xasprintf("%s AND %s", match, terms);
-
-			free(match);
+		if (subject != NULL && terms != NULL)
+			match = search_plan_keep(plan, xasprintf("%s AND %s", subject, terms));
+		else
+			match = search_plan_keep(plan, subject != NULL ? subject : terms);
+		if (subject != NULL && terms != NULL) {
+			free(subject);
 			free(terms);
-			match = both;
-		} else {
-			match = terms;
 		}
 	}
-	/*
-	 * With words and no sender or recipient, the FTS5 table leads: it
-	 * yields its matches newest first and the join stops at the limit. A
-	 * sender or recipient is an indexed equality that usually names far
-	 * fewer messages than a word does, so then the messages lead and the
-	 * FTS5 table is asked about each (CROSS JOIN fixes that order).
-	 */
-	fts_leads = match != NULL && query->sender == NULL && query->recipient == NULL;
+	if (query->sender != NULL)
+		sender = search_plan_keep(plan, search_lower(query->sender));
+	if (query->recipient != NULL) {
+		recipient = search_plan_keep(plan, search_lower(query->recipient));
+		sets[set_count++] = (struct search_set){.table = "message_recipient",
+							.column = "address",
+							.values = &recipient,
+							.n = 1};
+	}
+	if (query->owner != NULL)
+		sets[set_count++] = (struct search_set){
+		    .table = "message_owner", .column = "user", .values = &query->owner, .n = 1};
+	if (query->restricted)
+		sets[set_count++] = search_owned_set(query, lowered);
+
+	/* The sizes: each set's (only whether it is small, without words),
+	 * with words also the sender's messages, then the words' matches up
+	 * to the smallest of those (no further is needed to know which is
+	 * smaller). */
+	if (match != NULL && sender != NULL &&
+	    search_count(db, "message WHERE sender = ?", &sender, 1, SEARCH_COUNT_BOUND, &key_size,
+			 err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; i < set_count; i++) {
+		if (search_set_count(db, &sets[i],
+				     match != NULL ? SEARCH_COUNT_BOUND : SEARCH_SET_SMALL, err,
+				     errlen) < 0)
+			return -1;
+		if (sets[i].size < key_size) {
+			key_size = sets[i].size;
+			leader = i + 1; /* 0: the sender (or nothing) */
+		}
+	}
+	if (match != NULL && key_size != INT64_MAX &&
+	    search_count(db, "message_text WHERE message_text MATCH ?", &match, 1, key_size,
+			 &fts_size, err, errlen) < 0)
+		return -1;
+	fts_leads = match != NULL && fts_size < key_size;
+
+	/* CROSS JOIN fixes the order SQLite would otherwise choose by its
+	 * guesses (without ANALYZE: an indexed equality beats all). */
 	if (fts_leads)
 		search_plan_text(plan,
-				 "SELECT m.seq FROM message_text JOIN message AS m"
-				 " ON m.seq = message_text.rowid WHERE message_text MATCH ?",
-				 search_plan_keep(plan, match));
+				 key_size == INT64_MAX
+				     ? "SELECT m.seq FROM message_text JOIN message AS m"
+				       " ON m.seq = message_text.rowid WHERE message_text MATCH ?"
+				     : "SELECT m.seq FROM message_text CROSS JOIN message AS m"
+				       " ON m.seq = message_text.rowid WHERE message_text MATCH ?",
+				 match);
 	else if (match != NULL)
 		search_plan_text(plan,
 				 "SELECT m.seq FROM message AS m CROSS JOIN message_text"
 				 " ON message_text.rowid = m.seq WHERE message_text MATCH ?",
-				 search_plan_keep(plan, match));
+				 match);
 	else
 		search_text_append(&plan->sql, "SELECT m.seq FROM message AS m WHERE 1");
 	search_text_append(&plan->sql, " AND (m.expired IS NULL OR m.expired = 0)");
-	if (query->sender != NULL)
-		search_plan_text(plan, " AND m.sender = ?",
-				 search_plan_keep(plan, search_lower(query->sender)));
+	/* Checked on each match when the words lead ("+": not on its index). */
+	if (sender != NULL)
+		search_plan_text(plan, fts_leads ? " AND +m.sender = ?" : " AND m.sender = ?",
+				 sender);
 	if (query->direction >= 0)
 		search_plan_text(plan, " AND m.direction = ?",
 				 depot_direction_name((enum depot_direction)query->direction));
@@ -395,16 +486,13 @@ static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct
 		search_plan_number(plan,
 				   fts_leads ? " AND message_text.rowid < ?" : " AND m.seq < ?",
 				   query->before);
-	if (query->recipient != NULL) {
-		const char *recipient = search_plan_keep(plan, search_lower(query->recipient));
-
-		if (search_plan_set(plan, db, "message_recipient", "address = ?", &recipient, 1,
-				    err, errlen) < 0)
-			return -1;
-	}
-	if (query->owner != NULL && search_plan_set(plan, db, "message_owner", "user = ?",
-						    &query->owner, 1, err, errlen) < 0)
-		return -1;
+	/* A small set is listed; so is the one leading words it is smaller
+	 * than; a big one is probed for each message met. */
+	for (size_t i = 0; i < set_count; i++)
+		search_plan_set(plan, &sets[i],
+				sets[i].size < SEARCH_SET_SMALL ||
+				    (match != NULL && !fts_leads && leader == i + 1 &&
+				     sets[i].size < SEARCH_COUNT_BOUND));
 	if (query->attachment != NULL) {
 		if (strpbrk(query->attachment, "*?[") != NULL) {
 			search_plan_text(plan,
@@ -428,8 +516,6 @@ static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct
 					 search_plan_keep(plan, like.data));
 		}
 	}
-	if (query->restricted && search_plan_owned(plan, db, query, lowered, err, errlen) < 0)
-		return -1;
 	search_plan_number(plan,
 			   fts_leads ? " ORDER BY message_text.rowid DESC LIMIT ?"
 				     : " ORDER BY m.seq DESC LIMIT ?",
@@ -560,8 +646,11 @@ static int search_begin(sqlite3 *db, char *err, size_t errlen)
 
 static void search_end(sqlite3 *db)
 {
-	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	/* A read transaction has nothing to keep: if even its COMMIT is
+	 * interrupted, it is rolled back, never left open. */
+	if (!sqlite3_get_autocommit(db) &&
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* S as a JSON string; text that is not UTF-8 (jansson refuses it) with
@@ -661,8 +750,11 @@ int depot_search(struct depot *depot, const struct depot_query *query, const cha
 		/* The seqs first, then each one's fields: one statement at a
 		 * time keeps the plan of the search simple. */
 		while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+			/* Zeroed but for its seq, so a failure anywhere from here
+			 * frees every hit safely (depot_hits_free). */
 			hits = xrealloc(hits, (count + 1) * sizeof(*hits));
-			hits[count++].seq = sqlite3_column_int64(stmt, 0);
+			hits[count] = (struct depot_hit){.seq = sqlite3_column_int64(stmt, 0)};
+			count++;
 		}
 		if (step != SQLITE_DONE) {
 			search_failed(db, "search", err, errlen);
@@ -675,11 +767,11 @@ int depot_search(struct depot *depot, const struct depot_query *query, const cha
 			int found = search_read_hit(db, seq, &hits[i], err, errlen);
 
 			if (found != 1) {
-				/* Cannot happen inside the read transaction. */
+				/* Cannot happen inside the read transaction. (The
+				 * hit is cleared, the rest hold only their seq.) */
 				if (found == 0)
 					snprintf(err, errlen, "message %lld vanished while read",
 						 (long long)seq);
-				count = i;
 				goto done;
 			}
 		}
@@ -733,10 +825,11 @@ int depot_search_owns(struct depot *depot, int64_t seq, const struct depot_query
 			   " AND (m.expired IS NULL OR m.expired = 0)",
 			   seq);
 	if (query != NULL && query->restricted) {
+		struct search_set owned;
+
 		lowered = xcalloc(query->address_count, sizeof(*lowered));
-		/* Without DB one message is probed: nothing to count, so
-		 * nothing that can fail. */
-		(void)search_plan_owned(plan, NULL, query, lowered, err, errlen);
+		owned = search_owned_set(query, lowered);
+		search_plan_set(plan, &owned, false); /* one message: probed */
 	}
 	if (sqlite3_prepare_v2(db, plan->sql.data, -1, &stmt, NULL) != SQLITE_OK) {
 		rc = search_failed(db, "read a message", err, errlen);

@@ -342,7 +342,9 @@ static void test_restricted(void **state)
  * (search.c's SEARCH_SET_SMALL): owner and recipient rows of messages that
  * are not there (seqs far above the archived ones) give alice's addresses
  * 2 x 10^4 more rows, bob's address 10^4, and the owner user bob and
- * bob's recipient address 3 x 10^4 each.
+ * bob's recipient address 3 x 10^4 each; and full-text rows of such
+ * messages give "zebracorn" 4 x 10^4 more matches, so a big set smaller
+ * than the word's matches leads (listed) and the word is probed.
  */
 static void test_restricted_big_sets(void **state)
 {
@@ -360,10 +362,22 @@ static void test_restricted_big_sets(void **state)
 				      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1"
 				      " FROM n WHERE i < 30000)"
 				      " INSERT INTO message_recipient (seq, position, address)"
-				      " SELECT 1000000 + i, 0, 'bob@corp.example' FROM n;",
+				      " SELECT 1000000 + i, 0, 'bob@corp.example' FROM n;"
+				      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+				      " FROM n WHERE i < 40000)"
+				      " INSERT INTO message_text (rowid, subject, headers, body,"
+				      " attachments) SELECT 2000000 + i, '', '', 'zebracorn', ''"
+				      " FROM n;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	test_restricted_searches(t);
+	q.text = "zebracorn";
+	q.owner = "bob";
+	test_expect(t, &q, "admin", (const int[]){11, 9, 7, 5, 3, 1, -1});
+	q.recipient = "bob@corp.example";
+	q.sender = "sender1@example.org";
+	test_expect(t, &q, "admin", (const int[]){7, 1, -1});
+	q = test_query();
 	q.recipient = "bob@corp.example";
 	test_expect(t, &q, "admin", (const int[]){11, 9, 7, 5, 3, 1, -1});
 	q.recipient = NULL;
@@ -646,6 +660,80 @@ static void test_refused_queries(void **state)
 	free(many);
 }
 
+/* The progress handler's budget of SQLite steps left, and whether it ran
+ * out: then the statement running is interrupted (SQLITE_INTERRUPT), once,
+ * as a timeout or sqlite3_interrupt does. */
+static int test_steps_left;
+static bool test_interrupted;
+
+static int test_progress(void *unused)
+{
+	(void)unused;
+	if (test_interrupted || --test_steps_left > 0)
+		return 0;
+	test_interrupted = true;
+	return 1;
+}
+
+/*
+ * Runs QUERY with SQLite interrupted after 1, 2, 3 … of its steps until it
+ * completes: every failure (counting a set, stepping the seqs with some
+ * hits already in hand, reading a hit's fields, auditing) must be a clean
+ * -1 with ERR and nothing to free, never a crash or a leak (the SAN build),
+ * and the search afterwards must still find EXPECT.
+ */
+static void test_interrupted_query(struct test_search *t, const struct depot_query *query,
+				   const int *expect)
+{
+	sqlite3 *db = depot_db(t->depot);
+	int failures = 0;
+
+	for (int budget = 1; budget < 1000000; budget += 1 + budget / 64) {
+		struct depot_hit *hits = NULL;
+		size_t count = 0;
+		char err[256] = "";
+		int rc;
+
+		test_steps_left = budget;
+		test_interrupted = false;
+		sqlite3_progress_handler(db, 1, test_progress, NULL);
+		rc = depot_search(t->depot, query, "admin", &hits, &count, err, sizeof(err));
+		sqlite3_progress_handler(db, 0, NULL, NULL);
+		if (rc == 0) {
+			depot_hits_free(&hits, count);
+			if (!test_interrupted)
+				break;
+			continue;
+		}
+		if (!test_interrupted)
+			fail_msg("budget %d: %s", budget, err);
+		assert_null(hits);
+		assert_int_equal(count, 0);
+		assert_true(err[0] != '\0');
+		failures++;
+	}
+	assert_true(failures > 10);
+	test_expect(t, query, "admin", expect);
+}
+
+static void test_interrupted_searches(void **state)
+{
+	struct test_search *t = *state;
+	struct depot_query q = test_query();
+
+	test_interrupted_query(t, &q, (const int[]){11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, -1});
+	q.text = "zebracorn";
+	q.restricted = true;
+	q.addresses = bob_addresses;
+	q.address_count = 1;
+	test_interrupted_query(t, &q, (const int[]){11, 9, 7, 5, 3, 1, -1});
+	q = test_query();
+	q.sender = "sender1@example.org";
+	q.recipient = "bob@corp.example";
+	q.text = "zebracorn";
+	test_interrupted_query(t, &q, (const int[]){7, 1, -1});
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -660,6 +748,7 @@ int main(void)
 	    cmocka_unit_test(test_match_any_text),
 	    cmocka_unit_test_setup_teardown(test_injection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_queries, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_interrupted_searches, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
