@@ -139,9 +139,19 @@ char *depot_search_match(const char *text, const char *column, char *err, size_t
 /* A set of messages (a recipient's, an owner's, a user's) this big or
  * bigger is probed per message rather than listed (search_plan_set). */
 #define SEARCH_SET_SMALL 10000
-/* Sets and full-text matches are counted up to this many rows to choose
- * what leads a search (search_plan_build): a bounded walk of an index. */
-#define SEARCH_COUNT_BOUND 100000
+/* With words, the sender's messages and each set are counted up to this
+ * many rows (a bounded walk of an index) to choose what leads the search
+ * (search_plan_build); a set smaller than this is listed to check the
+ * words' matches against. */
+#define SEARCH_COUNT_BOUND 50000
+/* Asking FTS5 whether one message has the words costs about as much as
+ * walking this many of its matches (measured at 10^6 messages: 10-100 us
+ * a probe, 0.03-0.2 us a match walked and checked against a list). */
+#define SEARCH_FTS_PROBE_MATCHES 200
+/* The words' matches are counted up to this many at most (a few ms): a
+ * sender or set of more than this / SEARCH_FTS_PROBE_MATCHES messages
+ * never leads words. */
+#define SEARCH_FTS_COUNT_MAX 100000
 /* A Date range at most this wide (seconds) is looked up in its index. */
 #define SEARCH_NARROW_DATES (31 * 86400)
 
@@ -266,20 +276,23 @@ static int search_set_count(sqlite3 *db, struct search_set *set, int64_t bound, 
 }
 
 /*
- * Appends the criterion of SET: LISTED, its messages are listed whole on
- * COLUMN's index and looked up (m.seq IN …), which costs as much as the
- * set is big; else it is probed for each message the search meets (EXISTS
- * on the table's (seq, position) key), which costs as much as the set is
- * rare among them.
+ * Appends the criterion of SET: LISTED_ON not NULL, its messages are listed
+ * whole on COLUMN's index, once, and LISTED_ON (m.seq, or the FTS5 rowid
+ * when the words lead, so it is checked before the message is read) looked
+ * up in the list, which costs as much as the set is big; else it is probed
+ * for each message the search meets (EXISTS on the table's (seq, position)
+ * key), which costs as much as the set is rare among them.
  */
-static void search_plan_set(struct search_plan *plan, const struct search_set *set, bool listed)
+static void search_plan_set(struct search_plan *plan, const struct search_set *set,
+			    const char *listed_on)
 {
-	char *condition = search_set_condition(set, !listed);
-	char *sql =
-	    listed ? xasprintf(" AND m.seq IN (SELECT seq FROM %s WHERE %s)", set->table, condition)
-		   : xasprintf(" AND EXISTS (SELECT 1 FROM %s AS s WHERE s.seq = m.seq"
-			       " AND %s)",
-			       set->table, condition);
+	char *condition = search_set_condition(set, listed_on == NULL);
+	char *sql = listed_on != NULL
+			? xasprintf(" AND %s IN (SELECT seq FROM %s WHERE %s)", listed_on,
+				    set->table, condition)
+			: xasprintf(" AND EXISTS (SELECT 1 FROM %s AS s WHERE s.seq = m.seq"
+				    " AND %s)",
+				    set->table, condition);
 
 	search_text_append(&plan->sql, sql);
 	free(sql);
@@ -363,13 +376,14 @@ static int search_check(const struct depot_query *query, char *err, size_t errle
  * transaction). LOWERED gets the lowercased restriction addresses (freed
  * by the caller). 0, or -1 with ERR.
  *
- * What leads is the smallest of them, each counted up to
- * SEARCH_COUNT_BOUND: the FTS5 matches (newest first), else the messages
- * (newest first) through the sender's index or the smallest set listed,
- * the FTS5 table asked about each message. Whatever leads, the search
- * costs about as much as the leading set is big where few of it match the
- * rest, so a frequent sender with a rare word, or a user's mail with a
- * common word it lacks, is not walked through the bigger side.
+ * With words, the FTS5 matches lead (newest first), each checked against
+ * the lists of the sets and the sender, unless the sender's messages or
+ * the smallest set are so few that asking FTS5 about each of them costs
+ * less (SEARCH_FTS_PROBE_MATCHES): then those messages lead (newest
+ * first, through the sender's index or the set listed). Either way the
+ * search costs about as much as the leading side is big where few of it
+ * match the rest, so a frequent sender with a rare word, or a user's mail
+ * with a common word it lacks, is not walked through the dearer side.
  */
 static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct depot_query *query,
 			     char **lowered, char *err, size_t errlen)
@@ -377,8 +391,8 @@ static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct
 	struct search_set sets[3];
 	size_t set_count = 0, leader = 0;
 	const char *sender = NULL, *recipient = NULL, *match = NULL;
-	int64_t key_size = INT64_MAX, fts_size = INT64_MAX;
-	bool fts_leads, date_indexed;
+	int64_t key_size = INT64_MAX, fts_size = 0;
+	bool few, fts_leads, date_indexed;
 
 	if (query->subject != NULL || query->text != NULL) {
 		char *subject = NULL, *terms = NULL;
@@ -416,9 +430,8 @@ static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct
 		sets[set_count++] = search_owned_set(query, lowered);
 
 	/* The sizes: each set's (only whether it is small, without words),
-	 * with words also the sender's messages, then the words' matches up
-	 * to the smallest of those (no further is needed to know which is
-	 * smaller). */
+	 * with words also the sender's messages, then the words' matches as
+	 * far as needed to know whether the smallest of those should lead. */
 	if (match != NULL && sender != NULL &&
 	    search_count(db, "message WHERE sender = ?", &sender, 1, SEARCH_COUNT_BOUND, &key_size,
 			 err, errlen) < 0)
@@ -433,11 +446,12 @@ static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct
 			leader = i + 1; /* 0: the sender (or nothing) */
 		}
 	}
-	if (match != NULL && key_size != INT64_MAX &&
-	    search_count(db, "message_text WHERE message_text MATCH ?", &match, 1, key_size,
-			 &fts_size, err, errlen) < 0)
+	few = key_size < SEARCH_FTS_COUNT_MAX / SEARCH_FTS_PROBE_MATCHES;
+	if (match != NULL && few &&
+	    search_count(db, "message_text WHERE message_text MATCH ?", &match, 1,
+			 key_size * SEARCH_FTS_PROBE_MATCHES + 1, &fts_size, err, errlen) < 0)
 		return -1;
-	fts_leads = match != NULL && fts_size < key_size;
+	fts_leads = match != NULL && (!few || fts_size <= key_size * SEARCH_FTS_PROBE_MATCHES);
 
 	/* CROSS JOIN fixes the order SQLite would otherwise choose by its
 	 * guesses (without ANALYZE: an indexed equality beats all). */
@@ -486,13 +500,19 @@ static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct
 		search_plan_number(plan,
 				   fts_leads ? " AND message_text.rowid < ?" : " AND m.seq < ?",
 				   query->before);
-	/* A small set is listed; so is the one leading words it is smaller
-	 * than; a big one is probed for each message met. */
-	for (size_t i = 0; i < set_count; i++)
-		search_plan_set(plan, &sets[i],
-				sets[i].size < SEARCH_SET_SMALL ||
-				    (match != NULL && !fts_leads && leader == i + 1 &&
-				     sets[i].size < SEARCH_COUNT_BOUND));
+	/* A set is listed when small, when it leads, or when the words lead
+	 * and it is smaller than SEARCH_COUNT_BOUND (checked on each match
+	 * before the message is read); a bigger one is probed for each
+	 * message met. */
+	for (size_t i = 0; i < set_count; i++) {
+		const char *listed_on = NULL;
+
+		if (fts_leads && sets[i].size < SEARCH_COUNT_BOUND)
+			listed_on = "+message_text.rowid";
+		else if (sets[i].size < SEARCH_SET_SMALL || (match != NULL && leader == i + 1))
+			listed_on = "m.seq";
+		search_plan_set(plan, &sets[i], listed_on);
+	}
 	if (query->attachment != NULL) {
 		if (strpbrk(query->attachment, "*?[") != NULL) {
 			search_plan_text(plan,
@@ -829,7 +849,7 @@ int depot_search_owns(struct depot *depot, int64_t seq, const struct depot_query
 
 		lowered = xcalloc(query->address_count, sizeof(*lowered));
 		owned = search_owned_set(query, lowered);
-		search_plan_set(plan, &owned, false); /* one message: probed */
+		search_plan_set(plan, &owned, NULL); /* one message: probed */
 	}
 	if (sqlite3_prepare_v2(db, plan->sql.data, -1, &stmt, NULL) != SQLITE_OK) {
 		rc = search_failed(db, "read a message", err, errlen);
