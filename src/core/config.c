@@ -488,7 +488,6 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->workers = 0;
 	cfg->worker_timeout = 60;
 	cfg->quarantine_days = 30;
-	cfg->depot_retention_days = DEPOT_RETENTION_DAYS_DEFAULT;
 	cfg->tag_subject_prefix = xstrdup("[SPAM]");
 	cfg->dns_time_limit = 5;
 	cfg->fuzzy_min_count = 5;
