@@ -603,8 +603,17 @@ int depot_give(struct depot *depot, const char *path, char *err, size_t errlen)
  */
 static void depot_owner_find(struct depot *depot)
 {
-	char *parent = xasprintf("%s/..", depot->dir);
+	/* The data folder: DIR's parent (DIR itself may not exist yet). */
+	char *parent = xstrdup(depot->dir);
+	char *slash = strrchr(parent, '/');
 	struct stat st;
+
+	if (slash == NULL)
+		strcpy(parent, ".");
+	else if (slash == parent)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
 
 	if (geteuid() == 0 && stat(parent, &st) == 0 && st.st_uid != 0) {
 		depot->give_away = true;
@@ -679,12 +688,16 @@ struct depot *depot_open(const char *dir, bool create, char *err, size_t errlen)
 	}
 	if (depot_give(depot, path, err, errlen) < 0 || depot_migrate(depot, err, errlen) < 0)
 		goto fail;
-	/* SQLite run as root gives its -wal and -shm files the database's
-	 * owner by itself; the database file is this function's to give. */
-	free(path);
-	path = xasprintf("%s/index.db", dir);
-	if (depot_give(depot, path, err, errlen) < 0)
-		goto fail;
+	/* The database and the -wal and -shm files it has now; later ones
+	 * SQLite (run as root) gives the database's owner by itself. */
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const suffixes[] = {"", "-wal", "-shm"};
+
+		free(path);
+		path = xasprintf("%s/index.db%s", dir, suffixes[i]);
+		if (depot_give(depot, path, err, errlen) < 0)
+			goto fail;
+	}
 	depot->cctx = ZSTD_createCCtx();
 	depot->dctx = ZSTD_createDCtx();
 	if (depot->cctx == NULL || depot->dctx == NULL) {
