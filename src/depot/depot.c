@@ -583,6 +583,46 @@ int depot_direction_parse(const char *name)
 	return -1;
 }
 
+int depot_give(struct depot *depot, const char *path, char *err, size_t errlen)
+{
+	if (!depot->give_away)
+		return 0;
+	if (lchown(path, depot->owner_uid, depot->owner_gid) < 0 && errno != ENOENT) {
+		snprintf(err, errlen, "giving %s to the data folder's owner: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Run as root (popgatectl) on a data folder that belongs to someone else
+ * (the service user the daemon became): what the depot creates is given to
+ * that owner, or the daemon could no longer append to a pack, read a
+ * dictionary or open write.lock that root made.
+ */
+static void depot_owner_find(struct depot *depot)
+{
+	/* The data folder: DIR's parent (DIR itself may not exist yet). */
+	char *parent = xstrdup(depot->dir);
+	char *slash = strrchr(parent, '/');
+	struct stat st;
+
+	if (slash == NULL)
+		strcpy(parent, ".");
+	else if (slash == parent)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+
+	if (geteuid() == 0 && stat(parent, &st) == 0 && st.st_uid != 0) {
+		depot->give_away = true;
+		depot->owner_uid = st.st_uid;
+		depot->owner_gid = st.st_gid;
+	}
+	free(parent);
+}
+
 struct depot *depot_open(const char *dir, bool create, char *err, size_t errlen)
 {
 	struct depot *depot = xcalloc(1, sizeof(*depot));
@@ -597,6 +637,7 @@ struct depot *depot_open(const char *dir, bool create, char *err, size_t errlen)
 	depot->dir = xstrdup(dir);
 	depot->lock_fd = -1;
 	depot->pack_max = DEPOT_PACK_MAX;
+	depot_owner_find(depot);
 	if (create) {
 		const char *const folders[] = {"", "/packs", "/dict"};
 
@@ -607,6 +648,8 @@ struct depot *depot_open(const char *dir, bool create, char *err, size_t errlen)
 				snprintf(err, errlen, "creating %s: %s", path, strerror(errno));
 				goto fail;
 			}
+			if (depot_give(depot, path, err, errlen) < 0)
+				goto fail;
 		}
 	}
 	free(path);
@@ -643,8 +686,18 @@ struct depot *depot_open(const char *dir, bool create, char *err, size_t errlen)
 		snprintf(err, errlen, "opening %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (depot_migrate(depot, err, errlen) < 0)
+	if (depot_give(depot, path, err, errlen) < 0 || depot_migrate(depot, err, errlen) < 0)
 		goto fail;
+	/* The database and the -wal and -shm files it has now; later ones
+	 * SQLite (run as root) gives the database's owner by itself. */
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const suffixes[] = {"", "-wal", "-shm"};
+
+		free(path);
+		path = xasprintf("%s/index.db%s", dir, suffixes[i]);
+		if (depot_give(depot, path, err, errlen) < 0)
+			goto fail;
+	}
 	depot->cctx = ZSTD_createCCtx();
 	depot->dctx = ZSTD_createDCtx();
 	if (depot->cctx == NULL || depot->dctx == NULL) {
@@ -876,6 +929,10 @@ static int depot_pack_open(struct depot *depot, struct depot_pack_writer *writer
 	    open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | (fresh ? O_EXCL : 0), 0600);
 	if (writer->fd < 0 || fstat(writer->fd, &st) < 0) {
 		snprintf(err, errlen, "opening %s: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	if (depot_give(depot, path, err, errlen) < 0) {
 		free(path);
 		return -1;
 	}

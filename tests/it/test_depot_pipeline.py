@@ -74,6 +74,11 @@ def verify_intact(gate):
     return report
 
 
+def search(gate, *args):
+    """`popgatectl depot search ARGS` (JSON): the messages found."""
+    return json.loads(ok(ctl("--json", "depot", "search", *args, config=gate.config_path)))
+
+
 def depot_stats(gate):
     return json.loads(ok(ctl("--json", "depot", "stats", config=gate.config_path)))
 
@@ -113,6 +118,13 @@ def test_fetched_mail_archived_before_delivery(make_popgate, provider):
     # The fields the worker extracted are indexed.
     assert depot_query(gate, "SELECT sender, subject, message_id FROM message") == [
         ("stranger@elsewhere.example", "kept for years", "kept.for.years@it.example")]
+    # The user finds it by its subject; another user does not.
+    found, = search(gate, "--user", USER, "--subject", "kept years")
+    assert found["source"] == f"popgate:{mid}" and found["direction"] == "in"
+    assert found["sender"] == "stranger@elsewhere.example"
+    assert found["message_id"] == "kept.for.years@it.example"
+    ok(ctl("user", "add", "mallory", config=gate.config_path))
+    assert search(gate, "--user", "mallory", "--subject", "kept years") == []
 
     served, = gate.pickup(ACCOUNT, PASSWORD)
     assert split_trace(served)[1] == original.replace(b"\n", b"\r\n")
@@ -161,6 +173,8 @@ def test_relayed_mail_archived_out(relay_env):  # noqa: F811
     assert archived(gate) == {f"popgate:{mid}": "out"}
     assert owners(gate, mid) == [("alice@office.test", "alice")]
     assert depot_query(gate, "SELECT subject FROM message") == [("the offer",)]
+    found, = search(gate, "--user", "alice", "--direction", "out")
+    assert found["subject"] == "the offer" and found["recipients"] == ["dave@mail.test"]
     verify_intact(gate)
 
 
