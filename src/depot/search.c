@@ -143,7 +143,7 @@ char *depot_search_match(const char *text, const char *column, char *err, size_t
  * many rows (a bounded walk of an index) to choose what leads the search
  * (search_plan_build); a set smaller than this is listed to check the
  * words' matches against. */
-#define SEARCH_COUNT_BOUND 50000
+#define SEARCH_COUNT_BOUND 200000
 /* Asking FTS5 whether one message has the words costs about as much as
  * walking this many of its matches (measured at 10^6 messages: 10-100 us
  * a probe, 0.03-0.2 us a match walked and checked against a list). */
@@ -391,8 +391,8 @@ static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct
 	struct search_set sets[3];
 	size_t set_count = 0, leader = 0;
 	const char *sender = NULL, *recipient = NULL, *match = NULL;
-	int64_t key_size = INT64_MAX, fts_size = 0;
-	bool few, fts_leads, date_indexed;
+	int64_t sender_size = INT64_MAX, key_size, fts_size = 0;
+	bool few, fts_leads, list_sender, date_indexed;
 
 	if (query->subject != NULL || query->text != NULL) {
 		char *subject = NULL, *terms = NULL;
@@ -433,9 +433,10 @@ static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct
 	 * with words also the sender's messages, then the words' matches as
 	 * far as needed to know whether the smallest of those should lead. */
 	if (match != NULL && sender != NULL &&
-	    search_count(db, "message WHERE sender = ?", &sender, 1, SEARCH_COUNT_BOUND, &key_size,
-			 err, errlen) < 0)
+	    search_count(db, "message WHERE sender = ?", &sender, 1, SEARCH_COUNT_BOUND,
+			 &sender_size, err, errlen) < 0)
 		return -1;
+	key_size = sender_size;
 	for (size_t i = 0; i < set_count; i++) {
 		if (search_set_count(db, &sets[i],
 				     match != NULL ? SEARCH_COUNT_BOUND : SEARCH_SET_SMALL, err,
@@ -452,6 +453,15 @@ static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct
 			 key_size * SEARCH_FTS_PROBE_MATCHES + 1, &fts_size, err, errlen) < 0)
 		return -1;
 	fts_leads = match != NULL && (!few || fts_size <= key_size * SEARCH_FTS_PROBE_MATCHES);
+	/* Listing the sender's messages (one index entry each) pays when the
+	 * matches walked (a message read each) are not far fewer. */
+	list_sender = false;
+	if (fts_leads && sender != NULL && sender_size < SEARCH_COUNT_BOUND) {
+		if (search_count(db, "message_text WHERE message_text MATCH ?", &match, 1,
+				 sender_size / 4 + 1, &fts_size, err, errlen) < 0)
+			return -1;
+		list_sender = fts_size > sender_size / 4;
+	}
 
 	/* CROSS JOIN fixes the order SQLite would otherwise choose by its
 	 * guesses (without ANALYZE: an indexed equality beats all). */
@@ -471,8 +481,16 @@ static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct
 	else
 		search_text_append(&plan->sql, "SELECT m.seq FROM message AS m WHERE 1");
 	search_text_append(&plan->sql, " AND (m.expired IS NULL OR m.expired = 0)");
-	/* Checked on each match when the words lead ("+": not on its index). */
-	if (sender != NULL)
+	/* When the words lead, the sender's messages are listed once and
+	 * each match checked against the list before its message is read,
+	 * or, too many to list, checked on the message ("+": not on the
+	 * index). */
+	if (list_sender)
+		search_plan_text(plan,
+				 " AND +message_text.rowid IN (SELECT seq FROM message"
+				 " WHERE sender = ?)",
+				 sender);
+	else if (sender != NULL)
 		search_plan_text(plan, fts_leads ? " AND +m.sender = ?" : " AND m.sender = ?",
 				 sender);
 	if (query->direction >= 0)
