@@ -587,6 +587,30 @@ int store_ciss_challenge_add(struct store *store, int64_t user_id, const char *s
 	return 0;
 }
 
+int store_ciss_challenge_open(struct store *store, int64_t user_id, const char *sender, int64_t now,
+			      int64_t *id_r)
+{
+	static const char sql[] = "SELECT id FROM ciss_challenge WHERE user_id = ? AND sender = ?"
+				  " AND answered_at IS NULL AND expires_at > ?"
+				  " ORDER BY id DESC LIMIT 1";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	char *folded;
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	folded = ciss_fold(sender);
+	sqlite3_bind_int64(stmt, 1, user_id);
+	sqlite3_bind_text(stmt, 2, folded, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 3, now);
+	rc = store_stmt_step(store, stmt, "looking up an open challenge");
+	if (rc == 1)
+		*id_r = sqlite3_column_int64(stmt, 0);
+	store_stmt_release(stmt);
+	free(folded);
+	return rc;
+}
+
 int store_ciss_challenge_get(struct store *store, int64_t id, struct ciss_challenge *challenge)
 {
 	static const char sql[] =
@@ -769,6 +793,47 @@ fail:
 }
 
 /* ---- Held messages ---- */
+
+int store_ciss_user_address(struct store *store, const char *pseudo_domain,
+			    const struct ciss_settings *settings, int64_t user_id, char *out,
+			    size_t outlen)
+{
+	static const char sql[] =
+	    "SELECT address FROM address WHERE user_id = ? ORDER BY is_primary DESC, address";
+	sqlite3_stmt *stmt = user_stmt_int(store, sql, user_id);
+	char **candidates = NULL;
+	size_t count = 0, capacity = 0;
+	int rc, found = 0;
+
+	if (stmt == NULL)
+		return -1;
+	/* Collected first: the Local Domain look-up below needs a statement
+	 * of its own while this one would still be open. */
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *address = (const char *)sqlite3_column_text(stmt, 0);
+		const char *at = address != NULL ? strrchr(address, '@') : NULL;
+
+		if (at == NULL || !ciss_settings_has_domain(settings, at + 1))
+			continue;
+		candidates = store_list_grow(candidates, count, &capacity, sizeof(*candidates));
+		candidates[count++] = xstrdup(address);
+	}
+	store_stmt_release(stmt);
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "reading a user's addresses");
+		found = -1;
+	}
+	for (size_t i = 0; i < count && found == 0; i++) {
+		found = store_local_domain_is_local(store, pseudo_domain,
+						    strrchr(candidates[i], '@') + 1);
+		if (found == 1)
+			snprintf(out, outlen, "%s", candidates[i]);
+	}
+	for (size_t i = 0; i < count; i++)
+		free(candidates[i]);
+	free(candidates);
+	return found;
+}
 
 int store_ciss_hold(struct store *store, const char *message_id, int64_t user_id,
 		    const char *sender, int64_t now)

@@ -194,6 +194,11 @@ int store_ciss_challenge_add(struct store *store, int64_t user_id, const char *s
 			     int64_t now, int64_t expires_at, int64_t *id_r,
 			     char nonce[CISS_NONCE_LEN + 1]);
 
+/* The challenge to SENDER for USER_ID still open at NOW (not answered, its
+ * link valid), the latest, into *ID_R. 1 found, 0 none, -1 error. */
+int store_ciss_challenge_open(struct store *store, int64_t user_id, const char *sender, int64_t now,
+			      int64_t *id_r);
+
 /* Challenge ID into *CHALLENGE (clear it after use). 1 found, 0 none, -1
  * error. */
 int store_ciss_challenge_get(struct store *store, int64_t id, struct ciss_challenge *challenge);
@@ -225,6 +230,14 @@ int store_ciss_challenge_answer(struct store *store, int64_t id, const char *non
 				size_t *released_r);
 
 /* ---- Held messages ---- */
+
+/* The first address of USER_ID (its primary first) whose domain is one of
+ * SETTINGS' and a Local Domain (the pseudo-domain included), into OUT
+ * (ADDRESS_MAX + 1 bytes). 1 found, 0 none (CISS does not apply to the
+ * user), -1 error. */
+int store_ciss_user_address(struct store *store, const char *pseudo_domain,
+			    const struct ciss_settings *settings, int64_t user_id, char *out,
+			    size_t outlen);
 
 /* Records that message MESSAGE_ID is held for USER_ID until SENDER answers
  * (replacing an earlier record of it), in the caller's transaction (the one
