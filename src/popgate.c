@@ -58,6 +58,7 @@
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
+#include "ciss/token.h"
 #include "core/config.h"
 #include "core/control.h"
 #include "core/crypto.h"
@@ -87,6 +88,7 @@
 #include "smtp/relay.h"
 #include "smtp/sign.h"
 #include "store/transport.h"
+#include "web/server.h"
 
 #define POPGATE_VERSION "0.1.0"
 /* How often delivered messages past their keep time are removed. */
@@ -413,7 +415,7 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	struct restart_spread *spread = NULL;
 	char err[512];
 	int plain_fd = -1, tls_fd = -1, status = 1;
-	int smtp_fd = -1, submission_fd = -1;
+	int smtp_fd = -1, submission_fd = -1, web_fd = -1;
 	struct event *sigterm = NULL, *sigint = NULL, *housekeeping = NULL;
 	struct control *control = NULL;
 
@@ -453,6 +455,9 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	if (cfg->smtp_submission_port > 0 &&
 	    (submission_fd = listen_on(cfg->listen_address, cfg->smtp_submission_port, err,
 				       sizeof(err))) < 0)
+		goto fail_log;
+	if (cfg->web_port > 0 &&
+	    (web_fd = listen_on(cfg->listen_address, cfg->web_port, err, sizeof(err))) < 0)
 		goto fail_log;
 	/* While root (to give it the workers' user) and before the key, the
 	 * store and any thread. */
@@ -520,6 +525,8 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	snprintf(key_path, sizeof(key_path), "%s/secret.key", DATA_HERE);
 	if (crypto_key_load_or_create(&pg.key, key_path, err, sizeof(err)) < 0)
 		goto fail_log;
+	if (ciss_token_key_load(&pg.ciss_key, DATA_HERE, err, sizeof(err)) < 0)
+		goto fail_log;
 	pg.store = store_open(DATA_HERE, err, sizeof(err));
 	if (pg.store == NULL)
 		goto fail_log;
@@ -568,6 +575,12 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 		if (pg.smtp == NULL)
 			goto fail_log;
 	}
+	if (web_fd >= 0) {
+		pg.web = web_server_new(&pg, web_fd, err, sizeof(err));
+		web_fd = -1; /* taken, also on failure */
+		if (pg.web == NULL)
+			goto fail_log;
+	}
 
 	housekeeping = event_new(pg.base, -1, EV_PERSIST, housekeeping_cb, &pg);
 	struct timeval every = {.tv_sec = HOUSEKEEPING_SECONDS};
@@ -581,6 +594,9 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	if (pg.smtp != NULL)
 		log_info("SMTP on %s port %d, submission on port %d (0: off)", cfg->listen_address,
 			 cfg->smtp_port, cfg->smtp_submission_port);
+	if (pg.web != NULL)
+		log_info("HTTPS (the CISS sender page) on %s port %d", cfg->listen_address,
+			 cfg->web_port);
 	event_base_dispatch(pg.base);
 	/* The loop also ends when the workers' spawner is gone: an error, so
 	 * that the service manager starts popgate again. */
@@ -612,10 +628,12 @@ cleanup:
 	/* No thread makes bodies any more: the files not handed out go. */
 	spool_pool_stop();
 	relay_free(&pg.relay); /* after the writer: its last completions reach the relay */
+	web_server_free(&pg.web); /* after the writer: an answer's completion replies */
 	pipeline_free(&pg.pipeline);
 	spawner_stop(&spawner); /* if the pipeline never took it */
 	store_close(&pg.store);
 	crypto_key_wipe(&pg.key);
+	crypto_key_wipe(&pg.ciss_key);
 	if (pg.relay_dns != pg.dns)
 		resolver_free(&pg.relay_dns);
 	resolver_free(&pg.dns);
@@ -631,6 +649,8 @@ cleanup:
 		close(smtp_fd);
 	if (submission_fd >= 0)
 		close(submission_fd);
+	if (web_fd >= 0)
+		close(web_fd);
 	log_info("stopped");
 cleanup_log:
 	log_close();

@@ -7,7 +7,7 @@
  *
  * A frame is a 12-byte header and a payload, all integers in network order:
  *
- *   uint32 magic 0x50475750 ("PGWP")   uint16 version (6)
+ *   uint32 magic 0x50475750 ("PGWP")   uint16 version (7)
  *   uint16 type (1 job, 2 verdict,     uint32 payload length (at most 64 KiB)
  *                3 setup, 4 query,
  *                5 answer)
@@ -32,7 +32,7 @@
  * descriptor; 4 (the issue's "pipeline v3") added the envelope, source,
  * owner and profile to jobs, per-filter results to verdicts in place of one
  * prepend text, and skippable fields; 5 added the setup frame; 6 the query
- * and answer frames.
+ * and answer frames; 7 the verdict's CISS facts.
  *
  * The setup frame is the first the main process sends on a new worker's
  * socket, before any job; the worker reads it before its filters' inits and
@@ -85,7 +85,9 @@
  *            FINGERPRINT (optional: the fuzzy filter's fingerprint of the
  *            body, FILTER_FINGERPRINT_HASHES uint32 MinHash values, exactly
  *            PROTO_FINGERPRINT_LEN bytes; added in version 5 as an optional
- *            field, so the version stayed)
+ *            field, so the version stayed), CISS (optional: FLAGS, uint16 of
+ *            PIPELINE_CISS_* bits, no unknown bit; optional SUBJECT, one line
+ *            of printable ASCII, at most PIPELINE_CISS_SUBJECT_MAX)
  *   query:   ID (uint32, not 0), NAME (a name filter_dns_name_valid
  *            accepts, without the trailing dot), TYPE (uint16: A, PTR,
  *            MX, TXT or AAAA)
@@ -120,7 +122,7 @@
 #include "pipeline/pipeline.h"
 
 #define PROTO_MAGIC 0x50475750u
-#define PROTO_VERSION 6
+#define PROTO_VERSION 7
 #define PROTO_HEADER_LEN 12
 #define PROTO_FIELD_HEADER_LEN 6
 #define PROTO_PAYLOAD_MAX 65536
@@ -193,6 +195,14 @@ enum proto_verdict_tag {
 	PROTO_VERDICT_SENDER = 4,
 	PROTO_VERDICT_RECIPIENTS = 5,
 	PROTO_VERDICT_FINGERPRINT = 6,
+	/* 7 is MailDepot's ARCHIVE (issue 11). */
+	PROTO_VERDICT_CISS = 8,
+};
+
+/* Inside a verdict's CISS. */
+enum proto_ciss_tag {
+	PROTO_CISS_FLAGS = 1,
+	PROTO_CISS_SUBJECT = 2,
 };
 
 /* The length of a verdict's FINGERPRINT. */
@@ -276,8 +286,8 @@ int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 /*
  * Decodes a verdict frame into *VERDICT. On success its results (and their
  * reasons and headers), sender and recipients are allocated (or NULL / 0
- * when the worker sent none), its fingerprint is filled in (or not
- * present), and VERDICT->reason and ->job are NULL; free with
+ * when the worker sent none), its fingerprint and CISS facts are filled in
+ * (or not present), and VERDICT->reason and ->job are NULL; free with
  * proto_verdict_clear. Otherwise *VERDICT holds nothing to free. Only
  * outcomes a worker may give are accepted (not WORKER_FAILED).
  */

@@ -355,6 +355,25 @@ int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char *
 			proto_put_u32(packed + 4 * i, verdict->fingerprint.minhash[i]);
 		proto_writer_field(&w, PROTO_VERDICT_FINGERPRINT, packed, sizeof(packed));
 	}
+	if (verdict->ciss.present) {
+		size_t at = proto_writer_open(&w, PROTO_VERDICT_CISS);
+		unsigned char flags[2];
+
+		if ((verdict->ciss.flags & ~(unsigned)PIPELINE_CISS_FLAGS_ALL) != 0 ||
+		    (verdict->ciss.subject != NULL &&
+		     (strlen(verdict->ciss.subject) > PIPELINE_CISS_SUBJECT_MAX ||
+		      !proto_reason_valid(verdict->ciss.subject, strlen(verdict->ciss.subject))))) {
+			free(w.buf);
+			*err_r = "bad CISS facts";
+			return -1;
+		}
+		proto_put_u16(flags, (uint16_t)verdict->ciss.flags);
+		proto_writer_field(&w, PROTO_CISS_FLAGS, flags, sizeof(flags));
+		if (verdict->ciss.subject != NULL)
+			proto_writer_field(&w, PROTO_CISS_SUBJECT, verdict->ciss.subject,
+					   strlen(verdict->ciss.subject));
+		proto_writer_close(&w, at);
+	}
 	/* The id goes last: a payload cut short at a field boundary then always
 	 * lacks a required field, whatever else the verdict holds. */
 	proto_writer_field(&w, PROTO_VERDICT_OUTCOME, &outcome, 1);
