@@ -23,6 +23,7 @@
 #include "core/util.h"
 #include "store/ciss.h"
 #include "store/lifecycle.h"
+#include "store/message.h"
 #include "store/setting.h"
 #include "store/user_internal.h"
 
@@ -793,6 +794,42 @@ fail:
 }
 
 /* ---- Held messages ---- */
+
+int store_ciss_held_expire(struct store *store, int64_t cutoff, enum ciss_hold_expiry expiry,
+			   int hold_days, char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r)
+{
+	static const char forget_sql[] = "DELETE FROM ciss_held WHERE message_id = ?";
+	char(*ids)[SPOOL_ID_LEN + 1] = NULL;
+	size_t count = 0;
+	char *line;
+	int moved = 0;
+
+	*ids_r = NULL;
+	*count_r = 0;
+	if (expiry == CISS_HOLD_EXPIRY_DELETE)
+		return store_message_expire_challenged_rows(store, cutoff, ids_r, count_r);
+	if (store_message_ids_before(store, MESSAGE_CHALLENGED, cutoff, &ids, &count) < 0)
+		return -1;
+	line = xasprintf("ciss\t0.000\t0.000\tno answer to the challenge within %d days: to the "
+			 "quarantine\n",
+			 hold_days);
+	for (size_t i = 0; i < count; i++) {
+		int rc = store_lifecycle_move(store, ids[i], MESSAGE_CHALLENGED, MESSAGE_QUARANTINE,
+					      NULL);
+
+		if (rc < 0 ||
+		    (rc == 1 && store_message_add_reason(store, ids[i], "quarantine", line) < 0) ||
+		    user_stmt_done(store, user_stmt_text(store, forget_sql, ids[i]),
+				   "forgetting a held message") < 0) {
+			moved = -1;
+			break;
+		}
+		moved += rc;
+	}
+	free(line);
+	free(ids);
+	return moved;
+}
 
 int store_ciss_user_address(struct store *store, const char *pseudo_domain,
 			    const struct ciss_settings *settings, int64_t user_id, char *out,

@@ -239,6 +239,18 @@ int store_ciss_user_address(struct store *store, const char *pseudo_domain,
 			    const struct ciss_settings *settings, int64_t user_id, char *out,
 			    size_t outlen);
 
+/*
+ * The held messages' time is up (CISS hold-days): every message challenged
+ * since before CUTOFF goes, by EXPIRY, to the quarantine (with a line in its
+ * verdict's explanation saying it waited HOLD_DAYS days) or away: its row is
+ * deleted and its id handed back in *IDS_R / *COUNT_R (allocated) so the
+ * caller removes its body once the deletion commits. In the caller's
+ * transaction (the housekeeping's). How many, or -1 (logged; nothing
+ * handed back).
+ */
+int store_ciss_held_expire(struct store *store, int64_t cutoff, enum ciss_hold_expiry expiry,
+			   int hold_days, char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r);
+
 /* Records that message MESSAGE_ID is held for USER_ID until SENDER answers
  * (replacing an earlier record of it), in the caller's transaction (the one
  * that moves it to challenged). 0 or -1 (logged). */
