@@ -239,6 +239,21 @@ int store_ciss_user_address(struct store *store, const char *pseudo_domain,
 			    const struct ciss_settings *settings, int64_t user_id, char *out,
 			    size_t outlen);
 
+struct ciss_held {
+	char message_id[SPOOL_ID_LEN + 1];
+	int64_t user_id;
+	char *user_name;
+	char *sender;
+	int64_t held_at;
+	int64_t challenge_id; /* the latest challenge to that sender for that user; 0: none */
+};
+
+/* The messages held (challenged) for USER_ID (0: every user), oldest
+ * first: *LIST_R (free with store_ciss_held_list_free). 0 or -1. */
+int store_ciss_held_list(struct store *store, int64_t user_id, struct ciss_held **list_r,
+			 size_t *count_r);
+void store_ciss_held_list_free(struct ciss_held **list, size_t count);
+
 /*
  * The held messages' time is up (CISS hold-days): every message challenged
  * since before CUTOFF goes, by EXPIRY, to the quarantine (with a line in its
