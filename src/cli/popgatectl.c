@@ -111,10 +111,11 @@ static const struct ctl_command ctl_commands[] = {
      "result (score x weight = points) and reason.\n"
      "Exits 1 if there is no such message.\n",
      ctl_queue_show},
-    {"queue", "release", "ID [--user U]", "release a suspect or quarantined message",
+    {"queue", "release", "ID [--user U]", "release a suspect, challenged or quarantined message",
      "  --user U  act as user U: only U's messages (see 'queue list --user')\n"
      "A suspect message goes back to processing; the running daemon is told\n"
-     "and filters it again at once. A quarantined message goes to delivery: the\n"
+     "and filters it again at once. A challenged one (held for its sender's\n"
+     "answer, CISS) goes to delivery. A quarantined message goes to delivery: the\n"
      "next pickup serves it, and it is recorded as ham for the spam classifier\n"
      "to learn (as 'report ham' does), and the Bayes database learns it at\n"
      "once (see 'bayes learn'). Exits 1 if there is no such message, it\n"
