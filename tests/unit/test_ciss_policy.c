@@ -482,7 +482,16 @@ static void test_applies(void **state)
 	assert_int_equal(plan.period_days, CISS_DEFAULT_PERIOD_DAYS);
 	ciss_plan_clear(&plan);
 
-	/* No provider address: the owner's own in the CISS domain. */
+	/* A login that is no address: the first recipient the header names,
+	 * else the owner's own address in the CISS domain. */
+	char *recipients[] = {"cy@example.com"};
+	verdict.recipients = recipients;
+	verdict.recipient_count = 1;
+	assert_int_equal(ciss_policy_plan(f->store, PSEUDO, &challenging, 3, "cy", &verdict, &plan),
+			 1);
+	assert_string_equal(plan.recipient, "cy@example.com");
+	ciss_plan_clear(&plan);
+	verdict.recipient_count = 0;
 	assert_int_equal(ciss_policy_plan(f->store, PSEUDO, &challenging, 3, NULL, &verdict, &plan),
 			 1);
 	assert_string_equal(plan.recipient, "cy@" PSEUDO);
