@@ -53,6 +53,10 @@ struct web_connection {
 	struct event *timer; /* at once: the peer check; then the deadline */
 	struct listener_peer peer;
 	bool described;
+	bool checked;		/* the per-address limit was applied */
+	bool cut;		/* shut down, evhttp is to notice */
+	struct evbuffer *input; /* the bufferevent's, watched for its size */
+	struct evbuffer_cb_entry *input_watch;
 	TAILQ_ENTRY(web_connection) entry;
 };
 
@@ -165,6 +169,8 @@ static void web_connection_gone(void *parent, void *ptr, CRYPTO_EX_DATA *data, i
 
 	if (conn == NULL)
 		return;
+	/* The bufferevent frees its SSL before its buffers. */
+	evbuffer_remove_cb_entry(conn->input, conn->input_watch);
 	if (conn->server != NULL) {
 		struct web_server *server = conn->server;
 
@@ -174,6 +180,22 @@ static void web_connection_gone(void *parent, void *ptr, CRYPTO_EX_DATA *data, i
 		web_server_resume_accepting(server);
 	}
 	free(conn);
+}
+
+/* The input buffer changed: more unread than WEB_INPUT_MAX (pipelined
+ * requests read while a reply is written) cuts the connection. */
+static void web_connection_input(struct evbuffer *input, const struct evbuffer_cb_info *info,
+				 void *arg)
+{
+	struct web_connection *conn = arg;
+	(void)info;
+
+	if (evbuffer_get_length(input) > WEB_INPUT_MAX && !conn->cut) {
+		conn->cut = true;
+		log_warn("web: %s sent more than %d bytes ahead; cut",
+			 conn->described ? conn->peer.address : "a client", WEB_INPUT_MAX);
+		web_connection_cut(conn);
+	}
 }
 
 /* Learns CONN's peer once; false if it cannot (the socket is gone). */
@@ -201,7 +223,7 @@ static void web_connection_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	if (conn->described) {
+	if (conn->checked) {
 		log_debug("web: a connection from %s reached its deadline", conn->peer.address);
 		web_connection_cut(conn);
 		return;
@@ -223,6 +245,7 @@ static void web_connection_timer(evutil_socket_t fd, short what, void *arg)
 		web_connection_cut(conn);
 		return;
 	}
+	conn->checked = true;
 	struct timeval deadline = {.tv_sec = server->deadline};
 	evtimer_add(conn->timer, &deadline);
 }
@@ -242,8 +265,12 @@ static struct bufferevent *web_connection_new(struct event_base *base, void *arg
 						   BEV_OPT_CLOSE_ON_FREE);
 	if (conn->bev == NULL)
 		abort();
-	/* Pipelined requests wait in the socket, not in memory. */
-	bufferevent_setwatermark(conn->bev, EV_READ, 0, WEB_READ_HIGH_WATER);
+	/* No read watermark: a bufferevent_openssl on a socket that reached one
+	 * does not look at the plaintext OpenSSL still holds when it reads
+	 * again, and the last pipelined requests would wait for the timeout.
+	 * Unread input is bounded by a cut instead. */
+	conn->input = bufferevent_get_input(conn->bev);
+	conn->input_watch = evbuffer_add_cb(conn->input, web_connection_input, conn);
 	conn->timer = evtimer_new(base, web_connection_timer, conn);
 	if (conn->timer == NULL)
 		abort();
