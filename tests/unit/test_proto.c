@@ -461,8 +461,9 @@ static void test_frames_back_to_back(void **state)
 
 /*
  * Changes each header byte (magic, version, type, length) to each other
- * value. The corrupt frame is followed by 0xff filler, so a length made
- * larger cannot pass as "incomplete": the decoder must refuse it.
+ * value. The corrupt frame is followed by 0xff filler (as long as the
+ * longest frame, a verdict's), so a length made larger cannot pass as
+ * "incomplete": the decoder must refuse it.
  */
 static void test_header_corruption_rejected(void **state)
 {
@@ -473,9 +474,10 @@ static void test_header_corruption_rejected(void **state)
 	frames[0] = test_job_frame(&lens[0]);
 	frames[1] = test_verdict_frame("X-Test: yes\r\n", &lens[1]);
 	for (int which = 0; which < 2; which++) {
-		size_t total = lens[which] + PROTO_FRAME_MAX;
+		size_t total = lens[which] + PROTO_VERDICT_FRAME_MAX;
 		unsigned char *buf = xmalloc(total);
 
+		memset(buf + lens[which], 0xff, PROTO_VERDICT_FRAME_MAX);
 		for (size_t pos = 0; pos < PROTO_HEADER_LEN; pos++) {
 			for (int value = 0; value < 256; value++) {
 				size_t consumed = 99;
@@ -485,7 +487,6 @@ static void test_header_corruption_rejected(void **state)
 				if (value == frames[which][pos])
 					continue;
 				memcpy(buf, frames[which], lens[which]);
-				memset(buf + lens[which], 0xff, PROTO_FRAME_MAX);
 				buf[pos] = (unsigned char)value;
 				if (which == 0) {
 					struct pipeline_job job;
@@ -517,10 +518,16 @@ static void test_bad_header_rejected_early(void **state)
 	 * without their body's descriptor) are refused too. */
 	static const unsigned char bad_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x01};
 	static const unsigned char old_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x02};
-	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x06, 0x00, 0x06};
-	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x06,
-						 0x00, 0x02, 0x00, 0x01, 0x00, 0x01};
-	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x06, 0x00};
+	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x07, 0x00, 0x06};
+	/* A verdict of PROTO_VERDICT_PAYLOAD_MAX + 1 bytes, a job of
+	 * PROTO_PAYLOAD_MAX + 1. */
+	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x07,
+						 0x00, 0x02, 0x00, 0x11, 0x00, 0x07};
+	static const unsigned char job_too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x07,
+						     0x00, 0x01, 0x00, 0x01, 0x00, 0x01};
+	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x07, 0x00};
+	/* Version 6: no archive fields, which its workers would not send. */
+	static const unsigned char v6[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x06};
 	/* Version 5: no DNS questions, which its workers would not ask. */
 	static const unsigned char v5[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x05};
 	/* Version 3: one prepend text, no results; refused as well. */
@@ -528,10 +535,12 @@ static void test_bad_header_rejected_early(void **state)
 	/* Version 4: no setup frame, which its workers would not expect. */
 	static const unsigned char v4[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x04};
 	struct pipeline_verdict verdict;
+	struct pipeline_job job;
 	size_t consumed;
 	const char *err = NULL;
 
 	(void)state;
+	assert_int_equal(PROTO_VERDICT_PAYLOAD_MAX + 1, 0x110007);
 	assert_int_equal(proto_verdict_decode(bad_magic, 1, &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "bad magic");
 	assert_int_equal(
@@ -546,12 +555,17 @@ static void test_bad_header_rejected_early(void **state)
 	assert_string_equal(err, "unsupported version");
 	assert_int_equal(proto_verdict_decode(v5, sizeof(v5), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "unsupported version");
+	assert_int_equal(proto_verdict_decode(v6, sizeof(v6), &consumed, &verdict, &err), -1);
+	assert_string_equal(err, "unsupported version");
 	assert_int_equal(
 	    proto_verdict_decode(bad_type, sizeof(bad_type), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "unknown frame type");
-	/* 65537 bytes announced: refused without waiting for them. */
+	/* Too many bytes announced: refused without waiting for them. */
 	assert_int_equal(
 	    proto_verdict_decode(too_long, sizeof(too_long), &consumed, &verdict, &err), -1);
+	assert_string_equal(err, "payload too long");
+	assert_int_equal(
+	    proto_job_decode(job_too_long, sizeof(job_too_long), &consumed, &job, &err), -1);
 	assert_string_equal(err, "payload too long");
 	assert_int_equal(
 	    proto_verdict_decode(good_start, sizeof(good_start), &consumed, &verdict, &err), 0);
@@ -1213,10 +1227,10 @@ static void test_encoders_refuse_bad_input(void **state)
 	assert_int_equal(proto_verdict_encode(&verdict, &frame, &len, &err), -1);
 	verdict.outcome = PIPELINE_JUDGED;
 	/* Many valid lines, but more than a frame holds. */
-	huge = xmalloc(PROTO_PAYLOAD_MAX + 100);
-	for (size_t i = 0; i + 10 < PROTO_PAYLOAD_MAX + 100; i += 10)
+	huge = xmalloc(PROTO_VERDICT_PAYLOAD_MAX + 100);
+	for (size_t i = 0; i + 10 < PROTO_VERDICT_PAYLOAD_MAX + 100; i += 10)
 		memcpy(huge + i, "X-A: 123\r\n", 10);
-	huge[(PROTO_PAYLOAD_MAX + 90) / 10 * 10] = '\0';
+	huge[(PROTO_VERDICT_PAYLOAD_MAX + 90) / 10 * 10] = '\0';
 	assert_true(proto_prepend_valid(huge, strlen(huge), &err));
 	{
 		static struct pipeline_result result = {.name = "trace",
