@@ -1,0 +1,147 @@
+/*
+ * ciss.c — the CISS facts of a message and the G4 rules on them (see
+ * filters/ciss.h).
+ *
+ * Owns: nothing (the subject it hands out belongs to the verdict).
+ * Must never: read past the message it is given, or hand out a subject the
+ * protocol's decoder would refuse (it is cut and made printable ASCII).
+ * SECURITY: the header is hostile; every field is read through
+ * auth_header_field, bounded by its buffer, and only compared.
+ */
+#include <stdbool.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/util.h"
+#include "filters/auth.h"
+#include "filters/auth_header.h"
+#include "filters/ciss.h"
+
+/* Room for the fields read here; a longer one counts as present, unread. */
+#define CISS_FIELD_MAX 1024
+
+/* The first word of VALUE (up to white space, ';' or a comment), into WORD
+ * of WORDLEN bytes. */
+static void ciss_first_word(const char *value, char *word, size_t wordlen)
+{
+	size_t len = strcspn(value, " \t;(");
+
+	if (len >= wordlen)
+		len = wordlen - 1;
+	memcpy(word, value, len);
+	word[len] = '\0';
+}
+
+/* 1 when MESSAGE has field NAME (its value, if it fits, in VALUE of
+ * CISS_FIELD_MAX bytes, else ""), 0 when not. */
+static int ciss_field(const struct filter_message *message, const char *name,
+		      char value[CISS_FIELD_MAX])
+{
+	int found =
+	    auth_header_field(message->body, message->body_len, name, value, CISS_FIELD_MAX);
+
+	return found != 0 ? 1 : 0;
+}
+
+static unsigned ciss_header_flags(const struct filter_message *message)
+{
+	char value[CISS_FIELD_MAX], word[16];
+	char path[AUTH_DOMAIN_MAX + 80];
+	unsigned flags = 0;
+	int sender = auth_envelope_sender(message, path, sizeof(path));
+
+	if (sender == 0)
+		flags |= PIPELINE_CISS_NULL_SENDER;
+	else if (sender < 0)
+		flags |= PIPELINE_CISS_NO_SENDER;
+	if (ciss_field(message, "Auto-Submitted", value)) {
+		ciss_first_word(value, word, sizeof(word));
+		/* RFC 3834: "no" is the one value that means a person sent it. */
+		if (strcasecmp(word, "no") != 0)
+			flags |= PIPELINE_CISS_AUTO_SUBMITTED;
+	}
+	if (ciss_field(message, "Precedence", value)) {
+		ciss_first_word(value, word, sizeof(word));
+		if (strcasecmp(word, "bulk") == 0 || strcasecmp(word, "list") == 0 ||
+		    strcasecmp(word, "junk") == 0)
+			flags |= PIPELINE_CISS_BULK;
+	}
+	if (ciss_field(message, "List-Id", value))
+		flags |= PIPELINE_CISS_LIST;
+	if (ciss_field(message, CISS_CHALLENGE_HEADER, value))
+		flags |= PIPELINE_CISS_OUR_CHALLENGE;
+	return flags;
+}
+
+static unsigned ciss_auth_flags(const struct filter_message *message)
+{
+	const struct auth_spf *spf = auth_spf(message);
+	const struct auth_dkim *dkim = auth_dkim(message);
+	const char *from_domain = auth_from_domain(message);
+	unsigned flags = 0;
+
+	if (spf == NULL || dkim == NULL)
+		return 0;
+	if (spf->result == AUTH_FAIL)
+		flags |= PIPELINE_CISS_SPF_FAIL;
+	/* An SPF pass of the HELO name (a null sender) says nothing of From. */
+	if (spf->result == AUTH_PASS && !spf->helo && spf->domain[0] != '\0' &&
+	    from_domain[0] != '\0' && dmarc_aligned(spf->domain, from_domain, false))
+		flags |= PIPELINE_CISS_SPF_ALIGNED_PASS;
+	for (size_t i = 0; i < dkim->count; i++) {
+		const struct auth_dkim_signature *signature = &dkim->signatures[i];
+
+		if (signature->result != AUTH_PASS || signature->domain[0] == '\0')
+			continue;
+		if (signature->aligned)
+			flags |= PIPELINE_CISS_DKIM_ALIGNED_PASS;
+		else
+			flags |= PIPELINE_CISS_DKIM_UNALIGNED_PASS;
+	}
+	if ((flags & PIPELINE_CISS_DKIM_ALIGNED_PASS) != 0)
+		flags &= ~(unsigned)PIPELINE_CISS_DKIM_UNALIGNED_PASS;
+	return flags;
+}
+
+void ciss_facts_collect(const struct filter_message *message, struct pipeline_ciss *facts)
+{
+	char value[CISS_FIELD_MAX];
+	char subject[PIPELINE_CISS_SUBJECT_MAX + 1];
+
+	memset(facts, 0, sizeof(*facts));
+	facts->present = true;
+	if (message->body == NULL)
+		return;
+	facts->flags = ciss_header_flags(message) | ciss_auth_flags(message);
+	if (auth_header_field(message->body, message->body_len, "Subject", value, sizeof(value)) ==
+	    1) {
+		util_sanitize(subject, sizeof(subject), value, strlen(value));
+		if (subject[0] != '\0')
+			facts->subject = xstrdup(subject);
+	}
+}
+
+const char *ciss_facts_screen(unsigned flags)
+{
+	if ((flags & PIPELINE_CISS_NULL_SENDER) != 0)
+		return "no challenge: null sender (Return-Path <>)";
+	if ((flags & PIPELINE_CISS_NO_SENDER) != 0)
+		return "no challenge: no usable envelope sender (Return-Path)";
+	if ((flags & PIPELINE_CISS_OUR_CHALLENGE) != 0)
+		return "no challenge: the message is a challenge itself (" CISS_CHALLENGE_HEADER
+		       ")";
+	if ((flags & PIPELINE_CISS_AUTO_SUBMITTED) != 0)
+		return "no challenge: automatic mail (Auto-Submitted)";
+	if ((flags & PIPELINE_CISS_BULK) != 0)
+		return "no challenge: bulk mail (Precedence bulk, list or junk)";
+	if ((flags & PIPELINE_CISS_LIST) != 0)
+		return "no challenge: mailing-list mail (List-Id)";
+	if ((flags & PIPELINE_CISS_SPF_FAIL) != 0)
+		return "no challenge: SPF fails for the sender's domain";
+	if ((flags & (PIPELINE_CISS_SPF_ALIGNED_PASS | PIPELINE_CISS_DKIM_ALIGNED_PASS)) != 0)
+		return NULL;
+	if ((flags & PIPELINE_CISS_DKIM_UNALIGNED_PASS) != 0)
+		return "no challenge: DKIM does not align with the From domain";
+	return "no challenge: the From domain is not authenticated (no SPF pass aligned "
+	       "with it, no aligned DKIM pass)";
+}
