@@ -6,14 +6,19 @@ code (the store's ANSWER trusts the sender), the lock after too many wrong
 codes, the rate limit per address, the limit of connections per address,
 a slow client (a byte every few seconds) that neither stalls another
 request nor outlives the connection deadline, and thousands of pipelined
-requests in one write.
+requests in one write. And the whole path through this part: the policy
+(test_ciss_policy.py's set-up) challenges an unknown sender, the challenge
+mail is queued from <> with its headers and one link, whose code releases
+the held message.
 
-The challenge rows are written into the store as the policy writes them
+The challenge rows in the other tests are written into the store as the policy writes them
 (store/ciss.h); the links and codes are made here with the daemon's key
 (DATA/ciss.key), as ciss/token.c makes them.
 """
 
 import base64
+import email
+import email.policy
 import hashlib
 import hmac
 import os
@@ -30,6 +35,7 @@ import pytest
 
 import itutil
 from smtputil import add_user
+from test_ciss_policy import ACCOUNT, PASSWORD, ciss_gate, mail  # noqa: F401 - a fixture
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 SECURITY_HEADERS = {
@@ -393,3 +399,54 @@ def test_garbage_and_oversized_requests(web_gate):
     assert_secure(headers)
     assert gate.running
     assert curl(gate, "/c/x")[0] == 404
+
+
+def test_challenge_mail_and_its_link(ciss_gate, provider):
+    """The whole path through the parts this file owns: the policy challenges
+    an unknown sender (test_ciss_policy.py's set-up), the challenge mail is
+    queued from <> to that sender with its headers and one link; the link's
+    page shows the code, the code releases the held message."""
+    gate = ciss_gate
+    gate.first_login_fetched(ACCOUNT, PASSWORD)
+    provider.deliver("alice", mail("kim@sender.test", "<b>Hi</b> & 'co'"))
+    gate.pickup(ACCOUNT, PASSWORD)
+    itutil.wait_until(lambda: gate.db_query("SELECT count(*) FROM message"
+                                            " WHERE source = 'submitted'")[0][0] == 1,
+                      timeout=60, what="the challenge mail")
+    (challenge_mail, ), = gate.db_query("SELECT id FROM message WHERE source = 'submitted'")
+    assert gate.db_query("SELECT sender FROM envelope WHERE message_id = ?",
+                         (challenge_mail,)) == [("",)]
+    assert gate.db_query("SELECT address FROM envelope_recipient WHERE message_id = ?",
+                         (challenge_mail,)) == [("kim@sender.test",)]
+    path = os.path.join(gate.config["server"]["data_dir"], "spool", challenge_mail[:2],
+                        challenge_mail)
+    with open(path, "rb") as f:
+        raw = f.read()
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert all(byte < 0x80 for byte in head)
+    assert b"\r\nBcc:" not in head
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    (challenge_id, held), = gate.db_query("SELECT id, message_id FROM ciss_challenge")
+    assert message["Auto-Submitted"] == "auto-replied"
+    assert message["X-Popgate-Challenge"] == str(challenge_id)
+    assert message["To"] == "kim@sender.test"
+    assert message["From"].addresses[0].addr_spec == "postmaster@pop3proxy.reddoxx"
+    assert message["Subject"] == "Please confirm your message: <b>Hi</b> & 'co'"
+    body = message.get_content()
+    assert ACCOUNT in body
+    links = re.findall(r"https://\S+/c/[A-Za-z0-9_-]+", body)
+    assert len(links) == 1
+    token = links[0].rsplit("/c/", 1)[1]
+    assert links[0].startswith(f"https://localhost:{web_port(gate)}/c/")
+
+    status, headers, page = curl(gate, f"/c/{token}")
+    assert status == 200
+    assert_secure(headers)
+    assert "&lt;b&gt;Hi&lt;/b&gt; &amp; &#39;co&#39;" in page
+    code = re.search(r'<p class="code">([A-Z0-9]+)</p>', page).group(1)
+    assert gate.message_state(held) == "challenged"
+    status, _, page = curl(gate, f"/c/{token}", method="POST", data=f"code={code}")
+    assert status == 200 and "released" in page
+    assert gate.message_state(held) == "delivery"
+    served = gate.pickup(ACCOUNT, PASSWORD)
+    assert any(b"kim@sender.test" in m for m in served)
