@@ -69,11 +69,6 @@ struct web_server {
 	struct web_connection_list connections;
 	unsigned connection_count;
 	bool paused;
-	unsigned max_connections;
-	unsigned max_per_address;
-	int deadline;
-	unsigned requests_per_minute;
-	unsigned max_wrong_codes;
 	struct web_limit *per_address;
 	struct web_limit *wrong_codes; /* per challenge id */
 };
@@ -149,7 +144,8 @@ static void web_connection_cut(struct web_connection *conn)
 
 static void web_server_resume_accepting(struct web_server *server)
 {
-	if (server->paused && server->connection_count < server->max_connections) {
+	if (server->paused &&
+	    server->connection_count < (unsigned)server->pg->cfg->web_max_connections) {
 		evconnlistener_enable(server->listener);
 		server->paused = false;
 	}
@@ -239,14 +235,15 @@ static void web_connection_timer(evutil_socket_t fd, short what, void *arg)
 		if (other->described && listener_peer_same_address(&other->peer, &conn->peer))
 			same++;
 	}
-	if (same > server->max_per_address) {
+	unsigned max_per_address = (unsigned)server->pg->cfg->web_max_connections_per_address;
+	if (same > max_per_address) {
 		log_warn("web: %s is over %u connections at once; cut", conn->peer.address,
-			 server->max_per_address);
+			 max_per_address);
 		web_connection_cut(conn);
 		return;
 	}
 	conn->checked = true;
-	struct timeval deadline = {.tv_sec = server->deadline};
+	struct timeval deadline = {.tv_sec = server->pg->cfg->web_connection_deadline};
 	evtimer_add(conn->timer, &deadline);
 }
 
@@ -276,7 +273,11 @@ static struct bufferevent *web_connection_new(struct event_base *base, void *arg
 		abort();
 	event_active(conn->timer, EV_TIMEOUT, 1);
 	TAILQ_INSERT_TAIL(&server->connections, conn, entry);
-	if (++server->connection_count >= server->max_connections && !server->paused) {
+	/* The silence allowed, as the configuration says now (a reload may
+	 * have changed it): evhttp gives it to the connection it makes next. */
+	evhttp_set_timeout(server->http, server->pg->cfg->web_timeout);
+	if (++server->connection_count >= (unsigned)server->pg->cfg->web_max_connections &&
+	    !server->paused) {
 		evconnlistener_disable(server->listener);
 		server->paused = true;
 	}
@@ -425,7 +426,8 @@ static void web_post(struct web_server *server, struct evhttp_request *req,
 				  "Please send the form from the page.");
 		return;
 	}
-	if (web_limit_count(server->wrong_codes, &id, sizeof(id)) >= server->max_wrong_codes) {
+	if (web_limit_count(server->wrong_codes, &id, sizeof(id)) >=
+	    (unsigned)server->pg->cfg->web_max_wrong_codes) {
 		web_reply_message(
 		    req, 429, "Too Many Requests", "Locked",
 		    "Too many wrong codes were typed for this message. It stays held; "
@@ -439,7 +441,7 @@ static void web_post(struct web_server *server, struct evhttp_request *req,
 		    web_limit_count_add(server->wrong_codes, &id, sizeof(id), util_monotonic_ms());
 
 		log_warn("web: a wrong code for challenge %lld from %s (%u of %u)", (long long)id,
-			 conn->peer.address, wrong, server->max_wrong_codes);
+			 conn->peer.address, wrong, server->pg->cfg->web_max_wrong_codes);
 		web_show_form(server, req, 400, "Bad Request", token, &challenge,
 			      "That was not the code shown. Please type it again.");
 		ciss_challenge_clear(&challenge);
@@ -478,7 +480,8 @@ static void web_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (!web_limit_take(server->per_address, conn->peer.key, sizeof(conn->peer.key),
-			    util_monotonic_ms(), server->requests_per_minute)) {
+			    util_monotonic_ms(),
+			    (unsigned)server->pg->cfg->web_requests_per_minute)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "60");
 		web_reply_message(req, 429, "Too Many Requests", "Please slow down",
 				  "Too many requests from your address. Please wait a minute.");
@@ -520,7 +523,8 @@ static void web_handle(struct evhttp_request *req, void *arg)
 	if (web_challenge_read(server, req, &token, &challenge) == 0)
 		return;
 	int64_t id = token.challenge_id;
-	if (web_limit_count(server->wrong_codes, &id, sizeof(id)) >= server->max_wrong_codes)
+	if (web_limit_count(server->wrong_codes, &id, sizeof(id)) >=
+	    (unsigned)server->pg->cfg->web_max_wrong_codes)
 		web_reply_message(
 		    req, 429, "Too Many Requests", "Locked",
 		    "Too many wrong codes were typed for this message. It stays held; "
@@ -534,7 +538,6 @@ static void web_handle(struct evhttp_request *req, void *arg)
 
 struct web_server *web_server_new(struct popgate *pg, int fd, char *err, size_t errlen)
 {
-	const struct popgate_config *cfg = pg->cfg;
 	struct web_server *server = xcalloc(1, sizeof(*server));
 	struct evhttp_bound_socket *bound;
 
@@ -543,11 +546,6 @@ struct web_server *web_server_new(struct popgate *pg, int fd, char *err, size_t 
 		    SSL_get_ex_new_index(0, NULL, NULL, NULL, web_connection_gone);
 	server->pg = pg;
 	TAILQ_INIT(&server->connections);
-	server->max_connections = (unsigned)cfg->web_max_connections;
-	server->max_per_address = (unsigned)cfg->web_max_connections_per_address;
-	server->deadline = cfg->web_connection_deadline;
-	server->requests_per_minute = (unsigned)cfg->web_requests_per_minute;
-	server->max_wrong_codes = (unsigned)cfg->web_max_wrong_codes;
 	server->per_address = web_limit_new(WEB_LIMIT_SLOTS);
 	server->wrong_codes = web_limit_new(WEB_LIMIT_SLOTS);
 	server->http = evhttp_new(pg->base);
@@ -563,7 +561,6 @@ struct web_server *web_server_new(struct popgate *pg, int fd, char *err, size_t 
 				       EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_max_headers_size(server->http, WEB_HEADERS_MAX);
 	evhttp_set_max_body_size(server->http, WEB_FORM_BODY_MAX);
-	evhttp_set_timeout(server->http, cfg->web_timeout);
 	evhttp_set_bevcb(server->http, web_connection_new, server);
 	evhttp_set_gencb(server->http, web_handle, server);
 	bound = evhttp_accept_socket_with_handle(server->http, fd);

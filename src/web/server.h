@@ -46,8 +46,9 @@ struct web_server;
 
 /*
  * Serves the bound, listening socket FD (taken in every case) with PG's
- * server TLS context, store, writer and CISS key; *PG->cfg's [web] limits
- * are read at start. NULL with a message in ERR.
+ * server TLS context, store, writer and CISS key; PG->cfg's [web] limits are
+ * read at each use (a reload's hold from then on). NULL with a message in
+ * ERR.
  */
 struct web_server *web_server_new(struct popgate *pg, int fd, char *err, size_t errlen);
 

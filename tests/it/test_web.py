@@ -282,6 +282,21 @@ def test_connections_per_address(web_gate):
     itutil.wait_until(lambda: curl(gate, "/c/x")[0] == 404, timeout=10, what="a new request")
 
 
+def test_max_connections_pauses_accepting(web_gate):
+    gate, _ = web_gate({"max_connections": 3})
+    held = [tls_socket(gate) for _ in range(3)]
+    # A fourth waits in the kernel's backlog: no handshake while three live.
+    waiting = subprocess.run(["curl", "-sk", "--max-time", "2", "-o", "/dev/null",
+                              f"https://{itutil.LOOPBACK}:{web_port(gate)}/c/x"],
+                             capture_output=True, timeout=30)
+    assert waiting.returncode == 28  # curl's "operation timed out"
+    held.pop().close()
+    itutil.wait_until(lambda: curl(gate, "/c/x")[0] == 404, timeout=10, what="a free place")
+    for sock in held:
+        sock.close()
+    assert gate.running
+
+
 def test_slow_client_does_not_stall_others(web_gate):
     gate, _ = web_gate({"connection_deadline": 6, "timeout": 30})
     slow = tls_socket(gate, timeout=30)
