@@ -263,20 +263,32 @@ static int ctl_ciss_user(struct ctl *ctl, const char *name, int64_t *id_r)
 int ctl_ciss_trust(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
 	char err[512], clean[512];
-	int64_t user_id;
+	int64_t user_id, released;
 	int rc;
 
 	if (argc != 2)
 		return ctl_usage_error(cmd, "'ciss trust' takes a user and an address");
 	if ((rc = ctl_open_store(ctl)) != CTL_OK || (rc = ctl_ciss_user(ctl, argv[0], &user_id)))
 		return rc;
+	/* Trusted, and what waits for this sender's answer released with it. */
+	if (store_begin(ctl->store) < 0)
+		return ctl_refuse("cannot write the trusted senders (see the log)");
 	if (store_ciss_trust(ctl->store, user_id, argv[1], CISS_TRUST_ADMIN, util_now(), err,
-			     sizeof(err)) < 0)
+			     sizeof(err)) < 0) {
+		store_rollback(ctl->store);
 		return ctl_refuse("%s", ctl_clean(err, clean, sizeof(clean)));
+	}
+	released = store_ciss_release_sender(ctl->store, user_id, argv[1]);
+	if (released < 0 || store_commit(ctl->store) < 0) {
+		store_rollback(ctl->store);
+		return ctl_refuse("cannot release the held messages (see the log)");
+	}
 	return ctl_changed(ctl, NULL,
-			   json_pack("{s:o, s:o, s:b}", "user", cli_json_string(argv[0]), "address",
-				     cli_json_string(argv[1]), "trusted", 1),
-			   "user %s trusts %s", argv[0], argv[1]);
+			   json_pack("{s:o, s:o, s:b, s:I}", "user", cli_json_string(argv[0]),
+				     "address", cli_json_string(argv[1]), "trusted", 1, "released",
+				     (json_int_t)released),
+			   "user %s trusts %s; %lld held message(s) released to delivery", argv[0],
+			   argv[1], (long long)released);
 }
 
 int ctl_ciss_untrust(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)

@@ -238,7 +238,8 @@ static const struct ctl_command ctl_commands[] = {
      ctl_ciss_set},
     {"ciss", "trust", "USER ADDRESS", "let ADDRESS's mail reach USER unchallenged",
      "Records ADDRESS as trusted by USER (known by 'admin'), as an answered\n"
-     "challenge does (known by 'answer').\n",
+     "challenge does (known by 'answer'), and moves USER's messages held for\n"
+     "ADDRESS's answer to delivery.\n",
      ctl_ciss_trust},
     {"ciss", "untrust", "USER ADDRESS", "challenge ADDRESS's mail to USER again",
      "Exits 1 if USER does not trust ADDRESS. A correspondent (learnt from mail\n"

@@ -732,6 +732,27 @@ static int64_t ciss_release_sender(struct store *store, int64_t user_id, const c
 	return moved;
 }
 
+int64_t store_ciss_release_sender(struct store *store, int64_t user_id, const char *sender)
+{
+	char *folded = ciss_fold(sender);
+	int64_t moved;
+	bool outer;
+
+	if (store_tx_begin(store, &outer) < 0) {
+		free(folded);
+		return -1;
+	}
+	moved = ciss_release_sender(store, user_id, folded);
+	free(folded);
+	if (moved < 0) {
+		store_tx_rollback(store, outer);
+		return -1;
+	}
+	if (store_tx_commit(store, outer) < 0)
+		return -1;
+	return moved;
+}
+
 int store_ciss_challenge_answer(struct store *store, int64_t id, const char *nonce, int64_t now,
 				size_t *released_r)
 {
@@ -802,7 +823,8 @@ int store_ciss_held_list(struct store *store, int64_t user_id, struct ciss_held 
 	    "SELECT h.message_id, h.user_id, u.name, h.sender, h.held_at,"
 	    " (SELECT coalesce(max(c.id), 0) FROM ciss_challenge c"
 	    "  WHERE c.user_id = h.user_id AND c.sender = h.sender)"
-	    " FROM ciss_held h JOIN user u ON u.id = h.user_id JOIN message m ON m.id = h.message_id"
+	    " FROM ciss_held h JOIN user u ON u.id = h.user_id JOIN message m ON m.id = "
+	    "h.message_id"
 	    " WHERE m.state = 'challenged' AND (? = 0 OR h.user_id = ?) ORDER BY h.held_at, m.seq";
 	struct ciss_held *list = NULL;
 	size_t count = 0, capacity = 0;

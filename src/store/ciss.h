@@ -146,6 +146,11 @@ struct ciss_trusted {
 int store_ciss_trust(struct store *store, int64_t user_id, const char *address,
 		     enum ciss_trust_via via, int64_t now, char *err, size_t errlen);
 
+/* Moves every message held for USER_ID from SENDER (challenged) to
+ * delivery through store/lifecycle.h and forgets their hold, in the
+ * caller's transaction or its own. How many, or -1 (logged; none moved). */
+int64_t store_ciss_release_sender(struct store *store, int64_t user_id, const char *sender);
+
 /* USER_ID no longer trusts ADDRESS. 1 done, 0 it was not trusted, -1 error. */
 int store_ciss_untrust(struct store *store, int64_t user_id, const char *address);
 

@@ -168,9 +168,17 @@ def test_unknown_challenged_known_delivered(ciss_gate, provider):
     known = json.loads(ok(ctl("--json", "ciss", "list", USER, config=config)))
     assert sorted((k["sender"], k["known_by"]) for k in known) == [
         ("pen@sender.test", "correspondent"), ("tim@sender.test", "admin")]
-    # The administrator releases one held message by hand.
+    # The administrator releases one held message by hand, then trusts kim
+    # for alice: what still waits for kim's answer goes to delivery.
     ok(ctl("queue", "release", again, config=config))
     assert gate.message_state(again) == "delivery"
+    trusted = json.loads(ok(ctl("--json", "ciss", "trust", USER, "kim@sender.test",
+                                config=config)))
+    assert (trusted["trusted"], trusted["released"]) == (True, 1)
+    assert gate.message_state(held) == "delivery"
+    assert json.loads(ok(ctl("--json", "ciss", "pending", config=config))) == []
+    served = gate.pickup(ACCOUNT, PASSWORD)
+    assert sorted(b"Subject: from kim\r\n" in m for m in served) == [False, True]
     assert gate.running
 
 

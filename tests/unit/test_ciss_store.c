@@ -334,6 +334,12 @@ static void test_answer_releases_all(void **state)
 	assert_int_equal(test_query_int(f->store, "SELECT answered_at FROM ciss_challenge"),
 			 NOW + 10);
 
+	/* The administrator's trust releases a sender's held mail the same way. */
+	assert_int_equal(store_ciss_release_sender(f->store, 1, "AMY@example.org"), 1);
+	assert_int_equal(state_of(f, HELD_OTHER), MESSAGE_DELIVERY);
+	assert_int_equal(store_ciss_release_sender(f->store, 1, "amy@example.org"), 0);
+	assert_int_equal(state_of(f, HELD_USER2), MESSAGE_CHALLENGED);
+
 	/* Single use. */
 	assert_int_equal(store_ciss_challenge_answer(f->store, id, nonce, NOW + 20, &released),
 			 CISS_ANSWER_ANSWERED);
