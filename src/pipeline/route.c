@@ -312,8 +312,9 @@ static void route_retry(struct route_write *record)
 	store_message_clear(&message);
 }
 
-/* Sends the challenge RECORD's commit recorded. One that cannot be sent is
- * logged; the message stays held until its hold expires. */
+/* Sends the challenge whose row RECORD's job committed (ciss/challenge.h).
+ * One that cannot be queued is logged; its message stays held until an
+ * answer to a later challenge, the administrator or the hold's expiry. */
 static void route_challenge_issue(struct route_write *record)
 {
 	char err[256];
