@@ -313,8 +313,9 @@ static void route_retry(struct route_write *record)
 }
 
 /* Sends the challenge whose row RECORD's job committed (ciss/challenge.h).
- * One that cannot be queued is logged; its message stays held until an
- * answer to a later challenge, the administrator or the hold's expiry. */
+ * One that cannot be queued is logged; its message stays held (later mail
+ * from that sender joins it) until the administrator releases it or its
+ * hold expires. */
 static void route_challenge_issue(struct route_write *record)
 {
 	char err[256];
