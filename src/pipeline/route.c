@@ -75,9 +75,11 @@ struct route_write {
 	 * and the owner it is counted for. */
 	struct filter_fingerprint fingerprint;
 	int64_t owner_id;
-	/* Challenged (CISS): what the loop found, and what the writer decided. */
+	/* Challenged (CISS): what the loop found, what the writer decided, and
+	 * the prepended lines should it quarantine the message instead. */
 	struct ciss_plan ciss;
 	struct ciss_decision ciss_decision;
+	char *quarantine_prepend;
 	/* Failed: why, and the profile a retry is judged by. */
 	char *reason;
 	struct filter_profile profile;
@@ -96,6 +98,7 @@ static void route_write_free(struct route_write *record)
 	free(record->reason);
 	ciss_plan_clear(&record->ciss);
 	ciss_decision_clear(&record->ciss_decision);
+	free(record->quarantine_prepend);
 	free(record);
 }
 
@@ -238,6 +241,9 @@ static int route_ciss_decide(struct store *store, struct route_write *record)
 	if (record->ciss_decision.outcome == CISS_OUTCOME_QUARANTINE) {
 		record->action = VERDICT_QUARANTINE;
 		record->state = MESSAGE_QUARANTINE;
+		free(record->prepend);
+		record->prepend = record->quarantine_prepend;
+		record->quarantine_prepend = NULL;
 	}
 	line = xasprintf("ciss\t0.000\t0.000\t%s\n", record->ciss_decision.reason);
 	reasons = xasprintf("%s%s", record->reasons != NULL ? record->reasons : "", line);
@@ -569,6 +575,18 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 	bool has_seat = user_has_seat(pg, account);
 
 	verdict_combine(profile, results, count, sender_known, &decision);
+	/* A challenge CISS may not send (G4, a cap) goes to the quarantine, as
+	 * the writer finds: its header lines for that case are made now, while
+	 * the results are here, so they name the action it gets. */
+	if (decision.action == VERDICT_CHALLENGE && has_seat) {
+		char *spam_headers;
+
+		decision.action = VERDICT_QUARANTINE;
+		spam_headers = verdict_spam_headers(profile, &decision, results, count);
+		decision.action = VERDICT_CHALLENGE;
+		record->quarantine_prepend = xasprintf("%s%s", decision.headers, spam_headers);
+		free(spam_headers);
+	}
 	route_results_free(&results, count);
 	record->judged = true;
 	/* U3: without a seat, delivered whatever the filters said (their

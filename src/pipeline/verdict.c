@@ -67,8 +67,7 @@ static char *verdict_reason_clean(const char *reason)
 	return clean;
 }
 
-/* The X-Popgate-Spam-* lines of DECISION (its explanation made already). */
-static char *verdict_spam_headers(const struct filter_profile *profile,
+char *verdict_spam_headers(const struct filter_profile *profile,
 				  const struct verdict_decision *decision,
 				  const struct pipeline_result *results, size_t count)
 {

@@ -218,6 +218,11 @@ def test_g4_cases_quarantined_with_reason(ciss_gate, provider):
     assert "no challenge: SPF fails for the sender's domain" in out, out
     # Not one challenge was made.
     assert gate.db_query("SELECT count(*) FROM ciss_challenge") == [(0,)]
+    # Released, it is served with the action it got, not the challenge.
+    ok(ctl("queue", "release", found["list post"][0], config=config))
+    served = gate.pickup(ACCOUNT, PASSWORD)
+    assert len(served) == 1 and b"Subject: list post\r\n" in served[0]
+    assert b"X-Popgate-Spam-Status: No, action=quarantine\r\n" in served[0]
     # filter check explains the same offline, as alice's mail.
     path = os.path.join(gate.dir, "list-post.eml")
     with open(path, "wb") as f:
