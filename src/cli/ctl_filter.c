@@ -258,12 +258,12 @@ static void ctl_filter_decide(struct ctl *ctl, const struct filter_profile *prof
 
 	verdict_combine(profile, results, count, known, decision);
 	if (decision->action == VERDICT_CHALLENGE) {
-		char *explanation = xasprintf(
-		    "%sciss\t0.000\t0.000\t%s\n", decision->explanation,
-		    plan.screen_reason != NULL
-			? plan.screen_reason
-			: "challenged (unless a challenge to the sender is open, or the period or a "
-			  "cap stops it: the daemon counts those)");
+		char *explanation = xasprintf("%sciss\t0.000\t0.000\t%s\n", decision->explanation,
+					      plan.screen_reason != NULL
+						  ? plan.screen_reason
+						  : "challenged (unless a challenge to the sender "
+						    "is open, or the period or a "
+						    "cap stops it: the daemon counts those)");
 
 		free(decision->explanation);
 		decision->explanation = explanation;

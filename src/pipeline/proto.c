@@ -650,9 +650,8 @@ static int proto_ciss_decode(const unsigned char *data, size_t len, struct pipel
 		*err_r = "unknown CISS flag";
 		return -1;
 	}
-	if (subject->count &&
-	    (subject->len > PIPELINE_CISS_SUBJECT_MAX ||
-	     !proto_reason_valid((const char *)subject->data, subject->len))) {
+	if (subject->count && (subject->len > PIPELINE_CISS_SUBJECT_MAX ||
+			       !proto_reason_valid((const char *)subject->data, subject->len))) {
 		*err_r = "bad CISS subject";
 		return -1;
 	}

@@ -326,8 +326,8 @@ static void route_challenge_issue(struct route_write *record)
 {
 	char err[256];
 
-	if (ciss_challenge_issue(record->pg, record->ciss_decision.challenge_id, err,
-				 sizeof(err)) < 0)
+	if (ciss_challenge_issue(record->pg, record->ciss_decision.challenge_id, err, sizeof(err)) <
+	    0)
 		log_event(LOG_ERROR, "error", record->account_name, record->id,
 			  "cannot send challenge %lld: %s",
 			  (long long)record->ciss_decision.challenge_id, err);
@@ -557,9 +557,9 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 			 const struct store_message *message, const struct store_account *account,
 			 const char *account_name)
 {
-	const struct filter_profile *profile =
-	    verdict->job != NULL && verdict->job->profile != NULL ? verdict->job->profile
-								  : filter_profile_default();
+	const struct filter_profile *profile = verdict->job != NULL && verdict->job->profile != NULL
+						   ? verdict->job->profile
+						   : filter_profile_default();
 	struct verdict_decision decision;
 	struct route_write *record = route_write_new(pg, verdict, account_name);
 	int64_t owner_id = verdict->job != NULL ? verdict->job->owner.user_id : 0;

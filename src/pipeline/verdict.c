@@ -68,8 +68,8 @@ static char *verdict_reason_clean(const char *reason)
 }
 
 char *verdict_spam_headers(const struct filter_profile *profile,
-				  const struct verdict_decision *decision,
-				  const struct pipeline_result *results, size_t count)
+			   const struct verdict_decision *decision,
+			   const struct pipeline_result *results, size_t count)
 {
 	char *lines =
 	    xasprintf(VERDICT_HEADER_STATUS

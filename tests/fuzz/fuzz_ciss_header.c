@@ -20,9 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const unsigned header_flags =
-	    PIPELINE_CISS_NULL_SENDER | PIPELINE_CISS_NO_SENDER | PIPELINE_CISS_AUTO_SUBMITTED |
-	    PIPELINE_CISS_BULK | PIPELINE_CISS_LIST | PIPELINE_CISS_OUR_CHALLENGE;
+	static const unsigned header_flags = PIPELINE_CISS_NULL_SENDER | PIPELINE_CISS_NO_SENDER |
+					     PIPELINE_CISS_AUTO_SUBMITTED | PIPELINE_CISS_BULK |
+					     PIPELINE_CISS_LIST | PIPELINE_CISS_OUR_CHALLENGE;
 	char subject[PIPELINE_CISS_SUBJECT_MAX + 1];
 	char *input = malloc(size > 0 ? size : 1);
 	unsigned flags;
