@@ -311,8 +311,9 @@ static int housekeeping_work(struct store *store, void *arg)
 		job->count += quarantined_count;
 	}
 	free(quarantined);
-	job->held_expired = store_ciss_held_expire(store, job->held_cutoff, job->hold_expiry,
-						   job->hold_days, &quarantined, &quarantined_count);
+	job->held_expired =
+	    store_ciss_held_expire(store, job->held_cutoff, job->hold_expiry, job->hold_days,
+				   &quarantined, &quarantined_count);
 	if (job->held_expired < 0) {
 		free(job->ids);
 		job->ids = NULL;
