@@ -352,7 +352,10 @@ static const struct ctl_command ctl_commands[] = {
      "offline, as a worker and the daemon would, and prints the action, the score\n"
      "and each filter's result and reason. Changes nothing.\n"
      "  --user U     judge it as mail of user U (U's profile and sender lists)\n"
-     "  --profile P  with profile P (default: U's, or default)\n",
+     "  --profile P  with profile P (default: U's, or default)\n"
+     "For a profile that challenges, U's unknown senders show as 'challenge', or\n"
+     "as 'quarantine' with the G4 reason in the ciss line (an open challenge, the\n"
+     "period and the caps only the daemon counts).\n",
      ctl_filter_check},
     {"filter", "list", "", "list the filters there are",
      "Prints each filter's name and where it runs: in a worker, or in the daemon\n"

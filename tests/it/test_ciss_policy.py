@@ -210,6 +210,20 @@ def test_g4_cases_quarantined_with_reason(ciss_gate, provider):
     assert "no challenge: SPF fails for the sender's domain" in out, out
     # Not one challenge was made.
     assert gate.db_query("SELECT count(*) FROM ciss_challenge") == [(0,)]
+    # filter check explains the same offline, as alice's mail.
+    path = os.path.join(gate.dir, "list-post.eml")
+    with open(path, "wb") as f:
+        f.write(messages[4])
+    checked = json.loads(ok(ctl("--json", "filter", "check", "--user", USER, "--provider",
+                                "localhost", path, config=config)))
+    assert checked["action"] == "quarantine", checked
+    assert [f["reason"] for f in checked["filters"] if f["name"] == "ciss"] == [
+        "no challenge: mailing-list mail (List-Id)"]
+    with open(path, "wb") as f:
+        f.write(mail("new@sender.test", "a new sender"))
+    checked = json.loads(ok(ctl("--json", "filter", "check", "--user", USER, "--provider",
+                                "localhost", path, config=config)))
+    assert checked["action"] == "challenge", checked
     assert gate.db_query("SELECT count(*) FROM message WHERE source = 'submitted'") == [(0,)]
 
 
