@@ -75,7 +75,6 @@ struct web_server {
 
 /* An ANSWER on its way through the writer thread. */
 struct web_answer {
-	struct web_server *server;
 	struct evhttp_request *req;
 	struct ciss_token token;
 	int64_t now;
@@ -451,7 +450,6 @@ static void web_post(struct web_server *server, struct evhttp_request *req,
 	sodium_memzero(typed, sizeof(typed));
 
 	struct web_answer *answer = xcalloc(1, sizeof(*answer));
-	answer->server = server;
 	answer->req = req;
 	answer->token = *token;
 	answer->now = util_now();
