@@ -326,14 +326,12 @@ static void route_challenge_issue(struct route_write *record)
 {
 	char err[256];
 
+	/* Queued, ciss/challenge.c logs it (event=challenge). */
 	if (ciss_challenge_issue(record->pg, record->ciss_decision.challenge_id, err, sizeof(err)) <
 	    0)
 		log_event(LOG_ERROR, "error", record->account_name, record->id,
 			  "cannot send challenge %lld: %s",
 			  (long long)record->ciss_decision.challenge_id, err);
-	else
-		log_event(LOG_INFO, "challenge", record->account_name, record->id,
-			  "challenge %lld queued", (long long)record->ciss_decision.challenge_id);
 }
 
 /* In the loop, after the commit: the log, and a failed message's retry. */
