@@ -78,6 +78,7 @@
 #include "smtp/server.h"
 #include "popgate.h"
 #include "store/account.h"
+#include "store/ciss.h"
 #include "store/db.h"
 #include "store/fingerprint.h"
 #include "store/login.h"
@@ -274,6 +275,11 @@ struct housekeeping_job {
 	int quarantine_days;   /* for the log */
 	int64_t fuzzy_cutoff;  /* fuzzy fingerprints not seen since go */
 	int fuzzy_expired;
+	/* CISS: messages held for an answer since before this go (hold-days). */
+	int64_t held_cutoff;
+	enum ciss_hold_expiry hold_expiry;
+	int hold_days;
+	int held_expired;
 	char (*ids)[SPOOL_ID_LEN + 1]; /* the bodies of the rows deleted */
 	size_t count;
 	int quarantine_expired;
@@ -299,6 +305,21 @@ static int housekeeping_work(struct store *store, void *arg)
 		return -1;
 	}
 	/* One list of bodies to remove once the deletions commit. */
+	if (quarantined_count > 0) {
+		job->ids = xrealloc(job->ids, (job->count + quarantined_count) * sizeof(*job->ids));
+		memcpy(job->ids + job->count, quarantined, quarantined_count * sizeof(*job->ids));
+		job->count += quarantined_count;
+	}
+	free(quarantined);
+	job->held_expired =
+	    store_ciss_held_expire(store, job->held_cutoff, job->hold_expiry, job->hold_days,
+				   &quarantined, &quarantined_count);
+	if (job->held_expired < 0) {
+		free(job->ids);
+		job->ids = NULL;
+		job->count = 0;
+		return -1;
+	}
 	if (quarantined_count > 0) {
 		job->ids = xrealloc(job->ids, (job->count + quarantined_count) * sizeof(*job->ids));
 		memcpy(job->ids + job->count, quarantined, quarantined_count * sizeof(*job->ids));
@@ -358,6 +379,10 @@ static void housekeeping_done(int result, const char *error, void *arg)
 	if (job->quarantine_expired > 0)
 		log_info("removed %d quarantined message(s) older than %d days",
 			 job->quarantine_expired, job->quarantine_days);
+	if (job->held_expired > 0)
+		log_info("%s %d message(s) held for a challenge's answer for %d days",
+			 job->hold_expiry == CISS_HOLD_EXPIRY_DELETE ? "removed" : "quarantined",
+			 job->held_expired, job->hold_days);
 	if (job->fuzzy_expired > 0)
 		log_info("removed %d fuzzy fingerprint(s) not seen for %lld seconds",
 			 job->fuzzy_expired, (long long)(job->now - job->fuzzy_cutoff));
@@ -381,6 +406,15 @@ static void housekeeping_cb(evutil_socket_t fd, short what, void *ctx)
 	job->quarantine_cutoff = util_now() - (int64_t)pg->cfg->quarantine_days * 86400;
 	job->quarantine_days = pg->cfg->quarantine_days;
 	job->fuzzy_cutoff = job->now - pg->cfg->fuzzy_window;
+	/* Read at each run, so popgatectl's changes count without a restart.
+	 * Unreadable: nothing held expires this time. */
+	struct ciss_settings ciss;
+	if (store_ciss_settings_get(pg->store, &ciss) == 0) {
+		job->hold_days = ciss.hold_days;
+		job->hold_expiry = ciss.hold_expiry;
+		job->held_cutoff = job->now - (int64_t)ciss.hold_days * 86400;
+		ciss_settings_clear(&ciss);
+	}
 	job->writer = pg->writer;
 	if (writer_submit(pg->writer, NULL, housekeeping_work, housekeeping_done, job) < 0)
 		housekeeping_free(job);

@@ -27,9 +27,8 @@
 
 _Static_assert(CISS_TOKEN_NONCE_BYTES == CISS_NONCE_BYTES, "the link carries the store's nonce");
 
-/* An encoded word holds at most 75 characters (RFC 2047 2): "=?UTF-8?B?",
- * 60 characters of base64 (45 bytes), "?=". */
-#define CHALLENGE_WORD_BYTES 45
+/* An encoded word is at most 75 characters long (RFC 2047 2). */
+#define CHALLENGE_WORD_MAX 75
 /* Quoted-printable lines are at most 76 characters (RFC 2045 6.7). */
 #define CHALLENGE_QP_LINE 76
 
@@ -120,39 +119,62 @@ static bool challenge_ascii(const char *text)
 	return true;
 }
 
+/* True for the bytes an encoded word of the Q kind carries as they are
+ * (RFC 2047 5 (1), kept narrow). */
+static bool challenge_q_plain(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '!' || c == '*' || c == '+' || c == '-' || c == '/' || c == '.' || c == ',';
+}
+
 /* Appends the Subject field for the cleaned SUBJECT: plain when ASCII, else
- * encoded words of whole characters, folded. */
+ * the prefix and then the subject as encoded words ("Q": no base64 padding
+ * that some decoders stumble on when they join words), each of whole
+ * characters and at most CHALLENGE_WORD_MAX long, folded. */
 static void challenge_subject_field(struct evbuffer *out, const char *subject)
 {
-	char prefixed[sizeof(challenge_subject_prefix) + CISS_CHALLENGE_SUBJECT_MAX];
-	size_t len, at = 0;
+	const unsigned char *text = (const unsigned char *)subject;
+	size_t len = strlen(subject), at = 0;
 
-	snprintf(prefixed, sizeof(prefixed), "%s%s", challenge_subject_prefix, subject);
-	if (challenge_ascii(prefixed)) {
-		evbuffer_add_printf(out, "Subject: %s\r\n", prefixed);
+	if (challenge_ascii(subject)) {
+		evbuffer_add_printf(out, "Subject: %s%s\r\n", challenge_subject_prefix, subject);
 		return;
 	}
-	evbuffer_add_printf(out, "Subject:");
-	len = strlen(prefixed);
+	evbuffer_add_printf(out, "Subject: %s", challenge_subject_prefix);
 	while (at < len) {
-		size_t take = 0;
-		char base64[sodium_base64_ENCODED_LEN(CHALLENGE_WORD_BYTES,
-						      sodium_base64_VARIANT_ORIGINAL)];
+		char word[CHALLENGE_WORD_MAX + 1];
+		size_t used = snprintf(word, sizeof(word), "=?UTF-8?Q?");
 
-		/* Whole characters only: a word must decode on its own. */
-		while (at + take < len) {
-			size_t step = challenge_utf8_length(
-			    (const unsigned char *)prefixed + at + take, len - at - take);
+		while (at < len) {
+			size_t step = challenge_utf8_length(text + at, len - at);
+			char piece[4 * 3 + 1];
+			size_t piece_len = 0;
+
 			if (step == 0)
 				step = 1; /* cleaned text is valid; a guard only */
-			if (take + step > CHALLENGE_WORD_BYTES)
+			for (size_t i = 0; i < step; i++) {
+				unsigned char c = text[at + i];
+
+				if (c == ' ')
+					piece[piece_len++] = '_';
+				else if (challenge_q_plain(c))
+					piece[piece_len++] = (char)c;
+				else
+					piece_len +=
+					    (size_t)snprintf(piece + piece_len,
+							     sizeof(piece) - piece_len, "=%02X", c);
+			}
+			/* Room for the closing "?=". */
+			if (used + piece_len + 2 > CHALLENGE_WORD_MAX)
 				break;
-			take += step;
+			memcpy(word + used, piece, piece_len);
+			used += piece_len;
+			at += step;
 		}
-		sodium_bin2base64(base64, sizeof(base64), (const unsigned char *)prefixed + at,
-				  take, sodium_base64_VARIANT_ORIGINAL);
-		evbuffer_add_printf(out, "%s=?UTF-8?B?%s?=", at == 0 ? " " : "\r\n ", base64);
-		at += take;
+		memcpy(word + used, "?=", 3);
+		evbuffer_add_printf(out, "%s", word);
+		if (at < len)
+			evbuffer_add_printf(out, "\r\n ");
 	}
 	evbuffer_add_printf(out, "\r\n");
 }

@@ -79,10 +79,15 @@ int ciss_policy_plan(struct store *store, const char *pseudo_domain,
 	}
 	plan->applies = true;
 	/* The challenge names the address the sender wrote to: the provider
-	 * address the message was fetched from, else the owner's own. */
-	snprintf(plan->recipient, sizeof(plan->recipient), "%s",
-		 account_address != NULL && address_valid(account_address) ? account_address
-									   : owner_address);
+	 * address the message was fetched from when the login is one, else the
+	 * most trusted recipient the header names (Delivered-To first), else
+	 * the owner's own. */
+	const char *recipient = owner_address;
+	if (account_address != NULL && address_valid(account_address))
+		recipient = account_address;
+	else if (verdict->recipient_count > 0 && address_valid(verdict->recipients[0]))
+		recipient = verdict->recipients[0];
+	snprintf(plan->recipient, sizeof(plan->recipient), "%s", recipient);
 	if (verdict->sender != NULL && address_valid(verdict->sender)) {
 		snprintf(plan->sender, sizeof(plan->sender), "%s", verdict->sender);
 		for (char *c = plan->sender; *c != '\0'; c++)

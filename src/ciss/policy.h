@@ -56,7 +56,9 @@ struct ciss_plan {
 
 /*
  * Fills *PLAN for VERDICT (judged) of user OWNER_ID under PROFILE, whose
- * message came to ACCOUNT_ADDRESS (the provider login; may be NULL);
+ * message was fetched for the login ACCOUNT_ADDRESS (may be NULL or no
+ * address; the challenge names it, else the first recipient the header
+ * names, else the owner's address in a CISS domain);
  * PSEUDO_DOMAIN is [server] pseudo_domain. Returns 1 when CISS applies and
  * the sender is not known (the verdict may challenge), 0 when not. A store
  * that cannot be read makes it 1 with a screen reason saying so, so the

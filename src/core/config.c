@@ -386,7 +386,6 @@ static int config_check_path_lengths(const struct config_parse *p, char *err, si
 	return 0;
 }
 
-/* Checks that need the whole file, and the derived values. 0 or -1. */
 /* [web] base_url is an https or http URL without blanks, quotes or angle
  * brackets (it goes into mail and HTML as it is); challenge_from an address. */
 static int config_check_web(struct config_parse *p, char *err, size_t errlen)
@@ -417,6 +416,7 @@ static int config_check_web(struct config_parse *p, char *err, size_t errlen)
 	return 0;
 }
 
+/* Checks that need the whole file, and the derived values. 0 or -1. */
 static int config_finish(struct config_parse *p, char *err, size_t errlen)
 {
 	struct popgate_config *cfg = p->cfg;

@@ -12,10 +12,12 @@
  * exactly the full-text rows it added).
  *
  * SECURITY: the message is hostile. GMime does the MIME work (the
- * boundaries, transfer encodings, RFC 2047 and 2231, address lists), as in
- * filters/mime.c; this file walks the tree with bounded depth and part
- * count, converts charsets itself with only the converters mime_init
- * loaded (so a confined worker and popgatectl convert alike; any other
+ * boundaries, transfer encodings, RFC 2231 file names, address lists), as
+ * in filters/mime.c; this file walks the tree with bounded depth and part
+ * count, decodes the encoded words (RFC 2047) of the header values it
+ * keeps and converts charsets itself, with only the converters mime_init
+ * loaded (so a confined worker and popgatectl convert alike: GMime would
+ * convert with any converter it can load, which differs; any other
  * charset's bytes are kept where they are UTF-8 and replaced where not),
  * and reads office documents (zip) from memory with libarchive, within a
  * decompression budget per message and a ratio per attachment.
@@ -60,6 +62,7 @@ struct extract_text {
 
 struct extract_state {
 	struct depot_fields *fields;
+	GHashTable *recipients_seen; /* the recipients' strings (owned by fields) */
 	struct extract_text body;
 	struct extract_text attachment_text;
 	struct extract_text headers;
@@ -146,6 +149,15 @@ static bool extract_append(struct extract_text *text, const char *data, size_t l
 	return text->len < text->max;
 }
 
+/* Ends TEXT's last line, if it has one not ended yet. False once TEXT is
+ * full. */
+static bool extract_line_end(struct extract_text *text)
+{
+	if (text->len == 0 || text->buf[text->len - 1] == '\n')
+		return text->len < text->max;
+	return extract_append(text, "\n", 1, true);
+}
+
 /* A one-line value: DATA (LEN bytes) as valid UTF-8, controls as spaces,
  * outer spaces trimmed, at most MAX bytes; NULL when nothing is left. */
 static char *extract_line(const char *data, size_t len, size_t max)
@@ -206,6 +218,174 @@ static void extract_append_charset(struct extract_text *text, const char *data, 
 	iconv_close(cd);
 }
 
+/* ---- header values ---------------------------------------------------------- */
+
+/* A header value's bytes looked at, at most. */
+#define EXTRACT_HEADER_RAW_MAX 16384
+
+/* The bytes of encoded words of one charset waiting to be converted
+ * together (a character may be split between two words). */
+struct extract_words {
+	char charset[64];
+	unsigned char *bytes;
+	size_t len;
+};
+
+/* Converts and appends what WORDS holds to TEXT, and empties it. */
+static void extract_words_flush(struct extract_text *text, struct extract_words *words)
+{
+	if (words->len > 0)
+		extract_append_charset(text, (const char *)words->bytes, words->len, words->charset,
+				       false);
+	words->len = 0;
+	words->charset[0] = '\0';
+}
+
+/* Appends unencoded header text S (LEN bytes): UTF-8 as it is, other 8-bit
+ * bytes read as ISO-8859-1 (as GMime reads them). */
+static void extract_header_raw(struct extract_text *text, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t n = extract_utf8_length((const unsigned char *)s + i, len - i);
+		char latin1[2];
+
+		if (n > 0) {
+			extract_append(text, s + i, n, false);
+			i += n;
+			continue;
+		}
+		latin1[0] = (char)(0xc0 | (unsigned char)s[i] >> 6);
+		latin1[1] = (char)(0x80 | ((unsigned char)s[i] & 0x3f));
+		extract_append(text, latin1, 2, false);
+		i++;
+	}
+}
+
+/*
+ * The RFC 2047 encoded word at S (LEN bytes, starting with "=?"): its
+ * length, with its decoded bytes appended to WORDS (which is flushed to
+ * TEXT first when the word's charset, language suffix dropped, is another);
+ * 0 when S is no encoded word.
+ */
+static size_t extract_word(const char *s, size_t len, struct extract_text *text,
+			   struct extract_words *words)
+{
+	const char *charset = s + 2;
+	const char *q1 = memchr(charset, '?', len - 2);
+	const char *data;
+	const char *end;
+	size_t charset_len;
+	char encoding;
+
+	if (q1 == NULL || (size_t)(q1 - s) + 3 > len || q1[2] != '?')
+		return 0;
+	encoding = q1[1];
+	data = q1 + 3;
+	end = NULL;
+	for (const char *p = data; p + 1 < s + len; p++) {
+		if (*p == ' ' || *p == '\t')
+			return 0;
+		if (p[0] == '?' && p[1] == '=') {
+			end = p;
+			break;
+		}
+	}
+	charset_len = (size_t)(q1 - charset);
+	if (end == NULL || charset_len == 0 ||
+	    !(encoding == 'B' || encoding == 'b' || encoding == 'Q' || encoding == 'q'))
+		return 0;
+	if (memchr(charset, '*', charset_len) != NULL)
+		charset_len = (size_t)((const char *)memchr(charset, '*', charset_len) - charset);
+	if (charset_len >= sizeof(words->charset))
+		return 0;
+	if (strlen(words->charset) != charset_len ||
+	    strncasecmp(words->charset, charset, charset_len) != 0) {
+		extract_words_flush(text, words);
+		memcpy(words->charset, charset, charset_len);
+		words->charset[charset_len] = '\0';
+	}
+	words->bytes = xrealloc(words->bytes, words->len + (size_t)(end - data) + 3);
+	if (encoding == 'B' || encoding == 'b') {
+		gint state = 0;
+		guint save = 0;
+
+		words->len += g_base64_decode_step(data, (gsize)(end - data),
+						   words->bytes + words->len, &state, &save);
+	} else {
+		for (const char *p = data; p < end; p++) {
+			if (*p == '_') {
+				words->bytes[words->len++] = ' ';
+			} else if (*p == '=' && end - p >= 3 && g_ascii_isxdigit(p[1]) &&
+				   g_ascii_isxdigit(p[2])) {
+				words->bytes[words->len++] =
+				    (unsigned char)(g_ascii_xdigit_value(p[1]) << 4 |
+						    g_ascii_xdigit_value(p[2]));
+				p += 2;
+			} else {
+				words->bytes[words->len++] = (unsigned char)*p;
+			}
+		}
+	}
+	return (size_t)(end + 2 - s);
+}
+
+/*
+ * Appends the header value RAW (as written: folded, encoded words and
+ * all; its first EXTRACT_HEADER_RAW_MAX bytes) decoded to TEXT, on one
+ * line, without the whitespace around it. Encoded words are decoded here,
+ * not by GMime, so that their charsets are converted only with the
+ * converters mime_init loaded (see the top of the file); whitespace
+ * between two of them is dropped.
+ */
+static void extract_header_decode(struct extract_text *text, const char *raw)
+{
+	size_t raw_len = strnlen(raw, EXTRACT_HEADER_RAW_MAX);
+	char *value = xmalloc(raw_len + 1);
+	struct extract_words words = {0};
+	size_t len = 0;
+	size_t plain = 0; /* where the text not yet appended starts */
+	bool after_word = false;
+
+	/* Unfolded: a line break and the whitespace after it is that
+	 * whitespace. */
+	for (size_t i = 0; i < raw_len; i++) {
+		if (raw[i] != '\r' && raw[i] != '\n' &&
+		    !(len == 0 && (raw[i] == ' ' || raw[i] == '\t')))
+			value[len++] = raw[i];
+	}
+	while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+		len--;
+	for (size_t i = 0; i < len;) {
+		size_t used = 0;
+
+		if (value[i] == '=' && i + 1 < len && value[i + 1] == '?') {
+			bool gap_blank = true;
+
+			for (size_t j = plain; j < i; j++)
+				gap_blank = gap_blank && (value[j] == ' ' || value[j] == '\t');
+			if (!(after_word && gap_blank) && i > plain) {
+				extract_words_flush(text, &words);
+				extract_header_raw(text, value + plain, i - plain);
+				plain = i;
+			}
+			used = extract_word(value + i, len - i, text, &words);
+		}
+		if (used > 0) {
+			i += used;
+			plain = i;
+			after_word = true;
+			continue;
+		}
+		if (value[i] != ' ' && value[i] != '\t')
+			after_word = false;
+		i++;
+	}
+	extract_words_flush(text, &words);
+	extract_header_raw(text, value + plain, len - plain);
+	free(words.bytes);
+	free(value);
+}
+
 /* ---- addresses ------------------------------------------------------------ */
 
 /* ADDR as the index keeps an address: lowercased (ASCII), trimmed, within
@@ -231,61 +411,46 @@ static char *extract_address(const char *addr)
 	return out;
 }
 
-/* Adds ADDR to the recipients unless it is there already or they are full. */
-static void extract_recipient_add(struct depot_fields *fields, const char *addr)
+/* Adds ADDR to the recipients unless it is there already (a set, so that
+ * a header of a million addresses costs no more than reading them) or they
+ * are full. */
+static void extract_recipient_add(struct extract_state *state, const char *addr)
 {
-	char *address = extract_address(addr);
+	struct depot_fields *fields = state->fields;
+	char *address;
 
+	if (fields->recipient_count >= DEPOT_RECIPIENTS_MAX)
+		return;
+	address = extract_address(addr);
 	if (address == NULL)
 		return;
-	for (size_t i = 0; i < fields->recipient_count; i++) {
-		if (strcmp(fields->recipients[i], address) == 0) {
-			free(address);
-			return;
-		}
-	}
-	if (fields->recipient_count >= DEPOT_RECIPIENTS_MAX) {
+	if (g_hash_table_contains(state->recipients_seen, address)) {
 		free(address);
 		return;
 	}
 	fields->recipients = xrealloc(fields->recipients,
 				      (fields->recipient_count + 1) * sizeof(*fields->recipients));
 	fields->recipients[fields->recipient_count++] = address;
+	g_hash_table_add(state->recipients_seen, address);
 }
 
-/* Adds the names and addresses of LIST (groups' members included, DEPTH
- * deep) to the header text (with TEXT) and its addresses to the recipients
- * (with RECIPIENTS). */
-static void extract_address_list(struct extract_state *state, InternetAddressList *list, bool text,
-				 bool recipients, int depth)
+/* Adds the addresses of LIST (groups' members included, DEPTH deep) to the
+ * recipients. */
+static void extract_address_list(struct extract_state *state, InternetAddressList *list, int depth)
 {
 	int count = list != NULL ? internet_address_list_length(list) : 0;
 
 	for (int i = 0; i < count; i++) {
 		InternetAddress *address = internet_address_list_get_address(list, i);
-		const char *name = internet_address_get_name(address);
 
-		if (text && name != NULL && *name != '\0') {
-			extract_append(&state->headers, " ", 1, false);
-			extract_append(&state->headers, name, strlen(name), false);
-		}
-		if (INTERNET_ADDRESS_IS_GROUP(address)) {
-			if (depth < EXTRACT_GROUP_DEPTH_MAX)
-				extract_address_list(state,
-						     internet_address_group_get_members(
-							 INTERNET_ADDRESS_GROUP(address)),
-						     text, recipients, depth + 1);
-		} else if (INTERNET_ADDRESS_IS_MAILBOX(address)) {
-			const char *addr =
-			    internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(address));
-
-			if (addr != NULL && text) {
-				extract_append(&state->headers, " ", 1, false);
-				extract_append(&state->headers, addr, strlen(addr), false);
-			}
-			if (addr != NULL && recipients)
-				extract_recipient_add(state->fields, addr);
-		}
+		if (INTERNET_ADDRESS_IS_GROUP(address) && depth < EXTRACT_GROUP_DEPTH_MAX)
+			extract_address_list(
+			    state,
+			    internet_address_group_get_members(INTERNET_ADDRESS_GROUP(address)),
+			    depth + 1);
+		else if (INTERNET_ADDRESS_IS_MAILBOX(address))
+			extract_recipient_add(state, internet_address_mailbox_get_addr(
+							 INTERNET_ADDRESS_MAILBOX(address)));
 	}
 }
 
@@ -311,20 +476,8 @@ static const char *extract_first_mailbox(InternetAddressList *list, int depth)
 	return NULL;
 }
 
-/* Appends the line "LABEL:" with the names and addresses of LIST to the
- * header text; RECIPIENTS: they are recipients too. */
-static void extract_address_header(struct extract_state *state, const char *label,
-				   InternetAddressList *list, bool recipients)
-{
-	if (list == NULL || internet_address_list_length(list) == 0)
-		return;
-	extract_append(&state->headers, label, strlen(label), false);
-	extract_address_list(state, list, true, recipients, 0);
-	extract_append(&state->headers, "\n", 1, true);
-}
-
 /* The addresses of every Delivered-To and X-Original-To field, as
- * recipients (GMime keeps them as plain header fields). */
+ * recipients, parsed as written (GMime keeps them as plain header fields). */
 static void extract_delivery_recipients(struct extract_state *state, GMimeMessage *message)
 {
 	static const char *const names[] = {"Delivered-To", "X-Original-To"};
@@ -335,7 +488,7 @@ static void extract_delivery_recipients(struct extract_state *state, GMimeMessag
 		for (int i = 0; i < count; i++) {
 			GMimeHeader *header = g_mime_header_list_get_header_at(headers, i);
 			const char *name = g_mime_header_get_name(header);
-			const char *value = g_mime_header_get_value(header);
+			const char *value = g_mime_header_get_raw_value(header);
 			InternetAddressList *list;
 
 			if (name == NULL || value == NULL || strcasecmp(name, names[n]) != 0)
@@ -349,8 +502,8 @@ static void extract_delivery_recipients(struct extract_state *state, GMimeMessag
 
 				if (INTERNET_ADDRESS_IS_MAILBOX(address))
 					extract_recipient_add(
-					    state->fields, internet_address_mailbox_get_addr(
-							       INTERNET_ADDRESS_MAILBOX(address)));
+					    state, internet_address_mailbox_get_addr(
+						       INTERNET_ADDRESS_MAILBOX(address)));
 			}
 			g_object_unref(list);
 		}
@@ -359,19 +512,53 @@ static void extract_delivery_recipients(struct extract_state *state, GMimeMessag
 
 /* ---- the header fields ------------------------------------------------------ */
 
+/* The header text: the fields worth searching, each a line "Name: value"
+ * with the value decoded, in the message's order. */
+static void extract_header_text(struct extract_state *state, GMimeMessage *message)
+{
+	static const char *const names[] = {"From", "To", "Cc", "Subject", "Reply-To"};
+	GMimeHeaderList *headers = g_mime_object_get_header_list(GMIME_OBJECT(message));
+	int count = headers != NULL ? g_mime_header_list_get_count(headers) : 0;
+
+	if (count > MIME_HEADERS_MAX)
+		count = MIME_HEADERS_MAX;
+	for (int i = 0; i < count; i++) {
+		GMimeHeader *header = g_mime_header_list_get_header_at(headers, i);
+		const char *name = g_mime_header_get_name(header);
+		const char *raw = g_mime_header_get_raw_value(header);
+
+		for (size_t n = 0;
+		     name != NULL && raw != NULL && n < sizeof(names) / sizeof(names[0]); n++) {
+			if (strcasecmp(name, names[n]) != 0)
+				continue;
+			extract_append(&state->headers, names[n], strlen(names[n]), false);
+			extract_append(&state->headers, ": ", 2, false);
+			extract_header_decode(&state->headers, raw);
+			extract_line_end(&state->headers);
+		}
+	}
+}
+
 static void extract_envelope(struct extract_state *state, GMimeMessage *message)
 {
 	struct depot_fields *fields = state->fields;
-	InternetAddressList *from = g_mime_message_get_from(message);
-	const char *subject = g_mime_message_get_subject(message);
+	GMimeHeaderList *headers = g_mime_object_get_header_list(GMIME_OBJECT(message));
+	GMimeHeader *subject =
+	    headers != NULL ? g_mime_header_list_get_header(headers, "Subject") : NULL;
 	const char *id = g_mime_message_get_message_id(message);
 	GDateTime *date = g_mime_message_get_date(message);
 
-	fields->sender = extract_address(extract_first_mailbox(from, 0));
-	if (subject != NULL) {
-		fields->subject = extract_line(subject, strlen(subject), DEPOT_LINE_MAX);
+	fields->sender =
+	    extract_address(extract_first_mailbox(g_mime_message_get_from(message), 0));
+	if (subject != NULL && g_mime_header_get_raw_value(subject) != NULL) {
+		struct extract_text text = {.max = DEPOT_LINE_MAX * 4};
+
+		extract_header_decode(&text, g_mime_header_get_raw_value(subject));
+		fields->subject =
+		    extract_line(text.buf != NULL ? text.buf : "", text.len, DEPOT_LINE_MAX);
 		if (fields->subject == NULL)
 			fields->subject = xstrdup("");
+		free(text.buf);
 	}
 	if (id != NULL)
 		fields->message_id = extract_line(id, strlen(id), DEPOT_LINE_MAX);
@@ -380,17 +567,10 @@ static void extract_envelope(struct extract_state *state, GMimeMessage *message)
 
 		fields->date = seconds > 0 && seconds <= EXTRACT_DATE_MAX ? seconds : 0;
 	}
-	extract_address_header(state, "From:", from, false);
-	extract_address_header(state, "To:", g_mime_message_get_to(message), true);
-	extract_address_header(state, "Cc:", g_mime_message_get_cc(message), true);
-	if (subject != NULL) {
-		extract_append(&state->headers, "Subject: ", 9, false);
-		extract_append(&state->headers, subject, strlen(subject), false);
-		extract_append(&state->headers, "\n", 1, true);
-	}
-	extract_address_header(state, "Reply-To:", g_mime_message_get_reply_to(message), false);
-	/* Bcc is no header text anyone saw, but its addresses received it. */
-	extract_address_list(state, g_mime_message_get_bcc(message), false, true, 0);
+	extract_header_text(state, message);
+	extract_address_list(state, g_mime_message_get_to(message), 0);
+	extract_address_list(state, g_mime_message_get_cc(message), 0);
+	extract_address_list(state, g_mime_message_get_bcc(message), 0);
 	extract_delivery_recipients(state, message);
 }
 
@@ -443,15 +623,6 @@ static bool extract_tag_breaks(const char *name, size_t len)
 			return true;
 	}
 	return false;
-}
-
-/* Ends TEXT's last line, if it has one not ended yet. False once TEXT is
- * full. */
-static bool extract_line_end(struct extract_text *text)
-{
-	if (text->len == 0 || text->buf[text->len - 1] == '\n')
-		return text->len < text->max;
-	return extract_append(text, "\n", 1, true);
 }
 
 /* Appends the code point CP as UTF-8 to OUT (room for 4); its length. */
@@ -686,6 +857,239 @@ static void extract_document(struct extract_state *state, const unsigned char *d
 	free(xml);
 }
 
+/* ---- file names ------------------------------------------------------------ */
+
+/* Pieces of an RFC 2231 parameter value put together, at most. */
+#define EXTRACT_PARAM_PIECES_MAX 64
+
+/* One piece of a parameter value: its bytes, and whether they are
+ * percent-encoded (RFC 2231 "name*N*="). */
+struct extract_piece {
+	char *value;
+	bool encoded;
+};
+
+static bool extract_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/*
+ * Reads the parameter at RAW + *POS (LEN bytes in all; *POS just past its
+ * ';'): its attribute (*ATTR_R, *ATTR_LEN_R, pointing into RAW) and its
+ * value, unquoted (allocated, for free), and leaves *POS at the next ';'
+ * or the end. NULL when it has no value.
+ */
+static char *extract_param_next(const char *raw, size_t len, size_t *pos, const char **attr_r,
+				size_t *attr_len_r)
+{
+	size_t i = *pos;
+	size_t attr_start;
+	size_t attr_end;
+	char *value;
+	size_t value_len = 0;
+
+	while (i < len && extract_is_space(raw[i]))
+		i++;
+	attr_start = i;
+	while (i < len && raw[i] != '=' && raw[i] != ';')
+		i++;
+	attr_end = i;
+	while (attr_end > attr_start && extract_is_space(raw[attr_end - 1]))
+		attr_end--;
+	*attr_r = raw + attr_start;
+	*attr_len_r = attr_end - attr_start;
+	if (i >= len || raw[i] == ';') {
+		*pos = i;
+		return NULL;
+	}
+	for (i++; i < len && extract_is_space(raw[i]);)
+		i++;
+	value = xmalloc(len - i + 1);
+	if (i < len && raw[i] == '"') {
+		for (i++; i < len && raw[i] != '"'; i++) {
+			if (raw[i] == '\\' && i + 1 < len)
+				i++;
+			if (raw[i] != '\r' && raw[i] != '\n')
+				value[value_len++] = raw[i];
+		}
+		while (i < len && raw[i] != ';')
+			i++;
+	} else {
+		for (; i < len && raw[i] != ';'; i++) {
+			if (raw[i] != '\r' && raw[i] != '\n')
+				value[value_len++] = raw[i];
+		}
+		while (value_len > 0 && extract_is_space(value[value_len - 1]))
+			value_len--;
+	}
+	value[value_len] = '\0';
+	*pos = i;
+	return value;
+}
+
+/* Appends DATA (LEN bytes) percent-decoded to OUT (*OUT_LEN bytes so far,
+ * room for LEN more). */
+static void extract_percent_decode(const char *data, size_t len, unsigned char *out,
+				   size_t *out_len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '%' && i + 2 < len && g_ascii_isxdigit(data[i + 1]) &&
+		    g_ascii_isxdigit(data[i + 2])) {
+			out[(*out_len)++] = (unsigned char)(g_ascii_xdigit_value(data[i + 1]) << 4 |
+							    g_ascii_xdigit_value(data[i + 2]));
+			i += 2;
+		} else {
+			out[(*out_len)++] = (unsigned char)data[i];
+		}
+	}
+}
+
+/* The value of an RFC 2231 parameter from its PIECES (0, 1, ... as long as
+ * they follow each other), its charset named on the first encoded one,
+ * appended to TEXT. */
+static void extract_pieces_decode(struct extract_text *text, struct extract_piece *pieces)
+{
+	size_t total = 0;
+	unsigned char *bytes;
+	size_t len = 0;
+	char charset[64] = "";
+
+	for (size_t n = 0; n < EXTRACT_PARAM_PIECES_MAX && pieces[n].value != NULL; n++)
+		total += strlen(pieces[n].value);
+	bytes = xmalloc(total + 1);
+	for (size_t n = 0; n < EXTRACT_PARAM_PIECES_MAX && pieces[n].value != NULL; n++) {
+		const char *value = pieces[n].value;
+
+		if (n == 0 && pieces[0].encoded) {
+			const char *quote = strchr(value, '\'');
+			const char *lang_end = quote != NULL ? strchr(quote + 1, '\'') : NULL;
+
+			if (lang_end != NULL) {
+				size_t charset_len = (size_t)(quote - value);
+
+				if (charset_len < sizeof(charset)) {
+					memcpy(charset, value, charset_len);
+					charset[charset_len] = '\0';
+				}
+				value = lang_end + 1;
+			}
+		}
+		if (pieces[n].encoded)
+			extract_percent_decode(value, strlen(value), bytes, &len);
+		else
+			for (const char *p = value; *p != '\0'; p++)
+				bytes[len++] = (unsigned char)*p;
+	}
+	extract_append_charset(text, (const char *)bytes, len, charset[0] != '\0' ? charset : NULL,
+			       false);
+	free(bytes);
+}
+
+/*
+ * The parameter NAME of the raw header value RAW (a Content-Disposition
+ * or Content-Type, as written; its first EXTRACT_HEADER_RAW_MAX bytes)
+ * decoded to UTF-8 on one line: from its RFC 2231 pieces when it has them,
+ * else its plain value with encoded words decoded. Decoded here rather than
+ * by GMime for the reason the header values are (see the top of the file).
+ * Allocated, or NULL when there is none or it is empty.
+ */
+static char *extract_param(const char *raw, const char *name)
+{
+	size_t len = strnlen(raw, EXTRACT_HEADER_RAW_MAX);
+	size_t name_len = strlen(name);
+	struct extract_piece pieces[EXTRACT_PARAM_PIECES_MAX] = {{0}};
+	struct extract_text text = {.max = DEPOT_NAME_MAX * 4};
+	char *plain = NULL;
+	bool quoted = false;
+	size_t i = 0;
+	char *out;
+
+	/* Past the type or the disposition: the first ';' outside quotes. */
+	for (; i < len && (quoted || raw[i] != ';'); i++) {
+		if (raw[i] == '"')
+			quoted = !quoted;
+	}
+	while (i < len) {
+		const char *attr;
+		size_t attr_len;
+		char *value;
+		const char *rest;
+		size_t rest_len;
+		size_t index = 0;
+		bool encoded = false;
+
+		i++; /* the ';' */
+		value = extract_param_next(raw, len, &i, &attr, &attr_len);
+		if (value == NULL)
+			continue;
+		rest = attr + name_len;
+		rest_len = attr_len >= name_len ? attr_len - name_len : 0;
+		if (attr_len < name_len || strncasecmp(attr, name, name_len) != 0) {
+			free(value);
+			continue;
+		}
+		if (rest_len == 0) {
+			if (plain == NULL)
+				plain = value;
+			else
+				free(value);
+			continue;
+		}
+		/* "name*", "name*N" or "name*N*" */
+		if (rest[0] == '*' && rest_len == 1) {
+			encoded = true;
+		} else if (rest[0] == '*') {
+			size_t digits = 0;
+
+			while (1 + digits < rest_len && g_ascii_isdigit(rest[1 + digits]) &&
+			       index < EXTRACT_PARAM_PIECES_MAX)
+				index = index * 10 + (size_t)(rest[1 + digits++] - '0');
+			encoded = 1 + digits + 1 == rest_len && rest[rest_len - 1] == '*';
+			if (digits == 0 || index >= EXTRACT_PARAM_PIECES_MAX ||
+			    (1 + digits != rest_len && !encoded))
+				index = EXTRACT_PARAM_PIECES_MAX;
+		} else {
+			index = EXTRACT_PARAM_PIECES_MAX;
+		}
+		if (index >= EXTRACT_PARAM_PIECES_MAX || pieces[index].value != NULL) {
+			free(value);
+			continue;
+		}
+		pieces[index].value = value;
+		pieces[index].encoded = encoded;
+	}
+	if (pieces[0].value != NULL)
+		extract_pieces_decode(&text, pieces);
+	else if (plain != NULL)
+		extract_header_decode(&text, plain);
+	for (size_t n = 0; n < EXTRACT_PARAM_PIECES_MAX; n++)
+		free(pieces[n].value);
+	free(plain);
+	out = text.buf != NULL ? extract_line(text.buf, text.len, DEPOT_NAME_MAX) : NULL;
+	free(text.buf);
+	return out;
+}
+
+/* The file name of PART (Content-Disposition's filename, else
+ * Content-Type's name), decoded; allocated, or NULL. */
+static char *extract_filename(GMimeObject *part)
+{
+	static const char *const where[][2] = {{"Content-Disposition", "filename"},
+					       {"Content-Type", "name"}};
+	GMimeHeaderList *headers = g_mime_object_get_header_list(part);
+
+	for (size_t i = 0; headers != NULL && i < 2; i++) {
+		GMimeHeader *header = g_mime_header_list_get_header(headers, where[i][0]);
+		const char *raw = header != NULL ? g_mime_header_get_raw_value(header) : NULL;
+		char *name = raw != NULL ? extract_param(raw, where[i][1]) : NULL;
+
+		if (name != NULL)
+			return name;
+	}
+	return NULL;
+}
+
 /* ---- the parts -------------------------------------------------------------------- */
 
 /* The body of PART, its transfer encoding undone: a memory stream (for
@@ -764,7 +1168,7 @@ static void extract_leaf(struct extract_state *state, GMimePart *part)
 {
 	GMimeObject *object = GMIME_OBJECT(part);
 	GMimeContentType *type = g_mime_object_get_content_type(object);
-	const char *filename = g_mime_part_get_filename(part);
+	char *filename = extract_filename(object);
 	char *mime_type = type != NULL ? g_mime_content_type_get_mime_type(type) : NULL;
 	const char *shown_type = mime_type != NULL ? mime_type : "application/octet-stream";
 	bool attachment = filename != NULL || g_mime_part_is_attachment(part);
@@ -789,6 +1193,7 @@ static void extract_leaf(struct extract_state *state, GMimePart *part)
 		g_object_unref(bytes);
 	}
 	g_free(mime_type);
+	free(filename);
 }
 
 static void extract_walk(struct extract_state *state, GMimeObject *object, int depth);
@@ -880,8 +1285,10 @@ int depot_extract(const char *raw, size_t len, struct depot_fields *fields, char
 	g_object_unref(parser);
 	g_object_unref(stream);
 	if (message != NULL) {
+		state.recipients_seen = g_hash_table_new(g_str_hash, g_str_equal);
 		extract_envelope(&state, message);
 		extract_walk(&state, g_mime_message_get_mime_part(message), 0);
+		g_hash_table_destroy(state.recipients_seen);
 		g_object_unref(message);
 	}
 	fields->headers = state.headers.buf != NULL ? state.headers.buf : xcalloc(1, 1);

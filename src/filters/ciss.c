@@ -3,10 +3,9 @@
  * filters/ciss.h).
  *
  * Owns: nothing (the subject it hands out belongs to the verdict).
- * Must never: read past the message it is given, or hand out a subject the
- * protocol's decoder would refuse (it is cut and made printable ASCII).
- * SECURITY: the header is hostile; every field is read through
- * auth_header_field, bounded by its buffer, and only compared.
+ * Must never: decide anything in the worker: it only reports.
+ * SECURITY: the header is hostile; it is read by ciss_header.c (fuzzed on
+ * its own), the authentication by auth.h.
  */
 #include <stdbool.h>
 #include <string.h>
@@ -14,64 +13,7 @@
 
 #include "core/util.h"
 #include "filters/auth.h"
-#include "filters/auth_header.h"
 #include "filters/ciss.h"
-
-/* Room for the fields read here; a longer one counts as present, unread. */
-#define CISS_FIELD_MAX 1024
-
-/* The first word of VALUE (up to white space, ';' or a comment), into WORD
- * of WORDLEN bytes. */
-static void ciss_first_word(const char *value, char *word, size_t wordlen)
-{
-	size_t len = strcspn(value, " \t;(");
-
-	if (len >= wordlen)
-		len = wordlen - 1;
-	memcpy(word, value, len);
-	word[len] = '\0';
-}
-
-/* 1 when MESSAGE has field NAME (its value, if it fits, in VALUE of
- * CISS_FIELD_MAX bytes, else ""), 0 when not. */
-static int ciss_field(const struct filter_message *message, const char *name,
-		      char value[CISS_FIELD_MAX])
-{
-	int found =
-	    auth_header_field(message->body, message->body_len, name, value, CISS_FIELD_MAX);
-
-	return found != 0 ? 1 : 0;
-}
-
-static unsigned ciss_header_flags(const struct filter_message *message)
-{
-	char value[CISS_FIELD_MAX], word[16];
-	char path[AUTH_DOMAIN_MAX + 80];
-	unsigned flags = 0;
-	int sender = auth_envelope_sender(message, path, sizeof(path));
-
-	if (sender == 0)
-		flags |= PIPELINE_CISS_NULL_SENDER;
-	else if (sender < 0)
-		flags |= PIPELINE_CISS_NO_SENDER;
-	if (ciss_field(message, "Auto-Submitted", value)) {
-		ciss_first_word(value, word, sizeof(word));
-		/* RFC 3834: "no" is the one value that means a person sent it. */
-		if (strcasecmp(word, "no") != 0)
-			flags |= PIPELINE_CISS_AUTO_SUBMITTED;
-	}
-	if (ciss_field(message, "Precedence", value)) {
-		ciss_first_word(value, word, sizeof(word));
-		if (strcasecmp(word, "bulk") == 0 || strcasecmp(word, "list") == 0 ||
-		    strcasecmp(word, "junk") == 0)
-			flags |= PIPELINE_CISS_BULK;
-	}
-	if (ciss_field(message, "List-Id", value))
-		flags |= PIPELINE_CISS_LIST;
-	if (ciss_field(message, CISS_CHALLENGE_HEADER, value))
-		flags |= PIPELINE_CISS_OUR_CHALLENGE;
-	return flags;
-}
 
 static unsigned ciss_auth_flags(const struct filter_message *message)
 {
@@ -105,20 +47,16 @@ static unsigned ciss_auth_flags(const struct filter_message *message)
 
 void ciss_facts_collect(const struct filter_message *message, struct pipeline_ciss *facts)
 {
-	char value[CISS_FIELD_MAX];
 	char subject[PIPELINE_CISS_SUBJECT_MAX + 1];
 
 	memset(facts, 0, sizeof(*facts));
 	facts->present = true;
 	if (message->body == NULL)
 		return;
-	facts->flags = ciss_header_flags(message) | ciss_auth_flags(message);
-	if (auth_header_field(message->body, message->body_len, "Subject", value, sizeof(value)) ==
-	    1) {
-		util_sanitize(subject, sizeof(subject), value, strlen(value));
-		if (subject[0] != '\0')
-			facts->subject = xstrdup(subject);
-	}
+	facts->flags =
+	    ciss_header_facts(message->body, message->body_len, subject) | ciss_auth_flags(message);
+	if (subject[0] != '\0')
+		facts->subject = xstrdup(subject);
 }
 
 const char *ciss_facts_screen(unsigned flags)

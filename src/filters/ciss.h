@@ -21,12 +21,21 @@
 #ifndef POPGATE_FILTERS_CISS_H
 #define POPGATE_FILTERS_CISS_H
 
+#include <stddef.h>
+
 #include "filters/filter.h"
 #include "pipeline/pipeline.h"
 
 /* The field every challenge popgate sends carries (with Auto-Submitted:
  * auto-replied), so that a challenge is never answered with one. */
 #define CISS_CHALLENGE_HEADER "X-Popgate-Challenge"
+
+/* The header part of the facts of MESSAGE (LEN bytes, its header block
+ * first): its PIPELINE_CISS_* header flags (the null or missing
+ * Return-Path, Auto-Submitted, Precedence, List-Id, our challenge's field),
+ * and its Subject into SUBJECT ("" if none or too long), printable ASCII. */
+unsigned ciss_header_facts(const char *message, size_t len,
+			   char subject[PIPELINE_CISS_SUBJECT_MAX + 1]);
 
 /* Fills *FACTS (present, flags, subject: free it with the verdict) for
  * MESSAGE, whose header and body were read. Asks SPF's and DKIM's DNS

@@ -116,15 +116,15 @@ struct pipeline_result {
  * a job whose profile challenges unknown senders. The G4 rules in the main
  * process read these flags; the worker does not decide.
  */
-#define PIPELINE_CISS_NULL_SENDER 0x0001	/* Return-Path: <> */
-#define PIPELINE_CISS_NO_SENDER 0x0002		/* no usable Return-Path */
-#define PIPELINE_CISS_AUTO_SUBMITTED 0x0004	/* Auto-Submitted, other than "no" */
-#define PIPELINE_CISS_BULK 0x0008		/* Precedence: bulk, list or junk */
-#define PIPELINE_CISS_LIST 0x0010		/* a List-Id field */
-#define PIPELINE_CISS_OUR_CHALLENGE 0x0020	/* an X-Popgate-Challenge field */
-#define PIPELINE_CISS_SPF_FAIL 0x0040		/* SPF: fail */
-#define PIPELINE_CISS_SPF_ALIGNED_PASS 0x0080	/* SPF pass, its domain aligned with From */
-#define PIPELINE_CISS_DKIM_ALIGNED_PASS 0x0100	/* a DKIM pass with d= aligned with From */
+#define PIPELINE_CISS_NULL_SENDER 0x0001	 /* Return-Path: <> */
+#define PIPELINE_CISS_NO_SENDER 0x0002		 /* no usable Return-Path */
+#define PIPELINE_CISS_AUTO_SUBMITTED 0x0004	 /* Auto-Submitted, other than "no" */
+#define PIPELINE_CISS_BULK 0x0008		 /* Precedence: bulk, list or junk */
+#define PIPELINE_CISS_LIST 0x0010		 /* a List-Id field */
+#define PIPELINE_CISS_OUR_CHALLENGE 0x0020	 /* an X-Popgate-Challenge field */
+#define PIPELINE_CISS_SPF_FAIL 0x0040		 /* SPF: fail */
+#define PIPELINE_CISS_SPF_ALIGNED_PASS 0x0080	 /* SPF pass, its domain aligned with From */
+#define PIPELINE_CISS_DKIM_ALIGNED_PASS 0x0100	 /* a DKIM pass with d= aligned with From */
 #define PIPELINE_CISS_DKIM_UNALIGNED_PASS 0x0200 /* a DKIM pass, none aligned */
 #define PIPELINE_CISS_FLAGS_ALL 0x03ff
 

@@ -7,8 +7,8 @@
  * proto_encode.c.
  * Must never: read a byte past LEN, trust a length before checking it
  * against what holds it, accept what its own encoders would refuse, or need
- * anything but libc and the x* allocators (the fuzz target links this file
- * almost alone).
+ * anything but libc, the x* allocators and depot_fields_free (the fuzz
+ * target links this file almost alone).
  *
  * SECURITY: verdicts come from workers that have read hostile mail and may be
  * compromised; everything in a frame is untrusted until decoded here.
@@ -22,7 +22,7 @@
 #include "pipeline/proto.h"
 
 /* Highest known tag at any level: the size of a field table. */
-#define PROTO_TAG_MAX 10
+#define PROTO_TAG_MAX 11
 /* RFC 5322 2.1.1: a line is at most 998 characters without its CRLF. */
 #define PROTO_LINE_MAX 998
 /* Points travel as thousandths. */
@@ -248,9 +248,9 @@ static size_t proto_recipients_count(const char *text, size_t len)
 	}
 }
 
-/* Splits the checked address list TEXT (LEN bytes, COUNT addresses) into
- * an allocated array of allocated strings. */
-static char **proto_recipients_split(const char *text, size_t len, size_t count)
+/* Splits the checked list TEXT (LEN bytes, COUNT items separated by '\n')
+ * into an allocated array of allocated strings. */
+static char **proto_list_split(const char *text, size_t len, size_t count)
 {
 	char **list = xcalloc(count, sizeof(*list));
 	const char *p = text;
@@ -303,7 +303,7 @@ int proto_frame_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		       size_t *payload_len_r, const char **err_r)
 {
 	size_t magic_seen = len < sizeof(proto_magic_bytes) ? len : sizeof(proto_magic_bytes);
-	uint16_t type;
+	uint16_t type = 0;
 	uint32_t payload_len;
 
 	*consumed_r = 0;
@@ -327,7 +327,9 @@ int proto_frame_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 	if (len < PROTO_HEADER_LEN)
 		return 0;
 	payload_len = proto_get_u32(buf + 8);
-	if (payload_len > PROTO_PAYLOAD_MAX) {
+	/* Only a verdict may be longer: it carries the archive's fields. */
+	if (payload_len >
+	    (type == PROTO_TYPE_VERDICT ? PROTO_VERDICT_PAYLOAD_MAX : PROTO_PAYLOAD_MAX)) {
 		*err_r = "payload too long";
 		return -1;
 	}
@@ -486,6 +488,7 @@ int proto_job_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 	const struct proto_field *sender = &fields[PROTO_JOB_ENVELOPE_SENDER];
 	const struct proto_field *recipients = &fields[PROTO_JOB_ENVELOPE_RECIPIENTS];
 	const struct proto_field *profile = &fields[PROTO_JOB_PROFILE];
+	const struct proto_field *archive = &fields[PROTO_JOB_ARCHIVE];
 	struct pipeline_job out = {0};
 	const unsigned char *payload;
 	size_t payload_len;
@@ -499,7 +502,7 @@ int proto_job_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		return -1;
 	if (consumed == 0)
 		return 0;
-	if (proto_fields_split(payload, payload_len, PROTO_JOB_PROFILE, 0, fields, err_r) < 0)
+	if (proto_fields_split(payload, payload_len, PROTO_JOB_ARCHIVE, 0, fields, err_r) < 0)
 		return -1;
 	if (!id->count || !account->count || !host->count || !received->count ||
 	    !profile->count) {
@@ -532,6 +535,10 @@ int proto_job_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 		*err_r = "bad source";
 		return -1;
 	}
+	if (archive->count && archive->len != 0) {
+		*err_r = "bad archive flag";
+		return -1;
+	}
 	if ((user->count && !proto_id64_decode(user, &out.owner.user_id)) ||
 	    (owner_account->count && !proto_id64_decode(owner_account, &out.owner.account_id))) {
 		*err_r = "bad owner";
@@ -560,11 +567,12 @@ int proto_job_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 	out.received_at = (int64_t)received_at;
 	if (source->count)
 		out.source = (enum pipeline_source)source->data[0];
+	out.archive = archive->count > 0;
 	if (sender->count)
 		out.envelope.sender = xstrndup((const char *)sender->data, sender->len);
 	if (recipient_count > 0) {
-		out.envelope.recipients = proto_recipients_split((const char *)recipients->data,
-								 recipients->len, recipient_count);
+		out.envelope.recipients = proto_list_split((const char *)recipients->data,
+							   recipients->len, recipient_count);
 		out.envelope.recipient_count = recipient_count;
 	}
 	*job = out;
@@ -642,9 +650,8 @@ static int proto_ciss_decode(const unsigned char *data, size_t len, struct pipel
 		*err_r = "unknown CISS flag";
 		return -1;
 	}
-	if (subject->count &&
-	    (subject->len > PIPELINE_CISS_SUBJECT_MAX ||
-	     !proto_reason_valid((const char *)subject->data, subject->len))) {
+	if (subject->count && (subject->len > PIPELINE_CISS_SUBJECT_MAX ||
+			       !proto_reason_valid((const char *)subject->data, subject->len))) {
 		*err_r = "bad CISS subject";
 		return -1;
 	}
@@ -652,6 +659,256 @@ static int proto_ciss_decode(const unsigned char *data, size_t len, struct pipel
 	ciss->flags = value;
 	if (subject->count)
 		ciss->subject = xstrndup((const char *)subject->data, subject->len);
+	return 0;
+}
+
+/* ---- the archive's fields ------------------------------------------------- */
+
+/* The length of the valid UTF-8 sequence at S (LEN bytes left), or 0. */
+static size_t proto_utf8_length(const unsigned char *s, size_t len)
+{
+	uint32_t cp;
+	size_t n;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (len < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+bool proto_archive_text_valid(const char *text, size_t len, size_t max, bool multiline)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t i = 0;
+
+	if (len > max)
+		return false;
+	while (i < len) {
+		size_t n = proto_utf8_length(s + i, len - i);
+
+		if (n == 0)
+			return false;
+		if (n == 1 && (s[i] < 0x20 || s[i] == 0x7f) &&
+		    !(multiline && (s[i] == '\n' || s[i] == '\t')))
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* An archive address: 1 to DEPOT_ADDRESS_MAX bytes of one line, no space. */
+static bool proto_archive_address_valid(const char *text, size_t len)
+{
+	return len > 0 && memchr(text, ' ', len) == NULL &&
+	       proto_archive_text_valid(text, len, DEPOT_ADDRESS_MAX, false);
+}
+
+/* An attachment name: 1 to DEPOT_NAME_MAX bytes of one line. */
+static bool proto_archive_name_valid(const char *text, size_t len)
+{
+	return len > 0 && proto_archive_text_valid(text, len, DEPOT_NAME_MAX, false);
+}
+
+/* Checks the list TEXT (LEN bytes): 1 to MAX items separated by single
+ * '\n', each one ITEM_VALID accepts. Returns how many, or 0 if invalid. */
+static size_t proto_archive_list_count(const char *text, size_t len, size_t max,
+				       bool (*item_valid)(const char *, size_t))
+{
+	size_t count = 0;
+	size_t pos = 0;
+
+	for (;;) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t end = nl != NULL ? (size_t)(nl - text) : len;
+
+		if (count == max || !item_valid(text + pos, end - pos))
+			return 0;
+		count++;
+		if (nl == NULL)
+			return count;
+		pos = end + 1;
+	}
+}
+
+/* Whether the C strings LIST (COUNT of them) form a valid archive list. */
+static bool proto_archive_list_valid(char *const *list, size_t count, size_t max,
+				     bool (*item_valid)(const char *, size_t))
+{
+	if (count > max || (count > 0 && list == NULL))
+		return false;
+	for (size_t i = 0; i < count; i++) {
+		if (list[i] == NULL || !item_valid(list[i], strlen(list[i])))
+			return false;
+	}
+	return true;
+}
+
+bool proto_archive_fields_valid(const struct depot_fields *fields, const char **err_r)
+{
+	const char *texts[] = {fields->headers, fields->body, fields->attachment_text};
+	const size_t maxima[] = {DEPOT_HEADERS_MAX, DEPOT_TEXT_MAX, DEPOT_TEXT_MAX};
+
+	if (fields->sender != NULL &&
+	    !proto_archive_address_valid(fields->sender, strlen(fields->sender))) {
+		*err_r = "bad archive sender";
+		return false;
+	}
+	if (!proto_archive_list_valid(fields->recipients, fields->recipient_count,
+				      DEPOT_RECIPIENTS_MAX, proto_archive_address_valid)) {
+		*err_r = "bad archive recipients";
+		return false;
+	}
+	if ((fields->subject != NULL &&
+	     !proto_archive_text_valid(fields->subject, strlen(fields->subject), DEPOT_LINE_MAX,
+				       false)) ||
+	    (fields->message_id != NULL &&
+	     (*fields->message_id == '\0' ||
+	      !proto_archive_text_valid(fields->message_id, strlen(fields->message_id),
+					DEPOT_LINE_MAX, false)))) {
+		*err_r = "bad archive subject or message id";
+		return false;
+	}
+	if (fields->date < 0 || fields->date > PROTO_RECEIVED_AT_MAX) {
+		*err_r = "bad archive date";
+		return false;
+	}
+	if (!proto_archive_list_valid(fields->attachments, fields->attachment_count,
+				      DEPOT_ATTACHMENTS_MAX, proto_archive_name_valid)) {
+		*err_r = "bad archive attachments";
+		return false;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		if (texts[i] != NULL &&
+		    !proto_archive_text_valid(texts[i], strlen(texts[i]), maxima[i], true)) {
+			*err_r = "bad archive text";
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Decodes an ARCHIVE value (LEN bytes) into *FIELDS_R (allocated; free with
+ * depot_fields_free and free). */
+static int proto_archive_decode(const unsigned char *data, size_t len,
+				struct depot_fields **fields_r, const char **err_r)
+{
+	struct proto_field fields[PROTO_TAG_MAX + 1];
+	const struct proto_field *sender = &fields[PROTO_ARCHIVE_SENDER];
+	const struct proto_field *recipients = &fields[PROTO_ARCHIVE_RECIPIENTS];
+	const struct proto_field *subject = &fields[PROTO_ARCHIVE_SUBJECT];
+	const struct proto_field *date = &fields[PROTO_ARCHIVE_DATE];
+	const struct proto_field *message_id = &fields[PROTO_ARCHIVE_MESSAGE_ID];
+	const struct proto_field *attachments = &fields[PROTO_ARCHIVE_ATTACHMENTS];
+	const struct proto_field *texts[] = {&fields[PROTO_ARCHIVE_HEADERS],
+					     &fields[PROTO_ARCHIVE_BODY],
+					     &fields[PROTO_ARCHIVE_ATTACHMENT_TEXT]};
+	const size_t maxima[] = {DEPOT_HEADERS_MAX, DEPOT_TEXT_MAX, DEPOT_TEXT_MAX};
+	struct depot_fields *out;
+	size_t recipient_count = 0;
+	size_t attachment_count = 0;
+	uint64_t seconds;
+
+	if (len > PROTO_ARCHIVE_MAX) {
+		*err_r = "archive fields too long";
+		return -1;
+	}
+	if (proto_fields_split(data, len, PROTO_ARCHIVE_ATTACHMENT_TEXT, 0, fields, err_r) < 0)
+		return -1;
+	if (!date->count || !texts[0]->count || !texts[1]->count || !texts[2]->count) {
+		*err_r = "archive lacks a required field";
+		return -1;
+	}
+	if (sender->count &&
+	    !proto_archive_address_valid((const char *)sender->data, sender->len)) {
+		*err_r = "bad archive sender";
+		return -1;
+	}
+	if (recipients->count) {
+		recipient_count =
+		    proto_archive_list_count((const char *)recipients->data, recipients->len,
+					     DEPOT_RECIPIENTS_MAX, proto_archive_address_valid);
+		if (recipient_count == 0) {
+			*err_r = "bad archive recipients";
+			return -1;
+		}
+	}
+	if ((subject->count && !proto_archive_text_valid((const char *)subject->data, subject->len,
+							 DEPOT_LINE_MAX, false)) ||
+	    (message_id->count &&
+	     (message_id->len == 0 ||
+	      !proto_archive_text_valid((const char *)message_id->data, message_id->len,
+					DEPOT_LINE_MAX, false)))) {
+		*err_r = "bad archive subject or message id";
+		return -1;
+	}
+	if (date->len != 8) {
+		*err_r = "bad archive date";
+		return -1;
+	}
+	seconds = (uint64_t)proto_get_u32(date->data) << 32 | proto_get_u32(date->data + 4);
+	if (seconds > (uint64_t)PROTO_RECEIVED_AT_MAX) {
+		*err_r = "bad archive date";
+		return -1;
+	}
+	if (attachments->count) {
+		attachment_count =
+		    proto_archive_list_count((const char *)attachments->data, attachments->len,
+					     DEPOT_ATTACHMENTS_MAX, proto_archive_name_valid);
+		if (attachment_count == 0) {
+			*err_r = "bad archive attachments";
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < 3; i++) {
+		if (!proto_archive_text_valid((const char *)texts[i]->data, texts[i]->len,
+					      maxima[i], true)) {
+			*err_r = "bad archive text";
+			return -1;
+		}
+	}
+	out = xcalloc(1, sizeof(*out));
+	if (sender->count)
+		out->sender = xstrndup((const char *)sender->data, sender->len);
+	if (recipient_count > 0) {
+		out->recipients = proto_list_split((const char *)recipients->data, recipients->len,
+						   recipient_count);
+		out->recipient_count = recipient_count;
+	}
+	if (subject->count)
+		out->subject = xstrndup((const char *)subject->data, subject->len);
+	out->date = (int64_t)seconds;
+	if (message_id->count)
+		out->message_id = xstrndup((const char *)message_id->data, message_id->len);
+	if (attachment_count > 0) {
+		out->attachments = proto_list_split((const char *)attachments->data,
+						    attachments->len, attachment_count);
+		out->attachment_count = attachment_count;
+	}
+	out->headers = xstrndup((const char *)texts[0]->data, texts[0]->len);
+	out->body = xstrndup((const char *)texts[1]->data, texts[1]->len);
+	out->attachment_text = xstrndup((const char *)texts[2]->data, texts[2]->len);
+	*fields_r = out;
 	return 0;
 }
 
@@ -665,6 +922,7 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 	const struct proto_field *recipients = &fields[PROTO_VERDICT_RECIPIENTS];
 	const struct proto_field *results = &fields[PROTO_VERDICT_RESULT];
 	const struct proto_field *fingerprint = &fields[PROTO_VERDICT_FINGERPRINT];
+	const struct proto_field *archive = &fields[PROTO_VERDICT_ARCHIVE];
 	const struct proto_field *ciss = &fields[PROTO_VERDICT_CISS];
 	struct pipeline_verdict out = {0};
 	const unsigned char *payload;
@@ -739,8 +997,8 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 	if (sender->count)
 		out.sender = xstrndup((const char *)sender->data, sender->len);
 	if (recipient_count > 0) {
-		out.recipients = proto_recipients_split((const char *)recipients->data,
-							recipients->len, recipient_count);
+		out.recipients = proto_list_split((const char *)recipients->data, recipients->len,
+						  recipient_count);
 		out.recipient_count = recipient_count;
 	}
 	if (fingerprint->count) {
@@ -748,6 +1006,9 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 		for (size_t i = 0; i < FILTER_FINGERPRINT_HASHES; i++)
 			out.fingerprint.minhash[i] = proto_get_u32(fingerprint->data + 4 * i);
 	}
+	if (archive->count &&
+	    proto_archive_decode(archive->data, archive->len, &out.archive_fields, err_r) < 0)
+		goto fail;
 	*verdict = out;
 	*consumed_r = consumed;
 	return 0;
@@ -989,4 +1250,6 @@ void proto_verdict_clear(struct pipeline_verdict *verdict)
 	xfree(&verdict->ciss.subject);
 	verdict->ciss.present = false;
 	verdict->ciss.flags = 0;
+	depot_fields_free(verdict->archive_fields);
+	xfree(&verdict->archive_fields);
 }

@@ -7,10 +7,11 @@
  *
  * A frame is a 12-byte header and a payload, all integers in network order:
  *
- *   uint32 magic 0x50475750 ("PGWP")   uint16 version (7)
- *   uint16 type (1 job, 2 verdict,     uint32 payload length (at most 64 KiB)
- *                3 setup, 4 query,
- *                5 answer)
+ *   uint32 magic 0x50475750 ("PGWP")   uint16 version (8)
+ *   uint16 type (1 job, 2 verdict,     uint32 payload length (at most 64 KiB;
+ *                3 setup, 4 query,            a verdict's at most
+ *                5 answer)                    PROTO_VERDICT_PAYLOAD_MAX, for
+ *                                             its ARCHIVE field)
  *
  * The payload is a sequence of fields, each uint16 tag, uint32 length, LENGTH
  * bytes (type, length, value). A field's value may itself be such a sequence
@@ -32,7 +33,9 @@
  * descriptor; 4 (the issue's "pipeline v3") added the envelope, source,
  * owner and profile to jobs, per-filter results to verdicts in place of one
  * prepend text, and skippable fields; 5 added the setup frame; 6 the query
- * and answer frames; 7 the verdict's CISS facts.
+ * and answer frames; 7 the job's ARCHIVE flag and the verdict's ARCHIVE
+ * fields (MailDepot), with the longer verdict frames they need; 8 the
+ * verdict's CISS facts.
  *
  * The setup frame is the first the main process sends on a new worker's
  * socket, before any job; the worker reads it before its filters' inits and
@@ -69,7 +72,8 @@
  *   job:     ID (24 hex digits), ACCOUNT, PROVIDER_HOST, RECEIVED_AT (int64),
  *            PROFILE; optional SOURCE (1 byte), OWNER_USER, OWNER_ACCOUNT
  *            (int64 each, > 0), ENVELOPE_SENDER (one address),
- *            ENVELOPE_RECIPIENTS (an address list)
+ *            ENVELOPE_RECIPIENTS (an address list), ARCHIVE (empty: the
+ *            worker is to extract the archive's fields, job->archive)
  *   profile: FILTER (repeated: NAME, WEIGHT), TAG_AT, QUARANTINE_AT, FLAGS
  *            (1 byte: 1 challenge unknown senders, 2 hold)
  *   setup:   optional BAYES_DB (empty: the descriptor attached is the
@@ -85,9 +89,23 @@
  *            FINGERPRINT (optional: the fuzzy filter's fingerprint of the
  *            body, FILTER_FINGERPRINT_HASHES uint32 MinHash values, exactly
  *            PROTO_FINGERPRINT_LEN bytes; added in version 5 as an optional
- *            field, so the version stayed), CISS (optional: FLAGS, uint16 of
- *            PIPELINE_CISS_* bits, no unknown bit; optional SUBJECT, one line
- *            of printable ASCII, at most PIPELINE_CISS_SUBJECT_MAX)
+ *            field, so the version stayed), ARCHIVE (optional, at most
+ *            PROTO_ARCHIVE_MAX bytes: the fields depot_extract gave, see
+ *            below), CISS (optional: FLAGS, uint16 of PIPELINE_CISS_* bits,
+ *            no unknown bit; optional SUBJECT, one line of printable ASCII,
+ *            at most PIPELINE_CISS_SUBJECT_MAX)
+ *   archive: DATE (int64, 0 to PROTO_RECEIVED_AT_MAX), HEADERS, BODY,
+ *            ATTACHMENT_TEXT (each always there, maybe empty); optional
+ *            SENDER (an archive address), RECIPIENTS (1 to
+ *            DEPOT_RECIPIENTS_MAX archive addresses, '\n' between them),
+ *            SUBJECT (maybe empty), MESSAGE_ID, ATTACHMENTS (1 to
+ *            DEPOT_ATTACHMENTS_MAX names, '\n' between them). All of it
+ *            valid UTF-8 within depot.h's bounds (DEPOT_ADDRESS_MAX,
+ *            DEPOT_LINE_MAX, DEPOT_NAME_MAX, DEPOT_HEADERS_MAX,
+ *            DEPOT_TEXT_MAX); the texts (HEADERS, BODY, ATTACHMENT_TEXT)
+ *            without control characters but tab and newline, every other
+ *            value without any; an archive address, a message id and a
+ *            name not empty, an archive address without spaces
  *   query:   ID (uint32, not 0), NAME (a name filter_dns_name_valid
  *            accepts, without the trailing dot), TYPE (uint16: A, PTR,
  *            MX, TXT or AAAA)
@@ -108,8 +126,10 @@
  * well-formed header lines (printable ASCII, folded lines, CRLF endings, no
  * empty line that would end the header block and push the rest into the
  * body), and addresses only as at most PROTO_ADDRESS_MAX printable ASCII
- * characters without space, '<', '>' or ',', with exactly one '@'. They need
- * nothing but libc and the x* allocators, so they can be fuzzed on their own.
+ * characters without space, '<', '>' or ',', with exactly one '@'; the
+ * archive's fields as valid UTF-8 within their bounds (the main process
+ * only stores and searches them). They need nothing but libc, the x*
+ * allocators and depot_fields_free, so they can be fuzzed on their own.
  */
 #ifndef POPGATE_PIPELINE_PROTO_H
 #define POPGATE_PIPELINE_PROTO_H
@@ -118,15 +138,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "depot/depot.h"
 #include "filters/dns.h"
 #include "pipeline/pipeline.h"
 
 #define PROTO_MAGIC 0x50475750u
-#define PROTO_VERSION 7
+#define PROTO_VERSION 8
 #define PROTO_HEADER_LEN 12
 #define PROTO_FIELD_HEADER_LEN 6
 #define PROTO_PAYLOAD_MAX 65536
 #define PROTO_FRAME_MAX (PROTO_HEADER_LEN + PROTO_PAYLOAD_MAX)
+/* A verdict's ARCHIVE value at most (depot.h's bounds, all together, are
+ * some 880 KB), and so a verdict's payload and frame. */
+#define PROTO_ARCHIVE_MAX (1024 * 1024)
+#define PROTO_VERDICT_PAYLOAD_MAX (PROTO_PAYLOAD_MAX + PROTO_FIELD_HEADER_LEN + PROTO_ARCHIVE_MAX)
+#define PROTO_VERDICT_FRAME_MAX (PROTO_HEADER_LEN + PROTO_VERDICT_PAYLOAD_MAX)
 /* Points (scores, weights, thresholds) travel as int32 thousandths. */
 #define PROTO_MILLI 1000.0
 /* Set in the tag of a field a reader must understand (see above). */
@@ -169,6 +195,7 @@ enum proto_job_tag {
 	PROTO_JOB_ENVELOPE_SENDER = 8,
 	PROTO_JOB_ENVELOPE_RECIPIENTS = 9,
 	PROTO_JOB_PROFILE = 10,
+	PROTO_JOB_ARCHIVE = 11,
 };
 
 /* Inside a job's PROFILE. */
@@ -195,8 +222,21 @@ enum proto_verdict_tag {
 	PROTO_VERDICT_SENDER = 4,
 	PROTO_VERDICT_RECIPIENTS = 5,
 	PROTO_VERDICT_FINGERPRINT = 6,
-	/* 7 is MailDepot's ARCHIVE (issue 11). */
+	PROTO_VERDICT_ARCHIVE = 7,
 	PROTO_VERDICT_CISS = 8,
+};
+
+/* Inside a verdict's ARCHIVE. */
+enum proto_archive_tag {
+	PROTO_ARCHIVE_SENDER = 1,
+	PROTO_ARCHIVE_RECIPIENTS = 2,
+	PROTO_ARCHIVE_SUBJECT = 3,
+	PROTO_ARCHIVE_DATE = 4,
+	PROTO_ARCHIVE_MESSAGE_ID = 5,
+	PROTO_ARCHIVE_ATTACHMENTS = 6,
+	PROTO_ARCHIVE_HEADERS = 7,
+	PROTO_ARCHIVE_BODY = 8,
+	PROTO_ARCHIVE_ATTACHMENT_TEXT = 9,
 };
 
 /* Inside a verdict's CISS. */
@@ -285,9 +325,10 @@ int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 
 /*
  * Decodes a verdict frame into *VERDICT. On success its results (and their
- * reasons and headers), sender and recipients are allocated (or NULL / 0
- * when the worker sent none), its fingerprint and CISS facts are filled in
- * (or not present), and VERDICT->reason and ->job are NULL; free with
+ * reasons and headers), sender, recipients and archive fields are allocated
+ * (or NULL / 0 when the worker sent none), its fingerprint and CISS facts
+ * are filled in (or not present), and VERDICT->reason and ->job are NULL;
+ * free with
  * proto_verdict_clear. Otherwise *VERDICT holds nothing to free. Only
  * outcomes a worker may give are accepted (not WORKER_FAILED).
  */
@@ -359,11 +400,20 @@ bool proto_filter_name_valid(const char *name, size_t len);
 /* True if ADDRESS (LEN bytes) is acceptable as an address in a frame. */
 bool proto_address_valid(const char *address, size_t len);
 
+/* True if TEXT (LEN bytes) is valid UTF-8 of at most MAX bytes without
+ * control characters, but tab and newline when MULTILINE: an archive
+ * value's rule (see above). */
+bool proto_archive_text_valid(const char *text, size_t len, size_t max, bool multiline);
+
+/* True if FIELDS may travel as a verdict's ARCHIVE (see above); else false
+ * with *ERR_R. */
+bool proto_archive_fields_valid(const struct depot_fields *fields, const char **err_r);
+
 /* Frees what a decoded job owns (envelope, profile); NULL is fine. */
 void proto_job_clear(struct pipeline_job *job);
 
 /* Frees what a decoded or filled-in verdict owns (results, reason, sender,
- * recipients); the struct itself stays. NULL is fine. */
+ * recipients, archive fields); the struct itself stays. NULL is fine. */
 void proto_verdict_clear(struct pipeline_verdict *verdict);
 
 #endif

@@ -122,7 +122,11 @@ static void proto_writer_start(struct proto_writer *w, enum proto_type type)
 static int proto_writer_finish(struct proto_writer *w, unsigned char **frame_r, size_t *len_r,
 			       const char **err_r)
 {
-	if (w->len - PROTO_HEADER_LEN > PROTO_PAYLOAD_MAX) {
+	/* The type is at bytes 6 and 7: only a verdict may be longer. */
+	size_t max =
+	    w->buf[7] == PROTO_TYPE_VERDICT ? PROTO_VERDICT_PAYLOAD_MAX : PROTO_PAYLOAD_MAX;
+
+	if (w->len - PROTO_HEADER_LEN > max) {
 		free(w->buf);
 		*err_r = "payload too long";
 		return -1;
@@ -258,6 +262,8 @@ int proto_job_encode(const struct pipeline_job *job, unsigned char **frame_r, si
 		return -1;
 	}
 	proto_writer_profile(&w, job->profile);
+	if (job->archive)
+		proto_writer_field(&w, PROTO_JOB_ARCHIVE, "", 0);
 	/* The id goes last: a payload cut short at a field boundary then always
 	 * lacks a required field. */
 	proto_writer_field(&w, PROTO_JOB_ID, job->id, SPOOL_ID_LEN);
@@ -285,6 +291,52 @@ static bool proto_result_valid(const struct pipeline_result *result, const char 
 	}
 	return result->headers == NULL ||
 	       proto_prepend_valid(result->headers, strlen(result->headers), err_r);
+}
+
+/* Writes a list field of TAG: the COUNT strings of LIST, '\n' between
+ * them (checked already), unless there are none. */
+static void proto_writer_list(struct proto_writer *w, uint16_t tag, char *const *list, size_t count)
+{
+	size_t at;
+
+	if (count == 0)
+		return;
+	at = proto_writer_open(w, tag);
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			proto_writer_put(w, "\n", 1);
+		proto_writer_put(w, list[i], strlen(list[i]));
+	}
+	proto_writer_close(w, at);
+}
+
+/* Writes the text field TAG: TEXT, or empty for NULL. */
+static void proto_writer_text(struct proto_writer *w, uint16_t tag, const char *text)
+{
+	proto_writer_field(w, tag, text != NULL ? text : "", text != NULL ? strlen(text) : 0);
+}
+
+/* Writes the verdict's ARCHIVE field from FIELDS (checked already); false
+ * when it would be longer than PROTO_ARCHIVE_MAX. */
+static bool proto_writer_archive(struct proto_writer *w, const struct depot_fields *fields)
+{
+	size_t at = proto_writer_open(w, PROTO_VERDICT_ARCHIVE);
+
+	if (fields->sender != NULL)
+		proto_writer_text(w, PROTO_ARCHIVE_SENDER, fields->sender);
+	proto_writer_list(w, PROTO_ARCHIVE_RECIPIENTS, fields->recipients, fields->recipient_count);
+	if (fields->subject != NULL)
+		proto_writer_text(w, PROTO_ARCHIVE_SUBJECT, fields->subject);
+	proto_writer_i64(w, PROTO_ARCHIVE_DATE, fields->date);
+	if (fields->message_id != NULL)
+		proto_writer_text(w, PROTO_ARCHIVE_MESSAGE_ID, fields->message_id);
+	proto_writer_list(w, PROTO_ARCHIVE_ATTACHMENTS, fields->attachments,
+			  fields->attachment_count);
+	proto_writer_text(w, PROTO_ARCHIVE_HEADERS, fields->headers);
+	proto_writer_text(w, PROTO_ARCHIVE_BODY, fields->body);
+	proto_writer_text(w, PROTO_ARCHIVE_ATTACHMENT_TEXT, fields->attachment_text);
+	proto_writer_close(w, at);
+	return w->len - at - 4 <= PROTO_ARCHIVE_MAX;
 }
 
 int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char **frame_r,
@@ -322,6 +374,9 @@ int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char *
 		*err_r = "bad sender";
 		return -1;
 	}
+	if (verdict->archive_fields != NULL &&
+	    !proto_archive_fields_valid(verdict->archive_fields, err_r))
+		return -1;
 	proto_writer_start(&w, PROTO_TYPE_VERDICT);
 	for (size_t i = 0; i < verdict->result_count; i++) {
 		const struct pipeline_result *result = &verdict->results[i];
@@ -373,6 +428,11 @@ int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char *
 			proto_writer_field(&w, PROTO_CISS_SUBJECT, verdict->ciss.subject,
 					   strlen(verdict->ciss.subject));
 		proto_writer_close(&w, at);
+	}
+	if (verdict->archive_fields != NULL && !proto_writer_archive(&w, verdict->archive_fields)) {
+		free(w.buf);
+		*err_r = "archive fields too long";
+		return -1;
 	}
 	/* The id goes last: a payload cut short at a field boundary then always
 	 * lacks a required field, whatever else the verdict holds. */

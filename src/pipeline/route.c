@@ -75,9 +75,11 @@ struct route_write {
 	 * and the owner it is counted for. */
 	struct filter_fingerprint fingerprint;
 	int64_t owner_id;
-	/* Challenged (CISS): what the loop found, and what the writer decided. */
+	/* Challenged (CISS): what the loop found, what the writer decided, and
+	 * the prepended lines should it quarantine the message instead. */
 	struct ciss_plan ciss;
 	struct ciss_decision ciss_decision;
+	char *quarantine_prepend;
 	/* Failed: why, and the profile a retry is judged by. */
 	char *reason;
 	struct filter_profile profile;
@@ -96,6 +98,7 @@ static void route_write_free(struct route_write *record)
 	free(record->reason);
 	ciss_plan_clear(&record->ciss);
 	ciss_decision_clear(&record->ciss_decision);
+	free(record->quarantine_prepend);
 	free(record);
 }
 
@@ -238,6 +241,9 @@ static int route_ciss_decide(struct store *store, struct route_write *record)
 	if (record->ciss_decision.outcome == CISS_OUTCOME_QUARANTINE) {
 		record->action = VERDICT_QUARANTINE;
 		record->state = MESSAGE_QUARANTINE;
+		free(record->prepend);
+		record->prepend = record->quarantine_prepend;
+		record->quarantine_prepend = NULL;
 	}
 	line = xasprintf("ciss\t0.000\t0.000\t%s\n", record->ciss_decision.reason);
 	reasons = xasprintf("%s%s", record->reasons != NULL ? record->reasons : "", line);
@@ -312,20 +318,20 @@ static void route_retry(struct route_write *record)
 	store_message_clear(&message);
 }
 
-/* Sends the challenge RECORD's commit recorded. One that cannot be sent is
- * logged; the message stays held until its hold expires. */
+/* Sends the challenge whose row RECORD's job committed (ciss/challenge.h).
+ * One that cannot be queued is logged; its message stays held (later mail
+ * from that sender joins it) until the administrator releases it or its
+ * hold expires. */
 static void route_challenge_issue(struct route_write *record)
 {
 	char err[256];
 
-	if (ciss_challenge_issue(record->pg, record->ciss_decision.challenge_id, err,
-				 sizeof(err)) < 0)
+	/* Queued, ciss/challenge.c logs it (event=challenge). */
+	if (ciss_challenge_issue(record->pg, record->ciss_decision.challenge_id, err, sizeof(err)) <
+	    0)
 		log_event(LOG_ERROR, "error", record->account_name, record->id,
 			  "cannot send challenge %lld: %s",
 			  (long long)record->ciss_decision.challenge_id, err);
-	else
-		log_event(LOG_INFO, "challenge", record->account_name, record->id,
-			  "challenge %lld queued", (long long)record->ciss_decision.challenge_id);
 }
 
 /* In the loop, after the commit: the log, and a failed message's retry. */
@@ -549,9 +555,9 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 			 const struct store_message *message, const struct store_account *account,
 			 const char *account_name)
 {
-	const struct filter_profile *profile =
-	    verdict->job != NULL && verdict->job->profile != NULL ? verdict->job->profile
-								  : filter_profile_default();
+	const struct filter_profile *profile = verdict->job != NULL && verdict->job->profile != NULL
+						   ? verdict->job->profile
+						   : filter_profile_default();
 	struct verdict_decision decision;
 	struct route_write *record = route_write_new(pg, verdict, account_name);
 	int64_t owner_id = verdict->job != NULL ? verdict->job->owner.user_id : 0;
@@ -567,6 +573,18 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 	bool has_seat = user_has_seat(pg, account);
 
 	verdict_combine(profile, results, count, sender_known, &decision);
+	/* A challenge CISS may not send (G4, a cap) goes to the quarantine, as
+	 * the writer finds: its header lines for that case are made now, while
+	 * the results are here, so they name the action it gets. */
+	if (decision.action == VERDICT_CHALLENGE && has_seat) {
+		char *spam_headers;
+
+		decision.action = VERDICT_QUARANTINE;
+		spam_headers = verdict_spam_headers(profile, &decision, results, count);
+		decision.action = VERDICT_CHALLENGE;
+		record->quarantine_prepend = xasprintf("%s%s", decision.headers, spam_headers);
+		free(spam_headers);
+	}
 	route_results_free(&results, count);
 	record->judged = true;
 	/* U3: without a seat, delivered whatever the filters said (their

@@ -4,7 +4,9 @@
  * itself (confine.c), then reads jobs from its socket, each with the
  * message body's descriptor attached,
  * runs the job's profile's filters (src/filters/) over the body and answers
- * with a verdict: one result per filter. The filters' DNS questions go to
+ * with a verdict: one result per filter, and, when the job asks
+ * (job->archive), the fields MailDepot indexes (depot_extract). The
+ * filters' DNS questions go to
  * the main process as query frames, and the worker waits for each answer
  * within the message's [spam] dns_time_limit (filters/dns.h, proto.h).
  * Runs as "popgate --worker FD HOSTNAME".
@@ -36,12 +38,14 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "depot/depot.h"
 #include "filters/auth.h"
 #include "filters/bayes.h"
 #include "filters/ciss.h"
 #include "filters/dns.h"
 #include "filters/filter.h"
 #include "filters/message.h"
+#include "filters/mime.h"
 #include "filters/received.h"
 #include "filters/rules.h"
 #include "pipeline/confine.h"
@@ -51,6 +55,10 @@
 
 /* How much of a body is read at a time. */
 #define WORKER_CHUNK_SIZE 65536
+
+/* The archive's fields come from the body as read: all that depot_extract
+ * looks at of a message, so they are the same as popgatectl's. */
+_Static_assert(FILTER_BODY_MAX >= MIME_INPUT_MAX, "the worker reads what depot_extract reads");
 
 /*
  * Reads the body of MESSAGE->job from BODY_FD (the main process opened it:
@@ -152,6 +160,25 @@ static void worker_filters_run(const struct filter_message *message,
 	}
 }
 
+/* The fields MailDepot indexes of MESSAGE (job->archive) into VERDICT: a
+ * parse of its own, since the filters' shared one keeps neither the parts'
+ * roles (body or attachment) nor the addresses' structure. None when the
+ * extraction fails (logged). */
+static void worker_archive_extract(const struct filter_message *message,
+				   struct pipeline_verdict *verdict)
+{
+	struct depot_fields *fields = xcalloc(1, sizeof(*fields));
+	char err[256];
+
+	if (depot_extract(message->body, message->body_len, fields, err, sizeof(err)) < 0) {
+		log_event(LOG_WARN, "worker_archive_failed", message->job->account,
+			  message->job->id, "%s", err);
+		free(fields);
+		return;
+	}
+	verdict->archive_fields = fields;
+}
+
 /* The time each message may wait for DNS answers: [spam] dns_time_limit
  * (seconds), or FILTER_DNS_BUDGET_MS when it is not set. */
 static int64_t worker_dns_budget_ms(void)
@@ -203,6 +230,8 @@ static int worker_job_run(int body_fd, const char *hostname, const struct pipeli
 	/* Only fetched mail is challenged (the relay sends submitted mail). */
 	if (job->profile->challenge_unknown_senders && job->source == PIPELINE_SOURCE_FETCHED)
 		ciss_facts_collect(&message, &verdict->ciss);
+	if (job->archive)
+		worker_archive_extract(&message, verdict);
 	log_event(LOG_DEBUG, "worker_verdict", job->account, job->id,
 		  "size=%llu results=%zu recipients=%zu", (unsigned long long)message.size,
 		  verdict->result_count, verdict->recipient_count);
@@ -550,6 +579,8 @@ int pipeline_worker_main(int fd, const char *hostname)
 		log_error("worker: %s", err);
 		goto done;
 	}
+	/* So does the archive's extraction: GMime and the charset converters. */
+	mime_init();
 	/* Before the first byte of a job: a worker never runs unconfined. */
 	if (confine_apply(err, sizeof(err)) < 0) {
 		log_error("worker: cannot confine itself: %s", err);

@@ -23,6 +23,7 @@
 #include "core/util.h"
 #include "store/ciss.h"
 #include "store/lifecycle.h"
+#include "store/message.h"
 #include "store/setting.h"
 #include "store/user_internal.h"
 
@@ -731,6 +732,27 @@ static int64_t ciss_release_sender(struct store *store, int64_t user_id, const c
 	return moved;
 }
 
+int64_t store_ciss_release_sender(struct store *store, int64_t user_id, const char *sender)
+{
+	char *folded = ciss_fold(sender);
+	int64_t moved;
+	bool outer;
+
+	if (store_tx_begin(store, &outer) < 0) {
+		free(folded);
+		return -1;
+	}
+	moved = ciss_release_sender(store, user_id, folded);
+	free(folded);
+	if (moved < 0) {
+		store_tx_rollback(store, outer);
+		return -1;
+	}
+	if (store_tx_commit(store, outer) < 0)
+		return -1;
+	return moved;
+}
+
 int store_ciss_challenge_answer(struct store *store, int64_t id, const char *nonce, int64_t now,
 				size_t *released_r)
 {
@@ -793,6 +815,100 @@ fail:
 }
 
 /* ---- Held messages ---- */
+
+int store_ciss_held_list(struct store *store, int64_t user_id, struct ciss_held **list_r,
+			 size_t *count_r)
+{
+	static const char sql[] =
+	    "SELECT h.message_id, h.user_id, u.name, h.sender, h.held_at,"
+	    " (SELECT coalesce(max(c.id), 0) FROM ciss_challenge c"
+	    "  WHERE c.user_id = h.user_id AND c.sender = h.sender)"
+	    " FROM ciss_held h JOIN user u ON u.id = h.user_id JOIN message m ON m.id = "
+	    "h.message_id"
+	    " WHERE m.state = 'challenged' AND (? = 0 OR h.user_id = ?) ORDER BY h.held_at, m.seq";
+	struct ciss_held *list = NULL;
+	size_t count = 0, capacity = 0;
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int rc;
+
+	*list_r = NULL;
+	*count_r = 0;
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, user_id);
+	sqlite3_bind_int64(stmt, 2, user_id);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(stmt, 0);
+		struct ciss_held *held;
+
+		if (id == NULL || !spool_id_valid(id))
+			continue;
+		list = store_list_grow(list, count, &capacity, sizeof(*list));
+		held = &list[count++];
+		memcpy(held->message_id, id, SPOOL_ID_LEN + 1);
+		held->user_id = sqlite3_column_int64(stmt, 1);
+		held->user_name = user_column_strdup(stmt, 2);
+		held->sender = user_column_strdup(stmt, 3);
+		held->held_at = sqlite3_column_int64(stmt, 4);
+		held->challenge_id = sqlite3_column_int64(stmt, 5);
+	}
+	store_stmt_release(stmt);
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "listing held messages");
+		store_ciss_held_list_free(&list, count);
+		return -1;
+	}
+	*list_r = list;
+	*count_r = count;
+	return 0;
+}
+
+void store_ciss_held_list_free(struct ciss_held **list, size_t count)
+{
+	if (*list == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free((*list)[i].user_name);
+		free((*list)[i].sender);
+	}
+	xfree(list);
+}
+
+int store_ciss_held_expire(struct store *store, int64_t cutoff, enum ciss_hold_expiry expiry,
+			   int hold_days, char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r)
+{
+	static const char forget_sql[] = "DELETE FROM ciss_held WHERE message_id = ?";
+	char(*ids)[SPOOL_ID_LEN + 1] = NULL;
+	size_t count = 0;
+	char *line;
+	int moved = 0;
+
+	*ids_r = NULL;
+	*count_r = 0;
+	if (expiry == CISS_HOLD_EXPIRY_DELETE)
+		return store_message_expire_challenged_rows(store, cutoff, ids_r, count_r);
+	if (store_message_ids_before(store, MESSAGE_CHALLENGED, cutoff, &ids, &count) < 0)
+		return -1;
+	line = xasprintf("ciss\t0.000\t0.000\tno answer to the challenge within %d days: to the "
+			 "quarantine\n",
+			 hold_days);
+	for (size_t i = 0; i < count; i++) {
+		int rc = store_lifecycle_move(store, ids[i], MESSAGE_CHALLENGED, MESSAGE_QUARANTINE,
+					      NULL);
+
+		if (rc < 0 ||
+		    (rc == 1 && store_message_add_reason(store, ids[i], "quarantine", line) < 0) ||
+		    user_stmt_done(store, user_stmt_text(store, forget_sql, ids[i]),
+				   "forgetting a held message") < 0) {
+			moved = -1;
+			break;
+		}
+		moved += rc;
+	}
+	free(line);
+	free(ids);
+	return moved;
+}
 
 int store_ciss_user_address(struct store *store, const char *pseudo_domain,
 			    const struct ciss_settings *settings, int64_t user_id, char *out,

@@ -146,6 +146,11 @@ struct ciss_trusted {
 int store_ciss_trust(struct store *store, int64_t user_id, const char *address,
 		     enum ciss_trust_via via, int64_t now, char *err, size_t errlen);
 
+/* Moves every message held for USER_ID from SENDER (challenged) to
+ * delivery through store/lifecycle.h and forgets their hold, in the
+ * caller's transaction or its own. How many, or -1 (logged; none moved). */
+int64_t store_ciss_release_sender(struct store *store, int64_t user_id, const char *sender);
+
 /* USER_ID no longer trusts ADDRESS. 1 done, 0 it was not trusted, -1 error. */
 int store_ciss_untrust(struct store *store, int64_t user_id, const char *address);
 
@@ -238,6 +243,33 @@ int store_ciss_challenge_answer(struct store *store, int64_t id, const char *non
 int store_ciss_user_address(struct store *store, const char *pseudo_domain,
 			    const struct ciss_settings *settings, int64_t user_id, char *out,
 			    size_t outlen);
+
+struct ciss_held {
+	char message_id[SPOOL_ID_LEN + 1];
+	int64_t user_id;
+	char *user_name;
+	char *sender;
+	int64_t held_at;
+	int64_t challenge_id; /* the latest challenge to that sender for that user; 0: none */
+};
+
+/* The messages held (challenged) for USER_ID (0: every user), oldest
+ * first: *LIST_R (free with store_ciss_held_list_free). 0 or -1. */
+int store_ciss_held_list(struct store *store, int64_t user_id, struct ciss_held **list_r,
+			 size_t *count_r);
+void store_ciss_held_list_free(struct ciss_held **list, size_t count);
+
+/*
+ * The held messages' time is up (CISS hold-days): every message challenged
+ * since before CUTOFF goes, by EXPIRY, to the quarantine (with a line in its
+ * verdict's explanation saying it waited HOLD_DAYS days) or away: its row is
+ * deleted and its id handed back in *IDS_R / *COUNT_R (allocated) so the
+ * caller removes its body once the deletion commits. In the caller's
+ * transaction (the housekeeping's). How many, or -1 (logged; nothing
+ * handed back).
+ */
+int store_ciss_held_expire(struct store *store, int64_t cutoff, enum ciss_hold_expiry expiry,
+			   int hold_days, char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r);
 
 /* Records that message MESSAGE_ID is held for USER_ID until SENDER answers
  * (replacing an earlier record of it), in the caller's transaction (the one

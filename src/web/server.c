@@ -53,6 +53,10 @@ struct web_connection {
 	struct event *timer; /* at once: the peer check; then the deadline */
 	struct listener_peer peer;
 	bool described;
+	bool checked;		/* the per-address limit was applied */
+	bool cut;		/* shut down, evhttp is to notice */
+	struct evbuffer *input; /* the bufferevent's, watched for its size */
+	struct evbuffer_cb_entry *input_watch;
 	TAILQ_ENTRY(web_connection) entry;
 };
 
@@ -65,18 +69,12 @@ struct web_server {
 	struct web_connection_list connections;
 	unsigned connection_count;
 	bool paused;
-	unsigned max_connections;
-	unsigned max_per_address;
-	int deadline;
-	unsigned requests_per_minute;
-	unsigned max_wrong_codes;
 	struct web_limit *per_address;
 	struct web_limit *wrong_codes; /* per challenge id */
 };
 
 /* An ANSWER on its way through the writer thread. */
 struct web_answer {
-	struct web_server *server;
 	struct evhttp_request *req;
 	struct ciss_token token;
 	int64_t now;
@@ -145,7 +143,8 @@ static void web_connection_cut(struct web_connection *conn)
 
 static void web_server_resume_accepting(struct web_server *server)
 {
-	if (server->paused && server->connection_count < server->max_connections) {
+	if (server->paused &&
+	    server->connection_count < (unsigned)server->pg->cfg->web_max_connections) {
 		evconnlistener_enable(server->listener);
 		server->paused = false;
 	}
@@ -165,6 +164,8 @@ static void web_connection_gone(void *parent, void *ptr, CRYPTO_EX_DATA *data, i
 
 	if (conn == NULL)
 		return;
+	/* The bufferevent frees its SSL before its buffers. */
+	evbuffer_remove_cb_entry(conn->input, conn->input_watch);
 	if (conn->server != NULL) {
 		struct web_server *server = conn->server;
 
@@ -174,6 +175,22 @@ static void web_connection_gone(void *parent, void *ptr, CRYPTO_EX_DATA *data, i
 		web_server_resume_accepting(server);
 	}
 	free(conn);
+}
+
+/* The input buffer changed: more unread than WEB_INPUT_MAX (pipelined
+ * requests read while a reply is written) cuts the connection. */
+static void web_connection_input(struct evbuffer *input, const struct evbuffer_cb_info *info,
+				 void *arg)
+{
+	struct web_connection *conn = arg;
+	(void)info;
+
+	if (evbuffer_get_length(input) > WEB_INPUT_MAX && !conn->cut) {
+		conn->cut = true;
+		log_warn("web: %s sent more than %d bytes ahead; cut",
+			 conn->described ? conn->peer.address : "a client", WEB_INPUT_MAX);
+		web_connection_cut(conn);
+	}
 }
 
 /* Learns CONN's peer once; false if it cannot (the socket is gone). */
@@ -201,7 +218,7 @@ static void web_connection_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	if (conn->described) {
+	if (conn->checked) {
 		log_debug("web: a connection from %s reached its deadline", conn->peer.address);
 		web_connection_cut(conn);
 		return;
@@ -217,13 +234,15 @@ static void web_connection_timer(evutil_socket_t fd, short what, void *arg)
 		if (other->described && listener_peer_same_address(&other->peer, &conn->peer))
 			same++;
 	}
-	if (same > server->max_per_address) {
+	unsigned max_per_address = (unsigned)server->pg->cfg->web_max_connections_per_address;
+	if (same > max_per_address) {
 		log_warn("web: %s is over %u connections at once; cut", conn->peer.address,
-			 server->max_per_address);
+			 max_per_address);
 		web_connection_cut(conn);
 		return;
 	}
-	struct timeval deadline = {.tv_sec = server->deadline};
+	conn->checked = true;
+	struct timeval deadline = {.tv_sec = server->pg->cfg->web_connection_deadline};
 	evtimer_add(conn->timer, &deadline);
 }
 
@@ -242,14 +261,22 @@ static struct bufferevent *web_connection_new(struct event_base *base, void *arg
 						   BEV_OPT_CLOSE_ON_FREE);
 	if (conn->bev == NULL)
 		abort();
-	/* Pipelined requests wait in the socket, not in memory. */
-	bufferevent_setwatermark(conn->bev, EV_READ, 0, WEB_READ_HIGH_WATER);
+	/* No read watermark: a bufferevent_openssl on a socket that reached one
+	 * does not look at the plaintext OpenSSL still holds when it reads
+	 * again, and the last pipelined requests would wait for the timeout.
+	 * Unread input is bounded by a cut instead. */
+	conn->input = bufferevent_get_input(conn->bev);
+	conn->input_watch = evbuffer_add_cb(conn->input, web_connection_input, conn);
 	conn->timer = evtimer_new(base, web_connection_timer, conn);
 	if (conn->timer == NULL)
 		abort();
 	event_active(conn->timer, EV_TIMEOUT, 1);
 	TAILQ_INSERT_TAIL(&server->connections, conn, entry);
-	if (++server->connection_count >= server->max_connections && !server->paused) {
+	/* The silence allowed, as the configuration says now (a reload may
+	 * have changed it): evhttp gives it to the connection it makes next. */
+	evhttp_set_timeout(server->http, server->pg->cfg->web_timeout);
+	if (++server->connection_count >= (unsigned)server->pg->cfg->web_max_connections &&
+	    !server->paused) {
 		evconnlistener_disable(server->listener);
 		server->paused = true;
 	}
@@ -398,7 +425,8 @@ static void web_post(struct web_server *server, struct evhttp_request *req,
 				  "Please send the form from the page.");
 		return;
 	}
-	if (web_limit_count(server->wrong_codes, &id, sizeof(id)) >= server->max_wrong_codes) {
+	if (web_limit_count(server->wrong_codes, &id, sizeof(id)) >=
+	    (unsigned)server->pg->cfg->web_max_wrong_codes) {
 		web_reply_message(
 		    req, 429, "Too Many Requests", "Locked",
 		    "Too many wrong codes were typed for this message. It stays held; "
@@ -412,7 +440,7 @@ static void web_post(struct web_server *server, struct evhttp_request *req,
 		    web_limit_count_add(server->wrong_codes, &id, sizeof(id), util_monotonic_ms());
 
 		log_warn("web: a wrong code for challenge %lld from %s (%u of %u)", (long long)id,
-			 conn->peer.address, wrong, server->max_wrong_codes);
+			 conn->peer.address, wrong, server->pg->cfg->web_max_wrong_codes);
 		web_show_form(server, req, 400, "Bad Request", token, &challenge,
 			      "That was not the code shown. Please type it again.");
 		ciss_challenge_clear(&challenge);
@@ -422,7 +450,6 @@ static void web_post(struct web_server *server, struct evhttp_request *req,
 	sodium_memzero(typed, sizeof(typed));
 
 	struct web_answer *answer = xcalloc(1, sizeof(*answer));
-	answer->server = server;
 	answer->req = req;
 	answer->token = *token;
 	answer->now = util_now();
@@ -451,7 +478,8 @@ static void web_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (!web_limit_take(server->per_address, conn->peer.key, sizeof(conn->peer.key),
-			    util_monotonic_ms(), server->requests_per_minute)) {
+			    util_monotonic_ms(),
+			    (unsigned)server->pg->cfg->web_requests_per_minute)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "60");
 		web_reply_message(req, 429, "Too Many Requests", "Please slow down",
 				  "Too many requests from your address. Please wait a minute.");
@@ -493,7 +521,8 @@ static void web_handle(struct evhttp_request *req, void *arg)
 	if (web_challenge_read(server, req, &token, &challenge) == 0)
 		return;
 	int64_t id = token.challenge_id;
-	if (web_limit_count(server->wrong_codes, &id, sizeof(id)) >= server->max_wrong_codes)
+	if (web_limit_count(server->wrong_codes, &id, sizeof(id)) >=
+	    (unsigned)server->pg->cfg->web_max_wrong_codes)
 		web_reply_message(
 		    req, 429, "Too Many Requests", "Locked",
 		    "Too many wrong codes were typed for this message. It stays held; "
@@ -507,7 +536,6 @@ static void web_handle(struct evhttp_request *req, void *arg)
 
 struct web_server *web_server_new(struct popgate *pg, int fd, char *err, size_t errlen)
 {
-	const struct popgate_config *cfg = pg->cfg;
 	struct web_server *server = xcalloc(1, sizeof(*server));
 	struct evhttp_bound_socket *bound;
 
@@ -516,11 +544,6 @@ struct web_server *web_server_new(struct popgate *pg, int fd, char *err, size_t 
 		    SSL_get_ex_new_index(0, NULL, NULL, NULL, web_connection_gone);
 	server->pg = pg;
 	TAILQ_INIT(&server->connections);
-	server->max_connections = (unsigned)cfg->web_max_connections;
-	server->max_per_address = (unsigned)cfg->web_max_connections_per_address;
-	server->deadline = cfg->web_connection_deadline;
-	server->requests_per_minute = (unsigned)cfg->web_requests_per_minute;
-	server->max_wrong_codes = (unsigned)cfg->web_max_wrong_codes;
 	server->per_address = web_limit_new(WEB_LIMIT_SLOTS);
 	server->wrong_codes = web_limit_new(WEB_LIMIT_SLOTS);
 	server->http = evhttp_new(pg->base);
@@ -536,7 +559,6 @@ struct web_server *web_server_new(struct popgate *pg, int fd, char *err, size_t 
 				       EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_max_headers_size(server->http, WEB_HEADERS_MAX);
 	evhttp_set_max_body_size(server->http, WEB_FORM_BODY_MAX);
-	evhttp_set_timeout(server->http, cfg->web_timeout);
 	evhttp_set_bevcb(server->http, web_connection_new, server);
 	evhttp_set_gencb(server->http, web_handle, server);
 	bound = evhttp_accept_socket_with_handle(server->http, fd);

@@ -20,8 +20,8 @@
  * once), timeout (silence), connection_deadline (a connection's whole life, so
  * a client sending a byte now and then cannot hold one), requests_per_minute
  * per address, request headers up to WEB_HEADERS_MAX bytes and
- * WEB_HEADER_COUNT_MAX lines, bodies up to WEB_FORM_BODY_MAX; pipelined
- * requests are read WEB_READ_HIGH_WATER bytes at a time.
+ * WEB_HEADER_COUNT_MAX lines, bodies up to WEB_FORM_BODY_MAX; a client more
+ * than WEB_INPUT_MAX bytes of pipelined requests ahead is cut.
  *
  * SECURITY: everything a request carries is hostile: the token is checked
  * (ciss/token.h) before the store is asked, the form parsed strictly
@@ -42,12 +42,13 @@ struct web_server;
 
 #define WEB_HEADERS_MAX 8192
 #define WEB_HEADER_COUNT_MAX 64
-#define WEB_READ_HIGH_WATER 16384
+#define WEB_INPUT_MAX 262144
 
 /*
  * Serves the bound, listening socket FD (taken in every case) with PG's
- * server TLS context, store, writer and CISS key; *PG->cfg's [web] limits
- * are read at start. NULL with a message in ERR.
+ * server TLS context, store, writer and CISS key; PG->cfg's [web] limits are
+ * read at each use (a reload's hold from then on). NULL with a message in
+ * ERR.
  */
 struct web_server *web_server_new(struct popgate *pg, int fd, char *err, size_t errlen);
 

@@ -4,8 +4,8 @@
  * worker sends, the job and setup decoders what a worker is given; the
  * query decoder a worker's DNS question, the answer decoder what a worker
  * is given back. They read nested fields (a job's profile, a verdict's
- * results) and skip unknown optional ones; a verdict's fuzzy fingerprint is
- * checked whole.
+ * results, its archive fields and CISS facts) and skip unknown optional
+ * ones; a verdict's fuzzy fingerprint is checked whole.
  *
  * Owns: nothing. Must never: accept a frame the encoders could not have
  * produced. Beyond the sanitizers it checks three properties and aborts on a
@@ -14,6 +14,7 @@
  * one byte is "incomplete", never an error or a success; and what is
  * consumed is never more than what was given.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,7 +49,7 @@ static void fuzz_job(const uint8_t *data, size_t size)
 	if (strcmp(job.id, again.id) != 0 || strcmp(job.account, again.account) != 0 ||
 	    strcmp(job.provider_host, again.provider_host) != 0 ||
 	    job.received_at != again.received_at || job.source != again.source ||
-	    job.owner.user_id != again.owner.user_id ||
+	    job.archive != again.archive || job.owner.user_id != again.owner.user_id ||
 	    job.owner.account_id != again.owner.account_id ||
 	    (job.envelope.sender == NULL) != (again.envelope.sender == NULL) ||
 	    job.envelope.recipient_count != again.envelope.recipient_count ||
@@ -66,6 +67,37 @@ static void fuzz_job(const uint8_t *data, size_t size)
 	proto_job_clear(&again);
 	proto_job_clear(&job);
 	free(frame);
+}
+
+static bool fuzz_same_text(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Whether the archive fields A and B (either NULL) are the same, and A's
+ * pass the encoder's rules. */
+static bool fuzz_same_archive(const struct depot_fields *a, const struct depot_fields *b)
+{
+	const char *err;
+
+	if (a == NULL || b == NULL)
+		return a == b;
+	if (!proto_archive_fields_valid(a, &err) || !fuzz_same_text(a->sender, b->sender) ||
+	    !fuzz_same_text(a->subject, b->subject) ||
+	    !fuzz_same_text(a->message_id, b->message_id) || a->date != b->date ||
+	    !fuzz_same_text(a->headers, b->headers) || !fuzz_same_text(a->body, b->body) ||
+	    !fuzz_same_text(a->attachment_text, b->attachment_text) ||
+	    a->recipient_count != b->recipient_count || a->attachment_count != b->attachment_count)
+		return false;
+	for (size_t i = 0; i < a->recipient_count; i++) {
+		if (strcmp(a->recipients[i], b->recipients[i]) != 0)
+			return false;
+	}
+	for (size_t i = 0; i < a->attachment_count; i++) {
+		if (strcmp(a->attachments[i], b->attachments[i]) != 0)
+			return false;
+	}
+	return true;
 }
 
 static void fuzz_verdict(const uint8_t *data, size_t size)
@@ -106,7 +138,11 @@ static void fuzz_verdict(const uint8_t *data, size_t size)
 	    (verdict.sender == NULL) != (again.sender == NULL) ||
 	    verdict.fingerprint.present != again.fingerprint.present ||
 	    memcmp(verdict.fingerprint.minhash, again.fingerprint.minhash,
-		   sizeof(verdict.fingerprint.minhash)) != 0)
+		   sizeof(verdict.fingerprint.minhash)) != 0 ||
+	    !fuzz_same_archive(verdict.archive_fields, again.archive_fields) ||
+	    verdict.ciss.present != again.ciss.present || verdict.ciss.flags != again.ciss.flags ||
+	    (verdict.ciss.subject == NULL) != (again.ciss.subject == NULL) ||
+	    (verdict.ciss.subject != NULL && strcmp(verdict.ciss.subject, again.ciss.subject) != 0))
 		abort();
 	for (size_t i = 0; i < verdict.result_count; i++) {
 		const struct pipeline_result *a = &verdict.results[i];

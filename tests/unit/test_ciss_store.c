@@ -334,6 +334,12 @@ static void test_answer_releases_all(void **state)
 	assert_int_equal(test_query_int(f->store, "SELECT answered_at FROM ciss_challenge"),
 			 NOW + 10);
 
+	/* The administrator's trust releases a sender's held mail the same way. */
+	assert_int_equal(store_ciss_release_sender(f->store, 1, "AMY@example.org"), 1);
+	assert_int_equal(state_of(f, HELD_OTHER), MESSAGE_DELIVERY);
+	assert_int_equal(store_ciss_release_sender(f->store, 1, "amy@example.org"), 0);
+	assert_int_equal(state_of(f, HELD_USER2), MESSAGE_CHALLENGED);
+
 	/* Single use. */
 	assert_int_equal(store_ciss_challenge_answer(f->store, id, nonce, NOW + 20, &released),
 			 CISS_ANSWER_ANSWERED);
@@ -386,6 +392,62 @@ static void test_answer_inside_transaction(void **state)
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM ciss_held"), 0);
 }
 
+/* Held messages whose time is up go to the quarantine, with the reason in
+ * their verdict, or away; the younger ones stay held; the listing shows
+ * what is held. */
+static void test_held_expire(void **state)
+{
+	struct test_store *f = *state;
+	char(*ids)[SPOOL_ID_LEN + 1] = NULL;
+	struct ciss_held *list;
+	size_t count;
+
+	hold(f, HELD_1, 10, 1, "joe@example.net");
+	hold(f, HELD_2, 10, 1, "amy@example.org");
+	hold(f, HELD_USER2, 20, 2, "joe@example.net");
+	test_exec_sql(f->store, "UPDATE message SET state_changed_at = 100 WHERE id IN ('" HELD_1
+				"', '" HELD_USER2 "')");
+	assert_int_equal(store_ciss_held_list(f->store, 0, &list, &count), 0);
+	assert_int_equal(count, 3);
+	store_ciss_held_list_free(&list, count);
+	assert_int_equal(store_ciss_held_list(f->store, 2, &list, &count), 0);
+	assert_int_equal(count, 1);
+	assert_string_equal(list[0].message_id, HELD_USER2);
+	assert_string_equal(list[0].user_name, "bob");
+	assert_string_equal(list[0].sender, "joe@example.net");
+	store_ciss_held_list_free(&list, count);
+
+	/* HELD_USER2 away (with its body to remove), as the setting says. */
+	test_exec_sql(f->store,
+		      "UPDATE message SET state_changed_at = 200 WHERE id = '" HELD_1 "'");
+	assert_int_equal(
+	    store_ciss_held_expire(f->store, 150, CISS_HOLD_EXPIRY_DELETE, 14, &ids, &count), 1);
+	assert_int_equal(count, 1);
+	assert_string_equal(ids[0], HELD_USER2);
+	free(ids);
+	assert_int_equal(
+	    test_query_int(f->store, "SELECT count(*) FROM message WHERE id = '" HELD_USER2 "'"),
+	    0);
+	/* HELD_1 to the quarantine; HELD_2 (held now) stays. */
+	assert_int_equal(
+	    store_ciss_held_expire(f->store, 300, CISS_HOLD_EXPIRY_QUARANTINE, 14, &ids, &count),
+	    1);
+	assert_int_equal(count, 0);
+	assert_null(ids);
+	assert_int_equal(state_of(f, HELD_1), MESSAGE_QUARANTINE);
+	assert_int_equal(state_of(f, HELD_2), MESSAGE_CHALLENGED);
+	assert_int_equal(
+	    test_query_int(f->store,
+			   "SELECT count(*) FROM message WHERE id = '" HELD_1
+			   "' AND verdict_action = 'quarantine' AND verdict_reasons LIKE"
+			   " '%no answer to the challenge within 14 days: to the quarantine%'"),
+	    1);
+	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM ciss_held"), 1);
+	assert_int_equal(store_ciss_held_list(f->store, 0, &list, &count), 0);
+	assert_int_equal(count, 1);
+	store_ciss_held_list_free(&list, count);
+}
+
 /* Deleting a user takes its trusted senders and challenges with it. */
 static void test_user_gone(void **state)
 {
@@ -417,6 +479,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_answer_expired, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_answer_inside_transaction, setup,
 					    test_store_teardown),
+	    cmocka_unit_test_setup_teardown(test_held_expire, setup, test_store_teardown),
 	    cmocka_unit_test_setup_teardown(test_user_gone, setup, test_store_teardown),
 	};
 

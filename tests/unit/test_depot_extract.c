@@ -202,10 +202,10 @@ static void test_header_fields(void **state)
 	assert_string_equal(f.subject, "Grüße aus Köln");
 	assert_int_equal(f.date, 1796115600);
 	assert_string_equal(f.message_id, "abc.123@example.org");
-	assert_non_null(strstr(f.headers, "From: Jörg Müller Joerg.Mueller@Example.ORG\n"));
+	assert_non_null(strstr(f.headers, "From: Jörg Müller <Joerg.Mueller@Example.ORG>\n"));
 	assert_non_null(strstr(f.headers, "Subject: Grüße aus Köln\n"));
-	assert_non_null(strstr(f.headers, "Reply-To: Replies replies@example.org\n"));
-	assert_non_null(strstr(f.headers, "Ann ann@example.com"));
+	assert_non_null(strstr(f.headers, "Reply-To: Replies <replies@example.org>\n"));
+	assert_non_null(strstr(f.headers, "Cc: team: Ann <ann@example.com>, bob@example.com;\n"));
 	/* Bcc is nobody's header text. */
 	assert_null(strstr(f.headers, "hidden"));
 	assert_string_equal(f.body, "hello\n");
@@ -214,6 +214,42 @@ static void test_header_fields(void **state)
 	depot_fields_free(&f);
 	depot_fields_free(&f);
 	depot_fields_free(NULL);
+}
+
+/* Encoded words are decoded here, with only the converters mime_init
+ * loaded: a character split between two words, whitespace between words
+ * dropped (not between a word and text), a charset without a loaded
+ * converter (CP437) kept where its bytes are UTF-8 and replaced where not,
+ * broken words left as they are, raw 8-bit text read as Latin-1. */
+static void test_encoded_words(void **state)
+{
+	static const struct {
+		const char *subject;
+		const char *expect;
+	} cases[] = {
+	    {"=?utf-8?Q?=C3?= =?UTF-8?Q?=A4?=", "ä"},
+	    {"=?utf-8?B?w6Q=?=\r\n =?iso-8859-1?q?=F6?= x =?utf-8*de?q?=C3=BC_y?=", "äö x ü y"},
+	    {"=?CP437?Q?=81ber?= ok", "\xef\xbf\xbd"
+				      "ber ok"},
+	    {"=?utf-8?Q?no end", "=?utf-8?Q?no end"},
+	    {"=?utf-8?X?abc?= =??Q?a?=", "=?utf-8?X?abc?= =??Q?a?="},
+	    {"=?koi8-r?B?8NLJ18XU?=,\tfolded\r\n line", "Привет, folded line"},
+	    {"caf\xe9 \xc3\xa9", "café é"},
+	    {"   ", ""},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *message =
+		    xasprintf("From: a@example.org\r\nSubject: %s\r\n\r\nx\r\n", cases[i].subject);
+		struct depot_fields f;
+
+		test_extract(message, strlen(message), &f);
+		if (strcmp(f.subject, cases[i].expect) != 0)
+			fail_msg("case %zu: \"%s\" != \"%s\"", i, f.subject, cases[i].expect);
+		depot_fields_free(&f);
+		free(message);
+	}
 }
 
 static void test_bad_date_and_missing(void **state)
@@ -345,6 +381,53 @@ static void test_attachments(void **state)
 	assert_string_equal(f.body, "the body\n");
 	assert_string_equal(f.attachment_text, "name;amount\nInvoice;42\n");
 	depot_fields_free(&f);
+}
+
+/* File names decoded here: RFC 2231 pieces put together (encoded or not,
+ * in their order), quoted names with escapes and ';', a charset without
+ * a loaded converter replaced, a name in Content-Type when the disposition
+ * has none; parameters that only look alike ignored. */
+static void test_file_names(void **state)
+{
+	static const struct {
+		const char *headers;
+		const char *expect;
+	} cases[] = {
+	    {"Content-Disposition: attachment;\r\n filename*1=\"sse.txt\";\r\n"
+	     " filename*0*=utf-8'de'Gr%C3%BC",
+	     "Grüsse.txt"},
+	    {"Content-Disposition: attachment; filename=\"a \\\"b\\\"; c.txt\"", "a \"b\"; c.txt"},
+	    {"Content-Disposition: attachment; filename*=cp437''%81ber.txt", "\xef\xbf\xbd"
+									     "ber.txt"},
+	    {"Content-Disposition: inline\r\nContent-Type: text/plain; name=plain.txt",
+	     "plain.txt"},
+	    {"Content-Disposition: attachment; xfilename=no.txt; filenames=no.txt;"
+	     " filename*9=no.txt; filename*x*=no.txt\r\nContent-Type: text/plain; name=\"yes.txt\"",
+	     "yes.txt"},
+	    {"Content-Disposition: attachment; filename=\"=?iso-8859-1?Q?K=F6ln.txt?=\"",
+	     "Köln.txt"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *message = xasprintf("From: a@example.org\r\n"
+					  "Content-Type: multipart/mixed; boundary=\"b\"\r\n"
+					  "\r\n"
+					  "--b\r\n"
+					  "%s\r\n"
+					  "\r\n"
+					  "content\r\n"
+					  "--b--\r\n",
+					  cases[i].headers);
+		struct depot_fields f;
+
+		test_extract(message, strlen(message), &f);
+		if (f.attachment_count != 1 || strcmp(f.attachments[0], cases[i].expect) != 0)
+			fail_msg("case %zu: %zu names, \"%s\"", i, f.attachment_count,
+				 f.attachment_count > 0 ? f.attachments[0] : "");
+		depot_fields_free(&f);
+		free(message);
+	}
 }
 
 static void test_documents(void **state)
@@ -633,17 +716,20 @@ static void test_corpus_all(void **state)
 /*
  * In a confined process (the worker's seccomp filter), after mime_init:
  * every message of spam-2 and hard-ham-1 (odd charsets, HTML, broken MIME),
- * a KOI8-R and Windows-1252 message and an .odt give exactly the fields
- * they give unconfined, and nothing kills the process.
+ * a KOI8-R and Windows-1252 message (with words and a file name in
+ * charsets whose converters are not loaded: replaced alike) and an .odt
+ * give exactly the
+ * fields they give unconfined, and nothing kills the process.
  */
 static void test_confined(void **state)
 {
 	static const char *const groups[] = {"spam-2", "hard-ham-1"};
 	static const char *const odt_names[] = {"content.xml"};
 	static const char *const odt_texts[] = {"<text:p>Vertrag</text:p>"};
-	static const char charsets[] = "From: a@example.org\n"
-				       "Subject: =?koi8-r?B?8NLJ18XU?=\n"
+	static const char charsets[] = "From: =?CP437?Q?=81ber?= <a@example.org>\n"
+				       "Subject: =?koi8-r?B?8NLJ18XU?= =?ISO-8859-10?Q?=E6?=\n"
 				       "Content-Type: text/plain; charset=windows-1252\n"
+				       "Content-Disposition: inline; filename*=cp437''%81ber.txt\n"
 				       "\n"
 				       "\x93quoted\x94\n";
 	struct depot_fields *expected;
@@ -667,8 +753,9 @@ static void test_confined(void **state)
 	expected = xcalloc(count, sizeof(*expected));
 	for (size_t i = 0; i < count; i++)
 		test_extract(data[i], lens[i], &expected[i]);
-	assert_string_equal(expected[count - 2].subject, "Привет");
-	assert_string_equal(expected[count - 2].body, "\u201cquoted\u201d\n");
+	assert_string_equal(expected[count - 2].subject, "Привет\xef\xbf\xbd");
+	assert_string_equal(expected[count - 2].attachment_text, "\u201cquoted\u201d\n");
+	assert_string_equal(expected[count - 2].attachments[0], "\ufffdber.txt");
 	assert_string_equal(expected[count - 1].attachment_text, "Vertrag\n");
 	fflush(NULL);
 	pid = fork();
@@ -707,10 +794,12 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_header_fields),
+	    cmocka_unit_test(test_encoded_words),
 	    cmocka_unit_test(test_bad_date_and_missing),
 	    cmocka_unit_test(test_transfer_encodings_nested),
 	    cmocka_unit_test(test_html_only),
 	    cmocka_unit_test(test_attachments),
+	    cmocka_unit_test(test_file_names),
 	    cmocka_unit_test(test_documents),
 	    cmocka_unit_test(test_document_bounds),
 	    cmocka_unit_test(test_bounds),

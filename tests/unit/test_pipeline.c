@@ -7,8 +7,9 @@
  * the main process cannot hand over, a worker given a job without exactly
  * one body descriptor, the setup frame and the Bayes database it hands over,
  * the workers replaced when that database changes, the back-off for
- * workers that die at start, and the virus scan before the worker (a fake
- * clamd in a thread).
+ * workers that die at start, the virus scan before the worker (a fake
+ * clamd in a thread), and the archive's fields a confined worker extracts
+ * for a job that asks (charsets converted, an office document read).
  *
  * Owns: a temp data folder per test (removed at the end) and the spawner
  * it starts (reaped before a test ends; the spawner reaps the workers).
@@ -46,6 +47,7 @@
 
 #include "core/resolver.h"
 #include "core/util.h"
+#include "depot/depot.h"
 #include "filters/bayes.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/proto.h"
@@ -78,6 +80,9 @@ struct test_verdict {
 	size_t profile_filters;		       /* its profile's filter count, or 0 */
 	char first_filter[FILTER_NAME_MAX + 1]; /* and its first filter */
 	char *scan;				/* the virus scan's reason, or NULL */
+	/* The archive's fields, "sender|recipients|subject|date|names|body|
+	 * attachment text", or NULL for none. */
+	char *archive;
 };
 
 struct test_ctx {
@@ -124,6 +129,15 @@ static void test_on_verdict(const struct pipeline_verdict *verdict, void *arg)
 	copy->reason = verdict->reason != NULL ? xstrdup(verdict->reason) : NULL;
 	if (verdict->scan != NULL)
 		copy->scan = xasprintf("%s:%s", verdict->scan->name, verdict->scan->reason);
+	if (verdict->archive_fields != NULL) {
+		const struct depot_fields *f = verdict->archive_fields;
+
+		copy->archive = xasprintf(
+		    "%s|%zu:%s|%s|%lld|%zu:%s|%s|%s", f->sender != NULL ? f->sender : "-",
+		    f->recipient_count, f->recipient_count > 0 ? f->recipients[0] : "-",
+		    f->subject != NULL ? f->subject : "-", (long long)f->date, f->attachment_count,
+		    f->attachment_count > 0 ? f->attachments[0] : "-", f->body, f->attachment_text);
+	}
 	copy->had_job = verdict->job != NULL && strcmp(verdict->job->id, verdict->id) == 0;
 	if (verdict->job != NULL && verdict->job->profile != NULL) {
 		copy->profile_filters = verdict->job->profile->filter_count;
@@ -347,6 +361,7 @@ static int test_teardown(void **state)
 		free(ctx->verdicts[i].results);
 		free(ctx->verdicts[i].reason);
 		free(ctx->verdicts[i].scan);
+		free(ctx->verdicts[i].archive);
 	}
 	event_base_free(ctx->base);
 	test_dir_remove(ctx->dir);
@@ -388,6 +403,81 @@ static void test_deliver(void **state)
 	pipeline_free(&ctx->pipeline);
 	assert_null(ctx->pipeline);
 	test_expect_no_children();
+}
+
+/*
+ * A job that asks for the archive's fields gets them from its (confined)
+ * worker: a KOI8-R subject and a Windows-1252 body converted with the
+ * converters loaded before confinement, an .odt attachment's text read
+ * with libarchive; a job that does not ask gets none. A long message's
+ * fields make a verdict frame longer than any other frame may be.
+ */
+static void test_archive_fields(void **state)
+{
+	static const char body[] =
+	    "From: Anna <Anna@Example.org>\r\n"
+	    "To: alice@example.net\r\n"
+	    "Subject: =?koi8-r?B?8NLJ18XU?=\r\n"
+	    "Date: Sat, 28 Nov 2026 02:14:13 +0000\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"b\"\r\n"
+	    "\r\n"
+	    "--b\r\n"
+	    "Content-Type: text/plain; charset=windows-1252\r\n"
+	    "\r\n"
+	    "\x93quoted\x94\r\n"
+	    "--b\r\n"
+	    "Content-Type: application/vnd.oasis.opendocument.text\r\n"
+	    "Content-Disposition: attachment; filename=\"vertrag.odt\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n"
+	    "\r\n"
+	    "UEsDBBQAAAAIAAAAIVwBwUvcOgAAAFgAAAALAAAAY29udGVudC54bWyzyU9Ly0xOtSpJrSixswGR\r\n"
+	    "VgV2YalFJUWJ6QpqibkF1gqOeTmJ6ak2+lBJmKLg1MySVAUjhLg+slEAUEsBAhQDFAAAAAgAAAAh\r\n"
+	    "XAHBS9w6AAAAWAAAAAsAAAAAAAAAAAAAAIABAAAAAGNvbnRlbnQueG1sUEsFBgAAAAABAAEAOQAA\r\n"
+	    "AGMAAAAAAA==\r\n"
+	    "--b--\r\n";
+	size_t long_len = 2 * DEPOT_TEXT_MAX;
+	char *long_body = xmalloc(long_len + 64);
+	struct test_ctx *ctx = *state;
+	char ids[3][SPOOL_ID_LEN + 1];
+
+	strcpy(long_body, "From: a@example.org\r\n\r\n");
+	for (size_t i = strlen(long_body); i < long_len; i += 6)
+		memcpy(long_body + i, "words ", 6);
+	long_body[long_len] = '\0';
+	test_pipeline_new(ctx, NULL, 1, 10);
+	for (int i = 0; i < 3; i++) {
+		struct pipeline_job job;
+		char *path = test_body_path(ctx, ids[i]);
+
+		test_write_file(path, i == 2 ? long_body : body);
+		free(path);
+		test_job_make(&job, ids[i], "alice@example.net");
+		job.archive = i != 1;
+		assert_int_equal(pipeline_submit(ctx->pipeline, &job), 0);
+	}
+	assert_false(test_run(ctx, 3, 10000));
+	for (size_t v = 0; v < 3; v++) {
+		const struct test_verdict *verdict = &ctx->verdicts[v];
+
+		assert_int_equal(verdict->outcome, PIPELINE_JUDGED);
+		if (strcmp(verdict->id, ids[1]) == 0) {
+			assert_null(verdict->archive);
+			continue;
+		}
+		if (strcmp(verdict->id, ids[2]) == 0) {
+			assert_non_null(verdict->archive);
+			assert_true(strlen(verdict->archive) > DEPOT_TEXT_MAX - 6);
+			assert_true(strlen(verdict->archive) > PROTO_PAYLOAD_MAX);
+			continue;
+		}
+		assert_string_equal(verdict->id, ids[0]);
+		assert_non_null(verdict->archive);
+		assert_string_equal(verdict->archive,
+				    "anna@example.org|1:alice@example.net|Привет|"
+				    "1795832053|1:vertrag.odt|\u201cquoted\u201d\n|"
+				    "Vertrag & Anlage\nSeite 2\n");
+	}
+	free(long_body);
 }
 
 /* What users typed cannot break out of the header's tokens or lines. */
@@ -1693,6 +1783,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_deliver, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_trace_header_sanitised, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_archive_fields, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_duplicates_ignored, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_workers_confined, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_needs_one_body, test_setup, test_teardown),
