@@ -341,7 +341,7 @@ def test_challenge_answer_release_and_trust(ciss_env, browser):
         b"first contact", b"follow-up"]
     assert len(challenges_to(env, STRANGER)) == 1
     listed = json.loads(ok(ctl("--json", "ciss", "list", config=env.config)))
-    assert [(t["user"], t["address"], t["via"]) for t in listed] == [
+    assert [(t["user"], t["sender"], t["known_by"]) for t in listed] == [
         (USER, STRANGER, "answer")]
 
     # Single use: the link answers once.
@@ -567,9 +567,9 @@ def test_trust_untrust_list(ciss_env):
     refused(ctl("ciss", "trust", "nobody", "pal@sender.test", config=config), "no user")
     refused(ctl("ciss", "trust", USER, "not an address", config=config), "")
     listed = json.loads(ok(ctl("--json", "ciss", "list", config=config)))
-    assert [(t["user"], t["address"], t["via"]) for t in listed] == [
+    assert [(t["user"], t["sender"], t["known_by"]) for t in listed] == [
         (USER, "pal@sender.test", "admin")]
-    assert "pal@sender.test" in ok(ctl("ciss", "list", "--user", USER, config=config))
+    assert "pal@sender.test" in ok(ctl("ciss", "list", USER, config=config))
     _, state = deliver_and_fetch(env, message("from a pal", sender="pal@sender.test"))
     assert state == "delivery"
     ok(ctl("ciss", "untrust", USER, "pal@sender.test", config=config))
