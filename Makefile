@@ -54,7 +54,7 @@ FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/core/policy.
 	src/ciss/token.c src/web/request.c
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy bench-filter clean format
+.PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy bench-filter bench-ciss clean format
 
 all: $(BUILD)/popgate $(BUILD)/popgatectl
 
@@ -118,6 +118,12 @@ bench-accuracy: deps-test
 bench-filter: deps-test
 	$(MAKE) build/release/popgate build/release/popgatectl
 	POPGATE_BIN=$(abspath build/release/popgate) /usr/bin/python3 bench/filter.py
+
+# Challenge-response on the SpamAssassin corpus's spam: challenges sent and
+# suppressed, by reason (bench/ciss.py).
+bench-ciss: deps-test
+	$(MAKE) build/release/popgate build/release/popgatectl
+	POPGATE_BIN=$(abspath build/release/popgate) /usr/bin/python3 bench/ciss.py
 
 format:
 	clang-format -i $(shell find src tests -name '*.[ch]')
