@@ -194,9 +194,11 @@ def link_of(challenge):
 
 
 def quarantine_reason(env, message_id):
-    """What `queue show` says about MESSAGE_ID's verdict, as one text."""
+    """The CISS decision `queue show` gives for MESSAGE_ID."""
     shown = json.loads(ok(ctl("--json", "queue", "show", message_id, config=env.config)))
-    return json.dumps(shown["verdict"])
+    reasons = [f["reason"] for f in shown["verdict"]["filters"] if f["name"] == "ciss"]
+    assert len(reasons) == 1, shown
+    return reasons[0]
 
 
 def assert_quarantined_unchallenged(env, data, reason):
@@ -206,8 +208,8 @@ def assert_quarantined_unchallenged(env, data, reason):
     assert state == "quarantine", (state, env.gate.log_tail())
     why = quarantine_reason(env, message_id)
     assert re.search(reason, why, re.I), why
-    # The relay had time to send one, had one been made.
-    env.gate.wait_event("ciss", timeout=WAIT)
+    # A challenge is recorded with the decision; the relay had time to send
+    # one, had one been made.
     time.sleep(1)
     assert env.sink.messages == []
     assert env.gate.db_query("SELECT count(*) FROM ciss_challenge") == [(0,)]
@@ -392,7 +394,9 @@ def test_expired_and_forged_links_are_refused(ciss_env):
 # ---------------------------------------------------------------- G4: no backscatter
 
 def test_g4_null_sender(ciss_env):
-    assert_quarantined_unchallenged(ciss_env, message("bounce", sender=""), r"null sender")
+    assert_quarantined_unchallenged(
+        ciss_env, message("bounce", sender="", from_header="mailer-daemon@sender.test"),
+        r"null sender")
 
 
 def test_g4_auto_submitted(ciss_env):
@@ -406,7 +410,7 @@ def test_g4_precedence(ciss_env, precedence):
     assert_quarantined_unchallenged(
         ciss_env, message(f"precedence {precedence}",
                           extra=f"Precedence: {precedence}\r\n"),
-        rf"precedence.{{0,4}}{precedence}")
+        r"bulk mail \(Precedence")
 
 
 def test_g4_list_id(ciss_env):
@@ -423,11 +427,12 @@ def test_g4_spf_fail(ciss_env):
 
 
 def test_g4_dkim_not_aligned(ciss_env):
-    """Signed, validly, by other.test while From says sender.test: the
-    signature does not vouch for the From domain."""
-    data = delivered(SENDER_ADDRESS, STRANGER,
+    """Signed, validly, by other.test while From says sender.test, sent from
+    an envelope domain without an SPF record (a list or a forwarder's
+    bounce address): nothing vouches for the From domain."""
+    data = delivered(SENDER_ADDRESS, "bounces@other.test",
                      dkim_signed(ciss_env.pem, "other.test", body("not aligned")))
-    assert_quarantined_unchallenged(ciss_env, data, r"dkim")
+    assert_quarantined_unchallenged(ciss_env, data, r"DKIM does not align")
 
 
 def test_g4_our_own_challenge(ciss_env):
@@ -439,8 +444,12 @@ def test_g4_our_own_challenge(ciss_env):
     ours = wait_challenge(env)["data"]
     env.sink.messages.clear()
     env.gate.db_write("DELETE FROM ciss_challenge")
-    data = b"Return-Path: <>\r\n" + ours
-    assert_quarantined_unchallenged(env, data, r"challenge")
+    # As delivered with an envelope sender (a relay rewrote it), and without
+    # its Auto-Submitted line: only the challenge's own header marks it.
+    ours = re.sub(rb"(?im)^Auto-Submitted:[^\r]*\r\n", b"", ours)
+    assert b"X-Popgate-Challenge" in ours
+    data = f"Return-Path: <{STRANGER}>\r\n".encode() + ours
+    assert_quarantined_unchallenged(env, data, r"a challenge itself")
 
 
 def test_g4_same_sender_within_the_period(ciss_env):
