@@ -162,17 +162,19 @@ def judged(gate, message_id):
 
 
 def deliver_and_fetch(env, data):
-    """DATA put at the provider and fetched: (id, state) once judged."""
+    """DATA put at the provider and fetched (the pickup that starts the fetch
+    takes what was delivered before): (id, state) once judged."""
     env.provider.deliver(LOGIN, data)
-    assert fetch(env) == []
+    fetch(env)
     message_id, _ = newest_message(env.gate)
     return message_id, judged(env.gate, message_id)
 
 
 def challenges_to(env, address):
-    """The messages the sink accepted for ADDRESS."""
+    """The challenges (from the null sender) the sink accepted for ADDRESS;
+    a user's own mail to ADDRESS is not one."""
     with env.sink.lock:
-        return [m for m in env.sink.messages if address in m["rcpts"]]
+        return [m for m in env.sink.messages if address in m["rcpts"] and m["from"] == "<>"]
 
 
 def wait_challenge(env, address=STRANGER, count=1):
@@ -194,11 +196,12 @@ def link_of(challenge):
 
 
 def quarantine_reason(env, message_id):
-    """The CISS decision `queue show` gives for MESSAGE_ID."""
+    """The last CISS decision `queue show` gives for MESSAGE_ID (an expiry
+    follows the challenge)."""
     shown = json.loads(ok(ctl("--json", "queue", "show", message_id, config=env.config)))
     reasons = [f["reason"] for f in shown["verdict"]["filters"] if f["name"] == "ciss"]
-    assert len(reasons) == 1, shown
-    return reasons[0]
+    assert reasons, shown
+    return reasons[-1]
 
 
 def assert_quarantined_unchallenged(env, data, reason):
@@ -294,7 +297,8 @@ def test_challenge_answer_release_and_trust(ciss_env, browser):
     # The challenge: from the null sender, through the relay to the sender's
     # MX (the sink), naming the recipient and the subject, with the link.
     challenge = wait_challenge(env)
-    assert challenge["from"] == "<>"      # aiosmtpd's spelling of the null sender
+    # "<>": aiosmtpd's spelling of the null sender.
+    assert [m["from"] for m in env.sink.messages] == ["<>"]
     assert challenge["rcpts"] == [STRANGER]
     mail = parsed(challenge["data"])
     text = mail.get_body(("plain",)).get_content()
@@ -607,7 +611,8 @@ def test_held_messages_expire(ciss_env, expiry):
     gate.restart()            # the housekeeping runs at the start
     if expiry == "quarantine":
         gate.wait_message_state(old, "quarantine", timeout=WAIT)
-        assert re.search(r"expired|unanswered|held", quarantine_reason(env, old), re.I)
+        assert re.search(r"no answer to the challenge within 2 days",
+                         quarantine_reason(env, old))
     else:
         gate.wait_message_state(old, None, timeout=WAIT)
         itutil.wait_until(lambda: not os.path.exists(
