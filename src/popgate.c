@@ -69,6 +69,7 @@
 #include "core/tls.h"
 #include "core/util.h"
 #include "filters/rules.h"
+#include "pipeline/archiver.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/route.h"
 #include "pipeline/spawner.h"
@@ -575,6 +576,13 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	pg.writer = writer_new(pg.base, DATA_HERE, err, sizeof(err));
 	if (pg.writer == NULL)
 		goto fail_log;
+	if (cfg->depot_enabled) {
+		pg.archiver =
+		    archiver_new(pg.base, DATA_HERE, cfg->depot_batch,
+				 cfg->depot_checkpoint_interval, &pg.cfg, err, sizeof(err));
+		if (pg.archiver == NULL)
+			goto fail_log;
+	}
 	pg.fetcher = fetcher_new(&pg);
 	pg.auth = auth_new(&pg);
 	/* popgatectl seals transport rules' AUTH passwords to this key. */
@@ -650,6 +658,9 @@ cleanup:
 	control_free(&control);
 	pop3_server_free(&pg.pop3);
 	smtp_server_free(&pg.smtp);
+	/* Before the offload threads and the writer its completions go on to:
+	 * what it has not finished stays in processing for the next start. */
+	archiver_free(&pg.archiver);
 	relay_stop(pg.relay); /* its clients read bodies through the offload threads */
 	offload_free(&pg.offload); /* before auth: its jobs point at login requests */
 	sign_outbound_drop_pending(); /* the DKIM jobs offload_free dropped */

@@ -24,6 +24,7 @@ struct resolver;
 struct writer;
 struct relay;
 struct web_server;
+struct archiver;
 
 struct popgate {
 	struct popgate_config *cfg;
@@ -47,6 +48,7 @@ struct popgate {
 	struct writer *writer;	 /* spool fsyncs and commits off the loop (store/writer.h) */
 	struct relay *relay;	 /* outbound delivery (smtp/relay.h) */
 	struct web_server *web;	 /* the HTTPS sender page (web/server.h); NULL when off */
+	struct archiver *archiver; /* MailDepot (pipeline/archiver.h); NULL: [depot] off */
 };
 
 #endif

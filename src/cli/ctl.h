@@ -165,10 +165,17 @@ CTL_RUN(ctl_bayes_learn);
 CTL_RUN(ctl_filter_list);
 CTL_RUN(ctl_filter_bench);
 
+/* ctl_depot_search.c */
+CTL_RUN(ctl_depot_search);
+CTL_RUN(ctl_depot_show);
+CTL_RUN(ctl_depot_export);
+CTL_RUN(ctl_depot_restore);
+
 /* Message files named on a command line (ctl_bayes.c; filter rules uses
  * them too). */
 struct ctl_bayes_files {
 	char **paths;
+	bool *in_maildir; /* PATHS[i] is a file of a maildir's cur/ or new/ */
 	size_t count;
 	size_t capacity;
 };
@@ -178,15 +185,20 @@ int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files);
 void ctl_bayes_files_free(struct ctl_bayes_files *files);
 
 /*
- * Calls FN for each message of the file DATA (LEN bytes): the whole file,
- * or each message of an mbox (a file whose first line starts "From "; a
- * message ends where a line starting "From " follows an empty line).
+ * Calls FN for each message of the file DATA (LEN bytes), at most
+ * FILTER_BODY_MAX bytes of it: the whole file, or each message of an mbox
+ * (core/mbox.h; the From_ line included, the body as it is in the file).
  */
 void ctl_bayes_messages(const char *data, size_t len,
 			void (*fn)(const char *message, size_t len, void *arg), void *arg);
 
 /* ctl_rules.c */
 CTL_RUN(ctl_filter_rules);
+/* ctl_depot_import.c */
+CTL_RUN(ctl_depot_import);
+CTL_RUN(ctl_depot_retention);
+CTL_RUN(ctl_depot_hold);
+CTL_RUN(ctl_depot_expire);
 /* ctl_depot.c */
 CTL_RUN(ctl_depot_verify);
 CTL_RUN(ctl_depot_checkpoint);

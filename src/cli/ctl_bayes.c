@@ -27,6 +27,7 @@
 
 #include "cli/ctl.h"
 #include "cli/output.h"
+#include "core/mbox.h"
 #include "core/util.h"
 #include "filters/bayes.h"
 #include "filters/filter.h"
@@ -35,12 +36,15 @@
 /* Message files one command looks at, all paths together. */
 #define CTL_BAYES_FILES_MAX 1000000
 
-static void ctl_bayes_files_add(struct ctl_bayes_files *files, char *path)
+static void ctl_bayes_files_add(struct ctl_bayes_files *files, char *path, bool in_maildir)
 {
 	if (files->count == files->capacity) {
 		files->capacity = files->capacity == 0 ? 64 : files->capacity * 2;
 		files->paths = xrealloc(files->paths, files->capacity * sizeof(*files->paths));
+		files->in_maildir =
+		    xrealloc(files->in_maildir, files->capacity * sizeof(*files->in_maildir));
 	}
+	files->in_maildir[files->count] = in_maildir;
 	files->paths[files->count++] = path;
 }
 
@@ -49,6 +53,7 @@ void ctl_bayes_files_free(struct ctl_bayes_files *files)
 	for (size_t i = 0; i < files->count; i++)
 		free(files->paths[i]);
 	free(files->paths);
+	free(files->in_maildir);
 }
 
 static int ctl_bayes_compare(const void *a, const void *b)
@@ -56,8 +61,9 @@ static int ctl_bayes_compare(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Adds the regular files of folder DIR (not its dot files), sorted. */
-static int ctl_bayes_folder(const char *dir, struct ctl_bayes_files *files)
+/* Adds the regular files of folder DIR (not its dot files), sorted; those of
+ * a maildir's cur/ or new/ when IN_MAILDIR. */
+static int ctl_bayes_folder(const char *dir, bool in_maildir, struct ctl_bayes_files *files)
 {
 	DIR *d = opendir(dir);
 	struct dirent *entry;
@@ -73,11 +79,12 @@ static int ctl_bayes_folder(const char *dir, struct ctl_bayes_files *files)
 			continue;
 		path = xasprintf("%s/%s", dir, entry->d_name);
 		if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-			ctl_bayes_files_add(files, path);
+			ctl_bayes_files_add(files, path, in_maildir);
 		else
 			free(path);
 	}
 	closedir(d);
+	/* The flags of one folder's files are all the same: only the paths move. */
 	qsort(files->paths + first, files->count - first, sizeof(char *), ctl_bayes_compare);
 	return 0;
 }
@@ -90,7 +97,7 @@ int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files)
 	if (stat(path, &st) < 0)
 		return ctl_refuse("%s: %s", ctl_clean(path, buf, sizeof(buf)), strerror(errno));
 	if (S_ISREG(st.st_mode)) {
-		ctl_bayes_files_add(files, xstrdup(path));
+		ctl_bayes_files_add(files, xstrdup(path), false);
 		return CTL_OK;
 	}
 	if (!S_ISDIR(st.st_mode))
@@ -102,11 +109,11 @@ int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files)
 
 	if (maildir) {
 		if (stat(cur, &st) == 0)
-			rc = ctl_bayes_folder(cur, files);
+			rc = ctl_bayes_folder(cur, true, files);
 		if (rc == 0 && stat(new_dir, &st) == 0)
-			rc = ctl_bayes_folder(new_dir, files);
+			rc = ctl_bayes_folder(new_dir, true, files);
 	} else {
-		rc = ctl_bayes_folder(path, files);
+		rc = ctl_bayes_folder(path, false, files);
 	}
 	free(cur);
 	free(new_dir);
@@ -118,27 +125,18 @@ int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files)
 void ctl_bayes_messages(const char *data, size_t len,
 			void (*fn)(const char *message, size_t len, void *arg), void *arg)
 {
-	size_t start = 0;
+	struct mbox_message message;
 
-	if (len < 5 || memcmp(data, "From ", 5) != 0) {
+	if (!mbox_is(data, len)) {
 		fn(data, len < FILTER_BODY_MAX ? len : FILTER_BODY_MAX, arg);
 		return;
 	}
-	for (size_t i = 0; i + 6 <= len; i++) {
-		if (i > start && data[i] == '\n' && i >= 1 &&
-		    (data[i - 1] == '\n' ||
-		     (i >= 2 && data[i - 1] == '\r' && data[i - 2] == '\n')) &&
-		    memcmp(data + i + 1, "From ", 5) == 0) {
-			size_t n = i + 1 - start;
+	for (size_t offset = 0; offset < len; offset = message.next) {
+		size_t n;
 
-			fn(data + start, n < FILTER_BODY_MAX ? n : FILTER_BODY_MAX, arg);
-			start = i + 1;
-		}
-	}
-	if (start < len) {
-		size_t n = len - start;
-
-		fn(data + start, n < FILTER_BODY_MAX ? n : FILTER_BODY_MAX, arg);
+		mbox_message_at(data, len, offset, &message);
+		n = message.next - message.start;
+		fn(data + message.start, n < FILTER_BODY_MAX ? n : FILTER_BODY_MAX, arg);
 	}
 }
 

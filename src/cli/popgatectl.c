@@ -409,6 +409,50 @@ static const struct ctl_command ctl_commands[] = {
      "marked as not learnable. The running daemon's workers take the new\n"
      "database.\n",
      ctl_bayes_learn},
+    /* depot: import, retention, holds, expiry (ctl_depot_import.c) */
+    {"depot", "import", "[--user USER] [--direction in|out|import] [--batch N] PATH...",
+     "archive existing mail (mbox, maildir, message files)",
+     "Archives every message of the PATHs: a PATH is a message file, an mbox\n"
+     "(mboxo or mboxrd; its From_ lines and >From quoting are taken off), a\n"
+     "maildir (cur/ and new/) or a folder of message files. A message that\n"
+     "does not parse is archived all the same, with empty fields.\n"
+     "  --user USER   the messages belong to USER: through USER's addresses among\n"
+     "                their sender and recipients, or USER's primary address\n"
+     "                (without it: every assigned address among them, any user's)\n"
+     "  --direction   how the archive files them (default import)\n"
+     "  --batch N     messages archived per transaction (default 1000)\n"
+     "Resumable: run it again after an interruption and it goes on where it\n"
+     "stopped; an input finished before is not read again, and no message is\n"
+     "archived twice. Shows a progress bar on a terminal; prints 'imported N,\n"
+     "already archived M, failed K' (K: inputs that could not be read; then\n"
+     "it exits 1).\n",
+     ctl_depot_import},
+    {"depot", "retention", "set (--domain D | --user U | --default) DAYS | list",
+     "set or list how long archived mail is kept",
+     "  set  keep archived mail of domain D, user U or by default DAYS days\n"
+     "  list show each scope (domain:D, user:U, default) and its days\n"
+     "A message's retention is the longest of its owners' (an owner's: the\n"
+     "longer of its user's and its address domain's, else the default, which\n"
+     "is [depot] retention_days unless --default set one). Each change is\n"
+     "recorded in the archive's chain.\n",
+     ctl_depot_retention},
+    {"depot", "hold",
+     "add (--domain D | --user U | --message SEQ | --all) [--reason TEXT] | del (...) | list",
+     "put archived mail under legal hold, lift a hold, list them",
+     "  add   mail under hold is never expired: that of an owner address in\n"
+     "        domain D, of owner user U, the archived message SEQ, or all of it\n"
+     "  del   lift the hold of that scope (exits 1 if there is none)\n"
+     "  list  show each hold's scope, since when and its reason\n"
+     "Each change is recorded in the archive's chain.\n",
+     ctl_depot_hold},
+    {"depot", "expire", "[--dry-run] [--now DATE]", "remove archived mail past its retention",
+     "Removes every archived message whose retention (see 'depot retention')\n"
+     "has passed and no hold covers: its index rows, its full-text entry and,\n"
+     "when no kept message shares it, its stored bytes. The chain records one\n"
+     "'expire' entry listing the messages, the audit log a 'delete'.\n"
+     "  --dry-run  only say what would be removed\n"
+     "  --now DATE judge as of DATE (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC)\n",
+     ctl_depot_expire},
     /* depot (ctl_depot.c): MailDepot, the archive in <data_dir>/depot */
     {"depot", "verify", "[--checkpoints FILE]", "check that nothing in the archive was changed",
      "Walks the archive's hash chain from its first entry: each entry's hash,\n"
@@ -433,6 +477,62 @@ static const struct ctl_command ctl_commands[] = {
      "dedup_ratio = bytes_raw / bytes_unique; compression_ratio = bytes_unique /\n"
      "bytes_stored.\n",
      ctl_depot_stats},
+    /* depot search and access (ctl_depot_search.c) */
+    {"depot", "search",
+     "[--sender S] [--recipient R] [--subject WORDS] [--text TERMS] [--since DATE] "
+     "[--until DATE] [--owner USER] [--attachment NAME] [--direction in|out|import] "
+     "[--user USER] [--limit N] [--before SEQ]",
+     "search the archive, newest first",
+     "Every option given must hold:\n"
+     "  --sender S        the sender's address\n"
+     "  --recipient R     one of the recipients' addresses (To, Cc, Bcc,\n"
+     "                    Delivered-To)\n"
+     "  --subject WORDS   every word occurs in the subject\n"
+     "  --text TERMS      every word occurs in the subject, headers, text parts or\n"
+     "                    attachment text; a word ending in * is a prefix\n"
+     "                    (invoic*); other punctuation separates words\n"
+     "  --since DATE      Date header on or after DATE (YYYY-MM-DD, UTC, or unix\n"
+     "                    seconds)\n"
+     "  --until DATE      Date header on or before DATE (that whole day)\n"
+     "  --owner USER      archived as mail of USER\n"
+     "  --attachment NAME an attachment's name holds NAME (without case), or\n"
+     "                    matches it whole when it has * ? [ (a glob)\n"
+     "  --direction D     in (fetched), out (sent through the relay), import\n"
+     "  --user USER       search as USER: only the mail of the addresses\n"
+     "                    assigned to USER now (audited as user:USER)\n"
+     "  --limit N         at most N messages (default 50, at most 1000)\n"
+     "  --before SEQ      only messages before SEQ (the next page: the last SEQ\n"
+     "                    shown)\n"
+     "Shows each message's SEQ, Date, direction, sender, subject and size (with\n"
+     "--json also its recipients, owners, attachments, SHA-256 and source).\n"
+     "Expired messages are not found. Every search is recorded in the\n"
+     "archive's audit log.\n",
+     ctl_depot_search},
+    {"depot", "show", "SEQ [--user USER]", "show an archived message's index fields and entry",
+     "Shows the message's index fields (sender, recipients, subject, Date, size,\n"
+     "owners, attachments, SHA-256) and its hash chain entry; never its body.\n"
+     "  --user USER  only if it is mail of USER's addresses\n"
+     "Exits 1 if there is no such message (or it is not USER's).\n",
+     ctl_depot_show},
+    {"depot", "export", "[--user USER] (--eml DIR | --mbox FILE) (SEQ... | SEARCH OPTIONS)",
+     "export archived messages as .eml files or an mbox",
+     "Writes the messages SEQ..., or every message the search options of\n"
+     "'depot search' find (all pages; only N with --limit N), byte for byte\n"
+     "as archived (each checked against its SHA-256):\n"
+     "  --eml DIR    one file DIR/SEQ.eml each (DIR is created if missing)\n"
+     "  --mbox FILE  one mboxrd file (From_ lines, >From quoting)\n"
+     "  --user USER  only mail of USER's addresses\n"
+     "Never overwrites a file. Refused (exit 1) for a message that does not\n"
+     "exist (or is not USER's) before anything is written. Recorded in the\n"
+     "archive's audit log.\n",
+     ctl_depot_export},
+    {"depot", "restore", "SEQ --user USER", "put an archived message into USER's Delivery Queue",
+     "Copies the archived message (checked against its SHA-256) into the\n"
+     "Delivery Queue of USER's provider account: USER's next POP3 pickup gets\n"
+     "it. Refused (exit 1) for a message that is not mail of USER's addresses\n"
+     "and for a user without a provider account. Recorded in the archive's\n"
+     "audit log.\n",
+     ctl_depot_restore},
 };
 
 #define CTL_COMMAND_COUNT (sizeof(ctl_commands) / sizeof(ctl_commands[0]))

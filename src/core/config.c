@@ -35,6 +35,7 @@
 #include "core/config_key.h"
 #include "core/config_section.h"
 #include "core/util.h"
+#include "depot/depot.h"
 #include "filters/clamd.h"
 #include "filters/attachments.h"
 
@@ -150,6 +151,12 @@ const struct config_key config_keys[] = {
 	{"web", "requests_per_minute", CONFIG_INT, CONFIG_FIELD(web_requests_per_minute), 1,
 	 1000000, NULL},
 	{"web", "max_wrong_codes", CONFIG_INT, CONFIG_FIELD(web_max_wrong_codes), 1, 1000, NULL},
+	{"depot", "enabled", CONFIG_BOOL, CONFIG_FIELD(depot_enabled), 0, 0, NULL},
+	{"depot", "retention_days", CONFIG_INT, CONFIG_FIELD(depot_retention_days), 1, 36525, NULL},
+	{"depot", "checkpoint_interval", CONFIG_INT, CONFIG_FIELD(depot_checkpoint_interval), 0,
+	 31536000, NULL},
+	{"depot", "batch", CONFIG_INT, CONFIG_FIELD(depot_batch), 1, 10000, NULL},
+	{"depot", "retry", CONFIG_INT, CONFIG_FIELD(depot_retry), 1, 86400, NULL},
 	{"providers", "allow", CONFIG_ALLOW, 0, 0, 0, NULL},
 };
 
@@ -573,6 +580,11 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->web_connection_deadline = 60;
 	cfg->web_requests_per_minute = 60;
 	cfg->web_max_wrong_codes = 5;
+	cfg->depot_enabled = false;
+	cfg->depot_retention_days = DEPOT_RETENTION_DAYS_DEFAULT;
+	cfg->depot_checkpoint_interval = 3600;
+	cfg->depot_batch = 256;
+	cfg->depot_retry = 60;
 	config_sections_defaults(config_section_types, config_section_type_count, cfg);
 }
 
@@ -671,6 +683,8 @@ static const struct {
     {"pipeline", "workers"},	  {"pipeline", "worker_timeout"},
     {"smtp", "port"},		  {"smtp", "submission_port"},
     {"web", "port"},
+    /* The archiver thread and its settings are made at start-up. */
+    {"depot", "enabled"},	  {"depot", "checkpoint_interval"}, {"depot", "batch"},
 };
 
 /* The entry of config_keys for SECTION and NAME; never NULL for a name of
@@ -704,6 +718,10 @@ size_t config_keep_restart_keys(struct popgate_config *fresh, const struct popga
 			if (*(int *)field == *(const int *)old)
 				continue;
 			*(int *)field = *(const int *)old;
+		} else if (key->type == CONFIG_BOOL) {
+			if (*(bool *)field == *(const bool *)old)
+				continue;
+			*(bool *)field = *(const bool *)old;
 		} else {
 			char **text = (char **)field;
 			const char *old_text = *(char *const *)old;

@@ -143,6 +143,14 @@ struct popgate_config {
 	int web_requests_per_minute; /* 60 per client address (a burst of as many) */
 	int web_max_wrong_codes; /* 5 wrong codes, then the challenge's page is locked */
 
+	/* [depot] (MailDepot: depot/depot.h; the daemon's archiver,
+	 * pipeline/archiver.h) */
+	bool depot_enabled;	       /* no: archive every message passing popgate (restart) */
+	int depot_retention_days;      /* 3653: days an archived message is kept by default */
+	int depot_checkpoint_interval; /* 3600 s between signed checkpoints; 0: none (restart) */
+	int depot_batch;	       /* 256 messages at most per ingest batch (restart) */
+	int depot_retry;	       /* 60 s before a failed archive is tried again (doubling) */
+
 	/* [providers] */
 	char **provider_allow;	/* NULL/empty: any host; else host names or "*.suffix" */
 	size_t provider_allow_count;

@@ -27,6 +27,7 @@
 #include "core/control.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "pipeline/archiver.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/route.h"
 #include "smtp/server.h"
@@ -310,8 +311,12 @@ ssize_t control_resume_processing(struct popgate *pg)
 		char *recipient[1];
 		struct filter_profile profile;
 
+		/* Judged already, its archive pending or held for a retry
+		 * (pipeline/archiver.h): it goes on from there. */
+		if (archiver_pending(pg->archiver, messages[i].id))
+			continue;
 		store_account_get_by_id(pg->store, messages[i].account_id, &account);
-		route_job_fill(pg->store, &messages[i], &account, &job, recipient, &profile);
+		route_job_fill(pg, &messages[i], &account, &job, recipient, &profile);
 		pipeline_submit(pg->pipeline, &job);
 		store_account_clear(&account);
 	}

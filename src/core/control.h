@@ -47,8 +47,9 @@ void control_check(struct control *control);
 /*
  * Submits every message in processing to the pipeline, which ignores those it
  * has already: at start-up the ones a stop interrupted, later the ones an
- * administrator released (popgatectl queue release). The number submitted,
- * or -1.
+ * administrator released (popgatectl queue release). A message judged whose
+ * archive is pending or held (pipeline/archiver.h) is left to the archiver.
+ * The number of messages in processing, or -1.
  */
 ssize_t control_resume_processing(struct popgate *pg);
 

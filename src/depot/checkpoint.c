@@ -99,6 +99,8 @@ static int checkpoint_key(struct depot *depot, uint8_t sk[crypto_sign_SECRETKEYB
 	rc = util_write_file_atomic(path, sk, crypto_sign_SECRETKEYBYTES, 0600);
 	if (rc < 0)
 		snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
+	else
+		rc = depot_give(depot, path, err, errlen);
 	free(path);
 	return rc;
 }

@@ -74,7 +74,11 @@ static const char *const depot_migrations[] = {
     "  message_id TEXT,"
     "  blob BLOB NOT NULL,"
     "  archived INTEGER NOT NULL,"
-    "  expired INTEGER"
+    "  expired INTEGER,"
+    /* 1: the full-text row holds depot_extract's fields of the blob; 0: it
+     * was archived without fields (the worker could not give them), so its
+     * full-text row is empty and expiry must delete it as such. */
+    "  extracted INTEGER NOT NULL DEFAULT 1"
     ");"
     "CREATE INDEX message_sender ON message(sender);"
     "CREATE INDEX message_date ON message(date);"
@@ -148,7 +152,8 @@ static const char *const depot_stmt_sql[DEPOT_STMT_COUNT] = {
 				" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [DEPOT_STMT_MESSAGE_INSERT] =
 	"INSERT INTO message (seq, source, direction, sender, subject, date, size,"
-	" message_id, blob, archived) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	" message_id, blob, archived, extracted)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [DEPOT_STMT_RECIPIENT_INSERT] =
 	"INSERT INTO message_recipient (seq, position, address) VALUES (?1, ?2, ?3)",
     [DEPOT_STMT_OWNER_INSERT] =
@@ -578,6 +583,46 @@ int depot_direction_parse(const char *name)
 	return -1;
 }
 
+int depot_give(struct depot *depot, const char *path, char *err, size_t errlen)
+{
+	if (!depot->give_away)
+		return 0;
+	if (lchown(path, depot->owner_uid, depot->owner_gid) < 0 && errno != ENOENT) {
+		snprintf(err, errlen, "giving %s to the data folder's owner: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Run as root (popgatectl) on a data folder that belongs to someone else
+ * (the service user the daemon became): what the depot creates is given to
+ * that owner, or the daemon could no longer append to a pack, read a
+ * dictionary or open write.lock that root made.
+ */
+static void depot_owner_find(struct depot *depot)
+{
+	/* The data folder: DIR's parent (DIR itself may not exist yet). */
+	char *parent = xstrdup(depot->dir);
+	char *slash = strrchr(parent, '/');
+	struct stat st;
+
+	if (slash == NULL)
+		strcpy(parent, ".");
+	else if (slash == parent)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+
+	if (geteuid() == 0 && stat(parent, &st) == 0 && st.st_uid != 0) {
+		depot->give_away = true;
+		depot->owner_uid = st.st_uid;
+		depot->owner_gid = st.st_gid;
+	}
+	free(parent);
+}
+
 struct depot *depot_open(const char *dir, bool create, char *err, size_t errlen)
 {
 	struct depot *depot = xcalloc(1, sizeof(*depot));
@@ -592,6 +637,7 @@ struct depot *depot_open(const char *dir, bool create, char *err, size_t errlen)
 	depot->dir = xstrdup(dir);
 	depot->lock_fd = -1;
 	depot->pack_max = DEPOT_PACK_MAX;
+	depot_owner_find(depot);
 	if (create) {
 		const char *const folders[] = {"", "/packs", "/dict"};
 
@@ -602,6 +648,8 @@ struct depot *depot_open(const char *dir, bool create, char *err, size_t errlen)
 				snprintf(err, errlen, "creating %s: %s", path, strerror(errno));
 				goto fail;
 			}
+			if (depot_give(depot, path, err, errlen) < 0)
+				goto fail;
 		}
 	}
 	free(path);
@@ -638,8 +686,18 @@ struct depot *depot_open(const char *dir, bool create, char *err, size_t errlen)
 		snprintf(err, errlen, "opening %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (depot_migrate(depot, err, errlen) < 0)
+	if (depot_give(depot, path, err, errlen) < 0 || depot_migrate(depot, err, errlen) < 0)
 		goto fail;
+	/* The database and the -wal and -shm files it has now; later ones
+	 * SQLite (run as root) gives the database's owner by itself. */
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const suffixes[] = {"", "-wal", "-shm"};
+
+		free(path);
+		path = xasprintf("%s/index.db%s", dir, suffixes[i]);
+		if (depot_give(depot, path, err, errlen) < 0)
+			goto fail;
+	}
 	depot->cctx = ZSTD_createCCtx();
 	depot->dctx = ZSTD_createDCtx();
 	if (depot->cctx == NULL || depot->dctx == NULL) {
@@ -874,6 +932,10 @@ static int depot_pack_open(struct depot *depot, struct depot_pack_writer *writer
 		free(path);
 		return -1;
 	}
+	if (depot_give(depot, path, err, errlen) < 0) {
+		free(path);
+		return -1;
+	}
 	free(path);
 	/* A pack's tail past its last committed record is dead (a crashed
 	 * batch); new records go after it, at the file's real end. */
@@ -996,7 +1058,29 @@ static void depot_bind_text_bounded(sqlite3_stmt *stmt, int column, const char *
 		sqlite3_bind_null(stmt, column);
 		return;
 	}
-	sqlite3_bind_text(stmt, column, text, (int)strnlen(text, DEPOT_TEXT_MAX), SQLITE_STATIC);
+	sqlite3_bind_text(stmt, column, text, (int)strnlen(text, DEPOT_TEXT_MAX), SQLITE_TRANSIENT);
+}
+
+void depot_text_row_bind(sqlite3_stmt *stmt, int64_t seq, const struct depot_fields *fields)
+{
+	struct depot_text names = {0};
+
+	for (size_t i = 0; i < fields->attachment_count; i++) {
+		depot_text_add(&names, fields->attachments[i], strlen(fields->attachments[i]));
+		depot_text_add(&names, "\n", 1);
+	}
+	if (fields->attachment_text != NULL)
+		depot_text_add(&names, fields->attachment_text,
+			       strnlen(fields->attachment_text, DEPOT_TEXT_MAX));
+	sqlite3_bind_int64(stmt, 1, seq);
+	depot_bind_text_bounded(stmt, 2, fields->subject);
+	depot_bind_text_bounded(stmt, 3, fields->headers);
+	depot_bind_text_bounded(stmt, 4, fields->body);
+	if (names.len > 0)
+		sqlite3_bind_text(stmt, 5, names.data, (int)names.len, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(stmt, 5);
+	depot_text_free(&names);
 }
 
 /* Steps an INSERT; 0 or -1 with ERR naming WHAT. */
@@ -1017,8 +1101,6 @@ static int depot_index_rows(struct depot *depot, const struct depot_item *item,
 			    int64_t at, char *err, size_t errlen)
 {
 	sqlite3_stmt *stmt = depot_stmt(depot, DEPOT_STMT_MESSAGE_INSERT, err, errlen);
-	struct depot_text names = {0};
-	int rc;
 
 	if (stmt == NULL)
 		return -1;
@@ -1032,6 +1114,7 @@ static int depot_index_rows(struct depot *depot, const struct depot_item *item,
 	sqlite3_bind_text(stmt, 8, fields->message_id, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(stmt, 9, sha, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 10, at);
+	sqlite3_bind_int(stmt, 11, item->fields != NULL);
 	if (depot_step_done(depot, stmt, "indexing a message", err, errlen) < 0)
 		return -1;
 	for (size_t i = 0; i < fields->recipient_count; i++) {
@@ -1063,26 +1146,11 @@ static int depot_index_rows(struct depot *depot, const struct depot_item *item,
 		sqlite3_bind_text(stmt, 3, fields->attachments[i], -1, SQLITE_STATIC);
 		if (depot_step_done(depot, stmt, "indexing an attachment", err, errlen) < 0)
 			return -1;
-		depot_text_add(&names, fields->attachments[i], strlen(fields->attachments[i]));
-		depot_text_add(&names, "\n", 1);
 	}
-	/* The attachments column: the names, then the text of the attachments. */
-	if (fields->attachment_text != NULL)
-		depot_text_add(&names, fields->attachment_text,
-			       strnlen(fields->attachment_text, DEPOT_TEXT_MAX));
-	if ((stmt = depot_stmt(depot, DEPOT_STMT_TEXT_INSERT, err, errlen)) == NULL) {
-		depot_text_free(&names);
+	if ((stmt = depot_stmt(depot, DEPOT_STMT_TEXT_INSERT, err, errlen)) == NULL)
 		return -1;
-	}
-	sqlite3_bind_int64(stmt, 1, seq);
-	depot_bind_text_bounded(stmt, 2, fields->subject);
-	depot_bind_text_bounded(stmt, 3, fields->headers);
-	depot_bind_text_bounded(stmt, 4, fields->body);
-	if (names.len > 0)
-		sqlite3_bind_text(stmt, 5, names.data, (int)names.len, SQLITE_STATIC);
-	rc = depot_step_done(depot, stmt, "indexing the message's text", err, errlen);
-	depot_text_free(&names);
-	return rc;
+	depot_text_row_bind(stmt, seq, fields);
+	return depot_step_done(depot, stmt, "indexing the message's text", err, errlen);
 }
 
 /* The entry already archived for SOURCE: its seq, 0 for none, -1 ERR. */

@@ -72,7 +72,10 @@
  *   message(seq INTEGER PRIMARY KEY REFERENCES entry, source TEXT UNIQUE,
  *           direction TEXT, sender TEXT, subject TEXT, date INTEGER,
  *           size INTEGER, message_id TEXT, blob BLOB, archived INTEGER,
- *           expired INTEGER)      -- expired: the seq of the expire entry
+ *           expired INTEGER, extracted INTEGER) -- expired: the seq of the
+ *                           expire entry; extracted 0: archived without
+ *                           fields (an empty full-text row);
+ *                           indexes on sender and date (depot/search.c), blob
  *   message_recipient(seq, position, address)   -- index on address
  *   message_owner(seq, position, address, user) -- index on address, user
  *   message_attachment(seq, position, name)     -- index on name

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/types.h>
+
 #include <sqlite3.h>
 #include <zstd.h>
 
@@ -46,6 +48,13 @@ struct depot_ddict {
 
 struct depot {
 	char *dir;
+	/* popgatectl run as root on a data folder that belongs to the service
+	 * user: the owner every file and folder it creates here is given, so
+	 * the daemon can go on writing them (depot_give); give_away false
+	 * otherwise. */
+	bool give_away;
+	uid_t owner_uid;
+	gid_t owner_gid;
 	sqlite3 *db;
 	int lock_fd;
 	int lock_depth;	  /* depot_write_lock nests: the flock is taken at 1 */
@@ -76,6 +85,21 @@ struct depot_text {
 };
 
 void depot_text_add(struct depot_text *text, const char *bytes, size_t len);
+
+/* Gives PATH, which this process just created in the depot, to the data
+ * folder's owner when DEPOT->give_away (never following a symlink). 0, or
+ * -1 with ERR. */
+int depot_give(struct depot *depot, const char *path, char *err, size_t errlen);
+
+/*
+ * Binds the values of message SEQ's full-text row (message_text: rowid,
+ * subject, headers, body, attachments) as parameters 1-5 of STMT, made from
+ * FIELDS: each text cut at DEPOT_TEXT_MAX; the attachments column holds each
+ * name and a LF, then the attachments' text. The one place these values are
+ * made: the contentless FTS5 table's 'delete' (depot_expire) must bind the
+ * very values its insert did, or the row's tokens stay behind.
+ */
+void depot_text_row_bind(sqlite3_stmt *stmt, int64_t seq, const struct depot_fields *fields);
 /* Appends "LABEL:VALUE\n", VALUE's CR, LF (and NUL) as spaces; NULL as "". */
 void depot_text_line(struct depot_text *text, const char *label, const char *value);
 void depot_text_free(struct depot_text *text);

@@ -188,10 +188,18 @@ static int dict_train(struct depot *depot, uint32_t id, char *err, size_t errlen
 		rc = -1;
 		goto done;
 	}
+	if (depot_give(depot, path, err, errlen) < 0) {
+		rc = -1;
+		goto done;
+	}
 	free(path);
 	path = xasprintf("%s/dict/%u.dict", depot->dir, id);
 	if (util_write_file_atomic(path, dict, len, 0600) < 0) {
 		snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
+		rc = -1;
+		goto done;
+	}
+	if (depot_give(depot, path, err, errlen) < 0) {
 		rc = -1;
 		goto done;
 	}

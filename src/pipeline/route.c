@@ -1,12 +1,14 @@
 /*
  * route.c — the main process's answer to a verdict: attribution (U4, U5),
- * the combined action, the state change, and retries of messages a worker
- * failed on.
+ * the archive (A1), the combined action, the state change, and retries of
+ * messages a worker failed on.
  *
  * Owns: nothing; it runs inside the pipeline's callback, on the event loop,
- * and hands every write to the writer thread (store/writer.h).
+ * and hands every archive to the archiver's thread (pipeline/archiver.h) and
+ * every write to the writer thread (store/writer.h).
  * Must never: trust a worker's addresses beyond looking them up, lose a
- * message to a bookkeeping error, or call pipeline_free.
+ * message to a bookkeeping error, move a judged message out of processing
+ * before it is archived when the depot is on, or call pipeline_free.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include "ciss/policy.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "pipeline/archiver.h"
 #include "pipeline/proto.h"
 #include "pipeline/route.h"
 #include "pipeline/subject_tag.h"
@@ -29,6 +32,8 @@
 #include "filters/fuzzy.h"
 #include "filters/senders.h"
 #include "popgate.h"
+#include "store/address.h"
+#include "store/envelope.h"
 #include "store/fingerprint.h"
 #include "store/profile.h"
 #include "store/user.h"
@@ -80,6 +85,8 @@ struct route_write {
 	struct ciss_plan ciss;
 	struct ciss_decision ciss_decision;
 	char *quarantine_prepend;
+	/* Its entry in MailDepot once archived (pipeline/archiver.h), else 0. */
+	int64_t depot_seq;
 	/* Failed: why, and the profile a retry is judged by. */
 	char *reason;
 	struct filter_profile profile;
@@ -309,7 +316,7 @@ static void route_retry(struct route_write *record)
 		struct filter_profile profile;
 
 		store_account_get_by_id(pg->store, message.account_id, &account);
-		route_job_fill(pg->store, &message, &account, &job, recipient, &profile);
+		route_job_fill(pg, &message, &account, &job, recipient, &profile);
 		if (record->has_profile)
 			job.profile = &record->profile;
 		pipeline_submit(pg->pipeline, &job);
@@ -344,13 +351,20 @@ static void route_write_done(int result, const char *error, void *arg)
 		/* The action and score go on the message's one "processed" line:
 		 * its trace in the log stays one event per step. The reasons are
 		 * filters' words about the content, so they stay out of the log. */
-		if (result == 1)
+		if (result == 1) {
+			char archived[64] = "";
+
+			if (record->depot_seq > 0)
+				snprintf(archived, sizeof(archived),
+					 ", archived as depot entry %lld",
+					 (long long)record->depot_seq);
 			log_event(LOG_INFO, "processed", account_name, record->id,
-				  "to %s (%s, score %.3f)",
+				  "to %s (%s, score %.3f)%s",
 				  record->state == MESSAGE_DELIVERY
 				      ? "the delivery queue"
 				      : store_message_state_name(record->state),
-				  verdict_action_name(record->action), record->score);
+				  verdict_action_name(record->action), record->score, archived);
+		}
 		/* Committed in outbound: the relay sends it now. */
 		if (result == 1 && record->state == MESSAGE_OUTBOUND)
 			relay_kick(record->pg->relay);
@@ -406,6 +420,120 @@ static void route_signed(int result, char *prepend, const char *error, void *arg
 	route_write_submit(record->pg, record);
 }
 
+/* Adds ADDRESS to REQUEST's owners with its user, if it is one of our
+ * users' addresses (looked up, never trusted). A failed look-up is logged by
+ * the store and leaves the address out: the message is archived anyway. */
+static void route_archive_owner(struct popgate *pg, struct archiver_request *request,
+				const char *address)
+{
+	char *user = NULL;
+
+	if (address != NULL && *address != '\0' &&
+	    store_address_owner_name(pg->store, address, &user) == 1)
+		archiver_request_add_owner(request, address, user);
+	free(user);
+}
+
+/* Adds ACCOUNT's user to REQUEST's owners through the user's primary
+ * address (U2), or, for a user without one, through the account's name. */
+static void route_archive_user(struct popgate *pg, struct archiver_request *request,
+			       const struct store_account *account)
+{
+	struct store_address *addresses = NULL;
+	size_t count = 0;
+	const char *address = account->name;
+	char err[256];
+
+	if (store_address_list(pg->store, account->user_name, &addresses, &count, err,
+			       sizeof(err)) == 0) {
+		for (size_t i = 0; i < count; i++) {
+			if (addresses[i].is_primary)
+				address = addresses[i].address;
+		}
+	}
+	archiver_request_add_owner(request, address, account->user_name);
+	store_address_list_free(&addresses, count);
+}
+
+/*
+ * Whose MESSAGE is, for the archive: the users of its addresses, as the
+ * attribution finds them (U4, U5). Fetched: the owners of the author's and
+ * the recipients' addresses the worker read (VERDICT), and the user of the
+ * account it was fetched for. Submitted: the owners of the envelope's sender
+ * and recipients as stored (what the relay sends it by; a header names
+ * anyone).
+ */
+static void route_archive_owners(struct popgate *pg, const struct pipeline_verdict *verdict,
+				 const struct store_message *message,
+				 const struct store_account *account,
+				 struct archiver_request *request)
+{
+	if (message->account_id == 0) {
+		char *sender = NULL;
+		char **recipients = NULL;
+		size_t count = 0;
+
+		if (store_envelope_sender(pg->store, message->id, &sender) == 1)
+			route_archive_owner(pg, request, sender);
+		free(sender);
+		if (store_envelope_recipients(pg->store, message->id, &recipients, &count) == 0) {
+			for (size_t i = 0; i < count; i++)
+				route_archive_owner(pg, request, recipients[i]);
+		}
+		store_envelope_recipients_free(&recipients, count);
+		return;
+	}
+	route_archive_owner(pg, request, verdict->sender);
+	for (size_t i = 0; i < verdict->recipient_count; i++)
+		route_archive_owner(pg, request, verdict->recipients[i]);
+	/* The mailbox's user, through its login when that is one of its
+	 * addresses (U5), and always through the user's primary address: a
+	 * user's search finds mail by the addresses assigned to the user. */
+	if (account->login != NULL && proto_address_valid(account->login, strlen(account->login)))
+		route_archive_owner(pg, request, account->login);
+	if (account->user_name != NULL)
+		route_archive_user(pg, request, account);
+}
+
+static void route_judged_submit(struct popgate *pg, struct route_write *record);
+
+/* In the loop, once the message is archived: on where the verdict sends it. */
+static void route_archived(int64_t seq, void *arg)
+{
+	struct route_write *record = arg;
+
+	record->depot_seq = seq;
+	route_judged_submit(record->pg, record);
+}
+
+/* The daemon stopped before the message was archived or moved: it is still
+ * in processing, judged and archived again at the next start. */
+static void route_archive_dropped(void *arg)
+{
+	route_write_free(arg);
+}
+
+/*
+ * SPEC A1: the judged message is archived, unaltered, before it leaves
+ * processing; RECORD's writes (the move) follow once it is (route_archived).
+ * Fields the worker could not extract are archived empty rather than the
+ * message skipped.
+ */
+static void route_archive_submit(struct popgate *pg, const struct pipeline_verdict *verdict,
+				 const struct store_message *message,
+				 const struct store_account *account, struct route_write *record)
+{
+	struct archiver_request *request = xcalloc(1, sizeof(*request));
+
+	memcpy(request->id, message->id, sizeof(request->id));
+	snprintf(request->account, sizeof(request->account), "%s", record->account_name);
+	request->size = message->body_size;
+	request->direction = message->account_id == 0 ? DEPOT_OUT : DEPOT_IN;
+	archiver_fields_copy(&request->fields, verdict->archive_fields);
+	route_archive_owners(pg, verdict, message, account, request);
+	archiver_submit(pg->archiver, request, route_archived, route_archive_dropped, record);
+}
+
 /* A judged message's writes; a submitted one is DKIM-signed first (sign.h). */
 static void route_judged_submit(struct popgate *pg, struct route_write *record)
 {
@@ -453,15 +581,16 @@ enum message_state route_action_state(enum verdict_action action)
 	return MESSAGE_SUSPECT;
 }
 
-void route_job_fill(struct store *store, const struct store_message *message,
+void route_job_fill(struct popgate *pg, const struct store_message *message,
 		    const struct store_account *account, struct pipeline_job *job,
 		    char *recipient[1], struct filter_profile *profile)
 {
 	/* Read at each job, so a profile popgatectl changed judges the next
 	 * message without a restart. */
-	store_profile_for_user(store, account->user_id, profile);
+	store_profile_for_user(pg->store, account->user_id, profile);
 	memset(job, 0, sizeof(*job));
 	job->profile = profile;
+	job->archive = pg->archiver != NULL;
 	memcpy(job->id, message->id, sizeof(job->id));
 	job->received_at = message->received_at;
 	snprintf(job->account, sizeof(job->account), "%s",
@@ -626,7 +755,11 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 	}
 	record->owner_id = owner_id;
 	verdict_decision_clear(&decision);
-	route_judged_submit(pg, record);
+	/* U3: a user without a seat gets mail unarchived, as its header says. */
+	if (pg->archiver != NULL && has_seat)
+		route_archive_submit(pg, verdict, message, account, record);
+	else
+		route_judged_submit(pg, record);
 }
 
 void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx)
@@ -634,6 +767,13 @@ void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx)
 	struct popgate *pg = ctx;
 	struct store_message message = {0};
 
+	/* Judged again (a release check, a restart's resume) while its
+	 * archive is pending: the verdict being acted on stands. */
+	if (archiver_pending(pg->archiver, verdict->id)) {
+		log_event(LOG_DEBUG, "verdict_ignored", NULL, verdict->id,
+			  "its archive is pending: the verdict before goes on");
+		return;
+	}
 	if (store_message_get(pg->store, verdict->id, &message) != 1) {
 		log_event(LOG_ERROR, "error", NULL, verdict->id, "verdict for an unknown message");
 		store_message_clear(&message);

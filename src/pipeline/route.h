@@ -18,6 +18,9 @@ struct popgate;
  * an action (verdict.h), which moves it out of processing (hold: to
  * suspect, for the administrator; a user without a seat: delivered, U3);
  * a message a worker failed on is retried once and then held as suspect.
+ * With [depot] enabled, a judged message is archived (pipeline/archiver.h)
+ * before it moves; until then it stays in processing, and a verdict for a
+ * message whose archive is pending is ignored.
  */
 void route_on_verdict(const struct pipeline_verdict *verdict, void *ctx);
 
@@ -29,11 +32,12 @@ enum message_state route_action_state(enum verdict_action action);
  * Fills *JOB for MESSAGE, fetched for ACCOUNT (both loaded by the caller):
  * source fetched, the account and its user as owner, no envelope sender,
  * the account's login as the one recipient when it is an address (pointed
- * to through RECIPIENT, which must live until the job is submitted), and
- * the owner's filter profile as read from STORE now (store/profile.h), into
- * PROFILE, which must live as long.
+ * to through RECIPIENT, which must live until the job is submitted), the
+ * owner's filter profile as read from PG's store now (store/profile.h), into
+ * PROFILE, which must live as long, and archive set when PG archives
+ * ([depot] enabled).
  */
-void route_job_fill(struct store *store, const struct store_message *message,
+void route_job_fill(struct popgate *pg, const struct store_message *message,
 		    const struct store_account *account, struct pipeline_job *job,
 		    char *recipient[1], struct filter_profile *profile);
 

@@ -314,7 +314,7 @@ static void ingest_message_submit(struct ingest_message *ingest)
 	memcpy(message.id, ingest->id, sizeof(message.id));
 	message.account_id = ingest->account_id;
 	store_account_get_by_id(pg->store, ingest->account_id, &account);
-	route_job_fill(pg->store, &message, &account, &job, recipient, &profile);
+	route_job_fill(pg, &message, &account, &job, recipient, &profile);
 	if (pipeline_submit(pg->pipeline, &job) < 0)
 		log_event(LOG_ERROR, "error", ingest->account_name, ingest->id,
 			  "cannot queue for processing; it will be processed at the next start");

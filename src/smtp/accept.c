@@ -76,6 +76,7 @@ static void accept_pipeline_submit(struct smtp_accept *accept)
 	snprintf(job.account, sizeof(job.account), "-");
 	snprintf(job.provider_host, sizeof(job.provider_host), "-");
 	job.owner.user_id = accept->owner;
+	job.archive = accept->pg->archiver != NULL;
 	/* The pipeline's frames carry only addresses it can check (an SMTP
 	 * path may be quoted, or be no address at all, as postmaster): the
 	 * filters are given those, the relay the envelope as stored. */

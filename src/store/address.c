@@ -194,6 +194,19 @@ int store_address_owner(struct store *store, const char *address, int64_t *user_
 	return result;
 }
 
+int store_address_owner_name(struct store *store, const char *address, char **name_r)
+{
+	static const char sql[] = "SELECT user.name FROM address JOIN user ON user.id = "
+				  "address.user_id WHERE address.address = ?";
+	sqlite3_stmt *stmt = user_stmt_text(store, sql, address);
+	int result = user_stmt_row(store, stmt, "looking up an address's user");
+
+	if (result == 1)
+		*name_r = xstrdup((const char *)sqlite3_column_text(stmt, 0));
+	store_stmt_release(stmt);
+	return result;
+}
+
 int store_message_attribute(struct store *store, const char *id, int64_t owner_user_id,
 			    const int64_t *recipient_user_ids, char *const *addresses, size_t n)
 {

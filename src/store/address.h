@@ -41,6 +41,10 @@ int store_address_delete(struct store *store, const char *address, char *err, si
  * *USER_ID_R. 1 found, 0 not assigned, -1 error. */
 int store_address_owner(struct store *store, const char *address, int64_t *user_id_r);
 
+/* The name of the user ADDRESS belongs to, into *NAME_R (free()); for the
+ * archive's owners (pipeline/archiver.h). 1 found, 0 not assigned, -1 error. */
+int store_address_owner_name(struct store *store, const char *address, char **name_r);
+
 /*
  * Records whom message ID belongs to, in one transaction: its owner (U5, the
  * user owning its sender address; 0 for none) and the users its recipient

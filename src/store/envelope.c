@@ -100,6 +100,44 @@ int store_envelope_sender(struct store *store, const char *message_id, char **se
 	return result;
 }
 
+int store_envelope_recipients(struct store *store, const char *message_id, char ***addresses_r,
+			      size_t *count_r)
+{
+	static const char sql[] =
+	    "SELECT address FROM envelope_recipient WHERE message_id = ? ORDER BY address";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	char **addresses = NULL;
+	size_t count = 0;
+	int result;
+
+	*addresses_r = NULL;
+	*count_r = 0;
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, message_id, -1, SQLITE_STATIC);
+	while ((result = store_stmt_step(store, stmt, "reading an envelope's recipients")) == 1) {
+		addresses = xrealloc(addresses, (count + 1) * sizeof(*addresses));
+		addresses[count++] = xstrdup((const char *)sqlite3_column_text(stmt, 0));
+	}
+	store_stmt_release(stmt);
+	if (result < 0) {
+		store_envelope_recipients_free(&addresses, count);
+		return -1;
+	}
+	*addresses_r = addresses;
+	*count_r = count;
+	return 0;
+}
+
+void store_envelope_recipients_free(char ***addresses, size_t count)
+{
+	if (*addresses == NULL)
+		return;
+	for (size_t i = 0; i < count; i++)
+		free((*addresses)[i]);
+	xfree(addresses);
+}
+
 int store_envelope_list_due(struct store *store, int64_t now, size_t limit,
 			    struct store_envelope_recipient **list_r, size_t *count_r)
 {

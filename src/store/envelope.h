@@ -52,6 +52,15 @@ int store_envelope_add(struct store *store, const char *message_id, const char *
 int store_envelope_sender(struct store *store, const char *message_id, char **sender_r);
 
 /*
+ * The recipient addresses of MESSAGE_ID's envelope, in address order, into
+ * *ADDRESSES_R (free with store_envelope_recipients_free) and *COUNT_R (0
+ * with no envelope). 0 or -1.
+ */
+int store_envelope_recipients(struct store *store, const char *message_id, char ***addresses_r,
+			      size_t *count_r);
+void store_envelope_recipients_free(char ***addresses, size_t count);
+
+/*
  * The pending recipients due at NOW (next_attempt_at <= NOW), the longest
  * due first, at most LIMIT: *LIST_R (free with store_envelope_list_free) and
  * *COUNT_R. 0 or -1.

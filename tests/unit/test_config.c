@@ -572,6 +572,36 @@ static void test_keep_restart_keys(void **state)
 	config_free(&running);
 }
 
+/* [depot]: the defaults, and SIGHUP keeps whether the daemon archives (its
+ * thread was made at start-up) but takes a new retry wait. */
+static void test_depot_section(void **state)
+{
+	struct fixture *f = *state;
+	struct popgate_config running = {0};
+	char names[200];
+
+	config_defaults(&running);
+	assert_false(running.depot_enabled);
+	assert_int_equal(running.depot_retention_days, 3653);
+	assert_int_equal(running.depot_checkpoint_interval, 3600);
+	assert_int_equal(running.depot_batch, 256);
+	assert_int_equal(running.depot_retry, 60);
+	assert_int_equal(load_text(f, "[depot]\nenabled = no\n"), 0);
+	assert_int_equal(config_load(&running, f->path, f->err, sizeof(f->err)), 0);
+	assert_int_equal(load_text(f, "[depot]\nenabled = yes\nbatch = 0\n"), -1);
+	assert_int_equal(load_text(f, "[depot]\nenabled = yes\nbatch = 64\nretry = 5\n"
+				      "checkpoint_interval = 0\n"),
+			 0);
+	assert_true(f->cfg.depot_enabled);
+	assert_int_equal(config_keep_restart_keys(&f->cfg, &running, names, sizeof(names)), 3);
+	assert_string_equal(names, "[depot] enabled, [depot] checkpoint_interval, [depot] batch");
+	assert_false(f->cfg.depot_enabled);
+	assert_int_equal(f->cfg.depot_batch, 256);
+	assert_int_equal(f->cfg.depot_checkpoint_interval, 3600);
+	assert_int_equal(f->cfg.depot_retry, 5);
+	config_free(&running);
+}
+
 static void test_config_free(void **state)
 {
 	struct fixture *f = *state;
@@ -628,6 +658,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_web_section, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_depot_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_example_loads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zeroed_config_gets_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_values, setup, teardown),

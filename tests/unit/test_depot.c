@@ -11,6 +11,7 @@
  * Owns: a temporary folder per test, removed at its end.
  */
 #include <fcntl.h>
+#include <ftw.h>
 #include <glob.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -666,6 +667,54 @@ static void test_sigkill_during_ingest(void **state)
 	globfree(&files);
 }
 
+/* The owner every entry under the depot must have (test_owned_by). */
+static uid_t test_owner_expected;
+static size_t test_owner_checked;
+
+static int test_owned_by(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)type;
+	(void)ftw;
+	if (st->st_uid != test_owner_expected)
+		fail_msg("%s belongs to uid %u, not %u", path, (unsigned)st->st_uid,
+			 (unsigned)test_owner_expected);
+	test_owner_checked++;
+	return 0;
+}
+
+/*
+ * popgatectl run as root on a data folder that belongs to the service user:
+ * every folder and file the depot creates (index.db, write.lock, packs,
+ * signing.key) is given to that user, or the daemon could no longer archive.
+ * Run as another user, the files are simply that user's.
+ */
+static void test_created_files_belong_to_data_owner(void **state)
+{
+	struct test_depot *t = *state;
+	const char raw[] = "From: a@example.org\r\nSubject: owned\r\n\r\nbody\r\n";
+	uid_t owner = geteuid() == 0 ? 4242 : geteuid();
+	char *command;
+	int64_t head = 0;
+	char err[256];
+
+	depot_close(&t->depot);
+	command = xasprintf("rm -rf '%s'", t->path);
+	assert_int_equal(system(command), 0);
+	free(command);
+	assert_int_equal(chown(t->dir, owner, owner), 0);
+	t->depot = depot_open(t->path, true, err, sizeof(err));
+	if (t->depot == NULL)
+		fail_msg("depot_open: %s", err);
+	test_ingest(t->depot, raw, sizeof(raw) - 1, "test:owned", NULL);
+	if (depot_checkpoint(t->depot, &head, err, sizeof(err)) < 0)
+		fail_msg("depot_checkpoint: %s", err);
+	test_owner_expected = owner;
+	test_owner_checked = 0;
+	assert_int_equal(nftw(t->path, test_owned_by, 16, FTW_PHYS), 0);
+	/* the folder, packs/, dict/, index.db, write.lock, a pack, signing.key */
+	assert_true(test_owner_checked >= 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -677,6 +726,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_nested_rollback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sigkill_during_ingest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ingest_rate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_created_files_belong_to_data_owner, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -73,6 +73,21 @@ static void test_add_and_sender(void **state)
 	assert_int_equal(test_query_int(f->store, "SELECT count(*) FROM envelope_recipient"), 3);
 	assert_int_equal(store_envelope_sender(f->store, "333333333333333333333333", &sender), 0);
 	assert_null(sender);
+
+	/* The recipients of one envelope, in address order; none without one. */
+	char **recipients = NULL;
+	size_t count = 0;
+	assert_int_equal(store_envelope_recipients(f->store, M1, &recipients, &count), 0);
+	assert_int_equal(count, 2);
+	assert_string_equal(recipients[0], "b@example.net");
+	assert_string_equal(recipients[1], "c@example.org");
+	store_envelope_recipients_free(&recipients, count);
+	assert_null(recipients);
+	assert_int_equal(
+	    store_envelope_recipients(f->store, "333333333333333333333333", &recipients, &count),
+	    0);
+	assert_int_equal(count, 0);
+	assert_null(recipients);
 }
 
 static void test_due_and_set(void **state)

@@ -20,6 +20,7 @@
 #include "core/util.h"
 #include "filters/senders.h"
 #include "pipeline/route.h"
+#include "popgate.h"
 #include "store/profile.h"
 #include "store/sender_list.h"
 #include "store/user.h"
@@ -52,9 +53,12 @@ static void test_job_fill(void **state)
 	    .host = "pop.gmx.net", .user_id = 9};
 	struct pipeline_job job;
 	char *recipient[1];
+	struct popgate pg = {.store = f->store};
 
-	route_job_fill(f->store, &message, &account, &job, recipient, &profile);
+	route_job_fill(&pg, &message, &account, &job, recipient, &profile);
 	assert_string_equal(job.id, message.id);
+	/* [depot] off: the worker is not asked for the archive's fields. */
+	assert_false(job.archive);
 	assert_int_equal(job.received_at, 42);
 	assert_string_equal(job.account, "alice@gmx.de@pop.gmx.net");
 	assert_string_equal(job.provider_host, "pop.gmx.net");
@@ -74,11 +78,11 @@ static void test_job_fill(void **state)
 	 * account gives "-" as its name and host (what the log shows for an
 	 * unknown account), not empty fields an encoder would refuse. */
 	account.login = "alice";
-	route_job_fill(f->store, &message, &account, &job, recipient, &profile);
+	route_job_fill(&pg, &message, &account, &job, recipient, &profile);
 	assert_int_equal(job.envelope.recipient_count, 0);
 	assert_null(job.envelope.recipients);
 	memset(&account, 0, sizeof(account));
-	route_job_fill(f->store, &message, &account, &job, recipient, &profile);
+	route_job_fill(&pg, &message, &account, &job, recipient, &profile);
 	assert_string_equal(job.account, "-");
 	assert_string_equal(job.provider_host, "-");
 	assert_int_equal(job.owner.account_id, 0);
@@ -87,7 +91,7 @@ static void test_job_fill(void **state)
 	/* Only mail submitted over SMTP has no account: such a message
 	 * resumed from the store (control_resume_processing) is submitted. */
 	message.account_id = 0;
-	route_job_fill(f->store, &message, &account, &job, recipient, &profile);
+	route_job_fill(&pg, &message, &account, &job, recipient, &profile);
 	assert_int_equal(job.source, PIPELINE_SOURCE_SUBMITTED);
 }
 
@@ -104,6 +108,7 @@ static void test_job_profile_of_owner(void **state)
 	char *recipient[1];
 	char err[256];
 	int64_t user_id;
+	struct popgate pg = {.store = f->store};
 
 	message.account_id = 5;
 	assert_int_equal(store_user_add_local(f->store, "carol", NULL, &user_id, err, sizeof(err)),
@@ -111,16 +116,16 @@ static void test_job_profile_of_owner(void **state)
 	assert_int_equal(store_profile_add(f->store, "mine", err, sizeof(err)), 0);
 	assert_int_equal(store_profile_set(f->store, "mine", keys, values, 4, err, sizeof(err)), 0);
 	account.user_id = user_id;
-	route_job_fill(f->store, &message, &account, &job, recipient, &profile);
+	route_job_fill(&pg, &message, &account, &job, recipient, &profile);
 	assert_int_equal(profile.filter_count, 3);
 	assert_int_equal(store_profile_assign(f->store, "carol", "mine", err, sizeof(err)), 0);
-	route_job_fill(f->store, &message, &account, &job, recipient, &profile);
+	route_job_fill(&pg, &message, &account, &job, recipient, &profile);
 	assert_int_equal(profile.filter_count, 2);
 	assert_true(profile.tag_at == 1.5 && profile.quarantine_at == 2.25);
 	assert_true(profile.hold);
 	/* A profile that cannot be read: the built-in one, never none. */
 	test_exec_sql(f->store, "DROP TABLE filter_profile_filter");
-	route_job_fill(f->store, &message, &account, &job, recipient, &profile);
+	route_job_fill(&pg, &message, &account, &job, recipient, &profile);
 	assert_int_equal(profile.filter_count, filter_profile_default()->filter_count);
 }
 

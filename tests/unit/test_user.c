@@ -435,6 +435,14 @@ static void test_addresses(void **state)
 	assert_int_equal(store_address_owner(f->store, "ANN@GMX.NET", &owner), 1);
 	assert_int_equal(owner, ann_id);
 	assert_int_equal(store_address_owner(f->store, "nobody@gmx.net", &owner), 0);
+	/* Its user's name, for the archive's owners. */
+	char *name = NULL;
+	assert_int_equal(store_address_owner_name(f->store, "Ann@gmx.net", &name), 1);
+	assert_string_equal(name, "ann");
+	free(name);
+	name = NULL;
+	assert_int_equal(store_address_owner_name(f->store, "nobody@gmx.net", &name), 0);
+	assert_null(name);
 
 	assert_int_equal(store_address_list(f->store, NULL, &list, &count, err, sizeof(err)), 0);
 	assert_int_equal(count, 3);
