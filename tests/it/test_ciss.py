@@ -14,8 +14,8 @@ test_ciss.py — challenge-response for unknown senders (CISS, issue 12, point
     test_relay_delivery.py) standing in for the sender's MX;
   - curl (the page and its headers, the form posted without a browser) and
     a headless Chromium driven through Selenium's WebDriver (chromedriver),
-    with JavaScript off: it reads the code the page
-    shows, types it and submits.
+    with JavaScript off: it reads the code the page shows, types it and
+    submits.
 
 Every G4 case is a test of its own: the message goes to the quarantine with
 its reason and no challenge reaches the sink. Learning (recipients of mail a
@@ -32,7 +32,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import smtplib
 import subprocess
 import tempfile
@@ -280,6 +279,7 @@ def browser(new_dir):
     for path in (CHROMIUM, CHROMEDRIVER):
         if not os.path.exists(path):
             pytest.skip(f"{path} is not installed (scripts/deps.sh test)")
+    pytest.importorskip("selenium", reason="python3-selenium is not installed")
     b = Browser(new_dir("browser"))
     yield b
     b.close()
