@@ -14,8 +14,8 @@ test_ciss.py — challenge-response for unknown senders (CISS, issue 12, point
     test_relay_delivery.py) standing in for the sender's MX;
   - curl (the page and its headers, the form posted without a browser) and
     a headless Chromium driven through Selenium's WebDriver (chromedriver),
-    with JavaScript off: it reads the code the page shows, types it and
-    submits.
+    with JavaScript off at a phone's width (the page must not scroll
+    sideways): it reads the code the page shows, types it and submits.
 
 Every G4 case is a test of its own: the message goes to the quarantine with
 its reason and no challenge reaches the sink. Learning (recipients of mail a
@@ -327,12 +327,22 @@ def test_challenge_answer_release_and_trust(ciss_env, browser):
     # A GET never answers (link scanners fetch links on their own).
     assert gate.message_state(message_id) == "challenged"
 
-    # Headless Chromium, JavaScript off: read the code, type it, submit.
+    # Headless Chromium, JavaScript off, a phone's width: read the code,
+    # type it, submit.
     from selenium.webdriver.common.by import By
 
     driver = browser.driver
+    # A phone's screen (Chrome's DevTools metrics; chromedriver's touch
+    # emulation would turn the click into a tap that submits nothing).
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 360, "height": 740, "deviceScaleFactor": 3,
+                            "mobile": True})
     driver.get(link)
     assert driver.find_element(By.CSS_SELECTOR, ".code").text.strip() == code
+    widths = driver.execute_script("return [document.documentElement.scrollWidth,"
+                                   " window.innerWidth]")
+    assert widths[0] <= widths[1] == 360, f"the page scrolls sideways on a phone: {widths}"
+    driver.save_screenshot(os.path.join(env.dir, "phone.png"))
     driver.find_element(By.ID, "code").send_keys(code)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     itutil.wait_until(lambda: "thank" in driver.page_source.lower(), 30,
