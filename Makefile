@@ -48,13 +48,14 @@ FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/core/policy.
 	src/smtp/parse.c src/smtp/chunk.c src/smtp/mta_sts.c src/filters/mime.c src/filters/uri.c \
 	src/filters/tokenize.c src/filters/dns.c src/filters/link.c src/filters/received.c \
 	src/filters/attachments.c src/filters/settings.c src/filters/fuzzy_hash.c src/filters/clamd.c \
-	src/filters/auth_header.c \
+	src/filters/auth_header.c src/filters/ciss_header.c \
 	src/filters/rules.c src/filters/rules_default.c src/filters/message.c \
-	src/pipeline/subject_tag.c src/core/mbox.c src/depot/extract.c src/depot/pack.c
+	src/pipeline/subject_tag.c src/core/mbox.c src/depot/extract.c src/depot/pack.c src/core/crypto.c \
+	src/ciss/token.c src/web/request.c
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy bench-filter bench-depot clean \
-	format
+.PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy bench-filter bench-depot \
+	bench-ciss clean format
 
 all: $(BUILD)/popgate $(BUILD)/popgatectl
 
@@ -118,6 +119,12 @@ bench-accuracy: deps-test
 bench-filter: deps-test
 	$(MAKE) build/release/popgate build/release/popgatectl
 	POPGATE_BIN=$(abspath build/release/popgate) /usr/bin/python3 bench/filter.py
+
+# Challenge-response on the SpamAssassin corpus's spam: challenges sent and
+# suppressed, by reason (bench/ciss.py).
+bench-ciss: deps-test
+	$(MAKE) build/release/popgate build/release/popgatectl
+	POPGATE_BIN=$(abspath build/release/popgate) /usr/bin/python3 bench/ciss.py
 
 # MailDepot's ingest and search at 10^6 messages beside zstd + an FTS5 index
 # (bench/depot.py; about half an hour, some 20 GB in $$TMPDIR while it runs).

@@ -192,6 +192,7 @@ class Gate:
             },
             "pipeline": {"workers": 1},
             "smtp": {"port": 0, "submission_port": 0},
+            "web": {"port": 0},
             "spam": {},
         }
         os.environ.setdefault("POPGATE_BIN", popgate_bin)

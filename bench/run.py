@@ -369,6 +369,7 @@ class Bench:
                       "restart_spread": 86400},
             # POP3 only: no SMTP ports taken from whatever else runs here.
             "smtp": {"port": 0, "submission_port": 0},
+            "web": {"port": 0},
             "provider localhost": {"port": self.seed.pop3s_port, "tls": "implicit",
                                    "ca_file": self.ca.ca_cert, "allow_private": "yes"},
         }

@@ -261,6 +261,7 @@ class PopgateRelay:
                      # One load generator on one address: the per-client
                      # limit meant for single PCs is raised, as for a gateway.
                      "max_sessions": 10000, "max_sessions_per_client": 10000},
+            "web": {"port": 0},
             # Tuned for load like the Postfix peer: as many connections to the
             # one destination as Postfix may open to it.
             "relay": {"max_connections": sessions, "max_per_destination": sessions,

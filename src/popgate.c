@@ -58,6 +58,7 @@
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
+#include "ciss/token.h"
 #include "core/config.h"
 #include "core/control.h"
 #include "core/crypto.h"
@@ -78,6 +79,7 @@
 #include "smtp/server.h"
 #include "popgate.h"
 #include "store/account.h"
+#include "store/ciss.h"
 #include "store/db.h"
 #include "store/fingerprint.h"
 #include "store/login.h"
@@ -88,6 +90,7 @@
 #include "smtp/relay.h"
 #include "smtp/sign.h"
 #include "store/transport.h"
+#include "web/server.h"
 
 #define POPGATE_VERSION "0.1.0"
 /* How often delivered messages past their keep time are removed. */
@@ -273,6 +276,11 @@ struct housekeeping_job {
 	int quarantine_days;   /* for the log */
 	int64_t fuzzy_cutoff;  /* fuzzy fingerprints not seen since go */
 	int fuzzy_expired;
+	/* CISS: messages held for an answer since before this go (hold-days). */
+	int64_t held_cutoff;
+	enum ciss_hold_expiry hold_expiry;
+	int hold_days;
+	int held_expired;
 	char (*ids)[SPOOL_ID_LEN + 1]; /* the bodies of the rows deleted */
 	size_t count;
 	int quarantine_expired;
@@ -298,6 +306,21 @@ static int housekeeping_work(struct store *store, void *arg)
 		return -1;
 	}
 	/* One list of bodies to remove once the deletions commit. */
+	if (quarantined_count > 0) {
+		job->ids = xrealloc(job->ids, (job->count + quarantined_count) * sizeof(*job->ids));
+		memcpy(job->ids + job->count, quarantined, quarantined_count * sizeof(*job->ids));
+		job->count += quarantined_count;
+	}
+	free(quarantined);
+	job->held_expired =
+	    store_ciss_held_expire(store, job->held_cutoff, job->hold_expiry, job->hold_days,
+				   &quarantined, &quarantined_count);
+	if (job->held_expired < 0) {
+		free(job->ids);
+		job->ids = NULL;
+		job->count = 0;
+		return -1;
+	}
 	if (quarantined_count > 0) {
 		job->ids = xrealloc(job->ids, (job->count + quarantined_count) * sizeof(*job->ids));
 		memcpy(job->ids + job->count, quarantined, quarantined_count * sizeof(*job->ids));
@@ -357,6 +380,10 @@ static void housekeeping_done(int result, const char *error, void *arg)
 	if (job->quarantine_expired > 0)
 		log_info("removed %d quarantined message(s) older than %d days",
 			 job->quarantine_expired, job->quarantine_days);
+	if (job->held_expired > 0)
+		log_info("%s %d message(s) held for a challenge's answer for %d days",
+			 job->hold_expiry == CISS_HOLD_EXPIRY_DELETE ? "removed" : "quarantined",
+			 job->held_expired, job->hold_days);
 	if (job->fuzzy_expired > 0)
 		log_info("removed %d fuzzy fingerprint(s) not seen for %lld seconds",
 			 job->fuzzy_expired, (long long)(job->now - job->fuzzy_cutoff));
@@ -380,6 +407,15 @@ static void housekeeping_cb(evutil_socket_t fd, short what, void *ctx)
 	job->quarantine_cutoff = util_now() - (int64_t)pg->cfg->quarantine_days * 86400;
 	job->quarantine_days = pg->cfg->quarantine_days;
 	job->fuzzy_cutoff = job->now - pg->cfg->fuzzy_window;
+	/* Read at each run, so popgatectl's changes count without a restart.
+	 * Unreadable: nothing held expires this time. */
+	struct ciss_settings ciss;
+	if (store_ciss_settings_get(pg->store, &ciss) == 0) {
+		job->hold_days = ciss.hold_days;
+		job->hold_expiry = ciss.hold_expiry;
+		job->held_cutoff = job->now - (int64_t)ciss.hold_days * 86400;
+		ciss_settings_clear(&ciss);
+	}
 	job->writer = pg->writer;
 	if (writer_submit(pg->writer, NULL, housekeeping_work, housekeeping_done, job) < 0)
 		housekeeping_free(job);
@@ -414,7 +450,7 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	struct restart_spread *spread = NULL;
 	char err[512];
 	int plain_fd = -1, tls_fd = -1, status = 1;
-	int smtp_fd = -1, submission_fd = -1;
+	int smtp_fd = -1, submission_fd = -1, web_fd = -1;
 	struct event *sigterm = NULL, *sigint = NULL, *housekeeping = NULL;
 	struct control *control = NULL;
 
@@ -454,6 +490,9 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	if (cfg->smtp_submission_port > 0 &&
 	    (submission_fd = listen_on(cfg->listen_address, cfg->smtp_submission_port, err,
 				       sizeof(err))) < 0)
+		goto fail_log;
+	if (cfg->web_port > 0 &&
+	    (web_fd = listen_on(cfg->listen_address, cfg->web_port, err, sizeof(err))) < 0)
 		goto fail_log;
 	/* While root (to give it the workers' user) and before the key, the
 	 * store and any thread. */
@@ -521,6 +560,8 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	snprintf(key_path, sizeof(key_path), "%s/secret.key", DATA_HERE);
 	if (crypto_key_load_or_create(&pg.key, key_path, err, sizeof(err)) < 0)
 		goto fail_log;
+	if (ciss_token_key_load(&pg.ciss_key, DATA_HERE, err, sizeof(err)) < 0)
+		goto fail_log;
 	pg.store = store_open(DATA_HERE, err, sizeof(err));
 	if (pg.store == NULL)
 		goto fail_log;
@@ -576,6 +617,12 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 		if (pg.smtp == NULL)
 			goto fail_log;
 	}
+	if (web_fd >= 0) {
+		pg.web = web_server_new(&pg, web_fd, err, sizeof(err));
+		web_fd = -1; /* taken, also on failure */
+		if (pg.web == NULL)
+			goto fail_log;
+	}
 
 	housekeeping = event_new(pg.base, -1, EV_PERSIST, housekeeping_cb, &pg);
 	struct timeval every = {.tv_sec = HOUSEKEEPING_SECONDS};
@@ -589,6 +636,9 @@ static int run_daemon(struct popgate_config *cfg, const char *config_path, int e
 	if (pg.smtp != NULL)
 		log_info("SMTP on %s port %d, submission on port %d (0: off)", cfg->listen_address,
 			 cfg->smtp_port, cfg->smtp_submission_port);
+	if (pg.web != NULL)
+		log_info("HTTPS (the CISS sender page) on %s port %d", cfg->listen_address,
+			 cfg->web_port);
 	event_base_dispatch(pg.base);
 	/* The loop also ends when the workers' spawner is gone: an error, so
 	 * that the service manager starts popgate again. */
@@ -623,10 +673,12 @@ cleanup:
 	/* No thread makes bodies any more: the files not handed out go. */
 	spool_pool_stop();
 	relay_free(&pg.relay); /* after the writer: its last completions reach the relay */
+	web_server_free(&pg.web); /* after the writer: an answer's completion replies */
 	pipeline_free(&pg.pipeline);
 	spawner_stop(&spawner); /* if the pipeline never took it */
 	store_close(&pg.store);
 	crypto_key_wipe(&pg.key);
+	crypto_key_wipe(&pg.ciss_key);
 	if (pg.relay_dns != pg.dns)
 		resolver_free(&pg.relay_dns);
 	resolver_free(&pg.dns);
@@ -642,6 +694,8 @@ cleanup:
 		close(smtp_fd);
 	if (submission_fd >= 0)
 		close(submission_fd);
+	if (web_fd >= 0)
+		close(web_fd);
 	log_info("stopped");
 cleanup_log:
 	log_close();

@@ -23,6 +23,7 @@ struct offload;
 struct resolver;
 struct writer;
 struct relay;
+struct web_server;
 struct archiver;
 
 struct popgate {
@@ -36,6 +37,7 @@ struct popgate {
 	struct resolver *relay_dns;
 	struct store *store;
 	struct crypto_key key;
+	struct crypto_key ciss_key; /* signs the links of challenges (ciss/token.h) */
 	SSL_CTX *server_tls;
 	struct pipeline *pipeline;
 	struct pop3_server *pop3;
@@ -45,6 +47,7 @@ struct popgate {
 	struct offload *offload; /* threads for argon2id */
 	struct writer *writer;	 /* spool fsyncs and commits off the loop (store/writer.h) */
 	struct relay *relay;	 /* outbound delivery (smtp/relay.h) */
+	struct web_server *web;	 /* the HTTPS sender page (web/server.h); NULL when off */
 	struct archiver *archiver; /* MailDepot (pipeline/archiver.h); NULL: [depot] off */
 };
 

@@ -122,6 +122,16 @@ CTL_RUN(ctl_address_del);
 CTL_RUN(ctl_auth_check);
 CTL_RUN(ctl_admin_check);
 CTL_RUN(ctl_admin_passwd);
+/* ctl_ciss.c */
+CTL_RUN(ctl_domain_list);
+CTL_RUN(ctl_domain_add);
+CTL_RUN(ctl_domain_del);
+CTL_RUN(ctl_ciss_show);
+CTL_RUN(ctl_ciss_set);
+CTL_RUN(ctl_ciss_trust);
+CTL_RUN(ctl_ciss_untrust);
+CTL_RUN(ctl_ciss_list);
+CTL_RUN(ctl_ciss_pending);
 /* ctl_network.c */
 CTL_RUN(ctl_network_list);
 CTL_RUN(ctl_network_add);

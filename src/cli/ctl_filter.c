@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "ciss/policy.h"
 #include "cli/ctl.h"
 #include "cli/output.h"
 #include "core/config.h"
@@ -39,7 +40,6 @@
 #include "pipeline/proto.h"
 #include "pipeline/route.h"
 #include "pipeline/verdict.h"
-#include "store/address.h"
 #include "store/profile.h"
 #include "store/user.h"
 
@@ -240,6 +240,39 @@ static int ctl_filter_profile(struct ctl *ctl, const struct ctl_filter_args *arg
 }
 
 /* Prints DECISION for PROFILE (named NAME), and HANDOFF. */
+/*
+ * Combines RESULTS into *DECISION as the daemon does, challenge-response
+ * included (ciss/policy.h) as far as it is judged without the writer: a
+ * sender user USER_ID does not know is challenged, or quarantined for a G4
+ * rule on the message (the reason as the explanation's ciss line); whether
+ * a challenge is open, the period and the caps only the daemon counts.
+ */
+static void ctl_filter_decide(struct ctl *ctl, const struct filter_profile *profile,
+			      int64_t user_id, const struct pipeline_verdict *verdict,
+			      const struct pipeline_result *results, size_t count,
+			      struct verdict_decision *decision)
+{
+	struct ciss_plan plan;
+	bool known = ciss_policy_plan(ctl->store, ctl->cfg.pseudo_domain, profile, user_id, NULL,
+				      verdict, &plan) != 1;
+
+	verdict_combine(profile, results, count, known, decision);
+	if (decision->action == VERDICT_CHALLENGE) {
+		char *explanation = xasprintf("%sciss\t0.000\t0.000\t%s\n", decision->explanation,
+					      plan.screen_reason != NULL
+						  ? plan.screen_reason
+						  : "challenged (unless a challenge to the sender "
+						    "is open, or the period or a "
+						    "cap stops it: the daemon counts those)");
+
+		free(decision->explanation);
+		decision->explanation = explanation;
+		if (plan.screen_reason != NULL)
+			decision->action = VERDICT_QUARANTINE;
+	}
+	ciss_plan_clear(&plan);
+}
+
 static int ctl_filter_print(const struct ctl *ctl, const char *name,
 			    const struct filter_profile *profile,
 			    const struct verdict_decision *decision,
@@ -349,8 +382,7 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	struct verdict_decision decision;
 	struct filter_handoff handoff;
 	size_t count;
-	int64_t user_id, owner = 0;
-	bool sender_known;
+	int64_t user_id;
 	struct filter_dns *dns;
 	char buf[256];
 	int fd, rc;
@@ -408,9 +440,7 @@ int ctl_filter_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	}
 	verdict.scan = scanned ? &scan : NULL;
 	count = route_results_complete(ctl->store, &job, &verdict, &results);
-	sender_known =
-	    verdict.sender != NULL && store_address_owner(ctl->store, verdict.sender, &owner) == 1;
-	verdict_combine(&profile, results, count, sender_known, &decision);
+	ctl_filter_decide(ctl, &profile, user_id, &verdict, results, count, &decision);
 	rc = ctl_filter_print(ctl, profile_name, &profile, &decision, &handoff);
 	verdict_decision_clear(&decision);
 	route_results_free(&results, count);
@@ -517,7 +547,6 @@ static int ctl_bench_one(struct ctl *ctl, const char *path, const struct pipelin
 	struct pipeline_result scan = {0};
 	struct verdict_decision decision;
 	bool scanned = clamav_profile_runs(job->profile);
-	int64_t owner = 0;
 	size_t count;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	int rc;
@@ -536,10 +565,8 @@ static int ctl_bench_one(struct ctl *ctl, const char *path, const struct pipelin
 	}
 	verdict.scan = scanned ? &scan : NULL;
 	count = route_results_complete(ctl->store, job, &verdict, &results);
-	bool sender_known = !job->profile->challenge_unknown_senders ||
-			    (verdict.sender != NULL &&
-			     store_address_owner(ctl->store, verdict.sender, &owner) == 1);
-	verdict_combine(job->profile, results, count, sender_known, &decision);
+	ctl_filter_decide(ctl, job->profile, job->owner.user_id, &verdict, results, count,
+			  &decision);
 	actions[decision.action]++;
 	verdict_decision_clear(&decision);
 	route_results_free(&results, count);

@@ -353,13 +353,20 @@ int ctl_queue_release(struct ctl *ctl, const struct ctl_command *cmd, int argc, 
 		return ctl_changed(ctl, id,
 				   json_pack("{s:s, s:s}", "id", id, "state", "processing"),
 				   "message %s released to processing", id);
+	/* Held for a challenge's answer (CISS): to delivery, without one. */
+	moved = store_message_move(ctl->store, id, MESSAGE_CHALLENGED, MESSAGE_DELIVERY, NULL);
+	if (moved < 0)
+		return ctl_refuse("cannot move the message");
+	if (moved == 1)
+		return ctl_changed(ctl, id, json_pack("{s:s, s:s}", "id", id, "state", "delivery"),
+				   "message %s released from the challenge hold to delivery", id);
 	/* Quarantined: to delivery, and learnt as ham (store/spam_report.h). */
 	moved = store_spam_release(ctl->store, id);
 	if (moved < 0)
 		return ctl_refuse("cannot move the message");
 	if (moved == 0)
-		return ctl_refuse("message %s is not suspect or quarantined; only such a "
-				  "message can be released",
+		return ctl_refuse("message %s is not suspect, challenged or quarantined; only "
+				  "such a message can be released",
 				  id);
 	const char *bayes = ctl_queue_learn(ctl);
 	return ctl_changed(ctl, id,

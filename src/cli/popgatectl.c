@@ -111,10 +111,11 @@ static const struct ctl_command ctl_commands[] = {
      "result (score x weight = points) and reason.\n"
      "Exits 1 if there is no such message.\n",
      ctl_queue_show},
-    {"queue", "release", "ID [--user U]", "release a suspect or quarantined message",
+    {"queue", "release", "ID [--user U]", "release a suspect, challenged or quarantined message",
      "  --user U  act as user U: only U's messages (see 'queue list --user')\n"
      "A suspect message goes back to processing; the running daemon is told\n"
-     "and filters it again at once. A quarantined message goes to delivery: the\n"
+     "and filters it again at once. A challenged one (held for its sender's\n"
+     "answer, CISS) goes to delivery. A quarantined message goes to delivery: the\n"
      "next pickup serves it, and it is recorded as ham for the spam classifier\n"
      "to learn (as 'report ham' does), and the Bayes database learns it at\n"
      "once (see 'bayes learn'). Exits 1 if there is no such message, it\n"
@@ -206,6 +207,54 @@ static const struct ctl_command ctl_commands[] = {
      "Its clients may no longer relay without authentication, from their next\n"
      "recipient on. Exits 1 if there is no network NAME.\n",
      ctl_network_del},
+    /* domain, ciss (ctl_ciss.c) */
+    {"domain", "list", "", "list the Local Domains",
+     "Shows the mail domains popgate serves: first the pseudo-domain ([server]\n"
+     "pseudo_domain), a Local Domain by itself (built in, not deletable), then\n"
+     "those added, with the time each was added; NOTE says which ones CISS\n"
+     "applies to ('ciss set domains').\n",
+     ctl_domain_list},
+    {"domain", "add", "DOMAIN", "add a Local Domain",
+     "DOMAIN: a domain name (stored in lower case). Refused for an invalid\n"
+     "name, the pseudo-domain and a domain already there.\n",
+     ctl_domain_add},
+    {"domain", "del", "DOMAIN", "delete a Local Domain",
+     "Refused for the pseudo-domain, a domain that is not a Local Domain, and\n"
+     "one CISS applies to (take it out with 'ciss set domains' first).\n",
+     ctl_domain_del},
+    {"ciss", "show", "", "show the challenge-response (CISS) settings", NULL, ctl_ciss_show},
+    {"ciss", "set", "SETTING VALUE...", "change a challenge-response (CISS) setting",
+     "  domains D...        the Local Domains CISS applies to (none: CISS is\n"
+     "                      off); a user's mail is challenged only when one of\n"
+     "                      its addresses is in one and its filter profile has\n"
+     "                      'challenge yes'\n"
+     "  period DAYS         one sender is not challenged twice within (7)\n"
+     "  cap-hour N          challenges per hour, all users (100)\n"
+     "  cap-user-hour N     challenges per hour for one user (20)\n"
+     "  hold-days N         days a held message waits for an answer (14)\n"
+     "  hold-expiry quarantine|delete  what becomes of it then (quarantine)\n"
+     "  link-days N         days a challenge's link is valid (7)\n"
+     "The running popgate uses a change from the next message on.\n",
+     ctl_ciss_set},
+    {"ciss", "trust", "USER ADDRESS", "let ADDRESS's mail reach USER unchallenged",
+     "Records ADDRESS as trusted by USER (known by 'admin'), as an answered\n"
+     "challenge does (known by 'answer'), and moves USER's messages held for\n"
+     "ADDRESS's answer to delivery.\n",
+     ctl_ciss_trust},
+    {"ciss", "untrust", "USER ADDRESS", "challenge ADDRESS's mail to USER again",
+     "Exits 1 if USER does not trust ADDRESS. A correspondent (learnt from mail\n"
+     "USER sent) stays known.\n",
+     ctl_ciss_untrust},
+    {"ciss", "list", "[USER]", "list the senders each user knows",
+     "The trusted senders (by an answer or the administrator) and the\n"
+     "correspondents (recipients of mail the user sent through the relay) of\n"
+     "USER, or of every user. Allow-listed senders: 'sender list'.\n",
+     ctl_ciss_list},
+    {"ciss", "pending", "[USER]", "list the messages held for a challenge's answer",
+     "Each held (challenged) message with its user, its sender, when it was\n"
+     "held and the latest challenge to that sender. 'queue show ID' prints\n"
+     "its verdict; 'queue release ID' delivers it without an answer.\n",
+     ctl_ciss_pending},
     {"config", "show", "", "print the effective configuration",
      "Prints every key as INI that popgate reads back (with --json: an object\n"
      "of sections of keys). The configuration holds no secret.\n",
@@ -304,7 +353,10 @@ static const struct ctl_command ctl_commands[] = {
      "offline, as a worker and the daemon would, and prints the action, the score\n"
      "and each filter's result and reason. Changes nothing.\n"
      "  --user U     judge it as mail of user U (U's profile and sender lists)\n"
-     "  --profile P  with profile P (default: U's, or default)\n",
+     "  --profile P  with profile P (default: U's, or default)\n"
+     "For a profile that challenges, U's unknown senders show as 'challenge', or\n"
+     "as 'quarantine' with the G4 reason in the ciss line (an open challenge, the\n"
+     "period and the caps only the daemon counts).\n",
      ctl_filter_check},
     {"filter", "list", "", "list the filters there are",
      "Prints each filter's name and where it runs: in a worker, or in the daemon\n"

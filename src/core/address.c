@@ -29,13 +29,11 @@ static bool address_local_valid(const char *local, size_t len)
 	return true;
 }
 
-/* Checks the domain: dot-separated labels of [A-Za-z0-9-], no '-' at a
- * label's ends, no empty label (so no leading, trailing or double dot). */
-static bool address_domain_valid(const char *domain)
+bool address_domain_valid(const char *domain)
 {
 	const char *label = domain;
 
-	if (*domain == '\0')
+	if (*domain == '\0' || strnlen(domain, ADDRESS_MAX + 1) > ADDRESS_MAX)
 		return false;
 	for (;;) {
 		size_t len = strspn(label, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

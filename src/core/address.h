@@ -24,4 +24,9 @@
  */
 bool address_valid(const char *address);
 
+/* True if DOMAIN is such a domain: dot-separated labels of [A-Za-z0-9-], no
+ * '-' at a label's ends, no empty label (so no leading, trailing or double
+ * dot), at most ADDRESS_MAX in all. */
+bool address_domain_valid(const char *domain);
+
 #endif

@@ -30,6 +30,7 @@
 
 #include <ini.h>
 
+#include "core/address.h"
 #include "core/config.h"
 #include "core/config_key.h"
 #include "core/config_section.h"
@@ -137,6 +138,19 @@ const struct config_key config_keys[] = {
 	{"relay", "allow_private", CONFIG_BOOL, CONFIG_FIELD(relay_allow_private), 0, 0, NULL},
 	{"relay", "mta_sts_port", CONFIG_INT, CONFIG_FIELD(relay_mta_sts_port), 1, 65535, NULL},
 	{"relay", "ca_file", CONFIG_NULL_PATH, CONFIG_FIELD(relay_ca_file), 0, 0, NULL},
+	{"web", "port", CONFIG_INT, CONFIG_FIELD(web_port), 0, 65535, NULL},
+	{"web", "base_url", CONFIG_HEADER_TEXT, CONFIG_FIELD(web_base_url), 0, 200, NULL},
+	{"web", "challenge_from", CONFIG_HEADER_TEXT, CONFIG_FIELD(web_challenge_from), 0, 254,
+	 NULL},
+	{"web", "max_connections", CONFIG_INT, CONFIG_FIELD(web_max_connections), 1, 100000, NULL},
+	{"web", "max_connections_per_address", CONFIG_INT,
+	 CONFIG_FIELD(web_max_connections_per_address), 1, 100000, NULL},
+	{"web", "timeout", CONFIG_INT, CONFIG_FIELD(web_timeout), 1, 3600, NULL},
+	{"web", "connection_deadline", CONFIG_INT, CONFIG_FIELD(web_connection_deadline), 1, 86400,
+	 NULL},
+	{"web", "requests_per_minute", CONFIG_INT, CONFIG_FIELD(web_requests_per_minute), 1,
+	 1000000, NULL},
+	{"web", "max_wrong_codes", CONFIG_INT, CONFIG_FIELD(web_max_wrong_codes), 1, 1000, NULL},
 	{"depot", "enabled", CONFIG_BOOL, CONFIG_FIELD(depot_enabled), 0, 0, NULL},
 	{"depot", "retention_days", CONFIG_INT, CONFIG_FIELD(depot_retention_days), 1, 36525, NULL},
 	{"depot", "checkpoint_interval", CONFIG_INT, CONFIG_FIELD(depot_checkpoint_interval), 0,
@@ -379,6 +393,36 @@ static int config_check_path_lengths(const struct config_parse *p, char *err, si
 	return 0;
 }
 
+/* [web] base_url is an https or http URL without blanks, quotes or angle
+ * brackets (it goes into mail and HTML as it is); challenge_from an address. */
+static int config_check_web(struct config_parse *p, char *err, size_t errlen)
+{
+	const struct popgate_config *cfg = p->cfg;
+	const char *url = cfg->web_base_url;
+
+	if (*url != '\0') {
+		bool scheme = strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0;
+		bool clean = strpbrk(url, " \"'<>\\`") == NULL;
+
+		if (!scheme || !clean) {
+			int line = p->key_line[config_key_index("web", "base_url")];
+
+			snprintf(err, errlen,
+				 "%s:%d: base_url must be an http(s) URL without blanks or quotes",
+				 p->path, line > 0 ? line : 1);
+			return -1;
+		}
+	}
+	if (*cfg->web_challenge_from != '\0' && !address_valid(cfg->web_challenge_from)) {
+		int line = p->key_line[config_key_index("web", "challenge_from")];
+
+		snprintf(err, errlen, "%s:%d: challenge_from is not a mail address", p->path,
+			 line > 0 ? line : 1);
+		return -1;
+	}
+	return 0;
+}
+
 /* Checks that need the whole file, and the derived values. 0 or -1. */
 static int config_finish(struct config_parse *p, char *err, size_t errlen)
 {
@@ -412,6 +456,10 @@ static int config_finish(struct config_parse *p, char *err, size_t errlen)
 		int line = p->key_line[config_key_index("spam", "clamd_socket")];
 
 		snprintf(err, errlen, "%s:%d: %s", p->path, line > 0 ? line : 1, clamd_err);
+		free(base);
+		return -1;
+	}
+	if (config_check_web(p, err, errlen) < 0) {
 		free(base);
 		return -1;
 	}
@@ -523,6 +571,15 @@ void config_defaults(struct popgate_config *cfg)
 	cfg->relay_mta_sts_port = 443;
 	cfg->relay_ca_file = NULL;
 	cfg->rules_file = NULL;
+	cfg->web_port = 1443;
+	cfg->web_base_url = xstrdup("");
+	cfg->web_challenge_from = xstrdup("");
+	cfg->web_max_connections = 200;
+	cfg->web_max_connections_per_address = 20;
+	cfg->web_timeout = 20;
+	cfg->web_connection_deadline = 60;
+	cfg->web_requests_per_minute = 60;
+	cfg->web_max_wrong_codes = 5;
 	cfg->depot_enabled = false;
 	cfg->depot_retention_days = DEPOT_RETENTION_DAYS_DEFAULT;
 	cfg->depot_checkpoint_interval = 3600;
@@ -603,6 +660,8 @@ void config_free(struct popgate_config *cfg)
 	xfree(&cfg->uribl_zones);
 	xfree(&cfg->clamd_socket);
 	xfree(&cfg->trusted_relays);
+	xfree(&cfg->web_base_url);
+	xfree(&cfg->web_challenge_from);
 	config_key_free(&config_keys[config_key_index("providers", "allow")], cfg);
 	config_sections_free(config_section_types, config_section_type_count, cfg);
 	memset(cfg, 0, sizeof(*cfg));
@@ -623,6 +682,7 @@ static const struct {
     {"server", "pop3s_port"},	  {"server", "tls_cert"},	     {"server", "tls_key"},
     {"pipeline", "workers"},	  {"pipeline", "worker_timeout"},
     {"smtp", "port"},		  {"smtp", "submission_port"},
+    {"web", "port"},
     /* The archiver thread and its settings are made at start-up. */
     {"depot", "enabled"},	  {"depot", "checkpoint_interval"}, {"depot", "batch"},
 };

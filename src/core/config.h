@@ -132,6 +132,16 @@ struct popgate_config {
 	bool relay_allow_private; /* deliver to MX hosts in private ranges (no) */
 	int relay_mta_sts_port;	  /* 443: the port of mta-sts.DOMAIN (others for tests) */
 	char *relay_ca_file;	  /* NULL: the system's CA store, for verified TLS */
+	/* [web] (web/server.h): the HTTPS listener of the CISS sender page */
+	int web_port;		/* 1443; 0: off */
+	char *web_base_url;	/* "": https://HOSTNAME:PORT; the links in challenges */
+	char *web_challenge_from; /* "": postmaster@PSEUDO_DOMAIN; From of challenges */
+	int web_max_connections; /* 200 at once */
+	int web_max_connections_per_address; /* 20 at once from one address (IPv6: /64) */
+	int web_timeout;	/* 20 seconds of silence */
+	int web_connection_deadline; /* 60 seconds a connection may live in all */
+	int web_requests_per_minute; /* 60 per client address (a burst of as many) */
+	int web_max_wrong_codes; /* 5 wrong codes, then the challenge's page is locked */
 
 	/* [depot] (MailDepot: depot/depot.h; the daemon's archiver,
 	 * pipeline/archiver.h) */

@@ -110,6 +110,33 @@ struct pipeline_result {
 	bool force_quarantine;
 };
 
+/*
+ * What challenge-response (CISS, filters/ciss.h) must know of a message
+ * that only its header and its authentication say, found by the worker for
+ * a job whose profile challenges unknown senders. The G4 rules in the main
+ * process read these flags; the worker does not decide.
+ */
+#define PIPELINE_CISS_NULL_SENDER 0x0001	 /* Return-Path: <> */
+#define PIPELINE_CISS_NO_SENDER 0x0002		 /* no usable Return-Path */
+#define PIPELINE_CISS_AUTO_SUBMITTED 0x0004	 /* Auto-Submitted, other than "no" */
+#define PIPELINE_CISS_BULK 0x0008		 /* Precedence: bulk, list or junk */
+#define PIPELINE_CISS_LIST 0x0010		 /* a List-Id field */
+#define PIPELINE_CISS_OUR_CHALLENGE 0x0020	 /* an X-Popgate-Challenge field */
+#define PIPELINE_CISS_SPF_FAIL 0x0040		 /* SPF: fail */
+#define PIPELINE_CISS_SPF_ALIGNED_PASS 0x0080	 /* SPF pass, its domain aligned with From */
+#define PIPELINE_CISS_DKIM_ALIGNED_PASS 0x0100	 /* a DKIM pass with d= aligned with From */
+#define PIPELINE_CISS_DKIM_UNALIGNED_PASS 0x0200 /* a DKIM pass, none aligned */
+#define PIPELINE_CISS_FLAGS_ALL 0x03ff
+
+/* The longest subject the facts carry (longer ones are cut). */
+#define PIPELINE_CISS_SUBJECT_MAX 200
+
+struct pipeline_ciss {
+	bool present;	/* the worker looked */
+	unsigned flags; /* PIPELINE_CISS_* */
+	char *subject;	/* the Subject, printable ASCII, cut; NULL: none */
+};
+
 struct pipeline_verdict {
 	char id[SPOOL_ID_LEN + 1];
 	enum pipeline_outcome outcome;
@@ -129,6 +156,9 @@ struct pipeline_verdict {
 	/* For JUDGED, when the profile runs the fuzzy filter: the body's
 	 * fingerprint (filters/fuzzy.h), or none. */
 	struct filter_fingerprint fingerprint;
+	/* For JUDGED, when the job's profile challenges unknown senders: what
+	 * challenge-response needs (hostile, bounded by the decoder). */
+	struct pipeline_ciss ciss;
 	/* In the main process's callback only (never on the wire): the job as
 	 * it was submitted, with the profile it was judged by (NULL: the
 	 * default). */

@@ -628,6 +628,40 @@ static int proto_result_decode(const unsigned char *data, size_t len,
 	return 0;
 }
 
+/* Decodes a verdict's CISS value into *CISS (allocating its subject). On
+ * failure *CISS holds nothing to free. */
+static int proto_ciss_decode(const unsigned char *data, size_t len, struct pipeline_ciss *ciss,
+			     const char **err_r)
+{
+	struct proto_field fields[PROTO_TAG_MAX + 1];
+	const struct proto_field *flags = &fields[PROTO_CISS_FLAGS];
+	const struct proto_field *subject = &fields[PROTO_CISS_SUBJECT];
+	unsigned value;
+
+	memset(ciss, 0, sizeof(*ciss));
+	if (proto_fields_split(data, len, PROTO_CISS_SUBJECT, 0, fields, err_r) < 0)
+		return -1;
+	if (!flags->count || flags->len != 2) {
+		*err_r = "bad CISS flags";
+		return -1;
+	}
+	value = proto_get_u16(flags->data);
+	if ((value & ~(unsigned)PIPELINE_CISS_FLAGS_ALL) != 0) {
+		*err_r = "unknown CISS flag";
+		return -1;
+	}
+	if (subject->count && (subject->len > PIPELINE_CISS_SUBJECT_MAX ||
+			       !proto_reason_valid((const char *)subject->data, subject->len))) {
+		*err_r = "bad CISS subject";
+		return -1;
+	}
+	ciss->present = true;
+	ciss->flags = value;
+	if (subject->count)
+		ciss->subject = xstrndup((const char *)subject->data, subject->len);
+	return 0;
+}
+
 /* ---- the archive's fields ------------------------------------------------- */
 
 /* The length of the valid UTF-8 sequence at S (LEN bytes left), or 0. */
@@ -889,6 +923,7 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 	const struct proto_field *results = &fields[PROTO_VERDICT_RESULT];
 	const struct proto_field *fingerprint = &fields[PROTO_VERDICT_FINGERPRINT];
 	const struct proto_field *archive = &fields[PROTO_VERDICT_ARCHIVE];
+	const struct proto_field *ciss = &fields[PROTO_VERDICT_CISS];
 	struct pipeline_verdict out = {0};
 	const unsigned char *payload;
 	const unsigned char *value;
@@ -904,8 +939,8 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 		return -1;
 	if (consumed == 0)
 		return 0;
-	if (proto_fields_split(payload, payload_len, PROTO_VERDICT_ARCHIVE,
-			       1u << PROTO_VERDICT_RESULT, fields, err_r) < 0)
+	if (proto_fields_split(payload, payload_len, PROTO_VERDICT_CISS, 1u << PROTO_VERDICT_RESULT,
+			       fields, err_r) < 0)
 		return -1;
 	if (!id->count || !outcome->count) {
 		*err_r = "verdict lacks a required field";
@@ -939,6 +974,8 @@ int proto_verdict_decode(const unsigned char *buf, size_t len, size_t *consumed_
 		*err_r = "bad fingerprint";
 		return -1;
 	}
+	if (ciss->count && proto_ciss_decode(ciss->data, ciss->len, &out.ciss, err_r) < 0)
+		return -1;
 	if (results->count > 0)
 		out.results = xcalloc(results->count, sizeof(*out.results));
 	while (proto_field_next(payload, payload_len, &pos, PROTO_VERDICT_RESULT, &value,
@@ -1210,6 +1247,9 @@ void proto_verdict_clear(struct pipeline_verdict *verdict)
 	xfree(&verdict->recipients);
 	verdict->recipient_count = 0;
 	verdict->fingerprint.present = false;
+	xfree(&verdict->ciss.subject);
+	verdict->ciss.present = false;
+	verdict->ciss.flags = 0;
 	depot_fields_free(verdict->archive_fields);
 	xfree(&verdict->archive_fields);
 }

@@ -7,7 +7,7 @@
  *
  * A frame is a 12-byte header and a payload, all integers in network order:
  *
- *   uint32 magic 0x50475750 ("PGWP")   uint16 version (7)
+ *   uint32 magic 0x50475750 ("PGWP")   uint16 version (8)
  *   uint16 type (1 job, 2 verdict,     uint32 payload length (at most 64 KiB;
  *                3 setup, 4 query,            a verdict's at most
  *                5 answer)                    PROTO_VERDICT_PAYLOAD_MAX, for
@@ -34,7 +34,8 @@
  * owner and profile to jobs, per-filter results to verdicts in place of one
  * prepend text, and skippable fields; 5 added the setup frame; 6 the query
  * and answer frames; 7 the job's ARCHIVE flag and the verdict's ARCHIVE
- * fields (MailDepot), with the longer verdict frames they need.
+ * fields (MailDepot), with the longer verdict frames they need; 8 the
+ * verdict's CISS facts.
  *
  * The setup frame is the first the main process sends on a new worker's
  * socket, before any job; the worker reads it before its filters' inits and
@@ -90,7 +91,9 @@
  *            PROTO_FINGERPRINT_LEN bytes; added in version 5 as an optional
  *            field, so the version stayed), ARCHIVE (optional, at most
  *            PROTO_ARCHIVE_MAX bytes: the fields depot_extract gave, see
- *            below)
+ *            below), CISS (optional: FLAGS, uint16 of PIPELINE_CISS_* bits,
+ *            no unknown bit; optional SUBJECT, one line of printable ASCII,
+ *            at most PIPELINE_CISS_SUBJECT_MAX)
  *   archive: DATE (int64, 0 to PROTO_RECEIVED_AT_MAX), HEADERS, BODY,
  *            ATTACHMENT_TEXT (each always there, maybe empty); optional
  *            SENDER (an archive address), RECIPIENTS (1 to
@@ -140,7 +143,7 @@
 #include "pipeline/pipeline.h"
 
 #define PROTO_MAGIC 0x50475750u
-#define PROTO_VERSION 7
+#define PROTO_VERSION 8
 #define PROTO_HEADER_LEN 12
 #define PROTO_FIELD_HEADER_LEN 6
 #define PROTO_PAYLOAD_MAX 65536
@@ -220,6 +223,7 @@ enum proto_verdict_tag {
 	PROTO_VERDICT_RECIPIENTS = 5,
 	PROTO_VERDICT_FINGERPRINT = 6,
 	PROTO_VERDICT_ARCHIVE = 7,
+	PROTO_VERDICT_CISS = 8,
 };
 
 /* Inside a verdict's ARCHIVE. */
@@ -233,6 +237,12 @@ enum proto_archive_tag {
 	PROTO_ARCHIVE_HEADERS = 7,
 	PROTO_ARCHIVE_BODY = 8,
 	PROTO_ARCHIVE_ATTACHMENT_TEXT = 9,
+};
+
+/* Inside a verdict's CISS. */
+enum proto_ciss_tag {
+	PROTO_CISS_FLAGS = 1,
+	PROTO_CISS_SUBJECT = 2,
 };
 
 /* The length of a verdict's FINGERPRINT. */
@@ -316,8 +326,9 @@ int proto_setup_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 /*
  * Decodes a verdict frame into *VERDICT. On success its results (and their
  * reasons and headers), sender, recipients and archive fields are allocated
- * (or NULL / 0 when the worker sent none), its fingerprint is filled in (or
- * not present), and VERDICT->reason and ->job are NULL; free with
+ * (or NULL / 0 when the worker sent none), its fingerprint and CISS facts
+ * are filled in (or not present), and VERDICT->reason and ->job are NULL;
+ * free with
  * proto_verdict_clear. Otherwise *VERDICT holds nothing to free. Only
  * outcomes a worker may give are accepted (not WORKER_FAILED).
  */

@@ -410,6 +410,25 @@ int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char *
 			proto_put_u32(packed + 4 * i, verdict->fingerprint.minhash[i]);
 		proto_writer_field(&w, PROTO_VERDICT_FINGERPRINT, packed, sizeof(packed));
 	}
+	if (verdict->ciss.present) {
+		size_t at = proto_writer_open(&w, PROTO_VERDICT_CISS);
+		unsigned char flags[2];
+
+		if ((verdict->ciss.flags & ~(unsigned)PIPELINE_CISS_FLAGS_ALL) != 0 ||
+		    (verdict->ciss.subject != NULL &&
+		     (strlen(verdict->ciss.subject) > PIPELINE_CISS_SUBJECT_MAX ||
+		      !proto_reason_valid(verdict->ciss.subject, strlen(verdict->ciss.subject))))) {
+			free(w.buf);
+			*err_r = "bad CISS facts";
+			return -1;
+		}
+		proto_put_u16(flags, (uint16_t)verdict->ciss.flags);
+		proto_writer_field(&w, PROTO_CISS_FLAGS, flags, sizeof(flags));
+		if (verdict->ciss.subject != NULL)
+			proto_writer_field(&w, PROTO_CISS_SUBJECT, verdict->ciss.subject,
+					   strlen(verdict->ciss.subject));
+		proto_writer_close(&w, at);
+	}
 	if (verdict->archive_fields != NULL && !proto_writer_archive(&w, verdict->archive_fields)) {
 		free(w.buf);
 		*err_r = "archive fields too long";

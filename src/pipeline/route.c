@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ciss/challenge.h"
+#include "ciss/policy.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "pipeline/archiver.h"
@@ -78,6 +80,11 @@ struct route_write {
 	 * and the owner it is counted for. */
 	struct filter_fingerprint fingerprint;
 	int64_t owner_id;
+	/* Challenged (CISS): what the loop found, what the writer decided, and
+	 * the prepended lines should it quarantine the message instead. */
+	struct ciss_plan ciss;
+	struct ciss_decision ciss_decision;
+	char *quarantine_prepend;
 	/* Its entry in MailDepot once archived (pipeline/archiver.h), else 0. */
 	int64_t depot_seq;
 	/* Failed: why, and the profile a retry is judged by. */
@@ -96,6 +103,9 @@ static void route_write_free(struct route_write *record)
 	free(record->reasons);
 	free(record->tag_prefix);
 	free(record->reason);
+	ciss_plan_clear(&record->ciss);
+	ciss_decision_clear(&record->ciss_decision);
+	free(record->quarantine_prepend);
 	free(record);
 }
 
@@ -222,6 +232,35 @@ static void record_fingerprint(struct store *store, const struct route_write *re
 }
 
 /*
+ * In the writer thread, for a message the verdict challenges: CISS decides
+ * (ciss/policy.h) whether its sender is challenged, it joins an open
+ * challenge, or it goes to the quarantine; the decision's line is added to
+ * the verdict's explanation (what popgatectl queue show prints). -1 when
+ * the store cannot be read: the whole job is undone, the message stays in
+ * processing and is judged again.
+ */
+static int route_ciss_decide(struct store *store, struct route_write *record)
+{
+	char *line, *reasons;
+
+	if (ciss_policy_decide(store, &record->ciss, util_now(), &record->ciss_decision) < 0)
+		return -1;
+	if (record->ciss_decision.outcome == CISS_OUTCOME_QUARANTINE) {
+		record->action = VERDICT_QUARANTINE;
+		record->state = MESSAGE_QUARANTINE;
+		free(record->prepend);
+		record->prepend = record->quarantine_prepend;
+		record->quarantine_prepend = NULL;
+	}
+	line = xasprintf("ciss\t0.000\t0.000\t%s\n", record->ciss_decision.reason);
+	reasons = xasprintf("%s%s", record->reasons != NULL ? record->reasons : "", line);
+	free(line);
+	free(record->reasons);
+	record->reasons = reasons;
+	return 0;
+}
+
+/*
  * In the writer thread. Judged: the verdict recorded, the message
  * attributed, its fuzzy fingerprint counted, and the message moved; the
  * result is 1 if moved, 0 if it was not in processing. Failed: the attempt
@@ -232,6 +271,10 @@ static int route_write_work(struct store *store, void *arg)
 	struct route_write *record = arg;
 
 	if (record->judged) {
+		int moved;
+
+		if (record->action == VERDICT_CHALLENGE && route_ciss_decide(store, record) < 0)
+			return -1;
 		if (store_message_set_verdict(store, record->id, record->score,
 					      verdict_action_name(record->action),
 					      record->reasons) < 0)
@@ -244,8 +287,14 @@ static int route_write_work(struct store *store, void *arg)
 		/* Mail our users send is not a campaign to count. */
 		if (!record->submitted && record->fingerprint.present)
 			record_fingerprint(store, record);
-		return store_message_move(store, record->id, MESSAGE_PROCESSING, record->state,
-					  record->prepend);
+		moved = store_message_move(store, record->id, MESSAGE_PROCESSING, record->state,
+					   record->prepend);
+		/* Held for its sender: recorded with the move, or neither. */
+		if (moved == 1 && record->state == MESSAGE_CHALLENGED &&
+		    ciss_policy_hold(store, record->id, &record->ciss, util_now(),
+				     &record->ciss_decision) < 0)
+			return -1;
+		return moved;
 	}
 	int attempts = store_message_add_attempt(store, record->id);
 	if (attempts >= 2 &&
@@ -276,6 +325,22 @@ static void route_retry(struct route_write *record)
 	store_message_clear(&message);
 }
 
+/* Sends the challenge whose row RECORD's job committed (ciss/challenge.h).
+ * One that cannot be queued is logged; its message stays held (later mail
+ * from that sender joins it) until the administrator releases it or its
+ * hold expires. */
+static void route_challenge_issue(struct route_write *record)
+{
+	char err[256];
+
+	/* Queued, ciss/challenge.c logs it (event=challenge). */
+	if (ciss_challenge_issue(record->pg, record->ciss_decision.challenge_id, err, sizeof(err)) <
+	    0)
+		log_event(LOG_ERROR, "error", record->account_name, record->id,
+			  "cannot send challenge %lld: %s",
+			  (long long)record->ciss_decision.challenge_id, err);
+}
+
 /* In the loop, after the commit: the log, and a failed message's retry. */
 static void route_write_done(int result, const char *error, void *arg)
 {
@@ -303,6 +368,11 @@ static void route_write_done(int result, const char *error, void *arg)
 		/* Committed in outbound: the relay sends it now. */
 		if (result == 1 && record->state == MESSAGE_OUTBOUND)
 			relay_kick(record->pg->relay);
+		/* Held, with its challenge committed: the challenge mail goes now
+		 * (C1: when the message is fetched). */
+		if (result == 1 && record->state == MESSAGE_CHALLENGED &&
+		    record->ciss_decision.outcome == CISS_OUTCOME_CHALLENGE)
+			route_challenge_issue(record);
 		if (result < 0)
 			log_event(LOG_ERROR, "error", account_name, record->id,
 				  "cannot move to %s: %s; it is filtered again shortly",
@@ -492,17 +562,6 @@ static struct route_write *route_write_new(struct popgate *pg,
 	return record;
 }
 
-/* Whether the sender is one the owner is known to correspond with. Until
- * there is an address book (challenge-response, CISS), that is a sender who
- * is one of the gateway's own users. */
-static bool route_sender_known(struct popgate *pg, const struct pipeline_verdict *verdict)
-{
-	int64_t owner = 0;
-
-	return verdict->sender != NULL &&
-	       store_address_owner(pg->store, verdict->sender, &owner) == 1;
-}
-
 enum message_state route_action_state(enum verdict_action action)
 {
 	switch (action) {
@@ -625,20 +684,36 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 			 const struct store_message *message, const struct store_account *account,
 			 const char *account_name)
 {
-	const struct filter_profile *profile =
-	    verdict->job != NULL && verdict->job->profile != NULL ? verdict->job->profile
-								  : filter_profile_default();
-	/* Looked up only for a profile that asks: a store query per message
-	 * would be paid for nothing otherwise. */
-	bool sender_known = !profile->challenge_unknown_senders || route_sender_known(pg, verdict);
+	const struct filter_profile *profile = verdict->job != NULL && verdict->job->profile != NULL
+						   ? verdict->job->profile
+						   : filter_profile_default();
 	struct verdict_decision decision;
 	struct route_write *record = route_write_new(pg, verdict, account_name);
+	int64_t owner_id = verdict->job != NULL ? verdict->job->owner.user_id : 0;
+	/* CISS (ciss/policy.h) looks the sender up only for a profile that
+	 * challenges, and only for fetched mail (the relay sends submitted
+	 * mail): a store query per message would be paid for nothing else. */
+	bool sender_known = message->account_id == 0 ||
+			    ciss_policy_plan(pg->store, pg->cfg->pseudo_domain, profile, owner_id,
+					     account->login, verdict, &record->ciss) != 1;
 
 	struct pipeline_result *results = NULL;
 	size_t count = route_results_complete(pg->store, verdict->job, verdict, &results);
 	bool has_seat = user_has_seat(pg, account);
 
 	verdict_combine(profile, results, count, sender_known, &decision);
+	/* A challenge CISS may not send (G4, a cap) goes to the quarantine, as
+	 * the writer finds: its header lines for that case are made now, while
+	 * the results are here, so they name the action it gets. */
+	if (decision.action == VERDICT_CHALLENGE && has_seat) {
+		char *spam_headers;
+
+		decision.action = VERDICT_QUARANTINE;
+		spam_headers = verdict_spam_headers(profile, &decision, results, count);
+		decision.action = VERDICT_CHALLENGE;
+		record->quarantine_prepend = xasprintf("%s%s", decision.headers, spam_headers);
+		free(spam_headers);
+	}
 	route_results_free(&results, count);
 	record->judged = true;
 	/* U3: without a seat, delivered whatever the filters said (their
@@ -678,7 +753,7 @@ static void route_judged(struct popgate *pg, const struct pipeline_verdict *verd
 		if (strcmp(profile->filters[i].name, FUZZY_FILTER_NAME) == 0)
 			record->fingerprint = verdict->fingerprint;
 	}
-	record->owner_id = verdict->job != NULL ? verdict->job->owner.user_id : 0;
+	record->owner_id = owner_id;
 	verdict_decision_clear(&decision);
 	/* U3: a user without a seat gets mail unarchived, as its header says. */
 	if (pg->archiver != NULL && has_seat)

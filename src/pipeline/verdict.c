@@ -67,10 +67,9 @@ static char *verdict_reason_clean(const char *reason)
 	return clean;
 }
 
-/* The X-Popgate-Spam-* lines of DECISION (its explanation made already). */
-static char *verdict_spam_headers(const struct filter_profile *profile,
-				  const struct verdict_decision *decision,
-				  const struct pipeline_result *results, size_t count)
+char *verdict_spam_headers(const struct filter_profile *profile,
+			   const struct verdict_decision *decision,
+			   const struct pipeline_result *results, size_t count)
 {
 	char *lines =
 	    xasprintf(VERDICT_HEADER_STATUS

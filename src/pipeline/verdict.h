@@ -92,6 +92,15 @@ void verdict_combine(const struct filter_profile *profile, const struct pipeline
 		     size_t count, bool sender_known, struct verdict_decision *decision);
 
 /*
+ * The X-Popgate-Spam-* lines verdict_combine gave DECISION (see above), for
+ * its action as it is now: for a caller that changes the action (CISS
+ * quarantines a challenge it may not send). The caller frees them.
+ */
+char *verdict_spam_headers(const struct filter_profile *profile,
+			   const struct verdict_decision *decision,
+			   const struct pipeline_result *results, size_t count);
+
+/*
  * Parses EXPLANATION (as verdict_combine writes it) into *LINES_R (free with
  * verdict_lines_free) and *COUNT_R. Lines that are not of that shape (an
  * older verdict's text) are skipped. 0 always.

@@ -41,6 +41,7 @@
 #include "depot/depot.h"
 #include "filters/auth.h"
 #include "filters/bayes.h"
+#include "filters/ciss.h"
 #include "filters/dns.h"
 #include "filters/filter.h"
 #include "filters/message.h"
@@ -226,6 +227,9 @@ static int worker_job_run(int body_fd, const char *hostname, const struct pipeli
 	if (handoff != NULL)
 		*handoff = message.handoff;
 	worker_filters_run(&message, verdict);
+	/* Only fetched mail is challenged (the relay sends submitted mail). */
+	if (job->profile->challenge_unknown_senders && job->source == PIPELINE_SOURCE_FETCHED)
+		ciss_facts_collect(&message, &verdict->ciss);
 	if (job->archive)
 		worker_archive_extract(&message, verdict);
 	log_event(LOG_DEBUG, "worker_verdict", job->account, job->id,

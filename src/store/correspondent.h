@@ -6,6 +6,7 @@
 #ifndef POPGATE_STORE_CORRESPONDENT_H
 #define POPGATE_STORE_CORRESPONDENT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "store/db.h"
@@ -20,5 +21,20 @@ int store_correspondent_add(struct store *store, int64_t user_id, const char *ad
 
 /* 1 when ADDRESS is one of USER_ID's correspondents, 0 if not, -1 error. */
 int store_correspondent_known(struct store *store, int64_t user_id, const char *address);
+
+struct store_correspondent {
+	int64_t user_id;
+	char *user_name;
+	char *address;
+	int64_t first_at;
+	int64_t last_at;
+	int64_t messages;
+};
+
+/* The correspondents of USER_ID (0: every user's), by user name and
+ * address: *LIST_R (free with store_correspondent_list_free). 0 or -1. */
+int store_correspondent_list(struct store *store, int64_t user_id,
+			     struct store_correspondent **list_r, size_t *count_r);
+void store_correspondent_list_free(struct store_correspondent **list, size_t count);
 
 #endif

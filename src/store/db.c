@@ -371,6 +371,50 @@ static const char *const store_migrations[] = {
     "ALTER TABLE message ADD COLUMN subject_tag TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE message ADD COLUMN subject_tag_at INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE spam_report ADD COLUMN learn_result TEXT;",
+    /*
+     * 14: challenge-response, CISS (issue 12; store/ciss.h). The Local
+     * Domains (the pseudo-domain is one by itself and never a row). The
+     * senders each user trusts, and how (an answer or the administrator).
+     * The challenges made: whom from and to, about which held message, the
+     * single-use nonce of its link, until when it is valid and when it was
+     * answered; kept after the message is gone, so the period and the caps
+     * count them. For each held (challenged) message, the user and the
+     * sender it waits for, so an answer or the expiry finds it.
+     */
+    "CREATE TABLE local_domain ("
+    "  domain TEXT PRIMARY KEY COLLATE NOCASE,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE ciss_trusted ("
+    "  user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,"
+    "  address TEXT NOT NULL,"
+    "  via TEXT NOT NULL CHECK (via IN ('answer', 'admin')),"
+    "  trusted_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, address)"
+    ");"
+    "CREATE TABLE ciss_challenge ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,"
+    "  sender TEXT NOT NULL,"
+    "  recipient TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  message_id TEXT REFERENCES message(id) ON DELETE SET NULL,"
+    "  nonce TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  answered_at INTEGER"
+    ");"
+    "CREATE INDEX ciss_challenge_sender ON ciss_challenge(user_id, sender, created_at);"
+    "CREATE INDEX ciss_challenge_created ON ciss_challenge(created_at);"
+    "CREATE INDEX ciss_challenge_message ON ciss_challenge(message_id);"
+    "CREATE TABLE ciss_held ("
+    "  message_id TEXT PRIMARY KEY REFERENCES message(id) ON DELETE CASCADE,"
+    "  user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,"
+    "  sender TEXT NOT NULL,"
+    "  held_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX ciss_held_sender ON ciss_held(user_id, sender);"
+    "CREATE INDEX ciss_held_at ON ciss_held(held_at);",
 };
 
 #define STORE_MIGRATION_COUNT ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

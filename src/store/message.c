@@ -588,6 +588,69 @@ int store_message_expire_quarantine_rows(struct store *store, int64_t cutoff,
 	return message_expire_state_rows(store, MESSAGE_QUARANTINE, cutoff, ids_r, count_r);
 }
 
+int store_message_expire_challenged_rows(struct store *store, int64_t cutoff,
+					 char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r)
+{
+	return message_expire_state_rows(store, MESSAGE_CHALLENGED, cutoff, ids_r, count_r);
+}
+
+int store_message_ids_before(struct store *store, enum message_state state, int64_t cutoff,
+			     char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r)
+{
+	static const char sql[] = "SELECT id FROM message WHERE state = ? AND state_changed_at < ?"
+				  " ORDER BY seq";
+	char(*ids)[SPOOL_ID_LEN + 1] = NULL;
+	size_t count = 0, capacity = 0;
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+	int rc;
+
+	*ids_r = NULL;
+	*count_r = 0;
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, message_state_names[state], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, cutoff);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(stmt, 0);
+
+		if (!spool_id_valid(id))
+			continue;
+		ids = store_list_grow(ids, count, &capacity, sizeof(*ids));
+		memcpy(ids[count++], id, SPOOL_ID_LEN + 1);
+	}
+	store_stmt_release(stmt);
+	if (rc != SQLITE_DONE) {
+		store_log_error(store, "listing messages by state");
+		free(ids);
+		return -1;
+	}
+	*ids_r = ids;
+	*count_r = count;
+	return 0;
+}
+
+int store_message_add_reason(struct store *store, const char *id, const char *action,
+			     const char *line)
+{
+	static const char sql[] =
+	    "UPDATE message SET verdict_action = ?, verdict_reasons = coalesce(verdict_reasons, '')"
+	    " || ? WHERE id = ?";
+	sqlite3_stmt *stmt = store_stmt_prepare(store, sql);
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, line, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, id, -1, SQLITE_STATIC);
+	if (store_stmt_done(store, stmt, "adding a verdict reason") < 0)
+		return -1;
+	if (sqlite3_changes(store->db) == 0) {
+		log_error("store: adding a verdict reason: no message %s", id);
+		return -1;
+	}
+	return 0;
+}
+
 void store_message_remove_bodies(const char *data_dir, const char (*ids)[SPOOL_ID_LEN + 1],
 				 size_t count)
 {

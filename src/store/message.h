@@ -197,6 +197,21 @@ int store_message_expire_rows(struct store *store, int64_t cutoff, char (**ids_r
 int store_message_expire_quarantine_rows(struct store *store, int64_t cutoff,
 					 char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r);
 
+/* The same for rows in state challenged (CISS hold-days, hold-expiry delete). */
+int store_message_expire_challenged_rows(struct store *store, int64_t cutoff,
+					 char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r);
+
+/* The ids of the messages in STATE whose state changed before CUTOFF, oldest
+ * first: *IDS_R (allocated) and *COUNT_R. 0 or -1 (logged). */
+int store_message_ids_before(struct store *store, enum message_state state, int64_t cutoff,
+			     char (**ids_r)[SPOOL_ID_LEN + 1], size_t *count_r);
+
+/* Adds LINE (one explanation line, "NAME<TAB>SCORE<TAB>WEIGHT<TAB>REASON\n")
+ * to the verdict explanation of ID, and makes its recorded action ACTION.
+ * 0, or -1 for an error or no such message (logged). */
+int store_message_add_reason(struct store *store, const char *id, const char *action,
+			     const char *line);
+
 /* Removes the bodies IDS (after their rows' deletion committed); a failure is
  * logged, and the start-up sweep removes what is left. */
 void store_message_remove_bodies(const char *data_dir, const char (*ids)[SPOOL_ID_LEN + 1],

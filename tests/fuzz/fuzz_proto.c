@@ -4,8 +4,8 @@
  * worker sends, the job and setup decoders what a worker is given; the
  * query decoder a worker's DNS question, the answer decoder what a worker
  * is given back. They read nested fields (a job's profile, a verdict's
- * results, its archive fields) and skip unknown optional ones; a verdict's
- * fuzzy fingerprint is checked whole.
+ * results, its archive fields and CISS facts) and skip unknown optional
+ * ones; a verdict's fuzzy fingerprint is checked whole.
  *
  * Owns: nothing. Must never: accept a frame the encoders could not have
  * produced. Beyond the sanitizers it checks three properties and aborts on a
@@ -139,7 +139,10 @@ static void fuzz_verdict(const uint8_t *data, size_t size)
 	    verdict.fingerprint.present != again.fingerprint.present ||
 	    memcmp(verdict.fingerprint.minhash, again.fingerprint.minhash,
 		   sizeof(verdict.fingerprint.minhash)) != 0 ||
-	    !fuzz_same_archive(verdict.archive_fields, again.archive_fields))
+	    !fuzz_same_archive(verdict.archive_fields, again.archive_fields) ||
+	    verdict.ciss.present != again.ciss.present || verdict.ciss.flags != again.ciss.flags ||
+	    (verdict.ciss.subject == NULL) != (again.ciss.subject == NULL) ||
+	    (verdict.ciss.subject != NULL && strcmp(verdict.ciss.subject, again.ciss.subject) != 0))
 		abort();
 	for (size_t i = 0; i < verdict.result_count; i++) {
 		const struct pipeline_result *a = &verdict.results[i];

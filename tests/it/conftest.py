@@ -163,6 +163,7 @@ def base_config(directory, provider_sections):
         "fetch": {"retry_min": 1, "retry_max": 5, "timeout": 5},
         # Free ports, so tests running side by side never share the defaults.
         "smtp": {"port": itutil.free_port(), "submission_port": itutil.free_port()},
+        "web": {"port": itutil.free_port()},
     }
     config.update(provider_sections)
     return config

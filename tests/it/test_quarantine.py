@@ -91,7 +91,7 @@ def test_quarantine_show_release_report(popgate, provider):
     assert popgate.db_query("SELECT message_id, class, origin, learn_result FROM spam_report"
                             " ORDER BY seq") == [(mid, "spam", "report", "reversed"),
                                                  (mid, "ham", "release", "learnt")]
-    refused(ctl("queue", "release", mid, config=config), "is not suspect or quarantined")
+    refused(ctl("queue", "release", mid, config=config), "is not suspect, challenged or quarantined")
     served = popgate.pickup(ACCOUNT, PASSWORD)
     assert len(served) == 1 and b"Subject: offer 0" in served[0]
     block = split_trace(served[0])[0].decode()

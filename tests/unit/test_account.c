@@ -355,7 +355,9 @@ static void test_migration_marks_unfinished(void **state)
 	test_exec_sql(f->store, sql);
 	free(sql);
 	assert_int_equal(store_account_record_fetch(f->store, failed.id, "timeout", 2, 9), 0);
-	test_exec_sql(f->store, "DROP TABLE envelope_recipient; DROP TABLE envelope;"
+	test_exec_sql(f->store, "DROP TABLE ciss_held; DROP TABLE ciss_challenge;"
+				"DROP TABLE ciss_trusted; DROP TABLE local_domain;"
+				"DROP TABLE envelope_recipient; DROP TABLE envelope;"
 				"DROP TABLE local_network; DROP TABLE transport_rule;"
 				"DROP TABLE correspondent; DROP TABLE dkim_key;"
 				"DROP TABLE mta_sts_policy;"

@@ -616,10 +616,48 @@ static void test_config_free(void **state)
 	config_free(&f->cfg);
 }
 
+/* [web]: the defaults, its values, a base URL or From that could not go into
+ * a mail or a page as it is refused, its port kept over a reload. */
+static void test_web_section(void **state)
+{
+	struct fixture *f = *state;
+	struct popgate_config fresh;
+	char names[200];
+
+	assert_int_equal(load_text(f, "[server]\n"), 0);
+	assert_int_equal(f->cfg.web_port, 1443);
+	assert_string_equal(f->cfg.web_base_url, "");
+	assert_string_equal(f->cfg.web_challenge_from, "");
+	assert_int_equal(f->cfg.web_max_wrong_codes, 5);
+	assert_int_equal(load_text(f,
+				   "[web]\nport = 0\nbase_url = https://mail.example.org/x\n"
+				   "challenge_from = ciss@example.org\nrequests_per_minute = 10\n"),
+			 0);
+	assert_int_equal(f->cfg.web_port, 0);
+	assert_string_equal(f->cfg.web_base_url, "https://mail.example.org/x");
+	assert_string_equal(f->cfg.web_challenge_from, "ciss@example.org");
+	assert_int_equal(f->cfg.web_requests_per_minute, 10);
+	expect_error(f, "[web]\n\nbase_url = ftp://x.example\n", 3,
+		     "base_url must be an http(s) URL without blanks or quotes");
+	expect_error(f, "[web]\nbase_url = https://x.example/\"><script>\n", 2,
+		     "base_url must be an http(s) URL without blanks or quotes");
+	expect_error(f, "[web]\nchallenge_from = not an address\n", 2,
+		     "challenge_from is not a mail address");
+	expect_error(f, "[web]\nmax_wrong_codes = 0\n", 2,
+		     "max_wrong_codes: '0' is not a whole number from 1 to 1000");
+
+	assert_int_equal(load_text(f, "[web]\nport = 2443\n"), 0);
+	config_defaults(&fresh);
+	assert_int_equal(config_keep_restart_keys(&fresh, &f->cfg, names, sizeof(names)) > 0, 1);
+	assert_int_equal(fresh.web_port, 2443);
+	assert_non_null(strstr(names, "[web] port"));
+	config_free(&fresh);
+}
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_web_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_depot_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_example_loads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zeroed_config_gets_defaults, setup, teardown),

@@ -296,6 +296,121 @@ static void test_verdict_fingerprint(void **state)
 	free(frame);
 }
 
+/* One inner field (tag, length, value) of a nested field, into OUT; its
+ * length. */
+static size_t test_inner_field(unsigned char *out, uint16_t tag, const void *value, size_t len)
+{
+	out[0] = (unsigned char)(tag >> 8);
+	out[1] = (unsigned char)tag;
+	out[2] = (unsigned char)(len >> 24);
+	out[3] = (unsigned char)(len >> 16);
+	out[4] = (unsigned char)(len >> 8);
+	out[5] = (unsigned char)len;
+	memcpy(out + 6, value, len);
+	return 6 + len;
+}
+
+/* A verdict with CISS facts VALUE (LEN bytes) decodes to -1 with ERR. */
+static void test_ciss_refused(const unsigned char *value, size_t len, const char *expected)
+{
+	static const unsigned char outcome = PIPELINE_JUDGED;
+	struct test_field fields[] = {
+	    {PROTO_VERDICT_CISS, value, len},
+	    {PROTO_VERDICT_OUTCOME, &outcome, 1},
+	    {PROTO_VERDICT_ID, TEST_ID, strlen(TEST_ID)},
+	};
+	struct pipeline_verdict out;
+	size_t frame_len, consumed;
+	unsigned char *frame = test_frame_build(PROTO_TYPE_VERDICT, fields, 3, &frame_len);
+	const char *err = NULL;
+
+	assert_int_equal(proto_verdict_decode(frame, frame_len, &consumed, &out, &err), -1);
+	assert_string_equal(err, expected);
+	free(frame);
+}
+
+/* The CISS facts travel whole (flags and subject); the decoder refuses
+ * unknown flags, a subject that is no printable line or too long, and
+ * facts without flags; the encoder refuses what the decoder would. */
+static void test_verdict_ciss(void **state)
+{
+	struct pipeline_verdict in = {.outcome = PIPELINE_JUDGED};
+	struct pipeline_verdict out;
+	unsigned char value[512];
+	char long_subject[PIPELINE_CISS_SUBJECT_MAX + 2];
+	unsigned char *frame;
+	size_t len, consumed, at;
+	const char *err = NULL;
+
+	(void)state;
+	strcpy(in.id, TEST_ID);
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), 0);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), 0);
+	assert_false(out.ciss.present);
+	proto_verdict_clear(&out);
+	free(frame);
+
+	in.ciss.present = true;
+	in.ciss.flags = PIPELINE_CISS_LIST | PIPELINE_CISS_DKIM_ALIGNED_PASS;
+	in.ciss.subject = "Re: lunch?";
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), 0);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), 0);
+	assert_int_equal(consumed, len);
+	assert_true(out.ciss.present);
+	assert_int_equal(out.ciss.flags, PIPELINE_CISS_LIST | PIPELINE_CISS_DKIM_ALIGNED_PASS);
+	assert_string_equal(out.ciss.subject, "Re: lunch?");
+	proto_verdict_clear(&out);
+	assert_false(out.ciss.present);
+	assert_null(out.ciss.subject);
+	free(frame);
+
+	/* Facts without a subject. */
+	in.ciss.subject = NULL;
+	in.ciss.flags = PIPELINE_CISS_FLAGS_ALL;
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), 0);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), 0);
+	assert_int_equal(out.ciss.flags, PIPELINE_CISS_FLAGS_ALL);
+	assert_null(out.ciss.subject);
+	proto_verdict_clear(&out);
+	free(frame);
+
+	/* The encoder refuses what no decoder takes. */
+	in.ciss.flags = PIPELINE_CISS_FLAGS_ALL + 1;
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), -1);
+	assert_string_equal(err, "bad CISS facts");
+	in.ciss.flags = 0;
+	in.ciss.subject = "two\r\nlines";
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), -1);
+	memset(long_subject, 'x', sizeof(long_subject) - 1);
+	long_subject[sizeof(long_subject) - 1] = '\0';
+	in.ciss.subject = long_subject;
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), -1);
+
+	/* The decoder refuses them too. */
+	static const unsigned char unknown_flag[] = {0x04, 0x00};
+	static const unsigned char short_flags[] = {0x01};
+	static const unsigned char good_flags[] = {0x00, 0x01};
+	test_ciss_refused(value, test_inner_field(value, PROTO_CISS_FLAGS, unknown_flag, 2),
+			  "unknown CISS flag");
+	test_ciss_refused(value, test_inner_field(value, PROTO_CISS_FLAGS, short_flags, 1),
+			  "bad CISS flags");
+	test_ciss_refused(value, test_inner_field(value, PROTO_CISS_SUBJECT, "hi", 2),
+			  "bad CISS flags");
+	at = test_inner_field(value, PROTO_CISS_FLAGS, good_flags, 2);
+	at += test_inner_field(value + at, PROTO_CISS_SUBJECT, "a\nb", 3);
+	test_ciss_refused(value, at, "bad CISS subject");
+	at = test_inner_field(value, PROTO_CISS_FLAGS, good_flags, 2);
+	at += test_inner_field(value + at, PROTO_CISS_SUBJECT, "", 0);
+	test_ciss_refused(value, at, "bad CISS subject");
+	at = test_inner_field(value, PROTO_CISS_FLAGS, good_flags, 2);
+	at += test_inner_field(value + at, PROTO_CISS_SUBJECT, long_subject,
+			       PIPELINE_CISS_SUBJECT_MAX + 1);
+	test_ciss_refused(value, at, "bad CISS subject");
+	/* A nested field running past its parent. */
+	at = test_inner_field(value, PROTO_CISS_FLAGS, good_flags, 2);
+	test_ciss_refused(value, at - 1, "field runs past its end");
+}
+
 /* Addresses a worker may not send: the decoder refuses them, and so does
  * the encoder. */
 static void test_bad_addresses_rejected(void **state)
@@ -518,14 +633,16 @@ static void test_bad_header_rejected_early(void **state)
 	 * without their body's descriptor) are refused too. */
 	static const unsigned char bad_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x01};
 	static const unsigned char old_version[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x02};
-	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x07, 0x00, 0x06};
+	static const unsigned char bad_type[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x08, 0x00, 0x06};
 	/* A verdict of PROTO_VERDICT_PAYLOAD_MAX + 1 bytes, a job of
 	 * PROTO_PAYLOAD_MAX + 1. */
-	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x07,
+	static const unsigned char too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x08,
 						 0x00, 0x02, 0x00, 0x11, 0x00, 0x07};
-	static const unsigned char job_too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x07,
+	static const unsigned char job_too_long[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x08,
 						     0x00, 0x01, 0x00, 0x01, 0x00, 0x01};
-	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x07, 0x00};
+	static const unsigned char good_start[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x08, 0x00};
+	/* Version 7: no CISS facts in its verdicts. */
+	static const unsigned char v7[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x07};
 	/* Version 6: no archive fields, which its workers would not send. */
 	static const unsigned char v6[] = {0x50, 0x47, 0x57, 0x50, 0x00, 0x06};
 	/* Version 5: no DNS questions, which its workers would not ask. */
@@ -556,6 +673,8 @@ static void test_bad_header_rejected_early(void **state)
 	assert_int_equal(proto_verdict_decode(v5, sizeof(v5), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "unsupported version");
 	assert_int_equal(proto_verdict_decode(v6, sizeof(v6), &consumed, &verdict, &err), -1);
+	assert_string_equal(err, "unsupported version");
+	assert_int_equal(proto_verdict_decode(v7, sizeof(v7), &consumed, &verdict, &err), -1);
 	assert_string_equal(err, "unsupported version");
 	assert_int_equal(
 	    proto_verdict_decode(bad_type, sizeof(bad_type), &consumed, &verdict, &err), -1);
@@ -1253,6 +1372,7 @@ int main(void)
 	    cmocka_unit_test(test_verdict_round_trip),
 	    cmocka_unit_test(test_verdict_addresses_round_trip),
 	    cmocka_unit_test(test_verdict_fingerprint),
+	    cmocka_unit_test(test_verdict_ciss),
 	    cmocka_unit_test(test_bad_addresses_rejected),
 	    cmocka_unit_test(test_truncations_need_more),
 	    cmocka_unit_test(test_frames_back_to_back),
