@@ -167,6 +167,15 @@ int depot_extract(const char *raw, size_t len, struct depot_fields *fields, char
 		  size_t errlen);
 void depot_fields_free(struct depot_fields *fields);
 
+/*
+ * A header value RAW as written (folded, RFC 2047 encoded words) as one
+ * line of valid UTF-8, controls as spaces, at most MAX bytes, converted
+ * only with the charset converters mime_init loaded, as depot_extract
+ * does (so a confined worker and popgatectl agree). NULL when nothing is
+ * left; else free(). depot/extract.c.
+ */
+char *depot_header_text(const char *raw, size_t max);
+
 /* One message to archive. */
 struct depot_item {
 	const char *raw; /* the message as received, unaltered */

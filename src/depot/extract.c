@@ -539,6 +539,17 @@ static void extract_header_text(struct extract_state *state, GMimeMessage *messa
 	}
 }
 
+char *depot_header_text(const char *raw, size_t max)
+{
+	struct extract_text text = {.max = max * 4};
+	char *line;
+
+	extract_header_decode(&text, raw);
+	line = extract_line(text.buf != NULL ? text.buf : "", text.len, max);
+	free(text.buf);
+	return line;
+}
+
 static void extract_envelope(struct extract_state *state, GMimeMessage *message)
 {
 	struct depot_fields *fields = state->fields;
@@ -551,14 +562,10 @@ static void extract_envelope(struct extract_state *state, GMimeMessage *message)
 	fields->sender =
 	    extract_address(extract_first_mailbox(g_mime_message_get_from(message), 0));
 	if (subject != NULL && g_mime_header_get_raw_value(subject) != NULL) {
-		struct extract_text text = {.max = DEPOT_LINE_MAX * 4};
-
-		extract_header_decode(&text, g_mime_header_get_raw_value(subject));
-		fields->subject =
-		    extract_line(text.buf != NULL ? text.buf : "", text.len, DEPOT_LINE_MAX);
+		fields->subject = depot_header_text(g_mime_header_get_raw_value(subject),
+						    DEPOT_LINE_MAX);
 		if (fields->subject == NULL)
 			fields->subject = xstrdup("");
-		free(text.buf);
 	}
 	if (id != NULL)
 		fields->message_id = extract_line(id, strlen(id), DEPOT_LINE_MAX);

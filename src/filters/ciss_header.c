@@ -5,16 +5,19 @@
  *
  * Owns: nothing. Must never: read past the LEN bytes it is given, or hand
  * out a subject the protocol's decoder would refuse (it is cut to
- * PIPELINE_CISS_SUBJECT_MAX and made printable ASCII).
+ * PIPELINE_CISS_SUBJECT_MAX bytes of one line of UTF-8, encoded words
+ * decoded: depot_header_text).
  * SECURITY: the header is hostile. Every field is read through
  * auth_header_field, bounded by its buffer, and only compared; it needs
- * only libc, auth_header.c and util.c, so it is fuzzed on its own
- * (tests/fuzz/fuzz_ciss_header.c).
+ * only libc, auth_header.c, util.c and depot/extract.c's header decoder,
+ * so it is fuzzed on its own (tests/fuzz/fuzz_ciss_header.c).
  */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/util.h"
+#include "depot/depot.h"
 #include "filters/auth_header.h"
 #include "filters/ciss.h"
 
@@ -73,7 +76,13 @@ unsigned ciss_header_facts(const char *message, size_t len,
 		flags |= PIPELINE_CISS_LIST;
 	if (ciss_field(message, len, CISS_CHALLENGE_HEADER, value))
 		flags |= PIPELINE_CISS_OUR_CHALLENGE;
-	if (auth_header_field(message, len, "Subject", value, sizeof(value)) == 1)
-		util_sanitize(subject, PIPELINE_CISS_SUBJECT_MAX + 1, value, strlen(value));
+	if (auth_header_field(message, len, "Subject", value, sizeof(value)) == 1) {
+		char *decoded = depot_header_text(value, PIPELINE_CISS_SUBJECT_MAX);
+
+		if (decoded != NULL) {
+			memcpy(subject, decoded, strlen(decoded) + 1);
+			free(decoded);
+		}
+	}
 	return flags;
 }

@@ -134,7 +134,7 @@ struct pipeline_result {
 struct pipeline_ciss {
 	bool present;	/* the worker looked */
 	unsigned flags; /* PIPELINE_CISS_* */
-	char *subject;	/* the Subject, printable ASCII, cut; NULL: none */
+	char *subject;	/* the Subject decoded, one line of UTF-8, cut; NULL: none */
 };
 
 struct pipeline_verdict {

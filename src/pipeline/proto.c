@@ -650,8 +650,9 @@ static int proto_ciss_decode(const unsigned char *data, size_t len, struct pipel
 		*err_r = "unknown CISS flag";
 		return -1;
 	}
-	if (subject->count && (subject->len > PIPELINE_CISS_SUBJECT_MAX ||
-			       !proto_reason_valid((const char *)subject->data, subject->len))) {
+	if (subject->count && (subject->len == 0 || subject->len > PIPELINE_CISS_SUBJECT_MAX ||
+			       !proto_archive_text_valid((const char *)subject->data, subject->len,
+						     PIPELINE_CISS_SUBJECT_MAX, false))) {
 		*err_r = "bad CISS subject";
 		return -1;
 	}

@@ -416,8 +416,10 @@ int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char *
 
 		if ((verdict->ciss.flags & ~(unsigned)PIPELINE_CISS_FLAGS_ALL) != 0 ||
 		    (verdict->ciss.subject != NULL &&
-		     (strlen(verdict->ciss.subject) > PIPELINE_CISS_SUBJECT_MAX ||
-		      !proto_reason_valid(verdict->ciss.subject, strlen(verdict->ciss.subject))))) {
+		     (verdict->ciss.subject[0] == '\0' ||
+		      strlen(verdict->ciss.subject) > PIPELINE_CISS_SUBJECT_MAX ||
+		      !proto_archive_text_valid(verdict->ciss.subject, strlen(verdict->ciss.subject),
+					       PIPELINE_CISS_SUBJECT_MAX, false)))) {
 			free(w.buf);
 			*err_r = "bad CISS facts";
 			return -1;

@@ -382,18 +382,34 @@ static void test_our_challenge(void **state)
 	    "no challenge: the message is a challenge itself (X-Popgate-Challenge)");
 }
 
-/* A subject with control bytes and 8-bit text is made a printable line. */
+/* A subject is decoded to one line of UTF-8 (the challenge names it as
+ * its author wrote it): control bytes become spaces, encoded words are
+ * decoded, 8-bit bytes that are no UTF-8 are read as Latin-1 (as the
+ * archive's depot_extract reads them). */
 static void test_subject_cleaned(void **state)
 {
-	struct table table = {0};
-	struct pipeline_ciss facts;
+	static const struct {
+		const char *field;
+		const char *subject;
+	} cases[] = {
+	    {"Subject: caf\xc3\xa9\x01 time\r\n", "caf\xc3\xa9  time"},
+	    {"Subject: =?ISO-8859-1?Q?Gr=FC=DFe?= aus\r\n Berlin\r\n",
+	     "Gr\xc3\xbc\xc3\x9f" "e aus Berlin"},
+	    {"Subject: =?UTF-8?B?w5xiZXJ3ZWlzdW5n?=\r\n", "\xc3\x9c" "berweisung"},
+	    {"Subject: bad \xff byte\r\n", "bad \xc3\xbf byte"}, /* 8-bit as Latin-1 */
+	};
 	static const char *const subject_field[] = {"Subject", NULL};
-	char *message = edited(subject_field, "Subject: caf\xc3\xa9\x01 time\r\n");
 
 	(void)state;
-	collect(message, AUTHOR_SERVER, &table, &facts);
-	assert_string_equal(facts.subject, "caf??? time");
-	free(facts.subject);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct table table = {0};
+		struct pipeline_ciss facts;
+		char *message = edited(subject_field, cases[i].field);
+
+		collect(message, AUTHOR_SERVER, &table, &facts);
+		assert_string_equal(facts.subject, cases[i].subject);
+		free(facts.subject);
+	}
 }
 
 /* ---- the policy, with a store ---- */

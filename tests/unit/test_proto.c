@@ -330,7 +330,7 @@ static void test_ciss_refused(const unsigned char *value, size_t len, const char
 }
 
 /* The CISS facts travel whole (flags and subject); the decoder refuses
- * unknown flags, a subject that is no printable line or too long, and
+ * unknown flags, a subject that is no line of UTF-8 or too long, and
  * facts without flags; the encoder refuses what the decoder would. */
 static void test_verdict_ciss(void **state)
 {
@@ -363,6 +363,17 @@ static void test_verdict_ciss(void **state)
 	assert_false(out.ciss.present);
 	assert_null(out.ciss.subject);
 	free(frame);
+
+	/* A subject is UTF-8 (decoded by the worker); bytes that are no UTF-8
+	 * are refused. */
+	in.ciss.subject = "Gr\xc3\xbc\xc3\x9f" "e";
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), 0);
+	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), 0);
+	assert_string_equal(out.ciss.subject, "Gr\xc3\xbc\xc3\x9f" "e");
+	proto_verdict_clear(&out);
+	free(frame);
+	in.ciss.subject = "caf\xe9";
+	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), -1);
 
 	/* Facts without a subject. */
 	in.ciss.subject = NULL;
