@@ -562,8 +562,8 @@ static void extract_envelope(struct extract_state *state, GMimeMessage *message)
 	fields->sender =
 	    extract_address(extract_first_mailbox(g_mime_message_get_from(message), 0));
 	if (subject != NULL && g_mime_header_get_raw_value(subject) != NULL) {
-		fields->subject = depot_header_text(g_mime_header_get_raw_value(subject),
-						    DEPOT_LINE_MAX);
+		fields->subject =
+		    depot_header_text(g_mime_header_get_raw_value(subject), DEPOT_LINE_MAX);
 		if (fields->subject == NULL)
 			fields->subject = xstrdup("");
 	}

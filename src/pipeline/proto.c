@@ -34,7 +34,6 @@ struct proto_field {
 	size_t len;
 };
 
-
 static const unsigned char proto_magic_bytes[4] = {0x50, 0x47, 0x57, 0x50};
 
 static uint16_t proto_get_u16(const unsigned char *p)
@@ -497,15 +496,14 @@ int proto_job_decode(const unsigned char *buf, size_t len, size_t *consumed_r,
 	uint64_t received_at;
 
 	*consumed_r = 0;
-	if (proto_typed_decode(buf, len, &consumed, PROTO_TYPE_JOB, &payload, &payload_len,
-			       err_r) < 0)
+	if (proto_typed_decode(buf, len, &consumed, PROTO_TYPE_JOB, &payload, &payload_len, err_r) <
+	    0)
 		return -1;
 	if (consumed == 0)
 		return 0;
 	if (proto_fields_split(payload, payload_len, PROTO_JOB_ARCHIVE, 0, fields, err_r) < 0)
 		return -1;
-	if (!id->count || !account->count || !host->count || !received->count ||
-	    !profile->count) {
+	if (!id->count || !account->count || !host->count || !received->count || !profile->count) {
 		*err_r = "job lacks a required field";
 		return -1;
 	}
@@ -652,7 +650,7 @@ static int proto_ciss_decode(const unsigned char *data, size_t len, struct pipel
 	}
 	if (subject->count && (subject->len == 0 || subject->len > PIPELINE_CISS_SUBJECT_MAX ||
 			       !proto_archive_text_valid((const char *)subject->data, subject->len,
-						     PIPELINE_CISS_SUBJECT_MAX, false))) {
+							 PIPELINE_CISS_SUBJECT_MAX, false))) {
 		*err_r = "bad CISS subject";
 		return -1;
 	}

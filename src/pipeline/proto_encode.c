@@ -418,8 +418,9 @@ int proto_verdict_encode(const struct pipeline_verdict *verdict, unsigned char *
 		    (verdict->ciss.subject != NULL &&
 		     (verdict->ciss.subject[0] == '\0' ||
 		      strlen(verdict->ciss.subject) > PIPELINE_CISS_SUBJECT_MAX ||
-		      !proto_archive_text_valid(verdict->ciss.subject, strlen(verdict->ciss.subject),
-					       PIPELINE_CISS_SUBJECT_MAX, false)))) {
+		      !proto_archive_text_valid(verdict->ciss.subject,
+						strlen(verdict->ciss.subject),
+						PIPELINE_CISS_SUBJECT_MAX, false)))) {
 			free(w.buf);
 			*err_r = "bad CISS facts";
 			return -1;
@@ -453,8 +454,10 @@ void proto_setup_encode(const struct proto_setup *setup, unsigned char **frame_r
 		proto_writer_field(&w, PROTO_SETUP_BAYES_DB, "", 0);
 	if (setup->rules)
 		proto_writer_field(&w, PROTO_SETUP_RULES, "", 0);
-	if (setup->settings != NULL && proto_settings_valid(setup->settings, strlen(setup->settings)))
-		proto_writer_field(&w, PROTO_SETUP_SETTINGS, setup->settings, strlen(setup->settings));
+	if (setup->settings != NULL &&
+	    proto_settings_valid(setup->settings, strlen(setup->settings)))
+		proto_writer_field(&w, PROTO_SETUP_SETTINGS, setup->settings,
+				   strlen(setup->settings));
 	/* At most PROTO_SETTINGS_MAX and a few bytes: never over the limit. */
 	proto_writer_finish(&w, frame_r, len_r, &err);
 }

@@ -393,9 +393,10 @@ static void test_subject_cleaned(void **state)
 		const char *subject;
 	} cases[] = {
 	    {"Subject: caf\xc3\xa9\x01 time\r\n", "caf\xc3\xa9  time"},
-	    {"Subject: =?ISO-8859-1?Q?Gr=FC=DFe?= aus\r\n Berlin\r\n",
-	     "Gr\xc3\xbc\xc3\x9f" "e aus Berlin"},
-	    {"Subject: =?UTF-8?B?w5xiZXJ3ZWlzdW5n?=\r\n", "\xc3\x9c" "berweisung"},
+	    {"Subject: =?ISO-8859-1?Q?Gr=FC=DFe?= aus\r\n Berlin\r\n", "Gr\xc3\xbc\xc3\x9f"
+								       "e aus Berlin"},
+	    {"Subject: =?UTF-8?B?w5xiZXJ3ZWlzdW5n?=\r\n", "\xc3\x9c"
+							  "berweisung"},
 	    {"Subject: bad \xff byte\r\n", "bad \xc3\xbf byte"}, /* 8-bit as Latin-1 */
 	};
 	static const char *const subject_field[] = {"Subject", NULL};

@@ -366,10 +366,12 @@ static void test_verdict_ciss(void **state)
 
 	/* A subject is UTF-8 (decoded by the worker); bytes that are no UTF-8
 	 * are refused. */
-	in.ciss.subject = "Gr\xc3\xbc\xc3\x9f" "e";
+	in.ciss.subject = "Gr\xc3\xbc\xc3\x9f"
+			  "e";
 	assert_int_equal(proto_verdict_encode(&in, &frame, &len, &err), 0);
 	assert_int_equal(proto_verdict_decode(frame, len, &consumed, &out, &err), 0);
-	assert_string_equal(out.ciss.subject, "Gr\xc3\xbc\xc3\x9f" "e");
+	assert_string_equal(out.ciss.subject, "Gr\xc3\xbc\xc3\x9f"
+					      "e");
 	proto_verdict_clear(&out);
 	free(frame);
 	in.ciss.subject = "caf\xe9";
@@ -786,7 +788,8 @@ static void test_setup_settings(void **state)
 
 	(void)state;
 	proto_setup_encode(
-	    &(struct proto_setup){.settings = "dnsbl_zones zen.example bl.example\nquarantine_days 30\nempty \n"},
+	    &(struct proto_setup){
+		.settings = "dnsbl_zones zen.example bl.example\nquarantine_days 30\nempty \n"},
 	    &frame, &frame_len);
 	assert_int_equal(proto_setup_decode(frame, frame_len, &consumed, &setup, &err), 0);
 	assert_int_equal(consumed, frame_len);
