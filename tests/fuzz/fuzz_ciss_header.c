@@ -6,8 +6,8 @@
  * Owns: nothing. Must never: read past the input (it is copied into a
  * buffer of exactly its size, so ASan sees any overread), set a flag
  * outside the header flags, or hand out a subject the worker protocol's
- * decoder would refuse (longer than PIPELINE_CISS_SUBJECT_MAX, or not
- * printable ASCII).
+ * decoder would refuse (longer than PIPELINE_CISS_SUBJECT_MAX, or not one
+ * line of UTF-8 without control characters: proto_archive_text_valid).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "filters/ciss.h"
+#include "pipeline/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -39,10 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	len = strnlen(subject, sizeof(subject));
 	if (len > PIPELINE_CISS_SUBJECT_MAX)
 		abort();
-	for (size_t i = 0; i < len; i++) {
-		if ((unsigned char)subject[i] < 0x20 || (unsigned char)subject[i] > 0x7e)
-			abort();
-	}
+	if (!proto_archive_text_valid(subject, len, PIPELINE_CISS_SUBJECT_MAX, false))
+		abort();
 	free(input);
 	return 0;
 }
