@@ -765,31 +765,53 @@ void depot_write_unlock(struct depot *depot)
 
 /* ---- the chains ---- */
 
-int depot_chain_append(struct depot *depot, const char *kind, const uint8_t *blob,
-		       const uint8_t *record, const char *detail, int64_t at, int64_t *seq_r,
-		       char *err, size_t errlen)
+/*
+ * The seq the next entry of a chain gets and the hash it follows (zeros
+ * before the first), from statement HEAD (the newest entry's seq and hash);
+ * WHAT names the chain's head in errors. 0 / -1 ERR.
+ */
+static int depot_head_next(struct depot *depot, enum depot_stmt_id head, const char *what,
+			   int64_t *seq_r, uint8_t prev[32], char *err, size_t errlen)
 {
-	sqlite3_stmt *stmt = depot_stmt(depot, DEPOT_STMT_ENTRY_HEAD, err, errlen);
-	uint8_t prev[32] = {0}, hash[32];
-	int64_t seq = 1;
+	sqlite3_stmt *stmt = depot_stmt(depot, head, err, errlen);
 	int rc;
 
+	*seq_r = 1;
+	memset(prev, 0, 32);
 	if (stmt == NULL)
 		return -1;
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW) {
 		if (sqlite3_column_bytes(stmt, 1) != 32) {
-			snprintf(err, errlen, "the chain's head (entry %lld) has no hash",
+			snprintf(err, errlen, "%s (entry %lld) has no hash", what,
 				 (long long)sqlite3_column_int64(stmt, 0));
 			sqlite3_reset(stmt);
 			return -1;
 		}
-		seq = sqlite3_column_int64(stmt, 0) + 1;
+		*seq_r = sqlite3_column_int64(stmt, 0) + 1;
 		memcpy(prev, sqlite3_column_blob(stmt, 1), 32);
 	} else if (rc != SQLITE_DONE) {
-		return depot_db_error(depot, "reading the chain's head", err, errlen);
+		char reading[64];
+
+		snprintf(reading, sizeof(reading), "reading %s", what);
+		return depot_db_error(depot, reading, err, errlen);
 	}
 	sqlite3_reset(stmt);
+	return 0;
+}
+
+int depot_chain_append(struct depot *depot, const char *kind, const uint8_t *blob,
+		       const uint8_t *record, const char *detail, int64_t at, int64_t *seq_r,
+		       char *err, size_t errlen)
+{
+	sqlite3_stmt *stmt;
+	uint8_t prev[32], hash[32];
+	int64_t seq;
+	int rc;
+
+	if (depot_head_next(depot, DEPOT_STMT_ENTRY_HEAD, "the chain's head", &seq, prev, err,
+			    errlen) < 0)
+		return -1;
 	depot_entry_hash(prev, seq, kind, at, blob, record, detail, hash);
 	if ((stmt = depot_stmt(depot, DEPOT_STMT_ENTRY_INSERT, err, errlen)) == NULL)
 		return -1;
@@ -816,27 +838,14 @@ int depot_chain_append(struct depot *depot, const char *kind, const uint8_t *blo
 static int depot_audit_append(struct depot *depot, const char *actor, const char *action,
 			      const char *detail, char *err, size_t errlen)
 {
-	sqlite3_stmt *stmt = depot_stmt(depot, DEPOT_STMT_AUDIT_HEAD, err, errlen);
-	uint8_t prev[32] = {0}, hash[32];
-	int64_t seq = 1, at = util_now();
+	sqlite3_stmt *stmt;
+	uint8_t prev[32], hash[32];
+	int64_t seq, at = util_now();
 	int rc;
 
-	if (stmt == NULL)
+	if (depot_head_next(depot, DEPOT_STMT_AUDIT_HEAD, "the audit log's head", &seq, prev, err,
+			    errlen) < 0)
 		return -1;
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW) {
-		if (sqlite3_column_bytes(stmt, 1) != 32) {
-			snprintf(err, errlen, "the audit log's head (entry %lld) has no hash",
-				 (long long)sqlite3_column_int64(stmt, 0));
-			sqlite3_reset(stmt);
-			return -1;
-		}
-		seq = sqlite3_column_int64(stmt, 0) + 1;
-		memcpy(prev, sqlite3_column_blob(stmt, 1), 32);
-	} else if (rc != SQLITE_DONE) {
-		return depot_db_error(depot, "reading the audit log's head", err, errlen);
-	}
-	sqlite3_reset(stmt);
 	depot_audit_hash(prev, seq, at, actor, action, detail, hash);
 	if ((stmt = depot_stmt(depot, DEPOT_STMT_AUDIT_INSERT, err, errlen)) == NULL)
 		return -1;
