@@ -350,7 +350,8 @@ static int search_check(const struct depot_query *query, char *err, size_t errle
  * The FTS5 expression of QUERY's words and keys (depot.h: the keys column):
  * subject and text words, the sender's, recipient's, owner user's and the
  * restriction addresses' key tokens, and with any of those a closed Date
- * range's months; allocated, or NULL when QUERY has none of them.
+ * range's months; allocated, or NULL when QUERY has none of them (ERR
+ * empty) or words that make no expression (ERR says why).
  */
 static char *search_match_build(const struct depot_query *query, char *err, size_t errlen)
 {
@@ -387,8 +388,6 @@ static char *search_match_build(const struct depot_query *query, char *err, size
 	if (query->since != 0 && query->until != 0 &&
 	    (!dates_only || query->until - query->since > SEARCH_NARROW_DATES))
 		search_match_months(&match, query->since, query->until);
-	if (match.len == 0)
-		snprintf(err, errlen, "no full-text criterion");
 	return match.data;
 }
 
@@ -410,17 +409,18 @@ static char *search_match_build(const struct depot_query *query, char *err, size
 static int search_plan_build(struct search_plan *plan, const struct depot_query *query, char *err,
 			     size_t errlen)
 {
-	char fts_err[64];
-	char *match = search_match_build(query, fts_err, sizeof(fts_err));
+	char *match;
 	bool date_indexed = false;
+
+	err[0] = '\0';
+	match = search_match_build(query, err, errlen);
 
 	if (match != NULL) {
 		search_plan_text(plan,
 				 "SELECT m.seq FROM message_text CROSS JOIN message AS m"
 				 " ON m.seq = message_text.rowid WHERE message_text MATCH ?",
 				 search_plan_keep(plan, match));
-	} else if (query->subject != NULL || query->text != NULL) {
-		snprintf(err, errlen, "%s", fts_err);
+	} else if (err[0] != '\0') {
 		return -1;
 	} else {
 		search_text_append(&plan->sql, "SELECT m.seq FROM message AS m WHERE 1");
