@@ -53,6 +53,9 @@ FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/core/policy.
 	src/pipeline/subject_tag.c src/core/mbox.c src/depot/extract.c src/depot/pack.c src/core/crypto.c \
 	src/ciss/token.c src/web/request.c
 FUZZ_SECONDS ?= 20
+# How many compilers, unit test binaries and integration test workers (pytest-
+# xdist) run at once; `make test JOBS=1` runs everything one at a time.
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy bench-filter bench-depot \
 	bench-ciss clean format
@@ -91,7 +94,7 @@ run: deps
 	$(BUILD)/popgate --config popgate.conf.example
 
 unit: $(UNIT_BIN)
-	@scripts/run-unit.sh $(UNIT_BIN)
+	@scripts/run-unit.sh $(JOBS) $(UNIT_BIN)
 
 fuzz: $(FUZZ_BIN)
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
