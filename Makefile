@@ -56,6 +56,9 @@ FUZZ_SECONDS ?= 20
 # How many compilers, unit test binaries and integration test workers (pytest-
 # xdist) run at once; `make test JOBS=1` runs everything one at a time.
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+# The fuzz targets' library, compiled once for all of them.
+FUZZ_OBJ := $(FUZZ_LIB:%.c=build/fuzz/obj/%.o)
+FUZZ_PKGS := libsodium libevent inih gmime-3.0 libpsl libarchive libpcre2-8 libzstd
 
 .PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy bench-filter bench-depot \
 	bench-ciss clean format
@@ -76,12 +79,17 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(CLI_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
+		-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+		$(shell pkg-config --cflags $(FUZZ_PKGS)) -MMD -MP -c $< -o $@
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-o $@ $^ $(shell pkg-config --cflags --libs libsodium libevent inih gmime-3.0 libpsl libarchive \
-			libpcre2-8 libzstd)
+		-o $@ $^ $(shell pkg-config --cflags --libs $(FUZZ_PKGS))
 
 deps:
 	@scripts/deps.sh run
