@@ -60,7 +60,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 FUZZ_OBJ := $(FUZZ_LIB:%.c=build/fuzz/obj/%.o)
 FUZZ_PKGS := libsodium libevent inih gmime-3.0 libpsl libarchive libpcre2-8 libzstd
 
-.PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy bench-filter bench-depot \
+.PHONY: all deps deps-test run test unit unit-bin fuzz fuzz-bin it bench bench-accuracy bench-filter bench-depot \
 	bench-ciss clean format
 
 all: $(BUILD)/popgate $(BUILD)/popgatectl
@@ -101,18 +101,28 @@ run: deps
 	$(MAKE) all
 	$(BUILD)/popgate --config popgate.conf.example
 
+unit-bin: $(UNIT_BIN)
+
 unit: $(UNIT_BIN)
 	@scripts/run-unit.sh $(JOBS) $(UNIT_BIN)
+
+fuzz-bin: $(FUZZ_BIN)
 
 fuzz: $(FUZZ_BIN)
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 it: $(BUILD)/popgate
-	POPGATE_BIN=$(abspath $(BUILD)/popgate) /usr/bin/python3 -m pytest -q tests/it
+	POPGATE_BIN=$(abspath $(BUILD)/popgate) /usr/bin/python3 -m pytest -q \
+		$(if $(filter-out 0 1,$(JOBS)),-n $(JOBS)) tests/it
 
+# Each phase builds with JOBS compilers, then runs its tests (their output
+# stays in order: run-unit.sh and run-fuzz.sh print each binary's whole).
 test: deps-test
-	$(MAKE) all unit
-	$(MAKE) SAN=1 all unit
+	$(MAKE) -j$(JOBS) all unit-bin
+	$(MAKE) unit
+	$(MAKE) -j$(JOBS) SAN=1 all unit-bin
+	$(MAKE) SAN=1 unit
+	$(MAKE) -j$(JOBS) fuzz-bin
 	$(MAKE) fuzz
 	$(MAKE) SAN=1 it
 
