@@ -109,7 +109,7 @@ unit: $(UNIT_BIN)
 fuzz-bin: $(FUZZ_BIN)
 
 fuzz: $(FUZZ_BIN)
-	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+	@JOBS=$(JOBS) scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 it: $(BUILD)/popgate
 	POPGATE_BIN=$(abspath $(BUILD)/popgate) /usr/bin/python3 -m pytest -q \
