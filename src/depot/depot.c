@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -136,7 +137,17 @@ static const char *const depot_migrations[] = {
     "  done INTEGER NOT NULL DEFAULT 0,"
     "  position INTEGER NOT NULL DEFAULT 0"
     ");",
+    /* 2: the full-text table gains the column keys (depot_keys_text), so a
+     * search by sender, recipient, owner or month and words is one FTS5
+     * expression; depot_migrate_keys makes its rows again from the blobs
+     * and drops the old table. */
+    "ALTER TABLE message_text RENAME TO message_text_v1;"
+    "CREATE VIRTUAL TABLE message_text USING fts5(subject, headers, body, attachments, keys,"
+    "  content='', tokenize='unicode61 remove_diacritics 2');",
 };
+
+/* The migration after which depot_migrate_keys runs. */
+#define DEPOT_MIGRATION_KEYS 2
 
 #define DEPOT_MIGRATION_COUNT ((int)(sizeof(depot_migrations) / sizeof(depot_migrations[0])))
 
@@ -161,7 +172,7 @@ static const char *const depot_stmt_sql[DEPOT_STMT_COUNT] = {
     [DEPOT_STMT_ATTACHMENT_INSERT] =
 	"INSERT INTO message_attachment (seq, position, name) VALUES (?1, ?2, ?3)",
     [DEPOT_STMT_TEXT_INSERT] = "INSERT INTO message_text (rowid, subject, headers, body,"
-			       " attachments) VALUES (?1, ?2, ?3, ?4, ?5)",
+			       " attachments, keys) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [DEPOT_STMT_MESSAGE_BLOB] =
 	"SELECT m.blob, m.expired, b.pack, b.offset, b.stored, b.raw, b.dict, b.removed"
 	" FROM message m LEFT JOIN blob b ON b.sha256 = m.blob WHERE m.seq = ?1",
@@ -510,6 +521,137 @@ done:
 
 /* ---- opening ---- */
 
+int depot_owners_read(struct depot *depot, int64_t seq, struct depot_owner **owners_r,
+		      size_t *count_r, char *err, size_t errlen)
+{
+	sqlite3_stmt *stmt;
+	int rc;
+
+	*owners_r = NULL;
+	*count_r = 0;
+	if (sqlite3_prepare_v2(depot->db,
+			       "SELECT address, user FROM message_owner WHERE seq = ?"
+			       " ORDER BY position",
+			       -1, &stmt, NULL) != SQLITE_OK)
+		return depot_db_error(depot, "reading a message's owners", err, errlen);
+	sqlite3_bind_int64(stmt, 1, seq);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const unsigned char *address = sqlite3_column_text(stmt, 0);
+		const unsigned char *user = sqlite3_column_text(stmt, 1);
+
+		*owners_r = xrealloc(*owners_r, (*count_r + 1) * sizeof(**owners_r));
+		(*owners_r)[*count_r] = (struct depot_owner){
+		    .address = xstrdup(address != NULL ? (const char *)address : ""),
+		    .user = xstrdup(user != NULL ? (const char *)user : "")};
+		(*count_r)++;
+	}
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE) {
+		depot_owners_free(*owners_r, *count_r);
+		*owners_r = NULL;
+		*count_r = 0;
+		return depot_db_error(depot, "reading a message's owners", err, errlen);
+	}
+	return 0;
+}
+
+void depot_owners_free(struct depot_owner *owners, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		free(owners[i].address);
+		free(owners[i].user);
+	}
+	free(owners);
+}
+
+int depot_text_fields(struct depot *depot, int64_t seq, const uint8_t sha256[32], int64_t pack,
+		      int64_t offset, int64_t stored, int64_t raw_len, uint32_t dict,
+		      bool extracted, struct depot_fields *fields, char *err, size_t errlen)
+{
+	char *raw = NULL;
+	size_t len = 0;
+	char extract_err[256];
+
+	memset(fields, 0, sizeof(*fields));
+	if (depot_blob_load(depot, pack, offset, sha256, stored, raw_len, dict, &raw, &len, err,
+			    errlen) < 0) {
+		char reason[256];
+
+		snprintf(reason, sizeof(reason), "%s", err);
+		snprintf(err, errlen, "message %lld: %s", (long long)seq, reason);
+		return -1;
+	}
+	/* A message archived without fields, or that did not parse, has a row
+	 * of empty values, which is what FIELDS says then too. */
+	if (!extracted || depot_extract(raw, len, fields, extract_err, sizeof(extract_err)) < 0)
+		memset(fields, 0, sizeof(*fields));
+	free(raw);
+	return 0;
+}
+
+/*
+ * Migration 2's second half, inside its transaction: every kept message's
+ * full-text row made again in the new message_text (with its keys) from
+ * its blob and owner rows, as depot_expire remakes a row to delete it;
+ * then the old table goes. 0, or -1 with ERR.
+ */
+static int depot_migrate_keys(struct depot *depot, char *err, size_t errlen)
+{
+	static const char messages_sql[] =
+	    "SELECT m.seq, m.extracted, b.sha256, b.pack, b.offset, b.stored, b.raw, b.dict"
+	    " FROM message m JOIN blob b ON b.sha256 = m.blob"
+	    " WHERE m.expired IS NULL OR m.expired = 0 ORDER BY m.seq";
+	sqlite3_stmt *messages, *insert;
+	int step, rc = -1;
+
+	if (sqlite3_prepare_v2(depot->db, messages_sql, -1, &messages, NULL) != SQLITE_OK)
+		return depot_db_error(depot, "reading the messages to index", err, errlen);
+	while ((step = sqlite3_step(messages)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(messages, 0);
+		struct depot_fields fields;
+		struct depot_owner *owners;
+		size_t owner_count;
+
+		if (sqlite3_column_bytes(messages, 2) != 32) {
+			snprintf(err, errlen, "message %lld: its blob has no SHA-256",
+				 (long long)seq);
+			goto done;
+		}
+		if (depot_text_fields(
+			depot, seq, sqlite3_column_blob(messages, 2),
+			sqlite3_column_int64(messages, 3), sqlite3_column_int64(messages, 4),
+			sqlite3_column_int64(messages, 5), sqlite3_column_int64(messages, 6),
+			(uint32_t)sqlite3_column_int64(messages, 7),
+			sqlite3_column_int(messages, 1) != 0, &fields, err, errlen) < 0)
+			goto done;
+		if (depot_owners_read(depot, seq, &owners, &owner_count, err, errlen) < 0) {
+			depot_fields_free(&fields);
+			goto done;
+		}
+		insert = depot_stmt(depot, DEPOT_STMT_TEXT_INSERT, err, errlen);
+		if (insert != NULL)
+			depot_text_row_bind(insert, seq, &fields, owners, owner_count);
+		depot_fields_free(&fields);
+		depot_owners_free(owners, owner_count);
+		if (insert == NULL)
+			goto done;
+		step = sqlite3_step(insert);
+		sqlite3_reset(insert);
+		if (step != SQLITE_DONE) {
+			depot_db_error(depot, "indexing a message's text", err, errlen);
+			goto done;
+		}
+	}
+	if (step != SQLITE_DONE) {
+		depot_db_error(depot, "reading the messages to index", err, errlen);
+		goto done;
+	}
+	rc = depot_exec(depot, "DROP TABLE message_text_v1", err, errlen);
+done:
+	sqlite3_finalize(messages);
+	return rc;
+}
+
 static int depot_migrate(struct depot *depot, char *err, size_t errlen)
 {
 	sqlite3_stmt *stmt = NULL;
@@ -551,6 +693,9 @@ static int depot_migrate(struct depot *depot, char *err, size_t errlen)
 		char pragma[64];
 
 		if (depot_exec(depot, depot_migrations[version], err, errlen) < 0)
+			goto fail;
+		if (version + 1 == DEPOT_MIGRATION_KEYS &&
+		    depot_migrate_keys(depot, err, errlen) < 0)
 			goto fail;
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version + 1);
 		if (depot_exec(depot, pragma, err, errlen) < 0)
@@ -686,6 +831,15 @@ struct depot *depot_open(const char *dir, bool create, char *err, size_t errlen)
 		snprintf(err, errlen, "opening %s: %s", path, strerror(errno));
 		goto fail;
 	}
+	/* Before the migrations: one of them reads the blobs. */
+	depot->cctx = ZSTD_createCCtx();
+	depot->dctx = ZSTD_createDCtx();
+	if (depot->cctx == NULL || depot->dctx == NULL) {
+		snprintf(err, errlen, "zstd: out of memory");
+		goto fail;
+	}
+	ZSTD_CCtx_setParameter(depot->cctx, ZSTD_c_compressionLevel, DEPOT_ZSTD_LEVEL);
+	ZSTD_CCtx_setParameter(depot->cctx, ZSTD_c_checksumFlag, 0);
 	if (depot_give(depot, path, err, errlen) < 0 || depot_migrate(depot, err, errlen) < 0)
 		goto fail;
 	/* The database and the -wal and -shm files it has now; later ones
@@ -698,14 +852,6 @@ struct depot *depot_open(const char *dir, bool create, char *err, size_t errlen)
 		if (depot_give(depot, path, err, errlen) < 0)
 			goto fail;
 	}
-	depot->cctx = ZSTD_createCCtx();
-	depot->dctx = ZSTD_createDCtx();
-	if (depot->cctx == NULL || depot->dctx == NULL) {
-		snprintf(err, errlen, "zstd: out of memory");
-		goto fail;
-	}
-	ZSTD_CCtx_setParameter(depot->cctx, ZSTD_c_compressionLevel, DEPOT_ZSTD_LEVEL);
-	ZSTD_CCtx_setParameter(depot->cctx, ZSTD_c_checksumFlag, 0);
 	free(path);
 	return depot;
 fail:
@@ -1070,9 +1216,76 @@ static void depot_bind_text_bounded(sqlite3_stmt *stmt, int column, const char *
 	sqlite3_bind_text(stmt, column, text, (int)strnlen(text, DEPOT_TEXT_MAX), SQLITE_TRANSIENT);
 }
 
-void depot_text_row_bind(sqlite3_stmt *stmt, int64_t seq, const struct depot_fields *fields)
+void depot_key_token(char role, const char *value, char out[DEPOT_KEY_TOKEN_SIZE])
 {
-	struct depot_text names = {0};
+	uint8_t hash[crypto_hash_sha256_BYTES];
+	char *lowered = xstrdup(value);
+
+	/* Addresses are compared without ASCII case (search_lower); a user
+	 * name exactly. */
+	if (role != DEPOT_KEY_USER)
+		for (char *p = lowered; *p != '\0'; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	crypto_hash_sha256(hash, (const unsigned char *)lowered, strlen(lowered));
+	free(lowered);
+	out[0] = 'k';
+	out[1] = role;
+	depot_hex(hash, DEPOT_KEY_HASH_BYTES, out + 2);
+}
+
+bool depot_month_token(int64_t date, char out[DEPOT_KEY_TOKEN_SIZE])
+{
+	time_t when = (time_t)date;
+	struct tm tm;
+
+	if (date <= 0 || gmtime_r(&when, &tm) == NULL || tm.tm_year + 1900 > 9999)
+		return false;
+	snprintf(out, DEPOT_KEY_TOKEN_SIZE, "k%c%04d%02d", DEPOT_KEY_MONTH, tm.tm_year + 1900,
+		 tm.tm_mon + 1);
+	return true;
+}
+
+/* Appends TOKEN and a space to TEXT. */
+static void depot_keys_add(struct depot_text *text, const char *token)
+{
+	depot_text_add(text, token, strlen(token));
+	depot_text_add(text, " ", 1);
+}
+
+/* The keys column of a message (depot.h): its sender's, recipients',
+ * owners' and owner users' tokens and its Date's month, into TEXT. */
+static void depot_keys_text(const struct depot_fields *fields, const struct depot_owner *owners,
+			    size_t owner_count, struct depot_text *text)
+{
+	char token[DEPOT_KEY_TOKEN_SIZE];
+
+	if (fields->sender != NULL && fields->sender[0] != '\0') {
+		depot_key_token(DEPOT_KEY_SENDER, fields->sender, token);
+		depot_keys_add(text, token);
+	}
+	for (size_t i = 0; i < fields->recipient_count; i++) {
+		depot_key_token(DEPOT_KEY_RECIPIENT, fields->recipients[i], token);
+		depot_keys_add(text, token);
+	}
+	for (size_t i = 0; i < owner_count; i++) {
+		if (owners[i].address != NULL && owners[i].address[0] != '\0') {
+			depot_key_token(DEPOT_KEY_OWNER, owners[i].address, token);
+			depot_keys_add(text, token);
+		}
+		if (owners[i].user != NULL && owners[i].user[0] != '\0') {
+			depot_key_token(DEPOT_KEY_USER, owners[i].user, token);
+			depot_keys_add(text, token);
+		}
+	}
+	if (depot_month_token(fields->date, token))
+		depot_keys_add(text, token);
+}
+
+void depot_text_row_bind(sqlite3_stmt *stmt, int64_t seq, const struct depot_fields *fields,
+			 const struct depot_owner *owners, size_t owner_count)
+{
+	struct depot_text names = {0}, keys = {0};
 
 	for (size_t i = 0; i < fields->attachment_count; i++) {
 		depot_text_add(&names, fields->attachments[i], strlen(fields->attachments[i]));
@@ -1089,7 +1302,13 @@ void depot_text_row_bind(sqlite3_stmt *stmt, int64_t seq, const struct depot_fie
 		sqlite3_bind_text(stmt, 5, names.data, (int)names.len, SQLITE_TRANSIENT);
 	else
 		sqlite3_bind_null(stmt, 5);
+	depot_keys_text(fields, owners, owner_count, &keys);
+	if (keys.len > 0)
+		sqlite3_bind_text(stmt, 6, keys.data, (int)keys.len, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(stmt, 6);
 	depot_text_free(&names);
+	depot_text_free(&keys);
 }
 
 /* Steps an INSERT; 0 or -1 with ERR naming WHAT. */
@@ -1158,7 +1377,7 @@ static int depot_index_rows(struct depot *depot, const struct depot_item *item,
 	}
 	if ((stmt = depot_stmt(depot, DEPOT_STMT_TEXT_INSERT, err, errlen)) == NULL)
 		return -1;
-	depot_text_row_bind(stmt, seq, fields);
+	depot_text_row_bind(stmt, seq, fields, item->owners, item->owner_count);
 	return depot_step_done(depot, stmt, "indexing the message's text", err, errlen);
 }
 

@@ -79,9 +79,17 @@
  *   message_recipient(seq, position, address)   -- index on address
  *   message_owner(seq, position, address, user) -- index on address, user
  *   message_attachment(seq, position, name)     -- index on name
- *   message_text USING fts5(subject, headers, body, attachments,
+ *   message_text USING fts5(subject, headers, body, attachments, keys,
  *                           content='', tokenize='unicode61 remove_diacritics 2')
- *                           -- contentless, rowid = seq
+ *                           -- contentless, rowid = seq; keys: a token per
+ *                           role and value, "k" + role + the first 16 bytes
+ *                           of SHA-256(value) in hex, for the sender ("s"),
+ *                           each recipient ("r"), each owner address ("o";
+ *                           addresses lowercased) and owner user ("u"), and
+ *                           "kd" + YYYYMM of the Date (UTC), so a search by
+ *                           them and words is one FTS5 expression
+ *                           (depot/search.c; migration 2 made these rows
+ *                           again from the blobs)
  *   checkpoint(seq PRIMARY KEY, hash BLOB, at INTEGER, signature BLOB)
  *   audit(seq INTEGER PRIMARY KEY, at, actor, action, detail, hash BLOB)
  *   retention(scope TEXT PRIMARY KEY, days INTEGER) -- "domain:example.org",

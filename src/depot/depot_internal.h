@@ -93,13 +93,50 @@ int depot_give(struct depot *depot, const char *path, char *err, size_t errlen);
 
 /*
  * Binds the values of message SEQ's full-text row (message_text: rowid,
- * subject, headers, body, attachments) as parameters 1-5 of STMT, made from
- * FIELDS: each text cut at DEPOT_TEXT_MAX; the attachments column holds each
- * name and a LF, then the attachments' text. The one place these values are
- * made: the contentless FTS5 table's 'delete' (depot_expire) must bind the
- * very values its insert did, or the row's tokens stay behind.
+ * subject, headers, body, attachments, keys) as parameters 1-6 of STMT, made
+ * from FIELDS and the message's OWNERS: each text cut at DEPOT_TEXT_MAX; the
+ * attachments column holds each name and a LF, then the attachments' text;
+ * keys the tokens of depot.h. The one place these values are made: the
+ * contentless FTS5 table's 'delete' (depot_expire) must bind the very values
+ * its insert did, or the row's tokens stay behind.
  */
-void depot_text_row_bind(sqlite3_stmt *stmt, int64_t seq, const struct depot_fields *fields);
+void depot_text_row_bind(sqlite3_stmt *stmt, int64_t seq, const struct depot_fields *fields,
+			 const struct depot_owner *owners, size_t owner_count);
+
+/* Message SEQ's owner rows, in order, into *OWNERS_R (free with
+ * depot_owners_free: addresses and users never NULL). 0, or -1 with ERR. */
+int depot_owners_read(struct depot *depot, int64_t seq, struct depot_owner **owners_r,
+		      size_t *count_r, char *err, size_t errlen);
+void depot_owners_free(struct depot_owner *owners, size_t count);
+
+/*
+ * The fields message SEQ's full-text row was made from, again: its blob
+ * (SHA256 at OFFSET of PACK, STORED bytes, RAW_LEN raw, DICT) read and,
+ * if EXTRACTED, depot_extract'ed (deterministic), else — or if it does not
+ * parse — no fields, as when it was archived. Into *FIELDS (free with
+ * depot_fields_free). 0, or -1 with ERR.
+ */
+int depot_text_fields(struct depot *depot, int64_t seq, const uint8_t sha256[32], int64_t pack,
+		      int64_t offset, int64_t stored, int64_t raw_len, uint32_t dict,
+		      bool extracted, struct depot_fields *fields, char *err, size_t errlen);
+
+/* The roles of the key tokens (depot.h: the keys column). */
+#define DEPOT_KEY_SENDER 's'
+#define DEPOT_KEY_RECIPIENT 'r'
+#define DEPOT_KEY_OWNER 'o'
+#define DEPOT_KEY_USER 'u'
+#define DEPOT_KEY_MONTH 'd'
+/* The bytes of SHA-256 a token keeps, and a token's size with its NUL. */
+#define DEPOT_KEY_HASH_BYTES 16
+#define DEPOT_KEY_TOKEN_SIZE (2 + 2 * DEPOT_KEY_HASH_BYTES + 1)
+
+/* The key token of VALUE in ROLE: "k", the role, then the first
+ * DEPOT_KEY_HASH_BYTES of SHA-256(VALUE) in hex (an address lowercased
+ * first, a user name as it is). */
+void depot_key_token(char role, const char *value, char out[DEPOT_KEY_TOKEN_SIZE]);
+/* The month token of DATE (unix seconds, UTC): "kd" and YYYYMM; false for
+ * no date (0 or less). */
+bool depot_month_token(int64_t date, char out[DEPOT_KEY_TOKEN_SIZE]);
 /* Appends "LABEL:VALUE\n", VALUE's CR, LF (and NUL) as spaces; NULL as "". */
 void depot_text_line(struct depot_text *text, const char *label, const char *value);
 void depot_text_free(struct depot_text *text);

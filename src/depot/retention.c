@@ -536,50 +536,47 @@ struct retention_hole {
 
 /* The FTS5 'delete' command of a contentless table: the row's values again. */
 #define RETENTION_TEXT_DELETE_SQL                                                                  \
-	"INSERT INTO message_text (message_text, rowid, subject, headers, body, attachments) "     \
-	"VALUES ('delete', ?1, ?2, ?3, ?4, ?5)"
+	"INSERT INTO message_text (message_text, rowid, subject, headers, body, attachments, "     \
+	"keys) VALUES ('delete', ?1, ?2, ?3, ?4, ?5, ?6)"
 
 /*
  * Removes message SEQ's full-text row: the FTS5 table keeps no content, so
  * its 'delete' command needs the very values the row was made from, which
- * depot_extract gives again from the blob (it is deterministic) — or none,
- * for a message archived without fields (message.extracted 0).
+ * depot_text_fields gives again from the blob and the owner rows still
+ * there (removed after this).
  */
 static int retention_text_delete(struct depot *depot, sqlite3_stmt *blob_of,
 				 sqlite3_stmt *text_delete, int64_t seq, char *err, size_t errlen)
 {
 	struct depot_fields fields;
-	char *raw = NULL;
-	size_t len = 0;
-	char extract_err[256];
+	struct depot_owner *owners = NULL;
+	size_t owner_count = 0;
 	int rc = -1;
 
-	memset(&fields, 0, sizeof(fields));
 	sqlite3_reset(blob_of);
 	sqlite3_bind_int64(blob_of, 1, seq);
-	if (sqlite3_step(blob_of) != SQLITE_ROW) {
+	if (sqlite3_step(blob_of) != SQLITE_ROW || sqlite3_column_bytes(blob_of, 0) != 32) {
 		snprintf(err, errlen, "depot: the blob of message %" PRId64 " is not indexed", seq);
 		return -1;
 	}
-	if (depot_blob_load(depot, sqlite3_column_int64(blob_of, 1),
-			    sqlite3_column_int64(blob_of, 2), sqlite3_column_blob(blob_of, 0),
-			    sqlite3_column_int64(blob_of, 3), sqlite3_column_int64(blob_of, 4),
-			    (uint32_t)sqlite3_column_int64(blob_of, 5), &raw, &len, err,
-			    errlen) < 0)
+	if (depot_text_fields(depot, seq, sqlite3_column_blob(blob_of, 0),
+			      sqlite3_column_int64(blob_of, 1), sqlite3_column_int64(blob_of, 2),
+			      sqlite3_column_int64(blob_of, 3), sqlite3_column_int64(blob_of, 4),
+			      (uint32_t)sqlite3_column_int64(blob_of, 5),
+			      sqlite3_column_int(blob_of, 6) != 0, &fields, err, errlen) < 0)
 		return -1;
-	/* A message archived without fields, or that did not parse, has a row
-	 * of empty values, which is what FIELDS says then too. */
-	if (sqlite3_column_int(blob_of, 6) == 0 ||
-	    depot_extract(raw, len, &fields, extract_err, sizeof(extract_err)) < 0)
-		memset(&fields, 0, sizeof(fields));
-	free(raw);
-	depot_text_row_bind(text_delete, seq, &fields);
+	if (depot_owners_read(depot, seq, &owners, &owner_count, err, errlen) < 0) {
+		depot_fields_free(&fields);
+		return -1;
+	}
+	depot_text_row_bind(text_delete, seq, &fields, owners, owner_count);
 	if (sqlite3_step(text_delete) != SQLITE_DONE)
 		snprintf(err, errlen, "depot: %s", sqlite3_errmsg(depot_db(depot)));
 	else
 		rc = 0;
 	sqlite3_reset(text_delete);
 	depot_fields_free(&fields);
+	depot_owners_free(owners, owner_count);
 	return rc;
 }
 
@@ -619,11 +616,12 @@ static int retention_remove(struct depot *depot, int64_t now, struct depot_expir
 {
 	enum { REMOVE_COUNT = sizeof(retention_remove_sql) / sizeof(retention_remove_sql[0]) };
 	sqlite3_stmt *remove[REMOVE_COUNT] = {0};
-	sqlite3_stmt *blob_of = retention_prepare(
-	    depot,
-	    "SELECT b.sha256, b.pack, b.offset, b.stored, b.raw, b.dict, m.extracted FROM message m "
-	    "JOIN blob b ON b.sha256 = m.blob WHERE m.seq = ?",
-	    err, errlen);
+	sqlite3_stmt *blob_of =
+	    retention_prepare(depot,
+			      "SELECT b.sha256, b.pack, b.offset, b.stored, b.raw, b.dict, "
+			      "m.extracted FROM message m "
+			      "JOIN blob b ON b.sha256 = m.blob WHERE m.seq = ?",
+			      err, errlen);
 	sqlite3_stmt *text_delete =
 	    retention_prepare(depot, RETENTION_TEXT_DELETE_SQL, err, errlen);
 	sqlite3_stmt *mark = retention_prepare(

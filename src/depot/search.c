@@ -9,25 +9,23 @@
  * FTS5 expression unquoted; read a body; find an expired message; return
  * hits without auditing the search.
  *
- * Speed at 10^6 messages: every criterion is one indexed lookup (message
- * sender and date, recipient and owner address, owner user, attachment
- * name) or the FTS5 index, which hands out its matches in rowid (= seq)
- * order, so the ORDER BY seq DESC LIMIT stops early instead of sorting all
- * matches. What leads is chosen by counting each set and the words'
- * matches up to a bound (search_plan_build), and the order is fixed with
- * CROSS JOIN and unary "+", since the index has no statistics (no
- * ANALYZE) and SQLite's own guess walked every row of a frequent address
- * for each message probed.
+ * Speed at 10^6 messages: words and the key tokens of sender, recipient,
+ * owner, the user's addresses and a Date range's months (depot.h: the keys
+ * column) make one FTS5 expression, which hands out the messages having
+ * them all newest first, so ORDER BY seq DESC LIMIT stops after a page
+ * (search_plan_build); the rest is checked on each message found.
  */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <sqlite3.h>
 
 #include "core/util.h"
+#include "depot/depot_internal.h"
 #include "depot/search.h"
 
 /* ---- text ---------------------------------------------------------------- */
@@ -136,24 +134,13 @@ char *depot_search_match(const char *text, const char *column, char *err, size_t
 
 /* ---- the query ----------------------------------------------------------- */
 
-/* A set of messages (a recipient's, an owner's, a user's) this big or
- * bigger is probed per message rather than listed (search_plan_set). */
-#define SEARCH_SET_SMALL 10000
-/* With words, the sender's messages and each set are counted up to this
- * many rows (a bounded walk of an index) to choose what leads the search
- * (search_plan_build); a set smaller than this is listed to check the
- * words' matches against. */
-#define SEARCH_COUNT_BOUND 200000
-/* Asking FTS5 whether one message has the words costs about as much as
- * walking this many of its matches (measured at 10^6 messages: 10-100 us
- * a probe, 0.03-0.2 us a match walked and checked against a list). */
-#define SEARCH_FTS_PROBE_MATCHES 200
-/* The words' matches are counted up to this many at most (a few ms): a
- * sender or set of more than this / SEARCH_FTS_PROBE_MATCHES messages
- * never leads words. */
-#define SEARCH_FTS_COUNT_MAX 100000
-/* A Date range at most this wide (seconds) is looked up in its index. */
+/* A Date range at most this wide (seconds), with nothing for FTS5 to look
+ * up, is looked up in the Date index. */
 #define SEARCH_NARROW_DATES (31 * 86400)
+/* A closed Date range of at most this many months becomes an OR of their
+ * month tokens in the FTS5 expression; a wider one would make FTS5 step
+ * that many lists for each match, so it is only checked on each message. */
+#define SEARCH_MONTHS_MAX 36
 
 /* A value to bind, in the order of the ?s. */
 struct search_bind {
@@ -167,7 +154,7 @@ struct search_plan {
 	struct search_text sql;
 	struct search_bind binds[24 + DEPOT_SEARCH_LIMIT_MAX];
 	size_t bind_count;
-	char *strings[8]; /* made here, freed with the plan */
+	char **strings; /* made here, freed with the plan */
 	size_t string_count;
 };
 
@@ -186,6 +173,7 @@ static void search_plan_number(struct search_plan *plan, const char *sql, int64_
 /* Keeps S (allocated) until the plan is freed; returns it. */
 static const char *search_plan_keep(struct search_plan *plan, char *s)
 {
+	plan->strings = xrealloc(plan->strings, (plan->string_count + 1) * sizeof(*plan->strings));
 	plan->strings[plan->string_count++] = s;
 	return s;
 }
@@ -195,6 +183,23 @@ static void search_plan_free(struct search_plan *plan)
 	free(plan->sql.data);
 	for (size_t i = 0; i < plan->string_count; i++)
 		free(plan->strings[i]);
+	free(plan->strings);
+}
+
+/* PLAN's statement, its values bound; NULL if SQLite refuses it. */
+static sqlite3_stmt *search_plan_prepare(sqlite3 *db, const struct search_plan *plan)
+{
+	sqlite3_stmt *stmt;
+
+	if (sqlite3_prepare_v2(db, plan->sql.data, -1, &stmt, NULL) != SQLITE_OK)
+		return NULL;
+	for (size_t i = 0; i < plan->bind_count; i++) {
+		if (plan->binds[i].is_text)
+			sqlite3_bind_text(stmt, (int)i + 1, plan->binds[i].text, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_int64(stmt, (int)i + 1, plan->binds[i].number);
+	}
+	return stmt;
 }
 
 static int search_failed(sqlite3 *db, const char *what, char *err, size_t errlen)
@@ -203,115 +208,86 @@ static int search_failed(sqlite3 *db, const char *what, char *err, size_t errlen
 	return -1;
 }
 
-/*
- * The rows of FROM (a table and its WHERE, its ?s bound to the N VALUES)
- * into *COUNT_R, counted up to BOUND: a bounded walk of an index or of the
- * FTS5 matches, so a set's or a word's size is known cheaply enough to
- * choose what leads the search. 0, or -1 with ERR.
- */
-static int search_count(sqlite3 *db, const char *from, const char *const *values, size_t n,
-			int64_t bound, int64_t *count_r, char *err, size_t errlen)
+/* Appends " AND EXISTS (…)": one of the rows of TABLE for the message has
+ * COLUMN equal to one of the N VALUES (lowercased if LOWER). Checked per
+ * message met, on the table's (seq, position) key ("+": not on COLUMN's
+ * index, which would walk every row of a frequent value). */
+static void search_plan_exists(struct search_plan *plan, const char *table, const char *column,
+			       const char *const *values, size_t n, bool lower)
 {
-	char *sql =
-	    xasprintf("SELECT count(*) FROM (SELECT 1 FROM %s LIMIT %lld)", from, (long long)bound);
-	sqlite3_stmt *stmt;
-	int step;
-
-	*count_r = 0;
-	if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-		free(sql);
-		return search_failed(db, "search", err, errlen);
-	}
-	free(sql);
-	for (size_t i = 0; i < n; i++)
-		sqlite3_bind_text(stmt, (int)i + 1, values[i], -1, SQLITE_STATIC);
-	step = sqlite3_step(stmt);
-	if (step == SQLITE_ROW)
-		*count_r = sqlite3_column_int64(stmt, 0);
-	sqlite3_finalize(stmt);
-	return step == SQLITE_ROW ? 0 : search_failed(db, "search", err, errlen);
-}
-
-/* A set of messages named by the rows of TABLE whose COLUMN is one of the
- * N VALUES: a recipient's, an owner user's, a user's addresses'. */
-struct search_set {
-	const char *table;
-	const char *column;
-	const char *const *values;
-	size_t n;
-	int64_t size; /* its rows, counted up to a bound */
-};
-
-/* "COLUMN = ?" or "COLUMN IN (?, …)"; with PROBED a unary "+" keeps
- * SQLite off COLUMN's index, which (without ANALYZE) it would otherwise
- * walk for every message probed: all the rows of a frequent address. */
-static char *search_set_condition(const struct search_set *set, bool probed)
-{
-	struct search_text condition = {0};
-
-	if (probed)
-		search_text_append(&condition, "+");
-	search_text_append(&condition, set->column);
-	if (set->n == 1) {
-		search_text_append(&condition, " = ?");
-		return condition.data;
-	}
-	search_text_append(&condition, " IN (");
-	for (size_t i = 0; i < set->n; i++)
-		search_text_append(&condition, i == 0 ? "?" : ", ?");
-	search_text_append(&condition, ")");
-	return condition.data;
-}
-
-static int search_set_count(sqlite3 *db, struct search_set *set, int64_t bound, char *err,
-			    size_t errlen)
-{
-	char *condition = search_set_condition(set, false);
-	char *from = xasprintf("%s WHERE %s", set->table, condition);
-	int rc = search_count(db, from, set->values, set->n, bound, &set->size, err, errlen);
-
-	free(from);
-	free(condition);
-	return rc;
-}
-
-/*
- * Appends the criterion of SET: LISTED_ON not NULL, its messages are listed
- * whole on COLUMN's index, once, and LISTED_ON (m.seq, or the FTS5 rowid
- * when the words lead, so it is checked before the message is read) looked
- * up in the list, which costs as much as the set is big; else it is probed
- * for each message the search meets (EXISTS on the table's (seq, position)
- * key), which costs as much as the set is rare among them.
- */
-static void search_plan_set(struct search_plan *plan, const struct search_set *set,
-			    const char *listed_on)
-{
-	char *condition = search_set_condition(set, listed_on == NULL);
-	char *sql = listed_on != NULL
-			? xasprintf(" AND %s IN (SELECT seq FROM %s WHERE %s)", listed_on,
-				    set->table, condition)
-			: xasprintf(" AND EXISTS (SELECT 1 FROM %s AS s WHERE s.seq = m.seq"
-				    " AND %s)",
-				    set->table, condition);
+	char *sql = xasprintf(" AND EXISTS (SELECT 1 FROM %s AS s WHERE s.seq = m.seq AND +s.%s",
+			      table, column);
 
 	search_text_append(&plan->sql, sql);
 	free(sql);
-	free(condition);
-	for (size_t i = 0; i < set->n; i++)
-		plan->binds[plan->bind_count++] =
-		    (struct search_bind){.is_text = true, .text = set->values[i]};
+	search_text_append(&plan->sql, n == 1 ? " = ?" : " IN (");
+	for (size_t i = 0; i < n; i++) {
+		if (n > 1)
+			search_text_append(&plan->sql, i == 0 ? "?" : ", ?");
+		plan->binds[plan->bind_count++] = (struct search_bind){
+		    .is_text = true,
+		    .text = lower ? search_plan_keep(plan, search_lower(values[i])) : values[i]};
+	}
+	search_text_append(&plan->sql, n == 1 ? ")" : "))");
 }
 
-/* The set of messages owned through QUERY's addresses (a user's search),
- * which it lowercases into LOWERED. */
-static struct search_set search_owned_set(const struct depot_query *query, char **lowered)
+/* Appends to MATCH (" AND " first unless empty) the FTS5 phrase of the key
+ * token of VALUE in ROLE, or of the OR of the N VALUES' tokens. */
+static void search_match_keys(struct search_text *match, char role, const char *const *values,
+			      size_t n)
 {
-	for (size_t i = 0; i < query->address_count; i++)
-		lowered[i] = search_lower(query->addresses[i]);
-	return (struct search_set){.table = "message_owner",
-				   .column = "address",
-				   .values = (const char *const *)lowered,
-				   .n = query->address_count};
+	char token[DEPOT_KEY_TOKEN_SIZE];
+
+	/* No row has the token of an empty value (depot_keys_text skips it):
+	 * such a criterion is left to the check on each message. */
+	for (size_t i = 0; i < n; i++)
+		if (values[i][0] == '\0')
+			return;
+	if (match->len > 0)
+		search_text_append(match, " AND ");
+	if (n > 1)
+		search_text_append(match, "(");
+	for (size_t i = 0; i < n; i++) {
+		depot_key_token(role, values[i], token);
+		if (i > 0)
+			search_text_append(match, " OR ");
+		search_text_append(match, "\"");
+		search_text_append(match, token);
+		search_text_append(match, "\"");
+	}
+	if (n > 1)
+		search_text_append(match, ")");
+}
+
+/* Appends to MATCH the OR of the month tokens from SINCE to UNTIL, if they
+ * are at most SEARCH_MONTHS_MAX. */
+static void search_match_months(struct search_text *match, int64_t since, int64_t until)
+{
+	time_t first = (time_t)since, last = (time_t)until;
+	struct tm from, to;
+	int months, year, month;
+
+	if (gmtime_r(&first, &from) == NULL || gmtime_r(&last, &to) == NULL)
+		return;
+	months = (to.tm_year - from.tm_year) * 12 + (to.tm_mon - from.tm_mon) + 1;
+	if (months < 1 || months > SEARCH_MONTHS_MAX || to.tm_year + 1900 > 9999)
+		return;
+	search_text_append(match, match->len > 0 ? " AND (" : "(");
+	year = from.tm_year + 1900;
+	month = from.tm_mon + 1;
+	for (int i = 0; i < months; i++) {
+		char token[DEPOT_KEY_TOKEN_SIZE];
+
+		snprintf(token, sizeof(token), "k%c%04d%02d", DEPOT_KEY_MONTH, year, month);
+		search_text_append(match, i == 0 ? "\"" : " OR \"");
+		search_text_append(match, token);
+		search_text_append(match, "\"");
+		if (++month > 12) {
+			month = 1;
+			year++;
+		}
+	}
+	search_text_append(match, ")");
 }
 
 /* A criterion's length check. */
@@ -371,139 +347,104 @@ static int search_check(const struct depot_query *query, char *err, size_t errle
 }
 
 /*
- * Builds the SELECT of the seqs QUERY finds into PLAN, asking DB how big
- * its sets and its words' matches are (inside the caller's read
- * transaction). LOWERED gets the lowercased restriction addresses (freed
- * by the caller). 0, or -1 with ERR.
- *
- * With words, the FTS5 matches lead (newest first), each checked against
- * the lists of the sets and the sender, unless the sender's messages or
- * the smallest set are so few that asking FTS5 about each of them costs
- * less (SEARCH_FTS_PROBE_MATCHES): then those messages lead (newest
- * first, through the sender's index or the set listed). Either way the
- * search costs about as much as the leading side is big where few of it
- * match the rest, so a frequent sender with a rare word, or a user's mail
- * with a common word it lacks, is not walked through the dearer side.
+ * The FTS5 expression of QUERY's words and keys (depot.h: the keys column):
+ * subject and text words, the sender's, recipient's, owner user's and the
+ * restriction addresses' key tokens, and with any of those a closed Date
+ * range's months; allocated, or NULL when QUERY has none of them.
  */
-static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct depot_query *query,
-			     char **lowered, char *err, size_t errlen)
+static char *search_match_build(const struct depot_query *query, char *err, size_t errlen)
 {
-	struct search_set sets[3];
-	size_t set_count = 0, leader = 0;
-	const char *sender = NULL, *recipient = NULL, *match = NULL;
-	int64_t sender_size = INT64_MAX, key_size, fts_size = 0;
-	bool few, fts_leads, list_sender, date_indexed;
+	struct search_text match = {0};
+	bool dates_only;
 
-	if (query->subject != NULL || query->text != NULL) {
-		char *subject = NULL, *terms = NULL;
+	for (int column = 0; column < 2; column++) {
+		const char *words = column == 0 ? query->subject : query->text;
+		char *phrase;
 
-		if (query->subject != NULL &&
-		    (subject = depot_search_match(query->subject, "subject", err, errlen)) == NULL)
-			return -1;
-		if (query->text != NULL &&
-		    (terms = depot_search_match(query->text, NULL, err, errlen)) == NULL) {
-			free(subject);
-			return -1;
+		if (words == NULL)
+			continue;
+		phrase = depot_search_match(words, column == 0 ? "subject" : NULL, err, errlen);
+		if (phrase == NULL) {
+			free(match.data);
+			return NULL;
 		}
-		if (subject != NULL && terms != NULL)
-			match = search_plan_keep(plan, xasprintf("%s AND %s", subject, terms));
-		else
-			match = search_plan_keep(plan, subject != NULL ? subject : terms);
-		if (subject != NULL && terms != NULL) {
-			free(subject);
-			free(terms);
-		}
+		if (match.len > 0)
+			search_text_append(&match, " AND ");
+		search_text_append(&match, phrase);
+		free(phrase);
 	}
 	if (query->sender != NULL)
-		sender = search_plan_keep(plan, search_lower(query->sender));
-	if (query->recipient != NULL) {
-		recipient = search_plan_keep(plan, search_lower(query->recipient));
-		sets[set_count++] = (struct search_set){.table = "message_recipient",
-							.column = "address",
-							.values = &recipient,
-							.n = 1};
-	}
+		search_match_keys(&match, DEPOT_KEY_SENDER, &query->sender, 1);
+	if (query->recipient != NULL)
+		search_match_keys(&match, DEPOT_KEY_RECIPIENT, &query->recipient, 1);
 	if (query->owner != NULL)
-		sets[set_count++] = (struct search_set){
-		    .table = "message_owner", .column = "user", .values = &query->owner, .n = 1};
+		search_match_keys(&match, DEPOT_KEY_USER, &query->owner, 1);
 	if (query->restricted)
-		sets[set_count++] = search_owned_set(query, lowered);
+		search_match_keys(&match, DEPOT_KEY_OWNER, query->addresses, query->address_count);
+	/* A range alone: its months lead unless it is narrow enough for the
+	 * Date index. */
+	dates_only = match.len == 0;
+	if (query->since != 0 && query->until != 0 &&
+	    (!dates_only || query->until - query->since > SEARCH_NARROW_DATES))
+		search_match_months(&match, query->since, query->until);
+	if (match.len == 0)
+		snprintf(err, errlen, "no full-text criterion");
+	return match.data;
+}
 
-	/* The sizes: each set's (only whether it is small, without words),
-	 * with words also the sender's messages, then the words' matches as
-	 * far as needed to know whether the smallest of those should lead. */
-	if (match != NULL && sender != NULL &&
-	    search_count(db, "message WHERE sender = ?", &sender, 1, SEARCH_COUNT_BOUND,
-			 &sender_size, err, errlen) < 0)
-		return -1;
-	key_size = sender_size;
-	for (size_t i = 0; i < set_count; i++) {
-		if (search_set_count(db, &sets[i],
-				     match != NULL ? SEARCH_COUNT_BOUND : SEARCH_SET_SMALL, err,
-				     errlen) < 0)
-			return -1;
-		if (sets[i].size < key_size) {
-			key_size = sets[i].size;
-			leader = i + 1; /* 0: the sender (or nothing) */
-		}
-	}
-	few = key_size < SEARCH_FTS_COUNT_MAX / SEARCH_FTS_PROBE_MATCHES;
-	if (match != NULL && few &&
-	    search_count(db, "message_text WHERE message_text MATCH ?", &match, 1,
-			 key_size * SEARCH_FTS_PROBE_MATCHES + 1, &fts_size, err, errlen) < 0)
-		return -1;
-	fts_leads = match != NULL && (!few || fts_size <= key_size * SEARCH_FTS_PROBE_MATCHES);
-	/* Listing the sender's messages (one index entry each) pays when the
-	 * matches walked (a message read each) are not far fewer. */
-	list_sender = false;
-	if (fts_leads && sender != NULL && sender_size < SEARCH_COUNT_BOUND) {
-		if (search_count(db, "message_text WHERE message_text MATCH ?", &match, 1,
-				 sender_size / 4 + 1, &fts_size, err, errlen) < 0)
-			return -1;
-		list_sender = fts_size > sender_size / 4;
-	}
+/*
+ * Builds the SELECT of the seqs QUERY finds into PLAN. 0, or -1 with ERR.
+ *
+ * Whatever FTS5 can look up leads: words, and the key tokens of the
+ * sender, the recipient, the owner user, the user's addresses and a closed
+ * Date range's months (depot.h), ANDed in one expression. FTS5 hands out
+ * the rows that have them all newest first (rowid = seq order), stepping
+ * each term's list past the rowids another term lacks, so the ORDER BY seq
+ * DESC LIMIT stops after the page and a frequent term costs no more than
+ * the rarest one it is ANDed with. Each row found is then checked on the
+ * message itself: the exact sender, recipient, owner and addresses (a key
+ * token is a hash), the exact dates, direction, attachment, not expired.
+ * With nothing for FTS5, the messages are walked newest first (a narrow
+ * Date range through its index).
+ */
+static int search_plan_build(struct search_plan *plan, const struct depot_query *query, char *err,
+			     size_t errlen)
+{
+	char fts_err[64];
+	char *match = search_match_build(query, fts_err, sizeof(fts_err));
+	bool date_indexed = false;
 
-	/* CROSS JOIN fixes the order SQLite would otherwise choose by its
-	 * guesses (without ANALYZE: an indexed equality beats all). */
-	if (fts_leads)
+	if (match != NULL) {
 		search_plan_text(plan,
-				 key_size == INT64_MAX
-				     ? "SELECT m.seq FROM message_text JOIN message AS m"
-				       " ON m.seq = message_text.rowid WHERE message_text MATCH ?"
-				     : "SELECT m.seq FROM message_text CROSS JOIN message AS m"
-				       " ON m.seq = message_text.rowid WHERE message_text MATCH ?",
-				 match);
-	else if (match != NULL)
-		search_plan_text(plan,
-				 "SELECT m.seq FROM message AS m CROSS JOIN message_text"
-				 " ON message_text.rowid = m.seq WHERE message_text MATCH ?",
-				 match);
-	else
+				 "SELECT m.seq FROM message_text CROSS JOIN message AS m"
+				 " ON m.seq = message_text.rowid WHERE message_text MATCH ?",
+				 search_plan_keep(plan, match));
+	} else if (query->subject != NULL || query->text != NULL) {
+		snprintf(err, errlen, "%s", fts_err);
+		return -1;
+	} else {
 		search_text_append(&plan->sql, "SELECT m.seq FROM message AS m WHERE 1");
+		date_indexed = query->since != 0 && query->until != 0 &&
+			       query->until - query->since <= SEARCH_NARROW_DATES;
+	}
 	search_text_append(&plan->sql, " AND (m.expired IS NULL OR m.expired = 0)");
-	/* When the words lead, the sender's messages are listed once and
-	 * each match checked against the list before its message is read,
-	 * or, too many to list, checked on the message ("+": not on the
-	 * index). */
-	if (list_sender)
-		search_plan_text(plan,
-				 " AND +message_text.rowid IN (SELECT seq FROM message"
-				 " WHERE sender = ?)",
-				 sender);
-	else if (sender != NULL)
-		search_plan_text(plan, fts_leads ? " AND +m.sender = ?" : " AND m.sender = ?",
-				 sender);
+	if (query->sender != NULL)
+		search_plan_text(plan, " AND +m.sender = ?",
+				 search_plan_keep(plan, search_lower(query->sender)));
+	if (query->recipient != NULL)
+		search_plan_exists(plan, "message_recipient", "address", &query->recipient, 1,
+				   true);
+	if (query->owner != NULL)
+		search_plan_exists(plan, "message_owner", "user", &query->owner, 1, false);
+	if (query->restricted)
+		search_plan_exists(plan, "message_owner", "address", query->addresses,
+				   query->address_count, true);
 	if (query->direction >= 0)
 		search_plan_text(plan, " AND m.direction = ?",
 				 depot_direction_name((enum depot_direction)query->direction));
-	/*
-	 * The Date index serves a narrow range; a wide one would hand the
-	 * ORDER BY seq a sort of most of the archive, so then the messages are
-	 * walked newest first and the range checked on each ("+" keeps SQLite
-	 * off the index), which stops at the limit.
-	 */
-	date_indexed = query->since != 0 && query->until != 0 &&
-		       query->until - query->since <= SEARCH_NARROW_DATES;
+	/* "+" keeps SQLite off the Date index where FTS5 or the walk leads: a
+	 * wide range through it would hand the ORDER BY a sort of most of the
+	 * archive. */
 	if (query->since != 0)
 		search_plan_number(plan, date_indexed ? " AND m.date >= ?" : " AND +m.date >= ?",
 				   query->since);
@@ -511,26 +452,11 @@ static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct
 		search_plan_number(plan, date_indexed ? " AND m.date <= ?" : " AND +m.date <= ?",
 				   query->until);
 	/* On the FTS5 table's rowid when it leads, so it starts its walk there
-	 * instead of passing over every newer match. (Only this range: a list
-	 * of rowids would have FTS5 look each one up, far dearer than checking
-	 * the matches it walks.) */
+	 * instead of passing over every newer match. */
 	if (query->before != 0)
 		search_plan_number(plan,
-				   fts_leads ? " AND message_text.rowid < ?" : " AND m.seq < ?",
+				   match != NULL ? " AND message_text.rowid < ?" : " AND m.seq < ?",
 				   query->before);
-	/* A set is listed when small, when it leads, or when the words lead
-	 * and it is smaller than SEARCH_COUNT_BOUND (checked on each match
-	 * before the message is read); a bigger one is probed for each
-	 * message met. */
-	for (size_t i = 0; i < set_count; i++) {
-		const char *listed_on = NULL;
-
-		if (fts_leads && sets[i].size < SEARCH_COUNT_BOUND)
-			listed_on = "+message_text.rowid";
-		else if (sets[i].size < SEARCH_SET_SMALL || (match != NULL && leader == i + 1))
-			listed_on = "m.seq";
-		search_plan_set(plan, &sets[i], listed_on);
-	}
 	if (query->attachment != NULL) {
 		if (strpbrk(query->attachment, "*?[") != NULL) {
 			search_plan_text(plan,
@@ -555,8 +481,8 @@ static int search_plan_build(struct search_plan *plan, sqlite3 *db, const struct
 		}
 	}
 	search_plan_number(plan,
-			   fts_leads ? " ORDER BY message_text.rowid DESC LIMIT ?"
-				     : " ORDER BY m.seq DESC LIMIT ?",
+			   match != NULL ? " ORDER BY message_text.rowid DESC LIMIT ?"
+					 : " ORDER BY m.seq DESC LIMIT ?",
 			   query->limit > 0 ? query->limit : DEPOT_SEARCH_LIMIT_DEFAULT);
 	return 0;
 }
@@ -758,7 +684,6 @@ int depot_search(struct depot *depot, const struct depot_query *query, const cha
 	struct depot_hit *hits = NULL;
 	size_t count = 0;
 	sqlite3_stmt *stmt = NULL;
-	char **lowered = NULL;
 	char *detail;
 	int rc = -1, step;
 
@@ -767,23 +692,14 @@ int depot_search(struct depot *depot, const struct depot_query *query, const cha
 	if (search_check(query, err, errlen) < 0)
 		return -1;
 	plan = xcalloc(1, sizeof(*plan));
-	if (query->restricted && query->address_count > 0)
-		lowered = xcalloc(query->address_count, sizeof(*lowered));
 	/* A user without addresses owns nothing: no query to run. */
 	if (!query->restricted || query->address_count > 0) {
 		if (search_begin(db, err, errlen) < 0 ||
-		    search_plan_build(plan, db, query, lowered, err, errlen) < 0)
+		    search_plan_build(plan, query, err, errlen) < 0)
 			goto done;
-		if (sqlite3_prepare_v2(db, plan->sql.data, -1, &stmt, NULL) != SQLITE_OK) {
+		if ((stmt = search_plan_prepare(db, plan)) == NULL) {
 			search_failed(db, "search", err, errlen);
 			goto done;
-		}
-		for (size_t i = 0; i < plan->bind_count; i++) {
-			if (plan->binds[i].is_text)
-				sqlite3_bind_text(stmt, (int)i + 1, plan->binds[i].text, -1,
-						  SQLITE_STATIC);
-			else
-				sqlite3_bind_int64(stmt, (int)i + 1, plan->binds[i].number);
 		}
 		/* The seqs first, then each one's fields: one statement at a
 		 * time keeps the plan of the search simple. */
@@ -830,10 +746,6 @@ done:
 	sqlite3_finalize(stmt);
 	search_end(db);
 	depot_hits_free(&hits, count);
-	if (lowered != NULL)
-		for (size_t i = 0; i < query->address_count; i++)
-			free(lowered[i]);
-	free(lowered);
 	search_plan_free(plan);
 	free(plan);
 	return rc;
@@ -845,7 +757,6 @@ int depot_search_owns(struct depot *depot, int64_t seq, const struct depot_query
 	sqlite3 *db = depot_db(depot);
 	struct search_plan plan_storage, *plan = &plan_storage;
 	sqlite3_stmt *stmt;
-	char **lowered = NULL;
 	int rc;
 
 	if (query != NULL && query->restricted) {
@@ -862,33 +773,18 @@ int depot_search_owns(struct depot *depot, int64_t seq, const struct depot_query
 			   "SELECT 1 FROM message AS m WHERE m.seq = ?"
 			   " AND (m.expired IS NULL OR m.expired = 0)",
 			   seq);
-	if (query != NULL && query->restricted) {
-		struct search_set owned;
-
-		lowered = xcalloc(query->address_count, sizeof(*lowered));
-		owned = search_owned_set(query, lowered);
-		search_plan_set(plan, &owned, NULL); /* one message: probed */
-	}
-	if (sqlite3_prepare_v2(db, plan->sql.data, -1, &stmt, NULL) != SQLITE_OK) {
+	if (query != NULL && query->restricted)
+		search_plan_exists(plan, "message_owner", "address", query->addresses,
+				   query->address_count, true);
+	if ((stmt = search_plan_prepare(db, plan)) == NULL) {
 		rc = search_failed(db, "read a message", err, errlen);
 	} else {
-		for (size_t i = 0; i < plan->bind_count; i++) {
-			if (plan->binds[i].is_text)
-				sqlite3_bind_text(stmt, (int)i + 1, plan->binds[i].text, -1,
-						  SQLITE_STATIC);
-			else
-				sqlite3_bind_int64(stmt, (int)i + 1, plan->binds[i].number);
-		}
 		rc = sqlite3_step(stmt);
 		rc = rc == SQLITE_ROW	 ? 1
 		     : rc == SQLITE_DONE ? 0
 					 : search_failed(db, "read a message", err, errlen);
 		sqlite3_finalize(stmt);
 	}
-	if (lowered != NULL)
-		for (size_t i = 0; i < query->address_count; i++)
-			free(lowered[i]);
-	free(lowered);
 	search_plan_free(plan);
 	return rc;
 }

@@ -149,7 +149,7 @@ static void test_open_layout(void **state)
 	path = xasprintf("%s/write.lock", t->path);
 	assert_true(test_path_exists(path));
 	free(path);
-	assert_int_equal(test_depot_int(t->depot, "PRAGMA user_version"), 1);
+	assert_int_equal(test_depot_int(t->depot, "PRAGMA user_version"), 2);
 	assert_int_equal(test_depot_int(t->depot,
 					"SELECT count(*) FROM sqlite_master WHERE name IN"
 					" ('entry', 'blob', 'message', 'message_recipient',"
@@ -157,11 +157,14 @@ static void test_open_layout(void **state)
 					" 'message_text', 'checkpoint', 'audit',"
 					" 'retention', 'hold', 'import_source')"),
 			 12);
+	assert_int_equal(test_depot_int(t->depot, "SELECT count(*) FROM sqlite_master"
+						  " WHERE name = 'message_text_v1'"),
+			 0);
 	/* Reopened, it is migrated already; a missing depot is not created. */
 	depot_close(&t->depot);
 	t->depot = depot_open(t->path, false, err, sizeof(err));
 	assert_non_null(t->depot);
-	assert_int_equal(test_depot_int(t->depot, "PRAGMA user_version"), 1);
+	assert_int_equal(test_depot_int(t->depot, "PRAGMA user_version"), 2);
 	path = xasprintf("%s/none", t->dir);
 	assert_null(depot_open(path, false, err, sizeof(err)));
 	assert_non_null(strstr(err, "no depot"));

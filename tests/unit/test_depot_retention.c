@@ -6,7 +6,9 @@
  * and depot_expire removing the index rows, the full-text row and the blob
  * (its record punched out of the pack) with one "expire" entry and one
  * audit "delete" — but keeping a deduplicated blob a kept message shares;
- * depot_verify finds the depot intact after each expiry.
+ * depot_verify finds the depot intact after each expiry; and migration 2,
+ * which remakes the full-text rows with their keys, leaves rows an expiry
+ * removes whole.
  *
  * Owns: a temporary folder per test, removed at its end.
  */
@@ -28,6 +30,7 @@
 #include "core/util.h"
 #include "depot/depot.h"
 #include "depot/retention.h"
+#include "depot/search.h"
 
 #include "test_corpus.h"
 #include "test_support.h"
@@ -591,10 +594,12 @@ static void test_expire_fieldless(void **state)
 	if (depot_ingest(t->depot, &item, 1, &gone, err, sizeof(err)) != 0)
 		fail_msg("depot_ingest: %s", err);
 	free(raw);
-	assert_int_equal(test_int(t->depot, "SELECT extracted FROM message WHERE seq = %lld",
-				  (long long)gone),
-			 0);
-	assert_int_equal(test_text_tokens(t, gone), 0);
+	assert_int_equal(
+	    test_int(t->depot, "SELECT extracted FROM message WHERE seq = %lld", (long long)gone),
+	    0);
+	/* No fields: its row holds only the key tokens of its owner's address
+	 * and user. */
+	assert_int_equal(test_text_tokens(t, gone), 2);
 	test_subject_word(t, kept, word, sizeof(word));
 	test_set(t, "user", "ann", 1);
 	if (depot_expire(t->depot, T0 + 2 * DAY, DEFAULT_DAYS, false, "admin", &expiry, err,
@@ -613,6 +618,89 @@ static void test_expire_fieldless(void **state)
 	test_intact(t);
 }
 
+/*
+ * A depot of schema 1 (its full-text table without the keys column) opened
+ * by this popgate: migration 2 makes every kept message's full-text row
+ * again from its blob and owner rows — the very tokens a fresh ingest
+ * makes — so a search by sender, owner addresses and words finds it, and
+ * expiring a message after the migration leaves none of its tokens.
+ */
+static void test_migrate_keys(void **state)
+{
+	struct test_depot *t = *state;
+	const char *ann[] = {"zzzz@localhost.netnoteinc.com ann", NULL};
+	const char *bob[] = {"bob@corp.example bob", NULL};
+	int64_t seqs[3] = {test_archive(t, 4, "test:ann", ann),
+			   test_archive(t, 5, "test:none", NULL),
+			   test_archive(t, 6, "test:bob", bob)};
+	const char *const bob_addresses[] = {"Bob@corp.example"};
+	struct depot_query query = {
+	    .direction = -1, .restricted = true, .addresses = bob_addresses, .address_count = 1};
+	int64_t tokens[3];
+	struct depot_expiry expiry;
+	struct depot_hit *hits = NULL;
+	size_t count = 0;
+	char word[64], sender[256], err[256], *path;
+	sqlite3_stmt *stmt;
+
+	for (size_t i = 0; i < 3; i++)
+		tokens[i] = test_text_tokens(t, seqs[i]);
+	test_subject_word(t, seqs[2], word, sizeof(word));
+	assert_int_equal(sqlite3_prepare_v2(depot_db(t->depot),
+					    "SELECT sender FROM message WHERE seq = ?", -1, &stmt,
+					    NULL),
+			 SQLITE_OK);
+	sqlite3_bind_int64(stmt, 1, seqs[2]);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	snprintf(sender, sizeof(sender), "%s", (const char *)sqlite3_column_text(stmt, 0));
+	sqlite3_finalize(stmt);
+	/* Back to schema 1: the four-column table (its rows do not matter,
+	 * the migration drops it). */
+	assert_int_equal(
+	    sqlite3_exec(depot_db(t->depot),
+			 "DROP TABLE temp.text_vocab; DROP TABLE message_text;"
+			 "CREATE VIRTUAL TABLE message_text USING fts5(subject, headers,"
+			 " body, attachments, content='',"
+			 " tokenize='unicode61 remove_diacritics 2');"
+			 "PRAGMA user_version = 1",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	depot_close(&t->depot);
+	path = xasprintf("%s/depot", t->dir);
+	t->depot = depot_open(path, false, err, sizeof(err));
+	free(path);
+	if (t->depot == NULL)
+		fail_msg("depot_open: %s", err);
+	assert_int_equal(test_int(t->depot, "PRAGMA user_version"), 2);
+	assert_int_equal(
+	    test_int(t->depot, "SELECT count(*) FROM sqlite_master WHERE name = 'message_text_v1'"),
+	    0);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(test_text_tokens(t, seqs[i]), tokens[i]);
+	query.sender = sender;
+	query.text = word;
+	if (depot_search(t->depot, &query, "admin", &hits, &count, err, sizeof(err)) != 0)
+		fail_msg("depot_search: %s", err);
+	assert_int_equal(count, 1);
+	assert_int_equal(hits[0].seq, seqs[2]);
+	depot_hits_free(&hits, count);
+
+	test_set(t, "user", "ann", 5);
+	if (depot_expire(t->depot, T0 + 6 * DAY, DEFAULT_DAYS, false, "admin", &expiry, err,
+			 sizeof(err)) < 0)
+		fail_msg("depot_expire: %s", err);
+	assert_int_equal(expiry.count, 1);
+	assert_int_equal(expiry.seqs[0], seqs[0]);
+	depot_expiry_free(&expiry);
+	assert_int_equal(test_text_tokens(t, seqs[0]), 0);
+	assert_int_equal(sqlite3_exec(depot_db(t->depot),
+				      "INSERT INTO message_text (message_text, rank) "
+				      "VALUES ('integrity-check', 0)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	test_intact(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -622,6 +710,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_shared_blob_stays, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_attachments, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_fieldless, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_keys, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

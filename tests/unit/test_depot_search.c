@@ -9,6 +9,7 @@
  *
  * Owns: a temporary folder per test, removed at its end.
  */
+#include <ctype.h>
 #include <glob.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -37,6 +39,7 @@ struct test_search {
 	char dir[TEST_DIR_SIZE];
 	struct depot *depot;
 	int64_t seqs[TEST_MESSAGES];
+	int64_t spread[48]; /* SPREAD_MESSAGES, of setup_spread */
 };
 
 static const char *const alice_addresses[] = {"Alice@Corp.Example", "a.smith@corp.example"};
@@ -734,6 +737,181 @@ static void test_interrupted_searches(void **state)
 	test_interrupted_query(t, &q, (const int[]){7, 1, -1});
 }
 
+/* ---- every combination against a brute-force answer ---------------------- */
+
+/* Messages of the spread depot: dates 17 days and an hour apart from
+ * 2019-01-01, so ranges cross months and years. */
+#define SPREAD_MESSAGES 48
+#define SPREAD_DATE0 1546300800LL
+#define SPREAD_DATE(i) (SPREAD_DATE0 + (int64_t)(i) * (17 * 86400 + 3600))
+
+/* What spread message I holds: a sender of five, a recipient of four (and
+ * r9 on every seventh), an owner address and user of three, "common" in
+ * the even ones' bodies, "rarest" in every eleventh's. */
+static bool spread_has(size_t i, const char *sender, const char *recipient, const char *owner,
+		       const char *const *addresses, size_t address_count, const char *text)
+{
+	char value[64];
+	bool owned = false;
+
+	snprintf(value, sizeof(value), "s%zu@example.org", i % 5);
+	if (sender != NULL && strcmp(sender, value) != 0)
+		return false;
+	snprintf(value, sizeof(value), "r%zu@example.org", i % 4);
+	if (recipient != NULL && strcmp(recipient, value) != 0 &&
+	    !(i % 7 == 0 && strcmp(recipient, "r9@example.org") == 0))
+		return false;
+	snprintf(value, sizeof(value), "u%zu", i % 3);
+	if (owner != NULL && strcmp(owner, value) != 0)
+		return false;
+	snprintf(value, sizeof(value), "o%zu@corp.example", i % 3);
+	for (size_t a = 0; a < address_count; a++)
+		owned = owned || strcasecmp(addresses[a], value) == 0;
+	if (addresses != NULL && !owned)
+		return false;
+	if (text != NULL && strcmp(text, "common") == 0 && i % 2 != 0)
+		return false;
+	if (text != NULL && strcmp(text, "rarest") == 0 && i % 11 != 0)
+		return false;
+	return true;
+}
+
+static int setup_spread(void **state)
+{
+	struct test_search *t = xcalloc(1, sizeof(*t));
+	glob_t files;
+	char err[256], *path;
+
+	assert_int_equal(test_dir_make(t->dir, sizeof(t->dir), "depot_spread"), 0);
+	path = xasprintf("%s/depot", t->dir);
+	t->depot = depot_open(path, true, err, sizeof(err));
+	free(path);
+	if (t->depot == NULL)
+		fail_msg("depot_open: %s", err);
+	assert_int_equal(test_corpus_glob("easy-ham-1", "", &files), 0);
+	assert_true(files.gl_pathc >= SPREAD_MESSAGES);
+	for (size_t i = 0; i < SPREAD_MESSAGES; i++) {
+		struct depot_fields f = {0};
+		char address[64], user[16];
+		struct depot_owner owner = {.address = address, .user = user};
+		char *raw = NULL, *source = xasprintf("spread:%zu", i);
+		size_t len = 0;
+
+		snprintf(address, sizeof(address), "o%zu@corp.example", i % 3);
+		snprintf(user, sizeof(user), "u%zu", i % 3);
+		assert_int_equal(util_read_file(files.gl_pathv[i], &raw, &len), 0);
+		f.sender = xasprintf("s%zu@example.org", i % 5);
+		f.recipient_count = i % 7 == 0 ? 2 : 1;
+		f.recipients = xcalloc(2, sizeof(char *));
+		f.recipients[0] = xasprintf("r%zu@example.org", i % 4);
+		if (i % 7 == 0)
+			f.recipients[1] = xstrdup("r9@example.org");
+		f.subject = xasprintf("topic number %zu", i);
+		f.date = SPREAD_DATE(i);
+		f.body = xasprintf("message %zu%s%s", i, i % 2 == 0 ? " common" : "",
+				   i % 11 == 0 ? " rarest" : "");
+		struct depot_item item = {.raw = raw,
+					  .len = len,
+					  .direction = DEPOT_IN,
+					  .source = source,
+					  .fields = &f,
+					  .owners = &owner,
+					  .owner_count = 1,
+					  .at = 1700000000};
+		if (depot_ingest(t->depot, &item, 1, &t->spread[i], err, sizeof(err)) != 0)
+			fail_msg("depot_ingest: %s", err);
+		depot_fields_free(&f);
+		free(source);
+		free(raw);
+	}
+	globfree(&files);
+	*state = t;
+	return 0;
+}
+
+/*
+ * Sender, recipient, owner, a user's addresses, Date ranges (none, narrow,
+ * months, years, wider than the month tokens serve, open) and words in
+ * 400 combinations drawn from all of them: each search finds exactly the
+ * messages spread_has says, newest first, whether FTS5's key tokens lead
+ * or the messages are walked.
+ */
+static void test_every_combination(void **state)
+{
+	static const char *const senders[] = {NULL, "s1@example.org", "S3@Example.org"};
+	static const char *const recipients[] = {NULL, "r1@example.org", "r9@example.org"};
+	static const char *const owners[] = {NULL, "u1"};
+	static const char *const one[] = {"o0@corp.example"};
+	static const char *const two[] = {"O1@corp.example", "o2@corp.example"};
+	static const char *const *const address_sets[] = {NULL, one, two};
+	static const size_t address_counts[] = {0, 1, 2};
+	static const char *const texts[] = {NULL, "common", "rarest"};
+	/* since, until: none, 10 days, 3 months, 2 years, 4 years (more
+	 * months than become tokens), open since. */
+	static const int64_t ranges[][2] = {
+	    {0, 0},
+	    {SPREAD_DATE0 + 200 * 86400, SPREAD_DATE0 + 210 * 86400},
+	    {SPREAD_DATE0 + 100 * 86400, SPREAD_DATE0 + 190 * 86400},
+	    {SPREAD_DATE0 + 30 * 86400, SPREAD_DATE0 + 760 * 86400},
+	    {SPREAD_DATE0 - 100 * 86400, SPREAD_DATE0 + 1400 * 86400},
+	    {SPREAD_DATE0 + 400 * 86400, 0},
+	};
+	struct test_search *t = *state;
+	uint32_t draw = 12345;
+
+	for (int n = 0; n < 400; n++) {
+		struct depot_query q = test_query();
+		int expect[SPREAD_MESSAGES + 1], count = 0;
+		size_t pick[7];
+		struct depot_hit *hits = NULL;
+		size_t found = 0;
+		char err[256];
+
+		for (size_t k = 0; k < 7; k++) {
+			draw = draw * 1103515245u + 12345u;
+			pick[k] = (draw >> 16) % 6;
+		}
+		q.sender = senders[pick[0] % 3];
+		q.recipient = recipients[pick[1] % 3];
+		q.owner = owners[pick[2] % 2];
+		q.restricted = pick[3] % 3 != 0;
+		q.addresses = address_sets[pick[3] % 3];
+		q.address_count = address_counts[pick[3] % 3];
+		q.since = ranges[pick[4]][0];
+		q.until = ranges[pick[4]][1];
+		q.text = texts[pick[5] % 3];
+		q.limit = DEPOT_SEARCH_LIMIT_MAX;
+		for (int i = SPREAD_MESSAGES - 1; i >= 0; i--) {
+			char sender[64], recipient[64];
+			int64_t date = SPREAD_DATE(i);
+
+			snprintf(sender, sizeof(sender), "%s", q.sender ? q.sender : "");
+			snprintf(recipient, sizeof(recipient), "%s",
+				 q.recipient ? q.recipient : "");
+			for (char *c = sender; *c != '\0'; c++)
+				*c = (char)tolower((unsigned char)*c);
+			if (spread_has((size_t)i, q.sender ? sender : NULL,
+				       q.recipient ? recipient : NULL, q.owner,
+				       q.restricted ? q.addresses : NULL, q.address_count,
+				       q.text) &&
+			    (q.since == 0 || date >= q.since) && (q.until == 0 || date <= q.until))
+				expect[count++] = i;
+		}
+		if (depot_search(t->depot, &q, "admin", &hits, &found, err, sizeof(err)) != 0)
+			fail_msg("query %d: depot_search: %s", n, err);
+		if ((int)found != count)
+			fail_msg(
+			    "query %d (sender %s recipient %s owner %s addresses %zu range %zu "
+			    "text %s): expected %d hits, got %zu",
+			    n, q.sender ? q.sender : "-", q.recipient ? q.recipient : "-",
+			    q.owner ? q.owner : "-", q.address_count, pick[4],
+			    q.text ? q.text : "-", count, found);
+		for (int i = 0; i < count; i++)
+			assert_int_equal(hits[i].seq, t->spread[expect[i]]);
+		depot_hits_free(&hits, found);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -749,6 +927,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_injection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_queries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_interrupted_searches, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_every_combination, setup_spread, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
