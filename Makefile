@@ -53,8 +53,14 @@ FUZZ_LIB := src/pop3/parse.c src/core/line.c src/pop3/listing.c src/core/policy.
 	src/pipeline/subject_tag.c src/core/mbox.c src/depot/extract.c src/depot/pack.c src/core/crypto.c \
 	src/ciss/token.c src/web/request.c
 FUZZ_SECONDS ?= 20
+# How many compilers, unit test binaries and integration test workers (pytest-
+# xdist) run at once; `make test JOBS=1` runs everything one at a time.
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+# The fuzz targets' library, compiled once for all of them.
+FUZZ_OBJ := $(FUZZ_LIB:%.c=build/fuzz/obj/%.o)
+FUZZ_PKGS := libsodium libevent inih gmime-3.0 libpsl libarchive libpcre2-8 libzstd
 
-.PHONY: all deps deps-test run test unit fuzz it bench bench-accuracy bench-filter bench-depot \
+.PHONY: all deps deps-test run test unit unit-bin fuzz fuzz-bin it bench bench-accuracy bench-filter bench-depot \
 	bench-ciss clean format
 
 all: $(BUILD)/popgate $(BUILD)/popgatectl
@@ -73,12 +79,17 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(CLI_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
+		-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+		$(shell pkg-config --cflags $(FUZZ_PKGS)) -MMD -MP -c $< -o $@
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-o $@ $^ $(shell pkg-config --cflags --libs libsodium libevent inih gmime-3.0 libpsl libarchive \
-			libpcre2-8 libzstd)
+		-o $@ $^ $(shell pkg-config --cflags --libs $(FUZZ_PKGS))
 
 deps:
 	@scripts/deps.sh run
@@ -90,18 +101,28 @@ run: deps
 	$(MAKE) all
 	$(BUILD)/popgate --config popgate.conf.example
 
+unit-bin: $(UNIT_BIN)
+
 unit: $(UNIT_BIN)
-	@scripts/run-unit.sh $(UNIT_BIN)
+	@scripts/run-unit.sh $(JOBS) $(UNIT_BIN)
+
+fuzz-bin: $(FUZZ_BIN)
 
 fuzz: $(FUZZ_BIN)
-	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+	@JOBS=$(JOBS) scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 it: $(BUILD)/popgate
-	POPGATE_BIN=$(abspath $(BUILD)/popgate) /usr/bin/python3 -m pytest -q tests/it
+	POPGATE_BIN=$(abspath $(BUILD)/popgate) /usr/bin/python3 -m pytest -q \
+		$(if $(filter-out 0 1,$(JOBS)),-n $(JOBS)) tests/it
 
+# Each phase builds with JOBS compilers, then runs its tests (their output
+# stays in order: run-unit.sh and run-fuzz.sh print each binary's whole).
 test: deps-test
-	$(MAKE) all unit
-	$(MAKE) SAN=1 all unit
+	$(MAKE) -j$(JOBS) all unit-bin
+	$(MAKE) unit
+	$(MAKE) -j$(JOBS) SAN=1 all unit-bin
+	$(MAKE) SAN=1 unit
+	$(MAKE) -j$(JOBS) fuzz-bin
 	$(MAKE) fuzz
 	$(MAKE) SAN=1 it
 

@@ -4,7 +4,7 @@
 #   scripts/deps.sh test   to build, run the tests and the benchmarks
 set -e
 RUN_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libsodium-dev libinih-dev libjansson-dev libunbound-dev libseccomp-dev libopendkim-dev libgmime-3.0-dev libspf2-dev libopendmarc-dev libpsl-dev publicsuffix libpcre2-dev libarchive-dev libzstd-dev sqlite3 openssl ca-certificates"
-TEST_PKGS="$RUN_PKGS libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest dovecot-core dovecot-pop3d dnsmasq-base curl fetchmail swaks libnet-ssleay-perl python3-aiosmtpd postfix python3-dkim nsd ldnsutils bogofilter clamav-daemon spamassassin spamd spamc zstd chromium chromium-driver python3-selenium"
+TEST_PKGS="$RUN_PKGS libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-pytest-xdist dovecot-core dovecot-pop3d dnsmasq-base curl fetchmail swaks libnet-ssleay-perl python3-aiosmtpd postfix python3-dkim nsd ldnsutils bogofilter clamav-daemon spamassassin spamd spamc zstd chromium chromium-driver python3-selenium"
 
 case "$1" in
 run) want="$RUN_PKGS" ;;

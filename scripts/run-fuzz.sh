@@ -1,10 +1,10 @@
 #!/bin/sh
 # Runs each libFuzzer target for SECONDS under ASan/UBSan, from its seed corpus
 # in tests/fuzz/corpus/NAME (copied, so the tree is not changed), as many at
-# once as there are cores, then prints each target's result in order and one
+# once as there are cores (or $JOBS), then prints each target's result in order and one
 # closing count line.
 seconds=$1; shift
-jobs=$(nproc 2>/dev/null || echo 1)
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 1)}
 
 # Runs target $1 and leaves "ok" or "FAILED" in build/fuzz/NAME.status.
 fuzz_one() {

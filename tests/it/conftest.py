@@ -31,6 +31,7 @@ killed and every thread's traceback is printed; a minute later the run ends.
 """
 
 import faulthandler
+import fcntl
 import os
 import shutil
 import sys
@@ -56,7 +57,45 @@ CRASH_TEST_DEADLINE = 400
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "crash: kills popgate at random moments (slow)")
+    config.addinivalue_line("markers", "crash: kills popgate at random moments (slow); "
+                            "runs alone under pytest-xdist")
+    # The controller of a pytest-xdist run makes the folder of the lock its
+    # workers share (_alone); they inherit its path.
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        shared = tempfile.mkdtemp(prefix="popgate-it-shared-")
+        config._popgate_shared = shared
+        os.environ["POPGATE_IT_SHARED"] = shared
+
+
+def pytest_unconfigure(config):
+    shared = getattr(config, "_popgate_shared", None)
+    if shared:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _alone(request):
+    """With pytest-xdist, a test marked "crash" runs alone: it waits for the
+    other workers' running tests to end, and they start none until it has
+    ended (its kills must meet each phase of the daemon's work, which a
+    machine busy with other tests draws out). Every other test holds the
+    lock shared; a turnstile keeps them from starving the crash test."""
+    shared = os.environ.get("POPGATE_IT_SHARED")
+    if not shared or "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    alone = request.node.get_closest_marker("crash") is not None
+    with open(os.path.join(shared, "turnstile"), "a") as turnstile, \
+            open(os.path.join(shared, "tests"), "a") as tests:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(tests, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(tests, fcntl.LOCK_UN)
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ first line, an mbox "From " separator, is dropped.
 """
 
 import base64
+import fcntl
 import os
 import random
 import re
@@ -34,6 +35,16 @@ def install(prefix=DEFAULT_PREFIX, timeout=600):
     if os.path.exists(marker) and os.path.isdir(data):
         return data
     os.makedirs(prefix, exist_ok=True)
+    # pytest-xdist's workers each ask at their start: one installs, the others
+    # wait for it and find the marker.
+    with open(os.path.join(prefix, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(marker) and os.path.isdir(data):
+            return data
+        return _install(prefix, data, marker, timeout)
+
+
+def _install(prefix, data, marker, timeout):
     subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", prefix, PACKAGE],
                    check=True, timeout=timeout, stdout=subprocess.DEVNULL)
     if not os.path.isdir(data):

