@@ -128,6 +128,11 @@ def test_spawner_killed_stops_the_daemon(make_popgate, provider):
     _, worker_user = users()
     gate = make_popgate(provider=provider)
     itutil.wait_until(lambda: len(gate.worker_pids()) == 2, 20, what="2 workers running")
+    # Stopped only once both are confined, so past arming their parent-death
+    # signal (a worker stopped before that would wait for a socket EOF it
+    # never reads: on a loaded machine the SAN build's start takes seconds).
+    itutil.wait_until(lambda: len(gate.events("worker_confined")) >= 2, 30,
+                      what="both workers confined")
     workers = gate.worker_pids()
     # The workers hold their messages and do not answer, as if busy.
     for pid in workers:
