@@ -276,9 +276,14 @@ static void search_match_months(struct search_text *match, int64_t since, int64_
 	year = from.tm_year + 1900;
 	month = from.tm_mon + 1;
 	for (int i = 0; i < months; i++) {
+		/* Noon of the month's first day, whose token depot_month_token
+		 * makes as the index's own (it is after 1970-01-01 00:00, as
+		 * SINCE is, and before 10000, as checked above, so one is made). */
+		struct tm first_day = {
+		    .tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = 1, .tm_hour = 12};
 		char token[DEPOT_KEY_TOKEN_SIZE];
 
-		snprintf(token, sizeof(token), "k%c%04d%02d", DEPOT_KEY_MONTH, year, month);
+		depot_month_token((int64_t)timegm(&first_day), token);
 		search_text_append(match, i == 0 ? "\"" : " OR \"");
 		search_text_append(match, token);
 		search_text_append(match, "\"");
