@@ -227,9 +227,10 @@ class Gate:
         self.popgate.stop()
 
 
-def start_spamd(directory, children):
+def start_spamd(directory, children, site_config=None):
     """spamd on a free loopback port, local tests only, CHILDREN children
-    started up front and kept (no restart after N connections)."""
+    started up front and kept (no restart after N connections); with
+    SITE_CONFIG, that folder's files in place of /etc/spamassassin."""
     port = itutil.free_port()
     home = os.path.join(directory, "spamd-home")
     os.makedirs(home, exist_ok=True)
@@ -239,6 +240,8 @@ def start_spamd(directory, children):
             f"--min-spare={children}", f"--max-spare={children}",
             "--max-conn-per-child=1000000", "--nouser-config", "--syslog=stderr",
             f"--pidfile={os.path.join(directory, 'spamd.pid')}", f"--helper-home-dir={home}"]
+    if site_config is not None:
+        argv += [f"--siteconfigpath={site_config}"]
     if os.geteuid() == 0:
         argv += ["--username=nobody"]
     log("$ " + " ".join(argv))
