@@ -139,14 +139,12 @@ static const char *const depot_migrations[] = {
     ");",
     /* 2: the full-text table gains the column keys (depot_keys_text), so a
      * search by sender, recipient, owner or month and words is one FTS5
-     * expression; depot_migrate_keys makes its rows again from the blobs
+     * expression; depot_text_reindex makes its rows again from the blobs
      * and drops the old table. */
-    "ALTER TABLE message_text RENAME TO message_text_v1;"
-    "CREATE VIRTUAL TABLE message_text USING fts5(subject, headers, body, attachments, keys,"
-    "  content='', tokenize='unicode61 remove_diacritics 2');",
+    DEPOT_TEXT_RENEW_SQL,
 };
 
-/* The migration after which depot_migrate_keys runs. */
+/* The migration after which depot_text_reindex runs. */
 #define DEPOT_MIGRATION_KEYS 2
 
 #define DEPOT_MIGRATION_COUNT ((int)(sizeof(depot_migrations) / sizeof(depot_migrations[0])))
@@ -573,29 +571,43 @@ int depot_text_fields(struct depot *depot, int64_t seq, const uint8_t sha256[32]
 	char extract_err[256];
 
 	memset(fields, 0, sizeof(*fields));
+	/* A message archived without fields has a row of empty values, which
+	 * is what FIELDS says then too, blob or no blob. */
+	if (!extracted)
+		return 0;
 	if (depot_blob_load(depot, pack, offset, sha256, stored, raw_len, dict, &raw, &len, err,
 			    errlen) < 0) {
 		char reason[256];
 
 		snprintf(reason, sizeof(reason), "%s", err);
 		snprintf(err, errlen, "message %lld: %s", (long long)seq, reason);
-		return -1;
+		return 1;
 	}
-	/* A message archived without fields, or that did not parse, has a row
-	 * of empty values, which is what FIELDS says then too. */
-	if (!extracted || depot_extract(raw, len, fields, extract_err, sizeof(extract_err)) < 0)
+	/* One that did not parse has empty values too. */
+	if (depot_extract(raw, len, fields, extract_err, sizeof(extract_err)) < 0)
 		memset(fields, 0, sizeof(*fields));
 	free(raw);
 	return 0;
 }
 
-/*
- * Migration 2's second half, inside its transaction: every kept message's
- * full-text row made again in the new message_text (with its keys) from
- * its blob and owner rows, as depot_expire remakes a row to delete it;
- * then the old table goes. 0, or -1 with ERR.
- */
-static int depot_migrate_keys(struct depot *depot, char *err, size_t errlen)
+/* Marks message SEQ as indexed without fields. 0, or -1 with ERR. */
+static int depot_message_unextract(struct depot *depot, int64_t seq, char *err, size_t errlen)
+{
+	sqlite3_stmt *stmt;
+	int step;
+
+	if (sqlite3_prepare_v2(depot->db, "UPDATE message SET extracted = 0 WHERE seq = ?1", -1,
+			       &stmt, NULL) != SQLITE_OK)
+		return depot_db_error(depot, "marking a damaged message", err, errlen);
+	sqlite3_bind_int64(stmt, 1, seq);
+	step = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (step != SQLITE_DONE)
+		return depot_db_error(depot, "marking a damaged message", err, errlen);
+	return 0;
+}
+
+int depot_text_reindex(struct depot *depot, char *err, size_t errlen)
 {
 	static const char messages_sql[] =
 	    "SELECT m.seq, m.extracted, b.sha256, b.pack, b.offset, b.stored, b.raw, b.dict"
@@ -611,18 +623,24 @@ static int depot_migrate_keys(struct depot *depot, char *err, size_t errlen)
 		struct depot_fields fields;
 		struct depot_owner *owners;
 		size_t owner_count;
+		int got;
 
 		if (sqlite3_column_bytes(messages, 2) != 32) {
 			snprintf(err, errlen, "message %lld: its blob has no SHA-256",
 				 (long long)seq);
 			goto done;
 		}
-		if (depot_text_fields(
-			depot, seq, sqlite3_column_blob(messages, 2),
-			sqlite3_column_int64(messages, 3), sqlite3_column_int64(messages, 4),
-			sqlite3_column_int64(messages, 5), sqlite3_column_int64(messages, 6),
-			(uint32_t)sqlite3_column_int64(messages, 7),
-			sqlite3_column_int(messages, 1) != 0, &fields, err, errlen) < 0)
+		got = depot_text_fields(
+		    depot, seq, sqlite3_column_blob(messages, 2), sqlite3_column_int64(messages, 3),
+		    sqlite3_column_int64(messages, 4), sqlite3_column_int64(messages, 5),
+		    sqlite3_column_int64(messages, 6), (uint32_t)sqlite3_column_int64(messages, 7),
+		    sqlite3_column_int(messages, 1) != 0, &fields, err, errlen);
+		if (got < 0)
+			goto done;
+		/* Its blob is damaged (depot verify names it): the message is
+		 * indexed without fields from now on, so that the row its
+		 * expiry deletes is this one. */
+		if (got == 1 && depot_message_unextract(depot, seq, err, errlen) < 0)
 			goto done;
 		if (depot_owners_read(depot, seq, &owners, &owner_count, err, errlen) < 0) {
 			depot_fields_free(&fields);
@@ -694,8 +712,7 @@ static int depot_migrate(struct depot *depot, char *err, size_t errlen)
 
 		if (depot_exec(depot, depot_migrations[version], err, errlen) < 0)
 			goto fail;
-		if (version + 1 == DEPOT_MIGRATION_KEYS &&
-		    depot_migrate_keys(depot, err, errlen) < 0)
+		if (version + 1 == DEPOT_MIGRATION_KEYS && depot_text_reindex(depot, err, errlen) < 0)
 			goto fail;
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version + 1);
 		if (depot_exec(depot, pragma, err, errlen) < 0)

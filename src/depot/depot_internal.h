@@ -110,15 +110,36 @@ int depot_owners_read(struct depot *depot, int64_t seq, struct depot_owner **own
 void depot_owners_free(struct depot_owner *owners, size_t count);
 
 /*
- * The fields message SEQ's full-text row was made from, again: its blob
- * (SHA256 at OFFSET of PACK, STORED bytes, RAW_LEN raw, DICT) read and,
- * if EXTRACTED, depot_extract'ed (deterministic), else — or if it does not
- * parse — no fields, as when it was archived. Into *FIELDS (free with
- * depot_fields_free). 0, or -1 with ERR.
+ * The fields message SEQ's full-text row was made from, again: if
+ * EXTRACTED, its blob (SHA256 at OFFSET of PACK, STORED bytes, RAW_LEN raw,
+ * DICT) read and depot_extract'ed (deterministic); else — or if it does not
+ * parse — no fields, as when it was archived (the blob is not read then).
+ * Into *FIELDS (free with depot_fields_free). 0; 1 with ERR when the blob
+ * cannot be read or is damaged (*FIELDS empty: the row's values are lost).
  */
 int depot_text_fields(struct depot *depot, int64_t seq, const uint8_t sha256[32], int64_t pack,
 		      int64_t offset, int64_t stored, int64_t raw_len, uint32_t dict,
 		      bool extracted, struct depot_fields *fields, char *err, size_t errlen);
+
+/*
+ * Renames the full-text table to message_text_v1 and makes an empty one
+ * in its place; depot_text_reindex then fills it. Migration 2, and
+ * depot_expire when a row cannot be deleted (its blob is damaged: the
+ * contentless table deletes a row only given the values it was made from).
+ */
+#define DEPOT_TEXT_RENEW_SQL                                                                       \
+	"ALTER TABLE message_text RENAME TO message_text_v1;"                                      \
+	"CREATE VIRTUAL TABLE message_text USING fts5(subject, headers, body, attachments, keys,"  \
+	"  content='', tokenize='unicode61 remove_diacritics 2');"
+
+/*
+ * Inside a transaction, after DEPOT_TEXT_RENEW_SQL: every kept message's
+ * full-text row made again from its blob and owner rows (as depot_expire
+ * remakes a row to delete it); a message whose blob is damaged gets a row
+ * without fields and is marked extracted = 0, so that its own expiry can
+ * delete that row. Then message_text_v1 is dropped. 0, or -1 with ERR.
+ */
+int depot_text_reindex(struct depot *depot, char *err, size_t errlen);
 
 /* The roles of the key tokens (depot.h: the keys column). */
 #define DEPOT_KEY_SENDER 's'

@@ -543,7 +543,8 @@ struct retention_hole {
  * Removes message SEQ's full-text row: the FTS5 table keeps no content, so
  * its 'delete' command needs the very values the row was made from, which
  * depot_text_fields gives again from the blob and the owner rows still
- * there (removed after this).
+ * there (removed after this). 0; 1 with ERR when the blob is damaged (the
+ * row is left: retention_remove makes the table anew then); -1 with ERR.
  */
 static int retention_text_delete(struct depot *depot, sqlite3_stmt *blob_of,
 				 sqlite3_stmt *text_delete, int64_t seq, char *err, size_t errlen)
@@ -551,20 +552,34 @@ static int retention_text_delete(struct depot *depot, sqlite3_stmt *blob_of,
 	struct depot_fields fields;
 	struct depot_owner *owners = NULL;
 	size_t owner_count = 0;
+	uint8_t sha256[32];
+	int64_t pack, offset, stored, raw_len;
+	uint32_t dict;
+	bool extracted;
 	int rc = -1;
 
 	sqlite3_reset(blob_of);
 	sqlite3_bind_int64(blob_of, 1, seq);
 	if (sqlite3_step(blob_of) != SQLITE_ROW || sqlite3_column_bytes(blob_of, 0) != 32) {
+		sqlite3_reset(blob_of);
 		snprintf(err, errlen, "depot: the blob of message %" PRId64 " is not indexed", seq);
 		return -1;
 	}
-	if (depot_text_fields(depot, seq, sqlite3_column_blob(blob_of, 0),
-			      sqlite3_column_int64(blob_of, 1), sqlite3_column_int64(blob_of, 2),
-			      sqlite3_column_int64(blob_of, 3), sqlite3_column_int64(blob_of, 4),
-			      (uint32_t)sqlite3_column_int64(blob_of, 5),
-			      sqlite3_column_int(blob_of, 6) != 0, &fields, err, errlen) < 0)
-		return -1;
+	memcpy(sha256, sqlite3_column_blob(blob_of, 0), sizeof(sha256));
+	pack = sqlite3_column_int64(blob_of, 1);
+	offset = sqlite3_column_int64(blob_of, 2);
+	stored = sqlite3_column_int64(blob_of, 3);
+	raw_len = sqlite3_column_int64(blob_of, 4);
+	dict = (uint32_t)sqlite3_column_int64(blob_of, 5);
+	extracted = sqlite3_column_int(blob_of, 6) != 0;
+	/* Done with it: an unfinished statement would keep retention_remove
+	 * from dropping a table. */
+	sqlite3_reset(blob_of);
+	rc = depot_text_fields(depot, seq, sha256, pack, offset, stored, raw_len, dict, extracted,
+			       &fields, err, errlen);
+	if (rc != 0)
+		return rc;
+	rc = -1;
 	if (depot_owners_read(depot, seq, &owners, &owner_count, err, errlen) < 0) {
 		depot_fields_free(&fields);
 		return -1;
@@ -637,6 +652,7 @@ static int retention_remove(struct depot *depot, int64_t now, struct depot_expir
 	    "RETURNING pack, offset, stored",
 	    err, errlen);
 	size_t hole_capacity = 0;
+	bool renew_text = false;
 	int rc = -1;
 
 	*holes_r = NULL;
@@ -648,9 +664,13 @@ static int retention_remove(struct depot *depot, int64_t now, struct depot_expir
 	if (blob_of == NULL || text_delete == NULL || mark == NULL || orphan == NULL)
 		goto done;
 	for (size_t i = 0; i < expiry->count; i++) {
-		if (retention_text_delete(depot, blob_of, text_delete, expiry->seqs[i], err,
-					  errlen) < 0)
+		int deleted = retention_text_delete(depot, blob_of, text_delete, expiry->seqs[i],
+						    err, errlen);
+
+		if (deleted < 0)
 			goto done;
+		if (deleted == 1)
+			renew_text = true;
 		for (size_t r = 0; r < REMOVE_COUNT; r++)
 			if (retention_run_seq(depot, remove[r], expiry->seqs[i], err, errlen) < 0)
 				goto done;
@@ -689,6 +709,12 @@ static int retention_remove(struct depot *depot, int64_t now, struct depot_expir
 			goto done;
 		}
 	}
+	/* A row left behind (a damaged blob) would keep an expired message's
+	 * words in the index: the table is made anew from the kept messages,
+	 * which the marks above have left these out of. */
+	if (renew_text && (depot_exec(depot, DEPOT_TEXT_RENEW_SQL, err, errlen) < 0 ||
+			   depot_text_reindex(depot, err, errlen) < 0))
+		goto done;
 	rc = 0;
 done:
 	for (size_t i = 0; i < REMOVE_COUNT; i++)

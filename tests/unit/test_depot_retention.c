@@ -6,9 +6,10 @@
  * and depot_expire removing the index rows, the full-text row and the blob
  * (its record punched out of the pack) with one "expire" entry and one
  * audit "delete" — but keeping a deduplicated blob a kept message shares;
- * depot_verify finds the depot intact after each expiry; and migration 2,
+ * depot_verify finds the depot intact after each expiry; migration 2,
  * which remakes the full-text rows with their keys, leaves rows an expiry
- * removes whole.
+ * removes whole; and a damaged stored message stops neither migration 2
+ * nor expiry (indexed by its owners only; expiring it remakes the index).
  *
  * Owns: a temporary folder per test, removed at its end.
  */
@@ -348,6 +349,16 @@ static int64_t test_text_tokens(struct test_depot *t, int64_t seq)
 			(long long)seq);
 }
 
+/* The full-text index is consistent (FTS5's own check). */
+static void test_text_intact(struct test_depot *t)
+{
+	assert_int_equal(sqlite3_exec(depot_db(t->depot),
+				      "INSERT INTO message_text (message_text, rank) "
+				      "VALUES ('integrity-check', 0)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+}
+
 /* The first word of message SEQ's subject (letters only) into WORD. */
 static void test_subject_word(struct test_depot *t, int64_t seq, char *word, size_t size)
 {
@@ -608,11 +619,7 @@ static void test_expire_fieldless(void **state)
 	assert_int_equal(expiry.count, 1);
 	assert_int_equal(expiry.seqs[0], gone);
 	depot_expiry_free(&expiry);
-	assert_int_equal(sqlite3_exec(depot_db(t->depot),
-				      "INSERT INTO message_text (message_text, rank) "
-				      "VALUES ('integrity-check', 0)",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
+	test_text_intact(t);
 	assert_int_equal(test_text_tokens(t, gone), 0);
 	assert_int_equal(test_text_hits(t, word, kept), 1);
 	test_intact(t);
@@ -625,40 +632,17 @@ static void test_expire_fieldless(void **state)
  * makes — so a search by sender, owner addresses and words finds it, and
  * expiring a message after the migration leaves none of its tokens.
  */
-static void test_migrate_keys(void **state)
+/* Takes the depot back to index schema 1 (the four-column full-text
+ * table; its rows do not matter, migration 2 drops it) and opens it again,
+ * which migrates it; checks that it did. */
+static void test_migrate_from_schema_1(struct test_depot *t)
 {
-	struct test_depot *t = *state;
-	const char *ann[] = {"zzzz@localhost.netnoteinc.com ann", NULL};
-	const char *bob[] = {"bob@corp.example bob", NULL};
-	int64_t seqs[3] = {test_archive(t, 4, "test:ann", ann),
-			   test_archive(t, 5, "test:none", NULL),
-			   test_archive(t, 6, "test:bob", bob)};
-	const char *const bob_addresses[] = {"Bob@corp.example"};
-	struct depot_query query = {
-	    .direction = -1, .restricted = true, .addresses = bob_addresses, .address_count = 1};
-	int64_t tokens[3];
-	struct depot_expiry expiry;
-	struct depot_hit *hits = NULL;
-	size_t count = 0;
-	char word[64], sender[256], err[256], *path;
-	sqlite3_stmt *stmt;
+	char err[256];
+	char *path;
 
-	for (size_t i = 0; i < 3; i++)
-		tokens[i] = test_text_tokens(t, seqs[i]);
-	test_subject_word(t, seqs[2], word, sizeof(word));
-	assert_int_equal(sqlite3_prepare_v2(depot_db(t->depot),
-					    "SELECT sender FROM message WHERE seq = ?", -1, &stmt,
-					    NULL),
-			 SQLITE_OK);
-	sqlite3_bind_int64(stmt, 1, seqs[2]);
-	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	snprintf(sender, sizeof(sender), "%s", (const char *)sqlite3_column_text(stmt, 0));
-	sqlite3_finalize(stmt);
-	/* Back to schema 1: the four-column table (its rows do not matter,
-	 * the migration drops it). */
 	assert_int_equal(
 	    sqlite3_exec(depot_db(t->depot),
-			 "DROP TABLE temp.text_vocab; DROP TABLE message_text;"
+			 "DROP TABLE IF EXISTS temp.text_vocab; DROP TABLE message_text;"
 			 "CREATE VIRTUAL TABLE message_text USING fts5(subject, headers,"
 			 " body, attachments, content='',"
 			 " tokenize='unicode61 remove_diacritics 2');"
@@ -675,6 +659,68 @@ static void test_migrate_keys(void **state)
 	assert_int_equal(
 	    test_int(t->depot, "SELECT count(*) FROM sqlite_master WHERE name = 'message_text_v1'"),
 	    0);
+}
+
+/* Flips a byte inside message SEQ's stored zstd frame, as a failing disk
+ * would: depot_read refuses it from then on. */
+static void test_damage(struct test_depot *t, int64_t seq)
+{
+	int64_t pack = test_int(t->depot,
+				"SELECT b.pack FROM message m JOIN blob b ON b.sha256 = m.blob"
+				" WHERE m.seq = %lld",
+				(long long)seq);
+	int64_t offset = test_int(t->depot,
+				  "SELECT b.offset FROM message m JOIN blob b ON b.sha256 = m.blob"
+				  " WHERE m.seq = %lld",
+				  (long long)seq);
+	char *path = xasprintf("%s/depot/packs/%06lld.pack", t->dir, (long long)pack);
+	int fd = open(path, O_RDWR);
+	unsigned char byte;
+	char *raw = NULL;
+	size_t len;
+	char err[256];
+
+	assert_true(fd >= 0);
+	/* Past the record's 56-byte header. */
+	assert_int_equal(pread(fd, &byte, 1, offset + 100), 1);
+	byte ^= 0x20;
+	assert_int_equal(pwrite(fd, &byte, 1, offset + 100), 1);
+	close(fd);
+	free(path);
+	assert_int_equal(depot_read(t->depot, seq, "admin", &raw, &len, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "corrupt"));
+}
+
+static void test_migrate_keys(void **state)
+{
+	struct test_depot *t = *state;
+	const char *ann[] = {"zzzz@localhost.netnoteinc.com ann", NULL};
+	const char *bob[] = {"bob@corp.example bob", NULL};
+	int64_t seqs[3] = {test_archive(t, 4, "test:ann", ann),
+			   test_archive(t, 5, "test:none", NULL),
+			   test_archive(t, 6, "test:bob", bob)};
+	const char *const bob_addresses[] = {"Bob@corp.example"};
+	struct depot_query query = {
+	    .direction = -1, .restricted = true, .addresses = bob_addresses, .address_count = 1};
+	int64_t tokens[3];
+	struct depot_expiry expiry;
+	struct depot_hit *hits = NULL;
+	size_t count = 0;
+	char word[64], sender[256], err[256];
+	sqlite3_stmt *stmt;
+
+	for (size_t i = 0; i < 3; i++)
+		tokens[i] = test_text_tokens(t, seqs[i]);
+	test_subject_word(t, seqs[2], word, sizeof(word));
+	assert_int_equal(sqlite3_prepare_v2(depot_db(t->depot),
+					    "SELECT sender FROM message WHERE seq = ?", -1, &stmt,
+					    NULL),
+			 SQLITE_OK);
+	sqlite3_bind_int64(stmt, 1, seqs[2]);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	snprintf(sender, sizeof(sender), "%s", (const char *)sqlite3_column_text(stmt, 0));
+	sqlite3_finalize(stmt);
+	test_migrate_from_schema_1(t);
 	for (size_t i = 0; i < 3; i++)
 		assert_int_equal(test_text_tokens(t, seqs[i]), tokens[i]);
 	query.sender = sender;
@@ -693,18 +739,111 @@ static void test_migrate_keys(void **state)
 	assert_int_equal(expiry.seqs[0], seqs[0]);
 	depot_expiry_free(&expiry);
 	assert_int_equal(test_text_tokens(t, seqs[0]), 0);
-	assert_int_equal(sqlite3_exec(depot_db(t->depot),
-				      "INSERT INTO message_text (message_text, rank) "
-				      "VALUES ('integrity-check', 0)",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
+	test_text_intact(t);
 	test_intact(t);
+}
+
+/* A damaged message does not stop migration 2: it is indexed by its
+ * owners only (extracted = 0), the others as always, and its expiry later
+ * removes that row whole. */
+static void test_migrate_damaged(void **state)
+{
+	struct test_depot *t = *state;
+	const char *ann[] = {"ann@short.org ann", NULL};
+	int64_t damaged = test_archive(t, 4, "test:damaged", ann);
+	int64_t intact = test_archive(t, 6, "test:intact", ann);
+	const char *const ann_addresses[] = {"ann@short.org"};
+	struct depot_query query = {
+	    .direction = -1, .restricted = true, .addresses = ann_addresses, .address_count = 1};
+	int64_t intact_tokens = test_text_tokens(t, intact);
+	struct depot_expiry expiry;
+	struct depot_hit *hits = NULL;
+	size_t count = 0;
+	char err[256];
+
+	test_damage(t, damaged);
+	test_migrate_from_schema_1(t);
+	assert_int_equal(test_int(t->depot, "SELECT extracted FROM message WHERE seq = %lld",
+				  (long long)damaged),
+			 0);
+	assert_int_equal(test_int(t->depot, "SELECT extracted FROM message WHERE seq = %lld",
+				  (long long)intact),
+			 1);
+	/* The owner's address and user. */
+	assert_int_equal(test_text_tokens(t, damaged), 2);
+	assert_int_equal(test_text_tokens(t, intact), intact_tokens);
+	if (depot_search(t->depot, &query, "admin", &hits, &count, err, sizeof(err)) != 0)
+		fail_msg("depot_search: %s", err);
+	assert_int_equal(count, 2);
+	depot_hits_free(&hits, count);
+
+	test_set(t, "user", "ann", 5);
+	if (depot_expire(t->depot, T0 + 6 * DAY, DEFAULT_DAYS, false, "admin", &expiry, err,
+			 sizeof(err)) < 0)
+		fail_msg("depot_expire: %s", err);
+	assert_int_equal(expiry.count, 2);
+	depot_expiry_free(&expiry);
+	assert_int_equal(test_text_tokens(t, damaged), 0);
+	assert_int_equal(test_text_tokens(t, intact), 0);
+	test_text_intact(t);
+}
+
+/* Expiring a message whose blob is damaged (its full-text row cannot be
+ * remade to delete it) goes on: the index is made anew without it, a
+ * kept damaged message gets a row by its owners only, the rest are as
+ * they were. */
+static void test_expire_damaged(void **state)
+{
+	struct test_depot *t = *state;
+	const char *ann[] = {"ann@short.org ann", NULL};
+	const char *bob[] = {"bob@short.org bob", NULL};
+	int64_t expiring = test_archive(t, 4, "test:expiring", ann);
+	int64_t kept = test_archive(t, 6, "test:kept", bob);
+	int64_t kept_damaged = test_archive(t, 7, "test:kept-damaged", bob);
+	const char *const bob_addresses[] = {"bob@short.org"};
+	struct depot_query query = {
+	    .direction = -1, .restricted = true, .addresses = bob_addresses, .address_count = 1};
+	int64_t kept_tokens = test_text_tokens(t, kept);
+	struct depot_expiry expiry;
+	struct depot_hit *hits = NULL;
+	size_t count = 0;
+	char word[64], err[256];
+
+	assert_true(test_text_tokens(t, expiring) > 2);
+	test_subject_word(t, kept, word, sizeof(word));
+	test_damage(t, expiring);
+	test_damage(t, kept_damaged);
+	test_set(t, "user", "ann", 5);
+	if (depot_expire(t->depot, T0 + 6 * DAY, DEFAULT_DAYS, false, "admin", &expiry, err,
+			 sizeof(err)) < 0)
+		fail_msg("depot_expire: %s", err);
+	assert_int_equal(expiry.count, 1);
+	assert_int_equal(expiry.seqs[0], expiring);
+	depot_expiry_free(&expiry);
+	assert_int_equal(test_text_tokens(t, expiring), 0);
+	assert_int_equal(test_text_tokens(t, kept), kept_tokens);
+	assert_int_equal(test_text_tokens(t, kept_damaged), 2);
+	assert_int_equal(test_int(t->depot, "SELECT extracted FROM message WHERE seq = %lld",
+				  (long long)kept_damaged),
+			 0);
+	assert_int_equal(
+	    test_int(t->depot, "SELECT count(*) FROM sqlite_master WHERE name = 'message_text_v1'"),
+	    0);
+	test_text_intact(t);
+	query.text = word;
+	if (depot_search(t->depot, &query, "admin", &hits, &count, err, sizeof(err)) != 0)
+		fail_msg("depot_search: %s", err);
+	assert_true(count >= 1);
+	assert_int_equal(hits[0].seq, kept);
+	depot_hits_free(&hits, count);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_retention_precedence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_damaged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expire_damaged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holds_stop_expiry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_removes_everything, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shared_blob_stays, setup, teardown),
