@@ -5,7 +5,9 @@
  *
  * A PATH is a message file, an mbox (a file that starts with a "From "
  * line: every message in it), a maildir (a folder with cur/ or new/: the
- * files in both) or a folder of message files. The database is
+ * files in both, and its subfolders: Maildir++ ".Sent" and the like, or
+ * plain ones) or a folder of any of these, to CTL_MAIL_DEPTH_MAX folders
+ * deep (each folder read once, so a link back up ends). The database is
  * <data_dir>/bayes.db unless --database names another file; training
  * writes it whole (a new file renamed over the old one), so workers that
  * loaded the old one go on with it until the running daemon, told of the
@@ -35,6 +37,8 @@
 
 /* Message files one command looks at, all paths together. */
 #define CTL_BAYES_FILES_MAX 1000000
+/* Folders below a PATH that are read, at most this deep. */
+#define CTL_MAIL_DEPTH_MAX 16
 
 static void ctl_bayes_files_add(struct ctl_bayes_files *files, char *path, bool in_maildir)
 {
@@ -56,43 +60,143 @@ void ctl_bayes_files_free(struct ctl_bayes_files *files)
 	free(files->in_maildir);
 }
 
-static int ctl_bayes_compare(const void *a, const void *b)
+/* One expansion of a folder: the folders read (by device and inode, so
+ * that none is read twice, through a link or otherwise), and where it
+ * failed. */
+struct ctl_mail_walk {
+	struct ctl_bayes_files *files;
+	struct stat *seen;
+	size_t seen_count;
+	size_t seen_capacity;
+	char *failed; /* the folder that could not be read */
+	int error;    /* its errno */
+};
+
+/* True the first time folder ST is met. */
+static bool ctl_mail_walk_first(struct ctl_mail_walk *walk, const struct stat *st)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	for (size_t i = 0; i < walk->seen_count; i++)
+		if (walk->seen[i].st_dev == st->st_dev && walk->seen[i].st_ino == st->st_ino)
+			return false;
+	if (walk->seen_count == walk->seen_capacity) {
+		walk->seen_capacity = walk->seen_capacity == 0 ? 16 : walk->seen_capacity * 2;
+		walk->seen = xrealloc(walk->seen, walk->seen_capacity * sizeof(*walk->seen));
+	}
+	walk->seen[walk->seen_count++] = *st;
+	return true;
 }
 
-/* Adds the regular files of folder DIR (not its dot files), sorted; those of
- * a maildir's cur/ or new/ when IN_MAILDIR. */
-static int ctl_bayes_folder(const char *dir, bool in_maildir, struct ctl_bayes_files *files)
+/* DIR has a cur/ or new/ folder. */
+static bool ctl_mail_is_maildir(const char *dir)
 {
-	DIR *d = opendir(dir);
-	struct dirent *entry;
-	size_t first = files->count;
+	struct stat st;
+	char *cur = xasprintf("%s/cur", dir);
+	char *new_dir = xasprintf("%s/new", dir);
+	bool maildir = (stat(cur, &st) == 0 && S_ISDIR(st.st_mode)) ||
+		       (stat(new_dir, &st) == 0 && S_ISDIR(st.st_mode));
 
-	if (d == NULL)
-		return -1;
-	while ((entry = readdir(d)) != NULL && files->count < CTL_BAYES_FILES_MAX) {
+	free(cur);
+	free(new_dir);
+	return maildir;
+}
+
+/* Records FOLDER as the one that could not be read (errno). -1. */
+static int ctl_mail_walk_fail(struct ctl_mail_walk *walk, const char *folder)
+{
+	walk->error = errno;
+	walk->failed = xstrdup(folder);
+	return -1;
+}
+
+/* Adds the regular files of FOLDER (not its dot files) in name order, as
+ * maildir files when IN_MAILDIR. 0, or -1 (ctl_mail_walk_fail). */
+static int ctl_mail_add_files(struct ctl_mail_walk *walk, const char *folder, bool in_maildir)
+{
+	struct dirent **names;
+	int count = scandir(folder, &names, NULL, alphasort);
+
+	if (count < 0)
+		return ctl_mail_walk_fail(walk, folder);
+	for (int i = 0; i < count; i++) {
+		char *path = xasprintf("%s/%s", folder, names[i]->d_name);
 		struct stat st;
-		char *path;
 
-		if (entry->d_name[0] == '.')
-			continue;
-		path = xasprintf("%s/%s", dir, entry->d_name);
-		if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-			ctl_bayes_files_add(files, path, in_maildir);
+		if (names[i]->d_name[0] != '.' && walk->files->count < CTL_BAYES_FILES_MAX &&
+		    stat(path, &st) == 0 && S_ISREG(st.st_mode))
+			ctl_bayes_files_add(walk->files, path, in_maildir);
 		else
 			free(path);
+		free(names[i]);
 	}
-	closedir(d);
-	/* The flags of one folder's files are all the same: only the paths move. */
-	qsort(files->paths + first, files->count - first, sizeof(char *), ctl_bayes_compare);
+	free(names);
 	return 0;
+}
+
+/* Whether DIR's entry NAME (at PATH, a folder) is walked into: not . or
+ * .., nor a maildir's own cur/, new/ and tmp/; a dot folder only when it is
+ * a maildir's Maildir++ subfolder (".Sent"). */
+static bool ctl_mail_walk_into(const char *name, const char *path, bool in_maildir)
+{
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return false;
+	if (in_maildir &&
+	    (strcmp(name, "cur") == 0 || strcmp(name, "new") == 0 || strcmp(name, "tmp") == 0))
+		return false;
+	return name[0] != '.' || (in_maildir && ctl_mail_is_maildir(path));
+}
+
+/*
+ * Adds folder DIR's message files (a maildir's in cur/ then new/, else its
+ * own), then walks its subfolders in name order, to CTL_MAIL_DEPTH_MAX
+ * below the first. 0, or -1 (ctl_mail_walk_fail).
+ */
+static int ctl_mail_walk_folder(struct ctl_mail_walk *walk, const char *dir, int depth)
+{
+	bool maildir = ctl_mail_is_maildir(dir);
+	struct dirent **entries;
+	struct stat st;
+	int count, rc = 0;
+
+	if (stat(dir, &st) < 0)
+		return ctl_mail_walk_fail(walk, dir);
+	if (!ctl_mail_walk_first(walk, &st))
+		return 0;
+	if (maildir) {
+		char *cur = xasprintf("%s/cur", dir);
+		char *new_dir = xasprintf("%s/new", dir);
+
+		if (stat(cur, &st) == 0)
+			rc = ctl_mail_add_files(walk, cur, true);
+		if (rc == 0 && stat(new_dir, &st) == 0)
+			rc = ctl_mail_add_files(walk, new_dir, true);
+		free(cur);
+		free(new_dir);
+	} else {
+		rc = ctl_mail_add_files(walk, dir, false);
+	}
+	if (rc < 0)
+		return -1;
+	if ((count = scandir(dir, &entries, NULL, alphasort)) < 0)
+		return ctl_mail_walk_fail(walk, dir);
+	for (int i = 0; i < count; i++) {
+		char *path = xasprintf("%s/%s", dir, entries[i]->d_name);
+
+		if (rc == 0 && depth < CTL_MAIL_DEPTH_MAX && stat(path, &st) == 0 &&
+		    S_ISDIR(st.st_mode) && ctl_mail_walk_into(entries[i]->d_name, path, maildir))
+			rc = ctl_mail_walk_folder(walk, path, depth + 1);
+		free(path);
+		free(entries[i]);
+	}
+	free(entries);
+	return rc;
 }
 
 int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files)
 {
+	struct ctl_mail_walk walk = {.files = files};
 	struct stat st;
 	char buf[256];
+	int rc = CTL_OK;
 
 	if (stat(path, &st) < 0)
 		return ctl_refuse("%s: %s", ctl_clean(path, buf, sizeof(buf)), strerror(errno));
@@ -102,24 +206,12 @@ int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files)
 	}
 	if (!S_ISDIR(st.st_mode))
 		return ctl_refuse("%s: not a file or folder", ctl_clean(path, buf, sizeof(buf)));
-	char *cur = xasprintf("%s/cur", path);
-	char *new_dir = xasprintf("%s/new", path);
-	bool maildir = stat(cur, &st) == 0 || stat(new_dir, &st) == 0;
-	int rc = 0;
-
-	if (maildir) {
-		if (stat(cur, &st) == 0)
-			rc = ctl_bayes_folder(cur, true, files);
-		if (rc == 0 && stat(new_dir, &st) == 0)
-			rc = ctl_bayes_folder(new_dir, true, files);
-	} else {
-		rc = ctl_bayes_folder(path, false, files);
-	}
-	free(cur);
-	free(new_dir);
-	if (rc < 0)
-		return ctl_refuse("%s: %s", ctl_clean(path, buf, sizeof(buf)), strerror(errno));
-	return CTL_OK;
+	if (ctl_mail_walk_folder(&walk, path, 0) < 0)
+		rc = ctl_refuse("%s: %s", ctl_clean(walk.failed, buf, sizeof(buf)),
+				strerror(walk.error));
+	free(walk.failed);
+	free(walk.seen);
+	return rc;
 }
 
 void ctl_bayes_messages(const char *data, size_t len,

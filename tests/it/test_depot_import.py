@@ -1,7 +1,8 @@
 """
 test_depot_import.py — popgatectl depot import (issue 11, points 5 and 7)
 on real SpamAssassin corpus messages: an mbox (mboxrd, with quoted >From
-lines), a maildir (new/ and cur/) and a folder of message files.
+lines), a maildir (new/ and cur/), a folder of message files, and a tree
+of folders (Maildir++ subfolders, an mbox deep down, a link back up).
 
 Every message is archived once with its exact bytes (the From_ line, the
 separating empty line and the quoting taken off); a rerun imports nothing
@@ -197,6 +198,53 @@ def test_import_mbox_maildir_files_then_rerun(make_popgate, new_dir):
     finally:
         db.close()
     assert row == [(ALICE, "alice")]
+
+
+def test_import_a_tree_of_folders(make_popgate, new_dir):
+    """A mail folder tree as people keep one: a maildir with a Maildir++
+    subfolder (.Sent) and a plain one (Archive), an mbox two folders down,
+    a message file at the top. Everything in it is archived once; a
+    maildir's tmp/, dot folders that are not maildirs and dot files are
+    not; a link back up does not loop; a rerun archives nothing."""
+    gate = make_gate(make_popgate)
+    config = gate.config_path
+    tree = new_dir("tree")
+    messages = corpus_raw(("easy-ham-1",), 12)
+    wanted, skipped = [], []
+
+    def put(folder, name, raw, archive=True):
+        os.makedirs(os.path.join(tree, folder), exist_ok=True)
+        with open(os.path.join(tree, folder, name), "wb") as f:
+            f.write(raw)
+        (wanted if archive else skipped).append(raw)
+
+    for sub in ("Maildir/cur", "Maildir/new", "Maildir/tmp", "Maildir/.Sent/cur",
+                "Maildir/.Sent/new", "Maildir/Archive/cur"):
+        os.makedirs(os.path.join(tree, sub), exist_ok=True)
+    put("Maildir/cur", "1001.M1P1.host:2,S", messages[0])
+    put("Maildir/new", "1002.M2P1.host", messages[1])
+    put("Maildir/.Sent/cur", "1003.M3P1.host:2,S", messages[2])
+    put("Maildir/.Sent/new", "1004.M4P1.host", messages[3])
+    put("Maildir/Archive/cur", "1005.M5P1.host:2,S", messages[4])
+    put(".", "top.eml", messages[5])
+    os.makedirs(os.path.join(tree, "old", "2002"))
+    write_mbox(os.path.join(tree, "old", "2002", "saved.mbox"), messages[6:9])
+    wanted += messages[6:9]
+    put("Maildir/tmp", "1006.M6P1.host", messages[9], archive=False)
+    put(".hidden", "x.eml", messages[10], archive=False)
+    put("Maildir/.Trash-not-a-maildir", "y.eml", messages[11], archive=False)
+    put("old", ".dotfile.eml", messages[11], archive=False)
+    os.symlink("..", os.path.join(tree, "old", "2002", "up"))
+
+    done = ok(ctl(config, "depot", "import", tree))
+    assert f"imported {len(wanted)}, already archived 0, failed 0" in done.stdout
+    # Exactly the wanted messages: none of the skipped ones came in.
+    assert sorted(size for _, size in archived(gate)) == sorted(len(raw) for raw in wanted)
+    assert len(skipped) == 4
+    done = ok(ctl(config, "--json", "depot", "import", tree))
+    result = json.loads(done.stdout)
+    assert result["imported"] == 0 and result["failed"] == 0
+    assert len(archived(gate)) == len(wanted)
 
 
 def test_retention_hold_expire_commands(make_popgate, new_dir):
