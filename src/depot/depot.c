@@ -635,8 +635,6 @@ int depot_text_reindex(struct depot *depot, char *err, size_t errlen)
 		    sqlite3_column_int64(messages, 4), sqlite3_column_int64(messages, 5),
 		    sqlite3_column_int64(messages, 6), (uint32_t)sqlite3_column_int64(messages, 7),
 		    sqlite3_column_int(messages, 1) != 0, &fields, err, errlen);
-		if (got < 0)
-			goto done;
 		/* Its blob is damaged (depot verify names it): the message is
 		 * indexed without fields from now on, so that the row its
 		 * expiry deletes is this one. */

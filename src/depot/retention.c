@@ -7,7 +7,9 @@
  * Owns: the retention and hold tables; while depot_expire runs, the index
  * rows and blobs it removes. Must never: remove a message a hold covers or
  * whose retention has not passed, a chain entry, a message row's seq, or a
- * blob a kept message refers to; print or log a message's text.
+ * blob a kept message refers to; print or log a message's text; leave an
+ * expired message's words in the full-text index (when its row cannot be
+ * remade to delete it, a damaged blob, the index is made anew).
  */
 #include <errno.h>
 #include <fcntl.h>
