@@ -37,7 +37,8 @@
 
 /* Message files one command looks at, all paths together. */
 #define CTL_BAYES_FILES_MAX 1000000
-/* Folders below a PATH that are read, at most this deep. */
+/* Folders below a PATH that are read, at most this deep (deeper ones are
+ * refused, named: never skipped unsaid). */
 #define CTL_MAIL_DEPTH_MAX 16
 
 static void ctl_bayes_files_add(struct ctl_bayes_files *files, char *path, bool in_maildir)
@@ -68,8 +69,9 @@ struct ctl_mail_walk {
 	struct stat *seen;
 	size_t seen_count;
 	size_t seen_capacity;
-	char *failed; /* the folder that could not be read */
-	int error;    /* its errno */
+	char *failed; /* the folder that stopped the walk */
+	int error;    /* why: its errno, or */
+	char *reason; /* why, when not an errno */
 };
 
 /* True the first time folder ST is met. */
@@ -100,10 +102,12 @@ static bool ctl_mail_is_maildir(const char *dir)
 	return maildir;
 }
 
-/* Records FOLDER as the one that could not be read (errno). -1. */
-static int ctl_mail_walk_fail(struct ctl_mail_walk *walk, const char *folder)
+/* Records FOLDER as the one that stopped the walk, for REASON (taken;
+ * NULL: the errno). -1. */
+static int ctl_mail_walk_fail(struct ctl_mail_walk *walk, const char *folder, char *reason)
 {
 	walk->error = errno;
+	walk->reason = reason;
 	walk->failed = xstrdup(folder);
 	return -1;
 }
@@ -115,21 +119,32 @@ static int ctl_mail_add_files(struct ctl_mail_walk *walk, const char *folder, bo
 	struct dirent **names;
 	int count = scandir(folder, &names, NULL, alphasort);
 
+	int rc = 0;
+
 	if (count < 0)
-		return ctl_mail_walk_fail(walk, folder);
+		return ctl_mail_walk_fail(walk, folder, NULL);
 	for (int i = 0; i < count; i++) {
 		char *path = xasprintf("%s/%s", folder, names[i]->d_name);
 		struct stat st;
 
-		if (names[i]->d_name[0] != '.' && walk->files->count < CTL_BAYES_FILES_MAX &&
-		    stat(path, &st) == 0 && S_ISREG(st.st_mode))
-			ctl_bayes_files_add(walk->files, path, in_maildir);
-		else
-			free(path);
+		if (rc == 0 && names[i]->d_name[0] != '.' && stat(path, &st) == 0 &&
+		    S_ISREG(st.st_mode)) {
+			if (walk->files->count < CTL_BAYES_FILES_MAX) {
+				ctl_bayes_files_add(walk->files, path, in_maildir);
+				path = NULL;
+			} else {
+				rc = ctl_mail_walk_fail(
+				    walk, folder,
+				    xasprintf("more than %d message files in one command: give "
+					      "fewer folders at a time",
+					      CTL_BAYES_FILES_MAX));
+			}
+		}
+		free(path);
 		free(names[i]);
 	}
 	free(names);
-	return 0;
+	return rc;
 }
 
 /* Whether DIR's entry NAME (at PATH, a folder) is walked into: not . or
@@ -158,7 +173,7 @@ static int ctl_mail_walk_folder(struct ctl_mail_walk *walk, const char *dir, int
 	int count, rc = 0;
 
 	if (stat(dir, &st) < 0)
-		return ctl_mail_walk_fail(walk, dir);
+		return ctl_mail_walk_fail(walk, dir, NULL);
 	if (!ctl_mail_walk_first(walk, &st))
 		return 0;
 	if (maildir) {
@@ -177,13 +192,18 @@ static int ctl_mail_walk_folder(struct ctl_mail_walk *walk, const char *dir, int
 	if (rc < 0)
 		return -1;
 	if ((count = scandir(dir, &entries, NULL, alphasort)) < 0)
-		return ctl_mail_walk_fail(walk, dir);
+		return ctl_mail_walk_fail(walk, dir, NULL);
 	for (int i = 0; i < count; i++) {
 		char *path = xasprintf("%s/%s", dir, entries[i]->d_name);
 
-		if (rc == 0 && depth < CTL_MAIL_DEPTH_MAX && stat(path, &st) == 0 &&
-		    S_ISDIR(st.st_mode) && ctl_mail_walk_into(entries[i]->d_name, path, maildir))
-			rc = ctl_mail_walk_folder(walk, path, depth + 1);
+		if (rc == 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    ctl_mail_walk_into(entries[i]->d_name, path, maildir))
+			rc = depth < CTL_MAIL_DEPTH_MAX
+				 ? ctl_mail_walk_folder(walk, path, depth + 1)
+				 : ctl_mail_walk_fail(walk, path,
+						      xasprintf("more than %d folders deep: give "
+								"this folder on its own",
+								CTL_MAIL_DEPTH_MAX));
 		free(path);
 		free(entries[i]);
 	}
@@ -208,8 +228,9 @@ int ctl_bayes_expand(const char *path, struct ctl_bayes_files *files)
 		return ctl_refuse("%s: not a file or folder", ctl_clean(path, buf, sizeof(buf)));
 	if (ctl_mail_walk_folder(&walk, path, 0) < 0)
 		rc = ctl_refuse("%s: %s", ctl_clean(walk.failed, buf, sizeof(buf)),
-				strerror(walk.error));
+				walk.reason != NULL ? walk.reason : strerror(walk.error));
 	free(walk.failed);
+	free(walk.reason);
 	free(walk.seen);
 	return rc;
 }

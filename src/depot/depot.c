@@ -710,7 +710,8 @@ static int depot_migrate(struct depot *depot, char *err, size_t errlen)
 
 		if (depot_exec(depot, depot_migrations[version], err, errlen) < 0)
 			goto fail;
-		if (version + 1 == DEPOT_MIGRATION_KEYS && depot_text_reindex(depot, err, errlen) < 0)
+		if (version + 1 == DEPOT_MIGRATION_KEYS &&
+		    depot_text_reindex(depot, err, errlen) < 0)
 			goto fail;
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version + 1);
 		if (depot_exec(depot, pragma, err, errlen) < 0)

@@ -205,7 +205,8 @@ def test_import_a_tree_of_folders(make_popgate, new_dir):
     subfolder (.Sent) and a plain one (Archive), an mbox two folders down,
     a message file at the top. Everything in it is archived once; a
     maildir's tmp/, dot folders that are not maildirs and dot files are
-    not; a link back up does not loop; a rerun archives nothing."""
+    not; a link back up does not loop; a rerun archives nothing; a tree
+    deeper than 16 folders is refused."""
     gate = make_gate(make_popgate)
     config = gate.config_path
     tree = new_dir("tree")
@@ -245,6 +246,20 @@ def test_import_a_tree_of_folders(make_popgate, new_dir):
     result = json.loads(done.stdout)
     assert result["imported"] == 0 and result["failed"] == 0
     assert len(archived(gate)) == len(wanted)
+
+    # Mail deeper than 16 folders is refused, the folder named, never
+    # skipped unsaid; given on its own, it is imported.
+    deep = os.path.join(new_dir("deep"), *["f%d" % i for i in range(18)])
+    os.makedirs(deep)
+    with open(os.path.join(deep, "deep.eml"), "wb") as f:
+        f.write(messages[11])
+    top = deep.split(os.sep + "f0")[0]
+    done = ctl(config, "depot", "import", top)
+    assert done.returncode != 0
+    assert "more than 16 folders deep" in done.stderr and "f16" in done.stderr
+    assert len(archived(gate)) == len(wanted)
+    done = ok(ctl(config, "depot", "import", deep))
+    assert "imported 1," in done.stdout
 
 
 def test_retention_hold_expire_commands(make_popgate, new_dir):

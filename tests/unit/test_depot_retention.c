@@ -766,9 +766,9 @@ static void test_migrate_damaged(void **state)
 	assert_int_equal(test_int(t->depot, "SELECT extracted FROM message WHERE seq = %lld",
 				  (long long)damaged),
 			 0);
-	assert_int_equal(test_int(t->depot, "SELECT extracted FROM message WHERE seq = %lld",
-				  (long long)intact),
-			 1);
+	assert_int_equal(
+	    test_int(t->depot, "SELECT extracted FROM message WHERE seq = %lld", (long long)intact),
+	    1);
 	/* The owner's address and user. */
 	assert_int_equal(test_text_tokens(t, damaged), 2);
 	assert_int_equal(test_text_tokens(t, intact), intact_tokens);
