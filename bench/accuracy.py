@@ -169,8 +169,8 @@ def feedback_scores(pg, work, ham_folder, spam_folder, ham_paths, spam_paths, sh
     database = os.path.join(work, "feedback.db")
     pg.train(database, ham_folder, spam_folder)
     spam_set = set(spam_paths)
-    dated = sorted(ham_paths + spam_paths,
-                   key=lambda path: (date_of(path) is None, date_of(path) or 0, path))
+    dates = {path: date_of(path) for path in ham_paths + spam_paths}
+    dated = sorted(dates, key=lambda path: (dates[path] is None, dates[path] or 0, path))
     shown.append("%s --config %s bayes score --database %s FILE…  (%d at a time, Date order), "
                  "then bayes train --ham|--spam on each one judged wrong" %
                  (pg.ctl, pg.config, database, FEEDBACK_BATCH))
@@ -190,6 +190,13 @@ def feedback_scores(pg, work, ham_folder, spam_folder, ham_paths, spam_paths, sh
                 run([pg.ctl, "--config", pg.config, "bayes", "train", kind, "--database",
                      database] + paths, None)
     return decided
+
+
+def judge_each(folders, judge, workers):
+    """{path: judge(path)} for every file of FOLDERS, WORKERS at once."""
+    paths = [os.path.join(folder, name) for folder in folders for name in sorted(os.listdir(folder))]
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return dict(zip(paths, pool.map(judge, paths)))
 
 
 def chain_scores(work, popgatectl, train_ham, train_spam, folders, shown):
@@ -213,12 +220,9 @@ def chain_scores(work, popgatectl, train_ham, train_spam, folders, shown):
 
         def one(path):
             verdict = json.loads(run(argv + [path], None))
-            return path, (verdict["score"], verdict["action"])
+            return verdict["score"], verdict["action"]
 
-        paths = [os.path.join(folder, name) for folder in folders
-                 for name in sorted(os.listdir(folder))]
-        with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-            return dict(pool.map(one, paths))
+        return judge_each(folders, one, os.cpu_count() or 1)
     finally:
         dns.stop()
 
@@ -256,12 +260,9 @@ def spamassassin_scores(work, train_ham, train_spam, folders, shown):
                 done = subprocess.run(argv, stdin=f, stdout=subprocess.PIPE, text=True,
                                       timeout=300)
             score, required = done.stdout.strip().split("/")
-            return path, (float(score), float(score) >= float(required))
+            return float(score), float(score) >= float(required)
 
-        paths = [os.path.join(folder, name) for folder in folders
-                 for name in sorted(os.listdir(folder))]
-        with concurrent.futures.ThreadPoolExecutor(cores) as pool:
-            return dict(pool.map(one, paths))
+        return judge_each(folders, one, cores)
     finally:
         bench_filter.stop(spamd)
 
