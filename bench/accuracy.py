@@ -194,7 +194,8 @@ def feedback_scores(pg, work, ham_folder, spam_folder, ham_paths, spam_paths, sh
 
 def judge_each(folders, judge, workers):
     """{path: judge(path)} for every file of FOLDERS, WORKERS at once."""
-    paths = [os.path.join(folder, name) for folder in folders for name in sorted(os.listdir(folder))]
+    paths = [os.path.join(folder, name) for folder in folders
+             for name in sorted(os.listdir(folder))]
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         return dict(zip(paths, pool.map(judge, paths)))
 
