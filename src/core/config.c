@@ -333,12 +333,15 @@ static char *config_read_line(char *str, int num, void *stream)
 	return str;
 }
 
-/* Makes *FIELD absolute against BASE; NULL, empty and "-" stay as they are. */
-static void config_absolute(char **field, const char *base)
+/* Makes *FIELD absolute against BASE; NULL and empty stay as they are, and
+ * "-" too when it means standard error (DASH_IS_STDERR: log_file only; for
+ * any other path "-" is a file of that name). */
+static void config_absolute(char **field, const char *base, bool dash_is_stderr)
 {
 	char *abs;
 
-	if (*field == NULL || **field == '\0' || **field == '/' || strcmp(*field, "-") == 0)
+	if (*field == NULL || **field == '\0' || **field == '/' ||
+	    (dash_is_stderr && strcmp(*field, "-") == 0))
 		return;
 	abs = xasprintf("%s/%s", base, *field);
 	free(*field);
@@ -464,13 +467,13 @@ static int config_finish(struct config_parse *p, char *err, size_t errlen)
 		return -1;
 	}
 	config_sections_finish(&p->sections, base);
-	config_absolute(&cfg->data_dir, base);
-	config_absolute(&cfg->log_file, base);
-	config_absolute(&cfg->tls_cert, base);
-	config_absolute(&cfg->relay_ca_file, base);
-	config_absolute(&cfg->rules_file, base);
-	config_absolute(&cfg->tls_key, base);
-	config_absolute(&cfg->dns_trust_anchor, base);
+	config_absolute(&cfg->data_dir, base, false);
+	config_absolute(&cfg->log_file, base, true);
+	config_absolute(&cfg->tls_cert, base, false);
+	config_absolute(&cfg->relay_ca_file, base, false);
+	config_absolute(&cfg->rules_file, base, false);
+	config_absolute(&cfg->tls_key, base, false);
+	config_absolute(&cfg->dns_trust_anchor, base, false);
 	if (cfg->tls_cert == NULL || *cfg->tls_cert == '\0') {
 		free(cfg->tls_cert);
 		cfg->tls_cert = xasprintf("%s/tls/cert.pem", cfg->data_dir);

@@ -477,6 +477,16 @@ static void test_paths(void **state)
 	expected = xasprintf("%s/../ca.pem", f->dir);
 	assert_string_equal(f->cfg.policies->ca_file, expected);
 	free(expected);
+
+	/* "-" is standard error for log_file only; any other path named "-"
+	 * is a file of that name beside the configuration (found by fuzz_config:
+	 * data_dir = - stayed relative). */
+	assert_int_equal(load_text(f, "[server]\ndata_dir = -\nlog_file = -\ntls_key = -\n"), 0);
+	expected = xasprintf("%s/-", f->dir);
+	assert_string_equal(f->cfg.data_dir, expected);
+	assert_string_equal(f->cfg.tls_key, expected);
+	free(expected);
+	assert_string_equal(f->cfg.log_file, "-");
 }
 
 static void test_missing_file(void **state)
